@@ -1,0 +1,1 @@
+"""Subcommands of `dataward`: each module has `register(subparsers)` and a `run(args) -> int`."""
