@@ -92,7 +92,7 @@ def parse_duration(text: object, path: str = "duration") -> Duration:
     """Parse `<n>d|w|mo|y`; raise ModelError naming `path` and the accepted forms otherwise."""
     if not isinstance(text, str):
         raise ModelError(path, f"must be a string such as 30d, 6mo or 5y, not {text!r}")
-    match = _PATTERN.match(text)
+    match = _PATTERN.fullmatch(text)
     if match is None:
         raise ModelError(
             path,
