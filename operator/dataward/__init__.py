@@ -1,3 +1,3 @@
-"""Dataward: a Kubernetes operator that turns a privacy policy into controls the cluster enforces."""
+"""Dataward: turn a privacy policy into controls a Kubernetes cluster enforces."""
 
 __version__ = "0.1.0"

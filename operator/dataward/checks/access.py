@@ -1,0 +1,157 @@
+"""AccessRestricted: only the store's readers and its purge job can read its Secrets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dataward.checks.conditions import ACCESS_RESTRICTED, Condition
+from dataward.checks.observed import (
+    BindingSubject,
+    ObservedBinding,
+    PolicyRule,
+    RbacSnapshot,
+    TrustedSubjects,
+)
+
+DEFAULT_TRUSTED = TrustedSubjects()
+_LISTED = 3
+
+
+def access_restricted(
+    namespace: str,
+    secret_names: Sequence[str],
+    desired: Sequence[Mapping[str, Any]],
+    rbac: RbacSnapshot | None,
+    trusted: TrustedSubjects = DEFAULT_TRUSTED,
+) -> Condition:
+    """Decide AccessRestricted from the namespace's RBAC as read.
+
+    `desired` are the store's rendered Roles and RoleBindings; each must be in place as
+    rendered. Any other RoleBinding in `namespace`, or any ClusterRoleBinding, whose role
+    grants get, list or watch on Secrets that include one of `secret_names` (no
+    resourceNames, or one of them; `*` counts) makes this False, unless every subject it
+    binds is part of the platform (`trusted`). `rbac` is None when it could not be read.
+    """
+    if rbac is None:
+        return Condition(
+            ACCESS_RESTRICTED,
+            "Unknown",
+            "RBACUnreadable",
+            f"The RBAC objects of namespace {namespace} could not be read; the operator "
+            "retries. Check that it may list roles, rolebindings, clusterroles and "
+            "clusterrolebindings.",
+        )
+    missing, drifted = _own_problems(namespace, desired, rbac)
+    if missing:
+        return Condition(
+            ACCESS_RESTRICTED,
+            "False",
+            "AccessControlsMissing",
+            f"{', '.join(missing)} do(es) not exist; the operator recreates them. If this "
+            "persists, check the operator's logs.",
+        )
+    if drifted:
+        return Condition(
+            ACCESS_RESTRICTED,
+            "False",
+            "AccessControlsDrifted",
+            f"{', '.join(drifted)} differ(s) from what the store declares; the operator "
+            "restores them. Change spec.access.readers instead of editing them.",
+        )
+    own = {
+        (item["kind"], item["metadata"]["name"])
+        for item in desired
+        if item["kind"] == "RoleBinding"
+    }
+    foreign = [
+        (binding, subjects)
+        for binding in rbac.bindings
+        if _in_scope(binding, namespace) and (binding.kind, binding.name) not in own
+        for subjects in [_untrusted(binding, trusted)]
+        if subjects and _reads(binding, rbac, secret_names)
+    ]
+    if foreign:
+        foreign.sort(key=lambda item: (item[0].kind, item[0].name))
+        described = "; ".join(
+            f"{binding.describe()} (role {binding.role_kind} {binding.role_name}) lets "
+            f"{', '.join(sorted(s.describe() for s in subjects))} read them"
+            for binding, subjects in foreign[:_LISTED]
+        )
+        more = f"; and {len(foreign) - _LISTED} more" if len(foreign) > _LISTED else ""
+        return Condition(
+            ACCESS_RESTRICTED,
+            "False",
+            "OtherBindingGrantsSecrets",
+            f"Secrets {', '.join(secret_names)} are readable beyond spec.access.readers: "
+            f"{described}{more}. Remove those bindings, narrow their roles with "
+            "resourceNames, or add the subjects to spec.access.readers.",
+        )
+    return Condition(
+        ACCESS_RESTRICTED,
+        "True",
+        "OnlyDeclaredReaders",
+        f"Only spec.access.readers and the purge job can read Secrets {', '.join(secret_names)}.",
+    )
+
+
+def _own_problems(
+    namespace: str, desired: Sequence[Mapping[str, Any]], rbac: RbacSnapshot
+) -> tuple[list[str], list[str]]:
+    missing: list[str] = []
+    drifted: list[str] = []
+    for item in desired:
+        kind, name = item["kind"], item["metadata"]["name"]
+        label = f"{kind} {namespace}/{name}"
+        if kind == "Role":
+            role = next(
+                (
+                    r
+                    for r in rbac.roles
+                    if r.kind == "Role" and r.name == name and r.namespace == namespace
+                ),
+                None,
+            )
+            if role is None:
+                missing.append(label)
+            elif sorted(role.rules, key=repr) != sorted(
+                (PolicyRule.from_api(rule) for rule in item["rules"]), key=repr
+            ):
+                drifted.append(label)
+        elif kind == "RoleBinding":
+            binding = next(
+                (
+                    b
+                    for b in rbac.bindings
+                    if b.kind == "RoleBinding" and b.name == name and b.namespace == namespace
+                ),
+                None,
+            )
+            if binding is None:
+                missing.append(label)
+                continue
+            subjects = frozenset(
+                BindingSubject.from_api(raw, namespace) for raw in item["subjects"]
+            )
+            ref = item["roleRef"]
+            if (
+                binding.subjects != subjects
+                or binding.role_kind != ref["kind"]
+                or binding.role_name != ref["name"]
+            ):
+                drifted.append(label)
+    return missing, drifted
+
+
+def _in_scope(binding: ObservedBinding, namespace: str) -> bool:
+    return binding.kind == "ClusterRoleBinding" or binding.namespace == namespace
+
+
+def _untrusted(binding: ObservedBinding, trusted: TrustedSubjects) -> list[BindingSubject]:
+    return [subject for subject in binding.subjects if not trusted.trusts(subject)]
+
+
+def _reads(binding: ObservedBinding, rbac: RbacSnapshot, secret_names: Sequence[str]) -> bool:
+    role = rbac.role_for(binding)
+    # A binding to a role that does not exist grants nothing (yet).
+    return role is not None and any(rule.reads_secrets(secret_names) for rule in role.rules)

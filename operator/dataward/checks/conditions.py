@@ -1,0 +1,127 @@
+"""Condition values, the Ready conjunction, and merging into status.conditions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from dataward.keys.ring import format_time
+
+Status = Literal["True", "False", "Unknown"]
+
+POLICY_COMPLIANT = "PolicyCompliant"
+NETWORK_ISOLATED = "NetworkIsolated"
+ENCRYPTION_KEY_READY = "EncryptionKeyReady"
+ACCESS_RESTRICTED = "AccessRestricted"
+PURGE_SCHEDULED = "PurgeScheduled"
+PURGE_SUCCEEDED = "PurgeSucceeded"
+READY = "Ready"
+# The order conditions appear in status, Ready first.
+CONDITION_TYPES = (
+    READY,
+    POLICY_COMPLIANT,
+    NETWORK_ISOLATED,
+    ENCRYPTION_KEY_READY,
+    ACCESS_RESTRICTED,
+    PURGE_SCHEDULED,
+    PURGE_SUCCEEDED,
+)
+# metav1.Condition's pattern for `reason`.
+_REASON = re.compile(r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+MAX_MESSAGE_LENGTH = 32768
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One condition as a check decides it: type, status, CamelCase reason, a sentence."""
+
+    type: str
+    status: Status
+    reason: str
+    message: str
+
+    def __post_init__(self) -> None:
+        if not _REASON.match(self.reason):
+            raise ValueError(f"condition reason {self.reason!r} is not CamelCase")
+
+    @property
+    def is_true(self) -> bool:
+        """True when the control is in force."""
+        return self.status == "True"
+
+
+def as_reason(text: str, fallback: str) -> str:
+    """`text` when it is a valid reason, else `fallback`."""
+    return text if _REASON.match(text) else fallback
+
+
+def ready(conditions: Sequence[Condition]) -> Condition:
+    """Ready: True when every other condition is True; else names each that is not."""
+    others = [c for c in conditions if c.type != READY]
+    failing = [c for c in others if c.status == "False"]
+    unknown = [c for c in others if c.status == "Unknown"]
+    if not others:
+        return Condition(READY, "Unknown", "NoConditions", "No control has been checked yet.")
+    if not failing and not unknown:
+        return Condition(READY, "True", "AllControlsInForce", "Every control is in force.")
+    parts = [f"{c.type} is {c.status} ({c.reason}): {c.message}" for c in failing + unknown]
+    if failing:
+        return Condition(READY, "False", "ControlsNotInForce", " ".join(parts))
+    return Condition(READY, "Unknown", "ControlsUnknown", " ".join(parts))
+
+
+def merge_conditions(
+    old: Sequence[Mapping[str, Any]],
+    new: Sequence[Condition],
+    now: datetime,
+    generation: int,
+) -> list[dict[str, Any]]:
+    """`status.conditions` for `new`, keeping `lastTransitionTime` where status is unchanged.
+
+    Conditions are written in `CONDITION_TYPES` order (others after, by type), so the same
+    inputs always give the same list and a reconcile with nothing changed writes nothing.
+    """
+    previous = {str(c.get("type")): c for c in old if isinstance(c, Mapping)}
+    stamp = format_time(now)
+    merged: list[dict[str, Any]] = []
+    for condition in sorted(new, key=_order):
+        before = previous.get(condition.type)
+        unchanged = (
+            before is not None
+            and before.get("status") == condition.status
+            and before.get("lastTransitionTime")
+        )
+        merged.append(
+            {
+                "type": condition.type,
+                "status": condition.status,
+                "reason": condition.reason,
+                "message": condition.message[:MAX_MESSAGE_LENGTH],
+                "lastTransitionTime": before["lastTransitionTime"]
+                if unchanged and before is not None
+                else stamp,
+                "observedGeneration": generation,
+            }
+        )
+    return merged
+
+
+def transitions(
+    old: Sequence[Mapping[str, Any]], new: Sequence[Condition]
+) -> list[tuple[Condition, str | None]]:
+    """Conditions whose status changed, each with the status it had (None when new): for Events."""
+    previous = {str(c.get("type")): c.get("status") for c in old if isinstance(c, Mapping)}
+    return [
+        (condition, previous.get(condition.type))
+        for condition in sorted(new, key=_order)
+        if previous.get(condition.type) != condition.status
+    ]
+
+
+def _order(condition: Condition) -> tuple[int, str]:
+    if condition.type in CONDITION_TYPES:
+        return CONDITION_TYPES.index(condition.type), ""
+    return len(CONDITION_TYPES), condition.type

@@ -1,0 +1,108 @@
+"""EncryptionKeyReady: the key ring exists, is the one status recorded, and is fresh."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from dataward.checks.conditions import ENCRYPTION_KEY_READY, Condition
+from dataward.checks.observed import KeyRingRecord, ObservedKeyRing
+from dataward.keys.ring import KeyRing, fingerprint, format_time
+from dataward.model.durations import Duration
+
+
+def encryption_key_ready(
+    observed: ObservedKeyRing,
+    record: KeyRingRecord | None,
+    secret_name: str,
+    now: datetime,
+    max_age: Duration,
+) -> Condition:
+    """Decide EncryptionKeyReady; a ring that vanished or changed is never called ready.
+
+    `record` is what status recorded about the ring; its fingerprints are how a ring that
+    was replaced out of band is told apart from one the operator rotated.
+    """
+    if observed.presence == "unknown":
+        return Condition(
+            ENCRYPTION_KEY_READY,
+            "Unknown",
+            "KeyRingUnreadable",
+            f"Secret {secret_name} could not be read ({observed.problem}); nothing is created "
+            "or rotated until a read succeeds. Check the operator's access to it.",
+        )
+    if observed.presence == "absent":
+        if record is not None:
+            return Condition(
+                ENCRYPTION_KEY_READY,
+                "False",
+                "KeyRingMissing",
+                f"Secret {secret_name} held key ring version(s) "
+                f"{_ids(k.id for k in record.keys)} and has been deleted; the operator does "
+                "not create a new ring, which could not decrypt existing data. Restore the "
+                "Secret from a backup.",
+            )
+        return Condition(
+            ENCRYPTION_KEY_READY,
+            "False",
+            "KeyRingMissing",
+            f"Secret {secret_name} does not exist yet; the operator creates it. If this "
+            "persists, check the operator's logs.",
+        )
+    if observed.ring is None:
+        return Condition(
+            ENCRYPTION_KEY_READY,
+            "False",
+            "KeyRingInvalid",
+            f"Secret {secret_name} is not a valid key ring ({observed.problem}); it was "
+            "changed outside the operator. Restore it from a backup.",
+        )
+    ring = observed.ring
+    if record is not None:
+        changes = _changes(record, ring)
+        if changes:
+            return Condition(
+                ENCRYPTION_KEY_READY,
+                "False",
+                "KeyMaterialChanged",
+                f"Secret {secret_name} was changed outside the operator: {'; '.join(changes)}. "
+                "Data encrypted with the recorded keys may be unreadable: restore the Secret "
+                "from a backup.",
+            )
+    primary = ring.primary_key
+    expires = max_age.add_to(primary.created)
+    if expires <= now:
+        return Condition(
+            ENCRYPTION_KEY_READY,
+            "False",
+            "KeyRotationDue",
+            f"Primary key {primary.id} of Secret {secret_name} was created "
+            f"{format_time(primary.created)} and is older than keyRotation {max_age}; the "
+            "operator rotates it (never twice within half the period). If this persists, "
+            "check the operator's logs.",
+        )
+    return Condition(
+        ENCRYPTION_KEY_READY,
+        "True",
+        "KeyReady",
+        f"Primary key {primary.id} (fingerprint {fingerprint(primary)}) of Secret "
+        f"{secret_name} was created {format_time(primary.created)}; it is rotated by "
+        f"{format_time(expires)}.",
+    )
+
+
+def _changes(record: KeyRingRecord, ring: KeyRing) -> list[str]:
+    current = ring.fingerprints()
+    changes: list[str] = []
+    for key in record.keys:
+        if key.id not in current:
+            changes.append(f"key {key.id} is gone")
+        elif current[key.id] != key.fingerprint:
+            changes.append(f"key {key.id} has different material")
+    if ring.primary < record.primary_id:
+        changes.append(f"the primary moved back from key {record.primary_id} to {ring.primary}")
+    return changes
+
+
+def _ids(ids: Iterable[int]) -> str:
+    return ", ".join(str(i) for i in ids)

@@ -1,0 +1,378 @@
+"""Observed state: small frozen values the controller builds from what it read.
+
+The checks take these, never the API's nested dicts, so that each check is a plain
+function of values. Every read can be `unknown`: a failed read is never taken as "absent".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from dataward.keys.ring import KeyRing, KeyRingError, format_time, parse_ring
+
+Presence = Literal["present", "absent", "unknown"]
+
+
+@dataclass(frozen=True)
+class ObservedObject:
+    """One object as a live read found it: present (with its body), absent (a 404), unknown."""
+
+    presence: Presence
+    body: Mapping[str, Any] | None = field(default=None, hash=False)
+    error: str | None = None
+
+    @classmethod
+    def present(cls, body: Mapping[str, Any]) -> ObservedObject:
+        """The read returned the object."""
+        return cls("present", body)
+
+    @classmethod
+    def absent(cls) -> ObservedObject:
+        """The read returned 404 Not Found."""
+        return cls("absent")
+
+    @classmethod
+    def unknown(cls, error: str) -> ObservedObject:
+        """The read failed; `error` says how (no object content)."""
+        return cls("unknown", None, error)
+
+
+@dataclass(frozen=True)
+class ObservedKeyRing:
+    """The key ring Secret as read: a parsed ring, absent, unknown, or present but invalid."""
+
+    presence: Presence
+    ring: KeyRing | None = None
+    problem: str | None = None
+
+    @classmethod
+    def from_secret_data(cls, data: Mapping[str, str] | None) -> ObservedKeyRing:
+        """Parse a Secret's `data`; a malformed ring is present with a problem, not absent."""
+        try:
+            return cls("present", parse_ring(data))
+        except KeyRingError as error:
+            return cls("present", None, str(error))
+
+    @classmethod
+    def absent(cls) -> ObservedKeyRing:
+        """The Secret read returned 404 Not Found."""
+        return cls("absent")
+
+    @classmethod
+    def unknown(cls, error: str) -> ObservedKeyRing:
+        """The Secret read failed."""
+        return cls("unknown", None, error)
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """What status recorded about one key version: never material."""
+
+    id: int
+    created: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class KeyRingRecord:
+    """`status.encryption`: the ring the operator last saw, by fingerprint."""
+
+    secret_name: str
+    primary_id: int
+    keys: tuple[KeyRecord, ...]
+    last_rotation: str | None = None
+
+    @classmethod
+    def from_ring(
+        cls, ring: KeyRing, secret_name: str, last_rotation: datetime | None = None
+    ) -> KeyRingRecord:
+        """The record of `ring` as status keeps it."""
+        return cls(
+            secret_name=secret_name,
+            primary_id=ring.primary,
+            keys=tuple(
+                KeyRecord(key.id, format_time(key.created), fingerprint)
+                for key, fingerprint in zip(ring.keys, ring.fingerprints().values(), strict=True)
+            ),
+            last_rotation=format_time(last_rotation) if last_rotation else None,
+        )
+
+    @classmethod
+    def from_status(cls, status: Mapping[str, Any] | None) -> KeyRingRecord | None:
+        """Read `status.encryption`; None when status records no ring."""
+        encryption = (status or {}).get("encryption")
+        if not isinstance(encryption, Mapping) or encryption.get("primaryKeyId") is None:
+            return None
+        keys = tuple(
+            KeyRecord(int(raw["id"]), str(raw.get("created", "")), str(raw["fingerprint"]))
+            for raw in encryption.get("keys") or ()
+            if isinstance(raw, Mapping) and "id" in raw and "fingerprint" in raw
+        )
+        last = encryption.get("lastRotation")
+        return cls(
+            secret_name=str(encryption.get("keySecret", "")),
+            primary_id=int(encryption["primaryKeyId"]),
+            keys=keys,
+            last_rotation=str(last) if last else None,
+        )
+
+    def to_status(self, next_rotation: datetime | None) -> dict[str, Any]:
+        """`status.encryption` for this record."""
+        primary = next((key for key in self.keys if key.id == self.primary_id), None)
+        status: dict[str, Any] = {
+            "keySecret": self.secret_name,
+            "primaryKeyId": self.primary_id,
+            "primaryKeyCreated": primary.created if primary else None,
+            "nextRotation": format_time(next_rotation) if next_rotation else None,
+            "keys": [
+                {"id": key.id, "created": key.created, "fingerprint": key.fingerprint}
+                for key in self.keys
+            ],
+        }
+        if self.last_rotation:
+            status["lastRotation"] = self.last_rotation
+        return status
+
+
+@dataclass(frozen=True)
+class PolicyRule:
+    """One RBAC rule, with every list kept as a sorted tuple so rules compare by value."""
+
+    api_groups: tuple[str, ...] = ()
+    resources: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ()
+    resource_names: tuple[str, ...] = ()
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any]) -> PolicyRule:
+        """From a rule as the API writes it."""
+        return cls(
+            api_groups=_sorted(raw.get("apiGroups")),
+            resources=_sorted(raw.get("resources")),
+            verbs=_sorted(raw.get("verbs")),
+            resource_names=_sorted(raw.get("resourceNames")),
+        )
+
+    def reads_secrets(self, secret_names: Iterable[str]) -> bool:
+        """True when the rule lets its holder get, list or watch any of `secret_names`."""
+        return (
+            bool({"", "*"} & set(self.api_groups))
+            and bool({"secrets", "*"} & set(self.resources))
+            and bool({"get", "list", "watch", "*"} & set(self.verbs))
+            and (not self.resource_names or bool(set(self.resource_names) & set(secret_names)))
+        )
+
+
+@dataclass(frozen=True)
+class ObservedRole:
+    """A Role or ClusterRole (aggregated rules already filled in by the API server)."""
+
+    kind: Literal["Role", "ClusterRole"]
+    name: str
+    namespace: str | None
+    rules: tuple[PolicyRule, ...]
+
+    @classmethod
+    def from_api(cls, obj: Mapping[str, Any]) -> ObservedRole:
+        """From a Role or ClusterRole as read from the API."""
+        metadata = obj.get("metadata") or {}
+        kind: Literal["Role", "ClusterRole"] = (
+            "Role" if obj.get("kind") == "Role" else "ClusterRole"
+        )
+        return cls(
+            kind=kind,
+            name=str(metadata.get("name", "")),
+            namespace=metadata.get("namespace") if kind == "Role" else None,
+            rules=tuple(PolicyRule.from_api(rule) for rule in obj.get("rules") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class BindingSubject:
+    """A subject of a binding; `namespace` only for ServiceAccounts."""
+
+    kind: str
+    name: str
+    namespace: str | None = None
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any], default_namespace: str | None) -> BindingSubject:
+        """From a binding's subject as the API writes it."""
+        kind = str(raw.get("kind", ""))
+        namespace = None
+        if kind == "ServiceAccount":
+            namespace = raw.get("namespace") or default_namespace
+        return cls(kind, str(raw.get("name", "")), namespace)
+
+    def describe(self) -> str:
+        """`Kind name` or `ServiceAccount namespace/name`, for messages."""
+        if self.namespace:
+            return f"{self.kind} {self.namespace}/{self.name}"
+        return f"{self.kind} {self.name}"
+
+
+@dataclass(frozen=True)
+class ObservedBinding:
+    """A RoleBinding (in the store's namespace) or a ClusterRoleBinding."""
+
+    kind: Literal["RoleBinding", "ClusterRoleBinding"]
+    name: str
+    namespace: str | None
+    role_kind: str
+    role_name: str
+    subjects: frozenset[BindingSubject]
+
+    @classmethod
+    def from_api(cls, obj: Mapping[str, Any]) -> ObservedBinding:
+        """From a RoleBinding or ClusterRoleBinding as read from the API."""
+        metadata = obj.get("metadata") or {}
+        kind: Literal["RoleBinding", "ClusterRoleBinding"] = (
+            "RoleBinding" if obj.get("kind") == "RoleBinding" else "ClusterRoleBinding"
+        )
+        namespace = metadata.get("namespace") if kind == "RoleBinding" else None
+        role_ref = obj.get("roleRef") or {}
+        return cls(
+            kind=kind,
+            name=str(metadata.get("name", "")),
+            namespace=namespace,
+            role_kind=str(role_ref.get("kind", "")),
+            role_name=str(role_ref.get("name", "")),
+            subjects=frozenset(
+                BindingSubject.from_api(raw, namespace) for raw in obj.get("subjects") or ()
+            ),
+        )
+
+    def describe(self) -> str:
+        """`RoleBinding namespace/name` or `ClusterRoleBinding name`, for messages."""
+        if self.namespace:
+            return f"{self.kind} {self.namespace}/{self.name}"
+        return f"{self.kind} {self.name}"
+
+
+@dataclass(frozen=True)
+class RbacSnapshot:
+    """The RBAC objects that can grant access in the store's namespace.
+
+    `bindings`: every RoleBinding in the namespace and every ClusterRoleBinding. `roles`: the
+    Roles of the namespace and every ClusterRole (or at least those the bindings name).
+    """
+
+    bindings: tuple[ObservedBinding, ...]
+    roles: tuple[ObservedRole, ...]
+
+    @classmethod
+    def from_api(
+        cls, bindings: Iterable[Mapping[str, Any]], roles: Iterable[Mapping[str, Any]]
+    ) -> RbacSnapshot:
+        """From lists of binding and role objects as read from the API."""
+        return cls(
+            tuple(ObservedBinding.from_api(obj) for obj in bindings),
+            tuple(ObservedRole.from_api(obj) for obj in roles),
+        )
+
+    def role_for(self, binding: ObservedBinding) -> ObservedRole | None:
+        """The Role or ClusterRole a binding refers to, or None when it does not exist."""
+        for role in self.roles:
+            if role.kind != binding.role_kind or role.name != binding.role_name:
+                continue
+            if role.kind == "ClusterRole" or role.namespace == binding.namespace:
+                return role
+        return None
+
+
+_SYSTEM_USERS_NOT_TRUSTED = frozenset({"system:anonymous"})
+
+
+@dataclass(frozen=True)
+class TrustedSubjects:
+    """Subjects whose access to Secrets is the platform's, not a breach of the store's.
+
+    Every cluster binds cluster-admin to `system:masters` and gives its controllers (users
+    `system:kube-controller-manager` etc., ServiceAccounts in kube-system) access to all
+    Secrets; the operator itself gets Secrets too. Groups such as `system:authenticated` or
+    `system:serviceaccounts` are never trusted.
+    """
+
+    groups: frozenset[str] = frozenset({"system:masters"})
+    namespaces: frozenset[str] = frozenset({"kube-system"})
+    service_accounts: frozenset[tuple[str, str]] = frozenset()
+    system_users: bool = True
+
+    def with_service_account(self, namespace: str, name: str) -> TrustedSubjects:
+        """These subjects plus one ServiceAccount (the operator's own)."""
+        return TrustedSubjects(
+            self.groups,
+            self.namespaces,
+            self.service_accounts | {(namespace, name)},
+            self.system_users,
+        )
+
+    def trusts(self, subject: BindingSubject) -> bool:
+        """True when `subject` is part of the platform."""
+        if subject.kind == "Group":
+            return subject.name in self.groups
+        if subject.kind == "ServiceAccount":
+            return self._trusts_account(subject.namespace or "", subject.name)
+        if subject.kind == "User":
+            if subject.name.startswith("system:serviceaccount:"):
+                namespace, _, name = subject.name.removeprefix("system:serviceaccount:").partition(
+                    ":"
+                )
+                return self._trusts_account(namespace, name)
+            return (
+                self.system_users
+                and subject.name.startswith("system:")
+                and subject.name not in _SYSTEM_USERS_NOT_TRUSTED
+            )
+        return False
+
+    def _trusts_account(self, namespace: str, name: str) -> bool:
+        return namespace in self.namespaces or (namespace, name) in self.service_accounts
+
+
+@dataclass(frozen=True)
+class LastPurge:
+    """`status.lastPurge`: the result record of the last purge run.
+
+    `result` is one of the purge's outcomes (Succeeded, Failed, Held, Skipped); `reason`
+    says why a run stopped or failed (for example MaxRowsPerRun).
+    """
+
+    result: str
+    start_time: str | None = None
+    completion_time: str | None = None
+    cutoff: str | None = None
+    rows_deleted: int = 0
+    rows_archived: int = 0
+    dry_run: bool = False
+    message: str = ""
+    reason: str | None = None
+
+    @classmethod
+    def from_status(cls, status: Mapping[str, Any] | None) -> LastPurge | None:
+        """Read `status.lastPurge`; None when no purge has run."""
+        raw = (status or {}).get("lastPurge")
+        if not isinstance(raw, Mapping) or not raw.get("result"):
+            return None
+        return cls(
+            result=str(raw["result"]),
+            start_time=_optional_str(raw.get("startTime")),
+            completion_time=_optional_str(raw.get("completionTime")),
+            cutoff=_optional_str(raw.get("cutoff")),
+            rows_deleted=int(raw.get("rowsDeleted") or 0),
+            rows_archived=int(raw.get("rowsArchived") or 0),
+            dry_run=bool(raw.get("dryRun", False)),
+            message=str(raw.get("message") or ""),
+            reason=_optional_str(raw.get("reason")),
+        )
+
+
+def _sorted(values: Iterable[Any] | None) -> tuple[str, ...]:
+    return tuple(sorted(str(value) for value in values or ()))
+
+
+def _optional_str(value: object) -> str | None:
+    return None if value is None else str(value)

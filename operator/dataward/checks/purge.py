@@ -1,0 +1,138 @@
+"""PurgeScheduled and PurgeSucceeded."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dataward.checks.conditions import PURGE_SCHEDULED, PURGE_SUCCEEDED, Condition, as_reason
+from dataward.checks.observed import LastPurge, ObservedObject
+from dataward.model.compliance import Finding
+
+
+def purge_scheduled(
+    findings: Sequence[Finding],
+    suspended_by_spec: bool,
+    desired: Mapping[str, Any],
+    observed: ObservedObject,
+) -> Condition:
+    """True when the CronJob exists as rendered and is not suspended.
+
+    The live CronJob must contain everything the rendered one says (the API server adds
+    defaults, so this is a containment check, not equality).
+    """
+    name = f"{desired['metadata']['namespace']}/{desired['metadata']['name']}"
+    if findings:
+        return Condition(
+            PURGE_SCHEDULED,
+            "False",
+            "PolicyNotCompliant",
+            f"CronJob {name} is suspended because the store does not comply with its policy "
+            f"({findings[0].reason}): fix what PolicyCompliant says; no purge runs until then.",
+        )
+    if suspended_by_spec:
+        return Condition(
+            PURGE_SCHEDULED,
+            "False",
+            "PurgeSuspended",
+            f"spec.purge.suspend is true (a legal hold), so CronJob {name} runs no purge: "
+            "set it to false when the hold ends.",
+        )
+    if observed.presence == "unknown":
+        return Condition(
+            PURGE_SCHEDULED,
+            "Unknown",
+            "CronJobUnreadable",
+            f"CronJob {name} could not be read ({observed.error}); the operator retries.",
+        )
+    if observed.presence == "absent" or observed.body is None:
+        return Condition(
+            PURGE_SCHEDULED,
+            "False",
+            "CronJobMissing",
+            f"CronJob {name} does not exist; the operator recreates it. If this persists, "
+            "check the operator's logs.",
+        )
+    if not contains(observed.body.get("spec"), desired["spec"]):
+        return Condition(
+            PURGE_SCHEDULED,
+            "False",
+            "CronJobDrifted",
+            f"CronJob {name} differs from what the store declares; the operator restores it. "
+            "Change spec.purge of the store instead of editing the CronJob.",
+        )
+    spec = desired["spec"]
+    return Condition(
+        PURGE_SCHEDULED,
+        "True",
+        "Scheduled",
+        f"CronJob {name} runs the purge on {spec['schedule']!r} ({spec['timeZone']}).",
+    )
+
+
+def purge_succeeded(last: LastPurge | None) -> Condition:
+    """True when the last purge run finished without error (or none has run yet)."""
+    if last is None:
+        # Nothing has failed: the first run happens on schedule, and PurgeScheduled
+        # already says whether one will.
+        return Condition(
+            PURGE_SUCCEEDED, "True", "NoRunYet", "No purge has run yet; none has failed."
+        )
+    started = f" that started {last.start_time}" if last.start_time else ""
+    detail = f": {last.message}" if last.message else "."
+    if last.result in ("Held", "Skipped"):
+        # Not an error: the purge decided not to delete (legal hold, nothing to do, ...).
+        return Condition(
+            PURGE_SUCCEEDED,
+            "True",
+            f"Purge{last.result}",
+            f"The purge{started} was {last.result.lower()} without error{detail}",
+        )
+    if last.result == "Succeeded":
+        if last.dry_run:
+            return Condition(
+                PURGE_SUCCEEDED,
+                "True",
+                "DryRunSucceeded",
+                f"The dry run{started} found {last.rows_deleted} expired row(s) and deleted "
+                "nothing; set spec.purge.dryRun to false to enforce retention.",
+            )
+        if last.reason:
+            return Condition(
+                PURGE_SUCCEEDED,
+                "True",
+                "StoppedEarly",
+                f"The purge{started} deleted {last.rows_deleted} and archived "
+                f"{last.rows_archived} row(s), then stopped ({last.reason}){detail} The next "
+                "run continues; raise spec.purge.maxRowsPerRun if backlogs persist.",
+            )
+        return Condition(
+            PURGE_SUCCEEDED,
+            "True",
+            "Succeeded",
+            f"The purge{started} deleted {last.rows_deleted} and archived "
+            f"{last.rows_archived} row(s) up to cutoff {last.cutoff}.",
+        )
+    reason = as_reason(last.reason or "", "PurgeFailed")
+    return Condition(
+        PURGE_SUCCEEDED,
+        "False",
+        reason,
+        f"The purge{started} ended with {last.result}{detail} Read the purge Job's "
+        "termination message, fix the cause, and the next scheduled run retries.",
+    )
+
+
+def contains(actual: object, expected: object) -> bool:
+    """True when `actual` has everything `expected` has (dicts by key, lists item by item)."""
+    if isinstance(expected, Mapping):
+        return isinstance(actual, Mapping) and all(
+            key in actual and contains(actual[key], value) for key, value in expected.items()
+        )
+    if isinstance(expected, list):
+        return (
+            isinstance(actual, list)
+            and len(actual) == len(expected)
+            and all(contains(a, e) for a, e in zip(actual, expected, strict=True))
+        )
+    return actual == expected

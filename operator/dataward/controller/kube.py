@@ -1,0 +1,184 @@
+"""A thin, synchronous view of the Kubernetes API for the kinds Dataward touches.
+
+Everything here is I/O; decisions live in render/, checks/, keys/ and drift.py. Objects go in
+and come out as plain dicts (JSON as the API serves it), so the same code handles every kind.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+FIELD_MANAGER = "dataward"
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Where a kind lives in the REST API."""
+
+    api_version: str
+    plural: str
+    namespaced: bool = True
+
+    def path(self, namespace: str | None, name: str | None = None, sub: str | None = None) -> str:
+        """The REST path of a collection or an object."""
+        prefix = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        parts = [prefix]
+        if self.namespaced and namespace:
+            parts.append(f"namespaces/{namespace}")
+        parts.append(self.plural)
+        if name:
+            parts.append(name)
+        if sub:
+            parts.append(sub)
+        return "/".join(parts)
+
+
+RESOURCES: dict[str, Resource] = {
+    "PersonalDataStore": Resource("dataward.io/v1alpha1", "personaldatastores"),
+    "PrivacyPolicy": Resource("dataward.io/v1alpha1", "privacypolicies", namespaced=False),
+    "NetworkPolicy": Resource("networking.k8s.io/v1", "networkpolicies"),
+    "Role": Resource("rbac.authorization.k8s.io/v1", "roles"),
+    "RoleBinding": Resource("rbac.authorization.k8s.io/v1", "rolebindings"),
+    "ClusterRole": Resource("rbac.authorization.k8s.io/v1", "clusterroles", namespaced=False),
+    "ClusterRoleBinding": Resource(
+        "rbac.authorization.k8s.io/v1", "clusterrolebindings", namespaced=False
+    ),
+    "ServiceAccount": Resource("v1", "serviceaccounts"),
+    "Secret": Resource("v1", "secrets"),
+    "CronJob": Resource("batch/v1", "cronjobs"),
+    "Job": Resource("batch/v1", "jobs"),
+    "Pod": Resource("v1", "pods"),
+    "Event": Resource("events.k8s.io/v1", "events"),
+    "Lease": Resource("coordination.k8s.io/v1", "leases"),
+}
+
+
+class KubeError(Exception):
+    """An API call failed; carries the HTTP status and the server's reason, never a body."""
+
+    def __init__(self, status: int, reason: str, what: str) -> None:
+        super().__init__(f"{what}: HTTP {status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """An ApiClient from a kubeconfig file, $KUBECONFIG, or the in-cluster service account."""
+    configuration = client.Configuration()
+    if kubeconfig:
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    else:
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except config.ConfigException:
+            config.load_kube_config(client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+class Kube:
+    """JSON-in, JSON-out calls for the kinds in RESOURCES."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+        what: str,
+    ) -> dict[str, Any]:
+        method_, url, headers, payload, _ = self.api.param_serialize(
+            method,
+            path,
+            query_params=query or [],
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = self.api.call_api(method_, url, header_params=headers, body=payload)
+        except ApiException as error:
+            # The body may echo what we sent (a Secret's data); keep only status and reason.
+            raise KubeError(int(error.status or 0), str(error.reason), what) from None
+        data = response.read()
+        if not 200 <= response.status < 300:
+            raise KubeError(response.status, str(response.reason), what)
+        return cast(dict[str, Any], json.loads(data)) if data else {}
+
+    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """The object, or None on a confirmed 404; any other failure raises KubeError."""
+        try:
+            return self._call("GET", RESOURCES[kind].path(namespace, name), what=f"get {kind}")
+        except KubeError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def list(
+        self, kind: str, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every object of a kind (in a namespace), optionally by label selector."""
+        query = [("labelSelector", label_selector)] if label_selector else []
+        result = self._call("GET", RESOURCES[kind].path(namespace), query=query,
+                            what=f"list {kind}")
+        return cast(list[dict[str, Any]], result.get("items") or [])
+
+    def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply with the operator's field manager, taking over conflicting fields."""
+        kind = obj["kind"]
+        meta = obj["metadata"]
+        return self._call(
+            "PATCH",
+            RESOURCES[kind].path(meta.get("namespace"), meta["name"]),
+            body=json.dumps(obj),
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            content_type="application/apply-patch+yaml",
+            what=f"apply {kind} {meta['name']}",
+        )
+
+    def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Create an object; a 409 surfaces as KubeError(409) for create-only callers."""
+        kind = obj["kind"]
+        meta = obj["metadata"]
+        return self._call("POST", RESOURCES[kind].path(meta.get("namespace")), body=obj,
+                          query=[("fieldManager", FIELD_MANAGER)],
+                          what=f"create {kind} {meta['name']}")
+
+    def replace(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace an object; its metadata.resourceVersion makes this a compare-and-swap."""
+        kind = obj["kind"]
+        meta = obj["metadata"]
+        return self._call("PUT", RESOURCES[kind].path(meta.get("namespace"), meta["name"]),
+                          body=obj, query=[("fieldManager", FIELD_MANAGER)],
+                          what=f"update {kind} {meta['name']}")
+
+    def merge_patch(
+        self, kind: str, namespace: str | None, name: str, patch: Mapping[str, Any],
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """A JSON merge patch, for status and single annotations."""
+        return self._call(
+            "PATCH", RESOURCES[kind].path(namespace, name, subresource), body=patch,
+            query=[("fieldManager", FIELD_MANAGER)],
+            content_type="application/merge-patch+json", what=f"patch {kind} {name}",
+        )
+
+    def delete(self, kind: str, namespace: str | None, name: str) -> bool:
+        """Delete an object; False when it was already gone."""
+        try:
+            self._call("DELETE", RESOURCES[kind].path(namespace, name), what=f"delete {kind}")
+        except KubeError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True

@@ -1,0 +1,169 @@
+"""The CronJob that runs `dataward purge` for one store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dataward.model.store import Store
+from dataward.render.labels import child_metadata, common_labels, purge_pod_labels
+from dataward.render.names import names_for
+from dataward.render.settings import RenderSettings
+
+CONTAINER_NAME = "purge"
+STORE_ENV = "DATAWARD_STORE"
+# The purge reads database credentials from these variables (the Secret's `username` and
+# `password` keys); values never appear in the manifest, only references to the Secret.
+DATABASE_USERNAME_ENV = "DATAWARD_DB_USERNAME"
+DATABASE_PASSWORD_ENV = "DATAWARD_DB_PASSWORD"  # noqa: S105 - a variable's name
+ARCHIVE_USERNAME_ENV = "DATAWARD_ARCHIVE_USERNAME"
+ARCHIVE_PASSWORD_ENV = "DATAWARD_ARCHIVE_PASSWORD"  # noqa: S105 - a variable's name
+TERMINATION_LOG = "/dev/termination-log"
+# The path the Kubernetes client libraries read in-cluster credentials from.
+TOKEN_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"  # noqa: S105 - a path
+TOKEN_VOLUME = "api-token"  # noqa: S105 - a volume's name
+TMP_VOLUME = "tmp"
+
+
+def store_reference(store: Store) -> str:
+    """`namespace/name`, how `dataward purge --store` names a store."""
+    return f"{store.namespace}/{store.name}"
+
+
+def render_purge_cronjob(
+    store: Store, settings: RenderSettings, *, compliant: bool
+) -> dict[str, Any]:
+    """The purge CronJob; suspended while the store is not compliant or on legal hold."""
+    names = names_for(store.name)
+    pod_labels = {**common_labels(store, "purge"), **purge_pod_labels(store)}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": child_metadata(store, names.purge_cronjob, "purge"),
+        "spec": {
+            "schedule": store.purge.schedule,
+            "timeZone": settings.time_zone,
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": settings.starting_deadline_seconds,
+            # A purge never runs while the store breaks its policy (API.md), nor on legal hold.
+            "suspend": (not compliant) or store.purge.suspend,
+            "successfulJobsHistoryLimit": settings.successful_jobs_history_limit,
+            "failedJobsHistoryLimit": settings.failed_jobs_history_limit,
+            "jobTemplate": {
+                "metadata": {"labels": common_labels(store, "purge")},
+                "spec": {
+                    "backoffLimit": settings.backoff_limit,
+                    "activeDeadlineSeconds": settings.active_deadline_seconds,
+                    "template": {
+                        "metadata": {"labels": pod_labels},
+                        "spec": _pod_spec(store, settings, names.purge),
+                    },
+                },
+            },
+        },
+    }
+
+
+def _pod_spec(store: Store, settings: RenderSettings, service_account: str) -> dict[str, Any]:
+    return {
+        "serviceAccountName": service_account,
+        # The purge reads its store through the API, so it needs a token; rather than the
+        # automounted one it gets a projected token that lives only as long as the minimum
+        # the API server issues, mounted where client libraries look for it.
+        "automountServiceAccountToken": False,
+        "restartPolicy": "Never",
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": settings.run_as_user,
+            "runAsGroup": settings.run_as_user,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": CONTAINER_NAME,
+                "image": settings.image,
+                "imagePullPolicy": settings.image_pull_policy,
+                "command": ["dataward"],
+                "args": ["purge", "--store", store_reference(store)],
+                "env": _environment(store),
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": settings.run_as_user,
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "privileged": False,
+                    "capabilities": {"drop": ["ALL"]},
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "resources": {
+                    "requests": {
+                        "cpu": settings.cpu_request,
+                        "memory": settings.memory_request,
+                    },
+                    "limits": {
+                        "cpu": settings.cpu_limit,
+                        "memory": settings.memory_limit,
+                        "ephemeral-storage": settings.ephemeral_storage_limit,
+                    },
+                },
+                # The purge writes its result record (JSON) here; the operator reads it back.
+                "terminationMessagePath": TERMINATION_LOG,
+                "terminationMessagePolicy": "File",
+                "volumeMounts": [
+                    {"name": TOKEN_VOLUME, "mountPath": TOKEN_MOUNT_PATH, "readOnly": True},
+                    {"name": TMP_VOLUME, "mountPath": "/tmp"},  # noqa: S108 - an emptyDir
+                ],
+            }
+        ],
+        "volumes": [
+            {
+                "name": TOKEN_VOLUME,
+                "projected": {
+                    "defaultMode": 0o444,
+                    "sources": [
+                        {
+                            "serviceAccountToken": {
+                                "path": "token",
+                                "expirationSeconds": settings.token_expiration_seconds,
+                            }
+                        },
+                        {
+                            "configMap": {
+                                "name": "kube-root-ca.crt",
+                                "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                            }
+                        },
+                        {
+                            "downwardAPI": {
+                                "items": [
+                                    {
+                                        "path": "namespace",
+                                        "fieldRef": {
+                                            "apiVersion": "v1",
+                                            "fieldPath": "metadata.namespace",
+                                        },
+                                    }
+                                ]
+                            }
+                        },
+                    ],
+                },
+            },
+            {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "16Mi"}},
+        ],
+    }
+
+
+def _environment(store: Store) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [{"name": STORE_ENV, "value": store_reference(store)}]
+    env += _credentials(store.database.credentials_secret, DATABASE_USERNAME_ENV, "username")
+    env += _credentials(store.database.credentials_secret, DATABASE_PASSWORD_ENV, "password")
+    if store.archive is not None:
+        secret = store.archive.credentials_secret
+        env += _credentials(secret, ARCHIVE_USERNAME_ENV, "username")
+        env += _credentials(secret, ARCHIVE_PASSWORD_ENV, "password")
+    return env
+
+
+def _credentials(secret: str, variable: str, key: str) -> list[dict[str, Any]]:
+    return [{"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}]

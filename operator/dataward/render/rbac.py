@@ -1,0 +1,117 @@
+"""Who may read a store's Secrets: its readers, and the purge job's own identity.
+
+Reading the PrivacyPolicy is not here: policies are cluster-scoped, so a namespaced Role
+cannot grant it. The Helm chart binds a ClusterRole with `get` on privacypolicies to the
+purge ServiceAccounts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dataward.model.store import Store
+from dataward.render.labels import API_GROUP, STORE_PLURAL, child_metadata
+from dataward.render.names import names_for
+
+RBAC_API_VERSION = "rbac.authorization.k8s.io/v1"
+RBAC_GROUP = "rbac.authorization.k8s.io"
+
+
+def credentials_secrets(store: Store) -> list[str]:
+    """The credentials Secrets the purge job uses: the live database's, then the archive's."""
+    names = [store.database.credentials_secret]
+    if store.archive is not None and store.archive.credentials_secret not in names:
+        names.append(store.archive.credentials_secret)
+    return names
+
+
+def reader_secrets(store: Store) -> list[str]:
+    """The Secrets a reader may get: exactly the key ring and the live credentials."""
+    return [names_for(store.name).key_ring, store.database.credentials_secret]
+
+
+def store_secrets(store: Store) -> list[str]:
+    """Every Secret whose readers the store controls: key ring and all credentials."""
+    names = [names_for(store.name).key_ring]
+    names.extend(name for name in credentials_secrets(store) if name not in names)
+    return names
+
+
+def render_reader_role(store: Store) -> dict[str, Any]:
+    """A Role with `get` on exactly the key ring and credentials Secrets, nothing else."""
+    return {
+        "apiVersion": RBAC_API_VERSION,
+        "kind": "Role",
+        "metadata": child_metadata(store, names_for(store.name).readers, "access"),
+        "rules": [
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "resourceNames": reader_secrets(store),
+                "verbs": ["get"],
+            }
+        ],
+    }
+
+
+def render_reader_binding(store: Store) -> dict[str, Any] | None:
+    """Bind the reader Role to `access.readers`; None when there are no readers.
+
+    A binding with no subjects grants nothing and only adds an object to watch, so none is
+    rendered; the controller deletes a binding left from a time when there were readers.
+    """
+    if not store.readers:
+        return None
+    name = names_for(store.name).readers
+    return {
+        "apiVersion": RBAC_API_VERSION,
+        "kind": "RoleBinding",
+        "metadata": child_metadata(store, name, "access"),
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "Role", "name": name},
+        "subjects": [reader.to_rbac(store.namespace) for reader in store.readers],
+    }
+
+
+def render_purge_service_account(store: Store) -> dict[str, Any]:
+    """The purge job's identity; its token is projected by the pod, never auto-mounted."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": child_metadata(store, names_for(store.name).purge, "purge"),
+        "automountServiceAccountToken": False,
+    }
+
+
+def render_purge_role(store: Store) -> dict[str, Any]:
+    """`get` on the purge job's credentials Secrets and on its own store, nothing else."""
+    return {
+        "apiVersion": RBAC_API_VERSION,
+        "kind": "Role",
+        "metadata": child_metadata(store, names_for(store.name).purge, "purge"),
+        "rules": [
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "resourceNames": credentials_secrets(store),
+                "verbs": ["get"],
+            },
+            {
+                "apiGroups": [API_GROUP],
+                "resources": [STORE_PLURAL],
+                "resourceNames": [store.name],
+                "verbs": ["get"],
+            },
+        ],
+    }
+
+
+def render_purge_binding(store: Store) -> dict[str, Any]:
+    """Bind the purge Role to the purge ServiceAccount."""
+    name = names_for(store.name).purge
+    return {
+        "apiVersion": RBAC_API_VERSION,
+        "kind": "RoleBinding",
+        "metadata": child_metadata(store, name, "purge"),
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": store.namespace}],
+    }

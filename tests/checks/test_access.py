@@ -1,0 +1,266 @@
+"""AccessRestricted."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from dataward.checks.access import DEFAULT_TRUSTED, access_restricted
+from dataward.checks.observed import BindingSubject, RbacSnapshot, TrustedSubjects
+from dataward.model.store import parse_store
+from dataward.render import RenderSettings, render_children
+from dataward.render.rbac import store_secrets
+from tests.model import samples
+
+STORE = parse_store(samples.STORE)
+SECRETS = store_secrets(STORE)
+DESIRED = [
+    child
+    for child in render_children(STORE, None, RenderSettings())
+    if child["kind"] in ("Role", "RoleBinding")
+]
+OWN_ROLES = [c for c in DESIRED if c["kind"] == "Role"]
+OWN_BINDINGS = [c for c in DESIRED if c["kind"] == "RoleBinding"]
+
+
+def role(
+    name: str, rules: list[dict[str, Any]], kind: str = "ClusterRole", namespace: str = "crm"
+) -> dict[str, Any]:
+    metadata = {"name": name, **({"namespace": namespace} if kind == "Role" else {})}
+    return {"kind": kind, "metadata": metadata, "rules": rules}
+
+
+def binding(
+    name: str,
+    role_name: str,
+    subjects: list[dict[str, Any]],
+    kind: str = "RoleBinding",
+    role_kind: str = "ClusterRole",
+    namespace: str = "crm",
+) -> dict[str, Any]:
+    metadata = {"name": name, **({"namespace": namespace} if kind == "RoleBinding" else {})}
+    return {
+        "kind": kind,
+        "metadata": metadata,
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role_name},
+        "subjects": subjects,
+    }
+
+
+ALICE = [{"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"}]
+SECRET_READER = [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+
+
+def check(
+    bindings: Sequence[dict[str, Any]] = (),
+    roles: Sequence[dict[str, Any]] = (),
+    own_bindings: list[dict[str, Any]] | None = None,
+    own_roles: list[dict[str, Any]] | None = None,
+    trusted: TrustedSubjects = DEFAULT_TRUSTED,
+) -> tuple[str, str, str]:
+    snapshot = RbacSnapshot.from_api(
+        [*(OWN_BINDINGS if own_bindings is None else own_bindings), *bindings],
+        [*(OWN_ROLES if own_roles is None else own_roles), *roles],
+    )
+    condition = access_restricted("crm", SECRETS, DESIRED, snapshot, trusted)
+    assert condition.type == "AccessRestricted"
+    return condition.status, condition.reason, condition.message
+
+
+def test_true_with_only_the_stores_own_bindings() -> None:
+    assert check()[:2] == ("True", "OnlyDeclaredReaders")
+
+
+def test_unknown_when_rbac_cannot_be_read() -> None:
+    condition = access_restricted("crm", SECRETS, DESIRED, None)
+    assert (condition.status, condition.reason) == ("Unknown", "RBACUnreadable")
+
+
+def test_false_when_an_own_binding_is_missing() -> None:
+    status, reason, message = check(own_bindings=OWN_BINDINGS[1:])
+    assert (status, reason) == ("False", "AccessControlsMissing")
+    assert "dataward-support-inquiries-readers" in message
+
+
+def test_false_when_an_own_role_was_widened() -> None:
+    widened = [dict(OWN_ROLES[0], rules=SECRET_READER), OWN_ROLES[1]]
+    assert check(own_roles=widened)[1] == "AccessControlsDrifted"
+
+
+def test_false_when_a_subject_was_added_to_the_reader_binding() -> None:
+    edited = [dict(OWN_BINDINGS[0], subjects=OWN_BINDINGS[0]["subjects"] + ALICE), OWN_BINDINGS[1]]
+    assert check(own_bindings=edited)[1] == "AccessControlsDrifted"
+
+
+def test_reordered_rules_and_subjects_are_not_drift() -> None:
+    reader_binding = dict(OWN_BINDINGS[0], subjects=OWN_BINDINGS[0]["subjects"][::-1])
+    purge_role = dict(OWN_ROLES[1], rules=OWN_ROLES[1]["rules"][::-1])
+    result = check(
+        own_bindings=[reader_binding, OWN_BINDINGS[1]], own_roles=[OWN_ROLES[0], purge_role]
+    )
+    assert result[0] == "True"
+
+
+def test_a_foreign_rolebinding_over_secrets_is_named() -> None:
+    status, reason, message = check(
+        [binding("peek", "secret-reader", ALICE)], [role("secret-reader", SECRET_READER)]
+    )
+    assert (status, reason) == ("False", "OtherBindingGrantsSecrets")
+    assert "RoleBinding crm/peek" in message
+    assert "User alice" in message
+    assert "spec.access.readers" in message
+
+
+def test_a_cluster_role_binding_counts_in_every_namespace() -> None:
+    status, _, message = check(
+        [binding("peek-all", "secret-reader", ALICE, kind="ClusterRoleBinding")],
+        [role("secret-reader", SECRET_READER)],
+    )
+    assert status == "False"
+    assert "ClusterRoleBinding peek-all" in message
+
+
+def test_a_rolebinding_in_another_namespace_does_not_count() -> None:
+    other = binding("peek", "secret-reader", ALICE, namespace="elsewhere")
+    assert check([other], [role("secret-reader", SECRET_READER)])[0] == "True"
+
+
+def test_a_namespaced_role_counts() -> None:
+    foreign = binding("peek", "local-reader", ALICE, role_kind="Role")
+    local = role("local-reader", SECRET_READER, kind="Role")
+    assert check([foreign], [local])[0] == "False"
+    # The same Role name in another namespace grants nothing here.
+    elsewhere = role("local-reader", SECRET_READER, kind="Role", namespace="other")
+    assert check([foreign], [elsewhere])[0] == "True"
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"apiGroups": ["*"], "resources": ["secrets"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["*"], "verbs": ["list"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["*"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["watch"]},
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "verbs": ["get"],
+            "resourceNames": ["crm-postgres-purger"],
+        },
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "verbs": ["get"],
+            "resourceNames": ["dataward-support-inquiries-keyring"],
+        },
+    ],
+)
+def test_rules_that_reach_the_stores_secrets(rule: dict[str, Any]) -> None:
+    assert check([binding("b", "r", ALICE)], [role("r", [rule])])[0] == "False"
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "verbs": ["get"],
+            "resourceNames": ["unrelated"],
+        },
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "update", "delete"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]},
+        {"apiGroups": ["apps"], "resources": ["secrets"], "verbs": ["get"]},
+        {"nonResourceURLs": ["/healthz"], "verbs": ["get"]},
+    ],
+)
+def test_rules_that_do_not_reach_the_stores_secrets(rule: dict[str, Any]) -> None:
+    assert check([binding("b", "r", ALICE)], [role("r", [rule])])[0] == "True"
+
+
+def test_a_binding_to_a_role_that_does_not_exist_grants_nothing() -> None:
+    assert check([binding("b", "ghost", ALICE)])[0] == "True"
+
+
+def test_platform_subjects_are_trusted_but_broad_groups_are_not() -> None:
+    admin = role("cluster-admin", [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}])
+    masters = binding(
+        "cluster-admin",
+        "cluster-admin",
+        [{"kind": "Group", "name": "system:masters", "apiGroup": "rbac.authorization.k8s.io"}],
+        kind="ClusterRoleBinding",
+    )
+    controllers = binding(
+        "system:controller:namespace-controller",
+        "cluster-admin",
+        [{"kind": "ServiceAccount", "name": "namespace-controller", "namespace": "kube-system"}],
+        kind="ClusterRoleBinding",
+    )
+    assert check([masters, controllers], [admin])[0] == "True"
+    everyone = binding(
+        "oops",
+        "cluster-admin",
+        [
+            {
+                "kind": "Group",
+                "name": "system:authenticated",
+                "apiGroup": "rbac.authorization.k8s.io",
+            }
+        ],
+        kind="ClusterRoleBinding",
+    )
+    status, _, message = check([masters, everyone], [admin])
+    assert status == "False"
+    assert "Group system:authenticated" in message and "cluster-admin" not in message.split(":")[0]
+
+
+def test_the_operator_service_account_can_be_trusted() -> None:
+    operator = binding(
+        "dataward-operator",
+        "secret-reader",
+        [{"kind": "ServiceAccount", "name": "dataward", "namespace": "dataward-system"}],
+        kind="ClusterRoleBinding",
+    )
+    roles = [role("secret-reader", SECRET_READER)]
+    assert check([operator], roles)[0] == "False"
+    trusted = TrustedSubjects().with_service_account("dataward-system", "dataward")
+    assert check([operator], roles, trusted=trusted)[0] == "True"
+
+
+def test_a_binding_mixing_trusted_and_untrusted_subjects_names_only_the_untrusted() -> None:
+    mixed = binding(
+        "mixed",
+        "secret-reader",
+        [{"kind": "Group", "name": "system:masters"}, *ALICE],
+    )
+    status, _, message = check([mixed], [role("secret-reader", SECRET_READER)])
+    assert status == "False"
+    assert "User alice" in message and "system:masters" not in message
+
+
+def test_many_foreign_bindings_are_summarised() -> None:
+    bindings = [binding(f"b{i}", "secret-reader", ALICE) for i in range(5)]
+    message = check(bindings, [role("secret-reader", SECRET_READER)])[2]
+    assert "and 2 more" in message
+
+
+@pytest.mark.parametrize(
+    ("subject", "trusted"),
+    [
+        (BindingSubject("Group", "system:masters"), True),
+        (BindingSubject("Group", "system:authenticated"), False),
+        (BindingSubject("Group", "system:serviceaccounts"), False),
+        (BindingSubject("Group", "system:serviceaccounts:crm"), False),
+        (BindingSubject("User", "system:kube-controller-manager"), True),
+        (BindingSubject("User", "system:anonymous"), False),
+        (BindingSubject("User", "system:serviceaccount:kube-system:foo"), True),
+        (BindingSubject("User", "system:serviceaccount:crm:foo"), False),
+        (BindingSubject("ServiceAccount", "foo", "kube-system"), True),
+        (BindingSubject("ServiceAccount", "foo", "crm"), False),
+        (BindingSubject("User", "alice"), False),
+    ],
+)
+def test_trusted_subjects(subject: BindingSubject, trusted: bool) -> None:
+    assert TrustedSubjects().trusts(subject) is trusted

@@ -1,0 +1,112 @@
+"""Condition values, Ready, and merging into status."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from dataward.checks.conditions import Condition, merge_conditions, ready, transitions
+
+T1 = datetime(2025, 1, 1, tzinfo=UTC)
+T2 = datetime(2025, 1, 2, tzinfo=UTC)
+
+
+def ok(kind: str) -> Condition:
+    return Condition(kind, "True", "Fine", "It is fine.")
+
+
+def test_reasons_must_be_camel_case() -> None:
+    with pytest.raises(ValueError, match="CamelCase"):
+        Condition("Ready", "True", "not camel", "x")
+
+
+def test_ready_is_true_when_every_condition_is_true() -> None:
+    result = ready([ok("PolicyCompliant"), ok("NetworkIsolated")])
+    assert (result.type, result.status, result.reason) == ("Ready", "True", "AllControlsInForce")
+
+
+def test_ready_is_false_and_names_every_failing_condition() -> None:
+    result = ready(
+        [
+            ok("PolicyCompliant"),
+            Condition("NetworkIsolated", "False", "NetworkPolicyMissing", "Gone."),
+            Condition("AccessRestricted", "Unknown", "RBACUnreadable", "Unreadable."),
+        ]
+    )
+    assert result.status == "False"
+    assert result.reason == "ControlsNotInForce"
+    assert "NetworkIsolated is False (NetworkPolicyMissing)" in result.message
+    assert "AccessRestricted is Unknown (RBACUnreadable)" in result.message
+    assert "PolicyCompliant" not in result.message
+
+
+def test_ready_is_unknown_when_nothing_is_false_but_something_is_unknown() -> None:
+    result = ready([ok("A"), Condition("B", "Unknown", "ReadFailed", "x")])
+    assert (result.status, result.reason) == ("Unknown", "ControlsUnknown")
+
+
+def test_ready_ignores_an_old_ready_condition_in_its_input() -> None:
+    result = ready([Condition("Ready", "False", "Old", "x"), ok("A")])
+    assert result.status == "True"
+
+
+def test_ready_without_conditions_is_unknown() -> None:
+    assert ready([]).status == "Unknown"
+
+
+def test_merge_sets_transition_time_and_generation_for_new_conditions() -> None:
+    merged = merge_conditions([], [ok("NetworkIsolated")], T1, 4)
+    assert merged == [
+        {
+            "type": "NetworkIsolated",
+            "status": "True",
+            "reason": "Fine",
+            "message": "It is fine.",
+            "lastTransitionTime": "2025-01-01T00:00:00Z",
+            "observedGeneration": 4,
+        }
+    ]
+
+
+def test_merge_keeps_transition_time_while_status_is_unchanged() -> None:
+    first = merge_conditions([], [ok("NetworkIsolated")], T1, 4)
+    changed_message = Condition("NetworkIsolated", "True", "StillFine", "New words.")
+    second = merge_conditions(first, [changed_message], T2, 5)
+    assert second[0]["lastTransitionTime"] == "2025-01-01T00:00:00Z"
+    assert second[0]["observedGeneration"] == 5
+    assert second[0]["reason"] == "StillFine"
+
+
+def test_merge_moves_transition_time_when_status_changes() -> None:
+    first = merge_conditions([], [ok("NetworkIsolated")], T1, 4)
+    broken = Condition("NetworkIsolated", "False", "NetworkPolicyMissing", "Gone.")
+    second = merge_conditions(first, [broken], T2, 4)
+    assert second[0]["lastTransitionTime"] == "2025-01-02T00:00:00Z"
+
+
+def test_merge_with_nothing_changed_gives_an_identical_list() -> None:
+    conditions = [ok("PurgeSucceeded"), ok("Ready"), ok("PolicyCompliant")]
+    first = merge_conditions([], conditions, T1, 4)
+    assert merge_conditions(first, conditions, T2, 4) == first
+
+
+def test_merge_orders_conditions_ready_first_then_the_api_order() -> None:
+    merged = merge_conditions(
+        [], [ok("PurgeSucceeded"), ok("Custom"), ok("PolicyCompliant"), ok("Ready")], T1, 1
+    )
+    assert [c["type"] for c in merged] == ["Ready", "PolicyCompliant", "PurgeSucceeded", "Custom"]
+
+
+def test_merge_drops_conditions_no_longer_reported() -> None:
+    first = merge_conditions([], [ok("A"), ok("B")], T1, 1)
+    assert [c["type"] for c in merge_conditions(first, [ok("A")], T2, 1)] == ["A"]
+
+
+def test_transitions_lists_only_changed_statuses() -> None:
+    old = merge_conditions([], [ok("A"), ok("B")], T1, 1)
+    new = [ok("A"), Condition("B", "False", "Broken", "x"), ok("C")]
+    assert [(c.type, before) for c, before in transitions(old, new)] == [
+        ("B", "True"),
+        ("C", None),
+    ]

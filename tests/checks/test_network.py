@@ -1,0 +1,131 @@
+"""NetworkIsolated."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from dataward.checks.network import network_isolated, selector_matches
+from dataward.checks.observed import ObservedObject
+from dataward.model.store import parse_store
+from dataward.render.network import render_network_policy
+from tests.model import samples
+
+DESIRED = render_network_policy(parse_store(samples.STORE))
+
+
+def live(**spec_changes: Any) -> ObservedObject:
+    body = copy.deepcopy(DESIRED)
+    body["metadata"]["resourceVersion"] = "12"
+    body["spec"].update(spec_changes)
+    return ObservedObject.present(body)
+
+
+def other(name: str, selector: dict[str, Any], ingress: list[Any], **spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": "crm"},
+        "spec": {"podSelector": selector, "ingress": ingress, **spec},
+    }
+
+
+def test_true_when_the_live_policy_matches() -> None:
+    condition = network_isolated(DESIRED, live())
+    assert (condition.status, condition.reason) == ("True", "Isolated")
+
+
+def test_unknown_on_a_read_error() -> None:
+    condition = network_isolated(DESIRED, ObservedObject.unknown("timeout"))
+    assert (condition.status, condition.reason) == ("Unknown", "NetworkPolicyUnreadable")
+
+
+def test_false_when_missing() -> None:
+    condition = network_isolated(DESIRED, ObservedObject.absent())
+    assert (condition.status, condition.reason) == ("False", "NetworkPolicyMissing")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"ingress": [{}]},
+        {"policyTypes": []},
+        {"podSelector": {"matchLabels": {"app": "other"}}},
+        {
+            "ingress": [
+                {
+                    "from": [*DESIRED["spec"]["ingress"][0]["from"], {"namespaceSelector": {}}],
+                    "ports": DESIRED["spec"]["ingress"][0]["ports"],
+                }
+            ]
+        },
+    ],
+)
+def test_false_when_edited(changes: dict[str, Any]) -> None:
+    condition = network_isolated(DESIRED, live(**changes))
+    assert (condition.status, condition.reason) == ("False", "NetworkPolicyDrifted")
+
+
+def test_another_policy_admitting_everyone_to_the_workload_is_named() -> None:
+    allow_all = other("allow-all", {}, [{}])
+    condition = network_isolated(DESIRED, live(), [allow_all])
+    assert (condition.status, condition.reason) == ("False", "OtherPolicyAllowsIngress")
+    assert "crm/allow-all" in condition.message
+
+
+def test_another_policy_for_other_pods_does_not_matter() -> None:
+    web = other("web", {"matchLabels": {"app": "web"}}, [{}])
+    assert network_isolated(DESIRED, live(), [web]).status == "True"
+
+
+def test_another_policy_admitting_only_our_peers_on_our_ports_does_not_matter() -> None:
+    rule = DESIRED["spec"]["ingress"][0]
+    same = other("same", {"matchLabels": {"app": "crm-postgres"}}, [copy.deepcopy(rule)])
+    assert network_isolated(DESIRED, live(), [same]).status == "True"
+
+
+def test_another_policy_opening_an_extra_port_is_named() -> None:
+    rule = copy.deepcopy(DESIRED["spec"]["ingress"][0])
+    rule["ports"] = [{"protocol": "TCP", "port": 22}]
+    extra = other("ssh", {"matchLabels": {"app": "crm-postgres"}}, [rule])
+    assert network_isolated(DESIRED, live(), [extra]).reason == "OtherPolicyAllowsIngress"
+
+
+def test_an_egress_only_policy_does_not_matter() -> None:
+    egress = other("egress", {}, [{}], policyTypes=["Egress"])
+    assert network_isolated(DESIRED, live(), [egress]).status == "True"
+
+
+def test_our_own_policy_in_the_list_is_not_counted_twice() -> None:
+    assert network_isolated(DESIRED, live(), [DESIRED]).status == "True"
+
+
+def test_observed_pod_labels_decide_which_policies_select_the_workload() -> None:
+    tiered = other("tier", {"matchLabels": {"tier": "db"}}, [{}])
+    assert network_isolated(DESIRED, live(), [tiered]).status == "True"
+    pods = [{"app": "crm-postgres", "tier": "db"}]
+    assert network_isolated(DESIRED, live(), [tiered], pods).status == "False"
+
+
+@pytest.mark.parametrize(
+    ("selector", "labels", "expected"),
+    [
+        ({}, {"a": "1"}, True),
+        ({"matchLabels": {"a": "1"}}, {"a": "1", "b": "2"}, True),
+        ({"matchLabels": {"a": "1"}}, {"a": "2"}, False),
+        ({"matchExpressions": [{"key": "a", "operator": "In", "values": ["1"]}]}, {"a": "1"}, True),
+        ({"matchExpressions": [{"key": "a", "operator": "In", "values": ["1"]}]}, {}, False),
+        ({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]}, {}, True),
+        (
+            {"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]},
+            {"a": "1"},
+            False,
+        ),
+        ({"matchExpressions": [{"key": "a", "operator": "Exists"}]}, {"a": ""}, True),
+        ({"matchExpressions": [{"key": "a", "operator": "DoesNotExist"}]}, {"a": ""}, False),
+    ],
+)
+def test_selector_matching(
+    selector: dict[str, Any], labels: dict[str, str], expected: bool
+) -> None:
+    assert selector_matches(selector, labels) is expected

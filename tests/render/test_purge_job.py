@@ -1,0 +1,147 @@
+"""The purge CronJob: bounded, restricted, suspended when it must not run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dataward.model.store import parse_store
+from dataward.render.purge_job import render_purge_cronjob
+from dataward.render.settings import RenderSettings
+from tests.model import samples
+
+SETTINGS = RenderSettings(image="registry.example/dataward:1", time_zone="Asia/Tokyo")
+
+
+def cronjob(compliant: bool = True, **changes: Any) -> dict[str, Any]:
+    return render_purge_cronjob(
+        parse_store(samples.store(**changes)), SETTINGS, compliant=compliant
+    )
+
+
+def pod(job: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return spec
+
+
+def container(job: dict[str, Any]) -> dict[str, Any]:
+    containers = pod(job)["containers"]
+    assert len(containers) == 1
+    first: dict[str, Any] = containers[0]
+    return first
+
+
+def test_schedule_time_zone_and_concurrency() -> None:
+    spec = cronjob()["spec"]
+    assert spec["schedule"] == "17 3 * * *"
+    assert spec["timeZone"] == "Asia/Tokyo"
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert spec["startingDeadlineSeconds"] == SETTINGS.starting_deadline_seconds
+    assert spec["successfulJobsHistoryLimit"] == 3
+    assert spec["failedJobsHistoryLimit"] == 3
+
+
+def test_the_default_time_zone_is_utc() -> None:
+    job = render_purge_cronjob(parse_store(samples.STORE), RenderSettings(), compliant=True)
+    assert job["spec"]["timeZone"] == "Etc/UTC"
+
+
+def test_the_job_is_bounded_in_time_and_retries() -> None:
+    job_spec = cronjob()["spec"]["jobTemplate"]["spec"]
+    assert job_spec["activeDeadlineSeconds"] == 3600
+    assert job_spec["backoffLimit"] <= 2
+    assert pod(cronjob())["restartPolicy"] == "Never"
+
+
+@pytest.mark.parametrize(
+    ("compliant", "suspend", "expected"),
+    [(True, False, False), (False, False, True), (True, True, True), (False, True, True)],
+)
+def test_suspended_unless_compliant_and_not_on_hold(
+    compliant: bool, suspend: bool, expected: bool
+) -> None:
+    job = cronjob(compliant, purge={"schedule": "17 3 * * *", "suspend": suspend})
+    assert job["spec"]["suspend"] is expected
+
+
+def test_runs_dataward_purge_for_this_store() -> None:
+    c = container(cronjob())
+    assert c["command"] == ["dataward"]
+    assert c["args"] == ["purge", "--store", "crm/support-inquiries"]
+    assert {"name": "DATAWARD_STORE", "value": "crm/support-inquiries"} in c["env"]
+    assert c["image"] == "registry.example/dataward:1"
+
+
+def test_pod_security_restricted_fields() -> None:
+    job = cronjob()
+    pod_security = pod(job)["securityContext"]
+    assert pod_security["runAsNonRoot"] is True
+    assert pod_security["runAsUser"] == 65532
+    assert pod_security["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = container(job)["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["runAsNonRoot"] is True
+    assert security.get("privileged") is not True
+    assert "add" not in security["capabilities"]
+
+
+def test_only_volume_types_the_restricted_profile_allows() -> None:
+    allowed = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "projected", "secret"}
+    for volume in pod(cronjob())["volumes"]:
+        kinds = set(volume) - {"name"}
+        assert kinds <= allowed, volume
+    assert "hostNetwork" not in pod(cronjob())
+
+
+def test_no_automounted_token_only_a_short_lived_projected_one() -> None:
+    spec = pod(cronjob())
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["serviceAccountName"] == "dataward-support-inquiries-purge"
+    token = next(v for v in spec["volumes"] if v["name"] == "api-token")
+    sources = token["projected"]["sources"]
+    assert sources[0]["serviceAccountToken"]["expirationSeconds"] == 600
+    mount = next(m for m in container(cronjob())["volumeMounts"] if m["name"] == "api-token")
+    assert mount["readOnly"] is True
+    assert mount["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def test_resources_have_requests_and_limits() -> None:
+    resources = container(cronjob())["resources"]
+    assert set(resources["requests"]) >= {"cpu", "memory"}
+    assert set(resources["limits"]) >= {"cpu", "memory"}
+
+
+def test_termination_message_is_read_from_the_file() -> None:
+    c = container(cronjob())
+    assert c["terminationMessagePolicy"] == "File"
+    assert c["terminationMessagePath"] == "/dev/termination-log"
+
+
+def test_pods_carry_the_purge_label_the_network_policy_admits() -> None:
+    labels = cronjob()["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    assert labels["dataward.io/purge"] == "support-inquiries"
+    assert labels["app.kubernetes.io/managed-by"] == "dataward"
+
+
+def test_credentials_come_from_secret_references_never_values() -> None:
+    env = container(cronjob(archive=samples.ARCHIVE))["env"]
+    by_name = {item["name"]: item for item in env}
+    for variable, secret in [
+        ("DATAWARD_DB_USERNAME", "crm-postgres-purger"),
+        ("DATAWARD_DB_PASSWORD", "crm-postgres-purger"),
+        ("DATAWARD_ARCHIVE_USERNAME", "archive-writer"),
+        ("DATAWARD_ARCHIVE_PASSWORD", "archive-writer"),
+    ]:
+        assert "value" not in by_name[variable]
+        assert by_name[variable]["valueFrom"]["secretKeyRef"]["name"] == secret
+    assert [item for item in env if "value" in item] == [
+        {"name": "DATAWARD_STORE", "value": "crm/support-inquiries"}
+    ]
+
+
+def test_no_archive_variables_without_an_archive() -> None:
+    names = {item["name"] for item in container(cronjob())["env"]}
+    assert not any(name.startswith("DATAWARD_ARCHIVE") for name in names)
