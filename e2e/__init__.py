@@ -1,0 +1,1 @@
+"""End-to-end tests and the harness that runs a real Kubernetes control plane locally."""
