@@ -1,0 +1,220 @@
+"""`dataward purge`: the program a store's CronJob runs.
+
+    dataward purge --store NAMESPACE/NAME                 # store and policy from the API
+    dataward purge -f store.yaml --policy policy.yaml     # offline, from files
+
+Credentials come from `DATAWARD_DB_USERNAME`/`DATAWARD_DB_PASSWORD` and
+`DATAWARD_ARCHIVE_USERNAME`/`DATAWARD_ARCHIVE_PASSWORD` (or `--credentials-dir`,
+`--archive-credentials-dir` holding `username` and `password` files). The result is printed
+as JSON and written to the termination-message path (`--termination-log`, else
+`DATAWARD_TERMINATION_LOG`, else /dev/termination-log when it exists).
+
+Exit status: 0 for Succeeded, Skipped and Held (a retry would not help), 1 for Failed.
+
+`DATAWARD_PURGE_FAULT=<point>[:<n>]` (points: before-select, after-select, after-archive-commit,
+after-delete) kills the process with status 137 at the n-th time (default first) the run
+reaches that point. It exists only for the crash tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from dataward.model.policy import Policy
+from dataward.model.store import Database, Store
+from dataward.purge import mysql, postgres
+from dataward.purge.credentials import Credentials, Timeouts, load_credentials
+from dataward.purge.engine import FAULT_POINTS, EngineOptions, Fault, no_fault, purge
+from dataward.purge.errors import PurgeError
+from dataward.purge.plan import (
+    LargeCutThreshold,
+    PurgePlan,
+    Stop,
+    interruption,
+    make_plan,
+    refusal,
+)
+from dataward.purge.result import (
+    ErrorInfo,
+    PurgeResult,
+    termination_log_path,
+    write_termination_message,
+)
+from dataward.purge.source import ApiSource, FileSource, StoreSource
+from dataward.purge.sql import Session
+
+FAULT_ENV = "DATAWARD_PURGE_FAULT"
+
+
+def register(subparsers: Any) -> None:
+    """Add the `purge` subcommand."""
+    parser = subparsers.add_parser(
+        "purge",
+        help="delete a store's expired records (archiving statutory ones first)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--store", metavar="NAMESPACE/NAME", help="the PersonalDataStore")
+    parser.add_argument(
+        "-f", "--filename", action="append", type=Path, default=[], metavar="FILE",
+        help="read the store (and policy) from YAML files instead of the API; repeatable",
+    )  # fmt: skip
+    parser.add_argument("--policy", type=Path, metavar="FILE", help="the PrivacyPolicy file")
+    parser.add_argument("--credentials-dir", type=Path, metavar="DIR")
+    parser.add_argument("--archive-credentials-dir", type=Path, metavar="DIR")
+    parser.add_argument("--ca-file", type=Path, help="CA bundle for MySQL tls: verify-full")
+    parser.add_argument("--termination-log", metavar="PATH")
+    parser.add_argument("--max-clock-skew", type=float, default=300.0, metavar="SECONDS")
+    parser.add_argument("--statement-timeout", type=float, default=30.0, metavar="SECONDS")
+    parser.add_argument("--lock-timeout", type=float, default=5.0, metavar="SECONDS")
+    parser.add_argument(
+        "--large-purge-rows", type=int, default=1000, metavar="N",
+        help="a cut is large when it deletes more than N rows of a table ...",
+    )  # fmt: skip
+    parser.add_argument(
+        "--large-purge-fraction", type=float, default=0.10, metavar="F",
+        help="... and more than this fraction of it (default 0.10)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--recheck-interval", type=float, default=1.0, metavar="SECONDS",
+        help="re-read the store between batches at most this often (default 1)",
+    )  # fmt: skip
+    parser.set_defaults(func=run)
+
+
+def fault_from_env(environ: Mapping[str, str]) -> Fault:
+    """The fault hook named by DATAWARD_PURGE_FAULT (tests only), or one that does nothing."""
+    value = environ.get(FAULT_ENV, "")
+    if not value:
+        return no_fault
+    point, _, nth = value.partition(":")
+    if point not in FAULT_POINTS:
+        raise PurgeError("Configuration", f"{FAULT_ENV} must be one of {', '.join(FAULT_POINTS)}")
+    remaining = [int(nth) if nth else 1]
+
+    def fault(reached: str) -> None:
+        if reached != point:
+            return
+        remaining[0] -= 1
+        if remaining[0] <= 0:
+            sys.stdout.flush()
+            os._exit(137)
+
+    return fault
+
+
+def _connector(
+    database: Database, credentials: Credentials, role: str, timeouts: Timeouts, ca: Path | None
+) -> Callable[[], Session]:
+    def connect() -> Session:
+        if database.engine == "postgresql":
+            return postgres.connect(database, credentials, role, timeouts)
+        return mysql.connect(database, credentials, role, timeouts, ca)
+
+    return connect
+
+
+def _rechecker(
+    source: StoreSource, store: Store, policy: Policy, interval: float
+) -> Callable[[], Stop | None]:
+    """Between batches: re-read the store and decide whether to go on."""
+    last = [time.monotonic()]
+    plan_holder: list[PurgePlan] = [make_plan(store, policy, datetime.now(UTC))]
+
+    def check() -> Stop | None:
+        if time.monotonic() - last[0] < interval:
+            return None
+        last[0] = time.monotonic()
+        try:
+            current, current_policy = source.load()
+        except PurgeError as error:
+            return Stop("StoreUnavailable", f"could not re-read the store: {error.message}")
+        return interruption(plan_holder[0], current, current_policy)
+
+    return check
+
+
+def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> PurgeResult:
+    """Load, connect and purge; every failure becomes a Failed result."""
+    started = datetime.now(UTC)
+    source: StoreSource
+    try:
+        if args.filename or args.policy:
+            source = FileSource(
+                [*args.filename, *([args.policy] if args.policy else [])], args.store
+            )
+        else:
+            if not args.store or "/" not in args.store:
+                raise PurgeError("Configuration", "give --store NAMESPACE/NAME, or -f FILE")
+            namespace, name = args.store.split("/", 1)
+            source = ApiSource(namespace, name)
+        store, policy = source.load()
+        timeouts = Timeouts(statement=args.statement_timeout, lock=args.lock_timeout)
+        connect_live: Callable[[], Session] | None = None
+        connect_archive: Callable[[], Session] | None = None
+        if refusal(store, policy) is None:  # a refused store never needs its credentials
+            connect_live = _connector(
+                store.database,
+                load_credentials("DB", environ, args.credentials_dir),
+                "live",
+                timeouts,
+                args.ca_file,
+            )
+            if store.archive is not None:
+                connect_archive = _connector(
+                    store.archive,
+                    load_credentials("ARCHIVE", environ, args.archive_credentials_dir),
+                    "archive",
+                    timeouts,
+                    args.ca_file,
+                )
+        check = (
+            _rechecker(source, store, policy, args.recheck_interval)
+            if policy is not None and policy.category(store.category) is not None
+            else (lambda: None)
+        )
+
+        def refuse() -> Session:
+            raise PurgeError("Internal", "no connection is opened for a refused store")
+
+        return purge(
+            store,
+            policy,
+            connect_live=connect_live or refuse,
+            connect_archive=connect_archive,
+            job_clock=lambda: datetime.now(UTC),
+            check_continue=check,
+            fault=fault_from_env(environ),
+            options=EngineOptions(
+                max_clock_skew=timedelta(seconds=args.max_clock_skew),
+                large_cut=LargeCutThreshold(args.large_purge_fraction, args.large_purge_rows),
+            ),
+        )
+    except PurgeError as error:
+        return PurgeResult(
+            store=args.store or "",
+            result="Failed",
+            dry_run=False,
+            start_time=started,
+            completion_time=datetime.now(UTC),
+            message=error.message,
+            reason=error.category,
+            error=ErrorInfo(error.category, error.message),
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the purge, print and record the result; 1 only when it failed."""
+    result = execute(args, os.environ)
+    print(result.to_json(), flush=True)
+    path = termination_log_path(args.termination_log, os.environ)
+    if not write_termination_message(result, path) and args.termination_log:
+        print(f"dataward purge: could not write {path}", file=sys.stderr)
+    return 1 if result.result == "Failed" else 0

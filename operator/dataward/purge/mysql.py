@@ -1,0 +1,168 @@
+"""MySQL and MariaDB through PyMySQL: connect with TLS, a UTC session, timeouts; introspect."""
+
+from __future__ import annotations
+
+import ssl
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pymysql
+
+from dataward.model.store import Database
+from dataward.purge.credentials import Credentials, Timeouts
+from dataward.purge.errors import ErrorCategory, PurgeError
+from dataward.purge.sql import MYSQL, Classifier, Column, Session, TableName
+
+_AUTH = {1045, 1698}
+_CONNECTION = {2002, 2003, 2005, 2006, 2013, 2055}
+_READ_ONLY = {1290, 1836, 1792, 1207}
+_TIMEOUT = {3024, 1969, 1317}
+_DENIED = {1044, 1142, 1143, 1227}
+
+
+class MySQLSession(Session):
+    """A PyMySQL connection whose session runs at `+00:00`, READ COMMITTED, with timeouts."""
+
+    dialect = MYSQL
+    max_parameters = 20000
+
+    def server_now(self) -> datetime:
+        """`UTC_TIMESTAMP(6)` of the server."""
+        ((value,),) = self.query("SELECT UTC_TIMESTAMP(6)")
+        self.commit()
+        if not isinstance(value, datetime):
+            raise PurgeError("DatabaseError", "the server returned no timestamp for its clock")
+        return value.replace(tzinfo=UTC)
+
+    def _schema(self, table: TableName) -> tuple[str | None, str]:
+        return table.schema, table.name
+
+    def columns(self, table: TableName) -> tuple[Column, ...]:
+        """Columns from information_schema."""
+        rows = self.query(
+            "SELECT COLUMN_NAME, DATA_TYPE, DATETIME_PRECISION FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s "
+            "ORDER BY ORDINAL_POSITION",
+            self._schema(table),
+        )
+        self.commit()
+        return tuple(Column(str(n), str(t), None if p is None else int(p)) for n, t, p in rows)
+
+    def unique_keys(self, table: TableName) -> tuple[frozenset[str], ...]:
+        """Unique indexes over whole columns (a prefix index does not make a column unique)."""
+        rows = self.query(
+            "SELECT INDEX_NAME, COLUMN_NAME, SUB_PART FROM information_schema.STATISTICS "
+            "WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s "
+            "AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+            self._schema(table),
+        )
+        self.commit()
+        indexes: dict[str, set[str]] = {}
+        partial: set[str] = set()
+        for index, column, sub_part in rows:
+            indexes.setdefault(str(index), set()).add(str(column))
+            if sub_part is not None:
+                partial.add(str(index))
+        return tuple(frozenset(c) for name, c in indexes.items() if name not in partial)
+
+    def read_only(self) -> bool:
+        """The server's `read_only` or `innodb_read_only`."""
+        ((read_only, innodb),) = self.query("SELECT @@global.read_only, @@global.innodb_read_only")
+        self.commit()
+        return bool(int(read_only)) or bool(int(innodb))
+
+
+def _categories(role: str) -> tuple[ErrorCategory, ErrorCategory, ErrorCategory]:
+    """Failures of the archive all mean one thing to the run: live rows stay where they are."""
+    if role == "archive":
+        return "ArchiveUnavailable", "ArchiveReadOnly", "ArchiveUnavailable"
+    return "ConnectionFailed", "DatabaseError", "AuthenticationFailed"
+
+
+def classifier(role: str, database: Database) -> Classifier:
+    """Map PyMySQL exceptions to PurgeError, keeping only the error number."""
+    where = f"the {role} database {database.host}:{database.port}/{database.name}"
+    unavailable, read_only, _ = _categories(role)
+
+    def classify(exc: BaseException) -> PurgeError:
+        if isinstance(exc, PurgeError):
+            return exc
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        if code in _TIMEOUT:
+            return PurgeError("Timeout", f"a statement on {where} hit the statement timeout")
+        if code == 1205:
+            return PurgeError("Timeout", f"a batch on {where} waited past the lock timeout")
+        if code in _READ_ONLY:
+            return PurgeError(read_only, f"{where} is read-only (error {code})")
+        if code in _DENIED:
+            return PurgeError(
+                "PermissionDenied", f"the login lacks a privilege on {where} (error {code})"
+            )
+        if code in _CONNECTION or isinstance(exc, pymysql.err.InterfaceError | OSError):
+            return PurgeError(unavailable, f"lost or could not open the connection to {where}")
+        return PurgeError("DatabaseError", f"{where} reported error {code or 'unknown'}")
+
+    return classify
+
+
+def _tls(database: Database, ca_file: Path | None) -> dict[str, Any]:
+    if database.tls == "disable":
+        return {"ssl_disabled": True}
+    if database.tls == "require":
+        # Encrypted but unverified, like libpq's sslmode=require.
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return {"ssl": context}
+    return {"ssl": ssl.create_default_context(cafile=str(ca_file) if ca_file else None)}
+
+
+def connect(
+    database: Database,
+    credentials: Credentials,
+    role: str,
+    timeouts: Timeouts,
+    ca_file: Path | None = None,
+) -> MySQLSession:
+    """Open a session as `credentials` with the store's TLS mode, UTC and the timeouts."""
+    classify = classifier(role, database)
+    where = f"the {role} database {database.host}:{database.port}/{database.name}"
+    unavailable, _, refused = _categories(role)
+    try:
+        connection = pymysql.connect(
+            host=database.host,
+            port=database.port,
+            database=database.name,
+            user=credentials.username,
+            password=credentials.password,
+            connect_timeout=timeouts.connect,
+            read_timeout=int(timeouts.statement) + 30,
+            write_timeout=int(timeouts.statement) + 30,
+            autocommit=False,
+            charset="utf8mb4",
+            **_tls(database, ca_file),
+        )
+    except Exception as exc:
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        if code in _AUTH:
+            raise PurgeError(
+                refused, f"{where} refused the login from the credentials Secret"
+            ) from None
+        raise PurgeError(unavailable, f"could not connect to {where}") from None
+    session = MySQLSession(connection, role, classify)
+    ((version,),) = session.query("SELECT VERSION()")
+    # TIMESTAMP columns are shown in the session's zone: pin it so comparisons are in UTC.
+    session.execute("SET SESSION time_zone = '+00:00'")
+    # READ COMMITTED: FOR UPDATE locks the selected rows only, no gap locks that block inserts.
+    session.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    session.execute("SET SESSION innodb_lock_wait_timeout = %s", (max(1, int(timeouts.lock)),))
+    session.execute(
+        "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_ALL_TABLES')"
+    )
+    if "mariadb" in str(version).lower():
+        session.execute("SET SESSION max_statement_time = %s", (float(timeouts.statement),))
+    else:
+        session.execute("SET SESSION max_execution_time = %s", (int(timeouts.statement * 1000),))
+    session.commit()
+    return session

@@ -1,0 +1,242 @@
+"""What a purge run will do, decided without I/O: cutoffs, batch sizes and the gates.
+
+Each gate is a small pure function returning a `Gate` (the run's result, a CamelCase reason and
+a sentence saying what to change) or None when the run may go on. The engine calls them in
+this order: `refusal` (store compliant, not suspended) before connecting; `clock_skew` once
+per database clock; `large_cut` after counting, before deleting anything; `interruption`
+between batches.
+
+The large-cut gate: a run is held when, in any table, the expired rows are more than
+`min_rows` (default 1,000) AND more than `fraction` (default 10%) of the table. Daily purges
+remove a sliver of a table; a cut this size means a shortened retention (1y -> 0d), a lifted
+legal hold or a mistake, and a person confirms it by setting the store's annotation
+`dataward.io/acknowledge-large-purge` to the token the result prints. The token is
+`<retention>-g<store generation>-p<policy generation>`: it stays valid until the store's spec or
+the policy changes (adding an annotation does not change a generation), so one
+acknowledgement covers the runs that work off the backlog, `maxRowsPerRun` at a time.
+Dry runs are never held (they delete nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from dataward.model.compliance import compliance_findings, effective_retention
+from dataward.model.durations import Duration, cutoff_for
+from dataward.model.policy import Policy
+from dataward.model.store import RecordSet, Store
+
+ACKNOWLEDGE_ANNOTATION = "dataward.io/acknowledge-large-purge"
+DEFAULT_MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+Outcome = Literal["Succeeded", "Failed", "Held", "Skipped"]
+StopReason = Literal[
+    "MaxRowsPerRun", "Suspended", "NotCompliant", "RetentionChanged", "StoreUnavailable"
+]
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A run that must not go on (or must not start): its result, reason and message."""
+
+    result: Outcome
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why a run stopped between batches."""
+
+    reason: StopReason
+    message: str
+
+
+@dataclass(frozen=True)
+class LargeCutThreshold:
+    """When a run deletes so much of a table at once that a person must confirm it."""
+
+    fraction: float = 0.10
+    min_rows: int = 1000
+
+    def is_large(self, expired: int, total: int) -> bool:
+        """True when `expired` of `total` rows is past both bounds."""
+        return expired > self.min_rows and expired > self.fraction * total
+
+
+@dataclass(frozen=True)
+class TableCount:
+    """Rows of one live table at the start of a run."""
+
+    table: str
+    expired: int
+    total: int
+
+
+@dataclass(frozen=True)
+class PurgePlan:
+    """Everything a run needs to know that does not come from the databases' rows."""
+
+    store: str
+    retention: Duration
+    statutory: Duration | None
+    now: datetime
+    cutoff: datetime
+    archive_now: datetime | None
+    archive_cutoff: datetime | None
+    records: tuple[RecordSet, ...]
+    batch_size: int
+    max_rows: int
+    dry_run: bool
+    acknowledge_token: str
+
+
+def store_ref(store: Store) -> str:
+    """`namespace/name`."""
+    return f"{store.namespace}/{store.name}"
+
+
+def refusal(store: Store, policy: Policy | None) -> Gate | None:
+    """Refuse a store that is not PolicyCompliant, or whose purge is suspended (legal hold)."""
+    findings = compliance_findings(store, policy)
+    if findings:
+        details = " ".join(f"{f.reason}: {f.message}" for f in findings)
+        return Gate(
+            "Failed",
+            "NotCompliant",
+            f"the store is not PolicyCompliant, so nothing is purged. {details}",
+        )
+    if store.purge.suspend:
+        return Gate(
+            "Skipped",
+            "Suspended",
+            "spec.purge.suspend is true (legal hold): nothing was read or deleted; set it to "
+            "false to resume purging.",
+        )
+    return None
+
+
+def clock_skew(
+    server_now: datetime, job_now: datetime, bound: timedelta, which: str = "database"
+) -> Gate | None:
+    """Abort when the database server's clock and the job's disagree by more than `bound`."""
+    skew = abs(server_now - job_now)
+    if skew <= bound:
+        return None
+    return Gate(
+        "Failed",
+        "ClockSkew",
+        f"the {which} server's clock ({server_now.isoformat()}) and the purge job's "
+        f"({job_now.isoformat()}) differ by {skew.total_seconds():.0f}s, more than the "
+        f"{bound.total_seconds():.0f}s allowed: fix time synchronisation (NTP) on the server "
+        "or the node; nothing was deleted.",
+    )
+
+
+def acknowledge_token(store: Store, policy: Policy) -> str:
+    """The value of the acknowledgement annotation that releases a held large cut."""
+    category = policy.category(store.category)
+    retention = effective_retention(store, category) if category else store.retention
+    return f"{retention}-g{store.generation}-p{policy.generation}"
+
+
+def large_cut(
+    store: Store,
+    plan: PurgePlan,
+    counts: Sequence[TableCount],
+    threshold: LargeCutThreshold,
+) -> Gate | None:
+    """Hold a run that would delete too much of a table at once, unless acknowledged."""
+    if plan.dry_run:
+        return None
+    large = [c for c in counts if threshold.is_large(c.expired, c.total)]
+    if not large:
+        return None
+    if store.annotation(ACKNOWLEDGE_ANNOTATION) == plan.acknowledge_token:
+        return None
+    tables = ", ".join(
+        f"{c.table}: {c.expired} of {c.total} rows ({100 * c.expired / max(c.total, 1):.0f}%)"
+        for c in large
+    )
+    return Gate(
+        "Held",
+        "LargePurgeNotAcknowledged",
+        f"held: the cut at retention {plan.retention} would delete more than "
+        f"{threshold.fraction:.0%} (and more than {threshold.min_rows} rows) of a table "
+        f"({tables}); nothing was deleted. If this is intended, run: kubectl annotate "
+        f"personaldatastore -n {store.namespace} {store.name} "
+        f"{ACKNOWLEDGE_ANNOTATION}={plan.acknowledge_token} --overwrite",
+    )
+
+
+def make_plan(
+    store: Store, policy: Policy, now: datetime, archive_now: datetime | None = None
+) -> PurgePlan:
+    """The plan for a compliant store at the live server's `now` (and the archive's clock).
+
+    Call only after `refusal` returned None: the category must exist.
+    """
+    category = policy.category(store.category)
+    if category is None:
+        raise ValueError(f"category {store.category!r} not in policy {policy.name!r}")
+    retention = effective_retention(store, category)
+    statutory = category.statutory.period if category.statutory else None
+    archive_clock = archive_now if archive_now is not None else now
+    return PurgePlan(
+        store=store_ref(store),
+        retention=retention,
+        statutory=statutory,
+        now=now,
+        cutoff=cutoff_for(now, retention),
+        archive_now=archive_now if statutory else None,
+        archive_cutoff=cutoff_for(archive_clock, statutory) if statutory else None,
+        records=store.records,
+        batch_size=max(1, store.purge.batch_size),
+        max_rows=max(0, store.purge.max_rows_per_run),
+        dry_run=store.purge.dry_run,
+        acknowledge_token=acknowledge_token(store, policy),
+    )
+
+
+def next_batch_size(batch_size: int, max_rows: int, done: int) -> int:
+    """Rows the next batch may take: a full batch, or what is left of the run's budget."""
+    return max(0, min(batch_size, max_rows - done))
+
+
+def dry_run_allocation(expired: Sequence[int], max_rows: int) -> tuple[int, ...]:
+    """Rows a real run would delete from each table, in order, within the run's budget."""
+    left = max_rows
+    out = []
+    for count in expired:
+        take = max(0, min(count, left))
+        out.append(take)
+        left -= take
+    return tuple(out)
+
+
+def interruption(plan: PurgePlan, store: Store, policy: Policy | None) -> Stop | None:
+    """Re-checked between batches with the store as it is now: stop, or None to go on."""
+    if compliance_findings(store, policy):
+        return Stop(
+            "NotCompliant", "the store stopped being PolicyCompliant during the run; stopped."
+        )
+    if store.purge.suspend:
+        return Stop("Suspended", "spec.purge.suspend became true during the run; stopped.")
+    assert policy is not None  # compliant implies a policy
+    category = policy.category(store.category)
+    assert category is not None
+    statutory = category.statutory.period if category.statutory else None
+    if effective_retention(store, category) != plan.retention or statutory != plan.statutory:
+        return Stop(
+            "RetentionChanged",
+            "the retention changed during the run; stopped so the next run uses the new one.",
+        )
+    return None
+
+
+def overdue_seconds(oldest_trigger: datetime, period: Duration, now: datetime) -> float:
+    """How long ago the row with this trigger expired (`trigger + period`), in seconds."""
+    return max(0.0, (now - period.add_to(oldest_trigger)).total_seconds())

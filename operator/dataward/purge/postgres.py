@@ -1,0 +1,132 @@
+"""PostgreSQL through psycopg 3: connect with the store's TLS mode, introspect, classify errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import psycopg
+
+from dataward.model.store import Database
+from dataward.purge.credentials import Credentials, Timeouts
+from dataward.purge.errors import ErrorCategory, PurgeError
+from dataward.purge.sql import POSTGRES, Classifier, Column, Session, TableName
+
+_SSLMODE = {"disable": "disable", "require": "require", "verify-full": "verify-full"}
+
+
+class PostgresSession(Session):
+    """A psycopg connection whose session runs in UTC with statement and lock timeouts."""
+
+    dialect = POSTGRES
+
+    def server_now(self) -> datetime:
+        """`now()` of the server in UTC."""
+        ((value,),) = self.query("SELECT now() AT TIME ZONE 'UTC'")
+        self.commit()
+        if not isinstance(value, datetime):
+            raise PurgeError("DatabaseError", "the server returned no timestamp for its clock")
+        return value.replace(tzinfo=UTC)
+
+    def columns(self, table: TableName) -> tuple[Column, ...]:
+        """Columns from information_schema (names as the catalogue stores them)."""
+        rows = self.query(
+            "SELECT column_name, data_type, datetime_precision FROM information_schema.columns "
+            "WHERE table_schema = COALESCE(%s::text, current_schema()) AND table_name = %s "
+            "ORDER BY ordinal_position",
+            (
+                self.dialect.name(table.schema) if table.schema else None,
+                self.dialect.name(table.name),
+            ),
+        )
+        self.commit()
+        return tuple(Column(str(n), str(t), None if p is None else int(p)) for n, t, p in rows)
+
+    def unique_keys(self, table: TableName) -> tuple[frozenset[str], ...]:
+        """Unique, non-partial, non-expression indexes (the primary key is one)."""
+        rows = self.query(
+            "SELECT ARRAY(SELECT a.attname::text FROM unnest(i.indkey) AS k(n) "
+            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n) "
+            "FROM pg_index i WHERE i.indrelid = to_regclass(%s) AND i.indisunique "
+            "AND i.indpred IS NULL AND i.indexprs IS NULL",
+            (self.dialect.table(table),),
+        )
+        self.commit()
+        return tuple(frozenset(cols) for (cols,) in rows)
+
+    def read_only(self) -> bool:
+        """A read-only transaction default, or a standby."""
+        ((value,),) = self.query(
+            "SELECT current_setting('transaction_read_only') = 'on' OR pg_is_in_recovery()"
+        )
+        self.commit()
+        return bool(value)
+
+
+def _categories(role: str) -> tuple[ErrorCategory, ErrorCategory, ErrorCategory]:
+    """Failures of the archive all mean one thing to the run: live rows stay where they are."""
+    if role == "archive":
+        return "ArchiveUnavailable", "ArchiveReadOnly", "ArchiveUnavailable"
+    return "ConnectionFailed", "DatabaseError", "AuthenticationFailed"
+
+
+def classifier(role: str, database: Database) -> Classifier:
+    """Map psycopg exceptions to PurgeError, keeping only the SQLSTATE."""
+    where = f"the {role} database {database.host}:{database.port}/{database.name}"
+    unavailable, read_only, _ = _categories(role)
+
+    def classify(exc: BaseException) -> PurgeError:
+        if isinstance(exc, PurgeError):
+            return exc
+        sqlstate = getattr(exc, "sqlstate", None)
+        if sqlstate == "57014":
+            return PurgeError("Timeout", f"a statement on {where} hit the statement timeout")
+        if sqlstate == "55P03":
+            return PurgeError("Timeout", f"a batch on {where} waited past the lock timeout")
+        if sqlstate == "25006":
+            return PurgeError(read_only, f"{where} is read-only (SQLSTATE 25006)")
+        if sqlstate == "42501":
+            return PurgeError(
+                "PermissionDenied", f"the login lacks a privilege on {where} (SQLSTATE 42501)"
+            )
+        if isinstance(exc, psycopg.OperationalError) and (
+            sqlstate is None or sqlstate.startswith("08")
+        ):
+            return PurgeError(unavailable, f"lost or could not open the connection to {where}")
+        return PurgeError("DatabaseError", f"{where} reported SQLSTATE {sqlstate or 'unknown'}")
+
+    return classify
+
+
+def connect(
+    database: Database, credentials: Credentials, role: str, timeouts: Timeouts
+) -> PostgresSession:
+    """Open a session as `credentials` with the store's TLS mode, UTC and the timeouts."""
+    classify = classifier(role, database)
+    where = f"the {role} database {database.host}:{database.port}/{database.name}"
+    unavailable, _, refused = _categories(role)
+    try:
+        connection = psycopg.connect(
+            host=database.host,
+            port=database.port,
+            dbname=database.name,
+            user=credentials.username,
+            password=credentials.password,
+            sslmode=_SSLMODE[database.tls],
+            connect_timeout=timeouts.connect,
+            application_name="dataward-purge",
+        )
+    except psycopg.Error as exc:
+        # The driver's text can name the user; only its gist is kept.
+        if "authentication failed" in str(exc) or getattr(exc, "sqlstate", None) == "28P01":
+            raise PurgeError(
+                refused, f"{where} refused the login from the credentials Secret"
+            ) from None
+        raise PurgeError(unavailable, f"could not connect to {where}") from None
+    session = PostgresSession(connection, role, classify)
+    session.execute("SET TIME ZONE 'UTC'")
+    session.query(
+        "SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)",
+        (f"{int(timeouts.statement * 1000)}ms", f"{int(timeouts.lock * 1000)}ms"),
+    )
+    session.commit()
+    return session

@@ -1,0 +1,181 @@
+"""The record of a purge run: JSON on stdout and as the pod's termination message.
+
+It carries counts, instants and safe messages only: never credentials, never row contents.
+In a dry run the counts say what a real run would have done (`dryRun: true`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dataward.purge.errors import ErrorCategory
+from dataward.purge.plan import Outcome
+
+DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
+# The kubelet keeps at most 4096 bytes of a termination message.
+TERMINATION_MESSAGE_LIMIT = 4096
+
+
+@dataclass(frozen=True)
+class TableResult:
+    """What a run did to one `records` entry."""
+
+    table: str
+    rows_deleted: int = 0
+    rows_archived: int = 0
+    archive_rows_destroyed: int = 0
+    expired_remaining: int = 0
+    oldest_expired_age_seconds: float | None = None
+    null_triggers: int = 0
+    archive_expired_remaining: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape."""
+        return {
+            "table": self.table,
+            "rowsDeleted": self.rows_deleted,
+            "rowsArchived": self.rows_archived,
+            "archiveRowsDestroyed": self.archive_rows_destroyed,
+            "expiredRemaining": self.expired_remaining,
+            "oldestExpiredAgeSeconds": self.oldest_expired_age_seconds,
+            "nullTriggers": self.null_triggers,
+            "archiveExpiredRemaining": self.archive_expired_remaining,
+        }
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """A failure: its category and a message with no driver text."""
+
+    category: ErrorCategory | str
+    message: str
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    """One run of `dataward purge`."""
+
+    store: str
+    result: Outcome
+    dry_run: bool
+    start_time: datetime
+    completion_time: datetime
+    message: str
+    reason: str | None = None
+    server_time: datetime | None = None
+    cutoff: datetime | None = None
+    archive_cutoff: datetime | None = None
+    tables: tuple[TableResult, ...] = ()
+    stopped_early: str | None = None
+    error: ErrorInfo | None = None
+    acknowledge_token: str | None = None
+
+    @property
+    def rows_deleted(self) -> int:
+        """Rows deleted from the live database, all tables."""
+        return sum(t.rows_deleted for t in self.tables)
+
+    @property
+    def rows_archived(self) -> int:
+        """Rows newly copied to the archive, all tables."""
+        return sum(t.rows_archived for t in self.tables)
+
+    @property
+    def expired_remaining(self) -> int:
+        """Expired rows still in the live database, all tables."""
+        return sum(t.expired_remaining for t in self.tables)
+
+    @property
+    def oldest_expired_age_seconds(self) -> float | None:
+        """Seconds since the longest-overdue remaining row expired; None when none remain."""
+        ages = [t.oldest_expired_age_seconds for t in self.tables]
+        known = [a for a in ages if a is not None]
+        return max(known) if known else None
+
+    def to_dict(self, *, with_tables: bool = True) -> dict[str, Any]:
+        """The JSON shape (camelCase, RFC 3339 UTC instants)."""
+        out: dict[str, Any] = {
+            "store": self.store,
+            "result": self.result,
+            "reason": self.reason,
+            "message": self.message,
+            "dryRun": self.dry_run,
+            "startTime": _instant(self.start_time),
+            "completionTime": _instant(self.completion_time),
+            "durationSeconds": round((self.completion_time - self.start_time).total_seconds(), 3),
+            "serverTime": _instant(self.server_time),
+            "cutoff": _instant(self.cutoff),
+            "archiveCutoff": _instant(self.archive_cutoff),
+            "rowsDeleted": self.rows_deleted,
+            "rowsArchived": self.rows_archived,
+            "archiveRowsDestroyed": sum(t.archive_rows_destroyed for t in self.tables),
+            "expiredRemaining": self.expired_remaining,
+            "oldestExpiredAgeSeconds": self.oldest_expired_age_seconds,
+            "nullTriggers": sum(t.null_triggers for t in self.tables),
+            "stoppedEarly": self.stopped_early,
+            "error": None
+            if self.error is None
+            else {"category": self.error.category, "message": self.error.message},
+            "acknowledgeToken": self.acknowledge_token,
+        }
+        if with_tables:
+            out["tables"] = [t.to_dict() for t in self.tables]
+        else:
+            out["tablesOmitted"] = len(self.tables)
+        return out
+
+    def to_json(self) -> str:
+        """The full record, one line."""
+        return json.dumps(self.to_dict(), sort_keys=False, separators=(",", ":"))
+
+    def termination_message(self, limit: int = TERMINATION_MESSAGE_LIMIT) -> str:
+        """The record cut to fit the kubelet's limit: per-table details go first, then text."""
+        text = self.to_json()
+        if len(text.encode()) <= limit:
+            return text
+        short = self.to_dict(with_tables=False)
+        text = json.dumps(short, separators=(",", ":"))
+        while len(text.encode()) > limit and len(short["message"]) > 40:
+            short["message"] = short["message"][: len(short["message"]) // 2] + "…"
+            text = json.dumps(short, separators=(",", ":"))
+        return text
+
+
+def finished(result: PurgeResult, at: datetime) -> PurgeResult:
+    """The result with its completion time set."""
+    return replace(result, completion_time=at)
+
+
+def _instant(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def termination_log_path(flag: str | None, environ: dict[str, str] | os._Environ[str]) -> Path:
+    """The flag, else `DATAWARD_TERMINATION_LOG`, else /dev/termination-log."""
+    if flag:
+        return Path(flag)
+    if environ.get("DATAWARD_TERMINATION_LOG"):
+        return Path(environ["DATAWARD_TERMINATION_LOG"])
+    return DEFAULT_TERMINATION_LOG
+
+
+def write_termination_message(result: PurgeResult, path: Path) -> bool:
+    """Write the record where the kubelet reads it; False if that was not possible.
+
+    The default path is only written when it exists (the kubelet creates it in a pod), so a
+    local run never creates /dev/termination-log.
+    """
+    if path == DEFAULT_TERMINATION_LOG and not path.exists():
+        return False
+    try:
+        path.write_text(result.termination_message())
+    except OSError:
+        return False
+    return True

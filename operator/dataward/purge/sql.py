@@ -1,0 +1,298 @@
+"""Engine-neutral SQL: identifiers, cutoff binding, the statements a purge runs, and a session.
+
+Identifiers come from the store's spec. They are checked to be plain SQL identifiers (the CRD
+already rejects anything else; this is the second lock) and then quoted for the engine, so a
+name can never become SQL. Values are always bound as parameters (`%s` in both psycopg and
+PyMySQL).
+
+Trigger columns are read as UTC:
+- PostgreSQL `timestamp with time zone` is an absolute instant; the bound cutoff is one too.
+- PostgreSQL `timestamp without time zone` and MySQL `DATETIME` hold a wall-clock time with no
+  zone; Dataward reads them as UTC (write triggers in UTC, or use `timestamptz`).
+- MySQL `TIMESTAMP` is shown in the session's time zone, so every session is set to `+00:00`.
+- `date` is midnight UTC of that day.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import Any, Literal
+
+from dataward.model.store import Engine
+from dataward.purge.errors import PurgeError
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+TimestampKind = Literal["instant", "wallclock", "date"]
+
+
+def check_identifier(text: str, what: str) -> str:
+    """Return `text` if it is a plain SQL identifier; raise PurgeError naming `what` otherwise."""
+    if not _IDENTIFIER.match(text):
+        raise PurgeError(
+            "ColumnRefused",
+            f"{what} {text!r} is not a plain SQL identifier (letters, digits and _, not "
+            "starting with a digit, at most 63 characters)",
+        )
+    return text
+
+
+@dataclass(frozen=True)
+class TableName:
+    """A table, optionally qualified by one schema (PostgreSQL) or database (MySQL)."""
+
+    schema: str | None
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}" if self.schema else self.name
+
+
+def parse_table(text: str) -> TableName:
+    """Parse `[schema.]table`, both parts plain identifiers."""
+    parts = text.split(".")
+    if len(parts) > 2:
+        raise PurgeError("ColumnRefused", f"table {text!r} has more than one dot")
+    if len(parts) == 2:
+        return TableName(check_identifier(parts[0], "schema"), check_identifier(parts[1], "table"))
+    return TableName(None, check_identifier(parts[0], "table"))
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column as information_schema describes it."""
+
+    name: str
+    data_type: str
+    precision: int | None
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one engine spells identifiers and the statements that differ between engines."""
+
+    engine: Engine
+    quote_char: str
+    # PostgreSQL folds unquoted identifiers to lower case; quoting must keep that meaning.
+    fold_lower: bool
+    timestamp_types: tuple[tuple[str, TimestampKind], ...]
+
+    def quote(self, identifier: str) -> str:
+        """The identifier checked and quoted for this engine."""
+        check_identifier(identifier, "identifier")
+        if self.fold_lower:
+            identifier = identifier.lower()
+        return f"{self.quote_char}{identifier}{self.quote_char}"
+
+    def name(self, identifier: str) -> str:
+        """The identifier as the catalogue stores it (folded like an unquoted name)."""
+        return identifier.lower() if self.fold_lower else identifier
+
+    def table(self, table: TableName) -> str:
+        """The quoted, possibly schema-qualified table."""
+        if table.schema:
+            return f"{self.quote(table.schema)}.{self.quote(table.name)}"
+        return self.quote(table.name)
+
+    def timestamp_kind(self, column: Column) -> TimestampKind | None:
+        """How a trigger column's values map to instants; None for a type that is no timestamp."""
+        return dict(self.timestamp_types).get(column.data_type.lower())
+
+    def insert_keeping_existing(
+        self, table: TableName, columns: Sequence[str], keys: Sequence[str], rows: int
+    ) -> str:
+        """INSERT of `rows` rows that leaves a row already present under the same key alone."""
+        cols = ", ".join(self.quote(c) for c in columns)
+        one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        values = ", ".join([one] * rows)
+        head = f"INSERT INTO {self.table(table)} ({cols}) VALUES {values}"
+        if self.engine == "postgresql":
+            return f"{head} ON CONFLICT ({', '.join(self.quote(k) for k in keys)}) DO NOTHING"
+        # Not INSERT IGNORE: that also turns truncation and bad values into warnings, and the
+        # live row would then be deleted after a damaged copy. This form only skips duplicates.
+        first = self.quote(keys[0])
+        return f"{head} ON DUPLICATE KEY UPDATE {first} = {first}"
+
+
+POSTGRES = Dialect(
+    "postgresql",
+    '"',
+    True,
+    (
+        ("timestamp with time zone", "instant"),
+        ("timestamp without time zone", "wallclock"),
+        ("date", "date"),
+    ),
+)
+MYSQL = Dialect(
+    "mysql",
+    "`",
+    False,
+    (("datetime", "wallclock"), ("timestamp", "wallclock"), ("date", "date")),
+)
+
+
+def bind_cutoff(cutoff: datetime, kind: TimestampKind, precision: int | None) -> datetime | date:
+    """The parameter to compare a trigger column with: `column <= value` iff expired.
+
+    The cutoff is floored to the column's fractional-second precision, so the engine never
+    has to round it (MySQL would round `23:59:59.9999995` up into the next day); for a column
+    holding values of that precision, `v <= floor(c)` is the same as `v <= c`.
+    """
+    utc = cutoff.astimezone(UTC)
+    if kind == "date":
+        return utc.date()  # day d is midnight UTC: d <= cutoff exactly when d <= cutoff's date
+    digits = 6 if precision is None else max(0, min(6, precision))
+    step = 10 ** (6 - digits)
+    utc = utc.replace(microsecond=utc.microsecond - utc.microsecond % step)
+    return utc if kind == "instant" else utc.replace(tzinfo=None)
+
+
+def as_utc(value: datetime | date) -> datetime:
+    """A trigger value read back from the database, as an aware UTC instant."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+    return datetime.combine(value, time(0), tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class TableStatements:
+    """The statements of a purge for one table; each takes `%s` parameters."""
+
+    dialect: Dialect
+    table: TableName
+    timestamp: str
+    keys: tuple[str, ...]
+
+    @property
+    def _t(self) -> str:
+        return self.dialect.table(self.table)
+
+    @property
+    def _ts(self) -> str:
+        return self.dialect.quote(self.timestamp)
+
+    def _key_list(self) -> str:
+        return ", ".join(self.dialect.quote(k) for k in self.keys)
+
+    def _key_match(self, rows: int) -> str:
+        if len(self.keys) == 1:
+            return f"{self.dialect.quote(self.keys[0])} IN ({', '.join(['%s'] * rows)})"
+        one = "(" + ", ".join(["%s"] * len(self.keys)) + ")"
+        return f"({self._key_list()}) IN ({', '.join([one] * rows)})"
+
+    def count_expired(self) -> str:
+        """Expired rows and the oldest trigger among them; params: cutoff."""
+        return f"SELECT count(*), min({self._ts}) FROM {self._t} WHERE {self._ts} <= %s"
+
+    def count_null(self) -> str:
+        """Rows without a trigger timestamp: never deleted, only reported."""
+        return f"SELECT count(*) FROM {self._t} WHERE {self._ts} IS NULL"
+
+    def count_all(self) -> str:
+        """Every row (for the large-cut gate)."""
+        return f"SELECT count(*) FROM {self._t}"
+
+    def select_expired(self, columns: Sequence[str] | None) -> str:
+        """The next batch, oldest first, locked until commit; params: cutoff, limit.
+
+        `columns` None selects the key columns only.
+        """
+        wanted = (
+            self._key_list()
+            if columns is None
+            else ", ".join(self.dialect.quote(c) for c in columns)
+        )
+        return (
+            f"SELECT {wanted} FROM {self._t} WHERE {self._ts} <= %s "
+            f"ORDER BY {self._ts}, {self._key_list()} LIMIT %s FOR UPDATE"
+        )
+
+    def delete_keys(self, rows: int) -> str:
+        """Delete rows by key, re-checking the cutoff; params: the keys flattened, then cutoff."""
+        return f"DELETE FROM {self._t} WHERE {self._key_match(rows)} AND {self._ts} <= %s"
+
+    def select_keys(self, rows: int) -> str:
+        """Which of these keys are present; params: the keys flattened."""
+        return f"SELECT {self._key_list()} FROM {self._t} WHERE {self._key_match(rows)}"
+
+
+Classifier = Callable[[BaseException], PurgeError]
+
+
+class Session:
+    """A DB-API connection with driver errors turned into PurgeError.
+
+    Engine modules subclass it for what differs: the server clock, the catalogue, read-only
+    detection. Statements run inside a transaction until `commit()`.
+    """
+
+    dialect: Dialect = POSTGRES
+    max_parameters = 30000  # per statement; PostgreSQL's protocol allows 65535
+
+    def __init__(self, connection: Any, role: str, classify: Classifier) -> None:
+        self._connection = connection
+        self.role = role
+        self._classify = classify
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one statement."""
+        try:
+            with self._connection.cursor() as cursor:
+                cursor.execute(sql, tuple(params))
+                return [tuple(row) for row in cursor.fetchall()]
+        except PurgeError:
+            raise
+        except Exception as exc:
+            raise self._classify(exc) from None
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; return the rows it affected."""
+        try:
+            with self._connection.cursor() as cursor:
+                cursor.execute(sql, tuple(params))
+                return int(cursor.rowcount)
+        except Exception as exc:
+            raise self._classify(exc) from None
+
+    def commit(self) -> None:
+        """Commit the open transaction."""
+        try:
+            self._connection.commit()
+        except Exception as exc:
+            raise self._classify(exc) from None
+
+    def rollback(self) -> None:
+        """Roll back the open transaction; a broken connection is ignored here."""
+        try:
+            self._connection.rollback()
+        except Exception:  # noqa: S110 - the error that brought us here is the one to report
+            pass
+
+    def close(self) -> None:
+        """Close the connection (rolling back anything uncommitted)."""
+        try:
+            self._connection.close()
+        except Exception:  # noqa: S110 - closing is best effort
+            pass
+
+    def server_now(self) -> datetime:
+        """The database server's clock, as an aware UTC instant."""
+        raise NotImplementedError
+
+    def columns(self, table: TableName) -> tuple[Column, ...]:
+        """The table's columns in order; empty when the table does not exist."""
+        raise NotImplementedError
+
+    def unique_keys(self, table: TableName) -> tuple[frozenset[str], ...]:
+        """The column sets of the table's unique indexes (primary key included)."""
+        raise NotImplementedError
+
+    def read_only(self) -> bool:
+        """True when this session cannot write."""
+        raise NotImplementedError

@@ -1,0 +1,240 @@
+"""Helpers of the purge tests: stores pointing at the test servers, runners, the oracle."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dataward.model.durations import Duration, add_months, parse_duration
+from dataward.model.policy import parse_policy
+from dataward.model.store import parse_store
+from dataward.purge import mysql, postgres
+from dataward.purge.credentials import Credentials, Timeouts
+from dataward.purge.engine import CheckContinue, EngineOptions, Fault, keep_going, no_fault, purge
+from dataward.purge.result import PurgeResult
+from dataward.purge.sql import Session
+from tests.databases import PURGER_PASSWORD, PURGER_USER, DatabaseServer
+
+REPO = Path(__file__).resolve().parents[2]
+
+POLICY: dict[str, Any] = {
+    "apiVersion": "dataward.io/v1alpha1",
+    "kind": "PrivacyPolicy",
+    "metadata": {"name": "clunix", "generation": 3},
+    "spec": {
+        "categories": [
+            {"name": "support", "purposes": ["service"],
+             "retention": {"period": "1y", "trigger": "inquired"}},
+            {"name": "monthly", "purposes": ["service"],
+             "retention": {"period": "1mo", "trigger": "inquired"}},
+            {"name": "newsletter", "purposes": ["marketing"],
+             "retention": {"period": "0d", "trigger": "unsubscribed"}},
+            {"name": "contracts", "purposes": ["contract"],
+             "retention": {"period": "1mo", "trigger": "contract-ended"},
+             "statutory": {"period": "5y", "statute": "E-Commerce Act"}},
+        ]
+    },
+}  # fmt: skip
+
+_names = itertools.count()
+
+
+def unique(prefix: str) -> str:
+    """A table name no other test uses."""
+    return f"{prefix}_{os.getpid()}_{next(_names)}"
+
+
+def store_doc(
+    live: DatabaseServer,
+    table: str,
+    *,
+    category: str = "support",
+    archive: DatabaseServer | None = None,
+    archive_port: int | None = None,
+    timestamp_column: str = "ts",
+    key_columns: tuple[str, ...] = ("id",),
+    retention: str | None = None,
+    annotations: dict[str, str] | None = None,
+    **purge_spec: Any,
+) -> dict[str, Any]:
+    """A PersonalDataStore pointing at the test servers."""
+    spec: dict[str, Any] = {
+        "policy": "clunix",
+        "category": category,
+        "workload": {"podSelector": {"matchLabels": {"app": "db"}}, "ports": [{"port": 5432}]},
+        "database": live.store_database(),
+        "records": [
+            {"table": table, "timestampColumn": timestamp_column, "keyColumns": list(key_columns)}
+        ],
+        "purge": {"batchSize": 100, "maxRowsPerRun": 100000, **purge_spec},
+    }
+    if retention:
+        spec["retention"] = retention
+    if archive is not None:
+        spec["archive"] = {"database": archive.store_database(port=archive_port)}
+    return {
+        "apiVersion": "dataward.io/v1alpha1",
+        "kind": "PersonalDataStore",
+        "metadata": {
+            "name": "st",
+            "namespace": "crm",
+            "generation": 7,
+            "annotations": annotations or {},
+        },
+        "spec": spec,
+    }
+
+
+def connector(server: DatabaseServer, role: str, port: int | None = None) -> Callable[[], Session]:
+    """Open a purge session as the `purger` login."""
+    database = parse_store(store_doc(server, "t")).database
+    if port is not None:
+        database = type(database)(**{**database.__dict__, "port": port})
+    credentials = Credentials(PURGER_USER, PURGER_PASSWORD)
+
+    def connect() -> Session:
+        module = postgres if server.engine == "postgresql" else mysql
+        return module.connect(database, credentials, role, Timeouts(statement=20, lock=5))
+
+    return connect
+
+
+def run_purge(
+    doc: dict[str, Any],
+    live: DatabaseServer,
+    archive: DatabaseServer | None = None,
+    *,
+    archive_port: int | None = None,
+    check_continue: CheckContinue = keep_going,
+    fault: Fault = no_fault,
+    options: EngineOptions | None = None,
+    job_clock: Callable[[], datetime] | None = None,
+    live_session_hook: Callable[[Session], None] | None = None,
+) -> PurgeResult:
+    """Run the engine in-process against the test servers."""
+    store = parse_store(doc)
+    policy = parse_policy(POLICY)
+    connect_live = connector(live, "live")
+
+    def live_with_hook() -> Session:
+        session = connect_live()
+        if live_session_hook is not None:
+            live_session_hook(session)
+        return session
+
+    return purge(
+        store,
+        policy,
+        connect_live=live_with_hook,
+        connect_archive=connector(archive, "archive", archive_port) if archive else None,
+        job_clock=job_clock or (lambda: datetime.now(UTC)),
+        check_continue=check_continue,
+        fault=fault,
+        options=options,
+    )
+
+
+@dataclass
+class CliRun:
+    """A finished `dataward purge` process."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    termination: str | None
+
+    @property
+    def result(self) -> dict[str, Any]:
+        """The JSON record printed on stdout."""
+        lines = [line for line in self.stdout.splitlines() if line.startswith("{")]
+        assert lines, f"no result printed (rc {self.returncode}): {self.stderr}"
+        parsed: dict[str, Any] = json.loads(lines[-1])
+        return parsed
+
+
+def run_cli(
+    tmp_path: Path,
+    doc: dict[str, Any],
+    *,
+    fault: str | None = None,
+    extra_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> CliRun:
+    """Run `python -m dataward purge -f store.yaml --policy policy.yaml` as a subprocess."""
+    store_file = tmp_path / f"store-{next(_names)}.yaml"
+    policy_file = tmp_path / "policy.yaml"
+    store_file.write_text(yaml.safe_dump(doc))
+    policy_file.write_text(yaml.safe_dump(POLICY))
+    termination = tmp_path / f"termination-{next(_names)}.log"
+    environ = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DATAWARD_")},
+        "DATAWARD_DB_USERNAME": PURGER_USER,
+        "DATAWARD_DB_PASSWORD": PURGER_PASSWORD,
+        "DATAWARD_ARCHIVE_USERNAME": PURGER_USER,
+        "DATAWARD_ARCHIVE_PASSWORD": PURGER_PASSWORD,
+        "DATAWARD_TERMINATION_LOG": str(termination),
+        "PYTHONPATH": str(REPO / "operator"),
+        **(env or {}),
+    }
+    if fault:
+        environ["DATAWARD_PURGE_FAULT"] = fault
+    proc = subprocess.run(
+        [sys.executable, "-m", "dataward", "purge", "-f", str(store_file), "--policy",
+         str(policy_file), "--recheck-interval", "0", *extra_args],
+        capture_output=True, text=True, env=environ, timeout=120, check=False,
+    )  # fmt: skip
+    return CliRun(
+        proc.returncode,
+        proc.stdout,
+        proc.stderr,
+        termination.read_text() if termination.exists() else None,
+    )
+
+
+def is_expired(trigger: datetime, period: Duration, now: datetime) -> bool:
+    """The API's definition, independently: expired when `trigger + period <= now`.
+
+    Calendar periods go through add_months (never cutoff_for, the thing under test).
+    """
+    if period.unit in ("mo", "y"):
+        end = add_months(trigger, period.amount * (12 if period.unit == "y" else 1))
+    else:
+        end = trigger + timedelta(days=period.amount * (7 if period.unit == "w" else 1))
+    return end <= now
+
+
+def instant(value: datetime | date | None) -> datetime | None:
+    """A trigger value as read from the database, as an aware UTC instant (naive means UTC)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return datetime(value.year, value.month, value.day, tzinfo=UTC)
+
+
+def server_time(result: dict[str, Any] | PurgeResult) -> datetime:
+    """The live server clock the run used."""
+    if isinstance(result, PurgeResult):
+        assert result.server_time is not None
+        return result.server_time
+    return datetime.fromisoformat(str(result["serverTime"]).replace("Z", "+00:00"))
+
+
+def period_of(category: str, retention: str | None = None) -> Duration:
+    """The effective retention of a test store."""
+    if retention:
+        return parse_duration(retention)
+    for cat in POLICY["spec"]["categories"]:
+        if cat["name"] == category:
+            return parse_duration(cat["retention"]["period"])
+    raise KeyError(category)

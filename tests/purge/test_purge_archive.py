@@ -1,0 +1,224 @@
+"""Statutory categories: copy to the archive, verify, then delete; destroy after the statute."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from dataward.model.durations import parse_duration
+from tests.databases import DatabaseServer, DatabaseServers, free_port
+from tests.purge.support import is_expired, run_cli, run_purge, server_time, store_doc, unique
+from tests.purge.tables import count, create_table, insert_rows, read_rows
+
+pytestmark = pytest.mark.db
+ENGINES = ["postgresql", "mysql"]
+KIND = {"postgresql": "timestamptz", "mysql": "datetime6"}
+RETENTION = parse_duration("1mo")
+STATUTE = parse_duration("5y")
+FAULTS = ["after-select", "after-archive-commit", "after-delete"]
+
+
+def _setup(
+    servers: DatabaseServers, engine: str, *, expired: int = 45, ancient: int = 5, fresh: int = 7
+) -> tuple[DatabaseServer, DatabaseServer, str]:
+    """Live rows: `expired` (within the statute), `ancient` (past it), `fresh`, 2 NULLs."""
+    live, archive = servers.pair(engine)  # type: ignore[arg-type]
+    table = unique("contracts")
+    create_table(live, table, KIND[engine])
+    create_table(archive, table, KIND[engine])
+    now = datetime.now(UTC)
+    rows = [(i, now - timedelta(days=400, seconds=i)) for i in range(1, expired + 1)]
+    rows += [(1000 + i, now - timedelta(days=6 * 366 + i)) for i in range(ancient)]
+    rows += [(2000 + i, now + timedelta(days=1)) for i in range(fresh)]
+    rows += [(3000, None), (3001, None)]
+    insert_rows(live, table, KIND[engine], rows)
+    return live, archive, table
+
+
+def _check_lossless(
+    live: DatabaseServer,
+    archive: DatabaseServer,
+    table: str,
+    before: dict[int, tuple[datetime | None, str]],
+    archive_now: datetime | None,
+) -> None:
+    """Every row is in live or (unless past the statute) in the archive, with its content."""
+    now_live = read_rows(live, table)
+    now_archive = read_rows(archive, table)
+    for i, row in before.items():
+        if i in now_live:
+            assert now_live[i] == row
+            continue
+        ts = row[0]
+        assert ts is not None, "a row without trigger was deleted"
+        if i in now_archive:
+            assert now_archive[i] == row, f"archived copy of {i} differs"
+        else:
+            assert archive_now is not None and is_expired(ts, STATUTE, archive_now), (
+                f"row {i} is gone from live and not in the archive"
+            )
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_statutory_rows_move_to_the_archive_and_expire_there(
+    servers: DatabaseServers, engine: str
+) -> None:
+    live, archive, table = _setup(servers, engine)
+    # An archived row from long ago, past the statute, and one still within it.
+    insert_rows(
+        archive, table, KIND[engine],
+        [(9000, datetime(2015, 5, 1, tzinfo=UTC)), (9001, datetime.now(UTC) - timedelta(days=900))],
+    )  # fmt: skip
+    before = read_rows(live, table)
+    archived_before = read_rows(archive, table)
+
+    result = run_purge(
+        store_doc(live, table, category="contracts", archive=archive, batchSize=10), live, archive
+    )
+
+    assert result.result == "Succeeded", result.message
+    now = server_time(result)
+    moved = {
+        i for i, (ts, _) in before.items() if ts is not None and is_expired(ts, RETENTION, now)
+    }
+    assert set(before) - set(read_rows(live, table)) == moved
+    assert result.rows_deleted == len(moved) == 50
+    assert result.rows_archived == 50
+    expected_archive = {**archived_before, **{i: before[i] for i in moved}}
+    assert result.archive_cutoff is not None
+    gone = {i for i, (ts, _) in expected_archive.items() if ts and is_expired(ts, STATUTE, now)}
+    assert gone == {9000, 1000, 1001, 1002, 1003, 1004}
+    assert read_rows(archive, table) == {i: r for i, r in expected_archive.items() if i not in gone}
+    assert result.tables[0].archive_rows_destroyed == len(gone)
+    _check_lossless(live, archive, table, before, now)
+
+    again = run_purge(store_doc(live, table, category="contracts", archive=archive), live, archive)
+    assert (again.rows_deleted, again.rows_archived, again.tables[0].archive_rows_destroyed) == (
+        0,
+        0,
+        0,
+    )
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_copy_already_in_the_archive_is_not_duplicated(
+    servers: DatabaseServers, engine: str
+) -> None:
+    live, archive, table = _setup(servers, engine, expired=10, ancient=0, fresh=0)
+    before = read_rows(live, table)
+    # As if a run crashed after committing the copy: the archive already holds rows 1-4.
+    insert_rows(archive, table, KIND[engine], [(i, before[i][0]) for i in range(1, 5)])
+    archive.execute(
+        *(f"UPDATE {table} SET payload = 'row-{i}' WHERE id = {i}" for i in range(1, 5))
+    )
+    result = run_purge(
+        store_doc(live, table, category="contracts", archive=archive, batchSize=3), live, archive
+    )
+    assert result.result == "Succeeded", result.message
+    assert result.rows_deleted == 10 and result.rows_archived == 6
+    assert count(archive, table) == 10
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_unreachable_archive_leaves_live_untouched(servers: DatabaseServers, engine: str) -> None:
+    live, archive, table = _setup(servers, engine, expired=5)
+    before = read_rows(live, table)
+    port = free_port()
+    result = run_purge(
+        store_doc(live, table, category="contracts", archive=archive, archive_port=port),
+        live, archive, archive_port=port,
+    )  # fmt: skip
+    assert result.result == "Failed" and result.reason == "ArchiveUnavailable"
+    assert read_rows(live, table) == before
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_read_only_archive_leaves_live_untouched(servers: DatabaseServers, engine: str) -> None:
+    live, archive, table = _setup(servers, engine, expired=5)
+    before = read_rows(live, table)
+    archive.set_read_only(True)
+    try:
+        result = run_purge(
+            store_doc(live, table, category="contracts", archive=archive), live, archive
+        )
+    finally:
+        archive.set_read_only(False)
+    assert result.result == "Failed" and result.reason == "ArchiveReadOnly", result.message
+    assert read_rows(live, table) == before
+    assert count(archive, table) == 0
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_archive_table_without_unique_key_or_columns_is_refused(
+    servers: DatabaseServers, engine: str
+) -> None:
+    live, archive = servers.pair(engine)  # type: ignore[arg-type]
+    table = unique("contracts")
+    create_table(live, table, KIND[engine])
+    create_table(archive, table, KIND[engine], primary_key=False)
+    insert_rows(live, table, KIND[engine], [(1, datetime(2024, 1, 1, tzinfo=UTC))])
+    result = run_purge(store_doc(live, table, category="contracts", archive=archive), live, archive)
+    assert result.reason == "ArchiveTableInvalid" and "unique key" in result.message
+    archive.execute(f"DROP TABLE {table}")
+    create_table(archive, table, KIND[engine])
+    archive.execute(f"ALTER TABLE {table} DROP COLUMN payload")
+    result = run_purge(store_doc(live, table, category="contracts", archive=archive), live, archive)
+    assert result.reason == "ArchiveTableInvalid" and "payload" in result.message
+    assert count(live, table) == 1
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_crash_at_each_step_loses_and_duplicates_nothing(
+    servers: DatabaseServers, engine: str, fault: str, tmp_path: Path
+) -> None:
+    live, archive, table = _setup(servers, engine, expired=35, ancient=3, fresh=4)
+    before = read_rows(live, table)
+    doc = store_doc(live, table, category="contracts", archive=archive, batchSize=10)
+
+    crashed = run_cli(tmp_path, doc, fault=f"{fault}:2")
+    assert crashed.returncode == 137, crashed.stderr
+    _check_lossless(live, archive, table, before, None)
+    assert count(archive, table) == len(set(read_rows(archive, table)))
+
+    rerun = run_cli(tmp_path, doc)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    result = rerun.result
+    assert result["result"] == "Succeeded"
+    now = datetime.fromisoformat(result["serverTime"].replace("Z", "+00:00"))
+    _check_lossless(live, archive, table, before, now)
+    remaining = read_rows(live, table)
+    assert all(ts is None or not is_expired(ts, RETENTION, now) for ts, _ in remaining.values()), (
+        "expired rows remain after the re-run"
+    )
+    assert len(remaining) == 4 + 2
+    assert set(read_rows(archive, table)) == set(range(1, 36))
+    assert rerun.termination == rerun.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("fault", ["after-select", "after-delete"])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_crash_without_archive_then_rerun_finishes(
+    servers: DatabaseServers, engine: str, fault: str, tmp_path: Path
+) -> None:
+    live, _ = servers.pair(engine)  # type: ignore[arg-type]
+    table = unique("crash")
+    create_table(live, table, KIND[engine])
+    insert_rows(
+        live,
+        table,
+        KIND[engine],
+        [(i, datetime(2020, 1, 1, tzinfo=UTC)) for i in range(30)]
+        + [(99, datetime.now(UTC) + timedelta(days=3))],
+    )
+    doc = store_doc(live, table, batchSize=10)
+    crashed = run_cli(tmp_path, doc, fault=f"{fault}:2")
+    assert crashed.returncode == 137
+    assert count(live, table) == (21 if fault == "after-select" else 11)
+    rerun = run_cli(tmp_path, doc)
+    assert rerun.returncode == 0 and rerun.result["rowsDeleted"] == count(live, table) * 0 + (
+        20 if fault == "after-select" else 10
+    )
+    assert set(read_rows(live, table)) == {99}

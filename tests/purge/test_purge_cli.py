@@ -1,0 +1,77 @@
+"""`dataward purge` as the CronJob runs it: files, env credentials, JSON out, exit status."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dataward.commands.purge import _rechecker
+from dataward.model.policy import parse_policy
+from dataward.purge.source import FileSource
+from tests.databases import PURGER_PASSWORD, DatabaseServers
+from tests.purge.support import POLICY, run_cli, store_doc, unique
+from tests.purge.tables import count, create_table, insert_rows
+
+
+@pytest.mark.db
+@pytest.mark.parametrize("engine", ["postgresql", "mysql"])
+def test_cli_run_prints_and_records_the_result_without_secrets(
+    servers: DatabaseServers, engine: str, tmp_path: Path
+) -> None:
+    live, _ = servers.pair(engine)  # type: ignore[arg-type]
+    table = unique("cli")
+    create_table(live, table, "date")
+    insert_rows(live, table, "date", [(1, datetime(2020, 1, 1, tzinfo=UTC)), (2, None)])
+    run = run_cli(tmp_path, store_doc(live, table))
+    assert run.returncode == 0, run.stderr
+    result = run.result
+    assert result["result"] == "Succeeded" and result["rowsDeleted"] == 1
+    assert result["nullTriggers"] == 1 and result["store"] == "crm/st"
+    assert json.loads(run.termination or "{}") == result
+    for text in (run.stdout, run.stderr, run.termination or ""):
+        assert PURGER_PASSWORD not in text and "row-" not in text
+    assert count(live, table) == 1
+
+
+@pytest.mark.db
+def test_cli_wrong_password_fails_with_a_safe_message(
+    servers: DatabaseServers, tmp_path: Path
+) -> None:
+    live = servers.pg_live
+    table = unique("cli")
+    create_table(live, table, "date")
+    run = run_cli(tmp_path, store_doc(live, table), env={"DATAWARD_DB_PASSWORD": "hunter2-wrong"})
+    assert run.returncode == 1
+    assert run.result["error"]["category"] == "AuthenticationFailed"
+    assert "hunter2" not in run.stdout + run.stderr
+
+
+def test_cli_without_credentials_fails_and_says_which(tmp_path: Path) -> None:
+    from tests.databases import DatabaseServer
+
+    server = DatabaseServer("postgresql", "live", 1, directory=tmp_path, time_zone="UTC")
+    run = run_cli(tmp_path, store_doc(server, "t"), env={"DATAWARD_DB_USERNAME": ""})
+    assert run.returncode == 1
+    assert "DATAWARD_DB_USERNAME" in run.result["message"]
+
+
+def test_suspend_in_the_file_is_seen_between_batches(tmp_path: Path) -> None:
+    from tests.databases import DatabaseServer
+
+    server = DatabaseServer("postgresql", "live", 1, directory=tmp_path, time_zone="UTC")
+    path = tmp_path / "store.yaml"
+    doc = store_doc(server, "t")
+    path.write_text(yaml.safe_dump_all([doc, POLICY]))
+    source = FileSource([path])
+    store, policy = source.load()
+    assert policy is not None
+    check = _rechecker(source, store, parse_policy(POLICY), interval=0)
+    assert check() is None
+    doc["spec"]["purge"]["suspend"] = True
+    path.write_text(yaml.safe_dump_all([doc, POLICY]))
+    stop = check()
+    assert stop is not None and stop.reason == "Suspended"

@@ -1,0 +1,216 @@
+"""The pure parts of the purge: plan, gates, cutoff binding, identifiers, the result record."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dataward.model.durations import Duration
+from dataward.model.policy import parse_policy
+from dataward.model.store import parse_store
+from dataward.purge.errors import PurgeError
+from dataward.purge.plan import (
+    ACKNOWLEDGE_ANNOTATION,
+    LargeCutThreshold,
+    TableCount,
+    clock_skew,
+    dry_run_allocation,
+    interruption,
+    large_cut,
+    make_plan,
+    next_batch_size,
+    refusal,
+)
+from dataward.purge.result import ErrorInfo, PurgeResult, TableResult
+from dataward.purge.sql import MYSQL, POSTGRES, TableStatements, bind_cutoff, parse_table
+from tests.databases import DatabaseServer
+from tests.purge.support import POLICY, is_expired, store_doc
+
+SERVER = DatabaseServer("postgresql", "live", 5432, directory=None, time_zone="UTC")  # type: ignore[arg-type]
+instants = st.datetimes(
+    min_value=datetime(1990, 1, 1), max_value=datetime(2090, 12, 31), timezones=st.just(UTC)
+)
+periods = st.builds(Duration, st.integers(0, 100), st.sampled_from(["d", "w", "mo", "y"]))
+
+
+def _store(**kw: object):  # type: ignore[no-untyped-def]
+    return parse_store(store_doc(SERVER, "t", **kw))  # type: ignore[arg-type]
+
+
+POLICY_V = parse_policy(POLICY)
+
+
+@given(now=instants, period=periods, trigger=instants)
+def test_plan_cutoff_matches_the_definition(
+    now: datetime, period: Duration, trigger: datetime
+) -> None:
+    store = parse_store(store_doc(SERVER, "t", category="support", retention=None))
+    policy = parse_policy(
+        {
+            **POLICY,
+            "spec": {
+                "categories": [
+                    {"name": "support", "retention": {"period": str(period), "trigger": "x"}}
+                ]
+            },
+        }
+    )
+    plan = make_plan(store, policy, now)
+    assert (trigger <= plan.cutoff) == is_expired(trigger, period, now)
+
+
+@given(
+    cutoff=instants,
+    value=instants,
+    precision=st.integers(0, 6),
+)
+def test_bound_cutoff_compares_like_the_exact_one(
+    cutoff: datetime, value: datetime, precision: int
+) -> None:
+    """For a value stored at the column's precision, `v <= bound` iff `v <= cutoff`."""
+    step = 10 ** (6 - precision)
+    stored = value.replace(microsecond=value.microsecond - value.microsecond % step)
+    bound = bind_cutoff(cutoff, "wallclock", precision)
+    assert isinstance(bound, datetime)
+    assert (stored.replace(tzinfo=None) <= bound) == (stored <= cutoff)
+    instant = bind_cutoff(cutoff, "instant", precision)
+    assert (stored <= instant) == (stored <= cutoff)
+    day = bind_cutoff(cutoff, "date", None)
+    assert isinstance(day, date)
+    as_midnight = datetime(stored.year, stored.month, stored.day, tzinfo=UTC)
+    assert (stored.date() <= day) == (as_midnight <= cutoff)
+
+
+@given(st.lists(st.integers(0, 10_000), max_size=6), st.integers(0, 30_000))
+def test_dry_run_allocation_is_what_batches_would_take(expired: list[int], max_rows: int) -> None:
+    allocation = dry_run_allocation(expired, max_rows)
+    assert sum(allocation) == min(sum(expired), max_rows)
+    assert all(0 <= a <= e for a, e in zip(allocation, expired, strict=True))
+    # Simulate the engine's batches with a batch size of 7.
+    used, simulated = 0, []
+    for rows in expired:
+        taken = 0
+        while (limit := next_batch_size(7, max_rows, used)) > 0:
+            got = min(limit, rows - taken)
+            taken += got
+            used += got
+            if got < limit:
+                break
+        simulated.append(taken)
+    assert tuple(simulated) == allocation
+
+
+def test_refusal_gates() -> None:
+    assert refusal(_store(), POLICY_V) is None
+    gate = refusal(_store(suspend=True), POLICY_V)
+    assert gate is not None and (gate.result, gate.reason) == ("Skipped", "Suspended")
+    gate = refusal(_store(retention="2y"), POLICY_V)
+    assert gate is not None and gate.result == "Failed" and "RetentionTooLong" in gate.message
+    gate = refusal(_store(category="contracts"), POLICY_V)  # statutory without archive
+    assert gate is not None and "ArchiveRequired" in gate.message
+    assert refusal(_store(), None) is not None
+
+
+def test_clock_skew_bound() -> None:
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    bound = timedelta(minutes=5)
+    assert clock_skew(now, now + bound, bound) is None
+    assert clock_skew(now, now - bound, bound) is None
+    gate = clock_skew(now, now + bound + timedelta(microseconds=1), bound)
+    assert gate is not None and gate.reason == "ClockSkew"
+
+
+def test_large_cut_threshold_and_acknowledgement() -> None:
+    store = _store()
+    plan = make_plan(store, POLICY_V, datetime(2025, 1, 1, tzinfo=UTC))
+    threshold = LargeCutThreshold(0.10, 1000)
+    small = [TableCount("t", 1000, 2000)]  # not more than min_rows
+    assert large_cut(store, plan, small, threshold) is None
+    routine = [TableCount("t", 5000, 100_000)]  # 5%
+    assert large_cut(store, plan, routine, threshold) is None
+    big = [TableCount("t", 20_000, 100_000)]
+    gate = large_cut(store, plan, big, threshold)
+    assert gate is not None and gate.result == "Held"
+    assert plan.acknowledge_token in gate.message
+    acked = _store(annotations={ACKNOWLEDGE_ANNOTATION: plan.acknowledge_token})
+    assert large_cut(acked, plan, big, threshold) is None
+    dry = make_plan(_store(dryRun=True), POLICY_V, datetime(2025, 1, 1, tzinfo=UTC))
+    assert large_cut(store, dry, big, threshold) is None
+
+
+def test_interruption_between_batches() -> None:
+    plan = make_plan(_store(), POLICY_V, datetime(2025, 1, 1, tzinfo=UTC))
+    assert interruption(plan, _store(), POLICY_V) is None
+    assert interruption(plan, _store(suspend=True), POLICY_V).reason == "Suspended"  # type: ignore[union-attr]
+    assert interruption(plan, _store(retention="2y"), POLICY_V).reason == "NotCompliant"  # type: ignore[union-attr]
+    assert interruption(plan, _store(retention="6mo"), POLICY_V).reason == "RetentionChanged"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "t; DROP TABLE x",
+        'a"b',
+        "a`b",
+        "a.b.c",
+        "1abc",
+        "",
+        "a b",
+        "tab\u00e9",
+        "x" * 64,
+        "a.",
+        ".a",
+    ],
+)
+def test_identifiers_that_are_not_plain_are_refused(bad: str) -> None:
+    with pytest.raises(PurgeError):
+        parse_table(bad)
+
+
+def test_identifiers_are_quoted_per_engine() -> None:
+    table = parse_table("Crm.Support_Inquiries")
+    pg = TableStatements(POSTGRES, table, "Inquired_At", ("id", "Region"))
+    assert pg.delete_keys(2) == (
+        'DELETE FROM "crm"."support_inquiries" WHERE ("id", "region") IN ((%s, %s), (%s, %s)) '
+        'AND "inquired_at" <= %s'
+    )
+    my = TableStatements(MYSQL, table, "ts", ("id",))
+    assert my.select_expired(None) == (
+        "SELECT `id` FROM `Crm`.`Support_Inquiries` WHERE `ts` <= %s ORDER BY `ts`, `id` "
+        "LIMIT %s FOR UPDATE"
+    )
+    assert "ON DUPLICATE KEY UPDATE `id` = `id`" in MYSQL.insert_keeping_existing(
+        table, ["id", "ts"], ["id"], 1
+    )
+    assert 'ON CONFLICT ("id") DO NOTHING' in POSTGRES.insert_keeping_existing(
+        table, ["id"], ["id"], 1
+    )
+
+
+def test_result_json_shape_and_termination_limit() -> None:
+    start = datetime(2025, 3, 31, 3, 17, tzinfo=UTC)
+    result = PurgeResult(
+        store="crm/st",
+        result="Failed",
+        dry_run=False,
+        start_time=start,
+        completion_time=start + timedelta(seconds=2.5),
+        message="x" * 5000,
+        reason="ArchiveUnavailable",
+        cutoff=start - timedelta(days=30),
+        tables=tuple(TableResult(f"t{i}", rows_deleted=i) for i in range(200)),
+        error=ErrorInfo("ArchiveUnavailable", "could not connect"),
+    )
+    data = json.loads(result.to_json())
+    assert data["rowsDeleted"] == sum(range(200))
+    assert data["cutoff"] == "2025-03-01T03:17:00Z"
+    assert data["durationSeconds"] == 2.5
+    assert data["error"] == {"category": "ArchiveUnavailable", "message": "could not connect"}
+    message = result.termination_message()
+    assert len(message.encode()) <= 4096
+    short = json.loads(message)
+    assert short["tablesOmitted"] == 200 and short["rowsDeleted"] == data["rowsDeleted"]
