@@ -46,7 +46,7 @@ MARIADB_INSTALL_DB = Path(
 )
 
 PURGER_USER = "purger"
-PURGER_PASSWORD = "purger-secret"  # noqa: S105 - a throwaway test server's login
+PURGER_PASSWORD = "purger-secret"
 START_TIMEOUT = 60.0
 
 Engine = Literal["postgresql", "mysql"]

@@ -11,7 +11,7 @@ from dataward.keys.ring import KeyRing, generate_ring, rotate, serialise
 from dataward.model.durations import Duration
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
-SECRET = "dataward-support-inquiries-keyring"  # noqa: S105 - a name
+SECRET = "dataward-support-inquiries-keyring"
 MAX_AGE = Duration(30, "d")
 RING = generate_ring(T0)
 RECORD = KeyRingRecord.from_ring(RING, SECRET)

@@ -17,30 +17,66 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "run", help="run the operator (holds a Lease; one active replica at a time)"
     )
     env = os.environ.get
-    parser.add_argument("--kubeconfig", default=env("KUBECONFIG") or None,
-                        help="kubeconfig file (default: in-cluster, then $KUBECONFIG)")
-    parser.add_argument("--namespace", action="append", dest="namespaces", default=None,
-                        help="watch only this namespace (repeat for more; default: all)")
-    parser.add_argument("--lease-namespace", default=env("DATAWARD_NAMESPACE", "dataward-system"),
-                        help="namespace of the leader-election Lease (default: %(default)s)")
-    parser.add_argument("--image", default=env("DATAWARD_IMAGE", RenderSettings.image),
-                        help="image the purge CronJobs run (default: %(default)s)")
-    parser.add_argument("--time-zone", default=env("DATAWARD_TIME_ZONE", "Etc/UTC"),
-                        help="time zone of purge.schedule (default: %(default)s)")
-    parser.add_argument("--resync-seconds", type=float, default=60.0,
-                        help="re-read every store this often (reads only; default: %(default)s)")
-    parser.add_argument("--operator-service-account",
-                        default=env("DATAWARD_SERVICE_ACCOUNT"),
-                        help="NAMESPACE/NAME of the operator's own ServiceAccount, whose access "
-                             "to Secrets AccessRestricted does not count against a store")
+    parser.add_argument(
+        "--kubeconfig",
+        default=env("KUBECONFIG") or None,
+        help="kubeconfig file (default: in-cluster, then $KUBECONFIG)",
+    )
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        default=None,
+        help="watch only this namespace (repeat for more; default: all)",
+    )
+    parser.add_argument(
+        "--lease-namespace",
+        default=env("DATAWARD_NAMESPACE", "dataward-system"),
+        help="namespace of the leader-election Lease (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--image",
+        default=env("DATAWARD_IMAGE", RenderSettings.image),
+        help="image the purge CronJobs run (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--time-zone",
+        default=env("DATAWARD_TIME_ZONE", "Etc/UTC"),
+        help="time zone of purge.schedule (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--resync-seconds",
+        type=float,
+        default=60.0,
+        help="re-read every store this often (reads only; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--operator-service-account",
+        default=env("DATAWARD_SERVICE_ACCOUNT"),
+        help="NAMESPACE/NAME of the operator's own ServiceAccount, whose access "
+        "to Secrets AccessRestricted does not count against a store",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(env("DATAWARD_METRICS_PORT", "8080")),
+        help="serve /healthz and /metrics on this port; 0 turns it off (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lease-duration-seconds",
+        type=int,
+        default=30,
+        help="how long a silent leader keeps the Lease (default: %(default)s)",
+    )
     parser.add_argument("--log-level", default=env("DATAWARD_LOG_LEVEL", "INFO"))
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the operator until a signal or the loss of the Lease."""
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     # kopf logs every watch event at DEBUG/INFO; keep ours readable.
     logging.getLogger("kopf").setLevel(logging.WARNING)
     account = None
@@ -52,8 +88,10 @@ def run(args: argparse.Namespace) -> int:
         identity=identity or OperatorSettings().identity,
         namespaces=tuple(args.namespaces or ()),
         lease_namespace=args.lease_namespace,
+        lease_duration_seconds=args.lease_duration_seconds,
         resync_seconds=args.resync_seconds,
         kubeconfig=args.kubeconfig,
+        metrics_port=args.metrics_port or None,
         reconcile=ReconcileSettings(
             render=RenderSettings(image=args.image, time_zone=args.time_zone),
             operator_service_account=account,

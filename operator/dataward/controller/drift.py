@@ -13,8 +13,17 @@ from typing import Any
 
 # Metadata the server owns or that other tools may add; we never compare it.
 _IGNORED_METADATA = frozenset(
-    {"resourceVersion", "uid", "generation", "creationTimestamp", "managedFields",
-     "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds", "finalizers"}
+    {
+        "resourceVersion",
+        "uid",
+        "generation",
+        "creationTimestamp",
+        "managedFields",
+        "selfLink",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "finalizers",
+    }
 )
 
 
@@ -23,8 +32,9 @@ def matches(desired: Any, observed: Any) -> bool:
     if isinstance(desired, Mapping):
         if not isinstance(observed, Mapping):
             return False
-        return all(key in observed and matches(value, observed[key])
-                   for key, value in desired.items())
+        return all(
+            key in observed and matches(value, observed[key]) for key, value in desired.items()
+        )
     if isinstance(desired, Sequence) and not isinstance(desired, str | bytes):
         if not isinstance(observed, Sequence) or isinstance(observed, str | bytes):
             return False

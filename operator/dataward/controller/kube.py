@@ -14,6 +14,8 @@ from typing import Any, cast
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from dataward.controller.metrics import WRITES
+
 FIELD_MANAGER = "dataward"
 
 
@@ -111,6 +113,8 @@ class Kube:
             # The body may echo what we sent (a Secret's data); keep only status and reason.
             raise KubeError(int(error.status or 0), str(error.reason), what) from None
         data = response.read()
+        if method != "GET":
+            WRITES.labels(what.split(" ")[1] if " " in what else what, method).inc()
         if not 200 <= response.status < 300:
             raise KubeError(response.status, str(response.reason), what)
         return cast(dict[str, Any], json.loads(data)) if data else {}
@@ -129,8 +133,9 @@ class Kube:
     ) -> list[dict[str, Any]]:
         """Every object of a kind (in a namespace), optionally by label selector."""
         query = [("labelSelector", label_selector)] if label_selector else []
-        result = self._call("GET", RESOURCES[kind].path(namespace), query=query,
-                            what=f"list {kind}")
+        result = self._call(
+            "GET", RESOURCES[kind].path(namespace), query=query, what=f"list {kind}"
+        )
         return cast(list[dict[str, Any]], result.get("items") or [])
 
     def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -150,27 +155,42 @@ class Kube:
         """Create an object; a 409 surfaces as KubeError(409) for create-only callers."""
         kind = obj["kind"]
         meta = obj["metadata"]
-        return self._call("POST", RESOURCES[kind].path(meta.get("namespace")), body=obj,
-                          query=[("fieldManager", FIELD_MANAGER)],
-                          what=f"create {kind} {meta['name']}")
+        return self._call(
+            "POST",
+            RESOURCES[kind].path(meta.get("namespace")),
+            body=obj,
+            query=[("fieldManager", FIELD_MANAGER)],
+            what=f"create {kind} {meta['name']}",
+        )
 
     def replace(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Replace an object; its metadata.resourceVersion makes this a compare-and-swap."""
         kind = obj["kind"]
         meta = obj["metadata"]
-        return self._call("PUT", RESOURCES[kind].path(meta.get("namespace"), meta["name"]),
-                          body=obj, query=[("fieldManager", FIELD_MANAGER)],
-                          what=f"update {kind} {meta['name']}")
+        return self._call(
+            "PUT",
+            RESOURCES[kind].path(meta.get("namespace"), meta["name"]),
+            body=obj,
+            query=[("fieldManager", FIELD_MANAGER)],
+            what=f"update {kind} {meta['name']}",
+        )
 
     def merge_patch(
-        self, kind: str, namespace: str | None, name: str, patch: Mapping[str, Any],
+        self,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        patch: Mapping[str, Any],
         subresource: str | None = None,
     ) -> dict[str, Any]:
         """A JSON merge patch, for status and single annotations."""
         return self._call(
-            "PATCH", RESOURCES[kind].path(namespace, name, subresource), body=patch,
+            "PATCH",
+            RESOURCES[kind].path(namespace, name, subresource),
+            body=patch,
             query=[("fieldManager", FIELD_MANAGER)],
-            content_type="application/merge-patch+json", what=f"patch {kind} {name}",
+            content_type="application/merge-patch+json",
+            what=f"patch {kind} {name}",
         )
 
     def delete(self, kind: str, namespace: str | None, name: str) -> bool:

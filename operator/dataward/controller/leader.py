@@ -73,12 +73,18 @@ class LeaderElector:
             leaseDurationSeconds=self.settings.duration_seconds,
             renewTime=_micro_time(now),
         )
-        metadata: dict[str, Any] = {"name": self.settings.name,
-                                    "namespace": self.settings.namespace}
+        metadata: dict[str, Any] = {
+            "name": self.settings.name,
+            "namespace": self.settings.namespace,
+        }
         if lease is not None:
             metadata["resourceVersion"] = lease["metadata"]["resourceVersion"]
-        return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": metadata, "spec": spec}
+        return {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": metadata,
+            "spec": spec,
+        }
 
     def try_acquire_or_renew(self) -> bool:
         """One attempt; True when we hold the lease afterwards."""
@@ -94,16 +100,19 @@ class LeaderElector:
             return True
         except KubeError as error:
             # A 409 means someone else wrote first; anything else is "unknown": not ours.
-            log.info("lease %s/%s not held: %s", self.settings.namespace, self.settings.name,
-                     error)
+            log.info("lease %s/%s not held: %s", self.settings.namespace, self.settings.name, error)
             return False
 
     def acquire(self) -> bool:
         """Block until the lease is ours (True) or stop() was called (False)."""
         while not self._stop.is_set():
             if self.try_acquire_or_renew():
-                log.info("acquired lease %s/%s as %s", self.settings.namespace,
-                         self.settings.name, self.identity)
+                log.info(
+                    "acquired lease %s/%s as %s",
+                    self.settings.namespace,
+                    self.settings.name,
+                    self.identity,
+                )
                 return True
             self._stop.wait(self.settings.retry_every_seconds)
         return False
@@ -118,8 +127,7 @@ class LeaderElector:
             if datetime.now(UTC) - last_renewed > timedelta(
                 seconds=self.settings.duration_seconds * 2 / 3
             ):
-                log.error("lost lease %s/%s; stopping", self.settings.namespace,
-                          self.settings.name)
+                log.error("lost lease %s/%s; stopping", self.settings.namespace, self.settings.name)
                 self.lost.set()
                 return
 

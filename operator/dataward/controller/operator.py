@@ -22,6 +22,7 @@ import kopf
 
 from dataward.controller.kube import Kube, load_api_client
 from dataward.controller.leader import LeaderElector, LeaseSettings
+from dataward.controller.metrics import LEADER, serve
 from dataward.controller.queue import StoreKey, WorkQueue
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from dataward.render.labels import MANAGED_BY, MANAGED_BY_LABEL, STORE_KIND, STORE_LABEL
@@ -45,6 +46,7 @@ class OperatorSettings:
 
     namespaces: tuple[str, ...] = ()  # empty: every namespace
     lease_namespace: str = "dataward-system"
+    lease_duration_seconds: int = 30
     identity: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
     workers: int = 4
     # Key rings are not watched (the operator may not list Secrets) and keys age, so every
@@ -52,6 +54,7 @@ class OperatorSettings:
     resync_seconds: float = 60.0
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
     kubeconfig: str | None = None
+    metrics_port: int | None = 8080
 
 
 def _owner_store(body: Mapping[str, Any]) -> str | None:
@@ -61,7 +64,9 @@ def _owner_store(body: Mapping[str, Any]) -> str | None:
     return None
 
 
-def build_registry(queue: WorkQueue, reconciler: Reconciler) -> kopf.OperatorRegistry:
+def build_registry(
+    queue: WorkQueue, policies: WorkQueue, reconciler: Reconciler
+) -> kopf.OperatorRegistry:
     """The handlers, on a registry of their own (no global state, testable, embeddable)."""
     registry = kopf.OperatorRegistry()
 
@@ -70,19 +75,23 @@ def build_registry(queue: WorkQueue, reconciler: Reconciler) -> kopf.OperatorReg
         return kopf.login_via_client(**kwargs)
 
     @kopf.on.event(GROUP, VERSION, "personaldatastores", registry=registry)
-    def store_event(namespace: str | None, name: str, **_: Any) -> None:
+    def store_event(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> None:
         if namespace:
             queue.add((namespace, name))
+        if spec.get("policy"):
+            policies.add(("", str(spec["policy"])))  # its count of stores may have changed
 
     @kopf.on.event(GROUP, VERSION, "privacypolicies", registry=registry)
     def policy_event(name: str, **_: Any) -> None:
+        policies.add(("", name))
         for key in reconciler.stores_of_policy(name):
             queue.add(key)
 
     for group, version, plural in CHILD_KINDS:
 
-        @kopf.on.event(group, version, plural, labels={MANAGED_BY_LABEL: MANAGED_BY},
-                       registry=registry)
+        @kopf.on.event(
+            group, version, plural, labels={MANAGED_BY_LABEL: MANAGED_BY}, registry=registry
+        )
         def child_event(body: kopf.Body, namespace: str | None, **_: Any) -> None:
             if not namespace:
                 return
@@ -111,16 +120,21 @@ async def run_operator(settings: OperatorSettings, stop: threading.Event) -> Non
     kube = Kube(load_api_client(settings.kubeconfig))
     reconciler = Reconciler(kube, settings.reconcile, settings.namespaces)
     queue = WorkQueue()
+    policies = WorkQueue()  # keys ("", policy name): cluster-scoped
 
     async def handle(key: StoreKey) -> None:
         await asyncio.to_thread(reconciler.reconcile_logged, key)
 
-    registry = build_registry(queue, reconciler)
+    async def handle_policy(key: StoreKey) -> None:
+        await asyncio.to_thread(reconciler.reconcile_policy_logged, key[1])
+
+    registry = build_registry(queue, policies, reconciler)
     kopf_settings = kopf.OperatorSettings()
     kopf_settings.posting.enabled = False  # our Events are posted on transitions only
     kopf_settings.watching.server_timeout = 300
     kopf_stop: asyncio.Event = asyncio.Event()
     tasks = [asyncio.create_task(queue.worker(handle)) for _ in range(settings.workers)]
+    tasks.append(asyncio.create_task(policies.worker(handle_policy)))
     tasks.append(asyncio.create_task(_resync(queue, reconciler, settings.resync_seconds)))
 
     async def watch_stop() -> None:
@@ -145,9 +159,18 @@ async def run_operator(settings: OperatorSettings, stop: threading.Event) -> Non
 def run_with_leader_election(settings: OperatorSettings) -> int:
     """Hold the Lease, run the operator while it is held, stop at once when it is lost."""
     kube = Kube(load_api_client(settings.kubeconfig))
-    elector = LeaderElector(kube, LeaseSettings(namespace=settings.lease_namespace),
-                            settings.identity)
+    elector = LeaderElector(
+        kube,
+        LeaseSettings(
+            namespace=settings.lease_namespace,
+            duration_seconds=settings.lease_duration_seconds,
+            renew_every_seconds=settings.lease_duration_seconds / 3,
+            retry_every_seconds=max(1.0, settings.lease_duration_seconds / 6),
+        ),
+        settings.identity,
+    )
     stop = threading.Event()
+
     def on_signal(signum: int, _frame: object) -> None:
         log.info("signal %s: stopping", signum)
         stop.set()
@@ -155,10 +178,14 @@ def run_with_leader_election(settings: OperatorSettings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if settings.metrics_port:
+        serve(settings.metrics_port)
     if not elector.acquire():
         return 0
+    LEADER.set(1)
     renewer = threading.Thread(target=elector.keep_renewing, name="lease", daemon=True)
     renewer.start()
+
     def stop_when_lost() -> None:
         elector.lost.wait()
         stop.set()

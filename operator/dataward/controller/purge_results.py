@@ -37,16 +37,22 @@ def last_purge_from_jobs(kube: Kube, store: Store) -> dict[str, Any] | None:
     finished = [job for job in jobs if _finished(job)]
     if not finished:
         return None
-    job = max(finished, key=lambda j: ((j.get("status") or {}).get("completionTime") or "",
-                                       j["metadata"].get("creationTimestamp") or ""))
+    job = max(
+        finished,
+        key=lambda j: (
+            (j.get("status") or {}).get("completionTime") or "",
+            j["metadata"].get("creationTimestamp") or "",
+        ),
+    )
     job_name = job["metadata"]["name"]
     message: Mapping[str, Any] | None = None
     try:
         pods = kube.list("Pod", store.namespace, f"{JOB_NAME_LABEL}={job_name}")
     except KubeError:
         pods = []
-    for pod in sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "",
-                      reverse=True):
+    for pod in sorted(
+        pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True
+    ):
         for status in (pod.get("status") or {}).get("containerStatuses") or []:
             terminated = (status.get("state") or {}).get("terminated") or {}
             if terminated.get("message"):
@@ -62,9 +68,22 @@ def last_purge_from_jobs(kube: Kube, store: Store) -> dict[str, Any] | None:
     return last_purge_status(job_name, _finished(job) or "", message, job.get("status") or {})
 
 
-_COPIED = ("startTime", "completionTime", "cutoff", "rowsDeleted", "rowsArchived",
-           "archiveRowsDestroyed", "expiredRemaining", "oldestExpiredAgeSeconds", "nullTriggers",
-           "dryRun", "result", "reason", "stoppedEarly", "message")
+_COPIED = (
+    "startTime",
+    "completionTime",
+    "cutoff",
+    "rowsDeleted",
+    "rowsArchived",
+    "archiveRowsDestroyed",
+    "expiredRemaining",
+    "oldestExpiredAgeSeconds",
+    "nullTriggers",
+    "dryRun",
+    "result",
+    "reason",
+    "stoppedEarly",
+    "message",
+)
 
 
 def last_purge_status(
@@ -81,7 +100,7 @@ def last_purge_status(
             "result": "Failed" if failed else "Unknown",
             "reason": "JobFailed" if failed else "NoResultRecord",
             "message": f"Job {job_name} {'failed' if failed else 'finished'} without a purge "
-                       "result record; read the Job's events and the pod's logs.",
+            "result record; read the Job's events and the pod's logs.",
         }
     status = {key: record[key] for key in _COPIED if record.get(key) is not None}
     error = record.get("error")

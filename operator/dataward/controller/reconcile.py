@@ -29,6 +29,7 @@ from dataward.checks.policy import policy_compliant
 from dataward.checks.purge import purge_scheduled, purge_succeeded
 from dataward.controller.drift import needs_apply
 from dataward.controller.kube import Kube, KubeError
+from dataward.controller.metrics import RECONCILES, record_status
 from dataward.controller.purge_results import last_purge_from_jobs
 from dataward.keys.ring import (
     KeyRing,
@@ -69,8 +70,9 @@ def _selector(labels: Mapping[str, str]) -> str:
 class Reconciler:
     """Reconciles stores through a Kube; holds no state between calls but its settings."""
 
-    def __init__(self, kube: Kube, settings: ReconcileSettings,
-                 namespaces: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, kube: Kube, settings: ReconcileSettings, namespaces: tuple[str, ...] = ()
+    ) -> None:
         self.kube = kube
         self.settings = settings
         self.namespaces = namespaces
@@ -92,24 +94,32 @@ class Reconciler:
 
     def stores_of_policy(self, policy: str) -> list[StoreKey]:
         """The stores whose spec.policy names `policy`."""
-        return [(s["metadata"]["namespace"], s["metadata"]["name"]) for s in self._stores()
-                if (s.get("spec") or {}).get("policy") == policy]
+        return [
+            (s["metadata"]["namespace"], s["metadata"]["name"])
+            for s in self._stores()
+            if (s.get("spec") or {}).get("policy") == policy
+        ]
 
     def stores_with_label(self, namespace: str, label: str) -> list[StoreKey]:
         """The stores in `namespace` whose child label value is `label` (names may be hashed)."""
         from dataward.render.names import label_value
 
-        return [(namespace, s["metadata"]["name"])
-                for s in self.kube.list("PersonalDataStore", namespace)
-                if label_value(s["metadata"]["name"]) == label]
+        return [
+            (namespace, s["metadata"]["name"])
+            for s in self.kube.list("PersonalDataStore", namespace)
+            if label_value(s["metadata"]["name"]) == label
+        ]
 
     def reconcile_logged(self, key: StoreKey) -> None:
         """Reconcile and log failures; the next event or resync retries."""
         try:
             self.reconcile(key)
+            RECONCILES.labels("ok").inc()
         except KubeError as error:
+            RECONCILES.labels("error").inc()
             log.warning("reconcile %s/%s: %s (will retry)", *key, error)
         except Exception:
+            RECONCILES.labels("error").inc()
             log.exception("reconcile %s/%s failed (will retry)", *key)
 
     # The reconcile.
@@ -126,9 +136,17 @@ class Reconciler:
         try:
             store = parse_store(raw)
         except ModelError as error:
-            self._write_status(raw, [Condition("PolicyCompliant", "False", "InvalidSpec",
-                                               f"{error.path}: {error.message}.")],
-                               {}, now, generation)
+            self._write_status(
+                raw,
+                [
+                    Condition(
+                        "PolicyCompliant", "False", "InvalidSpec", f"{error.path}: {error.message}."
+                    )
+                ],
+                {},
+                now,
+                generation,
+            )
             return
         policy, policy_finding = self._read_policy(store.policy)
         findings = [policy_finding] if policy_finding else compliance_findings(store, policy)
@@ -138,8 +156,9 @@ class Reconciler:
         self._prune_reader_binding(store, desired)
 
         ring_state, record, next_rotation = self._key_ring(store, policy, old_status, now)
-        conditions = self._conditions(store, policy, findings, desired, observed, ring_state,
-                                      record, now)
+        conditions = self._conditions(
+            store, policy, findings, desired, observed, ring_state, record, now
+        )
         extra: dict[str, Any] = {}
         if record is not None:
             extra["encryption"] = record.to_status(next_rotation)
@@ -148,6 +167,44 @@ class Reconciler:
             extra["lastPurge"] = last
         self._write_status(raw, conditions, extra, now, generation)
 
+    def reconcile_policy(self, name: str, now: datetime | None = None) -> None:
+        """Write a PrivacyPolicy's status: Ready when it parses, and how many stores use it."""
+        now = now or datetime.now(UTC)
+        raw = self.kube.get("PrivacyPolicy", None, name)
+        if raw is None:
+            return
+        try:
+            parse_policy(raw)
+            condition = Condition(
+                "Ready",
+                "True",
+                "Valid",
+                "The policy is valid; stores may reference its categories.",
+            )
+        except ModelError as error:
+            condition = Condition(
+                "Ready", "False", "InvalidPolicy", f"{error.path}: {error.message}."
+            )
+        generation = int(raw["metadata"].get("generation") or 0)
+        old: Mapping[str, Any] = raw.get("status") or {}
+        status = {
+            "observedGeneration": generation,
+            "conditions": merge_conditions(
+                old.get("conditions") or [], [condition], now, generation
+            ),
+            "stores": len(self.stores_of_policy(name)),
+        }
+        if all(old.get(k) == v for k, v in status.items()):
+            return
+        self.kube.merge_patch("PrivacyPolicy", None, name, {"status": status}, subresource="status")
+
+    def reconcile_policy_logged(self, name: str) -> None:
+        """Reconcile a policy's status and log failures; the next event retries."""
+        try:
+            self.reconcile_policy(name)
+        except Exception:
+            log.exception("status of PrivacyPolicy %s not written (will retry)", name)
+
     def _read_policy(self, name: str) -> tuple[Policy | None, Finding | None]:
         raw = self.kube.get("PrivacyPolicy", None, name)
         if raw is None:
@@ -155,9 +212,12 @@ class Reconciler:
         try:
             return parse_policy(raw), None
         except ModelError as error:
-            return None, Finding("PolicyInvalid",
-                                 f"PrivacyPolicy {name!r} cannot be read ({error.path}: "
-                                 f"{error.message}); fix the policy.", "spec.policy")
+            return None, Finding(
+                "PolicyInvalid",
+                f"PrivacyPolicy {name!r} cannot be read ({error.path}: "
+                f"{error.message}); fix the policy.",
+                "spec.policy",
+            )
 
     def _apply(self, child: Mapping[str, Any]) -> ObservedObject:
         meta = child["metadata"]
@@ -176,8 +236,9 @@ class Reconciler:
         if any(c["kind"] == "RoleBinding" and c["metadata"]["name"] == name for c in desired):
             return
         current = self.kube.get("RoleBinding", store.namespace, name)
-        if current and any(ref.get("uid") == store.uid
-                           for ref in current["metadata"].get("ownerReferences") or []):
+        if current and any(
+            ref.get("uid") == store.uid for ref in current["metadata"].get("ownerReferences") or []
+        ):
             self.kube.delete("RoleBinding", store.namespace, name)
 
     # Key ring: create once, rotate append-only, never regenerate.
@@ -187,8 +248,11 @@ class Reconciler:
     ) -> tuple[ObservedKeyRing, KeyRingRecord | None, datetime | None]:
         secret_name = names_for(store.name).key_ring
         record = KeyRingRecord.from_status(old_status)
-        max_age = effective_key_rotation(store, policy) if policy else (
-            store.key_rotation or DEFAULT_KEY_ROTATION)
+        max_age = (
+            effective_key_rotation(store, policy)
+            if policy
+            else (store.key_rotation or DEFAULT_KEY_ROTATION)
+        )
         try:
             secret = self.kube.get("Secret", store.namespace, secret_name)
         except KubeError as error:
@@ -238,13 +302,18 @@ class Reconciler:
             log.warning("create key ring %s/%s: %s", store.namespace, secret_name, error)
             return None
 
-    def _rotate(self, store: Store, secret: Mapping[str, Any], ring: KeyRing,
-                now: datetime) -> KeyRing | None:
+    def _rotate(
+        self, store: Store, secret: Mapping[str, Any], ring: KeyRing, now: datetime
+    ) -> KeyRing | None:
         new = rotate(ring, now)
         violations = append_only_violations(ring, new)
         if violations:  # a bug, not a user error: refuse to write
-            log.error("refusing non-append-only rotation of %s/%s: %s", store.namespace,
-                      secret["metadata"]["name"], "; ".join(violations))
+            log.error(
+                "refusing non-append-only rotation of %s/%s: %s",
+                store.namespace,
+                secret["metadata"]["name"],
+                "; ".join(violations),
+            )
             return None
         body = dict(secret)
         body["data"] = {**(secret.get("data") or {}), **serialise(new)}
@@ -252,62 +321,99 @@ class Reconciler:
             # resourceVersion makes this a compare-and-swap: a concurrent change wins, we retry.
             self.kube.replace(body)
         except KubeError as error:
-            log.warning("rotate key ring %s/%s: %s", store.namespace,
-                        secret["metadata"]["name"], error)
+            log.warning(
+                "rotate key ring %s/%s: %s", store.namespace, secret["metadata"]["name"], error
+            )
             return None
-        log.info("rotated key ring %s/%s to key %d", store.namespace, secret["metadata"]["name"],
-                 new.primary)
+        log.info(
+            "rotated key ring %s/%s to key %d",
+            store.namespace,
+            secret["metadata"]["name"],
+            new.primary,
+        )
         return new
 
     # Conditions and status.
 
     def _conditions(
-        self, store: Store, policy: Policy | None, findings: list[Finding],
-        desired: list[dict[str, Any]], observed: Mapping[tuple[str, str], ObservedObject],
-        ring_state: ObservedKeyRing, record: KeyRingRecord | None, now: datetime,
+        self,
+        store: Store,
+        policy: Policy | None,
+        findings: list[Finding],
+        desired: list[dict[str, Any]],
+        observed: Mapping[tuple[str, str], ObservedObject],
+        ring_state: ObservedKeyRing,
+        record: KeyRingRecord | None,
+        now: datetime,
     ) -> list[Condition]:
         names = names_for(store.name)
         netpol = next(c for c in desired if c["kind"] == "NetworkPolicy")
         cronjob = next(c for c in desired if c["kind"] == "CronJob")
         try:
-            other_policies = [p for p in self.kube.list("NetworkPolicy", store.namespace)
-                              if p["metadata"]["name"] != names.network_policy]
+            other_policies = [
+                p
+                for p in self.kube.list("NetworkPolicy", store.namespace)
+                if p["metadata"]["name"] != names.network_policy
+            ]
         except KubeError:
             other_policies = []
         rbac_children = [c for c in desired if c["kind"] in ("Role", "RoleBinding")]
-        max_age = effective_key_rotation(store, policy) if policy else (
-            store.key_rotation or DEFAULT_KEY_ROTATION)
+        max_age = (
+            effective_key_rotation(store, policy)
+            if policy
+            else (store.key_rotation or DEFAULT_KEY_ROTATION)
+        )
         conditions = [
             policy_compliant(findings),
-            network_isolated(netpol, observed[("NetworkPolicy", names.network_policy)],
-                             other_policies),
+            network_isolated(
+                netpol, observed[("NetworkPolicy", names.network_policy)], other_policies
+            ),
             encryption_key_ready(ring_state, record, names.key_ring, now, max_age),
-            access_restricted(store.namespace, store_secrets(store), rbac_children,
-                              self._rbac(store.namespace), self.trusted),
-            purge_scheduled(findings, store.purge.suspend, cronjob,
-                            observed[("CronJob", cronjob["metadata"]["name"])]),
-            purge_succeeded(LastPurge.from_status(
-                {"lastPurge": last_purge_from_jobs(self.kube, store)})),
+            access_restricted(
+                store.namespace,
+                store_secrets(store),
+                rbac_children,
+                self._rbac(store.namespace),
+                self.trusted,
+            ),
+            purge_scheduled(
+                findings,
+                store.purge.suspend,
+                cronjob,
+                observed[("CronJob", cronjob["metadata"]["name"])],
+            ),
+            purge_succeeded(
+                LastPurge.from_status({"lastPurge": last_purge_from_jobs(self.kube, store)})
+            ),
         ]
         return [*conditions, ready(conditions)]
 
     def _rbac(self, namespace: str) -> RbacSnapshot | None:
         try:
-            bindings = [*self.kube.list("RoleBinding", namespace),
-                        *self.kube.list("ClusterRoleBinding")]
+            bindings = [
+                *self.kube.list("RoleBinding", namespace),
+                *self.kube.list("ClusterRoleBinding"),
+            ]
             roles = [*self.kube.list("Role", namespace), *self.kube.list("ClusterRole")]
         except KubeError:
             return None
         for obj in bindings:  # list items carry no kind
-            obj.setdefault("kind", "ClusterRoleBinding" if "namespace" not in obj["metadata"]
-                           else "RoleBinding")
+            obj.setdefault(
+                "kind",
+                "ClusterRoleBinding" if "namespace" not in obj["metadata"] else "RoleBinding",
+            )
         for obj in roles:
-            obj.setdefault("kind", "ClusterRole" if "namespace" not in obj["metadata"]
-                           else "Role")
+            obj.setdefault("kind", "ClusterRole" if "namespace" not in obj["metadata"] else "Role")
         return RbacSnapshot.from_api(bindings, roles)
 
-    def _write_status(self, raw: Mapping[str, Any], conditions: list[Condition],
-                      extra: Mapping[str, Any], now: datetime, generation: int) -> None:
+    def _write_status(
+        self,
+        raw: Mapping[str, Any],
+        conditions: list[Condition],
+        extra: Mapping[str, Any],
+        now: datetime,
+        generation: int,
+    ) -> None:
         old: Mapping[str, Any] = raw.get("status") or {}
         old_conditions = old.get("conditions") or []
         status: dict[str, Any] = {
@@ -315,23 +421,34 @@ class Reconciler:
             "conditions": merge_conditions(old_conditions, conditions, now, generation),
             **extra,
         }
+        meta = raw["metadata"]
+        record_status(meta["namespace"], meta["name"], status)
         if all(old.get(k) == v for k, v in status.items()):
             return  # steady state: nothing to write
-        meta = raw["metadata"]
-        self.kube.merge_patch("PersonalDataStore", meta["namespace"], meta["name"],
-                              {"status": status}, subresource="status")
+        self.kube.merge_patch(
+            "PersonalDataStore",
+            meta["namespace"],
+            meta["name"],
+            {"status": status},
+            subresource="status",
+        )
         for condition, before in transitions(old_conditions, conditions):
-            self._event(raw, condition, before, now)
+            # A control that starts out in force is not news; Ready and every fall are.
+            if condition.type == "Ready" or condition.status != "True" or before is not None:
+                self._event(raw, condition, before, now)
 
-    def _event(self, raw: Mapping[str, Any], condition: Condition, before: str | None,
-               now: datetime) -> None:
+    def _event(
+        self, raw: Mapping[str, Any], condition: Condition, before: str | None, now: datetime
+    ) -> None:
         meta = raw["metadata"]
         warning = condition.status != "True" and condition.type != "Ready"
         event = {
             "apiVersion": "events.k8s.io/v1",
             "kind": "Event",
-            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:12]}",
-                         "namespace": meta["namespace"]},
+            "metadata": {
+                "name": f"{meta['name']}.{uuid.uuid4().hex[:12]}",
+                "namespace": meta["namespace"],
+            },
             "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "reportingController": "dataward.io/operator",
             "reportingInstance": self.settings.reporting_instance,
@@ -339,10 +456,14 @@ class Reconciler:
             "reason": condition.reason,
             "type": "Warning" if warning else "Normal",
             "note": f"{condition.type} is {condition.status}"
-                    f"{'' if before is None else f' (was {before})'}: {condition.message}"[:1024],
-            "regarding": {"apiVersion": raw["apiVersion"], "kind": STORE_KIND,
-                          "name": meta["name"], "namespace": meta["namespace"],
-                          "uid": meta.get("uid")},
+            f"{'' if before is None else f' (was {before})'}: {condition.message}"[:1024],
+            "regarding": {
+                "apiVersion": raw["apiVersion"],
+                "kind": STORE_KIND,
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
         }
         try:
             self.kube.create(event)
@@ -359,4 +480,3 @@ def _parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
