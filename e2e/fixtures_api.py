@@ -1,0 +1,59 @@
+"""Fixtures for e2e tests of Dataward's API: the CRDs of `crds/`, installed in the control plane.
+
+Import the fixture into a test module (`from e2e.fixtures_api import crds_installed`) and
+request it, e.g. with `pytestmark = pytest.mark.usefixtures("crds_installed")`. Pytest makes
+one fixture definition per importing module, so the installation itself is remembered per
+control plane: the first request installs and waits, later ones return at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from e2e.harness import ControlPlane
+
+REPO = Path(__file__).resolve().parent.parent
+CRD_DIR = REPO / "crds"
+CRD_NAMES: tuple[str, ...] = (
+    "privacypolicies.dataward.io",
+    "personaldatastores.dataward.io",
+)
+FIELD_MANAGER = "dataward-e2e"
+
+# Control planes (by their directory) whose CRDs are installed and Established.
+_INSTALLED: set[Path] = set()
+
+
+def install_crds(control_plane: ControlPlane, timeout: float = 60.0) -> None:
+    """Server-side apply every CRD in `crds/` and wait until each is Established.
+
+    Idempotent: applying the same files again changes nothing, and a control plane already
+    handled by this process is not asked again.
+    """
+    if control_plane.dir in _INSTALLED:
+        return
+    control_plane.kubectl(
+        "apply",
+        "--server-side",
+        f"--field-manager={FIELD_MANAGER}",
+        "--force-conflicts",
+        "-f",
+        str(CRD_DIR),
+    )
+    control_plane.kubectl(
+        "wait",
+        "--for=condition=Established",
+        f"--timeout={int(timeout)}s",
+        *(f"crd/{name}" for name in CRD_NAMES),
+        timeout=timeout + 10,
+    )
+    _INSTALLED.add(control_plane.dir)
+
+
+@pytest.fixture(scope="session")
+def crds_installed(control_plane: ControlPlane) -> tuple[str, ...]:
+    """The Dataward CRDs, installed and Established in the session's control plane."""
+    install_crds(control_plane)
+    return CRD_NAMES

@@ -1,0 +1,172 @@
+"""`dataward check`: the CRD rules and the cross-object rules, offline, one line per problem."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from dataward.cli import main
+from tests.admission_cases import BASE_POLICY, BASE_STORE, CASES, patched, put
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(path: Path, *objects: Any, text: str | None = None) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text if text is not None else yaml.safe_dump_all(objects), encoding="utf-8")
+    return str(path)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str], str]:
+    status = main(["check", *argv])
+    captured = capsys.readouterr()
+    return status, captured.out.splitlines(), captured.err
+
+
+def test_examples_are_clean(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "-f", str(REPO / "examples"), "--require-policies")
+    assert status == 0, out
+    assert out == ["dataward check: 4 objects in 6 files: no problems"]
+    assert err == ""
+
+
+def test_a_bad_field_is_one_line_naming_file_object_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = patched("PersonalDataStore", put("/spec/purge/batchSize", 0))
+    file = write(tmp_path / "store.yaml", store)
+    status, out, _ = run(capsys, "-f", file)
+    assert status == 1
+    assert len(out) == 1
+    prefix = f"{file}: PersonalDataStore default/admission-case: spec.purge.batchSize: "
+    assert out[0].startswith(prefix), out[0]
+    assert len(out[0]) > len(prefix) + 10  # says what to change
+
+
+def test_a_typo_is_refused_with_the_right_spelling(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = write(tmp_path / "s.yaml", patched("PersonalDataStore", put("/spec/purge/dryrun", True)))
+    status, out, _ = run(capsys, "-f", file)
+    assert status == 1
+    assert out == [
+        f"{file}: PersonalDataStore default/admission-case: spec.purge.dryrun: "
+        'unknown field "dryrun"; did you mean "dryRun"?'
+    ]
+
+
+def test_directories_are_searched_recursively_and_other_kinds_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}}
+    bad_policy = patched("PrivacyPolicy", put("/spec/effectiveDate", "2021-02-30"))
+    write(tmp_path / "a" / "b" / "policy.yml", namespace, bad_policy)
+    write(tmp_path / "README.md", text="not yaml: [")
+    status, out, _ = run(capsys, "-f", str(tmp_path))
+    assert status == 1
+    assert [line.split(": ")[2] for line in out] == ["spec.effectiveDate"]
+    assert out[0].startswith(
+        f"{tmp_path / 'a' / 'b' / 'policy.yml'}: PrivacyPolicy admission-cases:"
+    )
+
+
+def test_cross_object_rules_use_the_policies_among_the_inputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = patched("PersonalDataStore", put("/spec/category", "newsletter"))
+    write(tmp_path / "policy.yaml", BASE_POLICY)
+    file = write(tmp_path / "store.yaml", store)
+    status, out, _ = run(capsys, "-f", str(tmp_path))
+    assert status == 1
+    # The newsletter category has no statutory period, so the archive must go.
+    assert out == [
+        f"{file}: PersonalDataStore default/admission-case: spec.archive: "
+        "category 'newsletter' has no statutory retention, so archived copies would outlive "
+        "the policy: remove spec.archive."
+    ]
+
+
+def test_retention_longer_than_the_category_is_a_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = patched("PersonalDataStore", put("/spec/retention", "30d"))
+    file = write(tmp_path / "all.yaml", BASE_POLICY, store)
+    status, out, _ = run(capsys, "-f", file)
+    assert status == 1
+    assert [line.split(": ")[2] for line in out] == ["spec.retention"]
+
+
+def test_a_missing_policy_is_a_note_unless_required(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = write(tmp_path / "store.yaml", BASE_STORE)
+    status, out, err = run(capsys, "-f", file)
+    assert status == 0
+    assert out == ["dataward check: 1 object in 1 file: no problems"]
+    assert "spec.policy: note: PrivacyPolicy 'admission-cases' is not among the inputs" in err
+
+    status, out, _ = run(capsys, "-f", file, "--require-policies")
+    assert status == 1
+    assert out == [
+        f"{file}: PersonalDataStore default/admission-case: spec.policy: PrivacyPolicy "
+        "'admission-cases' is not among the inputs: add the file that defines it with -f, or "
+        "set spec.policy to a policy that is"
+    ]
+
+
+def test_several_files_and_a_duplicate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = write(tmp_path / "one.yaml", BASE_POLICY)
+    second = write(tmp_path / "two.yaml", BASE_POLICY)
+    status, out, _ = run(capsys, "-f", first, "-f", second)
+    assert status == 1
+    assert out == [
+        f"{second}: PrivacyPolicy admission-cases: metadata.name: also defined in {first}: "
+        "give one of them another name"
+    ]
+
+
+def test_unparseable_yaml_is_a_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    file = write(tmp_path / "broken.yaml", text="spec: [unclosed\n")
+    status, out, _ = run(capsys, "-f", file)
+    assert status == 1
+    assert len(out) == 1
+    assert out[0].startswith(f"{file}: cannot be read as YAML: ")
+
+
+def test_a_missing_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "-f", str(tmp_path / "nope.yaml"))
+    assert status == 2
+    assert out == []
+    assert "no such file or directory" in err
+
+
+def test_a_list_is_unpacked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = patched("PersonalDataStore", put("/spec/deletionPolicy", "Orphan"))
+    file = write(tmp_path / "list.yaml", {"apiVersion": "v1", "kind": "List", "items": [bad]})
+    status, out, _ = run(capsys, "-f", file)
+    assert status == 1
+    assert [line.split(": ")[2] for line in out] == ["spec.deletionPolicy"]
+
+
+def test_every_bad_case_in_one_directory_is_reported_at_its_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The whole admission table at once: one file per case, each problem at its field."""
+    files = {}
+    for index, case in enumerate(c for c in CASES if not c.update):
+        obj = copy.deepcopy(patched(case.kind, case.patch))
+        if isinstance(obj.get("metadata"), dict):
+            obj["metadata"]["name"] = f"case-{index}"
+        files[write(tmp_path / f"case-{index:03d}.yaml", obj)] = case
+    status, out, _ = run(capsys, "-f", str(tmp_path))
+    assert status == 1
+    missed = [
+        case.description
+        for file, case in files.items()
+        if not any(line.startswith(f"{file}: ") and case.path in line for line in out)
+    ]
+    assert missed == []

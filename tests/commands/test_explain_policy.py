@@ -1,0 +1,63 @@
+"""`dataward explain-policy`: the categories of a policy as a table a person reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dataward.cli import main
+from tests.admission_cases import BASE_POLICY, patched, put
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_example_policy_as_a_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain-policy", "-f", str(REPO / "examples" / "policy.yaml")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "PrivacyPolicy clunix, effective 2021-04-26"
+    assert "90 days" in lines[1]
+    assert "6 months" in lines[1]
+    header = lines[3]
+    assert header.split()[:2] == ["CATEGORY", "PURPOSES"]
+    rows = {line.split()[0]: line for line in lines[4:] if line and not line[0].isdigit()}
+    assert rows["newsletter"].split("  ")[0] == "newsletter"
+    assert "until unsubscribed" in rows["newsletter"]
+    assert "1 year after inquired" in rows["technical-support-inquiry"]
+    assert "5 years under the Framework Act on National Taxes" in rows["tax-records"]
+    assert (
+        "3 months under the Protection of Communications Secrets Act"
+        in (rows["site-visit-records"])
+    )
+    # Columns line up: every purposes cell starts where the header's does.
+    column = header.index("PURPOSES")
+    assert all(row[column - 2 : column] == "  " for row in rows.values())
+    assert lines[-1].startswith("13 categories; 8 with a statutory period")
+
+
+def test_an_invalid_policy_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = patched("PrivacyPolicy", put("/spec/categories/0/name", "Newsletter"))
+    file = tmp_path / "policy.yaml"
+    file.write_text(yaml.safe_dump(bad), encoding="utf-8")
+    assert main(["explain-policy", "-f", str(file)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "spec.categories[0].name" in captured.err
+
+
+def test_a_file_without_a_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    file = tmp_path / "ns.yaml"
+    file.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n", encoding="utf-8")
+    assert main(["explain-policy", "-f", str(file)]) == 2
+    assert "has no PrivacyPolicy" in capsys.readouterr().err
+
+
+def test_a_minimal_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    file = tmp_path / "policy.yaml"
+    file.write_text(yaml.safe_dump(BASE_POLICY), encoding="utf-8")
+    assert main(["explain-policy", "-f", str(file)]) == 0
+    out = capsys.readouterr().out
+    assert "contract-records" in out
+    assert "until contract ended" in out
+    assert "5 years under the Act on Consumer Protection in Electronic Commerce" in out
