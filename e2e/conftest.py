@@ -15,6 +15,11 @@ E2E_DIR = Path(__file__).resolve().parent
 if str(E2E_DIR.parent) not in sys.path:
     sys.path.insert(0, str(E2E_DIR.parent))
 
+# Session fixtures shared by several modules are registered here, once: imported into each
+# test module instead, pytest would make one instance per module (two operators at once).
+from e2e.fixtures_api import crds_installed  # noqa: E402, F401
+from e2e.fixtures_databases import postgres_fixture  # noqa: E402, F401
+from e2e.fixtures_operator import operator  # noqa: E402, F401
 from e2e.harness import ControlPlane, wait_for  # noqa: E402 - needs the sys.path line above
 
 if TYPE_CHECKING:
@@ -70,3 +75,16 @@ def namespace(request: pytest.FixtureRequest, kube: ApiClient) -> Iterator[str]:
     finally:
         # Not waited for: the namespace controller finishes the deletion in the background.
         core.delete_namespace(name)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[None] | pytest.TestReport:
+    """Attach the operator's recent log to a failed test that used it."""
+    report: pytest.TestReport = yield
+    if report.failed and "operator" in getattr(item, "fixturenames", ()):
+        process = item.funcargs.get("operator") if hasattr(item, "funcargs") else None
+        if process is not None:
+            report.sections.append(("operator log (tail)", process.logs()[-6000:]))
+    return report

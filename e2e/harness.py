@@ -269,7 +269,7 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def _pdeathsig_preexec() -> Callable[[], None] | None:
+def die_with_parent() -> Callable[[], None] | None:
     """On Linux, a preexec_fn making a child get SIGKILL if we die without cleaning up.
 
     This covers SIGKILL of the Python process (e.g. a CI timeout), where atexit never runs.
@@ -306,7 +306,7 @@ class _Process:
             stderr=subprocess.STDOUT,
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=_pdeathsig_preexec(),  # one C call after fork: see its docstring
+            preexec_fn=die_with_parent(),  # one C call after fork: see its docstring
         )
 
     def exited(self) -> int | None:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from e2e.cluster import DEFAULT_STATE_DIR, start_local_cluster, stop_local_cluster
-from e2e.harness import ControlPlane
+from e2e.harness import ControlPlane, die_with_parent
 from e2e.tools import REPO_ROOT, tool
 
 OPERATOR_NAMESPACE = "dataward-system"
@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         operator = subprocess.Popen(
             [sys.executable, "-m", "dataward", "run", "--kubeconfig", kubeconfig,
              "--metrics-port", "0"],
-            stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+            stdout=log_path.open("wb"), stderr=subprocess.STDOUT, preexec_fn=die_with_parent(),
         )
         say("applying the example stores")
         kubectl(kubeconfig, "apply", "--server-side", "-f", str(examples / "stores"))

@@ -28,7 +28,6 @@ from kubernetes.client.exceptions import ApiException
 
 from dataward.commands.check import check_paths
 from dataward.validation import GROUP, VERSION, validate_object
-from e2e.fixtures_api import crds_installed  # noqa: F401 - a fixture, used by name below
 from e2e.harness import ControlPlane, wait_for
 from tests.admission_cases import ACCEPTED, BASES, CASES, Accepted, Case, patched
 

@@ -144,7 +144,7 @@ def check_documents(
 ) -> tuple[list[str], list[str]]:
     """The problems and the notes about `documents`, in input order."""
     problems: list[str] = []
-    valid: list[Document] = []
+    invalid: set[int] = set()  # documents with schema errors, by id()
     seen: dict[tuple[str, str], Document] = {}
     for document in documents:
         errors = validate_object(document.obj)
@@ -158,12 +158,12 @@ def check_documents(
                 )
             )
         seen.setdefault(key, document)
-        if not errors:
-            valid.append(document)
+        if errors:
+            invalid.add(id(document))
 
     policies: dict[str, Policy] = {}
-    for document in valid:
-        if document.kind == POLICY_KIND:
+    for document in documents:
+        if document.kind == POLICY_KIND and id(document) not in invalid:
             try:
                 parsed = parse_policy(apply_defaults(document.obj, POLICY_KIND))
             except ModelError as error:
@@ -172,13 +172,14 @@ def check_documents(
             policies.setdefault(parsed.name, parsed)
 
     notes: list[str] = []
-    for document in valid:
+    for document in documents:
         if document.kind != STORE_KIND:
             continue
         try:
             store = parse_store(apply_defaults(document.obj, STORE_KIND))
         except ModelError as error:
-            problems.append(document.line(error.path, error.message))
+            if id(document) not in invalid:  # else its schema errors already say it
+                problems.append(document.line(error.path, error.message))
             continue
         policy = policies.get(store.policy)
         if policy is None and not require_policies:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 
@@ -68,15 +69,37 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=30,
         help="how long a silent leader keeps the Lease (default: %(default)s)",
     )
+    parser.add_argument("--key-ring-grace-seconds", type=float, default=30 * 24 * 3600,
+                        help="deletionPolicy: Delete destroys a deleted store's key ring after "
+                             "this long (default: 30 days)")
     parser.add_argument("--log-level", default=env("DATAWARD_LOG_LEVEL", "INFO"))
+    parser.add_argument("--log-format", choices=("text", "json"),
+                        default=env("DATAWARD_LOG_FORMAT", "text"),
+                        help="json: one JSON object per line, for log pipelines")
     parser.set_defaults(func=run)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message (and the exception)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the operator until a signal or the loss of the Lease."""
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if args.log_format == "json" else logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     # kopf logs every watch event at DEBUG/INFO; keep ours readable.
     logging.getLogger("kopf").setLevel(logging.WARNING)
     account = None
@@ -95,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         reconcile=ReconcileSettings(
             render=RenderSettings(image=args.image, time_zone=args.time_zone),
             operator_service_account=account,
+            key_ring_grace_seconds=args.key_ring_grace_seconds,
             reporting_instance=identity or "dataward",
         ),
     )

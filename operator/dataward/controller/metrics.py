@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 RECONCILES = Counter("dataward_reconciles_total", "Store reconciles, by outcome.", ["result"])
 WRITES = Counter(
@@ -28,6 +28,11 @@ OLDEST_EXPIRED_AGE = Gauge(
     "How long ago the most overdue remaining row expired.",
     ["namespace", "store"],
 )
+KEY_AGE = Gauge("dataward_primary_key_age_seconds",
+                "Age of the store's primary encryption key.", ["namespace", "store"])
+TIME_TO_READY = Histogram("dataward_time_to_ready_seconds",
+                          "From a store's creation to its first Ready=True.",
+                          buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800))
 LEADER = Gauge("dataward_leader", "1 while this replica holds the Lease.")
 
 _STATUSES = ("True", "False", "Unknown")

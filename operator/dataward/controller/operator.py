@@ -64,6 +64,26 @@ def _owner_store(body: Mapping[str, Any]) -> str | None:
     return None
 
 
+def connection_info(configuration: Any) -> kopf.ConnectionInfo:
+    """kopf's credentials from the same configuration the reconciler's client uses.
+
+    kopf's own `login_via_client` reads only $KUBECONFIG or the in-cluster account; with
+    `--kubeconfig` the watches would otherwise run as nobody (or not at all).
+    """
+    header = configuration.get_api_key_with_prefix("BearerToken") or ""
+    scheme, _, token = header.partition(" ")
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        scheme=scheme if token else None,
+        token=token or (scheme or None),
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+        expiration=None,
+    )
+
+
 def build_registry(
     queue: WorkQueue, policies: WorkQueue, reconciler: Reconciler
 ) -> kopf.OperatorRegistry:
@@ -71,8 +91,8 @@ def build_registry(
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> Any:
-        return kopf.login_via_client(**kwargs)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return connection_info(reconciler.kube.api.configuration)
 
     @kopf.on.event(GROUP, VERSION, "personaldatastores", registry=registry)
     def store_event(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> None:
@@ -109,9 +129,15 @@ def build_registry(
 
 
 async def _resync(queue: WorkQueue, reconciler: Reconciler, every: float) -> None:
+    """Queue every store periodically: key ages, Secrets and RBAC are not watched."""
     while True:
         await asyncio.sleep(every)
-        for key in await asyncio.to_thread(reconciler.all_stores):
+        try:
+            keys = await asyncio.to_thread(reconciler.all_stores)
+        except Exception as error:  # a failed list must not end the resync for good
+            log.warning("resync: listing stores failed (%s); trying again in %ss", error, every)
+            continue
+        for key in keys:
             queue.add(key)
 
 
@@ -131,6 +157,8 @@ async def run_operator(settings: OperatorSettings, stop: threading.Event) -> Non
     registry = build_registry(queue, policies, reconciler)
     kopf_settings = kopf.OperatorSettings()
     kopf_settings.posting.enabled = False  # our Events are posted on transitions only
+    # The resources are known; scanning CRDs would need list/watch on them cluster-wide.
+    kopf_settings.scanning.disabled = True
     kopf_settings.watching.server_timeout = 300
     kopf_stop: asyncio.Event = asyncio.Event()
     tasks = [asyncio.create_task(queue.worker(handle)) for _ in range(settings.workers)]
@@ -152,6 +180,9 @@ async def run_operator(settings: OperatorSettings, stop: threading.Event) -> Non
             stop_flag=kopf_stop,
         )
     finally:
+        # kopf takes SIGTERM/SIGINT itself when it runs in the main thread; release the thread
+        # that waits on `stop`, or asyncio.run() would wait for it forever on the way out.
+        stop.set()
         for task in tasks:
             task.cancel()
 

@@ -7,10 +7,12 @@ nothing depends on the difference between "created" and "updated".
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dataward.checks.access import access_restricted
@@ -29,7 +31,7 @@ from dataward.checks.policy import policy_compliant
 from dataward.checks.purge import purge_scheduled, purge_succeeded
 from dataward.controller.drift import needs_apply
 from dataward.controller.kube import Kube, KubeError
-from dataward.controller.metrics import RECONCILES, record_status
+from dataward.controller.metrics import KEY_AGE, RECONCILES, TIME_TO_READY, record_status
 from dataward.controller.purge_results import last_purge_from_jobs
 from dataward.keys.ring import (
     KeyRing,
@@ -51,6 +53,7 @@ from dataward.render.rbac import store_secrets
 log = logging.getLogger("dataward.reconcile")
 
 StoreKey = tuple[str, str]
+KEY_RING_FINALIZER = "dataward.io/key-ring-grace-period"
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class ReconcileSettings:
     # The operator's own identity reads Secrets by design; it is not a foreign reader.
     operator_service_account: tuple[str, str] | None = None
     reporting_instance: str = "dataward"
+    # deletionPolicy: Delete keeps the key ring this long after the store is deleted.
+    key_ring_grace_seconds: float = 30 * 24 * 3600
 
 
 def _selector(labels: Mapping[str, str]) -> str:
@@ -68,7 +73,9 @@ def _selector(labels: Mapping[str, str]) -> str:
 
 
 class Reconciler:
-    """Reconciles stores through a Kube; holds no state between calls but its settings."""
+    """Reconciles stores through a Kube; between calls it keeps only a short-lived cache."""
+
+    CLUSTER_CACHE_SECONDS = 3.0
 
     def __init__(
         self, kube: Kube, settings: ReconcileSettings, namespaces: tuple[str, ...] = ()
@@ -80,6 +87,8 @@ class Reconciler:
         if settings.operator_service_account:
             trusted = trusted.with_service_account(*settings.operator_service_account)
         self.trusted = trusted
+        self._cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+        self._cache_lock = threading.Lock()
 
     # Lookups used by the event handlers.
 
@@ -129,7 +138,10 @@ class Reconciler:
         namespace, name = key
         now = now or datetime.now(UTC)
         raw = self.kube.get("PersonalDataStore", namespace, name)
-        if raw is None or raw["metadata"].get("deletionTimestamp"):
+        if raw is None:
+            return
+        if raw["metadata"].get("deletionTimestamp"):
+            self._finish_deletion(raw, now)
             return
         old_status: Mapping[str, Any] = raw.get("status") or {}
         generation = int(raw["metadata"].get("generation") or 0)
@@ -148,6 +160,7 @@ class Reconciler:
                 generation,
             )
             return
+        self._keep_grace_finalizer(raw, store.deletion_policy == "Delete")
         policy, policy_finding = self._read_policy(store.policy)
         findings = [policy_finding] if policy_finding else compliance_findings(store, policy)
 
@@ -156,16 +169,68 @@ class Reconciler:
         self._prune_reader_binding(store, desired)
 
         ring_state, record, next_rotation = self._key_ring(store, policy, old_status, now)
+        last = last_purge_from_jobs(self.kube, store)
         conditions = self._conditions(
-            store, policy, findings, desired, observed, ring_state, record, now
+            store, policy, findings, desired, observed, ring_state, record, last, now
         )
         extra: dict[str, Any] = {}
         if record is not None:
             extra["encryption"] = record.to_status(next_rotation)
-        last = last_purge_from_jobs(self.kube, store)
         if last is not None:
             extra["lastPurge"] = last
         self._write_status(raw, conditions, extra, now, generation)
+
+    # deletionPolicy: Delete destroys the key ring only after a grace period. The ring is owned
+    # by the store, so the store is held by a finalizer until the grace period has passed;
+    # then the finalizer goes and the garbage collector removes the ring with the rest.
+
+    def _keep_grace_finalizer(self, raw: Mapping[str, Any], wanted: bool) -> None:
+        finalizers = list(raw["metadata"].get("finalizers") or [])
+        if wanted == (KEY_RING_FINALIZER in finalizers):
+            return
+        if wanted:
+            finalizers.append(KEY_RING_FINALIZER)
+        else:
+            finalizers.remove(KEY_RING_FINALIZER)
+        self._patch_finalizers(raw, finalizers)
+
+    def _patch_finalizers(self, raw: Mapping[str, Any], finalizers: list[str]) -> None:
+        meta = raw["metadata"]
+        # resourceVersion makes the merge patch a compare-and-swap on the finalizer list.
+        self.kube.merge_patch(
+            "PersonalDataStore", meta["namespace"], meta["name"],
+            {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}},
+        )
+
+    def _finish_deletion(self, raw: Mapping[str, Any], now: datetime) -> None:
+        """A deleted store: release it once its key ring's grace period is over."""
+        meta = raw["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        if KEY_RING_FINALIZER not in finalizers:
+            return
+        deleted = _parse_time(meta["deletionTimestamp"])
+        assert deleted is not None
+        delete_after = deleted + timedelta(seconds=self.settings.key_ring_grace_seconds)
+        if now >= delete_after:
+            log.info("grace period over: releasing %s/%s and its key ring", meta["namespace"],
+                     meta["name"])
+            finalizers.remove(KEY_RING_FINALIZER)
+            self._patch_finalizers(raw, finalizers)
+            return
+        status = dict(raw.get("status") or {})
+        encryption = dict(status.get("encryption") or {})
+        stamp = delete_after.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if encryption.get("scheduledDeletion") == stamp:
+            return
+        encryption["scheduledDeletion"] = stamp
+        log.info("%s/%s deleted: its key ring is destroyed after %s", meta["namespace"],
+                 meta["name"], stamp)
+        self.kube.merge_patch("PersonalDataStore", meta["namespace"], meta["name"],
+                              {"status": {"encryption": encryption}}, subresource="status")
+        self._event(raw, Condition("EncryptionKeyReady", "True", "KeyRingDeletionScheduled",
+                                   f"The store was deleted under deletionPolicy: Delete; its key "
+                                   f"ring is destroyed after {stamp}. Until then it can be "
+                                   "copied from the Secret to keep data readable."), None, now)
 
     def reconcile_policy(self, name: str, now: datetime | None = None) -> None:
         """Write a PrivacyPolicy's status: Ready when it parses, and how many stores use it."""
@@ -344,6 +409,7 @@ class Reconciler:
         observed: Mapping[tuple[str, str], ObservedObject],
         ring_state: ObservedKeyRing,
         record: KeyRingRecord | None,
+        last_purge: Mapping[str, Any] | None,
         now: datetime,
     ) -> list[Condition]:
         names = names_for(store.name)
@@ -382,9 +448,7 @@ class Reconciler:
                 cronjob,
                 observed[("CronJob", cronjob["metadata"]["name"])],
             ),
-            purge_succeeded(
-                LastPurge.from_status({"lastPurge": last_purge_from_jobs(self.kube, store)})
-            ),
+            purge_succeeded(LastPurge.from_status({"lastPurge": last_purge})),
         ]
         return [*conditions, ready(conditions)]
 
@@ -392,9 +456,9 @@ class Reconciler:
         try:
             bindings = [
                 *self.kube.list("RoleBinding", namespace),
-                *self.kube.list("ClusterRoleBinding"),
+                *self._cluster_scoped("ClusterRoleBinding"),
             ]
-            roles = [*self.kube.list("Role", namespace), *self.kube.list("ClusterRole")]
+            roles = [*self.kube.list("Role", namespace), *self._cluster_scoped("ClusterRole")]
         except KubeError:
             return None
         for obj in bindings:  # list items carry no kind
@@ -405,6 +469,22 @@ class Reconciler:
         for obj in roles:
             obj.setdefault("kind", "ClusterRole" if "namespace" not in obj["metadata"] else "Role")
         return RbacSnapshot.from_api(bindings, roles)
+
+    def _cluster_scoped(self, kind: str) -> list[dict[str, Any]]:
+        """A list of a cluster-scoped kind, shared by reconciles for a few seconds.
+
+        Every store's AccessRestricted reads all ClusterRoles and ClusterRoleBindings; a burst
+        of reconciles (start-up, a policy change) would otherwise read them once per store.
+        The periodic resync bounds how stale a shared copy can make a condition.
+        """
+        with self._cache_lock:
+            cached = self._cache.get(kind)
+            if cached and time.monotonic() - cached[0] < self.CLUSTER_CACHE_SECONDS:
+                return [dict(item) for item in cached[1]]
+        items = self.kube.list(kind)
+        with self._cache_lock:
+            self._cache[kind] = (time.monotonic(), items)
+        return [dict(item) for item in items]
 
     def _write_status(
         self,
@@ -423,6 +503,11 @@ class Reconciler:
         }
         meta = raw["metadata"]
         record_status(meta["namespace"], meta["name"], status)
+        primary_created = _parse_time((status.get("encryption") or {}).get("primaryKeyCreated"))
+        if primary_created is not None:
+            KEY_AGE.labels(meta["namespace"], meta["name"]).set(
+                (now - primary_created).total_seconds()
+            )
         if all(old.get(k) == v for k, v in status.items()):
             return  # steady state: nothing to write
         self.kube.merge_patch(
@@ -433,9 +518,11 @@ class Reconciler:
             subresource="status",
         )
         for condition, before in transitions(old_conditions, conditions):
-            # A control that starts out in force is not news; Ready and every fall are.
-            if condition.type == "Ready" or condition.status != "True" or before is not None:
-                self._event(raw, condition, before, now)
+            self._event(raw, condition, before, now)
+            if condition.type == "Ready" and condition.status == "True" and before is None:
+                created = _parse_time(meta.get("creationTimestamp"))
+                if created is not None:
+                    TIME_TO_READY.observe((now - created).total_seconds())
 
     def _event(
         self, raw: Mapping[str, Any], condition: Condition, before: str | None, now: datetime

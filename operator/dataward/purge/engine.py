@@ -212,7 +212,9 @@ def purge(
         return replace(
             base,
             result=outcome,
-            reason=stop.reason if stop else "Purged",
+            # No reason when nothing stopped the run: the operator's PurgeSucceeded reads a
+            # reason on a Succeeded record as "stopped early" (API: why it stopped or failed).
+            reason=stop.reason if stop else None,
             tables=results,
             stopped_early=stop.reason if stop else None,
             message=_summary(results, plan, stop),

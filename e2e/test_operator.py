@@ -1,0 +1,590 @@
+"""The operator on a real control plane, running with the chart's RBAC: a platform team's story.
+
+Each test applies stores the way a GitOps pipeline would, waits, and looks at what the
+operator did (and, for steady state and leaks, at what it did not do).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from e2e.fixtures_operator import (
+    KEY_RING_GRACE_SECONDS,
+    OPERATOR_NAMESPACE,
+    OperatorProcess,
+    apply,
+    condition,
+    get,
+    load_example,
+    sleep_for,
+    wait_condition,
+)
+from e2e.harness import ControlPlane, wait_for
+
+POLICY = "examples/policy.yaml"
+STORE = "examples/stores/support-inquiries.yaml"
+CONDITIONS = (
+    "PolicyCompliant",
+    "NetworkIsolated",
+    "EncryptionKeyReady",
+    "AccessRestricted",
+    "PurgeScheduled",
+    "PurgeSucceeded",
+    "Ready",
+)
+STEADY_SECONDS = float(os.environ.get("DATAWARD_E2E_STEADY_SECONDS", "150"))
+WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def policy(control_plane: ControlPlane, operator: OperatorProcess) -> dict[str, Any]:
+    """The seed's policy, applied once."""
+    doc = load_example(POLICY)
+    apply(control_plane, doc)
+    return doc
+
+
+def credentials(
+    namespace: str, name: str = "crm-postgres-purger", password: str = "not-a-real-password"
+) -> dict[str, Any]:
+    """A credentials Secret as a platform team would create it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "type": "Opaque",
+        "stringData": {"username": "purger", "password": password},
+    }
+
+
+def make_store(
+    plane: ControlPlane,
+    namespace: str,
+    name: str = "support-inquiries",
+    password: str = "not-a-real-password",
+    **spec: Any,
+) -> dict[str, Any]:
+    """Apply the example support-inquiries store (and its Secret) into `namespace`."""
+    store = load_example(STORE, namespace, **spec)
+    store["metadata"]["name"] = name
+    store["metadata"]["labels"] = {"gitops.example/tracked-by": "repo-crm"}
+    apply(plane, credentials(namespace, password=password), store)
+    return store
+
+
+def ready_store(plane: ControlPlane, namespace: str, **kwargs: Any) -> dict[str, Any]:
+    make_store(plane, namespace, **kwargs)
+    return wait_condition(
+        plane, namespace, kwargs.get("name", "support-inquiries"), "Ready", "True"
+    )
+
+
+def children(plane: ControlPlane, namespace: str) -> dict[str, dict[str, Any]]:
+    """Every object the operator manages in `namespace`, by `Kind/name`."""
+    out = plane.kubectl(
+        "get",
+        "networkpolicies,roles,rolebindings,serviceaccounts,cronjobs,secrets",
+        "-n",
+        namespace,
+        "-l",
+        "app.kubernetes.io/managed-by=dataward",
+        "-o",
+        "json",
+    ).stdout
+    return {f"{i['kind']}/{i['metadata']['name']}": i for i in json.loads(out)["items"]}
+
+
+def test_an_example_store_becomes_ready_with_every_condition_true(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    store = ready_store(control_plane, namespace)
+    for type_ in CONDITIONS:
+        found = condition(store, type_)
+        assert found.get("status") == "True", f"{type_}: {found}"
+        assert found["observedGeneration"] == store["metadata"]["generation"]
+    status = store["status"]
+    assert status["observedGeneration"] == store["metadata"]["generation"]
+    assert status["encryption"]["primaryKeyId"] == 1
+    assert status["encryption"]["keySecret"] == "dataward-support-inquiries-keyring"
+    assert "material" not in json.dumps(status)
+
+
+def test_children_are_owned_labelled_and_never_carry_the_stores_labels(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    store = ready_store(control_plane, namespace)
+    found = children(control_plane, namespace)
+    assert sorted(found) == sorted(
+        [
+            "NetworkPolicy/dataward-support-inquiries-isolation",
+            "Role/dataward-support-inquiries-readers",
+            "RoleBinding/dataward-support-inquiries-readers",
+            "ServiceAccount/dataward-support-inquiries-purge",
+            "Role/dataward-support-inquiries-purge",
+            "RoleBinding/dataward-support-inquiries-purge",
+            "CronJob/dataward-support-inquiries-purge",
+            "Secret/dataward-support-inquiries-keyring",
+        ]
+    )
+    for key, child in found.items():
+        labels = child["metadata"]["labels"]
+        assert labels["dataward.io/store"] == "support-inquiries", key
+        assert "gitops.example/tracked-by" not in labels, f"{key} copied the store's labels"
+        owners = child["metadata"].get("ownerReferences") or []
+        if key.startswith("Secret/"):
+            assert owners == [], "under Retain the key ring must have no owner"
+        else:
+            assert [o["uid"] for o in owners] == [store["metadata"]["uid"]], key
+
+
+def review(
+    plane: ControlPlane, user: str, groups: list[str], namespace: str, verb: str, name: str | None
+) -> bool:
+    """Ask the API server's authorizer (a SubjectAccessReview) whether `user` may do it."""
+    with plane.api_client() as api:
+        result = client.AuthorizationV1Api(api).create_subject_access_review(
+            client.V1SubjectAccessReview(
+                spec=client.V1SubjectAccessReviewSpec(
+                    user=user,
+                    groups=groups,
+                    resource_attributes=client.V1ResourceAttributes(
+                        namespace=namespace, verb=verb, resource="secrets", name=name
+                    ),
+                )
+            )
+        )
+    return bool(result.status.allowed)
+
+
+def service_account(namespace: str, name: str) -> tuple[str, list[str]]:
+    return (
+        f"system:serviceaccount:{namespace}:{name}",
+        ["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"],
+    )
+
+
+def test_only_the_declared_readers_and_the_purge_job_can_read_the_stores_secrets(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    ready_store(control_plane, namespace)
+    key_ring, creds = "dataward-support-inquiries-keyring", "crm-postgres-purger"
+    identities = {
+        "reader ServiceAccount": service_account(namespace, "crm-api"),
+        "reader Group member": ("officer", ["privacy-officers", "system:authenticated"]),
+        "non-reader in the namespace": service_account(namespace, "web"),
+        "same name in another namespace": service_account("elsewhere", "crm-api"),
+        "purge ServiceAccount": service_account(namespace, "dataward-support-inquiries-purge"),
+        "any authenticated user": ("mallory", ["system:authenticated"]),
+    }
+    expected = {  # (get key ring, get credentials, list secrets)
+        "reader ServiceAccount": (True, True, False),
+        "reader Group member": (True, True, False),
+        "non-reader in the namespace": (False, False, False),
+        "same name in another namespace": (False, False, False),
+        "purge ServiceAccount": (False, True, False),
+        "any authenticated user": (False, False, False),
+    }
+    matrix = {
+        who: (
+            review(control_plane, user, groups, namespace, "get", key_ring),
+            review(control_plane, user, groups, namespace, "get", creds),
+            review(control_plane, user, groups, namespace, "list", None),
+        )
+        for who, (user, groups) in identities.items()
+    }
+    assert matrix == expected
+
+
+def test_the_purge_pod_template_passes_restricted_pod_security(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    control_plane.kubectl(
+        "label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted"
+    )
+    ready_store(control_plane, namespace)
+    cronjob = get(control_plane, "cronjob", "dataward-support-inquiries-purge", namespace)
+    assert cronjob is not None
+    template = cronjob["spec"]["jobTemplate"]["spec"]["template"]
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "purge-dry-run",
+            "namespace": namespace,
+            "labels": template["metadata"].get("labels", {}),
+        },
+        "spec": template["spec"],
+    }
+    result = control_plane.kubectl(
+        "apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(pod), check=False
+    )
+    assert result.returncode == 0, result.stderr
+    # The same namespace refuses a pod that is not restricted: the check is real.
+    pod["spec"] = {**template["spec"], "securityContext": {}}
+    pod["spec"]["containers"] = [
+        {**c, "securityContext": {}} for c in template["spec"]["containers"]
+    ]
+    refused = control_plane.kubectl(
+        "apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(pod), check=False
+    )
+    assert refused.returncode != 0 and "restricted" in refused.stderr
+
+
+def test_a_deleted_or_edited_child_is_restored(control_plane: ControlPlane, namespace: str) -> None:
+    ready_store(control_plane, namespace)
+    netpol = "dataward-support-inquiries-isolation"
+    control_plane.kubectl("delete", "networkpolicy", netpol, "-n", namespace)
+    control_plane.kubectl(
+        "patch",
+        "cronjob",
+        "dataward-support-inquiries-purge",
+        "-n",
+        namespace,
+        "--type",
+        "merge",
+        "-p",
+        '{"spec":{"schedule":"* * * * *"}}',
+    )
+    control_plane.kubectl(
+        "patch",
+        "rolebinding",
+        "dataward-support-inquiries-readers",
+        "-n",
+        namespace,
+        "--type",
+        "json",
+        "-p",
+        '[{"op":"add","path":"/subjects/-","value":'
+        '{"kind":"User","name":"intruder","apiGroup":"rbac.authorization.k8s.io"}}]',
+    )
+
+    def restored() -> bool:
+        found = children(control_plane, namespace)
+        policy_back = f"NetworkPolicy/{netpol}" in found
+        schedule = found["CronJob/dataward-support-inquiries-purge"]["spec"]["schedule"]
+        subjects = found["RoleBinding/dataward-support-inquiries-readers"]["subjects"]
+        return (
+            policy_back
+            and schedule == "17 3 * * *"
+            and all(s["name"] != "intruder" for s in subjects)
+        )
+
+    wait_for(restored, timeout=30, message="children restored")
+    wait_condition(control_plane, namespace, "support-inquiries", "Ready", "True")
+
+
+def test_a_foreign_binding_over_the_stores_secrets_turns_access_restricted_false(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    ready_store(control_plane, namespace)
+    apply(
+        control_plane,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "debug-secrets", "namespace": namespace},
+            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "debug-secrets", "namespace": namespace},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "debug-secrets",
+            },
+            "subjects": [
+                {"kind": "User", "name": "contractor", "apiGroup": "rbac.authorization.k8s.io"}
+            ],
+        },
+    )
+    store = wait_condition(
+        control_plane, namespace, "support-inquiries", "AccessRestricted", "False", timeout=30
+    )
+    message = condition(store, "AccessRestricted")["message"]
+    assert "debug-secrets" in message and "contractor" in message
+    assert condition(store, "Ready")["status"] == "False"
+    control_plane.kubectl("delete", "rolebinding", "debug-secrets", "-n", namespace)
+    wait_condition(
+        control_plane, namespace, "support-inquiries", "AccessRestricted", "True", timeout=30
+    )
+
+
+def test_a_retention_longer_than_the_category_allows_suspends_the_purge(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    make_store(control_plane, namespace, retention="2y")
+    store = wait_condition(
+        control_plane,
+        namespace,
+        "support-inquiries",
+        "PolicyCompliant",
+        "False",
+        "RetentionTooLong",
+    )
+    assert "1y" in condition(store, "PolicyCompliant")["message"]
+    cronjob = wait_for(
+        lambda: get(control_plane, "cronjob", "dataward-support-inquiries-purge", namespace),
+        timeout=30,
+        message="CronJob",
+    )
+    assert cronjob["spec"]["suspend"] is True
+    assert condition(store, "PurgeScheduled")["status"] == "False"
+
+
+def test_a_policy_change_reconciles_every_store_that_uses_it(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    policy = load_example(POLICY)
+    policy["metadata"]["name"] = f"policy-{namespace}"[:63]
+    apply(control_plane, policy)
+    ready_store(control_plane, namespace, policy=policy["metadata"]["name"])
+    for category in policy["spec"]["categories"]:
+        if category["name"] == "technical-support-inquiry":
+            category["retention"]["period"] = "90d"  # now shorter than the store's 180d
+    apply(control_plane, policy)
+    wait_condition(
+        control_plane,
+        namespace,
+        "support-inquiries",
+        "PolicyCompliant",
+        "False",
+        "RetentionTooLong",
+        timeout=30,
+    )
+    status = wait_for(
+        lambda: (
+            (get(control_plane, "ppol", policy["metadata"]["name"]) or {})
+            .get("status", {})
+            .get("stores")
+            == 1
+            or None
+        ),
+        timeout=30,
+        message="the policy counts its store",
+    )
+    assert status
+
+
+def key_ring_data(plane: ControlPlane, namespace: str) -> dict[str, str]:
+    secret = get(plane, "secret", "dataward-support-inquiries-keyring", namespace)
+    assert secret is not None
+    return dict(secret["data"])
+
+
+def test_an_operator_killed_mid_reconcile_converges_to_the_same_state_and_key_bytes(
+    control_plane: ControlPlane, namespace: str, operator: OperatorProcess
+) -> None:
+    make_store(control_plane, namespace)
+    # Kill it as soon as the key ring exists, most likely with status not yet written.
+    wait_for(
+        lambda: get(control_plane, "secret", "dataward-support-inquiries-keyring", namespace),
+        timeout=30,
+        interval=0.02,
+        message="key ring created",
+    )
+    operator.stop(signal.SIGKILL)
+    before = key_ring_data(control_plane, namespace)
+    operator.start()
+    store = wait_condition(
+        control_plane, namespace, "support-inquiries", "Ready", "True", timeout=90
+    )
+    assert key_ring_data(control_plane, namespace) == before
+    first = {
+        k: v["metadata"].get("resourceVersion")
+        for k, v in children(control_plane, namespace).items()
+    }
+    operator.stop(signal.SIGKILL)
+    operator.start()
+    wait_for(
+        lambda: "acquired lease" in operator.logs().split(f"--- start {operator.starts}")[-1],
+        timeout=60,
+        message="the restarted operator leads again",
+    )
+    sleep_for(8)  # a few resyncs
+    assert key_ring_data(control_plane, namespace) == before
+    again = {
+        k: v["metadata"].get("resourceVersion")
+        for k, v in children(control_plane, namespace).items()
+    }
+    assert again == first, "a restart with nothing changed must rewrite nothing"
+    assert (
+        condition(get(control_plane, "pds", "support-inquiries", namespace), "Ready")["status"]
+        == "True"
+    )
+    assert store["status"]["encryption"]["primaryKeyId"] == 1
+
+
+def test_a_deleted_key_ring_is_reported_and_never_regenerated(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    ready_store(control_plane, namespace)
+    control_plane.kubectl("delete", "secret", "dataward-support-inquiries-keyring", "-n", namespace)
+    store = wait_condition(
+        control_plane,
+        namespace,
+        "support-inquiries",
+        "EncryptionKeyReady",
+        "False",
+        "KeyRingMissing",
+        timeout=30,
+    )
+    assert "backup" in condition(store, "EncryptionKeyReady")["message"]
+    sleep_for(6)
+    assert get(control_plane, "secret", "dataward-support-inquiries-keyring", namespace) is None
+
+
+def test_a_key_ring_changed_out_of_band_is_reported_not_overwritten(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    ready_store(control_plane, namespace)
+    data = key_ring_data(control_plane, namespace)
+    ring = json.loads(base64.b64decode(data["keyring.json"]))
+    ring["keys"][0]["material"] = base64.b64encode(os.urandom(32)).decode()
+    forged = base64.b64encode(json.dumps(ring).encode()).decode()
+    control_plane.kubectl(
+        "patch",
+        "secret",
+        "dataward-support-inquiries-keyring",
+        "-n",
+        namespace,
+        "--type",
+        "merge",
+        "-p",
+        json.dumps({"data": {"keyring.json": forged}}),
+    )
+    wait_condition(
+        control_plane,
+        namespace,
+        "support-inquiries",
+        "EncryptionKeyReady",
+        "False",
+        "KeyMaterialChanged",
+        timeout=30,
+    )
+    assert key_ring_data(control_plane, namespace)["keyring.json"] == forged
+
+
+def test_deleting_a_store_under_retain_keeps_its_key_ring_without_an_owner(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    ready_store(control_plane, namespace)
+    data = key_ring_data(control_plane, namespace)
+    control_plane.kubectl("delete", "pds", "support-inquiries", "-n", namespace)
+    wait_for(
+        lambda: (
+            get(control_plane, "networkpolicy", "dataward-support-inquiries-isolation", namespace)
+            is None
+        ),
+        timeout=60,
+        message="children garbage-collected",
+    )
+    secret = get(control_plane, "secret", "dataward-support-inquiries-keyring", namespace)
+    assert secret is not None and secret["data"] == data
+    assert not secret["metadata"].get("ownerReferences")
+
+
+def test_deleting_a_store_under_delete_destroys_its_key_ring_only_after_the_grace_period(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    ready_store(control_plane, namespace, deletionPolicy="Delete")
+    store = get(control_plane, "pds", "support-inquiries", namespace)
+    assert store is not None
+    assert "dataward.io/key-ring-grace-period" in store["metadata"].get("finalizers", [])
+    secret = get(control_plane, "secret", "dataward-support-inquiries-keyring", namespace)
+    assert secret is not None and secret["metadata"]["ownerReferences"]
+    control_plane.kubectl("delete", "pds", "support-inquiries", "-n", namespace, "--wait=false")
+    terminating = wait_for(
+        lambda: ((get(control_plane, "pds", "support-inquiries", namespace) or {}).get("status")
+                 or {}).get("encryption", {}).get("scheduledDeletion"),
+        timeout=30, message="status shows when the key ring will be destroyed")
+    assert terminating
+    assert get(control_plane, "secret", "dataward-support-inquiries-keyring", namespace)
+    wait_for(lambda: get(control_plane, "pds", "support-inquiries", namespace) is None,
+             timeout=KEY_RING_GRACE_SECONDS + 40, message="the store released after the grace")
+    wait_for(lambda: get(control_plane, "secret", "dataward-support-inquiries-keyring",
+                         namespace) is None, timeout=30, message="the key ring destroyed")
+
+
+def test_a_canary_password_appears_in_no_log_event_or_object(
+    control_plane: ControlPlane, namespace: str, operator: OperatorProcess
+) -> None:
+    canary = f"canary-{uuid.uuid4().hex}"
+    ready_store(control_plane, namespace, password=canary)
+    material = json.loads(
+        base64.b64decode(key_ring_data(control_plane, namespace)["keyring.json"])
+    )["keys"][0]["material"]
+    # Make the operator talk about the store: a failing condition and its Event.
+    control_plane.kubectl(
+        "patch",
+        "pds",
+        "support-inquiries",
+        "-n",
+        namespace,
+        "--type",
+        "merge",
+        "-p",
+        '{"spec":{"retention":"2y"}}',
+    )
+    wait_condition(control_plane, namespace, "support-inquiries", "PolicyCompliant", "False")
+    places = {
+        "operator log": operator.logs(),
+        "events": control_plane.kubectl("get", "events", "-n", namespace, "-o", "yaml").stdout,
+        "store": control_plane.kubectl("get", "pds", "-n", namespace, "-o", "yaml").stdout,
+        "audit log": control_plane.audit_log.read_text(errors="replace"),
+    }
+    for where, text in places.items():
+        assert canary not in text, f"the credentials' password leaked into the {where}"
+        assert material not in text, f"key material leaked into the {where}"
+
+
+def operator_writes(plane: ControlPlane, account: str, since: datetime) -> list[str]:
+    """Mutating requests by the operator's ServiceAccount since `since`, leases excepted."""
+    user = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{account}"
+    writes = []
+    for event in plane.audit_events():
+        if (
+            event.get("stage") != "ResponseComplete"
+            or event.get("user", {}).get("username") != user
+        ):
+            continue
+        when = datetime.fromisoformat(event["requestReceivedTimestamp"].replace("Z", "+00:00"))
+        ref = event.get("objectRef") or {}
+        if when >= since and event.get("verb") in WRITE_VERBS and ref.get("resource") != "leases":
+            writes.append(
+                f"{event['verb']} {ref.get('resource')} {ref.get('namespace')}/{ref.get('name')}"
+            )
+    return writes
+
+
+def test_steady_state_sends_no_writes_for_minutes(
+    control_plane: ControlPlane, namespace: str, operator: OperatorProcess
+) -> None:
+    ready_store(control_plane, namespace)
+    sleep_for(6)  # let the first resync after Ready pass
+    since = datetime.now(UTC)
+    sleep_for(STEADY_SECONDS)  # resync runs every 5 s: dozens of full reconciles of every store
+    assert operator.alive()
+    writes = operator_writes(control_plane, operator.account, since)
+    assert writes == [], f"{len(writes)} writes in steady state: {writes[:10]}"
+    # The window really was watched: the operator was reading all along.
+    reads = [
+        e
+        for e in control_plane.audit_events()
+        if e.get("user", {}).get("username", "").endswith(f":{operator.account}")
+        and e.get("verb") == "get"
+        and datetime.fromisoformat(e["requestReceivedTimestamp"].replace("Z", "+00:00")) >= since
+    ]
+    assert len(reads) > 10, f"only {len(reads)} reads: the operator was not reconciling"

@@ -1,0 +1,609 @@
+"""A purge end to end: the store's CronJob makes a Job, the Job's pod runs, the store reports it.
+
+There is no kubelet on this control plane, so the test stands in for one (CONTROL-PLANE.md,
+"What stands in for a kubelet"): it reads the pod the Job controller created, runs that
+container's exact command with its exact environment (Secrets resolved as the kubelet
+resolves them) as a local process against real PostgreSQL servers, and hands the container's
+termination message back as the pod's status. Everything else is the real thing: the
+operator renders the CronJob, `kubectl create job --from` instantiates it, the Job controller
+makes the pod and finishes the Job, `dataward purge` reads its store with the purge
+ServiceAccount's token, and the operator turns the finished Job into `status.lastPurge` and
+`PurgeSucceeded`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from e2e.fixtures_databases import Postgres
+from e2e.fixtures_operator import (
+    OperatorProcess,
+    apply,
+    condition,
+    get,
+    load_example,
+    wait_condition,
+)
+from e2e.harness import ControlPlane, wait_for
+from tests.databases import DatabaseServer
+
+REPO = Path(__file__).resolve().parent.parent
+POLICY = "examples/policy.yaml"
+SUPPORT_STORE = "examples/stores/support-inquiries.yaml"
+PAYMENT_STORE = "examples/stores/payment-records.yaml"
+# Where the rendered pod mounts its projected ServiceAccount token (client libraries look there).
+TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+# The kubelet keeps at most this many bytes of a container's termination message.
+TERMINATION_MESSAGE_LIMIT = 4096
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def policy(
+    control_plane: ControlPlane,
+    operator: OperatorProcess,
+) -> dict[str, Any]:
+    """The seed's policy, applied once, with the operator running."""
+    doc = load_example(POLICY)
+    apply(control_plane, doc)
+    return doc
+
+
+# --- the kubelet stand-in ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContainerRun:
+    """One container of a Job's pod, run as a local process, and what it left behind."""
+
+    pod: str
+    argv: list[str]
+    environment: dict[str, str]
+    returncode: int
+    stdout: str
+    stderr: str
+    termination_message: str
+
+
+def _kubectl_json(plane: ControlPlane, *args: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(plane.kubectl(*args, "-o", "json").stdout)
+    return doc
+
+
+def _expand(text: str, environment: dict[str, str]) -> str:
+    """The kubelet's `$(VAR)` expansion in env values, command and args (`$$` escapes)."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        return environment.get(match.group(1), match.group(0))
+
+    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)", replace, text)
+
+
+def _field(pod: dict[str, Any], path: str) -> str:
+    """A downward-API `fieldRef` value of the pod (the subset the kubelet supports)."""
+    metadata = pod["metadata"]
+    keyed = re.fullmatch(r"metadata\.(labels|annotations)\['([^']+)'\]", path)
+    if keyed:
+        return str((metadata.get(keyed.group(1)) or {}).get(keyed.group(2), ""))
+    simple = {
+        "metadata.name": metadata["name"],
+        "metadata.namespace": metadata["namespace"],
+        "metadata.uid": metadata["uid"],
+        "spec.nodeName": pod["spec"].get("nodeName", ""),
+        "spec.serviceAccountName": pod["spec"].get("serviceAccountName", ""),
+        "status.hostIP": "127.0.0.1",
+        "status.podIP": "127.0.0.1",
+    }
+    assert path in simple, f"the kubelet stand-in does not resolve fieldRef {path!r}"
+    return str(simple[path])
+
+
+def container_environment(
+    plane: ControlPlane, pod: dict[str, Any], container: dict[str, Any]
+) -> dict[str, str]:
+    """The container's `env`, resolved as the kubelet resolves it (Secrets read as admin)."""
+    namespace = pod["metadata"]["namespace"]
+    assert not container.get("envFrom"), "the kubelet stand-in does not handle envFrom"
+    environment: dict[str, str] = {}
+    for variable in container.get("env") or []:
+        name, source = variable["name"], variable.get("valueFrom")
+        if source is None:
+            environment[name] = _expand(variable.get("value", ""), environment)
+        elif "secretKeyRef" in source or "configMapKeyRef" in source:
+            kind = "secret" if "secretKeyRef" in source else "configmap"
+            ref = source.get("secretKeyRef") or source["configMapKeyRef"]
+            obj = get(plane, kind, ref["name"], namespace)
+            data = (obj or {}).get("data") or {}
+            if ref["key"] not in data:
+                assert ref.get("optional"), f"{kind} {ref['name']} has no key {ref['key']}"
+                continue
+            value = data[ref["key"]]
+            environment[name] = base64.b64decode(value).decode() if kind == "secret" else value
+        elif "fieldRef" in source:
+            environment[name] = _field(pod, source["fieldRef"]["fieldPath"])
+        else:
+            raise AssertionError(f"the kubelet stand-in does not resolve {source}")
+    return environment
+
+
+def _service_account_kubeconfig(plane: ControlPlane, pod: dict[str, Any]) -> Path:
+    """A kubeconfig for the pod's ServiceAccount, in place of its projected token.
+
+    The pod must mount a projected ServiceAccount token where client libraries look for it;
+    only then does a token for the same account stand in for it honestly.
+    """
+    spec, container = pod["spec"], pod["spec"]["containers"][0]
+    mounted = {m["mountPath"]: m["name"] for m in container.get("volumeMounts") or []}
+    assert TOKEN_PATH in mounted, "the purge container mounts no ServiceAccount token"
+    volume = next(v for v in spec["volumes"] if v["name"] == mounted[TOKEN_PATH])
+    sources = (volume.get("projected") or {}).get("sources") or []
+    assert any("serviceAccountToken" in s for s in sources), volume
+    return plane.kubeconfig_for_service_account(
+        pod["metadata"]["namespace"], spec["serviceAccountName"], 600
+    )
+
+
+def _instant(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def run_pod(plane: ControlPlane, pod: dict[str, Any], workdir: Path) -> ContainerRun:
+    """Run the pod's one container locally, then report it terminated, as a kubelet would."""
+    name, namespace = pod["metadata"]["name"], pod["metadata"]["namespace"]
+    (container,) = pod["spec"]["containers"]
+    environment = container_environment(plane, pod, container)
+    command = [_expand(part, environment) for part in container.get("command") or []]
+    args = [_expand(part, environment) for part in container.get("args") or []]
+    # The image's program is this checkout's `dataward`, run by the interpreter of the tests.
+    assert command[:1] == ["dataward"], f"unexpected container command {command}"
+    argv = [sys.executable, "-m", "dataward", *command[1:], *args]
+    termination_log = workdir / f"{name}.termination-log"
+    assert container["terminationMessagePolicy"] == "File"
+    assert container["terminationMessagePath"] == "/dev/termination-log"
+    process_env = {
+        # What the image and the kubelet provide besides the container's own variables. No
+        # KUBERNETES_SERVICE_HOST: there is no in-cluster API address here, so the client
+        # falls back to KUBECONFIG, which carries the same identity as the projected token.
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(workdir),
+        "HOSTNAME": name,
+        "LANG": "C.UTF-8",
+        "TZ": "UTC",
+        "PYTHONPATH": str(REPO / "operator"),
+        **environment,
+        "KUBECONFIG": str(_service_account_kubeconfig(plane, pod)),
+        # The file the kubelet would mount at terminationMessagePath.
+        "DATAWARD_TERMINATION_LOG": str(termination_log),
+    }
+    started = datetime.now(UTC)
+    finished_process = subprocess.run(
+        argv,
+        env=process_env,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    finished = datetime.now(UTC)
+    message = ""
+    if termination_log.exists():
+        message = termination_log.read_bytes()[:TERMINATION_MESSAGE_LIMIT].decode(errors="replace")
+    code = finished_process.returncode
+    # The status subresource, written as the node's kubelet would (the admin may write any
+    # pod's status). kube-apiserver v1.37 validates little here: it accepted a container
+    # status with no name, image or imageID (defaulting ready to false, restartCount to 0),
+    # so every field a kubelet writes is filled in on purpose, the container's name above all
+    # (the operator reads the message of the pod's containerStatuses). The Job controller
+    # needs nothing more than a terminal phase: it counts the pod as succeeded or failed and
+    # removes its batch.kubernetes.io/job-tracking finalizer itself, then marks the Job
+    # Complete (or, past backoffLimit, Failed).
+    status = {
+        "status": {
+            "phase": "Succeeded" if code == 0 else "Failed",
+            "startTime": _instant(started),
+            "containerStatuses": [
+                {
+                    "name": container["name"],
+                    "image": container["image"],
+                    "imageID": "",
+                    "ready": False,
+                    "started": False,
+                    "restartCount": 0,
+                    "state": {
+                        "terminated": {
+                            "exitCode": code,
+                            "reason": "Completed" if code == 0 else "Error",
+                            "message": message,
+                            "startedAt": _instant(started),
+                            "finishedAt": _instant(finished),
+                        }
+                    },
+                }
+            ],
+        }
+    }
+    plane.kubectl(
+        "patch", "pod", name, "-n", namespace, "--subresource=status", "--type=merge",
+        "-p", json.dumps(status),
+    )  # fmt: skip
+    return ContainerRun(
+        name,
+        argv,
+        environment,
+        code,
+        finished_process.stdout,
+        finished_process.stderr,
+        message,
+    )
+
+
+def job_outcome(job: dict[str, Any] | None) -> str | None:
+    """Complete or Failed once the Job controller has finished the Job, else None."""
+    for item in ((job or {}).get("status") or {}).get("conditions") or []:
+        if item["type"] in ("Complete", "Failed") and item["status"] == "True":
+            return str(item["type"])
+    return None
+
+
+def run_job(
+    plane: ControlPlane, namespace: str, job: str, workdir: Path, timeout: float = 180
+) -> tuple[str, list[ContainerRun]]:
+    """Be the kubelet for every pod of `job` until the Job controller finishes the Job.
+
+    A failed pod is replaced by the Job controller (backoffLimit) after a back-off; each
+    replacement runs too, as it would on a node. Returns the Job's outcome and the runs.
+    """
+    runs: list[ContainerRun] = []
+    started: set[str] = set()  # a pod runs once, even if a list still shows it Pending
+    deadline = time.monotonic() + timeout
+    while True:
+        outcome = job_outcome(get(plane, "job", job, namespace))
+        if outcome:
+            return outcome, runs
+        pods = _kubectl_json(plane, "get", "pods", "-n", namespace, "-l", f"{JOB_NAME_LABEL}={job}")
+        waiting = [
+            p
+            for p in pods["items"]
+            if (p.get("status") or {}).get("phase") == "Pending"
+            and not p["metadata"].get("deletionTimestamp")
+            and p["metadata"]["name"] not in started
+        ]
+        for pod in waiting:
+            started.add(pod["metadata"]["name"])
+            runs.append(run_pod(plane, pod, workdir))
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Job {namespace}/{job} not finished after {timeout:g} s: {pods}")
+        if not waiting:
+            time.sleep(0.2)
+
+
+def create_job(plane: ControlPlane, namespace: str, store: str) -> str:
+    """`kubectl create job --from=cronjob/...`, as an operator on call would; the Job's name."""
+    job = f"purge-manual-{uuid.uuid4().hex[:6]}"
+    plane.kubectl("create", "job", job, f"--from=cronjob/dataward-{store}-purge", "-n", namespace)
+    return job
+
+
+# --- the stores and their data -----------------------------------------------------------
+
+
+def create_table(server: DatabaseServer, table: str, trigger: str) -> None:
+    """A table of personal data owned by the purge login: (id, trigger timestamptz, payload)."""
+    server.execute(
+        f"CREATE TABLE {table} (id bigint PRIMARY KEY, {trigger} timestamptz, payload text)",
+        f"CREATE INDEX ON {table} ({trigger})",
+        f"ALTER TABLE {table} OWNER TO purger",
+    )
+
+
+def insert(
+    server: DatabaseServer, table: str, trigger: str, rows: list[tuple[int, datetime | None]]
+) -> None:
+    """Insert (id, trigger) rows; the payload stands for the person's data."""
+    conn = server.admin(autocommit=False)
+    try:
+        with conn.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO {table} (id, {trigger}, payload) VALUES (%s, %s, %s)",
+                [(i, at, f"personal data of person {i}") for i, at in rows],
+            )
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def rows(server: DatabaseServer, table: str, trigger: str) -> dict[int, tuple[Any, str]]:
+    """Every row as id -> (trigger, payload)."""
+    found = server.query(f"SELECT id, {trigger}, payload FROM {table}")
+    return {int(i): (at, str(payload)) for i, at, payload in found}
+
+
+def oracle(server: DatabaseServer, table: str, trigger: str, period: str) -> set[int]:
+    """Independently of the engine: the ids whose trigger plus `period` has passed, now."""
+    found = server.query(f"SELECT id FROM {table} WHERE {trigger} + interval '{period}' <= now()")
+    return {int(i) for (i,) in found}
+
+
+def support_store(
+    plane: ControlPlane, servers: Postgres, namespace: str, table: str
+) -> dict[str, Any]:
+    """The example support-inquiries store, pointed at the live test server (180d)."""
+    database = {**servers.live.store_database(), "credentialsSecret": "crm-postgres-purger"}
+    store = load_example(
+        SUPPORT_STORE,
+        namespace,
+        database=database,
+        records=[{"table": table, "timestampColumn": "inquired_at", "keyColumns": ["id"]}],
+    )
+    apply(plane, servers.credentials_secret(namespace, "crm-postgres-purger"), store)
+    return store
+
+
+def seed_support(servers: Postgres, table: str) -> None:
+    """Inquiries older and younger than the store's 180 days (hours from it), and NULLs."""
+    now = datetime.now(UTC)
+    edge = now - timedelta(days=180)
+    expired = [(i, edge - timedelta(hours=2) - timedelta(days=11 * i)) for i in range(1, 31)]
+    kept = [(100 + i, edge + timedelta(hours=2) + timedelta(days=9 * i)) for i in range(15)]
+    create_table(servers.live, table, "inquired_at")
+    insert(
+        servers.live,
+        table,
+        "inquired_at",
+        [*expired, *kept, (200, now + timedelta(days=1)), (201, None), (202, None), (203, None)],
+    )
+
+
+def last_purge_of(
+    plane: ControlPlane, namespace: str, name: str, job: str, timeout: float = 60
+) -> dict[str, Any]:
+    """Wait until the store reports the run of `job` in status.lastPurge; the store."""
+
+    def reported() -> dict[str, Any] | None:
+        store = get(plane, "pds", name, namespace)
+        last = ((store or {}).get("status") or {}).get("lastPurge") or {}
+        return store if last.get("jobName") == job else None
+
+    store = wait_for(
+        reported, timeout=timeout, message=f"lastPurge of {namespace}/{name} names Job {job}"
+    )
+    assert store is not None
+    return store
+
+
+def printed_columns(plane: ControlPlane, namespace: str, name: str) -> dict[str, str]:
+    """`kubectl get pds NAME` as a user reads it: column header -> value."""
+    header, row = plane.kubectl("get", "pds", name, "-n", namespace).stdout.splitlines()[:2]
+    starts = [(m.start(), m.group()) for m in re.finditer(r"\S+(?: \S+)*", header)]
+    ends = [start for start, _ in starts[1:]] + [len(row)]
+    return {title: row[start:end].strip() for (start, title), end in zip(starts, ends, strict=True)}
+
+
+def assert_no_secret(servers: Postgres, **places: str) -> None:
+    """The purge login's password (a canary) is in none of the places."""
+    for where, text in places.items():
+        assert servers.password not in text, f"the database password leaked into the {where}"
+
+
+# --- the stories -------------------------------------------------------------------------
+
+
+def test_a_purge_job_deletes_exactly_the_expired_rows_and_the_store_reports_it(
+    control_plane: ControlPlane,
+    namespace: str,
+    postgres: Postgres,
+    tmp_path: Path,
+) -> None:
+    table = f"support_inquiries_{uuid.uuid4().hex[:8]}"
+    seed_support(postgres, table)
+    support_store(control_plane, postgres, namespace, table)
+    wait_condition(control_plane, namespace, "support-inquiries", "Ready", "True")
+    before = rows(postgres.live, table, "inquired_at")
+    expected = oracle(postgres.live, table, "inquired_at", "180 days")
+    assert len(expected) == 30
+
+    job = create_job(control_plane, namespace, "support-inquiries")
+    outcome, runs = run_job(control_plane, namespace, job, tmp_path)
+
+    (run,) = runs
+    assert run.argv[3:] == ["purge", "--store", f"{namespace}/support-inquiries"]
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert outcome == "Complete"
+    # Exactly the expired rows are gone; the younger ones, the future one and NULLs remain.
+    after = rows(postgres.live, table, "inquired_at")
+    assert set(before) - set(after) == expected
+    assert after == {i: row for i, row in before.items() if i not in expected}
+    assert {201, 202, 203, 200} <= set(after)
+    assert oracle(postgres.live, table, "inquired_at", "180 days") == set()
+
+    record = json.loads(run.termination_message)
+    assert run.termination_message == run.stdout.strip().splitlines()[-1]
+    assert record["result"] == "Succeeded" and record["dryRun"] is False
+    cutoff = datetime.fromisoformat(record["cutoff"].replace("Z", "+00:00"))
+    assert max(before[i][0] for i in expected) <= cutoff
+    assert all(at > cutoff for i, (at, _) in after.items() if at is not None)
+
+    store = last_purge_of(control_plane, namespace, "support-inquiries", job)
+    last = store["status"]["lastPurge"]
+    assert last["result"] == "Succeeded"
+    assert last["rowsDeleted"] == len(expected) == record["rowsDeleted"]
+    assert last["cutoff"] == record["cutoff"]
+    assert last["nullTriggers"] == 3 and last["expiredRemaining"] == 0
+    assert last["dryRun"] is False and last["completionTime"]
+    store = wait_condition(
+        control_plane, namespace, "support-inquiries", "PurgeSucceeded", "True", "Succeeded"
+    )
+    assert f"deleted {len(expected)} " in condition(store, "PurgeSucceeded")["message"]
+    assert condition(store, "Ready")["status"] == "True"
+    assert printed_columns(control_plane, namespace, "support-inquiries")["LAST PURGE"] not in (
+        "",
+        "<none>",
+    )
+    assert run.environment["DATAWARD_DB_PASSWORD"] == postgres.password  # it was really used
+    assert_no_secret(
+        postgres,
+        **{
+            "termination message": run.termination_message,
+            "purge output": run.stdout + run.stderr,
+            "store": control_plane.kubectl("get", "pds", "-n", namespace, "-o", "yaml").stdout,
+            "pods and jobs": control_plane.kubectl(
+                "get", "pods,jobs", "-n", namespace, "-o", "yaml"
+            ).stdout,
+        },
+    )
+
+
+def test_a_statutory_purge_archives_expired_rows_before_deleting_them(
+    control_plane: ControlPlane,
+    namespace: str,
+    postgres: Postgres,
+    tmp_path: Path,
+) -> None:
+    table = f"payments_{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    for server in (postgres.live, postgres.archive):
+        create_table(server, table, "settled_at")
+    settled = [(i, now - timedelta(days=1 + 13 * i)) for i in range(1, 21)]  # within 5y
+    pending = [(100 + i, now + timedelta(days=1 + i)) for i in range(5)]  # not settled yet
+    insert(postgres.live, table, "settled_at", [*settled, *pending, (200, None), (201, None)])
+    # Archived before: one row past the statute's 5 years, one within it.
+    insert(
+        postgres.archive,
+        table,
+        "settled_at",
+        [(9000, datetime(2015, 5, 1, tzinfo=UTC)), (9001, now - timedelta(days=900))],
+    )
+    store = load_example(
+        PAYMENT_STORE,
+        namespace,
+        database={**postgres.live.store_database(), "credentialsSecret": "billing-purger"},
+        archive={
+            "database": {**postgres.archive.store_database(), "credentialsSecret": "archivist"}
+        },
+        records=[{"table": table, "timestampColumn": "settled_at", "keyColumns": ["id"]}],
+        workload={
+            "podSelector": {"matchLabels": {"app": "billing-postgres"}},
+            "ports": [{"port": 5432, "protocol": "TCP"}],
+        },
+    )
+    store["spec"]["purge"]["dryRun"] = False
+    apply(
+        control_plane,
+        postgres.credentials_secret(namespace, "billing-purger"),
+        postgres.credentials_secret(namespace, "archivist"),
+        store,
+    )
+    wait_condition(control_plane, namespace, "payment-records", "Ready", "True")
+    live_before = rows(postgres.live, table, "settled_at")
+    archive_before = rows(postgres.archive, table, "settled_at")
+    expected = oracle(postgres.live, table, "settled_at", "0 days")
+    destroyed = oracle(postgres.archive, table, "settled_at", "5 years")
+    assert len(expected) == 20 and destroyed == {9000}
+
+    job = create_job(control_plane, namespace, "payment-records")
+    outcome, runs = run_job(control_plane, namespace, job, tmp_path)
+
+    (run,) = runs
+    assert run.returncode == 0 and outcome == "Complete", run.stdout + run.stderr
+    live_after = rows(postgres.live, table, "settled_at")
+    assert set(live_before) - set(live_after) == expected
+    assert set(live_after) == {100, 101, 102, 103, 104, 200, 201}
+    # Every moved row is in the archive as it was; the one past the statute is destroyed.
+    assert rows(postgres.archive, table, "settled_at") == {
+        **{i: live_before[i] for i in expected},
+        9001: archive_before[9001],
+    }
+
+    last = last_purge_of(control_plane, namespace, "payment-records", job)["status"]["lastPurge"]
+    assert last["result"] == "Succeeded"
+    assert last["rowsDeleted"] == last["rowsArchived"] == len(expected)
+    assert last["archiveRowsDestroyed"] == 1 and last["nullTriggers"] == 2
+    wait_condition(
+        control_plane, namespace, "payment-records", "PurgeSucceeded", "True", "Succeeded"
+    )
+    assert_no_secret(
+        postgres,
+        **{
+            "termination message": run.termination_message,
+            "store": control_plane.kubectl("get", "pds", "-n", namespace, "-o", "yaml").stdout,
+        },
+    )
+
+
+def test_a_purge_job_of_a_store_that_broke_its_policy_deletes_nothing_and_says_what_to_do(
+    control_plane: ControlPlane,
+    namespace: str,
+    postgres: Postgres,
+    tmp_path: Path,
+) -> None:
+    table = f"support_inquiries_{uuid.uuid4().hex[:8]}"
+    seed_support(postgres, table)
+    support_store(control_plane, postgres, namespace, table)
+    wait_condition(control_plane, namespace, "support-inquiries", "Ready", "True")
+    before = rows(postgres.live, table, "inquired_at")
+    # The schedule made a Job; before its pod ran, someone lengthened the retention beyond the
+    # category's 1y. The operator suspends the CronJob, but this Job already exists.
+    job = create_job(control_plane, namespace, "support-inquiries")
+    control_plane.kubectl(
+        "patch", "pds", "support-inquiries", "-n", namespace, "--type=merge",
+        "-p", '{"spec":{"retention":"2y"}}',
+    )  # fmt: skip
+    wait_condition(
+        control_plane,
+        namespace,
+        "support-inquiries",
+        "PolicyCompliant",
+        "False",
+        "RetentionTooLong",
+    )
+
+    def suspended() -> bool:
+        cronjob = get(control_plane, "cronjob", "dataward-support-inquiries-purge", namespace)
+        return bool(((cronjob or {}).get("spec") or {}).get("suspend"))
+
+    wait_for(suspended, timeout=30, message="the operator suspends the CronJob")
+
+    outcome, runs = run_job(control_plane, namespace, job, tmp_path)
+
+    assert outcome == "Failed"
+    retries = (get(control_plane, "job", job, namespace) or {})["spec"]["backoffLimit"]
+    assert len(runs) == retries + 1, "the Job controller retried the refused pod to its limit"
+    for run in runs:
+        assert run.returncode == 1, run.stdout + run.stderr
+        record = json.loads(run.termination_message)
+        assert (record["result"], record["reason"]) == ("Failed", "NotCompliant")
+        assert record["rowsDeleted"] == 0
+    assert rows(postgres.live, table, "inquired_at") == before, "a refused purge deleted rows"
+
+    store = last_purge_of(control_plane, namespace, "support-inquiries", job)
+    last = store["status"]["lastPurge"]
+    assert (last["result"], last["reason"]) == ("Failed", "NotCompliant")
+    assert not last.get("rowsDeleted")
+    store = wait_condition(
+        control_plane, namespace, "support-inquiries", "PurgeSucceeded", "False", "NotCompliant"
+    )
+    message = condition(store, "PurgeSucceeded")["message"]
+    assert "not PolicyCompliant" in message and "set it to 1y or less" in message, message
+    assert_no_secret(
+        postgres,
+        **{
+            "termination message": "".join(r.termination_message for r in runs),
+            "store": control_plane.kubectl("get", "pds", "-n", namespace, "-o", "yaml").stdout,
+        },
+    )

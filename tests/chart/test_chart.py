@@ -1,0 +1,353 @@
+"""The Helm chart, without a cluster: lint, render, and read what it would install.
+
+kubeconform needs the built-in kinds' schemas, which come from a real API server: that part
+is in e2e/test_chart.py.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import operator
+import re
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from dataward.model.durations import _month_span_bounds
+from e2e.tools import tool
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "dataward"
+RELEASE, NAMESPACE = "dataward", "dataward-system"
+KUBE_VERSION = "1.37.2"  # the pinned helm defaults to v1.20 without it, below kubeVersion
+
+FORBIDDEN_VERBS = {"escalate", "bind", "impersonate", "*"}
+
+# What the operator calls (operator/dataward/controller/): keep in step with the code.
+# (API group, resource) -> verbs, granted by the ClusterRole bound where stores live.
+NAMESPACED_RULES: dict[tuple[str, str], set[str]] = {
+    ("dataward.io", "personaldatastores"): {"get", "list", "watch", "patch"},
+    ("dataward.io", "personaldatastores/status"): {"patch"},
+    ("dataward.io", "personaldatastores/finalizers"): {"update"},
+    ("networking.k8s.io", "networkpolicies"): {"get", "list", "watch", "create", "patch"},
+    ("rbac.authorization.k8s.io", "roles"): {"get", "list", "watch", "create", "patch"},
+    ("rbac.authorization.k8s.io", "rolebindings"): {
+        "get", "list", "watch", "create", "patch", "delete"},
+    ("", "serviceaccounts"): {"get", "list", "watch", "create", "patch"},
+    ("batch", "cronjobs"): {"get", "list", "watch", "create", "patch"},
+    ("batch", "jobs"): {"list", "watch"},
+    ("", "pods"): {"list"},
+    ("", "secrets"): {"get", "create", "update"},
+    ("events.k8s.io", "events"): {"create"},
+}
+# Cluster-scoped kinds, always bound cluster-wide.
+CLUSTER_RULES: dict[tuple[str, str], set[str]] = {
+    ("dataward.io", "privacypolicies"): {"get", "list", "watch"},
+    ("dataward.io", "privacypolicies/status"): {"patch"},
+    ("rbac.authorization.k8s.io", "clusterroles"): {"list"},
+    ("rbac.authorization.k8s.io", "clusterrolebindings"): {"list"},
+}
+LEADER_ELECTION_RULES: dict[tuple[str, str], set[str]] = {
+    ("coordination.k8s.io", "leases"): {"get", "create", "update"},
+}
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the pinned helm."""
+    try:
+        binary = tool("helm")
+    except RuntimeError as error:
+        pytest.fail(f"helm is missing: run `make tools` ({error})")
+    return subprocess.run([str(binary), *args], capture_output=True, text=True, check=check,
+                          timeout=120)
+
+
+def render(*values: str) -> list[dict[str, Any]]:
+    """`helm template` with `--set` values, as parsed documents."""
+    sets = [arg for value in values for arg in ("--set", value)]
+    out = helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE,
+               "--kube-version", KUBE_VERSION, *sets).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def of_kind(docs: Sequence[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    """The documents of one kind."""
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+def rules_table(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    """A Role's rules as (group, resource) -> verbs."""
+    table: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                table.setdefault((group, resource), set()).update(rule["verbs"])
+    return table
+
+
+def role_named(docs: Sequence[dict[str, Any]], suffix: str) -> dict[str, Any]:
+    """The ClusterRole or Role whose name ends with `-suffix`."""
+    found = [d for d in docs if d["kind"] in ("ClusterRole", "Role")
+             and d["metadata"]["name"].endswith(f"-{suffix}")]
+    assert len(found) == 1, f"expected one role *-{suffix}, found {found}"
+    return found[0]
+
+
+# -- the chart as a package ---------------------------------------------------------------
+
+
+def test_the_chart_lints_clean() -> None:
+    result = helm("lint", str(CHART), "--strict", "--kube-version", KUBE_VERSION, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_charts_crds_are_the_repositorys_crds_byte_for_byte() -> None:
+    top, chart = REPO / "crds", CHART / "crds"
+    names = sorted(p.name for p in top.glob("*.yaml"))
+    assert names == sorted(p.name for p in chart.glob("*.yaml"))
+    mismatch = [n for n in names if not filecmp.cmp(top / n, chart / n, shallow=False)]
+    assert not mismatch, f"charts/dataward/crds differs from crds/: {mismatch}; copy crds/ over"
+
+
+def test_a_misspelt_value_is_refused_not_ignored() -> None:
+    result = helm("template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION,
+                  "--set", "replicas=2", check=False)
+    assert result.returncode != 0
+    assert "replicas" in result.stderr
+
+
+def test_every_value_is_documented_in_values_yaml() -> None:
+    """Each leaf value has a comment above it, or sits in a block documented as a whole."""
+    lines = [line for line in (CHART / "values.yaml").read_text().splitlines() if line.strip()]
+    keys = [(i, len(line) - len(line.lstrip()), line.strip()) for i, line in enumerate(lines)
+            if re.match(r"^\s*[A-Za-z][A-Za-z0-9]*:", line)]
+    ancestors: list[tuple[int, bool]] = []  # (indent, documented)
+    undocumented = []
+    for position, (index, indent, text) in enumerate(keys):
+        while ancestors and ancestors[-1][0] >= indent:
+            ancestors.pop()
+        documented = index > 0 and lines[index - 1].strip().startswith("#")
+        nested = position + 1 < len(keys) and keys[position + 1][1] > indent
+        is_leaf = not (nested and text.endswith(":"))
+        if is_leaf and not documented and not any(doc for _, doc in ancestors):
+            undocumented.append(text)
+        ancestors.append((indent, documented))
+    assert not undocumented, f"values without a comment in values.yaml: {undocumented}"
+
+
+# -- the operator's Deployment ------------------------------------------------------------
+
+
+def test_the_operator_runs_restricted_with_a_read_only_root() -> None:
+    (deployment,) = of_kind(render(), "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    security = container["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert set(container["resources"]) == {"requests", "limits"}
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["port"] == "http-metrics"
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+
+
+def test_the_operator_is_told_its_lease_identity_image_and_time_zone() -> None:
+    (deployment,) = of_kind(render("image.tag=9.9.9", "timeZone=Europe/Berlin"), "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    assert args[0] == "run"
+
+    def arg(flag: str) -> str:
+        return str(args[args.index(flag) + 1])
+
+    assert arg("--lease-namespace") == NAMESPACE
+    assert arg("--operator-service-account") == f"{NAMESPACE}/{RELEASE}"
+    assert arg("--image") == container["image"] == "ghcr.io/dataward/dataward:9.9.9"
+    assert arg("--time-zone") == "Europe/Berlin"
+    assert "--namespace" not in args
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+
+
+def test_a_digest_pins_the_image_of_the_operator_and_its_purge_jobs() -> None:
+    digest = "sha256:" + "a" * 64
+    (deployment,) = of_kind(render(f"image.digest={digest}"), "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"ghcr.io/dataward/dataward@{digest}"
+    assert container["args"][container["args"].index("--image") + 1] == container["image"]
+
+
+def test_metrics_are_served_and_a_service_monitor_is_optional() -> None:
+    docs = render()
+    (service,) = of_kind(docs, "Service")
+    assert service["spec"]["ports"][0]["targetPort"] == "http-metrics"
+    assert not of_kind(docs, "ServiceMonitor")
+    (monitor,) = of_kind(render("metrics.serviceMonitor.enabled=true"), "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["port"] == "http-metrics"
+    assert monitor["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+
+
+# -- RBAC -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", [(), ("watchNamespaces={crm,billing}",)],
+                         ids=["cluster-wide", "watched-namespaces"])
+def test_no_rule_grants_a_forbidden_verb_or_lists_secrets(values: tuple[str, ...]) -> None:
+    roles = [d for d in render(*values) if d["kind"] in ("ClusterRole", "Role")]
+    assert roles
+    for role in roles:
+        for rule in role["rules"]:
+            where = f"{role['kind']} {role['metadata']['name']}: {rule}"
+            assert not FORBIDDEN_VERBS & set(rule["verbs"]), where
+            assert "*" not in rule["apiGroups"] and "*" not in rule["resources"], where
+            assert "nonResourceURLs" not in rule, where
+            if "secrets" in rule["resources"]:
+                assert not {"list", "watch", "deletecollection"} & set(rule["verbs"]), where
+
+
+def test_the_operator_gets_exactly_the_rights_its_code_uses() -> None:
+    docs = render()
+    assert rules_table(role_named(docs, "operator")) == NAMESPACED_RULES
+    assert rules_table(role_named(docs, "cluster-scoped")) == CLUSTER_RULES
+    election = role_named(docs, "leader-election")
+    assert election["kind"] == "Role" and election["metadata"]["namespace"] == NAMESPACE
+    assert rules_table(election) == LEADER_ELECTION_RULES
+    assert rules_table(role_named(docs, "policy-reader")) == {
+        ("dataward.io", "privacypolicies"): {"get"}}
+
+
+def test_cluster_wide_by_default_the_operator_role_is_bound_once_for_all_namespaces() -> None:
+    docs = render()
+    operator_role = role_named(docs, "operator")["metadata"]["name"]
+    bindings = [b for b in of_kind(docs, "ClusterRoleBinding")
+                if b["roleRef"]["name"] == operator_role]
+    assert len(bindings) == 1
+    assert bindings[0]["subjects"] == [
+        {"kind": "ServiceAccount", "name": RELEASE, "namespace": NAMESPACE}]
+    assert not [b for b in of_kind(docs, "RoleBinding") if b["roleRef"]["name"] == operator_role]
+
+
+def test_watched_namespaces_get_a_role_binding_each_and_a_namespace_flag_each() -> None:
+    docs = render("watchNamespaces={crm,billing}")
+    operator_role = role_named(docs, "operator")["metadata"]["name"]
+    assert not [b for b in of_kind(docs, "ClusterRoleBinding")
+                if b["roleRef"]["name"] == operator_role]
+    bound = sorted(b["metadata"]["namespace"] for b in of_kind(docs, "RoleBinding")
+                   if b["roleRef"]["name"] == operator_role)
+    assert bound == ["billing", "crm"]
+    (deployment,) = of_kind(docs, "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--namespace"] == ["crm", "billing"]
+    # Policies and cluster roles are cluster-scoped: read cluster-wide in both modes.
+    cluster_role = role_named(docs, "cluster-scoped")["metadata"]["name"]
+    assert [b for b in of_kind(docs, "ClusterRoleBinding")
+            if b["roleRef"]["name"] == cluster_role]
+
+
+def test_purge_jobs_may_read_policies_which_are_published_documents() -> None:
+    docs = render()
+    reader = role_named(docs, "policy-reader")["metadata"]["name"]
+    (binding,) = [b for b in of_kind(docs, "ClusterRoleBinding")
+                  if b["roleRef"]["name"] == reader]
+    assert binding["subjects"] == [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io",
+                                    "name": "system:serviceaccounts"}]
+    assert not [d for d in render("rbac.policyReader=false")
+                if d["metadata"]["name"] == reader]
+
+
+# -- admission policies -------------------------------------------------------------------
+
+
+def test_each_admission_policy_is_shipped_bound_and_can_be_switched_off() -> None:
+    docs = render()
+    policies = {p["metadata"]["name"] for p in of_kind(docs, "ValidatingAdmissionPolicy")}
+    bound = {b["spec"]["policyName"] for b in of_kind(docs, "ValidatingAdmissionPolicyBinding")}
+    assert policies == bound
+    assert len(policies) == 4
+    for value, gone in [
+        ("admissionPolicies.crossObject.enabled=false", "store-within-policy"),
+        ("admissionPolicies.confusedDeputy.enabled=false", "store-secrets-readable"),
+        ("admissionPolicies.namespaceDeletion.requireLabelForRetainedKeyRings=false",
+         "retained-key-rings-protected"),
+    ]:
+        names = {p["metadata"]["name"] for p in of_kind(render(value),
+                                                         "ValidatingAdmissionPolicy")}
+        assert len(names) == 3 and not any(n.endswith(gone) for n in names), (value, names)
+    assert not of_kind(render("admissionPolicies.namespaceDeletion.enabled=false"),
+                       "ValidatingAdmissionPolicy")[2:]
+
+
+def test_admission_policies_fail_closed_and_never_match_the_status_subresource() -> None:
+    for policy in of_kind(render(), "ValidatingAdmissionPolicy"):
+        assert policy["spec"]["failurePolicy"] == "Fail"
+        for rule in policy["spec"]["matchConstraints"]["resourceRules"]:
+            assert all("/" not in r for r in rule["resources"]), rule
+
+
+def test_report_only_rollout_is_a_value() -> None:
+    docs = render("admissionPolicies.validationActions={Warn,Audit}")
+    for binding in of_kind(docs, "ValidatingAdmissionPolicyBinding"):
+        assert binding["spec"]["validationActions"] == ["Warn", "Audit"]
+
+
+def _month_spans(months: int, firsts: list[int], lengths: list[int]) -> tuple[int, int]:
+    """Fewest and most days in `months` calendar months, over every start in 400 years.
+
+    The longest span starts on day 1: firsts[s+m] - firsts[s]. The shortest starts on the
+    last day of month s and ends on day min(length[s], length[s+m]) of month s+m, which is
+    firsts[s+m] + min(...) - firsts[s+1] days later. (C-level maps: this runs 4801 times.)
+    """
+    cycle = 4800
+    ahead, here, after = firsts[months:months + cycle], firsts[:cycle], firsts[1:cycle + 1]
+    longest = max(map(operator.sub, ahead, here))
+    end_days = map(min, lengths[:cycle], lengths[months:months + cycle])
+    shortest = min(map(operator.sub, map(operator.add, ahead, end_days), after))
+    if months == 0:
+        shortest = 0  # the same instant, not the last day of a month to itself
+    return shortest, longest
+
+
+def test_the_retention_rule_never_rejects_a_store_the_operator_accepts() -> None:
+    """The policy's day bounds for m calendar months hold for every m and every start date.
+
+    With x = 146097/4800 days per month (400 Gregorian years), month s starts on day
+    F(s) = s*x + r(s), r periodic; R = max r - min r. Then m months from day 1 span at most
+    m*x + R days, and from any day at least m*x - R - 3 (a start on the 31st may end on the
+    28th). With est = floor(m*x): longest - est <= ceil(R) and est - shortest <= floor(R+3).
+    """
+    import calendar
+    from datetime import date
+
+    text = (CHART / "templates" / "admission-policies.yaml").read_text()
+    lower = re.search(r"storeUnits \* (\d+) / (\d+) - (\d+) > variables.limitUnits", text)
+    upper = re.search(r"limitUnits \* (\d+) / (\d+) \+ (\d+)\)", text)
+    assert lower and upper, "the mixed-unit comparison in admission-policies.yaml changed"
+    num, den, below = map(int, lower.groups())
+    assert (num, den) == tuple(map(int, upper.groups()[:2]))
+    above = int(upper.group(3))
+    assert 4800 * num == 146097 * den, "the policy must use 365.2425 / 12 days per month"
+    firsts, lengths = [], []
+    for index in range(2 * 4800 + 1):
+        year, month = divmod(index, 12)
+        firsts.append(date(2000 + year, month + 1, 1).toordinal() - date(2000, 1, 1).toordinal())
+        lengths.append(calendar.monthrange(2000 + year, month + 1)[1])
+    # r(s) * 4800, in integers: F(s) * 4800 - 146097 * s
+    residues = [4800 * first - 146097 * s for s, first in enumerate(firsts[:4801])]
+    spread = max(residues) - min(residues)  # R * 4800
+    assert -(-spread // 4800) <= above, f"upper bound needs +{-(-spread // 4800)}"
+    assert (spread + 3 * 4800) // 4800 <= below, f"lower bound needs -{(spread + 3 * 4800) // 4800}"
+    # The exact spans agree with the operator's own arithmetic and lie within the bounds.
+    for months in [*range(0, 37), 59, 60, 61, 119, 1199, 4799]:
+        spans = _month_spans(months, firsts, lengths)
+        assert spans == _month_span_bounds(months), months
+        estimate = months * num // den
+        assert estimate - below <= spans[0] and spans[1] <= estimate + above, months
