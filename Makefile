@@ -18,14 +18,15 @@ help:
 
 deps: system-deps python-deps
 
-# Debian packages: PostgreSQL and MariaDB servers for the purge engine's tests.
+# Debian packages: PostgreSQL and MariaDB servers for the purge engine's tests, and
+# percona-toolkit (pt-archiver) for the purge benchmark's comparison.
 system-deps:
-	@if [ -x /usr/lib/postgresql/15/bin/initdb ] && command -v mariadbd >/dev/null && command -v mariadb-install-db >/dev/null; then \
-	  echo "deps: PostgreSQL and MariaDB servers are installed"; \
+	@if [ -x /usr/lib/postgresql/15/bin/initdb ] && command -v mariadbd >/dev/null && command -v mariadb-install-db >/dev/null && command -v pt-archiver >/dev/null; then \
+	  echo "deps: PostgreSQL and MariaDB servers and percona-toolkit are installed"; \
 	elif [ "$$(id -u)" = 0 ]; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 mariadb-server mariadb-client >/dev/null; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 mariadb-server mariadb-client percona-toolkit >/dev/null; \
 	else \
-	  echo "deps: run as root, or install the Debian packages postgresql-15 mariadb-server mariadb-client" >&2; exit 1; \
+	  echo "deps: run as root, or install the Debian packages postgresql-15 mariadb-server mariadb-client percona-toolkit" >&2; exit 1; \
 	fi
 
 python-deps:

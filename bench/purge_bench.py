@@ -1,57 +1,267 @@
-"""Purge throughput on real PostgreSQL 15 and MariaDB started by the test harness.
+"""Purge throughput and its cost to application writes, on real PostgreSQL 15 and MariaDB.
 
+    cd /work/main && python -m bench.purge_bench            # issue 5's sizes: 2x10^6 rows
     cd /work/main && python -m bench.purge_bench --rows 200000
 
-For each engine and batch size: seed `--rows` rows (half expired, spread over a year), then time
-`dataward purge`'s engine without an archive and with one (statutory category: copy, verify,
-delete), and a naive single `DELETE ... WHERE ts <= cutoff` for comparison. Prints rows/s and
-the p95 and longest batch time (a batch holds its row locks from SELECT ... FOR UPDATE to
-COMMIT, so the longest batch is the longest lock hold).
+Starts the test harness's throwaway servers (tests/databases.py). For each engine and method it
+seeds a fresh table of `--rows` rows (odd ids expired, 400+ days old; even ids at most ~300
+days old; `ts` indexed), then removes the expired half while a separate process plays the
+application: `--write-rate` writes per second into the same table (alternately an INSERT of a
+new row and an UPDATE of a random unexpired row, each its own autocommit transaction, as a
+login of its own over TCP). Methods:
+
+- `dataward purge`'s engine at each `--batch` size (no archive; `--archive` adds the
+  statutory copy-verify-delete variant);
+- a naive single `DELETE ... WHERE ts <= cutoff` in one transaction;
+- on MariaDB, `pt-archiver --purge --bulk-delete --commit-each` at each batch size.
+
+Reported: rows/s; p95 and longest batch time (a batch holds its row locks from its first
+locking statement to COMMIT, so the longest batch is the longest lock hold; for the engine the
+batch is timed through its fault hook, from SELECT ... FOR UPDATE to after COMMIT; for
+pt-archiver, whose SELECT takes no locks, from each DELETE's start to its COMMIT's start in
+MariaDB's general query log; for the naive DELETE it is the statement); and the p50/p95/max
+latency of the application's writes during the run, measured from each write's scheduled start
+(so a write queued behind a blocked one counts its wait), next to the same with nothing purging
+(baseline).
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import multiprocessing
+import multiprocessing.connection
+import os
+import random
+import shutil
+import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pymysql
 
 from dataward.purge.engine import EngineOptions
 from dataward.purge.plan import LargeCutThreshold
-from tests.databases import DatabaseServer, DatabaseServers
+from tests.databases import PURGER_PASSWORD, PURGER_USER, DatabaseServer, DatabaseServers
 from tests.purge.support import run_purge, store_doc, unique
 
 NO_HOLD = EngineOptions(large_cut=LargeCutThreshold(fraction=1.0, min_rows=10**12))
+APP_USER, APP_PASSWORD = "app", "app-secret"
+# Expired rows are at least 400 days old, unexpired ones at most ~300 (2x10^6 * 13 s): the
+# "support" category's 1y cutoff (and the naive/pt-archiver cutoff of 365 days) falls in the
+# empty gap between them.
+CUTOFF_AGE = timedelta(days=365)
+NEW_IDS = 10**12  # ids of the rows the application inserts
 
 
-def _create_and_seed(server: DatabaseServer, table: str, rows: int, archive: bool) -> None:
-    """Rows 1..n; odd ids expired (2-3 years old), even ids fresh (in the future)."""
+# ---------------------------------------------------------------------------------- seeding
+
+
+def _create_app_login(server: DatabaseServer) -> None:
+    if server.engine == "postgresql":
+        server.execute(f"CREATE ROLE {APP_USER} LOGIN PASSWORD '{APP_PASSWORD}'")
+    else:
+        server.execute(
+            f"CREATE USER '{APP_USER}'@'%' IDENTIFIED BY '{APP_PASSWORD}'",
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON {server.database}.* TO '{APP_USER}'@'%'",
+        )
+
+
+def _create_and_seed(server: DatabaseServer, table: str, rows: int, *, seed: bool = True) -> None:
+    """Rows 1..n: odd ids expired (400 + id*17 s old), even ids fresh (id*13 s old)."""
     if server.engine == "postgresql":
         server.execute(
             f"CREATE TABLE {table} (id bigint PRIMARY KEY, ts timestamptz, payload text)",
-            f"ALTER TABLE {table} OWNER TO purger",
+            f"ALTER TABLE {table} OWNER TO {PURGER_USER}",
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {APP_USER}",
         )
-        if not archive:
+        if seed:
             server.execute(
                 f"INSERT INTO {table} SELECT g, CASE WHEN g % 2 = 1 "
-                f"THEN now() - interval '800 days' - g * interval '1 second' "
-                f"ELSE now() + interval '30 days' END, md5(g::text) "
+                f"THEN now() - interval '400 days' - g * interval '17 seconds' "
+                f"ELSE now() - g * interval '13 seconds' END, md5(g::text) "
                 f"FROM generate_series(1, {rows}) g",
                 f"CREATE INDEX ON {table} (ts)",
-                f"ANALYZE {table}",
+                f"VACUUM ANALYZE {table}",
             )
         return
     server.execute(
         f"CREATE TABLE {table} (id BIGINT PRIMARY KEY, ts DATETIME(6), payload VARCHAR(64), "
         "INDEX (ts)) ENGINE=InnoDB"
     )
-    if not archive:
+    if seed:
         server.execute(
             f"INSERT INTO {table} SELECT seq, IF(seq % 2 = 1, "
-            f"UTC_TIMESTAMP(6) - INTERVAL 800 DAY - INTERVAL seq SECOND, "
-            f"UTC_TIMESTAMP(6) + INTERVAL 30 DAY), MD5(seq) FROM seq_1_to_{rows}"
+            f"UTC_TIMESTAMP(6) - INTERVAL 400 DAY - INTERVAL seq * 17 SECOND, "
+            f"UTC_TIMESTAMP(6) - INTERVAL seq * 13 SECOND), MD5(seq) FROM seq_1_to_{rows}",
+            f"ANALYZE TABLE {table}",
         )
+
+
+def _expired_left(server: DatabaseServer, table: str) -> int:
+    cutoff = datetime.now(UTC) - CUTOFF_AGE
+    param = cutoff if server.engine == "postgresql" else cutoff.replace(tzinfo=None)
+    return int(server.query(f"SELECT count(*) FROM {table} WHERE ts <= %s", (param,))[0][0])
+
+
+# ---------------------------------------------------------------- the application's writes
+
+
+def _app_connect(engine: str, port: int, database: str) -> Any:
+    if engine == "postgresql":
+        return psycopg.connect(
+            host="127.0.0.1", port=port, user=APP_USER, password=APP_PASSWORD,
+            dbname=database, autocommit=True,
+        )  # fmt: skip
+    return pymysql.connect(
+        host="127.0.0.1", port=port, user=APP_USER, password=APP_PASSWORD,
+        database=database, autocommit=True,
+    )  # fmt: skip
+
+
+def _writer(
+    engine: str,
+    port: int,
+    database: str,
+    table: str,
+    rows: int,
+    rate: float,
+    ready: Any,
+    stop: Any,
+    out: multiprocessing.connection.Connection,
+) -> None:
+    """The application: `rate` writes/s until `stop`; sends (scheduled, latency, ok) samples.
+
+    Open loop: write i is due at start + i/rate; its latency runs from when it was due, so a
+    write stuck behind a blocked one is charged for the wait (no coordinated omission).
+    """
+    conn = _app_connect(engine, port, database)
+    utc = engine == "postgresql"
+    rng = random.Random(5)  # noqa: S311 - which rows to update, not a secret
+    samples: list[tuple[float, float, bool]] = []
+    interval = 1.0 / rate
+    ready.set()
+    start = time.perf_counter()
+    i = 0
+    with conn.cursor() as cur:
+        while not stop.is_set():
+            due = start + i * interval
+            wait = due - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            ok = True
+            try:
+                if i % 2 == 0:
+                    now = datetime.now(UTC)
+                    cur.execute(
+                        f"INSERT INTO {table} (id, ts, payload) VALUES (%s, %s, %s)",
+                        (NEW_IDS + i, now if utc else now.replace(tzinfo=None), f"new {i}"),
+                    )
+                else:
+                    key = 2 * rng.randint(1, rows // 2)  # an even id: never expired
+                    cur.execute(f"UPDATE {table} SET payload = %s WHERE id = %s", (f"upd {i}", key))
+            except Exception:
+                ok = False
+            samples.append((due, time.perf_counter() - due, ok))
+            i += 1
+    conn.close()
+    out.send(samples)
+    out.close()
+
+
+@dataclass
+class Writes:
+    """Latency of the application's writes over a window."""
+
+    count: int = 0
+    failed: int = 0
+    p50_ms: float = 0.0
+    p95_ms: float = 0.0
+    max_ms: float = 0.0
+
+
+class AppWriter:
+    """Run `_writer` in its own process (no GIL shared with the purge) around a window."""
+
+    def __init__(self, server: DatabaseServer, table: str, rows: int, rate: float) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._ready, self._stop = ctx.Event(), ctx.Event()
+        self._recv, send = ctx.Pipe(duplex=False)
+        self._process = ctx.Process(
+            target=_writer,
+            args=(server.engine, server.port, server.database, table, rows, rate,
+                  self._ready, self._stop, send),
+            daemon=True,
+        )  # fmt: skip
+        self._process.start()
+        send.close()
+        if not self._ready.wait(60):
+            raise RuntimeError("the application writer did not connect")
+        time.sleep(0.5)  # let it settle into its rhythm
+        self.samples: list[tuple[float, float, bool]] = []
+
+    def finish(self) -> None:
+        """Stop the writer and collect its samples."""
+        self._stop.set()
+        self.samples = self._recv.recv()
+        self._process.join(30)
+
+    def window(self, start: float, end: float) -> Writes:
+        """Latency of the writes due between `start` and `end` (perf_counter instants)."""
+        inside = [(lat, ok) for due, lat, ok in self.samples if start <= due <= end]
+        if not inside:
+            return Writes()
+        ordered = sorted(lat for lat, _ in inside)
+        return Writes(
+            count=len(ordered),
+            failed=sum(1 for _, ok in inside if not ok),
+            p50_ms=1000 * _quantile(ordered, 0.50),
+            p95_ms=1000 * _quantile(ordered, 0.95),
+            max_ms=1000 * ordered[-1],
+        )
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# ----------------------------------------------------------------------------- the methods
+
+
+@dataclass
+class Case:
+    """One method on one engine: throughput, batch times and the writes it disturbed."""
+
+    engine: str
+    method: str
+    batch: int | None
+    rows: int = 0
+    seconds: float = 0.0
+    batches_ms: list[float] = field(default_factory=list)
+    writes: Writes = field(default_factory=Writes)
+
+    def cells(self) -> list[str]:
+        """The row of the results table."""
+        w = self.writes
+        if self.method.startswith("no purge"):
+            throughput = ["-", f"{self.seconds:.1f}", "-", "-", "-"]
+        else:
+            ordered = sorted(self.batches_ms)
+            throughput = [
+                f"{self.rows:,}",
+                f"{self.seconds:.1f}",
+                f"{self.rows / self.seconds:,.0f}",
+                f"{_quantile(ordered, 0.95):,.0f}",
+                f"{ordered[-1]:,.0f}",
+            ]
+        failed = f" ({w.failed} failed)" if w.failed else ""
+        return [
+            self.engine, self.method, f"{self.batch:,}" if self.batch else "-", *throughput,
+            f"{w.count}{failed}", f"{w.p50_ms:.1f}", f"{w.p95_ms:.1f}", f"{w.max_ms:,.0f}",
+        ]  # fmt: skip
 
 
 def _batch_timer() -> tuple[Callable[[str], None], list[float]]:
@@ -63,93 +273,206 @@ def _batch_timer() -> tuple[Callable[[str], None], list[float]]:
         if point == "before-select":
             started[0] = time.perf_counter()
         elif point == "after-delete":
-            durations.append(time.perf_counter() - started[0])
+            durations.append(1000 * (time.perf_counter() - started[0]))
 
     return hook, durations
 
 
-def _engine_run(
-    servers: DatabaseServers, engine: str, rows: int, batch: int, archive: bool
-) -> dict[str, float]:
-    live, archive_server = servers.pair(engine)  # type: ignore[arg-type]
-    table = unique("bench")
-    _create_and_seed(live, table, rows, archive=False)
-    if archive:
-        _create_and_seed(archive_server, table, rows, archive=True)
+def _engine(
+    case: Case, live: DatabaseServer, archive: DatabaseServer | None, table: str, rows: int
+) -> None:
+    assert case.batch is not None
     doc = store_doc(
         live,
         table,
         category="contracts" if archive else "support",
-        archive=archive_server if archive else None,
-        batchSize=batch,
+        archive=archive,
+        retention="1y" if archive else None,
+        batchSize=case.batch,
         maxRowsPerRun=rows,
     )
     hook, durations = _batch_timer()
-    started = time.perf_counter()
-    result = run_purge(doc, live, archive_server if archive else None, fault=hook, options=NO_HOLD)
-    elapsed = time.perf_counter() - started
+    result = run_purge(doc, live, archive, fault=hook, options=NO_HOLD)
     assert result.result == "Succeeded", result.message
-    assert result.rows_deleted == (rows + 1) // 2, result.rows_deleted
-    live.execute(f"DROP TABLE {table}")
-    if archive:
-        archive_server.execute(f"DROP TABLE {table}")
-    ordered = sorted(durations)
-    return {
-        "rows": result.rows_deleted,
-        "seconds": elapsed,
-        "rows_per_s": result.rows_deleted / elapsed,
-        "p95_batch_ms": 1000 * ordered[int(0.95 * (len(ordered) - 1))],
-        "max_batch_ms": 1000 * ordered[-1],
-        "median_batch_ms": 1000 * statistics.median(ordered),
-    }
+    case.rows, case.batches_ms = result.rows_deleted, durations
 
 
-def _naive_run(servers: DatabaseServers, engine: str, rows: int) -> dict[str, float]:
-    live, _ = servers.pair(engine)  # type: ignore[arg-type]
-    table = unique("naive")
-    _create_and_seed(live, table, rows, archive=False)
-    cutoff = (datetime.now(UTC) - timedelta(days=365)).replace(tzinfo=None)
+def _naive(case: Case, live: DatabaseServer, table: str) -> None:
+    cutoff = datetime.now(UTC) - CUTOFF_AGE
     conn = live.admin(autocommit=False)
     started = time.perf_counter()
     with conn.cursor() as cur:
-        cur.execute(f"DELETE FROM {table} WHERE ts <= %s", (cutoff,))
+        cur.execute(
+            f"DELETE FROM {table} WHERE ts <= %s",
+            (cutoff if live.engine == "postgresql" else cutoff.replace(tzinfo=None),),
+        )
         deleted = cur.rowcount
     conn.commit()
-    elapsed = time.perf_counter() - started
+    case.rows, case.batches_ms = deleted, [1000 * (time.perf_counter() - started)]
     conn.close()
+
+
+class StatementLog:
+    """MariaDB's general query log as a table (microsecond times), on for one run.
+
+    `information_schema.innodb_trx` is a cache refreshed at most every 100 ms, too coarse for
+    lock holds; the general log stamps each statement when it starts.
+    """
+
+    def __init__(self, server: DatabaseServer) -> None:
+        self._server = server
+        server.execute(
+            "SET GLOBAL general_log = 0",
+            "TRUNCATE TABLE mysql.general_log",
+            "SET GLOBAL log_output = 'TABLE'",
+            "SET GLOBAL general_log = 1",
+        )
+
+    def lock_holds(self, user: str) -> list[float]:
+        """Milliseconds from each transaction's first DELETE to its COMMIT, for `user`."""
+        self._server.execute("SET GLOBAL general_log = 0")
+        rows = self._server.query(
+            "SELECT thread_id, event_time, argument FROM mysql.general_log "
+            "WHERE user_host LIKE %s AND command_type = 'Query' ORDER BY event_time",
+            (f"{user}[%",),
+        )
+        first_delete: dict[int, datetime] = {}
+        holds: list[float] = []
+        for thread, at, statement in rows:
+            text = (statement.decode() if isinstance(statement, bytes) else statement).lstrip()
+            verb = text[:6].upper()
+            if verb == "DELETE":
+                first_delete.setdefault(thread, at)
+            elif verb == "COMMIT" and thread in first_delete:
+                holds.append((at - first_delete.pop(thread)).total_seconds() * 1000)
+        return holds
+
+
+def _pt_archiver(case: Case, live: DatabaseServer, table: str) -> None:
+    assert case.batch is not None
+    cutoff = (datetime.now(UTC) - CUTOFF_AGE).strftime("%Y-%m-%d %H:%M:%S")
+    before = _expired_left(live, table)
+    log = StatementLog(live)
+    dsn = (
+        f"h={live.host},P={live.port},D={live.database},t={table},"
+        f"u={PURGER_USER},p={PURGER_PASSWORD}"
+    )
+    proc = subprocess.run(
+        ["pt-archiver", "--source", dsn, "--purge", "--where", f"ts <= '{cutoff}'",
+         "--limit", str(case.batch), "--commit-each", "--bulk-delete", "--no-check-charset"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    case.batches_ms = log.lock_holds(PURGER_USER)
+    if proc.returncode != 0:
+        raise RuntimeError(f"pt-archiver failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    case.rows = before - _expired_left(live, table)
+
+
+# ----------------------------------------------------------------------------------- runner
+
+
+def _run_case(
+    case: Case,
+    servers: DatabaseServers,
+    args: argparse.Namespace,
+    action: Callable[[DatabaseServer, DatabaseServer, str], None],
+    baseline: Case | None = None,
+) -> Case:
+    live, archive = servers.pair(case.engine)  # type: ignore[arg-type]
+    table = unique("bench")
+    _create_and_seed(live, table, args.rows)
+    writer = AppWriter(live, table, args.rows, args.write_rate)
+    try:
+        if baseline is not None:
+            quiet_start = time.perf_counter()
+            time.sleep(args.baseline_seconds)
+            baseline.seconds = time.perf_counter() - quiet_start
+        started = time.perf_counter()
+        action(live, archive, table)
+        ended = time.perf_counter()
+    finally:
+        writer.finish()
+    case.seconds = ended - started
+    case.writes = writer.window(started, ended)
+    if baseline is not None:
+        baseline.writes = writer.window(quiet_start, quiet_start + baseline.seconds)
+    expected = (args.rows + 1) // 2
+    assert case.rows == expected, f"{case.method}: deleted {case.rows}, expected {expected}"
+    assert _expired_left(live, table) == 0, f"{case.method} left expired rows"
     live.execute(f"DROP TABLE {table}")
-    return {"rows": deleted, "seconds": elapsed, "rows_per_s": deleted / elapsed,
-            "p95_batch_ms": 1000 * elapsed, "max_batch_ms": 1000 * elapsed,
-            "median_batch_ms": 1000 * elapsed}  # fmt: skip
+    if case.method.endswith("+ archive"):
+        archive.execute(f"DROP TABLE {table}")
+    return case
+
+
+def _cases(servers: DatabaseServers, engine: str, args: argparse.Namespace) -> list[Case]:
+    baseline = Case(engine, "no purge (baseline)", None)
+    done: list[Case] = []
+
+    def report(case: Case) -> None:
+        done.append(case)
+        print("| " + " | ".join(case.cells()) + " |", flush=True)
+
+    for i, batch in enumerate(args.batch):
+        engine_case = Case(engine, "dataward purge", batch)
+        _run_case(
+            engine_case, servers, args,
+            lambda live, _a, table, c=engine_case: _engine(c, live, None, table, args.rows),
+            baseline if i == 0 else None,
+        )  # fmt: skip
+        if i == 0:
+            report(baseline)
+        report(engine_case)
+        if args.archive:
+            archived = Case(engine, "dataward purge + archive", batch)
+
+            def with_archive(live: DatabaseServer, arch: DatabaseServer, table: str,
+                             c: Case = archived) -> None:  # fmt: skip
+                _create_and_seed(arch, table, args.rows, seed=False)
+                _engine(c, live, arch, table, args.rows)
+
+            report(_run_case(archived, servers, args, with_archive))
+    naive = Case(engine, "naive single DELETE", None)
+    report(_run_case(naive, servers, args, lambda live, _a, table: _naive(naive, live, table)))
+    if engine == "mysql" and not args.no_pt_archiver:
+        for batch in args.batch:
+            pt = Case(engine, "pt-archiver --purge --bulk-delete", batch)
+            report(_run_case(
+                pt, servers, args, lambda live, _a, table, c=pt: _pt_archiver(c, live, table)
+            ))  # fmt: skip
+    return done
 
 
 def main() -> None:
     """Start the servers, run every case, print a Markdown table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=200_000, help="rows per table (half expire)")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2_000_000, help="rows per table (half expire)")
     parser.add_argument("--batch", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--write-rate", type=float, default=200.0, help="application writes/s")
+    parser.add_argument("--baseline-seconds", type=float, default=15.0)
+    parser.add_argument("--engines", nargs="+", default=["postgresql", "mysql"])
+    parser.add_argument("--archive", action="store_true", help="also time the archive variant")
+    parser.add_argument("--no-pt-archiver", action="store_true")
     args = parser.parse_args()
-    print(f"rows per table: {args.rows} ({(args.rows + 1) // 2} expired)\n")
-    print("| engine | mode | batch | rows deleted | seconds | rows/s | median batch ms "
-          "| p95 batch ms | longest batch (lock hold) ms |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|")
+    if "mysql" in args.engines and not args.no_pt_archiver and not shutil.which("pt-archiver"):
+        parser.error("pt-archiver not found: run `make deps` (installs Debian's percona-toolkit)")
+    started = time.perf_counter()
+    print(f"rows per table: {args.rows:,} ({(args.rows + 1) // 2:,} expired); application "
+          f"writes: {args.write_rate:.0f}/s; load average at start: {_load()}\n")  # fmt: skip
+    header = ["engine", "method", "batch", "rows deleted", "seconds", "rows/s",
+              "p95 batch ms", "longest batch (lock hold) ms", "app writes",
+              "write p50 ms", "write p95 ms", "write max ms"]  # fmt: skip
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header), flush=True)
     with DatabaseServers.start() as servers:
-        for engine in ("postgresql", "mysql"):
-            cases: list[tuple[str, int, dict[str, float]]] = []
-            for batch in args.batch:
-                cases.append(
-                    ("purge", batch, _engine_run(servers, engine, args.rows, batch, False))
-                )
-                cases.append(("purge+archive", batch,
-                              _engine_run(servers, engine, args.rows, batch, True)))  # fmt: skip
-            cases.append(("naive DELETE", 0, _naive_run(servers, engine, args.rows)))
-            for mode, batch, m in cases:
-                print(
-                    f"| {engine} | {mode} | {batch or '-'} | {int(m['rows'])} | {m['seconds']:.2f} "
-                    f"| {m['rows_per_s']:.0f} | {m['median_batch_ms']:.1f} "
-                    f"| {m['p95_batch_ms']:.1f} | {m['max_batch_ms']:.1f} |",
-                    flush=True,
-                )
+        for engine in args.engines:
+            _create_app_login(servers.pair(engine)[0])  # type: ignore[arg-type]
+            _cases(servers, engine, args)
+    print(f"\ntotal {time.perf_counter() - started:.0f} s; load average at end: {_load()}")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +55,20 @@ def operator_account(rbac: list[dict[str, Any]]) -> str:
 class OperatorProcess:
     """`dataward run` as a child process, logging to a file the tests read."""
 
-    def __init__(self, plane: ControlPlane, kubeconfig: Path, account: str, log: Path) -> None:
+    def __init__(
+        self,
+        plane: ControlPlane,
+        kubeconfig: Path,
+        account: str,
+        log: Path,
+        args: Sequence[str] | None = None,
+    ) -> None:
         self.plane = plane
         self.kubeconfig = kubeconfig
         self.account = account
         self.log = log
+        # The arguments after `run --kubeconfig FILE`; None: the session operator's below.
+        self.args = list(args) if args is not None else None
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -78,20 +87,7 @@ class OperatorProcess:
                 "run",
                 "--kubeconfig",
                 str(self.kubeconfig),
-                "--lease-namespace",
-                OPERATOR_NAMESPACE,
-                "--lease-duration-seconds",
-                str(LEASE_SECONDS),
-                "--operator-service-account",
-                f"{OPERATOR_NAMESPACE}/{self.account}",
-                "--resync-seconds",
-                "5",
-                "--metrics-port",
-                "0",
-                "--key-ring-grace-seconds",
-                str(KEY_RING_GRACE_SECONDS),
-                "--image",
-                "dataward:e2e",
+                *(self.args if self.args is not None else self._session_args()),
             ],
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
@@ -99,6 +95,25 @@ class OperatorProcess:
             start_new_session=True,
             preexec_fn=die_with_parent(),  # no orphan operator if pytest is killed
         )
+
+    def _session_args(self) -> list[str]:
+        """The session operator's arguments: the chart's, with e2e timings and no metrics."""
+        return [
+            "--lease-namespace",
+            OPERATOR_NAMESPACE,
+            "--lease-duration-seconds",
+            str(LEASE_SECONDS),
+            "--operator-service-account",
+            f"{OPERATOR_NAMESPACE}/{self.account}",
+            "--resync-seconds",
+            "5",
+            "--metrics-port",
+            "0",
+            "--key-ring-grace-seconds",
+            str(KEY_RING_GRACE_SECONDS),
+            "--image",
+            "dataward:e2e",
+        ]
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop the process with `sig` (SIGKILL simulates a crash) and wait for it."""

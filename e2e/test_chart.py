@@ -1,9 +1,12 @@
 """A platform team installs Dataward with Helm into a real control plane, and lives with it.
 
 The chart is installed with `helm install` (its pod never runs: there is no kubelet); the
-admission policies are then exercised by real non-admin users, and `helm uninstall` must
-leave key rings behind. kubeconform validates the rendered chart against schemas made here
-from this API server's own OpenAPI document and from crds/ (nothing is downloaded).
+admission policies are then exercised by real non-admin users. The operator runs as a local
+process with the installed Deployment's arguments and a token of its ServiceAccount, and
+makes the example stores Ready (so the chart's RBAC suffices); `helm upgrade` with those
+stores live changes no child and no key, and `helm uninstall` leaves the key rings behind.
+kubeconform validates the rendered chart against schemas made here from this API server's
+own OpenAPI document and from crds/ (nothing is downloaded).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
+from e2e.fixtures_operator import OperatorProcess, condition, get, sleep_for
 from e2e.harness import ControlPlane, wait_for
 from e2e.tools import tool
 
@@ -343,48 +347,286 @@ def test_a_namespace_holding_key_rings_is_deleted_only_after_an_explicit_overrid
         rbac.delete_cluster_role(role)
 
 
-def test_the_installed_rbac_grants_no_forbidden_verb(kube: ApiClient, release: str) -> None:
+# -- the operator, as the installed release runs it -----------------------------------------
+
+EXAMPLES = REPO / "examples"
+EXAMPLE_NAMESPACES = ("marketing", "crm", "billing")
+MANAGED = "app.kubernetes.io/managed-by=dataward"
+# Everything the operator makes for a store (key rings are the Secrets among them).
+CHILD_KINDS = "networkpolicies,roles,rolebindings,serviceaccounts,cronjobs,secrets"
+RESYNC_SECONDS = 5
+
+
+def deployed_operator(plane: ControlPlane) -> tuple[str, list[str]]:
+    """The installed Deployment's ServiceAccount and its container's arguments after `run`."""
+    found = json.loads(plane.kubectl(
+        "get", "deployments", "-n", RELEASE_NAMESPACE, "-l",
+        f"app.kubernetes.io/instance={RELEASE}", "-o", "json").stdout)["items"]
+    assert len(found) == 1, [d["metadata"]["name"] for d in found]
+    pod = found[0]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"][0] == "run", container["args"]
+    return pod["serviceAccountName"], container["args"][1:]
+
+
+def local_args(chart_args: list[str]) -> list[str]:
+    """The Deployment's arguments, watching only the example namespaces, at e2e pace."""
+    return [*chart_args, *(f"--namespace={n}" for n in EXAMPLE_NAMESPACES),
+            "--metrics-port", "0", "--resync-seconds", str(RESYNC_SECONDS)]
+
+
+def operators_watching_every_namespace(plane: ControlPlane) -> list[str]:
+    """Command lines of `dataward run` processes of this control plane without --namespace."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if (["dataward", "run"] == args[2:4] and any(str(plane.dir) in a for a in args)
+                and not any(a.startswith("--namespace") for a in args)):
+            found.append(" ".join(args))
+    return found
+
+
+@pytest.fixture(scope="module")
+def chart_operator(control_plane: ControlPlane, release: str,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    """`dataward run` as the installed Deployment would run it, under its ServiceAccount.
+
+    There is no kubelet: the process runs here, with a token of the release's ServiceAccount
+    as its only credentials and the Deployment's own arguments (read from the cluster).
+    """
+    others = operators_watching_every_namespace(control_plane)
+    if others:
+        pytest.fail("an operator watching every namespace (the session `operator` of "
+                    "test_operator.py) runs already and would reconcile the example stores "
+                    f"too; run test_chart.py first or alone: {others}")
+    account, chart_args = deployed_operator(control_plane)
+    kubeconfig = control_plane.kubeconfig_for_service_account(RELEASE_NAMESPACE, account)
+    log = tmp_path_factory.mktemp("chart-operator") / "operator.log"
+    process = OperatorProcess(control_plane, kubeconfig, account, log, args=local_args(chart_args))
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def _stores_ready(plane: ControlPlane, stores: list[tuple[str, str]],
+                  operator: OperatorProcess, timeout: float = 90) -> None:
+    def ready() -> bool:
+        assert operator.alive(), f"the operator exited:\n{operator.logs()[-6000:]}"
+        return all(condition(get(plane, "pds", name, namespace), "Ready").get("status") == "True"
+                   for namespace, name in stores)
+
+    try:
+        wait_for(ready, timeout=timeout, interval=1, message="every example store Ready")
+    except TimeoutError:
+        report = {f"{namespace}/{name}": ((get(plane, "pds", name, namespace) or {})
+                                          .get("status") or {}).get("conditions")
+                  for namespace, name in stores}
+        raise AssertionError(f"not every store became Ready:\n{yaml.safe_dump(report)}\n"
+                             f"operator log (tail):\n{operator.logs()[-6000:]}") from None
+
+
+@pytest.fixture(scope="module")
+def example_stores(control_plane: ControlPlane, chart_operator: OperatorProcess
+                   ) -> Iterator[list[tuple[str, str]]]:
+    """examples/ applied as a GitOps pipeline would (server-side), every store Ready.
+
+    The namespaces and Secrets may be there already (test_api.py applies them too) and stay;
+    the stores go at the end, their key rings stay (Retain), so does a policy found here.
+    """
+    store_files = sorted((EXAMPLES / "stores").glob("*.yaml"))
+    stores = [(doc["metadata"]["namespace"], doc["metadata"]["name"])
+              for doc in (yaml.safe_load(path.read_text()) for path in store_files)]
+    had_policy = get(control_plane, "privacypolicy", "clunix") is not None
+    try:
+        for path in [EXAMPLES / "namespaces.yaml", EXAMPLES / "secrets.yaml",
+                     EXAMPLES / "policy.yaml", *store_files]:
+            control_plane.kubectl("apply", "--server-side", "--field-manager=gitops-e2e",
+                                  "-f", str(path))
+        _stores_ready(control_plane, stores, chart_operator)
+        yield stores
+    finally:
+        control_plane.kubectl("delete", "--ignore-not-found", "--timeout=60s",
+                              *(f"-f={path}" for path in store_files), check=False)
+        if not had_policy:
+            control_plane.kubectl("delete", "privacypolicy", "clunix", "--ignore-not-found",
+                                  check=False)
+
+
+def children(plane: ControlPlane) -> dict[str, str]:
+    """resourceVersion of every object the operator made in the example namespaces."""
+    versions = {}
+    for namespace in EXAMPLE_NAMESPACES:
+        listed = json.loads(plane.kubectl("get", CHILD_KINDS, "-n", namespace, "-l", MANAGED,
+                                          "-o", "json").stdout)["items"]
+        for item in listed:
+            meta = item["metadata"]
+            versions[f"{item['kind']} {namespace}/{meta['name']}"] = meta["resourceVersion"]
+    return versions
+
+
+def key_rings(kube: ApiClient, stores: list[tuple[str, str]]) -> dict[str, client.V1Secret]:
+    """Each store's key ring Secret, by store."""
+    core, rings = client.CoreV1Api(kube), {}
+    for namespace, name in stores:
+        found = core.list_namespaced_secret(
+            namespace, label_selector=f"{MANAGED},dataward.io/store={name}").items
+        assert len(found) == 1, (namespace, name, [s.metadata.name for s in found])
+        rings[f"{namespace}/{name}"] = found[0]
+    return rings
+
+
+def test_the_operator_under_the_charts_identity_makes_the_example_stores_ready(
+        control_plane: ControlPlane, kube: ApiClient, chart_operator: OperatorProcess,
+        example_stores: list[tuple[str, str]]) -> None:
+    account, chart_args = deployed_operator(control_plane)
+    assert f"{RELEASE_NAMESPACE}/{account}" in chart_args  # --operator-service-account
+    assert "--lease-namespace" in chart_args and RELEASE_NAMESPACE in chart_args
+    # Ready means every child applied and the key ring made: all with the chart's rights.
+    made = children(control_plane)
+    for kind in ("NetworkPolicy", "Role", "RoleBinding", "ServiceAccount", "CronJob", "Secret"):
+        assert any(key.startswith(f"{kind} ") for key in made), (kind, made)
+    assert len(key_rings(kube, example_stores)) == len(example_stores) == 3
+    log = chart_operator.logs()
+    assert f"acquired lease {RELEASE_NAMESPACE}/" in log
+    assert "Forbidden" not in log and " 403" not in log, log[-6000:]
+
+
+def test_helm_upgrade_with_live_stores_changes_no_child_and_no_key(
+        control_plane: ControlPlane, kube: ApiClient, chart_operator: OperatorProcess,
+        example_stores: list[tuple[str, str]]) -> None:
+    before, rings_before = children(control_plane), key_rings(kube, example_stores)
+    upgrade = run_tool("helm", "upgrade", RELEASE, str(CHART), "--namespace", RELEASE_NAMESPACE,
+                       "--reuse-values", "--set", "logLevel=DEBUG", "--set",
+                       "podAnnotations.e2e\\.dataward\\.io/upgraded=yes", plane=control_plane)
+    assert "STATUS: deployed" in upgrade.stdout and "REVISION: 2" in upgrade.stdout
+    # The Deployment's pod is replaced (Recreate): the old operator stops, the new one
+    # starts with the upgraded arguments and the same ServiceAccount.
+    account, chart_args = deployed_operator(control_plane)
+    assert "DEBUG" in chart_args, chart_args
+    chart_operator.stop()
+    chart_operator.args = local_args(chart_args)
+    chart_operator.kubeconfig = control_plane.kubeconfig_for_service_account(
+        RELEASE_NAMESPACE, account)
+    chart_operator.start()
+    marker = f"--- start {chart_operator.starts}\n"
+
+    def since_restart() -> str:
+        return chart_operator.logs().split(marker, 1)[-1]
+
+    wait_for(lambda: "acquired lease" in since_restart(), timeout=60, interval=0.5,
+             message="the upgraded operator holds the Lease")
+    sleep_for(3 * RESYNC_SECONDS + 1)  # the start-up pass and a few resyncs
+    assert chart_operator.alive(), since_restart()[-6000:]
+
+    after, rings_after = children(control_plane), key_rings(kube, example_stores)
+    changed = {key: (version, after.get(key)) for key, version in before.items()
+               if after.get(key) != version}
+    assert not changed, f"children changed by the upgrade: {changed}"
+    assert set(after) == set(before), set(after) ^ set(before)
+    for store, ring in rings_before.items():
+        assert rings_after[store].metadata.uid == ring.metadata.uid, store
+        assert rings_after[store].data == ring.data, store
+        assert rings_after[store].metadata.resource_version == ring.metadata.resource_version
+    applied = [line for line in since_restart().splitlines() if re.search(r"\bapply [A-Z]", line)]
+    assert not applied, applied
+    _stores_ready(control_plane, example_stores, chart_operator, timeout=10)
+
+
+def test_the_installed_rbac_grants_no_forbidden_verb(
+        control_plane: ControlPlane, kube: ApiClient, release: str) -> None:
     rbac = client.RbacAuthorizationV1Api(kube)
     selector = f"app.kubernetes.io/instance={release}"
-    roles = [*rbac.list_cluster_role(label_selector=selector).items,
-             *rbac.list_role_for_all_namespaces(label_selector=selector).items]
+    listings = {
+        "ClusterRole": rbac.list_cluster_role(label_selector=selector).items,
+        "Role": rbac.list_role_for_all_namespaces(label_selector=selector).items,
+        "ClusterRoleBinding": rbac.list_cluster_role_binding(label_selector=selector).items,
+        "RoleBinding": rbac.list_role_binding_for_all_namespaces(label_selector=selector).items,
+    }
+    # Nothing the release installed escapes the label: the listing is the release's RBAC.
+    manifest = run_tool("helm", "get", "manifest", release, "--namespace", RELEASE_NAMESPACE,
+                        plane=control_plane).stdout
+    installed = {(d["kind"], d["metadata"].get("namespace") or "", d["metadata"]["name"])
+                 for d in yaml.safe_load_all(manifest) if d and d["kind"] in listings}
+    listed = {(kind, o.metadata.namespace or "", o.metadata.name)
+              for kind, objects in listings.items() for o in objects}
+    assert listed == installed, listed ^ installed
+    roles = [*listings["ClusterRole"], *listings["Role"]]
+    bindings = [*listings["ClusterRoleBinding"], *listings["RoleBinding"]]
     assert len(roles) >= 4
     for role in roles:
         for rule in role.rules:
             where = f"{role.metadata.name}: {rule}"
             assert not {"escalate", "bind", "impersonate", "*"} & set(rule.verbs), where
             assert "*" not in (rule.resources or []) and "*" not in (rule.api_groups or []), where
+            assert not rule.non_resource_urls, where
             if "secrets" in (rule.resources or []):
                 assert not {"list", "watch"} & set(rule.verbs), where
+    # A binding to a role of someone else's (cluster-admin, edit) would grant what no rule
+    # above shows: every binding refers to one of the release's own roles.
+    own = {(kind, o.metadata.namespace or "", o.metadata.name)
+           for kind in ("ClusterRole", "Role") for o in listings[kind]}
+    for binding in bindings:
+        where = "" if binding.role_ref.kind == "ClusterRole" else binding.metadata.namespace
+        assert (binding.role_ref.kind, where, binding.role_ref.name) in own, binding
+
+    # What the ServiceAccount can do in effect, whoever granted it.
+    account, _ = deployed_operator(control_plane)
+    user = f"system:serviceaccount:{RELEASE_NAMESPACE}:{account}"
+    forbidden = [("list", "secrets"), ("watch", "secrets"), ("delete", "secrets"),
+                 ("escalate", "clusterroles.rbac.authorization.k8s.io"),
+                 ("bind", "clusterroles.rbac.authorization.k8s.io"),
+                 ("impersonate", "users"), ("impersonate", "serviceaccounts"),
+                 ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
+                 ("create", "pods"), ("create", "personaldatastores.dataward.io")]
+    for verb, resource in forbidden:
+        answer = control_plane.kubectl("auth", "can-i", verb, resource, "--all-namespaces",
+                                       "--as", user, check=False)
+        assert answer.stdout.strip() == "no", (verb, resource, answer.stdout, answer.stderr)
+    for verb, resource in [("get", "secrets"), ("patch", "cronjobs.batch"),
+                           ("list", "personaldatastores.dataward.io")]:
+        answer = control_plane.kubectl("auth", "can-i", verb, resource, "--all-namespaces",
+                                       "--as", user, check=False)
+        assert answer.stdout.strip() == "yes", (verb, resource, answer.stdout, answer.stderr)
 
 
 def test_uninstalling_the_chart_leaves_the_key_rings_and_the_crds(
-        control_plane: ControlPlane, kube: ApiClient, release: str) -> None:
+        control_plane: ControlPlane, kube: ApiClient, release: str,
+        chart_operator: OperatorProcess, example_stores: list[tuple[str, str]]) -> None:
     namespace = _new_namespace(kube, {PROTECT: "true"})
     core = client.CoreV1Api(kube)
+    # A key ring the operator of an earlier install left behind, and the live stores' own.
     ring = core.create_namespaced_secret(namespace, {
         "metadata": {"name": "dataward-orders-keyring", "labels": {
             "app.kubernetes.io/managed-by": "dataward", "app.kubernetes.io/name": "dataward",
             "app.kubernetes.io/component": "encryption", "dataward.io/store": "orders"}},
         "type": "Opaque", "data": {"keyring.json": "e30="}})
+    rings = key_rings(kube, example_stores)
     try:
-        upgrade = run_tool("helm", "upgrade", release, str(CHART), "--namespace",
-                           RELEASE_NAMESPACE, "--reuse-values", "--set", "logLevel=DEBUG",
-                           plane=control_plane)
-        assert "STATUS: deployed" in upgrade.stdout
+        # Uninstalling deletes the Deployment: its operator goes first.
+        chart_operator.stop()
         run_tool("helm", "uninstall", release, "--namespace", RELEASE_NAMESPACE,
                  "--wait", "--timeout", "60s", plane=control_plane)
         kept = core.read_namespaced_secret(ring.metadata.name, namespace)
         assert kept.metadata.uid == ring.metadata.uid
         assert kept.metadata.resource_version == ring.metadata.resource_version
         assert kept.data == {"keyring.json": "e30="}
+        for store, made in rings.items():
+            left = core.read_namespaced_secret(made.metadata.name, made.metadata.namespace)
+            assert (left.metadata.uid, left.data) == (made.metadata.uid, made.data), store
+            # Retain: nothing the garbage collector could follow to delete it.
+            assert not left.metadata.owner_references, (store, left.metadata.owner_references)
         crds = client.ApiextensionsV1Api(kube).list_custom_resource_definition().items
         assert {f"personaldatastores.{GROUP}", f"privacypolicies.{GROUP}"} <= {
             c.metadata.name for c in crds}
         admission = client.AdmissionregistrationV1Api(kube)
-        left = [p.metadata.name for p in admission.list_validating_admission_policy().items
-                if re.match(rf"^{RELEASE}-", p.metadata.name)]
-        assert not left, f"admission policies left behind: {left}"
+        left_behind = [p.metadata.name for p in admission.list_validating_admission_policy().items
+                       if re.match(rf"^{RELEASE}-", p.metadata.name)]
+        assert not left_behind, f"admission policies left behind: {left_behind}"
     finally:
         core.patch_namespace(namespace, {"metadata": {"annotations": {ALLOW_DELETION: "true"}}})
         core.delete_namespace(namespace)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from dataward.checks.observed import LastPurge, ObservedObject
-from dataward.checks.purge import contains, purge_scheduled, purge_succeeded
+from dataward.checks.purge import purge_scheduled, purge_succeeded
 from dataward.model.compliance import Finding
 from dataward.model.store import parse_store
 from dataward.render.purge_job import render_purge_cronjob
@@ -79,14 +79,6 @@ def test_a_drifted_pod_security_context_is_reported() -> None:
     container = body["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     container["securityContext"]["allowPrivilegeEscalation"] = True
     assert scheduled(ObservedObject.present(body))[1] == "CronJobDrifted"
-
-
-def test_contains() -> None:
-    assert contains({"a": 1, "b": 2}, {"a": 1})
-    assert not contains({"a": 1}, {"a": 1, "b": 2})
-    assert contains([{"a": 1, "x": 0}], [{"a": 1}])
-    assert not contains([{"a": 1}, {"a": 2}], [{"a": 1}])
-    assert not contains("1", 1)
 
 
 def test_no_run_yet_is_true() -> None:

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dataward.checks.conditions import PURGE_SCHEDULED, PURGE_SUCCEEDED, Condition, as_reason
+from dataward.checks.drift import matches
 from dataward.checks.observed import LastPurge, ObservedObject
 from dataward.model.compliance import Finding
 
@@ -53,7 +54,7 @@ def purge_scheduled(
             f"CronJob {name} does not exist; the operator recreates it. If this persists, "
             "check the operator's logs.",
         )
-    if not contains(observed.body.get("spec"), desired["spec"]):
+    if not matches(desired["spec"], observed.body.get("spec")):
         return Condition(
             PURGE_SCHEDULED,
             "False",
@@ -121,18 +122,3 @@ def purge_succeeded(last: LastPurge | None) -> Condition:
         f"The purge{started} ended with {last.result}{detail} Read the purge Job's "
         "termination message, fix the cause, and the next scheduled run retries.",
     )
-
-
-def contains(actual: object, expected: object) -> bool:
-    """True when `actual` has everything `expected` has (dicts by key, lists item by item)."""
-    if isinstance(expected, Mapping):
-        return isinstance(actual, Mapping) and all(
-            key in actual and contains(actual[key], value) for key, value in expected.items()
-        )
-    if isinstance(expected, list):
-        return (
-            isinstance(actual, list)
-            and len(actual) == len(expected)
-            and all(contains(a, e) for a, e in zip(actual, expected, strict=True))
-        )
-    return actual == expected

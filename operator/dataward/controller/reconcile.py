@@ -17,6 +17,7 @@ from typing import Any
 
 from dataward.checks.access import access_restricted
 from dataward.checks.conditions import Condition, merge_conditions, ready, transitions
+from dataward.checks.drift import needs_apply
 from dataward.checks.encryption import encryption_key_ready
 from dataward.checks.network import network_isolated
 from dataward.checks.observed import (
@@ -29,7 +30,6 @@ from dataward.checks.observed import (
 )
 from dataward.checks.policy import policy_compliant
 from dataward.checks.purge import purge_scheduled, purge_succeeded
-from dataward.controller.drift import needs_apply
 from dataward.controller.kube import Kube, KubeError
 from dataward.controller.metrics import KEY_AGE, RECONCILES, TIME_TO_READY, record_status
 from dataward.controller.purge_results import last_purge_from_jobs

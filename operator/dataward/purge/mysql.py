@@ -11,8 +11,15 @@ import pymysql
 
 from dataward.model.store import Database
 from dataward.purge.credentials import Credentials, Timeouts
-from dataward.purge.errors import ErrorCategory, PurgeError
-from dataward.purge.sql import MYSQL, Classifier, Column, Session, TableName
+from dataward.purge.errors import PurgeError
+from dataward.purge.sql import (
+    MYSQL,
+    Classifier,
+    Column,
+    Session,
+    TableName,
+    error_categories,
+)
 
 _AUTH = {1045, 1698}
 _CONNECTION = {2002, 2003, 2005, 2006, 2013, 2055}
@@ -73,17 +80,10 @@ class MySQLSession(Session):
         return bool(int(read_only)) or bool(int(innodb))
 
 
-def _categories(role: str) -> tuple[ErrorCategory, ErrorCategory, ErrorCategory]:
-    """Failures of the archive all mean one thing to the run: live rows stay where they are."""
-    if role == "archive":
-        return "ArchiveUnavailable", "ArchiveReadOnly", "ArchiveUnavailable"
-    return "ConnectionFailed", "DatabaseError", "AuthenticationFailed"
-
-
 def classifier(role: str, database: Database) -> Classifier:
     """Map PyMySQL exceptions to PurgeError, keeping only the error number."""
     where = f"the {role} database {database.host}:{database.port}/{database.name}"
-    unavailable, read_only, _ = _categories(role)
+    unavailable, read_only, _ = error_categories(role)
 
     def classify(exc: BaseException) -> PurgeError:
         if isinstance(exc, PurgeError):
@@ -128,7 +128,7 @@ def connect(
     """Open a session as `credentials` with the store's TLS mode, UTC and the timeouts."""
     classify = classifier(role, database)
     where = f"the {role} database {database.host}:{database.port}/{database.name}"
-    unavailable, _, refused = _categories(role)
+    unavailable, _, refused = error_categories(role)
     try:
         connection = pymysql.connect(
             host=database.host,

@@ -8,8 +8,15 @@ import psycopg
 
 from dataward.model.store import Database
 from dataward.purge.credentials import Credentials, Timeouts
-from dataward.purge.errors import ErrorCategory, PurgeError
-from dataward.purge.sql import POSTGRES, Classifier, Column, Session, TableName
+from dataward.purge.errors import PurgeError
+from dataward.purge.sql import (
+    POSTGRES,
+    Classifier,
+    Column,
+    Session,
+    TableName,
+    error_categories,
+)
 
 _SSLMODE = {"disable": "disable", "require": "require", "verify-full": "verify-full"}
 
@@ -62,17 +69,10 @@ class PostgresSession(Session):
         return bool(value)
 
 
-def _categories(role: str) -> tuple[ErrorCategory, ErrorCategory, ErrorCategory]:
-    """Failures of the archive all mean one thing to the run: live rows stay where they are."""
-    if role == "archive":
-        return "ArchiveUnavailable", "ArchiveReadOnly", "ArchiveUnavailable"
-    return "ConnectionFailed", "DatabaseError", "AuthenticationFailed"
-
-
 def classifier(role: str, database: Database) -> Classifier:
     """Map psycopg exceptions to PurgeError, keeping only the SQLSTATE."""
     where = f"the {role} database {database.host}:{database.port}/{database.name}"
-    unavailable, read_only, _ = _categories(role)
+    unavailable, read_only, _ = error_categories(role)
 
     def classify(exc: BaseException) -> PurgeError:
         if isinstance(exc, PurgeError):
@@ -103,7 +103,7 @@ def connect(
     """Open a session as `credentials` with the store's TLS mode, UTC and the timeouts."""
     classify = classifier(role, database)
     where = f"the {role} database {database.host}:{database.port}/{database.name}"
-    unavailable, _, refused = _categories(role)
+    unavailable, _, refused = error_categories(role)
     try:
         connection = psycopg.connect(
             host=database.host,

@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any, Literal
 
 from dataward.model.store import Engine
-from dataward.purge.errors import PurgeError
+from dataward.purge.errors import ErrorCategory, PurgeError
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -296,3 +296,13 @@ class Session:
     def read_only(self) -> bool:
         """True when this session cannot write."""
         raise NotImplementedError
+
+
+def error_categories(role: str) -> tuple[ErrorCategory, ErrorCategory, ErrorCategory]:
+    """(unavailable, read-only, authentication) categories for a database in `role`.
+
+    Failures of the archive all mean one thing to the run: live rows stay where they are.
+    """
+    if role == "archive":
+        return "ArchiveUnavailable", "ArchiveReadOnly", "ArchiveUnavailable"
+    return "ConnectionFailed", "DatabaseError", "AuthenticationFailed"

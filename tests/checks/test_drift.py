@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from dataward.controller.drift import matches, needs_apply
+from dataward.checks.drift import matches, needs_apply
 
 DESIRED: dict[str, Any] = {
     "apiVersion": "networking.k8s.io/v1",
