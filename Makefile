@@ -59,7 +59,7 @@ run: deps tools
 	$(PYTHON) -m e2e.run_local
 
 bench: deps tools
-	@for script in bench/*.py; do echo "== $$script"; $(PYTHON) $$script || exit 1; done
+	@for script in bench/*_bench.py; do name=$$(basename $$script .py); echo "== bench.$$name"; $(PYTHON) -m bench.$$name || exit 1; done
 
 clean:
 	rm -rf .dataward .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info operator/*.egg-info

@@ -1,0 +1,102 @@
+"""An in-memory stand-in for `Kube`, for unit tests of the reconciler's decisions.
+
+It keeps objects by (kind, namespace, name), bumps resourceVersion on every write, refuses a
+stale replace with 409 and a duplicate create with 409, and records every call, so tests can
+assert both what the reconciler wrote and that it wrote nothing. e2e tests use the real API.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from dataward.controller.kube import KubeError
+
+Key = tuple[str, str | None, str]
+
+
+def _merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    for key, value in patch.items():
+        if value is None:
+            base.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+class FakeKube:
+    """Objects in a dict; `calls` lists (verb, kind, name) for every request."""
+
+    def __init__(self) -> None:
+        self.objects: dict[Key, dict[str, Any]] = {}
+        self.calls: list[tuple[str, str, str]] = []
+        self.version = 0
+        self.fail_gets: dict[str, int] = {}  # kind -> HTTP status to fail every get with
+
+    def writes(self) -> list[tuple[str, str, str]]:
+        """The mutating calls so far."""
+        return [c for c in self.calls if c[0] not in ("get", "list")]
+
+    def _store(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.version += 1
+        obj["metadata"]["resourceVersion"] = str(self.version)
+        obj["metadata"].setdefault("uid", f"uid-{self.version}")
+        meta = obj["metadata"]
+        self.objects[(obj["kind"], meta.get("namespace"), meta["name"])] = obj
+        return copy.deepcopy(obj)
+
+    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        self.calls.append(("get", kind, name))
+        if kind in self.fail_gets:
+            raise KubeError(self.fail_gets[kind], "Internal Server Error", f"get {kind}")
+        found = self.objects.get((kind, namespace, name))
+        return copy.deepcopy(found) if found else None
+
+    def list(self, kind: str, namespace: str | None = None,
+             label_selector: str | None = None) -> list[dict[str, Any]]:
+        self.calls.append(("list", kind, namespace or ""))
+        wanted = dict(p.split("=", 1) for p in label_selector.split(",")) if label_selector else {}
+        return [
+            copy.deepcopy(obj) for (k, ns, _), obj in sorted(self.objects.items(), key=str)
+            if k == kind and (namespace is None or ns == namespace)
+            and all((obj["metadata"].get("labels") or {}).get(a) == b for a, b in wanted.items())
+        ]
+
+    def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        self.calls.append(("apply", obj["kind"], obj["metadata"]["name"]))
+        meta = obj["metadata"]
+        current = self.objects.get((obj["kind"], meta.get("namespace"), meta["name"]))
+        merged = _merge(copy.deepcopy(current) if current else {}, obj)
+        return self._store(merged)
+
+    def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        self.calls.append(("create", obj["kind"], obj["metadata"]["name"]))
+        meta = obj["metadata"]
+        if (obj["kind"], meta.get("namespace"), meta["name"]) in self.objects:
+            raise KubeError(409, "Conflict", f"create {obj['kind']}")
+        return self._store(copy.deepcopy(dict(obj)))
+
+    def replace(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        self.calls.append(("replace", obj["kind"], obj["metadata"]["name"]))
+        meta = obj["metadata"]
+        current = self.objects.get((obj["kind"], meta.get("namespace"), meta["name"]))
+        if current is None:
+            raise KubeError(404, "Not Found", "replace")
+        if meta.get("resourceVersion") != current["metadata"]["resourceVersion"]:
+            raise KubeError(409, "Conflict", "replace")
+        return self._store(copy.deepcopy(dict(obj)))
+
+    def merge_patch(self, kind: str, namespace: str | None, name: str,
+                    patch: Mapping[str, Any], subresource: str | None = None) -> dict[str, Any]:
+        self.calls.append(("patch" + (f"/{subresource}" if subresource else ""), kind, name))
+        current = self.objects.get((kind, namespace, name))
+        if current is None:
+            raise KubeError(404, "Not Found", "patch")
+        return self._store(_merge(copy.deepcopy(current), patch))
+
+    def delete(self, kind: str, namespace: str | None, name: str) -> bool:
+        self.calls.append(("delete", kind, name))
+        return self.objects.pop((kind, namespace, name), None) is not None

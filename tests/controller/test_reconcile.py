@@ -1,0 +1,153 @@
+"""The reconciler's decisions against an in-memory API: what it writes, and when it writes nothing."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import pytest
+
+from dataward.controller.kube import Kube
+from dataward.controller.reconcile import Reconciler, ReconcileSettings
+from dataward.model.store import parse_store
+from tests.controller.fake_kube import FakeKube
+from tests.model import samples
+
+T0 = datetime(2026, 1, 10, 8, 0, tzinfo=UTC)
+KEY = ("crm", "support-inquiries")
+RING = "dataward-support-inquiries-keyring"
+
+
+@pytest.fixture
+def kube() -> FakeKube:
+    fake = FakeKube()
+    policy = copy.deepcopy(samples.POLICY)
+    fake._store(policy)
+    store = copy.deepcopy(samples.STORE)
+    del store["metadata"]["uid"]
+    fake._store(store)
+    return fake
+
+
+def reconciler(kube: FakeKube) -> Reconciler:
+    return Reconciler(cast(Kube, kube), ReconcileSettings())
+
+
+def status(kube: FakeKube) -> dict[str, Any]:
+    return dict(kube.objects[("PersonalDataStore", *KEY)].get("status") or {})
+
+
+def conditions(kube: FakeKube) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in status(kube).get("conditions", [])}
+
+
+def ring_json(kube: FakeKube) -> dict[str, Any]:
+    secret = kube.objects[("Secret", "crm", RING)]
+    return cast(dict[str, Any], json.loads(base64.b64decode(secret["data"]["keyring.json"])))
+
+
+def test_first_reconcile_creates_children_ring_and_status(kube: FakeKube) -> None:
+    reconciler(kube).reconcile(KEY, now=T0)
+    kinds = {(verb, kind) for verb, kind, _ in kube.writes()}
+    assert ("create", "Secret") in kinds and ("patch/status", "PersonalDataStore") in kinds
+    assert {k for v, k in kinds if v == "apply"} == {
+        "NetworkPolicy", "Role", "RoleBinding", "ServiceAccount", "CronJob"}
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")
+    assert status(kube)["encryption"]["primaryKeyId"] == 1
+
+
+def test_a_second_reconcile_with_nothing_changed_writes_nothing(kube: FakeKube) -> None:
+    reconciler(kube).reconcile(KEY, now=T0)
+    kube.calls.clear()
+    reconciler(kube).reconcile(KEY, now=T0 + timedelta(minutes=5))
+    assert kube.writes() == []
+
+
+def test_rotation_adds_a_key_by_compare_and_swap_and_keeps_the_old_one(kube: FakeKube) -> None:
+    reconciler(kube).reconcile(KEY, now=T0)
+    first = ring_json(kube)
+    kube.calls.clear()
+    reconciler(kube).reconcile(KEY, now=T0 + timedelta(days=31))  # keyRotation: 30d
+    assert [c for c in kube.writes() if c[1] == "Secret"] == [("replace", "Secret", RING)]
+    second = ring_json(kube)
+    assert second["primary"] == 2
+    assert second["keys"][0] == first["keys"][0]  # material of key 1 untouched
+    assert status(kube)["encryption"]["primaryKeyId"] == 2
+    kube.calls.clear()
+    reconciler(kube).reconcile(KEY, now=T0 + timedelta(days=32))
+    assert [c for c in kube.writes() if c[1] == "Secret"] == []  # never faster than half
+
+
+def test_a_concurrent_change_makes_the_rotation_fail_not_overwrite(kube: FakeKube) -> None:
+    reconciler(kube).reconcile(KEY, now=T0)
+    real_replace = kube.replace
+
+    def racing_replace(obj: Any) -> dict[str, Any]:
+        kube.objects[("Secret", "crm", RING)]["metadata"]["resourceVersion"] = "changed"
+        return real_replace(obj)
+
+    kube.replace = racing_replace  # type: ignore[method-assign]
+    before = copy.deepcopy(kube.objects[("Secret", "crm", RING)]["data"])
+    reconciler(kube).reconcile(KEY, now=T0 + timedelta(days=31))
+    assert kube.objects[("Secret", "crm", RING)]["data"] == before
+
+
+def test_a_failed_read_of_the_ring_creates_nothing_and_says_unknown(kube: FakeKube) -> None:
+    kube.fail_gets["Secret"] = 500
+    reconciler(kube).reconcile(KEY, now=T0)
+    assert not [c for c in kube.writes() if c[1] == "Secret"]
+    assert conditions(kube)["EncryptionKeyReady"] == ("Unknown", "KeyRingUnreadable")
+
+
+def test_a_ring_deleted_after_status_recorded_it_is_never_regenerated(kube: FakeKube) -> None:
+    reconciler(kube).reconcile(KEY, now=T0)
+    del kube.objects[("Secret", "crm", RING)]
+    kube.calls.clear()
+    reconciler(kube).reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert ("create", "Secret", RING) not in kube.calls
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyRingMissing")
+
+
+def test_a_ring_that_exists_already_is_kept_on_conflict(kube: FakeKube) -> None:
+    real_get = kube.get
+    hidden = {"once": True}
+
+    def get_misses_once(kind: str, namespace: str | None, name: str) -> Any:
+        if kind == "Secret" and hidden.pop("once", False):
+            kube.objects.pop(("Secret", namespace, name), None)
+            result = real_get(kind, namespace, name)
+            # Another replica created it between our read and our create.
+            store = parse_store(kube.objects[("PersonalDataStore", *KEY)])
+            reconciler(kube)._create_ring(store, name, T0)
+            return result
+        return real_get(kind, namespace, name)
+
+    kube.get = get_misses_once  # type: ignore[method-assign]
+    reconciler(kube).reconcile(KEY, now=T0)
+    theirs = ring_json(kube)
+    assert theirs["primary"] == 1
+    assert status(kube)["encryption"]["keys"][0]["fingerprint"]  # recorded the ring it found
+    assert [c for c in kube.calls if c[:2] == ("create", "Secret")] == [
+        ("create", "Secret", RING), ("create", "Secret", RING)]
+
+
+def test_a_store_that_breaks_its_policy_gets_a_suspended_cronjob(kube: FakeKube) -> None:
+    kube.objects[("PersonalDataStore", *KEY)]["spec"]["retention"] = "2y"
+    reconciler(kube).reconcile(KEY, now=T0)
+    cronjob = kube.objects[("CronJob", "crm", "dataward-support-inquiries-purge")]
+    assert cronjob["spec"]["suspend"] is True
+    assert conditions(kube)["PolicyCompliant"] == ("False", "RetentionTooLong")
+    assert conditions(kube)["Ready"][0] == "False"
+
+
+def test_lasttransitiontime_moves_only_when_a_status_changes(kube: FakeKube) -> None:
+    reconciler(kube).reconcile(KEY, now=T0)
+    before = {c["type"]: c["lastTransitionTime"] for c in status(kube)["conditions"]}
+    kube.objects[("PersonalDataStore", *KEY)]["spec"]["retention"] = "2y"
+    reconciler(kube).reconcile(KEY, now=T0 + timedelta(hours=1))
+    after = {c["type"]: c["lastTransitionTime"] for c in status(kube)["conditions"]}
+    assert after["NetworkIsolated"] == before["NetworkIsolated"]
+    assert after["PolicyCompliant"] != before["PolicyCompliant"]
