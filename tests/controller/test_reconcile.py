@@ -1,4 +1,4 @@
-"""The reconciler's decisions against an in-memory API: what it writes, and when it writes nothing."""
+"""The reconciler against an in-memory API: what it writes, and when it writes nothing."""
 
 from __future__ import annotations
 
