@@ -445,8 +445,10 @@ def example_stores(control_plane: ControlPlane, chart_operator: OperatorProcess
     try:
         for path in [EXAMPLES / "namespaces.yaml", EXAMPLES / "secrets.yaml",
                      EXAMPLES / "policy.yaml", *store_files]:
+            # test_api applied the same examples under another field manager earlier in the
+            # session: take the fields over, as a GitOps tool adopting objects would.
             control_plane.kubectl("apply", "--server-side", "--field-manager=gitops-e2e",
-                                  "-f", str(path))
+                                  "--force-conflicts", "-f", str(path))
         _stores_ready(control_plane, stores, chart_operator)
         yield stores
     finally:

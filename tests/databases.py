@@ -328,8 +328,14 @@ def _prepare_mariadb(role: str, time_zone: str) -> DatabaseServer:
     data = directory / "data"
     log_path = directory / "server.log"
     user = ["--user=mysql"] if os.geteuid() == 0 else []
+    # A temp directory of its own: two servers initialised at once in the shared /tmp
+    # collide on MariaDB's temporary table names ("Unknown table 'mysql.tmp_user_sys'").
+    tmp = directory / "tmp"
+    tmp.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(tmp, "mysql", "mysql")
     init = subprocess.run(
-        [str(MARIADB_INSTALL_DB), "--no-defaults", *user, f"--datadir={data}",
+        [str(MARIADB_INSTALL_DB), "--no-defaults", *user, f"--datadir={data}", f"--tmpdir={tmp}",
          "--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve"],
         capture_output=True, check=False,
     )  # fmt: skip
@@ -342,7 +348,7 @@ def _prepare_mariadb(role: str, time_zone: str) -> DatabaseServer:
     port = free_port()
     server = DatabaseServer("mysql", role, port, directory, time_zone, log_path=log_path)
     server.command = [
-        str(MARIADBD), "--no-defaults", *user, f"--datadir={data}",
+        str(MARIADBD), "--no-defaults", *user, f"--datadir={data}", f"--tmpdir={tmp}",
         f"--socket={directory / 'mysqld.sock'}", f"--port={port}", "--bind-address=127.0.0.1",
         f"--pid-file={directory / 'mysqld.pid'}", f"--log-error={log_path}",
         f"--default-time-zone={time_zone}", "--skip-name-resolve", "--skip-log-bin",
