@@ -151,3 +151,16 @@ def test_lasttransitiontime_moves_only_when_a_status_changes(kube: FakeKube) -> 
     after = {c["type"]: c["lastTransitionTime"] for c in status(kube)["conditions"]}
     assert after["NetworkIsolated"] == before["NetworkIsolated"]
     assert after["PolicyCompliant"] != before["PolicyCompliant"]
+
+
+def test_a_primary_moved_back_out_of_band_is_reported_not_adopted(kube: FakeKube) -> None:
+    reconciler(kube).reconcile(KEY, now=T0)
+    reconciler(kube).reconcile(KEY, now=T0 + timedelta(days=31))  # rotated: primary 2
+    ring = ring_json(kube)
+    ring["primary"] = 1  # someone rolls the primary back to the old key
+    forged = base64.b64encode(json.dumps(ring).encode()).decode()
+    kube.objects[("Secret", "crm", RING)]["data"]["keyring.json"] = forged
+    reconciler(kube).reconcile(KEY, now=T0 + timedelta(days=31, minutes=1))
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyMaterialChanged")
+    assert status(kube)["encryption"]["primaryKeyId"] == 2  # the record is not rewritten
+    assert kube.objects[("Secret", "crm", RING)]["data"]["keyring.json"] == forged

@@ -59,7 +59,7 @@ def encryption_key_ready(
         )
     ring = observed.ring
     if record is not None:
-        changes = _changes(record, ring)
+        changes = ring_changes(record, ring)
         if changes:
             return Condition(
                 ENCRYPTION_KEY_READY,
@@ -91,7 +91,8 @@ def encryption_key_ready(
     )
 
 
-def _changes(record: KeyRingRecord, ring: KeyRing) -> list[str]:
+def ring_changes(record: KeyRingRecord, ring: KeyRing) -> list[str]:
+    """How `ring` differs from what status recorded: keys gone, material changed, primary back."""
     current = ring.fingerprints()
     changes: list[str] = []
     for key in record.keys:

@@ -18,7 +18,7 @@ from typing import Any
 from dataward.checks.access import access_restricted
 from dataward.checks.conditions import Condition, merge_conditions, ready, transitions
 from dataward.checks.drift import needs_apply
-from dataward.checks.encryption import encryption_key_ready
+from dataward.checks.encryption import encryption_key_ready, ring_changes
 from dataward.checks.network import network_isolated
 from dataward.checks.observed import (
     KeyRingRecord,
@@ -45,7 +45,7 @@ from dataward.model.compliance import Finding, compliance_findings, effective_ke
 from dataward.model.errors import ModelError
 from dataward.model.policy import DEFAULT_KEY_ROTATION, Policy, parse_policy
 from dataward.model.store import Store, parse_store
-from dataward.render import RenderSettings, names_for, render_children
+from dataward.render import RenderSettings, label_value, names_for, render_children
 from dataward.render.key_ring import render_key_ring_metadata
 from dataward.render.labels import STORE_KIND
 from dataward.render.rbac import store_secrets
@@ -66,10 +66,6 @@ class ReconcileSettings:
     reporting_instance: str = "dataward"
     # deletionPolicy: Delete keeps the key ring this long after the store is deleted.
     key_ring_grace_seconds: float = 30 * 24 * 3600
-
-
-def _selector(labels: Mapping[str, str]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
 class Reconciler:
@@ -111,8 +107,6 @@ class Reconciler:
 
     def stores_with_label(self, namespace: str, label: str) -> list[StoreKey]:
         """The stores in `namespace` whose child label value is `label` (names may be hashed)."""
-        from dataward.render.names import label_value
-
         return [
             (namespace, s["metadata"]["name"])
             for s in self.kube.list("PersonalDataStore", namespace)
@@ -198,7 +192,9 @@ class Reconciler:
         meta = raw["metadata"]
         # resourceVersion makes the merge patch a compare-and-swap on the finalizer list.
         self.kube.merge_patch(
-            "PersonalDataStore", meta["namespace"], meta["name"],
+            "PersonalDataStore",
+            meta["namespace"],
+            meta["name"],
             {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}},
         )
 
@@ -212,8 +208,11 @@ class Reconciler:
         assert deleted is not None
         delete_after = deleted + timedelta(seconds=self.settings.key_ring_grace_seconds)
         if now >= delete_after:
-            log.info("grace period over: releasing %s/%s and its key ring", meta["namespace"],
-                     meta["name"])
+            log.info(
+                "grace period over: releasing %s/%s and its key ring",
+                meta["namespace"],
+                meta["name"],
+            )
             finalizers.remove(KEY_RING_FINALIZER)
             self._patch_finalizers(raw, finalizers)
             return
@@ -223,14 +222,32 @@ class Reconciler:
         if encryption.get("scheduledDeletion") == stamp:
             return
         encryption["scheduledDeletion"] = stamp
-        log.info("%s/%s deleted: its key ring is destroyed after %s", meta["namespace"],
-                 meta["name"], stamp)
-        self.kube.merge_patch("PersonalDataStore", meta["namespace"], meta["name"],
-                              {"status": {"encryption": encryption}}, subresource="status")
-        self._event(raw, Condition("EncryptionKeyReady", "True", "KeyRingDeletionScheduled",
-                                   f"The store was deleted under deletionPolicy: Delete; its key "
-                                   f"ring is destroyed after {stamp}. Until then it can be "
-                                   "copied from the Secret to keep data readable."), None, now)
+        log.info(
+            "%s/%s deleted: its key ring is destroyed after %s",
+            meta["namespace"],
+            meta["name"],
+            stamp,
+        )
+        self.kube.merge_patch(
+            "PersonalDataStore",
+            meta["namespace"],
+            meta["name"],
+            {"status": {"encryption": encryption}},
+            subresource="status",
+        )
+        self._event(
+            raw,
+            Condition(
+                "EncryptionKeyReady",
+                "True",
+                "KeyRingDeletionScheduled",
+                f"The store was deleted under deletionPolicy: Delete; its key "
+                f"ring is destroyed after {stamp}. Until then it can be "
+                "copied from the Secret to keep data readable.",
+            ),
+            None,
+            now,
+        )
 
     def reconcile_policy(self, name: str, now: datetime | None = None) -> None:
         """Write a PrivacyPolicy's status: Ready when it parses, and how many stores use it."""
@@ -333,7 +350,7 @@ class Reconciler:
         if observed.ring is None:
             return observed, record, None
         ring = observed.ring
-        if record is not None and not _same_ring(record, ring):
+        if record is not None and ring_changes(record, ring):
             return observed, record, None  # changed out of band: report, never overwrite
         last_rotation = _parse_time(record.last_rotation) if record else None
         # Every recorded key is intact; record the ring as it is now (a rotation whose status
@@ -556,11 +573,6 @@ class Reconciler:
             self.kube.create(event)
         except KubeError as error:
             log.info("event for %s/%s not posted: %s", meta["namespace"], meta["name"], error)
-
-
-def _same_ring(record: KeyRingRecord, ring: KeyRing) -> bool:
-    fingerprints = ring.fingerprints()
-    return all(fingerprints.get(key.id) == key.fingerprint for key in record.keys)
 
 
 def _parse_time(text: str | None) -> datetime | None:
