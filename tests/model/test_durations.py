@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,14 +11,19 @@ from hypothesis import strategies as st
 
 from dataward.model.durations import Duration, add_months, cutoff_for, parse_duration
 from dataward.model.errors import ModelError
-
-ONE_MICROSECOND = timedelta(microseconds=1)
+from tests.expiry import ONE_MICROSECOND, expiry, latest_instants_up_to
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("0d", Duration(0, "d")), ("30d", Duration(30, "d")), ("2w", Duration(2, "w")),
-     ("6mo", Duration(6, "mo")), ("5y", Duration(5, "y")), ("100y", Duration(100, "y"))],
+    [
+        ("0d", Duration(0, "d")),
+        ("30d", Duration(30, "d")),
+        ("2w", Duration(2, "w")),
+        ("6mo", Duration(6, "mo")),
+        ("5y", Duration(5, "y")),
+        ("100y", Duration(100, "y")),
+    ],
 )
 def test_parse_accepts_the_api_forms(text: str, expected: Duration) -> None:
     assert parse_duration(text) == expected
@@ -64,9 +70,25 @@ def test_cutoff_on_the_api_md_example() -> None:
     assert cutoff > add_months(now, -1)
 
 
-def test_cutoff_on_a_last_day_reaches_the_end_of_a_longer_month() -> None:
-    now = datetime(2025, 2, 28, 12, tzinfo=UTC)
-    assert cutoff_for(now, parse_duration("1mo")) == datetime(2025, 1, 31, 12, tzinfo=UTC)
+def test_cutoff_on_a_last_day_never_reaches_into_the_longer_month() -> None:
+    """API.md's example: on Feb 28 00:00 with 1mo a row of Jan 30 12:00 has not expired."""
+    now = datetime(2025, 2, 28, 0, tzinfo=UTC)
+    cutoff = cutoff_for(now, parse_duration("1mo"))
+    assert cutoff == datetime(2025, 1, 28, 0, tzinfo=UTC)
+    assert cutoff < datetime(2025, 1, 30, 12, tzinfo=UTC)
+
+
+def test_cutoff_at_the_last_instant_of_a_short_month_takes_the_whole_longer_month() -> None:
+    now = datetime(2025, 2, 28, 23, 59, 59, 999999, tzinfo=UTC)
+    assert cutoff_for(now, parse_duration("1mo")) == datetime(
+        2025, 1, 31, 23, 59, 59, 999999, tzinfo=UTC
+    )
+
+
+def test_cutoff_of_a_year_from_a_leap_day() -> None:
+    """Feb 29 2024 + 1y lands on Feb 28 2025 at the same time of day."""
+    now = datetime(2025, 2, 28, 6, tzinfo=UTC)
+    assert cutoff_for(now, parse_duration("1y")) == datetime(2024, 2, 28, 6, tzinfo=UTC)
 
 
 def test_cutoff_for_days_is_plain_subtraction() -> None:
@@ -80,17 +102,54 @@ durations = st.builds(
     amount=st.integers(min_value=0, max_value=400),
     unit=st.sampled_from(["d", "w", "mo", "y"]),
 )
-instants = st.datetimes(
-    min_value=datetime(1990, 1, 1), max_value=datetime(2200, 12, 31)
-).map(lambda d: d.replace(tzinfo=UTC))
+instants = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2200, 12, 31)).map(
+    lambda d: d.replace(tzinfo=UTC)
+)
+
+
+def _assert_safe_and_greatest(now: datetime, period: Duration) -> None:
+    cutoff = cutoff_for(now, period)
+    for row in latest_instants_up_to(cutoff):
+        assert expiry(row, period) <= now, f"row {row} deleted before it expired at {now}"
+    # One microsecond later is a row that has not expired: nothing more could be deleted.
+    assert expiry(cutoff + ONE_MICROSECOND, period) > now
 
 
 @given(now=instants, period=durations)
-def test_cutoff_is_the_greatest_expired_instant(now: datetime, period: Duration) -> None:
-    """The definition of API.md: c + period <= now, and one microsecond later it is not."""
-    cutoff = cutoff_for(now, period)
-    assert period.add_to(cutoff) <= now
-    assert period.add_to(cutoff + ONE_MICROSECOND) > now
+def test_cutoff_is_the_greatest_safe_instant(now: datetime, period: Duration) -> None:
+    """API.md: every row at or before the cutoff has expired, and none could be added."""
+    _assert_safe_and_greatest(now, period)
+
+
+def _month_end_nows() -> list[datetime]:
+    """Every hour of the last three and first two days of each month of 2023-2025."""
+    nows = []
+    for year in (2023, 2024, 2025):
+        for month in range(1, 13):
+            last = calendar.monthrange(year, month)[1]
+            first_next = datetime(year, month, last, tzinfo=UTC) + timedelta(days=1)
+            start = datetime(year, month, last - 2, tzinfo=UTC)
+            hour = start
+            while hour < first_next + timedelta(days=2):
+                nows.append(hour)
+                hour += timedelta(hours=1)
+    return nows
+
+
+@pytest.mark.parametrize("period", ["1mo", "2mo", "3mo", "6mo", "11mo", "1y", "4y", "7d", "2w"])
+def test_cutoff_is_never_early_around_month_ends_and_leap_days(period: str) -> None:
+    """The issue's scan: many nows around month ends, leap days and year ends; zero early."""
+    duration = parse_duration(period)
+    for now in _month_end_nows():
+        _assert_safe_and_greatest(now, duration)
+        _assert_safe_and_greatest(now - ONE_MICROSECOND, duration)
+
+
+@given(row=instants, period=durations)
+def test_a_row_is_at_most_a_day_late(row: datetime, period: Duration) -> None:
+    """The largest lateness the safe cutoff allows (README): under one day past expiry."""
+    now = expiry(row, period) + timedelta(days=1) - ONE_MICROSECOND
+    assert cutoff_for(now, period) >= row
 
 
 @given(start=instants, period=durations)
@@ -112,9 +171,18 @@ def test_is_at_most_is_sound(a: Duration, b: Duration, start: datetime) -> None:
 
 @pytest.mark.parametrize(
     ("short", "long", "expected"),
-    [("180d", "6mo", True), ("185d", "6mo", False), ("12mo", "1y", True), ("13mo", "1y", False),
-     ("52w", "1y", True), ("365d", "1y", True), ("366d", "1y", False), ("1y", "365d", False),
-     ("0d", "0d", True), ("1d", "0d", False)],
+    [
+        ("180d", "6mo", True),
+        ("185d", "6mo", False),
+        ("12mo", "1y", True),
+        ("13mo", "1y", False),
+        ("52w", "1y", True),
+        ("365d", "1y", True),
+        ("366d", "1y", False),
+        ("1y", "365d", False),
+        ("0d", "0d", True),
+        ("1d", "0d", False),
+    ],
 )
 def test_is_at_most_examples(short: str, long: str, expected: bool) -> None:
     assert parse_duration(short).is_at_most(parse_duration(long)) is expected

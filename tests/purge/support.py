@@ -9,13 +9,13 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from dataward.model.durations import Duration, add_months, parse_duration
+from dataward.model.durations import Duration, parse_duration
 from dataward.model.policy import parse_policy
 from dataward.model.store import parse_store
 from dataward.purge import mysql, postgres
@@ -199,18 +199,6 @@ def run_cli(
         proc.stderr,
         termination.read_text() if termination.exists() else None,
     )
-
-
-def is_expired(trigger: datetime, period: Duration, now: datetime) -> bool:
-    """The API's definition, independently: expired when `trigger + period <= now`.
-
-    Calendar periods go through add_months (never cutoff_for, the thing under test).
-    """
-    if period.unit in ("mo", "y"):
-        end = add_months(trigger, period.amount * (12 if period.unit == "y" else 1))
-    else:
-        end = trigger + timedelta(days=period.amount * (7 if period.unit == "w" else 1))
-    return end <= now
 
 
 def instant(value: datetime | date | None) -> datetime | None:

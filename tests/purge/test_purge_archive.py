@@ -9,7 +9,8 @@ import pytest
 
 from dataward.model.durations import parse_duration
 from tests.databases import DatabaseServer, DatabaseServers, free_port
-from tests.purge.support import is_expired, run_cli, run_purge, server_time, store_doc, unique
+from tests.expiry import is_safely_expired
+from tests.purge.support import run_cli, run_purge, server_time, store_doc, unique
 from tests.purge.tables import count, create_table, insert_rows, read_rows
 
 pytestmark = pytest.mark.db
@@ -56,7 +57,7 @@ def _check_lossless(
         if i in now_archive:
             assert now_archive[i] == row, f"archived copy of {i} differs"
         else:
-            assert archive_now is not None and is_expired(ts, STATUTE, archive_now), (
+            assert archive_now is not None and is_safely_expired(ts, STATUTE, archive_now), (
                 f"row {i} is gone from live and not in the archive"
             )
 
@@ -81,14 +82,18 @@ def test_statutory_rows_move_to_the_archive_and_expire_there(
     assert result.result == "Succeeded", result.message
     now = server_time(result)
     moved = {
-        i for i, (ts, _) in before.items() if ts is not None and is_expired(ts, RETENTION, now)
+        i
+        for i, (ts, _) in before.items()
+        if ts is not None and is_safely_expired(ts, RETENTION, now)
     }
     assert set(before) - set(read_rows(live, table)) == moved
     assert result.rows_deleted == len(moved) == 50
     assert result.rows_archived == 50
     expected_archive = {**archived_before, **{i: before[i] for i in moved}}
     assert result.archive_cutoff is not None
-    gone = {i for i, (ts, _) in expected_archive.items() if ts and is_expired(ts, STATUTE, now)}
+    gone = {
+        i for i, (ts, _) in expected_archive.items() if ts and is_safely_expired(ts, STATUTE, now)
+    }
     assert gone == {9000, 1000, 1001, 1002, 1003, 1004}
     assert read_rows(archive, table) == {i: r for i, r in expected_archive.items() if i not in gone}
     assert result.tables[0].archive_rows_destroyed == len(gone)
@@ -190,9 +195,9 @@ def test_crash_at_each_step_loses_and_duplicates_nothing(
     now = datetime.fromisoformat(result["serverTime"].replace("Z", "+00:00"))
     _check_lossless(live, archive, table, before, now)
     remaining = read_rows(live, table)
-    assert all(ts is None or not is_expired(ts, RETENTION, now) for ts, _ in remaining.values()), (
-        "expired rows remain after the re-run"
-    )
+    assert all(
+        ts is None or not is_safely_expired(ts, RETENTION, now) for ts, _ in remaining.values()
+    ), "expired rows remain after the re-run"
     assert len(remaining) == 4 + 2
     assert set(read_rows(archive, table)) == set(range(1, 36))
     assert rerun.termination == rerun.stdout.strip().splitlines()[-1]

@@ -6,13 +6,15 @@ months through add_months), with `now` the live server clock the run reports.
 
 from __future__ import annotations
 
+import calendar
 from datetime import UTC, datetime
 
 import pytest
 
 from dataward.purge.sql import Session
 from tests.databases import DatabaseServers
-from tests.purge.support import is_expired, period_of, run_purge, server_time, store_doc, unique
+from tests.expiry import is_expired, is_safely_expired
+from tests.purge.support import period_of, run_purge, server_time, store_doc, unique
 from tests.purge.tables import CASES, create_table, read_rows, seed, seed_instants
 
 pytestmark = pytest.mark.db
@@ -42,7 +44,7 @@ def test_deletes_exactly_what_the_oracle_says(
     assert result.result == "Succeeded", result.message
     now = server_time(result)
     expected = {
-        i for i, (ts, _) in before.items() if ts is not None and is_expired(ts, period, now)
+        i for i, (ts, _) in before.items() if ts is not None and is_safely_expired(ts, period, now)
     }
     after = read_rows(live, table)
     assert set(before) - set(after) == expected
@@ -56,6 +58,9 @@ def test_deletes_exactly_what_the_oracle_says(
 FAKE_NOWS = [
     # (server clock, category): month ends and leap days, where `now - period` is wrong.
     (datetime(2025, 3, 31, 12, 0, tzinfo=UTC), "monthly"),
+    # The case: a row of Jan 30 12:00 expires at Feb 28 12:00, not at 00:00.
+    (datetime(2025, 2, 28, 0, 0, tzinfo=UTC), "monthly"),
+    (datetime(2024, 4, 30, 6, 0, tzinfo=UTC), "monthly"),
     (datetime(2024, 3, 31, 0, 0, tzinfo=UTC), "monthly"),
     (datetime(2024, 2, 29, 12, 0, tzinfo=UTC), "support"),
     (datetime(2025, 2, 28, 23, 59, 59, 999999, tzinfo=UTC), "support"),
@@ -73,7 +78,16 @@ def test_month_end_cutoffs_on_every_column_type(
     period = period_of(category)
     table = unique(f"monthend_{kind}")
     create_table(live, table, kind)
-    seed(live, table, kind, seed_instants(fake_now, period))
+    # The ragged rows: the last days of each month before now, every six hours, whichever
+    # way seed_instants aims (it uses the code under test only to aim).
+    ragged = [
+        datetime(fake_now.year - back_year, month, day, hour, tzinfo=UTC)
+        for back_year in (0, 1)
+        for month in range(1, 13)
+        for day in range(27, calendar.monthrange(fake_now.year - back_year, month)[1] + 1)
+        for hour in (0, 6, 12, 18)
+    ]
+    seed(live, table, kind, [*seed_instants(fake_now, period), *ragged])
     before = read_rows(live, table)
 
     def pin_clock(session: Session) -> None:
@@ -88,6 +102,11 @@ def test_month_end_cutoffs_on_every_column_type(
 
     assert result.result == "Succeeded", result.message
     expected = {
-        i for i, (ts, _) in before.items() if ts is not None and is_expired(ts, period, fake_now)
+        i
+        for i, (ts, _) in before.items()
+        if ts is not None and is_safely_expired(ts, period, fake_now)
     }
-    assert set(before) - set(read_rows(live, table)) == expected
+    deleted = set(before) - set(read_rows(live, table))
+    early = {i for i in deleted if not is_expired(before[i][0], period, fake_now)}  # type: ignore[arg-type]
+    assert not early, f"rows deleted before their own expiry: {sorted(early)}"
+    assert deleted == expected

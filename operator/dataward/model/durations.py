@@ -115,11 +115,22 @@ def add_months(instant: datetime, months: int) -> datetime:
 
 
 def cutoff_for(now: datetime, period: Duration) -> datetime:
-    """The greatest instant `c` with `c + period <= now`: a record at or before it has expired.
+    """The safe cutoff: the greatest instant `c` such that every row at or before it has expired.
 
-    For days and weeks this is `now - period`. For months the calendar clamps: on 2025-03-31
-    with 1mo every February instant has expired, so the cutoff is February's last microsecond,
-    not `now - 1mo` (2025-02-28 at the same time of day).
+    A row expires at `trigger + period` (API.md). For days and weeks that is monotone, and
+    the cutoff is `now - period`. For months it is not: clamping maps Jan 29-31 all onto
+    Feb 28, so on 2025-02-28T00:00 with 1mo a row of Jan 31 00:00 has expired but one of
+    Jan 30 12:00 has not. Rows of the target month up to now's day and time of day expire in
+    order; a later day clamps onto now's day only when now's day is the last of its month,
+    and then its rows expire by now only once now is that day's last microsecond. So:
+
+    - now's day is past the target month's end: the whole target month has expired;
+    - now is the last microsecond of its month: likewise (every clamped day has landed);
+    - otherwise: the same day and time of day in the target month (2025-02-28T00:00 gives
+      2025-01-28T00:00, never Jan 31).
+
+    A row is therefore deleted less than one day after it expired (the ragged month-end
+    rows wait for the end of the day they land on), never before.
     """
     if not period.is_calendar:
         return now - timedelta(days=period.days)
@@ -127,17 +138,14 @@ def cutoff_for(now: datetime, period: Duration) -> datetime:
     year, month = divmod(index, 12)
     month += 1
     target_days = calendar.monthrange(year, month)[1]
-    now_is_last_day = now.day == calendar.monthrange(now.year, now.month)[1]
-    if now.day > target_days:
-        # Every instant of the target month lands on a day before now's day.
+    now_is_last_instant = (
+        now.day == calendar.monthrange(now.year, now.month)[1]
+        and now.timetz().replace(tzinfo=None) == _LAST_MICROSECOND
+    )
+    if now.day > target_days or now_is_last_instant:
         return datetime.combine(
-            now.date().replace(year=year, month=month, day=target_days),
-            _LAST_MICROSECOND,
-            tzinfo=now.tzinfo,
+            date(year, month, target_days), _LAST_MICROSECOND, tzinfo=now.tzinfo
         )
-    if now_is_last_day:
-        # Days from now.day to the target month's end all clamp onto now's (last) day.
-        return now.replace(year=year, month=month, day=target_days)
     return now.replace(year=year, month=month, day=now.day)
 
 
