@@ -35,6 +35,7 @@ class FakeKube:
         self.calls: list[tuple[str, str, str]] = []
         self.version = 0
         self.fail_gets: dict[str, int] = {}  # kind -> HTTP status to fail every get with
+        self.fail_lists: dict[str, int] = {}  # kind -> HTTP status to fail every list with
 
     def writes(self) -> list[tuple[str, str, str]]:
         """The mutating calls so far."""
@@ -55,9 +56,17 @@ class FakeKube:
         found = self.objects.get((kind, namespace, name))
         return copy.deepcopy(found) if found else None
 
+    def exists(self, kind: str, namespace: str | None, name: str) -> bool:
+        self.calls.append(("get", kind, name))
+        if kind in self.fail_gets:
+            raise KubeError(self.fail_gets[kind], "Internal Server Error", f"get {kind}")
+        return (kind, namespace, name) in self.objects
+
     def list(self, kind: str, namespace: str | None = None,
              label_selector: str | None = None) -> list[dict[str, Any]]:
         self.calls.append(("list", kind, namespace or ""))
+        if kind in self.fail_lists:
+            raise KubeError(self.fail_lists[kind], "Forbidden", f"list {kind}")
         wanted = dict(p.split("=", 1) for p in label_selector.split(",")) if label_selector else {}
         return [
             copy.deepcopy(obj) for (k, ns, _), obj in sorted(self.objects.items(), key=str)

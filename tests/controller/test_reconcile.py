@@ -29,7 +29,18 @@ def kube() -> FakeKube:
     store = copy.deepcopy(samples.STORE)
     del store["metadata"]["uid"]
     fake._store(store)
+    fake._store(CREDENTIALS())
     return fake
+
+
+def CREDENTIALS() -> dict[str, Any]:
+    """The database credentials Secret the sample store names (no real password)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "crm-postgres-purger", "namespace": "crm"},
+        "data": {"username": "cHVyZ2Vy", "password": "eA=="},
+    }
 
 
 def reconciler(kube: FakeKube) -> Reconciler:

@@ -13,6 +13,7 @@ from dataward.checks.observed import (
     RbacSnapshot,
     TrustedSubjects,
 )
+from dataward.render.labels import STORE_LABEL
 
 DEFAULT_TRUSTED = TrustedSubjects()
 _LISTED = 3
@@ -24,6 +25,7 @@ def access_restricted(
     desired: Sequence[Mapping[str, Any]],
     rbac: RbacSnapshot | None,
     trusted: TrustedSubjects = DEFAULT_TRUSTED,
+    neighbours: Sequence[Mapping[str, Any]] | None = (),
 ) -> Condition:
     """Decide AccessRestricted from the namespace's RBAC as read.
 
@@ -31,8 +33,21 @@ def access_restricted(
     rendered. Any other RoleBinding in `namespace`, or any ClusterRoleBinding, whose role
     grants get, list or watch on Secrets that include one of `secret_names` (no
     resourceNames, or one of them; `*` counts) makes this False, unless every subject it
-    binds is part of the platform (`trusted`). `rbac` is None when it could not be read.
+    binds is part of the platform (`trusted`), or it is exactly what Dataward renders for
+    another store of the namespace (`neighbours`: their rendered Roles and RoleBindings;
+    stores may share a database and its credentials Secret, and each declares its own
+    readers). A neighbour's binding or role that was edited is not exactly rendered, so it
+    counts as foreign. `rbac` is None, or `neighbours` None, when it could not be read.
     """
+    if neighbours is None:
+        return Condition(
+            ACCESS_RESTRICTED,
+            "Unknown",
+            "StoresUnreadable",
+            f"The PersonalDataStores of namespace {namespace} could not be listed, so "
+            "bindings Dataward made for them cannot be told from foreign ones; the operator "
+            "retries. Check that it may list personaldatastores.",
+        )
     if rbac is None:
         return Condition(
             ACCESS_RESTRICTED,
@@ -64,10 +79,13 @@ def access_restricted(
         for item in desired
         if item["kind"] == "RoleBinding"
     }
+    declared = _declared_by_neighbours(namespace, neighbours, rbac)
     foreign = [
         (binding, subjects)
         for binding in rbac.bindings
-        if _in_scope(binding, namespace) and (binding.kind, binding.name) not in own
+        if _in_scope(binding, namespace)
+        and (binding.kind, binding.name) not in own
+        and binding.name not in declared
         for subjects in [_untrusted(binding, trusted)]
         if subjects and _reads(binding, rbac, secret_names)
     ]
@@ -87,12 +105,61 @@ def access_restricted(
             f"{described}{more}. Remove those bindings, narrow their roles with "
             "resourceNames, or add the subjects to spec.access.readers.",
         )
+    sharing = sorted(
+        {
+            store
+            for name, store in declared.items()
+            if any(
+                b.name == name and b.kind == "RoleBinding" and _reads(b, rbac, secret_names)
+                for b in rbac.bindings
+            )
+        }
+    )
+    shared = (
+        f" Stores {', '.join(sharing)} share some of these Secrets and declare their own readers."
+        if sharing
+        else ""
+    )
     return Condition(
         ACCESS_RESTRICTED,
         "True",
         "OnlyDeclaredReaders",
-        f"Only spec.access.readers and the purge job can read Secrets {', '.join(secret_names)}.",
+        f"Only spec.access.readers and the purge job can read Secrets "
+        f"{', '.join(secret_names)}.{shared}",
     )
+
+
+def _declared_by_neighbours(
+    namespace: str, neighbours: Sequence[Mapping[str, Any]], rbac: RbacSnapshot
+) -> dict[str, str]:
+    """RoleBinding name -> store, for neighbours' bindings that are in place exactly as rendered.
+
+    A binding counts only when it and the Role it names are both as Dataward renders them for
+    that store: labels can be forged by anyone who may create RoleBindings, content cannot
+    be widened without showing here as foreign.
+    """
+    by_store: dict[str, list[Mapping[str, Any]]] = {}
+    for item in neighbours:
+        store = str((item["metadata"].get("labels") or {}).get(STORE_LABEL, ""))
+        by_store.setdefault(store, []).append(item)
+    declared: dict[str, str] = {}
+    for store, items in by_store.items():
+        missing, drifted = _own_problems(namespace, items, rbac)
+        broken = {label.rsplit("/", 1)[-1] for label in missing + drifted}
+        roles_ok = {
+            item["metadata"]["name"]
+            for item in items
+            if item["kind"] == "Role" and item["metadata"]["name"] not in broken
+        }
+        for item in items:
+            name = item["metadata"]["name"]
+            if (
+                item["kind"] == "RoleBinding"
+                and name not in broken
+                and item["roleRef"]["name"] in roles_ok
+            ):
+                declared[name] = store
+    return declared
 
 
 def _own_problems(

@@ -17,11 +17,14 @@ def encryption_key_ready(
     secret_name: str,
     now: datetime,
     max_age: Duration,
+    not_ours: bool = False,
 ) -> Condition:
-    """Decide EncryptionKeyReady; a ring that vanished or changed is never called ready.
+    """Decide EncryptionKeyReady; a ring that vanished, changed or was planted is never ready.
 
     `record` is what status recorded about the ring; its fingerprints are how a ring that
-    was replaced out of band is told apart from one the operator rotated.
+    was replaced out of band is told apart from one the operator rotated. `not_ours`: a
+    Secret of the ring's name exists that the operator cannot prove it created (see
+    `is_ours`), and the store does not ask to adopt it.
     """
     if observed.presence == "unknown":
         return Condition(
@@ -48,6 +51,18 @@ def encryption_key_ready(
             "KeyRingMissing",
             f"Secret {secret_name} does not exist yet; the operator creates it. If this "
             "persists, check the operator's logs.",
+        )
+    if not_ours:
+        return Condition(
+            ENCRYPTION_KEY_READY,
+            "False",
+            "KeyRingNotCreatedByOperator",
+            f"Secret {secret_name} exists but the operator did not create it (its keys match "
+            "no fingerprint recorded in this store's status), so it is neither used nor "
+            "changed: whoever made it may know its keys. Delete it and the operator creates "
+            "a new ring; or, if it is this store's ring restored from a backup, set "
+            "spec.encryption.adoptExistingKeyRing: true (only someone who may read the Secret "
+            "can).",
         )
     if observed.ring is None:
         return Condition(
@@ -89,6 +104,23 @@ def encryption_key_ready(
         f"{secret_name} was created {format_time(primary.created)}; it is rotated by "
         f"{format_time(expires)}.",
     )
+
+
+def is_ours(record: KeyRingRecord | None, ring: KeyRing | None) -> bool:
+    """True when status proves the operator made `ring`: it recorded these very keys.
+
+    The operator records a ring's fingerprints in status before it creates the Secret, so a
+    Secret planted under the ring's name (before the store existed, or in the moment before
+    the create, which then gets a 409) never matches. A record of keys the ring has since
+    outgrown by rotation still proves it; keys changed or gone are `ring_changes`.
+    """
+    if record is None or ring is None:
+        return False
+    current = ring.fingerprints()
+    if record.pending:
+        recorded = {key.id: key.fingerprint for key in record.keys}
+        return current == recorded
+    return any(current.get(key.id) == key.fingerprint for key in record.keys)
 
 
 def ring_changes(record: KeyRingRecord, ring: KeyRing) -> list[str]:

@@ -7,24 +7,50 @@ from typing import Any
 
 from dataward.checks.conditions import NETWORK_ISOLATED, Condition
 from dataward.checks.observed import ObservedObject
+from dataward.render.labels import STORE_LABEL
 
 
 def network_isolated(
     desired: Mapping[str, Any],
     observed: ObservedObject,
-    other_policies: Sequence[Mapping[str, Any]] = (),
+    other_policies: Sequence[Mapping[str, Any]] | None = (),
     workload_pod_labels: Sequence[Mapping[str, str]] = (),
+    neighbours: Sequence[Mapping[str, Any]] | None = (),
+    other_policies_error: str | None = None,
 ) -> Condition:
     """Compare the live NetworkPolicy with the rendered one and look for wider policies.
 
-    NetworkPolicies add up: another policy that selects the workload pods and admits peers
-    or ports the store does not declare widens its ingress, so it makes this False.
-    `other_policies` are the other NetworkPolicies of the store's namespace;
+    NetworkPolicies add up, so the pods' effective ingress is the union of every policy
+    selecting them. Stores may share pods (one database, several tables and categories):
+    `neighbours` are the NetworkPolicies Dataward renders for the namespace's other stores.
+    A neighbour's policy that is in place exactly as rendered and selects these pods declares
+    its store's peers; every other policy selecting the pods must admit nothing beyond the
+    union of the declared peers and ports, or this is False. `other_policies` are the other
+    NetworkPolicies of the namespace (None, with `other_policies_error`, when the LIST
+    failed; `neighbours` None when the stores could not be listed: both make this Unknown);
     `workload_pod_labels` the labels of the workload pods, when the controller read them
     (else the workload selector's own labels stand in for them).
     """
     name = desired["metadata"]["name"]
     namespace = desired["metadata"]["namespace"]
+    if other_policies is None:
+        return Condition(
+            NETWORK_ISOLATED,
+            "Unknown",
+            "NetworkPoliciesUnreadable",
+            f"The NetworkPolicies of namespace {namespace} could not be listed "
+            f"({other_policies_error or 'error'}), so a wider policy may admit more than the "
+            "store declares; the operator retries. Check that it may list networkpolicies.",
+        )
+    if neighbours is None:
+        return Condition(
+            NETWORK_ISOLATED,
+            "Unknown",
+            "StoresUnreadable",
+            f"The PersonalDataStores of namespace {namespace} could not be listed, so "
+            "policies Dataward made for them cannot be told from foreign ones; the operator "
+            "retries. Check that it may list personaldatastores.",
+        )
     if observed.presence == "unknown":
         return Condition(
             NETWORK_ISOLATED,
@@ -51,12 +77,21 @@ def network_isolated(
             "of editing the NetworkPolicy.",
         )
     selectors = _workload_labels(desired["spec"]["podSelector"], workload_pod_labels)
-    wider = [
+    rendered = {p["metadata"]["name"]: p for p in neighbours}
+    selecting = [
         policy
         for policy in other_policies
-        if (policy.get("metadata") or {}).get("name") != name
-        and _selects_any(policy, selectors)
-        and _admits_more(policy, desired["spec"])
+        if (policy.get("metadata") or {}).get("name") != name and _selects_any(policy, selectors)
+    ]
+    sharing = [
+        policy
+        for policy in selecting
+        if (twin := rendered.get(str((policy.get("metadata") or {}).get("name"))))
+        and policy.get("spec") == twin["spec"]
+    ]
+    declared = [desired["spec"], *(policy["spec"] for policy in sharing)]
+    wider = [
+        policy for policy in selecting if policy not in sharing and _admits_more(policy, declared)
     ]
     if wider:
         names = ", ".join(f"{namespace}/{(p.get('metadata') or {}).get('name')}" for p in wider[:5])
@@ -69,12 +104,22 @@ def network_isolated(
             "ports the store does not declare: narrow its podSelector, or add those peers to "
             "spec.network.allowFrom if they should reach the data.",
         )
+    stores = sorted(
+        str((p["metadata"].get("labels") or {}).get(STORE_LABEL, p["metadata"]["name"]))
+        for p in sharing
+    )
+    shared = (
+        f" The workload pods are shared with stores {', '.join(stores)}: their ingress is the "
+        "union of what those stores declare."
+        if stores
+        else ""
+    )
     return Condition(
         NETWORK_ISOLATED,
         "True",
         "Isolated",
         f"NetworkPolicy {namespace}/{name} admits only spec.network.allowFrom and the purge "
-        "pods, on the workload's ports.",
+        f"pods, on the workload's ports.{shared}",
     )
 
 
@@ -97,13 +142,14 @@ def _selects_any(policy: Mapping[str, Any], pods: Sequence[Mapping[str, str]]) -
     return any(selector_matches(selector, labels) for labels in pods)
 
 
-def _admits_more(policy: Mapping[str, Any], ours: Mapping[str, Any]) -> bool:
+def _admits_more(policy: Mapping[str, Any], declared: Sequence[Mapping[str, Any]]) -> bool:
     spec = policy.get("spec") or {}
     types = spec.get("policyTypes") or ["Ingress"]
     if "Ingress" not in types:
         return False
-    our_peers = [peer for rule in ours["ingress"] for peer in rule.get("from") or ()]
-    our_ports = [port for rule in ours["ingress"] for port in rule.get("ports") or ()]
+    rules = [rule for ours in declared for rule in ours.get("ingress") or ()]
+    our_peers = [peer for rule in rules for peer in rule.get("from") or ()]
+    our_ports = [port for rule in rules for port in rule.get("ports") or ()]
     for rule in spec.get("ingress") or ():
         peers = rule.get("from") or []
         ports = rule.get("ports") or []

@@ -41,6 +41,27 @@ class ObservedObject:
 
 
 @dataclass(frozen=True)
+class Listing:
+    """A LIST as read: its items, or the error that kept the operator from reading it.
+
+    A failed LIST is never an empty one: a check that needs it says Unknown.
+    """
+
+    items: tuple[Mapping[str, Any], ...] = field(default=(), hash=False)
+    error: str | None = None
+
+    @classmethod
+    def of(cls, items: Iterable[Mapping[str, Any]]) -> Listing:
+        """The LIST succeeded with these items."""
+        return cls(tuple(items))
+
+    @classmethod
+    def failed(cls, error: str) -> Listing:
+        """The LIST failed; `error` says how (no object content)."""
+        return cls((), error)
+
+
+@dataclass(frozen=True)
 class ObservedKeyRing:
     """The key ring Secret as read: a parsed ring, absent, unknown, or present but invalid."""
 
@@ -84,13 +105,21 @@ class KeyRingRecord:
     primary_id: int
     keys: tuple[KeyRecord, ...]
     last_rotation: str | None = None
+    # Recorded before the operator creates the ring, so that the Secret it then finds can be
+    # proven to be its own (same fingerprints) and not one planted under the ring's name.
+    pending: bool = False
 
     @classmethod
     def from_ring(
-        cls, ring: KeyRing, secret_name: str, last_rotation: datetime | None = None
+        cls,
+        ring: KeyRing,
+        secret_name: str,
+        last_rotation: datetime | None = None,
+        pending: bool = False,
     ) -> KeyRingRecord:
         """The record of `ring` as status keeps it."""
         return cls(
+            pending=pending,
             secret_name=secret_name,
             primary_id=ring.primary,
             keys=tuple(
@@ -117,6 +146,7 @@ class KeyRingRecord:
             primary_id=int(encryption["primaryKeyId"]),
             keys=keys,
             last_rotation=str(last) if last else None,
+            pending=encryption.get("pending") is True,
         )
 
     def to_status(self, next_rotation: datetime | None) -> dict[str, Any]:
@@ -134,6 +164,8 @@ class KeyRingRecord:
         }
         if self.last_rotation:
             status["lastRotation"] = self.last_rotation
+        if self.pending:
+            status["pending"] = True
         return status
 
 
@@ -273,6 +305,20 @@ class RbacSnapshot:
             tuple(ObservedRole.from_api(obj) for obj in roles),
         )
 
+    def with_objects(self, objects: Iterable[Mapping[str, Any]]) -> RbacSnapshot:
+        """This snapshot with `objects` (Roles, RoleBindings as written) in place of theirs."""
+        written = list(objects)
+        bindings = [ObservedBinding.from_api(o) for o in written if "Binding" in o["kind"]]
+        roles = [ObservedRole.from_api(o) for o in written if "Binding" not in o["kind"]]
+        replaced_b = {(b.kind, b.namespace, b.name) for b in bindings}
+        replaced_r = {(r.kind, r.namespace, r.name) for r in roles}
+        return RbacSnapshot(
+            tuple(b for b in self.bindings if (b.kind, b.namespace, b.name) not in replaced_b)
+            + tuple(bindings),
+            tuple(r for r in self.roles if (r.kind, r.namespace, r.name) not in replaced_r)
+            + tuple(roles),
+        )
+
     def role_for(self, binding: ObservedBinding) -> ObservedRole | None:
         """The Role or ClusterRole a binding refers to, or None when it does not exist."""
         for role in self.roles:
@@ -283,31 +329,51 @@ class RbacSnapshot:
         return None
 
 
-_SYSTEM_USERS_NOT_TRUSTED = frozenset({"system:anonymous"})
-
-
 @dataclass(frozen=True)
 class TrustedSubjects:
     """Subjects whose access to Secrets is the platform's, not a breach of the store's.
 
-    Every cluster binds cluster-admin to `system:masters` and gives its controllers (users
-    `system:kube-controller-manager` etc., ServiceAccounts in kube-system) access to all
-    Secrets; the operator itself gets Secrets too. Groups such as `system:authenticated` or
-    `system:serviceaccounts` are never trusted.
+    An explicit, short list (the chart's `trustedSubjects`), never a pattern such as "every
+    `system:` user": a RoleBinding to User `system:evil` is as foreign as one to `mallory`.
+    The default names what every cluster has: `system:masters` (cluster-admin), the
+    controller manager's user, and the ServiceAccounts of kube-system (the controllers run
+    under them with --use-service-account-credentials). The operator's own ServiceAccount is
+    added by the operator. `name` "*" on a ServiceAccount means every account of that
+    namespace; nothing else takes wildcards.
     """
 
     groups: frozenset[str] = frozenset({"system:masters"})
-    namespaces: frozenset[str] = frozenset({"kube-system"})
-    service_accounts: frozenset[tuple[str, str]] = frozenset()
-    system_users: bool = True
+    users: frozenset[str] = frozenset({"system:kube-controller-manager"})
+    service_accounts: frozenset[tuple[str, str]] = frozenset({("kube-system", "*")})
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> TrustedSubjects:
+        """From `Group:<name>`, `User:<name>` and `ServiceAccount:<namespace>/<name>` entries."""
+        groups: set[str] = set()
+        users: set[str] = set()
+        accounts: set[tuple[str, str]] = set()
+        for entry in entries:
+            kind, _, name = entry.partition(":")
+            if not name:
+                raise ValueError(f"trusted subject {entry!r} is not Kind:name")
+            if kind == "Group":
+                groups.add(name)
+            elif kind == "User":
+                users.add(name)
+            elif kind == "ServiceAccount" and "/" in name:
+                namespace, _, account = name.partition("/")
+                accounts.add((namespace, account))
+            else:
+                raise ValueError(
+                    f"trusted subject {entry!r}: write Group:<name>, User:<name> or "
+                    "ServiceAccount:<namespace>/<name>"
+                )
+        return cls(frozenset(groups), frozenset(users), frozenset(accounts))
 
     def with_service_account(self, namespace: str, name: str) -> TrustedSubjects:
         """These subjects plus one ServiceAccount (the operator's own)."""
         return TrustedSubjects(
-            self.groups,
-            self.namespaces,
-            self.service_accounts | {(namespace, name)},
-            self.system_users,
+            self.groups, self.users, self.service_accounts | {(namespace, name)}
         )
 
     def trusts(self, subject: BindingSubject) -> bool:
@@ -322,15 +388,14 @@ class TrustedSubjects:
                     ":"
                 )
                 return self._trusts_account(namespace, name)
-            return (
-                self.system_users
-                and subject.name.startswith("system:")
-                and subject.name not in _SYSTEM_USERS_NOT_TRUSTED
-            )
+            return subject.name in self.users
         return False
 
     def _trusts_account(self, namespace: str, name: str) -> bool:
-        return namespace in self.namespaces or (namespace, name) in self.service_accounts
+        return (namespace, name) in self.service_accounts or (
+            namespace,
+            "*",
+        ) in self.service_accounts
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 from dataward.checks.conditions import PURGE_SCHEDULED, PURGE_SUCCEEDED, Condition, as_reason
 from dataward.checks.drift import matches
 from dataward.checks.observed import LastPurge, ObservedObject
+from dataward.checks.purge_runs import StuckRun
 from dataward.model.compliance import Finding
 
 
@@ -71,8 +73,36 @@ def purge_scheduled(
     )
 
 
-def purge_succeeded(last: LastPurge | None) -> Condition:
-    """True when the last purge run finished without error (or none has run yet)."""
+def purge_succeeded(
+    last: LastPurge | None,
+    runs_error: str | None = None,
+    stuck: StuckRun | None = None,
+    deadline: timedelta | None = None,
+) -> Condition:
+    """True when the last purge run finished without error (or none has run yet).
+
+    `runs_error` says the purge Jobs (or the pods of the last one) could not be listed: then
+    nothing is known. `stuck` is a run still going long past its deadline.
+    """
+    if runs_error is not None:
+        return Condition(
+            PURGE_SUCCEEDED,
+            "Unknown",
+            "PurgeRunsUnreadable",
+            f"The purge Jobs of the store could not be read ({runs_error}); whether the last "
+            "run succeeded is unknown. The operator retries; check that it may list jobs and "
+            "pods in this namespace.",
+        )
+    if stuck is not None:
+        limit = f" (its deadline is {int(deadline.total_seconds())}s)" if deadline else ""
+        return Condition(
+            PURGE_SUCCEEDED,
+            "False",
+            "PurgeRunStuck",
+            f"Purge Job {stuck.job_name} started {stuck.started} and has not finished{limit}: "
+            "read its pod's events and logs (a pod that never starts, a database that hangs); "
+            "delete the Job to let the next scheduled run start.",
+        )
     if last is None:
         # Nothing has failed: the first run happens on schedule, and PurgeScheduled
         # already says whether one will.

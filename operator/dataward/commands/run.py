@@ -7,6 +7,7 @@ import json
 import logging
 import os
 
+from dataward.checks.observed import TrustedSubjects
 from dataward.controller.operator import OperatorSettings, run_with_leader_election
 from dataward.controller.reconcile import ReconcileSettings
 from dataward.render import RenderSettings
@@ -56,6 +57,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=env("DATAWARD_SERVICE_ACCOUNT"),
         help="NAMESPACE/NAME of the operator's own ServiceAccount, whose access "
         "to Secrets AccessRestricted does not count against a store",
+    )
+    parser.add_argument(
+        "--trusted-subject",
+        action="append",
+        metavar="KIND:NAME",
+        help="a subject whose access to Secrets is the platform's, not a breach: "
+        "Group:NAME, User:NAME or ServiceAccount:NAMESPACE/NAME (NAME * for every account "
+        "of the namespace); repeat for each. Given at all, these replace the default "
+        "(Group:system:masters, User:system:kube-controller-manager, "
+        "ServiceAccount:kube-system/*)",
     )
     parser.add_argument(
         "--metrics-port",
@@ -118,6 +129,9 @@ def run(args: argparse.Namespace) -> int:
         reconcile=ReconcileSettings(
             render=RenderSettings(image=args.image, time_zone=args.time_zone),
             operator_service_account=account,
+            trusted_subjects=TrustedSubjects.parse(args.trusted_subject)
+            if args.trusted_subject
+            else TrustedSubjects(),
             key_ring_grace_seconds=args.key_ring_grace_seconds,
             reporting_instance=identity or "dataward",
         ),

@@ -17,6 +17,8 @@ from kubernetes.client.exceptions import ApiException
 from dataward.controller.metrics import WRITES
 
 FIELD_MANAGER = "dataward"
+# Asks the API server for PartialObjectMetadata: the object's metadata, without its data.
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 
 @dataclass(frozen=True)
@@ -97,13 +99,14 @@ class Kube:
         body: Any = None,
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
         what: str,
     ) -> dict[str, Any]:
         method_, url, headers, payload, _ = self.api.param_serialize(
             method,
             path,
             query_params=query or [],
-            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            header_params={"Content-Type": content_type, "Accept": accept},
             body=body,
             auth_settings=["BearerToken"],
         )
@@ -127,6 +130,24 @@ class Kube:
             if error.status == 404:
                 return None
             raise
+
+    def exists(self, kind: str, namespace: str | None, name: str) -> bool:
+        """Whether the object exists, reading only its metadata (never a Secret's data).
+
+        False on a confirmed 404; any other failure raises KubeError.
+        """
+        try:
+            self._call(
+                "GET",
+                RESOURCES[kind].path(namespace, name),
+                accept=METADATA_ONLY,
+                what=f"get {kind}",
+            )
+        except KubeError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
 
     def list(
         self, kind: str, namespace: str | None = None, label_selector: str | None = None

@@ -1,7 +1,13 @@
-"""One level-triggered reconcile of a store: read, decide (pure), write only what differs.
+"""One level-triggered reconcile of a store: observe, decide (pure), act only on differences.
 
 Create, update, resume, policy changes, child drift and the periodic resync all end here;
 nothing depends on the difference between "created" and "updated".
+
+`observe` reads everything a store's verdict depends on, once, into a `StoreSnapshot` whose
+every part is either what was read or the error that kept it from being read. The children
+are rendered (pure), applied where they differ (the thin act), and the conditions are judged
+(pure, `judge`) from the snapshot and what the act left in place. A part that could not be
+read makes the conditions that depend on it Unknown: a failed read is never "nothing there".
 """
 
 from __future__ import annotations
@@ -18,21 +24,32 @@ from typing import Any
 from dataward.checks.access import access_restricted
 from dataward.checks.conditions import Condition, merge_conditions, ready, transitions
 from dataward.checks.drift import needs_apply
-from dataward.checks.encryption import encryption_key_ready, ring_changes
+from dataward.checks.encryption import encryption_key_ready, is_ours, ring_changes
 from dataward.checks.network import network_isolated
 from dataward.checks.observed import (
     KeyRingRecord,
     LastPurge,
+    Listing,
     ObservedKeyRing,
     ObservedObject,
+    Presence,
     RbacSnapshot,
     TrustedSubjects,
 )
 from dataward.checks.policy import policy_compliant
 from dataward.checks.purge import purge_scheduled, purge_succeeded
+from dataward.checks.purge_runs import (
+    JOB_NAME_LABEL,
+    StuckRun,
+    finished,
+    last_purge_status,
+    newest_finished,
+    owned_by,
+    result_record,
+    stuck_run,
+)
 from dataward.controller.kube import Kube, KubeError
 from dataward.controller.metrics import KEY_AGE, RECONCILES, TIME_TO_READY, record_status
-from dataward.controller.purge_results import last_purge_from_jobs
 from dataward.keys.ring import (
     KeyRing,
     append_only_violations,
@@ -42,13 +59,22 @@ from dataward.keys.ring import (
     serialise,
 )
 from dataward.model.compliance import Finding, compliance_findings, effective_key_rotation
+from dataward.model.durations import Duration
 from dataward.model.errors import ModelError
 from dataward.model.policy import DEFAULT_KEY_ROTATION, Policy, parse_policy
 from dataward.model.store import Store, parse_store
 from dataward.render import RenderSettings, label_value, names_for, render_children
 from dataward.render.key_ring import render_key_ring_metadata
-from dataward.render.labels import STORE_KIND
-from dataward.render.rbac import store_secrets
+from dataward.render.labels import STORE_KIND, store_selector
+from dataward.render.network import render_network_policy
+from dataward.render.rbac import (
+    credentials_secrets,
+    render_purge_binding,
+    render_purge_role,
+    render_reader_binding,
+    render_reader_role,
+    store_secrets,
+)
 
 log = logging.getLogger("dataward.reconcile")
 
@@ -63,6 +89,8 @@ class ReconcileSettings:
     render: RenderSettings = field(default_factory=RenderSettings)
     # The operator's own identity reads Secrets by design; it is not a foreign reader.
     operator_service_account: tuple[str, str] | None = None
+    # Whose access to Secrets is the platform's (the chart's trustedSubjects).
+    trusted_subjects: TrustedSubjects = field(default_factory=TrustedSubjects)
     reporting_instance: str = "dataward"
     # deletionPolicy: Delete keeps the key ring this long after the store is deleted.
     key_ring_grace_seconds: float = 30 * 24 * 3600
@@ -79,7 +107,7 @@ class Reconciler:
         self.kube = kube
         self.settings = settings
         self.namespaces = namespaces
-        trusted = TrustedSubjects()
+        trusted = settings.trusted_subjects
         if settings.operator_service_account:
             trusted = trusted.with_service_account(*settings.operator_service_account)
         self.trusted = trusted
@@ -137,7 +165,6 @@ class Reconciler:
         if raw["metadata"].get("deletionTimestamp"):
             self._finish_deletion(raw, now)
             return
-        old_status: Mapping[str, Any] = raw.get("status") or {}
         generation = int(raw["metadata"].get("generation") or 0)
         try:
             store = parse_store(raw)
@@ -155,24 +182,73 @@ class Reconciler:
             )
             return
         self._keep_grace_finalizer(raw, store.deletion_policy == "Delete")
-        policy, policy_finding = self._read_policy(store.policy)
-        findings = [policy_finding] if policy_finding else compliance_findings(store, policy)
 
-        desired = render_children(store, policy, self.settings.render)
-        observed = {(c["kind"], c["metadata"]["name"]): self._apply(c) for c in desired}
+        snapshot = self._observe(store, raw)
+        desired = render_children(store, snapshot.policy, self.settings.render)
+        if snapshot.credentials_missing():
+            desired = [_suspended(c) if c["kind"] == "CronJob" else c for c in desired]
+        applied = {
+            (c["kind"], c["metadata"]["name"]): self._act_on_child(c, snapshot)
+            for c in desired
+        }
         self._prune_reader_binding(store, desired)
+        ring = self._key_ring(store, snapshot, now)
+        runs = self._purge_runs(store, applied, now)
 
-        ring_state, record, next_rotation = self._key_ring(store, policy, old_status, now)
-        last = last_purge_from_jobs(self.kube, store)
-        conditions = self._conditions(
-            store, policy, findings, desired, observed, ring_state, record, last, now
-        )
+        conditions = judge(snapshot, desired, applied, ring, runs, self.trusted, self.settings, now)
         extra: dict[str, Any] = {}
-        if record is not None:
-            extra["encryption"] = record.to_status(next_rotation)
-        if last is not None:
-            extra["lastPurge"] = last
+        if ring.record is not None:
+            extra["encryption"] = ring.record.to_status(ring.next_rotation)
+        if runs.last is not None:
+            extra["lastPurge"] = runs.last
         self._write_status(raw, conditions, extra, now, generation)
+
+    def _observe(self, store: Store, raw: Mapping[str, Any]) -> StoreSnapshot:
+        """Read what the store's verdict depends on; each failed read is kept as its error."""
+        policy, finding, policy_error = self._read_policy(store.policy)
+        neighbours: tuple[Store, ...] | None
+        try:
+            neighbours = tuple(
+                parsed
+                for item in self.kube.list("PersonalDataStore", store.namespace)
+                if item["metadata"]["name"] != store.name
+                for parsed in [_parse_or_none(item)]
+                if parsed is not None
+            )
+        except KubeError as error:
+            log.info("stores of %s unreadable: %s", store.namespace, error)
+            neighbours = None
+        try:
+            policies = Listing.of(
+                p
+                for p in self.kube.list("NetworkPolicy", store.namespace)
+                if p["metadata"]["name"] != names_for(store.name).network_policy
+            )
+        except KubeError as error:
+            policies = Listing.failed(f"HTTP {error.status}")
+        credentials = tuple(
+            (secret, self._presence("Secret", store.namespace, secret))
+            for secret in credentials_secrets(store)
+        )
+        return StoreSnapshot(
+            store=store,
+            policy=policy,
+            policy_finding=finding,
+            policy_error=policy_error,
+            neighbours=neighbours,
+            network_policies=policies,
+            rbac=self._rbac(store.namespace),
+            credentials=credentials,
+            record=KeyRingRecord.from_status(raw.get("status") or {}),
+        )
+
+    def _presence(self, kind: str, namespace: str, name: str) -> Presence:
+        """Whether an object exists, reading its metadata only (a Secret's data is not read)."""
+        try:
+            return "present" if self.kube.exists(kind, namespace, name) else "absent"
+        except KubeError as error:
+            log.info("%s %s/%s unreadable: %s", kind, namespace, name, error)
+            return "unknown"
 
     # deletionPolicy: Delete destroys the key ring only after a grace period. The ring is owned
     # by the store, so the store is held by a finalizer until the grace period has passed;
@@ -287,25 +363,37 @@ class Reconciler:
         except Exception:
             log.exception("status of PrivacyPolicy %s not written (will retry)", name)
 
-    def _read_policy(self, name: str) -> tuple[Policy | None, Finding | None]:
-        raw = self.kube.get("PrivacyPolicy", None, name)
-        if raw is None:
-            return None, None
+    def _read_policy(self, name: str) -> tuple[Policy | None, Finding | None, str | None]:
+        """The policy, a finding when it does not parse, or the error of a failed read."""
         try:
-            return parse_policy(raw), None
+            raw = self.kube.get("PrivacyPolicy", None, name)
+        except KubeError as error:
+            return None, None, f"HTTP {error.status}"
+        if raw is None:
+            return None, None, None
+        try:
+            return parse_policy(raw), None, None
         except ModelError as error:
-            return None, Finding(
-                "PolicyInvalid",
-                f"PrivacyPolicy {name!r} cannot be read ({error.path}: "
-                f"{error.message}); fix the policy.",
-                "spec.policy",
+            return (
+                None,
+                Finding(
+                    "PolicyInvalid",
+                    f"PrivacyPolicy {name!r} cannot be read ({error.path}: "
+                    f"{error.message}); fix the policy.",
+                    "spec.policy",
+                ),
+                None,
             )
 
-    def _apply(self, child: Mapping[str, Any]) -> ObservedObject:
+    def _act_on_child(self, child: Mapping[str, Any], snapshot: StoreSnapshot) -> ObservedObject:
+        """Read a child and apply it where it differs; what is in place afterwards."""
         meta = child["metadata"]
         try:
             current = self.kube.get(child["kind"], meta["namespace"], meta["name"])
-            if needs_apply(child, current):
+            if child["kind"] == "CronJob" and snapshot.policy_error is not None:
+                # Whether the store complies is unknown: leave the schedule as it is.
+                pass
+            elif needs_apply(child, current):
                 log.info("apply %s %s/%s", child["kind"], meta["namespace"], meta["name"])
                 current = self.kube.apply(child)
         except KubeError as error:
@@ -323,36 +411,39 @@ class Reconciler:
         ):
             self.kube.delete("RoleBinding", store.namespace, name)
 
-    # Key ring: create once, rotate append-only, never regenerate.
+    # Key ring: created once and proven ours, rotated append-only, never regenerated.
 
-    def _key_ring(
-        self, store: Store, policy: Policy | None, old_status: Mapping[str, Any], now: datetime
-    ) -> tuple[ObservedKeyRing, KeyRingRecord | None, datetime | None]:
+    def _key_ring(self, store: Store, snapshot: StoreSnapshot, now: datetime) -> RingOutcome:
         secret_name = names_for(store.name).key_ring
-        record = KeyRingRecord.from_status(old_status)
-        max_age = (
-            effective_key_rotation(store, policy)
-            if policy
-            else (store.key_rotation or DEFAULT_KEY_ROTATION)
-        )
+        record = snapshot.record
+        max_age = _max_key_age(store, snapshot.policy)
         try:
             secret = self.kube.get("Secret", store.namespace, secret_name)
         except KubeError as error:
-            return ObservedKeyRing.unknown(f"HTTP {error.status}"), record, None
+            return RingOutcome(ObservedKeyRing.unknown(f"HTTP {error.status}"), record)
         if secret is None:
-            if record is not None:
+            if record is not None and not record.pending:
                 # Status says a ring existed: a new one could not decrypt existing data.
-                return ObservedKeyRing.absent(), record, None
-            secret = self._create_ring(store, secret_name, now)
-            if secret is None:
-                return ObservedKeyRing.unknown("create failed"), record, None
+                return RingOutcome(ObservedKeyRing.absent(), record)
+            created = self._create_ring(store, secret_name, now)
+            if created is None:
+                return RingOutcome(ObservedKeyRing.unknown("create failed"), record)
+            secret, record = created
         observed = ObservedKeyRing.from_secret_data(secret.get("data"))
-        if observed.ring is None:
-            return observed, record, None
         ring = observed.ring
-        if record is not None and ring_changes(record, ring):
-            return observed, record, None  # changed out of band: report, never overwrite
-        last_rotation = _parse_time(record.last_rotation) if record else None
+        if record is None or record.pending:
+            if not is_ours(record, ring):
+                if not (store.adopt_key_ring and ring is not None):
+                    return RingOutcome(observed, record, not_ours=True)
+                assert ring is not None
+                log.info("adopting key ring %s/%s as the store asks", store.namespace, secret_name)
+            record = KeyRingRecord.from_ring(ring, secret_name) if ring else None
+        if ring is None:
+            return RingOutcome(observed, record)
+        assert record is not None
+        if ring_changes(record, ring):
+            return RingOutcome(observed, record)  # changed out of band: report, never overwrite
+        last_rotation = _parse_time(record.last_rotation)
         # Every recorded key is intact; record the ring as it is now (a rotation whose status
         # write was lost is picked up here).
         record = KeyRingRecord.from_ring(ring, secret_name, last_rotation)
@@ -364,25 +455,51 @@ class Reconciler:
                 observed = ObservedKeyRing("present", ring)
                 record = KeyRingRecord.from_ring(ring, secret_name, now)
                 decision = rotation_decision(ring, now, max_age, now)
-        return observed, record, decision.next_rotation
+        return RingOutcome(observed, record, next_rotation=decision.next_rotation)
 
-    def _create_ring(self, store: Store, secret_name: str, now: datetime) -> dict[str, Any] | None:
+    def _create_ring(
+        self, store: Store, secret_name: str, now: datetime
+    ) -> tuple[dict[str, Any], KeyRingRecord] | None:
+        """Record a new ring's fingerprints in status, then create its Secret.
+
+        The record comes first so that whatever Secret then holds the name can be proven to
+        be this one. A 409 means a Secret of that name appeared first: it is returned with
+        the record, and `is_ours` tells whether it is ours (our own earlier create) or not.
+        """
+        ring = generate_ring(now)
+        record = KeyRingRecord.from_ring(ring, secret_name, pending=True)
+        try:
+            self.kube.merge_patch(
+                "PersonalDataStore",
+                store.namespace,
+                store.name,
+                {"status": {"encryption": record.to_status(None)}},
+                subresource="status",
+            )
+        except KubeError as error:
+            log.warning("record new key ring of %s/%s: %s", store.namespace, store.name, error)
+            return None
         body = {
             "apiVersion": "v1",
             "kind": "Secret",
             "metadata": render_key_ring_metadata(store),
             "type": "Opaque",
             "immutable": False,
-            "data": serialise(generate_ring(now)),
+            "data": serialise(ring),
         }
         try:
             log.info("create key ring %s/%s", store.namespace, secret_name)
-            return self.kube.create(body)
+            return self.kube.create(body), record
         except KubeError as error:
-            if error.status == 409:  # someone (a previous run) created it: keep theirs
-                return self.kube.get("Secret", store.namespace, secret_name)
-            log.warning("create key ring %s/%s: %s", store.namespace, secret_name, error)
+            if error.status != 409:
+                log.warning("create key ring %s/%s: %s", store.namespace, secret_name, error)
+                return None
+        try:
+            existing = self.kube.get("Secret", store.namespace, secret_name)
+        except KubeError as error:
+            log.warning("read key ring %s/%s: %s", store.namespace, secret_name, error)
             return None
+        return (existing, record) if existing is not None else None
 
     def _rotate(
         self, store: Store, secret: Mapping[str, Any], ring: KeyRing, now: datetime
@@ -415,59 +532,46 @@ class Reconciler:
         )
         return new
 
-    # Conditions and status.
+    # Purge runs: the Jobs the store's CronJob made, and the pods of the newest finished one.
 
-    def _conditions(
-        self,
-        store: Store,
-        policy: Policy | None,
-        findings: list[Finding],
-        desired: list[dict[str, Any]],
-        observed: Mapping[tuple[str, str], ObservedObject],
-        ring_state: ObservedKeyRing,
-        record: KeyRingRecord | None,
-        last_purge: Mapping[str, Any] | None,
-        now: datetime,
-    ) -> list[Condition]:
-        names = names_for(store.name)
-        netpol = next(c for c in desired if c["kind"] == "NetworkPolicy")
-        cronjob = next(c for c in desired if c["kind"] == "CronJob")
+    def _purge_runs(
+        self, store: Store, applied: Mapping[tuple[str, str], ObservedObject], now: datetime
+    ) -> PurgeRuns:
+        cronjob = applied.get(("CronJob", names_for(store.name).purge_cronjob))
+        if cronjob is None or cronjob.presence != "present" or cronjob.body is None:
+            return PurgeRuns()  # no CronJob of ours, so no run of ours
+        uid = str(cronjob.body["metadata"].get("uid", ""))
+        selector = ",".join(f"{k}={v}" for k, v in sorted(store_selector(store).items()))
         try:
-            other_policies = [
-                p
-                for p in self.kube.list("NetworkPolicy", store.namespace)
-                if p["metadata"]["name"] != names.network_policy
+            jobs = [
+                job
+                for job in self.kube.list("Job", store.namespace, selector)
+                if owned_by(job, "CronJob", uid)
             ]
-        except KubeError:
-            other_policies = []
-        rbac_children = [c for c in desired if c["kind"] in ("Role", "RoleBinding")]
-        max_age = (
-            effective_key_rotation(store, policy)
-            if policy
-            else (store.key_rotation or DEFAULT_KEY_ROTATION)
+        except KubeError as error:
+            return PurgeRuns(error=f"jobs: HTTP {error.status}")
+        deadline = self._stuck_after()
+        stuck = stuck_run(jobs, now, deadline)
+        job = newest_finished(jobs)
+        if job is None:
+            return PurgeRuns(stuck=stuck)
+        job_name = str(job["metadata"]["name"])
+        try:
+            pods = [
+                pod
+                for pod in self.kube.list("Pod", store.namespace, f"{JOB_NAME_LABEL}={job_name}")
+                if owned_by(pod, "Job", str(job["metadata"].get("uid", "")))
+            ]
+        except KubeError as error:
+            return PurgeRuns(error=f"pods of Job {job_name}: HTTP {error.status}")
+        last = last_purge_status(
+            job_name, finished(job) or "", result_record(pods), job.get("status") or {}
         )
-        conditions = [
-            policy_compliant(findings),
-            network_isolated(
-                netpol, observed[("NetworkPolicy", names.network_policy)], other_policies
-            ),
-            encryption_key_ready(ring_state, record, names.key_ring, now, max_age),
-            access_restricted(
-                store.namespace,
-                store_secrets(store),
-                rbac_children,
-                self._rbac(store.namespace),
-                self.trusted,
-            ),
-            purge_scheduled(
-                findings,
-                store.purge.suspend,
-                cronjob,
-                observed[("CronJob", cronjob["metadata"]["name"])],
-            ),
-            purge_succeeded(LastPurge.from_status({"lastPurge": last_purge})),
-        ]
-        return [*conditions, ready(conditions)]
+        return PurgeRuns(last=last, stuck=stuck)
+
+    def _stuck_after(self) -> timedelta:
+        """How long a run may go on before it is called stuck: its deadline and a grace."""
+        return timedelta(seconds=self.settings.render.active_deadline_seconds + STUCK_GRACE)
 
     def _rbac(self, namespace: str) -> RbacSnapshot | None:
         try:
@@ -527,11 +631,17 @@ class Reconciler:
             )
         if all(old.get(k) == v for k, v in status.items()):
             return  # steady state: nothing to write
+        patch = dict(status)
+        if isinstance(status.get("encryption"), Mapping):
+            # A merge patch keeps keys it does not name: drop the ones the record no longer has
+            # (`pending`, written just before this reconcile created the ring, among them).
+            gone = {k: None for k in old.get("encryption") or {} if k not in status["encryption"]}
+            patch["encryption"] = {"pending": None, **gone, **status["encryption"]}
         self.kube.merge_patch(
             "PersonalDataStore",
             meta["namespace"],
             meta["name"],
-            {"status": status},
+            {"status": patch},
             subresource="status",
         )
         for condition, before in transitions(old_conditions, conditions):
@@ -573,6 +683,209 @@ class Reconciler:
             self.kube.create(event)
         except KubeError as error:
             log.info("event for %s/%s not posted: %s", meta["namespace"], meta["name"], error)
+
+
+STUCK_GRACE = 600  # seconds past a run's deadline before it is called stuck
+
+
+@dataclass(frozen=True)
+class StoreSnapshot:
+    """What one store's verdict depends on, read once at the start of its reconcile.
+
+    Each part is what was read, or the mark of a failed read (`policy_error`, `neighbours`
+    None, a failed `network_policies` Listing, `rbac` None, a credentials Secret "unknown").
+    """
+
+    store: Store
+    policy: Policy | None
+    policy_finding: Finding | None
+    policy_error: str | None
+    neighbours: tuple[Store, ...] | None
+    network_policies: Listing
+    rbac: RbacSnapshot | None
+    credentials: tuple[tuple[str, Presence], ...]
+    record: KeyRingRecord | None
+
+    def credentials_missing(self) -> list[str]:
+        """The credentials Secrets confirmed absent."""
+        return [name for name, presence in self.credentials if presence == "absent"]
+
+
+@dataclass(frozen=True)
+class RingOutcome:
+    """The key ring after the act: as observed, its record, and whether it is not ours."""
+
+    observed: ObservedKeyRing
+    record: KeyRingRecord | None
+    not_ours: bool = False
+    next_rotation: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PurgeRuns:
+    """The store's purge runs: the last finished one, one stuck, or why they are unknown."""
+
+    last: Mapping[str, Any] | None = None
+    stuck: StuckRun | None = None
+    error: str | None = None
+
+
+def judge(
+    snapshot: StoreSnapshot,
+    desired: list[dict[str, Any]],
+    applied: Mapping[tuple[str, str], ObservedObject],
+    ring: RingOutcome,
+    runs: PurgeRuns,
+    trusted: TrustedSubjects,
+    settings: ReconcileSettings,
+    now: datetime,
+) -> list[Condition]:
+    """Every condition of the store, from what was observed and what the act left in place."""
+    store, policy = snapshot.store, snapshot.policy
+    names = names_for(store.name)
+    netpol = next(c for c in desired if c["kind"] == "NetworkPolicy")
+    cronjob = next(c for c in desired if c["kind"] == "CronJob")
+    if snapshot.policy_error is not None:
+        compliance = Condition(
+            "PolicyCompliant",
+            "Unknown",
+            "PolicyUnreadable",
+            f"PrivacyPolicy {store.policy} could not be read ({snapshot.policy_error}); the "
+            "operator retries and leaves the purge schedule as it is until it can.",
+        )
+        findings: list[Finding] = []
+    else:
+        findings = (
+            [snapshot.policy_finding]
+            if snapshot.policy_finding
+            else compliance_findings(store, policy)
+        )
+        compliance = policy_compliant(findings)
+    neighbours = snapshot.neighbours
+    neighbour_rbac = (
+        None if neighbours is None else [c for n in neighbours for c in _neighbour_rbac(n)]
+    )
+    neighbour_policies = (
+        None if neighbours is None else [render_network_policy(n) for n in neighbours]
+    )
+    scheduled = purge_scheduled(
+        findings,
+        store.purge.suspend,
+        cronjob,
+        applied[("CronJob", cronjob["metadata"]["name"])],
+    )
+    if snapshot.policy_error is not None:
+        scheduled = Condition(
+            "PurgeScheduled",
+            "Unknown",
+            "PolicyUnreadable",
+            "Whether the store may be purged depends on its PrivacyPolicy, which could not "
+            "be read; the schedule is left as it is.",
+        )
+    scheduled = _credentials_verdict(snapshot, cronjob, scheduled)
+    last = LastPurge.from_status({"lastPurge": runs.last}) if runs.last else None
+    conditions = [
+        compliance,
+        network_isolated(
+            netpol,
+            applied[("NetworkPolicy", names.network_policy)],
+            snapshot.network_policies.items
+            if snapshot.network_policies.error is None
+            else None,
+            neighbours=neighbour_policies,
+            other_policies_error=snapshot.network_policies.error,
+        ),
+        encryption_key_ready(
+            ring.observed,
+            ring.record,
+            names.key_ring,
+            now,
+            _max_key_age(store, policy),
+            not_ours=ring.not_ours,
+        ),
+        access_restricted(
+            store.namespace,
+            store_secrets(store),
+            [c for c in desired if c["kind"] in ("Role", "RoleBinding")],
+            None
+            if snapshot.rbac is None
+            else snapshot.rbac.with_objects(
+                {**o.body, "kind": kind}
+                for (kind, _), o in applied.items()
+                if kind in ("Role", "RoleBinding") and o.body is not None
+            ),
+            trusted,
+            neighbour_rbac,
+        ),
+        scheduled,
+        purge_succeeded(
+            last,
+            runs.error,
+            runs.stuck,
+            timedelta(seconds=settings.render.active_deadline_seconds),
+        ),
+    ]
+    return [*conditions, ready(conditions)]
+
+
+def _credentials_verdict(
+    snapshot: StoreSnapshot, cronjob: Mapping[str, Any], scheduled: Condition
+) -> Condition:
+    """PurgeScheduled when a credentials Secret is missing (no purge starts) or unreadable."""
+    name = f"{cronjob['metadata']['namespace']}/{cronjob['metadata']['name']}"
+    missing = snapshot.credentials_missing()
+    if missing:
+        return Condition(
+            "PurgeScheduled",
+            "False",
+            "CredentialsSecretMissing",
+            f"Secret {', '.join(missing)} named by the store's database credentials does not "
+            f"exist in namespace {snapshot.store.namespace}, so CronJob {name} is suspended "
+            "and no purge starts: create the Secret (keys username and password) or fix "
+            "spec.database.credentialsSecret.",
+        )
+    unknown = [secret for secret, presence in snapshot.credentials if presence == "unknown"]
+    if unknown and scheduled.status == "True":
+        return Condition(
+            "PurgeScheduled",
+            "Unknown",
+            "CredentialsSecretUnreadable",
+            f"Whether Secret {', '.join(unknown)} exists could not be read; the operator "
+            "retries. Check that it may get secrets in this namespace.",
+        )
+    return scheduled
+
+
+def _neighbour_rbac(store: Store) -> list[dict[str, Any]]:
+    """The Roles and RoleBindings Dataward renders for another store of the namespace."""
+    items = [
+        render_reader_role(store),
+        render_reader_binding(store),
+        render_purge_role(store),
+        render_purge_binding(store),
+    ]
+    return [item for item in items if item is not None]
+
+
+def _suspended(cronjob: dict[str, Any]) -> dict[str, Any]:
+    """The CronJob with its schedule suspended."""
+    return {**cronjob, "spec": {**cronjob["spec"], "suspend": True}}
+
+
+def _max_key_age(store: Store, policy: Policy | None) -> Duration:
+    return (
+        effective_key_rotation(store, policy)
+        if policy
+        else (store.key_rotation or DEFAULT_KEY_ROTATION)
+    )
+
+
+def _parse_or_none(raw: Mapping[str, Any]) -> Store | None:
+    """A neighbour store, or None when its spec does not parse (it renders nothing then)."""
+    try:
+        return parse_store(raw)
+    except ModelError:
+        return None
 
 
 def _parse_time(text: str | None) -> datetime | None:

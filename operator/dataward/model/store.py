@@ -172,6 +172,8 @@ class Store:
     records: tuple[RecordSet, ...]
     archive: Database | None
     key_rotation: Duration | None
+    # spec.encryption.adoptExistingKeyRing: use a ring Secret the operator did not create.
+    adopt_key_ring: bool
     readers: tuple[Subject, ...]
     allow_from: tuple[NetworkPeer, ...]
     purge: Purge
@@ -227,6 +229,7 @@ def parse_store(obj: Mapping[str, Any]) -> Store:
         key_rotation=parse_duration(key_rotation, "spec.encryption.keyRotation")
         if key_rotation is not None
         else None,
+        adopt_key_ring=encryption.get("adoptExistingKeyRing") is True,
         readers=tuple(
             _parse_subject(raw, f"spec.access.readers[{i}]")
             for i, raw in enumerate(sequence(access, "readers", "spec.access"))

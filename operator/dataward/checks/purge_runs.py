@@ -1,55 +1,75 @@
-"""Read the last finished purge Job of a store and its pod's termination message."""
+"""The purge runs of a store, from its Jobs and their pods: pure functions of what was listed.
+
+Only Jobs that the store's own CronJob created count (an owner reference to its uid), and
+only pods of such a Job (an owner reference to the Job's uid): a Job someone else labelled
+as the store's purge cannot forge `status.lastPurge`.
+"""
 
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
-
-from dataward.controller.kube import Kube, KubeError
-from dataward.model.store import Store
-from dataward.render.labels import store_selector
-
-log = logging.getLogger("dataward.purge-results")
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
 
-def _selector(labels: Mapping[str, str]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+def owned_by(obj: Mapping[str, Any], kind: str, uid: str) -> bool:
+    """True when `obj` has an owner reference to the `kind` with this uid."""
+    return any(
+        ref.get("kind") == kind and ref.get("uid") == uid
+        for ref in (obj.get("metadata") or {}).get("ownerReferences") or ()
+    )
 
 
-def _finished(job: Mapping[str, Any]) -> str | None:
+def finished(job: Mapping[str, Any]) -> str | None:
+    """`Complete` or `Failed` once the Job has finished, else None."""
     for condition in (job.get("status") or {}).get("conditions") or []:
         if condition.get("status") == "True" and condition.get("type") in ("Complete", "Failed"):
             return str(condition["type"])
     return None
 
 
-def last_purge_from_jobs(kube: Kube, store: Store) -> dict[str, Any] | None:
-    """`status.lastPurge` from the newest finished Job of the store, or None if none finished."""
-    try:
-        jobs = kube.list("Job", store.namespace, _selector(store_selector(store)))
-    except KubeError as error:
-        log.info("jobs of %s/%s unreadable: %s", store.namespace, store.name, error)
+def newest_finished(jobs: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The Job that finished last, or None."""
+    done = [job for job in jobs if finished(job)]
+    if not done:
         return None
-    finished = [job for job in jobs if _finished(job)]
-    if not finished:
-        return None
-    job = max(
-        finished,
+    return max(
+        done,
         key=lambda j: (
             (j.get("status") or {}).get("completionTime") or "",
             j["metadata"].get("creationTimestamp") or "",
         ),
     )
-    job_name = job["metadata"]["name"]
-    message: Mapping[str, Any] | None = None
-    try:
-        pods = kube.list("Pod", store.namespace, f"{JOB_NAME_LABEL}={job_name}")
-    except KubeError:
-        pods = []
+
+
+@dataclass(frozen=True)
+class StuckRun:
+    """A purge Job still running long past the deadline it was given."""
+
+    job_name: str
+    started: str
+
+
+def stuck_run(
+    jobs: Sequence[Mapping[str, Any]], now: datetime, deadline: timedelta
+) -> StuckRun | None:
+    """The oldest unfinished Job that started more than `deadline` ago, or None."""
+    stuck = []
+    for job in jobs:
+        started = (job.get("status") or {}).get("startTime")
+        if finished(job) or not started:
+            continue
+        if datetime.fromisoformat(str(started).replace("Z", "+00:00")) + deadline < now:
+            stuck.append(StuckRun(str(job["metadata"]["name"]), str(started)))
+    return min(stuck, key=lambda run: run.started) if stuck else None
+
+
+def result_record(pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The purge's JSON result record from the newest pod's termination message, if any."""
     for pod in sorted(
         pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True
     ):
@@ -61,11 +81,8 @@ def last_purge_from_jobs(kube: Kube, store: Store) -> dict[str, Any] | None:
                 except ValueError:
                     continue
                 if isinstance(parsed, Mapping):
-                    message = parsed
-                    break
-        if message is not None:
-            break
-    return last_purge_status(job_name, _finished(job) or "", message, job.get("status") or {})
+                    return parsed
+    return None
 
 
 _COPIED = (
