@@ -1,0 +1,229 @@
+"""Honest verdicts on a real control plane, under the chart's RBAC: as attackers and careless
+users would act. Each story failed on the operator before the verdicts were made honest.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import yaml
+
+from e2e.fixtures_operator import (
+    OPERATOR_NAMESPACE,
+    OperatorProcess,
+    apply,
+    chart_rbac,
+    condition,
+    get,
+    load_example,
+    wait_condition,
+)
+from e2e.harness import ControlPlane, wait_for
+from e2e.test_operator import credentials, make_store, ready_store
+
+RING = "dataward-support-inquiries-keyring"
+CRONJOB = "dataward-support-inquiries-purge"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def policy(control_plane: ControlPlane, operator: OperatorProcess) -> None:
+    """The seed's policy, applied once."""
+    apply(control_plane, load_example("examples/policy.yaml"))
+
+
+def _planted_ring(namespace: str) -> dict[str, Any]:
+    ring = {
+        "primary": 1,
+        "keys": [{"id": 1, "algorithm": "AES-256-GCM", "created": "2026-11-30T00:00:00Z",
+                  "material": base64.b64encode(b"k" * 32).decode()}],
+    }  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": RING, "namespace": namespace,
+                     "labels": {"app.kubernetes.io/managed-by": "dataward"}},
+        "stringData": {"keyring.json": json.dumps(ring)},
+    }  # fmt: skip
+
+
+def test_a_ring_planted_before_the_store_is_refused_and_left_alone(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    apply(control_plane, _planted_ring(namespace))
+    before = get(control_plane, "secret", RING, namespace)
+    assert before is not None
+    make_store(control_plane, namespace)
+    store = wait_condition(
+        control_plane, namespace, "support-inquiries", "EncryptionKeyReady", "False",
+        "KeyRingNotCreatedByOperator",
+    )  # fmt: skip
+    assert condition(store, "Ready")["status"] == "False"
+    assert "adoptExistingKeyRing" in condition(store, "EncryptionKeyReady")["message"]
+    after = get(control_plane, "secret", RING, namespace)
+    assert after is not None and after["data"] == before["data"], "the planted ring was changed"
+    # Deleting the planted Secret lets the operator make its own.
+    control_plane.kubectl("delete", "secret", RING, "-n", namespace)
+    store = wait_condition(control_plane, namespace, "support-inquiries", "Ready", "True")
+    fresh = get(control_plane, "secret", RING, namespace)
+    assert fresh is not None and fresh["data"] != before["data"]
+    assert "pending" not in store["status"]["encryption"]
+
+
+def test_a_system_user_granted_the_ring_is_foreign(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    ready_store(control_plane, namespace)
+    apply(
+        control_plane,
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": "ring-reader", "namespace": namespace},
+         "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
+                    "resourceNames": [RING]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "system-evil", "namespace": namespace},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                     "name": "ring-reader"},
+         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                       "name": "system:evil"}]},
+    )  # fmt: skip
+    store = wait_condition(
+        control_plane, namespace, "support-inquiries", "AccessRestricted", "False",
+        "OtherBindingGrantsSecrets",
+    )  # fmt: skip
+    assert "User system:evil" in condition(store, "AccessRestricted")["message"]
+    # The verdict agrees with the API server's own authorizer.
+    review = control_plane.kubectl(
+        "auth", "can-i", "get", f"secret/{RING}", "-n", namespace, "--as", "system:evil",
+        check=False,
+    )  # fmt: skip
+    assert review.stdout.strip() == "yes"
+
+
+def test_two_stores_of_two_categories_on_one_database_are_both_ready(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    first = make_store(control_plane, namespace)
+    second = copy.deepcopy(first)
+    second["metadata"]["name"] = "newsletter-subscribers"
+    second["spec"]["category"] = "newsletter"
+    second["spec"].pop("retention", None)
+    second["spec"]["records"] = [
+        {"table": "newsletter", "timestampColumn": "unsubscribed_at", "keyColumns": ["id"]}
+    ]
+    second["spec"]["access"] = {"readers": [{"kind": "ServiceAccount", "name": "mailer"}]}
+    second["spec"]["network"] = {
+        "allowFrom": [{"podSelector": {"matchLabels": {"app": "mailer"}}}]
+    }
+    apply(control_plane, second)
+    for name in ("support-inquiries", "newsletter-subscribers"):
+        store = wait_condition(control_plane, namespace, name, "Ready", "True", timeout=90)
+        assert "share" in condition(store, "NetworkIsolated")["message"]
+
+
+def test_a_store_without_its_credentials_secret_is_not_ready_and_never_purges(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    store = load_example("examples/stores/support-inquiries.yaml", namespace)
+    apply(control_plane, store)  # the Secret it names was never created
+    store = wait_condition(
+        control_plane, namespace, "support-inquiries", "PurgeScheduled", "False",
+        "CredentialsSecretMissing",
+    )  # fmt: skip
+    assert condition(store, "Ready")["status"] == "False"
+    assert "crm-postgres-purger" in condition(store, "PurgeScheduled")["message"]
+    cronjob = get(control_plane, "cronjob", CRONJOB, namespace)
+    assert cronjob is not None and cronjob["spec"]["suspend"] is True
+    # Creating the Secret puts the purge back on schedule.
+    apply(control_plane, credentials(namespace))
+    wait_condition(control_plane, namespace, "support-inquiries", "Ready", "True")
+
+
+def test_a_purge_run_stuck_past_its_deadline_is_named(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    ready_store(control_plane, namespace)
+    cronjob = get(control_plane, "cronjob", CRONJOB, namespace)
+    assert cronjob is not None
+    spec = copy.deepcopy(cronjob["spec"]["jobTemplate"]["spec"])
+    spec.pop("activeDeadlineSeconds", None)  # nothing will end it: it is stuck
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": "stuck-purge", "namespace": namespace,
+            "labels": cronjob["spec"]["jobTemplate"]["metadata"]["labels"],
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": CRONJOB,
+                                 "uid": cronjob["metadata"]["uid"]}],
+        },
+        "spec": spec,
+    }  # fmt: skip
+    apply(control_plane, job)
+    started = (datetime.now(UTC) - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def started_long_ago() -> bool:
+        control_plane.kubectl(
+            "patch", "job", "stuck-purge", "-n", namespace, "--subresource", "status",
+            "--type", "merge", "-p", json.dumps({"status": {"startTime": started}}),
+        )  # fmt: skip
+        found = get(control_plane, "job", "stuck-purge", namespace)
+        return bool(found and found["status"].get("startTime") == started)
+
+    wait_for(started_long_ago, timeout=30, message="the Job's startTime to stay in the past")
+    store = wait_condition(
+        control_plane, namespace, "support-inquiries", "PurgeSucceeded", "False", "PurgeRunStuck"
+    )
+    assert "stuck-purge" in condition(store, "PurgeSucceeded")["message"]
+
+
+def _revoke(rbac: list[dict[str, Any]], verbs: dict[str, str]) -> list[dict[str, Any]]:
+    """The chart's ClusterRoles without `verb` on each resource in `verbs` (resource -> verb)."""
+    out = []
+    for doc in rbac:
+        if doc["kind"] != "ClusterRole":
+            continue
+        doc = copy.deepcopy(doc)
+        rules = []
+        for rule in doc.get("rules") or []:
+            hit = [r for r in rule.get("resources", []) if r in verbs]
+            rest = [r for r in rule.get("resources", []) if r not in verbs]
+            if rest:
+                rules.append({**rule, "resources": rest})
+            for resource in hit:
+                kept = [v for v in rule["verbs"] if v != verbs[resource]]
+                rules.append({**rule, "resources": [resource], "verbs": kept})
+        doc["rules"] = rules
+        out.append(doc)
+    return out
+
+
+def test_reads_the_operator_may_not_make_are_unknown_not_fine(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    ready_store(control_plane, namespace)
+    rbac = chart_rbac(OPERATOR_NAMESPACE)
+    revoked = _revoke(rbac, {"networkpolicies": "list", "jobs": "list"})
+    control_plane.kubectl(
+        "apply", "--server-side", "--force-conflicts", "-f", "-",
+        input=yaml.safe_dump_all(revoked),
+    )  # fmt: skip
+    try:
+        store = wait_condition(
+            control_plane, namespace, "support-inquiries", "NetworkIsolated", "Unknown",
+            "NetworkPoliciesUnreadable",
+        )  # fmt: skip
+        store = wait_condition(
+            control_plane, namespace, "support-inquiries", "PurgeSucceeded", "Unknown",
+            "PurgeRunsUnreadable",
+        )  # fmt: skip
+        assert condition(store, "Ready")["status"] == "Unknown"
+    finally:
+        control_plane.kubectl(
+            "apply", "--server-side", "--force-conflicts", "-f", "-",
+            input=yaml.safe_dump_all([d for d in rbac if d["kind"] == "ClusterRole"]),
+        )  # fmt: skip
+    wait_condition(control_plane, namespace, "support-inquiries", "Ready", "True", timeout=90)
