@@ -232,6 +232,22 @@ def test_a_purge_run_stuck_past_its_deadline_is_named() -> None:
     assert "stuck-run" in message["message"]
 
 
+def test_a_scheduled_run_that_never_started_is_named() -> None:
+    """17 3 * * *: by 08:00 the 03:17 run is long overdue, and the CronJob never ran one."""
+    kube = _cluster()
+    _reconcile(kube)
+    cronjob = kube.objects[("CronJob", "crm", CRONJOB)]
+    cronjob["metadata"]["creationTimestamp"] = "2026-01-08T00:00:00Z"
+    _reconcile(kube, minutes=1)
+    assert conditions(kube)["PurgeSucceeded"] == ("False", "PurgeRunMissed")
+    message = next(c for c in status(kube)["conditions"] if c["type"] == "PurgeSucceeded")
+    assert "2026-01-10T03:17:00Z" in message["message"]
+    # The CronJob controller's record of the run clears it.
+    cronjob["status"] = {"lastScheduleTime": "2026-01-10T03:17:00Z"}
+    _reconcile(kube, minutes=2)
+    assert conditions(kube)["PurgeSucceeded"] == ("True", "NoRunYet")
+
+
 def test_a_job_the_cronjob_did_not_make_cannot_forge_a_result() -> None:
     kube = _cluster()
     _reconcile(kube)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from dataward.checks.conditions import PURGE_SCHEDULED, PURGE_SUCCEEDED, Condition, as_reason
 from dataward.checks.drift import matches
 from dataward.checks.observed import LastPurge, ObservedObject
 from dataward.checks.purge_runs import StuckRun
+from dataward.keys.ring import format_time
 from dataward.model.compliance import Finding
 
 
@@ -78,11 +79,13 @@ def purge_succeeded(
     runs_error: str | None = None,
     stuck: StuckRun | None = None,
     deadline: timedelta | None = None,
+    missed: datetime | None = None,
 ) -> Condition:
     """True when the last purge run finished without error (or none has run yet).
 
     `runs_error` says the purge Jobs (or the pods of the last one) could not be listed: then
-    nothing is known. `stuck` is a run still going long past its deadline.
+    nothing is known. `stuck` is a run still going long past its deadline; `missed` the
+    scheduled time of a run that never started.
     """
     if runs_error is not None:
         return Condition(
@@ -102,6 +105,15 @@ def purge_succeeded(
             f"Purge Job {stuck.job_name} started {stuck.started} and has not finished{limit}: "
             "read its pod's events and logs (a pod that never starts, a database that hangs); "
             "delete the Job to let the next scheduled run start.",
+        )
+    if missed is not None:
+        return Condition(
+            PURGE_SUCCEEDED,
+            "False",
+            "PurgeRunMissed",
+            f"The purge scheduled for {format_time(missed)} never started: expired records "
+            "stay until a run does. Check the CronJob's events and that the cluster's CronJob "
+            "controller is running; `kubectl create job --from=cronjob/<name>` runs one now.",
         )
     if last is None:
         # Nothing has failed: the first run happens on schedule, and PurgeScheduled

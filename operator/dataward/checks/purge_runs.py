@@ -10,8 +10,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dataward.model.cron import parse_cron
+from dataward.model.errors import ModelError
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
@@ -66,6 +70,45 @@ def stuck_run(
         if datetime.fromisoformat(str(started).replace("Z", "+00:00")) + deadline < now:
             stuck.append(StuckRun(str(job["metadata"]["name"]), str(started)))
     return min(stuck, key=lambda run: run.started) if stuck else None
+
+
+def missed_run(
+    cronjob: Mapping[str, Any], now: datetime, grace: timedelta, manager: str
+) -> datetime | None:
+    """The scheduled time of a run the CronJob should have started by now and did not.
+
+    A run is missed when its scheduled time is more than `grace` ago (the CronJob's own
+    starting deadline and a margin), later than the CronJob was created or last changed by
+    `manager` (a new schedule, or the end of a suspension, starts afresh), and later than the
+    CronJob controller's `status.lastScheduleTime`. A suspended CronJob misses nothing; a
+    schedule or time zone this cannot read is not judged.
+    """
+    spec = cronjob.get("spec") or {}
+    if spec.get("suspend"):
+        return None
+    try:
+        zone = ZoneInfo(str(spec.get("timeZone") or "Etc/UTC"))
+        cron = parse_cron(str(spec.get("schedule", "")))
+    except (ZoneInfoNotFoundError, ValueError, ModelError):
+        return None
+    due = cron.last_fire_at_or_before((now - grace).astimezone(zone))
+    if due is None:
+        return None
+    metadata = cronjob.get("metadata") or {}
+    changed = [
+        str(entry["time"])
+        for entry in metadata.get("managedFields") or ()
+        if entry.get("manager") == manager and entry.get("time")
+    ]
+    since = max([str(metadata.get("creationTimestamp") or ""), *changed])
+    last = (cronjob.get("status") or {}).get("lastScheduleTime")
+    if not since or due <= _instant(since) or (last and due <= _instant(str(last))):
+        return None
+    return due.astimezone(UTC)
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def result_record(pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:

@@ -43,12 +43,13 @@ from dataward.checks.purge_runs import (
     StuckRun,
     finished,
     last_purge_status,
+    missed_run,
     newest_finished,
     owned_by,
     result_record,
     stuck_run,
 )
-from dataward.controller.kube import Kube, KubeError
+from dataward.controller.kube import FIELD_MANAGER, Kube, KubeError
 from dataward.controller.metrics import KEY_AGE, RECONCILES, TIME_TO_READY, record_status
 from dataward.keys.ring import (
     KeyRing,
@@ -552,9 +553,10 @@ class Reconciler:
             return PurgeRuns(error=f"jobs: HTTP {error.status}")
         deadline = self._stuck_after()
         stuck = stuck_run(jobs, now, deadline)
+        missed = missed_run(cronjob.body, now, self._missed_after(), FIELD_MANAGER)
         job = newest_finished(jobs)
         if job is None:
-            return PurgeRuns(stuck=stuck)
+            return PurgeRuns(stuck=stuck, missed=missed)
         job_name = str(job["metadata"]["name"])
         try:
             pods = [
@@ -567,7 +569,11 @@ class Reconciler:
         last = last_purge_status(
             job_name, finished(job) or "", result_record(pods), job.get("status") or {}
         )
-        return PurgeRuns(last=last, stuck=stuck)
+        return PurgeRuns(last=last, stuck=stuck, missed=missed)
+
+    def _missed_after(self) -> timedelta:
+        """How late a scheduled run may start: the CronJob's starting deadline and a grace."""
+        return timedelta(seconds=self.settings.render.starting_deadline_seconds + MISSED_GRACE)
 
     def _stuck_after(self) -> timedelta:
         """How long a run may go on before it is called stuck: its deadline and a grace."""
@@ -686,6 +692,7 @@ class Reconciler:
 
 
 STUCK_GRACE = 600  # seconds past a run's deadline before it is called stuck
+MISSED_GRACE = 300  # seconds past a run's starting deadline before it is called missed
 
 
 @dataclass(frozen=True)
@@ -727,6 +734,7 @@ class PurgeRuns:
 
     last: Mapping[str, Any] | None = None
     stuck: StuckRun | None = None
+    missed: datetime | None = None
     error: str | None = None
 
 
@@ -823,6 +831,7 @@ def judge(
             runs.error,
             runs.stuck,
             timedelta(seconds=settings.render.active_deadline_seconds),
+            runs.missed,
         ),
     ]
     return [*conditions, ready(conditions)]
