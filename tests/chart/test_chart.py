@@ -7,6 +7,7 @@ is in e2e/test_chart.py.
 from __future__ import annotations
 
 import filecmp
+import json
 import operator
 import re
 import subprocess
@@ -176,6 +177,45 @@ def test_the_operator_is_told_its_lease_identity_image_and_time_zone() -> None:
     assert "--namespace" not in args
     env = {e["name"]: e for e in container["env"]}
     assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+
+
+def _trusted_subject_args(*options: str) -> list[str]:
+    """The operator's --trusted-subject arguments, rendered with extra helm `options`."""
+    out = helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE,
+               "--kube-version", KUBE_VERSION, *options).stdout
+    (deployment,) = of_kind([d for d in yaml.safe_load_all(out) if d], "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert f"{NAMESPACE}/{RELEASE}" in args  # the operator's own account: always trusted
+    return [str(a) for a in args if str(a).startswith("--trusted-subject")]
+
+
+def test_the_trust_model_is_passed_to_the_operator_one_subject_per_argument() -> None:
+    assert _trusted_subject_args() == [
+        "--trusted-subject=Group:system:masters",
+        "--trusted-subject=User:system:kube-controller-manager",
+    ]
+    subjects = [{"kind": "ServiceAccount", "name": "velero", "namespace": "backup"},
+                {"kind": "Group", "name": "platform-admins"}]
+    assert _trusted_subject_args("--set-json", f"trustedSubjects={json.dumps(subjects)}") == [
+        "--trusted-subject=ServiceAccount:backup/velero",
+        "--trusted-subject=Group:platform-admins",
+    ]
+    assert _trusted_subject_args("--set-json", "trustedSubjects=[]") == []
+
+
+@pytest.mark.parametrize("subject", [
+    {"kind": "ServiceAccount", "name": "velero"},  # whose? a namespace is required
+    {"kind": "Group", "name": "admins", "namespace": "kube-system"},
+    {"kind": "Group", "name": "system:authenticated"},
+    {"kind": "User", "name": "*"},
+    {"kind": "Role", "name": "admin"},
+], ids=["sa-without-namespace", "group-with-namespace", "everyone", "wildcard", "not-a-subject"])
+def test_the_schema_refuses_a_trusted_subject_that_is_not_one_subject(
+        subject: dict[str, str]) -> None:
+    result = helm("template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION,
+                  "--set-json", f"trustedSubjects=[{json.dumps(subject)}]", check=False)
+    assert result.returncode != 0, result.stdout[:500]
+    assert "trustedSubjects" in result.stderr, result.stderr
 
 
 def test_a_digest_pins_the_image_of_the_operator_and_its_purge_jobs() -> None:
