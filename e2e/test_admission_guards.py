@@ -61,8 +61,13 @@ def helm(plane: ControlPlane, *args: str, check: bool = True
 
 
 @pytest.fixture(scope="module")
-def release(control_plane: ControlPlane) -> Iterator[str]:
-    """`helm install` of the chart with its defaults; uninstalled at the end."""
+def release(control_plane: ControlPlane, kube: ApiClient) -> Iterator[str]:
+    """`helm install` of the chart with its defaults; uninstalled at the end.
+
+    The policies act cluster-wide, and the API server drops them moments after they are
+    deleted: the teardown waits until they are out of force, so that the next module (which
+    may create a Retain store in a namespace without the protection label) is not refused.
+    """
     helm(control_plane, "install", RELEASE, str(CHART), "--namespace", RELEASE_NAMESPACE,
          "--create-namespace", "--wait=false")
     try:
@@ -70,6 +75,14 @@ def release(control_plane: ControlPlane) -> Iterator[str]:
     finally:
         helm(control_plane, "uninstall", RELEASE, "--namespace", RELEASE_NAMESPACE,
              "--ignore-not-found", check=False)
+        probe: dict[str, Any] = yaml.safe_load(
+            (REPO / "examples" / "stores" / "support-inquiries.yaml").read_text())
+        probe["metadata"] = {"name": f"probe-{uuid.uuid4().hex[:6]}"}  # Retain, by default
+        custom = client.CustomObjectsApi(kube)
+        wait_for(lambda: _answer(lambda: custom.create_namespaced_custom_object(
+                     GROUP, VERSION, "default", PLURAL, probe, dry_run="All"))[0] == 200,
+                 timeout=IN_FORCE_SECONDS, interval=0.5,
+                 message="the uninstalled release's admission policies out of force")
 
 
 @pytest.fixture(scope="module")
