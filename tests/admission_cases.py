@@ -280,6 +280,10 @@ CASES: Sequence[Case] = (
     Case("archive is the live database by default port", S, put(ARCHIVE_DB, {"engine": "postgresql", "host": "shop-postgres.default.svc", "name": "shop", "credentialsSecret": "archive-writer"}), "spec.archive.database"),
     Case("engine changed", S, put(f"{DB}/engine", "mysql"), "spec.database.engine", update=True),
     Case("archive engine changed", S, put(f"{ARCHIVE_DB}/engine", "mysql"), "spec.archive.database.engine", update=True),
+    # Adopting an existing key ring: a boolean, spelt exactly (whether the requester may is the chart's admission policy).
+    Case("adoptExistingKeyRing as text", S, put("/spec/encryption/adoptExistingKeyRing", "true"), "spec.encryption.adoptExistingKeyRing"),
+    Case("adoptExistingKeyRing as a number", S, put("/spec/encryption/adoptExistingKeyRing", 1), "spec.encryption.adoptExistingKeyRing"),
+    Case("adoptExistingKeyring typo", S, put("/spec/encryption/adoptExistingKeyring", True), "spec.encryption.adoptExistingKeyring"),
     # Other enums and references.
     Case("deletionPolicy Orphan", S, put("/spec/deletionPolicy", "Orphan"), "spec.deletionPolicy"),
     Case("deletionPolicy lowercase", S, put("/spec/deletionPolicy", "retain"), "spec.deletionPolicy"),
@@ -340,6 +344,8 @@ ACCEPTED: Sequence[Accepted] = (
     Accepted("IPv6 host", S, put(f"{DB}/host", "fd00::10")),
     Accepted("same server, other database", S, put(ARCHIVE_DB, {"engine": "postgresql", "host": "shop-postgres.default.svc", "name": "archive", "credentialsSecret": "archive-writer"})),
     Accepted("selector by expression only", S, put(SELECTOR, {"matchExpressions": [{"key": "app", "operator": "In", "values": ["shop-postgres"]}]})),
+    Accepted("adopting an existing key ring", S, put("/spec/encryption/adoptExistingKeyRing", True)),
+    Accepted("adoption alone, without keyRotation", S, put("/spec/encryption", {"adoptExistingKeyRing": False})),
     Accepted("cross-namespace service account", S, put(READER, {"kind": "ServiceAccount", "name": "shop-api", "namespace": "shop"})),
     Accepted("minimal store", S, drop("/spec/retention") + drop("/spec/archive") + drop("/spec/encryption") + drop("/spec/access") + drop("/spec/network") + drop(PURGE) + drop("/spec/deletionPolicy") + drop(f"{DB}/port") + drop(f"{DB}/tls")),
     Accepted("minimal policy", P, drop("/spec/effectiveDate") + drop("/spec/defaults")),

@@ -7,6 +7,8 @@ is in e2e/test_chart.py.
 from __future__ import annotations
 
 import filecmp
+import functools
+import json
 import operator
 import re
 import subprocess
@@ -18,6 +20,7 @@ import pytest
 import yaml
 
 from dataward.model.durations import _month_span_bounds
+from dataward.render.names import names_for
 from e2e.tools import tool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -178,6 +181,45 @@ def test_the_operator_is_told_its_lease_identity_image_and_time_zone() -> None:
     assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
 
 
+def _trusted_subject_args(*options: str) -> list[str]:
+    """The operator's --trusted-subject arguments, rendered with extra helm `options`."""
+    out = helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE,
+               "--kube-version", KUBE_VERSION, *options).stdout
+    (deployment,) = of_kind([d for d in yaml.safe_load_all(out) if d], "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert f"{NAMESPACE}/{RELEASE}" in args  # the operator's own account: always trusted
+    return [str(a) for a in args if str(a).startswith("--trusted-subject")]
+
+
+def test_the_trust_model_is_passed_to_the_operator_one_subject_per_argument() -> None:
+    assert _trusted_subject_args() == [
+        "--trusted-subject=Group:system:masters",
+        "--trusted-subject=User:system:kube-controller-manager",
+    ]
+    subjects = [{"kind": "ServiceAccount", "name": "velero", "namespace": "backup"},
+                {"kind": "Group", "name": "platform-admins"}]
+    assert _trusted_subject_args("--set-json", f"trustedSubjects={json.dumps(subjects)}") == [
+        "--trusted-subject=ServiceAccount:backup/velero",
+        "--trusted-subject=Group:platform-admins",
+    ]
+    assert _trusted_subject_args("--set-json", "trustedSubjects=[]") == []
+
+
+@pytest.mark.parametrize("subject", [
+    {"kind": "ServiceAccount", "name": "velero"},  # whose? a namespace is required
+    {"kind": "Group", "name": "admins", "namespace": "kube-system"},
+    {"kind": "Group", "name": "system:authenticated"},
+    {"kind": "User", "name": "*"},
+    {"kind": "Role", "name": "admin"},
+], ids=["sa-without-namespace", "group-with-namespace", "everyone", "wildcard", "not-a-subject"])
+def test_the_schema_refuses_a_trusted_subject_that_is_not_one_subject(
+        subject: dict[str, str]) -> None:
+    result = helm("template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION,
+                  "--set-json", f"trustedSubjects=[{json.dumps(subject)}]", check=False)
+    assert result.returncode != 0, result.stdout[:500]
+    assert "trustedSubjects" in result.stderr, result.stderr
+
+
 def test_a_digest_pins_the_image_of_the_operator_and_its_purge_jobs() -> None:
     digest = "sha256:" + "a" * 64
     (deployment,) = of_kind(render(f"image.digest={digest}"), "Deployment")
@@ -272,18 +314,19 @@ def test_each_admission_policy_is_shipped_bound_and_can_be_switched_off() -> Non
     policies = {p["metadata"]["name"] for p in of_kind(docs, "ValidatingAdmissionPolicy")}
     bound = {b["spec"]["policyName"] for b in of_kind(docs, "ValidatingAdmissionPolicyBinding")}
     assert policies == bound
-    assert len(policies) == 4
+    assert len(policies) == 5
     for value, gone in [
         ("admissionPolicies.crossObject.enabled=false", "store-within-policy"),
         ("admissionPolicies.confusedDeputy.enabled=false", "store-secrets-readable"),
+        ("admissionPolicies.grantGuard.enabled=false", "store-grants-guarded"),
         ("admissionPolicies.namespaceDeletion.requireLabelForRetainedKeyRings=false",
          "retained-key-rings-protected"),
     ]:
         names = {p["metadata"]["name"] for p in of_kind(render(value),
                                                          "ValidatingAdmissionPolicy")}
-        assert len(names) == 3 and not any(n.endswith(gone) for n in names), (value, names)
+        assert len(names) == 4 and not any(n.endswith(gone) for n in names), (value, names)
     assert not of_kind(render("admissionPolicies.namespaceDeletion.enabled=false"),
-                       "ValidatingAdmissionPolicy")[2:]
+                       "ValidatingAdmissionPolicy")[3:]
 
 
 def test_admission_policies_fail_closed_and_never_match_the_status_subresource() -> None:
@@ -291,6 +334,114 @@ def test_admission_policies_fail_closed_and_never_match_the_status_subresource()
         assert policy["spec"]["failurePolicy"] == "Fail"
         for rule in policy["spec"]["matchConstraints"]["resourceRules"]:
             assert all("/" not in r for r in rule["resources"]), rule
+
+
+def test_the_grant_guard_computes_the_key_ring_name_as_the_operator_does() -> None:
+    """CEL can build dataward-<store>-keyring, but not the hashed name of a long store."""
+    policy = _grant_guard()
+    variables = {v["name"]: v["expression"] for v in policy["spec"]["variables"]}
+    assert variables["ring"] == "'dataward-' + object.metadata.name + '-keyring'"
+    assert variables["ringNamed"] == "size(variables.ring) <= 63"
+    assert "longer than 46 characters" in variables["remedy"]
+    longest = "s" * 46
+    assert names_for(longest).key_ring == f"dataward-{longest}-keyring"
+    assert len(names_for(longest).key_ring) == 63
+    assert names_for(longest + "s").key_ring != f"dataward-{longest}s-keyring"
+    # Both ways of widening are guarded, each by `get` on that name or the verb `grant`.
+    validations = policy["spec"]["validations"]
+    assert len(validations) == 2
+    for validation in validations:
+        expression = " ".join(validation["expression"].split())
+        assert ".check('grant').allowed()" in expression
+        assert ".name(variables.ring).check('get').allowed()" in expression
+        assert "variables.ringNamed &&" in expression
+        assert validation["reason"] == "Forbidden"
+    assert policy["spec"]["matchConstraints"]["resourceRules"][0]["operations"] == [
+        "CREATE", "UPDATE"]
+
+
+@functools.cache
+def _grant_guard() -> dict[str, Any]:
+    """The grant guard as the chart renders it by default."""
+    (policy,) = [p for p in of_kind(render(), "ValidatingAdmissionPolicy")
+                 if p["metadata"]["name"].endswith("-store-grants-guarded")]
+    return policy
+
+
+def _grant_guard_variables(operation: str, new: dict[str, Any],
+                           old: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The grant guard's variables (no authorizer in them) for one request, evaluated here."""
+    import cel
+
+    found: dict[str, Any] = {}
+    request = {"operation": operation, "namespace": "crm", "userInfo": {"username": "alice"}}
+    for variable in _grant_guard()["spec"]["variables"]:
+        found[variable["name"]] = cel.evaluate(variable["expression"], {
+            "object": new, "oldObject": old, "request": request, "variables": found})
+    return found
+
+
+def _pds(name: str = "orders", readers: list[dict[str, str]] | None = None,
+         adopt: bool | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {}
+    if readers is not None:
+        spec["access"] = {"readers": readers}
+    if adopt is not None:
+        spec["encryption"] = {"keyRotation": "30d", "adoptExistingKeyRing": adopt}
+    return {"metadata": {"name": name, "namespace": "crm"}, "spec": spec}
+
+
+SA, GROUP_G = {"kind": "ServiceAccount", "name": "api"}, {"kind": "Group", "name": "g"}
+
+
+GuardCase = tuple[str, str, dict[str, Any] | None, dict[str, Any], list[str], bool]
+GRANT_GUARD_TABLE: list[GuardCase] = [
+    ("a reader added", "UPDATE", _pds(readers=[SA]), _pds(readers=[SA, GROUP_G]), ["Group:g"],
+     False),
+    ("the first readers", "UPDATE", _pds(), _pds(readers=[SA]), ["ServiceAccount:crm/api"],
+     False),
+    ("a reader removed", "UPDATE", _pds(readers=[SA, GROUP_G]), _pds(readers=[SA]), [], False),
+    ("readers reordered", "UPDATE", _pds(readers=[SA, GROUP_G]), _pds(readers=[GROUP_G, SA]),
+     [], False),
+    ("all readers removed", "UPDATE", _pds(readers=[SA]), _pds(), [], False),
+    ("default namespace written out", "UPDATE", _pds(readers=[SA]),
+     _pds(readers=[{**SA, "namespace": "crm"}]), [], False),
+    ("same account, other namespace", "UPDATE", _pds(readers=[SA]),
+     _pds(readers=[{**SA, "namespace": "web"}]), ["ServiceAccount:web/api"], False),
+    ("a user named like a group", "UPDATE", _pds(readers=[GROUP_G]),
+     _pds(readers=[{"kind": "User", "name": "g"}]), ["User:g"], False),
+    ("a new store with readers", "CREATE", None, _pds(readers=[SA, GROUP_G]), [], False),
+    ("a new store adopting", "CREATE", None, _pds(adopt=True), [], True),
+    ("a new store not adopting", "CREATE", None, _pds(adopt=False), [], False),
+    ("adoption switched on", "UPDATE", _pds(adopt=False), _pds(adopt=True), [], True),
+    ("adoption switched on, field new", "UPDATE", _pds(), _pds(adopt=True), [], True),
+    ("adoption kept on", "UPDATE", _pds(adopt=True), _pds(adopt=True, readers=[]), [], False),
+    ("adoption switched off", "UPDATE", _pds(adopt=True), _pds(adopt=False), [], False),
+]
+
+
+@pytest.mark.parametrize(("operation", "old", "new", "added", "adopts"),
+                         [case[1:] for case in GRANT_GUARD_TABLE],
+                         ids=[case[0] for case in GRANT_GUARD_TABLE])
+def test_the_grant_guard_judges_only_what_widens_access_to_the_key_ring(
+        operation: str, old: dict[str, Any] | None, new: dict[str, Any], added: list[str],
+        adopts: bool) -> None:
+    found = _grant_guard_variables(operation, new, old)
+    assert (found["added"], found["adopts"]) == (added, adopts)
+
+
+def test_the_grant_guard_says_which_right_is_missing_and_how_to_get_it() -> None:
+    short = _grant_guard_variables("UPDATE", _pds(readers=[SA]), _pds())
+    assert short["remedy"] == (
+        "Ask for get on Secret dataward-orders-keyring in namespace crm, or for the verb grant"
+        " on personaldatastores.dataward.io orders in namespace crm (a Role rule: apiGroups"
+        " [dataward.io], resources [personaldatastores], resourceNames [orders], verbs [grant])")
+    long_name = "o" * 47
+    hashed = _grant_guard_variables("UPDATE", _pds(long_name, [SA]), _pds(long_name))
+    assert hashed["ringNamed"] is False
+    assert "cannot compute, so this needs the verb grant on personaldatastores.dataward.io " \
+        f"{long_name}" in hashed["remedy"]
+    assert "get on Secret" not in hashed["remedy"]
 
 
 def test_report_only_rollout_is_a_value() -> None:

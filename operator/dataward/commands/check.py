@@ -127,6 +127,13 @@ def write_report(report: Report, out: TextIO, err: TextIO) -> int:
 
 def check_paths(paths: Sequence[Path], *, require_policies: bool = False) -> Report:
     """Check the Dataward objects in `paths` (files, or directories searched recursively)."""
+    files, documents, problems = read_paths(paths)
+    found, notes = check_documents(documents, require_policies=require_policies)
+    return Report(tuple(problems + found), tuple(notes), len(files), len(documents))
+
+
+def read_paths(paths: Sequence[Path]) -> tuple[list[Path], list[Document], list[str]]:
+    """The files under `paths`, the Dataward objects in them, and the files that are not YAML."""
     files = list(dict.fromkeys(file for path in paths for file in _files(path)))
     problems: list[str] = []
     documents: list[Document] = []
@@ -135,8 +142,7 @@ def check_paths(paths: Sequence[Path], *, require_policies: bool = False) -> Rep
             documents += list(_documents(file))
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
             problems.append(f"{file}: cannot be read as YAML: {_one_line(str(error))}")
-    found, notes = check_documents(documents, require_policies=require_policies)
-    return Report(tuple(problems + found), tuple(notes), len(files), len(documents))
+    return files, documents, problems
 
 
 def check_documents(

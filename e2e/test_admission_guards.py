@@ -1,0 +1,349 @@
+"""Who may widen access to a store's key ring: guarded at admission, like RBAC's `bind`.
+
+A store's readers get `get` on its key ring, through a Role the operator makes. Kubernetes
+does not let a user who may edit RoleBindings grant a right she does not hold herself
+(RBAC's escalation check); a store must not be a way around that. So, with the chart's
+admission policies installed, real non-admin users try it: a developer who may edit stores
+and read their credentials, but not their key rings, adds herself (or a ServiceAccount she
+controls) to `spec.access.readers`, or points a store at an existing key ring with
+`spec.encryption.adoptExistingKeyRing`. She is refused, with a message naming the right she
+lacks; with that right (`get` on the ring, or the verb `grant` on the store) she is admitted.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
+
+from dataward.render.names import names_for
+from e2e.harness import ControlPlane, wait_for
+from e2e.tools import tool
+
+pytestmark = pytest.mark.usefixtures("crds_installed")
+
+REPO = Path(__file__).resolve().parent.parent
+CHART = REPO / "charts" / "dataward"
+# Not the release of test_chart.py, so the two never claim the same objects.
+RELEASE, RELEASE_NAMESPACE = "dataward-guards-e2e", "dataward-guards-e2e"
+PROTECT, ALLOW_DELETION = "dataward.io/protect-key-rings", "dataward.io/allow-namespace-deletion"
+GROUP, VERSION, PLURAL = "dataward.io", "v1alpha1", "personaldatastores"
+RBAC_GROUP = "rbac.authorization.k8s.io"
+# The API server loads new admission policies, and RBAC changes, moments after they are made.
+IN_FORCE_SECONDS = 30
+
+Attempt = Callable[[bool], tuple[int, str]]
+
+
+def helm(plane: ControlPlane, *args: str, check: bool = True
+         ) -> subprocess.CompletedProcess[str]:
+    """Run the pinned helm against the control plane; fail, never skip, when it is missing."""
+    try:
+        binary = tool("helm")
+    except RuntimeError as error:
+        pytest.fail(f"helm is missing: run `make tools` ({error})")
+    result = subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=180,
+                            env=plane.env(), check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def release(control_plane: ControlPlane, kube: ApiClient) -> Iterator[str]:
+    """`helm install` of the chart with its defaults; uninstalled at the end.
+
+    The policies act cluster-wide, and the API server drops them moments after they are
+    deleted: the teardown waits until they are out of force, so that the next module (which
+    may create a Retain store in a namespace without the protection label) is not refused.
+    """
+    helm(control_plane, "install", RELEASE, str(CHART), "--namespace", RELEASE_NAMESPACE,
+         "--create-namespace", "--wait=false")
+    try:
+        yield RELEASE
+    finally:
+        helm(control_plane, "uninstall", RELEASE, "--namespace", RELEASE_NAMESPACE,
+             "--ignore-not-found", check=False)
+        probe: dict[str, Any] = yaml.safe_load(
+            (REPO / "examples" / "stores" / "support-inquiries.yaml").read_text())
+        probe["metadata"] = {"name": f"probe-{uuid.uuid4().hex[:6]}"}  # Retain, by default
+        custom = client.CustomObjectsApi(kube)
+        wait_for(lambda: _answer(lambda: custom.create_namespaced_custom_object(
+                     GROUP, VERSION, "default", PLURAL, probe, dry_run="All"))[0] == 200,
+                 timeout=IN_FORCE_SECONDS, interval=0.5,
+                 message="the uninstalled release's admission policies out of force")
+
+
+@pytest.fixture(scope="module")
+def policy_name(kube: ApiClient, release: str) -> Iterator[str]:
+    """A PrivacyPolicy (the seed policy under a name of its own)."""
+    body = yaml.safe_load((REPO / "examples" / "policy.yaml").read_text())
+    body["metadata"] = {"name": f"guards-e2e-{uuid.uuid4().hex[:6]}"}
+    api = client.CustomObjectsApi(kube)
+    api.create_cluster_custom_object(GROUP, VERSION, "privacypolicies", body)
+    try:
+        yield body["metadata"]["name"]
+    finally:
+        api.delete_cluster_custom_object(GROUP, VERSION, "privacypolicies",
+                                         body["metadata"]["name"])
+
+
+class Team:
+    """A protected namespace where alice may edit stores and read their credentials Secret."""
+
+    def __init__(self, plane: ControlPlane, kube: ApiClient, namespace: str,
+                 policy: str) -> None:
+        self.kube, self.namespace, self.policy = kube, namespace, policy
+        self.alice = plane.api_client(plane.kubeconfig_for_user("alice", ["devs"]))
+        self.rbac = client.RbacAuthorizationV1Api(kube)
+
+    def store(self, name: str | None = None, **changes: Any) -> dict[str, Any]:
+        """The support-inquiries example store, named `name` (or uniquely), with `changes`."""
+        body: dict[str, Any] = yaml.safe_load(
+            (REPO / "examples" / "stores" / "support-inquiries.yaml").read_text())
+        body["metadata"] = {"name": name or f"store-{uuid.uuid4().hex[:6]}"}
+        body["spec"]["policy"] = self.policy
+        body["spec"]["database"]["credentialsSecret"] = "readable-credentials"
+        body["spec"].update(changes)
+        return body
+
+    def create_as_admin(self, body: dict[str, Any]) -> str:
+        """Create a store as the administrator (who passes every policy); its name."""
+        client.CustomObjectsApi(self.kube).create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, body)
+        return str(body["metadata"]["name"])
+
+    def allow(self, who: str, rules: list[dict[str, Any]]) -> None:
+        """Grant alice `rules` in the namespace (a Role and a RoleBinding called `who`)."""
+        self.rbac.create_namespaced_role(self.namespace, {
+            "metadata": {"name": who}, "rules": rules})
+        self.rbac.create_namespaced_role_binding(self.namespace, {
+            "metadata": {"name": who},
+            "roleRef": {"apiGroup": RBAC_GROUP, "kind": "Role", "name": who},
+            "subjects": [{"kind": "User", "name": "alice", "apiGroup": RBAC_GROUP}]})
+
+    def allow_ring(self, store: str) -> str:
+        """Let alice get the store's key ring Secret; the ring's name."""
+        ring = names_for(store).key_ring
+        self.allow(f"ring-reader-{uuid.uuid4().hex[:6]}", [
+            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [ring],
+             "verbs": ["get"]}])
+        return ring
+
+    def allow_grant(self, store: str) -> None:
+        """Give alice the verb `grant` on the store."""
+        self.allow(f"granter-{uuid.uuid4().hex[:6]}", [
+            {"apiGroups": [GROUP], "resources": [PLURAL], "resourceNames": [store],
+             "verbs": ["grant"]}])
+
+    def create(self, body: dict[str, Any]) -> Attempt:
+        """Alice's attempt to create `body` (a dry run when asked)."""
+        def attempt(dry_run: bool) -> tuple[int, str]:
+            return _answer(lambda: client.CustomObjectsApi(self.alice)
+                           .create_namespaced_custom_object(
+                               GROUP, VERSION, self.namespace, PLURAL, copy.deepcopy(body),
+                               dry_run="All" if dry_run else None))
+        return attempt
+
+    def patch(self, store: str, spec: dict[str, Any]) -> Attempt:
+        """Alice's attempt to merge-patch the store's spec (a dry run when asked)."""
+        def attempt(dry_run: bool) -> tuple[int, str]:
+            return _answer(lambda: client.CustomObjectsApi(self.alice)
+                           .patch_namespaced_custom_object(
+                               GROUP, VERSION, self.namespace, PLURAL, store, {"spec": spec},
+                               dry_run="All" if dry_run else None))
+        return attempt
+
+    def readers(self, store: str) -> list[dict[str, str]]:
+        """The store's readers, as stored."""
+        obj: dict[str, Any] = client.CustomObjectsApi(self.kube).get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, store)
+        return list(obj["spec"].get("access", {}).get("readers", []))
+
+
+def _answer(call: Callable[[], object]) -> tuple[int, str]:
+    """(HTTP status, the API server's message) of a request."""
+    try:
+        call()
+    except ApiException as error:
+        return int(error.status), str(json.loads(error.body or "{}").get("message"))
+    return 200, ""
+
+
+def refused(attempt: Attempt, *, expect: str) -> str:
+    """The attempt is refused, for real, with a message containing `expect`; that message.
+
+    Dry runs first, until the freshly installed policies are in force: a dry run that is
+    admitted changes nothing.
+    """
+    deadline = time.monotonic() + IN_FORCE_SECONDS
+    while (status := attempt(True)[0]) == 200:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"admitted for {IN_FORCE_SECONDS} s; it must be refused")
+        time.sleep(0.5)
+    status, message = attempt(False)
+    assert status == 403, (status, message)
+    assert expect in message, message
+    return message
+
+
+def admitted(attempt: Attempt) -> None:
+    """The attempt is admitted, once the RBAC just granted is in force."""
+    wait_for(lambda: attempt(True)[0] == 200, timeout=IN_FORCE_SECONDS, interval=0.5,
+             message="admitted once the new RBAC is in force")
+    status, message = attempt(False)
+    assert status == 200, (status, message)
+
+
+@pytest.fixture
+def team(control_plane: ControlPlane, kube: ApiClient, policy_name: str) -> Iterator[Team]:
+    """A protected namespace with alice's rights and two Secrets: credentials and a ring."""
+    namespace = f"guards-e2e-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(kube)
+    core.create_namespace(client.V1Namespace(
+        metadata=client.V1ObjectMeta(name=namespace, labels={PROTECT: "true"})))
+    core.create_namespaced_secret(namespace, {
+        "metadata": {"name": "readable-credentials"},
+        "stringData": {"username": "u", "password": "p"}})
+    found = Team(control_plane, kube, namespace, policy_name)
+    # alice edits stores and reads their credentials; nothing about key rings.
+    found.allow("store-editor", [
+        {"apiGroups": [GROUP], "resources": [PLURAL],
+         "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["readable-credentials"],
+         "verbs": ["get"]}])
+    try:
+        yield found
+    finally:
+        found.alice.close()
+        core.patch_namespace(namespace, {"metadata": {"annotations": {ALLOW_DELETION: "true"}}})
+        core.delete_namespace(namespace)
+
+
+ALICE = {"kind": "User", "name": "alice"}
+ALICE_BOT = {"kind": "ServiceAccount", "name": "alice-bot"}
+ADOPT = {"keyRotation": "30d", "adoptExistingKeyRing": True}
+
+
+# -- readers ----------------------------------------------------------------------------------
+
+
+def test_a_developer_who_cannot_read_the_key_ring_cannot_make_herself_a_reader(
+        team: Team) -> None:
+    store = team.create_as_admin(team.store())
+    before = team.readers(store)
+    message = refused(team.patch(store, {"access": {"readers": [*before, ALICE]}}),
+                      expect=f"get on Secret dataward-{store}-keyring")
+    assert "you (alice)" in message and "User:alice" in message, message
+    assert "grant" in message and f"namespace {team.namespace}" in message, message
+    # Nor a ServiceAccount she controls, nor by replacing the whole list.
+    refused(team.patch(store, {"access": {"readers": [ALICE_BOT]}}),
+            expect=f"ServiceAccount:{team.namespace}/alice-bot")
+    assert team.readers(store) == before
+
+
+def test_she_may_add_readers_when_she_may_read_the_key_ring_herself(team: Team) -> None:
+    store = team.create_as_admin(team.store())
+    readers = [*team.readers(store), ALICE, ALICE_BOT]
+    refused(team.patch(store, {"access": {"readers": readers}}), expect="get on Secret")
+    team.allow_ring(store)
+    admitted(team.patch(store, {"access": {"readers": readers}}))
+    assert team.readers(store) == readers
+
+
+def test_she_may_add_readers_with_the_grant_verb_on_the_store(team: Team) -> None:
+    store = team.create_as_admin(team.store())
+    readers = [*team.readers(store), ALICE]
+    refused(team.patch(store, {"access": {"readers": readers}}), expect="get on Secret")
+    team.allow_grant(store)
+    admitted(team.patch(store, {"access": {"readers": readers}}))
+    assert team.readers(store) == readers
+    # The verb is per store: another store's readers stay guarded.
+    other = team.create_as_admin(team.store())
+    refused(team.patch(other, {"access": {"readers": [ALICE]}}), expect="get on Secret")
+
+
+def test_removing_or_reordering_readers_is_always_allowed(team: Team) -> None:
+    store = team.create_as_admin(team.store())
+    before = team.readers(store)
+    assert len(before) == 2
+    refused(team.patch(store, {"access": {"readers": [*before, ALICE]}}), expect="get on Secret")
+    admitted(team.patch(store, {"access": {"readers": list(reversed(before))}}))
+    # A ServiceAccount's namespace written out is the same subject as the default one.
+    account = {**before[0], "namespace": team.namespace}
+    admitted(team.patch(store, {"access": {"readers": [account]}}))
+    admitted(team.patch(store, {"access": {"readers": []}}))
+    assert team.readers(store) == []
+
+
+def test_a_new_store_may_name_readers_because_its_key_ring_is_new(team: Team) -> None:
+    # Proof that the guard is in force, on an existing store...
+    existing = team.create_as_admin(team.store())
+    refused(team.patch(existing, {"access": {"readers": [ALICE]}}), expect="get on Secret")
+    # ...while a new store, with readers alice cannot otherwise reach, is admitted.
+    body = team.store(access={"readers": [ALICE, ALICE_BOT]})
+    admitted(team.create(body))
+
+
+def test_a_store_with_a_long_name_needs_the_grant_verb(team: Team) -> None:
+    """The ring's name is hashed past 63 characters; CEL cannot compute it, so `grant` it is."""
+    name = f"long-{uuid.uuid4().hex[:6]}-" + "x" * 40
+    ring = names_for(name).key_ring
+    assert ring != f"dataward-{name}-keyring" and len(ring) <= 63
+    store = team.create_as_admin(team.store(name))
+    team.allow_ring(store)  # even with get on the hashed ring: admission cannot tell
+    message = refused(team.patch(store, {"access": {"readers": [ALICE]}}),
+                      expect="verb grant on personaldatastores.dataward.io")
+    assert name in message, message
+    team.allow_grant(store)
+    admitted(team.patch(store, {"access": {"readers": [ALICE]}}))
+
+
+# -- adopting an existing key ring --------------------------------------------------------------
+
+
+def test_adopting_an_existing_key_ring_needs_the_right_to_read_it(team: Team) -> None:
+    name = f"store-{uuid.uuid4().hex[:6]}"
+    adopting = team.store(name, encryption=ADOPT)
+    message = refused(team.create(adopting), expect=f"get on Secret dataward-{name}-keyring")
+    assert "adoptExistingKeyRing" in message, message
+    # Without adoption the same store is admitted: a new store gets a new, empty ring.
+    admitted(team.create(team.store(f"{name}-new")))
+
+    # Switched on later, by an update: the same guard.
+    store = team.create_as_admin(team.store())
+    refused(team.patch(store, {"encryption": ADOPT}), expect="adoptExistingKeyRing")
+
+    team.allow_ring(name)
+    admitted(team.create(adopting))
+    team.allow_ring(store)
+    admitted(team.patch(store, {"encryption": ADOPT}))
+    # Once set, other changes to the store are not re-judged as a new adoption.
+    other = f"store-{uuid.uuid4().hex[:6]}"
+    team.create_as_admin(team.store(other, encryption=ADOPT))
+    admitted(team.patch(other, {"retention": "90d"}))
+
+
+def test_kubectl_explain_says_what_adoption_does_and_who_may(control_plane: ControlPlane) -> None:
+    field = "pds.spec.encryption.adoptExistingKeyRing"
+
+    def explain() -> str:
+        result = control_plane.kubectl("explain", field, check=False)
+        return " ".join(result.stdout.split()) if result.returncode == 0 else ""
+
+    text = wait_for(explain, timeout=IN_FORCE_SECONDS, interval=0.5,
+                    message=f"kubectl explain {field}")
+    assert "<boolean>" in text
+    assert "Use the Secret dataward-<store>-keyring that already exists" in text
+    assert "Admitted only for a requester who may get that Secret." in text
