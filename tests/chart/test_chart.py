@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from dataward.checks.observed import TrustedSubjects
 from dataward.model.durations import _month_span_bounds
 from dataward.render.names import names_for
 from e2e.tools import tool
@@ -192,10 +193,15 @@ def _trusted_subject_args(*options: str) -> list[str]:
 
 
 def test_the_trust_model_is_passed_to_the_operator_one_subject_per_argument() -> None:
-    assert _trusted_subject_args() == [
+    defaults = _trusted_subject_args()
+    assert defaults == [
         "--trusted-subject=Group:system:masters",
         "--trusted-subject=User:system:kube-controller-manager",
+        "--trusted-subject=ServiceAccount:kube-system/*",
     ]
+    # The chart's default and the operator's own (no flag given) are the same list.
+    parsed = TrustedSubjects.parse(a.removeprefix("--trusted-subject=") for a in defaults)
+    assert parsed == TrustedSubjects()
     subjects = [{"kind": "ServiceAccount", "name": "velero", "namespace": "backup"},
                 {"kind": "Group", "name": "platform-admins"}]
     assert _trusted_subject_args("--set-json", f"trustedSubjects={json.dumps(subjects)}") == [
