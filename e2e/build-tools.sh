@@ -12,20 +12,39 @@ HELM_VERSION=v3.22.0
 KUBECONFORM_VERSION=v0.7.0
 CYCLONUS_VERSION=v0.5.6
 
-stamp=$(cat "$here/controlplane/go.mod" "$here/controlplane/go.sum" "$0" | sha256sum | cut -c1-16)
+# The stamp is what decides the binaries: the module pins and the tool versions (not this
+# script's text, so a change to how it builds does not force a rebuild of the same binaries).
+stamp=$( (cat "$here/controlplane/go.mod" "$here/controlplane/go.sum";
+          echo "$K8S_VERSION $HELM_VERSION $KUBECONFORM_VERSION $CYCLONUS_VERSION") \
+        | sha256sum | cut -c1-16)
 bin="$cache/bin-$stamp"
 tools=(etcd kube-apiserver kube-controller-manager kubectl helm kubeconform cyclonus)
 
-have_all=1
-for t in "${tools[@]}"; do [ -x "$bin/$t" ] || have_all=0; done
-if [ "$have_all" = 1 ]; then
+have_all() {
+  for t in "${tools[@]}"; do [ -x "$bin/$t" ] || return 1; done
+}
+if have_all; then
+  echo "$bin"
+  exit 0
+fi
+
+# One build at a time: `make run` and `make test` started together share this cache, and a
+# second build must wait for the first and then use what it built, never replace it.
+mkdir -p "$cache"
+exec 9>"$cache/.build.lock"
+if ! flock -n 9; then
+  echo "build-tools: another build is running; waiting for it" >&2
+  flock 9
+fi
+if have_all; then
   echo "$bin"
   exit 0
 fi
 
 command -v go >/dev/null || { echo "build-tools: Go is required (go 1.26 or newer) and was not found on PATH" >&2; exit 1; }
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod
-mkdir -p "$bin.tmp"
+work=$(mktemp -d "$cache/bin-$stamp.building.XXXXXX")
+trap 'rm -rf "$work"' EXIT
 start=$(date +%s)
 minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
 ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION \
@@ -35,18 +54,20 @@ ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION \
 (
   cd "$here/controlplane"
   echo "build-tools: building kube-apiserver, kube-controller-manager, kubectl $K8S_VERSION" >&2
-  go build -trimpath -ldflags "$ldflags" -o "$bin.tmp/" \
+  go build -trimpath -ldflags "$ldflags" -o "$work/" \
     k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kubectl
   echo "build-tools: building etcd" >&2
-  go build -trimpath -ldflags "-s -w" -o "$bin.tmp/etcd" go.etcd.io/etcd/server/v3
+  go build -trimpath -ldflags "-s -w" -o "$work/etcd" go.etcd.io/etcd/server/v3
 )
 echo "build-tools: installing helm $HELM_VERSION, kubeconform $KUBECONFORM_VERSION, cyclonus $CYCLONUS_VERSION" >&2
-GOBIN="$bin.tmp" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-GOBIN="$bin.tmp" go install "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
-GOBIN="$bin.tmp" go install "github.com/mattfenwick/cyclonus/cmd/cyclonus@$CYCLONUS_VERSION"
-rm -rf "$bin"
-mv "$bin.tmp" "$bin"
+GOBIN="$work" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+GOBIN="$work" go install "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
+GOBIN="$work" go install "github.com/mattfenwick/cyclonus/cmd/cyclonus@$CYCLONUS_VERSION"
+# A partial directory (an older, interrupted build) is moved aside, never built into.
+[ -e "$bin" ] && mv "$bin" "$(mktemp -u "$bin.stale.XXXXXX")"
+mv "$work" "$bin"
+trap - EXIT
 echo "build-tools: built in $(( $(date +%s) - start )) s" >&2
 echo "$bin"
