@@ -87,24 +87,29 @@ def connection_info(configuration: Any) -> kopf.ConnectionInfo:
 def build_registry(
     queue: WorkQueue, policies: WorkQueue, reconciler: Reconciler
 ) -> kopf.OperatorRegistry:
-    """The handlers, on a registry of their own (no global state, testable, embeddable)."""
+    """The handlers, on a registry of their own (no global state, testable, embeddable).
+
+    Every handler is `async def`: kopf runs plain functions in its thread pool, and the queues
+    belong to the event loop. What blocks (a list through the synchronous client) runs in a
+    thread of its own, and the handler awaits it.
+    """
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
+    async def login(**_: Any) -> kopf.ConnectionInfo:
         return connection_info(reconciler.kube.api.configuration)
 
     @kopf.on.event(GROUP, VERSION, "personaldatastores", registry=registry)
-    def store_event(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> None:
+    async def store_event(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> None:
         if namespace:
             queue.add((namespace, name))
         if spec.get("policy"):
             policies.add(("", str(spec["policy"])))  # its count of stores may have changed
 
     @kopf.on.event(GROUP, VERSION, "privacypolicies", registry=registry)
-    def policy_event(name: str, **_: Any) -> None:
+    async def policy_event(name: str, **_: Any) -> None:
         policies.add(("", name))
-        for key in reconciler.stores_of_policy(name):
+        for key in await asyncio.to_thread(reconciler.stores_of_policy, name):
             queue.add(key)
 
     for group, version, plural in CHILD_KINDS:
@@ -112,7 +117,7 @@ def build_registry(
         @kopf.on.event(
             group, version, plural, labels={MANAGED_BY_LABEL: MANAGED_BY}, registry=registry
         )
-        def child_event(body: kopf.Body, namespace: str | None, **_: Any) -> None:
+        async def child_event(body: kopf.Body, namespace: str | None, **_: Any) -> None:
             if not namespace:
                 return
             owner = _owner_store(body)
@@ -122,7 +127,9 @@ def build_registry(
             # Jobs belong to the CronJob, not the store: find the store by its label.
             label = (body.get("metadata", {}).get("labels") or {}).get(STORE_LABEL)
             if label:
-                for key in reconciler.stores_with_label(namespace, label):
+                for key in await asyncio.to_thread(
+                    reconciler.stores_with_label, namespace, label
+                ):
                     queue.add(key)
 
     return registry
