@@ -8,6 +8,7 @@ kopf's watch of the stores fails with a 404 once their CRD is deleted, and that 
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import threading
 import time
@@ -193,3 +194,21 @@ def test_a_replica_that_lost_its_lease_stops_working_and_takes_it_back(
     elector = _Elector.made[-1]
     assert elector.acquired == 2 and elector.released
     assert code == 0
+
+
+def test_kopfs_tracebacks_of_a_vanished_crd_are_left_to_one_warning() -> None:
+    class APINotFoundError(Exception):
+        status = 404
+
+    APINotFoundError.__module__ = "kopf._cogs.clients.errors"
+
+    def record(error: Exception) -> logging.LogRecord:
+        return logging.LogRecord(
+            "kopf._core.reactor.running", logging.ERROR, __file__, 1,
+            "Multidimensional multitasker has failed: %s", (error,),
+            (type(error), error, None),
+        )
+
+    quiet = operator_module._KopfNotFoundFilter()
+    assert not quiet.filter(record(APINotFoundError("404 page not found")))
+    assert quiet.filter(record(RuntimeError("anything else")))

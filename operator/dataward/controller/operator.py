@@ -155,6 +155,12 @@ async def _resync(
         await serving.wait()  # no stores to list while the CRDs are not served
         try:
             keys = await asyncio.to_thread(reconciler.all_stores)
+        except KubeError as error:
+            if error.status == 404:  # the CRD was just deleted: run_operator says so
+                log.debug("resync: stores not served (%s)", error)
+                continue
+            log.warning("resync: listing stores failed (%s); trying again in %ss", error, every)
+            continue
         except Exception as error:  # a failed list must not end the resync for good
             log.warning("resync: listing stores failed (%s); trying again in %ss", error, every)
             continue
@@ -205,6 +211,33 @@ async def _wait_for_crds(kube: Kube, stopping: asyncio.Event, every: float) -> b
                 warned = True
         await _wait_or_stop(stopping, every)
     return False
+
+
+def _kopf_not_found(error: object) -> bool:
+    """A 404 from kopf's API client (its APIError is not public)."""
+    return type(error).__module__.startswith("kopf.") and getattr(error, "status", None) == 404
+
+
+class _KopfNotFoundFilter(logging.Filter):
+    """Keep kopf's tracebacks of a watch's 404 out of the log (at DEBUG instead).
+
+    A deleted CRD makes every watch of it fail with a 404, which kopf logs as errors with
+    tracebacks; _run_kopf then says what happened, in one warning. A 404 for any other
+    reason is not lost: _run_kopf logs the error that ended kopf, with its traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and _kopf_not_found(record.exc_info[1]):
+            log.debug("kopf: %s", record.getMessage())
+            return False
+        return True
+
+
+def _quiet_kopf_not_found() -> None:
+    for name in ("kopf._core.reactor.orchestration", "kopf._core.reactor.running"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _KopfNotFoundFilter) for f in logger.filters):
+            logger.addFilter(_KopfNotFoundFilter())
 
 
 def _kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
@@ -332,16 +365,14 @@ async def run_operator(
         stopping.set()
 
     def quiet_vanished_crd(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        # A kopf run that ended on a deleted CRD leaves a task whose 404 nobody retrieved;
-        # kopf logged it already, and the CRD's absence is reported above.
-        error = context.get("exception")
-        kopfs = type(error).__module__.startswith("kopf.")  # its APIError is not public
-        if kopfs and getattr(error, "status", None) == 404:
-            log.debug("kopf task ended with a 404: %s", error)
+        # A kopf run that ended on a deleted CRD leaves a task whose 404 nobody retrieved.
+        if _kopf_not_found(context.get("exception")):
+            log.debug("kopf task ended with a 404: %s", context.get("exception"))
             return
         loop.default_exception_handler(context)
 
     loop.set_exception_handler(quiet_vanished_crd)
+    _quiet_kopf_not_found()
     registry = build_registry(queue, policies, reconciler)
     tasks = [asyncio.create_task(queue.worker(handle)) for _ in range(settings.workers)]
     tasks.append(asyncio.create_task(policies.worker(handle_policy)))
