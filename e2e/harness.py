@@ -28,7 +28,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -458,6 +458,19 @@ class ControlPlane:
             f"----- {p.name} ({p.log_path}) last {LOG_TAIL_LINES} lines -----\n{p.tail()}"
             for p in self._processes
         )
+
+    @contextlib.contextmanager
+    def paused(self, name: str = "kube-apiserver") -> Iterator[None]:
+        """Freeze one process with SIGSTOP for the `with` block, then SIGCONT it (also on failure).
+
+        A frozen API server is a hung one: the kernel still accepts connections, nothing answers.
+        """
+        (process,) = [p for p in self._processes if p.name == name]
+        os.kill(process.popen.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(process.popen.pid, signal.SIGCONT)
 
     # -- public properties --
 

@@ -80,6 +80,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=30,
         help="how long a silent leader keeps the Lease (default: %(default)s)",
     )
+    parser.add_argument(
+        "--request-timeout-seconds",
+        type=float,
+        default=30.0,
+        help="give up on an API request that has not answered for this long (a hung API "
+        "server); connecting has 5 s (default: %(default)s)",
+    )
     parser.add_argument("--key-ring-grace-seconds", type=float, default=30 * 24 * 3600,
                         help="deletionPolicy: Delete destroys a deleted store's key ring after "
                              "this long (default: 30 days)")
@@ -106,7 +113,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the operator until a signal or the loss of the Lease."""
+    """Run the operator until a signal (after losing the Lease, it tries to take it back)."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if args.log_format == "json" else logging.Formatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -126,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         resync_seconds=args.resync_seconds,
         kubeconfig=args.kubeconfig,
         metrics_port=args.metrics_port or None,
+        request_timeout=(min(5.0, args.request_timeout_seconds), args.request_timeout_seconds),
         reconcile=ReconcileSettings(
             render=RenderSettings(image=args.image, time_zone=args.time_zone),
             operator_service_account=account,

@@ -7,10 +7,11 @@ and come out as plain dicts (JSON as the API serves it), so the same code handle
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -19,6 +20,9 @@ from dataward.controller.metrics import WRITES
 FIELD_MANAGER = "dataward"
 # Asks the API server for PartialObjectMetadata: the object's metadata, without its data.
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+# (connect, read) seconds. Without a timeout a request to a hung API server blocks for ever:
+# the read timeout bounds each wait for bytes, so a stalled server surfaces as a KubeError.
+DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,11 @@ RESOURCES: dict[str, Resource] = {
 
 
 class KubeError(Exception):
-    """An API call failed; carries the HTTP status and the server's reason, never a body."""
+    """An API call failed; carries the HTTP status and the server's reason, never a body.
+
+    Status 0: no answer (timeout, connection refused or reset), or a write refused locally
+    because this replica is not the leader.
+    """
 
     def __init__(self, status: int, reason: str, what: str) -> None:
         super().__init__(f"{what}: HTTP {status} {reason}")
@@ -72,9 +80,14 @@ class KubeError(Exception):
         self.reason = reason
 
 
-def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
-    """An ApiClient from a kubeconfig file, $KUBECONFIG, or the in-cluster service account."""
+def load_api_client(kubeconfig: str | None = None, retries: int | None = None) -> client.ApiClient:
+    """An ApiClient from a kubeconfig file, $KUBECONFIG, or the in-cluster service account.
+
+    `retries`: urllib3's retries of a failed connection or read (None: urllib3's default, 3).
+    Each retry waits for its own timeout, so a caller with a deadline (the Lease) wants 0.
+    """
     configuration = client.Configuration()
+    configuration.retries = retries
     if kubeconfig:
         config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     else:
@@ -86,10 +99,22 @@ def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
 
 
 class Kube:
-    """JSON-in, JSON-out calls for the kinds in RESOURCES."""
+    """JSON-in, JSON-out calls for the kinds in RESOURCES.
 
-    def __init__(self, api: client.ApiClient) -> None:
+    Every request carries `timeout` ((connect, read) seconds). `may_write` fences mutating
+    requests: when it answers False (the Lease is no longer known to be held) a write fails
+    with KubeError(0) before anything is sent.
+    """
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        may_write: Callable[[], bool] | None = None,
+    ) -> None:
         self.api = api
+        self.timeout = timeout
+        self.may_write = may_write
 
     def _call(
         self,
@@ -102,6 +127,8 @@ class Kube:
         accept: str = "application/json",
         what: str,
     ) -> dict[str, Any]:
+        if method != "GET" and self.may_write is not None and not self.may_write():
+            raise KubeError(0, "not the leader: write refused", what)
         method_, url, headers, payload, _ = self.api.param_serialize(
             method,
             path,
@@ -111,11 +138,17 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         try:
-            response = self.api.call_api(method_, url, header_params=headers, body=payload)
+            response = self.api.call_api(
+                method_, url, header_params=headers, body=payload, _request_timeout=self.timeout
+            )
+            data = response.read()  # the body is streamed: a stall here is a read timeout too
         except ApiException as error:
             # The body may echo what we sent (a Secret's data); keep only status and reason.
             raise KubeError(int(error.status or 0), str(error.reason), what) from None
-        data = response.read()
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            # Timeouts, refused or reset connections: no answer, which callers must not
+            # mistake for any answer (least of all "not found").
+            raise KubeError(0, f"no answer ({type(error).__name__})", what) from None
         if method != "GET":
             WRITES.labels(what.split(" ")[1] if " " in what else what, method).inc()
         if not 200 <= response.status < 300:
@@ -148,6 +181,19 @@ class Kube:
                 return False
             raise
         return True
+
+    def served(self, group_version: str) -> set[str]:
+        """The resources the API serves in `group_version` (discovery); empty on a 404.
+
+        Discovery is open to every authenticated user: no RBAC on CRDs is needed.
+        """
+        try:
+            result = self._call("GET", f"/apis/{group_version}", what=f"discover {group_version}")
+        except KubeError as error:
+            if error.status == 404:
+                return set()
+            raise
+        return {str(r.get("name")) for r in result.get("resources") or []}
 
     def list(
         self, kind: str, namespace: str | None = None, label_selector: str | None = None

@@ -3,12 +3,19 @@
 kopf's peering pauses lower-priority operators but lets two of the same priority both work,
 so only the holder of this Lease runs the reconcilers. Renewals are liveness, not writes to
 stores or their children.
+
+Like client-go's leader election, a holder that has not renewed within `renew_deadline_seconds`
+(shorter than the Lease's duration) stops acting before anyone else may take over, even when a
+renewal request hangs: the deadline is kept by the renewing thread, and every attempt runs in a
+thread of its own that it does not wait for past the deadline.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,13 +27,26 @@ log = logging.getLogger("dataward.leader")
 
 @dataclass(frozen=True)
 class LeaseSettings:
-    """Where the Lease lives and how long a holder keeps it without renewing."""
+    """Where the Lease lives and how long a holder keeps it without renewing.
+
+    A holder renews every `renew_every_seconds`, retries a failed renewal every
+    `retry_every_seconds`, and gives up `renew_deadline_seconds` after its last successful
+    renewal (default: two thirds of the duration), so it has stopped before the Lease expires.
+    """
 
     namespace: str
     name: str = "dataward-operator"
     duration_seconds: int = 30
     renew_every_seconds: float = 10.0
     retry_every_seconds: float = 5.0
+    renew_deadline_seconds: float | None = None
+
+    @property
+    def deadline(self) -> float:
+        """Seconds without a successful renewal after which the holder stops acting."""
+        if self.renew_deadline_seconds is not None:
+            return min(self.renew_deadline_seconds, float(self.duration_seconds))
+        return self.duration_seconds * 2 / 3
 
 
 def _micro_time(instant: datetime) -> str:
@@ -51,14 +71,43 @@ def lease_is_free(lease: dict[str, Any], identity: str, now: datetime) -> bool:
 
 
 class LeaderElector:
-    """Acquire, renew and release one Lease; `lost` is set the moment leadership ends."""
+    """Acquire, renew and release one Lease; `lost` is set the moment leadership ends.
 
-    def __init__(self, kube: Kube, settings: LeaseSettings, identity: str) -> None:
+    After a loss, `acquire()` may be called again: it clears `lost` once the Lease is held.
+    """
+
+    def __init__(
+        self,
+        kube: Kube,
+        settings: LeaseSettings,
+        identity: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.kube = kube
         self.settings = settings
         self.identity = identity
         self.lost = threading.Event()
         self._stop = threading.Event()
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._renewed_at: float | None = None  # clock() when the last successful attempt began
+
+    def leading(self) -> bool:
+        """True while the last successful renewal is younger than the renew deadline.
+
+        Time-based, so it turns False on time even while a renewal request hangs: writes are
+        fenced with it (see Kube.may_write).
+        """
+        with self._lock:
+            renewed = self._renewed_at
+        return renewed is not None and self._clock() - renewed < self.settings.deadline
+
+    def _remaining(self) -> float:
+        with self._lock:
+            renewed = self._renewed_at
+        if renewed is None:
+            return 0.0
+        return renewed + self.settings.deadline - self._clock()
 
     def _body(self, lease: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
         spec = dict((lease or {}).get("spec") or {})
@@ -88,25 +137,51 @@ class LeaderElector:
 
     def try_acquire_or_renew(self) -> bool:
         """One attempt; True when we hold the lease afterwards."""
+        began = self._clock()
         now = datetime.now(UTC)
         try:
             lease = self.kube.get("Lease", self.settings.namespace, self.settings.name)
             if lease is None:
                 self.kube.create(self._body(None, now))
-                return True
-            if not lease_is_free(lease, self.identity, now):
+            elif not lease_is_free(lease, self.identity, now):
                 return False
-            self.kube.replace(self._body(lease, now))
-            return True
+            else:
+                self.kube.replace(self._body(lease, now))
         except KubeError as error:
             # A 409 means someone else wrote first; anything else is "unknown": not ours.
             log.info("lease %s/%s not held: %s", self.settings.namespace, self.settings.name, error)
             return False
+        with self._lock:
+            # From when the attempt began: the Lease's renewTime is no later than that.
+            if self._renewed_at is None or began > self._renewed_at:
+                self._renewed_at = began
+        return True
+
+    def _attempt_within(self, seconds: float) -> bool:
+        """try_acquire_or_renew(), waiting for its answer at most `seconds`.
+
+        A request to a hung API server returns only when its own timeout fires; the attempt
+        then ends on its own thread, and a late success still counts from when it began.
+        """
+        outcome: list[bool] = []
+        done = threading.Event()
+
+        def attempt() -> None:
+            try:
+                outcome.append(self.try_acquire_or_renew())
+            except Exception:  # a bug must not end renewals silently
+                log.exception("lease renewal failed")
+            finally:
+                done.set()
+
+        threading.Thread(target=attempt, name="lease-attempt", daemon=True).start()
+        return done.wait(max(seconds, 0.0)) and bool(outcome and outcome[0])
 
     def acquire(self) -> bool:
         """Block until the lease is ours (True) or stop() was called (False)."""
         while not self._stop.is_set():
             if self.try_acquire_or_renew():
+                self.lost.clear()
                 log.info(
                     "acquired lease %s/%s as %s",
                     self.settings.namespace,
@@ -118,18 +193,32 @@ class LeaderElector:
         return False
 
     def keep_renewing(self) -> None:
-        """Renew until stop() or until the lease cannot be renewed within its duration."""
-        last_renewed = datetime.now(UTC)
-        while not self._stop.wait(self.settings.renew_every_seconds):
-            if self.try_acquire_or_renew():
-                last_renewed = datetime.now(UTC)
+        """Renew until stop(), or set `lost` once the renew deadline passes without a renewal.
+
+        Returns at the deadline even when a renewal request hangs.
+        """
+        wait = self.settings.renew_every_seconds
+        while not self._stop.wait(min(wait, max(self._remaining(), 0.0))):
+            remaining = self._remaining()
+            if remaining > 0 and self._attempt_within(remaining):
+                wait = self.settings.renew_every_seconds
                 continue
-            if datetime.now(UTC) - last_renewed > timedelta(
-                seconds=self.settings.duration_seconds * 2 / 3
-            ):
-                log.error("lost lease %s/%s; stopping", self.settings.namespace, self.settings.name)
+            if self._stop.is_set():
+                return
+            if not self.leading():
+                log.error(
+                    "could not renew lease %s/%s within %gs: lost leadership, stopping work",
+                    self.settings.namespace,
+                    self.settings.name,
+                    self.settings.deadline,
+                )
                 self.lost.set()
                 return
+            wait = self.settings.retry_every_seconds
+
+    def cancel(self) -> None:
+        """Stop acquiring and renewing (safe in a signal handler: sends no request)."""
+        self._stop.set()
 
     def stop(self) -> None:
         """Stop renewing and release the lease so a successor need not wait for it to expire."""

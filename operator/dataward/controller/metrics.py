@@ -34,6 +34,9 @@ TIME_TO_READY = Histogram("dataward_time_to_ready_seconds",
                           "From a store's creation to its first Ready=True.",
                           buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800))
 LEADER = Gauge("dataward_leader", "1 while this replica holds the Lease.")
+CRDS_SERVED = Gauge(
+    "dataward_crds_served", "1 while the API serves the Dataward CRDs (0: waiting for them)."
+)
 
 _STATUSES = ("True", "False", "Unknown")
 

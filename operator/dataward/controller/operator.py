@@ -3,6 +3,11 @@
 Only `@kopf.on.event` handlers are used: they keep no progress annotations, add no
 finalizers and post no events, so in steady state the operator sends no mutating request.
 The reconcile itself (controller/reconcile.py) compares before it writes.
+
+The process outlives what goes wrong under it: losing the Lease (or failing to renew it
+within the renew deadline, e.g. with a hung API server) stops the work at once and the
+replica tries to take the Lease back; deleting the CRDs stops kopf, not the process, which
+waits for them and starts kopf again when they are back. Every request has a timeout.
 """
 
 from __future__ import annotations
@@ -14,15 +19,15 @@ import signal
 import socket
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
 
-from dataward.controller.kube import Kube, load_api_client
+from dataward.controller.kube import DEFAULT_TIMEOUT, Kube, KubeError, load_api_client
 from dataward.controller.leader import LeaderElector, LeaseSettings
-from dataward.controller.metrics import LEADER, serve
+from dataward.controller.metrics import CRDS_SERVED, LEADER, serve
 from dataward.controller.queue import StoreKey, WorkQueue
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from dataward.render.labels import MANAGED_BY, MANAGED_BY_LABEL, STORE_KIND, STORE_LABEL
@@ -30,6 +35,8 @@ from dataward.render.labels import MANAGED_BY, MANAGED_BY_LABEL, STORE_KIND, STO
 log = logging.getLogger("dataward.operator")
 
 GROUP, VERSION = "dataward.io", "v1alpha1"
+CRD_PLURALS = ("personaldatastores", "privacypolicies")
+WATCH_SECONDS = 300  # the server ends each watch request after this long; kopf re-opens it
 CHILD_KINDS: tuple[tuple[str, str, str], ...] = (
     ("networking.k8s.io", "v1", "networkpolicies"),
     ("rbac.authorization.k8s.io", "v1", "roles"),
@@ -55,6 +62,10 @@ class OperatorSettings:
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
     kubeconfig: str | None = None
     metrics_port: int | None = 8080
+    # (connect, read) seconds for every API request, the reconciler's and kopf's alike.
+    request_timeout: tuple[float, float] = DEFAULT_TIMEOUT
+    # How often to ask discovery whether the CRDs are (still) served.
+    crd_check_seconds: float = 10.0
 
 
 def _owner_store(body: Mapping[str, Any]) -> str | None:
@@ -87,24 +98,29 @@ def connection_info(configuration: Any) -> kopf.ConnectionInfo:
 def build_registry(
     queue: WorkQueue, policies: WorkQueue, reconciler: Reconciler
 ) -> kopf.OperatorRegistry:
-    """The handlers, on a registry of their own (no global state, testable, embeddable)."""
+    """The handlers, on a registry of their own (no global state, testable, embeddable).
+
+    Every handler is `async def`: kopf runs plain functions in its thread pool, and the queues
+    belong to the event loop. What blocks (a list through the synchronous client) runs in a
+    thread of its own, and the handler awaits it.
+    """
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
+    async def login(**_: Any) -> kopf.ConnectionInfo:
         return connection_info(reconciler.kube.api.configuration)
 
     @kopf.on.event(GROUP, VERSION, "personaldatastores", registry=registry)
-    def store_event(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> None:
+    async def store_event(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> None:
         if namespace:
             queue.add((namespace, name))
         if spec.get("policy"):
             policies.add(("", str(spec["policy"])))  # its count of stores may have changed
 
     @kopf.on.event(GROUP, VERSION, "privacypolicies", registry=registry)
-    def policy_event(name: str, **_: Any) -> None:
+    async def policy_event(name: str, **_: Any) -> None:
         policies.add(("", name))
-        for key in reconciler.stores_of_policy(name):
+        for key in await asyncio.to_thread(reconciler.stores_of_policy, name):
             queue.add(key)
 
     for group, version, plural in CHILD_KINDS:
@@ -112,7 +128,7 @@ def build_registry(
         @kopf.on.event(
             group, version, plural, labels={MANAGED_BY_LABEL: MANAGED_BY}, registry=registry
         )
-        def child_event(body: kopf.Body, namespace: str | None, **_: Any) -> None:
+        async def child_event(body: kopf.Body, namespace: str | None, **_: Any) -> None:
             if not namespace:
                 return
             owner = _owner_store(body)
@@ -122,18 +138,29 @@ def build_registry(
             # Jobs belong to the CronJob, not the store: find the store by its label.
             label = (body.get("metadata", {}).get("labels") or {}).get(STORE_LABEL)
             if label:
-                for key in reconciler.stores_with_label(namespace, label):
+                for key in await asyncio.to_thread(
+                    reconciler.stores_with_label, namespace, label
+                ):
                     queue.add(key)
 
     return registry
 
 
-async def _resync(queue: WorkQueue, reconciler: Reconciler, every: float) -> None:
+async def _resync(
+    queue: WorkQueue, reconciler: Reconciler, every: float, serving: asyncio.Event
+) -> None:
     """Queue every store periodically: key ages, Secrets and RBAC are not watched."""
     while True:
         await asyncio.sleep(every)
+        await serving.wait()  # no stores to list while the CRDs are not served
         try:
             keys = await asyncio.to_thread(reconciler.all_stores)
+        except KubeError as error:
+            if error.status == 404:  # the CRD was just deleted: run_operator says so
+                log.debug("resync: stores not served (%s)", error)
+                continue
+            log.warning("resync: listing stores failed (%s); trying again in %ss", error, every)
+            continue
         except Exception as error:  # a failed list must not end the resync for good
             log.warning("resync: listing stores failed (%s); trying again in %ss", error, every)
             continue
@@ -141,93 +168,303 @@ async def _resync(queue: WorkQueue, reconciler: Reconciler, every: float) -> Non
             queue.add(key)
 
 
-async def run_operator(settings: OperatorSettings, stop: threading.Event) -> None:
-    """Run until `stop` is set (a signal, or the Lease was lost)."""
-    kube = Kube(load_api_client(settings.kubeconfig))
-    reconciler = Reconciler(kube, settings.reconcile, settings.namespaces)
-    queue = WorkQueue()
-    policies = WorkQueue()  # keys ("", policy name): cluster-scoped
+async def _crds_served(kube: Kube) -> bool | None:
+    """True when the API serves both of Dataward's resources, False when not, None: no answer."""
+    try:
+        served = await asyncio.to_thread(kube.served, f"{GROUP}/{VERSION}")
+    except KubeError as error:
+        log.info("could not ask the API which resources it serves: %s", error)
+        return None
+    return set(CRD_PLURALS) <= served
 
-    async def handle(key: StoreKey) -> None:
-        await asyncio.to_thread(reconciler.reconcile_logged, key)
 
-    async def handle_policy(key: StoreKey) -> None:
-        await asyncio.to_thread(reconciler.reconcile_policy_logged, key[1])
+async def _wait_or_stop(stopping: asyncio.Event, seconds: float) -> bool:
+    """Sleep `seconds` unless `stopping` is set first; True when it is."""
+    try:
+        await asyncio.wait_for(stopping.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True
 
-    registry = build_registry(queue, policies, reconciler)
-    kopf_settings = kopf.OperatorSettings()
-    kopf_settings.posting.enabled = False  # our Events are posted on transitions only
+
+async def _wait_for_crds(kube: Kube, stopping: asyncio.Event, every: float) -> bool:
+    """Wait until the CRDs are served (True), or until `stopping` (False)."""
+    warned = False
+    while not stopping.is_set():
+        served = await _crds_served(kube)
+        if served:
+            CRDS_SERVED.set(1)
+            if warned:
+                log.warning("the %s CRDs are served again: resuming watches and reconciles", GROUP)
+            return True
+        if served is False:
+            CRDS_SERVED.set(0)
+            if not warned:
+                log.warning(
+                    "the API does not serve %s/%s %s (CRDs not installed, or deleted): "
+                    "waiting for them, checking every %gs",
+                    GROUP,
+                    VERSION,
+                    " and ".join(CRD_PLURALS),
+                    every,
+                )
+                warned = True
+        await _wait_or_stop(stopping, every)
+    return False
+
+
+def _kopf_not_found(error: object) -> bool:
+    """A 404 from kopf's API client (its APIError is not public)."""
+    return type(error).__module__.startswith("kopf.") and getattr(error, "status", None) == 404
+
+
+class _KopfNotFoundFilter(logging.Filter):
+    """Keep kopf's tracebacks of a watch's 404 out of the log (at DEBUG instead).
+
+    A deleted CRD makes every watch of it fail with a 404, which kopf logs as errors with
+    tracebacks; _run_kopf then says what happened, in one warning. A 404 for any other
+    reason is not lost: _run_kopf logs the error that ended kopf, with its traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and _kopf_not_found(record.exc_info[1]):
+            log.debug("kopf: %s", record.getMessage())
+            return False
+        return True
+
+
+def _quiet_kopf_not_found() -> None:
+    for name in ("kopf._core.reactor.orchestration", "kopf._core.reactor.running"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _KopfNotFoundFilter) for f in logger.filters):
+            logger.addFilter(_KopfNotFoundFilter())
+
+
+def _kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
+    """kopf's settings; made anew for every run of kopf (kopf.operator() changes them)."""
+    connect, read = settings.request_timeout
+    out = kopf.OperatorSettings()
+    out.posting.enabled = False  # our Events are posted on transitions only
     # The resources are known; scanning CRDs would need list/watch on them cluster-wide.
-    kopf_settings.scanning.disabled = True
-    kopf_settings.watching.server_timeout = 300
-    kopf_stop: asyncio.Event = asyncio.Event()
-    tasks = [asyncio.create_task(queue.worker(handle)) for _ in range(settings.workers)]
-    tasks.append(asyncio.create_task(policies.worker(handle_policy)))
-    tasks.append(asyncio.create_task(_resync(queue, reconciler, settings.resync_seconds)))
+    # So kopf does not notice a CRD that goes or comes: _run_kopf watches discovery for it.
+    out.scanning.disabled = True
+    # No request without a timeout: a hung API server must surface as an error, not a hang.
+    out.networking.connect_timeout = connect
+    out.networking.request_timeout = read
+    out.watching.connect_timeout = connect
+    out.watching.server_timeout = WATCH_SECONDS
+    out.watching.client_timeout = WATCH_SECONDS + read  # the server ends a watch first
+    # kopf SIGKILLs its own thread (here: the process) this long after it stops for any reason
+    # but its stop flag; a kopf stopped by a vanished CRD is restarted here, not killed.
+    out.process.ultimate_exiting_timeout = None
+    return out
 
-    async def watch_stop() -> None:
-        await asyncio.to_thread(stop.wait)
+
+async def _run_kopf(
+    settings: OperatorSettings,
+    registry: kopf.OperatorRegistry,
+    kube: Kube,
+    stopping: asyncio.Event,
+) -> str:
+    """Run kopf once; why it ended: "stopped", "crds-gone", "failed" or "signal"."""
+    kopf_stop = asyncio.Event()
+    crds_gone = asyncio.Event()
+
+    async def watch_crds() -> None:
+        # kopf's own watch of the stores fails on the 404 of a deleted CRD, but only when it
+        # next re-lists; discovery tells for sure, and also ends kopf when the stop comes.
+        while not await _wait_or_stop(stopping, settings.crd_check_seconds):
+            if await _crds_served(kube) is False:
+                crds_gone.set()
+                break
         kopf_stop.set()
 
-    tasks.append(asyncio.create_task(watch_stop()))
+    # Made before kopf starts: kopf cancels every task made while it runs when it stops.
+    watcher = asyncio.create_task(watch_crds())
+    failure: Exception | None = None
     try:
         await kopf.operator(
             registry=registry,
-            settings=kopf_settings,
+            settings=_kopf_settings(settings),
             standalone=True,
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
             stop_flag=kopf_stop,
         )
+    except Exception as error:  # e.g. a watch's 404 once the CRD is gone
+        failure = error
     finally:
-        # kopf takes SIGTERM/SIGINT itself when it runs in the main thread; release the thread
-        # that waits on `stop`, or asyncio.run() would wait for it forever on the way out.
+        watcher.cancel()
+    if stopping.is_set():
+        return "stopped"
+    if crds_gone.is_set() or (failure is not None and await _crds_served(kube) is False):
+        CRDS_SERVED.set(0)
+        log.warning(
+            "the %s CRDs were deleted: stopped watching; the operator keeps running and "
+            "resumes when they are back",
+            GROUP,
+        )
+        return "crds-gone"
+    if failure is not None:
+        log.error(
+            "kopf stopped with an error; restarting it in %gs",
+            settings.crd_check_seconds,
+            exc_info=failure,
+        )
+        return "failed"
+    return "signal"  # kopf ends by itself only on SIGTERM/SIGINT (it takes them while it runs)
+
+
+async def run_operator(
+    settings: OperatorSettings,
+    stop: threading.Event,
+    shutdown: threading.Event | None = None,
+    may_write: Callable[[], bool] | None = None,
+) -> None:
+    """Run until `stop` is set (the Lease was lost, or a signal: then `shutdown` is set too).
+
+    kopf runs only while the API serves the CRDs: deleting them stops kopf and pauses the
+    workers, not the process; once they are back, kopf starts again and lists everything.
+    `may_write` fences the reconciler's writes (the Lease is held).
+    """
+    shutdown = shutdown if shutdown is not None else threading.Event()
+    kube = Kube(
+        load_api_client(settings.kubeconfig), timeout=settings.request_timeout, may_write=may_write
+    )
+    reconciler = Reconciler(kube, settings.reconcile, settings.namespaces)
+    queue = WorkQueue()
+    policies = WorkQueue()  # keys ("", policy name): cluster-scoped
+    serving = asyncio.Event()  # kopf runs; set and cleared on the loop only
+    stopping = asyncio.Event()  # `stop`, seen from the loop
+    loop = asyncio.get_running_loop()
+
+    async def handle(key: StoreKey) -> None:
+        await serving.wait()
+        await asyncio.to_thread(reconciler.reconcile_logged, key)
+
+    async def handle_policy(key: StoreKey) -> None:
+        await serving.wait()
+        await asyncio.to_thread(reconciler.reconcile_policy_logged, key[1])
+
+    def on_signal(signum: int) -> None:
+        log.info("signal %s: stopping", signum)
+        shutdown.set()
         stop.set()
+
+    def take_signals() -> None:
+        # kopf installs its own handlers while it runs; between its runs they are ours.
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, on_signal, signum)
+
+    async def watch_stop() -> None:
+        # Polled, not waited for in a thread: the default executor's few threads are the
+        # reconcilers', and with a hung API server they may all be busy.
+        while not stop.is_set():
+            await asyncio.sleep(0.2)
+        stopping.set()
+
+    def quiet_vanished_crd(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        # A kopf run that ended on a deleted CRD leaves a task whose 404 nobody retrieved.
+        if _kopf_not_found(context.get("exception")):
+            log.debug("kopf task ended with a 404: %s", context.get("exception"))
+            return
+        loop.default_exception_handler(context)
+
+    loop.set_exception_handler(quiet_vanished_crd)
+    _quiet_kopf_not_found()
+    registry = build_registry(queue, policies, reconciler)
+    tasks = [asyncio.create_task(queue.worker(handle)) for _ in range(settings.workers)]
+    tasks.append(asyncio.create_task(policies.worker(handle_policy)))
+    tasks.append(
+        asyncio.create_task(_resync(queue, reconciler, settings.resync_seconds, serving))
+    )
+    tasks.append(asyncio.create_task(watch_stop()))
+    try:
+        while not stopping.is_set():
+            take_signals()
+            if not await _wait_for_crds(kube, stopping, settings.crd_check_seconds):
+                break
+            serving.set()
+            try:
+                ended = await _run_kopf(settings, registry, kube, stopping)
+            finally:
+                serving.clear()
+            if ended == "signal":
+                shutdown.set()
+                break
+            if ended == "failed":
+                await _wait_or_stop(stopping, settings.crd_check_seconds)
+    finally:
+        stop.set()  # for the caller: this spell is over, whatever ended it
         for task in tasks:
             task.cancel()
 
 
 def run_with_leader_election(settings: OperatorSettings) -> int:
-    """Hold the Lease, run the operator while it is held, stop at once when it is lost."""
-    kube = Kube(load_api_client(settings.kubeconfig))
+    """Act only while holding the Lease; on losing it, stop acting at once and try again.
+
+    The Lease is given up (and the work stopped) when it was not renewed within the renew
+    deadline, shorter than its duration, even if a renewal request hangs: no two replicas act
+    at once. Lease requests have their own short timeouts and no retries.
+    """
+    lease = LeaseSettings(
+        namespace=settings.lease_namespace,
+        duration_seconds=settings.lease_duration_seconds,
+        renew_every_seconds=settings.lease_duration_seconds / 3,
+        retry_every_seconds=max(1.0, settings.lease_duration_seconds / 6),
+    )
+    # One attempt may take the whole deadline; the renewal stops waiting for it at the deadline.
+    attempt_timeout = max(1.0, lease.deadline)
     elector = LeaderElector(
-        kube,
-        LeaseSettings(
-            namespace=settings.lease_namespace,
-            duration_seconds=settings.lease_duration_seconds,
-            renew_every_seconds=settings.lease_duration_seconds / 3,
-            retry_every_seconds=max(1.0, settings.lease_duration_seconds / 6),
+        Kube(
+            load_api_client(settings.kubeconfig, retries=0),
+            timeout=(attempt_timeout, attempt_timeout),
         ),
+        lease,
         settings.identity,
     )
-    stop = threading.Event()
+    shutdown = threading.Event()
+    term = threading.Event()  # one per spell of leadership
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("signal %s: stopping", signum)
-        stop.set()
-        elector.stop()
+        shutdown.set()
+        term.set()
+        elector.cancel()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     if settings.metrics_port:
         serve(settings.metrics_port)
-    if not elector.acquire():
-        return 0
-    LEADER.set(1)
-    renewer = threading.Thread(target=elector.keep_renewing, name="lease", daemon=True)
-    renewer.start()
-
-    def stop_when_lost() -> None:
-        elector.lost.wait()
-        stop.set()
-
-    lost_watcher = threading.Thread(target=stop_when_lost, name="lease-lost", daemon=True)
-    lost_watcher.start()
     try:
-        asyncio.run(run_operator(settings, stop))
+        while not shutdown.is_set():
+            # asyncio.run() resets the handlers when its loop closes: take them (back).
+            signal.signal(signal.SIGTERM, on_signal)
+            signal.signal(signal.SIGINT, on_signal)
+            if not elector.acquire():
+                break
+            term = threading.Event()
+            LEADER.set(1)
+
+            def renew(ends: threading.Event = term) -> None:
+                elector.keep_renewing()  # returns when the Lease is lost, or on cancel()
+                LEADER.set(0)
+                ends.set()
+
+            threading.Thread(target=renew, name="lease", daemon=True).start()
+            try:
+                asyncio.run(run_operator(settings, term, shutdown, may_write=elector.leading))
+            finally:
+                LEADER.set(0)
+            if not elector.lost.is_set():
+                break  # a signal, or a stop with the Lease still held
+            log.warning(
+                "stopped acting: lease %s/%s lost; trying to acquire it again",
+                lease.namespace,
+                lease.name,
+            )
     finally:
         elector.stop()
-    return 1 if elector.lost.is_set() else 0
+    return 0
 
 
 def settings_from_env() -> dict[str, Any]:

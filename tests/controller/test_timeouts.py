@@ -1,0 +1,180 @@
+"""Every API request has a timeout, and a leader that cannot renew stops acting (issue 10, 8).
+
+With the API server hung, a request without a timeout blocks for ever: a Lease renewal that
+never returns never notices that the Lease ran out, and the replica keeps acting as leader
+while another one takes over.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+import urllib3
+
+from dataward.controller.kube import Kube, KubeError
+from dataward.controller.leader import LeaderElector, LeaseSettings
+
+
+class _Response:
+    status, reason = 200, "OK"
+
+    def read(self) -> bytes:
+        return b"{}"
+
+
+class RecordingApi:
+    """The two ApiClient methods Kube uses; records each request's timeout."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.timeouts: list[Any] = []
+
+    def param_serialize(self, method: str, path: str, **_: Any) -> tuple[Any, ...]:
+        return method, f"https://api{path}", {}, None, []
+
+    def call_api(self, method: str, url: str, header_params: Any = None, body: Any = None,
+                 post_params: Any = None, _request_timeout: Any = None) -> _Response:
+        self.timeouts.append(_request_timeout)
+        if self.error is not None:
+            raise self.error
+        return _Response()
+
+
+STORE = {"kind": "PersonalDataStore", "metadata": {"name": "s", "namespace": "ns"}}
+
+
+def every_call(kube: Kube) -> None:
+    kube.get("PersonalDataStore", "ns", "s")
+    kube.list("PersonalDataStore", "ns")
+    kube.apply(STORE)
+    kube.create(STORE)
+    kube.replace(STORE)
+    kube.merge_patch("PersonalDataStore", "ns", "s", {"status": {}}, "status")
+    kube.delete("PersonalDataStore", "ns", "s")
+
+
+def test_every_request_is_sent_with_a_timeout() -> None:
+    api = RecordingApi()
+    every_call(Kube(api))  # type: ignore[arg-type]
+    assert len(api.timeouts) == 7
+    assert all(t for t in api.timeouts), f"requests without a timeout: {api.timeouts}"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        urllib3.exceptions.ReadTimeoutError(None, "https://api", "Read timed out."),  # type: ignore[arg-type]
+        urllib3.exceptions.MaxRetryError(None, "https://api", None),  # type: ignore[arg-type]
+        urllib3.exceptions.ProtocolError("Connection aborted."),
+        ConnectionResetError(104, "Connection reset by peer"),
+    ],
+)
+def test_a_timed_out_or_broken_request_is_a_kube_error(error: Exception) -> None:
+    # Callers (the Lease renewal, the reconciler) handle KubeError; anything else escaped them
+    # and, in the renewal thread, ended renewals silently while the replica kept acting.
+    with pytest.raises(KubeError):
+        Kube(RecordingApi(error)).get("Lease", "ns", "l")  # type: ignore[arg-type]
+
+
+class LeaseKube:
+    """An in-memory Lease that can be made to hang like a SIGSTOPped API server."""
+
+    def __init__(self) -> None:
+        self.lease: dict[str, Any] | None = None
+        self.version = 0
+        self.hung = threading.Event()
+        self.resumed = threading.Event()
+        self.resumed.set()
+
+    def _wait(self) -> None:
+        if self.hung.is_set():
+            self.resumed.wait()
+
+    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        self._wait()
+        return None if self.lease is None else {**self.lease}
+
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self._wait()
+        return self._store(obj)
+
+    def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self._wait()
+        current = (self.lease or {}).get("metadata", {}).get("resourceVersion")
+        if obj["metadata"].get("resourceVersion") != current:
+            raise KubeError(409, "Conflict", "update Lease")
+        return self._store(obj)
+
+    def _store(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.version += 1
+        self.lease = {**obj, "metadata": {**obj["metadata"], "resourceVersion": str(self.version)}}
+        return self.lease
+
+    def hang(self) -> None:
+        self.resumed.clear()
+        self.hung.set()
+
+    def resume(self) -> None:
+        self.hung.clear()
+        self.resumed.set()
+
+
+def test_a_leader_whose_renewals_hang_gives_up_before_the_lease_expires() -> None:
+    kube = LeaseKube()
+    settings = LeaseSettings(
+        namespace="ns", duration_seconds=3, renew_every_seconds=0.2, retry_every_seconds=0.1
+    )
+    elector = LeaderElector(kube, settings, "me")  # type: ignore[arg-type]
+    assert elector.acquire()
+    renewer = threading.Thread(target=elector.keep_renewing, daemon=True)
+    renewer.start()
+    try:
+        time.sleep(0.5)
+        assert not elector.lost.is_set()
+        kube.hang()
+        hung_at = time.monotonic()
+        # Another replica may take over once the Lease expires (3 s): stop acting before that.
+        assert elector.lost.wait(timeout=5), "a hung renewal kept the replica leading"
+        assert time.monotonic() - hung_at < settings.duration_seconds
+    finally:
+        kube.resume()
+        elector.stop()
+        renewer.join(timeout=5)
+
+
+def test_a_leader_that_gave_up_stops_writing_and_leads_again_once_it_reacquires() -> None:
+    kube = LeaseKube()
+    settings = LeaseSettings(
+        namespace="ns", duration_seconds=3, renew_every_seconds=0.2, retry_every_seconds=0.1
+    )
+    elector = LeaderElector(kube, settings, "me")  # type: ignore[arg-type]
+    assert elector.acquire()
+    assert elector.leading()
+    renewer = threading.Thread(target=elector.keep_renewing, daemon=True)
+    renewer.start()
+    kube.hang()
+    try:
+        assert elector.lost.wait(timeout=5)
+        assert not elector.leading(), "past the renew deadline, writes must be fenced off"
+    finally:
+        kube.resume()
+    renewer.join(timeout=5)
+    assert not renewer.is_alive()
+    assert elector.acquire()  # the Lease is still ours: re-acquired without waiting for expiry
+    assert elector.leading() and not elector.lost.is_set()
+    elector.stop()
+
+
+def test_writes_are_refused_without_a_request_while_not_leading() -> None:
+    api = RecordingApi()
+    leading = threading.Event()
+    kube = Kube(api, may_write=leading.is_set)  # type: ignore[arg-type]
+    with pytest.raises(KubeError):
+        kube.apply(STORE)
+    assert kube.get("PersonalDataStore", "ns", "s") == {}  # reads are always allowed
+    leading.set()
+    kube.apply(STORE)
+    assert len(api.timeouts) == 2
