@@ -175,20 +175,28 @@ def test_identifiers_are_quoted_per_engine() -> None:
     table = parse_table("Crm.Support_Inquiries")
     pg = TableStatements(POSTGRES, table, "Inquired_At", ("id", "Region"))
     assert pg.delete_keys(2) == (
-        'DELETE FROM "crm"."support_inquiries" WHERE ("id", "region") IN ((%s, %s), (%s, %s)) '
+        'DELETE FROM "crm"."support_inquiries" WHERE (("id", "region") IN ((%s, %s), (%s, %s))) '
         'AND "inquired_at" <= %s'
     )
     my = TableStatements(MYSQL, table, "ts", ("id",))
-    assert my.select_expired(None) == (
-        "SELECT `id` FROM `Crm`.`Support_Inquiries` WHERE `ts` <= %s ORDER BY `ts`, `id` "
-        "LIMIT %s FOR UPDATE"
+    assert my.pick(True, "ts") == (
+        "SELECT `ts`, `id` FROM `Crm`.`Support_Inquiries` FORCE INDEX (`ts`) WHERE `ts` <= %s "
+        "AND `ts` >= %s AND (`ts` > %s OR (`ts` = %s AND `id` > %s)) ORDER BY `ts`, `id` LIMIT %s"
     )
-    assert "ON DUPLICATE KEY UPDATE `id` = `id`" in MYSQL.insert_keeping_existing(
-        table, ["id", "ts"], ["id"], 1
+    # MySQL deletes through the unique index by point lookups; composite keys as ORs.
+    assert my.delete_keys(2, "PRIMARY") == (
+        "DELETE `Crm`.`Support_Inquiries` FROM `Crm`.`Support_Inquiries` FORCE INDEX (`PRIMARY`) "
+        "WHERE (`id` IN (%s, %s)) AND `ts` <= %s"
     )
-    assert 'ON CONFLICT ("id") DO NOTHING' in POSTGRES.insert_keeping_existing(
-        table, ["id"], ["id"], 1
-    )
+    pair = TableStatements(MYSQL, table, "ts", ("a", "b"))
+    assert "((`a` = %s AND `b` = %s) OR (`a` = %s AND `b` = %s))" in pair.delete_keys(2, "k")
+    # No statement of a purge needs the UPDATE privilege.
+    assert "DUPLICATE" not in MYSQL.insert_rows(table, ["id", "ts"], ["id"], 1)
+    assert 'ON CONFLICT ("id") DO NOTHING' in POSTGRES.insert_rows(table, ["id"], ["id"], 1)
+    for statement in (pg.delete_batch(True, None), pg.delete_batch(False, ["id", "ts"])):
+        assert "FOR UPDATE" not in statement and "ctid = ANY(ARRAY(" in statement
+        # The cutoff re-check must not be an index condition (it would scan the whole range).
+        assert '("inquired_at" <= %s) IS TRUE' in statement
 
 
 def test_result_json_shape_and_termination_limit() -> None:
@@ -214,3 +222,4 @@ def test_result_json_shape_and_termination_limit() -> None:
     assert len(message.encode()) <= 4096
     short = json.loads(message)
     assert short["tablesOmitted"] == 200 and short["rowsDeleted"] == data["rowsDeleted"]
+
