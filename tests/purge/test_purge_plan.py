@@ -223,3 +223,30 @@ def test_result_json_shape_and_termination_limit() -> None:
     short = json.loads(message)
     assert short["tablesOmitted"] == 200 and short["rowsDeleted"] == data["rowsDeleted"]
 
+
+def test_rows_skipped_locked_reaches_status_last_purge() -> None:
+    """The counter travels record -> termination message -> status.lastPurge, and both CRD
+    copies admit it (status is structural: an unknown field would be pruned)."""
+    import yaml
+
+    from dataward.controller.purge_results import last_purge_status
+    from tests.purge.support import REPO
+
+    start = datetime(2025, 3, 31, 3, 17, tzinfo=UTC)
+    record = PurgeResult(
+        store="crm/st",
+        result="Succeeded",
+        dry_run=False,
+        start_time=start,
+        completion_time=start,
+        message="m",
+        tables=(TableResult("a", rows_deleted=3, rows_skipped_locked=2),),
+    )
+    message = json.loads(record.termination_message())
+    assert message["rowsSkippedLocked"] == 2
+    assert last_purge_status("job", "Complete", message, {})["rowsSkippedLocked"] == 2
+    for path in ("crds", "charts/dataward/crds"):
+        crd = yaml.safe_load((REPO / path / "dataward.io_personaldatastores.yaml").read_text())
+        schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        last = schema["properties"]["status"]["properties"]["lastPurge"]["properties"]
+        assert last["rowsSkippedLocked"]["type"] == "integer"

@@ -78,6 +78,7 @@ _COPIED = (
     "expiredRemaining",
     "oldestExpiredAgeSeconds",
     "nullTriggers",
+    "rowsSkippedLocked",
     "dryRun",
     "result",
     "reason",
