@@ -304,6 +304,7 @@ class Drained:
     archived: int = 0
     skipped: int = 0
     stop: Stop | None = None
+    error: PurgeError | None = None  # what ended the run; the counts are what was committed
 
 
 class Pacer:
@@ -417,7 +418,10 @@ class TableRun:
             if stop is not None:
                 return replace(done, stop=stop)
             started = time.monotonic()
-            steps = self._batch(batches, after, limit, statutory)
+            try:
+                steps = self._batch(batches, after, limit, statutory)
+            except PurgeError as error:
+                return replace(done, error=error)
             elapsed = time.monotonic() - started
             picked = sum(s.picked for s in steps)
             done = Drained(
@@ -617,7 +621,11 @@ def purge(
             )
         if plan.dry_run:
             return _dry_run(base, plan, done, job_clock)
-        done, stop = _run_tables(runs, counts, plan, Pacer(check_continue), archive is not None)
+        done, stop, failure = _run_tables(
+            runs, counts, plan, Pacer(check_continue), archive is not None
+        )
+        if failure is not None:
+            raise _Failed(failure, tuple(done))
         if (
             stop is None
             and any(t.expired_remaining for t in done)
@@ -645,13 +653,15 @@ def purge(
             live.rollback()
         if archive is not None:
             archive.rollback()
+        partial = error.tables if isinstance(error, _Failed) else tuple(done)
+        cause = error.cause if isinstance(error, _Failed) else error
         return replace(
             base,
             result="Failed",
-            reason=error.category,
-            message=error.message,
-            tables=tuple(done),
-            error=ErrorInfo(error.category, error.message),
+            reason=cause.category,
+            message=cause.message,
+            tables=partial,
+            error=ErrorInfo(cause.category, cause.message),
             completion_time=job_clock(),
         )
     finally:
@@ -659,6 +669,15 @@ def purge(
             live.close()
         if archive is not None:
             archive.close()
+
+
+class _Failed(PurgeError):
+    """A run that failed after batches committed: the cause and what the tables did."""
+
+    def __init__(self, cause: PurgeError, tables: tuple[TableResult, ...]) -> None:
+        super().__init__(cause.category, cause.message)
+        self.cause = cause
+        self.tables = tables
 
 
 def _untouched(run: TableRun, count: StartCount) -> TableResult:
@@ -678,36 +697,41 @@ def _run_tables(
     plan: PurgePlan,
     pacer: Pacer,
     statutory: bool,
-) -> tuple[list[TableResult], Stop | None]:
+) -> tuple[list[TableResult], Stop | None, PurgeError | None]:
     """Live batches of every table, then (statutory) archive destructions; the final counts.
 
-    A PurgeError in a batch propagates; what earlier tables did is lost from the record then,
-    as it always was (the rows themselves are safe).
+    A PurgeError ends the batches; it is returned with the counts of what was committed up
+    to then (remaining rows estimated from the start counts: the database may be gone).
     """
-    live: list[Drained] = []
+    live: list[Drained] = [Drained() for _ in runs]
     destroyed: list[Drained] = [Drained() for _ in runs]
     stop: Stop | None = None
+    error: PurgeError | None = None
     used = 0
-    for run in runs:
-        if stop is not None:
-            live.append(Drained())
-            continue
-        drained = run.drain(run.live_batches(), plan.max_rows - used, pacer, statutory)
-        used += drained.deleted
-        stop = drained.stop
-        live.append(drained)
-    if statutory and stop is None:
+    for i, run in enumerate(runs):
+        live[i] = run.drain(run.live_batches(), plan.max_rows - used, pacer, statutory)
+        used += live[i].deleted
+        stop, error = live[i].stop, live[i].error
+        if stop is not None or error is not None:
+            break
+    if statutory and stop is None and error is None:
         used = 0
         for i, run in enumerate(runs):
-            drained = run.drain(run.archive_batches(), plan.max_rows - used, pacer, False)
-            used += drained.deleted
-            destroyed[i] = drained
-            if drained.stop is not None:
-                stop = drained.stop
+            destroyed[i] = run.drain(run.archive_batches(), plan.max_rows - used, pacer, False)
+            used += destroyed[i].deleted
+            stop, error = destroyed[i].stop, destroyed[i].error
+            if stop is not None or error is not None:
                 break
     results = []
     for run, count, took, gone in zip(runs, counts, live, destroyed, strict=True):
-        remaining, oldest, archive_left = run.count_end()
+        remaining = max(0, count.expired - took.deleted)
+        oldest: datetime | date | None = None
+        archive_left = max(0, count.archive_expired - gone.deleted)
+        if error is None:
+            try:
+                remaining, oldest, archive_left = run.count_end()
+            except PurgeError as failure:
+                error = failure
         results.append(
             TableResult(
                 table=run.name,
@@ -721,7 +745,7 @@ def _run_tables(
                 rows_skipped_locked=took.skipped + gone.skipped,
             )
         )
-    return results, stop
+    return results, stop, error
 
 
 def _gated(result: PurgeResult, gate: Gate, at: datetime) -> PurgeResult:
