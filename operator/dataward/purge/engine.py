@@ -139,6 +139,9 @@ class Taken:
     picked: int
     last: Cursor | None
     rows: list[tuple[Any, ...]]
+    # PostgreSQL to PostgreSQL: the deleted rows as one JSON array, never decoded here.
+    payload: str | None = None
+    deleted: int = 0
 
 
 class Batches(Protocol):
@@ -152,8 +155,12 @@ class Batches(Protocol):
         """Delete the next `limit` expired rows; uncommitted."""
         ...
 
-    def take(self, after: Cursor | None, limit: int, columns: Sequence[str]) -> Taken:
-        """Statutory: the next rows with every column, deleted or locked; uncommitted."""
+    def take(
+        self, after: Cursor | None, limit: int, columns: Sequence[str], as_json: bool
+    ) -> Taken:
+        """Statutory: the next rows with every column, deleted or locked; uncommitted.
+
+        `as_json` (PostgreSQL only) returns them as one JSON text instead of rows."""
         ...
 
     def drop(self, keys: Sequence[Cursor]) -> int:
@@ -195,12 +202,19 @@ class PostgresBatches:
         picked, *last, deleted = rows[0]
         return Step(int(picked), int(deleted), last=tuple(last))
 
-    def take(self, after: Cursor | None, limit: int, columns: Sequence[str]) -> Taken:
+    def take(
+        self, after: Cursor | None, limit: int, columns: Sequence[str], as_json: bool
+    ) -> Taken:
         """Delete the next rows RETURNING them; the transaction stays open."""
         params = [self.bound, *_cursor_params(after), limit, self.bound]
-        rows = self.session.query(self.statements.delete_batch(after is not None, columns), params)
+        statement = self.statements.delete_batch(after is not None, columns, as_json)
+        rows = self.session.query(statement, params)
         if not rows:
             return Taken(0, None, [])
+        if as_json:
+            count, *cursor, deleted, payload = rows[0]
+            self.taken = int(deleted)
+            return Taken(int(count), tuple(cursor), [], payload, int(deleted))
         width = 1 + len(self.statements.keys) + 1
         picked, last = int(rows[0][0]), tuple(rows[0][1:width])
         ts = [c.lower() for c in columns].index(self.statements.timestamp.lower())
@@ -241,15 +255,32 @@ class MySQLBatches:
         return deleted
 
     def delete(self, after: Cursor | None, limit: int, fault: Fault) -> Step:
-        """Pick the keys, then delete them; uncommitted."""
-        picked = self._pick(after, limit)
-        fault("after-select")
-        if not picked:
-            return Step(0)
-        deleted = self._delete_keys([row[1:] for row in picked])
-        return Step(len(picked), deleted, last=tuple(picked[-1]))
+        """Find the batch's last row, then delete up to it in one statement; uncommitted.
 
-    def take(self, after: Cursor | None, limit: int, columns: Sequence[str]) -> Taken:
+        No key travels to the client: the boundary query returns one row, and the DELETE
+        picks its rows server-side (see TableStatements.delete_through).
+        """
+        assert self.unique_index is not None
+        cursor = _cursor_params(after)
+        rows = self.session.query(
+            self.statements.boundary(after is not None, self.ts_index),
+            [self.bound, *cursor, limit - 1],
+        )
+        fault("after-select")
+        bound = tuple(rows[0]) if rows else None
+        deleted = self.session.execute(
+            self.statements.delete_through(
+                after is not None, bound is not None, self.unique_index, self.ts_index
+            ),
+            [self.bound, *cursor, *(_cursor_params(bound) if bound else []), self.bound],
+        )
+        if bound is None:
+            return Step(deleted, deleted)  # fewer than `limit` rows were left: done
+        return Step(limit, deleted, last=bound)
+
+    def take(
+        self, after: Cursor | None, limit: int, columns: Sequence[str], as_json: bool
+    ) -> Taken:
         """Pick the keys, then lock and read their rows (SELECT privilege is enough here)."""
         picked = self._pick(after, limit)
         if not picked:
@@ -475,12 +506,17 @@ class TableRun:
                 if step.picked:
                     self.fault("after-delete")
                 return step
-            taken = batches.take(after, limit, self.table.columns)
+            as_json = self.archive.dialect.engine == session.dialect.engine == "postgresql"
+            taken = batches.take(after, limit, self.table.columns, as_json)
             self.fault("after-select")
             if not taken.picked:
                 session.rollback()
                 return Step(0)
-            keys, archived = self._copy(taken.rows)
+            keys: list[Cursor] = []
+            if as_json:
+                archived = self._copy_json(taken.payload, taken.deleted)
+            else:
+                keys, archived = self._copy(taken.rows)
             deleted = batches.drop(keys)
             session.commit()
         except LockTimeout:
@@ -490,6 +526,41 @@ class TableRun:
             raise self._needs(session, "DELETE", error) from None
         self.fault("after-delete")
         return Step(taken.picked, deleted, archived, last=taken.last)
+
+    def _copy_json(self, payload: str | None, rows: int) -> int:
+        """PostgreSQL to PostgreSQL: INSERT the JSON array, commit, verify every key is there."""
+        t = self.table
+        archive = self.archive
+        assert archive is not None and t.archive is not None
+        if payload is None or rows == 0:
+            return 0
+        try:
+            inserted = archive.execute(t.archive.insert_json(t.columns), [payload])
+            archive.commit()
+        except PurgeError as error:
+            archive.rollback()
+            self.live.rollback()
+            raise self._needs(archive, "INSERT", error) from None
+        self.fault("after-archive-commit")
+        try:
+            ((wanted, found),) = archive.query(t.archive.verify_json(), [payload])
+            archive.commit()
+        except PurgeError as error:
+            self.live.rollback()
+            raise self._needs(archive, "SELECT", error) from None
+        self._verified(int(wanted), int(found))
+        return inserted
+
+    def _verified(self, wanted: int, found: int) -> None:
+        """Abort the batch (live rolled back) unless every key was found in the archive."""
+        if found != wanted:
+            self.live.rollback()
+            raise PurgeError(
+                "ArchiveVerifyFailed",
+                f"{wanted - found} of {wanted} rows of {self.name} were not found in "
+                "the archive after the copy committed; none of them was deleted from the live "
+                "database. Check the archive table's unique keys and triggers.",
+            )
 
     def _copy(self, rows: list[tuple[Any, ...]]) -> tuple[list[Cursor], int]:
         """Copy taken rows to the archive, commit, verify every key is there."""
@@ -525,7 +596,7 @@ class TableRun:
         self.fault("after-archive-commit")
         try:
             found = 0
-            unique = sorted(set(keys), key=repr)
+            unique = list(dict.fromkeys(keys))
             for chunk in _chunks(unique, per_key):
                 ((n,),) = archive.query(t.archive.count_keys(len(chunk)), _flat(chunk))
                 found += int(n)
@@ -533,14 +604,7 @@ class TableRun:
         except PurgeError as error:
             self.live.rollback()
             raise self._needs(archive, "SELECT", error) from None
-        if found != len(unique):
-            self.live.rollback()
-            raise PurgeError(
-                "ArchiveVerifyFailed",
-                f"{len(unique) - found} of {len(unique)} rows of {self.name} were not found in "
-                "the archive after the copy committed; none of them was deleted from the live "
-                "database. Check the archive table's unique keys and triggers.",
-            )
+        self._verified(len(unique), found)
         return keys, inserted
 
 

@@ -255,13 +255,16 @@ class TableStatements:
             f"WHERE {self._where_expired(after)} ORDER BY {self._order()} LIMIT %s"
         )
 
-    def delete_batch(self, after: bool, columns: Sequence[str] | None) -> str:
+    def delete_batch(
+        self, after: bool, columns: Sequence[str] | None, as_json: bool = False
+    ) -> str:
         """PostgreSQL: pick, lock and delete the next batch in one statement.
 
         Params: cutoff, [cursor], n, cutoff. Result: no row when nothing was left to pick;
         else `(picked, last ts, last keys...)` followed by the deleted row's `columns` (NULLs
         in the one row when none was deleted), or, with `columns` None, a single row
-        `(picked, last ts, last keys..., deleted)`.
+        `(picked, last ts, last keys..., deleted)`, or `as_json`, a single row
+        `(picked, last ts, last keys..., deleted, JSON array of the deleted rows)`.
 
         The DELETE finds the picked rows by ctid (a TID scan). The cutoff is re-checked as
         `(ts <= c) IS TRUE`: a filter the planner cannot turn into an index scan of the
@@ -286,6 +289,12 @@ class TableStatements:
         )
         if columns is None:
             return f"{ctes}SELECT {head}, (SELECT count(*) FROM dw_gone) FROM dw_last"
+        if as_json:
+            # One text value for the whole batch: the driver decodes no row.
+            return (
+                f"{ctes}SELECT {head}, (SELECT count(*) FROM dw_gone), "
+                "(SELECT json_agg(dw_gone)::text FROM dw_gone) FROM dw_last"
+            )
         return f"{ctes}SELECT {head}, dw_gone.* FROM dw_last LEFT JOIN dw_gone ON true"
 
     def lock_rows(self, rows: int, columns: Sequence[str] | None, index: str | None) -> str:
@@ -322,6 +331,66 @@ class TableStatements:
     def select_keys(self, rows: int) -> str:
         """Which of these keys are present; params: the keys flattened."""
         return f"SELECT {self._key_list()} FROM {self._t} WHERE {self._key_match(rows)}"
+
+    def boundary(self, after: bool, index: str | None) -> str:
+        """MySQL: (ts, keys) of the row `offset` places after the cursor, the batch's last
+        row; no lock and nothing else sent back. Params: cutoff, [cursor], offset."""
+        hint = f" FORCE INDEX ({self.dialect.quote(index)})" if index else ""
+        return (
+            f"SELECT {self._ts}, {self._key_list()} FROM {self._t}{hint} "
+            f"WHERE {self._where_expired(after)} ORDER BY {self._order()} LIMIT 1 OFFSET %s"
+        )
+
+    def delete_through(
+        self, after: bool, bounded: bool, unique_index: str, ts_index: str | None
+    ) -> str:
+        """MySQL: delete the expired rows after the cursor up to the boundary, in one statement.
+
+        Params: cutoff, [cursor], [boundary ts, ts, ts, keys], cutoff. The keys are read in
+        a derived table (a consistent read: no lock, even on rows past the range's end) and
+        STRAIGHT_JOIN makes that the driving table, so the rows are found by point lookups
+        on the unique index and only the rows deleted are locked.
+        """
+        hint = f" FORCE INDEX ({self.dialect.quote(ts_index)})" if ts_index else ""
+        keys = self._quoted_keys()
+        upto = ""
+        if bounded:
+            marks = ", ".join(["%s"] * len(keys))
+            key_upto = f"({', '.join(keys)}) <= ({marks})" if len(keys) > 1 else f"{keys[0]} <= %s"
+            upto = (
+                f" AND {self._ts} <= %s AND ({self._ts} < %s OR ({self._ts} = %s AND {key_upto}))"
+            )
+        picked = (
+            f"SELECT {', '.join(keys)} FROM {self._t} AS dw_src{hint} "
+            f"WHERE {self._where_expired(after)}{upto}"
+        )
+        join = " AND ".join(f"dw_t.{k} = dw_p.{k}" for k in keys)
+        return (
+            f"DELETE dw_t FROM ({picked}) AS dw_p STRAIGHT_JOIN {self._t} AS dw_t "
+            f"FORCE INDEX ({self.dialect.quote(unique_index)}) ON {join} "
+            f"WHERE dw_t.{self._ts} <= %s"
+        )
+
+    def insert_json(self, columns: Sequence[str]) -> str:
+        """PostgreSQL: INSERT the rows of a JSON array (as `json_agg` wrote them), keeping a
+        row already present under the key; params: the JSON text."""
+        cols = ", ".join(self.dialect.quote(c) for c in columns)
+        return (
+            f"INSERT INTO {self._t} ({cols}) SELECT {cols} FROM "
+            f"json_populate_recordset(NULL::{self._t}, %s::json) "
+            f"ON CONFLICT ({self._key_list()}) DO NOTHING"
+        )
+
+    def verify_json(self) -> str:
+        """PostgreSQL: (distinct keys in the JSON array, how many of them are present)."""
+        keys = self._key_list()
+        join = " AND ".join(f"dw_a.{k} = dw_s.{k}" for k in self._quoted_keys())
+        first = self._quoted_keys()[0]
+        return (
+            f"SELECT count(*), count(dw_a.{first}) FROM (SELECT DISTINCT {keys} FROM "
+            f"json_populate_recordset(NULL::{self._t}, %s::json)) AS dw_s "
+            f"LEFT JOIN {self._t} AS dw_a ON {join}"
+        )
 
     def count_keys(self, rows: int) -> str:
         """How many of these keys are present; params: the keys flattened."""
