@@ -373,7 +373,11 @@ class TableStatements:
 
     def insert_json(self, columns: Sequence[str]) -> str:
         """PostgreSQL: INSERT the rows of a JSON array (as `json_agg` wrote them), keeping a
-        row already present under the key; params: the JSON text."""
+        row already present under the key; params: the JSON text.
+
+        Every type survives the trip (tests/purge/test_purge_archive.py checks the row text),
+        except that a json/jsonb value which is JSON `null` arrives as SQL NULL.
+        """
         cols = ", ".join(self.dialect.quote(c) for c in columns)
         return (
             f"INSERT INTO {self._t} ({cols}) SELECT {cols} FROM "
