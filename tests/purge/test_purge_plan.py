@@ -179,10 +179,16 @@ def test_identifiers_are_quoted_per_engine() -> None:
         'AND "inquired_at" <= %s'
     )
     my = TableStatements(MYSQL, table, "ts", ("id",))
-    assert my.pick(True, "ts") == (
+    assert my.boundary(True, "ts") == (
         "SELECT `ts`, `id` FROM `Crm`.`Support_Inquiries` FORCE INDEX (`ts`) WHERE `ts` <= %s "
-        "AND `ts` >= %s AND (`ts` > %s OR (`ts` = %s AND `id` > %s)) ORDER BY `ts`, `id` LIMIT %s"
+        "AND `ts` >= %s AND (`ts` > %s OR (`ts` = %s AND `id` > %s)) ORDER BY `ts`, `id` "
+        "LIMIT 1 OFFSET %s"
     )
+    # The keys come from a derived table that drives point lookups on the unique index.
+    through = my.delete_through(False, True, "PRIMARY", "ts")
+    assert through.startswith("DELETE dw_t FROM (SELECT `id` FROM `Crm`.`Support_Inquiries`")
+    assert "STRAIGHT_JOIN `Crm`.`Support_Inquiries` AS dw_t FORCE INDEX (`PRIMARY`)" in through
+    assert my.lock_through(True, False, ["id", "ts"], "PRIMARY", None).endswith("FOR UPDATE")
     # MySQL deletes through the unique index by point lookups; composite keys as ORs.
     assert my.delete_keys(2, "PRIMARY") == (
         "DELETE `Crm`.`Support_Inquiries` FROM `Crm`.`Support_Inquiries` FORCE INDEX (`PRIMARY`) "

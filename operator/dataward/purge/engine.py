@@ -42,7 +42,13 @@ from typing import Any, Protocol, TypeVar
 
 from dataward.model.policy import Policy
 from dataward.model.store import RecordSet, Store
-from dataward.purge.errors import LockTimeout, PrivilegeMissing, PurgeError, missing_privilege
+from dataward.purge.errors import (
+    DuplicateKey,
+    LockTimeout,
+    PrivilegeMissing,
+    PurgeError,
+    missing_privilege,
+)
 from dataward.purge.plan import (
     DEFAULT_MAX_CLOCK_SKEW,
     FIRST_BATCH,
@@ -238,12 +244,6 @@ class MySQLBatches:
     unique_index: str | None
     ts_index: str | None
 
-    def _pick(self, after: Cursor | None, limit: int) -> list[tuple[Any, ...]]:
-        return self.session.query(
-            self.statements.pick(after is not None, self.ts_index),
-            [self.bound, *_cursor_params(after), limit],
-        )
-
     def _delete_keys(self, keys: Sequence[Cursor]) -> int:
         per = max(1, (self.session.max_parameters - 1) // len(self.statements.keys))
         deleted = 0
@@ -261,18 +261,13 @@ class MySQLBatches:
         picks its rows server-side (see TableStatements.delete_through).
         """
         assert self.unique_index is not None
-        cursor = _cursor_params(after)
-        rows = self.session.query(
-            self.statements.boundary(after is not None, self.ts_index),
-            [self.bound, *cursor, limit - 1],
-        )
+        bound = self._boundary(after, limit)
         fault("after-select")
-        bound = tuple(rows[0]) if rows else None
         deleted = self.session.execute(
             self.statements.delete_through(
                 after is not None, bound is not None, self.unique_index, self.ts_index
             ),
-            [self.bound, *cursor, *(_cursor_params(bound) if bound else []), self.bound],
+            self._through_params(after, bound),
         )
         if bound is None:
             return Step(deleted, deleted)  # fewer than `limit` rows were left: done
@@ -281,19 +276,30 @@ class MySQLBatches:
     def take(
         self, after: Cursor | None, limit: int, columns: Sequence[str], as_json: bool
     ) -> Taken:
-        """Pick the keys, then lock and read their rows (SELECT privilege is enough here)."""
-        picked = self._pick(after, limit)
-        if not picked:
-            return Taken(0, None, [])
-        keys = [row[1:] for row in picked]
-        rows: list[tuple[Any, ...]] = []
-        per = max(1, (self.session.max_parameters - 1) // len(self.statements.keys))
-        for chunk in _chunks(keys, per):
-            rows += self.session.query(
-                self.statements.lock_rows(len(chunk), columns, self.unique_index),
-                [*_flat(chunk), self.bound],
-            )
-        return Taken(len(picked), tuple(picked[-1]), rows)
+        """Find the batch's last row, then lock and read the rows up to it (SELECT privilege
+        is enough for FOR UPDATE on MariaDB)."""
+        assert self.unique_index is not None
+        bound = self._boundary(after, limit)
+        rows = self.session.query(
+            self.statements.lock_through(
+                after is not None, bound is not None, columns, self.unique_index, self.ts_index
+            ),
+            self._through_params(after, bound),
+        )
+        if bound is None:
+            return Taken(len(rows), None, rows)
+        return Taken(limit, bound, rows)
+
+    def _boundary(self, after: Cursor | None, limit: int) -> Cursor | None:
+        rows = self.session.query(
+            self.statements.boundary(after is not None, self.ts_index),
+            [self.bound, *_cursor_params(after), limit - 1],
+        )
+        return tuple(rows[0]) if rows else None
+
+    def _through_params(self, after: Cursor | None, bound: Cursor | None) -> list[Any]:
+        upto = _cursor_params(bound) if bound else []
+        return [self.bound, *_cursor_params(after), *upto, self.bound]
 
     def drop(self, keys: Sequence[Cursor]) -> int:
         """Delete the locked rows by key."""
@@ -562,6 +568,21 @@ class TableRun:
                 "database. Check the archive table's unique keys and triggers.",
             )
 
+    def _insert(self, rows: Sequence[tuple[Any, ...]]) -> int:
+        """INSERT rows into the archive table, as many per statement as parameters allow."""
+        t = self.table
+        archive = self.archive
+        assert archive is not None and t.archive_table is not None
+        inserted = 0
+        for chunk in _chunks(rows, max(1, archive.max_parameters // len(t.columns))):
+            inserted += archive.execute(
+                archive.dialect.insert_rows(
+                    t.archive_table, t.columns, t.records.key_columns, len(chunk)
+                ),
+                _flat(chunk),
+            )
+        return inserted
+
     def _copy(self, rows: list[tuple[Any, ...]]) -> tuple[list[Cursor], int]:
         """Copy taken rows to the archive, commit, verify every key is there."""
         t = self.table
@@ -574,19 +595,17 @@ class TableRun:
             return keys, 0
         per_key = max(1, archive.max_parameters // len(positions))
         try:
-            present: set[Cursor] = set()
-            if archive.dialect.engine != "postgresql":
-                # MySQL inserts plainly (no UPDATE privilege): leave out what is there.
+            try:
+                inserted = self._insert(rows)
+            except DuplicateKey:
+                # MySQL inserts plainly (no UPDATE privilege); the archive holds some of the
+                # rows already (a run that crashed after its copy committed): leave them out.
+                archive.rollback()
+                present: set[Cursor] = set()
                 for chunk in _chunks(keys, per_key):
                     present.update(archive.query(t.archive.select_keys(len(chunk)), _flat(chunk)))
-            missing = [row for row, key in zip(rows, keys, strict=True) if key not in present]
-            inserted = 0
-            for chunk in _chunks(missing, max(1, archive.max_parameters // len(t.columns))):
-                inserted += archive.execute(
-                    archive.dialect.insert_rows(
-                        t.archive_table, t.columns, t.records.key_columns, len(chunk)
-                    ),
-                    _flat(chunk),
+                inserted = self._insert(
+                    [row for row, key in zip(rows, keys, strict=True) if key not in present]
                 )
             archive.commit()
         except PurgeError as error:

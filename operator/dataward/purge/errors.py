@@ -57,6 +57,13 @@ def grant_statement(engine: str, privilege: str, table: str, database: str) -> s
     return f"GRANT {privilege} ON {qualified} TO '<login>'@'%';"
 
 
+class DuplicateKey(PurgeError):
+    """An INSERT met a row already present under a unique key (MySQL error 1062)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("DatabaseError", message)
+
+
 class PrivilegeMissing(PurgeError):
     """PermissionDenied, already narrowed down to one privilege on one table."""
 

@@ -11,7 +11,7 @@ import pymysql
 
 from dataward.model.store import Database
 from dataward.purge.credentials import Credentials, Timeouts
-from dataward.purge.errors import LockTimeout, PurgeError
+from dataward.purge.errors import DuplicateKey, LockTimeout, PurgeError
 from dataward.purge.sql import (
     MYSQL,
     Classifier,
@@ -111,6 +111,8 @@ def classifier(role: str, database: Database) -> Classifier:
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
         if code in _TIMEOUT:
             return PurgeError("Timeout", f"a statement on {where} hit the statement timeout")
+        if code == 1062:
+            return DuplicateKey(f"{where} reported a duplicate key (error 1062)")
         if code == 1205:
             return LockTimeout(f"a batch on {where} waited past the lock timeout")
         if code in _READ_ONLY:

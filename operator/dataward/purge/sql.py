@@ -243,18 +243,6 @@ class TableStatements:
             f"WHERE {self._where_expired(after)} ORDER BY {self._order()} LIMIT 1"
         )
 
-    def pick(self, after: bool, index: str | None) -> str:
-        """(ts, keys) of the next batch, oldest first, no locks; params: cutoff, [cursor], n.
-
-        `index` (MySQL) forces the timestamp index, so the read is a range scan however small
-        the table.
-        """
-        hint = f" FORCE INDEX ({self.dialect.quote(index)})" if index else ""
-        return (
-            f"SELECT {self._ts}, {self._key_list()} FROM {self._t}{hint} "
-            f"WHERE {self._where_expired(after)} ORDER BY {self._order()} LIMIT %s"
-        )
-
     def delete_batch(
         self, after: bool, columns: Sequence[str] | None, as_json: bool = False
     ) -> str:
@@ -297,23 +285,6 @@ class TableStatements:
             )
         return f"{ctes}SELECT {head}, dw_gone.* FROM dw_last LEFT JOIN dw_gone ON true"
 
-    def lock_rows(self, rows: int, columns: Sequence[str] | None, index: str | None) -> str:
-        """MySQL: lock these keys' rows if still expired, by the unique key index.
-
-        Params: the keys flattened, then cutoff. Point lookups on a unique index lock the
-        named rows only; a range read would also lock (and wait for) the next index record.
-        """
-        wanted = (
-            self._key_list()
-            if columns is None
-            else ", ".join(self.dialect.quote(c) for c in columns)
-        )
-        hint = f" FORCE INDEX ({self.dialect.quote(index)})" if index else ""
-        return (
-            f"SELECT {wanted} FROM {self._t}{hint} WHERE ({self._key_match(rows)}) "
-            f"AND {self._ts} <= %s FOR UPDATE"
-        )
-
     def delete_keys(self, rows: int, index: str | None = None) -> str:
         """Delete rows by key, re-checking the cutoff; params: the keys flattened, then cutoff.
 
@@ -351,6 +322,23 @@ class TableStatements:
         STRAIGHT_JOIN makes that the driving table, so the rows are found by point lookups
         on the unique index and only the rows deleted are locked.
         """
+        return f"DELETE dw_t FROM {self._through(after, bounded, unique_index, ts_index)}"
+
+    def lock_through(
+        self,
+        after: bool,
+        bounded: bool,
+        columns: Sequence[str],
+        unique_index: str,
+        ts_index: str | None,
+    ) -> str:
+        """MySQL: lock and read (every column) the rows `delete_through` would delete;
+        same params. Only the rows returned are locked."""
+        wanted = ", ".join(f"dw_t.{self.dialect.quote(c)}" for c in columns)
+        through = self._through(after, bounded, unique_index, ts_index)
+        return f"SELECT {wanted} FROM {through} FOR UPDATE"
+
+    def _through(self, after: bool, bounded: bool, unique_index: str, ts_index: str | None) -> str:
         hint = f" FORCE INDEX ({self.dialect.quote(ts_index)})" if ts_index else ""
         keys = self._quoted_keys()
         upto = ""
@@ -366,7 +354,7 @@ class TableStatements:
         )
         join = " AND ".join(f"dw_t.{k} = dw_p.{k}" for k in keys)
         return (
-            f"DELETE dw_t FROM ({picked}) AS dw_p STRAIGHT_JOIN {self._t} AS dw_t "
+            f"({picked}) AS dw_p STRAIGHT_JOIN {self._t} AS dw_t "
             f"FORCE INDEX ({self.dialect.quote(unique_index)}) ON {join} "
             f"WHERE dw_t.{self._ts} <= %s"
         )
