@@ -260,3 +260,21 @@ def test_archive_copy_is_exact_for_awkward_postgres_types(servers: DatabaseServe
     assert result.rows_deleted == result.rows_archived == 3
     assert archive.query(rows) == before
     assert count(live, table) == 0
+
+
+def test_an_archive_that_silently_drops_rows_fails_verification(servers: DatabaseServers) -> None:
+    """A BEFORE INSERT trigger that swallows some rows: the copy commits, but fewer rows than
+    the batch; nothing of that batch may leave the live database."""
+    live, archive, table = _setup(servers, "postgresql", expired=10, ancient=0, fresh=0)
+    archive.execute(
+        f"CREATE FUNCTION drop_{table}() RETURNS trigger LANGUAGE plpgsql AS "
+        f"$$ BEGIN IF NEW.id = 7 THEN RETURN NULL; END IF; RETURN NEW; END $$",
+        f"CREATE TRIGGER swallow BEFORE INSERT ON {table} FOR EACH ROW "
+        f"EXECUTE FUNCTION drop_{table}()",
+    )
+    before = read_rows(live, table)
+    result = run_purge(
+        store_doc(live, table, category="contracts", archive=archive, batchSize=100), live, archive
+    )
+    assert result.result == "Failed" and result.reason == "ArchiveVerifyFailed", result.message
+    assert read_rows(live, table) == before

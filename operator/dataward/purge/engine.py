@@ -540,14 +540,26 @@ class TableRun:
         assert archive is not None and t.archive is not None
         if payload is None or rows == 0:
             return 0
+        conflicted = False
         try:
-            inserted = archive.execute(t.archive.insert_json(t.columns), [payload])
+            try:
+                inserted = archive.execute(t.archive.insert_json(t.columns, False), [payload])
+            except DuplicateKey:
+                # A crashed run's copy is there already: keep it, add the rest.
+                archive.rollback()
+                conflicted = True
+                inserted = archive.execute(t.archive.insert_json(t.columns, True), [payload])
             archive.commit()
         except PurgeError as error:
             archive.rollback()
             self.live.rollback()
             raise self._needs(archive, "INSERT", error) from None
         self.fault("after-archive-commit")
+        if not conflicted:
+            # Verified by count: a committed plain INSERT that wrote every row of the batch
+            # (a trigger that drops rows shows here as a smaller count).
+            self._verified(rows, inserted)
+            return inserted
         try:
             ((wanted, found),) = archive.query(t.archive.verify_json(), [payload])
             archive.commit()

@@ -58,7 +58,7 @@ def grant_statement(engine: str, privilege: str, table: str, database: str) -> s
 
 
 class DuplicateKey(PurgeError):
-    """An INSERT met a row already present under a unique key (MySQL error 1062)."""
+    """An INSERT met a row already present under a unique key (MySQL 1062, SQLSTATE 23505)."""
 
     def __init__(self, message: str) -> None:
         super().__init__("DatabaseError", message)

@@ -8,7 +8,7 @@ import psycopg
 
 from dataward.model.store import Database
 from dataward.purge.credentials import Credentials, Timeouts
-from dataward.purge.errors import LockTimeout, PurgeError
+from dataward.purge.errors import DuplicateKey, LockTimeout, PurgeError
 from dataward.purge.sql import (
     POSTGRES,
     Classifier,
@@ -80,6 +80,8 @@ def classifier(role: str, database: Database) -> Classifier:
         sqlstate = getattr(exc, "sqlstate", None)
         if sqlstate == "57014":
             return PurgeError("Timeout", f"a statement on {where} hit the statement timeout")
+        if sqlstate == "23505":
+            return DuplicateKey(f"{where} reported a duplicate key (SQLSTATE 23505)")
         if sqlstate == "55P03":
             return LockTimeout(f"a batch on {where} waited past the lock timeout")
         if sqlstate == "25006":

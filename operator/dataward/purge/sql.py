@@ -359,18 +359,20 @@ class TableStatements:
             f"WHERE dw_t.{self._ts} <= %s"
         )
 
-    def insert_json(self, columns: Sequence[str]) -> str:
-        """PostgreSQL: INSERT the rows of a JSON array (as `json_agg` wrote them), keeping a
-        row already present under the key; params: the JSON text.
+    def insert_json(self, columns: Sequence[str], keep_existing: bool) -> str:
+        """PostgreSQL: INSERT the rows of a JSON array (as `json_agg` wrote them); params: the
+        JSON text. `keep_existing` leaves a row already present under the key alone (ON
+        CONFLICT DO NOTHING: a speculative insertion per row, so only after a plain INSERT
+        met a duplicate).
 
         Every type survives the trip (tests/purge/test_purge_archive.py checks the row text),
         except that a json/jsonb value which is JSON `null` arrives as SQL NULL.
         """
         cols = ", ".join(self.dialect.quote(c) for c in columns)
+        conflict = f" ON CONFLICT ({self._key_list()}) DO NOTHING" if keep_existing else ""
         return (
             f"INSERT INTO {self._t} ({cols}) SELECT {cols} FROM "
-            f"json_populate_recordset(NULL::{self._t}, %s::json) "
-            f"ON CONFLICT ({self._key_list()}) DO NOTHING"
+            f"json_populate_recordset(NULL::{self._t}, %s::json){conflict}"
         )
 
     def verify_json(self) -> str:
