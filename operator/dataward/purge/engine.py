@@ -5,20 +5,24 @@ continuation: no batch re-walks the index entries of rows an earlier one deleted
 first, and never asks for more than SELECT and DELETE on a live table:
 
 - PostgreSQL, one statement: pick the rows (no lock), DELETE them by ctid re-checking the
-  cutoff, return how many were picked and the last one (statutory: RETURNING the rows, in a
-  transaction left open until the archive holds them).
-- MySQL: pick the keys through the timestamp index (a consistent read, no lock), then lock
-  (statutory) and DELETE them through the unique key index: point lookups, so a lock an
-  application holds on any row outside the batch, expired or not, never blocks it.
+  cutoff, return how many were picked and the last one (statutory: RETURNING the rows, as one
+  JSON text when the archive is PostgreSQL too, in a transaction left open until the archive
+  holds them).
+- MySQL: find the batch's last row (a consistent read, no lock, one row back), then one
+  DELETE (statutory: first a SELECT ... FOR UPDATE) whose keys come from a derived table and
+  reach the rows through the unique key index: point lookups, so a lock an application holds
+  on any row outside the batch, expired or not, never blocks it.
 
 Statutory batches, in order: live rows deleted (PostgreSQL) or locked (MySQL), uncommitted;
-archive: INSERT the keys it does not hold yet, COMMIT, then count the batch's keys there;
-any key missing aborts the run with the live transaction rolled back, so nothing of the batch
-is deleted; live: DELETE (MySQL), COMMIT. A crash between any two steps leaves the rows in
-live, in live and the archive, or only in the archive: the next run takes them again and the
-INSERT skips what the archive already holds. After the live tables, archive rows past the
-statutory period are destroyed by the same batch loop. `maxRowsPerRun` bounds the live
-deletions of the run and, separately, the archive destructions.
+archive: a plain INSERT, COMMIT, verified by the committed row count (PostgreSQL archive) or
+by counting the batch's keys there; after a duplicate-key error (a crashed run's copy is
+there) the INSERT leaves the present keys out and the keys are counted. Any row missing
+aborts the run with the live transaction rolled back, so nothing of the batch is deleted;
+live: DELETE (MySQL), COMMIT. A crash between any two steps leaves the rows in live, in live
+and the archive, or only in the archive: the next run takes them again and the INSERT skips
+what the archive already holds. After the live tables, archive rows past the statutory
+period are destroyed by the same batch loop. `maxRowsPerRun` bounds the live deletions of the
+run and, separately, the archive destructions.
 
 Application locks: a batch waits at most the session's lock timeout for a row lock. When it
 waits longer, the batch is split in halves until the locked rows stand alone; those are left
