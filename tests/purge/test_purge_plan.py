@@ -17,6 +17,7 @@ from dataward.purge.plan import (
     ACKNOWLEDGE_ANNOTATION,
     LargeCutThreshold,
     TableCount,
+    adapt_batch_size,
     clock_skew,
     dry_run_allocation,
     interruption,
@@ -256,3 +257,28 @@ def test_rows_skipped_locked_reaches_status_last_purge() -> None:
         schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
         last = schema["properties"]["status"]["properties"]["lastPurge"]["properties"]
         assert last["rowsSkippedLocked"]["type"] == "integer"
+
+
+@given(
+    current=st.integers(1, 100_000),
+    elapsed=st.floats(0, 10, allow_nan=False),
+    ceiling=st.integers(1, 100_000),
+)
+def test_adapted_batch_size_moves_towards_the_lock_hold_target(
+    current: int, elapsed: float, ceiling: int
+) -> None:
+    size = adapt_batch_size(current, elapsed, 0.1, ceiling)
+    assert 1 <= size <= ceiling
+    assert size <= 2 * current  # never more than doubles
+    assert size >= min(ceiling, current // 2)  # never less than halves
+    if elapsed > 0.1 and current > 1:
+        assert size < current  # too slow: smaller
+    if 0 < elapsed < 0.04 and current < ceiling:
+        assert size > current  # well under the target: larger
+
+
+def test_adapted_batch_size_examples() -> None:
+    assert adapt_batch_size(100, 0.01, 0.1, 10_000) == 200
+    assert adapt_batch_size(10_000, 0.01, 0.1, 10_000) == 10_000
+    assert adapt_batch_size(10_000, 0.16, 0.1, 100_000) == 5_000
+    assert adapt_batch_size(10_000, 0.1, 0.1, 100_000) == 8_000
