@@ -127,10 +127,11 @@ def run_purge(
     live_session_hook: Callable[[Session], None] | None = None,
     live_login: Credentials | None = None,
     archive_login: Credentials | None = None,
+    policy_doc: dict[str, Any] | None = None,
 ) -> PurgeResult:
     """Run the engine in-process against the test servers."""
     store = parse_store(doc)
-    policy = parse_policy(POLICY)
+    policy = parse_policy(policy_doc or POLICY)
     connect_live = connector(live, "live", credentials=live_login)
 
     def live_with_hook() -> Session:
