@@ -154,3 +154,60 @@ def test_a_hold_set_mid_run_stops_before_the_next_batch(
     after_hold = at_hold - count(live, table)
     assert after_hold <= batch, f"{after_hold} rows deleted after the hold was set"
     assert count(live, table) > 0
+
+
+@pytest.mark.parametrize("statutory", [False, True], ids=["plain", "statutory"])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_composite_keys_and_timestamp_ties_across_batches(
+    servers: DatabaseServers, engine: str, statutory: bool
+) -> None:
+    """Many rows share each trigger instant, so batch boundaries fall inside ties and the
+    keyset cursor must order by (ts, key1, key2); one of them is locked."""
+    live, archive = servers.pair(engine)  # type: ignore[arg-type]
+    table = unique("pairs")
+    if engine == "postgresql":
+        ddl = (
+            f"CREATE TABLE {table} (id bigint, region text, ts timestamptz, "
+            "PRIMARY KEY (id, region))"
+        )
+        extra_ddl = [f"CREATE INDEX ON {table} (ts)", f"ALTER TABLE {table} OWNER TO purger"]
+    else:
+        ddl = (
+            f"CREATE TABLE {table} (id BIGINT, region VARCHAR(8), ts DATETIME(6), "
+            "PRIMARY KEY (id, region), INDEX (ts)) ENGINE=InnoDB"
+        )
+        extra_ddl = []
+    for server in (live, archive) if statutory else (live,):
+        server.execute(ddl, *extra_ddl)
+    ts_value = OLD if engine == "postgresql" else OLD.replace(tzinfo=None)
+    fresh = NEW if engine == "postgresql" else NEW.replace(tzinfo=None)
+    rows = [
+        (i, region, ts_value + timedelta(seconds=i // 7))
+        for i in range(60)
+        for region in ("eu", "us", "ap")
+    ] + [(1000, "eu", fresh)]
+    conn = live.admin(autocommit=False)
+    with conn.cursor() as cur:
+        cur.executemany(f"INSERT INTO {table} (id, region, ts) VALUES (%s, %s, %s)", rows)
+    conn.commit()
+    conn.close()
+    extra: dict[str, Any] = {"category": "contracts", "archive": archive} if statutory else {}
+    locker = live.admin(autocommit=False)
+    try:
+        with locker.cursor() as cur:
+            cur.execute(f"SELECT ts FROM {table} WHERE id = 20 AND region = 'us' FOR UPDATE")
+        result = run_purge(
+            store_doc(live, table, batchSize=16, key_columns=("id", "region"), **extra),
+            live,
+            archive if statutory else None,
+        )
+    finally:
+        locker.rollback()
+        locker.close()
+    assert result.result == "Succeeded", result.message
+    assert result.rows_deleted == 179 and result.rows_skipped_locked == 1
+    left = {(int(i), str(r)) for i, r in live.query(f"SELECT id, region FROM {table}")}
+    assert left == {(20, "us"), (1000, "eu")}
+    if statutory:
+        archived = archive.query(f"SELECT count(*) FROM {table}")[0][0]
+        assert archived == 179 and result.rows_archived == 179
