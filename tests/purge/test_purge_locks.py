@@ -211,3 +211,36 @@ def test_composite_keys_and_timestamp_ties_across_batches(
     if statutory:
         archived = archive.query(f"SELECT count(*) FROM {table}")[0][0]
         assert archived == 179 and result.rows_archived == 179
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_locked_archive_fails_the_run_instead_of_skipping_live_rows(
+    servers: DatabaseServers, engine: str
+) -> None:
+    """Locks on the archive side are not the application's row locks on live data: the run
+    stops with a timeout, every live row stays, none is counted as skipped."""
+    live, archive, table = _table(servers, engine, expired=30, fresh=0, statutory=True)
+    blocker = archive.admin(autocommit=False)
+    try:
+        with blocker.cursor() as cur:
+            if engine == "postgresql":
+                cur.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+            else:  # an uncommitted row under key 1: the purge's INSERT of row 1 must wait
+                cur.execute(
+                    f"INSERT INTO {table} (id, ts, payload) VALUES (1, %s, 'x')",
+                    (OLD.replace(tzinfo=None),),
+                )
+        started = time.monotonic()
+        result = run_purge(
+            store_doc(live, table, category="contracts", archive=archive, batchSize=10),
+            live,
+            archive,
+        )
+        took = time.monotonic() - started
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert result.result == "Failed" and result.reason == "Timeout", result.message
+    assert result.rows_skipped_locked == 0 and result.rows_deleted == 0
+    assert count(live, table) == 30
+    assert took < 10, f"took {took:.1f}s"

@@ -384,7 +384,17 @@ class TableRun:
         self.name = table.records.table
 
     def _needs(self, session: Session, privilege: str, error: PurgeError) -> PurgeError:
-        """A PermissionDenied of `session` as the privilege, table and GRANT that fix it."""
+        """A PermissionDenied of `session` as the privilege, table and GRANT that fix it.
+
+        A lock timeout on the archive is no application's row lock on live data: it fails
+        the run (a LockTimeout would have the batch split and the live rows skipped).
+        """
+        if isinstance(error, LockTimeout) and session is self.archive:
+            return PurgeError(
+                "Timeout",
+                f"{error.message} while copying rows of {self.name}; nothing of the batch was "
+                "deleted from the live database.",
+            )
         if error.category != "PermissionDenied" or isinstance(error, PrivilegeMissing):
             return error
         return missing_privilege(
