@@ -39,13 +39,22 @@ Fault injection for the crash tests: the engine calls `fault(point)` at `before-
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from dataward.model.policy import Policy
 from dataward.model.store import RecordSet, Store
+from dataward.purge.batches import (
+    Batches,
+    Cursor,
+    Step,
+    batches_for,
+    chunks,
+    cursor_params,
+    flat,
+)
 from dataward.purge.errors import (
     DuplicateKey,
     LockTimeout,
@@ -83,11 +92,9 @@ from dataward.purge.sql import (
     parse_table,
 )
 
-Fault = Callable[[str], None]
+Fault = Callable[[str], None]  # the same hook as batches.Fault, part of this module's API
 CheckContinue = Callable[[], Stop | None]
 Clock = Callable[[], datetime]
-Cursor = tuple[Any, ...]  # (ts, keys...) of the last row a batch picked
-T = TypeVar("T")
 
 FAULT_POINTS = ("before-select", "after-select", "after-archive-commit", "after-delete")
 
@@ -126,201 +133,6 @@ class PreparedTable:
     live_ts_index: str | None = None
     archive_unique_index: str | None = None
     archive_ts_index: str | None = None
-
-
-# ------------------------------------------------------------------------- one batch, I/O
-
-
-@dataclass(frozen=True)
-class Step:
-    """What one batch (or part of one) did."""
-
-    picked: int
-    deleted: int = 0
-    archived: int = 0
-    skipped: int = 0
-    last: Cursor | None = None
-
-
-@dataclass(frozen=True)
-class Taken:
-    """A statutory batch whose rows are deleted (PostgreSQL) or locked (MySQL), uncommitted."""
-
-    picked: int
-    last: Cursor | None
-    rows: list[tuple[Any, ...]]
-    # PostgreSQL to PostgreSQL: the deleted rows as one JSON array, never decoded here.
-    payload: str | None = None
-    deleted: int = 0
-
-
-class Batches(Protocol):
-    """The statements of one table's batches on one session."""
-
-    session: Session
-    statements: TableStatements
-    bound: datetime | date
-
-    def delete(self, after: Cursor | None, limit: int, fault: Fault) -> Step:
-        """Delete the next `limit` expired rows; uncommitted."""
-        ...
-
-    def take(
-        self, after: Cursor | None, limit: int, columns: Sequence[str], as_json: bool
-    ) -> Taken:
-        """Statutory: the next rows with every column, deleted or locked; uncommitted.
-
-        `as_json` (PostgreSQL only) returns them as one JSON text instead of rows."""
-        ...
-
-    def drop(self, keys: Sequence[Cursor]) -> int:
-        """Statutory: delete the taken rows (already done on PostgreSQL)."""
-        ...
-
-
-def _cursor_params(after: Cursor | None) -> list[Any]:
-    if after is None:
-        return []
-    return [after[0], after[0], after[0], *after[1:]]
-
-
-def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), max(1, size)):
-        yield items[start : start + size]
-
-
-def _flat(rows: Sequence[Sequence[Any]]) -> list[Any]:
-    return [value for row in rows for value in row]
-
-
-@dataclass
-class PostgresBatches:
-    """One statement per batch: pick, delete by ctid, report (see TableStatements.delete_batch)."""
-
-    session: Session
-    statements: TableStatements
-    bound: datetime | date
-    taken: int = 0
-
-    def delete(self, after: Cursor | None, limit: int, fault: Fault) -> Step:
-        """Delete the next `limit` expired rows; uncommitted."""
-        params = [self.bound, *_cursor_params(after), limit, self.bound]
-        rows = self.session.query(self.statements.delete_batch(after is not None, None), params)
-        fault("after-select")
-        if not rows:
-            return Step(0)
-        picked, *last, deleted = rows[0]
-        return Step(int(picked), int(deleted), last=tuple(last))
-
-    def take(
-        self, after: Cursor | None, limit: int, columns: Sequence[str], as_json: bool
-    ) -> Taken:
-        """Delete the next rows RETURNING them; the transaction stays open."""
-        params = [self.bound, *_cursor_params(after), limit, self.bound]
-        statement = self.statements.delete_batch(after is not None, columns, as_json)
-        rows = self.session.query(statement, params)
-        if not rows:
-            return Taken(0, None, [])
-        if as_json:
-            count, *cursor, deleted, payload = rows[0]
-            self.taken = int(deleted)
-            return Taken(int(count), tuple(cursor), [], payload, int(deleted))
-        width = 1 + len(self.statements.keys) + 1
-        picked, last = int(rows[0][0]), tuple(rows[0][1:width])
-        ts = [c.lower() for c in columns].index(self.statements.timestamp.lower())
-        # A LEFT JOIN row of NULLs: picked rows, none deleted (changed meanwhile).
-        taken = [row[width:] for row in rows if row[width + ts] is not None]
-        self.taken = len(taken)
-        return Taken(picked, last, taken)
-
-    def drop(self, keys: Sequence[Cursor]) -> int:
-        """Already deleted by `take`."""
-        return self.taken
-
-
-@dataclass
-class MySQLBatches:
-    """Pick through the timestamp index (no lock), then lock/delete by the unique key index."""
-
-    session: Session
-    statements: TableStatements
-    bound: datetime | date
-    unique_index: str | None
-    ts_index: str | None
-
-    def _delete_keys(self, keys: Sequence[Cursor]) -> int:
-        per = max(1, (self.session.max_parameters - 1) // len(self.statements.keys))
-        deleted = 0
-        for chunk in _chunks(keys, per):
-            deleted += self.session.execute(
-                self.statements.delete_keys(len(chunk), self.unique_index),
-                [*_flat(chunk), self.bound],
-            )
-        return deleted
-
-    def delete(self, after: Cursor | None, limit: int, fault: Fault) -> Step:
-        """Find the batch's last row, then delete up to it in one statement; uncommitted.
-
-        No key travels to the client: the boundary query returns one row, and the DELETE
-        picks its rows server-side (see TableStatements.delete_through).
-        """
-        assert self.unique_index is not None
-        bound = self._boundary(after, limit)
-        fault("after-select")
-        deleted = self.session.execute(
-            self.statements.delete_through(
-                after is not None, bound is not None, self.unique_index, self.ts_index
-            ),
-            self._through_params(after, bound),
-        )
-        if bound is None:
-            return Step(deleted, deleted)  # fewer than `limit` rows were left: done
-        return Step(limit, deleted, last=bound)
-
-    def take(
-        self, after: Cursor | None, limit: int, columns: Sequence[str], as_json: bool
-    ) -> Taken:
-        """Find the batch's last row, then lock and read the rows up to it (SELECT privilege
-        is enough for FOR UPDATE on MariaDB)."""
-        assert self.unique_index is not None
-        bound = self._boundary(after, limit)
-        rows = self.session.query(
-            self.statements.lock_through(
-                after is not None, bound is not None, columns, self.unique_index, self.ts_index
-            ),
-            self._through_params(after, bound),
-        )
-        if bound is None:
-            return Taken(len(rows), None, rows)
-        return Taken(limit, bound, rows)
-
-    def _boundary(self, after: Cursor | None, limit: int) -> Cursor | None:
-        rows = self.session.query(
-            self.statements.boundary(after is not None, self.ts_index),
-            [self.bound, *_cursor_params(after), limit - 1],
-        )
-        return tuple(rows[0]) if rows else None
-
-    def _through_params(self, after: Cursor | None, bound: Cursor | None) -> list[Any]:
-        upto = _cursor_params(bound) if bound else []
-        return [self.bound, *_cursor_params(after), *upto, self.bound]
-
-    def drop(self, keys: Sequence[Cursor]) -> int:
-        """Delete the locked rows by key."""
-        return self._delete_keys(keys)
-
-
-def batches_for(
-    session: Session,
-    statements: TableStatements,
-    bound: datetime | date,
-    unique_index: str | None = None,
-    ts_index: str | None = None,
-) -> Batches:
-    """The batch statements of the session's engine."""
-    if session.dialect.engine == "postgresql":
-        return PostgresBatches(session, statements, bound)
-    return MySQLBatches(session, statements, bound, unique_index, ts_index)
 
 
 # --------------------------------------------------------------------- one table's run
@@ -503,7 +315,7 @@ class TableRun:
             # A row an application holds locked: leave it for the next run, step past it.
             rows = batches.session.query(
                 batches.statements.peek(after is not None),
-                [batches.bound, *_cursor_params(after)],
+                [batches.bound, *cursor_params(after)],
             )
             batches.session.commit()
             if not rows:
@@ -600,12 +412,12 @@ class TableRun:
         archive = self.archive
         assert archive is not None and t.archive_table is not None
         inserted = 0
-        for chunk in _chunks(rows, max(1, archive.max_parameters // len(t.columns))):
+        for chunk in chunks(rows, max(1, archive.max_parameters // len(t.columns))):
             inserted += archive.execute(
                 archive.dialect.insert_rows(
                     t.archive_table, t.columns, t.records.key_columns, len(chunk)
                 ),
-                _flat(chunk),
+                flat(chunk),
             )
         return inserted
 
@@ -628,8 +440,8 @@ class TableRun:
                 # rows already (a run that crashed after its copy committed): leave them out.
                 archive.rollback()
                 present: set[Cursor] = set()
-                for chunk in _chunks(keys, per_key):
-                    present.update(archive.query(t.archive.select_keys(len(chunk)), _flat(chunk)))
+                for chunk in chunks(keys, per_key):
+                    present.update(archive.query(t.archive.select_keys(len(chunk)), flat(chunk)))
                 inserted = self._insert(
                     [row for row, key in zip(rows, keys, strict=True) if key not in present]
                 )
@@ -642,8 +454,8 @@ class TableRun:
         try:
             found = 0
             unique = list(dict.fromkeys(keys))
-            for chunk in _chunks(unique, per_key):
-                ((n,),) = archive.query(t.archive.count_keys(len(chunk)), _flat(chunk))
+            for chunk in chunks(unique, per_key):
+                ((n,),) = archive.query(t.archive.count_keys(len(chunk)), flat(chunk))
                 found += int(n)
             archive.commit()
         except PurgeError as error:
@@ -667,7 +479,11 @@ def purge(
     fault: Fault = no_fault,
     options: EngineOptions | None = None,
 ) -> PurgeResult:
-    """Run one purge of `store` and return its record; never raises for database trouble."""
+    """Run one purge of `store` and return its record; never raises for database trouble.
+
+    Phases: refusal gate; connect (archive before anything is read); clocks and plan; check
+    the tables; count (large-cut gate, dry run); batches; the record.
+    """
     options = options or EngineOptions()
     start = job_clock()
     base = PurgeResult(
@@ -682,52 +498,25 @@ def purge(
     if gate is not None:
         return _gated(base, gate, job_clock())
     assert policy is not None
-    runs: list[TableRun] = []
+    sessions = _Sessions()
     done: list[TableResult] = []
-    live: Session | None = None
-    archive: Session | None = None
     try:
-        category = policy.category(store.category)
-        assert category is not None
-        live = connect_live()
-        if category.statutory is not None:
-            if connect_archive is None:
-                raise PurgeError("Configuration", "the category is statutory but no archive")
-            # Before anything else: an unreachable archive must leave the live rows alone.
-            archive = connect_archive()
-        live_now = live.server_now()
-        gate = clock_skew(live_now, job_clock(), options.max_clock_skew, "live database")
-        archive_now = None
-        if gate is None and archive is not None:
-            archive_now = archive.server_now()
-            gate = clock_skew(archive_now, job_clock(), options.max_clock_skew, "archive")
-        if gate is not None:
-            return _gated(replace(base, server_time=live_now), gate, job_clock())
-        plan = make_plan(store, policy, live_now, archive_now)
+        live, archive = sessions.open(store, policy, connect_live, connect_archive)
+        planned = _plan(store, policy, live, archive, options, job_clock)
+        if isinstance(planned, _SkewGate):
+            return _gated(replace(base, server_time=planned.live_now), planned.gate, job_clock())
+        plan = planned
         base = replace(
             base, server_time=plan.now, cutoff=plan.cutoff, archive_cutoff=plan.archive_cutoff
         )
-        tables = [_prepare(live, archive, records, plan) for records in plan.records]
-        if archive is not None and archive.read_only():
-            raise PurgeError(
-                "ArchiveReadOnly",
-                "the archive database is read-only for the archive login: nothing was "
-                "deleted from the live database; make the archive writable.",
-            )
-        runs = [TableRun(t, live, archive, plan, options, fault) for t in tables]
+        runs = _table_runs(live, archive, plan, options, fault)
         counts = [run.count_start(options.large_cut) for run in runs]
         done = [_untouched(run, count) for run, count in zip(runs, counts, strict=True)]
-        gate = large_cut(
-            store,
-            plan,
-            [TableCount(r.name, c.expired, c.total) for r, c in zip(runs, counts, strict=True)],
-            options.large_cut,
-        )
+        tables = [TableCount(r.name, c.expired, c.total) for r, c in zip(runs, counts, strict=True)]
+        gate = large_cut(store, plan, tables, options.large_cut)
         if gate is not None:
-            held = replace(base, tables=tuple(done))
-            return replace(
-                _gated(held, gate, job_clock()), acknowledge_token=plan.acknowledge_token
-            )
+            held = _gated(replace(base, tables=tuple(done)), gate, job_clock())
+            return replace(held, acknowledge_token=plan.acknowledge_token)
         if plan.dry_run:
             return _dry_run(base, plan, done, job_clock)
         done, stop, failure = _run_tables(
@@ -735,33 +524,9 @@ def purge(
         )
         if failure is not None:
             raise _Failed(failure, tuple(done))
-        if (
-            stop is None
-            and any(t.expired_remaining for t in done)
-            and sum(t.rows_deleted for t in done) >= plan.max_rows
-        ):
-            stop = Stop("MaxRowsPerRun", f"stopped at maxRowsPerRun ({plan.max_rows} rows).")
-        results = tuple(done)
-        outcome: Outcome = (
-            "Failed" if stop is not None and stop.reason == "NotCompliant" else "Succeeded"
-        )
-        return replace(
-            base,
-            result=outcome,
-            # No reason when nothing stopped the run: the operator's PurgeSucceeded reads a
-            # reason on a Succeeded record as "stopped early" (API: why it stopped or failed).
-            reason=stop.reason if stop else None,
-            tables=results,
-            stopped_early=stop.reason if stop else None,
-            message=_summary(results, plan, stop),
-            error=ErrorInfo("NotCompliant", stop.message) if outcome == "Failed" and stop else None,
-            completion_time=job_clock(),
-        )
+        return _finished(base, plan, tuple(done), stop, job_clock())
     except PurgeError as error:
-        if live is not None:
-            live.rollback()
-        if archive is not None:
-            archive.rollback()
+        sessions.rollback()
         partial = error.tables if isinstance(error, _Failed) else tuple(done)
         cause = error.cause if isinstance(error, _Failed) else error
         return replace(
@@ -774,10 +539,118 @@ def purge(
             completion_time=job_clock(),
         )
     finally:
-        if live is not None:
-            live.close()
-        if archive is not None:
-            archive.close()
+        sessions.close()
+
+
+class _Sessions:
+    """The run's connections: whatever was opened is rolled back on failure and closed."""
+
+    def __init__(self) -> None:
+        self.live: Session | None = None
+        self.archive: Session | None = None
+
+    def open(
+        self,
+        store: Store,
+        policy: Policy,
+        connect_live: Callable[[], Session],
+        connect_archive: Callable[[], Session] | None,
+    ) -> tuple[Session, Session | None]:
+        """Connect to live, then (statutory) to the archive, before anything is read."""
+        category = policy.category(store.category)
+        assert category is not None
+        self.live = connect_live()
+        if category.statutory is not None:
+            if connect_archive is None:
+                raise PurgeError("Configuration", "the category is statutory but no archive")
+            # Before anything else: an unreachable archive must leave the live rows alone.
+            self.archive = connect_archive()
+        return self.live, self.archive
+
+    def rollback(self) -> None:
+        """Roll back whatever is open."""
+        for session in (self.live, self.archive):
+            if session is not None:
+                session.rollback()
+
+    def close(self) -> None:
+        """Close every connection opened."""
+        for session in (self.live, self.archive):
+            if session is not None:
+                session.close()
+
+
+@dataclass(frozen=True)
+class _SkewGate:
+    """A clock-skew gate and the live clock it was measured against."""
+
+    gate: Gate
+    live_now: datetime
+
+
+def _plan(
+    store: Store,
+    policy: Policy,
+    live: Session,
+    archive: Session | None,
+    options: EngineOptions,
+    job_clock: Clock,
+) -> PurgePlan | _SkewGate:
+    """The plan at the servers' clocks, or the skew gate when a clock is too far off."""
+    live_now = live.server_now()
+    gate = clock_skew(live_now, job_clock(), options.max_clock_skew, "live database")
+    archive_now = None
+    if gate is None and archive is not None:
+        archive_now = archive.server_now()
+        gate = clock_skew(archive_now, job_clock(), options.max_clock_skew, "archive")
+    if gate is not None:
+        return _SkewGate(gate, live_now)
+    return make_plan(store, policy, live_now, archive_now)
+
+
+def _table_runs(
+    live: Session, archive: Session | None, plan: PurgePlan, options: EngineOptions, fault: Fault
+) -> list[TableRun]:
+    """Every records entry checked against the catalogues; a read-only archive refused."""
+    tables = [_prepare(live, archive, records, plan) for records in plan.records]
+    if archive is not None and archive.read_only():
+        raise PurgeError(
+            "ArchiveReadOnly",
+            "the archive database is read-only for the archive login: nothing was "
+            "deleted from the live database; make the archive writable.",
+        )
+    return [TableRun(t, live, archive, plan, options, fault) for t in tables]
+
+
+def _finished(
+    base: PurgeResult,
+    plan: PurgePlan,
+    results: tuple[TableResult, ...],
+    stop: Stop | None,
+    at: datetime,
+) -> PurgeResult:
+    """The record of a run whose batches ended (done, stopped, or at maxRowsPerRun)."""
+    if (
+        stop is None
+        and any(t.expired_remaining for t in results)
+        and sum(t.rows_deleted for t in results) >= plan.max_rows
+    ):
+        stop = Stop("MaxRowsPerRun", f"stopped at maxRowsPerRun ({plan.max_rows} rows).")
+    outcome: Outcome = (
+        "Failed" if stop is not None and stop.reason == "NotCompliant" else "Succeeded"
+    )
+    return replace(
+        base,
+        result=outcome,
+        # No reason when nothing stopped the run: the operator's PurgeSucceeded reads a
+        # reason on a Succeeded record as "stopped early" (API: why it stopped or failed).
+        reason=stop.reason if stop else None,
+        tables=results,
+        stopped_early=stop.reason if stop else None,
+        message=_summary(results, plan, stop),
+        error=ErrorInfo("NotCompliant", stop.message) if outcome == "Failed" and stop else None,
+        completion_time=at,
+    )
 
 
 class _Failed(PurgeError):
