@@ -1,7 +1,7 @@
 """Purge throughput and its cost to application writes, on real PostgreSQL 15 and MariaDB.
 
-    cd /work/main && python -m bench.purge_bench            # issue 5's sizes: 2x10^6 rows
-    cd /work/main && python -m bench.purge_bench --rows 200000
+    python -m bench.purge_bench            # issue 12's sizes: 2x10^6 rows, batch 10,000
+    python -m bench.purge_bench --rows 200000
 
 Starts the test harness's throwaway servers (tests/databases.py). For each engine and method it
 seeds a fresh table of `--rows` rows (odd ids expired, 400+ days old; even ids at most ~300
@@ -11,8 +11,14 @@ new row and an UPDATE of a random unexpired row, each its own autocommit transac
 login of its own over TCP). Methods:
 
 - `dataward purge`'s engine at each `--batch` size (a non-statutory category: no archive);
+- the engine on a statutory category (copy to the archive server, verify, delete), at the
+  first `--batch` size;
 - a naive single `DELETE ... WHERE ts <= cutoff` in one transaction;
 - on MariaDB, `pt-archiver --purge --bulk-delete --commit-each` at each batch size.
+
+Servers run durable unless `--no-durable`: PostgreSQL `fsync`, `synchronous_commit` and
+`full_page_writes` on, MariaDB `innodb_flush_log_at_trx_commit = 1` (the test harness starts
+them without, for speed). At the end it prints the ratios issue 12 sets targets for.
 
 Reported: rows/s; p95 and longest batch time (a batch holds its row locks from its first
 locking statement to COMMIT, so the longest batch is the longest lock hold; for the engine the
@@ -27,6 +33,7 @@ latency of the application's writes during the run, measured from each write's s
 from __future__ import annotations
 
 import argparse
+import copy
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -45,7 +52,7 @@ import pymysql
 from dataward.purge.engine import EngineOptions
 from dataward.purge.plan import LargeCutThreshold
 from tests.databases import PURGER_PASSWORD, PURGER_USER, DatabaseServer, DatabaseServers
-from tests.purge.support import run_purge, store_doc, unique
+from tests.purge.support import POLICY, run_purge, store_doc, unique
 
 NO_HOLD = EngineOptions(large_cut=LargeCutThreshold(fraction=1.0, min_rows=10**12))
 APP_USER, APP_PASSWORD = "app", "app-secret"
@@ -54,6 +61,40 @@ APP_USER, APP_PASSWORD = "app", "app-secret"
 # empty gap between them.
 CUTOFF_AGE = timedelta(days=365)
 NEW_IDS = 10**12  # ids of the rows the application inserts
+# A statutory category with the same 1y retention: the expired half moves to the archive
+# (all of it well within the 5y statute, so nothing is destroyed there).
+BENCH_POLICY = copy.deepcopy(POLICY)
+BENCH_POLICY["spec"]["categories"].append(
+    {"name": "support-statutory", "purposes": ["service"],
+     "retention": {"period": "1y", "trigger": "inquired"},
+     "statutory": {"period": "5y", "statute": "bench"}}
+)  # fmt: skip
+
+
+def _make_durable(server: DatabaseServer) -> None:
+    """Turn on what the test harness turns off: every COMMIT reaches the disk."""
+    if server.engine == "postgresql":
+        server.execute(
+            "ALTER SYSTEM SET fsync = on",
+            "ALTER SYSTEM SET synchronous_commit = on",
+            "ALTER SYSTEM SET full_page_writes = on",
+            "SELECT pg_reload_conf()",
+        )
+    else:
+        server.execute("SET GLOBAL innodb_flush_log_at_trx_commit = 1")
+
+
+def _durability(server: DatabaseServer) -> str:
+    if server.engine == "postgresql":
+        rows = server.query(
+            "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings "
+            "WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes')"
+        )
+    else:
+        rows = server.query(
+            "SELECT CONCAT('innodb_flush_log_at_trx_commit=', @@innodb_flush_log_at_trx_commit)"
+        )
+    return str(rows[0][0])
 
 
 # ---------------------------------------------------------------------------------- seeding
@@ -67,6 +108,21 @@ def _create_app_login(server: DatabaseServer) -> None:
             f"CREATE USER '{APP_USER}'@'%' IDENTIFIED BY '{APP_PASSWORD}'",
             f"GRANT SELECT, INSERT, UPDATE, DELETE ON {server.database}.* TO '{APP_USER}'@'%'",
         )
+
+
+def _create_archive_table(server: DatabaseServer, table: str) -> None:
+    """The statutory archive's copy of the table (same columns, unique id)."""
+    if server.engine == "postgresql":
+        server.execute(
+            f"CREATE TABLE {table} (id bigint PRIMARY KEY, ts timestamptz, payload text)",
+            f"CREATE INDEX ON {table} (ts)",
+            f"ALTER TABLE {table} OWNER TO {PURGER_USER}",
+        )
+        return
+    server.execute(
+        f"CREATE TABLE {table} (id BIGINT PRIMARY KEY, ts DATETIME(6), payload VARCHAR(64), "
+        "INDEX (ts)) ENGINE=InnoDB"
+    )
 
 
 def _create_and_seed(server: DatabaseServer, table: str, rows: int) -> None:
@@ -289,12 +345,21 @@ def _batch_timer() -> tuple[Callable[[str], None], list[float]]:
     return hook, durations
 
 
-def _engine(case: Case, live: DatabaseServer, table: str, rows: int) -> None:
+def _engine(
+    case: Case, live: DatabaseServer, table: str, rows: int, archive: DatabaseServer | None = None
+) -> None:
     assert case.batch is not None
-    doc = store_doc(live, table, category="support", batchSize=case.batch, maxRowsPerRun=rows)
+    extra: dict[str, Any] = {"category": "support"}
+    if archive is not None:
+        extra = {"category": "support-statutory", "archive": archive}
+    doc = store_doc(live, table, batchSize=case.batch, maxRowsPerRun=rows, **extra)
     hook, durations = _batch_timer()
-    result = run_purge(doc, live, fault=hook, options=NO_HOLD)
+    result = run_purge(doc, live, archive, fault=hook, options=NO_HOLD, policy_doc=BENCH_POLICY)
     assert result.result == "Succeeded", result.message
+    if archive is not None:
+        assert result.rows_archived == result.rows_deleted
+        ((copied,),) = archive.query(f"SELECT count(*) FROM {table}")
+        assert copied == result.rows_deleted, "the archive lacks rows the run deleted"
     case.rows, case.batches_ms = result.rows_deleted, durations
 
 
@@ -379,9 +444,11 @@ def _run_case(
     action: Callable[[DatabaseServer, str], None],
     baseline: Case | None = None,
 ) -> Case:
-    live, _ = servers.pair(case.engine)  # type: ignore[arg-type]
+    live, archive = servers.pair(case.engine)  # type: ignore[arg-type]
     table = unique("bench")
     _create_and_seed(live, table, args.rows)
+    if case.method.startswith("dataward purge, statutory"):
+        _create_archive_table(archive, table)
     writer = AppWriter(live, table, args.rows, args.write_rate)
     try:
         if baseline is not None:
@@ -401,6 +468,8 @@ def _run_case(
     assert case.rows == expected, f"{case.method}: deleted {case.rows}, expected {expected}"
     assert _expired_left(live, table) == 0, f"{case.method} left expired rows"
     live.execute(f"DROP TABLE {table}")
+    if case.method.startswith("dataward purge, statutory"):
+        archive.execute(f"DROP TABLE {table}")
     return case
 
 
@@ -422,6 +491,12 @@ def _cases(servers: DatabaseServers, engine: str, args: argparse.Namespace) -> l
         if i == 0:
             report(baseline)
         report(engine_case)
+    statutory = Case(engine, "dataward purge, statutory", args.batch[0])
+    _, archive = servers.pair(engine)  # type: ignore[arg-type]
+    report(_run_case(
+        statutory, servers, args,
+        lambda live, table: _engine(statutory, live, table, args.rows, archive),
+    ))  # fmt: skip
     naive = Case(engine, "naive single DELETE", None)
     report(_run_case(naive, servers, args, lambda live, table: _naive(naive, live, table)))
     if engine == "mysql" and not args.no_pt_archiver:
@@ -437,7 +512,8 @@ def main() -> None:
     """Start the servers, run every case, print a Markdown table."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000, help="rows per table (half expire)")
-    parser.add_argument("--batch", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--batch", type=int, nargs="+", default=[10000])
+    parser.add_argument("--no-durable", action="store_true", help="keep the harness's fsync off")
     parser.add_argument("--write-rate", type=float, default=200.0, help="application writes/s")
     parser.add_argument("--baseline-seconds", type=float, default=15.0)
     parser.add_argument("--engines", nargs="+", default=["postgresql", "mysql"])
@@ -453,11 +529,52 @@ def main() -> None:
               "write p50 ms", "write p95 ms", "write max ms (INSERT / UPDATE)"]  # fmt: skip
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header), flush=True)
+    done: list[Case] = []
     with DatabaseServers.start() as servers:
+        settings = []
+        for server in servers.all():
+            if not args.no_durable:
+                _make_durable(server)
+            settings.append(f"{server.engine} {server.role}: {_durability(server)}")
         for engine in args.engines:
             _create_app_login(servers.pair(engine)[0])  # type: ignore[arg-type]
-            _cases(servers, engine, args)
+            done += _cases(servers, engine, args)
+    print("\nserver settings: " + "; ".join(settings))
+    print("\n" + "\n".join(_ratios(done)))
     print(f"\ntotal {time.perf_counter() - started:.0f} s; load average at end: {_load()}")
+
+
+def _ratios(cases: list[Case]) -> list[str]:
+    """Issue 12's targets, each as measured in this run."""
+
+    def rate(engine: str, method: str, batch: int | None = None) -> float | None:
+        for c in cases:
+            if c.engine == engine and c.method == method and (batch is None or c.batch == batch):
+                return c.rows / c.seconds if c.seconds else None
+        return None
+
+    lines = []
+    for c in cases:
+        if c.method.startswith("dataward purge") and c.batches_ms:
+            ordered = sorted(c.batches_ms)
+            lines.append(
+                f"- {c.engine} {c.method} (batch {c.batch}): p95 batch "
+                f"{_quantile(ordered, 0.95):.0f} ms (target <= 100 on PostgreSQL plain)"
+            )
+    for engine in ("postgresql", "mysql"):
+        plain = rate(engine, "dataward purge")
+        if plain is None:
+            continue
+        naive = rate(engine, "naive single DELETE")
+        if naive:
+            lines.append(f"- {engine}: plain / naive DELETE = {plain / naive:.2f} (target >= 0.5)")
+        pt = rate(engine, "pt-archiver --purge --bulk-delete", 10000)
+        if pt:
+            lines.append(f"- {engine}: plain / pt-archiver (10,000) = {plain / pt:.2f} (>= 1.5)")
+        statutory = rate(engine, "dataward purge, statutory")
+        if statutory:
+            lines.append(f"- {engine}: statutory / plain = {statutory / plain:.2f} (>= 0.5)")
+    return lines
 
 
 def _load() -> str:

@@ -95,16 +95,21 @@ def store_doc(
     }
 
 
-def connector(server: DatabaseServer, role: str, port: int | None = None) -> Callable[[], Session]:
-    """Open a purge session as the `purger` login."""
+def connector(
+    server: DatabaseServer,
+    role: str,
+    port: int | None = None,
+    credentials: Credentials | None = None,
+) -> Callable[[], Session]:
+    """Open a purge session as `credentials` (default: the `purger` login)."""
     database = parse_store(store_doc(server, "t")).database
     if port is not None:
         database = type(database)(**{**database.__dict__, "port": port})
-    credentials = Credentials(PURGER_USER, PURGER_PASSWORD)
+    credentials = credentials or Credentials(PURGER_USER, PURGER_PASSWORD)
 
     def connect() -> Session:
         module = postgres if server.engine == "postgresql" else mysql
-        return module.connect(database, credentials, role, Timeouts(statement=20, lock=5))
+        return module.connect(database, credentials, role, Timeouts(statement=20, lock=0.2))
 
     return connect
 
@@ -120,11 +125,14 @@ def run_purge(
     options: EngineOptions | None = None,
     job_clock: Callable[[], datetime] | None = None,
     live_session_hook: Callable[[Session], None] | None = None,
+    live_login: Credentials | None = None,
+    archive_login: Credentials | None = None,
+    policy_doc: dict[str, Any] | None = None,
 ) -> PurgeResult:
     """Run the engine in-process against the test servers."""
     store = parse_store(doc)
-    policy = parse_policy(POLICY)
-    connect_live = connector(live, "live")
+    policy = parse_policy(policy_doc or POLICY)
+    connect_live = connector(live, "live", credentials=live_login)
 
     def live_with_hook() -> Session:
         session = connect_live()
@@ -136,7 +144,9 @@ def run_purge(
         store,
         policy,
         connect_live=live_with_hook,
-        connect_archive=connector(archive, "archive", archive_port) if archive else None,
+        connect_archive=(
+            connector(archive, "archive", archive_port, archive_login) if archive else None
+        ),
         job_clock=job_clock or (lambda: datetime.now(UTC)),
         check_continue=check_continue,
         fault=fault,
@@ -162,15 +172,30 @@ class CliRun:
         return parsed
 
 
-def run_cli(
+@dataclass
+class CliProcess:
+    """A `dataward purge` process still running, and the files it reads and writes."""
+
+    process: subprocess.Popen[str]
+    store_file: Path
+    termination: Path
+
+    def wait(self) -> CliRun:
+        """Wait for it to end."""
+        stdout, stderr = self.process.communicate(timeout=120)
+        termination = self.termination.read_text() if self.termination.exists() else None
+        return CliRun(self.process.returncode, stdout, stderr, termination)
+
+
+def start_cli(
     tmp_path: Path,
     doc: dict[str, Any],
     *,
     fault: str | None = None,
-    extra_args: tuple[str, ...] = (),
+    extra_args: tuple[str, ...] = ("--recheck-interval", "0"),
     env: dict[str, str] | None = None,
-) -> CliRun:
-    """Run `python -m dataward purge -f store.yaml --policy policy.yaml` as a subprocess."""
+) -> CliProcess:
+    """Start `python -m dataward purge -f store.yaml --policy policy.yaml` as a subprocess."""
     store_file = tmp_path / f"store-{next(_names)}.yaml"
     policy_file = tmp_path / "policy.yaml"
     store_file.write_text(yaml.safe_dump(doc))
@@ -188,17 +213,26 @@ def run_cli(
     }
     if fault:
         environ["DATAWARD_PURGE_FAULT"] = fault
-    proc = subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, "-m", "dataward", "purge", "-f", str(store_file), "--policy",
-         str(policy_file), "--recheck-interval", "0", *extra_args],
-        capture_output=True, text=True, env=environ, timeout=120, check=False,
+         str(policy_file), *extra_args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ,
     )  # fmt: skip
-    return CliRun(
-        proc.returncode,
-        proc.stdout,
-        proc.stderr,
-        termination.read_text() if termination.exists() else None,
-    )
+    return CliProcess(process, store_file, termination)
+
+
+def run_cli(
+    tmp_path: Path,
+    doc: dict[str, Any],
+    *,
+    fault: str | None = None,
+    extra_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> CliRun:
+    """Run `python -m dataward purge -f store.yaml --policy policy.yaml` to its end."""
+    return start_cli(
+        tmp_path, doc, fault=fault, extra_args=("--recheck-interval", "0", *extra_args), env=env
+    ).wait()
 
 
 def instant(value: datetime | date | None) -> datetime | None:

@@ -17,6 +17,7 @@ from dataward.purge.plan import (
     ACKNOWLEDGE_ANNOTATION,
     LargeCutThreshold,
     TableCount,
+    adapt_batch_size,
     clock_skew,
     dry_run_allocation,
     interruption,
@@ -176,20 +177,34 @@ def test_identifiers_are_quoted_per_engine() -> None:
     table = parse_table("Crm.Support_Inquiries")
     pg = TableStatements(POSTGRES, table, "Inquired_At", ("id", "Region"))
     assert pg.delete_keys(2) == (
-        'DELETE FROM "crm"."support_inquiries" WHERE ("id", "region") IN ((%s, %s), (%s, %s)) '
+        'DELETE FROM "crm"."support_inquiries" WHERE (("id", "region") IN ((%s, %s), (%s, %s))) '
         'AND "inquired_at" <= %s'
     )
     my = TableStatements(MYSQL, table, "ts", ("id",))
-    assert my.select_expired(None) == (
-        "SELECT `id` FROM `Crm`.`Support_Inquiries` WHERE `ts` <= %s ORDER BY `ts`, `id` "
-        "LIMIT %s FOR UPDATE"
+    assert my.boundary(True, "ts") == (
+        "SELECT `ts`, `id` FROM `Crm`.`Support_Inquiries` FORCE INDEX (`ts`) WHERE `ts` <= %s "
+        "AND `ts` >= %s AND (`ts` > %s OR (`ts` = %s AND `id` > %s)) ORDER BY `ts`, `id` "
+        "LIMIT 1 OFFSET %s"
     )
-    assert "ON DUPLICATE KEY UPDATE `id` = `id`" in MYSQL.insert_keeping_existing(
-        table, ["id", "ts"], ["id"], 1
+    # The keys come from a derived table that drives point lookups on the unique index.
+    through = my.delete_through(False, True, "PRIMARY", "ts")
+    assert through.startswith("DELETE dw_t FROM (SELECT `id` FROM `Crm`.`Support_Inquiries`")
+    assert "STRAIGHT_JOIN `Crm`.`Support_Inquiries` AS dw_t FORCE INDEX (`PRIMARY`)" in through
+    assert my.lock_through(True, False, ["id", "ts"], "PRIMARY", None).endswith("FOR UPDATE")
+    # MySQL deletes through the unique index by point lookups; composite keys as ORs.
+    assert my.delete_keys(2, "PRIMARY") == (
+        "DELETE `Crm`.`Support_Inquiries` FROM `Crm`.`Support_Inquiries` FORCE INDEX (`PRIMARY`) "
+        "WHERE (`id` IN (%s, %s)) AND `ts` <= %s"
     )
-    assert 'ON CONFLICT ("id") DO NOTHING' in POSTGRES.insert_keeping_existing(
-        table, ["id"], ["id"], 1
-    )
+    pair = TableStatements(MYSQL, table, "ts", ("a", "b"))
+    assert "((`a` = %s AND `b` = %s) OR (`a` = %s AND `b` = %s))" in pair.delete_keys(2, "k")
+    # No statement of a purge needs the UPDATE privilege.
+    assert "DUPLICATE" not in MYSQL.insert_rows(table, ["id", "ts"], ["id"], 1)
+    assert 'ON CONFLICT ("id") DO NOTHING' in POSTGRES.insert_rows(table, ["id"], ["id"], 1)
+    for statement in (pg.delete_batch(True, None), pg.delete_batch(False, ["id", "ts"])):
+        assert "FOR UPDATE" not in statement and "ctid = ANY(ARRAY(" in statement
+        # The cutoff re-check must not be an index condition (it would scan the whole range).
+        assert '("inquired_at" <= %s) IS TRUE' in statement
 
 
 def test_result_json_shape_and_termination_limit() -> None:
@@ -215,3 +230,56 @@ def test_result_json_shape_and_termination_limit() -> None:
     assert len(message.encode()) <= 4096
     short = json.loads(message)
     assert short["tablesOmitted"] == 200 and short["rowsDeleted"] == data["rowsDeleted"]
+
+
+def test_rows_skipped_locked_reaches_status_last_purge() -> None:
+    """The counter travels record -> termination message -> status.lastPurge, and both CRD
+    copies admit it (status is structural: an unknown field would be pruned)."""
+    import yaml
+
+    from dataward.checks.purge_runs import last_purge_status
+    from tests.purge.support import REPO
+
+    start = datetime(2025, 3, 31, 3, 17, tzinfo=UTC)
+    record = PurgeResult(
+        store="crm/st",
+        result="Succeeded",
+        dry_run=False,
+        start_time=start,
+        completion_time=start,
+        message="m",
+        tables=(TableResult("a", rows_deleted=3, rows_skipped_locked=2),),
+    )
+    message = json.loads(record.termination_message())
+    assert message["rowsSkippedLocked"] == 2
+    assert last_purge_status("job", "Complete", message, {})["rowsSkippedLocked"] == 2
+    for path in ("crds", "charts/dataward/crds"):
+        crd = yaml.safe_load((REPO / path / "dataward.io_personaldatastores.yaml").read_text())
+        schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        last = schema["properties"]["status"]["properties"]["lastPurge"]["properties"]
+        assert last["rowsSkippedLocked"]["type"] == "integer"
+
+
+@given(
+    current=st.integers(1, 100_000),
+    elapsed=st.floats(0, 10, allow_nan=False),
+    ceiling=st.integers(1, 100_000),
+)
+def test_adapted_batch_size_moves_towards_the_lock_hold_target(
+    current: int, elapsed: float, ceiling: int
+) -> None:
+    size = adapt_batch_size(current, elapsed, 0.1, ceiling)
+    assert 1 <= size <= ceiling
+    assert size <= 2 * current  # never more than doubles
+    assert size >= min(ceiling, current // 2)  # never less than halves
+    if elapsed > 0.1 and current > 1:
+        assert size < current  # too slow: smaller
+    if 0 < elapsed < 0.04 and current < ceiling:
+        assert size > current  # well under the target: larger
+
+
+def test_adapted_batch_size_examples() -> None:
+    assert adapt_batch_size(100, 0.01, 0.1, 10_000) == 200
+    assert adapt_batch_size(10_000, 0.01, 0.1, 10_000) == 10_000
+    assert adapt_batch_size(10_000, 0.16, 0.1, 100_000) == 5_000
+    assert adapt_batch_size(10_000, 0.1, 0.1, 100_000) == 8_000

@@ -184,3 +184,28 @@ def test_unreachable_live_database_fails_cleanly(servers: DatabaseServers, engin
     )
     assert result.result == "Failed" and result.reason == "ConnectionFailed"
     assert "purger-secret" not in result.to_json()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_failure_mid_run_still_reports_the_rows_already_deleted(
+    servers: DatabaseServers, engine: str
+) -> None:
+    """The record is the audit trail: committed deletions count even when the run fails."""
+    from dataward.purge.errors import PurgeError
+
+    live, _, table = _table(servers, engine, expired=50)
+    reached = []
+
+    def lose_connection_at_third_batch(point: str) -> None:
+        if point == "before-select":
+            reached.append(point)
+            if len(reached) == 3:
+                raise PurgeError("ConnectionFailed", "lost the connection (injected)")
+
+    result = run_purge(
+        store_doc(live, table, batchSize=10), live, fault=lose_connection_at_third_batch
+    )
+    assert result.result == "Failed" and result.reason == "ConnectionFailed"
+    assert count(live, table) == 30
+    assert result.rows_deleted == 20
+    assert result.expired_remaining == 30

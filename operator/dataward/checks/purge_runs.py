@@ -138,6 +138,7 @@ _COPIED = (
     "expiredRemaining",
     "oldestExpiredAgeSeconds",
     "nullTriggers",
+    "rowsSkippedLocked",
     "dryRun",
     "result",
     "reason",

@@ -35,7 +35,6 @@ from dataward.purge.engine import FAULT_POINTS, EngineOptions, Fault, no_fault, 
 from dataward.purge.errors import PurgeError
 from dataward.purge.plan import (
     LargeCutThreshold,
-    PurgePlan,
     Stop,
     interruption,
     make_plan,
@@ -73,7 +72,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--termination-log", metavar="PATH")
     parser.add_argument("--max-clock-skew", type=float, default=300.0, metavar="SECONDS")
     parser.add_argument("--statement-timeout", type=float, default=30.0, metavar="SECONDS")
-    parser.add_argument("--lock-timeout", type=float, default=5.0, metavar="SECONDS")
+    parser.add_argument(
+        "--lock-timeout", type=float, default=0.1, metavar="SECONDS",
+        help="how long a batch waits for a row lock an application holds; longer and those "
+        "rows are left for the next run (MySQL: whole seconds, under 1 means no wait)",
+    )  # fmt: skip
     parser.add_argument(
         "--large-purge-rows", type=int, default=1000, metavar="N",
         help="a cut is large when it deletes more than N rows of a table ...",
@@ -83,8 +86,13 @@ def register(subparsers: Any) -> None:
         help="... and more than this fraction of it (default 0.10)",
     )  # fmt: skip
     parser.add_argument(
-        "--recheck-interval", type=float, default=1.0, metavar="SECONDS",
-        help="re-read the store between batches at most this often (default 1)",
+        "--recheck-interval", type=float, default=5.0, metavar="SECONDS",
+        help="re-read the policy between batches at most this often (default 5); the store "
+        "(legal hold) is re-read before every batch",
+    )  # fmt: skip
+    parser.add_argument(
+        "--lock-hold-target", type=float, default=0.1, metavar="SECONDS",
+        help="size batches so each holds its row locks about this long (default 0.1)",
     )  # fmt: skip
     parser.set_defaults(func=run)
 
@@ -124,19 +132,22 @@ def _connector(
 def _rechecker(
     source: StoreSource, store: Store, policy: Policy, interval: float
 ) -> Callable[[], Stop | None]:
-    """Between batches: re-read the store and decide whether to go on."""
+    """Before every batch: re-read the store (one GET: a legal hold stops the next batch);
+    the policy, which changes rarely, at most every `interval` seconds."""
     last = [time.monotonic()]
-    plan_holder: list[PurgePlan] = [make_plan(store, policy, datetime.now(UTC))]
+    plan = make_plan(store, policy, datetime.now(UTC))
+    current_policy: list[Policy | None] = [policy]
 
     def check() -> Stop | None:
-        if time.monotonic() - last[0] < interval:
-            return None
-        last[0] = time.monotonic()
         try:
-            current, current_policy = source.load()
+            if time.monotonic() - last[0] >= interval:
+                last[0] = time.monotonic()
+                current, current_policy[0] = source.load()
+            else:
+                current = source.load_store()
         except PurgeError as error:
             return Stop("StoreUnavailable", f"could not re-read the store: {error.message}")
-        return interruption(plan_holder[0], current, current_policy)
+        return interruption(plan, current, current_policy[0])
 
     return check
 
@@ -195,6 +206,7 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> PurgeResult
             options=EngineOptions(
                 max_clock_skew=timedelta(seconds=args.max_clock_skew),
                 large_cut=LargeCutThreshold(args.large_purge_fraction, args.large_purge_rows),
+                lock_hold_target=args.lock_hold_target,
             ),
         )
     except PurgeError as error:

@@ -30,7 +30,9 @@ class Timeouts:
     """Per-session limits that keep a batch from blocking the application for long (seconds)."""
 
     statement: float = 30.0
-    lock: float = 5.0
+    # How long a batch waits for a row lock an application holds before those rows are left
+    # for the next run. MySQL counts whole seconds: under 1 s it does not wait at all.
+    lock: float = 0.1
     connect: int = 10
 
 

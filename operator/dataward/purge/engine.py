@@ -1,43 +1,77 @@
 """Run a purge: the gates from `plan`, then batches against live (and archive) sessions.
 
-Every batch of a table:
-1. live: `SELECT keys (all columns when archiving) ... WHERE ts <= cutoff ORDER BY ts, keys
-   LIMIT n FOR UPDATE`: the oldest expired rows, locked until this batch commits;
-2. statutory only: archive: INSERT them keeping rows already there (idempotent on the key
-   columns), COMMIT, then read the keys back; any key missing aborts the run with the live
-   transaction rolled back, so nothing of the batch is deleted;
-3. live: `DELETE ... WHERE keys IN (...) AND ts <= cutoff` (the cutoff re-checked), COMMIT.
+A batch takes the next expired rows after the previous batch's last `(ts, keys)` (keyset
+continuation: no batch re-walks the index entries of rows an earlier one deleted), oldest
+first, and never asks for more than SELECT and DELETE on a live table:
 
-A crash between any two steps leaves either the rows untouched or copied twice-safe: the
-next run selects them again, the INSERT skips what the archive already holds, the DELETE goes
-through. After the live tables, archive rows past the statutory period are destroyed the same
-way (steps 1 and 3 on the archive). `maxRowsPerRun` bounds the live deletions of the run and,
-separately, the archive destructions.
+- PostgreSQL, one statement: pick the rows (no lock), DELETE them by ctid re-checking the
+  cutoff, return how many were picked and the last one (statutory: RETURNING the rows, as one
+  JSON text when the archive is PostgreSQL too, in a transaction left open until the archive
+  holds them).
+- MySQL: find the batch's last row (a consistent read, no lock, one row back), then one
+  DELETE (statutory: first a SELECT ... FOR UPDATE) whose keys come from a derived table and
+  reach the rows through the unique key index: point lookups, so a lock an application holds
+  on any row outside the batch, expired or not, never blocks it.
+
+Statutory batches, in order: live rows deleted (PostgreSQL) or locked (MySQL), uncommitted;
+archive: a plain INSERT, COMMIT, verified by the committed row count (PostgreSQL archive) or
+by counting the batch's keys there; after a duplicate-key error (a crashed run's copy is
+there) the INSERT leaves the present keys out and the keys are counted. Any row missing
+aborts the run with the live transaction rolled back, so nothing of the batch is deleted;
+live: DELETE (MySQL), COMMIT. A crash between any two steps leaves the rows in live, in live
+and the archive, or only in the archive: the next run takes them again and the INSERT skips
+what the archive already holds. After the live tables, archive rows past the statutory
+period are destroyed by the same batch loop. `maxRowsPerRun` bounds the live deletions of the
+run and, separately, the archive destructions.
+
+Application locks: a batch waits at most the session's lock timeout for a row lock. When it
+waits longer, the batch is split in halves until the locked rows stand alone; those are left
+for the next run and counted (`rowsSkippedLocked`), everything else goes. The batch size
+adapts so each batch holds its locks about `lock_hold_target` (never above batchSize).
+`check_continue` runs before every batch but the run's first (legal hold, compliance).
 
 Fault injection for the crash tests: the engine calls `fault(point)` at `before-select`,
-`after-select`, `after-archive-commit` and `after-delete` (the benchmark uses the same hook to
-time batches); the CLI turns `DATAWARD_PURGE_FAULT` into a
-function that kills the process there. It exists only for tests.
+`after-select` (rows picked and locked or deleted, uncommitted), `after-archive-commit` and
+`after-delete` (committed); the benchmark uses the same hook to time batches. The CLI turns
+`DATAWARD_PURGE_FAULT` into a function that kills the process there. It exists only for tests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from dataward.model.policy import Policy
 from dataward.model.store import RecordSet, Store
-from dataward.purge.errors import PurgeError
+from dataward.purge.batches import (
+    Batches,
+    Cursor,
+    Step,
+    batches_for,
+    chunks,
+    cursor_params,
+    flat,
+)
+from dataward.purge.errors import (
+    DuplicateKey,
+    LockTimeout,
+    PrivilegeMissing,
+    PurgeError,
+    missing_privilege,
+)
 from dataward.purge.plan import (
     DEFAULT_MAX_CLOCK_SKEW,
+    FIRST_BATCH,
     Gate,
     LargeCutThreshold,
     Outcome,
     PurgePlan,
     Stop,
     TableCount,
+    adapt_batch_size,
     clock_skew,
     dry_run_allocation,
     large_cut,
@@ -58,10 +92,9 @@ from dataward.purge.sql import (
     parse_table,
 )
 
-Fault = Callable[[str], None]
+Fault = Callable[[str], None]  # the same hook as batches.Fault, part of this module's API
 CheckContinue = Callable[[], Stop | None]
 Clock = Callable[[], datetime]
-T = TypeVar("T")
 
 FAULT_POINTS = ("before-select", "after-select", "after-archive-commit", "after-delete")
 
@@ -81,6 +114,7 @@ class EngineOptions:
 
     max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
     large_cut: LargeCutThreshold = field(default_factory=LargeCutThreshold)
+    lock_hold_target: float = 0.1  # seconds a batch may hold its row locks
 
 
 @dataclass(frozen=True)
@@ -94,36 +128,344 @@ class PreparedTable:
     archive: TableStatements | None = None
     archive_table: TableName | None = None
     archive_bound: datetime | date | None = None
+    # MySQL only: the unique index on the key columns and an index led by the timestamp.
+    live_unique_index: str | None = None
+    live_ts_index: str | None = None
+    archive_unique_index: str | None = None
+    archive_ts_index: str | None = None
 
 
-class _Tally:
-    """Counters of one table during a run (mutable, private to the engine)."""
+# --------------------------------------------------------------------- one table's run
 
-    def __init__(self, table: str) -> None:
+
+@dataclass(frozen=True)
+class StartCount:
+    """A table at the start of a run."""
+
+    expired: int
+    oldest: datetime | date | None
+    nulls: int
+    total: int
+    archive_expired: int = 0
+
+
+@dataclass(frozen=True)
+class Drained:
+    """What the batches of one table did."""
+
+    deleted: int = 0
+    archived: int = 0
+    skipped: int = 0
+    stop: Stop | None = None
+    error: PurgeError | None = None  # what ended the run; the counts are what was committed
+
+
+class Pacer:
+    """Asks `check_continue` before every batch but the run's first."""
+
+    def __init__(self, check: CheckContinue) -> None:
+        self._check = check
+        self._first = True
+
+    def may_start(self) -> Stop | None:
+        """None when the next batch may run."""
+        if self._first:
+            self._first = False
+            return None
+        return self._check()
+
+
+class TableRun:
+    """One records entry during one run: counts, batches, the result."""
+
+    def __init__(
+        self,
+        table: PreparedTable,
+        live: Session,
+        archive: Session | None,
+        plan: PurgePlan,
+        options: EngineOptions,
+        fault: Fault,
+    ) -> None:
         self.table = table
-        self.deleted = 0
-        self.archived = 0
-        self.destroyed = 0
-        self.expired_at_start = 0
-        self.null_triggers = 0
-        self.remaining: int | None = None
-        self.oldest_age: float | None = None
-        self.archive_remaining = 0
+        self.live = live
+        self.archive = archive
+        self.plan = plan
+        self.options = options
+        self.fault = fault
+        self.name = table.records.table
 
-    def result(self) -> TableResult:
-        remaining = self.remaining
-        if remaining is None:
-            remaining = max(0, self.expired_at_start - self.deleted)
-        return TableResult(
-            table=self.table,
-            rows_deleted=self.deleted,
-            rows_archived=self.archived,
-            archive_rows_destroyed=self.destroyed,
-            expired_remaining=remaining,
-            oldest_expired_age_seconds=self.oldest_age,
-            null_triggers=self.null_triggers,
-            archive_expired_remaining=self.archive_remaining,
+    def _needs(self, session: Session, privilege: str, error: PurgeError) -> PurgeError:
+        """A PermissionDenied of `session` as the privilege, table and GRANT that fix it.
+
+        A lock timeout on the archive is no application's row lock on live data: it fails
+        the run (a LockTimeout would have the batch split and the live rows skipped).
+        """
+        if isinstance(error, LockTimeout) and session is self.archive:
+            return PurgeError(
+                "Timeout",
+                f"{error.message} while copying rows of {self.name}; nothing of the batch was "
+                "deleted from the live database.",
+            )
+        if error.category != "PermissionDenied" or isinstance(error, PrivilegeMissing):
+            return error
+        return missing_privilege(
+            session.dialect.engine, session.role, privilege, self.name, session.database_name
         )
+
+    def count_start(self, threshold: LargeCutThreshold) -> StartCount:
+        """Expired rows (and the oldest), rows without trigger, the table when it matters."""
+        t = self.table
+        try:
+            ((expired, oldest),) = self.live.query(t.live.count_expired(), (t.bound,))
+            ((nulls,),) = self.live.query(t.live.count_null())
+            total = int(expired)
+            if int(expired) > threshold.min_rows:
+                ((total,),) = self.live.query(t.live.count_all())
+            self.live.commit()
+        except PurgeError as error:
+            raise self._needs(self.live, "SELECT", error) from None
+        archive_expired = 0
+        if self.archive is not None and t.archive is not None:
+            try:
+                ((archive_expired, _),) = self.archive.query(
+                    t.archive.count_expired(), (t.archive_bound,)
+                )
+                self.archive.commit()
+            except PurgeError as error:
+                raise self._needs(self.archive, "SELECT", error) from None
+        return StartCount(int(expired), oldest, int(nulls), int(total), int(archive_expired))
+
+    def count_end(self) -> tuple[int, datetime | date | None, int]:
+        """Expired rows left, the oldest of them, archive rows past the statute left."""
+        t = self.table
+        ((remaining, oldest),) = self.live.query(t.live.count_expired(), (t.bound,))
+        self.live.commit()
+        archive_left = 0
+        if self.archive is not None and t.archive is not None:
+            ((archive_left, _),) = self.archive.query(t.archive.count_expired(), (t.archive_bound,))
+            self.archive.commit()
+        return int(remaining), oldest, int(archive_left)
+
+    def age(self, oldest: datetime | date | None) -> float | None:
+        """Seconds since the oldest expired row expired."""
+        if oldest is None:
+            return None
+        return overdue_seconds(as_utc(oldest), self.plan.retention, self.plan.now)
+
+    def live_batches(self) -> Batches:
+        """The batches that delete (and archive) expired live rows."""
+        t = self.table
+        return batches_for(self.live, t.live, t.bound, t.live_unique_index, t.live_ts_index)
+
+    def archive_batches(self) -> Batches:
+        """The batches that destroy archive rows past the statute."""
+        t = self.table
+        assert self.archive is not None and t.archive is not None
+        assert t.archive_bound is not None
+        return batches_for(
+            self.archive, t.archive, t.archive_bound, t.archive_unique_index, t.archive_ts_index
+        )
+
+    def drain(self, batches: Batches, budget: int, pacer: Pacer, statutory: bool) -> Drained:
+        """Run batches until the table has no expired row left, the budget is spent or a
+        check says stop. The one batch loop of the engine."""
+        size = min(FIRST_BATCH, self.plan.batch_size)
+        after: Cursor | None = None
+        done = Drained()
+        while True:
+            limit = next_batch_size(size, budget, done.deleted)
+            if limit == 0:
+                return done
+            stop = pacer.may_start()
+            if stop is not None:
+                return replace(done, stop=stop)
+            started = time.monotonic()
+            try:
+                steps = self._batch(batches, after, limit, statutory)
+            except PurgeError as error:
+                return replace(done, error=error)
+            elapsed = time.monotonic() - started
+            picked = sum(s.picked for s in steps)
+            done = Drained(
+                done.deleted + sum(s.deleted for s in steps),
+                done.archived + sum(s.archived for s in steps),
+                done.skipped + sum(s.skipped for s in steps),
+            )
+            lasts = [s.last for s in steps if s.last is not None]
+            if picked < limit or not lasts:
+                return done
+            after = lasts[-1]
+            if len(steps) == 1:
+                size = adapt_batch_size(
+                    size, elapsed, self.options.lock_hold_target, self.plan.batch_size
+                )
+
+    def _batch(
+        self, batches: Batches, after: Cursor | None, limit: int, statutory: bool
+    ) -> list[Step]:
+        """One batch; on a lock timeout, its halves in turn, down to single locked rows."""
+        try:
+            return [self._attempt(batches, after, limit, statutory)]
+        except LockTimeout:
+            batches.session.rollback()
+            if self.archive is not None:
+                self.archive.rollback()
+        if limit == 1:
+            # A row an application holds locked: leave it for the next run, step past it.
+            rows = batches.session.query(
+                batches.statements.peek(after is not None),
+                [batches.bound, *cursor_params(after)],
+            )
+            batches.session.commit()
+            if not rows:
+                return [Step(0)]
+            return [Step(1, skipped=1, last=tuple(rows[0]))]
+        first = self._batch(batches, after, limit // 2, statutory)
+        picked = sum(s.picked for s in first)
+        lasts = [s.last for s in first if s.last is not None]
+        if picked < limit // 2 or not lasts:
+            return first
+        return first + self._batch(batches, lasts[-1], limit - limit // 2, statutory)
+
+    def _attempt(self, batches: Batches, after: Cursor | None, limit: int, statutory: bool) -> Step:
+        session = batches.session
+        self.fault("before-select")
+        try:
+            if not (statutory and self.archive is not None):
+                step = batches.delete(after, limit, self.fault)
+                session.commit()
+                if step.picked:
+                    self.fault("after-delete")
+                return step
+            as_json = self.archive.dialect.engine == session.dialect.engine == "postgresql"
+            taken = batches.take(after, limit, self.table.columns, as_json)
+            self.fault("after-select")
+            if not taken.picked:
+                session.rollback()
+                return Step(0)
+            keys: list[Cursor] = []
+            if as_json:
+                archived = self._copy_json(taken.payload, taken.deleted)
+            else:
+                keys, archived = self._copy(taken.rows)
+            deleted = batches.drop(keys)
+            session.commit()
+        except LockTimeout:
+            raise
+        except PurgeError as error:
+            session.rollback()
+            raise self._needs(session, "DELETE", error) from None
+        self.fault("after-delete")
+        return Step(taken.picked, deleted, archived, last=taken.last)
+
+    def _copy_json(self, payload: str | None, rows: int) -> int:
+        """PostgreSQL to PostgreSQL: INSERT the JSON array, commit, verify every key is there."""
+        t = self.table
+        archive = self.archive
+        assert archive is not None and t.archive is not None
+        if payload is None or rows == 0:
+            return 0
+        conflicted = False
+        try:
+            try:
+                inserted = archive.execute(t.archive.insert_json(t.columns, False), [payload])
+            except DuplicateKey:
+                # A crashed run's copy is there already: keep it, add the rest.
+                archive.rollback()
+                conflicted = True
+                inserted = archive.execute(t.archive.insert_json(t.columns, True), [payload])
+            archive.commit()
+        except PurgeError as error:
+            archive.rollback()
+            self.live.rollback()
+            raise self._needs(archive, "INSERT", error) from None
+        self.fault("after-archive-commit")
+        if not conflicted:
+            # Verified by count: a committed plain INSERT that wrote every row of the batch
+            # (a trigger that drops rows shows here as a smaller count).
+            self._verified(rows, inserted)
+            return inserted
+        try:
+            ((wanted, found),) = archive.query(t.archive.verify_json(), [payload])
+            archive.commit()
+        except PurgeError as error:
+            self.live.rollback()
+            raise self._needs(archive, "SELECT", error) from None
+        self._verified(int(wanted), int(found))
+        return inserted
+
+    def _verified(self, wanted: int, found: int) -> None:
+        """Abort the batch (live rolled back) unless every key was found in the archive."""
+        if found != wanted:
+            self.live.rollback()
+            raise PurgeError(
+                "ArchiveVerifyFailed",
+                f"{wanted - found} of {wanted} rows of {self.name} were not found in "
+                "the archive after the copy committed; none of them was deleted from the live "
+                "database. Check the archive table's unique keys and triggers.",
+            )
+
+    def _insert(self, rows: Sequence[tuple[Any, ...]]) -> int:
+        """INSERT rows into the archive table, as many per statement as parameters allow."""
+        t = self.table
+        archive = self.archive
+        assert archive is not None and t.archive_table is not None
+        inserted = 0
+        for chunk in chunks(rows, max(1, archive.max_parameters // len(t.columns))):
+            inserted += archive.execute(
+                archive.dialect.insert_rows(
+                    t.archive_table, t.columns, t.records.key_columns, len(chunk)
+                ),
+                flat(chunk),
+            )
+        return inserted
+
+    def _copy(self, rows: list[tuple[Any, ...]]) -> tuple[list[Cursor], int]:
+        """Copy taken rows to the archive, commit, verify every key is there."""
+        t = self.table
+        archive = self.archive
+        assert archive is not None and t.archive is not None and t.archive_table is not None
+        lowered = [c.lower() for c in t.columns]
+        positions = [lowered.index(k.lower()) for k in t.records.key_columns]
+        keys = [tuple(row[i] for i in positions) for row in rows]
+        if not rows:
+            return keys, 0
+        per_key = max(1, archive.max_parameters // len(positions))
+        try:
+            try:
+                inserted = self._insert(rows)
+            except DuplicateKey:
+                # MySQL inserts plainly (no UPDATE privilege); the archive holds some of the
+                # rows already (a run that crashed after its copy committed): leave them out.
+                archive.rollback()
+                present: set[Cursor] = set()
+                for chunk in chunks(keys, per_key):
+                    present.update(archive.query(t.archive.select_keys(len(chunk)), flat(chunk)))
+                inserted = self._insert(
+                    [row for row, key in zip(rows, keys, strict=True) if key not in present]
+                )
+            archive.commit()
+        except PurgeError as error:
+            archive.rollback()
+            self.live.rollback()
+            raise self._needs(archive, "INSERT", error) from None
+        self.fault("after-archive-commit")
+        try:
+            found = 0
+            unique = list(dict.fromkeys(keys))
+            for chunk in chunks(unique, per_key):
+                ((n,),) = archive.query(t.archive.count_keys(len(chunk)), flat(chunk))
+                found += int(n)
+            archive.commit()
+        except PurgeError as error:
+            self.live.rollback()
+            raise self._needs(archive, "SELECT", error) from None
+        self._verified(len(unique), found)
+        return keys, inserted
+
+
+# ------------------------------------------------------------------------------- the run
 
 
 def purge(
@@ -137,7 +479,11 @@ def purge(
     fault: Fault = no_fault,
     options: EngineOptions | None = None,
 ) -> PurgeResult:
-    """Run one purge of `store` and return its record; never raises for database trouble."""
+    """Run one purge of `store` and return its record; never raises for database trouble.
+
+    Phases: refusal gate; connect (archive before anything is read); clocks and plan; check
+    the tables; count (large-cut gate, dry run); batches; the record.
+    """
     options = options or EngineOptions()
     start = job_clock()
     base = PurgeResult(
@@ -152,94 +498,236 @@ def purge(
     if gate is not None:
         return _gated(base, gate, job_clock())
     assert policy is not None
-    tallies: list[_Tally] = []
-    plan: PurgePlan | None = None
-    live: Session | None = None
-    archive: Session | None = None
+    sessions = _Sessions()
+    done: list[TableResult] = []
     try:
+        live, archive = sessions.open(store, policy, connect_live, connect_archive)
+        planned = _plan(store, policy, live, archive, options, job_clock)
+        if isinstance(planned, _SkewGate):
+            return _gated(replace(base, server_time=planned.live_now), planned.gate, job_clock())
+        plan = planned
+        base = replace(
+            base, server_time=plan.now, cutoff=plan.cutoff, archive_cutoff=plan.archive_cutoff
+        )
+        runs = _table_runs(live, archive, plan, options, fault)
+        counts = [run.count_start(options.large_cut) for run in runs]
+        done = [_untouched(run, count) for run, count in zip(runs, counts, strict=True)]
+        tables = [TableCount(r.name, c.expired, c.total) for r, c in zip(runs, counts, strict=True)]
+        gate = large_cut(store, plan, tables, options.large_cut)
+        if gate is not None:
+            held = _gated(replace(base, tables=tuple(done)), gate, job_clock())
+            return replace(held, acknowledge_token=plan.acknowledge_token)
+        if plan.dry_run:
+            return _dry_run(base, plan, done, job_clock)
+        done, stop, failure = _run_tables(
+            runs, counts, plan, Pacer(check_continue), archive is not None
+        )
+        if failure is not None:
+            raise _Failed(failure, tuple(done))
+        return _finished(base, plan, tuple(done), stop, job_clock())
+    except PurgeError as error:
+        sessions.rollback()
+        partial = error.tables if isinstance(error, _Failed) else tuple(done)
+        cause = error.cause if isinstance(error, _Failed) else error
+        return replace(
+            base,
+            result="Failed",
+            reason=cause.category,
+            message=cause.message,
+            tables=partial,
+            error=ErrorInfo(cause.category, cause.message),
+            completion_time=job_clock(),
+        )
+    finally:
+        sessions.close()
+
+
+class _Sessions:
+    """The run's connections: whatever was opened is rolled back on failure and closed."""
+
+    def __init__(self) -> None:
+        self.live: Session | None = None
+        self.archive: Session | None = None
+
+    def open(
+        self,
+        store: Store,
+        policy: Policy,
+        connect_live: Callable[[], Session],
+        connect_archive: Callable[[], Session] | None,
+    ) -> tuple[Session, Session | None]:
+        """Connect to live, then (statutory) to the archive, before anything is read."""
         category = policy.category(store.category)
         assert category is not None
-        live = connect_live()
+        self.live = connect_live()
         if category.statutory is not None:
             if connect_archive is None:
                 raise PurgeError("Configuration", "the category is statutory but no archive")
             # Before anything else: an unreachable archive must leave the live rows alone.
-            archive = connect_archive()
-        live_now = live.server_now()
-        gate = clock_skew(live_now, job_clock(), options.max_clock_skew, "live database")
-        archive_now = None
-        if gate is None and archive is not None:
-            archive_now = archive.server_now()
-            gate = clock_skew(archive_now, job_clock(), options.max_clock_skew, "archive")
-        if gate is not None:
-            return _gated(replace(base, server_time=live_now), gate, job_clock())
-        plan = make_plan(store, policy, live_now, archive_now)
-        base = replace(
-            base, server_time=plan.now, cutoff=plan.cutoff, archive_cutoff=plan.archive_cutoff
+            self.archive = connect_archive()
+        return self.live, self.archive
+
+    def rollback(self) -> None:
+        """Roll back whatever is open."""
+        for session in (self.live, self.archive):
+            if session is not None:
+                session.rollback()
+
+    def close(self) -> None:
+        """Close every connection opened."""
+        for session in (self.live, self.archive):
+            if session is not None:
+                session.close()
+
+
+@dataclass(frozen=True)
+class _SkewGate:
+    """A clock-skew gate and the live clock it was measured against."""
+
+    gate: Gate
+    live_now: datetime
+
+
+def _plan(
+    store: Store,
+    policy: Policy,
+    live: Session,
+    archive: Session | None,
+    options: EngineOptions,
+    job_clock: Clock,
+) -> PurgePlan | _SkewGate:
+    """The plan at the servers' clocks, or the skew gate when a clock is too far off."""
+    live_now = live.server_now()
+    gate = clock_skew(live_now, job_clock(), options.max_clock_skew, "live database")
+    archive_now = None
+    if gate is None and archive is not None:
+        archive_now = archive.server_now()
+        gate = clock_skew(archive_now, job_clock(), options.max_clock_skew, "archive")
+    if gate is not None:
+        return _SkewGate(gate, live_now)
+    return make_plan(store, policy, live_now, archive_now)
+
+
+def _table_runs(
+    live: Session, archive: Session | None, plan: PurgePlan, options: EngineOptions, fault: Fault
+) -> list[TableRun]:
+    """Every records entry checked against the catalogues; a read-only archive refused."""
+    tables = [_prepare(live, archive, records, plan) for records in plan.records]
+    if archive is not None and archive.read_only():
+        raise PurgeError(
+            "ArchiveReadOnly",
+            "the archive database is read-only for the archive login: nothing was "
+            "deleted from the live database; make the archive writable.",
         )
-        tables = [_prepare(live, archive, records, plan) for records in plan.records]
-        if archive is not None and archive.read_only():
-            raise PurgeError(
-                "ArchiveReadOnly",
-                "the archive database is read-only for the archive login: nothing was "
-                "deleted from the live database; make the archive writable.",
+    return [TableRun(t, live, archive, plan, options, fault) for t in tables]
+
+
+def _finished(
+    base: PurgeResult,
+    plan: PurgePlan,
+    results: tuple[TableResult, ...],
+    stop: Stop | None,
+    at: datetime,
+) -> PurgeResult:
+    """The record of a run whose batches ended (done, stopped, or at maxRowsPerRun)."""
+    if (
+        stop is None
+        and any(t.expired_remaining for t in results)
+        and sum(t.rows_deleted for t in results) >= plan.max_rows
+    ):
+        stop = Stop("MaxRowsPerRun", f"stopped at maxRowsPerRun ({plan.max_rows} rows).")
+    outcome: Outcome = (
+        "Failed" if stop is not None and stop.reason == "NotCompliant" else "Succeeded"
+    )
+    return replace(
+        base,
+        result=outcome,
+        # No reason when nothing stopped the run: the operator's PurgeSucceeded reads a
+        # reason on a Succeeded record as "stopped early" (API: why it stopped or failed).
+        reason=stop.reason if stop else None,
+        tables=results,
+        stopped_early=stop.reason if stop else None,
+        message=_summary(results, plan, stop),
+        error=ErrorInfo("NotCompliant", stop.message) if outcome == "Failed" and stop else None,
+        completion_time=at,
+    )
+
+
+class _Failed(PurgeError):
+    """A run that failed after batches committed: the cause and what the tables did."""
+
+    def __init__(self, cause: PurgeError, tables: tuple[TableResult, ...]) -> None:
+        super().__init__(cause.category, cause.message)
+        self.cause = cause
+        self.tables = tables
+
+
+def _untouched(run: TableRun, count: StartCount) -> TableResult:
+    """A table's result before any batch: everything expired still there."""
+    return TableResult(
+        table=run.name,
+        expired_remaining=count.expired,
+        oldest_expired_age_seconds=run.age(count.oldest),
+        null_triggers=count.nulls,
+        archive_expired_remaining=count.archive_expired,
+    )
+
+
+def _run_tables(
+    runs: Sequence[TableRun],
+    counts: Sequence[StartCount],
+    plan: PurgePlan,
+    pacer: Pacer,
+    statutory: bool,
+) -> tuple[list[TableResult], Stop | None, PurgeError | None]:
+    """Live batches of every table, then (statutory) archive destructions; the final counts.
+
+    A PurgeError ends the batches; it is returned with the counts of what was committed up
+    to then (remaining rows estimated from the start counts: the database may be gone).
+    """
+    live: list[Drained] = [Drained() for _ in runs]
+    destroyed: list[Drained] = [Drained() for _ in runs]
+    stop: Stop | None = None
+    error: PurgeError | None = None
+    used = 0
+    for i, run in enumerate(runs):
+        live[i] = run.drain(run.live_batches(), plan.max_rows - used, pacer, statutory)
+        used += live[i].deleted
+        stop, error = live[i].stop, live[i].error
+        if stop is not None or error is not None:
+            break
+    if statutory and stop is None and error is None:
+        used = 0
+        for i, run in enumerate(runs):
+            destroyed[i] = run.drain(run.archive_batches(), plan.max_rows - used, pacer, False)
+            used += destroyed[i].deleted
+            stop, error = destroyed[i].stop, destroyed[i].error
+            if stop is not None or error is not None:
+                break
+    results = []
+    for run, count, took, gone in zip(runs, counts, live, destroyed, strict=True):
+        remaining = max(0, count.expired - took.deleted)
+        oldest: datetime | date | None = None
+        archive_left = max(0, count.archive_expired - gone.deleted)
+        if error is None:
+            try:
+                remaining, oldest, archive_left = run.count_end()
+            except PurgeError as failure:
+                error = failure
+        results.append(
+            TableResult(
+                table=run.name,
+                rows_deleted=took.deleted,
+                rows_archived=took.archived,
+                archive_rows_destroyed=gone.deleted,
+                expired_remaining=remaining,
+                oldest_expired_age_seconds=run.age(oldest),
+                null_triggers=count.nulls,
+                archive_expired_remaining=archive_left,
+                rows_skipped_locked=took.skipped + gone.skipped,
             )
-        tallies = [_Tally(t.records.table) for t in tables]
-        counts = _count_start(live, archive, tables, tallies, plan, options.large_cut)
-        gate = large_cut(store, plan, counts, options.large_cut)
-        if gate is not None:
-            for tally in tallies:
-                tally.remaining = tally.expired_at_start
-            _final_ages(live, tables, tallies, plan)
-            held = replace(base, tables=tuple(t.result() for t in tallies))
-            return replace(
-                _gated(held, gate, job_clock()), acknowledge_token=plan.acknowledge_token
-            )
-        if plan.dry_run:
-            return _dry_run(base, plan, tallies, live, tables, job_clock)
-        stop = _run_batches(live, archive, tables, tallies, plan, check_continue, fault)
-        _final_counts(live, archive, tables, tallies, plan)
-        if (
-            stop is None
-            and any(t.remaining for t in tallies)
-            and sum(t.deleted for t in tallies) >= plan.max_rows
-        ):
-            stop = Stop("MaxRowsPerRun", f"stopped at maxRowsPerRun ({plan.max_rows} rows).")
-        results = tuple(t.result() for t in tallies)
-        outcome: Outcome = (
-            "Failed" if stop is not None and stop.reason == "NotCompliant" else "Succeeded"
         )
-        return replace(
-            base,
-            result=outcome,
-            # No reason when nothing stopped the run: the operator's PurgeSucceeded reads a
-            # reason on a Succeeded record as "stopped early" (API: why it stopped or failed).
-            reason=stop.reason if stop else None,
-            tables=results,
-            stopped_early=stop.reason if stop else None,
-            message=_summary(results, plan, stop),
-            error=ErrorInfo("NotCompliant", stop.message) if outcome == "Failed" and stop else None,
-            completion_time=job_clock(),
-        )
-    except PurgeError as error:
-        if live is not None:
-            live.rollback()
-        if archive is not None:
-            archive.rollback()
-        return replace(
-            base,
-            result="Failed",
-            reason=error.category,
-            message=error.message,
-            tables=tuple(t.result() for t in tallies),
-            error=ErrorInfo(error.category, error.message),
-            completion_time=job_clock(),
-        )
-    finally:
-        if live is not None:
-            live.close()
-        if archive is not None:
-            archive.close()
+    return results, stop, error
 
 
 def _gated(result: PurgeResult, gate: Gate, at: datetime) -> PurgeResult:
@@ -280,8 +768,16 @@ def _prepare(
     statements = TableStatements(live.dialect, table, records.timestamp_column, records.key_columns)
     live_bound = bind_cutoff(plan.cutoff, ts_kind, precision)
     names = tuple(c.name for c in columns.values())
+    live_unique, live_ts = _mysql_indexes(live, table, records, "live")
     if archive is None:
-        return PreparedTable(records, statements, live_bound, names)
+        return PreparedTable(
+            records,
+            statements,
+            live_bound,
+            names,
+            live_unique_index=live_unique,
+            live_ts_index=live_ts,
+        )
     assert plan.archive_cutoff is not None
     archive_columns = _column_map(archive, table, "archive", records.table)
     missing = [c for c in columns if c not in archive_columns]
@@ -304,6 +800,7 @@ def _prepare(
             f"({', '.join(records.key_columns)}): without one a re-run after a crash could "
             "copy rows twice; add a PRIMARY KEY or UNIQUE constraint on the key columns.",
         )
+    archive_unique, archive_ts = _mysql_indexes(archive, table, records, "archive")
     return PreparedTable(
         records,
         statements,
@@ -314,7 +811,44 @@ def _prepare(
         ),
         archive_table=table,
         archive_bound=bind_cutoff(plan.archive_cutoff, archive_kind, archive_precision),
+        live_unique_index=live_unique,
+        live_ts_index=live_ts,
+        archive_unique_index=archive_unique,
+        archive_ts_index=archive_ts,
     )
+
+
+def _mysql_indexes(
+    session: Session, table: TableName, records: RecordSet, role: str
+) -> tuple[str | None, str | None]:
+    """MySQL: the unique index on exactly the key columns (required) and one led by the
+    timestamp column (optional, used when present); (None, None) on PostgreSQL.
+
+    InnoDB locks (and waits for) every index record a locking statement reads, even under
+    READ COMMITTED and even the one just past a range's end, so a DELETE that scans could
+    wait for a lock an application holds on an unexpired row. Point lookups on a unique
+    index read only the rows named.
+    """
+    if session.dialect.engine == "postgresql":
+        return None, None
+    indexes = session.indexes(table)
+    session.commit()
+    wanted = frozenset(k.lower() for k in records.key_columns)
+    unique = next(
+        (i.name for i in indexes if i.unique and frozenset(c.lower() for c in i.columns) == wanted),
+        None,
+    )
+    if unique is None:
+        raise PurgeError(
+            "IndexMissing",
+            f"the {role} table {records.table} has no PRIMARY KEY or UNIQUE index on exactly "
+            f"({', '.join(records.key_columns)}): on MySQL the purge deletes by that index so "
+            "that it never waits for a lock on a row it does not delete; add one, or point "
+            "keyColumns at the primary key. Nothing was deleted.",
+        )
+    ts = records.timestamp_column.lower()
+    ts_index = next((i.name for i in indexes if i.columns[0].lower() == ts), None)
+    return unique, ts_index
 
 
 def _timestamp_column(
@@ -339,52 +873,21 @@ def _timestamp_column(
     return kind, precision
 
 
-def _count_start(
-    live: Session,
-    archive: Session | None,
-    tables: Sequence[PreparedTable],
-    tallies: Sequence[_Tally],
-    plan: PurgePlan,
-    threshold: LargeCutThreshold,
-) -> list[TableCount]:
-    counts = []
-    for table, tally in zip(tables, tallies, strict=True):
-        ((expired, _oldest),) = live.query(table.live.count_expired(), (table.bound,))
-        ((nulls,),) = live.query(table.live.count_null())
-        total = int(expired)
-        if int(expired) > threshold.min_rows:
-            ((total,),) = live.query(table.live.count_all())
-        live.commit()
-        tally.expired_at_start = int(expired)
-        tally.null_triggers = int(nulls)
-        counts.append(TableCount(table.records.table, int(expired), int(total)))
-        if archive is not None and table.archive is not None:
-            ((archived_expired, _),) = archive.query(
-                table.archive.count_expired(), (table.archive_bound,)
-            )
-            archive.commit()
-            tally.archive_remaining = int(archived_expired)
-    return counts
-
-
 def _dry_run(
-    base: PurgeResult,
-    plan: PurgePlan,
-    tallies: Sequence[_Tally],
-    live: Session,
-    tables: Sequence[PreparedTable],
-    job_clock: Clock,
+    base: PurgeResult, plan: PurgePlan, tables: Sequence[TableResult], job_clock: Clock
 ) -> PurgeResult:
-    would = dry_run_allocation([t.expired_at_start for t in tallies], plan.max_rows)
-    would_destroy = dry_run_allocation([t.archive_remaining for t in tallies], plan.max_rows)
-    for tally, rows, destroy in zip(tallies, would, would_destroy, strict=True):
-        tally.remaining = tally.expired_at_start
-        tally.deleted = rows
-        tally.archived = rows if plan.statutory is not None else 0
-        tally.destroyed = destroy
-    _final_ages(live, tables, tallies, plan)
-    stopped = "MaxRowsPerRun" if sum(would) < sum(t.expired_at_start for t in tallies) else None
-    results = tuple(t.result() for t in tallies)
+    would = dry_run_allocation([t.expired_remaining for t in tables], plan.max_rows)
+    would_destroy = dry_run_allocation([t.archive_expired_remaining for t in tables], plan.max_rows)
+    results = tuple(
+        replace(
+            table,
+            rows_deleted=rows,
+            rows_archived=rows if plan.statutory is not None else 0,
+            archive_rows_destroyed=destroy,
+        )
+        for table, rows, destroy in zip(tables, would, would_destroy, strict=True)
+    )
+    stopped = "MaxRowsPerRun" if sum(would) < sum(t.expired_remaining for t in tables) else None
     total = sum(would)
     message = (
         f"dry run: would delete {total} expired rows"
@@ -404,189 +907,6 @@ def _dry_run(
     )
 
 
-def _run_batches(
-    live: Session,
-    archive: Session | None,
-    tables: Sequence[PreparedTable],
-    tallies: Sequence[_Tally],
-    plan: PurgePlan,
-    check_continue: CheckContinue,
-    fault: Fault,
-) -> Stop | None:
-    first = True
-    used = 0
-    for table, tally in zip(tables, tallies, strict=True):
-        while True:
-            limit = next_batch_size(plan.batch_size, plan.max_rows, used)
-            if limit == 0:
-                break
-            if not first:
-                stop = check_continue()
-                if stop is not None:
-                    return stop
-            first = False
-            if archive is not None and table.archive is not None:
-                deleted, inserted = _archive_batch(live, archive, table, limit, fault)
-                tally.archived += inserted
-            else:
-                deleted = _delete_batch(live, table.live, table.bound, limit, fault)
-            tally.deleted += deleted
-            used += deleted
-            if deleted < limit:
-                break
-    if archive is None:
-        return None
-    used = 0
-    for table, tally in zip(tables, tallies, strict=True):
-        assert table.archive is not None and table.archive_bound is not None
-        while True:
-            limit = next_batch_size(plan.batch_size, plan.max_rows, used)
-            if limit == 0:
-                break
-            stop = check_continue()
-            if stop is not None:
-                return stop
-            destroyed = _delete_batch(archive, table.archive, table.archive_bound, limit, no_fault)
-            tally.destroyed += destroyed
-            used += destroyed
-            if destroyed < limit:
-                break
-    return None
-
-
-def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), max(1, size)):
-        yield items[start : start + size]
-
-
-def _flat(rows: Sequence[Sequence[Any]]) -> list[Any]:
-    return [value for row in rows for value in row]
-
-
-def _delete_keys(
-    session: Session,
-    statements: TableStatements,
-    keys: Sequence[tuple[Any, ...]],
-    bound: datetime | date,
-) -> int:
-    per = max(1, (session.max_parameters - 1) // len(statements.keys))
-    deleted = 0
-    for chunk in _chunks(keys, per):
-        deleted += session.execute(statements.delete_keys(len(chunk)), [*_flat(chunk), bound])
-    return deleted
-
-
-def _delete_batch(
-    session: Session,
-    statements: TableStatements,
-    bound: datetime | date,
-    limit: int,
-    fault: Fault,
-) -> int:
-    """Select up to `limit` expired keys (locked), delete them re-checking the cutoff, commit."""
-    fault("before-select")
-    keys = session.query(statements.select_expired(None), (bound, limit))
-    fault("after-select")
-    if not keys:
-        session.rollback()
-        return 0
-    try:
-        deleted = _delete_keys(session, statements, keys, bound)
-        session.commit()
-    except PurgeError:
-        session.rollback()
-        raise
-    fault("after-delete")
-    return deleted
-
-
-def _archive_batch(
-    live: Session, archive: Session, table: PreparedTable, limit: int, fault: Fault
-) -> tuple[int, int]:
-    """Copy a batch to the archive, commit, verify, then delete it from live."""
-    assert table.archive is not None and table.archive_table is not None
-    fault("before-select")
-    rows = live.query(table.live.select_expired(table.columns), (table.bound, limit))
-    fault("after-select")
-    if not rows:
-        live.rollback()
-        return 0, 0
-    lowered = [c.lower() for c in table.columns]
-    positions = [lowered.index(k.lower()) for k in table.records.key_columns]
-    keys = [tuple(row[i] for i in positions) for row in rows]
-    try:
-        inserted = 0
-        per = max(1, archive.max_parameters // len(table.columns))
-        for chunk in _chunks(rows, per):
-            inserted += archive.execute(
-                archive.dialect.insert_keeping_existing(
-                    table.archive_table, table.columns, table.records.key_columns, len(chunk)
-                ),
-                _flat(chunk),
-            )
-        archive.commit()
-    except PurgeError:
-        archive.rollback()
-        live.rollback()
-        raise
-    fault("after-archive-commit")
-    try:
-        present: set[tuple[Any, ...]] = set()
-        per = max(1, archive.max_parameters // len(table.records.key_columns))
-        for chunk in _chunks(keys, per):
-            present.update(archive.query(table.archive.select_keys(len(chunk)), _flat(chunk)))
-        archive.commit()
-    except PurgeError:
-        live.rollback()
-        raise
-    missing = sum(1 for key in keys if key not in present)
-    if missing:
-        live.rollback()
-        raise PurgeError(
-            "ArchiveVerifyFailed",
-            f"{missing} of {len(keys)} rows of {table.records.table} were not found in the "
-            "archive after the copy committed; none of them was deleted from the live "
-            "database. Check the archive table's unique keys and triggers.",
-        )
-    try:
-        deleted = _delete_keys(live, table.live, keys, table.bound)
-        live.commit()
-    except PurgeError:
-        live.rollback()
-        raise
-    fault("after-delete")
-    return deleted, inserted
-
-
-def _final_counts(
-    live: Session,
-    archive: Session | None,
-    tables: Sequence[PreparedTable],
-    tallies: Sequence[_Tally],
-    plan: PurgePlan,
-) -> None:
-    for table, tally in zip(tables, tallies, strict=True):
-        ((remaining, _),) = live.query(table.live.count_expired(), (table.bound,))
-        live.commit()
-        tally.remaining = int(remaining)
-        if archive is not None and table.archive is not None:
-            ((left, _),) = archive.query(table.archive.count_expired(), (table.archive_bound,))
-            archive.commit()
-            tally.archive_remaining = int(left)
-    _final_ages(live, tables, tallies, plan)
-
-
-def _final_ages(
-    live: Session, tables: Sequence[PreparedTable], tallies: Sequence[_Tally], plan: PurgePlan
-) -> None:
-    for table, tally in zip(tables, tallies, strict=True):
-        ((_, oldest),) = live.query(table.live.count_expired(), (table.bound,))
-        live.commit()
-        tally.oldest_age = (
-            None if oldest is None else overdue_seconds(as_utc(oldest), plan.retention, plan.now)
-        )
-
-
 def _summary(results: Sequence[TableResult], plan: PurgePlan, stop: Stop | None) -> str:
     deleted = sum(r.rows_deleted for r in results)
     remaining = sum(r.expired_remaining for r in results)
@@ -602,6 +922,12 @@ def _summary(results: Sequence[TableResult], plan: PurgePlan, stop: Stop | None)
         parts.append(f"{remaining} expired rows remain")
     if nulls:
         parts.append(f"{nulls} rows have no trigger timestamp and were kept")
+    skipped = sum(r.rows_skipped_locked for r in results)
+    if skipped:
+        parts.append(
+            f"{skipped} expired rows were locked by another transaction and are left for the "
+            "next run"
+        )
     text = "; ".join(parts) + "."
     if stop is not None:
         text += " " + stop.message

@@ -11,11 +11,12 @@ import pymysql
 
 from dataward.model.store import Database
 from dataward.purge.credentials import Credentials, Timeouts
-from dataward.purge.errors import PurgeError
+from dataward.purge.errors import DuplicateKey, LockTimeout, PurgeError
 from dataward.purge.sql import (
     MYSQL,
     Classifier,
     Column,
+    Index,
     Session,
     TableName,
     error_categories,
@@ -73,6 +74,25 @@ class MySQLSession(Session):
                 partial.add(str(index))
         return tuple(frozenset(c) for name, c in indexes.items() if name not in partial)
 
+    def indexes(self, table: TableName) -> tuple[Index, ...]:
+        """Every index of the table: name, columns in order, unique or not."""
+        rows = self.query(
+            "SELECT INDEX_NAME, COLUMN_NAME, NON_UNIQUE, SUB_PART "
+            "FROM information_schema.STATISTICS "
+            "WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s "
+            "ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+            self._schema(table),
+        )
+        self.commit()
+        columns: dict[str, list[str]] = {}
+        unique: dict[str, bool] = {}
+        for index, column, non_unique, sub_part in rows:
+            columns.setdefault(str(index), []).append(str(column))
+            # A prefix index does not make a column unique.
+            whole = not int(non_unique) and sub_part is None
+            unique[str(index)] = unique.get(str(index), True) and whole
+        return tuple(Index(name, tuple(cols), unique[name]) for name, cols in columns.items())
+
     def read_only(self) -> bool:
         """The server's `read_only` or `innodb_read_only`."""
         ((read_only, innodb),) = self.query("SELECT @@global.read_only, @@global.innodb_read_only")
@@ -91,8 +111,10 @@ def classifier(role: str, database: Database) -> Classifier:
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
         if code in _TIMEOUT:
             return PurgeError("Timeout", f"a statement on {where} hit the statement timeout")
+        if code == 1062:
+            return DuplicateKey(f"{where} reported a duplicate key (error 1062)")
         if code == 1205:
-            return PurgeError("Timeout", f"a batch on {where} waited past the lock timeout")
+            return LockTimeout(f"a batch on {where} waited past the lock timeout")
         if code in _READ_ONLY:
             return PurgeError(read_only, f"{where} is read-only (error {code})")
         if code in _DENIED:
@@ -151,12 +173,14 @@ def connect(
             ) from None
         raise PurgeError(unavailable, f"could not connect to {where}") from None
     session = MySQLSession(connection, role, classify)
+    session.database_name = database.name
     ((version,),) = session.query("SELECT VERSION()")
     # TIMESTAMP columns are shown in the session's zone: pin it so comparisons are in UTC.
     session.execute("SET SESSION time_zone = '+00:00'")
     # READ COMMITTED: FOR UPDATE locks the selected rows only, no gap locks that block inserts.
     session.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-    session.execute("SET SESSION innodb_lock_wait_timeout = %s", (max(1, int(timeouts.lock)),))
+    # Whole seconds only: a lock timeout under one second becomes 0, InnoDB's "do not wait".
+    session.execute("SET SESSION innodb_lock_wait_timeout = %s", (max(0, int(timeouts.lock)),))
     session.execute(
         "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_ALL_TABLES')"
     )

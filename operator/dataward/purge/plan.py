@@ -206,6 +206,22 @@ def next_batch_size(batch_size: int, max_rows: int, done: int) -> int:
     return max(0, min(batch_size, max_rows - done))
 
 
+FIRST_BATCH = 100  # rows; grows towards spec.purge.batchSize while batches stay short
+
+
+def adapt_batch_size(current: int, elapsed: float, target: float, ceiling: int) -> int:
+    """The next batch size: scaled so a batch holds its locks about `target` seconds.
+
+    It aims at 80% of the target (a batch's cost grows faster than its size, so aiming at
+    the target itself overshoots it), changes by at most a factor of two per batch (one slow
+    batch, a checkpoint say, does not collapse it) and stays within 1 .. `ceiling`
+    (spec.purge.batchSize).
+    """
+    aim = 0.8 * target
+    factor = 2.0 if elapsed <= 0 else min(2.0, max(0.5, aim / elapsed))
+    return max(1, min(ceiling, int(current * factor)))
+
+
 def dry_run_allocation(expired: Sequence[int], max_rows: int) -> tuple[int, ...]:
     """Rows a real run would delete from each table, in order, within the run's budget."""
     left = max_rows

@@ -8,7 +8,7 @@ import psycopg
 
 from dataward.model.store import Database
 from dataward.purge.credentials import Credentials, Timeouts
-from dataward.purge.errors import PurgeError
+from dataward.purge.errors import DuplicateKey, LockTimeout, PurgeError
 from dataward.purge.sql import (
     POSTGRES,
     Classifier,
@@ -80,8 +80,10 @@ def classifier(role: str, database: Database) -> Classifier:
         sqlstate = getattr(exc, "sqlstate", None)
         if sqlstate == "57014":
             return PurgeError("Timeout", f"a statement on {where} hit the statement timeout")
+        if sqlstate == "23505":
+            return DuplicateKey(f"{where} reported a duplicate key (SQLSTATE 23505)")
         if sqlstate == "55P03":
-            return PurgeError("Timeout", f"a batch on {where} waited past the lock timeout")
+            return LockTimeout(f"a batch on {where} waited past the lock timeout")
         if sqlstate == "25006":
             return PurgeError(read_only, f"{where} is read-only (SQLSTATE 25006)")
         if sqlstate == "42501":
@@ -123,6 +125,7 @@ def connect(
             ) from None
         raise PurgeError(unavailable, f"could not connect to {where}") from None
     session = PostgresSession(connection, role, classify)
+    session.database_name = database.name
     session.execute("SET TIME ZONE 'UTC'")
     session.query(
         "SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)",

@@ -33,6 +33,7 @@ class TableResult:
     oldest_expired_age_seconds: float | None = None
     null_triggers: int = 0
     archive_expired_remaining: int = 0
+    rows_skipped_locked: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape."""
@@ -45,6 +46,7 @@ class TableResult:
             "oldestExpiredAgeSeconds": self.oldest_expired_age_seconds,
             "nullTriggers": self.null_triggers,
             "archiveExpiredRemaining": self.archive_expired_remaining,
+            "rowsSkippedLocked": self.rows_skipped_locked,
         }
 
 
@@ -86,6 +88,11 @@ class PurgeResult:
         return sum(t.rows_archived for t in self.tables)
 
     @property
+    def rows_skipped_locked(self) -> int:
+        """Expired rows left for the next run because an application held them locked."""
+        return sum(t.rows_skipped_locked for t in self.tables)
+
+    @property
     def expired_remaining(self) -> int:
         """Expired rows still in the live database, all tables."""
         return sum(t.expired_remaining for t in self.tables)
@@ -117,6 +124,7 @@ class PurgeResult:
             "expiredRemaining": self.expired_remaining,
             "oldestExpiredAgeSeconds": self.oldest_expired_age_seconds,
             "nullTriggers": sum(t.null_triggers for t in self.tables),
+            "rowsSkippedLocked": self.rows_skipped_locked,
             "stoppedEarly": self.stopped_early,
             "error": None
             if self.error is None

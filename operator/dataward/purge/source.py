@@ -26,6 +26,10 @@ class StoreSource(Protocol):
         """Read both, fresh, now."""
         ...
 
+    def load_store(self) -> Store:
+        """Read the store alone, fresh, now (the cheap check before every batch)."""
+        ...
+
 
 def _documents(paths: Iterable[Path]) -> list[Mapping[str, Any]]:
     docs: list[Mapping[str, Any]] = []
@@ -85,6 +89,10 @@ class FileSource:
             raise PurgeError("Configuration", str(exc)) from None
         return store, policies[0] if policies else None
 
+    def load_store(self) -> Store:
+        """The store from the files (parsing them is as cheap as it gets)."""
+        return self.load()[0]
+
 
 class ApiSource:
     """The store and its policy from the Kubernetes API (in-cluster config, else KUBECONFIG)."""
@@ -105,8 +113,8 @@ class ApiSource:
             self._api = client.CustomObjectsApi()
         return self._api
 
-    def load(self) -> tuple[Store, Policy | None]:
-        """GET the store, then its policy (a missing policy reads as None)."""
+    def load_store(self) -> Store:
+        """One GET of the store."""
         from kubernetes.client.exceptions import ApiException
 
         api = self._client()
@@ -120,9 +128,16 @@ class ApiSource:
                 f"cannot read PersonalDataStore {self.namespace}/{self.name} (HTTP {exc.status})",
             ) from None
         try:
-            store = parse_store(raw_store)
+            return parse_store(raw_store)
         except ModelError as exc:
             raise PurgeError("Configuration", str(exc)) from None
+
+    def load(self) -> tuple[Store, Policy | None]:
+        """GET the store, then its policy (a missing policy reads as None)."""
+        from kubernetes.client.exceptions import ApiException
+
+        api = self._client()
+        store = self.load_store()
         try:
             raw_policy = api.get_cluster_custom_object(
                 GROUP, VERSION, "privacypolicies", store.policy

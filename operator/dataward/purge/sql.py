@@ -71,6 +71,15 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Index:
+    """An index as the catalogue describes it (MySQL)."""
+
+    name: str
+    columns: tuple[str, ...]
+    unique: bool
+
+
+@dataclass(frozen=True)
 class Dialect:
     """How one engine spells identifiers and the statements that differ between engines."""
 
@@ -101,20 +110,24 @@ class Dialect:
         """How a trigger column's values map to instants; None for a type that is no timestamp."""
         return dict(self.timestamp_types).get(column.data_type.lower())
 
-    def insert_keeping_existing(
+    def insert_rows(
         self, table: TableName, columns: Sequence[str], keys: Sequence[str], rows: int
     ) -> str:
-        """INSERT of `rows` rows that leaves a row already present under the same key alone."""
+        """INSERT of `rows` rows; the engine leaves out keys the archive already holds.
+
+        Every form needs the INSERT privilege only. PostgreSQL adds `ON CONFLICT DO NOTHING`
+        (no UPDATE privilege needed) as a second guard; on MySQL `ON DUPLICATE KEY UPDATE`
+        would need UPDATE and `INSERT IGNORE` turns truncation and bad values into warnings
+        (the live row would then be deleted after a damaged copy), so a plain INSERT fails
+        the run on a duplicate instead.
+        """
         cols = ", ".join(self.quote(c) for c in columns)
         one = "(" + ", ".join(["%s"] * len(columns)) + ")"
         values = ", ".join([one] * rows)
         head = f"INSERT INTO {self.table(table)} ({cols}) VALUES {values}"
         if self.engine == "postgresql":
             return f"{head} ON CONFLICT ({', '.join(self.quote(k) for k in keys)}) DO NOTHING"
-        # Not INSERT IGNORE: that also turns truncation and bad values into warnings, and the
-        # live row would then be deleted after a damaged copy. This form only skips duplicates.
-        first = self.quote(keys[0])
-        return f"{head} ON DUPLICATE KEY UPDATE {first} = {first}"
+        return head
 
 
 POSTGRES = Dialect(
@@ -183,6 +196,10 @@ class TableStatements:
     def _key_match(self, rows: int) -> str:
         if len(self.keys) == 1:
             return f"{self.dialect.quote(self.keys[0])} IN ({', '.join(['%s'] * rows)})"
+        if self.dialect.engine == "mysql":
+            # An OR of equalities is what MariaDB's range optimiser turns into point lookups.
+            one = "(" + " AND ".join(f"{c} = %s" for c in self._quoted_keys()) + ")"
+            return " OR ".join([one] * rows)
         one = "(" + ", ".join(["%s"] * len(self.keys)) + ")"
         return f"({self._key_list()}) IN ({', '.join([one] * rows)})"
 
@@ -198,28 +215,180 @@ class TableStatements:
         """Every row (for the large-cut gate)."""
         return f"SELECT count(*) FROM {self._t}"
 
-    def select_expired(self, columns: Sequence[str] | None) -> str:
-        """The next batch, oldest first, locked until commit; params: cutoff, limit.
+    def _after(self) -> str:
+        """Rows after a (ts, keys) cursor; params: ts, ts, ts, then the keys.
 
-        `columns` None selects the key columns only.
+        The leading `ts >= %s` gives the index scan a start, so a batch never walks the index
+        entries of rows earlier batches deleted (dead until vacuum or InnoDB purge).
         """
-        wanted = (
-            self._key_list()
-            if columns is None
-            else ", ".join(self.dialect.quote(c) for c in columns)
-        )
+        keys = self._key_list()
+        marks = ", ".join(["%s"] * len(self.keys))
+        key_after = f"({keys}) > ({marks})" if len(self.keys) > 1 else f"{keys} > %s"
+        return f"{self._ts} >= %s AND ({self._ts} > %s OR ({self._ts} = %s AND {key_after}))"
+
+    def _where_expired(self, after: bool) -> str:
+        return f"{self._ts} <= %s" + (f" AND {self._after()}" if after else "")
+
+    def _order(self, descending: bool = False) -> str:
+        way = " DESC" if descending else ""
+        return ", ".join(f"{c}{way}" for c in (self._ts, *self._quoted_keys()))
+
+    def _quoted_keys(self) -> list[str]:
+        return [self.dialect.quote(k) for k in self.keys]
+
+    def peek(self, after: bool) -> str:
+        """The next expired row's (ts, keys), without locking; params: cutoff, [cursor]."""
         return (
-            f"SELECT {wanted} FROM {self._t} WHERE {self._ts} <= %s "
-            f"ORDER BY {self._ts}, {self._key_list()} LIMIT %s FOR UPDATE"
+            f"SELECT {self._ts}, {self._key_list()} FROM {self._t} "
+            f"WHERE {self._where_expired(after)} ORDER BY {self._order()} LIMIT 1"
         )
 
-    def delete_keys(self, rows: int) -> str:
-        """Delete rows by key, re-checking the cutoff; params: the keys flattened, then cutoff."""
-        return f"DELETE FROM {self._t} WHERE {self._key_match(rows)} AND {self._ts} <= %s"
+    def delete_batch(
+        self, after: bool, columns: Sequence[str] | None, as_json: bool = False
+    ) -> str:
+        """PostgreSQL: pick, lock and delete the next batch in one statement.
+
+        Params: cutoff, [cursor], n, cutoff. Result: no row when nothing was left to pick;
+        else `(picked, last ts, last keys...)` followed by the deleted row's `columns` (NULLs
+        in the one row when none was deleted), or, with `columns` None, a single row
+        `(picked, last ts, last keys..., deleted)`, or `as_json`, a single row
+        `(picked, last ts, last keys..., deleted, JSON array of the deleted rows)`.
+
+        The DELETE finds the picked rows by ctid (a TID scan). The cutoff is re-checked as
+        `(ts <= c) IS TRUE`: a filter the planner cannot turn into an index scan of the
+        whole expired range, and that READ COMMITTED re-evaluates on a row version an
+        application updated meanwhile (a TID scan does not re-check the ctid itself).
+        """
+        keys = self._key_list()
+        picked = (
+            f"SELECT ctid AS dw_tid, {self._ts}, {keys} FROM {self._t} "
+            f"WHERE {self._where_expired(after)} ORDER BY {self._order()} LIMIT %s"
+        )
+        returning = "1" if columns is None else ", ".join(self.dialect.quote(c) for c in columns)
+        gone = (
+            f"DELETE FROM {self._t} WHERE ctid = ANY(ARRAY(SELECT dw_tid FROM dw_picked)) "
+            f"AND ({self._ts} <= %s) IS TRUE RETURNING {returning}"
+        )
+        last = f"SELECT {self._ts}, {keys} FROM dw_picked ORDER BY {self._order(True)} LIMIT 1"
+        last_columns = ", ".join(f"dw_last.{c}" for c in (self._ts, *self._quoted_keys()))
+        head = f"(SELECT count(*) FROM dw_picked), {last_columns}"
+        ctes = (
+            f"WITH dw_picked AS MATERIALIZED ({picked}), dw_gone AS ({gone}), dw_last AS ({last}) "
+        )
+        if columns is None:
+            return f"{ctes}SELECT {head}, (SELECT count(*) FROM dw_gone) FROM dw_last"
+        if as_json:
+            # One text value for the whole batch: the driver decodes no row.
+            return (
+                f"{ctes}SELECT {head}, (SELECT count(*) FROM dw_gone), "
+                "(SELECT json_agg(dw_gone)::text FROM dw_gone) FROM dw_last"
+            )
+        return f"{ctes}SELECT {head}, dw_gone.* FROM dw_last LEFT JOIN dw_gone ON true"
+
+    def delete_keys(self, rows: int, index: str | None = None) -> str:
+        """Delete rows by key, re-checking the cutoff; params: the keys flattened, then cutoff.
+
+        With `index` (MySQL, the unique index on the key columns) the delete is forced onto
+        point lookups, never a scan that waits for a lock on some other row.
+        """
+        if index:
+            hint = f" FORCE INDEX ({self.dialect.quote(index)})"
+            return (
+                f"DELETE {self._t} FROM {self._t}{hint} "
+                f"WHERE ({self._key_match(rows)}) AND {self._ts} <= %s"
+            )
+        return f"DELETE FROM {self._t} WHERE ({self._key_match(rows)}) AND {self._ts} <= %s"
 
     def select_keys(self, rows: int) -> str:
         """Which of these keys are present; params: the keys flattened."""
         return f"SELECT {self._key_list()} FROM {self._t} WHERE {self._key_match(rows)}"
+
+    def boundary(self, after: bool, index: str | None) -> str:
+        """MySQL: (ts, keys) of the row `offset` places after the cursor, the batch's last
+        row; no lock and nothing else sent back. Params: cutoff, [cursor], offset."""
+        hint = f" FORCE INDEX ({self.dialect.quote(index)})" if index else ""
+        return (
+            f"SELECT {self._ts}, {self._key_list()} FROM {self._t}{hint} "
+            f"WHERE {self._where_expired(after)} ORDER BY {self._order()} LIMIT 1 OFFSET %s"
+        )
+
+    def delete_through(
+        self, after: bool, bounded: bool, unique_index: str, ts_index: str | None
+    ) -> str:
+        """MySQL: delete the expired rows after the cursor up to the boundary, in one statement.
+
+        Params: cutoff, [cursor], [boundary ts, ts, ts, keys], cutoff. The keys are read in
+        a derived table (a consistent read: no lock, even on rows past the range's end) and
+        STRAIGHT_JOIN makes that the driving table, so the rows are found by point lookups
+        on the unique index and only the rows deleted are locked.
+        """
+        return f"DELETE dw_t FROM {self._through(after, bounded, unique_index, ts_index)}"
+
+    def lock_through(
+        self,
+        after: bool,
+        bounded: bool,
+        columns: Sequence[str],
+        unique_index: str,
+        ts_index: str | None,
+    ) -> str:
+        """MySQL: lock and read (every column) the rows `delete_through` would delete;
+        same params. Only the rows returned are locked."""
+        wanted = ", ".join(f"dw_t.{self.dialect.quote(c)}" for c in columns)
+        through = self._through(after, bounded, unique_index, ts_index)
+        return f"SELECT {wanted} FROM {through} FOR UPDATE"
+
+    def _through(self, after: bool, bounded: bool, unique_index: str, ts_index: str | None) -> str:
+        hint = f" FORCE INDEX ({self.dialect.quote(ts_index)})" if ts_index else ""
+        keys = self._quoted_keys()
+        upto = ""
+        if bounded:
+            marks = ", ".join(["%s"] * len(keys))
+            key_upto = f"({', '.join(keys)}) <= ({marks})" if len(keys) > 1 else f"{keys[0]} <= %s"
+            upto = (
+                f" AND {self._ts} <= %s AND ({self._ts} < %s OR ({self._ts} = %s AND {key_upto}))"
+            )
+        picked = (
+            f"SELECT {', '.join(keys)} FROM {self._t} AS dw_src{hint} "
+            f"WHERE {self._where_expired(after)}{upto}"
+        )
+        join = " AND ".join(f"dw_t.{k} = dw_p.{k}" for k in keys)
+        return (
+            f"({picked}) AS dw_p STRAIGHT_JOIN {self._t} AS dw_t "
+            f"FORCE INDEX ({self.dialect.quote(unique_index)}) ON {join} "
+            f"WHERE dw_t.{self._ts} <= %s"
+        )
+
+    def insert_json(self, columns: Sequence[str], keep_existing: bool) -> str:
+        """PostgreSQL: INSERT the rows of a JSON array (as `json_agg` wrote them); params: the
+        JSON text. `keep_existing` leaves a row already present under the key alone (ON
+        CONFLICT DO NOTHING: a speculative insertion per row, so only after a plain INSERT
+        met a duplicate).
+
+        Every type survives the trip (tests/purge/test_purge_archive.py checks the row text),
+        except that a json/jsonb value which is JSON `null` arrives as SQL NULL.
+        """
+        cols = ", ".join(self.dialect.quote(c) for c in columns)
+        conflict = f" ON CONFLICT ({self._key_list()}) DO NOTHING" if keep_existing else ""
+        return (
+            f"INSERT INTO {self._t} ({cols}) SELECT {cols} FROM "
+            f"json_populate_recordset(NULL::{self._t}, %s::json){conflict}"
+        )
+
+    def verify_json(self) -> str:
+        """PostgreSQL: (distinct keys in the JSON array, how many of them are present)."""
+        keys = self._key_list()
+        join = " AND ".join(f"dw_a.{k} = dw_s.{k}" for k in self._quoted_keys())
+        first = self._quoted_keys()[0]
+        return (
+            f"SELECT count(*), count(dw_a.{first}) FROM (SELECT DISTINCT {keys} FROM "
+            f"json_populate_recordset(NULL::{self._t}, %s::json)) AS dw_s "
+            f"LEFT JOIN {self._t} AS dw_a ON {join}"
+        )
+
+    def count_keys(self, rows: int) -> str:
+        """How many of these keys are present; params: the keys flattened."""
+        return f"SELECT count(*) FROM {self._t} WHERE {self._key_match(rows)}"
 
 
 Classifier = Callable[[BaseException], PurgeError]
@@ -234,6 +403,7 @@ class Session:
 
     dialect: Dialect = POSTGRES
     max_parameters = 30000  # per statement; PostgreSQL's protocol allows 65535
+    database_name = ""  # spec's database name, for messages; set by the engine modules
 
     def __init__(self, connection: Any, role: str, classify: Classifier) -> None:
         self._connection = connection
@@ -296,6 +466,10 @@ class Session:
     def read_only(self) -> bool:
         """True when this session cannot write."""
         raise NotImplementedError
+
+    def indexes(self, table: TableName) -> tuple[Index, ...]:
+        """The table's indexes; only MySQL's batches choose an index, so the default is none."""
+        return ()
 
 
 def error_categories(role: str) -> tuple[ErrorCategory, ErrorCategory, ErrorCategory]:

@@ -1,0 +1,215 @@
+"""One batch of one table on one session, per engine: the statements and their I/O.
+
+The engine (`engine.py`) decides how many rows, after which cursor, and what to do on a lock
+timeout; these classes only run a batch's statements and report what they did. Nothing here
+commits: the engine commits or rolls back, so a statutory batch can stay open while the
+archive takes its copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol, TypeVar
+
+from dataward.purge.sql import Session, TableStatements
+
+Fault = Callable[[str], None]
+Cursor = tuple[Any, ...]  # (ts, keys...) of the last row a batch picked
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one batch (or part of one) did."""
+
+    picked: int
+    deleted: int = 0
+    archived: int = 0
+    skipped: int = 0
+    last: Cursor | None = None
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A statutory batch whose rows are deleted (PostgreSQL) or locked (MySQL), uncommitted."""
+
+    picked: int
+    last: Cursor | None
+    rows: list[tuple[Any, ...]]
+    # PostgreSQL to PostgreSQL: the deleted rows as one JSON array, never decoded here.
+    payload: str | None = None
+    deleted: int = 0
+
+
+class Batches(Protocol):
+    """The statements of one table's batches on one session."""
+
+    session: Session
+    statements: TableStatements
+    bound: datetime | date
+
+    def delete(self, after: Cursor | None, limit: int, fault: Fault) -> Step:
+        """Delete the next `limit` expired rows; uncommitted."""
+        ...
+
+    def take(
+        self, after: Cursor | None, limit: int, columns: Sequence[str], as_json: bool
+    ) -> Taken:
+        """Statutory: the next rows with every column, deleted or locked; uncommitted.
+
+        `as_json` (PostgreSQL only) returns them as one JSON text instead of rows."""
+        ...
+
+    def drop(self, keys: Sequence[Cursor]) -> int:
+        """Statutory: delete the taken rows (already done on PostgreSQL)."""
+        ...
+
+
+def cursor_params(after: Cursor | None) -> list[Any]:
+    """The parameters of TableStatements' keyset predicate for a cursor (none for None)."""
+    if after is None:
+        return []
+    return [after[0], after[0], after[0], *after[1:]]
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """`items` in slices of at most `size`."""
+    for start in range(0, len(items), max(1, size)):
+        yield items[start : start + size]
+
+
+def flat(rows: Sequence[Sequence[Any]]) -> list[Any]:
+    """Rows as one flat parameter list."""
+    return [value for row in rows for value in row]
+
+
+@dataclass
+class PostgresBatches:
+    """One statement per batch: pick, delete by ctid, report (see TableStatements.delete_batch)."""
+
+    session: Session
+    statements: TableStatements
+    bound: datetime | date
+    taken: int = 0
+
+    def delete(self, after: Cursor | None, limit: int, fault: Fault) -> Step:
+        """Delete the next `limit` expired rows; uncommitted."""
+        params = [self.bound, *cursor_params(after), limit, self.bound]
+        rows = self.session.query(self.statements.delete_batch(after is not None, None), params)
+        fault("after-select")
+        if not rows:
+            return Step(0)
+        picked, *last, deleted = rows[0]
+        return Step(int(picked), int(deleted), last=tuple(last))
+
+    def take(
+        self, after: Cursor | None, limit: int, columns: Sequence[str], as_json: bool
+    ) -> Taken:
+        """Delete the next rows RETURNING them; the transaction stays open."""
+        params = [self.bound, *cursor_params(after), limit, self.bound]
+        statement = self.statements.delete_batch(after is not None, columns, as_json)
+        rows = self.session.query(statement, params)
+        if not rows:
+            return Taken(0, None, [])
+        if as_json:
+            count, *cursor, deleted, payload = rows[0]
+            self.taken = int(deleted)
+            return Taken(int(count), tuple(cursor), [], payload, int(deleted))
+        width = 1 + len(self.statements.keys) + 1
+        picked, last = int(rows[0][0]), tuple(rows[0][1:width])
+        ts = [c.lower() for c in columns].index(self.statements.timestamp.lower())
+        # A LEFT JOIN row of NULLs: picked rows, none deleted (changed meanwhile).
+        taken = [row[width:] for row in rows if row[width + ts] is not None]
+        self.taken = len(taken)
+        return Taken(picked, last, taken)
+
+    def drop(self, keys: Sequence[Cursor]) -> int:
+        """Already deleted by `take`."""
+        return self.taken
+
+
+@dataclass
+class MySQLBatches:
+    """Pick through the timestamp index (no lock), then lock/delete by the unique key index."""
+
+    session: Session
+    statements: TableStatements
+    bound: datetime | date
+    unique_index: str | None
+    ts_index: str | None
+
+    def _delete_keys(self, keys: Sequence[Cursor]) -> int:
+        per = max(1, (self.session.max_parameters - 1) // len(self.statements.keys))
+        deleted = 0
+        for chunk in chunks(keys, per):
+            deleted += self.session.execute(
+                self.statements.delete_keys(len(chunk), self.unique_index),
+                [*flat(chunk), self.bound],
+            )
+        return deleted
+
+    def delete(self, after: Cursor | None, limit: int, fault: Fault) -> Step:
+        """Find the batch's last row, then delete up to it in one statement; uncommitted.
+
+        No key travels to the client: the boundary query returns one row, and the DELETE
+        picks its rows server-side (see TableStatements.delete_through).
+        """
+        assert self.unique_index is not None
+        bound = self._boundary(after, limit)
+        fault("after-select")
+        deleted = self.session.execute(
+            self.statements.delete_through(
+                after is not None, bound is not None, self.unique_index, self.ts_index
+            ),
+            self._through_params(after, bound),
+        )
+        if bound is None:
+            return Step(deleted, deleted)  # fewer than `limit` rows were left: done
+        return Step(limit, deleted, last=bound)
+
+    def take(
+        self, after: Cursor | None, limit: int, columns: Sequence[str], as_json: bool
+    ) -> Taken:
+        """Find the batch's last row, then lock and read the rows up to it (SELECT privilege
+        is enough for FOR UPDATE on MariaDB)."""
+        assert self.unique_index is not None
+        bound = self._boundary(after, limit)
+        rows = self.session.query(
+            self.statements.lock_through(
+                after is not None, bound is not None, columns, self.unique_index, self.ts_index
+            ),
+            self._through_params(after, bound),
+        )
+        if bound is None:
+            return Taken(len(rows), None, rows)
+        return Taken(limit, bound, rows)
+
+    def _boundary(self, after: Cursor | None, limit: int) -> Cursor | None:
+        rows = self.session.query(
+            self.statements.boundary(after is not None, self.ts_index),
+            [self.bound, *cursor_params(after), limit - 1],
+        )
+        return tuple(rows[0]) if rows else None
+
+    def _through_params(self, after: Cursor | None, bound: Cursor | None) -> list[Any]:
+        upto = cursor_params(bound) if bound else []
+        return [self.bound, *cursor_params(after), *upto, self.bound]
+
+    def drop(self, keys: Sequence[Cursor]) -> int:
+        """Delete the locked rows by key."""
+        return self._delete_keys(keys)
+
+
+def batches_for(
+    session: Session,
+    statements: TableStatements,
+    bound: datetime | date,
+    unique_index: str | None = None,
+    ts_index: str | None = None,
+) -> Batches:
+    """The batch statements of the session's engine."""
+    if session.dialect.engine == "postgresql":
+        return PostgresBatches(session, statements, bound)
+    return MySQLBatches(session, statements, bound, unique_index, ts_index)

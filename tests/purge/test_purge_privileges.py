@@ -1,0 +1,131 @@
+"""Least privilege (issue 12, item 2): the grants README.md documents are enough, and a
+missing one fails with a message naming the privilege, the table and the GRANT that fixes it."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from itertools import count as counter
+
+import pytest
+
+from dataward.purge.credentials import Credentials
+from tests.databases import DatabaseServer, DatabaseServers
+from tests.purge.support import run_purge, store_doc, unique
+from tests.purge.tables import count, create_table, insert_rows, read_rows
+
+pytestmark = pytest.mark.db
+ENGINES = ["postgresql", "mysql"]
+KIND = {"postgresql": "timestamptz", "mysql": "datetime6"}
+PASSWORD = "least-privilege-secret"
+_logins = counter()
+
+
+def least_privilege_login(server: DatabaseServer, table: str, privileges: str) -> Credentials:
+    """A new login with exactly `privileges` on `table` (the README's recipe, one table)."""
+    name = f"lp_{os.getpid()}_{next(_logins)}"
+    if server.engine == "postgresql":
+        server.execute(
+            f"CREATE ROLE {name} LOGIN PASSWORD '{PASSWORD}'",
+            f"GRANT CONNECT ON DATABASE {server.database} TO {name}",
+            f"GRANT USAGE ON SCHEMA public TO {name}",
+            f"GRANT {privileges} ON {table} TO {name}",
+        )
+    else:
+        server.execute(
+            f"CREATE USER '{name}'@'%' IDENTIFIED BY '{PASSWORD}'",
+            f"GRANT {privileges} ON {server.database}.{table} TO '{name}'@'%'",
+        )
+    return Credentials(name, PASSWORD)
+
+
+def _rows(now: datetime) -> list[tuple[int, datetime | None]]:
+    rows: list[tuple[int, datetime | None]] = [
+        (i, now - timedelta(days=400, seconds=i)) for i in range(1, 41)
+    ]
+    rows += [(100 + i, now - timedelta(days=6 * 366 + i)) for i in range(3)]  # past the statute
+    rows += [(200 + i, now + timedelta(days=1)) for i in range(5)]
+    return rows
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_plain_purge_works_with_select_and_delete_only(
+    servers: DatabaseServers, engine: str
+) -> None:
+    live, _ = servers.pair(engine)  # type: ignore[arg-type]
+    table = unique("leastpriv")
+    create_table(live, table, KIND[engine])
+    insert_rows(live, table, KIND[engine], _rows(datetime.now(UTC)))
+    login = least_privilege_login(live, table, "SELECT, DELETE")
+    result = run_purge(store_doc(live, table, batchSize=7), live, live_login=login)
+    assert result.result == "Succeeded", result.message
+    assert result.rows_deleted == 43
+    assert set(read_rows(live, table)) == {200, 201, 202, 203, 204}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_statutory_purge_works_with_the_documented_grants(
+    servers: DatabaseServers, engine: str
+) -> None:
+    live, archive = servers.pair(engine)  # type: ignore[arg-type]
+    table = unique("leastpriv")
+    create_table(live, table, KIND[engine])
+    create_table(archive, table, KIND[engine])
+    insert_rows(live, table, KIND[engine], _rows(datetime.now(UTC)))
+    insert_rows(archive, table, KIND[engine], [(1, datetime.now(UTC) - timedelta(days=400))])
+    live_login = least_privilege_login(live, table, "SELECT, DELETE")
+    archive_login = least_privilege_login(archive, table, "SELECT, INSERT, DELETE")
+    result = run_purge(
+        store_doc(live, table, category="contracts", archive=archive, batchSize=7),
+        live,
+        archive,
+        live_login=live_login,
+        archive_login=archive_login,
+    )
+    assert result.result == "Succeeded", result.message
+    assert result.rows_deleted == 43
+    assert result.rows_archived == 42  # row 1 was already there
+    assert result.tables[0].archive_rows_destroyed == 3
+    assert set(read_rows(archive, table)) == set(range(1, 41))
+    assert set(read_rows(live, table)) == {200, 201, 202, 203, 204}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_login_without_delete_fails_naming_the_grant(
+    servers: DatabaseServers, engine: str
+) -> None:
+    live, _ = servers.pair(engine)  # type: ignore[arg-type]
+    table = unique("leastpriv")
+    create_table(live, table, KIND[engine])
+    insert_rows(live, table, KIND[engine], _rows(datetime.now(UTC)))
+    login = least_privilege_login(live, table, "SELECT")
+    result = run_purge(store_doc(live, table), live, live_login=login)
+    assert result.result == "Failed"
+    assert result.error is not None and result.error.category == "PermissionDenied"
+    assert "DELETE privilege" in result.message and table in result.message
+    assert f"GRANT DELETE ON {table if engine == 'postgresql' else 'live.' + table}" in (
+        result.message
+    )
+    assert PASSWORD not in result.to_json() and login.username not in result.to_json()
+    assert count(live, table) == 48
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_archive_login_without_insert_fails_naming_the_grant(
+    servers: DatabaseServers, engine: str
+) -> None:
+    live, archive = servers.pair(engine)  # type: ignore[arg-type]
+    table = unique("leastpriv")
+    create_table(live, table, KIND[engine])
+    create_table(archive, table, KIND[engine])
+    insert_rows(live, table, KIND[engine], _rows(datetime.now(UTC)))
+    result = run_purge(
+        store_doc(live, table, category="contracts", archive=archive),
+        live,
+        archive,
+        live_login=least_privilege_login(live, table, "SELECT, DELETE"),
+        archive_login=least_privilege_login(archive, table, "SELECT, DELETE"),
+    )
+    assert result.result == "Failed" and result.reason == "PermissionDenied", result.message
+    assert "INSERT privilege" in result.message and "GRANT INSERT ON" in result.message
+    assert count(live, table) == 48 and count(archive, table) == 0
