@@ -120,6 +120,12 @@ def edit_payload(db: EvidenceDatabase) -> None:
                   (canonical_json(payload),)) == 1  # fmt: skip
 
 
+def respace_payload(db: EvidenceDatabase) -> None:
+    # Same JSON value, other bytes: still an edit of what was signed.
+    sql = "UPDATE dataward_evidence SET payload = REPLACE(payload, ',', ', ') WHERE seq = 2"
+    assert db.sql(sql) == 1
+
+
 def delete_record(db: EvidenceDatabase) -> None:
     assert db.sql("DELETE FROM dataward_evidence WHERE seq = 3") == 1
 
@@ -184,6 +190,7 @@ KEY_ID = build_chain(KEY, 1)[0].key_id
 TAMPERINGS: list[tuple[Callable[[EvidenceDatabase], None], int, CheckName, str,
                        tuple[int, str] | None]] = [
     (edit_payload, 3, "hash", "content does not match its hash", None),
+    (respace_payload, 2, "hash", "content does not match its hash", None),
     (delete_record, 3, "sequence", "record 3 is missing", (4, "link")),
     (reorder, 3, "link", "does not follow record 2", (3, "hash")),
     (wrong_previous_hash, 3, "link", "does not follow record 2", (3, "hash")),
