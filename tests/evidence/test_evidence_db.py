@@ -357,3 +357,19 @@ def test_keygen_then_sign_with_the_written_key(
     status, output = cli_verify(evidence_db, tmp_path / "keys" / "evidence-signing.pub", capsys)
     assert status == 0, output
     assert private_pem(key)  # the key is usable, not just present
+
+
+def test_verifying_a_log_being_appended_to_reads_one_instant(evidence_db: EvidenceDatabase) -> None:
+    append_samples(evidence_db, 3)
+    store = EvidenceStore(connect(evidence_db.database, evidence_db.credentials))
+    try:
+        with store.snapshot():
+            head = store.head()
+            append_samples(evidence_db, 1)  # the operator appends meanwhile
+            records = list(store.records())
+        # Outside a snapshot the new record would be read with the old head: "cut off".
+        assert head == Head(3, records[-1].hash) and len(records) == 3
+        assert verify_chain(records, head, [KEY.public_key()]).intact
+        assert [r.seq for r in store.records()] == [1, 2, 3, 4]
+    finally:
+        store.session.close()

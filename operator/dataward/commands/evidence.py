@@ -131,7 +131,8 @@ def run_verify(args: argparse.Namespace) -> int:
                     "the database holds no evidence log (tables dataward_evidence and "
                     "dataward_evidence_head)"
                 )
-            verdict = verify_chain(store.records(), store.head(), keys, anchors=anchors)
+            with store.snapshot():  # the operator may be appending meanwhile
+                verdict = verify_chain(store.records(), store.head(), keys, anchors=anchors)
         finally:
             store.session.close()
     except EvidenceError as error:

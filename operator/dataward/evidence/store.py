@@ -18,6 +18,7 @@ rewrite history even when compromised; it still can append.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -107,6 +108,30 @@ class EvidenceStore:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._snapshot = False
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Read the head and the records as of one instant (one REPEATABLE READ transaction).
+
+        Without it, a record appended between reading the records and reading the head would
+        look like records cut off the end of a live log.
+        """
+        try:
+            self.session.commit()  # the isolation level is set before the transaction starts
+            self.session.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        except PurgeError as error:
+            raise EvidenceError(f"could not start a consistent read: {error.message}") from None
+        self._snapshot = True
+        try:
+            yield
+        finally:
+            self._snapshot = False
+            self.session.rollback()  # read only: nothing to keep
+
+    def _end_read(self) -> None:
+        if not self._snapshot:
+            self.session.commit()
 
     def ensure_schema(self) -> None:
         """Create the tables and the head row when missing; a no-op when they exist."""
@@ -175,7 +200,7 @@ class EvidenceStore:
         """The stored head; None when the head row is gone."""
         try:
             rows = self.session.query(f"SELECT seq, hash FROM {HEAD_TABLE} WHERE id = 1")
-            self.session.commit()
+            self._end_read()
         except PurgeError as error:
             raise EvidenceError(f"could not read the evidence head: {error.message}") from None
         if not rows:
@@ -193,7 +218,7 @@ class EvidenceStore:
                     "WHERE seq > %s OR (seq = %s AND hash > %s) ORDER BY seq, hash LIMIT %s",
                     (last[0], last[0], last[1], page),
                 )
-                self.session.commit()
+                self._end_read()
             except PurgeError as error:
                 raise EvidenceError(
                     f"could not read the evidence records: {error.message}"
