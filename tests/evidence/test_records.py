@@ -153,3 +153,31 @@ def test_datetimes_in_payloads_become_record_times() -> None:
     clean = payloads.validate("key.created", "crm/s", {"secret": "k", "keyId": 1,
                                                         "created": instant})  # fmt: skip
     assert clean["created"] == "2026-12-01T03:17:00.000000Z"
+
+
+def test_a_purge_result_becomes_a_purge_run_payload() -> None:
+    from dataward.purge.result import ErrorInfo, PurgeResult, TableResult
+
+    start = datetime(2026, 12, 1, 3, 17, tzinfo=UTC)
+    result = PurgeResult(
+        store="crm/support-inquiries", result="Failed", dry_run=False, start_time=start,
+        completion_time=start + timedelta(seconds=3.25), message="line one\nline two " * 100,
+        reason="Timeout", cutoff=start - timedelta(days=365), acknowledge_token="tok-123",
+        tables=(TableResult("support_inquiries", rows_deleted=5, archive_rows_destroyed=2,
+                            oldest_expired_age_seconds=12.5),
+                TableResult("crm.notes")),
+        error=ErrorInfo("Timeout", "a statement hit the statement timeout"),
+    )  # fmt: skip
+    payload = payloads.purge_run_payload(result.to_dict())
+    clean = payloads.validate("purge.run", "crm/support-inquiries", payload)
+    assert clean["result"] == "Failed" and clean["reason"] == "Timeout"
+    assert clean["rowsDeleted"] == 5 and clean["rowsDestroyed"] == 2
+    expected = {
+        "table": "support_inquiries", "rowsDeleted": 5, "rowsArchived": 0, "rowsDestroyed": 2,
+        "expiredRemaining": 0, "nullTriggers": 0, "cutoff": "2025-12-01T03:17:00Z",
+    }  # fmt: skip
+    assert expected.items() <= clean["tables"][0].items()  # the purge may report more counts
+    assert len(clean["message"]) == 1024 and "\n" not in clean["message"]
+    text = canonical_json(clean)
+    for left_out in ("store", "acknowledgeToken", "tok-123", "durationSeconds", "oldestExpired"):
+        assert left_out not in text

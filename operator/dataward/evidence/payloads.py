@@ -104,7 +104,8 @@ REASON = _pattern(r"[A-Za-z][A-Za-z0-9_.-]{0,127}", "a reason word (CamelCase)")
 # Opaque ids only: no @, no spaces, so an e-mail address or a name cannot pass as one.
 OPAQUE_ID = _pattern(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", "an opaque id")
 HEX_DIGEST = _pattern(r"[0-9a-f]{16,64}", "a hex digest")
-MESSAGE = _text(1024)
+_MESSAGE_LIMIT = 1024
+MESSAGE = _text(_MESSAGE_LIMIT)
 CONDITION_STATUS = _one_of("True", "False", "Unknown")
 
 TABLE_RESULT = Shape(
@@ -117,6 +118,7 @@ TABLE_RESULT = Shape(
         "rowsDestroyed": _count,
         "expiredRemaining": _count,
         "nullTriggers": _count,
+        "rowsSkippedLocked": _count,
         "skipped": _flag,
         "skipReason": REASON,
     },
@@ -143,11 +145,16 @@ SHAPES: dict[str, Shape] = {
             "completionTime": TIME,
             "cutoff": TIME,
             "archiveCutoff": TIME,
+            "serverTime": TIME,
             "rowsDeleted": _count,
             "rowsArchived": _count,
             "rowsDestroyed": _count,
+            "expiredRemaining": _count,
+            "nullTriggers": _count,
+            "rowsSkippedLocked": _count,
             "stoppedEarly": REASON,
             "tables": _list_of(TABLE_RESULT),
+            "tablesOmitted": _count,
         },
         frozenset({"result", "dryRun"}),
     ),
@@ -226,3 +233,55 @@ def validate(kind: str, subject: str, payload: Mapping[str, Any]) -> dict[str, A
     shape(normalised, "payload")
     result: dict[str, Any] = normalised
     return result
+
+
+# Result JSON field -> purge.run payload field, for what `purge_run_payload` carries over.
+_RUN_FIELDS = {
+    "result": "result", "dryRun": "dryRun", "reason": "reason", "message": "message",
+    "startTime": "startTime", "completionTime": "completionTime", "serverTime": "serverTime",
+    "cutoff": "cutoff", "archiveCutoff": "archiveCutoff", "rowsDeleted": "rowsDeleted",
+    "rowsArchived": "rowsArchived", "archiveRowsDestroyed": "rowsDestroyed",
+    "expiredRemaining": "expiredRemaining", "nullTriggers": "nullTriggers",
+    "rowsSkippedLocked": "rowsSkippedLocked", "stoppedEarly": "stoppedEarly",
+    "tablesOmitted": "tablesOmitted",
+}  # fmt: skip
+_TABLE_FIELDS = {
+    "table": "table", "rowsDeleted": "rowsDeleted", "rowsArchived": "rowsArchived",
+    "archiveRowsDestroyed": "rowsDestroyed", "expiredRemaining": "expiredRemaining",
+    "nullTriggers": "nullTriggers", "rowsSkippedLocked": "rowsSkippedLocked",
+}  # fmt: skip
+
+
+def purge_run_payload(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The `purge.run` payload for a purge result as `dataward purge` prints it (JSON).
+
+    Carries over the counts, instants, outcome and Dataward's own message; leaves out what
+    evidence does not keep (the store, which is the subject; floats such as durations; the
+    acknowledge token). Each table gets the run's cutoff. The result still goes through
+    `validate` on append.
+    """
+    payload = {
+        to: result[source] for source, to in _RUN_FIELDS.items() if result.get(source) is not None
+    }
+    message = payload.get("message")
+    if isinstance(message, str):
+        # One line, within the limit: evidence keeps the gist, the Job's log keeps the rest.
+        flat = " ".join(message.split())
+        payload["message"] = (
+            flat if len(flat) <= _MESSAGE_LIMIT else flat[: _MESSAGE_LIMIT - 3] + "..."
+        )
+    tables = result.get("tables")
+    if isinstance(tables, list):
+        payload["tables"] = [
+            {
+                **{
+                    to: t[source]
+                    for source, to in _TABLE_FIELDS.items()
+                    if t.get(source) is not None
+                },
+                **({"cutoff": result["cutoff"]} if result.get("cutoff") else {}),
+            }
+            for t in tables
+            if isinstance(t, Mapping)
+        ]
+    return payload
