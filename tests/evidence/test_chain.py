@@ -155,6 +155,12 @@ def test_a_head_that_does_not_match_the_last_record_is_caught() -> None:
     assert broken(verify(CHAIN, Head(0, "0" * 64))) == (1, "head")
 
 
+def test_a_missing_head_is_a_break() -> None:
+    verdict = verify_chain(CHAIN[:4], None, [KEY.public_key()])
+    assert broken(verdict) == (5, "head")
+    assert "head row is gone" in verdict.broken.message  # type: ignore[union-attr]
+
+
 def test_a_cut_that_also_moved_the_head_needs_an_anchor() -> None:
     # What the chain alone cannot prove: cut the end and move the head back, and the rest is
     # a valid chain. A head kept from an earlier verification (an anchor) catches it.

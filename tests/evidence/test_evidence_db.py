@@ -183,6 +183,11 @@ def cut_the_end(db: EvidenceDatabase) -> None:
     assert db.sql("DELETE FROM dataward_evidence WHERE seq >= 5") == 2
 
 
+def cut_the_end_and_delete_the_head(db: EvidenceDatabase) -> None:
+    assert db.sql("DELETE FROM dataward_evidence WHERE seq >= 5") == 2
+    assert db.sql("DELETE FROM dataward_evidence_head") == 1
+
+
 KEY_ID = build_chain(KEY, 1)[0].key_id
 
 # (tampering, first broken record, check, words in the output, what verification without
@@ -199,6 +204,7 @@ TAMPERINGS: list[tuple[Callable[[EvidenceDatabase], None], int, CheckName, str,
     (truncate_and_rewrite, 3, "signature", "does not verify", None),
     (truncate_table_and_rewrite_all, 1, "signature", "not among the given public keys", None),
     (cut_the_end, 5, "head", "records 5 to 6 were cut off", None),
+    (cut_the_end_and_delete_the_head, 5, "head", "head row is gone", None),
 ]  # fmt: skip
 
 

@@ -170,7 +170,8 @@ def verify_chain(
 ) -> Verdict:
     """Check `records` (in sequence order) against each other, the head and `keys`.
 
-    `head` None means the storage keeps no head (nothing to compare the end with).
+    `head` None means the head row is gone, so the end of the chain cannot be checked: that
+    is a break too (deleting the head row is how a cut would be hidden from the head check).
     """
     by_id = {key_id(key): key for key in keys}
     wanted = {anchor.seq: anchor.hash for anchor in anchors}
@@ -204,6 +205,12 @@ def verify_chain(
                     f"records {prev.seq + 1} to {beyond[0]} at least were cut off",
                 ),
             )
+    if "head" in checks and head is None:
+        message = (
+            f"the head row is gone: nothing shows whether records after record {prev.seq} "
+            "were cut off"
+        )
+        return Verdict(count, prev, Break(prev.seq + 1, "head", message))
     if "head" in checks and head is not None and head != prev:
         if head.seq > prev.seq:
             message = (
