@@ -55,3 +55,16 @@ def test_inputs_check_refuses_are_refused(
 def test_a_missing_input_is_status_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["audit-policy", "-f", "/no/such/dir"]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_more_secrets_such_as_the_evidence_key_are_watched_too(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["audit-policy", "-f", str(EXAMPLES), "--secret", "dataward/evidence-signing-key"]
+    assert main(args) == 0
+    rules = yaml.safe_load(capsys.readouterr().out)["rules"]
+    (rule,) = [r for r in rules if r["namespaces"] == ["dataward"]]
+    assert rule["resources"][0]["resourceNames"] == ["evidence-signing-key"]
+    assert rule["verbs"] == ["get", "list", "watch"] and rule["level"] == "Metadata"
+    assert main(["audit-policy", "-f", str(EXAMPLES), "--secret", "no-namespace"]) == 1
+    assert "write NAMESPACE/NAME" in capsys.readouterr().err

@@ -21,7 +21,7 @@ from dataward.evidence import EvidenceError, EvidenceLog
 from dataward.evidence.chain import CHECKS, CheckName, Head, Verdict, next_record, verify_chain
 from dataward.evidence.payloads import validate
 from dataward.evidence.records import Record, canonical_json
-from dataward.evidence.signing import generate_key, private_pem, public_pem
+from dataward.evidence.signing import generate_key, public_pem
 from dataward.evidence.store import EvidenceStore, connect
 from tests.evidence.conftest import EvidenceDatabase
 from tests.evidence.support import START, build_chain, resign, sample
@@ -349,20 +349,26 @@ def test_a_missing_head_row_stops_appends(evidence_db: EvidenceDatabase) -> None
     assert evidence_db.rows("SELECT count(*) FROM dataward_evidence") == [(1,)]
 
 
-def test_keygen_then_sign_with_the_written_key(
+def test_keygen_init_then_the_operator_appends_from_its_environment(
     evidence_db: EvidenceDatabase, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["evidence", "keygen", "--out", str(tmp_path / "keys")]) == 0
-    capsys.readouterr()
-    from dataward.evidence import load_private_key
+    from dataward.evidence import settings_from_environ
 
-    key = load_private_key(tmp_path / "keys" / "evidence-signing.key")
+    assert main(["evidence", "keygen", "--out", str(tmp_path / "keys")]) == 0
     assert main(["evidence", "init", "--database", evidence_db.url]) == 0
-    with EvidenceLog.open(evidence_db.database, evidence_db.credentials, key) as log:
+    environ = {
+        "DATAWARD_EVIDENCE_DATABASE": evidence_db.url,
+        "DATAWARD_EVIDENCE_SIGNING_KEY": str(tmp_path / "keys" / "evidence-signing.key"),
+        "DATAWARD_EVIDENCE_USERNAME": "purger",
+        "DATAWARD_EVIDENCE_PASSWORD": "purger-secret",
+    }
+    settings = settings_from_environ(environ)
+    assert settings is not None
+    with EvidenceLog.from_settings(settings) as log:
         log.append(*sample(0))
+    capsys.readouterr()
     status, output = cli_verify(evidence_db, tmp_path / "keys" / "evidence-signing.pub", capsys)
-    assert status == 0, output
-    assert private_pem(key)  # the key is usable, not just present
+    assert status == 0 and "intact: 1 record," in output, output
 
 
 def test_verifying_a_log_being_appended_to_reads_one_instant(evidence_db: EvidenceDatabase) -> None:

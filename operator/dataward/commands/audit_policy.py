@@ -56,6 +56,10 @@ def register(subparsers: Any) -> None:
         "--log-path", default=DEFAULT_LOG_PATH, metavar="PATH",
         help="where the API server writes the audit log (for the flag)",
     )  # fmt: skip
+    parser.add_argument(
+        "--secret", action="append", default=[], metavar="NAMESPACE/NAME",
+        help="another Secret whose reads to record, e.g. the evidence signing key; repeatable",
+    )  # fmt: skip
     parser.add_argument("--flags", action="store_true", help="print only the flags")
     parser.set_defaults(func=run)
 
@@ -72,6 +76,13 @@ def render(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"dataward audit-policy: {name}: no such file or directory", file=err)
     if missing:
         return 2
+    extra: list[tuple[str, str]] = []
+    for text in args.secret:
+        namespace, _, name = text.partition("/")
+        if not namespace or not name or "/" in name:
+            print(f"dataward audit-policy: --secret {text!r}: write NAMESPACE/NAME", file=err)
+            return 1
+        extra.append((namespace, name))
     _, documents, problems = read_paths([Path(name) for name in args.filename])
     found, _ = check_documents(documents)
     if problems or found:
@@ -109,5 +120,5 @@ def render(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         *(f"#   {flag}" for flag in flags),
     ]
     print("\n".join(header), file=out)
-    out.write(yaml.safe_dump(render_audit_policy(stores), sort_keys=False))
+    out.write(yaml.safe_dump(render_audit_policy(stores, extra), sort_keys=False))
     return 0

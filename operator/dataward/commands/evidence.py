@@ -147,7 +147,8 @@ def run_verify(args: argparse.Namespace) -> int:
         print(f"records 1 to {verdict.last.seq} verified before the break", file=sys.stderr)
         return 1
     print(
-        f"dataward evidence verify: intact: {verdict.records} records, every hash and "
+        f"dataward evidence verify: intact: {verdict.records} "
+        f"record{'s' if verdict.records != 1 else ''}, every hash and "
         f"signature checked; head {verdict.last.seq}:{verdict.last.hash}"
     )
     return 0

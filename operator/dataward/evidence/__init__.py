@@ -9,7 +9,7 @@ from dataward.evidence.chain import Break, Head, Verdict, verify_chain
 from dataward.evidence.config import EvidenceSettings, settings_from_environ
 from dataward.evidence.errors import EvidenceError
 from dataward.evidence.log import EvidenceLog
-from dataward.evidence.payloads import KINDS
+from dataward.evidence.payloads import KINDS, purge_run_payload
 from dataward.evidence.records import Record
 from dataward.evidence.signing import load_private_key, load_public_key
 
@@ -24,6 +24,7 @@ __all__ = [
     "Verdict",
     "load_private_key",
     "load_public_key",
+    "purge_run_payload",
     "settings_from_environ",
     "verify_chain",
 ]

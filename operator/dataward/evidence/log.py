@@ -3,10 +3,10 @@
     from dataward.evidence import EvidenceLog, settings_from_environ
 
     settings = settings_from_environ(os.environ)     # None: no evidence database configured
-    log = EvidenceLog.open(settings.database, settings.credentials,
-                           load_private_key(settings.signing_key))
+    log = EvidenceLog.from_settings(settings)
     log.append("purge.run", "crm/support-inquiries", {"result": "Succeeded", "dryRun": False,
                "rowsDeleted": 12, "tables": [{"table": "support_inquiries", "rowsDeleted": 12}]})
+    log.append("purge.run", "crm/support-inquiries", purge_run_payload(result_json))
     log.close()
 
 `append` validates the payload against the kind's allow-list (EvidenceError, nothing written,
@@ -30,7 +30,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from dataward.evidence import payloads
 from dataward.evidence.chain import next_record
+from dataward.evidence.config import EvidenceSettings
 from dataward.evidence.records import Record
+from dataward.evidence.signing import load_private_key
 from dataward.evidence.store import EvidenceStore, connect
 from dataward.model.store import Database
 from dataward.purge.credentials import Credentials
@@ -74,6 +76,14 @@ class EvidenceLog:
         if create_schema:
             store.ensure_schema()
         return log
+
+    @classmethod
+    def from_settings(
+        cls, settings: EvidenceSettings, *, clock: Callable[[], datetime] = _utc_now
+    ) -> EvidenceLog:
+        """Open the log the environment configures (`config.settings_from_environ`)."""
+        key = load_private_key(settings.signing_key)
+        return cls.open(settings.database, settings.credentials, key, clock=clock)
 
     def _session_store(self) -> EvidenceStore:
         if self._store is None:

@@ -58,11 +58,19 @@ def audit_retention(policies: Iterable[Policy]) -> AuditRetention | None:
     return longest
 
 
-def render_audit_policy(stores: Sequence[Store]) -> dict[str, Any]:
-    """The audit Policy recording every read of the stores' key rings and credentials."""
+def render_audit_policy(
+    stores: Sequence[Store], extra_secrets: Iterable[tuple[str, str]] = ()
+) -> dict[str, Any]:
+    """The audit Policy recording every read of the stores' key rings and credentials.
+
+    `extra_secrets` are more (namespace, name) Secrets to watch the same way, such as the
+    evidence log's signing key and login.
+    """
     by_namespace: dict[str, set[str]] = {}
     for store in stores:
         by_namespace.setdefault(store.namespace, set()).update(store_secrets(store))
+    for namespace, name in extra_secrets:
+        by_namespace.setdefault(namespace, set()).add(name)
     rules: list[dict[str, Any]] = [
         {
             "level": "Metadata",
