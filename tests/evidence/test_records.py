@@ -140,6 +140,8 @@ def test_payloads_outside_the_allow_list_are_refused(
 def test_required_fields_unknown_kinds_and_bad_subjects_are_refused() -> None:
     with pytest.raises(EvidenceError, match="'dryRun' is required"):
         payloads.validate("purge.run", "crm/s", {"result": "Succeeded"})
+    with pytest.raises(EvidenceError, match="'result' is required"):
+        payloads.validate("purge.run", "crm/s", {"result": None, "dryRun": False})
     with pytest.raises(EvidenceError, match="unknown evidence kind"):
         payloads.validate("row.read", "crm/s", {})
     for subject in ("crm/s/x", "CRM/s", "jane@example.com", ""):

@@ -88,7 +88,7 @@ class Shape:
                 f"{path}: field {unknown[0]!r} is not allowed in evidence (allowed: "
                 f"{', '.join(sorted(self.fields))})"
             )
-        missing = sorted(self.required - set(value))
+        missing = sorted(k for k in self.required if value.get(k) is None)
         if missing:
             raise EvidenceError(f"{path}: field {missing[0]!r} is required")
         for key, item in value.items():
