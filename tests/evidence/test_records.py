@@ -137,6 +137,18 @@ def test_payloads_outside_the_allow_list_are_refused(
         payloads.validate(kind, subject, {**payload, **change})
 
 
+def test_a_refusal_never_repeats_the_value() -> None:
+    # The error may be logged: it must not carry the personal data it refused.
+    with pytest.raises(EvidenceError) as caught:
+        payloads.validate("request.answered", "crm/s", {"requestId": "jane.doe@example.com",
+                                                         "requestType": "access",
+                                                         "outcome": "fulfilled"})  # fmt: skip
+    assert "jane" not in str(caught.value) and "requestId" in str(caught.value)
+    with pytest.raises(EvidenceError) as caught:
+        payloads.validate("key.shredded", "jane@example.com", {})
+    assert "jane" not in str(caught.value)
+
+
 def test_required_fields_unknown_kinds_and_bad_subjects_are_refused() -> None:
     with pytest.raises(EvidenceError, match="'dryRun' is required"):
         payloads.validate("purge.run", "crm/s", {"result": "Succeeded"})

@@ -6,7 +6,7 @@ cannot be proven clean, so each kind lists the fields it may have and the shape 
 value; identifiers are held to patterns that leave no room for an e-mail address or a
 sentence. Unknown fields, unknown kinds and wrong shapes are refused before anything is
 written. `message` fields hold Dataward's own messages, which name tables and reasons, never
-row contents.
+row contents. Refusals name the field, never the value (it may be the personal data itself).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _pattern(regex: str, what: str) -> Check:
 
     def check(value: Any, path: str) -> None:
         if not isinstance(value, str) or not compiled.fullmatch(value):
-            raise EvidenceError(f"{path}: {value!r} is not {what}")
+            raise EvidenceError(f"{path}: the value is not {what}")
 
     return check
 
@@ -45,18 +45,18 @@ def _text(limit: int) -> Check:
 
 def _count(value: Any, path: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise EvidenceError(f"{path}: {value!r} is not a count (a whole number >= 0)")
+        raise EvidenceError(f"{path}: the value is not a count (a whole number >= 0)")
 
 
 def _flag(value: Any, path: str) -> None:
     if not isinstance(value, bool):
-        raise EvidenceError(f"{path}: {value!r} is not true or false")
+        raise EvidenceError(f"{path}: the value is not true or false")
 
 
 def _one_of(*choices: str) -> Check:
     def check(value: Any, path: str) -> None:
         if value not in choices:
-            raise EvidenceError(f"{path}: {value!r} is not one of {', '.join(choices)}")
+            raise EvidenceError(f"{path}: the value is not one of {', '.join(choices)}")
 
     return check
 
@@ -82,7 +82,7 @@ class Shape:
         """Refuse a value that is not an object of this shape."""
         if not isinstance(value, Mapping):
             raise EvidenceError(f"{path}: must be an object")
-        unknown = sorted(set(value) - set(self.fields))
+        unknown = sorted(str(key) for key in set(value) - set(self.fields))
         if unknown:
             raise EvidenceError(
                 f"{path}: field {unknown[0]!r} is not allowed in evidence (allowed: "
@@ -228,7 +228,7 @@ def validate(kind: str, subject: str, payload: Mapping[str, Any]) -> dict[str, A
     if shape is None:
         raise EvidenceError(f"unknown evidence kind {kind!r} (known: {', '.join(KINDS)})")
     if not isinstance(subject, str) or not _SUBJECT.fullmatch(subject):
-        raise EvidenceError(f"subject {subject!r} is not NAMESPACE/NAME or NAME")
+        raise EvidenceError("the subject is not NAMESPACE/NAME or NAME")
     normalised = normalise(payload)
     shape(normalised, "payload")
     result: dict[str, Any] = normalised
