@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 # Each module defines `register(subparsers)`, which adds its parser and sets `func`.
-COMMANDS = ("check", "explain_policy", "render", "purge", "run")
+COMMANDS = ("check", "explain_policy", "render", "purge", "run", "evidence", "audit_policy")
 
 
 def build_parser() -> argparse.ArgumentParser:

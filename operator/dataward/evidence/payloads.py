@@ -1,0 +1,287 @@
+"""What each kind of evidence record may say: an allow-list of payload fields per kind.
+
+Evidence is kept for years and shown to auditors, so it must never carry Secret data (key
+material, passwords) or personal data (names, e-mail addresses, row contents). Free text
+cannot be proven clean, so each kind lists the fields it may have and the shape of each
+value; identifiers are held to patterns that leave no room for an e-mail address or a
+sentence. Unknown fields, unknown kinds and wrong shapes are refused before anything is
+written. `message` fields hold Dataward's own messages, which name tables and reasons, never
+row contents. Refusals name the field, never the value (it may be the personal data itself).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from dataward.evidence.errors import EvidenceError
+from dataward.evidence.records import format_time
+
+Check = Callable[[Any, str], None]
+
+
+def _pattern(regex: str, what: str) -> Check:
+    compiled = re.compile(regex)
+
+    def check(value: Any, path: str) -> None:
+        if not isinstance(value, str) or not compiled.fullmatch(value):
+            raise EvidenceError(f"{path}: the value is not {what}")
+
+    return check
+
+
+def _text(limit: int) -> Check:
+    def check(value: Any, path: str) -> None:
+        if not isinstance(value, str) or len(value) > limit:
+            raise EvidenceError(f"{path}: must be a string of at most {limit} characters")
+        if any(ord(c) < 32 for c in value):
+            raise EvidenceError(f"{path}: control characters are not allowed")
+
+    return check
+
+
+def _count(value: Any, path: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise EvidenceError(f"{path}: the value is not a count (a whole number >= 0)")
+
+
+def _flag(value: Any, path: str) -> None:
+    if not isinstance(value, bool):
+        raise EvidenceError(f"{path}: the value is not true or false")
+
+
+def _one_of(*choices: str) -> Check:
+    def check(value: Any, path: str) -> None:
+        if value not in choices:
+            raise EvidenceError(f"{path}: the value is not one of {', '.join(choices)}")
+
+    return check
+
+
+def _list_of(item: Check, limit: int = 1000) -> Check:
+    def check(value: Any, path: str) -> None:
+        if not isinstance(value, list | tuple) or len(value) > limit:
+            raise EvidenceError(f"{path}: must be a list of at most {limit} items")
+        for index, element in enumerate(value):
+            item(element, f"{path}[{index}]")
+
+    return check
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The fields an object may have (each with its check) and the ones it must have."""
+
+    fields: Mapping[str, Check]
+    required: frozenset[str] = field(default_factory=frozenset)
+
+    def __call__(self, value: Any, path: str) -> None:
+        """Refuse a value that is not an object of this shape."""
+        if not isinstance(value, Mapping):
+            raise EvidenceError(f"{path}: must be an object")
+        unknown = sorted(str(key) for key in set(value) - set(self.fields))
+        if unknown:
+            raise EvidenceError(
+                f"{path}: field {unknown[0]!r} is not allowed in evidence (allowed: "
+                f"{', '.join(sorted(self.fields))})"
+            )
+        missing = sorted(k for k in self.required if value.get(k) is None)
+        if missing:
+            raise EvidenceError(f"{path}: field {missing[0]!r} is required")
+        for key, item in value.items():
+            if item is not None:
+                self.fields[key](item, f"{path}.{key}")
+
+
+TIME = _pattern(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)", "an RFC 3339 time")
+DATE = _pattern(r"\d{4}-\d\d-\d\d", "a date (YYYY-MM-DD)")
+NAME = _pattern(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", "a Kubernetes object name")
+TABLE = _pattern(r"[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?", "a table name")
+REASON = _pattern(r"[A-Za-z][A-Za-z0-9_.-]{0,127}", "a reason word (CamelCase)")
+# Opaque ids only: no @, no spaces, so an e-mail address or a name cannot pass as one.
+OPAQUE_ID = _pattern(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", "an opaque id")
+HEX_DIGEST = _pattern(r"[0-9a-f]{16,64}", "a hex digest")
+_MESSAGE_LIMIT = 1024
+MESSAGE = _text(_MESSAGE_LIMIT)
+CONDITION_STATUS = _one_of("True", "False", "Unknown")
+
+TABLE_RESULT = Shape(
+    {
+        "table": TABLE,
+        "outcome": REASON,
+        "cutoff": TIME,
+        "rowsDeleted": _count,
+        "rowsArchived": _count,
+        "rowsDestroyed": _count,
+        "expiredRemaining": _count,
+        "nullTriggers": _count,
+        "rowsSkippedLocked": _count,
+        "skipped": _flag,
+        "skipReason": REASON,
+    },
+    frozenset({"table"}),
+)
+
+KEY_FIELDS: dict[str, Check] = {
+    "secret": NAME,
+    "keyId": _count,
+    "algorithm": _one_of("AES-256-GCM"),
+    "created": TIME,
+    # A fingerprint is a domain-separated hash prefix (keys.ring.fingerprint), not material.
+    "fingerprint": HEX_DIGEST,
+}
+
+SHAPES: dict[str, Shape] = {
+    "purge.run": Shape(
+        {
+            "result": _one_of("Succeeded", "Failed", "Held", "Skipped"),
+            "dryRun": _flag,
+            "reason": REASON,
+            "message": MESSAGE,
+            "startTime": TIME,
+            "completionTime": TIME,
+            "cutoff": TIME,
+            "archiveCutoff": TIME,
+            "serverTime": TIME,
+            "rowsDeleted": _count,
+            "rowsArchived": _count,
+            "rowsDestroyed": _count,
+            "expiredRemaining": _count,
+            "nullTriggers": _count,
+            "rowsSkippedLocked": _count,
+            "stoppedEarly": REASON,
+            "tables": _list_of(TABLE_RESULT),
+            "tablesOmitted": _count,
+        },
+        frozenset({"result", "dryRun"}),
+    ),
+    "key.created": Shape(KEY_FIELDS, frozenset({"secret", "keyId"})),
+    "key.rotated": Shape(
+        {**KEY_FIELDS, "previousKeyId": _count}, frozenset({"secret", "keyId", "previousKeyId"})
+    ),
+    "key.shredded": Shape(
+        {**KEY_FIELDS, "reason": REASON}, frozenset({"secret", "keyId", "reason"})
+    ),
+    "request.answered": Shape(
+        {
+            "requestId": OPAQUE_ID,
+            "requestType": _one_of(
+                "access", "erasure", "rectification", "restriction", "portability", "objection"
+            ),
+            "outcome": _one_of("fulfilled", "partially-fulfilled", "refused", "no-data"),
+            "receivedAt": TIME,
+            "answeredAt": TIME,
+            "recordsAffected": _count,
+            "reason": REASON,
+        },
+        frozenset({"requestId", "requestType", "outcome"}),
+    ),
+    "policy.revision": Shape(
+        {
+            "policy": NAME,
+            "generation": _count,
+            "resourceVersion": OPAQUE_ID,
+            "digest": HEX_DIGEST,
+            "effectiveDate": DATE,
+            "categories": _list_of(NAME),
+        },
+        frozenset({"policy", "generation"}),
+    ),
+    "condition.transition": Shape(
+        {
+            "type": REASON,
+            "status": CONDITION_STATUS,
+            "previousStatus": CONDITION_STATUS,
+            "reason": REASON,
+            "message": MESSAGE,
+            "observedGeneration": _count,
+        },
+        frozenset({"type", "status"}),
+    ),
+}
+
+KINDS = tuple(sorted(SHAPES))
+
+_SUBJECT = re.compile(r"([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
+def normalise(value: Any) -> Any:
+    """`value` with datetimes as record times and tuples as lists (what JSON can hold)."""
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, Mapping):
+        return {key: normalise(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [normalise(item) for item in value]
+    return value
+
+
+def validate(kind: str, subject: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The payload, normalised, if `kind` allows it; EvidenceError naming the field otherwise.
+
+    `subject` is `namespace/name` for a store, or a cluster-scoped object's name (a policy).
+    """
+    shape = SHAPES.get(kind)
+    if shape is None:
+        raise EvidenceError(f"unknown evidence kind {kind!r} (known: {', '.join(KINDS)})")
+    if not isinstance(subject, str) or not _SUBJECT.fullmatch(subject):
+        raise EvidenceError("the subject is not NAMESPACE/NAME or NAME")
+    normalised = normalise(payload)
+    shape(normalised, "payload")
+    result: dict[str, Any] = normalised
+    return result
+
+
+# Result JSON field -> purge.run payload field, for what `purge_run_payload` carries over.
+_RUN_FIELDS = {
+    "result": "result", "dryRun": "dryRun", "reason": "reason", "message": "message",
+    "startTime": "startTime", "completionTime": "completionTime", "serverTime": "serverTime",
+    "cutoff": "cutoff", "archiveCutoff": "archiveCutoff", "rowsDeleted": "rowsDeleted",
+    "rowsArchived": "rowsArchived", "archiveRowsDestroyed": "rowsDestroyed",
+    "expiredRemaining": "expiredRemaining", "nullTriggers": "nullTriggers",
+    "rowsSkippedLocked": "rowsSkippedLocked", "stoppedEarly": "stoppedEarly",
+    "tablesOmitted": "tablesOmitted",
+}  # fmt: skip
+_TABLE_FIELDS = {
+    "table": "table", "rowsDeleted": "rowsDeleted", "rowsArchived": "rowsArchived",
+    "archiveRowsDestroyed": "rowsDestroyed", "expiredRemaining": "expiredRemaining",
+    "nullTriggers": "nullTriggers", "rowsSkippedLocked": "rowsSkippedLocked",
+}  # fmt: skip
+
+
+def purge_run_payload(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The `purge.run` payload for a purge result as `dataward purge` prints it (JSON).
+
+    Carries over the counts, instants, outcome and Dataward's own message; leaves out what
+    evidence does not keep (the store, which is the subject; floats such as durations; the
+    acknowledge token). Each table gets the run's cutoff. The result still goes through
+    `validate` on append.
+    """
+    payload = {
+        to: result[source] for source, to in _RUN_FIELDS.items() if result.get(source) is not None
+    }
+    message = payload.get("message")
+    if isinstance(message, str):
+        # One line, within the limit: evidence keeps the gist, the Job's log keeps the rest.
+        flat = " ".join(message.split())
+        payload["message"] = (
+            flat if len(flat) <= _MESSAGE_LIMIT else flat[: _MESSAGE_LIMIT - 3] + "..."
+        )
+    tables = result.get("tables")
+    if isinstance(tables, list):
+        payload["tables"] = [
+            {
+                **{
+                    to: t[source]
+                    for source, to in _TABLE_FIELDS.items()
+                    if t.get(source) is not None
+                },
+                **({"cutoff": result["cutoff"]} if result.get("cutoff") else {}),
+            }
+            for t in tables
+            if isinstance(t, Mapping)
+        ]
+    return payload
