@@ -10,7 +10,6 @@ applies, in the API server's order: schema defaults, the structural OpenAPI sche
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,6 +22,8 @@ import cel
 import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
+
+from dataward.model.fields import closest_name
 
 GROUP: Final = "dataward.io"
 VERSION: Final = "v1alpha1"
@@ -337,17 +338,9 @@ def _unknown_fields(node: _Node) -> Iterator[FieldError]:
     for name in node.value:
         if name in known or (not node.path and name == "status"):
             continue
-        hint = _closest(str(name), list(known))
+        hint = closest_name(str(name), list(known))
         suffix = f'; did you mean "{hint}"?' if hint else ""
         yield FieldError(_join(node.path, str(name)), f'unknown field "{name}"{suffix}')
-
-
-def _closest(name: str, known: Sequence[str]) -> str | None:
-    by_case = [k for k in known if k.lower() == name.lower()]
-    if by_case:
-        return by_case[0]
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
-    return close[0] if close else None
 
 
 def _duplicates(node: _Node) -> Iterator[FieldError]:

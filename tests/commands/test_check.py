@@ -131,12 +131,43 @@ def test_several_files_and_a_duplicate(tmp_path: Path, capsys: pytest.CaptureFix
     ]
 
 
-def test_unparseable_yaml_is_a_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    file = write(tmp_path / "broken.yaml", text="spec: [unclosed\n")
+def test_unparseable_yaml_is_a_problem_at_its_line_and_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = write(tmp_path / "broken.yaml", text="kind: X\nmetadata:\n  name: a\n spec: [\n")
     status, out, _ = run(capsys, "-f", file)
     assert status == 1
-    assert len(out) == 1
-    assert out[0].startswith(f"{file}: cannot be read as YAML: ")
+    # The position, and the offending line as written, on lines of their own.
+    assert out[0].startswith(f"{file}:4:2: cannot be read as YAML: ")
+    assert any(line.strip() == "spec: [" for line in out[1:])
+
+
+def test_every_problem_of_a_store_at_once_with_did_you_mean_for_the_category(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(tmp_path / "policy.yaml", BASE_POLICY)
+    category = BASE_STORE["spec"]["category"]
+    typo = category[:2] + category[3:]  # one letter dropped
+    store = patched(
+        "PersonalDataStore", put("/spec/category", typo) + put("/spec/purge/batchSize", 0)
+    )
+    write(tmp_path / "store.yaml", store)
+    status, out, _ = run(capsys, "-f", str(tmp_path))
+    assert status == 1
+    assert any("spec.purge.batchSize" in line for line in out), out
+    assert any(f"did you mean {category!r}?" in line for line in out if "spec.category" in line)
+
+
+def test_a_misspelt_policy_gets_did_you_mean(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(tmp_path / "policy.yaml", BASE_POLICY)
+    policy = BASE_POLICY["metadata"]["name"]
+    store = patched("PersonalDataStore", put("/spec/policy", policy + "s"))
+    write(tmp_path / "store.yaml", store)
+    status, out, _ = run(capsys, "-f", str(tmp_path), "--require-policies")
+    assert status == 1
+    assert any(f'did you mean "{policy}"?' in line for line in out), out
 
 
 def test_a_missing_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,8 +22,9 @@ from typing import Any, TextIO
 
 import yaml
 
-from dataward.model.compliance import compliance_findings
+from dataward.model.compliance import compliance_findings, unknown_category
 from dataward.model.errors import ModelError
+from dataward.model.fields import closest_name
 from dataward.model.policy import Policy, parse_policy
 from dataward.model.store import parse_store
 from dataward.validation import GROUP, apply_defaults, validate_object
@@ -141,7 +142,10 @@ def read_paths(paths: Sequence[Path]) -> tuple[list[Path], list[Document], list[
         try:
             documents += list(_documents(file))
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-            problems.append(f"{file}: cannot be read as YAML: {_one_line(str(error))}")
+            if isinstance(error, yaml.YAMLError):
+                problems.append(yaml_problem(file, error))
+            else:
+                problems.append(f"{file}: cannot be read: {_one_line(str(error))}")
     return files, documents, problems
 
 
@@ -186,6 +190,7 @@ def check_documents(
         except ModelError as error:
             if id(document) not in invalid:  # else its schema errors already say it
                 problems.append(document.line(error.path, error.message))
+            problems += _category_problems(document, policies)
             continue
         policy = policies.get(store.policy)
         if policy is None and not require_policies:
@@ -199,11 +204,13 @@ def check_documents(
             )
             continue
         if policy is None:
+            hint = closest_name(store.policy, list(policies))
+            meant = f'did you mean "{hint}"? Or ' if hint else ""
             problems.append(
                 document.line(
                     "spec.policy",
-                    f"PrivacyPolicy {store.policy!r} is not among the inputs: add the file "
-                    "that defines it with -f, or set spec.policy to a policy that is",
+                    f"PrivacyPolicy {store.policy!r} is not among the inputs: {meant}add the "
+                    "file that defines it with -f, or set spec.policy to a policy that is",
                 )
             )
             continue
@@ -212,6 +219,40 @@ def check_documents(
             for finding in compliance_findings(store, policy)
         ]
     return problems, notes
+
+
+def _category_problems(document: Document, policies: Mapping[str, Policy]) -> list[str]:
+    """A schema-invalid store's category, judged anyway: every problem is reported at once."""
+    spec = document.obj.get("spec")
+    if not isinstance(spec, Mapping):
+        return []
+    policy = policies.get(str(spec.get("policy")))
+    category = spec.get("category")
+    if policy is None or not isinstance(category, str) or policy.category(category):
+        return []
+    finding = unknown_category(category, policy)
+    return [document.line(finding.field, finding.message)]
+
+
+def yaml_problem(file: Path | str, error: yaml.YAMLError) -> str:
+    """A YAML error as `file:line:column: ...`, keeping the lines that show where it is."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None)
+    if mark is None or problem is None:
+        return f"{file}: cannot be read as YAML: {_one_line(str(error))}"
+    context = getattr(error, "context", None)
+    context_mark = getattr(error, "context_mark", None)
+    where = (
+        f" ({context} at line {context_mark.line + 1}, column {context_mark.column + 1})"
+        if context and context_mark is not None
+        else ""
+    )
+    snippet = (mark.get_snippet() or "").rstrip()
+    shown = "\n".join(f"    {line}" for line in snippet.splitlines())
+    return (
+        f"{file}:{mark.line + 1}:{mark.column + 1}: cannot be read as YAML: {problem}{where}"
+        + (f"\n{shown}" if shown else "")
+    )
 
 
 def _files(path: Path) -> Iterator[Path]:

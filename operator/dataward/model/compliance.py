@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dataward.model.durations import Duration
+from dataward.model.fields import closest_name
 from dataward.model.policy import Category, Policy
 from dataward.model.store import Store
 
@@ -17,6 +18,22 @@ class Finding:
     reason: str
     message: str
     field: str = "spec"
+
+
+def unknown_category(name: str, policy: Policy) -> Finding:
+    """CategoryNotFound for `name`, with the likely intended category first when there is one."""
+    names = [c.name for c in policy.categories]
+    hint = closest_name(name, names)
+    what = (
+        f"did you mean {hint!r}? The policy's categories are: "
+        if hint
+        else "set spec.category to one of: "
+    )
+    return Finding(
+        "CategoryNotFound",
+        f"category {name!r} is not in PrivacyPolicy {policy.name!r}; {what}{', '.join(names)}.",
+        "spec.category",
+    )
 
 
 def compliance_findings(store: Store, policy: Policy | None) -> list[Finding]:
@@ -32,15 +49,7 @@ def compliance_findings(store: Store, policy: Policy | None) -> list[Finding]:
         ]
     category = policy.category(store.category)
     if category is None:
-        known = ", ".join(c.name for c in policy.categories)
-        return [
-            Finding(
-                "CategoryNotFound",
-                f"category {store.category!r} is not in PrivacyPolicy {policy.name!r}: set "
-                f"spec.category to one of: {known}.",
-                "spec.category",
-            )
-        ]
+        return [unknown_category(store.category, policy)]
     findings: list[Finding] = []
     limit = category.retention.period
     if store.retention is not None and not store.retention.is_at_most(limit):

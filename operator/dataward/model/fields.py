@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -69,3 +70,12 @@ def boolean(obj: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
     if not isinstance(value, bool):
         raise ModelError(f"{path}.{key}", "must be true or false")
     return value
+
+
+def closest_name(name: str, known: Sequence[str]) -> str | None:
+    """The known name `name` most likely meant (a case slip or a small typo), or None."""
+    by_case = [k for k in known if k.lower() == name.lower()]
+    if by_case:
+        return by_case[0]
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+    return close[0] if close else None
