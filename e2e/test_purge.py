@@ -469,6 +469,39 @@ def test_a_purge_job_deletes_exactly_the_expired_rows_and_the_store_reports_it(
     )
 
 
+def test_a_purge_follows_its_store_by_watch_not_a_get_per_batch(
+    control_plane: ControlPlane,
+    namespace: str,
+    postgres: Postgres,
+    tmp_path: Path,
+) -> None:
+    """30 expired rows in batches of one: the hold is checked 30 times, the API read twice."""
+    table = f"support_inquiries_{uuid.uuid4().hex[:8]}"
+    seed_support(postgres, table)
+    store = support_store(control_plane, postgres, namespace, table)
+    store["spec"]["purge"] = {**store["spec"].get("purge", {}), "batchSize": 1}
+    apply(control_plane, store)
+    wait_condition(control_plane, namespace, "support-inquiries", "Ready", "True")
+    job = create_job(control_plane, namespace, "support-inquiries")
+    outcome, runs = run_job(control_plane, namespace, job, tmp_path)
+    (run,) = runs
+    assert outcome == "Complete", run.stdout + run.stderr
+    assert json.loads(run.termination_message)["rowsDeleted"] == 30
+
+    account = f"system:serviceaccount:{namespace}:dataward-support-inquiries-purge"
+    reads = [
+        event["verb"]
+        for event in control_plane.audit_events()
+        if event.get("user", {}).get("username") == account
+        and event.get("objectRef", {}).get("resource") == "personaldatastores"
+        and event.get("stage") == "ResponseComplete"
+    ]
+    assert "watch" in reads, reads
+    # The first read, and at most a few more (the policy's own re-check re-reads nothing of
+    # the store while the watch is live); before, one GET per batch: 30 and more.
+    assert reads.count("get") <= 3, reads
+
+
 def test_a_statutory_purge_archives_expired_rows_before_deleting_them(
     control_plane: ControlPlane,
     namespace: str,

@@ -5,6 +5,8 @@ This is the only I/O of the purge job besides the databases; it is kept thin on 
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,6 +19,7 @@ from dataward.model.store import Store, parse_store
 from dataward.purge.errors import PurgeError
 
 GROUP, VERSION = "dataward.io", "v1alpha1"
+log = logging.getLogger("dataward.purge.source")
 
 
 class StoreSource(Protocol):
@@ -94,13 +97,34 @@ class FileSource:
         return self.load()[0]
 
 
+def _note_version(version: dict[str, str], obj: Mapping[str, Any]) -> None:
+    """Remember the resourceVersion a resumed watch starts from."""
+    seen = (obj.get("metadata") or {}).get("resourceVersion")
+    if seen:
+        version["resource_version"] = str(seen)
+
+
 class ApiSource:
-    """The store and its policy from the Kubernetes API (in-cluster config, else KUBECONFIG)."""
+    """The store and its policy from the Kubernetes API (in-cluster config, else KUBECONFIG).
+
+    The check before every batch must be cheap: a purge with 100 ms batches would otherwise
+    GET its store ten times a second, and every store purges at the same hour by default.
+    So after the first GET the store is followed by a watch on that one object (the purge
+    Role grants list and watch on it by name). While the watch is live the check reads the
+    copy it keeps; when the watch breaks, ends or has not started, the check is a GET again:
+    a watch that stopped is never taken to mean "unchanged".
+    """
+
+    WATCH_SECONDS = 300  # the server ends a watch after this; it is then resumed
+    REQUEST_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds for each GET
 
     def __init__(self, namespace: str, name: str) -> None:
         self.namespace = namespace
         self.name = name
         self._api: Any = None
+        self._lock = threading.Lock()
+        self._watched: Mapping[str, Any] | None = None  # the live copy, while the watch is live
+        self._watcher: threading.Thread | None = None
 
     def _client(self) -> Any:
         if self._api is None:
@@ -114,23 +138,80 @@ class ApiSource:
         return self._api
 
     def load_store(self) -> Store:
-        """One GET of the store."""
+        """The store: the watched copy while the watch is live, else one GET."""
+        with self._lock:
+            raw_store = self._watched
+        if raw_store is None:
+            raw_store = self._get_store()
+            self._follow()
+        try:
+            return parse_store(raw_store)
+        except ModelError as exc:
+            raise PurgeError("Configuration", str(exc)) from None
+
+    def _get_store(self) -> Mapping[str, Any]:
         from kubernetes.client.exceptions import ApiException
 
-        api = self._client()
         try:
-            raw_store = api.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, "personaldatastores", self.name
-            )
+            raw: Mapping[str, Any] = self._client().get_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, "personaldatastores", self.name,
+                _request_timeout=self.REQUEST_TIMEOUT,
+            )  # fmt: skip
         except ApiException as exc:
             raise PurgeError(
                 "StoreUnavailable",
                 f"cannot read PersonalDataStore {self.namespace}/{self.name} (HTTP {exc.status})",
             ) from None
-        try:
-            return parse_store(raw_store)
-        except ModelError as exc:
-            raise PurgeError("Configuration", str(exc)) from None
+        except Exception:
+            raise PurgeError(
+                "StoreUnavailable",
+                f"cannot read PersonalDataStore {self.namespace}/{self.name} (no answer)",
+            ) from None
+        return raw
+
+    def _follow(self) -> None:
+        """Start the watch (once); its copy is used only after its first event arrives."""
+        if self._watcher is not None:
+            return
+        self._watcher = threading.Thread(target=self._watch, name="store-watch", daemon=True)
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        from kubernetes import watch
+
+        api = self._client()
+        # No version at first: the server then sends the object as it is now (ADDED), which is
+        # both the copy to use and the proof that the watch is live. Resumed watches carry on
+        # from the last version seen.
+        version: dict[str, str] = {}
+        while True:
+            try:
+                stream = watch.Watch().stream(
+                    api.list_namespaced_custom_object,
+                    GROUP, VERSION, self.namespace, "personaldatastores",
+                    field_selector=f"metadata.name={self.name}",
+                    timeout_seconds=self.WATCH_SECONDS,
+                    _request_timeout=(self.REQUEST_TIMEOUT[0], self.WATCH_SECONDS + 30),
+                    **version,
+                )  # fmt: skip
+                for event in stream:
+                    kind, obj = event.get("type"), event.get("object")
+                    if kind in ("ADDED", "MODIFIED") and isinstance(obj, Mapping):
+                        _note_version(version, obj)
+                        with self._lock:
+                            self._watched = obj
+                    elif kind == "BOOKMARK" and isinstance(obj, Mapping):
+                        _note_version(version, obj)
+                    else:  # DELETED or ERROR (e.g. 410 Gone): only a GET can say what is true
+                        break
+                else:
+                    continue  # the server ended the watch on time: resume from `version`
+            except Exception as error:  # any failure: fall back to GETs
+                log.info("watch of the store ended (%s); checking it by GET", type(error).__name__)
+            with self._lock:
+                self._watched = None
+                self._watcher = None  # the next GET starts a new watch
+            return
 
     def load(self) -> tuple[Store, Policy | None]:
         """GET the store, then its policy (a missing policy reads as None)."""

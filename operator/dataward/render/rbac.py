@@ -83,7 +83,7 @@ def render_purge_service_account(store: Store) -> dict[str, Any]:
 
 
 def render_purge_role(store: Store) -> dict[str, Any]:
-    """`get` on the purge job's credentials Secrets and on its own store, nothing else."""
+    """`get` on the purge job's credentials Secrets; get, list and watch of its own store only."""
     return {
         "apiVersion": RBAC_API_VERSION,
         "kind": "Role",
@@ -96,10 +96,12 @@ def render_purge_role(store: Store) -> dict[str, Any]:
                 "verbs": ["get"],
             },
             {
+                # list and watch by name: the purge follows its store for a legal hold before
+                # every batch without a GET each time.
                 "apiGroups": [API_GROUP],
                 "resources": [STORE_PLURAL],
                 "resourceNames": [store.name],
-                "verbs": ["get"],
+                "verbs": ["get", "list", "watch"],
             },
         ],
     }
