@@ -374,10 +374,11 @@ def format_store(store: Mapping[str, Any], now: datetime, width: int = 100) -> s
     if not found:
         lines.append("  Nothing: every control is in force.")
     for f in found:
-        lines += _wrap(f"{f.type}={f.status} ({f.reason}): {f.action}", width, "  ")
+        text = f"{f.type}={f.status} ({f.reason}): {f.action}"
+        lines += textwrap.wrap(text, width=width, initial_indent="  - ", subsequent_indent="    ")
         if f.reason == "PurgeHeld":
             lines.append(
-                f"      kubectl dataward acknowledge -n {meta.get('namespace')} {meta.get('name')}"
+                f"    $ kubectl dataward acknowledge -n {meta.get('namespace')} {meta.get('name')}"
             )
     if found:
         lines.append("  `kubectl dataward explain REASON` says more about each reason.")
@@ -389,7 +390,7 @@ def _last_purge(last: object, now: datetime, width: int) -> list[str]:
         return ["  None has run yet."]
     result = str(last["result"])
     dry = " (dry run)" if last.get("dryRun") else ""
-    reason = f", {last['reason']}" if last.get("reason") else ""
+    reason = f" ({last['reason']})" if last.get("reason") else ""
     job = f", Job {last['jobName']}" if last.get("jobName") else ""
     out = [f"  {result}{reason}{dry}{job}"]
     if last.get("completionTime"):

@@ -438,3 +438,13 @@ def test_api_errors_carry_the_servers_sentence() -> None:
 def test_the_plugin_never_reads_secrets() -> None:
     assert all("secrets" not in path for path in plugin._PATHS.values())
     assert "read_namespaced_secret" not in Path(plugin.__file__).read_text()
+
+
+def test_a_held_purge_shows_its_reason_and_how_to_release_it() -> None:
+    store = held(store_object(PurgeSucceeded=("True", "PurgeHeld")), "180d-g3-p2")
+    _, out, _ = run(FakeApi().add(store), "status", "support-inquiries")
+    lines = out.splitlines()
+    assert "  Held (LargePurgeNotAcknowledged), Job dataward-support-inquiries-purge-29412345" in (
+        lines
+    )
+    assert "    $ kubectl dataward acknowledge -n crm support-inquiries" in lines
