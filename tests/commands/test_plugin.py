@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import copy
 import io
+import os
+import shutil
+import subprocess
+import sys
 import tomllib
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -448,3 +452,45 @@ def test_a_held_purge_shows_its_reason_and_how_to_release_it() -> None:
         lines
     )
     assert "    $ kubectl dataward acknowledge -n crm support-inquiries" in lines
+
+
+def test_the_installed_package_has_a_kubectl_dataward_that_runs(tmp_path: Path) -> None:
+    """Built and installed like tests/chart/test_image.py: the script exists and answers."""
+    source = tmp_path / "src"
+    source.mkdir()
+    shutil.copy(REPO / "pyproject.toml", source)
+    shutil.copy(REPO / "README.md", source)
+    shutil.copytree(
+        REPO / "operator",
+        source / "operator",
+        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
+    )
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(source)],
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = wheels.glob("dataward-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120
+    )
+    subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index",
+         "--disable-pip-version-check", str(wheel)],
+        check=True,
+        timeout=300,
+    )  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    for script, expected in (("kubectl-dataward", "kubectl dataward"), ("dataward", "dataward")):
+        result = subprocess.run(
+            [str(venv / "bin" / script), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == f"{expected} {version()}\n"
