@@ -5,6 +5,7 @@ every catalogued reason is still written. The source is read with `ast`, not run
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -356,3 +357,23 @@ def test_explain_of_a_last_purge_reason_and_of_an_unknown_one() -> None:
     assert held is not None and "status.lastPurge.reason" in held and "acknowledge" in held
     assert reasons.explain("NoSuchReason") is None
     assert "PurgeRunStuck" in reasons.close_matches("PurgeRunStuk")
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading."""
+    text = heading.lstrip("#").strip().lower()
+    return re.sub(r"[^a-z0-9 -]", "", text).replace(" ", "-")
+
+
+def test_the_readme_troubleshooting_names_catalogued_reasons_and_real_anchors() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    start = readme.index("## Troubleshooting")
+    section = readme[start : readme.index("\n## ", start + 1)]
+    rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+    names = {name for row in rows for name in re.findall(r"`([A-Z][A-Za-z]+)`", row)}
+    assert names, "the Troubleshooting section names no reason"
+    known = set(reasons.all_reasons()) | set(conditions.CONDITION_TYPES)
+    assert names <= known, f"not catalogued: {sorted(names - known)}"
+    anchors = {_anchor(line) for line in reasons.render_markdown().splitlines() if line[:1] == "#"}
+    linked = set(re.findall(r"docs/conditions\.md#([a-z0-9-]+)", readme))
+    assert linked and linked <= anchors, f"no such heading: {sorted(linked - anchors)}"
