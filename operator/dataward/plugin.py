@@ -490,11 +490,10 @@ def cmd_explain(ctx: Context) -> int:
         ctx.out.write("Condition reasons (kubectl dataward explain REASON):\n")
         for type_ in CONDITION_TYPES:
             names = sorted({e.reason for e in reasons.entries() if e.type == type_})
-            ctx.out.write(_wrap(f"{type_}: {', '.join(names)}", 100, "  ")[0] + "\n")
-            for more in _wrap(", ".join(names), 100, "      ")[1:]:
-                ctx.out.write(more + "\n")
-        purge = ", ".join(o.reason for o in reasons.PURGE_OUTCOMES)
-        ctx.out.write("\n".join(_wrap(f"status.lastPurge.reason: {purge}", 100, "  ")) + "\n")
+            ctx.out.write(_listing(type_, names))
+        ctx.out.write(
+            _listing("status.lastPurge.reason", [o.reason for o in reasons.PURGE_OUTCOMES])
+        )
         return 0
     text = reasons.explain(ctx.args.reason)
     if text is None:
@@ -506,6 +505,14 @@ def cmd_explain(ctx: Context) -> int:
         )
     ctx.out.write(text)
     return 0
+
+
+def _listing(title: str, names: Sequence[str], width: int = 100) -> str:
+    text = f"{title}: {', '.join(names)}"
+    return (
+        "\n".join(textwrap.wrap(text, width, initial_indent="  ", subsequent_indent="      "))
+        + "\n"
+    )
 
 
 def manual_job(cronjob: Mapping[str, Any], suffix: str) -> dict[str, Any]:
