@@ -2,8 +2,9 @@
 
 The plugin is run as `python -m dataward.plugin` (what the `kubectl-dataward` script calls)
 with the admin kubeconfig, and once through the pinned kubectl's own plugin discovery. The
-session operator (the chart's RBAC) reconciles the stores; the manual purge Job's pod is run
-by the kubelet stand-in of test_purge, so the operator's reading of it is the real one.
+session operator (the chart's RBAC) reconciles the stores; the manual purge Jobs' pods are
+run by the kubelet stand-in of test_purge (against real PostgreSQL where a purge must delete),
+so the operator's reading of them is the real one.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from dataward.model.policy import parse_policy
 from dataward.model.store import parse_store
 from dataward.purge.plan import ACKNOWLEDGE_ANNOTATION, acknowledge_token
 from dataward.version import version
+from e2e.fixtures_databases import Postgres
 from e2e.fixtures_operator import (
     OperatorProcess,
     apply,
@@ -29,7 +33,7 @@ from e2e.fixtures_operator import (
     wait_condition,
 )
 from e2e.harness import ControlPlane
-from e2e.test_purge import run_job
+from e2e.test_purge import create_table, insert, last_purge_of, run_job, support_store
 
 POLICY = "examples/policy.yaml"
 STORE = "examples/stores/support-inquiries.yaml"
@@ -208,3 +212,44 @@ def test_kubectl_finds_the_plugin_on_path_and_it_uses_the_current_kubeconfig(
     result = kubectl("dataward", "status", "-n", namespace, NAME)
     assert result.returncode == 0, result.stderr
     assert f"  {'Ready':<19} True     AllControlsInForce" in result.stdout.splitlines()
+
+
+def test_a_held_large_purge_is_released_by_acknowledge_and_the_next_run_deletes(
+    control_plane: ControlPlane, namespace: str, postgres: Postgres, tmp_path: Path
+) -> None:
+    """The on-call story: status says a purge is held, acknowledge, purge now, rows gone."""
+    table = f"support_inquiries_{uuid.uuid4().hex[:8]}"
+    edge = datetime.now(UTC) - timedelta(days=180)
+    create_table(postgres.live, table, "inquired_at")
+    # 1,500 expired rows of 1,600: past both bounds of the large-cut gate (1,000 rows, 10%).
+    insert(
+        postgres.live,
+        table,
+        "inquired_at",
+        [(i, edge - timedelta(days=1, minutes=i)) for i in range(1500)]
+        + [(10_000 + i, edge + timedelta(days=1, minutes=i)) for i in range(100)],
+    )
+    support_store(control_plane, postgres, namespace, table)
+    wait_condition(control_plane, namespace, NAME, "Ready", "True")
+
+    first = plugin(control_plane, "purge", "now", "-n", namespace, NAME).stdout.split()[0]
+    first = first.removeprefix("job.batch/")
+    assert run_job(control_plane, namespace, first, tmp_path)[0] == "Complete"
+    store = last_purge_of(control_plane, namespace, NAME, first)
+    assert store["status"]["lastPurge"]["result"] == "Held"
+    wait_condition(control_plane, namespace, NAME, "PurgeSucceeded", "True", "PurgeHeld")
+    status = plugin(control_plane, "status", "-n", namespace, NAME).stdout
+    assert "  Held (LargePurgeNotAcknowledged), Job " in status
+    assert f"    $ kubectl dataward acknowledge -n {namespace} {NAME}" in status.splitlines()
+    assert postgres.live.query(f"SELECT count(*) FROM {table}") == [(1600,)]
+
+    acknowledged = plugin(control_plane, "acknowledge", "-n", namespace, NAME).stdout
+    assert "No purge is held now" not in acknowledged  # it read the hold, and its token matched
+
+    second = plugin(control_plane, "purge", "now", "-n", namespace, NAME).stdout.split()[0]
+    second = second.removeprefix("job.batch/")
+    assert run_job(control_plane, namespace, second, tmp_path)[0] == "Complete"
+    last = last_purge_of(control_plane, namespace, NAME, second)["status"]["lastPurge"]
+    assert (last["result"], last["rowsDeleted"]) == ("Succeeded", 1500), last
+    assert postgres.live.query(f"SELECT count(*) FROM {table}") == [(100,)]
+    wait_condition(control_plane, namespace, NAME, "PurgeSucceeded", "True", "Succeeded")
