@@ -528,7 +528,7 @@ FINDINGS: dict[str, tuple[str, str]] = {
 
 _READ_JOB = "Read the purge Job's termination message (kubectl describe pod) and fix the cause; "
 _NEXT = "the next scheduled run retries."
-_NOTHING_DELETED = "Nothing was deleted after the failure; committed batches stay committed."
+_NOTHING_DELETED = "Nothing of the failing batch was deleted; batches committed before it stay."
 
 # Every value of status.lastPurge.reason, with the results it is recorded with.
 PURGE_OUTCOMES: tuple[PurgeOutcome, ...] = (
@@ -820,7 +820,7 @@ def close_matches(reason: str) -> list[str]:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _rows(items: Iterable[ReasonEntry]) -> list[str]:
