@@ -7,8 +7,12 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from dataward.version import version
+
 # Each module defines `register(subparsers)`, which adds its parser and sets `func`.
-COMMANDS = ("check", "explain_policy", "render", "purge", "run", "evidence", "audit_policy")
+COMMANDS = (
+    "check", "explain_policy", "render", "purge", "run", "evidence", "audit_policy", "reference"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dataward",
         description="Turn a privacy policy into controls a Kubernetes cluster enforces.",
     )
+    parser.add_argument("--version", action="version", version=f"dataward {version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         try:

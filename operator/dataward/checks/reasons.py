@@ -1,0 +1,879 @@
+"""Every condition reason Dataward writes: the status it comes with, what it means, what to do.
+
+This is the single source of docs/conditions.md (`dataward reference conditions`) and of
+`kubectl dataward explain REASON`. tests/checks/test_reasons.py reads the operator's source
+(every `Condition(...)` with a literal reason, every `as_reason` fallback, every compliance
+`Finding`, every reason a purge run can record) and fails when a reason the code writes is
+missing here or one catalogued here is no longer written: the reference cannot drift.
+
+Two reasons are not literals in the checks and are enumerated here instead:
+- PolicyCompliant=False carries the first compliance finding's reason (`FINDINGS`);
+- PurgeSucceeded carries `Purge<result>` for a held or skipped run, and the purge's own
+  `status.lastPurge.reason` for a failed one (`PURGE_OUTCOMES`: the purge's error categories,
+  its gates and stops, and what the operator records when a Job left no result record).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from dataward.checks.conditions import (
+    ACCESS_RESTRICTED,
+    CONDITION_TYPES,
+    ENCRYPTION_KEY_READY,
+    NETWORK_ISOLATED,
+    POLICY_COMPLIANT,
+    PURGE_SCHEDULED,
+    PURGE_SUCCEEDED,
+    READY,
+    Status,
+)
+
+STORE_KIND = "PersonalDataStore"
+POLICY_KIND = "PrivacyPolicy"
+DOCS_PATH = "docs/conditions.md"
+
+# What each condition type of a PersonalDataStore says when it is True.
+TYPE_MEANINGS: dict[str, str] = {
+    READY: "Every other condition is True: every control the store declares is in force.",
+    POLICY_COMPLIANT: "The store fits its PrivacyPolicy: the category exists and the retention, "
+    "archive and key rotation are within what the policy allows.",
+    NETWORK_ISOLATED: "The store's NetworkPolicy is in place as declared and no other "
+    "NetworkPolicy admits more to the workload pods.",
+    ENCRYPTION_KEY_READY: "The store's key ring Secret exists, was created by the operator, is "
+    "unchanged and its primary key is younger than keyRotation.",
+    ACCESS_RESTRICTED: "Only spec.access.readers and the purge job can read the store's Secrets.",
+    PURGE_SCHEDULED: "The purge CronJob exists as declared and is not suspended.",
+    PURGE_SUCCEEDED: "The last purge run finished without error (or none has run yet).",
+}
+
+
+@dataclass(frozen=True)
+class ReasonEntry:
+    """One (condition type, reason): the status it comes with, its meaning, what to do.
+
+    `attention`: a True condition a person should still look at (a held purge).
+    `event_only`: written as an Event, never into status.conditions.
+    """
+
+    kind: str
+    type: str
+    reason: str
+    status: Status
+    meaning: str
+    action: str
+    attention: bool = False
+    event_only: bool = False
+
+    @property
+    def needs_action(self) -> bool:
+        """True when a person has something to do about it."""
+        return self.status != "True" or self.attention
+
+
+@dataclass(frozen=True)
+class PurgeOutcome:
+    """One value of `status.lastPurge.reason`: the results it comes with, meaning, action."""
+
+    reason: str
+    results: tuple[str, ...]
+    meaning: str
+    action: str
+
+
+def _store(
+    type_: str,
+    reason: str,
+    status: Status,
+    meaning: str,
+    action: str,
+    *,
+    attention: bool = False,
+    event_only: bool = False,
+) -> ReasonEntry:
+    return ReasonEntry(STORE_KIND, type_, reason, status, meaning, action, attention, event_only)
+
+
+_RETRIES = "Nothing, if it clears: the operator retries on its next reconcile."
+_OPERATOR_RIGHTS = (
+    "If it persists, check the operator's log and that its RBAC (the chart's) is installed "
+    "unchanged."
+)
+
+# Reasons written as literals by the checks and the controller.
+_LITERAL: tuple[ReasonEntry, ...] = (
+    # Ready (PersonalDataStore)
+    _store(READY, "AllControlsInForce", "True", "Every other condition is True.", "Nothing."),
+    _store(
+        READY,
+        "ControlsNotInForce",
+        "False",
+        "At least one other condition is False; the message names each condition that is not "
+        "True, with its reason and message.",
+        "Look up each named reason in this reference (`kubectl dataward explain REASON`) and "
+        "fix it.",
+    ),
+    _store(
+        READY,
+        "ControlsUnknown",
+        "Unknown",
+        "No condition is False but at least one is Unknown: the operator could not read "
+        "something it needs to judge a control.",
+        "Look up each Unknown condition's reason; these are mostly read errors the operator "
+        "retries.",
+    ),
+    _store(
+        READY,
+        "NoConditions",
+        "Unknown",
+        "No control has been checked yet.",
+        "Wait for the first reconcile; if it never comes, check that the operator runs.",
+    ),
+    # PolicyCompliant
+    _store(
+        POLICY_COMPLIANT,
+        "Compliant",
+        "True",
+        "The store's category exists in its policy and its retention is within bounds.",
+        "Nothing.",
+    ),
+    _store(
+        POLICY_COMPLIANT,
+        "InvalidSpec",
+        "False",
+        "The store's spec cannot be read by the operator (the message names the field); no "
+        "other condition is judged and nothing is rendered or changed.",
+        "Fix the named field of the store; `dataward check -f FILE` checks a file before you "
+        "apply it.",
+    ),
+    _store(
+        POLICY_COMPLIANT,
+        "PolicyUnreadable",
+        "Unknown",
+        "The store's PrivacyPolicy could not be read (an API error, not a missing policy); the "
+        "purge schedule is left as it is.",
+        f"{_RETRIES} {_OPERATOR_RIGHTS}",
+    ),
+    # NetworkIsolated
+    _store(
+        NETWORK_ISOLATED,
+        "Isolated",
+        "True",
+        "The store's NetworkPolicy admits only spec.network.allowFrom and the purge pods, on "
+        "the workload's ports, and no other policy admits more.",
+        "Nothing.",
+    ),
+    _store(
+        NETWORK_ISOLATED,
+        "NetworkPoliciesUnreadable",
+        "Unknown",
+        "The NetworkPolicies of the namespace could not be listed, so a wider policy may "
+        "admit more than the store declares.",
+        f"{_RETRIES} Check that the operator may list networkpolicies.",
+    ),
+    _store(
+        NETWORK_ISOLATED,
+        "StoresUnreadable",
+        "Unknown",
+        "The PersonalDataStores of the namespace could not be listed, so policies Dataward "
+        "made for other stores cannot be told from foreign ones.",
+        f"{_RETRIES} Check that the operator may list personaldatastores.",
+    ),
+    _store(
+        NETWORK_ISOLATED,
+        "NetworkPolicyUnreadable",
+        "Unknown",
+        "The store's own NetworkPolicy could not be read.",
+        f"{_RETRIES} Check that the operator may get networkpolicies in the namespace.",
+    ),
+    _store(
+        NETWORK_ISOLATED,
+        "NetworkPolicyMissing",
+        "False",
+        "The store's NetworkPolicy does not exist; the operator recreates it.",
+        f"{_RETRIES} {_OPERATOR_RIGHTS}",
+    ),
+    _store(
+        NETWORK_ISOLATED,
+        "NetworkPolicyDrifted",
+        "False",
+        "The store's NetworkPolicy was edited and differs from what the store declares; the "
+        "operator restores it.",
+        "Change spec.network or spec.workload of the store instead of editing the NetworkPolicy.",
+    ),
+    _store(
+        NETWORK_ISOLATED,
+        "OtherPolicyAllowsIngress",
+        "False",
+        "Another NetworkPolicy (named in the message) also selects the workload pods and "
+        "admits peers or ports the store does not declare; NetworkPolicies add up, so the "
+        "store is not isolated.",
+        "Narrow that policy's podSelector, or add its peers to spec.network.allowFrom if they "
+        "should reach the data.",
+    ),
+    # EncryptionKeyReady
+    _store(
+        ENCRYPTION_KEY_READY,
+        "KeyReady",
+        "True",
+        "The key ring is the operator's and unchanged; its primary key is younger than "
+        "keyRotation. The message gives the key's fingerprint, never the key.",
+        "Nothing.",
+    ),
+    _store(
+        ENCRYPTION_KEY_READY,
+        "KeyRingUnreadable",
+        "Unknown",
+        "The key ring Secret could not be read; nothing is created or rotated until a read "
+        "succeeds.",
+        f"{_RETRIES} Check that the operator may get secrets in the namespace.",
+    ),
+    _store(
+        ENCRYPTION_KEY_READY,
+        "KeyRingMissing",
+        "False",
+        "The key ring Secret does not exist. Before the first key it is about to be created; "
+        "once keys were recorded in status it was deleted, and the operator does not make a "
+        "new ring, which could not decrypt existing data.",
+        "A new store: wait for the operator to create it. A deleted ring: restore the Secret "
+        "from a backup.",
+    ),
+    _store(
+        ENCRYPTION_KEY_READY,
+        "KeyRingNotCreatedByOperator",
+        "False",
+        "A Secret with the key ring's name exists but its keys match no fingerprint the "
+        "operator recorded: someone else made it and may know its keys, so it is neither used "
+        "nor changed.",
+        "Delete the Secret and the operator creates a new ring; or, if it is this store's ring "
+        "restored from a backup, set spec.encryption.adoptExistingKeyRing: true (only someone "
+        "who may read the Secret can).",
+    ),
+    _store(
+        ENCRYPTION_KEY_READY,
+        "KeyRingInvalid",
+        "False",
+        "The key ring Secret is not a valid key ring: it was changed outside the operator.",
+        "Restore the Secret from a backup.",
+    ),
+    _store(
+        ENCRYPTION_KEY_READY,
+        "KeyMaterialChanged",
+        "False",
+        "The key ring was changed outside the operator: recorded keys are gone, their material "
+        "changed or an older primary came back. Data encrypted with the recorded keys may be "
+        "unreadable.",
+        "Restore the Secret from a backup.",
+    ),
+    _store(
+        ENCRYPTION_KEY_READY,
+        "KeyRotationDue",
+        "False",
+        "The primary key is older than keyRotation; the operator rotates it (never twice "
+        "within half the period).",
+        f"{_RETRIES} {_OPERATOR_RIGHTS}",
+    ),
+    _store(
+        ENCRYPTION_KEY_READY,
+        "KeyRingDeletionScheduled",
+        "True",
+        "The store was deleted under deletionPolicy: Delete; its key ring is destroyed after "
+        "the grace period (status.encryption.scheduledDeletion). Recorded as an Event.",
+        "To keep the data readable, copy the key ring Secret before that instant.",
+        event_only=True,
+    ),
+    # AccessRestricted
+    _store(
+        ACCESS_RESTRICTED,
+        "OnlyDeclaredReaders",
+        "True",
+        "Only spec.access.readers and the purge job can read the store's Secrets.",
+        "Nothing.",
+    ),
+    _store(
+        ACCESS_RESTRICTED,
+        "StoresUnreadable",
+        "Unknown",
+        "The PersonalDataStores of the namespace could not be listed, so bindings Dataward "
+        "made for other stores cannot be told from foreign ones.",
+        f"{_RETRIES} Check that the operator may list personaldatastores.",
+    ),
+    _store(
+        ACCESS_RESTRICTED,
+        "RBACUnreadable",
+        "Unknown",
+        "The Roles, RoleBindings, ClusterRoles or ClusterRoleBindings could not be read.",
+        f"{_RETRIES} Check that the operator may list those four kinds.",
+    ),
+    _store(
+        ACCESS_RESTRICTED,
+        "AccessControlsMissing",
+        "False",
+        "The store's reader or purge Role or RoleBinding does not exist; the operator "
+        "recreates it.",
+        f"{_RETRIES} {_OPERATOR_RIGHTS}",
+    ),
+    _store(
+        ACCESS_RESTRICTED,
+        "AccessControlsDrifted",
+        "False",
+        "The store's Role or RoleBinding was edited; the operator restores it.",
+        "Change spec.access.readers instead of editing them.",
+    ),
+    _store(
+        ACCESS_RESTRICTED,
+        "OtherBindingGrantsSecrets",
+        "False",
+        "A binding the store does not declare (named in the message) lets someone outside "
+        "spec.access.readers read the store's Secrets.",
+        "Remove that binding, narrow its role with resourceNames, or add its subjects to "
+        "spec.access.readers.",
+    ),
+    # PurgeScheduled
+    _store(
+        PURGE_SCHEDULED,
+        "Scheduled",
+        "True",
+        "The purge CronJob exists as declared and runs on the store's schedule.",
+        "Nothing.",
+    ),
+    _store(
+        PURGE_SCHEDULED,
+        "PolicyNotCompliant",
+        "False",
+        "The store does not comply with its policy, so its CronJob is suspended: no purge runs.",
+        "Fix what PolicyCompliant says.",
+    ),
+    _store(
+        PURGE_SCHEDULED,
+        "PurgeSuspended",
+        "False",
+        "spec.purge.suspend is true (a legal hold): the CronJob runs no purge.",
+        "Set spec.purge.suspend to false when the hold ends.",
+    ),
+    _store(
+        PURGE_SCHEDULED,
+        "CronJobUnreadable",
+        "Unknown",
+        "The purge CronJob could not be read.",
+        f"{_RETRIES} Check that the operator may get cronjobs in the namespace.",
+    ),
+    _store(
+        PURGE_SCHEDULED,
+        "CronJobMissing",
+        "False",
+        "The purge CronJob does not exist; the operator recreates it.",
+        f"{_RETRIES} {_OPERATOR_RIGHTS}",
+    ),
+    _store(
+        PURGE_SCHEDULED,
+        "CronJobDrifted",
+        "False",
+        "The purge CronJob was edited and differs from what the store declares; the operator "
+        "restores it.",
+        "Change spec.purge of the store instead of editing the CronJob.",
+    ),
+    _store(
+        PURGE_SCHEDULED,
+        "PolicyUnreadable",
+        "Unknown",
+        "Whether the store may be purged depends on its PrivacyPolicy, which could not be "
+        "read; the schedule is left as it is.",
+        f"{_RETRIES} {_OPERATOR_RIGHTS}",
+    ),
+    _store(
+        PURGE_SCHEDULED,
+        "CredentialsSecretMissing",
+        "False",
+        "A Secret named by spec.database (or spec.archive) credentials does not exist, so the "
+        "CronJob is suspended and no purge starts.",
+        "Create the Secret with keys username and password, or fix "
+        "spec.database.credentialsSecret.",
+    ),
+    _store(
+        PURGE_SCHEDULED,
+        "CredentialsSecretUnreadable",
+        "Unknown",
+        "Whether the credentials Secret exists could not be read (only its metadata is read, "
+        "never its data).",
+        f"{_RETRIES} Check that the operator may get secrets in the namespace.",
+    ),
+    # PurgeSucceeded
+    _store(
+        PURGE_SUCCEEDED,
+        "NoRunYet",
+        "True",
+        "No purge has run yet; none has failed. PurgeScheduled says whether one will.",
+        "Nothing; `kubectl dataward purge now STORE` runs one now.",
+    ),
+    _store(
+        PURGE_SUCCEEDED,
+        "Succeeded",
+        "True",
+        "The last purge deleted (and archived) every expired row up to its cutoff.",
+        "Nothing.",
+    ),
+    _store(
+        PURGE_SUCCEEDED,
+        "DryRunSucceeded",
+        "True",
+        "The last run was a dry run: it counted the expired rows and deleted nothing.",
+        "Set spec.purge.dryRun to false to enforce retention.",
+    ),
+    _store(
+        PURGE_SUCCEEDED,
+        "StoppedEarly",
+        "True",
+        "The last purge succeeded but stopped before every expired row was gone (for example "
+        "at maxRowsPerRun); status.lastPurge.reason says why.",
+        "Nothing for one run: the next continues. If backlogs persist, raise "
+        "spec.purge.maxRowsPerRun.",
+    ),
+    _store(
+        PURGE_SUCCEEDED,
+        "PurgeRunsUnreadable",
+        "Unknown",
+        "The purge Jobs (or the pods of the last one) could not be listed; whether the last "
+        "run succeeded is unknown.",
+        f"{_RETRIES} Check that the operator may list jobs and pods in the namespace.",
+    ),
+    _store(
+        PURGE_SUCCEEDED,
+        "PurgeRunStuck",
+        "False",
+        "A purge Job started long ago and has not finished, past its deadline.",
+        "Read its pod's events and logs (a pod that never starts, a database that hangs); "
+        "delete the Job to let the next scheduled run start.",
+    ),
+    _store(
+        PURGE_SUCCEEDED,
+        "PurgeRunMissed",
+        "False",
+        "A scheduled purge never started: expired records stay until a run does.",
+        "Check the CronJob's events and that the cluster's CronJob controller runs; "
+        "`kubectl dataward purge now STORE` runs one now.",
+    ),
+    _store(
+        PURGE_SUCCEEDED,
+        "PurgeFailed",
+        "False",
+        "The last purge failed and recorded no reason that is a valid CamelCase word.",
+        "Read the purge Job's termination message and logs, fix the cause; the next scheduled "
+        "run retries.",
+    ),
+    # PrivacyPolicy
+    ReasonEntry(
+        POLICY_KIND,
+        READY,
+        "Valid",
+        "True",
+        "The PrivacyPolicy is valid; stores may reference its categories.",
+        "Nothing.",
+    ),
+    ReasonEntry(
+        POLICY_KIND,
+        READY,
+        "InvalidPolicy",
+        "False",
+        "The PrivacyPolicy cannot be read by the operator (the message names the field); "
+        "stores that use it are not PolicyCompliant (PolicyInvalid).",
+        "Fix the named field; `dataward check -f FILE` checks a file before you apply it.",
+    ),
+)
+
+# PolicyCompliant=False carries the first finding's reason (dataward.model.compliance, and
+# PolicyInvalid from the controller). reason -> (meaning, what to do).
+FINDINGS: dict[str, tuple[str, str]] = {
+    "PolicyNotFound": (
+        "The PrivacyPolicy named by spec.policy does not exist. No purge runs.",
+        "Create the policy, or set spec.policy to an existing one (kubectl get privacypolicies).",
+    ),
+    "PolicyInvalid": (
+        "The PrivacyPolicy named by spec.policy exists but cannot be read (its own Ready is "
+        "False, InvalidPolicy). No purge runs.",
+        "Fix the policy.",
+    ),
+    "CategoryNotFound": (
+        "spec.category is not a category of the policy. No purge runs.",
+        "Set spec.category to one of the policy's categories (the message lists them).",
+    ),
+    "RetentionTooLong": (
+        "spec.retention is longer than the category allows. No purge runs.",
+        "Shorten spec.retention, or remove it to use the category's retention.",
+    ),
+    "ArchiveRequired": (
+        "The category has a statutory retention, so expired rows must be archived, and the "
+        "store has no spec.archive. No purge runs.",
+        "Add spec.archive.database naming a separate archive database.",
+    ),
+    "ArchiveNotAllowed": (
+        "The category has no statutory retention, so archived copies would outlive the "
+        "policy. No purge runs.",
+        "Remove spec.archive.",
+    ),
+    "ArchiveNotSeparate": (
+        "spec.archive.database is the live database. No purge runs.",
+        "Point spec.archive.database at a separate database.",
+    ),
+    "KeyRotationTooLong": (
+        "spec.encryption.keyRotation is longer than the policy's keyRotation. No purge runs.",
+        "Set it to the policy's keyRotation or less, or remove it.",
+    ),
+    "NotCompliant": (
+        "A compliance finding whose reason is not a valid CamelCase word. No purge runs.",
+        "Read the condition's message and fix what it says.",
+    ),
+}
+
+_READ_JOB = "Read the purge Job's termination message (kubectl describe pod) and fix the cause; "
+_NEXT = "the next scheduled run retries."
+_NOTHING_DELETED = "Nothing of the failing batch was deleted; batches committed before it stay."
+
+# Every value of status.lastPurge.reason, with the results it is recorded with.
+PURGE_OUTCOMES: tuple[PurgeOutcome, ...] = (
+    PurgeOutcome(
+        "NotCompliant",
+        ("Failed",),
+        "The purge refused the store (or stopped mid-run) because it is not PolicyCompliant.",
+        "Fix what PolicyCompliant says.",
+    ),
+    PurgeOutcome(
+        "ClockSkew",
+        ("Failed",),
+        "A database server's clock and the purge job's differ by more than the allowed bound; "
+        "nothing was deleted.",
+        "Fix time synchronisation (NTP) on the database server or the node.",
+    ),
+    PurgeOutcome(
+        "ColumnRefused",
+        ("Failed",),
+        "A table or column in spec.records is not a plain SQL identifier, is missing from the "
+        "table, or the timestamp column is not a timestamp, datetime or date.",
+        f"Fix spec.records (table, keyColumns, timestampColumn); {_NEXT}",
+    ),
+    PurgeOutcome(
+        "TableNotFound",
+        ("Failed",),
+        "A table of spec.records does not exist, or the purge login cannot see it.",
+        f"Create the table or fix spec.records; {_NEXT}",
+    ),
+    PurgeOutcome(
+        "ArchiveTableInvalid",
+        ("Failed",),
+        "The archive table lacks columns of the live table, or has no unique key on exactly "
+        "the key columns; nothing was deleted.",
+        "Give the archive table every live column and a PRIMARY KEY or UNIQUE constraint on "
+        "the key columns.",
+    ),
+    PurgeOutcome(
+        "ArchiveUnavailable",
+        ("Failed",),
+        "The archive database could not be reached or refused the login; nothing was deleted "
+        "from the live database.",
+        f"Check the archive's address, credentials Secret and network path; {_NEXT}",
+    ),
+    PurgeOutcome(
+        "ArchiveReadOnly",
+        ("Failed",),
+        "The archive database is read-only for the archive login; nothing was deleted from "
+        "the live database.",
+        "Make the archive writable for the archive login.",
+    ),
+    PurgeOutcome(
+        "ArchiveVerifyFailed",
+        ("Failed",),
+        "Rows copied to the archive were not found there after the copy committed; none of "
+        "them was deleted from the live database.",
+        "Check the archive table's unique keys and triggers.",
+    ),
+    PurgeOutcome(
+        "ConnectionFailed",
+        ("Failed",),
+        "The live database could not be reached, or the connection was lost.",
+        f"Check spec.database's address and the network path from the purge pod; {_NEXT}",
+    ),
+    PurgeOutcome(
+        "AuthenticationFailed",
+        ("Failed",),
+        "The live database refused the purge login.",
+        "Check the username and password in the credentials Secret.",
+    ),
+    PurgeOutcome(
+        "PermissionDenied",
+        ("Failed",),
+        "The purge login lacks a privilege; the message names the privilege, the table and "
+        "the GRANT that fixes it.",
+        "Run the GRANT from the message, with <login> the credentials Secret's username.",
+    ),
+    PurgeOutcome(
+        "IndexMissing",
+        ("Failed",),
+        "On MySQL, a table has no PRIMARY KEY or UNIQUE index on exactly the key columns, so "
+        "deleting could wait on locks of rows it does not delete.",
+        "Add the index, or point keyColumns at an existing unique key.",
+    ),
+    PurgeOutcome(
+        "Timeout",
+        ("Failed",),
+        "A statement hit the statement timeout, or the archive waited past the lock timeout. "
+        + _NOTHING_DELETED,
+        f"Look for long transactions holding locks; lower spec.purge.batchSize; {_NEXT}",
+    ),
+    PurgeOutcome(
+        "DatabaseError",
+        ("Failed",),
+        "The database reported an error (the message gives its code, never driver text). "
+        + _NOTHING_DELETED,
+        _READ_JOB + _NEXT,
+    ),
+    PurgeOutcome(
+        "Configuration",
+        ("Failed",),
+        "The purge job is misconfigured: missing credentials, an unreadable store file or "
+        "environment.",
+        "Check the CronJob is the operator's (not edited) and the credentials Secret has keys "
+        "username and password.",
+    ),
+    PurgeOutcome(
+        "StoreUnavailable",
+        ("Failed", "Succeeded"),
+        "The purge job could not read its PersonalDataStore or PrivacyPolicy from the API: at "
+        "the start the run fails; between batches it stops early (what was done stays done).",
+        "Check that the purge ServiceAccount's Role is in place (AccessRestricted) and the API "
+        "server is reachable from the pod.",
+    ),
+    PurgeOutcome(
+        "Internal",
+        ("Failed",),
+        "A bug in the purge job.",
+        "Report it with the Job's termination message.",
+    ),
+    PurgeOutcome(
+        "Suspended",
+        ("Skipped", "Succeeded"),
+        "spec.purge.suspend was true (a legal hold): the run was skipped, or stopped between "
+        "batches when the hold was set during it.",
+        "Set spec.purge.suspend to false when the hold ends.",
+    ),
+    PurgeOutcome(
+        "LargePurgeNotAcknowledged",
+        ("Held",),
+        "The run would delete more than 10% (and more than 1,000 rows) of a table at once, as "
+        "after a shortened retention or a lifted legal hold; it was held and deleted nothing.",
+        "If the cut is intended, `kubectl dataward acknowledge STORE` sets the "
+        "dataward.io/acknowledge-large-purge annotation to the token the hold names; the next "
+        "run proceeds.",
+    ),
+    PurgeOutcome(
+        "MaxRowsPerRun",
+        ("Succeeded",),
+        "The run stopped at spec.purge.maxRowsPerRun; expired rows remain for the next run.",
+        "Nothing for one run; raise spec.purge.maxRowsPerRun if backlogs persist.",
+    ),
+    PurgeOutcome(
+        "RetentionChanged",
+        ("Succeeded",),
+        "The retention changed during the run; it stopped so the next run uses the new one.",
+        "Nothing.",
+    ),
+    PurgeOutcome(
+        "DryRun",
+        ("Succeeded",),
+        "A dry run: expired rows were counted, nothing was changed.",
+        "Set spec.purge.dryRun to false to enforce retention.",
+    ),
+    PurgeOutcome(
+        "JobFailed",
+        ("Failed",),
+        "The purge Job failed without writing a result record (the pod was killed, ran out of "
+        "memory, hit its deadline or never started).",
+        "Read the Job's events and the pod's logs (kubectl describe job).",
+    ),
+    PurgeOutcome(
+        "NoResultRecord",
+        ("Unknown",),
+        "The purge Job finished without writing a result record.",
+        "Read the Job's events and the pod's logs; check that the CronJob is the operator's.",
+    ),
+)
+
+# A held or skipped run: PurgeSucceeded is True with reason Purge<result>.
+_HELD_OR_SKIPPED: tuple[ReasonEntry, ...] = (
+    _store(
+        PURGE_SUCCEEDED,
+        "PurgeHeld",
+        "True",
+        "The last purge was held without error and deleted nothing: it would have cut a large "
+        "part of a table (status.lastPurge.reason LargePurgeNotAcknowledged).",
+        "If the cut is intended: `kubectl dataward acknowledge STORE`; the next run proceeds.",
+        attention=True,
+    ),
+    _store(
+        PURGE_SUCCEEDED,
+        "PurgeSkipped",
+        "True",
+        "The last purge was skipped without error (a legal hold: spec.purge.suspend).",
+        "Set spec.purge.suspend to false when the hold ends.",
+    ),
+)
+
+
+def _findings() -> tuple[ReasonEntry, ...]:
+    return tuple(
+        _store(POLICY_COMPLIANT, reason, "False", meaning, action)
+        for reason, (meaning, action) in FINDINGS.items()
+    )
+
+
+def _failed_purges() -> tuple[ReasonEntry, ...]:
+    """PurgeSucceeded=False for every lastPurge reason a failed (or unknown) run records."""
+    return tuple(
+        _store(PURGE_SUCCEEDED, o.reason, "False", o.meaning, o.action)
+        for o in PURGE_OUTCOMES
+        if set(o.results) & {"Failed", "Unknown"}
+    )
+
+
+CATALOGUE: tuple[ReasonEntry, ...] = (
+    *_LITERAL,
+    *_findings(),
+    *_HELD_OR_SKIPPED,
+    *_failed_purges(),
+)
+
+
+def entries(kind: str | None = None) -> list[ReasonEntry]:
+    """The catalogue in reference order: by kind, then condition type, then True first."""
+    order = {"True": 0, "False": 1, "Unknown": 2}
+    kinds = (STORE_KIND, POLICY_KIND)
+    chosen = [e for e in CATALOGUE if kind is None or e.kind == kind]
+    return sorted(
+        chosen,
+        key=lambda e: (
+            kinds.index(e.kind),
+            CONDITION_TYPES.index(e.type) if e.type in CONDITION_TYPES else len(CONDITION_TYPES),
+            order[e.status],
+        ),
+    )
+
+
+def lookup(reason: str, type_: str | None = None) -> list[ReasonEntry]:
+    """Catalogue entries for `reason` (case-insensitive), optionally of one condition type."""
+    wanted = reason.strip().lower()
+    return [
+        e for e in entries() if e.reason.lower() == wanted and (type_ is None or e.type == type_)
+    ]
+
+
+def purge_outcome(reason: str) -> PurgeOutcome | None:
+    """The lastPurge reason `reason` (case-insensitive), or None."""
+    wanted = reason.strip().lower()
+    return next((o for o in PURGE_OUTCOMES if o.reason.lower() == wanted), None)
+
+
+def all_reasons() -> list[str]:
+    """Every reason name, conditions' and lastPurge's, sorted and unique."""
+    return sorted({e.reason for e in CATALOGUE} | {o.reason for o in PURGE_OUTCOMES})
+
+
+def explain(reason: str) -> str | None:
+    """A readable explanation of `reason`, or None when it is not catalogued."""
+    found = lookup(reason)
+    outcome = purge_outcome(reason)
+    if not found and outcome is None:
+        return None
+    blocks: list[str] = []
+    recorded = (
+        f"  Recorded:   as status.lastPurge.reason too (result {' or '.join(outcome.results)})\n"
+        if outcome is not None
+        else ""
+    )
+    for entry in found:
+        where = "" if entry.kind == STORE_KIND else f" (on a {entry.kind})"
+        event = " (an Event)" if entry.event_only else ""
+        same = outcome is not None and entry.meaning == outcome.meaning
+        blocks.append(
+            f"{entry.reason}: {entry.type}={entry.status}{where}{event}\n"
+            f"  Meaning:    {entry.meaning}\n"
+            f"  What to do: {entry.action}\n" + (recorded if same else "")
+        )
+        if same:
+            outcome = None
+    if outcome is not None:
+        blocks.append(
+            f"{outcome.reason}: status.lastPurge.reason (result {' or '.join(outcome.results)})\n"
+            f"  Meaning:    {outcome.meaning}\n"
+            f"  What to do: {outcome.action}\n"
+        )
+    return "\n".join(blocks)
+
+
+def close_matches(reason: str) -> list[str]:
+    """Catalogued reasons that look like `reason`, for a 'did you mean' hint."""
+    import difflib
+
+    names = all_reasons()
+    lowered = {n.lower(): n for n in names}
+    hits = difflib.get_close_matches(reason.lower(), list(lowered), n=3, cutoff=0.6)
+    return [lowered[h] for h in hits]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _rows(items: Iterable[ReasonEntry]) -> list[str]:
+    lines = ["| Status | Reason | Meaning | What to do |", "|---|---|---|---|"]
+    for e in items:
+        reason = f"`{e.reason}`" + (" (Event)" if e.event_only else "")
+        lines.append(f"| {e.status} | {reason} | {_cell(e.meaning)} | {_cell(e.action)} |")
+    return lines
+
+
+def render_markdown() -> str:
+    """docs/conditions.md: every condition type and reason, from this catalogue."""
+    out = [
+        "# Conditions and reasons",
+        "",
+        "<!-- Generated by `dataward reference conditions > docs/conditions.md` from",
+        "     operator/dataward/checks/reasons.py; do not edit by hand. -->",
+        "",
+        "Every condition Dataward writes, with each reason it can carry: the status it comes "
+        "with, what it means and what to do. `kubectl dataward explain REASON` prints one "
+        "entry; `kubectl dataward status STORE` shows a store's conditions.",
+        "",
+        "## PersonalDataStore",
+        "",
+        "`Ready` is True when every other condition is True. "
+        "A condition's message always says more than its reason: it names the objects "
+        "involved.",
+        "",
+    ]
+    for type_ in CONDITION_TYPES:
+        items = [e for e in entries(STORE_KIND) if e.type == type_]
+        out += [f"### {type_}", "", TYPE_MEANINGS[type_], "", *_rows(items), ""]
+    out += [
+        "## PrivacyPolicy",
+        "",
+        "### Ready",
+        "",
+        "True when the operator can read the policy.",
+        "",
+        *_rows(entries(POLICY_KIND)),
+        "",
+        "## The reason of the last purge run",
+        "",
+        "`status.lastPurge.reason` says why a purge run stopped, failed or was held. A failed "
+        "run's reason is also PurgeSucceeded's reason (above); a held or skipped run makes "
+        "PurgeSucceeded `PurgeHeld` or `PurgeSkipped`; a run that succeeded but stopped early "
+        "makes it `StoppedEarly`.",
+        "",
+        "| Reason | Result | Meaning | What to do |",
+        "|---|---|---|---|",
+    ]
+    for o in PURGE_OUTCOMES:
+        out.append(
+            f"| `{o.reason}` | {', '.join(o.results)} | {_cell(o.meaning)} | {_cell(o.action)} |"
+        )
+    return "\n".join(out) + "\n"
