@@ -530,3 +530,24 @@ def test_the_retention_rule_never_rejects_a_store_the_operator_accepts() -> None
         assert spans == _month_span_bounds(months), months
         estimate = months * num // den
         assert estimate - below <= spans[0] and spans[1] <= estimate + above, months
+
+
+# -- what `make run` takes from the chart ---------------------------------------------------
+
+
+def test_make_run_runs_the_operator_with_the_deployments_arguments_and_applies_the_rest() -> None:
+    """e2e/run_local.py: no drift from the chart, nothing applied that needs a kubelet."""
+    from e2e import run_local
+
+    docs = render("watchNamespaces={crm}", "timeZone=Europe/Berlin")
+    account, args = run_local.deployment_command(docs)
+    (deployment,) = of_kind(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert account == pod["serviceAccountName"] == RELEASE
+    assert ["run", *args] == [str(a) for a in pod["containers"][0]["args"]]
+    assert args[args.index("--time-zone") + 1] == "Europe/Berlin"
+    applied = {d["kind"] for d in docs} - run_local.NOT_APPLIED
+    assert {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ServiceAccount",
+            "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"} <= applied
+    assert not {"Deployment", "Service"} & applied
+    assert (run_local.RELEASE, run_local.OPERATOR_NAMESPACE) == (RELEASE, NAMESPACE)
