@@ -55,7 +55,8 @@ e2e: deps tools
 test: deps tools lint crds-check
 	$(PYTHON) -m pytest tests e2e -q -p no:cacheprovider $(PYTEST_FLAGS)
 
-run: deps tools
+# No database server: the examples need none (only `make test` installs PostgreSQL and MariaDB).
+run: python-deps tools
 	$(PYTHON) -m e2e.run_local
 
 bench: deps tools

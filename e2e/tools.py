@@ -17,7 +17,7 @@ CONTROL_PLANE_TOOLS: tuple[str, ...] = (
     "kube-controller-manager",
     "kubectl",
 )
-CHECK_TOOLS: tuple[str, ...] = ("helm", "kubeconform", "cyclonus")
+CHECK_TOOLS: tuple[str, ...] = ("helm", "kubeconform", "cyclonus", "promtool")
 ALL_TOOLS: tuple[str, ...] = CONTROL_PLANE_TOOLS + CHECK_TOOLS
 
 _HOW_TO_BUILD = "build them with `make tools` (or `bash e2e/build-tools.sh`)"

@@ -12,10 +12,17 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 TOOLS = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm", "kubeconform",
-         "cyclonus")  # fmt: skip
+         "cyclonus", "promtool")  # fmt: skip
 
 STUB_GO = """#!/usr/bin/env bash
-# A stand-in for go: build/install write executables named after their targets.
+# A stand-in for go: build/install write executables named after their targets; `mod
+# download -json` points at a go.mod that names a client-go, as helm's does.
+if [ "$1" = mod ]; then
+  gomod="$(dirname "$0")/helm.go.mod"
+  printf 'module helm.sh/helm/v3\\nrequire (\\n\\tk8s.io/client-go v0.37.0\\n)\\n' > "$gomod"
+  printf '{\\n\\t"GoMod": "%s",\\n}\\n' "$gomod"
+  exit 0
+fi
 sleep 1
 out=""; targets=()
 while [ $# -gt 0 ]; do
@@ -23,6 +30,7 @@ while [ $# -gt 0 ]; do
     build|install|-trimpath) ;;
     -ldflags) shift ;;
     -o) shift; out="$1" ;;
+    -ldflags*) ;;
     *) targets+=("$1") ;;
   esac
   shift

@@ -27,7 +27,7 @@ from e2e.tools import tool
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "dataward"
 RELEASE, NAMESPACE = "dataward", "dataward-system"
-KUBE_VERSION = "1.37.2"  # the pinned helm defaults to v1.20 without it, below kubeVersion
+KUBE_VERSION = "1.37.2"  # the control plane e2e runs; the pinned helm assumes 1.37 too
 
 FORBIDDEN_VERBS = {"escalate", "bind", "impersonate", "*"}
 
@@ -107,6 +107,28 @@ def role_named(docs: Sequence[dict[str, Any]], suffix: str) -> dict[str, Any]:
 def test_the_chart_lints_clean() -> None:
     result = helm("lint", str(CHART), "--strict", "--kube-version", KUBE_VERSION, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_helm_template_works_out_of_the_box() -> None:
+    """No --kube-version: the pinned helm assumes the Kubernetes of its client-go (1.37, set
+    by e2e/build-tools.sh as helm's own release build does), not v1.20."""
+    result = helm("template", "dataward", str(CHART), check=False)
+    assert result.returncode == 0, result.stderr
+    assert "kind: Deployment" in result.stdout
+    lint = helm("lint", str(CHART), "--strict", check=False)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+@pytest.mark.parametrize("version", ["1.30.0", "1.37.2"])
+def test_every_supported_kubernetes_version_renders(version: str) -> None:
+    result = helm("template", RELEASE, str(CHART), "--kube-version", version, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_an_older_kubernetes_is_refused_with_the_version_required() -> None:
+    result = helm("template", RELEASE, str(CHART), "--kube-version", "1.29.9", check=False)
+    assert result.returncode != 0
+    assert "requires kubeVersion: >=1.30.0-0" in result.stderr, result.stderr
 
 
 def test_the_charts_crds_are_the_repositorys_crds_byte_for_byte() -> None:
@@ -508,3 +530,24 @@ def test_the_retention_rule_never_rejects_a_store_the_operator_accepts() -> None
         assert spans == _month_span_bounds(months), months
         estimate = months * num // den
         assert estimate - below <= spans[0] and spans[1] <= estimate + above, months
+
+
+# -- what `make run` takes from the chart ---------------------------------------------------
+
+
+def test_make_run_runs_the_operator_with_the_deployments_arguments_and_applies_the_rest() -> None:
+    """e2e/run_local.py: no drift from the chart, nothing applied that needs a kubelet."""
+    from e2e import run_local
+
+    docs = render("watchNamespaces={crm}", "timeZone=Europe/Berlin")
+    account, args = run_local.deployment_command(docs)
+    (deployment,) = of_kind(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert account == pod["serviceAccountName"] == RELEASE
+    assert ["run", *args] == [str(a) for a in pod["containers"][0]["args"]]
+    assert args[args.index("--time-zone") + 1] == "Europe/Berlin"
+    applied = {d["kind"] for d in docs} - run_local.NOT_APPLIED
+    assert {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ServiceAccount",
+            "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"} <= applied
+    assert not {"Deployment", "Service"} & applied
+    assert (run_local.RELEASE, run_local.OPERATOR_NAMESPACE) == (RELEASE, NAMESPACE)

@@ -6,6 +6,7 @@ the sources, installed into a fresh virtual environment, and its console script 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -45,17 +46,20 @@ def test_the_wheel_installs_and_its_command_runs(tmp_path: Path) -> None:
     # A fresh environment; the dependencies the image would install from PyPI are taken from
     # this interpreter's (same pins), so the test needs no network.
     venv = tmp_path / "venv"
+    # The wheel, not a source tree on PYTHONPATH (a worktree's checks set it), must answer.
+    clean = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
                    check=True, timeout=120)
     python = venv / "bin" / "python"
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-index",
-                    "--disable-pip-version-check", str(wheel)], check=True, timeout=300)
+                    "--disable-pip-version-check", str(wheel)], check=True, timeout=300, env=clean)
     dataward = venv / "bin" / "dataward"
     result = subprocess.run([str(dataward), "--help"], capture_output=True, text=True,
-                            timeout=60, cwd=tmp_path)
+                            timeout=60, cwd=tmp_path, env=clean)
     assert result.returncode == 0, result.stderr
     for command in ("run", "purge", "check", "render"):
         assert command in result.stdout
     where = subprocess.run([str(python), "-c", "import dataward; print(dataward.__file__)"],
-                           capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+                           capture_output=True, text=True, check=True, cwd=tmp_path,
+                           env=clean).stdout
     assert where.startswith(str(venv)), f"dataward was imported from {where}, not the wheel"
