@@ -34,7 +34,10 @@ def test_quarters() -> None:
     assert Q4.end == datetime(2027, 1, 1, tzinfo=UTC)
     q1 = parse_quarter("2027q1")
     assert (q1.label, q1.start, q1.end) == (
-        "2027Q1", datetime(2027, 1, 1, tzinfo=UTC), datetime(2027, 4, 1, tzinfo=UTC))
+        "2027Q1",
+        datetime(2027, 1, 1, tzinfo=UTC),
+        datetime(2027, 4, 1, tzinfo=UTC),
+    )
     for bad in ("2026Q5", "2026-Q4", "Q4", ""):
         with pytest.raises(ValueError, match="YEARQN"):
             parse_quarter(bad)
@@ -44,28 +47,67 @@ def test_purges_per_category_leave_out_dry_runs_and_other_quarters() -> None:
     purges = report()["purges"]
     # #8 is a dry run, #11 is in 2027: neither counts.
     assert purges["byCategory"] == [
-        {"category": "contract-records", "runs": 1, "failedRuns": 0, "rowsDeleted": 40,
-         "rowsArchived": 40, "rowsDestroyed": 7, "stores": [SHOP], "evidence": [4]},
-        {"category": "technical-support-inquiry", "runs": 1, "failedRuns": 0,
-         "rowsDeleted": 100, "rowsArchived": 0, "rowsDestroyed": 0, "stores": [CRM],
-         "evidence": [3]},
+        {
+            "category": "contract-records",
+            "runs": 1,
+            "failedRuns": 0,
+            "rowsDeleted": 40,
+            "rowsArchived": 40,
+            "rowsDestroyed": 7,
+            "stores": [SHOP],
+            "evidence": [4],
+        },
+        {
+            "category": "technical-support-inquiry",
+            "runs": 1,
+            "failedRuns": 0,
+            "rowsDeleted": 100,
+            "rowsArchived": 0,
+            "rowsDestroyed": 0,
+            "stores": [CRM],
+            "evidence": [3],
+        },
     ]
     # 2026-10-05 (Mon) and 2026-10-06 (Tue) are in the week of 2026-10-05.
     assert purges["weekly"] == [
-        {"week": "2026-10-05", "category": "contract-records", "rowsDeleted": 40,
-         "rowsDestroyed": 7, "evidence": [4]},
-        {"week": "2026-10-05", "category": "technical-support-inquiry", "rowsDeleted": 100,
-         "rowsDestroyed": 0, "evidence": [3]},
+        {
+            "week": "2026-10-05",
+            "category": "contract-records",
+            "rowsDeleted": 40,
+            "rowsDestroyed": 7,
+            "evidence": [4],
+        },
+        {
+            "week": "2026-10-05",
+            "category": "technical-support-inquiry",
+            "rowsDeleted": 100,
+            "rowsDestroyed": 0,
+            "evidence": [3],
+        },
     ]
     assert [(r["seq"], r["dryRun"]) for r in purges["runs"]] == [(3, False), (4, False), (8, True)]
 
 
 def test_overdue_rows() -> None:
     assert report()["overdue"] == [
-        {"subject": CRM, "expiredRemainingAtLastRun": 0, "lastRunSeq": 3,
-         "maxExpiredRemaining": 0, "maxSeq": 3, "oldestExpired": None, "evidence": [3]},
-        {"subject": SHOP, "expiredRemainingAtLastRun": 5, "lastRunSeq": 4,
-         "maxExpiredRemaining": 5, "maxSeq": 4, "oldestExpired": None, "evidence": [4]},
+        {
+            "subject": CRM,
+            "expiredRemainingAtLastRun": 0,
+            "lastRunSeq": 3,
+            "maxExpiredRemaining": 0,
+            "maxSeq": 3,
+            "oldestExpired": None,
+            "evidence": [3],
+        },
+        {
+            "subject": SHOP,
+            "expiredRemainingAtLastRun": 5,
+            "lastRunSeq": 4,
+            "maxExpiredRemaining": 5,
+            "maxSeq": 4,
+            "oldestExpired": None,
+            "evidence": [4],
+        },
     ]
 
 
@@ -104,10 +146,16 @@ def test_conditions_and_foreign_access() -> None:
     assert condition["unknownBeforeSeconds"] == 0
     assert condition["evidence"] == [2, 5, 6]
     assert built["foreignAccess"] == [
-        {"subject": CRM, "found": "2026-10-10T00:00:00.000000Z", "foundSeq": 5,
-         "message": "RoleBinding crm/<b>legacy</b> grants get on the Secrets",
-         "resolved": "2026-10-12T12:00:00.000000Z", "resolvedSeq": 6,
-         "openSeconds": 2 * DAY + DAY // 2, "evidence": [5, 6]},
+        {
+            "subject": CRM,
+            "found": "2026-10-10T00:00:00.000000Z",
+            "foundSeq": 5,
+            "message": "RoleBinding crm/<b>legacy</b> grants get on the Secrets",
+            "resolved": "2026-10-12T12:00:00.000000Z",
+            "resolvedSeq": 6,
+            "openSeconds": 2 * DAY + DAY // 2,
+            "evidence": [5, 6],
+        },
     ]
 
 
@@ -115,7 +163,8 @@ def test_requests_and_revisions() -> None:
     built = report()
     # 2026-10-30T00:00 to 2026-11-02T06:00: 3 days 6 hours.
     assert [(r["requestId"], r["secondsToAnswer"], r["evidence"]) for r in built["requests"]] == [
-        ("dsr-1", 3 * DAY + 6 * 3600, [9])]
+        ("dsr-1", 3 * DAY + 6 * 3600, [9])
+    ]
     assert [(r["generation"], r["evidence"]) for r in built["revisions"]] == [(5, [10])]
     assert built["recordsInPeriod"] == 8  # records 3 to 10
 
@@ -175,8 +224,12 @@ def test_the_report_follows_its_schema() -> None:
     validator = jsonschema.Draft202012Validator(
         schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
-    for built in (report(), report(None), report(policy=None, stores={}),
-                  build_report([], Q4, verdict=None, generated_at=NOW)):
+    for built in (
+        report(),
+        report(None),
+        report(policy=None, stores={}),
+        build_report([], Q4, verdict=None, generated_at=NOW),
+    ):
         errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(built)]
         assert errors == []
         json.dumps(built)  # plain JSON values only

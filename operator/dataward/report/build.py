@@ -587,7 +587,7 @@ def _clauses(
                 _clause(
                     f"statutory/{category.name}",
                     "Statutory table; destruction clauses ② and ③",
-                    f"kept {category.statutory.period.describe()} under "
+                    f"{category.name}: kept {category.statutory.period.describe()} under "
                     f"{category.statutory.statute}, apart from live data, then destroyed",
                     [
                         "spec.archive: a separate archive database; the purge copies, then "

@@ -19,7 +19,9 @@ _EVIDENCE_SHOWN = 25
 
 CSS = """
 body { font-family: sans-serif; margin: 24px; color: #222; max-width: 1200px; }
-h1 { font-size: 24px; margin-bottom: 4px; } h2 { font-size: 18px; margin-top: 28px;
+h1 { font-size: 24px; margin-bottom: 4px; } h3 { font-size: 14px; margin: 14px 0 4px; }
+.verdict, .ev { overflow-wrap: anywhere; } td.status { white-space: nowrap; }
+h2 { font-size: 18px; margin-top: 28px;
   border-bottom: 1px solid #ccc; padding-bottom: 4px; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; margin: 8px 0; }
 th, td { border: 1px solid #ddd; padding: 4px 6px; text-align: left; vertical-align: top; }
@@ -108,6 +110,37 @@ def _weekly_chart(report: Mapping[str, Any]) -> str:
 
 def render_html(report: Mapping[str, Any]) -> str:
     """The page for `report` (as `build_report` returns it)."""
+    key_bars, key_rows = [], []
+    for store in report["keys"]:
+        for key in store["keys"]:
+            created, due = parse_time(key["created"]), parse_time(key["rotationDue"])
+            limit = (due - created).total_seconds() / DAY if created and due else None
+            key_bars.append(
+                Bar(
+                    f"{store['subject']} key {key['keyId']}",
+                    key["maxAgeSeconds"] / DAY,
+                    limit,
+                    key["overdue"],
+                )
+            )
+            key_rows.append(
+                [
+                    _td(store["subject"]),
+                    _td(key["keyId"], True),
+                    _td(key["created"]),
+                    _td(key["primaryUntil"] or "end of period"),
+                    _td(_days(key["maxAgeSeconds"])),
+                    _td(store["rotationLimit"] or "unknown"),
+                    _td(key["rotationDue"] or "unknown"),
+                    _td("OVERDUE" if key["overdue"] else "ok"),
+                    _raw(_evidence(key["evidence"])),
+                ]
+            )
+    request_bars = [
+        Bar(f"{r['requestType']} {r['requestId']}", r["secondsToAnswer"] / DAY)
+        for r in report["requests"]
+        if isinstance(r["secondsToAnswer"], int)
+    ]
     out: list[str] = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -120,6 +153,17 @@ def render_html(report: Mapping[str, Any]) -> str:
         + (f"; policy {_e(report['policy']['name'])}" if report["policy"] else "; no policy file")
         + ". Numbers like #12 are evidence record sequence numbers.</p>",
         _chain(report["chain"]),
+        "<h2>At a glance</h2>",
+        "<h3>Rows destroyed per category per week</h3>",
+        _weekly_chart(report),
+        '<p class="muted">Rows deleted from live stores plus archived copies destroyed, per '
+        "week (Monday, UTC). Dry runs are not counted.</p>",
+        "<h3>Key age against rotation limit</h3>",
+        horizontal_bars(key_bars, "Key age against rotation limit", "days"),
+        '<p class="muted">Bar: the most days the key was primary in the period (red: past its '
+        "rotation limit); black mark: the limit.</p>",
+        "<h3>Time to answer requests</h3>",
+        horizontal_bars(request_bars, "Time to answer requests", "days"),
         "<h2>Clauses, controls and evidence</h2>",
         _table(
             ["Clause", "Source", "Controls", "Status", "Findings", "Evidence"],
@@ -128,7 +172,7 @@ def render_html(report: Mapping[str, Any]) -> str:
                     _td(c["text"]),
                     _td(c["source"]),
                     _td("; ".join(c["controls"])),
-                    f'<td class="s-{_e(c["status"])}">{_e(c["status"])}</td>',
+                    f'<td class="status s-{_e(c["status"])}">{_e(c["status"])}</td>',
                     _td("; ".join(c["findings"])),
                     _raw(_evidence(c["evidence"])),
                 ]
@@ -146,9 +190,6 @@ def render_html(report: Mapping[str, Any]) -> str:
             "none",
         ),
         "<h2>Purges</h2>",
-        _weekly_chart(report),
-        '<p class="muted">Rows deleted from live stores plus archived copies destroyed, per '
-        "week (Monday, UTC). Dry runs are not counted.</p>",
         _table(
             [
                 "Category",
@@ -197,37 +238,8 @@ def render_html(report: Mapping[str, Any]) -> str:
             "no purge runs recorded in this period",
         ),
     ]
-    key_bars, key_rows = [], []
-    for store in report["keys"]:
-        for key in store["keys"]:
-            created, due = parse_time(key["created"]), parse_time(key["rotationDue"])
-            limit = (due - created).total_seconds() / DAY if created and due else None
-            key_bars.append(
-                Bar(
-                    f"{store['subject']} key {key['keyId']}",
-                    key["maxAgeSeconds"] / DAY,
-                    limit,
-                    key["overdue"],
-                )
-            )
-            key_rows.append(
-                [
-                    _td(store["subject"]),
-                    _td(key["keyId"], True),
-                    _td(key["created"]),
-                    _td(key["primaryUntil"] or "end of period"),
-                    _td(_days(key["maxAgeSeconds"])),
-                    _td(store["rotationLimit"] or "unknown"),
-                    _td(key["rotationDue"] or "unknown"),
-                    _td("OVERDUE" if key["overdue"] else "ok"),
-                    _raw(_evidence(key["evidence"])),
-                ]
-            )
     out += [
         "<h2>Encryption keys</h2>",
-        horizontal_bars(key_bars, "Key age against rotation limit", "days"),
-        '<p class="muted">Bar: the most days the key was primary in the period; black mark: '
-        "its rotation limit.</p>",
         _table(
             ["Store", "Key", "Created", "Primary until", "Max age", "Limit", "Due", "", "Evidence"],
             key_rows,
@@ -278,15 +290,6 @@ def render_html(report: Mapping[str, Any]) -> str:
             "none recorded (AccessRestricted with reason OtherBindingGrantsSecrets)",
         ),
         "<h2>Access and erasure requests answered</h2>",
-        horizontal_bars(
-            [
-                Bar(f"{r['requestType']} {r['requestId']}", r["secondsToAnswer"] / DAY)
-                for r in report["requests"]
-                if isinstance(r["secondsToAnswer"], int)
-            ],
-            "Time to answer requests",
-            "days",
-        ),
         _table(
             ["Request", "Type", "Outcome", "Received", "Answered", "Time to answer", "Evidence"],
             [

@@ -40,6 +40,11 @@ def _empty(title: str, width: int) -> str:
     )
 
 
+def _number(value: float) -> str:
+    """A tick label: no decimals when whole, at most two otherwise."""
+    return f"{value:,.0f}" if value == int(value) else f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
 def _nice_max(value: float) -> float:
     if value <= 0:
         return 1.0
@@ -63,7 +68,7 @@ def weekly_bars(
     totals = [sum(values[i] for _, values in series) for i in range(len(weeks))]
     if not weeks or not any(totals):
         return _empty(title, width)
-    left, right, top, bottom = 60, 170, 20, 50
+    left, right, top, bottom = 60, 240, 20, 50
     plot_w, plot_h = width - left - right, height - top - bottom
     top_value = _nice_max(max(totals))
     slot = plot_w / len(weeks)
@@ -79,7 +84,7 @@ def weekly_bars(
         parts.append(
             f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#ddd"/>'
         )
-        parts.append(_text(left - 6, y + 4, f"{value:,.0f}", "end"))
+        parts.append(_text(left - 6, y + 4, _number(value), "end"))
     for index, week in enumerate(weeks):
         base = float(top + plot_h)
         x = left + index * slot + slot * 0.15
@@ -103,7 +108,7 @@ def weekly_bars(
             f'<rect x="{width - right + 10}" y="{y}" width="10" height="10" '
             f'fill="{PALETTE[number % len(PALETTE)]}"/>'
         )
-        parts.append(_text(width - right + 26, y + 9, name[:24]))
+        parts.append(_text(width - right + 26, y + 9, name[:34]))
     parts.append("</svg>")
     return "".join(parts)
 
@@ -133,7 +138,7 @@ def horizontal_bars(bars: Sequence[Bar], title: str, unit: str, width: int = 900
     for tick in range(5):
         x = left + plot_w * tick / 4
         parts.append(f'<line x1="{x:.1f}" y1="20" x2="{x:.1f}" y2="{height - 30}" stroke="#ddd"/>')
-        parts.append(_text(x, height - 14, f"{top_value * tick / 4:,.0f} {unit}", "middle"))
+        parts.append(_text(x, height - 14, f"{_number(top_value * tick / 4)} {unit}", "middle"))
     for index, bar in enumerate(bars):
         y = 24 + row * index
         length = plot_w * bar.value / top_value
