@@ -19,14 +19,15 @@ help:
 deps: system-deps python-deps
 
 # Debian packages: PostgreSQL and MariaDB servers for the purge engine's tests, and
-# percona-toolkit (pt-archiver) for the purge benchmark's comparison.
+# percona-toolkit (pt-archiver) for the purge benchmark's comparison, and
+# chromium-headless-shell to open the self-audit report's page in tests/report.
 system-deps:
-	@if [ -x /usr/lib/postgresql/15/bin/initdb ] && command -v mariadbd >/dev/null && command -v mariadb-install-db >/dev/null && command -v pt-archiver >/dev/null; then \
-	  echo "deps: PostgreSQL and MariaDB servers and percona-toolkit are installed"; \
+	@if [ -x /usr/lib/postgresql/15/bin/initdb ] && command -v mariadbd >/dev/null && command -v mariadb-install-db >/dev/null && command -v pt-archiver >/dev/null && command -v chromium-headless-shell >/dev/null; then \
+	  echo "deps: PostgreSQL and MariaDB servers, percona-toolkit and chromium-headless-shell are installed"; \
 	elif [ "$$(id -u)" = 0 ]; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 mariadb-server mariadb-client percona-toolkit >/dev/null; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 mariadb-server mariadb-client percona-toolkit chromium-headless-shell >/dev/null; \
 	else \
-	  echo "deps: run as root, or install the Debian packages postgresql-15 mariadb-server mariadb-client percona-toolkit" >&2; exit 1; \
+	  echo "deps: run as root, or install the Debian packages postgresql-15 mariadb-server mariadb-client percona-toolkit chromium-headless-shell" >&2; exit 1; \
 	fi
 
 python-deps:

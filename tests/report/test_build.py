@@ -1,0 +1,235 @@
+"""The report's figures from hand-made records; every expected number is worked out by hand.
+
+The quarter is 2026Q4: 2026-10-01T00:00Z to 2027-01-01T00:00Z. 2026-10-01 is a Thursday, so
+the weeks (Mondays) run from 2026-09-28 to 2026-12-28: 14 weeks.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import jsonschema
+import pytest
+
+from dataward.evidence.chain import Break, Head, Verdict
+from dataward.report.build import build_report, parse_quarter
+from tests.report.support import CRM, RECORDS, SCHEMA, SHOP, STORES, policy
+
+Q4 = parse_quarter("2026Q4")
+NOW = datetime(2027, 1, 2, 12, tzinfo=UTC)
+INTACT = Verdict(11, Head(11, "ab" * 32), None)
+DAY = 86400
+
+
+def report(verdict: Verdict | None = INTACT, **kwargs: Any) -> dict[str, Any]:
+    options: dict[str, Any] = {"policy": policy(), "stores": STORES}
+    options.update(kwargs)
+    return build_report(RECORDS, Q4, verdict=verdict, generated_at=NOW, **options)
+
+
+def test_quarters() -> None:
+    assert Q4.start == datetime(2026, 10, 1, tzinfo=UTC)
+    assert Q4.end == datetime(2027, 1, 1, tzinfo=UTC)
+    q1 = parse_quarter("2027q1")
+    assert (q1.label, q1.start, q1.end) == (
+        "2027Q1",
+        datetime(2027, 1, 1, tzinfo=UTC),
+        datetime(2027, 4, 1, tzinfo=UTC),
+    )
+    for bad in ("2026Q5", "2026-Q4", "Q4", ""):
+        with pytest.raises(ValueError, match="YEARQN"):
+            parse_quarter(bad)
+
+
+def test_purges_per_category_leave_out_dry_runs_and_other_quarters() -> None:
+    purges = report()["purges"]
+    # #8 is a dry run, #11 is in 2027: neither counts.
+    assert purges["byCategory"] == [
+        {
+            "category": "contract-records",
+            "runs": 1,
+            "failedRuns": 0,
+            "rowsDeleted": 40,
+            "rowsArchived": 40,
+            "rowsDestroyed": 7,
+            "stores": [SHOP],
+            "evidence": [4],
+        },
+        {
+            "category": "technical-support-inquiry",
+            "runs": 1,
+            "failedRuns": 0,
+            "rowsDeleted": 100,
+            "rowsArchived": 0,
+            "rowsDestroyed": 0,
+            "stores": [CRM],
+            "evidence": [3],
+        },
+    ]
+    # 2026-10-05 (Mon) and 2026-10-06 (Tue) are in the week of 2026-10-05.
+    assert purges["weekly"] == [
+        {
+            "week": "2026-10-05",
+            "category": "contract-records",
+            "rowsDeleted": 40,
+            "rowsDestroyed": 7,
+            "evidence": [4],
+        },
+        {
+            "week": "2026-10-05",
+            "category": "technical-support-inquiry",
+            "rowsDeleted": 100,
+            "rowsDestroyed": 0,
+            "evidence": [3],
+        },
+    ]
+    assert [(r["seq"], r["dryRun"]) for r in purges["runs"]] == [(3, False), (4, False), (8, True)]
+
+
+def test_overdue_rows() -> None:
+    assert report()["overdue"] == [
+        {
+            "subject": CRM,
+            "expiredRemainingAtLastRun": 0,
+            "lastRunSeq": 3,
+            "maxExpiredRemaining": 0,
+            "maxSeq": 3,
+            "oldestExpired": None,
+            "evidence": [3],
+        },
+        {
+            "subject": SHOP,
+            "expiredRemainingAtLastRun": 5,
+            "lastRunSeq": 4,
+            "maxExpiredRemaining": 5,
+            "maxSeq": 4,
+            "oldestExpired": None,
+            "evidence": [4],
+        },
+    ]
+
+
+def test_key_ages_against_the_stores_rotation_limit() -> None:
+    (keys,) = report()["keys"]
+    assert (keys["subject"], keys["rotationLimit"], keys["rotations"]) == (CRM, "30d", 1)
+    first, second = keys["keys"]
+    # Key 1: 2026-09-20 to 2026-10-20 is 30 days, due exactly then: not overdue.
+    assert first["maxAgeSeconds"] == 30 * DAY
+    assert first["rotationDue"] == "2026-10-20T00:00:00.000000Z"
+    assert first["overdue"] is False and first["evidence"] == [1, 7]
+    # Key 2 (created = the record's time): Oct 20 -> Jan 1 is 11 + 30 + 31 + 1 = 73 days,
+    # due 2026-11-19: overdue.
+    assert second["maxAgeSeconds"] == 73 * DAY
+    assert second["rotationDue"] == "2026-11-19T00:00:00.000000Z"
+    assert second["overdue"] is True and second["rotatedInQuarter"] is True
+    assert second["primaryUntil"] is None and second["evidence"] == [7]
+
+
+def test_policy_default_rotation_when_the_store_names_none() -> None:
+    stores = {CRM: STORES[CRM].__class__("technical-support-inquiry")}
+    (keys,) = report(stores=stores)["keys"]
+    # 90 days after 2026-10-20 is 2027-01-18: after the quarter, so not overdue.
+    assert keys["rotationLimit"] == "90d"
+    assert keys["keys"][1]["rotationDue"] == "2027-01-18T00:00:00.000000Z"
+    assert keys["keys"][1]["overdue"] is False
+
+
+def test_conditions_and_foreign_access() -> None:
+    built = report()
+    ((store),) = built["stores"]
+    ((condition),) = store["conditions"]
+    # False from 2026-10-10T00:00 to 2026-10-12T12:00: 2.5 days.
+    assert condition["statusAtStart"] == "True" and condition["statusAtEnd"] == "True"
+    assert condition["secondsNotTrue"] == 2 * DAY + DAY // 2
+    assert condition["unknownBeforeSeconds"] == 0
+    assert condition["evidence"] == [2, 5, 6]
+    assert built["foreignAccess"] == [
+        {
+            "subject": CRM,
+            "found": "2026-10-10T00:00:00.000000Z",
+            "foundSeq": 5,
+            "message": "RoleBinding crm/<b>legacy</b> grants get on the Secrets",
+            "resolved": "2026-10-12T12:00:00.000000Z",
+            "resolvedSeq": 6,
+            "openSeconds": 2 * DAY + DAY // 2,
+            "evidence": [5, 6],
+        },
+    ]
+
+
+def test_requests_and_revisions() -> None:
+    built = report()
+    # 2026-10-30T00:00 to 2026-11-02T06:00: 3 days 6 hours.
+    assert [(r["requestId"], r["secondsToAnswer"], r["evidence"]) for r in built["requests"]] == [
+        ("dsr-1", 3 * DAY + 6 * 3600, [9])
+    ]
+    assert [(r["generation"], r["evidence"]) for r in built["revisions"]] == [(5, [10])]
+    assert built["recordsInPeriod"] == 8  # records 3 to 10
+
+
+def test_gaps() -> None:
+    gaps = report()["gaps"]
+    codes = [g["code"] for g in gaps]
+    # Weeks with records: 10-05 (#3, #4, #5), 10-12 (#6), 10-19 (#7, #8), 11-02 (#9),
+    # 12-14 (#10): 5 of 14.
+    assert codes.count("no-records") == 9
+    absent = [g["message"] for g in gaps if g["code"] == "kind-absent"]
+    assert [m.split()[1] for m in absent] == ["key.created", "key.shredded"]
+    assert "oldest-expired-not-recorded" in codes
+    assert "chain-broken" not in codes and "chain-unverified" not in codes
+
+
+def test_a_broken_chain_leaves_out_the_records_from_the_break() -> None:
+    broken = Verdict(5, Head(5, "cd" * 32), Break(6, "hash", "record 6's content does not match"))
+    built = report(broken)
+    assert built["chain"]["verdict"] == "broken" and built["chain"]["broken"]["seq"] == 6
+    (gap,) = [g for g in built["gaps"] if g["code"] == "chain-broken"]
+    assert gap["evidence"] == [6]
+    # Without #6 the foreign access was never resolved; without #7 no rotation.
+    (finding,) = built["foreignAccess"]
+    assert (finding["resolvedSeq"], finding["openSeconds"]) == (None, None)
+    assert built["keys"][0]["rotations"] == 0
+    assert built["recordsInPeriod"] == 3  # records 3, 4, 5
+    (audit,) = [c for c in built["clauses"] if c["id"] == "self-audit"]
+    assert audit["status"] == "findings"
+
+
+def test_unverified_chain_is_a_gap() -> None:
+    built = report(None)
+    assert built["chain"]["verdict"] == "unverified"
+    assert built["gaps"][0]["code"] == "chain-unverified"
+
+
+def test_clauses_map_to_controls_and_evidence() -> None:
+    clauses = {c["id"]: c for c in report()["clauses"]}
+    support = clauses["retention/technical-support-inquiry"]
+    assert (support["status"], support["evidence"]) == ("evidenced", [3])
+    contract = clauses["retention/contract-records"]
+    assert contract["status"] == "findings" and contract["evidence"] == [4]
+    assert "5 expired rows remained" in contract["findings"][0]
+    assert clauses["statutory/contract-records"]["evidence"] == [4]
+    assert clauses["retention/newsletter"]["status"] == "no-evidence"
+    assert clauses["encryption"]["status"] == "findings"
+    assert clauses["encryption"]["evidence"] == [1, 7]
+    assert clauses["access-restriction"]["evidence"] == [2, 5, 6]
+    assert clauses["access-records"]["status"] == "not-verifiable"
+    assert clauses["subject-requests"]["evidence"] == [9]
+    assert clauses["revisions"]["evidence"] == [10]
+
+
+def test_the_report_follows_its_schema() -> None:
+    schema = json.loads(SCHEMA.read_text())
+    validator = jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    for built in (
+        report(),
+        report(None),
+        report(policy=None, stores={}),
+        build_report([], Q4, verdict=None, generated_at=NOW),
+    ):
+        errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(built)]
+        assert errors == []
+        json.dumps(built)  # plain JSON values only

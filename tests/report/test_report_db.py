@@ -1,0 +1,175 @@
+"""`dataward report` on a real chain in PostgreSQL, written with `EvidenceLog.append`, and the
+page it renders opened in headless Chromium.
+
+The expected figures are worked out by hand from the records appended below (2026Q4 is
+2026-10-01T00:00Z to 2027-01-01T00:00Z); the stores are examples/stores.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from dataward.cli import main
+from dataward.evidence import EvidenceLog
+from dataward.evidence.signing import generate_key, public_pem
+from tests.evidence.conftest import EvidenceDatabase
+from tests.report.browser import png_summary, screenshot
+from tests.report.support import ROOT, SCHEMA
+
+pytestmark = pytest.mark.db
+
+KEY = generate_key()
+DAY = 86400
+CRM, BILLING = "crm/support-inquiries", "billing/payment-records"
+HOSTILE = 'RoleBinding crm/<script>alert("x")</script> grants get on the "keyring" Secret'
+
+EVENTS: list[tuple[datetime, str, str, dict[str, Any]]] = [
+    (datetime(2026, 9, 15, tzinfo=UTC), "key.created", CRM,
+     {"secret": "dataward-support-inquiries-keyring", "keyId": 1}),
+    (datetime(2026, 10, 5, 3, tzinfo=UTC), "purge.run", CRM,
+     {"result": "Succeeded", "dryRun": False, "rowsDeleted": 120, "expiredRemaining": 0,
+      "tables": [{"table": "support_inquiries", "rowsDeleted": 120}]}),
+    (datetime(2026, 10, 12, 3, tzinfo=UTC), "purge.run", CRM,
+     {"result": "Succeeded", "dryRun": False, "rowsDeleted": 80, "expiredRemaining": 0}),
+    (datetime(2026, 10, 13, 3, tzinfo=UTC), "purge.run", BILLING,
+     {"result": "Succeeded", "dryRun": False, "rowsDeleted": 30, "rowsArchived": 30,
+      "rowsDestroyed": 4, "expiredRemaining": 2}),
+    (datetime(2026, 11, 1, tzinfo=UTC), "condition.transition", CRM,
+     {"type": "AccessRestricted", "status": "False", "previousStatus": "True",
+      "reason": "OtherBindingGrantsSecrets", "message": HOSTILE}),
+    (datetime(2026, 11, 3, tzinfo=UTC), "condition.transition", CRM,
+     {"type": "AccessRestricted", "status": "True", "previousStatus": "False",
+      "reason": "Restricted"}),
+    (datetime(2026, 11, 10, tzinfo=UTC), "key.rotated", CRM,
+     {"secret": "dataward-support-inquiries-keyring", "keyId": 2, "previousKeyId": 1}),
+    (datetime(2026, 11, 20, tzinfo=UTC), "request.answered", CRM,
+     {"requestId": "dsr-7", "requestType": "erasure", "outcome": "fulfilled",
+      "receivedAt": "2026-11-18T00:00:00Z", "answeredAt": "2026-11-20T12:00:00Z"}),
+    (datetime(2026, 12, 1, tzinfo=UTC), "policy.revision", "clunix",
+     {"policy": "clunix", "generation": 2, "effectiveDate": "2021-04-26"}),
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def login(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATAWARD_EVIDENCE_USERNAME", "purger")
+    monkeypatch.setenv("DATAWARD_EVIDENCE_PASSWORD", "purger-secret")
+
+
+@pytest.fixture
+def chain(evidence_pg: EvidenceDatabase) -> Iterator[EvidenceDatabase]:
+    """The events above, appended by the evidence API at their own times."""
+    times = iter(event[0] for event in EVENTS)
+    with EvidenceLog.open(
+        evidence_pg.database, evidence_pg.credentials, KEY, clock=lambda: next(times),
+        create_schema=True,
+    ) as log:  # fmt: skip
+        for _, kind, subject, payload in EVENTS:
+            log.append(kind, subject, payload)
+    yield evidence_pg
+
+
+def run_report(db: EvidenceDatabase, out: Path) -> tuple[int, dict[str, Any], str]:
+    public = out / "evidence.pub"
+    public.write_bytes(public_pem(KEY.public_key()))
+    status = main([
+        "report", "--quarter", "2026Q4", "--database", db.url, "--public-key", str(public),
+        "-f", str(ROOT / "examples" / "policy.yaml"), "-f", str(ROOT / "examples" / "stores"),
+        "--json", str(out / "report.json"), "--html", str(out / "report.html"),
+    ])  # fmt: skip
+    report = json.loads((out / "report.json").read_text())
+    validator = jsonschema.Draft202012Validator(
+        json.loads(SCHEMA.read_text()),
+        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
+    )
+    assert [e.message for e in validator.iter_errors(report)] == []
+    return status, report, (out / "report.html").read_text()
+
+
+def test_report_from_a_real_chain_and_its_page_in_a_browser(
+    chain: EvidenceDatabase, tmp_path: Path
+) -> None:
+    status, report, page = run_report(chain, tmp_path)
+    assert status == 0
+    assert report["chain"]["verdict"] == "intact"
+    assert (report["chain"]["records"], report["chain"]["head"]["seq"]) == (9, 9)
+    assert report["recordsInPeriod"] == 8  # all but the key created in September
+
+    by_category = {c["category"]: c for c in report["purges"]["byCategory"]}
+    assert (
+        by_category["technical-support-inquiry"]["rowsDeleted"],
+        by_category["technical-support-inquiry"]["evidence"],
+    ) == (120 + 80, [2, 3])
+    payment = by_category["payment-records"]
+    assert (payment["rowsDeleted"], payment["rowsArchived"], payment["rowsDestroyed"],
+            payment["evidence"]) == (30, 30, 4, [4])  # fmt: skip
+    # 2026-10-05 is a Monday; 10-12 and 10-13 are in the week of 10-12.
+    assert [(w["week"], w["category"], w["rowsDeleted"]) for w in report["purges"]["weekly"]] == [
+        ("2026-10-05", "technical-support-inquiry", 120),
+        ("2026-10-12", "payment-records", 30),
+        ("2026-10-12", "technical-support-inquiry", 80),
+    ]
+    overdue = {o["subject"]: o for o in report["overdue"]}
+    assert (overdue[BILLING]["expiredRemainingAtLastRun"], overdue[BILLING]["evidence"]) == (2, [4])
+
+    (keys,) = report["keys"]
+    assert keys["rotationLimit"] == "30d"  # the store's, stricter than the policy's 90d
+    first, second = keys["keys"]
+    # Key 1: 2026-09-15 to 2026-11-10 = 15 + 31 + 10 = 56 days, due 2026-10-15.
+    assert (first["maxAgeSeconds"], first["rotationDue"][:10], first["overdue"]) == (
+        56 * DAY,
+        "2026-10-15",
+        True,
+    )
+    # Key 2: 2026-11-10 to 2027-01-01 = 20 + 31 + 1 = 52 days, due 2026-12-10.
+    assert (second["maxAgeSeconds"], second["rotationDue"][:10], second["overdue"]) == (
+        52 * DAY,
+        "2026-12-10",
+        True,
+    )
+    assert second["evidence"] == [7]
+
+    (finding,) = report["foreignAccess"]
+    assert (finding["openSeconds"], finding["evidence"]) == (2 * DAY, [5, 6])
+    (request,) = report["requests"]
+    assert (request["secondsToAnswer"], request["evidence"]) == (2 * DAY + 12 * 3600, [8])
+    assert [r["evidence"] for r in report["revisions"]] == [[9]]
+    codes = {(g["code"], g["message"].split(" ")[0]) for g in report["gaps"]}
+    assert ("store-without-records", "marketing/newsletter") in codes
+
+    # Records are data: the hostile message is shown, never run.
+    assert "<script" not in page and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    for outside in ("src=", "href=", "<link", "@import", "url("):
+        assert outside not in page
+
+    png = tmp_path / "report.png"
+    console = screenshot(tmp_path / "report.html", png)
+    assert console == []
+    assert png.stat().st_size > 10_000
+    width, height, rows, values = png_summary(png)
+    assert (width, height) == (1280, 2000)
+    assert rows > 200 and values > 50  # text, tables and charts: far from one colour
+
+
+def test_a_tampered_chain_is_reported_and_left_out(chain: EvidenceDatabase, tmp_path: Path) -> None:
+    # Someone with write access halves record 3's count.
+    changed = chain.sql(
+        "UPDATE dataward_evidence SET payload = replace(payload, '80', '8') WHERE seq = 3"
+    )
+    assert changed == 1
+    status, report, page = run_report(chain, tmp_path)
+    assert status == 1
+    broken = report["chain"]["broken"]
+    assert (report["chain"]["verdict"], broken["seq"], broken["check"]) == ("broken", 3, "hash")
+    # Only records 1 and 2 are used: the edited count is nowhere.
+    (tech,) = report["purges"]["byCategory"]
+    assert (tech["rowsDeleted"], tech["evidence"]) == (120, [2])
+    assert report["gaps"][0]["code"] == "chain-broken"
+    assert "BROKEN at record 3" in page
