@@ -5,6 +5,8 @@ This is the only I/O of the purge job besides the databases; it is kept thin on 
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -125,6 +127,8 @@ class ApiSource:
         self._lock = threading.Lock()
         self._watched: Mapping[str, Any] | None = None  # the live copy, while the watch is live
         self._watcher: threading.Thread | None = None
+        self._handle: Any = None  # the kubernetes Watch, to stop it
+        self._closing = False
 
     def _client(self) -> Any:
         if self._api is None:
@@ -171,22 +175,42 @@ class ApiSource:
 
     def _follow(self) -> None:
         """Start the watch (once); its copy is used only after its first event arrives."""
-        if self._watcher is not None:
+        if self._watcher is not None or self._closing:
             return
         self._watcher = threading.Thread(target=self._watch, name="store-watch", daemon=True)
+        # Stopped before the interpreter shuts down: a thread still reading (or logging) then
+        # would abort the process after the purge had finished.
+        atexit.register(self.close)
         self._watcher.start()
+
+    def close(self) -> None:
+        """Stop following the store: wake the watch's blocking read and wait for it to end."""
+        with self._lock:
+            self._closing = True
+            watcher, handle = self._watcher, self._handle
+        if handle is not None:
+            handle.stop()
+            response = getattr(handle, "_resp", None)
+            if response is not None:
+                with contextlib.suppress(Exception):
+                    response.close()
+        if watcher is not None and watcher is not threading.current_thread():
+            watcher.join(timeout=2)
 
     def _watch(self) -> None:
         from kubernetes import watch
 
         api = self._client()
+        handle = watch.Watch()
+        with self._lock:
+            self._handle = handle
         # No version at first: the server then sends the object as it is now (ADDED), which is
         # both the copy to use and the proof that the watch is live. Resumed watches carry on
         # from the last version seen.
         version: dict[str, str] = {}
-        while True:
+        while not self._closing:
             try:
-                stream = watch.Watch().stream(
+                stream = handle.stream(
                     api.list_namespaced_custom_object,
                     GROUP, VERSION, self.namespace, "personaldatastores",
                     field_selector=f"metadata.name={self.name}",
@@ -207,11 +231,14 @@ class ApiSource:
                 else:
                     continue  # the server ended the watch on time: resume from `version`
             except Exception as error:  # any failure: fall back to GETs
-                log.info("watch of the store ended (%s); checking it by GET", type(error).__name__)
-            with self._lock:
-                self._watched = None
-                self._watcher = None  # the next GET starts a new watch
-            return
+                if not self._closing:
+                    log.info(
+                        "watch of the store ended (%s); checking it by GET", type(error).__name__
+                    )
+            break
+        with self._lock:
+            self._watched = None
+            self._watcher = None  # the next GET starts a new watch
 
     def load(self) -> tuple[Store, Policy | None]:
         """GET the store, then its policy (a missing policy reads as None)."""
