@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 from dataward.purge.sql import Session, TableStatements
 
 Fault = Callable[[str], None]
-Cursor = tuple[Any, ...]  # (ts, keys...) of the last row a batch picked
+Cursor = tuple[Any, ...]  # (ts, keys...) of the last row a batch picked; (ts, None...): all of ts
 T = TypeVar("T")
 
 
@@ -95,7 +95,15 @@ class PostgresBatches:
     taken: int = 0
 
     def delete(self, after: Cursor | None, limit: int, fault: Fault) -> Step:
-        """Delete the next `limit` expired rows; uncommitted."""
+        """Delete the next `limit` (or so) expired rows; uncommitted.
+
+        A timestamp range when the timestamps are spread out (see `_delete_range`), else
+        the `(ts, keys)` keyset statement, which takes exactly `limit` rows.
+        """
+        step = self._delete_range(after, limit)
+        if step is not None:
+            fault("after-select")
+            return step
         params = [self.bound, *cursor_params(after), limit, self.bound]
         rows = self.session.query(self.statements.delete_batch(after is not None, None), params)
         fault("after-select")
@@ -103,6 +111,36 @@ class PostgresBatches:
             return Step(0)
         picked, *last, deleted = rows[0]
         return Step(int(picked), int(deleted), last=tuple(last))
+
+    def _delete_range(self, after: Cursor | None, limit: int) -> Step | None:
+        """Delete by timestamp range: every expired row after the cursor up to the trigger
+        `u` of the row `limit - limit // 4` places on, when at most `limit // 4` rows after
+        the cursor share `u`, so the batch never holds more than `limit` rows (nor goes past
+        maxRowsPerRun); None when more do (a crowded timestamp: the keyset statement takes
+        exactly `limit` rows instead).
+
+        About twice as fast per row as the keyset statement: the bound comes from the
+        timestamp index alone and the DELETE is a plain range scan, with no ordered pick by
+        `(ts, keys)`, no ctid array and no RETURNING. Oldest first still holds (by
+        timestamp), and the cursor `(u, NULL...)` continues after every row of `u`: the
+        keyset predicate's `key > NULL` is never true.
+        """
+        slack = limit // 4
+        cursor = cursor_params(after)
+        rows = self.session.query(
+            self.statements.range_bound(after is not None),
+            [*cursor, slack + 1, self.bound, *cursor, limit - slack - 1],
+        )
+        delete = self.statements.delete_range(after is not None)
+        if not rows:
+            # Fewer than `limit - slack` expired rows are left after the cursor: take them.
+            deleted = self.session.execute(delete, [self.bound, *cursor, self.bound])
+            return Step(min(deleted, limit - 1), deleted)
+        upper, shared = rows[0]
+        if int(shared) > slack:
+            return None
+        deleted = self.session.execute(delete, [upper, *cursor, self.bound])
+        return Step(limit, deleted, last=(upper, *[None] * len(self.statements.keys)))
 
     def take(
         self, after: Cursor | None, limit: int, columns: Sequence[str], as_json: bool

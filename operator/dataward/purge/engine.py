@@ -4,10 +4,12 @@ A batch takes the next expired rows after the previous batch's last `(ts, keys)`
 continuation: no batch re-walks the index entries of rows an earlier one deleted), oldest
 first, and never asks for more than SELECT and DELETE on a live table:
 
-- PostgreSQL, one statement: pick the rows (no lock), DELETE them by ctid re-checking the
-  cutoff, return how many were picked and the last one (statutory: RETURNING the rows, as one
-  JSON text when the archive is PostgreSQL too, in a transaction left open until the archive
-  holds them).
+- PostgreSQL, plain: find the trigger `u` about `n` rows on in the timestamp index (no lock),
+  then one range DELETE of the expired rows after the cursor up to `u`; when too many rows
+  share `u` to keep the batch within `n`, one statement instead that picks exactly `n` rows
+  in `(ts, keys)` order, DELETEs them by ctid re-checking the cutoff and returns the last one.
+  Statutory: that statement RETURNING the rows, as one JSON text when the archive is
+  PostgreSQL too, in a transaction left open until the archive holds them.
 - MySQL: find the batch's last row (a consistent read, no lock, one row back), then one
   DELETE (statutory: first a SELECT ... FOR UPDATE) whose keys come from a derived table and
   reach the rows through the unique key index: point lookups, so a lock an application holds

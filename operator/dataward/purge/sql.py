@@ -285,6 +285,34 @@ class TableStatements:
             )
         return f"{ctes}SELECT {head}, dw_gone.* FROM dw_last LEFT JOIN dw_gone ON true"
 
+    def range_bound(self, after: bool) -> str:
+        """PostgreSQL: the trigger of the row `offset` places after the cursor, and how many
+        rows after the cursor share it (counted up to a cap). No lock, and only the timestamp
+        index is read (an index-only scan where the visibility map allows).
+
+        Params: [cursor], cap, cutoff, [cursor], offset. No row: fewer rows are left.
+        """
+        where = self._where_expired(after)
+        shared = f"{self._ts} = dw_b.{self._ts}" + (f" AND {self._after()}" if after else "")
+        return (
+            f"SELECT dw_b.{self._ts}, (SELECT count(*) FROM (SELECT 1 FROM {self._t} "
+            f"WHERE {shared} LIMIT %s) AS dw_c) FROM (SELECT {self._ts} FROM {self._t} "
+            f"WHERE {where} ORDER BY {self._ts} OFFSET %s LIMIT 1) AS dw_b"
+        )
+
+    def delete_range(self, after: bool) -> str:
+        """PostgreSQL: delete every expired row after the cursor up to a trigger bound.
+
+        Params: bound, [cursor], cutoff. A plain range DELETE on the timestamp index: no
+        ordered pick, no RETURNING. READ COMMITTED re-evaluates the whole condition (the
+        cutoff included) on a row version an application updated meanwhile.
+        """
+        return (
+            f"DELETE FROM {self._t} WHERE {self._ts} <= %s"
+            + (f" AND {self._after()}" if after else "")
+            + f" AND {self._ts} <= %s"
+        )
+
     def delete_keys(self, rows: int, index: str | None = None) -> str:
         """Delete rows by key, re-checking the cutoff; params: the keys flattened, then cutoff.
 
