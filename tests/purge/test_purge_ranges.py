@@ -98,3 +98,24 @@ def test_a_run_with_a_crowded_instant_deletes_exactly_the_expired_rows_oldest_fi
     second = run_purge(store_doc(live, table, batchSize=64), live, options=NO_HOLD)
     assert second.rows_deleted == 500
     assert set(read_rows(live, table)) == set(range(1101, 1301))
+
+
+def test_statutory_ranges_and_a_crowded_instant_all_reach_the_archive(
+    servers: DatabaseServers,
+) -> None:
+    """Range batches travel by COPY, the crowded instant by the keyset path: every row once."""
+    table, rows = _crowded_table(servers)
+    live, archive = servers.pair("postgresql")
+    create_table(archive, table, "timestamptz")
+    result = run_purge(
+        store_doc(live, table, batchSize=64, category="contracts", archive=archive),
+        live,
+        archive,
+        options=NO_HOLD,
+    )
+    assert result.result == "Succeeded", result.message
+    assert result.rows_deleted == result.rows_archived == 1100
+    assert set(read_rows(live, table)) == set(range(1101, 1301))
+    copied = read_rows(archive, table)
+    assert set(copied) == set(range(1, 1101))
+    assert all(copied[i][0] == rows[i] for i in copied)

@@ -41,6 +41,8 @@ class Taken:
     # PostgreSQL to PostgreSQL: the deleted rows as one JSON array, never decoded here.
     payload: str | None = None
     deleted: int = 0
+    # PostgreSQL to PostgreSQL by timestamp range: the deleted rows as COPY text.
+    copied: bytes | None = None
 
 
 class Batches(Protocol):
@@ -64,6 +66,11 @@ class Batches(Protocol):
 
     def drop(self, keys: Sequence[Cursor]) -> int:
         """Statutory: delete the taken rows (already done on PostgreSQL)."""
+        ...
+
+    def take_range(self, after: Cursor | None, limit: int, columns: Sequence[str]) -> Taken | None:
+        """Statutory, PostgreSQL to PostgreSQL: a timestamp-range batch deleted and returned
+        as COPY text, uncommitted; None when `take` must do it (a crowded timestamp, MySQL)."""
         ...
 
 
@@ -125,22 +132,49 @@ class PostgresBatches:
         timestamp), and the cursor `(u, NULL...)` continues after every row of `u`: the
         keyset predicate's `key > NULL` is never true.
         """
+        upper = self._upper(after, limit)
+        if upper is False:
+            return None
+        cursor = cursor_params(after)
+        delete = self.statements.delete_range(after is not None)
+        if upper is None:
+            # Fewer than `limit - limit // 4` expired rows are left after the cursor.
+            deleted = self.session.execute(delete, [self.bound, *cursor, self.bound])
+            return Step(min(deleted, limit - 1), deleted)
+        deleted = self.session.execute(delete, [upper, *cursor, self.bound])
+        return Step(limit, deleted, last=self._past(upper))
+
+    def _upper(self, after: Cursor | None, limit: int) -> Any:
+        """The range's upper trigger; None: no bound needed (the rest fits); False: crowded."""
         slack = limit // 4
         cursor = cursor_params(after)
         rows = self.session.query(
             self.statements.range_bound(after is not None),
             [*cursor, slack + 1, self.bound, *cursor, limit - slack - 1],
         )
-        delete = self.statements.delete_range(after is not None)
         if not rows:
-            # Fewer than `limit - slack` expired rows are left after the cursor: take them.
-            deleted = self.session.execute(delete, [self.bound, *cursor, self.bound])
-            return Step(min(deleted, limit - 1), deleted)
-        upper, shared = rows[0]
-        if int(shared) > slack:
             return None
-        deleted = self.session.execute(delete, [upper, *cursor, self.bound])
-        return Step(limit, deleted, last=(upper, *[None] * len(self.statements.keys)))
+        upper, shared = rows[0]
+        return False if int(shared) > slack else upper
+
+    def _past(self, upper: Any) -> Cursor:
+        """The cursor after every row of trigger `upper`."""
+        return (upper, *[None] * len(self.statements.keys))
+
+    def take_range(self, after: Cursor | None, limit: int, columns: Sequence[str]) -> Taken | None:
+        """A timestamp-range batch deleted RETURNING its rows as COPY text; uncommitted."""
+        upper = self._upper(after, limit)
+        if upper is False:
+            return None
+        cursor = cursor_params(after)
+        statement = self.statements.copy_range_out(after is not None, columns)
+        data, deleted = self.session.copy_out(
+            statement, [self.bound if upper is None else upper, *cursor, self.bound]
+        )
+        self.taken = deleted
+        if upper is None:
+            return Taken(min(deleted, limit - 1), None, [], deleted=deleted, copied=data)
+        return Taken(limit, self._past(upper), [], deleted=deleted, copied=data)
 
     def take(
         self, after: Cursor | None, limit: int, columns: Sequence[str], as_json: bool
@@ -238,6 +272,10 @@ class MySQLBatches:
     def drop(self, keys: Sequence[Cursor]) -> int:
         """Delete the locked rows by key."""
         return self._delete_keys(keys)
+
+    def take_range(self, after: Cursor | None, limit: int, columns: Sequence[str]) -> Taken | None:
+        """Not on MySQL: `take` does every batch."""
+        return None
 
 
 def batches_for(

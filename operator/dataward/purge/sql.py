@@ -313,6 +313,20 @@ class TableStatements:
             + f" AND {self._ts} <= %s"
         )
 
+    def copy_range_out(self, after: bool, columns: Sequence[str]) -> str:
+        """PostgreSQL: `delete_range` RETURNING `columns`, streamed as COPY text; same params.
+
+        COPY's text format is what pg_dump restores from: every value comes back equal in
+        the archive (a json `null` included), read by the archive's own input functions.
+        """
+        returning = ", ".join(self.dialect.quote(c) for c in columns)
+        return f"COPY ({self.delete_range(after)} RETURNING {returning}) TO STDOUT"
+
+    def copy_in(self, columns: Sequence[str]) -> str:
+        """PostgreSQL: a plain INSERT of COPY text rows (INSERT privilege only)."""
+        cols = ", ".join(self.dialect.quote(c) for c in columns)
+        return f"COPY {self._t} ({cols}) FROM STDIN"
+
     def delete_keys(self, rows: int, index: str | None = None) -> str:
         """Delete rows by key, re-checking the cutoff; params: the keys flattened, then cutoff.
 
@@ -454,6 +468,26 @@ class Session:
         try:
             with self._connection.cursor() as cursor:
                 cursor.execute(sql, tuple(params))
+                return int(cursor.rowcount)
+        except Exception as exc:
+            raise self._classify(exc) from None
+
+    def copy_out(self, sql: str, params: Sequence[Any] = ()) -> tuple[bytes, int]:
+        """PostgreSQL: the data of a `COPY ... TO STDOUT` and the rows it sent."""
+        try:
+            with self._connection.cursor() as cursor:
+                with cursor.copy(sql, tuple(params)) as copy:
+                    data = b"".join(bytes(block) for block in copy)
+                return data, int(cursor.rowcount)
+        except Exception as exc:
+            raise self._classify(exc) from None
+
+    def copy_in(self, sql: str, data: bytes) -> int:
+        """PostgreSQL: run a `COPY ... FROM STDIN` with `data`; the rows it stored."""
+        try:
+            with self._connection.cursor() as cursor:
+                with cursor.copy(sql) as copy:
+                    copy.write(data)
                 return int(cursor.rowcount)
         except Exception as exc:
             raise self._classify(exc) from None
