@@ -120,11 +120,11 @@ class PostgresBatches:
         return Step(int(picked), int(deleted), last=tuple(last))
 
     def _delete_range(self, after: Cursor | None, limit: int) -> Step | None:
-        """Delete by timestamp range: every expired row after the cursor up to the trigger
-        `u` of the row `limit - limit // 4` places on, when at most `limit // 4` rows after
-        the cursor share `u`, so the batch never holds more than `limit` rows (nor goes past
-        maxRowsPerRun); None when more do (a crowded timestamp: the keyset statement takes
-        exactly `limit` rows instead).
+        """Delete by timestamp range: every expired row after the cursor up to a trigger `u`
+        chosen from the index (`_upper`) so that the batch holds `limit` rows when the
+        timestamps are distinct and never more than `limit` (nor goes past maxRowsPerRun);
+        None when too many rows share a timestamp (a crowded timestamp: the keyset statement
+        takes exactly `limit` rows instead).
 
         About twice as fast per row as the keyset statement: the bound comes from the
         timestamp index alone and the DELETE is a plain range scan, with no ordered pick by
@@ -138,22 +138,36 @@ class PostgresBatches:
         cursor = cursor_params(after)
         delete = self.statements.delete_range(after is not None)
         if upper is None:
-            # Fewer than `limit - limit // 4` expired rows are left after the cursor.
+            # Fewer than `limit` expired rows are left after the cursor: take them all.
             deleted = self.session.execute(delete, [self.bound, *cursor, self.bound])
             return Step(min(deleted, limit - 1), deleted)
         deleted = self.session.execute(delete, [upper, *cursor, self.bound])
         return Step(limit, deleted, last=self._past(upper))
 
     def _upper(self, after: Cursor | None, limit: int) -> Any:
-        """The range's upper trigger; None: no bound needed (the rest fits); False: crowded."""
+        """The range's upper trigger; None: no bound needed (fewer than `limit` rows are
+        left); False: crowded.
+
+        First the trigger of the `limit`-th row: when no later row shares it, the range holds
+        exactly `limit` rows. Else that of the row `limit // 4` places earlier, when at most
+        `limit // 4` rows share it (the range then holds at most `limit` rows).
+        """
         slack = limit // 4
         cursor = cursor_params(after)
-        rows = self.session.query(
-            self.statements.range_bound(after is not None),
-            [*cursor, slack + 1, self.bound, *cursor, limit - slack - 1],
-        )
+        statement = self.statements.range_bound(after is not None)
+        rows = self.session.query(statement, [*cursor, 2, self.bound, *cursor, limit - 1])
         if not rows:
             return None
+        upper, shared = rows[0]
+        if int(shared) == 1:
+            return upper
+        if slack == 0:
+            return False
+        rows = self.session.query(
+            statement, [*cursor, slack + 1, self.bound, *cursor, limit - slack - 1]
+        )
+        if not rows:
+            return None  # rows went meanwhile: fewer than `limit` are left
         upper, shared = rows[0]
         return False if int(shared) > slack else upper
 
