@@ -40,8 +40,7 @@ def stores(count: int, namespace: str) -> list[dict[str, object]]:
         # Distinct pods and credentials: stores sharing them would rightly not be Ready.
         doc["spec"]["workload"]["podSelector"] = {"matchLabels": {"app": f"db-{index:03d}"}}
         doc["spec"]["network"]["allowFrom"] = [
-            {"podSelector": {"matchLabels": {"app": f"api-{index:03d}"}}}
-        ]
+            {"podSelector": {"matchLabels": {"app": f"api-{index:03d}"}}}]
         doc["spec"]["database"]["credentialsSecret"] = f"creds-{index:03d}"
         doc["spec"]["access"]["readers"] = [{"kind": "ServiceAccount", "name": f"api-{index:03d}"}]
         out.append(doc)
@@ -51,8 +50,7 @@ def stores(count: int, namespace: str) -> list[dict[str, object]]:
 def ready_count(plane: ControlPlane, namespace: str) -> int:
     items = json.loads(plane.kubectl("get", "pds", "-n", namespace, "-o", "json").stdout)["items"]
     return sum(
-        1
-        for item in items
+        1 for item in items
         for c in (item.get("status") or {}).get("conditions") or []
         if c["type"] == "Ready" and c["status"] == "True"
     )
@@ -91,21 +89,9 @@ def main() -> int:
         plane.kubectl("apply", "--server-side", "-f", str(REPO / "examples/policy.yaml"))
         log = Path(tmp) / "operator.log"
         operator = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dataward",
-                "run",
-                "--kubeconfig",
-                str(kubeconfig),
-                "--resync-seconds",
-                "10",
-                "--metrics-port",
-                "0",
-            ],
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent(),
+            [sys.executable, "-m", "dataward", "run", "--kubeconfig", str(kubeconfig),
+             "--resync-seconds", "10", "--metrics-port", "0"],
+            stdout=log.open("wb"), stderr=subprocess.STDOUT, preexec_fn=die_with_parent(),
         )
         try:
             wait_for(lambda: "acquired lease" in log.read_text(), 60, "operator leads")
@@ -114,22 +100,16 @@ def main() -> int:
             start = time.monotonic()
             plane.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(docs))
             applied = time.monotonic()
-            wait_for(
-                lambda: ready_count(plane, namespace) == args.stores,
-                600,
-                f"{args.stores} stores Ready",
-                interval=0.5,
-            )
+            wait_for(lambda: ready_count(plane, namespace) == args.stores, 600,
+                     f"{args.stores} stores Ready", interval=0.5)
             elapsed = time.monotonic() - start
             converge = audit_since(plane, since, "dataward-bench")
             writes = sum(v for k, v in converge.items() if k in WRITES)
             print(f"stores: {args.stores}")
             print(f"apply of all stores (kubectl): {applied - start:.2f} s")
             print(f"all Ready after: {elapsed:.2f} s  ({args.stores / elapsed:.1f} stores/s)")
-            print(
-                f"operator writes to converge: {writes} ({writes / args.stores:.1f} per store)"
-                f"  by verb: {dict(converge)}"
-            )
+            print(f"operator writes to converge: {writes} ({writes / args.stores:.1f} per store)"
+                  f"  by verb: {dict(converge)}")
             time.sleep(12)  # let the first resync after Ready finish
             quiet = datetime.now(UTC)
             time.sleep(args.steady_seconds)
@@ -137,12 +117,10 @@ def main() -> int:
             mutating = sum(v for k, v in steady.items() if k in WRITES)
             resyncs = args.steady_seconds / 10
             reads = steady["get"] + steady["list"]
-            print(
-                f"steady state over {args.steady_seconds:.0f} s: {mutating} mutating requests, "
-                f"lease renewals: {steady['lease update']}, "
-                f"reads: {reads} ({reads / max(resyncs, 1) / args.stores:.1f} per store per "
-                "resync)"
-            )
+            print(f"steady state over {args.steady_seconds:.0f} s: {mutating} mutating requests, "
+                  f"lease renewals: {steady['lease update']}, "
+                  f"reads: {reads} ({reads / max(resyncs, 1) / args.stores:.1f} per store per "
+                  "resync)")
         finally:
             operator.terminate()
             operator.wait(timeout=30)

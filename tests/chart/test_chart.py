@@ -40,13 +40,7 @@ NAMESPACED_RULES: dict[tuple[str, str], set[str]] = {
     ("networking.k8s.io", "networkpolicies"): {"get", "list", "watch", "create", "patch"},
     ("rbac.authorization.k8s.io", "roles"): {"get", "list", "watch", "create", "patch"},
     ("rbac.authorization.k8s.io", "rolebindings"): {
-        "get",
-        "list",
-        "watch",
-        "create",
-        "patch",
-        "delete",
-    },
+        "get", "list", "watch", "create", "patch", "delete"},
     ("", "serviceaccounts"): {"get", "list", "watch", "create", "patch"},
     ("batch", "cronjobs"): {"get", "list", "watch", "create", "patch"},
     ("batch", "jobs"): {"list", "watch"},
@@ -72,24 +66,15 @@ def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         binary = tool("helm")
     except RuntimeError as error:
         pytest.fail(f"helm is missing: run `make tools` ({error})")
-    return subprocess.run(
-        [str(binary), *args], capture_output=True, text=True, check=check, timeout=120
-    )
+    return subprocess.run([str(binary), *args], capture_output=True, text=True, check=check,
+                          timeout=120)
 
 
 def render(*values: str) -> list[dict[str, Any]]:
     """`helm template` with `--set` values, as parsed documents."""
     sets = [arg for value in values for arg in ("--set", value)]
-    out = helm(
-        "template",
-        RELEASE,
-        str(CHART),
-        "--namespace",
-        NAMESPACE,
-        "--kube-version",
-        KUBE_VERSION,
-        *sets,
-    ).stdout
+    out = helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE,
+               "--kube-version", KUBE_VERSION, *sets).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
@@ -110,11 +95,8 @@ def rules_table(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
 
 def role_named(docs: Sequence[dict[str, Any]], suffix: str) -> dict[str, Any]:
     """The ClusterRole or Role whose name ends with `-suffix`."""
-    found = [
-        d
-        for d in docs
-        if d["kind"] in ("ClusterRole", "Role") and d["metadata"]["name"].endswith(f"-{suffix}")
-    ]
+    found = [d for d in docs if d["kind"] in ("ClusterRole", "Role")
+             and d["metadata"]["name"].endswith(f"-{suffix}")]
     assert len(found) == 1, f"expected one role *-{suffix}, found {found}"
     return found[0]
 
@@ -136,16 +118,8 @@ def test_the_charts_crds_are_the_repositorys_crds_byte_for_byte() -> None:
 
 
 def test_a_misspelt_value_is_refused_not_ignored() -> None:
-    result = helm(
-        "template",
-        RELEASE,
-        str(CHART),
-        "--kube-version",
-        KUBE_VERSION,
-        "--set",
-        "replicas=2",
-        check=False,
-    )
+    result = helm("template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION,
+                  "--set", "replicas=2", check=False)
     assert result.returncode != 0
     assert "replicas" in result.stderr
 
@@ -153,11 +127,8 @@ def test_a_misspelt_value_is_refused_not_ignored() -> None:
 def test_every_value_is_documented_in_values_yaml() -> None:
     """Each leaf value has a comment above it, or sits in a block documented as a whole."""
     lines = [line for line in (CHART / "values.yaml").read_text().splitlines() if line.strip()]
-    keys = [
-        (i, len(line) - len(line.lstrip()), line.strip())
-        for i, line in enumerate(lines)
-        if re.match(r"^\s*[A-Za-z][A-Za-z0-9]*:", line)
-    ]
+    keys = [(i, len(line) - len(line.lstrip()), line.strip()) for i, line in enumerate(lines)
+            if re.match(r"^\s*[A-Za-z][A-Za-z0-9]*:", line)]
     ancestors: list[tuple[int, bool]] = []  # (indent, documented)
     undocumented = []
     for position, (index, indent, text) in enumerate(keys):
@@ -213,16 +184,8 @@ def test_the_operator_is_told_its_lease_identity_image_and_time_zone() -> None:
 
 def _trusted_subject_args(*options: str) -> list[str]:
     """The operator's --trusted-subject arguments, rendered with extra helm `options`."""
-    out = helm(
-        "template",
-        RELEASE,
-        str(CHART),
-        "--namespace",
-        NAMESPACE,
-        "--kube-version",
-        KUBE_VERSION,
-        *options,
-    ).stdout
+    out = helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE,
+               "--kube-version", KUBE_VERSION, *options).stdout
     (deployment,) = of_kind([d for d in yaml.safe_load_all(out) if d], "Deployment")
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert f"{NAMESPACE}/{RELEASE}" in args  # the operator's own account: always trusted
@@ -239,10 +202,8 @@ def test_the_trust_model_is_passed_to_the_operator_one_subject_per_argument() ->
     # The chart's default and the operator's own (no flag given) are the same list.
     parsed = TrustedSubjects.parse(a.removeprefix("--trusted-subject=") for a in defaults)
     assert parsed == TrustedSubjects()
-    subjects = [
-        {"kind": "ServiceAccount", "name": "velero", "namespace": "backup"},
-        {"kind": "Group", "name": "platform-admins"},
-    ]
+    subjects = [{"kind": "ServiceAccount", "name": "velero", "namespace": "backup"},
+                {"kind": "Group", "name": "platform-admins"}]
     assert _trusted_subject_args("--set-json", f"trustedSubjects={json.dumps(subjects)}") == [
         "--trusted-subject=ServiceAccount:backup/velero",
         "--trusted-subject=Group:platform-admins",
@@ -250,30 +211,17 @@ def test_the_trust_model_is_passed_to_the_operator_one_subject_per_argument() ->
     assert _trusted_subject_args("--set-json", "trustedSubjects=[]") == []
 
 
-@pytest.mark.parametrize(
-    "subject",
-    [
-        {"kind": "ServiceAccount", "name": "velero"},  # whose? a namespace is required
-        {"kind": "Group", "name": "admins", "namespace": "kube-system"},
-        {"kind": "Group", "name": "system:authenticated"},
-        {"kind": "User", "name": "*"},
-        {"kind": "Role", "name": "admin"},
-    ],
-    ids=["sa-without-namespace", "group-with-namespace", "everyone", "wildcard", "not-a-subject"],
-)
+@pytest.mark.parametrize("subject", [
+    {"kind": "ServiceAccount", "name": "velero"},  # whose? a namespace is required
+    {"kind": "Group", "name": "admins", "namespace": "kube-system"},
+    {"kind": "Group", "name": "system:authenticated"},
+    {"kind": "User", "name": "*"},
+    {"kind": "Role", "name": "admin"},
+], ids=["sa-without-namespace", "group-with-namespace", "everyone", "wildcard", "not-a-subject"])
 def test_the_schema_refuses_a_trusted_subject_that_is_not_one_subject(
-    subject: dict[str, str],
-) -> None:
-    result = helm(
-        "template",
-        RELEASE,
-        str(CHART),
-        "--kube-version",
-        KUBE_VERSION,
-        "--set-json",
-        f"trustedSubjects=[{json.dumps(subject)}]",
-        check=False,
-    )
+        subject: dict[str, str]) -> None:
+    result = helm("template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION,
+                  "--set-json", f"trustedSubjects=[{json.dumps(subject)}]", check=False)
     assert result.returncode != 0, result.stdout[:500]
     assert "trustedSubjects" in result.stderr, result.stderr
 
@@ -299,9 +247,8 @@ def test_metrics_are_served_and_a_service_monitor_is_optional() -> None:
 # -- RBAC -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "values", [(), ("watchNamespaces={crm,billing}",)], ids=["cluster-wide", "watched-namespaces"]
-)
+@pytest.mark.parametrize("values", [(), ("watchNamespaces={crm,billing}",)],
+                         ids=["cluster-wide", "watched-namespaces"])
 def test_no_rule_grants_a_forbidden_verb_or_lists_secrets(values: tuple[str, ...]) -> None:
     roles = [d for d in render(*values) if d["kind"] in ("ClusterRole", "Role")]
     assert roles
@@ -323,51 +270,46 @@ def test_the_operator_gets_exactly_the_rights_its_code_uses() -> None:
     assert election["kind"] == "Role" and election["metadata"]["namespace"] == NAMESPACE
     assert rules_table(election) == LEADER_ELECTION_RULES
     assert rules_table(role_named(docs, "policy-reader")) == {
-        ("dataward.io", "privacypolicies"): {"get"}
-    }
+        ("dataward.io", "privacypolicies"): {"get"}}
 
 
 def test_cluster_wide_by_default_the_operator_role_is_bound_once_for_all_namespaces() -> None:
     docs = render()
     operator_role = role_named(docs, "operator")["metadata"]["name"]
-    bindings = [
-        b for b in of_kind(docs, "ClusterRoleBinding") if b["roleRef"]["name"] == operator_role
-    ]
+    bindings = [b for b in of_kind(docs, "ClusterRoleBinding")
+                if b["roleRef"]["name"] == operator_role]
     assert len(bindings) == 1
     assert bindings[0]["subjects"] == [
-        {"kind": "ServiceAccount", "name": RELEASE, "namespace": NAMESPACE}
-    ]
+        {"kind": "ServiceAccount", "name": RELEASE, "namespace": NAMESPACE}]
     assert not [b for b in of_kind(docs, "RoleBinding") if b["roleRef"]["name"] == operator_role]
 
 
 def test_watched_namespaces_get_a_role_binding_each_and_a_namespace_flag_each() -> None:
     docs = render("watchNamespaces={crm,billing}")
     operator_role = role_named(docs, "operator")["metadata"]["name"]
-    assert not [
-        b for b in of_kind(docs, "ClusterRoleBinding") if b["roleRef"]["name"] == operator_role
-    ]
-    bound = sorted(
-        b["metadata"]["namespace"]
-        for b in of_kind(docs, "RoleBinding")
-        if b["roleRef"]["name"] == operator_role
-    )
+    assert not [b for b in of_kind(docs, "ClusterRoleBinding")
+                if b["roleRef"]["name"] == operator_role]
+    bound = sorted(b["metadata"]["namespace"] for b in of_kind(docs, "RoleBinding")
+                   if b["roleRef"]["name"] == operator_role)
     assert bound == ["billing", "crm"]
     (deployment,) = of_kind(docs, "Deployment")
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert [args[i + 1] for i, a in enumerate(args) if a == "--namespace"] == ["crm", "billing"]
     # Policies and cluster roles are cluster-scoped: read cluster-wide in both modes.
     cluster_role = role_named(docs, "cluster-scoped")["metadata"]["name"]
-    assert [b for b in of_kind(docs, "ClusterRoleBinding") if b["roleRef"]["name"] == cluster_role]
+    assert [b for b in of_kind(docs, "ClusterRoleBinding")
+            if b["roleRef"]["name"] == cluster_role]
 
 
 def test_purge_jobs_may_read_policies_which_are_published_documents() -> None:
     docs = render()
     reader = role_named(docs, "policy-reader")["metadata"]["name"]
-    (binding,) = [b for b in of_kind(docs, "ClusterRoleBinding") if b["roleRef"]["name"] == reader]
-    assert binding["subjects"] == [
-        {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "system:serviceaccounts"}
-    ]
-    assert not [d for d in render("rbac.policyReader=false") if d["metadata"]["name"] == reader]
+    (binding,) = [b for b in of_kind(docs, "ClusterRoleBinding")
+                  if b["roleRef"]["name"] == reader]
+    assert binding["subjects"] == [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io",
+                                    "name": "system:serviceaccounts"}]
+    assert not [d for d in render("rbac.policyReader=false")
+                if d["metadata"]["name"] == reader]
 
 
 # -- admission policies -------------------------------------------------------------------
@@ -383,16 +325,14 @@ def test_each_admission_policy_is_shipped_bound_and_can_be_switched_off() -> Non
         ("admissionPolicies.crossObject.enabled=false", "store-within-policy"),
         ("admissionPolicies.confusedDeputy.enabled=false", "store-secrets-readable"),
         ("admissionPolicies.grantGuard.enabled=false", "store-grants-guarded"),
-        (
-            "admissionPolicies.namespaceDeletion.requireLabelForRetainedKeyRings=false",
-            "retained-key-rings-protected",
-        ),
+        ("admissionPolicies.namespaceDeletion.requireLabelForRetainedKeyRings=false",
+         "retained-key-rings-protected"),
     ]:
-        names = {p["metadata"]["name"] for p in of_kind(render(value), "ValidatingAdmissionPolicy")}
+        names = {p["metadata"]["name"] for p in of_kind(render(value),
+                                                         "ValidatingAdmissionPolicy")}
         assert len(names) == 4 and not any(n.endswith(gone) for n in names), (value, names)
-    assert not of_kind(
-        render("admissionPolicies.namespaceDeletion.enabled=false"), "ValidatingAdmissionPolicy"
-    )[3:]
+    assert not of_kind(render("admissionPolicies.namespaceDeletion.enabled=false"),
+                       "ValidatingAdmissionPolicy")[3:]
 
 
 def test_admission_policies_fail_closed_and_never_match_the_status_subresource() -> None:
@@ -423,41 +363,32 @@ def test_the_grant_guard_computes_the_key_ring_name_as_the_operator_does() -> No
         assert "variables.ringNamed &&" in expression
         assert validation["reason"] == "Forbidden"
     assert policy["spec"]["matchConstraints"]["resourceRules"][0]["operations"] == [
-        "CREATE",
-        "UPDATE",
-    ]
+        "CREATE", "UPDATE"]
 
 
 @functools.cache
 def _grant_guard() -> dict[str, Any]:
     """The grant guard as the chart renders it by default."""
-    (policy,) = [
-        p
-        for p in of_kind(render(), "ValidatingAdmissionPolicy")
-        if p["metadata"]["name"].endswith("-store-grants-guarded")
-    ]
+    (policy,) = [p for p in of_kind(render(), "ValidatingAdmissionPolicy")
+                 if p["metadata"]["name"].endswith("-store-grants-guarded")]
     return policy
 
 
-def _grant_guard_variables(
-    operation: str, new: dict[str, Any], old: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def _grant_guard_variables(operation: str, new: dict[str, Any],
+                           old: dict[str, Any] | None = None) -> dict[str, Any]:
     """The grant guard's variables (no authorizer in them) for one request, evaluated here."""
     import cel
 
     found: dict[str, Any] = {}
     request = {"operation": operation, "namespace": "crm", "userInfo": {"username": "alice"}}
     for variable in _grant_guard()["spec"]["variables"]:
-        found[variable["name"]] = cel.evaluate(
-            variable["expression"],
-            {"object": new, "oldObject": old, "request": request, "variables": found},
-        )
+        found[variable["name"]] = cel.evaluate(variable["expression"], {
+            "object": new, "oldObject": old, "request": request, "variables": found})
     return found
 
 
-def _pds(
-    name: str = "orders", readers: list[dict[str, str]] | None = None, adopt: bool | None = None
-) -> dict[str, Any]:
+def _pds(name: str = "orders", readers: list[dict[str, str]] | None = None,
+         adopt: bool | None = None) -> dict[str, Any]:
     spec: dict[str, Any] = {}
     if readers is not None:
         spec["access"] = {"readers": readers}
@@ -471,49 +402,20 @@ SA, GROUP_G = {"kind": "ServiceAccount", "name": "api"}, {"kind": "Group", "name
 
 GuardCase = tuple[str, str, dict[str, Any] | None, dict[str, Any], list[str], bool]
 GRANT_GUARD_TABLE: list[GuardCase] = [
-    (
-        "a reader added",
-        "UPDATE",
-        _pds(readers=[SA]),
-        _pds(readers=[SA, GROUP_G]),
-        ["Group:g"],
-        False,
-    ),
-    ("the first readers", "UPDATE", _pds(), _pds(readers=[SA]), ["ServiceAccount:crm/api"], False),
+    ("a reader added", "UPDATE", _pds(readers=[SA]), _pds(readers=[SA, GROUP_G]), ["Group:g"],
+     False),
+    ("the first readers", "UPDATE", _pds(), _pds(readers=[SA]), ["ServiceAccount:crm/api"],
+     False),
     ("a reader removed", "UPDATE", _pds(readers=[SA, GROUP_G]), _pds(readers=[SA]), [], False),
-    (
-        "readers reordered",
-        "UPDATE",
-        _pds(readers=[SA, GROUP_G]),
-        _pds(readers=[GROUP_G, SA]),
-        [],
-        False,
-    ),
+    ("readers reordered", "UPDATE", _pds(readers=[SA, GROUP_G]), _pds(readers=[GROUP_G, SA]),
+     [], False),
     ("all readers removed", "UPDATE", _pds(readers=[SA]), _pds(), [], False),
-    (
-        "default namespace written out",
-        "UPDATE",
-        _pds(readers=[SA]),
-        _pds(readers=[{**SA, "namespace": "crm"}]),
-        [],
-        False,
-    ),
-    (
-        "same account, other namespace",
-        "UPDATE",
-        _pds(readers=[SA]),
-        _pds(readers=[{**SA, "namespace": "web"}]),
-        ["ServiceAccount:web/api"],
-        False,
-    ),
-    (
-        "a user named like a group",
-        "UPDATE",
-        _pds(readers=[GROUP_G]),
-        _pds(readers=[{"kind": "User", "name": "g"}]),
-        ["User:g"],
-        False,
-    ),
+    ("default namespace written out", "UPDATE", _pds(readers=[SA]),
+     _pds(readers=[{**SA, "namespace": "crm"}]), [], False),
+    ("same account, other namespace", "UPDATE", _pds(readers=[SA]),
+     _pds(readers=[{**SA, "namespace": "web"}]), ["ServiceAccount:web/api"], False),
+    ("a user named like a group", "UPDATE", _pds(readers=[GROUP_G]),
+     _pds(readers=[{"kind": "User", "name": "g"}]), ["User:g"], False),
     ("a new store with readers", "CREATE", None, _pds(readers=[SA, GROUP_G]), [], False),
     ("a new store adopting", "CREATE", None, _pds(adopt=True), [], True),
     ("a new store not adopting", "CREATE", None, _pds(adopt=False), [], False),
@@ -524,14 +426,12 @@ GRANT_GUARD_TABLE: list[GuardCase] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("operation", "old", "new", "added", "adopts"),
-    [case[1:] for case in GRANT_GUARD_TABLE],
-    ids=[case[0] for case in GRANT_GUARD_TABLE],
-)
+@pytest.mark.parametrize(("operation", "old", "new", "added", "adopts"),
+                         [case[1:] for case in GRANT_GUARD_TABLE],
+                         ids=[case[0] for case in GRANT_GUARD_TABLE])
 def test_the_grant_guard_judges_only_what_widens_access_to_the_key_ring(
-    operation: str, old: dict[str, Any] | None, new: dict[str, Any], added: list[str], adopts: bool
-) -> None:
+        operation: str, old: dict[str, Any] | None, new: dict[str, Any], added: list[str],
+        adopts: bool) -> None:
     found = _grant_guard_variables(operation, new, old)
     assert (found["added"], found["adopts"]) == (added, adopts)
 
@@ -541,15 +441,12 @@ def test_the_grant_guard_says_which_right_is_missing_and_how_to_get_it() -> None
     assert short["remedy"] == (
         "Ask for get on Secret dataward-orders-keyring in namespace crm, or for the verb grant"
         " on personaldatastores.dataward.io orders in namespace crm (a Role rule: apiGroups"
-        " [dataward.io], resources [personaldatastores], resourceNames [orders], verbs [grant])"
-    )
+        " [dataward.io], resources [personaldatastores], resourceNames [orders], verbs [grant])")
     long_name = "o" * 47
     hashed = _grant_guard_variables("UPDATE", _pds(long_name, [SA]), _pds(long_name))
     assert hashed["ringNamed"] is False
-    assert (
-        "cannot compute, so this needs the verb grant on personaldatastores.dataward.io "
+    assert "cannot compute, so this needs the verb grant on personaldatastores.dataward.io " \
         f"{long_name}" in hashed["remedy"]
-    )
     assert "get on Secret" not in hashed["remedy"]
 
 
@@ -567,9 +464,9 @@ def _month_spans(months: int, firsts: list[int], lengths: list[int]) -> tuple[in
     firsts[s+m] + min(...) - firsts[s+1] days later. (C-level maps: this runs 4801 times.)
     """
     cycle = 4800
-    ahead, here, after = firsts[months : months + cycle], firsts[:cycle], firsts[1 : cycle + 1]
+    ahead, here, after = firsts[months:months + cycle], firsts[:cycle], firsts[1:cycle + 1]
     longest = max(map(operator.sub, ahead, here))
-    end_days = map(min, lengths[:cycle], lengths[months : months + cycle])
+    end_days = map(min, lengths[:cycle], lengths[months:months + cycle])
     shortest = min(map(operator.sub, map(operator.add, ahead, end_days), after))
     if months == 0:
         shortest = 0  # the same instant, not the last day of a month to itself

@@ -39,8 +39,7 @@ def argocd_health(obj: dict[str, Any]) -> dict[str, str]:
 def store(generation: int = 2, status: dict[str, Any] | None = None) -> dict[str, Any]:
     """A PersonalDataStore as the API serves it (examples/stores/support-inquiries.yaml)."""
     body: dict[str, Any] = yaml.safe_load(
-        (REPO / "examples" / "stores" / "support-inquiries.yaml").read_text()
-    )
+        (REPO / "examples" / "stores" / "support-inquiries.yaml").read_text())
     body["metadata"]["generation"] = generation
     if status is not None:
         body["status"] = status
@@ -48,54 +47,27 @@ def store(generation: int = 2, status: dict[str, Any] | None = None) -> dict[str
 
 
 def condition(kind: str, status: str, reason: str, message: str) -> dict[str, Any]:
-    return {
-        "type": kind,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": "2026-01-01T00:00:00Z",
-        "observedGeneration": 2,
-    }
+    return {"type": kind, "status": status, "reason": reason, "message": message,
+            "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 2}
 
 
-ALL_TRUE = [
-    condition(t, "True", "InForce", f"{t} holds.")
-    for t in (
-        "PolicyCompliant",
-        "NetworkIsolated",
-        "EncryptionKeyReady",
-        "AccessRestricted",
-        "PurgeScheduled",
-        "PurgeSucceeded",
-    )
-]
+ALL_TRUE = [condition(t, "True", "InForce", f"{t} holds.") for t in (
+    "PolicyCompliant", "NetworkIsolated", "EncryptionKeyReady", "AccessRestricted",
+    "PurgeScheduled", "PurgeSucceeded")]
 
 
 def test_a_store_whose_controls_are_all_in_force_is_healthy() -> None:
-    status = {
-        "observedGeneration": 2,
-        "conditions": [
-            *ALL_TRUE,
-            condition("Ready", "True", "AllControlsInForce", "Every control is in force."),
-        ],
-    }
+    status = {"observedGeneration": 2, "conditions": [
+        *ALL_TRUE, condition("Ready", "True", "AllControlsInForce", "Every control is in force.")]}
     assert argocd_health(store(status=status)) == {
-        "status": "Healthy",
-        "message": "Every control is in force.",
-    }
+        "status": "Healthy", "message": "Every control is in force."}
 
 
 def test_a_store_that_breaks_its_policy_is_degraded_and_says_why() -> None:
-    conditions = [
-        condition(
-            "PolicyCompliant",
-            "False",
-            "RetentionTooLong",
-            "spec.retention 2y is longer than the 1y that category allows.",
-        ),
-        *ALL_TRUE[1:],
-        condition("Ready", "False", "ControlsNotInForce", "PolicyCompliant is False."),
-    ]
+    conditions = [condition("PolicyCompliant", "False", "RetentionTooLong",
+                            "spec.retention 2y is longer than the 1y that category allows."),
+                  *ALL_TRUE[1:],
+                  condition("Ready", "False", "ControlsNotInForce", "PolicyCompliant is False.")]
     health = argocd_health(store(status={"observedGeneration": 2, "conditions": conditions}))
     assert health["status"] == "Degraded"
     assert health["message"].startswith("PolicyCompliant: spec.retention 2y")
@@ -104,23 +76,17 @@ def test_a_store_that_breaks_its_policy_is_degraded_and_says_why() -> None:
 def test_a_store_the_operator_has_not_seen_yet_is_progressing() -> None:
     assert argocd_health(store())["status"] == "Progressing"
     assert argocd_health(store(status={}))["status"] == "Progressing"
-    stale = {
-        "observedGeneration": 1,
-        "conditions": [*ALL_TRUE, condition("Ready", "True", "AllControlsInForce", "ok")],
-    }
+    stale = {"observedGeneration": 1, "conditions": [
+        *ALL_TRUE, condition("Ready", "True", "AllControlsInForce", "ok")]}
     health = argocd_health(store(generation=2, status=stale))
-    assert health == {
-        "status": "Progressing",
-        "message": "Waiting for the Dataward operator to observe generation 2",
-    }
+    assert health == {"status": "Progressing",
+                      "message": "Waiting for the Dataward operator to observe generation 2"}
 
 
 def test_a_store_whose_readiness_is_unknown_is_progressing() -> None:
-    conditions = [
-        *ALL_TRUE[:2],
-        condition("EncryptionKeyReady", "Unknown", "KeyRingUnreadable", "HTTP 500."),
-        condition("Ready", "Unknown", "ControlsUnknown", "Not known yet."),
-    ]
+    conditions = [*ALL_TRUE[:2],
+                  condition("EncryptionKeyReady", "Unknown", "KeyRingUnreadable", "HTTP 500."),
+                  condition("Ready", "Unknown", "ControlsUnknown", "Not known yet.")]
     health = argocd_health(store(status={"observedGeneration": 2, "conditions": conditions}))
     assert health["status"] == "Progressing"
 
@@ -130,23 +96,17 @@ def _gitops_repo(root: Path, retention: str, schedule: str, category: str) -> Pa
     (root / "stores" / "crm").mkdir(parents=True)
     shutil.copy(REPO / "examples" / "policy.yaml", root / "policies" / "policy.yaml")
     text = (REPO / "examples" / "stores" / "support-inquiries.yaml").read_text()
-    text = (
-        text.replace("retention: 180d", f"retention: {retention}")
-        .replace('schedule: "17 3 * * *"', f'schedule: "{schedule}"')
-        .replace("category: technical-support-inquiry", f"category: {category}")
-    )
+    text = (text.replace("retention: 180d", f"retention: {retention}")
+            .replace('schedule: "17 3 * * *"', f'schedule: "{schedule}"')
+            .replace("category: technical-support-inquiry", f"category: {category}"))
     (root / "stores" / "crm" / "support-inquiries.yaml").write_text(text)
     return root
 
 
 def _pr_check(base: Path, head: Path, report: Path) -> int:
     assert shutil.which("dataward"), "the dataward command is not installed: make python-deps"
-    result = subprocess.run(
-        ["bash", str(PR_CHECK), str(base), str(head), str(report)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = subprocess.run(["bash", str(PR_CHECK), str(base), str(head), str(report)],
+                            capture_output=True, text=True, timeout=120)
     return result.returncode
 
 

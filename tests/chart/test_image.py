@@ -31,17 +31,11 @@ def test_the_wheel_installs_and_its_command_runs(tmp_path: Path) -> None:
     # What the Dockerfile copies into its builder stage, and nothing else.
     shutil.copy(REPO / "pyproject.toml", source)
     shutil.copy(REPO / "README.md", source)
-    shutil.copytree(
-        REPO / "operator",
-        source / "operator",
-        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
-    )
+    shutil.copytree(REPO / "operator", source / "operator",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     wheels = tmp_path / "wheels"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(source)],
-        check=True,
-        timeout=300,
-    )
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                    "-q", "-w", str(wheels), str(source)], check=True, timeout=300)
     (wheel,) = wheels.glob("dataward-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for crd in (REPO / "crds").glob("*.yaml"):
@@ -51,36 +45,17 @@ def test_the_wheel_installs_and_its_command_runs(tmp_path: Path) -> None:
     # A fresh environment; the dependencies the image would install from PyPI are taken from
     # this interpreter's (same pins), so the test needs no network.
     venv = tmp_path / "venv"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120
-    )
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
+                   check=True, timeout=120)
     python = venv / "bin" / "python"
-    subprocess.run(
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-index",
-            "--disable-pip-version-check",
-            str(wheel),
-        ],
-        check=True,
-        timeout=300,
-    )
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-index",
+                    "--disable-pip-version-check", str(wheel)], check=True, timeout=300)
     dataward = venv / "bin" / "dataward"
-    result = subprocess.run(
-        [str(dataward), "--help"], capture_output=True, text=True, timeout=60, cwd=tmp_path
-    )
+    result = subprocess.run([str(dataward), "--help"], capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     for command in ("run", "purge", "check", "render"):
         assert command in result.stdout
-    where = subprocess.run(
-        [str(python), "-c", "import dataward; print(dataward.__file__)"],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=tmp_path,
-    ).stdout
+    where = subprocess.run([str(python), "-c", "import dataward; print(dataward.__file__)"],
+                           capture_output=True, text=True, check=True, cwd=tmp_path).stdout
     assert where.startswith(str(venv)), f"dataward was imported from {where}, not the wheel"

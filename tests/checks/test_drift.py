@@ -10,33 +10,19 @@ from dataward.checks.drift import matches, needs_apply
 DESIRED: dict[str, Any] = {
     "apiVersion": "networking.k8s.io/v1",
     "kind": "NetworkPolicy",
-    "metadata": {
-        "name": "dataward-s-isolate",
-        "namespace": "crm",
-        "labels": {"app.kubernetes.io/managed-by": "dataward"},
-    },
-    "spec": {
-        "podSelector": {"matchLabels": {"app": "db"}},
-        "policyTypes": ["Ingress"],
-        "ingress": [
-            {
-                "from": [{"podSelector": {"matchLabels": {"app": "api"}}}],
-                "ports": [{"port": 5432, "protocol": "TCP"}],
-            }
-        ],
-    },
+    "metadata": {"name": "dataward-s-isolate", "namespace": "crm",
+                 "labels": {"app.kubernetes.io/managed-by": "dataward"}},
+    "spec": {"podSelector": {"matchLabels": {"app": "db"}}, "policyTypes": ["Ingress"],
+             "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "api"}}}],
+                          "ports": [{"port": 5432, "protocol": "TCP"}]}]},
 }
 
 
 def observed() -> dict[str, Any]:
     """What the server returns: our fields plus defaults and server metadata."""
     obj = copy.deepcopy(DESIRED)
-    obj["metadata"].update(
-        resourceVersion="7",
-        uid="x",
-        managedFields=[{}],
-        labels={**DESIRED["metadata"]["labels"], "extra": "by-someone"},
-    )
+    obj["metadata"].update(resourceVersion="7", uid="x", managedFields=[{}],
+                           labels={**DESIRED["metadata"]["labels"], "extra": "by-someone"})
     obj["spec"]["ingress"][0]["ports"][0]["endPort"] = None
     obj["status"] = {}
     return obj

@@ -68,8 +68,7 @@ def test_a_non_compliant_store_renders_a_suspended_cronjob_says_why_and_fails(
     assert cronjob["spec"]["suspend"] is True
     # The same line `dataward check` prints, on stderr, where it does not mix with the YAML.
     assert f"{store_file}: PersonalDataStore crm/support-inquiries: spec.retention: " in (
-        captured.err
-    )
+        captured.err)
 
 
 def test_a_store_admission_would_refuse_is_not_rendered_and_fails(
@@ -81,15 +80,12 @@ def test_a_store_admission_would_refuse_is_not_rendered_and_fails(
     assert main(["render", "-f", store_file, "--policy", policy_file]) == 1
     captured = capsys.readouterr()
     assert "system:authenticated" not in "".join(
-        line for line in captured.out.splitlines(keepends=True) if not line.startswith("#")
-    )
+        line for line in captured.out.splitlines(keepends=True) if not line.startswith("#"))
     assert not [d for d in yaml.safe_load_all(captured.out) if d]  # comments only
     assert "# INVALID: the API server would refuse this store" in captured.out
     assert "spec.access.readers[0].name" in captured.out
-    assert (
-        f"{store_file}: PersonalDataStore crm/support-inquiries: spec.access.readers[0].name:"
+    assert f"{store_file}: PersonalDataStore crm/support-inquiries: spec.access.readers[0].name:" \
         in captured.err
-    )
 
 
 def test_a_valid_store_next_to_an_invalid_one_is_still_rendered(
@@ -139,12 +135,7 @@ def test_a_directory_is_read_like_check_reads_it_and_the_policy_may_be_among_it(
     assert captured.err == ""
     # Namespaces and Secrets in examples/ are not Dataward objects: read and skipped.
     assert {d["kind"] for d in documents} <= {
-        "NetworkPolicy",
-        "Role",
-        "RoleBinding",
-        "ServiceAccount",
-        "CronJob",
-    }
+        "NetworkPolicy", "Role", "RoleBinding", "ServiceAccount", "CronJob"}
 
 
 def test_without_its_policy_a_store_is_rendered_suspended_and_fails(
@@ -174,9 +165,7 @@ def test_a_reader_that_stops_early_gets_no_traceback() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO / "operator")}
     process = subprocess.Popen(
         [sys.executable, "-m", "dataward", "render", "-f", str(REPO / "examples")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
     )
     assert process.stdout is not None and process.stderr is not None
     process.stdout.close()  # before the first line is written: every write hits a closed pipe

@@ -62,18 +62,15 @@ class FakeKube:
             raise KubeError(self.fail_gets[kind], "Internal Server Error", f"get {kind}")
         return (kind, namespace, name) in self.objects
 
-    def list(
-        self, kind: str, namespace: str | None = None, label_selector: str | None = None
-    ) -> list[dict[str, Any]]:
+    def list(self, kind: str, namespace: str | None = None,
+             label_selector: str | None = None) -> list[dict[str, Any]]:
         self.calls.append(("list", kind, namespace or ""))
         if kind in self.fail_lists:
             raise KubeError(self.fail_lists[kind], "Forbidden", f"list {kind}")
         wanted = dict(p.split("=", 1) for p in label_selector.split(",")) if label_selector else {}
         return [
-            copy.deepcopy(obj)
-            for (k, ns, _), obj in sorted(self.objects.items(), key=str)
-            if k == kind
-            and (namespace is None or ns == namespace)
+            copy.deepcopy(obj) for (k, ns, _), obj in sorted(self.objects.items(), key=str)
+            if k == kind and (namespace is None or ns == namespace)
             and all((obj["metadata"].get("labels") or {}).get(a) == b for a, b in wanted.items())
         ]
 
@@ -101,14 +98,8 @@ class FakeKube:
             raise KubeError(409, "Conflict", "replace")
         return self._store(copy.deepcopy(dict(obj)))
 
-    def merge_patch(
-        self,
-        kind: str,
-        namespace: str | None,
-        name: str,
-        patch: Mapping[str, Any],
-        subresource: str | None = None,
-    ) -> dict[str, Any]:
+    def merge_patch(self, kind: str, namespace: str | None, name: str,
+                    patch: Mapping[str, Any], subresource: str | None = None) -> dict[str, Any]:
         self.calls.append(("patch" + (f"/{subresource}" if subresource else ""), kind, name))
         current = self.objects.get((kind, namespace, name))
         if current is None:

@@ -204,12 +204,8 @@ def test_kopfs_tracebacks_of_a_vanished_crd_are_left_to_one_warning() -> None:
 
     def record(error: Exception) -> logging.LogRecord:
         return logging.LogRecord(
-            "kopf._core.reactor.running",
-            logging.ERROR,
-            __file__,
-            1,
-            "Multidimensional multitasker has failed: %s",
-            (error,),
+            "kopf._core.reactor.running", logging.ERROR, __file__, 1,
+            "Multidimensional multitasker has failed: %s", (error,),
             (type(error), error, None),
         )
 

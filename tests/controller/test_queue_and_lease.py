@@ -38,9 +38,8 @@ NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
 
 def lease(holder: str | None, renewed: str | None, duration: int = 30) -> dict[str, object]:
-    return {
-        "spec": {"holderIdentity": holder, "renewTime": renewed, "leaseDurationSeconds": duration}
-    }
+    return {"spec": {"holderIdentity": holder, "renewTime": renewed,
+                     "leaseDurationSeconds": duration}}
 
 
 def test_lease_free_when_empty_ours_or_expired() -> None:

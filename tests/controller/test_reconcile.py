@@ -65,12 +65,7 @@ def test_first_reconcile_creates_children_ring_and_status(kube: FakeKube) -> Non
     kinds = {(verb, kind) for verb, kind, _ in kube.writes()}
     assert ("create", "Secret") in kinds and ("patch/status", "PersonalDataStore") in kinds
     assert {k for v, k in kinds if v == "apply"} == {
-        "NetworkPolicy",
-        "Role",
-        "RoleBinding",
-        "ServiceAccount",
-        "CronJob",
-    }
+        "NetworkPolicy", "Role", "RoleBinding", "ServiceAccount", "CronJob"}
     assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")
     assert status(kube)["encryption"]["primaryKeyId"] == 1
 
@@ -147,9 +142,7 @@ def test_a_ring_that_exists_already_is_kept_on_conflict(kube: FakeKube) -> None:
     assert theirs["primary"] == 1
     assert status(kube)["encryption"]["keys"][0]["fingerprint"]  # recorded the ring it found
     assert [c for c in kube.calls if c[:2] == ("create", "Secret")] == [
-        ("create", "Secret", RING),
-        ("create", "Secret", RING),
-    ]
+        ("create", "Secret", RING), ("create", "Secret", RING)]
 
 
 def test_a_store_that_breaks_its_policy_gets_a_suspended_cronjob(kube: FakeKube) -> None:

@@ -35,15 +35,8 @@ class RecordingApi:
     def param_serialize(self, method: str, path: str, **_: Any) -> tuple[Any, ...]:
         return method, f"https://api{path}", {}, None, []
 
-    def call_api(
-        self,
-        method: str,
-        url: str,
-        header_params: Any = None,
-        body: Any = None,
-        post_params: Any = None,
-        _request_timeout: Any = None,
-    ) -> _Response:
+    def call_api(self, method: str, url: str, header_params: Any = None, body: Any = None,
+                 post_params: Any = None, _request_timeout: Any = None) -> _Response:
         self.timeouts.append(_request_timeout)
         if self.error is not None:
             raise self.error

@@ -32,8 +32,7 @@ def test_missing_policy() -> None:
 def test_policy_with_another_name_is_missing() -> None:
     other = parse_policy({**samples.POLICY, "metadata": {"name": "other"}})
     assert [f.reason for f in compliance_findings(parse_store(samples.STORE), other)] == [
-        "PolicyNotFound"
-    ]
+        "PolicyNotFound"]
 
 
 def test_missing_category_lists_the_known_ones() -> None:
@@ -81,9 +80,7 @@ def test_effective_values() -> None:
     assert category is not None
     assert effective_retention(parse_store(samples.STORE), category) == Duration(180, "d")
     assert effective_retention(parse_store(samples.store(retention=None)), category) == Duration(
-        1, "y"
-    )
+        1, "y")
     assert effective_key_rotation(parse_store(samples.STORE), POLICY) == Duration(30, "d")
     assert effective_key_rotation(parse_store(samples.store(encryption=None)), POLICY) == Duration(
-        90, "d"
-    )
+        90, "d")

@@ -19,10 +19,7 @@ def test_policy_parses_every_field() -> None:
     assert policy.key_rotation == Duration(90, "d")
     assert policy.access_log_retention == Duration(6, "mo")
     assert [c.name for c in policy.categories] == [
-        "newsletter",
-        "technical-support-inquiry",
-        "contract-records",
-    ]
+        "newsletter", "technical-support-inquiry", "contract-records"]
     contract = policy.category("contract-records")
     assert contract is not None and contract.statutory is not None
     assert contract.statutory.period == Duration(5, "y")
@@ -60,11 +57,7 @@ def test_policy_names_the_bad_duration_field() -> None:
 def test_store_parses_every_field() -> None:
     store = parse_store(samples.STORE)
     assert (store.namespace, store.name, store.uid, store.generation) == (
-        "crm",
-        "support-inquiries",
-        "u-1",
-        4,
-    )
+        "crm", "support-inquiries", "u-1", 4)
     assert store.retention == Duration(180, "d")
     assert store.workload.pod_selector.to_dict() == {"matchLabels": {"app": "crm-postgres"}}
     assert store.workload.ports[0].port == 5432
@@ -102,14 +95,10 @@ def test_store_defaults() -> None:
 @pytest.mark.parametrize(
     ("change", "path"),
     [
-        (
-            {"database": {"engine": "oracle", "host": "h", "name": "n", "credentialsSecret": "s"}},
-            "spec.database.engine",
-        ),
-        (
-            {"records": [{"table": "t", "timestampColumn": "c", "keyColumns": []}]},
-            "spec.records[0].keyColumns",
-        ),
+        ({"database": {"engine": "oracle", "host": "h", "name": "n", "credentialsSecret": "s"}},
+         "spec.database.engine"),
+        ({"records": [{"table": "t", "timestampColumn": "c", "keyColumns": []}]},
+         "spec.records[0].keyColumns"),
         ({"deletionPolicy": "Orphan"}, "spec.deletionPolicy"),
         ({"retention": "1.5d"}, "spec.retention"),
         ({"purge": {"batchSize": "many"}}, "spec.purge.batchSize"),

@@ -372,7 +372,9 @@ class TrustedSubjects:
 
     def with_service_account(self, namespace: str, name: str) -> TrustedSubjects:
         """These subjects plus one ServiceAccount (the operator's own)."""
-        return TrustedSubjects(self.groups, self.users, self.service_accounts | {(namespace, name)})
+        return TrustedSubjects(
+            self.groups, self.users, self.service_accounts | {(namespace, name)}
+        )
 
     def trusts(self, subject: BindingSubject) -> bool:
         """True when `subject` is part of the platform."""

@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     stores = [read_store(d) for d in documents if d.kind == STORE_KIND]
     if not stores:
-        print(f"dataward render: {', '.join(args.filename)}: no PersonalDataStore", file=sys.stderr)
+        print(f"dataward render: {', '.join(args.filename)}: no PersonalDataStore",
+              file=sys.stderr)
         return 2
     # The store must be checked against its policy to know what the operator would do.
     problems, notes = check_documents(documents, require_policies=True)
@@ -145,9 +146,7 @@ def read_policies(documents: Iterable[Document]) -> list[Policy]:
 
 
 def write_rendering(
-    stores: Sequence[StoreInput],
-    policies: Iterable[Policy],
-    settings: RenderSettings,
+    stores: Sequence[StoreInput], policies: Iterable[Policy], settings: RenderSettings,
     out: TextIO,
 ) -> None:
     """Write every store's children as YAML documents, with comments on what is not shown."""

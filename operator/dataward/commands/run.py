@@ -87,20 +87,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="give up on an API request that has not answered for this long (a hung API "
         "server); connecting has 5 s (default: %(default)s)",
     )
-    parser.add_argument(
-        "--key-ring-grace-seconds",
-        type=float,
-        default=30 * 24 * 3600,
-        help="deletionPolicy: Delete destroys a deleted store's key ring after "
-        "this long (default: 30 days)",
-    )
+    parser.add_argument("--key-ring-grace-seconds", type=float, default=30 * 24 * 3600,
+                        help="deletionPolicy: Delete destroys a deleted store's key ring after "
+                             "this long (default: 30 days)")
     parser.add_argument("--log-level", default=env("DATAWARD_LOG_LEVEL", "INFO"))
-    parser.add_argument(
-        "--log-format",
-        choices=("text", "json"),
-        default=env("DATAWARD_LOG_FORMAT", "text"),
-        help="json: one JSON object per line, for log pipelines",
-    )
+    parser.add_argument("--log-format", choices=("text", "json"),
+                        default=env("DATAWARD_LOG_FORMAT", "text"),
+                        help="json: one JSON object per line, for log pipelines")
     parser.set_defaults(func=run)
 
 
@@ -122,11 +115,8 @@ class JsonFormatter(logging.Formatter):
 def run(args: argparse.Namespace) -> int:
     """Run the operator until a signal (after losing the Lease, it tries to take it back)."""
     handler = logging.StreamHandler()
-    handler.setFormatter(
-        JsonFormatter()
-        if args.log_format == "json"
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
+    handler.setFormatter(JsonFormatter() if args.log_format == "json" else logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     # kopf logs every watch event at DEBUG/INFO; keep ours readable.
     logging.getLogger("kopf").setLevel(logging.WARNING)

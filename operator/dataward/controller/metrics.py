@@ -28,16 +28,11 @@ OLDEST_EXPIRED_AGE = Gauge(
     "How long ago the most overdue remaining row expired.",
     ["namespace", "store"],
 )
-KEY_AGE = Gauge(
-    "dataward_primary_key_age_seconds",
-    "Age of the store's primary encryption key.",
-    ["namespace", "store"],
-)
-TIME_TO_READY = Histogram(
-    "dataward_time_to_ready_seconds",
-    "From a store's creation to its first Ready=True.",
-    buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
-)
+KEY_AGE = Gauge("dataward_primary_key_age_seconds",
+                "Age of the store's primary encryption key.", ["namespace", "store"])
+TIME_TO_READY = Histogram("dataward_time_to_ready_seconds",
+                          "From a store's creation to its first Ready=True.",
+                          buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800))
 LEADER = Gauge("dataward_leader", "1 while this replica holds the Lease.")
 CRDS_SERVED = Gauge(
     "dataward_crds_served", "1 while the API serves the Dataward CRDs (0: waiting for them)."

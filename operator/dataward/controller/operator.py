@@ -138,7 +138,9 @@ def build_registry(
             # Jobs belong to the CronJob, not the store: find the store by its label.
             label = (body.get("metadata", {}).get("labels") or {}).get(STORE_LABEL)
             if label:
-                for key in await asyncio.to_thread(reconciler.stores_with_label, namespace, label):
+                for key in await asyncio.to_thread(
+                    reconciler.stores_with_label, namespace, label
+                ):
                     queue.add(key)
 
     return registry
@@ -374,7 +376,9 @@ async def run_operator(
     registry = build_registry(queue, policies, reconciler)
     tasks = [asyncio.create_task(queue.worker(handle)) for _ in range(settings.workers)]
     tasks.append(asyncio.create_task(policies.worker(handle_policy)))
-    tasks.append(asyncio.create_task(_resync(queue, reconciler, settings.resync_seconds, serving)))
+    tasks.append(
+        asyncio.create_task(_resync(queue, reconciler, settings.resync_seconds, serving))
+    )
     tasks.append(asyncio.create_task(watch_stop()))
     try:
         while not stopping.is_set():

@@ -189,7 +189,8 @@ class Reconciler:
         if snapshot.credentials_missing():
             desired = [_suspended(c) if c["kind"] == "CronJob" else c for c in desired]
         applied = {
-            (c["kind"], c["metadata"]["name"]): self._act_on_child(c, snapshot) for c in desired
+            (c["kind"], c["metadata"]["name"]): self._act_on_child(c, snapshot)
+            for c in desired
         }
         self._prune_reader_binding(store, desired)
         ring = self._key_ring(store, snapshot, now)
@@ -796,7 +797,9 @@ def judge(
         network_isolated(
             netpol,
             applied[("NetworkPolicy", names.network_policy)],
-            snapshot.network_policies.items if snapshot.network_policies.error is None else None,
+            snapshot.network_policies.items
+            if snapshot.network_policies.error is None
+            else None,
             neighbours=neighbour_policies,
             other_policies_error=snapshot.network_policies.error,
         ),

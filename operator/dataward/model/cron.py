@@ -48,7 +48,10 @@ class Cron:
             if self.matches_day(day):
                 limit = instant.timetz().replace(tzinfo=None) if back == 0 else time.max
                 times = [
-                    time(h, m) for h in self.hours for m in self.minutes if time(h, m) <= limit
+                    time(h, m)
+                    for h in self.hours
+                    for m in self.minutes
+                    if time(h, m) <= limit
                 ]
                 if times:
                     return datetime.combine(day, max(times), tzinfo=instant.tzinfo)
