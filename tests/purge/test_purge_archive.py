@@ -230,10 +230,11 @@ def test_crash_without_archive_then_rerun_finishes(
 
 
 def test_archive_copy_is_exact_for_awkward_postgres_types(servers: DatabaseServers) -> None:
-    """The PostgreSQL-to-PostgreSQL copy travels as JSON: every type must come back equal.
+    """The PostgreSQL-to-PostgreSQL copy travels as COPY text (as JSON for a crowded
+    timestamp or after a duplicate key): every type must come back equal.
 
-    Known limit: a json/jsonb value that is JSON `null` arrives as SQL NULL
-    (json_populate_recordset's rule); the row-by-row path could not copy jsonb objects at all.
+    Known limit of the JSON path only: a json/jsonb value that is JSON `null` arrives as SQL
+    NULL (json_populate_recordset's rule).
     """
     live, archive = servers.pair("postgresql")
     table = unique("awkward")

@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 from dataward.purge.sql import Session, TableStatements
 
 Fault = Callable[[str], None]
-Cursor = tuple[Any, ...]  # (ts, keys...) of the last row a batch picked
+Cursor = tuple[Any, ...]  # (ts, keys...) of the last row a batch picked; (ts, None...): all of ts
 T = TypeVar("T")
 
 
@@ -41,6 +41,8 @@ class Taken:
     # PostgreSQL to PostgreSQL: the deleted rows as one JSON array, never decoded here.
     payload: str | None = None
     deleted: int = 0
+    # PostgreSQL to PostgreSQL by timestamp range: the deleted rows as COPY text.
+    copied: bytes | None = None
 
 
 class Batches(Protocol):
@@ -64,6 +66,11 @@ class Batches(Protocol):
 
     def drop(self, keys: Sequence[Cursor]) -> int:
         """Statutory: delete the taken rows (already done on PostgreSQL)."""
+        ...
+
+    def take_range(self, after: Cursor | None, limit: int, columns: Sequence[str]) -> Taken | None:
+        """Statutory, PostgreSQL to PostgreSQL: a timestamp-range batch deleted and returned
+        as COPY text, uncommitted; None when `take` must do it (a crowded timestamp, MySQL)."""
         ...
 
 
@@ -95,7 +102,15 @@ class PostgresBatches:
     taken: int = 0
 
     def delete(self, after: Cursor | None, limit: int, fault: Fault) -> Step:
-        """Delete the next `limit` expired rows; uncommitted."""
+        """Delete the next `limit` (or so) expired rows; uncommitted.
+
+        A timestamp range when the timestamps are spread out (see `_delete_range`), else
+        the `(ts, keys)` keyset statement, which takes exactly `limit` rows.
+        """
+        step = self._delete_range(after, limit)
+        if step is not None:
+            fault("after-select")
+            return step
         params = [self.bound, *cursor_params(after), limit, self.bound]
         rows = self.session.query(self.statements.delete_batch(after is not None, None), params)
         fault("after-select")
@@ -103,6 +118,77 @@ class PostgresBatches:
             return Step(0)
         picked, *last, deleted = rows[0]
         return Step(int(picked), int(deleted), last=tuple(last))
+
+    def _delete_range(self, after: Cursor | None, limit: int) -> Step | None:
+        """Delete by timestamp range: every expired row after the cursor up to a trigger `u`
+        chosen from the index (`_upper`) so that the batch holds `limit` rows when the
+        timestamps are distinct and never more than `limit` (nor goes past maxRowsPerRun);
+        None when too many rows share a timestamp (a crowded timestamp: the keyset statement
+        takes exactly `limit` rows instead).
+
+        About twice as fast per row as the keyset statement: the bound comes from the
+        timestamp index alone and the DELETE is a plain range scan, with no ordered pick by
+        `(ts, keys)`, no ctid array and no RETURNING. Oldest first still holds (by
+        timestamp), and the cursor `(u, NULL...)` continues after every row of `u`: the
+        keyset predicate's `key > NULL` is never true.
+        """
+        upper = self._upper(after, limit)
+        if upper is False:
+            return None
+        cursor = cursor_params(after)
+        delete = self.statements.delete_range(after is not None)
+        if upper is None:
+            # Fewer than `limit` expired rows are left after the cursor: take them all.
+            deleted = self.session.execute(delete, [self.bound, *cursor, self.bound])
+            return Step(min(deleted, limit - 1), deleted)
+        deleted = self.session.execute(delete, [upper, *cursor, self.bound])
+        return Step(limit, deleted, last=self._past(upper))
+
+    def _upper(self, after: Cursor | None, limit: int) -> Any:
+        """The range's upper trigger; None: no bound needed (fewer than `limit` rows are
+        left); False: crowded.
+
+        First the trigger of the `limit`-th row: when no later row shares it, the range holds
+        exactly `limit` rows. Else that of the row `limit // 4` places earlier, when at most
+        `limit // 4` rows share it (the range then holds at most `limit` rows).
+        """
+        slack = limit // 4
+        cursor = cursor_params(after)
+        statement = self.statements.range_bound(after is not None)
+        rows = self.session.query(statement, [*cursor, 2, self.bound, *cursor, limit - 1])
+        if not rows:
+            return None
+        upper, shared = rows[0]
+        if int(shared) == 1:
+            return upper
+        if slack == 0:
+            return False
+        rows = self.session.query(
+            statement, [*cursor, slack + 1, self.bound, *cursor, limit - slack - 1]
+        )
+        if not rows:
+            return None  # rows went meanwhile: fewer than `limit` are left
+        upper, shared = rows[0]
+        return False if int(shared) > slack else upper
+
+    def _past(self, upper: Any) -> Cursor:
+        """The cursor after every row of trigger `upper`."""
+        return (upper, *[None] * len(self.statements.keys))
+
+    def take_range(self, after: Cursor | None, limit: int, columns: Sequence[str]) -> Taken | None:
+        """A timestamp-range batch deleted RETURNING its rows as COPY text; uncommitted."""
+        upper = self._upper(after, limit)
+        if upper is False:
+            return None
+        cursor = cursor_params(after)
+        statement = self.statements.copy_range_out(after is not None, columns)
+        data, deleted = self.session.copy_out(
+            statement, [self.bound if upper is None else upper, *cursor, self.bound]
+        )
+        self.taken = deleted
+        if upper is None:
+            return Taken(min(deleted, limit - 1), None, [], deleted=deleted, copied=data)
+        return Taken(limit, self._past(upper), [], deleted=deleted, copied=data)
 
     def take(
         self, after: Cursor | None, limit: int, columns: Sequence[str], as_json: bool
@@ -200,6 +286,10 @@ class MySQLBatches:
     def drop(self, keys: Sequence[Cursor]) -> int:
         """Delete the locked rows by key."""
         return self._delete_keys(keys)
+
+    def take_range(self, after: Cursor | None, limit: int, columns: Sequence[str]) -> Taken | None:
+        """Not on MySQL: `take` does every batch."""
+        return None
 
 
 def batches_for(

@@ -4,10 +4,14 @@ A batch takes the next expired rows after the previous batch's last `(ts, keys)`
 continuation: no batch re-walks the index entries of rows an earlier one deleted), oldest
 first, and never asks for more than SELECT and DELETE on a live table:
 
-- PostgreSQL, one statement: pick the rows (no lock), DELETE them by ctid re-checking the
-  cutoff, return how many were picked and the last one (statutory: RETURNING the rows, as one
-  JSON text when the archive is PostgreSQL too, in a transaction left open until the archive
-  holds them).
+- PostgreSQL, plain: find the trigger `u` about `n` rows on in the timestamp index (no lock),
+  then one range DELETE of the expired rows after the cursor up to `u`; when too many rows
+  share `u` to keep the batch within `n`, one statement instead that picks exactly `n` rows
+  in `(ts, keys)` order, DELETEs them by ctid re-checking the cutoff and returns the last one.
+  Statutory to a PostgreSQL archive: the range DELETE RETURNING its rows as a COPY text
+  stream that the archive takes with COPY FROM (a plain INSERT); for a crowded timestamp or
+  after a duplicate key, the keyset statement RETURNING the rows as one JSON text (to a MySQL
+  archive: as rows). Either way the live transaction stays open until the archive holds them.
 - MySQL: find the batch's last row (a consistent read, no lock, one row back), then one
   DELETE (statutory: first a SELECT ... FOR UPDATE) whose keys come from a derived table and
   reach the rows through the unique key index: point lookups, so a lock an application holds
@@ -339,6 +343,10 @@ class TableRun:
                     self.fault("after-delete")
                 return step
             as_json = self.archive.dialect.engine == session.dialect.engine == "postgresql"
+            if as_json:
+                ranged = self._attempt_range(batches, after, limit)
+                if ranged is not None:
+                    return ranged
             taken = batches.take(after, limit, self.table.columns, as_json)
             self.fault("after-select")
             if not taken.picked:
@@ -358,6 +366,43 @@ class TableRun:
             raise self._needs(session, "DELETE", error) from None
         self.fault("after-delete")
         return Step(taken.picked, deleted, archived, last=taken.last)
+
+    def _attempt_range(self, batches: Batches, after: Cursor | None, limit: int) -> Step | None:
+        """PostgreSQL to PostgreSQL: a timestamp-range batch deleted into a COPY stream, the
+        stream COPied into the archive (a plain INSERT), committed there and verified by its
+        row count, then the live DELETE committed. None (nothing done, nothing open) when
+        `take` must do the batch: a crowded timestamp, or keys the archive already holds (a
+        crashed run's copy, which `take`'s path leaves in place)."""
+        session = batches.session
+        archive = self.archive
+        t = self.table
+        assert archive is not None and t.archive is not None
+        taken = batches.take_range(after, limit, t.columns)
+        if taken is None:
+            return None
+        self.fault("after-select")
+        if not taken.picked:
+            session.rollback()
+            return Step(0)
+        if taken.deleted:
+            assert taken.copied is not None
+            try:
+                inserted = archive.copy_in(t.archive.copy_in(t.columns), taken.copied)
+                archive.commit()
+            except DuplicateKey:
+                archive.rollback()
+                session.rollback()
+                return None
+            except PurgeError as error:
+                archive.rollback()
+                session.rollback()
+                raise self._needs(archive, "INSERT", error) from None
+            self.fault("after-archive-commit")
+            # Verified by count: the committed COPY stored every row the DELETE returned.
+            self._verified(taken.deleted, inserted)
+        session.commit()
+        self.fault("after-delete")
+        return Step(taken.picked, taken.deleted, taken.deleted, last=taken.last)
 
     def _copy_json(self, payload: str | None, rows: int) -> int:
         """PostgreSQL to PostgreSQL: INSERT the JSON array, commit, verify every key is there."""

@@ -285,6 +285,48 @@ class TableStatements:
             )
         return f"{ctes}SELECT {head}, dw_gone.* FROM dw_last LEFT JOIN dw_gone ON true"
 
+    def range_bound(self, after: bool) -> str:
+        """PostgreSQL: the trigger of the row `offset` places after the cursor, and how many
+        rows after the cursor share it (counted up to a cap). No lock, and only the timestamp
+        index is read (an index-only scan where the visibility map allows).
+
+        Params: [cursor], cap, cutoff, [cursor], offset. No row: fewer rows are left.
+        """
+        where = self._where_expired(after)
+        shared = f"{self._ts} = dw_b.{self._ts}" + (f" AND {self._after()}" if after else "")
+        return (
+            f"SELECT dw_b.{self._ts}, (SELECT count(*) FROM (SELECT 1 FROM {self._t} "
+            f"WHERE {shared} LIMIT %s) AS dw_c) FROM (SELECT {self._ts} FROM {self._t} "
+            f"WHERE {where} ORDER BY {self._ts} OFFSET %s LIMIT 1) AS dw_b"
+        )
+
+    def delete_range(self, after: bool) -> str:
+        """PostgreSQL: delete every expired row after the cursor up to a trigger bound.
+
+        Params: bound, [cursor], cutoff. A plain range DELETE on the timestamp index: no
+        ordered pick, no RETURNING. READ COMMITTED re-evaluates the whole condition (the
+        cutoff included) on a row version an application updated meanwhile.
+        """
+        return (
+            f"DELETE FROM {self._t} WHERE {self._ts} <= %s"
+            + (f" AND {self._after()}" if after else "")
+            + f" AND {self._ts} <= %s"
+        )
+
+    def copy_range_out(self, after: bool, columns: Sequence[str]) -> str:
+        """PostgreSQL: `delete_range` RETURNING `columns`, streamed as COPY text; same params.
+
+        COPY's text format is what pg_dump restores from: every value comes back equal in
+        the archive (a json `null` included), read by the archive's own input functions.
+        """
+        returning = ", ".join(self.dialect.quote(c) for c in columns)
+        return f"COPY ({self.delete_range(after)} RETURNING {returning}) TO STDOUT"
+
+    def copy_in(self, columns: Sequence[str]) -> str:
+        """PostgreSQL: a plain INSERT of COPY text rows (INSERT privilege only)."""
+        cols = ", ".join(self.dialect.quote(c) for c in columns)
+        return f"COPY {self._t} ({cols}) FROM STDIN"
+
     def delete_keys(self, rows: int, index: str | None = None) -> str:
         """Delete rows by key, re-checking the cutoff; params: the keys flattened, then cutoff.
 
@@ -426,6 +468,26 @@ class Session:
         try:
             with self._connection.cursor() as cursor:
                 cursor.execute(sql, tuple(params))
+                return int(cursor.rowcount)
+        except Exception as exc:
+            raise self._classify(exc) from None
+
+    def copy_out(self, sql: str, params: Sequence[Any] = ()) -> tuple[bytes, int]:
+        """PostgreSQL: the data of a `COPY ... TO STDOUT` and the rows it sent."""
+        try:
+            with self._connection.cursor() as cursor:
+                with cursor.copy(sql, tuple(params)) as copy:
+                    data = b"".join(bytes(block) for block in copy)
+                return data, int(cursor.rowcount)
+        except Exception as exc:
+            raise self._classify(exc) from None
+
+    def copy_in(self, sql: str, data: bytes) -> int:
+        """PostgreSQL: run a `COPY ... FROM STDIN` with `data`; the rows it stored."""
+        try:
+            with self._connection.cursor() as cursor:
+                with cursor.copy(sql) as copy:
+                    copy.write(data)
                 return int(cursor.rowcount)
         except Exception as exc:
             raise self._classify(exc) from None
