@@ -17,8 +17,10 @@ verification), 2 when it could not read the log or a key.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,22 +121,38 @@ def _anchor(text: str) -> Head:
     return Head(int(seq), value.lower())
 
 
+def verification_inputs(args: argparse.Namespace) -> tuple[list[Any], list[Head]]:
+    """The public keys and the expected heads the command line names."""
+    keys = [signing.load_public_key(path) for path in args.public_key]
+    return keys, [_anchor(text) for text in args.expect_head]
+
+
+@contextlib.contextmanager
+def log_snapshot(args: argparse.Namespace) -> Iterator[EvidenceStore]:
+    """The evidence store the command line names, read in one snapshot, then closed.
+
+    One snapshot: the operator may be appending meanwhile, and a log read across two states
+    would look cut short.
+    """
+    store = _store(args)
+    try:
+        if not store.has_schema():
+            raise EvidenceError(
+                "the database holds no evidence log (tables dataward_evidence and "
+                "dataward_evidence_head)"
+            )
+        with store.snapshot():
+            yield store
+    finally:
+        store.session.close()
+
+
 def run_verify(args: argparse.Namespace) -> int:
     """Verify the chain; 0 intact, 1 broken, 2 unreadable."""
     try:
-        keys = [signing.load_public_key(path) for path in args.public_key]
-        anchors = [_anchor(text) for text in args.expect_head]
-        store = _store(args)
-        try:
-            if not store.has_schema():
-                raise EvidenceError(
-                    "the database holds no evidence log (tables dataward_evidence and "
-                    "dataward_evidence_head)"
-                )
-            with store.snapshot():  # the operator may be appending meanwhile
-                verdict = verify_chain(store.records(), store.head(), keys, anchors=anchors)
-        finally:
-            store.session.close()
+        keys, anchors = verification_inputs(args)
+        with log_snapshot(args) as store:
+            verdict = verify_chain(store.records(), store.head(), keys, anchors=anchors)
     except EvidenceError as error:
         print(f"dataward evidence verify: {error.message}", file=sys.stderr)
         return 2

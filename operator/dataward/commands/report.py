@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dataward.commands.check import POLICY_KIND, STORE_KIND, read_paths
-from dataward.commands.evidence import _anchor, _store
-from dataward.evidence import signing
+from dataward.commands.evidence import log_snapshot, verification_inputs
 from dataward.evidence.chain import Verdict, verify_chain
 from dataward.evidence.errors import EvidenceError
 from dataward.evidence.records import Record
@@ -111,20 +110,10 @@ def read_inputs(
 
 def read_log(args: argparse.Namespace) -> tuple[list[Record], Verdict | None]:
     """Every record, and the chain's verdict (None when no public key was given)."""
-    keys = [signing.load_public_key(path) for path in args.public_key]
-    anchors = [_anchor(text) for text in args.expect_head]
-    store = _store(args)
-    try:
-        if not store.has_schema():
-            raise EvidenceError(
-                "the database holds no evidence log (tables dataward_evidence and "
-                "dataward_evidence_head)"
-            )
-        with store.snapshot():
-            records = list(store.records())
-            head = store.head()
-    finally:
-        store.session.close()
+    keys, anchors = verification_inputs(args)
+    with log_snapshot(args) as store:
+        records = list(store.records())
+        head = store.head()
     verdict = verify_chain(records, head, keys, anchors=anchors) if keys else None
     return records, verdict
 
