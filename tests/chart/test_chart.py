@@ -44,7 +44,7 @@ NAMESPACED_RULES: dict[tuple[str, str], set[str]] = {
     ("", "serviceaccounts"): {"get", "list", "watch", "create", "patch"},
     ("batch", "cronjobs"): {"get", "list", "watch", "create", "patch"},
     ("batch", "jobs"): {"list", "watch"},
-    ("", "pods"): {"list"},
+    ("", "pods"): {"list", "watch"},
     ("", "secrets"): {"get", "create", "update"},
     ("events.k8s.io", "events"): {"create"},
 }
@@ -52,8 +52,8 @@ NAMESPACED_RULES: dict[tuple[str, str], set[str]] = {
 CLUSTER_RULES: dict[tuple[str, str], set[str]] = {
     ("dataward.io", "privacypolicies"): {"get", "list", "watch"},
     ("dataward.io", "privacypolicies/status"): {"patch"},
-    ("rbac.authorization.k8s.io", "clusterroles"): {"list"},
-    ("rbac.authorization.k8s.io", "clusterrolebindings"): {"list"},
+    ("rbac.authorization.k8s.io", "clusterroles"): {"list", "watch"},
+    ("rbac.authorization.k8s.io", "clusterrolebindings"): {"list", "watch"},
 }
 LEADER_ELECTION_RULES: dict[tuple[str, str], set[str]] = {
     ("coordination.k8s.io", "leases"): {"get", "create", "update"},

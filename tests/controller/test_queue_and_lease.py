@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import UTC, datetime
 
 from dataward.controller.leader import lease_is_free
@@ -72,7 +73,7 @@ def test_a_failed_key_is_retried_with_growing_backoff_and_reset_by_success() -> 
 
     asyncio.run(scenario())
     assert len(runs) == 4, runs  # no retry after the success
-    gaps = [b[1] - a[1] for a, b in zip(runs, runs[1:], strict=False)]
+    gaps = [b[1] - a[1] for a, b in itertools.pairwise(runs)]
     assert gaps[0] >= 0.015 and gaps[1] >= 0.035 and gaps[2] >= 0.07, gaps
 
 
