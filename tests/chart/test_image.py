@@ -6,6 +6,7 @@ the sources, installed into a fresh virtual environment, and its console script 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -51,11 +52,14 @@ def test_the_wheel_installs_and_its_command_runs(tmp_path: Path) -> None:
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-index",
                     "--disable-pip-version-check", str(wheel)], check=True, timeout=300)
     dataward = venv / "bin" / "dataward"
+    # PYTHONPATH (set to a worktree's operator/ to test it) would shadow the installed wheel.
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run([str(dataward), "--help"], capture_output=True, text=True,
-                            timeout=60, cwd=tmp_path)
+                            timeout=60, cwd=tmp_path, env=clean)
     assert result.returncode == 0, result.stderr
     for command in ("run", "purge", "check", "render"):
         assert command in result.stdout
     where = subprocess.run([str(python), "-c", "import dataward; print(dataward.__file__)"],
-                           capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+                           capture_output=True, text=True, check=True, cwd=tmp_path,
+                           env=clean).stdout
     assert where.startswith(str(venv)), f"dataward was imported from {where}, not the wheel"
