@@ -508,3 +508,19 @@ def test_the_retention_rule_never_rejects_a_store_the_operator_accepts() -> None
         assert spans == _month_span_bounds(months), months
         estimate = months * num // den
         assert estimate - below <= spans[0] and spans[1] <= estimate + above, months
+
+
+def test_a_shard_serves_its_namespace_selector_under_a_lease_of_its_own() -> None:
+    docs = render("shard.namespaceSelector=dataward.io/shard=b", "shard.leaseName=dataward-b",
+                  "shard.writesPolicyStatus=false")
+    (deployment,) = of_kind(docs, "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--namespace-selector") + 1] == "dataward.io/shard=b"
+    assert args[args.index("--lease-name") + 1] == "dataward-b"
+    assert "--no-policy-status" in args
+    # The shard watches the namespaces it serves: that one more right, and only then.
+    assert rules_table(role_named(docs, "cluster-scoped")) == {
+        **CLUSTER_RULES, ("", "namespaces"): {"list", "watch"}}
+    (default,) = of_kind(render(), "Deployment")
+    plain = default["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace-selector" not in plain and "--no-policy-status" not in plain

@@ -355,6 +355,9 @@ class Caches:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self.started = False
+        # A shard serves the namespaces whose labels match its selector (the Namespace cache
+        # holds exactly those); without one, every cached namespace is its own.
+        self.sharded = "Namespace" in self.specs
 
     def start(self) -> None:
         """Start every informer on a daemon thread of its own."""
@@ -376,6 +379,16 @@ class Caches:
     def synced(self) -> bool:
         """True when every cache has listed (and not failed since)."""
         return all(informer.synced for informer in self.informers.values())
+
+    def owns(self, namespace: str | None) -> bool:
+        """Whether this operator (shard) serves `namespace`; False while that is unknown."""
+        if not self.sharded or namespace is None:
+            return True
+        informer = self.informers[("Namespace", None)]
+        if not informer.synced:
+            return False
+        with informer.lock:
+            return namespace in informer.by_namespace.get("", {})
 
     def listed(self) -> bool:
         """True once every cache has listed at least once (it may have failed since)."""

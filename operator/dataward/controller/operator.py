@@ -66,7 +66,12 @@ class OperatorSettings:
     """How `dataward run` behaves."""
 
     namespaces: tuple[str, ...] = ()  # empty: every namespace
+    # Sharding: serve only the namespaces whose labels match this selector (each shard has
+    # its own Lease); only one shard writes PrivacyPolicy status (it counts every shard's).
+    namespace_selector: str | None = None
+    policy_status: bool = True
     lease_namespace: str = "dataward-system"
+    lease_name: str = "dataward-operator"
     lease_duration_seconds: int = 30
     identity: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
     workers: int = 4
@@ -147,6 +152,8 @@ def keys_for_event(
         return reconciler.stores_of_policy(str(meta["name"])), [str(meta["name"])]
     if kind in ("ClusterRole", "ClusterRoleBinding"):
         return reconciler.all_stores(), []
+    if kind == "Namespace":  # now (or no longer) this shard's
+        return reconciler.stores_in(str(meta["name"])), []
     if not namespace:
         return [], []
     owner = _owner_store(body)
@@ -163,7 +170,7 @@ def keys_for_event(
 
 async def _resync(
     queue: WorkQueue,
-    policies: WorkQueue,
+    policies: WorkQueue | None,
     reconciler: Reconciler,
     caches: Caches,
     every: float,
@@ -185,8 +192,9 @@ async def _resync(
             keys, names = [], []
         for key in keys:
             queue.add_periodic(key)
-        for name in names:
-            policies.add_periodic(("", name))
+        if policies is not None:
+            for name in names:
+                policies.add_periodic(("", name))
         await asyncio.sleep(every)
 
 
@@ -364,6 +372,8 @@ async def run_operator(
             keys, names = keys_for_event(kind, old, new, holder[0])
         except KubeError:  # a cache it needs is not synced: its health event queues them
             return
+        if not settings.policy_status:
+            names = []
         if kind == "PersonalDataStore" and new is None:
             for key in keys:
                 queue.forget(key)
@@ -383,9 +393,10 @@ async def run_operator(
         for key in keys:
             queue.add(key)
 
-    caches = Caches(
-        kube, CACHED_KINDS, settings.namespaces, settings.resync_seconds, on_event, on_health
-    )
+    kinds = CACHED_KINDS
+    if settings.namespace_selector:
+        kinds = (*kinds, CachedKind("Namespace", settings.namespace_selector, cluster_scoped=True))
+    caches = Caches(kube, kinds, settings.namespaces, settings.resync_seconds, on_event, on_health)
     reconciler = Reconciler(kube, settings.reconcile, settings.namespaces, caches)
     holder.append(reconciler)
     serving = asyncio.Event()  # kopf runs; set and cleared on the loop only
@@ -440,7 +451,14 @@ async def run_operator(
     tasks.append(asyncio.create_task(policies.worker(handle_policy)))
     tasks.append(
         asyncio.create_task(
-            _resync(queue, policies, reconciler, caches, settings.resync_seconds, serving)
+            _resync(
+                queue,
+                policies if settings.policy_status else None,
+                reconciler,
+                caches,
+                settings.resync_seconds,
+                serving,
+            )
         )
     )
     tasks.append(asyncio.create_task(watch_stop()))
@@ -477,6 +495,7 @@ def run_with_leader_election(settings: OperatorSettings) -> int:
     """
     lease = LeaseSettings(
         namespace=settings.lease_namespace,
+        name=settings.lease_name,
         duration_seconds=settings.lease_duration_seconds,
         renew_every_seconds=settings.lease_duration_seconds / 3,
         retry_every_seconds=max(1.0, settings.lease_duration_seconds / 6),

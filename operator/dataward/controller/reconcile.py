@@ -137,20 +137,31 @@ class Reconciler:
             return self.read.list("PersonalDataStore")
         return [s for ns in self.namespaces for s in self.kube.list("PersonalDataStore", ns)]
 
-    def all_stores(self) -> list[StoreKey]:
-        """Every store in the watched namespaces."""
-        return [(s["metadata"]["namespace"], s["metadata"]["name"]) for s in self._stores()]
+    def owns(self, namespace: str) -> bool:
+        """Whether this operator (shard) reconciles the stores of `namespace`."""
+        return self.caches is None or self.caches.owns(namespace)
 
-    def stores_of_policy(self, policy: str) -> list[StoreKey]:
-        """The stores whose spec.policy names `policy`."""
+    def all_stores(self) -> list[StoreKey]:
+        """Every store this operator (shard) serves."""
+        return [
+            (s["metadata"]["namespace"], s["metadata"]["name"])
+            for s in self._stores()
+            if self.owns(s["metadata"]["namespace"])
+        ]
+
+    def stores_of_policy(self, policy: str, every_shard: bool = False) -> list[StoreKey]:
+        """The stores whose spec.policy names `policy` (this shard's, or `every_shard`'s)."""
         return [
             (s["metadata"]["namespace"], s["metadata"]["name"])
             for s in self._stores()
             if (s.get("spec") or {}).get("policy") == policy
+            and (every_shard or self.owns(s["metadata"]["namespace"]))
         ]
 
     def stores_in(self, namespace: str) -> list[StoreKey]:
-        """Every store of `namespace`."""
+        """Every store of `namespace` (none when another shard serves it)."""
+        if not self.owns(namespace):
+            return []
         items = self.read.list("PersonalDataStore", namespace)
         return [(namespace, s["metadata"]["name"]) for s in items]
 
@@ -163,7 +174,7 @@ class Reconciler:
         return [
             (namespace, s["metadata"]["name"])
             for s in self.read.list("PersonalDataStore", namespace)
-            if label_value(s["metadata"]["name"]) == label
+            if label_value(s["metadata"]["name"]) == label and self.owns(namespace)
         ]
 
     def reconcile_logged(self, key: StoreKey) -> Outcome:
@@ -192,6 +203,8 @@ class Reconciler:
         """
         namespace, name = key
         now = now or datetime.now(UTC)
+        if not self.owns(namespace):
+            return None  # another shard's (or, while unknown, nobody's yet)
         raw = self.read.get("PersonalDataStore", namespace, name)
         if raw is None:
             forget_store(namespace, name)  # its metric series go with it
@@ -400,7 +413,9 @@ class Reconciler:
             "conditions": merge_conditions(
                 old.get("conditions") or [], [condition], now, generation
             ),
-            "stores": len(self.stores_of_policy(name)),
+            # Every shard's stores: the store cache holds the whole cluster's unless the
+            # operator is limited to --namespace lists.
+            "stores": len(self.stores_of_policy(name, every_shard=True)),
         }
         if all(old.get(k) == v for k, v in status.items()):
             return
