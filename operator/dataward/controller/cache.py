@@ -171,21 +171,36 @@ class Informer:
         while not stop.is_set():
             try:
                 self._relist()
-                backoff = 1.0
-                deadline = time.monotonic() + self.relist_seconds
-                while not stop.is_set() and time.monotonic() < deadline:
-                    timeout = int(min(WATCH_SECONDS, max(1.0, deadline - time.monotonic())))
-                    if not self._watch(timeout, stop):
-                        break  # 410 Gone or a watch error: list again now
             except KubeError as error:
                 self._fail(f"HTTP {error.status} {error.reason}")
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 15.0)
+                continue
             except Exception as error:  # a bug or a garbled answer must not end the cache
                 log.exception("cache of %s failed", self.where)
                 self._fail(type(error).__name__)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 15.0)
+                continue
+            backoff = 1.0
+            self._watch_until_relist(stop)
+
+    def _watch_until_relist(self, stop: threading.Event) -> None:
+        """Watch until the next periodic re-list is due, or until the watch breaks.
+
+        A broken watch does not fail the cache: the re-list that follows at once decides
+        (a failed re-list does), so a dropped connection does not turn verdicts Unknown.
+        """
+        deadline = time.monotonic() + self.relist_seconds
+        while not stop.is_set() and time.monotonic() < deadline:
+            timeout = int(min(WATCH_SECONDS, max(1.0, deadline - time.monotonic())))
+            try:
+                if not self._watch(timeout, stop):
+                    return  # 410 Gone or an error event: list again now
+            except Exception as error:
+                log.info("watch of %s broke (%s); listing again", self.where, error)
+                stop.wait(1.0)
+                return
 
     def _fail(self, error: str) -> None:
         was = self.synced
