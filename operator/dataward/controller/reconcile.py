@@ -47,6 +47,7 @@ from dataward.checks.purge_runs import (
     newest_finished,
     owned_by,
     result_record,
+    stuck_at,
     stuck_run,
 )
 from dataward.controller.cache import Caches
@@ -249,7 +250,8 @@ class Reconciler:
         if runs.last is not None:
             extra["lastPurge"] = runs.last
         self._write_status(raw, conditions, extra, now, generation)
-        return ring.next_rotation
+        due = [at for at in (ring.next_rotation, runs.recheck) if at is not None]
+        return min(due) if due else None
 
     def _observe(self, store: Store, raw: Mapping[str, Any]) -> StoreSnapshot:
         """Read what the store's verdict depends on; each failed read is kept as its error."""
@@ -634,10 +636,11 @@ class Reconciler:
             return PurgeRuns(error=f"jobs: HTTP {error.status}")
         deadline = self._stuck_after()
         stuck = stuck_run(jobs, now, deadline)
+        recheck = stuck_at(jobs, now, deadline)
         missed = missed_run(cronjob.body, now, self._missed_after(), FIELD_MANAGER)
         job = newest_finished(jobs)
         if job is None:
-            return PurgeRuns(stuck=stuck, missed=missed)
+            return PurgeRuns(stuck=stuck, missed=missed, recheck=recheck)
         job_name = str(job["metadata"]["name"])
         try:
             pods = [
@@ -650,7 +653,7 @@ class Reconciler:
         last = last_purge_status(
             job_name, finished(job) or "", result_record(pods), job.get("status") or {}
         )
-        return PurgeRuns(last=last, stuck=stuck, missed=missed)
+        return PurgeRuns(last=last, stuck=stuck, missed=missed, recheck=recheck)
 
     def _missed_after(self) -> timedelta:
         """How late a scheduled run may start: the CronJob's starting deadline and a grace."""
@@ -854,6 +857,7 @@ class PurgeRuns:
     stuck: StuckRun | None = None
     missed: datetime | None = None
     error: str | None = None
+    recheck: datetime | None = None  # when a running Job becomes stuck, if nothing happens
 
 
 def judge(
