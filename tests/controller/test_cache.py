@@ -216,3 +216,19 @@ def test_a_binding_finds_its_role_by_kind_namespace_and_name() -> None:
     missing = ObservedBinding.from_api({"kind": "RoleBinding", "metadata": {
         "name": "b", "namespace": "crm"}, "roleRef": {"kind": "Role", "name": "nope"}})
     assert snapshot.role_for(missing) is None
+
+
+def test_a_stale_cached_store_never_makes_a_second_key_ring() -> None:
+    kube = _cluster()
+    caches = _caches(kube)
+    _relist(caches)
+    informer = caches.informers[("PersonalDataStore", None)]
+    before = copy.deepcopy(informer.get(*KEY))  # no ring recorded yet
+    _reconciler(kube, caches).reconcile(KEY, now=T0)
+    ring = "dataward-support-inquiries-keyring"
+    kube.objects.pop(("Secret", "crm", ring))  # deleted out of band
+    with informer.lock:
+        informer.by_namespace["crm"][KEY[1]] = before  # a cache that has not caught up
+    _reconciler(kube, caches).reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert ("Secret", "crm", ring) not in kube.objects, "a new ring could not decrypt the data"
+    assert conditions(kube)["EncryptionKeyReady"][0] == "False"

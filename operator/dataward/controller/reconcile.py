@@ -492,6 +492,12 @@ class Reconciler:
         except KubeError as error:
             return RingOutcome(ObservedKeyRing.unknown(f"HTTP {error.status}"), record)
         if secret is None:
+            if record is None or record.pending:
+                # Never create a ring on a cached read alone: status may record one already.
+                try:
+                    record = self._fresh_record(store, record)
+                except KubeError as error:
+                    return RingOutcome(ObservedKeyRing.unknown(f"HTTP {error.status}"), record)
             if record is not None and not record.pending:
                 # Status says a ring existed: a new one could not decrypt existing data.
                 return RingOutcome(ObservedKeyRing.absent(), record)
@@ -504,7 +510,10 @@ class Reconciler:
         if (record is None or record.pending) and not is_ours(record, ring):
             # The record came from a cache that may not have our own pending write yet: read
             # the store itself before calling the ring foreign.
-            record = self._fresh_record(store, record)
+            try:
+                record = self._fresh_record(store, record)
+            except KubeError as error:
+                return RingOutcome(ObservedKeyRing.unknown(f"HTTP {error.status}"), record)
         if record is None or record.pending:
             if not is_ours(record, ring):
                 if not (store.adopt_key_ring and ring is not None):
@@ -532,13 +541,10 @@ class Reconciler:
         return RingOutcome(observed, record, next_rotation=decision.next_rotation)
 
     def _fresh_record(self, store: Store, record: KeyRingRecord | None) -> KeyRingRecord | None:
+        """The store's ring record read from the API, not the cache (KubeError when unread)."""
         if self.caches is None:
-            return record
-        try:
-            raw = self.kube.get("PersonalDataStore", store.namespace, store.name)
-        except KubeError as error:
-            log.info("store %s/%s unreadable: %s", store.namespace, store.name, error)
-            return record
+            return record  # it was just read from the API
+        raw = self.kube.get("PersonalDataStore", store.namespace, store.name)
         return KeyRingRecord.from_status((raw or {}).get("status") or {})
 
     def _create_ring(
