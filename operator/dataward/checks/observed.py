@@ -328,6 +328,21 @@ class RbacSnapshot:
             index.setdefault((role.kind, role.namespace, role.name), role)
         return index
 
+    @cached_property
+    def _bindings_by_key(self) -> dict[tuple[str, str | None, str], ObservedBinding]:
+        index: dict[tuple[str, str | None, str], ObservedBinding] = {}
+        for binding in self.bindings:
+            index.setdefault((binding.kind, binding.namespace, binding.name), binding)
+        return index
+
+    def role(self, kind: str, namespace: str | None, name: str) -> ObservedRole | None:
+        """The Role (namespace) or ClusterRole (namespace None) of that name, if any."""
+        return self._roles_by_key.get((kind, namespace, name))
+
+    def binding(self, kind: str, namespace: str | None, name: str) -> ObservedBinding | None:
+        """The RoleBinding (namespace) or ClusterRoleBinding of that name, if any."""
+        return self._bindings_by_key.get((kind, namespace, name))
+
     def role_for(self, binding: ObservedBinding) -> ObservedRole | None:
         """The Role or ClusterRole a binding refers to, or None when it does not exist."""
         if binding.role_kind == "ClusterRole":

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from dataward.checks.access import access_restricted
@@ -130,6 +131,7 @@ class Reconciler:
         self._cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self._cache_lock = threading.Lock()
         self._rbac_memo: dict[str, tuple[tuple[object, ...], RbacSnapshot]] = {}
+        self._parse_memo: dict[tuple[str, str], tuple[tuple[object, object], Store | None]] = {}
 
     # Lookups used by the event handlers.
 
@@ -209,6 +211,8 @@ class Reconciler:
         raw = self.read.get("PersonalDataStore", namespace, name)
         if raw is None:
             forget_store(namespace, name)  # its metric series go with it
+            with self._cache_lock:
+                self._parse_memo.pop(key, None)
             return None
         if raw["metadata"].get("deletionTimestamp"):
             self._finish_deletion(raw, now)
@@ -262,7 +266,7 @@ class Reconciler:
                 parsed
                 for item in self.read.list("PersonalDataStore", store.namespace)
                 if item["metadata"]["name"] != store.name
-                for parsed in [_parse_or_none(item)]
+                for parsed in [self._parsed(item)]
                 if parsed is not None
             )
         except KubeError as error:
@@ -306,6 +310,21 @@ class Reconciler:
     def _written(self, obj: Mapping[str, Any] | None) -> None:
         if self.caches is not None and obj:
             self.caches.store_written(obj)
+
+    def _parsed(self, raw: Mapping[str, Any]) -> Store | None:
+        """A neighbour store parsed once per version (every reconcile of the namespace reads
+        every other store: parsing them all each time made start-up quadratic in CPU)."""
+        meta = raw["metadata"]
+        key = (str(meta.get("namespace")), str(meta["name"]))
+        version = (meta.get("uid"), meta.get("resourceVersion"))
+        with self._cache_lock:
+            memo = self._parse_memo.get(key)
+        if memo is not None and memo[0] == version and version[1] is not None:
+            return memo[1]
+        parsed = _parse_or_none(raw)
+        with self._cache_lock:
+            self._parse_memo[key] = (version, parsed)
+        return parsed
 
     def _presence(self, kind: str, namespace: str, name: str) -> Presence:
         """Whether an object exists, reading its metadata only (a Secret's data is not read)."""
@@ -902,7 +921,7 @@ def judge(
         None if neighbours is None else [c for n in neighbours for c in _neighbour_rbac(n)]
     )
     neighbour_policies = (
-        None if neighbours is None else [render_network_policy(n) for n in neighbours]
+        None if neighbours is None else [_neighbour_policy(n) for n in neighbours]
     )
     scheduled = purge_scheduled(
         findings,
@@ -993,8 +1012,18 @@ def _credentials_verdict(
     return scheduled
 
 
+@lru_cache(maxsize=65536)
+def _neighbour_policy(store: Store) -> dict[str, Any]:
+    """The NetworkPolicy Dataward renders for another store (shared: read, never changed)."""
+    return render_network_policy(store)
+
+
+@lru_cache(maxsize=65536)
 def _neighbour_rbac(store: Store) -> list[dict[str, Any]]:
-    """The Roles and RoleBindings Dataward renders for another store of the namespace."""
+    """The Roles and RoleBindings Dataward renders for another store of the namespace.
+
+    Cached by the store's value: every reconcile of a namespace renders every other store.
+    """
     items = [
         render_reader_role(store),
         render_reader_binding(store),
