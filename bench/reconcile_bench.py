@@ -59,6 +59,16 @@ def stores(count: int, namespace: str) -> list[dict[str, object]]:
     return out
 
 
+def credentials(count: int, namespace: str) -> list[dict[str, object]]:
+    """The credentials Secrets the stores name (a store without its Secret is not Ready)."""
+    return [
+        {"apiVersion": "v1", "kind": "Secret",
+         "metadata": {"name": f"creds-{index:03d}", "namespace": namespace},
+         "type": "Opaque", "stringData": {"username": "purger", "password": "not-a-password"}}
+        for index in range(count)
+    ]
+
+
 def ready_count(plane: ControlPlane, namespace: str) -> int:
     items = json.loads(plane.kubectl("get", "pds", "-n", namespace, "-o", "json").stdout)["items"]
     return sum(
@@ -163,6 +173,8 @@ def main() -> int:
         plane.kubectl("apply", "--server-side", "-f", str(REPO / "examples/policy.yaml"))
         docs = stores(args.stores, namespace)
         admin = Kube(load_api_client(str(plane.kubeconfig)))
+        plane.kubectl("apply", "--server-side", "-f", "-",
+                      input=yaml.safe_dump_all(credentials(args.stores, namespace)))
         print(f"stores: {args.stores}   load before: {load()}")
 
         raw_seconds, raw_children = raw_apply_loop(plane, docs, "raw", args.threads)
