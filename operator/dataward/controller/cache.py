@@ -304,13 +304,17 @@ class Informer:
             if not 200 <= response.status < 300:
                 raise KubeError(response.status, str(response.reason), f"watch {self.where}")
             buffer = b""
-            for chunk in response.response.stream(65536, decode_content=True):
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    if line.strip():
-                        yield json.loads(line)
-            response.response.release_conn()
+            try:
+                for chunk in response.response.stream(65536, decode_content=True):
+                    buffer += chunk
+                    while b"\n" in buffer:
+                        line, buffer = buffer.split(b"\n", 1)
+                        if line.strip():
+                            yield json.loads(line)
+            finally:
+                # Closed, not released: a watch left early must not go back to the pool with
+                # the rest of its stream unread.
+                response.response.close()
         except ApiException as error:
             status = int(error.status or 0)
             raise KubeError(status, str(error.reason), f"watch {self.where}") from None
