@@ -232,3 +232,21 @@ def test_a_stale_cached_store_never_makes_a_second_key_ring() -> None:
     _reconciler(kube, caches).reconcile(KEY, now=T0 + timedelta(minutes=1))
     assert ("Secret", "crm", ring) not in kube.objects, "a new ring could not decrypt the data"
     assert conditions(kube)["EncryptionKeyReady"][0] == "False"
+
+
+def test_the_echo_of_the_operators_own_write_queues_nothing() -> None:
+    events: list[tuple[str, Any, Any]] = []
+    informer = Informer(
+        cast(Kube, ListingKube()), CachedKind("PersonalDataStore"), None, 60,
+        lambda *event: events.append(event), lambda *_: None,
+    )  # fmt: skip
+    informer.synced = True
+    written = {"kind": "PersonalDataStore", "metadata": {"name": "a", "namespace": "n",
+                                                         "resourceVersion": "12"}}
+    informer.store_written(written)
+    informer._put(copy.deepcopy(written), notify=True)  # the watch event of that write
+    assert events == []
+    changed = copy.deepcopy(written)
+    changed["metadata"]["resourceVersion"] = "13"  # someone else's change
+    informer._put(changed, notify=True)
+    assert [new for _, _, new in events] == [changed]

@@ -105,6 +105,11 @@ def _newer(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
         return True
 
 
+def _version(obj: Mapping[str, Any]) -> str | None:
+    version = (obj.get("metadata") or {}).get("resourceVersion")
+    return str(version) if version else None
+
+
 class Informer:
     """One kind in one namespace (or cluster-wide): LIST, then WATCH, re-LIST periodically."""
 
@@ -330,9 +335,13 @@ class Informer:
             old = objs.get(name)
             if not _newer(obj, old):
                 return
+            # The echo of the operator's own write (stored from the write's answer) is no
+            # change: queueing the store again for it would only re-read what it just wrote.
+            echo = old is not None and _version(old) == _version(obj) is not None
             objs[name] = obj
-            self.generation += 1
-        if notify:
+            if not echo:
+                self.generation += 1
+        if notify and not echo:
             self.on_event(self.spec.kind, old, obj)
 
     def _remove(self, obj: Obj) -> None:
