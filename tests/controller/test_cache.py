@@ -250,3 +250,18 @@ def test_the_echo_of_the_operators_own_write_queues_nothing() -> None:
     changed["metadata"]["resourceVersion"] = "13"  # someone else's change
     informer._put(changed, notify=True)
     assert [new for _, _, new in events] == [changed]
+
+
+def test_a_policy_status_write_queues_no_store_but_a_spec_change_queues_its_stores() -> None:
+    kube = _cluster()
+    caches = _caches(kube)
+    _relist(caches)
+    reconciler = _reconciler(kube, caches)
+    policy = copy.deepcopy(caches.get("PrivacyPolicy", None, samples.POLICY["metadata"]["name"]))
+    assert policy is not None
+    name = policy["metadata"]["name"]
+    policy["metadata"]["generation"] = 1
+    counted = {**policy, "status": {"stores": 1000}}  # the count of stores, written by us
+    assert keys_for_event("PrivacyPolicy", policy, counted, reconciler) == ([], [name])
+    edited = {**policy, "metadata": {**policy["metadata"], "generation": 2}}
+    assert keys_for_event("PrivacyPolicy", policy, edited, reconciler) == ([KEY], [name])

@@ -131,6 +131,10 @@ def build_registry(
     return registry
 
 
+def _generation(obj: Mapping[str, Any]) -> object:
+    return (obj.get("metadata") or {}).get("generation")
+
+
 def keys_for_event(
     kind: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, reconciler: Reconciler
 ) -> tuple[list[StoreKey], list[str]]:
@@ -149,7 +153,11 @@ def keys_for_event(
         moved = old is None or new is None or len(policies) > 1
         return [(str(namespace), str(meta["name"]))], sorted(policies) if moved else []
     if kind == "PrivacyPolicy":
-        return reconciler.stores_of_policy(str(meta["name"])), [str(meta["name"])]
+        # Its status (the count of stores, which every new store changes) is no store's
+        # business; a new, deleted or edited policy is every store's that uses it.
+        edited = old is None or new is None or _generation(old) != _generation(new)
+        stores = reconciler.stores_of_policy(str(meta["name"])) if edited else []
+        return stores, [str(meta["name"])]
     if kind in ("ClusterRole", "ClusterRoleBinding"):
         return reconciler.all_stores(), []
     if kind == "Namespace":  # now (or no longer) this shard's
