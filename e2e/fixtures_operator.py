@@ -32,12 +32,15 @@ LEASE_SECONDS = 6
 KEY_RING_GRACE_SECONDS = 20
 
 
-def chart_rbac(namespace: str = OPERATOR_NAMESPACE) -> list[dict[str, Any]]:
-    """The ServiceAccount and RBAC objects the chart installs for the operator."""
+def chart_rbac(
+    namespace: str = OPERATOR_NAMESPACE, values: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """The ServiceAccount and RBAC objects the chart installs for the operator (`--set values`)."""
+    sets = [arg for value in values for arg in ("--set", value)]
     rendered = subprocess.run(
         # Helm built from its module does not know the cluster's version: say it.
         [str(tool("helm")), "template", RELEASE, str(CHART), "--namespace", namespace,
-         "--kube-version", "v1.37.2"],
+         "--kube-version", "v1.37.2", *sets],
         check=True,
         capture_output=True,
         text=True,

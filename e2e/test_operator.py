@@ -12,6 +12,7 @@ import os
 import signal
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from e2e.fixtures_operator import (
     OPERATOR_NAMESPACE,
     OperatorProcess,
     apply,
+    chart_rbac,
     condition,
     get,
     load_example,
@@ -588,3 +590,76 @@ def test_steady_state_sends_no_writes_for_minutes(
         and datetime.fromisoformat(e["requestReceivedTimestamp"].replace("Z", "+00:00")) >= since
     ]
     assert len(reads) > 10, f"only {len(reads)} reads: the operator was not reconciling"
+
+
+def _shard(
+    plane: ControlPlane, session: OperatorProcess, log: Path, shard: str, *extra: str
+) -> OperatorProcess:
+    """A shard of the operator: its own Lease and namespace selector, an hour's resync."""
+    args = session._session_args()
+    args[args.index("--resync-seconds") + 1] = "3600"  # so a repair can only come from a watch
+    args += ["--lease-name", f"dataward-shard-{shard}",
+             "--namespace-selector", f"{SHARD_LABEL}={shard}", *extra]  # fmt: skip
+    return OperatorProcess(plane, session.kubeconfig, session.account, log, args)
+
+
+SHARD_LABEL = "e2e.dataward.io/shard"
+
+
+def test_two_shards_serve_disjoint_namespaces_and_one_counts_every_store(
+    control_plane: ControlPlane, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    spaces = {shard: f"e2e-shard-{shard}-{suffix}" for shard in ("a", "b")}
+    for shard, name in spaces.items():
+        control_plane.kubectl("create", "namespace", name)
+        control_plane.kubectl("label", "namespace", name, f"{SHARD_LABEL}={shard}")
+    # A shard lists and watches the namespaces its selector matches: the chart grants that.
+    sharded = chart_rbac(OPERATOR_NAMESPACE, [f"shard.namespaceSelector={SHARD_LABEL}=a"])
+    apply(control_plane, *[d for d in sharded if d["kind"] == "ClusterRole"])
+    operator.stop()  # the session operator serves every namespace: not during this test
+    shards = {
+        "a": _shard(control_plane, operator, tmp_path / "a.log", "a"),
+        "b": _shard(control_plane, operator, tmp_path / "b.log", "b", "--no-policy-status"),
+    }
+    try:
+        for process in shards.values():
+            process.start()
+        for name in spaces.values():
+            wait_for(
+                lambda name=name: get(control_plane, "serviceaccount", "default", name),
+                timeout=30, message=f"ServiceAccount default in {name}",
+            )  # fmt: skip
+            make_store(control_plane, name)
+        for name in spaces.values():
+            wait_condition(control_plane, name, "support-inquiries", "Ready", "True", timeout=90)
+        for shard, process in shards.items():
+            other = spaces["b" if shard == "a" else "a"]
+            assert f" {spaces[shard]}/" in process.logs(), f"shard {shard} applied nothing"
+            assert f" {other}/" not in process.logs(), f"shard {shard} served {other}"
+
+        # The policy's count is every shard's stores: shard a counts them, b writes none.
+        policy = load_example(POLICY)["metadata"]["name"]
+
+        def counted() -> bool:
+            stores = json.loads(control_plane.kubectl("get", "pds", "-A", "-o", "json").stdout)
+            expected = sum(1 for s in stores["items"] if s["spec"].get("policy") == policy)
+            found = get(control_plane, "privacypolicy", policy) or {}
+            return bool((found.get("status") or {}).get("stores") == expected)
+
+        wait_for(counted, timeout=60, message="the policy counts the stores of both shards")
+
+        # A deleted child comes back from the watch event, not a timer (the resync is an hour).
+        netpol = "dataward-support-inquiries-isolation"
+        control_plane.kubectl("delete", "networkpolicy", netpol, "-n", spaces["b"])
+        wait_for(
+            lambda: get(control_plane, "networkpolicy", netpol, spaces["b"]),
+            timeout=20, message="the deleted NetworkPolicy restored by its watch event",
+        )  # fmt: skip
+    finally:
+        for process in shards.values():
+            process.stop()
+        apply(control_plane, *[d for d in chart_rbac() if d["kind"] == "ClusterRole"])
+        operator.start()
+        for name in spaces.values():
+            control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)

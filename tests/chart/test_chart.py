@@ -44,7 +44,7 @@ NAMESPACED_RULES: dict[tuple[str, str], set[str]] = {
     ("", "serviceaccounts"): {"get", "list", "watch", "create", "patch"},
     ("batch", "cronjobs"): {"get", "list", "watch", "create", "patch"},
     ("batch", "jobs"): {"list", "watch"},
-    ("", "pods"): {"list"},
+    ("", "pods"): {"list", "watch"},
     ("", "secrets"): {"get", "create", "update"},
     ("events.k8s.io", "events"): {"create"},
 }
@@ -52,8 +52,8 @@ NAMESPACED_RULES: dict[tuple[str, str], set[str]] = {
 CLUSTER_RULES: dict[tuple[str, str], set[str]] = {
     ("dataward.io", "privacypolicies"): {"get", "list", "watch"},
     ("dataward.io", "privacypolicies/status"): {"patch"},
-    ("rbac.authorization.k8s.io", "clusterroles"): {"list"},
-    ("rbac.authorization.k8s.io", "clusterrolebindings"): {"list"},
+    ("rbac.authorization.k8s.io", "clusterroles"): {"list", "watch"},
+    ("rbac.authorization.k8s.io", "clusterrolebindings"): {"list", "watch"},
 }
 LEADER_ELECTION_RULES: dict[tuple[str, str], set[str]] = {
     ("coordination.k8s.io", "leases"): {"get", "create", "update"},
@@ -551,3 +551,19 @@ def test_make_run_runs_the_operator_with_the_deployments_arguments_and_applies_t
             "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"} <= applied
     assert not {"Deployment", "Service"} & applied
     assert (run_local.RELEASE, run_local.OPERATOR_NAMESPACE) == (RELEASE, NAMESPACE)
+
+
+def test_a_shard_serves_its_namespace_selector_under_a_lease_of_its_own() -> None:
+    docs = render("shard.namespaceSelector=dataward.io/shard=b", "shard.leaseName=dataward-b",
+                  "shard.writesPolicyStatus=false")
+    (deployment,) = of_kind(docs, "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--namespace-selector") + 1] == "dataward.io/shard=b"
+    assert args[args.index("--lease-name") + 1] == "dataward-b"
+    assert "--no-policy-status" in args
+    # The shard watches the namespaces it serves: that one more right, and only then.
+    assert rules_table(role_named(docs, "cluster-scoped")) == {
+        **CLUSTER_RULES, ("", "namespaces"): {"list", "watch"}}
+    (default,) = of_kind(render(), "Deployment")
+    plain = default["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace-selector" not in plain and "--no-policy-status" not in plain

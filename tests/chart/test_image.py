@@ -54,6 +54,8 @@ def test_the_wheel_installs_and_its_command_runs(tmp_path: Path) -> None:
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-index",
                     "--disable-pip-version-check", str(wheel)], check=True, timeout=300, env=clean)
     dataward = venv / "bin" / "dataward"
+    # PYTHONPATH (set to a worktree's operator/ to test it) would shadow the installed wheel.
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run([str(dataward), "--help"], capture_output=True, text=True,
                             timeout=60, cwd=tmp_path, env=clean)
     assert result.returncode == 0, result.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dataward.checks.purge_runs import missed_run, owned_by, stuck_run
+from dataward.checks.purge_runs import missed_run, owned_by, stuck_at, stuck_run
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 GRACE = timedelta(minutes=15)
@@ -73,6 +73,9 @@ def test_a_job_is_stuck_only_past_its_deadline_and_unfinished() -> None:
     stuck = stuck_run(jobs, NOW, deadline)
     assert stuck is not None and stuck.job_name == "stuck"
     assert stuck_run(jobs[:2], NOW, deadline) is None
+    # Without any event, the store is due again when the fresh run would become stuck.
+    assert stuck_at(jobs, NOW, deadline) == NOW + timedelta(minutes=30)
+    assert stuck_at(jobs[1:2], NOW, deadline) is None
 
 
 def test_ownership_is_by_uid_not_by_name() -> None:

@@ -109,10 +109,8 @@ def access_restricted(
         {
             store
             for name, store in declared.items()
-            if any(
-                b.name == name and b.kind == "RoleBinding" and _reads(b, rbac, secret_names)
-                for b in rbac.bindings
-            )
+            for binding in [rbac.binding("RoleBinding", namespace, name)]
+            if binding is not None and _reads(binding, rbac, secret_names)
         }
     )
     shared = (
@@ -171,14 +169,7 @@ def _own_problems(
         kind, name = item["kind"], item["metadata"]["name"]
         label = f"{kind} {namespace}/{name}"
         if kind == "Role":
-            role = next(
-                (
-                    r
-                    for r in rbac.roles
-                    if r.kind == "Role" and r.name == name and r.namespace == namespace
-                ),
-                None,
-            )
+            role = rbac.role("Role", namespace, name)
             if role is None:
                 missing.append(label)
             elif sorted(role.rules, key=repr) != sorted(
@@ -186,14 +177,7 @@ def _own_problems(
             ):
                 drifted.append(label)
         elif kind == "RoleBinding":
-            binding = next(
-                (
-                    b
-                    for b in rbac.bindings
-                    if b.kind == "RoleBinding" and b.name == name and b.namespace == namespace
-                ),
-                None,
-            )
+            binding = rbac.binding("RoleBinding", namespace, name)
             if binding is None:
                 missing.append(label)
                 continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Literal
 
 from dataward.keys.ring import KeyRing, KeyRingError, format_time, parse_ring
@@ -319,13 +320,35 @@ class RbacSnapshot:
             + tuple(roles),
         )
 
+    @cached_property
+    def _roles_by_key(self) -> dict[tuple[str, str | None, str], ObservedRole]:
+        """The roles by (kind, namespace, name); the first of duplicates wins, as in a scan."""
+        index: dict[tuple[str, str | None, str], ObservedRole] = {}
+        for role in self.roles:
+            index.setdefault((role.kind, role.namespace, role.name), role)
+        return index
+
+    @cached_property
+    def _bindings_by_key(self) -> dict[tuple[str, str | None, str], ObservedBinding]:
+        index: dict[tuple[str, str | None, str], ObservedBinding] = {}
+        for binding in self.bindings:
+            index.setdefault((binding.kind, binding.namespace, binding.name), binding)
+        return index
+
+    def role(self, kind: str, namespace: str | None, name: str) -> ObservedRole | None:
+        """The Role (namespace) or ClusterRole (namespace None) of that name, if any."""
+        return self._roles_by_key.get((kind, namespace, name))
+
+    def binding(self, kind: str, namespace: str | None, name: str) -> ObservedBinding | None:
+        """The RoleBinding (namespace) or ClusterRoleBinding of that name, if any."""
+        return self._bindings_by_key.get((kind, namespace, name))
+
     def role_for(self, binding: ObservedBinding) -> ObservedRole | None:
         """The Role or ClusterRole a binding refers to, or None when it does not exist."""
-        for role in self.roles:
-            if role.kind != binding.role_kind or role.name != binding.role_name:
-                continue
-            if role.kind == "ClusterRole" or role.namespace == binding.namespace:
-                return role
+        if binding.role_kind == "ClusterRole":
+            return self._roles_by_key.get(("ClusterRole", None, binding.role_name))
+        if binding.role_kind == "Role":
+            return self._roles_by_key.get(("Role", binding.namespace, binding.role_name))
         return None
 
 

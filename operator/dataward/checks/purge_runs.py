@@ -72,6 +72,20 @@ def stuck_run(
     return min(stuck, key=lambda run: run.started) if stuck else None
 
 
+def stuck_at(
+    jobs: Sequence[Mapping[str, Any]], now: datetime, deadline: timedelta
+) -> datetime | None:
+    """When the next unfinished Job becomes stuck (its start plus `deadline`, still ahead)."""
+    due = [
+        _instant(str(started)) + deadline
+        for job in jobs
+        for started in [(job.get("status") or {}).get("startTime")]
+        if started and not finished(job)
+    ]
+    ahead = [at for at in due if at > now]
+    return min(ahead) if ahead else None
+
+
 def missed_run(
     cronjob: Mapping[str, Any], now: datetime, grace: timedelta, manager: str
 ) -> datetime | None:

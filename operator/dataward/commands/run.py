@@ -32,6 +32,31 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="watch only this namespace (repeat for more; default: all)",
     )
     parser.add_argument(
+        "--namespace-selector",
+        default=env("DATAWARD_NAMESPACE_SELECTOR") or None,
+        metavar="SELECTOR",
+        help="serve only the namespaces whose labels match this selector (e.g. "
+        "dataward.io/shard=a): one shard of several, each with its own --lease-name",
+    )
+    parser.add_argument(
+        "--lease-name",
+        default="dataward-operator",
+        help="name of the leader-election Lease; one per shard (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-policy-status",
+        dest="policy_status",
+        action="store_false",
+        help="do not write PrivacyPolicy status (give exactly one shard the job; it counts "
+        "the stores of every shard)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=4,
+        help="stores reconciled at once (default: %(default)s)",
+    )
+    parser.add_argument(
         "--lease-namespace",
         default=env("DATAWARD_NAMESPACE", "dataward-system"),
         help="namespace of the leader-election Lease (default: %(default)s)",
@@ -49,8 +74,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--resync-seconds",
         type=float,
-        default=60.0,
-        help="re-read every store this often (reads only; default: %(default)s)",
+        default=3600.0,
+        help="safety resync: re-list every cache and re-check every store (key rings and "
+        "credentials Secrets, which are not watched) this often (default: %(default)s)",
     )
     parser.add_argument(
         "--operator-service-account",
@@ -128,7 +154,11 @@ def run(args: argparse.Namespace) -> int:
     settings = OperatorSettings(
         identity=identity or OperatorSettings().identity,
         namespaces=tuple(args.namespaces or ()),
+        namespace_selector=args.namespace_selector,
+        policy_status=args.policy_status,
+        workers=args.workers,
         lease_namespace=args.lease_namespace,
+        lease_name=args.lease_name,
         lease_duration_seconds=args.lease_duration_seconds,
         resync_seconds=args.resync_seconds,
         kubeconfig=args.kubeconfig,

@@ -63,6 +63,7 @@ RESOURCES: dict[str, Resource] = {
     "Job": Resource("batch/v1", "jobs"),
     "Pod": Resource("v1", "pods"),
     "Event": Resource("events.k8s.io/v1", "events"),
+    "Namespace": Resource("v1", "namespaces", namespaced=False),
     "Lease": Resource("coordination.k8s.io/v1", "leases"),
 }
 

@@ -55,6 +55,20 @@ def record_status(namespace: str, store: str, status: Mapping[str, Any]) -> None
         OLDEST_EXPIRED_AGE.labels(namespace, store).set(float(last["oldestExpiredAgeSeconds"]))
 
 
+def forget_store(namespace: str, store: str) -> None:
+    """Remove a deleted store's series: a gone store must not be reported for ever."""
+    for metric in (CONDITION, EXPIRED_REMAINING, OLDEST_EXPIRED_AGE, KEY_AGE):
+        for labels in list(_series(metric)):
+            if labels[:2] == (namespace, store):
+                metric.remove(*labels)
+
+
+def _series(metric: Gauge) -> list[tuple[str, ...]]:
+    """The label values of every series of `metric`."""
+    # prometheus_client keeps no public list of them.
+    return [tuple(labels) for labels in metric._metrics]
+
+
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/healthz":

@@ -1,8 +1,11 @@
-"""kopf wiring: watch stores, policies and children; queue the affected store; reconcile.
+"""The operator's loop: watch-fed caches queue the affected stores; workers reconcile them.
 
-Only `@kopf.on.event` handlers are used: they keep no progress annotations, add no
-finalizers and post no events, so in steady state the operator sends no mutating request.
-The reconcile itself (controller/reconcile.py) compares before it writes.
+Stores, policies, every child kind and the RBAC and NetworkPolicies a verdict depends on are
+listed once and then watched (controller/cache.py); a reconcile reads them from there, and
+each change queues the stores it can affect. kopf keeps only its login and lifecycle: it runs
+while the CRDs are served (its own watches are gone). The reconcile itself
+(controller/reconcile.py) compares before it writes, so in steady state the operator sends no
+mutating request.
 
 The process outlives what goes wrong under it: losing the Lease (or failing to renew it
 within the renew deadline, e.g. with a hung API server) stops the work at once and the
@@ -25,6 +28,7 @@ from typing import Any
 
 import kopf
 
+from dataward.controller.cache import CachedKind, Caches
 from dataward.controller.kube import DEFAULT_TIMEOUT, Kube, KubeError, load_api_client
 from dataward.controller.leader import LeaderElector, LeaseSettings
 from dataward.controller.metrics import CRDS_SERVED, LEADER, serve
@@ -37,14 +41,24 @@ log = logging.getLogger("dataward.operator")
 GROUP, VERSION = "dataward.io", "v1alpha1"
 CRD_PLURALS = ("personaldatastores", "privacypolicies")
 WATCH_SECONDS = 300  # the server ends each watch request after this long; kopf re-opens it
-CHILD_KINDS: tuple[tuple[str, str, str], ...] = (
-    ("networking.k8s.io", "v1", "networkpolicies"),
-    ("rbac.authorization.k8s.io", "v1", "roles"),
-    ("rbac.authorization.k8s.io", "v1", "rolebindings"),
-    ("", "v1", "serviceaccounts"),
-    ("batch", "v1", "cronjobs"),
-    ("batch", "v1", "jobs"),
+OURS = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+# What the reconcile reads, cached. NetworkPolicies, Roles and RoleBindings: all of them (the
+# verdicts look for foreign ones); the other children, Jobs and purge pods: the operator's own.
+CACHED_KINDS: tuple[CachedKind, ...] = (
+    CachedKind("PersonalDataStore"),
+    CachedKind("PrivacyPolicy", cluster_scoped=True),
+    CachedKind("NetworkPolicy"),
+    CachedKind("Role"),
+    CachedKind("RoleBinding"),
+    CachedKind("ClusterRole", cluster_scoped=True),
+    CachedKind("ClusterRoleBinding", cluster_scoped=True),
+    CachedKind("ServiceAccount", OURS),
+    CachedKind("CronJob", OURS),
+    CachedKind("Job", OURS),
+    CachedKind("Pod", OURS),
 )
+# Kinds of which every object in the namespace counts in every store's verdict.
+NAMESPACE_WIDE = frozenset({"NetworkPolicy", "Role", "RoleBinding"})
 
 
 @dataclass(frozen=True)
@@ -52,13 +66,19 @@ class OperatorSettings:
     """How `dataward run` behaves."""
 
     namespaces: tuple[str, ...] = ()  # empty: every namespace
+    # Sharding: serve only the namespaces whose labels match this selector (each shard has
+    # its own Lease); only one shard writes PrivacyPolicy status (it counts every shard's).
+    namespace_selector: str | None = None
+    policy_status: bool = True
     lease_namespace: str = "dataward-system"
+    lease_name: str = "dataward-operator"
     lease_duration_seconds: int = 30
     identity: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
     workers: int = 4
-    # Key rings are not watched (the operator may not list Secrets) and keys age, so every
-    # store is also re-read on this period; reads only, writes happen on a difference.
-    resync_seconds: float = 60.0
+    # The safety resync: every cache re-lists, and every store is queued (behind events), on
+    # this period. Key rings and credentials Secrets are not watched (the operator may not
+    # list Secrets): a change to one out of band is seen on the store's next reconcile.
+    resync_seconds: float = 3600.0
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
     kubeconfig: str | None = None
     metrics_port: int | None = 8080
@@ -98,11 +118,9 @@ def connection_info(configuration: Any) -> kopf.ConnectionInfo:
 def build_registry(
     queue: WorkQueue, policies: WorkQueue, reconciler: Reconciler
 ) -> kopf.OperatorRegistry:
-    """The handlers, on a registry of their own (no global state, testable, embeddable).
+    """kopf's handlers, on a registry of their own: only its login (the caches watch).
 
-    Every handler is `async def`: kopf runs plain functions in its thread pool, and the queues
-    belong to the event loop. What blocks (a list through the synchronous client) runs in a
-    thread of its own, and the handler awaits it.
+    Every handler is `async def`: kopf runs plain functions in its thread pool.
     """
     registry = kopf.OperatorRegistry()
 
@@ -110,62 +128,82 @@ def build_registry(
     async def login(**_: Any) -> kopf.ConnectionInfo:
         return connection_info(reconciler.kube.api.configuration)
 
-    @kopf.on.event(GROUP, VERSION, "personaldatastores", registry=registry)
-    async def store_event(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> None:
-        if namespace:
-            queue.add((namespace, name))
-        if spec.get("policy"):
-            policies.add(("", str(spec["policy"])))  # its count of stores may have changed
-
-    @kopf.on.event(GROUP, VERSION, "privacypolicies", registry=registry)
-    async def policy_event(name: str, **_: Any) -> None:
-        policies.add(("", name))
-        for key in await asyncio.to_thread(reconciler.stores_of_policy, name):
-            queue.add(key)
-
-    for group, version, plural in CHILD_KINDS:
-
-        @kopf.on.event(
-            group, version, plural, labels={MANAGED_BY_LABEL: MANAGED_BY}, registry=registry
-        )
-        async def child_event(body: kopf.Body, namespace: str | None, **_: Any) -> None:
-            if not namespace:
-                return
-            owner = _owner_store(body)
-            if owner is not None:
-                queue.add((namespace, owner))
-                return
-            # Jobs belong to the CronJob, not the store: find the store by its label.
-            label = (body.get("metadata", {}).get("labels") or {}).get(STORE_LABEL)
-            if label:
-                for key in await asyncio.to_thread(
-                    reconciler.stores_with_label, namespace, label
-                ):
-                    queue.add(key)
-
     return registry
 
 
+def _generation(obj: Mapping[str, Any]) -> object:
+    return (obj.get("metadata") or {}).get("generation")
+
+
+def keys_for_event(
+    kind: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, reconciler: Reconciler
+) -> tuple[list[StoreKey], list[str]]:
+    """The stores and the policies a cached change can affect (reads the caches only)."""
+    body = new if new is not None else old
+    assert body is not None
+    meta = body.get("metadata") or {}
+    namespace = meta.get("namespace")
+    if kind == "PersonalDataStore":
+        policies = {
+            str(p)
+            for p in ((o.get("spec") or {}).get("policy") for o in (old, new) if o is not None)
+            if p
+        }
+        # A policy counts its stores: only a new, deleted or re-pointed store changes that.
+        moved = old is None or new is None or len(policies) > 1
+        return [(str(namespace), str(meta["name"]))], sorted(policies) if moved else []
+    if kind == "PrivacyPolicy":
+        # Its status (the count of stores, which every new store changes) is no store's
+        # business; a new, deleted or edited policy is every store's that uses it.
+        edited = old is None or new is None or _generation(old) != _generation(new)
+        stores = reconciler.stores_of_policy(str(meta["name"])) if edited else []
+        return stores, [str(meta["name"])]
+    if kind in ("ClusterRole", "ClusterRoleBinding"):
+        return reconciler.all_stores(), []
+    if kind == "Namespace":  # now (or no longer) this shard's
+        return reconciler.stores_in(str(meta["name"])), []
+    if not namespace:
+        return [], []
+    owner = _owner_store(body)
+    if owner is not None:
+        return [(namespace, owner)], []
+    labels = meta.get("labels") or {}
+    if kind in NAMESPACE_WIDE and labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
+        return reconciler.stores_in(namespace), []  # a foreign object: every verdict there
+    label = labels.get(STORE_LABEL)
+    if label:  # Jobs and pods belong to the CronJob, not the store: find it by its label
+        return reconciler.stores_with_label(namespace, label), []
+    return [], []
+
+
 async def _resync(
-    queue: WorkQueue, reconciler: Reconciler, every: float, serving: asyncio.Event
+    queue: WorkQueue,
+    policies: WorkQueue | None,
+    reconciler: Reconciler,
+    caches: Caches,
+    every: float,
+    serving: asyncio.Event,
 ) -> None:
-    """Queue every store periodically: key ages, Secrets and RBAC are not watched."""
+    """Once the caches have listed, queue every store; then again every `every` seconds.
+
+    Behind every event (the periodic lane), and from the caches: no LIST.
+    """
+    while not caches.listed():
+        await asyncio.sleep(0.1)
     while True:
-        await asyncio.sleep(every)
-        await serving.wait()  # no stores to list while the CRDs are not served
+        await serving.wait()
         try:
-            keys = await asyncio.to_thread(reconciler.all_stores)
+            keys = reconciler.all_stores()
+            names = reconciler.all_policies()
         except KubeError as error:
-            if error.status == 404:  # the CRD was just deleted: run_operator says so
-                log.debug("resync: stores not served (%s)", error)
-                continue
-            log.warning("resync: listing stores failed (%s); trying again in %ss", error, every)
-            continue
-        except Exception as error:  # a failed list must not end the resync for good
-            log.warning("resync: listing stores failed (%s); trying again in %ss", error, every)
-            continue
+            log.info("resync: stores not cached (%s); trying again in %ss", error, every)
+            keys, names = [], []
         for key in keys:
-            queue.add(key)
+            queue.add_periodic(key)
+        if policies is not None:
+            for name in names:
+                policies.add_periodic(("", name))
+        await asyncio.sleep(every)
 
 
 async def _crds_served(kube: Kube) -> bool | None:
@@ -331,20 +369,63 @@ async def run_operator(
     kube = Kube(
         load_api_client(settings.kubeconfig), timeout=settings.request_timeout, may_write=may_write
     )
-    reconciler = Reconciler(kube, settings.reconcile, settings.namespaces)
     queue = WorkQueue()
     policies = WorkQueue()  # keys ("", policy name): cluster-scoped
+    holder: list[Reconciler] = []
+
+    def on_event(kind: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        if not holder:
+            return
+        try:
+            keys, names = keys_for_event(kind, old, new, holder[0])
+        except KubeError:  # a cache it needs is not synced: its health event queues them
+            return
+        if not settings.policy_status:
+            names = []
+        if kind == "PersonalDataStore" and new is None:
+            for key in keys:
+                queue.forget(key)
+        for key in keys:
+            queue.add(key)
+        for name in names:
+            policies.add(("", name))
+
+    def on_health(kind: str, namespace: str | None) -> None:
+        # A cache became synced or failed: the verdicts that read it may change.
+        if not holder:
+            return
+        try:
+            keys = holder[0].stores_in(namespace) if namespace else holder[0].all_stores()
+        except KubeError:
+            return
+        for key in keys:
+            queue.add(key)
+
+    kinds = CACHED_KINDS
+    if settings.namespace_selector:
+        kinds = (*kinds, CachedKind("Namespace", settings.namespace_selector, cluster_scoped=True))
+    caches = Caches(kube, kinds, settings.namespaces, settings.resync_seconds, on_event, on_health)
+    reconciler = Reconciler(kube, settings.reconcile, settings.namespaces, caches)
+    holder.append(reconciler)
     serving = asyncio.Event()  # kopf runs; set and cleared on the loop only
     stopping = asyncio.Event()  # `stop`, seen from the loop
     loop = asyncio.get_running_loop()
 
-    async def handle(key: StoreKey) -> None:
+    async def ready() -> None:
         await serving.wait()
-        await asyncio.to_thread(reconciler.reconcile_logged, key)
+        while not caches.listed():  # a reconcile before the first lists would read nothing
+            await asyncio.sleep(0.1)
 
-    async def handle_policy(key: StoreKey) -> None:
-        await serving.wait()
-        await asyncio.to_thread(reconciler.reconcile_policy_logged, key[1])
+    async def handle(key: StoreKey) -> bool:
+        await ready()
+        outcome = await asyncio.to_thread(reconciler.reconcile_logged, key)
+        if outcome.due is not None:
+            queue.add_after(key, outcome.due)
+        return outcome.ok
+
+    async def handle_policy(key: StoreKey) -> bool:
+        await ready()
+        return await asyncio.to_thread(reconciler.reconcile_policy_logged, key[1])
 
     def on_signal(signum: int) -> None:
         log.info("signal %s: stopping", signum)
@@ -377,7 +458,16 @@ async def run_operator(
     tasks = [asyncio.create_task(queue.worker(handle)) for _ in range(settings.workers)]
     tasks.append(asyncio.create_task(policies.worker(handle_policy)))
     tasks.append(
-        asyncio.create_task(_resync(queue, reconciler, settings.resync_seconds, serving))
+        asyncio.create_task(
+            _resync(
+                queue,
+                policies if settings.policy_status else None,
+                reconciler,
+                caches,
+                settings.resync_seconds,
+                serving,
+            )
+        )
     )
     tasks.append(asyncio.create_task(watch_stop()))
     try:
@@ -386,6 +476,8 @@ async def run_operator(
             if not await _wait_for_crds(kube, stopping, settings.crd_check_seconds):
                 break
             serving.set()
+            if not caches.started:
+                caches.start()
             try:
                 ended = await _run_kopf(settings, registry, kube, stopping)
             finally:
@@ -397,6 +489,7 @@ async def run_operator(
                 await _wait_or_stop(stopping, settings.crd_check_seconds)
     finally:
         stop.set()  # for the caller: this spell is over, whatever ended it
+        caches.stop()
         for task in tasks:
             task.cancel()
 
@@ -410,6 +503,7 @@ def run_with_leader_election(settings: OperatorSettings) -> int:
     """
     lease = LeaseSettings(
         namespace=settings.lease_namespace,
+        name=settings.lease_name,
         duration_seconds=settings.lease_duration_seconds,
         renew_every_seconds=settings.lease_duration_seconds / 3,
         retry_every_seconds=max(1.0, settings.lease_duration_seconds / 6),

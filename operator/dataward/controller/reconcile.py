@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from dataward.checks.access import access_restricted
@@ -47,10 +48,18 @@ from dataward.checks.purge_runs import (
     newest_finished,
     owned_by,
     result_record,
+    stuck_at,
     stuck_run,
 )
+from dataward.controller.cache import Caches
 from dataward.controller.kube import FIELD_MANAGER, Kube, KubeError
-from dataward.controller.metrics import KEY_AGE, RECONCILES, TIME_TO_READY, record_status
+from dataward.controller.metrics import (
+    KEY_AGE,
+    RECONCILES,
+    TIME_TO_READY,
+    forget_store,
+    record_status,
+)
 from dataward.keys.ring import (
     KeyRing,
     append_only_violations,
@@ -103,9 +112,16 @@ class Reconciler:
     CLUSTER_CACHE_SECONDS = 3.0
 
     def __init__(
-        self, kube: Kube, settings: ReconcileSettings, namespaces: tuple[str, ...] = ()
+        self,
+        kube: Kube,
+        settings: ReconcileSettings,
+        namespaces: tuple[str, ...] = (),
+        caches: Caches | None = None,
     ) -> None:
         self.kube = kube
+        # Where reads go: the watch-fed caches when the operator runs, else the API itself.
+        self.caches = caches
+        self.read: Kube | Caches = caches if caches is not None else kube
         self.settings = settings
         self.namespaces = namespaces
         trusted = settings.trusted_subjects
@@ -114,58 +130,93 @@ class Reconciler:
         self.trusted = trusted
         self._cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self._cache_lock = threading.Lock()
+        self._rbac_memo: dict[str, tuple[tuple[object, ...], RbacSnapshot]] = {}
+        self._parse_memo: dict[tuple[str, str], tuple[tuple[object, object], Store | None]] = {}
 
     # Lookups used by the event handlers.
 
     def _stores(self) -> list[dict[str, Any]]:
-        if not self.namespaces:
-            return self.kube.list("PersonalDataStore")
+        if not self.namespaces or self.caches is not None:
+            return self.read.list("PersonalDataStore")
         return [s for ns in self.namespaces for s in self.kube.list("PersonalDataStore", ns)]
 
-    def all_stores(self) -> list[StoreKey]:
-        """Every store in the watched namespaces."""
-        return [(s["metadata"]["namespace"], s["metadata"]["name"]) for s in self._stores()]
+    def owns(self, namespace: str) -> bool:
+        """Whether this operator (shard) reconciles the stores of `namespace`."""
+        return self.caches is None or self.caches.owns(namespace)
 
-    def stores_of_policy(self, policy: str) -> list[StoreKey]:
-        """The stores whose spec.policy names `policy`."""
+    def all_stores(self) -> list[StoreKey]:
+        """Every store this operator (shard) serves."""
+        return [
+            (s["metadata"]["namespace"], s["metadata"]["name"])
+            for s in self._stores()
+            if self.owns(s["metadata"]["namespace"])
+        ]
+
+    def stores_of_policy(self, policy: str, every_shard: bool = False) -> list[StoreKey]:
+        """The stores whose spec.policy names `policy` (this shard's, or `every_shard`'s)."""
         return [
             (s["metadata"]["namespace"], s["metadata"]["name"])
             for s in self._stores()
             if (s.get("spec") or {}).get("policy") == policy
+            and (every_shard or self.owns(s["metadata"]["namespace"]))
         ]
+
+    def stores_in(self, namespace: str) -> list[StoreKey]:
+        """Every store of `namespace` (none when another shard serves it)."""
+        if not self.owns(namespace):
+            return []
+        items = self.read.list("PersonalDataStore", namespace)
+        return [(namespace, s["metadata"]["name"]) for s in items]
+
+    def all_policies(self) -> list[str]:
+        """Every PrivacyPolicy's name."""
+        return [p["metadata"]["name"] for p in self.read.list("PrivacyPolicy")]
 
     def stores_with_label(self, namespace: str, label: str) -> list[StoreKey]:
         """The stores in `namespace` whose child label value is `label` (names may be hashed)."""
         return [
             (namespace, s["metadata"]["name"])
-            for s in self.kube.list("PersonalDataStore", namespace)
-            if label_value(s["metadata"]["name"]) == label
+            for s in self.read.list("PersonalDataStore", namespace)
+            if label_value(s["metadata"]["name"]) == label and self.owns(namespace)
         ]
 
-    def reconcile_logged(self, key: StoreKey) -> None:
-        """Reconcile and log failures; the next event or resync retries."""
+    def reconcile_logged(self, key: StoreKey) -> Outcome:
+        """Reconcile and log failures; the queue retries a failure with backoff."""
         try:
-            self.reconcile(key)
+            due = self.reconcile(key)
             RECONCILES.labels("ok").inc()
         except KubeError as error:
             RECONCILES.labels("error").inc()
             log.warning("reconcile %s/%s: %s (will retry)", *key, error)
+            return Outcome(ok=False)
         except Exception:
             RECONCILES.labels("error").inc()
             log.exception("reconcile %s/%s failed (will retry)", *key)
+            return Outcome(ok=False)
+        if due is None:
+            return Outcome(ok=True)
+        return Outcome(ok=True, due=max(1.0, (due - datetime.now(UTC)).total_seconds()))
 
     # The reconcile.
 
-    def reconcile(self, key: StoreKey, now: datetime | None = None) -> None:
-        """Bring one store's children and status in line with its spec."""
+    def reconcile(self, key: StoreKey, now: datetime | None = None) -> datetime | None:
+        """Bring one store's children and status in line with its spec.
+
+        Returns when the store is next due without any event (its key rotation), or None.
+        """
         namespace, name = key
         now = now or datetime.now(UTC)
-        raw = self.kube.get("PersonalDataStore", namespace, name)
+        if not self.owns(namespace):
+            return None  # another shard's (or, while unknown, nobody's yet)
+        raw = self.read.get("PersonalDataStore", namespace, name)
         if raw is None:
-            return
+            forget_store(namespace, name)  # its metric series go with it
+            with self._cache_lock:
+                self._parse_memo.pop(key, None)
+            return None
         if raw["metadata"].get("deletionTimestamp"):
             self._finish_deletion(raw, now)
-            return
+            return None
         generation = int(raw["metadata"].get("generation") or 0)
         try:
             store = parse_store(raw)
@@ -181,7 +232,7 @@ class Reconciler:
                 now,
                 generation,
             )
-            return
+            return None
         self._keep_grace_finalizer(raw, store.deletion_policy == "Delete")
 
         snapshot = self._observe(store, raw)
@@ -203,6 +254,8 @@ class Reconciler:
         if runs.last is not None:
             extra["lastPurge"] = runs.last
         self._write_status(raw, conditions, extra, now, generation)
+        due = [at for at in (ring.next_rotation, runs.recheck) if at is not None]
+        return min(due) if due else None
 
     def _observe(self, store: Store, raw: Mapping[str, Any]) -> StoreSnapshot:
         """Read what the store's verdict depends on; each failed read is kept as its error."""
@@ -211,9 +264,9 @@ class Reconciler:
         try:
             neighbours = tuple(
                 parsed
-                for item in self.kube.list("PersonalDataStore", store.namespace)
+                for item in self.read.list("PersonalDataStore", store.namespace)
                 if item["metadata"]["name"] != store.name
-                for parsed in [_parse_or_none(item)]
+                for parsed in [self._parsed(item)]
                 if parsed is not None
             )
         except KubeError as error:
@@ -222,7 +275,7 @@ class Reconciler:
         try:
             policies = Listing.of(
                 p
-                for p in self.kube.list("NetworkPolicy", store.namespace)
+                for p in self.read.list("NetworkPolicy", store.namespace)
                 if p["metadata"]["name"] != names_for(store.name).network_policy
             )
         except KubeError as error:
@@ -242,6 +295,36 @@ class Reconciler:
             credentials=credentials,
             record=KeyRingRecord.from_status(raw.get("status") or {}),
         )
+
+    def _patch(
+        self,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        patch: Mapping[str, Any],
+        subresource: str | None = None,
+    ) -> None:
+        """A merge patch whose answer goes into the cache: the next read is not older."""
+        self._written(self.kube.merge_patch(kind, namespace, name, patch, subresource=subresource))
+
+    def _written(self, obj: Mapping[str, Any] | None) -> None:
+        if self.caches is not None and obj:
+            self.caches.store_written(obj)
+
+    def _parsed(self, raw: Mapping[str, Any]) -> Store | None:
+        """A neighbour store parsed once per version (every reconcile of the namespace reads
+        every other store: parsing them all each time made start-up quadratic in CPU)."""
+        meta = raw["metadata"]
+        key = (str(meta.get("namespace")), str(meta["name"]))
+        version = (meta.get("uid"), meta.get("resourceVersion"))
+        with self._cache_lock:
+            memo = self._parse_memo.get(key)
+        if memo is not None and memo[0] == version and version[1] is not None:
+            return memo[1]
+        parsed = _parse_or_none(raw)
+        with self._cache_lock:
+            self._parse_memo[key] = (version, parsed)
+        return parsed
 
     def _presence(self, kind: str, namespace: str, name: str) -> Presence:
         """Whether an object exists, reading its metadata only (a Secret's data is not read)."""
@@ -268,7 +351,7 @@ class Reconciler:
     def _patch_finalizers(self, raw: Mapping[str, Any], finalizers: list[str]) -> None:
         meta = raw["metadata"]
         # resourceVersion makes the merge patch a compare-and-swap on the finalizer list.
-        self.kube.merge_patch(
+        self._patch(
             "PersonalDataStore",
             meta["namespace"],
             meta["name"],
@@ -305,7 +388,7 @@ class Reconciler:
             meta["name"],
             stamp,
         )
-        self.kube.merge_patch(
+        self._patch(
             "PersonalDataStore",
             meta["namespace"],
             meta["name"],
@@ -329,7 +412,7 @@ class Reconciler:
     def reconcile_policy(self, name: str, now: datetime | None = None) -> None:
         """Write a PrivacyPolicy's status: Ready when it parses, and how many stores use it."""
         now = now or datetime.now(UTC)
-        raw = self.kube.get("PrivacyPolicy", None, name)
+        raw = self.read.get("PrivacyPolicy", None, name)
         if raw is None:
             return
         try:
@@ -351,23 +434,27 @@ class Reconciler:
             "conditions": merge_conditions(
                 old.get("conditions") or [], [condition], now, generation
             ),
-            "stores": len(self.stores_of_policy(name)),
+            # Every shard's stores: the store cache holds the whole cluster's unless the
+            # operator is limited to --namespace lists.
+            "stores": len(self.stores_of_policy(name, every_shard=True)),
         }
         if all(old.get(k) == v for k, v in status.items()):
             return
-        self.kube.merge_patch("PrivacyPolicy", None, name, {"status": status}, subresource="status")
+        self._patch("PrivacyPolicy", None, name, {"status": status}, subresource="status")
 
-    def reconcile_policy_logged(self, name: str) -> None:
-        """Reconcile a policy's status and log failures; the next event retries."""
+    def reconcile_policy_logged(self, name: str) -> bool:
+        """Reconcile a policy's status and log failures; False: the queue retries."""
         try:
             self.reconcile_policy(name)
         except Exception:
             log.exception("status of PrivacyPolicy %s not written (will retry)", name)
+            return False
+        return True
 
     def _read_policy(self, name: str) -> tuple[Policy | None, Finding | None, str | None]:
         """The policy, a finding when it does not parse, or the error of a failed read."""
         try:
-            raw = self.kube.get("PrivacyPolicy", None, name)
+            raw = self.read.get("PrivacyPolicy", None, name)
         except KubeError as error:
             return None, None, f"HTTP {error.status}"
         if raw is None:
@@ -390,13 +477,14 @@ class Reconciler:
         """Read a child and apply it where it differs; what is in place afterwards."""
         meta = child["metadata"]
         try:
-            current = self.kube.get(child["kind"], meta["namespace"], meta["name"])
+            current = self.read.get(child["kind"], meta["namespace"], meta["name"])
             if child["kind"] == "CronJob" and snapshot.policy_error is not None:
                 # Whether the store complies is unknown: leave the schedule as it is.
                 pass
             elif needs_apply(child, current):
                 log.info("apply %s %s/%s", child["kind"], meta["namespace"], meta["name"])
                 current = self.kube.apply(child)
+                self._written(current)
         except KubeError as error:
             return ObservedObject.unknown(str(error))
         return ObservedObject.present(current) if current else ObservedObject.absent()
@@ -406,7 +494,7 @@ class Reconciler:
         name = names_for(store.name).readers
         if any(c["kind"] == "RoleBinding" and c["metadata"]["name"] == name for c in desired):
             return
-        current = self.kube.get("RoleBinding", store.namespace, name)
+        current = self.read.get("RoleBinding", store.namespace, name)
         if current and any(
             ref.get("uid") == store.uid for ref in current["metadata"].get("ownerReferences") or []
         ):
@@ -423,6 +511,12 @@ class Reconciler:
         except KubeError as error:
             return RingOutcome(ObservedKeyRing.unknown(f"HTTP {error.status}"), record)
         if secret is None:
+            if record is None or record.pending:
+                # Never create a ring on a cached read alone: status may record one already.
+                try:
+                    record = self._fresh_record(store, record)
+                except KubeError as error:
+                    return RingOutcome(ObservedKeyRing.unknown(f"HTTP {error.status}"), record)
             if record is not None and not record.pending:
                 # Status says a ring existed: a new one could not decrypt existing data.
                 return RingOutcome(ObservedKeyRing.absent(), record)
@@ -432,6 +526,13 @@ class Reconciler:
             secret, record = created
         observed = ObservedKeyRing.from_secret_data(secret.get("data"))
         ring = observed.ring
+        if (record is None or record.pending) and not is_ours(record, ring):
+            # The record came from a cache that may not have our own pending write yet: read
+            # the store itself before calling the ring foreign.
+            try:
+                record = self._fresh_record(store, record)
+            except KubeError as error:
+                return RingOutcome(ObservedKeyRing.unknown(f"HTTP {error.status}"), record)
         if record is None or record.pending:
             if not is_ours(record, ring):
                 if not (store.adopt_key_ring and ring is not None):
@@ -458,6 +559,13 @@ class Reconciler:
                 decision = rotation_decision(ring, now, max_age, now)
         return RingOutcome(observed, record, next_rotation=decision.next_rotation)
 
+    def _fresh_record(self, store: Store, record: KeyRingRecord | None) -> KeyRingRecord | None:
+        """The store's ring record read from the API, not the cache (KubeError when unread)."""
+        if self.caches is None:
+            return record  # it was just read from the API
+        raw = self.kube.get("PersonalDataStore", store.namespace, store.name)
+        return KeyRingRecord.from_status((raw or {}).get("status") or {})
+
     def _create_ring(
         self, store: Store, secret_name: str, now: datetime
     ) -> tuple[dict[str, Any], KeyRingRecord] | None:
@@ -470,7 +578,7 @@ class Reconciler:
         ring = generate_ring(now)
         record = KeyRingRecord.from_ring(ring, secret_name, pending=True)
         try:
-            self.kube.merge_patch(
+            self._patch(
                 "PersonalDataStore",
                 store.namespace,
                 store.name,
@@ -546,22 +654,23 @@ class Reconciler:
         try:
             jobs = [
                 job
-                for job in self.kube.list("Job", store.namespace, selector)
+                for job in self.read.list("Job", store.namespace, selector)
                 if owned_by(job, "CronJob", uid)
             ]
         except KubeError as error:
             return PurgeRuns(error=f"jobs: HTTP {error.status}")
         deadline = self._stuck_after()
         stuck = stuck_run(jobs, now, deadline)
+        recheck = stuck_at(jobs, now, deadline)
         missed = missed_run(cronjob.body, now, self._missed_after(), FIELD_MANAGER)
         job = newest_finished(jobs)
         if job is None:
-            return PurgeRuns(stuck=stuck, missed=missed)
+            return PurgeRuns(stuck=stuck, missed=missed, recheck=recheck)
         job_name = str(job["metadata"]["name"])
         try:
             pods = [
                 pod
-                for pod in self.kube.list("Pod", store.namespace, f"{JOB_NAME_LABEL}={job_name}")
+                for pod in self.read.list("Pod", store.namespace, f"{JOB_NAME_LABEL}={job_name}")
                 if owned_by(pod, "Job", str(job["metadata"].get("uid", "")))
             ]
         except KubeError as error:
@@ -569,7 +678,7 @@ class Reconciler:
         last = last_purge_status(
             job_name, finished(job) or "", result_record(pods), job.get("status") or {}
         )
-        return PurgeRuns(last=last, stuck=stuck, missed=missed)
+        return PurgeRuns(last=last, stuck=stuck, missed=missed, recheck=recheck)
 
     def _missed_after(self) -> timedelta:
         """How late a scheduled run may start: the CronJob's starting deadline and a grace."""
@@ -580,15 +689,41 @@ class Reconciler:
         return timedelta(seconds=self.settings.render.active_deadline_seconds + STUCK_GRACE)
 
     def _rbac(self, namespace: str) -> RbacSnapshot | None:
+        """The namespace's RBAC findings; from the caches, built once per change and shared."""
+        if self.caches is None:
+            return self._read_rbac(namespace)
         try:
-            bindings = [
-                *self.kube.list("RoleBinding", namespace),
-                *self._cluster_scoped("ClusterRoleBinding"),
-            ]
-            roles = [*self.kube.list("Role", namespace), *self._cluster_scoped("ClusterRole")]
+            version = (
+                self.caches.generation("RoleBinding", namespace),
+                self.caches.generation("Role", namespace),
+                self.caches.generation("ClusterRoleBinding", None),
+                self.caches.generation("ClusterRole", None),
+            )
         except KubeError:
             return None
-        for obj in bindings:  # list items carry no kind
+        with self._cache_lock:
+            memo = self._rbac_memo.get(namespace)
+        if memo is not None and memo[0] == version:
+            return memo[1]
+        snapshot = self._read_rbac(namespace)
+        if snapshot is not None:
+            with self._cache_lock:
+                self._rbac_memo[namespace] = (version, snapshot)
+        return snapshot
+
+    def _read_rbac(self, namespace: str) -> RbacSnapshot | None:
+        try:
+            bindings = [
+                *self.read.list("RoleBinding", namespace),
+                *self._cluster_scoped("ClusterRoleBinding"),
+            ]
+            roles = [*self.read.list("Role", namespace), *self._cluster_scoped("ClusterRole")]
+        except KubeError:
+            return None
+        # List items carry no kind; cached objects are shared, so set it on copies.
+        bindings = [dict(obj) for obj in bindings]
+        roles = [dict(obj) for obj in roles]
+        for obj in bindings:
             obj.setdefault(
                 "kind",
                 "ClusterRoleBinding" if "namespace" not in obj["metadata"] else "RoleBinding",
@@ -602,8 +737,11 @@ class Reconciler:
 
         Every store's AccessRestricted reads all ClusterRoles and ClusterRoleBindings; a burst
         of reconciles (start-up, a policy change) would otherwise read them once per store.
-        The periodic resync bounds how stale a shared copy can make a condition.
+        The periodic resync bounds how stale a shared copy can make a condition. With the
+        watch-fed caches, the cache is read instead.
         """
+        if self.caches is not None:
+            return self.caches.list(kind)
         with self._cache_lock:
             cached = self._cache.get(kind)
             if cached and time.monotonic() - cached[0] < self.CLUSTER_CACHE_SECONDS:
@@ -643,7 +781,7 @@ class Reconciler:
             # (`pending`, written just before this reconcile created the ring, among them).
             gone = {k: None for k in old.get("encryption") or {} if k not in status["encryption"]}
             patch["encryption"] = {"pending": None, **gone, **status["encryption"]}
-        self.kube.merge_patch(
+        self._patch(
             "PersonalDataStore",
             meta["namespace"],
             meta["name"],
@@ -696,6 +834,14 @@ MISSED_GRACE = 300  # seconds past a run's starting deadline before it is called
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """How a reconcile went: `ok` (False: retry with backoff) and when it is due next (s)."""
+
+    ok: bool
+    due: float | None = None
+
+
+@dataclass(frozen=True)
 class StoreSnapshot:
     """What one store's verdict depends on, read once at the start of its reconcile.
 
@@ -736,6 +882,7 @@ class PurgeRuns:
     stuck: StuckRun | None = None
     missed: datetime | None = None
     error: str | None = None
+    recheck: datetime | None = None  # when a running Job becomes stuck, if nothing happens
 
 
 def judge(
@@ -774,7 +921,7 @@ def judge(
         None if neighbours is None else [c for n in neighbours for c in _neighbour_rbac(n)]
     )
     neighbour_policies = (
-        None if neighbours is None else [render_network_policy(n) for n in neighbours]
+        None if neighbours is None else [_neighbour_policy(n) for n in neighbours]
     )
     scheduled = purge_scheduled(
         findings,
@@ -865,8 +1012,18 @@ def _credentials_verdict(
     return scheduled
 
 
+@lru_cache(maxsize=65536)
+def _neighbour_policy(store: Store) -> dict[str, Any]:
+    """The NetworkPolicy Dataward renders for another store (shared: read, never changed)."""
+    return render_network_policy(store)
+
+
+@lru_cache(maxsize=65536)
 def _neighbour_rbac(store: Store) -> list[dict[str, Any]]:
-    """The Roles and RoleBindings Dataward renders for another store of the namespace."""
+    """The Roles and RoleBindings Dataward renders for another store of the namespace.
+
+    Cached by the store's value: every reconcile of a namespace renders every other store.
+    """
     items = [
         render_reader_role(store),
         render_reader_binding(store),

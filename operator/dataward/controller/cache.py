@@ -1,0 +1,479 @@
+"""Watch-fed caches: one list-then-watch per kind (and namespace), read instead of the API.
+
+A reconcile reads its store, policy, children, the namespace's NetworkPolicies, Roles and
+RoleBindings, the cluster's ClusterRoles and ClusterRoleBindings, and its purge Jobs and pods
+from here; only Secrets (which the operator may not list) are still read by name.
+
+Honesty: a cache answers only while it is *synced*: its initial LIST succeeded and its last
+re-LIST did not fail. Until then, and from a failed re-LIST until a successful one, every read
+of it raises KubeError(0, "... not synced ..."): the caller's existing failed-read path makes
+the dependent conditions Unknown, never "absent". Each cache re-LISTs every `relist_seconds`
+(the operator's safety resync) so a revoked permission, or a watch that silently missed
+events, is noticed; a broken watch (an error, 410 Gone) is followed by a re-LIST at once.
+
+Bounded memory: cached objects lose `managedFields` (a CronJob keeps each manager's name and
+time, which the missed-run check reads), the last-applied annotation, and a pod keeps only its
+metadata and its containers' termination messages.
+
+Events: after each change is stored, `on_event(kind, old, new)` runs on the informer's thread
+(so a reconcile queued by it reads the change); `on_health(kind, namespace)` runs when a cache
+becomes synced or fails. The callbacks must be cheap (they queue keys).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
+from dataward.controller.kube import RESOURCES, Kube, KubeError
+
+log = logging.getLogger("dataward.cache")
+
+Obj = dict[str, Any]
+EventCallback = Callable[[str, Obj | None, Obj | None], None]
+HealthCallback = Callable[[str, str | None], None]
+WATCH_SECONDS = 300
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+@dataclass(frozen=True)
+class CachedKind:
+    """One kind the operator caches: where, which objects (label selector), how slimmed."""
+
+    kind: str
+    label_selector: str | None = None
+    cluster_scoped: bool = False
+
+
+def slim(kind: str, obj: Mapping[str, Any]) -> Obj:
+    """What the operator keeps of an object: no managedFields, no last-applied copy."""
+    meta = dict(obj.get("metadata") or {})
+    managed = meta.pop("managedFields", None)
+    if kind == "CronJob" and managed:
+        # missed_run asks when the operator last changed the CronJob.
+        meta["managedFields"] = [
+            {"manager": m.get("manager"), "time": m.get("time")} for m in managed if m.get("time")
+        ]
+    annotations = meta.get("annotations")
+    if annotations and LAST_APPLIED in annotations:
+        meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+    if kind == "Pod":
+        statuses = [
+            {"state": {"terminated": {"message": terminated["message"]}}}
+            for status in (obj.get("status") or {}).get("containerStatuses") or []
+            for terminated in [(status.get("state") or {}).get("terminated") or {}]
+            if terminated.get("message")
+        ]
+        return {"kind": kind, "metadata": meta, "status": {"containerStatuses": statuses}}
+    return {**obj, "kind": kind, "metadata": meta}
+
+
+def parse_selector(selector: str | None) -> dict[str, str]:
+    """`a=b,c=d` as a dict (equality selectors only: all the operator uses)."""
+    out: dict[str, str] = {}
+    for part in (selector or "").split(","):
+        if part.strip():
+            key, _, value = part.partition("=")
+            out[key.strip()] = value.strip()
+    return out
+
+
+def _selected(obj: Mapping[str, Any], wanted: Mapping[str, str]) -> bool:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return all(labels.get(k) == v for k, v in wanted.items())
+
+
+def _newer(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
+    """Whether `new` may replace `old`: not an older resourceVersion (when both are numbers).
+
+    The API calls resourceVersions opaque; etcd's are increasing integers. The comparison only
+    keeps a late watch event from undoing a newer copy the operator stored after its own write.
+    """
+    if old is None:
+        return True
+    try:
+        return int(new["metadata"]["resourceVersion"]) >= int(old["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return True
+
+
+def _version(obj: Mapping[str, Any]) -> str | None:
+    version = (obj.get("metadata") or {}).get("resourceVersion")
+    return str(version) if version else None
+
+
+class Informer:
+    """One kind in one namespace (or cluster-wide): LIST, then WATCH, re-LIST periodically."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        spec: CachedKind,
+        namespace: str | None,
+        relist_seconds: float,
+        on_event: EventCallback,
+        on_health: HealthCallback,
+    ) -> None:
+        self.kube = kube
+        self.spec = spec
+        self.namespace = namespace
+        self.relist_seconds = max(1.0, relist_seconds)
+        self.on_event = on_event
+        self.on_health = on_health
+        self.lock = threading.Lock()
+        self.by_namespace: dict[str, dict[str, Obj]] = {}
+        self.synced = False
+        self.error: str | None = "initial list not done yet"
+        self.generation = 0  # bumped on every change: memo keys for derived values
+        self.resource_version: str | None = None
+        self.lists = 0
+
+    @property
+    def where(self) -> str:
+        """For messages: `kind in namespace` or `kind cluster-wide`."""
+        return f"{self.spec.kind} in {self.namespace}" if self.namespace else self.spec.kind
+
+    # Reads (any thread).
+
+    def check(self) -> None:
+        """Raise KubeError when this cache may not be read (not synced, or failing)."""
+        if not self.synced:
+            raise KubeError(0, f"cache not synced ({self.error})", f"list {self.where}")
+
+    def get(self, namespace: str | None, name: str) -> Obj | None:
+        """The cached object, or None (known absent); KubeError when not synced."""
+        self.check()
+        with self.lock:
+            return self.by_namespace.get(namespace or "", {}).get(name)
+
+    def items(self, namespace: str | None) -> list[Obj]:
+        """The cached objects of `namespace` (None: all); KubeError when not synced."""
+        self.check()
+        with self.lock:
+            if namespace is None:
+                return [o for objs in self.by_namespace.values() for o in objs.values()]
+            return list(self.by_namespace.get(namespace, {}).values())
+
+    def store_written(self, obj: Mapping[str, Any]) -> None:
+        """Keep the answer to the operator's own write, so its next read is not older."""
+        if not _selected(obj, parse_selector(self.spec.label_selector)):
+            return
+        self._put(slim(self.spec.kind, obj), notify=False)
+
+    # The loop (its own thread).
+
+    def run(self, stop: threading.Event) -> None:
+        """List and watch until `stop`; failures are kept as this cache's error, then retried."""
+        backoff = 1.0
+        while not stop.is_set():
+            try:
+                self._relist()
+            except KubeError as error:
+                self._fail(f"HTTP {error.status} {error.reason}")
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 15.0)
+                continue
+            except Exception as error:  # a bug or a garbled answer must not end the cache
+                log.exception("cache of %s failed", self.where)
+                self._fail(type(error).__name__)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 15.0)
+                continue
+            backoff = 1.0
+            self._watch_until_relist(stop)
+
+    def _watch_until_relist(self, stop: threading.Event) -> None:
+        """Watch until the next periodic re-list is due, or until the watch breaks.
+
+        A broken watch does not fail the cache: the re-list that follows at once decides
+        (a failed re-list does), so a dropped connection does not turn verdicts Unknown.
+        """
+        deadline = time.monotonic() + self.relist_seconds
+        while not stop.is_set() and time.monotonic() < deadline:
+            timeout = int(min(WATCH_SECONDS, max(1.0, deadline - time.monotonic())))
+            try:
+                if not self._watch(timeout, stop):
+                    return  # 410 Gone or an error event: list again now
+            except Exception as error:
+                log.info("watch of %s broke (%s); listing again", self.where, error)
+                stop.wait(1.0)
+                return
+
+    def _fail(self, error: str) -> None:
+        was = self.synced
+        self.synced = False
+        self.error = error
+        if was:
+            log.warning("cache of %s failed: %s (reads of it are Unknown until a re-list)",
+                        self.where, error)
+            self.on_health(self.spec.kind, self.namespace)
+
+    def _relist(self) -> None:
+        query = [("labelSelector", self.spec.label_selector)] if self.spec.label_selector else []
+        resource = RESOURCES[self.spec.kind]
+        result = self.kube._call(
+            "GET",
+            resource.path(self.namespace),
+            query=query,
+            what=f"list {self.spec.kind}",
+        )
+        fresh: dict[tuple[str, str], Obj] = {}
+        for item in result.get("items") or []:
+            obj = slim(self.spec.kind, item)
+            meta = obj["metadata"]
+            fresh[(meta.get("namespace") or "", meta["name"])] = obj
+        with self.lock:
+            old = {
+                (ns, name): obj
+                for ns, objs in self.by_namespace.items()
+                for name, obj in objs.items()
+            }
+            by_namespace: dict[str, dict[str, Obj]] = {}
+            for (ns, name), obj in fresh.items():
+                by_namespace.setdefault(ns, {})[name] = obj
+            self.by_namespace = by_namespace
+            self.generation += 1
+        self.resource_version = str((result.get("metadata") or {}).get("resourceVersion") or "")
+        was = self.synced
+        self.synced, self.error = True, None
+        self.lists += 1
+        if self.lists == 1:
+            fresh_events: dict[tuple[str, str], Obj] = {}  # the first list: no events
+            old = {}
+        else:
+            fresh_events = fresh
+        for key, obj in fresh_events.items():
+            before = old.get(key)
+            if before is None or before["metadata"].get("resourceVersion") != obj["metadata"].get(
+                "resourceVersion"
+            ):
+                self.on_event(self.spec.kind, before, obj)
+        for key, before in old.items():
+            if key not in fresh:
+                self.on_event(self.spec.kind, before, None)
+        if not was:
+            self.on_health(self.spec.kind, self.namespace)
+
+    def _watch(self, timeout: int, stop: threading.Event) -> bool:
+        """One WATCH request; False when the caller must re-list (410 Gone, an error event)."""
+        for event in self._stream(timeout):
+            if stop.is_set():
+                return True
+            kind = event.get("type")
+            obj = event.get("object") or {}
+            if kind == "ERROR":
+                code = obj.get("code")
+                log.info("watch of %s: error event %s; listing again", self.where, code)
+                return False
+            if kind == "BOOKMARK":
+                self.resource_version = obj.get("metadata", {}).get("resourceVersion")
+                continue
+            self.resource_version = obj.get("metadata", {}).get("resourceVersion")
+            slimmed = slim(self.spec.kind, obj)
+            if kind == "DELETED":
+                self._remove(slimmed)
+            else:
+                self._put(slimmed, notify=True)
+        return True
+
+    def _stream(self, timeout: int) -> Iterator[Obj]:
+        query = [
+            ("watch", "true"),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(timeout)),
+            ("resourceVersion", self.resource_version or ""),
+        ]
+        if self.spec.label_selector:
+            query.append(("labelSelector", self.spec.label_selector))
+        api = self.kube.api
+        method, url, headers, _, _ = api.param_serialize(
+            "GET",
+            RESOURCES[self.spec.kind].path(self.namespace),
+            query_params=query,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        connect, read = self.kube.timeout
+        try:
+            response = api.call_api(
+                method, url, header_params=headers, _request_timeout=(connect, timeout + read)
+            )
+            if not 200 <= response.status < 300:
+                raise KubeError(response.status, str(response.reason), f"watch {self.where}")
+            buffer = b""
+            try:
+                for chunk in response.response.stream(65536, decode_content=True):
+                    buffer += chunk
+                    while b"\n" in buffer:
+                        line, buffer = buffer.split(b"\n", 1)
+                        if line.strip():
+                            yield json.loads(line)
+            finally:
+                # Closed, not released: a watch left early must not go back to the pool with
+                # the rest of its stream unread.
+                response.response.close()
+        except ApiException as error:
+            status = int(error.status or 0)
+            raise KubeError(status, str(error.reason), f"watch {self.where}") from None
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            reason = f"no answer ({type(error).__name__})"
+            raise KubeError(0, reason, f"watch {self.where}") from None
+
+    def _put(self, obj: Obj, notify: bool) -> None:
+        meta = obj["metadata"]
+        ns, name = meta.get("namespace") or "", meta["name"]
+        with self.lock:
+            objs = self.by_namespace.setdefault(ns, {})
+            old = objs.get(name)
+            if not _newer(obj, old):
+                return
+            # The echo of the operator's own write (stored from the write's answer) is no
+            # change: queueing the store again for it would only re-read what it just wrote.
+            echo = old is not None and _version(old) == _version(obj) is not None
+            objs[name] = obj
+            if not echo:
+                self.generation += 1
+        if notify and not echo:
+            self.on_event(self.spec.kind, old, obj)
+
+    def _remove(self, obj: Obj) -> None:
+        meta = obj["metadata"]
+        ns, name = meta.get("namespace") or "", meta["name"]
+        with self.lock:
+            old = self.by_namespace.get(ns, {}).pop(name, None)
+            self.generation += 1
+        self.on_event(self.spec.kind, old or obj, None)
+
+
+class Caches:
+    """Every cached kind, for the watched namespaces (or cluster-wide); `get`/`list` like Kube.
+
+    Reads of a kind that is not cached go to the API (Secrets: by name only).
+    """
+
+    def __init__(
+        self,
+        kube: Kube,
+        kinds: tuple[CachedKind, ...],
+        namespaces: tuple[str, ...],
+        relist_seconds: float,
+        on_event: EventCallback,
+        on_health: HealthCallback,
+    ) -> None:
+        self.kube = kube
+        self.namespaces = namespaces
+        self.informers: dict[tuple[str, str | None], Informer] = {}
+        self.specs = {spec.kind: spec for spec in kinds}
+        for spec in kinds:
+            scopes: tuple[str | None, ...] = (
+                (None,) if spec.cluster_scoped or not namespaces else namespaces
+            )
+            for namespace in scopes:
+                self.informers[(spec.kind, namespace)] = Informer(
+                    kube, spec, namespace, relist_seconds, on_event, on_health
+                )
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self.started = False
+        # A shard serves the namespaces whose labels match its selector (the Namespace cache
+        # holds exactly those); without one, every cached namespace is its own.
+        self.sharded = "Namespace" in self.specs
+
+    def start(self) -> None:
+        """Start every informer on a daemon thread of its own."""
+        self.started = True
+        for (kind, namespace), informer in self.informers.items():
+            thread = threading.Thread(
+                target=informer.run,
+                args=(self._stop,),
+                name=f"cache-{kind}-{namespace or 'all'}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop the informers (their threads end with their current request)."""
+        self._stop.set()
+
+    def synced(self) -> bool:
+        """True when every cache has listed (and not failed since)."""
+        return all(informer.synced for informer in self.informers.values())
+
+    def owns(self, namespace: str | None) -> bool:
+        """Whether this operator (shard) serves `namespace`; False while that is unknown."""
+        if not self.sharded or namespace is None:
+            return True
+        informer = self.informers[("Namespace", None)]
+        if not informer.synced:
+            return False
+        with informer.lock:
+            return namespace in informer.by_namespace.get("", {})
+
+    def listed(self) -> bool:
+        """True once every cache has listed at least once (it may have failed since)."""
+        return all(informer.lists > 0 for informer in self.informers.values())
+
+    def cached(self, kind: str) -> bool:
+        """Whether reads of `kind` are served from a cache."""
+        return kind in self.specs
+
+    def _informer(self, kind: str, namespace: str | None) -> Informer:
+        spec = self.specs[kind]
+        if spec.cluster_scoped or not self.namespaces:
+            return self.informers[(kind, None)]
+        informer = self.informers.get((kind, namespace))
+        if informer is None:
+            raise KubeError(0, f"namespace {namespace} is not watched", f"list {kind}")
+        return informer
+
+    def generation(self, kind: str, namespace: str | None) -> tuple[int, bool]:
+        """A number that changes whenever the cache of `kind` (for `namespace`) changes."""
+        informer = self._informer(kind, namespace)
+        return informer.generation, informer.synced
+
+    def get(self, kind: str, namespace: str | None, name: str) -> Obj | None:
+        """The object from its cache (None: known absent), or from the API when not cached."""
+        if kind not in self.specs:
+            return self.kube.get(kind, namespace, name)
+        return self._informer(kind, namespace).get(namespace, name)
+
+    def list(
+        self, kind: str, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[Obj]:
+        """Objects of a kind (in a namespace; by equality label selector) from its cache."""
+        if kind not in self.specs:
+            return self.kube.list(kind, namespace, label_selector)
+        wanted = parse_selector(label_selector)
+        if namespace is None and self.namespaces and not self.specs[kind].cluster_scoped:
+            items = [o for ns in self.namespaces for o in self._informer(kind, ns).items(ns)]
+        else:
+            items = self._informer(kind, namespace).items(namespace)
+        return [o for o in items if _selected(o, wanted)]
+
+    def store_written(self, obj: Mapping[str, Any]) -> None:
+        """Keep the answer to one of the operator's writes in its cache, when cached."""
+        kind = str(obj.get("kind") or "")
+        if kind not in self.specs:
+            return
+        namespace = (obj.get("metadata") or {}).get("namespace")
+        try:
+            self._informer(kind, namespace).store_written(obj)
+        except KubeError:
+            pass
+
+    def counts(self) -> dict[str, int]:
+        """Objects cached per kind (for metrics and the benchmark)."""
+        out: dict[str, int] = {}
+        for (kind, _), informer in self.informers.items():
+            with informer.lock:
+                out[kind] = out.get(kind, 0) + sum(len(o) for o in informer.by_namespace.values())
+        return out

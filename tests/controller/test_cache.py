@@ -1,0 +1,267 @@
+"""The watch-fed caches: what a reconcile reads from them, and what it may not (issue 11).
+
+The informers' list path runs for real against the in-memory API (`_call` serves a LIST from
+FakeKube's objects); their threads and watches are not started here (e2e runs those).
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import timedelta
+from typing import Any, cast
+
+from dataward.checks.observed import ObservedBinding, RbacSnapshot
+from dataward.controller.cache import CachedKind, Caches, Informer, slim
+from dataward.controller.kube import RESOURCES, Kube, KubeError
+from dataward.controller.metrics import CONDITION, KEY_AGE
+from dataward.controller.operator import CACHED_KINDS, keys_for_event
+from dataward.controller.reconcile import Reconciler, ReconcileSettings
+from tests.controller.fake_kube import FakeKube
+from tests.controller.test_reconcile import CREDENTIALS, KEY, T0, conditions
+from tests.model import samples
+
+
+class ListingKube(FakeKube):
+    """FakeKube that also answers the informers' raw LIST requests."""
+
+    def _call(self, method: str, path: str, *, query: Any = None, what: str, **_: Any) -> Any:
+        assert method == "GET"
+        for kind, resource in RESOURCES.items():
+            namespaces = sorted({ns for _, ns, _ in self.objects if ns})
+            for namespace in [None, *namespaces] if resource.namespaced else [None]:
+                if resource.path(namespace) == path:
+                    selector = dict(query or []).get("labelSelector")
+                    items = self.list(kind, namespace, selector)
+                    return {"metadata": {"resourceVersion": str(self.version)}, "items": items}
+        raise KubeError(404, "Not Found", what)
+
+
+def _cluster() -> ListingKube:
+    kube = ListingKube()
+    kube._store(copy.deepcopy(samples.POLICY))
+    store = copy.deepcopy(samples.STORE)
+    del store["metadata"]["uid"]
+    kube._store(store)
+    kube._store(CREDENTIALS())
+    return kube
+
+
+def _caches(kube: ListingKube, events: list[tuple[str, Any, Any]] | None = None) -> Caches:
+    def on_event(kind: str, old: Any, new: Any) -> None:
+        if events is not None:
+            events.append((kind, old, new))
+
+    return Caches(
+        cast(Kube, kube), CACHED_KINDS, (), 3600, on_event, lambda kind, namespace: None
+    )
+
+
+def _relist(caches: Caches) -> None:
+    for informer in caches.informers.values():
+        informer._relist()
+
+
+def _reconciler(kube: ListingKube, caches: Caches) -> Reconciler:
+    return Reconciler(cast(Kube, kube), ReconcileSettings(), (), caches)
+
+
+def test_a_store_with_nothing_to_do_reads_only_its_secrets_from_the_api() -> None:
+    kube = _cluster()
+    caches = _caches(kube)
+    _relist(caches)
+    _reconciler(kube, caches).reconcile(KEY, now=T0)  # creates children, ring, status
+    _relist(caches)  # what the watches would have delivered
+    kube.calls.clear()
+    _reconciler(kube, caches).reconcile(KEY, now=T0 + timedelta(minutes=5))
+    assert kube.writes() == []
+    # Was: GET store, policy, 7 children, ring; LIST Jobs, Pods, NetworkPolicies, Roles,
+    # RoleBindings (14-17 requests). Now: the key ring and the credentials Secret, by name.
+    assert sorted(kube.calls) == [
+        ("get", "Secret", "crm-postgres-purger"),
+        ("get", "Secret", "dataward-support-inquiries-keyring"),
+    ]
+    assert conditions(kube)["Ready"] == ("True", "AllControlsInForce")
+
+
+def test_a_cache_that_has_not_listed_is_unknown_not_empty() -> None:
+    kube = _cluster()
+    caches = _caches(kube)
+    _relist(caches)
+    _reconciler(kube, caches).reconcile(KEY, now=T0)
+    _relist(caches)
+    caches.informers[("NetworkPolicy", None)]._fail("HTTP 403 Forbidden")
+    caches.informers[("Job", None)]._fail("HTTP 403 Forbidden")
+    _reconciler(kube, caches).reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert conditions(kube)["NetworkIsolated"] == ("Unknown", "NetworkPoliciesUnreadable")
+    assert conditions(kube)["PurgeSucceeded"] == ("Unknown", "PurgeRunsUnreadable")
+    assert conditions(kube)["Ready"][0] == "Unknown"
+
+
+def test_a_store_cache_that_failed_writes_nothing_and_raises() -> None:
+    kube = _cluster()
+    caches = _caches(kube)
+    _relist(caches)
+    caches.informers[("PersonalDataStore", None)]._fail("HTTP 404 Not Found")
+    kube.calls.clear()
+    outcome = _reconciler(kube, caches).reconcile_logged(KEY)
+    assert not outcome.ok  # the queue retries with backoff
+    assert kube.writes() == []
+
+
+def test_a_relist_reports_what_changed_and_what_went() -> None:
+    kube = _cluster()
+    events: list[tuple[str, Any, Any]] = []
+    caches = _caches(kube, events)
+    _relist(caches)
+    assert events == []  # the first list is the starting point, not a change
+    kube.objects.pop(("PrivacyPolicy", None, samples.POLICY["metadata"]["name"]))
+    _relist(caches)
+    assert [(kind, new) for kind, _, new in events] == [("PrivacyPolicy", None)]
+
+
+def test_a_late_watch_event_does_not_undo_the_operators_own_write() -> None:
+    informer = Informer(
+        cast(Kube, ListingKube()), CachedKind("PersonalDataStore"), None, 60,
+        lambda *_: None, lambda *_: None,
+    )  # fmt: skip
+    informer.synced = True
+    new = {"kind": "PersonalDataStore", "metadata": {"name": "a", "namespace": "n",
+                                                     "resourceVersion": "12"}}
+    old = {"kind": "PersonalDataStore", "metadata": {"name": "a", "namespace": "n",
+                                                     "resourceVersion": "11"}}
+    informer.store_written(new)
+    informer._put(old, notify=True)
+    assert informer.get("n", "a") == new
+
+
+def test_cached_objects_lose_managed_fields_but_a_cronjob_keeps_who_changed_it() -> None:
+    managed = [{"manager": "dataward", "time": "2026-01-01T00:00:00Z", "fieldsV1": {"f:x": {}}}]
+    cronjob = slim("CronJob", {"metadata": {"name": "c", "managedFields": managed}, "spec": {}})
+    assert cronjob["metadata"]["managedFields"] == [
+        {"manager": "dataward", "time": "2026-01-01T00:00:00Z"}]
+    role = slim("Role", {"metadata": {"name": "r", "managedFields": managed}, "rules": []})
+    assert "managedFields" not in role["metadata"]
+    pod = slim("Pod", {
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "purge", "env": [{"name": "X", "value": "y"}]}]},
+        "status": {"containerStatuses": [{"state": {"terminated": {"message": "{}"}}}]},
+    })  # fmt: skip
+    assert "spec" not in pod
+    assert pod["status"] == {"containerStatuses": [{"state": {"terminated": {"message": "{}"}}}]}
+
+
+def _event_keys(kind: str, obj: dict[str, Any], caches: Caches, kube: ListingKube) -> Any:
+    return keys_for_event(kind, None, obj, _reconciler(kube, caches))
+
+
+def test_each_change_queues_the_stores_whose_verdicts_read_it() -> None:
+    kube = _cluster()
+    caches = _caches(kube)
+    _relist(caches)
+    foreign = {"metadata": {"name": "allow-all", "namespace": "crm"}}
+    assert _event_keys("NetworkPolicy", foreign, caches, kube) == ([KEY], [])
+    owned = {"metadata": {"name": "x", "namespace": "crm", "ownerReferences": [
+        {"apiVersion": "dataward.io/v1alpha1", "kind": "PersonalDataStore",
+         "name": "support-inquiries"}]}}  # fmt: skip
+    assert _event_keys("Role", owned, caches, kube) == ([KEY], [])
+    job = {"metadata": {"name": "j", "namespace": "crm", "labels": {
+        "app.kubernetes.io/managed-by": "dataward", "dataward.io/store": "support-inquiries"}}}
+    assert _event_keys("Job", job, caches, kube) == ([KEY], [])
+    assert _event_keys("ClusterRoleBinding", {"metadata": {"name": "b"}}, caches, kube) == (
+        [KEY], [])
+    store = caches.get("PersonalDataStore", *KEY)
+    assert store is not None
+    policy = store["spec"]["policy"]
+    # A status write changes no policy's count of stores; a new store does.
+    assert keys_for_event("PersonalDataStore", store, store, _reconciler(kube, caches)) == (
+        [KEY], [])
+    assert _event_keys("PersonalDataStore", store, caches, kube) == ([KEY], [policy])
+
+
+def test_a_deleted_store_takes_its_metric_series_with_it() -> None:
+    kube = _cluster()
+    caches = _caches(kube)
+    _relist(caches)
+    _reconciler(kube, caches).reconcile(KEY, now=T0)
+    labels = {"namespace": KEY[0], "store": KEY[1]}
+    assert KEY_AGE.labels(*KEY)._value.get() >= 0
+    assert any(s.labels.get("store") == KEY[1] for m in CONDITION.collect() for s in m.samples)
+    kube.objects.pop(("PersonalDataStore", *KEY))
+    _relist(caches)
+    _reconciler(kube, caches).reconcile(KEY, now=T0)
+    assert not any(
+        all(s.labels.get(k) == v for k, v in labels.items())
+        for metric in (CONDITION, KEY_AGE)
+        for m in metric.collect()
+        for s in m.samples
+    )
+
+
+def test_a_binding_finds_its_role_by_kind_namespace_and_name() -> None:
+    roles = [
+        {"kind": "Role", "metadata": {"name": "r", "namespace": "other"}, "rules": []},
+        {"kind": "Role", "metadata": {"name": "r", "namespace": "crm"}, "rules": [
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]},
+        {"kind": "ClusterRole", "metadata": {"name": "r"}, "rules": []},
+    ]  # fmt: skip
+    snapshot = RbacSnapshot.from_api([], roles)
+    binding = ObservedBinding.from_api({"kind": "RoleBinding", "metadata": {
+        "name": "b", "namespace": "crm"}, "roleRef": {"kind": "Role", "name": "r"}})
+    role = snapshot.role_for(binding)
+    assert role is not None and role.namespace == "crm" and role.rules
+    cluster = ObservedBinding.from_api({"kind": "RoleBinding", "metadata": {
+        "name": "b", "namespace": "crm"}, "roleRef": {"kind": "ClusterRole", "name": "r"}})
+    found = snapshot.role_for(cluster)
+    assert found is not None and found.kind == "ClusterRole"
+    missing = ObservedBinding.from_api({"kind": "RoleBinding", "metadata": {
+        "name": "b", "namespace": "crm"}, "roleRef": {"kind": "Role", "name": "nope"}})
+    assert snapshot.role_for(missing) is None
+
+
+def test_a_stale_cached_store_never_makes_a_second_key_ring() -> None:
+    kube = _cluster()
+    caches = _caches(kube)
+    _relist(caches)
+    informer = caches.informers[("PersonalDataStore", None)]
+    before = copy.deepcopy(informer.get(*KEY))  # no ring recorded yet
+    _reconciler(kube, caches).reconcile(KEY, now=T0)
+    ring = "dataward-support-inquiries-keyring"
+    kube.objects.pop(("Secret", "crm", ring))  # deleted out of band
+    with informer.lock:
+        informer.by_namespace["crm"][KEY[1]] = before  # a cache that has not caught up
+    _reconciler(kube, caches).reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert ("Secret", "crm", ring) not in kube.objects, "a new ring could not decrypt the data"
+    assert conditions(kube)["EncryptionKeyReady"][0] == "False"
+
+
+def test_the_echo_of_the_operators_own_write_queues_nothing() -> None:
+    events: list[tuple[str, Any, Any]] = []
+    informer = Informer(
+        cast(Kube, ListingKube()), CachedKind("PersonalDataStore"), None, 60,
+        lambda *event: events.append(event), lambda *_: None,
+    )  # fmt: skip
+    informer.synced = True
+    written = {"kind": "PersonalDataStore", "metadata": {"name": "a", "namespace": "n",
+                                                         "resourceVersion": "12"}}
+    informer.store_written(written)
+    informer._put(copy.deepcopy(written), notify=True)  # the watch event of that write
+    assert events == []
+    changed = copy.deepcopy(written)
+    changed["metadata"]["resourceVersion"] = "13"  # someone else's change
+    informer._put(changed, notify=True)
+    assert [new for _, _, new in events] == [changed]
+
+
+def test_a_policy_status_write_queues_no_store_but_a_spec_change_queues_its_stores() -> None:
+    kube = _cluster()
+    caches = _caches(kube)
+    _relist(caches)
+    reconciler = _reconciler(kube, caches)
+    policy = copy.deepcopy(caches.get("PrivacyPolicy", None, samples.POLICY["metadata"]["name"]))
+    assert policy is not None
+    name = policy["metadata"]["name"]
+    policy["metadata"]["generation"] = 1
+    counted = {**policy, "status": {"stores": 1000}}  # the count of stores, written by us
+    assert keys_for_event("PrivacyPolicy", policy, counted, reconciler) == ([], [name])
+    edited = {**policy, "metadata": {**policy["metadata"], "generation": 2}}
+    assert keys_for_event("PrivacyPolicy", policy, edited, reconciler) == ([KEY], [name])
