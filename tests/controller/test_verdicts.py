@@ -206,6 +206,18 @@ def test_missing_credentials_are_not_ready_and_start_no_purge() -> None:
     assert "crm-postgres-purger" in message["message"]
 
 
+def test_a_store_waiting_on_a_secret_is_looked_at_again_within_a_minute() -> None:
+    """Secrets are not watched: a store not Ready is due again soon, not at the hourly resync."""
+    kube = _cluster()
+    del kube.objects[("Secret", "crm", "crm-postgres-purger")]
+    reconciler = Reconciler(kube, ReconcileSettings())  # type: ignore[arg-type]
+    assert reconciler.reconcile(KEY, now=T0) == T0 + timedelta(minutes=1)
+    kube._store(CREDENTIALS())
+    due = reconciler.reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert conditions(kube)["Ready"][0] == "True"
+    assert due is not None and due > T0 + timedelta(days=1)  # its key rotation, not a minute
+
+
 def _job(name: str, owner_uid: str, started: str, **status: Any) -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",

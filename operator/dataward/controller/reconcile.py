@@ -255,6 +255,11 @@ class Reconciler:
             extra["lastPurge"] = runs.last
         self._write_status(raw, conditions, extra, now, generation)
         due = [at for at in (ring.next_rotation, runs.recheck) if at is not None]
+        if any(c.status != "True" for c in conditions):
+            # What an unsettled store waits for is often a Secret (its credentials created, a
+            # planted ring deleted, a read that failed), and Secrets are not watched: look
+            # again soon rather than at the safety resync.
+            due.append(now + UNSETTLED_RECHECK)
         return min(due) if due else None
 
     def _observe(self, store: Store, raw: Mapping[str, Any]) -> StoreSnapshot:
@@ -829,6 +834,7 @@ class Reconciler:
             log.info("event for %s/%s not posted: %s", meta["namespace"], meta["name"], error)
 
 
+UNSETTLED_RECHECK = timedelta(seconds=60)  # how soon a store not Ready is looked at again
 STUCK_GRACE = 600  # seconds past a run's deadline before it is called stuck
 MISSED_GRACE = 300  # seconds past a run's starting deadline before it is called missed
 
