@@ -6,10 +6,13 @@ import argparse
 import json
 import logging
 import os
+from collections.abc import Mapping
 
 from dataward.checks.observed import TrustedSubjects
 from dataward.controller.operator import OperatorSettings, run_with_leader_election
 from dataward.controller.reconcile import ReconcileSettings
+from dataward.evidence import EvidenceLog, load_private_key, settings_from_environ
+from dataward.evidence.store import connect as connect_evidence
 from dataward.render import RenderSettings
 
 
@@ -138,6 +141,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+def open_evidence_log(environ: Mapping[str, str]) -> EvidenceLog | None:
+    """The evidence log the environment configures (README, "Evidence log"), or None.
+
+    It connects on its first record, not here: an evidence database that is down must not
+    keep the operator from enforcing the controls; each record that cannot be written is
+    logged. A key that cannot be read, or half a configuration, stops the start.
+    """
+    settings = settings_from_environ(environ)
+    if settings is None:
+        return None
+    key = load_private_key(settings.signing_key)
+    return EvidenceLog(lambda: connect_evidence(settings.database, settings.credentials), key)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the operator until a signal (after losing the Lease, it tries to take it back)."""
     handler = logging.StreamHandler()
@@ -151,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
         namespace, _, name = args.operator_service_account.partition("/")
         account = (namespace, name)
     identity = os.environ.get("POD_NAME")
+    evidence = open_evidence_log(os.environ)
     settings = OperatorSettings(
         identity=identity or OperatorSettings().identity,
         namespaces=tuple(args.namespaces or ()),
@@ -171,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
             if args.trusted_subject
             else TrustedSubjects(),
             key_ring_grace_seconds=args.key_ring_grace_seconds,
+            evidence=evidence,
             reporting_instance=identity or "dataward",
         ),
     )

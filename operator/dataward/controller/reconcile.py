@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from dataward.checks.access import access_restricted
 from dataward.checks.conditions import Condition, merge_conditions, ready, transitions
@@ -60,9 +60,11 @@ from dataward.controller.metrics import (
     forget_store,
     record_status,
 )
+from dataward.evidence.payloads import purge_run_payload
 from dataward.keys.ring import (
     KeyRing,
     append_only_violations,
+    format_time,
     generate_ring,
     rotate,
     rotation_decision,
@@ -104,6 +106,16 @@ class ReconcileSettings:
     reporting_instance: str = "dataward"
     # deletionPolicy: Delete keeps the key ring this long after the store is deleted.
     key_ring_grace_seconds: float = 30 * 24 * 3600
+    # Where evidence records go (dataward.evidence.EvidenceLog); None: no evidence database.
+    evidence: EvidenceSink | None = field(default=None, compare=False)
+
+
+class EvidenceSink(Protocol):
+    """What the reconciler needs of the evidence log: append one record."""
+
+    def append(self, kind: str, subject: str, payload: Mapping[str, Any]) -> Any:
+        """Append one signed record to the chain."""
+        ...
 
 
 class Reconciler:
@@ -253,6 +265,9 @@ class Reconciler:
             extra["encryption"] = ring.record.to_status(ring.next_rotation)
         if runs.last is not None:
             extra["lastPurge"] = runs.last
+            before = (raw.get("status") or {}).get("lastPurge") or {}
+            if runs.last.get("jobName") != before.get("jobName"):
+                self._record(store, "purge.run", _purge_run_evidence(runs.last))
         self._write_status(raw, conditions, extra, now, generation)
         due = [at for at in (ring.next_rotation, runs.recheck) if at is not None]
         if any(c.status != "True" for c in conditions):
@@ -603,7 +618,9 @@ class Reconciler:
         }
         try:
             log.info("create key ring %s/%s", store.namespace, secret_name)
-            return self.kube.create(body), record
+            created = self.kube.create(body)
+            self._record(store, "key.created", _key_evidence(ring, secret_name, ring.primary))
+            return created, record
         except KubeError as error:
             if error.status != 409:
                 log.warning("create key ring %s/%s: %s", store.namespace, secret_name, error)
@@ -643,6 +660,14 @@ class Reconciler:
             store.namespace,
             secret["metadata"]["name"],
             new.primary,
+        )
+        self._record(
+            store,
+            "key.rotated",
+            {
+                **_key_evidence(new, secret["metadata"]["name"], new.primary),
+                "previousKeyId": ring.primary,
+            },
         )
         return new
 
@@ -795,10 +820,45 @@ class Reconciler:
         )
         for condition, before in transitions(old_conditions, conditions):
             self._event(raw, condition, before, now)
+            self._record_raw(
+                meta["namespace"],
+                meta["name"],
+                "condition.transition",
+                {
+                    "type": condition.type,
+                    "status": condition.status,
+                    **({"previousStatus": before} if before else {}),
+                    "reason": condition.reason,
+                    "message": condition.message[:EVIDENCE_MESSAGE_LIMIT],
+                    "observedGeneration": generation,
+                },
+            )
             if condition.type == "Ready" and condition.status == "True" and before is None:
                 created = _parse_time(meta.get("creationTimestamp"))
                 if created is not None:
                     TIME_TO_READY.observe((now - created).total_seconds())
+
+    def _record(self, store: Store, kind: str, payload: Mapping[str, Any]) -> None:
+        self._record_raw(store.namespace, store.name, kind, payload)
+
+    def _record_raw(
+        self, namespace: str, name: str, kind: str, payload: Mapping[str, Any]
+    ) -> None:
+        """Append an evidence record; a failure is logged and never stops the reconcile."""
+        sink = self.settings.evidence
+        if sink is None:
+            return
+        try:
+            sink.append(kind, f"{namespace}/{name}", payload)
+        except Exception as error:  # the evidence database down, a payload refused, ...
+            # The error's class only: a message could carry what was refused.
+            log.warning(
+                "evidence record %s for %s/%s not written (%s)",
+                kind,
+                namespace,
+                name,
+                type(error).__name__,
+            )
 
     def _event(
         self, raw: Mapping[str, Any], condition: Condition, before: str | None, now: datetime
@@ -1058,6 +1118,28 @@ def _parse_or_none(raw: Mapping[str, Any]) -> Store | None:
         return parse_store(raw)
     except ModelError:
         return None
+
+
+EVIDENCE_MESSAGE_LIMIT = 1024  # what an evidence record keeps of a condition's message
+
+
+def _key_evidence(ring: KeyRing, secret_name: str, key_id: int) -> dict[str, Any]:
+    """A key's evidence: id, algorithm, creation and fingerprint, never its material."""
+    key = next(k for k in ring.keys if k.id == key_id)
+    return {
+        "secret": secret_name,
+        "keyId": key_id,
+        "algorithm": "AES-256-GCM",
+        "created": format_time(key.created),
+        "fingerprint": ring.fingerprints()[key_id],
+    }
+
+
+def _purge_run_evidence(last: Mapping[str, Any]) -> dict[str, Any]:
+    """A finished run's `status.lastPurge` as a purge.run payload."""
+    payload = purge_run_payload(last)
+    payload.setdefault("dryRun", bool(last.get("dryRun", False)))
+    return payload
 
 
 def _parse_time(text: str | None) -> datetime | None:

@@ -28,13 +28,13 @@ UNKNOWN_CATEGORY = "(unknown)"
 # (the operator's reconcile and the purge are not wired to the evidence log), so an absent
 # kind says nothing about whether the event happened.
 PRODUCERS: dict[str, str | None] = {
-    "purge.run": None,
-    "key.created": None,
-    "key.rotated": None,
+    "purge.run": "the operator, when a store's purge Job has finished,",
+    "key.created": "the operator, when it creates a store's key ring,",
+    "key.rotated": "the operator, when it rotates a store's key ring,",
     "key.shredded": None,
     "request.answered": None,
     "policy.revision": None,
-    "condition.transition": None,
+    "condition.transition": "the operator, when a store's condition changes status,",
 }
 
 _QUARTER = re.compile(r"(\d{4})Q([1-4])")
