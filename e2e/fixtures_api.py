@@ -8,11 +8,17 @@ control plane: the first request installs and waits, later ones return at once.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
 
-from e2e.harness import ControlPlane
+from e2e.harness import ControlPlane, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 CRD_DIR = REPO / "crds"
@@ -57,3 +63,30 @@ def crds_installed(control_plane: ControlPlane) -> tuple[str, ...]:
     """The Dataward CRDs, installed and Established in the session's control plane."""
     install_crds(control_plane)
     return CRD_NAMES
+
+
+def wait_admission_policies_gone(kube: ApiClient, timeout: float = 30.0) -> None:
+    """Wait until an uninstalled release's admission policies are out of force.
+
+    They act cluster-wide, and the API server drops a deleted policy moments after the
+    delete returns: until then the next module's Retain store, in a namespace without the
+    protection label, would be refused. A dry-run create of such a store is the probe.
+    """
+    probe: dict[str, Any] = yaml.safe_load(
+        (Path(__file__).resolve().parent.parent / "examples/stores/support-inquiries.yaml")
+        .read_text()
+    )
+    probe["metadata"] = {"name": f"probe-{uuid.uuid4().hex[:6]}"}  # Retain, by default
+    custom = client.CustomObjectsApi(kube)
+
+    def admitted() -> bool:
+        try:
+            custom.create_namespaced_custom_object(
+                "dataward.io", "v1alpha1", "default", "personaldatastores", probe, dry_run="All"
+            )
+        except ApiException:
+            return False
+        return True
+
+    wait_for(admitted, timeout=timeout, interval=0.5,
+             message="the uninstalled release's admission policies out of force")

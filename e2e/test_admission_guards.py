@@ -28,6 +28,7 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from dataward.render.names import names_for
+from e2e.fixtures_api import wait_admission_policies_gone
 from e2e.harness import ControlPlane, wait_for
 from e2e.tools import tool
 
@@ -75,14 +76,7 @@ def release(control_plane: ControlPlane, kube: ApiClient) -> Iterator[str]:
     finally:
         helm(control_plane, "uninstall", RELEASE, "--namespace", RELEASE_NAMESPACE,
              "--ignore-not-found", check=False)
-        probe: dict[str, Any] = yaml.safe_load(
-            (REPO / "examples" / "stores" / "support-inquiries.yaml").read_text())
-        probe["metadata"] = {"name": f"probe-{uuid.uuid4().hex[:6]}"}  # Retain, by default
-        custom = client.CustomObjectsApi(kube)
-        wait_for(lambda: _answer(lambda: custom.create_namespaced_custom_object(
-                     GROUP, VERSION, "default", PLURAL, probe, dry_run="All"))[0] == 200,
-                 timeout=IN_FORCE_SECONDS, interval=0.5,
-                 message="the uninstalled release's admission policies out of force")
+        wait_admission_policies_gone(kube, IN_FORCE_SECONDS)
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
+from e2e.fixtures_api import wait_admission_policies_gone
 from e2e.fixtures_operator import OperatorProcess, condition, get, sleep_for
 from e2e.harness import ControlPlane, wait_for
 from e2e.tools import tool
@@ -174,6 +175,7 @@ def release(control_plane: ControlPlane, kube: ApiClient) -> Iterator[str]:
     finally:
         run_tool("helm", "uninstall", RELEASE, "--namespace", RELEASE_NAMESPACE,
                  "--ignore-not-found", plane=control_plane, check=False)
+        wait_admission_policies_gone(kube)
 
 
 @pytest.fixture(scope="module")

@@ -318,3 +318,80 @@ def test_the_fake_kube_mirrors_the_real_api() -> None:
     """The fake stands in for Kube: the names the reconciler calls exist on the real class."""
     for name in ("get", "exists", "list", "apply", "create", "replace", "merge_patch", "delete"):
         assert callable(getattr(Kube, name))
+
+
+def _events(kube: FakeKube) -> list[tuple[str, str]]:
+    return [
+        (obj["type"], obj["reason"])
+        for (kind, _, _), obj in sorted(kube.objects.items(), key=str)
+        if kind == "Event"
+    ]
+
+
+def test_a_new_store_posts_one_normal_event_and_a_warning_for_each_control_lost() -> None:
+    kube = _cluster()
+    _reconcile(kube)
+    assert _events(kube) == [("Normal", "AllControlsInForce")]
+    del kube.objects[("Secret", "crm", "crm-postgres-purger")]
+    _reconcile(kube, minutes=1)
+    warnings = sorted(reason for kind, reason in _events(kube) if kind == "Warning")
+    assert warnings == ["ControlsNotInForce", "CredentialsSecretMissing"]
+
+
+def test_the_policy_counts_its_ready_stores_and_hears_when_one_changes() -> None:
+    kube = _cluster(_second_store())
+    del kube.objects[("Secret", "crm", "crm-postgres-purger")]
+    reconciler = Reconciler(kube, ReconcileSettings())  # type: ignore[arg-type]
+    heard: list[str] = []
+    reconciler.on_ready_change = heard.append
+    reconciler.reconcile(KEY, now=T0)
+    reconciler.reconcile(("crm", "contract-records"), now=T0)
+    assert heard == []  # neither became Ready: nothing for the policy to recount
+    kube._store(CREDENTIALS())
+    reconciler.reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert heard == [samples.POLICY["metadata"]["name"]]
+    reconciler.reconcile_policy(samples.POLICY["metadata"]["name"], now=T0)
+    policy = kube.objects[("PrivacyPolicy", None, samples.POLICY["metadata"]["name"])]
+    assert (policy["status"]["stores"], policy["status"]["readyStores"]) == (2, 1)
+
+
+class _OldCrdKube(FakeKube):
+    """An API server whose CRDs predate readyStores and status.encryption.pending."""
+
+    def merge_patch(self, kind: str, namespace: str | None, name: str,
+                    patch: Any, subresource: str | None = None) -> dict[str, Any]:
+        answer = super().merge_patch(kind, namespace, name, patch, subresource)
+        status = self.objects[(kind, namespace, name)].get("status") or {}
+        status.pop("readyStores", None)
+        (status.get("encryption") or {}).pop("pending", None)
+        answer.get("status", {}).pop("readyStores", None)
+        (answer.get("status", {}).get("encryption") or {}).pop("pending", None)
+        return answer
+
+
+def _old_crd_cluster() -> _OldCrdKube:
+    kube = _OldCrdKube()
+    for obj in (samples.POLICY, samples.STORE, CREDENTIALS()):
+        obj = copy.deepcopy(obj)
+        obj["metadata"].pop("uid", None)
+        kube._store(obj)
+    return kube
+
+
+def test_an_outdated_crd_does_not_make_the_operator_write_for_ever() -> None:
+    kube = _old_crd_cluster()
+    reconciler = Reconciler(kube, ReconcileSettings())  # type: ignore[arg-type]
+    policy = samples.POLICY["metadata"]["name"]
+    for minute in range(3):
+        reconciler.reconcile_policy(policy, now=T0 + timedelta(minutes=minute))
+    assert [c for c in kube.writes() if c[1] == "PrivacyPolicy"] == [
+        ("patch/status", "PrivacyPolicy", policy)
+    ]
+
+
+def test_an_outdated_crd_that_drops_the_pending_mark_gets_no_key_ring() -> None:
+    """Without the mark a fresh record would read as a ring that existed: create nothing."""
+    kube = _old_crd_cluster()
+    _reconcile(kube)
+    assert ("Secret", "crm", RING) not in kube.objects
+    assert conditions(kube)["EncryptionKeyReady"][0] != "True"

@@ -406,6 +406,8 @@ async def run_operator(
         kinds = (*kinds, CachedKind("Namespace", settings.namespace_selector, cluster_scoped=True))
     caches = Caches(kube, kinds, settings.namespaces, settings.resync_seconds, on_event, on_health)
     reconciler = Reconciler(kube, settings.reconcile, settings.namespaces, caches)
+    if settings.policy_status:
+        reconciler.on_ready_change = lambda policy: policies.add(("", policy))
     holder.append(reconciler)
     serving = asyncio.Event()  # kopf runs; set and cleared on the loop only
     stopping = asyncio.Event()  # `stop`, seen from the loop

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -133,6 +133,11 @@ class Reconciler:
         self.kube = kube
         # Where reads go: the watch-fed caches when the operator runs, else the API itself.
         self.caches = caches
+        # Called with a policy's name when one of its stores becomes, or stops being, Ready.
+        self.on_ready_change: Callable[[str], None] | None = None
+        # (kind, namespace, name) -> (resourceVersion after our status write, what we wrote).
+        self._last_status: dict[tuple[str, str | None, str], tuple[str, dict[str, Any]]] = {}
+        self._dropped: set[str] = set()  # status fields an outdated CRD prunes (logged once)
         self.read: Kube | Caches = caches if caches is not None else kube
         self.settings = settings
         self.namespaces = namespaces
@@ -163,6 +168,10 @@ class Reconciler:
             for s in self._stores()
             if self.owns(s["metadata"]["namespace"])
         ]
+
+    def _stores_of(self, policy: str) -> list[Mapping[str, Any]]:
+        """Every shard's stores whose spec.policy names `policy`, as cached."""
+        return [s for s in self._stores() if (s.get("spec") or {}).get("policy") == policy]
 
     def stores_of_policy(self, policy: str, every_shard: bool = False) -> list[StoreKey]:
         """The stores whose spec.policy names `policy` (this shard's, or `every_shard`'s)."""
@@ -269,6 +278,9 @@ class Reconciler:
             if runs.last.get("jobName") != before.get("jobName"):
                 self._record(store, "purge.run", _purge_run_evidence(runs.last))
         self._write_status(raw, conditions, extra, now, generation)
+        if self.on_ready_change is not None and _ready_changed(raw, conditions):
+            # The policy counts its Ready stores; the echo of this very write is not an event.
+            self.on_ready_change(store.policy)
         due = [at for at in (ring.next_rotation, runs.recheck) if at is not None]
         if any(c.status != "True" for c in conditions):
             # What an unsettled store waits for is often a Secret (its credentials created, a
@@ -323,9 +335,45 @@ class Reconciler:
         name: str,
         patch: Mapping[str, Any],
         subresource: str | None = None,
-    ) -> None:
+    ) -> dict[str, Any]:
         """A merge patch whose answer goes into the cache: the next read is not older."""
-        self._written(self.kube.merge_patch(kind, namespace, name, patch, subresource=subresource))
+        answer = self.kube.merge_patch(kind, namespace, name, patch, subresource=subresource)
+        self._written(answer)
+        return answer
+
+    def _write_status_once(
+        self, kind: str, raw: Mapping[str, Any], status: Mapping[str, Any], patch: Mapping[str, Any]
+    ) -> bool:
+        """Patch `status` unless the object is unchanged since this very status was written.
+
+        Comparing with the object alone is not enough: an installed CRD older than this
+        operator prunes the fields it does not know (Helm never upgrades CRDs), the answer
+        never equals what was sent, and every pass would write again. So the last write is
+        remembered with the resourceVersion it produced, and a field the server dropped is
+        reported once. False: nothing was written.
+        """
+        meta = raw["metadata"]
+        key = (kind, meta.get("namespace"), meta["name"])
+        remembered = self._last_status.get(key)
+        if remembered == (meta.get("resourceVersion"), dict(status)):
+            return False
+        answer = self._patch(kind, meta.get("namespace"), meta["name"], {"status": patch},
+                             subresource="status")  # fmt: skip
+        kept = answer.get("status") or {}
+        dropped = sorted(k for k in status if k not in kept and k not in self._dropped)
+        if dropped:
+            self._dropped.update(dropped)
+            log.error(
+                "the installed %s CRD dropped status field(s) %s: it is older than this "
+                "operator; apply the CRDs of this version (crds/, or the chart's crds/)",
+                kind,
+                ", ".join(dropped),
+            )
+        self._last_status[key] = (
+            str((answer.get("metadata") or {}).get("resourceVersion")),
+            dict(status),
+        )
+        return True
 
     def _written(self, obj: Mapping[str, Any] | None) -> None:
         if self.caches is not None and obj:
@@ -435,13 +483,16 @@ class Reconciler:
         raw = self.read.get("PrivacyPolicy", None, name)
         if raw is None:
             return
+        stores = self._stores_of(name)
+        ready = sum(1 for store in stores if _is_ready(store))
         try:
             parse_policy(raw)
             condition = Condition(
                 "Ready",
                 "True",
                 "Valid",
-                "The policy is valid; stores may reference its categories.",
+                "The policy is valid; stores may reference its categories "
+                f"({ready} of {len(stores)} referring store(s) Ready: see readyStores).",
             )
         except ModelError as error:
             condition = Condition(
@@ -456,11 +507,12 @@ class Reconciler:
             ),
             # Every shard's stores: the store cache holds the whole cluster's unless the
             # operator is limited to --namespace lists.
-            "stores": len(self.stores_of_policy(name, every_shard=True)),
+            "stores": len(stores),
+            "readyStores": ready,
         }
         if all(old.get(k) == v for k, v in status.items()):
             return
-        self._patch("PrivacyPolicy", None, name, {"status": status}, subresource="status")
+        self._write_status_once("PrivacyPolicy", raw, status, status)
 
     def reconcile_policy_logged(self, name: str) -> bool:
         """Reconcile a policy's status and log failures; False: the queue retries."""
@@ -598,7 +650,7 @@ class Reconciler:
         ring = generate_ring(now)
         record = KeyRingRecord.from_ring(ring, secret_name, pending=True)
         try:
-            self._patch(
+            answer = self._patch(
                 "PersonalDataStore",
                 store.namespace,
                 store.name,
@@ -607,6 +659,16 @@ class Reconciler:
             )
         except KubeError as error:
             log.warning("record new key ring of %s/%s: %s", store.namespace, store.name, error)
+            return None
+        if ((answer.get("status") or {}).get("encryption") or {}).get("pending") is not True:
+            # An outdated CRD pruned the mark: the record would read as a ring that existed,
+            # and the ring it proves could never be told from a planted one. Create nothing.
+            log.error(
+                "not creating the key ring of %s/%s: the installed PersonalDataStore CRD "
+                "dropped status.encryption.pending; apply the CRDs of this version",
+                store.namespace,
+                store.name,
+            )
             return None
         body = {
             "apiVersion": "v1",
@@ -811,15 +873,13 @@ class Reconciler:
             # (`pending`, written just before this reconcile created the ring, among them).
             gone = {k: None for k in old.get("encryption") or {} if k not in status["encryption"]}
             patch["encryption"] = {"pending": None, **gone, **status["encryption"]}
-        self._patch(
-            "PersonalDataStore",
-            meta["namespace"],
-            meta["name"],
-            {"status": patch},
-            subresource="status",
-        )
+        if not self._write_status_once("PersonalDataStore", raw, status, patch):
+            return
         for condition, before in transitions(old_conditions, conditions):
-            self._event(raw, condition, before, now)
+            if condition.status != "True" or condition.type == "Ready":
+                # One Normal Event when the store becomes Ready, a Warning for every control
+                # that stops being in force; a control coming back is said by Ready alone.
+                self._event(raw, condition, before, now)
             self._record_raw(
                 meta["namespace"],
                 meta["name"],
@@ -864,7 +924,7 @@ class Reconciler:
         self, raw: Mapping[str, Any], condition: Condition, before: str | None, now: datetime
     ) -> None:
         meta = raw["metadata"]
-        warning = condition.status != "True" and condition.type != "Ready"
+        warning = condition.status != "True"
         event = {
             "apiVersion": "events.k8s.io/v1",
             "kind": "Event",
@@ -1140,6 +1200,20 @@ def _purge_run_evidence(last: Mapping[str, Any]) -> dict[str, Any]:
     payload = purge_run_payload(last)
     payload.setdefault("dryRun", bool(last.get("dryRun", False)))
     return payload
+
+
+def _is_ready(store: Mapping[str, Any]) -> bool:
+    """Whether a store's status says Ready=True."""
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (store.get("status") or {}).get("conditions") or ()
+    )
+
+
+def _ready_changed(raw: Mapping[str, Any], conditions: Sequence[Condition]) -> bool:
+    """Whether this reconcile moves the store's Ready to another status."""
+    now_ready = next((c.status == "True" for c in conditions if c.type == "Ready"), False)
+    return now_ready != _is_ready(raw)
 
 
 def _parse_time(text: str | None) -> datetime | None:
