@@ -10,10 +10,6 @@ as JSON and written to the termination-message path (`--termination-log`, else
 `DATAWARD_TERMINATION_LOG`, else /dev/termination-log when it exists).
 
 Exit status: 0 for Succeeded, Skipped and Held (a retry would not help), 1 for Failed.
-
-`DATAWARD_PURGE_FAULT=<point>[:<n>]` (points: before-select, after-select, after-archive-commit,
-after-delete) kills the process with status 137 at the n-th time (default first) the run
-reaches that point. It exists only for the crash tests.
 """
 
 from __future__ import annotations
@@ -49,6 +45,9 @@ from dataward.purge.result import (
 from dataward.purge.source import ApiSource, FileSource, StoreSource
 from dataward.purge.sql import Session
 
+# A test hook, kept out of the command's help: DATAWARD_PURGE_FAULT=<point>[:<n>] (points:
+# before-select, after-select, after-archive-commit, after-delete) kills the process with
+# status 137 at the n-th time (default first) the run reaches that point, for the crash tests.
 FAULT_ENV = "DATAWARD_PURGE_FAULT"
 
 
@@ -66,12 +65,20 @@ def register(subparsers: Any) -> None:
         help="read the store (and policy) from YAML files instead of the API; repeatable",
     )  # fmt: skip
     parser.add_argument("--policy", type=Path, metavar="FILE", help="the PrivacyPolicy file")
-    parser.add_argument("--credentials-dir", type=Path, metavar="DIR")
-    parser.add_argument("--archive-credentials-dir", type=Path, metavar="DIR")
+    parser.add_argument("--credentials-dir", type=Path, metavar="DIR",
+                        help="a directory with files username and password for the live "
+                        "database (else DATAWARD_DB_USERNAME and DATAWARD_DB_PASSWORD)")
+    parser.add_argument("--archive-credentials-dir", type=Path, metavar="DIR",
+                        help="the same for the archive database (else DATAWARD_ARCHIVE_*)")
     parser.add_argument("--ca-file", type=Path, help="CA bundle for MySQL tls: verify-full")
-    parser.add_argument("--termination-log", metavar="PATH")
-    parser.add_argument("--max-clock-skew", type=float, default=300.0, metavar="SECONDS")
-    parser.add_argument("--statement-timeout", type=float, default=30.0, metavar="SECONDS")
+    parser.add_argument("--termination-log", metavar="PATH",
+                        help="where to write the JSON result for the operator (default: "
+                        "DATAWARD_TERMINATION_LOG, else /dev/termination-log when it exists)")
+    parser.add_argument("--max-clock-skew", type=float, default=300.0, metavar="SECONDS",
+                        help="abort when a database's clock and this one's differ by more "
+                        "(the cutoff comes from the database's clock; default 300)")
+    parser.add_argument("--statement-timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="the longest any one statement may run (default 30)")
     parser.add_argument(
         "--lock-timeout", type=float, default=0.1, metavar="SECONDS",
         help="how long a batch waits for a row lock an application holds; longer and those "
