@@ -8,7 +8,9 @@ control plane: the first request installs and waits, later ones return at once.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +92,19 @@ def wait_admission_policies_gone(kube: ApiClient, timeout: float = 30.0) -> None
 
     wait_for(admitted, timeout=timeout, interval=0.5,
              message="the uninstalled release's admission policies out of force")
+
+
+@contextlib.contextmanager
+def seed_policy(kube: ApiClient, prefix: str) -> Iterator[str]:
+    """The seed's PrivacyPolicy under a name of its own (`prefix-<random>`); deleted after."""
+    body = yaml.safe_load(
+        (Path(__file__).resolve().parent.parent / "examples" / "policy.yaml").read_text()
+    )
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    body["metadata"] = {"name": name}
+    api = client.CustomObjectsApi(kube)
+    api.create_cluster_custom_object("dataward.io", "v1alpha1", "privacypolicies", body)
+    try:
+        yield name
+    finally:
+        api.delete_cluster_custom_object("dataward.io", "v1alpha1", "privacypolicies", name)

@@ -26,7 +26,7 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from e2e.fixtures_api import wait_admission_policies_gone
+from e2e.fixtures_api import seed_policy, wait_admission_policies_gone
 from e2e.fixtures_operator import OperatorProcess, condition, get, sleep_for
 from e2e.harness import ControlPlane, wait_for
 from e2e.tools import tool
@@ -181,15 +181,8 @@ def release(control_plane: ControlPlane, kube: ApiClient) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def policy_name(kube: ApiClient, release: str) -> Iterator[str]:
     """A PrivacyPolicy (the seed policy under a name of its own)."""
-    body = yaml.safe_load((REPO / "examples" / "policy.yaml").read_text())
-    body["metadata"] = {"name": f"chart-e2e-{uuid.uuid4().hex[:6]}"}
-    api = client.CustomObjectsApi(kube)
-    api.create_cluster_custom_object(GROUP, VERSION, "privacypolicies", body)
-    try:
-        yield body["metadata"]["name"]
-    finally:
-        api.delete_cluster_custom_object(GROUP, VERSION, "privacypolicies",
-                                         body["metadata"]["name"])
+    with seed_policy(kube, "chart-e2e") as name:
+        yield name
 
 
 def _new_namespace(kube: ApiClient, labels: dict[str, str]) -> str:

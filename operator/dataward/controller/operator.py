@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import socket
 import threading
@@ -561,13 +560,3 @@ def run_with_leader_election(settings: OperatorSettings) -> int:
     finally:
         elector.stop()
     return 0
-
-
-def settings_from_env() -> dict[str, Any]:
-    """Settings the chart passes through the environment."""
-    out: dict[str, Any] = {}
-    if os.environ.get("DATAWARD_NAMESPACE"):
-        out["lease_namespace"] = os.environ["DATAWARD_NAMESPACE"]
-    if os.environ.get("POD_NAME"):
-        out["identity"] = os.environ["POD_NAME"]
-    return out

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -121,8 +120,6 @@ class EvidenceSink(Protocol):
 class Reconciler:
     """Reconciles stores through a Kube; between calls it keeps only a short-lived cache."""
 
-    CLUSTER_CACHE_SECONDS = 3.0
-
     def __init__(
         self,
         kube: Kube,
@@ -145,7 +142,6 @@ class Reconciler:
         if settings.operator_service_account:
             trusted = trusted.with_service_account(*settings.operator_service_account)
         self.trusted = trusted
-        self._cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self._cache_lock = threading.Lock()
         self._rbac_memo: dict[str, tuple[tuple[object, ...], RbacSnapshot]] = {}
         self._parse_memo: dict[tuple[str, str], tuple[tuple[object, object], Store | None]] = {}
@@ -807,9 +803,9 @@ class Reconciler:
         try:
             bindings = [
                 *self.read.list("RoleBinding", namespace),
-                *self._cluster_scoped("ClusterRoleBinding"),
+                *self.read.list("ClusterRoleBinding"),
             ]
-            roles = [*self.read.list("Role", namespace), *self._cluster_scoped("ClusterRole")]
+            roles = [*self.read.list("Role", namespace), *self.read.list("ClusterRole")]
         except KubeError:
             return None
         # List items carry no kind; cached objects are shared, so set it on copies.
@@ -823,25 +819,6 @@ class Reconciler:
         for obj in roles:
             obj.setdefault("kind", "ClusterRole" if "namespace" not in obj["metadata"] else "Role")
         return RbacSnapshot.from_api(bindings, roles)
-
-    def _cluster_scoped(self, kind: str) -> list[dict[str, Any]]:
-        """A list of a cluster-scoped kind, shared by reconciles for a few seconds.
-
-        Every store's AccessRestricted reads all ClusterRoles and ClusterRoleBindings; a burst
-        of reconciles (start-up, a policy change) would otherwise read them once per store.
-        The periodic resync bounds how stale a shared copy can make a condition. With the
-        watch-fed caches, the cache is read instead.
-        """
-        if self.caches is not None:
-            return self.caches.list(kind)
-        with self._cache_lock:
-            cached = self._cache.get(kind)
-            if cached and time.monotonic() - cached[0] < self.CLUSTER_CACHE_SECONDS:
-                return [dict(item) for item in cached[1]]
-        items = self.kube.list(kind)
-        with self._cache_lock:
-            self._cache[kind] = (time.monotonic(), items)
-        return [dict(item) for item in items]
 
     def _write_status(
         self,
