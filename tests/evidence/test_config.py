@@ -57,3 +57,10 @@ def test_settings_from_the_environment() -> None:
     settings = settings_from_environ({**env, "DATAWARD_EVIDENCE_SIGNING_KEY": "/k/key"})
     assert settings is not None and settings.signing_key == Path("/k/key")
     assert settings.database.engine == "mysql"
+
+
+def test_a_url_with_a_login_never_reaches_a_message_whatever_else_is_wrong() -> None:
+    for url in ("mysqlx://admin:s3cret-pw@db/evidence", "postgresql://admin:s3cret-pw@/x/y"):
+        with pytest.raises(EvidenceError) as raised:
+            parse_database_url(url)
+        assert "s3cret-pw" not in str(raised.value)

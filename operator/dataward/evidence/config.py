@@ -39,16 +39,17 @@ _TLS_MODES = ("disable", "require", "verify-full")
 def parse_database_url(url: str) -> Database:
     """The evidence database named by `url`; EvidenceError saying what to write otherwise."""
     parts = urlsplit(url)
+    # First, before any message quotes the URL: one holding a login holds a password.
+    if parts.username or parts.password or "@" in parts.netloc:
+        raise EvidenceError(
+            "the evidence database URL must not hold a login: use "
+            f"{USERNAME_ENV}/{PASSWORD_ENV} or a credentials directory"
+        )
     engine = _SCHEMES.get(parts.scheme)
     if engine is None:
         raise EvidenceError(
             f"evidence database {url!r}: write postgresql://HOST[:PORT]/NAME or "
             "mysql://HOST[:PORT]/NAME"
-        )
-    if parts.username or parts.password:
-        raise EvidenceError(
-            "the evidence database URL must not hold a login: use "
-            f"{USERNAME_ENV}/{PASSWORD_ENV} or a credentials directory"
         )
     name = parts.path.lstrip("/")
     if not parts.hostname or not name or "/" in name:
