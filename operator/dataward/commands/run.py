@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping
 
 from dataward.checks.observed import TrustedSubjects
+from dataward.controller.clock import clock_from_environ
 from dataward.controller.operator import OperatorSettings, run_with_leader_election
 from dataward.controller.reconcile import ReconcileSettings
 from dataward.evidence import EvidenceLog, load_private_key, settings_from_environ
@@ -190,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
             else TrustedSubjects(),
             key_ring_grace_seconds=args.key_ring_grace_seconds,
             evidence=evidence,
+            clock=clock_from_environ(os.environ),
             reporting_instance=identity or "dataward",
         ),
     )

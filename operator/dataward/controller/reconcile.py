@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -51,6 +51,7 @@ from dataward.checks.purge_runs import (
     stuck_run,
 )
 from dataward.controller.cache import Caches
+from dataward.controller.clock import Clock, system_clock
 from dataward.controller.kube import FIELD_MANAGER, Kube, KubeError
 from dataward.controller.metrics import (
     KEY_AGE,
@@ -107,6 +108,8 @@ class ReconcileSettings:
     key_ring_grace_seconds: float = 30 * 24 * 3600
     # Where evidence records go (dataward.evidence.EvidenceLog); None: no evidence database.
     evidence: EvidenceSink | None = field(default=None, compare=False)
+    # What "now" is for every decision (dataward.controller.clock).
+    clock: Clock = field(default=system_clock, compare=False)
 
 
 class EvidenceSink(Protocol):
@@ -212,7 +215,7 @@ class Reconciler:
             return Outcome(ok=False)
         if due is None:
             return Outcome(ok=True)
-        return Outcome(ok=True, due=max(1.0, (due - datetime.now(UTC)).total_seconds()))
+        return Outcome(ok=True, due=max(1.0, (due - self.settings.clock()).total_seconds()))
 
     # The reconcile.
 
@@ -222,7 +225,7 @@ class Reconciler:
         Returns when the store is next due without any event (its key rotation), or None.
         """
         namespace, name = key
-        now = now or datetime.now(UTC)
+        now = now or self.settings.clock()
         if not self.owns(namespace):
             return None  # another shard's (or, while unknown, nobody's yet)
         raw = self.read.get("PersonalDataStore", namespace, name)
@@ -475,7 +478,7 @@ class Reconciler:
 
     def reconcile_policy(self, name: str, now: datetime | None = None) -> None:
         """Write a PrivacyPolicy's status: Ready when it parses, and how many stores use it."""
-        now = now or datetime.now(UTC)
+        now = now or self.settings.clock()
         raw = self.read.get("PrivacyPolicy", None, name)
         if raw is None:
             return
