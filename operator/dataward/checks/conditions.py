@@ -18,6 +18,8 @@ ENCRYPTION_KEY_READY = "EncryptionKeyReady"
 ACCESS_RESTRICTED = "AccessRestricted"
 PURGE_SCHEDULED = "PurgeScheduled"
 PURGE_SUCCEEDED = "PurgeSucceeded"
+# Only when the operator follows the API server's audit log (checks/access_records.py).
+ACCESS_RECORDED = "AccessRecorded"
 READY = "Ready"
 # The order conditions appear in status, Ready first.
 CONDITION_TYPES = (
@@ -28,6 +30,7 @@ CONDITION_TYPES = (
     ACCESS_RESTRICTED,
     PURGE_SCHEDULED,
     PURGE_SUCCEEDED,
+    ACCESS_RECORDED,
 )
 # metav1.Condition's pattern for `reason`.
 _REASON = re.compile(r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")

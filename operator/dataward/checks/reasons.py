@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dataward.checks.conditions import (
+    ACCESS_RECORDED,
     ACCESS_RESTRICTED,
     CONDITION_TYPES,
     ENCRYPTION_KEY_READY,
@@ -46,6 +47,8 @@ TYPE_MEANINGS: dict[str, str] = {
     ACCESS_RESTRICTED: "Only spec.access.readers and the purge job can read the store's Secrets.",
     PURGE_SCHEDULED: "The purge CronJob exists as declared and is not suspended.",
     PURGE_SUCCEEDED: "The last purge run finished without error (or none has run yet).",
+    ACCESS_RECORDED: "Reads of the store's Secrets are in the API server's audit log and the "
+    "evidence log (only when the operator follows the audit log: `dataward run --audit-log`).",
 }
 
 
@@ -329,6 +332,48 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "spec.access.readers read the store's Secrets.",
         "Remove that binding, narrow its role with resourceNames, or add its subjects to "
         "spec.access.readers.",
+    ),
+    # AccessRecorded (only with `dataward run --audit-log`)
+    _store(
+        ACCESS_RECORDED,
+        "AccessReadsRecorded",
+        "True",
+        "The operator's read of the key ring is in the API server's audit log and was "
+        "appended to the evidence log, as every read of the store's Secrets is.",
+        "Nothing.",
+    ),
+    _store(
+        ACCESS_RECORDED,
+        "AccessRecordPending",
+        "Unknown",
+        "The operator read the key ring and waits for the audit record of that read.",
+        "Nothing, unless it lasts: then AccessReadNotAudited follows.",
+    ),
+    _store(
+        ACCESS_RECORDED,
+        "AccessReadNotAudited",
+        "False",
+        "A read of the key ring by the operator is not in the API server's audit log after "
+        "the grace period (--audit-canary-seconds): the API server's audit policy does not "
+        "cover this store's Secrets, so reads of them are not recorded.",
+        "Render the policy again with `dataward audit-policy` (it names every store's "
+        "Secrets) and install it on the API server (--audit-policy-file).",
+    ),
+    _store(
+        ACCESS_RECORDED,
+        "AuditLogUnreadable",
+        "Unknown",
+        "The audit log file given to --audit-log could not be opened or read.",
+        f"{_RETRIES} Check that the file is mounted into the operator's pod and readable.",
+    ),
+    _store(
+        ACCESS_RECORDED,
+        "AccessEvidenceUnwritable",
+        "Unknown",
+        "Reads are in the audit log, but the operator could not append them to the evidence "
+        "log (the evidence database is down or refuses the login).",
+        f"{_RETRIES} Check the evidence database and the operator's login to it; no read is "
+        "lost while the audit log still holds it.",
     ),
     # PurgeScheduled
     _store(

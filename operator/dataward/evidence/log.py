@@ -107,6 +107,17 @@ class EvidenceLog:
                 self._store = None
                 raise
 
+    def latest(self, kind: str, limit: int) -> list[Record]:
+        """The last `limit` records of `kind`, newest first, as stored (unverified)."""
+        with self._lock:
+            store = self._session_store()
+            try:
+                return store.latest(kind, limit)
+            except BaseException:
+                store.session.close()
+                self._store = None
+                raise
+
     def close(self) -> None:
         """Close the connection (appends after this reconnect)."""
         with self._lock:

@@ -106,6 +106,10 @@ OPAQUE_ID = _pattern(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", "an opaque id")
 HEX_DIGEST = _pattern(r"[0-9a-f]{16,64}", "a hex digest")
 _MESSAGE_LIMIT = 1024
 MESSAGE = _text(_MESSAGE_LIMIT)
+# An account or group name as Kubernetes spells it (system:serviceaccount:NS:NAME, a group):
+# no @ and no spaces, so an e-mail address cannot pass; such names are kept as a digest.
+ACCOUNT = _pattern(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,252}", "an account or group name")
+SHA256 = _pattern(r"[0-9a-f]{64}", "a SHA-256 digest")
 CONDITION_STATUS = _one_of("True", "False", "Unknown")
 
 TABLE_RESULT = Shape(
@@ -189,6 +193,26 @@ SHAPES: dict[str, Shape] = {
             "categories": _list_of(NAME),
         },
         frozenset({"policy", "generation"}),
+    ),
+    # dataward.evidence.access: the API server's audit record of a read of a store's Secrets.
+    "access.read": Shape(
+        {
+            "auditID": OPAQUE_ID,
+            "stageTimestamp": TIME,
+            "requestReceivedTimestamp": TIME,
+            "verb": _one_of("get", "list", "watch"),
+            "namespace": NAME,
+            "secret": NAME,
+            "user": ACCOUNT,
+            "userDigest": SHA256,
+            "impersonatedUser": ACCOUNT,
+            "impersonatedUserDigest": SHA256,
+            "groups": _list_of(ACCOUNT, 64),
+            "groupsDigested": _list_of(SHA256, 64),
+            "responseCode": _count,
+            "decision": _one_of("allow", "forbid"),
+        },
+        frozenset({"auditID", "stageTimestamp", "verb"}),
     ),
     "condition.transition": Shape(
         {

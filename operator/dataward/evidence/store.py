@@ -208,6 +208,19 @@ class EvidenceStore:
         ((seq, head_hash),) = rows
         return Head(int(seq), str(head_hash))
 
+    def latest(self, kind: str, limit: int) -> list[Record]:
+        """The last `limit` records of `kind`, newest first (not verified: a cursor, no proof)."""
+        try:
+            rows = self.session.query(
+                f"SELECT {_COLUMNS} FROM {RECORDS_TABLE} WHERE kind = %s "
+                "ORDER BY seq DESC LIMIT %s",
+                (kind, limit),
+            )
+            self._end_read()
+        except PurgeError as error:
+            raise EvidenceError(f"could not read the evidence records: {error.message}") from None
+        return [_record(row) for row in rows]
+
     def records(self, page: int = 1000) -> Iterator[Record]:
         """Every record in sequence order (a repeated `seq`, if any, is read too)."""
         last = (0, "")

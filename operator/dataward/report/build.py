@@ -35,6 +35,7 @@ PRODUCERS: dict[str, str | None] = {
     "request.answered": None,
     "policy.revision": None,
     "condition.transition": "the operator, when a store's condition changes status,",
+    "access.read": "the operator, when it follows the API server's audit log (--audit-log),",
 }
 
 _QUARTER = re.compile(r"(\d{4})Q([1-4])")
