@@ -63,6 +63,14 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
         {"policy": "clunix", "generation": 4, "digest": "ab" * 32,
          "effectiveDate": "2021-04-26", "categories": ["newsletter", "contract-records"]},
     ),
+    "access.read": (
+        "crm/support-inquiries",
+        {"auditID": "5c1f8f0e-2b8a-4f57-9d2e-0d4c0f3a9a11", "verb": "get", "namespace": "crm",
+         "secret": "dataward-support-inquiries-keyring",
+         "stageTimestamp": "2026-12-01T10:00:00.130001Z",
+         "user": "system:serviceaccount:crm:reporting", "groups": ["system:authenticated"],
+         "responseCode": 200, "decision": "allow"},
+    ),
     "condition.transition": (
         "crm/support-inquiries",
         {"type": "PurgeSucceeded", "status": "False", "previousStatus": "True",

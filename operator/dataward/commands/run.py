@@ -7,12 +7,15 @@ import json
 import logging
 import os
 from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
 
 from dataward.checks.observed import TrustedSubjects
+from dataward.controller.access_log import AccessLogFollower
 from dataward.controller.clock import clock_from_environ
 from dataward.controller.operator import OperatorSettings, run_with_leader_election
 from dataward.controller.reconcile import ReconcileSettings
-from dataward.evidence import EvidenceLog, load_private_key, settings_from_environ
+from dataward.evidence import EvidenceError, EvidenceLog, load_private_key, settings_from_environ
 from dataward.evidence.store import connect as connect_evidence
 from dataward.render import RenderSettings
 
@@ -120,6 +123,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--key-ring-grace-seconds", type=float, default=30 * 24 * 3600,
                         help="deletionPolicy: Delete destroys a deleted store's key ring after "
                              "this long (default: 30 days)")
+    parser.add_argument(
+        "--audit-log",
+        default=env("DATAWARD_AUDIT_LOG") or None,
+        metavar="PATH",
+        help="the API server's audit log file (--audit-log-path, JSON), mounted read-only: "
+        "every read of a store's Secrets in it becomes an access.read evidence record, and "
+        "each store gets the condition AccessRecorded (needs the evidence log)",
+    )
+    parser.add_argument(
+        "--audit-canary-seconds",
+        type=float,
+        default=float(env("DATAWARD_AUDIT_CANARY_SECONDS", "600")),
+        help="with --audit-log: how long the operator's own read of a key ring may take to "
+        "appear in the audit log before AccessRecorded is False (default: %(default)s)",
+    )
     parser.add_argument("--log-level", default=env("DATAWARD_LOG_LEVEL", "INFO"))
     parser.add_argument("--log-format", choices=("text", "json"),
                         default=env("DATAWARD_LOG_FORMAT", "text"),
@@ -170,6 +188,16 @@ def run(args: argparse.Namespace) -> int:
         account = (namespace, name)
     identity = os.environ.get("POD_NAME")
     evidence = open_evidence_log(os.environ)
+    follower = None
+    if args.audit_log:
+        if evidence is None:
+            raise EvidenceError(
+                "--audit-log needs the evidence log (DATAWARD_EVIDENCE_DATABASE): the access "
+                "records it reads go there"
+            )
+        follower = AccessLogFollower(
+            Path(args.audit_log), evidence, timedelta(seconds=args.audit_canary_seconds)
+        )
     settings = OperatorSettings(
         identity=identity or OperatorSettings().identity,
         namespaces=tuple(args.namespaces or ()),
@@ -183,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
         kubeconfig=args.kubeconfig,
         metrics_port=args.metrics_port or None,
         request_timeout=(min(5.0, args.request_timeout_seconds), args.request_timeout_seconds),
+        access_log=follower,
         reconcile=ReconcileSettings(
             render=RenderSettings(image=args.image, time_zone=args.time_zone),
             operator_service_account=account,
@@ -193,6 +222,7 @@ def run(args: argparse.Namespace) -> int:
             evidence=evidence,
             clock=clock_from_environ(os.environ),
             reporting_instance=identity or "dataward",
+            access_records=follower,
         ),
     )
     return run_with_leader_election(settings)

@@ -27,6 +27,7 @@ from typing import Any
 
 import kopf
 
+from dataward.controller.access_log import AccessLogFollower
 from dataward.controller.cache import CachedKind, Caches
 from dataward.controller.kube import DEFAULT_TIMEOUT, Kube, KubeError, load_api_client
 from dataward.controller.leader import LeaderElector, LeaseSettings
@@ -85,6 +86,9 @@ class OperatorSettings:
     request_timeout: tuple[float, float] = DEFAULT_TIMEOUT
     # How often to ask discovery whether the CRDs are (still) served.
     crd_check_seconds: float = 10.0
+    # The API server's audit log follower (`dataward run --audit-log`), also the reconciler's
+    # settings.reconcile.access_records.
+    access_log: AccessLogFollower | None = field(default=None, compare=False)
 
 
 def _owner_store(body: Mapping[str, Any]) -> str | None:
@@ -471,6 +475,9 @@ async def run_operator(
         )
     )
     tasks.append(asyncio.create_task(watch_stop()))
+    follower = settings.access_log
+    if follower is not None:  # while this replica leads: one writer of access records
+        follower.start(reconciler.served_stores, queue.add, caches.listed)
     try:
         while not stopping.is_set():
             take_signals()
@@ -490,6 +497,8 @@ async def run_operator(
                 await _wait_or_stop(stopping, settings.crd_check_seconds)
     finally:
         stop.set()  # for the caller: this spell is over, whatever ended it
+        if follower is not None:
+            await asyncio.to_thread(follower.stop)
         caches.stop()
         for task in tasks:
             task.cancel()

@@ -19,9 +19,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Protocol
 
 from dataward.checks.access import access_restricted
+from dataward.checks.access_records import AccessCanary, access_recorded
 from dataward.checks.conditions import Condition, merge_conditions, ready, transitions
 from dataward.checks.drift import needs_apply
 from dataward.checks.encryption import encryption_key_ready, is_ours, ring_changes
@@ -110,6 +112,9 @@ class ReconcileSettings:
     evidence: EvidenceSink | None = field(default=None, compare=False)
     # What "now" is for every decision (dataward.controller.clock).
     clock: Clock = field(default=system_clock, compare=False)
+    # The API server's audit log follower (controller.access_log); None: AccessRecorded is
+    # not judged, since the operator cannot tell whether reads are recorded.
+    access_records: AccessRecords | None = field(default=None, compare=False)
 
 
 class EvidenceSink(Protocol):
@@ -117,6 +122,21 @@ class EvidenceSink(Protocol):
 
     def append(self, kind: str, subject: str, payload: Mapping[str, Any]) -> Any:
         """Append one signed record to the chain."""
+        ...
+
+
+class AccessRecords(Protocol):
+    """What the reconciler needs of the audit log follower: the canary."""
+
+    path: Path
+    grace: timedelta
+
+    def note_read(self, namespace: str, ring: str, store: str) -> None:
+        """The operator is about to read the store's key ring."""
+        ...
+
+    def canary(self, namespace: str, ring: str) -> AccessCanary:
+        """What is known of the audit records of the ring's reads."""
         ...
 
 
@@ -166,6 +186,16 @@ class Reconciler:
             (s["metadata"]["namespace"], s["metadata"]["name"])
             for s in self._stores()
             if self.owns(s["metadata"]["namespace"])
+        ]
+
+    def served_stores(self) -> list[Store]:
+        """Every store this operator (shard) serves, parsed (those that parse)."""
+        return [
+            parsed
+            for raw in self._stores()
+            if self.owns(raw["metadata"]["namespace"])
+            for parsed in [self._parsed(raw)]
+            if parsed is not None
         ]
 
     def _stores_of(self, policy: str) -> list[Mapping[str, Any]]:
@@ -264,6 +294,10 @@ class Reconciler:
             for c in desired
         }
         self._prune_reader_binding(store, desired)
+        if self.settings.access_records is not None:
+            self.settings.access_records.note_read(
+                store.namespace, names_for(store.name).key_ring, store.name
+            )
         ring = self._key_ring(store, snapshot, now)
         runs = self._purge_runs(store, applied, now)
 
@@ -1087,6 +1121,16 @@ def judge(
             runs.missed,
         ),
     ]
+    access = settings.access_records
+    if access is not None:
+        conditions.append(
+            access_recorded(
+                access.canary(store.namespace, names.key_ring),
+                names.key_ring,
+                str(access.path),
+                access.grace,
+            )
+        )
     return [*conditions, ready(conditions)]
 
 
