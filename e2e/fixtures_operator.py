@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +65,10 @@ class OperatorProcess:
         account: str,
         log: Path,
         args: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.plane = plane
+        self.env = dict(env or {})  # more environment (the evidence log's, a test clock)
         self.kubeconfig = kubeconfig
         self.account = account
         self.log = log
@@ -80,6 +82,7 @@ class OperatorProcess:
         self.starts += 1
         env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
         env["PATH"] = f"{self.plane.bin_dir}{os.pathsep}{env.get('PATH', '')}"
+        env.update(self.env)
         with self.log.open("ab") as out:
             out.write(f"--- start {self.starts}\n".encode())
         self.process = subprocess.Popen(
@@ -98,6 +101,10 @@ class OperatorProcess:
             start_new_session=True,
             preexec_fn=die_with_parent(),  # no orphan operator if pytest is killed
         )
+
+    def session_args(self) -> list[str]:
+        """The session operator's arguments (a module's own operator starts from them)."""
+        return self._session_args()
 
     def _session_args(self) -> list[str]:
         """The session operator's arguments: the chart's, with e2e timings and no metrics."""
