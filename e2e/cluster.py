@@ -45,7 +45,9 @@ def _check_not_running(pid_file: Path) -> None:
         )
 
 
-def start_local_cluster(state_dir: Path = DEFAULT_STATE_DIR) -> ControlPlane:
+def start_local_cluster(
+    state_dir: Path = DEFAULT_STATE_DIR, extra_apiserver_args: Sequence[str] = ()
+) -> ControlPlane:
     """Start a control plane and publish its admin kubeconfig and pid under state_dir.
 
     The caller owns the result and must stop() it (it is also stopped at interpreter exit);
@@ -54,7 +56,7 @@ def start_local_cluster(state_dir: Path = DEFAULT_STATE_DIR) -> ControlPlane:
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     _check_not_running(state_dir / "cluster.pid")
-    plane = ControlPlane().start()
+    plane = ControlPlane(extra_apiserver_args=extra_apiserver_args).start()
     try:
         kubeconfig = state_dir / "kubeconfig"
         shutil.copyfile(plane.kubeconfig, kubeconfig)

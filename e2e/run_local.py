@@ -8,6 +8,10 @@ operator runs here as a process with the rendered Deployment's own arguments, un
 of the chart's ServiceAccount (nothing more), with metrics on a free local port. Then it
 applies the examples, shows an admission policy refusing a store outside its policy, the
 metrics answering and the stores' status, and keeps everything running until Ctrl-C.
+The local control plane's API server audits with the policy `dataward audit-policy` renders
+for the examples (written to the state directory), so every read of an example store's key
+ring or credentials lands in its audit log; on your own cluster the policy is written but
+installing it is the API server's administrator's job (charts/dataward/README.md).
 `--exit-after-status` stops once the status is printed. Ctrl-C stops the operator (and the
 local control plane) and removes the files it wrote; on your own cluster what was installed
 stays, like a `helm install`.
@@ -193,6 +197,16 @@ def show_metrics(url: str) -> None:
     print("\n".join(wanted), flush=True)
 
 
+def render_audit_policy(path: Path) -> None:
+    """`dataward audit-policy` for the example policy and stores, written to `path`."""
+    rendered = subprocess.run(
+        [sys.executable, "-m", "dataward", "audit-policy", "-f", str(EXAMPLES / "policy.yaml"),
+         "-f", str(EXAMPLES / "stores")],
+        capture_output=True, text=True, check=True,
+    )
+    path.write_text(rendered.stdout)
+
+
 def stop_operator(operator: subprocess.Popen[bytes] | None) -> None:
     """SIGTERM (the operator releases its Lease), then SIGKILL if it hangs."""
     if operator is None or operator.poll() is not None:
@@ -229,14 +243,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, interrupt)
     try:
         kubeconfig = configured_kubeconfig()
+        audit_policy = args.state_dir / "audit-policy.yaml"
+        say(f"rendering the audit policy: dataward audit-policy -f examples/policy.yaml "
+            f"-f examples/stores > {audit_policy}")
+        render_audit_policy(audit_policy)
         if kubeconfig:
-            say(f"using the cluster of {kubeconfig}")
+            say(f"using the cluster of {kubeconfig} (its API server's audit policy is its "
+                f"administrator's: install {audit_policy} there to record Secret reads)")
         else:
             say("no cluster configured: starting a local control plane "
-                "(etcd, kube-apiserver, kube-controller-manager)")
-            plane = start_local_cluster(args.state_dir)
+                "(etcd, kube-apiserver, kube-controller-manager) that audits with it")
+            plane = start_local_cluster(
+                args.state_dir, extra_apiserver_args=[f"--audit-policy-file={audit_policy}"])
             kubeconfig = str(args.state_dir / "kubeconfig")
-            say(f"control plane ready in {plane.startup_seconds or 0:.1f} s at {plane.server}")
+            say(f"control plane ready in {plane.startup_seconds or 0:.1f} s at {plane.server}; "
+                f"audit log: {plane.audit_log}")
         version = server_version(kubeconfig)
         say(f"rendering the chart: helm template {RELEASE} charts/dataward "
             f"--namespace {OPERATOR_NAMESPACE} --kube-version {version}")

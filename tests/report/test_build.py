@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 
 from dataward.evidence.chain import Break, Head, Verdict
-from dataward.report.build import build_report, parse_quarter
+from dataward.report.build import build_report, parse_quarter, previous_quarter
 from tests.report.support import CRM, RECORDS, SCHEMA, SHOP, STORES, policy
 
 Q4 = parse_quarter("2026Q4")
@@ -234,3 +234,18 @@ def test_the_report_follows_its_schema() -> None:
         errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(built)]
         assert errors == []
         json.dumps(built)  # plain JSON values only
+
+
+@pytest.mark.parametrize(
+    ("now", "label"),
+    [
+        ("2027-01-01T00:00:00+00:00", "2026Q4"),
+        ("2026-12-31T23:59:59+00:00", "2026Q3"),
+        # 1 April 08:00 in Seoul is still 31 March in UTC: the quarter before is Q4.
+        ("2026-04-01T08:00:00+09:00", "2025Q4"),
+        ("2026-04-01T09:00:00+09:00", "2026Q1"),
+        ("2026-07-15T12:00:00+00:00", "2026Q2"),
+    ],
+)
+def test_the_previous_quarter_is_the_last_one_ended_in_utc(now: str, label: str) -> None:
+    assert previous_quarter(datetime.fromisoformat(now)).label == label

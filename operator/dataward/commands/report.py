@@ -31,7 +31,7 @@ from dataward.evidence.records import Record
 from dataward.model.errors import ModelError
 from dataward.model.policy import Policy, parse_policy
 from dataward.model.store import parse_store
-from dataward.report.build import StoreInfo, build_report, parse_quarter
+from dataward.report.build import StoreInfo, build_report, parse_quarter, previous_quarter
 from dataward.report.html import render_html
 
 
@@ -43,7 +43,12 @@ def register(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--quarter", required=True, metavar="YEARQN", help="e.g. 2026Q4 (UTC)")
+    parser.add_argument(
+        "--quarter",
+        required=True,
+        metavar="YEARQN",
+        help="e.g. 2026Q4 (UTC), or 'previous': the last quarter that has ended (a CronJob's)",
+    )
     parser.add_argument("--database", required=True, metavar="URL")
     parser.add_argument("--credentials-dir", type=Path, metavar="DIR")
     parser.add_argument("--ca-file", type=Path, help="CA bundle for MySQL tls=verify-full")
@@ -71,6 +76,13 @@ def register(subparsers: Any) -> None:
         "--json", type=Path, metavar="FILE", help="write the JSON here ('-': stdout)"
     )
     parser.add_argument("--html", type=Path, metavar="FILE", help="write the HTML page here")
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        metavar="DIR",
+        help="write dataward-report-<QUARTER>.json and .html into DIR (instead of --json "
+        "and --html)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -121,7 +133,11 @@ def read_log(args: argparse.Namespace) -> tuple[list[Record], Verdict | None]:
 def run(args: argparse.Namespace) -> int:
     """Build and write the report; 0 intact, 1 broken or unverified, 2 unreadable."""
     try:
-        quarter = parse_quarter(args.quarter)
+        quarter = (
+            previous_quarter(datetime.now(UTC))
+            if args.quarter.strip().lower() == "previous"
+            else parse_quarter(args.quarter)
+        )
     except ValueError as error:
         print(f"dataward report: {error}", file=sys.stderr)
         return 2
@@ -140,6 +156,9 @@ def run(args: argparse.Namespace) -> int:
         generated_at=datetime.now(UTC),
     )
     text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    if args.out_dir is not None:
+        args.json = args.out_dir / f"dataward-report-{quarter.label}.json"
+        args.html = args.out_dir / f"dataward-report-{quarter.label}.html"
     try:
         if args.json is not None and str(args.json) == "-":
             sys.stdout.write(text)

@@ -41,6 +41,14 @@ PRODUCERS: dict[str, str | None] = {
 _QUARTER = re.compile(r"(\d{4})Q([1-4])")
 
 
+def previous_quarter(now: datetime) -> Quarter:
+    """The last quarter that ended before `now` (UTC): 2026Q4 on any day of 2027Q1."""
+    now = now.astimezone(UTC)
+    number = (now.month - 1) // 3 + 1
+    year, number = (now.year - 1, 4) if number == 1 else (now.year, number - 1)
+    return parse_quarter(f"{year}Q{number}")
+
+
 @dataclass(frozen=True)
 class Quarter:
     """A calendar quarter in UTC: [start, end)."""
