@@ -121,6 +121,14 @@ def test_the_rendered_chart_passes_kubeconform_strict(control_plane: ControlPlan
     (manifests / "namespaced.yaml").write_text(helm_template(
         "watchNamespaces={crm,billing}", "strategy.type=RollingUpdate", "replicaCount=2",
         "admissionPolicies.validationActions={Warn,Audit}"))
+    # The evidence log, access records from the audit log, and the report CronJob.
+    (manifests / "evidence.yaml").write_text(helm_template(
+        "evidence.database=postgresql://evidence.db:5432/evidence?tls=verify-full",
+        "evidence.credentialsSecret=evidence-login", "evidence.signingKeySecret=evidence-key",
+        "evidence.auditLog.volume.hostPath.path=/var/log/kubernetes/audit",
+        "evidence.auditLog.volume.hostPath.type=Directory",
+        "report.inputsConfigMap=privacy-policy-files",
+        "report.publicKeyConfigMap=evidence-public-key", "report.persistentVolumeClaim=reports"))
     # Our own kinds, against the CRD schemas: the examples a user starts from.
     for example in [REPO / "examples" / "policy.yaml", *sorted((REPO / "examples" / "stores")
                                                                .glob("*.yaml"))]:

@@ -567,3 +567,156 @@ def test_a_shard_serves_its_namespace_selector_under_a_lease_of_its_own() -> Non
     (default,) = of_kind(render(), "Deployment")
     plain = default["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--namespace-selector" not in plain and "--no-policy-status" not in plain
+
+
+# -- the evidence log, access records and the report CronJob --------------------------------
+
+EVIDENCE = (
+    "evidence.database=postgresql://evidence.db:5432/evidence?tls=verify-full",
+    "evidence.credentialsSecret=evidence-login",
+    "evidence.signingKeySecret=evidence-key",
+    "report.inputsConfigMap=privacy-policy-files",
+    "report.publicKeyConfigMap=evidence-public-key",
+)
+AUDIT_VOLUME = "evidence.auditLog.volume.hostPath.path=/var/log/kubernetes/audit"
+
+
+def _operator_container(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    (deployment,) = of_kind(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    return pod, container
+
+
+def _mounted_file(pod: dict[str, Any], container: dict[str, Any], path: str) -> tuple[str, str]:
+    """(volume source kind:name, key) that the container sees at `path`."""
+    for mount in container["volumeMounts"]:
+        prefix = mount["mountPath"].rstrip("/") + "/"
+        if path.startswith(prefix):
+            volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+            name = path[len(prefix):]
+            if "secret" in volume:
+                items = {i["path"]: i["key"] for i in volume["secret"].get("items", [])}
+                return f"secret:{volume['secret']['secretName']}", items.get(name, name)
+            return "other", name
+    raise AssertionError(f"nothing is mounted at {path}")
+
+
+def test_without_an_evidence_database_nothing_of_it_is_rendered() -> None:
+    docs = render()
+    pod, container = _operator_container(docs)
+    assert not [e for e in container["env"] if "EVIDENCE" in e["name"] or "AUDIT" in e["name"]]
+    assert [v["name"] for v in pod["volumes"]] == ["tmp"]
+    assert of_kind(docs, "CronJob") == []
+
+
+def test_the_evidence_log_reaches_the_operator_as_run_expects_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dataward.commands import run as run_command
+    from dataward.evidence import config
+
+    docs = render(*EVIDENCE, AUDIT_VOLUME, "evidence.auditLog.canarySeconds=300")
+    pod, container = _operator_container(docs)
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env[config.DATABASE_ENV] == "postgresql://evidence.db:5432/evidence?tls=verify-full"
+    # Login and key are files from the Secrets, never values in the pod spec.
+    assert config.USERNAME_ENV not in env and config.PASSWORD_ENV not in env
+    login = env[config.CREDENTIALS_DIR_ENV]
+    assert _mounted_file(pod, container, f"{login}/username") == (
+        "secret:evidence-login", "username")
+    assert _mounted_file(pod, container, f"{login}/password") == (
+        "secret:evidence-login", "password")
+    assert _mounted_file(pod, container, env[config.SIGNING_KEY_ENV]) == (
+        "secret:evidence-key", "evidence-signing.key")
+    assert config.parse_database_url(env[config.DATABASE_ENV]).tls == "verify-full"
+    # The audit log: the volume read-only, at the path `dataward run` follows.
+    audit = next(m for m in container["volumeMounts"] if m["name"] == "audit-log")
+    assert audit["readOnly"] is True
+    volume = next(v for v in pod["volumes"] if v["name"] == "audit-log")
+    assert volume["hostPath"] == {"path": "/var/log/kubernetes/audit"}
+    for name, value in env.items():
+        if name.startswith("DATAWARD_AUDIT"):
+            monkeypatch.setenv(name, str(value))
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    run_command.register(parser.add_subparsers())
+    args = parser.parse_args(["run"])
+    assert args.audit_log == "/var/log/kubernetes/audit/audit.log"
+    assert args.audit_canary_seconds == 300
+
+
+@pytest.mark.parametrize(
+    ("values", "words"),
+    [
+        ((*EVIDENCE[:1], "report.enabled=false"), "evidence.credentialsSecret is required"),
+        ((*EVIDENCE[:2], "report.enabled=false"), "evidence.signingKeySecret is required"),
+        ((AUDIT_VOLUME,), "evidence.auditLog.volume needs evidence.database"),
+        ((*EVIDENCE[:3], EVIDENCE[4]), "report.inputsConfigMap is required"),
+        (EVIDENCE[:4], "report.publicKeyConfigMap is required"),
+    ],
+)
+def test_half_an_evidence_configuration_is_refused_saying_what_is_missing(
+    values: tuple[str, ...], words: str
+) -> None:
+    sets = [arg for value in values for arg in ("--set", value)]
+    result = helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE,
+                  "--kube-version", KUBE_VERSION, *sets, check=False)
+    assert result.returncode != 0
+    assert words in result.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://operator:hunter2@evidence.db/evidence",  # a login in the URL
+     "http://evidence.db/evidence", "postgresql://evidence.db/evidence?tls=prefer"],
+)
+def test_the_schema_refuses_an_evidence_url_the_operator_would_refuse(url: str) -> None:
+    result = helm("template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION,
+                  "--set", f"evidence.database={url}", *[a for v in EVIDENCE[1:]
+                                                         for a in ("--set", v)], check=False)
+    assert result.returncode != 0
+    # (Helm's own schema message quotes the value; the operator's refusal never does.)
+    assert "/evidence/database" in result.stderr
+
+
+def test_the_report_runs_quarterly_for_the_previous_quarter_and_reads_no_api() -> None:
+    (cronjob,) = of_kind(render(*EVIDENCE), "CronJob")
+    assert cronjob["spec"]["schedule"] == "0 6 1 1,4,7,10 *"
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    (container,) = pod["containers"]
+    args = [str(a) for a in container["args"]]
+
+    def arg(flag: str) -> str:
+        return args[args.index(flag) + 1]
+
+    assert args[0] == "report" and arg("--quarter") == "previous"
+    assert arg("--database") == "postgresql://evidence.db:5432/evidence?tls=verify-full"
+    assert arg("--json") == "-" and "--out-dir" not in args  # no claim: the Job's log
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    key_dir, key_file = arg("--public-key").rsplit("/", 1)
+    assert volumes[mounts[key_dir]]["configMap"]["name"] == "evidence-public-key"
+    assert key_file == "evidence-signing.pub"
+    assert volumes[mounts[arg("-f")]]["configMap"]["name"] == "privacy-policy-files"
+    assert volumes[mounts[arg("--credentials-dir")]]["secret"]["secretName"] == "evidence-login"
+    # The signing key never reaches the report.
+    assert "evidence-key" not in json.dumps(cronjob)
+
+
+def test_the_report_schedule_output_and_login_are_values_and_it_can_be_off() -> None:
+    (cronjob,) = of_kind(render(*EVIDENCE, "report.schedule=0 2 * * 1",
+                                "report.persistentVolumeClaim=reports",
+                                "report.credentialsSecret=auditor-login"), "CronJob")
+    assert cronjob["spec"]["schedule"] == "0 2 * * 1"
+    pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    args = [str(a) for a in pod["containers"][0]["args"]]
+    assert args[args.index("--out-dir") + 1] == "/reports" and "--json" not in args
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["reports"]["persistentVolumeClaim"]["claimName"] == "reports"
+    assert volumes["login"]["secret"]["secretName"] == "auditor-login"
+    assert of_kind(render(*EVIDENCE, "report.enabled=false"), "CronJob") == []

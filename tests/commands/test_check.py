@@ -76,6 +76,21 @@ def test_directories_are_searched_recursively_and_other_kinds_ignored(
     )
 
 
+def test_a_mounted_config_map_is_read_once_not_through_its_hidden_copies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What the kubelet makes of a ConfigMap volume: the files live in a hidden, timestamped
+    # directory; `..data` links to it and each visible name links through `..data`.
+    mount = tmp_path / "inputs"
+    (mount / "..2026_12_01_00_00_00.1").mkdir(parents=True)
+    write(mount / "..2026_12_01_00_00_00.1" / "policy.yaml", BASE_POLICY)
+    (mount / "..data").symlink_to("..2026_12_01_00_00_00.1")
+    (mount / "policy.yaml").symlink_to("..data/policy.yaml")
+    write(mount / ".git" / "old-policy.yaml", BASE_POLICY)
+    status, out, _ = run(capsys, "-f", str(mount))
+    assert status == 0, out
+
+
 def test_cross_object_rules_use_the_policies_among_the_inputs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

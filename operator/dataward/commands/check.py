@@ -256,10 +256,18 @@ def yaml_problem(file: Path | str, error: yaml.YAMLError) -> str:
 
 
 def _files(path: Path) -> Iterator[Path]:
-    """`path` itself, or the YAML/JSON files under it in a stable order."""
+    """`path` itself, or the YAML/JSON files under it in a stable order.
+
+    Hidden names under `path` are skipped: a mounted ConfigMap holds each file twice, once
+    behind `..data/` (and `.git/` is no input either).
+    """
     if path.is_dir():
         yield from sorted(
-            p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in SUFFIXES
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
         )
     else:
         yield path
