@@ -68,8 +68,9 @@ def access_recorded(
             "AccessReadNotAudited",
             f"The operator read key ring {ring} at {_time(canary.asked)} and the API server's "
             f"audit log {log_path} has no record of it {int(grace.total_seconds())} s later: "
-            "the API server's audit policy does not cover this store's Secrets. Install the "
-            "policy `dataward audit-policy` renders now (it changes when stores are added).",
+            "the API server does not audit this store's Secrets (its audit policy predates "
+            "the store, or it stopped writing this file). Install the policy `dataward "
+            "audit-policy` renders now (it changes when stores are added).",
         )
     if canary.answered is not None:
         return Condition(

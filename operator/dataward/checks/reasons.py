@@ -355,7 +355,8 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "False",
         "A read of the key ring by the operator is not in the API server's audit log after "
         "the grace period (--audit-canary-seconds): the API server's audit policy does not "
-        "cover this store's Secrets, so reads of them are not recorded.",
+        "cover this store's Secrets (or it no longer writes that file), so reads of them are "
+        "not recorded.",
         "Render the policy again with `dataward audit-policy` (it names every store's "
         "Secrets) and install it on the API server (--audit-policy-file).",
     ),
