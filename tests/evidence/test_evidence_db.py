@@ -385,3 +385,14 @@ def test_verifying_a_log_being_appended_to_reads_one_instant(evidence_db: Eviden
         assert [r.seq for r in store.records()] == [1, 2, 3, 4]
     finally:
         store.session.close()
+
+
+def test_the_latest_records_of_a_kind_are_read_newest_first(evidence_db: EvidenceDatabase) -> None:
+    # What the audit log follower resumes from: only access.read records, newest first.
+    appended = append_samples(evidence_db, 20)
+    with EvidenceLog.open(evidence_db.database, evidence_db.credentials, KEY) as log:
+        latest = log.latest("access.read", 2)
+        assert log.latest("no.such.kind", 5) == []
+    expected = [r for r in reversed(appended) if r.kind == "access.read"][:2]
+    assert [r.seq for r in latest] == [r.seq for r in expected] and len(latest) == 2
+    assert [r.payload for r in latest] == [r.payload for r in expected]
