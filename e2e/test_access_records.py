@@ -215,6 +215,7 @@ def test_a_readers_read_of_the_ring_is_in_the_audit_log_and_the_evidence_log(
                 if subject == f"{NAMESPACE}/{STORE}" and json.loads(payload).get("user") == user]
 
     (record,) = wait_for(recorded, 60, "the reader's get in the evidence log")
+    print("access.read record:", json.dumps(record, indent=2))
     assert record == {
         "auditID": event["auditID"],
         "stageTimestamp": event["stageTimestamp"],
@@ -249,6 +250,8 @@ def test_a_store_the_audit_policy_does_not_cover_is_not_access_recorded(
     apply(plane, store_doc(postgres, UNAUDITED))
     store = wait_condition(plane, NAMESPACE, UNAUDITED, "AccessRecorded", "False",
                            "AccessReadNotAudited", timeout=CANARY_SECONDS + 90)  # fmt: skip
+    print("AccessRecorded:", json.dumps(next(c for c in store["status"]["conditions"]
+                                             if c["type"] == "AccessRecorded"), indent=2))
     ready = next(c for c in store["status"]["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "False" and "AccessRecorded" in ready["message"]
     # The covered store is not affected.
@@ -280,6 +283,7 @@ def test_the_operators_chain_verifies_and_an_edit_is_caught(
 
     intact = verify(setup)
     assert intact.returncode == 0, intact.stdout + intact.stderr
+    print("$ dataward evidence verify ...\n" + intact.stdout)
 
     # Someone with the database's rights rewrites who read the ring.
     (seq, payload) = next((s, p) for s, _, _, p in rows(setup, "access.read"))
