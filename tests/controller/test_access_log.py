@@ -146,6 +146,29 @@ def test_reads_are_appended_once_across_restarts_and_rotations(tmp_path: Path) -
     assert sink.ids() == ["r1", "r2", "r3", "r4"]  # nothing twice, nothing missed
 
 
+def test_an_event_the_allow_list_refuses_is_kept_as_its_audit_id_and_never_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataward.controller import access_log
+
+    path, sink = tmp_path / "audit.log", Sink()
+    path.write_text(line("odd", T0) + line("next", T0))
+    made = access_log.access_payload
+
+    def careless(read: Any) -> dict[str, Any]:  # a payload builder with a bug
+        payload = made(read)
+        if read.audit_id == "odd":
+            payload["user"] = "alice@example.com"
+        return payload
+
+    monkeypatch.setattr(access_log, "access_payload", careless)
+    run_until(follower(path, sink), lambda: len(sink.records) == 2, [])
+    assert sink.ids() == ["odd", "next"]  # the next read is not held up behind it
+    assert sink.records[0].payload == {"auditID": "odd", "verb": "get",
+                                       "stageTimestamp": "2026-12-01T10:00:00.000000Z"}
+    assert "alice" not in json.dumps([r.payload for r in sink.records])
+
+
 def test_an_evidence_log_that_is_down_loses_nothing_and_the_store_is_told(tmp_path: Path) -> None:
     path, sink = tmp_path / "audit.log", Sink()
     path.write_text(line("r1", T0))

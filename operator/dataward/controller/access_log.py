@@ -42,6 +42,8 @@ from dataward.evidence.access import (
     parse_audit_line,
     resume_cursor,
 )
+from dataward.evidence.errors import EvidenceError
+from dataward.evidence.payloads import validate
 from dataward.model.store import Store
 from dataward.render.names import names_for
 
@@ -283,6 +285,13 @@ class AccessLogFollower:
         if already_ingested(self._cursor, read, subject):
             return True
         payload = access_payload(read)
+        try:
+            validate(ACCESS_KIND, subject, payload)
+        except EvidenceError:
+            # Never block on one odd event: keep what always fits (the audit log has the rest).
+            log.warning("access record for %s reduced to its audit ID (a field was refused)",
+                        subject)
+            payload = {k: payload[k] for k in ("auditID", "stageTimestamp", "verb")}
         while not self._stop.is_set():
             try:
                 self.evidence.append(ACCESS_KIND, subject, payload)
