@@ -17,12 +17,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
 
 from dataward.model.durations import Duration, cutoff_for
+from dataward.model.policy import KEY_BUCKETS, KeyBuckets
 
-Granularity = Literal["month", "year"]
-GRANULARITIES: tuple[Granularity, ...] = ("month", "year")
+Granularity = KeyBuckets
+GRANULARITIES = KEY_BUCKETS
+
 _BUCKET = re.compile(r"^(\d{4})(?:-(0[1-9]|1[0-2]))?$")
 _MICROSECOND = timedelta(microseconds=1)
 # The most bucket keys the operator keeps ready at once (ten years of months): older buckets of

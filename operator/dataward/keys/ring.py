@@ -245,10 +245,12 @@ def _parse_bucket(raw: Mapping[str, Any], where: str, required: bool) -> str | N
     if bucket is None and not required:
         return None
     try:
+        if not isinstance(bucket, str):
+            raise BucketError("not a string")
         granularity_of(bucket)
     except BucketError:
         raise KeyRingError(f"{where}.bucket must be YYYY-MM or YYYY") from None
-    return str(bucket)
+    return bucket
 
 
 def _parse_time(raw: Mapping[str, Any], name: str, where: str) -> datetime:
