@@ -80,7 +80,12 @@ from dataward.keys.ring import (
     serialise,
     shred_buckets,
 )
-from dataward.model.compliance import Finding, compliance_findings, effective_key_rotation
+from dataward.model.compliance import (
+    Finding,
+    compliance_findings,
+    effective_key_rotation,
+    effective_retention,
+)
 from dataward.model.durations import Duration
 from dataward.model.errors import ModelError
 from dataward.model.policy import DEFAULT_KEY_ROTATION, Policy, parse_policy
@@ -671,7 +676,7 @@ class Reconciler:
         category = policy.category(store.category) if policy is not None else None
         if category is None:
             return unchanged  # the retention is unknown: neither create nor destroy
-        retention = category.retention.period
+        retention = effective_retention(store, category)  # the purge's own
         statutory = category.statutory.period if category.statutory else None
         plan = plan_buckets(
             now,
