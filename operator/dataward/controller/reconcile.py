@@ -621,6 +621,9 @@ class Reconciler:
                 record = self._fresh_record(store, record)
             except KubeError as error:
                 return RingOutcome(ObservedKeyRing.unknown(f"HTTP {error.status}"), record)
+        # A ring whose creation status has not yet confirmed gets no bucket keys in this pass:
+        # a lost status write would leave a pending record that no longer matches the ring.
+        settled = record is not None and not record.pending
         if record is None or record.pending:
             if not is_ours(record, ring):
                 if not (store.adopt_key_ring and ring is not None):
@@ -638,7 +641,11 @@ class Reconciler:
         # Every recorded key is intact; record the ring as it is now (a rotation whose status
         # write was lost is picked up here).
         record = KeyRingRecord.from_ring(ring, secret_name, last_rotation, shredded=record.shredded)
-        buckets = self._bucket_keys(store, snapshot.policy, secret, ring, recorded, record, now)
+        buckets = (
+            self._bucket_keys(store, snapshot.policy, secret, ring, recorded, record, now)
+            if settled
+            else BucketOutcome(secret, ring, record, next_due=now + UNSETTLED_RECHECK)
+        )
         secret, ring, record = buckets.secret, buckets.ring, buckets.record
         observed = ObservedKeyRing("present", ring)
         decision = rotation_decision(ring, now, max_age, last_rotation)
@@ -778,7 +785,7 @@ class Reconciler:
                 **_key_evidence(ring, record.secret_name, key.id),
                 "bucket": bucket,
                 "reason": "BucketExpired",
-                "expired": format_time(expires_at(bucket, *periods)),
+                "expired": expires_at(bucket, *periods),  # to the microsecond
             }
             try:
                 sink.append("key.shredded", f"{store.namespace}/{store.name}", payload)
