@@ -19,7 +19,7 @@ from dataward.controller.kube import Kube
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from dataward.evidence.payloads import validate
 from dataward.keys import Cipher, KeyShreddedError
-from dataward.keys.ring import parse_ring, serialise
+from dataward.keys.ring import add_bucket_keys, parse_ring, serialise
 from tests.controller.fake_kube import FakeKube
 from tests.controller.test_reconcile import CREDENTIALS, KEY, RING, T0, conditions, status
 from tests.model import samples
@@ -91,6 +91,7 @@ def test_bucket_keys_are_made_ahead_and_recorded(kube: FakeKube) -> None:
     encryption = status(kube)["encryption"]
     assert [k.get("bucket") for k in encryption["keys"]][:3] == [None, "2025-07", "2025-08"]
     assert "material" not in str(encryption) and "shreddedBuckets" not in encryption
+    assert "pendingKeys" not in encryption  # cleared by the status write that follows
     assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")
     assert due is not None and due <= DUE  # it wakes up when July expires
     # Nothing more to do: no write, no record.
@@ -219,3 +220,36 @@ def test_evidence_and_status_never_carry_key_material(kube: FakeKube) -> None:
     materials = [base64.b64encode(k.material).decode() for k in ring(kube).keys]
     text = str(sink.records) + str(status(kube))
     assert not any(m in text for m in materials)
+
+
+def test_a_bucket_key_planted_in_the_ring_is_reported_never_adopted_or_shredded(
+    kube: FakeKube,
+) -> None:
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    secret = kube.objects[("Secret", "crm", RING)]
+    # Someone who may write the Secret adds a key they know for next month.
+    planted = add_bucket_keys(ring(kube), ("2026-03",), T0)
+    secret["data"] = serialise(planted)
+    run(kube, sink, T0 + timedelta(minutes=2))
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyMaterialChanged")
+    (message,) = [c["message"] for c in status(kube)["conditions"]
+                  if c["type"] == "EncryptionKeyReady"]  # fmt: skip
+    assert "bucket 2026-03 was added outside the operator" in message
+    assert "2026-03" not in [k.get("bucket") for k in status(kube)["encryption"]["keys"]]
+    run(kube, sink, DUE)  # a changed ring is reported, not acted on
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+
+
+def test_bucket_keys_whose_status_write_was_lost_are_still_the_operators(kube: FakeKube) -> None:
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    # As if the operator stopped between the ring write and the status write that follows:
+    # status has the keys only as pendingKeys.
+    encryption = kube.objects[("PersonalDataStore", *KEY)]["status"]["encryption"]
+    encryption["pendingKeys"] = [k for k in encryption["keys"] if k.get("bucket")]
+    encryption["keys"] = [k for k in encryption["keys"] if not k.get("bucket")]
+    run(kube, sink, T0 + timedelta(minutes=2))
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")
+    encryption = status(kube)["encryption"]
+    assert "pendingKeys" not in encryption and len(encryption["keys"]) == 9

@@ -137,6 +137,15 @@ def ring_changes(record: KeyRingRecord, ring: KeyRing) -> list[str]:
             changes.append(f"key {key.id} has different material")
     if ring.primary < record.primary_id:
         changes.append(f"the primary moved back from key {record.primary_id} to {ring.primary}")
+    known = {key.id for key in record.keys}  # their changes are said above
+    pending = {key.id: key.fingerprint for key in record.pending_keys}
+    for version in ring.keys:
+        made_here = version.id in known or pending.get(version.id) == current[version.id]
+        if version.bucket is not None and not made_here:
+            # Bucket keys are recorded before they are added: this one the operator never made.
+            changes.append(
+                f"key {version.id} of bucket {version.bucket} was added outside the operator"
+            )
     return changes
 
 

@@ -98,6 +98,15 @@ class KeyRecord:
     fingerprint: str
     bucket: str | None = None  # the time bucket a crypto-shredding key encrypts
 
+    def to_status(self) -> dict[str, Any]:
+        """An entry of `status.encryption.keys` (or `pendingKeys`)."""
+        return {
+            "id": self.id,
+            "created": self.created,
+            "fingerprint": self.fingerprint,
+            **({"bucket": self.bucket} if self.bucket else {}),
+        }
+
 
 @dataclass(frozen=True)
 class ShreddedRecord:
@@ -126,6 +135,9 @@ class KeyRingRecord:
     # Bucket keys destroyed by crypto-shredding, recorded before the Secret loses them: a key
     # gone from the ring is a shredding only when status says so.
     shredded: tuple[ShreddedRecord, ...] = ()
+    # Bucket keys recorded just before the operator adds them to the ring: a bucket key in the
+    # ring that status lists neither here nor in `keys` was not added by the operator.
+    pending_keys: tuple[KeyRecord, ...] = ()
 
     @classmethod
     def from_ring(
@@ -159,15 +171,18 @@ class KeyRingRecord:
         encryption = (status or {}).get("encryption")
         if not isinstance(encryption, Mapping) or encryption.get("primaryKeyId") is None:
             return None
-        keys = tuple(
-            KeyRecord(
-                int(raw["id"]),
-                str(raw.get("created", "")),
-                str(raw["fingerprint"]),
-                str(raw["bucket"]) if raw.get("bucket") else None,
+        keys, pending_keys = (
+            tuple(
+                KeyRecord(
+                    int(raw["id"]),
+                    str(raw.get("created", "")),
+                    str(raw["fingerprint"]),
+                    str(raw["bucket"]) if raw.get("bucket") else None,
+                )
+                for raw in encryption.get(field) or ()
+                if isinstance(raw, Mapping) and "id" in raw and "fingerprint" in raw
             )
-            for raw in encryption.get("keys") or ()
-            if isinstance(raw, Mapping) and "id" in raw and "fingerprint" in raw
+            for field in ("keys", "pendingKeys")
         )
         shredded = tuple(
             ShreddedRecord(int(raw["keyId"]), str(raw["bucket"]), str(raw.get("shredded", "")))
@@ -182,6 +197,7 @@ class KeyRingRecord:
             last_rotation=str(last) if last else None,
             pending=encryption.get("pending") is True,
             shredded=shredded,
+            pending_keys=pending_keys,
         )
 
     def to_status(self, next_rotation: datetime | None) -> dict[str, Any]:
@@ -192,16 +208,10 @@ class KeyRingRecord:
             "primaryKeyId": self.primary_id,
             "primaryKeyCreated": primary.created if primary else None,
             "nextRotation": format_time(next_rotation) if next_rotation else None,
-            "keys": [
-                {
-                    "id": key.id,
-                    "created": key.created,
-                    "fingerprint": key.fingerprint,
-                    **({"bucket": key.bucket} if key.bucket else {}),
-                }
-                for key in self.keys
-            ],
+            "keys": [key.to_status() for key in self.keys],
         }
+        if self.pending_keys:
+            status["pendingKeys"] = [key.to_status() for key in self.pending_keys]
         if self.shredded:
             status["shreddedBuckets"] = [gone.to_status() for gone in self.shredded]
         if self.last_rotation:

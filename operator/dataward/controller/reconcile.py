@@ -732,6 +732,22 @@ class Reconciler:
             log.error("refusing key ring change of %s/%s: %s", store.namespace,
                       record.secret_name, "; ".join(violations))  # fmt: skip
             return BucketOutcome(secret, ring, record, due, "failed", "a bug", retry)
+        if plan.create:
+            # Recorded before they exist, as the ring itself is: a bucket key in the ring that
+            # status never listed was not made here (ring_changes says so, nothing adopts it).
+            added = KeyRingRecord.from_ring(new, record.secret_name).keys[-len(plan.create) :]
+            try:
+                self._patch(
+                    "PersonalDataStore", store.namespace, store.name,
+                    {"status": {"encryption": {
+                        "pendingKeys": [key.to_status() for key in added]
+                    }}},
+                    subresource="status",
+                )  # fmt: skip
+            except KubeError as error:
+                log.warning("record bucket keys of %s/%s: %s", store.namespace, store.name, error)
+                return BucketOutcome(secret, ring, record, due, "failed" if due else blocker,
+                                     f"status write: HTTP {error.status}", retry)  # fmt: skip
         body = {**secret, "data": {**(secret.get("data") or {}), **serialise(new)}}
         try:
             # resourceVersion makes this a compare-and-swap: a concurrent change wins, we retry.
@@ -1033,7 +1049,9 @@ class Reconciler:
             # A merge patch keeps keys it does not name: drop the ones the record no longer has
             # (`pending`, written just before this reconcile created the ring, among them).
             gone = {k: None for k in old.get("encryption") or {} if k not in status["encryption"]}
-            patch["encryption"] = {"pending": None, **gone, **status["encryption"]}
+            patch["encryption"] = {
+                "pending": None, "pendingKeys": None, **gone, **status["encryption"]
+            }
         if not self._write_status_once("PersonalDataStore", raw, status, patch):
             return
         for condition, before in transitions(old_conditions, conditions):
