@@ -644,7 +644,13 @@ class Reconciler:
         buckets = (
             self._bucket_keys(store, snapshot.policy, secret, ring, recorded, record, now)
             if settled
-            else BucketOutcome(secret, ring, record, next_due=now + UNSETTLED_RECHECK)
+            else BucketOutcome(
+                secret,
+                ring,
+                record,
+                # The bucket keys come with the next pass, once status confirms the ring.
+                next_due=now + UNSETTLED_RECHECK if _bucketed(store, snapshot.policy) else None,
+            )
         )
         secret, ring, record = buckets.secret, buckets.ring, buckets.record
         observed = ObservedKeyRing("present", ring)
@@ -1375,6 +1381,12 @@ def _max_key_age(store: Store, policy: Policy | None) -> Duration:
         if policy
         else (store.key_rotation or DEFAULT_KEY_ROTATION)
     )
+
+
+def _bucketed(store: Store, policy: Policy | None) -> bool:
+    """Whether the store's category asks for bucket keys (crypto-shredding)."""
+    category = policy.category(store.category) if policy is not None else None
+    return category is not None and category.key_buckets is not None
 
 
 def _parse_or_none(raw: Mapping[str, Any]) -> Store | None:
