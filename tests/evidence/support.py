@@ -51,7 +51,8 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "key.shredded": (
         "crm/support-inquiries",
-        {"secret": "dataward-support-inquiries-keyring", "keyId": 1, "reason": "Rotated"},
+        {"secret": "dataward-support-inquiries-keyring", "keyId": 3, "bucket": "2026-10",
+         "reason": "BucketExpired", "expired": START},
     ),
     "request.answered": (
         "crm/support-inquiries",

@@ -116,3 +116,15 @@ def test_store_with_archive() -> None:
     store = parse_store(samples.store(archive=samples.ARCHIVE))
     assert store.archive is not None
     assert store.archive.address == ("archive-postgres.compliance.svc", 5432, "archive")
+
+
+def test_key_buckets_are_month_year_or_none() -> None:
+    obj = samples.policy()
+    assert all(c.key_buckets is None for c in parse_policy(obj).categories)
+    obj["spec"]["categories"][1]["keyBuckets"] = "month"
+    category = parse_policy(obj).category("technical-support-inquiry")
+    assert category is not None and category.key_buckets == "month"
+    for bad in ("Month", "week", "monthly", 1):
+        obj["spec"]["categories"][1]["keyBuckets"] = bad
+        with pytest.raises(ModelError, match=r"categories\[1\]\.keyBuckets"):
+            parse_policy(obj)

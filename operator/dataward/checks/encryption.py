@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Literal
 
 from dataward.checks.conditions import ENCRYPTION_KEY_READY, Condition
 from dataward.checks.observed import KeyRingRecord, ObservedKeyRing
@@ -127,15 +128,77 @@ def ring_changes(record: KeyRingRecord, ring: KeyRing) -> list[str]:
     """How `ring` differs from what status recorded: keys gone, material changed, primary back."""
     current = ring.fingerprints()
     changes: list[str] = []
+    shredded = record.shredded_ids()
     for key in record.keys:
         if key.id not in current:
-            changes.append(f"key {key.id} is gone")
+            if key.id not in shredded:  # a shredding status recorded first is no change
+                changes.append(f"key {key.id} is gone")
         elif current[key.id] != key.fingerprint:
             changes.append(f"key {key.id} has different material")
     if ring.primary < record.primary_id:
         changes.append(f"the primary moved back from key {record.primary_id} to {ring.primary}")
+    known = {key.id for key in record.keys}  # their changes are said above
+    pending = {key.id: key.fingerprint for key in record.pending_keys}
+    for version in ring.keys:
+        made_here = version.id in known or pending.get(version.id) == current[version.id]
+        if version.bucket is not None and not made_here:
+            # Bucket keys are recorded before they are added: this one the operator never made.
+            changes.append(
+                f"key {version.id} of bucket {version.bucket} was added outside the operator"
+            )
     return changes
 
 
 def _ids(ids: Iterable[int]) -> str:
     return ", ".join(str(i) for i in ids)
+
+
+ShreddingBlocker = Literal["legal-hold", "dry-run", "no-evidence-log", "failed"]
+
+
+def key_shredding(
+    ready: Condition,
+    secret_name: str,
+    due: tuple[str, ...],
+    blocker: ShreddingBlocker | None,
+    problem: str | None = None,
+) -> Condition:
+    """EncryptionKeyReady once crypto-shredding is weighed: `ready`, unless bucket keys
+    whose every record has expired (`due`) are kept by `blocker`.
+
+    A legal hold (spec.purge.suspend) or a dry run keeps them on purpose: True, with a reason
+    a person should look at. No evidence log, or a failed record or write, keeps them against
+    the policy: False, since data past retention stays readable (in backups too) until the
+    key goes. A verdict that is already not True stays as it is.
+    """
+    if ready.status != "True" or not due or blocker is None:
+        return ready
+    buckets = f"bucket key(s) {', '.join(due)} of Secret {secret_name}"
+    if blocker in ("legal-hold", "dry-run"):
+        why = (
+            "spec.purge.suspend holds them (a legal hold); they are destroyed once it is lifted"
+            if blocker == "legal-hold"
+            else "spec.purge.dryRun is set, so they are only reported; unset it to destroy them"
+        )
+        return Condition(
+            ENCRYPTION_KEY_READY,
+            "True",
+            "KeyShreddingHeld",
+            f"{ready.message} Every record of {buckets} has expired, but {why}.",
+        )
+    if blocker == "no-evidence-log":
+        return Condition(
+            ENCRYPTION_KEY_READY,
+            "False",
+            "KeyShreddingNeedsEvidenceLog",
+            f"Every record of {buckets} has expired, but the operator has no evidence log "
+            "(DATAWARD_EVIDENCE_DATABASE): a key is destroyed only after its destruction is "
+            "recorded there, so the expired data stays readable. Configure the evidence log.",
+        )
+    return Condition(
+        ENCRYPTION_KEY_READY,
+        "False",
+        "KeyShreddingFailed",
+        f"Every record of {buckets} has expired, but destroying them failed ({problem}); "
+        "nothing unrecorded was destroyed and the operator retries.",
+    )

@@ -96,6 +96,29 @@ class KeyRecord:
     id: int
     created: str
     fingerprint: str
+    bucket: str | None = None  # the time bucket a crypto-shredding key encrypts
+
+    def to_status(self) -> dict[str, Any]:
+        """An entry of `status.encryption.keys` (or `pendingKeys`)."""
+        return {
+            "id": self.id,
+            "created": self.created,
+            "fingerprint": self.fingerprint,
+            **({"bucket": self.bucket} if self.bucket else {}),
+        }
+
+
+@dataclass(frozen=True)
+class ShreddedRecord:
+    """A bucket key the operator decided to destroy, recorded (status) before it did."""
+
+    id: int
+    bucket: str
+    shredded: str
+
+    def to_status(self) -> dict[str, Any]:
+        """An entry of `status.encryption.shreddedBuckets`."""
+        return {"bucket": self.bucket, "keyId": self.id, "shredded": self.shredded}
 
 
 @dataclass(frozen=True)
@@ -109,6 +132,12 @@ class KeyRingRecord:
     # Recorded before the operator creates the ring, so that the Secret it then finds can be
     # proven to be its own (same fingerprints) and not one planted under the ring's name.
     pending: bool = False
+    # Bucket keys destroyed by crypto-shredding, recorded before the Secret loses them: a key
+    # gone from the ring is a shredding only when status says so.
+    shredded: tuple[ShreddedRecord, ...] = ()
+    # Bucket keys recorded just before the operator adds them to the ring: a bucket key in the
+    # ring that status lists neither here nor in `keys` was not added by the operator.
+    pending_keys: tuple[KeyRecord, ...] = ()
 
     @classmethod
     def from_ring(
@@ -117,18 +146,24 @@ class KeyRingRecord:
         secret_name: str,
         last_rotation: datetime | None = None,
         pending: bool = False,
+        shredded: tuple[ShreddedRecord, ...] = (),
     ) -> KeyRingRecord:
-        """The record of `ring` as status keeps it."""
+        """The record of `ring` as status keeps it (`shredded`: as status recorded it)."""
         return cls(
             pending=pending,
             secret_name=secret_name,
             primary_id=ring.primary,
             keys=tuple(
-                KeyRecord(key.id, format_time(key.created), fingerprint)
+                KeyRecord(key.id, format_time(key.created), fingerprint, key.bucket)
                 for key, fingerprint in zip(ring.keys, ring.fingerprints().values(), strict=True)
             ),
             last_rotation=format_time(last_rotation) if last_rotation else None,
+            shredded=shredded,
         )
+
+    def shredded_ids(self) -> set[int]:
+        """The ids of the keys status records as destroyed."""
+        return {gone.id for gone in self.shredded}
 
     @classmethod
     def from_status(cls, status: Mapping[str, Any] | None) -> KeyRingRecord | None:
@@ -136,10 +171,23 @@ class KeyRingRecord:
         encryption = (status or {}).get("encryption")
         if not isinstance(encryption, Mapping) or encryption.get("primaryKeyId") is None:
             return None
-        keys = tuple(
-            KeyRecord(int(raw["id"]), str(raw.get("created", "")), str(raw["fingerprint"]))
-            for raw in encryption.get("keys") or ()
-            if isinstance(raw, Mapping) and "id" in raw and "fingerprint" in raw
+        keys, pending_keys = (
+            tuple(
+                KeyRecord(
+                    int(raw["id"]),
+                    str(raw.get("created", "")),
+                    str(raw["fingerprint"]),
+                    str(raw["bucket"]) if raw.get("bucket") else None,
+                )
+                for raw in encryption.get(field) or ()
+                if isinstance(raw, Mapping) and "id" in raw and "fingerprint" in raw
+            )
+            for field in ("keys", "pendingKeys")
+        )
+        shredded = tuple(
+            ShreddedRecord(int(raw["keyId"]), str(raw["bucket"]), str(raw.get("shredded", "")))
+            for raw in encryption.get("shreddedBuckets") or ()
+            if isinstance(raw, Mapping) and "keyId" in raw and "bucket" in raw
         )
         last = encryption.get("lastRotation")
         return cls(
@@ -148,6 +196,8 @@ class KeyRingRecord:
             keys=keys,
             last_rotation=str(last) if last else None,
             pending=encryption.get("pending") is True,
+            shredded=shredded,
+            pending_keys=pending_keys,
         )
 
     def to_status(self, next_rotation: datetime | None) -> dict[str, Any]:
@@ -158,11 +208,12 @@ class KeyRingRecord:
             "primaryKeyId": self.primary_id,
             "primaryKeyCreated": primary.created if primary else None,
             "nextRotation": format_time(next_rotation) if next_rotation else None,
-            "keys": [
-                {"id": key.id, "created": key.created, "fingerprint": key.fingerprint}
-                for key in self.keys
-            ],
+            "keys": [key.to_status() for key in self.keys],
         }
+        if self.pending_keys:
+            status["pendingKeys"] = [key.to_status() for key in self.pending_keys]
+        if self.shredded:
+            status["shreddedBuckets"] = [gone.to_status() for gone in self.shredded]
         if self.last_rotation:
             status["lastRotation"] = self.last_rotation
         if self.pending:

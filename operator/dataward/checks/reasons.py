@@ -279,6 +279,33 @@ _LITERAL: tuple[ReasonEntry, ...] = (
     ),
     _store(
         ENCRYPTION_KEY_READY,
+        "KeyShreddingHeld",
+        "True",
+        "Crypto-shredding: every record of one or more time buckets has expired, but their "
+        "keys are kept because spec.purge.suspend (a legal hold) or spec.purge.dryRun is set.",
+        "Nothing while the hold applies; lift it (or unset dryRun) and the keys are destroyed.",
+        attention=True,
+    ),
+    _store(
+        ENCRYPTION_KEY_READY,
+        "KeyShreddingNeedsEvidenceLog",
+        "False",
+        "Crypto-shredding: every record of one or more time buckets has expired, but the "
+        "operator has no evidence log; a key is destroyed only after its destruction is "
+        "recorded there, so the expired data stays readable (backups included).",
+        "Configure the evidence log (DATAWARD_EVIDENCE_DATABASE and its signing key).",
+    ),
+    _store(
+        ENCRYPTION_KEY_READY,
+        "KeyShreddingFailed",
+        "False",
+        "Crypto-shredding: every record of one or more time buckets has expired, but recording "
+        "the destruction (evidence log, store status) or writing the key ring failed; nothing "
+        "unrecorded was destroyed.",
+        f"{_RETRIES} If it persists, check the evidence database and the operator's log.",
+    ),
+    _store(
+        ENCRYPTION_KEY_READY,
         "KeyRingDeletionScheduled",
         "True",
         "The store was deleted under deletionPolicy: Delete; its key ring is destroyed after "

@@ -26,7 +26,13 @@ from dataward.checks.access import access_restricted
 from dataward.checks.access_records import AccessCanary, access_recorded
 from dataward.checks.conditions import Condition, merge_conditions, ready, transitions
 from dataward.checks.drift import needs_apply
-from dataward.checks.encryption import encryption_key_ready, is_ours, ring_changes
+from dataward.checks.encryption import (
+    ShreddingBlocker,
+    encryption_key_ready,
+    is_ours,
+    key_shredding,
+    ring_changes,
+)
 from dataward.checks.network import network_isolated
 from dataward.checks.observed import (
     KeyRingRecord,
@@ -36,6 +42,7 @@ from dataward.checks.observed import (
     ObservedObject,
     Presence,
     RbacSnapshot,
+    ShreddedRecord,
     TrustedSubjects,
 )
 from dataward.checks.policy import policy_compliant
@@ -63,16 +70,24 @@ from dataward.controller.metrics import (
     record_status,
 )
 from dataward.evidence.payloads import purge_run_payload
+from dataward.keys.buckets import expires_at, plan_buckets
 from dataward.keys.ring import (
     KeyRing,
+    add_bucket_keys,
     append_only_violations,
     format_time,
     generate_ring,
     rotate,
     rotation_decision,
     serialise,
+    shred_buckets,
 )
-from dataward.model.compliance import Finding, compliance_findings, effective_key_rotation
+from dataward.model.compliance import (
+    Finding,
+    compliance_findings,
+    effective_key_rotation,
+    effective_retention,
+)
 from dataward.model.durations import Duration
 from dataward.model.errors import ModelError
 from dataward.model.policy import DEFAULT_KEY_ROTATION, Policy, parse_policy
@@ -314,7 +329,9 @@ class Reconciler:
         if self.on_ready_change is not None and _ready_changed(raw, conditions):
             # The policy counts its Ready stores; the echo of this very write is not an event.
             self.on_ready_change(store.policy)
-        due = [at for at in (ring.next_rotation, runs.recheck) if at is not None]
+        due = [
+            at for at in (ring.next_rotation, ring.next_bucket, runs.recheck) if at is not None
+        ]
         if any(c.status != "True" for c in conditions):
             # What an unsettled store waits for is often a Secret (its credentials created, a
             # planted ring deleted, a read that failed), and Secrets are not watched: look
@@ -638,6 +655,9 @@ class Reconciler:
                 record = self._fresh_record(store, record)
             except KubeError as error:
                 return RingOutcome(ObservedKeyRing.unknown(f"HTTP {error.status}"), record)
+        # A ring whose creation status has not yet confirmed gets no bucket keys in this pass:
+        # a lost status write would leave a pending record that no longer matches the ring.
+        settled = record is not None and not record.pending
         if record is None or record.pending:
             if not is_ours(record, ring):
                 if not (store.adopt_key_ring and ring is not None):
@@ -651,18 +671,201 @@ class Reconciler:
         if ring_changes(record, ring):
             return RingOutcome(observed, record)  # changed out of band: report, never overwrite
         last_rotation = _parse_time(record.last_rotation)
+        recorded = record
         # Every recorded key is intact; record the ring as it is now (a rotation whose status
         # write was lost is picked up here).
-        record = KeyRingRecord.from_ring(ring, secret_name, last_rotation)
+        record = KeyRingRecord.from_ring(ring, secret_name, last_rotation, shredded=record.shredded)
+        buckets = (
+            self._bucket_keys(store, snapshot.policy, secret, ring, recorded, record, now)
+            if settled
+            else BucketOutcome(
+                secret,
+                ring,
+                record,
+                # The bucket keys come with the next pass, once status confirms the ring.
+                next_due=now + UNSETTLED_RECHECK if _bucketed(store, snapshot.policy) else None,
+            )
+        )
+        secret, ring, record = buckets.secret, buckets.ring, buckets.record
+        observed = ObservedKeyRing("present", ring)
         decision = rotation_decision(ring, now, max_age, last_rotation)
         if decision.due:
             rotated = self._rotate(store, secret, ring, now)
             if rotated is not None:
                 ring = rotated
                 observed = ObservedKeyRing("present", ring)
-                record = KeyRingRecord.from_ring(ring, secret_name, now)
+                record = KeyRingRecord.from_ring(ring, secret_name, now, shredded=record.shredded)
                 decision = rotation_decision(ring, now, max_age, now)
-        return RingOutcome(observed, record, next_rotation=decision.next_rotation)
+        return RingOutcome(
+            observed, record, next_rotation=decision.next_rotation, buckets=buckets
+        )
+
+    # Crypto-shredding: bucket keys created ahead, destroyed once every record has expired.
+
+    def _bucket_keys(
+        self,
+        store: Store,
+        policy: Policy | None,
+        secret: dict[str, Any],
+        ring: KeyRing,
+        recorded: KeyRingRecord,
+        record: KeyRingRecord,
+        now: datetime,
+    ) -> BucketOutcome:
+        """Create the bucket keys the category needs; destroy the ones whose records expired.
+
+        Destruction is gated: only keys status recorded (`recorded`, as read, with the same
+        fingerprint), never under a legal hold or a dry run, and only once the evidence log
+        holds its key.shredded record and status lists it in shreddedBuckets (both first; a
+        failure destroys nothing). One Secret write, a compare-and-swap on resourceVersion.
+        """
+        unchanged = BucketOutcome(secret, ring, record)
+        category = policy.category(store.category) if policy is not None else None
+        if category is None:
+            return unchanged  # the retention is unknown: neither create nor destroy
+        retention = effective_retention(store, category)  # the purge's own
+        statutory = category.statutory.period if category.statutory else None
+        plan = plan_buckets(
+            now,
+            category.key_buckets,
+            retention,
+            statutory,
+            ring.buckets,
+            [gone.bucket for gone in ring.shredded] + [gone.bucket for gone in record.shredded],
+        )
+        fingerprints = {key.id: key.fingerprint for key in recorded.keys}
+        current = ring.fingerprints()
+        due = tuple(
+            bucket
+            for bucket in plan.due
+            if (key := ring.bucket_key(bucket)) is not None
+            and fingerprints.get(key.id) == current[key.id]
+        )
+        blocker: ShreddingBlocker | None = None
+        if due and store.purge.suspend:
+            blocker = "legal-hold"
+        elif due and store.purge.dry_run:
+            blocker = "dry-run"
+        elif due and self.settings.evidence is None:
+            blocker = "no-evidence-log"
+        shred: tuple[str, ...] = ()
+        problem = None
+        shredded = record.shredded
+        if due and blocker is None:
+            shredded, problem = self._record_shredding(
+                store, ring, record, due, now, (retention, statutory)
+            )
+            decided = {gone.bucket for gone in shredded}
+            shred = tuple(bucket for bucket in due if bucket in decided)
+        if problem is not None:
+            blocker = "failed"
+        record = KeyRingRecord.from_ring(
+            ring, record.secret_name, _parse_time(record.last_rotation), shredded=shredded
+        )
+        # Held keys wait for a spec change (an event); others are retried soon.
+        retry = now + UNSETTLED_RECHECK if due and blocker not in _HELD else plan.next_due
+        if not shred and not plan.create:
+            return BucketOutcome(secret, ring, record, due, blocker, problem, retry)
+        new = add_bucket_keys(shred_buckets(ring, shred, now), plan.create, now)
+        violations = append_only_violations(ring, new, shredding=shred)
+        if violations:  # a bug, not a user error: refuse to write
+            log.error("refusing key ring change of %s/%s: %s", store.namespace,
+                      record.secret_name, "; ".join(violations))  # fmt: skip
+            return BucketOutcome(secret, ring, record, due, "failed", "a bug", retry)
+        if plan.create:
+            # Recorded before they exist, as the ring itself is: a bucket key in the ring that
+            # status never listed was not made here (ring_changes says so, nothing adopts it).
+            added = KeyRingRecord.from_ring(new, record.secret_name).keys[-len(plan.create) :]
+            try:
+                self._patch(
+                    "PersonalDataStore", store.namespace, store.name,
+                    {"status": {"encryption": {
+                        "pendingKeys": [key.to_status() for key in added]
+                    }}},
+                    subresource="status",
+                )  # fmt: skip
+            except KubeError as error:
+                log.warning("record bucket keys of %s/%s: %s", store.namespace, store.name, error)
+                return BucketOutcome(secret, ring, record, due, "failed" if due else blocker,
+                                     f"status write: HTTP {error.status}", retry)  # fmt: skip
+        body = {**secret, "data": {**(secret.get("data") or {}), **serialise(new)}}
+        try:
+            # resourceVersion makes this a compare-and-swap: a concurrent change wins, we retry.
+            answer = self.kube.replace(body)
+        except KubeError as error:
+            log.warning("bucket keys of %s/%s: %s", store.namespace, record.secret_name, error)
+            return BucketOutcome(
+                secret, ring, record, due, "failed" if due else blocker,
+                f"key ring write: HTTP {error.status}", retry,
+            )  # fmt: skip
+        for bucket in shred:
+            log.info("shredded bucket %s key of %s/%s", bucket, store.namespace, store.name)
+        for bucket in plan.create:
+            key = new.bucket_key(bucket)
+            assert key is not None
+            self._record(store, "key.created",
+                         {**_key_evidence(new, record.secret_name, key.id), "bucket": bucket})
+        record = KeyRingRecord.from_ring(
+            new, record.secret_name, _parse_time(record.last_rotation), shredded=shredded
+        )
+        left = tuple(bucket for bucket in due if bucket not in shred)
+        if not left:
+            blocker, retry = None, plan.next_due
+        return BucketOutcome(answer, new, record, left, blocker, problem, retry)
+
+    def _record_shredding(
+        self,
+        store: Store,
+        ring: KeyRing,
+        record: KeyRingRecord,
+        due: tuple[str, ...],
+        now: datetime,
+        periods: tuple[Duration, Duration | None],
+    ) -> tuple[tuple[ShreddedRecord, ...], str | None]:
+        """Append key.shredded for each due key not yet recorded, then list them in status.
+
+        Returns what status now records as shredded, and the problem that stopped it (the
+        keys whose evidence or status write failed are not in it, so they are not destroyed).
+        """
+        sink = self.settings.evidence
+        assert sink is not None
+        shredded = list(record.shredded)
+        known = {gone.bucket for gone in shredded}
+        problem = None
+        for bucket in due:
+            if bucket in known:
+                continue  # recorded by an earlier pass whose Secret write failed
+            key = ring.bucket_key(bucket)
+            assert key is not None
+            payload = {
+                **_key_evidence(ring, record.secret_name, key.id),
+                "bucket": bucket,
+                "reason": "BucketExpired",
+                "expired": expires_at(bucket, *periods),  # to the microsecond
+            }
+            try:
+                sink.append("key.shredded", f"{store.namespace}/{store.name}", payload)
+            except Exception as error:  # the evidence database down, a payload refused, ...
+                problem = f"evidence log: {type(error).__name__}"
+                log.warning("key.shredded for %s/%s not recorded (%s): nothing destroyed",
+                            store.namespace, store.name, type(error).__name__)  # fmt: skip
+                break
+            shredded.append(ShreddedRecord(key.id, bucket, format_time(now)))
+        if len(shredded) == len(record.shredded):
+            return record.shredded, problem
+        try:
+            self._patch(
+                "PersonalDataStore",
+                store.namespace,
+                store.name,
+                {"status": {"encryption": {
+                    "shreddedBuckets": [gone.to_status() for gone in shredded]
+                }}},
+                subresource="status",
+            )  # fmt: skip
+        except KubeError as error:
+            return record.shredded, f"status write: HTTP {error.status}"
+        return tuple(shredded), problem
 
     def _fresh_record(self, store: Store, record: KeyRingRecord | None) -> KeyRingRecord | None:
         """The store's ring record read from the API, not the cache (KubeError when unread)."""
@@ -886,7 +1089,9 @@ class Reconciler:
             # A merge patch keeps keys it does not name: drop the ones the record no longer has
             # (`pending`, written just before this reconcile created the ring, among them).
             gone = {k: None for k in old.get("encryption") or {} if k not in status["encryption"]}
-            patch["encryption"] = {"pending": None, **gone, **status["encryption"]}
+            patch["encryption"] = {
+                "pending": None, "pendingKeys": None, **gone, **status["encryption"]
+            }
         if not self._write_status_once("PersonalDataStore", raw, status, patch):
             return
         for condition, before in transitions(old_conditions, conditions):
@@ -968,6 +1173,7 @@ class Reconciler:
             log.info("event for %s/%s not posted: %s", meta["namespace"], meta["name"], error)
 
 
+_HELD = ("legal-hold", "dry-run")  # what keeps due bucket keys on purpose
 UNSETTLED_RECHECK = timedelta(seconds=60)  # how soon a store not Ready is looked at again
 STUCK_GRACE = 600  # seconds past a run's deadline before it is called stuck
 MISSED_GRACE = 300  # seconds past a run's starting deadline before it is called missed
@@ -1012,6 +1218,25 @@ class RingOutcome:
     record: KeyRingRecord | None
     not_ours: bool = False
     next_rotation: datetime | None = None
+    buckets: BucketOutcome | None = None
+
+    @property
+    def next_bucket(self) -> datetime | None:
+        """When a bucket key is next due for shredding (or retried), if any."""
+        return self.buckets.next_due if self.buckets else None
+
+
+@dataclass(frozen=True)
+class BucketOutcome:
+    """Crypto-shredding after the act: the ring and record, and what keeps due keys."""
+
+    secret: dict[str, Any] = field(hash=False)
+    ring: KeyRing
+    record: KeyRingRecord
+    due: tuple[str, ...] = ()  # buckets whose every record has expired, still in the ring
+    blocker: ShreddingBlocker | None = None
+    problem: str | None = None
+    next_due: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -1090,13 +1315,19 @@ def judge(
             neighbours=neighbour_policies,
             other_policies_error=snapshot.network_policies.error,
         ),
-        encryption_key_ready(
-            ring.observed,
-            ring.record,
+        key_shredding(
+            encryption_key_ready(
+                ring.observed,
+                ring.record,
+                names.key_ring,
+                now,
+                _max_key_age(store, policy),
+                not_ours=ring.not_ours,
+            ),
             names.key_ring,
-            now,
-            _max_key_age(store, policy),
-            not_ours=ring.not_ours,
+            ring.buckets.due if ring.buckets else (),
+            ring.buckets.blocker if ring.buckets else None,
+            ring.buckets.problem if ring.buckets else None,
         ),
         access_restricted(
             store.namespace,
@@ -1194,6 +1425,12 @@ def _max_key_age(store: Store, policy: Policy | None) -> Duration:
         if policy
         else (store.key_rotation or DEFAULT_KEY_ROTATION)
     )
+
+
+def _bucketed(store: Store, policy: Policy | None) -> bool:
+    """Whether the store's category asks for bucket keys (crypto-shredding)."""
+    category = policy.category(store.category) if policy is not None else None
+    return category is not None and category.key_buckets is not None
 
 
 def _parse_or_none(raw: Mapping[str, Any]) -> Store | None:

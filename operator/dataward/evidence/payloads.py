@@ -136,6 +136,8 @@ KEY_FIELDS: dict[str, Check] = {
     "created": TIME,
     # A fingerprint is a domain-separated hash prefix (keys.ring.fingerprint), not material.
     "fingerprint": HEX_DIGEST,
+    # Crypto-shredding: the month (YYYY-MM) or year (YYYY) of trigger times the key encrypts.
+    "bucket": _pattern(r"\d{4}(-(0[1-9]|1[0-2]))?", "a bucket (YYYY-MM or YYYY)"),
 }
 
 SHAPES: dict[str, Shape] = {
@@ -166,8 +168,11 @@ SHAPES: dict[str, Shape] = {
     "key.rotated": Shape(
         {**KEY_FIELDS, "previousKeyId": _count}, frozenset({"secret", "keyId", "previousKeyId"})
     ),
+    # Appended before the key leaves the ring: `expired` is when the bucket's last record
+    # expired (retention, and the statutory period when there is one).
     "key.shredded": Shape(
-        {**KEY_FIELDS, "reason": REASON}, frozenset({"secret", "keyId", "reason"})
+        {**KEY_FIELDS, "reason": REASON, "expired": TIME},
+        frozenset({"secret", "keyId", "reason"}),
     ),
     "request.answered": Shape(
         {

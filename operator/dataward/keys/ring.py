@@ -4,6 +4,12 @@ Secret data format (API.md): `keyring.json` =
 `{"primary": <id>, "keys": [{"id": <int>, "algorithm": "AES-256-GCM",
 "created": "<RFC3339>", "material": "<base64>"}]}`.
 
+Crypto-shredding adds two optional parts (a ring without them reads as before): a key may
+carry `"bucket": "YYYY-MM"` (or `"YYYY"`), the time bucket of record triggers it encrypts
+(dataward.keys.buckets; never the primary); and `"shredded": [{"id": <int>, "bucket": "...",
+"shredded": "<RFC3339>"}]` names the bucket keys the operator destroyed, so their ids are never
+given out again and a blob of such a key is told apart from a foreign one.
+
 Material never appears in a repr, a log line or an error message: errors name the field
 that is wrong, never its value.
 """
@@ -20,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from dataward.keys.buckets import BucketError, granularity_of
 from dataward.model.durations import Duration
 
 ALGORITHM = "AES-256-GCM"
@@ -43,12 +50,23 @@ class KeyVersion:
     algorithm: str
     created: datetime
     material: bytes = field(repr=False)
+    bucket: str | None = None  # the time bucket it encrypts; None: a rotating version
 
     def __repr__(self) -> str:
+        bucket = f", bucket={self.bucket!r}" if self.bucket else ""
         return (
             f"KeyVersion(id={self.id}, algorithm={self.algorithm!r}, "
-            f"created={format_time(self.created)!r}, fingerprint={fingerprint(self)!r})"
+            f"created={format_time(self.created)!r}{bucket}, fingerprint={fingerprint(self)!r})"
         )
+
+
+@dataclass(frozen=True)
+class ShreddedKey:
+    """A bucket key the operator destroyed: its id and bucket stay, its material is gone."""
+
+    id: int
+    bucket: str
+    shredded: datetime
 
 
 @dataclass(frozen=True)
@@ -57,16 +75,43 @@ class KeyRing:
 
     primary: int
     keys: tuple[KeyVersion, ...]
+    shredded: tuple[ShreddedKey, ...] = ()
 
     def __post_init__(self) -> None:
-        ids = [key.id for key in self.keys]
+        ids = [key.id for key in self.keys] + [gone.id for gone in self.shredded]
         if len(set(ids)) != len(ids):
-            raise KeyRingError("key ids must be unique")
-        if self.primary not in ids:
+            raise KeyRingError("key ids must be unique, shredded ones included")
+        if self.primary not in ids[: len(self.keys)]:
             raise KeyRingError(f"primary key {self.primary} is not in the ring")
+        if self.key(self.primary).bucket is not None:
+            raise KeyRingError("a bucket key cannot be the primary")
+        buckets = [key.bucket for key in self.keys if key.bucket] + [
+            gone.bucket for gone in self.shredded
+        ]
+        if len(set(buckets)) != len(buckets):
+            raise KeyRingError("each bucket has at most one key")
 
     def __repr__(self) -> str:
-        return f"KeyRing(primary={self.primary}, keys={list(self.keys)!r})"
+        gone = f", shredded={[g.bucket for g in self.shredded]!r}" if self.shredded else ""
+        return f"KeyRing(primary={self.primary}, keys={list(self.keys)!r}{gone})"
+
+    def bucket_key(self, bucket: str) -> KeyVersion | None:
+        """The key of `bucket`, or None when the ring has none (or it was shredded)."""
+        return next((key for key in self.keys if key.bucket == bucket), None)
+
+    def shredded_key(self, key_id: int) -> ShreddedKey | None:
+        """The record of a destroyed key `key_id`, or None."""
+        return next((gone for gone in self.shredded if gone.id == key_id), None)
+
+    @property
+    def buckets(self) -> tuple[str, ...]:
+        """The buckets that have a key."""
+        return tuple(key.bucket for key in self.keys if key.bucket)
+
+    @property
+    def next_id(self) -> int:
+        """The id the next key gets: above every id ever given, shredded ones included."""
+        return max([key.id for key in self.keys] + [gone.id for gone in self.shredded]) + 1
 
     @property
     def primary_key(self) -> KeyVersion:
@@ -90,11 +135,11 @@ def format_time(instant: datetime) -> str:
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def new_key(key_id: int, now: datetime) -> KeyVersion:
+def new_key(key_id: int, now: datetime, bucket: str | None = None) -> KeyVersion:
     """A fresh AES-256 key from the operating system's random source."""
     # The ring stores times to the second; keep the value equal to what a re-read gives.
     created = now.astimezone(UTC).replace(microsecond=0)
-    return KeyVersion(key_id, ALGORITHM, created, os.urandom(KEY_BYTES))
+    return KeyVersion(key_id, ALGORITHM, created, os.urandom(KEY_BYTES), bucket)
 
 
 def generate_ring(now: datetime) -> KeyRing:
@@ -104,8 +149,29 @@ def generate_ring(now: datetime) -> KeyRing:
 
 def rotate(ring: KeyRing, now: datetime) -> KeyRing:
     """Add a key with the next id and make it primary; every old key stays."""
-    key = new_key(max(k.id for k in ring.keys) + 1, now)
-    return KeyRing(primary=key.id, keys=(*ring.keys, key))
+    key = new_key(ring.next_id, now)
+    return KeyRing(primary=key.id, keys=(*ring.keys, key), shredded=ring.shredded)
+
+
+def add_bucket_keys(ring: KeyRing, buckets: tuple[str, ...], now: datetime) -> KeyRing:
+    """Add a fresh key for each of `buckets` (in order, with the next ids); the primary stays."""
+    keys = list(ring.keys)
+    next_id = ring.next_id
+    for offset, bucket in enumerate(buckets):
+        keys.append(new_key(next_id + offset, now, bucket))
+    return KeyRing(ring.primary, tuple(keys), ring.shredded)
+
+
+def shred_buckets(ring: KeyRing, buckets: tuple[str, ...], now: datetime) -> KeyRing:
+    """The ring without the keys of `buckets`: their material goes, their ids stay recorded."""
+    wanted = set(buckets)
+    gone = tuple(
+        ShreddedKey(key.id, key.bucket, now.astimezone(UTC).replace(microsecond=0))
+        for key in ring.keys
+        if key.bucket is not None and key.bucket in wanted
+    )
+    kept = tuple(key for key in ring.keys if key.bucket is None or key.bucket not in wanted)
+    return KeyRing(ring.primary, kept, (*ring.shredded, *gone))
 
 
 def fingerprint(key: KeyVersion) -> str:
@@ -115,7 +181,7 @@ def fingerprint(key: KeyVersion) -> str:
 
 def to_json(ring: KeyRing) -> str:
     """The ring in the `keyring.json` format."""
-    document = {
+    document: dict[str, Any] = {
         "primary": ring.primary,
         "keys": [
             {
@@ -123,10 +189,16 @@ def to_json(ring: KeyRing) -> str:
                 "algorithm": key.algorithm,
                 "created": format_time(key.created),
                 "material": base64.b64encode(key.material).decode("ascii"),
+                **({"bucket": key.bucket} if key.bucket else {}),
             }
             for key in ring.keys
         ],
     }
+    if ring.shredded:
+        document["shredded"] = [
+            {"id": gone.id, "bucket": gone.bucket, "shredded": format_time(gone.shredded)}
+            for gone in ring.shredded
+        ]
     return json.dumps(document, separators=(",", ":"))
 
 
@@ -161,7 +233,46 @@ def parse_ring_json(text: str) -> KeyRing:
     if not isinstance(raw_keys, list) or not raw_keys:
         raise KeyRingError("'keys' must be a non-empty list")
     keys = tuple(_parse_key(raw, index) for index, raw in enumerate(raw_keys))
-    return KeyRing(primary=primary, keys=keys)
+    raw_shredded = document.get("shredded", [])
+    if not isinstance(raw_shredded, list):
+        raise KeyRingError("'shredded' must be a list")
+    shredded = tuple(_parse_shredded(raw, index) for index, raw in enumerate(raw_shredded))
+    return KeyRing(primary=primary, keys=keys, shredded=shredded)
+
+
+def _parse_bucket(raw: Mapping[str, Any], where: str, required: bool) -> str | None:
+    bucket = raw.get("bucket")
+    if bucket is None and not required:
+        return None
+    try:
+        if not isinstance(bucket, str):
+            raise BucketError("not a string")
+        granularity_of(bucket)
+    except BucketError:
+        raise KeyRingError(f"{where}.bucket must be YYYY-MM or YYYY") from None
+    return bucket
+
+
+def _parse_time(raw: Mapping[str, Any], name: str, where: str) -> datetime:
+    try:
+        instant = datetime.fromisoformat(str(raw.get(name)).replace("Z", "+00:00"))
+    except ValueError:
+        raise KeyRingError(f"{where}.{name} must be an RFC 3339 time") from None
+    if instant.tzinfo is None:
+        raise KeyRingError(f"{where}.{name} must carry a time zone")
+    return instant.astimezone(UTC)
+
+
+def _parse_shredded(raw: Any, index: int) -> ShreddedKey:
+    where = f"shredded[{index}]"
+    if not isinstance(raw, dict):
+        raise KeyRingError(f"{where} must be an object")
+    key_id = raw.get("id")
+    if not isinstance(key_id, int) or isinstance(key_id, bool) or key_id < 1:
+        raise KeyRingError(f"{where}.id must be a positive integer")
+    bucket = _parse_bucket(raw, where, required=True)
+    assert bucket is not None
+    return ShreddedKey(key_id, bucket, _parse_time(raw, "shredded", where))
 
 
 def _parse_key(raw: Any, index: int) -> KeyVersion:
@@ -173,33 +284,33 @@ def _parse_key(raw: Any, index: int) -> KeyVersion:
         raise KeyRingError(f"{where}.id must be a positive integer")
     if algorithm != ALGORITHM:
         raise KeyRingError(f"{where}.algorithm must be {ALGORITHM!r}")
-    created = raw.get("created")
-    try:
-        instant = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
-    except ValueError:
-        raise KeyRingError(f"{where}.created must be an RFC 3339 time") from None
-    if instant.tzinfo is None:
-        raise KeyRingError(f"{where}.created must carry a time zone")
+    instant = _parse_time(raw, "created", where)
+    bucket = _parse_bucket(raw, where, required=False)
     try:
         material = base64.b64decode(str(raw.get("material")), validate=True)
     except (binascii.Error, ValueError):
         raise KeyRingError(f"{where}.material is not base64") from None
     if len(material) != KEY_BYTES:
         raise KeyRingError(f"{where}.material must be {KEY_BYTES} bytes (AES-256)")
-    return KeyVersion(key_id, algorithm, instant.astimezone(UTC), material)
+    return KeyVersion(key_id, algorithm, instant, material, bucket)
 
 
-def append_only_violations(old: KeyRing, new: KeyRing) -> list[str]:
+def append_only_violations(
+    old: KeyRing, new: KeyRing, shredding: tuple[str, ...] = ()
+) -> list[str]:
     """Every way `new` fails to extend `old`; empty when the change is append-only.
 
-    Ids never vanish, a kept id keeps its material, algorithm and creation time, and the
-    primary only moves forward (to a higher id).
+    Ids never vanish, a kept id keeps its material, algorithm, creation time and bucket, and
+    the primary only moves forward (to a higher id). The one exception is `shredding`: the
+    keys of those buckets go, each recorded in `new.shredded`. A shredded key stays recorded.
     """
     violations: list[str] = []
     new_ids = {key.id for key in new.keys}
     for key in old.keys:
         if key.id not in new_ids:
-            violations.append(f"key {key.id} was removed")
+            gone = new.shredded_key(key.id)
+            if not (key.bucket in shredding and gone is not None and gone.bucket == key.bucket):
+                violations.append(f"key {key.id} was removed")
             continue
         kept = new.key(key.id)
         if kept.material != key.material:
@@ -208,12 +319,16 @@ def append_only_violations(old: KeyRing, new: KeyRing) -> list[str]:
             violations.append(f"key {key.id} has a different algorithm")
         if kept.created != key.created:
             violations.append(f"key {key.id} has a different creation time")
+        if kept.bucket != key.bucket:
+            violations.append(f"key {key.id} has a different bucket")
+    for gone in old.shredded:
+        if new.shredded_key(gone.id) != gone:
+            violations.append(f"the record of shredded key {gone.id} was changed")
     if new.primary < old.primary:
         violations.append(f"primary moved back from key {old.primary} to key {new.primary}")
     old_ids = {key.id for key in old.keys}
-    newest_old = max(old_ids)
     for key in new.keys:
-        if key.id not in old_ids and key.id <= newest_old:
+        if key.id not in old_ids and key.id < old.next_id:
             violations.append(f"key {key.id} was added below the newest existing id")
     return violations
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from dataward.model.durations import Duration, parse_duration
 from dataward.model.errors import ModelError
 from dataward.model.fields import mapping, optional_text, sequence, text
+
+# Crypto-shredding buckets (dataward.keys.buckets): one key per calendar month or year.
+KeyBuckets = Literal["month", "year"]
+KEY_BUCKETS: tuple[KeyBuckets, ...] = ("month", "year")
 
 DEFAULT_KEY_ROTATION = Duration(90, "d")
 DEFAULT_ACCESS_LOG_RETENTION = Duration(6, "mo")
@@ -40,6 +44,8 @@ class Category:
     retention: Retention
     statutory: Statutory | None
     description: str | None = None
+    # Crypto-shredding: one key per "month" or "year" of the trigger time; None: none.
+    key_buckets: KeyBuckets | None = None
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,15 @@ def _parse_category(raw: Any, path: str) -> Category:
         if statutory
         else None,
         description=optional_text(raw, "description", path),
+        key_buckets=_key_buckets(raw, path),
     )
+
+
+def _key_buckets(raw: Mapping[str, Any], path: str) -> KeyBuckets | None:
+    value = optional_text(raw, "keyBuckets", path)
+    if value is not None and value not in KEY_BUCKETS:
+        raise ModelError(f"{path}.keyBuckets", f"must be month or year, not {value!r}")
+    return value
 
 
 def _duration_or(obj: Mapping[str, Any], key: str, path: str, default: Duration) -> Duration:

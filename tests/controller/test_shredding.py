@@ -1,0 +1,255 @@
+"""Crypto-shredding in the reconciler, against an in-memory API and an evidence sink.
+
+The store keeps support inquiries 180 days (its own retention; the category's keyBuckets:
+month). At T0 = 2026-01-10 the oldest live month is July 2025, whose last record (Jul 31
+23:59:59.999999) expires 180 days later, on Jan 27 2026 at 23:59:59.999999: worked by hand.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import pytest
+
+from dataward.controller.kube import Kube
+from dataward.controller.reconcile import Reconciler, ReconcileSettings
+from dataward.evidence.payloads import validate
+from dataward.keys import Cipher, KeyShreddedError
+from dataward.keys.ring import add_bucket_keys, parse_ring, serialise
+from tests.controller.fake_kube import FakeKube
+from tests.controller.test_reconcile import CREDENTIALS, KEY, RING, T0, conditions, status
+from tests.model import samples
+
+JULY, AUGUST = datetime(2025, 7, 20, tzinfo=UTC), datetime(2025, 8, 3, tzinfo=UTC)
+BEFORE_DUE = datetime(2026, 1, 27, 23, 59, 59, tzinfo=UTC)
+DUE = datetime(2026, 1, 28, tzinfo=UTC)
+
+
+class Sink:
+    """The evidence log: validates like EvidenceLog.append, and sees the ring at that moment."""
+
+    def __init__(self, kube: FakeKube) -> None:
+        self.kube = kube
+        self.records: list[tuple[str, dict[str, Any]]] = []
+        self.buckets_when_appended: list[tuple[str, ...]] = []
+        self.fail = False
+
+    def append(self, kind: str, subject: str, payload: Mapping[str, Any]) -> None:
+        if self.fail:
+            raise ConnectionError("evidence database down")
+        self.records.append((kind, validate(kind, subject, payload)))
+        if kind == "key.shredded":
+            self.buckets_when_appended.append(ring(self.kube).buckets)
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [payload for k, payload in self.records if k == kind]
+
+
+def cluster(suspend: bool = False) -> FakeKube:
+    kube = FakeKube()
+    policy = copy.deepcopy(samples.POLICY)
+    for category in policy["spec"]["categories"]:
+        if category["name"] == "technical-support-inquiry":
+            category["keyBuckets"] = "month"
+    kube._store(policy)
+    store = copy.deepcopy(samples.STORE)
+    del store["metadata"]["uid"]
+    store["spec"]["purge"] = {"suspend": suspend}
+    kube._store(store)
+    kube._store(CREDENTIALS())
+    return kube
+
+
+def ring(kube: FakeKube) -> Any:
+    return parse_ring(kube.objects[("Secret", "crm", RING)]["data"])
+
+
+def run(kube: FakeKube, sink: Sink | None, now: datetime) -> datetime | None:
+    settings = ReconcileSettings(evidence=sink)
+    return Reconciler(cast(Kube, kube), settings).reconcile(KEY, now=now)
+
+
+@pytest.fixture
+def kube() -> FakeKube:
+    kube = cluster()
+    run(kube, None, T0)  # creates the ring; its status confirms it
+    return kube
+
+
+def test_bucket_keys_are_made_ahead_and_recorded(kube: FakeKube) -> None:
+    sink = Sink(kube)
+    due = run(kube, sink, T0 + timedelta(minutes=1))
+    # Every month with live records (July 2025 on) and the one after now's.
+    assert ring(kube).buckets == ("2025-07", "2025-08", "2025-09", "2025-10", "2025-11",
+                                  "2025-12", "2026-01", "2026-02")  # fmt: skip
+    assert ring(kube).primary == 1  # the rotating key still encrypts untriggered data
+    assert [p["bucket"] for p in sink.of("key.created")] == list(ring(kube).buckets)
+    encryption = status(kube)["encryption"]
+    assert [k.get("bucket") for k in encryption["keys"]][:3] == [None, "2025-07", "2025-08"]
+    assert "material" not in str(encryption) and "shreddedBuckets" not in encryption
+    assert "pendingKeys" not in encryption  # cleared by the status write that follows
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")
+    assert due is not None and due <= DUE  # it wakes up when July expires
+    # Nothing more to do: no write, no record.
+    kube.calls.clear()
+    run(kube, sink, T0 + timedelta(minutes=2))
+    assert [c for c in kube.writes() if c[1] == "Secret"] == []
+
+
+def test_a_bucket_is_shredded_once_its_last_record_expired_evidence_first(
+    kube: FakeKube,
+) -> None:
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    cipher = Cipher(ring(kube))
+    july = cipher.encrypt(b"inquiry of July", b"support:1", trigger=JULY)
+    august = cipher.encrypt(b"inquiry of August", b"support:2", trigger=AUGUST)
+
+    run(kube, sink, BEFORE_DUE)  # one second early: July's last record is still live
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+
+    run(kube, sink, DUE)
+    (shredded,) = sink.of("key.shredded")
+    assert (shredded["bucket"], shredded["reason"]) == ("2025-07", "BucketExpired")
+    assert shredded["expired"] == "2026-01-27T23:59:59.999999Z"
+    assert "2025-07" in sink.buckets_when_appended[0]  # recorded while the key still existed
+    after = ring(kube)
+    assert "2025-07" not in after.buckets and after.shredded[0].bucket == "2025-07"
+    assert after.shredded[0].id == shredded["keyId"]
+    with pytest.raises(KeyShreddedError):
+        Cipher(after).decrypt(july, b"support:1")
+    assert Cipher(after).decrypt(august, b"support:2") == b"inquiry of August"
+    encryption = status(kube)["encryption"]
+    assert encryption["shreddedBuckets"][0]["bucket"] == "2025-07"
+    assert shredded["keyId"] not in [k["id"] for k in encryption["keys"]]
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")
+    assert "2026-03" not in after.buckets  # still January: February is the one ahead
+    # Settled: the next pass neither writes the ring nor records again.
+    kube.calls.clear()
+    run(kube, sink, DUE + timedelta(minutes=1))
+    assert [c for c in kube.writes() if c[1] == "Secret"] == []
+    assert len(sink.of("key.shredded")) == 1
+
+
+def test_no_record_no_destruction(kube: FakeKube) -> None:
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    sink.fail = True
+    run(kube, sink, DUE)
+    assert "2025-07" in ring(kube).buckets and ring(kube).shredded == ()
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingFailed")
+    (message,) = [c["message"] for c in status(kube)["conditions"]
+                  if c["type"] == "EncryptionKeyReady"]  # fmt: skip
+    assert "2025-07" in message and "evidence log: ConnectionError" in message
+    sink.fail = False
+    run(kube, sink, DUE + timedelta(minutes=1))
+    assert "2025-07" not in ring(kube).buckets and len(sink.of("key.shredded")) == 1
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")
+
+
+def test_without_an_evidence_log_nothing_is_destroyed(kube: FakeKube) -> None:
+    run(kube, None, T0 + timedelta(minutes=1))
+    run(kube, None, DUE)
+    assert "2025-07" in ring(kube).buckets
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNeedsEvidenceLog")
+    assert conditions(kube)["Ready"][0] == "False"
+
+
+def test_a_legal_hold_keeps_the_key_and_says_so() -> None:
+    kube = cluster(suspend=True)
+    run(kube, None, T0)
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    run(kube, sink, DUE)
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyShreddingHeld")
+
+
+def test_a_concurrent_change_of_the_ring_wins_and_the_record_is_not_repeated(
+    kube: FakeKube,
+) -> None:
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    real_replace = kube.replace
+
+    def racing_replace(obj: Any) -> dict[str, Any]:
+        kube.objects[("Secret", "crm", RING)]["metadata"]["resourceVersion"] = "changed"
+        return real_replace(obj)
+
+    kube.replace = racing_replace  # type: ignore[method-assign]
+    run(kube, sink, DUE)
+    assert "2025-07" in ring(kube).buckets  # the compare-and-swap failed: nothing destroyed
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingFailed")
+    kube.replace = real_replace  # type: ignore[method-assign]
+    run(kube, sink, DUE + timedelta(minutes=1))
+    assert "2025-07" not in ring(kube).buckets
+    assert len(sink.of("key.shredded")) == 1  # recorded once, destroyed on the retry
+
+
+def test_a_bucket_key_deleted_outside_the_operator_is_a_change_not_a_shredding(
+    kube: FakeKube,
+) -> None:
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    secret = kube.objects[("Secret", "crm", RING)]
+    current = ring(kube)
+    tampered = type(current)(current.primary, tuple(k for k in current.keys
+                                                    if k.bucket != "2025-09"))  # fmt: skip
+    secret["data"] = serialise(tampered)
+    run(kube, sink, T0 + timedelta(minutes=2))
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyMaterialChanged")
+    assert sink.of("key.shredded") == []
+
+
+def test_an_unreadable_policy_destroys_nothing(kube: FakeKube) -> None:
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    kube.fail_gets["PrivacyPolicy"] = 500
+    run(kube, sink, DUE)
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+
+
+def test_evidence_and_status_never_carry_key_material(kube: FakeKube) -> None:
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    run(kube, sink, DUE)
+    materials = [base64.b64encode(k.material).decode() for k in ring(kube).keys]
+    text = str(sink.records) + str(status(kube))
+    assert not any(m in text for m in materials)
+
+
+def test_a_bucket_key_planted_in_the_ring_is_reported_never_adopted_or_shredded(
+    kube: FakeKube,
+) -> None:
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    secret = kube.objects[("Secret", "crm", RING)]
+    # Someone who may write the Secret adds a key they know for next month.
+    planted = add_bucket_keys(ring(kube), ("2026-03",), T0)
+    secret["data"] = serialise(planted)
+    run(kube, sink, T0 + timedelta(minutes=2))
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyMaterialChanged")
+    (message,) = [c["message"] for c in status(kube)["conditions"]
+                  if c["type"] == "EncryptionKeyReady"]  # fmt: skip
+    assert "bucket 2026-03 was added outside the operator" in message
+    assert "2026-03" not in [k.get("bucket") for k in status(kube)["encryption"]["keys"]]
+    run(kube, sink, DUE)  # a changed ring is reported, not acted on
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+
+
+def test_bucket_keys_whose_status_write_was_lost_are_still_the_operators(kube: FakeKube) -> None:
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    # As if the operator stopped between the ring write and the status write that follows:
+    # status has the keys only as pendingKeys.
+    encryption = kube.objects[("PersonalDataStore", *KEY)]["status"]["encryption"]
+    encryption["pendingKeys"] = [k for k in encryption["keys"] if k.get("bucket")]
+    encryption["keys"] = [k for k in encryption["keys"] if not k.get("bucket")]
+    run(kube, sink, T0 + timedelta(minutes=2))
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")
+    encryption = status(kube)["encryption"]
+    assert "pendingKeys" not in encryption and len(encryption["keys"]) == 9
