@@ -35,7 +35,7 @@ until acknowledged; a dry run only counts. The purge's fault hook (`after-select
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -95,7 +95,7 @@ class Outcome:
     """The record of the request and, for an access request that ran, the rows document."""
 
     result: SubjectResult
-    document: bytes | None = None
+    document: bytes | None = field(default=None, repr=False)  # personal data: never shown
 
 
 # ------------------------------------------------------------------------ the statements
