@@ -326,3 +326,42 @@ def test_the_result_fits_the_termination_message() -> None:
 def test_identifiers_mapping_is_read_only_and_sorted() -> None:
     found = parse_identifiers({"phone": "1", "email": "2"})
     assert isinstance(found, Identifiers) and list(found) == ["email", "phone"]
+
+
+def test_an_unexpected_error_is_reported_by_its_type_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+
+    from dataward.commands import subject_request
+
+    def explode(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError(f"invalid input syntax: {SECRET}")
+
+    monkeypatch.setattr(subject_request, "run_request", explode)
+    (tmp_path / "ids").mkdir()
+    (tmp_path / "ids" / "email").write_text(SECRET)
+    store = tmp_path / "store.yaml"
+    policy = tmp_path / "policy.yaml"
+    doc = patched(STORE, ())
+    doc["spec"].update({"policy": "clunix", "category": "support", "retention": "1y"})
+    store.write_text(json.dumps(doc))
+    policy.write_text(json.dumps(POLICY))
+    args = subject_request_args(
+        argparse, ["run", "--type", "erasure", "-f", str(store), "--policy", str(policy),
+                   "--identifier-dir", str(tmp_path / "ids")],
+    )  # fmt: skip
+    environ = {
+        f"DATAWARD_{w}_{k}": "x" for w in ("DB", "ARCHIVE") for k in ("USERNAME", "PASSWORD")
+    }
+    result = subject_request.execute(args, environ)
+    assert (result.outcome, result.reason) == ("Failed", "Internal")
+    assert "ValueError" in result.message and SECRET not in result.to_json()
+
+
+def subject_request_args(argparse: Any, argv: list[str]) -> Any:
+    from dataward.cli import build_parser
+
+    parsed = build_parser().parse_args(["subject-request", *argv])
+    assert isinstance(parsed, argparse.Namespace)
+    return parsed

@@ -285,6 +285,18 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> SubjectResu
             reason=error.category,
             error=ErrorInfo(error.category, error.message),
         )
+    except Exception as error:  # anything else: its text could quote a value, so only its type
+        return SubjectResult(
+            store=args.store or "",
+            type=args.request_type,
+            outcome="Failed",
+            dry_run=args.dry_run,
+            start_time=started,
+            completion_time=datetime.now(UTC),
+            message=f"the request failed unexpectedly ({type(error).__name__})",
+            reason="Internal",
+            error=ErrorInfo("Internal", f"unexpected {type(error).__name__}"),
+        )
     finally:
         if isinstance(source, ApiSource):
             source.close()

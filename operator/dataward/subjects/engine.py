@@ -148,7 +148,7 @@ class Located:
     table: TableName
     columns: tuple[str, ...]  # the live table's columns, as the catalogue names them
     predicate: str
-    params: tuple[Any, ...]
+    params: tuple[Any, ...] = field(repr=False)  # the identifiers: never shown
     ts_position: int
     key_positions: tuple[int, ...]
 
