@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dataward.model.durations import parse_duration
-from tests.databases import DatabaseServers
+from tests.databases import DatabaseServer, DatabaseServers
+from tests.purge.test_purge_privileges import least_privilege_login
 from tests.subjects.support import (
     EMAIL,
     create_notes,
@@ -256,3 +257,47 @@ def test_a_failure_never_quotes_the_identifier(servers: DatabaseServers, engine:
     assert result.outcome == "Failed" and result.reason == "ColumnRefused"
     assert "no_such_column" in result.message
     assert not leaks(result.to_json())
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_purge_logins_privileges_are_enough(servers: DatabaseServers, engine: str) -> None:
+    """Live: SELECT and DELETE; archive: SELECT and INSERT (the purge's README recipe, which
+    also grants DELETE on the archive for its destructions; the request does not need it)."""
+    live, archive = servers.pair(engine)  # type: ignore[arg-type]
+    doc, people, notes, _audit = subject_store(live, archive, category="contracts")
+    for server in (live, archive):
+        create_people(server, people)
+        create_notes(server, notes)
+    now = datetime.now(UTC)
+    groups = seed_people(live, people, now)
+    seed_notes(live, notes, now)
+    live_login = least_privilege_login(live, people, "SELECT, DELETE")
+    archive_login = least_privilege_login(archive, people, "SELECT, INSERT")
+    grant(live, notes, "SELECT, DELETE", live_login.username)
+    grant(archive, notes, "SELECT, INSERT", archive_login.username)
+
+    reader = least_privilege_login(live, people, "SELECT")
+    grant(live, notes, "SELECT", reader.username)
+    denied = run(doc, live, archive, "erasure", live_login=reader, archive_login=archive_login)
+    assert (denied.result.outcome, denied.result.reason) == ("Failed", "PermissionDenied")
+    assert not leaks(denied.result.to_json())
+    assert ids(live, people) == groups["subject"] | groups["others"]
+    # MySQL locks with SELECT ... FOR UPDATE and copies before its DELETE is refused: the
+    # copies stay (the rows are in both, as after a crash); PostgreSQL's DELETE fails first.
+    assert ids(archive, people) == (set() if engine == "postgresql" else {1, 2})
+
+    access = run(doc, live, archive, "access", live_login=live_login, archive_login=archive_login)
+    assert access.result.outcome == "Succeeded", access.result.message
+    result = run(
+        doc, live, archive, "erasure", live_login=live_login, archive_login=archive_login
+    ).result
+    assert result.outcome == "Succeeded", result.message
+    assert ids(live, people) == groups["others"] | {4} and ids(archive, people) == {1, 2}
+
+
+def grant(server: DatabaseServer, table: str, privileges: str, login: str) -> None:
+    """Grant `privileges` on one more table to a login."""
+    if server.engine == "postgresql":
+        server.execute(f"GRANT {privileges} ON {table} TO {login}")
+    else:
+        server.execute(f"GRANT {privileges} ON {server.database}.{table} TO '{login}'@'%'")
