@@ -301,3 +301,35 @@ def grant(server: DatabaseServer, table: str, privileges: str, login: str) -> No
         server.execute(f"GRANT {privileges} ON {table} TO {login}")
     else:
         server.execute(f"GRANT {privileges} ON {server.database}.{table} TO '{login}'@'%'")
+
+
+@pytest.mark.parametrize("pair", ["postgresql-to-mysql", "mysql-to-postgresql"])
+def test_statutory_copy_across_engines(servers: DatabaseServers, pair: str) -> None:
+    live, archive = (
+        (servers.pg_live, servers.mysql_archive)
+        if pair == "postgresql-to-mysql"
+        else (servers.mysql_live, servers.pg_archive)
+    )
+    doc, people, notes, _audit = subject_store(live, archive, category="contracts")
+    for server in (live, archive):
+        create_people(server, people)
+        create_notes(server, notes)
+    now = datetime.now(UTC)
+    groups = seed_people(live, people, now)
+    seed_notes(live, notes, now)
+    before = {
+        int(r[0]): tuple(r[1:]) for r in live.query(f"SELECT id, email, payload FROM {people}")
+    }
+
+    result = run(doc, live, archive, "erasure").result
+
+    assert result.outcome == "Succeeded", result.message
+    assert ids(live, people) == groups["others"] | {4}
+    copied = {
+        int(r[0]): tuple(r[1:]) for r in archive.query(f"SELECT id, email, payload FROM {people}")
+    }
+    assert copied == {1: before[1], 2: before[2]}
+    assert result.tables[0].kept_until is not None
+    assert abs(result.tables[0].kept_until - STATUTE.add_to(now - timedelta(days=10))) < timedelta(
+        seconds=1
+    )
