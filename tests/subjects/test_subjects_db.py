@@ -12,9 +12,11 @@ from tests.databases import DatabaseServer, DatabaseServers
 from tests.purge.test_purge_privileges import least_privilege_login
 from tests.subjects.support import (
     EMAIL,
+    NEIGHBOURS,
     create_notes,
     create_people,
     ids,
+    insert,
     leaks,
     run,
     seed_notes,
@@ -154,6 +156,13 @@ def test_statutory_rows_are_archived_then_deleted_and_reported(
     groups = seed_people(live, people, now)
     note_groups = seed_notes(live, notes, now)
     before = {int(r[0]): r for r in live.query(f"SELECT id, email, payload FROM {people}")}
+    # Archived long ago and past the statute: the subject's (50) and a neighbour's (51).
+    ancient = now - timedelta(days=6 * 366)
+    insert(
+        archive,
+        f"INSERT INTO {people} (id, ts, email, payload) VALUES (%s, %s, %s, %s)",
+        [(50, ancient, EMAIL, "subject-old"), (51, ancient, NEIGHBOURS[0], "other-old")],
+    )
 
     dry = run(doc, live, archive, "erasure", dry_run=True)
     people_dry = dry.result.tables[0]
@@ -163,19 +172,20 @@ def test_statutory_rows_are_archived_then_deleted_and_reported(
         2,
         1,
     )
-    assert (
-        ids(archive, people) == set() and ids(live, people) == groups["subject"] | groups["others"]
-    )
+    assert people_dry.archive_rows_destroyed == 1
+    assert ids(archive, people) == {50, 51}
+    assert ids(live, people) == groups["subject"] | groups["others"]
 
     result = run(doc, live, archive, "erasure").result
     assert result.outcome == "Succeeded", result.message
     table = result.tables[0]
     assert (table.rows_found, table.rows_deleted, table.rows_archived) == (4, 3, 2)
     assert (table.rows_kept, table.rows_kept_live, table.statute) == (3, 1, "E-Commerce Act")
+    assert table.archive_rows_destroyed == 1
     assert ids(live, people) == groups["others"] | {4}
-    assert ids(archive, people) == {1, 2}
+    assert ids(archive, people) == {1, 2, 51}
     archived = {int(r[0]): r for r in archive.query(f"SELECT id, email, payload FROM {people}")}
-    assert archived == {1: before[1], 2: before[2]}
+    assert archived == {1: before[1], 2: before[2], 51: (51, NEIGHBOURS[0], "other-old")}
     assert table.kept_until is not None
     assert abs(table.kept_until - STATUTE.add_to(now - timedelta(days=10))) < timedelta(seconds=1)
     notes_result = result.tables[1]
@@ -190,7 +200,8 @@ def test_statutory_rows_are_archived_then_deleted_and_reported(
     table = again.tables[0]
     assert (table.rows_found, table.rows_deleted, table.rows_archived) == (1, 0, 0)
     assert (table.rows_kept, table.rows_kept_live) == (3, 1)
-    assert ids(archive, people) == {1, 2} and ids(live, people) == groups["others"] | {4}
+    assert again.tables[0].archive_rows_destroyed == 0
+    assert ids(archive, people) == {1, 2, 51} and ids(live, people) == groups["others"] | {4}
 
     access = run(doc, live, archive, "access")
     assert access.document is not None
