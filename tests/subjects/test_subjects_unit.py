@@ -365,3 +365,18 @@ def subject_request_args(argparse: Any, argv: list[str]) -> Any:
     parsed = build_parser().parse_args(["subject-request", *argv])
     assert isinstance(parsed, argparse.Namespace)
     return parsed
+
+
+def test_keygen_never_replaces_a_key(tmp_path: Path) -> None:
+    from dataward.cli import main
+
+    key, pub = tmp_path / "k", tmp_path / "p"
+    assert main(["subject-request", "keygen", "--private-key-out", str(key),
+                 "--public-key-out", str(pub)]) == 0  # fmt: skip
+    first = key.read_bytes()
+    assert key.stat().st_mode & 0o077 == 0 and b"PRIVATE KEY" in first
+    assert main(["subject-request", "keygen", "--private-key-out", str(key),
+                 "--public-key-out", str(tmp_path / "p2")]) == 1  # fmt: skip
+    assert key.read_bytes() == first and not (tmp_path / "p2").exists()
+    sealed = export.seal(b"doc", pub.read_bytes())
+    assert export.open_sealed(sealed, first) == b"doc"
