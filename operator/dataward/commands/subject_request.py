@@ -216,6 +216,7 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> SubjectResu
     """Load, connect, run the request, deliver the export; every failure is a Failed result."""
     started = datetime.now(UTC)
     source: StoreSource | None = None
+    ref = args.store or ""
     try:
         _export_targets(args)
         recipient = None
@@ -231,6 +232,7 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> SubjectResu
         identifiers = load_identifiers(args.identifier_dir)
         source = _source(args)
         store, policy = source.load()
+        ref = f"{store.namespace}/{store.name}"
         timeouts = Timeouts(statement=args.statement_timeout, lock=args.lock_timeout)
         connect_live = _connector(
             store.database,
@@ -278,7 +280,7 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> SubjectResu
         return replace(result, export_sha256=hashlib.sha256(blob).hexdigest())
     except PurgeError as error:
         return SubjectResult(
-            store=args.store or "",
+            store=ref,
             type=args.request_type,
             outcome="Failed",
             dry_run=args.dry_run,
@@ -290,7 +292,7 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> SubjectResu
         )
     except Exception as error:  # anything else: its text could quote a value, so only its type
         return SubjectResult(
-            store=args.store or "",
+            store=ref,
             type=args.request_type,
             outcome="Failed",
             dry_run=args.dry_run,
