@@ -106,7 +106,6 @@ def match_predicate(
     columns: dict[str, Column],
     table: TablePlan,
     identifiers: Identifiers,
-    alias: str = "",
 ) -> tuple[str, list[Any]]:
     """The WHERE clause matching the subject's rows of `table`, and its parameters."""
     parts: list[str] = []
@@ -119,7 +118,7 @@ def match_predicate(
                 f"subject column {match.column!r} (kind {match.kind}) is not in table "
                 f"{table.table}: fix spec.records subjectColumns.",
             )
-        name = alias + dialect.quote(match.column)
+        name = dialect.quote(match.column)
         value = identifiers[match.kind]
         textual = column.data_type.lower() in _TEXT_TYPES[dialect.engine]
         if dialect.engine == "postgresql":
