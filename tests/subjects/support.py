@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -171,6 +171,7 @@ def run(
     *,
     live_login: Credentials | None = None,
     archive_login: Credentials | None = None,
+    job_clock: Callable[[], datetime] | None = None,
     **options: Any,
 ) -> Outcome:
     """The engine in-process against the test servers."""
@@ -185,7 +186,7 @@ def run(
             if archive is not None
             else None
         ),
-        job_clock=lambda: datetime.now(UTC),
+        job_clock=job_clock or (lambda: datetime.now(UTC)),
         options=RequestOptions(**options),
     )
 

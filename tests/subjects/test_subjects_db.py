@@ -344,3 +344,25 @@ def test_statutory_copy_across_engines(servers: DatabaseServers, pair: str) -> N
     assert abs(result.tables[0].kept_until - STATUTE.add_to(now - timedelta(days=10))) < timedelta(
         seconds=1
     )
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_clock_far_from_the_databases_deletes_nothing(
+    servers: DatabaseServers, engine: str
+) -> None:
+    """Which rows a statute keeps depends on "now": a job clock a day off fails the request."""
+    live, archive = servers.pair(engine)  # type: ignore[arg-type]
+    doc, people, notes, _audit = subject_store(live, archive, category="contracts")
+    for server in (live, archive):
+        create_people(server, people)
+        create_notes(server, notes)
+    now = datetime.now(UTC)
+    groups = seed_people(live, people, now)
+    seed_notes(live, notes, now)
+
+    result = run(
+        doc, live, archive, "erasure", job_clock=lambda: datetime.now(UTC) + timedelta(days=1)
+    ).result
+    assert (result.outcome, result.reason) == ("Failed", "ClockSkew")
+    assert ids(live, people) == groups["subject"] | groups["others"]
+    assert ids(archive, people) == set()
