@@ -119,6 +119,7 @@ TABLE_RESULT = Shape(
         "expiredRemaining": _count,
         "nullTriggers": _count,
         "rowsSkippedLocked": _count,
+        "rowsNoConsent": _count,
         "skipped": _flag,
         "skipReason": REASON,
     },
@@ -152,6 +153,7 @@ SHAPES: dict[str, Shape] = {
             "expiredRemaining": _count,
             "nullTriggers": _count,
             "rowsSkippedLocked": _count,
+            "rowsNoConsent": _count,
             "stoppedEarly": REASON,
             "tables": _list_of(TABLE_RESULT),
             "tablesOmitted": _count,
@@ -243,12 +245,13 @@ _RUN_FIELDS = {
     "rowsArchived": "rowsArchived", "archiveRowsDestroyed": "rowsDestroyed",
     "expiredRemaining": "expiredRemaining", "nullTriggers": "nullTriggers",
     "rowsSkippedLocked": "rowsSkippedLocked", "stoppedEarly": "stoppedEarly",
-    "tablesOmitted": "tablesOmitted",
+    "tablesOmitted": "tablesOmitted", "rowsNoConsent": "rowsNoConsent",
 }  # fmt: skip
 _TABLE_FIELDS = {
     "table": "table", "rowsDeleted": "rowsDeleted", "rowsArchived": "rowsArchived",
     "archiveRowsDestroyed": "rowsDestroyed", "expiredRemaining": "expiredRemaining",
     "nullTriggers": "nullTriggers", "rowsSkippedLocked": "rowsSkippedLocked",
+    "rowsNoConsent": "rowsNoConsent",
 }  # fmt: skip
 
 

@@ -13,6 +13,12 @@ from dataward.model.fields import mapping, optional_text, sequence, text
 
 DEFAULT_KEY_ROTATION = Duration(90, "d")
 DEFAULT_ACCESS_LOG_RETENTION = Duration(6, "mo")
+# How long a row of a child under CHILD_AGE without recorded guardian consent may stay, for the
+# consent process only. A choice, not a statute: PIPA Art. 22-2 (formerly 22(6)) and the seed
+# policy allow processing a child's data to confirm the legal representative's consent but
+# name no period; 5 days is the issue's default. Bounded by the CRD (at most 30d).
+DEFAULT_CONSENT_GRACE = Duration(5, "d")
+CHILD_AGE = 14  # PIPA Art. 22-2: under 14 needs the legal representative's consent
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,13 @@ class Statutory:
 
 
 @dataclass(frozen=True)
+class Children:
+    """The category may hold data of children under CHILD_AGE (`categories[].children`)."""
+
+    consent_grace: Duration = DEFAULT_CONSENT_GRACE
+
+
+@dataclass(frozen=True)
 class Category:
     """One category of personal data: its purposes and how long it may be kept."""
 
@@ -40,6 +53,7 @@ class Category:
     retention: Retention
     statutory: Statutory | None
     description: str | None = None
+    children: Children | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,9 @@ def _parse_category(raw: Any, path: str) -> Category:
         raise ModelError(path, "must be an object")
     retention = mapping(raw, "retention", path)
     statutory = mapping(raw, "statutory", path, required=False)
+    children = raw.get("children")
+    if children is not None and not isinstance(children, Mapping):
+        raise ModelError(f"{path}.children", "must be an object")
     return Category(
         name=text(raw, "name", path),
         purposes=tuple(str(p) for p in sequence(raw, "purposes", path)),
@@ -109,6 +126,11 @@ def _parse_category(raw: Any, path: str) -> Category:
         if statutory
         else None,
         description=optional_text(raw, "description", path),
+        children=Children(
+            _duration_or(children, "consentGrace", f"{path}.children", DEFAULT_CONSENT_GRACE)
+        )
+        if children is not None
+        else None,
     )
 
 
