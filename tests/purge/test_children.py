@@ -273,8 +273,7 @@ def test_consent_recorded_during_the_run_keeps_the_rows(
     table = unique("kids_race")
     create_children_table(live, table, "instant", "timestamp")
     rows: list[Row] = [
-        (i, NOW - timedelta(days=10, minutes=i), date(2020, 1, 1), None, None)
-        for i in range(1, 61)
+        (i, NOW - timedelta(days=10, minutes=i), date(2020, 1, 1), None, None) for i in range(1, 61)
     ]
     insert_children(live, table, "instant", rows)
     answered: list[bool] = []
@@ -341,8 +340,9 @@ def test_a_store_whose_columns_do_not_fit_is_refused_before_anything_is_deleted(
     live, _ = servers.pair(engine)  # type: ignore[arg-type]
     table = unique("kids_bad")
     create_children_table(live, table, "instant", "timestamp")
-    insert_children(live, table, "instant", [(1, NOW - timedelta(days=9), date(2020, 1, 1),
-                                              None, None)])
+    insert_children(
+        live, table, "instant", [(1, NOW - timedelta(days=9), date(2020, 1, 1), None, None)]
+    )
     for children, words in (
         ({"birthDateColumn": "payload", "consentColumn": "consent"}, "not a date or timestamp"),
         ({"ageColumn": "birth", "consentColumn": "consent"}, "not an integer"),

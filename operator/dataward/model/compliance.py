@@ -98,7 +98,7 @@ def compliance_findings(store: Store, policy: Policy | None) -> list[Finding]:
                     f"category {category.name!r} may hold data of children under {CHILD_AGE}: "
                     f"add spec.records[].children (consentColumn, and birthDateColumn or "
                     f"ageColumn) for {', '.join(lacking)}, so rows without the legal "
-                    f"representative's consent are destroyed after "
+                    f"representative's consent are removed after "
                     f"{category.children.consent_grace}.",
                     "spec.records",
                 )

@@ -143,6 +143,9 @@ class PreparedTable:
     children: TableStatements | None = None
     children_bound: datetime | date | None = None
     children_ts_index: str | None = None
+    # Statutory: the archive's cutoff bound to the live column (live rows already past the
+    # statute, which a run archives and then destroys; dry runs count them).
+    live_statute_bound: datetime | date | None = None
 
 
 # --------------------------------------------------------------------- one table's run
@@ -159,6 +162,7 @@ class StartCount:
     archive_expired: int = 0
     children: int = 0  # rows of children without consent past the grace period
     overlap: int = 0  # of those, rows the retention has expired too
+    live_past_statute: int = 0  # live rows a run would archive and then destroy
 
     @property
     def removable(self) -> int:
@@ -243,6 +247,9 @@ class TableRun:
                     t.children.count_expired_by(t.records.timestamp_column),
                     (t.children_bound, t.bound),
                 )
+            past = 0
+            if t.live_statute_bound is not None:
+                ((past, _),) = self.live.query(t.live.count_expired(), (t.live_statute_bound,))
             removable = int(expired) + int(children) - int(overlap)
             total = removable
             if removable > threshold.min_rows:
@@ -267,6 +274,7 @@ class TableRun:
             int(archive_expired),
             int(children),
             int(overlap),
+            int(past),
         )
 
     def count_end(self) -> tuple[int, datetime | date | None, int, int]:
@@ -955,6 +963,7 @@ def _prepare(
         live_ts_index=live_ts,
         archive_unique_index=archive_unique,
         archive_ts_index=archive_ts,
+        live_statute_bound=bind_cutoff(plan.archive_cutoff, ts_kind, precision),
         **children,
     )
 
@@ -1099,7 +1108,16 @@ def _dry_run(
     wanted = [n for c in counts for n in (c.children, c.expired - c.overlap)]
     allocated = dry_run_allocation(wanted, plan.max_rows)
     young, rest = allocated[0::2], allocated[1::2]
-    would_destroy = dry_run_allocation([t.archive_expired_remaining for t in tables], plan.max_rows)
+    # The archive pass runs after the live one and also destroys the rows just archived that
+    # are past the statute already (exact when the budget takes every such row; else at most).
+    moved = [kid + other for kid, other in zip(young, rest, strict=True)]
+    would_destroy = dry_run_allocation(
+        [
+            c.archive_expired + min(c.live_past_statute, n)
+            for c, n in zip(counts, moved, strict=True)
+        ],
+        plan.max_rows,
+    )
     real = [TableCount(t.table, c.removable, c.total) for t, c in zip(tables, counts, strict=True)]
     held = large_cut(store, replace(plan, dry_run=False), real, options.large_cut)
     results = tuple(
