@@ -18,6 +18,7 @@ DEFAULT_ACCESS_LOG_RETENTION = Duration(6, "mo")
 # policy allow processing a child's data to confirm the legal representative's consent but
 # name no period; 5 days is the default. Bounded by the CRD (at most 30d).
 DEFAULT_CONSENT_GRACE = Duration(5, "d")
+MAX_CONSENT_GRACE_DAYS = 30
 CHILD_AGE = 14  # PIPA Art. 22-2: under 14 needs the legal representative's consent
 
 
@@ -126,12 +127,21 @@ def _parse_category(raw: Any, path: str) -> Category:
         if statutory
         else None,
         description=optional_text(raw, "description", path),
-        children=Children(
-            _duration_or(children, "consentGrace", f"{path}.children", DEFAULT_CONSENT_GRACE)
-        )
+        children=Children(_consent_grace(children, f"{path}.children"))
         if children is not None
         else None,
     )
+
+
+def _consent_grace(children: Mapping[str, Any], path: str) -> Duration:
+    grace = _duration_or(children, "consentGrace", path, DEFAULT_CONSENT_GRACE)
+    if grace.unit != "d" or grace.amount > MAX_CONSENT_GRACE_DAYS:
+        raise ModelError(
+            f"{path}.consentGrace",
+            f"{grace} is not whole days from 0d to {MAX_CONSENT_GRACE_DAYS}d: a child's data "
+            "without consent may be kept only for the consent process, for example 5d",
+        )
+    return grace
 
 
 def _duration_or(obj: Mapping[str, Any], key: str, path: str, default: Duration) -> Duration:
