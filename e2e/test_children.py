@@ -33,7 +33,6 @@ REPO = Path(__file__).resolve().parent.parent
 CHART = REPO / "charts" / "dataward"
 RELEASE, RELEASE_NAMESPACE = "dataward-children-e2e", "dataward-children-e2e"
 GROUP, VERSION = "dataward.io", "v1alpha1"
-PROTECT = "dataward.io/protect-key-rings"
 IN_FORCE_SECONDS = 30
 CHILD_COLUMNS = {"birthDateColumn": "born_on", "consentColumn": "guardian_consented_at"}
 
@@ -90,7 +89,7 @@ def policy_name(kube: ApiClient, release: str) -> Iterator[str]:
 def namespace(kube: ApiClient, release: str) -> Iterator[str]:
     name = f"children-{uuid.uuid4().hex[:6]}"
     core = client.CoreV1Api(kube)
-    core.create_namespace({"metadata": {"name": name, "labels": {PROTECT: "true"}}})
+    core.create_namespace({"metadata": {"name": name}})
     try:
         yield name
     finally:
@@ -105,6 +104,7 @@ def store(policy: str, *records: dict[str, Any]) -> dict[str, Any]:
     body["spec"]["policy"] = policy
     body["spec"]["category"] = "membership"
     body["spec"].pop("retention", None)
+    body["spec"]["deletionPolicy"] = "Delete"  # no key ring to protect: a plain namespace
     body["spec"]["records"] = list(records)
     return body
 
