@@ -171,3 +171,17 @@ def test_admission_refuses_a_childrens_store_without_the_columns() -> None:
     message = " ".join(rule["messageExpression"].split())
     assert "children under 14" in message
     assert "object.spec.records.filter(r, !has(r.children)).map(r, r.table)" in message
+
+
+def test_explain_policy_says_what_happens_to_a_childs_record() -> None:
+    import io
+
+    from dataward.commands.explain_policy import write_policy
+
+    out = io.StringIO()
+    write_policy(parse_policy(kids_policy({"consentGrace": "7d"})), out)
+    assert (
+        "technical-support-inquiry may hold data of children under 14: a child's record without "
+        "the legal representative's consent is kept only for the consent process, 7 days after "
+        "collection, then removed." in out.getvalue()
+    )
