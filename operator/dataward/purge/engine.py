@@ -1162,11 +1162,13 @@ def _summary(results: Sequence[TableResult], plan: PurgePlan, stop: Stop | None)
     nulls = sum(r.null_triggers for r in results)
     parts = [f"deleted {deleted} expired rows at cutoff {plan.cutoff.isoformat()}"]
     if plan.children_cutoff is not None:
-        parts.append(
-            f"{sum(r.rows_no_consent for r in results)} of them of children under {CHILD_AGE} "
-            f"without the legal representative's consent, collected at or before "
-            f"{plan.children_cutoff.isoformat()} ({plan.consent_grace} grace)"
-        )
+        kids = sum(r.rows_no_consent for r in results)
+        parts = [
+            f"deleted {deleted} rows: {kids} of children under {CHILD_AGE} without the legal "
+            f"representative's consent collected at or before "
+            f"{plan.children_cutoff.isoformat()} ({plan.consent_grace} grace), "
+            f"{deleted - kids} expired at cutoff {plan.cutoff.isoformat()}"
+        ]
     if plan.statutory is not None:
         parts.append(
             f"archived {sum(r.rows_archived for r in results)} new rows and destroyed "
