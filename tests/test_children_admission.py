@@ -185,3 +185,31 @@ def test_explain_policy_says_what_happens_to_a_childs_record() -> None:
         "the legal representative's consent is kept only for the consent process, 7 days after "
         "collection, then removed." in out.getvalue()
     )
+
+
+def test_rows_removed_for_want_of_consent_reach_status_and_evidence() -> None:
+    """The purge's record -> status.lastPurge (admitted by the structural CRD schema) and the
+    `purge.run` evidence payload (validated against its allow-list)."""
+    import json
+    from datetime import UTC, datetime
+
+    from dataward.checks.purge_runs import last_purge_status
+    from dataward.evidence.payloads import purge_run_payload, validate
+    from dataward.purge.result import PurgeResult, TableResult
+
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    record = PurgeResult(
+        store="web/members", result="Succeeded", dry_run=False, start_time=at,
+        completion_time=at, message="m",
+        tables=(TableResult("members", rows_deleted=9, rows_no_consent=4),
+                TableResult("visits", rows_deleted=2, rows_no_consent=1)),
+    )  # fmt: skip
+    message = json.loads(record.termination_message())
+    assert message["rowsNoConsent"] == 5
+    assert last_purge_status("job", "Complete", message, {})["rowsNoConsent"] == 5
+    node: Any = crd_schema("PersonalDataStore")
+    last = node["properties"]["status"]["properties"]["lastPurge"]["properties"]
+    assert last["rowsNoConsent"]["type"] == "integer"
+    payload = validate("purge.run", "web/members", purge_run_payload(message))
+    assert payload["rowsNoConsent"] == 5
+    assert [t["rowsNoConsent"] for t in payload["tables"]] == [4, 1]
