@@ -362,3 +362,48 @@ def test_a_store_whose_columns_do_not_fit_is_refused_before_anything_is_deleted(
     assert (result.result, result.reason) == ("Failed", "NotCompliant")
     assert "ChildColumnsRequired" in result.message
     assert set(read_children(live, table)) == {1}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_grace_runs_from_the_collected_column_when_the_trigger_is_another_event(
+    servers: DatabaseServers, engine: str
+) -> None:
+    """Membership's trigger is the withdrawal (NULL while the member stays): a child's row
+    without consent must still go 5 days after it was collected."""
+    live, _ = servers.pair(engine)  # type: ignore[arg-type]
+    table = unique("kids_joined")
+    create_children_table(live, table, "instant", "timestamp")
+    joined = "timestamptz" if engine == "postgresql" else "DATETIME(6) NULL"
+    live.execute(f"ALTER TABLE {table} ADD COLUMN joined {joined}")
+    if engine == "mysql":
+        live.execute(f"ALTER TABLE {table} ADD INDEX (joined)")
+    child, adult = date(2018, 1, 1), date(1980, 1, 1)
+    rows: list[Row] = [
+        (1, None, child, None, None),  # active member, joined 6 days ago: goes
+        (2, None, child, None, None),  # active, joined 2 days ago: within the grace
+        (3, NOW - timedelta(days=1), child, None, None),  # withdrew yesterday, joined 9d ago
+        (4, None, adult, None, None),
+        (5, None, child, None, NOW),  # consent
+        (6, NOW - timedelta(days=400), adult, None, None),  # withdrew long ago: retention 10y
+    ]
+    insert_children(live, table, "instant", rows)
+    for i, days in ((1, 6), (2, 2), (3, 9), (4, 6), (5, 6), (6, 800)):
+        at = NOW - timedelta(days=days)
+        value = at if engine == "postgresql" else at.replace(tzinfo=None)
+        conn = live.admin()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"UPDATE {table} SET joined = %s WHERE id = %s", (value, i))
+        finally:
+            conn.close()
+
+    result = run_purge(
+        children_doc(live, table, {"birthDateColumn": "birth", "consentColumn": "consent",
+                                   "collectedColumn": "joined"}),
+        live, live_session_hook=pinned(NOW), job_clock=lambda: NOW, policy_doc=kids_policy(),
+    )  # fmt: skip
+
+    assert result.result == "Succeeded", result.message
+    assert set(read_children(live, table)) == {2, 4, 5, 6}
+    (t,) = result.tables
+    assert (t.rows_deleted, t.rows_no_consent, t.null_triggers) == (2, 2, 4)
