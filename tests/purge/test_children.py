@@ -237,6 +237,9 @@ def test_the_databases_age_arithmetic_equals_the_oracles_on_birthday_edges(
     assert not any(consented(before[i][3]) for i in gone), "a row with consent was deleted"
     assert result.tables[0].rows_no_consent == len(expected) == result.rows_deleted
     assert result.tables[0].no_consent_remaining == 0
+    # The row of unknown age is kept, and said.
+    assert result.tables[0].unknown_age == 1
+    assert "1 rows of children's tables have no birth date or age" in result.message
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -262,6 +265,7 @@ def test_an_age_column_and_a_boolean_consent(servers: DatabaseServers, engine: s
     assert result.result == "Succeeded", result.message
     assert set(before) - set(read_children(live, table)) == expected
     assert result.tables[0].rows_no_consent == len(expected)
+    assert result.tables[0].unknown_age == 9  # age NULL: 3 consents x 3 instants
 
 
 @pytest.mark.parametrize("engine", ENGINES)

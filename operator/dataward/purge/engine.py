@@ -163,6 +163,7 @@ class StartCount:
     children: int = 0  # rows of children without consent past the grace period
     overlap: int = 0  # of those, rows the retention has expired too
     live_past_statute: int = 0  # live rows a run would archive and then destroy
+    unknown_age: int = 0  # rows of a children's table with a NULL birth date or age
 
     @property
     def removable(self) -> int:
@@ -237,7 +238,7 @@ class TableRun:
     def count_start(self, threshold: LargeCutThreshold) -> StartCount:
         """Expired rows (and the oldest), rows without trigger, the table when it matters."""
         t = self.table
-        children = overlap = 0
+        children = overlap = unknown = 0
         try:
             ((expired, oldest),) = self.live.query(t.live.count_expired(), (t.bound,))
             ((nulls,),) = self.live.query(t.live.count_null())
@@ -247,6 +248,7 @@ class TableRun:
                     t.children.count_expired_by(t.records.timestamp_column),
                     (t.children_bound, t.bound),
                 )
+                ((unknown,),) = self.live.query(t.children.count_unknown_age())
             past = 0
             if t.live_statute_bound is not None:
                 ((past, _),) = self.live.query(t.live.count_expired(), (t.live_statute_bound,))
@@ -275,6 +277,7 @@ class TableRun:
             int(children),
             int(overlap),
             int(past),
+            int(unknown),
         )
 
     def count_end(self) -> tuple[int, datetime | date | None, int, int]:
@@ -801,6 +804,7 @@ def _untouched(run: TableRun, count: StartCount) -> TableResult:
         null_triggers=count.nulls,
         archive_expired_remaining=count.archive_expired,
         no_consent_remaining=count.children,
+        unknown_age=count.unknown_age,
     )
 
 
@@ -871,6 +875,7 @@ def _run_tables(
                 rows_skipped_locked=took.skipped + kid.skipped + gone.skipped,
                 rows_no_consent=kid.deleted,
                 no_consent_remaining=children_left,
+                unknown_age=count.unknown_age,
             )
         )
     return results, stop, error
@@ -1179,6 +1184,12 @@ def _summary(results: Sequence[TableResult], plan: PurgePlan, stop: Stop | None)
         parts.append(f"{remaining} expired rows remain")
     if nulls:
         parts.append(f"{nulls} rows have no trigger timestamp and were kept")
+    unknown = sum(r.unknown_age for r in results)
+    if unknown:
+        parts.append(
+            f"{unknown} rows of children's tables have no birth date or age and were not "
+            "treated as children's"
+        )
     skipped = sum(r.rows_skipped_locked for r in results)
     if skipped:
         parts.append(

@@ -38,6 +38,7 @@ class TableResult:
     # the legal representative's consent, removed after the category's consent grace.
     rows_no_consent: int = 0
     no_consent_remaining: int = 0
+    unknown_age: int = 0  # rows of a children's table with no birth date or age: kept
     # Dry runs: a real run would be held by the large-cut gate because of this table.
     large_cut: bool = False
 
@@ -55,6 +56,7 @@ class TableResult:
             "rowsSkippedLocked": self.rows_skipped_locked,
             "rowsNoConsent": self.rows_no_consent,
             "noConsentRemaining": self.no_consent_remaining,
+            "unknownAge": self.unknown_age,
             "largeCut": self.large_cut,
         }
 

@@ -221,6 +221,10 @@ class ChildRule:
             child = f"{prefix}{dialect.quote(self.age_column)} < {int(self.age)}"
         return f"{child} AND {no_consent}"
 
+    def unknown_sql(self, dialect: Dialect) -> str:
+        """Rows whose age is unknown (NULL birth date or age): kept, and reported."""
+        return f"{dialect.quote(self.birth_date or self.age_column or '')} IS NULL"
+
 
 @dataclass(frozen=True)
 class TableStatements:
@@ -282,6 +286,11 @@ class TableStatements:
     def count_null(self) -> str:
         """Rows without a trigger timestamp: never deleted, only reported."""
         return f"SELECT count(*) FROM {self._t} WHERE {self._ts} IS NULL"
+
+    def count_unknown_age(self) -> str:
+        """Rows of a children's table whose subject's age is unknown: only reported."""
+        assert self.child is not None
+        return f"SELECT count(*) FROM {self._t} WHERE {self.child.unknown_sql(self.dialect)}"
 
     def count_all(self) -> str:
         """Every row (for the large-cut gate)."""
