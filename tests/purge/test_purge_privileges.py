@@ -3,9 +3,8 @@ missing one fails with a message naming the privilege, the table and the GRANT t
 
 from __future__ import annotations
 
-import os
+import uuid
 from datetime import UTC, datetime, timedelta
-from itertools import count as counter
 
 import pytest
 
@@ -18,12 +17,13 @@ pytestmark = pytest.mark.db
 ENGINES = ["postgresql", "mysql"]
 KIND = {"postgresql": "timestamptz", "mysql": "datetime6"}
 PASSWORD = "least-privilege-secret"
-_logins = counter()
 
 
 def least_privilege_login(server: DatabaseServer, table: str, privileges: str) -> Credentials:
     """A new login with exactly `privileges` on `table` (the README's recipe, one table)."""
-    name = f"lp_{os.getpid()}_{next(_logins)}"
+    # Unique across processes and across the module being imported twice (pytest collects
+    # it, and tests/subjects imports it): a per-module counter collided.
+    name = f"lp_{uuid.uuid4().hex[:16]}"
     if server.engine == "postgresql":
         server.execute(
             f"CREATE ROLE {name} LOGIN PASSWORD '{PASSWORD}'",

@@ -153,6 +153,7 @@ _COPIED = (
     "oldestExpiredAgeSeconds",
     "nullTriggers",
     "rowsSkippedLocked",
+    "rowsNoConsent",
     "dryRun",
     "result",
     "reason",

@@ -589,6 +589,13 @@ FINDINGS: dict[str, tuple[str, str]] = {
         "spec.archive.database is the live database. No purge runs.",
         "Point spec.archive.database at a separate database.",
     ),
+    "ChildColumnsRequired": (
+        "The category may hold data of children under 14 (categories[].children), and a "
+        "records entry does not say where the subject's birth date (or age) and the legal "
+        "representative's consent are. No purge runs.",
+        "Add records[].children with consentColumn and birthDateColumn or ageColumn to every "
+        "records entry.",
+    ),
     "KeyRotationTooLong": (
         "spec.encryption.keyRotation is longer than the policy's keyRotation. No purge runs.",
         "Set it to the policy's keyRotation or less, or remove it.",

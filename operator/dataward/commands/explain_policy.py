@@ -17,7 +17,7 @@ import yaml
 
 from dataward.model.durations import Duration
 from dataward.model.errors import ModelError
-from dataward.model.policy import Category, Policy, parse_policy
+from dataward.model.policy import CHILD_AGE, Category, Policy, parse_policy
 from dataward.validation import apply_defaults, validate_object
 
 HEADERS = ("CATEGORY", "PURPOSES", "RETENTION (LIVE DATA)", "STATUTORY RETENTION (ARCHIVE)")
@@ -82,6 +82,14 @@ def write_policy(policy: Policy, out: TextIO) -> None:
         "(their records move to a separate archive database when the live retention ends, "
         "and are destroyed there when the statutory period ends).\n"
     )
+    for category in policy.categories:
+        if category.children is not None:
+            out.write(
+                f"{category.name} may hold data of children under {CHILD_AGE}: a child's "
+                "record without the legal representative's consent is kept only for the "
+                f"consent process, {category.children.consent_grace.describe()} after "
+                "collection, then removed.\n"
+            )
 
 
 def category_row(category: Category) -> tuple[str, str, str, str]:

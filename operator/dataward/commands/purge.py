@@ -125,9 +125,11 @@ def fault_from_env(environ: Mapping[str, str]) -> Fault:
     return fault
 
 
-def _connector(
+def connector(
     database: Database, credentials: Credentials, role: str, timeouts: Timeouts, ca: Path | None
 ) -> Callable[[], Session]:
+    """Open a session to `database` as `credentials` when called (purge and preview)."""
+
     def connect() -> Session:
         if database.engine == "postgresql":
             return postgres.connect(database, credentials, role, timeouts)
@@ -178,7 +180,7 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> PurgeResult
         connect_live: Callable[[], Session] | None = None
         connect_archive: Callable[[], Session] | None = None
         if refusal(store, policy) is None:  # a refused store never needs its credentials
-            connect_live = _connector(
+            connect_live = connector(
                 store.database,
                 load_credentials("DB", environ, args.credentials_dir),
                 "live",
@@ -186,7 +188,7 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> PurgeResult
                 args.ca_file,
             )
             if store.archive is not None:
-                connect_archive = _connector(
+                connect_archive = connector(
                     store.archive,
                     load_credentials("ARCHIVE", environ, args.archive_credentials_dir),
                     "archive",

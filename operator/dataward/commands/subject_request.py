@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dataward.commands.purge import _connector, fault_from_env
+from dataward.commands.purge import connector, fault_from_env
 from dataward.purge.credentials import Timeouts, load_credentials
 from dataward.purge.errors import PurgeError
 from dataward.purge.result import ErrorInfo, termination_log_path
@@ -234,7 +234,7 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> SubjectResu
         store, policy = source.load()
         ref = f"{store.namespace}/{store.name}"
         timeouts = Timeouts(statement=args.statement_timeout, lock=args.lock_timeout)
-        connect_live = _connector(
+        connect_live = connector(
             store.database,
             load_credentials("DB", environ, args.credentials_dir),
             "live",
@@ -243,7 +243,7 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> SubjectResu
         )
         connect_archive: Callable[[], Session] | None = None
         if store.archive is not None:
-            connect_archive = _connector(
+            connect_archive = connector(
                 store.archive,
                 load_credentials("ARCHIVE", environ, args.archive_credentials_dir),
                 "archive",

@@ -123,6 +123,7 @@ TABLE_RESULT = Shape(
         "expiredRemaining": _count,
         "nullTriggers": _count,
         "rowsSkippedLocked": _count,
+        "rowsNoConsent": _count,
         "skipped": _flag,
         "skipReason": REASON,
     },
@@ -158,6 +159,7 @@ SHAPES: dict[str, Shape] = {
             "expiredRemaining": _count,
             "nullTriggers": _count,
             "rowsSkippedLocked": _count,
+            "rowsNoConsent": _count,
             "stoppedEarly": REASON,
             "tables": _list_of(TABLE_RESULT),
             "tablesOmitted": _count,
@@ -272,12 +274,13 @@ _RUN_FIELDS = {
     "rowsArchived": "rowsArchived", "archiveRowsDestroyed": "rowsDestroyed",
     "expiredRemaining": "expiredRemaining", "nullTriggers": "nullTriggers",
     "rowsSkippedLocked": "rowsSkippedLocked", "stoppedEarly": "stoppedEarly",
-    "tablesOmitted": "tablesOmitted",
+    "tablesOmitted": "tablesOmitted", "rowsNoConsent": "rowsNoConsent",
 }  # fmt: skip
 _TABLE_FIELDS = {
     "table": "table", "rowsDeleted": "rowsDeleted", "rowsArchived": "rowsArchived",
     "archiveRowsDestroyed": "rowsDestroyed", "expiredRemaining": "expiredRemaining",
     "nullTriggers": "nullTriggers", "rowsSkippedLocked": "rowsSkippedLocked",
+    "rowsNoConsent": "rowsNoConsent",
 }  # fmt: skip
 
 

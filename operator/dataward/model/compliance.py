@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from dataward.model.durations import Duration
 from dataward.model.fields import closest_name
-from dataward.model.policy import Category, Policy
+from dataward.model.policy import CHILD_AGE, Category, Policy
 from dataward.model.store import Store
 
 
@@ -89,6 +89,20 @@ def compliance_findings(store: Store, policy: Policy | None) -> list[Finding]:
                 "spec.archive.database",
             )
         )
+    if category.children is not None:
+        lacking = [r.table for r in store.records if r.children is None]
+        if lacking:
+            findings.append(
+                Finding(
+                    "ChildColumnsRequired",
+                    f"category {category.name!r} may hold data of children under {CHILD_AGE}: "
+                    f"add spec.records[].children (consentColumn, and birthDateColumn or "
+                    f"ageColumn) for {', '.join(lacking)}, so rows without the legal "
+                    f"representative's consent are removed after "
+                    f"{category.children.consent_grace}.",
+                    "spec.records",
+                )
+            )
     if store.key_rotation is not None and not store.key_rotation.is_at_most(policy.key_rotation):
         findings.append(
             Finding(

@@ -17,6 +17,13 @@ KEY_BUCKETS: tuple[KeyBuckets, ...] = ("month", "year")
 
 DEFAULT_KEY_ROTATION = Duration(90, "d")
 DEFAULT_ACCESS_LOG_RETENTION = Duration(6, "mo")
+# How long a row of a child under CHILD_AGE without recorded guardian consent may stay, for the
+# consent process only. A choice, not a statute: PIPA Art. 22-2 (formerly 22(6)) and the seed
+# policy allow processing a child's data to confirm the legal representative's consent but
+# name no period; 5 days is the issue's default. Bounded by the CRD (at most 30d).
+DEFAULT_CONSENT_GRACE = Duration(5, "d")
+MAX_CONSENT_GRACE_DAYS = 30
+CHILD_AGE = 14  # PIPA Art. 22-2: under 14 needs the legal representative's consent
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,13 @@ class Statutory:
 
 
 @dataclass(frozen=True)
+class Children:
+    """The category may hold data of children under CHILD_AGE (`categories[].children`)."""
+
+    consent_grace: Duration = DEFAULT_CONSENT_GRACE
+
+
+@dataclass(frozen=True)
 class Category:
     """One category of personal data: its purposes and how long it may be kept."""
 
@@ -46,6 +60,7 @@ class Category:
     description: str | None = None
     # Crypto-shredding: one key per "month" or "year" of the trigger time; None: none.
     key_buckets: KeyBuckets | None = None
+    children: Children | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +112,9 @@ def _parse_category(raw: Any, path: str) -> Category:
         raise ModelError(path, "must be an object")
     retention = mapping(raw, "retention", path)
     statutory = mapping(raw, "statutory", path, required=False)
+    children = raw.get("children")
+    if children is not None and not isinstance(children, Mapping):
+        raise ModelError(f"{path}.children", "must be an object")
     return Category(
         name=text(raw, "name", path),
         purposes=tuple(str(p) for p in sequence(raw, "purposes", path)),
@@ -116,6 +134,9 @@ def _parse_category(raw: Any, path: str) -> Category:
         else None,
         description=optional_text(raw, "description", path),
         key_buckets=_key_buckets(raw, path),
+        children=Children(_consent_grace(children, f"{path}.children"))
+        if children is not None
+        else None,
     )
 
 
@@ -124,6 +145,17 @@ def _key_buckets(raw: Mapping[str, Any], path: str) -> KeyBuckets | None:
     if value is not None and value not in KEY_BUCKETS:
         raise ModelError(f"{path}.keyBuckets", f"must be month or year, not {value!r}")
     return value
+
+
+def _consent_grace(children: Mapping[str, Any], path: str) -> Duration:
+    grace = _duration_or(children, "consentGrace", path, DEFAULT_CONSENT_GRACE)
+    if grace.unit != "d" or grace.amount > MAX_CONSENT_GRACE_DAYS:
+        raise ModelError(
+            f"{path}.consentGrace",
+            f"{grace} is not whole days from 0d to {MAX_CONSENT_GRACE_DAYS}d: a child's data "
+            "without consent may be kept only for the consent process, for example 5d",
+        )
+    return grace
 
 
 def _duration_or(obj: Mapping[str, Any], key: str, path: str, default: Duration) -> Duration:

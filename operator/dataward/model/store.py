@@ -105,6 +105,23 @@ class SubjectColumn:
 
 
 @dataclass(frozen=True)
+class ChildColumns:
+    """Where a table of a children's category says a row's subject is a child without consent.
+
+    Exactly one of `birth_date_column` (date or timestamp) and `age_column` (whole years at
+    collection). `consent_column` records the legal representative's consent: a timestamp
+    (consent recorded when not NULL) or a boolean (recorded when true). The subject's age
+    and the grace period are taken at `collected_column` (default: the records'
+    timestampColumn).
+    """
+
+    consent_column: str
+    birth_date_column: str | None = None
+    age_column: str | None = None
+    collected_column: str | None = None
+
+
+@dataclass(frozen=True)
 class RecordSet:
     """A table whose rows the retention applies to."""
 
@@ -113,6 +130,7 @@ class RecordSet:
     key_columns: tuple[str, ...]
     # records[].subjectColumns: where a DataSubjectRequest finds a subject's rows.
     subject_columns: tuple[SubjectColumn, ...] = ()
+    children: ChildColumns | None = None
 
 
 @dataclass(frozen=True)
@@ -317,6 +335,24 @@ def _parse_records(raw: Any, path: str) -> RecordSet:
         timestamp_column=text(raw, "timestampColumn", path),
         key_columns=keys,
         subject_columns=_parse_subject_columns(raw, path),
+        children=_parse_children(raw.get("children"), f"{path}.children"),
+    )
+
+
+def _parse_children(raw: Any, path: str) -> ChildColumns | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ModelError(path, "must be an object")
+    birth = optional_text(raw, "birthDateColumn", path)
+    age = optional_text(raw, "ageColumn", path)
+    if (birth is None) == (age is None):
+        raise ModelError(path, "give exactly one of birthDateColumn and ageColumn")
+    return ChildColumns(
+        consent_column=text(raw, "consentColumn", path),
+        birth_date_column=birth,
+        age_column=age,
+        collected_column=optional_text(raw, "collectedColumn", path),
     )
 
 

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from dataward.model.policy import Policy
+from dataward.model.policy import CHILD_AGE, Policy
 from dataward.model.store import RecordSet, Store
 from dataward.purge.batches import (
     Batches,
@@ -87,6 +87,8 @@ from dataward.purge.plan import (
 )
 from dataward.purge.result import ErrorInfo, PurgeResult, TableResult
 from dataward.purge.sql import (
+    ChildRule,
+    Column,
     Session,
     TableName,
     TableStatements,
@@ -137,6 +139,13 @@ class PreparedTable:
     live_ts_index: str | None = None
     archive_unique_index: str | None = None
     archive_ts_index: str | None = None
+    # A children's category: the rows of children without consent past the grace period.
+    children: TableStatements | None = None
+    children_bound: datetime | date | None = None
+    children_ts_index: str | None = None
+    # Statutory: the archive's cutoff bound to the live column (live rows already past the
+    # statute, which a run archives and then destroys; dry runs count them).
+    live_statute_bound: datetime | date | None = None
 
 
 # --------------------------------------------------------------------- one table's run
@@ -151,6 +160,15 @@ class StartCount:
     nulls: int
     total: int
     archive_expired: int = 0
+    children: int = 0  # rows of children without consent past the grace period
+    overlap: int = 0  # of those, rows the retention has expired too
+    live_past_statute: int = 0  # live rows a run would archive and then destroy
+    unknown_age: int = 0  # rows of a children's table with a NULL birth date or age
+
+    @property
+    def removable(self) -> int:
+        """Rows a run would remove from the live table (the two passes' sum)."""
+        return self.expired + self.children - self.overlap
 
 
 @dataclass(frozen=True)
@@ -220,11 +238,23 @@ class TableRun:
     def count_start(self, threshold: LargeCutThreshold) -> StartCount:
         """Expired rows (and the oldest), rows without trigger, the table when it matters."""
         t = self.table
+        children = overlap = unknown = 0
         try:
             ((expired, oldest),) = self.live.query(t.live.count_expired(), (t.bound,))
             ((nulls,),) = self.live.query(t.live.count_null())
-            total = int(expired)
-            if int(expired) > threshold.min_rows:
+            if t.children is not None:
+                ((children, _),) = self.live.query(t.children.count_expired(), (t.children_bound,))
+                ((overlap,),) = self.live.query(
+                    t.children.count_expired_by(t.records.timestamp_column),
+                    (t.children_bound, t.bound),
+                )
+                ((unknown,),) = self.live.query(t.children.count_unknown_age())
+            past = 0
+            if t.live_statute_bound is not None:
+                ((past, _),) = self.live.query(t.live.count_expired(), (t.live_statute_bound,))
+            removable = int(expired) + int(children) - int(overlap)
+            total = removable
+            if removable > threshold.min_rows:
                 ((total,),) = self.live.query(t.live.count_all())
             self.live.commit()
         except PurgeError as error:
@@ -238,18 +268,32 @@ class TableRun:
                 self.archive.commit()
             except PurgeError as error:
                 raise self._needs(self.archive, "SELECT", error) from None
-        return StartCount(int(expired), oldest, int(nulls), int(total), int(archive_expired))
+        return StartCount(
+            int(expired),
+            oldest,
+            int(nulls),
+            int(total),
+            int(archive_expired),
+            int(children),
+            int(overlap),
+            int(past),
+            int(unknown),
+        )
 
-    def count_end(self) -> tuple[int, datetime | date | None, int]:
-        """Expired rows left, the oldest of them, archive rows past the statute left."""
+    def count_end(self) -> tuple[int, datetime | date | None, int, int]:
+        """Expired rows left, the oldest of them, archive rows past the statute left, rows of
+        children without consent past the grace period left."""
         t = self.table
         ((remaining, oldest),) = self.live.query(t.live.count_expired(), (t.bound,))
+        children = 0
+        if t.children is not None:
+            ((children, _),) = self.live.query(t.children.count_expired(), (t.children_bound,))
         self.live.commit()
         archive_left = 0
         if self.archive is not None and t.archive is not None:
             ((archive_left, _),) = self.archive.query(t.archive.count_expired(), (t.archive_bound,))
             self.archive.commit()
-        return int(remaining), oldest, int(archive_left)
+        return int(remaining), oldest, int(archive_left), int(children)
 
     def age(self, oldest: datetime | date | None) -> float | None:
         """Seconds since the oldest expired row expired."""
@@ -261,6 +305,14 @@ class TableRun:
         """The batches that delete (and archive) expired live rows."""
         t = self.table
         return batches_for(self.live, t.live, t.bound, t.live_unique_index, t.live_ts_index)
+
+    def children_batches(self) -> Batches:
+        """The batches that remove rows of children without consent past the grace period."""
+        t = self.table
+        assert t.children is not None and t.children_bound is not None
+        return batches_for(
+            self.live, t.children, t.children_bound, t.live_unique_index, t.children_ts_index
+        )
 
     def archive_batches(self) -> Batches:
         """The batches that destroy archive rows past the statute."""
@@ -523,12 +575,18 @@ def purge(
     check_continue: CheckContinue = keep_going,
     fault: Fault = no_fault,
     options: EngineOptions | None = None,
+    at: datetime | None = None,
 ) -> PurgeResult:
     """Run one purge of `store` and return its record; never raises for database trouble.
 
     Phases: refusal gate; connect (archive before anything is read); clocks and plan; check
     the tables; count (large-cut gate, dry run); batches; the record.
+
+    `at` (dry runs only, for `dataward preview --now`): plan at this instant instead of the
+    servers' clocks.
     """
+    if at is not None and not store.purge.dry_run:
+        raise ValueError("a purge at a chosen instant must be a dry run")
     options = options or EngineOptions()
     start = job_clock()
     base = PurgeResult(
@@ -547,7 +605,11 @@ def purge(
     done: list[TableResult] = []
     try:
         live, archive = sessions.open(store, policy, connect_live, connect_archive)
-        planned = _plan(store, policy, live, archive, options, job_clock)
+        planned = (
+            make_plan(store, policy, at, at)
+            if at is not None
+            else _plan(store, policy, live, archive, options, job_clock)
+        )
         if isinstance(planned, _SkewGate):
             return _gated(replace(base, server_time=planned.live_now), planned.gate, job_clock())
         plan = planned
@@ -557,13 +619,15 @@ def purge(
         runs = _table_runs(live, archive, plan, options, fault)
         counts = [run.count_start(options.large_cut) for run in runs]
         done = [_untouched(run, count) for run, count in zip(runs, counts, strict=True)]
-        tables = [TableCount(r.name, c.expired, c.total) for r, c in zip(runs, counts, strict=True)]
+        tables = [
+            TableCount(r.name, c.removable, c.total) for r, c in zip(runs, counts, strict=True)
+        ]
         gate = large_cut(store, plan, tables, options.large_cut)
         if gate is not None:
             held = _gated(replace(base, tables=tuple(done)), gate, job_clock())
             return replace(held, acknowledge_token=plan.acknowledge_token)
         if plan.dry_run:
-            return _dry_run(base, plan, done, job_clock)
+            return _dry_run(base, store, plan, counts, done, options, job_clock)
         done, stop, failure = _run_tables(
             runs, counts, plan, Pacer(check_continue), archive is not None
         )
@@ -633,6 +697,30 @@ class _SkewGate:
     live_now: datetime
 
 
+def preview(
+    store: Store,
+    policy: Policy | None,
+    *,
+    connect_live: Callable[[], Session],
+    connect_archive: Callable[[], Session] | None,
+    job_clock: Clock,
+    options: EngineOptions | None = None,
+    at: datetime | None = None,
+) -> PurgeResult:
+    """What a purge of `store` would do now (or `at`): the purge itself as a dry run, so the
+    counts come from the same plan, statements and budget as a real run's."""
+    dry = replace(store, purge=replace(store.purge, dry_run=True))
+    return purge(
+        dry,
+        policy,
+        connect_live=connect_live,
+        connect_archive=connect_archive,
+        job_clock=job_clock,
+        options=options,
+        at=at,
+    )
+
+
 def _plan(
     store: Store,
     policy: Policy,
@@ -677,7 +765,7 @@ def _finished(
     """The record of a run whose batches ended (done, stopped, or at maxRowsPerRun)."""
     if (
         stop is None
-        and any(t.expired_remaining for t in results)
+        and any(t.expired_remaining or t.no_consent_remaining for t in results)
         and sum(t.rows_deleted for t in results) >= plan.max_rows
     ):
         stop = Stop("MaxRowsPerRun", f"stopped at maxRowsPerRun ({plan.max_rows} rows).")
@@ -715,6 +803,8 @@ def _untouched(run: TableRun, count: StartCount) -> TableResult:
         oldest_expired_age_seconds=run.age(count.oldest),
         null_triggers=count.nulls,
         archive_expired_remaining=count.archive_expired,
+        no_consent_remaining=count.children,
+        unknown_age=count.unknown_age,
     )
 
 
@@ -727,15 +817,27 @@ def _run_tables(
 ) -> tuple[list[TableResult], Stop | None, PurgeError | None]:
     """Live batches of every table, then (statutory) archive destructions; the final counts.
 
+    Per table, a children's category first removes the rows of children without consent past
+    the grace period (archiving them when statutory, like any row the law requires to keep),
+    then the expired rows. Both passes share maxRowsPerRun, in that order (`_dry_run` counts
+    the same way).
+
     A PurgeError ends the batches; it is returned with the counts of what was committed up
     to then (remaining rows estimated from the start counts: the database may be gone).
     """
     live: list[Drained] = [Drained() for _ in runs]
+    young: list[Drained] = [Drained() for _ in runs]
     destroyed: list[Drained] = [Drained() for _ in runs]
     stop: Stop | None = None
     error: PurgeError | None = None
     used = 0
     for i, run in enumerate(runs):
+        if run.table.children is not None:
+            young[i] = run.drain(run.children_batches(), plan.max_rows - used, pacer, statutory)
+            used += young[i].deleted
+            stop, error = young[i].stop, young[i].error
+            if stop is not None or error is not None:
+                break
         live[i] = run.drain(run.live_batches(), plan.max_rows - used, pacer, statutory)
         used += live[i].deleted
         stop, error = live[i].stop, live[i].error
@@ -750,26 +852,30 @@ def _run_tables(
             if stop is not None or error is not None:
                 break
     results = []
-    for run, count, took, gone in zip(runs, counts, live, destroyed, strict=True):
-        remaining = max(0, count.expired - took.deleted)
+    for run, count, took, kid, gone in zip(runs, counts, live, young, destroyed, strict=True):
+        remaining = max(0, count.expired - took.deleted - min(kid.deleted, count.overlap))
         oldest: datetime | date | None = None
         archive_left = max(0, count.archive_expired - gone.deleted)
+        children_left = max(0, count.children - kid.deleted)
         if error is None:
             try:
-                remaining, oldest, archive_left = run.count_end()
+                remaining, oldest, archive_left, children_left = run.count_end()
             except PurgeError as failure:
                 error = failure
         results.append(
             TableResult(
                 table=run.name,
-                rows_deleted=took.deleted,
-                rows_archived=took.archived,
+                rows_deleted=took.deleted + kid.deleted,
+                rows_archived=took.archived + kid.archived,
                 archive_rows_destroyed=gone.deleted,
                 expired_remaining=remaining,
                 oldest_expired_age_seconds=run.age(oldest),
                 null_triggers=count.nulls,
                 archive_expired_remaining=archive_left,
-                rows_skipped_locked=took.skipped + gone.skipped,
+                rows_skipped_locked=took.skipped + kid.skipped + gone.skipped,
+                rows_no_consent=kid.deleted,
+                no_consent_remaining=children_left,
+                unknown_age=count.unknown_age,
             )
         )
     return results, stop, error
@@ -814,6 +920,7 @@ def _prepare(
     live_bound = bind_cutoff(plan.cutoff, ts_kind, precision)
     names = tuple(c.name for c in columns.values())
     live_unique, live_ts = _mysql_indexes(live, table, records, "live")
+    children = _children(live, table, columns, records, plan)
     if archive is None:
         return PreparedTable(
             records,
@@ -822,6 +929,7 @@ def _prepare(
             names,
             live_unique_index=live_unique,
             live_ts_index=live_ts,
+            **children,
         )
     assert plan.archive_cutoff is not None
     archive_columns = _column_map(archive, table, "archive", records.table)
@@ -860,11 +968,75 @@ def _prepare(
         live_ts_index=live_ts,
         archive_unique_index=archive_unique,
         archive_ts_index=archive_ts,
+        live_statute_bound=bind_cutoff(plan.archive_cutoff, ts_kind, precision),
+        **children,
+    )
+
+
+def _children(
+    live: Session, table: TableName, columns: dict[str, Any], records: RecordSet, plan: PurgePlan
+) -> dict[str, Any]:
+    """The children's pass of a records entry (PreparedTable fields), checked against the
+    catalogue; nothing when the category holds no children's data."""
+    rule = records.children
+    if plan.children_cutoff is None:
+        return {}
+    if rule is None:  # compliance refuses this before a run; a second lock
+        raise PurgeError(
+            "ColumnRefused",
+            f"table {records.table} of a children's category has no records[].children.",
+        )
+    collected = rule.collected_column or records.timestamp_column
+    kind, precision = _timestamp_column(live, columns, records, "live", collected)
+    birth = age = None
+    if rule.birth_date_column is not None:
+        birth = _column(columns, records, rule.birth_date_column, "children.birthDateColumn")
+        if live.dialect.timestamp_kind(birth) is None:
+            raise _wrong_type(records, birth, "children.birthDateColumn", "a date or timestamp")
+    else:
+        assert rule.age_column is not None
+        age = _column(columns, records, rule.age_column, "children.ageColumn")
+        if not live.dialect.is_integer(age):
+            raise _wrong_type(records, age, "children.ageColumn", "an integer")
+    consent = _column(columns, records, rule.consent_column, "children.consentColumn")
+    flag = live.dialect.is_flag(consent)
+    if not flag and live.dialect.timestamp_kind(consent) is None:
+        raise _wrong_type(records, consent, "children.consentColumn", "a timestamp or boolean")
+    child = ChildRule(
+        age=CHILD_AGE,
+        consent=consent.name,
+        consent_is_flag=flag,
+        birth_date=birth.name if birth is not None else None,
+        age_column=age.name if age is not None else None,
+    )
+    _, ts_index = _mysql_indexes(live, table, records, "live", collected)
+    return {
+        "children": TableStatements(live.dialect, table, collected, records.key_columns, child),
+        "children_bound": bind_cutoff(plan.children_cutoff, kind, precision),
+        "children_ts_index": ts_index,
+    }
+
+
+def _column(columns: dict[str, Any], records: RecordSet, name: str, field: str) -> Column:
+    column: Column | None = columns.get(name.lower())
+    if column is None:
+        raise PurgeError(
+            "ColumnRefused",
+            f"{field} {name!r} is not in table {records.table}: fix spec.records.",
+        )
+    return column
+
+
+def _wrong_type(records: RecordSet, column: Column, field: str, wanted: str) -> PurgeError:
+    return PurgeError(
+        "ColumnRefused",
+        f"{field} {column.name!r} of {records.table} is of type {column.data_type}, not "
+        f"{wanted}: Dataward will not guess what its values mean; nothing was deleted.",
     )
 
 
 def _mysql_indexes(
-    session: Session, table: TableName, records: RecordSet, role: str
+    session: Session, table: TableName, records: RecordSet, role: str, timestamp: str | None = None
 ) -> tuple[str | None, str | None]:
     """MySQL: the unique index on exactly the key columns (required) and one led by the
     timestamp column (optional, used when present); (None, None) on PostgreSQL.
@@ -891,55 +1063,91 @@ def _mysql_indexes(
             "that it never waits for a lock on a row it does not delete; add one, or point "
             "keyColumns at the primary key. Nothing was deleted.",
         )
-    ts = records.timestamp_column.lower()
+    ts = (timestamp or records.timestamp_column).lower()
     ts_index = next((i.name for i in indexes if i.columns[0].lower() == ts), None)
     return unique, ts_index
 
 
 def _timestamp_column(
-    session: Session, columns: dict[str, Any], records: RecordSet, role: str
+    session: Session,
+    columns: dict[str, Any],
+    records: RecordSet,
+    role: str,
+    name: str | None = None,
 ) -> tuple[TimestampKind, int | None]:
-    column = columns.get(records.timestamp_column.lower())
+    """The kind and precision of the trigger column (or of `name`, children.collectedColumn)."""
+    name = name or records.timestamp_column
+    field = "timestampColumn" if name == records.timestamp_column else "children.collectedColumn"
+    column = columns.get(name.lower())
     if column is None:
         raise PurgeError(
             "ColumnRefused",
-            f"timestamp column {records.timestamp_column!r} is not in the {role} table "
-            f"{records.table}: fix spec.records timestampColumn.",
+            f"timestamp column {name!r} is not in the {role} table "
+            f"{records.table}: fix spec.records {field}.",
         )
     kind = session.dialect.timestamp_kind(column)
     if kind is None:
         raise PurgeError(
             "ColumnRefused",
-            f"column {records.timestamp_column!r} of {records.table} ({role}) is of type "
+            f"column {name!r} of {records.table} ({role}) is of type "
             f"{column.data_type}, not a timestamp, datetime or date: Dataward will not guess "
-            "what its values mean; point timestampColumn at a timestamp column.",
+            f"what its values mean; point {field} at a timestamp column.",
         )
     precision: int | None = column.precision
     return kind, precision
 
 
 def _dry_run(
-    base: PurgeResult, plan: PurgePlan, tables: Sequence[TableResult], job_clock: Clock
+    base: PurgeResult,
+    store: Store,
+    plan: PurgePlan,
+    counts: Sequence[StartCount],
+    tables: Sequence[TableResult],
+    options: EngineOptions,
+    job_clock: Clock,
 ) -> PurgeResult:
-    would = dry_run_allocation([t.expired_remaining for t in tables], plan.max_rows)
-    would_destroy = dry_run_allocation([t.archive_expired_remaining for t in tables], plan.max_rows)
+    """What a real run would do, from the start counts: `_run_tables`' order and budget (per
+    table the children's rows, then the rest of the expired rows), and whether the large-cut
+    gate would hold it (the real run deletes nothing then)."""
+    # Per table: (children's rows without consent, the other expired rows), in run order.
+    wanted = [n for c in counts for n in (c.children, c.expired - c.overlap)]
+    allocated = dry_run_allocation(wanted, plan.max_rows)
+    young, rest = allocated[0::2], allocated[1::2]
+    # The archive pass runs after the live one and also destroys the rows just archived that
+    # are past the statute already (exact when the budget takes every such row; else at most).
+    moved = [kid + other for kid, other in zip(young, rest, strict=True)]
+    would_destroy = dry_run_allocation(
+        [
+            c.archive_expired + min(c.live_past_statute, n)
+            for c, n in zip(counts, moved, strict=True)
+        ],
+        plan.max_rows,
+    )
+    real = [TableCount(t.table, c.removable, c.total) for t, c in zip(tables, counts, strict=True)]
+    held = large_cut(store, replace(plan, dry_run=False), real, options.large_cut)
     results = tuple(
         replace(
             table,
-            rows_deleted=rows,
-            rows_archived=rows if plan.statutory is not None else 0,
+            rows_deleted=kid + other,
+            rows_archived=kid + other if plan.statutory is not None else 0,
             archive_rows_destroyed=destroy,
+            rows_no_consent=kid,
+            large_cut=options.large_cut.is_large(count.removable, count.total),
         )
-        for table, rows, destroy in zip(tables, would, would_destroy, strict=True)
+        for table, count, kid, other, destroy in zip(
+            tables, counts, young, rest, would_destroy, strict=True
+        )
     )
-    stopped = "MaxRowsPerRun" if sum(would) < sum(t.expired_remaining for t in tables) else None
-    total = sum(would)
+    stopped = "MaxRowsPerRun" if sum(allocated) < sum(wanted) else None
+    total = sum(allocated)
     message = (
-        f"dry run: would delete {total} expired rows"
+        f"dry run: would delete {total} rows"
+        + (f" ({sum(young)} of children without consent)" if plan.children_cutoff else "")
         + (" (archiving them first)" if plan.statutory is not None else "")
         + (f" and destroy {sum(would_destroy)} archived rows" if plan.statutory else "")
         + f" at cutoff {plan.cutoff.isoformat()}; nothing was changed."
         + (f" A real run would stop at maxRowsPerRun ({plan.max_rows})." if stopped else "")
+        + (" A real run would be held: " + held.message if held is not None else "")
     )
     return replace(
         base,
@@ -949,6 +1157,7 @@ def _dry_run(
         stopped_early=stopped,
         message=message,
         completion_time=job_clock(),
+        acknowledge_token=plan.acknowledge_token if held is not None else None,
     )
 
 
@@ -957,6 +1166,14 @@ def _summary(results: Sequence[TableResult], plan: PurgePlan, stop: Stop | None)
     remaining = sum(r.expired_remaining for r in results)
     nulls = sum(r.null_triggers for r in results)
     parts = [f"deleted {deleted} expired rows at cutoff {plan.cutoff.isoformat()}"]
+    if plan.children_cutoff is not None:
+        kids = sum(r.rows_no_consent for r in results)
+        parts = [
+            f"deleted {deleted} rows: {kids} of children under {CHILD_AGE} without the legal "
+            f"representative's consent collected at or before "
+            f"{plan.children_cutoff.isoformat()} ({plan.consent_grace} grace), "
+            f"{deleted - kids} expired at cutoff {plan.cutoff.isoformat()}"
+        ]
     if plan.statutory is not None:
         parts.append(
             f"archived {sum(r.rows_archived for r in results)} new rows and destroyed "
@@ -967,6 +1184,12 @@ def _summary(results: Sequence[TableResult], plan: PurgePlan, stop: Stop | None)
         parts.append(f"{remaining} expired rows remain")
     if nulls:
         parts.append(f"{nulls} rows have no trigger timestamp and were kept")
+    unknown = sum(r.unknown_age for r in results)
+    if unknown:
+        parts.append(
+            f"{unknown} rows of children's tables have no birth date or age and were not "
+            "treated as children's"
+        )
     skipped = sum(r.rows_skipped_locked for r in results)
     if skipped:
         parts.append(

@@ -92,6 +92,9 @@ class PurgePlan:
     max_rows: int
     dry_run: bool
     acknowledge_token: str
+    # A children's category: rows of a child without consent collected at or before this go.
+    consent_grace: Duration | None = None
+    children_cutoff: datetime | None = None
 
 
 def store_ref(store: Store) -> str:
@@ -185,6 +188,7 @@ def make_plan(
     retention = effective_retention(store, category)
     statutory = category.statutory.period if category.statutory else None
     archive_clock = archive_now if archive_now is not None else now
+    grace = category.children.consent_grace if category.children else None
     return PurgePlan(
         store=store_ref(store),
         retention=retention,
@@ -198,6 +202,8 @@ def make_plan(
         max_rows=max(0, store.purge.max_rows_per_run),
         dry_run=store.purge.dry_run,
         acknowledge_token=acknowledge_token(store, policy),
+        consent_grace=grace,
+        children_cutoff=cutoff_for(now, grace) if grace is not None else None,
     )
 
 
@@ -245,7 +251,12 @@ def interruption(plan: PurgePlan, store: Store, policy: Policy | None) -> Stop |
     category = policy.category(store.category)
     assert category is not None
     statutory = category.statutory.period if category.statutory else None
-    if effective_retention(store, category) != plan.retention or statutory != plan.statutory:
+    grace = category.children.consent_grace if category.children else None
+    if (
+        effective_retention(store, category) != plan.retention
+        or statutory != plan.statutory
+        or grace != plan.consent_grace
+    ):
         return Stop(
             "RetentionChanged",
             "the retention changed during the run; stopped so the next run uses the new one.",

@@ -34,6 +34,13 @@ class TableResult:
     null_triggers: int = 0
     archive_expired_remaining: int = 0
     rows_skipped_locked: int = 0
+    # Of rows_deleted (and rows_archived when statutory): rows of children under 14 without
+    # the legal representative's consent, removed after the category's consent grace.
+    rows_no_consent: int = 0
+    no_consent_remaining: int = 0
+    unknown_age: int = 0  # rows of a children's table with no birth date or age: kept
+    # Dry runs: a real run would be held by the large-cut gate because of this table.
+    large_cut: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape."""
@@ -47,6 +54,10 @@ class TableResult:
             "nullTriggers": self.null_triggers,
             "archiveExpiredRemaining": self.archive_expired_remaining,
             "rowsSkippedLocked": self.rows_skipped_locked,
+            "rowsNoConsent": self.rows_no_consent,
+            "noConsentRemaining": self.no_consent_remaining,
+            "unknownAge": self.unknown_age,
+            "largeCut": self.large_cut,
         }
 
 
@@ -125,6 +136,7 @@ class PurgeResult:
             "oldestExpiredAgeSeconds": self.oldest_expired_age_seconds,
             "nullTriggers": sum(t.null_triggers for t in self.tables),
             "rowsSkippedLocked": self.rows_skipped_locked,
+            "rowsNoConsent": sum(t.rows_no_consent for t in self.tables),
             "stoppedEarly": self.stopped_early,
             "error": None
             if self.error is None

@@ -110,6 +110,21 @@ class Dialect:
         """How a trigger column's values map to instants; None for a type that is no timestamp."""
         return dict(self.timestamp_types).get(column.data_type.lower())
 
+    def is_integer(self, column: Column) -> bool:
+        """An integer column (an age in whole years)."""
+        return column.data_type.lower() in _INTEGER_TYPES[self.engine]
+
+    def is_flag(self, column: Column) -> bool:
+        """A boolean column (PostgreSQL boolean; MySQL BOOLEAN, which is TINYINT)."""
+        return column.data_type.lower() == ("boolean" if self.engine == "postgresql" else "tinyint")
+
+    def add_years(self, value: str, years: int) -> str:
+        """SQL for `value + years` calendar years, 29 February clamped to 28 February (the
+        same arithmetic as durations.add_months; tests/purge/test_children.py compares)."""
+        if self.engine == "postgresql":
+            return f"({value} + interval '{int(years)} years')"
+        return f"DATE_ADD({value}, INTERVAL {int(years)} YEAR)"
+
     def insert_rows(
         self, table: TableName, columns: Sequence[str], keys: Sequence[str], rows: int
     ) -> str:
@@ -129,6 +144,11 @@ class Dialect:
             return f"{head} ON CONFLICT ({', '.join(self.quote(k) for k in keys)}) DO NOTHING"
         return head
 
+
+_INTEGER_TYPES: dict[str, frozenset[str]] = {
+    "postgresql": frozenset({"smallint", "integer", "bigint"}),
+    "mysql": frozenset({"tinyint", "smallint", "mediumint", "int", "bigint"}),
+}
 
 POSTGRES = Dialect(
     "postgresql",
@@ -174,13 +194,57 @@ def as_utc(value: datetime | date) -> datetime:
 
 
 @dataclass(frozen=True)
+class ChildRule:
+    """Rows whose subject was under `age` at the row's timestamp and that have no recorded
+    consent: a condition on columns only, with no parameter (the grace period is the cutoff
+    bound to the timestamp, like a retention).
+
+    `consent_is_flag`: the consent column is a boolean (consent when true), else a timestamp
+    (consent when not NULL). A NULL birth date or age is an unknown age: never a child here.
+    """
+
+    age: int
+    consent: str
+    consent_is_flag: bool
+    birth_date: str | None = None
+    age_column: str | None = None
+
+    def sql(self, dialect: Dialect, timestamp: str, prefix: str = "") -> str:
+        """The condition; `timestamp` is the quoted (and prefixed) timestamp column."""
+        consent = prefix + dialect.quote(self.consent)
+        no_consent = f"{consent} IS NOT TRUE" if self.consent_is_flag else f"{consent} IS NULL"
+        if self.birth_date is not None:
+            birthday = dialect.add_years(prefix + dialect.quote(self.birth_date), self.age)
+            child = f"{timestamp} < {birthday}"
+        else:
+            assert self.age_column is not None
+            child = f"{prefix}{dialect.quote(self.age_column)} < {int(self.age)}"
+        return f"{child} AND {no_consent}"
+
+    def unknown_sql(self, dialect: Dialect) -> str:
+        """Rows whose age is unknown (NULL birth date or age): kept, and reported."""
+        return f"{dialect.quote(self.birth_date or self.age_column or '')} IS NULL"
+
+
+@dataclass(frozen=True)
 class TableStatements:
-    """The statements of a purge for one table; each takes `%s` parameters."""
+    """The statements of a purge for one table; each takes `%s` parameters.
+
+    With `child`, "expired" means also matching the ChildRule: every statement that picks or
+    re-checks rows checks it, so a consent recorded during the run keeps the row.
+    """
 
     dialect: Dialect
     table: TableName
     timestamp: str
     keys: tuple[str, ...]
+    child: ChildRule | None = None
+
+    def _child(self, prefix: str = "") -> str:
+        if self.child is None:
+            return ""
+        ts = prefix + self._ts
+        return f" AND {self.child.sql(self.dialect, ts, prefix)}"
 
     @property
     def _t(self) -> str:
@@ -205,11 +269,28 @@ class TableStatements:
 
     def count_expired(self) -> str:
         """Expired rows and the oldest trigger among them; params: cutoff."""
-        return f"SELECT count(*), min({self._ts}) FROM {self._t} WHERE {self._ts} <= %s"
+        return (
+            f"SELECT count(*), min({self._ts}) FROM {self._t} WHERE {self._ts} <= %s"
+            + self._child()
+        )
+
+    def count_expired_by(self, timestamp: str) -> str:
+        """Rows expired here that are also at or before a bound on another timestamp column
+        (the rows both this and the retention would take); params: cutoff, other bound."""
+        other = self.dialect.quote(timestamp)
+        return (
+            f"SELECT count(*) FROM {self._t} WHERE {self._ts} <= %s{self._child()} "
+            f"AND {other} <= %s"
+        )
 
     def count_null(self) -> str:
         """Rows without a trigger timestamp: never deleted, only reported."""
         return f"SELECT count(*) FROM {self._t} WHERE {self._ts} IS NULL"
+
+    def count_unknown_age(self) -> str:
+        """Rows of a children's table whose subject's age is unknown: only reported."""
+        assert self.child is not None
+        return f"SELECT count(*) FROM {self._t} WHERE {self.child.unknown_sql(self.dialect)}"
 
     def count_all(self) -> str:
         """Every row (for the large-cut gate)."""
@@ -227,7 +308,7 @@ class TableStatements:
         return f"{self._ts} >= %s AND ({self._ts} > %s OR ({self._ts} = %s AND {key_after}))"
 
     def _where_expired(self, after: bool) -> str:
-        return f"{self._ts} <= %s" + (f" AND {self._after()}" if after else "")
+        return f"{self._ts} <= %s" + self._child() + (f" AND {self._after()}" if after else "")
 
     def _order(self, descending: bool = False) -> str:
         way = " DESC" if descending else ""
@@ -267,7 +348,7 @@ class TableStatements:
         returning = "1" if columns is None else ", ".join(self.dialect.quote(c) for c in columns)
         gone = (
             f"DELETE FROM {self._t} WHERE ctid = ANY(ARRAY(SELECT dw_tid FROM dw_picked)) "
-            f"AND ({self._ts} <= %s) IS TRUE RETURNING {returning}"
+            f"AND ({self._ts} <= %s{self._child()}) IS TRUE RETURNING {returning}"
         )
         last = f"SELECT {self._ts}, {keys} FROM dw_picked ORDER BY {self._order(True)} LIMIT 1"
         last_columns = ", ".join(f"dw_last.{c}" for c in (self._ts, *self._quoted_keys()))
@@ -293,7 +374,11 @@ class TableStatements:
         Params: [cursor], cap, cutoff, [cursor], offset. No row: fewer rows are left.
         """
         where = self._where_expired(after)
-        shared = f"{self._ts} = dw_b.{self._ts}" + (f" AND {self._after()}" if after else "")
+        shared = (
+            f"{self._ts} = dw_b.{self._ts}"
+            + self._child()
+            + (f" AND {self._after()}" if after else "")
+        )
         return (
             f"SELECT dw_b.{self._ts}, (SELECT count(*) FROM (SELECT 1 FROM {self._t} "
             f"WHERE {shared} LIMIT %s) AS dw_c) FROM (SELECT {self._ts} FROM {self._t} "
@@ -310,7 +395,7 @@ class TableStatements:
         return (
             f"DELETE FROM {self._t} WHERE {self._ts} <= %s"
             + (f" AND {self._after()}" if after else "")
-            + f" AND {self._ts} <= %s"
+            + f" AND {self._ts} <= %s{self._child()}"
         )
 
     def copy_range_out(self, after: bool, columns: Sequence[str]) -> str:
@@ -337,9 +422,12 @@ class TableStatements:
             hint = f" FORCE INDEX ({self.dialect.quote(index)})"
             return (
                 f"DELETE {self._t} FROM {self._t}{hint} "
-                f"WHERE ({self._key_match(rows)}) AND {self._ts} <= %s"
+                f"WHERE ({self._key_match(rows)}) AND {self._ts} <= %s{self._child()}"
             )
-        return f"DELETE FROM {self._t} WHERE ({self._key_match(rows)}) AND {self._ts} <= %s"
+        return (
+            f"DELETE FROM {self._t} WHERE ({self._key_match(rows)}) AND {self._ts} <= %s"
+            + self._child()
+        )
 
     def select_keys(self, rows: int) -> str:
         """Which of these keys are present; params: the keys flattened."""
@@ -398,7 +486,7 @@ class TableStatements:
         return (
             f"({picked}) AS dw_p STRAIGHT_JOIN {self._t} AS dw_t "
             f"FORCE INDEX ({self.dialect.quote(unique_index)}) ON {join} "
-            f"WHERE dw_t.{self._ts} <= %s"
+            f"WHERE dw_t.{self._ts} <= %s{self._child('dw_t.')}"
         )
 
     def insert_json(self, columns: Sequence[str], keep_existing: bool) -> str:
