@@ -270,13 +270,15 @@ class Revisions:
     pending: Pending | None
     # The pending revision took effect in this very decision (record it, re-queue the stores).
     promoted: bool = False
+    # The emergency override it took effect by, skipping the notice period.
+    override: str | None = None
 
     def to_status(self) -> dict[str, Any]:
-        """As `status.revisions` (pending: null removes a pending one from the status)."""
-        return {
-            "inForce": self.in_force.to_status(),
-            "pending": self.pending.to_status() if self.pending is not None else None,
-        }
+        """As `status.revisions` (no `pending` when none is pending)."""
+        status = {"inForce": self.in_force.to_status()}
+        if self.pending is not None:
+            status["pending"] = self.pending.to_status()
+        return status
 
 
 def _recorded_pending(raw: Any) -> tuple[str, datetime] | None:
@@ -322,12 +324,25 @@ def decide(
         earliest = start + timedelta(days=notice)
         takes_effect = max(earliest, start_of(effective)) if effective is not None else earliest
     if now >= takes_effect:
-        return Revisions(InForce(generation, spec, max(takes_effect, observed)), None, True)
+        since = max(takes_effect, observed)
+        return Revisions(InForce(generation, spec, since), None, True, emergency)
     pending = Pending(
         generation, current, announced, effective, observed, notice, takes_effect, reasons,
         emergency,
     )  # fmt: skip
     return Revisions(in_force, pending)
+
+
+def policy_revisions(raw: Mapping[str, Any], now: datetime) -> Revisions:
+    """`decide` for a PrivacyPolicy object as the API returns it (its status included)."""
+    metadata = raw.get("metadata") or {}
+    status = raw.get("status") or {}
+    return decide(
+        raw.get("spec") or {},
+        int(metadata.get("generation") or 0),
+        status.get("revisions") if isinstance(status, Mapping) else None,
+        now,
+    )
 
 
 def in_force_policy_object(raw: Mapping[str, Any], now: datetime) -> dict[str, Any]:
@@ -336,13 +351,4 @@ def in_force_policy_object(raw: Mapping[str, Any], now: datetime) -> dict[str, A
     What stores are judged by and the purge deletes by. Raises ModelError when the recorded
     status cannot be read.
     """
-    metadata = raw.get("metadata") or {}
-    status = raw.get("status") or {}
-    spec = raw.get("spec") or {}
-    revisions = decide(
-        spec,
-        int(metadata.get("generation") or 0),
-        status.get("revisions") if isinstance(status, Mapping) else None,
-        now,
-    )
-    return {**raw, "spec": dict(revisions.in_force.spec)}
+    return {**raw, "spec": dict(policy_revisions(raw, now).in_force.spec)}
