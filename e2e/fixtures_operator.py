@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +65,10 @@ class OperatorProcess:
         account: str,
         log: Path,
         args: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.plane = plane
+        self.env = dict(env or {})  # added to the environment (DATAWARD_TEST_CLOCK_FILE)
         self.kubeconfig = kubeconfig
         self.account = account
         self.log = log
@@ -80,6 +82,7 @@ class OperatorProcess:
         self.starts += 1
         env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
         env["PATH"] = f"{self.plane.bin_dir}{os.pathsep}{env.get('PATH', '')}"
+        env.update(self.env)
         with self.log.open("ab") as out:
             out.write(f"--- start {self.starts}\n".encode())
         self.process = subprocess.Popen(
