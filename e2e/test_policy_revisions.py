@@ -14,7 +14,6 @@ an emergency override left over from the revision before.
 from __future__ import annotations
 
 import copy
-import os
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -50,7 +49,6 @@ REPO = Path(__file__).resolve().parent.parent
 CHART = REPO / "charts" / "dataward"
 RELEASE = RELEASE_NAMESPACE = "dataward-revisions-e2e"
 GROUP, VERSION, PLURAL = "dataward.io", "v1alpha1", "privacypolicies"
-SELECTOR = "e2e.dataward.io/revisions"
 CATEGORY = "technical-support-inquiry"
 CRONJOB = "dataward-support-inquiries-purge"
 IN_FORCE_SECONDS = 30  # the API server loads a new admission policy moments after it is made
@@ -101,16 +99,28 @@ def clock(tmp_path_factory: pytest.TempPathFactory) -> Clock:
 
 
 @pytest.fixture(scope="module")
-def revision_operator(control_plane: ControlPlane, clock: Clock,
+def revision_namespace(control_plane: ControlPlane) -> Iterator[str]:
+    """The one namespace the module's operator serves (made before it starts)."""
+    name = f"e2e-revisions-{uuid.uuid4().hex[:6]}"
+    control_plane.kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def revision_operator(control_plane: ControlPlane, clock: Clock, revision_namespace: str,
                       tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    """An operator of its own, serving only namespaces labelled SELECTOR, on the test clock."""
+    """An operator of its own on the test clock, serving only `revision_namespace`'s stores
+    (moving its clock a month on must not touch other modules' stores)."""
     kubeconfig, account = install_operator_identity(control_plane)
     log = tmp_path_factory.mktemp("revisions") / "operator.log"
     args = ["--lease-namespace", OPERATOR_NAMESPACE, "--lease-name", "dataward-revisions-e2e",
             "--lease-duration-seconds", "6",
             "--operator-service-account", f"{OPERATOR_NAMESPACE}/{account}",
-            "--resync-seconds", "2", "--metrics-port", "0", "--image", "dataward:e2e",
-            "--namespace-selector", f"{SELECTOR}=yes"]  # fmt: skip
+            "--resync-seconds", "5", "--metrics-port", "0", "--image", "dataward:e2e",
+            "--namespace", revision_namespace]  # fmt: skip
     process = OperatorProcess(control_plane, kubeconfig, account, log, args,
                               env={TEST_CLOCK_ENV: str(clock.path)})
     process.start()
@@ -237,19 +247,15 @@ def test_180_days_to_6_months_is_widening_whatever_the_text_says(
     assert "needs 7" in message
 
 
-def in_force_retention(control_plane: ControlPlane, store: str, namespace: str) -> str:
-    """The category's retention the purge job would delete by (its own API source)."""
-    before = os.environ.get("KUBECONFIG")
-    os.environ["KUBECONFIG"] = str(control_plane.kubeconfig)
+def in_force_retention(kube: ApiClient, store: str, namespace: str) -> str:
+    """The category's retention the purge job would delete by: its own API source, reading
+    the real API (as the admin here; the Job reads with its own token)."""
     source = ApiSource(namespace, store)
+    source._api = client.CustomObjectsApi(kube)
     try:
         _, policy = source.load()
     finally:
         source.close()
-        if before is None:
-            del os.environ["KUBECONFIG"]
-        else:
-            os.environ["KUBECONFIG"] = before
     assert policy is not None
     category = policy.category(CATEGORY)
     assert category is not None
@@ -265,17 +271,21 @@ def revision_condition(body: dict[str, Any]) -> tuple[str, str]:
 
 def test_a_revision_applied_today_is_enforced_only_from_its_effective_date(
     control_plane: ControlPlane, kube: ApiClient, release: str, revision_operator: OperatorProcess,
-    policy: dict[str, Any], clock: Clock, namespace: str
+    policy: dict[str, Any], clock: Clock, revision_namespace: str
 ) -> None:
-    name = policy["metadata"]["name"]
-    control_plane.kubectl("label", "namespace", namespace, f"{SELECTOR}=yes")
+    name, namespace = policy["metadata"]["name"], revision_namespace
     first = wait_for(lambda: current(kube, name).get("status", {}).get("revisions"),
                      timeout=60, message="the first revision recorded")
     assert first["inForce"]["effectiveDate"] == "2021-04-26" and "pending" not in first
     generation = first["inForce"]["generation"]
 
-    store = load_example("examples/stores/support-inquiries.yaml", namespace, policy=name)
-    apply(control_plane, store)  # retention 180d in a category allowing 1y
+    store = load_example("examples/stores/support-inquiries.yaml", namespace, policy=name,
+                         deletionPolicy="Delete")  # Retain needs a protected namespace
+    secret = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+              "metadata": {"name": store["spec"]["database"]["credentialsSecret"],
+                           "namespace": namespace},
+              "stringData": {"username": "purger", "password": "not-a-real-password"}}
+    apply(control_plane, secret, store)  # retention 180d in a category allowing 1y
     wait_condition(control_plane, namespace, "support-inquiries", "PolicyCompliant", "True")
 
     # Announced today, the category cut to 90 days (shorter than the store's 180d) in 30 days.
@@ -294,11 +304,11 @@ def test_a_revision_applied_today_is_enforced_only_from_its_effective_date(
 
     # Still judged and purged by the revision in force, a day before it takes effect.
     clock.set(datetime.combine(effective, datetime.min.time(), UTC) - timedelta(days=1))
-    sleep_for(6)  # several resyncs (every 2 s) at the new time: none may apply the revision
+    sleep_for(12)  # several resyncs (every 5 s) at the new time: none may apply the revision
     wait_condition(control_plane, namespace, "support-inquiries", "PolicyCompliant", "True")
     cronjob = get(control_plane, "cronjob", CRONJOB, namespace)
     assert cronjob is not None and cronjob["spec"]["suspend"] is False
-    assert in_force_retention(control_plane, "support-inquiries", namespace) == "1y"
+    assert in_force_retention(kube, "support-inquiries", namespace) == "1y"
 
     # The effective date passes: the revision is in force, the store judged by it.
     clock.set(datetime.combine(effective, datetime.min.time(), UTC) + timedelta(minutes=1))
@@ -311,7 +321,7 @@ def test_a_revision_applied_today_is_enforced_only_from_its_effective_date(
     assert wait_for(lambda: (get(control_plane, "cronjob", CRONJOB, namespace) or {})
                     .get("spec", {}).get("suspend") is True or None, timeout=30,
                     message="the purge suspended under the new revision")
-    assert in_force_retention(control_plane, "support-inquiries", namespace) == "90d"
+    assert in_force_retention(kube, "support-inquiries", namespace) == "90d"
     reasons = {e.reason for e in client.EventsV1Api(kube).list_namespaced_event("default").items
                if e.regarding and e.regarding.name == name}
     assert {"RevisionPending", "RevisionInForce"} <= reasons
