@@ -295,6 +295,11 @@ def test_a_revision_applied_today_is_enforced_only_from_its_effective_date(
     pending = wait_for(lambda: current(kube, name)["status"]["revisions"].get("pending"),
                        timeout=60, message="the pending revision in the policy's status")
     assert pending["generation"] == generation + 1 and pending["noticeDays"] == 7
+    impact = wait_for(lambda: current(kube, name)["status"]["revisions"]["pending"].get("impact"),
+                      timeout=30, message="the pending revision's impact on the store")
+    assert impact == [{"store": f"{namespace}/support-inquiries",
+                       "before": {"retention": "180d", "outcome": "Compliant"},
+                       "after": {"retention": "180d", "outcome": "RetentionTooLong"}}]
     assert pending["takesEffect"] == f"{effective.isoformat()}T00:00:00Z"
     body = current(kube, name)
     assert body["status"]["revisions"]["inForce"]["generation"] == generation

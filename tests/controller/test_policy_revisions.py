@@ -95,6 +95,10 @@ def test_a_revision_applied_today_is_enforced_only_from_its_effective_date() -> 
     assert revisions["pending"]["noticeDays"] == 7 and revisions["pending"]["widens"] == []
     assert due == TAKES_EFFECT
     assert policy_condition(kube) == ("False", "NoticePeriod")
+    # The store that will stop complying is named before it happens.
+    assert revisions["pending"]["affectedStores"] == 1
+    assert revisions["pending"]["impact"][0]["store"] == "crm/support-inquiries"
+    assert revisions["pending"]["impact"][0]["after"]["outcome"] == "RetentionTooLong"
     # The store is still judged by the revision in force, and told when to look again.
     store_due = reconciler.reconcile(KEY, now=T0 + timedelta(minutes=2))
     assert conditions(kube)["PolicyCompliant"][0] == "True" and not suspended(kube)

@@ -279,3 +279,34 @@ def test_the_policy_object_in_force_is_the_old_revision_until_it_takes_effect() 
     assert category(before["spec"], "technical-support-inquiry")["retention"]["period"] == "1y"
     after = in_force_policy_object(raw, datetime(2026, 12, 31, tzinfo=UTC))
     assert category(after["spec"], "technical-support-inquiry")["retention"]["period"] == "6mo"
+
+
+# --- impact -----------------------------------------------------------------------------
+
+
+def test_impact_names_the_stores_a_revision_puts_out_of_compliance() -> None:
+    from dataward.model.policy import parse_policy
+    from dataward.model.revisions import impact
+    from dataward.model.store import parse_store
+    from tests.model.samples import STORE
+
+    in_force = parse_policy(POLICY)
+    pending = parse_policy({**POLICY, "spec": with_retention("90d")})
+    kept = parse_store(STORE)  # 180d of its own, in a category allowing 1y
+    other = copy.deepcopy(STORE)
+    other["metadata"]["name"] = "newsletter-store"
+    other["spec"]["category"] = "newsletter"
+    other["spec"]["retention"] = "0d"
+    listed, affected = impact([parse_store(other), kept], in_force, pending)
+    assert affected == 1  # the newsletter store is not touched by the revision
+    assert listed == [{
+        "store": "crm/support-inquiries",
+        "before": {"outcome": "Compliant", "retention": "180d"},
+        "after": {"outcome": "RetentionTooLong", "retention": "180d"},
+    }]
+    # Without a retention of its own the store follows the category: 1y becomes 90d.
+    follows = copy.deepcopy(STORE)
+    del follows["spec"]["retention"]
+    listed, _ = impact([parse_store(follows)], in_force, pending)
+    assert listed[0]["before"]["retention"] == "1y" and listed[0]["after"]["retention"] == "90d"
+    assert listed[0]["after"]["outcome"] == "Compliant"

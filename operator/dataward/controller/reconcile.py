@@ -79,6 +79,7 @@ from dataward.model.revisions import (
     Revisions,
     digest,
     format_instant,
+    impact,
     policy_revisions,
 )
 from dataward.model.store import Store, parse_store
@@ -535,6 +536,15 @@ class Reconciler:
         }
         if revisions is not None:
             status["revisions"] = revisions.to_status()
+            if revisions.pending is not None:
+                # What each store of the policy will be held to when the revision takes effect.
+                listed, affected = impact(
+                    [p for p in (self._parsed(s) for s in stores) if p is not None],
+                    parse_policy({**raw, "spec": dict(revisions.in_force.spec)}),
+                    parse_policy(raw),
+                )
+                status["revisions"]["pending"]["impact"] = listed
+                status["revisions"]["pending"]["affectedStores"] = affected
         if all(old.get(k) == v for k, v in status.items()):
             return _takes_effect(revisions)
         # A merge patch keeps keys it does not name: a revision's spec (or a pending revision)

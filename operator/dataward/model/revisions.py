@@ -39,9 +39,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from dataward.model.compliance import compliance_findings, effective_retention
 from dataward.model.durations import Duration
 from dataward.model.errors import ModelError
-from dataward.model.policy import Category, parse_policy
+from dataward.model.policy import Category, Policy, parse_policy
+from dataward.model.store import Store
 
 NOTICE_DAYS = 7
 WIDENING_NOTICE_DAYS = 30
@@ -352,3 +354,39 @@ def in_force_policy_object(raw: Mapping[str, Any], now: datetime) -> dict[str, A
     status cannot be read.
     """
     return {**raw, "spec": dict(policy_revisions(raw, now).in_force.spec)}
+
+
+IMPACT_LIMIT = 100  # stores listed in status.revisions.pending.impact; the count says the rest
+
+
+def _terms(store: Store, policy: Policy) -> dict[str, Any]:
+    """What `policy` means for `store`: its retention, statutory period and first finding."""
+    category = policy.category(store.category)
+    findings = compliance_findings(store, policy)
+    terms: dict[str, Any] = {"outcome": findings[0].reason if findings else "Compliant"}
+    if category is not None:
+        terms["retention"] = str(effective_retention(store, category))
+        if category.statutory is not None:
+            terms["statutory"] = str(category.statutory.period)
+    return terms
+
+
+def impact(
+    stores: Sequence[Store], in_force: Policy, pending: Policy
+) -> tuple[list[dict[str, Any]], int]:
+    """Per store, what changes when `pending` replaces `in_force` (stores it does not change
+    are left out), at most IMPACT_LIMIT of them, and how many are affected in all.
+
+    Each entry: the store (`namespace/name`), and `before`/`after` with the retention it
+    keeps records for, the statutory period, and `outcome` (Compliant, or the first
+    compliance finding's reason: a store the revision would put out of compliance shows
+    here before it happens). Row counts are the purge preview's business, not this one's.
+    """
+    affected = []
+    for store in sorted(stores, key=lambda s: (s.namespace, s.name)):
+        before, after = _terms(store, in_force), _terms(store, pending)
+        if before != after:
+            affected.append(
+                {"store": f"{store.namespace}/{store.name}", "before": before, "after": after}
+            )
+    return affected[:IMPACT_LIMIT], len(affected)
