@@ -538,13 +538,17 @@ class Reconciler:
             status["revisions"] = revisions.to_status()
             if revisions.pending is not None:
                 # What each store of the policy will be held to when the revision takes effect.
-                listed, affected = impact(
-                    [p for p in (self._parsed(s) for s in stores) if p is not None],
-                    parse_policy({**raw, "spec": dict(revisions.in_force.spec)}),
-                    parse_policy(raw),
-                )
-                status["revisions"]["pending"]["impact"] = listed
-                status["revisions"]["pending"]["affectedStores"] = affected
+                try:
+                    listed, affected = impact(
+                        [p for p in (self._parsed(s) for s in stores) if p is not None],
+                        parse_policy({**raw, "spec": dict(revisions.in_force.spec)}),
+                        parse_policy(raw),
+                    )
+                except ModelError as error:  # an in-force copy a newer schema refuses
+                    log.info("impact of PrivacyPolicy %s's revision unknown: %s", name, error)
+                else:
+                    status["revisions"]["pending"]["impact"] = listed
+                    status["revisions"]["pending"]["affectedStores"] = affected
         if all(old.get(k) == v for k, v in status.items()):
             return _takes_effect(revisions)
         # A merge patch keeps keys it does not name: a revision's spec (or a pending revision)
