@@ -83,8 +83,9 @@ def pytest_runtest_makereport(
 ) -> Iterator[None] | pytest.TestReport:
     """Attach the operator's recent log to a failed test that used it."""
     report: pytest.TestReport = yield
-    if report.failed and "operator" in getattr(item, "fixturenames", ()):
-        process = item.funcargs.get("operator") if hasattr(item, "funcargs") else None
-        if process is not None:
-            report.sections.append(("operator log (tail)", process.logs()[-6000:]))
+    for fixture in ("operator", "revision_operator"):
+        if report.failed and fixture in getattr(item, "fixturenames", ()):
+            process = item.funcargs.get(fixture) if hasattr(item, "funcargs") else None
+            if process is not None:
+                report.sections.append((f"{fixture} log (tail)", process.logs()[-6000:]))
     return report

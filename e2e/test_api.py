@@ -302,7 +302,8 @@ def test_examples_apply_and_show_in_kubectl(control_plane: ControlPlane) -> None
         assert "POLICY" in wide.splitlines()[0]
 
         header, rows = _table(control_plane.kubectl("get", "ppol").stdout)
-        assert header.split() == ["NAME", "EFFECTIVE", "STORES", "STORES-READY", "VALID", "AGE"]
+        assert header.split() == ["NAME", "EFFECTIVE", "IN-FORCE", "PENDING-UNTIL", "STORES",
+                                  "STORES-READY", "VALID", "AGE"]
         assert ["clunix", "2021-04-26"] == next(r for r in rows if r[0] == "clunix")[:2]
 
         everything = control_plane.kubectl("get", "dataward", "-A", "-o", "name").stdout.split()

@@ -356,6 +356,9 @@ def test_a_policy_change_reconciles_every_store_that_uses_it(
     for category in policy["spec"]["categories"]:
         if category["name"] == "technical-support-inquiry":
             category["retention"]["period"] = "90d"  # now shorter than the store's 180d
+    # A revision waits out its notice period (e2e/test_policy_revisions.py); this one is to
+    # take effect at once, which only an emergency override allows.
+    policy["spec"]["emergency"] = {"reason": "e2e: the stores must be judged by it at once"}
     apply(control_plane, policy)
     wait_condition(
         control_plane,

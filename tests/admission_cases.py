@@ -334,12 +334,17 @@ CASES: Sequence[Case] = (
     Case("month 13 date", P, put("/spec/effectiveDate", "2021-13-01"), "spec.effectiveDate"),
     Case("slashed date", P, put("/spec/effectiveDate", "2021/04/26"), "spec.effectiveDate"),
     Case("two-digit year", P, put("/spec/effectiveDate", "21-04-26"), "spec.effectiveDate"),
+    Case("announced February 30", P, put("/spec/announced", "2026-02-30"), "spec.announced"),
+    Case("announced with slashes", P, put("/spec/announced", "2026/12/01"), "spec.announced"),
+    Case("emergency without a reason", P, put("/spec/emergency", {}), "spec.emergency"),
+    Case("emergency reason of one word", P, put("/spec/emergency", {"reason": "urgent"}), "spec.emergency.reason"),
 )
 
 ACCEPTED: Sequence[Accepted] = (
     Accepted("the base policy", P),
     Accepted("the base store", S),
     Accepted("leap day", P, put("/spec/effectiveDate", "2024-02-29")),
+    Accepted("announced revision with an emergency", P, put("/spec/announced", "2026-12-01") + put("/spec/emergency", {"reason": "Court order 2026-77 requires it at once"})),
     Accepted("leap day, 2000", P, put("/spec/effectiveDate", "2000-02-29")),
     Accepted("statutory 12mo after retention 1y", P, put(f"{CAT1}/retention/period", "1y") + put(f"{CAT1}/statutory/period", "12mo")),
     Accepted("statutory equal to retention", P, put(f"{CAT1}/retention/period", "5y")),

@@ -342,19 +342,20 @@ def test_each_admission_policy_is_shipped_bound_and_can_be_switched_off() -> Non
     policies = {p["metadata"]["name"] for p in of_kind(docs, "ValidatingAdmissionPolicy")}
     bound = {b["spec"]["policyName"] for b in of_kind(docs, "ValidatingAdmissionPolicyBinding")}
     assert policies == bound
-    assert len(policies) == 5
+    assert len(policies) == 6
     for value, gone in [
         ("admissionPolicies.crossObject.enabled=false", "store-within-policy"),
         ("admissionPolicies.confusedDeputy.enabled=false", "store-secrets-readable"),
         ("admissionPolicies.grantGuard.enabled=false", "store-grants-guarded"),
+        ("admissionPolicies.revisionNotice.enabled=false", "policy-revision-notice"),
         ("admissionPolicies.namespaceDeletion.requireLabelForRetainedKeyRings=false",
          "retained-key-rings-protected"),
     ]:
         names = {p["metadata"]["name"] for p in of_kind(render(value),
                                                          "ValidatingAdmissionPolicy")}
-        assert len(names) == 4 and not any(n.endswith(gone) for n in names), (value, names)
+        assert len(names) == 5 and not any(n.endswith(gone) for n in names), (value, names)
     assert not of_kind(render("admissionPolicies.namespaceDeletion.enabled=false"),
-                       "ValidatingAdmissionPolicy")[3:]
+                       "ValidatingAdmissionPolicy")[4:]
 
 
 def test_admission_policies_fail_closed_and_never_match_the_status_subresource() -> None:

@@ -34,6 +34,8 @@ from dataward.checks.conditions import (
 STORE_KIND = "PersonalDataStore"
 POLICY_KIND = "PrivacyPolicy"
 DOCS_PATH = "docs/conditions.md"
+# A PrivacyPolicy's condition: is the spec as written the revision in force?
+REVISION_IN_FORCE = "RevisionInForce"
 
 # What each condition type of a PersonalDataStore says when it is True.
 TYPE_MEANINGS: dict[str, str] = {
@@ -543,6 +545,36 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "True",
         "The PrivacyPolicy is valid; stores may reference its categories.",
         "Nothing.",
+    ),
+    ReasonEntry(
+        POLICY_KIND,
+        REVISION_IN_FORCE,
+        "Current",
+        "True",
+        "The spec as written is the revision in force (status.revisions.inForce); no revision "
+        "is pending.",
+        "Nothing.",
+    ),
+    ReasonEntry(
+        POLICY_KIND,
+        REVISION_IN_FORCE,
+        "NoticePeriod",
+        "False",
+        "The spec is a revision that waits for its effective date and notice period (7 days, "
+        "30 when it widens what is collected or kept; counted from spec.announced, or from when "
+        "the operator first saw it if later). Until status.revisions.pending.takesEffect the "
+        "stores are judged and purged by the revision in force.",
+        "Nothing: it takes effect by itself. To withdraw it, restore the spec of "
+        "status.revisions.inForce; to skip the notice, set spec.emergency.reason (recorded).",
+    ),
+    ReasonEntry(
+        POLICY_KIND,
+        REVISION_IN_FORCE,
+        "EmergencyRevision",
+        "False",
+        "The spec is a revision that skips the notice period by emergency override "
+        "(spec.emergency.reason, recorded as evidence) and takes effect on its effectiveDate.",
+        "Nothing, if the override is justified; else remove spec.emergency.",
     ),
     ReasonEntry(
         POLICY_KIND,

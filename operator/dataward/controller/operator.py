@@ -411,6 +411,13 @@ async def run_operator(
     reconciler = Reconciler(kube, settings.reconcile, settings.namespaces, caches)
     if settings.policy_status:
         reconciler.on_ready_change = lambda policy: policies.add(("", policy))
+
+    def on_revision_change(policy: str) -> None:
+        # Another revision is in force: every store of the policy is judged by it now.
+        for key in reconciler.stores_of_policy(policy):
+            queue.add(key)
+
+    reconciler.on_revision_change = on_revision_change
     holder.append(reconciler)
     serving = asyncio.Event()  # kopf runs; set and cleared on the loop only
     stopping = asyncio.Event()  # `stop`, seen from the loop
@@ -430,7 +437,10 @@ async def run_operator(
 
     async def handle_policy(key: StoreKey) -> bool:
         await ready()
-        return await asyncio.to_thread(reconciler.reconcile_policy_logged, key[1])
+        outcome = await asyncio.to_thread(reconciler.reconcile_policy_logged, key[1])
+        if outcome.due is not None:  # a pending revision takes effect then
+            policies.add_after(key, outcome.due)
+        return outcome.ok
 
     def on_signal(signum: int) -> None:
         log.info("signal %s: stopping", signum)

@@ -91,6 +91,14 @@ from dataward.model.compliance import (
 from dataward.model.durations import Duration
 from dataward.model.errors import ModelError
 from dataward.model.policy import DEFAULT_KEY_ROTATION, Policy, parse_policy
+from dataward.model.revisions import (
+    Pending,
+    Revisions,
+    digest,
+    format_instant,
+    impact,
+    policy_revisions,
+)
 from dataward.model.store import Store, parse_store
 from dataward.render import RenderSettings, label_value, names_for, render_children
 from dataward.render.key_ring import render_key_ring_metadata
@@ -170,6 +178,8 @@ class Reconciler:
         self.caches = caches
         # Called with a policy's name when one of its stores becomes, or stops being, Ready.
         self.on_ready_change: Callable[[str], None] | None = None
+        # Called with a policy's name when another revision of it comes into force.
+        self.on_revision_change: Callable[[str], None] | None = None
         # (kind, namespace, name) -> (resourceVersion after our status write, what we wrote).
         self._last_status: dict[tuple[str, str | None, str], tuple[str, dict[str, Any]]] = {}
         self._dropped: set[str] = set()  # status fields an outdated CRD prunes (logged once)
@@ -300,7 +310,7 @@ class Reconciler:
             return None
         self._keep_grace_finalizer(raw, store.deletion_policy == "Delete")
 
-        snapshot = self._observe(store, raw)
+        snapshot = self._observe(store, raw, now)
         desired = render_children(store, snapshot.policy, self.settings.render)
         if snapshot.credentials_missing():
             desired = [_suspended(c) if c["kind"] == "CronJob" else c for c in desired]
@@ -329,8 +339,16 @@ class Reconciler:
         if self.on_ready_change is not None and _ready_changed(raw, conditions):
             # The policy counts its Ready stores; the echo of this very write is not an event.
             self.on_ready_change(store.policy)
+        # A pending revision of the policy takes effect then: judge and render again.
         due = [
-            at for at in (ring.next_rotation, ring.next_bucket, runs.recheck) if at is not None
+            at
+            for at in (
+                ring.next_rotation,
+                ring.next_bucket,
+                runs.recheck,
+                snapshot.policy_revision_due,
+            )
+            if at is not None
         ]
         if any(c.status != "True" for c in conditions):
             # What an unsettled store waits for is often a Secret (its credentials created, a
@@ -339,9 +357,9 @@ class Reconciler:
             due.append(now + UNSETTLED_RECHECK)
         return min(due) if due else None
 
-    def _observe(self, store: Store, raw: Mapping[str, Any]) -> StoreSnapshot:
+    def _observe(self, store: Store, raw: Mapping[str, Any], now: datetime) -> StoreSnapshot:
         """Read what the store's verdict depends on; each failed read is kept as its error."""
-        policy, finding, policy_error = self._read_policy(store.policy)
+        policy, finding, policy_error, revision_due = self._read_policy(store.policy, now)
         neighbours: tuple[Store, ...] | None
         try:
             neighbours = tuple(
@@ -371,6 +389,7 @@ class Reconciler:
             policy=policy,
             policy_finding=finding,
             policy_error=policy_error,
+            policy_revision_due=revision_due,
             neighbours=neighbours,
             network_policies=policies,
             rbac=self._rbac(store.namespace),
@@ -527,16 +546,23 @@ class Reconciler:
             now,
         )
 
-    def reconcile_policy(self, name: str, now: datetime | None = None) -> None:
-        """Write a PrivacyPolicy's status: Ready when it parses, and how many stores use it."""
+    def reconcile_policy(self, name: str, now: datetime | None = None) -> datetime | None:
+        """Write a PrivacyPolicy's status: Ready when it parses, how many stores use it, and
+        which revision is in force and which is pending (dataward.model.revisions).
+
+        Returns when the pending revision takes effect (look again then), or None.
+        """
         now = now or self.settings.clock()
         raw = self.read.get("PrivacyPolicy", None, name)
         if raw is None:
-            return
+            return None
         stores = self._stores_of(name)
         ready = sum(1 for store in stores if _is_ready(store))
+        old: Mapping[str, Any] = raw.get("status") or {}
+        revisions: Revisions | None = None
         try:
             parse_policy(raw)
+            revisions = policy_revisions(raw, now)
             condition = Condition(
                 "Ready",
                 "True",
@@ -548,41 +574,119 @@ class Reconciler:
             condition = Condition(
                 "Ready", "False", "InvalidPolicy", f"{error.path}: {error.message}."
             )
+        conditions = [condition]
+        if revisions is not None:
+            conditions.append(_revision_condition(revisions))
         generation = int(raw["metadata"].get("generation") or 0)
-        old: Mapping[str, Any] = raw.get("status") or {}
-        status = {
+        status: dict[str, Any] = {
             "observedGeneration": generation,
             "conditions": merge_conditions(
-                old.get("conditions") or [], [condition], now, generation
+                old.get("conditions") or [], conditions, now, generation
             ),
             # Every shard's stores: the store cache holds the whole cluster's unless the
             # operator is limited to --namespace lists.
             "stores": len(stores),
             "readyStores": ready,
         }
+        if revisions is not None:
+            status["revisions"] = revisions.to_status()
+            if revisions.pending is not None:
+                # What each store of the policy will be held to when the revision takes effect.
+                try:
+                    listed, affected = impact(
+                        [p for p in (self._parsed(s) for s in stores) if p is not None],
+                        parse_policy({**raw, "spec": dict(revisions.in_force.spec)}),
+                        parse_policy(raw),
+                    )
+                except ModelError as error:  # an in-force copy a newer schema refuses
+                    log.info("impact of PrivacyPolicy %s's revision unknown: %s", name, error)
+                else:
+                    status["revisions"]["pending"]["impact"] = listed
+                    status["revisions"]["pending"]["affectedStores"] = affected
         if all(old.get(k) == v for k, v in status.items()):
-            return
-        self._write_status_once("PrivacyPolicy", raw, status, status)
+            return _takes_effect(revisions)
+        # A merge patch keeps keys it does not name: a revision's spec (or a pending revision)
+        # that lost a key must say so with null.
+        patch = {**status, "revisions": _replacing(old.get("revisions"), status.get("revisions"))}
+        if "revisions" not in status:
+            patch.pop("revisions")
+        written = self._write_status_once("PrivacyPolicy", raw, status, patch)
+        if written and revisions is not None:
+            self._revision_happened(raw, old.get("revisions") or {}, revisions, now)
+        return _takes_effect(revisions)
 
-    def reconcile_policy_logged(self, name: str) -> bool:
-        """Reconcile a policy's status and log failures; False: the queue retries."""
+    def _revision_happened(
+        self,
+        raw: Mapping[str, Any],
+        before: Mapping[str, Any],
+        revisions: Revisions,
+        now: datetime,
+    ) -> None:
+        """After a status write: record, announce and re-queue what a revision changed."""
+        name = raw["metadata"]["name"]
+        first = not before.get("inForce")
+        if revisions.promoted or first:
+            self._record_subject(name, "policy.revision", _revision_evidence(name, revisions))
+            if self.on_revision_change is not None:
+                self.on_revision_change(name)
+        if revisions.promoted:
+            self._policy_event(raw, "RevisionInForce", _in_force_note(revisions), now)
+        pending = revisions.pending
+        if pending is not None and (before.get("pending") or {}).get("digest") != pending.digest:
+            self._policy_event(raw, "RevisionPending", _pending_note(pending), now)
+
+    def _policy_event(self, raw: Mapping[str, Any], reason: str, note: str, now: datetime) -> None:
+        """An Event about a (cluster-scoped) policy, in `default` as Kubernetes does."""
+        meta = raw["metadata"]
+        event = {
+            "apiVersion": "events.k8s.io/v1",
+            "kind": "Event",
+            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:12]}", "namespace": "default"},
+            "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "reportingController": "dataward.io/operator",
+            "reportingInstance": self.settings.reporting_instance,
+            "action": "Revise",
+            "reason": reason,
+            "type": "Normal",
+            "note": note[:1024],
+            "regarding": {
+                "apiVersion": raw.get("apiVersion", "dataward.io/v1alpha1"),
+                "kind": "PrivacyPolicy",
+                "name": meta["name"],
+                "uid": meta.get("uid"),
+            },
+        }
         try:
-            self.reconcile_policy(name)
+            self.kube.create(event)
+        except KubeError as error:
+            log.info("event for PrivacyPolicy %s not posted: %s", meta["name"], error)
+
+    def reconcile_policy_logged(self, name: str) -> Outcome:
+        """Reconcile a policy's status and log failures; not ok: the queue retries."""
+        try:
+            due = self.reconcile_policy(name)
         except Exception:
             log.exception("status of PrivacyPolicy %s not written (will retry)", name)
-            return False
-        return True
+            return Outcome(ok=False)
+        if due is None:
+            return Outcome(ok=True)
+        return Outcome(ok=True, due=max(1.0, (due - self.settings.clock()).total_seconds()))
 
-    def _read_policy(self, name: str) -> tuple[Policy | None, Finding | None, str | None]:
-        """The policy, a finding when it does not parse, or the error of a failed read."""
+    def _read_policy(
+        self, name: str, now: datetime
+    ) -> tuple[Policy | None, Finding | None, str | None, datetime | None]:
+        """The revision of the policy in force at `now`, a finding when it does not parse, or
+        the error of a failed read; and when a pending revision takes effect."""
         try:
             raw = self.read.get("PrivacyPolicy", None, name)
         except KubeError as error:
-            return None, None, f"HTTP {error.status}"
+            return None, None, f"HTTP {error.status}", None
         if raw is None:
-            return None, None, None
+            return None, None, None, None
         try:
-            return parse_policy(raw), None, None
+            parse_policy(raw)  # the spec itself must be valid, pending or not
+            revisions = policy_revisions(raw, now)
+            policy = parse_policy({**raw, "spec": dict(revisions.in_force.spec)})
         except ModelError as error:
             return (
                 None,
@@ -593,7 +697,10 @@ class Reconciler:
                     "spec.policy",
                 ),
                 None,
+                None,
             )
+        due = revisions.pending.takes_effect if revisions.pending is not None else None
+        return policy, None, None, due
 
     def _act_on_child(self, child: Mapping[str, Any], snapshot: StoreSnapshot) -> ObservedObject:
         """Read a child and apply it where it differs; what is in place afterwards."""
@@ -1124,19 +1231,19 @@ class Reconciler:
         self, namespace: str, name: str, kind: str, payload: Mapping[str, Any]
     ) -> None:
         """Append an evidence record; a failure is logged and never stops the reconcile."""
+        self._record_subject(f"{namespace}/{name}", kind, payload)
+
+    def _record_subject(self, subject: str, kind: str, payload: Mapping[str, Any]) -> None:
+        """Append an evidence record about `subject`; a failure is logged, never raised."""
         sink = self.settings.evidence
         if sink is None:
             return
         try:
-            sink.append(kind, f"{namespace}/{name}", payload)
+            sink.append(kind, subject, payload)
         except Exception as error:  # the evidence database down, a payload refused, ...
             # The error's class only: a message could carry what was refused.
             log.warning(
-                "evidence record %s for %s/%s not written (%s)",
-                kind,
-                namespace,
-                name,
-                type(error).__name__,
+                "evidence record %s for %s not written (%s)", kind, subject, type(error).__name__
             )
 
     def _event(
@@ -1204,6 +1311,8 @@ class StoreSnapshot:
     rbac: RbacSnapshot | None
     credentials: tuple[tuple[str, Presence], ...]
     record: KeyRingRecord | None
+    # When the policy's pending revision takes effect (None: none pending).
+    policy_revision_due: datetime | None = None
 
     def credentials_missing(self) -> list[str]:
         """The credentials Secrets confirmed absent."""
@@ -1481,3 +1590,90 @@ def _parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _takes_effect(revisions: Revisions | None) -> datetime | None:
+    if revisions is None or revisions.pending is None:
+        return None
+    return revisions.pending.takes_effect
+
+
+def _replacing(old: Any, new: Any) -> Any:
+    """A merge patch turning `old` into `new`: keys `new` lacks are set to null."""
+    if not isinstance(new, Mapping):
+        return new
+    patch = {k: _replacing(old.get(k) if isinstance(old, Mapping) else None, v)
+             for k, v in new.items()}  # fmt: skip
+    if isinstance(old, Mapping):
+        patch.update({k: None for k in old if k not in new})
+    return patch
+
+
+def _revision_condition(revisions: Revisions) -> Condition:
+    """RevisionInForce: whether the spec as written is the revision in force, or waits for
+    its effective date and notice period."""
+    pending = revisions.pending
+    if pending is None:
+        return Condition(
+            "RevisionInForce",
+            "True",
+            "Current",
+            f"Generation {revisions.in_force.generation} is in force since "
+            f"{format_instant(revisions.in_force.since)}; no revision is pending.",
+        )
+    if pending.emergency is not None:
+        return Condition(
+            "RevisionInForce",
+            "False",
+            "EmergencyRevision",
+            f"Generation {pending.generation} takes effect at "
+            f"{format_instant(pending.takes_effect)} without notice, by emergency override "
+            f"({pending.emergency}); until then generation {revisions.in_force.generation} "
+            "is enforced.",
+        )
+    why = "; ".join(pending.widens) or "it does not widen collection or retention"
+    return Condition(
+        "RevisionInForce",
+        "False",
+        "NoticePeriod",
+        f"Generation {pending.generation} takes effect at {format_instant(pending.takes_effect)} "
+        f"({pending.notice_days} days' notice: {why}); until then generation "
+        f"{revisions.in_force.generation} is enforced.",
+    )
+
+
+def _pending_note(pending: Pending) -> str:
+    override = f" by emergency override ({pending.emergency})" if pending.emergency else ""
+    return (
+        f"Revision (generation {pending.generation}) pending: takes effect at "
+        f"{format_instant(pending.takes_effect)}{override}, {pending.notice_days} days' notice"
+        + (f"; widens: {'; '.join(pending.widens)}" if pending.widens else "")
+    )
+
+
+def _in_force_note(revisions: Revisions) -> str:
+    return (
+        f"Generation {revisions.in_force.generation} is in force since "
+        f"{format_instant(revisions.in_force.since)}; its stores are judged and purged by it."
+    )
+
+
+def _revision_evidence(name: str, revisions: Revisions) -> dict[str, Any]:
+    """The policy.revision record of the revision now in force (no personal data)."""
+    in_force = revisions.in_force
+    spec = in_force.spec
+    payload: dict[str, Any] = {
+        "policy": name,
+        "generation": in_force.generation,
+        "digest": digest(spec),
+        "since": format_instant(in_force.since),
+        "categories": sorted(
+            str(c.get("name")) for c in spec.get("categories") or () if isinstance(c, Mapping)
+        ),
+    }
+    for key in ("effectiveDate", "announced"):
+        if spec.get(key):
+            payload[key] = spec[key]
+    if revisions.override is not None:
+        payload["emergency"] = revisions.override
+    return payload

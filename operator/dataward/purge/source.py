@@ -9,14 +9,17 @@ import atexit
 import contextlib
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
 
+from dataward.controller.clock import system_clock
 from dataward.model.errors import ModelError
 from dataward.model.policy import Policy, parse_policy
+from dataward.model.revisions import in_force_policy_object
 from dataward.model.store import Store, parse_store
 from dataward.purge.errors import PurgeError
 
@@ -84,8 +87,10 @@ class FileSource:
             )
         try:
             store = parse_store(stores[0])
+            # A policy exported with its status (kubectl get -o yaml) says which revision is
+            # in force; the same rule as the API source's then applies.
             policies = [
-                parse_policy(d)
+                parse_policy(in_force_policy_object(d, system_clock()))
                 for d in docs
                 if d.get("kind") == "PrivacyPolicy"
                 and (d.get("metadata") or {}).get("name") == store.policy
@@ -120,9 +125,12 @@ class ApiSource:
     WATCH_SECONDS = 300  # the server ends a watch after this; it is then resumed
     REQUEST_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds for each GET
 
-    def __init__(self, namespace: str, name: str) -> None:
+    def __init__(
+        self, namespace: str, name: str, clock: Callable[[], datetime] = system_clock
+    ) -> None:
         self.namespace = namespace
         self.name = name
+        self.clock = clock  # which revision of the policy is in force depends on "now"
         self._api: Any = None
         self._lock = threading.Lock()
         self._watched: Mapping[str, Any] | None = None  # the live copy, while the watch is live
@@ -258,6 +266,9 @@ class ApiSource:
                 f"cannot read PrivacyPolicy {store.policy} (HTTP {exc.status})",
             ) from None
         try:
-            return store, parse_policy(raw_policy)
+            parse_policy(raw_policy)  # the spec itself must be valid, pending or not
+            # The revision in force, which the operator records in the policy's status: a
+            # revision still in its notice period must not decide what is deleted.
+            return store, parse_policy(in_force_policy_object(raw_policy, self.clock()))
         except ModelError as exc:
             raise PurgeError("Configuration", str(exc)) from None

@@ -1,0 +1,93 @@
+"""The purge deletes by the revision of the policy in force, never by one still in its notice.
+
+The purge Job reads the policy from the API itself; a careless version reads `spec`, which
+already holds a revision announced today and effective in a month: it would delete by a
+retention nobody was told about yet. Here the API client is a stub returning the objects the
+operator leaves in the API (the policy with its `status.revisions`).
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from dataward.model.durations import Duration
+from dataward.model.revisions import decide
+from dataward.purge.errors import PurgeError
+from dataward.purge.plan import make_plan
+from dataward.purge.source import ApiSource
+from tests.model.samples import POLICY, STORE
+
+NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+EFFECTIVE = datetime(2026, 12, 31, tzinfo=UTC)
+
+
+class PolicyApi:
+    """The one call ApiSource makes for the policy (the store comes from its watched copy)."""
+
+    def __init__(self, policy: dict[str, Any]) -> None:
+        self.policy = policy
+
+    def get_cluster_custom_object(self, group: str, version: str, plural: str,
+                                  name: str) -> dict[str, Any]:
+        assert (plural, name) == ("privacypolicies", self.policy["metadata"]["name"])
+        return copy.deepcopy(self.policy)
+
+
+def revised_policy(status: bool = True) -> dict[str, Any]:
+    """The sample policy after a revision shortening support inquiries from 1y to 3mo."""
+    old_spec = copy.deepcopy(POLICY["spec"])
+    new_spec = copy.deepcopy(POLICY["spec"])
+    new_spec["announced"], new_spec["effectiveDate"] = "2026-12-01", "2026-12-31"
+    for category in new_spec["categories"]:
+        if category["name"] == "technical-support-inquiry":
+            category["retention"]["period"] = "3mo"
+    recorded = {"inForce": {"generation": 3, "since": "2021-04-26T00:00:00Z", "spec": old_spec}}
+    revisions = decide(new_spec, 4, recorded, NOW)
+    assert revisions.pending is not None
+    policy = {**copy.deepcopy(POLICY), "spec": new_spec}
+    policy["metadata"] = {"name": "clunix", "generation": 4}
+    if status:
+        policy["status"] = {"revisions": {**recorded, "pending": revisions.pending.to_status()}}
+    return policy
+
+
+def source_at(policy: dict[str, Any], now: datetime) -> ApiSource:
+    source = ApiSource("crm", "support-inquiries", clock=lambda: now)
+    source._api = PolicyApi(policy)
+    store = copy.deepcopy(STORE)
+    del store["spec"]["retention"]  # the category's retention decides
+    source._watched = store  # as if the store's watch were live: no thread
+    return source
+
+
+def test_the_purge_deletes_by_the_revision_in_force_during_the_notice() -> None:
+    store, policy = source_at(revised_policy(), NOW + timedelta(days=29)).load()
+    assert policy is not None
+    category = policy.category("technical-support-inquiry")
+    assert category is not None and category.retention.period == Duration(1, "y")
+    assert make_plan(store, policy, NOW).retention == Duration(1, "y")
+
+
+def test_the_purge_deletes_by_the_new_revision_once_it_takes_effect() -> None:
+    store, policy = source_at(revised_policy(), EFFECTIVE).load()
+    assert policy is not None
+    assert make_plan(store, policy, EFFECTIVE).retention == Duration(3, "mo")
+
+
+def test_a_policy_the_operator_has_not_recorded_is_its_first_revision() -> None:
+    _, policy = source_at(revised_policy(status=False), NOW).load()
+    assert policy is not None
+    category = policy.category("technical-support-inquiry")
+    assert category is not None and category.retention.period == Duration(3, "mo")
+
+
+def test_an_unreadable_record_stops_the_purge() -> None:
+    policy = revised_policy()
+    policy["status"]["revisions"]["inForce"]["since"] = "not a time"
+    with pytest.raises(PurgeError) as raised:
+        source_at(policy, NOW).load()
+    assert raised.value.category == "Configuration"
