@@ -27,7 +27,7 @@ DEFAULT_ANSWER_PERIOD = timedelta(days=10)
 StorePhase = Literal["Pending", "Running", "Succeeded", "Held", "Failed"]
 RequestPhase = Literal["Pending", "Running", "Succeeded", "PartiallyHeld", "Failed"]
 _OUTCOMES: dict[str, StorePhase] = {"Succeeded": "Succeeded", "Held": "Held", "Failed": "Failed"}
-_COUNT_KEY = re.compile(r"rows[A-Z][A-Za-z]{0,40}")
+_COUNT_KEY = re.compile(r"(rows|archiveRows)[A-Z][A-Za-z]{0,40}")
 _TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,127}")
 _TIME = re.compile(r"\d{4}-\d\d-\d\d(T\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d))?")

@@ -7,11 +7,13 @@ import json
 import logging
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 
 from dataward.checks.observed import TrustedSubjects
 from dataward.controller.clock import clock_from_environ
 from dataward.controller.operator import OperatorSettings, run_with_leader_election
 from dataward.controller.reconcile import ReconcileSettings
+from dataward.controller.subjects import SubjectSettings
 from dataward.evidence import EvidenceLog, load_private_key, settings_from_environ
 from dataward.evidence.store import connect as connect_evidence
 from dataward.render import RenderSettings
@@ -120,6 +122,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--key-ring-grace-seconds", type=float, default=30 * 24 * 3600,
                         help="deletionPolicy: Delete destroys a deleted store's key ring after "
                              "this long (default: 30 days)")
+    parser.add_argument("--subject-request-answer-days", type=int, default=10,
+                        help="a DataSubjectRequest's deadline is spec.receivedAt plus this many "
+                             "days (default: 10, PIPA Art. 35 and Decree Art. 41)")
     parser.add_argument("--log-level", default=env("DATAWARD_LOG_LEVEL", "INFO"))
     parser.add_argument("--log-format", choices=("text", "json"),
                         default=env("DATAWARD_LOG_FORMAT", "text"),
@@ -192,6 +197,13 @@ def run(args: argparse.Namespace) -> int:
             key_ring_grace_seconds=args.key_ring_grace_seconds,
             evidence=evidence,
             clock=clock_from_environ(os.environ),
+            reporting_instance=identity or "dataward",
+        ),
+        subjects=SubjectSettings(
+            render=RenderSettings(image=args.image, time_zone=args.time_zone),
+            answer_period=timedelta(days=args.subject_request_answer_days),
+            clock=clock_from_environ(os.environ),
+            evidence=evidence,
             reporting_instance=identity or "dataward",
         ),
     )

@@ -46,6 +46,7 @@ from dataward.subjects.request import REQUEST_KIND, SubjectRequest
 REQUEST_LABEL = "dataward.io/subject-request"
 REQUEST_UID_LABEL = "dataward.io/subject-request-uid"
 STORE_REF_ANNOTATION = "dataward.io/store"
+REQUEST_REF_ANNOTATION = "dataward.io/subject-request-ref"  # NAMESPACE/NAME, on Jobs and pods
 PUBLIC_KEY_ANNOTATION = "dataward.io/recipient-public-key"
 COMPONENT = "subject-request"
 PRIVATE_KEY = "private.key"
@@ -310,7 +311,7 @@ def render_job(
             {"name": IDENTIFIER_VOLUME, "mountPath": IDENTIFIER_DIR},
         ]
         spec["initContainers"] = [fetch]
-    annotations: dict[str, str] = {}
+    annotations = {REQUEST_REF_ANNOTATION: f"{request.namespace}/{request.name}"}
     if request.type == "access":
         if public_key is None:
             raise ValueError("an access request's Job needs the recipient's public key")
@@ -335,7 +336,7 @@ def render_job(
     metadata = _metadata(request, job_name(request, store), store.namespace)
     metadata["annotations"] = {
         STORE_REF_ANNOTATION: store_reference(store),
-        "dataward.io/subject-request-ref": f"{request.namespace}/{request.name}",
+        REQUEST_REF_ANNOTATION: f"{request.namespace}/{request.name}",
     }
     return {
         "apiVersion": "batch/v1",
@@ -348,7 +349,7 @@ def render_job(
                 "metadata": {
                     # The purge label: the store's NetworkPolicy admits its purge pods.
                     "labels": {**labels, **purge_pod_labels(store)},
-                    **({"annotations": annotations} if annotations else {}),
+                    "annotations": annotations,
                 },
                 "spec": spec,
             },

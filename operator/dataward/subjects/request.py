@@ -114,7 +114,7 @@ def parse_request(obj: Mapping[str, Any]) -> SubjectRequest:
         name=text(metadata, "name", "metadata"),
         uid=str(metadata.get("uid") or ""),
         generation=int(metadata.get("generation") or 0),
-        type=kind,  # type: ignore[arg-type]
+        type=kind,
         policy=text(spec, "policy", "spec"),
         identifier_secret=text(ref, "name", "spec.subject.identifierSecretRef"),
         stores=tuple(stores),
