@@ -19,6 +19,9 @@ ACCESS_RESTRICTED = "AccessRestricted"
 PURGE_SCHEDULED = "PurgeScheduled"
 PURGE_SUCCEEDED = "PurgeSucceeded"
 READY = "Ready"
+# A DataSubjectRequest's conditions (checks/subjects.py).
+COMPLETE = "Complete"
+DEADLINE_MET = "DeadlineMet"
 # The order conditions appear in status, Ready first.
 CONDITION_TYPES = (
     READY,

@@ -14,11 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from dataward.checks.conditions import Condition, as_reason
+from dataward.checks.conditions import COMPLETE, DEADLINE_MET, Condition, as_reason
 from dataward.checks.purge_runs import finished
 
-COMPLETE = "Complete"
-DEADLINE_MET = "DeadlineMet"
 REQUEST_CONDITION_TYPES = (COMPLETE, DEADLINE_MET)
 # PIPA Article 35(3) and its Enforcement Decree Article 41(4): answer an access request within
 # 10 days. The operator's --subject-request-answer-days (chart: subjectRequests.answerDays).
