@@ -9,7 +9,7 @@ counts, tables, times and reasons only, and only those fields are copied.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -70,20 +70,20 @@ class StoreOutcome:
         return out
 
 
-def safe_details(record: Mapping[str, Any]) -> dict[str, Any]:
+def safe_details(record: Mapping[str, Any], statutes: Collection[str] = ()) -> dict[str, Any]:
     """The fields of a Job's result record that status may hold: counts, tables, times, words.
 
     The record is the engine's and promises no personal data; this makes sure of it by copying
     only values of fixed shapes (whole numbers, table names, CamelCase words, times, the
-    acknowledge token's characters), never free text.
+    acknowledge token's characters), never free text. A statute is free text, so it is kept
+    only when it is one of the policy's own (`statutes`).
     """
     out: dict[str, Any] = {}
     for key, value in record.items():
         if _COUNT_KEY.fullmatch(str(key)) and _is_count(value):
             out[str(key)] = value
-    statute = record.get("statute")
-    if isinstance(statute, str) and _WORD.fullmatch(statute):
-        out["statute"] = statute
+    if record.get("statute") in statutes:
+        out["statute"] = record["statute"]
     for key in ("keptUntil", "startTime", "completionTime"):
         value = record.get(key)
         if isinstance(value, str) and _TIME.fullmatch(value):
@@ -104,10 +104,12 @@ def safe_details(record: Mapping[str, Any]) -> dict[str, Any]:
         for key, value in item.items():
             if _COUNT_KEY.fullmatch(str(key)) and _is_count(value):
                 entry[str(key)] = value
-        for key in ("statute", "outcome", "reason"):
+        for key in ("outcome", "reason"):
             value = item.get(key)
             if isinstance(value, str) and _WORD.fullmatch(value):
                 entry[key] = value
+        if item.get("statute") in statutes:
+            entry["statute"] = item["statute"]
         value = item.get("keptUntil")
         if isinstance(value, str) and _TIME.fullmatch(value):
             entry["keptUntil"] = value
@@ -157,7 +159,12 @@ def _completed_at(run: JobRun) -> str:
 
 
 def store_outcome(
-    namespace: str, name: str, current_job: str, runs: Sequence[JobRun], runnable: bool
+    namespace: str,
+    name: str,
+    current_job: str,
+    runs: Sequence[JobRun],
+    runnable: bool,
+    statutes: Collection[str] = (),
 ) -> StoreOutcome:
     """How a store answered the request, and whether to start its current Job.
 
@@ -169,7 +176,7 @@ def store_outcome(
     succeeded = [r for r in done if _record_outcome(r)[0] == "Succeeded"]
     if succeeded:
         run = max(succeeded, key=_completed_at)
-        details = safe_details(run.record or {})
+        details = safe_details(run.record or {}, statutes)
         return StoreOutcome(
             namespace, name, "Succeeded", _record_outcome(run)[1], "", run.name, details=details
         )
@@ -189,7 +196,7 @@ def store_outcome(
     if not finished(current.job):
         return StoreOutcome(namespace, name, "Running", "JobRunning", "", current.name)
     phase, reason, message = _record_outcome(current)
-    details = safe_details(current.record or {})
+    details = safe_details(current.record or {}, statutes)
     return StoreOutcome(namespace, name, phase, reason, message, current.name, details=details)
 
 

@@ -45,6 +45,7 @@ from dataward.controller.clock import Clock, system_clock
 from dataward.controller.kube import Kube, KubeError
 from dataward.keys.ring import format_time
 from dataward.model.errors import ModelError
+from dataward.model.policy import parse_policy
 from dataward.model.store import Store, parse_store
 from dataward.render.labels import API_VERSION
 from dataward.render.names import label_value
@@ -202,8 +203,9 @@ class SubjectRequests:
             return min(due_at, now + RECHECK) if due_at > now else now + RECHECK
 
         stores, missing = self._stores_in_scope(request)
+        statutes = self._statutes(request)
         public_key = self._public_key(request) if request.type == "access" and stores else None
-        outcomes = [self._answer(request, store, public_key) for store in stores]
+        outcomes = [self._answer(request, store, public_key, statutes) for store in stores]
         outcomes += [missing_store(ref.namespace, ref.name) for ref in missing]
         outcomes.sort(key=lambda o: (o.namespace, o.name))
         if request.type == "access" and stores:
@@ -262,6 +264,17 @@ class SubjectRequests:
         found = {StoreRef(s.namespace, s.name) for s in stores}
         return stores, [ref for ref in request.stores if ref not in found]
 
+    def _statutes(self, request: SubjectRequest) -> frozenset[str]:
+        """The policy's statutes: the only free text a store's answer may carry into status."""
+        raw = self.read.get("PrivacyPolicy", None, request.policy)
+        try:
+            policy = parse_policy(raw) if raw is not None else None
+        except ModelError:
+            return frozenset()
+        if policy is None:
+            return frozenset()
+        return frozenset(c.statutory.statute for c in policy.categories if c.statutory)
+
     def _runs(self, request: SubjectRequest, store: Store) -> list[JobRun]:
         jobs = [
             job
@@ -286,14 +299,23 @@ class SubjectRequests:
     # Act.
 
     def _answer(
-        self, request: SubjectRequest, store: Store, public_key: str | None
+        self,
+        request: SubjectRequest,
+        store: Store,
+        public_key: str | None,
+        statutes: frozenset[str],
     ) -> StoreOutcome:
         """One store: its Job's access, its Job, its outcome."""
         try:
             runs = self._runs(request, store)
             account = self.read.get("ServiceAccount", store.namespace, purge_account(store))
             outcome = store_outcome(
-                store.namespace, store.name, job_name(request, store), runs, account is not None
+                store.namespace,
+                store.name,
+                job_name(request, store),
+                runs,
+                account is not None,
+                statutes,
             )
             if outcome.phase == "Succeeded":
                 self._revoke_job_access(request, store)
