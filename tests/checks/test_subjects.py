@@ -67,7 +67,7 @@ def test_status_keeps_counts_and_table_names_and_drops_anything_that_could_be_pe
 
 def test_a_store_without_a_job_gets_one_only_when_its_purge_account_exists() -> None:
     ready = store_outcome("crm", "s", "job-a", [], runnable=True)
-    assert (ready.phase, ready.create_job, ready.job_name) == ("Pending", True, "job-a")
+    assert (ready.phase, ready.create_job, ready.job_name) == ("Running", True, "job-a")
     waiting = store_outcome("crm", "s", "job-a", [], runnable=False)
     assert (waiting.phase, waiting.reason) == ("Pending", "StoreNotReady")
     assert not waiting.create_job
@@ -80,7 +80,7 @@ def test_a_held_store_shows_its_token_and_a_new_token_runs_it_again() -> None:
     assert (same.phase, same.reason, same.create_job) == ("Held", "LargeMatch", False)
     assert same.details["acknowledgeToken"] == "t-9" and "t-9" in same.message
     after = store_outcome("crm", "s", "job-b", [held], runnable=True)  # token set: new Job name
-    assert (after.phase, after.create_job, after.job_name) == ("Pending", True, "job-b")
+    assert (after.phase, after.create_job, after.job_name) == ("Running", True, "job-b")
 
 
 def test_a_store_that_answered_is_never_run_again_whatever_the_token() -> None:

@@ -190,8 +190,9 @@ def store_outcome(
                 "StoreNotReady",
                 "The store's purge ServiceAccount does not exist yet.",
             )
+        # Created in this very pass (the act): the store's answer is under way.
         return StoreOutcome(
-            namespace, name, "Pending", "JobCreated", "", current_job, create_job=True
+            namespace, name, "Running", "JobCreated", "", current_job, create_job=True
         )
     if not finished(current.job):
         return StoreOutcome(namespace, name, "Running", "JobRunning", "", current.name)

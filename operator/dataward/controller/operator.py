@@ -416,7 +416,7 @@ async def run_operator(
     if settings.policy_status:
         reconciler.on_ready_change = lambda policy: policies.add(("", policy))
     holder.append(reconciler)
-    subject_requests = SubjectRequests(kube, settings.subjects, caches, reconciler.owns)
+    subject_requests = SubjectRequests(kube, settings.subjects, caches)
     serving = asyncio.Event()  # kopf runs; set and cleared on the loop only
     stopping = asyncio.Event()  # `stop`, seen from the loop
     loop = asyncio.get_running_loop()

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dataward.checks.conditions import Condition, merge_conditions, transitions
+from dataward.checks.drift import needs_apply
 from dataward.checks.purge_runs import JOB_NAME_LABEL, finished, owned_by, result_record
 from dataward.checks.subjects import (
     DEFAULT_ANSWER_PERIOD,
@@ -136,12 +137,15 @@ class SubjectRequests:
         kube: Kube,
         settings: SubjectSettings,
         caches: Caches | None = None,
-        owns: Callable[[str], bool] | None = None,
     ) -> None:
         self.kube = kube
         self.read: Kube | Caches = caches if caches is not None else kube
         self.settings = settings
-        self.owns = owns or (lambda _namespace: True)
+        self.caches = caches
+
+    def owns(self, namespace: str) -> bool:
+        """Whether this operator (shard) serves the requests of `namespace`."""
+        return self.caches is None or self.caches.owns(namespace)
 
     def all_requests(self) -> list[RequestKey]:
         """Every request this operator (shard) serves."""
@@ -349,14 +353,15 @@ class SubjectRequests:
                 raise
 
     def _apply_ours(self, obj: Mapping[str, Any] | None, request: SubjectRequest) -> None:
-        """Server-side apply `obj` unless an object of that name exists that is not ours."""
+        """Apply `obj` where it differs, unless an object of that name exists that is not ours."""
         if obj is None:
             return
         meta = obj["metadata"]
         existing = self.read.get(obj["kind"], meta["namespace"], meta["name"])
         if existing is not None and not ours(existing, request):
             raise NotOurs(f"{obj['kind']} {meta['namespace']}/{meta['name']}")
-        self.kube.apply(obj)
+        if needs_apply(obj, existing):
+            self.kube.apply(obj)
 
     def _job_access(self, request: SubjectRequest, store: Store) -> None:
         role = render_job_role(request, store)
@@ -457,7 +462,11 @@ class SubjectRequests:
             return
         meta = raw["metadata"]
         self.kube.merge_patch(
-            REQUEST_KIND, meta["namespace"], meta["name"], {"status": status}, subresource="status"
+            REQUEST_KIND,
+            meta["namespace"],
+            meta["name"],
+            {"status": _merge_patch(old, status)},
+            subresource="status",
         )
         for condition, before in transitions(old_conditions, conditions):
             self._event(raw, condition, before, now)
@@ -524,6 +533,27 @@ class SubjectRequests:
                 request.name,
                 type(error).__name__,
             )
+
+
+def _merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """`new` as a merge patch over `old`: nested keys `old` has and `new` lacks become null.
+
+    Top-level status fields are kept when not written (a request blocked after it ran keeps
+    what its stores answered); nested objects (`result`) are replaced exactly.
+    """
+
+    def nested(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {k: None for k in before if k not in after}
+        for key, value in after.items():
+            prior = before.get(key)
+            if isinstance(value, Mapping) and isinstance(prior, Mapping):
+                out[key] = nested(prior, value)
+            else:
+                out[key] = value
+        return out
+
+    patch = nested(old, new)
+    return {k: v for k, v in patch.items() if k in new}
 
 
 def _decoded(value: Any) -> str | None:

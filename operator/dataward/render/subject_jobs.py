@@ -25,6 +25,7 @@ deletes them by label and uid.
 
 from __future__ import annotations
 
+import base64
 import copy
 from typing import Any
 
@@ -145,7 +146,10 @@ def render_key_secret(request: SubjectRequest, private_key: str, public_key: str
         "kind": "Secret",
         "metadata": _metadata(request, key_secret_name(request), request.namespace),
         "type": "Opaque",
-        "stringData": {PRIVATE_KEY: private_key, PUBLIC_KEY: public_key},
+        "data": {
+            PRIVATE_KEY: base64.b64encode(private_key.encode("ascii")).decode("ascii"),
+            PUBLIC_KEY: base64.b64encode(public_key.encode("ascii")).decode("ascii"),
+        },
     }
 
 
