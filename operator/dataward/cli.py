@@ -12,7 +12,7 @@ from dataward.version import version
 # Each module defines `register(subparsers)`, which adds its parser and sets `func`.
 COMMANDS = (
     "check", "explain_policy", "render", "purge", "run", "evidence", "audit_policy", "reference",
-    "report",
+    "report", "subject_request",
 )
 
 

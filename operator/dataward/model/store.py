@@ -97,12 +97,22 @@ class Database:
 
 
 @dataclass(frozen=True)
+class SubjectColumn:
+    """A column of a table that holds one kind of a data subject's identifier."""
+
+    kind: str
+    column: str
+
+
+@dataclass(frozen=True)
 class RecordSet:
     """A table whose rows the retention applies to."""
 
     table: str
     timestamp_column: str
     key_columns: tuple[str, ...]
+    # records[].subjectColumns: where a DataSubjectRequest finds a subject's rows.
+    subject_columns: tuple[SubjectColumn, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -306,7 +316,21 @@ def _parse_records(raw: Any, path: str) -> RecordSet:
         table=text(raw, "table", path),
         timestamp_column=text(raw, "timestampColumn", path),
         key_columns=keys,
+        subject_columns=_parse_subject_columns(raw, path),
     )
+
+
+def _parse_subject_columns(raw: Mapping[str, Any], path: str) -> tuple[SubjectColumn, ...]:
+    columns: list[SubjectColumn] = []
+    for i, item in enumerate(sequence(raw, "subjectColumns", path)):
+        where = f"{path}.subjectColumns[{i}]"
+        if not isinstance(item, Mapping):
+            raise ModelError(where, "must be an object with kind and column")
+        column = SubjectColumn(kind=text(item, "kind", where), column=text(item, "column", where))
+        if any(c.kind == column.kind for c in columns):
+            raise ModelError(f"{where}.kind", f"kind {column.kind!r} is listed twice")
+        columns.append(column)
+    return tuple(columns)
 
 
 def _parse_subject(raw: Any, path: str) -> Subject:

@@ -1,0 +1,339 @@
+"""`dataward subject-request`: a data subject's access or erasure request against one store.
+
+    dataward subject-request run --type access --store NS/NAME --identifier-dir DIR \\
+        --recipient-public-key requester.pub --export-out export.sealed
+    dataward subject-request run --type erasure -f store.yaml --policy policy.yaml \\
+        --identifier-dir DIR [--dry-run] [--max-rows N] [--acknowledge TOKEN]
+    dataward subject-request open --private-key requester.key --in export.sealed
+    dataward subject-request keygen --private-key-out requester.key --public-key-out requester.pub
+
+The identifiers are files in --identifier-dir (a mounted Secret: file name = kind, such as
+email or customer-id; content = the value). They are never taken from the command line and
+never printed. Database logins come from --credentials-dir/--archive-credentials-dir (files
+username and password) or DATAWARD_DB_* / DATAWARD_ARCHIVE_* as for `dataward purge`.
+
+`run` prints the result as JSON (no personal data: counts, tables, times) and writes it to the
+termination-message path. An access request's rows are sealed to --recipient-public-key
+(X25519) and written to --export-out and/or, with --store, to the existing Secret named by
+--export-secret (data key export.sealed); they are never written in the clear.
+
+Exit status of `run`: 0 for Succeeded and Held (a retry would not help), 1 for Failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from dataward.commands.purge import _connector, fault_from_env
+from dataward.purge.credentials import Timeouts, load_credentials
+from dataward.purge.errors import PurgeError
+from dataward.purge.result import ErrorInfo, termination_log_path
+from dataward.purge.source import ApiSource, FileSource, StoreSource
+from dataward.purge.sql import Session
+from dataward.subjects.engine import RequestOptions, run_request
+from dataward.subjects.export import (
+    SealError,
+    generate_keypair,
+    load_public_key,
+    open_sealed,
+    seal,
+)
+from dataward.subjects.identifiers import load_identifiers
+from dataward.subjects.plan import DEFAULT_MAX_ROWS, REQUEST_TYPES
+from dataward.subjects.result import SubjectResult, write_termination_message
+
+EXPORT_KEY = "export.sealed"
+
+
+def register(subparsers: Any) -> None:
+    """Add the `subject-request` subcommand and its own subcommands."""
+    parser = subparsers.add_parser(
+        "subject-request",
+        help="run a data subject's access or erasure request against one store",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    run_parser = actions.add_parser(
+        "run", help="find (access) or erase (erasure) the subject's rows in one store"
+    )
+    run_parser.add_argument("--type", required=True, choices=REQUEST_TYPES, dest="request_type",
+                            help="access: export the rows; erasure: delete them (statutory "
+                            "rows are archived first)")  # fmt: skip
+    run_parser.add_argument("--store", metavar="NAMESPACE/NAME", help="the PersonalDataStore")
+    run_parser.add_argument(
+        "-f", "--filename", action="append", type=Path, default=[], metavar="FILE",
+        help="read the store (and policy) from YAML files instead of the API; repeatable",
+    )  # fmt: skip
+    run_parser.add_argument("--policy", type=Path, metavar="FILE", help="the PrivacyPolicy file")
+    run_parser.add_argument("--identifier-dir", type=Path, required=True, metavar="DIR",
+                            help="a directory with one file per identifier kind (a mounted "
+                            "Secret); the values are never printed")  # fmt: skip
+    run_parser.add_argument(
+        "--dry-run", action="store_true", help="only count what the request would export or delete"
+    )
+    run_parser.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, metavar="N",
+                            help="hold a request matching more than N rows until acknowledged "
+                            f"(default {DEFAULT_MAX_ROWS})")  # fmt: skip
+    run_parser.add_argument(
+        "--acknowledge", metavar="TOKEN", help="the token a held request printed: run it anyway"
+    )
+    run_parser.add_argument("--recipient-public-key", type=Path, metavar="FILE",
+                            help="access: the requester's X25519 public key (PEM, or 32 bytes "
+                            "raw or base64) the export is sealed to")  # fmt: skip
+    run_parser.add_argument(
+        "--export-out", type=Path, metavar="FILE", help="access: write the sealed export here"
+    )
+    run_parser.add_argument("--export-secret", metavar="NAMESPACE/NAME",
+                            help="access: put the sealed export in this existing Secret "
+                            f"(data key {EXPORT_KEY})")  # fmt: skip
+    run_parser.add_argument(
+        "--credentials-dir",
+        type=Path,
+        metavar="DIR",
+        help="a directory with files username and password for the live "
+        "database (else DATAWARD_DB_USERNAME and DATAWARD_DB_PASSWORD)",
+    )
+    run_parser.add_argument(
+        "--archive-credentials-dir",
+        type=Path,
+        metavar="DIR",
+        help="the same for the archive database (else DATAWARD_ARCHIVE_*)",
+    )
+    run_parser.add_argument("--ca-file", type=Path, help="CA bundle for MySQL tls: verify-full")
+    run_parser.add_argument("--termination-log", metavar="PATH",
+                            help="where to write the JSON result for the operator (default: "
+                            "DATAWARD_TERMINATION_LOG, else /dev/termination-log when it "
+                            "exists)")  # fmt: skip
+    run_parser.add_argument(
+        "--statement-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="the longest any one statement may run (default 30)",
+    )
+    run_parser.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long to wait for a row an application holds locked "
+        "(default 5); longer fails the request, which can be re-run",
+    )
+    run_parser.add_argument("--max-clock-skew", type=float, default=300.0, metavar="SECONDS",
+                            help="fail when a database's clock and this one's differ by more "
+                            "(default 300)")  # fmt: skip
+    run_parser.set_defaults(func=run)
+
+    open_parser = actions.add_parser("open", help="decrypt a sealed export (prints the JSON)")
+    open_parser.add_argument(
+        "--private-key",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the requester's X25519 private key (PEM, raw or base64)",
+    )
+    open_parser.add_argument(
+        "--in", type=Path, required=True, dest="input", metavar="FILE", help="the sealed export"
+    )
+    open_parser.set_defaults(func=open_export)
+
+    keygen = actions.add_parser("keygen", help="make a requester's X25519 key pair (PEM)")
+    keygen.add_argument("--private-key-out", type=Path, required=True, metavar="FILE")
+    keygen.add_argument("--public-key-out", type=Path, required=True, metavar="FILE")
+    keygen.set_defaults(func=make_keys)
+
+
+def _source(args: argparse.Namespace) -> StoreSource:
+    if args.filename or args.policy:
+        return FileSource([*args.filename, *([args.policy] if args.policy else [])], args.store)
+    if not args.store or "/" not in args.store:
+        raise PurgeError("Configuration", "give --store NAMESPACE/NAME, or -f FILE --policy FILE")
+    namespace, name = args.store.split("/", 1)
+    return ApiSource(namespace, name)
+
+
+def _export_targets(args: argparse.Namespace) -> None:
+    """An access request must have somewhere to put its sealed export, before anything runs."""
+    if args.export_secret and (args.filename or args.policy):
+        raise PurgeError("Configuration", "--export-secret needs the API mode (--store only)")
+    if args.export_secret and "/" not in args.export_secret:
+        raise PurgeError("Configuration", "--export-secret must be NAMESPACE/NAME")
+    if args.request_type != "access" or args.dry_run:
+        return
+    if args.recipient_public_key is None:
+        raise PurgeError(
+            "Configuration", "an access request needs --recipient-public-key to seal the export"
+        )
+    if not args.export_out and not args.export_secret:
+        raise PurgeError(
+            "Configuration", "an access request needs --export-out FILE or --export-secret NS/NAME"
+        )
+
+
+def _write_secret(target: str, blob: bytes) -> None:
+    """Put the sealed export into an existing Secret (one PATCH of its data key)."""
+    from kubernetes import client, config  # imported here: only the API mode needs it
+    from kubernetes.client.exceptions import ApiException
+
+    namespace, name = target.split("/", 1)
+    try:
+        try:
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except config.ConfigException:
+            config.load_kube_config()  # type: ignore[no-untyped-call]
+        client.CoreV1Api().patch_namespaced_secret(
+            name, namespace, {"data": {EXPORT_KEY: base64.b64encode(blob).decode()}}
+        )
+    except ApiException as exc:
+        raise PurgeError(
+            "Configuration", f"cannot update Secret {target} with the export (HTTP {exc.status})"
+        ) from None
+    except Exception:
+        raise PurgeError("Configuration", f"cannot update Secret {target} (no answer)") from None
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a file readable by its owner only."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+
+
+def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> SubjectResult:
+    """Load, connect, run the request, deliver the export; every failure is a Failed result."""
+    started = datetime.now(UTC)
+    source: StoreSource | None = None
+    try:
+        _export_targets(args)
+        recipient = None
+        if args.request_type == "access" and not args.dry_run:
+            try:
+                recipient = load_public_key(args.recipient_public_key.read_bytes())
+            except OSError:
+                raise PurgeError(
+                    "Configuration", f"cannot read {str(args.recipient_public_key)!r}"
+                ) from None
+            except (SealError, ValueError) as error:
+                raise PurgeError("Configuration", f"--recipient-public-key: {error}") from None
+        identifiers = load_identifiers(args.identifier_dir)
+        source = _source(args)
+        store, policy = source.load()
+        timeouts = Timeouts(statement=args.statement_timeout, lock=args.lock_timeout)
+        connect_live = _connector(
+            store.database,
+            load_credentials("DB", environ, args.credentials_dir),
+            "live",
+            timeouts,
+            args.ca_file,
+        )
+        connect_archive: Callable[[], Session] | None = None
+        if store.archive is not None:
+            connect_archive = _connector(
+                store.archive,
+                load_credentials("ARCHIVE", environ, args.archive_credentials_dir),
+                "archive",
+                timeouts,
+                args.ca_file,
+            )
+        outcome = run_request(
+            store,
+            policy,
+            identifiers,
+            args.request_type,
+            connect_live=connect_live,
+            connect_archive=connect_archive,
+            job_clock=lambda: datetime.now(UTC),
+            options=RequestOptions(
+                dry_run=args.dry_run,
+                max_rows=args.max_rows,
+                acknowledge=args.acknowledge,
+                max_clock_skew=timedelta(seconds=args.max_clock_skew),
+            ),
+            fault=fault_from_env(environ),
+        )
+        result = outcome.result
+        if outcome.document is None or recipient is None:
+            return result
+        blob = seal(outcome.document, recipient)
+        try:
+            if args.export_out:
+                _write_private(args.export_out, blob)
+        except OSError:
+            raise PurgeError("Configuration", f"cannot write {str(args.export_out)!r}") from None
+        if args.export_secret:
+            _write_secret(args.export_secret, blob)
+        return replace(result, export_sha256=hashlib.sha256(blob).hexdigest())
+    except PurgeError as error:
+        return SubjectResult(
+            store=args.store or "",
+            type=args.request_type,
+            outcome="Failed",
+            dry_run=args.dry_run,
+            start_time=started,
+            completion_time=datetime.now(UTC),
+            message=error.message,
+            reason=error.category,
+            error=ErrorInfo(error.category, error.message),
+        )
+    except Exception as error:  # anything else: its text could quote a value, so only its type
+        return SubjectResult(
+            store=args.store or "",
+            type=args.request_type,
+            outcome="Failed",
+            dry_run=args.dry_run,
+            start_time=started,
+            completion_time=datetime.now(UTC),
+            message=f"the request failed unexpectedly ({type(error).__name__})",
+            reason="Internal",
+            error=ErrorInfo("Internal", f"unexpected {type(error).__name__}"),
+        )
+    finally:
+        if isinstance(source, ApiSource):
+            source.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the request, print and record the result; 1 only when it failed."""
+    result = execute(args, os.environ)
+    print(result.to_json(), flush=True)
+    path = termination_log_path(args.termination_log, os.environ)
+    if not write_termination_message(result, path) and args.termination_log:
+        print(f"dataward subject-request: could not write {path}", file=sys.stderr)
+    return 1 if result.outcome == "Failed" else 0
+
+
+def open_export(args: argparse.Namespace) -> int:
+    """Decrypt a sealed export with the requester's private key and print the JSON."""
+    try:
+        document = open_sealed(args.input.read_bytes(), args.private_key.read_bytes())
+    except OSError as error:
+        print(f"dataward subject-request open: cannot read {error.filename}", file=sys.stderr)
+        return 1
+    except (SealError, ValueError) as error:
+        print(f"dataward subject-request open: {error}", file=sys.stderr)
+        return 1
+    sys.stdout.write(document.decode())
+    sys.stdout.write("\n")
+    return 0
+
+
+def make_keys(args: argparse.Namespace) -> int:
+    """Write a new key pair: the private key readable by its owner only."""
+    pair = generate_keypair()
+    try:
+        _write_private(args.private_key_out, pair.private_pem)
+        args.public_key_out.write_bytes(pair.public_pem)
+    except OSError as error:
+        print(f"dataward subject-request keygen: cannot write {error.filename}", file=sys.stderr)
+        return 1
+    return 0

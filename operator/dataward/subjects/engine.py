@@ -1,0 +1,679 @@
+"""Run a data-subject request against one store: observe, decide (`plan`), act.
+
+Matching: a row is the subject's when any of the table's subject columns of a kind the
+request supplies equals that identifier exactly. Identifiers are always bound parameters
+(never SQL text) and compared by equality, never LIKE, so `%`, `_`, quotes and backslashes
+are plain characters. The comparison is exact on both engines:
+- PostgreSQL: `column = %s::text` for text columns (their index serves it), `column::text =
+  %s::text` for other types (a number is compared as its text: `42` is not `042`).
+- MySQL/MariaDB: a `_ci` collation ignores case and a PAD SPACE one trailing spaces, so text
+  columns are compared as `column = %s` (the index narrows it down) AND as binary strings;
+  other types as binary strings only (`CAST(column AS BINARY)`: no numeric conversion, so
+  `42abc` is not `42` and no strict-mode warning turns into an error).
+
+Access: the subject's rows of every searchable table, from the live store and (when the store
+has one) the archive, each with its category, purposes, retention, statute and expiry.
+
+Erasure, one table per transaction:
+- no statute: `DELETE ... WHERE <match>`, committed.
+- a statute: the rows with a trigger are taken (PostgreSQL: deleted RETURNING them,
+  uncommitted; MySQL: SELECT ... FOR UPDATE, keys then deleted), those still within the
+  statute are copied to the archive with the purge's own copy (INSERT, COMMIT, every key
+  verified there; a copy a crashed run left is kept), and only then is the live transaction
+  committed. A crash between any two steps leaves each row in live, in both, or only in the
+  archive; a re-run takes what is left and skips what the archive holds. Rows whose trigger
+  has not happened stay in the live table (the statute's period has not started).
+- Afterwards the archive is read for the subject's rows the statute still keeps: the result
+  says how many, under which statute, until when.
+
+Gates, in order: the store's category must exist; a legal hold (`spec.purge.suspend`) holds an
+erasure before anything is read; the servers' clocks; a match larger than `max_rows` is held
+until acknowledged; a dry run only counts. The purge's fault hook (`after-select`,
+`after-archive-commit`, `after-delete`) serves the crash tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from dataward.model.policy import Policy
+from dataward.model.store import Store
+from dataward.purge.engine import (
+    EngineOptions,
+    Fault,
+    PreparedTable,
+    TableRun,
+    _column_map,
+    _prepare,
+    no_fault,
+)
+from dataward.purge.errors import PurgeError
+from dataward.purge.plan import DEFAULT_MAX_CLOCK_SKEW, Gate, clock_skew, make_plan, store_ref
+from dataward.purge.result import ErrorInfo
+from dataward.purge.sql import Column, Dialect, Session, TableName, as_utc, parse_table
+from dataward.subjects.export import FoundRows, build_document
+from dataward.subjects.identifiers import Identifiers
+from dataward.subjects.plan import (
+    DEFAULT_MAX_ROWS,
+    Lifecycle,
+    RequestType,
+    SubjectPlan,
+    TablePlan,
+    acknowledge_token,
+    large_match,
+    legal_hold,
+    plan_request,
+    row_fate,
+)
+from dataward.subjects.result import Outcome as ResultOutcome
+from dataward.subjects.result import SubjectResult, TableOutcome
+
+Clock = Callable[[], datetime]
+Connect = Callable[[], Session]
+
+_TEXT_TYPES = {
+    "postgresql": frozenset({"text", "character varying", "character"}),
+    "mysql": frozenset({"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}),
+}
+
+
+@dataclass(frozen=True)
+class RequestOptions:
+    """What the caller decides about one request."""
+
+    dry_run: bool = False
+    max_rows: int = DEFAULT_MAX_ROWS
+    acknowledge: str | None = None
+    max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The record of the request and, for an access request that ran, the rows document."""
+
+    result: SubjectResult
+    document: bytes | None = field(default=None, repr=False)  # personal data: never shown
+
+
+# ------------------------------------------------------------------------ the statements
+
+
+def match_predicate(
+    dialect: Dialect,
+    columns: dict[str, Column],
+    table: TablePlan,
+    identifiers: Identifiers,
+    alias: str = "",
+) -> tuple[str, list[Any]]:
+    """The WHERE clause matching the subject's rows of `table`, and its parameters."""
+    parts: list[str] = []
+    params: list[Any] = []
+    for match in table.matches:
+        column = columns.get(match.column.lower())
+        if column is None:
+            raise PurgeError(
+                "ColumnRefused",
+                f"subject column {match.column!r} (kind {match.kind}) is not in table "
+                f"{table.table}: fix spec.records subjectColumns.",
+            )
+        name = alias + dialect.quote(match.column)
+        value = identifiers[match.kind]
+        textual = column.data_type.lower() in _TEXT_TYPES[dialect.engine]
+        if dialect.engine == "postgresql":
+            parts.append(f"{name} = %s::text" if textual else f"{name}::text = %s::text")
+            params.append(value)
+        elif textual:
+            parts.append(f"({name} = %s AND CAST({name} AS BINARY) = CAST(%s AS BINARY))")
+            params += [value, value]
+        else:
+            parts.append(f"CAST({name} AS BINARY) = CAST(%s AS BINARY)")
+            params.append(value)
+    return "(" + " OR ".join(parts) + ")", params
+
+
+def key_match(dialect: Dialect, keys: Sequence[str], rows: int) -> str:
+    """`(k1 = %s AND k2 = %s) OR ...` for `rows` keys."""
+    one = "(" + " AND ".join(f"{dialect.quote(k)} = %s" for k in keys) + ")"
+    return " OR ".join([one] * rows)
+
+
+@dataclass(frozen=True)
+class Located:
+    """A searchable table checked against one database's catalogue."""
+
+    plan: TablePlan
+    table: TableName
+    columns: tuple[str, ...]  # the live table's columns, as the catalogue names them
+    predicate: str
+    params: tuple[Any, ...] = field(repr=False)  # the identifiers: never shown
+    ts_position: int
+    key_positions: tuple[int, ...]
+
+    def quoted(self, dialect: Dialect) -> str:
+        """The column list."""
+        return ", ".join(dialect.quote(c) for c in self.columns)
+
+
+def locate(
+    session: Session,
+    role: str,
+    table: TablePlan,
+    identifiers: Identifiers,
+    columns: Sequence[str] | None = None,
+) -> Located:
+    """Check a table's subject, timestamp and key columns in `session`'s catalogue."""
+    name = parse_table(table.table)
+    found = _column_map(session, name, role, table.table)
+    wanted = tuple(columns) if columns is not None else tuple(c.name for c in found.values())
+    missing = [c for c in wanted if c.lower() not in found]
+    if missing:
+        raise PurgeError(
+            "ArchiveTableInvalid",
+            f"the {role} table {table.table} lacks columns {', '.join(sorted(missing))} of the "
+            "live table: nothing was read or deleted.",
+        )
+    records = table.records
+    ts = found.get(records.timestamp_column.lower())
+    if ts is None or session.dialect.timestamp_kind(ts) is None:
+        raise PurgeError(
+            "ColumnRefused",
+            f"timestamp column {records.timestamp_column!r} of the {role} table {table.table} "
+            "is missing or not a timestamp, datetime or date: fix spec.records timestampColumn.",
+        )
+    lowered = [c.lower() for c in wanted]
+    for key in records.key_columns:
+        if key.lower() not in lowered:
+            raise PurgeError(
+                "ColumnRefused",
+                f"key column {key!r} is not in table {table.table}: fix spec.records keyColumns.",
+            )
+    predicate, params = match_predicate(session.dialect, found, table, identifiers)
+    return Located(
+        plan=table,
+        table=name,
+        columns=wanted,
+        predicate=predicate,
+        params=tuple(params),
+        ts_position=lowered.index(records.timestamp_column.lower()),
+        key_positions=tuple(lowered.index(k.lower()) for k in records.key_columns),
+    )
+
+
+def _triggers(session: Session, located: Located) -> list[datetime | None]:
+    """The trigger of each of the subject's rows (no lock)."""
+    d = session.dialect
+    rows = session.query(
+        f"SELECT {d.quote(located.plan.records.timestamp_column)} FROM {d.table(located.table)} "
+        f"WHERE {located.predicate}",
+        located.params,
+    )
+    session.commit()
+    return [None if ts is None else as_utc(ts) for (ts,) in rows]
+
+
+def _rows(session: Session, located: Located) -> list[tuple[Any, ...]]:
+    """The subject's rows, every column (no lock)."""
+    d = session.dialect
+    rows = session.query(
+        f"SELECT {located.quoted(d)} FROM {d.table(located.table)} WHERE {located.predicate}",
+        located.params,
+    )
+    session.commit()
+    return rows
+
+
+# ----------------------------------------------------------------------- counting, deciding
+
+
+@dataclass(frozen=True)
+class Observed:
+    """One table before the request acts: the subject's rows by what erasure does to them."""
+
+    table: TablePlan
+    live: Located
+    archive: Located | None
+    live_triggers: tuple[datetime | None, ...]
+    archive_triggers: tuple[datetime | None, ...] = ()
+
+    def fates(self, lifecycle: Lifecycle, now: datetime) -> dict[str, int]:
+        """Live rows by fate."""
+        out = {"delete": 0, "archive": 0, "keep-live": 0}
+        for trigger in self.live_triggers:
+            out[row_fate(trigger, lifecycle, now)] += 1
+        return out
+
+
+def kept(
+    triggers: Sequence[datetime | None], lifecycle: Lifecycle, now: datetime
+) -> tuple[int, datetime | None]:
+    """Rows (of the archive) the statute still keeps at `now`, and the latest keptUntil."""
+    until = [lifecycle.kept_until(t) for t in triggers]
+    within = [u for u in until if u is not None and u > now]
+    return len(within), max(within) if within else None
+
+
+def _outcome_of(
+    observed: Observed, lifecycle: Lifecycle, now: datetime, request: RequestType, dry: bool
+) -> TableOutcome:
+    """A table's counts before acting (what a dry run or a held request reports)."""
+    outcome = TableOutcome(
+        table=observed.table.table,
+        rows_found=len(observed.live_triggers),
+        archive_rows_found=len(observed.archive_triggers),
+        statute=lifecycle.statute,
+    )
+    if request == "access":
+        if dry:
+            return replace(
+                outcome, rows_exported=len(observed.live_triggers) + len(observed.archive_triggers)
+            )
+        return outcome
+    in_archive, until = kept(observed.archive_triggers, lifecycle, now)
+    if not dry:
+        return replace(outcome, rows_kept=in_archive, kept_until=until)
+    fates = observed.fates(lifecycle, now)
+    new_until = [
+        lifecycle.kept_until(t)
+        for t in observed.live_triggers
+        if row_fate(t, lifecycle, now) == "archive"
+    ]
+    latest = max([u for u in (until, *new_until) if u is not None], default=None)
+    return replace(
+        outcome,
+        rows_deleted=fates["delete"] + fates["archive"],
+        rows_archived=fates["archive"],
+        rows_kept=in_archive + fates["archive"] + fates["keep-live"],
+        rows_kept_live=fates["keep-live"],
+        kept_until=latest,
+    )
+
+
+# -------------------------------------------------------------------------------- erasure
+
+
+def _erase_plain(live: Session, located: Located, fault: Fault) -> int:
+    """No statute: delete the subject's rows in one statement; committed."""
+    d = live.dialect
+    deleted = live.execute(
+        f"DELETE FROM {d.table(located.table)} WHERE {located.predicate}", located.params
+    )
+    fault("after-select")
+    live.commit()
+    fault("after-delete")
+    return deleted
+
+
+def _erase_statutory(
+    run: TableRun,
+    live: Session,
+    located: Located,
+    lifecycle: Lifecycle,
+    now: datetime,
+    fault: Fault,
+) -> tuple[int, int]:
+    """A statute: copy the rows it keeps to the archive, then delete them from live.
+
+    Returns (deleted from live, newly archived). Only rows with a trigger are taken.
+    """
+    d = live.dialect
+    ts = d.quote(located.plan.records.timestamp_column)
+    where = f"{located.predicate} AND {ts} IS NOT NULL"
+    assert run.archive is not None
+    if d.engine == "postgresql" and run.archive.dialect.engine == "postgresql":
+        rows = live.query(
+            f"WITH dw_gone AS (DELETE FROM {d.table(located.table)} WHERE {where} "
+            f"RETURNING {located.quoted(d)}) SELECT {ts}, row_to_json(dw_gone)::text FROM dw_gone",
+            located.params,
+        )
+        fault("after-select")
+        keep = [text for trigger, text in rows if _archived(trigger, lifecycle, now)]
+        archived = run._copy_json("[" + ",".join(keep) + "]", len(keep)) if keep else 0
+        live.commit()
+        fault("after-delete")
+        return len(rows), archived
+    if d.engine == "postgresql":
+        taken = live.query(
+            f"DELETE FROM {d.table(located.table)} WHERE {where} RETURNING {located.quoted(d)}",
+            located.params,
+        )
+    else:
+        taken = live.query(
+            f"SELECT {located.quoted(d)} FROM {d.table(located.table)} WHERE {where} FOR UPDATE",
+            located.params,
+        )
+    fault("after-select")
+    keep_rows = [r for r in taken if _archived(r[located.ts_position], lifecycle, now)]
+    archived = run._copy(keep_rows)[1] if keep_rows else 0
+    deleted = len(taken)
+    if d.engine == "mysql" and taken:
+        keys = [tuple(r[i] for i in located.key_positions) for r in taken]
+        per = max(1, live.max_parameters // len(located.key_positions))
+        deleted = 0
+        for start in range(0, len(keys), per):
+            chunk = keys[start : start + per]
+            deleted += live.execute(
+                f"DELETE FROM {d.table(located.table)} WHERE "
+                + key_match(d, located.plan.records.key_columns, len(chunk)),
+                [v for key in chunk for v in key],
+            )
+    live.commit()
+    fault("after-delete")
+    return deleted, archived
+
+
+def _archived(trigger: Any, lifecycle: Lifecycle, now: datetime) -> bool:
+    return row_fate(None if trigger is None else as_utc(trigger), lifecycle, now) == "archive"
+
+
+# ------------------------------------------------------------------------------- the run
+
+
+class _Sessions:
+    """The request's connections, rolled back on failure and closed at the end."""
+
+    def __init__(self) -> None:
+        self.opened: list[Session] = []
+
+    def open(self, connect: Connect) -> Session:
+        session = connect()
+        self.opened.append(session)
+        return session
+
+    def rollback(self) -> None:
+        for session in self.opened:
+            session.rollback()
+
+    def close(self) -> None:
+        for session in self.opened:
+            session.close()
+
+
+def run_request(
+    store: Store,
+    policy: Policy | None,
+    identifiers: Identifiers,
+    request: RequestType,
+    *,
+    connect_live: Connect,
+    connect_archive: Connect | None,
+    job_clock: Clock,
+    options: RequestOptions | None = None,
+    fault: Fault = no_fault,
+) -> Outcome:
+    """Run one request against `store`; never raises for database trouble."""
+    options = options or RequestOptions()
+    start = job_clock()
+    base = SubjectResult(
+        store=store_ref(store),
+        type=request,
+        outcome="Failed",
+        dry_run=options.dry_run,
+        start_time=start,
+        completion_time=start,
+        message="",
+    )
+    sessions = _Sessions()
+    outcomes: list[TableOutcome] = []
+    try:
+        plan = plan_request(store, policy, identifiers.kinds)
+        assert policy is not None
+        base = replace(base, not_searchable=plan.not_searchable)
+        gate = legal_hold(store, request)
+        if gate is not None:
+            return Outcome(_gated(base, gate, job_clock()))
+        lifecycle = plan.lifecycle
+        statutory = lifecycle.statutory is not None
+        if request == "erasure" and statutory and (store.archive is None or not connect_archive):
+            raise PurgeError(
+                "Configuration",
+                f"category {lifecycle.category!r} is kept under the {lifecycle.statute}, but "
+                "the store has no archive (or no archive login was given): nothing was deleted.",
+            )
+        if not plan.tables:
+            return _nothing_searchable(base, plan, request, identifiers, job_clock)
+        live = sessions.open(connect_live)
+        archive = (
+            sessions.open(connect_archive)
+            if store.archive is not None and connect_archive is not None
+            else None
+        )
+        now = live.server_now()
+        skew = clock_skew(now, job_clock(), options.max_clock_skew, "live database")
+        if skew is None and archive is not None:
+            skew = clock_skew(archive.server_now(), job_clock(), options.max_clock_skew, "archive")
+        if skew is not None:
+            return Outcome(_gated(replace(base, server_time=now), skew, job_clock()))
+        base = replace(base, server_time=now)
+        observed = _observe(live, archive, plan, identifiers)
+        outcomes = [_outcome_of(o, lifecycle, now, request, options.dry_run) for o in observed]
+        touched = sum(len(o.live_triggers) for o in observed)
+        if request == "access":
+            touched += sum(len(o.archive_triggers) for o in observed)
+        token = acknowledge_token(store, policy, touched)
+        held = large_match(touched, options.max_rows, token, options.acknowledge)
+        if held is not None and not options.dry_run:
+            return Outcome(
+                replace(_gated(base, held, job_clock()), tables=tuple(outcomes),
+                        acknowledge_token=token)
+            )  # fmt: skip
+        if options.dry_run:
+            return Outcome(_dry_run(base, outcomes, request, held, token, job_clock()))
+        if request == "access":
+            return _access(base, live, archive, plan, observed, job_clock)
+        return _erasure(
+            base, store, policy, live, archive, plan, observed, now, job_clock, fault, outcomes
+        )
+    except PurgeError as error:
+        sessions.rollback()
+        return Outcome(
+            replace(
+                base,
+                outcome="Failed",
+                reason=error.category,
+                message=error.message,
+                tables=tuple(outcomes),
+                error=ErrorInfo(error.category, error.message),
+                completion_time=job_clock(),
+            )
+        )
+    finally:
+        sessions.close()
+
+
+def _observe(
+    live: Session, archive: Session | None, plan: SubjectPlan, identifiers: Identifiers
+) -> list[Observed]:
+    """Locate every searchable table (live and archive) and read the subject's triggers."""
+    out: list[Observed] = []
+    for table in plan.tables:
+        located = locate(live, "live", table, identifiers)
+        archived: Located | None = None
+        archive_triggers: list[datetime | None] = []
+        if archive is not None:
+            archived = locate(archive, "archive", table, identifiers, located.columns)
+            archive_triggers = _triggers(archive, archived)
+        out.append(
+            Observed(
+                table, located, archived, tuple(_triggers(live, located)), tuple(archive_triggers)
+            )
+        )
+    return out
+
+
+def _gated(base: SubjectResult, gate: Gate, at: datetime) -> SubjectResult:
+    outcome: ResultOutcome = "Held" if gate.result == "Held" else "Failed"
+    return replace(
+        base,
+        outcome=outcome,
+        reason=gate.reason,
+        message=gate.message,
+        error=ErrorInfo(gate.reason, gate.message) if outcome == "Failed" else None,
+        completion_time=at,
+    )
+
+
+def _nothing_searchable(
+    base: SubjectResult,
+    plan: SubjectPlan,
+    request: RequestType,
+    identifiers: Identifiers,
+    clock: Clock,
+) -> Outcome:
+    message = (
+        f"no table of the store has a subject column of the kinds given "
+        f"({', '.join(sorted(identifiers.kinds))}); nothing was read or deleted."
+    )
+    at = clock()
+    result = replace(base, outcome="Succeeded", reason="NotSearchable", message=message,
+                     completion_time=at)  # fmt: skip
+    if request == "access" and not base.dry_run:
+        return Outcome(result, build_document(plan, [], at))
+    return Outcome(result)
+
+
+def _dry_run(
+    base: SubjectResult,
+    outcomes: Sequence[TableOutcome],
+    request: RequestType,
+    held: Gate | None,
+    token: str,
+    at: datetime,
+) -> SubjectResult:
+    found = sum(t.rows_found for t in outcomes)
+    if request == "access":
+        message = (
+            f"dry run: would export {sum(t.rows_exported for t in outcomes)} rows "
+            f"({found} in the live store); nothing was exported."
+        )
+    else:
+        message = (
+            f"dry run: would delete {sum(t.rows_deleted for t in outcomes)} of the subject's "
+            f"{found} live rows, archiving {sum(t.rows_archived for t in outcomes)} a statute "
+            f"keeps; {sum(t.rows_kept_live for t in outcomes)} rows whose trigger has not "
+            "happened would stay; nothing was changed."
+        )
+    if held is not None:
+        message += f" A real run would be held: {held.message}"
+    return replace(
+        base,
+        outcome="Succeeded",
+        reason="DryRun",
+        message=message,
+        tables=tuple(outcomes),
+        acknowledge_token=token if held is not None else None,
+        completion_time=at,
+    )
+
+
+def _access(
+    base: SubjectResult,
+    live: Session,
+    archive: Session | None,
+    plan: SubjectPlan,
+    observed: Sequence[Observed],
+    clock: Clock,
+) -> Outcome:
+    found: list[FoundRows] = []
+    outcomes: list[TableOutcome] = []
+    for o in observed:
+        live_rows = _rows(live, o.live)
+        found.append(FoundRows(o.table.records, "live", o.live.columns, live_rows))
+        archive_rows: list[tuple[Any, ...]] = []
+        if archive is not None and o.archive is not None:
+            archive_rows = _rows(archive, o.archive)
+            found.append(FoundRows(o.table.records, "archive", o.archive.columns, archive_rows))
+        outcomes.append(
+            TableOutcome(
+                table=o.table.table,
+                rows_found=len(live_rows),
+                archive_rows_found=len(archive_rows),
+                rows_exported=len(live_rows) + len(archive_rows),
+                statute=plan.lifecycle.statute,
+            )
+        )
+    at = clock()
+    document = build_document(plan, found, at)
+    total = sum(t.rows_exported for t in outcomes)
+    result = replace(
+        base,
+        outcome="Succeeded",
+        message=f"exported {total} rows of the subject from {len(outcomes)} tables.",
+        tables=tuple(outcomes),
+        completion_time=at,
+    )
+    return Outcome(result, document)
+
+
+def _erasure(
+    base: SubjectResult,
+    store: Store,
+    policy: Policy,
+    live: Session,
+    archive: Session | None,
+    plan: SubjectPlan,
+    observed: Sequence[Observed],
+    now: datetime,
+    clock: Clock,
+    fault: Fault,
+    before: list[TableOutcome],
+) -> Outcome:
+    lifecycle = plan.lifecycle
+    outcomes = list(before)
+    prepared: list[TableRun | None] = []
+    if archive is not None and lifecycle.statutory is not None:
+        purge_plan = make_plan(store, policy, now, now)
+        if archive.read_only():
+            raise PurgeError(
+                "ArchiveReadOnly",
+                "the archive database is read-only for the archive login: nothing was "
+                "deleted from the live database; make the archive writable.",
+            )
+        for o in observed:
+            table: PreparedTable = _prepare(live, archive, o.table.records, purge_plan)
+            prepared.append(TableRun(table, live, archive, purge_plan, EngineOptions(), fault))
+    else:
+        prepared = [None] * len(observed)
+    for i, (o, run) in enumerate(zip(observed, prepared, strict=True)):
+        try:
+            if run is None:
+                deleted, archived = _erase_plain(live, o.live, fault), 0
+            else:
+                deleted, archived = _erase_statutory(run, live, o.live, lifecycle, now, fault)
+        except PurgeError:
+            live.rollback()
+            raise
+        # Statutory rows whose trigger has not happened stay in live (counted as kept).
+        left = [t for t in _triggers(live, o.live) if t is None] if run is not None else []
+        in_archive: tuple[int, datetime | None] = (0, None)
+        if archive is not None and o.archive is not None:
+            in_archive = kept(_triggers(archive, o.archive), lifecycle, now)
+        outcomes[i] = replace(
+            outcomes[i],
+            rows_deleted=deleted,
+            rows_archived=archived,
+            rows_kept=in_archive[0] + len(left),
+            rows_kept_live=len(left),
+            kept_until=in_archive[1],
+        )
+        # Recorded as it goes: a failure in a later table still reports this one.
+        before[i] = outcomes[i]
+    deleted = sum(t.rows_deleted for t in outcomes)
+    kept_rows = sum(t.rows_kept for t in outcomes)
+    message = f"deleted {deleted} of the subject's rows from {len(outcomes)} tables"
+    if lifecycle.statute:
+        message += (
+            f"; {kept_rows} rows are kept under the {lifecycle.statute}"
+            f" ({sum(t.rows_archived for t in outcomes)} newly archived)"
+        )
+    return Outcome(
+        replace(
+            base,
+            outcome="Succeeded",
+            message=message + ".",
+            tables=tuple(outcomes),
+            completion_time=clock(),
+        )
+    )
