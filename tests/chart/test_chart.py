@@ -48,7 +48,7 @@ NAMESPACED_RULES: dict[tuple[str, str], set[str]] = {
     ("batch", "cronjobs"): {"get", "list", "watch", "create", "patch"},
     ("batch", "jobs"): {"list", "watch", "create", "delete"},
     ("", "pods"): {"list", "watch"},
-    ("", "secrets"): {"get", "create", "update"},
+    ("", "secrets"): {"get", "create", "update", "patch"},
     ("events.k8s.io", "events"): {"create"},
 }
 # Cluster-scoped kinds, always bound cluster-wide.

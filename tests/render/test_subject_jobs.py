@@ -92,7 +92,7 @@ def test_another_namespace_reads_the_identifier_by_api_into_memory_never_a_copy(
     assert role["metadata"]["ownerReferences"][0]["uid"] == "req-uid-1"
 
 
-def test_access_seals_to_the_public_key_and_updates_only_its_own_export_secret() -> None:
+def test_access_seals_to_the_public_key_and_patches_only_its_own_export_secret() -> None:
     req = parse_request(request())
     store = _store("crm")
     job = render_job(req, store, SETTINGS, public_key="PUBLICKEY")
@@ -101,10 +101,10 @@ def test_access_seals_to_the_public_key_and_updates_only_its_own_export_secret()
     assert args[args.index("--export-secret") + 1] == f"privacy/{export_secret_name(req, store)}"
     role = render_job_role(req, store)
     assert role is not None
-    update = [r for r in role["rules"] if "update" in r["verbs"]]
-    assert update == [{"apiGroups": [""], "resources": ["secrets"],
+    writes = [r for r in role["rules"] if "patch" in r["verbs"] or "update" in r["verbs"]]
+    assert writes == [{"apiGroups": [""], "resources": ["secrets"],
                        "resourceNames": [export_secret_name(req, store)],
-                       "verbs": ["get", "update"]}]
+                       "verbs": ["get", "patch"]}]
 
 
 def test_readers_get_exactly_the_key_and_the_exports() -> None:

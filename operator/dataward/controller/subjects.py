@@ -69,6 +69,7 @@ from dataward.render.subject_jobs import (
     render_readers_role,
     request_selector,
 )
+from dataward.subjects.export import generate_keypair
 from dataward.subjects.request import REQUEST_KIND, StoreRef, SubjectRequest, parse_request
 
 log = logging.getLogger("dataward.subjects")
@@ -79,6 +80,12 @@ RECHECK = timedelta(seconds=60)  # how soon an unfinished request is looked at a
 EVIDENCE_MESSAGE_LIMIT = 1024
 
 
+def pem_keypair() -> tuple[str, str]:
+    """A new X25519 recipient key pair (the engine's), private and public key in PEM."""
+    pair = generate_keypair()
+    return pair.private_pem.decode("ascii"), pair.public_pem.decode("ascii")
+
+
 @dataclass(frozen=True)
 class SubjectSettings:
     """What the operator's configuration decides for every request."""
@@ -86,8 +93,10 @@ class SubjectSettings:
     render: RenderSettings = field(default_factory=RenderSettings)
     answer_period: timedelta = DEFAULT_ANSWER_PERIOD
     clock: Clock = field(default=system_clock, compare=False)
-    # (private key, public key) as text; the engine's dataward.subjects.export.
-    keypair: Callable[[], tuple[str, str]] | None = field(default=None, compare=False)
+    # A new (private key, public key) pair in PEM; tests may stand in a fixed one.
+    keypair: Callable[[], tuple[str, str]] | None = field(
+        default_factory=lambda: pem_keypair, compare=False
+    )
     evidence: Any = field(default=None, compare=False)  # an EvidenceSink, or None
     reporting_instance: str = "dataward"
 

@@ -16,7 +16,7 @@ Design (the identifier is personal data; it is never copied):
   in the request's namespace, readable by `spec.readers` only (a Role with resourceNames).
   The public key reaches the Job as a pod annotation, projected into a file: it is public.
   The Job seals the rows to it and writes them into an export Secret per store, in the
-  request's namespace, which its account may update by name and nothing else.
+  request's namespace, which its account may patch by name and nothing else.
 
 Children in the request's namespace carry an owner reference to the request; Jobs in other
 namespaces cannot (owner references do not cross namespaces), so the request's finalizer
@@ -164,7 +164,8 @@ def render_job_role(request: SubjectRequest, store: Store) -> dict[str, Any] | N
     """What one store's Job may do in the request's namespace; None when it needs nothing.
 
     `get` on the identifier Secret only when it cannot be mounted (another namespace);
-    `get` and `update` on its own export Secret only for access.
+    `get` and `patch` on its own export Secret only for access (the CLI patches
+    `data["export.sealed"]`).
     """
     rules: list[dict[str, Any]] = []
     if store.namespace != request.namespace:
@@ -182,7 +183,7 @@ def render_job_role(request: SubjectRequest, store: Store) -> dict[str, Any] | N
                 "apiGroups": [""],
                 "resources": ["secrets"],
                 "resourceNames": [export_secret_name(request, store)],
-                "verbs": ["get", "update"],
+                "verbs": ["get", "patch"],
             }
         )
     if not rules:
