@@ -345,9 +345,10 @@ def test_each_admission_policy_is_shipped_bound_and_can_be_switched_off() -> Non
     policies = {p["metadata"]["name"] for p in of_kind(docs, "ValidatingAdmissionPolicy")}
     bound = {b["spec"]["policyName"] for b in of_kind(docs, "ValidatingAdmissionPolicyBinding")}
     assert policies == bound
-    assert len(policies) == 5
+    assert len(policies) == 6
     for value, gone in [
         ("admissionPolicies.crossObject.enabled=false", "store-within-policy"),
+        ("admissionPolicies.subjectRequests.enabled=false", "subject-requests-guarded"),
         ("admissionPolicies.confusedDeputy.enabled=false", "store-secrets-readable"),
         ("admissionPolicies.grantGuard.enabled=false", "store-grants-guarded"),
         ("admissionPolicies.namespaceDeletion.requireLabelForRetainedKeyRings=false",
@@ -355,9 +356,22 @@ def test_each_admission_policy_is_shipped_bound_and_can_be_switched_off() -> Non
     ]:
         names = {p["metadata"]["name"] for p in of_kind(render(value),
                                                          "ValidatingAdmissionPolicy")}
-        assert len(names) == 4 and not any(n.endswith(gone) for n in names), (value, names)
+        assert len(names) == 5 and not any(n.endswith(gone) for n in names), (value, names)
     assert not of_kind(render("admissionPolicies.namespaceDeletion.enabled=false"),
-                       "ValidatingAdmissionPolicy")[3:]
+                       "ValidatingAdmissionPolicy")[4:]
+
+
+def test_the_subject_request_guard_builds_the_key_secret_name_as_the_operator_does() -> None:
+    from dataward.render.subject_jobs import key_secret_name
+    from dataward.subjects.request import parse_request
+    from tests.subjects.samples import request
+
+    (policy,) = [p for p in of_kind(render(), "ValidatingAdmissionPolicy")
+                 if p["metadata"]["name"].endswith("-subject-requests-guarded")]
+    variables = {v["name"]: v["expression"] for v in policy["spec"]["variables"]}
+    assert variables["key"] == "'dataward-' + object.metadata.name + '-dsr-key'"
+    name = parse_request(request()).name
+    assert key_secret_name(parse_request(request())) == f"dataward-{name}-dsr-key"
 
 
 def test_admission_policies_fail_closed_and_never_match_the_status_subresource() -> None:
