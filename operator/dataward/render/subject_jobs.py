@@ -246,7 +246,7 @@ def job_arguments(request: SubjectRequest, store: Store) -> list[str]:
         "--identifier-dir", IDENTIFIER_DIR,
         "--credentials-dir", CREDENTIALS_DIR,
     ]  # fmt: skip
-    if request.type == "erasure" and store.archive is not None:
+    if store.archive is not None:  # access reads the archive too; erasure copies into it
         args += ["--archive-credentials-dir", ARCHIVE_CREDENTIALS_DIR]
     if request.dry_run:
         args.append("--dry-run")
@@ -287,7 +287,7 @@ def render_job(
     volumes = spec["volumes"]
     mounts.append({"name": CREDENTIALS_VOLUME, "mountPath": CREDENTIALS_DIR, "readOnly": True})
     volumes.append(_secret_volume(CREDENTIALS_VOLUME, store.database.credentials_secret))
-    if request.type == "erasure" and store.archive is not None:
+    if store.archive is not None:
         mounts.append(
             {
                 "name": ARCHIVE_CREDENTIALS_VOLUME,
