@@ -216,12 +216,11 @@ def run_request_jobs(plane: ControlPlane, namespaces: list[str], uid: str, count
     """Wait for the request's `count` Jobs, be their kubelet; Job name -> outcome."""
 
     def listed() -> list[tuple[str, str]] | None:
-        found = [
-            (ns, item["metadata"]["name"])
-            for ns in namespaces
-            for item in json.loads(plane.kubectl("get", "jobs", "-n", ns, "-l",
-                                                 f"{UID_LABEL}={uid}", "-o", "json").stdout)["items"]
-        ]  # fmt: skip
+        found = []
+        for ns in namespaces:
+            listed = plane.kubectl("get", "jobs", "-n", ns, "-l", f"{UID_LABEL}={uid}", "-o",
+                                   "json").stdout  # fmt: skip
+            found += [(ns, item["metadata"]["name"]) for item in json.loads(listed)["items"]]
         return found if len(found) >= count else None
 
     jobs = wait_for(listed, timeout=90, message=f"{count} Jobs of request {uid}")
