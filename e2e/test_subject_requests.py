@@ -212,15 +212,16 @@ def create_as(plane: ControlPlane, user: str, doc: dict[str, Any]) -> tuple[int,
 
 
 def run_request_jobs(plane: ControlPlane, namespaces: list[str], uid: str, count: int,
-                     workdir: Path) -> dict[str, str]:
-    """Wait for the request's `count` Jobs, be their kubelet; Job name -> outcome."""
+                     workdir: Path, done: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Wait for `count` Jobs of the request besides `done`, be their kubelet; name -> outcome."""
 
     def listed() -> list[tuple[str, str]] | None:
         found = []
         for ns in namespaces:
             listed = plane.kubectl("get", "jobs", "-n", ns, "-l", f"{UID_LABEL}={uid}", "-o",
                                    "json").stdout  # fmt: skip
-            found += [(ns, item["metadata"]["name"]) for item in json.loads(listed)["items"]]
+            found += [(ns, item["metadata"]["name"]) for item in json.loads(listed)["items"]
+                      if item["metadata"]["name"] not in done]  # fmt: skip
         return found if len(found) >= count else None
 
     jobs = wait_for(listed, timeout=90, message=f"{count} Jobs of request {uid}")
@@ -415,3 +416,66 @@ def test_access_then_erasure_of_one_person_across_three_stores_of_two_engines(
     assert email not in operator.logs()
     events = control_plane.kubectl("get", "events", "-A", "-o", "json").stdout
     assert email not in events
+
+
+def test_a_legal_hold_and_a_large_match_hold_an_erasure_until_acknowledged(
+    control_plane: ControlPlane,
+    namespace: str,
+    postgres: Postgres,
+    tmp_path: Path,
+) -> None:
+    email = f"lee.jiwoo.{uuid.uuid4().hex[:8]}@example.kr"
+    now = datetime.now(UTC)
+    held, big = f"held_{uuid.uuid4().hex[:6]}", f"big_{uuid.uuid4().hex[:6]}"
+    for table in (held, big):
+        create_table(postgres.live, table, "inquired_at")
+        insert(postgres.live, table, "inquired_at", [
+            (i, now - timedelta(days=i), email, f"inquiry {i}") for i in range(1, 4)
+        ])  # fmt: skip
+    on_hold = store(namespace, "on-hold", "technical-support-inquiry", postgres, held,
+                    "inquired_at")  # fmt: skip
+    on_hold[-1]["spec"]["purge"]["suspend"] = True  # a legal hold
+    apply(control_plane, *on_hold,
+          *store(namespace, "large", "technical-support-inquiry", postgres, big, "inquired_at"),
+          {"apiVersion": "v1", "kind": "Secret",
+           "metadata": {"name": "subject-identifier", "namespace": namespace},
+           "type": "Opaque", "stringData": {"email": email}})  # fmt: skip
+    for name in ("on-hold", "large"):
+        wait_for(lambda name=name: control_plane.kubectl(
+            "get", "sa", f"dataward-{name}-purge", "-n", namespace, check=False).returncode == 0,
+            timeout=60, message=f"the purge ServiceAccount of {name}")  # fmt: skip
+    doc = request(namespace, "erase", "erasure")
+    doc["spec"]["maxRows"] = 2
+    apply(control_plane, doc)
+    uid = get(control_plane, "dsr", "erase", namespace)["metadata"]["uid"]  # type: ignore[index]
+    first = run_request_jobs(control_plane, [namespace], uid, 2, tmp_path)
+
+    status = finished(control_plane, namespace, "erase")["status"]
+    assert status["phase"] == "PartiallyHeld", status
+    stores = {s["name"]: s for s in status["stores"]}
+    assert (stores["on-hold"]["phase"], stores["on-hold"]["reason"]) == ("Held", "LegalHold")
+    assert (stores["large"]["phase"], stores["large"]["reason"]) == ("Held", "LargeMatch")
+    token = stores["large"]["acknowledgeToken"]
+    assert token in stores["large"]["message"]
+    complete = next(c for c in status["conditions"] if c["type"] == "Complete")
+    assert (complete["status"], complete["reason"]) == ("False", "StoresHeld")
+    assert ids(postgres.live, held) == ids(postgres.live, big) == {1, 2, 3}  # nothing erased
+
+    # The acknowledgement runs the held stores again: the large match goes through, the
+    # legal hold still holds.
+    control_plane.kubectl("patch", "dsr", "erase", "-n", namespace, "--type=merge",
+                          "-p", json.dumps({"spec": {"acknowledgeToken": token}}))  # fmt: skip
+    run_request_jobs(control_plane, [namespace], uid, 2, tmp_path, frozenset(first))
+
+    def rerun() -> dict[str, Any] | None:
+        doc = get(control_plane, "dsr", "erase", namespace) or {}
+        found = {s["name"]: s for s in (doc.get("status") or {}).get("stores") or []}
+        return doc if found.get("large", {}).get("phase") == "Succeeded" else None
+
+    answered = wait_for(rerun, timeout=60, message="the acknowledged store answered")
+    assert answered is not None
+    stores = {s["name"]: s for s in answered["status"]["stores"]}
+    assert stores["large"]["rowsDeleted"] == 3
+    assert stores["on-hold"]["reason"] == "LegalHold"
+    assert answered["status"]["phase"] == "PartiallyHeld"
+    assert ids(postgres.live, big) == set() and ids(postgres.live, held) == {1, 2, 3}
