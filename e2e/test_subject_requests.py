@@ -184,6 +184,25 @@ def as_user(plane: ControlPlane, user: str, *args: str, stdin: str | None = None
     )  # fmt: skip
 
 
+def answer_everywhere(plane: ControlPlane, users: list[str]) -> str:
+    """A ClusterRole with the verb `answer` on every store, bound to `users`; its name."""
+    name = f"e2e-dsr-answer-{uuid.uuid4().hex[:6]}"
+    apply(
+        plane,
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": {"name": name},
+         "rules": [{"apiGroups": ["dataward.io"], "resources": ["personaldatastores"],
+                    "verbs": ["answer"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": name},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                     "name": name},
+         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": u}
+                      for u in users]},
+    )  # fmt: skip
+    return name
+
+
 def request(namespace: str, name: str, type_: str, readers: list[dict[str, str]] | None = None
             ) -> dict[str, Any]:
     spec: dict[str, Any] = {
@@ -323,7 +342,8 @@ def test_access_then_erasure_of_one_person_across_three_stores_of_two_engines(
                           "type": "Opaque", "stringData": {"email": email}})  # fmt: skip
 
     # Admission: an intern who may create requests but not read the identifier is refused;
-    # one who may read it but not grant is refused readers; the officer may do both.
+    # one who may read it, but not answer for every store of the policy, is refused; one who
+    # may answer but not grant is refused readers; the officer may do all three.
     dsr = {"apiGroups": ["dataward.io"], "resources": ["datasubjectrequests"],
            "verbs": ["create", "get", "list"]}  # fmt: skip
     read_identifier = {"apiGroups": [""], "resources": ["secrets"],
@@ -340,14 +360,26 @@ def test_access_then_erasure_of_one_person_across_three_stores_of_two_engines(
     wait_for(lambda: "yes" in as_user(control_plane, INTERN, "auth", "can-i", "get",
                                       "secret/subject-identifier", "-n", namespace).stdout,
              timeout=IN_FORCE_SECONDS, message="the intern's Role in force")  # fmt: skip
-    code, error = create_as(control_plane, INTERN,
-                            request(namespace, "intern", "access", readers))  # fmt: skip
-    assert code != 0 and "spec.readers" in error and "grant" in error, error
+    code, error = create_as(control_plane, INTERN, request(namespace, "intern", "access"))
+    assert code != 0 and "spec.scope" in error and "answer" in error, error
+    answer = answer_everywhere(control_plane, [INTERN, OFFICER])
+    try:
+        wait_for(lambda: "yes" in as_user(control_plane, INTERN, "auth", "can-i", "answer",
+                                          "personaldatastores.dataward.io", "-A").stdout,
+                 timeout=IN_FORCE_SECONDS, message="the answer ClusterRole in force")  # fmt: skip
+        code, error = create_as(control_plane, INTERN,
+                                request(namespace, "intern", "access", readers))  # fmt: skip
+        assert code != 0 and "spec.readers" in error and "grant" in error, error
+        code, error = create_as(control_plane, OFFICER,
+                                request(namespace, "access", "access", readers))  # fmt: skip
+        assert code == 0, error
+        code, error = create_as(control_plane, OFFICER, request(namespace, "erasure", "erasure"))
+        assert code == 0, error
+    finally:
+        control_plane.kubectl("delete", "clusterrolebinding,clusterrole", answer,
+                              "--ignore-not-found")  # fmt: skip
 
     # access, asked by the officer, answered by three Jobs in two namespaces.
-    code, error = create_as(control_plane, OFFICER,
-                            request(namespace, "access", "access", readers))  # fmt: skip
-    assert code == 0, error
     uid = get(control_plane, "dsr", "access", namespace)["metadata"]["uid"]  # type: ignore[index]
     outcomes = run_request_jobs(control_plane, [namespace, other_namespace], uid, 3, tmp_path)
     assert set(outcomes.values()) == {"Complete"}, outcomes
@@ -388,9 +420,8 @@ def test_access_then_erasure_of_one_person_across_three_stores_of_two_engines(
             found.setdefault(row["table"].split(".")[-1], set()).add(int(row["values"]["id"]))
     assert found == {tickets: {1, 2}, orders: {10, 11}, subscribers: {20}}, found
 
-    # erasure: gone from the live stores; the statutory orders kept in the archive.
-    code, error = create_as(control_plane, OFFICER, request(namespace, "erasure", "erasure"))
-    assert code == 0, error
+    # erasure (asked above, answered now): gone from the live stores; the statutory orders
+    # kept in the archive.
     uid = get(control_plane, "dsr", "erasure", namespace)["metadata"]["uid"]  # type: ignore[index]
     run_request_jobs(control_plane, [namespace, other_namespace], uid, 3, tmp_path)
     status = finished(control_plane, namespace, "erasure")["status"]
