@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -66,3 +67,20 @@ def test_a_careless_request_is_refused_naming_the_field(change: dict[str, Any], 
     with pytest.raises(ModelError) as error:
         parse_request(request(**change))
     assert error.value.path == path
+
+
+def test_dataward_check_validates_a_request_offline_as_the_api_server_would(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    from dataward.cli import main
+
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(request()))
+    assert main(["check", "-f", str(good)]) == 0
+    wildcard = request(readers=[{"kind": "Group", "name": "system:authenticated"}])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(wildcard))
+    assert main(["check", "-f", str(bad)]) == 1
+    assert "spec.readers[0]" in capsys.readouterr().out
