@@ -477,6 +477,8 @@ def test_a_legal_hold_and_a_large_match_hold_an_erasure_until_acknowledged(
             timeout=60, message=f"the purge ServiceAccount of {name}")  # fmt: skip
     doc = request(namespace, "erase", "erasure")
     doc["spec"]["maxRows"] = 2
+    # Received eleven days ago: past the ten-day answer period while it is held.
+    doc["spec"]["receivedAt"] = (now - timedelta(days=11)).strftime("%Y-%m-%dT%H:%M:%SZ")
     apply(control_plane, doc)
     uid = get(control_plane, "dsr", "erase", namespace)["metadata"]["uid"]  # type: ignore[index]
     first = run_request_jobs(control_plane, [namespace], uid, 2, tmp_path)
@@ -491,6 +493,13 @@ def test_a_legal_hold_and_a_large_match_hold_an_erasure_until_acknowledged(
     complete = next(c for c in status["conditions"] if c["type"] == "Complete")
     assert (complete["status"], complete["reason"]) == ("False", "StoresHeld")
     assert ids(postgres.live, held) == ids(postgres.live, big) == {1, 2, 3}  # nothing erased
+    late = next(c for c in status["conditions"] if c["type"] == "DeadlineMet")
+    assert (late["status"], late["reason"]) == ("False", "Overdue")
+    events = json.loads(control_plane.kubectl("get", "events", "-n", namespace, "-o",
+                                              "json").stdout)["items"]  # fmt: skip
+    assert any(e.get("reason") == "Overdue" and e.get("type") == "Warning"
+               and (e.get("regarding") or e.get("involvedObject") or {}).get("name") == "erase"
+               for e in events), events  # fmt: skip
 
     # The acknowledgement runs the held stores again: the large match goes through, the
     # legal hold still holds.
