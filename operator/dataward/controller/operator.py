@@ -39,7 +39,10 @@ from dataward.render.labels import MANAGED_BY, MANAGED_BY_LABEL, STORE_KIND, STO
 log = logging.getLogger("dataward.operator")
 
 GROUP, VERSION = "dataward.io", "v1alpha1"
-CRD_PLURALS = ("personaldatastores", "privacypolicies", "datasubjectrequests")
+CRD_PLURALS = ("personaldatastores", "privacypolicies")
+# Served when its CRD is installed: `helm upgrade` does not install a chart's new CRDs, so an
+# operator upgraded without it still serves stores and policies (and says what is missing).
+REQUEST_PLURAL = "datasubjectrequests"
 WATCH_SECONDS = 300  # the server ends each watch request after this long; kopf re-opens it
 OURS = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 # What the reconcile reads, cached. NetworkPolicies, Roles and RoleBindings: all of them (the
@@ -225,6 +228,26 @@ async def _wait_or_stop(stopping: asyncio.Event, seconds: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+async def _requests_served(kube: Kube) -> bool:
+    """Whether the DataSubjectRequest CRD is served; a warning saying what to do when not."""
+    try:
+        served = await asyncio.to_thread(kube.served, f"{GROUP}/{VERSION}")
+    except KubeError as error:
+        log.warning("could not ask whether %s are served (%s): not answering data-subject "
+                    "requests until the operator restarts", REQUEST_PLURAL, error)
+        return False
+    if REQUEST_PLURAL in served:
+        return True
+    log.warning(
+        "the API does not serve %s.%s (its CRD is not installed; helm upgrade does not install "
+        "new CRDs): data-subject requests are not answered. Apply "
+        "crds/dataward.io_datasubjectrequests.yaml and restart the operator.",
+        REQUEST_PLURAL,
+        GROUP,
+    )
+    return False
 
 
 async def _wait_for_crds(kube: Kube, stopping: asyncio.Event, every: float) -> bool:
@@ -508,6 +531,8 @@ async def run_operator(
                 break
             serving.set()
             if not caches.started:
+                if not await _requests_served(kube):
+                    caches.drop("DataSubjectRequest")
                 caches.start()
             try:
                 ended = await _run_kopf(settings, registry, kube, stopping)
