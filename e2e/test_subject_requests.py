@@ -448,6 +448,17 @@ def test_access_then_erasure_of_one_person_across_three_stores_of_two_engines(
     events = control_plane.kubectl("get", "events", "-A", "-o", "json").stdout
     assert email not in events
 
+    # Deleting a request deletes its Jobs, also those in another namespace (which owner
+    # references cannot reach: the request's finalizer does it).
+    control_plane.kubectl("delete", "dsr", "erasure", "-n", namespace, "--wait=false")
+
+    def cleaned() -> bool:
+        jobs = control_plane.kubectl("get", "jobs", "-n", other_namespace, "-l",
+                                     f"{UID_LABEL}={uid}", "-o", "name").stdout.strip()
+        return not jobs and get(control_plane, "dsr", "erasure", namespace) is None
+
+    wait_for(cleaned, timeout=60, message="the erasure request and its Jobs deleted")
+
 
 def test_a_legal_hold_and_a_large_match_hold_an_erasure_until_acknowledged(
     control_plane: ControlPlane,
