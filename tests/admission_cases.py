@@ -252,6 +252,14 @@ CASES: Sequence[Case] = (
     Case("repeated key column", S, put(f"{RECORD}/keyColumns", ["id", "id"]), "spec.records[0].keyColumns[1]"),
     Case("repeated table", S, put("/spec/records/-", {"table": "public.orders", "timestampColumn": "t", "keyColumns": ["id"]}), "spec.records[1]"),
     Case("no records", S, put("/spec/records", []), "spec.records"),
+    # records[].subjectColumns: how a data-subject request finds a person's rows.
+    Case("subject kind with capital", S, put(f"{RECORD}/subjectColumns", [{"kind": "Email", "column": "email"}]), "spec.records[0].subjectColumns[0].kind"),
+    Case("subject kind with underscore", S, put(f"{RECORD}/subjectColumns", [{"kind": "e_mail", "column": "email"}]), "spec.records[0].subjectColumns[0].kind"),
+    Case("injected subject column", S, put(f"{RECORD}/subjectColumns", [{"kind": "email", "column": "email OR 1=1"}]), "spec.records[0].subjectColumns[0].column"),
+    Case("subject column expression", S, put(f"{RECORD}/subjectColumns", [{"kind": "email", "column": "lower(email)"}]), "spec.records[0].subjectColumns[0].column"),
+    Case("subject kind twice in a table", S, put(f"{RECORD}/subjectColumns", [{"kind": "email", "column": "email"}, {"kind": "email", "column": "email2"}]), "spec.records[0].subjectColumns[1]"),
+    Case("subject column missing", S, put(f"{RECORD}/subjectColumns", [{"kind": "email"}]), "spec.records[0].subjectColumns[0].column"),
+    Case("subject match pattern", S, put(f"{RECORD}/subjectColumns", [{"kind": "email", "column": "email", "like": True}]), "spec.records[0].subjectColumns[0].like"),
     # Purge bounds.
     Case("batchSize 0", S, put(f"{PURGE}/batchSize", 0), "spec.purge.batchSize"),
     Case("batchSize negative", S, put(f"{PURGE}/batchSize", -1), "spec.purge.batchSize"),
@@ -347,6 +355,7 @@ ACCEPTED: Sequence[Accepted] = (
     Accepted("adopting an existing key ring", S, put("/spec/encryption/adoptExistingKeyRing", True)),
     Accepted("adoption alone, without keyRotation", S, put("/spec/encryption", {"adoptExistingKeyRing": False})),
     Accepted("cross-namespace service account", S, put(READER, {"kind": "ServiceAccount", "name": "shop-api", "namespace": "shop"})),
+    Accepted("subject columns of several kinds", S, put(f"{RECORD}/subjectColumns", [{"kind": "email", "column": "email"}, {"kind": "customer-id", "column": "customer_no"}, {"kind": "phone", "column": "email"}])),
     Accepted("minimal store", S, drop("/spec/retention") + drop("/spec/archive") + drop("/spec/encryption") + drop("/spec/access") + drop("/spec/network") + drop(PURGE) + drop("/spec/deletionPolicy") + drop(f"{DB}/port") + drop(f"{DB}/tls")),
     Accepted("minimal policy", P, drop("/spec/effectiveDate") + drop("/spec/defaults")),
 )

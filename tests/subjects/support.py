@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dataward.model.policy import parse_policy
 from dataward.model.store import parse_store
+from dataward.purge.credentials import Credentials
 from dataward.subjects.engine import Outcome, RequestOptions, run_request
 from dataward.subjects.identifiers import parse_identifiers
 from tests.databases import DatabaseServer
@@ -167,6 +168,10 @@ def run(
     archive: DatabaseServer | None,
     request: str,
     identifiers: dict[str, str] | None = None,
+    *,
+    live_login: Credentials | None = None,
+    archive_login: Credentials | None = None,
+    job_clock: Callable[[], datetime] | None = None,
     **options: Any,
 ) -> Outcome:
     """The engine in-process against the test servers."""
@@ -175,9 +180,13 @@ def run(
         parse_policy(POLICY),
         parse_identifiers(identifiers or SUBJECT),
         request,  # type: ignore[arg-type]
-        connect_live=connector(live, "live"),
-        connect_archive=connector(archive, "archive") if archive is not None else None,
-        job_clock=lambda: datetime.now(UTC),
+        connect_live=connector(live, "live", credentials=live_login),
+        connect_archive=(
+            connector(archive, "archive", credentials=archive_login)
+            if archive is not None
+            else None
+        ),
+        job_clock=job_clock or (lambda: datetime.now(UTC)),
         options=RequestOptions(**options),
     )
 

@@ -8,12 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dataward.model.durations import parse_duration
-from tests.databases import DatabaseServers
+from tests.databases import DatabaseServer, DatabaseServers
+from tests.purge.test_purge_privileges import least_privilege_login
 from tests.subjects.support import (
     EMAIL,
+    NEIGHBOURS,
     create_notes,
     create_people,
     ids,
+    insert,
     leaks,
     run,
     seed_notes,
@@ -153,6 +156,13 @@ def test_statutory_rows_are_archived_then_deleted_and_reported(
     groups = seed_people(live, people, now)
     note_groups = seed_notes(live, notes, now)
     before = {int(r[0]): r for r in live.query(f"SELECT id, email, payload FROM {people}")}
+    # Archived long ago and past the statute: the subject's (50) and a neighbour's (51).
+    ancient = now - timedelta(days=6 * 366)
+    insert(
+        archive,
+        f"INSERT INTO {people} (id, ts, email, payload) VALUES (%s, %s, %s, %s)",
+        [(50, ancient, EMAIL, "subject-old"), (51, ancient, NEIGHBOURS[0], "other-old")],
+    )
 
     dry = run(doc, live, archive, "erasure", dry_run=True)
     people_dry = dry.result.tables[0]
@@ -162,19 +172,20 @@ def test_statutory_rows_are_archived_then_deleted_and_reported(
         2,
         1,
     )
-    assert (
-        ids(archive, people) == set() and ids(live, people) == groups["subject"] | groups["others"]
-    )
+    assert people_dry.archive_rows_destroyed == 1
+    assert ids(archive, people) == {50, 51}
+    assert ids(live, people) == groups["subject"] | groups["others"]
 
     result = run(doc, live, archive, "erasure").result
     assert result.outcome == "Succeeded", result.message
     table = result.tables[0]
     assert (table.rows_found, table.rows_deleted, table.rows_archived) == (4, 3, 2)
     assert (table.rows_kept, table.rows_kept_live, table.statute) == (3, 1, "E-Commerce Act")
+    assert table.archive_rows_destroyed == 1
     assert ids(live, people) == groups["others"] | {4}
-    assert ids(archive, people) == {1, 2}
+    assert ids(archive, people) == {1, 2, 51}
     archived = {int(r[0]): r for r in archive.query(f"SELECT id, email, payload FROM {people}")}
-    assert archived == {1: before[1], 2: before[2]}
+    assert archived == {1: before[1], 2: before[2], 51: (51, NEIGHBOURS[0], "other-old")}
     assert table.kept_until is not None
     assert abs(table.kept_until - STATUTE.add_to(now - timedelta(days=10))) < timedelta(seconds=1)
     notes_result = result.tables[1]
@@ -189,7 +200,8 @@ def test_statutory_rows_are_archived_then_deleted_and_reported(
     table = again.tables[0]
     assert (table.rows_found, table.rows_deleted, table.rows_archived) == (1, 0, 0)
     assert (table.rows_kept, table.rows_kept_live) == (3, 1)
-    assert ids(archive, people) == {1, 2} and ids(live, people) == groups["others"] | {4}
+    assert again.tables[0].archive_rows_destroyed == 0
+    assert ids(archive, people) == {1, 2, 51} and ids(live, people) == groups["others"] | {4}
 
     access = run(doc, live, archive, "access")
     assert access.document is not None
@@ -256,3 +268,101 @@ def test_a_failure_never_quotes_the_identifier(servers: DatabaseServers, engine:
     assert result.outcome == "Failed" and result.reason == "ColumnRefused"
     assert "no_such_column" in result.message
     assert not leaks(result.to_json())
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_purge_logins_privileges_are_enough(servers: DatabaseServers, engine: str) -> None:
+    """Live: SELECT and DELETE; archive: SELECT and INSERT (the purge's README recipe, which
+    also grants DELETE on the archive for its destructions; the request does not need it)."""
+    live, archive = servers.pair(engine)  # type: ignore[arg-type]
+    doc, people, notes, _audit = subject_store(live, archive, category="contracts")
+    for server in (live, archive):
+        create_people(server, people)
+        create_notes(server, notes)
+    now = datetime.now(UTC)
+    groups = seed_people(live, people, now)
+    seed_notes(live, notes, now)
+    live_login = least_privilege_login(live, people, "SELECT, DELETE")
+    archive_login = least_privilege_login(archive, people, "SELECT, INSERT")
+    grant(live, notes, "SELECT, DELETE", live_login.username)
+    grant(archive, notes, "SELECT, INSERT", archive_login.username)
+
+    reader = least_privilege_login(live, people, "SELECT")
+    grant(live, notes, "SELECT", reader.username)
+    denied = run(doc, live, archive, "erasure", live_login=reader, archive_login=archive_login)
+    assert (denied.result.outcome, denied.result.reason) == ("Failed", "PermissionDenied")
+    assert not leaks(denied.result.to_json())
+    assert ids(live, people) == groups["subject"] | groups["others"]
+    # MySQL locks with SELECT ... FOR UPDATE and copies before its DELETE is refused: the
+    # copies stay (the rows are in both, as after a crash); PostgreSQL's DELETE fails first.
+    assert ids(archive, people) == (set() if engine == "postgresql" else {1, 2})
+
+    access = run(doc, live, archive, "access", live_login=live_login, archive_login=archive_login)
+    assert access.result.outcome == "Succeeded", access.result.message
+    result = run(
+        doc, live, archive, "erasure", live_login=live_login, archive_login=archive_login
+    ).result
+    assert result.outcome == "Succeeded", result.message
+    assert ids(live, people) == groups["others"] | {4} and ids(archive, people) == {1, 2}
+
+
+def grant(server: DatabaseServer, table: str, privileges: str, login: str) -> None:
+    """Grant `privileges` on one more table to a login."""
+    if server.engine == "postgresql":
+        server.execute(f"GRANT {privileges} ON {table} TO {login}")
+    else:
+        server.execute(f"GRANT {privileges} ON {server.database}.{table} TO '{login}'@'%'")
+
+
+@pytest.mark.parametrize("pair", ["postgresql-to-mysql", "mysql-to-postgresql"])
+def test_statutory_copy_across_engines(servers: DatabaseServers, pair: str) -> None:
+    live, archive = (
+        (servers.pg_live, servers.mysql_archive)
+        if pair == "postgresql-to-mysql"
+        else (servers.mysql_live, servers.pg_archive)
+    )
+    doc, people, notes, _audit = subject_store(live, archive, category="contracts")
+    for server in (live, archive):
+        create_people(server, people)
+        create_notes(server, notes)
+    now = datetime.now(UTC)
+    groups = seed_people(live, people, now)
+    seed_notes(live, notes, now)
+    before = {
+        int(r[0]): tuple(r[1:]) for r in live.query(f"SELECT id, email, payload FROM {people}")
+    }
+
+    result = run(doc, live, archive, "erasure").result
+
+    assert result.outcome == "Succeeded", result.message
+    assert ids(live, people) == groups["others"] | {4}
+    copied = {
+        int(r[0]): tuple(r[1:]) for r in archive.query(f"SELECT id, email, payload FROM {people}")
+    }
+    assert copied == {1: before[1], 2: before[2]}
+    assert result.tables[0].kept_until is not None
+    assert abs(result.tables[0].kept_until - STATUTE.add_to(now - timedelta(days=10))) < timedelta(
+        seconds=1
+    )
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_clock_far_from_the_databases_deletes_nothing(
+    servers: DatabaseServers, engine: str
+) -> None:
+    """Which rows a statute keeps depends on "now": a job clock a day off fails the request."""
+    live, archive = servers.pair(engine)  # type: ignore[arg-type]
+    doc, people, notes, _audit = subject_store(live, archive, category="contracts")
+    for server in (live, archive):
+        create_people(server, people)
+        create_notes(server, notes)
+    now = datetime.now(UTC)
+    groups = seed_people(live, people, now)
+    seed_notes(live, notes, now)
+
+    result = run(
+        doc, live, archive, "erasure", job_clock=lambda: datetime.now(UTC) + timedelta(days=1)
+    ).result
+    assert (result.outcome, result.reason) == ("Failed", "ClockSkew")
+    assert ids(live, people) == groups["subject"] | groups["others"]
+    assert ids(archive, people) == set()

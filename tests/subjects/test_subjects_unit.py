@@ -365,3 +365,52 @@ def subject_request_args(argparse: Any, argv: list[str]) -> Any:
     parsed = build_parser().parse_args(["subject-request", *argv])
     assert isinstance(parsed, argparse.Namespace)
     return parsed
+
+
+def test_keygen_never_replaces_a_key(tmp_path: Path) -> None:
+    from dataward.cli import main
+
+    key, pub = tmp_path / "k", tmp_path / "p"
+    assert main(["subject-request", "keygen", "--private-key-out", str(key),
+                 "--public-key-out", str(pub)]) == 0  # fmt: skip
+    first = key.read_bytes()
+    assert key.stat().st_mode & 0o077 == 0 and b"PRIVATE KEY" in first
+    assert main(["subject-request", "keygen", "--private-key-out", str(key),
+                 "--public-key-out", str(tmp_path / "p2")]) == 1  # fmt: skip
+    assert key.read_bytes() == first and not (tmp_path / "p2").exists()
+    sealed = export.seal(b"doc", pub.read_bytes())
+    assert export.open_sealed(sealed, first) == b"doc"
+
+
+def _never() -> Any:
+    raise AssertionError("connected although nothing needed the database")
+
+
+def test_held_or_unsearchable_requests_never_connect() -> None:
+    from dataward.subjects.engine import RequestOptions, run_request
+
+    clock = lambda: datetime(2026, 12, 1, tzinfo=UTC)  # noqa: E731
+    held = run_request(
+        _contract_store(suspend=True), POLICY_MODEL, parse_identifiers({"email": SECRET}),
+        "erasure", connect_live=_never, connect_archive=_never, job_clock=clock,
+        options=RequestOptions(dry_run=True),
+    )  # fmt: skip
+    assert (held.result.outcome, held.result.reason) == ("Held", "LegalHold")
+    assert held.result.dry_run and held.document is None
+
+    nothing = run_request(
+        _contract_store(), POLICY_MODEL, parse_identifiers({"fax": SECRET}), "access",
+        connect_live=_never, connect_archive=_never, job_clock=clock,
+    )  # fmt: skip
+    assert (nothing.result.outcome, nothing.result.reason) == ("Succeeded", "NotSearchable")
+    assert nothing.result.not_searchable == ("people", "orders", "audit")
+    assert nothing.document is not None
+    document = json.loads(nothing.document)
+    assert document["rows"] == [] and document["notSearchable"] == ["people", "orders", "audit"]
+    assert SECRET not in nothing.result.to_json() and SECRET not in repr(nothing)
+
+    no_archive = run_request(
+        _contract_store(), POLICY_MODEL, parse_identifiers({"email": SECRET}), "erasure",
+        connect_live=_never, connect_archive=None, job_clock=clock,
+    )  # fmt: skip
+    assert (no_archive.result.outcome, no_archive.result.reason) == ("Failed", "Configuration")

@@ -147,7 +147,9 @@ def register(subparsers: Any) -> None:
     )
     open_parser.set_defaults(func=open_export)
 
-    keygen = actions.add_parser("keygen", help="make a requester's X25519 key pair (PEM)")
+    keygen = actions.add_parser(
+        "keygen", help="make a requester's X25519 key pair (PEM); never replaces a file"
+    )
     keygen.add_argument("--private-key-out", type=Path, required=True, metavar="FILE")
     keygen.add_argument("--public-key-out", type=Path, required=True, metavar="FILE")
     keygen.set_defaults(func=make_keys)
@@ -202,9 +204,10 @@ def _write_secret(target: str, blob: bytes) -> None:
         raise PurgeError("Configuration", f"cannot update Secret {target} (no answer)") from None
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write a file readable by its owner only."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def _write_private(path: Path, data: bytes, *, new: bool = False) -> None:
+    """Write a file readable by its owner only (`new`: refuse to replace an existing one)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if new else os.O_TRUNC)
+    descriptor = os.open(path, flags, 0o600)
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(data)
 
@@ -213,6 +216,7 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> SubjectResu
     """Load, connect, run the request, deliver the export; every failure is a Failed result."""
     started = datetime.now(UTC)
     source: StoreSource | None = None
+    ref = args.store or ""
     try:
         _export_targets(args)
         recipient = None
@@ -228,6 +232,7 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> SubjectResu
         identifiers = load_identifiers(args.identifier_dir)
         source = _source(args)
         store, policy = source.load()
+        ref = f"{store.namespace}/{store.name}"
         timeouts = Timeouts(statement=args.statement_timeout, lock=args.lock_timeout)
         connect_live = _connector(
             store.database,
@@ -275,7 +280,7 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> SubjectResu
         return replace(result, export_sha256=hashlib.sha256(blob).hexdigest())
     except PurgeError as error:
         return SubjectResult(
-            store=args.store or "",
+            store=ref,
             type=args.request_type,
             outcome="Failed",
             dry_run=args.dry_run,
@@ -287,7 +292,7 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> SubjectResu
         )
     except Exception as error:  # anything else: its text could quote a value, so only its type
         return SubjectResult(
-            store=args.store or "",
+            store=ref,
             type=args.request_type,
             outcome="Failed",
             dry_run=args.dry_run,
@@ -330,9 +335,15 @@ def open_export(args: argparse.Namespace) -> int:
 def make_keys(args: argparse.Namespace) -> int:
     """Write a new key pair: the private key readable by its owner only."""
     pair = generate_keypair()
+    for path in (args.private_key_out, args.public_key_out):
+        if path.exists():
+            print(f"dataward subject-request keygen: {path} exists; not replacing a key",
+                  file=sys.stderr)  # fmt: skip
+            return 1
     try:
-        _write_private(args.private_key_out, pair.private_pem)
-        args.public_key_out.write_bytes(pair.public_pem)
+        _write_private(args.private_key_out, pair.private_pem, new=True)
+        _write_private(args.public_key_out, pair.public_pem, new=True)
+        args.public_key_out.chmod(0o644)
     except OSError as error:
         print(f"dataward subject-request keygen: cannot write {error.filename}", file=sys.stderr)
         return 1

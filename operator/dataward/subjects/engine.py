@@ -106,7 +106,6 @@ def match_predicate(
     columns: dict[str, Column],
     table: TablePlan,
     identifiers: Identifiers,
-    alias: str = "",
 ) -> tuple[str, list[Any]]:
     """The WHERE clause matching the subject's rows of `table`, and its parameters."""
     parts: list[str] = []
@@ -119,7 +118,7 @@ def match_predicate(
                 f"subject column {match.column!r} (kind {match.kind}) is not in table "
                 f"{table.table}: fix spec.records subjectColumns.",
             )
-        name = alias + dialect.quote(match.column)
+        name = dialect.quote(match.column)
         value = identifiers[match.kind]
         textual = column.data_type.lower() in _TEXT_TYPES[dialect.engine]
         if dialect.engine == "postgresql":
@@ -275,6 +274,7 @@ def _outcome_of(
     if not dry:
         return replace(outcome, rows_kept=in_archive, kept_until=until)
     fates = observed.fates(lifecycle, now)
+    past = [t for t in observed.archive_triggers if _past_statute(t, lifecycle, now)]
     new_until = [
         lifecycle.kept_until(t)
         for t in observed.live_triggers
@@ -288,7 +288,45 @@ def _outcome_of(
         rows_kept=in_archive + fates["archive"] + fates["keep-live"],
         rows_kept_live=fates["keep-live"],
         kept_until=latest,
+        archive_rows_destroyed=len(past),
     )
+
+
+def _past_statute(trigger: datetime | None, lifecycle: Lifecycle, now: datetime) -> bool:
+    """An archived row whose statute no longer requires it (the purge would destroy it)."""
+    return trigger is not None and row_fate(trigger, lifecycle, now) == "delete"
+
+
+def _destroy_past_statute(
+    archive: Session, located: Located, lifecycle: Lifecycle, now: datetime
+) -> int:
+    """Destroy the subject's archived rows past their statute; committed. Needs the archive's
+    DELETE privilege only when there is such a row."""
+    d = archive.dialect
+    records = located.plan.records
+    keys = ", ".join(d.quote(k) for k in records.key_columns)
+    rows = archive.query(
+        f"SELECT {d.quote(records.timestamp_column)}, {keys} FROM {d.table(located.table)} "
+        f"WHERE {located.predicate}",
+        located.params,
+    )
+    archive.commit()
+    gone = [
+        tuple(r[1:])
+        for r in rows
+        if _past_statute(None if r[0] is None else as_utc(r[0]), lifecycle, now)
+    ]
+    destroyed = 0
+    per = max(1, (archive.max_parameters - len(located.params)) // len(records.key_columns))
+    for start in range(0, len(gone), per):
+        chunk = gone[start : start + per]
+        destroyed += archive.execute(
+            f"DELETE FROM {d.table(located.table)} WHERE "
+            f"({key_match(d, records.key_columns, len(chunk))}) AND {located.predicate}",
+            [*(v for key in chunk for v in key), *located.params],
+        )
+    archive.commit()
+    return destroyed
 
 
 # -------------------------------------------------------------------------------- erasure
@@ -648,7 +686,10 @@ def _erasure(
         # Statutory rows whose trigger has not happened stay in live (counted as kept).
         left = [t for t in _triggers(live, o.live) if t is None] if run is not None else []
         in_archive: tuple[int, datetime | None] = (0, None)
+        destroyed = 0
         if archive is not None and o.archive is not None:
+            if run is not None:
+                destroyed = _destroy_past_statute(archive, o.archive, lifecycle, now)
             in_archive = kept(_triggers(archive, o.archive), lifecycle, now)
         outcomes[i] = replace(
             outcomes[i],
@@ -657,6 +698,7 @@ def _erasure(
             rows_kept=in_archive[0] + len(left),
             rows_kept_live=len(left),
             kept_until=in_archive[1],
+            archive_rows_destroyed=destroyed,
         )
         # Recorded as it goes: a failure in a later table still reports this one.
         before[i] = outcomes[i]

@@ -9,7 +9,8 @@ Per table (`tables[]`):
   `rowsArchived`, rows copied to the archive by this run; `rowsKept`, the subject's rows a
   statute keeps after the run (in the archive, plus `rowsKeptLive`: rows whose trigger has not
   happened, left in the live table for the purge to archive later); `keptUntil`, the latest
-  instant the statute (`statute`) keeps one of them.
+  instant the statute (`statute`) keeps one of them; `archiveRowsDestroyed`, the subject's
+  archived rows past their statute, destroyed (the purge would have, on its next run).
 In a dry run the counts say what a real run would do (`dryRun: true`).
 """
 
@@ -41,6 +42,7 @@ class TableOutcome:
     rows_kept_live: int = 0
     kept_until: datetime | None = None
     statute: str | None = None
+    archive_rows_destroyed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape."""
@@ -55,6 +57,7 @@ class TableOutcome:
             "rowsKeptLive": self.rows_kept_live,
             "keptUntil": instant(self.kept_until),
             "statute": self.statute,
+            "archiveRowsDestroyed": self.archive_rows_destroyed,
         }
 
 
@@ -101,6 +104,7 @@ class SubjectResult:
             "rowsArchived": self.total("rows_archived"),
             "rowsKept": self.total("rows_kept"),
             "keptUntil": instant(max(kept)) if kept else None,
+            "archiveRowsDestroyed": self.total("archive_rows_destroyed"),
             "notSearchable": list(self.not_searchable),
             "acknowledgeToken": self.acknowledge_token,
             "exportSha256": self.export_sha256,
