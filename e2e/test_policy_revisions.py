@@ -165,16 +165,24 @@ def revised(body: dict[str, Any], period: str | None = None,
 
 
 def update(kube: ApiClient, body: dict[str, Any], dry_run: bool = False) -> tuple[int, str]:
-    """Replace the policy (as the admin, who passes RBAC); (HTTP status, message)."""
-    fresh = current(kube, body["metadata"]["name"])
-    sent = {**fresh, "spec": body["spec"]}
-    try:
-        client.CustomObjectsApi(kube).replace_cluster_custom_object(
-            GROUP, VERSION, PLURAL, body["metadata"]["name"], sent,
-            **({"dry_run": "All"} if dry_run else {}))
-    except ApiException as error:
-        return error.status, str(error.body)
-    return 200, ""
+    """Replace the policy (as the admin, who passes RBAC); (HTTP status, message).
+
+    The operator writes the policy's status between our read and our replace now and then
+    (a 409 on resourceVersion): read again and retry, as kubectl edit would.
+    """
+    for _ in range(20):
+        fresh = current(kube, body["metadata"]["name"])
+        sent = {**fresh, "spec": body["spec"]}
+        try:
+            client.CustomObjectsApi(kube).replace_cluster_custom_object(
+                GROUP, VERSION, PLURAL, body["metadata"]["name"], sent,
+                **({"dry_run": "All"} if dry_run else {}))
+        except ApiException as error:
+            if error.status == 409:
+                continue
+            return error.status, str(error.body)
+        return 200, ""
+    raise AssertionError("the policy kept changing under 20 replaces")
 
 
 def days(n: int, clock: Clock) -> str:

@@ -13,15 +13,9 @@ ServiceAccount's token, and the operator turns the finished Job into `status.las
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import re
-import subprocess
-import sys
-import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,17 +32,12 @@ from e2e.fixtures_operator import (
     wait_condition,
 )
 from e2e.harness import ControlPlane, wait_for
+from e2e.kubelet import run_job
 from tests.databases import DatabaseServer
 
-REPO = Path(__file__).resolve().parent.parent
 POLICY = "examples/policy.yaml"
 SUPPORT_STORE = "examples/stores/support-inquiries.yaml"
 PAYMENT_STORE = "examples/stores/payment-records.yaml"
-# Where the rendered pod mounts its projected ServiceAccount token (client libraries look there).
-TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
-# The kubelet keeps at most this many bytes of a container's termination message.
-TERMINATION_MESSAGE_LIMIT = 4096
-JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -60,237 +49,6 @@ def policy(
     doc = load_example(POLICY)
     apply(control_plane, doc)
     return doc
-
-
-# --- the kubelet stand-in ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ContainerRun:
-    """One container of a Job's pod, run as a local process, and what it left behind."""
-
-    pod: str
-    argv: list[str]
-    environment: dict[str, str]
-    returncode: int
-    stdout: str
-    stderr: str
-    termination_message: str
-
-
-def _kubectl_json(plane: ControlPlane, *args: str) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(plane.kubectl(*args, "-o", "json").stdout)
-    return doc
-
-
-def _expand(text: str, environment: dict[str, str]) -> str:
-    """The kubelet's `$(VAR)` expansion in env values, command and args (`$$` escapes)."""
-
-    def replace(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        return environment.get(match.group(1), match.group(0))
-
-    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)", replace, text)
-
-
-def _field(pod: dict[str, Any], path: str) -> str:
-    """A downward-API `fieldRef` value of the pod (the subset the kubelet supports)."""
-    metadata = pod["metadata"]
-    keyed = re.fullmatch(r"metadata\.(labels|annotations)\['([^']+)'\]", path)
-    if keyed:
-        return str((metadata.get(keyed.group(1)) or {}).get(keyed.group(2), ""))
-    simple = {
-        "metadata.name": metadata["name"],
-        "metadata.namespace": metadata["namespace"],
-        "metadata.uid": metadata["uid"],
-        "spec.nodeName": pod["spec"].get("nodeName", ""),
-        "spec.serviceAccountName": pod["spec"].get("serviceAccountName", ""),
-        "status.hostIP": "127.0.0.1",
-        "status.podIP": "127.0.0.1",
-    }
-    assert path in simple, f"the kubelet stand-in does not resolve fieldRef {path!r}"
-    return str(simple[path])
-
-
-def container_environment(
-    plane: ControlPlane, pod: dict[str, Any], container: dict[str, Any]
-) -> dict[str, str]:
-    """The container's `env`, resolved as the kubelet resolves it (Secrets read as admin)."""
-    namespace = pod["metadata"]["namespace"]
-    assert not container.get("envFrom"), "the kubelet stand-in does not handle envFrom"
-    environment: dict[str, str] = {}
-    for variable in container.get("env") or []:
-        name, source = variable["name"], variable.get("valueFrom")
-        if source is None:
-            environment[name] = _expand(variable.get("value", ""), environment)
-        elif "secretKeyRef" in source or "configMapKeyRef" in source:
-            kind = "secret" if "secretKeyRef" in source else "configmap"
-            ref = source.get("secretKeyRef") or source["configMapKeyRef"]
-            obj = get(plane, kind, ref["name"], namespace)
-            data = (obj or {}).get("data") or {}
-            if ref["key"] not in data:
-                assert ref.get("optional"), f"{kind} {ref['name']} has no key {ref['key']}"
-                continue
-            value = data[ref["key"]]
-            environment[name] = base64.b64decode(value).decode() if kind == "secret" else value
-        elif "fieldRef" in source:
-            environment[name] = _field(pod, source["fieldRef"]["fieldPath"])
-        else:
-            raise AssertionError(f"the kubelet stand-in does not resolve {source}")
-    return environment
-
-
-def _service_account_kubeconfig(plane: ControlPlane, pod: dict[str, Any]) -> Path:
-    """A kubeconfig for the pod's ServiceAccount, in place of its projected token.
-
-    The pod must mount a projected ServiceAccount token where client libraries look for it;
-    only then does a token for the same account stand in for it honestly.
-    """
-    spec, container = pod["spec"], pod["spec"]["containers"][0]
-    mounted = {m["mountPath"]: m["name"] for m in container.get("volumeMounts") or []}
-    assert TOKEN_PATH in mounted, "the purge container mounts no ServiceAccount token"
-    volume = next(v for v in spec["volumes"] if v["name"] == mounted[TOKEN_PATH])
-    sources = (volume.get("projected") or {}).get("sources") or []
-    assert any("serviceAccountToken" in s for s in sources), volume
-    return plane.kubeconfig_for_service_account(
-        pod["metadata"]["namespace"], spec["serviceAccountName"], 600
-    )
-
-
-def _instant(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def run_pod(plane: ControlPlane, pod: dict[str, Any], workdir: Path) -> ContainerRun:
-    """Run the pod's one container locally, then report it terminated, as a kubelet would."""
-    name, namespace = pod["metadata"]["name"], pod["metadata"]["namespace"]
-    (container,) = pod["spec"]["containers"]
-    environment = container_environment(plane, pod, container)
-    command = [_expand(part, environment) for part in container.get("command") or []]
-    args = [_expand(part, environment) for part in container.get("args") or []]
-    # The image's program is this checkout's `dataward`, run by the interpreter of the tests.
-    assert command[:1] == ["dataward"], f"unexpected container command {command}"
-    argv = [sys.executable, "-m", "dataward", *command[1:], *args]
-    termination_log = workdir / f"{name}.termination-log"
-    assert container["terminationMessagePolicy"] == "File"
-    assert container["terminationMessagePath"] == "/dev/termination-log"
-    process_env = {
-        # What the image and the kubelet provide besides the container's own variables. No
-        # KUBERNETES_SERVICE_HOST: there is no in-cluster API address here, so the client
-        # falls back to KUBECONFIG, which carries the same identity as the projected token.
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(workdir),
-        "HOSTNAME": name,
-        "LANG": "C.UTF-8",
-        "TZ": "UTC",
-        "PYTHONPATH": str(REPO / "operator"),
-        **environment,
-        "KUBECONFIG": str(_service_account_kubeconfig(plane, pod)),
-        # The file the kubelet would mount at terminationMessagePath.
-        "DATAWARD_TERMINATION_LOG": str(termination_log),
-    }
-    started = datetime.now(UTC)
-    finished_process = subprocess.run(
-        argv,
-        env=process_env,
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    finished = datetime.now(UTC)
-    message = ""
-    if termination_log.exists():
-        message = termination_log.read_bytes()[:TERMINATION_MESSAGE_LIMIT].decode(errors="replace")
-    code = finished_process.returncode
-    # The status subresource, written as the node's kubelet would (the admin may write any
-    # pod's status). kube-apiserver v1.37 validates little here: it accepted a container
-    # status with no name, image or imageID (defaulting ready to false, restartCount to 0),
-    # so every field a kubelet writes is filled in on purpose, the container's name above all
-    # (the operator reads the message of the pod's containerStatuses). The Job controller
-    # needs nothing more than a terminal phase: it counts the pod as succeeded or failed and
-    # removes its batch.kubernetes.io/job-tracking finalizer itself, then marks the Job
-    # Complete (or, past backoffLimit, Failed).
-    status = {
-        "status": {
-            "phase": "Succeeded" if code == 0 else "Failed",
-            "startTime": _instant(started),
-            "containerStatuses": [
-                {
-                    "name": container["name"],
-                    "image": container["image"],
-                    "imageID": "",
-                    "ready": False,
-                    "started": False,
-                    "restartCount": 0,
-                    "state": {
-                        "terminated": {
-                            "exitCode": code,
-                            "reason": "Completed" if code == 0 else "Error",
-                            "message": message,
-                            "startedAt": _instant(started),
-                            "finishedAt": _instant(finished),
-                        }
-                    },
-                }
-            ],
-        }
-    }
-    plane.kubectl(
-        "patch", "pod", name, "-n", namespace, "--subresource=status", "--type=merge",
-        "-p", json.dumps(status),
-    )  # fmt: skip
-    return ContainerRun(
-        name,
-        argv,
-        environment,
-        code,
-        finished_process.stdout,
-        finished_process.stderr,
-        message,
-    )
-
-
-def job_outcome(job: dict[str, Any] | None) -> str | None:
-    """Complete or Failed once the Job controller has finished the Job, else None."""
-    for item in ((job or {}).get("status") or {}).get("conditions") or []:
-        if item["type"] in ("Complete", "Failed") and item["status"] == "True":
-            return str(item["type"])
-    return None
-
-
-def run_job(
-    plane: ControlPlane, namespace: str, job: str, workdir: Path, timeout: float = 180
-) -> tuple[str, list[ContainerRun]]:
-    """Be the kubelet for every pod of `job` until the Job controller finishes the Job.
-
-    A failed pod is replaced by the Job controller (backoffLimit) after a back-off; each
-    replacement runs too, as it would on a node. Returns the Job's outcome and the runs.
-    """
-    runs: list[ContainerRun] = []
-    started: set[str] = set()  # a pod runs once, even if a list still shows it Pending
-    deadline = time.monotonic() + timeout
-    while True:
-        outcome = job_outcome(get(plane, "job", job, namespace))
-        if outcome:
-            return outcome, runs
-        pods = _kubectl_json(plane, "get", "pods", "-n", namespace, "-l", f"{JOB_NAME_LABEL}={job}")
-        waiting = [
-            p
-            for p in pods["items"]
-            if (p.get("status") or {}).get("phase") == "Pending"
-            and not p["metadata"].get("deletionTimestamp")
-            and p["metadata"]["name"] not in started
-        ]
-        for pod in waiting:
-            started.add(pod["metadata"]["name"])
-            runs.append(run_pod(plane, pod, workdir))
-        if time.monotonic() > deadline:
-            raise AssertionError(f"Job {namespace}/{job} not finished after {timeout:g} s: {pods}")
-        if not waiting:
-            time.sleep(0.2)
 
 
 def create_job(plane: ControlPlane, namespace: str, store: str) -> str:

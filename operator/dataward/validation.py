@@ -31,6 +31,7 @@ API_VERSION: Final = f"{GROUP}/{VERSION}"
 CRD_FILES: Final[Mapping[str, str]] = {
     "PrivacyPolicy": "dataward.io_privacypolicies.yaml",
     "PersonalDataStore": "dataward.io_personaldatastores.yaml",
+    "DataSubjectRequest": "dataward.io_datasubjectrequests.yaml",
 }
 
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")

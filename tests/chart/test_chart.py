@@ -38,14 +38,17 @@ NAMESPACED_RULES: dict[tuple[str, str], set[str]] = {
     ("dataward.io", "personaldatastores/status"): {"patch"},
     ("dataward.io", "personaldatastores/finalizers"): {"update"},
     ("networking.k8s.io", "networkpolicies"): {"get", "list", "watch", "create", "patch"},
-    ("rbac.authorization.k8s.io", "roles"): {"get", "list", "watch", "create", "patch"},
+    ("dataward.io", "datasubjectrequests"): {"get", "list", "watch", "patch"},
+    ("dataward.io", "datasubjectrequests/status"): {"patch"},
+    ("dataward.io", "datasubjectrequests/finalizers"): {"update"},
+    ("rbac.authorization.k8s.io", "roles"): {"get", "list", "watch", "create", "patch", "delete"},
     ("rbac.authorization.k8s.io", "rolebindings"): {
         "get", "list", "watch", "create", "patch", "delete"},
     ("", "serviceaccounts"): {"get", "list", "watch", "create", "patch"},
     ("batch", "cronjobs"): {"get", "list", "watch", "create", "patch"},
-    ("batch", "jobs"): {"list", "watch"},
+    ("batch", "jobs"): {"list", "watch", "create", "delete"},
     ("", "pods"): {"list", "watch"},
-    ("", "secrets"): {"get", "create", "update"},
+    ("", "secrets"): {"get", "create", "update", "patch"},
     ("events.k8s.io", "events"): {"create"},
 }
 # Cluster-scoped kinds, always bound cluster-wide.
@@ -345,6 +348,7 @@ def test_each_admission_policy_is_shipped_bound_and_can_be_switched_off() -> Non
     assert len(policies) == 6
     for value, gone in [
         ("admissionPolicies.crossObject.enabled=false", "store-within-policy"),
+        ("admissionPolicies.subjectRequests.enabled=false", "subject-requests-guarded"),
         ("admissionPolicies.confusedDeputy.enabled=false", "store-secrets-readable"),
         ("admissionPolicies.grantGuard.enabled=false", "store-grants-guarded"),
         ("admissionPolicies.revisionNotice.enabled=false", "policy-revision-notice"),
@@ -356,6 +360,19 @@ def test_each_admission_policy_is_shipped_bound_and_can_be_switched_off() -> Non
         assert len(names) == 5 and not any(n.endswith(gone) for n in names), (value, names)
     assert not of_kind(render("admissionPolicies.namespaceDeletion.enabled=false"),
                        "ValidatingAdmissionPolicy")[4:]
+
+
+def test_the_subject_request_guard_builds_the_key_secret_name_as_the_operator_does() -> None:
+    from dataward.render.subject_jobs import key_secret_name
+    from dataward.subjects.request import parse_request
+    from tests.subjects.samples import request
+
+    (policy,) = [p for p in of_kind(render(), "ValidatingAdmissionPolicy")
+                 if p["metadata"]["name"].endswith("-subject-requests-guarded")]
+    variables = {v["name"]: v["expression"] for v in policy["spec"]["variables"]}
+    assert variables["key"] == "'dataward-' + object.metadata.name + '-dsr-key'"
+    name = parse_request(request()).name
+    assert key_secret_name(parse_request(request())) == f"dataward-{name}-dsr-key"
 
 
 def test_admission_policies_fail_closed_and_never_match_the_status_subresource() -> None:

@@ -24,6 +24,8 @@ PACKAGE = Path(reasons.__file__).resolve().parent.parent
 REPO = PACKAGE.parent.parent
 # Functions whose Condition(...) calls describe a PrivacyPolicy, not a store.
 POLICY_FUNCTIONS = {"reconcile_policy", "_revision_condition"}
+# Files whose Condition(...) calls describe a DataSubjectRequest.
+REQUEST_FILES = {"checks/subjects.py", "controller/subjects.py"}
 # Where a Condition's reason is computed, not a literal: (file, function) -> how the
 # catalogue enumerates it. A new dynamic reason fails the test until it is listed here
 # and enumerated below.
@@ -113,6 +115,8 @@ def condition_sites() -> list[Site]:
             continue
         for function in _functions(tree):
             kind = reasons.POLICY_KIND if function.name in POLICY_FUNCTIONS else reasons.STORE_KIND
+            if rel in REQUEST_FILES:
+                kind = reasons.REQUEST_KIND
             for call in ast.walk(function):
                 if not (isinstance(call, ast.Call) and _called(call, "Condition")):
                     continue

@@ -106,6 +106,7 @@ class FakeKube:
             raise KubeError(404, "Not Found", "patch")
         return self._store(_merge(copy.deepcopy(current), patch))
 
-    def delete(self, kind: str, namespace: str | None, name: str) -> bool:
+    def delete(self, kind: str, namespace: str | None, name: str,
+               propagation: str | None = None) -> bool:
         self.calls.append(("delete", kind, name))
         return self.objects.pop((kind, namespace, name), None) is not None

@@ -265,3 +265,15 @@ def test_a_policy_status_write_queues_no_store_but_a_spec_change_queues_its_stor
     assert keys_for_event("PrivacyPolicy", policy, counted, reconciler) == ([], [name])
     edited = {**policy, "metadata": {**policy["metadata"], "generation": 2}}
     assert keys_for_event("PrivacyPolicy", policy, edited, reconciler) == ([KEY], [name])
+
+
+def test_without_the_request_crd_the_stores_are_still_served() -> None:
+    """`helm upgrade` installs no new CRD: the request kind is dropped, the rest still lists."""
+    kube = _cluster()
+    caches = _caches(kube)
+    caches.drop("DataSubjectRequest")
+    _relist(caches)
+    assert caches.listed()
+    assert not caches.cached("DataSubjectRequest")
+    _reconciler(kube, caches).reconcile(KEY, now=T0)
+    assert conditions(kube)["PolicyCompliant"][0] == "True"

@@ -53,7 +53,7 @@ def test_kopf_failing_on_a_deleted_crd_does_not_end_the_operator(
         await stop_flag.wait()
 
     def served(self: Kube, group_version: str) -> set[str]:
-        return {"personaldatastores", "privacypolicies"} if crds["served"] else set()
+        return set(operator_module.CRD_PLURALS) if crds["served"] else set()
 
     monkeypatch.setattr(operator_module.kopf, "operator", kopf_operator)
     monkeypatch.setattr(operator_module, "load_api_client", lambda *_, **__: object())
@@ -99,7 +99,7 @@ def test_the_operator_stops_kopf_when_discovery_no_longer_serves_its_crds(
         runs.append("stopped")
 
     def served(self: Kube, group_version: str) -> set[str]:
-        return {"personaldatastores", "privacypolicies"} if crds["served"] else set()
+        return set(operator_module.CRD_PLURALS) if crds["served"] else set()
 
     monkeypatch.setattr(operator_module.kopf, "operator", kopf_operator)
     monkeypatch.setattr(operator_module, "load_api_client", lambda *_, **__: object())

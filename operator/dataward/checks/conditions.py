@@ -21,6 +21,9 @@ PURGE_SUCCEEDED = "PurgeSucceeded"
 # Only when the operator follows the API server's audit log (checks/access_records.py).
 ACCESS_RECORDED = "AccessRecorded"
 READY = "Ready"
+# A DataSubjectRequest's conditions (checks/subjects.py).
+COMPLETE = "Complete"
+DEADLINE_MET = "DeadlineMet"
 # The order conditions appear in status, Ready first.
 CONDITION_TYPES = (
     READY,

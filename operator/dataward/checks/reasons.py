@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from dataward.checks.conditions import (
     ACCESS_RECORDED,
     ACCESS_RESTRICTED,
+    COMPLETE,
     CONDITION_TYPES,
+    DEADLINE_MET,
     ENCRYPTION_KEY_READY,
     NETWORK_ISOLATED,
     POLICY_COMPLIANT,
@@ -33,6 +35,7 @@ from dataward.checks.conditions import (
 
 STORE_KIND = "PersonalDataStore"
 POLICY_KIND = "PrivacyPolicy"
+REQUEST_KIND = "DataSubjectRequest"
 DOCS_PATH = "docs/conditions.md"
 # A PrivacyPolicy's condition: is the spec as written the revision in force?
 REVISION_IN_FORCE = "RevisionInForce"
@@ -105,6 +108,21 @@ _OPERATOR_RIGHTS = (
     "If it persists, check the operator's log and that its RBAC (the chart's) is installed "
     "unchanged."
 )
+
+# What each condition type of a DataSubjectRequest says when it is True.
+REQUEST_TYPE_MEANINGS: dict[str, str] = {
+    COMPLETE: "Every store in the request's scope answered: its rows were exported (access), "
+    "or deleted with statutory rows moved to the archive (erasure), or counted (dry run).",
+    DEADLINE_MET: "The request was answered by status.deadline, or that deadline has not "
+    "passed yet.",
+}
+
+
+def _request(type_: str, reason: str, status: Status, meaning: str, action: str) -> ReasonEntry:
+    return ReasonEntry(REQUEST_KIND, type_, reason, status, meaning, action)
+
+
+_READ_STORES = "Read status.stores: each store says its phase, reason and what to do."
 
 # Reasons written as literals by the checks and the controller.
 _LITERAL: tuple[ReasonEntry, ...] = (
@@ -537,6 +555,99 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "Read the purge Job's termination message and logs, fix the cause; the next scheduled "
         "run retries.",
     ),
+    # DataSubjectRequest
+    _request(
+        COMPLETE,
+        "AllStoresAnswered",
+        "True",
+        "Every store in scope answered.",
+        "Nothing; for access, status.stores names the export Secrets' stores and "
+        "spec.readers may get the key (`dataward subject-request open`).",
+    ),
+    _request(
+        COMPLETE,
+        "NoStoresInScope",
+        "True",
+        "No store of the policy is in the request's scope: no store holds data to answer from.",
+        "Check spec.scope if you expected stores; otherwise answer that nothing is held.",
+    ),
+    _request(
+        COMPLETE,
+        "InProgress",
+        "False",
+        "Some stores have not answered yet: their Jobs are being created or are running.",
+        _READ_STORES,
+    ),
+    _request(
+        COMPLETE,
+        "StoresHeld",
+        "False",
+        "Some stores held the request and changed nothing there: a legal hold "
+        "(LegalHold) or a match larger than spec.maxRows (LargeMatch).",
+        "For a large match, set spec.acknowledgeToken to the store's "
+        "status.stores[].acknowledgeToken; a legal hold must be lifted first.",
+    ),
+    _request(
+        COMPLETE,
+        "StoresFailed",
+        "False",
+        "At least one store's Job failed, or a store named in spec.scope.stores does not exist.",
+        _READ_STORES + " A new spec.acknowledgeToken runs failed stores again.",
+    ),
+    _request(
+        COMPLETE,
+        "InvalidSpec",
+        "False",
+        "The request's spec cannot be read (the message names the field).",
+        "Fix the named field.",
+    ),
+    _request(
+        COMPLETE,
+        "PolicyNotFound",
+        "False",
+        "spec.policy names no PrivacyPolicy.",
+        "Set spec.policy to an existing policy (a new request: it is immutable).",
+    ),
+    _request(
+        COMPLETE,
+        "IdentifierSecretMissing",
+        "False",
+        "The Secret named by "
+        "spec.subject.identifierSecretRef does not exist in the request's namespace.",
+        "Create it, one key per identifier kind; nothing runs until it exists.",
+    ),
+    _request(
+        COMPLETE,
+        "IdentifierSecretUnreadable",
+        "Unknown",
+        "The operator could not tell whether the identifier Secret exists.",
+        _RETRIES + " " + _OPERATOR_RIGHTS,
+    ),
+    _request(
+        DEADLINE_MET,
+        "WithinDeadline",
+        "True",
+        "Not answered yet, and the deadline has not passed.",
+        "Nothing yet; answer before status.deadline.",
+    ),
+    _request(
+        DEADLINE_MET, "AnsweredInTime", "True", "Answered before status.deadline.", "Nothing."
+    ),
+    _request(
+        DEADLINE_MET,
+        "Overdue",
+        "False",
+        "Not answered, and status.deadline has passed.",
+        "Resolve what holds the request (see Complete) and tell the requester why the "
+        "answer is late and when it will come (PIPA Art. 35(4)).",
+    ),
+    _request(
+        DEADLINE_MET,
+        "AnsweredLate",
+        "False",
+        "Answered after status.deadline.",
+        "Nothing to fix in the cluster; keep the record of why it was late.",
+    ),
     # PrivacyPolicy
     ReasonEntry(
         POLICY_KIND,
@@ -858,7 +969,7 @@ CATALOGUE: tuple[ReasonEntry, ...] = (
 def entries(kind: str | None = None) -> list[ReasonEntry]:
     """The catalogue in reference order: by kind, then condition type, then True first."""
     order = {"True": 0, "False": 1, "Unknown": 2}
-    kinds = (STORE_KIND, POLICY_KIND)
+    kinds = (STORE_KIND, POLICY_KIND, REQUEST_KIND)
     chosen = [e for e in CATALOGUE if kind is None or e.kind == kind]
     return sorted(
         chosen,
@@ -974,6 +1085,15 @@ def render_markdown() -> str:
         "",
         *_rows(entries(POLICY_KIND)),
         "",
+        "## DataSubjectRequest",
+        "",
+        "`Complete` is True when every store in scope answered; `status.stores` says how each did.",
+        "",
+    ]
+    for type_ in (COMPLETE, DEADLINE_MET):
+        items = [e for e in entries(REQUEST_KIND) if e.type == type_]
+        out += [f"### {type_}", "", REQUEST_TYPE_MEANINGS[type_], "", *_rows(items), ""]
+    out += [
         "## The reason of the last purge run",
         "",
         "`status.lastPurge.reason` says why a purge run stopped, failed or was held. A failed "

@@ -27,11 +27,13 @@ from dataward.model.errors import ModelError
 from dataward.model.fields import closest_name
 from dataward.model.policy import Policy, parse_policy
 from dataward.model.store import parse_store
+from dataward.subjects.request import parse_request
 from dataward.validation import GROUP, apply_defaults, validate_object
 
 SUFFIXES = (".yaml", ".yml", ".json")
 POLICY_KIND = "PrivacyPolicy"
 STORE_KIND = "PersonalDataStore"
+REQUEST_KIND = "DataSubjectRequest"
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,13 @@ def check_documents(
                 problems.append(document.line(error.path, error.message))
                 continue
             policies.setdefault(parsed.name, parsed)
+
+    for document in documents:
+        if document.kind == REQUEST_KIND and id(document) not in invalid:
+            try:
+                parse_request(apply_defaults(document.obj, REQUEST_KIND))
+            except ModelError as error:
+                problems.append(document.line(error.path, error.message))
 
     notes: list[str] = []
     for document in documents:

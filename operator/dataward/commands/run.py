@@ -15,6 +15,7 @@ from dataward.controller.access_log import AccessLogFollower
 from dataward.controller.clock import clock_from_environ
 from dataward.controller.operator import OperatorSettings, run_with_leader_election
 from dataward.controller.reconcile import ReconcileSettings
+from dataward.controller.subjects import SubjectSettings
 from dataward.evidence import EvidenceError, EvidenceLog, load_private_key, settings_from_environ
 from dataward.evidence.store import connect as connect_evidence
 from dataward.render import RenderSettings
@@ -138,6 +139,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="with --audit-log: how long the operator's own read of a key ring may take to "
         "appear in the audit log before AccessRecorded is False (default: %(default)s)",
     )
+    parser.add_argument("--subject-request-answer-days", type=int, default=10,
+                        help="a DataSubjectRequest's deadline is spec.receivedAt plus this many "
+                             "days (default: 10, PIPA Art. 35 and Decree Art. 41)")
     parser.add_argument("--log-level", default=env("DATAWARD_LOG_LEVEL", "INFO"))
     parser.add_argument("--log-format", choices=("text", "json"),
                         default=env("DATAWARD_LOG_FORMAT", "text"),
@@ -223,6 +227,13 @@ def run(args: argparse.Namespace) -> int:
             clock=clock_from_environ(os.environ),
             reporting_instance=identity or "dataward",
             access_records=follower,
+        ),
+        subjects=SubjectSettings(
+            render=RenderSettings(image=args.image, time_zone=args.time_zone),
+            answer_period=timedelta(days=args.subject_request_answer_days),
+            clock=clock_from_environ(os.environ),
+            evidence=evidence,
+            reporting_instance=identity or "dataward",
         ),
     )
     return run_with_leader_election(settings)

@@ -387,6 +387,13 @@ class Caches:
         # holds exactly those); without one, every cached namespace is its own.
         self.sharded = "Namespace" in self.specs
 
+    def drop(self, kind: str) -> None:
+        """Stop caching `kind` before the caches start (its reads go to the API)."""
+        assert not self.started, "drop a kind before start()"
+        self.specs.pop(kind, None)
+        for key in [key for key in self.informers if key[0] == kind]:
+            del self.informers[key]
+
     def start(self) -> None:
         """Start every informer on a daemon thread of its own."""
         self.started = True

@@ -65,6 +65,7 @@ RESOURCES: dict[str, Resource] = {
     "Event": Resource("events.k8s.io/v1", "events"),
     "Namespace": Resource("v1", "namespaces", namespaced=False),
     "Lease": Resource("coordination.k8s.io/v1", "leases"),
+    "DataSubjectRequest": Resource("dataward.io/v1alpha1", "datasubjectrequests"),
 }
 
 
@@ -261,10 +262,19 @@ class Kube:
             what=f"patch {kind} {name}",
         )
 
-    def delete(self, kind: str, namespace: str | None, name: str) -> bool:
-        """Delete an object; False when it was already gone."""
+    def delete(
+        self, kind: str, namespace: str | None, name: str, propagation: str | None = None
+    ) -> bool:
+        """Delete an object; False when it was already gone.
+
+        `propagation` (Background, Foreground): delete what it owns too; a Job deleted without
+        it leaves its pods behind.
+        """
+        body = {"propagationPolicy": propagation} if propagation else None
         try:
-            self._call("DELETE", RESOURCES[kind].path(namespace, name), what=f"delete {kind}")
+            self._call(
+                "DELETE", RESOURCES[kind].path(namespace, name), body=body, what=f"delete {kind}"
+            )
         except KubeError as error:
             if error.status == 404:
                 return False

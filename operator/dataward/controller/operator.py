@@ -34,12 +34,16 @@ from dataward.controller.leader import LeaderElector, LeaseSettings
 from dataward.controller.metrics import CRDS_SERVED, LEADER, serve
 from dataward.controller.queue import StoreKey, WorkQueue
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
+from dataward.controller.subjects import SubjectRequests, SubjectSettings, request_keys_for_event
 from dataward.render.labels import MANAGED_BY, MANAGED_BY_LABEL, STORE_KIND, STORE_LABEL
 
 log = logging.getLogger("dataward.operator")
 
 GROUP, VERSION = "dataward.io", "v1alpha1"
 CRD_PLURALS = ("personaldatastores", "privacypolicies")
+# Served when its CRD is installed: `helm upgrade` does not install a chart's new CRDs, so an
+# operator upgraded without it still serves stores and policies (and says what is missing).
+REQUEST_PLURAL = "datasubjectrequests"
 WATCH_SECONDS = 300  # the server ends each watch request after this long; kopf re-opens it
 OURS = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 # What the reconcile reads, cached. NetworkPolicies, Roles and RoleBindings: all of them (the
@@ -56,6 +60,7 @@ CACHED_KINDS: tuple[CachedKind, ...] = (
     CachedKind("CronJob", OURS),
     CachedKind("Job", OURS),
     CachedKind("Pod", OURS),
+    CachedKind("DataSubjectRequest"),
 )
 # Kinds of which every object in the namespace counts in every store's verdict.
 NAMESPACE_WIDE = frozenset({"NetworkPolicy", "Role", "RoleBinding"})
@@ -80,6 +85,7 @@ class OperatorSettings:
     # list Secrets): a change to one out of band is seen on the store's next reconcile.
     resync_seconds: float = 3600.0
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
+    subjects: SubjectSettings = field(default_factory=SubjectSettings)
     kubeconfig: str | None = None
     metrics_port: int | None = 8080
     # (connect, read) seconds for every API request, the reconciler's and kopf's alike.
@@ -228,6 +234,26 @@ async def _wait_or_stop(stopping: asyncio.Event, seconds: float) -> bool:
     return True
 
 
+async def _requests_served(kube: Kube) -> bool:
+    """Whether the DataSubjectRequest CRD is served; a warning saying what to do when not."""
+    try:
+        served = await asyncio.to_thread(kube.served, f"{GROUP}/{VERSION}")
+    except KubeError as error:
+        log.warning("could not ask whether %s are served (%s): not answering data-subject "
+                    "requests until the operator restarts", REQUEST_PLURAL, error)
+        return False
+    if REQUEST_PLURAL in served:
+        return True
+    log.warning(
+        "the API does not serve %s.%s (its CRD is not installed; helm upgrade does not install "
+        "new CRDs): data-subject requests are not answered. Apply "
+        "crds/dataward.io_datasubjectrequests.yaml and restart the operator.",
+        REQUEST_PLURAL,
+        GROUP,
+    )
+    return False
+
+
 async def _wait_for_crds(kube: Kube, stopping: asyncio.Event, every: float) -> bool:
     """Wait until the CRDs are served (True), or until `stopping` (False)."""
     warned = False
@@ -374,10 +400,15 @@ async def run_operator(
     )
     queue = WorkQueue()
     policies = WorkQueue()  # keys ("", policy name): cluster-scoped
+    requests = WorkQueue()  # DataSubjectRequests (namespace, name)
     holder: list[Reconciler] = []
 
     def on_event(kind: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
         if not holder:
+            return
+        for key in request_keys_for_event(kind, old, new):
+            requests.add(key)
+        if kind == "DataSubjectRequest":
             return
         try:
             keys, names = keys_for_event(kind, old, new, holder[0])
@@ -419,6 +450,7 @@ async def run_operator(
 
     reconciler.on_revision_change = on_revision_change
     holder.append(reconciler)
+    subject_requests = SubjectRequests(kube, settings.subjects, caches)
     serving = asyncio.Event()  # kopf runs; set and cleared on the loop only
     stopping = asyncio.Event()  # `stop`, seen from the loop
     loop = asyncio.get_running_loop()
@@ -434,6 +466,25 @@ async def run_operator(
         if outcome.due is not None:
             queue.add_after(key, outcome.due)
         return outcome.ok
+
+    async def handle_request(key: StoreKey) -> bool:
+        await ready()
+        outcome = await asyncio.to_thread(subject_requests.reconcile_logged, key)
+        if outcome.due is not None:
+            requests.add_after(key, outcome.due)
+        return outcome.ok
+
+    async def resync_requests() -> None:
+        while not caches.listed():
+            await asyncio.sleep(0.1)
+        while True:
+            await serving.wait()
+            try:
+                for key in subject_requests.all_requests():
+                    requests.add_periodic(key)
+            except KubeError as error:
+                log.info("resync: requests not cached (%s)", error)
+            await asyncio.sleep(settings.resync_seconds)
 
     async def handle_policy(key: StoreKey) -> bool:
         await ready()
@@ -472,6 +523,8 @@ async def run_operator(
     registry = build_registry(queue, policies, reconciler)
     tasks = [asyncio.create_task(queue.worker(handle)) for _ in range(settings.workers)]
     tasks.append(asyncio.create_task(policies.worker(handle_policy)))
+    tasks.append(asyncio.create_task(requests.worker(handle_request)))
+    tasks.append(asyncio.create_task(resync_requests()))
     tasks.append(
         asyncio.create_task(
             _resync(
@@ -495,6 +548,8 @@ async def run_operator(
                 break
             serving.set()
             if not caches.started:
+                if not await _requests_served(kube):
+                    caches.drop("DataSubjectRequest")
                 caches.start()
             try:
                 ended = await _run_kopf(settings, registry, kube, stopping)

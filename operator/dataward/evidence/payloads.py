@@ -182,11 +182,16 @@ SHAPES: dict[str, Shape] = {
             "requestType": _one_of(
                 "access", "erasure", "rectification", "restriction", "portability", "objection"
             ),
-            "outcome": _one_of("fulfilled", "partially-fulfilled", "refused", "no-data"),
+            "outcome": _one_of(
+                "fulfilled", "partially-fulfilled", "refused", "no-data", "failed"
+            ),
             "receivedAt": TIME,
             "answeredAt": TIME,
             "recordsAffected": _count,
             "reason": REASON,
+            "dryRun": _flag,
+            "stores": _count,
+            "rowsKept": _count,
         },
         frozenset({"requestId", "requestType", "outcome"}),
     ),

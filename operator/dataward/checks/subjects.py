@@ -1,0 +1,333 @@
+"""A DataSubjectRequest's verdicts: pure functions of what the controller observed.
+
+Per store: which Job answers it and how it went (`store_outcome`); per request: its phase,
+its conditions (`Complete`, `DeadlineMet`) and a result record of counts. Nothing here reads
+the API, and nothing here ever sees the subject's identifier: the Jobs' result records hold
+counts, tables, times and reasons only, and only those fields are copied.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from dataward.checks.conditions import COMPLETE, DEADLINE_MET, Condition, as_reason
+from dataward.checks.purge_runs import finished
+
+REQUEST_CONDITION_TYPES = (COMPLETE, DEADLINE_MET)
+# PIPA Article 35(3) and its Enforcement Decree Article 41(4): answer an access request within
+# 10 days. The operator's --subject-request-answer-days (chart: subjectRequests.answerDays).
+DEFAULT_ANSWER_PERIOD = timedelta(days=10)
+
+StorePhase = Literal["Pending", "Running", "Succeeded", "Held", "Failed"]
+RequestPhase = Literal["Pending", "Running", "Succeeded", "PartiallyHeld", "Failed"]
+_OUTCOMES: dict[str, StorePhase] = {"Succeeded": "Succeeded", "Held": "Held", "Failed": "Failed"}
+_COUNT_KEY = re.compile(r"(rows|archiveRows)[A-Z][A-Za-z]{0,40}")
+_TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?")
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,127}")
+_TIME = re.compile(r"\d{4}-\d\d-\d\d(T\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d))?")
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """One of the request's Jobs for a store, with the result record its pod left (if any)."""
+
+    name: str
+    job: Mapping[str, Any]
+    record: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    """How one store answered: a phase, why, and the counts its Job reported."""
+
+    namespace: str
+    name: str
+    phase: StorePhase
+    reason: str
+    message: str = ""
+    job_name: str | None = None
+    create_job: bool = False  # the act: create the current Job
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_status(self) -> dict[str, Any]:
+        """The store's entry in status.stores."""
+        out: dict[str, Any] = {
+            "namespace": self.namespace,
+            "name": self.name,
+            "phase": self.phase,
+            "reason": self.reason,
+        }
+        if self.message:
+            out["message"] = self.message
+        if self.job_name:
+            out["jobName"] = self.job_name
+        out.update(self.details)
+        return out
+
+
+def safe_details(record: Mapping[str, Any], statutes: Collection[str] = ()) -> dict[str, Any]:
+    """The fields of a Job's result record that status may hold: counts, tables, times, words.
+
+    The record is the engine's and promises no personal data; this makes sure of it by copying
+    only values of fixed shapes (whole numbers, table names, CamelCase words, times, the
+    acknowledge token's characters), never free text. A statute is free text, so it is kept
+    only when it is one of the policy's own (`statutes`).
+    """
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if _COUNT_KEY.fullmatch(str(key)) and _is_count(value):
+            out[str(key)] = value
+    if record.get("statute") in statutes:
+        out["statute"] = record["statute"]
+    for key in ("keptUntil", "startTime", "completionTime"):
+        value = record.get(key)
+        if isinstance(value, str) and _TIME.fullmatch(value):
+            out[key] = value
+    token = record.get("acknowledgeToken")
+    if isinstance(token, str) and _TOKEN.fullmatch(token):
+        out["acknowledgeToken"] = token
+    if isinstance(record.get("dryRun"), bool):
+        out["dryRun"] = record["dryRun"]
+    tables = []
+    for item in record.get("tables") or ():
+        if not isinstance(item, Mapping):
+            continue
+        table = item.get("table")
+        if not isinstance(table, str) or not _TABLE.fullmatch(table):
+            continue
+        entry: dict[str, Any] = {"table": table}
+        for key, value in item.items():
+            if _COUNT_KEY.fullmatch(str(key)) and _is_count(value):
+                entry[str(key)] = value
+        for key in ("outcome", "reason"):
+            value = item.get(key)
+            if isinstance(value, str) and _WORD.fullmatch(value):
+                entry[key] = value
+        if item.get("statute") in statutes:
+            entry["statute"] = item["statute"]
+        value = item.get("keptUntil")
+        if isinstance(value, str) and _TIME.fullmatch(value):
+            entry["keptUntil"] = value
+        tables.append(entry)
+    if tables:
+        out["tables"] = tables
+    return out
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _record_outcome(run: JobRun) -> tuple[StorePhase, str, str]:
+    state = finished(run.job)
+    if run.record is None:
+        if state == "Failed":
+            return (
+                "Failed",
+                "JobFailed",
+                f"Job {run.name} failed without a result record; read its pod's events and logs.",
+            )
+        return (
+            "Failed",
+            "NoResultRecord",
+            f"Job {run.name} finished without a result record; read its pod's logs.",
+        )
+    outcome = _OUTCOMES.get(str(run.record.get("outcome")), "Failed")
+    fallback = {"Succeeded": "Answered", "Held": "Held"}.get(outcome, "RunFailed")
+    reason = as_reason(str(run.record.get("reason") or fallback), fallback)
+    if outcome == "Held":
+        token = safe_details(run.record).get("acknowledgeToken")
+        how = (
+            f"set spec.acknowledgeToken to {token} to run it"
+            if token
+            else "lift the hold, or set spec.acknowledgeToken"
+        )
+        return outcome, reason, f"Held ({reason}): nothing was changed; {how}."
+    if outcome == "Failed":
+        return outcome, reason, f"Job {run.name} failed ({reason}); read its pod's logs."
+    return outcome, reason, ""
+
+
+def _completed_at(run: JobRun) -> str:
+    status = run.job.get("status") or {}
+    return str(status.get("completionTime") or status.get("startTime") or "")
+
+
+def store_outcome(
+    namespace: str,
+    name: str,
+    current_job: str,
+    runs: Sequence[JobRun],
+    runnable: bool,
+    statutes: Collection[str] = (),
+) -> StoreOutcome:
+    """How a store answered the request, and whether to start its current Job.
+
+    A run that succeeded is the store's answer for good. Otherwise the Job named for the
+    request's current acknowledge token is the answer: running, finished (held or failed:
+    a new token re-runs it), or not there yet (create it, when `runnable`).
+    """
+    done = [r for r in runs if finished(r.job)]
+    succeeded = [r for r in done if _record_outcome(r)[0] == "Succeeded"]
+    if succeeded:
+        run = max(succeeded, key=_completed_at)
+        details = safe_details(run.record or {}, statutes)
+        return StoreOutcome(
+            namespace, name, "Succeeded", _record_outcome(run)[1], "", run.name, details=details
+        )
+    current = next((r for r in runs if r.name == current_job), None)
+    if current is None:
+        if not runnable:
+            return StoreOutcome(
+                namespace,
+                name,
+                "Pending",
+                "StoreNotReady",
+                "The store's purge ServiceAccount does not exist yet.",
+            )
+        # Created in this very pass (the act): the store's answer is under way.
+        return StoreOutcome(
+            namespace, name, "Running", "JobCreated", "", current_job, create_job=True
+        )
+    if not finished(current.job):
+        return StoreOutcome(namespace, name, "Running", "JobRunning", "", current.name)
+    phase, reason, message = _record_outcome(current)
+    details = safe_details(current.record or {}, statutes)
+    return StoreOutcome(namespace, name, phase, reason, message, current.name, details=details)
+
+
+def missing_store(namespace: str, name: str) -> StoreOutcome:
+    """A store named in spec.scope.stores that does not exist (or is not of the policy)."""
+    return StoreOutcome(
+        namespace,
+        name,
+        "Failed",
+        "StoreNotFound",
+        f"No PersonalDataStore {namespace}/{name} of the request's policy exists.",
+    )
+
+
+def request_phase(stores: Sequence[StoreOutcome]) -> RequestPhase:
+    """Running while any store is; then Failed, PartiallyHeld or Succeeded."""
+    phases = {s.phase for s in stores}
+    if phases and phases <= {"Pending"}:
+        return "Pending"
+    if phases & {"Pending", "Running"}:
+        return "Running"
+    if "Failed" in phases:
+        return "Failed"
+    if "Held" in phases:
+        return "PartiallyHeld"
+    return "Succeeded"
+
+
+def deadline(received_at: datetime, answer_period: timedelta) -> datetime:
+    """When the request must be answered."""
+    return received_at + answer_period
+
+
+def _named(stores: Sequence[StoreOutcome], phase: str) -> str:
+    return "; ".join(
+        f"{s.namespace}/{s.name}: {s.reason}" + (f" ({s.message})" if s.message else "")
+        for s in stores
+        if s.phase == phase
+    )
+
+
+def complete(phase: RequestPhase, stores: Sequence[StoreOutcome]) -> Condition:
+    """Complete: True once every store in scope answered."""
+    if phase == "Succeeded":
+        if not stores:
+            return Condition(
+                COMPLETE,
+                "True",
+                "NoStoresInScope",
+                "No store of the policy is in the request's scope: "
+                "there is nothing to answer from.",
+            )
+        return Condition(
+            COMPLETE, "True", "AllStoresAnswered", f"All {len(stores)} store(s) in scope answered."
+        )
+    if phase == "Failed":
+        return Condition(COMPLETE, "False", "StoresFailed", f"Failed: {_named(stores, 'Failed')}.")
+    if phase == "PartiallyHeld":
+        return Condition(COMPLETE, "False", "StoresHeld", f"Held: {_named(stores, 'Held')}.")
+    waiting = [s for s in stores if s.phase in ("Pending", "Running")]
+    return Condition(
+        COMPLETE,
+        "False",
+        "InProgress",
+        f"{len(waiting)} of {len(stores)} store(s) have not answered yet.",
+    )
+
+
+def blocked(reason: str, message: str, status: Literal["False", "Unknown"] = "False") -> Condition:
+    """Complete when the request cannot start: its spec, policy or identifier Secret."""
+    if reason == "InvalidSpec":
+        return Condition(COMPLETE, "False", "InvalidSpec", message)
+    if reason == "PolicyNotFound":
+        return Condition(COMPLETE, "False", "PolicyNotFound", message)
+    if reason == "IdentifierSecretMissing":
+        return Condition(COMPLETE, "False", "IdentifierSecretMissing", message)
+    return Condition(COMPLETE, "Unknown", "IdentifierSecretUnreadable", message)
+
+
+def deadline_met(due: datetime, answered_at: datetime | None, now: datetime) -> Condition:
+    """DeadlineMet: answered by the deadline, or still within it; False once overdue."""
+    stamp = due.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if answered_at is not None:
+        if answered_at <= due:
+            return Condition(
+                DEADLINE_MET, "True", "AnsweredInTime", f"Answered before the deadline {stamp}."
+            )
+        return Condition(
+            DEADLINE_MET, "False", "AnsweredLate", f"Answered after the deadline {stamp}."
+        )
+    if now <= due:
+        return Condition(
+            DEADLINE_MET, "True", "WithinDeadline", f"Not answered yet; the deadline is {stamp}."
+        )
+    return Condition(
+        DEADLINE_MET,
+        "False",
+        "Overdue",
+        f"Not answered and past the deadline {stamp}: PIPA requires an answer "
+        "within the answer period; tell the requester why and when.",
+    )
+
+
+def result_record(
+    request_type: str, dry_run: bool, phase: RequestPhase, stores: Sequence[StoreOutcome]
+) -> dict[str, Any]:
+    """status.result: counts by phase and summed row counts; no identifier, no row."""
+    totals: dict[str, int] = {}
+    for store in stores:
+        for key, value in store.details.items():
+            if _COUNT_KEY.fullmatch(key) and _is_count(value):
+                totals[key] = totals.get(key, 0) + int(value)
+    by_phase: dict[str, int] = {}
+    for store in stores:
+        by_phase[store.phase] = by_phase.get(store.phase, 0) + 1
+    return {
+        "type": request_type,
+        "dryRun": dry_run,
+        "phase": phase,
+        "stores": len(stores),
+        "storesByPhase": by_phase,
+        **totals,
+    }
+
+
+def answer_outcome(phase: RequestPhase, result: Mapping[str, Any]) -> str:
+    """The `request.answered` evidence outcome of a finished request."""
+    if phase == "PartiallyHeld":
+        return "partially-fulfilled"
+    if phase == "Failed":
+        return "failed"
+    found = sum(v for k, v in result.items() if _COUNT_KEY.fullmatch(k) and _is_count(v))
+    return "fulfilled" if found else "no-data"

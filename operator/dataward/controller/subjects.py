@@ -1,0 +1,583 @@
+"""The DataSubjectRequest controller: observe, decide (checks/subjects.py), act.
+
+One reconcile of a request reads the request, its policy, whether its identifier Secret
+exists (metadata only: the operator never reads the identifier), the stores in scope and the
+request's Jobs with their pods' termination messages; decides each store's outcome and the
+request's phase and conditions; then acts: the key Secret and export Secrets (access), the
+Jobs' access in the request's namespace, one Job per store, the readers' Role, the status,
+Events on condition transitions and a `request.answered` evidence record when it finishes.
+
+Children it did not create (no label with this request's uid) are never adopted: the store
+that would use one fails with ChildNotOurs. Jobs in other namespaces than the request's
+cannot be owned by it, so a finalizer deletes them (and their pods) with the request.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from dataward.checks.conditions import Condition, merge_conditions, transitions
+from dataward.checks.drift import needs_apply
+from dataward.checks.purge_runs import JOB_NAME_LABEL, finished, owned_by, result_record
+from dataward.checks.subjects import (
+    DEFAULT_ANSWER_PERIOD,
+    JobRun,
+    StoreOutcome,
+    answer_outcome,
+    blocked,
+    complete,
+    deadline,
+    deadline_met,
+    missing_store,
+    request_phase,
+    store_outcome,
+)
+from dataward.checks.subjects import (
+    result_record as request_result,
+)
+from dataward.controller.cache import Caches
+from dataward.controller.clock import Clock, system_clock
+from dataward.controller.kube import Kube, KubeError
+from dataward.keys.ring import format_time
+from dataward.model.errors import ModelError
+from dataward.model.policy import parse_policy
+from dataward.model.store import Store, parse_store
+from dataward.render.labels import API_VERSION
+from dataward.render.names import label_value
+from dataward.render.settings import RenderSettings
+from dataward.render.subject_jobs import (
+    PUBLIC_KEY,
+    REQUEST_REF_ANNOTATION,
+    REQUEST_UID_LABEL,
+    STORE_REF_ANNOTATION,
+    job_access_name,
+    job_name,
+    key_secret_name,
+    purge_account,
+    render_export_secret,
+    render_job,
+    render_job_binding,
+    render_job_role,
+    render_key_secret,
+    render_readers_binding,
+    render_readers_role,
+    request_selector,
+)
+from dataward.subjects.export import generate_keypair
+from dataward.subjects.request import REQUEST_KIND, StoreRef, SubjectRequest, parse_request
+
+log = logging.getLogger("dataward.subjects")
+
+RequestKey = tuple[str, str]
+FINALIZER = "dataward.io/subject-request-jobs"
+RECHECK = timedelta(seconds=60)  # how soon an unfinished request is looked at again
+EVIDENCE_MESSAGE_LIMIT = 1024
+
+
+def pem_keypair() -> tuple[str, str]:
+    """A new X25519 recipient key pair (the engine's), private and public key in PEM."""
+    pair = generate_keypair()
+    return pair.private_pem.decode("ascii"), pair.public_pem.decode("ascii")
+
+
+@dataclass(frozen=True)
+class SubjectSettings:
+    """What the operator's configuration decides for every request."""
+
+    render: RenderSettings = field(default_factory=RenderSettings)
+    answer_period: timedelta = DEFAULT_ANSWER_PERIOD
+    clock: Clock = field(default=system_clock, compare=False)
+    # A new (private key, public key) pair in PEM; tests may stand in a fixed one.
+    keypair: Callable[[], tuple[str, str]] | None = field(
+        default_factory=lambda: pem_keypair, compare=False
+    )
+    evidence: Any = field(default=None, compare=False)  # an EvidenceSink, or None
+    reporting_instance: str = "dataward"
+
+
+@dataclass(frozen=True)
+class RequestOutcome:
+    """How a reconcile went: `ok` (False: retry) and in how many seconds it is due again."""
+
+    ok: bool
+    due: float | None = None
+
+
+class NotOurs(Exception):
+    """An object the request would use exists but was not made for it."""
+
+
+def request_keys_for_event(
+    kind: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
+) -> list[RequestKey]:
+    """The requests a cached change can affect: the request itself, or its Job's and pods'."""
+    body = new if new is not None else old
+    if body is None:
+        return []
+    meta = body.get("metadata") or {}
+    if kind == REQUEST_KIND:
+        return [(str(meta.get("namespace")), str(meta.get("name")))]
+    if kind not in ("Job", "Pod"):
+        return []
+    ref = (meta.get("annotations") or {}).get(REQUEST_REF_ANNOTATION)
+    if not isinstance(ref, str) or "/" not in ref:
+        return []
+    namespace, _, name = ref.partition("/")
+    return [(namespace, name)]
+
+
+def ours(obj: Mapping[str, Any] | None, request: SubjectRequest) -> bool:
+    """True when `obj` carries this request's uid label (made for it by the operator)."""
+    labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
+    return labels.get(REQUEST_UID_LABEL) == label_value(request.uid)
+
+
+class SubjectRequests:
+    """Reconciles DataSubjectRequests through a Kube; reads through the caches when given."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        settings: SubjectSettings,
+        caches: Caches | None = None,
+    ) -> None:
+        self.kube = kube
+        self.read: Kube | Caches = caches if caches is not None else kube
+        self.settings = settings
+        self.caches = caches
+
+    def owns(self, namespace: str) -> bool:
+        """Whether this operator (shard) serves the requests of `namespace`."""
+        return self.caches is None or self.caches.owns(namespace)
+
+    def all_requests(self) -> list[RequestKey]:
+        """Every request this operator (shard) serves."""
+        return [
+            (r["metadata"]["namespace"], r["metadata"]["name"])
+            for r in self.read.list(REQUEST_KIND)
+            if self.owns(r["metadata"]["namespace"])
+        ]
+
+    def reconcile_logged(self, key: RequestKey) -> RequestOutcome:
+        """Reconcile and log a failure by its class and status only; the queue retries it."""
+        try:
+            due = self.reconcile(key)
+        except KubeError as error:
+            log.warning("subject request %s/%s: %s (will retry)", *key, error)
+            return RequestOutcome(ok=False)
+        except Exception as error:
+            # The class only: a message could quote what was being handled.
+            log.warning("subject request %s/%s failed: %s (will retry)", *key, type(error).__name__)
+            return RequestOutcome(ok=False)
+        if due is None:
+            return RequestOutcome(ok=True)
+        return RequestOutcome(ok=True, due=max(1.0, (due - self.settings.clock()).total_seconds()))
+
+    def reconcile(self, key: RequestKey) -> datetime | None:
+        """Bring one request's Jobs and status in line; when it is next due, or None."""
+        namespace, name = key
+        now = self.settings.clock()
+        if not self.owns(namespace):
+            return None
+        raw = self.read.get(REQUEST_KIND, namespace, name)
+        if raw is None:
+            return None
+        meta = raw["metadata"]
+        generation = int(meta.get("generation") or 0)
+        try:
+            request = parse_request(raw)
+        except ModelError as error:
+            if meta.get("deletionTimestamp"):
+                self._set_finalizer(raw, present=False)
+                return None
+            condition = blocked("InvalidSpec", f"{error.path}: {error.message}.")
+            self._write_status(raw, "Failed", [condition], {}, now, generation)
+            return None
+        if meta.get("deletionTimestamp"):
+            self._delete_jobs(request, raw)
+            self._set_finalizer(raw, present=False)
+            return None
+        self._set_finalizer(raw, present=True)
+        due_at = deadline(request.received_at, self.settings.answer_period)
+        extra: dict[str, Any] = {"deadline": format_time(due_at)}
+        old = raw.get("status") or {}
+        answered_before = _parse_time(old.get("completionTime"))
+
+        stop = self._precondition(request)
+        if stop is not None:
+            conditions = [stop, deadline_met(due_at, answered_before, now)]
+            self._write_status(raw, "Pending", conditions, extra, now, generation)
+            return min(due_at, now + RECHECK) if due_at > now else now + RECHECK
+
+        stores, missing = self._stores_in_scope(request)
+        statutes = self._statutes(request)
+        public_key = self._public_key(request) if request.type == "access" and stores else None
+        outcomes = [self._answer(request, store, public_key, statutes) for store in stores]
+        outcomes += [missing_store(ref.namespace, ref.name) for ref in missing]
+        outcomes.sort(key=lambda o: (o.namespace, o.name))
+        if request.type == "access" and stores:
+            self._readers(request, stores)
+
+        phase = request_phase(outcomes)
+        answered = answered_before
+        if phase == "Succeeded" and answered is None:
+            answered = now
+        if answered is not None:
+            extra["completionTime"] = format_time(answered)
+        result = request_result(request.type, request.dry_run, phase, outcomes)
+        extra["stores"] = [o.to_status() for o in outcomes]
+        extra["result"] = result
+        conditions = [complete(phase, outcomes), deadline_met(due_at, answered, now)]
+        self._write_status(raw, phase, conditions, extra, now, generation)
+        terminal = phase in ("Succeeded", "Failed", "PartiallyHeld")
+        if terminal and old.get("phase") != phase:
+            self._evidence(request, phase, result, answered or now)
+        if phase == "Succeeded":
+            return None
+        return min(due_at, now + RECHECK) if due_at > now else now + RECHECK
+
+    # Observe.
+
+    def _precondition(self, request: SubjectRequest) -> Condition | None:
+        """Why the request cannot start yet (policy, identifier Secret), or None."""
+        if self.read.get("PrivacyPolicy", None, request.policy) is None:
+            return blocked("PolicyNotFound", f"PrivacyPolicy {request.policy} does not exist.")
+        try:
+            present = self.kube.exists("Secret", request.namespace, request.identifier_secret)
+        except KubeError as error:
+            return blocked(
+                "IdentifierSecretUnreadable",
+                f"Whether Secret {request.identifier_secret} exists could not be read "
+                f"(HTTP {error.status}); the operator retries.",
+                "Unknown",
+            )
+        if not present:
+            return blocked(
+                "IdentifierSecretMissing",
+                f"Secret {request.namespace}/{request.identifier_secret} (spec.subject."
+                "identifierSecretRef) does not exist; create it with the subject's identifiers.",
+            )
+        return None
+
+    def _stores_in_scope(self, request: SubjectRequest) -> tuple[list[Store], list[StoreRef]]:
+        stores: list[Store] = []
+        for raw in self.read.list("PersonalDataStore"):
+            try:
+                store = parse_store(raw)
+            except ModelError:
+                continue  # its own status says why; it answers nothing
+            if request.in_scope(store):
+                stores.append(store)
+        found = {StoreRef(s.namespace, s.name) for s in stores}
+        return stores, [ref for ref in request.stores if ref not in found]
+
+    def _statutes(self, request: SubjectRequest) -> frozenset[str]:
+        """The policy's statutes: the only free text a store's answer may carry into status."""
+        raw = self.read.get("PrivacyPolicy", None, request.policy)
+        try:
+            policy = parse_policy(raw) if raw is not None else None
+        except ModelError:
+            return frozenset()
+        if policy is None:
+            return frozenset()
+        return frozenset(c.statutory.statute for c in policy.categories if c.statutory)
+
+    def _runs(self, request: SubjectRequest, store: Store) -> list[JobRun]:
+        jobs = [
+            job
+            for job in self.read.list("Job", store.namespace, request_selector(request))
+            if (job["metadata"].get("annotations") or {}).get(STORE_REF_ANNOTATION)
+            == f"{store.namespace}/{store.name}"
+        ]
+        runs = []
+        for job in jobs:
+            name = str(job["metadata"]["name"])
+            record = None
+            if finished(job):
+                pods = [
+                    pod
+                    for pod in self.read.list("Pod", store.namespace, f"{JOB_NAME_LABEL}={name}")
+                    if owned_by(pod, "Job", str(job["metadata"].get("uid", "")))
+                ]
+                record = result_record(pods)
+            runs.append(JobRun(name, job, record))
+        return runs
+
+    # Act.
+
+    def _answer(
+        self,
+        request: SubjectRequest,
+        store: Store,
+        public_key: str | None,
+        statutes: frozenset[str],
+    ) -> StoreOutcome:
+        """One store: its Job's access, its Job, its outcome."""
+        try:
+            runs = self._runs(request, store)
+            account = self.read.get("ServiceAccount", store.namespace, purge_account(store))
+            outcome = store_outcome(
+                store.namespace,
+                store.name,
+                job_name(request, store),
+                runs,
+                account is not None,
+                statutes,
+            )
+            if outcome.phase == "Succeeded":
+                self._revoke_job_access(request, store)
+                return outcome
+            if outcome.create_job:
+                if request.type == "access" and public_key is None:
+                    raise NotOurs(f"Secret {key_secret_name(request)}")
+                self._job_access(request, store)
+                job = render_job(request, store, self.settings.render, public_key)
+                existing = self.read.get("Job", store.namespace, job["metadata"]["name"])
+                if existing is not None and not ours(existing, request):
+                    raise NotOurs(f"Job {store.namespace}/{job['metadata']['name']}")
+                if existing is None:
+                    self._create(job)
+            return outcome
+        except NotOurs as error:
+            return StoreOutcome(
+                store.namespace,
+                store.name,
+                "Failed",
+                "ChildNotOurs",
+                f"{error} exists and was not made by the operator for this request; it is "
+                "not used. Delete it or rename the request.",
+            )
+
+    def _create(self, obj: Mapping[str, Any]) -> None:
+        try:
+            self.kube.create(obj)
+        except KubeError as error:
+            if error.status != 409:  # made by an earlier pass whose answer the cache lacks
+                raise
+
+    def _apply_ours(self, obj: Mapping[str, Any] | None, request: SubjectRequest) -> None:
+        """Apply `obj` where it differs, unless an object of that name exists that is not ours."""
+        if obj is None:
+            return
+        meta = obj["metadata"]
+        existing = self.read.get(obj["kind"], meta["namespace"], meta["name"])
+        if existing is not None and not ours(existing, request):
+            raise NotOurs(f"{obj['kind']} {meta['namespace']}/{meta['name']}")
+        if needs_apply(obj, existing):
+            self.kube.apply(obj)
+
+    def _job_access(self, request: SubjectRequest, store: Store) -> None:
+        role = render_job_role(request, store)
+        if role is None:
+            return
+        if request.type == "access":
+            secret = render_export_secret(request, store)
+            existing = self.kube.get("Secret", request.namespace, secret["metadata"]["name"])
+            if existing is not None and not ours(existing, request):
+                raise NotOurs(f"Secret {request.namespace}/{secret['metadata']['name']}")
+            if existing is None:
+                self._create(secret)
+        self._apply_ours(role, request)
+        self._apply_ours(render_job_binding(request, store), request)
+
+    def _revoke_job_access(self, request: SubjectRequest, store: Store) -> None:
+        """A store that answered needs no access to the identifier or its export any more."""
+        name = job_access_name(request, store)
+        for kind in ("RoleBinding", "Role"):
+            existing = self.read.get(kind, request.namespace, name)
+            if existing is not None and ours(existing, request):
+                self.kube.delete(kind, request.namespace, name)
+
+    def _public_key(self, request: SubjectRequest) -> str | None:
+        """The request's public key; the key pair is made (once) when there is none."""
+        name = key_secret_name(request)
+        secret = self.kube.get("Secret", request.namespace, name)
+        if secret is not None:
+            if not ours(secret, request):
+                return None
+            return _decoded((secret.get("data") or {}).get(PUBLIC_KEY))
+        if self.settings.keypair is None:
+            return None
+        private_key, public_key = self.settings.keypair()
+        self._create(render_key_secret(request, private_key, public_key))
+        return public_key
+
+    def _readers(self, request: SubjectRequest, stores: Sequence[Store]) -> None:
+        try:
+            self._apply_ours(render_readers_role(request, list(stores)), request)
+            binding = render_readers_binding(request)
+            if binding is not None:
+                self._apply_ours(binding, request)
+        except NotOurs as error:
+            log.warning(
+                "subject request %s/%s: %s is not ours; readers not granted",
+                request.namespace,
+                request.name,
+                error,
+            )
+
+    def _delete_jobs(self, request: SubjectRequest, raw: Mapping[str, Any]) -> None:
+        """Delete the request's Jobs (and, with them, their pods) in every namespace."""
+        namespaces = {
+            str(s.get("namespace"))
+            for s in (raw.get("status") or {}).get("stores") or []
+            if s.get("namespace")
+        }
+        namespaces |= {ref.namespace for ref in request.stores}
+        for namespace in sorted(namespaces):
+            for job in self.kube.list("Job", namespace, request_selector(request)):
+                if ours(job, request):
+                    self.kube.delete(
+                        "Job", namespace, job["metadata"]["name"], propagation="Background"
+                    )
+
+    def _set_finalizer(self, raw: Mapping[str, Any], *, present: bool) -> None:
+        meta = raw["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        if (FINALIZER in finalizers) == present:
+            return
+        wanted = [*finalizers, FINALIZER] if present else [f for f in finalizers if f != FINALIZER]
+        self.kube.merge_patch(
+            REQUEST_KIND,
+            meta["namespace"],
+            meta["name"],
+            {"metadata": {"finalizers": wanted, "resourceVersion": meta.get("resourceVersion")}},
+        )
+
+    def _write_status(
+        self,
+        raw: Mapping[str, Any],
+        phase: str,
+        conditions: list[Condition],
+        extra: Mapping[str, Any],
+        now: datetime,
+        generation: int,
+    ) -> None:
+        old: Mapping[str, Any] = raw.get("status") or {}
+        old_conditions = old.get("conditions") or []
+        status: dict[str, Any] = {
+            "observedGeneration": generation,
+            "phase": phase,
+            "conditions": merge_conditions(old_conditions, conditions, now, generation),
+            **extra,
+        }
+        if all(old.get(k) == v for k, v in status.items()):
+            return
+        meta = raw["metadata"]
+        self.kube.merge_patch(
+            REQUEST_KIND,
+            meta["namespace"],
+            meta["name"],
+            {"status": _merge_patch(old, status)},
+            subresource="status",
+        )
+        for condition, before in transitions(old_conditions, conditions):
+            self._event(raw, condition, before, now)
+
+    def _event(
+        self, raw: Mapping[str, Any], condition: Condition, before: str | None, now: datetime
+    ) -> None:
+        meta = raw["metadata"]
+        event = {
+            "apiVersion": "events.k8s.io/v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{meta['name']}.{uuid.uuid4().hex[:12]}",
+                "namespace": meta["namespace"],
+            },
+            "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "reportingController": "dataward.io/operator",
+            "reportingInstance": self.settings.reporting_instance,
+            "action": "Reconcile",
+            "reason": condition.reason,
+            "type": "Normal" if condition.status == "True" else "Warning",
+            "note": f"{condition.type} is {condition.status}"
+            f"{'' if before is None else f' (was {before})'}: {condition.message}"[:1024],
+            "regarding": {
+                "apiVersion": API_VERSION,
+                "kind": REQUEST_KIND,
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
+        }
+        try:
+            self.kube.create(event)
+        except KubeError as error:
+            log.info("event for %s/%s not posted: %s", meta["namespace"], meta["name"], error)
+
+    def _evidence(
+        self, request: SubjectRequest, phase: str, result: Mapping[str, Any], at: datetime
+    ) -> None:
+        sink = self.settings.evidence
+        if sink is None:
+            return
+        payload = {
+            "requestId": request.uid,
+            "requestType": request.type,
+            "outcome": answer_outcome(phase, result),  # type: ignore[arg-type]
+            "receivedAt": request.received_at,
+            "answeredAt": at,
+            "dryRun": request.dry_run,
+            "stores": int(result.get("stores") or 0),
+            "recordsAffected": sum(
+                int(v)
+                for k, v in result.items()
+                if k in ("rowsExported", "rowsDeleted") and isinstance(v, int)
+            ),
+            "rowsKept": int(result.get("rowsKept") or 0),
+        }
+        try:
+            sink.append("request.answered", f"{request.namespace}/{request.name}", payload)
+        except Exception as error:
+            log.warning(
+                "evidence record request.answered for %s/%s not written (%s)",
+                request.namespace,
+                request.name,
+                type(error).__name__,
+            )
+
+
+def _merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """`new` as a merge patch over `old`: nested keys `old` has and `new` lacks become null.
+
+    Top-level status fields are kept when not written (a request blocked after it ran keeps
+    what its stores answered); nested objects (`result`) are replaced exactly.
+    """
+
+    def nested(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {k: None for k in before if k not in after}
+        for key, value in after.items():
+            prior = before.get(key)
+            if isinstance(value, Mapping) and isinstance(prior, Mapping):
+                out[key] = nested(prior, value)
+            else:
+                out[key] = value
+        return out
+
+    patch = nested(old, new)
+    return {k: v for k, v in patch.items() if k in new}
+
+
+def _decoded(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value).decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _parse_time(text: Any) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None

@@ -1,0 +1,156 @@
+"""A request's verdicts: each store's outcome, the phase, the deadline, and what status keeps."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from dataward.checks.subjects import (
+    DEFAULT_ANSWER_PERIOD,
+    JobRun,
+    StoreOutcome,
+    answer_outcome,
+    complete,
+    deadline,
+    deadline_met,
+    request_phase,
+    result_record,
+    safe_details,
+    store_outcome,
+)
+
+EMAIL = "kim.minji@example.kr"
+STATUTE = "Act on Consumer Protection in Electronic Commerce"
+T0 = datetime(2026, 1, 10, 8, tzinfo=UTC)
+
+
+def job(name: str, state: str | None, completed: str = "2026-01-10T09:00:00Z") -> dict[str, Any]:
+    conditions = [{"type": state, "status": "True"}] if state else []
+    return {"metadata": {"name": name},
+            "status": {"conditions": conditions, "completionTime": completed if state else None}}
+
+
+def run(name: str, state: str | None, record: dict[str, Any] | None = None,
+        completed: str = "2026-01-10T09:00:00Z") -> JobRun:
+    return JobRun(name, job(name, state, completed), record)
+
+
+def test_status_keeps_counts_and_table_names_and_drops_anything_that_could_be_personal() -> None:
+    record = {
+        "outcome": "Succeeded", "reason": "Answered", "rowsExported": 3,
+        "archiveRowsFound": 1, "acknowledgeToken": "tok-1", "statute": STATUTE,
+        "keptUntil": "2031-01-10T00:00:00Z",
+        # What a careless engine (or an attacker writing the termination message) might add:
+        "identifier": EMAIL, "message": f"found {EMAIL}", "rowsFound": EMAIL,
+        "rowsDeleted": -1, "rowsArchived": True, "statuteNote": EMAIL,
+        "tables": [
+            {"table": "orders", "rowsFound": 2, "email": EMAIL, "statute": f"kept for {EMAIL}"},
+            {"table": "invoices", "rowsKept": 1, "statute": STATUTE},
+            {"table": EMAIL, "rowsFound": 9},
+            "not a table",
+        ],
+    }
+    kept = safe_details(record, {STATUTE})
+    assert EMAIL not in json.dumps(kept)
+    assert kept == {
+        "rowsExported": 3, "archiveRowsFound": 1, "acknowledgeToken": "tok-1",
+        "statute": STATUTE, "keptUntil": "2031-01-10T00:00:00Z",
+        "tables": [{"table": "orders", "rowsFound": 2},
+                   {"table": "invoices", "rowsKept": 1, "statute": STATUTE}],
+    }
+    # A statute the policy does not name is free text: it could be anything, so it goes.
+    assert "statute" not in safe_details({"statute": "Kim Minji"}, {STATUTE})
+
+
+def test_a_store_without_a_job_gets_one_only_when_its_purge_account_exists() -> None:
+    ready = store_outcome("crm", "s", "job-a", [], runnable=True)
+    assert (ready.phase, ready.create_job, ready.job_name) == ("Running", True, "job-a")
+    waiting = store_outcome("crm", "s", "job-a", [], runnable=False)
+    assert (waiting.phase, waiting.reason) == ("Pending", "StoreNotReady")
+    assert not waiting.create_job
+
+
+def test_a_held_store_shows_its_token_and_a_new_token_runs_it_again() -> None:
+    held = run("job-a", "Complete", {"outcome": "Held", "reason": "LargeMatch",
+                                     "acknowledgeToken": "t-9"})
+    same = store_outcome("crm", "s", "job-a", [held], runnable=True)
+    assert (same.phase, same.reason, same.create_job) == ("Held", "LargeMatch", False)
+    assert same.details["acknowledgeToken"] == "t-9" and "t-9" in same.message
+    after = store_outcome("crm", "s", "job-b", [held], runnable=True)  # token set: new Job name
+    assert (after.phase, after.create_job, after.job_name) == ("Running", True, "job-b")
+
+
+def test_a_store_that_answered_is_never_run_again_whatever_the_token() -> None:
+    done = run("job-a", "Complete", {"outcome": "Succeeded", "rowsDeleted": 4})
+    outcome = store_outcome("crm", "s", "job-b", [done], runnable=True)
+    assert (outcome.phase, outcome.create_job, outcome.job_name) == ("Succeeded", False, "job-a")
+    assert outcome.details["rowsDeleted"] == 4
+
+
+def test_a_job_that_died_without_a_record_fails_and_one_still_running_runs() -> None:
+    died = store_outcome("crm", "s", "job-a", [run("job-a", "Failed")], runnable=True)
+    assert (died.phase, died.reason) == ("Failed", "JobFailed")
+    odd = store_outcome("crm", "s", "job-a", [run("job-a", "Complete")], runnable=True)
+    assert (odd.phase, odd.reason) == ("Failed", "NoResultRecord")
+    running = store_outcome("crm", "s", "job-a", [run("job-a", None)], runnable=True)
+    assert (running.phase, running.create_job) == ("Running", False)
+
+
+def test_a_record_claiming_an_unknown_outcome_is_a_failure_not_a_success() -> None:
+    forged = run("job-a", "Complete", {"outcome": "Sucess", "rowsDeleted": 1})
+    assert store_outcome("crm", "s", "job-a", [forged], runnable=True).phase == "Failed"
+
+
+def _o(phase: str) -> StoreOutcome:
+    return StoreOutcome("ns", phase.lower(), phase, "R")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("phases", "expected"),
+    [
+        ([], "Succeeded"),
+        (["Pending"], "Pending"),
+        (["Succeeded", "Pending"], "Running"),
+        (["Held", "Running"], "Running"),
+        (["Succeeded", "Held"], "PartiallyHeld"),
+        (["Held", "Failed"], "Failed"),
+        (["Succeeded", "Succeeded"], "Succeeded"),
+    ],
+)
+def test_the_request_phase(phases: list[str], expected: str) -> None:
+    assert request_phase([_o(p) for p in phases]) == expected
+
+
+def test_complete_names_the_held_stores() -> None:
+    stores = [_o("Succeeded"), StoreOutcome("crm", "orders", "Held", "LegalHold", "m")]
+    c = complete("PartiallyHeld", stores)
+    assert (c.status, c.reason) == ("False", "StoresHeld") and "crm/orders: LegalHold" in c.message
+
+
+def test_the_deadline_is_ten_days_and_overdue_after_it_not_at_it() -> None:
+    due = deadline(T0, DEFAULT_ANSWER_PERIOD)
+    assert due == datetime(2026, 1, 20, 8, tzinfo=UTC)
+    assert deadline_met(due, None, due).reason == "WithinDeadline"
+    late = deadline_met(due, None, due + timedelta(seconds=1))
+    assert (late.status, late.reason) == ("False", "Overdue")
+    assert deadline_met(due, due + timedelta(days=1), due + timedelta(days=2)).reason == (
+        "AnsweredLate"
+    )
+    assert deadline_met(due, T0, due + timedelta(days=30)).reason == "AnsweredInTime"
+
+
+def test_the_result_record_sums_counts_and_the_evidence_outcome_follows_it() -> None:
+    stores = [
+        StoreOutcome("a", "x", "Succeeded", "Answered", details={"rowsDeleted": 2, "rowsKept": 1}),
+        StoreOutcome("b", "y", "Succeeded", "Answered", details={"rowsDeleted": 3}),
+    ]
+    record = result_record("erasure", False, "Succeeded", stores)
+    assert record["rowsDeleted"] == 5 and record["rowsKept"] == 1 and record["stores"] == 2
+    assert answer_outcome("Succeeded", record) == "fulfilled"
+    assert answer_outcome("Succeeded", result_record("access", False, "Succeeded", [])) == (
+        "no-data"
+    )
+    assert answer_outcome("PartiallyHeld", record) == "partially-fulfilled"

@@ -1,0 +1,31 @@
+"""A valid DataSubjectRequest; tests change one thing."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+REQUEST: dict[str, Any] = {
+    "apiVersion": "dataward.io/v1alpha1",
+    "kind": "DataSubjectRequest",
+    "metadata": {"name": "case-4711", "namespace": "privacy", "uid": "req-uid-1", "generation": 1},
+    "spec": {
+        "type": "access",
+        "policy": "clunix",
+        "subject": {"identifierSecretRef": {"name": "case-4711-identifier"}},
+        "requestedBy": "privacy-office case 4711",
+        "receivedAt": "2026-01-10T08:00:00Z",
+        "readers": [{"kind": "Group", "name": "privacy-officers"}],
+    },
+}
+
+
+def request(**spec_changes: Any) -> dict[str, Any]:
+    """A copy of REQUEST with top-level spec fields replaced (None removes one)."""
+    obj = copy.deepcopy(REQUEST)
+    for key, value in spec_changes.items():
+        if value is None:
+            obj["spec"].pop(key, None)
+        else:
+            obj["spec"][key] = value
+    return obj
