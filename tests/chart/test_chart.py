@@ -345,7 +345,7 @@ def test_each_admission_policy_is_shipped_bound_and_can_be_switched_off() -> Non
     policies = {p["metadata"]["name"] for p in of_kind(docs, "ValidatingAdmissionPolicy")}
     bound = {b["spec"]["policyName"] for b in of_kind(docs, "ValidatingAdmissionPolicyBinding")}
     assert policies == bound
-    assert len(policies) == 6
+    assert len(policies) == 7
     for value, gone in [
         ("admissionPolicies.crossObject.enabled=false", "store-within-policy"),
         ("admissionPolicies.subjectRequests.enabled=false", "subject-requests-guarded"),
@@ -357,9 +357,9 @@ def test_each_admission_policy_is_shipped_bound_and_can_be_switched_off() -> Non
     ]:
         names = {p["metadata"]["name"] for p in of_kind(render(value),
                                                          "ValidatingAdmissionPolicy")}
-        assert len(names) == 5 and not any(n.endswith(gone) for n in names), (value, names)
+        assert len(names) == 6 and not any(n.endswith(gone) for n in names), (value, names)
     assert not of_kind(render("admissionPolicies.namespaceDeletion.enabled=false"),
-                       "ValidatingAdmissionPolicy")[4:]
+                       "ValidatingAdmissionPolicy")[5:]
 
 
 def test_the_subject_request_guard_builds_the_key_secret_name_as_the_operator_does() -> None:
