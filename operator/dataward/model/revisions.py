@@ -402,10 +402,10 @@ def _terms(store: Store, policy: Policy) -> dict[str, Any]:
 
 
 def impact(
-    stores: Sequence[Store], in_force: Policy, pending: Policy
+    stores: Sequence[Store], in_force: Policy, pending: Policy, limit: int | None = IMPACT_LIMIT
 ) -> tuple[list[dict[str, Any]], int]:
     """Per store, what changes when `pending` replaces `in_force` (stores it does not change
-    are left out), at most IMPACT_LIMIT of them, and how many are affected in all.
+    are left out), at most `limit` of them, and how many are affected in all.
 
     Each entry: the store (`namespace/name`), and `before`/`after` with the retention it
     keeps records for, the statutory period, and `outcome` (Compliant, or the first
@@ -419,7 +419,7 @@ def impact(
             affected.append(
                 {"store": f"{store.namespace}/{store.name}", "before": before, "after": after}
             )
-    return affected[:IMPACT_LIMIT], len(affected)
+    return affected[:limit], len(affected)
 
 
 # The impact gate. Verdicts the operator records in status.revisions.pending.impactVerdict.
