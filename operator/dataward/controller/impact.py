@@ -110,13 +110,17 @@ def with_previews(
     affected: Sequence[Mapping[str, Any]],
     stores: Mapping[str, Mapping[str, Any]],
     generation: int,
+    known: Mapping[str, Mapping[str, Any]],
 ) -> tuple[list[dict[str, Any]], str]:
-    """The impact entries with each store's preview (`status.impactPreview` of the store, when
-    it is for this pending generation), and the verdict over all of them."""
+    """The impact entries with each store's preview, and the verdict over all of them.
+
+    A store's preview is `known[store]` (a store whose purge will not run under the revision,
+    decided from the specs), else its `status.impactPreview` when that is for this pending
+    generation, else Waiting."""
     out = []
     for entry in affected:
         raw = (stores.get(str(entry["store"])) or {}).get("status") or {}
-        preview = raw.get("impactPreview")
+        preview = known.get(str(entry["store"])) or raw.get("impactPreview")
         if not isinstance(preview, Mapping) or preview.get("policyGeneration") != generation:
             preview = {"state": WAITING, "message": "no preview of this revision yet."}
         out.append({**entry, "preview": dict(preview)})

@@ -61,7 +61,7 @@ from dataward.checks.purge_runs import (
 )
 from dataward.controller.cache import Caches
 from dataward.controller.clock import Clock, system_clock
-from dataward.controller.impact import observe_preview, with_previews
+from dataward.controller.impact import not_run_status, observe_preview, with_previews
 from dataward.controller.kube import FIELD_MANAGER, Kube, KubeError
 from dataward.controller.metrics import (
     KEY_AGE,
@@ -95,6 +95,7 @@ from dataward.model.policy import DEFAULT_KEY_ROTATION, Policy, parse_policy
 from dataward.model.revisions import (
     IMPACT_LIMIT,
     LARGE_CUT,
+    NOT_RUN,
     SMALL,
     Pending,
     Revisions,
@@ -102,6 +103,7 @@ from dataward.model.revisions import (
     format_instant,
     impact,
     policy_revisions,
+    preview_state,
 )
 from dataward.model.store import Store, parse_store
 from dataward.purge.plan import ACKNOWLEDGE_ANNOTATION
@@ -644,14 +646,19 @@ class Reconciler:
         effect, with its dry-run counts (controller.impact), at most IMPACT_LIMIT listed; how
         many are affected; and the impact verdict over all of them."""
         assert revisions.pending is not None
-        entries, affected = impact(
-            [p for p in (self._parsed(s) for s in stores) if p is not None],
-            parse_policy({**raw, "spec": dict(revisions.in_force.spec)}),
-            parse_policy(raw),
-            limit=None,
+        parsed = [p for p in (self._parsed(s) for s in stores) if p is not None]
+        in_force, pending = parse_policy({**raw, "spec": dict(revisions.in_force.spec)}), (
+            parse_policy(raw)
         )
+        entries, affected = impact(parsed, in_force, pending, limit=None)
+        generation = revisions.pending.generation
         by_name = {f"{s['metadata']['namespace']}/{s['metadata']['name']}": s for s in stores}
-        counted, judged = with_previews(entries, by_name, revisions.pending.generation)
+        not_run = {
+            f"{store.namespace}/{store.name}": not_run_status(generation, store)
+            for store in parsed
+            if preview_state(store, in_force, pending) == NOT_RUN
+        }
+        counted, judged = with_previews(entries, by_name, generation, not_run)
         return counted[:IMPACT_LIMIT], affected, judged
 
     def _revision_happened(
@@ -1654,21 +1661,24 @@ def _revision_condition(revisions: Revisions, name: str) -> Condition:
     its effective date and notice period."""
     pending = revisions.pending
     if pending is not None and pending.held is not None:
-        large = pending.held == LARGE_CUT
+        due = f"Generation {pending.generation} was due at {format_instant(pending.takes_effect)} "
+        still = (
+            f" (status.revisions.pending.impact); generation {revisions.in_force.generation} is "
+            f"still enforced. If intended, run: kubectl annotate privacypolicy {name} "
+            f"{ACKNOWLEDGE_ANNOTATION}={pending.acknowledge_token} --overwrite"
+        )
+        if pending.held == LARGE_CUT:
+            return Condition(
+                "RevisionInForce",
+                "False",
+                "ImpactNotAcknowledged",
+                due + "but would cut more than the large-cut threshold of a store's table" + still,
+            )
         return Condition(
             "RevisionInForce",
             "False",
-            "ImpactNotAcknowledged" if large else "ImpactUnknown",
-            f"Generation {pending.generation} was due at {format_instant(pending.takes_effect)} "
-            + (
-                "but would cut more than the large-cut threshold of a store's table"
-                if large
-                else "but what it would purge is not counted for every store it changes"
-            )
-            + " (status.revisions.pending.impact); generation "
-            f"{revisions.in_force.generation} is still enforced. If intended, run: kubectl "
-            f"annotate privacypolicy {name} {ACKNOWLEDGE_ANNOTATION}="
-            f"{pending.acknowledge_token} --overwrite",
+            "ImpactUnknown",
+            due + "but what it would purge is not counted for every store it changes" + still,
         )
     if pending is None:
         return Condition(
