@@ -194,11 +194,13 @@ def count_then_purge(
     # Resyncs every 5 s: still one Job for this store and generation.
     sleep_for(11)
     assert len(preview_jobs(control_plane, namespace, store)) == 1
-    return pending, effective, expected
+    # Notice counts from the later of the announcement and when the operator saw it.
+    assert pending["takesEffect"] >= f"{effective}T00:00:00Z"
+    return pending, pending["takesEffect"], expected
 
 
-def take_effect(clock: Clock, effective: str) -> None:
-    clock.set(datetime.fromisoformat(effective).replace(tzinfo=UTC) + timedelta(minutes=1))
+def take_effect(clock: Clock, takes_effect: str) -> None:
+    clock.set(datetime.fromisoformat(takes_effect.replace("Z", "+00:00")) + timedelta(minutes=1))
 
 
 def purge_and_compare(
