@@ -43,7 +43,7 @@ NAMESPACED_RULES: dict[tuple[str, str], set[str]] = {
         "get", "list", "watch", "create", "patch", "delete"},
     ("", "serviceaccounts"): {"get", "list", "watch", "create", "patch"},
     ("batch", "cronjobs"): {"get", "list", "watch", "create", "patch"},
-    ("batch", "jobs"): {"list", "watch"},
+    ("batch", "jobs"): {"list", "watch", "create"},  # create: impact-preview Jobs
     ("", "pods"): {"list", "watch"},
     ("", "secrets"): {"get", "create", "update"},
     ("events.k8s.io", "events"): {"create"},

@@ -185,6 +185,10 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> PurgeResult
     started = datetime.now(UTC)
     source: StoreSource
     try:
+        if args.pending_generation is not None and (
+            args.filename or args.policy or not args.dry_run
+        ):  # the pending revision never deletes, and only the API records which one it is
+            raise PurgeError("Configuration", "--pending-generation needs --store and --dry-run")
         if args.filename or args.policy:
             source = FileSource(
                 [*args.filename, *([args.policy] if args.policy else [])], args.store
@@ -194,10 +198,6 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> PurgeResult
                 raise PurgeError("Configuration", "give --store NAMESPACE/NAME, or -f FILE")
             namespace, name = args.store.split("/", 1)
             source = ApiSource(namespace, name, pending_generation=args.pending_generation)
-        if args.pending_generation is not None and (args.filename or not args.dry_run):
-            raise PurgeError(
-                "Configuration", "--pending-generation needs --store and --dry-run"
-            )
         store, policy = source.load()
         timeouts = Timeouts(statement=args.statement_timeout, lock=args.lock_timeout)
         connect_live: Callable[[], Session] | None = None
