@@ -106,6 +106,9 @@ def test_counts_reach_the_policy_and_a_small_cut_takes_effect_at_its_date() -> N
     preview = pending["impact"][0]["preview"]
     assert preview["state"] == "Counted" and preview["rowsDeleted"] == 42
     assert preview["tables"][0]["rowsDeleted"] == 42 and preview["largeCut"] is False
+    # The Waiting state's message does not survive into the counted one (a merge patch would
+    # keep it).
+    assert "message" not in preview and "reason" not in preview
     assert pending["impactVerdict"] == "Small"
     reconciler.reconcile_policy(POLICY, now=TAKES_EFFECT)
     assert policy_condition(kube) == ("True", "Current")

@@ -1244,6 +1244,9 @@ class Reconciler:
             patch["encryption"] = {
                 "pending": None, "pendingKeys": None, **gone, **status["encryption"]
             }
+        if isinstance(status.get("impactPreview"), Mapping):
+            # One preview replaces the last: a Waiting message must not stay in the counts.
+            patch["impactPreview"] = _replacing(old.get("impactPreview"), status["impactPreview"])
         if not self._write_status_once("PersonalDataStore", raw, status, patch):
             return
         for condition, before in transitions(old_conditions, conditions):
