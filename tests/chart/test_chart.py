@@ -46,7 +46,7 @@ NAMESPACED_RULES: dict[tuple[str, str], set[str]] = {
         "get", "list", "watch", "create", "patch", "delete"},
     ("", "serviceaccounts"): {"get", "list", "watch", "create", "patch"},
     ("batch", "cronjobs"): {"get", "list", "watch", "create", "patch"},
-    ("batch", "jobs"): {"list", "watch", "create", "delete"},
+    ("batch", "jobs"): {"list", "watch", "create", "delete"},  # requests' and previews' Jobs
     ("", "pods"): {"list", "watch"},
     ("", "secrets"): {"get", "create", "update", "patch"},
     ("events.k8s.io", "events"): {"create"},

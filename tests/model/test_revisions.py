@@ -180,7 +180,9 @@ def test_a_narrowing_revision_waits_for_its_effective_date() -> None:
     later = decide(new, 2, {**recorded(spec()), "pending": revisions.pending.to_status()},
                    datetime(2026, 12, 30, 23, 59, tzinfo=UTC))
     assert later.in_force.spec == spec() and not later.promoted
-    due = decide(new, 2, {**recorded(spec()), "pending": revisions.pending.to_status()},
+    # Its dry-run counts recorded as small (test_revision_impact covers the other verdicts).
+    counted = {**revisions.pending.to_status(), "impactVerdict": "Small"}
+    due = decide(new, 2, {**recorded(spec()), "pending": counted},
                  datetime(2026, 12, 31, tzinfo=UTC))
     assert due.promoted and due.pending is None and due.in_force.spec == new
     assert due.in_force.generation == 2
@@ -274,7 +276,8 @@ def test_the_policy_object_in_force_is_the_old_revision_until_it_takes_effect() 
     pending = decide(new, 2, recorded(spec()), NOW).pending
     assert pending is not None
     raw = {**POLICY, "metadata": {"name": "clunix", "generation": 2}, "spec": new,
-           "status": {"revisions": {**recorded(spec()), "pending": pending.to_status()}}}
+           "status": {"revisions": {**recorded(spec()),
+                                    "pending": {**pending.to_status(), "impactVerdict": "Small"}}}}
     before = in_force_policy_object(raw, NOW + timedelta(days=29))
     assert category(before["spec"], "technical-support-inquiry")["retention"]["period"] == "1y"
     after = in_force_policy_object(raw, datetime(2026, 12, 31, tzinfo=UTC))

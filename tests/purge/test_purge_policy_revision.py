@@ -51,12 +51,17 @@ def revised_policy(status: bool = True) -> dict[str, Any]:
     policy = {**copy.deepcopy(POLICY), "spec": new_spec}
     policy["metadata"] = {"name": "clunix", "generation": 4}
     if status:
-        policy["status"] = {"revisions": {**recorded, "pending": revisions.pending.to_status()}}
+        # The operator recorded the impact preview's counts as small (the gate lets it go).
+        pending = {**revisions.pending.to_status(), "impactVerdict": "Small"}
+        policy["status"] = {"revisions": {**recorded, "pending": pending}}
     return policy
 
 
-def source_at(policy: dict[str, Any], now: datetime) -> ApiSource:
-    source = ApiSource("crm", "support-inquiries", clock=lambda: now)
+def source_at(
+    policy: dict[str, Any], now: datetime, pending_generation: int | None = None
+) -> ApiSource:
+    source = ApiSource("crm", "support-inquiries", clock=lambda: now,
+                       pending_generation=pending_generation)
     source._api = PolicyApi(policy)
     store = copy.deepcopy(STORE)
     del store["spec"]["retention"]  # the category's retention decides
@@ -76,6 +81,23 @@ def test_the_purge_deletes_by_the_new_revision_once_it_takes_effect() -> None:
     store, policy = source_at(revised_policy(), EFFECTIVE).load()
     assert policy is not None
     assert make_plan(store, policy, EFFECTIVE).retention == Duration(3, "mo")
+
+
+def test_past_its_date_the_purge_keeps_the_old_revision_while_the_impact_is_unknown() -> None:
+    policy = revised_policy()
+    del policy["status"]["revisions"]["pending"]["impactVerdict"]
+    store, in_force = source_at(policy, EFFECTIVE + timedelta(days=3)).load()
+    assert in_force is not None
+    assert make_plan(store, in_force, EFFECTIVE).retention == Duration(1, "y")
+
+
+def test_the_impact_preview_reads_the_pending_revision_of_its_own_generation_only() -> None:
+    store, pending = source_at(revised_policy(), NOW, pending_generation=4).load()
+    assert pending is not None
+    assert make_plan(store, pending, NOW).retention == Duration(3, "mo")  # during the notice
+    with pytest.raises(PurgeError) as raised:  # edited again since the Job was made
+        source_at(revised_policy(), NOW, pending_generation=3).load()
+    assert raised.value.category == "Configuration"
 
 
 def test_a_policy_the_operator_has_not_recorded_is_its_first_revision() -> None:

@@ -681,6 +681,29 @@ _LITERAL: tuple[ReasonEntry, ...] = (
     ReasonEntry(
         POLICY_KIND,
         REVISION_IN_FORCE,
+        "ImpactNotAcknowledged",
+        "False",
+        "The pending revision is past its date, but its impact preview (a dry-run purge Job "
+        "per affected store, status.revisions.pending.impact[].preview) found a large cut: "
+        "more than 1,000 rows and 10% of a table, the purge's rule. It waits for a person.",
+        "Read the counts; if intended, annotate the policy with the token the message gives: "
+        "kubectl annotate privacypolicy NAME dataward.io/acknowledge-large-purge=TOKEN.",
+    ),
+    ReasonEntry(
+        POLICY_KIND,
+        REVISION_IN_FORCE,
+        "ImpactUnknown",
+        "False",
+        "The pending revision is past its date, but the rows it would purge are not counted "
+        "for every store it changes (a preview Job not run, still running or failed; see "
+        "status.revisions.pending.impact[].preview). Unknown is not taken as small.",
+        "Let the preview Jobs run (a failed one: read its pod's logs, fix, delete the Job to "
+        "run it again), or accept the unknown impact by annotating the policy with the token "
+        "the message gives (dataward.io/acknowledge-large-purge).",
+    ),
+    ReasonEntry(
+        POLICY_KIND,
+        REVISION_IN_FORCE,
         "EmergencyRevision",
         "False",
         "The spec is a revision that skips the notice period by emergency override "

@@ -2,6 +2,9 @@
 
     dataward purge --store NAMESPACE/NAME                 # store and policy from the API
     dataward purge -f store.yaml --policy policy.yaml     # offline, from files
+    dataward purge --store NAMESPACE/NAME --dry-run --pending-generation N
+        # the impact preview the operator runs: count, under the policy's pending revision
+        # (generation N), what the purge would delete; nothing is written
 
 Credentials come from `DATAWARD_DB_USERNAME`/`DATAWARD_DB_PASSWORD` and
 `DATAWARD_ARCHIVE_USERNAME`/`DATAWARD_ARCHIVE_PASSWORD` (or `--credentials-dir`,
@@ -27,7 +30,14 @@ from dataward.model.policy import Policy
 from dataward.model.store import Database, Store
 from dataward.purge import mysql, postgres
 from dataward.purge.credentials import Credentials, Timeouts, load_credentials
-from dataward.purge.engine import FAULT_POINTS, EngineOptions, Fault, no_fault, purge
+from dataward.purge.engine import (
+    FAULT_POINTS,
+    EngineOptions,
+    Fault,
+    no_fault,
+    preview,
+    purge,
+)
 from dataward.purge.errors import PurgeError
 from dataward.purge.plan import (
     LargeCutThreshold,
@@ -101,6 +111,15 @@ def register(subparsers: Any) -> None:
         "--lock-hold-target", type=float, default=0.1, metavar="SECONDS",
         help="size batches so each holds its row locks about this long (default 0.1)",
     )  # fmt: skip
+    parser.add_argument(
+        "--dry-run", action="store_true",
+        help="count what the run would delete and archive, write nothing (as spec.purge.dryRun)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--pending-generation", type=int, metavar="N",
+        help="with --store: judge by the policy as written (its pending revision), which must "
+        "be at generation N, not by the revision in force; needs --dry-run",
+    )  # fmt: skip
     parser.set_defaults(func=run)
 
 
@@ -166,6 +185,10 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> PurgeResult
     started = datetime.now(UTC)
     source: StoreSource
     try:
+        if args.pending_generation is not None and (
+            args.filename or args.policy or not args.dry_run
+        ):  # the pending revision never deletes, and only the API records which one it is
+            raise PurgeError("Configuration", "--pending-generation needs --store and --dry-run")
         if args.filename or args.policy:
             source = FileSource(
                 [*args.filename, *([args.policy] if args.policy else [])], args.store
@@ -174,7 +197,7 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> PurgeResult
             if not args.store or "/" not in args.store:
                 raise PurgeError("Configuration", "give --store NAMESPACE/NAME, or -f FILE")
             namespace, name = args.store.split("/", 1)
-            source = ApiSource(namespace, name)
+            source = ApiSource(namespace, name, pending_generation=args.pending_generation)
         store, policy = source.load()
         timeouts = Timeouts(statement=args.statement_timeout, lock=args.lock_timeout)
         connect_live: Callable[[], Session] | None = None
@@ -204,6 +227,20 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> PurgeResult
         def refuse() -> Session:
             raise PurgeError("Internal", "no connection is opened for a refused store")
 
+        options = EngineOptions(
+            max_clock_skew=timedelta(seconds=args.max_clock_skew),
+            large_cut=LargeCutThreshold(args.large_purge_fraction, args.large_purge_rows),
+            lock_hold_target=args.lock_hold_target,
+        )
+        if args.dry_run:  # the same engine, plan and budget as a real run; nothing written
+            return preview(
+                store,
+                policy,
+                connect_live=connect_live or refuse,
+                connect_archive=connect_archive,
+                job_clock=lambda: datetime.now(UTC),
+                options=options,
+            )
         return purge(
             store,
             policy,
@@ -212,17 +249,13 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> PurgeResult
             job_clock=lambda: datetime.now(UTC),
             check_continue=check,
             fault=fault_from_env(environ),
-            options=EngineOptions(
-                max_clock_skew=timedelta(seconds=args.max_clock_skew),
-                large_cut=LargeCutThreshold(args.large_purge_fraction, args.large_purge_rows),
-                lock_hold_target=args.lock_hold_target,
-            ),
+            options=options,
         )
     except PurgeError as error:
         return PurgeResult(
             store=args.store or "",
             result="Failed",
-            dry_run=False,
+            dry_run=bool(args.dry_run),
             start_time=started,
             completion_time=datetime.now(UTC),
             message=error.message,

@@ -61,6 +61,7 @@ from dataward.checks.purge_runs import (
 )
 from dataward.controller.cache import Caches
 from dataward.controller.clock import Clock, system_clock
+from dataward.controller.impact import not_run_status, observe_preview, with_previews
 from dataward.controller.kube import FIELD_MANAGER, Kube, KubeError
 from dataward.controller.metrics import (
     KEY_AGE,
@@ -92,14 +93,20 @@ from dataward.model.durations import Duration
 from dataward.model.errors import ModelError
 from dataward.model.policy import DEFAULT_KEY_ROTATION, Policy, parse_policy
 from dataward.model.revisions import (
+    IMPACT_LIMIT,
+    LARGE_CUT,
+    NOT_RUN,
+    SMALL,
     Pending,
     Revisions,
     digest,
     format_instant,
     impact,
     policy_revisions,
+    preview_state,
 )
 from dataward.model.store import Store, parse_store
+from dataward.purge.plan import ACKNOWLEDGE_ANNOTATION
 from dataward.render import RenderSettings, label_value, names_for, render_children
 from dataward.render.key_ring import render_key_ring_metadata
 from dataward.render.labels import STORE_KIND, store_selector
@@ -325,6 +332,8 @@ class Reconciler:
             )
         ring = self._key_ring(store, snapshot, now)
         runs = self._purge_runs(store, applied, now)
+        preview = observe_preview(self.read, self.kube, store, self.settings.render, now)
+        previewed = (raw.get("status") or {}).get("impactPreview")
 
         conditions = judge(snapshot, desired, applied, ring, runs, self.trusted, self.settings, now)
         extra: dict[str, Any] = {}
@@ -335,9 +344,14 @@ class Reconciler:
             before = (raw.get("status") or {}).get("lastPurge") or {}
             if runs.last.get("jobName") != before.get("jobName"):
                 self._record(store, "purge.run", _purge_run_evidence(runs.last))
+        if preview is not None or previewed is not None:
+            extra["impactPreview"] = preview  # None: the revision it counted is gone
         self._write_status(raw, conditions, extra, now, generation)
-        if self.on_ready_change is not None and _ready_changed(raw, conditions):
-            # The policy counts its Ready stores; the echo of this very write is not an event.
+        if self.on_ready_change is not None and (
+            _ready_changed(raw, conditions) or preview != previewed
+        ):
+            # The policy counts its Ready stores, and gathers their impact previews; the echo
+            # of this very write is not an event.
             self.on_ready_change(store.policy)
         # A pending revision of the policy takes effect then: judge and render again.
         due = [
@@ -575,8 +589,22 @@ class Reconciler:
                 "Ready", "False", "InvalidPolicy", f"{error.path}: {error.message}."
             )
         conditions = [condition]
+        pending_impact: tuple[list[dict[str, Any]], int, str] | None = None
+        if revisions is not None and revisions.pending is not None:
+            try:
+                pending_impact = self._pending_impact(raw, stores, revisions)
+            except ModelError as error:  # an in-force copy a newer schema refuses
+                log.info("impact of PrivacyPolicy %s's revision unknown: %s", name, error)
+            pending = revisions.pending
+            if pending_impact is not None and pending.held and pending_impact[2] == SMALL:
+                # Counted small just now: the gate reads the verdict from the record.
+                recorded = {**(old.get("revisions") or {}),
+                            "pending": {**pending.to_status(), "impactVerdict": SMALL}}  # fmt: skip
+                revisions = policy_revisions({**raw, "status": {"revisions": recorded}}, now)
+                if revisions.pending is None:
+                    pending_impact = None
         if revisions is not None:
-            conditions.append(_revision_condition(revisions))
+            conditions.append(_revision_condition(revisions, name))
         generation = int(raw["metadata"].get("generation") or 0)
         status: dict[str, Any] = {
             "observedGeneration": generation,
@@ -591,18 +619,14 @@ class Reconciler:
         if revisions is not None:
             status["revisions"] = revisions.to_status()
             if revisions.pending is not None:
-                # What each store of the policy will be held to when the revision takes effect.
-                try:
-                    listed, affected = impact(
-                        [p for p in (self._parsed(s) for s in stores) if p is not None],
-                        parse_policy({**raw, "spec": dict(revisions.in_force.spec)}),
-                        parse_policy(raw),
-                    )
-                except ModelError as error:  # an in-force copy a newer schema refuses
-                    log.info("impact of PrivacyPolicy %s's revision unknown: %s", name, error)
-                else:
+                status["revisions"]["pending"]["acknowledgeToken"] = (
+                    revisions.pending.acknowledge_token
+                )
+                if pending_impact is not None:
+                    listed, affected, judged = pending_impact
                     status["revisions"]["pending"]["impact"] = listed
                     status["revisions"]["pending"]["affectedStores"] = affected
+                    status["revisions"]["pending"]["impactVerdict"] = judged
         if all(old.get(k) == v for k, v in status.items()):
             return _takes_effect(revisions)
         # A merge patch keeps keys it does not name: a revision's spec (or a pending revision)
@@ -614,6 +638,28 @@ class Reconciler:
         if written and revisions is not None:
             self._revision_happened(raw, old.get("revisions") or {}, revisions, now)
         return _takes_effect(revisions)
+
+    def _pending_impact(
+        self, raw: Mapping[str, Any], stores: Sequence[Mapping[str, Any]], revisions: Revisions
+    ) -> tuple[list[dict[str, Any]], int, str]:
+        """What each store of the policy will be held to when the pending revision takes
+        effect, with its dry-run counts (controller.impact), at most IMPACT_LIMIT listed; how
+        many are affected; and the impact verdict over all of them."""
+        assert revisions.pending is not None
+        parsed = [p for p in (self._parsed(s) for s in stores) if p is not None]
+        in_force, pending = parse_policy({**raw, "spec": dict(revisions.in_force.spec)}), (
+            parse_policy(raw)
+        )
+        entries, affected = impact(parsed, in_force, pending, limit=None)
+        generation = revisions.pending.generation
+        by_name = {f"{s['metadata']['namespace']}/{s['metadata']['name']}": s for s in stores}
+        not_run = {
+            f"{store.namespace}/{store.name}": not_run_status(generation, store)
+            for store in parsed
+            if preview_state(store, in_force, pending) == NOT_RUN
+        }
+        counted, judged = with_previews(entries, by_name, generation, not_run)
+        return counted[:IMPACT_LIMIT], affected, judged
 
     def _revision_happened(
         self,
@@ -699,8 +745,7 @@ class Reconciler:
                 None,
                 None,
             )
-        due = revisions.pending.takes_effect if revisions.pending is not None else None
-        return policy, None, None, due
+        return policy, None, None, _takes_effect(revisions)
 
     def _act_on_child(self, child: Mapping[str, Any], snapshot: StoreSnapshot) -> ObservedObject:
         """Read a child and apply it where it differs; what is in place afterwards."""
@@ -1199,6 +1244,9 @@ class Reconciler:
             patch["encryption"] = {
                 "pending": None, "pendingKeys": None, **gone, **status["encryption"]
             }
+        if isinstance(status.get("impactPreview"), Mapping):
+            # One preview replaces the last: a Waiting message must not stay in the counts.
+            patch["impactPreview"] = _replacing(old.get("impactPreview"), status["impactPreview"])
         if not self._write_status_once("PersonalDataStore", raw, status, patch):
             return
         for condition, before in transitions(old_conditions, conditions):
@@ -1593,7 +1641,9 @@ def _parse_time(text: str | None) -> datetime | None:
 
 
 def _takes_effect(revisions: Revisions | None) -> datetime | None:
-    if revisions is None or revisions.pending is None:
+    """When to look again for the pending revision; None when none is pending, or when it
+    waits for its impact gate (a store's preview or the acknowledgement: both are events)."""
+    if revisions is None or revisions.pending is None or revisions.pending.held is not None:
         return None
     return revisions.pending.takes_effect
 
@@ -1609,10 +1659,30 @@ def _replacing(old: Any, new: Any) -> Any:
     return patch
 
 
-def _revision_condition(revisions: Revisions) -> Condition:
+def _revision_condition(revisions: Revisions, name: str) -> Condition:
     """RevisionInForce: whether the spec as written is the revision in force, or waits for
     its effective date and notice period."""
     pending = revisions.pending
+    if pending is not None and pending.held is not None:
+        due = f"Generation {pending.generation} was due at {format_instant(pending.takes_effect)} "
+        still = (
+            f" (status.revisions.pending.impact); generation {revisions.in_force.generation} is "
+            f"still enforced. If intended, run: kubectl annotate privacypolicy {name} "
+            f"{ACKNOWLEDGE_ANNOTATION}={pending.acknowledge_token} --overwrite"
+        )
+        if pending.held == LARGE_CUT:
+            return Condition(
+                "RevisionInForce",
+                "False",
+                "ImpactNotAcknowledged",
+                due + "but would cut more than the large-cut threshold of a store's table" + still,
+            )
+        return Condition(
+            "RevisionInForce",
+            "False",
+            "ImpactUnknown",
+            due + "but what it would purge is not counted for every store it changes" + still,
+        )
     if pending is None:
         return Condition(
             "RevisionInForce",

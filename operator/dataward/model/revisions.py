@@ -28,6 +28,13 @@ Decisions:
   A reason already in the revision in force does not count again, so a leftover `emergency`
   block does not excuse the next revision.
 - Dates are days in UTC: a revision effective on a date takes effect at 00:00 UTC that day.
+- The impact gate (issue 13): past its date, a revision takes effect only when the operator
+  has recorded the dry-run counts of every store it changes and none is a large cut (the
+  purge's rule), or when the policy carries the acknowledgement annotation with the pending
+  revision's token. Unknown counts (a preview Job not run yet, failed, or a store past the
+  status's list) hold the revision like a large cut: nobody has seen what it destroys. The
+  emergency override skips the gate as it skips the notice (it is recorded); each store's
+  purge still holds its own large cuts.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from dataward.model.durations import Duration
 from dataward.model.errors import ModelError
 from dataward.model.policy import Category, Policy, parse_policy
 from dataward.model.store import Store
+from dataward.purge.plan import ACKNOWLEDGE_ANNOTATION
 
 NOTICE_DAYS = 7
 WIDENING_NOTICE_DAYS = 30
@@ -244,6 +252,13 @@ class Pending:
     takes_effect: datetime
     widens: tuple[str, ...]
     emergency: str | None
+    # Past `takes_effect` but not released by the impact gate: why it waits (ImpactGate).
+    held: str | None = None
+
+    @property
+    def acknowledge_token(self) -> str:
+        """The value of the policy's acknowledgement annotation that releases this revision."""
+        return revision_token(self.generation, self.digest)
 
     def to_status(self) -> dict[str, Any]:
         """As `status.revisions.pending`."""
@@ -261,6 +276,8 @@ class Pending:
             status["effectiveDate"] = self.effective_date.isoformat()
         if self.emergency is not None:
             status["emergency"] = self.emergency
+        if self.held is not None:
+            status["held"] = self.held
         return status
 
 
@@ -298,11 +315,14 @@ def decide(
     generation: int,
     recorded: Mapping[str, Any] | None,
     now: datetime,
+    acknowledged: str | None = None,
 ) -> Revisions:
     """Which revision is in force at `now`, and which is pending.
 
     `recorded` is `status.revisions` as the operator last wrote it (None: never). A recorded
     in-force revision that cannot be read raises ModelError: the caller must not guess.
+    `acknowledged` is the policy's ACKNOWLEDGE_ANNOTATION: past its date, a revision without
+    an emergency override takes effect only when the impact gate releases it (`released`).
     """
     if not recorded or recorded.get("inForce") is None:
         return Revisions(InForce(generation, spec, now), None)
@@ -325,12 +345,17 @@ def decide(
         start = max(observed, start_of(announced)) if announced is not None else observed
         earliest = start + timedelta(days=notice)
         takes_effect = max(earliest, start_of(effective)) if effective is not None else earliest
+    held = None
     if now >= takes_effect:
-        since = max(takes_effect, observed)
-        return Revisions(InForce(generation, spec, since), None, True, emergency)
+        verdict = _recorded_verdict(recorded.get("pending"), current)
+        token = revision_token(generation, current)
+        held = None if emergency is not None else gate(verdict, token, acknowledged)
+        if held is None:
+            since = max(takes_effect, observed)
+            return Revisions(InForce(generation, spec, since), None, True, emergency)
     pending = Pending(
         generation, current, announced, effective, observed, notice, takes_effect, reasons,
-        emergency,
+        emergency, held,
     )  # fmt: skip
     return Revisions(in_force, pending)
 
@@ -339,11 +364,14 @@ def policy_revisions(raw: Mapping[str, Any], now: datetime) -> Revisions:
     """`decide` for a PrivacyPolicy object as the API returns it (its status included)."""
     metadata = raw.get("metadata") or {}
     status = raw.get("status") or {}
+    annotations = metadata.get("annotations") or {}
+    acknowledged = annotations.get(ACKNOWLEDGE_ANNOTATION)
     return decide(
         raw.get("spec") or {},
         int(metadata.get("generation") or 0),
         status.get("revisions") if isinstance(status, Mapping) else None,
         now,
+        str(acknowledged) if acknowledged else None,
     )
 
 
@@ -368,14 +396,16 @@ def _terms(store: Store, policy: Policy) -> dict[str, Any]:
         terms["retention"] = str(effective_retention(store, category))
         if category.statutory is not None:
             terms["statutory"] = str(category.statutory.period)
+        if category.children is not None:
+            terms["consentGrace"] = str(category.children.consent_grace)
     return terms
 
 
 def impact(
-    stores: Sequence[Store], in_force: Policy, pending: Policy
+    stores: Sequence[Store], in_force: Policy, pending: Policy, limit: int | None = IMPACT_LIMIT
 ) -> tuple[list[dict[str, Any]], int]:
     """Per store, what changes when `pending` replaces `in_force` (stores it does not change
-    are left out), at most IMPACT_LIMIT of them, and how many are affected in all.
+    are left out), at most `limit` of them, and how many are affected in all.
 
     Each entry: the store (`namespace/name`), and `before`/`after` with the retention it
     keeps records for, the statutory period, and `outcome` (Compliant, or the first
@@ -389,4 +419,50 @@ def impact(
             affected.append(
                 {"store": f"{store.namespace}/{store.name}", "before": before, "after": after}
             )
-    return affected[:IMPACT_LIMIT], len(affected)
+    return affected[:limit], len(affected)
+
+
+# The impact gate. Verdicts the operator records in status.revisions.pending.impactVerdict.
+SMALL, LARGE_CUT, UNKNOWN = "Small", "LargeCut", "Unknown"
+# A store's preview, as `status.revisions.pending.impact[].preview.state`.
+COUNTED, WAITING, FAILED, NOT_RUN = "Counted", "Waiting", "Failed", "NotRun"
+
+
+def revision_token(generation: int, revision_digest: str) -> str:
+    """The acknowledgement token of a pending revision: its generation and substance."""
+    return f"g{generation}-{revision_digest[:12]}"
+
+
+def _recorded_verdict(raw: Any, current: str) -> str:
+    """The impact verdict the operator recorded for the pending revision `current`."""
+    if not isinstance(raw, Mapping) or raw.get("digest") != current:
+        return UNKNOWN
+    verdict = raw.get("impactVerdict")
+    return verdict if verdict in (SMALL, LARGE_CUT) else UNKNOWN
+
+
+def gate(verdict: str, token: str, acknowledged: str | None) -> str | None:
+    """Why a revision past its date still waits (LargeCut, Unknown), or None: it may go."""
+    if verdict == SMALL or (acknowledged is not None and acknowledged == token):
+        return None
+    return verdict if verdict == LARGE_CUT else UNKNOWN
+
+
+def preview_state(store: Store, in_force: Policy, pending: Policy) -> str | None:
+    """What the impact preview of `store` needs: None when the revision changes nothing for
+    it; NOT_RUN when its purge will not run under the revision (it would not comply, or is
+    on legal hold), so nothing is deleted by it; WAITING when a dry-run Job must count."""
+    if _terms(store, in_force) == _terms(store, pending):
+        return None
+    if compliance_findings(store, pending) or store.purge.suspend:
+        return NOT_RUN
+    return WAITING
+
+
+def verdict(states: Sequence[Mapping[str, Any]]) -> str:
+    """The impact verdict over every affected store's preview (`state`, `largeCut`)."""
+    if any(s.get("largeCut") is True for s in states):
+        return LARGE_CUT
+    if all(s.get("state") in (COUNTED, NOT_RUN) for s in states):
+        return SMALL
+    return UNKNOWN

@@ -126,11 +126,18 @@ class ApiSource:
     REQUEST_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds for each GET
 
     def __init__(
-        self, namespace: str, name: str, clock: Callable[[], datetime] = system_clock
+        self,
+        namespace: str,
+        name: str,
+        clock: Callable[[], datetime] = system_clock,
+        pending_generation: int | None = None,
     ) -> None:
         self.namespace = namespace
         self.name = name
         self.clock = clock  # which revision of the policy is in force depends on "now"
+        # The impact preview: the policy as written (the pending revision), which must still
+        # be this generation (else the counts would be another revision's).
+        self.pending_generation = pending_generation
         self._api: Any = None
         self._lock = threading.Lock()
         self._watched: Mapping[str, Any] | None = None  # the live copy, while the watch is live
@@ -266,7 +273,15 @@ class ApiSource:
                 f"cannot read PrivacyPolicy {store.policy} (HTTP {exc.status})",
             ) from None
         try:
-            parse_policy(raw_policy)  # the spec itself must be valid, pending or not
+            written = parse_policy(raw_policy)  # the spec itself must be valid, pending or not
+            if self.pending_generation is not None:
+                if written.generation != self.pending_generation:
+                    raise PurgeError(
+                        "Configuration",
+                        f"PrivacyPolicy {store.policy} is at generation {written.generation}, "
+                        f"not {self.pending_generation}: this preview is out of date",
+                    )
+                return store, written
             # The revision in force, which the operator records in the policy's status: a
             # revision still in its notice period must not decide what is deleted.
             return store, parse_policy(in_force_policy_object(raw_policy, self.clock()))

@@ -6,7 +6,7 @@ from typing import Any
 
 from dataward.model.store import Store
 from dataward.render.labels import child_metadata, common_labels, purge_pod_labels
-from dataward.render.names import names_for
+from dataward.render.names import child_name, names_for
 from dataward.render.settings import RenderSettings
 
 CONTAINER_NAME = "purge"
@@ -58,6 +58,50 @@ def render_purge_cronjob(
                         "spec": _pod_spec(store, settings, names.purge),
                     },
                 },
+            },
+        },
+    }
+
+
+PREVIEW_COMPONENT = "impact-preview"
+
+
+def preview_job_name(store: Store, policy_generation: int) -> str:
+    """The one impact-preview Job of `store` for the policy's pending generation."""
+    return child_name(store.name, f"preview-g{policy_generation}")
+
+
+def render_preview_job(
+    store: Store, settings: RenderSettings, policy_generation: int
+) -> dict[str, Any]:
+    """A Job running the store's purge as a dry run under the policy's pending revision.
+
+    The purge Job's pod (identity, credentials, network access, limits), with
+    `--dry-run --pending-generation N`: the counts are the purge engine's own. It runs once
+    (no retries: a failure is reported, and the revision waits), and is owned by the store.
+    """
+    pod = _pod_spec(store, settings, names_for(store.name).purge)
+    pod["containers"][0]["args"] = [
+        "purge", "--store", store_reference(store),
+        "--dry-run", "--pending-generation", str(policy_generation),
+    ]  # fmt: skip
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": child_metadata(
+            store, preview_job_name(store, policy_generation), PREVIEW_COMPONENT
+        ),
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": settings.active_deadline_seconds,
+            "template": {
+                "metadata": {
+                    "labels": {
+                        **common_labels(store, PREVIEW_COMPONENT),
+                        **purge_pod_labels(store),
+                    }
+                },
+                "spec": pod,
             },
         },
     }

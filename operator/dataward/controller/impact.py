@@ -1,0 +1,186 @@
+"""The impact preview of a pending policy revision (issue 13): row counts before it takes effect.
+
+While a PrivacyPolicy revision is pending, each store whose terms it changes (retention,
+statutory period, children's consent grace) and whose purge will run under it gets ONE
+dry-run Job per pending generation: the store's purge pod running
+`dataward purge --store NS/NAME --dry-run --pending-generation N`, so the counts are the
+purge engine's own (same plan, statements, maxRowsPerRun budget and large-cut rule). The
+store's reconcile creates the Job and copies its result record into the store's
+`status.impactPreview`; the policy's reconcile gathers those into
+`status.revisions.pending.impact[].preview` and the verdict `pending.impactVerdict`, which the
+gate in `dataward.model.revisions.decide` reads.
+
+Pure functions decide (`preview_status`, `with_previews`); `observe_preview` is the thin I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from dataward.checks.purge_runs import JOB_NAME_LABEL, finished, owned_by, result_record
+from dataward.controller.kube import Kube, KubeError
+from dataward.model.errors import ModelError
+from dataward.model.policy import parse_policy
+from dataward.model.revisions import (
+    COUNTED,
+    FAILED,
+    NOT_RUN,
+    WAITING,
+    policy_revisions,
+    preview_state,
+    verdict,
+)
+from dataward.model.store import Store
+from dataward.render import RenderSettings
+from dataward.render.labels import STORE_KIND, store_selector
+from dataward.render.purge_job import preview_job_name, render_preview_job
+
+log = logging.getLogger("dataward.controller.impact")
+
+_COUNTS = ("rowsDeleted", "rowsArchived", "archiveRowsDestroyed", "rowsNoConsent")
+TABLES_LIMIT = 20  # tables listed per store in status; the totals cover them all
+
+
+def preview_status(
+    generation: int, job_name: str, outcome: str | None, record: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """`status.impactPreview` from the preview Job (`outcome`: Complete, Failed or None while
+    it runs) and the purge's result record. Counted only for a dry run that succeeded and
+    listed its tables; anything else is Waiting or Failed, which the gate treats as unknown."""
+    base: dict[str, Any] = {"policyGeneration": generation, "jobName": job_name}
+    if outcome is None:
+        return {**base, "state": WAITING, "message": f"Job {job_name} has not finished."}
+    if record is None:
+        return {
+            **base,
+            "state": FAILED,
+            "reason": "NoResultRecord",
+            "message": f"Job {job_name} ended without a result record; read its pod's logs.",
+        }
+    tables = record.get("tables")
+    if (
+        record.get("result") != "Succeeded"
+        or record.get("dryRun") is not True
+        or not isinstance(tables, list)
+    ):
+        why = "it listed no tables" if record.get("result") == "Succeeded" else "it failed"
+        return {
+            **base,
+            "state": FAILED,
+            "reason": str(record.get("reason") or "PreviewFailed"),
+            "message": f"the dry run did not count ({why}): {record.get('message') or ''}"[:512],
+        }
+    listed = [
+        {
+            "table": str(t.get("table")),
+            **{k: int(t.get(k) or 0) for k in _COUNTS},
+            "largeCut": t.get("largeCut") is True,
+        }
+        for t in tables
+        if isinstance(t, Mapping)
+    ]
+    return {
+        **base,
+        "state": COUNTED,
+        "serverTime": record.get("serverTime"),
+        **{k: sum(t[k] for t in listed) for k in _COUNTS},
+        "largeCut": any(t["largeCut"] for t in listed),
+        "tables": listed[:TABLES_LIMIT],
+    }
+
+
+def not_run_status(generation: int, store: Store) -> dict[str, Any]:
+    """A store whose purge will not run under the revision: it deletes nothing there."""
+    if store.purge.suspend:
+        reason, why = "PurgeSuspended", "spec.purge.suspend is true (legal hold)"
+    else:
+        reason, why = "NotCompliant", "the store would not comply with it, so its purge stops"
+    return {
+        "policyGeneration": generation,
+        "state": NOT_RUN,
+        "reason": reason,
+        "message": f"No rows are purged under this revision: {why}.",
+    }
+
+
+def with_previews(
+    affected: Sequence[Mapping[str, Any]],
+    stores: Mapping[str, Mapping[str, Any]],
+    generation: int,
+    known: Mapping[str, Mapping[str, Any]],
+) -> tuple[list[dict[str, Any]], str]:
+    """The impact entries with each store's preview, and the verdict over all of them.
+
+    A store's preview is `known[store]` (a store whose purge will not run under the revision,
+    decided from the specs), else its `status.impactPreview` when that is for this pending
+    generation, else Waiting."""
+    out = []
+    for entry in affected:
+        raw = (stores.get(str(entry["store"])) or {}).get("status") or {}
+        preview = known.get(str(entry["store"])) or raw.get("impactPreview")
+        if not isinstance(preview, Mapping) or preview.get("policyGeneration") != generation:
+            preview = {"state": WAITING, "message": "no preview of this revision yet."}
+        out.append({**entry, "preview": dict(preview)})
+    return out, verdict([e["preview"] for e in out])
+
+
+def observe_preview(
+    read: Any, kube: Kube, store: Store, settings: RenderSettings, now: datetime
+) -> dict[str, Any] | None:
+    """The store's `status.impactPreview`, creating its preview Job when there is none yet;
+    None when no pending revision of its policy changes it."""
+    try:
+        raw = read.get("PrivacyPolicy", None, store.policy)
+        if raw is None:
+            return None
+        revisions = policy_revisions(raw, now)
+        if revisions.pending is None:
+            return None
+        in_force = parse_policy({**raw, "spec": dict(revisions.in_force.spec)})
+        pending = parse_policy(raw)
+    except (KubeError, ModelError):
+        return None  # the store's own verdicts say the policy cannot be read
+    generation = revisions.pending.generation
+    state = preview_state(store, in_force, pending)
+    if state is None:
+        return None
+    if state == NOT_RUN:
+        return not_run_status(generation, store)
+    name = preview_job_name(store, generation)
+    selector = ",".join(f"{k}={v}" for k, v in sorted(store_selector(store).items()))
+    try:
+        jobs = [j for j in read.list("Job", store.namespace, selector)
+                if j["metadata"]["name"] == name]  # fmt: skip
+    except KubeError as error:
+        return {"policyGeneration": generation, "jobName": name, "state": WAITING,
+                "message": f"cannot list Jobs (HTTP {error.status})."}  # fmt: skip
+    if not jobs:
+        try:
+            kube.create(render_preview_job(store, settings, generation))
+        except KubeError as error:
+            if error.status != 409:  # 409: created by an earlier pass, not yet in the cache
+                return {"policyGeneration": generation, "jobName": name, "state": WAITING,
+                        "message": f"cannot create Job {name} (HTTP {error.status})."}  # fmt: skip
+        return preview_status(generation, name, None, None)
+    job = jobs[0]
+    if not owned_by(job, STORE_KIND, store.uid):
+        # Never adopt: a Job of that name the operator did not create cannot say the counts.
+        return {"policyGeneration": generation, "jobName": name, "state": FAILED,
+                "reason": "NotOwned",
+                "message": f"Job {name} is not this store's; delete it."}  # fmt: skip
+    outcome = finished(job)
+    if outcome is None:
+        return preview_status(generation, name, None, None)
+    try:
+        pods = [
+            pod
+            for pod in read.list("Pod", store.namespace, f"{JOB_NAME_LABEL}={name}")
+            if owned_by(pod, "Job", str(job["metadata"].get("uid", "")))
+        ]
+    except KubeError as error:
+        return {"policyGeneration": generation, "jobName": name, "state": WAITING,
+                "message": f"cannot list the Job's pods (HTTP {error.status})."}  # fmt: skip
+    return preview_status(generation, name, outcome, result_record(pods))

@@ -1,0 +1,165 @@
+"""The impact preview through the reconciler, on an in-memory API: one dry-run Job per store
+and pending generation, its result in the store's and the policy's status, and the gate.
+
+Against careless versions: a Job per pass (or per resync), a Job someone else created taken
+as ours, a failed or missing preview counted as "nothing to purge", a revision that takes
+effect at its date whatever the counts.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import timedelta
+from typing import Any
+
+from dataward.controller.reconcile import Reconciler, ReconcileSettings
+from tests.controller.fake_kube import FakeKube
+from tests.controller.test_policy_revisions import POLICY, cluster, policy_condition, policy_object
+from tests.controller.test_reconcile import KEY, T0
+
+JOB = "dataward-support-inquiries-preview-g4"
+TAKES_EFFECT = T0.replace(year=2026, month=2, day=10)
+
+
+def following_the_category() -> FakeKube:
+    """The sample store without a retention of its own (1y, the category's), so a cut of the
+    category to 3 months changes what its purge deletes."""
+    kube = cluster()
+    store = kube.objects[("PersonalDataStore", "crm", "support-inquiries")]
+    del store["spec"]["retention"]
+    return kube
+
+
+def revise(kube: FakeKube) -> None:
+    policy = copy.deepcopy(policy_object(kube))
+    for category in policy["spec"]["categories"]:
+        if category["name"] == "technical-support-inquiry":
+            category["retention"]["period"] = "3mo"
+    policy["spec"].update(announced="2026-01-10", effectiveDate="2026-02-10")
+    policy["metadata"]["generation"] += 1
+    kube._store(policy)
+
+
+def jobs(kube: FakeKube) -> list[dict[str, Any]]:
+    return [o for (k, _, _), o in kube.objects.items() if k == "Job"]
+
+
+def finish(kube: FakeKube, record: dict[str, Any] | None, outcome: str = "Complete") -> None:
+    """What the Job controller and a kubelet leave: the Job finished, its pod's message."""
+    job = kube.objects[("Job", "crm", JOB)]
+    job["status"] = {"conditions": [{"type": outcome, "status": "True"}]}
+    terminated = {"exitCode": 0}
+    if record is not None:
+        terminated["message"] = json.dumps(record)
+    kube._store({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": f"{JOB}-x", "namespace": "crm",
+                     "labels": {"batch.kubernetes.io/job-name": JOB},
+                     "ownerReferences": [{"kind": "Job", "uid": job["metadata"]["uid"]}],
+                     "creationTimestamp": "2026-01-10T00:00:00Z"},
+        "status": {"containerStatuses": [{"name": "purge",
+                                          "state": {"terminated": terminated}}]},
+    })
+
+
+def counted(rows: int, large: bool = False) -> dict[str, Any]:
+    return {"result": "Succeeded", "dryRun": True, "serverTime": "2026-01-10T00:00:00Z",
+            "message": "dry run", "tables": [
+                {"table": "public.support_inquiries", "rowsDeleted": rows, "rowsArchived": 0,
+                 "archiveRowsDestroyed": 0, "rowsNoConsent": 0, "largeCut": large}]}
+
+
+def setup() -> tuple[FakeKube, Reconciler]:
+    kube = following_the_category()
+    reconciler = Reconciler(kube, ReconcileSettings())  # type: ignore[arg-type]
+    reconciler.reconcile_policy(POLICY, now=T0)
+    reconciler.reconcile(KEY, now=T0)
+    assert jobs(kube) == []  # nothing pending: nothing to count
+    revise(kube)
+    reconciler.reconcile_policy(POLICY, now=T0)
+    return kube, reconciler
+
+
+def test_one_preview_job_per_store_and_pending_generation() -> None:
+    kube, reconciler = setup()
+    for minutes in range(3):
+        reconciler.reconcile(KEY, now=T0 + timedelta(minutes=minutes))
+    (job,) = jobs(kube)
+    assert job["metadata"]["name"] == JOB
+    assert job["metadata"]["ownerReferences"][0]["kind"] == "PersonalDataStore"
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args == ["purge", "--store", "crm/support-inquiries", "--dry-run",
+                    "--pending-generation", "4"]
+    assert job["spec"]["backoffLimit"] == 0
+    store = kube.objects[("PersonalDataStore", "crm", "support-inquiries")]
+    assert store["status"]["impactPreview"]["state"] == "Waiting"
+
+
+def test_counts_reach_the_policy_and_a_small_cut_takes_effect_at_its_date() -> None:
+    kube, reconciler = setup()
+    reconciler.reconcile(KEY, now=T0)
+    finish(kube, counted(42))
+    reconciler.reconcile(KEY, now=T0)
+    reconciler.reconcile_policy(POLICY, now=T0)
+    pending = policy_object(kube)["status"]["revisions"]["pending"]
+    preview = pending["impact"][0]["preview"]
+    assert preview["state"] == "Counted" and preview["rowsDeleted"] == 42
+    assert preview["tables"][0]["rowsDeleted"] == 42 and preview["largeCut"] is False
+    # The Waiting state's message does not survive into the counted one (a merge patch would
+    # keep it).
+    assert "message" not in preview and "reason" not in preview
+    assert pending["impactVerdict"] == "Small"
+    reconciler.reconcile_policy(POLICY, now=TAKES_EFFECT)
+    assert policy_condition(kube) == ("True", "Current")
+
+
+def test_a_large_cut_is_held_until_the_policy_carries_the_token() -> None:
+    kube, reconciler = setup()
+    reconciler.reconcile(KEY, now=T0)
+    finish(kube, counted(5000, large=True))
+    reconciler.reconcile(KEY, now=T0)
+    reconciler.reconcile_policy(POLICY, now=T0)
+    assert reconciler.reconcile_policy(POLICY, now=TAKES_EFFECT) is None  # waits for an event
+    assert policy_condition(kube) == ("False", "ImpactNotAcknowledged")
+    pending = policy_object(kube)["status"]["revisions"]["pending"]
+    assert pending["held"] == "LargeCut" and pending["impactVerdict"] == "LargeCut"
+    # The store is still judged by the revision in force.
+    reconciler.reconcile(KEY, now=TAKES_EFFECT)
+    store = kube.objects[("PersonalDataStore", "crm", "support-inquiries")]
+    assert store["status"]["impactPreview"]["largeCut"] is True
+    policy = policy_object(kube)
+    policy["metadata"]["annotations"] = {
+        "dataward.io/acknowledge-large-purge": pending["acknowledgeToken"]}
+    reconciler.reconcile_policy(POLICY, now=TAKES_EFFECT)
+    assert policy_condition(kube) == ("True", "Current")
+
+
+def test_a_failed_or_silent_preview_is_unknown_not_small() -> None:
+    for record, outcome in ((None, "Failed"),
+                            ({"result": "Failed", "dryRun": True, "message": "no login"},
+                             "Failed"),
+                            ({**counted(1), "dryRun": False}, "Complete")):
+        kube, reconciler = setup()
+        reconciler.reconcile(KEY, now=T0)
+        finish(kube, record, outcome)
+        reconciler.reconcile(KEY, now=T0)
+        reconciler.reconcile_policy(POLICY, now=T0)
+        pending = policy_object(kube)["status"]["revisions"]["pending"]
+        assert pending["impact"][0]["preview"]["state"] == "Failed"
+        assert pending["impactVerdict"] == "Unknown"
+        reconciler.reconcile_policy(POLICY, now=TAKES_EFFECT)
+        assert policy_condition(kube) == ("False", "ImpactUnknown")
+
+
+def test_a_job_of_that_name_not_created_for_the_store_is_not_adopted() -> None:
+    kube, reconciler = setup()
+    kube._store({"apiVersion": "batch/v1", "kind": "Job",
+                 "metadata": {"name": JOB, "namespace": "crm",
+                              "labels": {"app.kubernetes.io/managed-by": "dataward",
+                                         "dataward.io/store": "support-inquiries"}}})
+    finish(kube, counted(0))
+    reconciler.reconcile(KEY, now=T0)
+    store = kube.objects[("PersonalDataStore", "crm", "support-inquiries")]
+    assert store["status"]["impactPreview"]["state"] == "Failed"
+    assert store["status"]["impactPreview"]["reason"] == "NotOwned"
