@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
 import time
@@ -44,6 +45,22 @@ GUARD = "subject-requests-guarded"
 IN_FORCE_SECONDS = 30  # the API server loads admission policies and RBAC moments after
 UID_LABEL = "dataward.io/subject-request-uid"
 OFFICER, INTERN = "privacy-officer", "privacy-intern"
+# Opt-in: with DATAWARD_CAPTURE_DIR set, the story keeps what it applied and what kubectl and
+# `dataward subject-request open` printed there (the README's real output). Off by default.
+CAPTURE_DIR = os.environ.get("DATAWARD_CAPTURE_DIR")
+
+
+def keep(name: str, text: str) -> None:
+    """Write `text` to CAPTURE_DIR/name when capturing; nothing otherwise."""
+    if CAPTURE_DIR:
+        Path(CAPTURE_DIR).mkdir(parents=True, exist_ok=True)
+        (Path(CAPTURE_DIR) / name).write_text(text)
+
+
+def keep_kubectl(plane: ControlPlane, name: str, *args: str) -> None:
+    """Keep `kubectl args` and its output when capturing (the command is not run otherwise)."""
+    if CAPTURE_DIR:
+        keep(name, f"$ kubectl {' '.join(args)}\n{plane.kubectl(*args).stdout}")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -298,7 +315,9 @@ def test_access_then_erasure_of_one_person_across_three_stores_of_two_engines(
     policy: dict[str, Any],
     tmp_path: Path,
 ) -> None:
-    email = f"kim.minji.{uuid.uuid4().hex[:8]}@example.kr"
+    # A fictional person; a fixed address when capturing so the README shows a readable one.
+    email = ("minji.kim@example.com" if CAPTURE_DIR
+             else f"kim.minji.{uuid.uuid4().hex[:8]}@example.kr")  # fmt: skip
     now = datetime.now(UTC)
     suffix = uuid.uuid4().hex[:6]
     tickets, orders, subscribers = f"tickets_{suffix}", f"orders_{suffix}", f"subs_{suffix}"
@@ -370,17 +389,25 @@ def test_access_then_erasure_of_one_person_across_three_stores_of_two_engines(
         code, error = create_as(control_plane, INTERN,
                                 request(namespace, "intern", "access", readers))  # fmt: skip
         assert code != 0 and "spec.readers" in error and "grant" in error, error
-        code, error = create_as(control_plane, OFFICER,
-                                request(namespace, "access", "access", readers))  # fmt: skip
+        asked = request(namespace, "access", "access", readers)
+        code, error = create_as(control_plane, OFFICER, asked)
         assert code == 0, error
-        code, error = create_as(control_plane, OFFICER, request(namespace, "erasure", "erasure"))
+        keep("access-request.yaml", yaml.safe_dump(asked, sort_keys=False))
+        asked = request(namespace, "erasure", "erasure")
+        code, error = create_as(control_plane, OFFICER, asked)
         assert code == 0, error
+        keep("erasure-request.yaml", yaml.safe_dump(asked, sort_keys=False))
     finally:
         control_plane.kubectl("delete", "clusterrolebinding,clusterrole", answer,
                               "--ignore-not-found")  # fmt: skip
 
     # access, asked by the officer, answered by three Jobs in two namespaces.
     uid = get(control_plane, "dsr", "access", namespace)["metadata"]["uid"]  # type: ignore[index]
+    if CAPTURE_DIR:  # the Jobs are made, none has run yet
+        wait_for(lambda: all((get(control_plane, "dsr", n, namespace) or {}).get("status", {})
+                             .get("phase") == "Running" for n in ("access", "erasure")),
+                 timeout=60, message="both requests Running")  # fmt: skip
+        keep_kubectl(control_plane, "get-dsr-running.txt", "get", "dsr", "-n", namespace)
     outcomes = run_request_jobs(control_plane, [namespace, other_namespace], uid, 3, tmp_path)
     assert set(outcomes.values()) == {"Complete"}, outcomes
     answered = finished(control_plane, namespace, "access")
@@ -389,8 +416,14 @@ def test_access_then_erasure_of_one_person_across_three_stores_of_two_engines(
     assert {c["type"]: c["reason"] for c in status["conditions"]} == {
         "Complete": "AllStoresAnswered", "DeadlineMet": "AnsweredInTime"}
     assert status["result"]["rowsExported"] == 5
-    columns = control_plane.kubectl("get", "dsr", "access", "-n", namespace).stdout.split()[:5]
-    assert columns == ["NAME", "TYPE", "PHASE", "DEADLINE", "AGE"]
+    printed = control_plane.kubectl("get", "dsr", "access", "-n", namespace).stdout.split()
+    assert printed[:5] == ["NAME", "TYPE", "PHASE", "DEADLINE", "AGE"]
+    # The deadline is still to come: a `date` column would print <invalid> for it.
+    assert printed[5:9] == ["access", "access", "Succeeded", status["deadline"]], printed
+    keep_kubectl(control_plane, "access-yaml.txt", "get", "dsr", "access", "-n", namespace,
+                 "-o", "yaml")  # fmt: skip
+    keep_kubectl(control_plane, "access-events.txt", "get", "events", "-n", namespace,
+                 "--field-selector", "involvedObject.name=access")  # fmt: skip
 
     # The officer (a reader) gets the key and the exports; each opens to exactly the rows.
     key_file = tmp_path / "requester.key"
@@ -415,6 +448,7 @@ def test_access_then_erasure_of_one_person_across_three_stores_of_two_engines(
                                                              "PATH": "/usr/bin:/bin"},
         )  # fmt: skip
         document = json.loads(opened.stdout)
+        keep(f"opened-{document['store'].split('/')[-1]}.json", opened.stdout)
         for row in document["rows"]:
             assert row["values"]["email"] == email, row
             found.setdefault(row["table"].split(".")[-1], set()).add(int(row["values"]["id"]))
@@ -426,6 +460,11 @@ def test_access_then_erasure_of_one_person_across_three_stores_of_two_engines(
     run_request_jobs(control_plane, [namespace, other_namespace], uid, 3, tmp_path)
     status = finished(control_plane, namespace, "erasure")["status"]
     assert status["phase"] == "Succeeded", status
+    keep_kubectl(control_plane, "get-dsr-done.txt", "get", "dsr", "-n", namespace)
+    keep_kubectl(control_plane, "erasure-yaml.txt", "get", "dsr", "erasure", "-n", namespace,
+                 "-o", "yaml")  # fmt: skip
+    keep_kubectl(control_plane, "erasure-events.txt", "get", "events", "-n", namespace,
+                 "--field-selector", "involvedObject.name=erasure")  # fmt: skip
     assert ids(postgres.live, tickets) == {3, 4}
     assert ids(postgres.live, subscribers) == {21}
     assert ids(mariadb.live, orders) == {12}
@@ -511,6 +550,10 @@ def test_a_legal_hold_and_a_large_match_hold_an_erasure_until_acknowledged(
     assert any(e.get("reason") == "Overdue" and e.get("type") == "Warning"
                and (e.get("regarding") or e.get("involvedObject") or {}).get("name") == "erase"
                for e in events), events  # fmt: skip
+    keep_kubectl(control_plane, "held-yaml.txt", "get", "dsr", "erase", "-n", namespace,
+                 "-o", "yaml")  # fmt: skip
+    keep_kubectl(control_plane, "held-events.txt", "get", "events", "-n", namespace,
+                 "--field-selector", "involvedObject.name=erase")  # fmt: skip
 
     # The acknowledgement runs the held stores again: the large match goes through, the
     # legal hold still holds.
@@ -530,3 +573,5 @@ def test_a_legal_hold_and_a_large_match_hold_an_erasure_until_acknowledged(
     assert stores["on-hold"]["reason"] == "LegalHold"
     assert answered["status"]["phase"] == "PartiallyHeld"
     assert ids(postgres.live, big) == set() and ids(postgres.live, held) == {1, 2, 3}
+    keep_kubectl(control_plane, "held-acknowledged-yaml.txt", "get", "dsr", "erase", "-n",
+                 namespace, "-o", "yaml")  # fmt: skip
