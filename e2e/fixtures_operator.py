@@ -154,6 +154,10 @@ def install_operator_identity(plane: ControlPlane) -> tuple[Path, str]:
     return plane.kubeconfig_for_service_account(OPERATOR_NAMESPACE, account, 24 * 3600), account
 
 
+# The session operator, once a module has started it (modules run in one process, in order).
+_SESSION: list[OperatorProcess] = []
+
+
 @pytest.fixture(scope="session")
 def operator(
     control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
@@ -164,12 +168,32 @@ def operator(
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     process = OperatorProcess(control_plane, kubeconfig, account, log)
     process.start()
+    _SESSION.append(process)
     try:
         yield process
     finally:
+        _SESSION.remove(process)
         process.stop()
         if process.process is not None and process.process.returncode not in (0, None, -15):
             print(process.logs()[-4000:])
+
+
+@pytest.fixture(scope="module")
+def session_operator_paused() -> Iterator[None]:
+    """No session operator while a module's own operator runs on a test clock.
+
+    PrivacyPolicies are cluster-wide: the session operator (on the real clock) would write a
+    module's policy status too, and two operators a month apart disagree on which revision
+    is in force. Stopped for the module if an earlier module started it, started again after.
+    """
+    paused = [p for p in _SESSION if p.process is not None and p.process.poll() is None]
+    for process in paused:
+        process.stop()
+    try:
+        yield
+    finally:
+        for process in paused:
+            process.start()
 
 
 def apply(plane: ControlPlane, *objects: dict[str, Any]) -> None:

@@ -64,7 +64,8 @@ def impact_namespace(control_plane: ControlPlane) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def impact_operator(control_plane: ControlPlane, clock: Clock, impact_namespace: str,
-                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+                    tmp_path_factory: pytest.TempPathFactory,
+                    session_operator_paused: None) -> Iterator[OperatorProcess]:
     """An operator of its own on the test clock, serving only this module's namespace."""
     kubeconfig, account = install_operator_identity(control_plane)
     log = tmp_path_factory.mktemp("impact") / "operator.log"

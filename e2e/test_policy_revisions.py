@@ -111,7 +111,8 @@ def revision_namespace(control_plane: ControlPlane) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def revision_operator(control_plane: ControlPlane, clock: Clock, revision_namespace: str,
-                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+                      tmp_path_factory: pytest.TempPathFactory,
+                      session_operator_paused: None) -> Iterator[OperatorProcess]:
     """An operator of its own on the test clock, serving only `revision_namespace`'s stores
     (moving its clock a month on must not touch other modules' stores)."""
     kubeconfig, account = install_operator_identity(control_plane)

@@ -201,3 +201,28 @@ def test_deleting_the_request_deletes_its_jobs_in_other_namespaces(kube: FakeKub
     controller(kube).reconcile(KEY)
     assert not [k for k in jobs(kube) if k[0] == "crm"]
     assert FINALIZER not in kube.objects[("DataSubjectRequest", *KEY)]["metadata"]["finalizers"]
+
+
+def test_status_names_the_secrets_a_reader_opens_which_exist_and_readers_may_get(
+    kube: FakeKube,
+) -> None:
+    # Readers may get the key and the exports but not list Secrets: without their names in
+    # status they could not find them.
+    controller(kube).reconcile(KEY)
+    written = status(kube)
+    named = {written["keySecret"]} | {s["exportSecret"] for s in written["stores"]}
+    assert len(named) == 3
+    for name in named:
+        assert ("Secret", "privacy", name) in kube.objects
+    roles = [o for (k, ns, _), o in kube.objects.items() if k == "Role" and ns == "privacy"
+             and "dsr-readers" in o["metadata"]["name"]]
+    allowed = {n for role in roles for rule in role["rules"] for n in rule.get("resourceNames", [])}
+    assert named <= allowed
+
+
+def test_a_request_being_answered_posts_no_warning(kube: FakeKube) -> None:
+    controller(kube).reconcile(KEY)
+    events = [o for (k, _, _), o in kube.objects.items() if k == "Event"]
+    assert events, "a new request's conditions are announced"
+    assert {e["reason"]: e["type"] for e in events}.get("InProgress") == "Normal"
+    assert all(e["type"] == "Normal" for e in events), [(e["reason"], e["type"]) for e in events]

@@ -266,6 +266,17 @@ def complete(phase: RequestPhase, stores: Sequence[StoreOutcome]) -> Condition:
     )
 
 
+# Conditions that are not True yet but ask nothing of anyone: a request being answered.
+EXPECTED_WHILE_ANSWERING = frozenset({"InProgress"})
+
+
+def event_type(condition: Condition) -> str:
+    """Normal for what is fine or simply under way; Warning only for what needs a person."""
+    if condition.status == "True" or condition.reason in EXPECTED_WHILE_ANSWERING:
+        return "Normal"
+    return "Warning"
+
+
 def blocked(reason: str, message: str, status: Literal["False", "Unknown"] = "False") -> Condition:
     """Complete when the request cannot start: its spec, policy or identifier Secret."""
     if reason == "InvalidSpec":

@@ -34,6 +34,7 @@ from dataward.checks.subjects import (
     complete,
     deadline,
     deadline_met,
+    event_type,
     missing_store,
     request_phase,
     store_outcome,
@@ -56,6 +57,7 @@ from dataward.render.subject_jobs import (
     REQUEST_REF_ANNOTATION,
     REQUEST_UID_LABEL,
     STORE_REF_ANNOTATION,
+    export_secret_name,
     job_access_name,
     job_name,
     key_secret_name,
@@ -232,6 +234,14 @@ class SubjectRequests:
             extra["completionTime"] = format_time(answered)
         result = request_result(request.type, request.dry_run, phase, outcomes)
         extra["stores"] = [o.to_status() for o in outcomes]
+        if request.type == "access" and stores:
+            # Readers may get these Secrets but not list them: status names them.
+            exports = {(s.namespace, s.name): export_secret_name(request, s) for s in stores}
+            extra["keySecret"] = key_secret_name(request)
+            for entry in extra["stores"]:
+                export = exports.get((entry["namespace"], entry["name"]))
+                if export is not None:
+                    entry["exportSecret"] = export
         extra["result"] = result
         conditions = [complete(phase, outcomes), deadline_met(due_at, answered, now)]
         self._write_status(raw, phase, conditions, extra, now, generation)
@@ -496,7 +506,7 @@ class SubjectRequests:
             "reportingInstance": self.settings.reporting_instance,
             "action": "Reconcile",
             "reason": condition.reason,
-            "type": "Normal" if condition.status == "True" else "Warning",
+            "type": event_type(condition),
             "note": f"{condition.type} is {condition.status}"
             f"{'' if before is None else f' (was {before})'}: {condition.message}"[:1024],
             "regarding": {
