@@ -26,6 +26,7 @@ def access_restricted(
     rbac: RbacSnapshot | None,
     trusted: TrustedSubjects = DEFAULT_TRUSTED,
     neighbours: Sequence[Mapping[str, Any]] | None = (),
+    declared: Mapping[str, str] | None = None,
 ) -> Condition:
     """Decide AccessRestricted from the namespace's RBAC as read.
 
@@ -38,6 +39,8 @@ def access_restricted(
     stores may share a database and its credentials Secret, and each declares its own
     readers). A neighbour's binding or role that was edited is not exactly rendered, so it
     counts as foreign. `rbac` is None, or `neighbours` None, when it could not be read.
+    `declared`, when given, is `declared_by_neighbours(namespace, neighbours, rbac)` worked
+    out beforehand (shared by the stores of a namespace).
     """
     if neighbours is None:
         return Condition(
@@ -79,7 +82,8 @@ def access_restricted(
         for item in desired
         if item["kind"] == "RoleBinding"
     }
-    declared = _declared_by_neighbours(namespace, neighbours, rbac)
+    if declared is None:
+        declared = declared_by_neighbours(namespace, neighbours, rbac)
     foreign = [
         (binding, subjects)
         for binding in rbac.bindings
@@ -127,7 +131,7 @@ def access_restricted(
     )
 
 
-def _declared_by_neighbours(
+def declared_by_neighbours(
     namespace: str, neighbours: Sequence[Mapping[str, Any]], rbac: RbacSnapshot
 ) -> dict[str, str]:
     """RoleBinding name -> store, for neighbours' bindings that are in place exactly as rendered.

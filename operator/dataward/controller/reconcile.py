@@ -12,17 +12,18 @@ read makes the conditions that depend on it Unknown: a failed read is never "not
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from dataward.checks.access import access_restricted
+from dataward.checks.access import access_restricted, declared_by_neighbours
 from dataward.checks.access_records import AccessCanary, access_recorded
 from dataward.checks.conditions import Condition, merge_conditions, ready, transitions
 from dataward.checks.drift import needs_apply
@@ -192,7 +193,13 @@ class Reconciler:
         self.trusted = trusted
         self._cache_lock = threading.Lock()
         self._rbac_memo: dict[str, tuple[tuple[object, ...], RbacSnapshot]] = {}
-        self._parse_memo: dict[tuple[str, str], tuple[tuple[object, object], Store | None]] = {}
+        self._parse_memo: dict[
+            tuple[str, str], tuple[tuple[object, object], object, Store | None]
+        ] = {}
+        self._ns_memo: dict[str, tuple[object, NamespaceStores]] = {}
+        self._declared_memo: dict[
+            str, tuple[NamespaceStores, RbacSnapshot, Mapping[str, str]]
+        ] = {}
 
     # Lookups used by the event handlers.
 
@@ -360,15 +367,12 @@ class Reconciler:
     def _observe(self, store: Store, raw: Mapping[str, Any], now: datetime) -> StoreSnapshot:
         """Read what the store's verdict depends on; each failed read is kept as its error."""
         policy, finding, policy_error, revision_due = self._read_policy(store.policy, now)
-        neighbours: tuple[Store, ...] | None
+        rbac = self._rbac(store.namespace)
+        neighbours: Neighbours | None
         try:
-            neighbours = tuple(
-                parsed
-                for item in self.read.list("PersonalDataStore", store.namespace)
-                if item["metadata"]["name"] != store.name
-                for parsed in [self._parsed(item)]
-                if parsed is not None
-            )
+            view = self._namespace(store.namespace)
+            declared = None if rbac is None else self._declared(store.namespace, view, rbac)
+            neighbours = view.besides(store.name, declared)
         except KubeError as error:
             log.info("stores of %s unreadable: %s", store.namespace, error)
             neighbours = None
@@ -392,10 +396,27 @@ class Reconciler:
             policy_revision_due=revision_due,
             neighbours=neighbours,
             network_policies=policies,
-            rbac=self._rbac(store.namespace),
+            rbac=rbac,
             credentials=credentials,
             record=KeyRingRecord.from_status(raw.get("status") or {}),
         )
+
+    def _declared(
+        self, namespace: str, view: NamespaceStores, rbac: RbacSnapshot
+    ) -> Mapping[str, str]:
+        """Which RoleBindings of the namespace's stores are in place as rendered (name ->
+        store label), once per change of its stores or its RBAC (both memos keep their
+        objects while nothing changes, so identity is the key)."""
+        with self._cache_lock:
+            memo = self._declared_memo.get(namespace)
+        if memo is not None and memo[0] is view and memo[1] is rbac:
+            return memo[2]
+        declared = declared_by_neighbours(
+            namespace, [item for items in view.rbac for item in items], rbac
+        )
+        with self._cache_lock:
+            self._declared_memo[namespace] = (view, rbac, declared)
+        return declared
 
     def _patch(
         self,
@@ -450,18 +471,61 @@ class Reconciler:
 
     def _parsed(self, raw: Mapping[str, Any]) -> Store | None:
         """A neighbour store parsed once per version (every reconcile of the namespace reads
-        every other store: parsing them all each time made start-up quadratic in CPU)."""
+        every other store: parsing them all each time made start-up quadratic in CPU).
+
+        A new resourceVersion whose parsed inputs are unchanged (a status write) keeps the
+        same Store object, so what is derived from the namespace's stores (`_namespace`)
+        survives the status writes of a converging namespace.
+        """
         meta = raw["metadata"]
         key = (str(meta.get("namespace")), str(meta["name"]))
         version = (meta.get("uid"), meta.get("resourceVersion"))
         with self._cache_lock:
             memo = self._parse_memo.get(key)
         if memo is not None and memo[0] == version and version[1] is not None:
-            return memo[1]
-        parsed = _parse_or_none(raw)
+            return memo[2]
+        inputs = (meta.get("uid"), meta.get("generation"), meta.get("annotations"), raw.get("spec"))
+        if memo is not None and memo[1] == inputs and version[1] is not None:
+            parsed = memo[2]
+        else:
+            parsed = _parse_or_none(raw)
         with self._cache_lock:
-            self._parse_memo[key] = (version, parsed)
+            self._parse_memo[key] = (version, copy.deepcopy(inputs), parsed)
         return parsed
+
+    def _namespace(self, namespace: str) -> NamespaceStores:
+        """The namespace's stores and what Dataward renders for each, derived once per change.
+
+        Every store's NetworkIsolated and AccessRestricted read every other store of its
+        namespace; rendering them per store made a reconcile O(n) and a namespace O(n^2).
+        Keyed by the store cache's generation, then by the identity of the parsed stores
+        (`_parsed` keeps a Store object while its spec is unchanged). KubeError: unreadable.
+        """
+        version: object = None
+        if self.caches is not None:
+            version = self.caches.generation("PersonalDataStore", namespace)
+            with self._cache_lock:
+                memo = self._ns_memo.get(namespace)
+            if memo is not None and memo[0] == version:
+                return memo[1]
+        stores = tuple(
+            parsed
+            for item in self.read.list("PersonalDataStore", namespace)
+            for parsed in [self._parsed(item)]
+            if parsed is not None
+        )
+        with self._cache_lock:
+            memo = self._ns_memo.get(namespace)
+        if memo is not None and len(memo[1].stores) == len(stores) and all(
+            a is b for a, b in zip(memo[1].stores, stores, strict=True)
+        ):
+            view = memo[1]
+        else:
+            view = NamespaceStores.of(stores)
+        if self.caches is not None:
+            with self._cache_lock:
+                self._ns_memo[namespace] = (version, view)
+        return view
 
     def _presence(self, kind: str, namespace: str, name: str) -> Presence:
         """Whether an object exists, reading its metadata only (a Secret's data is not read)."""
@@ -1306,7 +1370,7 @@ class StoreSnapshot:
     policy: Policy | None
     policy_finding: Finding | None
     policy_error: str | None
-    neighbours: tuple[Store, ...] | None
+    neighbours: Neighbours | None
     network_policies: Listing
     rbac: RbacSnapshot | None
     credentials: tuple[tuple[str, Presence], ...]
@@ -1317,6 +1381,68 @@ class StoreSnapshot:
     def credentials_missing(self) -> list[str]:
         """The credentials Secrets confirmed absent."""
         return [name for name, presence in self.credentials if presence == "absent"]
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """The other stores of a store's namespace, and what Dataward renders for them.
+
+    `declared`: the neighbours' RoleBindings in place exactly as rendered (name -> store
+    label), from the namespace's cached RBAC; None when it must be worked out from `rbac`.
+    """
+
+    stores: tuple[Store, ...]
+    policies: list[dict[str, Any]]
+    rbac: list[dict[str, Any]]
+    rendered_names: frozenset[str]
+    declared: Mapping[str, str] | None = None
+
+    def __iter__(self) -> Iterator[Store]:
+        return iter(self.stores)
+
+
+@dataclass(frozen=True, eq=False)
+class NamespaceStores:
+    """Every parsed store of a namespace with its rendered NetworkPolicy, Roles and
+    RoleBindings, derived once per change of the namespace's stores (shared, never changed)."""
+
+    stores: tuple[Store, ...]
+    policies: tuple[dict[str, Any], ...]
+    rbac: tuple[tuple[dict[str, Any], ...], ...]
+    # (label, rendered RBAC) per store label; labels shared by two stores are not grouped.
+    by_label: dict[str, tuple[dict[str, Any], ...]]
+    shared_labels: frozenset[str]
+
+    @classmethod
+    def of(cls, stores: tuple[Store, ...]) -> NamespaceStores:
+        """Render every store once."""
+        rbac = tuple(tuple(_neighbour_rbac(s)) for s in stores)
+        labels = [label_value(s.name) for s in stores]
+        shared = frozenset(label for label in labels if labels.count(label) > 1) if len(
+            set(labels)
+        ) != len(labels) else frozenset()
+        return cls(
+            stores=stores,
+            policies=tuple(_neighbour_policy(s) for s in stores),
+            rbac=rbac,
+            by_label={label: items for label, items in zip(labels, rbac, strict=True)},
+            shared_labels=shared,
+        )
+
+    def besides(self, name: str, declared: Mapping[str, str] | None = None) -> Neighbours:
+        """The namespace's stores other than `name`."""
+        keep = [i for i, s in enumerate(self.stores) if s.name != name]
+        rbac = [item for i in keep for item in self.rbac[i]]
+        own = label_value(name)
+        return Neighbours(
+            stores=tuple(self.stores[i] for i in keep),
+            policies=[self.policies[i] for i in keep],
+            rbac=rbac,
+            rendered_names=frozenset(item["metadata"]["name"] for item in rbac),
+            declared=None
+            if declared is None or own in self.shared_labels
+            else {n: s for n, s in declared.items() if s != own},
+        )
 
 
 @dataclass(frozen=True)
@@ -1391,12 +1517,18 @@ def judge(
         )
         compliance = policy_compliant(findings)
     neighbours = snapshot.neighbours
-    neighbour_rbac = (
-        None if neighbours is None else [c for n in neighbours for c in _neighbour_rbac(n)]
-    )
-    neighbour_policies = (
-        None if neighbours is None else [_neighbour_policy(n) for n in neighbours]
-    )
+    neighbour_rbac = None if neighbours is None else neighbours.rbac
+    neighbour_policies = None if neighbours is None else neighbours.policies
+    applied_rbac = [
+        {**o.body, "kind": kind}
+        for (kind, _), o in applied.items()
+        if kind in ("Role", "RoleBinding") and o.body is not None
+    ]
+    declared = None if neighbours is None else neighbours.declared
+    if declared is not None and neighbours is not None and any(
+        o["metadata"]["name"] in neighbours.rendered_names for o in applied_rbac
+    ):
+        declared = None  # a neighbour's object was just written here: judge it as written
     scheduled = purge_scheduled(
         findings,
         store.purge.suspend,
@@ -1442,15 +1574,10 @@ def judge(
             store.namespace,
             store_secrets(store),
             [c for c in desired if c["kind"] in ("Role", "RoleBinding")],
-            None
-            if snapshot.rbac is None
-            else snapshot.rbac.with_objects(
-                {**o.body, "kind": kind}
-                for (kind, _), o in applied.items()
-                if kind in ("Role", "RoleBinding") and o.body is not None
-            ),
+            None if snapshot.rbac is None else snapshot.rbac.with_objects(applied_rbac),
             trusted,
             neighbour_rbac,
+            declared,
         ),
         scheduled,
         purge_succeeded(
