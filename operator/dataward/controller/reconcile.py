@@ -17,13 +17,18 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from dataward.checks.access import access_restricted, declared_by_neighbours
+from dataward.checks.access import (
+    SecretReaders,
+    access_restricted,
+    by_store_label,
+    declared_by_store,
+)
 from dataward.checks.access_records import AccessCanary, access_recorded
 from dataward.checks.conditions import Condition, merge_conditions, ready, transitions
 from dataward.checks.drift import needs_apply
@@ -39,8 +44,10 @@ from dataward.checks.observed import (
     KeyRingRecord,
     LastPurge,
     Listing,
+    ObservedBinding,
     ObservedKeyRing,
     ObservedObject,
+    ObservedRole,
     Presence,
     RbacSnapshot,
     ShreddedRecord,
@@ -198,8 +205,17 @@ class Reconciler:
         ] = {}
         self._ns_memo: dict[str, tuple[object, NamespaceStores]] = {}
         self._declared_memo: dict[
-            str, tuple[NamespaceStores, RbacSnapshot, Mapping[str, str]]
+            str,
+            tuple[
+                NamespaceStores,
+                RbacSnapshot,
+                Mapping[str, str],
+                dict[str, tuple[object, tuple[object, ...], dict[str, str]]],
+                SecretReaders,
+            ],
         ] = {}
+        # (kind, namespace, name) -> (resourceVersion, parsed), for RBAC objects.
+        self._rbac_objects: dict[tuple[str, str | None, str], tuple[str, object]] = {}
 
     # Lookups used by the event handlers.
 
@@ -371,8 +387,8 @@ class Reconciler:
         neighbours: Neighbours | None
         try:
             view = self._namespace(store.namespace)
-            declared = None if rbac is None else self._declared(store.namespace, view, rbac)
-            neighbours = view.besides(store.name, declared)
+            shared = None if rbac is None else self._declared(store.namespace, view, rbac)
+            neighbours = view.besides(store.name, shared)
         except KubeError as error:
             log.info("stores of %s unreadable: %s", store.namespace, error)
             neighbours = None
@@ -403,20 +419,37 @@ class Reconciler:
 
     def _declared(
         self, namespace: str, view: NamespaceStores, rbac: RbacSnapshot
-    ) -> Mapping[str, str]:
+    ) -> tuple[Mapping[str, str], SecretReaders]:
         """Which RoleBindings of the namespace's stores are in place as rendered (name ->
-        store label), once per change of its stores or its RBAC (both memos keep their
-        objects while nothing changes, so identity is the key)."""
+        store label), and which Secrets they read, once per change of its stores or its RBAC
+        (both memos keep their objects while nothing changes, so identity is the key)."""
         with self._cache_lock:
             memo = self._declared_memo.get(namespace)
         if memo is not None and memo[0] is view and memo[1] is rbac:
-            return memo[2]
-        declared = declared_by_neighbours(
-            namespace, [item for items in view.rbac for item in items], rbac
-        )
+            return memo[2], memo[4]
+        # Per store label, again only when its rendered objects or the observed objects of
+        # those names changed (`_read_rbac` keeps an observed object while its version holds).
+        before = memo[3] if memo is not None else {}
+        groups: dict[str, tuple[object, tuple[object, ...], dict[str, str]]] = {}
+        declared: dict[str, str] = {}
+        for label, items in view.groups.items():
+            seen = tuple(
+                rbac.role("Role", namespace, item["metadata"]["name"])
+                if item["kind"] == "Role"
+                else rbac.binding(item["kind"], namespace, item["metadata"]["name"])
+                for item in items
+            )
+            old = before.get(label)
+            if old is not None and old[0] is items and _same(old[1], seen):
+                part = old[2]
+            else:
+                part = declared_by_store(namespace, label, items, rbac)
+            groups[label] = (items, seen, part)
+            declared.update(part)
+        readers = SecretReaders.of(namespace, declared, rbac)
         with self._cache_lock:
-            self._declared_memo[namespace] = (view, rbac, declared)
-        return declared
+            self._declared_memo[namespace] = (view, rbac, declared, groups, readers)
+        return declared, readers
 
     def _patch(
         self,
@@ -516,9 +549,7 @@ class Reconciler:
         )
         with self._cache_lock:
             memo = self._ns_memo.get(namespace)
-        if memo is not None and len(memo[1].stores) == len(stores) and all(
-            a is b for a, b in zip(memo[1].stores, stores, strict=True)
-        ):
+        if memo is not None and _same(memo[1].stores, stores):
             view = memo[1]
         else:
             view = NamespaceStores.of(stores)
@@ -1229,7 +1260,33 @@ class Reconciler:
             )
         for obj in roles:
             obj.setdefault("kind", "ClusterRole" if "namespace" not in obj["metadata"] else "Role")
-        return RbacSnapshot.from_api(bindings, roles)
+        # Each object parsed once per version (a converging namespace changes one at a time).
+        with self._cache_lock:
+            before = dict(self._rbac_objects)
+        now: dict[tuple[str, str | None, str], tuple[str, object]] = {}
+
+        def parsed(obj: Mapping[str, Any], parse: Callable[[Mapping[str, Any]], Any]) -> Any:
+            meta = obj["metadata"]
+            key = (str(obj["kind"]), meta.get("namespace"), str(meta.get("name")))
+            version = meta.get("resourceVersion")
+            old = before.get(key)
+            if old is not None and version is not None and old[0] == version:
+                value = old[1]
+            else:
+                value = parse(obj)
+            if version is not None:
+                now[key] = (str(version), value)
+            return value
+
+        snapshot = RbacSnapshot(
+            tuple(parsed(obj, ObservedBinding.from_api) for obj in bindings),
+            tuple(parsed(obj, ObservedRole.from_api) for obj in roles),
+        )
+        with self._cache_lock:
+            # Other namespaces' objects stay; this namespace's and the cluster's are replaced.
+            kept = {k: v for k, v in self._rbac_objects.items() if k[1] not in (namespace, None)}
+            self._rbac_objects = {**kept, **now}
+        return snapshot
 
     def _write_status(
         self,
@@ -1396,6 +1453,7 @@ class Neighbours:
     rbac: list[dict[str, Any]]
     rendered_names: frozenset[str]
     declared: Mapping[str, str] | None = None
+    readers: SecretReaders | None = None  # for `declared`
 
     def __iter__(self) -> Iterator[Store]:
         return iter(self.stores)
@@ -1409,8 +1467,8 @@ class NamespaceStores:
     stores: tuple[Store, ...]
     policies: tuple[dict[str, Any], ...]
     rbac: tuple[tuple[dict[str, Any], ...], ...]
-    # (label, rendered RBAC) per store label; labels shared by two stores are not grouped.
-    by_label: dict[str, tuple[dict[str, Any], ...]]
+    # Rendered RBAC by store label, as `declared_by_neighbours` groups it.
+    groups: dict[str, list[Mapping[str, Any]]]
     shared_labels: frozenset[str]
 
     @classmethod
@@ -1425,23 +1483,28 @@ class NamespaceStores:
             stores=stores,
             policies=tuple(_neighbour_policy(s) for s in stores),
             rbac=rbac,
-            by_label={label: items for label, items in zip(labels, rbac, strict=True)},
+            groups=by_store_label([item for items in rbac for item in items]),
             shared_labels=shared,
         )
 
-    def besides(self, name: str, declared: Mapping[str, str] | None = None) -> Neighbours:
-        """The namespace's stores other than `name`."""
+    def besides(
+        self, name: str, shared: tuple[Mapping[str, str], SecretReaders] | None = None
+    ) -> Neighbours:
+        """The namespace's stores other than `name`; `shared`: the namespace's declared
+        bindings and their Secrets (`Reconciler._declared`), narrowed here to the others'."""
         keep = [i for i, s in enumerate(self.stores) if s.name != name]
         rbac = [item for i in keep for item in self.rbac[i]]
         own = label_value(name)
+        exact = shared is not None and own not in self.shared_labels
         return Neighbours(
             stores=tuple(self.stores[i] for i in keep),
             policies=[self.policies[i] for i in keep],
             rbac=rbac,
             rendered_names=frozenset(item["metadata"]["name"] for item in rbac),
-            declared=None
-            if declared is None or own in self.shared_labels
-            else {n: s for n, s in declared.items() if s != own},
+            declared={n: s for n, s in shared[0].items() if s != own}
+            if shared is not None and exact
+            else None,
+            readers=replace(shared[1], besides=own) if shared is not None and exact else None,
         )
 
 
@@ -1525,10 +1588,12 @@ def judge(
         if kind in ("Role", "RoleBinding") and o.body is not None
     ]
     declared = None if neighbours is None else neighbours.declared
-    if declared is not None and neighbours is not None and any(
+    readers = None if neighbours is None else neighbours.readers
+    if neighbours is not None and any(
         o["metadata"]["name"] in neighbours.rendered_names for o in applied_rbac
     ):
-        declared = None  # a neighbour's object was just written here: judge it as written
+        # A neighbour's object was just written here: judge it as written.
+        declared, readers = None, None
     scheduled = purge_scheduled(
         findings,
         store.purge.suspend,
@@ -1578,6 +1643,7 @@ def judge(
             trusted,
             neighbour_rbac,
             declared,
+            readers,
         ),
         scheduled,
         purge_succeeded(
@@ -1648,6 +1714,11 @@ def _neighbour_rbac(store: Store) -> list[dict[str, Any]]:
         render_purge_binding(store),
     ]
     return [item for item in items if item is not None]
+
+
+def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    """The same objects (not equal ones: identity is what the memos keep)."""
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
 def _suspended(cronjob: dict[str, Any]) -> dict[str, Any]:
