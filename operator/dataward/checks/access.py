@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from dataward.checks.conditions import ACCESS_RESTRICTED, Condition
@@ -26,6 +27,8 @@ def access_restricted(
     rbac: RbacSnapshot | None,
     trusted: TrustedSubjects = DEFAULT_TRUSTED,
     neighbours: Sequence[Mapping[str, Any]] | None = (),
+    declared: Mapping[str, str] | None = None,
+    readers: SecretReaders | None = None,
 ) -> Condition:
     """Decide AccessRestricted from the namespace's RBAC as read.
 
@@ -38,6 +41,9 @@ def access_restricted(
     stores may share a database and its credentials Secret, and each declares its own
     readers). A neighbour's binding or role that was edited is not exactly rendered, so it
     counts as foreign. `rbac` is None, or `neighbours` None, when it could not be read.
+    `declared`, when given, is `declared_by_neighbours(namespace, neighbours, rbac)` worked
+    out beforehand (shared by the stores of a namespace), and `readers`, when given, is
+    `SecretReaders.of(declared, rbac)` for the same `declared`.
     """
     if neighbours is None:
         return Condition(
@@ -79,7 +85,8 @@ def access_restricted(
         for item in desired
         if item["kind"] == "RoleBinding"
     }
-    declared = _declared_by_neighbours(namespace, neighbours, rbac)
+    if declared is None:
+        declared = declared_by_neighbours(namespace, neighbours, rbac)
     foreign = [
         (binding, subjects)
         for binding in rbac.bindings
@@ -105,14 +112,9 @@ def access_restricted(
             f"{described}{more}. Remove those bindings, narrow their roles with "
             "resourceNames, or add the subjects to spec.access.readers.",
         )
-    sharing = sorted(
-        {
-            store
-            for name, store in declared.items()
-            for binding in [rbac.binding("RoleBinding", namespace, name)]
-            if binding is not None and _reads(binding, rbac, secret_names)
-        }
-    )
+    if readers is None:
+        readers = SecretReaders.of(namespace, declared, rbac)
+    sharing = readers.stores_reading(secret_names)
     shared = (
         f" Stores {', '.join(sharing)} share some of these Secrets and declare their own readers."
         if sharing
@@ -127,7 +129,7 @@ def access_restricted(
     )
 
 
-def _declared_by_neighbours(
+def declared_by_neighbours(
     namespace: str, neighbours: Sequence[Mapping[str, Any]], rbac: RbacSnapshot
 ) -> dict[str, str]:
     """RoleBinding name -> store, for neighbours' bindings that are in place exactly as rendered.
@@ -136,28 +138,76 @@ def _declared_by_neighbours(
     that store: labels can be forged by anyone who may create RoleBindings, content cannot
     be widened without showing here as foreign.
     """
+    declared: dict[str, str] = {}
+    for store, items in by_store_label(neighbours).items():
+        declared.update(declared_by_store(namespace, store, items, rbac))
+    return declared
+
+
+@dataclass(frozen=True)
+class SecretReaders:
+    """Which stores' declared RoleBindings read which Secrets, indexed by Secret name.
+
+    Built once for a namespace's declared bindings; `stores_reading` then answers for one
+    store's Secrets without going through every neighbour's binding and role again.
+    """
+
+    every: frozenset[str]  # stores with a binding that reads every Secret
+    by_secret: Mapping[str, frozenset[str]]
+    besides: str | None = None  # a store left out of every answer (the one asking)
+
+    @classmethod
+    def of(
+        cls, namespace: str, declared: Mapping[str, str], rbac: RbacSnapshot
+    ) -> SecretReaders:
+        """From declared bindings (name -> store) and the RBAC they are judged against."""
+        every: set[str] = set()
+        by_secret: dict[str, set[str]] = {}
+        for name, store in declared.items():
+            binding = rbac.binding("RoleBinding", namespace, name)
+            role = None if binding is None else rbac.role_for(binding)
+            for rule in () if role is None else role.rules:
+                if not rule.reads_secrets(rule.resource_names or ("",)):
+                    continue
+                if not rule.resource_names:
+                    every.add(store)
+                for secret in rule.resource_names:
+                    by_secret.setdefault(secret, set()).add(store)
+        return cls(frozenset(every), {k: frozenset(v) for k, v in by_secret.items()})
+
+    def stores_reading(self, secret_names: Sequence[str]) -> list[str]:
+        """The stores (sorted) whose declared bindings read any of `secret_names`."""
+        found = set(self.every).union(*(self.by_secret.get(n, ()) for n in secret_names))
+        return sorted(found - {self.besides})
+
+
+def by_store_label(items: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """Rendered objects grouped by their store label, in order of appearance."""
     by_store: dict[str, list[Mapping[str, Any]]] = {}
-    for item in neighbours:
+    for item in items:
         store = str((item["metadata"].get("labels") or {}).get(STORE_LABEL, ""))
         by_store.setdefault(store, []).append(item)
-    declared: dict[str, str] = {}
-    for store, items in by_store.items():
-        missing, drifted = _own_problems(namespace, items, rbac)
-        broken = {label.rsplit("/", 1)[-1] for label in missing + drifted}
-        roles_ok = {
-            item["metadata"]["name"]
-            for item in items
-            if item["kind"] == "Role" and item["metadata"]["name"] not in broken
-        }
-        for item in items:
-            name = item["metadata"]["name"]
-            if (
-                item["kind"] == "RoleBinding"
-                and name not in broken
-                and item["roleRef"]["name"] in roles_ok
-            ):
-                declared[name] = store
-    return declared
+    return by_store
+
+
+def declared_by_store(
+    namespace: str, store: str, items: Sequence[Mapping[str, Any]], rbac: RbacSnapshot
+) -> dict[str, str]:
+    """`declared_by_neighbours` for the rendered objects of one store label."""
+    missing, drifted = _own_problems(namespace, items, rbac)
+    broken = {label.rsplit("/", 1)[-1] for label in missing + drifted}
+    roles_ok = {
+        item["metadata"]["name"]
+        for item in items
+        if item["kind"] == "Role" and item["metadata"]["name"] not in broken
+    }
+    return {
+        item["metadata"]["name"]: store
+        for item in items
+        if item["kind"] == "RoleBinding"
+        and item["metadata"]["name"] not in broken
+        and item["roleRef"]["name"] in roles_ok
+    }
 
 
 def _own_problems(

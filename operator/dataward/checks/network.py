@@ -90,8 +90,12 @@ def network_isolated(
         and policy.get("spec") == twin["spec"]
     ]
     declared = [desired["spec"], *(policy["spec"] for policy in sharing)]
+    # By identity: `policy not in sharing` compared whole dicts, O(n^2) when n stores share pods.
+    shared = {id(policy) for policy in sharing}
     wider = [
-        policy for policy in selecting if policy not in sharing and _admits_more(policy, declared)
+        policy
+        for policy in selecting
+        if id(policy) not in shared and _admits_more(policy, declared)
     ]
     if wider:
         names = ", ".join(f"{namespace}/{(p.get('metadata') or {}).get('name')}" for p in wider[:5])
@@ -108,7 +112,7 @@ def network_isolated(
         str((p["metadata"].get("labels") or {}).get(STORE_LABEL, p["metadata"]["name"]))
         for p in sharing
     )
-    shared = (
+    shared_note = (
         f" The workload pods are shared with stores {', '.join(stores)}: their ingress is the "
         "union of what those stores declare."
         if stores
@@ -119,7 +123,7 @@ def network_isolated(
         "True",
         "Isolated",
         f"NetworkPolicy {namespace}/{name} admits only spec.network.allowFrom and the purge "
-        f"pods, on the workload's ports.{shared}",
+        f"pods, on the workload's ports.{shared_note}",
     )
 
 

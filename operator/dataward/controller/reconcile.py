@@ -12,17 +12,23 @@ read makes the conditions that depend on it Unknown: a failed read is never "not
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from dataward.checks.access import access_restricted
+from dataward.checks.access import (
+    SecretReaders,
+    access_restricted,
+    by_store_label,
+    declared_by_store,
+)
 from dataward.checks.access_records import AccessCanary, access_recorded
 from dataward.checks.conditions import Condition, merge_conditions, ready, transitions
 from dataward.checks.drift import needs_apply
@@ -38,8 +44,10 @@ from dataward.checks.observed import (
     KeyRingRecord,
     LastPurge,
     Listing,
+    ObservedBinding,
     ObservedKeyRing,
     ObservedObject,
+    ObservedRole,
     Presence,
     RbacSnapshot,
     ShreddedRecord,
@@ -199,7 +207,22 @@ class Reconciler:
         self.trusted = trusted
         self._cache_lock = threading.Lock()
         self._rbac_memo: dict[str, tuple[tuple[object, ...], RbacSnapshot]] = {}
-        self._parse_memo: dict[tuple[str, str], tuple[tuple[object, object], Store | None]] = {}
+        self._parse_memo: dict[
+            tuple[str, str], tuple[tuple[object, object], object, Store | None]
+        ] = {}
+        self._ns_memo: dict[str, tuple[object, NamespaceStores]] = {}
+        self._declared_memo: dict[
+            str,
+            tuple[
+                NamespaceStores,
+                RbacSnapshot,
+                Mapping[str, str],
+                dict[str, tuple[object, tuple[object, ...], dict[str, str]]],
+                SecretReaders,
+            ],
+        ] = {}
+        # (kind, namespace, name) -> (resourceVersion, parsed), for RBAC objects.
+        self._rbac_objects: dict[tuple[str, str | None, str], tuple[str, object]] = {}
 
     # Lookups used by the event handlers.
 
@@ -374,15 +397,12 @@ class Reconciler:
     def _observe(self, store: Store, raw: Mapping[str, Any], now: datetime) -> StoreSnapshot:
         """Read what the store's verdict depends on; each failed read is kept as its error."""
         policy, finding, policy_error, revision_due = self._read_policy(store.policy, now)
-        neighbours: tuple[Store, ...] | None
+        rbac = self._rbac(store.namespace)
+        neighbours: Neighbours | None
         try:
-            neighbours = tuple(
-                parsed
-                for item in self.read.list("PersonalDataStore", store.namespace)
-                if item["metadata"]["name"] != store.name
-                for parsed in [self._parsed(item)]
-                if parsed is not None
-            )
+            view = self._namespace(store.namespace)
+            shared = None if rbac is None else self._declared(store.namespace, view, rbac)
+            neighbours = view.besides(store.name, shared)
         except KubeError as error:
             log.info("stores of %s unreadable: %s", store.namespace, error)
             neighbours = None
@@ -406,10 +426,44 @@ class Reconciler:
             policy_revision_due=revision_due,
             neighbours=neighbours,
             network_policies=policies,
-            rbac=self._rbac(store.namespace),
+            rbac=rbac,
             credentials=credentials,
             record=KeyRingRecord.from_status(raw.get("status") or {}),
         )
+
+    def _declared(
+        self, namespace: str, view: NamespaceStores, rbac: RbacSnapshot
+    ) -> tuple[Mapping[str, str], SecretReaders]:
+        """Which RoleBindings of the namespace's stores are in place as rendered (name ->
+        store label), and which Secrets they read, once per change of its stores or its RBAC
+        (both memos keep their objects while nothing changes, so identity is the key)."""
+        with self._cache_lock:
+            memo = self._declared_memo.get(namespace)
+        if memo is not None and memo[0] is view and memo[1] is rbac:
+            return memo[2], memo[4]
+        # Per store label, again only when its rendered objects or the observed objects of
+        # those names changed (`_read_rbac` keeps an observed object while its version holds).
+        before = memo[3] if memo is not None else {}
+        groups: dict[str, tuple[object, tuple[object, ...], dict[str, str]]] = {}
+        declared: dict[str, str] = {}
+        for label, items in view.groups.items():
+            seen = tuple(
+                rbac.role("Role", namespace, item["metadata"]["name"])
+                if item["kind"] == "Role"
+                else rbac.binding(item["kind"], namespace, item["metadata"]["name"])
+                for item in items
+            )
+            old = before.get(label)
+            if old is not None and old[0] is items and _same(old[1], seen):
+                part = old[2]
+            else:
+                part = declared_by_store(namespace, label, items, rbac)
+            groups[label] = (items, seen, part)
+            declared.update(part)
+        readers = SecretReaders.of(namespace, declared, rbac)
+        with self._cache_lock:
+            self._declared_memo[namespace] = (view, rbac, declared, groups, readers)
+        return declared, readers
 
     def _patch(
         self,
@@ -464,18 +518,59 @@ class Reconciler:
 
     def _parsed(self, raw: Mapping[str, Any]) -> Store | None:
         """A neighbour store parsed once per version (every reconcile of the namespace reads
-        every other store: parsing them all each time made start-up quadratic in CPU)."""
+        every other store: parsing them all each time made start-up quadratic in CPU).
+
+        A new resourceVersion whose parsed inputs are unchanged (a status write) keeps the
+        same Store object, so what is derived from the namespace's stores (`_namespace`)
+        survives the status writes of a converging namespace.
+        """
         meta = raw["metadata"]
         key = (str(meta.get("namespace")), str(meta["name"]))
         version = (meta.get("uid"), meta.get("resourceVersion"))
         with self._cache_lock:
             memo = self._parse_memo.get(key)
         if memo is not None and memo[0] == version and version[1] is not None:
-            return memo[1]
-        parsed = _parse_or_none(raw)
+            return memo[2]
+        inputs = (meta.get("uid"), meta.get("generation"), meta.get("annotations"), raw.get("spec"))
+        if memo is not None and memo[1] == inputs and version[1] is not None:
+            parsed = memo[2]
+        else:
+            parsed = _parse_or_none(raw)
         with self._cache_lock:
-            self._parse_memo[key] = (version, parsed)
+            self._parse_memo[key] = (version, copy.deepcopy(inputs), parsed)
         return parsed
+
+    def _namespace(self, namespace: str) -> NamespaceStores:
+        """The namespace's stores and what Dataward renders for each, derived once per change.
+
+        Every store's NetworkIsolated and AccessRestricted read every other store of its
+        namespace; rendering them per store made a reconcile O(n) and a namespace O(n^2).
+        Keyed by the store cache's generation, then by the identity of the parsed stores
+        (`_parsed` keeps a Store object while its spec is unchanged). KubeError: unreadable.
+        """
+        version: object = None
+        if self.caches is not None:
+            version = self.caches.generation("PersonalDataStore", namespace)
+            with self._cache_lock:
+                memo = self._ns_memo.get(namespace)
+            if memo is not None and memo[0] == version:
+                return memo[1]
+        stores = tuple(
+            parsed
+            for item in self.read.list("PersonalDataStore", namespace)
+            for parsed in [self._parsed(item)]
+            if parsed is not None
+        )
+        with self._cache_lock:
+            memo = self._ns_memo.get(namespace)
+        if memo is not None and _same(memo[1].stores, stores):
+            view = memo[1]
+        else:
+            view = NamespaceStores.of(stores)
+        if self.caches is not None:
+            with self._cache_lock:
+                self._ns_memo[namespace] = (version, view)
+        return view
 
     def _presence(self, kind: str, namespace: str, name: str) -> Presence:
         """Whether an object exists, reading its metadata only (a Secret's data is not read)."""
@@ -1210,7 +1305,33 @@ class Reconciler:
             )
         for obj in roles:
             obj.setdefault("kind", "ClusterRole" if "namespace" not in obj["metadata"] else "Role")
-        return RbacSnapshot.from_api(bindings, roles)
+        # Each object parsed once per version (a converging namespace changes one at a time).
+        with self._cache_lock:
+            before = dict(self._rbac_objects)
+        now: dict[tuple[str, str | None, str], tuple[str, object]] = {}
+
+        def parsed(obj: Mapping[str, Any], parse: Callable[[Mapping[str, Any]], Any]) -> Any:
+            meta = obj["metadata"]
+            key = (str(obj["kind"]), meta.get("namespace"), str(meta.get("name")))
+            version = meta.get("resourceVersion")
+            old = before.get(key)
+            if old is not None and version is not None and old[0] == version:
+                value = old[1]
+            else:
+                value = parse(obj)
+            if version is not None:
+                now[key] = (str(version), value)
+            return value
+
+        snapshot = RbacSnapshot(
+            tuple(parsed(obj, ObservedBinding.from_api) for obj in bindings),
+            tuple(parsed(obj, ObservedRole.from_api) for obj in roles),
+        )
+        with self._cache_lock:
+            # Other namespaces' objects stay; this namespace's and the cluster's are replaced.
+            kept = {k: v for k, v in self._rbac_objects.items() if k[1] not in (namespace, None)}
+            self._rbac_objects = {**kept, **now}
+        return snapshot
 
     def _write_status(
         self,
@@ -1354,7 +1475,7 @@ class StoreSnapshot:
     policy: Policy | None
     policy_finding: Finding | None
     policy_error: str | None
-    neighbours: tuple[Store, ...] | None
+    neighbours: Neighbours | None
     network_policies: Listing
     rbac: RbacSnapshot | None
     credentials: tuple[tuple[str, Presence], ...]
@@ -1365,6 +1486,74 @@ class StoreSnapshot:
     def credentials_missing(self) -> list[str]:
         """The credentials Secrets confirmed absent."""
         return [name for name, presence in self.credentials if presence == "absent"]
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """The other stores of a store's namespace, and what Dataward renders for them.
+
+    `declared`: the neighbours' RoleBindings in place exactly as rendered (name -> store
+    label), from the namespace's cached RBAC; None when it must be worked out from `rbac`.
+    """
+
+    stores: tuple[Store, ...]
+    policies: list[dict[str, Any]]
+    rbac: list[dict[str, Any]]
+    rendered_names: frozenset[str]
+    declared: Mapping[str, str] | None = None
+    readers: SecretReaders | None = None  # for `declared`
+
+    def __iter__(self) -> Iterator[Store]:
+        return iter(self.stores)
+
+
+@dataclass(frozen=True, eq=False)
+class NamespaceStores:
+    """Every parsed store of a namespace with its rendered NetworkPolicy, Roles and
+    RoleBindings, derived once per change of the namespace's stores (shared, never changed)."""
+
+    stores: tuple[Store, ...]
+    policies: tuple[dict[str, Any], ...]
+    rbac: tuple[tuple[dict[str, Any], ...], ...]
+    # Rendered RBAC by store label, as `declared_by_neighbours` groups it.
+    groups: dict[str, list[Mapping[str, Any]]]
+    shared_labels: frozenset[str]
+
+    @classmethod
+    def of(cls, stores: tuple[Store, ...]) -> NamespaceStores:
+        """Render every store once."""
+        rbac = tuple(tuple(_neighbour_rbac(s)) for s in stores)
+        labels = [label_value(s.name) for s in stores]
+        shared = frozenset(label for label in labels if labels.count(label) > 1) if len(
+            set(labels)
+        ) != len(labels) else frozenset()
+        return cls(
+            stores=stores,
+            policies=tuple(_neighbour_policy(s) for s in stores),
+            rbac=rbac,
+            groups=by_store_label([item for items in rbac for item in items]),
+            shared_labels=shared,
+        )
+
+    def besides(
+        self, name: str, shared: tuple[Mapping[str, str], SecretReaders] | None = None
+    ) -> Neighbours:
+        """The namespace's stores other than `name`; `shared`: the namespace's declared
+        bindings and their Secrets (`Reconciler._declared`), narrowed here to the others'."""
+        keep = [i for i, s in enumerate(self.stores) if s.name != name]
+        rbac = [item for i in keep for item in self.rbac[i]]
+        own = label_value(name)
+        exact = shared is not None and own not in self.shared_labels
+        return Neighbours(
+            stores=tuple(self.stores[i] for i in keep),
+            policies=[self.policies[i] for i in keep],
+            rbac=rbac,
+            rendered_names=frozenset(item["metadata"]["name"] for item in rbac),
+            declared={n: s for n, s in shared[0].items() if s != own}
+            if shared is not None and exact
+            else None,
+            readers=replace(shared[1], besides=own) if shared is not None and exact else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -1439,12 +1628,20 @@ def judge(
         )
         compliance = policy_compliant(findings)
     neighbours = snapshot.neighbours
-    neighbour_rbac = (
-        None if neighbours is None else [c for n in neighbours for c in _neighbour_rbac(n)]
-    )
-    neighbour_policies = (
-        None if neighbours is None else [_neighbour_policy(n) for n in neighbours]
-    )
+    neighbour_rbac = None if neighbours is None else neighbours.rbac
+    neighbour_policies = None if neighbours is None else neighbours.policies
+    applied_rbac = [
+        {**o.body, "kind": kind}
+        for (kind, _), o in applied.items()
+        if kind in ("Role", "RoleBinding") and o.body is not None
+    ]
+    declared = None if neighbours is None else neighbours.declared
+    readers = None if neighbours is None else neighbours.readers
+    if neighbours is not None and any(
+        o["metadata"]["name"] in neighbours.rendered_names for o in applied_rbac
+    ):
+        # A neighbour's object was just written here: judge it as written.
+        declared, readers = None, None
     scheduled = purge_scheduled(
         findings,
         store.purge.suspend,
@@ -1490,15 +1687,11 @@ def judge(
             store.namespace,
             store_secrets(store),
             [c for c in desired if c["kind"] in ("Role", "RoleBinding")],
-            None
-            if snapshot.rbac is None
-            else snapshot.rbac.with_objects(
-                {**o.body, "kind": kind}
-                for (kind, _), o in applied.items()
-                if kind in ("Role", "RoleBinding") and o.body is not None
-            ),
+            None if snapshot.rbac is None else snapshot.rbac.with_objects(applied_rbac),
             trusted,
             neighbour_rbac,
+            declared,
+            readers,
         ),
         scheduled,
         purge_succeeded(
@@ -1569,6 +1762,11 @@ def _neighbour_rbac(store: Store) -> list[dict[str, Any]]:
         render_purge_binding(store),
     ]
     return [item for item in items if item is not None]
+
+
+def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    """The same objects (not equal ones: identity is what the memos keep)."""
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
 def _suspended(cronjob: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,77 @@
+"""In-process cost of one reconcile in a crowded namespace (no control plane).
+
+    PYTHONPATH=$PWD/operator python3 -m bench.crowded_namespace --stores 300
+
+Puts N stores in one namespace of the in-memory API used by the unit tests (each with its own
+pods, peers, credentials and readers, as reconcile_bench), fills the watch caches from it,
+times a first pass (converging: children, ring and status written, each write kept in the
+caches), refills the caches, then times a second pass (nothing to do); ms of CPU per
+reconcile. `--profile` prints the top of a
+cProfile of that second pass. Measures the per-store CPU the neighbour checks cost, which
+the control-plane bench (reconcile_bench) cannot separate from API latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import cProfile
+import pstats
+import time
+from datetime import timedelta
+
+from dataward.controller.reconcile import Reconciler, ReconcileSettings
+from tests.controller.test_cache import _caches, _cluster, _relist
+from tests.controller.test_reconcile import CREDENTIALS, T0
+from tests.model import samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--stores", type=int, default=300)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    kube = _cluster()
+    for i in range(1, args.stores):
+        # As reconcile_bench: distinct pods, peers, credentials and readers (all Ready).
+        store = copy.deepcopy(samples.STORE)
+        del store["metadata"]["uid"]
+        store["metadata"]["name"] = f"store-{i:03d}"
+        spec = store["spec"]
+        spec["workload"]["podSelector"] = {"matchLabels": {"app": f"db-{i:03d}"}}
+        spec["network"]["allowFrom"] = [{"podSelector": {"matchLabels": {"app": f"api-{i:03d}"}}}]
+        spec["database"]["credentialsSecret"] = f"creds-{i:03d}"
+        spec["access"]["readers"] = [{"kind": "ServiceAccount", "name": f"api-{i:03d}"}]
+        kube._store(store)
+        secret = CREDENTIALS()
+        secret["metadata"]["name"] = f"creds-{i:03d}"
+        kube._store(secret)
+    caches = _caches(kube)
+    _relist(caches)
+    reconciler = Reconciler(kube, ReconcileSettings(), (), caches)  # type: ignore[arg-type]
+    keys = [("crm", s["metadata"]["name"]) for s in caches.list("PersonalDataStore", "crm")]
+    start = time.process_time()
+    for key in keys:
+        reconciler.reconcile(key, now=T0)
+    spent = time.process_time() - start
+    per = 1000 * spent / len(keys)
+    print(f"{len(keys)} stores in one namespace: {per:.1f} ms CPU per converging reconcile")
+    _relist(caches)
+    later = T0 + timedelta(minutes=5)
+    profiler = cProfile.Profile() if args.profile else None
+    start = time.process_time()
+    if profiler:
+        profiler.enable()
+    for key in keys:
+        reconciler.reconcile(key, now=later)
+    if profiler:
+        profiler.disable()
+    spent = time.process_time() - start
+    per = 1000 * spent / len(keys)
+    print(f"{len(keys)} stores in one namespace: {per:.1f} ms CPU per reconcile with nothing to do")
+    if profiler:
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+
+
+if __name__ == "__main__":
+    main()
