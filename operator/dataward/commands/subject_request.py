@@ -36,7 +36,7 @@ from typing import Any
 from dataward.commands.purge import connector, fault_from_env
 from dataward.purge.credentials import Timeouts, load_credentials
 from dataward.purge.errors import PurgeError
-from dataward.purge.result import ErrorInfo, termination_log_path
+from dataward.purge.result import ErrorInfo, termination_log_path, write_termination_message
 from dataward.purge.source import ApiSource, FileSource, StoreSource
 from dataward.purge.sql import Session
 from dataward.subjects.engine import RequestOptions, run_request
@@ -49,7 +49,7 @@ from dataward.subjects.export import (
 )
 from dataward.subjects.identifiers import load_identifiers
 from dataward.subjects.plan import DEFAULT_MAX_ROWS, REQUEST_TYPES
-from dataward.subjects.result import SubjectResult, write_termination_message
+from dataward.subjects.result import SubjectResult
 
 EXPORT_KEY = "export.sealed"
 

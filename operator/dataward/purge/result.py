@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dataward.purge.errors import ErrorCategory
 from dataward.purge.plan import Outcome
@@ -155,15 +156,7 @@ class PurgeResult:
 
     def termination_message(self, limit: int = TERMINATION_MESSAGE_LIMIT) -> str:
         """The record cut to fit the kubelet's limit: per-table details go first, then text."""
-        text = self.to_json()
-        if len(text.encode()) <= limit:
-            return text
-        short = self.to_dict(with_tables=False)
-        text = json.dumps(short, separators=(",", ":"))
-        while len(text.encode()) > limit and len(short["message"]) > 40:
-            short["message"] = short["message"][: len(short["message"]) // 2] + "…"
-            text = json.dumps(short, separators=(",", ":"))
-        return text
+        return fit_record(self.to_json(), lambda: self.to_dict(with_tables=False), limit)
 
 
 def finished(result: PurgeResult, at: datetime) -> PurgeResult:
@@ -186,7 +179,41 @@ def termination_log_path(flag: str | None, environ: dict[str, str] | os._Environ
     return DEFAULT_TERMINATION_LOG
 
 
-def write_termination_message(result: PurgeResult, path: Path) -> bool:
+def fit_record(
+    full: str,
+    short: Callable[[], dict[str, Any]],
+    limit: int = TERMINATION_MESSAGE_LIMIT,
+    lists: tuple[str, ...] = (),
+) -> str:
+    """A result record (`full`, one JSON line) that fits the kubelet's `limit` in bytes.
+
+    Past the limit: `short()` (the record without per-table details), its message halved
+    until it fits (down to 40 characters), then each of `lists` cut to its first three items.
+    """
+    if len(full.encode()) <= limit:
+        return full
+    record = short()
+    text = json.dumps(record, separators=(",", ":"))
+    while len(text.encode()) > limit and len(record["message"]) > 40:
+        record["message"] = record["message"][: len(record["message"]) // 2] + "…"
+        text = json.dumps(record, separators=(",", ":"))
+    for key in lists:
+        if len(text.encode()) <= limit:
+            break
+        record[key] = record[key][:3]
+        text = json.dumps(record, separators=(",", ":"))
+    return text
+
+
+class TerminationRecord(Protocol):
+    """A result that knows its termination message (the purge's, a subject request's)."""
+
+    def termination_message(self) -> str:
+        """The record cut to fit the kubelet's limit."""
+        ...
+
+
+def write_termination_message(result: TerminationRecord, path: Path) -> bool:
     """Write the record where the kubelet reads it; False if that was not possible.
 
     The default path is only written when it exists (the kubelet creates it in a pod), so a

@@ -19,10 +19,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
-from dataward.purge.result import DEFAULT_TERMINATION_LOG, TERMINATION_MESSAGE_LIMIT, ErrorInfo
+from dataward.purge.result import TERMINATION_MESSAGE_LIMIT, ErrorInfo, fit_record
 from dataward.subjects.plan import RequestType
 
 Outcome = Literal["Succeeded", "Held", "Failed"]
@@ -124,30 +123,9 @@ class SubjectResult:
 
     def termination_message(self, limit: int = TERMINATION_MESSAGE_LIMIT) -> str:
         """The record cut to fit the kubelet's limit: per-table details go first, then text."""
-        text = self.to_json()
-        if len(text.encode()) <= limit:
-            return text
-        short = self.to_dict(with_tables=False)
-        text = json.dumps(short, separators=(",", ":"))
-        while len(text.encode()) > limit and len(short["message"]) > 40:
-            short["message"] = short["message"][: len(short["message"]) // 2] + "…"
-            text = json.dumps(short, separators=(",", ":"))
-        if len(text.encode()) > limit:
-            short["notSearchable"] = short["notSearchable"][:3]
-            text = json.dumps(short, separators=(",", ":"))
-        return text
-
-
-def write_termination_message(result: SubjectResult, path: Path) -> bool:
-    """Write the record where the kubelet reads it; False if that was not possible (the
-    default path is only written when it exists, so a local run never creates it)."""
-    if path == DEFAULT_TERMINATION_LOG and not path.exists():
-        return False
-    try:
-        path.write_text(result.termination_message())
-    except OSError:
-        return False
-    return True
+        return fit_record(
+            self.to_json(), lambda: self.to_dict(with_tables=False), limit, ("notSearchable",)
+        )
 
 
 def instant(value: datetime | None) -> str | None:
