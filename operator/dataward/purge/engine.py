@@ -406,9 +406,9 @@ class TableRun:
                 return Step(0)
             keys: list[Cursor] = []
             if as_json:
-                archived = self._copy_json(taken.payload, taken.deleted)
+                archived = self.copy_json(taken.payload, taken.deleted)
             else:
-                keys, archived = self._copy(taken.rows)
+                keys, archived = self.copy_rows(taken.rows)
             deleted = batches.drop(keys)
             session.commit()
         except LockTimeout:
@@ -456,7 +456,7 @@ class TableRun:
         self.fault("after-delete")
         return Step(taken.picked, taken.deleted, taken.deleted, last=taken.last)
 
-    def _copy_json(self, payload: str | None, rows: int) -> int:
+    def copy_json(self, payload: str | None, rows: int) -> int:
         """PostgreSQL to PostgreSQL: INSERT the JSON array, commit, verify every key is there."""
         t = self.table
         archive = self.archive
@@ -518,7 +518,7 @@ class TableRun:
             )
         return inserted
 
-    def _copy(self, rows: list[tuple[Any, ...]]) -> tuple[list[Cursor], int]:
+    def copy_rows(self, rows: list[tuple[Any, ...]]) -> tuple[list[Cursor], int]:
         """Copy taken rows to the archive, commit, verify every key is there."""
         t = self.table
         archive = self.archive
@@ -745,7 +745,7 @@ def _table_runs(
     live: Session, archive: Session | None, plan: PurgePlan, options: EngineOptions, fault: Fault
 ) -> list[TableRun]:
     """Every records entry checked against the catalogues; a read-only archive refused."""
-    tables = [_prepare(live, archive, records, plan) for records in plan.records]
+    tables = [prepare_table(live, archive, records, plan) for records in plan.records]
     if archive is not None and archive.read_only():
         raise PurgeError(
             "ArchiveReadOnly",
@@ -892,7 +892,8 @@ def _gated(result: PurgeResult, gate: Gate, at: datetime) -> PurgeResult:
     )
 
 
-def _column_map(session: Session, table: TableName, role: str, spec: str) -> dict[str, Any]:
+def column_map(session: Session, table: TableName, role: str, spec: str) -> dict[str, Any]:
+    """The table's columns by lower-cased name; TableNotFound when the login cannot see it."""
     columns = session.columns(table)
     if not columns:
         raise PurgeError(
@@ -903,12 +904,12 @@ def _column_map(session: Session, table: TableName, role: str, spec: str) -> dic
     return {c.name.lower(): c for c in columns}
 
 
-def _prepare(
+def prepare_table(
     live: Session, archive: Session | None, records: RecordSet, plan: PurgePlan
 ) -> PreparedTable:
     """Check a records entry against the catalogues; refuse anything unsafe."""
     table = parse_table(records.table)
-    columns = _column_map(live, table, "live", records.table)
+    columns = column_map(live, table, "live", records.table)
     ts_kind, precision = _timestamp_column(live, columns, records, "live")
     for key in records.key_columns:
         if key.lower() not in columns:
@@ -932,7 +933,7 @@ def _prepare(
             **children,
         )
     assert plan.archive_cutoff is not None
-    archive_columns = _column_map(archive, table, "archive", records.table)
+    archive_columns = column_map(archive, table, "archive", records.table)
     missing = [c for c in columns if c not in archive_columns]
     if missing:
         raise PurgeError(

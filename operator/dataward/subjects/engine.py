@@ -46,9 +46,9 @@ from dataward.purge.engine import (
     Fault,
     PreparedTable,
     TableRun,
-    _column_map,
-    _prepare,
+    column_map,
     no_fault,
+    prepare_table,
 )
 from dataward.purge.errors import PurgeError
 from dataward.purge.plan import DEFAULT_MAX_CLOCK_SKEW, Gate, clock_skew, make_plan, store_ref
@@ -165,7 +165,7 @@ def locate(
 ) -> Located:
     """Check a table's subject, timestamp and key columns in `session`'s catalogue."""
     name = parse_table(table.table)
-    found = _column_map(session, name, role, table.table)
+    found = column_map(session, name, role, table.table)
     wanted = tuple(columns) if columns is not None else tuple(c.name for c in found.values())
     missing = [c for c in wanted if c.lower() not in found]
     if missing:
@@ -368,7 +368,7 @@ def _erase_statutory(
         )
         fault("after-select")
         keep = [text for trigger, text in rows if _archived(trigger, lifecycle, now)]
-        archived = run._copy_json("[" + ",".join(keep) + "]", len(keep)) if keep else 0
+        archived = run.copy_json("[" + ",".join(keep) + "]", len(keep)) if keep else 0
         live.commit()
         fault("after-delete")
         return len(rows), archived
@@ -384,7 +384,7 @@ def _erase_statutory(
         )
     fault("after-select")
     keep_rows = [r for r in taken if _archived(r[located.ts_position], lifecycle, now)]
-    archived = run._copy(keep_rows)[1] if keep_rows else 0
+    archived = run.copy_rows(keep_rows)[1] if keep_rows else 0
     deleted = len(taken)
     if d.engine == "mysql" and taken:
         keys = [tuple(r[i] for i in located.key_positions) for r in taken]
@@ -670,7 +670,7 @@ def _erasure(
                 "deleted from the live database; make the archive writable.",
             )
         for o in observed:
-            table: PreparedTable = _prepare(live, archive, o.table.records, purge_plan)
+            table: PreparedTable = prepare_table(live, archive, o.table.records, purge_plan)
             prepared.append(TableRun(table, live, archive, purge_plan, EngineOptions(), fault))
     else:
         prepared = [None] * len(observed)
