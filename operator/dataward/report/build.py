@@ -24,16 +24,15 @@ SCHEMA_VERSION = 1
 SCHEMA_ID = "https://dataward.io/schemas/report-v1.json"
 UNKNOWN_CATEGORY = "(unknown)"
 
-# What appends each kind of record. None: nothing in this version of Dataward appends it yet
-# (the operator's reconcile and the purge are not wired to the evidence log), so an absent
-# kind says nothing about whether the event happened.
+# What appends each kind of record. None: nothing in this version of Dataward appends it, so
+# an absent kind says nothing about whether the event happened.
 PRODUCERS: dict[str, str | None] = {
     "purge.run": "the operator, when a store's purge Job has finished,",
     "key.created": "the operator, when it creates a store's key ring,",
     "key.rotated": "the operator, when it rotates a store's key ring,",
-    "key.shredded": None,
-    "request.answered": None,
-    "policy.revision": None,
+    "key.shredded": "the operator, when it destroys an expired bucket's key (keyBuckets),",
+    "request.answered": "the operator, when a DataSubjectRequest has been answered,",
+    "policy.revision": "the operator, when a policy revision comes into force,",
     "condition.transition": "the operator, when a store's condition changes status,",
     "access.read": "the operator, when it follows the API server's audit log (--audit-log),",
 }
