@@ -7,6 +7,7 @@ e2e test proves the chart grants enough, and nothing the tests rely on needs mor
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import signal
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from dataward.controller.clock import TEST_CLOCK_ENV
 from e2e.fixtures_api import install_crds
 from e2e.harness import ControlPlane, die_with_parent, wait_for
 from e2e.tools import tool
@@ -194,6 +196,27 @@ def session_operator_paused() -> Iterator[None]:
     finally:
         for process in paused:
             process.start()
+
+
+@contextlib.contextmanager
+def clocked_operator(
+    plane: ControlPlane, clock_file: Path, namespace: str, lease_name: str, log: Path
+) -> Iterator[OperatorProcess]:
+    """An operator of a module's own on the test clock in `clock_file`, serving only
+    `namespace` (moving its clock on must not touch other modules' stores)."""
+    kubeconfig, account = install_operator_identity(plane)
+    args = ["--lease-namespace", OPERATOR_NAMESPACE, "--lease-name", lease_name,
+            "--lease-duration-seconds", "6",
+            "--operator-service-account", f"{OPERATOR_NAMESPACE}/{account}",
+            "--resync-seconds", "5", "--metrics-port", "0", "--image", "dataward:e2e",
+            "--namespace", namespace]  # fmt: skip
+    process = OperatorProcess(plane, kubeconfig, account, log, args,
+                              env={TEST_CLOCK_ENV: str(clock_file)})  # fmt: skip
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 def apply(plane: ControlPlane, *objects: dict[str, Any]) -> None:

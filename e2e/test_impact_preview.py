@@ -24,14 +24,12 @@ import yaml
 from kubernetes import client
 from kubernetes.client import ApiClient
 
-from dataward.controller.clock import TEST_CLOCK_ENV
 from e2e.fixtures_databases import Postgres
 from e2e.fixtures_operator import (
-    OPERATOR_NAMESPACE,
     OperatorProcess,
     apply,
+    clocked_operator,
     get,
-    install_operator_identity,
     load_example,
     sleep_for,
     wait_condition,
@@ -67,20 +65,10 @@ def impact_operator(control_plane: ControlPlane, clock: Clock, impact_namespace:
                     tmp_path_factory: pytest.TempPathFactory,
                     session_operator_paused: None) -> Iterator[OperatorProcess]:
     """An operator of its own on the test clock, serving only this module's namespace."""
-    kubeconfig, account = install_operator_identity(control_plane)
-    log = tmp_path_factory.mktemp("impact") / "operator.log"
-    args = ["--lease-namespace", OPERATOR_NAMESPACE, "--lease-name", "dataward-impact-e2e",
-            "--lease-duration-seconds", "6",
-            "--operator-service-account", f"{OPERATOR_NAMESPACE}/{account}",
-            "--resync-seconds", "5", "--metrics-port", "0", "--image", "dataward:e2e",
-            "--namespace", impact_namespace]  # fmt: skip
-    process = OperatorProcess(control_plane, kubeconfig, account, log, args,
-                              env={TEST_CLOCK_ENV: str(clock.path)})
-    process.start()
-    try:
+    with clocked_operator(control_plane, clock.path, impact_namespace,
+                          "dataward-impact-e2e",
+                          tmp_path_factory.mktemp("impact") / "operator.log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture

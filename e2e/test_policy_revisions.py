@@ -27,15 +27,13 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from dataward.controller.clock import TEST_CLOCK_ENV
 from dataward.purge.source import ApiSource
 from e2e.fixtures_api import wait_admission_policies_gone
 from e2e.fixtures_operator import (
-    OPERATOR_NAMESPACE,
     OperatorProcess,
     apply,
+    clocked_operator,
     get,
-    install_operator_identity,
     load_example,
     sleep_for,
     wait_condition,
@@ -115,20 +113,10 @@ def revision_operator(control_plane: ControlPlane, clock: Clock, revision_namesp
                       session_operator_paused: None) -> Iterator[OperatorProcess]:
     """An operator of its own on the test clock, serving only `revision_namespace`'s stores
     (moving its clock a month on must not touch other modules' stores)."""
-    kubeconfig, account = install_operator_identity(control_plane)
-    log = tmp_path_factory.mktemp("revisions") / "operator.log"
-    args = ["--lease-namespace", OPERATOR_NAMESPACE, "--lease-name", "dataward-revisions-e2e",
-            "--lease-duration-seconds", "6",
-            "--operator-service-account", f"{OPERATOR_NAMESPACE}/{account}",
-            "--resync-seconds", "5", "--metrics-port", "0", "--image", "dataward:e2e",
-            "--namespace", revision_namespace]  # fmt: skip
-    process = OperatorProcess(control_plane, kubeconfig, account, log, args,
-                              env={TEST_CLOCK_ENV: str(clock.path)})
-    process.start()
-    try:
+    with clocked_operator(control_plane, clock.path, revision_namespace,
+                          "dataward-revisions-e2e",
+                          tmp_path_factory.mktemp("revisions") / "operator.log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture

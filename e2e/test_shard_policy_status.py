@@ -11,32 +11,24 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client
 from kubernetes.client import ApiClient
 
+from e2e.fixtures_api import seed_policy
 from e2e.fixtures_operator import OPERATOR_NAMESPACE, OperatorProcess, install_operator_identity
 from e2e.harness import ControlPlane, wait_for
 
-REPO = Path(__file__).resolve().parent.parent
 GROUP, VERSION, PLURAL = "dataward.io", "v1alpha1", "privacypolicies"
 
 
 @pytest.fixture
 def policy(kube: ApiClient, crds_installed: tuple[str, ...]) -> Iterator[str]:
     """The seed policy under a name of its own, made before the operator starts."""
-    body: dict[str, Any] = yaml.safe_load((REPO / "examples" / "policy.yaml").read_text())
-    name = f"shard-{uuid.uuid4().hex[:6]}"
-    body["metadata"] = {"name": name}
-    api = client.CustomObjectsApi(kube)
-    api.create_cluster_custom_object(GROUP, VERSION, PLURAL, body)
-    try:
+    with seed_policy(kube, "shard") as name:
         yield name
-    finally:
-        api.delete_cluster_custom_object(GROUP, VERSION, PLURAL, name)
 
 
 def test_a_selector_shard_records_the_revision_in_force_without_waiting_for_a_resync(
