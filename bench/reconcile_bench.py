@@ -1,104 +1,155 @@
-"""Operator throughput, latency and steady-state cost on the real control plane.
+"""Operator throughput, latency, restart and steady-state cost on the real control plane.
 
-    cd /work/main && python -m bench.reconcile_bench --stores 1000 --steady-seconds 60
+    PYTHONPATH=$PWD/operator:$PWD python3 -u -m bench.reconcile_bench \\
+        --stores 10000 --namespaces 100 --steady-seconds 300 --samples 50
+
+`--estimate-only` prints how long a run of these parameters is expected to take and exits.
 
 Starts a local control plane (e2e/harness.py), installs the CRDs and the seed's policy, then,
-side by side on that one control plane:
+side by side on that one control plane, in one run:
 
-1. the baseline: N stores applied into namespace `raw`, then the children the operator would
-   render for them server-side applied by a plain loop of `--threads` threads;
+1. the baseline: N stores applied (one `kubectl apply`) into K namespaces `raw-*` (round
+   robin, as the operator's), then the children the operator would render for them (7 per
+   store) server-side applied by a plain loop of `--threads` threads; the raw namespaces are
+   then deleted (and waited for) so the operator's cluster-wide caches do not hold them;
 2. `dataward run` as a separate process (its own admin-equivalent user, so the audit log tells
-   its requests apart; `--namespace bench`, an hour's resync), N stores applied at once into
-   `bench`: time until all are Ready and its ratio to the baseline, the operator's writes;
-3. a quiet window: mutating requests (expected 0; Lease renewals counted apart), reads/min;
-4. `--samples` spec changes (purge schedule), one at a time with N present: latency until the
-   CronJob carries it (p50/p99); the same for a deleted NetworkPolicy until it is back;
-5. the operator's peak resident set (VmHWM).
+   its requests apart; an hour's resync), serving K namespaces `bench-*` (one: `--namespace
+   bench`; more: `--namespace-selector dataward.io/shard=bench` on labelled namespaces, as a
+   shard would; `--scope` picks); N stores applied at once: time until all are Ready, its
+   ratio to the baseline, the operator's requests while converging;
+3. once the operator is idle (no request but watches and the Lease for `--idle-seconds`), a
+   quiet window: mutating requests (expected 0; the Lease apart), reads by verb and resource,
+   and whether any per-store GET happens (the target: watches and relists only);
+4. a restart with nothing changed: the operator stopped, a cold LIST of the same objects
+   (stores, the children's kinds, key-ring Secrets) timed with the operator down, the operator
+   started again: mutating requests (expected 0), and the time until every store is
+   re-verified (the audit log's read of each store's key ring, which every reconcile makes),
+   as a ratio to the cold LIST (target <= 2x);
+5. `--samples` spec changes (purge schedule) one at a time, then as many deleted
+   NetworkPolicies: latency until the CronJob carries the change / the policy is back, each
+   sample and p50/p99, after waiting until the operator is idle;
+6. the operators' peak resident set (VmHWM) after Ready and at the end.
+
+Every figure is printed with the load average (the machine is shared); a markdown table of
+the figures side by side with the baseline closes the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import random
+import shlex
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import Counter
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from dataward.controller.kube import Kube, load_api_client
+from dataward.controller.kube import Kube, KubeError, load_api_client
 from dataward.model.policy import parse_policy
 from dataward.model.store import parse_store
-from dataward.render import RenderSettings, render_children
+from dataward.render import RenderSettings, names_for, render_children
+from dataward.render.key_ring import KEY_RING_COMPONENT
+from dataward.render.labels import COMPONENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from e2e.harness import ControlPlane, die_with_parent, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
-WRITES = {"create", "update", "patch", "delete"}
+USER = "dataward-bench"  # the operator's user in the audit log
+MUTATING = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+SHARD_LABEL, SHARD = "dataward.io/shard", "bench"
+OURS = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+# What a restarted operator must read again to re-verify every store, LISTed cold: the stores,
+# the kinds of their 7 children, and their key rings (the operator GETs each ring).
+COLD_LISTS: tuple[tuple[str, str | None], ...] = (
+    ("PersonalDataStore", None),
+    ("NetworkPolicy", None),
+    ("Role", None),
+    ("RoleBinding", None),
+    ("ServiceAccount", OURS),
+    ("CronJob", OURS),
+    ("Secret", f"{OURS},{COMPONENT_LABEL}={KEY_RING_COMPONENT}"),
+)
 
 
-def stores(count: int, namespace: str) -> list[dict[str, object]]:
-    """`count` copies of the support-inquiries example, named store-000 ..."""
+# --- what the run creates ------------------------------------------------------------------
+
+
+def namespace_names(prefix: str, count: int) -> list[str]:
+    """`prefix` alone for one namespace (as earlier runs), else prefix-000, prefix-001, ..."""
+    if count == 1:
+        return [prefix]
+    width = max(3, len(str(count - 1)))
+    return [f"{prefix}-{index:0{width}d}" for index in range(count)]
+
+
+def stores(count: int, namespaces: list[str]) -> list[dict[str, Any]]:
+    """`count` copies of the support-inquiries example, round robin over `namespaces`."""
     base = yaml.safe_load((REPO / "examples/stores/support-inquiries.yaml").read_text())
+    width = max(3, len(str(count - 1)))
     out = []
     for index in range(count):
+        tag = f"{index:0{width}d}"
         doc = json.loads(json.dumps(base))
-        doc["metadata"] = {"name": f"store-{index:03d}", "namespace": namespace}
+        doc["metadata"] = {"name": f"store-{tag}", "namespace": namespaces[index % len(namespaces)]}
         # Distinct pods and credentials: stores sharing them would rightly not be Ready.
-        doc["spec"]["workload"]["podSelector"] = {"matchLabels": {"app": f"db-{index:03d}"}}
+        doc["spec"]["workload"]["podSelector"] = {"matchLabels": {"app": f"db-{tag}"}}
         doc["spec"]["network"]["allowFrom"] = [
-            {"podSelector": {"matchLabels": {"app": f"api-{index:03d}"}}}]
-        doc["spec"]["database"]["credentialsSecret"] = f"creds-{index:03d}"
-        doc["spec"]["access"]["readers"] = [{"kind": "ServiceAccount", "name": f"api-{index:03d}"}]
+            {"podSelector": {"matchLabels": {"app": f"api-{tag}"}}}]
+        doc["spec"]["database"]["credentialsSecret"] = f"creds-{tag}"
+        doc["spec"]["access"]["readers"] = [{"kind": "ServiceAccount", "name": f"api-{tag}"}]
         out.append(doc)
     return out
 
 
-def credentials(count: int, namespace: str) -> list[dict[str, object]]:
-    """The credentials Secrets the stores name (a store without its Secret is not Ready)."""
+def moved(docs: list[dict[str, Any]], namespaces: list[str]) -> list[dict[str, Any]]:
+    """The same stores, the i-th in namespaces[i % K] (the baseline's copy)."""
     return [
-        {"apiVersion": "v1", "kind": "Secret",
-         "metadata": {"name": f"creds-{index:03d}", "namespace": namespace},
-         "type": "Opaque", "stringData": {"username": "purger", "password": "not-a-password"}}
-        for index in range(count)
+        {**doc, "metadata": {**doc["metadata"], "namespace": namespaces[index % len(namespaces)]}}
+        for index, doc in enumerate(docs)
     ]
 
 
-def ready_count(plane: ControlPlane, namespace: str) -> int:
-    items = json.loads(plane.kubectl("get", "pds", "-n", namespace, "-o", "json").stdout)["items"]
-    return sum(
-        1 for item in items
-        for c in (item.get("status") or {}).get("conditions") or []
-        if c["type"] == "Ready" and c["status"] == "True"
-    )
+def credentials(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The credentials Secret each store names (a store without its Secret is not Ready)."""
+    return [
+        {"apiVersion": "v1", "kind": "Secret",
+         "metadata": {"name": doc["spec"]["database"]["credentialsSecret"],
+                      "namespace": doc["metadata"]["namespace"]},
+         "type": "Opaque", "stringData": {"username": "purger", "password": "not-a-password"}}
+        for doc in docs
+    ]
 
 
-def audit_since(plane: ControlPlane, since: datetime, user: str) -> Counter[str]:
-    """Requests by `user` since `since`, by verb (leases apart)."""
-    counts: Counter[str] = Counter()
-    for event in plane.audit_events():
-        if event.get("stage") != "ResponseComplete":
-            continue
-        if event.get("user", {}).get("username") != user:
-            continue
-        when = datetime.fromisoformat(event["requestReceivedTimestamp"].replace("Z", "+00:00"))
-        if when < since:
-            continue
-        resource = (event.get("objectRef") or {}).get("resource")
-        verb = event["verb"]
-        counts["lease " + verb if resource == "leases" else verb] += 1
-    return counts
+def sample_indices(count: int, samples: int, seed: int = 11) -> list[int]:
+    """`samples` distinct stores, drawn at random (fixed seed) so they span the namespaces."""
+    return random.Random(seed).sample(  # noqa: S311 - a spread, not a secret
+        range(count), min(samples, count))
+
+
+# --- measuring -----------------------------------------------------------------------------
 
 
 def percentile(values: list[float], q: float) -> float:
     """The q-th percentile (nearest rank) of `values`."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+def seconds(value: float) -> str:
+    return "timeout" if math.isinf(value) else f"{value:.2f}"
 
 
 def load() -> str:
@@ -115,8 +166,209 @@ def peak_rss_mib(pid: int) -> tuple[float, float]:
     return (int(fields["VmHWM"].split()[0]) / 1024, int(fields["VmRSS"].split()[0]) / 1024)
 
 
-def raw_apply_loop(plane: ControlPlane, docs: list[dict[str, Any]], namespace: str,
-                   threads: int) -> tuple[float, int]:
+def stamp(event: dict[str, Any]) -> datetime:
+    """When the API server finished the request."""
+    text = event.get("stageTimestamp") or event["requestReceivedTimestamp"]
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def request_kind(event: dict[str, Any]) -> str:
+    """`verb resource[/subresource]` of an audit event."""
+    ref = event.get("objectRef") or {}
+    resource = ref.get("resource") or event.get("requestURI", "?")
+    if ref.get("subresource"):
+        resource += "/" + ref["subresource"]
+    return f"{event['verb']} {resource}"
+
+
+def is_lease(event: dict[str, Any]) -> bool:
+    return (event.get("objectRef") or {}).get("resource") == "leases"
+
+
+class AuditTail:
+    """The API server's audit log, read on from where the last read stopped (never twice).
+
+    Only the events of one user at ResponseComplete; a line still being written waits for the
+    next read. At 10,000 stores the log grows to hundreds of MB: never read it whole.
+    """
+
+    def __init__(self, path: Path, user: str) -> None:
+        self.path = path
+        self.user = user
+        self.needle = json.dumps(user).encode()
+        self.offset = 0
+
+    def skip(self) -> None:
+        """Forget everything logged so far."""
+        self.offset = self.path.stat().st_size if self.path.exists() else 0
+
+    def read(self) -> Iterator[dict[str, Any]]:
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as log:
+            log.seek(self.offset)
+            while True:
+                line = log.readline()
+                if not line.endswith(b"\n"):
+                    return
+                self.offset += len(line)
+                if self.needle not in line:
+                    continue
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if event.get("stage") != "ResponseComplete":
+                    continue
+                if (event.get("user") or {}).get("username") != self.user:
+                    continue
+                yield event
+
+
+@dataclass
+class Tally:
+    """Requests by `verb resource`, the Lease's apart."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    lease: Counter[str] = field(default_factory=Counter)
+
+    def add(self, event: dict[str, Any]) -> None:
+        (self.lease if is_lease(event) else self.requests)[request_kind(event)] += 1
+
+    def mutating(self) -> int:
+        return sum(n for k, n in self.requests.items() if k.split(" ")[0] in MUTATING)
+
+    def reads(self) -> int:
+        return sum(n for k, n in self.requests.items() if k.split(" ")[0] not in MUTATING)
+
+    def gets(self) -> Counter[str]:
+        """GETs of one object (per-store reads, unlike watches and their relists)."""
+        return Counter({k: n for k, n in self.requests.items() if k.startswith("get ")})
+
+    def describe(self) -> str:
+        by = ", ".join(f"{k}: {n}" for k, n in sorted(self.requests.items())) or "none"
+        lease = sum(self.lease.values())
+        return f"{self.mutating()} mutating, {self.reads()} reads ({by}); Lease requests {lease}"
+
+
+def wait_idle(tail: AuditTail, quiet: float, timeout: float, tally: Tally) -> tuple[float, bool]:
+    """Wait until the operator sent no request (watches and the Lease apart) for `quiet` s.
+
+    Tallies what it reads. Returns (seconds waited, idle reached before `timeout`).
+    """
+    start = time.monotonic()
+    last = datetime.now(UTC)
+    while True:
+        for event in tail.read():
+            tally.add(event)
+            if not is_lease(event) and event["verb"] != "watch":
+                last = max(last, stamp(event))
+        if (datetime.now(UTC) - last).total_seconds() >= quiet:
+            return time.monotonic() - start, True
+        if time.monotonic() - start > timeout:
+            return time.monotonic() - start, False
+        time.sleep(0.5)
+
+
+def latencies(names: list[tuple[str, str]], change: Callable[[str, str, int], None],
+              done: Callable[[str, str, int], bool], timeout: float) -> list[float]:
+    """For each store: make `change`, then time until `done` holds (polled every 20 ms).
+
+    A sample not done within `timeout` is infinite (and the run goes on).
+    """
+    out = []
+    for index, (namespace, name) in enumerate(names):
+        start = time.monotonic()
+        change(namespace, name, index)
+        while not done(namespace, name, index):
+            if time.monotonic() - start > timeout:
+                out.append(math.inf)
+                break
+            time.sleep(0.02)
+        else:
+            out.append(time.monotonic() - start)
+    return out
+
+
+def describe_latencies(values: list[float]) -> str:
+    late = sum(1 for v in values if math.isinf(v))
+    return (f"p50 {seconds(percentile(values, 50))} s, p99 {seconds(percentile(values, 99))} s, "
+            f"max {seconds(max(values))} s" + (f", {late} timed out" if late else "")
+            + "\n    each (s): " + " ".join(seconds(v) for v in values))
+
+
+def cold_list(kube: Kube, scopes: list[str | None], threads: int) -> tuple[float, Counter[str]]:
+    """LIST every COLD_LISTS kind in every scope, `threads` at once: (seconds, objects/kind)."""
+    tasks = [(kind, selector, scope) for kind, selector in COLD_LISTS for scope in scopes]
+
+    def one(task: tuple[str, str | None, str | None]) -> tuple[str, int]:
+        kind, selector, scope = task
+        return kind, len(kube.list(kind, scope, selector))
+
+    counts: Counter[str] = Counter()
+    start = time.monotonic()
+    with ThreadPoolExecutor(max(1, min(threads, len(tasks)))) as pool:
+        for kind, found in pool.map(one, tasks):
+            counts[kind] += found
+    return time.monotonic() - start, counts
+
+
+def scrape(port: int, metric: str) -> float | None:
+    """The sum of a metric's series on the operator's /metrics (None: no answer)."""
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return None
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+        if line.startswith(metric + "{") or line.startswith(metric + " ")
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# --- time budget ---------------------------------------------------------------------------
+
+
+def estimate(stores_: int, namespaces: int, steady: float, samples: int,
+             idle: float) -> list[tuple[str, float]]:
+    """Expected seconds per phase, from the 1,000-store runs of 2026-12-01 (bench/RESULTS.md)
+    and the 200-store run in notes/bench10k.md, on this shared 2-core machine (load 4-8).
+
+    Rough: the operator's time per store grows with the stores per namespace (every verdict
+    reads its neighbours): 0.25 s/store at 1,000 in one namespace, 0.16 at 400.
+    """
+    per_namespace = stores_ / namespaces
+    return [
+        ("control plane, CRDs, namespaces, credentials", 20 + 0.01 * stores_),
+        ("raw loop (stores + children)", 0.048 * stores_),
+        ("raw namespaces deleted", 10 + 0.01 * stores_),
+        ("operator: all Ready", stores_ * (0.1 + 0.00015 * per_namespace)),
+        ("operator idle after Ready", 2 * idle + 0.05 * stores_),
+        ("steady window", steady),
+        ("restart: stop, cold LIST, re-verified, idle", 30 + 2 * idle + 0.04 * stores_),
+        ("spec changes and deleted children", 2 * (idle + samples * 0.5)),
+    ]
+
+
+def print_estimate(phases: list[tuple[str, float]]) -> None:
+    total = sum(s for _, s in phases)
+    print(f"estimated duration: {total / 60:.0f} min ({total:.0f} s; rough, see estimate())")
+    for name, secs in phases:
+        print(f"  {name}: ~{secs:.0f} s")
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+def raw_apply_loop(plane: ControlPlane, docs: list[dict[str, Any]], threads: int
+                   ) -> tuple[float, int]:
     """The baseline: apply the stores, then server-side apply their children, `threads` at once.
 
     The same children the operator renders (owned by the stores, so the garbage collector keeps
@@ -124,12 +376,13 @@ def raw_apply_loop(plane: ControlPlane, docs: list[dict[str, Any]], namespace: s
     """
     kube = Kube(load_api_client(str(plane.kubeconfig)))
     policy = parse_policy(yaml.safe_load((REPO / "examples/policy.yaml").read_text()))
-    moved = [{**d, "metadata": {**d["metadata"], "namespace": namespace}} for d in docs]
+    where = {doc["metadata"]["namespace"] for doc in docs}
     start = time.monotonic()
-    plane.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(moved))
+    plane.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(docs))
     children = [
         child
-        for raw in kube.list("PersonalDataStore", namespace)
+        for raw in kube.list("PersonalDataStore")
+        if raw["metadata"]["namespace"] in where
         for child in render_children(parse_store(raw), policy, RenderSettings())
     ]
     with ThreadPoolExecutor(threads) as pool:
@@ -137,129 +390,341 @@ def raw_apply_loop(plane: ControlPlane, docs: list[dict[str, Any]], namespace: s
     return time.monotonic() - start, len(children)
 
 
-def latencies(kube: Kube, namespace: str, names: list[str], change: Any, done: Any,
-              timeout: float = 120) -> list[float]:
-    """For each store: make `change`, then time until `done` holds (polled every 20 ms)."""
-    out = []
-    for index, name in enumerate(names):
-        start = time.monotonic()
-        change(name, index)
-        while not done(name, index):
-            if time.monotonic() - start > timeout:
-                raise TimeoutError(f"{namespace}/{name}: not done after {timeout} s")
-            time.sleep(0.02)
-        out.append(time.monotonic() - start)
-    return out
+def create_all(kube: Kube, objects: list[dict[str, Any]], threads: int) -> None:
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(kube.create, objects))
+
+
+@dataclass
+class Operator:
+    """One `dataward run` process and its log."""
+
+    command: list[str]
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            self.command, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent(),
+        )
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def leads(self, timeout: float = 120) -> None:
+        wait_for(lambda: "acquired lease" in self.log.read_text(), timeout, "operator leads",
+                 interval=0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stores", type=int, default=100)
+    parser.add_argument("--namespaces", type=int, default=1,
+                        help="spread the stores round robin over this many namespaces "
+                             "(the raw loop's too; default: %(default)s)")
+    parser.add_argument("--scope", choices=("auto", "namespaces", "selector"), default="auto",
+                        help="how the operator is told its namespaces: one --namespace each, or "
+                             "--namespace-selector on labelled namespaces (auto: --namespace "
+                             "for one namespace, the selector for more)")
     parser.add_argument("--steady-seconds", type=float, default=60)
-    parser.add_argument("--samples", type=int, default=20,
+    parser.add_argument("--samples", type=int, default=50,
                         help="spec changes and deleted children timed (default: %(default)s)")
+    parser.add_argument("--sample-timeout", type=float, default=120,
+                        help="a sample not done after this long counts as timed out")
+    parser.add_argument("--idle-seconds", type=float, default=5,
+                        help="the operator is idle after this long without a request but "
+                             "watches and the Lease (default: %(default)s)")
+    parser.add_argument("--idle-timeout", type=float, default=900,
+                        help="stop waiting for idle after this long (and say so)")
     parser.add_argument("--threads", type=int, default=8, help="threads of the raw apply loop")
     parser.add_argument("--workers", type=int, default=4, help="the operator's --workers")
-    parser.add_argument("--ready-timeout", type=float, default=1800)
+    parser.add_argument("--ready-timeout", type=float, default=7200)
+    parser.add_argument("--estimate-only", action="store_true",
+                        help="print the estimated duration of this run and exit")
     args = parser.parse_args()
-    namespace = "bench"
+    k = max(1, args.namespaces)
+    scope = args.scope if args.scope != "auto" else ("namespaces" if k == 1 else "selector")
+    phases = estimate(args.stores, k, args.steady_seconds, args.samples, args.idle_seconds)
+    print("command: " + shlex.join([sys.executable, "-u", "-m", "bench.reconcile_bench",
+                                    *sys.argv[1:]]))
+    print(f"stores: {args.stores} over {k} namespace(s) ({args.stores / k:.0f} each), operator "
+          f"scope: {scope}, samples: {args.samples}, steady window: {args.steady_seconds:.0f} s")
+    print_estimate(phases)
+    if args.estimate_only:
+        return 0
+    began = time.monotonic()
+    took: list[float] = []
+    mark = [began]
+
+    def phase_done() -> None:
+        now = time.monotonic()
+        took.append(now - mark[0])
+        mark[0] = now
+
+    figures: dict[str, str] = {}
+    bench_ns = namespace_names("bench", k)
+    raw_ns = namespace_names("raw", k)
     with ControlPlane() as plane, tempfile.TemporaryDirectory() as tmp:
         # The operator gets its own admin-equivalent user so the audit log tells it apart.
-        kubeconfig = plane.kubeconfig_for_user("dataward-bench", ["system:masters"])
+        kubeconfig = plane.kubeconfig_for_user(USER, ["system:masters"])
         plane.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
         plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-        for name in (namespace, "raw", "dataward-system"):
-            plane.kubectl("create", "namespace", name)
-        plane.kubectl("apply", "--server-side", "-f", str(REPO / "examples/policy.yaml"))
-        docs = stores(args.stores, namespace)
         admin = Kube(load_api_client(str(plane.kubeconfig)))
-        plane.kubectl("apply", "--server-side", "-f", "-",
-                      input=yaml.safe_dump_all(credentials(args.stores, namespace)))
-        print(f"stores: {args.stores}   load before: {load()}")
+        create_all(admin, [
+            {"apiVersion": "v1", "kind": "Namespace",
+             "metadata": {"name": name, "labels": {SHARD_LABEL: SHARD} if name in bench_ns
+                          else {}}}
+            for name in (*bench_ns, *raw_ns, "dataward-system")
+        ], args.threads)
+        plane.kubectl("apply", "--server-side", "-f", str(REPO / "examples/policy.yaml"))
+        docs = stores(args.stores, bench_ns)
+        create_all(admin, credentials(docs), args.threads)
+        phase_done()
+        print(f"load before: {load()}")
 
-        raw_seconds, raw_children = raw_apply_loop(plane, docs, "raw", args.threads)
-        print(f"raw server-side apply loop ({args.threads} threads): stores + {raw_children} "
-              f"children in {raw_seconds:.1f} s   load: {load()}")
+        raw_seconds, raw_children = raw_apply_loop(plane, moved(docs, raw_ns), args.threads)
+        raw_load = load()
+        print(f"raw server-side apply loop ({args.threads} threads): {args.stores} stores + "
+              f"{raw_children} children in {raw_seconds:.1f} s   load: {raw_load}")
+        phase_done()
+        start = time.monotonic()
+        for name in raw_ns:
+            admin.delete("Namespace", None, name)
 
-        log = Path(tmp) / "operator.log"
-        # Only the bench namespace: the raw loop's objects are not the operator's business.
-        operator = subprocess.Popen(
-            [sys.executable, "-m", "dataward", "run", "--kubeconfig", str(kubeconfig),
-             "--namespace", namespace, "--resync-seconds", "3600", "--metrics-port", "0",
-             "--workers", str(args.workers)],
-            stdout=log.open("wb"), stderr=subprocess.STDOUT, preexec_fn=die_with_parent(),
-        )
+        def raw_gone() -> bool:
+            return all(admin.get("Namespace", None, name) is None for name in raw_ns)
+
         try:
-            wait_for(lambda: "acquired lease" in log.read_text(), 60, "operator leads")
-            since = datetime.now(UTC)
+            wait_for(raw_gone, 900, "raw namespaces deleted", interval=1.0)
+            print(f"raw namespaces deleted in {time.monotonic() - start:.1f} s   load: {load()}")
+        except TimeoutError:
+            print("raw namespaces NOT all deleted after 900 s (going on; the operator's "
+                  "cluster-wide caches may hold some raw objects)")
+        phase_done()
+
+        port = free_port()
+        command = [sys.executable, "-m", "dataward", "run", "--kubeconfig", str(kubeconfig),
+                   "--resync-seconds", "3600", "--metrics-port", str(port),
+                   "--workers", str(args.workers)]
+        if scope == "selector":
+            command += ["--namespace-selector", f"{SHARD_LABEL}={SHARD}"]
+        else:
+            for name in bench_ns:
+                command += ["--namespace", name]
+        print("operator: " + shlex.join(command))
+        operator = Operator(command, Path(tmp) / "operator.log")
+        restarted = Operator(command, Path(tmp) / "operator-restarted.log")
+        tail = AuditTail(plane.audit_log, USER)
+        try:
+            operator.start()
+            operator.leads()
+            tail.skip()
             start = time.monotonic()
             plane.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(docs))
             applied = time.monotonic()
+            # A LIST of every store each poll is not free at 10,000: poll less often there.
+            interval = max(1.0, args.stores / 2000)
 
             def all_ready() -> bool:
-                items = admin.list("PersonalDataStore", namespace)
                 return sum(
-                    1 for item in items
+                    1 for item in admin.list("PersonalDataStore")
                     for c in (item.get("status") or {}).get("conditions") or []
                     if c["type"] == "Ready" and c["status"] == "True"
                 ) == args.stores
 
-            wait_for(all_ready, args.ready_timeout, f"{args.stores} stores Ready", interval=1.0)
+            try:
+                wait_for(all_ready, args.ready_timeout, f"{args.stores} stores Ready",
+                         interval=interval)
+            except TimeoutError:
+                print(operator.tail())
+                raise
             elapsed = time.monotonic() - start
-            converge = audit_since(plane, since, "dataward-bench")
-            writes = sum(v for k, v in converge.items() if k in WRITES)
+            ready_load = load()
+            converge = Tally()
+            for event in tail.read():
+                converge.add(event)
             print(f"apply of all stores (kubectl): {applied - start:.2f} s")
             print(f"operator: all Ready after {elapsed:.1f} s ({args.stores / elapsed:.1f} "
-                  f"stores/s)   ratio to the raw loop: {elapsed / raw_seconds:.1f}x   "
-                  f"load: {load()}")
-            print(f"operator writes to converge: {writes} ({writes / args.stores:.1f} per store)"
-                  f"  by verb: {dict(converge)}")
+                  f"stores/s; Ready polled every {interval:.0f} s)   ratio to the raw loop: "
+                  f"{elapsed / raw_seconds:.1f}x   load: {ready_load}")
+            print(f"operator requests to converge: {converge.mutating()} mutating "
+                  f"({converge.mutating() / args.stores:.1f} per store)   {converge.describe()}")
+            figures["ready"] = (f"| {args.stores} stores applied at once, all Ready | "
+                                f"{elapsed:.1f} s (load {ready_load}) | {raw_seconds:.1f} s "
+                                f"(load {raw_load}) | **{elapsed / raw_seconds:.1f}x** |")
             peak, now = peak_rss_mib(operator.pid)
-            print(f"operator RSS after Ready: peak {peak:.0f} MiB, now {now:.0f} MiB")
+            print(f"operator RSS after Ready: peak {peak:.0f} MiB, now {now:.0f} MiB   "
+                  f"load: {load()}")
+            figures["rss-ready"] = f"| operator peak RSS after Ready | {peak:.0f} MiB | — | — |"
+            phase_done()
 
-            time.sleep(5)
-            quiet = datetime.now(UTC)
+            tail_tally = Tally()
+            waited, idle = wait_idle(tail, args.idle_seconds, args.idle_timeout, tail_tally)
+            print(f"operator idle after {waited:.1f} s more ({'' if idle else 'NOT idle: '}"
+                  f"no request but watches and the Lease for {args.idle_seconds:g} s); "
+                  f"meanwhile: {tail_tally.describe()}   load: {load()}")
+            phase_done()
+
             time.sleep(args.steady_seconds)
-            steady = audit_since(plane, quiet, "dataward-bench")
-            mutating = sum(v for k, v in steady.items() if k in WRITES)
-            reads = sum(v for k, v in steady.items() if k in ("get", "list", "watch"))
+            steady = Tally()
+            for event in tail.read():
+                steady.add(event)
             minutes = args.steady_seconds / 60
-            print(f"steady state over {args.steady_seconds:.0f} s: {mutating} mutating requests, "
-                  f"lease renewals: {steady['lease update']}, reads: {reads} "
-                  f"({reads / minutes:.1f}/min; by verb {dict(steady)})   load: {load()}")
+            gets = steady.gets()
+            steady_load = load()
+            print(f"steady state over {args.steady_seconds:.0f} s: {steady.describe()}; "
+                  f"{steady.reads() / minutes:.1f} reads/min   load: {steady_load}")
+            print("per-store periodic GETs: " + (
+                f"YES, {sum(gets.values())} ({dict(gets)})" if gets
+                else "none (reads are watches and their relists only)"))
+            figures["steady"] = (
+                f"| steady state, {args.steady_seconds:.0f} s after idle | "
+                f"{steady.mutating()} mutating, {steady.reads()} reads "
+                f"({', '.join(f'{k} {n}' for k, n in sorted(steady.requests.items())) or 'none'}"
+                f"), per-store GETs: {sum(gets.values())}, Lease requests "
+                f"{sum(steady.lease.values())} (load {steady_load}) | — | — |")
+            peak, now = peak_rss_mib(operator.pid)
+            print(f"operator RSS before the restart: peak {peak:.0f} MiB, now {now:.0f} MiB")
+            phase_done()
 
-            step = max(1, args.stores // args.samples)
-            sample = [doc["metadata"]["name"] for doc in docs[::step][: args.samples]]
+            # Restart with nothing changed.
+            start = time.monotonic()
+            operator.stop()
+            print(f"operator stopped in {time.monotonic() - start:.1f} s")
+            scopes: list[str | None] = [None] if scope == "selector" else list(bench_ns)
+            listing, counts = cold_list(admin, scopes, threads=len(COLD_LISTS) * len(scopes))
+            listing_load = load()
+            sequential, _ = cold_list(admin, scopes, threads=1)
+            print(f"cold LIST of the same objects, one thread per kind and scope as the "
+                  f"operator's caches: {listing:.2f} s ({sequential:.2f} s one at a time; "
+                  f"{dict(counts)})   load: {listing_load}")
+            tail.skip()
+            wall = datetime.now(UTC)
+            start = time.monotonic()
+            restarted.start()
+            rings = {(d["metadata"]["namespace"], names_for(d["metadata"]["name"]).key_ring)
+                     for d in docs}
+            seen: dict[tuple[str, str], datetime] = {}
+            restart = Tally()
+            led: float | None = None
+            while len(seen) < len(rings) and time.monotonic() - start < args.ready_timeout:
+                if led is None and "acquired lease" in restarted.log.read_text():
+                    led = time.monotonic() - start
+                for event in tail.read():
+                    restart.add(event)
+                    ref = event.get("objectRef") or {}
+                    key = (ref.get("namespace"), ref.get("name"))
+                    if event["verb"] == "get" and ref.get("resource") == "secrets" \
+                            and key in rings and key not in seen:
+                        seen[key] = stamp(event)
+                time.sleep(0.5)
+            reverify_load = load()
+            if len(seen) < len(rings):
+                print(f"restart: only {len(seen)} of {len(rings)} stores re-verified after "
+                      f"{args.ready_timeout:.0f} s")
+                reverified = math.inf
+            else:
+                reverified = (max(seen.values()) - wall).total_seconds()
+            reconciles = scrape(port, "dataward_reconciles_total")
+            lead = seconds(led if led is not None else math.inf)
+            print(f"restart: every store re-verified (its key ring read, audit log) "
+                  f"{seconds(reverified)} s after the start (process start included; it led "
+                  f"after {lead} s); reconciles so far: {reconciles}; ratio to the cold LIST: "
+                  f"{reverified / listing:.1f}x (target <= 2x)   load: {reverify_load}")
+            peak, now = peak_rss_mib(restarted.pid)
+            print(f"restarted operator RSS after re-verifying: peak {peak:.0f} MiB, "
+                  f"now {now:.0f} MiB")
+            waited, idle = wait_idle(tail, args.idle_seconds, args.idle_timeout, restart)
+            print(f"restart: idle {waited:.1f} s after the last re-verification "
+                  f"({'' if idle else 'NOT idle; '}{args.idle_seconds:g} s quiet); requests "
+                  f"since the start: {restart.describe()}   load: {load()}")
+            figures["restart"] = (
+                f"| restart, nothing changed: every store re-verified | {seconds(reverified)} s, "
+                f"{restart.mutating()} mutating requests, {sum(restart.lease.values())} Lease "
+                f"(load {reverify_load}) | cold LIST {listing:.2f} s (load {listing_load}) | "
+                f"**{reverified / listing:.1f}x** |")
+            phase_done()
 
-            def reschedule(name: str, index: int) -> None:
+            picks = [docs[i]["metadata"] for i in sample_indices(args.stores, args.samples)]
+            sample = [(m["namespace"], m["name"]) for m in picks]
+            waited, idle = wait_idle(tail, args.idle_seconds, args.idle_timeout, Tally())
+            print(f"waited {waited:.1f} s for the operator to be idle before sampling"
+                  f"{'' if idle else ' (NOT idle)'}")
+
+            def reschedule(namespace: str, name: str, index: int) -> None:
                 admin.merge_patch("PersonalDataStore", namespace, name,
                                   {"spec": {"purge": {"schedule": f"{index % 60} 4 * * *"}}})
 
-            def rescheduled(name: str, index: int) -> bool:
-                cronjob = admin.get("CronJob", namespace, f"dataward-{name}-purge")
+            def rescheduled(namespace: str, name: str, index: int) -> bool:
+                cronjob = admin.get("CronJob", namespace, names_for(name).purge_cronjob)
                 return bool(cronjob and cronjob["spec"]["schedule"] == f"{index % 60} 4 * * *")
 
-            spec = latencies(admin, namespace, sample, reschedule, rescheduled)
-            print(f"spec change -> CronJob updated, {len(spec)} samples: "
-                  f"p50 {percentile(spec, 50):.2f} s, p99 {percentile(spec, 99):.2f} s, "
-                  f"max {max(spec):.2f} s   load: {load()}")
+            spec = latencies(sample, reschedule, rescheduled, args.sample_timeout)
+            spec_load = load()
+            print(f"spec change -> CronJob updated, {len(spec)} samples one at a time: "
+                  f"{describe_latencies(spec)}   load: {spec_load}")
+            figures["spec"] = (
+                f"| one spec change -> CronJob updated ({len(spec)} samples) | p50 "
+                f"{seconds(percentile(spec, 50))} s, p99 {seconds(percentile(spec, 99))} s "
+                f"(load {spec_load}) | — | — |")
 
-            def delete(name: str, index: int) -> None:
-                admin.delete("NetworkPolicy", namespace, f"dataward-{name}-isolation")
+            waited, idle = wait_idle(tail, args.idle_seconds, args.idle_timeout, Tally())
+            print(f"waited {waited:.1f} s for the operator to be idle"
+                  f"{'' if idle else ' (NOT idle)'}")
 
-            def restored(name: str, index: int) -> bool:
-                found = admin.get("NetworkPolicy", namespace, f"dataward-{name}-isolation")
-                return found is not None
+            def delete(namespace: str, name: str, index: int) -> None:
+                admin.delete("NetworkPolicy", namespace, names_for(name).network_policy)
 
-            back = latencies(admin, namespace, sample, delete, restored)
+            def restored(namespace: str, name: str, index: int) -> bool:
+                return admin.get("NetworkPolicy", namespace,
+                                 names_for(name).network_policy) is not None
+
+            back = latencies(sample, delete, restored, args.sample_timeout)
+            back_load = load()
             print(f"deleted NetworkPolicy -> restored, {len(back)} samples: "
-                  f"p50 {percentile(back, 50):.2f} s, p99 {percentile(back, 99):.2f} s, "
-                  f"max {max(back):.2f} s   load: {load()}")
-            peak, now = peak_rss_mib(operator.pid)
-            print(f"operator RSS at the end: peak {peak:.0f} MiB, now {now:.0f} MiB")
+                  f"{describe_latencies(back)}   load: {back_load}")
+            figures["back"] = (
+                f"| deleted NetworkPolicy restored ({len(back)} samples) | p50 "
+                f"{seconds(percentile(back, 50))} s, p99 {seconds(percentile(back, 99))} s "
+                f"(load {back_load}) | — | — |")
+            peak, now = peak_rss_mib(restarted.pid)
+            print(f"restarted operator RSS at the end: peak {peak:.0f} MiB, now {now:.0f} MiB")
+            figures["rss-end"] = (f"| restarted operator peak RSS at the end | {peak:.0f} MiB "
+                                  f"| — | — |")
+            phase_done()
+        except (KubeError, TimeoutError):
+            for who in (operator, restarted):
+                if who.log.exists():
+                    print(f"--- {who.log.name} (last lines)\n{who.tail()}")
+            raise
         finally:
-            operator.terminate()
-            operator.wait(timeout=30)
+            operator.stop()
+            restarted.stop()
+    total = time.monotonic() - began
+    print(f"\ntook {total / 60:.1f} min ({total:.0f} s) against ~"
+          f"{sum(s for _, s in phases):.0f} s estimated; by phase (estimated -> took):")
+    for (name, guess), actual in zip(phases, took, strict=False):
+        print(f"  {name}: ~{guess:.0f} s -> {actual:.0f} s")
+    print(f"\n| figure ({args.stores} stores, {k} namespace(s)) | operator | raw SSA loop, "
+          f"{args.threads} threads, same children / cold LIST | ratio |\n|---|---|---|---|")
+    for row in figures.values():
+        print(row)
     return 0
 
 
