@@ -545,11 +545,12 @@ def main() -> int:
             interval = max(1.0, args.stores / 2000)
 
             def all_ready() -> bool:
-                return sum(
+                ready = sum(
                     1 for item in admin.list("PersonalDataStore")
                     for c in (item.get("status") or {}).get("conditions") or []
                     if c["type"] == "Ready" and c["status"] == "True"
-                ) == args.stores
+                )
+                return bool(ready == args.stores)
 
             try:
                 wait_for(all_ready, args.ready_timeout, f"{args.stores} stores Ready",
