@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import shlex
 import signal
@@ -351,9 +352,9 @@ def estimate(stores_: int, namespaces: int, steady: float, samples: int,
     return [
         ("control plane, CRDs, namespaces, credentials", 20 + 0.01 * stores_),
         ("raw loop (stores + children)", 0.048 * stores_),
-        ("raw namespaces deleted", 10 + 0.01 * stores_),
-        ("operator: all Ready", 10 + stores_ * (0.1 + 0.00015 * per_namespace)),
-        ("operator idle after Ready", 2 * idle + 0.05 * stores_),
+        ("raw namespaces deleted", 10 + 0.02 * stores_ + 2 * namespaces),
+        ("operator: all Ready", 15 + stores_ * (0.1 + 0.00015 * per_namespace)),
+        ("operator idle after Ready", 2 * idle + 0.03 * stores_),
         ("steady window", steady),
         ("restart: stop, cold LIST, re-verified, idle", 15 + 2 * idle + 0.04 * stores_),
         ("spec changes and deleted children", 2 * (idle + samples * 0.5)),
@@ -362,7 +363,8 @@ def estimate(stores_: int, namespaces: int, steady: float, samples: int,
 
 def print_estimate(phases: list[tuple[str, float]]) -> None:
     total = sum(s for _, s in phases)
-    print(f"estimated duration: {total / 60:.0f} min ({total:.0f} s; rough, see estimate())")
+    print(f"estimated duration: {total / 60:.0f} min ({total:.0f} s; rough, for a load average "
+          f"about 5; at 10 expect up to twice as long; see estimate())")
     for name, secs in phases:
         print(f"  {name}: ~{secs:.0f} s")
 
@@ -464,8 +466,9 @@ def main() -> int:
     k = max(1, args.namespaces)
     scope = args.scope if args.scope != "auto" else ("namespaces" if k == 1 else "selector")
     phases = estimate(args.stores, k, args.steady_seconds, args.samples, args.idle_seconds)
-    print("command: " + shlex.join([sys.executable, "-u", "-m", "bench.reconcile_bench",
-                                    *sys.argv[1:]]))
+    print(f"command: cd {shlex.quote(str(Path.cwd()))} && PYTHONPATH="
+          f"{shlex.quote(os.environ.get('PYTHONPATH', ''))} "
+          + shlex.join([sys.executable, "-u", "-m", "bench.reconcile_bench", *sys.argv[1:]]))
     print(f"stores: {args.stores} over {k} namespace(s) ({args.stores / k:.0f} each), operator "
           f"scope: {scope}, samples: {args.samples}, steady window: {args.steady_seconds:.0f} s")
     print_estimate(phases)
@@ -542,7 +545,7 @@ def main() -> int:
             plane.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(docs))
             applied = time.monotonic()
             # A LIST of every store each poll is not free at 10,000: poll less often there.
-            interval = max(1.0, args.stores / 2000)
+            interval = max(1.0, args.stores / 1000)
 
             def all_ready() -> bool:
                 ready = sum(
