@@ -514,7 +514,8 @@ def main() -> int:
             admin.delete("Namespace", None, name)
 
         def raw_gone() -> bool:
-            return all(admin.get("Namespace", None, name) is None for name in raw_ns)
+            left = {n["metadata"]["name"] for n in admin.list("Namespace")} & set(raw_ns)
+            return not left
 
         try:
             wait_for(raw_gone, 900, "raw namespaces deleted", interval=1.0)
