@@ -1036,6 +1036,11 @@ class Reconciler:
         fingerprint), never under a legal hold or a dry run, and only once the evidence log
         holds its key.shredded record and status lists it in shreddedBuckets (both first; a
         failure destroys nothing). One Secret write, a compare-and-swap on resourceVersion.
+
+        The hold is read again from the API (the cache may not have a hold set a moment ago)
+        right before anything is recorded, and the shreddedBuckets write is conditional on
+        the resourceVersion of that read: a hold set in between makes it fail (409), and
+        nothing is destroyed.
         """
         unchanged = BucketOutcome(secret, ring, record)
         category = policy.category(store.category) if policy is not None else None
@@ -1069,9 +1074,12 @@ class Reconciler:
         shred: tuple[str, ...] = ()
         problem = None
         shredded = record.shredded
+        version = None
         if due and blocker is None:
+            blocker, problem, version = self._hold_now(store)
+        if due and blocker is None and version is not None:
             shredded, problem = self._record_shredding(
-                store, ring, record, due, now, (retention, statutory)
+                store, ring, record, due, now, (retention, statutory), version
             )
             decided = {gone.bucket for gone in shredded}
             shred = tuple(bucket for bucket in due if bucket in decided)
@@ -1131,6 +1139,26 @@ class Reconciler:
             blocker, retry = None, plan.next_due
         return BucketOutcome(answer, new, record, left, blocker, problem, retry)
 
+    def _hold_now(self, store: Store) -> tuple[ShreddingBlocker | None, str | None, str | None]:
+        """What keeps due keys now, read from the API, not the cache: the blocker, a problem
+        (the store could not be read), and the resourceVersion read (None: not read)."""
+        try:
+            raw = self.kube.get("PersonalDataStore", store.namespace, store.name)
+        except KubeError as error:
+            return "failed", f"reading the store again: HTTP {error.status}", None
+        if raw is None or raw["metadata"].get("uid") != store.uid:
+            return "failed", "the store is gone", None
+        try:
+            fresh = parse_store(raw)
+        except ModelError:
+            return "failed", "the store's spec no longer parses", None
+        version = str(raw["metadata"]["resourceVersion"])
+        if fresh.purge.suspend:
+            return "legal-hold", None, version
+        if fresh.purge.dry_run:
+            return "dry-run", None, version
+        return None, None, version
+
     def _record_shredding(
         self,
         store: Store,
@@ -1139,8 +1167,10 @@ class Reconciler:
         due: tuple[str, ...],
         now: datetime,
         periods: tuple[Duration, Duration | None],
+        version: str,
     ) -> tuple[tuple[ShreddedRecord, ...], str | None]:
-        """Append key.shredded for each due key not yet recorded, then list them in status.
+        """Append key.shredded for each due key not yet recorded, then list them in status,
+        provided the store is still at `version` (the read that found no hold).
 
         Returns what status now records as shredded, and the problem that stopped it (the
         keys whose evidence or status write failed are not in it, so they are not destroyed).
@@ -1176,12 +1206,16 @@ class Reconciler:
                 "PersonalDataStore",
                 store.namespace,
                 store.name,
-                {"status": {"encryption": {
+                {"metadata": {"resourceVersion": version}, "status": {"encryption": {
                     "shreddedBuckets": [gone.to_status() for gone in shredded]
                 }}},
                 subresource="status",
             )  # fmt: skip
         except KubeError as error:
+            if error.status == 409:
+                log.warning("%s/%s changed while its keys were shredded: nothing destroyed",
+                            store.namespace, store.name)  # fmt: skip
+                return record.shredded, "the store changed meanwhile (HTTP 409)"
             return record.shredded, f"status write: HTTP {error.status}"
         return tuple(shredded), problem
 
