@@ -21,7 +21,14 @@ from dataward.evidence.payloads import validate
 from dataward.keys import Cipher, KeyShreddedError
 from dataward.keys.ring import add_bucket_keys, parse_ring, serialise
 from tests.controller.fake_kube import FakeKube
-from tests.controller.test_reconcile import CREDENTIALS, KEY, RING, T0, conditions, status
+from tests.controller.test_reconcile import (
+    KEY,
+    RING,
+    T0,
+    conditions,
+    sample_cluster,
+    status,
+)
 from tests.model import samples
 
 JULY, AUGUST = datetime(2025, 7, 20, tzinfo=UTC), datetime(2025, 8, 3, tzinfo=UTC)
@@ -50,18 +57,13 @@ class Sink:
 
 
 def cluster(suspend: bool = False) -> FakeKube:
-    kube = FakeKube()
     policy = copy.deepcopy(samples.POLICY)
     for category in policy["spec"]["categories"]:
         if category["name"] == "technical-support-inquiry":
             category["keyBuckets"] = "month"
-    kube._store(policy)
     store = copy.deepcopy(samples.STORE)
-    del store["metadata"]["uid"]
     store["spec"]["purge"] = {"suspend": suspend}
-    kube._store(store)
-    kube._store(CREDENTIALS())
-    return kube
+    return sample_cluster(FakeKube(), policy, store)
 
 
 def ring(kube: FakeKube) -> Any:
