@@ -14,8 +14,9 @@ The fixtures are registered once in e2e/conftest.py; request them as `postgres` 
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,20 +45,31 @@ class Postgres:
         }
 
 
-@pytest.fixture(scope="session", name="postgres")
-def postgres_fixture() -> Iterator[Postgres]:
-    """PostgreSQL live (Asia/Seoul) and archive (UTC) servers for the session (never skipped)."""
+@contextlib.contextmanager
+def _servers(
+    start: Callable[..., DatabaseServer], zones: tuple[str, str], set_password: str
+) -> Iterator[tuple[DatabaseServer, DatabaseServer, str]]:
+    """A live and an archive server (in `zones`), the purge login's canary password set on
+    both by `set_password` (a statement with {user} and {password}); stopped at the end."""
     password = f"canary-{uuid.uuid4().hex}"
     started: list[DatabaseServer] = []
     try:
-        started.append(start_postgres("live", time_zone="Asia/Seoul"))
-        started.append(start_postgres("archive", time_zone="UTC"))
+        started.append(start("live", time_zone=zones[0]))
+        started.append(start("archive", time_zone=zones[1]))
         for server in started:
-            server.execute(f"ALTER ROLE {PURGER_USER} PASSWORD '{password}'")
-        yield Postgres(started[0], started[1], PURGER_USER, password)
+            server.execute(set_password.format(user=PURGER_USER, password=password))
+        yield started[0], started[1], password
     finally:
         for server in started:
             server.stop()
+
+
+@pytest.fixture(scope="session", name="postgres")
+def postgres_fixture() -> Iterator[Postgres]:
+    """PostgreSQL live (Asia/Seoul) and archive (UTC) servers for the session (never skipped)."""
+    with _servers(start_postgres, ("Asia/Seoul", "UTC"),
+                  "ALTER ROLE {user} PASSWORD '{password}'") as (live, archive, password):
+        yield Postgres(live, archive, PURGER_USER, password)
 
 
 @dataclass(frozen=True)
@@ -68,14 +80,6 @@ class MariaDB(Postgres):
 @pytest.fixture(scope="session", name="mariadb")
 def mariadb_fixture() -> Iterator[MariaDB]:
     """MariaDB live (+09:00) and archive (UTC) servers for the session (never skipped)."""
-    password = f"canary-{uuid.uuid4().hex}"
-    started: list[DatabaseServer] = []
-    try:
-        started.append(start_mariadb("live", time_zone="+09:00"))
-        started.append(start_mariadb("archive", time_zone="+00:00"))
-        for server in started:
-            server.execute(f"ALTER USER '{PURGER_USER}'@'%' IDENTIFIED BY '{password}'")
-        yield MariaDB(started[0], started[1], PURGER_USER, password)
-    finally:
-        for server in started:
-            server.stop()
+    statement = "ALTER USER '{user}'@'%' IDENTIFIED BY '{password}'"
+    with _servers(start_mariadb, ("+09:00", "+00:00"), statement) as (live, archive, password):
+        yield MariaDB(live, archive, PURGER_USER, password)

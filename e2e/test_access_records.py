@@ -20,9 +20,7 @@ import base64
 import contextlib
 import io
 import json
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ import yaml
 
 from dataward.cli import main
 from dataward.render.names import names_for
+from e2e.cli import dataward
 from e2e.fixtures_api import install_crds
 from e2e.fixtures_databases import Postgres, postgres_fixture  # noqa: F401 - a fixture
 from e2e.fixtures_operator import (
@@ -50,7 +49,6 @@ from e2e.harness import ControlPlane, wait_for
 from e2e.test_purge import create_job, last_purge_of, run_job, seed_support, support_store
 from tests.databases import DatabaseServer
 
-REPO = Path(__file__).resolve().parent.parent
 NAMESPACE = "access-crm"
 STORE = "support-inquiries"
 UNAUDITED = "support-archive"  # created after the audit policy was rendered
@@ -76,26 +74,12 @@ class Setup:
                                password=self.login[1], autocommit=True)  # fmt: skip
 
 
-def dataward(
-    workdir: Path, login: tuple[str, str], *args: str
-) -> subprocess.CompletedProcess[str]:
-    """The `dataward` command with the operator's evidence login (as an administrator runs it)."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(workdir),
-        "LANG": "C.UTF-8",
-        "PYTHONPATH": str(REPO / "operator"),
-        "DATAWARD_EVIDENCE_USERNAME": login[0],
-        "DATAWARD_EVIDENCE_PASSWORD": login[1],
-    }
-    return subprocess.run([sys.executable, "-m", "dataward", *args], env=env, cwd=workdir,
-                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
-
 
 def verify(setup: Setup) -> subprocess.CompletedProcess[str]:
     """`dataward evidence verify` with the operator's public key."""
-    return dataward(setup.workdir, setup.login, "evidence", "verify", "--database",
-                    setup.evidence_url, "--public-key", "keys/evidence-signing.pub")  # fmt: skip
+    return dataward("evidence", "verify", "--database", setup.evidence_url,
+                    "--public-key", "keys/evidence-signing.pub",
+                    login=setup.login, cwd=setup.workdir)  # fmt: skip
 
 
 def rows(setup: Setup, kind: str | None = None) -> list[tuple[Any, ...]]:
@@ -143,9 +127,9 @@ def setup(
 
     clock = workdir / "clock"
     write_clock(clock, datetime.now(UTC))
-    keygen = dataward(workdir, login, "evidence", "keygen", "--out", "keys")
+    keygen = dataward("evidence", "keygen", "--out", "keys", login=login, cwd=workdir)
     assert keygen.returncode == 0, keygen.stderr
-    init = dataward(workdir, login, "evidence", "init", "--database", url)
+    init = dataward("evidence", "init", "--database", url, login=login, cwd=workdir)
     assert init.returncode == 0, init.stderr
     with ControlPlane(extra_apiserver_args=[f"--audit-policy-file={policy_file}"]) as plane:
 

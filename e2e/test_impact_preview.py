@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from kubernetes import client
 from kubernetes.client import ApiClient
 
+from e2e.fixtures_api import seed_policy
 from e2e.fixtures_databases import Postgres
 from e2e.fixtures_operator import (
     OperatorProcess,
@@ -40,8 +39,6 @@ from e2e.test_purge import create_job, create_table, insert, oracle, rows, run_j
 
 pytestmark = pytest.mark.usefixtures("crds_installed")
 
-REPO = Path(__file__).resolve().parent.parent
-GROUP, VERSION, PLURAL = "dataward.io", "v1alpha1", "privacypolicies"
 ACKNOWLEDGE = "dataward.io/acknowledge-large-purge"
 
 
@@ -73,14 +70,9 @@ def impact_operator(control_plane: ControlPlane, clock: Clock, impact_namespace:
 
 @pytest.fixture
 def policy(kube: ApiClient) -> Iterator[dict[str, Any]]:
-    body: dict[str, Any] = yaml.safe_load((REPO / "examples" / "policy.yaml").read_text())
-    body["metadata"] = {"name": f"impact-{uuid.uuid4().hex[:6]}"}
-    api = client.CustomObjectsApi(kube)
-    api.create_cluster_custom_object(GROUP, VERSION, PLURAL, body)
-    try:
-        yield body
-    finally:
-        api.delete_cluster_custom_object(GROUP, VERSION, PLURAL, body["metadata"]["name"])
+    """The seed policy under a name of its own, as the API holds it."""
+    with seed_policy(kube, "impact") as name:
+        yield current(kube, name)
 
 
 def store_following_the_category(

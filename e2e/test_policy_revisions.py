@@ -22,13 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from dataward.purge.source import ApiSource
-from e2e.fixtures_api import wait_admission_policies_gone
+from e2e.fixtures_api import seed_policy, wait_admission_policies_gone
 from e2e.fixtures_operator import (
     OperatorProcess,
     apply,
@@ -121,15 +120,10 @@ def revision_operator(control_plane: ControlPlane, clock: Clock, revision_namesp
 
 @pytest.fixture
 def policy(kube: ApiClient) -> Iterator[dict[str, Any]]:
-    """The seed policy (examples/policy.yaml: effective 2021-04-26) under a name of its own."""
-    body: dict[str, Any] = yaml.safe_load((REPO / "examples" / "policy.yaml").read_text())
-    body["metadata"] = {"name": f"revisions-{uuid.uuid4().hex[:6]}"}
-    api = client.CustomObjectsApi(kube)
-    api.create_cluster_custom_object(GROUP, VERSION, PLURAL, body)
-    try:
-        yield body
-    finally:
-        api.delete_cluster_custom_object(GROUP, VERSION, PLURAL, body["metadata"]["name"])
+    """The seed policy (examples/policy.yaml: effective 2021-04-26) under a name of its own,
+    as the API holds it."""
+    with seed_policy(kube, "revisions") as name:
+        yield current(kube, name)
 
 
 def current(kube: ApiClient, name: str) -> dict[str, Any]:

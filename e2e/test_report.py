@@ -9,9 +9,6 @@ plane: the report reads only the evidence database and the policy files.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -24,31 +21,13 @@ import pytest
 from dataward.evidence import EvidenceLog, load_private_key
 from dataward.model.store import Database
 from dataward.purge.credentials import Credentials
+from e2e.cli import dataward
 from e2e.fixtures_databases import Postgres, postgres_fixture  # noqa: F401 - a fixture
 from tests.report.browser import png_summary, screenshot
 
 REPO = Path(__file__).resolve().parent.parent
 AUDITOR_PASSWORD = f"auditor-{uuid.uuid4().hex[:12]}"
 
-
-def dataward(*args: str, login: tuple[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(cwd),
-        "LANG": "C.UTF-8",
-        "PYTHONPATH": str(REPO / "operator"),
-        "DATAWARD_EVIDENCE_USERNAME": login[0],
-        "DATAWARD_EVIDENCE_PASSWORD": login[1],
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "dataward", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture

@@ -18,8 +18,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -32,6 +30,7 @@ import pytest
 
 from dataward.keys import Cipher, KeyShreddedError
 from dataward.keys.ring import parse_ring
+from e2e.cli import dataward
 from e2e.fixtures_api import install_crds
 from e2e.fixtures_databases import Postgres
 from e2e.fixtures_operator import (
@@ -43,7 +42,6 @@ from e2e.fixtures_operator import (
 )
 from e2e.harness import ControlPlane, wait_for
 
-REPO = Path(__file__).resolve().parent.parent
 NAMESPACE = "shop"
 STORE = "orders"
 RING = f"dataward-{STORE}-keyring"
@@ -97,25 +95,6 @@ def store_object() -> dict[str, Any]:
         },
     }
 
-
-def dataward(*args: str, login: tuple[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(cwd),
-        "LANG": "C.UTF-8",
-        "PYTHONPATH": str(REPO / "operator"),
-        "DATAWARD_EVIDENCE_USERNAME": login[0],
-        "DATAWARD_EVIDENCE_PASSWORD": login[1],
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "dataward", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")

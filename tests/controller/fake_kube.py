@@ -1,7 +1,8 @@
 """An in-memory stand-in for `Kube`, for unit tests of the reconciler's decisions.
 
 It keeps objects by (kind, namespace, name), bumps resourceVersion on every write, refuses a
-stale replace with 409 and a duplicate create with 409, and records every call, so tests can
+stale replace or a merge patch whose resourceVersion is stale with 409, a duplicate
+create with 409, and records every call, so tests can
 assert both what the reconciler wrote and that it wrote nothing. e2e tests use the real API.
 """
 
@@ -104,6 +105,10 @@ class FakeKube:
         current = self.objects.get((kind, namespace, name))
         if current is None:
             raise KubeError(404, "Not Found", "patch")
+        # As the API server does: a resourceVersion in the patch is a precondition.
+        wanted = (patch.get("metadata") or {}).get("resourceVersion")
+        if wanted is not None and wanted != current["metadata"]["resourceVersion"]:
+            raise KubeError(409, "Conflict", "patch")
         return self._store(_merge(copy.deepcopy(current), patch))
 
     def delete(self, kind: str, namespace: str | None, name: str,

@@ -17,7 +17,7 @@ from dataward.controller.metrics import CONDITION, KEY_AGE
 from dataward.controller.operator import CACHED_KINDS, keys_for_event
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from tests.controller.fake_kube import FakeKube
-from tests.controller.test_reconcile import CREDENTIALS, KEY, T0, conditions
+from tests.controller.test_reconcile import KEY, T0, conditions, sample_cluster
 from tests.model import samples
 
 
@@ -37,13 +37,7 @@ class ListingKube(FakeKube):
 
 
 def _cluster() -> ListingKube:
-    kube = ListingKube()
-    kube._store(copy.deepcopy(samples.POLICY))
-    store = copy.deepcopy(samples.STORE)
-    del store["metadata"]["uid"]
-    kube._store(store)
-    kube._store(CREDENTIALS())
-    return kube
+    return sample_cluster(ListingKube())
 
 
 def _caches(kube: ListingKube, events: list[tuple[str, Any, Any]] | None = None) -> Caches:

@@ -17,7 +17,7 @@ from typing import Any
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from dataward.evidence.payloads import validate
 from tests.controller.fake_kube import FakeKube
-from tests.controller.test_reconcile import CREDENTIALS, KEY, T0, conditions
+from tests.controller.test_reconcile import KEY, T0, conditions, sample_cluster
 from tests.model import samples
 
 POLICY = samples.POLICY["metadata"]["name"]
@@ -38,13 +38,7 @@ class Evidence:
 
 
 def cluster() -> FakeKube:
-    kube = FakeKube()
-    kube._store(copy.deepcopy(samples.POLICY))
-    store = copy.deepcopy(samples.STORE)
-    del store["metadata"]["uid"]
-    kube._store(store)
-    kube._store(CREDENTIALS())
-    return kube
+    return sample_cluster(FakeKube())
 
 
 def policy_object(kube: FakeKube) -> dict[str, Any]:

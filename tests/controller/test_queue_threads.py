@@ -9,45 +9,68 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import selectors
 import threading
-import time
 from typing import Any
 
 from dataward.controller.operator import build_registry
 from dataward.controller.queue import StoreKey, WorkQueue
 
 
-def test_a_key_added_from_another_thread_wakes_a_waiting_worker_at_once() -> None:
-    handled: list[StoreKey] = []
+class _IdleSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+    """The loop's selector; says when the loop blocks with nothing to do (no timer, nothing
+    ready: `select(None)`), which only a file descriptor, such as the loop's self-pipe that
+    `call_soon_threadsafe` writes to, can end."""
 
-    async def scenario() -> float:
+    def __init__(self) -> None:
+        super().__init__()
+        self.idle = threading.Event()
+
+    def select(self, timeout: float | None = None) -> Any:
+        if timeout is None:
+            self.idle.set()
+        return super().select(timeout)
+
+
+def test_a_key_added_from_another_thread_wakes_a_waiting_worker_at_once() -> None:
+    """No sleep and no time bound: the key is added only once the loop has blocked with no
+    timer, and the loop wakes for nothing but that add. Should it not, the adder wakes the
+    loop itself after a long while (a rescue, so the test ends) and the order shows it."""
+    selector = _IdleSelector()
+    loop = asyncio.SelectorEventLoop(selector)
+    handled = threading.Event()
+    order: list[str] = []
+
+    async def scenario() -> None:
         queue = WorkQueue()
         done = asyncio.Event()
 
         async def handle(key: StoreKey) -> None:
-            handled.append(key)
+            order.append(f"handled {key[1]}")
+            handled.set()
             done.set()
 
         worker = asyncio.create_task(queue.worker(handle))
-        added_at: list[float] = []
 
-        def add_later() -> None:
-            time.sleep(0.2)  # by now the worker waits on an empty queue and the loop idles
-            added_at.append(time.monotonic())
+        def add_when_idle() -> None:
+            selector.idle.wait()
+            selector.idle.clear()
             queue.add(("ns", "a"))
+            if not handled.wait(timeout=60):
+                order.append("rescued")
+                loop.call_soon_threadsafe(lambda: None)  # the add did not wake the loop
 
-        adder = threading.Thread(target=add_later)
+        adder = threading.Thread(target=add_when_idle)
         adder.start()
-        # The only timer on the loop: if the add does not wake the loop, this does, 5 s later.
-        await asyncio.wait_for(done.wait(), timeout=5)
-        elapsed = time.monotonic() - added_at[0]
-        adder.join()
+        await done.wait()  # no timeout: the loop's only way out of select() is a wake-up
+        await asyncio.to_thread(adder.join)
         worker.cancel()
-        return elapsed
 
-    elapsed = asyncio.run(scenario())
-    assert handled == [("ns", "a")]
-    assert elapsed < 1.0, f"the worker slept {elapsed:.1f} s: the add did not wake the loop"
+    try:
+        loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+    assert order == ["handled a"], f"the add did not wake the loop: {order}"
 
 
 def test_adds_from_many_threads_lose_no_key_and_duplicate_none() -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import copy
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import pytest
 
@@ -19,18 +20,24 @@ from tests.model import samples
 T0 = datetime(2026, 1, 10, 8, 0, tzinfo=UTC)
 KEY = ("crm", "support-inquiries")
 RING = "dataward-support-inquiries-keyring"
+K = TypeVar("K", bound=FakeKube)
 
 
 @pytest.fixture
 def kube() -> FakeKube:
-    fake = FakeKube()
-    policy = copy.deepcopy(samples.POLICY)
-    fake._store(policy)
-    store = copy.deepcopy(samples.STORE)
-    del store["metadata"]["uid"]
-    fake._store(store)
-    fake._store(CREDENTIALS())
-    return fake
+    return sample_cluster(FakeKube())
+
+
+def sample_cluster(
+    kube: K, policy: Mapping[str, Any] = samples.POLICY, store: Mapping[str, Any] = samples.STORE
+) -> K:
+    """`kube` holding the policy, the store (its uid the fake API's) and its credentials."""
+    kube._store(copy.deepcopy(dict(policy)))
+    stored = copy.deepcopy(dict(store))
+    stored["metadata"].pop("uid", None)
+    kube._store(stored)
+    kube._store(CREDENTIALS())
+    return kube
 
 
 def CREDENTIALS() -> dict[str, Any]:

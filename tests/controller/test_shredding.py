@@ -21,7 +21,14 @@ from dataward.evidence.payloads import validate
 from dataward.keys import Cipher, KeyShreddedError
 from dataward.keys.ring import add_bucket_keys, parse_ring, serialise
 from tests.controller.fake_kube import FakeKube
-from tests.controller.test_reconcile import CREDENTIALS, KEY, RING, T0, conditions, status
+from tests.controller.test_reconcile import (
+    KEY,
+    RING,
+    T0,
+    conditions,
+    sample_cluster,
+    status,
+)
 from tests.model import samples
 
 JULY, AUGUST = datetime(2025, 7, 20, tzinfo=UTC), datetime(2025, 8, 3, tzinfo=UTC)
@@ -50,18 +57,13 @@ class Sink:
 
 
 def cluster(suspend: bool = False) -> FakeKube:
-    kube = FakeKube()
     policy = copy.deepcopy(samples.POLICY)
     for category in policy["spec"]["categories"]:
         if category["name"] == "technical-support-inquiry":
             category["keyBuckets"] = "month"
-    kube._store(policy)
     store = copy.deepcopy(samples.STORE)
-    del store["metadata"]["uid"]
     store["spec"]["purge"] = {"suspend": suspend}
-    kube._store(store)
-    kube._store(CREDENTIALS())
-    return kube
+    return sample_cluster(FakeKube(), policy, store)
 
 
 def ring(kube: FakeKube) -> Any:
@@ -253,3 +255,81 @@ def test_bucket_keys_whose_status_write_was_lost_are_still_the_operators(kube: F
     assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")
     encryption = status(kube)["encryption"]
     assert "pendingKeys" not in encryption and len(encryption["keys"]) == 9
+
+
+class StaleCache:
+    """The watch-fed caches as they were before the last edits: reads answer from a copy."""
+
+    def __init__(self, kube: FakeKube) -> None:
+        self.copy = copy.deepcopy(kube)
+        self.ticks = 0
+
+    def owns(self, namespace: str | None) -> bool:
+        return True
+
+    def generation(self, kind: str, namespace: str | None) -> tuple[int, bool]:
+        self.ticks += 1  # never the same: no memo outlives a call
+        return self.ticks, True
+
+    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        return self.copy.get(kind, namespace, name)
+
+    def list(self, kind: str, namespace: str | None = None,
+             label_selector: str | None = None) -> list[dict[str, Any]]:
+        return self.copy.list(kind, namespace, label_selector)
+
+    def store_written(self, obj: Mapping[str, Any]) -> None:
+        pass  # the watch has not caught up
+
+
+def set_hold(kube: FakeKube) -> None:
+    """A legal hold, as `kubectl patch` sets it: spec.purge.suspend, a new generation."""
+    obj = kube.objects[("PersonalDataStore", *KEY)]
+    obj["spec"]["purge"]["suspend"] = True
+    obj["metadata"]["generation"] = int(obj["metadata"]["generation"]) + 1
+    kube._store(obj)
+
+
+def test_a_hold_the_cache_has_not_seen_yet_stops_the_destruction(kube: FakeKube) -> None:
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    stale = StaleCache(kube)  # the cache: no hold
+    set_hold(kube)  # the API: held, a moment before the scheduled destruction
+    settings = ReconcileSettings(evidence=sink)
+    Reconciler(cast(Kube, kube), settings, caches=cast(Any, stale)).reconcile(KEY, now=DUE)
+    assert "2025-07" in ring(kube).buckets and ring(kube).shredded == ()
+    assert sink.of("key.shredded") == []  # not even recorded as destroyed
+    assert "shreddedBuckets" not in status(kube)["encryption"]
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyShreddingHeld")
+
+
+def test_a_hold_set_while_the_destruction_is_recorded_aborts_it(kube: FakeKube) -> None:
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    real_append = sink.append
+
+    def racing_append(kind: str, subject: str, payload: Mapping[str, Any]) -> None:
+        real_append(kind, subject, payload)
+        if kind == "key.shredded":
+            set_hold(kube)  # after the hold was read, before the ring is written
+
+    sink.append = racing_append  # type: ignore[method-assign]
+    run(kube, sink, DUE)
+    assert "2025-07" in ring(kube).buckets and ring(kube).shredded == ()
+    assert "shreddedBuckets" not in status(kube)["encryption"]
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingFailed")
+    # The next pass reads the hold and keeps the key, saying why.
+    run(kube, sink, DUE + timedelta(minutes=1))
+    assert "2025-07" in ring(kube).buckets
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyShreddingHeld")
+
+
+def test_an_unreadable_store_at_destruction_time_destroys_nothing(kube: FakeKube) -> None:
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    stale = StaleCache(kube)
+    kube.fail_gets["PersonalDataStore"] = 403  # only the fresh read fails; the cache answers
+    settings = ReconcileSettings(evidence=sink)
+    Reconciler(cast(Kube, kube), settings, caches=cast(Any, stale)).reconcile(KEY, now=DUE)
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingFailed")

@@ -17,19 +17,22 @@ from dataward.controller.kube import Kube, KubeError
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from dataward.keys.ring import generate_ring, serialise
 from tests.controller.fake_kube import FakeKube
-from tests.controller.test_reconcile import CREDENTIALS, KEY, RING, T0, conditions, status
+from tests.controller.test_reconcile import (
+    CREDENTIALS,
+    KEY,
+    RING,
+    T0,
+    conditions,
+    sample_cluster,
+    status,
+)
 from tests.model import samples
 
 CRONJOB = "dataward-support-inquiries-purge"
 
 
 def _cluster(*extra: dict[str, Any]) -> FakeKube:
-    kube = FakeKube()
-    kube._store(copy.deepcopy(samples.POLICY))
-    store = copy.deepcopy(samples.STORE)
-    del store["metadata"]["uid"]
-    kube._store(store)
-    kube._store(CREDENTIALS())
+    kube = sample_cluster(FakeKube())
     for obj in extra:
         kube._store(copy.deepcopy(obj))
     return kube

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from dataward.model.policy import parse_policy
 from dataward.model.store import parse_store
@@ -157,6 +157,33 @@ def subject_store(
         {"table": audit, "timestampColumn": "ts", "keyColumns": ["id"]},
     ]
     return doc, people, notes, audit
+
+
+class Seeded(NamedTuple):
+    """A subject store whose tables exist, with its live rows: the store, its table names,
+    the instant the rows were seeded against, and the ids of each group (subject, others)."""
+
+    doc: dict[str, Any]
+    people: str
+    notes: str
+    audit: str
+    now: datetime
+    groups: dict[str, set[int]]
+    note_groups: dict[str, set[int]]
+
+
+def seeded_store(
+    live: DatabaseServer, archive: DatabaseServer | None = None, **store: Any
+) -> Seeded:
+    """`subject_store`, its people and notes tables made on live (and archive, empty there),
+    and the live ones seeded as of now."""
+    doc, people, notes, audit = subject_store(live, archive, **store)
+    for server in (live,) if archive is None else (live, archive):
+        create_people(server, people)
+        create_notes(server, notes)
+    now = datetime.now(UTC)
+    return Seeded(doc, people, notes, audit, now, seed_people(live, people, now),
+                  seed_notes(live, notes, now))  # fmt: skip
 
 
 SUBJECT = {"email": EMAIL, "phone": PHONE, "customer-id": CUSTOMER}

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,9 @@ from tests.subjects.support import (
     EMAIL,
     PHONE,
     SUBJECT,
-    create_notes,
-    create_people,
     ids,
     leaks,
-    seed_notes,
-    seed_people,
-    subject_store,
+    seeded_store,
 )
 
 pytestmark = pytest.mark.db
@@ -82,12 +77,7 @@ def test_access_through_the_cli_seals_the_rows_for_the_requester_only(
     servers: DatabaseServers, engine: str, tmp_path: Path
 ) -> None:
     live, _ = servers.pair(engine)  # type: ignore[arg-type]
-    doc, people, notes, _audit = subject_store(live)
-    create_people(live, people)
-    create_notes(live, notes)
-    now = datetime.now(UTC)
-    groups = seed_people(live, people, now)
-    seed_notes(live, notes, now)
+    doc, people, _notes, _audit, _now, groups, _note_groups = seeded_store(live)
     key, pub = tmp_path / "requester.key", tmp_path / "requester.pub"
     made = cli(tmp_path, "keygen", "--private-key-out", str(key), "--public-key-out", str(pub))
     assert made.returncode == 0, made.stderr
@@ -132,13 +122,9 @@ def test_an_erasure_killed_at_any_step_loses_nothing_and_a_rerun_finishes(
     servers: DatabaseServers, engine: str, fault: str, tmp_path: Path
 ) -> None:
     live, archive = servers.pair(engine)  # type: ignore[arg-type]
-    doc, people, notes, _audit = subject_store(live, archive, category="contracts")
-    for server in (live, archive):
-        create_people(server, people)
-        create_notes(server, notes)
-    now = datetime.now(UTC)
-    groups = seed_people(live, people, now)
-    note_groups = seed_notes(live, notes, now)
+    doc, people, notes, _audit, _now, groups, note_groups = seeded_store(
+        live, archive, category="contracts"
+    )
     args = ["run", "--type", "erasure", *files(tmp_path, doc),
             "--identifier-dir", str(secret_dir(tmp_path, SUBJECT))]  # fmt: skip
 
@@ -167,12 +153,7 @@ def test_dry_run_through_the_cli_changes_nothing(
     servers: DatabaseServers, engine: str, tmp_path: Path
 ) -> None:
     live, _ = servers.pair(engine)  # type: ignore[arg-type]
-    doc, people, notes, _audit = subject_store(live)
-    create_people(live, people)
-    create_notes(live, notes)
-    now = datetime.now(UTC)
-    groups = seed_people(live, people, now)
-    seed_notes(live, notes, now)
+    doc, people, _notes, _audit, _now, groups, _note_groups = seeded_store(live)
 
     run = cli(tmp_path, "run", "--type", "erasure", "--dry-run", *files(tmp_path, doc),
               "--identifier-dir", str(secret_dir(tmp_path, {"email": EMAIL})))  # fmt: skip

@@ -19,8 +19,7 @@ from tests.subjects.support import (
     insert,
     leaks,
     run,
-    seed_notes,
-    seed_people,
+    seeded_store,
     subject_store,
 )
 
@@ -42,12 +41,7 @@ def _values(document: bytes) -> dict[tuple[str, str], set[int]]:
 @pytest.mark.parametrize("engine", ENGINES)
 def test_access_exports_exactly_the_subjects_rows(servers: DatabaseServers, engine: str) -> None:
     live, _ = servers.pair(engine)  # type: ignore[arg-type]
-    doc, people, notes, audit = subject_store(live)
-    create_people(live, people)
-    create_notes(live, notes)
-    now = datetime.now(UTC)
-    groups = seed_people(live, people, now)
-    note_groups = seed_notes(live, notes, now)
+    doc, people, notes, audit, now, groups, note_groups = seeded_store(live)
 
     outcome = run(doc, live, None, "access")
 
@@ -96,12 +90,7 @@ def test_hostile_identifiers_match_nothing_and_break_nothing(
     servers: DatabaseServers, engine: str, identifier: str
 ) -> None:
     live, _ = servers.pair(engine)  # type: ignore[arg-type]
-    doc, people, notes, _audit = subject_store(live)
-    create_people(live, people)
-    create_notes(live, notes)
-    now = datetime.now(UTC)
-    groups = seed_people(live, people, now)
-    seed_notes(live, notes, now)
+    doc, people, notes, _audit, _now, groups, _note_groups = seeded_store(live)
 
     for request in ("access", "erasure"):
         outcome = run(doc, live, None, request, {"email": identifier, "customer-id": identifier})
@@ -118,12 +107,7 @@ def test_erasure_deletes_exactly_them_and_a_rerun_finds_nothing(
     servers: DatabaseServers, engine: str
 ) -> None:
     live, _ = servers.pair(engine)  # type: ignore[arg-type]
-    doc, people, notes, _audit = subject_store(live)
-    create_people(live, people)
-    create_notes(live, notes)
-    now = datetime.now(UTC)
-    groups = seed_people(live, people, now)
-    note_groups = seed_notes(live, notes, now)
+    doc, people, notes, _audit, _now, groups, note_groups = seeded_store(live)
 
     dry = run(doc, live, None, "erasure", dry_run=True)
     assert dry.result.outcome == "Succeeded" and dry.result.reason == "DryRun"
@@ -148,13 +132,9 @@ def test_statutory_rows_are_archived_then_deleted_and_reported(
     servers: DatabaseServers, engine: str
 ) -> None:
     live, archive = servers.pair(engine)  # type: ignore[arg-type]
-    doc, people, notes, _audit = subject_store(live, archive, category="contracts")
-    for server in (live, archive):
-        create_people(server, people)
-        create_notes(server, notes)
-    now = datetime.now(UTC)
-    groups = seed_people(live, people, now)
-    note_groups = seed_notes(live, notes, now)
+    doc, people, notes, _audit, now, groups, note_groups = seeded_store(
+        live, archive, category="contracts"
+    )
     before = {int(r[0]): r for r in live.query(f"SELECT id, email, payload FROM {people}")}
     # Archived long ago and past the statute: the subject's (50) and a neighbour's (51).
     ancient = now - timedelta(days=6 * 366)
@@ -217,12 +197,7 @@ def test_statutory_rows_are_archived_then_deleted_and_reported(
 @pytest.mark.parametrize("engine", ENGINES)
 def test_legal_hold_blocks_erasure_but_not_access(servers: DatabaseServers, engine: str) -> None:
     live, _ = servers.pair(engine)  # type: ignore[arg-type]
-    doc, people, notes, _audit = subject_store(live, suspend=True)
-    create_people(live, people)
-    create_notes(live, notes)
-    now = datetime.now(UTC)
-    groups = seed_people(live, people, now)
-    seed_notes(live, notes, now)
+    doc, people, notes, _audit, _now, groups, _note_groups = seeded_store(live, suspend=True)
 
     held = run(doc, live, None, "erasure").result
     assert (held.outcome, held.reason) == ("Held", "LegalHold")
@@ -235,12 +210,7 @@ def test_legal_hold_blocks_erasure_but_not_access(servers: DatabaseServers, engi
 @pytest.mark.parametrize("engine", ENGINES)
 def test_large_match_is_held_until_acknowledged(servers: DatabaseServers, engine: str) -> None:
     live, _ = servers.pair(engine)  # type: ignore[arg-type]
-    doc, people, notes, _audit = subject_store(live)
-    create_people(live, people)
-    create_notes(live, notes)
-    now = datetime.now(UTC)
-    groups = seed_people(live, people, now)
-    seed_notes(live, notes, now)
+    doc, people, _notes, _audit, _now, groups, _note_groups = seeded_store(live)
 
     held = run(doc, live, None, "erasure", max_rows=5).result
     assert (held.outcome, held.reason) == ("Held", "LargeMatch")
@@ -275,13 +245,9 @@ def test_the_purge_logins_privileges_are_enough(servers: DatabaseServers, engine
     """Live: SELECT and DELETE; archive: SELECT and INSERT (the purge's README recipe, which
     also grants DELETE on the archive for its destructions; the request does not need it)."""
     live, archive = servers.pair(engine)  # type: ignore[arg-type]
-    doc, people, notes, _audit = subject_store(live, archive, category="contracts")
-    for server in (live, archive):
-        create_people(server, people)
-        create_notes(server, notes)
-    now = datetime.now(UTC)
-    groups = seed_people(live, people, now)
-    seed_notes(live, notes, now)
+    doc, people, notes, _audit, _now, groups, _note_groups = seeded_store(
+        live, archive, category="contracts"
+    )
     live_login = least_privilege_login(live, people, "SELECT, DELETE")
     archive_login = least_privilege_login(archive, people, "SELECT, INSERT")
     grant(live, notes, "SELECT, DELETE", live_login.username)
@@ -321,13 +287,9 @@ def test_statutory_copy_across_engines(servers: DatabaseServers, pair: str) -> N
         if pair == "postgresql-to-mysql"
         else (servers.mysql_live, servers.pg_archive)
     )
-    doc, people, notes, _audit = subject_store(live, archive, category="contracts")
-    for server in (live, archive):
-        create_people(server, people)
-        create_notes(server, notes)
-    now = datetime.now(UTC)
-    groups = seed_people(live, people, now)
-    seed_notes(live, notes, now)
+    doc, people, _notes, _audit, now, groups, _note_groups = seeded_store(
+        live, archive, category="contracts"
+    )
     before = {
         int(r[0]): tuple(r[1:]) for r in live.query(f"SELECT id, email, payload FROM {people}")
     }
@@ -352,13 +314,9 @@ def test_a_clock_far_from_the_databases_deletes_nothing(
 ) -> None:
     """Which rows a statute keeps depends on "now": a job clock a day off fails the request."""
     live, archive = servers.pair(engine)  # type: ignore[arg-type]
-    doc, people, notes, _audit = subject_store(live, archive, category="contracts")
-    for server in (live, archive):
-        create_people(server, people)
-        create_notes(server, notes)
-    now = datetime.now(UTC)
-    groups = seed_people(live, people, now)
-    seed_notes(live, notes, now)
+    doc, people, _notes, _audit, _now, groups, _note_groups = seeded_store(
+        live, archive, category="contracts"
+    )
 
     result = run(
         doc, live, archive, "erasure", job_clock=lambda: datetime.now(UTC) + timedelta(days=1)

@@ -326,6 +326,15 @@ _LITERAL: tuple[ReasonEntry, ...] = (
     ),
     _store(
         ENCRYPTION_KEY_READY,
+        "KeyRingFinalizerUnwritten",
+        "Unknown",
+        "The store's deletionPolicy is Delete, but the finalizer that keeps the key ring for "
+        "its grace period after the store is deleted could not be added; deleted now, the "
+        "store's key ring could be destroyed at once.",
+        f"{_RETRIES} {_OPERATOR_RIGHTS} Do not delete the store until it clears.",
+    ),
+    _store(
+        ENCRYPTION_KEY_READY,
         "KeyRingDeletionScheduled",
         "True",
         "The store was deleted under deletionPolicy: Delete; its key ring is destroyed after "
@@ -355,6 +364,23 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "Unknown",
         "The Roles, RoleBindings, ClusterRoles or ClusterRoleBindings could not be read.",
         f"{_RETRIES} Check that the operator may list those four kinds.",
+    ),
+    _store(
+        ACCESS_RESTRICTED,
+        "ReadersBindingUnreadable",
+        "Unknown",
+        "The store lists no readers any more, but whether its readers' RoleBinding is gone "
+        "could not be read; until it is, former readers may still read the store's Secrets.",
+        f"{_RETRIES} Check that the operator may get rolebindings in the namespace.",
+    ),
+    _store(
+        ACCESS_RESTRICTED,
+        "ReadersBindingNotRemoved",
+        "False",
+        "The store lists no readers any more, but its readers' RoleBinding could not be "
+        "deleted: the former readers can still read the store's Secrets.",
+        f"{_RETRIES} Check that the operator may delete rolebindings in the namespace, or "
+        "delete the binding (named in the message) yourself.",
     ),
     _store(
         ACCESS_RESTRICTED,

@@ -69,26 +69,10 @@ def register(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--store", metavar="NAMESPACE/NAME", help="the PersonalDataStore")
-    parser.add_argument(
-        "-f", "--filename", action="append", type=Path, default=[], metavar="FILE",
-        help="read the store (and policy) from YAML files instead of the API; repeatable",
-    )  # fmt: skip
-    parser.add_argument("--policy", type=Path, metavar="FILE", help="the PrivacyPolicy file")
-    parser.add_argument("--credentials-dir", type=Path, metavar="DIR",
-                        help="a directory with files username and password for the live "
-                        "database (else DATAWARD_DB_USERNAME and DATAWARD_DB_PASSWORD)")
-    parser.add_argument("--archive-credentials-dir", type=Path, metavar="DIR",
-                        help="the same for the archive database (else DATAWARD_ARCHIVE_*)")
-    parser.add_argument("--ca-file", type=Path, help="CA bundle for MySQL tls: verify-full")
-    parser.add_argument("--termination-log", metavar="PATH",
-                        help="where to write the JSON result for the operator (default: "
-                        "DATAWARD_TERMINATION_LOG, else /dev/termination-log when it exists)")
+    add_store_arguments(parser)
     parser.add_argument("--max-clock-skew", type=float, default=300.0, metavar="SECONDS",
                         help="abort when a database's clock and this one's differ by more "
                         "(the cutoff comes from the database's clock; default 300)")
-    parser.add_argument("--statement-timeout", type=float, default=30.0, metavar="SECONDS",
-                        help="the longest any one statement may run (default 30)")
     parser.add_argument(
         "--lock-timeout", type=float, default=0.1, metavar="SECONDS",
         help="how long a batch waits for a row lock an application holds; longer and those "
@@ -121,6 +105,39 @@ def register(subparsers: Any) -> None:
         "be at generation N, not by the revision in force; needs --dry-run",
     )  # fmt: skip
     parser.set_defaults(func=run)
+
+
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    """What a run against one store's databases takes (`purge`, `subject-request run`):
+    where the store comes from, the database logins and TLS, the statement timeout, and
+    where the result goes."""
+    parser.add_argument("--store", metavar="NAMESPACE/NAME", help="the PersonalDataStore")
+    parser.add_argument(
+        "-f", "--filename", action="append", type=Path, default=[], metavar="FILE",
+        help="read the store (and policy) from YAML files instead of the API; repeatable",
+    )  # fmt: skip
+    parser.add_argument("--policy", type=Path, metavar="FILE", help="the PrivacyPolicy file")
+    parser.add_argument("--credentials-dir", type=Path, metavar="DIR",
+                        help="a directory with files username and password for the live "
+                        "database (else DATAWARD_DB_USERNAME and DATAWARD_DB_PASSWORD)")
+    parser.add_argument("--archive-credentials-dir", type=Path, metavar="DIR",
+                        help="the same for the archive database (else DATAWARD_ARCHIVE_*)")
+    parser.add_argument("--ca-file", type=Path, help="CA bundle for MySQL tls: verify-full")
+    parser.add_argument("--termination-log", metavar="PATH",
+                        help="where to write the JSON result for the operator (default: "
+                        "DATAWARD_TERMINATION_LOG, else /dev/termination-log when it exists)")
+    parser.add_argument("--statement-timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="the longest any one statement may run (default 30)")
+
+
+def store_source(args: argparse.Namespace, pending_generation: int | None = None) -> StoreSource:
+    """Where the store and its policy come from: the files of -f/--policy, else the API."""
+    if args.filename or args.policy:
+        return FileSource([*args.filename, *([args.policy] if args.policy else [])], args.store)
+    if not args.store or "/" not in args.store:
+        raise PurgeError("Configuration", "give --store NAMESPACE/NAME, or -f FILE --policy FILE")
+    namespace, name = args.store.split("/", 1)
+    return ApiSource(namespace, name, pending_generation=pending_generation)
 
 
 def fault_from_env(environ: Mapping[str, str]) -> Fault:
@@ -183,21 +200,12 @@ def _rechecker(
 def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> PurgeResult:
     """Load, connect and purge; every failure becomes a Failed result."""
     started = datetime.now(UTC)
-    source: StoreSource
     try:
         if args.pending_generation is not None and (
             args.filename or args.policy or not args.dry_run
         ):  # the pending revision never deletes, and only the API records which one it is
             raise PurgeError("Configuration", "--pending-generation needs --store and --dry-run")
-        if args.filename or args.policy:
-            source = FileSource(
-                [*args.filename, *([args.policy] if args.policy else [])], args.store
-            )
-        else:
-            if not args.store or "/" not in args.store:
-                raise PurgeError("Configuration", "give --store NAMESPACE/NAME, or -f FILE")
-            namespace, name = args.store.split("/", 1)
-            source = ApiSource(namespace, name, pending_generation=args.pending_generation)
+        source = store_source(args, args.pending_generation)
         store, policy = source.load()
         timeouts = Timeouts(statement=args.statement_timeout, lock=args.lock_timeout)
         connect_live: Callable[[], Session] | None = None

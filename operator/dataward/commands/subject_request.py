@@ -33,11 +33,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dataward.commands.purge import connector, fault_from_env
+from dataward.commands.purge import (
+    add_store_arguments,
+    connector,
+    fault_from_env,
+    store_source,
+)
 from dataward.purge.credentials import Timeouts, load_credentials
 from dataward.purge.errors import PurgeError
 from dataward.purge.result import ErrorInfo, termination_log_path, write_termination_message
-from dataward.purge.source import ApiSource, FileSource, StoreSource
+from dataward.purge.source import ApiSource, StoreSource
 from dataward.purge.sql import Session
 from dataward.subjects.engine import RequestOptions, run_request
 from dataward.subjects.export import (
@@ -69,12 +74,7 @@ def register(subparsers: Any) -> None:
     run_parser.add_argument("--type", required=True, choices=REQUEST_TYPES, dest="request_type",
                             help="access: export the rows; erasure: delete them (statutory "
                             "rows are archived first)")  # fmt: skip
-    run_parser.add_argument("--store", metavar="NAMESPACE/NAME", help="the PersonalDataStore")
-    run_parser.add_argument(
-        "-f", "--filename", action="append", type=Path, default=[], metavar="FILE",
-        help="read the store (and policy) from YAML files instead of the API; repeatable",
-    )  # fmt: skip
-    run_parser.add_argument("--policy", type=Path, metavar="FILE", help="the PrivacyPolicy file")
+    add_store_arguments(run_parser)
     run_parser.add_argument("--identifier-dir", type=Path, required=True, metavar="DIR",
                             help="a directory with one file per identifier kind (a mounted "
                             "Secret); the values are never printed")  # fmt: skip
@@ -96,31 +96,6 @@ def register(subparsers: Any) -> None:
     run_parser.add_argument("--export-secret", metavar="NAMESPACE/NAME",
                             help="access: put the sealed export in this existing Secret "
                             f"(data key {EXPORT_KEY})")  # fmt: skip
-    run_parser.add_argument(
-        "--credentials-dir",
-        type=Path,
-        metavar="DIR",
-        help="a directory with files username and password for the live "
-        "database (else DATAWARD_DB_USERNAME and DATAWARD_DB_PASSWORD)",
-    )
-    run_parser.add_argument(
-        "--archive-credentials-dir",
-        type=Path,
-        metavar="DIR",
-        help="the same for the archive database (else DATAWARD_ARCHIVE_*)",
-    )
-    run_parser.add_argument("--ca-file", type=Path, help="CA bundle for MySQL tls: verify-full")
-    run_parser.add_argument("--termination-log", metavar="PATH",
-                            help="where to write the JSON result for the operator (default: "
-                            "DATAWARD_TERMINATION_LOG, else /dev/termination-log when it "
-                            "exists)")  # fmt: skip
-    run_parser.add_argument(
-        "--statement-timeout",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="the longest any one statement may run (default 30)",
-    )
     run_parser.add_argument(
         "--lock-timeout",
         type=float,
@@ -153,15 +128,6 @@ def register(subparsers: Any) -> None:
     keygen.add_argument("--private-key-out", type=Path, required=True, metavar="FILE")
     keygen.add_argument("--public-key-out", type=Path, required=True, metavar="FILE")
     keygen.set_defaults(func=make_keys)
-
-
-def _source(args: argparse.Namespace) -> StoreSource:
-    if args.filename or args.policy:
-        return FileSource([*args.filename, *([args.policy] if args.policy else [])], args.store)
-    if not args.store or "/" not in args.store:
-        raise PurgeError("Configuration", "give --store NAMESPACE/NAME, or -f FILE --policy FILE")
-    namespace, name = args.store.split("/", 1)
-    return ApiSource(namespace, name)
 
 
 def _export_targets(args: argparse.Namespace) -> None:
@@ -230,7 +196,7 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> SubjectResu
             except (SealError, ValueError) as error:
                 raise PurgeError("Configuration", f"--recipient-public-key: {error}") from None
         identifiers = load_identifiers(args.identifier_dir)
-        source = _source(args)
+        source = store_source(args)
         store, policy = source.load()
         ref = f"{store.namespace}/{store.name}"
         timeouts = Timeouts(statement=args.statement_timeout, lock=args.lock_timeout)

@@ -338,7 +338,10 @@ class Reconciler:
                 generation,
             )
             return None
-        self._keep_grace_finalizer(raw, store.deletion_policy == "Delete")
+        # A request of the act that fails is judged, and the status still written: the old
+        # status must not stand for a reconcile that did not finish. The queue then retries.
+        failures: list[ActFailure] = []
+        failures += self._keep_grace_finalizer(raw, store.deletion_policy == "Delete")
 
         snapshot = self._observe(store, raw, now)
         desired = render_children(store, snapshot.policy, self.settings.render)
@@ -348,7 +351,7 @@ class Reconciler:
             (c["kind"], c["metadata"]["name"]): self._act_on_child(c, snapshot)
             for c in desired
         }
-        self._prune_reader_binding(store, desired)
+        failures += self._prune_reader_binding(store, desired)
         if self.settings.access_records is not None:
             self.settings.access_records.note_read(
                 store.namespace, names_for(store.name).key_ring, store.name
@@ -358,7 +361,10 @@ class Reconciler:
         preview = observe_preview(self.read, self.kube, store, self.settings.render, now)
         previewed = (raw.get("status") or {}).get("impactPreview")
 
-        conditions = judge(snapshot, desired, applied, ring, runs, self.trusted, self.settings, now)
+        conditions = with_act_failures(
+            judge(snapshot, desired, applied, ring, runs, self.trusted, self.settings, now),
+            [f.condition for f in failures if f.condition is not None],
+        )
         extra: dict[str, Any] = {}
         if ring.record is not None:
             extra["encryption"] = ring.record.to_status(ring.next_rotation)
@@ -376,6 +382,8 @@ class Reconciler:
             # The policy counts its Ready stores, and gathers their impact previews; the echo
             # of this very write is not an event.
             self.on_ready_change(store.policy)
+        if failures:
+            raise failures[0].error  # status says what failed; the queue backs off and retries
         # A pending revision of the policy takes effect then: judge and render again.
         due = [
             at
@@ -584,15 +592,32 @@ class Reconciler:
     # by the store, so the store is held by a finalizer until the grace period has passed;
     # then the finalizer goes and the garbage collector removes the ring with the rest.
 
-    def _keep_grace_finalizer(self, raw: Mapping[str, Any], wanted: bool) -> None:
+    def _keep_grace_finalizer(self, raw: Mapping[str, Any], wanted: bool) -> list[ActFailure]:
+        """Add (or remove) the grace finalizer; a failed patch is returned, never raised."""
         finalizers = list(raw["metadata"].get("finalizers") or [])
         if wanted == (KEY_RING_FINALIZER in finalizers):
-            return
+            return []
         if wanted:
             finalizers.append(KEY_RING_FINALIZER)
         else:
             finalizers.remove(KEY_RING_FINALIZER)
-        self._patch_finalizers(raw, finalizers)
+        try:
+            self._patch_finalizers(raw, finalizers)
+        except KubeError as error:
+            meta = raw["metadata"]
+            log.warning("finalizers of %s/%s: %s", meta["namespace"], meta["name"], error)
+            if not wanted:
+                return [ActFailure(error)]  # the store is held longer than asked: retried
+            return [ActFailure(error, Condition(
+                "EncryptionKeyReady",
+                "Unknown",
+                "KeyRingFinalizerUnwritten",
+                f"deletionPolicy is Delete, but the finalizer {KEY_RING_FINALIZER} that keeps "
+                f"the key ring for its grace period after the store is deleted could not be "
+                f"added (HTTP {error.status}); deleted now, the store's ring could go at once. "
+                "The operator retries.",
+            ))]  # fmt: skip
+        return []
 
     def _patch_finalizers(self, raw: Mapping[str, Any], finalizers: list[str]) -> None:
         meta = raw["metadata"]
@@ -665,10 +690,22 @@ class Reconciler:
         raw = self.read.get("PrivacyPolicy", None, name)
         if raw is None:
             return None
-        stores = self._stores_of(name)
+        unlisted: KubeError | None = None
+        try:
+            stores = self._stores_of(name)
+        except KubeError as error:
+            # The counts (and the pending revision's impact) are unknown: neither is kept.
+            log.warning("stores of PrivacyPolicy %s: %s", name, error)
+            stores, unlisted = [], error
         ready = sum(1 for store in stores if _is_ready(store))
         old: Mapping[str, Any] = raw.get("status") or {}
         revisions: Revisions | None = None
+        counted = (
+            f"{ready} of {len(stores)} referring store(s) Ready: see readyStores"
+            if unlisted is None
+            else f"the stores that refer to it could not be listed (HTTP {unlisted.status}); "
+            "the operator retries"
+        )
         try:
             parse_policy(raw)
             revisions = policy_revisions(raw, now)
@@ -676,8 +713,7 @@ class Reconciler:
                 "Ready",
                 "True",
                 "Valid",
-                "The policy is valid; stores may reference its categories "
-                f"({ready} of {len(stores)} referring store(s) Ready: see readyStores).",
+                f"The policy is valid; stores may reference its categories ({counted}).",
             )
         except ModelError as error:
             condition = Condition(
@@ -685,7 +721,7 @@ class Reconciler:
             )
         conditions = [condition]
         pending_impact: tuple[list[dict[str, Any]], int, str] | None = None
-        if revisions is not None and revisions.pending is not None:
+        if revisions is not None and revisions.pending is not None and unlisted is None:
             try:
                 pending_impact = self._pending_impact(raw, stores, revisions)
             except ModelError as error:  # an in-force copy a newer schema refuses
@@ -711,6 +747,8 @@ class Reconciler:
             "stores": len(stores),
             "readyStores": ready,
         }
+        if unlisted is not None:
+            del status["stores"], status["readyStores"]
         if revisions is not None:
             status["revisions"] = revisions.to_status()
             if revisions.pending is not None:
@@ -722,16 +760,24 @@ class Reconciler:
                     status["revisions"]["pending"]["impact"] = listed
                     status["revisions"]["pending"]["affectedStores"] = affected
                     status["revisions"]["pending"]["impactVerdict"] = judged
-        if all(old.get(k) == v for k, v in status.items()):
+        if all(old.get(k) == v for k, v in status.items()) and (
+            unlisted is None or ("stores" not in old and "readyStores" not in old)
+        ):
+            if unlisted is not None:
+                raise unlisted
             return _takes_effect(revisions)
         # A merge patch keeps keys it does not name: a revision's spec (or a pending revision)
         # that lost a key must say so with null.
         patch = {**status, "revisions": _replacing(old.get("revisions"), status.get("revisions"))}
         if "revisions" not in status:
             patch.pop("revisions")
+        if unlisted is not None:
+            patch.update(stores=None, readyStores=None)
         written = self._write_status_once("PrivacyPolicy", raw, status, patch)
         if written and revisions is not None:
             self._revision_happened(raw, old.get("revisions") or {}, revisions, now)
+        if unlisted is not None:
+            raise unlisted  # status says the counts are unknown; the queue retries
         return _takes_effect(revisions)
 
     def _pending_impact(
@@ -858,16 +904,41 @@ class Reconciler:
             return ObservedObject.unknown(str(error))
         return ObservedObject.present(current) if current else ObservedObject.absent()
 
-    def _prune_reader_binding(self, store: Store, desired: list[dict[str, Any]]) -> None:
-        """Remove the readers' RoleBinding once a store lists no readers."""
+    def _prune_reader_binding(
+        self, store: Store, desired: list[dict[str, Any]]
+    ) -> list[ActFailure]:
+        """Remove the readers' RoleBinding once a store lists no readers; what failed."""
         name = names_for(store.name).readers
         if any(c["kind"] == "RoleBinding" and c["metadata"]["name"] == name for c in desired):
-            return
-        current = self.read.get("RoleBinding", store.namespace, name)
+            return []
+        try:
+            current = self.read.get("RoleBinding", store.namespace, name)
+        except KubeError as error:
+            log.warning("readers' binding of %s/%s: %s", store.namespace, store.name, error)
+            return [ActFailure(error, Condition(
+                "AccessRestricted",
+                "Unknown",
+                "ReadersBindingUnreadable",
+                f"The store lists no readers, but whether its readers' RoleBinding {name} is "
+                f"gone could not be read (HTTP {error.status}); until it is, former readers "
+                "may still read the store's Secrets. The operator retries.",
+            ))]  # fmt: skip
         if current and any(
             ref.get("uid") == store.uid for ref in current["metadata"].get("ownerReferences") or []
         ):
-            self.kube.delete("RoleBinding", store.namespace, name)
+            try:
+                self.kube.delete("RoleBinding", store.namespace, name)
+            except KubeError as error:
+                log.warning("readers' binding of %s/%s: %s", store.namespace, store.name, error)
+                return [ActFailure(error, Condition(
+                    "AccessRestricted",
+                    "False",
+                    "ReadersBindingNotRemoved",
+                    f"The store lists no readers, but its readers' RoleBinding {name} could "
+                    f"not be deleted (HTTP {error.status}): the former readers can still read "
+                    "the store's Secrets. The operator retries.",
+                ))]  # fmt: skip
+        return []
 
     # Key ring: created once and proven ours, rotated append-only, never regenerated.
 
@@ -965,6 +1036,11 @@ class Reconciler:
         fingerprint), never under a legal hold or a dry run, and only once the evidence log
         holds its key.shredded record and status lists it in shreddedBuckets (both first; a
         failure destroys nothing). One Secret write, a compare-and-swap on resourceVersion.
+
+        The hold is read again from the API (the cache may not have a hold set a moment ago)
+        right before anything is recorded, and the shreddedBuckets write is conditional on
+        the resourceVersion of that read: a hold set in between makes it fail (409), and
+        nothing is destroyed.
         """
         unchanged = BucketOutcome(secret, ring, record)
         category = policy.category(store.category) if policy is not None else None
@@ -998,9 +1074,12 @@ class Reconciler:
         shred: tuple[str, ...] = ()
         problem = None
         shredded = record.shredded
+        version = None
         if due and blocker is None:
+            blocker, problem, version = self._hold_now(store)
+        if due and blocker is None and version is not None:
             shredded, problem = self._record_shredding(
-                store, ring, record, due, now, (retention, statutory)
+                store, ring, record, due, now, (retention, statutory), version
             )
             decided = {gone.bucket for gone in shredded}
             shred = tuple(bucket for bucket in due if bucket in decided)
@@ -1060,6 +1139,26 @@ class Reconciler:
             blocker, retry = None, plan.next_due
         return BucketOutcome(answer, new, record, left, blocker, problem, retry)
 
+    def _hold_now(self, store: Store) -> tuple[ShreddingBlocker | None, str | None, str | None]:
+        """What keeps due keys now, read from the API, not the cache: the blocker, a problem
+        (the store could not be read), and the resourceVersion read (None: not read)."""
+        try:
+            raw = self.kube.get("PersonalDataStore", store.namespace, store.name)
+        except KubeError as error:
+            return "failed", f"reading the store again: HTTP {error.status}", None
+        if raw is None or raw["metadata"].get("uid") != store.uid:
+            return "failed", "the store is gone", None
+        try:
+            fresh = parse_store(raw)
+        except ModelError:
+            return "failed", "the store's spec no longer parses", None
+        version = str(raw["metadata"]["resourceVersion"])
+        if fresh.purge.suspend:
+            return "legal-hold", None, version
+        if fresh.purge.dry_run:
+            return "dry-run", None, version
+        return None, None, version
+
     def _record_shredding(
         self,
         store: Store,
@@ -1068,8 +1167,10 @@ class Reconciler:
         due: tuple[str, ...],
         now: datetime,
         periods: tuple[Duration, Duration | None],
+        version: str,
     ) -> tuple[tuple[ShreddedRecord, ...], str | None]:
-        """Append key.shredded for each due key not yet recorded, then list them in status.
+        """Append key.shredded for each due key not yet recorded, then list them in status,
+        provided the store is still at `version` (the read that found no hold).
 
         Returns what status now records as shredded, and the problem that stopped it (the
         keys whose evidence or status write failed are not in it, so they are not destroyed).
@@ -1105,12 +1206,16 @@ class Reconciler:
                 "PersonalDataStore",
                 store.namespace,
                 store.name,
-                {"status": {"encryption": {
+                {"metadata": {"resourceVersion": version}, "status": {"encryption": {
                     "shreddedBuckets": [gone.to_status() for gone in shredded]
                 }}},
                 subresource="status",
             )  # fmt: skip
         except KubeError as error:
+            if error.status == 409:
+                log.warning("%s/%s changed while its keys were shredded: nothing destroyed",
+                            store.namespace, store.name)  # fmt: skip
+                return record.shredded, "the store changed meanwhile (HTTP 409)"
             return record.shredded, f"status write: HTTP {error.status}"
         return tuple(shredded), problem
 
@@ -1453,6 +1558,35 @@ _HELD = ("legal-hold", "dry-run")  # what keeps due bucket keys on purpose
 UNSETTLED_RECHECK = timedelta(seconds=60)  # how soon a store not Ready is looked at again
 STUCK_GRACE = 600  # seconds past a run's deadline before it is called stuck
 MISSED_GRACE = 300  # seconds past a run's starting deadline before it is called missed
+
+
+@dataclass(frozen=True)
+class ActFailure:
+    """A request of the act that failed, and what it leaves the control it was for.
+
+    `condition` None: nothing the store declares is weaker for it (it is only retried)."""
+
+    error: KubeError
+    condition: Condition | None = None
+
+
+_SEVERITY = {"True": 0, "Unknown": 1, "False": 2}
+
+
+def with_act_failures(
+    conditions: Sequence[Condition], failed: Sequence[Condition]
+) -> list[Condition]:
+    """The judged conditions, each replaced by what a failed act says of its control where
+    that is no better (True < Unknown < False), and Ready judged again from the result."""
+    worst = {c.type: c for c in failed}
+    kept = [
+        worst[c.type]
+        if c.type in worst and _SEVERITY[worst[c.type].status] >= _SEVERITY[c.status]
+        else c
+        for c in conditions
+        if c.type != "Ready"
+    ]
+    return [*kept, ready(kept)]
 
 
 @dataclass(frozen=True)
