@@ -13,7 +13,7 @@ events, is noticed; a broken watch (an error, 410 Gone) is followed by a re-LIST
 
 Bounded memory: cached objects lose `managedFields` (a CronJob keeps each manager's name and
 time, which the missed-run check reads), the last-applied annotation, and a pod keeps only its
-metadata and its containers' termination messages.
+metadata and its containers' termination messages, a Job its metadata and status.
 
 Events: after each change is stored, `on_event(kind, old, new)` runs on the informer's thread
 (so a reconcile queued by it reads the change); `on_health(kind, namespace)` runs when a cache
@@ -73,6 +73,10 @@ def slim(kind: str, obj: Mapping[str, Any]) -> Obj:
             if terminated.get("message")
         ]
         return {"kind": kind, "metadata": meta, "status": {"containerStatuses": statuses}}
+    if kind == "Job":
+        # A run is judged by its metadata and status; its spec (the whole pod template, the
+        # largest part, times the runs each CronJob keeps) is never read.
+        return {"kind": kind, "metadata": meta, "status": obj.get("status") or {}}
     return {**obj, "kind": kind, "metadata": meta}
 
 
