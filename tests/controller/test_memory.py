@@ -12,14 +12,14 @@ from __future__ import annotations
 import gc
 import tracemalloc
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
 from bench.memory import DressedKube, finished_runs, populate
-from dataward.controller.cache import slim
-from dataward.controller.kube import Kube
+from dataward.controller.cache import CachedKind, Informer, slim
+from dataward.controller.kube import Kube, KubeError
 from dataward.controller.metrics import STORES, forget_store, record_key_age, record_status
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
-from tests.controller.test_cache import _caches, _cluster, _relist
+from tests.controller.test_cache import ListingKube, _caches, _cluster, _relist
 from tests.controller.test_reconcile import KEY, T0
 
 TYPES = ("PolicyCompliant", "NetworkIsolated", "AccessRestricted", "EncryptionKeyReady",
@@ -126,3 +126,47 @@ def test_objects_as_the_api_sends_them_reach_a_write_free_steady_state() -> None
     for key in keys:
         reconciler.reconcile(key, now=T0 + timedelta(minutes=5))
     assert kube.writes() == []
+
+
+class PagingKube(ListingKube):
+    """Answers LISTs in pages (limit/continue) as the API server does; may expire a token."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pages: list[tuple[str, int]] = []  # (path, items in the page)
+        self.expire_once = False
+
+    def _call(self, method: str, path: str, *, query: Any = None, what: str, **kw: Any) -> Any:
+        params = dict(query or [])
+        answer = super()._call(method, path, query=query, what=what, **kw)
+        if "limit" not in params:
+            self.pages.append((path, len(answer["items"])))
+            return answer
+        start = int(params.get("continue") or 0)
+        if start and self.expire_once:
+            self.expire_once = False
+            raise KubeError(410, "Gone", what)
+        limit = int(params["limit"])
+        items = answer["items"][start:start + limit]
+        self.pages.append((path, len(items)))
+        more = start + limit < len(answer["items"])
+        answer["items"] = items
+        answer["metadata"]["continue"] = str(start + limit) if more else ""
+        return answer
+
+
+def test_a_relist_reads_in_pages_and_starts_over_when_its_token_expires() -> None:
+    kube = PagingKube()
+    populate(kube, 1200, 4)
+    informer = Informer(cast(Kube, kube), CachedKind("PersonalDataStore"), None, 3600,
+                        lambda *_: None, lambda *_: None)  # fmt: skip
+    informer._relist()
+    # 1,200 stores in one LIST was one body and every object as sent, held at once.
+    assert [n for _, n in kube.pages] == [500, 500, 200]
+    assert len(informer.items(None)) == 1200
+    kube.pages.clear()
+    kube.expire_once = True
+    informer._relist()
+    assert informer.synced
+    assert [n for _, n in kube.pages] == [500, 500, 500, 200]  # page 2 was Gone: again
+    assert len(informer.items(None)) == 1200

@@ -41,6 +41,8 @@ Obj = dict[str, Any]
 EventCallback = Callable[[str, Obj | None, Obj | None], None]
 HealthCallback = Callable[[str, str | None], None]
 WATCH_SECONDS = 300
+LIST_PAGE = 500  # objects per LIST request (the API server's default chunk size)
+LIST_ATTEMPTS = 3  # paged lists started over after an expired continue token
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
@@ -220,20 +222,43 @@ class Informer:
                         self.where, error)
             self.on_health(self.spec.kind, self.namespace)
 
+    def _list(self) -> tuple[dict[tuple[str, str], Obj], str]:
+        """Every object, slimmed, and the list's resourceVersion: LIST in pages.
+
+        One LIST of 10,000 objects is one JSON body and every object as sent (managedFields
+        and all) held at once, which set the process's peak memory; a page is slimmed before
+        the next is asked for. A continue token that expired (410) starts the list again.
+        """
+        selector = [("labelSelector", self.spec.label_selector)] if self.spec.label_selector else []
+        path = RESOURCES[self.spec.kind].path(self.namespace)
+        for attempt in range(LIST_ATTEMPTS):
+            fresh: dict[tuple[str, str], Obj] = {}
+            token = ""
+            while True:
+                query = [*selector, ("limit", str(LIST_PAGE))]
+                if token:
+                    query.append(("continue", token))
+                try:
+                    result = self.kube._call(
+                        "GET", path, query=query, what=f"list {self.spec.kind}"
+                    )
+                except KubeError as error:
+                    if error.status == 410 and token and attempt + 1 < LIST_ATTEMPTS:
+                        break  # the snapshot the token named is compacted: start again
+                    raise
+                for item in result.get("items") or []:
+                    obj = slim(self.spec.kind, item)
+                    meta = obj["metadata"]
+                    fresh[(meta.get("namespace") or "", meta["name"])] = obj
+                result.pop("items", None)  # not held while the next page is read
+                meta = result.get("metadata") or {}
+                token = str(meta.get("continue") or "")
+                if not token:
+                    return fresh, str(meta.get("resourceVersion") or "")
+        raise AssertionError("unreachable: the last attempt raises or returns")
+
     def _relist(self) -> None:
-        query = [("labelSelector", self.spec.label_selector)] if self.spec.label_selector else []
-        resource = RESOURCES[self.spec.kind]
-        result = self.kube._call(
-            "GET",
-            resource.path(self.namespace),
-            query=query,
-            what=f"list {self.spec.kind}",
-        )
-        fresh: dict[tuple[str, str], Obj] = {}
-        for item in result.get("items") or []:
-            obj = slim(self.spec.kind, item)
-            meta = obj["metadata"]
-            fresh[(meta.get("namespace") or "", meta["name"])] = obj
+        fresh, resource_version = self._list()
         with self.lock:
             old = {
                 (ns, name): obj
@@ -245,7 +270,7 @@ class Informer:
                 by_namespace.setdefault(ns, {})[name] = obj
             self.by_namespace = by_namespace
             self.generation += 1
-        self.resource_version = str((result.get("metadata") or {}).get("resourceVersion") or "")
+        self.resource_version = resource_version
         was = self.synced
         self.synced, self.error = True, None
         self.lists += 1
