@@ -14,6 +14,8 @@ import tracemalloc
 from datetime import timedelta
 from typing import Any, cast
 
+from prometheus_client import generate_latest
+
 from bench.memory import DressedKube, finished_runs, populate
 from dataward.controller.cache import CachedKind, Informer, slim
 from dataward.controller.kube import Kube, KubeError
@@ -58,7 +60,11 @@ def test_a_conditions_status_series_says_which_status_it_has() -> None:
     values = {s.labels["status"]: s.value for m in STORES.collect() for s in m.samples
               if s.labels["store"] == "flip"}  # fmt: skip
     assert values == {"True": 0.0, "False": 1.0, "Unknown": 0.0}
+    exposition = generate_latest().decode()  # what /metrics serves, and alerts query
+    assert ('dataward_store_condition{namespace="crm",status="False",store="flip",type="Ready"} 1.0'
+            in exposition)  # fmt: skip
     forget_store("crm", "flip")
+    assert 'store="flip"' not in generate_latest().decode()
 
 
 def test_a_deleted_store_leaves_nothing_in_the_reconcilers_memos() -> None:
