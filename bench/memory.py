@@ -113,6 +113,9 @@ class DressedKube(ListingKube):
         answer = super()._call(method, path, query=query, what=what, **kw)
         for item in answer["items"]:
             dressed(item)
+        # Decoded from JSON, as the real client's answer is: a string object per occurrence
+        # (the fake's deep copies would share them and hide what interning saves).
+        answer = json.loads(json.dumps(answer))
         if not self.sizing:
             return answer
         size = deep_size(answer)

@@ -10,6 +10,7 @@ last-applied annotation), a second pass writes nothing.
 from __future__ import annotations
 
 import gc
+import json
 import tracemalloc
 from datetime import timedelta
 from typing import Any, cast
@@ -176,3 +177,19 @@ def test_a_relist_reads_in_pages_and_starts_over_when_its_token_expires() -> Non
     assert informer.synced
     assert [n for _, n in kube.pages] == [500, 500, 500, 200]  # page 2 was Gone: again
     assert len(informer.items(None)) == 1200
+
+
+def test_cached_objects_share_their_repeated_strings() -> None:
+    """Two objects decoded from two answers: one copy of each label, kind, type, reason."""
+    text = json.dumps({"apiVersion": "batch/v1", "kind": "Job", "metadata": {
+        "name": "j", "labels": {"app.kubernetes.io/managed-by": "dataward"}},
+        "status": {"conditions": [{"type": "Complete", "status": "True"}]}})  # fmt: skip
+    a, b = slim("Job", json.loads(text)), slim("Job", json.loads(text))
+    assert a == b == slim("Job", json.loads(text))
+    labels_a, labels_b = a["metadata"]["labels"], b["metadata"]["labels"]
+    assert labels_a["app.kubernetes.io/managed-by"] is labels_b["app.kubernetes.io/managed-by"]
+    assert a["status"]["conditions"][0]["type"] is b["status"]["conditions"][0]["type"]
+    long_message = "x" * 5000  # a unique long string is not interned (no hashing for nothing)
+    pod = slim("Pod", {"metadata": {"name": "p"}, "status": {"containerStatuses": [
+        {"state": {"terminated": {"message": long_message}}}]}})  # fmt: skip
+    assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"] == long_message

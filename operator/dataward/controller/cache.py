@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -42,6 +43,7 @@ EventCallback = Callable[[str, Obj | None, Obj | None], None]
 HealthCallback = Callable[[str, str | None], None]
 WATCH_SECONDS = 300
 LIST_PAGE = 500  # objects per LIST request (the API server's default chunk size)
+SHARED_LENGTH = 100  # strings up to this long are interned in cached objects
 LIST_ATTEMPTS = 3  # paged lists started over after an expired continue token
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
@@ -56,7 +58,13 @@ class CachedKind:
 
 
 def slim(kind: str, obj: Mapping[str, Any]) -> Obj:
-    """What the operator keeps of an object: no managedFields, no last-applied copy."""
+    """What the operator keeps of an object: no managedFields, no last-applied copy; its
+    short strings shared with every other cached object's (`_shared`)."""
+    shared: Obj = _shared(_slimmed(kind, obj))
+    return shared
+
+
+def _slimmed(kind: str, obj: Mapping[str, Any]) -> Obj:
     meta = dict(obj.get("metadata") or {})
     managed = meta.pop("managedFields", None)
     if kind == "CronJob" and managed:
@@ -80,6 +88,24 @@ def slim(kind: str, obj: Mapping[str, Any]) -> Obj:
         # largest part, times the runs each CronJob keeps) is never read.
         return {"kind": kind, "metadata": meta, "status": obj.get("status") or {}}
     return {**obj, "kind": kind, "metadata": meta}
+
+
+def _shared(value: Any) -> Any:
+    """`value` with its keys and short strings interned.
+
+    Decoded JSON has a string object per occurrence: every cached object repeats the same
+    keys, label keys and values, kinds, apiVersions, condition types and reasons. Interned,
+    10,000 stores' objects share one copy of each (unique long strings are left alone).
+    """
+    if isinstance(value, str):
+        return sys.intern(value) if len(value) <= SHARED_LENGTH else value
+    if isinstance(value, dict):
+        return {
+            sys.intern(k) if isinstance(k, str) else k: _shared(v) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_shared(v) for v in value]
+    return value
 
 
 def parse_selector(selector: str | None) -> dict[str, str]:
