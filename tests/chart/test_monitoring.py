@@ -44,7 +44,7 @@ def exported_metric_names() -> set[str]:
     _bucket, _sum and _count)."""
     names: set[str] = set()
     for value in vars(metrics).values():
-        if not isinstance(value, MetricWrapperBase):
+        if not isinstance(value, MetricWrapperBase | metrics.StoreMetrics):
             continue
         for family in value.describe():
             if family.type == "counter":

@@ -13,7 +13,7 @@ from typing import Any, cast
 from dataward.checks.observed import ObservedBinding, RbacSnapshot
 from dataward.controller.cache import CachedKind, Caches, Informer, slim
 from dataward.controller.kube import RESOURCES, Kube, KubeError
-from dataward.controller.metrics import CONDITION, KEY_AGE
+from dataward.controller.metrics import STORES
 from dataward.controller.operator import CACHED_KINDS, keys_for_event
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from tests.controller.fake_kube import FakeKube
@@ -177,18 +177,18 @@ def test_a_deleted_store_takes_its_metric_series_with_it() -> None:
     caches = _caches(kube)
     _relist(caches)
     _reconciler(kube, caches).reconcile(KEY, now=T0)
-    labels = {"namespace": KEY[0], "store": KEY[1]}
-    assert KEY_AGE.labels(*KEY)._value.get() >= 0
-    assert any(s.labels.get("store") == KEY[1] for m in CONDITION.collect() for s in m.samples)
+    def series() -> list[dict[str, str]]:
+        return [s.labels for m in STORES.collect() for s in m.samples
+                if (s.labels["namespace"], s.labels["store"]) == KEY]  # fmt: skip
+
+    assert any(s["type"] == "Ready" and s["status"] == "True" for s in series())
+    assert any(s.labels.get("store") == KEY[1] for m in STORES.collect() for s in m.samples
+               if m.name == "dataward_primary_key_age_seconds")  # fmt: skip
     kube.objects.pop(("PersonalDataStore", *KEY))
     _relist(caches)
     _reconciler(kube, caches).reconcile(KEY, now=T0)
-    assert not any(
-        all(s.labels.get(k) == v for k, v in labels.items())
-        for metric in (CONDITION, KEY_AGE)
-        for m in metric.collect()
-        for s in m.samples
-    )
+    assert series() == []
+    assert STORES.figures(*KEY) is None
 
 
 def test_a_binding_finds_its_role_by_kind_namespace_and_name() -> None:

@@ -13,7 +13,7 @@ events, is noticed; a broken watch (an error, 410 Gone) is followed by a re-LIST
 
 Bounded memory: cached objects lose `managedFields` (a CronJob keeps each manager's name and
 time, which the missed-run check reads), the last-applied annotation, and a pod keeps only its
-metadata and its containers' termination messages.
+metadata and its containers' termination messages, a Job its metadata and status.
 
 Events: after each change is stored, `on_event(kind, old, new)` runs on the informer's thread
 (so a reconcile queued by it reads the change); `on_health(kind, namespace)` runs when a cache
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -41,6 +42,9 @@ Obj = dict[str, Any]
 EventCallback = Callable[[str, Obj | None, Obj | None], None]
 HealthCallback = Callable[[str, str | None], None]
 WATCH_SECONDS = 300
+LIST_PAGE = 500  # objects per LIST request (the API server's default chunk size)
+SHARED_LENGTH = 100  # strings up to this long are interned in cached objects
+LIST_ATTEMPTS = 3  # paged lists started over after an expired continue token
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
@@ -54,7 +58,13 @@ class CachedKind:
 
 
 def slim(kind: str, obj: Mapping[str, Any]) -> Obj:
-    """What the operator keeps of an object: no managedFields, no last-applied copy."""
+    """What the operator keeps of an object: no managedFields, no last-applied copy; its
+    short strings shared with every other cached object's (`_shared`)."""
+    shared: Obj = _shared(_slimmed(kind, obj))
+    return shared
+
+
+def _slimmed(kind: str, obj: Mapping[str, Any]) -> Obj:
     meta = dict(obj.get("metadata") or {})
     managed = meta.pop("managedFields", None)
     if kind == "CronJob" and managed:
@@ -73,7 +83,29 @@ def slim(kind: str, obj: Mapping[str, Any]) -> Obj:
             if terminated.get("message")
         ]
         return {"kind": kind, "metadata": meta, "status": {"containerStatuses": statuses}}
+    if kind == "Job":
+        # A run is judged by its metadata and status; its spec (the whole pod template, the
+        # largest part, times the runs each CronJob keeps) is never read.
+        return {"kind": kind, "metadata": meta, "status": obj.get("status") or {}}
     return {**obj, "kind": kind, "metadata": meta}
+
+
+def _shared(value: Any) -> Any:
+    """`value` with its keys and short strings interned.
+
+    Decoded JSON has a string object per occurrence: every cached object repeats the same
+    keys, label keys and values, kinds, apiVersions, condition types and reasons. Interned,
+    10,000 stores' objects share one copy of each (unique long strings are left alone).
+    """
+    if isinstance(value, str):
+        return sys.intern(value) if len(value) <= SHARED_LENGTH else value
+    if isinstance(value, dict):
+        return {
+            sys.intern(k) if isinstance(k, str) else k: _shared(v) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_shared(v) for v in value]
+    return value
 
 
 def parse_selector(selector: str | None) -> dict[str, str]:
@@ -216,20 +248,43 @@ class Informer:
                         self.where, error)
             self.on_health(self.spec.kind, self.namespace)
 
+    def _list(self) -> tuple[dict[tuple[str, str], Obj], str]:
+        """Every object, slimmed, and the list's resourceVersion: LIST in pages.
+
+        One LIST of 10,000 objects is one JSON body and every object as sent (managedFields
+        and all) held at once, which set the process's peak memory; a page is slimmed before
+        the next is asked for. A continue token that expired (410) starts the list again.
+        """
+        selector = [("labelSelector", self.spec.label_selector)] if self.spec.label_selector else []
+        path = RESOURCES[self.spec.kind].path(self.namespace)
+        for attempt in range(LIST_ATTEMPTS):
+            fresh: dict[tuple[str, str], Obj] = {}
+            token = ""
+            while True:
+                query = [*selector, ("limit", str(LIST_PAGE))]
+                if token:
+                    query.append(("continue", token))
+                try:
+                    result = self.kube._call(
+                        "GET", path, query=query, what=f"list {self.spec.kind}"
+                    )
+                except KubeError as error:
+                    if error.status == 410 and token and attempt + 1 < LIST_ATTEMPTS:
+                        break  # the snapshot the token named is compacted: start again
+                    raise
+                for item in result.get("items") or []:
+                    obj = slim(self.spec.kind, item)
+                    meta = obj["metadata"]
+                    fresh[(meta.get("namespace") or "", meta["name"])] = obj
+                result.pop("items", None)  # not held while the next page is read
+                meta = result.get("metadata") or {}
+                token = str(meta.get("continue") or "")
+                if not token:
+                    return fresh, str(meta.get("resourceVersion") or "")
+        raise AssertionError("unreachable: the last attempt raises or returns")
+
     def _relist(self) -> None:
-        query = [("labelSelector", self.spec.label_selector)] if self.spec.label_selector else []
-        resource = RESOURCES[self.spec.kind]
-        result = self.kube._call(
-            "GET",
-            resource.path(self.namespace),
-            query=query,
-            what=f"list {self.spec.kind}",
-        )
-        fresh: dict[tuple[str, str], Obj] = {}
-        for item in result.get("items") or []:
-            obj = slim(self.spec.kind, item)
-            meta = obj["metadata"]
-            fresh[(meta.get("namespace") or "", meta["name"])] = obj
+        fresh, resource_version = self._list()
         with self.lock:
             old = {
                 (ns, name): obj
@@ -241,7 +296,7 @@ class Informer:
                 by_namespace.setdefault(ns, {})[name] = obj
             self.by_namespace = by_namespace
             self.generation += 1
-        self.resource_version = str((result.get("metadata") or {}).get("resourceVersion") or "")
+        self.resource_version = resource_version
         was = self.synced
         self.synced, self.error = True, None
         self.lists += 1

@@ -3,33 +3,26 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NamedTuple
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    Metric,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 RECONCILES = Counter("dataward_reconciles_total", "Store reconciles, by outcome.", ["result"])
 WRITES = Counter(
     "dataward_writes_total", "Mutating API requests the operator sent, by kind.", ["kind", "verb"]
 )
-CONDITION = Gauge(
-    "dataward_store_condition",
-    "1 when the store's condition has this status.",
-    ["namespace", "store", "type", "status"],
-)
-EXPIRED_REMAINING = Gauge(
-    "dataward_purge_expired_rows_remaining",
-    "Expired rows the last purge left in the live database.",
-    ["namespace", "store"],
-)
-OLDEST_EXPIRED_AGE = Gauge(
-    "dataward_purge_oldest_expired_age_seconds",
-    "How long ago the most overdue remaining row expired.",
-    ["namespace", "store"],
-)
-KEY_AGE = Gauge("dataward_primary_key_age_seconds",
-                "Age of the store's primary encryption key.", ["namespace", "store"])
 TIME_TO_READY = Histogram("dataward_time_to_ready_seconds",
                           "From a store's creation to its first Ready=True.",
                           buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800))
@@ -41,32 +34,127 @@ CRDS_SERVED = Gauge(
 _STATUSES = ("True", "False", "Unknown")
 
 
+class _StoreFigures(NamedTuple):
+    """What is exported of one store: its conditions' statuses and a few numbers."""
+
+    conditions: tuple[tuple[str, str], ...] = ()  # (type, status)
+    expired_remaining: float | None = None
+    oldest_expired_age: float | None = None
+    key_age: float | None = None
+
+
+class StoreMetrics(Collector):
+    """The per-store series, made at scrape time from one small record per store.
+
+    A prometheus_client labelled child costs ~900 bytes and a store has ~24 series (each
+    condition type times True/False/Unknown, as kube-state-metrics does, so an alert can ask
+    for `status="True"} == 0`); at 10,000 stores that was ~200 MiB. A tuple per store is
+    ~1/20th of it, and the exposition is the same. A deleted store's record goes
+    (`forget_store`), and with it every series that named it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stores: dict[tuple[str, str], _StoreFigures] = {}
+
+    def update(self, namespace: str, store: str, **changes: Any) -> None:
+        """Set some of a store's figures (the others are kept)."""
+        key = (namespace, store)
+        with self._lock:
+            self._stores[key] = self._stores.get(key, _StoreFigures())._replace(**changes)
+
+    def forget(self, namespace: str, store: str) -> None:
+        """Drop the store's record: none of its series is exported any more."""
+        with self._lock:
+            self._stores.pop((namespace, store), None)
+
+    def figures(self, namespace: str, store: str) -> _StoreFigures | None:
+        """The store's record (None: it has no series)."""
+        with self._lock:
+            return self._stores.get((namespace, store))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._stores)
+
+    def describe(self) -> list[Metric]:
+        """The families, without samples (registration does not call collect)."""
+        return list(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        """Every store's series."""
+        with self._lock:
+            stores = list(self._stores.items())
+        condition, remaining, oldest, key_age = self._families()
+        for (namespace, store), figures in stores:
+            for type_, status in figures.conditions:
+                for value in _STATUSES:
+                    condition.add_metric(
+                        [namespace, store, type_, value], 1.0 if status == value else 0.0
+                    )
+            for family, number in (
+                (remaining, figures.expired_remaining),
+                (oldest, figures.oldest_expired_age),
+                (key_age, figures.key_age),
+            ):
+                if number is not None:
+                    family.add_metric([namespace, store], number)
+        yield from (condition, remaining, oldest, key_age)
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, ...]:
+        store = ["namespace", "store"]
+        return (
+            GaugeMetricFamily(
+                "dataward_store_condition",
+                "1 when the store's condition has this status.",
+                labels=[*store, "type", "status"],
+            ),
+            GaugeMetricFamily(
+                "dataward_purge_expired_rows_remaining",
+                "Expired rows the last purge left in the live database.",
+                labels=store,
+            ),
+            GaugeMetricFamily(
+                "dataward_purge_oldest_expired_age_seconds",
+                "How long ago the most overdue remaining row expired.",
+                labels=store,
+            ),
+            GaugeMetricFamily(
+                "dataward_primary_key_age_seconds",
+                "Age of the store's primary encryption key.",
+                labels=store,
+            ),
+        )
+
+
+STORES = StoreMetrics()
+REGISTRY.register(STORES)
+
+
 def record_status(namespace: str, store: str, status: Mapping[str, Any]) -> None:
     """Export a store's conditions and last purge figures."""
-    for condition in status.get("conditions") or []:
-        for value in _STATUSES:
-            CONDITION.labels(namespace, store, condition["type"], value).set(
-                1 if condition.get("status") == value else 0
-            )
+    changes: dict[str, Any] = {
+        "conditions": tuple(
+            (str(c["type"]), str(c.get("status"))) for c in status.get("conditions") or []
+        )
+    }
     last = status.get("lastPurge") or {}
     if last.get("expiredRemaining") is not None:
-        EXPIRED_REMAINING.labels(namespace, store).set(float(last["expiredRemaining"]))
+        changes["expired_remaining"] = float(last["expiredRemaining"])
     if last.get("oldestExpiredAgeSeconds") is not None:
-        OLDEST_EXPIRED_AGE.labels(namespace, store).set(float(last["oldestExpiredAgeSeconds"]))
+        changes["oldest_expired_age"] = float(last["oldestExpiredAgeSeconds"])
+    STORES.update(namespace, store, **changes)
+
+
+def record_key_age(namespace: str, store: str, seconds: float) -> None:
+    """Export the age of the store's primary encryption key."""
+    STORES.update(namespace, store, key_age=seconds)
 
 
 def forget_store(namespace: str, store: str) -> None:
     """Remove a deleted store's series: a gone store must not be reported for ever."""
-    for metric in (CONDITION, EXPIRED_REMAINING, OLDEST_EXPIRED_AGE, KEY_AGE):
-        for labels in list(_series(metric)):
-            if labels[:2] == (namespace, store):
-                metric.remove(*labels)
-
-
-def _series(metric: Gauge) -> list[tuple[str, ...]]:
-    """The label values of every series of `metric`."""
-    # prometheus_client keeps no public list of them.
-    return [tuple(labels) for labels in metric._metrics]
+    STORES.forget(namespace, store)
 
 
 class _Handler(BaseHTTPRequestHandler):

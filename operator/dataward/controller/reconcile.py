@@ -12,7 +12,8 @@ read makes the conditions that depend on it Unknown: a failed read is never "not
 
 from __future__ import annotations
 
-import copy
+import hashlib
+import json
 import logging
 import threading
 import uuid
@@ -72,10 +73,10 @@ from dataward.controller.clock import Clock, system_clock
 from dataward.controller.impact import not_run_status, observe_preview, with_previews
 from dataward.controller.kube import FIELD_MANAGER, Kube, KubeError
 from dataward.controller.metrics import (
-    KEY_AGE,
     RECONCILES,
     TIME_TO_READY,
     forget_store,
+    record_key_age,
     record_status,
 )
 from dataward.evidence.payloads import purge_run_payload
@@ -195,8 +196,10 @@ class Reconciler:
         self.on_ready_change: Callable[[str], None] | None = None
         # Called with a policy's name when another revision of it comes into force.
         self.on_revision_change: Callable[[str], None] | None = None
-        # (kind, namespace, name) -> (resourceVersion after our status write, what we wrote).
-        self._last_status: dict[tuple[str, str | None, str], tuple[str, dict[str, Any]]] = {}
+        # (kind, namespace, name) -> (resourceVersion after our status write, the digest of
+        # what we wrote: a second copy of every status was ~3 KiB per store). Dropped with
+        # the object.
+        self._last_status: dict[tuple[str, str | None, str], tuple[str, bytes]] = {}
         self._dropped: set[str] = set()  # status fields an outdated CRD prunes (logged once)
         self.read: Kube | Caches = caches if caches is not None else kube
         self.settings = settings
@@ -208,7 +211,7 @@ class Reconciler:
         self._cache_lock = threading.Lock()
         self._rbac_memo: dict[str, tuple[tuple[object, ...], RbacSnapshot]] = {}
         self._parse_memo: dict[
-            tuple[str, str], tuple[tuple[object, object], object, Store | None]
+            tuple[str, str], tuple[tuple[object, object], bytes, Store | None]
         ] = {}
         self._ns_memo: dict[str, tuple[object, NamespaceStores]] = {}
         self._declared_memo: dict[
@@ -318,6 +321,7 @@ class Reconciler:
             forget_store(namespace, name)  # its metric series go with it
             with self._cache_lock:
                 self._parse_memo.pop(key, None)
+                self._last_status.pop(("PersonalDataStore", namespace, name), None)
             return None
         if raw["metadata"].get("deletionTimestamp"):
             self._finish_deletion(raw, now)
@@ -500,7 +504,7 @@ class Reconciler:
         meta = raw["metadata"]
         key = (kind, meta.get("namespace"), meta["name"])
         remembered = self._last_status.get(key)
-        if remembered == (meta.get("resourceVersion"), dict(status)):
+        if remembered == (meta.get("resourceVersion"), _digest(status)):
             return False
         answer = self._patch(kind, meta.get("namespace"), meta["name"], {"status": patch},
                              subresource="status")  # fmt: skip
@@ -516,7 +520,7 @@ class Reconciler:
             )
         self._last_status[key] = (
             str((answer.get("metadata") or {}).get("resourceVersion")),
-            dict(status),
+            _digest(status),
         )
         return True
 
@@ -539,13 +543,16 @@ class Reconciler:
             memo = self._parse_memo.get(key)
         if memo is not None and memo[0] == version and version[1] is not None:
             return memo[2]
-        inputs = (meta.get("uid"), meta.get("generation"), meta.get("annotations"), raw.get("spec"))
+        # The parsed inputs' digest, not a copy of them (a second copy of every spec).
+        inputs = _digest(
+            (meta.get("uid"), meta.get("generation"), meta.get("annotations"), raw.get("spec"))
+        )
         if memo is not None and memo[1] == inputs and version[1] is not None:
             parsed = memo[2]
         else:
             parsed = _parse_or_none(raw)
         with self._cache_lock:
-            self._parse_memo[key] = (version, copy.deepcopy(inputs), parsed)
+            self._parse_memo[key] = (version, inputs, parsed)
         return parsed
 
     def _namespace(self, namespace: str) -> NamespaceStores:
@@ -689,6 +696,7 @@ class Reconciler:
         now = now or self.settings.clock()
         raw = self.read.get("PrivacyPolicy", None, name)
         if raw is None:
+            self._last_status.pop(("PrivacyPolicy", None, name), None)
             return None
         unlisted: KubeError | None = None
         try:
@@ -1457,8 +1465,8 @@ class Reconciler:
         record_status(meta["namespace"], meta["name"], status)
         primary_created = _parse_time((status.get("encryption") or {}).get("primaryKeyCreated"))
         if primary_created is not None:
-            KEY_AGE.labels(meta["namespace"], meta["name"]).set(
-                (now - primary_created).total_seconds()
+            record_key_age(
+                meta["namespace"], meta["name"], (now - primary_created).total_seconds()
             )
         if all(old.get(k) == v for k, v in status.items()):
             return  # steady state: nothing to write
@@ -1901,6 +1909,12 @@ def _neighbour_rbac(store: Store) -> list[dict[str, Any]]:
 def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
     """The same objects (not equal ones: identity is what the memos keep)."""
     return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
+def _digest(value: object) -> bytes:
+    """A short fingerprint of a JSON-like value (equal values, equal digests)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 def _suspended(cronjob: dict[str, Any]) -> dict[str, Any]:

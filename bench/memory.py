@@ -1,0 +1,292 @@
+"""Memory the operator holds per store, in-process (no control plane). Prints figures only.
+
+    PYTHONPATH=$PWD/operator python3 -m bench.memory --stores 10000 --namespaces 100
+
+Puts N stores over K namespaces of the in-memory API the unit tests use (each store with its
+own pods, peers, credentials and readers, as bench/crowded_namespace.py), fills the watch caches
+from it, reconciles every store once (converging: children, ring and status written), gives
+each store a finished purge run (a Job made from its CronJob's jobTemplate, as the CronJob
+controller would, and its pod with a result record), reconciles again (lastPurge recorded),
+then once more with nothing to do. Every LIST answer is dressed as the API server sends it
+(managedFields of two managers, kubectl's last-applied annotation on what users apply, uid,
+creationTimestamp), so the caches ingest what a real watch delivers.
+
+Then the in-memory API's own objects are dropped (a real operator has no such copy) and
+tracemalloc tells what is still held by allocations made under operator/dataward: the
+caches, the reconciler's memos, the metric series. Reported: that total and per store, the
+top allocation sites (innermost operator frame), objects per cached kind, bytes per kind as
+delivered vs as kept, Prometheus series (all, and per store), and the largest single LIST
+as delivered (what a re-list holds at once on top, in the real process, before slimming).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import json
+import resource
+import sys
+import time
+import tracemalloc
+from collections import Counter
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, cast
+
+from prometheus_client import REGISTRY
+
+from dataward.checks.purge_runs import JOB_NAME_LABEL
+from dataward.controller.kube import Kube
+from dataward.controller.reconcile import Reconciler, ReconcileSettings
+from tests.controller.test_cache import ListingKube, _caches, _relist
+from tests.controller.test_reconcile import CREDENTIALS, T0
+from tests.model import samples
+
+OPERATOR = "*/operator/dataward/*"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+APPLIED_BY_USERS = {"PersonalDataStore", "PrivacyPolicy"}
+MiB = 1024 * 1024
+
+
+def deep_size(obj: Any, seen: set[int] | None = None) -> int:
+    """Bytes of a JSON-like value (dicts, lists, strings, numbers), each object once."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    size = sys.getsizeof(obj)
+    if isinstance(obj, Mapping):
+        size += sum(deep_size(k, seen) + deep_size(v, seen) for k, v in obj.items())
+    elif isinstance(obj, list | tuple):
+        size += sum(deep_size(v, seen) for v in obj)
+    return size
+
+
+def _fields(value: Any) -> Any:
+    """fieldsV1 of a value, as the API server records it (one `f:` key per field)."""
+    if isinstance(value, Mapping):
+        return {f"f:{k}": _fields(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return {f'k:{{"i":{i}}}': _fields(v) for i, v in enumerate(value)}
+    return {}
+
+
+def dressed(obj: dict[str, Any]) -> dict[str, Any]:
+    """`obj` as the API server would answer it: managedFields, uid, creation time, ..."""
+    meta = obj["metadata"]
+    kind = obj.get("kind", "")
+    meta.setdefault("creationTimestamp", "2026-01-01T00:00:00Z")
+    meta.setdefault("generation", 1)
+    body = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+    if kind in APPLIED_BY_USERS:
+        applied = {"apiVersion": obj.get("apiVersion"), "kind": kind,
+                   "metadata": {k: meta[k] for k in ("name", "namespace", "labels") if k in meta},
+                   **body}  # fmt: skip
+        meta["annotations"] = {**(meta.get("annotations") or {}),
+                               LAST_APPLIED: json.dumps(applied) + "\n"}  # fmt: skip
+    managers = [("kubectl-client-side-apply" if kind in APPLIED_BY_USERS else "dataward",
+                 {"f:metadata": _fields({k: meta.get(k) for k in ("labels", "annotations",
+                                                                  "ownerReferences") if k in meta}),
+                  **_fields(body)}, None)]  # fmt: skip
+    if obj.get("status"):
+        managers.append(("dataward", {"f:status": _fields(obj["status"])}, "status"))
+    meta["managedFields"] = [
+        {"manager": name, "operation": "Update", "apiVersion": obj.get("apiVersion", "v1"),
+         "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": fields,
+         **({"subresource": sub} if sub else {})}
+        for name, fields, sub in managers
+    ]  # fmt: skip
+    return obj
+
+
+class DressedKube(ListingKube):
+    """The in-memory API whose LIST answers look like the API server's; sizes them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.delivered: Counter[str] = Counter()
+        self.largest_list = 0
+        self.sizing = False  # deep_size is slow: only the last re-list is sized
+
+    def _call(self, method: str, path: str, *, query: Any = None, what: str, **kw: Any) -> Any:
+        answer = super()._call(method, path, query=query, what=what, **kw)
+        params = dict(query or [])
+        if "limit" in params:  # pages, as the API server answers a LIST with a limit
+            start, limit = int(params.get("continue") or 0), int(params["limit"])
+            more = start + limit < len(answer["items"])
+            answer["items"] = answer["items"][start:start + limit]
+            answer["metadata"]["continue"] = str(start + limit) if more else ""
+        for item in answer["items"]:
+            dressed(item)
+        # Decoded from JSON, as the real client's answer is: a string object per occurrence
+        # (the fake's deep copies would share them and hide what interning saves).
+        answer = json.loads(json.dumps(answer))
+        if not self.sizing:
+            return answer
+        size = deep_size(answer)
+        self.largest_list = max(self.largest_list, size)
+        self.delivered[what.removeprefix("list ")] += size  # every page of the kind
+        return answer
+
+
+def populate(kube: ListingKube, stores: int, namespaces: int) -> None:
+    kube._store(copy.deepcopy(samples.POLICY))
+    for i in range(stores):
+        ns = f"ns-{i % namespaces:03d}"
+        store = copy.deepcopy(samples.STORE)
+        del store["metadata"]["uid"]
+        store["metadata"]["name"] = name = f"store-{i:05d}"
+        store["metadata"]["namespace"] = ns
+        spec = store["spec"]
+        spec["workload"]["podSelector"] = {"matchLabels": {"app": f"db-{name}"}}
+        spec["network"]["allowFrom"] = [{"podSelector": {"matchLabels": {"app": f"api-{name}"}}}]
+        spec["database"]["credentialsSecret"] = f"creds-{name}"
+        spec["access"]["readers"] = [{"kind": "ServiceAccount", "name": f"api-{name}"}]
+        kube._store(store)
+        secret = CREDENTIALS()
+        secret["metadata"]["name"] = f"creds-{name}"
+        secret["metadata"]["namespace"] = ns
+        kube._store(secret)
+
+
+def finished_runs(kube: ListingKube) -> int:
+    """Per CronJob of ours, one finished Job (from its jobTemplate) and its pod."""
+    made = 0
+    for (kind, ns, name), cronjob in list(kube.objects.items()):
+        if kind != "CronJob":
+            continue
+        template = copy.deepcopy(cronjob["spec"]["jobTemplate"])
+        job_name = f"{name}-29000000"
+        labels = {**(template["metadata"].get("labels") or {}), JOB_NAME_LABEL: job_name}
+        job = kube._store({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": job_name, "namespace": ns, "labels": labels,
+                         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob",
+                                              "name": name, "uid": cronjob["metadata"]["uid"],
+                                              "controller": True}]},
+            "spec": template["spec"],
+            "status": {"startTime": "2026-01-01T03:17:00Z",
+                       "completionTime": "2026-01-01T03:18:00Z", "succeeded": 1,
+                       "conditions": [{"type": "Complete", "status": "True",
+                                       "lastTransitionTime": "2026-01-01T03:18:00Z"}]},
+        })  # fmt: skip
+        record = {"version": 1, "deleted": 120, "expiredRemaining": 0, "batches": 1}
+        kube._store({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"{job_name}-x7k2p", "namespace": ns, "labels": labels,
+                         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job",
+                                              "name": job_name, "uid": job["metadata"]["uid"],
+                                              "controller": True}]},
+            "spec": copy.deepcopy(template["spec"]["template"]["spec"]),
+            "status": {"phase": "Succeeded", "containerStatuses": [
+                {"name": "purge", "state": {"terminated": {
+                    "exitCode": 0, "reason": "Completed", "message": json.dumps(record)}}}]},
+        })  # fmt: skip
+        made += 1
+    return made
+
+
+def series() -> tuple[int, int]:
+    """Prometheus series: all, and those that name a store."""
+    total = per_store = 0
+    for metric in REGISTRY.collect():
+        for sample in metric.samples:
+            total += 1
+            per_store += "store" in sample.labels
+    return total, per_store
+
+
+def sites(snapshot: tracemalloc.Snapshot, top: int) -> list[tuple[str, int, int]]:
+    """(innermost operator frame, bytes, blocks), largest first."""
+    by_site: Counter[str] = Counter()
+    blocks: Counter[str] = Counter()
+    for stat in snapshot.statistics("traceback"):
+        frame = next(
+            (f for f in stat.traceback if "/operator/dataward/" in f.filename), None
+        )  # tracemalloc keeps the most recent frame first
+        where = f"{frame.filename.split('/operator/')[-1]}:{frame.lineno}" if frame else "?"
+        by_site[where] += stat.size
+        blocks[where] += stat.count
+    return [(site, size, blocks[site]) for site, size in by_site.most_common(top)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--stores", type=int, default=10_000)
+    parser.add_argument("--namespaces", type=int, default=100)
+    parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--frames", type=int, default=1,
+                        help="traceback depth: 1 is fast; 64 names the operator's sites")
+    args = parser.parse_args()
+    started = time.monotonic()
+    tracemalloc.start(args.frames)
+    baseline = tracemalloc.get_traced_memory()[0]
+    kube = DressedKube()
+    populate(kube, args.stores, args.namespaces)
+    caches = _caches(kube)
+    _relist(caches)
+    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings(), (), caches)
+    keys = [(s["metadata"]["namespace"], s["metadata"]["name"])
+            for s in caches.list("PersonalDataStore")]  # fmt: skip
+    passes = [("converging", T0), ("purge runs recorded", T0 + timedelta(minutes=1)),
+              ("nothing to do", T0 + timedelta(minutes=5))]  # fmt: skip
+    for i, (what, now) in enumerate(passes):
+        if i == 1:
+            finished_runs(kube)
+        kube.sizing = i == len(passes) - 1
+        _relist(caches)  # what the watches would have delivered
+        kube.calls.clear()
+        start = time.process_time()
+        for key in keys:
+            reconciler.reconcile(key, now=now)
+        spent = time.process_time() - start
+        writes = len(kube.writes())
+        print(f"pass {i + 1} ({what}): {1000 * spent / len(keys):.1f} ms CPU per store, "
+              f"{writes} writes")  # fmt: skip
+    delivered = dict(kube.delivered)
+    largest = kube.largest_list
+    counts = caches.counts()
+    kept: Counter[str] = Counter()
+    for (kind, _), informer in caches.informers.items():
+        for objs in informer.by_namespace.values():
+            kept[kind] += sum(deep_size(o) for o in objs.values())
+    # A real operator has no in-memory API: drop its objects, keep what the operator holds.
+    kube.objects.clear()
+    kube.calls.clear()
+    gc.collect()
+    traced, peak = tracemalloc.get_traced_memory()
+    traced -= baseline
+    n = len(keys)
+    print(f"\n{n} stores over {args.namespaces} namespaces "
+          f"({time.monotonic() - started:.0f} s wall)")  # fmt: skip
+    print(f"held after dropping the fake API (all traced since start): {traced / MiB:.1f} MiB, "
+          f"{traced / n / 1024:.1f} KiB per store (peak with the fake: {peak / MiB:.1f} MiB)")
+    if args.frames > 1:
+        snapshot = tracemalloc.take_snapshot()
+        held = snapshot.filter_traces([tracemalloc.Filter(True, OPERATOR, all_frames=True)])
+        total_held = sum(stat.size for stat in held.statistics("filename"))
+        print(f"of which allocated under operator frames: {total_held / MiB:.1f} MiB")
+        print("\ntop allocation sites (innermost operator frame):")
+        for site, size, blocks in sites(held, args.top):
+            print(f"  {size / MiB:8.1f} MiB {size / n:8.0f} B/store {blocks:9d} blocks  {site}")
+    print("\ncached objects per kind: objects, as delivered (last re-list), as kept")
+    for kind in sorted(counts):
+        print(f"  {kind:20s} {counts[kind]:7d} {delivered.get(kind, 0) / MiB:8.1f} MiB "
+              f"{kept.get(kind, 0) / MiB:8.1f} MiB")  # fmt: skip
+    print(f"  {'total':20s} {sum(counts.values()):7d} {sum(delivered.values()) / MiB:8.1f} MiB "
+          f"{sum(kept.values()) / MiB:8.1f} MiB")  # fmt: skip
+    print("largest single LIST answer (page) as delivered, held at once by a re-list: "
+          f"{largest / MiB:.1f} MiB")
+    total_series, store_series = series()
+    print(f"\nprometheus series: {total_series} ({store_series} name a store, "
+          f"{store_series / n:.1f} per store)")  # fmt: skip
+    memo = {name: len(getattr(reconciler, name)) for name in vars(reconciler)
+            if name.endswith(("_memo", "_status", "_objects"))}  # fmt: skip
+    print(f"reconciler memo entries: {memo}")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"this process's peak RSS (with the fake API and tracemalloc): {rss:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

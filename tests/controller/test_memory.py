@@ -1,0 +1,195 @@
+"""Bounded memory (issue 11): what the operator keeps per store, and that it goes with it.
+
+The figures at scale are bench/memory.py's; these tests hold the defects it found fixed: a
+store's metric series cost ~20 KiB, a deleted store left its remembered status behind, a
+cached Job kept the whole pod template no check reads. And stripping must not cost a
+steady state: with objects as the API server sends them (managedFields, kubectl's
+last-applied annotation), a second pass writes nothing.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import tracemalloc
+from datetime import timedelta
+from typing import Any, cast
+
+from prometheus_client import generate_latest
+
+from bench.memory import DressedKube, finished_runs, populate
+from dataward.controller.cache import CachedKind, Informer, slim
+from dataward.controller.kube import Kube, KubeError
+from dataward.controller.metrics import STORES, forget_store, record_key_age, record_status
+from dataward.controller.reconcile import Reconciler, ReconcileSettings
+from tests.controller.test_cache import ListingKube, _caches, _cluster, _relist
+from tests.controller.test_reconcile import KEY, T0
+
+TYPES = ("PolicyCompliant", "NetworkIsolated", "AccessRestricted", "EncryptionKeyReady",
+         "PurgeScheduled", "PurgeSucceeded", "PolicyRevision", "Ready")  # fmt: skip
+
+
+def test_a_stores_metric_series_cost_little_and_go_with_it() -> None:
+    status = {
+        "conditions": [{"type": t, "status": "True"} for t in TYPES],
+        "lastPurge": {"expiredRemaining": 0, "oldestExpiredAgeSeconds": 12},
+    }
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(2000):
+            record_status(f"ns-{i % 20}", f"mem-{i:05d}", status)
+            record_key_age(f"ns-{i % 20}", f"mem-{i:05d}", 3600.0)
+        per_store = (tracemalloc.get_traced_memory()[0] - before) / 2000
+    finally:
+        tracemalloc.stop()
+    # 8 conditions x 3 statuses + 3 figures = 27 series; as labelled children ~20 KiB.
+    assert per_store < 2048, f"{per_store:.0f} bytes of metrics per store"
+    samples = [s for m in STORES.collect() for s in m.samples if s.labels["store"] == "mem-00007"]
+    assert len(samples) == 27
+    assert {s.labels["status"] for s in samples if "status" in s.labels} == {
+        "True", "False", "Unknown"}
+    for i in range(2000):
+        forget_store(f"ns-{i % 20}", f"mem-{i:05d}")
+    assert not [s for m in STORES.collect() for s in m.samples
+                if s.labels["store"].startswith("mem-")]  # fmt: skip
+
+
+def test_a_conditions_status_series_says_which_status_it_has() -> None:
+    record_status("crm", "flip", {"conditions": [{"type": "Ready", "status": "False"}]})
+    values = {s.labels["status"]: s.value for m in STORES.collect() for s in m.samples
+              if s.labels["store"] == "flip"}  # fmt: skip
+    assert values == {"True": 0.0, "False": 1.0, "Unknown": 0.0}
+    exposition = generate_latest().decode()  # what /metrics serves, and alerts query
+    assert ('dataward_store_condition{namespace="crm",status="False",store="flip",type="Ready"} 1.0'
+            in exposition)  # fmt: skip
+    forget_store("crm", "flip")
+    assert 'store="flip"' not in generate_latest().decode()
+
+
+def test_a_deleted_store_leaves_nothing_in_the_reconcilers_memos() -> None:
+    kube = _cluster()
+    caches = _caches(kube)
+    _relist(caches)
+    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings(), (), caches)
+    reconciler.reconcile(KEY, now=T0)
+    _relist(caches)
+    reconciler.reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert ("PersonalDataStore", *KEY) in reconciler._last_status
+    kube.objects.pop(("PersonalDataStore", *KEY))
+    _relist(caches)
+    reconciler.reconcile(KEY, now=T0 + timedelta(minutes=2))
+    assert [k for k in reconciler._last_status if k[0] == "PersonalDataStore"] == []
+    assert KEY not in reconciler._parse_memo
+    assert STORES.figures(*KEY) is None
+
+
+def test_a_cached_job_keeps_its_metadata_and_status_not_its_pod_template() -> None:
+    job = {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "j", "namespace": "crm", "uid": "u", "labels": {"a": "b"},
+                     "annotations": {"dataward.io/store": "crm/x"},
+                     "ownerReferences": [{"kind": "CronJob", "uid": "c"}],
+                     "managedFields": [{"manager": "kube-controller-manager"}]},
+        "spec": {"template": {"spec": {"containers": [{"name": "purge", "env": [
+            {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}]}}},
+        "status": {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]},
+    }  # fmt: skip
+    kept = slim("Job", job)
+    assert "spec" not in kept
+    assert kept["status"] == job["status"]
+    assert kept["metadata"]["annotations"] == {"dataward.io/store": "crm/x"}
+    assert kept["metadata"]["ownerReferences"] == [{"kind": "CronJob", "uid": "c"}]
+    assert "managedFields" not in kept["metadata"]
+
+
+def test_objects_as_the_api_sends_them_reach_a_write_free_steady_state() -> None:
+    """managedFields, last-applied, a finished run per store: stripped, and no rewrite."""
+    kube = DressedKube()
+    populate(kube, 12, 3)
+    caches = _caches(kube)
+    _relist(caches)
+    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings(), (), caches)
+    keys = [(s["metadata"]["namespace"], s["metadata"]["name"])
+            for s in caches.list("PersonalDataStore")]  # fmt: skip
+    for key in keys:
+        reconciler.reconcile(key, now=T0)
+    assert finished_runs(kube) == 12
+    _relist(caches)
+    for key in keys:
+        reconciler.reconcile(key, now=T0 + timedelta(minutes=1))
+    recorded = [o["status"].get("lastPurge") for (k, _, _), o in kube.objects.items()
+                if k == "PersonalDataStore"]  # fmt: skip
+    assert all(r and r.get("jobName") for r in recorded), recorded
+    for informer in caches.informers.values():
+        for objs in informer.by_namespace.values():
+            for obj in objs.values():
+                assert "managedFields" not in obj["metadata"] or obj["kind"] == "CronJob"
+                assert "kubectl.kubernetes.io/last-applied-configuration" not in (
+                    obj["metadata"].get("annotations") or {})
+    _relist(caches)
+    kube.calls.clear()
+    for key in keys:
+        reconciler.reconcile(key, now=T0 + timedelta(minutes=5))
+    assert kube.writes() == []
+
+
+class PagingKube(ListingKube):
+    """Answers LISTs in pages (limit/continue) as the API server does; may expire a token."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pages: list[tuple[str, int]] = []  # (path, items in the page)
+        self.expire_once = False
+
+    def _call(self, method: str, path: str, *, query: Any = None, what: str, **kw: Any) -> Any:
+        params = dict(query or [])
+        answer = super()._call(method, path, query=query, what=what, **kw)
+        if "limit" not in params:
+            self.pages.append((path, len(answer["items"])))
+            return answer
+        start = int(params.get("continue") or 0)
+        if start and self.expire_once:
+            self.expire_once = False
+            raise KubeError(410, "Gone", what)
+        limit = int(params["limit"])
+        items = answer["items"][start:start + limit]
+        self.pages.append((path, len(items)))
+        more = start + limit < len(answer["items"])
+        answer["items"] = items
+        answer["metadata"]["continue"] = str(start + limit) if more else ""
+        return answer
+
+
+def test_a_relist_reads_in_pages_and_starts_over_when_its_token_expires() -> None:
+    kube = PagingKube()
+    populate(kube, 1200, 4)
+    informer = Informer(cast(Kube, kube), CachedKind("PersonalDataStore"), None, 3600,
+                        lambda *_: None, lambda *_: None)  # fmt: skip
+    informer._relist()
+    # 1,200 stores in one LIST was one body and every object as sent, held at once.
+    assert [n for _, n in kube.pages] == [500, 500, 200]
+    assert len(informer.items(None)) == 1200
+    kube.pages.clear()
+    kube.expire_once = True
+    informer._relist()
+    assert informer.synced
+    assert [n for _, n in kube.pages] == [500, 500, 500, 200]  # page 2 was Gone: again
+    assert len(informer.items(None)) == 1200
+
+
+def test_cached_objects_share_their_repeated_strings() -> None:
+    """Two objects decoded from two answers: one copy of each label, kind, type, reason."""
+    text = json.dumps({"apiVersion": "batch/v1", "kind": "Job", "metadata": {
+        "name": "j", "labels": {"app.kubernetes.io/managed-by": "dataward"}},
+        "status": {"conditions": [{"type": "Complete", "status": "True"}]}})  # fmt: skip
+    a, b = slim("Job", json.loads(text)), slim("Job", json.loads(text))
+    assert a == b == slim("Job", json.loads(text))
+    labels_a, labels_b = a["metadata"]["labels"], b["metadata"]["labels"]
+    assert labels_a["app.kubernetes.io/managed-by"] is labels_b["app.kubernetes.io/managed-by"]
+    assert a["status"]["conditions"][0]["type"] is b["status"]["conditions"][0]["type"]
+    long_message = "x" * 5000  # a unique long string is not interned (no hashing for nothing)
+    pod = slim("Pod", {"metadata": {"name": "p"}, "status": {"containerStatuses": [
+        {"state": {"terminated": {"message": long_message}}}]}})  # fmt: skip
+    assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"] == long_message
