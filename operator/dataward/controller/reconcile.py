@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dataward.checks.access import (
+    DeclaredBesides,
     SecretReaders,
     access_restricted,
     by_store_label,
@@ -1497,27 +1498,6 @@ class StoreSnapshot:
         return [name for name, presence in self.credentials if presence == "absent"]
 
 
-class _Besides(Mapping[str, str]):
-    """A namespace's declared bindings (name -> store label) without one store's: a view,
-    so that each store does not copy the namespace's."""
-
-    def __init__(self, base: Mapping[str, str], own: str) -> None:
-        self.base = base
-        self.own = own
-
-    def __getitem__(self, name: str) -> str:
-        label = self.base[name]
-        if label == self.own:
-            raise KeyError(name)
-        return label
-
-    def __iter__(self) -> Iterator[str]:
-        return (name for name, label in self.base.items() if label != self.own)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-
 @dataclass(frozen=True, eq=False)
 class Neighbours:
     """The other stores of a store's namespace, and what Dataward renders for them: a view of
@@ -1609,7 +1589,7 @@ class NamespaceStores:
         return Neighbours(
             view=self,
             name=name,
-            declared=_Besides(shared[0], own) if shared is not None and exact else None,
+            declared=DeclaredBesides(shared[0], own) if shared is not None and exact else None,
             readers=replace(shared[1], besides=own) if shared is not None and exact else None,
         )
 
