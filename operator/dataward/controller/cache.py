@@ -496,7 +496,7 @@ class Caches:
             items = [o for ns in self.namespaces for o in self._informer(kind, ns).items(ns)]
         else:
             items = self._informer(kind, namespace).items(namespace)
-        return [o for o in items if _selected(o, wanted)]
+        return [o for o in items if _selected(o, wanted)] if wanted else items
 
     def selecting(
         self, kind: str, namespace: str, pods: Sequence[Mapping[str, str]]
