@@ -157,7 +157,7 @@ def _check(
 @given(
     st.lists(step_st, max_size=25),
     st.lists(labels_st, min_size=1, max_size=3),
-    labels_st.filter(bool),
+    labels_st,
 )
 def test_indexed_answers_equal_a_scan_through_any_sequence_of_events(
     steps: list[tuple[str, Any]], pods: list[dict[str, str]], wanted: dict[str, str]

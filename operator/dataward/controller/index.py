@@ -109,6 +109,8 @@ class LabelIndex:
         space = self.spaces.get(namespace)
         if space is None:
             return []
+        if not wanted:
+            return self._ordered(space, space.position)
         fewest = min((space.by_label.get(pair, set()) for pair in wanted.items()), key=len)
         return self._ordered(space, fewest)
 
