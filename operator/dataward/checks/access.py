@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,12 +89,10 @@ def access_restricted(
         declared = declared_by_neighbours(namespace, neighbours, rbac)
     foreign = [
         (binding, subjects)
-        for binding in rbac.bindings
-        if _in_scope(binding, namespace)
-        and (binding.kind, binding.name) not in own
+        for binding, subjects in _untrusted_bindings(namespace, rbac, trusted, declared, own)
+        if (binding.kind, binding.name) not in own
         and binding.name not in declared
-        for subjects in [_untrusted(binding, trusted)]
-        if subjects and _reads(binding, rbac, secret_names)
+        and _reads(binding, rbac, secret_names)
     ]
     if foreign:
         foreign.sort(key=lambda item: (item[0].kind, item[0].name))
@@ -127,6 +125,75 @@ def access_restricted(
         f"Only spec.access.readers and the purge job can read Secrets "
         f"{', '.join(secret_names)}.{shared}",
     )
+
+
+class DeclaredBesides(Mapping[str, str]):
+    """A namespace's declared bindings (name -> store label) without one store's (`own`): a
+    view, so that each store of a namespace does not copy the namespace's (issue 11)."""
+
+    def __init__(self, base: Mapping[str, str], own: str) -> None:
+        self.base = base
+        self.own = own
+
+    def __getitem__(self, name: str) -> str:
+        label = self.base[name]
+        if label == self.own:
+            raise KeyError(name)
+        return label
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, label in self.base.items() if label != self.own)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+Untrusted = tuple[ObservedBinding, list[BindingSubject]]
+
+
+def _untrusted_bindings(
+    namespace: str,
+    rbac: RbacSnapshot,
+    trusted: TrustedSubjects,
+    declared: Mapping[str, str],
+    own: set[tuple[str, str]],
+) -> list[Untrusted]:
+    """The bindings in scope with untrusted subjects, at least those that are not declared
+    (`declared` filters them again). For a view of a namespace's declared bindings, found
+    once per RBAC snapshot and declaration (shared by the namespace's stores): those declared
+    for no store, and those declared for the asking store's label; the snapshot must be the
+    namespace's, or differ from it only in the store's own bindings (`rbac.replaced`)."""
+    base = rbac.base or rbac
+    if not isinstance(declared, DeclaredBesides) or not all(
+        key[1] == namespace and (key[0], key[2]) in own for key in rbac.replaced
+    ):
+        return _scan_untrusted(namespace, rbac.bindings, trusted)
+    memo_key = ("untrusted", namespace, trusted)
+    found = base.memo.get(memo_key)
+    if not (isinstance(found, tuple) and found[0] is declared.base):
+        undeclared: list[Untrusted] = []
+        by_label: dict[str, list[Untrusted]] = {}
+        for binding, subjects in _scan_untrusted(namespace, base.bindings, trusted):
+            label = declared.base.get(binding.name)
+            if label is None:
+                undeclared.append((binding, subjects))
+            else:
+                by_label.setdefault(label, []).append((binding, subjects))
+        found = (declared.base, undeclared, by_label)
+        base.memo[memo_key] = found
+    return [*found[1], *found[2].get(declared.own, ())]
+
+
+def _scan_untrusted(
+    namespace: str, bindings: Sequence[ObservedBinding], trusted: TrustedSubjects
+) -> list[Untrusted]:
+    return [
+        (binding, subjects)
+        for binding in bindings
+        if _in_scope(binding, namespace)
+        for subjects in [_untrusted(binding, trusted)]
+        if subjects
+    ]
 
 
 def declared_by_neighbours(

@@ -15,7 +15,7 @@ def network_isolated(
     observed: ObservedObject,
     other_policies: Sequence[Mapping[str, Any]] | None = (),
     workload_pod_labels: Sequence[Mapping[str, str]] = (),
-    neighbours: Sequence[Mapping[str, Any]] | None = (),
+    neighbours: Sequence[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]] | None = (),
     other_policies_error: str | None = None,
 ) -> Condition:
     """Compare the live NetworkPolicy with the rendered one and look for wider policies.
@@ -29,7 +29,9 @@ def network_isolated(
     NetworkPolicies of the namespace (None, with `other_policies_error`, when the LIST
     failed; `neighbours` None when the stores could not be listed: both make this Unknown);
     `workload_pod_labels` the labels of the workload pods, when the controller read them
-    (else the workload selector's own labels stand in for them).
+    (else the workload selector's own labels stand in for them). `neighbours` may be given
+    as a mapping from policy name (then it may hold this store's own: it is never looked up);
+    `other_policies` may leave out policies that cannot select the workload pods.
     """
     name = desired["metadata"]["name"]
     namespace = desired["metadata"]["namespace"]
@@ -76,8 +78,12 @@ def network_isolated(
             "operator restores it. Change spec.network or spec.workload of the store instead "
             "of editing the NetworkPolicy.",
         )
-    selectors = _workload_labels(desired["spec"]["podSelector"], workload_pod_labels)
-    rendered = {p["metadata"]["name"]: p for p in neighbours}
+    selectors = workload_labels(desired["spec"]["podSelector"], workload_pod_labels)
+    rendered = (
+        neighbours
+        if isinstance(neighbours, Mapping)
+        else {p["metadata"]["name"]: p for p in neighbours}
+    )
     selecting = [
         policy
         for policy in other_policies
@@ -127,9 +133,11 @@ def network_isolated(
     )
 
 
-def _workload_labels(
-    selector: Mapping[str, Any], observed: Sequence[Mapping[str, str]]
+def workload_labels(
+    selector: Mapping[str, Any], observed: Sequence[Mapping[str, str]] = ()
 ) -> list[Mapping[str, str]]:
+    """The label sets of the workload pods: as read, else what the selector itself implies
+    (the pods another policy must select to matter to the store)."""
     if observed:
         return list(observed)
     labels = dict(selector.get("matchLabels") or {})

@@ -342,10 +342,16 @@ class RbacSnapshot:
 
     `bindings`: every RoleBinding in the namespace and every ClusterRoleBinding. `roles`: the
     Roles of the namespace and every ClusterRole (or at least those the bindings name).
+    `base` and `replaced`: for a snapshot made by `with_objects`, the one it was made from and
+    the keys of the bindings it replaced (what a namespace's shared findings are kept on).
     """
 
     bindings: tuple[ObservedBinding, ...]
     roles: tuple[ObservedRole, ...]
+    base: RbacSnapshot | None = field(default=None, compare=False, repr=False)
+    replaced: frozenset[tuple[str, str | None, str]] = field(
+        default=frozenset(), compare=False, repr=False
+    )
 
     @classmethod
     def from_api(
@@ -358,18 +364,52 @@ class RbacSnapshot:
         )
 
     def with_objects(self, objects: Iterable[Mapping[str, Any]]) -> RbacSnapshot:
-        """This snapshot with `objects` (Roles, RoleBindings as written) in place of theirs."""
+        """This snapshot with `objects` (Roles, RoleBindings as written) in place of theirs.
+
+        Itself when every object is already here as written (a store with nothing to do), so
+        what is derived from it stays shared by the namespace's stores (issue 11).
+        """
         written = list(objects)
         bindings = [ObservedBinding.from_api(o) for o in written if "Binding" in o["kind"]]
         roles = [ObservedRole.from_api(o) for o in written if "Binding" not in o["kind"]]
-        replaced_b = {(b.kind, b.namespace, b.name) for b in bindings}
-        replaced_r = {(r.kind, r.namespace, r.name) for r in roles}
-        return RbacSnapshot(
+        if all(self.binding(b.kind, b.namespace, b.name) == b for b in bindings) and all(
+            self.role(r.kind, r.namespace, r.name) == r for r in roles
+        ):
+            return self
+        replaced_b: set[tuple[str, str | None, str]] = {
+            (b.kind, b.namespace, b.name) for b in bindings
+        }
+        replaced_r: set[tuple[str, str | None, str]] = {
+            (r.kind, r.namespace, r.name) for r in roles
+        }
+        layered = RbacSnapshot(
             tuple(b for b in self.bindings if (b.kind, b.namespace, b.name) not in replaced_b)
             + tuple(bindings),
             tuple(r for r in self.roles if (r.kind, r.namespace, r.name) not in replaced_r)
             + tuple(roles),
+            base=self.base or self,
+            replaced=self.replaced | replaced_b,
         )
+        # The indexes: this snapshot's, the written objects over them (the first of
+        # duplicates winning, as in a scan of the tuples above), without a scan.
+        by_binding = dict(self._bindings_by_key)
+        for gone in replaced_b:
+            by_binding.pop(gone, None)
+        for binding in bindings:
+            by_binding.setdefault((binding.kind, binding.namespace, binding.name), binding)
+        by_role = dict(self._roles_by_key)
+        for key in replaced_r:
+            by_role.pop(key, None)
+        for role in roles:
+            by_role.setdefault((role.kind, role.namespace, role.name), role)
+        layered.__dict__["_bindings_by_key"] = by_binding
+        layered.__dict__["_roles_by_key"] = by_role
+        return layered
+
+    @cached_property
+    def memo(self) -> dict[object, object]:
+        """Findings worked out once per snapshot and shared by the namespace's stores."""
+        return {}
 
     @cached_property
     def _roles_by_key(self) -> dict[tuple[str, str | None, str], ObservedRole]:

@@ -27,18 +27,20 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from dataward.controller.index import LabelIndex
 from dataward.controller.kube import RESOURCES, Kube, KubeError
 
 log = logging.getLogger("dataward.cache")
 
 Obj = dict[str, Any]
+Objs = list[Obj]
 EventCallback = Callable[[str, Obj | None, Obj | None], None]
 HealthCallback = Callable[[str, str | None], None]
 WATCH_SECONDS = 300
@@ -162,6 +164,8 @@ class Informer:
         self.on_health = on_health
         self.lock = threading.Lock()
         self.by_namespace: dict[str, dict[str, Obj]] = {}
+        # Kept with by_namespace under the lock: label lookups without a scan (issue 11).
+        self.index = LabelIndex(selectors=spec.kind == "NetworkPolicy")
         self.synced = False
         self.error: str | None = "initial list not done yet"
         self.generation = 0  # bumped on every change: memo keys for derived values
@@ -193,6 +197,25 @@ class Informer:
             if namespace is None:
                 return [o for objs in self.by_namespace.values() for o in objs.values()]
             return list(self.by_namespace.get(namespace, {}).values())
+
+    def labelled(self, namespace: str, wanted: Mapping[str, str]) -> list[Obj]:
+        """The cached objects of `namespace` carrying every `wanted` label, in cache order,
+        from the index (O(matches)); KubeError when not synced."""
+        self.check()
+        with self.lock:
+            objs = self.by_namespace.get(namespace, {})
+            found = (objs[name] for name in self.index.labelled(namespace, wanted))
+            return [o for o in found if _selected(o, wanted)]
+
+    def selecting(self, namespace: str, pods: Sequence[Mapping[str, str]]) -> list[Obj]:
+        """The cached NetworkPolicies of `namespace` that may select a pod with any of these
+        label sets (the others cannot), in cache order; KubeError when not synced."""
+        if not self.index.selectors:
+            return self.items(namespace)
+        self.check()
+        with self.lock:
+            objs = self.by_namespace.get(namespace, {})
+            return [objs[name] for name in self.index.selecting(namespace, pods)]
 
     def store_written(self, obj: Mapping[str, Any]) -> None:
         """Keep the answer to the operator's own write, so its next read is not older."""
@@ -295,6 +318,10 @@ class Informer:
             for (ns, name), obj in fresh.items():
                 by_namespace.setdefault(ns, {})[name] = obj
             self.by_namespace = by_namespace
+            self.index.clear()
+            for ns, objs in by_namespace.items():
+                for name, obj in objs.items():
+                    self.index.put(ns, name, None, obj)
             self.generation += 1
         self.resource_version = resource_version
         was = self.synced
@@ -394,6 +421,7 @@ class Informer:
             # change: queueing the store again for it would only re-read what it just wrote.
             echo = old is not None and _version(old) == _version(obj) is not None
             objs[name] = obj
+            self.index.put(ns, name, old, obj)
             if not echo:
                 self.generation += 1
         if notify and not echo:
@@ -404,6 +432,8 @@ class Informer:
         ns, name = meta.get("namespace") or "", meta["name"]
         with self.lock:
             old = self.by_namespace.get(ns, {}).pop(name, None)
+            if old is not None:
+                self.index.remove(ns, name, old)
             self.generation += 1
         self.on_event(self.spec.kind, old or obj, None)
 
@@ -515,11 +545,23 @@ class Caches:
         if kind not in self.specs:
             return self.kube.list(kind, namespace, label_selector)
         wanted = parse_selector(label_selector)
+        if namespace is not None and wanted:
+            return self._informer(kind, namespace).labelled(namespace, wanted)
         if namespace is None and self.namespaces and not self.specs[kind].cluster_scoped:
             items = [o for ns in self.namespaces for o in self._informer(kind, ns).items(ns)]
         else:
             items = self._informer(kind, namespace).items(namespace)
-        return [o for o in items if _selected(o, wanted)]
+        return [o for o in items if _selected(o, wanted)] if wanted else items
+
+    def selecting(
+        self, kind: str, namespace: str, pods: Sequence[Mapping[str, str]]
+    ) -> Objs:
+        """The objects of a kind with a podSelector (NetworkPolicies) in `namespace` that may
+        select a pod with any of `pods`' label sets: a superset of those that do, which the
+        caller filters; the rest of the namespace's cannot select them. KubeError as `list`."""
+        if kind not in self.specs:
+            return self.kube.list(kind, namespace)
+        return self._informer(kind, namespace).selecting(namespace, pods)
 
     def store_written(self, obj: Mapping[str, Any]) -> None:
         """Keep the answer to one of the operator's writes in its cache, when cached."""

@@ -20,11 +20,12 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
 from dataward.checks.access import (
+    DeclaredBesides,
     SecretReaders,
     access_restricted,
     by_store_label,
@@ -40,7 +41,7 @@ from dataward.checks.encryption import (
     key_shredding,
     ring_changes,
 )
-from dataward.checks.network import network_isolated
+from dataward.checks.network import network_isolated, workload_labels
 from dataward.checks.observed import (
     KeyRingRecord,
     LastPurge,
@@ -418,11 +419,12 @@ class Reconciler:
         except KubeError as error:
             log.info("stores of %s unreadable: %s", store.namespace, error)
             neighbours = None
+        own = names_for(store.name).network_policy
         try:
+            # Only the policies that may select the workload pods can widen their ingress: the
+            # cache's index finds them without going through the namespace's (issue 11).
             policies = Listing.of(
-                p
-                for p in self.read.list("NetworkPolicy", store.namespace)
-                if p["metadata"]["name"] != names_for(store.name).network_policy
+                p for p in self._policies_near(store) if p["metadata"]["name"] != own
             )
         except KubeError as error:
             policies = Listing.failed(f"HTTP {error.status}")
@@ -442,6 +444,14 @@ class Reconciler:
             credentials=credentials,
             record=KeyRingRecord.from_status(raw.get("status") or {}),
         )
+
+    def _policies_near(self, store: Store) -> list[dict[str, Any]]:
+        """The NetworkPolicies of the store's namespace that may select its workload pods (a
+        superset of those that do, which NetworkIsolated filters); KubeError: unreadable."""
+        if self.caches is None:
+            return self.read.list("NetworkPolicy", store.namespace)
+        pods = workload_labels(store.workload.pod_selector.to_dict())
+        return self.caches.selecting("NetworkPolicy", store.namespace, pods)
 
     def _declared(
         self, namespace: str, view: NamespaceStores, rbac: RbacSnapshot
@@ -1630,23 +1640,47 @@ class StoreSnapshot:
         return [name for name, presence in self.credentials if presence == "absent"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Neighbours:
-    """The other stores of a store's namespace, and what Dataward renders for them.
+    """The other stores of a store's namespace, and what Dataward renders for them: a view of
+    the namespace's `NamespaceStores` without the store `name` (so a store's reconcile does
+    not copy what its namespace's n stores render: issue 11).
 
     `declared`: the neighbours' RoleBindings in place exactly as rendered (name -> store
     label), from the namespace's cached RBAC; None when it must be worked out from `rbac`.
     """
 
-    stores: tuple[Store, ...]
-    policies: list[dict[str, Any]]
-    rbac: list[dict[str, Any]]
-    rendered_names: frozenset[str]
+    view: NamespaceStores
+    name: str
     declared: Mapping[str, str] | None = None
     readers: SecretReaders | None = None  # for `declared`
 
     def __iter__(self) -> Iterator[Store]:
         return iter(self.stores)
+
+    @cached_property
+    def _keep(self) -> list[int]:
+        return [i for i, s in enumerate(self.view.stores) if s.name != self.name]
+
+    @property
+    def stores(self) -> tuple[Store, ...]:
+        """The other stores (O(n): for the rare paths that need them all)."""
+        return tuple(self.view.stores[i] for i in self._keep)
+
+    @property
+    def rbac(self) -> list[dict[str, Any]]:
+        """The others' rendered Roles and RoleBindings (O(n): only without `declared`)."""
+        return [item for i in self._keep for item in self.view.rbac[i]]
+
+    @property
+    def policies(self) -> Mapping[str, dict[str, Any]]:
+        """Rendered NetworkPolicy by name, the store's own included: NetworkIsolated never
+        looks its own name up among the others'."""
+        return self.view.policy_by_name
+
+    def renders(self, name: str) -> bool:
+        """Whether Dataward renders a Role or RoleBinding called `name` for another store."""
+        return any(owner != self.name for owner in self.view.rbac_owners.get(name, ()))
 
 
 @dataclass(frozen=True, eq=False)
@@ -1660,6 +1694,9 @@ class NamespaceStores:
     # Rendered RBAC by store label, as `declared_by_neighbours` groups it.
     groups: dict[str, list[Mapping[str, Any]]]
     shared_labels: frozenset[str]
+    # Lookups, so that a store's view of its neighbours costs O(1), not O(n).
+    policy_by_name: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rbac_owners: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, stores: tuple[Store, ...]) -> NamespaceStores:
@@ -1669,12 +1706,19 @@ class NamespaceStores:
         shared = frozenset(label for label in labels if labels.count(label) > 1) if len(
             set(labels)
         ) != len(labels) else frozenset()
+        policies = tuple(_neighbour_policy(s) for s in stores)
+        owners: dict[str, list[str]] = {}
+        for store, items in zip(stores, rbac, strict=True):
+            for item in items:
+                owners.setdefault(item["metadata"]["name"], []).append(store.name)
         return cls(
             stores=stores,
-            policies=tuple(_neighbour_policy(s) for s in stores),
+            policies=policies,
             rbac=rbac,
             groups=by_store_label([item for items in rbac for item in items]),
             shared_labels=shared,
+            policy_by_name={p["metadata"]["name"]: p for p in policies},
+            rbac_owners={name: tuple(names) for name, names in owners.items()},
         )
 
     def besides(
@@ -1682,18 +1726,12 @@ class NamespaceStores:
     ) -> Neighbours:
         """The namespace's stores other than `name`; `shared`: the namespace's declared
         bindings and their Secrets (`Reconciler._declared`), narrowed here to the others'."""
-        keep = [i for i, s in enumerate(self.stores) if s.name != name]
-        rbac = [item for i in keep for item in self.rbac[i]]
         own = label_value(name)
         exact = shared is not None and own not in self.shared_labels
         return Neighbours(
-            stores=tuple(self.stores[i] for i in keep),
-            policies=[self.policies[i] for i in keep],
-            rbac=rbac,
-            rendered_names=frozenset(item["metadata"]["name"] for item in rbac),
-            declared={n: s for n, s in shared[0].items() if s != own}
-            if shared is not None and exact
-            else None,
+            view=self,
+            name=name,
+            declared=DeclaredBesides(shared[0], own) if shared is not None and exact else None,
             readers=replace(shared[1], besides=own) if shared is not None and exact else None,
         )
 
@@ -1770,7 +1808,6 @@ def judge(
         )
         compliance = policy_compliant(findings)
     neighbours = snapshot.neighbours
-    neighbour_rbac = None if neighbours is None else neighbours.rbac
     neighbour_policies = None if neighbours is None else neighbours.policies
     applied_rbac = [
         {**o.body, "kind": kind}
@@ -1780,10 +1817,14 @@ def judge(
     declared = None if neighbours is None else neighbours.declared
     readers = None if neighbours is None else neighbours.readers
     if neighbours is not None and any(
-        o["metadata"]["name"] in neighbours.rendered_names for o in applied_rbac
+        neighbours.renders(o["metadata"]["name"]) for o in applied_rbac
     ):
         # A neighbour's object was just written here: judge it as written.
         declared, readers = None, None
+    # The neighbours' rendered RBAC is read only to work `declared` out (O(n)).
+    neighbour_rbac = (
+        None if neighbours is None else neighbours.rbac if declared is None else ()
+    )
     scheduled = purge_scheduled(
         findings,
         store.purge.suspend,

@@ -1,0 +1,137 @@
+"""Indexes of one watch cache, kept in step with it, so a lookup costs its matches, not n.
+
+A namespace with n stores holds n NetworkPolicies, 2n RoleBindings, n purge CronJobs...;
+reading "the objects with these labels" or "the policies that may select these pods" by a
+scan made each store's reconcile O(n), and a namespace's O(n^2) (issue 11).
+
+Per namespace: the position of each object (the cache's dict order, so an indexed answer
+lists its objects in the order a scan would), the names by label (key, value), and, for
+NetworkPolicies, the names by the (key, value) pairs of `spec.podSelector.matchLabels`. A
+policy is filed under one of its matchLabels pairs: it selects only pods carrying all of
+them, so a pod lacking that pair is never selected by it and the candidates are exact, not a
+guess. A policy whose selector has no matchLabels (empty: every pod; matchExpressions only;
+anything unreadable) is in `unkeyed`, checked for every pod. The index never decides: the
+caller still applies the selector to each candidate.
+
+Not thread-safe by itself: the informer updates and reads it under its lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+Obj = dict[str, Any]
+Pair = tuple[str, str]
+
+
+def _labels(obj: Mapping[str, Any]) -> list[Pair]:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    if not isinstance(labels, Mapping):
+        return []
+    return [(k, v) for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)]
+
+
+def selector_pair(obj: Mapping[str, Any]) -> Pair | None:
+    """The matchLabels pair a NetworkPolicy is filed under; None: check it for every pod."""
+    spec = obj.get("spec")
+    selector = spec.get("podSelector") if isinstance(spec, Mapping) else None
+    match = selector.get("matchLabels") if isinstance(selector, Mapping) else None
+    if not isinstance(match, Mapping) or not match:
+        return None
+    pairs = [(k, v) for k, v in match.items() if isinstance(k, str) and isinstance(v, str)]
+    if len(pairs) != len(match):
+        # A value that is no string matches no pod label, but it is garbled input: leave the
+        # verdict to the selector code, as a scan did.
+        return None
+    return min(pairs)
+
+
+class _Space:
+    """The index of one namespace."""
+
+    def __init__(self) -> None:
+        self.position: dict[str, int] = {}
+        self.next = 0
+        self.by_label: dict[Pair, set[str]] = {}
+        self.by_selector: dict[Pair, set[str]] = {}
+        self.unkeyed: set[str] = set()
+
+
+class LabelIndex:
+    """Names by label pair (and, with `selectors`, by podSelector pair) per namespace."""
+
+    def __init__(self, selectors: bool = False) -> None:
+        self.selectors = selectors
+        self.spaces: dict[str, _Space] = {}
+
+    def clear(self) -> None:
+        """Forget everything (a re-list rebuilds the index from its answer)."""
+        self.spaces = {}
+
+    def put(self, namespace: str, name: str, old: Mapping[str, Any] | None, new: Obj) -> None:
+        """`new` replaces `old` (None: a new name, which goes last, as in a dict)."""
+        space = self.spaces.setdefault(namespace, _Space())
+        if old is not None:
+            self._unfile(space, name, old)
+        if name not in space.position:
+            space.position[name] = space.next
+            space.next += 1
+        for pair in _labels(new):
+            space.by_label.setdefault(pair, set()).add(name)
+        if self.selectors:
+            keyed = selector_pair(new)
+            if keyed is None:
+                space.unkeyed.add(name)
+            else:
+                space.by_selector.setdefault(keyed, set()).add(name)
+
+    def remove(self, namespace: str, name: str, old: Mapping[str, Any]) -> None:
+        """The object `old` of that name is gone."""
+        space = self.spaces.get(namespace)
+        if space is None:
+            return
+        self._unfile(space, name, old)
+        space.position.pop(name, None)
+
+    def _unfile(self, space: _Space, name: str, old: Mapping[str, Any]) -> None:
+        for pair in _labels(old):
+            _discard(space.by_label, pair, name)
+        if self.selectors:
+            keyed = selector_pair(old)
+            if keyed is None:
+                space.unkeyed.discard(name)
+            else:
+                _discard(space.by_selector, keyed, name)
+
+    def labelled(self, namespace: str, wanted: Mapping[str, str]) -> list[str]:
+        """Names that may carry every `wanted` label (a superset: filter them), in order."""
+        space = self.spaces.get(namespace)
+        if space is None:
+            return []
+        if not wanted:
+            return self._ordered(space, space.position)
+        fewest = min((space.by_label.get(pair, set()) for pair in wanted.items()), key=len)
+        return self._ordered(space, fewest)
+
+    def selecting(self, namespace: str, pods: Sequence[Mapping[str, str]]) -> list[str]:
+        """Policies that may select a pod with any of these label sets, in order."""
+        space = self.spaces.get(namespace)
+        if space is None:
+            return []
+        names = set(space.unkeyed)
+        for labels in pods:
+            for pair in labels.items():
+                names.update(space.by_selector.get(pair, ()))
+        return self._ordered(space, names)
+
+    def _ordered(self, space: _Space, names: Iterable[str]) -> list[str]:
+        return sorted(names, key=space.position.__getitem__)
+
+
+def _discard(index: dict[Pair, set[str]], pair: Pair, name: str) -> None:
+    names = index.get(pair)
+    if names is not None:
+        names.discard(name)
+        if not names:
+            del index[pair]
