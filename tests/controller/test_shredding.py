@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -277,6 +277,10 @@ class StaleCache:
     def list(self, kind: str, namespace: str | None = None,
              label_selector: str | None = None) -> list[dict[str, Any]]:
         return self.copy.list(kind, namespace, label_selector)
+
+    def selecting(self, kind: str, namespace: str,
+                  pods: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
+        return self.copy.list(kind, namespace)  # a superset, as the caches' index answers
 
     def store_written(self, obj: Mapping[str, Any]) -> None:
         pass  # the watch has not caught up
