@@ -41,6 +41,7 @@ import random
 import shutil
 import subprocess
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -334,13 +335,14 @@ class Case:
 def _batch_timer() -> tuple[Callable[[str], None], list[float]]:
     """A fault hook that times each batch from its SELECT to its COMMIT (no fault injected)."""
     durations: list[float] = []
-    started = [time.perf_counter()]
+    # Batches commit in order, but the next one may start before the last COMMIT returned.
+    started: deque[float] = deque()
 
     def hook(point: str) -> None:
         if point == "before-select":
-            started[0] = time.perf_counter()
+            started.append(time.perf_counter())
         elif point == "after-delete":
-            durations.append(1000 * (time.perf_counter() - started[0]))
+            durations.append(1000 * (time.perf_counter() - started.popleft()))
 
     return hook, durations
 

@@ -182,6 +182,29 @@ class Drained:
     error: PurgeError | None = None  # what ended the run; the counts are what was committed
 
 
+@dataclass(frozen=True)
+class _Landed(Drained):
+    """Drained, plus the lock hold of the batch that just landed (None: no batch did)."""
+
+    limit: int = 0
+    hold: float | None = None
+
+
+@dataclass(frozen=True)
+class _Flight:
+    """A batch whose COMMIT was sent and has not returned yet."""
+
+    session: Session
+    step: Step
+    limit: int
+    started: float
+
+    @property
+    def deleted(self) -> int:
+        """Rows the batch deletes once its COMMIT returns."""
+        return self.step.deleted
+
+
 class Pacer:
     """Asks `check_continue` before every batch but the run's first."""
 
@@ -208,6 +231,7 @@ class TableRun:
         plan: PurgePlan,
         options: EngineOptions,
         fault: Fault,
+        spare: Callable[[], Session | None] | None = None,
     ) -> None:
         self.table = table
         self.live = live
@@ -216,6 +240,9 @@ class TableRun:
         self.options = options
         self.fault = fault
         self.name = table.records.table
+        # A second session to the live database (PostgreSQL), opened at the first plain
+        # batch loop: see `_overlapped`.
+        self._spare = spare
 
     def _needs(self, session: Session, privilege: str, error: PurgeError) -> PurgeError:
         """A PermissionDenied of `session` as the privilege, table and GRANT that fix it.
@@ -301,18 +328,36 @@ class TableRun:
             return None
         return overdue_seconds(as_utc(oldest), self.plan.retention, self.plan.now)
 
-    def live_batches(self) -> Batches:
-        """The batches that delete (and archive) expired live rows."""
+    def live_batches(self, session: Session | None = None) -> Batches:
+        """The batches that delete (and archive) expired live rows (on `session`, a second
+        live session, when given)."""
         t = self.table
-        return batches_for(self.live, t.live, t.bound, t.live_unique_index, t.live_ts_index)
+        return batches_for(
+            session or self.live, t.live, t.bound, t.live_unique_index, t.live_ts_index
+        )
 
-    def children_batches(self) -> Batches:
+    def children_batches(self, session: Session | None = None) -> Batches:
         """The batches that remove rows of children without consent past the grace period."""
         t = self.table
         assert t.children is not None and t.children_bound is not None
         return batches_for(
-            self.live, t.children, t.children_bound, t.live_unique_index, t.children_ts_index
+            session or self.live,
+            t.children,
+            t.children_bound,
+            t.live_unique_index,
+            t.children_ts_index,
         )
+
+    def second_lane(
+        self, make: Callable[[Session | None], Batches], statutory: bool
+    ) -> Batches | None:
+        """The same batches on the second live session, for `drain` to overlap each batch's
+        COMMIT with the next batch; None when there is none (MySQL) or the batches are
+        statutory (their live transaction waits for the archive)."""
+        if (statutory and self.archive is not None) or self._spare is None:
+            return None
+        spare = self._spare()
+        return None if spare is None else make(spare)
 
     def archive_batches(self) -> Batches:
         """The batches that destroy archive rows past the statute."""
@@ -323,9 +368,19 @@ class TableRun:
             self.archive, t.archive, t.archive_bound, t.archive_unique_index, t.archive_ts_index
         )
 
-    def drain(self, batches: Batches, budget: int, pacer: Pacer, statutory: bool) -> Drained:
+    def drain(
+        self,
+        batches: Batches,
+        budget: int,
+        pacer: Pacer,
+        statutory: bool,
+        spare: Batches | None = None,
+    ) -> Drained:
         """Run batches until the table has no expired row left, the budget is spent or a
-        check says stop. The one batch loop of the engine."""
+        check says stop. The one batch loop of the engine; with `spare` (plain batches on a
+        second session of the same database), each COMMIT overlaps the next batch."""
+        if spare is not None:
+            return self._overlapped((batches, spare), budget, pacer)
         size = min(FIRST_BATCH, self.plan.batch_size)
         after: Cursor | None = None
         done = Drained()
@@ -367,6 +422,13 @@ class TableRun:
             batches.session.rollback()
             if self.archive is not None:
                 self.archive.rollback()
+        return self._split(batches, after, limit, statutory)
+
+    def _split(
+        self, batches: Batches, after: Cursor | None, limit: int, statutory: bool
+    ) -> list[Step]:
+        """A batch that hit the lock timeout (rolled back): its halves in turn, down to the
+        single locked rows, which are skipped."""
         if limit == 1:
             # A row an application holds locked: leave it for the next run, step past it.
             rows = batches.session.query(
@@ -383,6 +445,105 @@ class TableRun:
         if picked < limit // 2 or not lasts:
             return first
         return first + self._batch(batches, lasts[-1], limit - limit // 2, statutory)
+
+    def _overlapped(self, lanes: tuple[Batches, Batches], budget: int, pacer: Pacer) -> Drained:
+        """Plain batches alternating between two sessions of the live database: while batch
+        k's durable COMMIT is on its way (sent, not yet returned), batch k+1's statements
+        run on the other session. At most one COMMIT is in flight.
+
+        The batches are disjoint (k+1 starts after k's last row), so they never wait for
+        each other's locks. Commits land in batch order: k+1's COMMIT is sent only after
+        k's returned, and a batch counts as deleted only once its COMMIT returned. A crash
+        at any point leaves k committed or not, and k+1 uncommitted (rolled back by the
+        server). The budget counts the batch in flight, so maxRowsPerRun is never exceeded;
+        `pacer` is asked before every batch. A lock timeout lands the batch in flight and
+        splits the timed-out batch as `_batch` does, one session, one batch at a time.
+        The batch size adapts to each batch's lock hold, from its statements to the return
+        of its COMMIT (known one batch late).
+        """
+        size = min(FIRST_BATCH, self.plan.batch_size)
+        after: Cursor | None = None
+        done = Drained()
+        flight: _Flight | None = None
+        lane = 0
+        while True:
+            limit = next_batch_size(size, budget, done.deleted + (flight.deleted if flight else 0))
+            stop = pacer.may_start() if limit else None
+            if limit == 0 or stop is not None:
+                return replace(self._land(done, flight), stop=stop)
+            batches = lanes[lane]
+            session = batches.session
+            started = time.monotonic()
+            try:
+                self.fault("before-select")
+                step = batches.delete(after, limit, self.fault)
+            except PurgeError as error:
+                session.rollback()
+                done, flight = self._land(done, flight), None
+                if done.error is not None:
+                    return done
+                if not isinstance(error, LockTimeout):
+                    return replace(done, error=self._needs(session, "DELETE", error))
+                try:
+                    steps = self._split(batches, after, limit, False)
+                except PurgeError as failure:
+                    return replace(done, error=failure)
+                done = Drained(
+                    done.deleted + sum(s.deleted for s in steps),
+                    done.archived,
+                    done.skipped + sum(s.skipped for s in steps),
+                )
+                lasts = [s.last for s in steps if s.last is not None]
+                if sum(s.picked for s in steps) < limit or not lasts:
+                    return done
+                after = lasts[-1]
+                continue
+            landed = self._land(done, flight)
+            flight = None
+            if landed.error is not None:
+                session.rollback()
+                return landed
+            if landed.hold is not None:
+                size = adapt_batch_size(
+                    landed.limit, landed.hold, self.options.lock_hold_target, self.plan.batch_size
+                )
+            done = Drained(landed.deleted, landed.archived, landed.skipped)
+            if not step.picked:
+                session.rollback()
+                return done
+            try:
+                session.send_commit()
+            except PurgeError as error:
+                session.rollback()
+                return replace(done, error=error)
+            flight = _Flight(session, step, limit, started)
+            if step.picked < limit or step.last is None:
+                return self._land(done, flight)
+            after = step.last
+            lane = 1 - lane
+
+    def _land(self, done: Drained, flight: _Flight | None) -> _Landed:
+        """`done` with the batch in flight added once its COMMIT returned; `error` set (and
+        the batch not counted) when the COMMIT failed."""
+        if flight is None:
+            return _Landed(done.deleted, done.archived, done.skipped, done.stop, done.error)
+        try:
+            flight.session.wait_commit()
+        except PurgeError as error:
+            flight.session.rollback()
+            return _Landed(done.deleted, done.archived, done.skipped, error=error)
+        landed = _Landed(
+            done.deleted + flight.step.deleted,
+            done.archived,
+            done.skipped,
+            limit=flight.limit,
+            hold=time.monotonic() - flight.started,
+        )
+        try:
+            self.fault("after-delete")
+        except PurgeError as error:
+            return replace(landed, error=error)  # committed: counted all the same
+        return landed
 
     def _attempt(self, batches: Batches, after: Cursor | None, limit: int, statutory: bool) -> Step:
         session = batches.session
@@ -616,7 +777,7 @@ def purge(
         base = replace(
             base, server_time=plan.now, cutoff=plan.cutoff, archive_cutoff=plan.archive_cutoff
         )
-        runs = _table_runs(live, archive, plan, options, fault)
+        runs = _table_runs(live, archive, plan, options, fault, sessions.spare)
         counts = [run.count_start(options.large_cut) for run in runs]
         done = [_untouched(run, count) for run, count in zip(runs, counts, strict=True)]
         tables = [
@@ -657,6 +818,8 @@ class _Sessions:
     def __init__(self) -> None:
         self.live: Session | None = None
         self.archive: Session | None = None
+        self.second: Session | None = None  # a second live session (PostgreSQL), see spare
+        self._connect_live: Callable[[], Session] | None = None
 
     def open(
         self,
@@ -669,6 +832,7 @@ class _Sessions:
         category = policy.category(store.category)
         assert category is not None
         self.live = connect_live()
+        self._connect_live = connect_live
         if category.statutory is not None:
             if connect_archive is None:
                 raise PurgeError("Configuration", "the category is statutory but no archive")
@@ -676,15 +840,28 @@ class _Sessions:
             self.archive = connect_archive()
         return self.live, self.archive
 
+    def spare(self) -> Session | None:
+        """The second live session of a PostgreSQL live database, opened at the first call
+        (the batch loop overlaps a batch's COMMIT with the next batch on it); None on MySQL."""
+        connect, self._connect_live = self._connect_live, None  # one attempt per run
+        if self.second is None and self.live is not None and connect is not None:
+            if self.live.dialect.engine != "postgresql":
+                return None
+            try:
+                self.second = connect()
+            except PurgeError:
+                return None  # no second connection (max_connections, say): one at a time
+        return self.second
+
     def rollback(self) -> None:
         """Roll back whatever is open."""
-        for session in (self.live, self.archive):
+        for session in (self.live, self.second, self.archive):
             if session is not None:
                 session.rollback()
 
     def close(self) -> None:
         """Close every connection opened."""
-        for session in (self.live, self.archive):
+        for session in (self.live, self.second, self.archive):
             if session is not None:
                 session.close()
 
@@ -742,7 +919,12 @@ def _plan(
 
 
 def _table_runs(
-    live: Session, archive: Session | None, plan: PurgePlan, options: EngineOptions, fault: Fault
+    live: Session,
+    archive: Session | None,
+    plan: PurgePlan,
+    options: EngineOptions,
+    fault: Fault,
+    spare: Callable[[], Session | None] | None = None,
 ) -> list[TableRun]:
     """Every records entry checked against the catalogues; a read-only archive refused."""
     tables = [prepare_table(live, archive, records, plan) for records in plan.records]
@@ -752,7 +934,7 @@ def _table_runs(
             "the archive database is read-only for the archive login: nothing was "
             "deleted from the live database; make the archive writable.",
         )
-    return [TableRun(t, live, archive, plan, options, fault) for t in tables]
+    return [TableRun(t, live, archive, plan, options, fault, spare) for t in tables]
 
 
 def _finished(
@@ -833,12 +1015,24 @@ def _run_tables(
     used = 0
     for i, run in enumerate(runs):
         if run.table.children is not None:
-            young[i] = run.drain(run.children_batches(), plan.max_rows - used, pacer, statutory)
+            young[i] = run.drain(
+                run.children_batches(),
+                plan.max_rows - used,
+                pacer,
+                statutory,
+                run.second_lane(run.children_batches, statutory),
+            )
             used += young[i].deleted
             stop, error = young[i].stop, young[i].error
             if stop is not None or error is not None:
                 break
-        live[i] = run.drain(run.live_batches(), plan.max_rows - used, pacer, statutory)
+        live[i] = run.drain(
+            run.live_batches(),
+            plan.max_rows - used,
+            pacer,
+            statutory,
+            run.second_lane(run.live_batches, statutory),
+        )
         used += live[i].deleted
         stop, error = live[i].stop, live[i].error
         if stop is not None or error is not None:
