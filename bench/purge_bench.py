@@ -43,7 +43,7 @@ import subprocess
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,6 +56,7 @@ from tests.databases import PURGER_PASSWORD, PURGER_USER, DatabaseServer, Databa
 from tests.purge.support import POLICY, run_purge, store_doc, unique
 
 NO_HOLD = EngineOptions(large_cut=LargeCutThreshold(fraction=1.0, min_rows=10**12))
+ONE_SESSION = replace(NO_HOLD, overlap_commits=False)
 APP_USER, APP_PASSWORD = "app", "app-secret"
 # Expired rows are at least 400 days old, unexpired ones at most ~300 (2x10^6 * 13 s): the
 # "support" category's 1y cutoff (and the naive/pt-archiver cutoff of 365 days) falls in the
@@ -356,7 +357,8 @@ def _engine(
         extra = {"category": "support-statutory", "archive": archive}
     doc = store_doc(live, table, batchSize=case.batch, maxRowsPerRun=rows, **extra)
     hook, durations = _batch_timer()
-    result = run_purge(doc, live, archive, fault=hook, options=NO_HOLD, policy_doc=BENCH_POLICY)
+    options = ONE_SESSION if case.method.endswith("one session") else NO_HOLD
+    result = run_purge(doc, live, archive, fault=hook, options=options, policy_doc=BENCH_POLICY)
     assert result.result == "Succeeded", result.message
     if archive is not None:
         assert result.rows_archived == result.rows_deleted
@@ -493,6 +495,12 @@ def _cases(servers: DatabaseServers, engine: str, args: argparse.Namespace) -> l
         if i == 0:
             report(baseline)
         report(engine_case)
+        if args.one_session and engine == "postgresql":
+            single = Case(engine, "dataward purge, one session", batch)
+            report(_run_case(
+                single, servers, args,
+                lambda live, table, c=single: _engine(c, live, table, args.rows),
+            ))  # fmt: skip
     statutory = Case(engine, "dataward purge, statutory", args.batch[0])
     _, archive = servers.pair(engine)  # type: ignore[arg-type]
     report(_run_case(
@@ -520,6 +528,11 @@ def main() -> None:
     parser.add_argument("--baseline-seconds", type=float, default=15.0)
     parser.add_argument("--engines", nargs="+", default=["postgresql", "mysql"])
     parser.add_argument("--no-pt-archiver", action="store_true")
+    parser.add_argument(
+        "--one-session",
+        action="store_true",
+        help="PostgreSQL: also run the plain purge without overlapping its commits",
+    )
     args = parser.parse_args()
     if "mysql" in args.engines and not args.no_pt_archiver and not shutil.which("pt-archiver"):
         parser.error("pt-archiver not found: run `make deps` (installs Debian's percona-toolkit)")

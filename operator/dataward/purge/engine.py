@@ -121,6 +121,9 @@ class EngineOptions:
     max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
     large_cut: LargeCutThreshold = field(default_factory=LargeCutThreshold)
     lock_hold_target: float = 0.1  # seconds a batch may hold its row locks
+    # PostgreSQL plain batches: overlap each COMMIT with the next batch on a second live
+    # session (`TableRun._overlapped`); False runs them one at a time on one session.
+    overlap_commits: bool = True
 
 
 @dataclass(frozen=True)
@@ -354,7 +357,11 @@ class TableRun:
         """The same batches on the second live session, for `drain` to overlap each batch's
         COMMIT with the next batch; None when there is none (MySQL) or the batches are
         statutory (their live transaction waits for the archive)."""
-        if (statutory and self.archive is not None) or self._spare is None:
+        if (
+            (statutory and self.archive is not None)
+            or self._spare is None
+            or not self.options.overlap_commits
+        ):
             return None
         spare = self._spare()
         return None if spare is None else make(spare)
