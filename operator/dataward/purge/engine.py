@@ -96,6 +96,7 @@ from dataward.purge.sql import (
     as_utc,
     bind_cutoff,
     parse_table,
+    same_copy_types,
 )
 
 Fault = Callable[[str], None]  # the same hook as batches.Fault, part of this module's API
@@ -149,6 +150,8 @@ class PreparedTable:
     # Statutory: the archive's cutoff bound to the live column (live rows already past the
     # statute, which a run archives and then destroys; dry runs count them).
     live_statute_bound: datetime | date | None = None
+    # PostgreSQL to PostgreSQL with identical column types: COPY in binary (same_copy_types).
+    binary_copy: bool = False
 
 
 # --------------------------------------------------------------------- one table's run
@@ -597,7 +600,7 @@ class TableRun:
         archive = self.archive
         t = self.table
         assert archive is not None and t.archive is not None
-        taken = batches.take_range(after, limit, t.columns)
+        taken = batches.take_range(after, limit, t.columns, t.binary_copy)
         if taken is None:
             return None
         self.fault("after-select")
@@ -607,7 +610,9 @@ class TableRun:
         if taken.deleted:
             assert taken.copied is not None
             try:
-                inserted = archive.copy_in(t.archive.copy_in(t.columns), taken.copied)
+                inserted = archive.copy_in(
+                    t.archive.copy_in(t.columns, t.binary_copy), taken.copied
+                )
                 archive.commit()
             except DuplicateKey:
                 archive.rollback()
@@ -1156,6 +1161,9 @@ def prepare_table(
             "copy rows twice; add a PRIMARY KEY or UNIQUE constraint on the key columns.",
         )
     archive_unique, archive_ts = _mysql_indexes(archive, table, records, "archive")
+    binary = live.dialect.engine == archive.dialect.engine == "postgresql" and same_copy_types(
+        tuple(columns.values()), tuple(archive_columns.values())
+    )
     return PreparedTable(
         records,
         statements,
@@ -1171,6 +1179,7 @@ def prepare_table(
         archive_unique_index=archive_unique,
         archive_ts_index=archive_ts,
         live_statute_bound=bind_cutoff(plan.archive_cutoff, ts_kind, precision),
+        binary_copy=binary,
         **children,
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import psycopg
-from psycopg import errors, generators, pq, waiting
+from psycopg import errors, generators, pq
 
 from dataward.model.store import Database
 from dataward.purge.credentials import Credentials, Timeouts
@@ -37,7 +37,8 @@ class PostgresSession(Session):
         pgconn = self._connection.pgconn
         try:
             pgconn.send_query(b"COMMIT")
-            waiting.wait(generators.send(pgconn), pgconn.socket)
+            # Connection.wait, not waiting.wait: the latter's default polls without sleeping.
+            self._connection.wait(generators.send(pgconn))
         except Exception as exc:
             raise self._classify(exc) from None
 
@@ -45,7 +46,7 @@ class PostgresSession(Session):
         """The COMMIT `send_commit` sent has returned: a failed or rolled-back one raises."""
         pgconn = self._connection.pgconn
         try:
-            results = waiting.wait(generators.fetch_many(pgconn), pgconn.socket)
+            results = self._connection.wait(generators.fetch_many(pgconn))
             for result in results:
                 if result.status != pq.ExecStatus.COMMAND_OK:
                     raise errors.error_from_result(result, encoding=self._connection.info.encoding)
