@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from dataward.purge.engine import EngineOptions
 from dataward.purge.plan import Stop
 from tests.databases import DatabaseServer, DatabaseServers
 from tests.purge.support import run_cli, run_purge, store_doc, unique
@@ -21,6 +22,7 @@ from tests.purge.tables import count, create_table, insert_rows, read_rows
 pytestmark = pytest.mark.db
 OLD = datetime(2020, 1, 15, tzinfo=UTC)
 NEW = datetime.now(UTC) + timedelta(days=30)
+SLOW_CHECKS = EngineOptions(lock_hold_target=1000.0)
 PURGE_BACKENDS = (
     "SELECT state FROM pg_stat_activity WHERE application_name = 'dataward-purge' "
     "AND datname = current_database()"
@@ -57,7 +59,9 @@ def test_each_commit_lands_in_order_while_the_next_batch_is_open(
             states = sorted(str(state) for (state,) in live.query(PURGE_BACKENDS))
             seen.append((count(live, table), states))
 
-    result = run_purge(store_doc(live, table, batchSize=10), live, fault=at_each_landing)
+    result = run_purge(
+        store_doc(live, table, batchSize=10), live, fault=at_each_landing, options=SLOW_CHECKS
+    )
     assert result.result == "Succeeded" and result.rows_deleted == 60
     # When batch k's COMMIT has returned, exactly k batches are gone (k+1 is not committed
     # yet) and batch k+1 is open on the other session.
@@ -134,3 +138,40 @@ def test_a_kill_between_the_two_sessions_commits_loses_nothing(
     rerun = run_cli(tmp_path, store_doc(live, table, batchSize=10))
     assert rerun.returncode == 0 and rerun.result["rowsDeleted"] == left - 1
     assert set(read_rows(live, table)) == {81}
+
+
+def test_statutory_rows_leave_live_only_after_their_archive_copy_committed(
+    servers: DatabaseServers,
+) -> None:
+    """Statutory batches: the archive takes batch k while batch k+1's DELETE runs on the
+    other live session; at every step each row gone from live is in the archive."""
+    live, archive = servers.pair("postgresql")
+    table = unique("overlap_statutory")
+    create_table(live, table, "timestamptz")
+    create_table(archive, table, "timestamptz")
+    now = datetime.now(UTC)
+    rows = [(i, now - timedelta(days=400, seconds=i)) for i in range(1, 61)]
+    insert_rows(live, table, "timestamptz", [*rows, (61, NEW), (62, NEW)])
+    everything = set(range(1, 63))
+    seen: list[tuple[str, int, int, list[str]]] = []
+
+    def check(point: str) -> None:
+        gone = everything - set(read_rows(live, table))
+        archived = set(read_rows(archive, table))
+        assert gone <= archived, f"at {point}: rows {sorted(gone - archived)} are nowhere"
+        states = sorted(str(state) for (state,) in live.query(PURGE_BACKENDS))
+        seen.append((point, len(gone), len(archived), states))
+
+    doc = store_doc(live, table, category="contracts", archive=archive, batchSize=10)
+    # (a lock-hold target the slow checks cannot reach: the batch size stays 10)
+    result = run_purge(doc, live, archive, fault=check, options=SLOW_CHECKS)
+    assert result.result == "Succeeded", result.message
+    assert result.rows_deleted == result.rows_archived == 60
+    assert set(read_rows(live, table)) == {61, 62}
+    assert set(read_rows(archive, table)) == set(range(1, 61))
+    landed = [(gone, archived, states) for point, gone, archived, states in seen
+              if point == "after-delete"]  # fmt: skip
+    # Batch k's live COMMIT returned: k batches gone and archived, none more (batch k+1 is
+    # deleted on the other session, uncommitted, and the archive has not got it yet).
+    assert [(g, a) for g, a, _ in landed] == [(10 * k, 10 * k) for k in range(1, 7)]
+    assert all(states == ["idle", "idle in transaction"] for _, _, states in landed), landed

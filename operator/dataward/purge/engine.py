@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -54,6 +55,7 @@ from dataward.purge.batches import (
     Batches,
     Cursor,
     Step,
+    Taken,
     batches_for,
     chunks,
     cursor_params,
@@ -211,6 +213,27 @@ class _Flight:
         return self.step.deleted
 
 
+@dataclass(frozen=True)
+class _Archiving:
+    """A statutory batch deleted on a live session (uncommitted) whose archive copy runs."""
+
+    batches: Batches
+    taken: Taken
+    future: Future[int]
+    after: Cursor | None  # the cursor the batch started after (to do it again)
+    limit: int
+    started: float
+
+
+class _Redo(PurgeError):
+    """The archive held some of the batch in flight already: do it again, one at a time."""
+
+    def __init__(self, after: Cursor | None, limit: int) -> None:
+        super().__init__("DatabaseError", "the archive holds some of the batch already")
+        self.after = after
+        self.limit = limit
+
+
 class Pacer:
     """Asks `check_continue` before every batch but the run's first."""
 
@@ -354,17 +377,20 @@ class TableRun:
             t.children_ts_index,
         )
 
+    def _archive_by_copy(self) -> bool:
+        """PostgreSQL to PostgreSQL: the archive takes range batches by COPY."""
+        assert self.archive is not None
+        return self.archive.dialect.engine == self.live.dialect.engine == "postgresql"
+
     def second_lane(
         self, make: Callable[[Session | None], Batches], statutory: bool
     ) -> Batches | None:
         """The same batches on the second live session, for `drain` to overlap each batch's
         COMMIT with the next batch; None when there is none (MySQL) or the batches are
         statutory (their live transaction waits for the archive)."""
-        if (
-            (statutory and self.archive is not None)
-            or self._spare is None
-            or not self.options.overlap_commits
-        ):
+        if self._spare is None or not self.options.overlap_commits:
+            return None
+        if statutory and self.archive is not None and not self._archive_by_copy():
             return None
         spare = self._spare()
         return None if spare is None else make(spare)
@@ -389,6 +415,8 @@ class TableRun:
         """Run batches until the table has no expired row left, the budget is spent or a
         check says stop. The one batch loop of the engine; with `spare` (plain batches on a
         second session of the same database), each COMMIT overlaps the next batch."""
+        if spare is not None and statutory and self.archive is not None:
+            return self._archived_overlapped((batches, spare), budget, pacer)
         if spare is not None:
             return self._overlapped((batches, spare), budget, pacer)
         size = min(FIRST_BATCH, self.plan.batch_size)
@@ -532,6 +560,174 @@ class TableRun:
             after = step.last
             lane = 1 - lane
 
+    def _archived_overlapped(
+        self, lanes: tuple[Batches, Batches], budget: int, pacer: Pacer
+    ) -> Drained:
+        """Statutory range batches, PostgreSQL to PostgreSQL, alternating between two live
+        sessions: while the archive takes batch k (COPY in and COMMIT, on a worker thread
+        that alone uses the archive session meanwhile), batch k+1's live DELETE runs on the
+        other live session. Live batch k commits only after its archive copy committed and
+        its row count matched, and before the archive gets batch k+1; a crash at any point
+        leaves each batch in live, in both, or only in the archive (as `_attempt_range`).
+        A crowded timestamp, a duplicate key (a crashed run's copy), or a lock timeout
+        settles the batch in flight and does that batch one at a time (`_batch`).
+        """
+        t = self.table
+        size = min(FIRST_BATCH, self.plan.batch_size)
+        after: Cursor | None = None
+        done = Drained()
+        flight: _Archiving | None = None
+        lane = 0
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive") as pool:
+            while True:
+                limit = next_batch_size(
+                    size, budget, done.deleted + (flight.taken.deleted if flight else 0)
+                )
+                stop = pacer.may_start() if limit else None
+                if limit == 0 or stop is not None:
+                    landed = self._settle(done, flight)
+                    if landed.error is not None and not isinstance(landed.error, _Redo):
+                        return landed
+                    # (a batch to redo was rolled back on both sides: left for the next run)
+                    return Drained(landed.deleted, landed.archived, landed.skipped, stop)
+                batches = lanes[lane]
+                session = batches.session
+                started = time.monotonic()
+                taken: Taken | None = None
+                failed: PurgeError | None = None
+                try:
+                    self.fault("before-select")
+                    taken = batches.take_range(after, limit, t.columns, t.binary_copy)
+                    if taken is not None:
+                        self.fault("after-select")
+                except PurgeError as error:
+                    session.rollback()
+                    taken, failed = None, error
+                landed = self._settle(done, flight)
+                flight = None
+                if landed.error is not None and not isinstance(landed.error, _Redo):
+                    session.rollback()
+                    return landed
+                if landed.hold is not None:
+                    size = adapt_batch_size(
+                        landed.limit, landed.hold, self.options.lock_hold_target,
+                        self.plan.batch_size,
+                    )  # fmt: skip
+                done = Drained(landed.deleted, landed.archived, landed.skipped)
+                if isinstance(landed.error, _Redo):
+                    # The archive already held some of batch k: both live batches were
+                    # rolled back; batch k again, one at a time (`take` leaves those keys).
+                    session.rollback()
+                    failed, taken = None, None
+                    after, limit = landed.error.after, landed.error.limit
+                if failed is not None and not isinstance(failed, LockTimeout):
+                    return replace(done, error=self._needs(session, "DELETE", failed))
+                if taken is None:
+                    try:
+                        if failed is not None:
+                            steps = self._split(batches, after, limit, True)
+                        else:
+                            session.rollback()
+                            steps = self._batch(batches, after, limit, True)
+                    except PurgeError as error:
+                        return replace(done, error=error)
+                    done = Drained(
+                        done.deleted + sum(s.deleted for s in steps),
+                        done.archived + sum(s.archived for s in steps),
+                        done.skipped + sum(s.skipped for s in steps),
+                    )
+                    lasts = [s.last for s in steps if s.last is not None]
+                    if sum(s.picked for s in steps) < limit or not lasts:
+                        return done
+                    after = lasts[-1]
+                    continue
+                if not taken.picked:
+                    session.rollback()
+                    return done
+                future = pool.submit(self._archive_copy, taken.copied if taken.deleted else None)
+                flight = _Archiving(batches, taken, future, after, limit, started)
+                if taken.picked < limit or taken.last is None:
+                    return self._last(done, flight)
+                after = taken.last
+                lane = 1 - lane
+
+    def _last(self, done: Drained, flight: _Archiving) -> Drained:
+        """Settle the run's last statutory batch; one the archive partly held already is
+        done again, one at a time."""
+        landed = self._settle(done, flight)
+        if not isinstance(landed.error, _Redo):
+            return landed
+        done = Drained(landed.deleted, landed.archived, landed.skipped)
+        try:
+            steps = self._batch(flight.batches, landed.error.after, landed.error.limit, True)
+        except PurgeError as error:
+            return replace(done, error=error)
+        return Drained(
+            done.deleted + sum(s.deleted for s in steps),
+            done.archived + sum(s.archived for s in steps),
+            done.skipped + sum(s.skipped for s in steps),
+        )
+
+    def _archive_copy(self, data: bytes | None) -> int:
+        """On the worker thread: COPY a batch into the archive and commit; the rows stored.
+        Rolled back on any error (a DuplicateKey included)."""
+        t = self.table
+        archive = self.archive
+        assert archive is not None and t.archive is not None
+        if data is None:
+            return 0
+        try:
+            inserted = archive.copy_in(t.archive.copy_in(t.columns, t.binary_copy), data)
+            archive.commit()
+        except PurgeError:
+            archive.rollback()
+            raise
+        return inserted
+
+    def _settle(self, done: Drained, flight: _Archiving | None) -> _Landed:
+        """`done` with the statutory batch in flight added once its archive copy committed,
+        its count matched and its live DELETE committed; `error` set (the batch not counted,
+        its live DELETE rolled back) when any of that failed; `_Redo` after a duplicate key."""
+        if flight is None:
+            return _Landed(done.deleted, done.archived, done.skipped, done.stop, done.error)
+        taken = flight.taken
+        try:
+            inserted = flight.future.result()
+        except DuplicateKey:
+            flight.batches.session.rollback()
+            return _Landed(
+                done.deleted, done.archived, done.skipped,
+                error=_Redo(flight.after, flight.limit),
+            )  # fmt: skip
+        except PurgeError as error:
+            flight.batches.session.rollback()
+            assert self.archive is not None
+            return _Landed(
+                done.deleted, done.archived, done.skipped,
+                error=self._needs(self.archive, "INSERT", error),
+            )  # fmt: skip
+        try:
+            if taken.deleted:
+                self.fault("after-archive-commit")
+            if inserted != taken.deleted:
+                raise self._unverified(taken.deleted, inserted)
+            flight.batches.session.commit()
+        except PurgeError as error:
+            flight.batches.session.rollback()
+            return _Landed(done.deleted, done.archived, done.skipped, error=error)
+        landed = _Landed(
+            done.deleted + taken.deleted,
+            done.archived + taken.deleted,
+            done.skipped,
+            limit=flight.limit,
+            hold=time.monotonic() - flight.started,
+        )
+        try:
+            self.fault("after-delete")
+        except PurgeError as error:
+            return replace(landed, error=error)  # committed: counted all the same
+        return landed
+
     def _land(self, done: Drained, flight: _Flight | None) -> _Landed:
         """`done` with the batch in flight added once its COMMIT returned; `error` set (and
         the batch not counted) when the COMMIT failed."""
@@ -669,12 +865,16 @@ class TableRun:
         """Abort the batch (live rolled back) unless every key was found in the archive."""
         if found != wanted:
             self.live.rollback()
-            raise PurgeError(
-                "ArchiveVerifyFailed",
-                f"{wanted - found} of {wanted} rows of {self.name} were not found in "
-                "the archive after the copy committed; none of them was deleted from the live "
-                "database. Check the archive table's unique keys and triggers.",
-            )
+            raise self._unverified(wanted, found)
+
+    def _unverified(self, wanted: int, found: int) -> PurgeError:
+        """The error of a batch whose archive copy lacks rows."""
+        return PurgeError(
+            "ArchiveVerifyFailed",
+            f"{wanted - found} of {wanted} rows of {self.name} were not found in "
+            "the archive after the copy committed; none of them was deleted from the live "
+            "database. Check the archive table's unique keys and triggers.",
+        )
 
     def _insert(self, rows: Sequence[tuple[Any, ...]]) -> int:
         """INSERT rows into the archive table, as many per statement as parameters allow."""
