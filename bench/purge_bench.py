@@ -511,11 +511,13 @@ def _cases(servers: DatabaseServers, engine: str, args: argparse.Namespace) -> l
         lambda live, table: _engine(statutory, live, table, args.rows, archive),
     ))  # fmt: skip
     if args.one_session and engine == "postgresql":
-        text = Case(engine, "dataward purge, statutory, text COPY", args.batch[0])
-        report(_run_case(
-            text, servers, args,
-            lambda live, table: _engine(text, live, table, args.rows, archive),
-        ))  # fmt: skip
+        for method in ("dataward purge, statutory, one session",
+                       "dataward purge, statutory, text COPY"):
+            other = Case(engine, method, args.batch[0])
+            report(_run_case(
+                other, servers, args,
+                lambda live, table, c=other: _engine(c, live, table, args.rows, archive),
+            ))  # fmt: skip
     naive = Case(engine, "naive single DELETE", None)
     report(_run_case(naive, servers, args, lambda live, table: _naive(naive, live, table)))
     if engine == "mysql" and not args.no_pt_archiver:
@@ -540,8 +542,9 @@ def main() -> None:
     parser.add_argument(
         "--one-session",
         action="store_true",
-        help="PostgreSQL: also run the plain purge without overlapping its commits, and the "
-        "statutory one with an archive whose payload type differs (COPY text, not binary)",
+        help="PostgreSQL: also run the plain and statutory purges without overlapping batches "
+        "(one live session), and the statutory one with an archive whose payload type differs "
+        "(COPY text, not binary)",
     )
     args = parser.parse_args()
     if "mysql" in args.engines and not args.no_pt_archiver and not shutil.which("pt-archiver"):
