@@ -28,6 +28,12 @@ what the archive already holds. After the live tables, archive rows past the sta
 period are destroyed by the same batch loop. `maxRowsPerRun` bounds the live deletions of the
 run and, separately, the archive destructions.
 
+PostgreSQL live tables get a second live session: plain batch k's durable COMMIT is on its
+way while batch k+1 runs on the other session (`TableRun._overlapped`), and a statutory
+batch k goes into a PostgreSQL archive while batch k+1's DELETE runs
+(`TableRun._archived_overlapped`). Commits land in batch order, a batch counts once its
+COMMIT returned, and a live statutory batch still commits only after its archive copy.
+
 Application locks: a batch waits at most the session's lock timeout for a row lock. When it
 waits longer, the batch is split in halves until the locked rows stand alone; those are left
 for the next run and counted (`rowsSkippedLocked`), everything else goes. The batch size
