@@ -41,8 +41,9 @@ import random
 import shutil
 import subprocess
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -55,6 +56,7 @@ from tests.databases import PURGER_PASSWORD, PURGER_USER, DatabaseServer, Databa
 from tests.purge.support import POLICY, run_purge, store_doc, unique
 
 NO_HOLD = EngineOptions(large_cut=LargeCutThreshold(fraction=1.0, min_rows=10**12))
+ONE_SESSION = replace(NO_HOLD, overlap_commits=False)
 APP_USER, APP_PASSWORD = "app", "app-secret"
 # Expired rows are at least 400 days old, unexpired ones at most ~300 (2x10^6 * 13 s): the
 # "support" category's 1y cutoff (and the naive/pt-archiver cutoff of 365 days) falls in the
@@ -110,11 +112,12 @@ def _create_app_login(server: DatabaseServer) -> None:
         )
 
 
-def _create_archive_table(server: DatabaseServer, table: str) -> None:
-    """The statutory archive's copy of the table (same columns, unique id)."""
+def _create_archive_table(server: DatabaseServer, table: str, payload: str = "text") -> None:
+    """The statutory archive's copy of the table (same columns, unique id); on PostgreSQL a
+    `payload` type other than the live table's text makes the engine copy as COPY text."""
     if server.engine == "postgresql":
         server.execute(
-            f"CREATE TABLE {table} (id bigint PRIMARY KEY, ts timestamptz, payload text)",
+            f"CREATE TABLE {table} (id bigint PRIMARY KEY, ts timestamptz, payload {payload})",
             f"CREATE INDEX ON {table} (ts)",
             f"ALTER TABLE {table} OWNER TO {PURGER_USER}",
         )
@@ -334,13 +337,14 @@ class Case:
 def _batch_timer() -> tuple[Callable[[str], None], list[float]]:
     """A fault hook that times each batch from its SELECT to its COMMIT (no fault injected)."""
     durations: list[float] = []
-    started = [time.perf_counter()]
+    # Batches commit in order, but the next one may start before the last COMMIT returned.
+    started: deque[float] = deque()
 
     def hook(point: str) -> None:
         if point == "before-select":
-            started[0] = time.perf_counter()
+            started.append(time.perf_counter())
         elif point == "after-delete":
-            durations.append(1000 * (time.perf_counter() - started[0]))
+            durations.append(1000 * (time.perf_counter() - started.popleft()))
 
     return hook, durations
 
@@ -354,7 +358,8 @@ def _engine(
         extra = {"category": "support-statutory", "archive": archive}
     doc = store_doc(live, table, batchSize=case.batch, maxRowsPerRun=rows, **extra)
     hook, durations = _batch_timer()
-    result = run_purge(doc, live, archive, fault=hook, options=NO_HOLD, policy_doc=BENCH_POLICY)
+    options = ONE_SESSION if case.method.endswith("one session") else NO_HOLD
+    result = run_purge(doc, live, archive, fault=hook, options=options, policy_doc=BENCH_POLICY)
     assert result.result == "Succeeded", result.message
     if archive is not None:
         assert result.rows_archived == result.rows_deleted
@@ -448,7 +453,9 @@ def _run_case(
     table = unique("bench")
     _create_and_seed(live, table, args.rows)
     if case.method.startswith("dataward purge, statutory"):
-        _create_archive_table(archive, table)
+        _create_archive_table(
+            archive, table, "varchar(64)" if case.method.endswith("text COPY") else "text"
+        )
     writer = AppWriter(live, table, args.rows, args.write_rate)
     try:
         if baseline is not None:
@@ -491,12 +498,26 @@ def _cases(servers: DatabaseServers, engine: str, args: argparse.Namespace) -> l
         if i == 0:
             report(baseline)
         report(engine_case)
+        if args.one_session and engine == "postgresql":
+            single = Case(engine, "dataward purge, one session", batch)
+            report(_run_case(
+                single, servers, args,
+                lambda live, table, c=single: _engine(c, live, table, args.rows),
+            ))  # fmt: skip
     statutory = Case(engine, "dataward purge, statutory", args.batch[0])
     _, archive = servers.pair(engine)  # type: ignore[arg-type]
     report(_run_case(
         statutory, servers, args,
         lambda live, table: _engine(statutory, live, table, args.rows, archive),
     ))  # fmt: skip
+    if args.one_session and engine == "postgresql":
+        for method in ("dataward purge, statutory, one session",
+                       "dataward purge, statutory, text COPY"):
+            other = Case(engine, method, args.batch[0])
+            report(_run_case(
+                other, servers, args,
+                lambda live, table, c=other: _engine(c, live, table, args.rows, archive),
+            ))  # fmt: skip
     naive = Case(engine, "naive single DELETE", None)
     report(_run_case(naive, servers, args, lambda live, table: _naive(naive, live, table)))
     if engine == "mysql" and not args.no_pt_archiver:
@@ -518,6 +539,13 @@ def main() -> None:
     parser.add_argument("--baseline-seconds", type=float, default=15.0)
     parser.add_argument("--engines", nargs="+", default=["postgresql", "mysql"])
     parser.add_argument("--no-pt-archiver", action="store_true")
+    parser.add_argument(
+        "--one-session",
+        action="store_true",
+        help="PostgreSQL: also run the plain and statutory purges without overlapping batches "
+        "(one live session), and the statutory one with an archive whose payload type differs "
+        "(COPY text, not binary)",
+    )
     args = parser.parse_args()
     if "mysql" in args.engines and not args.no_pt_archiver and not shutil.which("pt-archiver"):
         parser.error("pt-archiver not found: run `make deps` (installs Debian's percona-toolkit)")

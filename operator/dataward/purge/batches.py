@@ -68,9 +68,12 @@ class Batches(Protocol):
         """Statutory: delete the taken rows (already done on PostgreSQL)."""
         ...
 
-    def take_range(self, after: Cursor | None, limit: int, columns: Sequence[str]) -> Taken | None:
+    def take_range(
+        self, after: Cursor | None, limit: int, columns: Sequence[str], binary: bool = False
+    ) -> Taken | None:
         """Statutory, PostgreSQL to PostgreSQL: a timestamp-range batch deleted and returned
-        as COPY text, uncommitted; None when `take` must do it (a crowded timestamp, MySQL)."""
+        as COPY text (`binary`: COPY binary), uncommitted; None when `take` must do it (a
+        crowded timestamp, MySQL)."""
         ...
 
 
@@ -175,13 +178,15 @@ class PostgresBatches:
         """The cursor after every row of trigger `upper`."""
         return (upper, *[None] * len(self.statements.keys))
 
-    def take_range(self, after: Cursor | None, limit: int, columns: Sequence[str]) -> Taken | None:
-        """A timestamp-range batch deleted RETURNING its rows as COPY text; uncommitted."""
+    def take_range(
+        self, after: Cursor | None, limit: int, columns: Sequence[str], binary: bool = False
+    ) -> Taken | None:
+        """A timestamp-range batch deleted RETURNING its rows as COPY data; uncommitted."""
         upper = self._upper(after, limit)
         if upper is False:
             return None
         cursor = cursor_params(after)
-        statement = self.statements.copy_range_out(after is not None, columns)
+        statement = self.statements.copy_range_out(after is not None, columns, binary)
         data, deleted = self.session.copy_out(
             statement, [self.bound if upper is None else upper, *cursor, self.bound]
         )
@@ -287,7 +292,9 @@ class MySQLBatches:
         """Delete the locked rows by key."""
         return self._delete_keys(keys)
 
-    def take_range(self, after: Cursor | None, limit: int, columns: Sequence[str]) -> Taken | None:
+    def take_range(
+        self, after: Cursor | None, limit: int, columns: Sequence[str], binary: bool = False
+    ) -> Taken | None:
         """Not on MySQL: `take` does every batch."""
         return None
 

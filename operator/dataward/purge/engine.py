@@ -28,6 +28,12 @@ what the archive already holds. After the live tables, archive rows past the sta
 period are destroyed by the same batch loop. `maxRowsPerRun` bounds the live deletions of the
 run and, separately, the archive destructions.
 
+PostgreSQL live tables get a second live session: plain batch k's durable COMMIT is on its
+way while batch k+1 runs on the other session (`TableRun._overlapped`), and a statutory
+batch k goes into a PostgreSQL archive while batch k+1's DELETE runs
+(`TableRun._archived_overlapped`). Commits land in batch order, a batch counts once its
+COMMIT returned, and a live statutory batch still commits only after its archive copy.
+
 Application locks: a batch waits at most the session's lock timeout for a row lock. When it
 waits longer, the batch is split in halves until the locked rows stand alone; those are left
 for the next run and counted (`rowsSkippedLocked`), everything else goes. The batch size
@@ -44,6 +50,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -54,6 +61,7 @@ from dataward.purge.batches import (
     Batches,
     Cursor,
     Step,
+    Taken,
     batches_for,
     chunks,
     cursor_params,
@@ -96,6 +104,7 @@ from dataward.purge.sql import (
     as_utc,
     bind_cutoff,
     parse_table,
+    same_copy_types,
 )
 
 Fault = Callable[[str], None]  # the same hook as batches.Fault, part of this module's API
@@ -121,6 +130,9 @@ class EngineOptions:
     max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
     large_cut: LargeCutThreshold = field(default_factory=LargeCutThreshold)
     lock_hold_target: float = 0.1  # seconds a batch may hold its row locks
+    # PostgreSQL plain batches: overlap each COMMIT with the next batch on a second live
+    # session (`TableRun._overlapped`); False runs them one at a time on one session.
+    overlap_commits: bool = True
 
 
 @dataclass(frozen=True)
@@ -146,6 +158,8 @@ class PreparedTable:
     # Statutory: the archive's cutoff bound to the live column (live rows already past the
     # statute, which a run archives and then destroys; dry runs count them).
     live_statute_bound: datetime | date | None = None
+    # PostgreSQL to PostgreSQL with identical column types: COPY in binary (same_copy_types).
+    binary_copy: bool = False
 
 
 # --------------------------------------------------------------------- one table's run
@@ -182,6 +196,50 @@ class Drained:
     error: PurgeError | None = None  # what ended the run; the counts are what was committed
 
 
+@dataclass(frozen=True)
+class _Landed(Drained):
+    """Drained, plus the lock hold of the batch that just landed (None: no batch did)."""
+
+    limit: int = 0
+    hold: float | None = None
+
+
+@dataclass(frozen=True)
+class _Flight:
+    """A batch whose COMMIT was sent and has not returned yet."""
+
+    session: Session
+    step: Step
+    limit: int
+    started: float
+
+    @property
+    def deleted(self) -> int:
+        """Rows the batch deletes once its COMMIT returns."""
+        return self.step.deleted
+
+
+@dataclass(frozen=True)
+class _Archiving:
+    """A statutory batch deleted on a live session (uncommitted) whose archive copy runs."""
+
+    batches: Batches
+    taken: Taken
+    future: Future[int]
+    after: Cursor | None  # the cursor the batch started after (to do it again)
+    limit: int
+    started: float
+
+
+class _Redo(PurgeError):
+    """The archive held some of the batch in flight already: do it again, one at a time."""
+
+    def __init__(self, after: Cursor | None, limit: int) -> None:
+        super().__init__("DatabaseError", "the archive holds some of the batch already")
+        self.after = after
+        self.limit = limit
+
+
 class Pacer:
     """Asks `check_continue` before every batch but the run's first."""
 
@@ -208,6 +266,7 @@ class TableRun:
         plan: PurgePlan,
         options: EngineOptions,
         fault: Fault,
+        spare: Callable[[], Session | None] | None = None,
     ) -> None:
         self.table = table
         self.live = live
@@ -216,6 +275,9 @@ class TableRun:
         self.options = options
         self.fault = fault
         self.name = table.records.table
+        # A second session to the live database (PostgreSQL), opened at the first plain
+        # batch loop: see `_overlapped`.
+        self._spare = spare
 
     def _needs(self, session: Session, privilege: str, error: PurgeError) -> PurgeError:
         """A PermissionDenied of `session` as the privilege, table and GRANT that fix it.
@@ -301,18 +363,43 @@ class TableRun:
             return None
         return overdue_seconds(as_utc(oldest), self.plan.retention, self.plan.now)
 
-    def live_batches(self) -> Batches:
-        """The batches that delete (and archive) expired live rows."""
+    def live_batches(self, session: Session | None = None) -> Batches:
+        """The batches that delete (and archive) expired live rows (on `session`, a second
+        live session, when given)."""
         t = self.table
-        return batches_for(self.live, t.live, t.bound, t.live_unique_index, t.live_ts_index)
+        return batches_for(
+            session or self.live, t.live, t.bound, t.live_unique_index, t.live_ts_index
+        )
 
-    def children_batches(self) -> Batches:
+    def children_batches(self, session: Session | None = None) -> Batches:
         """The batches that remove rows of children without consent past the grace period."""
         t = self.table
         assert t.children is not None and t.children_bound is not None
         return batches_for(
-            self.live, t.children, t.children_bound, t.live_unique_index, t.children_ts_index
+            session or self.live,
+            t.children,
+            t.children_bound,
+            t.live_unique_index,
+            t.children_ts_index,
         )
+
+    def _archive_by_copy(self) -> bool:
+        """PostgreSQL to PostgreSQL: the archive takes range batches by COPY."""
+        assert self.archive is not None
+        return self.archive.dialect.engine == self.live.dialect.engine == "postgresql"
+
+    def second_lane(
+        self, make: Callable[[Session | None], Batches], statutory: bool
+    ) -> Batches | None:
+        """The same batches on the second live session, for `drain` to overlap each batch's
+        COMMIT with the next batch; None when there is none (MySQL) or the batches are
+        statutory (their live transaction waits for the archive)."""
+        if self._spare is None or not self.options.overlap_commits:
+            return None
+        if statutory and self.archive is not None and not self._archive_by_copy():
+            return None
+        spare = self._spare()
+        return None if spare is None else make(spare)
 
     def archive_batches(self) -> Batches:
         """The batches that destroy archive rows past the statute."""
@@ -323,9 +410,21 @@ class TableRun:
             self.archive, t.archive, t.archive_bound, t.archive_unique_index, t.archive_ts_index
         )
 
-    def drain(self, batches: Batches, budget: int, pacer: Pacer, statutory: bool) -> Drained:
+    def drain(
+        self,
+        batches: Batches,
+        budget: int,
+        pacer: Pacer,
+        statutory: bool,
+        spare: Batches | None = None,
+    ) -> Drained:
         """Run batches until the table has no expired row left, the budget is spent or a
-        check says stop. The one batch loop of the engine."""
+        check says stop. The one batch loop of the engine; with `spare` (plain batches on a
+        second session of the same database), each COMMIT overlaps the next batch."""
+        if spare is not None and statutory and self.archive is not None:
+            return self._archived_overlapped((batches, spare), budget, pacer)
+        if spare is not None:
+            return self._overlapped((batches, spare), budget, pacer)
         size = min(FIRST_BATCH, self.plan.batch_size)
         after: Cursor | None = None
         done = Drained()
@@ -367,6 +466,13 @@ class TableRun:
             batches.session.rollback()
             if self.archive is not None:
                 self.archive.rollback()
+        return self._split(batches, after, limit, statutory)
+
+    def _split(
+        self, batches: Batches, after: Cursor | None, limit: int, statutory: bool
+    ) -> list[Step]:
+        """A batch that hit the lock timeout (rolled back): its halves in turn, down to the
+        single locked rows, which are skipped."""
         if limit == 1:
             # A row an application holds locked: leave it for the next run, step past it.
             rows = batches.session.query(
@@ -383,6 +489,273 @@ class TableRun:
         if picked < limit // 2 or not lasts:
             return first
         return first + self._batch(batches, lasts[-1], limit - limit // 2, statutory)
+
+    def _overlapped(self, lanes: tuple[Batches, Batches], budget: int, pacer: Pacer) -> Drained:
+        """Plain batches alternating between two sessions of the live database: while batch
+        k's durable COMMIT is on its way (sent, not yet returned), batch k+1's statements
+        run on the other session. At most one COMMIT is in flight.
+
+        The batches are disjoint (k+1 starts after k's last row), so they never wait for
+        each other's locks. Commits land in batch order: k+1's COMMIT is sent only after
+        k's returned, and a batch counts as deleted only once its COMMIT returned. A crash
+        at any point leaves k committed or not, and k+1 uncommitted (rolled back by the
+        server). The budget counts the batch in flight, so maxRowsPerRun is never exceeded;
+        `pacer` is asked before every batch. A lock timeout lands the batch in flight and
+        splits the timed-out batch as `_batch` does, one session, one batch at a time.
+        The batch size adapts to each batch's lock hold, from its statements to the return
+        of its COMMIT (known one batch late).
+        """
+        size = min(FIRST_BATCH, self.plan.batch_size)
+        after: Cursor | None = None
+        done = Drained()
+        flight: _Flight | None = None
+        lane = 0
+        while True:
+            limit = next_batch_size(size, budget, done.deleted + (flight.deleted if flight else 0))
+            stop = pacer.may_start() if limit else None
+            if limit == 0 or stop is not None:
+                return replace(self._land(done, flight), stop=stop)
+            batches = lanes[lane]
+            session = batches.session
+            started = time.monotonic()
+            try:
+                self.fault("before-select")
+                step = batches.delete(after, limit, self.fault)
+            except PurgeError as error:
+                session.rollback()
+                done, flight = self._land(done, flight), None
+                if done.error is not None:
+                    return done
+                if not isinstance(error, LockTimeout):
+                    return replace(done, error=self._needs(session, "DELETE", error))
+                try:
+                    steps = self._split(batches, after, limit, False)
+                except PurgeError as failure:
+                    return replace(done, error=failure)
+                done = Drained(
+                    done.deleted + sum(s.deleted for s in steps),
+                    done.archived,
+                    done.skipped + sum(s.skipped for s in steps),
+                )
+                lasts = [s.last for s in steps if s.last is not None]
+                if sum(s.picked for s in steps) < limit or not lasts:
+                    return done
+                after = lasts[-1]
+                continue
+            landed = self._land(done, flight)
+            flight = None
+            if landed.error is not None:
+                session.rollback()
+                return landed
+            if landed.hold is not None:
+                size = adapt_batch_size(
+                    landed.limit, landed.hold, self.options.lock_hold_target, self.plan.batch_size
+                )
+            done = Drained(landed.deleted, landed.archived, landed.skipped)
+            if not step.picked:
+                session.rollback()
+                return done
+            try:
+                session.send_commit()
+            except PurgeError as error:
+                session.rollback()
+                return replace(done, error=error)
+            flight = _Flight(session, step, limit, started)
+            if step.picked < limit or step.last is None:
+                return self._land(done, flight)
+            after = step.last
+            lane = 1 - lane
+
+    def _archived_overlapped(
+        self, lanes: tuple[Batches, Batches], budget: int, pacer: Pacer
+    ) -> Drained:
+        """Statutory range batches, PostgreSQL to PostgreSQL, alternating between two live
+        sessions: while the archive takes batch k (COPY in and COMMIT, on a worker thread
+        that alone uses the archive session meanwhile), batch k+1's live DELETE runs on the
+        other live session. Live batch k commits only after its archive copy committed and
+        its row count matched, and before the archive gets batch k+1; a crash at any point
+        leaves each batch in live, in both, or only in the archive (as `_attempt_range`).
+        A crowded timestamp, a duplicate key (a crashed run's copy), or a lock timeout
+        settles the batch in flight and does that batch one at a time (`_batch`).
+        """
+        t = self.table
+        size = min(FIRST_BATCH, self.plan.batch_size)
+        after: Cursor | None = None
+        done = Drained()
+        flight: _Archiving | None = None
+        lane = 0
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive") as pool:
+            while True:
+                limit = next_batch_size(
+                    size, budget, done.deleted + (flight.taken.deleted if flight else 0)
+                )
+                stop = pacer.may_start() if limit else None
+                if limit == 0 or stop is not None:
+                    landed = self._settle(done, flight)
+                    if landed.error is not None and not isinstance(landed.error, _Redo):
+                        return landed
+                    # (a batch to redo was rolled back on both sides: left for the next run)
+                    return Drained(landed.deleted, landed.archived, landed.skipped, stop)
+                batches = lanes[lane]
+                session = batches.session
+                started = time.monotonic()
+                taken: Taken | None = None
+                failed: PurgeError | None = None
+                try:
+                    self.fault("before-select")
+                    taken = batches.take_range(after, limit, t.columns, t.binary_copy)
+                    if taken is not None:
+                        self.fault("after-select")
+                except PurgeError as error:
+                    session.rollback()
+                    taken, failed = None, error
+                landed = self._settle(done, flight)
+                flight = None
+                if landed.error is not None and not isinstance(landed.error, _Redo):
+                    session.rollback()
+                    return landed
+                if landed.hold is not None:
+                    size = adapt_batch_size(
+                        landed.limit, landed.hold, self.options.lock_hold_target,
+                        self.plan.batch_size,
+                    )  # fmt: skip
+                done = Drained(landed.deleted, landed.archived, landed.skipped)
+                if isinstance(landed.error, _Redo):
+                    # The archive already held some of batch k: both live batches were
+                    # rolled back; batch k again, one at a time (`take` leaves those keys).
+                    session.rollback()
+                    failed, taken = None, None
+                    after, limit = landed.error.after, landed.error.limit
+                if failed is not None and not isinstance(failed, LockTimeout):
+                    return replace(done, error=self._needs(session, "DELETE", failed))
+                if taken is None:
+                    try:
+                        if failed is not None:
+                            steps = self._split(batches, after, limit, True)
+                        else:
+                            session.rollback()
+                            steps = self._batch(batches, after, limit, True)
+                    except PurgeError as error:
+                        return replace(done, error=error)
+                    done = Drained(
+                        done.deleted + sum(s.deleted for s in steps),
+                        done.archived + sum(s.archived for s in steps),
+                        done.skipped + sum(s.skipped for s in steps),
+                    )
+                    lasts = [s.last for s in steps if s.last is not None]
+                    if sum(s.picked for s in steps) < limit or not lasts:
+                        return done
+                    after = lasts[-1]
+                    continue
+                if not taken.picked:
+                    session.rollback()
+                    return done
+                future = pool.submit(self._archive_copy, taken.copied if taken.deleted else None)
+                flight = _Archiving(batches, taken, future, after, limit, started)
+                if taken.picked < limit or taken.last is None:
+                    return self._last(done, flight)
+                after = taken.last
+                lane = 1 - lane
+
+    def _last(self, done: Drained, flight: _Archiving) -> Drained:
+        """Settle the run's last statutory batch; one the archive partly held already is
+        done again, one at a time."""
+        landed = self._settle(done, flight)
+        if not isinstance(landed.error, _Redo):
+            return landed
+        done = Drained(landed.deleted, landed.archived, landed.skipped)
+        try:
+            steps = self._batch(flight.batches, landed.error.after, landed.error.limit, True)
+        except PurgeError as error:
+            return replace(done, error=error)
+        return Drained(
+            done.deleted + sum(s.deleted for s in steps),
+            done.archived + sum(s.archived for s in steps),
+            done.skipped + sum(s.skipped for s in steps),
+        )
+
+    def _archive_copy(self, data: bytes | None) -> int:
+        """On the worker thread: COPY a batch into the archive and commit; the rows stored.
+        Rolled back on any error (a DuplicateKey included)."""
+        t = self.table
+        archive = self.archive
+        assert archive is not None and t.archive is not None
+        if data is None:
+            return 0
+        try:
+            inserted = archive.copy_in(t.archive.copy_in(t.columns, t.binary_copy), data)
+            archive.commit()
+        except PurgeError:
+            archive.rollback()
+            raise
+        return inserted
+
+    def _settle(self, done: Drained, flight: _Archiving | None) -> _Landed:
+        """`done` with the statutory batch in flight added once its archive copy committed,
+        its count matched and its live DELETE committed; `error` set (the batch not counted,
+        its live DELETE rolled back) when any of that failed; `_Redo` after a duplicate key."""
+        if flight is None:
+            return _Landed(done.deleted, done.archived, done.skipped, done.stop, done.error)
+        taken = flight.taken
+        try:
+            inserted = flight.future.result()
+        except DuplicateKey:
+            flight.batches.session.rollback()
+            return _Landed(
+                done.deleted, done.archived, done.skipped,
+                error=_Redo(flight.after, flight.limit),
+            )  # fmt: skip
+        except PurgeError as error:
+            flight.batches.session.rollback()
+            assert self.archive is not None
+            return _Landed(
+                done.deleted, done.archived, done.skipped,
+                error=self._needs(self.archive, "INSERT", error),
+            )  # fmt: skip
+        try:
+            if taken.deleted:
+                self.fault("after-archive-commit")
+            if inserted != taken.deleted:
+                raise self._unverified(taken.deleted, inserted)
+            flight.batches.session.commit()
+        except PurgeError as error:
+            flight.batches.session.rollback()
+            return _Landed(done.deleted, done.archived, done.skipped, error=error)
+        landed = _Landed(
+            done.deleted + taken.deleted,
+            done.archived + taken.deleted,
+            done.skipped,
+            limit=flight.limit,
+            hold=time.monotonic() - flight.started,
+        )
+        try:
+            self.fault("after-delete")
+        except PurgeError as error:
+            return replace(landed, error=error)  # committed: counted all the same
+        return landed
+
+    def _land(self, done: Drained, flight: _Flight | None) -> _Landed:
+        """`done` with the batch in flight added once its COMMIT returned; `error` set (and
+        the batch not counted) when the COMMIT failed."""
+        if flight is None:
+            return _Landed(done.deleted, done.archived, done.skipped, done.stop, done.error)
+        try:
+            flight.session.wait_commit()
+        except PurgeError as error:
+            flight.session.rollback()
+            return _Landed(done.deleted, done.archived, done.skipped, error=error)
+        landed = _Landed(
+            done.deleted + flight.step.deleted,
+            done.archived,
+            done.skipped,
+            limit=flight.limit,
+            hold=time.monotonic() - flight.started,
+        )
+        try:
+            self.fault("after-delete")
+        except PurgeError as error:
+            return replace(landed, error=error)  # committed: counted all the same
+        return landed
 
     def _attempt(self, batches: Batches, after: Cursor | None, limit: int, statutory: bool) -> Step:
         session = batches.session
@@ -429,7 +802,7 @@ class TableRun:
         archive = self.archive
         t = self.table
         assert archive is not None and t.archive is not None
-        taken = batches.take_range(after, limit, t.columns)
+        taken = batches.take_range(after, limit, t.columns, t.binary_copy)
         if taken is None:
             return None
         self.fault("after-select")
@@ -439,7 +812,9 @@ class TableRun:
         if taken.deleted:
             assert taken.copied is not None
             try:
-                inserted = archive.copy_in(t.archive.copy_in(t.columns), taken.copied)
+                inserted = archive.copy_in(
+                    t.archive.copy_in(t.columns, t.binary_copy), taken.copied
+                )
                 archive.commit()
             except DuplicateKey:
                 archive.rollback()
@@ -496,12 +871,16 @@ class TableRun:
         """Abort the batch (live rolled back) unless every key was found in the archive."""
         if found != wanted:
             self.live.rollback()
-            raise PurgeError(
-                "ArchiveVerifyFailed",
-                f"{wanted - found} of {wanted} rows of {self.name} were not found in "
-                "the archive after the copy committed; none of them was deleted from the live "
-                "database. Check the archive table's unique keys and triggers.",
-            )
+            raise self._unverified(wanted, found)
+
+    def _unverified(self, wanted: int, found: int) -> PurgeError:
+        """The error of a batch whose archive copy lacks rows."""
+        return PurgeError(
+            "ArchiveVerifyFailed",
+            f"{wanted - found} of {wanted} rows of {self.name} were not found in "
+            "the archive after the copy committed; none of them was deleted from the live "
+            "database. Check the archive table's unique keys and triggers.",
+        )
 
     def _insert(self, rows: Sequence[tuple[Any, ...]]) -> int:
         """INSERT rows into the archive table, as many per statement as parameters allow."""
@@ -616,7 +995,7 @@ def purge(
         base = replace(
             base, server_time=plan.now, cutoff=plan.cutoff, archive_cutoff=plan.archive_cutoff
         )
-        runs = _table_runs(live, archive, plan, options, fault)
+        runs = _table_runs(live, archive, plan, options, fault, sessions.spare)
         counts = [run.count_start(options.large_cut) for run in runs]
         done = [_untouched(run, count) for run, count in zip(runs, counts, strict=True)]
         tables = [
@@ -657,6 +1036,8 @@ class _Sessions:
     def __init__(self) -> None:
         self.live: Session | None = None
         self.archive: Session | None = None
+        self.second: Session | None = None  # a second live session (PostgreSQL), see spare
+        self._connect_live: Callable[[], Session] | None = None
 
     def open(
         self,
@@ -669,6 +1050,7 @@ class _Sessions:
         category = policy.category(store.category)
         assert category is not None
         self.live = connect_live()
+        self._connect_live = connect_live
         if category.statutory is not None:
             if connect_archive is None:
                 raise PurgeError("Configuration", "the category is statutory but no archive")
@@ -676,15 +1058,28 @@ class _Sessions:
             self.archive = connect_archive()
         return self.live, self.archive
 
+    def spare(self) -> Session | None:
+        """The second live session of a PostgreSQL live database, opened at the first call
+        (the batch loop overlaps a batch's COMMIT with the next batch on it); None on MySQL."""
+        connect, self._connect_live = self._connect_live, None  # one attempt per run
+        if self.second is None and self.live is not None and connect is not None:
+            if self.live.dialect.engine != "postgresql":
+                return None
+            try:
+                self.second = connect()
+            except PurgeError:
+                return None  # no second connection (max_connections, say): one at a time
+        return self.second
+
     def rollback(self) -> None:
         """Roll back whatever is open."""
-        for session in (self.live, self.archive):
+        for session in (self.live, self.second, self.archive):
             if session is not None:
                 session.rollback()
 
     def close(self) -> None:
         """Close every connection opened."""
-        for session in (self.live, self.archive):
+        for session in (self.live, self.second, self.archive):
             if session is not None:
                 session.close()
 
@@ -742,7 +1137,12 @@ def _plan(
 
 
 def _table_runs(
-    live: Session, archive: Session | None, plan: PurgePlan, options: EngineOptions, fault: Fault
+    live: Session,
+    archive: Session | None,
+    plan: PurgePlan,
+    options: EngineOptions,
+    fault: Fault,
+    spare: Callable[[], Session | None] | None = None,
 ) -> list[TableRun]:
     """Every records entry checked against the catalogues; a read-only archive refused."""
     tables = [prepare_table(live, archive, records, plan) for records in plan.records]
@@ -752,7 +1152,7 @@ def _table_runs(
             "the archive database is read-only for the archive login: nothing was "
             "deleted from the live database; make the archive writable.",
         )
-    return [TableRun(t, live, archive, plan, options, fault) for t in tables]
+    return [TableRun(t, live, archive, plan, options, fault, spare) for t in tables]
 
 
 def _finished(
@@ -833,12 +1233,24 @@ def _run_tables(
     used = 0
     for i, run in enumerate(runs):
         if run.table.children is not None:
-            young[i] = run.drain(run.children_batches(), plan.max_rows - used, pacer, statutory)
+            young[i] = run.drain(
+                run.children_batches(),
+                plan.max_rows - used,
+                pacer,
+                statutory,
+                run.second_lane(run.children_batches, statutory),
+            )
             used += young[i].deleted
             stop, error = young[i].stop, young[i].error
             if stop is not None or error is not None:
                 break
-        live[i] = run.drain(run.live_batches(), plan.max_rows - used, pacer, statutory)
+        live[i] = run.drain(
+            run.live_batches(),
+            plan.max_rows - used,
+            pacer,
+            statutory,
+            run.second_lane(run.live_batches, statutory),
+        )
         used += live[i].deleted
         stop, error = live[i].stop, live[i].error
         if stop is not None or error is not None:
@@ -955,6 +1367,9 @@ def prepare_table(
             "copy rows twice; add a PRIMARY KEY or UNIQUE constraint on the key columns.",
         )
     archive_unique, archive_ts = _mysql_indexes(archive, table, records, "archive")
+    binary = live.dialect.engine == archive.dialect.engine == "postgresql" and same_copy_types(
+        tuple(columns.values()), tuple(archive_columns.values())
+    )
     return PreparedTable(
         records,
         statements,
@@ -970,6 +1385,7 @@ def prepare_table(
         archive_unique_index=archive_unique,
         archive_ts_index=archive_ts,
         live_statute_bound=bind_cutoff(plan.archive_cutoff, ts_kind, precision),
+        binary_copy=binary,
         **children,
     )
 

@@ -70,6 +70,27 @@ class Column:
     precision: int | None
 
 
+# Types whose binary COPY form names a type by OID, which differs between two databases.
+_OID_BOUND_TYPES = frozenset({"array", "user-defined"})
+
+
+def same_copy_types(live: Sequence[Column], archive: Sequence[Column]) -> bool:
+    """PostgreSQL to PostgreSQL: whether every live column has a namesake of the same type
+    in the archive, so COPY's binary form carries each value unchanged. Arrays and
+    user-defined types (enums, composites) are left to the text form."""
+    by_name = {c.name.lower(): c for c in archive}
+    for column in live:
+        other = by_name.get(column.name.lower())
+        if (
+            other is None
+            or column.data_type.lower() in _OID_BOUND_TYPES
+            or (other.data_type.lower(), other.precision)
+            != (column.data_type.lower(), column.precision)
+        ):
+            return False
+    return bool(live)
+
+
 @dataclass(frozen=True)
 class Index:
     """An index as the catalogue describes it (MySQL)."""
@@ -398,19 +419,23 @@ class TableStatements:
             + f" AND {self._ts} <= %s{self._child()}"
         )
 
-    def copy_range_out(self, after: bool, columns: Sequence[str]) -> str:
+    def copy_range_out(self, after: bool, columns: Sequence[str], binary: bool = False) -> str:
         """PostgreSQL: `delete_range` RETURNING `columns`, streamed as COPY text; same params.
 
         COPY's text format is what pg_dump restores from: every value comes back equal in
         the archive (a json `null` included), read by the archive's own input functions.
+        `binary`: COPY's binary format, for an archive whose columns have the very same
+        types (see `same_copy_types`); the archive's receive functions check each value.
         """
         returning = ", ".join(self.dialect.quote(c) for c in columns)
-        return f"COPY ({self.delete_range(after)} RETURNING {returning}) TO STDOUT"
+        return f"COPY ({self.delete_range(after)} RETURNING {returning}) TO STDOUT" + (
+            " (FORMAT binary)" if binary else ""
+        )
 
-    def copy_in(self, columns: Sequence[str]) -> str:
-        """PostgreSQL: a plain INSERT of COPY text rows (INSERT privilege only)."""
+    def copy_in(self, columns: Sequence[str], binary: bool = False) -> str:
+        """PostgreSQL: a plain INSERT of COPY rows (INSERT privilege only)."""
         cols = ", ".join(self.dialect.quote(c) for c in columns)
-        return f"COPY {self._t} ({cols}) FROM STDIN"
+        return f"COPY {self._t} ({cols}) FROM STDIN" + (" (FORMAT binary)" if binary else "")
 
     def delete_keys(self, rows: int, index: str | None = None) -> str:
         """Delete rows by key, re-checking the cutoff; params: the keys flattened, then cutoff.
@@ -586,6 +611,14 @@ class Session:
             self._connection.commit()
         except Exception as exc:
             raise self._classify(exc) from None
+
+    def send_commit(self) -> None:
+        """Start committing the open transaction; `wait_commit` ends it. Until then this
+        session runs nothing else. The default commits here and now."""
+        self.commit()
+
+    def wait_commit(self) -> None:
+        """Wait until the COMMIT `send_commit` started has returned; its error, if any."""
 
     def rollback(self) -> None:
         """Roll back the open transaction; a broken connection is ignored here."""
