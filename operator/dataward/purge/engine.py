@@ -53,6 +53,7 @@ from dataward.model.store import RecordSet, Store
 from dataward.purge.batches import (
     Batches,
     Cursor,
+    MySQLBatches,
     Step,
     batches_for,
     chunks,
@@ -66,6 +67,7 @@ from dataward.purge.errors import (
     PurgeError,
     missing_privilege,
 )
+from dataward.purge.mysql import count_literal_keys, insert_literals
 from dataward.purge.plan import (
     DEFAULT_MAX_CLOCK_SKEW,
     FIRST_BATCH,
@@ -399,6 +401,10 @@ class TableRun:
                 ranged = self._attempt_range(batches, after, limit)
                 if ranged is not None:
                     return ranged
+            if self.archive.dialect.engine == session.dialect.engine == "mysql":
+                moved = self._attempt_literals(batches, after, limit)
+                if moved is not None:
+                    return moved
             taken = batches.take(after, limit, self.table.columns, as_json)
             self.fault("after-select")
             if not taken.picked:
@@ -455,6 +461,73 @@ class TableRun:
         session.commit()
         self.fault("after-delete")
         return Step(taken.picked, taken.deleted, taken.deleted, last=taken.last)
+
+    def _attempt_literals(self, batches: Batches, after: Cursor | None, limit: int) -> Step | None:
+        """MySQL to MySQL: the live server locks the batch and writes its rows as SQL
+        literals, the batch is deleted (uncommitted), the archive INSERTs those bytes (a
+        plain INSERT), commits and must hold every key, then live commits. No value is
+        decoded or re-encoded in Python. None (nothing done, nothing open) when `take` must
+        do the batch: a column type without a literal form, a batch larger than a packet,
+        a row that came into the batch's range after the lock, or keys the archive already
+        holds (a crashed run's copy, which `take`'s path leaves in place)."""
+        session = batches.session
+        archive = self.archive
+        t = self.table
+        assert archive is not None and t.archive is not None
+        assert t.archive_unique_index is not None
+        if not isinstance(batches, MySQLBatches):
+            return None
+        taken = batches.take_literals(after, limit, t.columns)
+        if taken is None:
+            session.rollback()
+            return None
+        self.fault("after-select")
+        if not taken.rows:
+            session.rollback()
+            return Step(taken.picked, last=taken.last)
+        deleted = batches.drop_taken()
+        if deleted != len(taken.rows):
+            session.rollback()
+            return None
+        try:
+            inserted = insert_literals(archive, t.archive, t.columns, taken.rows)
+        except DuplicateKey:
+            archive.rollback()
+            session.rollback()
+            return None
+        except PurgeError as error:
+            archive.rollback()
+            session.rollback()
+            raise self._needs(archive, "INSERT", error) from None
+        try:
+            # Counted in the INSERT's own transaction, before its COMMIT: a missing key rolls
+            # the copy back too, and nothing of the batch is committed anywhere.
+            found = count_literal_keys(archive, t.archive, t.archive_unique_index, taken.keys)
+        except PurgeError as error:
+            archive.rollback()
+            session.rollback()
+            raise self._needs(archive, "SELECT", error) from None
+        wanted = len(taken.keys)
+        if min(found, inserted) != wanted:
+            archive.rollback()
+            session.rollback()
+            raise PurgeError(
+                "ArchiveVerifyFailed",
+                f"{wanted - min(found, inserted)} of {wanted} rows of {self.name} were not "
+                "found in the archive after the copy; the copy was rolled back and none of "
+                "them was deleted from the live database. Check the archive table's engine, "
+                "unique keys and triggers.",
+            )
+        try:
+            archive.commit()
+        except PurgeError as error:
+            archive.rollback()
+            session.rollback()
+            raise self._needs(archive, "INSERT", error) from None
+        self.fault("after-archive-commit")
+        session.commit()
+        self.fault("after-delete")
+        return Step(taken.picked, deleted, inserted, last=taken.last)
 
     def copy_json(self, payload: str | None, rows: int) -> int:
         """PostgreSQL to PostgreSQL: INSERT the JSON array, commit, verify every key is there."""
