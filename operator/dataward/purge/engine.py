@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -53,6 +54,7 @@ from dataward.model.store import RecordSet, Store
 from dataward.purge.batches import (
     Batches,
     Cursor,
+    Literals,
     MySQLBatches,
     Step,
     batches_for,
@@ -464,20 +466,20 @@ class TableRun:
 
     def _attempt_literals(self, batches: Batches, after: Cursor | None, limit: int) -> Step | None:
         """MySQL to MySQL: the live server locks the batch and writes its rows as SQL
-        literals, the batch is deleted (uncommitted), the archive INSERTs those bytes (a
-        plain INSERT), commits and must hold every key, then live commits. No value is
-        decoded or re-encoded in Python. None (nothing done, nothing open) when `take` must
-        do the batch: a column type without a literal form, a batch larger than a packet,
-        a row that came into the batch's range after the lock, or keys the archive already
-        holds (a crashed run's copy, which `take`'s path leaves in place)."""
+        literals; then, side by side, live deletes the batch (uncommitted) and the archive
+        INSERTs those bytes (a plain INSERT) and counts the batch's keys; the archive
+        commits only when every key is there and live deleted exactly the rows locked, then
+        live commits. No value is decoded or re-encoded in Python. None (nothing done,
+        nothing open) when `take` must do the batch: a column type without a literal form,
+        a batch larger than a packet, a row that came into the batch's range after the lock,
+        or keys the archive already holds (a crashed run's copy, which `take`'s path leaves
+        in place)."""
         session = batches.session
         archive = self.archive
-        t = self.table
-        assert archive is not None and t.archive is not None
-        assert t.archive_unique_index is not None
+        assert archive is not None
         if not isinstance(batches, MySQLBatches):
             return None
-        taken = batches.take_literals(after, limit, t.columns)
+        taken = batches.take_literals(after, limit, self.table.columns)
         if taken is None:
             session.rollback()
             return None
@@ -485,28 +487,29 @@ class TableRun:
         if not taken.rows:
             session.rollback()
             return Step(taken.picked, last=taken.last)
-        deleted = batches.drop_taken()
+        # Two servers, two connections: the archive's work overlaps the live DELETE.
+        with ThreadPoolExecutor(1) as pool:
+            copying = pool.submit(self._copy_literals, taken)
+            try:
+                deleted = batches.drop_taken()
+            except BaseException:
+                wait([copying])
+                archive.rollback()
+                raise
+            try:
+                inserted, found = copying.result()
+            except DuplicateKey:
+                archive.rollback()
+                session.rollback()
+                return None
+            except PurgeError:
+                archive.rollback()
+                session.rollback()
+                raise
         if deleted != len(taken.rows):
-            session.rollback()
-            return None
-        try:
-            inserted = insert_literals(archive, t.archive, t.columns, taken.rows)
-        except DuplicateKey:
             archive.rollback()
             session.rollback()
             return None
-        except PurgeError as error:
-            archive.rollback()
-            session.rollback()
-            raise self._needs(archive, "INSERT", error) from None
-        try:
-            # Counted in the INSERT's own transaction, before its COMMIT: a missing key rolls
-            # the copy back too, and nothing of the batch is committed anywhere.
-            found = count_literal_keys(archive, t.archive, t.archive_unique_index, taken.keys)
-        except PurgeError as error:
-            archive.rollback()
-            session.rollback()
-            raise self._needs(archive, "SELECT", error) from None
         wanted = len(taken.keys)
         if min(found, inserted) != wanted:
             archive.rollback()
@@ -528,6 +531,26 @@ class TableRun:
         session.commit()
         self.fault("after-delete")
         return Step(taken.picked, deleted, inserted, last=taken.last)
+
+    def _copy_literals(self, taken: Literals) -> tuple[int, int]:
+        """INSERT a literal batch into the archive and count its keys there, uncommitted:
+        (rows inserted, keys found). Counted in the INSERT's own transaction, before its
+        COMMIT, so a missing key rolls the copy back too."""
+        archive = self.archive
+        t = self.table
+        assert archive is not None and t.archive is not None
+        assert t.archive_unique_index is not None
+        try:
+            inserted = insert_literals(archive, t.archive, t.columns, taken.rows)
+        except DuplicateKey:
+            raise
+        except PurgeError as error:
+            raise self._needs(archive, "INSERT", error) from None
+        try:
+            found = count_literal_keys(archive, t.archive, t.archive_unique_index, taken.keys)
+        except PurgeError as error:
+            raise self._needs(archive, "SELECT", error) from None
+        return inserted, found
 
     def copy_json(self, payload: str | None, rows: int) -> int:
         """PostgreSQL to PostgreSQL: INSERT the JSON array, commit, verify every key is there."""
