@@ -15,7 +15,12 @@ first, and never asks for more than SELECT and DELETE on a live table:
 - MySQL: find the batch's last row (a consistent read, no lock, one row back), then one
   DELETE (statutory: first a SELECT ... FOR UPDATE) whose keys come from a derived table and
   reach the rows through the unique key index: point lookups, so a lock an application holds
-  on any row outside the batch, expired or not, never blocks it.
+  on any row outside the batch, expired or not, never blocks it. Statutory to a MySQL
+  archive: the SELECT ... FOR UPDATE has the live server write the rows and keys as SQL
+  literals (two GROUP_CONCATs), the plain batch's DELETE (it must delete exactly the rows
+  locked) runs beside the archive's INSERT of those bytes and its count of the keys, and the
+  archive commits before live; a batch that cannot go that way (a column type without a
+  literal form, more than a packet, a duplicate key) goes through PyMySQL as rows.
 
 Statutory batches, in order: live rows deleted (PostgreSQL) or locked (MySQL), uncommitted;
 archive: a plain INSERT, COMMIT, verified by the committed row count (PostgreSQL archive) or
