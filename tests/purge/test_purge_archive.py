@@ -437,3 +437,34 @@ def test_mariadb_batches_beyond_a_packet_still_copy_every_row(
         statements = [sql for sql, _ in inserts if sql.startswith(b"INSERT")]
         assert len(statements) > len(batches), "no batch needed more than one INSERT"
         assert max(len(sql) for sql in statements) <= 65536
+
+
+def test_mariadb_row_entering_a_locked_batch_is_archived_not_lost(
+    servers: DatabaseServers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An application commits an expired row into the range of a batch after the batch
+    locked its rows: the batch's DELETE (by range, through the key index) would take the
+    newcomer too, which has no copy. The engine must notice (it deleted more rows than it
+    locked and copied), undo the batch, and archive the newcomer before deleting it."""
+    live, archive, table = _setup(servers, "mysql", expired=50, ancient=0, fresh=3)
+    newcomer = datetime.now(UTC) - timedelta(days=400, seconds=25.5)  # between rows 25 and 26
+    real = MySQLBatches.drop_taken
+    injected: list[int] = []
+
+    def drop_after_a_newcomer(self: MySQLBatches) -> int:
+        if not injected:
+            insert_rows(live, table, KIND["mysql"], [(5000, newcomer)])
+            injected.append(5000)
+        return real(self)
+
+    monkeypatch.setattr(MySQLBatches, "drop_taken", drop_after_a_newcomer)
+    result = run_purge(
+        store_doc(live, table, category="contracts", archive=archive, batchSize=100),
+        live,
+        archive,
+    )
+    assert injected, "the batch never reached its DELETE"
+    assert result.result == "Succeeded", result.message
+    assert result.rows_deleted == result.rows_archived == 51
+    assert set(read_rows(archive, table)) == set(range(1, 51)) | {5000}
+    assert set(read_rows(live, table)) == {2000, 2001, 2002, 3000, 3001}
