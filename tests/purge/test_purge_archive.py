@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dataward.model.durations import parse_duration
+from dataward.purge.batches import MySQLBatches
+from dataward.purge.mysql import MySQLSession
 from tests.databases import DatabaseServer, DatabaseServers, free_port
 from tests.expiry import is_safely_expired
 from tests.purge.support import run_cli, run_purge, server_time, store_doc, unique
@@ -284,3 +287,184 @@ def test_an_archive_that_silently_drops_rows_fails_verification(servers: Databas
     )
     assert result.result == "Failed" and result.reason == "ArchiveVerifyFailed", result.message
     assert read_rows(live, table) == before
+
+
+# MariaDB: every column type the purge copies, with the values most likely to be mangled on
+# the way (the statutory copy travels as SQL literals the live server writes).
+AWKWARD_MARIADB = (
+    "id BIGINT, region VARCHAR(8), ts DATETIME(6), amount DECIMAL(65,30), ratio DOUBLE, "
+    "single FLOAT, big BIGINT UNSIGNED, small TINYINT, yr YEAR, bits BIT(10), "
+    "blob_ LONGBLOB, vb VARBINARY(16), doc JSON, day DATE, span TIME(3), "
+    "stamp TIMESTAMP(6) NULL DEFAULT NULL, note VARCHAR(200), latin TEXT CHARACTER SET latin1, "
+    "bin_text VARCHAR(40) COLLATE utf8mb4_bin, kind ENUM('a', 'b c', 'd''e'), "
+    "tags SET('x', 'y z'), "
+    "spot POINT NULL, ip INET6, uid UUID, PRIMARY KEY (id, region), INDEX (ts)"
+)
+AWKWARD_ROWS = [
+    # Every value at an edge: exact decimals past a double's digits, a FLOAT whose own text
+    # (6 digits) is not its value, backslashes, quotes, NUL, Ctrl-Z, %, the bytes of a
+    # separator, utf8mb4 beyond the BMP, Latin-1, bytes that are no UTF-8.
+    "(1, 'eu', {old} - INTERVAL 0.123456 SECOND, "
+    "-12345678901234567890123456789012345.123456789012345678901234567891, "
+    "0.30000000000000004, 1.0000001, 18446744073709551615, -128, 1901, b'1010101010', "
+    "X'00FF27225C0A0D1A2C29', X'', '{{\"a\": [1, \"x\\\\\"y\"], \"b\": null}}', '2020-02-29', "
+    "'-838:59:59.999', '2038-01-19 03:14:07.999999', "
+    "CONCAT('quote '' back\\\\slash \\\\0 100% ),( ', CHAR(0), ' ', CHAR(26), ' \\U+1F600 ', "
+    "_utf8mb4 X'F09F9880', ' \\t tab'), 'caf\\xe9 \\\\ '' x', 'Ab''\\\\', 'd''e', 'x,y z', "
+    "POINT(1.5, -2.25), '::ffff:1.2.3.4', '123e4567-e89b-12d3-a456-426655440000')",
+    "(1, 'us', {old}, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'null', NULL, NULL, "
+    "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+    "(2, 'e''u', {old} - INTERVAL 1 DAY, 0, 5e-324, 16777217, 0, 127, 2155, b'0', "
+    "X'5C30', X'00', '[]', '1000-01-01', '00:00:00', '1970-01-01 09:00:01', '', '', '', "
+    "'a', '', POINT(0, 0), '::', '00000000-0000-0000-0000-000000000000')",
+    "(3, '\\\\', {old} - INTERVAL 2 DAY, 0.000000000000000000000000000001, "
+    "-1.7976931348623157e308, "
+    "3.4e38, 1, 0, 2000, b'1111111111', REPEAT(X'00', 300), X'FFFFFFFF', "
+    "'{{\"k\": \"\\\\u0000\"}}', '9999-12-31', '838:59:59', '2000-02-29 12:00:00', "
+    "REPEAT('\\\\''', 50), 'ÿ', ' trailing ', 'b c', 'x', NULL, NULL, NULL)",
+]
+
+
+def _exact_rows(server: DatabaseServer, table: str) -> list[tuple[object, ...]]:
+    """Every column as text that differs whenever the stored value differs (floats as their
+    double, TIMESTAMPs as the instant: the live and archive servers run in other zones)."""
+    return server.query(
+        "SELECT id, region, HEX(ts), CONCAT(amount), HEX(CONCAT(ratio)), "
+        "CONCAT(CAST(single AS DOUBLE)), CONCAT(big), small, yr, bits + 0, HEX(blob_), "
+        "HEX(vb), HEX(doc), day, CONCAT(span), CONCAT(UNIX_TIMESTAMP(stamp)), HEX(note), "
+        "HEX(CONVERT(latin USING utf8mb4)), HEX(bin_text), kind, tags, HEX(ST_AsWKB(spot)), "
+        f"CONCAT(ip), CONCAT(uid) FROM {table} ORDER BY id, region"
+    )
+
+
+def _awkward_mariadb(
+    servers: DatabaseServers, rows: list[str]
+) -> tuple[DatabaseServer, DatabaseServer, str]:
+    live, archive = servers.pair("mysql")
+    table = unique("awkward")
+    for server in (live, archive):
+        server.execute(f"CREATE TABLE {table} ({AWKWARD_MARIADB}) ENGINE=InnoDB")
+    old = "UTC_TIMESTAMP(6) - INTERVAL 400 DAY"
+    live.execute(f"INSERT INTO {table} VALUES " + ", ".join(r.format(old=old) for r in rows))
+    return live, archive, table
+
+
+def _archive_awkward(live: DatabaseServer, archive: DatabaseServer, table: str, rows: int) -> None:
+    before = _exact_rows(live, table)
+    assert len(before) == rows
+    result = run_purge(
+        store_doc(live, table, category="contracts", archive=archive, key_columns=("id", "region")),
+        live,
+        archive,
+    )
+    assert result.result == "Succeeded", result.message
+    assert result.rows_deleted == result.rows_archived == rows
+    assert _exact_rows(archive, table) == before
+    assert count(live, table) == 0
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch, cls: Any, name: str) -> list[tuple[Any, Any]]:
+    """Record (first argument, result) of every call of `cls.name`; the real method runs."""
+    calls: list[tuple[Any, Any]] = []
+    real = getattr(cls, name)
+
+    def spy(self: Any, *args: Any) -> Any:
+        result = real(self, *args)
+        calls.append((args[0] if args else None, result))
+        return result
+
+    monkeypatch.setattr(cls, name, spy)
+    return calls
+
+
+def test_archive_copy_is_exact_for_awkward_mariadb_types(
+    servers: DatabaseServers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MariaDB to MariaDB: every supported column type comes back equal in the archive,
+    NULLs, empty values and the extremes of each type included, copied as literals."""
+    taken = _spy(monkeypatch, MySQLBatches, "take_literals")
+    live, archive, table = _awkward_mariadb(servers, AWKWARD_ROWS)
+    # The values went in as meant (else the comparison below proves little).
+    (row,) = live.query(
+        f"SELECT HEX(blob_), CAST(single AS DOUBLE), LOCATE(CHAR(0), note), stamp IS NULL "
+        f"FROM {table} WHERE id = 1 AND region = 'eu'"
+    )
+    assert row[0] == "00FF27225C0A0D1A2C29" and row[1] != 1.0 and row[2] > 0 and not row[3]
+    _archive_awkward(live, archive, table, len(AWKWARD_ROWS))
+    assert taken and all(result is not None for _, result in taken), "not copied as literals"
+
+
+@pytest.mark.parametrize("small", ["live", "archive"])
+def test_mariadb_batches_beyond_a_packet_still_copy_every_row(
+    servers: DatabaseServers, monkeypatch: pytest.MonkeyPatch, small: str
+) -> None:
+    """A batch's literals longer than the server's max_allowed_packet: a live server that
+    cannot send them has the batch copied through PyMySQL instead; an archive that cannot
+    take them in one INSERT gets several. Either way every row arrives, exactly."""
+    taken = _spy(monkeypatch, MySQLBatches, "take_literals")
+    inserts = _spy(monkeypatch, MySQLSession, "execute_bytes")
+    live, archive = servers.pair("mysql")
+    table = unique("packets")
+    for server in (live, archive):
+        server.execute(
+            f"CREATE TABLE {table} (id BIGINT PRIMARY KEY, ts DATETIME(6), "
+            "payload VARCHAR(200), INDEX (ts)) ENGINE=InnoDB"
+        )
+    live.execute(
+        f"INSERT INTO {table} SELECT seq, UTC_TIMESTAMP(6) - INTERVAL 400 DAY - INTERVAL seq "
+        f"SECOND, CONCAT(seq, REPEAT('\\\\''%\\\\0', 38)) FROM seq_1_to_1000"
+    )
+    before = live.query(f"SELECT id, HEX(ts), HEX(payload) FROM {table} ORDER BY id")
+    server = live if small == "live" else archive
+    server.execute("SET GLOBAL max_allowed_packet = 65536")
+    try:
+        result = run_purge(
+            store_doc(live, table, category="contracts", archive=archive, batchSize=1000),
+            live,
+            archive,
+        )
+    finally:
+        server.execute("SET GLOBAL max_allowed_packet = 16777216")
+    assert result.result == "Succeeded", result.message
+    assert result.rows_deleted == result.rows_archived == 1000
+    assert archive.query(f"SELECT id, HEX(ts), HEX(payload) FROM {table} ORDER BY id") == before
+    assert count(live, table) == 0
+    batches = [r for _, r in taken]
+    if small == "live":
+        assert None in batches, "no batch was too large for the live server's packets"
+    else:
+        assert None not in batches
+        statements = [sql for sql, _ in inserts if sql.startswith(b"INSERT")]
+        assert len(statements) > len(batches), "no batch needed more than one INSERT"
+        assert max(len(sql) for sql in statements) <= 65536
+
+
+def test_mariadb_row_entering_a_locked_batch_is_archived_not_lost(
+    servers: DatabaseServers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An application commits an expired row into the range of a batch after the batch
+    locked its rows: the batch's DELETE (by range, through the key index) would take the
+    newcomer too, which has no copy. The engine must notice (it deleted more rows than it
+    locked and copied), undo the batch, and archive the newcomer before deleting it."""
+    live, archive, table = _setup(servers, "mysql", expired=50, ancient=0, fresh=3)
+    newcomer = datetime.now(UTC) - timedelta(days=400, seconds=25.5)  # between rows 25 and 26
+    real = MySQLBatches.drop_taken
+    injected: list[int] = []
+
+    def drop_after_a_newcomer(self: MySQLBatches) -> int:
+        if not injected:
+            insert_rows(live, table, KIND["mysql"], [(5000, newcomer)])
+            injected.append(5000)
+        return real(self)
+
+    monkeypatch.setattr(MySQLBatches, "drop_taken", drop_after_a_newcomer)
+    result = run_purge(
+        store_doc(live, table, category="contracts", archive=archive, batchSize=100),
+        live,
+        archive,
+    )
+    assert injected, "the batch never reached its DELETE"
+    assert result.result == "Succeeded", result.message
+    assert result.rows_deleted == result.rows_archived == 51
+    assert set(read_rows(archive, table)) == set(range(1, 51)) | {5000}
+    assert set(read_rows(live, table)) == {2000, 2001, 2002, 3000, 3001}

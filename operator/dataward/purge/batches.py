@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol, TypeVar
 
-from dataward.purge.sql import Session, TableStatements
+from dataward.purge.sql import Column, Session, TableStatements
 
 Fault = Callable[[str], None]
 Cursor = tuple[Any, ...]  # (ts, keys...) of the last row a batch picked; (ts, None...): all of ts
@@ -43,6 +43,17 @@ class Taken:
     deleted: int = 0
     # PostgreSQL to PostgreSQL by timestamp range: the deleted rows as COPY text.
     copied: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Literals:
+    """MySQL: a statutory batch's rows locked (uncommitted) and written by the server as SQL
+    literals (see TableStatements.lock_literals): row tuples and key terms, in one order."""
+
+    picked: int
+    last: Cursor | None
+    rows: list[bytes]
+    keys: list[bytes]
 
 
 class Batches(Protocol):
@@ -230,6 +241,8 @@ class MySQLBatches:
     bound: datetime | date
     unique_index: str | None
     ts_index: str | None
+    _types: tuple[Column, ...] | None = None
+    _taken: tuple[Cursor | None, Cursor | None] | None = None
 
     def _delete_keys(self, keys: Sequence[Cursor]) -> int:
         per = max(1, (self.session.max_parameters - 1) // len(self.statements.keys))
@@ -277,6 +290,49 @@ class MySQLBatches:
             return Taken(len(rows), None, rows)
         return Taken(limit, bound, rows)
 
+    def take_literals(
+        self, after: Cursor | None, limit: int, columns: Sequence[str]
+    ) -> Literals | None:
+        """Statutory to a MySQL archive: find the batch's last row, then lock the rows up to
+        it and have the server write them (`columns`, in order) as SQL literals; uncommitted.
+
+        None when the batch cannot travel as literals (`take` must do it; the caller rolls
+        back): a column type without a literal form, or more bytes than one packet holds.
+        """
+        assert self.unique_index is not None
+        if self._types is None:
+            by_name = {c.name.lower(): c for c in self.session.columns(self.statements.table)}
+            self._types = tuple(by_name[c.lower()] for c in columns)
+        bound = self._boundary(after, limit)
+        statement = self.statements.lock_literals(
+            after is not None, bound is not None, self._types, self.unique_index, self.ts_index
+        )
+        if statement is None:
+            return None
+        ((count, values, keys),) = self.session.query(statement, self._through_params(after, bound))
+        rows, names = _split(values), _split(keys)
+        # group_concat_max_len (mysql.connect) cuts a longer list; a row longer than a packet
+        # is a NULL that GROUP_CONCAT leaves out.
+        limit_bytes = getattr(self.session, "max_packet", 0) // 2
+        if len(rows) != int(count) or len(names) != int(count):
+            return None
+        if max(len(values or b""), len(keys or b"")) >= limit_bytes:
+            return None
+        self._taken = (after, bound)
+        return Literals(limit if bound is not None else len(rows), bound, rows, names)
+
+    def drop_taken(self) -> int:
+        """Delete what `take_literals` locked: the same statement as a plain batch, so every
+        locked row goes, plus any row that came into the range since (the caller compares)."""
+        assert self.unique_index is not None and self._taken is not None
+        after, bound = self._taken
+        return self.session.execute(
+            self.statements.delete_through(
+                after is not None, bound is not None, self.unique_index, self.ts_index
+            ),
+            self._through_params(after, bound),
+        )
+
     def _boundary(self, after: Cursor | None, limit: int) -> Cursor | None:
         rows = self.session.query(
             self.statements.boundary(after is not None, self.ts_index),
@@ -297,6 +353,14 @@ class MySQLBatches:
     ) -> Taken | None:
         """Not on MySQL: `take` does every batch."""
         return None
+
+
+def _split(joined: Any) -> list[bytes]:
+    """A NUL-separated GROUP_CONCAT as its items (none for NULL)."""
+    if joined is None:
+        return []
+    data = joined.encode() if isinstance(joined, str) else bytes(joined)
+    return data.split(b"\0")
 
 
 def batches_for(

@@ -15,7 +15,12 @@ first, and never asks for more than SELECT and DELETE on a live table:
 - MySQL: find the batch's last row (a consistent read, no lock, one row back), then one
   DELETE (statutory: first a SELECT ... FOR UPDATE) whose keys come from a derived table and
   reach the rows through the unique key index: point lookups, so a lock an application holds
-  on any row outside the batch, expired or not, never blocks it.
+  on any row outside the batch, expired or not, never blocks it. Statutory to a MySQL
+  archive: the SELECT ... FOR UPDATE has the live server write the rows and keys as SQL
+  literals (two GROUP_CONCATs), the plain batch's DELETE (it must delete exactly the rows
+  locked) runs beside the archive's INSERT of those bytes and its count of the keys, and the
+  archive commits before live; a batch that cannot go that way (a column type without a
+  literal form, more than a packet, a duplicate key) goes through PyMySQL as rows.
 
 Statutory batches, in order: live rows deleted (PostgreSQL) or locked (MySQL), uncommitted;
 archive: a plain INSERT, COMMIT, verified by the committed row count (PostgreSQL archive) or
@@ -50,7 +55,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -60,6 +65,8 @@ from dataward.model.store import RecordSet, Store
 from dataward.purge.batches import (
     Batches,
     Cursor,
+    Literals,
+    MySQLBatches,
     Step,
     Taken,
     batches_for,
@@ -74,6 +81,7 @@ from dataward.purge.errors import (
     PurgeError,
     missing_privilege,
 )
+from dataward.purge.mysql import count_literal_keys, insert_literals
 from dataward.purge.plan import (
     DEFAULT_MAX_CLOCK_SKEW,
     FIRST_BATCH,
@@ -772,6 +780,10 @@ class TableRun:
                 ranged = self._attempt_range(batches, after, limit)
                 if ranged is not None:
                     return ranged
+            if self.archive.dialect.engine == session.dialect.engine == "mysql":
+                moved = self._attempt_literals(batches, after, limit)
+                if moved is not None:
+                    return moved
             taken = batches.take(after, limit, self.table.columns, as_json)
             self.fault("after-select")
             if not taken.picked:
@@ -830,6 +842,94 @@ class TableRun:
         session.commit()
         self.fault("after-delete")
         return Step(taken.picked, taken.deleted, taken.deleted, last=taken.last)
+
+    def _attempt_literals(self, batches: Batches, after: Cursor | None, limit: int) -> Step | None:
+        """MySQL to MySQL: the live server locks the batch and writes its rows as SQL
+        literals; then, side by side, live deletes the batch (uncommitted) and the archive
+        INSERTs those bytes (a plain INSERT) and counts the batch's keys; the archive
+        commits only when every key is there and live deleted exactly the rows locked, then
+        live commits. No value is decoded or re-encoded in Python. None (nothing done,
+        nothing open) when `take` must do the batch: a column type without a literal form,
+        a batch larger than a packet, a row that came into the batch's range after the lock,
+        or keys the archive already holds (a crashed run's copy, which `take`'s path leaves
+        in place)."""
+        session = batches.session
+        archive = self.archive
+        assert archive is not None
+        if not isinstance(batches, MySQLBatches):
+            return None
+        taken = batches.take_literals(after, limit, self.table.columns)
+        if taken is None:
+            session.rollback()
+            return None
+        self.fault("after-select")
+        if not taken.rows:
+            session.rollback()
+            return Step(taken.picked, last=taken.last)
+        # Two servers, two connections: the archive's work overlaps the live DELETE.
+        with ThreadPoolExecutor(1) as pool:
+            copying = pool.submit(self._copy_literals, taken)
+            try:
+                deleted = batches.drop_taken()
+            except BaseException:
+                wait([copying])
+                archive.rollback()
+                raise
+            try:
+                inserted, found = copying.result()
+            except DuplicateKey:
+                archive.rollback()
+                session.rollback()
+                return None
+            except PurgeError:
+                archive.rollback()
+                session.rollback()
+                raise
+        if deleted != len(taken.rows):
+            archive.rollback()
+            session.rollback()
+            return None
+        wanted = len(taken.keys)
+        if min(found, inserted) != wanted:
+            archive.rollback()
+            session.rollback()
+            raise PurgeError(
+                "ArchiveVerifyFailed",
+                f"{wanted - min(found, inserted)} of {wanted} rows of {self.name} were not "
+                "found in the archive after the copy; the copy was rolled back and none of "
+                "them was deleted from the live database. Check the archive table's engine, "
+                "unique keys and triggers.",
+            )
+        try:
+            archive.commit()
+        except PurgeError as error:
+            archive.rollback()
+            session.rollback()
+            raise self._needs(archive, "INSERT", error) from None
+        self.fault("after-archive-commit")
+        session.commit()
+        self.fault("after-delete")
+        return Step(taken.picked, deleted, inserted, last=taken.last)
+
+    def _copy_literals(self, taken: Literals) -> tuple[int, int]:
+        """INSERT a literal batch into the archive and count its keys there, uncommitted:
+        (rows inserted, keys found). Counted in the INSERT's own transaction, before its
+        COMMIT, so a missing key rolls the copy back too."""
+        archive = self.archive
+        t = self.table
+        assert archive is not None and t.archive is not None
+        assert t.archive_unique_index is not None
+        try:
+            inserted = insert_literals(archive, t.archive, t.columns, taken.rows)
+        except DuplicateKey:
+            raise
+        except PurgeError as error:
+            raise self._needs(archive, "INSERT", error) from None
+        try:
+            found = count_literal_keys(archive, t.archive, t.archive_unique_index, taken.keys)
+        except PurgeError as error:
+            raise self._needs(archive, "SELECT", error) from None
+        return inserted, found
 
     def copy_json(self, payload: str | None, rows: int) -> int:
         """PostgreSQL to PostgreSQL: INSERT the JSON array, commit, verify every key is there."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from dataward.purge.sql import (
     Index,
     Session,
     TableName,
+    TableStatements,
     error_categories,
 )
 
@@ -34,6 +36,27 @@ class MySQLSession(Session):
 
     dialect = MYSQL
     max_parameters = 20000
+    max_packet = 1 << 20  # the server's max_allowed_packet, read by `connect`
+
+    def execute_bytes(self, sql: bytes) -> int:
+        """Run one statement given as bytes, with no parameters (so a `%` in a literal is
+        data, not a placeholder); return the rows it affected."""
+        try:
+            with self._connection.cursor() as cursor:
+                cursor.execute(sql, None)
+                return int(cursor.rowcount)
+        except Exception as exc:
+            raise self._classify(exc) from None
+
+    def count_bytes(self, sql: bytes) -> int:
+        """The one integer a statement given as bytes returns (no parameters)."""
+        try:
+            with self._connection.cursor() as cursor:
+                cursor.execute(sql, None)
+                ((value,),) = cursor.fetchall()
+                return int(value)
+        except Exception as exc:
+            raise self._classify(exc) from None
 
     def server_now(self) -> datetime:
         """`UTC_TIMESTAMP(6)` of the server."""
@@ -174,7 +197,8 @@ def connect(
         raise PurgeError(unavailable, f"could not connect to {where}") from None
     session = MySQLSession(connection, role, classify)
     session.database_name = database.name
-    ((version,),) = session.query("SELECT VERSION()")
+    ((version, packet),) = session.query("SELECT VERSION(), @@max_allowed_packet")
+    session.max_packet = int(packet)
     # TIMESTAMP columns are shown in the session's zone: pin it so comparisons are in UTC.
     session.execute("SET SESSION time_zone = '+00:00'")
     # READ COMMITTED: FOR UPDATE locks the selected rows only, no gap locks that block inserts.
@@ -184,9 +208,61 @@ def connect(
     session.execute(
         "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_ALL_TABLES')"
     )
+    # Literals with backslash escapes (sql.literal_sql, PyMySQL's own) must mean what they say.
+    session.execute(
+        "SET SESSION sql_mode = TRIM(BOTH ',' FROM "
+        "REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), ',NO_BACKSLASH_ESCAPES,', ','))"
+    )
+    # A statutory batch's literals come back as two GROUP_CONCATs in one row, one packet.
+    session.execute("SET SESSION group_concat_max_len = %s", (session.max_packet // 2,))
     if "mariadb" in str(version).lower():
         session.execute("SET SESSION max_statement_time = %s", (float(timeouts.statement),))
     else:
         session.execute("SET SESSION max_execution_time = %s", (int(timeouts.statement * 1000),))
     session.commit()
     return session
+
+
+# ------------------------------------------------------------ statutory copy as literals
+
+
+def _packets(
+    head: bytes, items: Sequence[bytes], separator: bytes, tail: bytes, limit: int
+) -> Iterator[bytes]:
+    """`items` joined into statements `head + items + tail` of at most `limit` bytes each
+    (one item alone may be longer: the server then refuses it)."""
+    room = limit - len(head) - len(tail) - 1024
+    start, size = 0, 0
+    for i, item in enumerate(items):
+        grown = size + len(item) + len(separator)
+        if i > start and grown > room:
+            yield head + separator.join(items[start:i]) + tail
+            start, size = i, len(item)
+        else:
+            size = grown
+    if start < len(items):
+        yield head + separator.join(items[start:]) + tail
+
+
+def insert_literals(
+    archive: Session, statements: TableStatements, columns: Sequence[str], rows: Sequence[bytes]
+) -> int:
+    """INSERT row tuples written by `TableStatements.lock_literals` (plain INSERTs, each
+    within the server's packet limit); the rows inserted."""
+    assert isinstance(archive, MySQLSession)
+    head = statements.insert_literals(columns)
+    return sum(
+        archive.execute_bytes(sql) for sql in _packets(head, rows, b",", b"", archive.max_packet)
+    )
+
+
+def count_literal_keys(
+    archive: Session, statements: TableStatements, index: str, keys: Sequence[bytes]
+) -> int:
+    """How many of the keys written by `TableStatements.lock_literals` the table holds."""
+    assert isinstance(archive, MySQLSession)
+    head, separator, tail = statements.count_literal_keys(index)
+    return sum(
+        archive.count_bytes(sql)
+        for sql in _packets(head, keys, separator, tail, archive.max_packet)
+    )

@@ -171,6 +171,55 @@ _INTEGER_TYPES: dict[str, frozenset[str]] = {
     "mysql": frozenset({"tinyint", "smallint", "mediumint", "int", "bigint"}),
 }
 
+# MySQL/MariaDB: how the server writes a column's value as an SQL literal, by DATA_TYPE (see
+# literal_sql). A table with a column of a type not listed copies its rows through PyMySQL.
+_LITERAL_NUMBERS = frozenset(
+    {"tinyint", "smallint", "mediumint", "int", "bigint", "decimal", "year"}
+)
+_LITERAL_FLOATS = frozenset({"float", "double"})
+_LITERAL_BYTES = frozenset(
+    {
+        "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob",
+        "geometry", "point", "linestring", "polygon", "multipoint", "multilinestring",
+        "multipolygon", "geometrycollection",
+    }
+)  # fmt: skip
+_LITERAL_TEXT = frozenset(
+    {
+        "char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set",
+        "json", "date", "datetime", "timestamp", "time", "inet4", "inet6", "uuid",
+    }
+)  # fmt: skip
+
+
+def literal_sql(ref: str, data_type: str) -> str | None:
+    """MySQL: an expression that makes the server write the value of column `ref` (of
+    information_schema DATA_TYPE `data_type`) as an SQL literal that means the same value
+    when inserted into a column of that type; None for a type without one.
+
+    The forms are mysqldump's (with --hex-blob), so the server formats and later parses
+    every value and no value is decoded in Python: integers and decimals as their digits;
+    FLOAT and DOUBLE as a quoted double (a FLOAT's own text keeps 6 digits, its double is
+    exact); BIT as its integer; bytes and geometries as X'hex'; everything else (text,
+    temporal types in the session's +00:00 zone, ENUM, SET, JSON) through QUOTE() after a
+    conversion to utf8mb4, the connection's character set. QUOTE escapes backslash, quote,
+    NUL and Ctrl-Z with a backslash (mysql.connect turns NO_BACKSLASH_ESCAPES off), so no
+    literal holds a NUL byte and a batch's literals can be separated by one. NULL: `NULL`.
+    """
+    kind = data_type.lower()
+    if kind in _LITERAL_NUMBERS:
+        return f"IFNULL(CONCAT({ref}), 'NULL')"
+    if kind in _LITERAL_FLOATS:
+        return f"QUOTE(CAST({ref} AS DOUBLE))"
+    if kind == "bit":
+        return f"IFNULL(CONCAT({ref} + 0), 'NULL')"
+    if kind in _LITERAL_BYTES:
+        return f"IFNULL(CONCAT('X''', HEX({ref}), ''''), 'NULL')"
+    if kind in _LITERAL_TEXT:
+        return f"QUOTE(CONVERT({ref} USING utf8mb4))"
+    return None
+
+
 POSTGRES = Dialect(
     "postgresql",
     '"',
@@ -492,6 +541,54 @@ class TableStatements:
         wanted = ", ".join(f"dw_t.{self.dialect.quote(c)}" for c in columns)
         through = self._through(after, bounded, unique_index, ts_index)
         return f"SELECT {wanted} FROM {through} FOR UPDATE"
+
+    def lock_literals(
+        self,
+        after: bool,
+        bounded: bool,
+        columns: Sequence[Column],
+        unique_index: str,
+        ts_index: str | None,
+    ) -> str | None:
+        """MySQL: lock the rows `delete_through` would delete (same params) and have the
+        server write them as SQL literals (`literal_sql`); None when a column's type has
+        no literal form.
+
+        One row back: how many rows, their `(v1, v2, ...)` tuples and their keys (a key
+        column's literal, or `(k1 = v1 AND ...)` for several key columns), each list as
+        NUL-separated bytes; the two lists come from one pass over the rows, in one order.
+        """
+        values = [literal_sql(f"dw_t.{self.dialect.quote(c.name)}", c.data_type) for c in columns]
+        by_name = {c.name.lower(): v for c, v in zip(columns, values, strict=True)}
+        keys = [by_name.get(k.lower()) for k in self.keys]
+        if None in values or None in keys:
+            return None
+        row = "CONCAT('(', " + ", ',', ".join(str(v) for v in values) + ", ')')"
+        if len(self.keys) == 1:
+            key = str(keys[0])
+        else:
+            terms = ", ' AND ', ".join(
+                f"'{q} = ', {v}" for q, v in zip(self._quoted_keys(), keys, strict=True)
+            )
+            key = f"CONCAT('(', {terms}, ')')"
+        through = self._through(after, bounded, unique_index, ts_index)
+        return (
+            f"SELECT COUNT(*), GROUP_CONCAT(CAST({row} AS BINARY) SEPARATOR '\\0'), "
+            f"GROUP_CONCAT(CAST({key} AS BINARY) SEPARATOR '\\0') FROM {through} FOR UPDATE"
+        )
+
+    def insert_literals(self, columns: Sequence[str]) -> bytes:
+        """MySQL: the head of a plain INSERT whose VALUES are `lock_literals` row tuples."""
+        cols = ", ".join(self.dialect.quote(c) for c in columns)
+        return f"INSERT INTO {self._t} ({cols}) VALUES ".encode()
+
+    def count_literal_keys(self, index: str) -> tuple[bytes, bytes, bytes]:
+        """MySQL: (head, separator, tail) of a count of keys given as `lock_literals` key
+        literals, by point lookups on the unique `index`."""
+        head = f"SELECT count(*) FROM {self._t} FORCE INDEX ({self.dialect.quote(index)}) WHERE "
+        if len(self.keys) == 1:
+            return f"{head}{self._quoted_keys()[0]} IN (".encode(), b", ", b")"
+        return head.encode(), b" OR ", b""
 
     def _through(self, after: bool, bounded: bool, unique_index: str, ts_index: str | None) -> str:
         hint = f" FORCE INDEX ({self.dialect.quote(ts_index)})" if ts_index else ""
