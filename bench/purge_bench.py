@@ -439,6 +439,28 @@ def _pt_archiver(case: Case, live: DatabaseServer, table: str) -> None:
     case.rows = before - _expired_left(live, table)
 
 
+
+_BESIDE: dict[str, DatabaseServer] = {}
+
+
+def _archive(servers: DatabaseServers, engine: str, args: argparse.Namespace) -> DatabaseServer:
+    """Where a statutory run archives: by default a second database (`archive`) of the live
+    server, as issue 12's target is stated; `--archive-server separate`: the archive server."""
+    live, separate = servers.pair(engine)  # type: ignore[arg-type]
+    if args.archive_server == "separate":
+        return separate
+    if engine not in _BESIDE:
+        beside = replace(live, role="archive", process=None)
+        if engine == "postgresql":
+            live.execute(f"CREATE DATABASE {beside.database} OWNER {PURGER_USER}")
+            beside.execute(f"ALTER SCHEMA public OWNER TO {PURGER_USER}")
+        else:
+            live.execute(f"CREATE DATABASE {beside.database}",
+                         f"GRANT ALL PRIVILEGES ON {beside.database}.* TO '{PURGER_USER}'@'%'")
+        _BESIDE[engine] = beside
+    return _BESIDE[engine]
+
+
 # ----------------------------------------------------------------------------------- runner
 
 
@@ -449,7 +471,8 @@ def _run_case(
     action: Callable[[DatabaseServer, str], None],
     baseline: Case | None = None,
 ) -> Case:
-    live, archive = servers.pair(case.engine)  # type: ignore[arg-type]
+    live = servers.pair(case.engine)[0]  # type: ignore[arg-type]
+    archive = _archive(servers, case.engine, args)
     table = unique("bench")
     _create_and_seed(live, table, args.rows)
     if case.method.startswith("dataward purge, statutory"):
@@ -505,7 +528,7 @@ def _cases(servers: DatabaseServers, engine: str, args: argparse.Namespace) -> l
                 lambda live, table, c=single: _engine(c, live, table, args.rows),
             ))  # fmt: skip
     statutory = Case(engine, "dataward purge, statutory", args.batch[0])
-    _, archive = servers.pair(engine)  # type: ignore[arg-type]
+    archive = _archive(servers, engine, args)
     report(_run_case(
         statutory, servers, args,
         lambda live, table: _engine(statutory, live, table, args.rows, archive),
@@ -540,6 +563,13 @@ def main() -> None:
     parser.add_argument("--engines", nargs="+", default=["postgresql", "mysql"])
     parser.add_argument("--no-pt-archiver", action="store_true")
     parser.add_argument(
+        "--archive-server",
+        choices=["same", "separate"],
+        default="same",
+        help="statutory runs archive to a second database of the live server (same, issue "
+        "12's setting) or to the engine's other server (separate: two server processes)",
+    )
+    parser.add_argument(
         "--one-session",
         action="store_true",
         help="PostgreSQL: also run the plain and statutory purges without overlapping batches "
@@ -550,6 +580,8 @@ def main() -> None:
     if "mysql" in args.engines and not args.no_pt_archiver and not shutil.which("pt-archiver"):
         parser.error("pt-archiver not found: run `make deps` (installs Debian's percona-toolkit)")
     started = time.perf_counter()
+    where = {"same": "a second database of the live server", "separate": "the other server"}
+    print(f"statutory archive: {where[args.archive_server]}")
     print(f"rows per table: {args.rows:,} ({(args.rows + 1) // 2:,} expired); application "
           f"writes: {args.write_rate:.0f}/s; load average at start: {_load()}\n")  # fmt: skip
     header = ["engine", "method", "batch", "rows deleted", "seconds", "rows/s",
