@@ -278,6 +278,12 @@ class StaleCache:
              label_selector: str | None = None) -> list[dict[str, Any]]:
         return self.copy.list(kind, namespace, label_selector)
 
+    def selecting(self, kind: str, namespace: str, pods: Any) -> list[dict[str, Any]]:
+        return self.copy.list(kind, namespace)  # every policy may select: the caller filters
+
+    def changed_since(self, kind: str, namespace: str | None, generation: int) -> None:
+        return None  # not known: whatever reads it rebuilds
+
     def store_written(self, obj: Mapping[str, Any]) -> None:
         pass  # the watch has not caught up
 
