@@ -336,3 +336,46 @@ def test_unsynced_store_cache_is_unreadable() -> None:
     with pytest.raises(KubeError):
         reconciler._namespace(NS)
     assert cast(Any, reconciler)._ns_memo  # kept for when it is back
+
+
+binding_st = st.tuples(st.sampled_from(["b0", "b1", "b2", "b3"]), st.integers(0, 2))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(binding_st, max_size=6, unique_by=lambda b: b[0]),
+    st.lists(binding_st, max_size=3, unique_by=lambda b: b[0]),
+    st.lists(st.sampled_from(["r0", "r1", "r2"]), max_size=3, unique=True),
+)
+def test_a_layered_snapshot_is_the_base_with_the_written_objects_last(
+    held: list[tuple[str, int]], written: list[tuple[str, int]], roles: list[str]
+) -> None:
+    """`with_objects` builds its tuples from its indexes: the same objects in the same order
+    as filtering the base and appending what was written (the definition, written here)."""
+
+    def binding(name: str, subject: int) -> dict[str, Any]:
+        return {
+            "kind": "RoleBinding",
+            "metadata": {"name": name, "namespace": NS},
+            "roleRef": {"kind": "Role", "name": "r0"},
+            "subjects": [SUBJECTS[subject]],
+        }
+
+    def role(name: str) -> dict[str, Any]:
+        return {"kind": "Role", "metadata": {"name": name, "namespace": NS}, "rules": [RULES[0]]}
+
+    base = RbacSnapshot.from_api([binding(*b) for b in held], [role(r) for r in ("r0", "r1")])
+    objects = [binding(*b) for b in written] + [role(r) for r in roles]
+    layered = base.with_objects(objects)
+    new_b = RbacSnapshot.from_api([binding(*b) for b in written], [role(r) for r in roles])
+    if layered is base:
+        assert all(base.binding(b.kind, b.namespace, b.name) == b for b in new_b.bindings)
+        return
+    gone = {b.name for b in new_b.bindings}
+    assert layered.bindings == tuple(b for b in base.bindings if b.name not in gone) + tuple(
+        new_b.bindings
+    )
+    gone_r = {r.name for r in new_b.roles}
+    assert layered.roles == tuple(r for r in base.roles if r.name not in gone_r) + tuple(
+        new_b.roles
+    )

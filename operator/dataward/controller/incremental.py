@@ -132,17 +132,15 @@ def update_rbac(state: RbacState, caches: Journal) -> RbacSnapshot | None:
             objects[kind] = held
     except KubeError:
         return None
-    snapshot = RbacSnapshot(
-        tuple(value for kind in BINDING_KINDS for value in objects.get(kind, {}).values()),
-        tuple(value for kind in ROLE_KINDS for value in objects.get(kind, {}).values()),
-    )
-    # The indexes without a scan (keys are unique per kind: first wins is every wins).
+    # The indexes without a scan (keys are unique per kind: first wins is every wins), and
+    # the tuples from them (copies made by C code).
     by_binding: dict[RbacKey, Any] = {}
     for kind in BINDING_KINDS:
         by_binding.update(objects.get(kind, {}))
     by_role: dict[RbacKey, Any] = {}
     for kind in ROLE_KINDS:
         by_role.update(objects.get(kind, {}))
+    snapshot = RbacSnapshot(tuple(by_binding.values()), tuple(by_role.values()))
     snapshot.__dict__["_bindings_by_key"] = by_binding
     snapshot.__dict__["_roles_by_key"] = by_role
     state.previous = state.snapshot
