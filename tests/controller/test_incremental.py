@@ -379,3 +379,29 @@ def test_a_layered_snapshot_is_the_base_with_the_written_objects_last(
     assert layered.roles == tuple(r for r in base.roles if r.name not in gone_r) + tuple(
         new_b.roles
     )
+
+
+def test_a_view_keeps_the_renders_of_unchanged_stores_and_no_cache_outlives_it() -> None:
+    """Renders live in the views (bounded by the live stores), not in a process-wide cache
+    that kept deleted and edited stores' renders (65,536 entries)."""
+    assert not hasattr(_neighbour_rbac, "cache_info")
+    kube = sample_cluster(ListingKube())
+    for name in ("s0", "s1"):
+        kube._store(store_object(name, 1, 0))
+    caches = _caches(kube)
+    _relist(caches)
+    reconciler = _reconciler(kube, caches)
+    first = reconciler._namespace(NS)
+    apply(kube, caches, reconciler, ("store", "s1", 2, 1))  # s1 edited
+    apply(kube, caches, reconciler, ("delete-store", "s0"))
+    second = reconciler._namespace(NS)
+    assert second is not first
+    kept = {s.name: p for s, p in zip(first.stores, first.policies, strict=True)}
+    for store, policy in zip(second.stores, second.policies, strict=True):
+        if store.name == "s1":  # edited: rendered again, with its new readers
+            old_s1 = next(i for i, s in enumerate(first.stores) if s.name == "s1")
+            assert second.rbac[second.stores.index(store)] != first.rbac[old_s1]
+        else:
+            assert policy is kept[store.name]  # unchanged: the same render, not a new one
+    assert "s0" not in {s.name for s in second.stores}
+    check(kube, reconciler)

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -574,7 +574,7 @@ class Reconciler:
         if memo is not None and _same(memo[1].stores, stores):
             view = memo[1]
         else:
-            view = NamespaceStores.of(stores)
+            view = NamespaceStores.of(stores, None if memo is None else memo[1])
         if version is not None:
             with self._cache_lock:
                 self._ns_memo[namespace] = (version, view)
@@ -1661,14 +1661,31 @@ class NamespaceStores:
         return {store.name: store for store in self.stores}
 
     @classmethod
-    def of(cls, stores: tuple[Store, ...]) -> NamespaceStores:
-        """Render every store once."""
-        rbac = tuple(tuple(_neighbour_rbac(s)) for s in stores)
+    def of(
+        cls, stores: tuple[Store, ...], previous: NamespaceStores | None = None
+    ) -> NamespaceStores:
+        """Render every store once: a store `previous` holds as the same Store object keeps
+        its renders (so they live as long as the views that hold them, not in a cache
+        outliving deleted and edited stores)."""
+        before: dict[str, tuple[Store, dict[str, Any], tuple[dict[str, Any], ...]]] = {}
+        if previous is not None:
+            before = {
+                s.name: (s, p, r)
+                for s, p, r in zip(previous.stores, previous.policies, previous.rbac, strict=True)
+            }
+        renders = []
+        for store in stores:
+            old = before.get(store.name)
+            if old is not None and old[0] is store:
+                renders.append((old[1], old[2]))
+            else:
+                renders.append((_neighbour_policy(store), tuple(_neighbour_rbac(store))))
+        rbac = tuple(r for _, r in renders)
+        policies = tuple(p for p, _ in renders)
         labels = [label_value(s.name) for s in stores]
         shared = frozenset(label for label in labels if labels.count(label) > 1) if len(
             set(labels)
         ) != len(labels) else frozenset()
-        policies = tuple(_neighbour_policy(s) for s in stores)
         owners: dict[str, list[str]] = {}
         for store, items in zip(stores, rbac, strict=True):
             for item in items:
@@ -1888,17 +1905,16 @@ def _credentials_verdict(
     return scheduled
 
 
-@lru_cache(maxsize=65536)
 def _neighbour_policy(store: Store) -> dict[str, Any]:
-    """The NetworkPolicy Dataward renders for another store (shared: read, never changed)."""
+    """The NetworkPolicy Dataward renders for another store (shared: read, never changed;
+    kept by the namespace's views, `NamespaceStores.of`)."""
     return render_network_policy(store)
 
 
-@lru_cache(maxsize=65536)
 def _neighbour_rbac(store: Store) -> list[dict[str, Any]]:
     """The Roles and RoleBindings Dataward renders for another store of the namespace.
 
-    Cached by the store's value: every reconcile of a namespace renders every other store.
+    Kept by the namespace's views (`NamespaceStores.of`), not rendered per reconcile.
     """
     items = [
         render_reader_role(store),
