@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -278,9 +278,11 @@ class StaleCache:
              label_selector: str | None = None) -> list[dict[str, Any]]:
         return self.copy.list(kind, namespace, label_selector)
 
-    def selecting(self, kind: str, namespace: str,
-                  pods: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
-        return self.copy.list(kind, namespace)  # a superset, as the caches' index answers
+    def selecting(self, kind: str, namespace: str, pods: Any) -> list[dict[str, Any]]:
+        return self.copy.list(kind, namespace)  # every policy may select: the caller filters
+
+    def changed_since(self, kind: str, namespace: str | None, generation: int) -> None:
+        return None  # not known: whatever reads it rebuilds
 
     def store_written(self, obj: Mapping[str, Any]) -> None:
         pass  # the watch has not caught up

@@ -167,13 +167,13 @@ def _untrusted_bindings(
     if not isinstance(declared, DeclaredBesides) or not all(
         key[1] == namespace and (key[0], key[2]) in own for key in rbac.replaced
     ):
-        return _scan_untrusted(namespace, rbac.bindings, trusted)
+        return scan_untrusted(namespace, rbac.bindings, trusted)
     memo_key = ("untrusted", namespace, trusted)
     found = base.memo.get(memo_key)
     if not (isinstance(found, tuple) and found[0] is declared.base):
         undeclared: list[Untrusted] = []
         by_label: dict[str, list[Untrusted]] = {}
-        for binding, subjects in _scan_untrusted(namespace, base.bindings, trusted):
+        for binding, subjects in scan_untrusted(namespace, base.bindings, trusted):
             label = declared.base.get(binding.name)
             if label is None:
                 undeclared.append((binding, subjects))
@@ -184,7 +184,7 @@ def _untrusted_bindings(
     return [*found[1], *found[2].get(declared.own, ())]
 
 
-def _scan_untrusted(
+def scan_untrusted(
     namespace: str, bindings: Sequence[ObservedBinding], trusted: TrustedSubjects
 ) -> list[Untrusted]:
     return [

@@ -382,16 +382,8 @@ class RbacSnapshot:
         replaced_r: set[tuple[str, str | None, str]] = {
             (r.kind, r.namespace, r.name) for r in roles
         }
-        layered = RbacSnapshot(
-            tuple(b for b in self.bindings if (b.kind, b.namespace, b.name) not in replaced_b)
-            + tuple(bindings),
-            tuple(r for r in self.roles if (r.kind, r.namespace, r.name) not in replaced_r)
-            + tuple(roles),
-            base=self.base or self,
-            replaced=self.replaced | replaced_b,
-        )
         # The indexes: this snapshot's, the written objects over them (the first of
-        # duplicates winning, as in a scan of the tuples above), without a scan.
+        # duplicates winning, as in a scan of the tuples), without a scan.
         by_binding = dict(self._bindings_by_key)
         for gone in replaced_b:
             by_binding.pop(gone, None)
@@ -402,6 +394,26 @@ class RbacSnapshot:
             by_role.pop(key, None)
         for role in roles:
             by_role.setdefault((role.kind, role.namespace, role.name), role)
+        unique = (
+            len(self._bindings_by_key) == len(self.bindings)
+            and len(self._roles_by_key) == len(self.roles)
+            and len(replaced_b) == len(bindings)
+            and len(replaced_r) == len(roles)
+        )
+        layered = RbacSnapshot(
+            # Without duplicates, the index's order is the scan's: the others in place, the
+            # written ones last (a copy made by C code: no per-binding step, issue 11).
+            tuple(by_binding.values())
+            if unique
+            else tuple(b for b in self.bindings if (b.kind, b.namespace, b.name) not in replaced_b)
+            + tuple(bindings),
+            tuple(by_role.values())
+            if unique
+            else tuple(r for r in self.roles if (r.kind, r.namespace, r.name) not in replaced_r)
+            + tuple(roles),
+            base=self.base or self,
+            replaced=self.replaced | replaced_b,
+        )
         layered.__dict__["_bindings_by_key"] = by_binding
         layered.__dict__["_roles_by_key"] = by_role
         return layered

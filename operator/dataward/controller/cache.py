@@ -22,6 +22,7 @@ becomes synced or fails. The callbacks must be cheap (they queue keys).
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import sys
@@ -47,6 +48,7 @@ WATCH_SECONDS = 300
 LIST_PAGE = 500  # objects per LIST request (the API server's default chunk size)
 SHARED_LENGTH = 100  # strings up to this long are interned in cached objects
 LIST_ATTEMPTS = 3  # paged lists started over after an expired continue token
+JOURNAL_BOUND = 20000  # changes remembered per informer (at least; see Informer._note)
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
@@ -169,6 +171,11 @@ class Informer:
         self.synced = False
         self.error: str | None = "initial list not done yet"
         self.generation = 0  # bumped on every change: memo keys for derived values
+        # (generation, namespace, name) of each change, in order: what changed since a
+        # generation, so derived structures update only those entries (issue 11). Changes
+        # before `journal_floor` are forgotten (a relist, or the journal's bound).
+        self.journal: list[tuple[int, str, str]] = []
+        self.journal_floor = 0
         self.resource_version: str | None = None
         self.lists = 0
 
@@ -216,6 +223,23 @@ class Informer:
         with self.lock:
             objs = self.by_namespace.get(namespace, {})
             return [objs[name] for name in self.index.selecting(namespace, pods)]
+
+    def changed_since(self, namespace: str | None, generation: int) -> set[str] | None:
+        """The names in `namespace` changed (put or removed) after `generation`; None when
+        that is no longer known (a relist since, or forgotten): rebuild from `items`."""
+        with self.lock:
+            if generation < self.journal_floor:
+                return None
+            ns = namespace or ""
+            start = bisect.bisect_right(self.journal, generation, key=lambda entry: entry[0])
+            return {name for _, where, name in self.journal[start:] if where == ns}
+
+    def _note(self, ns: str, name: str) -> None:
+        """Journal one change (under the lock), forgetting the oldest half past the bound."""
+        self.journal.append((self.generation, ns, name))
+        if len(self.journal) > 2 * JOURNAL_BOUND:
+            del self.journal[:JOURNAL_BOUND]
+            self.journal_floor = self.journal[0][0] - 1
 
     def store_written(self, obj: Mapping[str, Any]) -> None:
         """Keep the answer to the operator's own write, so its next read is not older."""
@@ -323,6 +347,8 @@ class Informer:
                 for name, obj in objs.items():
                     self.index.put(ns, name, None, obj)
             self.generation += 1
+            self.journal = []
+            self.journal_floor = self.generation
         self.resource_version = resource_version
         was = self.synced
         self.synced, self.error = True, None
@@ -424,6 +450,7 @@ class Informer:
             self.index.put(ns, name, old, obj)
             if not echo:
                 self.generation += 1
+                self._note(ns, name)
         if notify and not echo:
             self.on_event(self.spec.kind, old, obj)
 
@@ -435,6 +462,7 @@ class Informer:
             if old is not None:
                 self.index.remove(ns, name, old)
             self.generation += 1
+            self._note(ns, name)
         self.on_event(self.spec.kind, old or obj, None)
 
 
@@ -531,6 +559,13 @@ class Caches:
         """A number that changes whenever the cache of `kind` (for `namespace`) changes."""
         informer = self._informer(kind, namespace)
         return informer.generation, informer.synced
+
+    def changed_since(
+        self, kind: str, namespace: str | None, generation: int
+    ) -> set[str] | None:
+        """The names of `kind` in `namespace` (None: cluster-scoped) changed after the cache
+        `generation`; None when not known (rebuild from `list`)."""
+        return self._informer(kind, namespace).changed_since(namespace, generation)
 
     def get(self, kind: str, namespace: str | None, name: str) -> Obj | None:
         """The object from its cache (None: known absent), or from the API when not cached."""

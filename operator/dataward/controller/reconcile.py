@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,7 +29,6 @@ from dataward.checks.access import (
     SecretReaders,
     access_restricted,
     by_store_label,
-    declared_by_store,
 )
 from dataward.checks.access_records import AccessCanary, access_recorded
 from dataward.checks.conditions import Condition, merge_conditions, ready, transitions
@@ -72,6 +71,7 @@ from dataward.checks.purge_runs import (
 from dataward.controller.cache import Caches
 from dataward.controller.clock import Clock, system_clock
 from dataward.controller.impact import not_run_status, observe_preview, with_previews
+from dataward.controller.incremental import DeclaredState, RbacState, declare, update_rbac
 from dataward.controller.kube import FIELD_MANAGER, Kube, KubeError
 from dataward.controller.metrics import (
     RECONCILES,
@@ -210,23 +210,14 @@ class Reconciler:
             trusted = trusted.with_service_account(*settings.operator_service_account)
         self.trusted = trusted
         self._cache_lock = threading.Lock()
-        self._rbac_memo: dict[str, tuple[tuple[object, ...], RbacSnapshot]] = {}
         self._parse_memo: dict[
             tuple[str, str], tuple[tuple[object, object], bytes, Store | None]
         ] = {}
-        self._ns_memo: dict[str, tuple[object, NamespaceStores]] = {}
-        self._declared_memo: dict[
-            str,
-            tuple[
-                NamespaceStores,
-                RbacSnapshot,
-                Mapping[str, str],
-                dict[str, tuple[object, tuple[object, ...], dict[str, str]]],
-                SecretReaders,
-            ],
-        ] = {}
-        # (kind, namespace, name) -> (resourceVersion, parsed), for RBAC objects.
-        self._rbac_objects: dict[tuple[str, str | None, str], tuple[str, object]] = {}
+        self._ns_memo: dict[str, tuple[tuple[int, bool], NamespaceStores]] = {}
+        # Per namespace, updated per changed object (issue 11; controller/incremental.py).
+        self._incremental_lock = threading.Lock()
+        self._declared_memo: dict[str, DeclaredState] = {}
+        self._rbac_states: dict[str, RbacState] = {}
 
     # Lookups used by the event handlers.
 
@@ -457,35 +448,20 @@ class Reconciler:
         self, namespace: str, view: NamespaceStores, rbac: RbacSnapshot
     ) -> tuple[Mapping[str, str], SecretReaders]:
         """Which RoleBindings of the namespace's stores are in place as rendered (name ->
-        store label), and which Secrets they read, once per change of its stores or its RBAC
-        (both memos keep their objects while nothing changes, so identity is the key)."""
-        with self._cache_lock:
-            memo = self._declared_memo.get(namespace)
-        if memo is not None and memo[0] is view and memo[1] is rbac:
-            return memo[2], memo[4]
-        # Per store label, again only when its rendered objects or the observed objects of
-        # those names changed (`_read_rbac` keeps an observed object while its version holds).
-        before = memo[3] if memo is not None else {}
-        groups: dict[str, tuple[object, tuple[object, ...], dict[str, str]]] = {}
-        declared: dict[str, str] = {}
-        for label, items in view.groups.items():
-            seen = tuple(
-                rbac.role("Role", namespace, item["metadata"]["name"])
-                if item["kind"] == "Role"
-                else rbac.binding(item["kind"], namespace, item["metadata"]["name"])
-                for item in items
-            )
-            old = before.get(label)
-            if old is not None and old[0] is items and _same(old[1], seen):
-                part = old[2]
-            else:
-                part = declared_by_store(namespace, label, items, rbac)
-            groups[label] = (items, seen, part)
-            declared.update(part)
-        readers = SecretReaders.of(namespace, declared, rbac)
-        with self._cache_lock:
-            self._declared_memo[namespace] = (view, rbac, declared, groups, readers)
-        return declared, readers
+        store label), and which Secrets they read: updated for the RBAC objects that changed
+        since the last snapshot (`incremental.declare`), from scratch when the stores did."""
+        with self._incremental_lock:
+            old = self._declared_memo.get(namespace)
+            if old is not None and old.view is view and old.rbac is rbac:
+                return old.declared, old.readers
+            state = self._rbac_states.get(namespace)
+            changed = None
+            if old is not None and state is not None and state.snapshot is rbac:
+                if state.previous is old.rbac:
+                    changed = state.changed
+            new = declare(namespace, view, rbac, self.trusted, old, changed)
+            self._declared_memo[namespace] = new
+            return new.declared, new.readers
 
     def _patch(
         self,
@@ -570,16 +546,23 @@ class Reconciler:
 
         Every store's NetworkIsolated and AccessRestricted read every other store of its
         namespace; rendering them per store made a reconcile O(n) and a namespace O(n^2).
-        Keyed by the store cache's generation, then by the identity of the parsed stores
-        (`_parsed` keeps a Store object while its spec is unchanged). KubeError: unreadable.
+        Kept per namespace with the store cache's generation; on a change only the stores
+        the cache journal names are parsed again, and the view stays while each parses to
+        the same Store object (`_parsed` keeps it across status writes). KubeError: unreadable.
         """
-        version: object = None
+        version: tuple[int, bool] | None = None
         if self.caches is not None:
             version = self.caches.generation("PersonalDataStore", namespace)
             with self._cache_lock:
                 memo = self._ns_memo.get(namespace)
             if memo is not None and memo[0] == version:
                 return memo[1]
+            if memo is not None and version[1] and memo[0][1]:
+                names = self.caches.changed_since("PersonalDataStore", namespace, memo[0][0])
+                if names is not None and self._unchanged(namespace, memo[1], names):
+                    with self._cache_lock:
+                        self._ns_memo[namespace] = (version, memo[1])
+                    return memo[1]
         stores = tuple(
             parsed
             for item in self.read.list("PersonalDataStore", namespace)
@@ -591,11 +574,22 @@ class Reconciler:
         if memo is not None and _same(memo[1].stores, stores):
             view = memo[1]
         else:
-            view = NamespaceStores.of(stores)
-        if self.caches is not None:
+            view = NamespaceStores.of(stores, None if memo is None else memo[1])
+        if version is not None:
             with self._cache_lock:
                 self._ns_memo[namespace] = (version, view)
         return view
+
+    def _unchanged(self, namespace: str, view: NamespaceStores, names: set[str]) -> bool:
+        """Whether the stores `names` still parse to the Store objects `view` holds (absent
+        and unparseable ones: absent from it). KubeError: unreadable."""
+        assert self.caches is not None
+        for name in names:
+            raw = self.caches.get("PersonalDataStore", namespace, name)
+            parsed = None if raw is None else self._parsed(raw)
+            if parsed is not view.by_name.get(name):
+                return False
+        return True
 
     def _presence(self, kind: str, namespace: str, name: str) -> Presence:
         """Whether an object exists, reading its metadata only (a Secret's data is not read)."""
@@ -1387,27 +1381,13 @@ class Reconciler:
         return timedelta(seconds=self.settings.render.active_deadline_seconds + STUCK_GRACE)
 
     def _rbac(self, namespace: str) -> RbacSnapshot | None:
-        """The namespace's RBAC findings; from the caches, built once per change and shared."""
+        """The namespace's RBAC findings; from the caches, updated per changed object and
+        shared (None: a cache not synced or failed)."""
         if self.caches is None:
             return self._read_rbac(namespace)
-        try:
-            version = (
-                self.caches.generation("RoleBinding", namespace),
-                self.caches.generation("Role", namespace),
-                self.caches.generation("ClusterRoleBinding", None),
-                self.caches.generation("ClusterRole", None),
-            )
-        except KubeError:
-            return None
-        with self._cache_lock:
-            memo = self._rbac_memo.get(namespace)
-        if memo is not None and memo[0] == version:
-            return memo[1]
-        snapshot = self._read_rbac(namespace)
-        if snapshot is not None:
-            with self._cache_lock:
-                self._rbac_memo[namespace] = (version, snapshot)
-        return snapshot
+        with self._incremental_lock:
+            state = self._rbac_states.setdefault(namespace, RbacState(namespace))
+            return update_rbac(state, self.caches)
 
     def _read_rbac(self, namespace: str) -> RbacSnapshot | None:
         try:
@@ -1428,33 +1408,10 @@ class Reconciler:
             )
         for obj in roles:
             obj.setdefault("kind", "ClusterRole" if "namespace" not in obj["metadata"] else "Role")
-        # Each object parsed once per version (a converging namespace changes one at a time).
-        with self._cache_lock:
-            before = dict(self._rbac_objects)
-        now: dict[tuple[str, str | None, str], tuple[str, object]] = {}
-
-        def parsed(obj: Mapping[str, Any], parse: Callable[[Mapping[str, Any]], Any]) -> Any:
-            meta = obj["metadata"]
-            key = (str(obj["kind"]), meta.get("namespace"), str(meta.get("name")))
-            version = meta.get("resourceVersion")
-            old = before.get(key)
-            if old is not None and version is not None and old[0] == version:
-                value = old[1]
-            else:
-                value = parse(obj)
-            if version is not None:
-                now[key] = (str(version), value)
-            return value
-
-        snapshot = RbacSnapshot(
-            tuple(parsed(obj, ObservedBinding.from_api) for obj in bindings),
-            tuple(parsed(obj, ObservedRole.from_api) for obj in roles),
+        return RbacSnapshot(
+            tuple(ObservedBinding.from_api(obj) for obj in bindings),
+            tuple(ObservedRole.from_api(obj) for obj in roles),
         )
-        with self._cache_lock:
-            # Other namespaces' objects stay; this namespace's and the cluster's are replaced.
-            kept = {k: v for k, v in self._rbac_objects.items() if k[1] not in (namespace, None)}
-            self._rbac_objects = {**kept, **now}
-        return snapshot
 
     def _write_status(
         self,
@@ -1698,15 +1655,37 @@ class NamespaceStores:
     policy_by_name: dict[str, dict[str, Any]] = field(default_factory=dict)
     rbac_owners: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
+    @cached_property
+    def by_name(self) -> dict[str, Store]:
+        """The stores by name."""
+        return {store.name: store for store in self.stores}
+
     @classmethod
-    def of(cls, stores: tuple[Store, ...]) -> NamespaceStores:
-        """Render every store once."""
-        rbac = tuple(tuple(_neighbour_rbac(s)) for s in stores)
+    def of(
+        cls, stores: tuple[Store, ...], previous: NamespaceStores | None = None
+    ) -> NamespaceStores:
+        """Render every store once: a store `previous` holds as the same Store object keeps
+        its renders (so they live as long as the views that hold them, not in a cache
+        outliving deleted and edited stores)."""
+        before: dict[str, tuple[Store, dict[str, Any], tuple[dict[str, Any], ...]]] = {}
+        if previous is not None:
+            before = {
+                s.name: (s, p, r)
+                for s, p, r in zip(previous.stores, previous.policies, previous.rbac, strict=True)
+            }
+        renders = []
+        for store in stores:
+            old = before.get(store.name)
+            if old is not None and old[0] is store:
+                renders.append((old[1], old[2]))
+            else:
+                renders.append((_neighbour_policy(store), tuple(_neighbour_rbac(store))))
+        rbac = tuple(r for _, r in renders)
+        policies = tuple(p for p, _ in renders)
         labels = [label_value(s.name) for s in stores]
         shared = frozenset(label for label in labels if labels.count(label) > 1) if len(
             set(labels)
         ) != len(labels) else frozenset()
-        policies = tuple(_neighbour_policy(s) for s in stores)
         owners: dict[str, list[str]] = {}
         for store, items in zip(stores, rbac, strict=True):
             for item in items:
@@ -1926,17 +1905,16 @@ def _credentials_verdict(
     return scheduled
 
 
-@lru_cache(maxsize=65536)
 def _neighbour_policy(store: Store) -> dict[str, Any]:
-    """The NetworkPolicy Dataward renders for another store (shared: read, never changed)."""
+    """The NetworkPolicy Dataward renders for another store (shared: read, never changed;
+    kept by the namespace's views, `NamespaceStores.of`)."""
     return render_network_policy(store)
 
 
-@lru_cache(maxsize=65536)
 def _neighbour_rbac(store: Store) -> list[dict[str, Any]]:
     """The Roles and RoleBindings Dataward renders for another store of the namespace.
 
-    Cached by the store's value: every reconcile of a namespace renders every other store.
+    Kept by the namespace's views (`NamespaceStores.of`), not rendered per reconcile.
     """
     items = [
         render_reader_role(store),

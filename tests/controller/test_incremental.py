@@ -1,0 +1,407 @@
+"""The namespace structures updated per changed object (issue 11) against a from-scratch build.
+
+The reconciler keeps, per namespace, the RBAC snapshot, the parsed stores and what they
+render, the neighbours' declared bindings, the Secrets those read and the untrusted
+bindings, and updates them for the objects the cache journal names. An update that missed
+an edited binding would keep a widened binding "declared" (AccessRestricted True while a
+stranger reads the Secrets); one that kept a deleted store would keep its bindings
+declared. Here, after every step of random histories (stores, Roles, RoleBindings,
+ClusterRoles and ClusterRoleBindings added, edited as an attacker would, deleted; the
+operator's own converging writes; relists), each structure is compared with one built
+from what the API holds now by the plain functions (the oracle), and every store's
+AccessRestricted through the shared structures with the same check given plain lists.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, cast
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dataward.checks.access import SecretReaders, access_restricted, declared_by_neighbours
+from dataward.checks.observed import RbacSnapshot
+from dataward.controller.cache import Caches
+from dataward.controller.kube import KubeError
+from dataward.controller.reconcile import Reconciler, _neighbour_rbac, _parse_or_none
+from dataward.render.rbac import (
+    render_purge_binding,
+    render_purge_role,
+    render_reader_binding,
+    render_reader_role,
+)
+from tests.controller.test_cache import ListingKube, _caches, _reconciler, _relist
+from tests.controller.test_reconcile import T0, sample_cluster
+from tests.model import samples
+
+NS = "crm"
+STORES = ["s0", "s1", "s2", "s3"]
+READERS = [
+    [],
+    [{"kind": "ServiceAccount", "name": "api-a"}],
+    [{"kind": "ServiceAccount", "name": "api-b"}, {"kind": "User", "name": "ana"}],
+]
+SECRETS = ["c1", "c2"]
+SUBJECTS = [
+    {"kind": "ServiceAccount", "name": "intruder", "namespace": NS},
+    {"kind": "User", "name": "mallory"},
+    {"kind": "Group", "name": "system:masters"},  # trusted by default
+]
+RULES = [
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": ["c1"]},
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["*"], "resourceNames": ["c2"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
+]
+
+
+def store_object(name: str, readers: int, secret: int) -> dict[str, Any]:
+    store = copy.deepcopy(samples.STORE)
+    store["metadata"].pop("uid", None)
+    store["metadata"]["name"] = name
+    spec = store["spec"]
+    spec["workload"]["podSelector"] = {"matchLabels": {"app": f"db-{name}"}}
+    spec["database"]["credentialsSecret"] = SECRETS[secret]
+    spec["access"]["readers"] = copy.deepcopy(READERS[readers])
+    return store
+
+
+def rendered(name: str, readers: int, secret: int, which: int) -> dict[str, Any] | None:
+    """One of the objects Dataward renders for a store with this spec (a store of that name
+    may exist with another spec, or not at all: the test of "exactly as rendered")."""
+    parsed = _parse_or_none(store_object(name, readers, secret))
+    assert parsed is not None
+    render = [render_reader_role, render_reader_binding, render_purge_role,
+              render_purge_binding][which]  # fmt: skip
+    obj = render(parsed)
+    return None if obj is None else copy.deepcopy(obj)
+
+
+step_st = st.one_of(
+    st.tuples(st.just("store"), st.sampled_from(STORES), st.integers(0, 2), st.integers(0, 1)),
+    st.tuples(st.just("delete-store"), st.sampled_from(STORES)),
+    st.tuples(st.just("rendered"), st.sampled_from(STORES), st.integers(0, 2),
+              st.integers(0, 1), st.integers(0, 3)),
+    st.tuples(st.just("widened"), st.sampled_from(STORES), st.integers(0, 2),
+              st.integers(0, 1), st.integers(0, 3), st.integers(0, 3)),
+    st.tuples(st.just("foreign"), st.sampled_from(["RoleBinding", "ClusterRoleBinding"]),
+              st.sampled_from(["f0", "f1"]), st.integers(0, 2),
+              st.sampled_from(["Role", "ClusterRole"])),
+    st.tuples(st.just("role"), st.sampled_from(["Role", "ClusterRole"]),
+              st.sampled_from(["r0"]), st.integers(0, 3)),
+    st.tuples(st.just("delete-rbac"), st.sampled_from(["Role", "RoleBinding",
+              "ClusterRole", "ClusterRoleBinding"]), st.integers(0, 20)),
+    st.tuples(st.just("reconcile"), st.sampled_from(STORES)),
+    st.tuples(st.just("relist")),
+)
+
+
+def deliver(kube: ListingKube, caches: Caches, kind: str, namespace: str | None,
+            name: str) -> None:  # fmt: skip
+    """What the watch delivers after a change in the API: the object as it is, or its DELETED."""
+    informer = caches._informer(kind, namespace)
+    obj = kube.get(kind, namespace, name)
+    if obj is None:
+        held = informer.get(namespace, name)
+        if held is not None:
+            informer._remove(held)
+    else:
+        informer._put(copy.deepcopy(obj), notify=True)
+
+
+def apply(kube: ListingKube, caches: Caches, reconciler: Reconciler, step: tuple[Any, ...]) -> None:
+    what = step[0]
+    if what == "store":
+        _, name, readers, secret = step
+        obj = store_object(name, readers, secret)
+        current = kube.get("PersonalDataStore", NS, name)
+        if current is not None:
+            obj["metadata"]["uid"] = current["metadata"].get("uid")
+            obj["metadata"]["generation"] = int(current["metadata"].get("generation") or 1) + 1
+            obj["status"] = current.get("status")
+        kube._store(obj)
+        deliver(kube, caches, "PersonalDataStore", NS, name)
+    elif what == "delete-store":
+        kube.objects.pop(("PersonalDataStore", NS, step[1]), None)
+        deliver(kube, caches, "PersonalDataStore", NS, step[1])
+    elif what in ("rendered", "widened"):
+        obj = rendered(*step[1:5])
+        if obj is None:
+            return
+        if what == "widened":  # an attacker's edit of a rendered object
+            if obj["kind"] == "RoleBinding":
+                obj["subjects"] = [*obj["subjects"], SUBJECTS[step[5] % 2]]
+            else:
+                obj["rules"] = [*obj["rules"], RULES[step[5]]]
+        kube._store(obj)
+        deliver(kube, caches, obj["kind"], NS, obj["metadata"]["name"])
+    elif what == "foreign":
+        _, kind, name, subject, role_kind = step
+        obj = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": kind,
+            "metadata": {"name": name, **({"namespace": NS} if kind == "RoleBinding" else {})},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io",
+                        "kind": role_kind if kind == "RoleBinding" else "ClusterRole",
+                        "name": "r0"},
+            "subjects": [SUBJECTS[subject]],
+        }
+        kube._store(obj)
+        deliver(kube, caches, kind, NS if kind == "RoleBinding" else None, name)
+    elif what == "role":
+        _, kind, name, rule = step
+        obj = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": kind,
+            "metadata": {"name": name, **({"namespace": NS} if kind == "Role" else {})},
+            "rules": [RULES[rule]],
+        }
+        kube._store(obj)
+        deliver(kube, caches, kind, NS if kind == "Role" else None, name)
+    elif what == "delete-rbac":
+        _, kind, index = step
+        held = sorted(key for key in kube.objects if key[0] == kind)
+        if held:
+            key = held[index % len(held)]
+            del kube.objects[key]
+            deliver(kube, caches, kind, key[1], key[2])
+    elif what == "reconcile":
+        if kube.get("PersonalDataStore", NS, step[1]) is not None:
+            # The operator's own converging writes, kept in the caches as it writes them.
+            reconciler.reconcile((NS, step[1]), now=T0)
+    elif what == "relist":
+        _relist(caches)
+
+
+def oracle_rbac(kube: ListingKube) -> RbacSnapshot:
+    def typed(kind: str, namespace: str | None) -> list[dict[str, Any]]:
+        return [{**obj, "kind": kind} for obj in kube.list(kind, namespace)]
+
+    return RbacSnapshot.from_api(
+        typed("RoleBinding", NS) + typed("ClusterRoleBinding", None),
+        typed("Role", NS) + typed("ClusterRole", None),
+    )
+
+
+def check(kube: ListingKube, reconciler: Reconciler) -> None:
+    """Every shared structure equals the one built from scratch from the API's objects."""
+    rbac = reconciler._rbac(NS)
+    assert rbac is not None
+    want = oracle_rbac(kube)
+    assert sorted(map(repr, rbac.bindings)) == sorted(map(repr, want.bindings))
+    assert sorted(map(repr, rbac.roles)) == sorted(map(repr, want.roles))
+    for b in want.bindings:
+        assert rbac.binding(b.kind, b.namespace, b.name) == b
+    for r in want.roles:
+        assert rbac.role(r.kind, r.namespace, r.name) == r
+    assert rbac.binding("RoleBinding", NS, "gone") is None
+
+    view = reconciler._namespace(NS)
+    stores = [s for raw in kube.list("PersonalDataStore", NS)
+              for s in [_parse_or_none(raw)] if s is not None]  # fmt: skip
+    assert sorted(view.stores, key=lambda s: s.name) == sorted(stores, key=lambda s: s.name)
+    items = [item for s in stores for item in _neighbour_rbac(s)]
+
+    declared, readers = reconciler._declared(NS, view, rbac)
+    want_declared = declared_by_neighbours(NS, items, want)
+    assert dict(declared) == want_declared
+    want_readers = SecretReaders.of(NS, want_declared, want)
+    assert readers.every == want_readers.every
+    assert dict(readers.by_secret) == dict(want_readers.by_secret)
+
+    # The untrusted bindings the stores share, against a scan written here.
+    trusted = reconciler.trusted
+    found = rbac.memo[("untrusted", NS, trusted)]
+    assert isinstance(found, tuple) and found[0] is declared
+    untrusted = {
+        (b.kind, b.name): b.name
+        for b in want.bindings
+        if (b.kind == "ClusterRoleBinding" or b.namespace == NS)
+        and any(not trusted.trusts(s) for s in b.subjects)
+    }
+    assert {(b.kind, b.name) for b, _ in found[1]} == {
+        key for key, name in untrusted.items() if name not in want_declared
+    }
+    for label in {*want_declared.values(), *found[2]}:
+        assert {(b.kind, b.name) for b, _ in found[2].get(label, ())} == {
+            key for key, name in untrusted.items() if want_declared.get(name) == label
+        }
+
+    # The verdict each store gets through the shared structures, and from plain lists.
+    for store in stores:
+        desired = list(_neighbour_rbac(store))
+        others = [item for s in stores if s.name != store.name for item in _neighbour_rbac(s)]
+        neighbours = view.besides(store.name, (declared, readers))
+        secrets = [store.database.credentials_secret]
+        shared = access_restricted(NS, secrets, desired, rbac, trusted,
+                                   neighbours.rbac if neighbours.declared is None else (),
+                                   neighbours.declared, neighbours.readers)  # fmt: skip
+        plain = access_restricted(NS, secrets, desired, want, trusted, others)
+        assert (shared.status, shared.reason, shared.message) == (
+            plain.status, plain.reason, plain.message
+        )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(step_st, min_size=1, max_size=25))
+def test_the_incremental_structures_equal_a_rebuild(steps: list[tuple[Any, ...]]) -> None:
+    kube = sample_cluster(ListingKube())
+    caches = _caches(kube)
+    _relist(caches)
+    reconciler = _reconciler(kube, caches)
+    check(kube, reconciler)
+    for step in steps:
+        apply(kube, caches, reconciler, step)
+        check(kube, reconciler)
+
+
+def test_a_widened_neighbour_binding_is_foreign_at_once() -> None:
+    """A neighbour's rendered binding, declared, then widened to a stranger: the next
+    reconcile of the other store must see it as foreign (not keep it declared)."""
+    kube = sample_cluster(ListingKube())
+    for name in ("s0", "s1"):
+        kube._store(store_object(name, 1, 0))  # both read Secret c1
+    caches = _caches(kube)
+    _relist(caches)
+    reconciler = _reconciler(kube, caches)
+    for step in [("reconcile", "s0"), ("reconcile", "s1")]:
+        apply(kube, caches, reconciler, step)
+    check(kube, reconciler)
+    view = reconciler._namespace(NS)
+    rbac = reconciler._rbac(NS)
+    assert rbac is not None
+    declared, _ = reconciler._declared(NS, view, rbac)
+    binding = rendered("s1", 1, 0, 1)
+    assert binding is not None and binding["metadata"]["name"] in declared
+    apply(kube, caches, reconciler, ("widened", "s1", 1, 0, 1, 1))
+    check(kube, reconciler)
+    rbac = reconciler._rbac(NS)
+    assert rbac is not None
+    declared, _ = reconciler._declared(NS, view, rbac)
+    assert binding["metadata"]["name"] not in declared
+    store = next(s for s in view.stores if s.name == "s0")
+    neighbours = view.besides("s0", (declared, reconciler._declared(NS, view, rbac)[1]))
+    verdict = access_restricted(NS, ["c1"], list(_neighbour_rbac(store)), rbac,
+                                reconciler.trusted, (), neighbours.declared,
+                                neighbours.readers)  # fmt: skip
+    assert (verdict.status, verdict.reason) == ("False", "OtherBindingGrantsSecrets")
+    assert "mallory" in verdict.message
+
+
+def test_an_unsynced_or_failed_rbac_cache_is_unknown_not_the_last_snapshot() -> None:
+    kube = sample_cluster(ListingKube())
+    caches = _caches(kube)
+    _relist(caches)
+    reconciler = _reconciler(kube, caches)
+    assert reconciler._rbac(NS) is not None
+    informer = caches._informer("ClusterRoleBinding", None)
+    informer._fail("watch broke")
+    assert reconciler._rbac(NS) is None
+    _relist(caches)
+    assert reconciler._rbac(NS) is not None
+
+
+def test_the_journal_forgets_on_relist_and_past_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    kube = sample_cluster(ListingKube())
+    caches = _caches(kube)
+    _relist(caches)
+    informer = caches._informer("Role", NS)
+    start = informer.generation
+    assert caches.changed_since("Role", NS, start) == set()
+    kube._store({"kind": "Role", "metadata": {"name": "a", "namespace": NS}, "rules": []})
+    deliver(kube, caches, "Role", NS, "a")
+    assert caches.changed_since("Role", NS, start) == {"a"}
+    assert caches.changed_since("Role", "other", start) == set()
+    _relist(caches)
+    assert caches.changed_since("Role", NS, start) is None  # rebuild: not known
+    monkeypatch.setattr("dataward.controller.cache.JOURNAL_BOUND", 2)
+    after = informer.generation
+    for i in range(6):
+        kube._store({"kind": "Role", "metadata": {"name": f"r{i}", "namespace": NS},
+                     "rules": []})  # fmt: skip
+        deliver(kube, caches, "Role", NS, f"r{i}")
+    assert caches.changed_since("Role", NS, after) is None
+    assert caches.changed_since("Role", NS, informer.generation - 1) == {"r5"}
+
+
+def test_unsynced_store_cache_is_unreadable() -> None:
+    kube = sample_cluster(ListingKube())
+    caches = _caches(kube)
+    _relist(caches)
+    reconciler = _reconciler(kube, caches)
+    reconciler._namespace(NS)
+    caches._informer("PersonalDataStore", NS)._fail("gone")
+    with pytest.raises(KubeError):
+        reconciler._namespace(NS)
+    assert cast(Any, reconciler)._ns_memo  # kept for when it is back
+
+
+binding_st = st.tuples(st.sampled_from(["b0", "b1", "b2", "b3"]), st.integers(0, 2))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(binding_st, max_size=6, unique_by=lambda b: b[0]),
+    st.lists(binding_st, max_size=3, unique_by=lambda b: b[0]),
+    st.lists(st.sampled_from(["r0", "r1", "r2"]), max_size=3, unique=True),
+)
+def test_a_layered_snapshot_is_the_base_with_the_written_objects_last(
+    held: list[tuple[str, int]], written: list[tuple[str, int]], roles: list[str]
+) -> None:
+    """`with_objects` builds its tuples from its indexes: the same objects in the same order
+    as filtering the base and appending what was written (the definition, written here)."""
+
+    def binding(name: str, subject: int) -> dict[str, Any]:
+        return {
+            "kind": "RoleBinding",
+            "metadata": {"name": name, "namespace": NS},
+            "roleRef": {"kind": "Role", "name": "r0"},
+            "subjects": [SUBJECTS[subject]],
+        }
+
+    def role(name: str) -> dict[str, Any]:
+        return {"kind": "Role", "metadata": {"name": name, "namespace": NS}, "rules": [RULES[0]]}
+
+    base = RbacSnapshot.from_api([binding(*b) for b in held], [role(r) for r in ("r0", "r1")])
+    objects = [binding(*b) for b in written] + [role(r) for r in roles]
+    layered = base.with_objects(objects)
+    new_b = RbacSnapshot.from_api([binding(*b) for b in written], [role(r) for r in roles])
+    if layered is base:
+        assert all(base.binding(b.kind, b.namespace, b.name) == b for b in new_b.bindings)
+        return
+    gone = {b.name for b in new_b.bindings}
+    assert layered.bindings == tuple(b for b in base.bindings if b.name not in gone) + tuple(
+        new_b.bindings
+    )
+    gone_r = {r.name for r in new_b.roles}
+    assert layered.roles == tuple(r for r in base.roles if r.name not in gone_r) + tuple(
+        new_b.roles
+    )
+
+
+def test_a_view_keeps_the_renders_of_unchanged_stores_and_no_cache_outlives_it() -> None:
+    """Renders live in the views (bounded by the live stores), not in a process-wide cache
+    that kept deleted and edited stores' renders (65,536 entries)."""
+    assert not hasattr(_neighbour_rbac, "cache_info")
+    kube = sample_cluster(ListingKube())
+    for name in ("s0", "s1"):
+        kube._store(store_object(name, 1, 0))
+    caches = _caches(kube)
+    _relist(caches)
+    reconciler = _reconciler(kube, caches)
+    first = reconciler._namespace(NS)
+    apply(kube, caches, reconciler, ("store", "s1", 2, 1))  # s1 edited
+    apply(kube, caches, reconciler, ("delete-store", "s0"))
+    second = reconciler._namespace(NS)
+    assert second is not first
+    kept = {s.name: p for s, p in zip(first.stores, first.policies, strict=True)}
+    for store, policy in zip(second.stores, second.policies, strict=True):
+        if store.name == "s1":  # edited: rendered again, with its new readers
+            old_s1 = next(i for i, s in enumerate(first.stores) if s.name == "s1")
+            assert second.rbac[second.stores.index(store)] != first.rbac[old_s1]
+        else:
+            assert policy is kept[store.name]  # unchanged: the same render, not a new one
+    assert "s0" not in {s.name for s in second.stores}
+    check(kube, reconciler)
