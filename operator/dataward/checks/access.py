@@ -231,21 +231,33 @@ class SecretReaders:
         every: set[str] = set()
         by_secret: dict[str, set[str]] = {}
         for name, store in declared.items():
-            binding = rbac.binding("RoleBinding", namespace, name)
-            role = None if binding is None else rbac.role_for(binding)
-            for rule in () if role is None else role.rules:
-                if not rule.reads_secrets(rule.resource_names or ("",)):
-                    continue
-                if not rule.resource_names:
-                    every.add(store)
-                for secret in rule.resource_names:
-                    by_secret.setdefault(secret, set()).add(store)
+            all_secrets, secrets = binding_reads(namespace, name, rbac)
+            if all_secrets:
+                every.add(store)
+            for secret in secrets:
+                by_secret.setdefault(secret, set()).add(store)
         return cls(frozenset(every), {k: frozenset(v) for k, v in by_secret.items()})
 
     def stores_reading(self, secret_names: Sequence[str]) -> list[str]:
         """The stores (sorted) whose declared bindings read any of `secret_names`."""
         found = set(self.every).union(*(self.by_secret.get(n, ()) for n in secret_names))
         return sorted(found - {self.besides})
+
+
+def binding_reads(namespace: str, name: str, rbac: RbacSnapshot) -> tuple[bool, set[str]]:
+    """Which Secrets a RoleBinding of `namespace` lets its subjects read: (every Secret, the
+    Secrets named); nothing when the binding or its role is not there."""
+    binding = rbac.binding("RoleBinding", namespace, name)
+    role = None if binding is None else rbac.role_for(binding)
+    every = False
+    names: set[str] = set()
+    for rule in () if role is None else role.rules:
+        if not rule.reads_secrets(rule.resource_names or ("",)):
+            continue
+        if not rule.resource_names:
+            every = True
+        names.update(rule.resource_names)
+    return every, names
 
 
 def by_store_label(items: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:

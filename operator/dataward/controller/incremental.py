@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from dataward.checks.access import (
     SecretReaders,
     Untrusted,
+    binding_reads,
     declared_by_store,
     scan_untrusted,
 )
@@ -180,14 +181,9 @@ def _reads_of(
     every = False
     names: set[str] = set()
     for name in part:
-        binding = rbac.binding("RoleBinding", namespace, name)
-        role = None if binding is None else rbac.role_for(binding)
-        for rule in () if role is None else role.rules:
-            if not rule.reads_secrets(rule.resource_names or ("",)):
-                continue
-            if not rule.resource_names:
-                every = True
-            names.update(rule.resource_names)
+        all_secrets, secrets = binding_reads(namespace, name, rbac)
+        every = every or all_secrets
+        names.update(secrets)
     return every, frozenset(names)
 
 

@@ -33,11 +33,10 @@ what the archive already holds. After the live tables, archive rows past the sta
 period are destroyed by the same batch loop. `maxRowsPerRun` bounds the live deletions of the
 run and, separately, the archive destructions.
 
-PostgreSQL live tables get a second live session: plain batch k's durable COMMIT is on its
-way while batch k+1 runs on the other session (`TableRun._overlapped`), and a statutory
-batch k goes into a PostgreSQL archive while batch k+1's DELETE runs
+Statutory batches from PostgreSQL to a PostgreSQL archive use a second live session: batch k
+goes into the archive while batch k+1's DELETE runs on the other session
 (`TableRun._archived_overlapped`). Commits land in batch order, a batch counts once its
-COMMIT returned, and a live statutory batch still commits only after its archive copy.
+COMMIT returned, and a live batch still commits only after its archive copy.
 
 Application locks: a batch waits at most the session's lock timeout for a row lock. When it
 waits longer, the batch is split in halves until the locked rows stand alone; those are left
@@ -213,21 +212,6 @@ class _Landed(Drained):
 
 
 @dataclass(frozen=True)
-class _Flight:
-    """A batch whose COMMIT was sent and has not returned yet."""
-
-    session: Session
-    step: Step
-    limit: int
-    started: float
-
-    @property
-    def deleted(self) -> int:
-        """Rows the batch deletes once its COMMIT returns."""
-        return self.step.deleted
-
-
-@dataclass(frozen=True)
 class _Archiving:
     """A statutory batch deleted on a live session (uncommitted) whose archive copy runs."""
 
@@ -399,12 +383,13 @@ class TableRun:
     def second_lane(
         self, make: Callable[[Session | None], Batches], statutory: bool
     ) -> Batches | None:
-        """The same batches on the second live session, for `drain` to overlap each batch's
-        COMMIT with the next batch; None when there is none (MySQL) or the batches are
-        statutory (their live transaction waits for the archive)."""
+        """The same batches on the second live session, for `drain` to copy statutory batch k
+        into a PostgreSQL archive while batch k+1 runs; None otherwise (plain batches: a
+        second session overlapping each durable COMMIT with the next batch was measured no
+        faster, 0.87-0.93x on a quiet machine, bench/RESULTS.md)."""
         if self._spare is None or not self.options.overlap_commits:
             return None
-        if statutory and self.archive is not None and not self._archive_by_copy():
+        if not statutory or self.archive is None or not self._archive_by_copy():
             return None
         spare = self._spare()
         return None if spare is None else make(spare)
@@ -427,12 +412,11 @@ class TableRun:
         spare: Batches | None = None,
     ) -> Drained:
         """Run batches until the table has no expired row left, the budget is spent or a
-        check says stop. The one batch loop of the engine; with `spare` (plain batches on a
-        second session of the same database), each COMMIT overlaps the next batch."""
-        if spare is not None and statutory and self.archive is not None:
-            return self._archived_overlapped((batches, spare), budget, pacer)
+        check says stop. The one batch loop of the engine; with `spare` (statutory batches to
+        a PostgreSQL archive, on a second session of the live database), the archive takes
+        each batch while the next one runs."""
         if spare is not None:
-            return self._overlapped((batches, spare), budget, pacer)
+            return self._archived_overlapped((batches, spare), budget, pacer)
         size = min(FIRST_BATCH, self.plan.batch_size)
         after: Cursor | None = None
         done = Drained()
@@ -497,82 +481,6 @@ class TableRun:
         if picked < limit // 2 or not lasts:
             return first
         return first + self._batch(batches, lasts[-1], limit - limit // 2, statutory)
-
-    def _overlapped(self, lanes: tuple[Batches, Batches], budget: int, pacer: Pacer) -> Drained:
-        """Plain batches alternating between two sessions of the live database: while batch
-        k's durable COMMIT is on its way (sent, not yet returned), batch k+1's statements
-        run on the other session. At most one COMMIT is in flight.
-
-        The batches are disjoint (k+1 starts after k's last row), so they never wait for
-        each other's locks. Commits land in batch order: k+1's COMMIT is sent only after
-        k's returned, and a batch counts as deleted only once its COMMIT returned. A crash
-        at any point leaves k committed or not, and k+1 uncommitted (rolled back by the
-        server). The budget counts the batch in flight, so maxRowsPerRun is never exceeded;
-        `pacer` is asked before every batch. A lock timeout lands the batch in flight and
-        splits the timed-out batch as `_batch` does, one session, one batch at a time.
-        The batch size adapts to each batch's lock hold, from its statements to the return
-        of its COMMIT (known one batch late).
-        """
-        size = min(FIRST_BATCH, self.plan.batch_size)
-        after: Cursor | None = None
-        done = Drained()
-        flight: _Flight | None = None
-        lane = 0
-        while True:
-            limit = next_batch_size(size, budget, done.deleted + (flight.deleted if flight else 0))
-            stop = pacer.may_start() if limit else None
-            if limit == 0 or stop is not None:
-                return replace(self._land(done, flight), stop=stop)
-            batches = lanes[lane]
-            session = batches.session
-            started = time.monotonic()
-            try:
-                self.fault("before-select")
-                step = batches.delete(after, limit, self.fault)
-            except PurgeError as error:
-                session.rollback()
-                done, flight = self._land(done, flight), None
-                if done.error is not None:
-                    return done
-                if not isinstance(error, LockTimeout):
-                    return replace(done, error=self._needs(session, "DELETE", error))
-                try:
-                    steps = self._split(batches, after, limit, False)
-                except PurgeError as failure:
-                    return replace(done, error=failure)
-                done = Drained(
-                    done.deleted + sum(s.deleted for s in steps),
-                    done.archived,
-                    done.skipped + sum(s.skipped for s in steps),
-                )
-                lasts = [s.last for s in steps if s.last is not None]
-                if sum(s.picked for s in steps) < limit or not lasts:
-                    return done
-                after = lasts[-1]
-                continue
-            landed = self._land(done, flight)
-            flight = None
-            if landed.error is not None:
-                session.rollback()
-                return landed
-            if landed.hold is not None:
-                size = adapt_batch_size(
-                    landed.limit, landed.hold, self.options.lock_hold_target, self.plan.batch_size
-                )
-            done = Drained(landed.deleted, landed.archived, landed.skipped)
-            if not step.picked:
-                session.rollback()
-                return done
-            try:
-                session.send_commit()
-            except PurgeError as error:
-                session.rollback()
-                return replace(done, error=error)
-            flight = _Flight(session, step, limit, started)
-            if step.picked < limit or step.last is None:
-                return self._land(done, flight)
-            after = step.last
-            lane = 1 - lane
 
     def _archived_overlapped(
         self, lanes: tuple[Batches, Batches], budget: int, pacer: Pacer
@@ -729,35 +637,19 @@ class TableRun:
         except PurgeError as error:
             flight.batches.session.rollback()
             return _Landed(done.deleted, done.archived, done.skipped, error=error)
-        landed = _Landed(
-            done.deleted + taken.deleted,
-            done.archived + taken.deleted,
-            done.skipped,
-            limit=flight.limit,
-            hold=time.monotonic() - flight.started,
-        )
-        try:
-            self.fault("after-delete")
-        except PurgeError as error:
-            return replace(landed, error=error)  # committed: counted all the same
-        return landed
+        return self._committed(done, taken.deleted, taken.deleted, flight.limit, flight.started)
 
-    def _land(self, done: Drained, flight: _Flight | None) -> _Landed:
-        """`done` with the batch in flight added once its COMMIT returned; `error` set (and
-        the batch not counted) when the COMMIT failed."""
-        if flight is None:
-            return _Landed(done.deleted, done.archived, done.skipped, done.stop, done.error)
-        try:
-            flight.session.wait_commit()
-        except PurgeError as error:
-            flight.session.rollback()
-            return _Landed(done.deleted, done.archived, done.skipped, error=error)
+    def _committed(
+        self, done: Drained, deleted: int, archived: int, limit: int, started: float
+    ) -> _Landed:
+        """`done` with a batch whose live COMMIT returned: counted, even if the fault hook
+        then stops the run."""
         landed = _Landed(
-            done.deleted + flight.step.deleted,
-            done.archived,
+            done.deleted + deleted,
+            done.archived + archived,
             done.skipped,
-            limit=flight.limit,
-            hold=time.monotonic() - flight.started,
+            limit=limit,
+            hold=time.monotonic() - started,
         )
         try:
             self.fault("after-delete")
@@ -1160,7 +1052,7 @@ class _Sessions:
 
     def spare(self) -> Session | None:
         """The second live session of a PostgreSQL live database, opened at the first call
-        (the batch loop overlaps a batch's COMMIT with the next batch on it); None on MySQL."""
+        (statutory batch k goes into a PostgreSQL archive while k+1 runs on it); None on MySQL."""
         connect, self._connect_live = self._connect_live, None  # one attempt per run
         if self.second is None and self.live is not None and connect is not None:
             if self.live.dialect.engine != "postgresql":

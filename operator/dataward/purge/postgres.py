@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import psycopg
-from psycopg import errors, generators, pq
 
 from dataward.model.store import Database
 from dataward.purge.credentials import Credentials, Timeouts
@@ -26,35 +25,6 @@ class PostgresSession(Session):
     """A psycopg connection whose session runs in UTC with statement and lock timeouts."""
 
     dialect = POSTGRES
-
-    def send_commit(self) -> None:
-        """Put a COMMIT on the wire and return without waiting for the server's fsync.
-
-        The whole message is flushed to the socket before this returns, so a client killed
-        afterwards still has the server commit. psycopg starts the next transaction itself
-        (it reads the connection's transaction status, which the COMMIT leaves idle).
-        """
-        pgconn = self._connection.pgconn
-        try:
-            pgconn.send_query(b"COMMIT")
-            # Connection.wait, not waiting.wait: the latter's default polls without sleeping.
-            self._connection.wait(generators.send(pgconn))
-        except Exception as exc:
-            raise self._classify(exc) from None
-
-    def wait_commit(self) -> None:
-        """The COMMIT `send_commit` sent has returned: a failed or rolled-back one raises."""
-        pgconn = self._connection.pgconn
-        try:
-            results = self._connection.wait(generators.fetch_many(pgconn))
-            for result in results:
-                if result.status != pq.ExecStatus.COMMAND_OK:
-                    raise errors.error_from_result(result, encoding=self._connection.info.encoding)
-        except Exception as exc:
-            raise self._classify(exc) from None
-        if [r.command_status for r in results] != [b"COMMIT"]:
-            # An aborted transaction answers COMMIT with ROLLBACK: nothing was deleted.
-            raise PurgeError("DatabaseError", "the server rolled the batch back at COMMIT")
 
     def server_now(self) -> datetime:
         """`now()` of the server in UTC."""

@@ -709,14 +709,6 @@ class Session:
         except Exception as exc:
             raise self._classify(exc) from None
 
-    def send_commit(self) -> None:
-        """Start committing the open transaction; `wait_commit` ends it. Until then this
-        session runs nothing else. The default commits here and now."""
-        self.commit()
-
-    def wait_commit(self) -> None:
-        """Wait until the COMMIT `send_commit` started has returned; its error, if any."""
-
     def rollback(self) -> None:
         """Roll back the open transaction; a broken connection is ignored here."""
         try:
