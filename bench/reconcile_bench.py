@@ -372,6 +372,11 @@ def print_estimate(phases: list[tuple[str, float]]) -> None:
 # --- the run -------------------------------------------------------------------------------
 
 
+def apply_timeout(docs: list[Any]) -> float:
+    """How long one `kubectl apply` of `docs` may take: 10,000 stores took over a minute."""
+    return max(60.0, len(docs) / 10)
+
+
 def raw_apply_loop(plane: ControlPlane, docs: list[dict[str, Any]], threads: int
                    ) -> tuple[float, int]:
     """The baseline: apply the stores, then server-side apply their children, `threads` at once.
@@ -383,7 +388,8 @@ def raw_apply_loop(plane: ControlPlane, docs: list[dict[str, Any]], threads: int
     policy = parse_policy(yaml.safe_load((REPO / "examples/policy.yaml").read_text()))
     where = {doc["metadata"]["namespace"] for doc in docs}
     start = time.monotonic()
-    plane.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(docs))
+    plane.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(docs),
+                  timeout=apply_timeout(docs))
     children = [
         child
         for raw in kube.list("PersonalDataStore")
@@ -543,7 +549,8 @@ def main() -> int:
             operator.leads()
             tail.skip()
             start = time.monotonic()
-            plane.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(docs))
+            plane.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(docs),
+                          timeout=apply_timeout(docs))
             applied = time.monotonic()
             # A LIST of every store each poll is not free at 10,000: poll less often there.
             interval = max(1.0, args.stores / 1000)
