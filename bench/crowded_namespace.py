@@ -19,11 +19,31 @@ import cProfile
 import pstats
 import time
 from datetime import timedelta
+from typing import Any
 
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from tests.controller.test_cache import _caches, _cluster, _relist
 from tests.controller.test_reconcile import CREDENTIALS, T0
 from tests.model import samples
+
+
+def add_store(kube: Any, name: str, namespace: str, tag: str) -> None:
+    """The sample store as reconcile_bench makes them: its own pods, peers, credentials and
+    readers (so all can be Ready), and its credentials Secret."""
+    store = copy.deepcopy(samples.STORE)
+    del store["metadata"]["uid"]
+    store["metadata"]["name"] = name
+    store["metadata"]["namespace"] = namespace
+    spec = store["spec"]
+    spec["workload"]["podSelector"] = {"matchLabels": {"app": f"db-{tag}"}}
+    spec["network"]["allowFrom"] = [{"podSelector": {"matchLabels": {"app": f"api-{tag}"}}}]
+    spec["database"]["credentialsSecret"] = f"creds-{tag}"
+    spec["access"]["readers"] = [{"kind": "ServiceAccount", "name": f"api-{tag}"}]
+    kube._store(store)
+    secret = CREDENTIALS()
+    secret["metadata"]["name"] = f"creds-{tag}"
+    secret["metadata"]["namespace"] = namespace
+    kube._store(secret)
 
 
 def main() -> None:
@@ -36,19 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     kube = _cluster()
     for i in range(1, args.stores):
-        # As reconcile_bench: distinct pods, peers, credentials and readers (all Ready).
-        store = copy.deepcopy(samples.STORE)
-        del store["metadata"]["uid"]
-        store["metadata"]["name"] = f"store-{i:03d}"
-        spec = store["spec"]
-        spec["workload"]["podSelector"] = {"matchLabels": {"app": f"db-{i:03d}"}}
-        spec["network"]["allowFrom"] = [{"podSelector": {"matchLabels": {"app": f"api-{i:03d}"}}}]
-        spec["database"]["credentialsSecret"] = f"creds-{i:03d}"
-        spec["access"]["readers"] = [{"kind": "ServiceAccount", "name": f"api-{i:03d}"}]
-        kube._store(store)
-        secret = CREDENTIALS()
-        secret["metadata"]["name"] = f"creds-{i:03d}"
-        kube._store(secret)
+        add_store(kube, f"store-{i:03d}", "crm", f"{i:03d}")
     caches = _caches(kube)
     _relist(caches)
     reconciler = Reconciler(kube, ReconcileSettings(), (), caches)  # type: ignore[arg-type]

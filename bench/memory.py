@@ -36,11 +36,12 @@ from typing import Any, cast
 
 from prometheus_client import REGISTRY
 
+from bench.crowded_namespace import add_store
 from dataward.checks.purge_runs import JOB_NAME_LABEL
 from dataward.controller.kube import Kube
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from tests.controller.test_cache import ListingKube, _caches, _relist
-from tests.controller.test_reconcile import CREDENTIALS, T0
+from tests.controller.test_reconcile import T0
 from tests.model import samples
 
 OPERATOR = "*/operator/dataward/*"
@@ -133,21 +134,8 @@ class DressedKube(ListingKube):
 def populate(kube: ListingKube, stores: int, namespaces: int) -> None:
     kube._store(copy.deepcopy(samples.POLICY))
     for i in range(stores):
-        ns = f"ns-{i % namespaces:03d}"
-        store = copy.deepcopy(samples.STORE)
-        del store["metadata"]["uid"]
-        store["metadata"]["name"] = name = f"store-{i:05d}"
-        store["metadata"]["namespace"] = ns
-        spec = store["spec"]
-        spec["workload"]["podSelector"] = {"matchLabels": {"app": f"db-{name}"}}
-        spec["network"]["allowFrom"] = [{"podSelector": {"matchLabels": {"app": f"api-{name}"}}}]
-        spec["database"]["credentialsSecret"] = f"creds-{name}"
-        spec["access"]["readers"] = [{"kind": "ServiceAccount", "name": f"api-{name}"}]
-        kube._store(store)
-        secret = CREDENTIALS()
-        secret["metadata"]["name"] = f"creds-{name}"
-        secret["metadata"]["namespace"] = ns
-        kube._store(secret)
+        name = f"store-{i:05d}"
+        add_store(kube, name, f"ns-{i % namespaces:03d}", name)
 
 
 def finished_runs(kube: ListingKube) -> int:
