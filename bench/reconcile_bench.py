@@ -59,6 +59,7 @@ from typing import Any
 
 import yaml
 
+from dataward.controller.access_log import LogFile
 from dataward.controller.kube import Kube, KubeError, load_api_client
 from dataward.model.policy import parse_policy
 from dataward.model.store import parse_store
@@ -190,40 +191,42 @@ class AuditTail:
     """The API server's audit log, read on from where the last read stopped (never twice).
 
     Only the events of one user at ResponseComplete; a line still being written waits for the
-    next read. At 10,000 stores the log grows to hundreds of MB: never read it whole.
+    next read. At 10,000 stores the log grows to hundreds of MB: never read it whole. The API
+    server rotates it (at 100 MB by default): the file is followed by inode, as the operator's
+    access-log follower does, so the rest of a rotated file is read before the new one.
     """
 
     def __init__(self, path: Path, user: str) -> None:
-        self.path = path
+        self.file = LogFile(path)
         self.user = user
         self.needle = json.dumps(user).encode()
-        self.offset = 0
+
+    def _lines(self) -> list[bytes]:
+        try:
+            return self.file.read_lines()
+        except FileNotFoundError:
+            return []
 
     def skip(self) -> None:
         """Forget everything logged so far."""
-        self.offset = self.path.stat().st_size if self.path.exists() else 0
+        try:
+            self.file.skip()
+        except FileNotFoundError:
+            self.file.close()
 
     def read(self) -> Iterator[dict[str, Any]]:
-        if not self.path.exists():
-            return
-        with self.path.open("rb") as log:
-            log.seek(self.offset)
-            while True:
-                line = log.readline()
-                if not line.endswith(b"\n"):
-                    return
-                self.offset += len(line)
-                if self.needle not in line:
-                    continue
-                try:
-                    event = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if event.get("stage") != "ResponseComplete":
-                    continue
-                if (event.get("user") or {}).get("username") != self.user:
-                    continue
-                yield event
+        for line in self._lines():
+            if self.needle not in line:
+                continue
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if event.get("stage") != "ResponseComplete":
+                continue
+            if (event.get("user") or {}).get("username") != self.user:
+                continue
+            yield event
 
 
 @dataclass
@@ -554,8 +557,12 @@ def main() -> int:
             applied = time.monotonic()
             # A LIST of every store each poll is not free at 10,000: poll less often there.
             interval = max(1.0, args.stores / 1000)
+            converge = Tally()
 
             def all_ready() -> bool:
+                # Counted as it goes: the log of 10,000 stores converging is hundreds of MB.
+                for event in tail.read():
+                    converge.add(event)
                 ready = sum(
                     1 for item in admin.list("PersonalDataStore")
                     for c in (item.get("status") or {}).get("conditions") or []
@@ -571,7 +578,6 @@ def main() -> int:
                 raise
             elapsed = time.monotonic() - start
             ready_load = load()
-            converge = Tally()
             for event in tail.read():
                 converge.add(event)
             print(f"apply of all stores (kubectl): {applied - start:.2f} s")

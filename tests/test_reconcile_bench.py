@@ -179,3 +179,20 @@ def test_wait_idle_waits_out_a_recent_request_but_not_lease_or_discovery(
     write(log, event("get", "secrets", name="ring", when=datetime.now(UTC) + timedelta(hours=1)))
     waited, idle = wait_idle(tail, 0.2, 1.0, Tally())
     assert not idle
+
+
+def test_audit_tail_follows_the_log_across_the_api_servers_rotation(tmp_path: Path) -> None:
+    # At 10,000 stores the log passes 100 MB and the API server renames it and starts a new
+    # one: the tail must read the rest of the old file, then the new one from its start.
+    log = tmp_path / "audit.jsonl"
+    write(log, event("get", "secrets", name="ring-with-a-long-name-before-rotation"))
+    tail = AuditTail(log, USER)
+    assert [e["objectRef"]["name"] for e in tail.read()] == [
+        "ring-with-a-long-name-before-rotation"
+    ]
+    write(log, event("get", "secrets", name="late"))
+    log.rename(tmp_path / "audit-2026-12-02T04-00-00.000.jsonl")
+    write(log, event("get", "secrets", name="new"))
+    assert [e["objectRef"]["name"] for e in tail.read()] == ["late", "new"]
+    write(log, event("get", "secrets", name="next"))
+    assert [e["objectRef"]["name"] for e in tail.read()] == ["next"]

@@ -106,6 +106,14 @@ class LogFile:
             self._partial = b""
         return lines
 
+    def skip(self) -> None:
+        """Forget what is written so far: the next read starts at the file's end now."""
+        self.close()
+        self._handle = self.path.open("rb")
+        self._inode = os.fstat(self._handle.fileno()).st_ino
+        self._handle.seek(0, os.SEEK_END)
+        self._partial = b""
+
     def close(self) -> None:
         """Close the file (the next read opens the path again)."""
         if self._handle is not None:
