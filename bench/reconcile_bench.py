@@ -168,6 +168,33 @@ def peak_rss_mib(pid: int) -> tuple[float, float]:
     return (int(fields["VmHWM"].split()[0]) / 1024, int(fields["VmRSS"].split()[0]) / 1024)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU a process has used so far (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds used by named processes between `start` and `read`: where a phase's time
+    went (the operator, the API server, etcd, or this process's raw loop)."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.began: dict[str, float] = {}
+
+    def start(self) -> None:
+        self.began = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def read(self) -> str:
+        used = {name: cpu_seconds(pid) - self.began[name] for name, pid in self.pids.items()}
+        return "CPU s: " + ", ".join(f"{name} {seconds:.1f}" for name, seconds in used.items())
+
+
+def plane_pids(plane: ControlPlane) -> dict[str, int]:
+    """The control plane's API server and etcd (the processes that serve every write)."""
+    return {name: pid for name, pid in plane.pids().items() if name in ("kube-apiserver", "etcd")}
+
+
 def stamp(event: dict[str, Any]) -> datetime:
     """When the API server finished the request."""
     text = event.get("stageTimestamp") or event["requestReceivedTimestamp"]
@@ -513,10 +540,13 @@ def main() -> int:
         phase_done()
         print(f"load before: {load()}")
 
+        meter = CpuMeter({**plane_pids(plane), "raw loop (this process)": os.getpid()})
+        meter.start()
         raw_seconds, raw_children = raw_apply_loop(plane, moved(docs, raw_ns), args.threads)
         raw_load = load()
         print(f"raw server-side apply loop ({args.threads} threads): {args.stores} stores + "
-              f"{raw_children} children in {raw_seconds:.1f} s   load: {raw_load}")
+              f"{raw_children} children in {raw_seconds:.1f} s   load: {raw_load}   "
+              f"{meter.read()}")
         phase_done()
         start = time.monotonic()
         for name in raw_ns:
@@ -551,6 +581,8 @@ def main() -> int:
             operator.start()
             operator.leads()
             tail.skip()
+            meter = CpuMeter({**plane_pids(plane), "operator": operator.pid})
+            meter.start()
             start = time.monotonic()
             plane.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(docs),
                           timeout=apply_timeout(docs))
@@ -583,7 +615,7 @@ def main() -> int:
             print(f"apply of all stores (kubectl): {applied - start:.2f} s")
             print(f"operator: all Ready after {elapsed:.1f} s ({args.stores / elapsed:.1f} "
                   f"stores/s; Ready polled every {interval:.0f} s)   ratio to the raw loop: "
-                  f"{elapsed / raw_seconds:.1f}x   load: {ready_load}")
+                  f"{elapsed / raw_seconds:.1f}x   load: {ready_load}   {meter.read()}")
             print(f"operator requests to converge: {converge.mutating()} mutating "
                   f"({converge.mutating() / args.stores:.1f} per store)   {converge.describe()}")
             figures["ready"] = (f"| {args.stores} stores applied at once, all Ready | "

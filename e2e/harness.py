@@ -742,6 +742,10 @@ class ControlPlane:
         }
         _write_private(self.dir / "audit-policy.yaml", yaml.safe_dump(audit_policy))
 
+    def pids(self) -> dict[str, int]:
+        """The control plane's processes by name (benchmarks measure their CPU)."""
+        return {p.name: p.popen.pid for p in self._processes}
+
     # -- internals: processes --
 
     def _spawn(self, name: str, args: Sequence[str]) -> None:
