@@ -20,6 +20,7 @@ import logging
 import signal
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from dataward.controller.cache import CachedKind, Caches
 from dataward.controller.kube import DEFAULT_TIMEOUT, Kube, KubeError, load_api_client
 from dataward.controller.leader import LeaderElector, LeaseSettings
 from dataward.controller.metrics import CRDS_SERVED, LEADER, serve
-from dataward.controller.queue import StoreKey, WorkQueue
+from dataward.controller.queue import FirstPass, StoreKey, WorkQueue
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from dataward.controller.subjects import SubjectRequests, SubjectSettings, request_keys_for_event
 from dataward.render.labels import MANAGED_BY, MANAGED_BY_LABEL, STORE_KIND, STORE_LABEL
@@ -203,6 +204,7 @@ async def _resync(
     caches: Caches,
     every: float,
     serving: asyncio.Event,
+    first_pass: FirstPass,
 ) -> None:
     """Once the caches have listed, queue every store; then again every `every` seconds.
 
@@ -218,6 +220,8 @@ async def _resync(
         except KubeError as error:
             log.info("resync: stores not cached (%s); trying again in %ss", error, every)
             keys, names = [], []
+        else:
+            first_pass.begin(keys, time.monotonic())
         for key in keys:
             queue.add_periodic(key)
         if policies is not None:
@@ -409,7 +413,9 @@ async def run_operator(
     kube = Kube(
         load_api_client(settings.kubeconfig), timeout=settings.request_timeout, may_write=may_write
     )
+    loop = asyncio.get_running_loop()
     queue = WorkQueue()
+    first_pass = FirstPass()  # loop only
     policies = WorkQueue()  # keys ("", policy name): cluster-scoped
     requests = WorkQueue()  # DataSubjectRequests (namespace, name)
     holder: list[Reconciler] = []
@@ -430,6 +436,8 @@ async def run_operator(
         if kind == "PersonalDataStore" and new is None:
             for key in keys:
                 queue.forget(key)
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(settled, key)
         for key in keys:
             queue.add(key)
         for name in names:
@@ -469,7 +477,6 @@ async def run_operator(
     subject_requests = SubjectRequests(kube, settings.subjects, caches)
     serving = asyncio.Event()  # kopf runs; set and cleared on the loop only
     stopping = asyncio.Event()  # `stop`, seen from the loop
-    loop = asyncio.get_running_loop()
 
     async def ready() -> None:
         await serving.wait()
@@ -481,7 +488,14 @@ async def run_operator(
         outcome = await asyncio.to_thread(reconciler.reconcile_logged, key)
         if outcome.due is not None:
             queue.add_after(key, outcome.due)
+        if outcome.ok:
+            settled(key)
         return outcome.ok
+
+    def settled(key: StoreKey) -> None:
+        message = first_pass.done(key, time.monotonic())
+        if message:
+            log.info("startup: %s", message)
 
     async def handle_request(key: StoreKey) -> bool:
         await ready()
@@ -550,6 +564,7 @@ async def run_operator(
                 caches,
                 settings.resync_seconds,
                 serving,
+                first_pass,
             )
         )
     )

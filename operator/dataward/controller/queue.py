@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 StoreKey = tuple[str, str]  # (namespace, name)
 Handler = Callable[[StoreKey], Awaitable[bool | None]]
@@ -148,3 +148,33 @@ class WorkQueue:
                 if key in self._dirty:
                     self._dirty.discard(key)
                     self._add(key, True)
+
+
+class FirstPass:
+    """Which of the stores served at start have been reconciled once since then.
+
+    The operator logs when the last of them is done: how long a restart took to re-verify
+    every store (all it reads then comes from its caches). A store deleted meanwhile is
+    dropped with `done`; a failed reconcile does not count (it is retried).
+    """
+
+    def __init__(self) -> None:
+        self._waiting: set[StoreKey] | None = None
+        self._began = 0.0
+
+    def begin(self, keys: Iterable[StoreKey], now: float) -> None:
+        """The stores served when the caches first listed (only the first call counts)."""
+        if self._waiting is None:
+            self._waiting = set(keys)
+            self._began = now
+
+    def done(self, key: StoreKey, now: float) -> str | None:
+        """`key` reconciled (or deleted): a message when it was the last one waiting."""
+        waiting = self._waiting
+        if not waiting or key not in waiting:
+            return None
+        waiting.discard(key)
+        if waiting:
+            return None
+        took = now - self._began
+        return f"every store served at start re-verified, {took:.2f} s after the caches listed"
