@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,7 @@ CRD_PLURALS = ("personaldatastores", "privacypolicies")
 # How long a policy's store counts may lag a store becoming (or ceasing to be) Ready, created or
 # deleted: 1,000 stores converging at once wrote the one policy's status 1,122 times.
 POLICY_COUNT_DELAY = 1.0
+EXECUTOR_SPARE = 4  # threads beside the store workers: the policy and request lanes, discovery
 # Served when its CRD is installed: `helm upgrade` does not install a chart's new CRDs, so an
 # operator upgraded without it still serves stores and policies (and says what is missing).
 REQUEST_PLURAL = "datasubjectrequests"
@@ -414,6 +416,10 @@ async def run_operator(
         load_api_client(settings.kubeconfig), timeout=settings.request_timeout, may_write=may_write
     )
     loop = asyncio.get_running_loop()
+    # Reconciles run in the loop's default executor: sized for every worker at once, plus the
+    # policy and request lanes and a few short calls (the default is cores + 4, which on 2
+    # cores would cap 8 workers at 6).
+    loop.set_default_executor(ThreadPoolExecutor(settings.workers + EXECUTOR_SPARE))
     queue = WorkQueue()
     first_pass = FirstPass()  # loop only
     policies = WorkQueue()  # keys ("", policy name): cluster-scoped
