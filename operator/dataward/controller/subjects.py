@@ -259,7 +259,10 @@ class SubjectRequests:
         if self.read.get("PrivacyPolicy", None, request.policy) is None:
             return blocked("PolicyNotFound", f"PrivacyPolicy {request.policy} does not exist.")
         try:
-            present = self.kube.exists("Secret", request.namespace, request.identifier_secret)
+            # Metadata only, from the Secrets' cache while it is watched: never the identifier.
+            present = (self.caches or self.kube).exists(
+                "Secret", request.namespace, request.identifier_secret
+            )
         except KubeError as error:
             return blocked(
                 "IdentifierSecretUnreadable",
