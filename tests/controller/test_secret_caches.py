@@ -18,7 +18,7 @@ import pytest
 
 from dataward.controller.cache import Caches
 from dataward.controller.kube import Kube, KubeError
-from dataward.controller.operator import CACHED_KINDS, SECRET_KINDS, keys_for_event
+from dataward.controller.operator import CACHED_KINDS, SECRET_KINDS, FirstPass, keys_for_event
 from dataward.controller.reconcile import KEY_RING_CACHE, Reconciler, ReconcileSettings
 from dataward.controller.subjects import SubjectRequests, SubjectSettings
 from dataward.keys.ring import generate_ring, parse_ring, serialise
@@ -222,3 +222,42 @@ def test_a_requests_identifier_secret_is_unknown_while_the_cache_is_not_synced()
     blocked = requests._precondition(parse_request(dsr))
     assert blocked is not None and blocked.status == "Unknown"
     assert not _secret_reads(kube)
+
+
+def test_an_identifier_secret_event_finds_the_requests_that_name_it_only() -> None:
+    kube = sample_cluster(ListingKube())
+    kube._store(request())
+    kube._store({**request(), "metadata": {"name": "case-9", "namespace": "privacy"}, "spec": {
+        **request()["spec"], "subject": {"identifierSecretRef": {"name": "case-9-identifier"}}}})
+    caches = _caches(kube)
+    _relist(caches)
+    requests = SubjectRequests(cast(Kube, kube), SubjectSettings(), caches)
+    kube.calls.clear()
+    assert requests.naming_identifier("privacy", "case-4711-identifier") == [
+        ("privacy", "case-4711")]
+    assert requests.naming_identifier("privacy", "unrelated") == []
+    assert requests.naming_identifier("crm", "case-4711-identifier") == []
+    assert kube.calls == []  # from the cache: a Secret event costs no request
+    caches = _caches(kube)
+    caches.drop("DataSubjectRequest")  # the CRD not served: no LIST per Secret event either
+    _relist(caches)
+    kube.calls.clear()
+    no_crd = SubjectRequests(cast(Kube, kube), SubjectSettings(), caches)
+    assert no_crd.naming_identifier("privacy", "case-4711-identifier") == []
+    assert kube.calls == []
+
+
+def test_the_first_pass_is_logged_once_when_every_queued_store_is_done(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first = FirstPass()
+    with caplog.at_level(logging.INFO, logger="dataward.operator"):
+        first.begin([("a", "1"), ("a", "2")])
+        first.done(("a", "1"))
+        assert not [r for r in caplog.records if "first pass" in r.getMessage()]
+        first.begin([("a", "1")])  # a later resync does not start it again
+        first.done(("a", "2"))
+        first.done(("a", "2"))
+        first.done(("a", "1"))
+    said = [r.getMessage() for r in caplog.records if "first pass" in r.getMessage()]
+    assert len(said) == 1 and "all 2 stores" in said[0]

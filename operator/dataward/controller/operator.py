@@ -458,12 +458,22 @@ async def run_operator(
     policies = WorkQueue()  # keys ("", policy name): cluster-scoped
     requests = WorkQueue()  # DataSubjectRequests (namespace, name)
     holder: list[Reconciler] = []
+    answering: list[SubjectRequests] = []
 
     def on_event(kind: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
         if not holder:
             return
         for key in request_keys_for_event(kind, old, new):
             requests.add(key)
+        if kind == "Secret" and answering:  # an identifier Secret made (or gone)
+            body = new if new is not None else old
+            meta = (body or {}).get("metadata") or {}
+            try:
+                for key in answering[0].naming_identifier(str(meta.get("namespace")),
+                                                          str(meta.get("name"))):  # fmt: skip
+                    requests.add(key)
+            except KubeError:
+                pass  # requests not synced: their own health and recheck queue them
         if kind == "DataSubjectRequest":
             return
         try:
@@ -517,6 +527,7 @@ async def run_operator(
     reconciler.on_revision_change = on_revision_change
     holder.append(reconciler)
     subject_requests = SubjectRequests(kube, settings.subjects, caches)
+    answering.append(subject_requests)
     serving = asyncio.Event()  # kopf runs; set and cleared on the loop only
     stopping = asyncio.Event()  # `stop`, seen from the loop
     loop = asyncio.get_running_loop()
