@@ -596,8 +596,8 @@ def test_the_installed_rbac_grants_no_forbidden_verb(
             assert not {"escalate", "bind", "impersonate", "*"} & set(rule.verbs), where
             assert "*" not in (rule.resources or []) and "*" not in (rule.api_groups or []), where
             assert not rule.non_resource_urls, where
-            if "secrets" in (rule.resources or []):
-                assert not {"list", "watch"} & set(rule.verbs), where
+            if "secrets" in (rule.resources or []):  # list/watch: watchSecrets (default)
+                assert "deletecollection" not in set(rule.verbs), where
     # A binding to a role of someone else's (cluster-admin, edit) would grant what no rule
     # above shows: every binding refers to one of the release's own roles.
     own = {(kind, o.metadata.namespace or "", o.metadata.name)
@@ -609,7 +609,7 @@ def test_the_installed_rbac_grants_no_forbidden_verb(
     # What the ServiceAccount can do in effect, whoever granted it.
     account, _ = deployed_operator(control_plane)
     user = f"system:serviceaccount:{RELEASE_NAMESPACE}:{account}"
-    forbidden = [("list", "secrets"), ("watch", "secrets"), ("delete", "secrets"),
+    forbidden = [("delete", "secrets"), ("deletecollection", "secrets"),
                  ("escalate", "clusterroles.rbac.authorization.k8s.io"),
                  ("bind", "clusterroles.rbac.authorization.k8s.io"),
                  ("impersonate", "users"), ("impersonate", "serviceaccounts"),
@@ -619,7 +619,8 @@ def test_the_installed_rbac_grants_no_forbidden_verb(
         answer = control_plane.kubectl("auth", "can-i", verb, resource, "--all-namespaces",
                                        "--as", user, check=False)
         assert answer.stdout.strip() == "no", (verb, resource, answer.stdout, answer.stderr)
-    for verb, resource in [("get", "secrets"), ("patch", "cronjobs.batch"),
+    for verb, resource in [("get", "secrets"), ("list", "secrets"), ("watch", "secrets"),
+                           ("patch", "cronjobs.batch"),
                            ("list", "personaldatastores.dataward.io")]:
         answer = control_plane.kubectl("auth", "can-i", verb, resource, "--all-namespaces",
                                        "--as", user, check=False)

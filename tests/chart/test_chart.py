@@ -48,7 +48,8 @@ NAMESPACED_RULES: dict[tuple[str, str], set[str]] = {
     ("batch", "cronjobs"): {"get", "list", "watch", "create", "patch"},
     ("batch", "jobs"): {"list", "watch", "create", "delete"},  # requests' and previews' Jobs
     ("", "pods"): {"list", "watch"},
-    ("", "secrets"): {"get", "create", "update", "patch"},
+    # list/watch: watchSecrets (default on): rings by label, every other Secret metadata only.
+    ("", "secrets"): {"get", "create", "update", "patch", "list", "watch"},
     ("events.k8s.io", "events"): {"create"},
 }
 # Cluster-scoped kinds, always bound cluster-wide.
@@ -275,16 +276,35 @@ def test_metrics_are_served_and_a_service_monitor_is_optional() -> None:
 @pytest.mark.parametrize("values", [(), ("watchNamespaces={crm,billing}",)],
                          ids=["cluster-wide", "watched-namespaces"])
 def test_no_rule_grants_a_forbidden_verb_or_lists_secrets(values: tuple[str, ...]) -> None:
-    roles = [d for d in render(*values) if d["kind"] in ("ClusterRole", "Role")]
-    assert roles
-    for role in roles:
-        for rule in role["rules"]:
-            where = f"{role['kind']} {role['metadata']['name']}: {rule}"
-            assert not FORBIDDEN_VERBS & set(rule["verbs"]), where
-            assert "*" not in rule["apiGroups"] and "*" not in rule["resources"], where
-            assert "nonResourceURLs" not in rule, where
-            if "secrets" in rule["resources"]:
-                assert not {"list", "watch", "deletecollection"} & set(rule["verbs"]), where
+    """Secrets are listed and watched only by the operator's own role, and with watchSecrets
+    off by no role at all."""
+    for watch in (True, False):
+        docs = render(*values, f"watchSecrets={str(watch).lower()}")
+        roles = [d for d in docs if d["kind"] in ("ClusterRole", "Role")]
+        assert roles
+        operator_role = role_named(docs, "operator")["metadata"]["name"]
+        for role in roles:
+            for rule in role["rules"]:
+                where = f"{role['kind']} {role['metadata']['name']}: {rule}"
+                assert not FORBIDDEN_VERBS & set(rule["verbs"]), where
+                assert "*" not in rule["apiGroups"] and "*" not in rule["resources"], where
+                assert "nonResourceURLs" not in rule, where
+                if "secrets" in rule["resources"]:
+                    assert "deletecollection" not in rule["verbs"], where
+                    listing = {"list", "watch"} & set(rule["verbs"])
+                    may_list = watch and role["metadata"]["name"] == operator_role
+                    assert listing == ({"list", "watch"} if may_list else set()), where
+
+
+def test_watch_secrets_off_reads_them_by_name_and_grants_no_list() -> None:
+    def args(*values: str) -> list[str]:
+        (deployment,) = of_kind(render(*values), "Deployment")
+        return list(deployment["spec"]["template"]["spec"]["containers"][0]["args"])
+
+    assert "--no-watch-secrets" not in args()
+    assert "--no-watch-secrets" in args("watchSecrets=false")
+    table = rules_table(role_named(render("watchSecrets=false"), "operator"))
+    assert table[("", "secrets")] == {"get", "create", "update", "patch"}
 
 
 def test_the_operator_gets_exactly_the_rights_its_code_uses() -> None:

@@ -262,6 +262,7 @@ class StaleCache:
 
     def __init__(self, kube: FakeKube) -> None:
         self.copy = copy.deepcopy(kube)
+        self.live = kube  # Secrets are not cached here: read by name, as without a watch
         self.ticks = 0
 
     def owns(self, namespace: str | None) -> bool:
@@ -286,6 +287,12 @@ class StaleCache:
 
     def store_written(self, obj: Mapping[str, Any]) -> None:
         pass  # the watch has not caught up
+
+    def watching(self, kind: str, namespace: str | None) -> bool:
+        return False
+
+    def exists(self, kind: str, namespace: str, name: str) -> bool:
+        return self.live.exists(kind, namespace, name)
 
 
 def set_hold(kube: FakeKube) -> None:

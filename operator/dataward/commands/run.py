@@ -83,8 +83,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--resync-seconds",
         type=float,
         default=3600.0,
-        help="safety resync: re-list every cache and re-check every store (key rings and "
-        "credentials Secrets, which are not watched) this often (default: %(default)s)",
+        help="safety resync: re-list every cache and re-check every store this often "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-watch-secrets",
+        dest="watch_secrets",
+        action="store_false",
+        help="do not list or watch Secrets (the chart's watchSecrets: false): read key rings "
+        "and credentials Secrets by name on each reconcile instead. With watching, only the "
+        "key rings are received with their data; every other Secret as metadata only",
     )
     parser.add_argument(
         "--operator-service-account",
@@ -212,6 +220,7 @@ def run(args: argparse.Namespace) -> int:
         lease_name=args.lease_name,
         lease_duration_seconds=args.lease_duration_seconds,
         resync_seconds=args.resync_seconds,
+        watch_secrets=args.watch_secrets,
         kubeconfig=args.kubeconfig,
         metrics_port=args.metrics_port or None,
         request_timeout=(min(5.0, args.request_timeout_seconds), args.request_timeout_seconds),

@@ -2,7 +2,9 @@
 
 A reconcile reads its store, policy, children, the namespace's NetworkPolicies, Roles and
 RoleBindings, the cluster's ClusterRoles and ClusterRoleBindings, and its purge Jobs and pods
-from here; only Secrets (which the operator may not list) are still read by name.
+from here. Secrets: the operator's key rings (by their labels, with their data) and every
+other Secret as metadata only (PartialObjectMetadata: the server never sends their data);
+when the operator may not list them (a 403), both are read by name instead.
 
 Honesty: a cache answers only while it is *synced*: its initial LIST succeeded and its last
 re-LIST did not fail. Until then, and from a failed re-LIST until a successful one, every read
@@ -36,7 +38,13 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from dataward.controller.index import LabelIndex
-from dataward.controller.kube import RESOURCES, Kube, KubeError
+from dataward.controller.kube import (
+    METADATA_ONLY,
+    METADATA_ONLY_LIST,
+    RESOURCES,
+    Kube,
+    KubeError,
+)
 
 log = logging.getLogger("dataward.cache")
 
@@ -50,6 +58,11 @@ SHARED_LENGTH = 100  # strings up to this long are interned in cached objects
 LIST_ATTEMPTS = 3  # paged lists started over after an expired continue token
 JOURNAL_BOUND = 20000  # changes remembered per informer (at least; see Informer._note)
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+# What a metadata-only cache keeps of each object (`metadata_only`).
+METADATA_KEPT = (
+    "name", "namespace", "uid", "resourceVersion", "labels", "ownerReferences",
+    "deletionTimestamp",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,19 @@ class CachedKind:
     kind: str
     label_selector: str | None = None
     cluster_scoped: bool = False
+    # The API kind when `kind` is a cache's own name (KeyRing: Secrets labelled as rings).
+    resource: str | None = None
+    # LIST and WATCH as PartialObjectMetadata: the server sends no data, and what it sends is
+    # cut to `METADATA_KEPT` besides (a Secret's data never reaches the operator).
+    metadata_only: bool = False
+    # A 403 on its LIST is not a failure but a setting (the chart may not grant list/watch):
+    # the cache stops for good, and reads of the kind go to the API by name (`Caches.watching`).
+    optional: bool = False
+
+    @property
+    def api_kind(self) -> str:
+        """The kind in the REST API (RESOURCES)."""
+        return self.resource or self.kind
 
 
 def slim(kind: str, obj: Mapping[str, Any]) -> Obj:
@@ -92,6 +118,12 @@ def _slimmed(kind: str, obj: Mapping[str, Any]) -> Obj:
         # largest part, times the runs each CronJob keeps) is never read.
         return {"kind": kind, "metadata": meta, "status": obj.get("status") or {}}
     return {**obj, "kind": kind, "metadata": meta}
+
+
+def metadata_only(obj: Mapping[str, Any]) -> Obj:
+    """Only the metadata a cache of presence needs: never data, annotations or managedFields."""
+    meta = obj.get("metadata") or {}
+    return {"metadata": {k: meta[k] for k in METADATA_KEPT if k in meta}}
 
 
 def _shared(value: Any) -> Any:
@@ -178,6 +210,8 @@ class Informer:
         self.journal_floor = 0
         self.resource_version: str | None = None
         self.lists = 0
+        # An optional kind whose LIST was refused (403): stopped; its reads go to the API.
+        self.forbidden = False
 
     @property
     def where(self) -> str:
@@ -241,11 +275,16 @@ class Informer:
             del self.journal[:JOURNAL_BOUND]
             self.journal_floor = self.journal[0][0] - 1
 
+    def _slim(self, obj: Mapping[str, Any]) -> Obj:
+        """What this cache keeps of `obj` (of a metadata-only kind: its metadata, whatever the
+        server sent), under its API kind."""
+        return slim(self.spec.api_kind, metadata_only(obj) if self.spec.metadata_only else obj)
+
     def store_written(self, obj: Mapping[str, Any]) -> None:
         """Keep the answer to the operator's own write, so its next read is not older."""
         if not _selected(obj, parse_selector(self.spec.label_selector)):
             return
-        self._put(slim(self.spec.kind, obj), notify=False)
+        self._put(self._slim(obj), notify=False)
 
     # The loop (its own thread).
 
@@ -256,6 +295,9 @@ class Informer:
             try:
                 self._relist()
             except KubeError as error:
+                if error.status == 403 and self.spec.optional:
+                    self._forbid()
+                    return
                 self._fail(f"HTTP {error.status} {error.reason}")
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 15.0)
@@ -286,6 +328,17 @@ class Informer:
                 stop.wait(1.0)
                 return
 
+    def _forbid(self) -> None:
+        """An optional kind may not be listed: say so once, and leave its reads to the API."""
+        self.synced = False
+        self.error = "list/watch forbidden"
+        self.forbidden = True
+        log.warning(
+            "list/watch of %s is forbidden: reading %s by name instead (no watch; a change is "
+            "seen on the next reconcile)", self.where, self.spec.api_kind,
+        )
+        self.on_health(self.spec.kind, self.namespace)
+
     def _fail(self, error: str) -> None:
         was = self.synced
         self.synced = False
@@ -303,7 +356,8 @@ class Informer:
         the next is asked for. A continue token that expired (410) starts the list again.
         """
         selector = [("labelSelector", self.spec.label_selector)] if self.spec.label_selector else []
-        path = RESOURCES[self.spec.kind].path(self.namespace)
+        path = RESOURCES[self.spec.api_kind].path(self.namespace)
+        accept = {"accept": METADATA_ONLY_LIST} if self.spec.metadata_only else {}
         for attempt in range(LIST_ATTEMPTS):
             fresh: dict[tuple[str, str], Obj] = {}
             token = ""
@@ -313,14 +367,14 @@ class Informer:
                     query.append(("continue", token))
                 try:
                     result = self.kube._call(
-                        "GET", path, query=query, what=f"list {self.spec.kind}"
+                        "GET", path, query=query, what=f"list {self.spec.kind}", **accept
                     )
                 except KubeError as error:
                     if error.status == 410 and token and attempt + 1 < LIST_ATTEMPTS:
                         break  # the snapshot the token named is compacted: start again
                     raise
                 for item in result.get("items") or []:
-                    obj = slim(self.spec.kind, item)
+                    obj = self._slim(item)
                     meta = obj["metadata"]
                     fresh[(meta.get("namespace") or "", meta["name"])] = obj
                 result.pop("items", None)  # not held while the next page is read
@@ -385,7 +439,7 @@ class Informer:
                 self.resource_version = obj.get("metadata", {}).get("resourceVersion")
                 continue
             self.resource_version = obj.get("metadata", {}).get("resourceVersion")
-            slimmed = slim(self.spec.kind, obj)
+            slimmed = self._slim(obj)
             if kind == "DELETED":
                 self._remove(slimmed)
             else:
@@ -402,11 +456,12 @@ class Informer:
         if self.spec.label_selector:
             query.append(("labelSelector", self.spec.label_selector))
         api = self.kube.api
+        accept = METADATA_ONLY if self.spec.metadata_only else "application/json"
         method, url, headers, _, _ = api.param_serialize(
             "GET",
-            RESOURCES[self.spec.kind].path(self.namespace),
+            RESOURCES[self.spec.api_kind].path(self.namespace),
             query_params=query,
-            header_params={"Accept": "application/json"},
+            header_params={"Accept": accept},
             auth_settings=["BearerToken"],
         )
         connect, read = self.kube.timeout
@@ -469,7 +524,8 @@ class Informer:
 class Caches:
     """Every cached kind, for the watched namespaces (or cluster-wide); `get`/`list` like Kube.
 
-    Reads of a kind that is not cached go to the API (Secrets: by name only).
+    Reads of a kind that is not cached go to the API; so do reads of an optional kind whose
+    list is forbidden (Secrets, when the chart does not grant list/watch: by name only).
     """
 
     def __init__(
@@ -525,8 +581,8 @@ class Caches:
         self._stop.set()
 
     def synced(self) -> bool:
-        """True when every cache has listed (and not failed since)."""
-        return all(informer.synced for informer in self.informers.values())
+        """True when every cache has listed (and not failed since), or may not list."""
+        return all(i.synced or i.forbidden for i in self.informers.values())
 
     def owns(self, namespace: str | None) -> bool:
         """Whether this operator (shard) serves `namespace`; False while that is unknown."""
@@ -539,12 +595,31 @@ class Caches:
             return namespace in informer.by_namespace.get("", {})
 
     def listed(self) -> bool:
-        """True once every cache has listed at least once (it may have failed since)."""
-        return all(informer.lists > 0 for informer in self.informers.values())
+        """True once every cache has listed at least once (it may have failed since), or
+        found it may not list (an optional kind: read from the API instead)."""
+        return all(i.lists > 0 or i.forbidden for i in self.informers.values())
 
     def cached(self, kind: str) -> bool:
         """Whether reads of `kind` are served from a cache."""
         return kind in self.specs
+
+    def watching(self, kind: str, namespace: str | None) -> bool:
+        """Whether reads of `kind` in `namespace` come from its cache: cached here, and its
+        list not forbidden (an optional kind whose list is refused is read by name)."""
+        if kind not in self.specs:
+            return False
+        try:
+            return not self._informer(kind, namespace).forbidden
+        except KubeError:
+            return False  # a namespace not watched: not ours to read from a cache
+
+    def exists(self, kind: str, namespace: str, name: str) -> bool:
+        """Whether the object exists: from the cache of `kind` while watching it (KubeError
+        while it is not synced: Unknown, never absent), else a metadata-only GET by name."""
+        if not self.watching(kind, namespace):
+            return self.kube.exists(self.specs[kind].api_kind if kind in self.specs else kind,
+                                    namespace, name)  # fmt: skip
+        return self._informer(kind, namespace).get(namespace, name) is not None
 
     def _informer(self, kind: str, namespace: str | None) -> Informer:
         spec = self.specs[kind]
@@ -601,13 +676,13 @@ class Caches:
     def store_written(self, obj: Mapping[str, Any]) -> None:
         """Keep the answer to one of the operator's writes in its cache, when cached."""
         kind = str(obj.get("kind") or "")
-        if kind not in self.specs:
-            return
         namespace = (obj.get("metadata") or {}).get("namespace")
-        try:
-            self._informer(kind, namespace).store_written(obj)
-        except KubeError:
-            pass
+        # Every cache of its API kind (a key ring: the rings' cache and the metadata one).
+        for spec in [s for s in self.specs.values() if s.api_kind == kind]:
+            try:
+                self._informer(spec.kind, namespace).store_written(obj)
+            except KubeError:
+                pass
 
     def counts(self) -> dict[str, int]:
         """Objects cached per kind (for metrics and the benchmark)."""

@@ -20,6 +20,8 @@ from dataward.controller.metrics import WRITES
 FIELD_MANAGER = "dataward"
 # Asks the API server for PartialObjectMetadata: the object's metadata, without its data.
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+# The same for a LIST: PartialObjectMetadataList, items without their data.
+METADATA_ONLY_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 # (connect, read) seconds. Without a timeout a request to a hung API server blocks for ever:
 # the read timeout bounds each wait for bytes, so a stalled server surfaces as a KubeError.
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)

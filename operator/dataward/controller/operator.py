@@ -35,8 +35,9 @@ from dataward.controller.kube import DEFAULT_TIMEOUT, Kube, KubeError, load_api_
 from dataward.controller.leader import LeaderElector, LeaseSettings
 from dataward.controller.metrics import CRDS_SERVED, LEADER, serve
 from dataward.controller.queue import FirstPass, StoreKey, WorkQueue
-from dataward.controller.reconcile import Reconciler, ReconcileSettings
+from dataward.controller.reconcile import KEY_RING_CACHE, Reconciler, ReconcileSettings
 from dataward.controller.subjects import SubjectRequests, SubjectSettings, request_keys_for_event
+from dataward.render.key_ring import KEY_RING_SELECTOR
 from dataward.render.labels import MANAGED_BY, MANAGED_BY_LABEL, STORE_KIND, STORE_LABEL
 
 log = logging.getLogger("dataward.operator")
@@ -68,6 +69,14 @@ CACHED_KINDS: tuple[CachedKind, ...] = (
     CachedKind("Pod", OURS),
     CachedKind("DataSubjectRequest"),
 )
+# Secrets, when the operator may list and watch them (`watch_secrets`, the chart's
+# `watchSecrets`): its key rings with their data (selected by their labels), and every Secret
+# as metadata only, so no other Secret's data ever reaches the operator. A 403 on either list
+# falls back to reads by name (a ring: GET; credentials: a metadata-only GET).
+SECRET_KINDS: tuple[CachedKind, ...] = (
+    CachedKind(KEY_RING_CACHE, KEY_RING_SELECTOR, resource="Secret", optional=True),
+    CachedKind("Secret", metadata_only=True, optional=True),
+)
 # Kinds of which every object in the namespace counts in every store's verdict.
 NAMESPACE_WIDE = frozenset({"NetworkPolicy", "Role", "RoleBinding"})
 
@@ -87,9 +96,12 @@ class OperatorSettings:
     identity: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
     workers: int = 4
     # The safety resync: every cache re-lists, and every store is queued (behind events), on
-    # this period. Key rings and credentials Secrets are not watched (the operator may not
-    # list Secrets): a change to one out of band is seen on the store's next reconcile.
+    # this period.
     resync_seconds: float = 3600.0
+    # Watch Secrets (SECRET_KINDS). Off, or forbidden by RBAC: key rings and credentials
+    # Secrets are read by name, and a change to one out of band is seen on the store's next
+    # reconcile.
+    watch_secrets: bool = True
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
     subjects: SubjectSettings = field(default_factory=SubjectSettings)
     kubeconfig: str | None = None
@@ -187,6 +199,8 @@ def keys_for_event(
         return reconciler.stores_in(str(meta["name"])), []
     if not namespace:
         return [], []
+    if kind == "Secret":  # metadata only; a ring's own events come from the rings' cache
+        return reconciler.stores_with_credentials(namespace, str(meta["name"])), []
     owner = _owner_store(body)
     if owner is not None:
         return [(namespace, owner)], []
@@ -425,12 +439,22 @@ async def run_operator(
     policies = WorkQueue()  # keys ("", policy name): cluster-scoped
     requests = WorkQueue()  # DataSubjectRequests (namespace, name)
     holder: list[Reconciler] = []
+    answering: list[SubjectRequests] = []
 
     def on_event(kind: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
         if not holder:
             return
         for key in request_keys_for_event(kind, old, new):
             requests.add(key)
+        if kind == "Secret" and answering:  # an identifier Secret made (or gone)
+            body = new if new is not None else old
+            meta = (body or {}).get("metadata") or {}
+            try:
+                for key in answering[0].naming_identifier(str(meta.get("namespace")),
+                                                          str(meta.get("name"))):  # fmt: skip
+                    requests.add(key)
+            except KubeError:
+                pass  # requests not synced: their own health and recheck queue them
         if kind == "DataSubjectRequest":
             return
         try:
@@ -466,6 +490,11 @@ async def run_operator(
             queue.add(key)
 
     kinds = CACHED_KINDS
+    if settings.watch_secrets:
+        kinds = (*kinds, *SECRET_KINDS)
+    else:
+        log.info("not watching Secrets (watch_secrets off): key rings and credentials "
+                 "Secrets are read by name")
     if settings.namespace_selector:
         kinds = (*kinds, CachedKind("Namespace", settings.namespace_selector, cluster_scoped=True))
     caches = Caches(kube, kinds, settings.namespaces, settings.resync_seconds, on_event, on_health)
@@ -481,6 +510,7 @@ async def run_operator(
     reconciler.on_revision_change = on_revision_change
     holder.append(reconciler)
     subject_requests = SubjectRequests(kube, settings.subjects, caches)
+    answering.append(subject_requests)
     serving = asyncio.Event()  # kopf runs; set and cleared on the loop only
     stopping = asyncio.Event()  # `stop`, seen from the loop
 
@@ -488,6 +518,7 @@ async def run_operator(
         await serving.wait()
         while not caches.listed():  # a reconcile before the first lists would read nothing
             await asyncio.sleep(0.1)
+
 
     async def handle(key: StoreKey) -> bool:
         await ready()
@@ -501,7 +532,7 @@ async def run_operator(
     def settled(key: StoreKey) -> None:
         message = first_pass.done(key, time.monotonic())
         if message:
-            log.info("startup: %s", message)
+            log.info("%s", message)
 
     async def handle_request(key: StoreKey) -> bool:
         await ready()

@@ -272,6 +272,16 @@ class Reconciler:
         """Every PrivacyPolicy's name."""
         return [p["metadata"]["name"] for p in self.read.list("PrivacyPolicy")]
 
+    def stores_with_credentials(self, namespace: str, secret: str) -> list[StoreKey]:
+        """The stores in `namespace` whose database credentials name Secret `secret`."""
+        if not self.owns(namespace):
+            return []
+        return [
+            (namespace, store.name)
+            for store in self._namespace(namespace).stores
+            if secret in credentials_secrets(store)
+        ]
+
     def stores_with_label(self, namespace: str, label: str) -> list[StoreKey]:
         """The stores in `namespace` whose child label value is `label` (names may be hashed)."""
         return [
@@ -393,8 +403,8 @@ class Reconciler:
         ]
         if any(c.status != "True" for c in conditions):
             # What an unsettled store waits for is often a Secret (its credentials created, a
-            # planted ring deleted, a read that failed), and Secrets are not watched: look
-            # again soon rather than at the safety resync.
+            # planted ring deleted, a read that failed), and Secrets are watched only where
+            # the operator may list them: look again soon rather than at the safety resync.
             due.append(now + UNSETTLED_RECHECK)
         return min(due) if due else None
 
@@ -594,7 +604,9 @@ class Reconciler:
     def _presence(self, kind: str, namespace: str, name: str) -> Presence:
         """Whether an object exists, reading its metadata only (a Secret's data is not read)."""
         try:
-            return "present" if self.kube.exists(kind, namespace, name) else "absent"
+            # From the Secrets' metadata-only cache while it is watched (not synced: Unknown).
+            present = (self.caches or self.kube).exists(kind, namespace, name)
+            return "present" if present else "absent"
         except KubeError as error:
             log.info("%s %s/%s unreadable: %s", kind, namespace, name, error)
             return "unknown"
@@ -959,7 +971,7 @@ class Reconciler:
         record = snapshot.record
         max_age = _max_key_age(store, snapshot.policy)
         try:
-            secret = self.kube.get("Secret", store.namespace, secret_name)
+            secret = self._ring_secret(store.namespace, secret_name)
         except KubeError as error:
             return RingOutcome(ObservedKeyRing.unknown(f"HTTP {error.status}"), record)
         if secret is None:
@@ -1130,6 +1142,7 @@ class Reconciler:
         try:
             # resourceVersion makes this a compare-and-swap: a concurrent change wins, we retry.
             answer = self.kube.replace(body)
+            self._written(answer)
         except KubeError as error:
             log.warning("bucket keys of %s/%s: %s", store.namespace, record.secret_name, error)
             return BucketOutcome(
@@ -1231,6 +1244,22 @@ class Reconciler:
             return record.shredded, f"status write: HTTP {error.status}"
         return tuple(shredded), problem
 
+    def _ring_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The key ring Secret, from the rings' cache while it is watched (KubeError while it
+        is not synced: Unknown, never absent). A miss there is confirmed by one GET by name
+        before anything follows from it (a create, or "the ring is gone"): a ring whose labels
+        were removed is not in the cache, and a ring just made may not be there yet.
+
+        With access records on (`--audit-log`) the ring is read by name at every reconcile:
+        that read is the canary whose audit event proves the log covers the store."""
+        canary = self.settings.access_records is not None
+        caches = None if canary else self.caches
+        if caches is not None and caches.watching(KEY_RING_CACHE, namespace):
+            cached = caches.get(KEY_RING_CACHE, namespace, name)
+            if cached is not None:
+                return {"apiVersion": "v1", **cached}  # a LIST's items carry no apiVersion
+        return self.kube.get("Secret", namespace, name)
+
     def _fresh_record(self, store: Store, record: KeyRingRecord | None) -> KeyRingRecord | None:
         """The store's ring record read from the API, not the cache (KubeError when unread)."""
         if self.caches is None:
@@ -1281,6 +1310,7 @@ class Reconciler:
         try:
             log.info("create key ring %s/%s", store.namespace, secret_name)
             created = self.kube.create(body)
+            self._written(created)
             self._record(store, "key.created", _key_evidence(ring, secret_name, ring.primary))
             return created, record
         except KubeError as error:
@@ -1311,7 +1341,7 @@ class Reconciler:
         body["data"] = {**(secret.get("data") or {}), **serialise(new)}
         try:
             # resourceVersion makes this a compare-and-swap: a concurrent change wins, we retry.
-            self.kube.replace(body)
+            self._written(self.kube.replace(body))
         except KubeError as error:
             log.warning(
                 "rotate key ring %s/%s: %s", store.namespace, secret["metadata"]["name"], error
@@ -1530,6 +1560,8 @@ class Reconciler:
 
 
 _HELD = ("legal-hold", "dry-run")  # what keeps due bucket keys on purpose
+# The cache of the operator's key rings (controller/operator.py SECRET_KINDS).
+KEY_RING_CACHE = "KeyRing"
 UNSETTLED_RECHECK = timedelta(seconds=60)  # how soon a store not Ready is looked at again
 STUCK_GRACE = 600  # seconds past a run's deadline before it is called stuck
 MISSED_GRACE = 300  # seconds past a run's starting deadline before it is called missed

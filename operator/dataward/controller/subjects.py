@@ -166,6 +166,19 @@ class SubjectRequests:
             if self.owns(r["metadata"]["namespace"])
         ]
 
+    def naming_identifier(self, namespace: str, secret: str) -> list[RequestKey]:
+        """The cached requests of `namespace` whose identifier Secret is `secret` (its watch
+        event may let them start); none when requests are not cached (no LIST for it)."""
+        if self.caches is None or not self.caches.cached(REQUEST_KIND) or not self.owns(namespace):
+            return []
+        out = []
+        for raw in self.caches.list(REQUEST_KIND, namespace):
+            subject = (raw.get("spec") or {}).get("subject") or {}
+            ref = subject.get("identifierSecretRef") if isinstance(subject, dict) else None
+            if isinstance(ref, dict) and ref.get("name") == secret:
+                out.append((namespace, str(raw["metadata"]["name"])))
+        return out
+
     def reconcile_logged(self, key: RequestKey) -> RequestOutcome:
         """Reconcile and log a failure by its class and status only; the queue retries it."""
         try:
@@ -259,7 +272,10 @@ class SubjectRequests:
         if self.read.get("PrivacyPolicy", None, request.policy) is None:
             return blocked("PolicyNotFound", f"PrivacyPolicy {request.policy} does not exist.")
         try:
-            present = self.kube.exists("Secret", request.namespace, request.identifier_secret)
+            # Metadata only, from the Secrets' cache while it is watched: never the identifier.
+            present = (self.caches or self.kube).exists(
+                "Secret", request.namespace, request.identifier_secret
+            )
         except KubeError as error:
             return blocked(
                 "IdentifierSecretUnreadable",

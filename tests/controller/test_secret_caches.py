@@ -1,0 +1,247 @@
+"""Secrets from watch-fed caches (issue 11): key rings with their data, every other Secret as
+metadata only; Unknown while a cache is not synced; reads by name when listing is forbidden.
+
+The informers' list path runs for real against the in-memory API (test_cache.ListingKube, which
+answers a metadata-only LIST with whole Secrets, data and all, as a careless server might: the
+cache must drop it itself). Watches and threads are e2e's (e2e/test_secret_watch.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from datetime import timedelta
+from typing import Any, cast
+
+import pytest
+
+from dataward.controller.cache import Caches
+from dataward.controller.kube import Kube, KubeError
+from dataward.controller.operator import CACHED_KINDS, SECRET_KINDS, keys_for_event
+from dataward.controller.reconcile import KEY_RING_CACHE, Reconciler, ReconcileSettings
+from dataward.controller.subjects import SubjectRequests, SubjectSettings
+from dataward.keys.ring import generate_ring, parse_ring, serialise
+from dataward.subjects.request import parse_request
+from tests.controller.test_cache import ListingKube
+from tests.controller.test_reconcile import KEY, RING, T0, conditions, sample_cluster, status
+from tests.subjects.samples import request
+
+CREDENTIALS = "crm-postgres-purger"
+
+
+class ForbiddingKube(ListingKube):
+    """Refuses to LIST Secrets (the chart's watchSecrets: false): 403, as RBAC does."""
+
+    def _call(self, method: str, path: str, *, what: str, **rest: Any) -> Any:
+        if path.endswith("/secrets"):
+            raise KubeError(403, "Forbidden", what)
+        return super()._call(method, path, what=what, **rest)
+
+
+def _caches(kube: ListingKube, events: list[tuple[str, Any, Any]] | None = None) -> Caches:
+    def on_event(kind: str, old: Any, new: Any) -> None:
+        if events is not None:
+            events.append((kind, old, new))
+
+    return Caches(cast(Kube, kube), (*CACHED_KINDS, *SECRET_KINDS), (), 3600, on_event,
+                  lambda kind, namespace: None)  # fmt: skip
+
+
+def _relist(caches: Caches) -> None:
+    for informer in caches.informers.values():
+        informer._relist()
+
+
+def _reconcile(kube: ListingKube, caches: Caches, minutes: int = 0) -> Reconciler:
+    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings(), (), caches)
+    reconciler.reconcile(KEY, now=T0 + timedelta(minutes=minutes))
+    return reconciler
+
+
+def _secret_reads(kube: ListingKube) -> list[tuple[str, str, str]]:
+    return [c for c in kube.calls if c[1] == "Secret" and c[0] == "get"]
+
+
+def _settled() -> tuple[ListingKube, Caches]:
+    """A store reconciled once (ring made, status written) and every cache listed since."""
+    kube = sample_cluster(ListingKube())
+    caches = _caches(kube)
+    _relist(caches)
+    _reconcile(kube, caches)
+    _relist(caches)
+    kube.calls.clear()
+    return kube, caches
+
+
+def test_a_settled_store_reads_no_secret_from_the_api_and_writes_nothing() -> None:
+    kube, caches = _settled()
+    _reconcile(kube, caches, minutes=5)
+    assert _secret_reads(kube) == []
+    assert kube.writes() == []
+    assert conditions(kube)["Ready"] == ("True", "AllControlsInForce")
+    assert conditions(kube)["EncryptionKeyReady"][0] == "True"
+
+
+def test_no_secret_but_a_key_ring_keeps_its_data_in_the_cache() -> None:
+    kube, caches = _settled()
+    other = caches.informers[("Secret", None)]
+    cached = [o for objs in other.by_namespace.values() for o in objs.values()]
+    assert {o["metadata"]["name"] for o in cached} >= {CREDENTIALS, RING}
+    for obj in cached:  # the fake server sent data; the cache must not keep it
+        assert set(obj) == {"kind", "metadata"}, obj
+        assert "annotations" not in obj["metadata"]
+    ring = caches.get(KEY_RING_CACHE, "crm", RING)
+    assert ring is not None and ring["data"] == kube.objects[("Secret", "crm", RING)]["data"]
+    assert caches.get(KEY_RING_CACHE, "crm", CREDENTIALS) is None  # not labelled as a ring
+
+
+def test_credentials_absent_from_a_synced_cache_are_missing() -> None:
+    kube, caches = _settled()
+    kube.objects.pop(("Secret", "crm", CREDENTIALS))
+    _relist(caches)  # what the watch would have delivered
+    _reconcile(kube, caches, minutes=1)
+    assert conditions(kube)["PurgeScheduled"] == ("False", "CredentialsSecretMissing")
+    assert _secret_reads(kube) == []
+
+
+def test_credentials_in_a_cache_that_failed_are_unknown_never_missing() -> None:
+    kube, caches = _settled()
+    kube.objects.pop(("Secret", "crm", CREDENTIALS))  # gone, but the cache cannot tell
+    caches.informers[("Secret", None)]._fail("HTTP 500 Internal Server Error")
+    _reconcile(kube, caches, minutes=1)
+    assert conditions(kube)["PurgeScheduled"] == ("Unknown", "CredentialsSecretUnreadable")
+    assert conditions(kube)["Ready"][0] != "True"
+
+
+def test_a_ring_cache_that_failed_is_unknown_and_creates_nothing() -> None:
+    kube, caches = _settled()
+    kube.objects.pop(("Secret", "crm", RING))
+    caches.informers[(KEY_RING_CACHE, None)]._fail("HTTP 500 Internal Server Error")
+    _reconcile(kube, caches, minutes=1)
+    assert conditions(kube)["EncryptionKeyReady"] == ("Unknown", "KeyRingUnreadable")
+    assert ("create", "Secret", RING) not in kube.calls
+    assert ("Secret", "crm", RING) not in kube.objects
+
+
+def test_a_ring_the_cache_has_not_seen_is_read_by_name_not_made_twice() -> None:
+    """The cache says "no ring" (its labels were removed, or the watch is behind); the API has
+    the operator's own ring: one GET finds it, nothing is created, the ring is still ours."""
+    kube, caches = _settled()
+    ring = kube.objects[("Secret", "crm", RING)]
+    before = copy.deepcopy(ring["data"])
+    ring["metadata"]["labels"] = {}
+    _relist(caches)
+    assert caches.get(KEY_RING_CACHE, "crm", RING) is None
+    _reconcile(kube, caches, minutes=1)
+    assert ("get", "Secret", RING) in kube.calls
+    assert not [c for c in kube.writes() if c[1] == "Secret"]
+    assert kube.objects[("Secret", "crm", RING)]["data"] == before
+    assert conditions(kube)["EncryptionKeyReady"][0] == "True"
+
+
+def test_a_planted_ring_the_cache_has_not_seen_is_not_adopted() -> None:
+    """A new store; someone made a Secret under its ring's name without the ring labels. The
+    ring cache misses it; the GET before a create finds it, and it is neither used nor
+    replaced nor recorded as the store's."""
+    kube = sample_cluster(ListingKube())
+    planted = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": RING, "namespace": "crm"},
+        "data": serialise(generate_ring(T0 - timedelta(days=1))),
+    }
+    kube._store(copy.deepcopy(planted))
+    caches = _caches(kube)
+    _relist(caches)
+    assert caches.get(KEY_RING_CACHE, "crm", RING) is None
+    _reconcile(kube, caches)
+    assert not [c for c in kube.writes() if c[1] == "Secret"], "the planted ring was touched"
+    assert kube.objects[("Secret", "crm", RING)]["data"] == planted["data"]
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyRingNotCreatedByOperator")
+    encryption = status(kube).get("encryption") or {}
+    recorded = {k["fingerprint"] for k in encryption.get("keys", [])}
+    assert not recorded & set(parse_ring(planted["data"]).fingerprints().values())
+
+
+def test_the_operators_new_ring_is_in_both_caches_at_once_without_data_in_the_other() -> None:
+    kube = sample_cluster(ListingKube())
+    caches = _caches(kube)
+    _relist(caches)
+    _reconcile(kube, caches)  # creates the ring
+    ring = caches.get(KEY_RING_CACHE, "crm", RING)
+    assert ring is not None and ring["data"]
+    plain = caches.get("Secret", "crm", RING)
+    assert plain is not None and "data" not in plain
+    kube.calls.clear()
+    _reconcile(kube, caches, minutes=1)  # before any watch event: no second create, no GET
+    assert _secret_reads(kube) == [] and not [c for c in kube.writes() if c[1] == "Secret"]
+
+
+def test_a_credentials_secret_event_queues_the_store_that_names_it_only() -> None:
+    kube, caches = _settled()
+    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings(), (), caches)
+    gone = {"metadata": {"name": CREDENTIALS, "namespace": "crm", "resourceVersion": "9"}}
+    assert keys_for_event("Secret", gone, None, reconciler) == ([KEY], [])
+    other = {"metadata": {"name": "helm-release", "namespace": "crm", "resourceVersion": "9"}}
+    assert keys_for_event("Secret", None, other, reconciler) == ([], [])
+    ring = caches.get(KEY_RING_CACHE, "crm", RING)
+    assert keys_for_event(KEY_RING_CACHE, ring, None, reconciler) == ([KEY], [])
+
+
+def test_a_forbidden_secret_list_falls_back_to_reads_by_name(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    kube = sample_cluster(ForbiddingKube())
+    caches = _caches(kube)
+    stop = threading.Event()
+    with caplog.at_level(logging.WARNING, logger="dataward.cache"):
+        for key, informer in caches.informers.items():
+            if key[0] in (KEY_RING_CACHE, "Secret"):
+                informer.run(stop)  # returns on the 403: the kind is read by name from now on
+            else:
+                informer._relist()
+    assert caches.listed() and caches.synced()
+    assert not caches.watching("Secret", "crm") and not caches.watching(KEY_RING_CACHE, "crm")
+    forbidden = [r for r in caplog.records if "forbidden" in r.getMessage()]
+    assert len(forbidden) == 2  # once per cache, not once per read
+    _reconcile(kube, caches)
+    kube.calls.clear()
+    _reconcile(kube, caches, minutes=1)
+    assert sorted(_secret_reads(kube)) == [("get", "Secret", CREDENTIALS), ("get", "Secret", RING)]
+    assert conditions(kube)["Ready"] == ("True", "AllControlsInForce")
+
+
+def test_a_requests_identifier_secret_is_unknown_while_the_cache_is_not_synced() -> None:
+    kube = sample_cluster(ListingKube())
+    dsr = request()
+    caches = _caches(kube)
+    _relist(caches)
+    caches.informers[("Secret", None)]._fail("HTTP 500 Internal Server Error")
+    requests = SubjectRequests(cast(Kube, kube), SubjectSettings(), caches)
+    blocked = requests._precondition(parse_request(dsr))
+    assert blocked is not None and blocked.status == "Unknown"
+    assert not _secret_reads(kube)
+
+
+def test_an_identifier_secret_event_finds_the_requests_that_name_it_only() -> None:
+    kube = sample_cluster(ListingKube())
+    kube._store(request())
+    kube._store({**request(), "metadata": {"name": "case-9", "namespace": "privacy"}, "spec": {
+        **request()["spec"], "subject": {"identifierSecretRef": {"name": "case-9-identifier"}}}})
+    caches = _caches(kube)
+    _relist(caches)
+    requests = SubjectRequests(cast(Kube, kube), SubjectSettings(), caches)
+    kube.calls.clear()
+    assert requests.naming_identifier("privacy", "case-4711-identifier") == [
+        ("privacy", "case-4711")]
+    assert requests.naming_identifier("privacy", "unrelated") == []
+    assert requests.naming_identifier("crm", "case-4711-identifier") == []
+    assert kube.calls == []  # from the cache: a Secret event costs no request
+    caches = _caches(kube)
+    caches.drop("DataSubjectRequest")  # the CRD not served: no LIST per Secret event either
+    _relist(caches)
+    kube.calls.clear()
+    no_crd = SubjectRequests(cast(Kube, kube), SubjectSettings(), caches)
+    assert no_crd.naming_identifier("privacy", "case-4711-identifier") == []
+    assert kube.calls == []
