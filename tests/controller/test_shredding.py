@@ -339,3 +339,96 @@ def test_an_unreadable_store_at_destruction_time_destroys_nothing(kube: FakeKube
     Reconciler(cast(Kube, kube), settings, caches=cast(Any, stale)).reconcile(KEY, now=DUE)
     assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
     assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingFailed")
+
+
+# --- the evidence never claims a destruction that a hold stopped ---------------------------
+
+
+def standing_claims(sink: Sink) -> set[int]:
+    """The key ids the evidence log says were destroyed: a key.shredded record that no later
+    key.shred.cancelled record of the same key withdrew."""
+    claims: set[int] = set()
+    for kind, payload in sink.records:
+        if kind == "key.shredded":
+            claims.add(payload["keyId"])
+        elif kind == "key.shred.cancelled":
+            claims.discard(payload["keyId"])
+    return claims
+
+
+def assert_evidence_matches_the_ring(kube: FakeKube, sink: Sink) -> None:
+    present = {key.id for key in ring(kube).keys}
+    destroyed = {gone.id for gone in ring(kube).shredded}
+    assert not standing_claims(sink) & present, "the evidence says destroyed; the key is there"
+    assert destroyed <= standing_claims(sink), "a key left the ring without a standing record"
+
+
+def lift_hold(kube: FakeKube) -> None:
+    obj = kube.objects[("PersonalDataStore", *KEY)]
+    obj["spec"]["purge"]["suspend"] = False
+    obj["metadata"]["generation"] = int(obj["metadata"]["generation"]) + 1
+    kube._store(obj)
+
+
+def test_a_hold_between_the_record_and_the_act_withdraws_the_record(kube: FakeKube) -> None:
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    july = ring(kube).bucket_key("2025-07")
+    assert july is not None
+    real_append = sink.append
+
+    def racing_append(kind: str, subject: str, payload: Mapping[str, Any]) -> None:
+        real_append(kind, subject, payload)
+        if kind == "key.shredded":
+            set_hold(kube)  # after the hold was read, before the act
+
+    sink.append = racing_append  # type: ignore[method-assign]
+    run(kube, sink, DUE)
+    sink.append = real_append  # type: ignore[method-assign]
+    assert "2025-07" in ring(kube).buckets  # the hold kept the key ...
+    assert_evidence_matches_the_ring(kube, sink)  # ... and the evidence says so
+    (cancelled,) = sink.of("key.shred.cancelled")
+    assert (cancelled["keyId"], cancelled["bucket"], cancelled["reason"]) == (
+        july.id, "2025-07", "LegalHold"
+    )
+    # Held: the next passes neither record nor destroy.
+    run(kube, sink, DUE + timedelta(minutes=1))
+    assert (len(sink.of("key.shredded")), len(sink.of("key.shred.cancelled"))) == (1, 1)
+    assert "2025-07" in ring(kube).buckets
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyShreddingHeld")
+    # Lifted: recorded again, then destroyed; the evidence ends by saying destroyed.
+    lift_hold(kube)
+    run(kube, sink, DUE + timedelta(minutes=2))
+    assert "2025-07" not in ring(kube).buckets
+    assert len(sink.of("key.shredded")) == 2 and len(sink.of("key.shred.cancelled")) == 1
+    assert_evidence_matches_the_ring(kube, sink)
+
+
+def test_a_hold_after_the_status_recorded_the_shredding_withdraws_it(kube: FakeKube) -> None:
+    """The record and shreddedBuckets are written, the ring write loses a race, and a hold
+    arrives before the retry: the key stays, and neither evidence nor status says destroyed."""
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    real_replace = kube.replace
+
+    def racing_replace(obj: Any) -> dict[str, Any]:
+        kube.objects[("Secret", "crm", RING)]["metadata"]["resourceVersion"] = "changed"
+        return real_replace(obj)
+
+    kube.replace = racing_replace  # type: ignore[method-assign]
+    run(kube, sink, DUE)
+    kube.replace = real_replace  # type: ignore[method-assign]
+    assert [g["bucket"] for g in status(kube)["encryption"]["shreddedBuckets"]] == ["2025-07"]
+    set_hold(kube)
+    run(kube, sink, DUE + timedelta(minutes=1))
+    assert "2025-07" in ring(kube).buckets
+    assert_evidence_matches_the_ring(kube, sink)
+    assert "shreddedBuckets" not in status(kube)["encryption"]
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyShreddingHeld")
+    run(kube, sink, DUE + timedelta(minutes=2))  # still held: withdrawn once
+    assert len(sink.of("key.shred.cancelled")) == 1
+    lift_hold(kube)
+    run(kube, sink, DUE + timedelta(minutes=3))
+    assert "2025-07" not in ring(kube).buckets
+    assert len(sink.of("key.shredded")) == 2
+    assert_evidence_matches_the_ring(kube, sink)

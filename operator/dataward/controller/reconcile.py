@@ -1052,7 +1052,9 @@ class Reconciler:
         The hold is read again from the API (the cache may not have a hold set a moment ago)
         right before anything is recorded, and the shreddedBuckets write is conditional on
         the resourceVersion of that read: a hold set in between makes it fail (409), and
-        nothing is destroyed.
+        nothing is destroyed. A key.shredded record whose key then stays is withdrawn by a
+        key.shred.cancelled record: when the shreddedBuckets write fails, and when a hold
+        finds the shredding listed but the key still in the ring (its ring write failed).
         """
         unchanged = BucketOutcome(secret, ring, record)
         category = policy.category(store.category) if policy is not None else None
@@ -1095,6 +1097,8 @@ class Reconciler:
             )
             decided = {gone.bucket for gone in shredded}
             shred = tuple(bucket for bucket in due if bucket in decided)
+        elif blocker in _HELD:
+            shredded = self._withdraw_shredding(store, ring, record, due, blocker)
         if problem is not None:
             blocker = "failed"
         record = KeyRingRecord.from_ring(
@@ -1224,12 +1228,84 @@ class Reconciler:
                 subresource="status",
             )  # fmt: skip
         except KubeError as error:
+            # Not listed, so not destroyed: what this pass recorded is withdrawn (a later
+            # pass records it again before it destroys the key).
+            appended = tuple(gone.bucket for gone in shredded[len(record.shredded) :])
             if error.status == 409:
                 log.warning("%s/%s changed while its keys were shredded: nothing destroyed",
                             store.namespace, store.name)  # fmt: skip
+                hold = self._hold_now(store)[0]
+                reason = CANCEL_REASONS.get(hold or "", "StoreChanged")
+                self._cancel_shredding(store, ring, record.secret_name, appended, reason)
                 return record.shredded, "the store changed meanwhile (HTTP 409)"
+            self._cancel_shredding(store, ring, record.secret_name, appended, "StatusWriteFailed")
             return record.shredded, f"status write: HTTP {error.status}"
         return tuple(shredded), problem
+
+    def _withdraw_shredding(
+        self,
+        store: Store,
+        ring: KeyRing,
+        record: KeyRingRecord,
+        due: tuple[str, ...],
+        blocker: ShreddingBlocker,
+    ) -> tuple[ShreddedRecord, ...]:
+        """Withdraw the shreddings status lists whose keys a hold (or a dry run) now keeps
+        in the ring: unlisted first, then a key.shred.cancelled record each, so a key never
+        leaves the ring on a withdrawn record. Returns what status still lists.
+
+        Should the record fail after the status write, the evidence log keeps a claim the
+        ring contradicts (logged); the reverse order could destroy a key whose record was
+        withdrawn, once the hold is lifted."""
+        withdrawn = tuple(gone.bucket for gone in record.shredded if gone.bucket in due)
+        if not withdrawn or self.settings.evidence is None:
+            return record.shredded
+        kept = tuple(gone for gone in record.shredded if gone.bucket not in withdrawn)
+        try:
+            self._patch(
+                "PersonalDataStore", store.namespace, store.name,
+                {"status": {"encryption": {
+                    "shreddedBuckets": [gone.to_status() for gone in kept] or None
+                }}},
+                subresource="status",
+            )  # fmt: skip
+        except KubeError as error:
+            log.warning("withdraw the shredding of %s/%s: status write HTTP %s", store.namespace,
+                        store.name, error.status)  # fmt: skip
+            return record.shredded  # still listed, still held: the next pass tries again
+        self._cancel_shredding(
+            store, ring, record.secret_name, withdrawn, CANCEL_REASONS[blocker]
+        )
+        return kept
+
+    def _cancel_shredding(
+        self,
+        store: Store,
+        ring: KeyRing,
+        secret_name: str,
+        buckets: tuple[str, ...],
+        reason: str,
+    ) -> None:
+        """Append key.shred.cancelled for each of `buckets`, whose key.shredded record stands
+        but whose key stays in the ring."""
+        sink = self.settings.evidence
+        assert sink is not None
+        for bucket in buckets:
+            key = ring.bucket_key(bucket)
+            assert key is not None
+            payload = {
+                **_key_evidence(ring, secret_name, key.id),
+                "bucket": bucket,
+                "reason": reason,
+            }
+            try:
+                sink.append("key.shred.cancelled", f"{store.namespace}/{store.name}", payload)
+            except Exception as error:  # the evidence database down, ...
+                log.error(
+                    "key.shred.cancelled for %s/%s not recorded (%s): the evidence log says "
+                    "the key of bucket %s was destroyed, but it is kept",
+                    store.namespace, store.name, type(error).__name__, bucket,
+                )  # fmt: skip
 
     def _fresh_record(self, store: Store, record: KeyRingRecord | None) -> KeyRingRecord | None:
         """The store's ring record read from the API, not the cache (KubeError when unread)."""
@@ -1530,6 +1606,8 @@ class Reconciler:
 
 
 _HELD = ("legal-hold", "dry-run")  # what keeps due bucket keys on purpose
+# The reason of a key.shred.cancelled record, by what kept the key.
+CANCEL_REASONS: dict[str, str] = {"legal-hold": "LegalHold", "dry-run": "DryRun"}
 UNSETTLED_RECHECK = timedelta(seconds=60)  # how soon a store not Ready is looked at again
 STUCK_GRACE = 600  # seconds past a run's deadline before it is called stuck
 MISSED_GRACE = 300  # seconds past a run's starting deadline before it is called missed
