@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -68,6 +67,7 @@ from dataward.checks.purge_runs import (
     stuck_at,
     stuck_run,
 )
+from dataward.controller import events
 from dataward.controller.cache import Caches
 from dataward.controller.clock import Clock, system_clock
 from dataward.controller.impact import not_run_status, observe_preview, with_previews
@@ -836,29 +836,11 @@ class Reconciler:
 
     def _policy_event(self, raw: Mapping[str, Any], reason: str, note: str, now: datetime) -> None:
         """An Event about a (cluster-scoped) policy, in `default` as Kubernetes does."""
-        meta = raw["metadata"]
-        event = {
-            "apiVersion": "events.k8s.io/v1",
-            "kind": "Event",
-            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:12]}", "namespace": "default"},
-            "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "reportingController": "dataward.io/operator",
-            "reportingInstance": self.settings.reporting_instance,
-            "action": "Revise",
-            "reason": reason,
-            "type": "Normal",
-            "note": note[:1024],
-            "regarding": {
-                "apiVersion": raw.get("apiVersion", "dataward.io/v1alpha1"),
-                "kind": "PrivacyPolicy",
-                "name": meta["name"],
-                "uid": meta.get("uid"),
-            },
-        }
-        try:
-            self.kube.create(event)
-        except KubeError as error:
-            log.info("event for PrivacyPolicy %s not posted: %s", meta["name"], error)
+        body = events.event(
+            raw, "PrivacyPolicy", action="Revise", reason=reason, event_type="Normal",
+            note=note, now=now, instance=self.settings.reporting_instance,
+        )  # fmt: skip
+        events.post(self.kube, body)
 
     def reconcile_policy_logged(self, name: str) -> Outcome:
         """Reconcile a policy's status and log failures; not ok: the queue retries."""
@@ -1574,35 +1556,13 @@ class Reconciler:
     def _event(
         self, raw: Mapping[str, Any], condition: Condition, before: str | None, now: datetime
     ) -> None:
-        meta = raw["metadata"]
-        warning = condition.status != "True"
-        event = {
-            "apiVersion": "events.k8s.io/v1",
-            "kind": "Event",
-            "metadata": {
-                "name": f"{meta['name']}.{uuid.uuid4().hex[:12]}",
-                "namespace": meta["namespace"],
-            },
-            "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "reportingController": "dataward.io/operator",
-            "reportingInstance": self.settings.reporting_instance,
-            "action": "Reconcile",
-            "reason": condition.reason,
-            "type": "Warning" if warning else "Normal",
-            "note": f"{condition.type} is {condition.status}"
-            f"{'' if before is None else f' (was {before})'}: {condition.message}"[:1024],
-            "regarding": {
-                "apiVersion": raw["apiVersion"],
-                "kind": STORE_KIND,
-                "name": meta["name"],
-                "namespace": meta["namespace"],
-                "uid": meta.get("uid"),
-            },
-        }
-        try:
-            self.kube.create(event)
-        except KubeError as error:
-            log.info("event for %s/%s not posted: %s", meta["namespace"], meta["name"], error)
+        body = events.event(
+            raw, STORE_KIND, action="Reconcile", reason=condition.reason,
+            event_type="Warning" if condition.status != "True" else "Normal",
+            note=events.transition_note(condition, before), now=now,
+            instance=self.settings.reporting_instance,
+        )  # fmt: skip
+        events.post(self.kube, body)
 
 
 _HELD = ("legal-hold", "dry-run")  # what keeps due bucket keys on purpose
