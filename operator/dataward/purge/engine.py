@@ -1220,27 +1220,16 @@ def _run_tables(
     error: PurgeError | None = None
     used = 0
     for i, run in enumerate(runs):
-        if run.table.children is not None:
-            young[i] = run.drain(
-                run.children_batches(),
-                plan.max_rows - used,
-                pacer,
-                statutory,
-                run.second_lane(run.children_batches, statutory),
+        passes = ((young, run.children_batches),) if run.table.children is not None else ()
+        for drained, make in (*passes, (live, run.live_batches)):
+            batches = make()
+            drained[i] = run.drain(
+                batches, plan.max_rows - used, pacer, statutory, run.second_lane(make, statutory)
             )
-            used += young[i].deleted
-            stop, error = young[i].stop, young[i].error
+            used += drained[i].deleted
+            stop, error = drained[i].stop, drained[i].error
             if stop is not None or error is not None:
                 break
-        live[i] = run.drain(
-            run.live_batches(),
-            plan.max_rows - used,
-            pacer,
-            statutory,
-            run.second_lane(run.live_batches, statutory),
-        )
-        used += live[i].deleted
-        stop, error = live[i].stop, live[i].error
         if stop is not None or error is not None:
             break
     if statutory and stop is None and error is None:
