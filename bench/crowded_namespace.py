@@ -18,7 +18,7 @@ import copy
 import cProfile
 import pstats
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
@@ -61,34 +61,34 @@ def main() -> None:
     _relist(caches)
     reconciler = Reconciler(kube, ReconcileSettings(), (), caches)  # type: ignore[arg-type]
     keys = [("crm", s["metadata"]["name"]) for s in caches.list("PersonalDataStore", "crm")]
-    first = cProfile.Profile() if args.profile_converging else None
-    start = time.process_time()
-    if first:
-        first.enable()
-    for key in keys:
-        reconciler.reconcile(key, now=T0)
-    if first:
-        first.disable()
-    spent = time.process_time() - start
-    per = 1000 * spent / len(keys)
-    print(f"{len(keys)} stores in one namespace: {per:.1f} ms CPU per converging reconcile")
-    if first:
-        pstats.Stats(first).sort_stats("cumulative").print_stats(40)
+    _timed_pass(reconciler, keys, T0, "converging reconcile", args.profile_converging, 40)
     _relist(caches)
     later = T0 + timedelta(minutes=5)
-    profiler = cProfile.Profile() if args.profile else None
+    _timed_pass(reconciler, keys, later, "reconcile with nothing to do", args.profile, 30)
+
+
+def _timed_pass(
+    reconciler: Reconciler,
+    keys: list[tuple[str, str]],
+    now: datetime,
+    what: str,
+    profile: bool,
+    top: int,
+) -> None:
+    """Reconcile every store once at `now`; print the ms of CPU per reconcile (then, with
+    `profile`, the top `top` lines of its cProfile)."""
+    profiler = cProfile.Profile() if profile else None
     start = time.process_time()
     if profiler:
         profiler.enable()
     for key in keys:
-        reconciler.reconcile(key, now=later)
+        reconciler.reconcile(key, now=now)
     if profiler:
         profiler.disable()
-    spent = time.process_time() - start
-    per = 1000 * spent / len(keys)
-    print(f"{len(keys)} stores in one namespace: {per:.1f} ms CPU per reconcile with nothing to do")
+    per = 1000 * (time.process_time() - start) / len(keys)
+    print(f"{len(keys)} stores in one namespace: {per:.1f} ms CPU per {what}")
     if profiler:
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(top)
 
 
 if __name__ == "__main__":

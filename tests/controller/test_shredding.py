@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -44,6 +45,7 @@ class Sink:
         self.records: list[tuple[str, dict[str, Any]]] = []
         self.buckets_when_appended: list[tuple[str, ...]] = []
         self.fail = False
+        self.after_shredded: Callable[[], None] | None = None  # runs after each key.shredded
 
     def append(self, kind: str, subject: str, payload: Mapping[str, Any]) -> None:
         if self.fail:
@@ -51,6 +53,8 @@ class Sink:
         self.records.append((kind, validate(kind, subject, payload)))
         if kind == "key.shredded":
             self.buckets_when_appended.append(ring(self.kube).buckets)
+            if self.after_shredded is not None:
+                self.after_shredded()
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [payload for k, payload in self.records if k == kind]
@@ -68,6 +72,22 @@ def cluster(suspend: bool = False) -> FakeKube:
 
 def ring(kube: FakeKube) -> Any:
     return parse_ring(kube.objects[("Secret", "crm", RING)]["data"])
+
+
+@contextmanager
+def ring_writes_lose_a_race(kube: FakeKube) -> Iterator[None]:
+    """Someone changes the ring Secret right before each of the operator's writes of it."""
+    real_replace = kube.replace
+
+    def racing_replace(obj: Any) -> dict[str, Any]:
+        kube.objects[("Secret", "crm", RING)]["metadata"]["resourceVersion"] = "changed"
+        return real_replace(obj)
+
+    kube.replace = racing_replace  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        kube.replace = real_replace  # type: ignore[method-assign]
 
 
 def run(kube: FakeKube, sink: Sink | None, now: datetime) -> datetime | None:
@@ -176,17 +196,10 @@ def test_a_concurrent_change_of_the_ring_wins_and_the_record_is_not_repeated(
 ) -> None:
     sink = Sink(kube)
     run(kube, sink, T0 + timedelta(minutes=1))
-    real_replace = kube.replace
-
-    def racing_replace(obj: Any) -> dict[str, Any]:
-        kube.objects[("Secret", "crm", RING)]["metadata"]["resourceVersion"] = "changed"
-        return real_replace(obj)
-
-    kube.replace = racing_replace  # type: ignore[method-assign]
-    run(kube, sink, DUE)
+    with ring_writes_lose_a_race(kube):
+        run(kube, sink, DUE)
     assert "2025-07" in ring(kube).buckets  # the compare-and-swap failed: nothing destroyed
     assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingFailed")
-    kube.replace = real_replace  # type: ignore[method-assign]
     run(kube, sink, DUE + timedelta(minutes=1))
     assert "2025-07" not in ring(kube).buckets
     assert len(sink.of("key.shredded")) == 1  # recorded once, destroyed on the retry
@@ -295,10 +308,11 @@ class StaleCache:
         return self.live.exists(kind, namespace, name)
 
 
-def set_hold(kube: FakeKube) -> None:
-    """A legal hold, as `kubectl patch` sets it: spec.purge.suspend, a new generation."""
+def set_hold(kube: FakeKube, held: bool = True) -> None:
+    """A legal hold set (or lifted), as `kubectl patch` does: spec.purge.suspend, a new
+    generation."""
     obj = kube.objects[("PersonalDataStore", *KEY)]
-    obj["spec"]["purge"]["suspend"] = True
+    obj["spec"]["purge"]["suspend"] = held
     obj["metadata"]["generation"] = int(obj["metadata"]["generation"]) + 1
     kube._store(obj)
 
@@ -316,27 +330,6 @@ def test_a_hold_the_cache_has_not_seen_yet_stops_the_destruction(kube: FakeKube)
     assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyShreddingHeld")
 
 
-def test_a_hold_set_while_the_destruction_is_recorded_aborts_it(kube: FakeKube) -> None:
-    sink = Sink(kube)
-    run(kube, sink, T0 + timedelta(minutes=1))
-    real_append = sink.append
-
-    def racing_append(kind: str, subject: str, payload: Mapping[str, Any]) -> None:
-        real_append(kind, subject, payload)
-        if kind == "key.shredded":
-            set_hold(kube)  # after the hold was read, before the ring is written
-
-    sink.append = racing_append  # type: ignore[method-assign]
-    run(kube, sink, DUE)
-    assert "2025-07" in ring(kube).buckets and ring(kube).shredded == ()
-    assert "shreddedBuckets" not in status(kube)["encryption"]
-    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingFailed")
-    # The next pass reads the hold and keeps the key, saying why.
-    run(kube, sink, DUE + timedelta(minutes=1))
-    assert "2025-07" in ring(kube).buckets
-    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyShreddingHeld")
-
-
 def test_an_unreadable_store_at_destruction_time_destroys_nothing(kube: FakeKube) -> None:
     sink = Sink(kube)
     run(kube, sink, T0 + timedelta(minutes=1))
@@ -346,3 +339,79 @@ def test_an_unreadable_store_at_destruction_time_destroys_nothing(kube: FakeKube
     Reconciler(cast(Kube, kube), settings, caches=cast(Any, stale)).reconcile(KEY, now=DUE)
     assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
     assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingFailed")
+
+
+# --- the evidence never claims a destruction that a hold stopped ---------------------------
+
+
+def standing_claims(sink: Sink) -> set[int]:
+    """The key ids the evidence log says were destroyed: a key.shredded record that no later
+    key.shred.cancelled record of the same key withdrew."""
+    claims: set[int] = set()
+    for kind, payload in sink.records:
+        if kind == "key.shredded":
+            claims.add(payload["keyId"])
+        elif kind == "key.shred.cancelled":
+            claims.discard(payload["keyId"])
+    return claims
+
+
+def assert_evidence_matches_the_ring(kube: FakeKube, sink: Sink) -> None:
+    present = {key.id for key in ring(kube).keys}
+    destroyed = {gone.id for gone in ring(kube).shredded}
+    assert not standing_claims(sink) & present, "the evidence says destroyed; the key is there"
+    assert destroyed <= standing_claims(sink), "a key left the ring without a standing record"
+
+
+def test_a_hold_set_while_the_destruction_is_recorded_aborts_it_and_withdraws_the_record(
+    kube: FakeKube,
+) -> None:
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    july = ring(kube).bucket_key("2025-07")
+    assert july is not None
+    sink.after_shredded = lambda: set_hold(kube)  # after the hold was read, before the act
+    run(kube, sink, DUE)
+    sink.after_shredded = None
+    assert "2025-07" in ring(kube).buckets and ring(kube).shredded == ()  # the key stays ...
+    assert_evidence_matches_the_ring(kube, sink)  # ... and the evidence says so
+    assert "shreddedBuckets" not in status(kube)["encryption"]
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingFailed")
+    (cancelled,) = sink.of("key.shred.cancelled")
+    assert (cancelled["keyId"], cancelled["bucket"], cancelled["reason"]) == (
+        july.id, "2025-07", "LegalHold"
+    )
+    # Held: the next pass reads the hold and keeps the key, saying why; no more records.
+    run(kube, sink, DUE + timedelta(minutes=1))
+    assert (len(sink.of("key.shredded")), len(sink.of("key.shred.cancelled"))) == (1, 1)
+    assert "2025-07" in ring(kube).buckets
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyShreddingHeld")
+    # Lifted: recorded again, then destroyed; the evidence ends by saying destroyed.
+    set_hold(kube, held=False)
+    run(kube, sink, DUE + timedelta(minutes=2))
+    assert "2025-07" not in ring(kube).buckets
+    assert len(sink.of("key.shredded")) == 2 and len(sink.of("key.shred.cancelled")) == 1
+    assert_evidence_matches_the_ring(kube, sink)
+
+
+def test_a_hold_after_the_status_recorded_the_shredding_withdraws_it(kube: FakeKube) -> None:
+    """The record and shreddedBuckets are written, the ring write loses a race, and a hold
+    arrives before the retry: the key stays, and neither evidence nor status says destroyed."""
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    with ring_writes_lose_a_race(kube):
+        run(kube, sink, DUE)
+    assert [g["bucket"] for g in status(kube)["encryption"]["shreddedBuckets"]] == ["2025-07"]
+    set_hold(kube)
+    run(kube, sink, DUE + timedelta(minutes=1))
+    assert "2025-07" in ring(kube).buckets
+    assert_evidence_matches_the_ring(kube, sink)
+    assert "shreddedBuckets" not in status(kube)["encryption"]
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyShreddingHeld")
+    run(kube, sink, DUE + timedelta(minutes=2))  # still held: withdrawn once
+    assert len(sink.of("key.shred.cancelled")) == 1
+    set_hold(kube, held=False)
+    run(kube, sink, DUE + timedelta(minutes=3))
+    assert "2025-07" not in ring(kube).buckets
+    assert len(sink.of("key.shredded")) == 2
+    assert_evidence_matches_the_ring(kube, sink)

@@ -54,6 +54,11 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
         {"secret": "dataward-support-inquiries-keyring", "keyId": 3, "bucket": "2026-10",
          "reason": "BucketExpired", "expired": START},
     ),
+    "key.shred.cancelled": (
+        "crm/support-inquiries",
+        {"secret": "dataward-support-inquiries-keyring", "keyId": 3, "bucket": "2026-10",
+         "reason": "LegalHold"},
+    ),
     "request.answered": (
         "crm/support-inquiries",
         {"requestId": "dsr-2026-0042", "requestType": "erasure", "outcome": "fulfilled",

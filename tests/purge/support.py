@@ -154,6 +154,24 @@ def run_purge(
     )
 
 
+def assert_exact_statutory_copy(
+    live: DatabaseServer, archive: DatabaseServer, table: str, rows: str, moved: int
+) -> None:
+    """Purge `table` (category `contracts`, keyed by `(id, region)`) into the archive: all
+    `moved` rows leave live, and the archive reads back under the query `rows` exactly what
+    live held before."""
+    before = live.query(rows)
+    result = run_purge(
+        store_doc(live, table, category="contracts", archive=archive, key_columns=("id", "region")),
+        live,
+        archive,
+    )
+    assert result.result == "Succeeded", result.message
+    assert result.rows_deleted == result.rows_archived == moved == len(before)
+    assert archive.query(rows) == before
+    assert live.query(rows) == []
+
+
 @dataclass
 class CliRun:
     """A finished `dataward purge` process."""

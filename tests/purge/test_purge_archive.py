@@ -13,7 +13,14 @@ from dataward.purge.batches import MySQLBatches
 from dataward.purge.mysql import MySQLSession
 from tests.databases import DatabaseServer, DatabaseServers, free_port
 from tests.expiry import is_safely_expired
-from tests.purge.support import run_cli, run_purge, server_time, store_doc, unique
+from tests.purge.support import (
+    assert_exact_statutory_copy,
+    run_cli,
+    run_purge,
+    server_time,
+    store_doc,
+    unique,
+)
 from tests.purge.tables import count, create_table, insert_rows, read_rows
 
 pytestmark = pytest.mark.db
@@ -259,16 +266,7 @@ def test_archive_copy_is_exact_for_awkward_postgres_types(servers: DatabaseServe
         "ARRAY[]::text[], '1999-12-31', '')"
     )
     rows = f"SELECT t::text FROM {table} AS t ORDER BY id, region"
-    before = live.query(rows)
-    result = run_purge(
-        store_doc(live, table, category="contracts", archive=archive, key_columns=("id", "region")),
-        live,
-        archive,
-    )
-    assert result.result == "Succeeded", result.message
-    assert result.rows_deleted == result.rows_archived == 3
-    assert archive.query(rows) == before
-    assert count(live, table) == 0
+    assert_exact_statutory_copy(live, archive, table, rows, moved=3)
 
 
 def test_an_archive_that_silently_drops_rows_fails_verification(servers: DatabaseServers) -> None:

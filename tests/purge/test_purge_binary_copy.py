@@ -6,8 +6,7 @@ import pytest
 
 from dataward.purge.sql import POSTGRES, Column, TableName, TableStatements, same_copy_types
 from tests.databases import DatabaseServers
-from tests.purge.support import run_purge, store_doc, unique
-from tests.purge.tables import count
+from tests.purge.support import assert_exact_statutory_copy, unique
 
 LIVE = (Column("id", "bigint", None), Column("ts", "timestamp with time zone", 6))
 
@@ -73,13 +72,4 @@ def test_copy_is_exact_in_binary_and_in_the_text_fallback(
         f"SELECT (to_jsonb(t) - 'at')::text, extract(epoch FROM t.at)::text FROM {table} AS t "
         "ORDER BY id, region"
     )
-    before = live.query(rows)
-    result = run_purge(
-        store_doc(live, table, category="contracts", archive=archive, key_columns=("id", "region")),
-        live,
-        archive,
-    )
-    assert result.result == "Succeeded", result.message
-    assert result.rows_deleted == result.rows_archived == 3
-    assert archive.query(rows) == before
-    assert count(live, table) == 0
+    assert_exact_statutory_copy(live, archive, table, rows, moved=3)

@@ -158,12 +158,10 @@ def build_registry(
     return registry
 
 
-def queue_policy_counts(
-    policies: WorkQueue, name: str, delay: float = POLICY_COUNT_DELAY
-) -> None:
-    """Queue the policy whose store counts changed, `delay` from the first change not yet
-    written: a burst of stores becoming Ready writes its status once, not once per store."""
-    policies.add_after(("", name), delay)
+def queue_policy_counts(policies: WorkQueue, name: str) -> None:
+    """Queue the policy whose store counts changed, POLICY_COUNT_DELAY from the first change
+    not yet written: a burst of stores becoming Ready writes its status once, not per store."""
+    policies.add_after(("", name), POLICY_COUNT_DELAY)
 
 
 def _generation(obj: Mapping[str, Any]) -> object:

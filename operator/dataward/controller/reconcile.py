@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -68,6 +67,7 @@ from dataward.checks.purge_runs import (
     stuck_at,
     stuck_run,
 )
+from dataward.controller import events
 from dataward.controller.cache import Caches
 from dataward.controller.clock import Clock, system_clock
 from dataward.controller.impact import not_run_status, observe_preview, with_previews
@@ -848,29 +848,11 @@ class Reconciler:
 
     def _policy_event(self, raw: Mapping[str, Any], reason: str, note: str, now: datetime) -> None:
         """An Event about a (cluster-scoped) policy, in `default` as Kubernetes does."""
-        meta = raw["metadata"]
-        event = {
-            "apiVersion": "events.k8s.io/v1",
-            "kind": "Event",
-            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:12]}", "namespace": "default"},
-            "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "reportingController": "dataward.io/operator",
-            "reportingInstance": self.settings.reporting_instance,
-            "action": "Revise",
-            "reason": reason,
-            "type": "Normal",
-            "note": note[:1024],
-            "regarding": {
-                "apiVersion": raw.get("apiVersion", "dataward.io/v1alpha1"),
-                "kind": "PrivacyPolicy",
-                "name": meta["name"],
-                "uid": meta.get("uid"),
-            },
-        }
-        try:
-            self.kube.create(event)
-        except KubeError as error:
-            log.info("event for PrivacyPolicy %s not posted: %s", meta["name"], error)
+        body = events.event(
+            raw, "PrivacyPolicy", action="Revise", reason=reason, event_type="Normal",
+            note=note, now=now, instance=self.settings.reporting_instance,
+        )  # fmt: skip
+        events.post(self.kube, body)
 
     def reconcile_policy_logged(self, name: str) -> Outcome:
         """Reconcile a policy's status and log failures; not ok: the queue retries."""
@@ -1064,7 +1046,9 @@ class Reconciler:
         The hold is read again from the API (the cache may not have a hold set a moment ago)
         right before anything is recorded, and the shreddedBuckets write is conditional on
         the resourceVersion of that read: a hold set in between makes it fail (409), and
-        nothing is destroyed.
+        nothing is destroyed. A key.shredded record whose key then stays is withdrawn by a
+        key.shred.cancelled record: when the shreddedBuckets write fails, and when a hold
+        finds the shredding listed but the key still in the ring (its ring write failed).
         """
         unchanged = BucketOutcome(secret, ring, record)
         category = policy.category(store.category) if policy is not None else None
@@ -1107,6 +1091,8 @@ class Reconciler:
             )
             decided = {gone.bucket for gone in shredded}
             shred = tuple(bucket for bucket in due if bucket in decided)
+        elif blocker in _HELD:
+            shredded = self._withdraw_shredding(store, ring, record, due, blocker)
         if problem is not None:
             blocker = "failed"
         record = KeyRingRecord.from_ring(
@@ -1237,10 +1223,17 @@ class Reconciler:
                 subresource="status",
             )  # fmt: skip
         except KubeError as error:
+            # Not listed, so not destroyed: what this pass recorded is withdrawn (a later
+            # pass records it again before it destroys the key).
+            appended = tuple(gone.bucket for gone in shredded[len(record.shredded) :])
             if error.status == 409:
                 log.warning("%s/%s changed while its keys were shredded: nothing destroyed",
                             store.namespace, store.name)  # fmt: skip
+                hold = self._hold_now(store)[0]
+                reason = CANCEL_REASONS.get(hold or "", "StoreChanged")
+                self._cancel_shredding(store, ring, record.secret_name, appended, reason)
                 return record.shredded, "the store changed meanwhile (HTTP 409)"
+            self._cancel_shredding(store, ring, record.secret_name, appended, "StatusWriteFailed")
             return record.shredded, f"status write: HTTP {error.status}"
         return tuple(shredded), problem
 
@@ -1259,6 +1252,71 @@ class Reconciler:
             if cached is not None:
                 return {"apiVersion": "v1", **cached}  # a LIST's items carry no apiVersion
         return self.kube.get("Secret", namespace, name)
+
+    def _withdraw_shredding(
+        self,
+        store: Store,
+        ring: KeyRing,
+        record: KeyRingRecord,
+        due: tuple[str, ...],
+        blocker: ShreddingBlocker,
+    ) -> tuple[ShreddedRecord, ...]:
+        """Withdraw the shreddings status lists whose keys a hold (or a dry run) now keeps
+        in the ring: unlisted first, then a key.shred.cancelled record each, so a key never
+        leaves the ring on a withdrawn record. Returns what status still lists.
+
+        Should the record fail after the status write, the evidence log keeps a claim the
+        ring contradicts (logged); the reverse order could destroy a key whose record was
+        withdrawn, once the hold is lifted."""
+        withdrawn = tuple(gone.bucket for gone in record.shredded if gone.bucket in due)
+        if not withdrawn or self.settings.evidence is None:
+            return record.shredded
+        kept = tuple(gone for gone in record.shredded if gone.bucket not in withdrawn)
+        try:
+            self._patch(
+                "PersonalDataStore", store.namespace, store.name,
+                {"status": {"encryption": {
+                    "shreddedBuckets": [gone.to_status() for gone in kept] or None
+                }}},
+                subresource="status",
+            )  # fmt: skip
+        except KubeError as error:
+            log.warning("withdraw the shredding of %s/%s: status write HTTP %s", store.namespace,
+                        store.name, error.status)  # fmt: skip
+            return record.shredded  # still listed, still held: the next pass tries again
+        self._cancel_shredding(
+            store, ring, record.secret_name, withdrawn, CANCEL_REASONS[blocker]
+        )
+        return kept
+
+    def _cancel_shredding(
+        self,
+        store: Store,
+        ring: KeyRing,
+        secret_name: str,
+        buckets: tuple[str, ...],
+        reason: str,
+    ) -> None:
+        """Append key.shred.cancelled for each of `buckets`, whose key.shredded record stands
+        but whose key stays in the ring."""
+        sink = self.settings.evidence
+        assert sink is not None
+        for bucket in buckets:
+            key = ring.bucket_key(bucket)
+            assert key is not None
+            payload = {
+                **_key_evidence(ring, secret_name, key.id),
+                "bucket": bucket,
+                "reason": reason,
+            }
+            try:
+                sink.append("key.shred.cancelled", f"{store.namespace}/{store.name}", payload)
+            except Exception as error:  # the evidence database down, ...
+                log.error(
+                    "key.shred.cancelled for %s/%s not recorded (%s): the evidence log says "
+                    "the key of bucket %s was destroyed, but it is kept",
+                    store.namespace, store.name, type(error).__name__, bucket,
+                )  # fmt: skip
 
     def _fresh_record(self, store: Store, record: KeyRingRecord | None) -> KeyRingRecord | None:
         """The store's ring record read from the API, not the cache (KubeError when unread)."""
@@ -1528,40 +1586,20 @@ class Reconciler:
     def _event(
         self, raw: Mapping[str, Any], condition: Condition, before: str | None, now: datetime
     ) -> None:
-        meta = raw["metadata"]
-        warning = condition.status != "True"
-        event = {
-            "apiVersion": "events.k8s.io/v1",
-            "kind": "Event",
-            "metadata": {
-                "name": f"{meta['name']}.{uuid.uuid4().hex[:12]}",
-                "namespace": meta["namespace"],
-            },
-            "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "reportingController": "dataward.io/operator",
-            "reportingInstance": self.settings.reporting_instance,
-            "action": "Reconcile",
-            "reason": condition.reason,
-            "type": "Warning" if warning else "Normal",
-            "note": f"{condition.type} is {condition.status}"
-            f"{'' if before is None else f' (was {before})'}: {condition.message}"[:1024],
-            "regarding": {
-                "apiVersion": raw["apiVersion"],
-                "kind": STORE_KIND,
-                "name": meta["name"],
-                "namespace": meta["namespace"],
-                "uid": meta.get("uid"),
-            },
-        }
-        try:
-            self.kube.create(event)
-        except KubeError as error:
-            log.info("event for %s/%s not posted: %s", meta["namespace"], meta["name"], error)
+        body = events.event(
+            raw, STORE_KIND, action="Reconcile", reason=condition.reason,
+            event_type="Warning" if condition.status != "True" else "Normal",
+            note=events.transition_note(condition, before), now=now,
+            instance=self.settings.reporting_instance,
+        )  # fmt: skip
+        events.post(self.kube, body)
 
 
 _HELD = ("legal-hold", "dry-run")  # what keeps due bucket keys on purpose
 # The cache of the operator's key rings (controller/operator.py SECRET_KINDS).
 KEY_RING_CACHE = "KeyRing"
+# The reason of a key.shred.cancelled record, by what kept the key.
+CANCEL_REASONS: dict[str, str] = {"legal-hold": "LegalHold", "dry-run": "DryRun"}
 UNSETTLED_RECHECK = timedelta(seconds=60)  # how soon a store not Ready is looked at again
 STUCK_GRACE = 600  # seconds past a run's deadline before it is called stuck
 MISSED_GRACE = 300  # seconds past a run's starting deadline before it is called missed

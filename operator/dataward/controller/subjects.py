@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -42,6 +41,7 @@ from dataward.checks.subjects import (
 from dataward.checks.subjects import (
     result_record as request_result,
 )
+from dataward.controller import events
 from dataward.controller.cache import Caches
 from dataward.controller.clock import Clock, system_clock
 from dataward.controller.kube import Kube, KubeError
@@ -49,7 +49,6 @@ from dataward.keys.ring import format_time
 from dataward.model.errors import ModelError
 from dataward.model.policy import parse_policy
 from dataward.model.store import Store, parse_store
-from dataward.render.labels import API_VERSION
 from dataward.render.names import label_value
 from dataward.render.settings import RenderSettings
 from dataward.render.subject_jobs import (
@@ -509,34 +508,12 @@ class SubjectRequests:
     def _event(
         self, raw: Mapping[str, Any], condition: Condition, before: str | None, now: datetime
     ) -> None:
-        meta = raw["metadata"]
-        event = {
-            "apiVersion": "events.k8s.io/v1",
-            "kind": "Event",
-            "metadata": {
-                "name": f"{meta['name']}.{uuid.uuid4().hex[:12]}",
-                "namespace": meta["namespace"],
-            },
-            "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "reportingController": "dataward.io/operator",
-            "reportingInstance": self.settings.reporting_instance,
-            "action": "Reconcile",
-            "reason": condition.reason,
-            "type": event_type(condition),
-            "note": f"{condition.type} is {condition.status}"
-            f"{'' if before is None else f' (was {before})'}: {condition.message}"[:1024],
-            "regarding": {
-                "apiVersion": API_VERSION,
-                "kind": REQUEST_KIND,
-                "name": meta["name"],
-                "namespace": meta["namespace"],
-                "uid": meta.get("uid"),
-            },
-        }
-        try:
-            self.kube.create(event)
-        except KubeError as error:
-            log.info("event for %s/%s not posted: %s", meta["namespace"], meta["name"], error)
+        body = events.event(
+            raw, REQUEST_KIND, action="Reconcile", reason=condition.reason,
+            event_type=event_type(condition), note=events.transition_note(condition, before),
+            now=now, instance=self.settings.reporting_instance,
+        )  # fmt: skip
+        events.post(self.kube, body)
 
     def _evidence(
         self, request: SubjectRequest, phase: str, result: Mapping[str, Any], at: datetime

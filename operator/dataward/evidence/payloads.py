@@ -176,6 +176,13 @@ SHAPES: dict[str, Shape] = {
         {**KEY_FIELDS, "reason": REASON, "expired": TIME},
         frozenset({"secret", "keyId", "reason"}),
     ),
+    # A key.shredded record withdrawn: the key stayed in the ring (a legal hold or a dry run
+    # set between the record and the act, or the store's status could not list it). A later
+    # key.shredded record of the same key, if any, is the one that took effect.
+    "key.shred.cancelled": Shape(
+        {**KEY_FIELDS, "reason": REASON},
+        frozenset({"secret", "keyId", "reason"}),
+    ),
     "request.answered": Shape(
         {
             "requestId": OPAQUE_ID,

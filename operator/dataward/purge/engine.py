@@ -137,8 +137,8 @@ class EngineOptions:
     max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
     large_cut: LargeCutThreshold = field(default_factory=LargeCutThreshold)
     lock_hold_target: float = 0.1  # seconds a batch may hold its row locks
-    # PostgreSQL plain batches: overlap each COMMIT with the next batch on a second live
-    # session (`TableRun._overlapped`); False runs them one at a time on one session.
+    # PostgreSQL to PostgreSQL statutory batches: copy batch k into the archive while batch
+    # k+1 runs on a second live session (`TableRun.second_lane`); False: one session.
     overlap_commits: bool = True
 
 
@@ -247,29 +247,31 @@ class Pacer:
         return self._check()
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """What every records entry of one run shares: its sessions, plan, bounds and fault hook."""
+
+    live: Session
+    archive: Session | None
+    plan: PurgePlan
+    options: EngineOptions
+    fault: Fault
+    # Opens a second session to the live database (PostgreSQL): see `TableRun.second_lane`.
+    spare: Callable[[], Session | None] | None = None
+
+
 class TableRun:
     """One records entry during one run: counts, batches, the result."""
 
-    def __init__(
-        self,
-        table: PreparedTable,
-        live: Session,
-        archive: Session | None,
-        plan: PurgePlan,
-        options: EngineOptions,
-        fault: Fault,
-        spare: Callable[[], Session | None] | None = None,
-    ) -> None:
+    def __init__(self, table: PreparedTable, run: RunContext) -> None:
         self.table = table
-        self.live = live
-        self.archive = archive
-        self.plan = plan
-        self.options = options
-        self.fault = fault
+        self.live = run.live
+        self.archive = run.archive
+        self.plan = run.plan
+        self.options = run.options
+        self.fault = run.fault
         self.name = table.records.table
-        # A second session to the live database (PostgreSQL), opened at the first plain
-        # batch loop: see `_overlapped`.
-        self._spare = spare
+        self._spare = run.spare
 
     def _needs(self, session: Session, privilege: str, error: PurgeError) -> PurgeError:
         """A PermissionDenied of `session` as the privilege, table and GRANT that fix it.
@@ -987,7 +989,7 @@ def purge(
         base = replace(
             base, server_time=plan.now, cutoff=plan.cutoff, archive_cutoff=plan.archive_cutoff
         )
-        runs = _table_runs(live, archive, plan, options, fault, sessions.spare)
+        runs = _table_runs(RunContext(live, archive, plan, options, fault, sessions.spare))
         counts = [run.count_start(options.large_cut) for run in runs]
         done = [_untouched(run, count) for run, count in zip(runs, counts, strict=True)]
         tables = [
@@ -1128,23 +1130,17 @@ def _plan(
     return make_plan(store, policy, live_now, archive_now)
 
 
-def _table_runs(
-    live: Session,
-    archive: Session | None,
-    plan: PurgePlan,
-    options: EngineOptions,
-    fault: Fault,
-    spare: Callable[[], Session | None] | None = None,
-) -> list[TableRun]:
+def _table_runs(run: RunContext) -> list[TableRun]:
     """Every records entry checked against the catalogues; a read-only archive refused."""
-    tables = [prepare_table(live, archive, records, plan) for records in plan.records]
+    archive = run.archive
+    tables = [prepare_table(run.live, archive, records, run.plan) for records in run.plan.records]
     if archive is not None and archive.read_only():
         raise PurgeError(
             "ArchiveReadOnly",
             "the archive database is read-only for the archive login: nothing was "
             "deleted from the live database; make the archive writable.",
         )
-    return [TableRun(t, live, archive, plan, options, fault, spare) for t in tables]
+    return [TableRun(t, run) for t in tables]
 
 
 def _finished(
@@ -1224,27 +1220,16 @@ def _run_tables(
     error: PurgeError | None = None
     used = 0
     for i, run in enumerate(runs):
-        if run.table.children is not None:
-            young[i] = run.drain(
-                run.children_batches(),
-                plan.max_rows - used,
-                pacer,
-                statutory,
-                run.second_lane(run.children_batches, statutory),
+        passes = ((young, run.children_batches),) if run.table.children is not None else ()
+        for drained, make in (*passes, (live, run.live_batches)):
+            batches = make()
+            drained[i] = run.drain(
+                batches, plan.max_rows - used, pacer, statutory, run.second_lane(make, statutory)
             )
-            used += young[i].deleted
-            stop, error = young[i].stop, young[i].error
+            used += drained[i].deleted
+            stop, error = drained[i].stop, drained[i].error
             if stop is not None or error is not None:
                 break
-        live[i] = run.drain(
-            run.live_batches(),
-            plan.max_rows - used,
-            pacer,
-            statutory,
-            run.second_lane(run.live_batches, statutory),
-        )
-        used += live[i].deleted
-        stop, error = live[i].stop, live[i].error
         if stop is not None or error is not None:
             break
     if statutory and stop is None and error is None:

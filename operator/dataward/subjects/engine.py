@@ -45,6 +45,7 @@ from dataward.purge.engine import (
     EngineOptions,
     Fault,
     PreparedTable,
+    RunContext,
     TableRun,
     column_map,
     no_fault,
@@ -669,9 +670,10 @@ def _erasure(
                 "the archive database is read-only for the archive login: nothing was "
                 "deleted from the live database; make the archive writable.",
             )
+        context = RunContext(live, archive, purge_plan, EngineOptions(), fault)
         for o in observed:
             table: PreparedTable = prepare_table(live, archive, o.table.records, purge_plan)
-            prepared.append(TableRun(table, live, archive, purge_plan, EngineOptions(), fault))
+            prepared.append(TableRun(table, context))
     else:
         prepared = [None] * len(observed)
     for i, (o, run) in enumerate(zip(observed, prepared, strict=True)):
