@@ -13,7 +13,8 @@ events, is noticed; a broken watch (an error, 410 Gone) is followed by a re-LIST
 
 Bounded memory: cached objects lose `managedFields` (a CronJob keeps each manager's name and
 time, which the missed-run check reads), the last-applied annotation, and a pod keeps only its
-metadata and its containers' termination messages, a Job its metadata and status.
+metadata and its containers' termination messages, a Job its metadata and status, a CronJob
+its pod template as a digest only (`comparable_cronjob`, the form drift compares).
 
 Events: after each change is stored, `on_event(kind, old, new)` runs on the informer's thread
 (so a reconcile queued by it reads the change); `on_health(kind, namespace)` runs when a cache
@@ -37,6 +38,7 @@ from kubernetes.client.exceptions import ApiException
 
 from dataward.controller.index import LabelIndex
 from dataward.controller.kube import RESOURCES, Kube, KubeError
+from dataward.render.purge_job import comparable_cronjob
 
 log = logging.getLogger("dataward.cache")
 
@@ -91,6 +93,9 @@ def _slimmed(kind: str, obj: Mapping[str, Any]) -> Obj:
         # A run is judged by its metadata and status; its spec (the whole pod template, the
         # largest part, times the runs each CronJob keeps) is never read.
         return {"kind": kind, "metadata": meta, "status": obj.get("status") or {}}
+    if kind == "CronJob":
+        # Drift compares its pod template (most of it) by a digest, and nothing else reads it.
+        return comparable_cronjob({**obj, "kind": kind, "metadata": meta})
     return {**obj, "kind": kind, "metadata": meta}
 
 

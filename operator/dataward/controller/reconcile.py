@@ -121,6 +121,7 @@ from dataward.render import RenderSettings, label_value, names_for, render_child
 from dataward.render.key_ring import render_key_ring_metadata
 from dataward.render.labels import STORE_KIND, store_selector
 from dataward.render.network import render_network_policy
+from dataward.render.purge_job import comparable_cronjob
 from dataward.render.rbac import (
     credentials_secrets,
     render_purge_binding,
@@ -908,7 +909,7 @@ class Reconciler:
             if child["kind"] == "CronJob" and snapshot.policy_error is not None:
                 # Whether the store complies is unknown: leave the schedule as it is.
                 pass
-            elif needs_apply(child, current):
+            elif needs_apply(*_comparable(child, current)):
                 log.info("apply %s %s/%s", child["kind"], meta["namespace"], meta["name"])
                 current = self.kube.apply(child)
                 self._written(current)
@@ -1804,11 +1805,13 @@ def judge(
     neighbour_rbac = (
         None if neighbours is None else neighbours.rbac if declared is None else ()
     )
+    live = applied[("CronJob", cronjob["metadata"]["name"])]
     scheduled = purge_scheduled(
         findings,
         store.purge.suspend,
-        cronjob,
-        applied[("CronJob", cronjob["metadata"]["name"])],
+        # Both sides as the cache keeps a CronJob: its pod template by digest.
+        comparable_cronjob(cronjob),
+        live if live.body is None else ObservedObject.present(comparable_cronjob(live.body)),
     )
     if snapshot.policy_error is not None:
         scheduled = Condition(
@@ -1903,6 +1906,16 @@ def _credentials_verdict(
             "retries. Check that it may get secrets in this namespace.",
         )
     return scheduled
+
+
+def _comparable(
+    child: Mapping[str, Any], current: Mapping[str, Any] | None
+) -> tuple[Mapping[str, Any], Mapping[str, Any] | None]:
+    """The rendered child and the observed one in the form drift compares (a CronJob's pod
+    template by its digest, as the cache keeps it; render/purge_job.py)."""
+    if child["kind"] != "CronJob":
+        return child, current
+    return comparable_cronjob(child), None if current is None else comparable_cronjob(current)
 
 
 def _neighbour_policy(store: Store) -> dict[str, Any]:
