@@ -193,3 +193,28 @@ def test_server_defaults_in_the_cronjob_are_not_drift() -> None:
     _reconciler(kube, caches).reconcile(KEY, now=T0 + timedelta(minutes=1))
     assert ("apply", "CronJob", NAMES.purge_cronjob) not in kube.writes()
     assert conditions(kube)["PurgeScheduled"] == ("True", "Scheduled")
+
+
+def test_the_namespace_views_hold_equal_parts_once_and_change_no_value() -> None:
+    from dataward.controller.reconcile import NamespaceStores, _neighbour_rbac
+
+    stores = tuple(
+        parse_store({**samples.STORE, "metadata": {**samples.STORE["metadata"], "name": name}})
+        for name in ("alpha", "beta")
+    )
+    view = NamespaceStores.of(stores)
+    for store, rendered in zip(stores, view.rbac, strict=True):
+        assert list(rendered) == _neighbour_rbac(store)  # the same values as a fresh render
+    role, binding = view.rbac[0][0], view.rbac[0][1]
+    refs = role["metadata"]["ownerReferences"]
+    assert binding["metadata"]["ownerReferences"] is refs  # one copy of the store's owner
+    assert view.rbac[1][0]["metadata"]["ownerReferences"] is not refs  # another store's
+
+
+def test_one_copy_keeps_true_and_one_apart() -> None:
+    from dataward.controller.reconcile import _one_copy
+
+    table: dict[object, Any] = {}
+    a, b = _one_copy({"x": [True]}, table), _one_copy({"x": [1]}, table)
+    assert a == {"x": [True]} and b == {"x": [1]} and a["x"][0] is True and b["x"][0] == 1
+    assert b["x"][0] is not True

@@ -1675,12 +1675,16 @@ class NamespaceStores:
                 for s, p, r in zip(previous.stores, previous.policies, previous.rbac, strict=True)
             }
         renders = []
+        table: dict[object, Any] = {}  # equal parts of the new renders, held once (_one_copy)
         for store in stores:
             old = before.get(store.name)
             if old is not None and old[0] is store:
                 renders.append((old[1], old[2]))
             else:
-                renders.append((_neighbour_policy(store), tuple(_neighbour_rbac(store))))
+                renders.append((
+                    _one_copy(_neighbour_policy(store), table),
+                    tuple(_one_copy(item, table) for item in _neighbour_rbac(store)),
+                ))  # fmt: skip
         rbac = tuple(r for _, r in renders)
         policies = tuple(p for p, _ in renders)
         labels = [label_value(s.name) for s in stores]
@@ -1936,6 +1940,27 @@ def _neighbour_rbac(store: Store) -> list[dict[str, Any]]:
         render_purge_binding(store),
     ]
     return [item for item in items if item is not None]
+
+
+def _one_copy(value: Any, table: dict[object, Any]) -> Any:
+    """`value` (JSON-like) with each dict and list that equals one already in `table` replaced
+    by that one: a store's rendered children repeat their owner reference, their labels, and
+    rules every store has (about 3 KiB a store of the namespace views, issue 11). Only for
+    values nothing changes. Keyed by the parts' identities, as the parts are shared first."""
+    if isinstance(value, dict):
+        value = {k: _one_copy(v, table) for k, v in value.items()}
+        key: object = ("dict", tuple((k, _part_key(v)) for k, v in value.items()))
+    elif isinstance(value, list):
+        value = [_one_copy(v, table) for v in value]
+        key = ("list", tuple(_part_key(v) for v in value))
+    else:
+        return value
+    return table.setdefault(key, value)
+
+
+def _part_key(value: Any) -> object:
+    # A shared part by identity; a scalar by type and value (True and 1 are not one value).
+    return ("id", id(value)) if isinstance(value, dict | list) else (type(value), value)
 
 
 def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
