@@ -29,6 +29,7 @@ import logging
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,9 +66,49 @@ class CachedKind:
 
 def slim(kind: str, obj: Mapping[str, Any]) -> Obj:
     """What the operator keeps of an object: no managedFields, no last-applied copy; its
-    short strings shared with every other cached object's (`_shared`)."""
+    short strings shared with every other cached object's (`_shared`), its labels and owner
+    references with every other cached object's that has equal ones (`_one_copy`)."""
     shared: Obj = _shared(_slimmed(kind, obj))
+    meta = shared["metadata"]
+    share_metadata(meta)
     return shared
+
+
+def share_metadata(meta: dict[str, Any]) -> None:
+    """Replace `meta`'s labels and owner references by the one held copy of each (for
+    metadata that is never changed afterwards: cached objects, the namespace views' renders)."""
+    for key in ("labels", "ownerReferences"):
+        if isinstance(meta.get(key), dict | list) and meta[key]:
+            meta[key] = _one_copy(meta[key])
+
+
+class _OneDict(dict[str, Any]):
+    __slots__ = ("__weakref__",)
+
+
+class _OneList(list[Any]):
+    __slots__ = ("__weakref__",)
+
+
+_COPIES: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+_COPIES_LOCK = threading.Lock()
+
+
+def _one_copy(value: dict[str, Any] | list[Any]) -> dict[str, Any] | list[Any]:
+    """The one held copy equal to `value` (a dict or list of a cached object's metadata).
+
+    A store's children carry the same owner reference, and those of one control the same
+    labels: ~8 cached objects a store, each with its own copy (about 3 KiB a store, issue
+    11). Held weakly: a copy goes with the last cached object holding it. Cached objects are
+    never changed (every reader shares them), so neither is a copy.
+    """
+    key = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    with _COPIES_LOCK:
+        held = _COPIES.get(key)
+        if held is None:
+            held = _OneDict(value) if isinstance(value, dict) else _OneList(value)
+            _COPIES[key] = held
+        return held
 
 
 def _slimmed(kind: str, obj: Mapping[str, Any]) -> Obj:

@@ -68,7 +68,7 @@ from dataward.checks.purge_runs import (
     stuck_at,
     stuck_run,
 )
-from dataward.controller.cache import Caches
+from dataward.controller.cache import Caches, share_metadata
 from dataward.controller.clock import Clock, system_clock
 from dataward.controller.impact import not_run_status, observe_preview, with_previews
 from dataward.controller.incremental import DeclaredState, RbacState, declare, update_rbac
@@ -1949,6 +1949,8 @@ def _one_copy(value: Any, table: dict[object, Any]) -> Any:
     values nothing changes. Keyed by the parts' identities, as the parts are shared first."""
     if isinstance(value, dict):
         value = {k: _one_copy(v, table) for k, v in value.items()}
+        if isinstance(value.get("metadata"), dict):
+            share_metadata(value["metadata"])  # with the cached children's, when converged
         key: object = ("dict", tuple((k, _part_key(v)) for k, v in value.items()))
     elif isinstance(value, list):
         value = [_one_copy(v, table) for v in value]

@@ -1,4 +1,4 @@
-"""Drift is still seen when the cache keeps a CronJob's pod template as a digest (issue 11).
+"""What the cache keeps, compacted (issue 11), and drift still seen through it.
 
 The cache keeps the CronJob in the form drift compares (`comparable_cronjob`: the pod
 template's digest over the keys the render sets). Each test edits a child the way a careless
@@ -218,3 +218,33 @@ def test_one_copy_keeps_true_and_one_apart() -> None:
     a, b = _one_copy({"x": [True]}, table), _one_copy({"x": [1]}, table)
     assert a == {"x": [True]} and b == {"x": [1]} and a["x"][0] is True and b["x"][0] == 1
     assert b["x"][0] is not True
+
+
+def test_equal_labels_and_owner_references_are_held_once_and_go_with_their_objects() -> None:
+    import gc
+
+    from dataward.controller.cache import _COPIES, slim
+
+    def child(name: str, store: str, component: str) -> dict[str, Any]:
+        return {"metadata": {
+            "name": name, "namespace": "crm", "uid": f"u-{name}",
+            "labels": {"dataward.io/store": store, "app.kubernetes.io/component": component},
+            "ownerReferences": [{"kind": "PersonalDataStore", "name": store, "uid": store}],
+        }}  # fmt: skip
+
+    role = slim("Role", child("r", "alpha", "access"))
+    binding = slim("RoleBinding", child("b", "alpha", "access"))
+    other = slim("Role", child("o", "beta", "access"))
+    purge = slim("Role", child("p", "alpha", "purge"))
+    assert role["metadata"]["ownerReferences"] is binding["metadata"]["ownerReferences"]
+    assert role["metadata"]["labels"] is binding["metadata"]["labels"]
+    assert other["metadata"]["ownerReferences"] == [
+        {"kind": "PersonalDataStore", "name": "beta", "uid": "beta"}
+    ]
+    assert other["metadata"]["labels"]["dataward.io/store"] == "beta"
+    assert purge["metadata"]["labels"] is not role["metadata"]["labels"]
+    assert purge["metadata"]["labels"]["app.kubernetes.io/component"] == "purge"
+    held = len(_COPIES)
+    del other
+    gc.collect()
+    assert len(_COPIES) == held - 2  # beta's labels and owner reference went with it
