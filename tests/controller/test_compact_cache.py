@@ -248,3 +248,26 @@ def test_equal_labels_and_owner_references_are_held_once_and_go_with_their_objec
     del other
     gc.collect()
     assert len(_COPIES) == held - 2  # beta's labels and owner reference went with it
+
+
+def test_a_condition_message_changed_alone_is_written_back_though_the_cache_keeps_digests() -> None:
+    kube, caches = _converged()
+    key = ("PersonalDataStore", *KEY)
+    written = copy.deepcopy(kube.objects[key]["status"]["conditions"])
+    cached = caches.get("PersonalDataStore", *KEY)["status"]["conditions"]
+    assert all(c["message"].startswith("sha256:") for c in cached)  # the compact form
+    assert [c["type"] for c in cached] == [c["type"] for c in written]
+    store = copy.deepcopy(kube.objects[key])
+    store["status"]["conditions"][0]["message"] = "Everything is fine, nothing to see."
+    kube._store(store)  # an older operator's message, or anyone's status write
+    _relist(caches)
+    kube.calls.clear()
+    reconciler = _reconciler(kube, caches)
+    reconciler.reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert ("patch/status", "PersonalDataStore", KEY[1]) in kube.writes()
+    assert kube.objects[key]["status"]["conditions"] == written
+    _relist(caches)
+    kube.calls.clear()
+    # Then nothing more to write, also for a restarted operator (no remembered writes).
+    _reconciler(kube, caches).reconcile(KEY, now=T0 + timedelta(minutes=2))
+    assert kube.writes() == []

@@ -37,6 +37,7 @@ from typing import Any
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from dataward.checks.conditions import comparable_status
 from dataward.controller.index import LabelIndex
 from dataward.controller.kube import RESOURCES, Kube, KubeError
 from dataward.render.purge_job import comparable_cronjob
@@ -134,6 +135,9 @@ def _slimmed(kind: str, obj: Mapping[str, Any]) -> Obj:
         # A run is judged by its metadata and status; its spec (the whole pod template, the
         # largest part, times the runs each CronJob keeps) is never read.
         return {"kind": kind, "metadata": meta, "status": obj.get("status") or {}}
+    if kind == "PersonalDataStore" and isinstance(obj.get("status"), Mapping):
+        # Its conditions' messages are compared (whether to write), never read: digests.
+        return {**obj, "kind": kind, "metadata": meta, "status": comparable_status(obj["status"])}
     if kind == "CronJob":
         # Drift compares its pod template (most of it) by a digest, and nothing else reads it.
         return comparable_cronjob({**obj, "kind": kind, "metadata": meta})

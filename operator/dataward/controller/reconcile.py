@@ -31,7 +31,13 @@ from dataward.checks.access import (
     by_store_label,
 )
 from dataward.checks.access_records import AccessCanary, access_recorded
-from dataward.checks.conditions import Condition, merge_conditions, ready, transitions
+from dataward.checks.conditions import (
+    Condition,
+    comparable_status,
+    merge_conditions,
+    ready,
+    transitions,
+)
 from dataward.checks.drift import needs_apply
 from dataward.checks.encryption import (
     ShreddingBlocker,
@@ -1436,7 +1442,9 @@ class Reconciler:
             record_key_age(
                 meta["namespace"], meta["name"], (now - primary_created).total_seconds()
             )
-        if all(old.get(k) == v for k, v in status.items()):
+        # In the form the cache keeps a status (condition messages as digests), both sides.
+        wanted, kept = comparable_status(status), comparable_status(old)
+        if all(kept.get(k) == v for k, v in wanted.items()):
             return  # steady state: nothing to write
         patch = dict(status)
         if isinstance(status.get("encryption"), Mapping):
