@@ -32,6 +32,7 @@ import tracemalloc
 from collections import Counter
 from collections.abc import Mapping
 from datetime import timedelta
+from types import FunctionType, MethodType, ModuleType
 from typing import Any, cast
 
 from prometheus_client import REGISTRY
@@ -39,6 +40,7 @@ from prometheus_client import REGISTRY
 from bench.crowded_namespace import add_store
 from dataward.checks.purge_runs import JOB_NAME_LABEL
 from dataward.controller.kube import Kube
+from dataward.controller.metrics import STORES
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from tests.controller.test_cache import ListingKube, _caches, _relist
 from tests.controller.test_reconcile import T0
@@ -51,17 +53,48 @@ MiB = 1024 * 1024
 
 
 def deep_size(obj: Any, seen: set[int] | None = None) -> int:
-    """Bytes of a JSON-like value (dicts, lists, strings, numbers), each object once."""
+    """Bytes of a value, each object once: JSON-like values, and the operator's own records
+    (dataclasses, named tuples, __slots__ classes), followed through their fields. Classes,
+    functions, modules, locks are not followed (shared by the process, not per store)."""
     seen = set() if seen is None else seen
-    if id(obj) in seen:
+    if id(obj) in seen or isinstance(obj, type | ModuleType | FunctionType | MethodType):
         return 0
     seen.add(id(obj))
     size = sys.getsizeof(obj)
     if isinstance(obj, Mapping):
         size += sum(deep_size(k, seen) + deep_size(v, seen) for k, v in obj.items())
-    elif isinstance(obj, list | tuple):
+    elif isinstance(obj, list | tuple | set | frozenset):
         size += sum(deep_size(v, seen) for v in obj)
+    elif type(obj).__module__.startswith("dataward."):
+        fields = dict(vars(obj)) if hasattr(obj, "__dict__") else {}
+        for cls in type(obj).__mro__:
+            for slot in getattr(cls, "__slots__", ()):
+                if hasattr(obj, slot):
+                    fields[slot] = getattr(obj, slot)
+        size += sum(deep_size(v, seen) for v in fields.values())
     return size
+
+
+def breakdown(caches: Any, reconciler: Reconciler) -> list[tuple[str, int]]:
+    """Bytes held per structure, each object counted once, in this order: the cached objects
+    per kind first (so a structure that points into them counts only what it adds), then the
+    caches' indexes and journals, the reconciler's per-store and per-namespace memos, the
+    metric records. Strings shared by several structures count for the first."""
+    seen: set[int] = set()
+    out: list[tuple[str, int]] = []
+    by_kind: Counter[str] = Counter()
+    for (kind, _), informer in caches.informers.items():
+        by_kind[kind] += deep_size(informer.by_namespace, seen)
+    out += [(f"cache {kind}", size) for kind, size in sorted(by_kind.items())]
+    indexes = journals = 0
+    for informer in caches.informers.values():
+        indexes += deep_size(informer.index, seen)
+        journals += deep_size(informer.journal, seen)
+    out += [("cache label indexes (index.py)", indexes), ("cache journals", journals)]
+    for name in ("_parse_memo", "_last_status", "_ns_memo", "_declared_memo", "_rbac_states"):
+        out.append((f"reconciler {name}", deep_size(getattr(reconciler, name), seen)))
+    out.append(("metric records (StoreMetrics)", deep_size(STORES._stores, seen)))
+    return out
 
 
 def _fields(value: Any) -> Any:
@@ -235,6 +268,7 @@ def main() -> None:
     delivered = dict(kube.delivered)
     largest = kube.largest_list
     counts = caches.counts()
+    held = breakdown(caches, reconciler)
     kept: Counter[str] = Counter()
     for (kind, _), informer in caches.informers.items():
         for objs in informer.by_namespace.values():
@@ -266,6 +300,11 @@ def main() -> None:
           f"{sum(kept.values()) / MiB:8.1f} MiB")  # fmt: skip
     print("largest single LIST answer (page) as delivered, held at once by a re-list: "
           f"{largest / MiB:.1f} MiB")
+    print("\nheld per structure (deep sizes, each object once, in this order), per store:")
+    for what, size in held:
+        print(f"  {what:36s} {size / MiB:8.1f} MiB {size / n / 1024:8.2f} KiB/store")
+    total = sum(size for _, size in held)
+    print(f"  {'total of these':36s} {total / MiB:8.1f} MiB {total / n / 1024:8.2f} KiB/store")
     total_series, store_series = series()
     print(f"\nprometheus series: {total_series} ({store_series} name a store, "
           f"{store_series / n:.1f} per store)")  # fmt: skip

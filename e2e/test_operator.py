@@ -258,6 +258,22 @@ def test_a_deleted_or_edited_child_is_restored(control_plane: ControlPlane, name
         "-p",
         '{"spec":{"schedule":"* * * * *"}}',
     )
+    # The pod template, which the cache keeps only as a digest (issue 11): a careless edit
+    # of the image and of the credentials the purge reads must still be drift.
+    control_plane.kubectl(
+        "patch",
+        "cronjob",
+        "dataward-support-inquiries-purge",
+        "-n",
+        namespace,
+        "--type",
+        "json",
+        "-p",
+        '[{"op":"replace","path":"/spec/jobTemplate/spec/template/spec/containers/0/image",'
+        '"value":"evil.example/purge:latest"},'
+        '{"op":"replace","path":"/spec/jobTemplate/spec/template/spec/containers/0/env/1/'
+        'valueFrom/secretKeyRef/name","value":"someone-elses-secret"}]',
+    )
     control_plane.kubectl(
         "patch",
         "rolebinding",
@@ -274,11 +290,14 @@ def test_a_deleted_or_edited_child_is_restored(control_plane: ControlPlane, name
     def restored() -> bool:
         found = children(control_plane, namespace)
         policy_back = f"NetworkPolicy/{netpol}" in found
-        schedule = found["CronJob/dataward-support-inquiries-purge"]["spec"]["schedule"]
+        cronjob = found["CronJob/dataward-support-inquiries-purge"]["spec"]
+        container = cronjob["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
         subjects = found["RoleBinding/dataward-support-inquiries-readers"]["subjects"]
         return (
             policy_back
-            and schedule == "17 3 * * *"
+            and cronjob["schedule"] == "17 3 * * *"
+            and container["image"] != "evil.example/purge:latest"
+            and container["env"][1]["valueFrom"]["secretKeyRef"]["name"] != "someone-elses-secret"
             and all(s["name"] != "intruder" for s in subjects)
         )
 

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from dataward.checks.drift import projected
 from dataward.model.store import parse_store
-from dataward.render.purge_job import render_purge_cronjob
+from dataward.render.purge_job import JOB_TEMPLATE_SHAPE, comparable_cronjob, render_purge_cronjob
 from dataward.render.settings import RenderSettings
 from tests.model import samples
 
@@ -145,3 +146,56 @@ def test_credentials_come_from_secret_references_never_values() -> None:
 def test_no_archive_variables_without_an_archive() -> None:
     names = {item["name"] for item in container(cronjob())["env"]}
     assert not any(name.startswith("DATAWARD_ARCHIVE") for name in names)
+
+
+# The compared shape of the pod template (drift compares the digest of what it names).
+
+VARIANTS = {
+    "sample": lambda: cronjob(),
+    "with an archive": lambda: cronjob(archive=samples.ARCHIVE),
+    "legal hold": lambda: cronjob(purge={**samples.STORE["spec"]["purge"], "suspend": True}),
+    "not compliant": lambda: cronjob(compliant=False),
+    "other settings": lambda: render_purge_cronjob(
+        parse_store(samples.STORE),
+        RenderSettings(image="x/y:2", image_pull_policy="Always", run_as_user=4242),
+        compliant=True,
+    ),
+}
+
+
+def _absent(shape: Any, value: Any, path: str = "") -> list[str]:
+    """Paths `shape` names that `value` lacks (list shapes item by item)."""
+    found: list[str] = []
+    if isinstance(shape, dict):
+        for key, sub in shape.items():
+            where = f"{path}.{key}"
+            found += [where] if key not in value else _absent(sub, value[key], where)
+    elif isinstance(shape, list):
+        for i, sub in enumerate(shape):
+            where = f"{path}[{i}]"
+            found += [where] if i >= len(value) else _absent(sub, value[i], where)
+    return found
+
+
+@pytest.mark.parametrize("render", VARIANTS.values(), ids=VARIANTS.keys())
+def test_the_compared_shape_names_every_key_the_render_sets(render: Any) -> None:
+    template = render()["spec"]["jobTemplate"]
+    assert projected(template, JOB_TEMPLATE_SHAPE) == template
+
+
+@pytest.mark.parametrize("render", VARIANTS.values(), ids=VARIANTS.keys())
+def test_the_compared_shape_names_nothing_the_render_omits(render: Any) -> None:
+    # A key the shape names but the render omits would make a server default there drift.
+    assert _absent(JOB_TEMPLATE_SHAPE, render()["spec"]["jobTemplate"]) == []
+
+
+def test_the_comparable_form_is_a_digest_of_the_template_and_idempotent() -> None:
+    rendered = cronjob()
+    compact = comparable_cronjob(rendered)
+    assert compact["spec"]["jobTemplate"].startswith("sha256:")
+    assert {k: v for k, v in compact["spec"].items() if k != "jobTemplate"} == {
+        k: v for k, v in rendered["spec"].items() if k != "jobTemplate"
+    }
+    assert comparable_cronjob(compact) == compact
+    other = cronjob(database={**samples.STORE["spec"]["database"], "credentialsSecret": "x"})
+    assert comparable_cronjob(other)["spec"]["jobTemplate"] != compact["spec"]["jobTemplate"]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from dataward.checks.drift import digest
 from dataward.keys.ring import format_time
 
 Status = Literal["True", "False", "Unknown"]
@@ -131,3 +132,22 @@ def _order(condition: Condition) -> tuple[int, str]:
     if condition.type in CONDITION_TYPES:
         return CONDITION_TYPES.index(condition.type), ""
     return len(CONDITION_TYPES), condition.type
+
+
+def comparable_status(status: Mapping[str, Any]) -> dict[str, Any]:
+    """`status` with each condition's message as its digest: the form the cache keeps a
+    store's status in (the messages were a third of it, and only the comparison that decides
+    whether to write reads them), and the form that comparison puts both sides in.
+    Idempotent: a message already digested stays as it is."""
+    conditions = status.get("conditions")
+    if not isinstance(conditions, list):
+        return dict(status)
+    return {**status, "conditions": [
+        {**c, "message": _message_digest(c["message"])}
+        if isinstance(c, Mapping) and isinstance(c.get("message"), str) else c
+        for c in conditions
+    ]}  # fmt: skip
+
+
+def _message_digest(message: str) -> str:
+    return message if message.startswith("sha256:") else digest(message)

@@ -8,8 +8,14 @@ every list we set has exactly our items (an item added out of band is drift).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+# The keys a rendered value carries: a dict names its keys' shapes, a list its items' shapes
+# by position (the last one for every further item), None a value compared whole.
+Shape = Mapping[str, Any] | Sequence[Any] | None
 
 # Metadata the server owns or that other tools may add; we never compare it.
 _IGNORED_METADATA = frozenset(
@@ -51,3 +57,30 @@ def needs_apply(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) 
     metadata = {k: v for k, v in desired.get("metadata", {}).items() if k not in _IGNORED_METADATA}
     body = {k: v for k, v in desired.items() if k not in ("metadata", "apiVersion", "kind")}
     return not (matches(metadata, observed.get("metadata", {})) and matches(body, observed))
+
+
+def projected(value: Any, shape: Shape) -> Any:
+    """`value` with only what `shape` names: the keys a render sets, item by item.
+
+    Applied to an observed object it drops what `matches` would ignore there (the server's
+    defaults, other managers' fields), so that `digest(projected(observed, shape)) ==
+    digest(desired)` exactly when `matches(desired, observed)`, for a desired value carrying
+    every key of `shape` (the render's tests hold the shape to that). A list keeps every item
+    (an added one is drift); a value of another type than the shape expects is kept whole.
+    """
+    if shape is None:
+        return value
+    if isinstance(shape, Mapping):
+        if not isinstance(value, Mapping):
+            return value
+        return {k: projected(value[k], sub) for k, sub in shape.items() if k in value}
+    if not isinstance(value, list) or not shape:
+        return value
+    last = len(shape) - 1
+    return [projected(item, shape[min(i, last)]) for i, item in enumerate(value)]
+
+
+def digest(value: Any) -> str:
+    """A short fixed-size stand-in for a JSON value (equal values, equal digests)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:32]

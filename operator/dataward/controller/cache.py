@@ -15,7 +15,8 @@ events, is noticed; a broken watch (an error, 410 Gone) is followed by a re-LIST
 
 Bounded memory: cached objects lose `managedFields` (a CronJob keeps each manager's name and
 time, which the missed-run check reads), the last-applied annotation, and a pod keeps only its
-metadata and its containers' termination messages, a Job its metadata and status.
+metadata and its containers' termination messages, a Job its metadata and status, a CronJob
+its pod template as a digest only (`comparable_cronjob`, the form drift compares).
 
 Events: after each change is stored, `on_event(kind, old, new)` runs on the informer's thread
 (so a reconcile queued by it reads the change); `on_health(kind, namespace)` runs when a cache
@@ -30,6 +31,7 @@ import logging
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +39,7 @@ from typing import Any
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from dataward.checks.conditions import comparable_status
 from dataward.controller.index import LabelIndex
 from dataward.controller.kube import (
     METADATA_ONLY,
@@ -45,6 +48,7 @@ from dataward.controller.kube import (
     Kube,
     KubeError,
 )
+from dataward.render.purge_job import comparable_cronjob
 
 log = logging.getLogger("dataward.cache")
 
@@ -89,9 +93,49 @@ class CachedKind:
 
 def slim(kind: str, obj: Mapping[str, Any]) -> Obj:
     """What the operator keeps of an object: no managedFields, no last-applied copy; its
-    short strings shared with every other cached object's (`_shared`)."""
+    short strings shared with every other cached object's (`_shared`), its labels and owner
+    references with every other cached object's that has equal ones (`_one_copy`)."""
     shared: Obj = _shared(_slimmed(kind, obj))
+    meta = shared["metadata"]
+    share_metadata(meta)
     return shared
+
+
+def share_metadata(meta: dict[str, Any]) -> None:
+    """Replace `meta`'s labels and owner references by the one held copy of each (for
+    metadata that is never changed afterwards: cached objects, the namespace views' renders)."""
+    for key in ("labels", "ownerReferences"):
+        if isinstance(meta.get(key), dict | list) and meta[key]:
+            meta[key] = _one_copy(meta[key])
+
+
+class _OneDict(dict[str, Any]):
+    __slots__ = ("__weakref__",)
+
+
+class _OneList(list[Any]):
+    __slots__ = ("__weakref__",)
+
+
+_COPIES: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+_COPIES_LOCK = threading.Lock()
+
+
+def _one_copy(value: dict[str, Any] | list[Any]) -> dict[str, Any] | list[Any]:
+    """The one held copy equal to `value` (a dict or list of a cached object's metadata).
+
+    A store's children carry the same owner reference, and those of one control the same
+    labels: ~8 cached objects a store, each with its own copy (about 3 KiB a store, issue
+    11). Held weakly: a copy goes with the last cached object holding it. Cached objects are
+    never changed (every reader shares them), so neither is a copy.
+    """
+    key = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    with _COPIES_LOCK:
+        held = _COPIES.get(key)
+        if held is None:
+            held = _OneDict(value) if isinstance(value, dict) else _OneList(value)
+            _COPIES[key] = held
+        return held
 
 
 def _slimmed(kind: str, obj: Mapping[str, Any]) -> Obj:
@@ -117,6 +161,12 @@ def _slimmed(kind: str, obj: Mapping[str, Any]) -> Obj:
         # A run is judged by its metadata and status; its spec (the whole pod template, the
         # largest part, times the runs each CronJob keeps) is never read.
         return {"kind": kind, "metadata": meta, "status": obj.get("status") or {}}
+    if kind == "PersonalDataStore" and isinstance(obj.get("status"), Mapping):
+        # Its conditions' messages are compared (whether to write), never read: digests.
+        return {**obj, "kind": kind, "metadata": meta, "status": comparable_status(obj["status"])}
+    if kind == "CronJob":
+        # Drift compares its pod template (most of it) by a digest, and nothing else reads it.
+        return comparable_cronjob({**obj, "kind": kind, "metadata": meta})
     return {**obj, "kind": kind, "metadata": meta}
 
 

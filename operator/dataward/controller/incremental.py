@@ -212,6 +212,13 @@ def declare(
     return state
 
 
+def _one_set(labels: set[str], sets: dict[frozenset[str], frozenset[str]]) -> frozenset[str]:
+    """`labels` frozen, as the equal set already in `sets` when there is one: most names and
+    Secrets belong to one store, whose label set would otherwise be held once per name."""
+    frozen = frozenset(labels)
+    return sets.setdefault(frozen, frozen)
+
+
 def _declare_all(
     namespace: str, view: Any, rbac: RbacSnapshot, trusted: TrustedSubjects
 ) -> DeclaredState:
@@ -228,7 +235,8 @@ def _declare_all(
     for label, (_, names) in reads.items():
         for secret in names:
             secret_sets.setdefault(secret, set()).add(label)
-    secret_labels = {secret: frozenset(labels) for secret, labels in secret_sets.items()}
+    sets: dict[frozenset[str], frozenset[str]] = {}  # equal label sets held once (issue 11)
+    secret_labels = {secret: _one_set(labels, sets) for secret, labels in secret_sets.items()}
     untrusted: dict[RbacKey, Untrusted] = {
         (b.kind, b.namespace, b.name): (b, subjects)
         for b, subjects in scan_untrusted(namespace, rbac.bindings, trusted)
@@ -247,7 +255,7 @@ def _declare_all(
         view=view,
         rbac=rbac,
         trusted=trusted,
-        label_of={name: frozenset(labels) for name, labels in label_of.items()},
+        label_of={name: _one_set(labels, sets) for name, labels in label_of.items()},
         parts=parts,
         declared=declared,
         reads=reads,

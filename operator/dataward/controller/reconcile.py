@@ -30,7 +30,13 @@ from dataward.checks.access import (
     by_store_label,
 )
 from dataward.checks.access_records import AccessCanary, access_recorded
-from dataward.checks.conditions import Condition, merge_conditions, ready, transitions
+from dataward.checks.conditions import (
+    Condition,
+    comparable_status,
+    merge_conditions,
+    ready,
+    transitions,
+)
 from dataward.checks.drift import needs_apply
 from dataward.checks.encryption import (
     ShreddingBlocker,
@@ -68,7 +74,7 @@ from dataward.checks.purge_runs import (
     stuck_run,
 )
 from dataward.controller import events
-from dataward.controller.cache import Caches
+from dataward.controller.cache import Caches, share_metadata
 from dataward.controller.clock import Clock, system_clock
 from dataward.controller.impact import not_run_status, observe_preview, with_previews
 from dataward.controller.incremental import DeclaredState, RbacState, declare, update_rbac
@@ -121,6 +127,7 @@ from dataward.render import RenderSettings, label_value, names_for, render_child
 from dataward.render.key_ring import render_key_ring_metadata
 from dataward.render.labels import STORE_KIND, store_selector
 from dataward.render.network import render_network_policy
+from dataward.render.purge_job import comparable_cronjob
 from dataward.render.rbac import (
     credentials_secrets,
     render_purge_binding,
@@ -902,7 +909,7 @@ class Reconciler:
             if child["kind"] == "CronJob" and snapshot.policy_error is not None:
                 # Whether the store complies is unknown: leave the schedule as it is.
                 pass
-            elif needs_apply(child, current):
+            elif needs_apply(*_comparable(child, current)):
                 log.info("apply %s %s/%s", child["kind"], meta["namespace"], meta["name"])
                 current = self.kube.apply(child)
                 self._written(current)
@@ -1523,7 +1530,9 @@ class Reconciler:
             record_key_age(
                 meta["namespace"], meta["name"], (now - primary_created).total_seconds()
             )
-        if all(old.get(k) == v for k, v in status.items()):
+        # In the form the cache keeps a status (condition messages as digests), both sides.
+        wanted, kept = comparable_status(status), comparable_status(old)
+        if all(kept.get(k) == v for k, v in wanted.items()):
             return  # steady state: nothing to write
         patch = dict(status)
         if isinstance(status.get("encryption"), Mapping):
@@ -1744,12 +1753,16 @@ class NamespaceStores:
                 for s, p, r in zip(previous.stores, previous.policies, previous.rbac, strict=True)
             }
         renders = []
+        table: dict[object, Any] = {}  # equal parts of the new renders, held once (_one_copy)
         for store in stores:
             old = before.get(store.name)
             if old is not None and old[0] is store:
                 renders.append((old[1], old[2]))
             else:
-                renders.append((_neighbour_policy(store), tuple(_neighbour_rbac(store))))
+                renders.append((
+                    _one_copy(_neighbour_policy(store), table),
+                    tuple(_one_copy(item, table) for item in _neighbour_rbac(store)),
+                ))  # fmt: skip
         rbac = tuple(r for _, r in renders)
         policies = tuple(p for p, _ in renders)
         labels = [label_value(s.name) for s in stores]
@@ -1874,11 +1887,13 @@ def judge(
     neighbour_rbac = (
         None if neighbours is None else neighbours.rbac if declared is None else ()
     )
+    live = applied[("CronJob", cronjob["metadata"]["name"])]
     scheduled = purge_scheduled(
         findings,
         store.purge.suspend,
-        cronjob,
-        applied[("CronJob", cronjob["metadata"]["name"])],
+        # Both sides as the cache keeps a CronJob: its pod template by digest.
+        comparable_cronjob(cronjob),
+        live if live.body is None else ObservedObject.present(comparable_cronjob(live.body)),
     )
     if snapshot.policy_error is not None:
         scheduled = Condition(
@@ -1975,6 +1990,16 @@ def _credentials_verdict(
     return scheduled
 
 
+def _comparable(
+    child: Mapping[str, Any], current: Mapping[str, Any] | None
+) -> tuple[Mapping[str, Any], Mapping[str, Any] | None]:
+    """The rendered child and the observed one in the form drift compares (a CronJob's pod
+    template by its digest, as the cache keeps it; render/purge_job.py)."""
+    if child["kind"] != "CronJob":
+        return child, current
+    return comparable_cronjob(child), None if current is None else comparable_cronjob(current)
+
+
 def _neighbour_policy(store: Store) -> dict[str, Any]:
     """The NetworkPolicy Dataward renders for another store (shared: read, never changed;
     kept by the namespace's views, `NamespaceStores.of`)."""
@@ -1993,6 +2018,29 @@ def _neighbour_rbac(store: Store) -> list[dict[str, Any]]:
         render_purge_binding(store),
     ]
     return [item for item in items if item is not None]
+
+
+def _one_copy(value: Any, table: dict[object, Any]) -> Any:
+    """`value` (JSON-like) with each dict and list that equals one already in `table` replaced
+    by that one: a store's rendered children repeat their owner reference, their labels, and
+    rules every store has (about 3 KiB a store of the namespace views, issue 11). Only for
+    values nothing changes. Keyed by the parts' identities, as the parts are shared first."""
+    if isinstance(value, dict):
+        value = {k: _one_copy(v, table) for k, v in value.items()}
+        if isinstance(value.get("metadata"), dict):
+            share_metadata(value["metadata"])  # with the cached children's, when converged
+        key: object = ("dict", tuple((k, _part_key(v)) for k, v in value.items()))
+    elif isinstance(value, list):
+        value = [_one_copy(v, table) for v in value]
+        key = ("list", tuple(_part_key(v) for v in value))
+    else:
+        return value
+    return table.setdefault(key, value)
+
+
+def _part_key(value: Any) -> object:
+    # A shared part by identity; a scalar by type and value (True and 1 are not one value).
+    return ("id", id(value)) if isinstance(value, dict | list) else (type(value), value)
 
 
 def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from dataward.checks.drift import Shape, digest, projected
 from dataward.model.store import Store
-from dataward.render.labels import child_metadata, common_labels, purge_pod_labels
+from dataward.render.labels import (
+    COMPONENT_LABEL,
+    MANAGED_BY_LABEL,
+    NAME_LABEL,
+    PURGE_POD_LABEL,
+    STORE_LABEL,
+    child_metadata,
+    common_labels,
+    purge_pod_labels,
+)
 from dataward.render.names import child_name, names_for
 from dataward.render.settings import RenderSettings
 
@@ -211,3 +222,68 @@ def _environment(store: Store) -> list[dict[str, Any]]:
 
 def _credentials(secret: str, variable: str, key: str) -> list[dict[str, Any]]:
     return [{"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}]
+
+
+_LABELS = dict.fromkeys((MANAGED_BY_LABEL, NAME_LABEL, STORE_LABEL, COMPONENT_LABEL))
+_SECURITY = {"runAsNonRoot": None, "runAsUser": None, "seccompProfile": {"type": None}}
+# Every key `render_purge_cronjob` sets in `spec.jobTemplate`, lists item by item (the last
+# item's shape for the rest): what drift compares there. tests/render/test_purge_job.py holds
+# it to the render both ways (nothing rendered outside it, nothing in it the render omits).
+JOB_TEMPLATE_SHAPE: Shape = {
+    "metadata": {"labels": _LABELS},
+    "spec": {
+        "backoffLimit": None,
+        "activeDeadlineSeconds": None,
+        "template": {
+            "metadata": {"labels": {**_LABELS, PURGE_POD_LABEL: None}},
+            "spec": {
+                "serviceAccountName": None,
+                "automountServiceAccountToken": None,
+                "restartPolicy": None,
+                "enableServiceLinks": None,
+                "securityContext": {**_SECURITY, "runAsGroup": None},
+                "containers": [{
+                    "name": None, "image": None, "imagePullPolicy": None,
+                    "command": None, "args": None,
+                    "env": [{"name": None, "value": None},
+                            {"name": None,
+                             "valueFrom": {"secretKeyRef": {"name": None, "key": None}}}],
+                    "securityContext": {**_SECURITY, "allowPrivilegeEscalation": None,
+                                        "readOnlyRootFilesystem": None, "privileged": None,
+                                        "capabilities": {"drop": None}},
+                    "resources": {"requests": {"cpu": None, "memory": None},
+                                  "limits": {"cpu": None, "memory": None,
+                                             "ephemeral-storage": None}},
+                    "terminationMessagePath": None,
+                    "terminationMessagePolicy": None,
+                    "volumeMounts": [{"name": None, "mountPath": None, "readOnly": None},
+                                     {"name": None, "mountPath": None}],
+                }],
+                "volumes": [
+                    {"name": None, "projected": {"defaultMode": None, "sources": [
+                        {"serviceAccountToken": {"path": None, "expirationSeconds": None}},
+                        {"configMap": {"name": None, "items": [{"key": None, "path": None}]}},
+                        {"downwardAPI": {"items": [{"path": None, "fieldRef": {
+                            "apiVersion": None, "fieldPath": None}}]}},
+                    ]}},
+                    {"name": None, "emptyDir": {"sizeLimit": None}},
+                ],
+            },
+        },
+    },
+}  # fmt: skip
+
+
+def comparable_cronjob(cronjob: Mapping[str, Any]) -> dict[str, Any]:
+    """The CronJob as drift compares it and the cache keeps it: `spec.jobTemplate` (the pod
+    template, three quarters of the object) replaced by the digest of what the render sets
+    in it (`JOB_TEMPLATE_SHAPE`), everything else as it is. Applied to the rendered CronJob
+    and to the observed one alike, so `matches` of the two still tells drift in the template
+    (the digests differ) and reads the schedule, suspension and time zone as before.
+    Idempotent: a CronJob already in this form is returned as it is.
+    """
+    spec = cronjob.get("spec")
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("jobTemplate"), Mapping):
+        return dict(cronjob)
+    template = digest(projected(spec["jobTemplate"], JOB_TEMPLATE_SHAPE))
+    return {**cronjob, "spec": {**spec, "jobTemplate": template}}
