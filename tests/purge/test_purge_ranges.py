@@ -119,3 +119,58 @@ def test_statutory_ranges_and_a_crowded_instant_all_reach_the_archive(
     copied = read_rows(archive, table)
     assert set(copied) == set(range(1, 1101))
     assert all(copied[i][0] == rows[i] for i in copied)
+
+
+def test_a_predicted_range_never_exceeds_the_batch_when_the_rows_crowd_in(
+    servers: DatabaseServers,
+) -> None:
+    """A batch that follows a range batch guesses its upper trigger from that batch's pace
+    instead of walking the index; rows that suddenly crowd in (2,000 a millisecond apart
+    after 100 an hour apart) must not make a batch larger than its limit, nor skip a row,
+    nor take one past the cutoff (the first unexpired row is a microsecond after it)."""
+    live = servers.pg_live
+    table = unique("pace")
+    create_table(live, table, "timestamptz")
+    rows: dict[int, datetime] = {}
+    for i in range(1, 101):
+        rows[i] = OLD + timedelta(hours=i)
+    for i in range(101, 2101):
+        rows[i] = OLD + timedelta(hours=101, milliseconds=i)
+    for i in range(2101, 2151):
+        rows[i] = OLD + timedelta(hours=i - 1998)
+    for i in range(2151, 2171):
+        rows[i] = CUTOFF + timedelta(microseconds=i - 2150)
+    insert_rows(live, table, "timestamptz", rows.items())
+    session = connector(live, "live")()
+    bounds = 0
+    query = session.query
+
+    def counting(sql: str, params: object = ()) -> list[tuple[object, ...]]:
+        nonlocal bounds
+        bounds += "OFFSET" in sql
+        return query(sql, params)  # type: ignore[arg-type]
+
+    session.query = counting  # type: ignore[method-assign]
+    try:
+        statements = TableStatements(session.dialect, TableName(None, table), "ts", ("id",))
+        batches = PostgresBatches(session, statements, CUTOFF)
+        after: Cursor | None = None
+        limit, steps, deleted = 50, 0, 0
+        for _ in range(500):
+            step = batches.delete(after, limit, no_fault)
+            session.commit()
+            steps += 1
+            assert step.deleted <= limit, step
+            deleted += step.deleted
+            left = read_rows(live, table)
+            gone = set(rows) - set(left)
+            assert gone == set(range(1, len(gone) + 1)), "a row was skipped or taken early"
+            if step.picked < limit or step.last is None:
+                break
+            after = step.last
+    finally:
+        session.close()
+    assert deleted == 2150
+    assert set(read_rows(live, table)) == set(range(2151, 2171))
+    # Spread-out rows were taken without a bound query.
+    assert bounds < steps - 20, (bounds, steps)

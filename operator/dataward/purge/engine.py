@@ -360,7 +360,12 @@ class TableRun:
         live session, when given)."""
         t = self.table
         return batches_for(
-            session or self.live, t.live, t.bound, t.live_unique_index, t.live_ts_index
+            session or self.live,
+            t.live,
+            t.bound,
+            t.live_unique_index,
+            t.live_ts_index,
+            self.options.lock_hold_target,
         )
 
     def children_batches(self, session: Session | None = None) -> Batches:
@@ -373,6 +378,7 @@ class TableRun:
             t.children_bound,
             t.live_unique_index,
             t.children_ts_index,
+            self.options.lock_hold_target,
         )
 
     def _archive_by_copy(self) -> bool:
@@ -400,7 +406,12 @@ class TableRun:
         assert self.archive is not None and t.archive is not None
         assert t.archive_bound is not None
         return batches_for(
-            self.archive, t.archive, t.archive_bound, t.archive_unique_index, t.archive_ts_index
+            self.archive,
+            t.archive,
+            t.archive_bound,
+            t.archive_unique_index,
+            t.archive_ts_index,
+            self.options.lock_hold_target,
         )
 
     def drain(
