@@ -174,3 +174,57 @@ def test_a_predicted_range_never_exceeds_the_batch_when_the_rows_crowd_in(
     assert set(read_rows(live, table)) == set(range(2151, 2171))
     # Spread-out rows were taken without a bound query.
     assert bounds < steps - 20, (bounds, steps)
+
+
+def test_a_slow_predicted_range_is_rolled_back_and_its_timeout_does_not_outlive_it(
+    servers: DatabaseServers,
+) -> None:
+    """Every DELETE of more than one row takes over 20 ms (a trigger sleeps 10 ms a row), so
+    each predicted range runs past twice a 1 ms lock-hold target and is cancelled: the batch
+    must still be done (bounded from the index), and the cancelling statement timeout must
+    not stay on the session for the batches and counts after it."""
+    live = servers.pg_live
+    table = unique("slow")
+    create_table(live, table, "timestamptz")
+    live.execute(
+        f"CREATE FUNCTION {table}_slow() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN PERFORM pg_sleep(0.01); RETURN OLD; END $$",
+        f"CREATE TRIGGER {table}_slow BEFORE DELETE ON {table} FOR EACH ROW "
+        f"EXECUTE FUNCTION {table}_slow()",
+    )
+    rows = {i: OLD + timedelta(hours=i) for i in range(1, 41)}
+    rows[41] = NEW
+    insert_rows(live, table, "timestamptz", rows.items())
+    session = connector(live, "live")()
+    try:
+        ((before,),) = session.query("SHOW statement_timeout")
+        session.commit()
+        statements = TableStatements(session.dialect, TableName(None, table), "ts", ("id",))
+        batches = PostgresBatches(session, statements, CUTOFF, hold=0.001)
+        after: Cursor | None = None
+        cancelled = 0
+        execute = session.execute
+
+        def watching(sql: str, params: object = ()) -> int:
+            nonlocal cancelled
+            try:
+                return execute(sql, params)  # type: ignore[arg-type]
+            except Exception:
+                cancelled += 1
+                raise
+
+        session.execute = watching  # type: ignore[method-assign]
+        for _ in range(50):
+            step = batches.delete(after, 4, no_fault)
+            session.commit()
+            assert step.deleted <= 4
+            ((now,),) = session.query("SHOW statement_timeout")
+            session.commit()
+            assert now == before, "the predicted range's timeout outlived its transaction"
+            if step.picked < 4 or step.last is None:
+                break
+            after = step.last
+    finally:
+        session.close()
+    assert cancelled >= 5, "no predicted range was cancelled: the test did not test it"
+    assert set(read_rows(live, table)) == {41}
