@@ -4,8 +4,11 @@ A batch takes the next expired rows after the previous batch's last `(ts, keys)`
 continuation: no batch re-walks the index entries of rows an earlier one deleted), oldest
 first, and never asks for more than SELECT and DELETE on a live table:
 
-- PostgreSQL, plain: find the trigger `u` about `n` rows on in the timestamp index (no lock),
-  then one range DELETE of the expired rows after the cursor up to `u`; when too many rows
+- PostgreSQL, plain: find the trigger `u` about `n` rows on in the timestamp index (no lock;
+  after a range batch, `u` is predicted from that batch's pace instead, and the DELETE rolled
+  back and redone with a `u` from the index if it took more than `n` rows or none, or ran past
+  twice the lock-hold target), then one range DELETE of the expired rows after the cursor up
+  to `u`; when too many rows
   share `u` to keep the batch within `n`, one statement instead that picks exactly `n` rows
   in `(ts, keys)` order, DELETEs them by ctid re-checking the cutoff and returns the last one.
   Statutory to a PostgreSQL archive: the range DELETE RETURNING its rows as a COPY text
