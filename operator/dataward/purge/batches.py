@@ -190,7 +190,7 @@ class PostgresBatches:
         no bound query: the last batch took `rows` rows over a span of triggers ending at
         this batch's cursor, so about `_AIM * limit` rows lie within `_AIM * limit / rows`
         times that span after it (at most `_MAX_REACH` times). Saves the index walk of
-        `limit` entries that `_upper` does (measured: 6-14% less time a row; notes/purge.md).
+        `limit` entries that `_upper` does (measured: 11-26% less time a row, bench/purge_pace.py).
 
         The same range DELETE as `_delete_range`, so the cutoff is re-checked on every row.
         Rolled back, and None returned (the caller bounds the batch from the index instead),
