@@ -119,3 +119,112 @@ def test_statutory_ranges_and_a_crowded_instant_all_reach_the_archive(
     copied = read_rows(archive, table)
     assert set(copied) == set(range(1, 1101))
     assert all(copied[i][0] == rows[i] for i in copied)
+
+
+def test_a_predicted_range_never_exceeds_the_batch_when_the_rows_crowd_in(
+    servers: DatabaseServers,
+) -> None:
+    """A batch that follows a range batch guesses its upper trigger from that batch's pace
+    instead of walking the index; rows that suddenly crowd in (2,000 a millisecond apart
+    after 100 an hour apart) must not make a batch larger than its limit, nor skip a row,
+    nor take one past the cutoff (the first unexpired row is a microsecond after it)."""
+    live = servers.pg_live
+    table = unique("pace")
+    create_table(live, table, "timestamptz")
+    rows: dict[int, datetime] = {}
+    for i in range(1, 101):
+        rows[i] = OLD + timedelta(hours=i)
+    for i in range(101, 2101):
+        rows[i] = OLD + timedelta(hours=101, milliseconds=i)
+    for i in range(2101, 2151):
+        rows[i] = OLD + timedelta(hours=i - 1998)
+    for i in range(2151, 2171):
+        rows[i] = CUTOFF + timedelta(microseconds=i - 2150)
+    insert_rows(live, table, "timestamptz", rows.items())
+    session = connector(live, "live")()
+    bounds = 0
+    query = session.query
+
+    def counting(sql: str, params: object = ()) -> list[tuple[object, ...]]:
+        nonlocal bounds
+        bounds += "OFFSET" in sql
+        return query(sql, params)  # type: ignore[arg-type]
+
+    session.query = counting  # type: ignore[method-assign]
+    try:
+        statements = TableStatements(session.dialect, TableName(None, table), "ts", ("id",))
+        batches = PostgresBatches(session, statements, CUTOFF)
+        after: Cursor | None = None
+        limit, steps, deleted = 50, 0, 0
+        for _ in range(500):
+            step = batches.delete(after, limit, no_fault)
+            session.commit()
+            steps += 1
+            assert step.deleted <= limit, step
+            deleted += step.deleted
+            left = read_rows(live, table)
+            gone = set(rows) - set(left)
+            assert gone == set(range(1, len(gone) + 1)), "a row was skipped or taken early"
+            if step.picked < limit or step.last is None:
+                break
+            after = step.last
+    finally:
+        session.close()
+    assert deleted == 2150
+    assert set(read_rows(live, table)) == set(range(2151, 2171))
+    # Spread-out rows were taken without a bound query.
+    assert bounds < steps - 20, (bounds, steps)
+
+
+def test_a_slow_predicted_range_is_rolled_back_and_its_timeout_does_not_outlive_it(
+    servers: DatabaseServers,
+) -> None:
+    """Every DELETE of more than one row takes over 20 ms (a trigger sleeps 10 ms a row), so
+    each predicted range runs past twice a 1 ms lock-hold target and is cancelled: the batch
+    must still be done (bounded from the index), and the cancelling statement timeout must
+    not stay on the session for the batches and counts after it."""
+    live = servers.pg_live
+    table = unique("slow")
+    create_table(live, table, "timestamptz")
+    live.execute(
+        f"CREATE FUNCTION {table}_slow() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN PERFORM pg_sleep(0.01); RETURN OLD; END $$",
+        f"CREATE TRIGGER {table}_slow BEFORE DELETE ON {table} FOR EACH ROW "
+        f"EXECUTE FUNCTION {table}_slow()",
+    )
+    rows = {i: OLD + timedelta(hours=i) for i in range(1, 41)}
+    rows[41] = NEW
+    insert_rows(live, table, "timestamptz", rows.items())
+    session = connector(live, "live")()
+    try:
+        ((before,),) = session.query("SHOW statement_timeout")
+        session.commit()
+        statements = TableStatements(session.dialect, TableName(None, table), "ts", ("id",))
+        batches = PostgresBatches(session, statements, CUTOFF, hold=0.001)
+        after: Cursor | None = None
+        cancelled = 0
+        execute = session.execute
+
+        def watching(sql: str, params: object = ()) -> int:
+            nonlocal cancelled
+            try:
+                return execute(sql, params)  # type: ignore[arg-type]
+            except Exception:
+                cancelled += 1
+                raise
+
+        session.execute = watching  # type: ignore[method-assign]
+        for _ in range(50):
+            step = batches.delete(after, 4, no_fault)
+            session.commit()
+            assert step.deleted <= 4
+            ((now,),) = session.query("SHOW statement_timeout")
+            session.commit()
+            assert now == before, "the predicted range's timeout outlived its transaction"
+            if step.picked < 4 or step.last is None:
+                break
+            after = step.last
+    finally:
+        session.close()
+    assert cancelled >= 5, "no predicted range was cancelled: the test did not test it"
+    assert set(read_rows(live, table)) == {41}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol, TypeVar
 
+from dataward.purge.errors import LockTimeout, PurgeError
 from dataward.purge.sql import Column, Session, TableStatements
 
 Fault = Callable[[str], None]
@@ -106,6 +107,22 @@ def flat(rows: Sequence[Sequence[Any]]) -> list[Any]:
     return [value for row in rows for value in row]
 
 
+# How far a predicted range may reach: at most this many times the last range's span, aimed
+# at this share of the batch (PostgresBatches._predicted).
+_MAX_REACH = 4.0
+_AIM = 0.9
+
+
+@dataclass(frozen=True)
+class _Pace:
+    """The last range batch: every expired row after trigger `start` up to `upper`, `rows`
+    rows deleted."""
+
+    start: datetime
+    upper: datetime
+    rows: int
+
+
 @dataclass
 class PostgresBatches:
     """One statement per batch: pick, delete by ctid, report (see TableStatements.delete_batch)."""
@@ -114,14 +131,21 @@ class PostgresBatches:
     statements: TableStatements
     bound: datetime | date
     taken: int = 0
+    # The lock-hold target: a predicted range's DELETE is cancelled after twice this.
+    hold: float = 0.1
+    _pace: _Pace | None = None
 
     def delete(self, after: Cursor | None, limit: int, fault: Fault) -> Step:
         """Delete the next `limit` (or so) expired rows; uncommitted.
 
-        A timestamp range when the timestamps are spread out (see `_delete_range`), else
-        the `(ts, keys)` keyset statement, which takes exactly `limit` rows.
+        A predicted timestamp range when the last range batch ended where this one starts
+        (see `_predicted`), else a range bounded from the index (see `_delete_range`) when
+        the timestamps are spread out, else the `(ts, keys)` keyset statement, which takes
+        exactly `limit` rows.
         """
-        step = self._delete_range(after, limit)
+        step = self._predicted(after, limit)
+        if step is None:
+            step = self._delete_range(after, limit)
         if step is not None:
             fault("after-select")
             return step
@@ -156,6 +180,56 @@ class PostgresBatches:
             deleted = self.session.execute(delete, [self.bound, *cursor, self.bound])
             return Step(min(deleted, limit - 1), deleted)
         deleted = self.session.execute(delete, [upper, *cursor, self.bound])
+        start = after[0] if after is not None else None
+        if isinstance(start, datetime) and isinstance(upper, datetime) and deleted:
+            self._pace = _Pace(start, upper, deleted)
+        return Step(limit, deleted, last=self._past(upper))
+
+    def _predicted(self, after: Cursor | None, limit: int) -> Step | None:
+        """Delete a range whose upper trigger is predicted from the last range batch, with
+        no bound query: the last batch took `rows` rows over a span of triggers ending at
+        this batch's cursor, so about `_AIM * limit` rows lie within `_AIM * limit / rows`
+        times that span after it (at most `_MAX_REACH` times). Saves the index walk of
+        `limit` entries that `_upper` does (measured: 11-26% less time a row, bench/purge_pace.py).
+
+        The same range DELETE as `_delete_range`, so the cutoff is re-checked on every row.
+        Rolled back, and None returned (the caller bounds the batch from the index instead),
+        when the range held more than `limit` rows or none (the end, or a gap), or when the
+        DELETE ran past twice the lock-hold target (a transaction-local statement timeout):
+        a wrong guess never makes a batch larger than `limit` nor commits, and holds its
+        locks at most that long. A lock timeout is raised as for any batch.
+        """
+        pace, self._pace = self._pace, None
+        if after is None or pace is None or pace.upper != after[0] or pace.upper <= pace.start:
+            return None
+        reach = min(_MAX_REACH, _AIM * limit / pace.rows)
+        upper = pace.upper + (pace.upper - pace.start) * reach
+        if (
+            not isinstance(self.bound, datetime)
+            or (self.bound.tzinfo is None) != (upper.tzinfo is None)
+            or upper >= self.bound
+        ):
+            return None  # the cutoff is near: `_delete_range` sees whether this is the end
+        try:
+            self.session.query(
+                "SELECT set_config('statement_timeout', %s, true)",
+                [f"{max(1, int(2000 * self.hold))}ms"],
+            )
+            deleted = self.session.execute(
+                self.statements.delete_range(True), [upper, *cursor_params(after), self.bound]
+            )
+        except LockTimeout:
+            raise
+        except PurgeError as error:
+            if error.category != "Timeout":
+                raise
+            self.session.rollback()
+            return None
+        if deleted == 0 or deleted > limit:
+            self.session.rollback()
+            return None
+        # The statement timeout was transaction-local: COMMIT restores the session's.
+        self._pace = _Pace(pace.upper, upper, deleted)
         return Step(limit, deleted, last=self._past(upper))
 
     def _upper(self, after: Cursor | None, limit: int) -> Any:
@@ -369,8 +443,9 @@ def batches_for(
     bound: datetime | date,
     unique_index: str | None = None,
     ts_index: str | None = None,
+    hold: float = 0.1,
 ) -> Batches:
-    """The batch statements of the session's engine."""
+    """The batch statements of the session's engine; `hold`: the lock-hold target."""
     if session.dialect.engine == "postgresql":
-        return PostgresBatches(session, statements, bound)
+        return PostgresBatches(session, statements, bound, hold=hold)
     return MySQLBatches(session, statements, bound, unique_index, ts_index)

@@ -4,8 +4,11 @@ A batch takes the next expired rows after the previous batch's last `(ts, keys)`
 continuation: no batch re-walks the index entries of rows an earlier one deleted), oldest
 first, and never asks for more than SELECT and DELETE on a live table:
 
-- PostgreSQL, plain: find the trigger `u` about `n` rows on in the timestamp index (no lock),
-  then one range DELETE of the expired rows after the cursor up to `u`; when too many rows
+- PostgreSQL, plain: find the trigger `u` about `n` rows on in the timestamp index (no lock;
+  after a range batch, `u` is predicted from that batch's pace instead, and the DELETE rolled
+  back and redone with a `u` from the index if it took more than `n` rows or none, or ran past
+  twice the lock-hold target), then one range DELETE of the expired rows after the cursor up
+  to `u`; when too many rows
   share `u` to keep the batch within `n`, one statement instead that picks exactly `n` rows
   in `(ts, keys)` order, DELETEs them by ctid re-checking the cutoff and returns the last one.
   Statutory to a PostgreSQL archive: the range DELETE RETURNING its rows as a COPY text
@@ -362,7 +365,12 @@ class TableRun:
         live session, when given)."""
         t = self.table
         return batches_for(
-            session or self.live, t.live, t.bound, t.live_unique_index, t.live_ts_index
+            session or self.live,
+            t.live,
+            t.bound,
+            t.live_unique_index,
+            t.live_ts_index,
+            self.options.lock_hold_target,
         )
 
     def children_batches(self, session: Session | None = None) -> Batches:
@@ -375,6 +383,7 @@ class TableRun:
             t.children_bound,
             t.live_unique_index,
             t.children_ts_index,
+            self.options.lock_hold_target,
         )
 
     def _archive_by_copy(self) -> bool:
@@ -402,7 +411,12 @@ class TableRun:
         assert self.archive is not None and t.archive is not None
         assert t.archive_bound is not None
         return batches_for(
-            self.archive, t.archive, t.archive_bound, t.archive_unique_index, t.archive_ts_index
+            self.archive,
+            t.archive,
+            t.archive_bound,
+            t.archive_unique_index,
+            t.archive_ts_index,
+            self.options.lock_hold_target,
         )
 
     def drain(
