@@ -305,6 +305,71 @@ def test_a_deleted_or_edited_child_is_restored(control_plane: ControlPlane, name
     wait_condition(control_plane, namespace, "support-inquiries", "Ready", "True")
 
 
+PURGE = "dataward-support-inquiries-purge"
+POD_SPEC = "/spec/jobTemplate/spec/template/spec"
+
+
+def _add_env_by_json_patch(plane: ControlPlane, namespace: str) -> None:
+    """A careless user with patch rights: one more env variable in the purge container."""
+    plane.kubectl(
+        "patch", "cronjob", PURGE, "-n", namespace, "--type", "json", "-p",
+        json.dumps([{"op": "add", "path": f"{POD_SPEC}/containers/0/env/-",
+                     "value": {"name": "INTRUDER_PROXY", "value": "http://evil.example"}}]),
+    )  # fmt: skip
+
+
+def _add_volume_by_apply(plane: ControlPlane, namespace: str) -> None:
+    """An attacker's own field manager: a volume and its mount, by server-side apply."""
+    live = get(plane, "cronjob", PURGE, namespace)
+    assert live is not None
+    container = live["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["name"]
+    intrusion = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": PURGE, "namespace": namespace},
+        "spec": {"jobTemplate": {"spec": {"template": {"spec": {
+            "containers": [{"name": container, "volumeMounts": [
+                {"name": "loot", "mountPath": "/loot"}]}],
+            "volumes": [{"name": "loot", "emptyDir": {}}],
+        }}}}},
+    }  # fmt: skip
+    plane.kubectl(
+        "apply", "--server-side", "--field-manager=intruder", "-f", "-",
+        input=yaml.safe_dump(intrusion),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("intrude", [_add_env_by_json_patch, _add_volume_by_apply])
+def test_an_item_added_to_a_keyed_list_of_the_purge_cronjob_is_removed_and_then_left_alone(
+    control_plane: ControlPlane, namespace: str, operator: OperatorProcess, intrude: Any
+) -> None:
+    # containers, env, volumes and volumeMounts are keyed lists (listType=map): a server-side
+    # apply cannot remove an item another field manager owns. The CronJob must still come
+    # back as the operator made it, once, and not be re-applied every resync.
+    ready_store(control_plane, namespace)
+    made = get(control_plane, "cronjob", PURGE, namespace)
+    assert made is not None
+    intrude(control_plane, namespace)
+    tampered = get(control_plane, "cronjob", PURGE, namespace)
+    assert tampered is not None and tampered["spec"] != made["spec"], "the intrusion took"
+
+    def restored() -> bool:
+        found = get(control_plane, "cronjob", PURGE, namespace)
+        return found is not None and found["spec"] == made["spec"]
+
+    wait_for(restored, timeout=15, message="the purge CronJob restored as rendered")
+    wait_condition(control_plane, namespace, "support-inquiries", "PurgeScheduled", "True")
+    sleep_for(2)  # the reconcile that saw the repair's echo
+    since = datetime.now(UTC)
+    sleep_for(20)  # resync every 5 s: several full reconciles
+    writes = [
+        w for w in operator_writes(control_plane, operator.account, since) if "cronjobs" in w
+    ]
+    assert writes == [], f"{len(writes)} writes to the CronJob after its repair: {writes[:5]}"
+    found = get(control_plane, "cronjob", PURGE, namespace)
+    assert found is not None and found["spec"] == made["spec"]
+
+
 def test_a_foreign_binding_over_the_stores_secrets_turns_access_restricted_false(
     control_plane: ControlPlane, namespace: str
 ) -> None:
