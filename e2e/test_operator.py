@@ -309,16 +309,21 @@ PURGE = "dataward-support-inquiries-purge"
 POD_SPEC = "/spec/jobTemplate/spec/template/spec"
 
 
-def _add_env_by_json_patch(plane: ControlPlane, namespace: str) -> None:
+def kubectl_json(plane: ControlPlane, *args: str, input: str | None = None) -> dict[str, Any]:
+    """A kubectl command's `-o json` answer."""
+    return dict(json.loads(plane.kubectl(*args, input=input).stdout))
+
+
+def _add_env_by_json_patch(plane: ControlPlane, namespace: str) -> dict[str, Any]:
     """A careless user with patch rights: one more env variable in the purge container."""
-    plane.kubectl(
-        "patch", "cronjob", PURGE, "-n", namespace, "--type", "json", "-p",
+    return kubectl_json(
+        plane, "patch", "cronjob", PURGE, "-n", namespace, "--type", "json", "-o", "json", "-p",
         json.dumps([{"op": "add", "path": f"{POD_SPEC}/containers/0/env/-",
                      "value": {"name": "INTRUDER_PROXY", "value": "http://evil.example"}}]),
     )  # fmt: skip
 
 
-def _add_volume_by_apply(plane: ControlPlane, namespace: str) -> None:
+def _add_volume_by_apply(plane: ControlPlane, namespace: str) -> dict[str, Any]:
     """An attacker's own field manager: a volume and its mount, by server-side apply."""
     live = get(plane, "cronjob", PURGE, namespace)
     assert live is not None
@@ -333,8 +338,8 @@ def _add_volume_by_apply(plane: ControlPlane, namespace: str) -> None:
             "volumes": [{"name": "loot", "emptyDir": {}}],
         }}}}},
     }  # fmt: skip
-    plane.kubectl(
-        "apply", "--server-side", "--field-manager=intruder", "-f", "-",
+    return kubectl_json(
+        plane, "apply", "--server-side", "--field-manager=intruder", "-o", "json", "-f", "-",
         input=yaml.safe_dump(intrusion),
     )  # fmt: skip
 
@@ -349,9 +354,11 @@ def test_an_item_added_to_a_keyed_list_of_the_purge_cronjob_is_removed_and_then_
     ready_store(control_plane, namespace)
     made = get(control_plane, "cronjob", PURGE, namespace)
     assert made is not None
-    intrude(control_plane, namespace)
-    tampered = get(control_plane, "cronjob", PURGE, namespace)
-    assert tampered is not None and tampered["spec"] != made["spec"], "the intrusion took"
+    tampered = intrude(control_plane, namespace)  # the API server's answer to the intrusion
+    pod = tampered["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert "INTRUDER_PROXY" in json.dumps(pod["containers"]) or any(
+        v["name"] == "loot" for v in pod.get("volumes", [])
+    ), "the intrusion took"
 
     def restored() -> bool:
         found = get(control_plane, "cronjob", PURGE, namespace)
