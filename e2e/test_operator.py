@@ -305,6 +305,79 @@ def test_a_deleted_or_edited_child_is_restored(control_plane: ControlPlane, name
     wait_condition(control_plane, namespace, "support-inquiries", "Ready", "True")
 
 
+PURGE = "dataward-support-inquiries-purge"
+POD_SPEC = "/spec/jobTemplate/spec/template/spec"
+
+
+def kubectl_json(plane: ControlPlane, *args: str, input: str | None = None) -> dict[str, Any]:
+    """A kubectl command's `-o json` answer."""
+    return dict(json.loads(plane.kubectl(*args, input=input).stdout))
+
+
+def _add_env_by_json_patch(plane: ControlPlane, namespace: str) -> dict[str, Any]:
+    """A careless user with patch rights: one more env variable in the purge container."""
+    return kubectl_json(
+        plane, "patch", "cronjob", PURGE, "-n", namespace, "--type", "json", "-o", "json", "-p",
+        json.dumps([{"op": "add", "path": f"{POD_SPEC}/containers/0/env/-",
+                     "value": {"name": "INTRUDER_PROXY", "value": "http://evil.example"}}]),
+    )  # fmt: skip
+
+
+def _add_volume_by_apply(plane: ControlPlane, namespace: str) -> dict[str, Any]:
+    """An attacker's own field manager: a volume and its mount, by server-side apply."""
+    live = get(plane, "cronjob", PURGE, namespace)
+    assert live is not None
+    container = live["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["name"]
+    intrusion = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": PURGE, "namespace": namespace},
+        "spec": {"jobTemplate": {"spec": {"template": {"spec": {
+            "containers": [{"name": container, "volumeMounts": [
+                {"name": "loot", "mountPath": "/loot"}]}],
+            "volumes": [{"name": "loot", "emptyDir": {}}],
+        }}}}},
+    }  # fmt: skip
+    return kubectl_json(
+        plane, "apply", "--server-side", "--field-manager=intruder", "-o", "json", "-f", "-",
+        input=yaml.safe_dump(intrusion),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("intrude", [_add_env_by_json_patch, _add_volume_by_apply])
+def test_an_item_added_to_a_keyed_list_of_the_purge_cronjob_is_removed_and_then_left_alone(
+    control_plane: ControlPlane, namespace: str, operator: OperatorProcess, intrude: Any
+) -> None:
+    # containers, env, volumes and volumeMounts are keyed lists (listType=map): a server-side
+    # apply cannot remove an item another field manager owns. The CronJob must still come
+    # back as the operator made it, once, and not be re-applied every resync.
+    ready_store(control_plane, namespace)
+    made = get(control_plane, "cronjob", PURGE, namespace)
+    assert made is not None
+    tampered = intrude(control_plane, namespace)  # the API server's answer to the intrusion
+    pod = tampered["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert "INTRUDER_PROXY" in json.dumps(pod["containers"]) or any(
+        v["name"] == "loot" for v in pod.get("volumes", [])
+    ), "the intrusion took"
+
+    def restored() -> bool:
+        found = get(control_plane, "cronjob", PURGE, namespace)
+        return found is not None and found["spec"] == made["spec"]
+
+    wait_for(restored, timeout=15, message="the purge CronJob restored as rendered")
+    wait_condition(control_plane, namespace, "support-inquiries", "PurgeScheduled", "True")
+    sleep_for(2)  # the reconcile that saw the repair's echo
+    since = datetime.now(UTC)
+    sleep_for(20)  # resync every 5 s: several full reconciles
+    # This namespace's only: the session operator may still be busy with an earlier test's
+    # namespace, which is deleted in the background.
+    ours = f" cronjobs {namespace}/"
+    writes = [w for w in operator_writes(control_plane, operator.account, since) if ours in w]
+    assert writes == [], f"{len(writes)} writes to the CronJob after its repair: {writes[:5]}"
+    found = get(control_plane, "cronjob", PURGE, namespace)
+    assert found is not None and found["spec"] == made["spec"]
+
+
 def test_a_foreign_binding_over_the_stores_secrets_turns_access_restricted_false(
     control_plane: ControlPlane, namespace: str
 ) -> None:

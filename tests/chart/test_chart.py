@@ -37,15 +37,17 @@ NAMESPACED_RULES: dict[tuple[str, str], set[str]] = {
     ("dataward.io", "personaldatastores"): {"get", "list", "watch", "patch"},
     ("dataward.io", "personaldatastores/status"): {"patch"},
     ("dataward.io", "personaldatastores/finalizers"): {"update"},
-    ("networking.k8s.io", "networkpolicies"): {"get", "list", "watch", "create", "patch"},
+    ("networking.k8s.io", "networkpolicies"): {
+        "get", "list", "watch", "create", "update", "patch"},
     ("dataward.io", "datasubjectrequests"): {"get", "list", "watch", "patch"},
     ("dataward.io", "datasubjectrequests/status"): {"patch"},
     ("dataward.io", "datasubjectrequests/finalizers"): {"update"},
-    ("rbac.authorization.k8s.io", "roles"): {"get", "list", "watch", "create", "patch", "delete"},
+    ("rbac.authorization.k8s.io", "roles"): {
+        "get", "list", "watch", "create", "update", "patch", "delete"},
     ("rbac.authorization.k8s.io", "rolebindings"): {
-        "get", "list", "watch", "create", "patch", "delete"},
-    ("", "serviceaccounts"): {"get", "list", "watch", "create", "patch"},
-    ("batch", "cronjobs"): {"get", "list", "watch", "create", "patch"},
+        "get", "list", "watch", "create", "update", "patch", "delete"},
+    ("", "serviceaccounts"): {"get", "list", "watch", "create", "update", "patch"},
+    ("batch", "cronjobs"): {"get", "list", "watch", "create", "update", "patch"},
     ("batch", "jobs"): {"list", "watch", "create", "delete"},  # requests' and previews' Jobs
     ("", "pods"): {"list", "watch"},
     # list/watch: watchSecrets (default on): rings by label, every other Secret metadata only.

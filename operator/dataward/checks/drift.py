@@ -59,6 +59,30 @@ def needs_apply(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) 
     return not (matches(metadata, observed.get("metadata", {})) and matches(body, observed))
 
 
+def replacement(desired: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
+    """The body of an update (PUT) that puts `desired` in place of `live`.
+
+    Server-side apply cannot remove an item another field manager added to a keyed list
+    (a CronJob's containers, env, volumes, volumeMounts; ownerReferences): after such an
+    apply the child still differs. An update replaces the whole object: every top-level
+    field the render sets (spec, rules, subjects, ...) as rendered, the render's labels and
+    annotations over the live ones (other tools' keys are not drift, so they stay), the
+    render's ownerReferences, and the live object's other metadata (resourceVersion, the
+    update's precondition; uid; managedFields left out, so the server keeps and updates
+    them) and fields the render does not set.
+    """
+    meta = {k: v for k, v in live.get("metadata", {}).items() if k != "managedFields"}
+    rendered = desired.get("metadata", {})
+    for key in ("labels", "annotations"):
+        if key in rendered:
+            meta[key] = {**(meta.get(key) or {}), **rendered[key]}
+    if "ownerReferences" in rendered:
+        meta["ownerReferences"] = rendered["ownerReferences"]
+    body = {k: v for k, v in live.items() if k not in ("metadata", "status")}
+    body.update({k: v for k, v in desired.items() if k != "metadata"})
+    return {**body, "metadata": meta}
+
+
 def projected(value: Any, shape: Shape) -> Any:
     """`value` with only what `shape` names: the keys a render sets, item by item.
 

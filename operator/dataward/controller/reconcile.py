@@ -37,7 +37,7 @@ from dataward.checks.conditions import (
     ready,
     transitions,
 )
-from dataward.checks.drift import needs_apply
+from dataward.checks.drift import needs_apply, replacement
 from dataward.checks.encryption import (
     ShreddingBlocker,
     encryption_key_ready,
@@ -913,9 +913,38 @@ class Reconciler:
                 log.info("apply %s %s/%s", child["kind"], meta["namespace"], meta["name"])
                 current = self.kube.apply(child)
                 self._written(current)
+                if needs_apply(*_comparable(child, current)):
+                    current = self._replace_child(child, current)
         except KubeError as error:
             return ObservedObject.unknown(str(error))
         return ObservedObject.present(current) if current else ObservedObject.absent()
+
+    def _replace_child(self, child: Mapping[str, Any], applied: dict[str, Any]) -> dict[str, Any]:
+        """Update a child an apply left different from its render; what is in place then.
+
+        Server-side apply cannot remove an item another field manager added to a keyed list
+        (an env variable, a volume or its mount in the purge pod): without this the child
+        would stay so, and be re-applied at every reconcile. The update replaces it whole,
+        on the applied answer's resourceVersion: a 409 (changed meanwhile) is left to the
+        next reconcile, which the change's watch event brings.
+        """
+        meta = child["metadata"]
+        log.info(
+            "update %s %s/%s: items another field manager added remain after apply",
+            child["kind"], meta["namespace"], meta["name"],
+        )  # fmt: skip
+        try:
+            current = self.kube.replace(replacement(child, applied))
+        except KubeError as error:
+            if error.status != 409:
+                raise
+            log.info(
+                "update %s %s/%s: changed meanwhile (409); the next reconcile looks again",
+                child["kind"], meta["namespace"], meta["name"],
+            )  # fmt: skip
+            return applied
+        self._written(current)
+        return current
 
     def _prune_reader_binding(
         self, store: Store, desired: list[dict[str, Any]]
