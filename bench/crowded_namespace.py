@@ -5,9 +5,10 @@
 Puts N stores in one namespace of the in-memory API used by the unit tests (each with its own
 pods, peers, credentials and readers, as reconcile_bench), fills the watch caches from it,
 times a first pass (converging: children, ring and status written, each write kept in the
-caches), refills the caches, then times a second pass (nothing to do); ms of CPU per
-reconcile. `--profile` prints the top of a
-cProfile of that second pass. Measures the per-store CPU the neighbour checks cost, which
+caches), refills the caches, times a second pass (nothing to do), then a third by a new
+reconciler over the same caches (a restart: its memos empty); ms of CPU per reconcile.
+`--profile` (`--profile-converging`, `--profile-restart`) prints the top of a cProfile of
+that pass. Measures the per-store CPU the neighbour checks cost, which
 the control-plane bench (reconcile_bench) cannot separate from API latency.
 """
 
@@ -53,6 +54,11 @@ def main() -> None:
     parser.add_argument(
         "--profile-converging", action="store_true", help="profile the first pass instead"
     )
+    parser.add_argument(
+        "--profile-restart",
+        action="store_true",
+        help="profile the pass of a new reconciler over the same caches (a restart) instead",
+    )
     args = parser.parse_args()
     kube = _cluster()
     for i in range(1, args.stores):
@@ -65,6 +71,9 @@ def main() -> None:
     _relist(caches)
     later = T0 + timedelta(minutes=5)
     _timed_pass(reconciler, keys, later, "reconcile with nothing to do", args.profile, 30)
+    # A restarted operator: its caches listed again, its reconciler's memos empty.
+    restarted = Reconciler(kube, ReconcileSettings(), (), caches)  # type: ignore[arg-type]
+    _timed_pass(restarted, keys, later, "first reconcile after a restart", args.profile_restart, 40)
 
 
 def _timed_pass(
