@@ -247,28 +247,16 @@ def test_a_deleted_or_edited_child_is_restored(control_plane: ControlPlane, name
     ready_store(control_plane, namespace)
     netpol = "dataward-support-inquiries-isolation"
     control_plane.kubectl("delete", "networkpolicy", netpol, "-n", namespace)
-    control_plane.kubectl(
-        "patch",
-        "cronjob",
-        "dataward-support-inquiries-purge",
-        "-n",
-        namespace,
-        "--type",
-        "merge",
-        "-p",
-        '{"spec":{"schedule":"* * * * *"}}',
-    )
+    def patch_cronjob(kind: str, body: str) -> None:
+        control_plane.kubectl(
+            "patch", "cronjob", PURGE, "-n", namespace, "--type", kind, "-p", body
+        )
+
+    patch_cronjob("merge", '{"spec":{"schedule":"* * * * *"}}')
     # The pod template, which the cache keeps only as a digest (issue 11): a careless edit
     # of the image and of the credentials the purge reads must still be drift.
-    control_plane.kubectl(
-        "patch",
-        "cronjob",
-        "dataward-support-inquiries-purge",
-        "-n",
-        namespace,
-        "--type",
+    patch_cronjob(
         "json",
-        "-p",
         '[{"op":"replace","path":"/spec/jobTemplate/spec/template/spec/containers/0/image",'
         '"value":"evil.example/purge:latest"},'
         '{"op":"replace","path":"/spec/jobTemplate/spec/template/spec/containers/0/env/1/'

@@ -211,11 +211,11 @@ def test_the_namespace_views_hold_equal_parts_once_and_change_no_value() -> None
     assert view.rbac[1][0]["metadata"]["ownerReferences"] is not refs  # another store's
 
 
-def test_one_copy_keeps_true_and_one_apart() -> None:
-    from dataward.controller.reconcile import _one_copy
+def test_shared_parts_keeps_true_and_one_apart() -> None:
+    from dataward.controller.reconcile import _shared_parts
 
     table: dict[object, Any] = {}
-    a, b = _one_copy({"x": [True]}, table), _one_copy({"x": [1]}, table)
+    a, b = _shared_parts({"x": [True]}, table), _shared_parts({"x": [1]}, table)
     assert a == {"x": [True]} and b == {"x": [1]} and a["x"][0] is True and b["x"][0] == 1
     assert b["x"][0] is not True
 

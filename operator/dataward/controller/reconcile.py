@@ -1782,15 +1782,15 @@ class NamespaceStores:
                 for s, p, r in zip(previous.stores, previous.policies, previous.rbac, strict=True)
             }
         renders = []
-        table: dict[object, Any] = {}  # equal parts of the new renders, held once (_one_copy)
+        table: dict[object, Any] = {}  # equal parts of the new renders, held once (_shared_parts)
         for store in stores:
             old = before.get(store.name)
             if old is not None and old[0] is store:
                 renders.append((old[1], old[2]))
             else:
                 renders.append((
-                    _one_copy(_neighbour_policy(store), table),
-                    tuple(_one_copy(item, table) for item in _neighbour_rbac(store)),
+                    _shared_parts(_neighbour_policy(store), table),
+                    tuple(_shared_parts(item, table) for item in _neighbour_rbac(store)),
                 ))  # fmt: skip
         rbac = tuple(r for _, r in renders)
         policies = tuple(p for p, _ in renders)
@@ -2049,18 +2049,18 @@ def _neighbour_rbac(store: Store) -> list[dict[str, Any]]:
     return [item for item in items if item is not None]
 
 
-def _one_copy(value: Any, table: dict[object, Any]) -> Any:
+def _shared_parts(value: Any, table: dict[object, Any]) -> Any:
     """`value` (JSON-like) with each dict and list that equals one already in `table` replaced
     by that one: a store's rendered children repeat their owner reference, their labels, and
     rules every store has (about 3 KiB a store of the namespace views, issue 11). Only for
     values nothing changes. Keyed by the parts' identities, as the parts are shared first."""
     if isinstance(value, dict):
-        value = {k: _one_copy(v, table) for k, v in value.items()}
+        value = {k: _shared_parts(v, table) for k, v in value.items()}
         if isinstance(value.get("metadata"), dict):
             share_metadata(value["metadata"])  # with the cached children's, when converged
         key: object = ("dict", tuple((k, _part_key(v)) for k, v in value.items()))
     elif isinstance(value, list):
-        value = [_one_copy(v, table) for v in value]
+        value = [_shared_parts(v, table) for v in value]
         key = ("list", tuple(_part_key(v) for v in value))
     else:
         return value
