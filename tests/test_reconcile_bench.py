@@ -15,6 +15,7 @@ from typing import Any
 
 from bench.reconcile_bench import (
     AuditTail,
+    ReadyWatch,
     Tally,
     credentials,
     moved,
@@ -196,3 +197,31 @@ def test_audit_tail_follows_the_log_across_the_api_servers_rotation(tmp_path: Pa
     assert [e["objectRef"]["name"] for e in tail.read()] == ["late", "new"]
     write(log, event("get", "secrets", name="next"))
     assert [e["objectRef"]["name"] for e in tail.read()] == ["next"]
+
+
+def _store(namespace: str, name: str, ready: str | None) -> dict[str, Any]:
+    conditions = [{"type": "KeyRingReady", "status": "True"}]
+    if ready is not None:
+        conditions.append({"type": "Ready", "status": ready})
+    return {"metadata": {"namespace": namespace, "name": name},
+            "status": {"conditions": conditions}}
+
+
+def test_ready_watch_counts_only_the_benchs_stores_that_are_ready_now() -> None:
+    # The count ends the convergence window: a store counted twice, one of another namespace,
+    # one that lost Ready or was deleted, or a control other than Ready being True, would
+    # end it early.
+    watch = ReadyWatch(kube=None, namespaces={"bench-0", "bench-1"})  # type: ignore[arg-type]
+    a, b = _store("bench-0", "a", "True"), _store("bench-1", "b", "True")
+    watch._event("PersonalDataStore", None, _store("bench-0", "a", None))
+    watch._event("PersonalDataStore", None, _store("bench-0", "c", "False"))
+    watch._event("PersonalDataStore", None, _store("raw-0", "a", "True"))
+    assert watch.count()[0] == 0
+    watch._event("PersonalDataStore", None, a)
+    watch._event("PersonalDataStore", a, a)
+    watch._event("PersonalDataStore", None, b)
+    reached = watch.count()
+    assert reached[0] == 2 and reached[1] > 0
+    watch._event("PersonalDataStore", a, _store("bench-0", "a", "Unknown"))
+    watch._event("PersonalDataStore", b, None)
+    assert watch.count()[0] == 0
