@@ -457,7 +457,7 @@ def free_port() -> int:
 def estimate(stores_: int, namespaces: int, steady: float, samples: int,
              idle: float) -> list[tuple[str, float]]:
     """Expected seconds per phase, from the 1,000-store runs of 2026-12-01 (bench/RESULTS.md)
-    and the 200-store run in notes/bench10k.md, on this shared 2-core machine (load 4-8).
+    and a 200-store run of that day, on this shared 2-core machine (load 4-8).
 
     Rough: the operator's time per store grows with the stores per namespace (every verdict
     reads its neighbours): 0.25 s/store at 1,000 in one namespace, 0.16 at 400.
