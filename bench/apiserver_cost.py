@@ -10,18 +10,19 @@ store, `--threads` at a time, and the API server's and etcd's CPU seconds (from 
 read around each phase. The bodies are the operator's own: one store converged in-process
 (the fake API of the unit tests) gives its status, its ring Secret and its Ready Event; the
 children are rendered as the operator renders them. No watcher is connected, so the cost
-of sending each change to the operator's watches is not in these figures: the difference
-between them and a converging run's total is that.
+of sending each change to the operator's watches is not in these figures, unless `--watched`
+runs the operator's caches (its kinds, Secrets included, in the namespace) meanwhile; the
+difference between the two runs is that cost.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -37,12 +38,14 @@ from bench.reconcile_bench import (
 from bench.reconcile_bench import (
     cpu_seconds as process_cpu,
 )
+from dataward.controller.cache import Caches
 from dataward.controller.kube import Kube, load_api_client
+from dataward.controller.operator import CACHED_KINDS, SECRET_KINDS
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from dataward.model.policy import parse_policy
 from dataward.model.store import parse_store
 from dataward.render import RenderSettings, render_children
-from e2e.harness import ControlPlane
+from e2e.harness import ControlPlane, wait_for
 from tests.controller.test_cache import _caches, _cluster, _relist
 from tests.controller.test_reconcile import T0
 
@@ -70,17 +73,33 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--stores", type=int, default=500)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument(
+        "--watched", action="store_true",
+        help="run the operator's watch caches (its kinds, the namespace) during the phases: "
+             "what sending each change to the operator's watches adds",
+    )
+    parser.add_argument(
+        "--crds", type=Path, default=REPO / "crds",
+        help="the CRDs to install (e.g. a copy without x-kubernetes-validations: what the CEL "
+             "rules cost each write of a store)",
+    )
     args = parser.parse_args()
     status, ring, event = operator_bodies()
     policy = parse_policy(yaml.safe_load((REPO / "examples/policy.yaml").read_text()))
     docs = stores(args.stores, [NAMESPACE])
     with ControlPlane() as plane:
-        plane.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+        plane.kubectl("apply", "--server-side", "-f", str(args.crds))
         plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         plane.kubectl("apply", "--server-side", "-f", str(REPO / "examples/policy.yaml"))
         kube = Kube(load_api_client(str(plane.kubeconfig)))
         kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
         pids = plane_pids(plane)
+        caches = None
+        if args.watched:
+            caches = Caches(kube, (*CACHED_KINDS, *SECRET_KINDS), (NAMESPACE,), 3600,
+                            lambda kind, old, new: None, lambda kind, namespace: None)
+            caches.start()
+            wait_for(caches.synced, 60, "caches synced", interval=0.1)
         rows: list[str] = []
 
         def phase(what: str, calls: list[Callable[[], Any]]) -> None:
@@ -140,9 +159,11 @@ def main() -> None:
             return body
 
         phase("create Event", [lambda i=i: kube.create(event_for(i)) for i in range(len(names))])
+        if caches is not None:
+            caches.stop()
         print()
-        print(f"{args.stores} stores, {args.threads} threads, one control plane "
-              f"(pid {os.getpid()}); CPU ms per request:")
+        print(f"{args.stores} stores, {args.threads} threads, one control plane, the operator's "
+              f"caches {'watching' if args.watched else 'not running'}; CPU ms per request:")
         print("| request | count | wall s | API server CPU ms | etcd CPU ms |")
         print("|---|---|---|---|---|")
         for row in rows:
