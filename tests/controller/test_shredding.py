@@ -45,10 +45,11 @@ class Sink:
         self.records: list[tuple[str, dict[str, Any]]] = []
         self.buckets_when_appended: list[tuple[str, ...]] = []
         self.fail = False
+        self.fail_kinds: set[str] = set()  # kinds refused while the rest is written
         self.after_shredded: Callable[[], None] | None = None  # runs after each key.shredded
 
     def append(self, kind: str, subject: str, payload: Mapping[str, Any]) -> None:
-        if self.fail:
+        if self.fail or kind in self.fail_kinds:
             raise ConnectionError("evidence database down")
         self.records.append((kind, validate(kind, subject, payload)))
         if kind == "key.shredded":
@@ -415,3 +416,70 @@ def test_a_hold_after_the_status_recorded_the_shredding_withdraws_it(kube: FakeK
     assert "2025-07" not in ring(kube).buckets
     assert len(sink.of("key.shredded")) == 2
     assert_evidence_matches_the_ring(kube, sink)
+
+
+def test_a_withdrawal_the_evidence_log_refused_is_written_when_it_is_back(kube: FakeKube) -> None:
+    """A hold arrives while a destruction is being recorded (the status write fails with 409),
+    and the evidence database goes down right then: the key.shred.cancelled record is not
+    written, and the log claims a key destroyed that is still in the ring. One operator
+    (one reconciler) on: it keeps owing that withdrawal, says so, and writes it once the log
+    is back; never a second one."""
+    sink = Sink(kube)
+    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings(evidence=sink))
+    reconciler.reconcile(KEY, now=T0 + timedelta(minutes=1))
+
+    def hold_then_log_down() -> None:
+        set_hold(kube)
+        sink.fail = True  # down after the key.shredded record, before the withdrawal
+
+    sink.after_shredded = hold_then_log_down
+    reconciler.reconcile(KEY, now=DUE)
+    sink.after_shredded = None
+    assert "2025-07" in ring(kube).buckets
+    assert sink.of("key.shred.cancelled") == []  # the claim stands, the key is there
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingFailed")
+    # Still down: still owed, still said, nothing destroyed; then back.
+    due = reconciler.reconcile(KEY, now=DUE + timedelta(minutes=1))
+    assert due is not None and due <= DUE + timedelta(minutes=2), "retried soon, not at the hold"
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingFailed")
+    sink.fail = False
+    reconciler.reconcile(KEY, now=DUE + timedelta(minutes=2))
+    assert_evidence_matches_the_ring(kube, sink)
+    (cancelled,) = sink.of("key.shred.cancelled")
+    assert (cancelled["bucket"], cancelled["reason"]) == ("2025-07", "LegalHold")
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyShreddingHeld")
+    reconciler.reconcile(KEY, now=DUE + timedelta(minutes=3))
+    assert len(sink.of("key.shred.cancelled")) == 1
+    # Lifted: recorded again and destroyed; the evidence ends by saying so.
+    set_hold(kube, held=False)
+    reconciler.reconcile(KEY, now=DUE + timedelta(minutes=4))
+    assert "2025-07" not in ring(kube).buckets
+    assert_evidence_matches_the_ring(kube, sink)
+
+
+def test_no_key_is_destroyed_while_a_withdrawal_of_its_claim_is_owed(kube: FakeKube) -> None:
+    """The hold is lifted while the withdrawal is still owed: the key is not destroyed (its
+    first claim would then date the destruction to before it happened) until the withdrawal
+    is written; then it is recorded anew and destroyed."""
+    sink = Sink(kube)
+    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings(evidence=sink))
+    reconciler.reconcile(KEY, now=T0 + timedelta(minutes=1))
+
+    def hold_then_withdrawals_refused() -> None:
+        set_hold(kube)
+        sink.fail_kinds = {"key.shred.cancelled"}
+
+    sink.after_shredded = hold_then_withdrawals_refused
+    reconciler.reconcile(KEY, now=DUE)
+    sink.after_shredded = None
+    set_hold(kube, held=False)
+    reconciler.reconcile(KEY, now=DUE + timedelta(minutes=1))
+    assert "2025-07" in ring(kube).buckets, "destroyed on a claim still owed a withdrawal"
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingFailed")
+    assert [kind for kind, _ in sink.records if kind.startswith("key.shred")] == ["key.shredded"]
+    sink.fail_kinds = set()
+    reconciler.reconcile(KEY, now=DUE + timedelta(minutes=2))  # withdraws, then destroys
+    assert "2025-07" not in ring(kube).buckets
+    assert_evidence_matches_the_ring(kube, sink)
+    kinds = [kind for kind, _ in sink.records if kind.startswith("key.shred")]
+    assert kinds == ["key.shredded", "key.shred.cancelled", "key.shredded"]

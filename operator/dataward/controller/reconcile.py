@@ -209,6 +209,11 @@ class Reconciler:
         # the object.
         self._last_status: dict[tuple[str, str | None, str], tuple[str, bytes]] = {}
         self._dropped: set[str] = set()  # status fields an outdated CRD prunes (logged once)
+        # Per store: the key.shred.cancelled records the evidence log refused, by key id
+        # (bucket, reason, fingerprint). Until written, the log claims a key destroyed that
+        # is still in the ring: retried every pass, and no key of the store is destroyed
+        # meanwhile. Held in memory: a restart during the outage loses them (logged).
+        self._owed_withdrawals: dict[StoreKey, dict[int, tuple[str, str, str]]] = {}
         self.read: Kube | Caches = caches if caches is not None else kube
         self.settings = settings
         self.namespaces = namespaces
@@ -331,6 +336,7 @@ class Reconciler:
             with self._cache_lock:
                 self._parse_memo.pop(key, None)
                 self._last_status.pop(("PersonalDataStore", namespace, name), None)
+                self._owed_withdrawals.pop(key, None)
             return None
         if raw["metadata"].get("deletionTimestamp"):
             self._finish_deletion(raw, now)
@@ -1109,14 +1115,24 @@ class Reconciler:
             and fingerprints.get(key.id) == current[key.id]
         )
         blocker: ShreddingBlocker | None = None
-        if due and store.purge.suspend:
+        problem = None
+        owed = self._settle_withdrawals(store, ring, record.secret_name)
+        if owed:
+            # The log still claims these keys destroyed: destroy nothing (a claim would date
+            # a destruction before it happened) and withdraw nothing else until it is right.
+            due = tuple(sorted({*due, *owed}))
+            blocker = "failed"
+            problem = (
+                f"the evidence log still says the key of bucket(s) {', '.join(owed)} was "
+                "destroyed: its key.shred.cancelled record is not written yet"
+            )
+        elif due and store.purge.suspend:
             blocker = "legal-hold"
         elif due and store.purge.dry_run:
             blocker = "dry-run"
         elif due and self.settings.evidence is None:
             blocker = "no-evidence-log"
         shred: tuple[str, ...] = ()
-        problem = None
         shredded = record.shredded
         version = None
         if due and blocker is None:
@@ -1345,14 +1361,40 @@ class Reconciler:
                 "bucket": bucket,
                 "reason": reason,
             }
+            owed = self._owed_withdrawals.setdefault((store.namespace, store.name), {})
             try:
                 sink.append("key.shred.cancelled", f"{store.namespace}/{store.name}", payload)
             except Exception as error:  # the evidence database down, ...
+                owed[key.id] = (bucket, reason, payload["fingerprint"])
                 log.error(
                     "key.shred.cancelled for %s/%s not recorded (%s): the evidence log says "
-                    "the key of bucket %s was destroyed, but it is kept",
+                    "the key of bucket %s was destroyed, but it is kept; retried every pass "
+                    "(lost if the operator restarts first)",
                     store.namespace, store.name, type(error).__name__, bucket,
                 )  # fmt: skip
+            else:
+                owed.pop(key.id, None)
+            if not owed:
+                self._owed_withdrawals.pop((store.namespace, store.name), None)
+
+    def _settle_withdrawals(self, store: Store, ring: KeyRing, secret_name: str) -> list[str]:
+        """Write the key.shred.cancelled records the evidence log refused before; the buckets
+        whose record is still owed. A key no longer in the ring (same id and fingerprint) owes
+        nothing: the claim is true now."""
+        owed = self._owed_withdrawals.get((store.namespace, store.name))
+        if not owed:
+            return []
+        fingerprints = ring.fingerprints()
+        for key_id, (bucket, reason, fingerprint) in list(owed.items()):
+            if fingerprints.get(key_id) != fingerprint:
+                owed.pop(key_id)
+                if not owed:
+                    self._owed_withdrawals.pop((store.namespace, store.name), None)
+                continue
+            if self.settings.evidence is not None:
+                self._cancel_shredding(store, ring, secret_name, (bucket,), reason)
+        left = self._owed_withdrawals.get((store.namespace, store.name)) or {}
+        return sorted(bucket for bucket, _, _ in left.values())
 
     def _fresh_record(self, store: Store, record: KeyRingRecord | None) -> KeyRingRecord | None:
         """The store's ring record read from the API, not the cache (KubeError when unread)."""
