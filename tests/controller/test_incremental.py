@@ -405,3 +405,18 @@ def test_a_view_keeps_the_renders_of_unchanged_stores_and_no_cache_outlives_it()
             assert policy is kept[store.name]  # unchanged: the same render, not a new one
     assert "s0" not in {s.name for s in second.stores}
     check(kube, reconciler)
+
+
+def test_a_binding_the_operator_deleted_leaves_the_shared_structures_at_once() -> None:
+    """Found by the property test above: a store's readers go from one to none, and the
+    operator deletes their RoleBinding. Its writes are kept in the caches as it makes them;
+    its delete was not, so until the watch's DELETED event the namespace's RBAC state (every
+    neighbour's verdict) still had the binding."""
+    kube = sample_cluster(ListingKube())
+    caches = _caches(kube)
+    _relist(caches)
+    reconciler = _reconciler(kube, caches)
+    for step in [("store", "s1", 1, 0), ("reconcile", "s1"), ("store", "s1", 0, 0),
+                 ("reconcile", "s1")]:  # fmt: skip
+        apply(kube, caches, reconciler, step)
+    check(kube, reconciler)

@@ -336,6 +336,14 @@ class Informer:
             return
         self._put(self._slim(obj), notify=False)
 
+    def store_deleted(self, namespace: str | None, name: str) -> None:
+        """Drop an object the operator has just deleted, as the watch's DELETED event will:
+        its next read (and every verdict that reads the namespace) is not older."""
+        with self.lock:
+            held = self.by_namespace.get(namespace or "", {}).get(name)
+        if held is not None:
+            self._remove(held)
+
     # The loop (its own thread).
 
     def run(self, stop: threading.Event) -> None:
@@ -731,6 +739,14 @@ class Caches:
         for spec in [s for s in self.specs.values() if s.api_kind == kind]:
             try:
                 self._informer(spec.kind, namespace).store_written(obj)
+            except KubeError:
+                pass
+
+    def store_deleted(self, kind: str, namespace: str | None, name: str) -> None:
+        """Drop an object the operator has just deleted from every cache of its API kind."""
+        for spec in [s for s in self.specs.values() if s.api_kind == kind]:
+            try:
+                self._informer(spec.kind, namespace).store_deleted(namespace, name)
             except KubeError:
                 pass
 

@@ -537,6 +537,10 @@ class Reconciler:
         if self.caches is not None and obj:
             self.caches.store_written(obj)
 
+    def _deleted(self, kind: str, namespace: str, name: str) -> None:
+        if self.caches is not None:
+            self.caches.store_deleted(kind, namespace, name)
+
     def _parsed(self, raw: Mapping[str, Any]) -> Store | None:
         """A neighbour store parsed once per version (every reconcile of the namespace reads
         every other store: parsing them all each time made start-up quadratic in CPU).
@@ -976,6 +980,7 @@ class Reconciler:
         ):
             try:
                 self.kube.delete("RoleBinding", store.namespace, name)
+                self._deleted("RoleBinding", store.namespace, name)
             except KubeError as error:
                 log.warning("readers' binding of %s/%s: %s", store.namespace, store.name, error)
                 return [ActFailure(error, Condition(

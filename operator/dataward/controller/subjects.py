@@ -418,6 +418,8 @@ class SubjectRequests:
             existing = self.read.get(kind, request.namespace, name)
             if existing is not None and ours(existing, request):
                 self.kube.delete(kind, request.namespace, name)
+                if self.caches is not None:  # its next read is not older
+                    self.caches.store_deleted(kind, request.namespace, name)
 
     def _public_key(self, request: SubjectRequest) -> str | None:
         """The request's public key; the key pair is made (once) when there is none."""
