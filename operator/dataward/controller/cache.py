@@ -489,12 +489,27 @@ class Informer:
                 self.resource_version = obj.get("metadata", {}).get("resourceVersion")
                 continue
             self.resource_version = obj.get("metadata", {}).get("resourceVersion")
+            if kind != "DELETED" and self._held(obj):
+                continue  # the echo of the operator's own write, or older than what is held
             slimmed = self._slim(obj)
             if kind == "DELETED":
                 self._remove(slimmed)
             else:
                 self._put(slimmed, notify=True)
         return True
+
+    def _held(self, obj: Mapping[str, Any]) -> bool:
+        """Whether the cache already holds `obj`'s resourceVersion of it, or a newer one:
+        then `_put` would change nothing (no event either), and slimming it is wasted. Most
+        watch events while stores converge are the echoes of the operator's own writes,
+        whose answers were stored already (`store_written`)."""
+        meta = obj.get("metadata") or {}
+        with self.lock:
+            old = self.by_namespace.get(meta.get("namespace") or "", {}).get(
+                str(meta.get("name")))
+        if old is None:
+            return False
+        return _version(old) == _version(obj) is not None or not _newer(obj, old)
 
     def _stream(self, timeout: int) -> Iterator[Obj]:
         query = [
@@ -524,9 +539,9 @@ class Informer:
             buffer = b""
             try:
                 for chunk in response.response.stream(65536, decode_content=True):
-                    buffer += chunk
-                    while b"\n" in buffer:
-                        line, buffer = buffer.split(b"\n", 1)
+                    # One event a line; the last piece is the start of the next (or empty).
+                    *lines, buffer = (buffer + chunk).split(b"\n")
+                    for line in lines:
                         if line.strip():
                             yield json.loads(line)
             finally:
