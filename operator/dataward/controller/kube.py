@@ -10,10 +10,10 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
+from urllib.parse import quote, urlencode
 
 import urllib3
 from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 
 from dataward.controller.metrics import WRITES
 
@@ -25,6 +25,11 @@ METADATA_ONLY_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.i
 # (connect, read) seconds. Without a timeout a request to a hung API server blocks for ever:
 # the read timeout bounds each wait for bytes, so a stalled server surfaces as a KubeError.
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
+
+
+def dumps(body: Any) -> str:
+    """A request body as compact JSON (no spaces: less to send and for the server to read)."""
+    return json.dumps(body, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,7 @@ class Kube:
     ) -> None:
         self.api = api
         self.timeout = timeout
+        self._timeout = urllib3.Timeout(connect=timeout[0], read=timeout[1])
         self.may_write = may_write
 
     def _call(
@@ -133,31 +139,50 @@ class Kube:
     ) -> dict[str, Any]:
         if method != "GET" and self.may_write is not None and not self.may_write():
             raise KubeError(0, "not the leader: write refused", what)
-        method_, url, headers, payload, _ = self.api.param_serialize(
-            method,
-            path,
-            query_params=query or [],
-            header_params={"Content-Type": content_type, "Accept": accept},
-            body=body,
-            auth_settings=["BearerToken"],
-        )
+        payload = None if body is None else body if isinstance(body, str) else dumps(body)
         try:
-            response = self.api.call_api(
-                method_, url, header_params=headers, body=payload, _request_timeout=self.timeout
+            status, reason, data = self._send(
+                method, path, query or [], {"Content-Type": content_type, "Accept": accept},
+                payload,
             )
-            data = response.read()  # the body is streamed: a stall here is a read timeout too
-        except ApiException as error:
-            # The body may echo what we sent (a Secret's data); keep only status and reason.
-            raise KubeError(int(error.status or 0), str(error.reason), what) from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
             # Timeouts, refused or reset connections: no answer, which callers must not
             # mistake for any answer (least of all "not found").
             raise KubeError(0, f"no answer ({type(error).__name__})", what) from None
         if method != "GET":
             WRITES.labels(what.split(" ")[1] if " " in what else what, method).inc()
-        if not 200 <= response.status < 300:
-            raise KubeError(response.status, str(response.reason), what)
+        if not 200 <= status < 300:
+            # The body may echo what we sent (a Secret's data); keep only status and reason.
+            raise KubeError(status, reason, what)
         return cast(dict[str, Any], json.loads(data)) if data else {}
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        query: list[tuple[str, str]],
+        headers: dict[str, str],
+        body: str | None,
+    ) -> tuple[int, str, bytes]:
+        """One request on the ApiClient's connection pool: (status, reason, body).
+
+        The client's own request path (param_serialize, call_api) sanitises every body and
+        parameter as models and rebuilds the auth settings per request: a third of the CPU
+        of each of the ~11 writes a store converging takes (issue 11). Its configuration
+        (server, credentials, refreshed by its hook as before, TLS, retries) still applies.
+        """
+        configuration = self.api.configuration
+        url = configuration.host + path
+        if query:
+            url += "?" + urlencode(query, quote_via=quote)
+        sent = {**self.api.default_headers, **headers}
+        token = configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
+        if token:
+            sent["authorization"] = token
+        response = self.api.rest_client.pool_manager.request(
+            method, url, body=body, headers=sent, timeout=self._timeout
+        )  # the body is read here: a stall is a read timeout too
+        return int(response.status), str(response.reason), response.data
 
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         """The object, or None on a confirmed 404; any other failure raises KubeError."""
@@ -216,7 +241,7 @@ class Kube:
         return self._call(
             "PATCH",
             RESOURCES[kind].path(meta.get("namespace"), meta["name"]),
-            body=json.dumps(obj),
+            body=dumps(obj),
             query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
             content_type="application/apply-patch+yaml",
             what=f"apply {kind} {meta['name']}",
