@@ -241,3 +241,97 @@ def test_the_collector_runs_less_often_and_skips_what_was_loaded_at_start() -> N
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+# --- the watch event of an own write that arrives before its answer -------------------------
+
+
+class RacingPool(Pool):
+    """The API server whose watch event of a write reaches the cache before the answer."""
+
+    def __init__(self, answer: _Answer, during: list[dict[str, Any]], informer: Informer,
+                 status: int = 200) -> None:
+        super().__init__(answer)
+        self.during, self.informer = during, informer
+
+    def request(self, method: str, url: str, body: Any = None, headers: Any = None,
+                timeout: Any = None) -> _Answer:
+        for obj in self.during:  # the watch thread, while the request is under way
+            self.informer._put(self.informer._slim(copy.deepcopy(obj)), notify=True)
+        return super().request(method, url, body, headers, timeout)
+
+
+def _racing(during: list[dict[str, Any]], answer: dict[str, Any] | None,
+            status: int = 200) -> tuple[Kube, Informer, list[Any]]:
+    events: list[Any] = []
+    data = json.dumps(answer).encode() if answer is not None else b"{}"
+    pool = RacingPool(_Answer(status, "OK" if status == 200 else "Conflict", data), during,
+                      cast(Informer, None))
+    kube = Kube(pool)  # type: ignore[arg-type]
+    informer = Informer(kube, CachedKind("PersonalDataStore"), None, 60,
+                        lambda *event: events.append(event), lambda *_: None)
+    informer.synced = True
+    pool.informer = informer
+    return kube, informer, events
+
+
+PATCH = ("PersonalDataStore", "n", "a", {"status": {}})
+
+
+def test_an_echo_before_the_answer_is_dropped_once_the_answer_is_stored() -> None:
+    kube, informer, events = _racing([_store("12")], _store("12"))
+    answer = kube.merge_patch(*PATCH, subresource="status")
+    assert events == []  # held while the answer is on its way
+    informer.store_written(answer)
+    kube.writes.flush()
+    assert events == []
+    held = informer.get("n", "a")
+    assert held is not None and held["metadata"]["resourceVersion"] == "12"
+
+
+def test_a_foreign_change_during_an_own_write_is_still_an_event() -> None:
+    # Someone edits the store (v12) while the operator's patch (v13) is under way: the
+    # operator must look again, whatever came back for its own write.
+    kube, informer, events = _racing([_store("12", ready="False"), _store("13")], _store("13"))
+    informer.store_written(kube.merge_patch(*PATCH, subresource="status"))
+    assert [new["metadata"]["resourceVersion"] for _, _, new in events] == ["12", "13"]
+
+
+def test_an_event_at_another_version_than_the_answer_is_an_event() -> None:
+    kube, informer, events = _racing([_store("12")], _store("13"))
+    informer.store_written(kube.merge_patch(*PATCH, subresource="status"))
+    kube.writes.flush()
+    assert [new["metadata"]["resourceVersion"] for _, _, new in events] == ["12"]
+
+
+def test_a_failed_write_lets_the_held_event_through_at_once() -> None:
+    kube, _informer, events = _racing([_store("12")], None, status=409)
+    with pytest.raises(KubeError):
+        kube.merge_patch(*PATCH, subresource="status")
+    assert [new["metadata"]["resourceVersion"] for _, _, new in events] == ["12"]
+
+
+def test_an_answer_nobody_stored_lets_the_held_event_through_after_the_work_item() -> None:
+    kube, _informer, events = _racing([_store("12")], _store("12"))
+    kube.merge_patch(*PATCH, subresource="status")  # a caller that keeps no answer
+    assert events == []
+    kube.writes.flush()
+    assert [new["metadata"]["resourceVersion"] for _, _, new in events] == ["12"]
+    kube.writes.flush()
+    assert len(events) == 1  # once
+
+
+def test_an_event_between_the_answer_and_its_storing_is_dropped_too() -> None:
+    kube, informer, events = _racing([], _store("12"))
+    answer = kube.merge_patch(*PATCH, subresource="status")
+    informer._put(informer._slim(_store("12")), notify=True)  # the watch, just after
+    informer.store_written(answer)
+    kube.writes.flush()
+    assert events == []
+
+
+def test_an_event_of_another_object_is_never_held() -> None:
+    kube, _informer, events = _racing([{**_store("5"), "metadata": {
+        "name": "b", "namespace": "n", "resourceVersion": "5"}}], _store("12"))
+    kube.merge_patch(*PATCH, subresource="status")
+    assert [new["metadata"]["name"] for _, _, new in events] == ["b"]

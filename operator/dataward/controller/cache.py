@@ -47,6 +47,7 @@ from dataward.controller.kube import (
     RESOURCES,
     Kube,
     KubeError,
+    WriteTracker,
 )
 from dataward.render.purge_job import comparable_cronjob
 
@@ -246,6 +247,10 @@ class Informer:
         self.relist_seconds = max(1.0, relist_seconds)
         self.on_event = on_event
         self.on_health = on_health
+        # The operator's writes in flight: their watch events wait for their answers (a stub
+        # Kube without one: every event is emitted at once).
+        writes = getattr(kube, "writes", None)
+        self.writes = writes if isinstance(writes, WriteTracker) else None
         self.lock = threading.Lock()
         self.by_namespace: dict[str, dict[str, Obj]] = {}
         # Kept with by_namespace under the lock: label lookups without a scan (issue 11).
@@ -331,10 +336,14 @@ class Informer:
         return slim(self.spec.api_kind, metadata_only(obj) if self.spec.metadata_only else obj)
 
     def store_written(self, obj: Mapping[str, Any]) -> None:
-        """Keep the answer to the operator's own write, so its next read is not older."""
-        if not _selected(obj, parse_selector(self.spec.label_selector)):
-            return
-        self._put(self._slim(obj), notify=False)
+        """Keep the answer to the operator's own write, so its next read is not older; the
+        watch event of that write, if it came first and was held, is dropped (`WriteTracker`)."""
+        if _selected(obj, parse_selector(self.spec.label_selector)):
+            self._put(self._slim(obj), notify=False)
+        if self.writes is not None:
+            meta = obj.get("metadata") or {}
+            key = (self.spec.api_kind, str(meta.get("namespace") or ""), str(meta.get("name")))
+            self.writes.settle(key, self, _version(obj))
 
     # The loop (its own thread).
 
@@ -407,7 +416,7 @@ class Informer:
         """
         selector = [("labelSelector", self.spec.label_selector)] if self.spec.label_selector else []
         path = RESOURCES[self.spec.api_kind].path(self.namespace)
-        accept = {"accept": METADATA_ONLY_LIST} if self.spec.metadata_only else {}
+        accept = METADATA_ONLY_LIST if self.spec.metadata_only else "application/json"
         for attempt in range(LIST_ATTEMPTS):
             fresh: dict[tuple[str, str], Obj] = {}
             token = ""
@@ -417,7 +426,7 @@ class Informer:
                     query.append(("continue", token))
                 try:
                     result = self.kube._call(
-                        "GET", path, query=query, what=f"list {self.spec.kind}", **accept
+                        "GET", path, query=query, what=f"list {self.spec.kind}", accept=accept
                     )
                 except KubeError as error:
                     if error.status == 410 and token and attempt + 1 < LIST_ATTEMPTS:
@@ -572,7 +581,10 @@ class Informer:
                 self.generation += 1
                 self._note(ns, name)
         if notify and not echo:
-            self.on_event(self.spec.kind, old, obj)
+            key = (self.spec.api_kind, ns, name)
+            emit = lambda: self.on_event(self.spec.kind, old, obj)  # noqa: E731
+            if self.writes is None or not self.writes.defer(key, self, _version(obj), emit):
+                emit()
 
     def _remove(self, obj: Obj) -> None:
         meta = obj["metadata"]

@@ -540,7 +540,10 @@ async def run_operator(
 
     async def handle(key: StoreKey) -> bool:
         await ready()
-        outcome = await asyncio.to_thread(reconciler.reconcile_logged, key)
+        try:
+            outcome = await asyncio.to_thread(reconciler.reconcile_logged, key)
+        finally:
+            kube.writes.flush()  # events of its writes whose answers no cache stored
         if outcome.due is not None:
             queue.add_after(key, outcome.due)
         if outcome.ok:
@@ -554,7 +557,10 @@ async def run_operator(
 
     async def handle_request(key: StoreKey) -> bool:
         await ready()
-        outcome = await asyncio.to_thread(subject_requests.reconcile_logged, key)
+        try:
+            outcome = await asyncio.to_thread(subject_requests.reconcile_logged, key)
+        finally:
+            kube.writes.flush()
         if outcome.due is not None:
             requests.add_after(key, outcome.due)
         return outcome.ok
@@ -573,7 +579,10 @@ async def run_operator(
 
     async def handle_policy(key: StoreKey) -> bool:
         await ready()
-        outcome = await asyncio.to_thread(reconciler.reconcile_policy_logged, key[1])
+        try:
+            outcome = await asyncio.to_thread(reconciler.reconcile_policy_logged, key[1])
+        finally:
+            kube.writes.flush()
         if outcome.due is not None:  # a pending revision takes effect then
             policies.add_after(key, outcome.due)
         return outcome.ok
