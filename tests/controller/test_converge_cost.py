@@ -335,3 +335,19 @@ def test_an_event_of_another_object_is_never_held() -> None:
         "name": "b", "namespace": "n", "resourceVersion": "5"}}], _store("12"))
     kube.merge_patch(*PATCH, subresource="status")
     assert [new["metadata"]["name"] for _, _, new in events] == ["b"]
+
+
+def test_an_answer_whose_watch_event_came_first_is_not_slimmed_again() -> None:
+    kube, informer, events = _racing([_store("12")], _store("12"))
+    answer = kube.merge_patch(*PATCH, subresource="status")
+    held = informer.get("n", "a")
+    slimmed: list[Any] = []
+    informer._slim = lambda obj: slimmed.append(obj) or {}  # type: ignore[method-assign]
+    informer.store_written(answer)
+    assert (slimmed, events) == ([], [])
+    assert informer.get("n", "a") is held
+    newer = _store("14")
+    informer._slim = Informer._slim.__get__(informer)  # type: ignore[method-assign]
+    informer.store_written(newer)  # a later write's answer is stored
+    again = informer.get("n", "a")
+    assert again is not None and again["metadata"]["resourceVersion"] == "14"

@@ -338,7 +338,8 @@ class Informer:
     def store_written(self, obj: Mapping[str, Any]) -> None:
         """Keep the answer to the operator's own write, so its next read is not older; the
         watch event of that write, if it came first and was held, is dropped (`WriteTracker`)."""
-        if _selected(obj, parse_selector(self.spec.label_selector)):
+        # Its watch event often came first: then the cache holds this version already.
+        if _selected(obj, parse_selector(self.spec.label_selector)) and not self._held(obj):
             self._put(self._slim(obj), notify=False)
         if self.writes is not None:
             meta = obj.get("metadata") or {}
@@ -509,9 +510,10 @@ class Informer:
 
     def _held(self, obj: Mapping[str, Any]) -> bool:
         """Whether the cache already holds `obj`'s resourceVersion of it, or a newer one:
-        then `_put` would change nothing (no event either), and slimming it is wasted. Most
-        watch events while stores converge are the echoes of the operator's own writes,
-        whose answers were stored already (`store_written`)."""
+        then `_put` would change nothing (no event either), and slimming it is wasted. While
+        stores converge, most watch events are the echoes of the operator's own writes whose
+        answers were stored already (`store_written`), and nearly every other write's answer
+        comes after its watch event."""
         meta = obj.get("metadata") or {}
         with self.lock:
             old = self.by_namespace.get(meta.get("namespace") or "", {}).get(
