@@ -270,8 +270,9 @@ class Kube:
         """One request on the ApiClient's connection pool: (status, reason, body).
 
         The client's own request path (param_serialize, call_api) sanitises every body and
-        parameter as models and rebuilds the auth settings per request: a third of the CPU
-        of each of the ~11 writes a store converging takes (issue 11). Its configuration
+        parameter as models and rebuilds the auth settings per request: a quarter to a third
+        of the client's CPU per request (0.71 → 0.48 ms an apply, 0.44 → 0.33 ms a GET;
+        issue 11). Its configuration
         (server, credentials, refreshed by its hook as before, TLS, retries) still applies.
         """
         configuration = self.api.configuration
