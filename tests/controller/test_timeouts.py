@@ -19,25 +19,30 @@ from dataward.controller.leader import LeaderElector, LeaseSettings
 
 
 class _Response:
-    status, reason = 200, "OK"
-
-    def read(self) -> bytes:
-        return b"{}"
+    status, reason, data = 200, "OK", b"{}"
 
 
 class RecordingApi:
-    """The two ApiClient methods Kube uses; records each request's timeout."""
+    """What Kube uses of an ApiClient (its configuration and connection pool); records each
+    request's timeout."""
+
+    class configuration:
+        host = "https://api"
+
+        @staticmethod
+        def get_api_key_with_prefix(identifier: str, alias: str | None = None) -> str:
+            return "Bearer t"
 
     def __init__(self, error: Exception | None = None) -> None:
         self.error = error
         self.timeouts: list[Any] = []
+        self.rest_client = self
+        self.pool_manager = self
+        self.default_headers: dict[str, str] = {}
 
-    def param_serialize(self, method: str, path: str, **_: Any) -> tuple[Any, ...]:
-        return method, f"https://api{path}", {}, None, []
-
-    def call_api(self, method: str, url: str, header_params: Any = None, body: Any = None,
-                 post_params: Any = None, _request_timeout: Any = None) -> _Response:
-        self.timeouts.append(_request_timeout)
+    def request(self, method: str, url: str, body: Any = None, headers: Any = None,
+                timeout: Any = None) -> _Response:
+        self.timeouts.append(timeout)
         if self.error is not None:
             raise self.error
         return _Response()
@@ -60,7 +65,10 @@ def test_every_request_is_sent_with_a_timeout() -> None:
     api = RecordingApi()
     every_call(Kube(api))  # type: ignore[arg-type]
     assert len(api.timeouts) == 7
-    assert all(t for t in api.timeouts), f"requests without a timeout: {api.timeouts}"
+    assert all(
+        isinstance(t, urllib3.Timeout) and t.connect_timeout and t.read_timeout
+        for t in api.timeouts
+    ), f"requests without a timeout: {api.timeouts}"
 
 
 @pytest.mark.parametrize(

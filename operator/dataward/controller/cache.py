@@ -47,6 +47,7 @@ from dataward.controller.kube import (
     RESOURCES,
     Kube,
     KubeError,
+    WriteTracker,
 )
 from dataward.render.purge_job import comparable_cronjob
 
@@ -246,6 +247,10 @@ class Informer:
         self.relist_seconds = max(1.0, relist_seconds)
         self.on_event = on_event
         self.on_health = on_health
+        # The operator's writes in flight: their watch events wait for their answers (a stub
+        # Kube without one: every event is emitted at once).
+        writes = getattr(kube, "writes", None)
+        self.writes = writes if isinstance(writes, WriteTracker) else None
         self.lock = threading.Lock()
         self.by_namespace: dict[str, dict[str, Obj]] = {}
         # Kept with by_namespace under the lock: label lookups without a scan (issue 11).
@@ -331,10 +336,15 @@ class Informer:
         return slim(self.spec.api_kind, metadata_only(obj) if self.spec.metadata_only else obj)
 
     def store_written(self, obj: Mapping[str, Any]) -> None:
-        """Keep the answer to the operator's own write, so its next read is not older."""
-        if not _selected(obj, parse_selector(self.spec.label_selector)):
-            return
-        self._put(self._slim(obj), notify=False)
+        """Keep the answer to the operator's own write, so its next read is not older; the
+        watch event of that write, if it came first and was held, is dropped (`WriteTracker`)."""
+        # Its watch event often came first: then the cache holds this version already.
+        if _selected(obj, parse_selector(self.spec.label_selector)) and not self._held(obj):
+            self._put(self._slim(obj), notify=False)
+        if self.writes is not None:
+            meta = obj.get("metadata") or {}
+            key = (self.spec.api_kind, str(meta.get("namespace") or ""), str(meta.get("name")))
+            self.writes.settle(key, self, _version(obj))
 
     def store_deleted(self, namespace: str | None, name: str) -> None:
         """Drop an object the operator has just deleted, as the watch's DELETED event will:
@@ -415,7 +425,7 @@ class Informer:
         """
         selector = [("labelSelector", self.spec.label_selector)] if self.spec.label_selector else []
         path = RESOURCES[self.spec.api_kind].path(self.namespace)
-        accept = {"accept": METADATA_ONLY_LIST} if self.spec.metadata_only else {}
+        accept = METADATA_ONLY_LIST if self.spec.metadata_only else "application/json"
         for attempt in range(LIST_ATTEMPTS):
             fresh: dict[tuple[str, str], Obj] = {}
             token = ""
@@ -425,7 +435,7 @@ class Informer:
                     query.append(("continue", token))
                 try:
                     result = self.kube._call(
-                        "GET", path, query=query, what=f"list {self.spec.kind}", **accept
+                        "GET", path, query=query, what=f"list {self.spec.kind}", accept=accept
                     )
                 except KubeError as error:
                     if error.status == 410 and token and attempt + 1 < LIST_ATTEMPTS:
@@ -497,12 +507,28 @@ class Informer:
                 self.resource_version = obj.get("metadata", {}).get("resourceVersion")
                 continue
             self.resource_version = obj.get("metadata", {}).get("resourceVersion")
+            if kind != "DELETED" and self._held(obj):
+                continue  # the echo of the operator's own write, or older than what is held
             slimmed = self._slim(obj)
             if kind == "DELETED":
                 self._remove(slimmed)
             else:
                 self._put(slimmed, notify=True)
         return True
+
+    def _held(self, obj: Mapping[str, Any]) -> bool:
+        """Whether the cache already holds `obj`'s resourceVersion of it, or a newer one:
+        then `_put` would change nothing (no event either), and slimming it is wasted. While
+        stores converge, most watch events are the echoes of the operator's own writes whose
+        answers were stored already (`store_written`), and nearly every other write's answer
+        comes after its watch event."""
+        meta = obj.get("metadata") or {}
+        with self.lock:
+            old = self.by_namespace.get(meta.get("namespace") or "", {}).get(
+                str(meta.get("name")))
+        if old is None:
+            return False
+        return _version(old) == _version(obj) is not None or not _newer(obj, old)
 
     def _stream(self, timeout: int) -> Iterator[Obj]:
         query = [
@@ -532,9 +558,9 @@ class Informer:
             buffer = b""
             try:
                 for chunk in response.response.stream(65536, decode_content=True):
-                    buffer += chunk
-                    while b"\n" in buffer:
-                        line, buffer = buffer.split(b"\n", 1)
+                    # One event a line; the last piece is the start of the next (or empty).
+                    *lines, buffer = (buffer + chunk).split(b"\n")
+                    for line in lines:
                         if line.strip():
                             yield json.loads(line)
             finally:
@@ -565,7 +591,10 @@ class Informer:
                 self.generation += 1
                 self._note(ns, name)
         if notify and not echo:
-            self.on_event(self.spec.kind, old, obj)
+            key = (self.spec.api_kind, ns, name)
+            emit = lambda: self.on_event(self.spec.kind, old, obj)  # noqa: E731
+            if self.writes is None or not self.writes.defer(key, self, _version(obj), emit):
+                emit()
 
     def _remove(self, obj: Obj) -> None:
         meta = obj["metadata"]

@@ -16,6 +16,7 @@ waits for them and starts kopf again when they are back. Every request has a tim
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import socket
@@ -79,6 +80,25 @@ SECRET_KINDS: tuple[CachedKind, ...] = (
 )
 # Kinds of which every object in the namespace counts in every store's verdict.
 NAMESPACE_WIDE = frozenset({"NetworkPolicy", "Role", "RoleBinding"})
+# The cyclic garbage collector's first threshold (Python's default: 700 allocations). Every
+# API answer and watch event decodes into thousands of dicts, nearly all freed by reference
+# counting, and the caches hold hundreds of thousands more that never form cycles: at 700 the
+# collector ran ~650 times while 300 stores converged, 14% of the operator's CPU (issue 11).
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_garbage_collector() -> None:
+    """Collect cycles less often, and never scan what was loaded before the work began.
+
+    The modules, classes and constants imported so far live as long as the process: frozen,
+    no collection looks at them again. Reference counting still frees every acyclic object at
+    once; only cyclic garbage waits longer (the young generation's threshold), which the
+    operator's JSON-shaped data does not make.
+    """
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 @dataclass(frozen=True)
@@ -520,7 +540,10 @@ async def run_operator(
 
     async def handle(key: StoreKey) -> bool:
         await ready()
-        outcome = await asyncio.to_thread(reconciler.reconcile_logged, key)
+        try:
+            outcome = await asyncio.to_thread(reconciler.reconcile_logged, key)
+        finally:
+            kube.writes.flush()  # events of its writes whose answers no cache stored
         if outcome.due is not None:
             queue.add_after(key, outcome.due)
         if outcome.ok:
@@ -534,7 +557,10 @@ async def run_operator(
 
     async def handle_request(key: StoreKey) -> bool:
         await ready()
-        outcome = await asyncio.to_thread(subject_requests.reconcile_logged, key)
+        try:
+            outcome = await asyncio.to_thread(subject_requests.reconcile_logged, key)
+        finally:
+            kube.writes.flush()
         if outcome.due is not None:
             requests.add_after(key, outcome.due)
         return outcome.ok
@@ -553,7 +579,10 @@ async def run_operator(
 
     async def handle_policy(key: StoreKey) -> bool:
         await ready()
-        outcome = await asyncio.to_thread(reconciler.reconcile_policy_logged, key[1])
+        try:
+            outcome = await asyncio.to_thread(reconciler.reconcile_policy_logged, key[1])
+        finally:
+            kube.writes.flush()
         if outcome.due is not None:  # a pending revision takes effect then
             policies.add_after(key, outcome.due)
         return outcome.ok
@@ -670,6 +699,7 @@ def run_with_leader_election(settings: OperatorSettings) -> int:
 
     if settings.metrics_port:
         serve(settings.metrics_port)
+    tune_garbage_collector()
     try:
         while not shutdown.is_set():
             # asyncio.run() resets the handlers when its loop closes: take them (back).
