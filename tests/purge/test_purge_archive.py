@@ -10,7 +10,6 @@ import pytest
 
 from dataward.model.durations import parse_duration
 from dataward.purge.batches import Literals, MySQLBatches
-from dataward.purge.engine import EngineOptions
 from dataward.purge.mysql import MySQLSession
 from tests.databases import DatabaseServer, DatabaseServers, free_port
 from tests.expiry import is_safely_expired
@@ -421,9 +420,6 @@ def test_mariadb_batches_beyond_a_packet_still_copy_every_row(
             store_doc(live, table, category="contracts", archive=archive, batchSize=1000),
             live,
             archive,
-            # (a lock-hold target no batch reaches: batches grow past a packet however
-            # loaded the machine is)
-            options=EngineOptions(lock_hold_target=1000.0),
         )
     finally:
         server.execute("SET GLOBAL max_allowed_packet = 16777216")

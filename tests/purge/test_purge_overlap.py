@@ -42,23 +42,6 @@ def _table(servers: DatabaseServers, expired: int, fresh: int) -> tuple[Database
     return live, table
 
 
-def _locked(server: DatabaseServer, table: str, row: int) -> bool:
-    """MySQL: whether another transaction holds `row` locked (a NOWAIT lock attempt)."""
-    conn = server.admin(autocommit=False)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"SELECT id FROM {table} WHERE id = %s FOR UPDATE NOWAIT", (row,))
-        return False
-    except Exception as error:  # only a lock error means locked
-        code = error.args[0] if error.args else None
-        if code in (1205, 3572):
-            return True
-        raise
-    finally:
-        conn.rollback()
-        conn.close()
-
-
 def wait_for_purge_backends_to_end(live: DatabaseServer) -> None:
     """A killed run's COMMIT already on the wire still commits: wait for its backends to end
     (each finishes the statement it received, then sees the closed socket)."""
@@ -144,20 +127,18 @@ def test_a_kill_between_the_two_sessions_commits_loses_nothing(
     assert set(read_rows(live, table)) == {81}
 
 
-@pytest.mark.parametrize("engine", ["postgresql", "mysql"])
 def test_statutory_rows_leave_live_only_after_their_archive_copy_committed(
-    servers: DatabaseServers, engine: str
+    servers: DatabaseServers,
 ) -> None:
     """Statutory batches: the archive takes batch k while batch k+1's DELETE runs on the
     other live session; at every step each row gone from live is in the archive."""
-    live, archive = servers.pair(engine)  # type: ignore[arg-type]
-    kind = "timestamptz" if engine == "postgresql" else "datetime6"
+    live, archive = servers.pair("postgresql")
     table = unique("overlap_statutory")
-    create_table(live, table, kind)
-    create_table(archive, table, kind)
+    create_table(live, table, "timestamptz")
+    create_table(archive, table, "timestamptz")
     now = datetime.now(UTC)
     rows = [(i, now - timedelta(days=400, seconds=i)) for i in range(1, 61)]
-    insert_rows(live, table, kind, [*rows, (61, NEW), (62, NEW)])
+    insert_rows(live, table, "timestamptz", [*rows, (61, NEW), (62, NEW)])
     everything = set(range(1, 63))
     seen: list[tuple[str, int, int, list[str]]] = []
 
@@ -165,16 +146,7 @@ def test_statutory_rows_leave_live_only_after_their_archive_copy_committed(
         gone = everything - set(read_rows(live, table))
         archived = set(read_rows(archive, table))
         assert gone <= archived, f"at {point}: rows {sorted(gone - archived)} are nowhere"
-        if engine == "postgresql":
-            states = sorted(str(state) for (state,) in live.query(PURGE_BACKENDS))
-        else:
-            # The oldest row left (the next batch's first) locked by the purge's other
-            # session: the same two states, seen through InnoDB's locks.
-            left = read_rows(live, table)
-            oldest = min(left, key=lambda i: left[i][0] or NEW) if left else None
-            states = ["idle"]
-            if oldest is not None and oldest <= 60 and _locked(live, table, oldest):
-                states.append("idle in transaction")
+        states = sorted(str(state) for (state,) in live.query(PURGE_BACKENDS))
         seen.append((point, len(gone), len(archived), states))
 
     doc = store_doc(live, table, category="contracts", archive=archive, batchSize=10)
@@ -189,7 +161,4 @@ def test_statutory_rows_leave_live_only_after_their_archive_copy_committed(
     # Batch k's live COMMIT returned: k batches gone and archived, none more (batch k+1 is
     # deleted on the other session, uncommitted, and the archive has not got it yet).
     assert [(g, a) for g, a, _ in landed] == [(10 * k, 10 * k) for k in range(1, 7)]
-    # ... the live session that committed is idle, the other holds batch k+1 (on MySQL,
-    # after the last batch, nothing was left for the other session to lock).
-    held = landed if engine == "postgresql" else landed[:-1]
-    assert all(states == ["idle", "idle in transaction"] for _, _, states in held), landed
+    assert all(states == ["idle", "idle in transaction"] for _, _, states in landed), landed

@@ -36,17 +36,6 @@ class Step:
 
 
 @dataclass(frozen=True)
-class Literals:
-    """MySQL: a statutory batch's rows locked (uncommitted) and written by the server as SQL
-    literals (see TableStatements.lock_literals): row tuples and key terms, in one order."""
-
-    picked: int
-    last: Cursor | None
-    rows: list[bytes]
-    keys: list[bytes]
-
-
-@dataclass(frozen=True)
 class Taken:
     """A statutory batch whose rows are deleted (PostgreSQL) or locked (MySQL), uncommitted."""
 
@@ -58,8 +47,17 @@ class Taken:
     deleted: int = 0
     # PostgreSQL to PostgreSQL by timestamp range: the deleted rows as COPY text.
     copied: bytes | None = None
-    # MySQL to MySQL: the deleted rows as the server wrote them, SQL literals.
-    literals: Literals | None = None
+
+
+@dataclass(frozen=True)
+class Literals:
+    """MySQL: a statutory batch's rows locked (uncommitted) and written by the server as SQL
+    literals (see TableStatements.lock_literals): row tuples and key terms, in one order."""
+
+    picked: int
+    last: Cursor | None
+    rows: list[bytes]
+    keys: list[bytes]
 
 
 class Batches(Protocol):

@@ -39,9 +39,8 @@ what the archive already holds. After the live tables, archive rows past the sta
 period are destroyed by the same batch loop. `maxRowsPerRun` bounds the live deletions of the
 run and, separately, the archive destructions.
 
-Statutory batches to an archive of the live engine (PostgreSQL to PostgreSQL, MySQL to MySQL)
-use a second live session: batch k goes into the archive (and, MySQL, has its keys counted
-there) while batch k+1 is locked and deleted on the other session
+Statutory batches from PostgreSQL to a PostgreSQL archive use a second live session: batch k
+goes into the archive while batch k+1's DELETE runs on the other session
 (`TableRun._archived_overlapped`). Commits land in batch order, a batch counts once its
 COMMIT returned, and a live batch still commits only after its archive copy.
 
@@ -144,8 +143,8 @@ class EngineOptions:
     max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
     large_cut: LargeCutThreshold = field(default_factory=LargeCutThreshold)
     lock_hold_target: float = 0.1  # seconds a batch may hold its row locks
-    # Statutory batches to an archive of the live engine: copy batch k into the archive while
-    # batch k+1 runs on a second live session (`TableRun.second_lane`); False: one session.
+    # PostgreSQL to PostgreSQL statutory batches: copy batch k into the archive while batch
+    # k+1 runs on a second live session (`TableRun.second_lane`); False: one session.
     overlap_commits: bool = True
 
 
@@ -263,7 +262,7 @@ class RunContext:
     plan: PurgePlan
     options: EngineOptions
     fault: Fault
-    # Opens a second session to the live database: see `TableRun.second_lane`.
+    # Opens a second session to the live database (PostgreSQL): see `TableRun.second_lane`.
     spare: Callable[[], Session | None] | None = None
 
 
@@ -390,22 +389,21 @@ class TableRun:
             self.options.lock_hold_target,
         )
 
-    def _pipelined(self) -> bool:
-        """Statutory batches can overlap their archive copy with the next batch: PostgreSQL
-        to PostgreSQL (range batches by COPY), MySQL to MySQL (literal batches)."""
+    def _archive_by_copy(self) -> bool:
+        """PostgreSQL to PostgreSQL: the archive takes range batches by COPY."""
         assert self.archive is not None
-        return self.archive.dialect.engine == self.live.dialect.engine
+        return self.archive.dialect.engine == self.live.dialect.engine == "postgresql"
 
     def second_lane(
         self, make: Callable[[Session | None], Batches], statutory: bool
     ) -> Batches | None:
         """The same batches on the second live session, for `drain` to copy statutory batch k
-        into an archive of the live engine while batch k+1 runs; None otherwise (plain
-        batches: a second session overlapping each durable COMMIT with the next batch was
-        measured no faster on PostgreSQL, 0.87-0.93x on a quiet machine, bench/RESULTS.md)."""
+        into a PostgreSQL archive while batch k+1 runs; None otherwise (plain batches: a
+        second session overlapping each durable COMMIT with the next batch was measured no
+        faster, 0.87-0.93x on a quiet machine, bench/RESULTS.md)."""
         if self._spare is None or not self.options.overlap_commits:
             return None
-        if not statutory or self.archive is None or not self._pipelined():
+        if not statutory or self.archive is None or not self._archive_by_copy():
             return None
         spare = self._spare()
         return None if spare is None else make(spare)
@@ -434,8 +432,8 @@ class TableRun:
     ) -> Drained:
         """Run batches until the table has no expired row left, the budget is spent or a
         check says stop. The one batch loop of the engine; with `spare` (statutory batches to
-        an archive of the same engine, on a second session of the live database), the archive
-        takes each batch while the next one runs."""
+        a PostgreSQL archive, on a second session of the live database), the archive takes
+        each batch while the next one runs."""
         if spare is not None:
             return self._archived_overlapped((batches, spare), budget, pacer)
         size = min(FIRST_BATCH, self.plan.batch_size)
@@ -506,17 +504,16 @@ class TableRun:
     def _archived_overlapped(
         self, lanes: tuple[Batches, Batches], budget: int, pacer: Pacer
     ) -> Drained:
-        """Statutory batches alternating between two live sessions: while the archive takes
-        batch k (on a worker thread that alone uses the archive session meanwhile; COPY in
-        on PostgreSQL, literal INSERT and key count on MySQL, then COMMIT), batch k+1's live
-        DELETE runs on the other live session. Live batch k commits only after its archive
-        copy committed and was verified, and before the archive gets batch k+1; a crash at
-        any point leaves each batch in live, in both, or only in the archive (as
-        `_attempt_range` and `_attempt_literals`). A batch `_take_lane` cannot do (a crowded
-        timestamp, a batch too large for literals, a row that came into the range after the
-        lock), a duplicate key (a crashed run's copy), or a lock timeout settles the batch
-        in flight and does that batch one at a time (`_batch`).
+        """Statutory range batches, PostgreSQL to PostgreSQL, alternating between two live
+        sessions: while the archive takes batch k (COPY in and COMMIT, on a worker thread
+        that alone uses the archive session meanwhile), batch k+1's live DELETE runs on the
+        other live session. Live batch k commits only after its archive copy committed and
+        its row count matched, and before the archive gets batch k+1; a crash at any point
+        leaves each batch in live, in both, or only in the archive (as `_attempt_range`).
+        A crowded timestamp, a duplicate key (a crashed run's copy), or a lock timeout
+        settles the batch in flight and does that batch one at a time (`_batch`).
         """
+        t = self.table
         size = min(FIRST_BATCH, self.plan.batch_size)
         after: Cursor | None = None
         done = Drained()
@@ -541,7 +538,7 @@ class TableRun:
                 failed: PurgeError | None = None
                 try:
                     self.fault("before-select")
-                    taken = self._take_lane(batches, after, limit)
+                    taken = batches.take_range(after, limit, t.columns, t.binary_copy)
                     if taken is not None:
                         self.fault("after-select")
                 except PurgeError as error:
@@ -588,7 +585,7 @@ class TableRun:
                 if not taken.picked:
                     session.rollback()
                     return done
-                future = pool.submit(self._archive_copy, taken)
+                future = pool.submit(self._archive_copy, taken.copied if taken.deleted else None)
                 flight = _Archiving(batches, taken, future, after, limit, started)
                 if taken.picked < limit or taken.last is None:
                     return self._last(done, flight)
@@ -612,39 +609,16 @@ class TableRun:
             done.skipped + sum(s.skipped for s in steps),
         )
 
-    def _take_lane(self, batches: Batches, after: Cursor | None, limit: int) -> Taken | None:
-        """A statutory batch deleted on `batches`' session (uncommitted) with its rows as the
-        archive will take them: COPY data (PostgreSQL) or literals (MySQL, every row locked
-        and written was deleted). None when `_batch` must do it (the caller rolls back)."""
-        t = self.table
-        if not isinstance(batches, MySQLBatches):
-            return batches.take_range(after, limit, t.columns, t.binary_copy)
-        literals = batches.take_literals(after, limit, t.columns)
-        if literals is None:
-            return None
-        deleted = batches.drop_literals(literals) if literals.rows else 0
-        if deleted != len(literals.rows):
-            return None  # a locked row not deleted (cannot be while locked): `_batch` does it
-        return Taken(literals.picked, literals.last, [], deleted=deleted, literals=literals)
-
-    def _archive_copy(self, taken: Taken) -> int:
-        """On the worker thread: copy a batch into the archive, verify it (MySQL: every key
-        found, before the COMMIT) and commit; the rows stored. Rolled back on any error (a
-        DuplicateKey included)."""
+    def _archive_copy(self, data: bytes | None) -> int:
+        """On the worker thread: COPY a batch into the archive and commit; the rows stored.
+        Rolled back on any error (a DuplicateKey included)."""
         t = self.table
         archive = self.archive
         assert archive is not None and t.archive is not None
-        if not taken.deleted:
+        if data is None:
             return 0
         try:
-            if taken.literals is not None:
-                inserted, found = self._copy_literals(taken.literals)
-                self._literals_verified(len(taken.literals.keys), min(found, inserted))
-            else:
-                assert taken.copied is not None
-                inserted = archive.copy_in(
-                    t.archive.copy_in(t.columns, t.binary_copy), taken.copied
-                )
+            inserted = archive.copy_in(t.archive.copy_in(t.columns, t.binary_copy), data)
             archive.commit()
         except PurgeError:
             archive.rollback()
@@ -826,12 +800,17 @@ class TableRun:
             archive.rollback()
             session.rollback()
             return None
-        try:
-            self._literals_verified(len(taken.keys), min(found, inserted))
-        except PurgeError:
+        wanted = len(taken.keys)
+        if min(found, inserted) != wanted:
             archive.rollback()
             session.rollback()
-            raise
+            raise PurgeError(
+                "ArchiveVerifyFailed",
+                f"{wanted - min(found, inserted)} of {wanted} rows of {self.name} were not "
+                "found in the archive after the copy; the copy was rolled back and none of "
+                "them was deleted from the live database. Check the archive table's engine, "
+                "unique keys and triggers.",
+            )
         try:
             archive.commit()
         except PurgeError as error:
@@ -862,18 +841,6 @@ class TableRun:
         except PurgeError as error:
             raise self._needs(archive, "SELECT", error) from None
         return inserted, found
-
-    def _literals_verified(self, wanted: int, found: int) -> None:
-        """MySQL: raise unless the archive's uncommitted copy holds every key of the batch
-        (the caller rolls both sides back)."""
-        if found != wanted:
-            raise PurgeError(
-                "ArchiveVerifyFailed",
-                f"{wanted - found} of {wanted} rows of {self.name} were not found in the "
-                "archive after the copy; the copy was rolled back and none of them was "
-                "deleted from the live database. Check the archive table's engine, unique "
-                "keys and triggers.",
-            )
 
     def copy_json(self, payload: str | None, rows: int) -> int:
         """PostgreSQL to PostgreSQL: INSERT the JSON array, commit, verify every key is there."""
@@ -1080,7 +1047,7 @@ class _Sessions:
     def __init__(self) -> None:
         self.live: Session | None = None
         self.archive: Session | None = None
-        self.second: Session | None = None  # a second live session, see spare
+        self.second: Session | None = None  # a second live session (PostgreSQL), see spare
         self._connect_live: Callable[[], Session] | None = None
 
     def open(
@@ -1103,10 +1070,12 @@ class _Sessions:
         return self.live, self.archive
 
     def spare(self) -> Session | None:
-        """The second live session, opened at the first call (statutory batch k goes into the
-        archive while k+1 runs on it); None when it cannot be opened."""
+        """The second live session of a PostgreSQL live database, opened at the first call
+        (statutory batch k goes into a PostgreSQL archive while k+1 runs on it); None on MySQL."""
         connect, self._connect_live = self._connect_live, None  # one attempt per run
         if self.second is None and self.live is not None and connect is not None:
+            if self.live.dialect.engine != "postgresql":
+                return None
             try:
                 self.second = connect()
             except PurgeError:
