@@ -107,7 +107,13 @@ def main() -> None:
     parser.add_argument("--old", type=Path, required=True)
     parser.add_argument("--new", type=Path, required=True)
     parser.add_argument("--engine", choices=["postgresql", "mysql"], default="postgresql")
-    parser.add_argument("--method", choices=["plain", "statutory"], default="plain")
+    parser.add_argument(
+        "--method",
+        choices=["plain", "statutory", "both"],
+        default="plain",
+        help="both: each pair runs plain and statutory on each tree (4 runs), and prints "
+        "each tree's statutory/plain ratio of the pair too",
+    )
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--batch", type=int, default=10000)
     parser.add_argument("--pairs", type=int, default=5)
@@ -117,24 +123,38 @@ def main() -> None:
     print(f"{args.engine} {args.method}, batch {args.batch}, {args.rows:,} rows; "
           f"load {_load()}", flush=True)  # fmt: skip
     server = _start(args.engine)
-    ratios = []
+    methods = ["plain", "statutory"] if args.method == "both" else [args.method]
+    ratios: dict[str, list[float]] = {m: [] for m in methods}
     try:
         for pair in range(args.pairs):
-            order = ["old", "new"] if pair % 2 == 0 else ["new", "old"]
+            order = [(n, m) for m in methods for n in ("old", "new")]
+            if pair % 2:
+                order.reverse()
             rate = {}
-            for name in order:
-                r = _one(server, trees[name], args)
-                rate[name] = r["rows"] / r["seconds"]
-                print(f"pair {pair + 1} {name}: {rate[name]:,.0f} rows/s, p95 batch "
-                      f"{r['p95']:.0f} ms, max {r['max']:.0f} ms, {r['batches']:.0f} batches; "
-                      f"load {_load()}", flush=True)  # fmt: skip
-            ratios.append(rate["new"] / rate["old"])
-            print(f"pair {pair + 1}: new/old {ratios[-1]:.3f}", flush=True)
+            for name, method in order:
+                r = _one(server, trees[name], replace_method(args, method))
+                rate[name, method] = r["rows"] / r["seconds"]
+                print(f"pair {pair + 1} {name} {method}: {rate[name, method]:,.0f} rows/s, p95 "
+                      f"batch {r['p95']:.0f} ms, max {r['max']:.0f} ms, {r['batches']:.0f} "
+                      f"batches; load {_load()}", flush=True)  # fmt: skip
+            for method in methods:
+                ratios[method].append(rate["new", method] / rate["old", method])
+                print(f"pair {pair + 1} {method}: new/old {ratios[method][-1]:.3f}", flush=True)
+            if len(methods) == 2:
+                old = rate["old", "statutory"] / rate["old", "plain"]
+                new = rate["new", "statutory"] / rate["new", "plain"]
+                print(f"pair {pair + 1} statutory/plain: old {old:.3f}, new {new:.3f}", flush=True)
     finally:
         server.stop()
-    mean = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
-    print(f"geometric mean new/old over {len(ratios)} pairs: {mean:.3f} "
-          f"(min {min(ratios):.3f}, max {max(ratios):.3f}); load {_load()}")  # fmt: skip
+    for method, values in ratios.items():
+        mean = math.exp(sum(math.log(r) for r in values) / len(values))
+        print(f"{method}: geometric mean new/old over {len(values)} pairs: {mean:.3f} "
+              f"(min {min(values):.3f}, max {max(values):.3f}); load {_load()}")  # fmt: skip
+
+
+def replace_method(args: argparse.Namespace, method: str) -> argparse.Namespace:
+    """`args` with another --method."""
+    return argparse.Namespace(**{**vars(args), "method": method})
 
 
 def _load() -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from dataward.model.durations import parse_duration
-from dataward.purge.batches import MySQLBatches
+from dataward.purge.batches import Literals, MySQLBatches
 from dataward.purge.mysql import MySQLSession
 from tests.databases import DatabaseServer, DatabaseServers, free_port
 from tests.expiry import is_safely_expired
@@ -441,28 +441,29 @@ def test_mariadb_row_entering_a_locked_batch_is_archived_not_lost(
     servers: DatabaseServers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An application commits an expired row into the range of a batch after the batch
-    locked its rows: the batch's DELETE (by range, through the key index) would take the
-    newcomer too, which has no copy. The engine must notice (it deleted more rows than it
-    locked and copied), undo the batch, and archive the newcomer before deleting it."""
+    locked its rows: a DELETE of the batch's range would take the newcomer too, which has
+    no copy. The batch must delete only the rows it locked and copied; the newcomer stays
+    in live until a run archives it before deleting it."""
     live, archive, table = _setup(servers, "mysql", expired=50, ancient=0, fresh=3)
     newcomer = datetime.now(UTC) - timedelta(days=400, seconds=25.5)  # between rows 25 and 26
-    real = MySQLBatches.drop_taken
+    real = MySQLBatches.drop_literals
     injected: list[int] = []
 
-    def drop_after_a_newcomer(self: MySQLBatches) -> int:
+    def drop_after_a_newcomer(self: MySQLBatches, taken: Literals) -> int:
         if not injected:
             insert_rows(live, table, KIND["mysql"], [(5000, newcomer)])
             injected.append(5000)
-        return real(self)
+        return real(self, taken)
 
-    monkeypatch.setattr(MySQLBatches, "drop_taken", drop_after_a_newcomer)
-    result = run_purge(
-        store_doc(live, table, category="contracts", archive=archive, batchSize=100),
-        live,
-        archive,
-    )
+    monkeypatch.setattr(MySQLBatches, "drop_literals", drop_after_a_newcomer)
+    doc = store_doc(live, table, category="contracts", archive=archive, batchSize=100)
+    result = run_purge(doc, live, archive)
     assert injected, "the batch never reached its DELETE"
     assert result.result == "Succeeded", result.message
-    assert result.rows_deleted == result.rows_archived == 51
+    assert result.rows_deleted == result.rows_archived == 50
+    assert set(read_rows(archive, table)) == set(range(1, 51))
+    assert set(read_rows(live, table)) == {5000, 2000, 2001, 2002, 3000, 3001}
+    again = run_purge(doc, live, archive)
+    assert again.rows_deleted == again.rows_archived == 1
     assert set(read_rows(archive, table)) == set(range(1, 51)) | {5000}
     assert set(read_rows(live, table)) == {2000, 2001, 2002, 3000, 3001}

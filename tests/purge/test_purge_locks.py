@@ -123,6 +123,54 @@ def test_a_lock_on_an_unexpired_row_never_blocks_the_purge(
     assert set(read_rows(live, table)) == {6, 7, 8, 9, 10}
 
 
+@contextmanager
+def app_moves_trigger(server: DatabaseServer, table: str, row: int) -> Iterator[None]:
+    """An application transaction that moved a row's trigger a second later (a "last
+    activity" refreshed), uncommitted until the block ends: on MariaDB it holds the row's
+    old and new entries in the trigger index locked."""
+    conn = server.admin(autocommit=False)
+    later = "ts + interval '1 second'" if server.engine == "postgresql" else (
+        "ts + INTERVAL 1 SECOND"
+    )
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"UPDATE {table} SET ts = {later} WHERE id = %s", (row,))
+            assert cur.rowcount == 1
+        yield
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+@pytest.mark.parametrize("statutory", [False, True], ids=["plain", "statutory"])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_application_moving_the_first_unexpired_row_never_blocks_the_purge(
+    servers: DatabaseServers, engine: str, statutory: bool
+) -> None:
+    """The first row past the cutoff is the index entry a range read of the expired rows
+    meets last; an application updating that row's trigger (uncommitted) must not make any
+    batch wait, nor an expired row be skipped as if it were locked. Batches of 2 make every
+    batch end right before a row: each must stop reading at its own last row."""
+    live, archive, table = _table(servers, engine, expired=5, fresh=5, statutory=statutory)
+    extra: dict[str, Any] = {"category": "contracts", "archive": archive} if statutory else {}
+    for batch in (100, 2):
+        if batch == 2:
+            expired = [(i, OLD + timedelta(seconds=i)) for i in range(1, 6)]
+            insert_rows(live, table, KIND[engine], expired)
+        with app_moves_trigger(live, table, 6):
+            result = run_purge(
+                store_doc(live, table, batchSize=batch, **extra),
+                live,
+                archive if statutory else None,
+            )
+        assert result.result == "Succeeded", result.message
+        assert result.rows_skipped_locked == 0, f"batch {batch}: {result.message}"
+        assert result.rows_deleted == 5, f"batch {batch}"
+        assert set(read_rows(live, table)) == {6, 7, 8, 9, 10}
+        if statutory:
+            archive.execute(f"DELETE FROM {table}")
+
+
 def _write_atomically(path: Path, doc: dict[str, Any]) -> None:
     part = path.with_suffix(".part")
     part.write_text(yaml.safe_dump(doc))

@@ -187,10 +187,12 @@ def test_identifiers_are_quoted_per_engine() -> None:
         "LIMIT 1 OFFSET %s"
     )
     # The keys come from a derived table that drives point lookups on the unique index.
-    through = my.delete_through(False, True, "PRIMARY", "ts")
+    through = my.delete_through(False, "PRIMARY", "ts")
     assert through.startswith("DELETE dw_t FROM (SELECT `id` FROM `Crm`.`Support_Inquiries`")
     assert "STRAIGHT_JOIN `Crm`.`Support_Inquiries` AS dw_t FORCE INDEX (`PRIMARY`)" in through
-    assert my.lock_through(True, False, ["id", "ts"], "PRIMARY", None).endswith("FOR UPDATE")
+    # ... read in timestamp order and only up to the batch's own last row.
+    assert "ORDER BY `ts` LIMIT %s) AS dw_p" in through
+    assert my.lock_through(True, ["id", "ts"], "PRIMARY", None).endswith("FOR UPDATE")
     # MySQL deletes through the unique index by point lookups; composite keys as ORs.
     assert my.delete_keys(2, "PRIMARY") == (
         "DELETE `Crm`.`Support_Inquiries` FROM `Crm`.`Support_Inquiries` FORCE INDEX (`PRIMARY`) "

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol, TypeVar
 
+from pymysql.converters import escape_item
+
 from dataward.purge.errors import LockTimeout, PurgeError
+from dataward.purge.mysql import MySQLSession, packets
 from dataward.purge.sql import Column, Session, TableStatements
 
 Fault = Callable[[str], None]
@@ -316,7 +319,6 @@ class MySQLBatches:
     unique_index: str | None
     ts_index: str | None
     _types: tuple[Column, ...] | None = None
-    _taken: tuple[Cursor | None, Cursor | None] | None = None
 
     def _delete_keys(self, keys: Sequence[Cursor]) -> int:
         per = max(1, (self.session.max_parameters - 1) // len(self.statements.keys))
@@ -335,17 +337,17 @@ class MySQLBatches:
         picks its rows server-side (see TableStatements.delete_through).
         """
         assert self.unique_index is not None
-        bound = self._boundary(after, limit)
+        found = self._bounds(after, limit)
+        if found is None:
+            return Step(0)
+        bound, rows = found
         fault("after-select")
         deleted = self.session.execute(
-            self.statements.delete_through(
-                after is not None, bound is not None, self.unique_index, self.ts_index
-            ),
-            self._through_params(after, bound),
+            self.statements.delete_through(after is not None, self.unique_index, self.ts_index),
+            self._through_params(after, bound, rows),
         )
-        if bound is None:
-            return Step(deleted, deleted)  # fewer than `limit` rows were left: done
-        return Step(limit, deleted, last=bound)
+        # `rows` < `limit`: these were the last rows (the loop ends).
+        return Step(rows, deleted, last=bound)
 
     def take(
         self, after: Cursor | None, limit: int, columns: Sequence[str], as_json: bool
@@ -353,16 +355,17 @@ class MySQLBatches:
         """Find the batch's last row, then lock and read the rows up to it (SELECT privilege
         is enough for FOR UPDATE on MariaDB)."""
         assert self.unique_index is not None
-        bound = self._boundary(after, limit)
+        found = self._bounds(after, limit)
+        if found is None:
+            return Taken(0, None, [])
+        bound, count = found
         rows = self.session.query(
             self.statements.lock_through(
-                after is not None, bound is not None, columns, self.unique_index, self.ts_index
+                after is not None, columns, self.unique_index, self.ts_index
             ),
-            self._through_params(after, bound),
+            self._through_params(after, bound, count),
         )
-        if bound is None:
-            return Taken(len(rows), None, rows)
-        return Taken(limit, bound, rows)
+        return Taken(count, bound, rows)
 
     def take_literals(
         self, after: Cursor | None, limit: int, columns: Sequence[str]
@@ -377,13 +380,18 @@ class MySQLBatches:
         if self._types is None:
             by_name = {c.name.lower(): c for c in self.session.columns(self.statements.table)}
             self._types = tuple(by_name[c.lower()] for c in columns)
-        bound = self._boundary(after, limit)
         statement = self.statements.lock_literals(
-            after is not None, bound is not None, self._types, self.unique_index, self.ts_index
+            after is not None, self._types, self.unique_index, self.ts_index
         )
         if statement is None:
             return None
-        ((count, values, keys),) = self.session.query(statement, self._through_params(after, bound))
+        found = self._bounds(after, limit)
+        if found is None:
+            return Literals(0, None, [], [])
+        bound, picked = found
+        ((count, values, keys),) = self.session.query(
+            statement, self._through_params(after, bound, picked)
+        )
         rows, names = _split(values), _split(keys)
         # group_concat_max_len (mysql.connect) cuts a longer list; a row longer than a packet
         # is a NULL that GROUP_CONCAT leaves out.
@@ -392,20 +400,37 @@ class MySQLBatches:
             return None
         if max(len(values or b""), len(keys or b"")) >= limit_bytes:
             return None
-        self._taken = (after, bound)
-        return Literals(limit if bound is not None else len(rows), bound, rows, names)
+        return Literals(picked, bound, rows, names)
 
-    def drop_taken(self) -> int:
-        """Delete what `take_literals` locked: the same statement as a plain batch, so every
-        locked row goes, plus any row that came into the range since (the caller compares)."""
-        assert self.unique_index is not None and self._taken is not None
-        after, bound = self._taken
-        return self.session.execute(
-            self.statements.delete_through(
-                after is not None, bound is not None, self.unique_index, self.ts_index
-            ),
-            self._through_params(after, bound),
+    def drop_literals(self, taken: Literals) -> int:
+        """Delete exactly the rows `take_literals` locked, by their keys (point lookups on
+        the unique index, the cutoff re-checked): a row that came into the batch's range
+        after the lock is neither copied nor deleted (the next run takes it)."""
+        assert self.unique_index is not None
+        assert isinstance(self.session, MySQLSession)
+        head, separator, tail = self.statements.delete_literal_keys(
+            self.unique_index, escape_item(self.bound, "utf8mb4")
         )
+        return sum(
+            self.session.execute_bytes(sql)
+            for sql in packets(head, taken.keys, separator, tail, self.session.max_packet)
+        )
+
+    def _bounds(self, after: Cursor | None, limit: int) -> tuple[Cursor, int] | None:
+        """The batch's last row and its number of rows: the `limit`-th expired row after the
+        cursor, or, with fewer left, the last of them (counted, so the batch's read stops
+        there too); None when none is left. Consistent reads: no lock."""
+        bound = self._boundary(after, limit)
+        if bound is not None:
+            return bound, limit
+        ((left,),) = self.session.query(
+            self.statements.count_after(after is not None, self.ts_index),
+            [self.bound, *cursor_params(after), limit],
+        )
+        if not left:
+            return None
+        bound = self._boundary(after, int(left))
+        return None if bound is None else (bound, int(left))
 
     def _boundary(self, after: Cursor | None, limit: int) -> Cursor | None:
         rows = self.session.query(
@@ -414,9 +439,8 @@ class MySQLBatches:
         )
         return tuple(rows[0]) if rows else None
 
-    def _through_params(self, after: Cursor | None, bound: Cursor | None) -> list[Any]:
-        upto = cursor_params(bound) if bound else []
-        return [self.bound, *cursor_params(after), *upto, self.bound]
+    def _through_params(self, after: Cursor | None, bound: Cursor, rows: int) -> list[Any]:
+        return [self.bound, *cursor_params(after), *cursor_params(bound), rows, self.bound]
 
     def drop(self, keys: Sequence[Cursor]) -> int:
         """Delete the locked rows by key."""

@@ -15,15 +15,18 @@ first, and never asks for more than SELECT and DELETE on a live table:
   stream that the archive takes with COPY FROM (a plain INSERT); for a crowded timestamp or
   after a duplicate key, the keyset statement RETURNING the rows as one JSON text (to a MySQL
   archive: as rows). Either way the live transaction stays open until the archive holds them.
-- MySQL: find the batch's last row (a consistent read, no lock, one row back), then one
-  DELETE (statutory: first a SELECT ... FOR UPDATE) whose keys come from a derived table and
-  reach the rows through the unique key index: point lookups, so a lock an application holds
-  on any row outside the batch, expired or not, never blocks it. Statutory to a MySQL
-  archive: the SELECT ... FOR UPDATE has the live server write the rows and keys as SQL
-  literals (two GROUP_CONCATs), the plain batch's DELETE (it must delete exactly the rows
-  locked) runs beside the archive's INSERT of those bytes and its count of the keys, and the
-  archive commits before live; a batch that cannot go that way (a column type without a
-  literal form, more than a packet, a duplicate key) goes through PyMySQL as rows.
+- MySQL: find the batch's last row and its number of rows (consistent reads, no lock, one
+  row back), then one DELETE (statutory: first a SELECT ... FOR UPDATE) whose keys come
+  from a derived table that reads the timestamp index in order and stops at that row, and
+  reach the rows through the unique key index: point lookups, so a lock an application
+  holds on any row outside the batch, expired or not, never blocks it (InnoDB locks what a
+  DELETE's derived table reads, the entry past a range's end included, so the read never
+  goes past the batch's last row). Statutory to a MySQL archive: the SELECT ... FOR UPDATE
+  has the live server write the rows and keys as SQL literals (two GROUP_CONCATs), a DELETE
+  of exactly those keys runs beside the archive's INSERT of those bytes and its count of
+  the keys, and the archive commits before live; a batch that cannot go that way (a column
+  type without a literal form, more than a packet, a duplicate key) goes through PyMySQL
+  as rows.
 
 Statutory batches, in order: live rows deleted (PostgreSQL) or locked (MySQL), uncommitted;
 archive: a plain INSERT, COMMIT, verified by the committed row count (PostgreSQL archive) or
@@ -753,14 +756,14 @@ class TableRun:
 
     def _attempt_literals(self, batches: Batches, after: Cursor | None, limit: int) -> Step | None:
         """MySQL to MySQL: the live server locks the batch and writes its rows as SQL
-        literals; then, side by side, live deletes the batch (uncommitted) and the archive
-        INSERTs those bytes (a plain INSERT) and counts the batch's keys; the archive
-        commits only when every key is there and live deleted exactly the rows locked, then
-        live commits. No value is decoded or re-encoded in Python. None (nothing done,
-        nothing open) when `take` must do the batch: a column type without a literal form,
-        a batch larger than a packet, a row that came into the batch's range after the lock,
-        or keys the archive already holds (a crashed run's copy, which `take`'s path leaves
-        in place)."""
+        literals; then, side by side, live deletes exactly the rows locked, by their keys
+        (uncommitted; a row that came into the batch's range after the lock stays for the
+        next run), and the archive INSERTs those bytes (a plain INSERT) and counts the
+        batch's keys; the archive commits only when every key is there and live deleted
+        every row locked, then live commits. No value is decoded or re-encoded in Python.
+        None (nothing done, nothing open) when `take` must do the batch: a column type
+        without a literal form, a batch larger than a packet, or keys the archive already
+        holds (a crashed run's copy, which `take`'s path leaves in place)."""
         session = batches.session
         archive = self.archive
         assert archive is not None
@@ -778,7 +781,7 @@ class TableRun:
         with ThreadPoolExecutor(1) as pool:
             copying = pool.submit(self._copy_literals, taken)
             try:
-                deleted = batches.drop_taken()
+                deleted = batches.drop_literals(taken)
             except BaseException:
                 wait([copying])
                 archive.rollback()

@@ -226,7 +226,7 @@ def connect(
 # ------------------------------------------------------------ statutory copy as literals
 
 
-def _packets(
+def packets(
     head: bytes, items: Sequence[bytes], separator: bytes, tail: bytes, limit: int
 ) -> Iterator[bytes]:
     """`items` joined into statements `head + items + tail` of at most `limit` bytes each
@@ -252,7 +252,7 @@ def insert_literals(
     assert isinstance(archive, MySQLSession)
     head = statements.insert_literals(columns)
     return sum(
-        archive.execute_bytes(sql) for sql in _packets(head, rows, b",", b"", archive.max_packet)
+        archive.execute_bytes(sql) for sql in packets(head, rows, b",", b"", archive.max_packet)
     )
 
 
@@ -264,5 +264,5 @@ def count_literal_keys(
     head, separator, tail = statements.count_literal_keys(index)
     return sum(
         archive.count_bytes(sql)
-        for sql in _packets(head, keys, separator, tail, archive.max_packet)
+        for sql in packets(head, keys, separator, tail, archive.max_packet)
     )

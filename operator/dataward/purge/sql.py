@@ -516,36 +516,51 @@ class TableStatements:
             f"WHERE {self._where_expired(after)} ORDER BY {self._order()} LIMIT 1 OFFSET %s"
         )
 
-    def delete_through(
-        self, after: bool, bounded: bool, unique_index: str, ts_index: str | None
-    ) -> str:
+    def count_after(self, after: bool, index: str | None) -> str:
+        """MySQL: how many expired rows follow the cursor, counted up to a cap; a consistent
+        read, no lock. Params: cutoff, [cursor], cap."""
+        hint = f" FORCE INDEX ({self.dialect.quote(index)})" if index else ""
+        return (
+            f"SELECT count(*) FROM (SELECT 1 FROM {self._t}{hint} "
+            f"WHERE {self._where_expired(after)} LIMIT %s) AS dw_n"
+        )
+
+    def delete_through(self, after: bool, unique_index: str, ts_index: str | None) -> str:
         """MySQL: delete the expired rows after the cursor up to the boundary, in one statement.
 
-        Params: cutoff, [cursor], [boundary ts, ts, ts, keys], cutoff. The keys are read in
-        a derived table (a consistent read: no lock, even on rows past the range's end) and
-        STRAIGHT_JOIN makes that the driving table, so the rows are found by point lookups
-        on the unique index and only the rows deleted are locked.
+        Params: cutoff, [cursor], boundary ts, ts, ts, keys, rows, cutoff. The keys are read
+        in a derived table and STRAIGHT_JOIN makes that the driving table, so the rows are
+        found by point lookups on the unique index. The derived read locks what it reads
+        (InnoDB reads the other tables of a multi-table DELETE with shared locks, even
+        under READ COMMITTED), so it reads the timestamp index in order and stops at its
+        `rows`-th row, the boundary: it never reads (and never waits for) the entry past
+        it, which may be an unexpired row an application holds.
         """
-        return f"DELETE dw_t FROM {self._through(after, bounded, unique_index, ts_index)}"
+        return f"DELETE dw_t FROM {self._through(after, unique_index, ts_index)}"
 
     def lock_through(
-        self,
-        after: bool,
-        bounded: bool,
-        columns: Sequence[str],
-        unique_index: str,
-        ts_index: str | None,
+        self, after: bool, columns: Sequence[str], unique_index: str, ts_index: str | None
     ) -> str:
         """MySQL: lock and read (every column) the rows `delete_through` would delete;
-        same params. Only the rows returned are locked."""
+        same params."""
         wanted = ", ".join(f"dw_t.{self.dialect.quote(c)}" for c in columns)
-        through = self._through(after, bounded, unique_index, ts_index)
+        through = self._through(after, unique_index, ts_index)
         return f"SELECT {wanted} FROM {through} FOR UPDATE"
+
+    def delete_literal_keys(self, index: str, cutoff: str) -> tuple[bytes, bytes, bytes]:
+        """MySQL: (head, separator, tail) of a DELETE of the rows whose keys are given as
+        `lock_literals` key literals, by point lookups on the unique `index`, re-checking
+        the cutoff (`cutoff`: an SQL literal). Nothing but those rows is read or locked."""
+        hint = f"{self._t} FORCE INDEX ({self.dialect.quote(index)})"
+        head = f"DELETE {self._t} FROM {hint} WHERE "
+        tail = f") AND {self._ts} <= {cutoff}{self._child()}".encode()
+        if len(self.keys) == 1:
+            return f"{head}{self._quoted_keys()[0]} IN (".encode(), b", ", tail
+        return f"{head}(".encode(), b" OR ", tail
 
     def lock_literals(
         self,
         after: bool,
-        bounded: bool,
         columns: Sequence[Column],
         unique_index: str,
         ts_index: str | None,
@@ -571,7 +586,7 @@ class TableStatements:
                 f"'{q} = ', {v}" for q, v in zip(self._quoted_keys(), keys, strict=True)
             )
             key = f"CONCAT('(', {terms}, ')')"
-        through = self._through(after, bounded, unique_index, ts_index)
+        through = self._through(after, unique_index, ts_index)
         return (
             f"SELECT COUNT(*), GROUP_CONCAT(CAST({row} AS BINARY) SEPARATOR '\\0'), "
             f"GROUP_CONCAT(CAST({key} AS BINARY) SEPARATOR '\\0') FROM {through} FOR UPDATE"
@@ -590,19 +605,17 @@ class TableStatements:
             return f"{head}{self._quoted_keys()[0]} IN (".encode(), b", ", b")"
         return head.encode(), b" OR ", b""
 
-    def _through(self, after: bool, bounded: bool, unique_index: str, ts_index: str | None) -> str:
+    def _through(self, after: bool, unique_index: str, ts_index: str | None) -> str:
         hint = f" FORCE INDEX ({self.dialect.quote(ts_index)})" if ts_index else ""
         keys = self._quoted_keys()
-        upto = ""
-        if bounded:
-            marks = ", ".join(["%s"] * len(keys))
-            key_upto = f"({', '.join(keys)}) <= ({marks})" if len(keys) > 1 else f"{keys[0]} <= %s"
-            upto = (
-                f" AND {self._ts} <= %s AND ({self._ts} < %s OR ({self._ts} = %s AND {key_upto}))"
-            )
+        marks = ", ".join(["%s"] * len(keys))
+        key_upto = f"({', '.join(keys)}) <= ({marks})" if len(keys) > 1 else f"{keys[0]} <= %s"
+        upto = f" AND {self._ts} <= %s AND ({self._ts} < %s OR ({self._ts} = %s AND {key_upto}))"
+        # In timestamp order (every index led by the timestamp has it), up to `rows` rows:
+        # the read ends at the boundary row instead of at the first entry past it.
         picked = (
             f"SELECT {', '.join(keys)} FROM {self._t} AS dw_src{hint} "
-            f"WHERE {self._where_expired(after)}{upto}"
+            f"WHERE {self._where_expired(after)}{upto} ORDER BY {self._ts} LIMIT %s"
         )
         join = " AND ".join(f"dw_t.{k} = dw_p.{k}" for k in keys)
         return (
