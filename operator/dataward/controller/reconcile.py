@@ -2053,23 +2053,57 @@ def _shared_parts(value: Any, table: dict[object, Any]) -> Any:
     """`value` (JSON-like) with each dict and list that equals one already in `table` replaced
     by that one: a store's rendered children repeat their owner reference, their labels, and
     rules every store has (about 3 KiB a store of the namespace views, issue 11). Only for
-    values nothing changes. Keyed by the parts' identities, as the parts are shared first."""
-    if isinstance(value, dict):
-        value = {k: _shared_parts(v, table) for k, v in value.items()}
-        if isinstance(value.get("metadata"), dict):
-            share_metadata(value["metadata"])  # with the cached children's, when converged
-        key: object = ("dict", tuple((k, _part_key(v)) for k, v in value.items()))
-    elif isinstance(value, list):
-        value = [_shared_parts(v, table) for v in value]
-        key = ("list", tuple(_part_key(v) for v in value))
+    values nothing changes. Keyed by the parts' identities, as the parts are shared first.
+
+    A restarted operator builds every namespace's view at once (issue 11's first pass), so
+    this is kept cheap: no call per scalar, and the labels and owner references shared with
+    the cached children's (`share_metadata`) once per distinct part, not once per render.
+    """
+    if type(value) is dict:
+        value = {
+            k: _shared_parts(v, table) if type(v) is dict or type(v) is list else v
+            for k, v in value.items()
+        }
+        meta = value.get("metadata")
+        if type(meta) is dict:
+            _share_metadata_once(meta, table)
+        key: object = (dict, tuple(value), *_values_key(value.values()))
+    elif type(value) is list:
+        value = [
+            _shared_parts(v, table) if type(v) is dict or type(v) is list else v for v in value
+        ]
+        key = (list, *_values_key(value))
     else:
         return value
     return table.setdefault(key, value)
 
 
-def _part_key(value: Any) -> object:
-    # A shared part by identity; a scalar by type and value (True and 1 are not one value).
-    return ("id", id(value)) if isinstance(value, dict | list) else (type(value), value)
+def _values_key(values: Any) -> tuple[tuple[type, ...], tuple[object, ...]]:
+    """A shared part by identity, a scalar by type and value (True and 1 are not one value):
+    the types of all, then each part's id or each scalar."""
+    values = list(values)
+    return tuple(map(type, values)), tuple(
+        id(v) if isinstance(v, dict | list) else v for v in values
+    )
+
+
+def _share_metadata_once(meta: dict[str, Any], table: dict[object, Any]) -> None:
+    """`share_metadata` for a rendered metadata whose labels and owner references are
+    already shared in `table`: each distinct part looked up in the cache's copies once."""
+    for field_name in ("labels", "ownerReferences"):
+        part = meta.get(field_name)
+        if not part or not isinstance(part, dict | list):
+            continue
+        once = ("one copy", id(part))
+        held = table.get(once)
+        if held is None:
+            probe = {field_name: part}
+            share_metadata(probe)
+            # The part itself is kept with its copy: its id stays its own while `table` lives.
+            held = table[once] = (probe[field_name], part)
+            # A metadata met again (two renders' equal ones, shared) holds the copy already.
+            table[("one copy", id(held[0]))] = (held[0], held[0])
+        meta[field_name] = held[0]
 
 
 def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
