@@ -360,9 +360,12 @@ class Reconciler:
         desired = render_children(store, snapshot.policy, self.settings.render)
         if snapshot.credentials_missing():
             desired = [_suspended(c) if c["kind"] == "CronJob" else c for c in desired]
+        # Each child in the form drift compares, made once (a CronJob's digest is the
+        # costliest part of comparing it; the act and PurgeScheduled both compare it).
+        compared = [_comparable_render(c) for c in desired]
         applied = {
-            (c["kind"], c["metadata"]["name"]): self._act_on_child(c, snapshot)
-            for c in desired
+            (c["kind"], c["metadata"]["name"]): self._act_on_child(c, form, snapshot)
+            for c, form in zip(desired, compared, strict=True)
         }
         failures += self._prune_reader_binding(store, desired)
         if self.settings.access_records is not None:
@@ -375,7 +378,9 @@ class Reconciler:
         previewed = (raw.get("status") or {}).get("impactPreview")
 
         conditions = with_act_failures(
-            judge(snapshot, desired, applied, ring, runs, self.trusted, self.settings, now),
+            judge(
+                snapshot, desired, applied, ring, runs, self.trusted, self.settings, now, compared
+            ),
             [f.condition for f in failures if f.condition is not None],
         )
         extra: dict[str, Any] = {}
@@ -901,19 +906,22 @@ class Reconciler:
             )
         return policy, None, None, _takes_effect(revisions)
 
-    def _act_on_child(self, child: Mapping[str, Any], snapshot: StoreSnapshot) -> ObservedObject:
-        """Read a child and apply it where it differs; what is in place afterwards."""
+    def _act_on_child(
+        self, child: Mapping[str, Any], compared: Mapping[str, Any], snapshot: StoreSnapshot
+    ) -> ObservedObject:
+        """Read a child and apply it where it differs; what is in place afterwards.
+        `compared`: the child in the form drift compares (`_comparable_render`)."""
         meta = child["metadata"]
         try:
             current = self.read.get(child["kind"], meta["namespace"], meta["name"])
             if child["kind"] == "CronJob" and snapshot.policy_error is not None:
                 # Whether the store complies is unknown: leave the schedule as it is.
                 pass
-            elif needs_apply(*_comparable(child, current)):
+            elif needs_apply(compared, _comparable_observed(child["kind"], current)):
                 log.info("apply %s %s/%s", child["kind"], meta["namespace"], meta["name"])
                 current = self.kube.apply(child)
                 self._written(current)
-                if needs_apply(*_comparable(child, current)):
+                if needs_apply(compared, _comparable_observed(child["kind"], current)):
                     current = self._replace_child(child, current)
         except KubeError as error:
             return ObservedObject.unknown(str(error))
@@ -1876,12 +1884,16 @@ def judge(
     trusted: TrustedSubjects,
     settings: ReconcileSettings,
     now: datetime,
+    compared: Sequence[Mapping[str, Any]],
 ) -> list[Condition]:
-    """Every condition of the store, from what was observed and what the act left in place."""
+    """Every condition of the store, from what was observed and what the act left in place.
+    `compared`: `desired` in the form drift compares (`_comparable_render`)."""
     store, policy = snapshot.store, snapshot.policy
     names = names_for(store.name)
     netpol = next(c for c in desired if c["kind"] == "NetworkPolicy")
-    cronjob = next(c for c in desired if c["kind"] == "CronJob")
+    at = next(i for i, c in enumerate(desired) if c["kind"] == "CronJob")
+    cronjob = desired[at]
+    cronjob_compared = compared[at]
     if snapshot.policy_error is not None:
         compliance = Condition(
             "PolicyCompliant",
@@ -1921,7 +1933,7 @@ def judge(
         findings,
         store.purge.suspend,
         # Both sides as the cache keeps a CronJob: its pod template by digest.
-        comparable_cronjob(cronjob),
+        cronjob_compared,
         live if live.body is None else ObservedObject.present(comparable_cronjob(live.body)),
     )
     if snapshot.policy_error is not None:
@@ -2019,14 +2031,19 @@ def _credentials_verdict(
     return scheduled
 
 
-def _comparable(
-    child: Mapping[str, Any], current: Mapping[str, Any] | None
-) -> tuple[Mapping[str, Any], Mapping[str, Any] | None]:
-    """The rendered child and the observed one in the form drift compares (a CronJob's pod
-    template by its digest, as the cache keeps it; render/purge_job.py)."""
-    if child["kind"] != "CronJob":
-        return child, current
-    return comparable_cronjob(child), None if current is None else comparable_cronjob(current)
+def _comparable_render(child: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A rendered child in the form drift compares (a CronJob's pod template by its digest,
+    as the cache keeps it; render/purge_job.py)."""
+    return comparable_cronjob(child) if child["kind"] == "CronJob" else child
+
+
+def _comparable_observed(
+    kind: str, current: Mapping[str, Any] | None
+) -> Mapping[str, Any] | None:
+    """An observed child of `kind` in the form drift compares (`_comparable_render`)."""
+    if current is None or kind != "CronJob":
+        return current
+    return comparable_cronjob(current)
 
 
 def _neighbour_policy(store: Store) -> dict[str, Any]:
