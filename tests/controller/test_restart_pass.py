@@ -182,3 +182,66 @@ def test_a_neighbour_edited_after_a_restart_is_seen_by_the_new_namespace_view() 
     assert _pass(kube, fresh, 5) == []
     assert _pass(kube, _reconciler(kube, caches), 6) == []
     assert conditions(kube)["Ready"] == ("True", "AllControlsInForce")
+
+
+def _policy_edit(kube: ListingKube, caches: Any, edit: Edit) -> None:
+    policy = copy.deepcopy(kube.objects[("PrivacyPolicy", None, "clunix")])
+    edit(policy)
+    policy["metadata"]["generation"] = int(policy["metadata"]["generation"]) + 1
+    kube._store(policy)
+    _relist(caches)
+
+
+def _bad_retention(policy: dict[str, Any]) -> None:
+    policy["spec"]["categories"][1]["retention"]["period"] = "a while"
+
+
+def _shorter_retention(policy: dict[str, Any]) -> None:
+    policy["spec"]["categories"][1]["retention"]["period"] = "90d"
+
+
+def _compliance(kube: ListingKube, name: str) -> tuple[str, str]:
+    status = kube.objects[("PersonalDataStore", NAMESPACE, name)]["status"]
+    found = next(c for c in status["conditions"] if c["type"] == "PolicyCompliant")
+    return found["status"], found["reason"]
+
+
+def test_an_edited_policy_is_read_anew_by_a_warm_and_by_a_restarted_reconciler() -> None:
+    # Every store of a policy reads the one cached object: what is parsed of it must follow
+    # each edit, to an invalid spec, back, and to a narrower retention, on every store.
+    kube, caches, warm = _converged()
+    assert {_compliance(kube, name) for _, name in _keys()} == {("True", "Compliant")}
+    for minutes, reconciler in ((2, warm), (3, _reconciler(kube, caches))):
+        original = copy.deepcopy(kube.objects[("PrivacyPolicy", None, "clunix")]["spec"])
+        _policy_edit(kube, caches, _bad_retention)
+        _pass(kube, reconciler, minutes)
+        assert {_compliance(kube, name)[1] for _, name in _keys()} == {"PolicyInvalid"}
+        _pass(kube, reconciler, minutes)  # a second pass over the same object: still invalid
+        assert {_compliance(kube, name)[1] for _, name in _keys()} == {"PolicyInvalid"}
+        _policy_edit(kube, caches, lambda p, spec=original: p.update(spec=spec))
+        _pass(kube, reconciler, minutes)
+        assert {_compliance(kube, name) for _, name in _keys()} == {("True", "Compliant")}
+    _policy_edit(kube, caches, _shorter_retention)
+    for reconciler in (warm, _reconciler(kube, caches)):
+        _pass(kube, reconciler, 4)
+        verdicts = {_compliance(kube, name) for _, name in _keys()}
+        assert verdicts != {("True", "Compliant")}, verdicts
+
+
+def test_a_revision_coming_into_force_is_judged_though_the_policy_object_is_the_same() -> None:
+    # The cached policy does not change when its pending revision's date comes: the spec in
+    # force does. A store reconciled then must be judged by the new revision at once.
+    from tests.controller.test_policy_revisions import POLICY, TAKES_EFFECT, revise
+
+    kube, caches, warm = _converged()
+    warm.reconcile_policy(POLICY, now=T0 + timedelta(minutes=2))
+    revise(kube, announced="2026-01-10", effectiveDate="2026-02-10")  # cuts to 3 months
+    _relist(caches)
+    warm.reconcile_policy(POLICY, now=T0 + timedelta(minutes=3))
+    _relist(caches)
+    for reconciler in (warm, _reconciler(kube, caches)):
+        reconciler.reconcile(KEY, now=TAKES_EFFECT - timedelta(seconds=1))
+        assert conditions(kube)["PolicyCompliant"] == ("True", "Compliant")
+        reconciler.reconcile(KEY, now=TAKES_EFFECT)
+        assert conditions(kube)["PolicyCompliant"] == ("False", "RetentionTooLong")
+        _relist(caches)

@@ -221,6 +221,8 @@ class Reconciler:
             tuple[str, str], tuple[tuple[object, object], bytes, Store | None]
         ] = {}
         self._ns_memo: dict[str, tuple[tuple[int, bool], NamespaceStores]] = {}
+        # PrivacyPolicy name -> its cached object, parsed (`_policy_in_force`). Per policy.
+        self._policy_memo: dict[str, PolicyMemo] = {}
         # Per namespace, updated per changed object (issue 11; controller/incremental.py).
         self._incremental_lock = threading.Lock()
         self._declared_memo: dict[str, DeclaredState] = {}
@@ -887,11 +889,11 @@ class Reconciler:
         except KubeError as error:
             return None, None, f"HTTP {error.status}", None
         if raw is None:
+            with self._cache_lock:
+                self._policy_memo.pop(name, None)
             return None, None, None, None
         try:
-            parse_policy(raw)  # the spec itself must be valid, pending or not
-            revisions = policy_revisions(raw, now)
-            policy = parse_policy({**raw, "spec": dict(revisions.in_force.spec)})
+            policy, revisions = self._policy_at(name, raw, now)
         except ModelError as error:
             return (
                 None,
@@ -905,6 +907,47 @@ class Reconciler:
                 None,
             )
         return policy, None, None, _takes_effect(revisions)
+
+    def _policy_at(
+        self, name: str, raw: Mapping[str, Any], now: datetime
+    ) -> tuple[Policy, Revisions]:
+        """The policy `raw` as its revision in force at `now`, and its revisions; ModelError
+        when `raw`'s own spec (pending or not), its recorded revisions, or the spec in force
+        does not parse (in this order).
+
+        Every store of a policy reads the same cached object: both parses are kept per
+        policy for that very object (cached objects are never changed; a changed policy is
+        another object) and an equal in-force spec, so a policy is parsed once, not twice
+        per store and pass (issue 11). The memo holds the object, so its id is not reused.
+        """
+        with self._cache_lock:
+            memo = self._policy_memo.get(name)
+        if memo is None or memo.raw is not raw:
+            try:
+                parse_policy(raw)  # the spec itself must be valid, pending or not
+                invalid = None
+            except ModelError as error:
+                invalid = (error.path, error.message)
+            memo = PolicyMemo(raw, invalid)
+            with self._cache_lock:
+                self._policy_memo[name] = memo
+        if memo.invalid is not None:
+            # A new error each time (one raised again would keep every traceback it went by).
+            raise ModelError(*memo.invalid)
+        revisions = policy_revisions(raw, now)
+        spec = revisions.in_force.spec
+        if memo.spec is None or memo.spec != spec:
+            try:
+                parsed: Policy | tuple[str, str] = parse_policy({**raw, "spec": dict(spec)})
+            except ModelError as error:
+                parsed = (error.path, error.message)
+            memo = replace(memo, spec=spec, parsed=parsed)
+            with self._cache_lock:
+                self._policy_memo[name] = memo
+        if isinstance(memo.parsed, tuple):
+            raise ModelError(*memo.parsed)
+        assert memo.parsed is not None
+        return memo.parsed, revisions
 
     def _act_on_child(
         self, child: Mapping[str, Any], compared: Mapping[str, Any], snapshot: StoreSnapshot
@@ -1711,6 +1754,17 @@ class StoreSnapshot:
     def credentials_missing(self) -> list[str]:
         """The credentials Secrets confirmed absent."""
         return [name for name, presence in self.credentials if presence == "absent"]
+
+
+@dataclass(frozen=True, eq=False)
+class PolicyMemo:
+    """A PrivacyPolicy object as read (held: compared by identity), whether its own spec
+    parses, and the policy parsed from its in-force spec `spec` (or why it does not)."""
+
+    raw: Mapping[str, Any]
+    invalid: tuple[str, str] | None  # ModelError's path and message
+    spec: Mapping[str, Any] | None = None
+    parsed: Policy | tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, eq=False)
