@@ -245,3 +245,27 @@ def test_a_revision_coming_into_force_is_judged_though_the_policy_object_is_the_
         reconciler.reconcile(KEY, now=TAKES_EFFECT)
         assert conditions(kube)["PolicyCompliant"] == ("False", "RetentionTooLong")
         _relist(caches)
+
+
+def _store_edit(kube: ListingKube, caches: Any, name: str, edit: Edit) -> None:
+    store = copy.deepcopy(kube.objects[("PersonalDataStore", NAMESPACE, name)])
+    edit(store)
+    store["metadata"]["generation"] = int(store["metadata"].get("generation") or 1) + 1
+    kube._store(store)
+    _relist(caches)
+
+
+def test_an_edited_store_is_judged_by_its_new_spec_by_a_warm_and_a_restarted_reconciler() -> None:
+    # A store's own parse is kept per version: an invalid spec, a valid one again, and a
+    # retention the category does not allow must each be judged at the next reconcile.
+    kube, caches, warm = _converged()
+    for minutes, reconciler in ((2, warm), (3, _reconciler(kube, caches))):
+        _store_edit(kube, caches, "store-a", lambda s: s["spec"].update(retention="forever"))
+        reconciler.reconcile((NAMESPACE, "store-a"), now=T0 + timedelta(minutes=minutes))
+        assert _compliance(kube, "store-a") == ("False", "InvalidSpec")
+        _store_edit(kube, caches, "store-a", lambda s: s["spec"].update(retention="2y"))
+        reconciler.reconcile((NAMESPACE, "store-a"), now=T0 + timedelta(minutes=minutes))
+        assert _compliance(kube, "store-a") == ("False", "RetentionTooLong")
+        _store_edit(kube, caches, "store-a", lambda s: s["spec"].update(retention="180d"))
+        reconciler.reconcile((NAMESPACE, "store-a"), now=T0 + timedelta(minutes=minutes))
+        assert _compliance(kube, "store-a") == ("True", "Compliant")

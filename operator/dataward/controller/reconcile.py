@@ -338,21 +338,27 @@ class Reconciler:
             self._finish_deletion(raw, now)
             return None
         generation = int(raw["metadata"].get("generation") or 0)
-        try:
-            store = parse_store(raw)
-        except ModelError as error:
-            self._write_status(
-                raw,
-                [
-                    Condition(
-                        "PolicyCompliant", "False", "InvalidSpec", f"{error.path}: {error.message}."
-                    )
-                ],
-                {},
-                now,
-                generation,
-            )
-            return None
+        # Parsed once per version, as its neighbours' reconciles parse it (`_parsed`).
+        store = self._parsed(raw)
+        if store is None:
+            try:
+                store = parse_store(raw)  # why it does not parse (the memo keeps only that)
+            except ModelError as error:
+                self._write_status(
+                    raw,
+                    [
+                        Condition(
+                            "PolicyCompliant",
+                            "False",
+                            "InvalidSpec",
+                            f"{error.path}: {error.message}.",
+                        )
+                    ],
+                    {},
+                    now,
+                    generation,
+                )
+                return None
         # A request of the act that fails is judged, and the status still written: the old
         # status must not stand for a reconcile that did not finish. The queue then retries.
         failures: list[ActFailure] = []
