@@ -59,3 +59,45 @@ def test_type_changes_are_drift() -> None:
     assert not matches({"a": {"b": 1}}, {"a": [1]})
     assert not matches("x", ["x"])
     assert matches({"a": "x"}, {"a": "x", "b": 2})
+
+
+def test_a_child_exactly_as_rendered_matches_and_any_one_edit_of_it_is_drift() -> None:
+    # Equal values are matched without a walk (issue 11); every single edit of an exact
+    # copy must still be drift, wherever it is, however deep.
+    exact = copy.deepcopy(DESIRED)
+    assert not needs_apply(DESIRED, exact)
+    edits = [
+        lambda o: o["metadata"].update(name="other"),
+        lambda o: o["metadata"]["labels"].update({"app.kubernetes.io/managed-by": "helm"}),
+        lambda o: o["spec"]["podSelector"]["matchLabels"].update(app="anything"),
+        lambda o: o["spec"]["policyTypes"].append("Egress"),
+        lambda o: o["spec"]["policyTypes"].clear(),
+        lambda o: o["spec"]["ingress"][0]["from"].pop(),
+        lambda o: o["spec"]["ingress"][0]["ports"][0].update(port="5432"),
+        lambda o: o["spec"]["ingress"][0]["ports"][0].pop("protocol"),
+        lambda o: o["spec"].pop("ingress"),
+    ]
+    for edit in edits:
+        edited = copy.deepcopy(DESIRED)
+        edit(edited)
+        assert needs_apply(DESIRED, edited), edited
+
+
+def test_lists_and_mappings_of_other_types_compare_as_before() -> None:
+    # Matching is by shape, not by Python type: a tuple is a list, a read-only mapping a
+    # dict (the caches hold list and dict subclasses); a str is never a list of characters.
+    from types import MappingProxyType
+
+    from dataward.controller.cache import share_metadata
+
+    meta: dict[str, Any] = {"labels": {"a": "b"}, "ownerReferences": [{"uid": "u"}]}
+    share_metadata(meta)  # the caches' own subclasses of dict and list
+    assert matches({"labels": {"a": "b"}, "ownerReferences": [{"uid": "u"}]}, meta)
+    assert not matches({"labels": {"a": "c"}}, meta)
+    assert not matches({"ownerReferences": [{"uid": "u"}, {"uid": "v"}]}, meta)
+    assert matches(MappingProxyType({"a": (1, 2)}), {"a": [1, 2], "b": 3})
+    assert matches({"a": [1, 2]}, MappingProxyType({"a": (1, 2)}))
+    assert not matches({"a": (1, 2)}, {"a": [1, 3]})
+    assert not matches(["a", "b"], "ab") and not matches("ab", ["a", "b"])
+    assert not matches({"a": None}, {}) and not matches({"a": 0}, {"a": None})
+    assert not matches(float("nan"), float("nan"))  # never equal, so never in place

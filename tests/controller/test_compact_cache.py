@@ -220,6 +220,38 @@ def test_shared_parts_keeps_true_and_one_apart() -> None:
     assert b["x"][0] is not True
 
 
+def test_shared_parts_never_takes_a_number_for_a_part_with_that_id() -> None:
+    # The keys name a shared part by its id: a scalar equal to that id is another value.
+    from dataward.controller.reconcile import _shared_parts
+
+    table: dict[object, Any] = {}
+    first = _shared_parts({"x": {"y": 1}, "z": [2.0]}, table)
+    inner = first["x"]
+    second = _shared_parts({"x": id(inner), "z": [2]}, table)
+    assert second == {"x": id(inner), "z": [2]}
+    assert type(second["x"]) is int and type(second["z"][0]) is int
+    assert _shared_parts({"x": {"y": 1}, "z": [2.0]}, table) is first
+
+
+def test_the_namespace_views_hold_the_cached_childrens_labels_and_owners() -> None:
+    # A view's render shares its labels and owner references with the cached children's (the
+    # copies every cached object of the store holds), however many renders repeat them.
+    from dataward.controller.cache import slim
+    from dataward.controller.reconcile import NamespaceStores
+
+    stores = tuple(
+        parse_store({**samples.STORE, "metadata": {**samples.STORE["metadata"], "name": name}})
+        for name in ("alpha", "beta", "gamma")
+    )
+    view = NamespaceStores.of(stores)
+    for policy, rbac in zip(view.policies, view.rbac, strict=True):
+        for item in (policy, *rbac):
+            cached = slim(item["kind"], copy.deepcopy(item))
+            assert item["metadata"]["labels"] is cached["metadata"]["labels"]
+            assert item["metadata"]["ownerReferences"] is cached["metadata"]["ownerReferences"]
+    assert view.rbac[0][0]["metadata"]["labels"] is not view.rbac[1][0]["metadata"]["labels"]
+
+
 def test_equal_labels_and_owner_references_are_held_once_and_go_with_their_objects() -> None:
     import gc
 

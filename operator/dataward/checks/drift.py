@@ -35,19 +35,32 @@ _IGNORED_METADATA = frozenset(
 
 def matches(desired: Any, observed: Any) -> bool:
     """True when `observed` carries every value of `desired` (lists item for item)."""
-    if isinstance(desired, Mapping):
-        if not isinstance(observed, Mapping):
+    if desired == observed:
+        # Equal values match (the rule below, value by value): compared by C code, so a
+        # child that is as rendered costs no walk (every child of every store is compared
+        # at each pass, issue 11).
+        return True
+    if type(desired) is dict or isinstance(desired, Mapping):
+        if not (type(observed) is dict or isinstance(observed, Mapping)):
             return False
-        return all(
-            key in observed and matches(value, observed[key]) for key, value in desired.items()
-        )
-    if isinstance(desired, Sequence) and not isinstance(desired, str | bytes):
-        if not isinstance(observed, Sequence) or isinstance(observed, str | bytes):
+        for key, value in desired.items():
+            if key not in observed or not matches(value, observed[key]):
+                return False
+        return True
+    if type(desired) is list or (
+        isinstance(desired, Sequence) and not isinstance(desired, str | bytes)
+    ):
+        if type(observed) is not list and (
+            not isinstance(observed, Sequence) or isinstance(observed, str | bytes)
+        ):
             return False
-        return len(desired) == len(observed) and all(
-            matches(d, o) for d, o in zip(desired, observed, strict=True)
-        )
-    return bool(desired == observed)
+        if len(desired) != len(observed):
+            return False
+        for d, o in zip(desired, observed, strict=True):
+            if not matches(d, o):
+                return False
+        return True
+    return False  # scalars: only equal ones match (above)
 
 
 def needs_apply(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
@@ -94,10 +107,15 @@ def projected(value: Any, shape: Shape) -> Any:
     """
     if shape is None:
         return value
-    if isinstance(shape, Mapping):
-        if not isinstance(value, Mapping):
+    if type(shape) is dict or isinstance(shape, Mapping):
+        if not (type(value) is dict or isinstance(value, Mapping)):
             return value
-        return {k: projected(value[k], sub) for k, sub in shape.items() if k in value}
+        # A key the shape sets to None is kept whole: no call for it.
+        return {
+            k: value[k] if sub is None else projected(value[k], sub)
+            for k, sub in shape.items()
+            if k in value
+        }
     if not isinstance(value, list) or not shape:
         return value
     last = len(shape) - 1

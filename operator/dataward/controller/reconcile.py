@@ -226,6 +226,8 @@ class Reconciler:
             tuple[str, str], tuple[tuple[object, object], bytes, Store | None]
         ] = {}
         self._ns_memo: dict[str, tuple[tuple[int, bool], NamespaceStores]] = {}
+        # PrivacyPolicy name -> its cached object, parsed (`_policy_in_force`). Per policy.
+        self._policy_memo: dict[str, PolicyMemo] = {}
         # Per namespace, updated per changed object (issue 11; controller/incremental.py).
         self._incremental_lock = threading.Lock()
         self._declared_memo: dict[str, DeclaredState] = {}
@@ -342,21 +344,27 @@ class Reconciler:
             self._finish_deletion(raw, now)
             return None
         generation = int(raw["metadata"].get("generation") or 0)
-        try:
-            store = parse_store(raw)
-        except ModelError as error:
-            self._write_status(
-                raw,
-                [
-                    Condition(
-                        "PolicyCompliant", "False", "InvalidSpec", f"{error.path}: {error.message}."
-                    )
-                ],
-                {},
-                now,
-                generation,
-            )
-            return None
+        # Parsed once per version, as its neighbours' reconciles parse it (`_parsed`).
+        store = self._parsed(raw)
+        if store is None:
+            try:
+                store = parse_store(raw)  # why it does not parse (the memo keeps only that)
+            except ModelError as error:
+                self._write_status(
+                    raw,
+                    [
+                        Condition(
+                            "PolicyCompliant",
+                            "False",
+                            "InvalidSpec",
+                            f"{error.path}: {error.message}.",
+                        )
+                    ],
+                    {},
+                    now,
+                    generation,
+                )
+                return None
         # A request of the act that fails is judged, and the status still written: the old
         # status must not stand for a reconcile that did not finish. The queue then retries.
         failures: list[ActFailure] = []
@@ -366,9 +374,12 @@ class Reconciler:
         desired = render_children(store, snapshot.policy, self.settings.render)
         if snapshot.credentials_missing():
             desired = [_suspended(c) if c["kind"] == "CronJob" else c for c in desired]
+        # Each child in the form drift compares, made once (a CronJob's digest is the
+        # costliest part of comparing it; the act and PurgeScheduled both compare it).
+        compared = [_comparable_render(c) for c in desired]
         applied = {
-            (c["kind"], c["metadata"]["name"]): self._act_on_child(c, snapshot)
-            for c in desired
+            (c["kind"], c["metadata"]["name"]): self._act_on_child(c, form, snapshot)
+            for c, form in zip(desired, compared, strict=True)
         }
         failures += self._prune_reader_binding(store, desired)
         if self.settings.access_records is not None:
@@ -381,7 +392,9 @@ class Reconciler:
         previewed = (raw.get("status") or {}).get("impactPreview")
 
         conditions = with_act_failures(
-            judge(snapshot, desired, applied, ring, runs, self.trusted, self.settings, now),
+            judge(
+                snapshot, desired, applied, ring, runs, self.trusted, self.settings, now, compared
+            ),
             [f.condition for f in failures if f.condition is not None],
         )
         extra: dict[str, Any] = {}
@@ -892,11 +905,11 @@ class Reconciler:
         except KubeError as error:
             return None, None, f"HTTP {error.status}", None
         if raw is None:
+            with self._cache_lock:
+                self._policy_memo.pop(name, None)
             return None, None, None, None
         try:
-            parse_policy(raw)  # the spec itself must be valid, pending or not
-            revisions = policy_revisions(raw, now)
-            policy = parse_policy({**raw, "spec": dict(revisions.in_force.spec)})
+            policy, revisions = self._policy_at(name, raw, now)
         except ModelError as error:
             return (
                 None,
@@ -911,19 +924,63 @@ class Reconciler:
             )
         return policy, None, None, _takes_effect(revisions)
 
-    def _act_on_child(self, child: Mapping[str, Any], snapshot: StoreSnapshot) -> ObservedObject:
-        """Read a child and apply it where it differs; what is in place afterwards."""
+    def _policy_at(
+        self, name: str, raw: Mapping[str, Any], now: datetime
+    ) -> tuple[Policy, Revisions]:
+        """The policy `raw` as its revision in force at `now`, and its revisions; ModelError
+        when `raw`'s own spec (pending or not), its recorded revisions, or the spec in force
+        does not parse (in this order).
+
+        Every store of a policy reads the same cached object: both parses are kept per
+        policy for that very object (cached objects are never changed; a changed policy is
+        another object) and an equal in-force spec, so a policy is parsed once, not twice
+        per store and pass (issue 11). The memo holds the object, so its id is not reused.
+        """
+        with self._cache_lock:
+            memo = self._policy_memo.get(name)
+        if memo is None or memo.raw is not raw:
+            try:
+                parse_policy(raw)  # the spec itself must be valid, pending or not
+                invalid = None
+            except ModelError as error:
+                invalid = (error.path, error.message)
+            memo = PolicyMemo(raw, invalid)
+            with self._cache_lock:
+                self._policy_memo[name] = memo
+        if memo.invalid is not None:
+            # A new error each time (one raised again would keep every traceback it went by).
+            raise ModelError(*memo.invalid)
+        revisions = policy_revisions(raw, now)
+        spec = revisions.in_force.spec
+        if memo.spec is None or memo.spec != spec:
+            try:
+                parsed: Policy | tuple[str, str] = parse_policy({**raw, "spec": dict(spec)})
+            except ModelError as error:
+                parsed = (error.path, error.message)
+            memo = replace(memo, spec=spec, parsed=parsed)
+            with self._cache_lock:
+                self._policy_memo[name] = memo
+        if isinstance(memo.parsed, tuple):
+            raise ModelError(*memo.parsed)
+        assert memo.parsed is not None
+        return memo.parsed, revisions
+
+    def _act_on_child(
+        self, child: Mapping[str, Any], compared: Mapping[str, Any], snapshot: StoreSnapshot
+    ) -> ObservedObject:
+        """Read a child and apply it where it differs; what is in place afterwards.
+        `compared`: the child in the form drift compares (`_comparable_render`)."""
         meta = child["metadata"]
         try:
             current = self.read.get(child["kind"], meta["namespace"], meta["name"])
             if child["kind"] == "CronJob" and snapshot.policy_error is not None:
                 # Whether the store complies is unknown: leave the schedule as it is.
                 pass
-            elif needs_apply(*_comparable(child, current)):
+            elif needs_apply(compared, _comparable_observed(child["kind"], current)):
                 log.info("apply %s %s/%s", child["kind"], meta["namespace"], meta["name"])
                 current = self.kube.apply(child)
                 self._written(current)
-                if needs_apply(*_comparable(child, current)):
+                if needs_apply(compared, _comparable_observed(child["kind"], current)):
                     current = self._replace_child(child, current)
         except KubeError as error:
             return ObservedObject.unknown(str(error))
@@ -1753,6 +1810,17 @@ class StoreSnapshot:
 
 
 @dataclass(frozen=True, eq=False)
+class PolicyMemo:
+    """A PrivacyPolicy object as read (held: compared by identity), whether its own spec
+    parses, and the policy parsed from its in-force spec `spec` (or why it does not)."""
+
+    raw: Mapping[str, Any]
+    invalid: tuple[str, str] | None  # ModelError's path and message
+    spec: Mapping[str, Any] | None = None
+    parsed: Policy | tuple[str, str] | None = None
+
+
+@dataclass(frozen=True, eq=False)
 class Neighbours:
     """The other stores of a store's namespace, and what Dataward renders for them: a view of
     the namespace's `NamespaceStores` without the store `name` (so a store's reconcile does
@@ -1923,12 +1991,16 @@ def judge(
     trusted: TrustedSubjects,
     settings: ReconcileSettings,
     now: datetime,
+    compared: Sequence[Mapping[str, Any]],
 ) -> list[Condition]:
-    """Every condition of the store, from what was observed and what the act left in place."""
+    """Every condition of the store, from what was observed and what the act left in place.
+    `compared`: `desired` in the form drift compares (`_comparable_render`)."""
     store, policy = snapshot.store, snapshot.policy
     names = names_for(store.name)
     netpol = next(c for c in desired if c["kind"] == "NetworkPolicy")
-    cronjob = next(c for c in desired if c["kind"] == "CronJob")
+    at = next(i for i, c in enumerate(desired) if c["kind"] == "CronJob")
+    cronjob = desired[at]
+    cronjob_compared = compared[at]
     if snapshot.policy_error is not None:
         compliance = Condition(
             "PolicyCompliant",
@@ -1968,7 +2040,7 @@ def judge(
         findings,
         store.purge.suspend,
         # Both sides as the cache keeps a CronJob: its pod template by digest.
-        comparable_cronjob(cronjob),
+        cronjob_compared,
         live if live.body is None else ObservedObject.present(comparable_cronjob(live.body)),
     )
     if snapshot.policy_error is not None:
@@ -2066,14 +2138,19 @@ def _credentials_verdict(
     return scheduled
 
 
-def _comparable(
-    child: Mapping[str, Any], current: Mapping[str, Any] | None
-) -> tuple[Mapping[str, Any], Mapping[str, Any] | None]:
-    """The rendered child and the observed one in the form drift compares (a CronJob's pod
-    template by its digest, as the cache keeps it; render/purge_job.py)."""
-    if child["kind"] != "CronJob":
-        return child, current
-    return comparable_cronjob(child), None if current is None else comparable_cronjob(current)
+def _comparable_render(child: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A rendered child in the form drift compares (a CronJob's pod template by its digest,
+    as the cache keeps it; render/purge_job.py)."""
+    return comparable_cronjob(child) if child["kind"] == "CronJob" else child
+
+
+def _comparable_observed(
+    kind: str, current: Mapping[str, Any] | None
+) -> Mapping[str, Any] | None:
+    """An observed child of `kind` in the form drift compares (`_comparable_render`)."""
+    if current is None or kind != "CronJob":
+        return current
+    return comparable_cronjob(current)
 
 
 def _neighbour_policy(store: Store) -> dict[str, Any]:
@@ -2100,23 +2177,57 @@ def _shared_parts(value: Any, table: dict[object, Any]) -> Any:
     """`value` (JSON-like) with each dict and list that equals one already in `table` replaced
     by that one: a store's rendered children repeat their owner reference, their labels, and
     rules every store has (about 3 KiB a store of the namespace views, issue 11). Only for
-    values nothing changes. Keyed by the parts' identities, as the parts are shared first."""
-    if isinstance(value, dict):
-        value = {k: _shared_parts(v, table) for k, v in value.items()}
-        if isinstance(value.get("metadata"), dict):
-            share_metadata(value["metadata"])  # with the cached children's, when converged
-        key: object = ("dict", tuple((k, _part_key(v)) for k, v in value.items()))
-    elif isinstance(value, list):
-        value = [_shared_parts(v, table) for v in value]
-        key = ("list", tuple(_part_key(v) for v in value))
+    values nothing changes. Keyed by the parts' identities, as the parts are shared first.
+
+    A restarted operator builds every namespace's view at once (issue 11's first pass), so
+    this is kept cheap: no call per scalar, and the labels and owner references shared with
+    the cached children's (`share_metadata`) once per distinct part, not once per render.
+    """
+    if type(value) is dict:
+        value = {
+            k: _shared_parts(v, table) if type(v) is dict or type(v) is list else v
+            for k, v in value.items()
+        }
+        meta = value.get("metadata")
+        if type(meta) is dict:
+            _share_metadata_once(meta, table)
+        key: object = (dict, tuple(value), *_values_key(value.values()))
+    elif type(value) is list:
+        value = [
+            _shared_parts(v, table) if type(v) is dict or type(v) is list else v for v in value
+        ]
+        key = (list, *_values_key(value))
     else:
         return value
     return table.setdefault(key, value)
 
 
-def _part_key(value: Any) -> object:
-    # A shared part by identity; a scalar by type and value (True and 1 are not one value).
-    return ("id", id(value)) if isinstance(value, dict | list) else (type(value), value)
+def _values_key(values: Any) -> tuple[tuple[type, ...], tuple[object, ...]]:
+    """A shared part by identity, a scalar by type and value (True and 1 are not one value):
+    the types of all, then each part's id or each scalar."""
+    values = list(values)
+    return tuple(map(type, values)), tuple(
+        id(v) if isinstance(v, dict | list) else v for v in values
+    )
+
+
+def _share_metadata_once(meta: dict[str, Any], table: dict[object, Any]) -> None:
+    """`share_metadata` for a rendered metadata whose labels and owner references are
+    already shared in `table`: each distinct part looked up in the cache's copies once."""
+    for field_name in ("labels", "ownerReferences"):
+        part = meta.get(field_name)
+        if not part or not isinstance(part, dict | list):
+            continue
+        once = ("one copy", id(part))
+        held = table.get(once)
+        if held is None:
+            probe = {field_name: part}
+            share_metadata(probe)
+            # The part itself is kept with its copy: its id stays its own while `table` lives.
+            held = table[once] = (probe[field_name], part)
+            # A metadata met again (two renders' equal ones, shared) holds the copy already.
+            table[("one copy", id(held[0]))] = (held[0], held[0])
+        meta[field_name] = held[0]
 
 
 def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
