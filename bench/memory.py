@@ -9,7 +9,9 @@ each store a finished purge run (a Job made from its CronJob's jobTemplate, as t
 controller would, and its pod with a result record), reconciles again (lastPurge recorded),
 then once more with nothing to do. Every LIST answer is dressed as the API server sends it
 (managedFields of two managers, kubectl's last-applied annotation on what users apply, uid,
-creationTimestamp), so the caches ingest what a real watch delivers.
+creationTimestamp), so the caches ingest what a real watch delivers. Secrets are cached as
+the operator caches them by default (SECRET_KINDS): the key rings with their data, every Secret
+(the credentials and the rings) as metadata.
 
 Then the in-memory API's own objects are dropped (a real operator has no such copy) and
 tracemalloc tells what is still held by allocations made under operator/dataward: the
@@ -39,10 +41,12 @@ from prometheus_client import REGISTRY
 
 from bench.crowded_namespace import add_store
 from dataward.checks.purge_runs import JOB_NAME_LABEL
+from dataward.controller.cache import Caches
 from dataward.controller.kube import Kube
 from dataward.controller.metrics import STORES
+from dataward.controller.operator import CACHED_KINDS, SECRET_KINDS
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
-from tests.controller.test_cache import ListingKube, _caches, _relist
+from tests.controller.test_cache import ListingKube, _relist
 from tests.controller.test_reconcile import T0
 from tests.model import samples
 
@@ -245,7 +249,10 @@ def main() -> None:
     baseline = tracemalloc.get_traced_memory()[0]
     kube = DressedKube()
     populate(kube, args.stores, args.namespaces)
-    caches = _caches(kube)
+    # Every kind the operator caches by default (`watch_secrets`): the key rings with their
+    # data, every Secret as metadata.
+    caches = Caches(cast(Kube, kube), (*CACHED_KINDS, *SECRET_KINDS), (), 3600,
+                    lambda *_: None, lambda *_: None)  # fmt: skip
     _relist(caches)
     reconciler = Reconciler(cast(Kube, kube), ReconcileSettings(), (), caches)
     keys = [(s["metadata"]["namespace"], s["metadata"]["name"])
