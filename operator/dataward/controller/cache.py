@@ -62,11 +62,10 @@ SHARED_LENGTH = 100  # strings up to this long are interned in cached objects
 LIST_ATTEMPTS = 3  # paged lists started over after an expired continue token
 JOURNAL_BOUND = 20000  # changes remembered per informer (at least; see Informer._note)
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-# What a metadata-only cache keeps of each object (`metadata_only`).
-METADATA_KEPT = (
-    "name", "namespace", "uid", "resourceVersion", "labels", "ownerReferences",
-    "deletionTimestamp",
-)  # fmt: skip
+# What a metadata-only cache keeps of each object (`metadata_only`): the Secrets' cache of
+# presence is read by name (`Caches.exists`, a credentials Secret's events by name); its
+# resourceVersion orders its changes (`_newer`, a re-list's events).
+METADATA_KEPT = ("name", "namespace", "resourceVersion", "deletionTimestamp")
 
 
 @dataclass(frozen=True)
@@ -92,13 +91,45 @@ class CachedKind:
 
 
 def slim(kind: str, obj: Mapping[str, Any]) -> Obj:
-    """What the operator keeps of an object: no managedFields, no last-applied copy; its
-    short strings shared with every other cached object's (`_shared`), its labels and owner
-    references with every other cached object's that has equal ones (`_one_copy`)."""
+    """What the operator keeps of an object: no managedFields, no last-applied copy, no
+    metadata nothing reads (`UNREAD_METADATA`); its short strings shared with every other
+    cached object's (`_shared`), its labels, owner references and compared body (`SHARED_BODY`)
+    with every other cached object's and neighbour render's that has equal ones (`share_object`)."""
     shared: Obj = _shared(_slimmed(kind, obj))
-    meta = shared["metadata"]
-    share_metadata(meta)
+    share_object(shared, kind)
     return shared
+
+
+# What is held once per distinct value (`_one_copy`), by kind: the body a drift comparison
+# reads, equal between a converged child and its render (the namespace views hold a render of
+# every store's NetworkPolicy, Roles and RoleBindings; issue 11), and often between stores.
+SHARED_BODY: dict[str, tuple[str, ...]] = {
+    "NetworkPolicy": ("spec",),
+    "Role": ("rules",),
+    "ClusterRole": ("rules",),
+    "RoleBinding": ("roleRef", "subjects"),
+    "ClusterRoleBinding": ("roleRef", "subjects"),
+}
+# Metadata nothing reads of these kinds, dropped from their cached copies: drift ignores it
+# (checks/drift.py), the RBAC and neighbour findings read names, labels and bodies, and an
+# update (`drift.replacement`) needs only the resourceVersion as its precondition. The
+# stores, CronJobs, Jobs and pods keep theirs (uids for ownership, creation times for runs).
+UNREAD_METADATA: dict[str, frozenset[str]] = {
+    kind: frozenset({"uid", "creationTimestamp", "generation"})
+    for kind in (*SHARED_BODY, "ServiceAccount")
+}
+
+
+def share_object(obj: dict[str, Any], kind: str | None = None) -> None:
+    """Replace `obj`'s labels, owner references and `SHARED_BODY` parts by the one held copy
+    of each (for objects never changed afterwards: cached objects, the namespace views'
+    renders, so that a converged child and its render hold one copy)."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        share_metadata(meta)
+    for key in SHARED_BODY.get(kind or str(obj.get("kind") or ""), ()):
+        if isinstance(obj.get(key), dict | list) and obj[key]:
+            obj[key] = _one_copy(obj[key])
 
 
 def share_metadata(meta: dict[str, Any]) -> None:
@@ -117,29 +148,36 @@ class _OneList(list[Any]):
     __slots__ = ("__weakref__",)
 
 
-_COPIES: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+# The held copies by the hash of their JSON text (a number, not the text: the key is held as
+# long as the copy, and the text is often as large as the copy).
+_COPIES: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
 _COPIES_LOCK = threading.Lock()
 
 
 def _one_copy(value: dict[str, Any] | list[Any]) -> dict[str, Any] | list[Any]:
-    """The one held copy equal to `value` (a dict or list of a cached object's metadata).
+    """The one held copy equal to `value` (a dict or list of a cached object or a render).
 
     A store's children carry the same owner reference, and those of one control the same
     labels: ~8 cached objects a store, each with its own copy (about 3 KiB a store, issue
     11). Held weakly: a copy goes with the last cached object holding it. Cached objects are
-    never changed (every reader shares them), so neither is a copy.
+    never changed (every reader shares them), so neither is a copy. Keyed by the hash of the
+    value's JSON text and compared (==) on a hit: two unequal values whose texts' hashes
+    collide are not shared (the second is kept as it is).
     """
-    key = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    key = hash(json.dumps(value, sort_keys=True, separators=(",", ":")))
     with _COPIES_LOCK:
         held = _COPIES.get(key)
         if held is None:
             held = _OneDict(value) if isinstance(value, dict) else _OneList(value)
             _COPIES[key] = held
+        elif held != value:
+            return value
         return held
 
 
 def _slimmed(kind: str, obj: Mapping[str, Any]) -> Obj:
-    meta = dict(obj.get("metadata") or {})
+    unread = UNREAD_METADATA.get(kind, frozenset())
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in unread}
     managed = meta.pop("managedFields", None)
     if kind == "CronJob" and managed:
         # missed_run asks when the operator last changed the CronJob.
@@ -190,7 +228,9 @@ def _shared(value: Any) -> Any:
             sys.intern(k) if isinstance(k, str) else k: _shared(v) for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_shared(v) for v in value]
+        # Copied to its exact length: a list grown by appends keeps room for more (24 bytes
+        # more for a list of one item), and a cached list never grows.
+        return [_shared(v) for v in value].copy()
     return value
 
 

@@ -74,7 +74,7 @@ from dataward.checks.purge_runs import (
     stuck_run,
 )
 from dataward.controller import events
-from dataward.controller.cache import Caches, share_metadata
+from dataward.controller.cache import Caches, share_object
 from dataward.controller.clock import Clock, system_clock
 from dataward.controller.impact import not_run_status, observe_preview, with_previews
 from dataward.controller.incremental import DeclaredState, RbacState, declare, update_rbac
@@ -2057,7 +2057,7 @@ def _shared_parts(value: Any, table: dict[object, Any]) -> Any:
     if isinstance(value, dict):
         value = {k: _shared_parts(v, table) for k, v in value.items()}
         if isinstance(value.get("metadata"), dict):
-            share_metadata(value["metadata"])  # with the cached children's, when converged
+            share_object(value)  # with the cached children's, when converged
         key: object = ("dict", tuple((k, _part_key(v)) for k, v in value.items()))
     elif isinstance(value, list):
         value = [_shared_parts(v, table) for v in value]
