@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from dataward.controller import cache as cache_module
-from dataward.controller.cache import _COPIES, Caches, _one_copy, slim
+from dataward.controller.cache import Caches, _one_copy, slim, sweep_copies
 from dataward.controller.kube import KubeError
 from dataward.controller.operator import CACHED_KINDS, SECRET_KINDS
 from dataward.controller.reconcile import KEY_RING_CACHE
@@ -230,7 +230,24 @@ def test_equal_bodies_are_held_once_and_go_with_their_objects() -> None:
     c = slim("Role", role("c", "other"))
     assert a["rules"] is b["rules"] and c["rules"] is not a["rules"]
     assert c["rules"][0]["resourceNames"] == ["other"]
-    held = len(_COPIES)
+    held = sweep_copies()
     del c
     gc.collect()
-    assert len(_COPIES) == held - 1
+    assert sweep_copies() == held - 1  # c's rules went with it
+    assert a["rules"] is b["rules"] and a["rules"][0]["resourceNames"] == ["creds"]
+    del a
+    assert sweep_copies() == held - 1  # b still holds them
+    assert slim("Role", role("d", "creds"))["rules"] is b["rules"]
+
+
+def test_the_copies_table_is_swept_as_it_grows(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = sweep_copies()
+    monkeypatch.setattr(cache_module, "SWEEP_FLOOR", before + 10)
+    monkeypatch.setattr(cache_module, "_SWEEP_AT", before + 10)
+    kept = [_one_copy({"kept": i}) for i in range(5)]
+    for i in range(200):
+        _one_copy({"gone": i})  # held by nothing once returned
+    # Swept when it reached its bound: what is left is at most the next bound's worth.
+    assert len(cache_module._COPIES) <= 2 * (before + 10)
+    assert sweep_copies() == before + len(kept)
+    assert all(_one_copy({"kept": i}) is kept[i] for i in range(5))

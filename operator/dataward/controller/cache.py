@@ -31,7 +31,6 @@ import logging
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -140,18 +139,17 @@ def share_metadata(meta: dict[str, Any]) -> None:
             meta[key] = _one_copy(meta[key])
 
 
-class _OneDict(dict[str, Any]):
-    __slots__ = ("__weakref__",)
-
-
-class _OneList(list[Any]):
-    __slots__ = ("__weakref__",)
-
-
 # The held copies by the hash of their JSON text (a number, not the text: the key is held as
-# long as the copy, and the text is often as large as the copy).
-_COPIES: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+# long as the copy, and the text is often as large as the copy). Held strongly, and swept of
+# the copies nothing else holds when the table has doubled since its last sweep (a weak table
+# cost about 90 bytes more per entry: its KeyedRef, and a weakref slot in each copy).
+_COPIES: dict[int, Any] = {}
 _COPIES_LOCK = threading.Lock()
+SWEEP_FLOOR = 4096  # entries: no sweep below this many
+_SWEEP_AT = SWEEP_FLOOR  # entries: the next sweep
+# sys.getrefcount of a copy only the table holds, as `_sweep` iterates (the table's
+# reference, the items list's tuple, the loop variable, getrefcount's argument).
+_UNHELD = 4
 
 
 def _one_copy(value: dict[str, Any] | list[Any]) -> dict[str, Any] | list[Any]:
@@ -159,20 +157,37 @@ def _one_copy(value: dict[str, Any] | list[Any]) -> dict[str, Any] | list[Any]:
 
     A store's children carry the same owner reference, and those of one control the same
     labels: ~8 cached objects a store, each with its own copy (about 3 KiB a store, issue
-    11). Held weakly: a copy goes with the last cached object holding it. Cached objects are
-    never changed (every reader shares them), so neither is a copy. Keyed by the hash of the
-    value's JSON text and compared (==) on a hit: two unequal values whose texts' hashes
-    collide are not shared (the second is kept as it is).
+    11). A copy nothing else holds goes at the next sweep. Cached objects are never changed
+    (every reader shares them), so neither is a copy. Keyed by the hash of the value's JSON
+    text and compared (==) on a hit: two unequal values whose texts' hashes collide are not
+    shared (the second is kept as it is).
     """
+    global _SWEEP_AT
     key = hash(json.dumps(value, sort_keys=True, separators=(",", ":")))
     with _COPIES_LOCK:
         held = _COPIES.get(key)
         if held is None:
-            held = _OneDict(value) if isinstance(value, dict) else _OneList(value)
-            _COPIES[key] = held
+            if len(_COPIES) >= _SWEEP_AT:
+                _sweep()
+                _SWEEP_AT = max(SWEEP_FLOOR, 2 * len(_COPIES))
+            _COPIES[key] = held = value
         elif held != value:
             return value
         return held
+
+
+def _sweep() -> None:
+    """Forget the copies only the table holds (under the lock)."""
+    for key, held in list(_COPIES.items()):
+        if sys.getrefcount(held) <= _UNHELD:
+            del _COPIES[key]
+
+
+def sweep_copies() -> int:
+    """Forget the held copies no cached object or render holds any more; how many are left."""
+    with _COPIES_LOCK:
+        _sweep()
+        return len(_COPIES)
 
 
 def _slimmed(kind: str, obj: Mapping[str, Any]) -> Obj:
