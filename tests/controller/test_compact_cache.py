@@ -244,6 +244,7 @@ def test_equal_labels_and_owner_references_are_held_once_and_go_with_their_objec
     assert other["metadata"]["labels"]["dataward.io/store"] == "beta"
     assert purge["metadata"]["labels"] is not role["metadata"]["labels"]
     assert purge["metadata"]["labels"]["app.kubernetes.io/component"] == "purge"
+    gc.collect()  # earlier tests' garbage holds copies until collected
     held = sweep_copies()
     del other
     gc.collect()

@@ -230,6 +230,7 @@ def test_equal_bodies_are_held_once_and_go_with_their_objects() -> None:
     c = slim("Role", role("c", "other"))
     assert a["rules"] is b["rules"] and c["rules"] is not a["rules"]
     assert c["rules"][0]["resourceNames"] == ["other"]
+    gc.collect()  # earlier tests' garbage holds copies until collected
     held = sweep_copies()
     del c
     gc.collect()
@@ -241,6 +242,7 @@ def test_equal_bodies_are_held_once_and_go_with_their_objects() -> None:
 
 
 def test_the_copies_table_is_swept_as_it_grows(monkeypatch: pytest.MonkeyPatch) -> None:
+    gc.collect()
     before = sweep_copies()
     monkeypatch.setattr(cache_module, "SWEEP_FLOOR", before + 10)
     monkeypatch.setattr(cache_module, "_SWEEP_AT", before + 10)
