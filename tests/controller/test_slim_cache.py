@@ -253,3 +253,15 @@ def test_the_copies_table_is_swept_as_it_grows(monkeypatch: pytest.MonkeyPatch) 
     assert len(cache_module._COPIES) <= 2 * (before + 10)
     assert sweep_copies() == before + len(kept)
     assert all(_one_copy({"kept": i}) is kept[i] for i in range(5))
+
+
+def test_a_sweep_forgets_the_copies_a_forgotten_copy_held() -> None:
+    odd = {"kind": "Role", "metadata": {"name": "odd", "namespace": "crm"},
+           "rules": [{"apiGroups": ["odd.example"], "resources": ["things"],
+                      "verbs": ["escalate"]}]}  # fmt: skip
+    gc.collect()
+    before = sweep_copies()
+    kept = slim("Role", odd)
+    assert sweep_copies() == before + 4  # the rules and three vocabulary lists
+    del kept
+    assert sweep_copies() == before

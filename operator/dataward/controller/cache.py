@@ -187,9 +187,13 @@ def _one_copy(value: dict[str, Any] | list[Any]) -> dict[str, Any] | list[Any]:
 
 
 def _sweep() -> None:
-    """Forget the copies only the table holds (under the lock)."""
-    for key, held in list(_COPIES.items()):
-        if sys.getrefcount(held) <= _UNHELD:
+    """Forget the copies only the table holds (under the lock), until none is left: a held
+    copy may hold others (a Role's rules hold its vocabulary's lists)."""
+    while True:
+        dead = [key for key, held in list(_COPIES.items()) if sys.getrefcount(held) <= _UNHELD]
+        if not dead:
+            return
+        for key in dead:
             del _COPIES[key]
 
 
