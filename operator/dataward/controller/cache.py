@@ -16,7 +16,10 @@ events, is noticed; a broken watch (an error, 410 Gone) is followed by a re-LIST
 Bounded memory: cached objects lose `managedFields` (a CronJob keeps each manager's name and
 time, which the missed-run check reads), the last-applied annotation, and a pod keeps only its
 metadata and its containers' termination messages, a Job its metadata and status, a CronJob
-its pod template as a digest only (`comparable_cronjob`, the form drift compares).
+its pod template as a digest only (`comparable_cronjob`, the form drift compares); RBAC
+objects, NetworkPolicies and ServiceAccounts lose the metadata nothing reads
+(`UNREAD_METADATA`); labels, owner references and compared bodies (`SHARED_BODY`) are held
+once per distinct value, shared with the namespace views' renders (`share_object`).
 
 Events: after each change is stored, `on_event(kind, old, new)` runs on the informer's thread
 (so a reconcile queued by it reads the change); `on_health(kind, namespace)` runs when a cache
