@@ -193,8 +193,12 @@ def test_the_secrets_metadata_cache_answers_presence_by_name_and_keeps_no_labels
     _relist(secrets)
     ring_name = next(n for (k, ns, n) in kube.objects if k == "Secret" and "keyring" in n)
     kept = secrets.get("Secret", KEY[0], ring_name)
-    assert kept is not None and set(kept["metadata"]) <= {"name", "namespace",
-                                                         "resourceVersion", "deletionTimestamp"}
+    assert kept is not None and set(kept["metadata"]) <= {
+        "name",
+        "namespace",
+        "resourceVersion",
+        "deletionTimestamp",
+    }
     ring = secrets.get(KEY_RING_CACHE, KEY[0], ring_name)
     assert ring is not None and ring["data"] and ring["metadata"]["labels"]  # rings keep all
     assert secrets.exists("Secret", KEY[0], ring_name)
@@ -265,3 +269,21 @@ def test_a_sweep_forgets_the_copies_a_forgotten_copy_held() -> None:
     assert sweep_copies() == before + 4  # the rules and three vocabulary lists
     del kept
     assert sweep_copies() == before
+
+
+def test_network_policies_hold_their_ports_and_policy_types_once_and_keep_their_own_peers() -> None:
+    def policy(name: str, app: str, port: int) -> dict[str, Any]:
+        return {"kind": "NetworkPolicy", "metadata": {"name": name, "namespace": "crm"},
+                "spec": {"podSelector": {"matchLabels": {"app": app}},
+                         "policyTypes": ["Ingress"],
+                         "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": app}}}],
+                                      "ports": [{"protocol": "TCP", "port": port}]}]}}  # fmt: skip
+
+    a = slim("NetworkPolicy", policy("a", "x", 5432))
+    b = slim("NetworkPolicy", policy("b", "y", 5432))
+    c = slim("NetworkPolicy", policy("c", "z", 3306))
+    assert a["spec"]["policyTypes"] is b["spec"]["policyTypes"] is c["spec"]["policyTypes"]
+    assert a["spec"]["ingress"][0]["ports"] is b["spec"]["ingress"][0]["ports"]
+    assert c["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 3306}]
+    assert b["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"] == {"app": "y"}
+    assert a["spec"] == policy("a", "x", 5432)["spec"]

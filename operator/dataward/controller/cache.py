@@ -98,15 +98,29 @@ def slim(kind: str, obj: Mapping[str, Any]) -> Obj:
     cached object's (`_shared`), its labels, owner references and compared body (`SHARED_BODY`)
     with every other cached object's and neighbour render's that has equal ones (`share_object`)."""
     shared: Obj = _shared(_slimmed(kind, obj))
-    if kind in ("Role", "ClusterRole") and isinstance(shared.get("rules"), list):
-        # Its own fresh lists (from `_shared`): each rule's vocabulary held once.
-        for rule in shared["rules"]:
-            if isinstance(rule, dict):
-                for key in RULE_VOCABULARY:
-                    if isinstance(rule.get(key), list) and rule[key]:
-                        rule[key] = _one_copy(rule[key])
+    _share_vocabulary(kind, shared)
     share_object(shared, kind)
     return shared
+
+
+def _share_vocabulary(kind: str, obj: Obj) -> None:
+    """Hold once the lists of `obj`'s body that a cluster has few distinct values of (a Role's
+    rules' verbs; a NetworkPolicy's policyTypes and ports). `obj` is fresh from `_shared`:
+    its own lists and dicts, so changed in place before anyone reads it."""
+    parts: list[tuple[Any, tuple[str, ...]]] = []
+    if kind in ("Role", "ClusterRole") and isinstance(obj.get("rules"), list):
+        parts = [(rule, RULE_VOCABULARY) for rule in obj["rules"]]
+    elif kind == "NetworkPolicy" and isinstance(obj.get("spec"), dict):
+        spec = obj["spec"]
+        parts = [(spec, ("policyTypes",))]
+        for direction in ("ingress", "egress"):
+            if isinstance(spec.get(direction), list):
+                parts += [(rule, ("ports",)) for rule in spec[direction]]
+    for part, keys in parts:
+        if isinstance(part, dict):
+            for key in keys:
+                if isinstance(part.get(key), list) and part[key]:
+                    part[key] = _one_copy(part[key])
 
 
 # What is held once per distinct value (`_one_copy`), by kind: the body a drift comparison
@@ -120,7 +134,7 @@ SHARED_BODY: dict[str, tuple[str, ...]] = {
     "ClusterRoleBinding": ("roleRef", "subjects"),
 }
 # The lists of a Role's rule that a cluster has few distinct values of (its resourceNames are
-# each store's own): held once, each about 70 bytes, six a store's Roles.
+# each store's own): held once (`_share_vocabulary`), each about 70 bytes, six a store's Roles.
 RULE_VOCABULARY = ("apiGroups", "resources", "verbs", "nonResourceURLs")
 # Metadata nothing reads of these kinds, dropped from their cached copies: drift ignores it
 # (checks/drift.py), the RBAC and neighbour findings read names, labels and bodies, and an
