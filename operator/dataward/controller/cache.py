@@ -16,7 +16,10 @@ events, is noticed; a broken watch (an error, 410 Gone) is followed by a re-LIST
 Bounded memory: cached objects lose `managedFields` (a CronJob keeps each manager's name and
 time, which the missed-run check reads), the last-applied annotation, and a pod keeps only its
 metadata and its containers' termination messages, a Job its metadata and status, a CronJob
-its pod template as a digest only (`comparable_cronjob`, the form drift compares).
+its pod template as a digest only (`comparable_cronjob`, the form drift compares); RBAC
+objects, NetworkPolicies and ServiceAccounts lose the metadata nothing reads
+(`UNREAD_METADATA`); labels, owner references and compared bodies (`SHARED_BODY`) are held
+once per distinct value, shared with the namespace views' renders (`share_object`).
 
 Events: after each change is stored, `on_event(kind, old, new)` runs on the informer's thread
 (so a reconcile queued by it reads the change); `on_health(kind, namespace)` runs when a cache
@@ -31,7 +34,6 @@ import logging
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,11 +65,10 @@ SHARED_LENGTH = 100  # strings up to this long are interned in cached objects
 LIST_ATTEMPTS = 3  # paged lists started over after an expired continue token
 JOURNAL_BOUND = 20000  # changes remembered per informer (at least; see Informer._note)
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-# What a metadata-only cache keeps of each object (`metadata_only`).
-METADATA_KEPT = (
-    "name", "namespace", "uid", "resourceVersion", "labels", "ownerReferences",
-    "deletionTimestamp",
-)  # fmt: skip
+# What a metadata-only cache keeps of each object (`metadata_only`): the Secrets' cache of
+# presence is read by name (`Caches.exists`, a credentials Secret's events by name); its
+# resourceVersion orders its changes (`_newer`, a re-list's events).
+METADATA_KEPT = ("name", "namespace", "resourceVersion", "deletionTimestamp")
 
 
 @dataclass(frozen=True)
@@ -93,13 +94,69 @@ class CachedKind:
 
 
 def slim(kind: str, obj: Mapping[str, Any]) -> Obj:
-    """What the operator keeps of an object: no managedFields, no last-applied copy; its
-    short strings shared with every other cached object's (`_shared`), its labels and owner
-    references with every other cached object's that has equal ones (`_one_copy`)."""
+    """What the operator keeps of an object: no managedFields, no last-applied copy, no
+    metadata nothing reads (`UNREAD_METADATA`); its short strings shared with every other
+    cached object's (`_shared`), its labels, owner references and compared body (`SHARED_BODY`)
+    with every other cached object's and neighbour render's that has equal ones (`share_object`)."""
     shared: Obj = _shared(_slimmed(kind, obj))
-    meta = shared["metadata"]
-    share_metadata(meta)
+    _share_vocabulary(kind, shared)
+    share_object(shared, kind)
     return shared
+
+
+def _share_vocabulary(kind: str, obj: Obj) -> None:
+    """Hold once the lists of `obj`'s body that a cluster has few distinct values of (a Role's
+    rules' verbs; a NetworkPolicy's policyTypes and ports). `obj` is fresh from `_shared`:
+    its own lists and dicts, so changed in place before anyone reads it."""
+    parts: list[tuple[Any, tuple[str, ...]]] = []
+    if kind in ("Role", "ClusterRole") and isinstance(obj.get("rules"), list):
+        parts = [(rule, RULE_VOCABULARY) for rule in obj["rules"]]
+    elif kind == "NetworkPolicy" and isinstance(obj.get("spec"), dict):
+        spec = obj["spec"]
+        parts = [(spec, ("policyTypes",))]
+        for direction in ("ingress", "egress"):
+            if isinstance(spec.get(direction), list):
+                parts += [(rule, ("ports",)) for rule in spec[direction]]
+    for part, keys in parts:
+        if isinstance(part, dict):
+            for key in keys:
+                if isinstance(part.get(key), list) and part[key]:
+                    part[key] = _one_copy(part[key])
+
+
+# What is held once per distinct value (`_one_copy`), by kind: the body a drift comparison
+# reads, equal between a converged child and its render (the namespace views hold a render of
+# every store's NetworkPolicy, Roles and RoleBindings; issue 11), and often between stores.
+SHARED_BODY: dict[str, tuple[str, ...]] = {
+    "NetworkPolicy": ("spec",),
+    "Role": ("rules",),
+    "ClusterRole": ("rules",),
+    "RoleBinding": ("roleRef", "subjects"),
+    "ClusterRoleBinding": ("roleRef", "subjects"),
+}
+# The lists of a Role's rule that a cluster has few distinct values of (its resourceNames are
+# each store's own): held once (`_share_vocabulary`), each about 70 bytes, six a store's Roles.
+RULE_VOCABULARY = ("apiGroups", "resources", "verbs", "nonResourceURLs")
+# Metadata nothing reads of these kinds, dropped from their cached copies: drift ignores it
+# (checks/drift.py), the RBAC and neighbour findings read names, labels and bodies, and an
+# update (`drift.replacement`) needs only the resourceVersion as its precondition. The
+# stores, CronJobs, Jobs and pods keep theirs (uids for ownership, creation times for runs).
+UNREAD_METADATA: dict[str, frozenset[str]] = {
+    kind: frozenset({"uid", "creationTimestamp", "generation"})
+    for kind in (*SHARED_BODY, "ServiceAccount")
+}
+
+
+def share_object(obj: dict[str, Any], kind: str | None = None) -> None:
+    """Replace `obj`'s labels, owner references and `SHARED_BODY` parts by the one held copy
+    of each (for objects never changed afterwards: cached objects, the namespace views'
+    renders, so that a converged child and its render hold one copy)."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        share_metadata(meta)
+    for key in SHARED_BODY.get(kind or str(obj.get("kind") or ""), ()):
+        if isinstance(obj.get(key), dict | list) and obj[key]:
+            obj[key] = _one_copy(obj[key])
 
 
 def share_metadata(meta: dict[str, Any]) -> None:
@@ -110,37 +167,64 @@ def share_metadata(meta: dict[str, Any]) -> None:
             meta[key] = _one_copy(meta[key])
 
 
-class _OneDict(dict[str, Any]):
-    __slots__ = ("__weakref__",)
-
-
-class _OneList(list[Any]):
-    __slots__ = ("__weakref__",)
-
-
-_COPIES: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+# The held copies by the hash of their JSON text (a number, not the text: the key is held as
+# long as the copy, and the text is often as large as the copy). Held strongly, and swept of
+# the copies nothing else holds when the table has doubled since its last sweep (a weak table
+# cost about 90 bytes more per entry: its KeyedRef, and a weakref slot in each copy).
+_COPIES: dict[int, Any] = {}
 _COPIES_LOCK = threading.Lock()
+SWEEP_FLOOR = 4096  # entries: no sweep below this many
+_SWEEP_AT = SWEEP_FLOOR  # entries: the next sweep
+# sys.getrefcount of a copy only the table holds, as `_sweep` iterates (the table's
+# reference, the items list's tuple, the loop variable, getrefcount's argument).
+_UNHELD = 4
 
 
 def _one_copy(value: dict[str, Any] | list[Any]) -> dict[str, Any] | list[Any]:
-    """The one held copy equal to `value` (a dict or list of a cached object's metadata).
+    """The one held copy equal to `value` (a dict or list of a cached object or a render).
 
     A store's children carry the same owner reference, and those of one control the same
     labels: ~8 cached objects a store, each with its own copy (about 3 KiB a store, issue
-    11). Held weakly: a copy goes with the last cached object holding it. Cached objects are
-    never changed (every reader shares them), so neither is a copy.
+    11). A copy nothing else holds goes at the next sweep. Cached objects are never changed
+    (every reader shares them), so neither is a copy. Keyed by the hash of the value's JSON
+    text and compared (==) on a hit: two unequal values whose texts' hashes collide are not
+    shared (the second is kept as it is).
     """
-    key = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    global _SWEEP_AT
+    key = hash(json.dumps(value, sort_keys=True, separators=(",", ":")))
     with _COPIES_LOCK:
         held = _COPIES.get(key)
         if held is None:
-            held = _OneDict(value) if isinstance(value, dict) else _OneList(value)
-            _COPIES[key] = held
+            if len(_COPIES) >= _SWEEP_AT:
+                _sweep()
+                _SWEEP_AT = max(SWEEP_FLOOR, 2 * len(_COPIES))
+            _COPIES[key] = held = value
+        elif held != value:
+            return value
         return held
 
 
+def _sweep() -> None:
+    """Forget the copies only the table holds (under the lock), until none is left: a held
+    copy may hold others (a Role's rules hold its vocabulary's lists)."""
+    while True:
+        dead = [key for key, held in list(_COPIES.items()) if sys.getrefcount(held) <= _UNHELD]
+        if not dead:
+            return
+        for key in dead:
+            del _COPIES[key]
+
+
+def sweep_copies() -> int:
+    """Forget the held copies no cached object or render holds any more; how many are left."""
+    with _COPIES_LOCK:
+        _sweep()
+        return len(_COPIES)
+
+
 def _slimmed(kind: str, obj: Mapping[str, Any]) -> Obj:
-    meta = dict(obj.get("metadata") or {})
+    unread = UNREAD_METADATA.get(kind, frozenset())
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in unread}
     managed = meta.pop("managedFields", None)
     if kind == "CronJob" and managed:
         # missed_run asks when the operator last changed the CronJob.
@@ -191,7 +275,9 @@ def _shared(value: Any) -> Any:
             sys.intern(k) if isinstance(k, str) else k: _shared(v) for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_shared(v) for v in value]
+        # Copied to its exact length: a list grown by appends keeps room for more (24 bytes
+        # more for a list of one item), and a cached list never grows.
+        return [_shared(v) for v in value].copy()
     return value
 
 

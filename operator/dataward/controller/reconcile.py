@@ -74,7 +74,7 @@ from dataward.checks.purge_runs import (
     stuck_run,
 )
 from dataward.controller import events
-from dataward.controller.cache import Caches, share_metadata
+from dataward.controller.cache import SHARED_BODY, Caches, share_metadata, share_object
 from dataward.controller.clock import Clock, system_clock
 from dataward.controller.impact import not_run_status, observe_preview, with_previews
 from dataward.controller.incremental import DeclaredState, RbacState, declare, update_rbac
@@ -2180,17 +2180,17 @@ def _shared_parts(value: Any, table: dict[object, Any]) -> Any:
     values nothing changes. Keyed by the parts' identities, as the parts are shared first.
 
     A restarted operator builds every namespace's view at once (issue 11's first pass), so
-    this is kept cheap: no call per scalar, and the labels and owner references shared with
-    the cached children's (`share_metadata`) once per distinct part, not once per render.
+    this is kept cheap: no call per scalar, and the labels, owner references and compared
+    bodies shared with the cached children's (`share_object`) once per distinct part, not
+    once per render.
     """
     if type(value) is dict:
         value = {
             k: _shared_parts(v, table) if type(v) is dict or type(v) is list else v
             for k, v in value.items()
         }
-        meta = value.get("metadata")
-        if type(meta) is dict:
-            _share_metadata_once(meta, table)
+        if type(value.get("metadata")) is dict:
+            _share_object_once(value, table)  # with the cached children's, when converged
         key: object = (dict, tuple(value), *_values_key(value.values()))
     elif type(value) is list:
         value = [
@@ -2211,23 +2211,38 @@ def _values_key(values: Any) -> tuple[tuple[type, ...], tuple[object, ...]]:
     )
 
 
-def _share_metadata_once(meta: dict[str, Any], table: dict[object, Any]) -> None:
-    """`share_metadata` for a rendered metadata whose labels and owner references are
-    already shared in `table`: each distinct part looked up in the cache's copies once."""
+def _share_object_once(obj: dict[str, Any], table: dict[object, Any]) -> None:
+    """`share_object` for a render whose parts are already shared in `table`: each distinct
+    labels, owner references and compared body part looked up in the cache's copies once."""
+    meta = obj["metadata"]
     for field_name in ("labels", "ownerReferences"):
-        part = meta.get(field_name)
-        if not part or not isinstance(part, dict | list):
-            continue
-        once = ("one copy", id(part))
-        held = table.get(once)
-        if held is None:
-            probe = {field_name: part}
-            share_metadata(probe)
-            # The part itself is kept with its copy: its id stays its own while `table` lives.
-            held = table[once] = (probe[field_name], part)
-            # A metadata met again (two renders' equal ones, shared) holds the copy already.
-            table[("one copy", id(held[0]))] = (held[0], held[0])
-        meta[field_name] = held[0]
+        _hold_once(meta, field_name, table, share_metadata)
+    kind = str(obj.get("kind") or "")
+    for field_name in SHARED_BODY.get(kind, ()):
+        _hold_once(obj, field_name, table, lambda probe: share_object(probe, kind))
+
+
+def _hold_once(
+    container: dict[str, Any],
+    field_name: str,
+    table: dict[object, Any],
+    share: Callable[[dict[str, Any]], None],
+) -> None:
+    """`container[field_name]` replaced by the cache's held copy (`share` of a probe holding
+    it), looked up once per distinct part of `table`."""
+    part = container.get(field_name)
+    if not part or not isinstance(part, dict | list):
+        return
+    once = ("one copy", id(part))
+    held = table.get(once)
+    if held is None:
+        probe = {field_name: part}
+        share(probe)
+        # The part itself is kept with its copy: its id stays its own while `table` lives.
+        held = table[once] = (probe[field_name], part)
+        # A part met again (two renders' equal ones, shared) holds the copy already.
+        table[("one copy", id(held[0]))] = (held[0], held[0])
+    container[field_name] = held[0]
 
 
 def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
