@@ -246,6 +246,10 @@ async def _resync(
     """
     while not caches.listed():
         await asyncio.sleep(0.1)
+    # What the caches' first lists made is most of what the process will ever hold, and
+    # none of it forms cycles (reference counting frees what is replaced): frozen, the
+    # first pass's collections need not scan it (a full one cost ~0.3 ms a store).
+    gc.freeze()
     while True:
         await serving.wait()
         try:
