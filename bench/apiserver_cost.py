@@ -27,7 +27,6 @@ from typing import Any
 
 import yaml
 
-from bench.crowded_namespace import add_store
 from bench.reconcile_bench import (
     REPO,
     credentials,
@@ -47,7 +46,7 @@ from dataward.model.store import parse_store
 from dataward.render import RenderSettings, render_children
 from e2e.harness import ControlPlane, wait_for
 from tests.controller.test_cache import _caches, _cluster, _relist
-from tests.controller.test_reconcile import T0
+from tests.controller.test_reconcile import T0, add_store
 
 NAMESPACE = "cost"
 

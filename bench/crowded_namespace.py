@@ -15,36 +15,14 @@ the control-plane bench (reconcile_bench) cannot separate from API latency.
 from __future__ import annotations
 
 import argparse
-import copy
 import cProfile
 import pstats
 import time
 from datetime import datetime, timedelta
-from typing import Any
 
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from tests.controller.test_cache import _caches, _cluster, _relist
-from tests.controller.test_reconcile import CREDENTIALS, T0
-from tests.model import samples
-
-
-def add_store(kube: Any, name: str, namespace: str, tag: str) -> None:
-    """The sample store as reconcile_bench makes them: its own pods, peers, credentials and
-    readers (so all can be Ready), and its credentials Secret."""
-    store = copy.deepcopy(samples.STORE)
-    del store["metadata"]["uid"]
-    store["metadata"]["name"] = name
-    store["metadata"]["namespace"] = namespace
-    spec = store["spec"]
-    spec["workload"]["podSelector"] = {"matchLabels": {"app": f"db-{tag}"}}
-    spec["network"]["allowFrom"] = [{"podSelector": {"matchLabels": {"app": f"api-{tag}"}}}]
-    spec["database"]["credentialsSecret"] = f"creds-{tag}"
-    spec["access"]["readers"] = [{"kind": "ServiceAccount", "name": f"api-{tag}"}]
-    kube._store(store)
-    secret = CREDENTIALS()
-    secret["metadata"]["name"] = f"creds-{tag}"
-    secret["metadata"]["namespace"] = namespace
-    kube._store(secret)
+from tests.controller.test_reconcile import T0, add_store
 
 
 def main() -> None:

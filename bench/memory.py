@@ -40,7 +40,6 @@ from typing import Any, cast
 
 from prometheus_client import REGISTRY
 
-from bench.crowded_namespace import add_store
 from dataward.checks.purge_runs import JOB_NAME_LABEL
 from dataward.controller.cache import Caches
 from dataward.controller.kube import Kube
@@ -48,7 +47,7 @@ from dataward.controller.metrics import STORES
 from dataward.controller.operator import CACHED_KINDS, SECRET_KINDS
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from tests.controller.test_cache import ListingKube, _relist
-from tests.controller.test_reconcile import T0
+from tests.controller.test_reconcile import T0, add_store
 from tests.model import samples
 
 OPERATOR = "*/operator/dataward/*"

@@ -202,9 +202,12 @@ class CpuMeter:
     def start(self) -> None:
         self.began = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
 
+    def used(self) -> dict[str, float]:
+        """CPU seconds each process used since `start`."""
+        return {name: cpu_seconds(pid) - self.began[name] for name, pid in self.pids.items()}
+
     def read(self) -> str:
-        used = {name: cpu_seconds(pid) - self.began[name] for name, pid in self.pids.items()}
-        return "CPU s: " + ", ".join(f"{name} {seconds:.1f}" for name, seconds in used.items())
+        return "CPU s: " + ", ".join(f"{name} {s:.1f}" for name, s in self.used().items())
 
 
 def plane_pids(plane: ControlPlane) -> dict[str, int]:

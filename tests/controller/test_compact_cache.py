@@ -18,6 +18,7 @@ import pytest
 
 from dataward.checks.observed import ObservedObject
 from dataward.checks.purge import purge_scheduled
+from dataward.controller.cache import Caches
 from dataward.model.store import parse_store
 from dataward.render.names import names_for
 from dataward.render.purge_job import comparable_cronjob, render_purge_cronjob
@@ -30,7 +31,7 @@ NAMES = names_for(KEY[1])
 Edit = Callable[[dict[str, Any]], None]
 
 
-def _converged() -> tuple[ListingKube, Any]:
+def _converged() -> tuple[ListingKube, Caches]:
     kube = _cluster()
     caches = _caches(kube)
     _relist(caches)

@@ -50,6 +50,25 @@ def CREDENTIALS() -> dict[str, Any]:
     }
 
 
+def add_store(kube: Any, name: str, namespace: str, tag: str) -> None:
+    """Another sample store, as reconcile_bench makes them: its own pods, peers, credentials
+    and readers (so all can be Ready), and its credentials Secret, named by `tag`."""
+    store = copy.deepcopy(samples.STORE)
+    del store["metadata"]["uid"]
+    store["metadata"]["name"] = name
+    store["metadata"]["namespace"] = namespace
+    spec = store["spec"]
+    spec["workload"]["podSelector"] = {"matchLabels": {"app": f"db-{tag}"}}
+    spec["network"]["allowFrom"] = [{"podSelector": {"matchLabels": {"app": f"api-{tag}"}}}]
+    spec["database"]["credentialsSecret"] = f"creds-{tag}"
+    spec["access"]["readers"] = [{"kind": "ServiceAccount", "name": f"api-{tag}"}]
+    kube._store(store)
+    secret = CREDENTIALS()
+    secret["metadata"]["name"] = f"creds-{tag}"
+    secret["metadata"]["namespace"] = namespace
+    kube._store(secret)
+
+
 def reconciler(kube: FakeKube) -> Reconciler:
     return Reconciler(cast(Kube, kube), ReconcileSettings())
 

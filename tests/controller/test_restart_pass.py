@@ -20,27 +20,11 @@ import pytest
 from dataward.controller.reconcile import Reconciler
 from dataward.render.names import names_for
 from tests.controller.test_cache import ListingKube, _caches, _cluster, _reconciler, _relist
-from tests.controller.test_reconcile import CREDENTIALS, KEY, T0, conditions
-from tests.model import samples
+from tests.controller.test_reconcile import KEY, T0, add_store, conditions
 
 NAMESPACE = KEY[0]
 OTHERS = ("store-a", "store-b", "store-c")
 Edit = Callable[[dict[str, Any]], None]
-
-
-def _add_store(kube: ListingKube, name: str) -> None:
-    store = copy.deepcopy(samples.STORE)
-    del store["metadata"]["uid"]
-    store["metadata"]["name"] = name
-    spec = store["spec"]
-    spec["workload"]["podSelector"] = {"matchLabels": {"app": f"db-{name}"}}
-    spec["network"]["allowFrom"] = [{"podSelector": {"matchLabels": {"app": f"api-{name}"}}}]
-    spec["database"]["credentialsSecret"] = f"creds-{name}"
-    spec["access"]["readers"] = [{"kind": "ServiceAccount", "name": f"api-{name}"}]
-    kube._store(store)
-    secret = CREDENTIALS()
-    secret["metadata"]["name"] = f"creds-{name}"
-    kube._store(secret)
 
 
 def _keys() -> list[tuple[str, str]]:
@@ -51,7 +35,7 @@ def _converged() -> tuple[ListingKube, Any, Reconciler]:
     """Four stores in one namespace, converged and reconciled once more (memos warm)."""
     kube = _cluster()
     for name in OTHERS:
-        _add_store(kube, name)
+        add_store(kube, name, NAMESPACE, name)
     caches = _caches(kube)
     _relist(caches)
     warm = _reconciler(kube, caches)

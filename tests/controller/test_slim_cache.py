@@ -24,7 +24,8 @@ from dataward.controller.kube import KubeError
 from dataward.controller.operator import CACHED_KINDS, SECRET_KINDS
 from dataward.controller.reconcile import KEY_RING_CACHE
 from dataward.render.names import names_for
-from tests.controller.test_cache import ListingKube, _caches, _cluster, _reconciler, _relist
+from tests.controller.test_cache import ListingKube, _cluster, _reconciler, _relist
+from tests.controller.test_compact_cache import _converged
 from tests.controller.test_reconcile import KEY, T0, conditions
 
 NAMES = names_for(KEY[1])
@@ -39,15 +40,6 @@ CHILDREN = (
     ("ServiceAccount", NAMES.purge),
 )
 DRIFT_IGNORES = ("resourceVersion", "uid", "generation", "creationTimestamp", "managedFields")
-
-
-def _converged() -> tuple[ListingKube, Caches]:
-    kube = _cluster()
-    caches = _caches(kube)
-    _relist(caches)
-    _reconciler(kube, caches).reconcile(KEY, now=T0)
-    _relist(caches)
-    return kube, caches
 
 
 def _leaves(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
