@@ -5,9 +5,16 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
-from dataward.checks.encryption import encryption_key_ready
-from dataward.checks.observed import KeyRingRecord, ObservedKeyRing
-from dataward.keys.ring import KeyRing, generate_ring, rotate, serialise
+from dataward.checks.encryption import encryption_key_ready, standing_withdrawals
+from dataward.checks.observed import KeyRingRecord, ObservedKeyRing, OwedWithdrawal
+from dataward.keys.ring import (
+    KeyRing,
+    add_bucket_keys,
+    fingerprint,
+    generate_ring,
+    rotate,
+    serialise,
+)
 from dataward.model.durations import Duration
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -116,3 +123,39 @@ def test_record_round_trips_through_status() -> None:
 def test_no_record_in_an_empty_status() -> None:
     assert KeyRingRecord.from_status(None) is None
     assert KeyRingRecord.from_status({"encryption": {}}) is None
+
+
+# --- withdrawals of key.shredded records, owed in status ---------------------------------------
+
+
+def test_an_owed_withdrawal_stands_while_its_key_is_in_the_ring() -> None:
+    ring = add_bucket_keys(RING, ("2025-07",), T0)
+    july = ring.bucket_key("2025-07")
+    assert july is not None
+    debt = OwedWithdrawal(july.id, "2025-07", fingerprint(july))
+    # No reason recorded (the operator stopped first): the hold's, the dry run's, else
+    # Interrupted; a reason recorded is kept.
+    assert standing_withdrawals([debt], ring, False, False)[0].reason == "Interrupted"
+    assert standing_withdrawals([debt], ring, True, False)[0].reason == "LegalHold"
+    assert standing_withdrawals([debt], ring, False, True)[0].reason == "DryRun"
+    known = dataclasses.replace(debt, reason="StoreChanged")
+    assert standing_withdrawals([known], ring, True, False) == (known,)
+    # The key left the ring, or another key has its id: the claim is true, nothing owed.
+    assert standing_withdrawals([debt], RING, False, False) == ()
+    other = dataclasses.replace(debt, fingerprint="0" * 16)
+    assert standing_withdrawals([other], ring, False, False) == ()
+
+
+def test_owed_withdrawals_survive_the_status_round_trip() -> None:
+    owed = (OwedWithdrawal(2, "2025-07", "9c1c4fc6bca59c01"),
+            OwedWithdrawal(3, "2025-08", "00ff00ff00ff00ff", "LegalHold"))  # fmt: skip
+    record = dataclasses.replace(RECORD, owed=owed)
+    status = {"encryption": record.to_status(None)}
+    assert status["encryption"]["owedWithdrawals"] == [
+        {"keyId": 2, "bucket": "2025-07", "fingerprint": "9c1c4fc6bca59c01"},
+        {"keyId": 3, "bucket": "2025-08", "fingerprint": "00ff00ff00ff00ff",
+         "reason": "LegalHold"},
+    ]  # fmt: skip
+    parsed = KeyRingRecord.from_status(status)
+    assert parsed is not None and parsed.owed == owed
+    assert "owedWithdrawals" not in RECORD.to_status(None)

@@ -483,3 +483,124 @@ def test_no_key_is_destroyed_while_a_withdrawal_of_its_claim_is_owed(kube: FakeK
     assert_evidence_matches_the_ring(kube, sink)
     kinds = [kind for kind, _ in sink.records if kind.startswith("key.shred")]
     assert kinds == ["key.shredded", "key.shred.cancelled", "key.shredded"]
+
+
+# --- what is owed survives a restart ----------------------------------------------------------
+
+
+class Crash(BaseException):
+    """The operator's process stops here (not an Exception: nothing in it catches this)."""
+
+
+def restarted(kube: FakeKube, sink: Sink) -> Reconciler:
+    """A fresh operator process: nothing of an earlier Reconciler's memory."""
+    return Reconciler(cast(Kube, kube), ReconcileSettings(evidence=sink))
+
+
+def shred_kinds(sink: Sink) -> list[str]:
+    return [kind for kind, _ in sink.records if kind.startswith("key.shred")]
+
+
+def test_a_withdrawal_owed_when_the_operator_restarts_is_still_written(kube: FakeKube) -> None:
+    """As above, but the operator restarts while the evidence database is down: the new
+    process still owes the withdrawal (says so, destroys nothing, not even once the hold is
+    lifted) and writes it once the log is back, before it records and destroys the key anew."""
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+
+    def hold_then_log_down() -> None:
+        set_hold(kube)
+        sink.fail = True
+
+    sink.after_shredded = hold_then_log_down
+    run(kube, sink, DUE)
+    sink.after_shredded = None
+    assert shred_kinds(sink) == ["key.shredded"]  # the claim stands, the key is there
+    # Restarted during the outage: still owed and said, while held ...
+    restarted(kube, sink).reconcile(KEY, now=DUE + timedelta(minutes=1))
+    assert "2025-07" in ring(kube).buckets
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingFailed")
+    (message,) = [c["message"] for c in status(kube)["conditions"]
+                  if c["type"] == "EncryptionKeyReady"]  # fmt: skip
+    assert "2025-07" in message
+    # ... and once the hold is lifted, still during the outage (and restarted again).
+    set_hold(kube, held=False)
+    restarted(kube, sink).reconcile(KEY, now=DUE + timedelta(minutes=2))
+    assert "2025-07" in ring(kube).buckets
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingFailed")
+    # The log is back: withdrawn first, then recorded anew and destroyed.
+    sink.fail = False
+    restarted(kube, sink).reconcile(KEY, now=DUE + timedelta(minutes=3))
+    assert shred_kinds(sink) == ["key.shredded", "key.shred.cancelled", "key.shredded"]
+    (cancelled,) = sink.of("key.shred.cancelled")
+    assert (cancelled["bucket"], cancelled["reason"]) == ("2025-07", "LegalHold")
+    assert "2025-07" not in ring(kube).buckets
+    assert_evidence_matches_the_ring(kube, sink)
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")
+    assert "owedWithdrawals" not in status(kube)["encryption"]
+    restarted(kube, sink).reconcile(KEY, now=DUE + timedelta(minutes=4))
+    assert len(shred_kinds(sink)) == 3  # settled: nothing written twice
+
+
+def test_a_crash_right_after_the_shredded_record_is_withdrawn_by_the_next_process(
+    kube: FakeKube,
+) -> None:
+    """The process stops between the key.shredded record and the status write that lists
+    it, and a hold is set before it comes back: the key stays, and the new process withdraws
+    the record it cannot know from memory."""
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+
+    def crash() -> None:
+        raise Crash
+
+    sink.after_shredded = crash
+    with pytest.raises(Crash):
+        run(kube, sink, DUE)
+    sink.after_shredded = None
+    set_hold(kube)
+    restarted(kube, sink).reconcile(KEY, now=DUE + timedelta(minutes=1))
+    assert "2025-07" in ring(kube).buckets
+    assert shred_kinds(sink) == ["key.shredded", "key.shred.cancelled"]
+    (cancelled,) = sink.of("key.shred.cancelled")
+    assert (cancelled["bucket"], cancelled["reason"]) == ("2025-07", "LegalHold")
+    assert_evidence_matches_the_ring(kube, sink)
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyShreddingHeld")
+    restarted(kube, sink).reconcile(KEY, now=DUE + timedelta(minutes=2))
+    assert len(shred_kinds(sink)) == 2
+    set_hold(kube, held=False)
+    restarted(kube, sink).reconcile(KEY, now=DUE + timedelta(minutes=3))
+    assert "2025-07" not in ring(kube).buckets
+    assert_evidence_matches_the_ring(kube, sink)
+
+
+def test_a_withdrawal_owed_that_the_cache_has_not_seen_yet_is_not_recorded_over(
+    kube: FakeKube,
+) -> None:
+    """One replica stops right after a key.shredded record; the next leader's cache does not
+    have that replica's last status write yet. It records nothing over the debt (the fresh
+    read before any record shows it); once its cache has it, it withdraws the record (why
+    the key stayed is not known: Interrupted), then records the destruction anew."""
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    stale = StaleCache(kube)  # the new leader's cache: from before the stop
+
+    def crash() -> None:
+        raise Crash
+
+    sink.after_shredded = crash
+    with pytest.raises(Crash):
+        run(kube, sink, DUE)
+    sink.after_shredded = None
+    settings = ReconcileSettings(evidence=sink)
+    Reconciler(cast(Kube, kube), settings, caches=cast(Any, stale)).reconcile(
+        KEY, now=DUE + timedelta(minutes=1)
+    )
+    assert "2025-07" in ring(kube).buckets and shred_kinds(sink) == ["key.shredded"]
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingFailed")
+    restarted(kube, sink).reconcile(KEY, now=DUE + timedelta(minutes=2))
+    assert shred_kinds(sink) == ["key.shredded", "key.shred.cancelled", "key.shredded"]
+    assert sink.of("key.shred.cancelled")[0]["reason"] == "Interrupted"
+    assert "2025-07" not in ring(kube).buckets
+    assert_evidence_matches_the_ring(kube, sink)
+    assert "owedWithdrawals" not in status(kube)["encryption"]

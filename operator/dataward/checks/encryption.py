@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 from typing import Literal
 
 from dataward.checks.conditions import ENCRYPTION_KEY_READY, Condition
-from dataward.checks.observed import KeyRingRecord, ObservedKeyRing
+from dataward.checks.observed import KeyRingRecord, ObservedKeyRing, OwedWithdrawal
 from dataward.keys.ring import KeyRing, fingerprint, format_time
 from dataward.model.durations import Duration
 
@@ -154,6 +155,38 @@ def _ids(ids: Iterable[int]) -> str:
 
 
 ShreddingBlocker = Literal["legal-hold", "dry-run", "no-evidence-log", "failed"]
+# The reason of a key.shred.cancelled record, by what kept the key.
+CANCEL_REASONS: dict[str, str] = {"legal-hold": "LegalHold", "dry-run": "DryRun"}
+# ... and of one owed by an operator that stopped before it knew why (before the status write
+# that lists the shredding, or before the one that records why the key stays).
+INTERRUPTED = "Interrupted"
+
+
+def standing_withdrawals(
+    owed: Iterable[OwedWithdrawal], ring: KeyRing, suspend: bool, dry_run: bool
+) -> tuple[OwedWithdrawal, ...]:
+    """The withdrawals status says are owed whose key is still in the ring (same id and
+    fingerprint), each with its reason. A key gone from the ring owes nothing: its
+    key.shredded record is true now."""
+    fingerprints = ring.fingerprints()
+    unknown = (
+        CANCEL_REASONS["legal-hold"] if suspend else CANCEL_REASONS["dry-run"] if dry_run
+        else INTERRUPTED
+    )  # fmt: skip
+    return tuple(
+        debt if debt.reason else replace(debt, reason=unknown)
+        for debt in owed
+        if fingerprints.get(debt.id) == debt.fingerprint
+    )
+
+
+def owed_problem(owed: Iterable[OwedWithdrawal]) -> str:
+    """Why no key is destroyed while withdrawals are owed (buckets only, never material)."""
+    buckets = ", ".join(sorted({debt.bucket for debt in owed}))
+    return (
+        f"the evidence log still says the key of bucket(s) {buckets} was destroyed: its "
+        "key.shred.cancelled record is not written yet"
+    )
 
 
 def key_shredding(

@@ -122,6 +122,28 @@ class ShreddedRecord:
 
 
 @dataclass(frozen=True)
+class OwedWithdrawal:
+    """A key.shredded record that may stand in the evidence log while its key is still in
+    the ring: withdrawn (key.shred.cancelled) unless status lists it in shreddedBuckets.
+
+    Written to status before the record is appended, so that a restart finds it."""
+
+    id: int
+    bucket: str
+    fingerprint: str
+    reason: str | None = None  # of the withdrawal, once the pass that owed it knew it
+
+    def to_status(self) -> dict[str, Any]:
+        """An entry of `status.encryption.owedWithdrawals`."""
+        return {
+            "keyId": self.id,
+            "bucket": self.bucket,
+            "fingerprint": self.fingerprint,
+            **({"reason": self.reason} if self.reason else {}),
+        }
+
+
+@dataclass(frozen=True)
 class KeyRingRecord:
     """`status.encryption`: the ring the operator last saw, by fingerprint."""
 
@@ -138,6 +160,9 @@ class KeyRingRecord:
     # Bucket keys recorded just before the operator adds them to the ring: a bucket key in the
     # ring that status lists neither here nor in `keys` was not added by the operator.
     pending_keys: tuple[KeyRecord, ...] = ()
+    # key.shredded records to withdraw (the evidence log refused, or was not yet asked for,
+    # their key.shred.cancelled record): no key of the store is destroyed meanwhile.
+    owed: tuple[OwedWithdrawal, ...] = ()
 
     @classmethod
     def from_ring(
@@ -147,8 +172,10 @@ class KeyRingRecord:
         last_rotation: datetime | None = None,
         pending: bool = False,
         shredded: tuple[ShreddedRecord, ...] = (),
+        owed: tuple[OwedWithdrawal, ...] = (),
     ) -> KeyRingRecord:
-        """The record of `ring` as status keeps it (`shredded`: as status recorded it)."""
+        """The record of `ring` as status keeps it (`shredded`, `owed`: as status recorded
+        them)."""
         return cls(
             pending=pending,
             secret_name=secret_name,
@@ -159,6 +186,7 @@ class KeyRingRecord:
             ),
             last_rotation=format_time(last_rotation) if last_rotation else None,
             shredded=shredded,
+            owed=owed,
         )
 
     def shredded_ids(self) -> set[int]:
@@ -189,6 +217,16 @@ class KeyRingRecord:
             for raw in encryption.get("shreddedBuckets") or ()
             if isinstance(raw, Mapping) and "keyId" in raw and "bucket" in raw
         )
+        owed = tuple(
+            OwedWithdrawal(
+                int(raw["keyId"]),
+                str(raw["bucket"]),
+                str(raw["fingerprint"]),
+                str(raw["reason"]) if raw.get("reason") else None,
+            )
+            for raw in encryption.get("owedWithdrawals") or ()
+            if isinstance(raw, Mapping) and {"keyId", "bucket", "fingerprint"} <= raw.keys()
+        )
         last = encryption.get("lastRotation")
         return cls(
             secret_name=str(encryption.get("keySecret", "")),
@@ -198,6 +236,7 @@ class KeyRingRecord:
             pending=encryption.get("pending") is True,
             shredded=shredded,
             pending_keys=pending_keys,
+            owed=owed,
         )
 
     def to_status(self, next_rotation: datetime | None) -> dict[str, Any]:
@@ -214,6 +253,8 @@ class KeyRingRecord:
             status["pendingKeys"] = [key.to_status() for key in self.pending_keys]
         if self.shredded:
             status["shreddedBuckets"] = [gone.to_status() for gone in self.shredded]
+        if self.owed:
+            status["owedWithdrawals"] = [debt.to_status() for debt in self.owed]
         if self.last_rotation:
             status["lastRotation"] = self.last_rotation
         if self.pending:

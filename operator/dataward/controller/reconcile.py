@@ -39,11 +39,14 @@ from dataward.checks.conditions import (
 )
 from dataward.checks.drift import needs_apply, replacement
 from dataward.checks.encryption import (
+    CANCEL_REASONS,
     ShreddingBlocker,
     encryption_key_ready,
     is_ours,
     key_shredding,
+    owed_problem,
     ring_changes,
+    standing_withdrawals,
 )
 from dataward.checks.network import network_isolated, workload_labels
 from dataward.checks.observed import (
@@ -54,6 +57,7 @@ from dataward.checks.observed import (
     ObservedKeyRing,
     ObservedObject,
     ObservedRole,
+    OwedWithdrawal,
     Presence,
     RbacSnapshot,
     ShreddedRecord,
@@ -209,11 +213,6 @@ class Reconciler:
         # the object.
         self._last_status: dict[tuple[str, str | None, str], tuple[str, bytes]] = {}
         self._dropped: set[str] = set()  # status fields an outdated CRD prunes (logged once)
-        # Per store: the key.shred.cancelled records the evidence log refused, by key id
-        # (bucket, reason, fingerprint). Until written, the log claims a key destroyed that
-        # is still in the ring: retried every pass, and no key of the store is destroyed
-        # meanwhile. Held in memory: a restart during the outage loses them (logged).
-        self._owed_withdrawals: dict[StoreKey, dict[int, tuple[str, str, str]]] = {}
         self.read: Kube | Caches = caches if caches is not None else kube
         self.settings = settings
         self.namespaces = namespaces
@@ -338,7 +337,6 @@ class Reconciler:
             with self._cache_lock:
                 self._parse_memo.pop(key, None)
                 self._last_status.pop(("PersonalDataStore", namespace, name), None)
-                self._owed_withdrawals.pop(key, None)
             return None
         if raw["metadata"].get("deletionTimestamp"):
             self._finish_deletion(raw, now)
@@ -1102,7 +1100,9 @@ class Reconciler:
         recorded = record
         # Every recorded key is intact; record the ring as it is now (a rotation whose status
         # write was lost is picked up here).
-        record = KeyRingRecord.from_ring(ring, secret_name, last_rotation, shredded=record.shredded)
+        record = KeyRingRecord.from_ring(
+            ring, secret_name, last_rotation, shredded=record.shredded, owed=record.owed
+        )
         buckets = (
             self._bucket_keys(store, snapshot.policy, secret, ring, recorded, record, now)
             if settled
@@ -1122,7 +1122,9 @@ class Reconciler:
             if rotated is not None:
                 ring = rotated
                 observed = ObservedKeyRing("present", ring)
-                record = KeyRingRecord.from_ring(ring, secret_name, now, shredded=record.shredded)
+                record = KeyRingRecord.from_ring(
+                    ring, secret_name, now, shredded=record.shredded, owed=record.owed
+                )
                 decision = rotation_decision(ring, now, max_age, now)
         return RingOutcome(
             observed, record, next_rotation=decision.next_rotation, buckets=buckets
@@ -1153,6 +1155,8 @@ class Reconciler:
         nothing is destroyed. A key.shredded record whose key then stays is withdrawn by a
         key.shred.cancelled record: when the shreddedBuckets write fails, and when a hold
         finds the shredding listed but the key still in the ring (its ring write failed).
+        What is owed is kept in status (owedWithdrawals, written before the key.shredded
+        record), so a restart finds it; no key of the store is destroyed until it is written.
         """
         unchanged = BucketOutcome(secret, ring, record)
         category = policy.category(store.category) if policy is not None else None
@@ -1178,16 +1182,13 @@ class Reconciler:
         )
         blocker: ShreddingBlocker | None = None
         problem = None
-        owed = self._settle_withdrawals(store, ring, record.secret_name)
+        owed = self._settle_withdrawals(store, ring, record)
         if owed:
             # The log still claims these keys destroyed: destroy nothing (a claim would date
             # a destruction before it happened) and withdraw nothing else until it is right.
-            due = tuple(sorted({*due, *owed}))
+            due = tuple(sorted({*due, *(debt.bucket for debt in owed)}))
             blocker = "failed"
-            problem = (
-                f"the evidence log still says the key of bucket(s) {', '.join(owed)} was "
-                "destroyed: its key.shred.cancelled record is not written yet"
-            )
+            problem = owed_problem(owed)
         elif due and store.purge.suspend:
             blocker = "legal-hold"
         elif due and store.purge.dry_run:
@@ -1200,18 +1201,21 @@ class Reconciler:
         if due and blocker is None:
             blocker, problem, version = self._hold_now(store)
         if due and blocker is None and version is not None:
-            shredded, problem = self._record_shredding(
+            shredded, owed, problem = self._record_shredding(
                 store, ring, record, due, now, (retention, statutory), version
             )
             decided = {gone.bucket for gone in shredded}
             shred = tuple(bucket for bucket in due if bucket in decided)
         elif blocker in _HELD:
-            shredded = self._withdraw_shredding(store, ring, record, due, blocker)
+            shredded, owed = self._withdraw_shredding(store, ring, record, due, blocker)
+        if owed and problem is None:
+            problem = owed_problem(owed)
         if problem is not None:
             blocker = "failed"
         record = KeyRingRecord.from_ring(
-            ring, record.secret_name, _parse_time(record.last_rotation), shredded=shredded
-        )
+            ring, record.secret_name, _parse_time(record.last_rotation), shredded=shredded,
+            owed=owed,
+        )  # fmt: skip
         # Held keys wait for a spec change (an event); others are retried soon.
         retry = now + UNSETTLED_RECHECK if due and blocker not in _HELD else plan.next_due
         if not shred and not plan.create:
@@ -1257,8 +1261,9 @@ class Reconciler:
             self._record(store, "key.created",
                          {**_key_evidence(new, record.secret_name, key.id), "bucket": bucket})
         record = KeyRingRecord.from_ring(
-            new, record.secret_name, _parse_time(record.last_rotation), shredded=shredded
-        )
+            new, record.secret_name, _parse_time(record.last_rotation), shredded=shredded,
+            owed=owed,
+        )  # fmt: skip
         left = tuple(bucket for bucket in due if bucket not in shred)
         if not left:
             blocker, retry = None, plan.next_due
@@ -1266,7 +1271,8 @@ class Reconciler:
 
     def _hold_now(self, store: Store) -> tuple[ShreddingBlocker | None, str | None, str | None]:
         """What keeps due keys now, read from the API, not the cache: the blocker, a problem
-        (the store could not be read), and the resourceVersion read (None: not read)."""
+        (the store could not be read, or owes a withdrawal the cache did not show), and the
+        resourceVersion read (None: nothing may be recorded)."""
         try:
             raw = self.kube.get("PersonalDataStore", store.namespace, store.name)
         except KubeError as error:
@@ -1282,6 +1288,11 @@ class Reconciler:
             return "legal-hold", None, version
         if fresh.purge.dry_run:
             return "dry-run", None, version
+        fresh_record = KeyRingRecord.from_status(raw.get("status"))
+        if fresh_record is not None and fresh_record.owed:
+            # Owed by a pass the cache has not caught up with (another replica's, before it
+            # stopped): settled from the cache's next copy, never recorded over.
+            return "failed", owed_problem(fresh_record.owed), None
         return None, None, version
 
     def _record_shredding(
@@ -1293,63 +1304,96 @@ class Reconciler:
         now: datetime,
         periods: tuple[Duration, Duration | None],
         version: str,
-    ) -> tuple[tuple[ShreddedRecord, ...], str | None]:
+    ) -> tuple[tuple[ShreddedRecord, ...], tuple[OwedWithdrawal, ...], str | None]:
         """Append key.shredded for each due key not yet recorded, then list them in status,
         provided the store is still at `version` (the read that found no hold).
 
-        Returns what status now records as shredded, and the problem that stopped it (the
-        keys whose evidence or status write failed are not in it, so they are not destroyed).
+        Each record is owed a withdrawal in status (`owedWithdrawals`) before it is appended,
+        and the write that lists it in shreddedBuckets drops the debt: an operator that stops
+        in between finds the debt at its next start.
+
+        Returns what status now records as shredded (the keys whose evidence or status write
+        failed are not in it, so they are not destroyed), the withdrawals still owed, and the
+        problem that stopped it.
         """
         sink = self.settings.evidence
         assert sink is not None
+        known = {gone.bucket for gone in record.shredded}
+        fingerprints = ring.fingerprints()
+        claims = tuple(
+            OwedWithdrawal(key.id, bucket, fingerprints[key.id])
+            for bucket in due
+            if bucket not in known  # else recorded by an earlier pass whose Secret write failed
+            and (key := ring.bucket_key(bucket)) is not None
+        )
+        if not claims:
+            return record.shredded, (), None
+        try:
+            answer = self._patch(
+                "PersonalDataStore", store.namespace, store.name,
+                {"metadata": {"resourceVersion": version}, "status": {"encryption": {
+                    "owedWithdrawals": [claim.to_status() for claim in claims]
+                }}},
+                subresource="status",
+            )  # fmt: skip
+        except KubeError as error:  # nothing recorded: nothing owed
+            if error.status == 409:
+                return record.shredded, (), "the store changed meanwhile (HTTP 409)"
+            return record.shredded, (), f"status write: HTTP {error.status}"
+        version = str(answer["metadata"]["resourceVersion"])
         shredded = list(record.shredded)
-        known = {gone.bucket for gone in shredded}
+        appended: list[OwedWithdrawal] = []
+        owed: tuple[OwedWithdrawal, ...] = ()
         problem = None
-        for bucket in due:
-            if bucket in known:
-                continue  # recorded by an earlier pass whose Secret write failed
-            key = ring.bucket_key(bucket)
-            assert key is not None
+        for claim in claims:
             payload = {
-                **_key_evidence(ring, record.secret_name, key.id),
-                "bucket": bucket,
+                **_key_evidence(ring, record.secret_name, claim.id),
+                "bucket": claim.bucket,
                 "reason": "BucketExpired",
-                "expired": expires_at(bucket, *periods),  # to the microsecond
+                "expired": expires_at(claim.bucket, *periods),  # to the microsecond
             }
             try:
                 sink.append("key.shredded", f"{store.namespace}/{store.name}", payload)
             except Exception as error:  # the evidence database down, a payload refused, ...
+                # It may have been committed all the same (a connection lost after COMMIT):
+                # withdrawn once the log is back, so that it never stands unless destroyed.
                 problem = f"evidence log: {type(error).__name__}"
+                owed = (replace(claim, reason="EvidenceWriteFailed"),)
                 log.warning("key.shredded for %s/%s not recorded (%s): nothing destroyed",
                             store.namespace, store.name, type(error).__name__)  # fmt: skip
                 break
-            shredded.append(ShreddedRecord(key.id, bucket, format_time(now)))
-        if len(shredded) == len(record.shredded):
-            return record.shredded, problem
+            appended.append(claim)
+            shredded.append(ShreddedRecord(claim.id, claim.bucket, format_time(now)))
+        if not appended:
+            self._write_owed(store, claims, owed)
+            return record.shredded, owed, problem
         try:
             self._patch(
                 "PersonalDataStore",
                 store.namespace,
                 store.name,
                 {"metadata": {"resourceVersion": version}, "status": {"encryption": {
-                    "shreddedBuckets": [gone.to_status() for gone in shredded]
+                    "shreddedBuckets": [gone.to_status() for gone in shredded],
+                    "owedWithdrawals": [debt.to_status() for debt in owed] or None,
                 }}},
                 subresource="status",
             )  # fmt: skip
         except KubeError as error:
             # Not listed, so not destroyed: what this pass recorded is withdrawn (a later
             # pass records it again before it destroys the key).
-            appended = tuple(gone.bucket for gone in shredded[len(record.shredded) :])
             if error.status == 409:
                 log.warning("%s/%s changed while its keys were shredded: nothing destroyed",
                             store.namespace, store.name)  # fmt: skip
                 hold = self._hold_now(store)[0]
                 reason = CANCEL_REASONS.get(hold or "", "StoreChanged")
-                self._cancel_shredding(store, ring, record.secret_name, appended, reason)
-                return record.shredded, "the store changed meanwhile (HTTP 409)"
-            self._cancel_shredding(store, ring, record.secret_name, appended, "StatusWriteFailed")
-            return record.shredded, f"status write: HTTP {error.status}"
-        return tuple(shredded), problem
+                problem = "the store changed meanwhile (HTTP 409)"
+            else:
+                reason, problem = "StatusWriteFailed", f"status write: HTTP {error.status}"
+            debts = tuple(replace(claim, reason=reason) for claim in appended) + owed
+            owed = self._cancel_shredding(store, ring, record.secret_name, debts)
+            self._write_owed(store, claims, owed)
+            return record.shredded, owed, problem
+        return tuple(shredded), owed, problem
 
     def _ring_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The key ring Secret, from the rings' cache while it is watched (KubeError while it
@@ -1374,89 +1418,105 @@ class Reconciler:
         record: KeyRingRecord,
         due: tuple[str, ...],
         blocker: ShreddingBlocker,
-    ) -> tuple[ShreddedRecord, ...]:
+    ) -> tuple[tuple[ShreddedRecord, ...], tuple[OwedWithdrawal, ...]]:
         """Withdraw the shreddings status lists whose keys a hold (or a dry run) now keeps
-        in the ring: unlisted first, then a key.shred.cancelled record each, so a key never
-        leaves the ring on a withdrawn record. Returns what status still lists.
-
-        Should the record fail after the status write, the evidence log keeps a claim the
-        ring contradicts (logged); the reverse order could destroy a key whose record was
-        withdrawn, once the hold is lifted."""
-        withdrawn = tuple(gone.bucket for gone in record.shredded if gone.bucket in due)
+        in the ring: unlisted and owed a withdrawal in one status write first, then a
+        key.shred.cancelled record each, so a key never leaves the ring on a withdrawn record
+        and a withdrawal the log refuses (or an operator stopping right then) is still owed
+        at the next pass. Returns what status still lists, and the withdrawals now owed
+        (called only when none was owed before)."""
+        withdrawn = tuple(gone for gone in record.shredded if gone.bucket in due)
         if not withdrawn or self.settings.evidence is None:
-            return record.shredded
-        kept = tuple(gone for gone in record.shredded if gone.bucket not in withdrawn)
+            return record.shredded, ()
+        fingerprints = ring.fingerprints()
+        debts = tuple(
+            OwedWithdrawal(gone.id, gone.bucket, fingerprints[gone.id], CANCEL_REASONS[blocker])
+            for gone in withdrawn
+            if gone.id in fingerprints
+        )
+        kept = tuple(gone for gone in record.shredded if gone not in withdrawn)
         try:
             self._patch(
                 "PersonalDataStore", store.namespace, store.name,
                 {"status": {"encryption": {
-                    "shreddedBuckets": [gone.to_status() for gone in kept] or None
+                    "shreddedBuckets": [gone.to_status() for gone in kept] or None,
+                    "owedWithdrawals": [debt.to_status() for debt in debts] or None,
                 }}},
                 subresource="status",
             )  # fmt: skip
         except KubeError as error:
             log.warning("withdraw the shredding of %s/%s: status write HTTP %s", store.namespace,
                         store.name, error.status)  # fmt: skip
-            return record.shredded  # still listed, still held: the next pass tries again
-        self._cancel_shredding(
-            store, ring, record.secret_name, withdrawn, CANCEL_REASONS[blocker]
-        )
-        return kept
+            return record.shredded, ()  # still listed, still held: tried again
+        owed = self._cancel_shredding(store, ring, record.secret_name, debts)
+        self._write_owed(store, debts, owed)
+        return kept, owed
 
     def _cancel_shredding(
         self,
         store: Store,
         ring: KeyRing,
         secret_name: str,
-        buckets: tuple[str, ...],
-        reason: str,
-    ) -> None:
-        """Append key.shred.cancelled for each of `buckets`, whose key.shredded record stands
-        but whose key stays in the ring."""
+        debts: tuple[OwedWithdrawal, ...],
+    ) -> tuple[OwedWithdrawal, ...]:
+        """Append key.shred.cancelled for each of `debts` (key.shredded records that stand
+        while their keys stay in the ring); returns those the evidence log refused."""
         sink = self.settings.evidence
         assert sink is not None
-        for bucket in buckets:
-            key = ring.bucket_key(bucket)
-            assert key is not None
+        left = []
+        for debt in debts:
+            assert debt.reason is not None  # standing_withdrawals gives every debt one
             payload = {
-                **_key_evidence(ring, secret_name, key.id),
-                "bucket": bucket,
-                "reason": reason,
+                **_key_evidence(ring, secret_name, debt.id),
+                "bucket": debt.bucket,
+                "reason": debt.reason,
             }
-            owed = self._owed_withdrawals.setdefault((store.namespace, store.name), {})
             try:
                 sink.append("key.shred.cancelled", f"{store.namespace}/{store.name}", payload)
             except Exception as error:  # the evidence database down, ...
-                owed[key.id] = (bucket, reason, payload["fingerprint"])
+                left.append(debt)
                 log.error(
                     "key.shred.cancelled for %s/%s not recorded (%s): the evidence log says "
-                    "the key of bucket %s was destroyed, but it is kept; retried every pass "
-                    "(lost if the operator restarts first)",
-                    store.namespace, store.name, type(error).__name__, bucket,
+                    "the key of bucket %s was destroyed, but it is kept; owed in status "
+                    "(owedWithdrawals) and retried every pass",
+                    store.namespace, store.name, type(error).__name__, debt.bucket,
                 )  # fmt: skip
-            else:
-                owed.pop(key.id, None)
-            if not owed:
-                self._owed_withdrawals.pop((store.namespace, store.name), None)
+        return tuple(left)
 
-    def _settle_withdrawals(self, store: Store, ring: KeyRing, secret_name: str) -> list[str]:
-        """Write the key.shred.cancelled records the evidence log refused before; the buckets
-        whose record is still owed. A key no longer in the ring (same id and fingerprint) owes
-        nothing: the claim is true now."""
-        owed = self._owed_withdrawals.get((store.namespace, store.name))
-        if not owed:
-            return []
-        fingerprints = ring.fingerprints()
-        for key_id, (bucket, reason, fingerprint) in list(owed.items()):
-            if fingerprints.get(key_id) != fingerprint:
-                owed.pop(key_id)
-                if not owed:
-                    self._owed_withdrawals.pop((store.namespace, store.name), None)
-                continue
-            if self.settings.evidence is not None:
-                self._cancel_shredding(store, ring, secret_name, (bucket,), reason)
-        left = self._owed_withdrawals.get((store.namespace, store.name)) or {}
-        return sorted(bucket for bucket, _, _ in left.values())
+    def _write_owed(
+        self,
+        store: Store,
+        written: tuple[OwedWithdrawal, ...],
+        owed: tuple[OwedWithdrawal, ...],
+    ) -> None:
+        """Bring status.encryption.owedWithdrawals from `written` (what status holds) to
+        `owed`. A failed write leaves a debt already paid: written twice, never lost."""
+        if owed == written:
+            return
+        try:
+            self._patch(
+                "PersonalDataStore", store.namespace, store.name,
+                {"status": {"encryption": {
+                    "owedWithdrawals": [debt.to_status() for debt in owed] or None
+                }}},
+                subresource="status",
+            )  # fmt: skip
+        except KubeError as error:
+            log.warning("owed withdrawals of %s/%s: status write HTTP %s", store.namespace,
+                        store.name, error.status)  # fmt: skip
+
+    def _settle_withdrawals(
+        self, store: Store, ring: KeyRing, record: KeyRingRecord
+    ) -> tuple[OwedWithdrawal, ...]:
+        """Write the key.shred.cancelled records status says are owed (a refused one, or one
+        an operator stopped before); returns those still owed."""
+        standing = standing_withdrawals(record.owed, ring, store.purge.suspend, store.purge.dry_run)
+        if standing and self.settings.evidence is not None:
+            owed = self._cancel_shredding(store, ring, record.secret_name, standing)
+        else:
+            owed = standing
+        self._write_owed(store, record.owed, owed)
+        return owed
 
     def _fresh_record(self, store: Store, record: KeyRingRecord | None) -> KeyRingRecord | None:
         """The store's ring record read from the API, not the cache (KubeError when unread)."""
@@ -1740,8 +1800,6 @@ class Reconciler:
 _HELD = ("legal-hold", "dry-run")  # what keeps due bucket keys on purpose
 # The cache of the operator's key rings (controller/operator.py SECRET_KINDS).
 KEY_RING_CACHE = "KeyRing"
-# The reason of a key.shred.cancelled record, by what kept the key.
-CANCEL_REASONS: dict[str, str] = {"legal-hold": "LegalHold", "dry-run": "DryRun"}
 UNSETTLED_RECHECK = timedelta(seconds=60)  # how soon a store not Ready is looked at again
 STUCK_GRACE = 600  # seconds past a run's deadline before it is called stuck
 MISSED_GRACE = 300  # seconds past a run's starting deadline before it is called missed
