@@ -320,8 +320,9 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "KeyShreddingFailed",
         "False",
         "Crypto-shredding: every record of one or more time buckets has expired, but recording "
-        "the destruction (evidence log, store status) or writing the key ring failed; nothing "
-        "unrecorded was destroyed.",
+        "the destruction (evidence log, store status) or writing the key ring failed, or the "
+        "withdrawal of an earlier key.shredded record is still owed "
+        "(status.encryption.owedWithdrawals); nothing unrecorded was destroyed.",
         f"{_RETRIES} If it persists, check the evidence database and the operator's log.",
     ),
     _store(

@@ -177,8 +177,9 @@ SHAPES: dict[str, Shape] = {
         frozenset({"secret", "keyId", "reason"}),
     ),
     # A key.shredded record withdrawn: the key stayed in the ring (a legal hold or a dry run
-    # set between the record and the act, or the store's status could not list it). A later
-    # key.shredded record of the same key, if any, is the one that took effect.
+    # set between the record and the act, the store's status could not list it, the operator
+    # stopped in between, or the record's own append failed and may have been committed). A
+    # later key.shredded record of the same key, if any, is the one that took effect.
     "key.shred.cancelled": Shape(
         {**KEY_FIELDS, "reason": REASON},
         frozenset({"secret", "keyId", "reason"}),
