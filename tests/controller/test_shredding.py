@@ -604,3 +604,22 @@ def test_a_withdrawal_owed_that_the_cache_has_not_seen_yet_is_not_recorded_over(
     assert "2025-07" not in ring(kube).buckets
     assert_evidence_matches_the_ring(kube, sink)
     assert "owedWithdrawals" not in status(kube)["encryption"]
+
+
+def test_a_shredded_record_whose_append_failed_is_withdrawn_before_it_is_made_again(
+    kube: FakeKube,
+) -> None:
+    """An append that raised may have been committed (a connection lost after COMMIT): the
+    operator owes its withdrawal, across a restart, and writes it before the record anew."""
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    sink.fail = True
+    run(kube, sink, DUE)
+    (owed,) = status(kube)["encryption"]["owedWithdrawals"]
+    assert (owed["bucket"], owed["reason"]) == ("2025-07", "EvidenceWriteFailed")
+    sink.fail = False
+    restarted(kube, sink).reconcile(KEY, now=DUE + timedelta(minutes=1))
+    assert shred_kinds(sink) == ["key.shred.cancelled", "key.shredded"]
+    assert sink.of("key.shred.cancelled")[0]["reason"] == "EvidenceWriteFailed"
+    assert "2025-07" not in ring(kube).buckets
+    assert "owedWithdrawals" not in status(kube)["encryption"]
