@@ -623,3 +623,26 @@ def test_a_shredded_record_whose_append_failed_is_withdrawn_before_it_is_made_ag
     assert sink.of("key.shred.cancelled")[0]["reason"] == "EvidenceWriteFailed"
     assert "2025-07" not in ring(kube).buckets
     assert "owedWithdrawals" not in status(kube)["encryption"]
+
+
+def test_an_outdated_crd_that_drops_the_debt_stops_the_shredding(kube: FakeKube) -> None:
+    """Helm never upgrades CRDs: an older one prunes owedWithdrawals, so a debt would be held
+    nowhere. Nothing is recorded or destroyed, and the condition says why."""
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    real_patch = kube.merge_patch
+
+    def pruning_patch(kind: str, namespace: str | None, name: str,
+                      patch: Mapping[str, Any], subresource: str | None = None) -> Any:
+        answer = real_patch(kind, namespace, name, patch, subresource=subresource)
+        answer.get("status", {}).get("encryption", {}).pop("owedWithdrawals", None)
+        kube.objects[(kind, namespace, name)] = answer
+        return answer
+
+    kube.merge_patch = pruning_patch  # type: ignore[method-assign]
+    run(kube, sink, DUE)
+    assert "2025-07" in ring(kube).buckets and shred_kinds(sink) == []
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingFailed")
+    (message,) = [c["message"] for c in status(kube)["conditions"]
+                  if c["type"] == "EncryptionKeyReady"]  # fmt: skip
+    assert "CRD is older" in message

@@ -1340,6 +1340,14 @@ class Reconciler:
             if error.status == 409:
                 return record.shredded, (), "the store changed meanwhile (HTTP 409)"
             return record.shredded, (), f"status write: HTTP {error.status}"
+        kept = ((answer.get("status") or {}).get("encryption") or {}).get("owedWithdrawals")
+        if not kept:
+            # An installed CRD older than this operator prunes the field (Helm never upgrades
+            # CRDs): the debt would be held nowhere, so nothing is recorded or destroyed.
+            log.error("the installed PersonalDataStore CRD drops status.encryption."
+                      "owedWithdrawals: no key is shredded until this version's CRDs are "
+                      "applied (crds/, or the chart's crds/)")  # fmt: skip
+            return record.shredded, (), "the installed CRD is older than the operator"
         version = str(answer["metadata"]["resourceVersion"])
         shredded = list(record.shredded)
         appended: list[OwedWithdrawal] = []
