@@ -1,7 +1,21 @@
 """The startup line a restart is timed by: said once, when the last store served at start
 is done."""
 
-from dataward.controller.queue import FirstPass
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import pytest
+
+from dataward.controller import operator as operator_module
+from dataward.controller.cache import CachedKind
+from dataward.controller.kube import Kube
+from dataward.controller.operator import OperatorSettings, run_operator
+from dataward.controller.queue import RE_VERIFIED, FirstPass
+from dataward.controller.reconcile import Outcome
 
 
 def test_said_once_when_the_last_store_served_at_start_is_reconciled() -> None:
@@ -29,3 +43,110 @@ def test_reconciles_before_the_caches_listed_do_not_count() -> None:
     assert first.done(("a", "one"), now=0.5) is None
     first.begin([("a", "one")], now=1.0)
     assert first.done(("a", "one"), now=3.0) is not None
+
+
+class _ListingCaches:
+    """Caches whose first lists end one kind after another (the stores' first), each saying
+    so through `on_health` as the informers do; every read is served once all have listed."""
+
+    def __init__(self, kube: object, kinds: tuple[CachedKind, ...], namespaces: object,
+                 relist: object, on_event: object,
+                 on_health: Callable[[str, str | None], None]) -> None:  # fmt: skip
+        self.kinds = [spec.kind for spec in kinds]
+        self.on_health = on_health
+        self.done = 0
+        self.started = False
+
+    def drop(self, kind: str) -> None:
+        self.kinds.remove(kind)
+
+    def start(self) -> None:
+        self.started = True
+        threading.Thread(target=self._list, daemon=True).start()
+
+    def _list(self) -> None:
+        for index, kind in enumerate(self.kinds):
+            time.sleep(0.05)  # the next cache's LIST takes a while
+            self.done = index + 1
+            self.on_health(kind, None)
+
+    def listed(self) -> bool:
+        return self.done == len(self.kinds)
+
+    def stop(self) -> None:
+        pass
+
+
+STORES = [("shop", f"store-{i}") for i in range(12)]
+
+
+class _Reconciler:
+    reconciled: ClassVar[list[tuple[str, str]]] = []
+
+    def __init__(self, kube: object, *_: object) -> None:
+        self.kube = kube
+
+    def all_stores(self) -> list[tuple[str, str]]:
+        return list(STORES)
+
+    def stores_in(self, namespace: str) -> list[tuple[str, str]]:
+        return [key for key in STORES if key[0] == namespace]
+
+    def all_policies(self) -> list[str]:
+        return []
+
+    def reconcile_logged(self, key: tuple[str, str]) -> Outcome:
+        _Reconciler.reconciled.append(key)
+        return Outcome(ok=True)
+
+
+class _Requests:
+    def __init__(self, *_: object) -> None:
+        pass
+
+    def all_requests(self) -> list[tuple[str, str]]:
+        return []
+
+
+def test_a_restart_reconciles_each_store_once_however_many_caches_list_after_the_stores(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Each cache's first list ending queued every store again: a store a worker had already
+    # taken (waiting for the rest of the caches) was then reconciled twice, and with a
+    # reconcile before the pass began, its first one did not count either.
+    async def kopf_operator(*, stop_flag: asyncio.Event, **_: Any) -> None:
+        await stop_flag.wait()
+
+    def served(self: Kube, group_version: str) -> set[str]:
+        return {*operator_module.CRD_PLURALS, operator_module.REQUEST_PLURAL}
+
+    monkeypatch.setattr(operator_module.kopf, "operator", kopf_operator)
+    monkeypatch.setattr(operator_module, "load_api_client", lambda *_, **__: object())
+    monkeypatch.setattr(operator_module, "Caches", _ListingCaches)
+    monkeypatch.setattr(operator_module, "Reconciler", _Reconciler)
+    monkeypatch.setattr(operator_module, "SubjectRequests", _Requests)
+    monkeypatch.setattr(Kube, "served", served, raising=False)
+    _Reconciler.reconciled.clear()
+    settings = OperatorSettings(resync_seconds=3600, metrics_port=None, workers=4)
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: asyncio.run(run_operator(settings, stop)), daemon=True)
+    caplog.set_level(logging.INFO, logger="dataward.operator")
+    thread.start()
+    try:
+        assert _until(lambda: RE_VERIFIED in caplog.text), "no first pass done"
+        time.sleep(0.3)  # any reconcile queued twice would have run by now
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert sorted(_Reconciler.reconciled) == sorted(STORES)
+    assert f"every store served at start re-verified ({len(STORES)})" in caplog.text
+
+
+def _until(predicate: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()

@@ -253,3 +253,52 @@ def test_an_edited_store_is_judged_by_its_new_spec_by_a_warm_and_a_restarted_rec
         _store_edit(kube, caches, "store-a", lambda s: s["spec"].update(retention="180d"))
         reconciler.reconcile((NAMESPACE, "store-a"), now=T0 + timedelta(minutes=minutes))
         assert _compliance(kube, "store-a") == ("True", "Compliant")
+
+
+def test_workers_starting_at_once_on_a_restarted_reconciler_build_the_namespace_view_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A restart starts every worker at once on a fresh reconciler: each reconcile needs the
+    # namespace's view (every store parsed and rendered, O(n)). Built by each worker that
+    # found none, it cost the first pass four such builds (and four RBAC declarations, one
+    # per distinct view). The workers that come second wait for the first one's view.
+    import threading
+
+    from dataward.controller import reconcile as reconcile_module
+
+    kube, caches, _ = _converged()
+    fresh = _reconciler(kube, caches)
+    keys = _keys()
+    # Every worker that builds a view waits here for the others (a short while): so, on the
+    # old code, all of them are inside a build at once, as on a loaded machine.
+    arrived = threading.Barrier(len(keys), timeout=0.5)
+    builds: list[int] = []
+    original = reconcile_module.NamespaceStores.of.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: Any, stores: Any, previous: Any = None) -> Any:
+        builds.append(len(stores))
+        try:
+            arrived.wait()
+        except threading.BrokenBarrierError:
+            pass  # alone in a build: the others wait for its view
+        return original(cls, stores, previous)
+
+    monkeypatch.setattr(reconcile_module.NamespaceStores, "of", classmethod(counted))
+    kube.calls.clear()
+    errors: list[BaseException] = []
+
+    def work(key: tuple[str, str]) -> None:
+        try:
+            fresh.reconcile(key, now=T0 + timedelta(minutes=2))
+        except BaseException as error:  # reported by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(key,)) for key in keys]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert builds == [len(keys)], builds
+    assert kube.writes() == []
+    assert conditions(kube)["Ready"] == ("True", "AllControlsInForce")

@@ -235,17 +235,19 @@ async def _resync(
     queue: WorkQueue,
     policies: WorkQueue | None,
     reconciler: Reconciler,
-    caches: Caches,
+    listed: asyncio.Event,
+    began: asyncio.Event,
     every: float,
     serving: asyncio.Event,
     first_pass: FirstPass,
 ) -> None:
-    """Once the caches have listed, queue every store; then again every `every` seconds.
+    """Once the caches have listed (`listed`), queue every store; then again every `every`
+    seconds. Behind every event (the periodic lane), and from the caches: no LIST.
 
-    Behind every event (the periodic lane), and from the caches: no LIST.
+    The first time, the first pass begins before `began` lets any reconcile start: each store
+    it waits for is reconciled after it, not once before (which would not count) and again.
     """
-    while not caches.listed():
-        await asyncio.sleep(0.1)
+    await listed.wait()
     # What the caches' first lists made is most of what the process will ever hold, and
     # none of it forms cycles (reference counting frees what is replaced): frozen, the
     # first pass's collections need not scan it (a full one cost ~0.3 ms a store).
@@ -260,6 +262,7 @@ async def _resync(
             keys, names = [], []
         else:
             first_pass.begin(keys, time.monotonic())
+        began.set()
         for key in keys:
             queue.add_periodic(key)
         if policies is not None:
@@ -458,6 +461,10 @@ async def run_operator(
     loop.set_default_executor(ThreadPoolExecutor(settings.workers + EXECUTOR_SPARE))
     queue = WorkQueue()
     first_pass = FirstPass()  # loop only
+    # Every cache has listed once (set from `on_health`, on an informer's thread); then the
+    # first pass has begun (`_resync`), and reconciles may start.
+    listed = asyncio.Event()
+    began = asyncio.Event()
     policies = WorkQueue()  # keys ("", policy name): cluster-scoped
     requests = WorkQueue()  # DataSubjectRequests (namespace, name)
     holder: list[Reconciler] = []
@@ -504,6 +511,13 @@ async def run_operator(
         # A cache became synced or failed: the verdicts that read it may change.
         if not holder:
             return
+        if not began.is_set():
+            # Nothing is reconciled before the first pass, which queues every store: queueing
+            # them all again as each of the caches' first lists ends was 1,000 keys a cache
+            # handed to the loop while the others were still listing.
+            if caches.listed() and not loop.is_closed():
+                loop.call_soon_threadsafe(listed.set)
+            return
         try:
             keys = holder[0].stores_in(namespace) if namespace else holder[0].all_stores()
         except KubeError:
@@ -538,9 +552,7 @@ async def run_operator(
 
     async def ready() -> None:
         await serving.wait()
-        while not caches.listed():  # a reconcile before the first lists would read nothing
-            await asyncio.sleep(0.1)
-
+        await began.wait()  # a reconcile before the first lists would read nothing
 
     async def handle(key: StoreKey) -> bool:
         await ready()
@@ -570,8 +582,7 @@ async def run_operator(
         return outcome.ok
 
     async def resync_requests() -> None:
-        while not caches.listed():
-            await asyncio.sleep(0.1)
+        await listed.wait()
         while True:
             await serving.wait()
             try:
@@ -629,7 +640,8 @@ async def run_operator(
                 queue,
                 policies if settings.policy_status else None,
                 reconciler,
-                caches,
+                listed,
+                began,
                 settings.resync_seconds,
                 serving,
                 first_pass,

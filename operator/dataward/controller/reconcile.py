@@ -225,6 +225,7 @@ class Reconciler:
             tuple[str, str], tuple[tuple[object, object], bytes, Store | None]
         ] = {}
         self._ns_memo: dict[str, tuple[tuple[int, bool], NamespaceStores]] = {}
+        self._ns_building: dict[str, threading.Lock] = {}  # per namespace (`_namespace`)
         # PrivacyPolicy name -> its cached object, parsed (`_policy_in_force`). Per policy.
         self._policy_memo: dict[str, PolicyMemo] = {}
         # Per namespace, updated per changed object (issue 11; controller/incremental.py).
@@ -588,6 +589,15 @@ class Reconciler:
         the cache journal names are parsed again, and the view stays while each parses to
         the same Store object (`_parsed` keeps it across status writes). KubeError: unreadable.
         """
+        # One build at a time per namespace: the workers a restart starts at once on a new
+        # reconciler all need the view; those that come second wait for the first one's.
+        with self._cache_lock:
+            building = self._ns_building.setdefault(namespace, threading.Lock())
+        with building:
+            return self._namespace_view(namespace)
+
+    def _namespace_view(self, namespace: str) -> NamespaceStores:
+        """`_namespace`, under the namespace's build lock."""
         version: tuple[int, bool] | None = None
         if self.caches is not None:
             version = self.caches.generation("PersonalDataStore", namespace)

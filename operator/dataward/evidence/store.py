@@ -26,7 +26,6 @@ from dataward.evidence.chain import Head
 from dataward.evidence.errors import EvidenceError
 from dataward.evidence.records import GENESIS_HASH, Record, canonical_json, parse_payload
 from dataward.model.store import Database
-from dataward.purge import mysql, postgres
 from dataward.purge.credentials import Credentials, Timeouts
 from dataward.purge.errors import PurgeError
 from dataward.purge.sql import Session, TableName
@@ -48,7 +47,13 @@ def connect(
     timeouts: Timeouts = TIMEOUTS,
     ca_file: Path | None = None,
 ) -> Session:
-    """A session on the evidence database (the purge's drivers, role `evidence`)."""
+    """A session on the evidence database (the purge's drivers, role `evidence`).
+
+    The drivers are imported here, on the first connection: `dataward run` imports this
+    module, and psycopg alone took about 0.2 s of every operator start (issue 11's restart).
+    """
+    from dataward.purge import mysql, postgres
+
     try:
         if database.engine == "postgresql":
             return postgres.connect(database, credentials, ROLE, timeouts)

@@ -1,0 +1,258 @@
+"""A restart with nothing changed, alone and again: where its wall time goes, and A/B of trees.
+
+    PYTHONPATH=$PWD/operator:$PWD python3 -u -m bench.restart_bench --stores 1000 \\
+        --tree /work/main --tree $PWD --rounds 3 [--trace DIR]
+    (--tree $PWD,MALLOC_ARENA_MAX=2: that tree's operator with that environment)
+
+One control plane (e2e/harness.py); N stores in one namespace `bench` (bench/reconcile_bench.py's
+stores and credentials), converged by the first tree's operator, which is then stopped once
+idle. Then, for each round and each `--tree` in turn (a checkout: its operator/ first on the
+operator's PYTHONPATH): the cold LIST of the same objects (reconcile_bench.cold_list), the
+operator started again with nothing changed, and timed until it logs "first pass done" (from
+process start, from the Lease), its requests until it is idle (expected: 0 mutating, no GET
+of a Secret or of any named object but the Lease), its CPU seconds and resident set when the
+pass is done; then it is stopped. `--trace DIR`: the operator runs under
+bench/restart_trace.py and each restart's timeline is summarised (imports, Lease, each cache's
+LIST, the first pass: reconciles, their thread CPU, garbage collections) and kept as
+DIR/<round>-<tree>.json. Every line carries the load average (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.reconcile_bench import (
+    REPO,
+    USER,
+    AuditTail,
+    Operator,
+    ReadyWatch,
+    Tally,
+    apply_timeout,
+    cold_list,
+    cpu_seconds,
+    create_all,
+    credentials,
+    free_port,
+    load,
+    peak_rss_mib,
+    stores,
+    wait_idle,
+)
+from dataward.controller.kube import Kube, load_api_client
+from dataward.controller.queue import RE_VERIFIED
+from e2e.harness import ControlPlane, wait_for
+
+NAMESPACE = "bench"
+
+
+def summarise(trace: dict[str, Any], spawned: float) -> list[str]:
+    """The restart's timeline, phase by phase, from a restart_trace JSON."""
+    marks, cpu = trace["marks"], trace["cpu"]
+
+    def at(name: str) -> float:
+        return float(marks.get(name, float("nan")))
+
+    lines = [
+        f"  interpreter start -> tracer: {at('main') - spawned:.2f} s; imports "
+        f"{at('imported') - at('main'):.2f} s (CPU {cpu.get('imported', 0):.2f}); then "
+        f"{at('acquire') - at('imported'):.2f} s to the Lease request, "
+        f"{at('lease') - at('acquire'):.2f} s for it",
+        f"  Lease -> caches started: {at('caches_start') - at('lease'):.2f} s",
+    ]
+    lists = trace["lists"]
+    if lists:
+        first = min(e["began"] for e in lists)
+        last = max(e.get("stored", e["listed"]) for e in lists)
+        lines.append(f"  caches: first LIST at +{first - at('caches_start'):.2f} s, all stored "
+                     f"{last - at('caches_start'):.2f} s after the start; thread CPU "
+                     f"{sum(e.get('cpu_all', e['cpu']) for e in lists):.2f} s in all; process "
+                     f"CPU from the Lease to the pass's start "
+                     f"{cpu.get('first_pass_begin', 0) - cpu.get('lease', 0):.2f} s")
+        for entry in sorted(lists, key=lambda e: -(e.get("stored", e["listed"]) - e["began"])):
+            if entry["objects"] < 50:
+                continue
+            lines.append(f"    {entry['where']}: {entry['objects']} objects, "
+                         f"{entry.get('stored', entry['listed']) - entry['began']:.2f} s wall "
+                         f"(+{entry['began'] - at('caches_start'):.2f} s .. "
+                         f"+{entry.get('stored', entry['listed']) - at('caches_start'):.2f}), "
+                         f"thread CPU {entry.get('cpu_all', entry['cpu']):.2f} s")
+        lines.append(f"  last cache stored -> the pass begins: "
+                     f"{at('first_pass_begin') - last:.2f} s")
+    began, done = at("first_pass_begin"), at("first_pass_done")
+    recs = trace["reconciles"]
+    window = [r for r in recs if r[3] <= done + 1e-6]
+    before = [r for r in window if r[2] < began]
+    keys = [r[1] for r in window]
+    if window:
+        busy = sum(r[3] - r[2] for r in window)
+        thread_cpu = sum(r[4] for r in window)
+        starts = sorted(r[2] for r in window)
+        lines.append(
+            f"  first pass: {done - began:.2f} s wall; {len(window)} reconciles of "
+            f"{len(set(keys))} stores ({len(window) - len(set(keys))} repeated, {len(before)} "
+            f"started before the pass began); first at +{starts[0] - began:.2f} s; "
+            f"reconcile wall {busy:.2f} s in all ({1000 * busy / len(window):.1f} ms each, "
+            f"median {1000 * statistics.median(r[3] - r[2] for r in window):.1f}), thread CPU "
+            f"{thread_cpu:.2f} s ({1000 * thread_cpu / len(window):.2f} ms each); process CPU "
+            f"{cpu.get('first_pass_done', 0) - cpu.get('first_pass_begin', 0):.2f} s")
+        gcs = [g for g in trace["gc"] if began <= g[1] <= done]
+        lines.append(f"  garbage collections in the pass: {len(gcs)}, "
+                     f"{sum(g[2] for g in gcs):.2f} s (by generation: "
+                     f"{[sum(1 for g in gcs if g[0] == n) for n in range(3)]})")
+        slowest = sorted(window, key=lambda r: r[2] - r[3])[:3]
+        lines.append("  slowest: " + ", ".join(
+            f"{r[1]} {1000 * (r[3] - r[2]):.0f} ms (CPU {1000 * r[4]:.0f}) at "
+            f"+{r[2] - began:.2f}" for r in slowest))
+        # Wall time by tenth of the pass: how many reconciles ended in each.
+        tenth = (done - began) / 10 or 1.0
+        spread = [sum(1 for r in window if began + i * tenth <= r[3] < began + (i + 1) * tenth)
+                  for i in range(10)]
+        lines.append(f"  reconciles ended per tenth of the pass: {spread}")
+    rss = trace.get("rss") or {}
+    lines.append("  RSS MiB (peak, now) at: " + ", ".join(
+        f"{name} {int(rss[name][0])}/{int(rss[name][1])}"
+        for name in ("imported", "lease", "caches_start", "first_pass_begin", "first_pass_done")
+        if name in rss))
+    threads = trace.get("threads_cpu_at_done") or {}
+    if threads:
+        top = sorted(threads.items(), key=lambda kv: -kv[1])[:8]
+        lines.append("  thread CPU since start at the pass's end: "
+                     + ", ".join(f"{name} {s:.2f}" for name, s in top))
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stores", type=int, default=1000)
+    parser.add_argument("--tree", action="append", required=True,
+                        help="a checkout whose operator to restart (repeat: A/B, in turn); "
+                             "PATH,NAME=VALUE,...: with these environment variables")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--trace", type=Path, default=None)
+    parser.add_argument("--idle-seconds", type=float, default=3)
+    parser.add_argument("--timeout", type=float, default=1800)
+    args = parser.parse_args()
+    results: dict[str, list[tuple[float, float, float, float]]] = {t: [] for t in args.tree}
+    with ControlPlane() as plane, tempfile.TemporaryDirectory() as tmp:
+        kubeconfig = plane.kubeconfig_for_user(USER, ["system:masters"])
+        plane.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+        plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        admin = Kube(load_api_client(str(plane.kubeconfig)))
+        create_all(admin, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}
+                           for n in (NAMESPACE, "dataward-system")], 2)
+        plane.kubectl("apply", "--server-side", "-f", str(REPO / "examples/policy.yaml"))
+        docs = stores(args.stores, [NAMESPACE])
+        create_all(admin, credentials(docs), 8)
+        tail = AuditTail(plane.audit_log, USER)
+        port = free_port()
+        base_env = dict(os.environ)
+
+        def command(tree: str, out: Path | None) -> list[str]:
+            path, *settings = tree.split(",")
+            os.environ.clear()  # the operator inherits it: this tree's settings only
+            os.environ.update(base_env)
+            os.environ.update(dict(s.split("=", 1) for s in settings))
+            os.environ["PYTHONPATH"] = f"{path}/operator:{REPO}"
+            prefix = [sys.executable, "-m", "dataward"]
+            if out is not None:
+                prefix = [sys.executable, "-m", "bench.restart_trace", str(out)]
+            return [*prefix, "run", "--kubeconfig", str(kubeconfig), "--resync-seconds", "3600",
+                    "--metrics-port", str(port), "--workers", str(args.workers),
+                    "--namespace", NAMESPACE]
+
+        first = Operator(command(args.tree[0], None), Path(tmp) / "converge.log")
+        watch = ReadyWatch(admin, {NAMESPACE})
+        first.start()
+        try:
+            first.leads()
+            watch.start()
+            start = time.monotonic()
+            plane.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(docs),
+                          timeout=apply_timeout(docs))
+            wait_for(lambda: watch.count()[0] == args.stores, args.timeout, "all Ready",
+                     interval=0.5)
+            print(f"converged: {args.stores} Ready after {watch.count()[1] - start:.1f} s "
+                  f"({args.tree[0]})   load: {load()}", flush=True)
+            tail.skip()
+            waited, idle = wait_idle(tail, args.idle_seconds, args.timeout, Tally())
+            print(f"idle after {waited:.1f} s more{'' if idle else ' (NOT idle)'}", flush=True)
+        finally:
+            watch.close()
+            first.stop()
+        run = 0
+        for round_ in range(args.rounds):
+            for index, tree in enumerate(args.tree):
+                run += 1
+                listing, counts = cold_list(admin, [NAMESPACE], threads=8)
+                listing_load = load()
+                out = None
+                if args.trace is not None:
+                    args.trace.mkdir(parents=True, exist_ok=True)
+                    out = args.trace / f"{round_}-{index}.json"
+                operator = Operator(command(tree, out), Path(tmp) / f"restart-{run}.log")
+                tail.skip()
+                requests = Tally()
+                spawned = time.monotonic()
+                operator.start()
+                led = done = None
+                try:
+                    while done is None and time.monotonic() - spawned < args.timeout:
+                        text = operator.log.read_text(errors="replace")
+                        if led is None and "acquired lease" in text:
+                            led = time.monotonic() - spawned
+                        if RE_VERIFIED in text:
+                            done = time.monotonic() - spawned
+                        time.sleep(0.02)
+                    if done is None or led is None:
+                        print(operator.tail())
+                        raise TimeoutError(f"no {RE_VERIFIED!r} within {args.timeout} s")
+                    cpu = cpu_seconds(operator.pid)
+                    peak, rss = peak_rss_mib(operator.pid)
+                    pass_load = load()
+                    line = next(x for x in operator.log.read_text(errors="replace")
+                                .splitlines() if RE_VERIFIED in x)
+                    own = float(line.rsplit(" s after", 1)[0].rsplit(" ", 1)[1])
+                    _, idle = wait_idle(tail, args.idle_seconds, args.timeout, requests)
+                finally:
+                    operator.stop()
+                results[tree].append((done, done - led, own, cpu))
+                gets = [k for k in requests.gets() if "leases" not in k]
+                print(f"round {round_} {tree}: re-verified {done:.2f} s from the start "
+                      f"(Lease at {led:.2f}; {done - led:.2f} s after it; its own line: "
+                      f"{own:.2f} s after the caches listed); cold LIST {listing:.2f} s "
+                      f"(load {listing_load}; {dict(counts)}): {done / listing:.1f}x "
+                      f"({(done - led) / listing:.1f}x from the Lease); operator CPU {cpu:.2f} s, "
+                      f"RSS peak {peak:.0f} MiB, now {rss:.0f}; requests until idle: "
+                      f"{requests.mutating()} mutating, GETs {gets or 'none'}"
+                      f"{'' if idle else ' (NOT idle)'}   load: {pass_load}", flush=True)
+                if out is not None:
+                    for _ in range(100):
+                        if out.exists():
+                            break
+                        time.sleep(0.1)
+                    if out.exists():
+                        print("\n".join(summarise(json.loads(out.read_text()), spawned)),
+                              flush=True)
+                time.sleep(2)
+    for tree, rows in results.items():
+        print(f"{tree}: from the start {sorted(round(r[0], 2) for r in rows)}, from the Lease "
+              f"{sorted(round(r[1], 2) for r in rows)}, its line {sorted(r[2] for r in rows)}, "
+              f"CPU {sorted(round(r[3], 2) for r in rows)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
