@@ -69,6 +69,11 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # presence is read by name (`Caches.exists`, a credentials Secret's events by name); its
 # resourceVersion orders its changes (`_newer`, a re-list's events).
 METADATA_KEPT = ("name", "namespace", "resourceVersion", "deletionTimestamp")
+# The kinds read by label selector (`Caches.list` with one): a store's purge Jobs (and a
+# subject request's) by their labels, a Job's pods by its name label. Only these keep a label
+# index; a label read of another kind scans its namespace (same answer, same order). The
+# index of every kind cost about 3 KiB a store (issue 11), for lookups nothing made.
+LABEL_INDEXED = frozenset({"Job", "Pod"})
 
 
 @dataclass(frozen=True)
@@ -340,7 +345,9 @@ class Informer:
         self.lock = threading.Lock()
         self.by_namespace: dict[str, dict[str, Obj]] = {}
         # Kept with by_namespace under the lock: label lookups without a scan (issue 11).
-        self.index = LabelIndex(selectors=spec.kind == "NetworkPolicy")
+        self.index = LabelIndex(
+            selectors=spec.kind == "NetworkPolicy", labels=spec.kind in LABEL_INDEXED
+        )
         self.synced = False
         self.error: str | None = "initial list not done yet"
         self.generation = 0  # bumped on every change: memo keys for derived values
@@ -382,10 +389,13 @@ class Informer:
 
     def labelled(self, namespace: str, wanted: Mapping[str, str]) -> list[Obj]:
         """The cached objects of `namespace` carrying every `wanted` label, in cache order,
-        from the index (O(matches)); KubeError when not synced."""
+        from the index (O(matches)) of a `LABEL_INDEXED` kind, else by a scan; KubeError
+        when not synced."""
         self.check()
         with self.lock:
             objs = self.by_namespace.get(namespace, {})
+            if not self.index.labels:
+                return [o for o in objs.values() if _selected(o, wanted)]
             found = (objs[name] for name in self.index.labelled(namespace, wanted))
             return [o for o in found if _selected(o, wanted)]
 

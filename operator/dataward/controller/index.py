@@ -64,10 +64,12 @@ class _Space:
 
 
 class LabelIndex:
-    """Names by label pair (and, with `selectors`, by podSelector pair) per namespace."""
+    """Names by label pair (with `labels`) and by podSelector pair (with `selectors`) per
+    namespace. With neither it holds nothing (its cache answers by a scan)."""
 
-    def __init__(self, selectors: bool = False) -> None:
+    def __init__(self, selectors: bool = False, labels: bool = True) -> None:
         self.selectors = selectors
+        self.labels = labels
         self.spaces: dict[str, _Space] = {}
 
     def clear(self) -> None:
@@ -76,14 +78,17 @@ class LabelIndex:
 
     def put(self, namespace: str, name: str, old: Mapping[str, Any] | None, new: Obj) -> None:
         """`new` replaces `old` (None: a new name, which goes last, as in a dict)."""
+        if not (self.labels or self.selectors):
+            return
         space = self.spaces.setdefault(namespace, _Space())
         if old is not None:
             self._unfile(space, name, old)
         if name not in space.position:
             space.position[name] = space.next
             space.next += 1
-        for pair in _labels(new):
-            _file(space.by_label, pair, name)
+        if self.labels:
+            for pair in _labels(new):
+                _file(space.by_label, pair, name)
         if self.selectors:
             keyed = selector_pair(new)
             if keyed is None:
@@ -100,8 +105,9 @@ class LabelIndex:
         space.position.pop(name, None)
 
     def _unfile(self, space: _Space, name: str, old: Mapping[str, Any]) -> None:
-        for pair in _labels(old):
-            _discard(space.by_label, pair, name)
+        if self.labels:
+            for pair in _labels(old):
+                _discard(space.by_label, pair, name)
         if self.selectors:
             keyed = selector_pair(old)
             if keyed is None:
@@ -110,7 +116,9 @@ class LabelIndex:
                 _discard(space.by_selector, keyed, name)
 
     def labelled(self, namespace: str, wanted: Mapping[str, str]) -> list[str]:
-        """Names that may carry every `wanted` label (a superset: filter them), in order."""
+        """Names that may carry every `wanted` label (a superset: filter them), in order;
+        only with `labels`."""
+        assert self.labels, "an index without labels: scan the cache instead"
         space = self.spaces.get(namespace)
         if space is None:
             return []
