@@ -221,7 +221,7 @@ class KeyRingRecord:
         return status
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PolicyRule:
     """One RBAC rule, with every list kept as a sorted tuple so rules compare by value."""
 
@@ -250,7 +250,7 @@ class PolicyRule:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObservedRole:
     """A Role or ClusterRole (aggregated rules already filled in by the API server)."""
 
@@ -274,7 +274,7 @@ class ObservedRole:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BindingSubject:
     """A subject of a binding; `namespace` only for ServiceAccounts."""
 
@@ -298,7 +298,7 @@ class BindingSubject:
         return f"{self.kind} {self.name}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObservedBinding:
     """A RoleBinding (in the store's namespace) or a ClusterRoleBinding."""
 
