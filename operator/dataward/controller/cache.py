@@ -61,6 +61,13 @@ EventCallback = Callable[[str, Obj | None, Obj | None], None]
 HealthCallback = Callable[[str, str | None], None]
 WATCH_SECONDS = 300
 LIST_PAGE = 500  # objects per LIST request (the API server's default chunk size)
+# LIST pages held at once by all the caches together (`Informer._list`): every informer lists
+# on its own thread at start, and a page of 500 objects as delivered (managedFields and all)
+# is about 15 MiB once decoded, so fourteen at once set a restart's peak RSS above the
+# converged operator's by about 100 MiB (issue 11). Decoding and slimming hold the GIL, so
+# two at a time (one asked for while the other is decoded) lose little of the overlap.
+LIST_PAGES_AT_ONCE = 2
+_LIST_PAGES = threading.BoundedSemaphore(LIST_PAGES_AT_ONCE)
 SHARED_LENGTH = 100  # strings up to this long are interned in cached objects
 LIST_ATTEMPTS = 3  # paged lists started over after an expired continue token
 JOURNAL_BOUND = 20000  # changes remembered per informer (at least; see Informer._note)
@@ -529,19 +536,21 @@ class Informer:
                 query = [*selector, ("limit", str(LIST_PAGE))]
                 if token:
                     query.append(("continue", token))
-                try:
-                    result = self.kube._call(
-                        "GET", path, query=query, what=f"list {self.spec.kind}", accept=accept
-                    )
-                except KubeError as error:
-                    if error.status == 410 and token and attempt + 1 < LIST_ATTEMPTS:
-                        break  # the snapshot the token named is compacted: start again
-                    raise
-                for item in result.get("items") or []:
-                    obj = self._slim(item)
-                    meta = obj["metadata"]
-                    fresh[(meta.get("namespace") or "", meta["name"])] = obj
-                result.pop("items", None)  # not held while the next page is read
+                with _LIST_PAGES:  # the page as delivered is held only inside
+                    try:
+                        result = self.kube._call(
+                            "GET", path, query=query, what=f"list {self.spec.kind}",
+                            accept=accept,
+                        )  # fmt: skip
+                    except KubeError as error:
+                        if error.status == 410 and token and attempt + 1 < LIST_ATTEMPTS:
+                            break  # the snapshot the token named is compacted: start again
+                        raise
+                    for item in result.get("items") or []:
+                        obj = self._slim(item)
+                        meta = obj["metadata"]
+                        fresh[(meta.get("namespace") or "", meta["name"])] = obj
+                    result.pop("items", None)  # not held while the next page is read
                 meta = result.get("metadata") or {}
                 token = str(meta.get("continue") or "")
                 if not token:
