@@ -117,9 +117,10 @@ def slim(kind: str, obj: Mapping[str, Any]) -> Obj:
 
 
 def _share_vocabulary(kind: str, obj: Obj) -> None:
-    """Hold once the lists of `obj`'s body that a cluster has few distinct values of (a Role's
-    rules' verbs; a NetworkPolicy's policyTypes and ports). `obj` is fresh from `_shared`:
-    its own lists and dicts, so changed in place before anyone reads it."""
+    """Hold once the parts of `obj`'s body that a cluster has few distinct values of (a Role's
+    rules' verbs; a NetworkPolicy's policyTypes and ports; a store's conditions and spec
+    parts). `obj` is fresh from `_shared`: its own lists and dicts, so changed in place
+    before anyone reads it."""
     parts: list[tuple[Any, tuple[str, ...]]] = []
     if kind in ("Role", "ClusterRole") and isinstance(obj.get("rules"), list):
         parts = [(rule, RULE_VOCABULARY) for rule in obj["rules"]]
@@ -129,6 +130,18 @@ def _share_vocabulary(kind: str, obj: Obj) -> None:
         for direction in ("ingress", "egress"):
             if isinstance(spec.get(direction), list):
                 parts += [(rule, ("ports",)) for rule in spec[direction]]
+    if kind == "PersonalDataStore":
+        # Its conditions (messages as digests) and the parts of its spec are often equal
+        # between stores (the same verdict, the same category's records, purge, encryption).
+        status, spec = obj.get("status"), obj.get("spec")
+        if isinstance(status, dict) and isinstance(status.get("conditions"), list):
+            status["conditions"] = [
+                _one_copy(c) if isinstance(c, dict) and c else c for c in status["conditions"]
+            ]
+        if isinstance(spec, dict):
+            for key in list(spec):
+                if isinstance(spec[key], dict | list) and spec[key]:
+                    spec[key] = _one_copy(spec[key])
     for part, keys in parts:
         if isinstance(part, dict):
             for key in keys:
