@@ -4,14 +4,15 @@ A namespace with n stores holds n NetworkPolicies, 2n RoleBindings, n purge Cron
 reading "the objects with these labels" or "the policies that may select these pods" by a
 scan made each store's reconcile O(n), and a namespace's O(n^2) (issue 11).
 
-Per namespace: the position of each object (the cache's dict order, so an indexed answer
-lists its objects in the order a scan would), the names by label (key, value), and, for
-NetworkPolicies, the names by the (key, value) pairs of `spec.podSelector.matchLabels`. A
-policy is filed under one of its matchLabels pairs: it selects only pods carrying all of
-them, so a pod lacking that pair is never selected by it and the candidates are exact, not a
-guess. A policy whose selector has no matchLabels (empty: every pod; matchExpressions only;
-anything unreadable) is in `unkeyed`, checked for every pod. The index never decides: the
-caller still applies the selector to each candidate.
+Only the kinds read by label keep the label part (`cache.LABEL_INDEXED`); NetworkPolicies
+keep the podSelector part. Per namespace: the position of each object (the cache's dict
+order, so an indexed answer lists its objects in the order a scan would), the names by label
+(key, value), and, for NetworkPolicies, the names by the (key, value) pairs of
+`spec.podSelector.matchLabels`. A policy is filed under one of its matchLabels pairs: it
+selects only pods carrying all of them, so a pod lacking that pair is never selected by it
+and the candidates are exact, not a guess. A policy whose selector has no matchLabels
+(empty: every pod; matchExpressions only; anything unreadable) is in `unkeyed`, checked for
+every pod. The index never decides: the caller still applies the selector to each candidate.
 
 Not thread-safe by itself: the informer updates and reads it under its lock.
 """
