@@ -21,7 +21,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dataward.controller.cache import CachedKind, Informer
+from dataward.controller.cache import LABEL_INDEXED, CachedKind, Informer
+from dataward.controller.index import LabelIndex
 from dataward.controller.kube import Kube, KubeError
 from tests.controller.test_cache import _caches, _cluster, _reconciler, _relist
 from tests.controller.test_reconcile import KEY, T0, conditions
@@ -108,10 +109,15 @@ def _object(raw: Mapping[str, Any], version: int) -> dict[str, Any]:
     }
 
 
-def _informer(kube: ScriptedKube) -> Informer:
-    return Informer(
+def _informer(kube: ScriptedKube, labels: bool = False) -> Informer:
+    """A NetworkPolicy cache (podSelector index); `labels`: with a label index as well, as
+    the kinds read by label (`LABEL_INDEXED`) keep, so both indexes are checked together."""
+    informer = Informer(
         cast(Kube, kube), CachedKind("NetworkPolicy"), None, 60, lambda *_: None, lambda *_: None
     )
+    if labels:
+        informer.index = LabelIndex(selectors=True, labels=True)
+    return informer
 
 
 def _feed(informer: Informer, events: list[dict[str, Any]]) -> None:
@@ -153,6 +159,7 @@ def _check(
         assert [o["metadata"]["name"] for o in informer.labelled(namespace, wanted)] == labelled
 
 
+@pytest.mark.parametrize("labels", [True, False], ids=["label index", "label scan"])
 @settings(max_examples=300, deadline=None, database=None)
 @given(
     st.lists(step_st, max_size=25),
@@ -160,10 +167,10 @@ def _check(
     labels_st,
 )
 def test_indexed_answers_equal_a_scan_through_any_sequence_of_events(
-    steps: list[tuple[str, Any]], pods: list[dict[str, str]], wanted: dict[str, str]
+    labels: bool, steps: list[tuple[str, Any]], pods: list[dict[str, str]], wanted: dict[str, str]
 ) -> None:
     kube = ScriptedKube()
-    informer = _informer(kube)
+    informer = _informer(kube, labels)
     informer._relist()
     model: dict[str, dict[str, dict[str, Any]]] = {}
     version = 1
@@ -286,3 +293,17 @@ def test_a_foreign_policy_for_other_pods_does_not_count() -> None:
     _relist(caches)
     _reconciler(kube, caches).reconcile(KEY, now=T0 + timedelta(minutes=1))
     assert conditions(kube)["NetworkIsolated"] == ("True", "Isolated")
+
+
+def test_only_the_kinds_read_by_label_keep_a_label_index() -> None:
+    """A label read of another kind scans (the same answer): its index would be held for
+    lookups nothing makes (issue 11). The kinds read by label selector keep one."""
+    kube = ScriptedKube()
+    policies = _informer(kube)
+    assert not policies.index.labels and policies.index.selectors
+    assert LABEL_INDEXED == {"Job", "Pod"}
+    for kind in ("Job", "Pod"):
+        informer = Informer(
+            cast(Kube, kube), CachedKind(kind), None, 60, lambda *_: None, lambda *_: None
+        )
+        assert informer.index.labels

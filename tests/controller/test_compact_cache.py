@@ -305,3 +305,33 @@ def test_a_condition_message_changed_alone_is_written_back_though_the_cache_keep
     # Then nothing more to write, also for a restarted operator (no remembered writes).
     _reconciler(kube, caches).reconcile(KEY, now=T0 + timedelta(minutes=2))
     assert kube.writes() == []
+
+
+def test_stores_hold_their_equal_conditions_and_spec_parts_once_and_keep_their_own() -> None:
+    from dataward.controller.cache import slim
+
+    def store(name: str, reason: str) -> dict[str, Any]:
+        raw = copy.deepcopy(samples.STORE)
+        raw["metadata"]["name"] = name
+        raw["spec"]["database"]["credentialsSecret"] = f"creds-{name}"
+        raw["status"] = {"conditions": [
+            {"type": "Ready", "status": "True", "reason": "AllControlsInForce",
+             "message": "sha256:0123", "lastTransitionTime": "2026-01-10T08:00:00Z"},
+            {"type": "NetworkIsolated", "status": "False", "reason": reason,
+             "message": "sha256:4567", "lastTransitionTime": "2026-01-10T08:00:00Z"},
+        ]}  # fmt: skip
+        return raw
+
+    alpha, beta = store("alpha", "Isolated"), store("beta", "OtherPolicyAllowsIngress")
+    one, two = slim("PersonalDataStore", alpha), slim("PersonalDataStore", beta)
+    assert one["status"]["conditions"][0] is two["status"]["conditions"][0]
+    assert one["spec"]["purge"] is two["spec"]["purge"]
+    assert one["spec"]["records"] is two["spec"]["records"]
+    # What differs stays each store's own, and nothing reads another value than it sent.
+    assert two["status"]["conditions"][1]["reason"] == "OtherPolicyAllowsIngress"
+    assert one["status"]["conditions"][1]["reason"] == "Isolated"
+    assert two["spec"]["database"]["credentialsSecret"] == "creds-beta"
+    assert one["spec"]["database"]["credentialsSecret"] == "creds-alpha"
+    for sent, kept in ((alpha, one), (beta, two)):
+        assert kept["spec"] == sent["spec"]
+        assert kept["status"]["conditions"] == sent["status"]["conditions"]

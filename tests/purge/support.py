@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -104,7 +104,7 @@ def connector(
     """Open a purge session as `credentials` (default: the `purger` login)."""
     database = parse_store(store_doc(server, "t")).database
     if port is not None:
-        database = type(database)(**{**database.__dict__, "port": port})
+        database = replace(database, port=port)
     credentials = credentials or Credentials(PURGER_USER, PURGER_PASSWORD)
 
     def connect() -> Session:

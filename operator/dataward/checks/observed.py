@@ -262,7 +262,7 @@ class KeyRingRecord:
         return status
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PolicyRule:
     """One RBAC rule, with every list kept as a sorted tuple so rules compare by value."""
 
@@ -291,7 +291,7 @@ class PolicyRule:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObservedRole:
     """A Role or ClusterRole (aggregated rules already filled in by the API server)."""
 
@@ -315,7 +315,7 @@ class ObservedRole:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BindingSubject:
     """A subject of a binding; `namespace` only for ServiceAccounts."""
 
@@ -339,7 +339,7 @@ class BindingSubject:
         return f"{self.kind} {self.name}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObservedBinding:
     """A RoleBinding (in the store's namespace) or a ClusterRoleBinding."""
 

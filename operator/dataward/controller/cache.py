@@ -61,6 +61,13 @@ EventCallback = Callable[[str, Obj | None, Obj | None], None]
 HealthCallback = Callable[[str, str | None], None]
 WATCH_SECONDS = 300
 LIST_PAGE = 500  # objects per LIST request (the API server's default chunk size)
+# LIST pages held at once by all the caches together (`Informer._list`): every informer lists
+# on its own thread at start, and a page of 500 objects as delivered (managedFields and all)
+# is about 15 MiB once decoded, so fourteen at once set a restart's peak RSS above the
+# converged operator's by about 100 MiB (issue 11). Decoding and slimming hold the GIL, so
+# two at a time (one asked for while the other is decoded) lose little of the overlap.
+LIST_PAGES_AT_ONCE = 2
+_LIST_PAGES = threading.BoundedSemaphore(LIST_PAGES_AT_ONCE)
 SHARED_LENGTH = 100  # strings up to this long are interned in cached objects
 LIST_ATTEMPTS = 3  # paged lists started over after an expired continue token
 JOURNAL_BOUND = 20000  # changes remembered per informer (at least; see Informer._note)
@@ -69,6 +76,11 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # presence is read by name (`Caches.exists`, a credentials Secret's events by name); its
 # resourceVersion orders its changes (`_newer`, a re-list's events).
 METADATA_KEPT = ("name", "namespace", "resourceVersion", "deletionTimestamp")
+# The kinds read by label selector (`Caches.list` with one): a store's purge Jobs (and a
+# subject request's) by their labels, a Job's pods by its name label. Only these keep a label
+# index; a label read of another kind scans its namespace (same answer, same order). The
+# index of every kind cost about 3 KiB a store (issue 11), for lookups nothing made.
+LABEL_INDEXED = frozenset({"Job", "Pod"})
 
 
 @dataclass(frozen=True)
@@ -105,9 +117,10 @@ def slim(kind: str, obj: Mapping[str, Any]) -> Obj:
 
 
 def _share_vocabulary(kind: str, obj: Obj) -> None:
-    """Hold once the lists of `obj`'s body that a cluster has few distinct values of (a Role's
-    rules' verbs; a NetworkPolicy's policyTypes and ports). `obj` is fresh from `_shared`:
-    its own lists and dicts, so changed in place before anyone reads it."""
+    """Hold once the parts of `obj`'s body that a cluster has few distinct values of (a Role's
+    rules' verbs; a NetworkPolicy's policyTypes and ports; a store's conditions and spec
+    parts). `obj` is fresh from `_shared`: its own lists and dicts, so changed in place
+    before anyone reads it."""
     parts: list[tuple[Any, tuple[str, ...]]] = []
     if kind in ("Role", "ClusterRole") and isinstance(obj.get("rules"), list):
         parts = [(rule, RULE_VOCABULARY) for rule in obj["rules"]]
@@ -117,6 +130,18 @@ def _share_vocabulary(kind: str, obj: Obj) -> None:
         for direction in ("ingress", "egress"):
             if isinstance(spec.get(direction), list):
                 parts += [(rule, ("ports",)) for rule in spec[direction]]
+    if kind == "PersonalDataStore":
+        # Its conditions (messages as digests) and the parts of its spec are often equal
+        # between stores (the same verdict, the same category's records, purge, encryption).
+        status, spec = obj.get("status"), obj.get("spec")
+        if isinstance(status, dict) and isinstance(status.get("conditions"), list):
+            status["conditions"] = [
+                _one_copy(c) if isinstance(c, dict) and c else c for c in status["conditions"]
+            ]
+        if isinstance(spec, dict):
+            for key in list(spec):
+                if isinstance(spec[key], dict | list) and spec[key]:
+                    spec[key] = _one_copy(spec[key])
     for part, keys in parts:
         if isinstance(part, dict):
             for key in keys:
@@ -340,7 +365,9 @@ class Informer:
         self.lock = threading.Lock()
         self.by_namespace: dict[str, dict[str, Obj]] = {}
         # Kept with by_namespace under the lock: label lookups without a scan (issue 11).
-        self.index = LabelIndex(selectors=spec.kind == "NetworkPolicy")
+        self.index = LabelIndex(
+            selectors=spec.kind == "NetworkPolicy", labels=spec.kind in LABEL_INDEXED
+        )
         self.synced = False
         self.error: str | None = "initial list not done yet"
         self.generation = 0  # bumped on every change: memo keys for derived values
@@ -382,10 +409,13 @@ class Informer:
 
     def labelled(self, namespace: str, wanted: Mapping[str, str]) -> list[Obj]:
         """The cached objects of `namespace` carrying every `wanted` label, in cache order,
-        from the index (O(matches)); KubeError when not synced."""
+        from the index (O(matches)) of a `LABEL_INDEXED` kind, else by a scan; KubeError
+        when not synced."""
         self.check()
         with self.lock:
             objs = self.by_namespace.get(namespace, {})
+            if not self.index.labels:
+                return [o for o in objs.values() if _selected(o, wanted)]
             found = (objs[name] for name in self.index.labelled(namespace, wanted))
             return [o for o in found if _selected(o, wanted)]
 
@@ -519,19 +549,21 @@ class Informer:
                 query = [*selector, ("limit", str(LIST_PAGE))]
                 if token:
                     query.append(("continue", token))
-                try:
-                    result = self.kube._call(
-                        "GET", path, query=query, what=f"list {self.spec.kind}", accept=accept
-                    )
-                except KubeError as error:
-                    if error.status == 410 and token and attempt + 1 < LIST_ATTEMPTS:
-                        break  # the snapshot the token named is compacted: start again
-                    raise
-                for item in result.get("items") or []:
-                    obj = self._slim(item)
-                    meta = obj["metadata"]
-                    fresh[(meta.get("namespace") or "", meta["name"])] = obj
-                result.pop("items", None)  # not held while the next page is read
+                with _LIST_PAGES:  # the page as delivered is held only inside
+                    try:
+                        result = self.kube._call(
+                            "GET", path, query=query, what=f"list {self.spec.kind}",
+                            accept=accept,
+                        )  # fmt: skip
+                    except KubeError as error:
+                        if error.status == 410 and token and attempt + 1 < LIST_ATTEMPTS:
+                            break  # the snapshot the token named is compacted: start again
+                        raise
+                    for item in result.get("items") or []:
+                        obj = self._slim(item)
+                        meta = obj["metadata"]
+                        fresh[(meta.get("namespace") or "", meta["name"])] = obj
+                    result.pop("items", None)  # not held while the next page is read
                 meta = result.get("metadata") or {}
                 token = str(meta.get("continue") or "")
                 if not token:

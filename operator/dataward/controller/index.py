@@ -4,14 +4,15 @@ A namespace with n stores holds n NetworkPolicies, 2n RoleBindings, n purge Cron
 reading "the objects with these labels" or "the policies that may select these pods" by a
 scan made each store's reconcile O(n), and a namespace's O(n^2) (issue 11).
 
-Per namespace: the position of each object (the cache's dict order, so an indexed answer
-lists its objects in the order a scan would), the names by label (key, value), and, for
-NetworkPolicies, the names by the (key, value) pairs of `spec.podSelector.matchLabels`. A
-policy is filed under one of its matchLabels pairs: it selects only pods carrying all of
-them, so a pod lacking that pair is never selected by it and the candidates are exact, not a
-guess. A policy whose selector has no matchLabels (empty: every pod; matchExpressions only;
-anything unreadable) is in `unkeyed`, checked for every pod. The index never decides: the
-caller still applies the selector to each candidate.
+Only the kinds read by label keep the label part (`cache.LABEL_INDEXED`); NetworkPolicies
+keep the podSelector part. Per namespace: the position of each object (the cache's dict
+order, so an indexed answer lists its objects in the order a scan would), the names by label
+(key, value), and, for NetworkPolicies, the names by the (key, value) pairs of
+`spec.podSelector.matchLabels`. A policy is filed under one of its matchLabels pairs: it
+selects only pods carrying all of them, so a pod lacking that pair is never selected by it
+and the candidates are exact, not a guess. A policy whose selector has no matchLabels
+(empty: every pod; matchExpressions only; anything unreadable) is in `unkeyed`, checked for
+every pod. The index never decides: the caller still applies the selector to each candidate.
 
 Not thread-safe by itself: the informer updates and reads it under its lock.
 """
@@ -64,10 +65,12 @@ class _Space:
 
 
 class LabelIndex:
-    """Names by label pair (and, with `selectors`, by podSelector pair) per namespace."""
+    """Names by label pair (with `labels`) and by podSelector pair (with `selectors`) per
+    namespace. With neither it holds nothing (its cache answers by a scan)."""
 
-    def __init__(self, selectors: bool = False) -> None:
+    def __init__(self, selectors: bool = False, labels: bool = True) -> None:
         self.selectors = selectors
+        self.labels = labels
         self.spaces: dict[str, _Space] = {}
 
     def clear(self) -> None:
@@ -76,14 +79,17 @@ class LabelIndex:
 
     def put(self, namespace: str, name: str, old: Mapping[str, Any] | None, new: Obj) -> None:
         """`new` replaces `old` (None: a new name, which goes last, as in a dict)."""
+        if not (self.labels or self.selectors):
+            return
         space = self.spaces.setdefault(namespace, _Space())
         if old is not None:
             self._unfile(space, name, old)
         if name not in space.position:
             space.position[name] = space.next
             space.next += 1
-        for pair in _labels(new):
-            _file(space.by_label, pair, name)
+        if self.labels:
+            for pair in _labels(new):
+                _file(space.by_label, pair, name)
         if self.selectors:
             keyed = selector_pair(new)
             if keyed is None:
@@ -100,8 +106,9 @@ class LabelIndex:
         space.position.pop(name, None)
 
     def _unfile(self, space: _Space, name: str, old: Mapping[str, Any]) -> None:
-        for pair in _labels(old):
-            _discard(space.by_label, pair, name)
+        if self.labels:
+            for pair in _labels(old):
+                _discard(space.by_label, pair, name)
         if self.selectors:
             keyed = selector_pair(old)
             if keyed is None:
@@ -110,7 +117,9 @@ class LabelIndex:
                 _discard(space.by_selector, keyed, name)
 
     def labelled(self, namespace: str, wanted: Mapping[str, str]) -> list[str]:
-        """Names that may carry every `wanted` label (a superset: filter them), in order."""
+        """Names that may carry every `wanted` label (a superset: filter them), in order;
+        only with `labels`."""
+        assert self.labels, "an index without labels: scan the cache instead"
         space = self.spaces.get(namespace)
         if space is None:
             return []

@@ -492,7 +492,7 @@ class Reconciler:
             state = self._rbac_states.get(namespace)
             changed = None
             if old is not None and state is not None and state.snapshot is rbac:
-                if state.previous is old.rbac:
+                if state.previous is not None and state.previous() is old.rbac:
                     changed = state.changed
             new = declare(namespace, view, rbac, self.trusted, old, changed)
             self._declared_memo[namespace] = new

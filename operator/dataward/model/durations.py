@@ -29,7 +29,7 @@ _UNIT_WORDS: dict[str, tuple[str, str]] = {
 _LAST_MICROSECOND = time(23, 59, 59, 999999)
 
 
-@dataclass(frozen=True, order=False)
+@dataclass(frozen=True, order=False, slots=True)
 class Duration:
     """A retention or rotation period: a count of days, weeks, calendar months or years."""
 

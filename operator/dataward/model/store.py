@@ -25,7 +25,7 @@ DeletionPolicy = Literal["Retain", "Delete"]
 DEFAULT_PORTS: dict[str, int] = {"postgresql": 5432, "mysql": 3306}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SelectorRequirement:
     """One `matchExpressions` entry of a label selector."""
 
@@ -34,7 +34,7 @@ class SelectorRequirement:
     values: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LabelSelector:
     """A Kubernetes label selector, kept in the API's order so rendering is deterministic."""
 
@@ -63,7 +63,7 @@ class LabelSelector:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Port:
     """A port of the workload that the NetworkPolicy opens to allowed peers."""
 
@@ -71,7 +71,7 @@ class Port:
     protocol: str = "TCP"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Workload:
     """The pods that hold the data."""
 
@@ -79,7 +79,7 @@ class Workload:
     ports: tuple[Port, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Database:
     """How the purge job reaches a database; credentials stay in a Secret."""
 
@@ -96,7 +96,7 @@ class Database:
         return (self.host.lower(), self.port, self.name)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SubjectColumn:
     """A column of a table that holds one kind of a data subject's identifier."""
 
@@ -104,7 +104,7 @@ class SubjectColumn:
     column: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ChildColumns:
     """Where a table of a children's category says a row's subject is a child without consent.
 
@@ -121,7 +121,7 @@ class ChildColumns:
     collected_column: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RecordSet:
     """A table whose rows the retention applies to."""
 
@@ -133,7 +133,7 @@ class RecordSet:
     children: ChildColumns | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Subject:
     """A reader allowed to get the store's key ring and credentials."""
 
@@ -152,7 +152,7 @@ class Subject:
         return {"kind": self.kind, "name": self.name, "apiGroup": "rbac.authorization.k8s.io"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NetworkPeer:
     """A NetworkPolicy peer, kept as the API dict (frozen as sorted JSON-like tuples)."""
 
@@ -173,7 +173,7 @@ class NetworkPeer:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Purge:
     """When and how the purge job runs."""
 
@@ -184,7 +184,11 @@ class Purge:
     suspend: bool = False
 
 
-@dataclass(frozen=True)
+# The defaults, read from an instance: a slotted class's attributes are its slots' descriptors.
+PURGE_DEFAULTS = Purge()
+
+
+@dataclass(frozen=True, slots=True)
 class Store:
     """One store of personal data, belonging to one category of one policy."""
 
@@ -267,10 +271,10 @@ def parse_store(obj: Mapping[str, Any]) -> Store:
             for i, raw in enumerate(sequence(network, "allowFrom", "spec.network"))
         ),
         purge=Purge(
-            schedule=text(purge, "schedule", "spec.purge", default=Purge.schedule),
-            batch_size=integer(purge, "batchSize", "spec.purge", default=Purge.batch_size),
+            schedule=text(purge, "schedule", "spec.purge", default=PURGE_DEFAULTS.schedule),
+            batch_size=integer(purge, "batchSize", "spec.purge", default=PURGE_DEFAULTS.batch_size),
             max_rows_per_run=integer(
-                purge, "maxRowsPerRun", "spec.purge", default=Purge.max_rows_per_run
+                purge, "maxRowsPerRun", "spec.purge", default=PURGE_DEFAULTS.max_rows_per_run
             ),
             dry_run=boolean(purge, "dryRun", "spec.purge", default=False),
             suspend=boolean(purge, "suspend", "spec.purge", default=False),
