@@ -27,7 +27,7 @@ first, and never asks for more than SELECT and DELETE on a live table:
   the keys, and the archive commits before live; a batch that cannot go that way (a column
   type without a literal form, more than a packet, a duplicate key) goes through PyMySQL
   as rows.
-- MySQL, when the key columns are the whole primary key (one column), the run may take
+- MariaDB, when the key columns are the whole primary key (one column), the run may take
   every expired row (maxRowsPerRun covers them) and at least a quarter of the rows in the
   key span of the expired rows are expired (`plan.key_sweep`): the batches sweep the
   primary key instead, not oldest first (MySQLKeyBatches): the last key of the batch by a
