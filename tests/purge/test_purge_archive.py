@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from dataward.model.durations import parse_duration
-from dataward.purge.batches import Literals, MySQLBatches
+from dataward.purge.batches import Literals, MySQLBatches, MySQLKeyBatches
 from dataward.purge.mysql import MySQLSession
 from tests.databases import DatabaseServer, DatabaseServers, free_port
 from tests.expiry import is_safely_expired
@@ -362,16 +362,20 @@ def _archive_awkward(live: DatabaseServer, archive: DatabaseServer, table: str, 
 
 
 def _spy(monkeypatch: pytest.MonkeyPatch, cls: Any, name: str) -> list[tuple[Any, Any]]:
-    """Record (first argument, result) of every call of `cls.name`; the real method runs."""
+    """Record (first argument, result) of every call of `cls.name` (and of the subclasses'
+    own `name`: MySQLKeyBatches overrides MySQLBatches'); the real method runs."""
     calls: list[tuple[Any, Any]] = []
-    real = getattr(cls, name)
+    for owner in (cls, *cls.__subclasses__()):
+        if name not in vars(owner):
+            continue
+        real = getattr(owner, name)
 
-    def spy(self: Any, *args: Any) -> Any:
-        result = real(self, *args)
-        calls.append((args[0] if args else None, result))
-        return result
+        def spy(self: Any, *args: Any, real: Any = real) -> Any:
+            result = real(self, *args)
+            calls.append((args[0] if args else None, result))
+            return result
 
-    monkeypatch.setattr(cls, name, spy)
+        monkeypatch.setattr(owner, name, spy)
     return calls
 
 
@@ -446,16 +450,18 @@ def test_mariadb_row_entering_a_locked_batch_is_archived_not_lost(
     in live until a run archives it before deleting it."""
     live, archive, table = _setup(servers, "mysql", expired=50, ancient=0, fresh=3)
     newcomer = datetime.now(UTC) - timedelta(days=400, seconds=25.5)  # between rows 25 and 26
-    real = MySQLBatches.drop_literals
     injected: list[int] = []
+    for cls in (MySQLBatches, MySQLKeyBatches):
 
-    def drop_after_a_newcomer(self: MySQLBatches, taken: Literals) -> int:
-        if not injected:
-            insert_rows(live, table, KIND["mysql"], [(5000, newcomer)])
-            injected.append(5000)
-        return real(self, taken)
+        def drop_after_a_newcomer(
+            self: MySQLBatches, taken: Literals, real: Any = cls.drop_literals
+        ) -> int:
+            if not injected:
+                insert_rows(live, table, KIND["mysql"], [(5000, newcomer)])
+                injected.append(5000)
+            return int(real(self, taken))
 
-    monkeypatch.setattr(MySQLBatches, "drop_literals", drop_after_a_newcomer)
+        monkeypatch.setattr(cls, "drop_literals", drop_after_a_newcomer)
     doc = store_doc(live, table, category="contracts", archive=archive, batchSize=100)
     result = run_purge(doc, live, archive)
     assert injected, "the batch never reached its DELETE"
@@ -467,3 +473,37 @@ def test_mariadb_row_entering_a_locked_batch_is_archived_not_lost(
     assert again.rows_deleted == again.rows_archived == 1
     assert set(read_rows(archive, table)) == set(range(1, 51)) | {5000}
     assert set(read_rows(live, table)) == {2000, 2001, 2002, 3000, 3001}
+
+
+def test_mariadb_row_entering_a_swept_key_range_is_archived_not_lost(
+    servers: DatabaseServers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key-order sweep (the expired rows are dense in their key span) deletes a batch by
+    its key range again after locking and copying its rows: an expired row an application
+    commits into that range meanwhile must not be deleted without a copy. The count gives
+    it away; the batch is redone with the newcomer copied too."""
+    live, archive = servers.pair("mysql")
+    table = unique("sweep")
+    create_table(live, table, KIND["mysql"])
+    create_table(archive, table, KIND["mysql"])
+    now = datetime.now(UTC)
+    rows = [(i, now - timedelta(days=400, seconds=i)) for i in range(1, 100, 2)]
+    rows += [(1000 + i, now + timedelta(days=1)) for i in range(50)]
+    insert_rows(live, table, KIND["mysql"], rows)
+    injected: list[int] = []
+    real = MySQLKeyBatches.drop_literals
+
+    def drop_after_a_newcomer(self: MySQLKeyBatches, taken: Literals) -> int:
+        if not injected:
+            insert_rows(live, table, KIND["mysql"], [(40, now - timedelta(days=400))])
+            injected.append(40)
+        return real(self, taken)
+
+    monkeypatch.setattr(MySQLKeyBatches, "drop_literals", drop_after_a_newcomer)
+    doc = store_doc(live, table, category="contracts", archive=archive, batchSize=100)
+    result = run_purge(doc, live, archive)
+    assert injected, "the run did not sweep the key range"
+    assert result.result == "Succeeded", result.message
+    assert result.rows_deleted == result.rows_archived == 51
+    assert set(read_rows(archive, table)) == set(range(1, 100, 2)) | {40}
+    assert set(read_rows(live, table)) == set(range(1000, 1050))

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from dataward.purge.batches import MySQLKeyBatches
 from tests.databases import DatabaseServer, DatabaseServers
 from tests.purge.support import run_purge, start_cli, store_doc, unique
 from tests.purge.tables import count, create_table, insert_rows, read_rows
@@ -292,3 +293,51 @@ def test_a_locked_archive_fails_the_run_instead_of_skipping_live_rows(
     assert result.rows_skipped_locked == 0 and result.rows_deleted == 0
     assert count(live, table) == 30
     assert took < 10, f"took {took:.1f}s"
+
+
+@pytest.mark.parametrize("statutory", [False, True], ids=["plain", "statutory"])
+@pytest.mark.parametrize("batch", [16, 1000])
+def test_a_key_order_sweep_waits_for_no_unexpired_row_and_skips_only_the_held_expired_ones(
+    servers: DatabaseServers, monkeypatch: pytest.MonkeyPatch, batch: int, statutory: bool
+) -> None:
+    """MariaDB, expired and unexpired rows interleaved in key order: every expired row fits
+    the run's budget and half the key span is expired, so the batches sweep the primary
+    key, and each batch reads the unexpired rows of its key range too. Application locks on
+    unexpired rows inside those ranges, and an uncommitted move of an unexpired row's
+    trigger, must neither make the run wait nor leave an expired row behind; the two
+    expired rows the application holds are skipped and counted (and not archived)."""
+    live, archive = servers.pair("mysql")
+    table = unique("sweep")
+    create_table(live, table, KIND["mysql"])
+    if statutory:
+        create_table(archive, table, KIND["mysql"])
+    rows = [(i, (OLD if i % 2 else NEW) + timedelta(seconds=i)) for i in range(1, 201)]
+    insert_rows(live, table, KIND["mysql"], rows)
+    swept = []
+    plain = MySQLKeyBatches._boundary_key
+
+    def counted(self: MySQLKeyBatches, *args: Any) -> Any:
+        swept.append(args)
+        return plain(self, *args)
+
+    monkeypatch.setattr(MySQLKeyBatches, "_boundary_key", counted)
+    held_expired = [31, 77]
+    extra: dict[str, Any] = {"category": "contracts", "archive": archive} if statutory else {}
+    with app_locks(live, table, [10, 50, 52, 120, 200, *held_expired]):
+        with app_moves_trigger(live, table, 100):
+            started = time.monotonic()
+            result = run_purge(
+                store_doc(live, table, batchSize=batch, **extra),
+                live,
+                archive if statutory else None,
+            )
+            took = time.monotonic() - started
+    assert swept, "the run did not sweep the primary key"
+    assert result.result == "Succeeded", result.message
+    assert result.rows_skipped_locked == len(held_expired), result.message
+    assert result.rows_deleted == 100 - len(held_expired)
+    assert set(read_rows(live, table)) == set(range(2, 201, 2)) | set(held_expired)
+    if statutory:
+        assert result.rows_archived == 100 - len(held_expired)
+        assert set(read_rows(archive, table)) == set(range(1, 201, 2)) - set(held_expired)
+    assert took < 30, f"took {took:.1f}s"

@@ -21,6 +21,7 @@ from dataward.purge.plan import (
     clock_skew,
     dry_run_allocation,
     interruption,
+    key_sweep,
     large_cut,
     make_plan,
     next_batch_size,
@@ -285,3 +286,16 @@ def test_adapted_batch_size_examples() -> None:
     assert adapt_batch_size(10_000, 0.01, 0.1, 10_000) == 10_000
     assert adapt_batch_size(10_000, 0.16, 0.1, 100_000) == 5_000
     assert adapt_batch_size(10_000, 0.1, 0.1, 100_000) == 8_000
+
+
+def test_a_key_sweep_only_when_the_run_takes_every_expired_row_from_a_dense_span() -> None:
+    # Every expired row fits the budget and half the span is expired: sweep the key.
+    assert key_sweep(expired=1_000_000, span_rows=2_000_000, budget=1_000_000)
+    # The budget stops the run early: the oldest must go first, by the timestamp index.
+    assert not key_sweep(expired=1_000_001, span_rows=2_000_000, budget=1_000_000)
+    # A daily sliver spread over the whole key range: a sweep would read 100 rows per row.
+    assert not key_sweep(expired=10_000, span_rows=1_000_000, budget=10**9)
+    # Nothing expired: nothing to sweep.
+    assert not key_sweep(expired=0, span_rows=0, budget=10**9)
+    # An estimate of zero rows (a tiny table): the count decides.
+    assert key_sweep(expired=3, span_rows=0, budget=100)

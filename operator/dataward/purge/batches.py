@@ -17,7 +17,7 @@ from pymysql.converters import escape_item
 
 from dataward.purge.errors import LockTimeout, PurgeError
 from dataward.purge.mysql import MySQLSession, packets
-from dataward.purge.sql import Column, Session, TableStatements
+from dataward.purge.sql import NO_WAIT, Column, Session, TableStatements
 
 Fault = Callable[[str], None]
 Cursor = tuple[Any, ...]  # (ts, keys...) of the last row a batch picked; (ts, None...): all of ts
@@ -71,6 +71,11 @@ class Batches(Protocol):
         """Delete the next `limit` expired rows; uncommitted."""
         ...
 
+    def peek(self, after: Cursor | None) -> Cursor | None:
+        """The cursor of the next expired row after `after`, read without a lock (a batch
+        split down to that one row hit the lock timeout: it is skipped); None: none left."""
+        ...
+
     def take(
         self, after: Cursor | None, limit: int, columns: Sequence[str], as_json: bool
     ) -> Taken:
@@ -90,6 +95,14 @@ class Batches(Protocol):
         as COPY text (`binary`: COPY binary), uncommitted; None when `take` must do it (a
         crowded timestamp, MySQL)."""
         ...
+
+
+def peek_in_order(batches: Batches, after: Cursor | None) -> Cursor | None:
+    """`Batches.peek` in `(ts, keys)` order."""
+    rows = batches.session.query(
+        batches.statements.peek(after is not None), [batches.bound, *cursor_params(after)]
+    )
+    return tuple(rows[0]) if rows else None
 
 
 def cursor_params(after: Cursor | None) -> list[Any]:
@@ -159,6 +172,10 @@ class PostgresBatches:
             return Step(0)
         picked, *last, deleted = rows[0]
         return Step(int(picked), int(deleted), last=tuple(last))
+
+    def peek(self, after: Cursor | None) -> Cursor | None:
+        """The next expired row in `(ts, keys)` order."""
+        return peek_in_order(self, after)
 
     def _delete_range(self, after: Cursor | None, limit: int) -> Step | None:
         """Delete by timestamp range: every expired row after the cursor up to a trigger `u`
@@ -349,6 +366,10 @@ class MySQLBatches:
         # `rows` < `limit`: these were the last rows (the loop ends).
         return Step(rows, deleted, last=bound)
 
+    def peek(self, after: Cursor | None) -> Cursor | None:
+        """The next expired row in `(ts, keys)` order."""
+        return peek_in_order(self, after)
+
     def take(
         self, after: Cursor | None, limit: int, columns: Sequence[str], as_json: bool
     ) -> Taken:
@@ -451,6 +472,128 @@ class MySQLBatches:
     ) -> Taken | None:
         """Not on MySQL: `take` does every batch."""
         return None
+
+
+@dataclass
+class MySQLKeyBatches(MySQLBatches):
+    """Batches that sweep the clustered index in primary-key order over the span of keys the
+    expired rows had at the start of the run (`low` to `high`), as the naive single DELETE
+    does in one go: each batch finds the key of its last expired row (a consistent read in
+    key order, no lock), then deletes (statutory: first locks and reads) the expired rows of
+    its key range in one single-table statement that reads the rows where they are stored:
+    no timestamp-index walk, no derived table, no point lookup per row.
+
+    Those statements never wait for a lock (`sql.NO_WAIT`): they read every row of their
+    range with a lock, unexpired ones included (MariaDB's semi-consistent read is UPDATE's
+    only), so a row an application holds anywhere in the range fails them at once and the
+    engine splits the batch in halves; a batch of one row goes by its key alone (a unique
+    search, with the session's lock timeout), so only a lock on that expired row itself
+    makes it skipped.
+
+    Not oldest first: the engine uses these only when the run may take every expired row
+    (the budget covers them) and the span is dense with expired rows (`plan.key_sweep`).
+    The cursor is `(key,)`.
+    """
+
+    low: Any = None
+    high: Any = None
+    # The key range of the statutory batch taken last: (cursor given, start, end).
+    _range: tuple[bool, Any, Any] | None = None
+
+    def _start(self, after: Cursor | None) -> Any:
+        return self.low if after is None else after[0]
+
+    def _boundary_key(self, after: Cursor | None, offset: int) -> Any:
+        rows = self.session.query(
+            self.statements.key_boundary(after is not None),
+            [self._start(after), self.high, self.bound, offset],
+        )
+        return rows[0][0] if rows else None
+
+    def delete(self, after: Cursor | None, limit: int, fault: Fault) -> Step:
+        """Delete the next `limit` expired rows in key order; uncommitted."""
+        last = self._boundary_key(after, limit - 1)
+        fault("after-select")
+        if limit == 1:
+            if last is None:
+                return Step(0)
+            deleted = self.session.execute(self.statements.delete_key(), [last, self.bound])
+            return Step(1, deleted, last=(last,))
+        upto = self.high if last is None else last
+        deleted = self.session.execute(
+            self.statements.delete_key_range(after is not None),
+            [self._start(after), upto, self.bound],
+        )
+        if last is None:
+            # Fewer than `limit` were left up to the span's end: these were the last.
+            return Step(min(deleted, limit - 1), deleted)
+        return Step(limit, deleted, last=(last,))
+
+    def peek(self, after: Cursor | None) -> Cursor | None:
+        """The next expired row in key order."""
+        last = self._boundary_key(after, 0)
+        return None if last is None else (last,)
+
+    def _locking(self, after: Cursor | None, limit: int) -> tuple[str, list[Any], Any, int]:
+        """(the FROM clause of the batch's rows, its params, the last key, rows wanted):
+        a key range read without waiting, or one row by its key (`limit` 1)."""
+        last = self._boundary_key(after, limit - 1)
+        if limit == 1:
+            self._range = None
+            return self.statements.key_rows(None), [last, self.bound], last, 1
+        upto = self.high if last is None else last
+        self._range = (after is not None, self._start(after), upto)
+        return self.statements.key_rows(after is not None), [*self._range[1:], self.bound], last, 0
+
+    def take(
+        self, after: Cursor | None, limit: int, columns: Sequence[str], as_json: bool
+    ) -> Taken:
+        """Lock and read the next batch's rows (every column) in key order."""
+        source, params, last, one = self._locking(after, limit)
+        if one and last is None:
+            return Taken(0, None, [])
+        prefix = "" if one else NO_WAIT
+        rows = self.session.query(prefix + self.statements.lock_rows(columns, source), params)
+        if last is None:
+            return Taken(min(len(rows), limit - 1), None, rows)
+        return Taken(limit, (last,), rows)
+
+    def take_literals(
+        self, after: Cursor | None, limit: int, columns: Sequence[str]
+    ) -> Literals | None:
+        """`MySQLBatches.take_literals` over the next batch's key range."""
+        if self._types is None:
+            by_name = {c.name.lower(): c for c in self.session.columns(self.statements.table)}
+            self._types = tuple(by_name[c.lower()] for c in columns)
+        source, params, last, one = self._locking(after, limit)
+        if one and last is None:
+            return Literals(0, None, [], [])
+        statement = self.statements.lock_literals(
+            False, self._types, "PRIMARY", None, source=source
+        )
+        if statement is None:
+            return None
+        ((count, values, keys),) = self.session.query(("" if one else NO_WAIT) + statement, params)
+        rows, names = _split(values), _split(keys)
+        limit_bytes = getattr(self.session, "max_packet", 0) // 2
+        if len(rows) != int(count) or len(names) != int(count):
+            return None
+        if max(len(values or b""), len(keys or b"")) >= limit_bytes:
+            return None
+        if last is None:
+            return Literals(min(int(count), limit - 1), None, rows, names)
+        return Literals(limit, (last,), rows, names)
+
+    def drop_literals(self, taken: Literals) -> int:
+        """Delete the rows `take_literals` locked: its key range again, without waiting
+        (exactly those rows unless others came into the range since, which the caller sees
+        in the count and rolls back), or the one row by its key."""
+        if self._range is None:
+            return super().drop_literals(taken)
+        after, start, upto = self._range
+        return self.session.execute(
+            self.statements.delete_key_range(after), [start, upto, self.bound]
+        )
 
 
 def _split(joined: Any) -> list[bytes]:

@@ -27,6 +27,16 @@ first, and never asks for more than SELECT and DELETE on a live table:
   the keys, and the archive commits before live; a batch that cannot go that way (a column
   type without a literal form, more than a packet, a duplicate key) goes through PyMySQL
   as rows.
+- MariaDB, when the key columns are the whole primary key (one column), the run may take
+  every expired row (maxRowsPerRun covers them) and at least a quarter of the rows in the
+  key span of the expired rows are expired (`plan.key_sweep`): the batches sweep the
+  primary key instead, not oldest first (MySQLKeyBatches): the last key of the batch by a
+  consistent read in key order, then one single-table DELETE (statutory: a SELECT ... FOR
+  UPDATE writing literals as above, then that DELETE, beside the archive's INSERT) of the
+  expired rows of the key range, reading them where they are stored, as the naive DELETE
+  does. It never waits for a lock (it reads unexpired rows of its range with a lock too):
+  any row held in the range fails it at once and the batch is split as below; a batch of
+  one row goes by its key alone, so only the held expired row itself is skipped.
 
 Statutory batches, in order: live rows deleted (PostgreSQL) or locked (MySQL), uncommitted;
 archive: a plain INSERT, COMMIT, verified by the committed row count (PostgreSQL archive) or
@@ -72,11 +82,11 @@ from dataward.purge.batches import (
     Cursor,
     Literals,
     MySQLBatches,
+    MySQLKeyBatches,
     Step,
     Taken,
     batches_for,
     chunks,
-    cursor_params,
     flat,
 )
 from dataward.purge.errors import (
@@ -86,7 +96,7 @@ from dataward.purge.errors import (
     PurgeError,
     missing_privilege,
 )
-from dataward.purge.mysql import count_literal_keys, insert_literals
+from dataward.purge.mysql import MySQLSession, count_literal_keys, insert_literals
 from dataward.purge.plan import (
     DEFAULT_MAX_CLOCK_SKEW,
     FIRST_BATCH,
@@ -99,6 +109,7 @@ from dataward.purge.plan import (
     adapt_batch_size,
     clock_skew,
     dry_run_allocation,
+    key_sweep,
     large_cut,
     make_plan,
     next_batch_size,
@@ -162,6 +173,9 @@ class PreparedTable:
     # MySQL only: the unique index on the key columns and an index led by the timestamp.
     live_unique_index: str | None = None
     live_ts_index: str | None = None
+    # MySQL: the key column when it alone is the primary key (the clustered index), so plain
+    # batches may sweep it in key order (MySQLKeyBatches).
+    live_primary_key: str | None = None
     archive_unique_index: str | None = None
     archive_ts_index: str | None = None
     # A children's category: the rows of children without consent past the grace period.
@@ -191,6 +205,10 @@ class StartCount:
     overlap: int = 0  # of those, rows the retention has expired too
     live_past_statute: int = 0  # live rows a run would archive and then destroy
     unknown_age: int = 0  # rows of a children's table with a NULL birth date or age
+    # MySQL, a single-column primary key: the smallest and largest key of the expired rows
+    # and the optimiser's estimate of the rows between them (plan.key_sweep).
+    key_span: tuple[Any, Any] | None = None
+    span_rows: int = 0
 
     @property
     def removable(self) -> int:
@@ -300,9 +318,19 @@ class TableRun:
     def count_start(self, threshold: LargeCutThreshold) -> StartCount:
         """Expired rows (and the oldest), rows without trigger, the table when it matters."""
         t = self.table
-        children = overlap = unknown = 0
+        children = overlap = unknown = span_rows = 0
+        span: tuple[Any, Any] | None = None
         try:
-            ((expired, oldest),) = self.live.query(t.live.count_expired(), (t.bound,))
+            if t.live_primary_key is None:
+                ((expired, oldest),) = self.live.query(t.live.count_expired(), (t.bound,))
+            else:
+                ((expired, oldest, low, high),) = self.live.query(
+                    t.live.count_expired_span(), (t.bound,)
+                )
+                if expired:
+                    span = (low, high)
+                    assert isinstance(self.live, MySQLSession)
+                    span_rows = self.live.estimated_rows(t.live.span_rows(), span)
             ((nulls,),) = self.live.query(t.live.count_null())
             if t.children is not None:
                 ((children, _),) = self.live.query(t.children.count_expired(), (t.children_bound,))
@@ -340,6 +368,8 @@ class TableRun:
             int(overlap),
             int(past),
             int(unknown),
+            span,
+            span_rows,
         )
 
     def count_end(self) -> tuple[int, datetime | date | None, int, int]:
@@ -374,6 +404,13 @@ class TableRun:
             t.live_unique_index,
             t.live_ts_index,
             self.options.lock_hold_target,
+        )
+
+    def key_batches(self, span: tuple[Any, Any]) -> Batches:
+        """Batches that sweep the primary key over `span` (see MySQLKeyBatches)."""
+        t = self.table
+        return MySQLKeyBatches(
+            self.live, t.live, t.bound, t.live_unique_index, None, low=span[0], high=span[1]
         )
 
     def children_batches(self, session: Session | None = None) -> Batches:
@@ -486,14 +523,11 @@ class TableRun:
         single locked rows, which are skipped."""
         if limit == 1:
             # A row an application holds locked: leave it for the next run, step past it.
-            rows = batches.session.query(
-                batches.statements.peek(after is not None),
-                [batches.bound, *cursor_params(after)],
-            )
+            locked = batches.peek(after)
             batches.session.commit()
-            if not rows:
+            if locked is None:
                 return [Step(0)]
-            return [Step(1, skipped=1, last=tuple(rows[0]))]
+            return [Step(1, skipped=1, last=locked)]
         first = self._batch(batches, after, limit // 2, statutory)
         picked = sum(s.picked for s in first)
         lasts = [s.last for s in first if s.last is not None]
@@ -1236,10 +1270,14 @@ def _run_tables(
     stop: Stop | None = None
     error: PurgeError | None = None
     used = 0
-    for i, run in enumerate(runs):
+    for i, (run, count) in enumerate(zip(runs, counts, strict=True)):
         passes = ((young, run.children_batches),) if run.table.children is not None else ()
         for drained, make in (*passes, (live, run.live_batches)):
             batches = make()
+            span = count.key_span
+            budget = plan.max_rows - used
+            if drained is live and span and key_sweep(count.expired, count.span_rows, budget):
+                batches = run.key_batches(span)
             drained[i] = run.drain(
                 batches, plan.max_rows - used, pacer, statutory, run.second_lane(make, statutory)
             )
@@ -1327,6 +1365,14 @@ def prepare_table(
     live_bound = bind_cutoff(plan.cutoff, ts_kind, precision)
     names = tuple(c.name for c in columns.values())
     live_unique, live_ts = _mysql_indexes(live, table, records, "live")
+    # The primary key is InnoDB's clustered index: a key-order sweep reads rows where they lie.
+    # MariaDB only: the sweep's statements run without waiting by `SET STATEMENT ... FOR`.
+    sweepable = isinstance(live, MySQLSession) and live.mariadb
+    primary = (
+        records.key_columns[0]
+        if sweepable and live_unique == "PRIMARY" and len(records.key_columns) == 1
+        else None
+    )
     children = _children(live, table, columns, records, plan)
     if archive is None:
         return PreparedTable(
@@ -1336,6 +1382,7 @@ def prepare_table(
             names,
             live_unique_index=live_unique,
             live_ts_index=live_ts,
+            live_primary_key=primary,
             **children,
         )
     assert plan.archive_cutoff is not None
@@ -1376,6 +1423,7 @@ def prepare_table(
         archive_bound=bind_cutoff(plan.archive_cutoff, archive_kind, archive_precision),
         live_unique_index=live_unique,
         live_ts_index=live_ts,
+        live_primary_key=primary,
         archive_unique_index=archive_unique,
         archive_ts_index=archive_ts,
         live_statute_bound=bind_cutoff(plan.archive_cutoff, ts_kind, precision),

@@ -37,6 +37,8 @@ class MySQLSession(Session):
     dialect = MYSQL
     max_parameters = 20000
     max_packet = 1 << 20  # the server's max_allowed_packet, read by `connect`
+    # MariaDB, not MySQL: `SET STATEMENT ... FOR` (sql.NO_WAIT) exists; read by `connect`.
+    mariadb = False
 
     def execute_bytes(self, sql: bytes) -> int:
         """Run one statement given as bytes, with no parameters (so a `%` in a literal is
@@ -57,6 +59,20 @@ class MySQLSession(Session):
                 return int(value)
         except Exception as exc:
             raise self._classify(exc) from None
+
+    def estimated_rows(self, sql: str, params: Sequence[Any]) -> int:
+        """The `rows` column of an EXPLAIN (the optimiser's estimate; 0 when it gives none)."""
+        try:
+            with self._connection.cursor() as cursor:
+                cursor.execute(sql, tuple(params))
+                names = [d[0].lower() for d in cursor.description or ()]
+                rows = cursor.fetchall()
+        except Exception as exc:
+            raise self._classify(exc) from None
+        if "rows" not in names or not rows:
+            return 0
+        value = rows[0][names.index("rows")]
+        return int(value) if value is not None else 0
 
     def server_now(self) -> datetime:
         """`UTC_TIMESTAMP(6)` of the server."""
@@ -215,7 +231,8 @@ def connect(
     )
     # A statutory batch's literals come back as two GROUP_CONCATs in one row, one packet.
     session.execute("SET SESSION group_concat_max_len = %s", (session.max_packet // 2,))
-    if "mariadb" in str(version).lower():
+    session.mariadb = "mariadb" in str(version).lower()
+    if session.mariadb:
         session.execute("SET SESSION max_statement_time = %s", (float(timeouts.statement),))
     else:
         session.execute("SET SESSION max_execution_time = %s", (int(timeouts.statement * 1000),))
@@ -263,6 +280,5 @@ def count_literal_keys(
     assert isinstance(archive, MySQLSession)
     head, separator, tail = statements.count_literal_keys(index)
     return sum(
-        archive.count_bytes(sql)
-        for sql in packets(head, keys, separator, tail, archive.max_packet)
+        archive.count_bytes(sql) for sql in packets(head, keys, separator, tail, archive.max_packet)
     )

@@ -228,6 +228,21 @@ def adapt_batch_size(current: int, elapsed: float, target: float, ceiling: int) 
     return max(1, min(ceiling, int(current * factor)))
 
 
+# Key-order sweeps (batches.MySQLKeyBatches) read every row of the key span the expired rows
+# occupy; below this share of expired rows in it, reading the timestamp index is cheaper.
+KEY_SWEEP_DENSITY = 0.25
+
+
+def key_sweep(expired: int, span_rows: int, budget: int) -> bool:
+    """Whether a MySQL table's plain batches sweep its primary key instead of walking the
+    timestamp index oldest first: only when the run may delete every expired row (the
+    order then decides nothing but speed) and at least `KEY_SWEEP_DENSITY` of the rows the
+    optimiser estimates in their key span are expired."""
+    if expired <= 0 or expired > budget:
+        return False
+    return expired >= KEY_SWEEP_DENSITY * max(span_rows, 1)
+
+
 def dry_run_allocation(expired: Sequence[int], max_rows: int) -> tuple[int, ...]:
     """Rows a real run would delete from each table, in order, within the run's budget."""
     left = max_rows

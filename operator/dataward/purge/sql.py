@@ -24,6 +24,9 @@ from typing import Any, Literal
 from dataward.model.store import Engine
 from dataward.purge.errors import ErrorCategory, PurgeError
 
+# MariaDB: run one statement without waiting for any row lock (the session's wait is kept).
+NO_WAIT = "SET STATEMENT innodb_lock_wait_timeout = 0 FOR "
+
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 TimestampKind = Literal["instant", "wallclock", "date"]
@@ -366,6 +369,82 @@ class TableStatements:
         """Every row (for the large-cut gate)."""
         return f"SELECT count(*) FROM {self._t}"
 
+    # MySQL, a single-column primary key: batches that sweep the clustered index in key order
+    # (see batches.MySQLKeyBatches). Only for a table whose key column is the primary key.
+
+    def count_expired_span(self) -> str:
+        """`count_expired` plus the smallest and largest key among the expired rows, from the
+        same read (the timestamp index holds the primary key); params: cutoff."""
+        key = self._quoted_keys()[0]
+        return (
+            f"SELECT count(*), min({self._ts}), min({key}), max({key}) FROM {self._t} "
+            f"WHERE {self._ts} <= %s" + self._child()
+        )
+
+    def span_rows(self) -> str:
+        """EXPLAIN of a read of every row between two keys: the optimiser's estimate of how
+        many rows the span holds (index dives, nothing read); params: low, high."""
+        key = self._quoted_keys()[0]
+        return (
+            f"EXPLAIN SELECT {key} FROM {self._t} FORCE INDEX (PRIMARY) "
+            f"WHERE {key} BETWEEN %s AND %s"
+        )
+
+    def key_boundary(self, after: bool) -> str:
+        """The key of the expired row `offset` places on in key order, after the cursor (or
+        from the span's low key) up to the span's high key; a consistent read, no lock.
+        Params: cursor or low key, high key, cutoff, offset."""
+        key = self._quoted_keys()[0]
+        return (
+            f"SELECT {key} FROM {self._t} FORCE INDEX (PRIMARY) "
+            f"WHERE {key} {'>' if after else '>='} %s AND {key} <= %s "
+            f"AND {self._ts} <= %s{self._child()} ORDER BY {key} LIMIT 1 OFFSET %s"
+        )
+
+    def delete_key_range(self, after: bool) -> str:
+        """Delete the expired rows whose key lies after the cursor (or from the low key) up to
+        a bound, scanning the clustered index in key order: what the naive single DELETE
+        does, batch by batch. Params: cursor or low key, bound, cutoff.
+
+        It never waits for a lock (`innodb_lock_wait_timeout = 0` for this statement only):
+        a single-table DELETE reads every row of its range with a lock, unexpired ones too
+        (MariaDB's semi-consistent read is UPDATE's only), so a row an application holds in
+        the range fails it at once instead, and the engine splits the batch. The cutoff is
+        re-checked on every row as `(ts <= c) IS TRUE`, which the optimiser cannot turn into
+        a read of the timestamp index.
+        """
+        return f"{NO_WAIT}DELETE FROM {self._t} {self._key_range('', after)}"
+
+    def key_rows(self, after: bool | None) -> str:
+        """MySQL: the FROM clause (alias `dw_t`) of the expired rows of a key range, as
+        `delete_key_range` takes them (params: cursor or low key, bound, cutoff); with
+        `after` None, of one expired row by its key (params: key, cutoff)."""
+        t = f"{self._t} AS dw_t"
+        if after is None:
+            key = self._quoted_keys()[0]
+            return f"{t} WHERE dw_t.{key} = %s AND dw_t.{self._ts} <= %s{self._child('dw_t.')}"
+        return f"{t} FORCE INDEX (PRIMARY) {self._key_range('dw_t.', after)}"
+
+    def _key_range(self, prefix: str, after: bool) -> str:
+        key = prefix + self._quoted_keys()[0]
+        ts = prefix + self._ts
+        return (
+            f"WHERE {key} {'>' if after else '>='} %s AND {key} <= %s "
+            f"AND ({ts} <= %s{self._child(prefix)}) IS TRUE"
+        )
+
+    def lock_rows(self, columns: Sequence[str], source: str) -> str:
+        """MySQL: lock and read `columns` of the rows of `source` (a `key_rows` clause)."""
+        wanted = ", ".join(f"dw_t.{self.dialect.quote(c)}" for c in columns)
+        return f"SELECT {wanted} FROM {source} FOR UPDATE"
+
+    def delete_key(self) -> str:
+        """Delete one row by its primary key, re-checking the cutoff (a unique search: only
+        that row is read and locked; the session's lock timeout applies). Params: key,
+        cutoff."""
+        key = self._quoted_keys()[0]
+        return f"DELETE FROM {self._t} WHERE {key} = %s AND {self._ts} <= %s{self._child()}"
+
     def _after(self) -> str:
         """Rows after a (ts, keys) cursor; params: ts, ts, ts, then the keys.
 
@@ -564,10 +643,11 @@ class TableStatements:
         columns: Sequence[Column],
         unique_index: str,
         ts_index: str | None,
+        source: str | None = None,
     ) -> str | None:
-        """MySQL: lock the rows `delete_through` would delete (same params) and have the
-        server write them as SQL literals (`literal_sql`); None when a column's type has
-        no literal form.
+        """MySQL: lock the rows `delete_through` would delete (same params), or those of
+        `source` (a `key_rows` clause, its params), and have the server write them as SQL
+        literals (`literal_sql`); None when a column's type has no literal form.
 
         One row back: how many rows, their `(v1, v2, ...)` tuples and their keys (a key
         column's literal, or `(k1 = v1 AND ...)` for several key columns), each list as
@@ -586,7 +666,7 @@ class TableStatements:
                 f"'{q} = ', {v}" for q, v in zip(self._quoted_keys(), keys, strict=True)
             )
             key = f"CONCAT('(', {terms}, ')')"
-        through = self._through(after, unique_index, ts_index)
+        through = source or self._through(after, unique_index, ts_index)
         return (
             f"SELECT COUNT(*), GROUP_CONCAT(CAST({row} AS BINARY) SEPARATOR '\\0'), "
             f"GROUP_CONCAT(CAST({key} AS BINARY) SEPARATOR '\\0') FROM {through} FOR UPDATE"
