@@ -413,15 +413,10 @@ class MySQLBatches:
         ((count, values, keys),) = self.session.query(
             statement, self._through_params(after, bound, picked)
         )
-        rows, names = _split(values), _split(keys)
-        # group_concat_max_len (mysql.connect) cuts a longer list; a row longer than a packet
-        # is a NULL that GROUP_CONCAT leaves out.
-        limit_bytes = getattr(self.session, "max_packet", 0) // 2
-        if len(rows) != int(count) or len(names) != int(count):
+        whole = _whole_literals(self.session, count, values, keys)
+        if whole is None:
             return None
-        if max(len(values or b""), len(keys or b"")) >= limit_bytes:
-            return None
-        return Literals(picked, bound, rows, names)
+        return Literals(picked, bound, *whole)
 
     def drop_literals(self, taken: Literals) -> int:
         """Delete exactly the rows `take_literals` locked, by their keys (point lookups on
@@ -574,15 +569,12 @@ class MySQLKeyBatches(MySQLBatches):
         if statement is None:
             return None
         ((count, values, keys),) = self.session.query(("" if one else NO_WAIT) + statement, params)
-        rows, names = _split(values), _split(keys)
-        limit_bytes = getattr(self.session, "max_packet", 0) // 2
-        if len(rows) != int(count) or len(names) != int(count):
-            return None
-        if max(len(values or b""), len(keys or b"")) >= limit_bytes:
+        whole = _whole_literals(self.session, count, values, keys)
+        if whole is None:
             return None
         if last is None:
-            return Literals(min(int(count), limit - 1), None, rows, names)
-        return Literals(limit, (last,), rows, names)
+            return Literals(min(int(count), limit - 1), None, *whole)
+        return Literals(limit, (last,), *whole)
 
     def drop_literals(self, taken: Literals) -> int:
         """Delete the rows `take_literals` locked: its key range again, without waiting
@@ -594,6 +586,20 @@ class MySQLKeyBatches(MySQLBatches):
         return self.session.execute(
             self.statements.delete_key_range(after), [start, upto, self.bound]
         )
+
+
+def _whole_literals(
+    session: Session, count: Any, values: Any, keys: Any
+) -> tuple[list[bytes], list[bytes]] | None:
+    """The rows and keys a locking read wrote as literals, or None when the lists are not
+    whole: group_concat_max_len (mysql.connect) cuts a longer list, and a row longer than a
+    packet is a NULL that GROUP_CONCAT leaves out."""
+    rows, names = _split(values), _split(keys)
+    if len(rows) != int(count) or len(names) != int(count):
+        return None
+    if max(len(values or b""), len(keys or b"")) >= getattr(session, "max_packet", 0) // 2:
+        return None
+    return rows, names
 
 
 def _split(joined: Any) -> list[bytes]:
