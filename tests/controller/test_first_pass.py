@@ -16,6 +16,7 @@ from dataward.controller.kube import Kube
 from dataward.controller.operator import OperatorSettings, run_operator
 from dataward.controller.queue import RE_VERIFIED, FirstPass
 from dataward.controller.reconcile import Outcome
+from tests.controller.test_operator_supervision import _until
 
 
 def test_said_once_when_the_last_store_served_at_start_is_reconciled() -> None:
@@ -133,7 +134,7 @@ def test_a_restart_reconciles_each_store_once_however_many_caches_list_after_the
     caplog.set_level(logging.INFO, logger="dataward.operator")
     thread.start()
     try:
-        assert _until(lambda: RE_VERIFIED in caplog.text), "no first pass done"
+        assert _until(lambda: RE_VERIFIED in caplog.text, 10.0), "no first pass done"
         time.sleep(0.3)  # any reconcile queued twice would have run by now
     finally:
         stop.set()
@@ -142,11 +143,3 @@ def test_a_restart_reconciles_each_store_once_however_many_caches_list_after_the
     assert sorted(_Reconciler.reconciled) == sorted(STORES)
     assert f"every store served at start re-verified ({len(STORES)})" in caplog.text
 
-
-def _until(predicate: Callable[[], bool], seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()

@@ -542,6 +542,18 @@ def test_a_withdrawal_owed_when_the_operator_restarts_is_still_written(kube: Fak
     assert len(shred_kinds(sink)) == 3  # settled: nothing written twice
 
 
+def _stop_after_the_shredded_record(kube: FakeKube, sink: Sink) -> None:
+    """A pass at DUE whose process stops right after its key.shredded record."""
+
+    def crash() -> None:
+        raise Crash
+
+    sink.after_shredded = crash
+    with pytest.raises(Crash):
+        run(kube, sink, DUE)
+    sink.after_shredded = None
+
+
 def test_a_crash_right_after_the_shredded_record_is_withdrawn_by_the_next_process(
     kube: FakeKube,
 ) -> None:
@@ -551,13 +563,7 @@ def test_a_crash_right_after_the_shredded_record_is_withdrawn_by_the_next_proces
     sink = Sink(kube)
     run(kube, sink, T0 + timedelta(minutes=1))
 
-    def crash() -> None:
-        raise Crash
-
-    sink.after_shredded = crash
-    with pytest.raises(Crash):
-        run(kube, sink, DUE)
-    sink.after_shredded = None
+    _stop_after_the_shredded_record(kube, sink)
     set_hold(kube)
     restarted(kube, sink).reconcile(KEY, now=DUE + timedelta(minutes=1))
     assert "2025-07" in ring(kube).buckets
@@ -585,13 +591,7 @@ def test_a_withdrawal_owed_that_the_cache_has_not_seen_yet_is_not_recorded_over(
     run(kube, sink, T0 + timedelta(minutes=1))
     stale = StaleCache(kube)  # the new leader's cache: from before the stop
 
-    def crash() -> None:
-        raise Crash
-
-    sink.after_shredded = crash
-    with pytest.raises(Crash):
-        run(kube, sink, DUE)
-    sink.after_shredded = None
+    _stop_after_the_shredded_record(kube, sink)
     settings = ReconcileSettings(evidence=sink)
     Reconciler(cast(Kube, kube), settings, caches=cast(Any, stale)).reconcile(
         KEY, now=DUE + timedelta(minutes=1)
