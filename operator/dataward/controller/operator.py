@@ -135,6 +135,18 @@ class OperatorSettings:
     access_log: AccessLogFollower | None = field(default=None, compare=False)
 
 
+def _rendered(
+    kind: str, namespace: str, obj: Mapping[str, Any], reconciler: Reconciler
+) -> bool:
+    """Whether `obj` is labelled as Dataward's and named as a child the namespace's stores
+    render (`Reconciler.renders`); anything else in the namespace is foreign."""
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    return labels.get(MANAGED_BY_LABEL) == MANAGED_BY and reconciler.renders(
+        kind, namespace, str(meta.get("name"))
+    )
+
+
 def _owner_store(body: Mapping[str, Any]) -> str | None:
     for ref in body.get("metadata", {}).get("ownerReferences") or []:
         if ref.get("kind") == STORE_KIND and str(ref.get("apiVersion", "")).startswith(GROUP):
@@ -219,13 +231,16 @@ def keys_for_event(
         return [], []
     if kind == "Secret":  # metadata only; a ring's own events come from the rings' cache
         return reconciler.stores_with_credentials(namespace, str(meta["name"])), []
+    if kind in NAMESPACE_WIDE and not all(
+        _rendered(kind, namespace, obj, reconciler) for obj in (old, new) if obj is not None
+    ):
+        # A foreign object: every verdict there. Labels and owner references are the word of
+        # whoever wrote the object (a binding copied from a store's own keeps both).
+        return reconciler.stores_in(namespace), []
     owner = _owner_store(body)
     if owner is not None:
         return [(namespace, owner)], []
-    labels = meta.get("labels") or {}
-    if kind in NAMESPACE_WIDE and labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
-        return reconciler.stores_in(namespace), []  # a foreign object: every verdict there
-    label = labels.get(STORE_LABEL)
+    label = (meta.get("labels") or {}).get(STORE_LABEL)
     if label:  # Jobs and pods belong to the CronJob, not the store: find it by its label
         return reconciler.stores_with_label(namespace, label), []
     return [], []

@@ -304,6 +304,18 @@ class Reconciler:
             if label_value(s["metadata"]["name"]) == label and self.owns(namespace)
         ]
 
+    def renders(self, kind: str, namespace: str, name: str) -> bool:
+        """Whether a store of `namespace` renders a NetworkPolicy (`kind`), or a Role or
+        RoleBinding (a Role and its binding share their name), called `name`, by the
+        namespace's last view (`_namespace`; none yet: False). Never builds one: the event
+        handlers ask, on the informers' threads."""
+        with self._cache_lock:
+            memo = self._ns_memo.get(namespace)
+        if memo is None:
+            return False
+        view = memo[1]
+        return name in (view.policy_by_name if kind == "NetworkPolicy" else view.rbac_owners)
+
     def reconcile_logged(self, key: StoreKey) -> Outcome:
         """Reconcile and log failures; the queue retries a failure with backoff."""
         try:
