@@ -1362,8 +1362,7 @@ class Reconciler:
             if error.status == 409:
                 return record.shredded, (), "the store changed meanwhile (HTTP 409)"
             return record.shredded, (), f"status write: HTTP {error.status}"
-        kept = ((answer.get("status") or {}).get("encryption") or {}).get("owedWithdrawals")
-        if not kept:
+        if not _owed_kept(answer):
             # An installed CRD older than this operator prunes the field (Helm never upgrades
             # CRDs): the debt would be held nowhere, so nothing is recorded or destroyed.
             log.error("the installed PersonalDataStore CRD drops status.encryption."
@@ -1466,7 +1465,7 @@ class Reconciler:
         )
         kept = tuple(gone for gone in record.shredded if gone not in withdrawn)
         try:
-            self._patch(
+            answer = self._patch(
                 "PersonalDataStore", store.namespace, store.name,
                 {"status": {"encryption": {
                     "shreddedBuckets": [gone.to_status() for gone in kept] or None,
@@ -1479,6 +1478,27 @@ class Reconciler:
                         store.name, error.status)  # fmt: skip
             return record.shredded, ()  # still listed, still held: tried again
         owed = self._cancel_shredding(store, ring, record.secret_name, debts)
+        if owed and not _owed_kept(answer):
+            # An installed CRD older than this operator pruned the debt: the listing is its
+            # only marker. Listed again, it is withdrawn again at the next pass (the key
+            # still held), or made true (the key destroyed once the hold is lifted).
+            unpaid = {debt.id for debt in owed}
+            listed = (*kept, *(gone for gone in withdrawn if gone.id in unpaid))
+            try:
+                self._patch(
+                    "PersonalDataStore", store.namespace, store.name,
+                    {"status": {"encryption": {
+                        "shreddedBuckets": [gone.to_status() for gone in listed]
+                    }}},
+                    subresource="status",
+                )  # fmt: skip
+            except KubeError as error:
+                log.error("withdraw the shredding of %s/%s: the installed CRD drops "
+                          "owedWithdrawals and listing it again failed (HTTP %s): the "
+                          "evidence log keeps a key.shredded record for a key still in the "
+                          "ring", store.namespace, store.name, error.status)  # fmt: skip
+                return kept, owed
+            return listed, owed
         self._write_owed(store, debts, owed)
         return kept, owed
 
@@ -2405,6 +2425,12 @@ def _ready_changed(raw: Mapping[str, Any], conditions: Sequence[Condition]) -> b
     """Whether this reconcile moves the store's Ready to another status."""
     now_ready = next((c.status == "True" for c in conditions if c.type == "Ready"), False)
     return now_ready != _is_ready(raw)
+
+
+def _owed_kept(answer: Mapping[str, Any]) -> bool:
+    """Whether a status write's answer keeps `status.encryption.owedWithdrawals` (an
+    installed CRD older than this operator prunes it: Helm never upgrades CRDs)."""
+    return bool(((answer.get("status") or {}).get("encryption") or {}).get("owedWithdrawals"))
 
 
 def _parse_time(text: str | None) -> datetime | None:
