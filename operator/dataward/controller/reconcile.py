@@ -561,9 +561,9 @@ class Reconciler:
         if self.caches is not None and obj:
             self.caches.store_written(obj)
 
-    def _deleted(self, kind: str, namespace: str, name: str) -> None:
+    def _deleted(self, kind: str, namespace: str, name: str, answer: Any) -> None:
         if self.caches is not None:
-            self.caches.store_deleted(kind, namespace, name)
+            self.caches.store_deleted(kind, namespace, name, answer)
 
     def _parsed(self, raw: Mapping[str, Any]) -> Store | None:
         """A neighbour store parsed once per version (every reconcile of the namespace reads
@@ -1056,8 +1056,8 @@ class Reconciler:
             ref.get("uid") == store.uid for ref in current["metadata"].get("ownerReferences") or []
         ):
             try:
-                self.kube.delete("RoleBinding", store.namespace, name)
-                self._deleted("RoleBinding", store.namespace, name)
+                answer = self.kube.delete("RoleBinding", store.namespace, name)
+                self._deleted("RoleBinding", store.namespace, name, answer)
             except KubeError as error:
                 log.warning("readers' binding of %s/%s: %s", store.namespace, store.name, error)
                 return [ActFailure(error, Condition(
