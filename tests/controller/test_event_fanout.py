@@ -102,3 +102,21 @@ def test_the_operators_own_children_still_queue_their_store_alone() -> None:
         own = caches.get(kind, KEY[0], name)
         assert own is not None, (kind, name)
         assert keys_for_event(kind, own, own, reconciler)[0] == [KEY], (kind, name)
+
+
+def test_an_edit_of_a_stores_child_queues_that_store_whatever_owner_it_now_names() -> None:
+    """Someone widens store A's readers' binding and points its owner reference at store B
+    in the same edit: A, whose render it is (and whose Secrets it now opens), is queued."""
+    _, caches, reconciler = _converged()
+    own = caches.get("RoleBinding", KEY[0], names_for(KEY[1]).readers)
+    other = caches.get("PersonalDataStore", *OTHER)
+    assert own is not None and other is not None
+    ref = {**own["metadata"]["ownerReferences"][0], "name": OTHER[1],
+           "uid": other["metadata"]["uid"]}  # fmt: skip
+    edited = {
+        **own,
+        "metadata": {**own["metadata"], "ownerReferences": [ref]},
+        "subjects": [*own["subjects"], {"kind": "User", "name": "mallory"}],
+    }
+    keys, _ = keys_for_event("RoleBinding", own, edited, reconciler)
+    assert KEY in keys

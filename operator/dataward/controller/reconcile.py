@@ -304,17 +304,22 @@ class Reconciler:
             if label_value(s["metadata"]["name"]) == label and self.owns(namespace)
         ]
 
-    def renders(self, kind: str, namespace: str, name: str) -> bool:
-        """Whether a store of `namespace` renders a NetworkPolicy (`kind`), or a Role or
+    def rendered_for(self, kind: str, namespace: str, name: str) -> tuple[str, ...]:
+        """The stores of `namespace` that render a NetworkPolicy (`kind`), or a Role or
         RoleBinding (a Role and its binding share their name), called `name`, by the
-        namespace's last view (`_namespace`; none yet: False). Never builds one: the event
+        namespace's last view (`_namespace`; none yet: none). Never builds one: the event
         handlers ask, on the informers' threads."""
         with self._cache_lock:
             memo = self._ns_memo.get(namespace)
         if memo is None:
-            return False
+            return ()
         view = memo[1]
-        return name in (view.policy_by_name if kind == "NetworkPolicy" else view.rbac_owners)
+        if kind != "NetworkPolicy":
+            return view.rbac_owners.get(name, ())
+        policy = view.policy_by_name.get(name)
+        # Dataward's own render: its owner reference names its store.
+        refs = [] if policy is None else policy["metadata"].get("ownerReferences") or []
+        return tuple(str(ref["name"]) for ref in refs[:1])
 
     def reconcile_logged(self, key: StoreKey) -> Outcome:
         """Reconcile and log failures; the queue retries a failure with backoff."""
