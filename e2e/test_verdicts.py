@@ -7,12 +7,14 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import yaml
 
+from dataward.render.names import names_for
 from e2e.fixtures_operator import (
     OPERATOR_NAMESPACE,
     OperatorProcess,
@@ -233,3 +235,37 @@ def test_reads_the_operator_may_not_make_are_unknown_not_fine(
             input=yaml.safe_dump_all([d for d in rbac if d["kind"] == "ClusterRole"]),
         )  # fmt: skip
     wait_condition(control_plane, namespace, "support-inquiries", "Ready", "True", timeout=90)
+
+
+def test_a_readers_binding_kept_by_a_finalizer_still_counts_after_its_delete(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    """Someone's tool keeps the readers' binding (a finalizer) when the store drops its
+    readers: the operator's DELETE only marks it, and the former readers can still read the
+    ring. The verdict must say so for as long as the binding is there, not only on the pass
+    that sent the DELETE (the real API's answer is what tells them apart)."""
+    readers = names_for("support-inquiries").readers
+    ready_store(control_plane, namespace)
+    control_plane.kubectl(
+        "patch", "rolebinding", readers, "-n", namespace, "--type", "merge",
+        "-p", '{"metadata": {"finalizers": ["example.com/keep"]}}',
+    )  # fmt: skip
+    control_plane.kubectl(
+        "patch", "pds", "support-inquiries", "-n", namespace, "--type", "merge",
+        "-p", '{"spec": {"access": {"readers": []}}}',
+    )  # fmt: skip
+    try:
+        wait_for(lambda: (get(control_plane, "rolebinding", readers, namespace) or {})
+                 .get("metadata", {}).get("deletionTimestamp"), 60,
+                 "the readers' binding marked for deletion")  # fmt: skip
+        time.sleep(20)  # several resyncs (5 s) after the DELETE
+        store = get(control_plane, "pds", "support-inquiries", namespace)
+        assert get(control_plane, "rolebinding", readers, namespace) is not None
+        assert condition(store, "AccessRestricted")["status"] == "False", store
+        assert condition(store, "Ready")["status"] == "False"
+    finally:
+        control_plane.kubectl(
+            "patch", "rolebinding", readers, "-n", namespace, "--type", "merge",
+            "-p", '{"metadata": {"finalizers": null}}', check=False,
+        )  # fmt: skip
+    wait_condition(control_plane, namespace, "support-inquiries", "AccessRestricted", "True")

@@ -129,3 +129,21 @@ def test_selector_matching(
     selector: dict[str, Any], labels: dict[str, str], expected: bool
 ) -> None:
     assert selector_matches(selector, labels) is expected
+
+
+def test_a_policy_for_any_pod_the_workload_selector_admits_by_in_is_counted() -> None:
+    """`app In (primary, replica)`: the replica pods are the workload as much as the primary's,
+    so a policy opening them to everyone breaks isolation (not only one for the first value)."""
+    store = copy.deepcopy(samples.STORE)
+    store["spec"]["workload"]["podSelector"] = {"matchExpressions": [
+        {"key": "app", "operator": "In", "values": ["crm-postgres", "crm-postgres-replica"]}]}
+    desired = render_network_policy(parse_store(store))
+    body = copy.deepcopy(desired)
+    body["metadata"]["resourceVersion"] = "12"
+    replica = other("replica", {"matchLabels": {"app": "crm-postgres-replica"}}, [{}])
+    condition = network_isolated(desired, ObservedObject.present(body), [replica])
+    assert (condition.status, condition.reason) == ("False", "OtherPolicyAllowsIngress")
+    primary = other("primary", {"matchLabels": {"app": "crm-postgres"}}, [{}])
+    assert network_isolated(desired, ObservedObject.present(body), [primary]).status == "False"
+    web = other("web", {"matchLabels": {"app": "web"}}, [{}])
+    assert network_isolated(desired, ObservedObject.present(body), [web]).status == "True"

@@ -112,6 +112,6 @@ class FakeKube:
         return self._store(_merge(copy.deepcopy(current), patch))
 
     def delete(self, kind: str, namespace: str | None, name: str,
-               propagation: str | None = None) -> bool:
+               propagation: str | None = None) -> dict[str, Any] | None:
         self.calls.append(("delete", kind, name))
-        return self.objects.pop((kind, namespace, name), None) is not None
+        return self.objects.pop((kind, namespace, name), None)

@@ -24,8 +24,9 @@ from hypothesis import strategies as st
 from dataward.controller.cache import LABEL_INDEXED, CachedKind, Informer
 from dataward.controller.index import LabelIndex
 from dataward.controller.kube import Kube, KubeError
-from tests.controller.test_cache import _caches, _cluster, _reconciler, _relist
-from tests.controller.test_reconcile import KEY, T0, conditions
+from tests.controller.test_cache import ListingKube, _caches, _cluster, _reconciler, _relist
+from tests.controller.test_reconcile import KEY, T0, conditions, sample_cluster
+from tests.model import samples
 
 KEYS = ["app", "tier", "team"]
 VALUES = ["a", "b", "c"]
@@ -273,6 +274,29 @@ def test_a_foreign_policy_selecting_the_pods_without_matchlabels_still_breaks_is
         "kind": "NetworkPolicy",
         "metadata": {"name": "allow-everyone", "namespace": "crm"},
         "spec": {"podSelector": selector, "ingress": [{}], "policyTypes": ["Ingress"]},
+    })  # fmt: skip
+    _relist(caches)
+    _reconciler(kube, caches).reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert conditions(kube)["NetworkIsolated"] == ("False", "OtherPolicyAllowsIngress")
+
+
+def test_a_foreign_policy_for_the_second_value_of_an_in_selector_breaks_isolation() -> None:
+    """The workload `app In (crm-postgres, crm-postgres-replica)`: the index is asked for the
+    pods of every value, not the first one's alone."""
+    store = copy.deepcopy(samples.STORE)
+    store["spec"]["workload"]["podSelector"] = {"matchExpressions": [
+        {"key": "app", "operator": "In", "values": ["crm-postgres", "crm-postgres-replica"]}]}
+    kube = sample_cluster(ListingKube(), store=store)
+    caches = _caches(kube)
+    _relist(caches)
+    _reconciler(kube, caches).reconcile(KEY, now=T0)
+    _relist(caches)
+    assert conditions(kube)["NetworkIsolated"] == ("True", "Isolated")
+    kube._store({
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "replica-open", "namespace": "crm"},
+        "spec": {"podSelector": {"matchLabels": {"app": "crm-postgres-replica"}},
+                 "ingress": [{}], "policyTypes": ["Ingress"]},
     })  # fmt: skip
     _relist(caches)
     _reconciler(kube, caches).reconcile(KEY, now=T0 + timedelta(minutes=1))

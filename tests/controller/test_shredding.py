@@ -646,3 +646,40 @@ def test_an_outdated_crd_that_drops_the_debt_stops_the_shredding(kube: FakeKube)
     (message,) = [c["message"] for c in status(kube)["conditions"]
                   if c["type"] == "EncryptionKeyReady"]  # fmt: skip
     assert "CRD is older" in message
+
+
+def test_a_withdrawal_under_an_outdated_crd_is_not_lost_when_the_log_refuses_it(
+    kube: FakeKube,
+) -> None:
+    """A shredding listed (its ring write lost a race) when the operator is upgraded and
+    Helm keeps the older CRD, which prunes owedWithdrawals. A hold comes, and the evidence
+    log refuses the key.shred.cancelled record: the debt cannot be held in status, so the
+    listing must stay its marker; once the log is back the withdrawal is written, and the
+    evidence never keeps saying destroyed about a key in the ring."""
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    with ring_writes_lose_a_race(kube):
+        run(kube, sink, DUE)
+    assert [g["bucket"] for g in status(kube)["encryption"]["shreddedBuckets"]] == ["2025-07"]
+    real_patch = kube.merge_patch
+
+    def pruning_patch(kind: str, namespace: str | None, name: str,
+                      patch: Mapping[str, Any], subresource: str | None = None) -> Any:
+        answer = real_patch(kind, namespace, name, patch, subresource=subresource)
+        answer.get("status", {}).get("encryption", {}).pop("owedWithdrawals", None)
+        kube.objects[(kind, namespace, name)] = answer
+        return answer
+
+    kube.merge_patch = pruning_patch  # type: ignore[method-assign]
+    set_hold(kube)
+    sink.fail_kinds = {"key.shred.cancelled"}
+    restarted(kube, sink).reconcile(KEY, now=DUE + timedelta(minutes=1))
+    assert "2025-07" in ring(kube).buckets
+    assert sink.of("key.shred.cancelled") == []
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingFailed")
+    sink.fail_kinds = set()
+    restarted(kube, sink).reconcile(KEY, now=DUE + timedelta(minutes=2))
+    (cancelled,) = sink.of("key.shred.cancelled")
+    assert (cancelled["bucket"], cancelled["reason"]) == ("2025-07", "LegalHold")
+    assert_evidence_matches_the_ring(kube, sink)
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyShreddingHeld")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import product
 from typing import Any
 
 from dataward.checks.conditions import NETWORK_ISOLATED, Condition
@@ -137,16 +138,18 @@ def workload_labels(
     selector: Mapping[str, Any], observed: Sequence[Mapping[str, str]] = ()
 ) -> list[Mapping[str, str]]:
     """The label sets of the workload pods: as read, else what the selector itself implies
-    (the pods another policy must select to matter to the store)."""
+    (the pods another policy must select to matter to the store): one set for each choice
+    of its `In` values, as a pod may carry any of them."""
     if observed:
         return list(observed)
     labels = dict(selector.get("matchLabels") or {})
+    choices: list[list[tuple[str, str]]] = []
     for requirement in selector.get("matchExpressions") or ():
         if requirement.get("operator") == "In" and requirement.get("values"):
-            labels[requirement["key"]] = requirement["values"][0]
+            choices.append([(requirement["key"], value) for value in requirement["values"]])
         elif requirement.get("operator") == "Exists":
             labels.setdefault(requirement["key"], "")
-    return [labels]
+    return [{**labels, **dict(chosen)} for chosen in product(*choices)]
 
 
 def _selects_any(policy: Mapping[str, Any], pods: Sequence[Mapping[str, str]]) -> bool:

@@ -889,8 +889,19 @@ class Caches:
             except KubeError:
                 pass
 
-    def store_deleted(self, kind: str, namespace: str | None, name: str) -> None:
-        """Drop an object the operator has just deleted from every cache of its API kind."""
+    def store_deleted(
+        self, kind: str, namespace: str | None, name: str, answer: Any = None
+    ) -> None:
+        """Drop an object the operator has just deleted from every cache of its API kind.
+
+        Not one whose DELETE answered with finalizers still to run (`answer`): it exists, with
+        a deletionTimestamp, until they are done, and a RoleBinding grants what it granted
+        meanwhile; that answer is kept instead."""
+        if isinstance(answer, Mapping) and answer.get("kind") == kind and (
+            (answer.get("metadata") or {}).get("finalizers")
+        ):
+            self.store_written(answer)
+            return
         for spec in [s for s in self.specs.values() if s.api_kind == kind]:
             try:
                 self._informer(spec.kind, namespace).store_deleted(namespace, name)

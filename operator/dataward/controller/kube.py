@@ -399,19 +399,19 @@ class Kube:
 
     def delete(
         self, kind: str, namespace: str | None, name: str, propagation: str | None = None
-    ) -> bool:
-        """Delete an object; False when it was already gone.
+    ) -> dict[str, Any] | None:
+        """Delete an object; the API's answer (the object, or a Status), None when it was
+        already gone. An object with finalizers is not gone yet (`Caches.store_deleted`).
 
         `propagation` (Background, Foreground): delete what it owns too; a Job deleted without
         it leaves its pods behind.
         """
         body = {"propagationPolicy": propagation} if propagation else None
         try:
-            self._call(
+            return self._call(
                 "DELETE", RESOURCES[kind].path(namespace, name), body=body, what=f"delete {kind}"
             )
         except KubeError as error:
             if error.status == 404:
-                return False
+                return None
             raise
-        return True

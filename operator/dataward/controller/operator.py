@@ -135,6 +135,17 @@ class OperatorSettings:
     access_log: AccessLogFollower | None = field(default=None, compare=False)
 
 
+def _rendered_for(
+    kind: str, namespace: str, obj: Mapping[str, Any], reconciler: Reconciler
+) -> tuple[str, ...]:
+    """The stores that render `obj` (`Reconciler.rendered_for`), when it is labelled as
+    Dataward's; none: it is foreign."""
+    meta = obj.get("metadata") or {}
+    if (meta.get("labels") or {}).get(MANAGED_BY_LABEL) != MANAGED_BY:
+        return ()
+    return reconciler.rendered_for(kind, namespace, str(meta.get("name")))
+
+
 def _owner_store(body: Mapping[str, Any]) -> str | None:
     for ref in body.get("metadata", {}).get("ownerReferences") or []:
         if ref.get("kind") == STORE_KIND and str(ref.get("apiVersion", "")).startswith(GROUP):
@@ -219,13 +230,22 @@ def keys_for_event(
         return [], []
     if kind == "Secret":  # metadata only; a ring's own events come from the rings' cache
         return reconciler.stores_with_credentials(namespace, str(meta["name"])), []
+    if kind in NAMESPACE_WIDE:
+        # Labels and owner references are the word of whoever wrote the object (a binding
+        # copied from a store's own keeps both): the stores it concerns alone are those
+        # that render it, by the namespace's view; anything else is foreign, every verdict
+        # there.
+        owners: set[str] = set()
+        for obj in (old, new):
+            found = () if obj is None else _rendered_for(kind, namespace, obj, reconciler)
+            if obj is not None and not found:
+                return reconciler.stores_in(namespace), []
+            owners.update(found)
+        return [(namespace, owner) for owner in sorted(owners)], []
     owner = _owner_store(body)
     if owner is not None:
         return [(namespace, owner)], []
-    labels = meta.get("labels") or {}
-    if kind in NAMESPACE_WIDE and labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
-        return reconciler.stores_in(namespace), []  # a foreign object: every verdict there
-    label = labels.get(STORE_LABEL)
+    label = (meta.get("labels") or {}).get(STORE_LABEL)
     if label:  # Jobs and pods belong to the CronJob, not the store: find it by its label
         return reconciler.stores_with_label(namespace, label), []
     return [], []

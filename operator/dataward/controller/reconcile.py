@@ -304,6 +304,23 @@ class Reconciler:
             if label_value(s["metadata"]["name"]) == label and self.owns(namespace)
         ]
 
+    def rendered_for(self, kind: str, namespace: str, name: str) -> tuple[str, ...]:
+        """The stores of `namespace` that render a NetworkPolicy (`kind`), or a Role or
+        RoleBinding (a Role and its binding share their name), called `name`, by the
+        namespace's last view (`_namespace`; none yet: none). Never builds one: the event
+        handlers ask, on the informers' threads."""
+        with self._cache_lock:
+            memo = self._ns_memo.get(namespace)
+        if memo is None:
+            return ()
+        view = memo[1]
+        if kind != "NetworkPolicy":
+            return view.rbac_owners.get(name, ())
+        policy = view.policy_by_name.get(name)
+        # Dataward's own render: its owner reference names its store.
+        refs = [] if policy is None else policy["metadata"].get("ownerReferences") or []
+        return tuple(str(ref["name"]) for ref in refs[:1])
+
     def reconcile_logged(self, key: StoreKey) -> Outcome:
         """Reconcile and log failures; the queue retries a failure with backoff."""
         try:
@@ -549,9 +566,9 @@ class Reconciler:
         if self.caches is not None and obj:
             self.caches.store_written(obj)
 
-    def _deleted(self, kind: str, namespace: str, name: str) -> None:
+    def _deleted(self, kind: str, namespace: str, name: str, answer: Any) -> None:
         if self.caches is not None:
-            self.caches.store_deleted(kind, namespace, name)
+            self.caches.store_deleted(kind, namespace, name, answer)
 
     def _parsed(self, raw: Mapping[str, Any]) -> Store | None:
         """A neighbour store parsed once per version (every reconcile of the namespace reads
@@ -1044,8 +1061,8 @@ class Reconciler:
             ref.get("uid") == store.uid for ref in current["metadata"].get("ownerReferences") or []
         ):
             try:
-                self.kube.delete("RoleBinding", store.namespace, name)
-                self._deleted("RoleBinding", store.namespace, name)
+                answer = self.kube.delete("RoleBinding", store.namespace, name)
+                self._deleted("RoleBinding", store.namespace, name, answer)
             except KubeError as error:
                 log.warning("readers' binding of %s/%s: %s", store.namespace, store.name, error)
                 return [ActFailure(error, Condition(
@@ -1350,8 +1367,7 @@ class Reconciler:
             if error.status == 409:
                 return record.shredded, (), "the store changed meanwhile (HTTP 409)"
             return record.shredded, (), f"status write: HTTP {error.status}"
-        kept = ((answer.get("status") or {}).get("encryption") or {}).get("owedWithdrawals")
-        if not kept:
+        if not _owed_kept(answer):
             # An installed CRD older than this operator prunes the field (Helm never upgrades
             # CRDs): the debt would be held nowhere, so nothing is recorded or destroyed.
             log.error("the installed PersonalDataStore CRD drops status.encryption."
@@ -1454,7 +1470,7 @@ class Reconciler:
         )
         kept = tuple(gone for gone in record.shredded if gone not in withdrawn)
         try:
-            self._patch(
+            answer = self._patch(
                 "PersonalDataStore", store.namespace, store.name,
                 {"status": {"encryption": {
                     "shreddedBuckets": [gone.to_status() for gone in kept] or None,
@@ -1467,6 +1483,27 @@ class Reconciler:
                         store.name, error.status)  # fmt: skip
             return record.shredded, ()  # still listed, still held: tried again
         owed = self._cancel_shredding(store, ring, record.secret_name, debts)
+        if owed and not _owed_kept(answer):
+            # An installed CRD older than this operator pruned the debt: the listing is its
+            # only marker. Listed again, it is withdrawn again at the next pass (the key
+            # still held), or made true (the key destroyed once the hold is lifted).
+            unpaid = {debt.id for debt in owed}
+            listed = (*kept, *(gone for gone in withdrawn if gone.id in unpaid))
+            try:
+                self._patch(
+                    "PersonalDataStore", store.namespace, store.name,
+                    {"status": {"encryption": {
+                        "shreddedBuckets": [gone.to_status() for gone in listed]
+                    }}},
+                    subresource="status",
+                )  # fmt: skip
+            except KubeError as error:
+                log.error("withdraw the shredding of %s/%s: the installed CRD drops "
+                          "owedWithdrawals and listing it again failed (HTTP %s): the "
+                          "evidence log keeps a key.shredded record for a key still in the "
+                          "ring", store.namespace, store.name, error.status)  # fmt: skip
+                return kept, owed
+            return listed, owed
         self._write_owed(store, debts, owed)
         return kept, owed
 
@@ -2393,6 +2430,12 @@ def _ready_changed(raw: Mapping[str, Any], conditions: Sequence[Condition]) -> b
     """Whether this reconcile moves the store's Ready to another status."""
     now_ready = next((c.status == "True" for c in conditions if c.type == "Ready"), False)
     return now_ready != _is_ready(raw)
+
+
+def _owed_kept(answer: Mapping[str, Any]) -> bool:
+    """Whether a status write's answer keeps `status.encryption.owedWithdrawals` (an
+    installed CRD older than this operator prunes it: Helm never upgrades CRDs)."""
+    return bool(((answer.get("status") or {}).get("encryption") or {}).get("owedWithdrawals"))
 
 
 def _parse_time(text: str | None) -> datetime | None:

@@ -417,9 +417,9 @@ class SubjectRequests:
         for kind in ("RoleBinding", "Role"):
             existing = self.read.get(kind, request.namespace, name)
             if existing is not None and ours(existing, request):
-                self.kube.delete(kind, request.namespace, name)
+                answer = self.kube.delete(kind, request.namespace, name)
                 if self.caches is not None:  # its next read is not older
-                    self.caches.store_deleted(kind, request.namespace, name)
+                    self.caches.store_deleted(kind, request.namespace, name, answer)
 
     def _public_key(self, request: SubjectRequest) -> str | None:
         """The request's public key; the key pair is made (once) when there is none."""

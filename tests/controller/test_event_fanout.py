@@ -1,0 +1,122 @@
+"""Which stores a change of a namespace-wide object queues: labels and owner references are
+written by whoever creates the object, so they prove nothing about who made it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from dataward.controller.operator import keys_for_event
+from dataward.render.labels import MANAGED_BY, MANAGED_BY_LABEL, STORE_LABEL
+from dataward.render.names import label_value, names_for
+from tests.controller.test_cache import _caches, _cluster, _reconciler, _relist
+from tests.controller.test_reconcile import KEY, T0, add_store
+
+OTHER = ("crm", "orders")
+BOTH = sorted([KEY, OTHER])
+
+
+def _converged() -> tuple[Any, Any, Any]:
+    kube = _cluster()
+    add_store(kube, OTHER[1], OTHER[0], "o")
+    caches = _caches(kube)
+    _relist(caches)
+    reconciler = _reconciler(kube, caches)
+    reconciler.reconcile(KEY, now=T0)
+    reconciler.reconcile(OTHER, now=T0)
+    _relist(caches)
+    return kube, caches, reconciler
+
+
+def _copied_binding(caches: Any) -> dict[str, Any]:
+    """A RoleBinding made from `kubectl get rolebinding <store>-readers -o yaml`: its labels
+    and owner reference kept, a new name, a role that reads every Secret, another subject."""
+    own = caches.get("RoleBinding", KEY[0], names_for(KEY[1]).readers)
+    assert own is not None
+    meta = own["metadata"]
+    return {
+        "kind": "RoleBinding",
+        "metadata": {
+            "name": "support-inquiries-readers-copy",
+            "namespace": KEY[0],
+            "labels": dict(meta["labels"]),
+            "ownerReferences": [dict(ref) for ref in meta["ownerReferences"]],
+        },
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "secret-reader"},
+        "subjects": [{"kind": "User", "name": "mallory"}],
+    }  # fmt: skip
+
+
+def test_a_copied_binding_with_a_stores_labels_and_owner_queues_every_store() -> None:
+    _, caches, reconciler = _converged()
+    copied = _copied_binding(caches)
+    assert copied["metadata"]["labels"][MANAGED_BY_LABEL] == MANAGED_BY
+    assert copied["metadata"]["labels"][STORE_LABEL] == label_value(KEY[1])
+    keys, _ = keys_for_event("RoleBinding", None, copied, reconciler)
+    assert sorted(keys) == BOTH
+
+
+def test_the_copied_binding_is_the_other_stores_business_indeed() -> None:
+    """Why it must queue both: once reconciled, the other store is not AccessRestricted."""
+    kube, caches, reconciler = _converged()
+    assert _condition(kube, OTHER, "AccessRestricted") == "True"
+    kube._store({"kind": "ClusterRole", "metadata": {"name": "secret-reader"}, "rules": [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]})
+    kube._store(_copied_binding(caches))
+    _relist(caches)
+    reconciler.reconcile(OTHER, now=T0 + timedelta(minutes=1))
+    assert _condition(kube, OTHER, "AccessRestricted") == "False"
+
+
+def _condition(kube: Any, key: tuple[str, str], kind: str) -> str:
+    status = kube.objects[("PersonalDataStore", *key)].get("status") or {}
+    return next(c["status"] for c in status.get("conditions", []) if c["type"] == kind)
+
+
+def test_a_binding_labelled_managed_by_dataward_but_not_rendered_queues_every_store() -> None:
+    _, _, reconciler = _converged()
+    labelled = {"kind": "RoleBinding", "metadata": {
+        "name": "grant", "namespace": "crm", "labels": {MANAGED_BY_LABEL: MANAGED_BY}}}
+    assert sorted(keys_for_event("RoleBinding", None, labelled, reconciler)[0]) == BOTH
+    # The label added in the same update as a subject: still every store's business.
+    before = {"kind": "RoleBinding", "metadata": {"name": "grant", "namespace": "crm"}}
+    assert sorted(keys_for_event("RoleBinding", before, labelled, reconciler)[0]) == BOTH
+
+
+def test_a_policy_labelled_as_a_stores_queues_every_store() -> None:
+    _, caches, reconciler = _converged()
+    own = caches.get("NetworkPolicy", KEY[0], names_for(KEY[1]).network_policy)
+    assert own is not None
+    copied = {**own, "metadata": {**own["metadata"], "name": "allow-all"}}
+    assert sorted(keys_for_event("NetworkPolicy", None, copied, reconciler)[0]) == BOTH
+
+
+def test_the_operators_own_children_still_queue_their_store_alone() -> None:
+    _, caches, reconciler = _converged()
+    for kind, name in (
+        ("RoleBinding", names_for(KEY[1]).readers),
+        ("Role", names_for(KEY[1]).purge),
+        ("NetworkPolicy", names_for(KEY[1]).network_policy),
+    ):
+        own = caches.get(kind, KEY[0], name)
+        assert own is not None, (kind, name)
+        assert keys_for_event(kind, own, own, reconciler)[0] == [KEY], (kind, name)
+
+
+def test_an_edit_of_a_stores_child_queues_that_store_whatever_owner_it_now_names() -> None:
+    """Someone widens store A's readers' binding and points its owner reference at store B
+    in the same edit: A, whose render it is (and whose Secrets it now opens), is queued."""
+    _, caches, reconciler = _converged()
+    own = caches.get("RoleBinding", KEY[0], names_for(KEY[1]).readers)
+    other = caches.get("PersonalDataStore", *OTHER)
+    assert own is not None and other is not None
+    ref = {**own["metadata"]["ownerReferences"][0], "name": OTHER[1],
+           "uid": other["metadata"]["uid"]}  # fmt: skip
+    edited = {
+        **own,
+        "metadata": {**own["metadata"], "ownerReferences": [ref]},
+        "subjects": [*own["subjects"], {"kind": "User", "name": "mallory"}],
+    }
+    keys, _ = keys_for_event("RoleBinding", own, edited, reconciler)
+    assert KEY in keys
