@@ -142,11 +142,13 @@ def test_a_ring_the_cache_has_not_seen_is_read_by_name_not_made_twice() -> None:
     assert conditions(kube)["EncryptionKeyReady"][0] == "True"
 
 
-def test_a_planted_ring_the_cache_has_not_seen_is_not_adopted() -> None:
+@pytest.mark.parametrize("seen", [True, False], ids=["in-the-secrets-cache", "in-no-cache"])
+def test_a_planted_ring_the_cache_has_not_seen_is_not_adopted(seen: bool) -> None:
     """A new store; someone made a Secret under its ring's name without the ring labels. The
-    ring cache misses it; the operator's create of the ring is refused (409: the name is
-    taken), and the Secret it then reads is neither used nor replaced nor recorded as the
-    store's, in this pass or the next."""
+    ring cache misses it. Seen by the Secrets' metadata cache, it is read by name before any
+    create; seen by no cache yet (made a moment ago), the operator's create of the ring is
+    refused (409: the name is taken). Either way the Secret is neither used nor replaced nor
+    recorded as the store's, in this pass or the next."""
     kube = sample_cluster(ListingKube())
     planted = {
         "apiVersion": "v1",
@@ -154,16 +156,21 @@ def test_a_planted_ring_the_cache_has_not_seen_is_not_adopted() -> None:
         "metadata": {"name": RING, "namespace": "crm"},
         "data": serialise(generate_ring(T0 - timedelta(days=1))),
     }
+    caches = _caches(kube)
+    if not seen:
+        _relist(caches)
     kube._store(copy.deepcopy(planted))
     version = kube.objects[("Secret", "crm", RING)]["metadata"]["resourceVersion"]
-    caches = _caches(kube)
-    _relist(caches)
+    if seen:
+        _relist(caches)
     assert caches.get(KEY_RING_CACHE, "crm", RING) is None
+    assert caches.exists("Secret", "crm", RING) is seen
     for minutes in (0, 1):
         _reconcile(kube, caches, minutes=minutes)
         _relist(caches)
         # At most a create the API refuses: nothing that could change the planted Secret.
-        assert {c for c in kube.writes() if c[1] == "Secret"} <= {("create", "Secret", RING)}
+        refused = set() if seen else {("create", "Secret", RING)}
+        assert {c for c in kube.writes() if c[1] == "Secret"} <= refused
         assert kube.objects[("Secret", "crm", RING)]["data"] == planted["data"]
         assert kube.objects[("Secret", "crm", RING)]["metadata"]["resourceVersion"] == version
         assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyRingNotCreatedByOperator")
@@ -406,10 +413,11 @@ def test_a_planted_ring_the_cache_has_not_seen_is_adopted_only_when_the_store_as
         "metadata": {"name": RING, "namespace": "crm"},
         "data": serialise(generate_ring(T0 - timedelta(days=1))),
     }
-    kube._store(copy.deepcopy(planted))
     caches = _caches(kube)
     _relist(caches)
+    kube._store(copy.deepcopy(planted))  # after the caches listed: the create meets it (409)
     _reconcile(kube, caches)
+    assert ("create", "Secret", RING) in kube.calls
     assert kube.objects[("Secret", "crm", RING)]["data"] == planted["data"]
     assert _recorded(kube) == set(parse_ring(planted["data"]).fingerprints().values())
     assert status(kube)["encryption"].get("pending") is not True

@@ -1564,12 +1564,13 @@ class Reconciler:
         the cached store's resourceVersion as its precondition: it is accepted only while the
         store is still that version, which proves status held no ring record the cache had not
         seen (a new leader's lagging cache, a write not watched yet); a 409 there: CONFIRM.
-        The Secret is then created without a GET first: a Secret of that name the cache did
-        not see (its ring labels removed, planted without them, made a moment ago) fails the
-        create with 409, and `_create_ring` reads it for `is_ours` to judge against the
-        record just written, which no Secret made before it can match: it is never written
-        over, and adopted only as the store asks. With access records on, the ring's GET is
-        the canary and is always sent: CONFIRM.
+        The Secret is then created without a GET first. A Secret of that name that is not
+        in the rings' cache (its ring labels removed, planted without them) but is in the
+        Secrets' metadata cache: CONFIRM, read by name as before. One that neither cache has
+        seen yet (made a moment ago) fails the create with 409, and `_create_ring` reads it
+        for `is_ours` to judge against the record just written, which no Secret made before
+        it can match: never written over, adopted only as the store asks. With access
+        records on, the ring's GET is the canary and is always sent: CONFIRM.
         """
         caches = self.caches
         if caches is None or self.settings.access_records is not None:
@@ -1579,6 +1580,10 @@ class Reconciler:
                 return CONFIRM
             if caches.get(KEY_RING_CACHE, store.namespace, secret_name) is not None:
                 return CONFIRM
+            if caches.watching("Secret", store.namespace) and caches.exists(
+                "Secret", store.namespace, secret_name
+            ):
+                return CONFIRM  # a Secret of the name without the ring's labels: read it
             cached = caches.get("PersonalDataStore", store.namespace, store.name)
         except KubeError:
             return CONFIRM  # not synced: `_ring_secret` says Unknown, never absent
