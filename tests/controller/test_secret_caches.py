@@ -316,6 +316,22 @@ def test_a_new_stores_ring_is_made_without_reading_the_store_or_the_secret_first
     assert conditions(kube)["EncryptionKeyReady"][0] == "True"
 
 
+def test_the_finalizer_written_just_before_leaves_the_cached_version_current() -> None:
+    """deletionPolicy: Delete: the grace finalizer is patched onto the store in the same pass,
+    just before the ring; its answer is the cached version, so the precondition holds and no
+    read is sent."""
+    store = copy.deepcopy(STORE)
+    store["spec"]["deletionPolicy"] = "Delete"
+    kube = sample_cluster(_PatchesKube(), store=store)
+    caches = _caches(kube)
+    _relist(caches)
+    _reconcile(kube, caches)
+    assert ("patch", "PersonalDataStore", KEY[1]) in kube.calls  # the finalizer
+    assert [c for c in kube.calls if c[0] == "get"] == []
+    assert "HTTP 409" not in [answer for _, answer in kube.patches]
+    assert _recorded(kube) == _ring_fingerprints(kube)
+
+
 def test_a_ring_status_records_that_the_cache_has_not_seen_is_not_made_twice() -> None:
     """A new leader whose caches lag: the leader before it made the ring and recorded it, and
     neither the store's status nor the ring has reached these caches. The pending record's
