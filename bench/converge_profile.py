@@ -9,7 +9,9 @@ Lease), N stores applied at once (one `kubectl apply`, as bench/reconcile_bench.
 time until all are Ready and the CPU seconds the operator, the API server and etcd used
 meanwhile (Ready from a watch of the stores, as reconcile_bench takes it; what one LIST of
 the namespace's stores, the poll it replaced, costs the API server is printed after the
-first run). Each run's namespace is deleted, and
+first run), and the operator's requests per store by `verb resource` from the audit log
+(until it has sent nothing for a few seconds after the last store is Ready; the Lease,
+watches and discovery apart). Each run's namespace is deleted, and
 waited for, before the next. `--profile DIR`: the
 operator runs under bench/profiled.py (every thread under cProfile, CPU time) and its stats
 are written to DIR/<round>-<tree>.prof (profiling slows it down: its times are not figures;
@@ -30,9 +32,11 @@ import yaml
 from bench.reconcile_bench import (
     REPO,
     USER,
+    AuditTail,
     CpuMeter,
     Operator,
     ReadyWatch,
+    Tally,
     apply_timeout,
     cpu_seconds,
     create_all,
@@ -41,11 +45,24 @@ from bench.reconcile_bench import (
     load,
     plane_pids,
     stores,
+    wait_idle,
 )
 from dataward.controller.kube import Kube, load_api_client
 from e2e.harness import ControlPlane, wait_for
 
 LIST_SAMPLES = 10
+IDLE_SECONDS = 3.0  # no request from the operator this long after all are Ready: converged
+PER_STORE = ("get", "create", "patch", "update", "delete")  # verbs counted per store
+
+
+def per_store(tally: Tally, count: int) -> str:
+    """The operator's requests for objects by `verb resource`, per store (the per-store
+    verbs only: its LISTs and watches do not grow with the stores)."""
+    rows = sorted((k, n) for k, n in tally.requests.items()
+                  if k.split(" ")[0] in PER_STORE and not k.startswith("get /"))
+    total = sum(n for _, n in rows)
+    by = ", ".join(f"{k} {n / count:.2f}" for k, n in rows)
+    return f"{total / count:.2f} requests/store ({by})"
 
 
 def ready_count(kube: Kube, namespace: str) -> int:
@@ -68,6 +85,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args()
     results: dict[str, list[tuple[float, float, float, float]]] = {t: [] for t in args.tree}
+    requests: dict[str, list[str]] = {t: [] for t in args.tree}
     with ControlPlane() as plane, tempfile.TemporaryDirectory() as tmp:
         kubeconfig = plane.kubeconfig_for_user(USER, ["system:masters"])
         plane.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
@@ -99,10 +117,13 @@ def main() -> int:
                     os.environ["PROFILE_GC_ONLY"] = "1"
                 operator = Operator(command, Path(tmp) / f"operator-{run}.log")
                 watch = ReadyWatch(admin, {namespace})
+                tail = AuditTail(plane.audit_log, USER)
+                tally = Tally()
                 operator.start()
                 try:
                     operator.leads()
                     time.sleep(2)  # its first lists (an empty namespace) done
+                    tail.skip()
                     watch.start()
                     meter = CpuMeter({**plane_pids(plane), "operator": operator.pid})
                     meter.start()
@@ -114,6 +135,7 @@ def main() -> int:
                     elapsed = watch.count()[1] - start
                     used = meter.used()
                     cpu = meter.read()
+                    wait_idle(tail, IDLE_SECONDS, 120, tally)
                 finally:
                     watch.close()
                     operator.stop()
@@ -123,6 +145,8 @@ def main() -> int:
                 print(f"round {round_} {tree}: all {args.stores} Ready after {elapsed:.1f} s; "
                       f"operator {op:.1f} CPU s ({1000 * op / args.stores:.1f} ms/store), "
                       f"{cpu}   load: {load()}", flush=True)
+                requests[tree].append(per_store(tally, args.stores))
+                print(f"round {round_} {tree}: {requests[tree][-1]}", flush=True)
                 if run == 1:  # what a LIST poll costs (reconcile_bench polled so once)
                     api_pid = plane_pids(plane)["kube-apiserver"]
                     began, mine = cpu_seconds(api_pid), time.process_time()
@@ -140,8 +164,13 @@ def main() -> int:
     for tree, rows in results.items():
         ops = sorted(r[1] for r in rows)
         times = sorted(r[0] for r in rows)
+        apis = sorted(r[2] for r in rows)
         print(f"{tree}: operator CPU s {ops} (ms/store median "
-              f"{1000 * ops[len(ops) // 2] / args.stores:.1f}); Ready s {times}")
+              f"{1000 * ops[len(ops) // 2] / args.stores:.1f}); API server CPU s {apis} "
+              f"(ms/store median {1000 * apis[len(apis) // 2] / args.stores:.1f}); "
+              f"Ready s {times}")
+        for line in requests[tree]:
+            print(f"{tree}: {line}")
     return 0
 
 

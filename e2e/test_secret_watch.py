@@ -8,6 +8,8 @@ what happens within seconds can only come from a watch, not a timer.
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -17,8 +19,15 @@ from typing import Any
 import pytest
 
 from dataward.controller.cache import CachedKind, Informer
-from dataward.controller.kube import METADATA_ONLY_LIST, RESOURCES, Kube, load_api_client
+from dataward.controller.kube import (
+    METADATA_ONLY_LIST,
+    RESOURCES,
+    Kube,
+    KubeError,
+    load_api_client,
+)
 from dataward.controller.queue import RE_VERIFIED
+from dataward.keys.ring import parse_ring
 from e2e.fixtures_operator import (
     OperatorProcess,
     apply,
@@ -29,7 +38,7 @@ from e2e.fixtures_operator import (
     wait_condition,
 )
 from e2e.harness import ControlPlane, wait_for
-from e2e.test_operator import WRITE_VERBS, credentials, ready_store
+from e2e.test_operator import WRITE_VERBS, credentials, make_store, ready_store
 
 POLICY = "examples/policy.yaml"
 RING = "dataward-support-inquiries-keyring"
@@ -170,3 +179,68 @@ def test_a_metadata_only_watch_of_secrets_never_carries_their_data(
     informer.store_written(get(control_plane, "secret", "canary-2", namespace) or {})
     kept = informer.get(namespace, "canary-2")
     assert kept is not None and "data" not in kept  # the operator's own write too
+
+
+def test_a_new_stores_ring_is_made_without_a_get_of_the_ring_or_the_store(
+    control_plane: ControlPlane, namespace: str, watching: OperatorProcess
+) -> None:
+    """Issue 11: the rings' cache misses and the cached store records no ring; the pending
+    record is written at the cached resourceVersion (the server refuses it at any other),
+    then the ring is created: no read by name before either."""
+    since = datetime.now(UTC)
+    store = ready_store(control_plane, namespace)
+    assert condition(store, "EncryptionKeyReady")["status"] == "True"
+    sleep_for(2)  # anything sent late
+    requests = _requests(control_plane, watching.account, namespace, since)
+    reads = [r for r in requests if r.startswith(("get secrets", "get personaldatastores"))]
+    assert reads == [], f"reads by name before the ring: {reads}"
+    assert [r for r in requests if r.startswith("create secrets")] != []
+
+
+def test_an_unlabelled_secret_under_the_rings_name_is_refused_and_left_alone(
+    control_plane: ControlPlane, namespace: str, watching: OperatorProcess
+) -> None:
+    """The rings' cache (by label) never sees it: the operator's create is refused with 409,
+    and the Secret it then reads is not its own: reported, never written, never adopted."""
+    planted = {
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": RING, "namespace": namespace},
+        "stringData": {"keyring.json": json.dumps({"primary": 1, "keys": [
+            {"id": 1, "algorithm": "AES-256-GCM", "created": "2026-11-30T00:00:00Z",
+             "material": base64.b64encode(b"k" * 32).decode()}]})},
+    }  # fmt: skip
+    apply(control_plane, planted)
+    before = get(control_plane, "secret", RING, namespace)
+    assert before is not None
+    make_store(control_plane, namespace)
+    store = wait_condition(control_plane, namespace, "support-inquiries", "EncryptionKeyReady",
+                           "False", "KeyRingNotCreatedByOperator")  # fmt: skip
+    assert condition(store, "Ready")["status"] == "False"
+    sleep_for(3)  # the passes after the verdict
+    after = get(control_plane, "secret", RING, namespace)
+    assert after is not None and after["data"] == before["data"]
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    status = (get(control_plane, "pds", "support-inquiries", namespace) or {}).get("status", {})
+    recorded = {k["fingerprint"] for k in status.get("encryption", {}).get("keys", [])}
+    assert not recorded & set(parse_ring(before["data"]).fingerprints().values())
+
+
+def test_the_api_server_refuses_a_status_write_at_a_stale_resource_version(
+    control_plane: ControlPlane, namespace: str, watching: OperatorProcess
+) -> None:
+    """What a new store's first ring relies on (`Reconciler._create_unseen_ring`): a merge
+    patch of the status subresource naming a resourceVersion is refused at any other one,
+    and writes nothing. As the operator's own account."""
+    store = ready_store(control_plane, namespace)
+    stale = store["metadata"]["resourceVersion"]
+    control_plane.kubectl("annotate", "pds", "support-inquiries", "-n", namespace,
+                          "example.com/touched=yes")  # fmt: skip
+    kube = Kube(load_api_client(str(watching.kubeconfig)))
+    with pytest.raises(KubeError) as refused:
+        kube.merge_patch("PersonalDataStore", namespace, "support-inquiries",
+                         {"metadata": {"resourceVersion": stale},
+                          "status": {"encryption": {"pending": True}}},
+                         subresource="status")  # fmt: skip
+    assert refused.value.status == 409
+    after = get(control_plane, "pds", "support-inquiries", namespace) or {}
+    assert after["status"]["encryption"].get("pending") is None

@@ -22,9 +22,11 @@ from dataward.controller.operator import CACHED_KINDS, SECRET_KINDS, keys_for_ev
 from dataward.controller.reconcile import KEY_RING_CACHE, Reconciler, ReconcileSettings
 from dataward.controller.subjects import SubjectRequests, SubjectSettings
 from dataward.keys.ring import generate_ring, parse_ring, serialise
+from dataward.model.store import parse_store
 from dataward.subjects.request import parse_request
 from tests.controller.test_cache import ListingKube
 from tests.controller.test_reconcile import KEY, RING, T0, conditions, sample_cluster, status
+from tests.model.samples import STORE
 from tests.subjects.samples import request
 
 CREDENTIALS = "crm-postgres-purger"
@@ -140,10 +142,13 @@ def test_a_ring_the_cache_has_not_seen_is_read_by_name_not_made_twice() -> None:
     assert conditions(kube)["EncryptionKeyReady"][0] == "True"
 
 
-def test_a_planted_ring_the_cache_has_not_seen_is_not_adopted() -> None:
+@pytest.mark.parametrize("seen", [True, False], ids=["in-the-secrets-cache", "in-no-cache"])
+def test_a_planted_ring_the_cache_has_not_seen_is_not_adopted(seen: bool) -> None:
     """A new store; someone made a Secret under its ring's name without the ring labels. The
-    ring cache misses it; the GET before a create finds it, and it is neither used nor
-    replaced nor recorded as the store's."""
+    ring cache misses it. Seen by the Secrets' metadata cache, it is read by name before any
+    create; seen by no cache yet (made a moment ago), the operator's create of the ring is
+    refused (409: the name is taken). Either way the Secret is neither used nor replaced nor
+    recorded as the store's, in this pass or the next."""
     kube = sample_cluster(ListingKube())
     planted = {
         "apiVersion": "v1",
@@ -151,17 +156,27 @@ def test_a_planted_ring_the_cache_has_not_seen_is_not_adopted() -> None:
         "metadata": {"name": RING, "namespace": "crm"},
         "data": serialise(generate_ring(T0 - timedelta(days=1))),
     }
-    kube._store(copy.deepcopy(planted))
     caches = _caches(kube)
-    _relist(caches)
+    if not seen:
+        _relist(caches)
+    kube._store(copy.deepcopy(planted))
+    version = kube.objects[("Secret", "crm", RING)]["metadata"]["resourceVersion"]
+    if seen:
+        _relist(caches)
     assert caches.get(KEY_RING_CACHE, "crm", RING) is None
-    _reconcile(kube, caches)
-    assert not [c for c in kube.writes() if c[1] == "Secret"], "the planted ring was touched"
-    assert kube.objects[("Secret", "crm", RING)]["data"] == planted["data"]
-    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyRingNotCreatedByOperator")
-    encryption = status(kube).get("encryption") or {}
-    recorded = {k["fingerprint"] for k in encryption.get("keys", [])}
-    assert not recorded & set(parse_ring(planted["data"]).fingerprints().values())
+    assert caches.exists("Secret", "crm", RING) is seen
+    for minutes in (0, 1):
+        _reconcile(kube, caches, minutes=minutes)
+        _relist(caches)
+        # At most a create the API refuses: nothing that could change the planted Secret.
+        refused = set() if seen else {("create", "Secret", RING)}
+        assert {c for c in kube.writes() if c[1] == "Secret"} <= refused
+        assert kube.objects[("Secret", "crm", RING)]["data"] == planted["data"]
+        assert kube.objects[("Secret", "crm", RING)]["metadata"]["resourceVersion"] == version
+        assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyRingNotCreatedByOperator")
+        encryption = status(kube).get("encryption") or {}
+        recorded = {k["fingerprint"] for k in encryption.get("keys", [])}
+        assert not recorded & set(parse_ring(planted["data"]).fingerprints().values())
 
 
 def test_the_operators_new_ring_is_in_both_caches_at_once_without_data_in_the_other() -> None:
@@ -245,3 +260,202 @@ def test_an_identifier_secret_event_finds_the_requests_that_name_it_only() -> No
     no_crd = SubjectRequests(cast(Kube, kube), SubjectSettings(), caches)
     assert no_crd.naming_identifier("privacy", "case-4711-identifier") == []
     assert kube.calls == []
+
+
+# A new store's first ring (issue 11): made without a GET of the Secret or of the store when
+# the caches and a resourceVersion precondition prove there is none yet; each case where they
+# cannot falls back to the reads, and nothing the operator did not make is written or adopted.
+
+
+class _PatchesKube(ListingKube):
+    """ListingKube keeping every merge patch's body, and how the API answered it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patches: list[tuple[dict[str, Any], str]] = []
+
+    def merge_patch(self, kind: str, namespace: str | None, name: str, patch: Any,
+                    subresource: str | None = None) -> dict[str, Any]:
+        try:
+            answer = super().merge_patch(kind, namespace, name, patch, subresource)
+        except KubeError as error:
+            self.patches.append((copy.deepcopy(patch), f"HTTP {error.status}"))
+            raise
+        self.patches.append((copy.deepcopy(patch), "ok"))
+        return answer
+
+
+def _ring_fingerprints(kube: ListingKube) -> set[str]:
+    return set(parse_ring(kube.objects[("Secret", "crm", RING)]["data"]).fingerprints().values())
+
+
+def _recorded(kube: ListingKube) -> set[str]:
+    return {k["fingerprint"] for k in (status(kube).get("encryption") or {}).get("keys", [])}
+
+
+def test_a_new_stores_ring_is_made_without_reading_the_store_or_the_secret_first() -> None:
+    kube = sample_cluster(_PatchesKube())
+    caches = _caches(kube)
+    _relist(caches)
+    cached = caches.get("PersonalDataStore", *KEY)
+    assert cached is not None
+    _reconcile(kube, caches)
+    assert [c for c in kube.calls if c[0] == "get"] == []
+    assert [c for c in kube.writes() if c[1] == "Secret"] == [("create", "Secret", RING)]
+    # The pending record was written at the version the cache held, before the create.
+    pending = [p for p, _ in kube.patches if (p.get("status") or {}).get("encryption", {})
+               .get("pending")]  # fmt: skip
+    assert [p["metadata"] for p in pending] == [
+        {"resourceVersion": cached["metadata"]["resourceVersion"]}]
+    assert _recorded(kube) == _ring_fingerprints(kube)
+    assert conditions(kube)["EncryptionKeyReady"][0] == "True"
+    _relist(caches)
+    kube.calls.clear()
+    _reconcile(kube, caches, minutes=1)
+    assert [c for c in kube.writes() if c[1] == "Secret"] == []
+    assert conditions(kube)["EncryptionKeyReady"][0] == "True"
+
+
+def test_the_finalizer_written_just_before_leaves_the_cached_version_current() -> None:
+    """deletionPolicy: Delete: the grace finalizer is patched onto the store in the same pass,
+    just before the ring; its answer is the cached version, so the precondition holds and no
+    read is sent."""
+    store = copy.deepcopy(STORE)
+    store["spec"]["deletionPolicy"] = "Delete"
+    kube = sample_cluster(_PatchesKube(), store=store)
+    caches = _caches(kube)
+    _relist(caches)
+    _reconcile(kube, caches)
+    assert ("patch", "PersonalDataStore", KEY[1]) in kube.calls  # the finalizer
+    assert [c for c in kube.calls if c[0] == "get"] == []
+    assert "HTTP 409" not in [answer for _, answer in kube.patches]
+    assert _recorded(kube) == _ring_fingerprints(kube)
+
+
+def test_a_ring_status_records_that_the_cache_has_not_seen_is_not_made_twice() -> None:
+    """A new leader whose caches lag: the leader before it made the ring and recorded it, and
+    neither the store's status nor the ring has reached these caches. The pending record's
+    precondition (the cached version) is refused; the reads find the ring, and it is ours."""
+    kube = sample_cluster(_PatchesKube())
+    caches = _caches(kube)
+    _relist(caches)
+    Reconciler(cast(Kube, kube), ReconcileSettings()).reconcile(KEY, now=T0)  # the last leader
+    made = copy.deepcopy(kube.objects[("Secret", "crm", RING)])
+    recorded = _recorded(kube)
+    assert recorded == _ring_fingerprints(kube)
+    assert (caches.get("PersonalDataStore", *KEY) or {}).get("status") is None
+    assert caches.get(KEY_RING_CACHE, "crm", RING) is None
+    kube.calls.clear()
+    kube.patches.clear()
+    _reconcile(kube, caches, minutes=1)
+    assert [c for c in kube.writes() if c[1] == "Secret"] == []
+    assert kube.objects[("Secret", "crm", RING)] == made
+    assert _recorded(kube) == recorded
+    assert conditions(kube)["EncryptionKeyReady"][0] == "True"
+    assert [answer for p, answer in kube.patches if "resourceVersion" in p.get("metadata", {})
+            and "status" in p] == ["HTTP 409"]  # fmt: skip
+    assert ("get", "PersonalDataStore", KEY[1]) in kube.calls
+
+
+def test_a_pending_ring_with_its_labels_removed_and_nothing_cached_is_still_ours() -> None:
+    """The last leader recorded a ring as pending and created it, then stopped; someone removed
+    the ring's labels. This operator's caches have seen neither: the ring it finds is the one
+    status records, kept as it is, and no second ring is made."""
+    kube = sample_cluster(_PatchesKube())
+    caches = _caches(kube)
+    _relist(caches)
+    store = parse_store(kube.objects[("PersonalDataStore", *KEY)])
+    assert Reconciler(cast(Kube, kube), ReconcileSettings())._create_ring(store, RING, T0)
+    assert (status(kube)["encryption"] or {}).get("pending") is True
+    kube.objects[("Secret", "crm", RING)]["metadata"]["labels"] = {}
+    made = copy.deepcopy(kube.objects[("Secret", "crm", RING)])
+    kube.calls.clear()
+    _reconcile(kube, caches, minutes=1)
+    assert [c for c in kube.writes() if c[1] == "Secret"] == []
+    assert kube.objects[("Secret", "crm", RING)] == made
+    assert _recorded(kube) == _ring_fingerprints(kube)
+    assert conditions(kube)["EncryptionKeyReady"][0] == "True"
+
+
+def test_a_ring_status_records_but_that_is_gone_is_not_made_again_from_a_lagging_cache() -> None:
+    """Status records a ring (the last leader's) that has since been deleted; these caches saw
+    neither. A new ring could not decrypt what the old one encrypted: none is made."""
+    kube = sample_cluster(_PatchesKube())
+    caches = _caches(kube)
+    _relist(caches)
+    Reconciler(cast(Kube, kube), ReconcileSettings()).reconcile(KEY, now=T0)
+    recorded = _recorded(kube)
+    del kube.objects[("Secret", "crm", RING)]
+    kube.calls.clear()
+    _reconcile(kube, caches, minutes=1)
+    assert ("create", "Secret", RING) not in kube.calls
+    assert ("Secret", "crm", RING) not in kube.objects
+    assert _recorded(kube) == recorded
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyRingMissing")
+
+
+def test_a_store_changed_since_its_cached_version_reads_first_and_gets_one_ring() -> None:
+    kube = sample_cluster(_PatchesKube())
+    caches = _caches(kube)
+    _relist(caches)
+    kube.merge_patch("PersonalDataStore", *KEY, {"metadata": {"annotations": {"a": "b"}}})
+    kube.calls.clear()
+    _reconcile(kube, caches)
+    assert ("get", "PersonalDataStore", KEY[1]) in kube.calls  # the precondition was refused
+    assert [c for c in kube.writes() if c[1] == "Secret"] == [("create", "Secret", RING)]
+    assert _recorded(kube) == _ring_fingerprints(kube)
+    assert conditions(kube)["EncryptionKeyReady"][0] == "True"
+
+
+def test_a_new_store_whose_ring_cache_is_not_synced_gets_no_ring_and_no_record() -> None:
+    kube = sample_cluster(ListingKube())
+    caches = _caches(kube)
+    _relist(caches)
+    caches.informers[(KEY_RING_CACHE, None)]._fail("HTTP 500 Internal Server Error")
+    _reconcile(kube, caches)
+    assert [c for c in kube.writes() if c[1] == "Secret"] == []
+    assert "encryption" not in status(kube)
+    assert conditions(kube)["EncryptionKeyReady"] == ("Unknown", "KeyRingUnreadable")
+
+
+def test_a_planted_ring_the_cache_has_not_seen_is_adopted_only_when_the_store_asks() -> None:
+    store = copy.deepcopy(STORE)
+    store["spec"]["encryption"] = {**store["spec"].get("encryption", {}),
+                                   "adoptExistingKeyRing": True}  # fmt: skip
+    kube = sample_cluster(ListingKube(), store=store)
+    planted = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": RING, "namespace": "crm"},
+        "data": serialise(generate_ring(T0 - timedelta(days=1))),
+    }
+    caches = _caches(kube)
+    _relist(caches)
+    kube._store(copy.deepcopy(planted))  # after the caches listed: the create meets it (409)
+    _reconcile(kube, caches)
+    assert ("create", "Secret", RING) in kube.calls
+    assert kube.objects[("Secret", "crm", RING)]["data"] == planted["data"]
+    assert _recorded(kube) == set(parse_ring(planted["data"]).fingerprints().values())
+    assert status(kube)["encryption"].get("pending") is not True
+
+
+class _OldCrdKube(ListingKube):
+    """An API server whose CRD predates status.encryption.pending: it prunes the mark."""
+
+    def merge_patch(self, kind: str, namespace: str | None, name: str, patch: Any,
+                    subresource: str | None = None) -> dict[str, Any]:
+        answer = super().merge_patch(kind, namespace, name, patch, subresource)
+        (self.objects[(kind, namespace, name)].get("status", {}).get("encryption") or {}).pop(
+            "pending", None)
+        (answer.get("status", {}).get("encryption") or {}).pop("pending", None)
+        return answer
+
+
+def test_an_outdated_crd_that_drops_the_pending_mark_gets_no_ring_from_the_caches_either() -> None:
+    kube = sample_cluster(_OldCrdKube())
+    caches = _caches(kube)
+    _relist(caches)
+    _reconcile(kube, caches)
+    assert ("create", "Secret", RING) not in kube.calls
+    assert ("Secret", "crm", RING) not in kube.objects
+    assert conditions(kube)["EncryptionKeyReady"][0] != "True"

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from enum import Enum
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
@@ -1081,10 +1082,17 @@ class Reconciler:
         secret_name = names_for(store.name).key_ring
         record = snapshot.record
         max_age = _max_key_age(store, snapshot.policy)
-        try:
-            secret = self._ring_secret(store.namespace, secret_name)
-        except KubeError as error:
-            return RingOutcome(ObservedKeyRing.unknown(f"HTTP {error.status}"), record)
+        first = self._create_unseen_ring(store, secret_name, now) if record is None else CONFIRM
+        if first is None:
+            return RingOutcome(ObservedKeyRing.unknown("create failed"), record)
+        secret: dict[str, Any] | None
+        if isinstance(first, tuple):
+            secret, record = first
+        else:
+            try:
+                secret = self._ring_secret(store.namespace, secret_name)
+            except KubeError as error:
+                return RingOutcome(ObservedKeyRing.unknown(f"HTTP {error.status}"), record)
         if secret is None:
             if record is None or record.pending:
                 # Never create a ring on a cached read alone: status may record one already.
@@ -1580,26 +1588,79 @@ class Reconciler:
         raw = self.kube.get("PersonalDataStore", store.namespace, store.name)
         return KeyRingRecord.from_status((raw or {}).get("status") or {})
 
-    def _create_ring(
+    def _create_unseen_ring(
         self, store: Store, secret_name: str, now: datetime
+    ) -> tuple[dict[str, Any], KeyRingRecord] | _Confirm | None:
+        """A new store's first ring without the two reads that confirm a cache's "none yet"
+        (a GET of the Secret, then of the store), when the caches and one precondition prove
+        as much; CONFIRM when they cannot: the caller then reads (`_ring_secret`,
+        `_fresh_record`). None: the create failed (`_create_ring`).
+
+        Taken only when the rings' cache is synced and has no Secret of the name, and the
+        cached store's status has no `encryption` at all. The pending record is written with
+        the cached store's resourceVersion as its precondition: it is accepted only while the
+        store is still that version, which proves status held no ring record the cache had not
+        seen (a new leader's lagging cache, a write not watched yet); a 409 there: CONFIRM.
+        The Secret is then created without a GET first. A Secret of that name that is not
+        in the rings' cache (its ring labels removed, planted without them) but is in the
+        Secrets' metadata cache: CONFIRM, read by name as before. One that neither cache has
+        seen yet (made a moment ago) fails the create with 409, and `_create_ring` reads it
+        for `is_ours` to judge against the record just written, which no Secret made before
+        it can match: never written over, adopted only as the store asks. With access
+        records on, the ring's GET is the canary and is always sent: CONFIRM.
+        """
+        caches = self.caches
+        if caches is None or self.settings.access_records is not None:
+            return CONFIRM
+        try:
+            if not caches.watching(KEY_RING_CACHE, store.namespace):
+                return CONFIRM
+            if caches.get(KEY_RING_CACHE, store.namespace, secret_name) is not None:
+                return CONFIRM
+            if caches.watching("Secret", store.namespace) and caches.exists(
+                "Secret", store.namespace, secret_name
+            ):
+                return CONFIRM  # a Secret of the name without the ring's labels: read it
+            cached = caches.get("PersonalDataStore", store.namespace, store.name)
+        except KubeError:
+            return CONFIRM  # not synced: `_ring_secret` says Unknown, never absent
+        if cached is None or (cached.get("status") or {}).get("encryption"):
+            return CONFIRM
+        meta = cached["metadata"]
+        version = meta.get("resourceVersion")
+        if not version or meta.get("uid") != store.uid:
+            return CONFIRM
+        try:
+            return self._create_ring(store, secret_name, now, precondition=str(version))
+        except _StaleStore:
+            log.debug("%s/%s changed since its cached version: reading before a key ring",
+                      store.namespace, store.name)  # fmt: skip
+            return CONFIRM
+
+    def _create_ring(
+        self, store: Store, secret_name: str, now: datetime, precondition: str | None = None
     ) -> tuple[dict[str, Any], KeyRingRecord] | None:
         """Record a new ring's fingerprints in status, then create its Secret.
 
         The record comes first so that whatever Secret then holds the name can be proven to
         be this one. A 409 means a Secret of that name appeared first: it is returned with
         the record, and `is_ours` tells whether it is ours (our own earlier create) or not.
+        `precondition`: the store's resourceVersion the record is written at (_StaleStore
+        when the store has changed since).
         """
         ring = generate_ring(now)
         record = KeyRingRecord.from_ring(ring, secret_name, pending=True)
+        patch: dict[str, Any] = {"status": {"encryption": record.to_status(None)}}
+        if precondition is not None:
+            # A merge patch naming a resourceVersion is refused (409) at any other version.
+            patch["metadata"] = {"resourceVersion": precondition}
         try:
             answer = self._patch(
-                "PersonalDataStore",
-                store.namespace,
-                store.name,
-                {"status": {"encryption": record.to_status(None)}},
-                subresource="status",
+                "PersonalDataStore", store.namespace, store.name, patch, subresource="status"
             )
         except KubeError as error:
+            if precondition is not None and error.status == 409:
+                raise _StaleStore from None
             log.warning("record new key ring of %s/%s: %s", store.namespace, store.name, error)
             return None
         if ((answer.get("status") or {}).get("encryption") or {}).get("pending") is not True:
@@ -1858,6 +1919,19 @@ KEY_RING_CACHE = "KeyRing"
 UNSETTLED_RECHECK = timedelta(seconds=60)  # how soon a store not Ready is looked at again
 STUCK_GRACE = 600  # seconds past a run's deadline before it is called stuck
 MISSED_GRACE = 300  # seconds past a run's starting deadline before it is called missed
+
+
+class _Confirm(Enum):
+    """`Reconciler._create_unseen_ring`: the caches cannot prove it, read first."""
+
+    CONFIRM = "confirm"
+
+
+CONFIRM = _Confirm.CONFIRM
+
+
+class _StaleStore(Exception):
+    """The store changed since the resourceVersion a status write was made conditional on."""
 
 
 @dataclass(frozen=True)
