@@ -187,6 +187,18 @@ def test_a_server_the_ca_did_not_sign_is_no_answer(
     assert raised.value.status == 0
 
 
+def test_insecure_skip_tls_verify_connects_without_the_ca(
+    pki: Pki, server: str, tmp_path: Path
+) -> None:
+    path = _kubeconfig(tmp_path / "config", {"server": server, "insecure-skip-tls-verify": True},
+                       {"client-certificate-data": _b64(_pem(pki.client)),
+                        "client-key-data": _b64(_pem_key(pki.client_key)), "token": "tk"})
+    with pytest.warns(Warning):  # urllib3's InsecureRequestWarning, as with the old client
+        answer = Kube(load_api_client(str(path))).get("Namespace", None, "x")
+    assert answer is not None
+    assert (answer["cn"], answer["authorization"]) == ("operator-user", "Bearer tk")
+
+
 def test_a_token_kubeconfig_sends_the_bearer_token(tmp_path: Path) -> None:
     path = _kubeconfig(tmp_path / "config", {"server": "https://api.example:6443",
                                               "insecure-skip-tls-verify": True},
