@@ -29,25 +29,21 @@ class _Answer:
 
 
 class Pool:
-    """An ApiClient's configuration and connection pool, answering with `answer`."""
+    """A Connection (server, credentials, connection pool), answering with `answer`."""
+
+    server = "https://api.example:6443"
 
     def __init__(self, answer: _Answer) -> None:
         self.answer = answer
         self.sent: list[dict[str, Any]] = []
-        self.rest_client = self
-        self.pool_manager = self
-        self.default_headers = {"User-Agent": "test-agent"}
+        self.pool = self
+        self.token = "Bearer secret-token"
 
-    class configuration:
-        host = "https://api.example:6443"
-        token = "Bearer secret-token"
-
-        @classmethod
-        def get_api_key_with_prefix(cls, identifier: str, alias: str | None = None) -> str:
-            return cls.token
+    def headers(self) -> dict[str, str]:
+        return {"User-Agent": "test-agent", "authorization": self.token}
 
     def request(self, method: str, url: str, body: Any = None, headers: Any = None,
-                timeout: Any = None) -> _Answer:
+                timeout: Any = None, preload_content: bool = True) -> _Answer:
         self.sent.append({"method": method, "url": url, "body": body, "headers": headers})
         return self.answer
 
@@ -108,10 +104,7 @@ def test_a_refreshed_token_is_used_by_the_next_request() -> None:
     kube = Kube(pool)  # type: ignore[arg-type]
     kube.get("Secret", "ns", "r")
 
-    class Rotated(Pool.configuration):
-        token = "Bearer rotated"
-
-    pool.configuration = Rotated  # type: ignore[misc]
+    pool.token = "Bearer rotated"
     kube.get("Secret", "ns", "r")
     assert [s["headers"]["authorization"] for s in pool.sent] == [
         "Bearer secret-token", "Bearer rotated"]
@@ -202,13 +195,18 @@ class _Chunked:
 
 
 class _WatchApi:
+    server = "https://api"
+
     def __init__(self, response: _Chunked) -> None:
         self.response = response
+        self.pool = self
+        self.preloaded: list[bool] = []
 
-    def param_serialize(self, method: str, path: str, **_: Any) -> tuple[Any, ...]:
-        return method, f"https://api{path}", {}, None, []
+    def headers(self) -> dict[str, str]:
+        return {}
 
-    def call_api(self, *_: Any, **__: Any) -> _Chunked:
+    def request(self, *_: Any, preload_content: bool = True, **__: Any) -> _Chunked:
+        self.preloaded.append(preload_content)
         return self.response
 
 
@@ -218,13 +216,15 @@ def test_watch_events_are_whole_lines_however_the_body_is_cut(cut: int) -> None:
     body = b"\n".join(lines) + b"\n\n" + json.dumps({"type": "BOOKMARK", "object": {
         "metadata": {"resourceVersion": "9"}}}).encode() + b"\n"
     response = _Chunked([body[i:i + cut] for i in range(0, len(body), cut)])
-    kube = Kube(_WatchApi(response))  # type: ignore[arg-type]
+    api = _WatchApi(response)
+    kube = Kube(api)  # type: ignore[arg-type]
     informer = Informer(kube, CachedKind("PersonalDataStore"), None, 60,
                         lambda *_: None, lambda *_: None)
     got = list(informer._stream(1))
     assert [e["type"] for e in got] == ["ADDED", "ADDED", "ADDED", "BOOKMARK"]
     assert [e["object"]["metadata"]["resourceVersion"] for e in got] == ["1", "2", "3", "9"]
     assert response.closed
+    assert api.preloaded == [False]  # streamed, not read whole
 
 
 def test_the_collector_runs_less_often_and_skips_what_was_loaded_at_start() -> None:
@@ -255,7 +255,7 @@ class RacingPool(Pool):
         self.during, self.informer = during, informer
 
     def request(self, method: str, url: str, body: Any = None, headers: Any = None,
-                timeout: Any = None) -> _Answer:
+                timeout: Any = None, preload_content: bool = True) -> _Answer:
         for obj in self.during:  # the watch thread, while the request is under way
             self.informer._put(self.informer._slim(copy.deepcopy(obj)), notify=True)
         return super().request(method, url, body, headers, timeout)

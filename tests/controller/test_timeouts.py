@@ -23,25 +23,21 @@ class _Response:
 
 
 class RecordingApi:
-    """What Kube uses of an ApiClient (its configuration and connection pool); records each
+    """What Kube uses of a Connection (server, credentials, connection pool); records each
     request's timeout."""
 
-    class configuration:
-        host = "https://api"
-
-        @staticmethod
-        def get_api_key_with_prefix(identifier: str, alias: str | None = None) -> str:
-            return "Bearer t"
+    server = "https://api"
 
     def __init__(self, error: Exception | None = None) -> None:
         self.error = error
         self.timeouts: list[Any] = []
-        self.rest_client = self
-        self.pool_manager = self
-        self.default_headers: dict[str, str] = {}
+        self.pool = self
+
+    def headers(self) -> dict[str, str]:
+        return {"authorization": "Bearer t"}
 
     def request(self, method: str, url: str, body: Any = None, headers: Any = None,
-                timeout: Any = None) -> _Response:
+                timeout: Any = None, preload_content: bool = True) -> _Response:
         self.timeouts.append(timeout)
         if self.error is not None:
             raise self.error

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -13,12 +14,27 @@ from pathlib import Path
 from dataward.checks.observed import TrustedSubjects
 from dataward.controller.access_log import AccessLogFollower
 from dataward.controller.clock import clock_from_environ
-from dataward.controller.operator import OperatorSettings, run_with_leader_election
 from dataward.controller.reconcile import ReconcileSettings
 from dataward.controller.subjects import SubjectSettings
 from dataward.evidence import EvidenceError, EvidenceLog, load_private_key, settings_from_environ
 from dataward.evidence.store import connect as connect_evidence
 from dataward.render import RenderSettings
+
+# kopf imports the kubernetes package when it can (kopf/_cogs/helpers/thirdparty.py, only to
+# recognise its model objects, which the operator never passes): about 30 MiB and 0.5 s of
+# every start for nothing (issue 11); the operator's own client is controller/kube.py's. So
+# the package is hidden while kopf is first imported: kopf falls back to its dummies. kopf's
+# default login handlers (which would use it) are never registered either: the operator
+# registers its own (controller/operator.py, build_registry). Hidden only if nothing imported
+# it or kopf yet, and shown again at once: a test process may need the real package later.
+_HIDE = "kubernetes" not in sys.modules and "kopf" not in sys.modules
+if _HIDE:
+    sys.modules["kubernetes"] = None  # type: ignore[assignment]
+try:
+    from dataward.controller.operator import OperatorSettings, run_with_leader_election
+finally:
+    if _HIDE:
+        del sys.modules["kubernetes"]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

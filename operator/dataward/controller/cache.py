@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import urllib3
-from kubernetes.client.exceptions import ApiException
 
 from dataward.checks.conditions import comparable_status
 from dataward.controller.index import LabelIndex
@@ -657,25 +656,23 @@ class Informer:
         ]
         if self.spec.label_selector:
             query.append(("labelSelector", self.spec.label_selector))
-        api = self.kube.api
         accept = METADATA_ONLY if self.spec.metadata_only else "application/json"
-        method, url, headers, _, _ = api.param_serialize(
-            "GET",
-            RESOURCES[self.spec.api_kind].path(self.namespace),
-            query_params=query,
-            header_params={"Accept": accept},
-            auth_settings=["BearerToken"],
-        )
         connect, read = self.kube.timeout
         try:
-            response = api.call_api(
-                method, url, header_params=headers, _request_timeout=(connect, timeout + read)
+            response = self.kube.open(
+                "GET",
+                RESOURCES[self.spec.api_kind].path(self.namespace),
+                query,
+                {"Accept": accept},
+                timeout=urllib3.Timeout(connect=connect, read=timeout + read),
+                preload=False,
             )
             if not 200 <= response.status < 300:
+                response.close()
                 raise KubeError(response.status, str(response.reason), f"watch {self.where}")
             buffer = b""
             try:
-                for chunk in response.response.stream(65536, decode_content=True):
+                for chunk in response.stream(65536, decode_content=True):
                     # One event a line; the last piece is the start of the next (or empty).
                     *lines, buffer = (buffer + chunk).split(b"\n")
                     for line in lines:
@@ -684,10 +681,7 @@ class Informer:
             finally:
                 # Closed, not released: a watch left early must not go back to the pool with
                 # the rest of its stream unread.
-                response.response.close()
-        except ApiException as error:
-            status = int(error.status or 0)
-            raise KubeError(status, str(error.reason), f"watch {self.where}") from None
+                response.close()
         except (urllib3.exceptions.HTTPError, OSError) as error:
             reason = f"no answer ({type(error).__name__})"
             raise KubeError(0, reason, f"watch {self.where}") from None

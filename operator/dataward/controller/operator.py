@@ -32,7 +32,13 @@ import kopf
 
 from dataward.controller.access_log import AccessLogFollower
 from dataward.controller.cache import CachedKind, Caches
-from dataward.controller.kube import DEFAULT_TIMEOUT, Kube, KubeError, load_api_client
+from dataward.controller.kube import (
+    DEFAULT_TIMEOUT,
+    Connection,
+    Kube,
+    KubeError,
+    load_api_client,
+)
 from dataward.controller.leader import LeaderElector, LeaseSettings
 from dataward.controller.metrics import CRDS_SERVED, LEADER, serve
 from dataward.controller.queue import FirstPass, StoreKey, WorkQueue
@@ -153,22 +159,30 @@ def _owner_store(body: Mapping[str, Any]) -> str | None:
     return None
 
 
-def connection_info(configuration: Any) -> kopf.ConnectionInfo:
-    """kopf's credentials from the same configuration the reconciler's client uses.
+def connection_info(connection: Connection) -> kopf.ConnectionInfo:
+    """kopf's credentials from the same connection the reconciler's client uses.
 
-    kopf's own `login_via_client` reads only $KUBECONFIG or the in-cluster account; with
-    `--kubeconfig` the watches would otherwise run as nobody (or not at all).
+    kopf's own login handlers read only $KUBECONFIG or the in-cluster account; with
+    `--kubeconfig` the watches would otherwise run as nobody (or not at all). Called again
+    on a 401, it hands kopf the service account's token as rotated since.
     """
-    header = configuration.get_api_key_with_prefix("BearerToken") or ""
-    scheme, _, token = header.partition(" ")
+    credentials = connection.credentials
+    token = connection.token()
+    basic = None if token else credentials.basic
+    username, _, password = basic.partition(":") if basic else (None, "", None)
     return kopf.ConnectionInfo(
-        server=configuration.host,
-        ca_path=configuration.ssl_ca_cert,
-        insecure=not configuration.verify_ssl,
-        scheme=scheme if token else None,
-        token=token or (scheme or None),
-        certificate_path=configuration.cert_file,
-        private_key_path=configuration.key_file,
+        server=credentials.server,
+        ca_path=credentials.ca_file,
+        ca_data=credentials.ca_data,
+        insecure=credentials.insecure,
+        scheme="Bearer" if token else None,
+        token=token,
+        username=username,
+        password=password or None,
+        certificate_path=credentials.cert_file,
+        certificate_data=credentials.cert_data,
+        private_key_path=credentials.key_file,
+        private_key_data=credentials.key_data,
         expiration=None,
     )
 
@@ -184,7 +198,7 @@ def build_registry(
 
     @kopf.on.login(registry=registry)
     async def login(**_: Any) -> kopf.ConnectionInfo:
-        return connection_info(reconciler.kube.api.configuration)
+        return connection_info(reconciler.kube.api)
 
     return registry
 
