@@ -212,8 +212,8 @@ def declare(
 
     While stores arrive (1,000 applied at once take kubectl ~25 s), nearly every converging
     reconcile sees a view with a store more than the last one: built from scratch, each was
-    O(n) in the namespace's stores, about 40% of the operator's CPU until all were Ready
-    (issue 11)."""
+    O(n) in the namespace's stores (in-process, 38 of 55 ms CPU a reconcile with 600
+    stores arriving; issue 11)."""
     if old is None or changed is None or old.trusted != trusted:
         state = _declare_all(namespace, view, rbac, trusted)
     else:

@@ -2059,7 +2059,8 @@ class NamespaceStores:
         lookups are copies of this view's with only the changed stores' entries redone. A
         store arriving among 1,000 then costs copies made by C code, not every render
         regrouped (issue 11: while kubectl applied 1,000 stores, nearly every converging
-        reconcile rebuilt the view). None (build it with `of`) when a store's label or child
+        reconcile rebuilt the view; in-process, 9 of 55 ms CPU a reconcile with 600 stores
+        arriving). None (build it with `of`) when a store's label or child
         names are cut and hashed: only then can two stores render the same name, where `of`
         decides which one a lookup finds."""
         if self.shortened or not all(unshortened(name) for name in changes):
