@@ -232,6 +232,8 @@ def changed_groups(
     changed = {label for label in before if label not in after}
     for label, items in after.items():
         held = before.get(label)
+        if held is items:
+            continue  # an updated view keeps the unchanged labels' very lists
         if held is None or len(held) != len(items) or any(
             a is not b for a, b in zip(held, items, strict=True)
         ):

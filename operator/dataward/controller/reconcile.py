@@ -2081,20 +2081,23 @@ class NamespaceStores:
         stores: list[Store] = []
         policies: list[dict[str, Any]] = []
         rbac: list[tuple[dict[str, Any], ...]] = []
-        for store, policy, items in zip(self.stores, self.policies, self.rbac, strict=True):
-            if store.name in changes:
-                del policy_by_name[policy["metadata"]["name"]]
-                for item in items:
-                    groups.pop(store_label(item), None)
-                    owners.pop(item["metadata"]["name"], None)
-                new = changes[store.name]
-                if new is None:
-                    del by_name[store.name]
-                    continue
-                store, (policy, items) = new, fresh[store.name]
-            stores.append(store)
-            policies.append(policy)
-            rbac.append(items)
+        if any(name in by_name for name in changes):
+            for store, policy, items in zip(self.stores, self.policies, self.rbac, strict=True):
+                if store.name in changes:
+                    del policy_by_name[policy["metadata"]["name"]]
+                    for item in items:
+                        groups.pop(store_label(item), None)
+                        owners.pop(item["metadata"]["name"], None)
+                    new = changes[store.name]
+                    if new is None:
+                        del by_name[store.name]
+                        continue
+                    store, (policy, items) = new, fresh[store.name]
+                stores.append(store)
+                policies.append(policy)
+                rbac.append(items)
+        else:  # only stores added (while they arrive): the tuples as they are, and those
+            stores, policies, rbac = list(self.stores), list(self.policies), list(self.rbac)
         for name in sorted(changes):
             new = changes[name]
             if new is not None and name not in self.by_name:
