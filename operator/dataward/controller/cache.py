@@ -51,6 +51,7 @@ from dataward.controller.kube import (
     Kube,
     KubeError,
     WriteTracker,
+    loads,
 )
 from dataward.render.purge_job import comparable_cronjob
 
@@ -692,7 +693,7 @@ class Informer:
                     *lines, buffer = (buffer + chunk).split(b"\n")
                     for line in lines:
                         if line.strip():
-                            yield json.loads(line)
+                            yield loads(line)
             finally:
                 # Closed, not released: a watch left early must not go back to the pool with
                 # the rest of its stream unread.
