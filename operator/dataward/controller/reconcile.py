@@ -1025,16 +1025,21 @@ class Reconciler:
         `compared`: the child in the form drift compares (`_comparable_render`)."""
         meta = child["metadata"]
         try:
-            current = self.read.get(child["kind"], meta["namespace"], meta["name"])
+            current: Mapping[str, Any] | None = self.read.get(
+                child["kind"], meta["namespace"], meta["name"]
+            )
             if child["kind"] == "CronJob" and snapshot.policy_error is not None:
                 # Whether the store complies is unknown: leave the schedule as it is.
                 pass
             elif needs_apply(compared, _comparable_observed(child["kind"], current)):
                 log.info("apply %s %s/%s", child["kind"], meta["namespace"], meta["name"])
-                current = self.kube.apply(child)
+                answer = self.kube.apply(child)
+                # In the form the cache keeps and drift compares, made once: a CronJob's
+                # digest is the costliest part of slimming, comparing and judging it.
+                current = _comparable_observed(child["kind"], answer)
                 self._written(current)
-                if needs_apply(compared, _comparable_observed(child["kind"], current)):
-                    current = self._replace_child(child, current)
+                if needs_apply(compared, current):
+                    current = self._replace_child(child, answer)
         except KubeError as error:
             return ObservedObject.unknown(str(error))
         return ObservedObject.present(current) if current else ObservedObject.absent()
