@@ -18,9 +18,12 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from dataward.controller.cache import CachedKind, Informer
+from dataward.controller.cache import CachedKind, Informer, slim
 from dataward.controller.kube import Kube, KubeError
 from dataward.controller.operator import GC_YOUNG_THRESHOLD, tune_garbage_collector
+from dataward.render import purge_job
+from tests.controller.test_cache import _caches, _cluster, _reconciler, _relist
+from tests.controller.test_reconcile import KEY, T0, conditions
 
 
 class _Answer:
@@ -351,3 +354,27 @@ def test_an_answer_whose_watch_event_came_first_is_not_slimmed_again() -> None:
     informer.store_written(newer)  # a later write's answer is stored
     again = informer.get("n", "a")
     assert again is not None and again["metadata"]["resourceVersion"] == "14"
+
+
+def test_a_converging_cronjob_is_digested_once_as_rendered_and_once_as_answered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pod template's digest is the costliest part of slimming, comparing and judging a
+    CronJob: the apply's answer was digested three times (its cached copy, the check that
+    the apply took, PurgeScheduled), now once; the cache keeps what it kept."""
+    digested: list[object] = []
+    real = purge_job.digest
+
+    def counted(value: object) -> str:
+        digested.append(value)
+        return real(value)
+
+    monkeypatch.setattr(purge_job, "digest", counted)
+    kube = _cluster()
+    caches = _caches(kube)
+    _relist(caches)
+    _reconciler(kube, caches).reconcile(KEY, now=T0)  # converges: the CronJob applied
+    assert len(digested) == 2  # the render's template and the answer's
+    assert conditions(kube)["PurgeScheduled"][0] == "True"
+    (key,) = [k for k in kube.objects if k[0] == "CronJob"]
+    assert caches.get("CronJob", key[1], key[2]) == slim("CronJob", kube.objects[key])

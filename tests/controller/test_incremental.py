@@ -23,9 +23,16 @@ from hypothesis import strategies as st
 
 from dataward.checks.access import SecretReaders, access_restricted, declared_by_neighbours
 from dataward.checks.observed import RbacSnapshot
+from dataward.controller import incremental
 from dataward.controller.cache import Caches
 from dataward.controller.kube import KubeError
-from dataward.controller.reconcile import Reconciler, _neighbour_rbac, _parse_or_none
+from dataward.controller.reconcile import (
+    NamespaceStores,
+    Reconciler,
+    _neighbour_policy,
+    _neighbour_rbac,
+    _parse_or_none,
+)
 from dataward.render.rbac import (
     render_purge_binding,
     render_purge_role,
@@ -37,7 +44,8 @@ from tests.controller.test_reconcile import T0, sample_cluster
 from tests.model import samples
 
 NS = "crm"
-STORES = ["s0", "s1", "s2", "s3"]
+# The last one's child names are cut and hashed (`unshortened`): its changes rebuild the view.
+STORES = ["s0", "s1", "s2", "s3", "s4-" + "x" * 47]
 READERS = [
     [],
     [{"kind": "ServiceAccount", "name": "api-a"}],
@@ -202,6 +210,19 @@ def check(kube: ListingKube, reconciler: Reconciler) -> None:
     stores = [s for raw in kube.list("PersonalDataStore", NS)
               for s in [_parse_or_none(raw)] if s is not None]  # fmt: skip
     assert sorted(view.stores, key=lambda s: s.name) == sorted(stores, key=lambda s: s.name)
+    # The view (updated in place per changed store, `NamespaceStores.updated`) against one
+    # rendered from scratch.
+    for store, policy, rendered_rbac in zip(view.stores, view.policies, view.rbac, strict=True):
+        assert policy == _neighbour_policy(store)
+        assert list(rendered_rbac) == _neighbour_rbac(store)
+    fresh = NamespaceStores.of(view.stores)
+    assert view.groups == fresh.groups
+    assert view.policy_by_name == fresh.policy_by_name
+    assert {k: sorted(v) for k, v in view.rbac_owners.items()} == {
+        k: sorted(v) for k, v in fresh.rbac_owners.items()
+    }
+    assert view.shared_labels == fresh.shared_labels
+    assert view.by_name == {s.name: s for s in stores}
     items = [item for s in stores for item in _neighbour_rbac(s)]
 
     declared, readers = reconciler._declared(NS, view, rbac)
@@ -419,4 +440,42 @@ def test_a_binding_the_operator_deleted_leaves_the_shared_structures_at_once() -
     for step in [("store", "s1", 1, 0), ("reconcile", "s1"), ("store", "s1", 0, 0),
                  ("reconcile", "s1")]:  # fmt: skip
         apply(kube, caches, reconciler, step)
+    check(kube, reconciler)
+
+
+def test_stores_arriving_one_by_one_update_the_view_and_the_declared_bindings_in_place(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """kubectl applies 1,000 stores over ~25 s, and the operator reconciles them meanwhile:
+    nearly every converging reconcile saw a namespace with a store more than the last one.
+    Each then regrouped every store's renders (`NamespaceStores.of`) and built the declared
+    bindings from scratch, both O(n) in the namespace's stores (issue 11). Now only the
+    first view is built whole. (The old code: a build of each per store that arrived.)"""
+    builds = {"of": 0, "declared": 0}
+    of, declare_all = NamespaceStores.of.__func__, incremental._declare_all  # type: ignore[attr-defined]
+
+    def counted_of(cls: type, *args: Any, **kwargs: Any) -> Any:
+        builds["of"] += 1
+        return of(cls, *args, **kwargs)
+
+    def counted_declare_all(*args: Any, **kwargs: Any) -> Any:
+        builds["declared"] += 1
+        return declare_all(*args, **kwargs)
+
+    monkeypatch.setattr(NamespaceStores, "of", classmethod(counted_of))
+    monkeypatch.setattr(incremental, "_declare_all", counted_declare_all)
+    kube = sample_cluster(ListingKube())
+    caches = _caches(kube)
+    _relist(caches)
+    reconciler = _reconciler(kube, caches)
+    for i in range(12):
+        apply(kube, caches, reconciler, ("store", f"a{i}", i % 3, i % 2))
+        apply(kube, caches, reconciler, ("reconcile", f"a{i}"))
+    assert builds == {"of": 1, "declared": 1}
+    check(kube, reconciler)
+    # A store whose child names are cut and hashed may render a name another store renders
+    # too: the view is built whole then (which of the two a lookup finds is `of`'s).
+    apply(kube, caches, reconciler, ("store", STORES[-1], 1, 0))
+    apply(kube, caches, reconciler, ("reconcile", STORES[-1]))
+    assert builds["of"] >= 2
     check(kube, reconciler)

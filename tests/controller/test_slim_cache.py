@@ -216,6 +216,18 @@ def test_one_copy_never_confuses_unequal_values_whose_hashes_collide(
     assert _one_copy({"a": "one"}) is first
 
 
+def test_one_copy_holds_equal_values_once_whatever_their_key_order_or_integers() -> None:
+    """Keyed by orjson's sorted text; what orjson refuses (an integer past 64 bits) by the
+    standard library's, never an error and never two unequal values as one."""
+    first = _one_copy({"b": [1, {"d": 2, "c": 3}], "a": "x"})
+    assert _one_copy({"a": "x", "b": [1, {"c": 3, "d": 2}]}) is first
+    assert _one_copy({"a": "x", "b": [1, {"c": 3, "d": 4}]}) is not first
+    big = _one_copy({"n": 2**70})
+    assert big == {"n": 2**70} and _one_copy({"n": 2**70}) is big
+    assert _one_copy({"n": 2**70 + 1}) == {"n": 2**70 + 1}
+    assert _one_copy({"n": 1.0}) == {"n": 1.0} and _one_copy({"n": 1}) is not _one_copy({"n": True})
+
+
 def test_equal_bodies_are_held_once_and_go_with_their_objects() -> None:
     def role(name: str, secret: str) -> dict[str, Any]:
         return {"kind": "Role", "metadata": {"name": name, "namespace": "crm"},

@@ -14,6 +14,7 @@ from dataward.render.names import (
     is_label_value,
     label_value,
     names_for,
+    unshortened,
 )
 
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -116,3 +117,19 @@ def test_label_value_repairs_characters_a_label_may_not_hold() -> None:
 
 def test_dns_label_children_for_short_stores() -> None:
     assert DNS_LABEL.match(names_for("crm").network_policy)
+
+
+def test_unshortened_names_are_the_store_name_between_prefix_and_suffix() -> None:
+    """A namespace's view is updated per store only while no store's names are cut and hashed:
+    a hashed child name can equal another store's plain one."""
+    assert unshortened("crm")
+    assert unshortened("a-b.c")
+    assert not unshortened("x" * 40)  # its CronJob's name is cut and hashed
+    assert not unshortened("y" * 70)  # so is its label value
+    assert not unshortened("Bad Name")  # not a label value: repaired and hashed
+    long = "s4-" + "x" * 47
+    hashed = names_for(long).network_policy
+    assert not unshortened(long)
+    # The name of a store that would render that NetworkPolicy's name as its own is plain.
+    planted = hashed.removeprefix("dataward-").removesuffix("-isolation")
+    assert names_for(planted).network_policy == hashed

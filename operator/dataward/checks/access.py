@@ -260,12 +260,16 @@ def binding_reads(namespace: str, name: str, rbac: RbacSnapshot) -> tuple[bool, 
     return every, names
 
 
+def store_label(item: Mapping[str, Any]) -> str:
+    """The store label of a rendered object ("" without one): what `by_store_label` groups by."""
+    return str((item["metadata"].get("labels") or {}).get(STORE_LABEL, ""))
+
+
 def by_store_label(items: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
     """Rendered objects grouped by their store label, in order of appearance."""
     by_store: dict[str, list[Mapping[str, Any]]] = {}
     for item in items:
-        store = str((item["metadata"].get("labels") or {}).get(STORE_LABEL, ""))
-        by_store.setdefault(store, []).append(item)
+        by_store.setdefault(store_label(item), []).append(item)
     return by_store
 
 

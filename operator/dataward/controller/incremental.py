@@ -16,7 +16,7 @@ what changed (a relist since), or the namespace's stores changed, they build fro
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -204,16 +204,41 @@ def declare(
     old: DeclaredState | None = None,
     changed: set[RbacKey] | None = None,
 ) -> DeclaredState:
-    """The declared state for `view` and `rbac`: from `old` when it was made for the same
-    view and for the snapshot `rbac` differs from by the keys `changed`; else from scratch.
-    Also leaves the untrusted bindings in `rbac.memo` as `access._untrusted_bindings` keeps
-    them (so no store scans them)."""
-    if old is None or changed is None or old.view is not view or old.trusted != trusted:
+    """The declared state for `view` and `rbac`: from `old` when it was made for the snapshot
+    `rbac` differs from by the keys `changed` (an empty set: the same snapshot), for the
+    labels whose rendered objects differ between `old`'s view and `view` and those the
+    changed keys name; else from scratch. Also leaves the untrusted bindings in `rbac.memo`
+    as `access._untrusted_bindings` keeps them (so no store scans them).
+
+    While stores arrive (1,000 applied at once take kubectl ~25 s), nearly every converging
+    reconcile sees a view with a store more than the last one: built from scratch, each was
+    O(n) in the namespace's stores (in-process, 38 of 55 ms CPU a reconcile with 600
+    stores arriving; issue 11)."""
+    if old is None or changed is None or old.trusted != trusted:
         state = _declare_all(namespace, view, rbac, trusted)
     else:
-        state = _declare_changes(namespace, rbac, old, changed)
+        moved = set() if old.view is view else changed_groups(old.view.groups, view.groups)
+        state = _declare_changes(namespace, view, rbac, old, changed, moved)
     rbac.memo[("untrusted", namespace, trusted)] = state.found
     return state
+
+
+def changed_groups(
+    before: Mapping[str, Sequence[Mapping[str, Any]]],
+    after: Mapping[str, Sequence[Mapping[str, Any]]],
+) -> set[str]:
+    """The labels whose rendered objects differ between two views' groups (a view keeps the
+    very render objects of every store it holds unchanged: compared by identity)."""
+    changed = {label for label in before if label not in after}
+    for label, items in after.items():
+        held = before.get(label)
+        if held is items:
+            continue  # an updated view keeps the unchanged labels' very lists
+        if held is None or len(held) != len(items) or any(
+            a is not b for a, b in zip(held, items, strict=True)
+        ):
+            changed.add(label)
+    return changed
 
 
 def _one_set(labels: set[str], sets: dict[frozenset[str], frozenset[str]]) -> frozenset[str]:
@@ -280,16 +305,41 @@ def _declare_all(
 
 
 def _declare_changes(
-    namespace: str, rbac: RbacSnapshot, old: DeclaredState, changed: set[RbacKey]
+    namespace: str,
+    view: Any,
+    rbac: RbacSnapshot,
+    old: DeclaredState,
+    changed: set[RbacKey],
+    moved: set[str],
 ) -> DeclaredState:
-    view = old.view
-    # The labels whose rendered objects' observed counterparts changed.
-    labels = {
+    """`old` updated for the RBAC keys `changed` and the labels `moved` (their rendered
+    objects differ between `old.view` and `view`)."""
+    label_of = old.label_of
+    if moved:
+        label_of = dict(label_of)
+        for label in moved:
+            alone = frozenset((label,))
+            for item in old.view.groups.get(label, ()):
+                name = item["metadata"]["name"]
+                labels_of = label_of.get(name, frozenset())
+                if label in labels_of:
+                    if len(labels_of) == 1:
+                        del label_of[name]
+                    else:
+                        label_of[name] = labels_of - alone
+            for item in view.groups.get(label, ()):
+                name = item["metadata"]["name"]
+                labels_of = label_of.get(name, frozenset())
+                label_of[name] = alone if labels_of <= alone else labels_of | alone
+    # The labels whose rendered objects changed, and those whose objects' observed
+    # counterparts did.
+    labels = set(moved)
+    labels.update(
         label
         for kind, scope, name in changed
         if scope == namespace
-        for label in old.label_of.get(name, ())
-    }
+        for label in label_of.get(name, ())
+    )
     parts = dict(old.parts)
     declared = dict(old.declared)
     reads = dict(old.reads)
@@ -306,10 +356,14 @@ def _declare_changes(
             if declared.get(name) != label:
                 declared[name] = label
                 renamed.add(name)
-        parts[label] = part
         was = reads.get(label, (False, frozenset()))
         now = _reads_of(namespace, part, rbac)
-        reads[label] = now
+        if label in view.groups:
+            parts[label] = part
+            reads[label] = now
+        else:  # no store of this label any more
+            parts.pop(label, None)
+            reads.pop(label, None)
         for secret in was[1] ^ now[1]:
             held = set(secret_labels.get(secret, ()))
             if secret in now[1]:
@@ -321,7 +375,7 @@ def _declare_changes(
             else:
                 secret_labels.pop(secret, None)
     every = old.readers.every
-    if any(reads[label][0] != (label in every) for label in labels):
+    if any(reads.get(label, (False,))[0] != (label in every) for label in labels):
         every = frozenset(label for label, (reads_every, _) in reads.items() if reads_every)
     readers = (
         old.readers
@@ -374,7 +428,7 @@ def _declare_changes(
         view=view,
         rbac=rbac,
         trusted=old.trusted,
-        label_of=old.label_of,
+        label_of=label_of,
         parts=parts,
         declared=declared,
         reads=reads,

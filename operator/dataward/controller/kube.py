@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import quote, urlencode
 
+import orjson
 import urllib3
 import yaml
 
@@ -31,6 +32,17 @@ METADATA_ONLY_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.i
 # (connect, read) seconds. Without a timeout a request to a hung API server blocks for ever:
 # the read timeout bounds each wait for bytes, so a stalled server surfaces as a KubeError.
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
+
+
+def loads(data: bytes) -> Any:
+    """JSON as the API server sends it: by orjson, about half of `json.loads`' CPU on the API's
+    objects (every answer and every watch event is decoded: issue 11). The API server sends
+    what Go encodes (valid UTF-8, integers within 64 bits); what orjson refuses all the same
+    (a lone surrogate escape, a number past a double) goes to `json.loads`, which decides."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
 
 
 def dumps(body: Any) -> str:
@@ -468,7 +480,7 @@ class Kube:
             if not 200 <= status < 300:
                 # The body may echo what we sent (a Secret's data); keep only status and reason.
                 raise KubeError(status, reason, what)
-            answer = cast(dict[str, Any], json.loads(data)) if data else {}
+            answer = cast(dict[str, Any], loads(data)) if data else {}
             return answer
         finally:
             if target is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 PREFIX = "dataward"
 MAX_NAME_LENGTH = 63
@@ -75,4 +75,15 @@ def names_for(store_name: str) -> ChildNames:
         readers=child_name(store_name, "readers"),
         purge=child_name(store_name, "purge"),
         purge_cronjob=child_name(store_name, "purge", MAX_CRONJOB_NAME_LENGTH),
+    )
+
+
+def unshortened(store_name: str) -> bool:
+    """Whether the store's label value is its name and each child's name is its name between
+    the prefix and a suffix, none cut and hashed: then no other store's label or child name
+    can equal them (a cut and hashed one can equal another store's plain one)."""
+    plain = f"{PREFIX}-{store_name}-"
+    return label_value(store_name) == store_name and all(
+        name.startswith(plain) and "-" not in name[len(plain):]
+        for name in astuple(names_for(store_name))
     )
