@@ -228,17 +228,70 @@ def test_the_current_context_picks_the_cluster_and_user_of_merged_files(
     assert (credentials.server, credentials.token) == ("https://a:1", "from-b")
 
 
-@pytest.mark.parametrize(("user", "said"), [
-    ({"exec": {"command": "aws", "args": ["eks", "get-token"]}}, "exec"),
-    ({"auth-provider": {"name": "oidc", "config": {"id-token": "secret-id-token"}}},
-     "auth-provider"),
-])
-def test_plugins_are_refused_by_name(tmp_path: Path, user: dict[str, Any], said: str) -> None:
+def test_an_auth_provider_is_refused_by_name_without_its_secrets(tmp_path: Path) -> None:
+    user = {"auth-provider": {"name": "oidc", "config": {"id-token": "secret-id-token"}}}
     path = _kubeconfig(tmp_path / "config", {"server": "https://a:1"}, user)
     with pytest.raises(KubeConfigError) as raised:
         load_api_client(str(path))
-    assert said in str(raised.value) and "not support" in str(raised.value)
+    assert "auth-provider" in str(raised.value) and "not support" in str(raised.value)
     assert "secret-id-token" not in str(raised.value)
+
+
+def _plugin(tmp_path: Path, status: dict[str, Any] | None, exit_code: int = 0) -> Path:
+    """An exec credential plugin (a script) that logs each run and answers `status`."""
+    script = tmp_path / "bin" / "get-token"
+    script.parent.mkdir(exist_ok=True)
+    answer = json.dumps({"apiVersion": "client.authentication.k8s.io/v1",
+                         "kind": "ExecCredential", "status": status})
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        "info = json.loads(os.environ['KUBERNETES_EXEC_INFO'])\n"
+        f"open({str(tmp_path / 'runs')!r}, 'a').write(info['kind'] + ' ' + "
+        "os.environ.get('REGION', '-') + ' ' + ' '.join(sys.argv[1:]) + '\\n')\n"
+        f"print({answer!r})\n"
+        f"sys.exit({exit_code})\n"
+    )
+    script.chmod(0o755)
+    return script
+
+
+def test_an_exec_plugin_token_is_sent_and_asked_again_only_when_it_expires(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # EKS and GKE kubeconfigs authenticate with an exec plugin: `make run` must work there.
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=30)
+    _plugin(tmp_path, {"token": "exec-token", "expirationTimestamp": soon.strftime(
+        "%Y-%m-%dT%H:%M:%SZ")})
+    exec_spec = {"apiVersion": "client.authentication.k8s.io/v1", "command": "./bin/get-token",
+                 "args": ["eks", "get-token"], "env": [{"name": "REGION", "value": "ap-2"}]}
+    path = _kubeconfig(tmp_path / "config", {"server": "https://a:1"}, {"exec": exec_spec})
+    connection = load_api_client(str(path))
+    assert connection.headers()["authorization"] == "Bearer exec-token"
+    assert connection.headers()["authorization"] == "Bearer exec-token"
+    # Relative command beside the kubeconfig, its args and env, the ExecCredential input.
+    assert (tmp_path / "runs").read_text() == "ExecCredential ap-2 eks get-token\n"
+    # Within a minute of its expiry the plugin is asked again.
+    now = soon.timestamp() - 30
+    monkeypatch.setattr(kube_module.time, "time", lambda: now)
+    connection.headers()
+    assert (tmp_path / "runs").read_text().count("\n") == 2
+
+
+@pytest.mark.parametrize(("status", "code", "said"), [
+    ({"token": "leaked-token"}, 1, "exited with status 1"),
+    ({"clientCertificateData": "leaked-cert", "clientKeyData": "leaked-key"}, 0, "no token"),
+])
+def test_a_failing_exec_plugin_says_so_without_its_output(
+    tmp_path: Path, status: dict[str, Any], code: int, said: str
+) -> None:
+    _plugin(tmp_path, status, code)
+    exec_spec = {"command": str(tmp_path / "bin" / "get-token")}
+    path = _kubeconfig(tmp_path / "config", {"server": "https://a:1"}, {"exec": exec_spec})
+    with pytest.raises(KubeConfigError) as raised:
+        load_api_client(str(path)).headers()
+    assert said in str(raised.value) and "get-token" in str(raised.value)
+    assert "leaked" not in str(raised.value)
 
 
 def test_a_missing_or_broken_kubeconfig_says_which_without_its_secrets(tmp_path: Path) -> None:

@@ -10,10 +10,13 @@ import base64
 import json
 import os
 import ssl
+import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import quote, urlencode
 
@@ -132,6 +135,77 @@ class Credentials:
     basic: str | None = None  # "user:password"
     insecure: bool = False
     tls_server_name: str | None = None
+    exec_plugin: ExecPlugin | None = None  # a client-go credential plugin giving a token
+
+
+@dataclass(frozen=True)
+class ExecPlugin:
+    """A kubeconfig user's `exec` credential plugin (client-go's ExecCredential protocol):
+    the command run for a bearer token, again when the token it gave expires. Tokens only:
+    a plugin answering with a client certificate is refused."""
+
+    command: str
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    api_version: str = "client.authentication.k8s.io/v1"
+
+
+EXEC_EARLY = 60  # seconds before a plugin's token expires that it is asked for a new one
+
+
+def exec_plugin(spec: Any, base: str, where: str) -> ExecPlugin:
+    """The `exec` entry of a kubeconfig user; a relative command path is relative to the
+    kubeconfig's folder (client-go's rule), a bare name is looked up in $PATH."""
+    if not isinstance(spec, dict) or not spec.get("command"):
+        raise KubeConfigError(f"{where}: exec has no command")
+    command = str(spec["command"])
+    if os.sep in command and not os.path.isabs(command):
+        command = os.path.normpath(os.path.join(base, command))
+    env = tuple(
+        (str(item.get("name")), str(item.get("value", "")))
+        for item in spec.get("env") or [] if isinstance(item, dict)
+    )
+    return ExecPlugin(
+        command, tuple(str(a) for a in spec.get("args") or []), env,
+        str(spec.get("apiVersion") or ExecPlugin.api_version),
+    )
+
+
+def run_exec_plugin(plugin: ExecPlugin, now: float) -> tuple[str, float | None]:
+    """Run the plugin: its token and when it expires (epoch seconds; None: never said).
+    Errors name the command and what went wrong, never the plugin's output (the token)."""
+    name = os.path.basename(plugin.command)
+    info = {"apiVersion": plugin.api_version, "kind": "ExecCredential",
+            "spec": {"interactive": False}}  # fmt: skip
+    environ = {**os.environ, **dict(plugin.env), "KUBERNETES_EXEC_INFO": json.dumps(info)}
+    try:
+        done = subprocess.run(
+            [plugin.command, *plugin.args], env=environ, stdin=subprocess.DEVNULL,
+            capture_output=True, timeout=60, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as error:
+        failed = type(error).__name__
+        raise KubeConfigError(f"exec plugin {name}: could not run ({failed})") from None
+    if done.returncode != 0:
+        raise KubeConfigError(f"exec plugin {name}: exited with status {done.returncode}")
+    try:
+        status = json.loads(done.stdout)["status"]
+        token = status.get("token")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise KubeConfigError(f"exec plugin {name}: its output is not an ExecCredential") from None
+    if not token:
+        raise KubeConfigError(
+            f"exec plugin {name}: gave no token (a client certificate from a plugin is not "
+            "supported by `dataward run`)"
+        )
+    expires = status.get("expirationTimestamp")
+    if not expires:
+        return str(token), None
+    try:
+        when = datetime.fromisoformat(str(expires).replace("Z", "+00:00"))
+    except ValueError:
+        raise KubeConfigError(f"exec plugin {name}: expirationTimestamp is not a time") from None
+    return str(token), when.timestamp()
 
 
 def in_cluster_credentials(
@@ -192,12 +266,13 @@ def kubeconfig_credentials(paths: str) -> Credentials:
         raise KubeConfigError(f"{where}: cluster {context.get('cluster')!r} is not defined")
     cluster, cluster_base = clusters[str(context.get("cluster"))]
     user, user_base = users.get(str(context.get("user")), ({}, ""))
-    for unsupported in ("exec", "auth-provider"):
-        if user.get(unsupported):
-            raise KubeConfigError(
-                f"{where}: user {context.get('user')!r} authenticates with {unsupported}, which "
-                "`dataward run` does not support: use a token, tokenFile or client certificate"
-            )
+    if user.get("auth-provider"):
+        raise KubeConfigError(
+            f"{where}: user {context.get('user')!r} authenticates with auth-provider, which "
+            "`dataward run` does not support (Kubernetes removed its in-tree providers): use "
+            "an exec plugin, a token, tokenFile or client certificate"
+        )
+    plugin = exec_plugin(user.get("exec"), user_base, where) if user.get("exec") else None
     if cluster.get("proxy-url"):
         raise KubeConfigError(f"{where}: proxy-url is not supported by `dataward run`")
     server = str(cluster.get("server") or "").rstrip("/")
@@ -228,6 +303,7 @@ def kubeconfig_credentials(paths: str) -> Credentials:
         key_data=data(user, "client-key-data") if tls else None,
         key_file=None if user.get("client-key-data") or not tls
         else file(user, "client-key", cluster_base),
+        exec_plugin=plugin,
         token=str(user_token) if user_token else None,
         token_file=None if user_token else file(user, "tokenFile", user_base),
         basic=f"{user['username']}:{user['password']}"
@@ -291,10 +367,20 @@ class Connection:
         self._lock = threading.Lock()
         self._token_stat: tuple[int, int, int] | None = None
         self._token: str | None = None
+        self._token_expires: float | None = None  # an exec plugin's token's expiry
 
     def token(self) -> str | None:
         """The bearer token; a token file is read again whenever it changed (kubelet rotates a
         projected token by replacing the file)."""
+        plugin = self.credentials.exec_plugin
+        if plugin is not None and self.credentials.token is None:
+            with self._lock:
+                now = time.time()
+                if self._token is None or (
+                    self._token_expires is not None and now >= self._token_expires - EXEC_EARLY
+                ):
+                    self._token, self._token_expires = run_exec_plugin(plugin, now)
+                return self._token
         if self.credentials.token_file is None:
             return self.credentials.token
         with self._lock:
@@ -308,6 +394,12 @@ class Connection:
             except OSError:
                 pass  # mid-rotation: keep the token read last
             return self._token
+
+    def token_expiry(self) -> datetime | None:
+        """When the exec plugin's token read last expires (None: no plugin, or never said)."""
+        with self._lock:
+            expires = self._token_expires
+        return None if expires is None else datetime.fromtimestamp(expires, UTC)
 
     def headers(self) -> dict[str, str]:
         """The headers of every request: user agent and credentials."""

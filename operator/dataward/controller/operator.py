@@ -164,7 +164,7 @@ def connection_info(connection: Connection) -> kopf.ConnectionInfo:
 
     kopf's own login handlers read only $KUBECONFIG or the in-cluster account; with
     `--kubeconfig` the watches would otherwise run as nobody (or not at all). Called again
-    on a 401, it hands kopf the service account's token as rotated since.
+    on a 401 (or when an exec plugin's token expires), it hands kopf the token as it is now.
     """
     credentials = connection.credentials
     token = connection.token()
@@ -183,7 +183,7 @@ def connection_info(connection: Connection) -> kopf.ConnectionInfo:
         certificate_data=credentials.cert_data,
         private_key_path=credentials.key_file,
         private_key_data=credentials.key_data,
-        expiration=None,
+        expiration=connection.token_expiry(),  # an exec plugin's: kopf logs in again then
     )
 
 
