@@ -4,10 +4,11 @@
         --tree /work/main --tree $PWD --rounds 3 [--trace DIR]
     (--tree $PWD,MALLOC_ARENA_MAX=2: that tree's operator with that environment)
 
-One control plane (e2e/harness.py); N stores in one namespace `bench` (bench/reconcile_bench.py's
-stores and credentials), converged by the first tree's operator, which is then stopped once
-idle. Then, for each round and each `--tree` in turn (a checkout: its operator/ first on the
-operator's PYTHONPATH): the cold LIST of the same objects (reconcile_bench.cold_list), the
+One control plane (e2e/harness.py); N stores in one namespace `bench` (or round robin over
+`--namespaces` K: bench-00, ...; bench/reconcile_bench.py's stores and credentials),
+converged by the first tree's operator, which is then stopped once idle. Then, for each round
+and each `--tree` in turn (a checkout: its operator/ first on the operator's PYTHONPATH): the
+cold LIST of the same objects (reconcile_bench.cold_list), the
 operator started again with nothing changed, and timed until it logs "first pass done" (from
 process start, from the Lease), its requests until it is idle (expected: 0 mutating, no GET
 of a Secret or of any named object but the Lease), its CPU seconds and resident set when the
@@ -109,7 +110,8 @@ def summarise(trace: dict[str, Any], spawned: float) -> list[str]:
         gcs = [g for g in trace["gc"] if began <= g[1] <= done]
         lines.append(f"  garbage collections in the pass: {len(gcs)}, "
                      f"{sum(g[2] for g in gcs):.2f} s (by generation: "
-                     f"{[sum(1 for g in gcs if g[0] == n) for n in range(3)]})")
+                     f"{[sum(1 for g in gcs if g[0] == n) for n in range(3)]}), "
+                     f"{sum(g[3] for g in gcs)} objects collected")
         slowest = sorted(window, key=lambda r: r[2] - r[3])[:3]
         lines.append("  slowest: " + ", ".join(
             f"{r[1]} {1000 * (r[3] - r[2]):.0f} ms (CPU {1000 * r[4]:.0f}) at "
@@ -124,6 +126,15 @@ def summarise(trace: dict[str, Any], spawned: float) -> list[str]:
         f"{name} {int(rss[name][0])}/{int(rss[name][1])}"
         for name in ("imported", "lease", "caches_start", "first_pass_begin", "first_pass_done")
         if name in rss))
+    caches_rss = [e["rss"] for e in sorted(lists, key=lambda e: e.get("stored", 0)) if "rss" in e]
+    if caches_rss:
+        lines.append(f"  RSS MiB as each cache stored its list, in turn: peak "
+                     f"{int(max(r[0] for r in caches_rss))}, now "
+                     f"{[int(r[1]) for r in caches_rss]}")
+    samples = [s for s in trace.get("rss_samples") or [] if began <= s[0] <= done + 1e-6]
+    if samples:
+        lines.append("  RSS MiB (peak/now) through the pass: " + ", ".join(
+            f"+{s[0] - began:.1f}s {int(s[1])}/{int(s[2])}" for s in samples))
     threads = trace.get("threads_cpu_at_done") or {}
     if threads:
         top = sorted(threads.items(), key=lambda kv: -kv[1])[:8]
@@ -139,6 +150,9 @@ def main() -> int:
     parser.add_argument("--tree", action="append", required=True,
                         help="a checkout whose operator to restart (repeat: A/B, in turn); "
                              "PATH,NAME=VALUE,...: with these environment variables")
+    parser.add_argument("--namespaces", type=int, default=1,
+                        help="the stores round robin over this many namespaces (bench-NN; "
+                             "one: `bench`)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--trace", type=Path, default=None)
@@ -146,15 +160,17 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args()
     results: dict[str, list[tuple[float, float, float, float]]] = {t: [] for t in args.tree}
+    spaces = ([NAMESPACE] if args.namespaces == 1
+              else [f"{NAMESPACE}-{i:02d}" for i in range(args.namespaces)])  # fmt: skip
     with ControlPlane() as plane, tempfile.TemporaryDirectory() as tmp:
         kubeconfig = plane.kubeconfig_for_user(USER, ["system:masters"])
         plane.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
         plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         admin = Kube(load_api_client(str(plane.kubeconfig)))
         create_all(admin, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}
-                           for n in (NAMESPACE, "dataward-system")], 2)
+                           for n in (*spaces, "dataward-system")], 2)
         plane.kubectl("apply", "--server-side", "-f", str(REPO / "examples/policy.yaml"))
-        docs = stores(args.stores, [NAMESPACE])
+        docs = stores(args.stores, list(spaces))
         create_all(admin, credentials(docs), 8)
         tail = AuditTail(plane.audit_log, USER)
         port = free_port()
@@ -171,10 +187,10 @@ def main() -> int:
                 prefix = [sys.executable, "-m", "bench.restart_trace", str(out)]
             return [*prefix, "run", "--kubeconfig", str(kubeconfig), "--resync-seconds", "3600",
                     "--metrics-port", str(port), "--workers", str(args.workers),
-                    "--namespace", NAMESPACE]
+                    *(arg for name in spaces for arg in ("--namespace", name))]
 
         first = Operator(command(args.tree[0], None), Path(tmp) / "converge.log")
-        watch = ReadyWatch(admin, {NAMESPACE})
+        watch = ReadyWatch(admin, set(spaces))
         first.start()
         try:
             first.leads()
@@ -196,7 +212,7 @@ def main() -> int:
         for round_ in range(args.rounds):
             for index, tree in enumerate(args.tree):
                 run += 1
-                listing, counts = cold_list(admin, [NAMESPACE], threads=8)
+                listing, counts = cold_list(admin, list(spaces), threads=8)
                 listing_load = load()
                 out = None
                 if args.trace is not None:

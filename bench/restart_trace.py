@@ -25,8 +25,10 @@ import time
 from typing import Any
 
 TRACE: dict[str, Any] = {
-    "marks": {}, "lists": [], "reconciles": [], "gc": [], "cpu": {}, "rss": {}
+    "marks": {}, "lists": [], "reconciles": [], "gc": [], "cpu": {}, "rss": {},
+    "rss_samples": [],  # (time, peak, now) every RSS_EVERY reconciles
 }
+RSS_EVERY = 250
 LOCK = threading.Lock()
 OUT = ""
 
@@ -127,6 +129,8 @@ def _hooks() -> None:
                      time.thread_time() - cpu)
             with LOCK:
                 TRACE["reconciles"].append(entry)
+                if len(TRACE["reconciles"]) % RSS_EVERY == 0:
+                    TRACE["rss_samples"].append((now(), *rss_mib()))
 
     reconcile.Reconciler.reconcile_logged = traced_reconcile  # type: ignore[method-assign]
 
