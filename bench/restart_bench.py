@@ -88,6 +88,10 @@ def summarise(trace: dict[str, Any], spawned: float) -> list[str]:
                          f"(+{entry['began'] - at('caches_start'):.2f} s .. "
                          f"+{entry.get('stored', entry['listed']) - at('caches_start'):.2f}), "
                          f"thread CPU {entry.get('cpu_all', entry['cpu']):.2f} s")
+        listing = [g for g in trace["gc"] if at("caches_start") <= g[1] <= at("first_pass_begin")]
+        lines.append(f"  garbage collections while the caches listed: {len(listing)}, "
+                     f"{sum(g[2] for g in listing):.2f} s, {sum(g[3] for g in listing)} objects "
+                     f"collected")
         lines.append(f"  last cache stored -> the pass begins: "
                      f"{at('first_pass_begin') - last:.2f} s")
     began, done = at("first_pass_begin"), at("first_pass_done")
