@@ -128,7 +128,8 @@ def summarise(trace: dict[str, Any], spawned: float) -> list[str]:
     rss = trace.get("rss") or {}
     lines.append("  RSS MiB (peak, now) at: " + ", ".join(
         f"{name} {int(rss[name][0])}/{int(rss[name][1])}"
-        for name in ("imported", "lease", "caches_start", "first_pass_begin", "first_pass_done")
+        for name in ("imported", "lease", "caches_start", "first_pass_begin", "trimmed",
+                     "first_pass_done")
         if name in rss))
     caches_rss = [e["rss"] for e in sorted(lists, key=lambda e: e.get("stored", 0)) if "rss" in e]
     if caches_rss:
