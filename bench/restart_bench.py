@@ -202,7 +202,7 @@ def main() -> int:
             watch.start()
             start = time.monotonic()
             plane.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(docs),
-                          timeout=apply_timeout(docs))
+                          timeout=max(apply_timeout(docs), 600.0))  # a loaded machine
             wait_for(lambda: watch.count()[0] == args.stores, args.timeout, "all Ready",
                      interval=0.5)
             print(f"converged: {args.stores} Ready after {watch.count()[1] - start:.1f} s "
