@@ -34,6 +34,8 @@ import yaml
 
 from bench.reconcile_bench import (
     REPO,
+    SHARD,
+    SHARD_LABEL,
     USER,
     AuditTail,
     Operator,
@@ -158,6 +160,9 @@ def main() -> int:
     parser.add_argument("--namespaces", type=int, default=1,
                         help="the stores round robin over this many namespaces (bench-NN; "
                              "one: `bench`)")
+    parser.add_argument("--selector", action="store_true",
+                        help="the operator serves the namespaces by label "
+                             "(--namespace-selector, cluster-wide caches, as the 10,000 run)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--trace", type=Path, default=None)
@@ -172,8 +177,10 @@ def main() -> int:
         plane.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
         plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         admin = Kube(load_api_client(str(plane.kubeconfig)))
-        create_all(admin, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}
-                           for n in (*spaces, "dataward-system")], 2)
+        create_all(admin, [{"apiVersion": "v1", "kind": "Namespace",
+                            "metadata": {"name": n, "labels": {SHARD_LABEL: SHARD}}}
+                           for n in spaces] + [{"apiVersion": "v1", "kind": "Namespace",
+                                                "metadata": {"name": "dataward-system"}}], 2)
         plane.kubectl("apply", "--server-side", "-f", str(REPO / "examples/policy.yaml"))
         docs = stores(args.stores, list(spaces))
         create_all(admin, credentials(docs), 8)
@@ -192,7 +199,8 @@ def main() -> int:
                 prefix = [sys.executable, "-m", "bench.restart_trace", str(out)]
             return [*prefix, "run", "--kubeconfig", str(kubeconfig), "--resync-seconds", "3600",
                     "--metrics-port", str(port), "--workers", str(args.workers),
-                    *(arg for name in spaces for arg in ("--namespace", name))]
+                    *(["--namespace-selector", f"{SHARD_LABEL}={SHARD}"] if args.selector
+                      else [arg for name in spaces for arg in ("--namespace", name)])]
 
         first = Operator(command(args.tree[0], None), Path(tmp) / "converge.log")
         watch = ReadyWatch(admin, set(spaces))
@@ -217,7 +225,8 @@ def main() -> int:
         for round_ in range(args.rounds):
             for index, tree in enumerate(args.tree):
                 run += 1
-                listing, counts = cold_list(admin, list(spaces), threads=8)
+                scopes: list[str | None] = [None] if args.selector else list(spaces)
+                listing, counts = cold_list(admin, scopes, threads=8)
                 listing_load = load()
                 out = None
                 if args.trace is not None:
