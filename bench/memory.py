@@ -41,10 +41,10 @@ from typing import Any, cast
 from prometheus_client import REGISTRY
 
 from dataward.checks.purge_runs import JOB_NAME_LABEL
-from dataward.controller.cache import Caches
+from dataward.controller.cache import Caches, sweep_copies
 from dataward.controller.kube import Kube
 from dataward.controller.metrics import STORES
-from dataward.controller.operator import CACHED_KINDS, SECRET_KINDS
+from dataward.controller.operator import CACHED_KINDS, SECRET_KINDS, tune_garbage_collector
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from tests.controller.test_cache import ListingKube, _relist
 from tests.controller.test_reconcile import T0, add_store
@@ -236,6 +236,105 @@ def sites(snapshot: tracemalloc.Snapshot, top: int) -> list[tuple[str, int, int]
     return [(site, size, blocks[site]) for site, size in by_site.most_common(top)]
 
 
+def _status_kib(field: str) -> int:
+    """A field of /proc/self/status in KiB (VmRSS: now, VmHWM: the peak so far); 0 elsewhere."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class Collections:
+    """The cyclic collector's runs (gc.callbacks): how many per generation, objects found."""
+
+    def __init__(self) -> None:
+        self.runs: Counter[int] = Counter()
+        self.collected = 0
+        self.seconds = 0.0
+        self._started = 0.0
+        gc.callbacks.append(self._note)
+
+    def _note(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        self.seconds += time.perf_counter() - self._started
+        self.runs[info["generation"]] += 1
+        self.collected += info["collected"]
+
+    def take(self) -> str:
+        said = (f"collections {dict(sorted(self.runs.items()))}, {self.collected} objects "
+                f"collected, {1000 * self.seconds:.0f} ms")  # fmt: skip
+        self.runs.clear()
+        self.collected, self.seconds = 0, 0.0
+        return said
+
+
+def restart(args: argparse.Namespace, kube: DressedKube, keys: list[tuple[str, str]],
+            now: Any) -> tuple[Caches, Reconciler]:  # fmt: skip
+    """A restarted operator over the converged fake API: new caches list, one first pass.
+
+    The converged process's caches and reconciler are gone first (a new process has none),
+    and the cyclic collector is set as `dataward run` sets it (tune_garbage_collector, and
+    _resync's freeze once the caches have listed). Per phase: traced bytes now and the traced
+    peak within the phase (both above the fake API's and the metrics' bytes, which stay),
+    the process's RSS now and its high-water mark, the collector's runs.
+    """
+    gc.collect()
+    sweep_copies()  # the shared copies only the dropped caches held (a new process has none)
+    tune_garbage_collector()
+    collections = Collections()
+    tracemalloc.reset_peak()
+    base, _ = tracemalloc.get_traced_memory()
+    base_hwm = _status_kib("VmHWM")
+    print(f"\nrestart (fake API and metrics held: {base / MiB:.1f} MiB traced, "
+          f"RSS {_status_kib('VmRSS') / 1024:.0f} MiB, high-water so far "
+          f"{base_hwm / 1024:.0f} MiB; collector threshold {gc.get_threshold()})")
+
+    def phase(what: str, cpu: float) -> None:
+        now_b, peak_b = tracemalloc.get_traced_memory()
+        print(f"  {what}: {cpu:.2f} s CPU; traced held {(now_b - base) / MiB:.1f} MiB, "
+              f"peak {(peak_b - base) / MiB:.1f} MiB; RSS {_status_kib('VmRSS') / 1024:.0f} "
+              f"MiB (high-water {_status_kib('VmHWM') / 1024:.0f}); {collections.take()}")
+        tracemalloc.reset_peak()
+
+    start = time.process_time()
+    caches = Caches(cast(Kube, kube), (*CACHED_KINDS, *SECRET_KINDS), (), 3600,
+                    lambda *_: None, lambda *_: None)  # fmt: skip
+    _relist(caches)
+    phase("caches listed", time.process_time() - start)
+    gc.freeze()  # as _resync does once every cache has listed
+    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings(), (), caches)
+    kube.calls.clear()
+    start = time.process_time()
+    every = max(1, len(keys) // 10)
+    for i, key in enumerate(keys, 1):
+        reconciler.reconcile(key, now=now)
+        if args.verbose and i % every == 0:
+            phase(f"  {i} reconciled", time.process_time() - start)
+    spent = time.process_time() - start
+    print(f"  restart pass: {1000 * spent / len(keys):.2f} ms CPU per store, "
+          f"{len(kube.writes())} writes, gc counts {gc.get_count()}, "
+          f"frozen {gc.get_freeze_count()}")  # fmt: skip
+    phase("first pass done", spent)
+    start = time.process_time()
+    gc.collect()
+    phase("then gc.collect()", time.process_time() - start)
+    gc.unfreeze()
+    start = time.process_time()
+    gc.collect()
+    phase("then unfrozen, gc.collect()", time.process_time() - start)
+    n = len(keys)
+    held, _ = tracemalloc.get_traced_memory()
+    print(f"  held by the restarted operator: {(held - base) / n / 1024:.1f} KiB per store; "
+          f"process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    return caches, reconciler
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--stores", type=int, default=10_000)
@@ -245,6 +344,8 @@ def main() -> None:
                         help="measure a new reconciler over new caches after one pass (a restart)")
     parser.add_argument("--frames", type=int, default=1,
                         help="traceback depth: 1 is fast; 64 names the operator's sites")
+    parser.add_argument("--verbose", action="store_true",
+                        help="with --restart: the figures every tenth of the first pass")
     args = parser.parse_args()
     started = time.monotonic()
     tracemalloc.start(args.frames)
@@ -275,19 +376,8 @@ def main() -> None:
         print(f"pass {i + 1} ({what}): {1000 * spent / len(keys):.1f} ms CPU per store, "
               f"{writes} writes")  # fmt: skip
     if args.restart:
-        # A restarted operator: its caches list what is there, then its first pass.
-        caches = Caches(cast(Kube, kube), (*CACHED_KINDS, *SECRET_KINDS), (), 3600,
-                        lambda *_: None, lambda *_: None)  # fmt: skip
-        _relist(caches)
-        reconciler = Reconciler(cast(Kube, kube), ReconcileSettings(), (), caches)
-        kube.calls.clear()
-        start = time.process_time()
-        for key in keys:
-            reconciler.reconcile(key, now=passes[-1][1] + timedelta(minutes=5))
-        spent = time.process_time() - start
-        print(f"restart pass: {1000 * spent / len(keys):.1f} ms CPU per store, "
-              f"{len(kube.writes())} writes")  # fmt: skip
-        gc.collect()
+        del reconciler, caches  # a new process has none of the converged one's
+        caches, reconciler = restart(args, kube, keys, passes[-1][1] + timedelta(minutes=5))
     delivered = dict(kube.delivered)
     largest = kube.largest_list
     counts = caches.counts()

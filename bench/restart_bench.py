@@ -4,10 +4,11 @@
         --tree /work/main --tree $PWD --rounds 3 [--trace DIR]
     (--tree $PWD,MALLOC_ARENA_MAX=2: that tree's operator with that environment)
 
-One control plane (e2e/harness.py); N stores in one namespace `bench` (bench/reconcile_bench.py's
-stores and credentials), converged by the first tree's operator, which is then stopped once
-idle. Then, for each round and each `--tree` in turn (a checkout: its operator/ first on the
-operator's PYTHONPATH): the cold LIST of the same objects (reconcile_bench.cold_list), the
+One control plane (e2e/harness.py); N stores in one namespace `bench` (or round robin over
+`--namespaces` K: bench-00, ...; bench/reconcile_bench.py's stores and credentials),
+converged by the first tree's operator, which is then stopped once idle. Then, for each round
+and each `--tree` in turn (a checkout: its operator/ first on the operator's PYTHONPATH): the
+cold LIST of the same objects (reconcile_bench.cold_list), the
 operator started again with nothing changed, and timed until it logs "first pass done" (from
 process start, from the Lease), its requests until it is idle (expected: 0 mutating, no GET
 of a Secret or of any named object but the Lease), its CPU seconds and resident set when the
@@ -33,6 +34,8 @@ import yaml
 
 from bench.reconcile_bench import (
     REPO,
+    SHARD,
+    SHARD_LABEL,
     USER,
     AuditTail,
     Operator,
@@ -87,6 +90,10 @@ def summarise(trace: dict[str, Any], spawned: float) -> list[str]:
                          f"(+{entry['began'] - at('caches_start'):.2f} s .. "
                          f"+{entry.get('stored', entry['listed']) - at('caches_start'):.2f}), "
                          f"thread CPU {entry.get('cpu_all', entry['cpu']):.2f} s")
+        listing = [g for g in trace["gc"] if at("caches_start") <= g[1] <= at("first_pass_begin")]
+        lines.append(f"  garbage collections while the caches listed: {len(listing)}, "
+                     f"{sum(g[2] for g in listing):.2f} s, {sum(g[3] for g in listing)} objects "
+                     f"collected")
         lines.append(f"  last cache stored -> the pass begins: "
                      f"{at('first_pass_begin') - last:.2f} s")
     began, done = at("first_pass_begin"), at("first_pass_done")
@@ -109,7 +116,8 @@ def summarise(trace: dict[str, Any], spawned: float) -> list[str]:
         gcs = [g for g in trace["gc"] if began <= g[1] <= done]
         lines.append(f"  garbage collections in the pass: {len(gcs)}, "
                      f"{sum(g[2] for g in gcs):.2f} s (by generation: "
-                     f"{[sum(1 for g in gcs if g[0] == n) for n in range(3)]})")
+                     f"{[sum(1 for g in gcs if g[0] == n) for n in range(3)]}), "
+                     f"{sum(g[3] for g in gcs)} objects collected")
         slowest = sorted(window, key=lambda r: r[2] - r[3])[:3]
         lines.append("  slowest: " + ", ".join(
             f"{r[1]} {1000 * (r[3] - r[2]):.0f} ms (CPU {1000 * r[4]:.0f}) at "
@@ -122,8 +130,18 @@ def summarise(trace: dict[str, Any], spawned: float) -> list[str]:
     rss = trace.get("rss") or {}
     lines.append("  RSS MiB (peak, now) at: " + ", ".join(
         f"{name} {int(rss[name][0])}/{int(rss[name][1])}"
-        for name in ("imported", "lease", "caches_start", "first_pass_begin", "first_pass_done")
+        for name in ("imported", "lease", "caches_start", "first_pass_begin", "trimmed",
+                     "first_pass_done")
         if name in rss))
+    caches_rss = [e["rss"] for e in sorted(lists, key=lambda e: e.get("stored", 0)) if "rss" in e]
+    if caches_rss:
+        lines.append(f"  RSS MiB as each cache stored its list, in turn: peak "
+                     f"{int(max(r[0] for r in caches_rss))}, now "
+                     f"{[int(r[1]) for r in caches_rss]}")
+    samples = [s for s in trace.get("rss_samples") or [] if began <= s[0] <= done + 1e-6]
+    if samples:
+        lines.append("  RSS MiB (peak/now) through the pass: " + ", ".join(
+            f"+{s[0] - began:.1f}s {int(s[1])}/{int(s[2])}" for s in samples))
     threads = trace.get("threads_cpu_at_done") or {}
     if threads:
         top = sorted(threads.items(), key=lambda kv: -kv[1])[:8]
@@ -139,6 +157,12 @@ def main() -> int:
     parser.add_argument("--tree", action="append", required=True,
                         help="a checkout whose operator to restart (repeat: A/B, in turn); "
                              "PATH,NAME=VALUE,...: with these environment variables")
+    parser.add_argument("--namespaces", type=int, default=1,
+                        help="the stores round robin over this many namespaces (bench-NN; "
+                             "one: `bench`)")
+    parser.add_argument("--selector", action="store_true",
+                        help="the operator serves the namespaces by label "
+                             "(--namespace-selector, cluster-wide caches, as the 10,000 run)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--trace", type=Path, default=None)
@@ -146,15 +170,19 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args()
     results: dict[str, list[tuple[float, float, float, float]]] = {t: [] for t in args.tree}
+    spaces = ([NAMESPACE] if args.namespaces == 1
+              else [f"{NAMESPACE}-{i:02d}" for i in range(args.namespaces)])  # fmt: skip
     with ControlPlane() as plane, tempfile.TemporaryDirectory() as tmp:
         kubeconfig = plane.kubeconfig_for_user(USER, ["system:masters"])
         plane.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
         plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         admin = Kube(load_api_client(str(plane.kubeconfig)))
-        create_all(admin, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}
-                           for n in (NAMESPACE, "dataward-system")], 2)
+        create_all(admin, [{"apiVersion": "v1", "kind": "Namespace",
+                            "metadata": {"name": n, "labels": {SHARD_LABEL: SHARD}}}
+                           for n in spaces] + [{"apiVersion": "v1", "kind": "Namespace",
+                                                "metadata": {"name": "dataward-system"}}], 2)
         plane.kubectl("apply", "--server-side", "-f", str(REPO / "examples/policy.yaml"))
-        docs = stores(args.stores, [NAMESPACE])
+        docs = stores(args.stores, list(spaces))
         create_all(admin, credentials(docs), 8)
         tail = AuditTail(plane.audit_log, USER)
         port = free_port()
@@ -171,17 +199,18 @@ def main() -> int:
                 prefix = [sys.executable, "-m", "bench.restart_trace", str(out)]
             return [*prefix, "run", "--kubeconfig", str(kubeconfig), "--resync-seconds", "3600",
                     "--metrics-port", str(port), "--workers", str(args.workers),
-                    "--namespace", NAMESPACE]
+                    *(["--namespace-selector", f"{SHARD_LABEL}={SHARD}"] if args.selector
+                      else [arg for name in spaces for arg in ("--namespace", name)])]
 
         first = Operator(command(args.tree[0], None), Path(tmp) / "converge.log")
-        watch = ReadyWatch(admin, {NAMESPACE})
+        watch = ReadyWatch(admin, set(spaces))
         first.start()
         try:
             first.leads()
             watch.start()
             start = time.monotonic()
             plane.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(docs),
-                          timeout=apply_timeout(docs))
+                          timeout=max(apply_timeout(docs), 600.0))  # a loaded machine
             wait_for(lambda: watch.count()[0] == args.stores, args.timeout, "all Ready",
                      interval=0.5)
             print(f"converged: {args.stores} Ready after {watch.count()[1] - start:.1f} s "
@@ -196,7 +225,8 @@ def main() -> int:
         for round_ in range(args.rounds):
             for index, tree in enumerate(args.tree):
                 run += 1
-                listing, counts = cold_list(admin, [NAMESPACE], threads=8)
+                scopes: list[str | None] = [None] if args.selector else list(spaces)
+                listing, counts = cold_list(admin, scopes, threads=8)
                 listing_load = load()
                 out = None
                 if args.trace is not None:

@@ -15,6 +15,7 @@ and a branch's operator the same way); the wrapping costs a few microseconds a c
 from __future__ import annotations
 
 import atexit
+import ctypes
 import gc
 import json
 import os
@@ -25,8 +26,13 @@ import time
 from typing import Any
 
 TRACE: dict[str, Any] = {
-    "marks": {}, "lists": [], "reconciles": [], "gc": [], "cpu": {}, "rss": {}
+    "marks": {}, "lists": [], "reconciles": [], "gc": [], "cpu": {}, "rss": {},
+    "rss_samples": [],  # (time, peak, now) every RSS_EVERY reconciles
 }
+RSS_EVERY = 250
+# Set (e.g. --tree PATH,DATAWARD_TRACE_TRIM=1): malloc_trim(0) once the caches have listed,
+# as the first pass begins, and the RSS after it (mark "trimmed").
+TRIM_AT_BEGIN = "DATAWARD_TRACE_TRIM"
 LOCK = threading.Lock()
 OUT = ""
 
@@ -127,6 +133,8 @@ def _hooks() -> None:
                      time.thread_time() - cpu)
             with LOCK:
                 TRACE["reconciles"].append(entry)
+                if len(TRACE["reconciles"]) % RSS_EVERY == 0:
+                    TRACE["rss_samples"].append((now(), *rss_mib()))
 
     reconcile.Reconciler.reconcile_logged = traced_reconcile  # type: ignore[method-assign]
 
@@ -152,6 +160,9 @@ def _hooks() -> None:
 
     def traced_begin(self: Any, keys: Any, at: float) -> None:
         mark("first_pass_begin")
+        if os.environ.get(TRIM_AT_BEGIN):  # an experiment: glibc's free memory handed back
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+            mark("trimmed")
         begin(self, keys, at)
 
     queue.FirstPass.begin = traced_begin  # type: ignore[method-assign]
