@@ -419,8 +419,8 @@ def test_a_network_policy_made_before_the_store_under_its_childs_name_is_never_a
             "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{}]},
         },
     )
-    before = kubectl_json(control_plane, "get", "networkpolicy", name, "-n", namespace, "-o",
-                          "json")  # fmt: skip
+    before = kubectl_json(control_plane, "get", "networkpolicy", name, "-n", namespace,
+                          "--show-managed-fields", "-o", "json")  # fmt: skip
     make_store(control_plane, namespace)
     store = wait_condition(
         control_plane, namespace, "support-inquiries", "NetworkIsolated", "False",
@@ -431,8 +431,8 @@ def test_a_network_policy_made_before_the_store_under_its_childs_name_is_never_a
     assert condition(store, "Ready")["status"] == "False"
     # The other children are the store's own, made.
     assert get(control_plane, "cronjob", "dataward-support-inquiries-purge", namespace)
-    after = kubectl_json(control_plane, "get", "networkpolicy", name, "-n", namespace, "-o",
-                         "json")  # fmt: skip
+    after = kubectl_json(control_plane, "get", "networkpolicy", name, "-n", namespace,
+                         "--show-managed-fields", "-o", "json")  # fmt: skip
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     assert after["spec"] == before["spec"]
     assert not after["metadata"].get("ownerReferences")
