@@ -404,6 +404,46 @@ def test_a_foreign_binding_over_the_stores_secrets_turns_access_restricted_false
     )
 
 
+def test_a_network_policy_made_before_the_store_under_its_childs_name_is_never_adopted(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    """Never adopt what the operator did not make: an admin's NetworkPolicy of the name the
+    store's would have (admitting everything) is neither changed nor counted as the store's."""
+    name = "dataward-support-inquiries-isolation"
+    apply(
+        control_plane,
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{}]},
+        },
+    )
+    before = kubectl_json(control_plane, "get", "networkpolicy", name, "-n", namespace,
+                          "--show-managed-fields", "-o", "json")  # fmt: skip
+    make_store(control_plane, namespace)
+    store = wait_condition(
+        control_plane, namespace, "support-inquiries", "NetworkIsolated", "False",
+        reason="ChildNotCreatedByOperator", timeout=60,
+    )  # fmt: skip
+    message = condition(store, "NetworkIsolated")["message"]
+    assert f"NetworkPolicy {namespace}/{name}" in message
+    assert condition(store, "Ready")["status"] == "False"
+    # The other children are the store's own, made.
+    assert get(control_plane, "cronjob", "dataward-support-inquiries-purge", namespace)
+    after = kubectl_json(control_plane, "get", "networkpolicy", name, "-n", namespace,
+                         "--show-managed-fields", "-o", "json")  # fmt: skip
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert after["spec"] == before["spec"]
+    assert not after["metadata"].get("ownerReferences")
+    assert "dataward" not in {m.get("manager") for m in after["metadata"]["managedFields"]}
+    # Once it is deleted the operator makes the store's own.
+    control_plane.kubectl("delete", "networkpolicy", name, "-n", namespace)
+    wait_condition(
+        control_plane, namespace, "support-inquiries", "NetworkIsolated", "True", timeout=90
+    )
+
+
 def test_a_retention_longer_than_the_category_allows_suspends_the_purge(
     control_plane: ControlPlane, namespace: str
 ) -> None:

@@ -90,8 +90,10 @@ def test_first_reconcile_creates_children_ring_and_status(kube: FakeKube) -> Non
     reconciler(kube).reconcile(KEY, now=T0)
     kinds = {(verb, kind) for verb, kind, _ in kube.writes()}
     assert ("create", "Secret") in kinds and ("patch/status", "PersonalDataStore") in kinds
-    assert {k for v, k in kinds if v == "apply"} == {
-        "NetworkPolicy", "Role", "RoleBinding", "ServiceAccount", "CronJob"}
+    # Created (POST), never applied: an apply would take over an object of the name.
+    assert {k for v, k in kinds if v == "create"} == {
+        "Event", "Secret", "NetworkPolicy", "Role", "RoleBinding", "ServiceAccount", "CronJob"}
+    assert not any(v == "apply" for v, _ in kinds)
     assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")
     assert status(kube)["encryption"]["primaryKeyId"] == 1
 

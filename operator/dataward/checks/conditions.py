@@ -65,6 +65,47 @@ def as_reason(text: str, fallback: str) -> str:
     return text if _REASON.match(text) else fallback
 
 
+# The control each kind of a store's child belongs to (the purge's ServiceAccount is the
+# identity its RoleBinding lets read the credentials: access).
+CHILD_CONTROLS: dict[str, str] = {
+    "NetworkPolicy": NETWORK_ISOLATED,
+    "Role": ACCESS_RESTRICTED,
+    "RoleBinding": ACCESS_RESTRICTED,
+    "ServiceAccount": ACCESS_RESTRICTED,
+    "CronJob": PURGE_SCHEDULED,
+}
+
+
+def child_not_ours(kind: str, namespace: str, name: str) -> Condition:
+    """The control `kind` belongs to, False: an object of the child's name exists that the
+    operator did not create (no controller owner reference to the store). It names the
+    object, never its content."""
+    message = (
+        f"{kind} {namespace}/{name} exists but the operator did not create it (it has no "
+        "controller owner reference to this store), so the operator neither changes nor "
+        "uses it: whoever made it decides what it does. Delete it, or recreate it under "
+        "another name, and the operator creates the store's own."
+    )
+    control = CHILD_CONTROLS[kind]
+    if control == NETWORK_ISOLATED:
+        return Condition(NETWORK_ISOLATED, "False", "ChildNotCreatedByOperator", message)
+    if control == ACCESS_RESTRICTED:
+        return Condition(ACCESS_RESTRICTED, "False", "ChildNotCreatedByOperator", message)
+    return Condition(PURGE_SCHEDULED, "False", "ChildNotCreatedByOperator", message)
+
+
+def with_children_not_ours(
+    conditions: Sequence[Condition], namespace: str, foreign: Sequence[tuple[str, str]]
+) -> list[Condition]:
+    """`conditions` with the control of each foreign child ((kind, name), in order) False
+    (`child_not_ours`; the first such child of a control names it)."""
+    found: dict[str, Condition] = {}
+    for kind, name in foreign:
+        verdict = child_not_ours(kind, namespace, name)
+        found.setdefault(verdict.type, verdict)
+    return [found.get(c.type, c) for c in conditions]
+
+
 def ready(conditions: Sequence[Condition]) -> Condition:
     """Ready: True when every other condition is True; else names each that is not."""
     others = [c for c in conditions if c.type != READY]

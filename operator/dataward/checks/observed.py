@@ -15,13 +15,16 @@ from typing import Any, Literal
 from dataward.keys.ring import KeyRing, KeyRingError, format_time, parse_ring
 
 Presence = Literal["present", "absent", "unknown"]
+# A child's presence: also `foreign`, an object of its name the operator did not make.
+ChildPresence = Literal["present", "absent", "unknown", "foreign"]
 
 
 @dataclass(frozen=True)
 class ObservedObject:
-    """One object as a live read found it: present (with its body), absent (a 404), unknown."""
+    """One object as a live read found it: present (with its body), absent (a 404), unknown,
+    or foreign (an object of the name exists, but not the operator's: never used, no body)."""
 
-    presence: Presence
+    presence: ChildPresence
     body: Mapping[str, Any] | None = field(default=None, hash=False)
     error: str | None = None
 
@@ -39,6 +42,12 @@ class ObservedObject:
     def unknown(cls, error: str) -> ObservedObject:
         """The read failed; `error` says how (no object content)."""
         return cls("unknown", None, error)
+
+    @classmethod
+    def foreign(cls) -> ObservedObject:
+        """An object of the child's name exists without the store's controller owner
+        reference: the operator did not create it, so it neither changes nor uses it."""
+        return cls("foreign")
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,13 @@ from dataward.model.errors import ModelError
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
 
-def owned_by(obj: Mapping[str, Any], kind: str, uid: str) -> bool:
-    """True when `obj` has an owner reference to the `kind` with this uid."""
+def owned_by(obj: Mapping[str, Any], kind: str, uid: str, *, controller: bool = False) -> bool:
+    """True when `obj` has an owner reference to the `kind` with this uid (`controller`: one
+    that also says `controller: true`, as every child the operator renders carries)."""
     return any(
-        ref.get("kind") == kind and ref.get("uid") == uid
+        ref.get("kind") == kind
+        and ref.get("uid") == uid
+        and (not controller or ref.get("controller") is True)
         for ref in (obj.get("metadata") or {}).get("ownerReferences") or ()
     )
 

@@ -123,6 +123,17 @@ def _request(type_: str, reason: str, status: Status, meaning: str, action: str)
 
 
 _READ_STORES = "Read status.stores: each store says its phase, reason and what to do."
+# A child of the store's name that someone else made (one reason, under each control a child
+# belongs to: `conditions.CHILD_CONTROLS`).
+_CHILD_NOT_OURS = (
+    "An object of the name of one of the store's children (its kind and name in the "
+    "message) exists without a controller owner reference to the store: the operator did "
+    "not create it, so it never changes or uses it (it never adopts what it did not make)."
+)
+_CHILD_NOT_OURS_ACTION = (
+    "Delete that object, or recreate it under another name if it is needed; the operator "
+    "then creates the store's own."
+)
 
 # Reasons written as literals by the checks and the controller.
 _LITERAL: tuple[ReasonEntry, ...] = (
@@ -234,6 +245,13 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "store is not isolated.",
         "Narrow that policy's podSelector, or add its peers to spec.network.allowFrom if they "
         "should reach the data.",
+    ),
+    _store(
+        NETWORK_ISOLATED,
+        "ChildNotCreatedByOperator",
+        "False",
+        _CHILD_NOT_OURS,
+        _CHILD_NOT_OURS_ACTION,
     ),
     # EncryptionKeyReady
     _store(
@@ -407,6 +425,13 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "Remove that binding, narrow its role with resourceNames, or add its subjects to "
         "spec.access.readers.",
     ),
+    _store(
+        ACCESS_RESTRICTED,
+        "ChildNotCreatedByOperator",
+        "False",
+        _CHILD_NOT_OURS,
+        _CHILD_NOT_OURS_ACTION,
+    ),
     # AccessRecorded (only with `dataward run --audit-log`)
     _store(
         ACCESS_RECORDED,
@@ -478,6 +503,13 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "Unknown",
         "The purge CronJob could not be read.",
         f"{_RETRIES} Check that the operator may get cronjobs in the namespace.",
+    ),
+    _store(
+        PURGE_SCHEDULED,
+        "ChildNotCreatedByOperator",
+        "False",
+        _CHILD_NOT_OURS,
+        _CHILD_NOT_OURS_ACTION,
     ),
     _store(
         PURGE_SCHEDULED,

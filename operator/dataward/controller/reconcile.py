@@ -38,6 +38,7 @@ from dataward.checks.conditions import (
     merge_conditions,
     ready,
     transitions,
+    with_children_not_ours,
 )
 from dataward.checks.drift import needs_apply, replacement
 from dataward.checks.encryption import (
@@ -1039,28 +1040,69 @@ class Reconciler:
     def _act_on_child(
         self, child: Mapping[str, Any], compared: Mapping[str, Any], snapshot: StoreSnapshot
     ) -> ObservedObject:
-        """Read a child and apply it where it differs; what is in place afterwards.
-        `compared`: the child in the form drift compares (`_comparable_render`)."""
+        """Read a child, create it where absent and apply it where it differs; what is in
+        place afterwards. `compared`: the child in the form drift compares
+        (`_comparable_render`).
+
+        Never adopt what the operator did not make: an object of the child's name without the
+        store's controller owner reference is foreign, never written (an apply with force
+        would take it over) nor used. An absent child is created (POST, create-only), never
+        applied: a label-selected cache (CronJobs, ServiceAccounts) does not see a foreign
+        object without the operator's labels, and a create cannot write over it.
+        """
         meta = child["metadata"]
+        kind, namespace, name = child["kind"], meta["namespace"], meta["name"]
         try:
-            current: Mapping[str, Any] | None = self.read.get(
-                child["kind"], meta["namespace"], meta["name"]
-            )
-            if child["kind"] == "CronJob" and snapshot.policy_error is not None:
-                # Whether the store complies is unknown: leave the schedule as it is.
-                pass
-            elif needs_apply(compared, _comparable_observed(child["kind"], current)):
-                log.info("apply %s %s/%s", child["kind"], meta["namespace"], meta["name"])
+            current: Mapping[str, Any] | None = self.read.get(kind, namespace, name)
+            # Whether the store complies is unknown: leave the schedule as it is.
+            frozen = kind == "CronJob" and snapshot.policy_error is not None
+            if current is None and not frozen:
+                current = self._create_child(child)
+            if current is not None and not _made_by_operator(child, current):
+                log.warning(
+                    "%s %s/%s exists but the operator did not create it: left alone",
+                    kind, namespace, name,
+                )  # fmt: skip
+                return ObservedObject.foreign()
+            if (
+                current is not None
+                and not frozen
+                and needs_apply(compared, _comparable_observed(kind, current))
+            ):
+                log.info("apply %s %s/%s", kind, namespace, name)
                 answer = self.kube.apply(child)
                 # In the form the cache keeps and drift compares, made once: a CronJob's
                 # digest is the costliest part of slimming, comparing and judging it.
-                current = _comparable_observed(child["kind"], answer)
+                current = _comparable_observed(kind, answer)
                 self._written(current)
                 if needs_apply(compared, current):
                     current = self._replace_child(child, answer)
         except KubeError as error:
             return ObservedObject.unknown(str(error))
         return ObservedObject.present(current) if current else ObservedObject.absent()
+
+    def _create_child(self, child: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """Create an absent child; what is in place then (None: gone again after a 409).
+
+        A 409 (AlreadyExists) is an object the read did not show: read it by name, for the
+        caller to judge whose it is (a failed read raises: Unknown, never absent). One POST
+        where an apply was one PATCH; its answer goes to the caches as an apply's does (the
+        write tracker's echo rule holds for every write). The create's managedFields entry
+        is an Update, not an Apply: a later apply cannot remove what that entry owns, so an
+        item the render stops setting stays after the apply, which then still differs, and
+        `_replace_child` puts the render in place (tests/controller/test_child_adoption.py).
+        """
+        meta = child["metadata"]
+        log.info("create %s %s/%s", child["kind"], meta["namespace"], meta["name"])
+        try:
+            created = self.kube.create(child)
+        except KubeError as error:
+            if error.status != 409:
+                raise
+            return self.kube.get(child["kind"], meta["namespace"], meta["name"])
+        current = _comparable_observed(child["kind"], created)  # made once, as an apply's
+        self._written(current)
+        return current
 
     def _replace_child(self, child: Mapping[str, Any], applied: dict[str, Any]) -> dict[str, Any]:
         """Update a child an apply left different from its render; what is in place then.
@@ -1108,9 +1150,8 @@ class Reconciler:
                 f"gone could not be read (HTTP {error.status}); until it is, former readers "
                 "may still read the store's Secrets. The operator retries.",
             ))]  # fmt: skip
-        if current and any(
-            ref.get("uid") == store.uid for ref in current["metadata"].get("ownerReferences") or []
-        ):
+        # Only the store's own binding (its controller reference): never one someone else made.
+        if current and owned_by(current, STORE_KIND, store.uid, controller=True):
             try:
                 answer = self.kube.delete("RoleBinding", store.namespace, name)
                 self._deleted("RoleBinding", store.namespace, name, answer)
@@ -2420,6 +2461,13 @@ def judge(
                 access.grace,
             )
         )
+    # A foreign child's control is False whatever its check found: the object in place of
+    # the child is not the store's.
+    conditions = with_children_not_ours(
+        conditions,
+        store.namespace,
+        [key for key, observed in applied.items() if observed.presence == "foreign"],
+    )
     return [*conditions, ready(conditions)]
 
 
@@ -2449,6 +2497,16 @@ def _credentials_verdict(
             "retries. Check that it may get secrets in this namespace.",
         )
     return scheduled
+
+
+def _made_by_operator(child: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    """Whether `current`, the object of a child's name, is the store's: it carries the
+    controller owner reference to the store that the render puts on every child."""
+    return any(
+        owned_by(current, ref["kind"], ref["uid"], controller=True)
+        for ref in child["metadata"].get("ownerReferences") or ()
+        if ref.get("controller") is True
+    )
 
 
 def _comparable_render(child: Mapping[str, Any]) -> Mapping[str, Any]:
