@@ -341,3 +341,34 @@ def test_a_key_order_sweep_waits_for_no_unexpired_row_and_skips_only_the_held_ex
         assert result.rows_archived == 100 - len(held_expired)
         assert set(read_rows(archive, table)) == set(range(1, 201, 2)) - set(held_expired)
     assert took < 30, f"took {took:.1f}s"
+
+
+def test_a_key_order_sweep_stops_at_max_rows_per_run_when_rows_expire_inside_its_range(
+    servers: DatabaseServers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """maxRowsPerRun is a circuit breaker. A key-order sweep deletes a batch's key range in
+    one statement; a row an application backdates (or inserts already expired) inside that
+    range after the batch found its bounds is expired too, and the range DELETE took it
+    beyond the run's budget. The DELETE is bounded by the batch, so the run stops at the
+    budget and that row waits for the next run."""
+    live, _ = servers.pair("mysql")
+    table = unique("sweep")
+    create_table(live, table, KIND["mysql"])
+    rows = [(i, OLD + timedelta(seconds=i)) for i in range(1, 100, 2)]  # 50 expired
+    rows += [(1000 + i, NEW) for i in range(50)]
+    insert_rows(live, table, KIND["mysql"], rows)
+    injected: list[int] = []
+    plain = MySQLKeyBatches._boundary_key
+
+    def then_backdated(self: MySQLKeyBatches, *args: Any) -> Any:
+        found = plain(self, *args)
+        if not injected:  # after the first batch found its last key, before its DELETE
+            insert_rows(live, table, KIND["mysql"], [(40, OLD)])
+            injected.append(40)
+        return found
+
+    monkeypatch.setattr(MySQLKeyBatches, "_boundary_key", then_backdated)
+    result = run_purge(store_doc(live, table, batchSize=100, maxRowsPerRun=50), live, None)
+    assert injected, "the run did not sweep the primary key"
+    assert result.rows_deleted == 50, result.message
+    assert count(live, table) == 51  # the 50 unexpired rows and one expired row left

@@ -516,8 +516,8 @@ class MySQLKeyBatches(MySQLBatches):
             return Step(1, deleted, last=(last,))
         upto = self.high if last is None else last
         deleted = self.session.execute(
-            self.statements.delete_key_range(after is not None),
-            [self._start(after), upto, self.bound],
+            self.statements.delete_key_range(after is not None, bounded=True),
+            [self._start(after), upto, self.bound, limit],
         )
         if last is None:
             # Fewer than `limit` were left up to the span's end: these were the last.

@@ -401,10 +401,13 @@ class TableStatements:
             f"AND {self._ts} <= %s{self._child()} ORDER BY {key} LIMIT 1 OFFSET %s"
         )
 
-    def delete_key_range(self, after: bool) -> str:
+    def delete_key_range(self, after: bool, bounded: bool = False) -> str:
         """Delete the expired rows whose key lies after the cursor (or from the low key) up to
         a bound, scanning the clustered index in key order: what the naive single DELETE
-        does, batch by batch. Params: cursor or low key, bound, cutoff.
+        does, batch by batch. Params: cursor or low key, bound, cutoff; `bounded`: then the
+        most rows to delete, in key order (a row that expired inside the range after the
+        batch found its bound is not counted in the batch: without the LIMIT it went past
+        maxRowsPerRun).
 
         It never waits for a lock (`innodb_lock_wait_timeout = 0` for this statement only):
         a single-table DELETE reads every row of its range with a lock, unexpired ones too
@@ -413,7 +416,8 @@ class TableStatements:
         re-checked on every row as `(ts <= c) IS TRUE`, which the optimiser cannot turn into
         a read of the timestamp index.
         """
-        return f"{NO_WAIT}DELETE FROM {self._t} {self._key_range('', after)}"
+        limit = f" ORDER BY {self._quoted_keys()[0]} LIMIT %s" if bounded else ""
+        return f"{NO_WAIT}DELETE FROM {self._t} {self._key_range('', after)}{limit}"
 
     def key_rows(self, after: bool | None) -> str:
         """MySQL: the FROM clause (alias `dw_t`) of the expired rows of a key range, as
