@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dataward.purge.batches import MySQLKeyBatches
+from dataward.purge.batches import MySQLKeyBatches, PostgresBatches
 from tests.databases import DatabaseServer, DatabaseServers
 from tests.purge.support import run_purge, start_cli, store_doc, unique
 from tests.purge.tables import count, create_table, insert_rows, read_rows
@@ -370,5 +370,35 @@ def test_a_key_order_sweep_stops_at_max_rows_per_run_when_rows_expire_inside_its
     monkeypatch.setattr(MySQLKeyBatches, "_boundary_key", then_backdated)
     result = run_purge(store_doc(live, table, batchSize=100, maxRowsPerRun=50), live, None)
     assert injected, "the run did not sweep the primary key"
+    assert result.rows_deleted == 50, result.message
+    assert count(live, table) == 51  # the 50 unexpired rows and one expired row left
+
+
+def test_a_timestamp_range_batch_stops_at_max_rows_per_run_when_rows_expire_inside_it(
+    servers: DatabaseServers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL's timestamp-range batch, the same circuit breaker: a row backdated into the
+    batch's range after the batch chose its bound is expired, and the range DELETE took it
+    beyond maxRowsPerRun. A range that deleted more than the batch is rolled back and the
+    batch taken by the keyset statement, which takes exactly its rows."""
+    live, _ = servers.pair("postgresql")
+    table = unique("range")
+    create_table(live, table, KIND["postgresql"])
+    rows = [(i, OLD + timedelta(seconds=i)) for i in range(1, 51)]  # 50 expired
+    rows += [(1000 + i, NEW) for i in range(50)]
+    insert_rows(live, table, KIND["postgresql"], rows)
+    injected: list[int] = []
+    plain = PostgresBatches._upper
+
+    def then_backdated(self: PostgresBatches, *args: Any) -> Any:
+        found = plain(self, *args)
+        if not injected:  # after the batch chose its bound, before its DELETE
+            insert_rows(live, table, KIND["postgresql"], [(500, OLD + timedelta(seconds=20.5))])
+            injected.append(500)
+        return found
+
+    monkeypatch.setattr(PostgresBatches, "_upper", then_backdated)
+    result = run_purge(store_doc(live, table, batchSize=100, maxRowsPerRun=50), live, None)
+    assert injected, "the run took no timestamp-range batch"
     assert result.rows_deleted == 50, result.message
     assert count(live, table) == 51  # the 50 unexpired rows and one expired row left

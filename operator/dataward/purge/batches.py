@@ -198,12 +198,24 @@ class PostgresBatches:
         if upper is None:
             # Fewer than `limit` expired rows are left after the cursor: take them all.
             deleted = self.session.execute(delete, [self.bound, *cursor, self.bound])
+            if deleted >= limit:
+                self._overran()
+                return None
             return Step(min(deleted, limit - 1), deleted)
         deleted = self.session.execute(delete, [upper, *cursor, self.bound])
+        if deleted > limit:
+            self._overran()
+            return None
         start = after[0] if after is not None else None
         if isinstance(start, datetime) and isinstance(upper, datetime) and deleted:
             self._pace = _Pace(start, upper, deleted)
         return Step(limit, deleted, last=self._past(upper))
+
+    def _overran(self) -> None:
+        """A range that deleted more rows than its batch: rows expired inside it after its
+        bound was chosen (a backdated or late insert). Rolled back: the caller takes the batch
+        by the keyset statement, exactly `limit` rows, so a run never passes maxRowsPerRun."""
+        self.session.rollback()
 
     def _predicted(self, after: Cursor | None, limit: int) -> Step | None:
         """Delete a range whose upper trigger is predicted from the last range batch, with
