@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from dataward.checks.network import network_isolated, selector_matches
+from dataward.checks.network import network_isolated, selector_matches, workload_labels
 from dataward.checks.observed import ObservedObject
 from dataward.model.store import parse_store
 from dataward.render.network import render_network_policy
@@ -147,3 +147,45 @@ def test_a_policy_for_any_pod_the_workload_selector_admits_by_in_is_counted() ->
     assert network_isolated(desired, ObservedObject.present(body), [primary]).status == "False"
     web = other("web", {"matchLabels": {"app": "web"}}, [{}])
     assert network_isolated(desired, ObservedObject.present(body), [web]).status == "True"
+
+
+def _wide_store(keys: int, values: int) -> dict[str, Any]:
+    """A store whose workload selector has `keys` In requirements of `values` values each."""
+    store = copy.deepcopy(samples.STORE)
+    store["spec"]["workload"]["podSelector"] = {"matchExpressions": [
+        {"key": f"k{k}", "operator": "In", "values": [f"v{v}" for v in range(values)]}
+        for k in range(keys)]}
+    return store
+
+
+def test_a_wide_workload_selector_costs_label_sets_by_its_values_not_their_combinations() -> None:
+    """32 In requirements of 64 values each are valid (the CRD's bounds): one label set per
+    combination would be 64^32 of them, and a careless store spec would stall the operator.
+    The sets for the policy index still carry every (key, value) pair."""
+    selector = _wide_store(4, 64)["spec"]["workload"]["podSelector"]
+    sets = workload_labels(selector)
+    assert len(sets) <= 64
+    assert {(k, v) for labels in sets for k, v in labels.items()} == {
+        (f"k{k}", f"v{v}") for k in range(4) for v in range(64)}
+
+
+def test_a_policy_for_a_combination_of_later_in_values_is_counted_and_a_impossible_one_not(
+) -> None:
+    """A pod may carry any value of each In, independently: a policy for the last values of
+    two keys selects workload pods; one for a value no In allows, or for a label no pod of
+    the workload may carry, does not."""
+    desired = render_network_policy(parse_store(_wide_store(32, 64)))
+    body = copy.deepcopy(desired)
+    body["metadata"]["resourceVersion"] = "12"
+    present = ObservedObject.present(body)
+    later = other("later", {"matchLabels": {"k7": "v63", "k31": "v40"}, "matchExpressions": [
+        {"key": "k3", "operator": "NotIn", "values": ["v0", "v1"]}]}, [{}])
+    assert network_isolated(desired, present, [later]).reason == "OtherPolicyAllowsIngress"
+    for selector in (
+        {"matchLabels": {"k7": "v64"}},
+        {"matchLabels": {"tier": "db"}},
+        {"matchExpressions": [{"key": "k2", "operator": "DoesNotExist"}]},
+        {"matchExpressions": [{"key": "k2", "operator": "NotIn",
+                               "values": [f"v{v}" for v in range(64)]}]},
+    ):
+        assert network_isolated(desired, present, [other("x", selector, [{}])]).status == "True"

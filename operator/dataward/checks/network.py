@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from itertools import product
 from typing import Any
 
 from dataward.checks.conditions import NETWORK_ISOLATED, Condition
@@ -79,7 +78,7 @@ def network_isolated(
             "operator restores it. Change spec.network or spec.workload of the store instead "
             "of editing the NetworkPolicy.",
         )
-    selectors = workload_labels(desired["spec"]["podSelector"], workload_pod_labels)
+    workload = desired["spec"]["podSelector"]
     rendered = (
         neighbours
         if isinstance(neighbours, Mapping)
@@ -88,7 +87,8 @@ def network_isolated(
     selecting = [
         policy
         for policy in other_policies
-        if (policy.get("metadata") or {}).get("name") != name and _selects_any(policy, selectors)
+        if (policy.get("metadata") or {}).get("name") != name
+        and _selects_any(policy, workload, workload_pod_labels)
     ]
     sharing = [
         policy
@@ -137,24 +137,80 @@ def network_isolated(
 def workload_labels(
     selector: Mapping[str, Any], observed: Sequence[Mapping[str, str]] = ()
 ) -> list[Mapping[str, str]]:
-    """The label sets of the workload pods: as read, else what the selector itself implies
-    (the pods another policy must select to matter to the store): one set for each choice
-    of its `In` values, as a pod may carry any of them."""
+    """The label sets of the workload pods: as read, else label sets that together carry
+    every label value the selector itself allows (`workload_values`): each (key, value) pair
+    a workload pod may carry is in one of them, which is what finding the policies that may
+    select the pods by label needs (controller/index.py). As many sets as the most values
+    one key allows, never one set for each combination of values (32 `In` requirements of
+    64 values each would be 64^32 of them)."""
     if observed:
         return list(observed)
-    labels = dict(selector.get("matchLabels") or {})
-    choices: list[list[tuple[str, str]]] = []
+    allowed = workload_values(selector)
+    width = max((len(values) for values in allowed.values()), default=1)
+    return [
+        {key: values[min(i, len(values) - 1)] for key, values in allowed.items() if values}
+        for i in range(width)
+    ]
+
+
+def workload_values(selector: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """The values each label key may have on a workload pod, by the workload selector alone
+    (the pods another policy must select to matter to the store): its `matchLabels`, every
+    value of an `In` (a pod may carry any of them), "" for `Exists` (the selector names no
+    value). A key the selector does not name stands for no label."""
+    allowed: dict[str, tuple[str, ...]] = {
+        str(key): (str(value),) for key, value in (selector.get("matchLabels") or {}).items()
+    }
     for requirement in selector.get("matchExpressions") or ():
+        key = str(requirement.get("key"))
         if requirement.get("operator") == "In" and requirement.get("values"):
-            choices.append([(requirement["key"], value) for value in requirement["values"]])
+            values = tuple(dict.fromkeys(str(v) for v in requirement["values"]))
+            known = allowed.get(key)
+            allowed[key] = values if known is None else tuple(v for v in known if v in values)
         elif requirement.get("operator") == "Exists":
-            labels.setdefault(requirement["key"], "")
-    return [{**labels, **dict(chosen)} for chosen in product(*choices)]
+            allowed.setdefault(key, ("",))
+    return allowed
 
 
-def _selects_any(policy: Mapping[str, Any], pods: Sequence[Mapping[str, str]]) -> bool:
+def _selects_any(
+    policy: Mapping[str, Any],
+    workload: Mapping[str, Any],
+    observed: Sequence[Mapping[str, str]] = (),
+) -> bool:
+    """Whether the policy selects a workload pod: one of the pods read, else some pod the
+    workload selector allows. Label keys are chosen independently, so the policy must be
+    satisfiable key by key over `workload_values` (linear in the values, never their
+    combinations)."""
     selector = (policy.get("spec") or {}).get("podSelector") or {}
-    return any(selector_matches(selector, labels) for labels in pods)
+    if observed:
+        return any(selector_matches(selector, labels) for labels in observed)
+    allowed = workload_values(workload)
+    wanted: dict[str, list[tuple[str, Sequence[str]]]] = {}
+    for key, value in (selector.get("matchLabels") or {}).items():
+        wanted.setdefault(str(key), []).append(("In", [str(value)]))
+    for requirement in selector.get("matchExpressions") or ():
+        values = [str(v) for v in requirement.get("values") or []]
+        wanted.setdefault(str(requirement.get("key")), []).append(
+            (str(requirement.get("operator")), values)
+        )
+    for key, requirements in wanted.items():
+        choices: Sequence[str | None] = allowed.get(key, (None,))
+        if not any(all(_meets(c, op, vs) for op, vs in requirements) for c in choices):
+            return False
+    return True
+
+
+def _meets(value: str | None, operator: str, values: Sequence[str]) -> bool:
+    """One requirement of a selector against one label's value (None: the label is absent)."""
+    if operator == "In":
+        return value is not None and value in values
+    if operator == "NotIn":
+        return value is None or value not in values
+    if operator == "Exists":
+        return value is not None
+    if operator == "DoesNotExist":
+        return value is None
+    return False
 
 
 def _admits_more(policy: Mapping[str, Any], declared: Sequence[Mapping[str, Any]]) -> bool:
