@@ -343,6 +343,31 @@ def test_a_key_order_sweep_waits_for_no_unexpired_row_and_skips_only_the_held_ex
     assert took < 30, f"took {took:.1f}s"
 
 
+def _insert_once_after(
+    monkeypatch: pytest.MonkeyPatch,
+    cls: type,
+    method: str,
+    live: DatabaseServer,
+    table: str,
+    engine: str,
+    row: tuple[int, datetime],
+) -> list[int]:
+    """Insert `row` into `table` right after the first call of `cls.method` (an application
+    backdating a row mid-batch); the returned list holds its key once it was inserted."""
+    injected: list[int] = []
+    real = getattr(cls, method)
+
+    def then_inserted(self: Any, *args: Any) -> Any:
+        found = real(self, *args)
+        if not injected:
+            insert_rows(live, table, KIND[engine], [row])
+            injected.append(row[0])
+        return found
+
+    monkeypatch.setattr(cls, method, then_inserted)
+    return injected
+
+
 def test_a_key_order_sweep_stops_at_max_rows_per_run_when_rows_expire_inside_its_range(
     servers: DatabaseServers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -357,17 +382,10 @@ def test_a_key_order_sweep_stops_at_max_rows_per_run_when_rows_expire_inside_its
     rows = [(i, OLD + timedelta(seconds=i)) for i in range(1, 100, 2)]  # 50 expired
     rows += [(1000 + i, NEW) for i in range(50)]
     insert_rows(live, table, KIND["mysql"], rows)
-    injected: list[int] = []
-    plain = MySQLKeyBatches._boundary_key
-
-    def then_backdated(self: MySQLKeyBatches, *args: Any) -> Any:
-        found = plain(self, *args)
-        if not injected:  # after the first batch found its last key, before its DELETE
-            insert_rows(live, table, KIND["mysql"], [(40, OLD)])
-            injected.append(40)
-        return found
-
-    monkeypatch.setattr(MySQLKeyBatches, "_boundary_key", then_backdated)
+    # After the first batch found its last key, before its DELETE.
+    injected = _insert_once_after(
+        monkeypatch, MySQLKeyBatches, "_boundary_key", live, table, "mysql", (40, OLD)
+    )
     result = run_purge(store_doc(live, table, batchSize=100, maxRowsPerRun=50), live, None)
     assert injected, "the run did not sweep the primary key"
     assert result.rows_deleted == 50, result.message
@@ -387,17 +405,11 @@ def test_a_timestamp_range_batch_stops_at_max_rows_per_run_when_rows_expire_insi
     rows = [(i, OLD + timedelta(seconds=i)) for i in range(1, 51)]  # 50 expired
     rows += [(1000 + i, NEW) for i in range(50)]
     insert_rows(live, table, KIND["postgresql"], rows)
-    injected: list[int] = []
-    plain = PostgresBatches._upper
-
-    def then_backdated(self: PostgresBatches, *args: Any) -> Any:
-        found = plain(self, *args)
-        if not injected:  # after the batch chose its bound, before its DELETE
-            insert_rows(live, table, KIND["postgresql"], [(500, OLD + timedelta(seconds=20.5))])
-            injected.append(500)
-        return found
-
-    monkeypatch.setattr(PostgresBatches, "_upper", then_backdated)
+    # After the batch chose its bound, before its DELETE.
+    backdated = (500, OLD + timedelta(seconds=20.5))
+    injected = _insert_once_after(
+        monkeypatch, PostgresBatches, "_upper", live, table, "postgresql", backdated
+    )
     result = run_purge(store_doc(live, table, batchSize=100, maxRowsPerRun=50), live, None)
     assert injected, "the run took no timestamp-range batch"
     assert result.rows_deleted == 50, result.message
