@@ -566,6 +566,18 @@ class Reconciler:
         self._written(answer)
         return answer
 
+    def _patch_encryption(
+        self, store: Store, encryption: Mapping[str, Any], version: str | None = None
+    ) -> dict[str, Any]:
+        """Patch the store's `status.encryption` with these fields (`version`: only at that
+        resourceVersion; the server refuses any other with 409)."""
+        patch: dict[str, Any] = {"status": {"encryption": encryption}}
+        if version is not None:
+            patch["metadata"] = {"resourceVersion": version}
+        return self._patch(
+            "PersonalDataStore", store.namespace, store.name, patch, subresource="status"
+        )
+
     def _write_status_once(
         self, kind: str, raw: Mapping[str, Any], status: Mapping[str, Any], patch: Mapping[str, Any]
     ) -> bool:
@@ -1357,13 +1369,9 @@ class Reconciler:
             # status never listed was not made here (ring_changes says so, nothing adopts it).
             added = KeyRingRecord.from_ring(new, record.secret_name).keys[-len(plan.create) :]
             try:
-                self._patch(
-                    "PersonalDataStore", store.namespace, store.name,
-                    {"status": {"encryption": {
-                        "pendingKeys": [key.to_status() for key in added]
-                    }}},
-                    subresource="status",
-                )  # fmt: skip
+                self._patch_encryption(store, {
+                    "pendingKeys": [key.to_status() for key in added]
+                })
             except KubeError as error:
                 log.warning("record bucket keys of %s/%s: %s", store.namespace, store.name, error)
                 return BucketOutcome(secret, ring, record, due, "failed" if due else blocker,
@@ -1455,13 +1463,9 @@ class Reconciler:
         if not claims:
             return record.shredded, (), None
         try:
-            answer = self._patch(
-                "PersonalDataStore", store.namespace, store.name,
-                {"metadata": {"resourceVersion": version}, "status": {"encryption": {
-                    "owedWithdrawals": [claim.to_status() for claim in claims]
-                }}},
-                subresource="status",
-            )  # fmt: skip
+            answer = self._patch_encryption(store, {
+                "owedWithdrawals": [claim.to_status() for claim in claims]
+            }, version)
         except KubeError as error:  # nothing recorded: nothing owed
             if error.status == 409:
                 return record.shredded, (), "the store changed meanwhile (HTTP 409)"
@@ -1501,16 +1505,10 @@ class Reconciler:
             self._write_owed(store, claims, owed)
             return record.shredded, owed, problem
         try:
-            self._patch(
-                "PersonalDataStore",
-                store.namespace,
-                store.name,
-                {"metadata": {"resourceVersion": version}, "status": {"encryption": {
-                    "shreddedBuckets": [gone.to_status() for gone in shredded],
-                    "owedWithdrawals": [debt.to_status() for debt in owed] or None,
-                }}},
-                subresource="status",
-            )  # fmt: skip
+            self._patch_encryption(store, {
+                "shreddedBuckets": [gone.to_status() for gone in shredded],
+                "owedWithdrawals": [debt.to_status() for debt in owed] or None,
+            }, version)
         except KubeError as error:
             # Not listed, so not destroyed: what this pass recorded is withdrawn (a later
             # pass records it again before it destroys the key).
@@ -1569,14 +1567,10 @@ class Reconciler:
         )
         kept = tuple(gone for gone in record.shredded if gone not in withdrawn)
         try:
-            answer = self._patch(
-                "PersonalDataStore", store.namespace, store.name,
-                {"status": {"encryption": {
-                    "shreddedBuckets": [gone.to_status() for gone in kept] or None,
-                    "owedWithdrawals": [debt.to_status() for debt in debts] or None,
-                }}},
-                subresource="status",
-            )  # fmt: skip
+            answer = self._patch_encryption(store, {
+                "shreddedBuckets": [gone.to_status() for gone in kept] or None,
+                "owedWithdrawals": [debt.to_status() for debt in debts] or None,
+            })
         except KubeError as error:
             log.warning("withdraw the shredding of %s/%s: status write HTTP %s", store.namespace,
                         store.name, error.status)  # fmt: skip
@@ -1589,13 +1583,9 @@ class Reconciler:
             unpaid = {debt.id for debt in owed}
             listed = (*kept, *(gone for gone in withdrawn if gone.id in unpaid))
             try:
-                self._patch(
-                    "PersonalDataStore", store.namespace, store.name,
-                    {"status": {"encryption": {
-                        "shreddedBuckets": [gone.to_status() for gone in listed]
-                    }}},
-                    subresource="status",
-                )  # fmt: skip
+                self._patch_encryption(store, {
+                    "shreddedBuckets": [gone.to_status() for gone in listed]
+                })
             except KubeError as error:
                 log.error("withdraw the shredding of %s/%s: the installed CRD drops "
                           "owedWithdrawals and listing it again failed (HTTP %s): the "
@@ -1648,13 +1638,9 @@ class Reconciler:
         if owed == written:
             return
         try:
-            self._patch(
-                "PersonalDataStore", store.namespace, store.name,
-                {"status": {"encryption": {
-                    "owedWithdrawals": [debt.to_status() for debt in owed] or None
-                }}},
-                subresource="status",
-            )  # fmt: skip
+            self._patch_encryption(store, {
+                "owedWithdrawals": [debt.to_status() for debt in owed] or None
+            })
         except KubeError as error:
             log.warning("owed withdrawals of %s/%s: status write HTTP %s", store.namespace,
                         store.name, error.status)  # fmt: skip
@@ -1741,14 +1727,8 @@ class Reconciler:
         """
         ring = generate_ring(now)
         record = KeyRingRecord.from_ring(ring, secret_name, pending=True)
-        patch: dict[str, Any] = {"status": {"encryption": record.to_status(None)}}
-        if precondition is not None:
-            # A merge patch naming a resourceVersion is refused (409) at any other version.
-            patch["metadata"] = {"resourceVersion": precondition}
         try:
-            answer = self._patch(
-                "PersonalDataStore", store.namespace, store.name, patch, subresource="status"
-            )
+            answer = self._patch_encryption(store, record.to_status(None), precondition)
         except KubeError as error:
             if precondition is not None and error.status == 409:
                 raise _StaleStore from None
