@@ -38,12 +38,12 @@ from datetime import timedelta
 from types import FunctionType, MethodType, ModuleType
 from typing import Any, cast
 
-from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 
 from dataward.checks.purge_runs import JOB_NAME_LABEL
 from dataward.controller.cache import Caches, sweep_copies
 from dataward.controller.kube import Kube
-from dataward.controller.metrics import STORES
+from dataward.controller.metrics import STORES, exposition
 from dataward.controller.operator import CACHED_KINDS, SECRET_KINDS, tune_garbage_collector
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from tests.controller.test_cache import ListingKube, _relist
@@ -213,9 +213,9 @@ def finished_runs(kube: ListingKube) -> int:
 
 
 def series() -> tuple[int, int]:
-    """Prometheus series: all, and those that name a store."""
+    """Prometheus series /metrics serves: all, and those that name a store."""
     total = per_store = 0
-    for metric in REGISTRY.collect():
+    for metric in text_string_to_metric_families(b"".join(exposition()).decode()):
         for sample in metric.samples:
             total += 1
             per_store += "store" in sample.labels

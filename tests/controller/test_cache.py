@@ -10,10 +10,12 @@ import copy
 from datetime import timedelta
 from typing import Any, cast
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from dataward.checks.observed import ObservedBinding, RbacSnapshot
 from dataward.controller.cache import CachedKind, Caches, Informer, slim
 from dataward.controller.kube import RESOURCES, Kube, KubeError
-from dataward.controller.metrics import STORES
+from dataward.controller.metrics import STORES, exposition
 from dataward.controller.operator import CACHED_KINDS, keys_for_event
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from tests.controller.fake_kube import FakeKube
@@ -178,12 +180,14 @@ def test_a_deleted_store_takes_its_metric_series_with_it() -> None:
     _relist(caches)
     _reconciler(kube, caches).reconcile(KEY, now=T0)
     def series() -> list[dict[str, str]]:
-        return [s.labels for m in STORES.collect() for s in m.samples
-                if (s.labels["namespace"], s.labels["store"]) == KEY]  # fmt: skip
+        text = b"".join(exposition()).decode()
+        return [s.labels for m in text_string_to_metric_families(text) for s in m.samples
+                if (s.labels.get("namespace"), s.labels.get("store")) == KEY]  # fmt: skip
 
     assert any(s["type"] == "Ready" and s["status"] == "True" for s in series())
-    assert any(s.labels.get("store") == KEY[1] for m in STORES.collect() for s in m.samples
-               if m.name == "dataward_primary_key_age_seconds")  # fmt: skip
+    assert any(s.labels.get("store") == KEY[1] for m in text_string_to_metric_families(
+        b"".join(exposition()).decode()) for s in m.samples
+        if m.name == "dataward_primary_key_age_seconds")  # fmt: skip
     kube.objects.pop(("PersonalDataStore", *KEY))
     _relist(caches)
     _reconciler(kube, caches).reconcile(KEY, now=T0)

@@ -16,14 +16,35 @@ from datetime import timedelta
 from typing import Any, cast
 
 from prometheus_client import generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import CollectorRegistry
 
 from bench.memory import DressedKube, finished_runs, populate
 from dataward.controller.cache import CachedKind, Informer, slim
 from dataward.controller.kube import Kube, KubeError
-from dataward.controller.metrics import STORES, forget_store, record_key_age, record_status
+from dataward.controller.metrics import (
+    STORES,
+    exposition,
+    forget_store,
+    record_key_age,
+    record_status,
+)
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from tests.controller.test_cache import ListingKube, _caches, _cluster, _relist
 from tests.controller.test_reconcile import KEY, T0
+
+
+def served() -> str:
+    """What /metrics serves."""
+    return b"".join(exposition()).decode()
+
+
+def store_samples() -> list[Any]:
+    """Every per-store sample /metrics serves, parsed by Prometheus' own parser."""
+    return [s for m in text_string_to_metric_families(served()) for s in m.samples
+            if "store" in s.labels]  # fmt: skip
+
 
 TYPES = ("PolicyCompliant", "NetworkIsolated", "AccessRestricted", "EncryptionKeyReady",
          "PurgeScheduled", "PurgeSucceeded", "PolicyRevision", "Ready")  # fmt: skip
@@ -46,26 +67,75 @@ def test_a_stores_metric_series_cost_little_and_go_with_it() -> None:
         tracemalloc.stop()
     # 8 conditions x 3 statuses + 3 figures = 27 series; as labelled children ~20 KiB.
     assert per_store < 2048, f"{per_store:.0f} bytes of metrics per store"
-    samples = [s for m in STORES.collect() for s in m.samples if s.labels["store"] == "mem-00007"]
+    samples = [s for s in store_samples() if s.labels["store"] == "mem-00007"]
     assert len(samples) == 27
     assert {s.labels["status"] for s in samples if "status" in s.labels} == {
         "True", "False", "Unknown"}
     for i in range(2000):
         forget_store(f"ns-{i % 20}", f"mem-{i:05d}")
-    assert not [s for m in STORES.collect() for s in m.samples
-                if s.labels["store"].startswith("mem-")]  # fmt: skip
+    assert not [s for s in store_samples() if s.labels["store"].startswith("mem-")]
 
 
 def test_a_conditions_status_series_says_which_status_it_has() -> None:
     record_status("crm", "flip", {"conditions": [{"type": "Ready", "status": "False"}]})
-    values = {s.labels["status"]: s.value for m in STORES.collect() for s in m.samples
-              if s.labels["store"] == "flip"}  # fmt: skip
+    values = {s.labels["status"]: s.value for s in store_samples() if s.labels["store"] == "flip"}
     assert values == {"True": 0.0, "False": 1.0, "Unknown": 0.0}
-    exposition = generate_latest().decode()  # what /metrics serves, and alerts query
     assert ('dataward_store_condition{namespace="crm",status="False",store="flip",type="Ready"} 1.0'
-            in exposition)  # fmt: skip
+            in served())  # what alerts query  # fmt: skip
     forget_store("crm", "flip")
-    assert 'store="flip"' not in generate_latest().decode()
+    assert 'store="flip"' not in served()
+
+
+def test_the_streamed_exposition_is_prometheus_clients_text_format() -> None:
+    """Made a chunk at a time by hand, it must read as prometheus_client writes it."""
+    odd = ('we"ird\\ns', "store\nname")  # escaping of label values
+    stores = [("crm", f"fmt-{i}") for i in range(5)] + [odd]
+    for i, (ns, name) in enumerate(stores):
+        record_status(ns, name, {
+            "conditions": [{"type": "Ready", "status": ("True", "False")[i % 2]},
+                           {"type": "NetworkIsolated", "status": "Unknown"}],
+            "lastPurge": {"expiredRemaining": i} if i % 2 else {},
+        })
+        if i % 3 == 0:
+            record_key_age(ns, name, 1e10 + 0.25 * i)
+    try:
+        condition = GaugeMetricFamily("dataward_store_condition",
+                                      "1 when the store's condition has this status.",
+                                      labels=["namespace", "store", "type", "status"])
+        remaining = GaugeMetricFamily("dataward_purge_expired_rows_remaining",
+                                      "Expired rows the last purge left in the live database.",
+                                      labels=["namespace", "store"])
+        oldest = GaugeMetricFamily("dataward_purge_oldest_expired_age_seconds",
+                                   "How long ago the most overdue remaining row expired.",
+                                   labels=["namespace", "store"])
+        key_age = GaugeMetricFamily("dataward_primary_key_age_seconds",
+                                    "Age of the store's primary encryption key.",
+                                    labels=["namespace", "store"])
+        for i, (ns, name) in enumerate(stores):
+            for type_, status in (("Ready", ("True", "False")[i % 2]),
+                                  ("NetworkIsolated", "Unknown")):
+                for value in ("True", "False", "Unknown"):
+                    condition.add_metric([ns, name, type_, value], float(status == value))
+            if i % 2:
+                remaining.add_metric([ns, name], float(i))
+            if i % 3 == 0:
+                key_age.add_metric([ns, name], 1e10 + 0.25 * i)
+
+        class Families:
+            def collect(self) -> list[GaugeMetricFamily]:
+                return [condition, remaining, oldest, key_age]
+
+        registry = CollectorRegistry()
+        registry.register(Families())  # type: ignore[arg-type]
+        expected = [line for line in generate_latest(registry).decode().splitlines()
+                    if "fmt-" in line or "we\\" in line or line.startswith("#")]  # fmt: skip
+        for chunk in (1, 2, 500):
+            made = b"".join(STORES.exposition(chunk)).decode().splitlines()
+            assert [line for line in made if "fmt-" in line or "we\\" in line
+                    or line.startswith("#")] == expected, chunk  # fmt: skip
+    finally:
+        for ns, name in stores:
+            forget_store(ns, name)
 
 
 def test_a_deleted_store_leaves_nothing_in_the_reconcilers_memos() -> None:
