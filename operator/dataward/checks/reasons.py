@@ -272,6 +272,21 @@ _LITERAL: tuple[ReasonEntry, ...] = (
     ),
     _store(
         ENCRYPTION_KEY_READY,
+        "StatusUnreadable",
+        "Unknown",
+        "The record of the key ring the operator keeps in the store's status "
+        "(status.encryption, the field in the message) is not in the form the operator "
+        "writes: anyone who may patch the store's status subresource can write it. It is "
+        "never read as \"no record\" (a garbled owed withdrawal is not \"nothing owed\"): "
+        "nothing is created, rotated, adopted or destroyed in the ring, and the record is "
+        "left as it is, until a person restores the field.",
+        "Find who changed the store's status (the API server's audit log) and restore the "
+        "field as the operator wrote it; the evidence log's key records (key.created, "
+        "key.shredded) give ids, fingerprints and buckets. The operator rereads it on its "
+        "next reconcile.",
+    ),
+    _store(
+        ENCRYPTION_KEY_READY,
         "KeyRingMissing",
         "False",
         "The key ring Secret does not exist. Before the first key it is about to be created; "
