@@ -13,13 +13,16 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from dataward.controller.kube import Kube
+from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from tests.controller.fake_kube import FakeKube
 from tests.controller.test_reconcile import KEY, RING, T0, conditions, status
 from tests.controller.test_shredding import DUE, Sink, cluster, ring, run
+from tests.model import samples
 
 GARBLE = "GARBLE-7f3c"  # what an attacker wrote; never in a message
 
@@ -176,3 +179,50 @@ def test_a_record_restored_by_a_person_is_read_again(settled: tuple[FakeKube, Si
     run(kube, sink, T0 + timedelta(minutes=3))
     assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")
     assert conditions(kube)["Ready"] == ("True", "AllControlsInForce")
+
+
+# --- status.revisions of the PrivacyPolicy: the revision in force, as the operator wrote it ---
+
+
+def _policy_with_garbled_in_force(change: Callable[[dict[str, Any]], None]) -> FakeKube:
+    kube = cluster()
+    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings())
+    name = samples.POLICY["metadata"]["name"]
+    reconciler.reconcile_policy(name, now=T0)
+    run(kube, None, T0)
+    assert conditions(kube)["PolicyCompliant"][0] == "True"
+    policy = kube.objects[("PrivacyPolicy", None, name)]
+    change(policy["status"]["revisions"]["inForce"])
+    kube.version += 1
+    policy["metadata"]["resourceVersion"] = str(kube.version)
+    reconciler.reconcile_policy(name, now=T0 + timedelta(minutes=1))
+    run(kube, None, T0 + timedelta(minutes=1))
+    return kube
+
+
+def _garble_period(in_force: dict[str, Any]) -> None:
+    in_force["spec"]["categories"][0]["retention"]["period"] = GARBLE
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (_set(("since",), GARBLE), "status.revisions.inForce.since"),
+        (_garble_period, "status.revisions.inForce.spec.categories[0].retention.period"),
+    ],
+)
+def test_a_garbled_revision_in_force_is_named_never_echoed(
+    change: Callable[[dict[str, Any]], None], field: str
+) -> None:
+    """Red on the old code: the garbled value was written into the policy's and the store's
+    condition messages (and a garbled in-force spec was named as the policy's own spec)."""
+    kube = _policy_with_garbled_in_force(change)
+    name = samples.POLICY["metadata"]["name"]
+    policy_conditions = kube.objects[("PrivacyPolicy", None, name)]["status"]["conditions"]
+    store_conditions = status(kube)["conditions"]
+    assert GARBLE not in str(policy_conditions) and GARBLE not in str(store_conditions)
+    compliant = next(c for c in store_conditions if c["type"] == "PolicyCompliant")
+    assert (compliant["status"], compliant["reason"]) == ("False", "PolicyInvalid")
+    assert field in compliant["message"]
+    assert conditions(kube)["Ready"][0] == "False"  # and no purge: the schedule is suspended
+    assert kube.objects[("CronJob", "crm", "dataward-support-inquiries-purge")]["spec"]["suspend"]

@@ -791,7 +791,11 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "False",
         "The PrivacyPolicy cannot be read by the operator (the message names the field); "
         "stores that use it are not PolicyCompliant (PolicyInvalid).",
-        "Fix the named field; `dataward check -f FILE` checks a file before you apply it.",
+        "Fix the named field; `dataward check -f FILE` checks a file before you apply it. A "
+        "field under status.revisions is the operator's record of the revision in force, "
+        "which anyone who may patch the policy's status can write (its value is never "
+        "quoted): find who did in the API server's audit log and restore it as the operator "
+        "wrote it.",
     ),
 )
 
@@ -804,8 +808,9 @@ FINDINGS: dict[str, tuple[str, str]] = {
     ),
     "PolicyInvalid": (
         "The PrivacyPolicy named by spec.policy exists but cannot be read (its own Ready is "
-        "False, InvalidPolicy). No purge runs.",
-        "Fix the policy.",
+        "False, InvalidPolicy): its spec, or the operator's record of the revision in force "
+        "(status.revisions). No purge runs.",
+        "Fix the policy, or restore the named status.revisions field as the operator wrote it.",
     ),
     "CategoryNotFound": (
         "spec.category is not a category of the policy. No purge runs.",

@@ -29,6 +29,7 @@ from dataward.model.revisions import (
     FAILED,
     NOT_RUN,
     WAITING,
+    parse_in_force,
     policy_revisions,
     preview_state,
     verdict,
@@ -139,7 +140,7 @@ def observe_preview(
         revisions = policy_revisions(raw, now)
         if revisions.pending is None:
             return None
-        in_force = parse_policy({**raw, "spec": dict(revisions.in_force.spec)})
+        in_force = parse_in_force(raw, revisions.in_force.spec)
         pending = parse_policy(raw)
     except (KubeError, ModelError):
         return None  # the store's own verdicts say the policy cannot be read

@@ -133,6 +133,7 @@ from dataward.model.revisions import (
     digest,
     format_instant,
     impact,
+    parse_in_force,
     policy_revisions,
     preview_state,
 )
@@ -928,9 +929,7 @@ class Reconciler:
         many are affected; and the impact verdict over all of them."""
         assert revisions.pending is not None
         parsed = [p for p in (self._parsed(s) for s in stores) if p is not None]
-        in_force, pending = parse_policy({**raw, "spec": dict(revisions.in_force.spec)}), (
-            parse_policy(raw)
-        )
+        in_force, pending = parse_in_force(raw, revisions.in_force.spec), parse_policy(raw)
         entries, affected = impact(parsed, in_force, pending, limit=None)
         generation = revisions.pending.generation
         by_name = {f"{s['metadata']['namespace']}/{s['metadata']['name']}": s for s in stores}
@@ -1002,7 +1001,13 @@ class Reconciler:
                 Finding(
                     "PolicyInvalid",
                     f"PrivacyPolicy {name!r} cannot be read ({error.path}: "
-                    f"{error.message}); fix the policy.",
+                    f"{error.message}); "
+                    + (
+                        "restore that field as the operator wrote it (whoever may patch the "
+                        "policy's status can write it)."
+                        if error.path.startswith("status.")
+                        else "fix the policy."
+                    ),
                     "spec.policy",
                 ),
                 None,
@@ -1040,7 +1045,7 @@ class Reconciler:
         spec = revisions.in_force.spec
         if memo.spec is None or memo.spec != spec:
             try:
-                parsed: Policy | tuple[str, str] = parse_policy({**raw, "spec": dict(spec)})
+                parsed: Policy | tuple[str, str] = parse_in_force(raw, spec)
             except ModelError as error:
                 parsed = (error.path, error.message)
             memo = replace(memo, spec=spec, parsed=parsed)
