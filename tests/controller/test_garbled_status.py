@@ -11,6 +11,7 @@ judged and written. The record is left for a person to restore (see bench/notes)
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, cast
@@ -226,3 +227,70 @@ def test_a_garbled_revision_in_force_is_named_never_echoed(
     assert field in compliant["message"]
     assert conditions(kube)["Ready"][0] == "False"  # and no purge: the schedule is suspended
     assert kube.objects[("CronJob", "crm", "dataward-support-inquiries-purge")]["spec"]["suspend"]
+
+
+# --- the purge's result record: the pod's termination message, copied to status.lastPurge ---
+
+CRONJOB = "dataward-support-inquiries-purge"
+
+
+def _finished_run(kube: FakeKube, record: dict[str, Any]) -> None:
+    """A run of the store's CronJob, finished, whose pod left `record` as its message."""
+    uid = kube.objects[("CronJob", "crm", CRONJOB)]["metadata"]["uid"]
+    job = kube._store({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "run-1", "namespace": "crm",
+                     "labels": {"app.kubernetes.io/managed-by": "dataward",
+                                "dataward.io/store": "support-inquiries"},
+                     "ownerReferences": [{"kind": "CronJob", "name": CRONJOB, "uid": uid}]},
+        "status": {"startTime": "2026-01-10T03:17:00Z", "completionTime": "2026-01-10T03:18:00Z",
+                   "conditions": [{"type": "Complete", "status": "True"}]},
+    })  # fmt: skip
+    kube._store({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "run-1-x", "namespace": "crm",
+                     "labels": {"batch.kubernetes.io/job-name": "run-1"},
+                     "ownerReferences": [{"kind": "Job", "uid": job["metadata"]["uid"]}]},
+        "status": {"containerStatuses": [{"name": "purge", "state": {"terminated": {
+            "exitCode": 0, "message": json.dumps(record)}}}]},
+    })  # fmt: skip
+
+
+GOOD_RUN = {"result": "Succeeded", "startTime": "2026-01-10T03:17:00Z",
+            "cutoff": "2025-01-10T03:17:00Z", "rowsDeleted": 12, "rowsArchived": 0}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("rowsDeleted", GARBLE),  # int() raised: the reconcile failed for ever
+        ("rowsDeleted", 1.5),
+        ("dryRun", "false"),  # bool("false") is True: read as a dry run
+        ("cutoff", GARBLE),  # the API server refuses the status write (format: date-time)
+        ("reason", GARBLE * 20),  # longer than the CRD's maxLength: refused too
+    ],
+)
+def test_a_garbled_purge_result_is_no_result_never_a_crash(field: str, value: Any) -> None:
+    """Red on the old code: the reconcile raised, or read the garbage as a result."""
+    kube = cluster()
+    run(kube, None, T0)
+    _finished_run(kube, {**GOOD_RUN, field: value})
+    run(kube, None, T0 + timedelta(minutes=1))
+    found = {c["type"]: c for c in status(kube)["conditions"]}
+    verdict = found["PurgeSucceeded"]
+    assert (verdict["status"], verdict["reason"]) == ("False", "NoResultRecord")
+    assert field in verdict["message"] and GARBLE not in verdict["message"]
+    last = status(kube)["lastPurge"]
+    assert (last["result"], last["reason"]) == ("Unknown", "NoResultRecord")
+    assert last["jobName"] == "run-1" and "rowsDeleted" not in last
+    assert last.get(field) != value and GARBLE not in str(last)  # nothing the CRD refuses
+    assert found["Ready"]["status"] == "False"
+
+
+def test_a_well_formed_purge_result_still_reads() -> None:
+    kube = cluster()
+    run(kube, None, T0)
+    _finished_run(kube, GOOD_RUN)
+    run(kube, None, T0 + timedelta(minutes=1))
+    assert conditions(kube)["PurgeSucceeded"] == ("True", "Succeeded")
+    assert status(kube)["lastPurge"]["rowsDeleted"] == 12

@@ -706,10 +706,19 @@ class LastPurge:
 
     @classmethod
     def from_status(cls, status: Mapping[str, Any] | None) -> LastPurge | None:
-        """Read `status.lastPurge`; None when no purge has run."""
+        """Read `status.lastPurge`; None when no purge has run. A record with a field not in
+        the form the CRD types it is a run without a readable result (NoResultRecord, the
+        fields named, never their values), not a result, and not "no run"."""
         raw = (status or {}).get("lastPurge")
         if not isinstance(raw, Mapping) or not raw.get("result"):
             return None
+        garbled = unreadable_purge_fields(raw)
+        if garbled:
+            return cls(
+                result="Unknown",
+                reason="NoResultRecord",  # as purge_runs.last_purge_status records it
+                message=f"{unreadable_purge_message(garbled)}, so its result is not read.",
+            )
         return cls(
             result=str(raw["result"]),
             start_time=_optional_str(raw.get("startTime")),
@@ -721,6 +730,51 @@ class LastPurge:
             message=str(raw.get("message") or ""),
             reason=_optional_str(raw.get("reason")),
         )
+
+
+# status.lastPurge's fields as the CRD types them. The purge's result record (its pod's
+# termination message) is copied there: a field of another form would be refused by the API
+# server (the status write failing for ever) or misread (bool("false") is True).
+_PURGE_TIMES = ("startTime", "completionTime", "cutoff")
+_PURGE_COUNTS = (
+    "rowsDeleted", "rowsArchived", "archiveRowsDestroyed", "expiredRemaining", "nullTriggers",
+    "rowsSkippedLocked", "rowsNoConsent",
+)  # fmt: skip
+_PURGE_TEXTS = {"result": 64, "reason": 128, "stoppedEarly": 128, "jobName": 253,
+                "message": 32768}  # fmt: skip
+
+
+def unreadable_purge_fields(raw: Mapping[str, Any]) -> list[str]:
+    """The fields of a purge result (`status.lastPurge`, or the record copied there) that are
+    present but not in the form the CRD types them: their names, never their values."""
+    garbled = []
+    for key, value in raw.items():
+        if value is None:
+            continue
+        if key in _PURGE_TIMES:
+            try:
+                _time(raw, key, "")
+                fits = True
+            except _Garbled:
+                fits = False
+        elif key in _PURGE_COUNTS:
+            fits = isinstance(value, int) and not isinstance(value, bool)
+        elif key == "oldestExpiredAgeSeconds":
+            fits = isinstance(value, int | float) and not isinstance(value, bool)
+        elif key == "dryRun":
+            fits = isinstance(value, bool)
+        elif key in _PURGE_TEXTS:
+            fits = isinstance(value, str) and len(value) <= _PURGE_TEXTS[key]
+        else:
+            continue  # not a field of status.lastPurge
+        if not fits:
+            garbled.append(key)
+    return sorted(garbled)
+
+
+def unreadable_purge_message(fields: Iterable[str]) -> str:
+    """Why a purge result is not read: the fields only, never their values."""
+    return f"field(s) {', '.join(fields)} of its result record are not in the form the purge writes"
 
 
 def _sorted(values: Iterable[Any] | None) -> tuple[str, ...]:

@@ -1012,14 +1012,18 @@ PURGE_OUTCOMES: tuple[PurgeOutcome, ...] = (
         "JobFailed",
         ("Failed",),
         "The purge Job failed without writing a result record (the pod was killed, ran out of "
-        "memory, hit its deadline or never started).",
+        "memory, hit its deadline or never started), or with one not in the purge's form (the "
+        "message names its fields).",
         "Read the Job's events and the pod's logs (kubectl describe job).",
     ),
     PurgeOutcome(
         "NoResultRecord",
         ("Unknown",),
-        "The purge Job finished without writing a result record.",
-        "Read the Job's events and the pod's logs; check that the CronJob is the operator's.",
+        "The purge Job finished without writing a result record, or with one whose fields "
+        "(named in the message, never their values) are not in the purge's form: its result "
+        "is not read, nor copied to status.lastPurge.",
+        "Read the Job's events and the pod's logs; check that the CronJob is the operator's "
+        "and that nothing else runs in its pod.",
     ),
 )
 
