@@ -90,6 +90,10 @@ GARBLES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
 
 @pytest.fixture
 def settled() -> tuple[FakeKube, Sink]:
+    return _settled()
+
+
+def _settled() -> tuple[FakeKube, Sink]:
     """A store Ready with its ring and bucket keys recorded, as the operator left it."""
     kube = cluster()
     sink = Sink(kube)
@@ -294,3 +298,19 @@ def test_a_well_formed_purge_result_still_reads() -> None:
     run(kube, None, T0 + timedelta(minutes=1))
     assert conditions(kube)["PurgeSucceeded"] == ("True", "Succeeded")
     assert status(kube)["lastPurge"]["rowsDeleted"] == 12
+
+
+def test_a_store_with_garbled_conditions_does_not_stop_its_policys_counts() -> None:
+    """The policy counts its Ready stores from their status. Red on the old code: a condition
+    that is not an object raised in the policy's reconcile, so its status stood."""
+    kube, _ = _settled()
+    store = kube.objects[("PersonalDataStore", *KEY)]
+    assert conditions(kube)["Ready"][0] == "True"
+    store["status"]["conditions"] = [GARBLE, *store["status"]["conditions"]]
+    name = samples.POLICY["metadata"]["name"]
+    Reconciler(cast(Kube, kube), ReconcileSettings()).reconcile_policy(name, now=T0)
+    policy_status = kube.objects[("PrivacyPolicy", None, name)]["status"]
+    assert (policy_status["stores"], policy_status["readyStores"]) == (1, 1)
+    store["status"]["conditions"] = GARBLE
+    Reconciler(cast(Kube, kube), ReconcileSettings()).reconcile_policy(name, now=T0)
+    assert kube.objects[("PrivacyPolicy", None, name)]["status"]["readyStores"] == 0

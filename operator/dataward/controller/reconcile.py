@@ -2680,10 +2680,13 @@ def _purge_run_evidence(last: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _is_ready(store: Mapping[str, Any]) -> bool:
-    """Whether a store's status says Ready=True."""
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (store.get("status") or {}).get("conditions") or ()
+    """Whether a store's status says Ready=True (garbled conditions say nothing of the kind;
+    whoever may patch the store's status can write them)."""
+    status = store.get("status")
+    conditions = status.get("conditions") if isinstance(status, Mapping) else None
+    return isinstance(conditions, list) and any(
+        isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True"
+        for c in conditions
     )
 
 
