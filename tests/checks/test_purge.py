@@ -139,7 +139,8 @@ def test_a_garbled_last_purge_is_no_result_record_never_a_result_nor_no_run() ->
     the CRD types it is read neither as a result (bool("false") is True: a dry run) nor as
     "no run" (NoRunYet, True), and the message names the field, never the value."""
     for field, value in [("rowsDeleted", "GARBLE-7f3c"), ("dryRun", "false"),
-                         ("startTime", "GARBLE-7f3c"), ("reason", "x" * 129)]:  # fmt: skip
+                         ("startTime", "GARBLE-7f3c"), ("reason", "x" * 129),
+                         ("result", ""), ("result", None)]:  # fmt: skip
         last = LastPurge.from_status(
             {"lastPurge": {"result": "Succeeded", "rowsDeleted": 3, field: value}}
         )

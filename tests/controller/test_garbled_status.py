@@ -272,6 +272,7 @@ GOOD_RUN = {"result": "Succeeded", "startTime": "2026-01-10T03:17:00Z",
         ("dryRun", "false"),  # bool("false") is True: read as a dry run
         ("cutoff", GARBLE),  # the API server refuses the status write (format: date-time)
         ("reason", GARBLE * 20),  # longer than the CRD's maxLength: refused too
+        ("result", ""),  # read as "no purge has run yet" (NoRunYet, True)
     ],
 )
 def test_a_garbled_purge_result_is_no_result_never_a_crash(field: str, value: Any) -> None:

@@ -710,9 +710,11 @@ class LastPurge:
         the form the CRD types it is a run without a readable result (NoResultRecord, the
         fields named, never their values), not a result, and not "no run"."""
         raw = (status or {}).get("lastPurge")
-        if not isinstance(raw, Mapping) or not raw.get("result"):
+        if not isinstance(raw, Mapping) or all(value is None for value in raw.values()):
             return None
         garbled = unreadable_purge_fields(raw)
+        if raw.get("result") is None:  # every record has one: not "no run"
+            garbled = sorted({*garbled, "result"})
         if garbled:
             return cls(
                 result="Unknown",
@@ -765,6 +767,7 @@ def unreadable_purge_fields(raw: Mapping[str, Any]) -> list[str]:
             fits = isinstance(value, bool)
         elif key in _PURGE_TEXTS:
             fits = isinstance(value, str) and len(value) <= _PURGE_TEXTS[key]
+            fits = fits and (key != "result" or bool(value))  # "" would read as "no run"
         else:
             continue  # not a field of status.lastPurge
         if not fits:
