@@ -269,3 +269,43 @@ def test_a_readers_binding_kept_by_a_finalizer_still_counts_after_its_delete(
             "-p", '{"metadata": {"finalizers": null}}', check=False,
         )  # fmt: skip
     wait_condition(control_plane, namespace, "support-inquiries", "AccessRestricted", "True")
+
+
+def test_a_garbled_ring_record_in_status_is_unknown_and_nothing_is_done_on_it(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    """Anyone who may patch a store's status subresource can garble the operator's record of
+    its ring (here: a key's fingerprint removed, which the CRD's schema lets through). Before:
+    the entry was skipped and Ready=True stood. Now EncryptionKeyReady is Unknown
+    (StatusUnreadable) naming the field, Ready is Unknown, the ring and the garbled record are
+    left as they are, and a person restoring the field brings the store back."""
+    ready_store(control_plane, namespace)
+    ring = get(control_plane, "secret", RING, namespace)
+    store = get(control_plane, "pds", "support-inquiries", namespace)
+    assert ring is not None and store is not None
+    fingerprint = store["status"]["encryption"]["keys"][0]["fingerprint"]
+    control_plane.kubectl(
+        "patch", "pds", "support-inquiries", "-n", namespace, "--subresource", "status",
+        "--type", "json",
+        "-p", json.dumps([{"op": "remove", "path": "/status/encryption/keys/0/fingerprint"}]),
+    )  # fmt: skip
+    store = wait_condition(
+        control_plane, namespace, "support-inquiries", "EncryptionKeyReady", "Unknown",
+        "StatusUnreadable",
+    )  # fmt: skip
+    assert "status.encryption.keys[0].fingerprint" in condition(store, "EncryptionKeyReady")[
+        "message"
+    ]
+    assert condition(store, "Ready")["status"] == "Unknown"
+    assert condition(store, "NetworkIsolated")["status"] == "True"  # still judged
+    assert "fingerprint" not in store["status"]["encryption"]["keys"][0]  # not rewritten
+    after = get(control_plane, "secret", RING, namespace)
+    assert after is not None and after["data"] == ring["data"], "the ring was changed"
+    # A person restores the field: the operator reads it again.
+    control_plane.kubectl(
+        "patch", "pds", "support-inquiries", "-n", namespace, "--subresource", "status",
+        "--type", "json",
+        "-p", json.dumps([{"op": "add", "path": "/status/encryption/keys/0/fingerprint",
+                           "value": fingerprint}]),
+    )  # fmt: skip
+    wait_condition(control_plane, namespace, "support-inquiries", "Ready", "True")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from dataward.checks.observed import LastPurge, ObservedObject
+from dataward.checks.observed import LastPurge, ObservedObject, unreadable_purge_fields
 from dataward.checks.purge import purge_scheduled, purge_succeeded
 from dataward.model.compliance import Finding
 from dataward.model.store import parse_store
@@ -132,3 +132,23 @@ def test_a_run_stopped_by_the_row_limit_says_so() -> None:
     condition = purge_succeeded(last)
     assert (condition.status, condition.reason) == ("True", "StoppedEarly")
     assert "MaxRowsPerRun" in condition.message
+
+
+def test_a_garbled_last_purge_is_no_result_record_never_a_result_nor_no_run() -> None:
+    """status.lastPurge copies the purge pod's termination message: a field not in the form
+    the CRD types it is read neither as a result (bool("false") is True: a dry run) nor as
+    "no run" (NoRunYet, True), and the message names the field, never the value."""
+    for field, value in [("rowsDeleted", "GARBLE-7f3c"), ("dryRun", "false"),
+                         ("startTime", "GARBLE-7f3c"), ("reason", "x" * 129),
+                         ("result", ""), ("result", None)]:  # fmt: skip
+        last = LastPurge.from_status(
+            {"lastPurge": {"result": "Succeeded", "rowsDeleted": 3, field: value}}
+        )
+        assert last is not None and (last.result, last.reason) == ("Unknown", "NoResultRecord")
+        condition = purge_succeeded(last)
+        assert (condition.status, condition.reason) == ("False", "NoResultRecord")
+        assert field in condition.message and "GARBLE" not in condition.message
+    assert unreadable_purge_fields(
+        {"result": "Succeeded", "rowsDeleted": 0, "dryRun": False, "oldestExpiredAgeSeconds": 1.5,
+         "cutoff": "2025-01-10T03:17:00Z", "tables": "not a field of lastPurge"}
+    ) == []  # fmt: skip

@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dataward.checks.purge_runs import missed_run, owned_by, stuck_at, stuck_run
+from dataward.checks.purge_runs import (
+    last_purge_status,
+    missed_run,
+    owned_by,
+    stuck_at,
+    stuck_run,
+)
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 GRACE = timedelta(minutes=15)
@@ -82,3 +88,23 @@ def test_ownership_is_by_uid_not_by_name() -> None:
     job = {"metadata": {"ownerReferences": [{"kind": "CronJob", "name": "x", "uid": "u1"}]}}
     assert owned_by(job, "CronJob", "u1")
     assert not owned_by(job, "CronJob", "u2")
+
+
+def test_a_garbled_result_record_is_not_copied_to_status() -> None:
+    """The API server would refuse the status write (the reconcile failing for ever)."""
+    job = {"startTime": "2026-01-10T03:17:00Z", "completionTime": "2026-01-10T03:18:00Z"}
+    record = {"result": "Succeeded", "rowsDeleted": "GARBLE-7f3c", "cutoff": "2026-01-10"}
+    last = last_purge_status("run-1", "Complete", record, job)
+    assert last == {
+        "jobName": "run-1",
+        "startTime": "2026-01-10T03:17:00Z",
+        "completionTime": "2026-01-10T03:18:00Z",
+        "result": "Unknown",
+        "reason": "NoResultRecord",
+        "message": "Job run-1 finished but field(s) cutoff, rowsDeleted of its result record "
+        "are not in the form the purge writes; read the Job's events and the pod's logs.",
+    }
+    failed = last_purge_status("run-1", "Failed", record, job)
+    assert (failed["result"], failed["reason"]) == ("Failed", "JobFailed")
+    good = {"result": "Succeeded", "rowsDeleted": 3, "dryRun": False}
+    assert last_purge_status("run-1", "Complete", good, job) == {**good, "jobName": "run-1"}

@@ -163,3 +163,41 @@ def test_a_job_of_that_name_not_created_for_the_store_is_not_adopted() -> None:
     store = kube.objects[("PersonalDataStore", "crm", "support-inquiries")]
     assert store["status"]["impactPreview"]["state"] == "Failed"
     assert store["status"]["impactPreview"]["reason"] == "NotOwned"
+
+
+def test_a_garbled_count_is_a_failed_preview_never_a_crash_nor_small() -> None:
+    """The preview's record is its pod's termination message. Red on the old code: a count
+    that is not an integer raised in every reconcile of the store (its status stood); a
+    largeCut of another form ("true"), or a table that is not an object, was read as no
+    large cut or no table, so the revision could go at its date as Small."""
+    garbles: list[tuple[str, Any]] = [
+        ("rowsDeleted", "GARBLE-7f3c"), ("rowsDeleted", -5), ("largeCut", "true"),
+        ("largeCut", None), ("table", 7),
+    ]  # fmt: skip
+    for field, value in garbles:
+        kube, reconciler = setup()
+        reconciler.reconcile(KEY, now=T0)
+        record = counted(5000, large=True)
+        if value is None:
+            del record["tables"][0][field]
+        else:
+            record["tables"][0][field] = value
+        if field == "table":
+            record["tables"].append("GARBLE-7f3c")  # and an entry that is not an object
+        finish(kube, record)
+        reconciler.reconcile(KEY, now=T0)  # does not raise
+        store = kube.objects[("PersonalDataStore", "crm", "support-inquiries")]
+        preview = store["status"]["impactPreview"]
+        assert (preview["state"], preview["reason"]) == ("Failed", "NoResultRecord"), field
+        assert f"tables[0].{field}" in preview["message"] and "GARBLE" not in str(preview)
+        reconciler.reconcile_policy(POLICY, now=TAKES_EFFECT)
+        assert policy_condition(kube) == ("False", "ImpactUnknown"), field
+
+
+def test_a_failed_preview_with_a_reason_the_crd_would_refuse_keeps_the_fallback() -> None:
+    kube, reconciler = setup()
+    reconciler.reconcile(KEY, now=T0)
+    finish(kube, {"result": "Failed", "dryRun": True, "reason": "Garble" * 30}, "Failed")
+    reconciler.reconcile(KEY, now=T0)
+    store = kube.objects[("PersonalDataStore", "crm", "support-inquiries")]
+    assert store["status"]["impactPreview"]["reason"] == "PreviewFailed"

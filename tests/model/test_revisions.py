@@ -18,6 +18,7 @@ from dataward.model.revisions import (
     decide,
     digest,
     in_force_policy_object,
+    parse_in_force,
     required_notice,
     widens,
 )
@@ -268,6 +269,36 @@ def test_an_unreadable_record_is_refused_not_replaced_by_the_spec() -> None:
     broken = {"inForce": {"generation": 1, "since": "yesterday", "spec": spec()}}
     with pytest.raises(ModelError):
         decide(with_retention("6mo"), 2, broken, NOW)
+
+
+GARBLE = "GARBLE-7f3c"  # written into the policy's status by someone else
+
+
+def test_a_garbled_record_is_named_by_field_never_quoted() -> None:
+    """status.revisions can be written by whoever may patch the policy's status: the error
+    (which the policy's and every store's condition carry) names the field, never the value.
+    The spec in force's own errors are named under status.revisions.inForce, not as the
+    policy's spec (which is fine)."""
+    since = {"inForce": {"generation": 1, "since": GARBLE, "spec": spec()}}
+    with pytest.raises(ModelError) as error:
+        decide(spec(), 2, since, NOW)
+    assert error.value.path == "status.revisions.inForce.since"
+    assert GARBLE not in str(error.value)
+    garbled = with_retention(GARBLE)
+    with pytest.raises(ModelError) as error:
+        decide(spec(), 2, recorded(garbled), NOW)
+    assert error.value.path.startswith("status.revisions.inForce.spec.categories[")
+    assert GARBLE not in str(error.value)
+    raw = {**POLICY, "spec": spec(), "status": {"revisions": recorded(garbled)}}
+    with pytest.raises(ModelError) as error:
+        parse_in_force(raw, garbled)
+    assert error.value.path.startswith("status.revisions.inForce.spec.categories[")
+    assert GARBLE not in str(error.value)
+    # The policy's own spec, in force: its own error, as the user wrote it.
+    own = {**POLICY, "spec": garbled}
+    with pytest.raises(ModelError) as error:
+        parse_in_force(own, garbled)
+    assert error.value.path.startswith("spec.categories[")
 
 
 def test_the_policy_object_in_force_is_the_old_revision_until_it_takes_effect() -> None:

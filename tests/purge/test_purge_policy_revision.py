@@ -113,3 +113,19 @@ def test_an_unreadable_record_stops_the_purge() -> None:
     with pytest.raises(PurgeError) as raised:
         source_at(policy, NOW).load()
     assert raised.value.category == "Configuration"
+    # The message reaches status.lastPurge and PurgeSucceeded: the field, never the value
+    # (whoever may patch the policy's status could write anything there).
+    assert "status.revisions.inForce.since" in str(raised.value)
+    assert "not a time" not in str(raised.value)
+
+
+def test_a_garbled_spec_in_force_stops_the_purge_naming_the_record() -> None:
+    """Red on the old code: the error named the policy's own spec and quoted the value."""
+    policy = revised_policy()
+    for category in policy["status"]["revisions"]["inForce"]["spec"]["categories"]:
+        category["retention"]["period"] = "GARBLE-7f3c"
+    with pytest.raises(PurgeError) as raised:
+        source_at(policy, NOW).load()
+    assert raised.value.category == "Configuration"
+    assert "status.revisions.inForce.spec.categories[" in str(raised.value)
+    assert "GARBLE" not in str(raised.value)

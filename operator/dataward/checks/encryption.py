@@ -20,14 +20,29 @@ def encryption_key_ready(
     now: datetime,
     max_age: Duration,
     not_ours: bool = False,
+    unreadable: str | None = None,
 ) -> Condition:
     """Decide EncryptionKeyReady; a ring that vanished, changed or was planted is never ready.
 
     `record` is what status recorded about the ring; its fingerprints are how a ring that
     was replaced out of band is told apart from one the operator rotated. `not_ours`: a
     Secret of the ring's name exists that the operator cannot prove it created (see
-    `is_ours`), and the store does not ask to adopt it.
+    `is_ours`), and the store does not ask to adopt it. `unreadable`: the field of
+    status.encryption that is not in the operator's form (`Unreadable`); nothing was done.
     """
+    if unreadable is not None:
+        return Condition(
+            ENCRYPTION_KEY_READY,
+            "Unknown",
+            "StatusUnreadable",
+            f"The record of Secret {secret_name} in the store's status cannot be read: "
+            f"{unreadable_problem(unreadable)}. Whether the ring is the operator's and "
+            "unchanged, and what crypto-shredding still owes, is unknown: nothing is created, "
+            "rotated, adopted or destroyed until the field is restored as the operator wrote "
+            "it (the evidence log's key records give ids, fingerprints and buckets). Anyone "
+            "who may patch the store's status subresource can write it: find who did in the "
+            "API server's audit log.",
+        )
     if observed.presence == "unknown":
         return Condition(
             ENCRYPTION_KEY_READY,
@@ -178,6 +193,11 @@ def standing_withdrawals(
         for debt in owed
         if fingerprints.get(debt.id) == debt.fingerprint
     )
+
+
+def unreadable_problem(field: str) -> str:
+    """Why a recorded field is not used: its path only, never its value (anything)."""
+    return f"{field} is not in the form the operator writes"
 
 
 def owed_problem(owed: Iterable[OwedWithdrawal]) -> str:

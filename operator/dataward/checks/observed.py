@@ -6,12 +6,14 @@ function of values. Every read can be `unknown`: a failed read is never taken as
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from typing import Any, Literal
 
+from dataward.keys.buckets import BucketError, granularity_of
 from dataward.keys.ring import KeyRing, KeyRingError, format_time, parse_ring
 
 Presence = Literal["present", "absent", "unknown"]
@@ -96,6 +98,107 @@ class ObservedKeyRing:
     def unknown(cls, error: str) -> ObservedKeyRing:
         """The Secret read failed."""
         return cls("unknown", None, error)
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A record the operator wrote earlier (in status) that is not in the form it writes.
+
+    A store's status may be written by anyone who may patch its `status` subresource, so a
+    record read back can be garbled. `field` is where (a path such as
+    `status.encryption.owedWithdrawals[0].keyId`), never the value, which could be anything.
+    Never taken as "no record": what depends on it is Unknown, and nothing is created,
+    adopted or destroyed on its strength.
+    """
+
+    field: str
+
+
+class _Garbled(Exception):
+    """Raised inside a parse of a recorded field that is not in the operator's form."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(field)
+        self.field = field
+
+
+def _entries(raw: Mapping[str, Any], key: str, path: str) -> list[tuple[Mapping[str, Any], str]]:
+    """The objects of the list `raw[key]` (absent or null: none), each with its path."""
+    value = raw.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _Garbled(f"{path}.{key}")
+    at = f"{path}.{key}"
+    for index, entry in enumerate(value):
+        if not isinstance(entry, Mapping):
+            raise _Garbled(f"{at}[{index}]")
+    return [(entry, f"{at}[{index}]") for index, entry in enumerate(value)]
+
+
+def _whole(raw: Mapping[str, Any], key: str, path: str) -> int:
+    value = raw.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _Garbled(f"{path}.{key}")
+    return value
+
+
+def _text(raw: Mapping[str, Any], key: str, path: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value:
+        raise _Garbled(f"{path}.{key}")
+    return value
+
+
+def _time(raw: Mapping[str, Any], key: str, path: str) -> str:
+    """An RFC 3339 time with a zone, as written."""
+    value = _text(raw, key, path)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _Garbled(f"{path}.{key}") from None
+    if parsed.tzinfo is None:
+        raise _Garbled(f"{path}.{key}")
+    return value
+
+
+def _bucket(raw: Mapping[str, Any], key: str, path: str) -> str:
+    value = _text(raw, key, path)
+    try:
+        granularity_of(value)
+    except BucketError:
+        raise _Garbled(f"{path}.{key}") from None
+    return value
+
+
+_FINGERPRINT = re.compile(r"[0-9a-f]{16}")
+_REASON = re.compile(r"[A-Z][A-Za-z0-9]{0,63}")
+
+
+def _fingerprint(raw: Mapping[str, Any], key: str, path: str) -> str:
+    value = _text(raw, key, path)
+    if not _FINGERPRINT.fullmatch(value):
+        raise _Garbled(f"{path}.{key}")
+    return value
+
+
+def _reason(raw: Mapping[str, Any], key: str, path: str) -> str | None:
+    if raw.get(key) is None:
+        return None
+    value = _text(raw, key, path)
+    if not _REASON.fullmatch(value):
+        raise _Garbled(f"{path}.{key}")
+    return value
+
+
+def _key(raw: Mapping[str, Any], path: str) -> KeyRecord:
+    """An entry of `status.encryption.keys` (or `pendingKeys`)."""
+    return KeyRecord(
+        _whole(raw, "id", path),
+        _time(raw, "created", path),
+        _fingerprint(raw, "fingerprint", path),
+        _bucket(raw, "bucket", path) if raw.get("bucket") is not None else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -203,50 +306,59 @@ class KeyRingRecord:
         return {gone.id for gone in self.shredded}
 
     @classmethod
-    def from_status(cls, status: Mapping[str, Any] | None) -> KeyRingRecord | None:
-        """Read `status.encryption`; None when status records no ring."""
+    def from_status(cls, status: Mapping[str, Any] | None) -> KeyRingRecord | Unreadable | None:
+        """Read `status.encryption`; None when status records no ring, Unreadable when what
+        it records is not in the form the operator writes (garbled by someone who may write
+        the store's status): never read as "no ring", nor as a ring with fewer duties."""
         encryption = (status or {}).get("encryption")
-        if not isinstance(encryption, Mapping) or encryption.get("primaryKeyId") is None:
+        path = "status.encryption"
+        if encryption is None:
             return None
-        keys, pending_keys = (
-            tuple(
-                KeyRecord(
-                    int(raw["id"]),
-                    str(raw.get("created", "")),
-                    str(raw["fingerprint"]),
-                    str(raw["bucket"]) if raw.get("bucket") else None,
-                )
-                for raw in encryption.get(field) or ()
-                if isinstance(raw, Mapping) and "id" in raw and "fingerprint" in raw
+        if not isinstance(encryption, Mapping):
+            return Unreadable(path)
+        if encryption.get("primaryKeyId") is None:
+            # Only an empty record (or one keeping nothing but a deleted store's schedule)
+            # is "no ring": anything the operator writes with a ring has its primary.
+            if any(encryption.get(k) is not None for k in encryption if k != "scheduledDeletion"):
+                return Unreadable(f"{path}.primaryKeyId")
+            return None
+        try:
+            last = (
+                None if encryption.get("lastRotation") is None
+                else _time(encryption, "lastRotation", path)
+            )  # fmt: skip
+            pending = encryption.get("pending")
+            if pending is not None and not isinstance(pending, bool):
+                raise _Garbled(f"{path}.pending")
+            return cls(
+                secret_name=_text(encryption, "keySecret", path),
+                primary_id=_whole(encryption, "primaryKeyId", path),
+                keys=tuple(_key(raw, at) for raw, at in _entries(encryption, "keys", path)),
+                last_rotation=last,
+                pending=pending is True,
+                shredded=tuple(
+                    ShreddedRecord(
+                        _whole(raw, "keyId", at),
+                        _bucket(raw, "bucket", at),
+                        _time(raw, "shredded", at),
+                    )
+                    for raw, at in _entries(encryption, "shreddedBuckets", path)
+                ),
+                pending_keys=tuple(
+                    _key(raw, at) for raw, at in _entries(encryption, "pendingKeys", path)
+                ),
+                owed=tuple(
+                    OwedWithdrawal(
+                        _whole(raw, "keyId", at),
+                        _bucket(raw, "bucket", at),
+                        _fingerprint(raw, "fingerprint", at),
+                        _reason(raw, "reason", at),
+                    )
+                    for raw, at in _entries(encryption, "owedWithdrawals", path)
+                ),
             )
-            for field in ("keys", "pendingKeys")
-        )
-        shredded = tuple(
-            ShreddedRecord(int(raw["keyId"]), str(raw["bucket"]), str(raw.get("shredded", "")))
-            for raw in encryption.get("shreddedBuckets") or ()
-            if isinstance(raw, Mapping) and "keyId" in raw and "bucket" in raw
-        )
-        owed = tuple(
-            OwedWithdrawal(
-                int(raw["keyId"]),
-                str(raw["bucket"]),
-                str(raw["fingerprint"]),
-                str(raw["reason"]) if raw.get("reason") else None,
-            )
-            for raw in encryption.get("owedWithdrawals") or ()
-            if isinstance(raw, Mapping) and {"keyId", "bucket", "fingerprint"} <= raw.keys()
-        )
-        last = encryption.get("lastRotation")
-        return cls(
-            secret_name=str(encryption.get("keySecret", "")),
-            primary_id=int(encryption["primaryKeyId"]),
-            keys=keys,
-            last_rotation=str(last) if last else None,
-            pending=encryption.get("pending") is True,
-            shredded=shredded,
-            pending_keys=pending_keys,
-            owed=owed,
-        )
+        except _Garbled as garbled:
+            return Unreadable(garbled.field)
 
     def to_status(self, next_rotation: datetime | None) -> dict[str, Any]:
         """`status.encryption` for this record."""
@@ -594,10 +706,21 @@ class LastPurge:
 
     @classmethod
     def from_status(cls, status: Mapping[str, Any] | None) -> LastPurge | None:
-        """Read `status.lastPurge`; None when no purge has run."""
+        """Read `status.lastPurge`; None when no purge has run. A record with a field not in
+        the form the CRD types it is a run without a readable result (NoResultRecord, the
+        fields named, never their values), not a result, and not "no run"."""
         raw = (status or {}).get("lastPurge")
-        if not isinstance(raw, Mapping) or not raw.get("result"):
+        if not isinstance(raw, Mapping) or all(value is None for value in raw.values()):
             return None
+        garbled = unreadable_purge_fields(raw)
+        if raw.get("result") is None:  # every record has one: not "no run"
+            garbled = sorted({*garbled, "result"})
+        if garbled:
+            return cls(
+                result="Unknown",
+                reason="NoResultRecord",  # as purge_runs.last_purge_status records it
+                message=f"{unreadable_purge_message(garbled)}, so its result is not read.",
+            )
         return cls(
             result=str(raw["result"]),
             start_time=_optional_str(raw.get("startTime")),
@@ -609,6 +732,52 @@ class LastPurge:
             message=str(raw.get("message") or ""),
             reason=_optional_str(raw.get("reason")),
         )
+
+
+# status.lastPurge's fields as the CRD types them. The purge's result record (its pod's
+# termination message) is copied there: a field of another form would be refused by the API
+# server (the status write failing for ever) or misread (bool("false") is True).
+_PURGE_TIMES = ("startTime", "completionTime", "cutoff")
+_PURGE_COUNTS = (
+    "rowsDeleted", "rowsArchived", "archiveRowsDestroyed", "expiredRemaining", "nullTriggers",
+    "rowsSkippedLocked", "rowsNoConsent",
+)  # fmt: skip
+_PURGE_TEXTS = {"result": 64, "reason": 128, "stoppedEarly": 128, "jobName": 253,
+                "message": 32768}  # fmt: skip
+
+
+def unreadable_purge_fields(raw: Mapping[str, Any]) -> list[str]:
+    """The fields of a purge result (`status.lastPurge`, or the record copied there) that are
+    present but not in the form the CRD types them: their names, never their values."""
+    garbled = []
+    for key, value in raw.items():
+        if value is None:
+            continue
+        if key in _PURGE_TIMES:
+            try:
+                _time(raw, key, "")
+                fits = True
+            except _Garbled:
+                fits = False
+        elif key in _PURGE_COUNTS:
+            fits = isinstance(value, int) and not isinstance(value, bool)
+        elif key == "oldestExpiredAgeSeconds":
+            fits = isinstance(value, int | float) and not isinstance(value, bool)
+        elif key == "dryRun":
+            fits = isinstance(value, bool)
+        elif key in _PURGE_TEXTS:
+            fits = isinstance(value, str) and len(value) <= _PURGE_TEXTS[key]
+            fits = fits and (key != "result" or bool(value))  # "" would read as "no run"
+        else:
+            continue  # not a field of status.lastPurge
+        if not fits:
+            garbled.append(key)
+    return sorted(garbled)
+
+
+def unreadable_purge_message(fields: Iterable[str]) -> str:
+    """Why a purge result is not read: the fields only, never their values."""
+    return f"field(s) {', '.join(fields)} of its result record are not in the form the purge writes"
 
 
 def _sorted(values: Iterable[Any] | None) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dataward.checks.observed import unreadable_purge_fields, unreadable_purge_message
 from dataward.model.cron import parse_cron
 from dataward.model.errors import ModelError
 
@@ -169,22 +170,36 @@ def last_purge_status(
     job_name: str, outcome: str, record: Mapping[str, Any] | None, job_status: Mapping[str, Any]
 ) -> dict[str, Any]:
     """`status.lastPurge` from a finished Job and the purge's result record, if it wrote one."""
+    failed = outcome == "Failed"
     if record is None:
         # The pod died before writing its record (OOM, deadline, image pull): say so.
-        failed = outcome == "Failed"
-        return {
-            "jobName": job_name,
-            "startTime": job_status.get("startTime"),
-            "completionTime": job_status.get("completionTime"),
-            "result": "Failed" if failed else "Unknown",
-            "reason": "JobFailed" if failed else "NoResultRecord",
-            "message": f"Job {job_name} {'failed' if failed else 'finished'} without a purge "
-            "result record; read the Job's events and the pod's logs.",
-        }
+        return _without_record(job_name, failed, job_status, "without a purge result record")
     status = {key: record[key] for key in _COPIED if record.get(key) is not None}
     error = record.get("error")
     if isinstance(error, Mapping) and error.get("message") and "message" not in status:
         status["message"] = str(error["message"])
     status["jobName"] = job_name
-    status.setdefault("result", "Failed" if outcome == "Failed" else "Unknown")
+    status.setdefault("result", "Failed" if failed else "Unknown")
+    garbled = unreadable_purge_fields(status)
+    if garbled:
+        # Not the purge's form (written by something else in its pod, or a bug): neither
+        # copied to status (the API server would refuse it) nor read as a result.
+        return _without_record(
+            job_name, failed, job_status, f"but {unreadable_purge_message(garbled)}"
+        )
     return status
+
+
+def _without_record(
+    job_name: str, failed: bool, job_status: Mapping[str, Any], why: str
+) -> dict[str, Any]:
+    """`status.lastPurge` of a finished Job without a (readable) result record."""
+    return {
+        "jobName": job_name,
+        "startTime": job_status.get("startTime"),
+        "completionTime": job_status.get("completionTime"),
+        "result": "Failed" if failed else "Unknown",
+        "reason": "JobFailed" if failed else "NoResultRecord",
+        "message": f"Job {job_name} {'failed' if failed else 'finished'} {why}; read the "
+        "Job's events and the pod's logs.",
+    }

@@ -272,6 +272,21 @@ _LITERAL: tuple[ReasonEntry, ...] = (
     ),
     _store(
         ENCRYPTION_KEY_READY,
+        "StatusUnreadable",
+        "Unknown",
+        "The record of the key ring the operator keeps in the store's status "
+        "(status.encryption, the field in the message) is not in the form the operator "
+        "writes: anyone who may patch the store's status subresource can write it. It is "
+        "never read as \"no record\" (a garbled owed withdrawal is not \"nothing owed\"): "
+        "nothing is created, rotated, adopted or destroyed in the ring, and the record is "
+        "left as it is, until a person restores the field.",
+        "Find who changed the store's status (the API server's audit log) and restore the "
+        "field as the operator wrote it; the evidence log's key records (key.created, "
+        "key.shredded) give ids, fingerprints and buckets. The operator rereads it on its "
+        "next reconcile.",
+    ),
+    _store(
+        ENCRYPTION_KEY_READY,
         "KeyRingMissing",
         "False",
         "The key ring Secret does not exist. Before the first key it is about to be created; "
@@ -776,7 +791,11 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "False",
         "The PrivacyPolicy cannot be read by the operator (the message names the field); "
         "stores that use it are not PolicyCompliant (PolicyInvalid).",
-        "Fix the named field; `dataward check -f FILE` checks a file before you apply it.",
+        "Fix the named field; `dataward check -f FILE` checks a file before you apply it. A "
+        "field under status.revisions is the operator's record of the revision in force, "
+        "which anyone who may patch the policy's status can write (its value is never "
+        "quoted): find who did in the API server's audit log and restore it as the operator "
+        "wrote it.",
     ),
 )
 
@@ -789,8 +808,9 @@ FINDINGS: dict[str, tuple[str, str]] = {
     ),
     "PolicyInvalid": (
         "The PrivacyPolicy named by spec.policy exists but cannot be read (its own Ready is "
-        "False, InvalidPolicy). No purge runs.",
-        "Fix the policy.",
+        "False, InvalidPolicy): its spec, or the operator's record of the revision in force "
+        "(status.revisions). No purge runs.",
+        "Fix the policy, or restore the named status.revisions field as the operator wrote it.",
     ),
     "CategoryNotFound": (
         "spec.category is not a category of the policy. No purge runs.",
@@ -992,14 +1012,18 @@ PURGE_OUTCOMES: tuple[PurgeOutcome, ...] = (
         "JobFailed",
         ("Failed",),
         "The purge Job failed without writing a result record (the pod was killed, ran out of "
-        "memory, hit its deadline or never started).",
+        "memory, hit its deadline or never started), or with one not in the purge's form (the "
+        "message names its fields).",
         "Read the Job's events and the pod's logs (kubectl describe job).",
     ),
     PurgeOutcome(
         "NoResultRecord",
         ("Unknown",),
-        "The purge Job finished without writing a result record.",
-        "Read the Job's events and the pod's logs; check that the CronJob is the operator's.",
+        "The purge Job finished without writing a result record, or with one whose fields "
+        "(named in the message, never their values) are not in the purge's form: its result "
+        "is not read, nor copied to status.lastPurge.",
+        "Read the Job's events and the pod's logs; check that the CronJob is the operator's "
+        "and that nothing else runs in its pod.",
     ),
 )
 

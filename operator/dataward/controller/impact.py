@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from dataward.checks.conditions import as_reason
+from dataward.checks.observed import unreadable_purge_message
 from dataward.checks.purge_runs import JOB_NAME_LABEL, finished, owned_by, result_record
 from dataward.controller.kube import Kube, KubeError
 from dataward.model.errors import ModelError
@@ -29,6 +31,7 @@ from dataward.model.revisions import (
     FAILED,
     NOT_RUN,
     WAITING,
+    parse_in_force,
     policy_revisions,
     preview_state,
     verdict,
@@ -67,29 +70,65 @@ def preview_status(
         or not isinstance(tables, list)
     ):
         why = "it listed no tables" if record.get("result") == "Succeeded" else "it failed"
+        said = str(record.get("reason") or "")  # the CRD takes a word of at most 128
         return {
             **base,
             "state": FAILED,
-            "reason": str(record.get("reason") or "PreviewFailed"),
+            "reason": as_reason(said, "PreviewFailed") if len(said) <= 128 else "PreviewFailed",
             "message": f"the dry run did not count ({why}): {record.get('message') or ''}"[:512],
+        }
+    garbled = unreadable_tables(tables)
+    server_time = record.get("serverTime")
+    if server_time is not None and (not isinstance(server_time, str) or len(server_time) > 64):
+        garbled.append("serverTime")
+    if garbled:
+        # Not the purge's form: never read as counted (nor as "no large cut"), never copied.
+        return {
+            **base,
+            "state": FAILED,
+            "reason": "NoResultRecord",
+            "message": f"Job {job_name} finished but {unreadable_purge_message(garbled)}; "
+            "read its pod's logs.",
         }
     listed = [
         {
-            "table": str(t.get("table")),
-            **{k: int(t.get(k) or 0) for k in _COUNTS},
-            "largeCut": t.get("largeCut") is True,
+            "table": t["table"],
+            **{k: t[k] for k in _COUNTS},
+            "largeCut": t["largeCut"],
         }
         for t in tables
-        if isinstance(t, Mapping)
     ]
     return {
         **base,
         "state": COUNTED,
-        "serverTime": record.get("serverTime"),
+        "serverTime": server_time,
         **{k: sum(t[k] for t in listed) for k in _COUNTS},
         "largeCut": any(t["largeCut"] for t in listed),
         "tables": listed[:TABLES_LIMIT],
     }
+
+
+def unreadable_tables(tables: list[Any]) -> list[str]:
+    """The fields of a dry run's `tables` not in the form the purge writes them (a table of
+    at most 256 characters, each count a whole number >= 0, largeCut true or false): their
+    paths, never their values."""
+    garbled: list[str] = []
+    for index, table in enumerate(tables):
+        at = f"tables[{index}]"
+        if not isinstance(table, Mapping):
+            garbled.append(at)
+            continue
+        name = table.get("table")
+        if not isinstance(name, str) or not name or len(name) > 256:
+            garbled.append(f"{at}.table")
+        garbled += [
+            f"{at}.{k}"
+            for k in _COUNTS
+            if isinstance(table.get(k), bool) or not isinstance(table.get(k), int) or table[k] < 0
+        ]
+        if not isinstance(table.get("largeCut"), bool):
+            garbled.append(f"{at}.largeCut")
+    return garbled
 
 
 def not_run_status(generation: int, store: Store) -> dict[str, Any]:
@@ -139,7 +178,7 @@ def observe_preview(
         revisions = policy_revisions(raw, now)
         if revisions.pending is None:
             return None
-        in_force = parse_policy({**raw, "spec": dict(revisions.in_force.spec)})
+        in_force = parse_in_force(raw, revisions.in_force.spec)
         pending = parse_policy(raw)
     except (KubeError, ModelError):
         return None  # the store's own verdicts say the policy cannot be read

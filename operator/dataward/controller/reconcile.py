@@ -50,6 +50,7 @@ from dataward.checks.encryption import (
     owed_problem,
     ring_changes,
     standing_withdrawals,
+    unreadable_problem,
 )
 from dataward.checks.network import network_isolated, workload_labels
 from dataward.checks.observed import (
@@ -65,6 +66,7 @@ from dataward.checks.observed import (
     RbacSnapshot,
     ShreddedRecord,
     TrustedSubjects,
+    Unreadable,
 )
 from dataward.checks.policy import policy_compliant
 from dataward.checks.purge import purge_scheduled, purge_succeeded
@@ -131,6 +133,7 @@ from dataward.model.revisions import (
     digest,
     format_instant,
     impact,
+    parse_in_force,
     policy_revisions,
     preview_state,
 )
@@ -926,9 +929,7 @@ class Reconciler:
         many are affected; and the impact verdict over all of them."""
         assert revisions.pending is not None
         parsed = [p for p in (self._parsed(s) for s in stores) if p is not None]
-        in_force, pending = parse_policy({**raw, "spec": dict(revisions.in_force.spec)}), (
-            parse_policy(raw)
-        )
+        in_force, pending = parse_in_force(raw, revisions.in_force.spec), parse_policy(raw)
         entries, affected = impact(parsed, in_force, pending, limit=None)
         generation = revisions.pending.generation
         by_name = {f"{s['metadata']['namespace']}/{s['metadata']['name']}": s for s in stores}
@@ -1000,7 +1001,13 @@ class Reconciler:
                 Finding(
                     "PolicyInvalid",
                     f"PrivacyPolicy {name!r} cannot be read ({error.path}: "
-                    f"{error.message}); fix the policy.",
+                    f"{error.message}); "
+                    + (
+                        "restore that field as the operator wrote it (whoever may patch the "
+                        "policy's status can write it)."
+                        if error.path.startswith("status.")
+                        else "fix the policy."
+                    ),
                     "spec.policy",
                 ),
                 None,
@@ -1038,7 +1045,7 @@ class Reconciler:
         spec = revisions.in_force.spec
         if memo.spec is None or memo.spec != spec:
             try:
-                parsed: Policy | tuple[str, str] = parse_policy({**raw, "spec": dict(spec)})
+                parsed: Policy | tuple[str, str] = parse_in_force(raw, spec)
             except ModelError as error:
                 parsed = (error.path, error.message)
             memo = replace(memo, spec=spec, parsed=parsed)
@@ -1184,6 +1191,8 @@ class Reconciler:
     def _key_ring(self, store: Store, snapshot: StoreSnapshot, now: datetime) -> RingOutcome:
         secret_name = names_for(store.name).key_ring
         record = snapshot.record
+        if isinstance(record, Unreadable):
+            return _unreadable(store, record)
         max_age = _max_key_age(store, snapshot.policy)
         first = self._create_unseen_ring(store, secret_name, now) if record is None else CONFIRM
         if first is None:
@@ -1200,9 +1209,12 @@ class Reconciler:
             if record is None or record.pending:
                 # Never create a ring on a cached read alone: status may record one already.
                 try:
-                    record = self._fresh_record(store, record)
+                    fresh = self._fresh_record(store, record)
                 except KubeError as error:
                     return RingOutcome(ObservedKeyRing.unknown(f"HTTP {error.status}"), record)
+                if isinstance(fresh, Unreadable):
+                    return _unreadable(store, fresh)
+                record = fresh
             if record is not None and not record.pending:
                 # Status says a ring existed: a new one could not decrypt existing data.
                 return RingOutcome(ObservedKeyRing.absent(), record)
@@ -1216,9 +1228,12 @@ class Reconciler:
             # The record came from a cache that may not have our own pending write yet: read
             # the store itself before calling the ring foreign.
             try:
-                record = self._fresh_record(store, record)
+                fresh = self._fresh_record(store, record)
             except KubeError as error:
                 return RingOutcome(ObservedKeyRing.unknown(f"HTTP {error.status}"), record)
+            if isinstance(fresh, Unreadable):
+                return _unreadable(store, fresh)
+            record = fresh
         # A ring whose creation status has not yet confirmed gets no bucket keys in this pass:
         # a lost status write would leave a pending record that no longer matches the ring.
         settled = record is not None and not record.pending
@@ -1423,6 +1438,9 @@ class Reconciler:
         if fresh.purge.dry_run:
             return "dry-run", None, version
         fresh_record = KeyRingRecord.from_status(raw.get("status"))
+        if isinstance(fresh_record, Unreadable):
+            # Garbled since the cache's copy: nothing is recorded or destroyed on it.
+            return "failed", unreadable_problem(fresh_record.field), None
         if fresh_record is not None and fresh_record.owed:
             # Owed by a pass the cache has not caught up with (another replica's, before it
             # stopped): settled from the cache's next copy, never recorded over.
@@ -1658,7 +1676,9 @@ class Reconciler:
         self._write_owed(store, record.owed, owed)
         return owed
 
-    def _fresh_record(self, store: Store, record: KeyRingRecord | None) -> KeyRingRecord | None:
+    def _fresh_record(
+        self, store: Store, record: KeyRingRecord | None
+    ) -> KeyRingRecord | Unreadable | None:
         """The store's ring record read from the API, not the cache (KubeError when unread)."""
         if self.caches is None:
             return record  # it was just read from the API
@@ -2058,7 +2078,7 @@ class StoreSnapshot:
     network_policies: Listing
     rbac: RbacSnapshot | None
     credentials: tuple[tuple[str, Presence], ...]
-    record: KeyRingRecord | None
+    record: KeyRingRecord | Unreadable | None  # status.encryption as the operator wrote it
     # When the policy's pending revision takes effect (None: none pending).
     policy_revision_due: datetime | None = None
 
@@ -2285,6 +2305,8 @@ class RingOutcome:
     not_ours: bool = False
     next_rotation: datetime | None = None
     buckets: BucketOutcome | None = None
+    # The field of status.encryption that is not in the operator's form (nothing was done).
+    unreadable: str | None = None
 
     @property
     def next_bucket(self) -> datetime | None:
@@ -2406,6 +2428,7 @@ def judge(
                 now,
                 _max_key_age(store, policy),
                 not_ours=ring.not_ours,
+                unreadable=ring.unreadable,
             ),
             names.key_ring,
             ring.buckets.due if ring.buckets else (),
@@ -2657,10 +2680,13 @@ def _purge_run_evidence(last: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _is_ready(store: Mapping[str, Any]) -> bool:
-    """Whether a store's status says Ready=True."""
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (store.get("status") or {}).get("conditions") or ()
+    """Whether a store's status says Ready=True (garbled conditions say nothing of the kind;
+    whoever may patch the store's status can write them)."""
+    status = store.get("status")
+    conditions = status.get("conditions") if isinstance(status, Mapping) else None
+    return isinstance(conditions, list) and any(
+        isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True"
+        for c in conditions
     )
 
 
@@ -2668,6 +2694,16 @@ def _ready_changed(raw: Mapping[str, Any], conditions: Sequence[Condition]) -> b
     """Whether this reconcile moves the store's Ready to another status."""
     now_ready = next((c.status == "True" for c in conditions if c.type == "Ready"), False)
     return now_ready != _is_ready(raw)
+
+
+def _unreadable(store: Store, record: Unreadable) -> RingOutcome:
+    """The ring left as it is: its record in status is garbled. No record goes back to status
+    (the garbled one stays for a person to restore: see EncryptionKeyReady StatusUnreadable)."""
+    log.warning("%s/%s: %s is not in the form the operator writes; its key ring is left as "
+                "it is until the field is restored", store.namespace, store.name,
+                record.field)  # fmt: skip
+    return RingOutcome(ObservedKeyRing.unknown("status unreadable"), None,
+                       unreadable=record.field)  # fmt: skip
 
 
 def _owed_kept(answer: Mapping[str, Any]) -> bool:

@@ -115,9 +115,13 @@ def widens(old_spec: Mapping[str, Any], new_spec: Mapping[str, Any]) -> list[str
     not data kept about a person: they do not widen. A change in a field this rule does not
     know (added by a later version) counts as widening: the rule errs towards longer notice.
     The policy does not model provision to third parties; when it does, a new recipient
-    belongs here. Raises ModelError when either spec is not a valid policy.
+    belongs here. Raises ModelError when either spec is not a valid policy (`old_spec`'s
+    naming the field of status.revisions.inForce: it is the copy the operator recorded).
     """
-    old = parse_policy({"metadata": {"name": "old"}, "spec": old_spec})
+    try:
+        old = parse_policy({"metadata": {"name": "old"}, "spec": old_spec})
+    except ModelError as error:
+        raise _recorded_spec_error(error) from None
     new = parse_policy({"metadata": {"name": "new"}, "spec": new_spec})
     reasons: list[str] = []
     for category in new.categories:
@@ -177,12 +181,14 @@ def _date(value: Any, path: str) -> date | None:
 
 
 def _instant(value: Any, path: str) -> datetime:
+    """A time the operator recorded in status; the error never quotes the value (status can
+    be written by whoever may patch it: the value could be anything)."""
     if not isinstance(value, str):
         raise ModelError(path, "is required (an RFC 3339 time)")
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ModelError(path, f"{value!r} is not an RFC 3339 time") from None
+        raise ModelError(path, "is not an RFC 3339 time") from None
     if parsed.tzinfo is None:
         raise ModelError(path, "needs a time zone")
     return parsed.astimezone(UTC)
@@ -373,6 +379,39 @@ def policy_revisions(raw: Mapping[str, Any], now: datetime) -> Revisions:
         now,
         str(acknowledged) if acknowledged else None,
     )
+
+
+def parse_in_force(raw: Mapping[str, Any], spec: Mapping[str, Any]) -> Policy:
+    """The PrivacyPolicy `raw` with `spec`, its revision in force, as its spec.
+
+    When `spec` is not `raw`'s own spec it is the copy the operator recorded in
+    status.revisions.inForce, which whoever may patch the policy's status can also write (or
+    one this version's schema refuses): the ModelError then names the field under
+    status.revisions.inForce, never the value (which could be anything).
+    """
+    try:
+        return parse_policy({**raw, "spec": dict(spec)})
+    except ModelError as error:
+        if dict(spec) == dict(raw.get("spec") or {}):
+            raise  # the policy's own spec: its own error, as the user wrote it
+        raise _recorded_spec_error(error) from None
+
+
+def _recorded_spec_error(error: ModelError) -> ModelError:
+    """`error` of a parse of status.revisions.inForce.spec, naming its field, never its value."""
+    return ModelError(
+        f"status.revisions.inForce.{error.path}",
+        "does not parse as the revision in force the operator recorded",
+    )
+
+
+def in_force_policy(raw: Mapping[str, Any], now: datetime) -> Policy:
+    """The PrivacyPolicy object as the revision in force at `now`, parsed (`parse_in_force`).
+
+    What stores are judged by and the purge deletes by. Raises ModelError when the recorded
+    status cannot be read.
+    """
+    return parse_in_force(raw, in_force_policy_object(raw, now)["spec"])
 
 
 def in_force_policy_object(raw: Mapping[str, Any], now: datetime) -> dict[str, Any]:

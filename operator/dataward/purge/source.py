@@ -19,7 +19,7 @@ import yaml
 from dataward.controller.clock import system_clock
 from dataward.model.errors import ModelError
 from dataward.model.policy import Policy, parse_policy
-from dataward.model.revisions import in_force_policy_object
+from dataward.model.revisions import in_force_policy
 from dataward.model.store import Store, parse_store
 from dataward.purge.errors import PurgeError
 
@@ -90,7 +90,7 @@ class FileSource:
             # A policy exported with its status (kubectl get -o yaml) says which revision is
             # in force; the same rule as the API source's then applies.
             policies = [
-                parse_policy(in_force_policy_object(d, system_clock()))
+                in_force_policy(d, system_clock())
                 for d in docs
                 if d.get("kind") == "PrivacyPolicy"
                 and (d.get("metadata") or {}).get("name") == store.policy
@@ -284,6 +284,6 @@ class ApiSource:
                 return store, written
             # The revision in force, which the operator records in the policy's status: a
             # revision still in its notice period must not decide what is deleted.
-            return store, parse_policy(in_force_policy_object(raw_policy, self.clock()))
+            return store, in_force_policy(raw_policy, self.clock())
         except ModelError as exc:
             raise PurgeError("Configuration", str(exc)) from None
