@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from dataward.checks.observed import LastPurge, ObservedObject
-from dataward.checks.purge import purge_scheduled, purge_succeeded
+from dataward.checks.purge import naming_runs_not_counted, purge_scheduled, purge_succeeded
 from dataward.model.compliance import Finding
 from dataward.model.store import parse_store
 from dataward.render.purge_job import render_purge_cronjob
@@ -132,3 +132,13 @@ def test_a_run_stopped_by_the_row_limit_says_so() -> None:
     condition = purge_succeeded(last)
     assert (condition.status, condition.reason) == ("True", "StoppedEarly")
     assert "MaxRowsPerRun" in condition.message
+
+
+def test_runs_not_counted_are_named_a_few_at_a_time_and_change_no_verdict() -> None:
+    condition = purge_succeeded(None)
+    named = naming_runs_not_counted(condition, ["j-5", "j-1", "j-3", "j-2", "j-4"])
+    assert (named.status, named.reason) == (condition.status, condition.reason)
+    assert named.message.startswith(condition.message)
+    assert "j-1, j-2, j-3 and 2 more" in named.message
+    assert "j-4" not in named.message
+    assert naming_runs_not_counted(condition, []) == condition

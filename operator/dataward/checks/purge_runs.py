@@ -1,23 +1,156 @@
 """The purge runs of a store, from its Jobs and their pods: pure functions of what was listed.
 
-Only Jobs that the store's own CronJob created count (an owner reference to its uid), and
-only pods of such a Job (an owner reference to the Job's uid): a Job someone else labelled
-as the store's purge cannot forge `status.lastPurge`.
+A Job counts as one of the store's purge runs only if it has an owner reference to the
+store's CronJob *and* its pod template runs what the CronJob's job template describes
+(`what_runs`, compared with the render's); a pod's result is read only from a pod that has an
+owner reference to such a Job and runs that same thing, and only from its purge container.
+An owner reference alone proves nothing: whoever may create Jobs (or pods) in the namespace
+can write one to any uid they can read, `controller: true` included. A Job that runs exactly
+the CronJob's template runs the store's purge, whoever created it, so it is sound to count.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dataward.checks.drift import digest
 from dataward.model.cron import parse_cron
 from dataward.model.errors import ModelError
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+# Where a cached Job or pod keeps `runs_digest` of its pod spec, in place of the spec itself
+# (controller/cache.py): what it runs is all the purge verdict reads of the spec.
+RUNS_DIGEST = "runsDigest"
+# The Job controller's name in `spec.managedBy`: a Job another controller manages may be
+# marked finished by it without any pod having run.
+JOB_CONTROLLER = "kubernetes.io/job-controller"
+
+# Pod spec fields that decide where and when a pod runs (or with what pull credentials), not
+# what it runs: the scheduler and admission fill them in on a Job's pods, and a copy that
+# differs only in them runs the same purge. Every other field counts, unknown ones included.
+_PLACEMENT = frozenset({
+    "nodeName", "nodeSelector", "affinity", "tolerations", "schedulerName", "priority",
+    "priorityClassName", "preemptionPolicy", "topologySpreadConstraints", "schedulingGates",
+    "overhead", "readinessGates", "terminationGracePeriodSeconds", "activeDeadlineSeconds",
+    "imagePullSecrets",
+})  # fmt: skip
+# Container fields that bound what runs (requests, limits), not what it is: the API server
+# defaults requests to limits on a pod, and a LimitRange adds its own.
+_BOUNDS = frozenset({"resources", "resizePolicy"})
+# Fields at the API server's default value, dropped on both sides (keyed by name: each of
+# these names means one thing wherever it appears in a pod spec).
+_DEFAULTS: Mapping[str, Any] = {
+    "dnsPolicy": "ClusterFirst",
+    "enableServiceLinks": True,
+    "hostNetwork": False,
+    "hostPID": False,
+    "hostIPC": False,
+    "shareProcessNamespace": False,
+    "terminationMessagePath": "/dev/termination-log",
+    "terminationMessagePolicy": "File",
+    "procMount": "Default",
+    "stdin": False,
+    "stdinOnce": False,
+    "tty": False,
+    "protocol": "TCP",
+    "defaultMode": 0o644,
+    "expirationSeconds": 3600,
+    "apiVersion": "v1",  # a fieldRef's
+    "medium": "",
+}
+
+
+def what_runs(pod_spec: Mapping[str, Any]) -> dict[str, Any]:
+    """What a pod (or a pod template) runs, as the fields that decide it: every field of
+    `pod_spec` but placement (`_PLACEMENT`) and the containers' resources (`_BOUNDS`), with
+    the server's defaults (`_DEFAULTS`), empty values and the deprecated `serviceAccount`
+    (the server's copy of `serviceAccountName`) left out. Two specs run the same thing
+    exactly when these are equal: images, commands, arguments, environment (and which
+    Secrets it comes from), service account, security contexts, volumes and their mounts,
+    init and ephemeral containers, DNS and host aliases, and any field not named here."""
+    spec = {k: v for k, v in pod_spec.items() if k not in _PLACEMENT}
+    if spec.get("serviceAccount") == spec.get("serviceAccountName"):
+        spec.pop("serviceAccount", None)
+    for kind in ("containers", "initContainers", "ephemeralContainers"):
+        if isinstance(spec.get(kind), list):
+            spec[kind] = [
+                {k: v for k, v in c.items() if k not in _BOUNDS} if isinstance(c, Mapping) else c
+                for c in spec[kind]
+            ]
+    normal = _without_defaults(spec)
+    return normal if isinstance(normal, dict) else {}
+
+
+def _without_defaults(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        kept = {}
+        for key, item in value.items():
+            item = _without_defaults(item)
+            if item in (None, {}, []) or (key in _DEFAULTS and item == _DEFAULTS[key]):
+                continue
+            kept[key] = item
+        return kept
+    if isinstance(value, list):
+        return [_without_defaults(item) for item in value]
+    return value
+
+
+def runs_digest(pod_spec: Mapping[str, Any]) -> str:
+    """A short stand-in for `what_runs(pod_spec)`: equal exactly when those are."""
+    return digest(what_runs(pod_spec))
+
+
+def job_runs(job: Mapping[str, Any]) -> str | None:
+    """`runs_digest` of a Job's pod template (a cached Job carries it); None when the Job's
+    spec is unknown or another controller than the Job controller manages it."""
+    if RUNS_DIGEST in job:
+        return str(job[RUNS_DIGEST]) if job[RUNS_DIGEST] else None
+    spec = job.get("spec")
+    if not isinstance(spec, Mapping) or spec.get("managedBy") not in (None, JOB_CONTROLLER):
+        return None
+    pod = (spec.get("template") or {}).get("spec")
+    return runs_digest(pod) if isinstance(pod, Mapping) else None
+
+
+def pod_runs(pod: Mapping[str, Any]) -> str | None:
+    """`runs_digest` of a pod's spec (a cached pod carries it); None when it is unknown."""
+    if RUNS_DIGEST in pod:
+        return str(pod[RUNS_DIGEST]) if pod[RUNS_DIGEST] else None
+    spec = pod.get("spec")
+    return runs_digest(spec) if isinstance(spec, Mapping) else None
+
+
+def runs_ours(
+    obj: Mapping[str, Any], owner_kind: str, owner_uid: str, runs: str | None, expected: str
+) -> bool:
+    """The decision: `obj` (a Job, a pod) is the store's purge work only if it has an owner
+    reference to our `owner_kind` of this uid *and* runs what the CronJob's template does
+    (`runs`, its `runs_digest`, equals `expected`, the render's)."""
+    return owned_by(obj, owner_kind, owner_uid) and runs is not None and runs == expected
+
+
+def partition_runs(
+    objs: Sequence[Mapping[str, Any]],
+    owner_kind: str,
+    owner_uid: str,
+    expected: str,
+    runs_of: Callable[[Mapping[str, Any]], str | None],
+) -> tuple[list[Mapping[str, Any]], list[str]]:
+    """The objects `runs_ours` counts, and the names of those with the owner reference that
+    it does not (each one claims to be our work and runs something else: worth naming)."""
+    ours: list[Mapping[str, Any]] = []
+    others: list[str] = []
+    for obj in objs:
+        if runs_ours(obj, owner_kind, owner_uid, runs_of(obj), expected):
+            ours.append(obj)
+        elif owned_by(obj, owner_kind, owner_uid):
+            others.append(str(obj["metadata"]["name"]))
+    return ours, others
 
 
 def owned_by(obj: Mapping[str, Any], kind: str, uid: str, *, controller: bool = False) -> bool:
@@ -128,12 +261,17 @@ def _instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def result_record(pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The purge's JSON result record from the newest pod's termination message, if any."""
+def result_record(
+    pods: Sequence[Mapping[str, Any]], container: str | None = None
+) -> Mapping[str, Any] | None:
+    """The purge's JSON result record from the newest pod's termination message, if any
+    (`container`: from the container of that name only, never a sidecar's)."""
     for pod in sorted(
         pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True
     ):
         for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            if container is not None and status.get("name") != container:
+                continue
             terminated = (status.get("state") or {}).get("terminated") or {}
             if terminated.get("message"):
                 try:
