@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from dataward.checks.purge_runs import (
+    job_runs_digest,
     missed_run,
     owned_by,
     partition_runs,
@@ -102,10 +103,11 @@ def test_ownership_is_by_uid_not_by_name() -> None:
     assert not owned_by(job, "CronJob", "u2")
 
 
-# The purge pod as rendered: what the CronJob describes.
-RENDERED: dict[str, Any] = render_purge_cronjob(
+# The purge Job and its pod as rendered: what the CronJob describes.
+RENDERED_JOB: dict[str, Any] = render_purge_cronjob(
     parse_store(samples.STORE), RenderSettings(), compliant=True
-)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+)["spec"]["jobTemplate"]["spec"]
+RENDERED: dict[str, Any] = RENDERED_JOB["template"]["spec"]
 EXPECTED = runs_digest(RENDERED)
 
 
@@ -215,3 +217,37 @@ def test_the_result_is_read_from_the_purge_container_only() -> None:
     assert result_record([pod], "purge") == {"result": "Failed"}
     sidecar_only = {**pod, "status": {"containerStatuses": pod["status"]["containerStatuses"][:1]}}
     assert result_record([sidecar_only], "purge") is None
+
+
+def _job_as_served() -> dict[str, Any]:
+    """The job template as the API server keeps it in a Job the CronJob controller made."""
+    job = copy.deepcopy(RENDERED_JOB)
+    job.update(
+        completions=1, parallelism=1, completionMode="NonIndexed", suspend=False,
+        manualSelector=False, podReplacementPolicy="TerminatingOrFailed",
+        managedBy="kubernetes.io/job-controller", ttlSecondsAfterFinished=100,
+        selector={"matchLabels": {"batch.kubernetes.io/controller-uid": "u"}},
+    )  # fmt: skip
+    job["template"]["spec"] = _as_served(RENDERED)
+    return job
+
+
+def test_a_faithful_job_runs_what_the_cronjob_describes() -> None:
+    assert job_runs_digest(_job_as_served()) == job_runs_digest(RENDERED_JOB)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"completions": 0},  # Complete at once, no pod
+        {"managedBy": "example.com/anything"},  # another controller says it finished
+        {"activeDeadlineSeconds": 1},  # Failed at once
+        {"podFailurePolicy": {"rules": [{"action": "Ignore", "onExitCodes": {
+            "operator": "In", "values": [1]}}]}},
+        {"suspend": True},
+    ],
+)
+def test_a_job_that_decides_otherwise_whether_its_pods_run_is_another_job(
+    change: dict[str, Any],
+) -> None:
+    assert job_runs_digest({**_job_as_served(), **change}) != job_runs_digest(RENDERED_JOB)

@@ -39,11 +39,16 @@ def _cluster() -> tuple[FakeKube, str]:
 
 
 def _template(kube: FakeKube) -> dict[str, Any]:
-    """The CronJob's pod template as the API server keeps it in a Job it made: the render's
+    """The CronJob's job template as the API server keeps it in a Job it made: the render's
     fields, and the server's defaults besides (which say nothing about what runs)."""
     cronjob = kube.objects[("CronJob", "crm", CRONJOB)]
-    template = copy.deepcopy(cronjob["spec"]["jobTemplate"]["spec"]["template"])
-    spec = template["spec"]
+    job = copy.deepcopy(cronjob["spec"]["jobTemplate"]["spec"])
+    job.update(
+        completions=1, parallelism=1, completionMode="NonIndexed", suspend=False,
+        podReplacementPolicy="TerminatingOrFailed", manualSelector=False,
+        selector={"matchLabels": {"batch.kubernetes.io/controller-uid": "generated"}},
+    )  # fmt: skip
+    spec = job["template"]["spec"]
     spec.update(
         dnsPolicy="ClusterFirst",
         schedulerName="default-scheduler",
@@ -53,22 +58,29 @@ def _template(kube: FakeKube) -> dict[str, Any]:
     for container in spec["containers"]:
         container.setdefault("terminationMessagePath", "/dev/termination-log")
         container.setdefault("terminationMessagePolicy", "File")
-    return template
+    return job
 
 
 def _busybox() -> dict[str, Any]:
-    """The forger's pod template: runs `true`, and succeeds."""
+    """The forger's Job spec: its pod runs `true`, and succeeds."""
     return {
-        "metadata": {"labels": dict(LABELS)},
-        "spec": {
-            "restartPolicy": "Never",
-            "containers": [{"name": "purge", "image": "busybox", "command": ["true"]}],
+        "backoffLimit": 0,
+        "template": {
+            "metadata": {"labels": dict(LABELS)},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "purge", "image": "busybox", "command": ["true"]}],
+            },
         },
     }
 
 
+def _busybox_pod() -> dict[str, Any]:
+    return dict(_busybox()["template"]["spec"])
+
+
 def _job(
-    kube: FakeKube, name: str, cronjob_uid: str, template: dict[str, Any], outcome: str,
+    kube: FakeKube, name: str, cronjob_uid: str, spec: dict[str, Any], outcome: str,
     minute: int,
 ) -> dict[str, Any]:
     """A finished Job with an owner reference to the store's CronJob, as a forger writes it
@@ -83,7 +95,7 @@ def _job(
                                  "uid": cronjob_uid, "controller": True,
                                  "blockOwnerDeletion": True}],
         },
-        "spec": {"template": copy.deepcopy(template)},
+        "spec": copy.deepcopy(spec),
         "status": {
             "startTime": f"2026-01-10T07:{minute:02d}:00Z",
             "completionTime": f"2026-01-10T07:{minute:02d}:30Z",
@@ -119,9 +131,9 @@ def _pod(
     })  # fmt: skip
 
 
-def _as_pod(template: dict[str, Any]) -> dict[str, Any]:
-    """A pod's spec made from `template`, with what the scheduler and admission add."""
-    spec = copy.deepcopy(template["spec"])
+def _as_pod(job: dict[str, Any]) -> dict[str, Any]:
+    """A pod's spec made from the Job's template, with what the scheduler and admission add."""
+    spec = copy.deepcopy(job["template"]["spec"])
     spec.update(
         nodeName="node-1",
         priority=0,
@@ -155,7 +167,7 @@ def test_a_forged_job_with_our_owner_reference_is_not_a_purge_run() -> None:
     """`busybox true`, owned by the CronJob (controller: true), its pod claiming 500 rows."""
     kube, uid = _cluster()
     forged = _job(kube, "forged", uid, _busybox(), "Complete", minute=0)
-    _pod(kube, "forged-x1", forged, _busybox()["spec"], {"purge": _record("Succeeded", 500)}, 0)
+    _pod(kube, "forged-x1", forged, _busybox_pod(), {"purge": _record("Succeeded", 500)}, 0)
     _reconcile(kube, minutes=1)
     assert conditions(kube)["PurgeSucceeded"] == ("True", "NoRunYet")
     assert "lastPurge" not in status(kube), "the forged run's result was recorded"
@@ -168,7 +180,7 @@ def test_a_forged_failure_does_not_replace_the_last_real_run() -> None:
     real = _job(kube, "real", uid, template, "Complete", minute=0)
     _pod(kube, "real-x1", real, _as_pod(template), {"purge": _record("Succeeded", 7)}, 0)
     forged = _job(kube, "forged", uid, _busybox(), "Failed", minute=30)
-    _pod(kube, "forged-x1", forged, _busybox()["spec"],
+    _pod(kube, "forged-x1", forged, _busybox_pod(),
          {"purge": _record("Failed", 0, reason="DatabaseUnreachable")}, 30)  # fmt: skip
     _reconcile(kube, minutes=1)
     assert conditions(kube)["PurgeSucceeded"] == ("True", "Succeeded")
@@ -194,7 +206,7 @@ def test_forged_runs_cannot_push_a_real_failure_out_of_the_verdict() -> None:
     _failed_real_run(kube, uid)
     del kube.objects[("Job", "crm", "real")], kube.objects[("Pod", "crm", "real-x1")]
     forged = _job(kube, "forged", uid, _busybox(), "Complete", minute=40)
-    _pod(kube, "forged-x1", forged, _busybox()["spec"], {"purge": _record("Succeeded", 9)}, 40)
+    _pod(kube, "forged-x1", forged, _busybox_pod(), {"purge": _record("Succeeded", 9)}, 40)
     _reconcile(kube, minutes=2)
     assert conditions(kube)["PurgeSucceeded"] == ("False", "DatabaseUnreachable")
     assert status(kube)["lastPurge"]["jobName"] == "real"
@@ -230,7 +242,7 @@ def test_a_forged_pod_in_a_real_run_cannot_report_its_result() -> None:
     real = _job(kube, "real", uid, template, "Complete", minute=0)
     _pod(kube, "real-x1", real, _as_pod(template),
          {"purge": _record("Failed", 0, reason="DatabaseUnreachable")}, 0)  # fmt: skip
-    _pod(kube, "real-zz", real, _busybox()["spec"], {"purge": _record("Succeeded", 900)}, 5)
+    _pod(kube, "real-zz", real, _busybox_pod(), {"purge": _record("Succeeded", 900)}, 5)
     _reconcile(kube, minutes=1)
     assert conditions(kube)["PurgeSucceeded"][0] == "False"
     assert status(kube)["lastPurge"]["result"] == "Failed"
@@ -281,12 +293,25 @@ def test_the_same_verdicts_through_the_caches() -> None:
     real = _job(kube, "real", uid, template, "Complete", minute=0)
     _pod(kube, "real-x1", real, _as_pod(template), {"purge": _record("Succeeded", 7)}, 0)
     forged = _job(kube, "forged", uid, _busybox(), "Failed", minute=30)
-    _pod(kube, "forged-x1", forged, _busybox()["spec"],
+    _pod(kube, "forged-x1", forged, _busybox_pod(),
          {"purge": _record("Failed", 0, reason="DatabaseUnreachable")}, 30)  # fmt: skip
-    _pod(kube, "real-zz", real, _busybox()["spec"], {"purge": _record("Failed", 0)}, 5)
+    _pod(kube, "real-zz", real, _busybox_pod(), {"purge": _record("Failed", 0)}, 5)
     _relist(caches)
     _reconciler(kube, caches).reconcile(KEY, now=T0 + timedelta(minutes=1))
     assert conditions(kube)["PurgeSucceeded"] == ("True", "Succeeded")
     assert status(kube)["lastPurge"]["rowsDeleted"] == 7
     message = _message(kube, "PurgeSucceeded")
     assert "forged" in message and "real-zz" in message
+
+
+def test_a_copy_that_finishes_without_running_a_pod_is_not_a_run() -> None:
+    """Our pod template exactly, but `completions: 0`: the Job controller marks such a Job
+    Complete at once, and no purge ever ran."""
+    kube, uid = _cluster()
+    hollow = _template(kube)
+    hollow["completions"] = 0
+    _job(kube, "hollow", uid, hollow, "Complete", minute=0)
+    _reconcile(kube, minutes=1)
+    assert conditions(kube)["PurgeSucceeded"] == ("True", "NoRunYet")
+    assert "lastPurge" not in status(kube)
+    assert "hollow" in _message(kube, "PurgeSucceeded")

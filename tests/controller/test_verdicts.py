@@ -241,7 +241,7 @@ def _run(kube: FakeKube, name: str, started: str, **status: Any) -> dict[str, An
     (a Job that runs anything else is no run of it, tests/controller/test_purge_forgery.py)."""
     cronjob = kube.objects[("CronJob", "crm", CRONJOB)]
     job = _job(name, cronjob["metadata"]["uid"], started, **status)
-    job["spec"] = {"template": copy.deepcopy(cronjob["spec"]["jobTemplate"]["spec"]["template"])}
+    job["spec"] = copy.deepcopy(cronjob["spec"]["jobTemplate"]["spec"])
     return job
 
 

@@ -26,8 +26,8 @@ JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 # Where a cached Job or pod keeps `runs_digest` of its pod spec, in place of the spec itself
 # (controller/cache.py): what it runs is all the purge verdict reads of the spec.
 RUNS_DIGEST = "runsDigest"
-# The Job controller's name in `spec.managedBy`: a Job another controller manages may be
-# marked finished by it without any pod having run.
+# The Job controller's name in `spec.managedBy` (its default): a Job another controller
+# manages may be marked finished by it without any pod having run.
 JOB_CONTROLLER = "kubernetes.io/job-controller"
 
 # Pod spec fields that decide where and when a pod runs (or with what pull credentials), not
@@ -105,16 +105,48 @@ def runs_digest(pod_spec: Mapping[str, Any]) -> str:
     return digest(what_runs(pod_spec))
 
 
+# Job spec fields that decide neither whether nor what its pods run: the selector the server
+# generates (its own uid), when a finished Job is deleted, and the pod template (`what_runs`).
+_JOB_UNDECIDING = frozenset({"selector", "ttlSecondsAfterFinished", "template"})
+# A Job spec's fields at the API server's default value, dropped on both sides.
+_JOB_DEFAULTS: Mapping[str, Any] = {
+    "completions": 1,
+    "parallelism": 1,
+    "completionMode": "NonIndexed",
+    "suspend": False,
+    "manualSelector": False,
+    "podReplacementPolicy": "TerminatingOrFailed",
+    "managedBy": JOB_CONTROLLER,
+}
+
+
+def what_job_runs(job_spec: Mapping[str, Any]) -> dict[str, Any]:
+    """What a Job (or a CronJob's job template) runs: its pod template's `what_runs`, and the
+    Job's own fields that decide whether pods run and when it is finished (completions: 0
+    finishes it with no pod; another `managedBy` lets another controller say it finished;
+    a deadline, back-off limit or pod failure policy of its own), defaults left out."""
+    job = {
+        k: v
+        for k, v in job_spec.items()
+        if k not in _JOB_UNDECIDING
+        and v not in (None, {}, [])
+        and not (k in _JOB_DEFAULTS and v == _JOB_DEFAULTS[k])
+    }
+    pod = (job_spec.get("template") or {}).get("spec")
+    return {"job": job, "pod": what_runs(pod) if isinstance(pod, Mapping) else None}
+
+
+def job_runs_digest(job_spec: Mapping[str, Any]) -> str:
+    """A short stand-in for `what_job_runs(job_spec)`: equal exactly when those are."""
+    return digest(what_job_runs(job_spec))
+
+
 def job_runs(job: Mapping[str, Any]) -> str | None:
-    """`runs_digest` of a Job's pod template (a cached Job carries it); None when the Job's
-    spec is unknown or another controller than the Job controller manages it."""
+    """`job_runs_digest` of a Job's spec (a cached Job carries it); None when it is unknown."""
     if RUNS_DIGEST in job:
         return str(job[RUNS_DIGEST]) if job[RUNS_DIGEST] else None
     spec = job.get("spec")
-    if not isinstance(spec, Mapping) or spec.get("managedBy") not in (None, JOB_CONTROLLER):
-        return None
-    pod = (spec.get("template") or {}).get("spec")
-    return runs_digest(pod) if isinstance(pod, Mapping) else None
+    return job_runs_digest(spec) if isinstance(spec, Mapping) else None
 
 
 def pod_runs(pod: Mapping[str, Any]) -> str | None:
@@ -130,7 +162,7 @@ def runs_ours(
 ) -> bool:
     """The decision: `obj` (a Job, a pod) is the store's purge work only if it has an owner
     reference to our `owner_kind` of this uid *and* runs what the CronJob's template does
-    (`runs`, its `runs_digest`, equals `expected`, the render's)."""
+    (`runs`, its `job_runs` or `pod_runs`, equals `expected`, the render's)."""
     return owned_by(obj, owner_kind, owner_uid) and runs is not None and runs == expected
 
 

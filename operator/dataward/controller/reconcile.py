@@ -73,6 +73,7 @@ from dataward.checks.purge_runs import (
     StuckRun,
     finished,
     job_runs,
+    job_runs_digest,
     last_purge_status,
     missed_run,
     newest_finished,
@@ -1843,10 +1844,9 @@ class Reconciler:
             listed = self.read.list("Job", store.namespace, selector)
         except KubeError as error:
             return PurgeRuns(error=f"jobs: HTTP {error.status}", recorded=recorded)
-        if not listed:
-            expected = ""  # nothing to compare: the render's digest is not needed
-        else:
-            expected = runs_digest(rendered["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+        template = rendered["spec"]["jobTemplate"]["spec"]
+        # The render's digest only when there is something to compare it with.
+        expected = job_runs_digest(template) if listed else ""
         jobs, not_ours = partition_runs(listed, "CronJob", uid, expected, job_runs)
         deadline = self._stuck_after()
         stuck = stuck_run(jobs, now, deadline)
@@ -1865,7 +1865,7 @@ class Reconciler:
                 self.read.list("Pod", store.namespace, f"{JOB_NAME_LABEL}={job_name}"),
                 "Job",
                 str(job["metadata"].get("uid", "")),
-                expected,
+                runs_digest(template["template"]["spec"]),
                 pod_runs,
             )
         except KubeError as error:
