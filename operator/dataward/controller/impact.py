@@ -20,7 +20,17 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from dataward.checks.purge_runs import JOB_NAME_LABEL, finished, owned_by, result_record
+from dataward.checks.purge_runs import (
+    JOB_NAME_LABEL,
+    finished,
+    job_runs,
+    job_runs_digest,
+    partition_runs,
+    pod_runs,
+    result_record,
+    runs_digest,
+    runs_ours,
+)
 from dataward.controller.kube import Kube, KubeError
 from dataward.model.errors import ModelError
 from dataward.model.policy import parse_policy
@@ -36,7 +46,7 @@ from dataward.model.revisions import (
 from dataward.model.store import Store
 from dataward.render import RenderSettings
 from dataward.render.labels import STORE_KIND, store_selector
-from dataward.render.purge_job import preview_job_name, render_preview_job
+from dataward.render.purge_job import CONTAINER_NAME, preview_job_name, render_preview_job
 
 log = logging.getLogger("dataward.controller.impact")
 
@@ -166,21 +176,27 @@ def observe_preview(
                         "message": f"cannot create Job {name} (HTTP {error.status})."}  # fmt: skip
         return preview_status(generation, name, None, None)
     job = jobs[0]
-    if not owned_by(job, STORE_KIND, store.uid):
-        # Never adopt: a Job of that name the operator did not create cannot say the counts.
+    rendered = render_preview_job(store, settings, generation)["spec"]
+    if not runs_ours(job, STORE_KIND, store.uid, job_runs(job), job_runs_digest(rendered)):
+        # Never adopt: a Job of that name the operator did not create cannot say the counts,
+        # nor one with the store's owner reference (anyone may write one) that runs anything
+        # but the preview (checks/purge_runs.py `what_job_runs`).
         return {"policyGeneration": generation, "jobName": name, "state": FAILED,
                 "reason": "NotOwned",
-                "message": f"Job {name} is not this store's; delete it."}  # fmt: skip
+                "message": f"Job {name} is not this store's preview (its owner, or what it "
+                           "runs); delete it."}  # fmt: skip
     outcome = finished(job)
     if outcome is None:
         return preview_status(generation, name, None, None)
     try:
-        pods = [
-            pod
-            for pod in read.list("Pod", store.namespace, f"{JOB_NAME_LABEL}={name}")
-            if owned_by(pod, "Job", str(job["metadata"].get("uid", "")))
-        ]
+        pods, _ = partition_runs(
+            read.list("Pod", store.namespace, f"{JOB_NAME_LABEL}={name}"),
+            "Job",
+            str(job["metadata"].get("uid", "")),
+            runs_digest(rendered["template"]["spec"]),
+            pod_runs,
+        )
     except KubeError as error:
         return {"policyGeneration": generation, "jobName": name, "state": WAITING,
                 "message": f"cannot list the Job's pods (HTTP {error.status})."}  # fmt: skip
-    return preview_status(generation, name, outcome, result_record(pods))
+    return preview_status(generation, name, outcome, result_record(pods, CONTAINER_NAME))
