@@ -22,13 +22,12 @@ from typing import Any
 
 from dataward.checks.purge_runs import (
     JOB_NAME_LABEL,
+    expected_runs,
     finished,
     job_runs,
-    job_runs_digest,
     partition_runs,
     pod_runs,
     result_record,
-    runs_digest,
     runs_ours,
 )
 from dataward.controller.kube import Kube, KubeError
@@ -176,8 +175,8 @@ def observe_preview(
                         "message": f"cannot create Job {name} (HTTP {error.status})."}  # fmt: skip
         return preview_status(generation, name, None, None)
     job = jobs[0]
-    rendered = render_preview_job(store, settings, generation)["spec"]
-    if not runs_ours(job, STORE_KIND, store.uid, job_runs(job), job_runs_digest(rendered)):
+    expected, expected_pod = expected_runs(render_preview_job(store, settings, generation)["spec"])
+    if not runs_ours(job, STORE_KIND, store.uid, job_runs(job), expected):
         # Never adopt: a Job of that name the operator did not create cannot say the counts,
         # nor one with the store's owner reference (anyone may write one) that runs anything
         # but the preview (checks/purge_runs.py `what_job_runs`).
@@ -193,7 +192,7 @@ def observe_preview(
             read.list("Pod", store.namespace, f"{JOB_NAME_LABEL}={name}"),
             "Job",
             str(job["metadata"].get("uid", "")),
-            runs_digest(rendered["template"]["spec"]),
+            expected_pod,
             pod_runs,
         )
     except KubeError as error:

@@ -71,9 +71,9 @@ from dataward.checks.purge import naming_runs_not_counted, purge_scheduled, purg
 from dataward.checks.purge_runs import (
     JOB_NAME_LABEL,
     StuckRun,
+    expected_runs,
     finished,
     job_runs,
-    job_runs_digest,
     last_purge_status,
     missed_run,
     newest_finished,
@@ -81,7 +81,6 @@ from dataward.checks.purge_runs import (
     partition_runs,
     pod_runs,
     result_record,
-    runs_digest,
     stuck_at,
     stuck_run,
 )
@@ -1844,9 +1843,10 @@ class Reconciler:
             listed = self.read.list("Job", store.namespace, selector)
         except KubeError as error:
             return PurgeRuns(error=f"jobs: HTTP {error.status}", recorded=recorded)
-        template = rendered["spec"]["jobTemplate"]["spec"]
-        # The render's digest only when there is something to compare it with.
-        expected = job_runs_digest(template) if listed else ""
+        # The render's digests only when there is something to compare them with.
+        expected, expected_pod = (
+            expected_runs(rendered["spec"]["jobTemplate"]["spec"]) if listed else ("", "")
+        )
         jobs, not_ours = partition_runs(listed, "CronJob", uid, expected, job_runs)
         deadline = self._stuck_after()
         stuck = stuck_run(jobs, now, deadline)
@@ -1865,7 +1865,7 @@ class Reconciler:
                 self.read.list("Pod", store.namespace, f"{JOB_NAME_LABEL}={job_name}"),
                 "Job",
                 str(job["metadata"].get("uid", "")),
-                runs_digest(template["template"]["spec"]),
+                expected_pod,
                 pod_runs,
             )
         except KubeError as error:
