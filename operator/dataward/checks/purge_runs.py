@@ -88,12 +88,16 @@ def what_runs(pod_spec: Mapping[str, Any]) -> dict[str, Any]:
     return normal if isinstance(normal, dict) else {}
 
 
+_SCALARS = frozenset({str, int, bool, float, type(None)})
+
+
 def _without_defaults(value: Any) -> Any:
     # `type() is` first: decoded JSON is dicts and lists, and an ABC check costs more.
     if type(value) is dict or (type(value) is not list and isinstance(value, Mapping)):
         kept = {}
         for key, item in value.items():
-            if type(item) is dict or type(item) is list or isinstance(item, Mapping):
+            kind = type(item)
+            if kind is dict or kind is list or (kind not in _SCALARS and isinstance(item, Mapping)):
                 item = _without_defaults(item)
                 if not item:
                     continue  # an empty value is the absent one
