@@ -207,7 +207,7 @@ def test_the_result_is_read_from_the_purge_container_only() -> None:
     def terminated(name: str, record: dict[str, Any]) -> dict[str, Any]:
         return {"name": name, "state": {"terminated": {"message": json.dumps(record)}}}
 
-    pod = {
+    pod: dict[str, Any] = {
         "metadata": {"name": "p", "creationTimestamp": "2026-03-02T03:17:00Z"},
         "status": {"containerStatuses": [
             terminated("sidecar", {"result": "Succeeded"}),

@@ -26,7 +26,7 @@ JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
 
 def _reconcile(kube: FakeKube, minutes: int = 0, image: str | None = None) -> None:
-    render = RenderSettings(**({"image": image} if image else {}))
+    render = RenderSettings(image=image) if image else RenderSettings()
     reconciler = Reconciler(kube, ReconcileSettings(render=render))  # type: ignore[arg-type]
     reconciler.reconcile(KEY, now=T0 + timedelta(minutes=minutes))
 
@@ -42,7 +42,7 @@ def _template(kube: FakeKube) -> dict[str, Any]:
     """The CronJob's job template as the API server keeps it in a Job it made: the render's
     fields, and the server's defaults besides (which say nothing about what runs)."""
     cronjob = kube.objects[("CronJob", "crm", CRONJOB)]
-    job = copy.deepcopy(cronjob["spec"]["jobTemplate"]["spec"])
+    job: dict[str, Any] = copy.deepcopy(cronjob["spec"]["jobTemplate"]["spec"])
     job.update(
         completions=1, parallelism=1, completionMode="NonIndexed", suspend=False,
         podReplacementPolicy="TerminatingOrFailed", manualSelector=False,
@@ -133,7 +133,7 @@ def _pod(
 
 def _as_pod(job: dict[str, Any]) -> dict[str, Any]:
     """A pod's spec made from the Job's template, with what the scheduler and admission add."""
-    spec = copy.deepcopy(job["template"]["spec"])
+    spec: dict[str, Any] = copy.deepcopy(job["template"]["spec"])
     spec.update(
         nodeName="node-1",
         priority=0,
