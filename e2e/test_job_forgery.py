@@ -108,15 +108,20 @@ def _finish_as_node(plane: ControlPlane, namespace: str, pod: str, message: str)
     )  # fmt: skip
 
 
-def _named(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
-    """Wait until PurgeSucceeded names `name` as not counted; the store."""
+def _seen(plane: ControlPlane, namespace: str, name: str, real: str) -> dict[str, Any]:
+    """Wait until the store's status shows the operator has judged `name`: PurgeSucceeded
+    names it as not counted, or status.lastPurge no longer names the real run (which is
+    what the operator did before it compared what a run runs); the store."""
 
     def check() -> dict[str, Any] | None:
         store = get(plane, "pds", STORE, namespace)
         message = condition(store, "PurgeSucceeded").get("message", "")
-        return store if "Not counted" in message and name in message else None
+        last = ((store or {}).get("status") or {}).get("lastPurge") or {}
+        named = "Not counted" in message and name in message
+        moved = last.get("jobName") != real or last.get("rowsDeleted") != 30
+        return store if named or moved else None
 
-    store = wait_for(check, timeout=60, message=f"PurgeSucceeded names {name} as not counted")
+    store = wait_for(check, timeout=60, message=f"the operator judges {name}")
     assert store is not None
     return store
 
@@ -170,10 +175,11 @@ def test_jobs_and_pods_that_claim_our_cronjob_but_run_something_else_say_nothing
         .get("succeeded"),
         timeout=60, message="the Job controller finishes the forged Job",
     )  # fmt: skip
-    store = _named(plane, namespace, "purge-forged")
-    assert store["status"]["lastPurge"]["jobName"] == real
+    store = _seen(plane, namespace, "purge-forged", real)
+    assert store["status"]["lastPurge"]["jobName"] == real, "the forged Job became the run"
     assert store["status"]["lastPurge"]["rowsDeleted"] == 30
     assert condition(store, "PurgeSucceeded")["reason"] == "Succeeded"
+    assert "purge-forged" in condition(store, "PurgeSucceeded")["message"]
 
     # Mallory's pod in the real run: the real Job's uid, a newer pod, a failure claimed.
     job = get(plane, "job", real, namespace)
@@ -192,7 +198,7 @@ def test_jobs_and_pods_that_claim_our_cronjob_but_run_something_else_say_nothing
     _finish_as_node(
         plane, namespace, f"{real}-zzzzz", _record("Failed", 0, reason="DatabaseUnreachable")
     )
-    store = _named(plane, namespace, f"{real}-zzzzz")
-    assert condition(store, "PurgeSucceeded")["status"] == "True"
-    assert store["status"]["lastPurge"]["result"] == "Succeeded"
+    store = _seen(plane, namespace, f"{real}-zzzzz", real)
+    assert store["status"]["lastPurge"]["result"] == "Succeeded", "the forged pod spoke"
     assert store["status"]["lastPurge"]["rowsDeleted"] == 30
+    assert condition(store, "PurgeSucceeded")["status"] == "True"
