@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from dataward.checks.observed import LastPurge, ObservedObject, unreadable_purge_fields
-from dataward.checks.purge import purge_scheduled, purge_succeeded
+from dataward.checks.purge import naming_runs_not_counted, purge_scheduled, purge_succeeded
 from dataward.model.compliance import Finding
 from dataward.model.store import parse_store
 from dataward.render.purge_job import render_purge_cronjob
@@ -152,3 +152,13 @@ def test_a_garbled_last_purge_is_no_result_record_never_a_result_nor_no_run() ->
         {"result": "Succeeded", "rowsDeleted": 0, "dryRun": False, "oldestExpiredAgeSeconds": 1.5,
          "cutoff": "2025-01-10T03:17:00Z", "tables": "not a field of lastPurge"}
     ) == []  # fmt: skip
+
+
+def test_runs_not_counted_are_named_a_few_at_a_time_and_change_no_verdict() -> None:
+    condition = purge_succeeded(None)
+    named = naming_runs_not_counted(condition, ["j-5", "j-1", "j-3", "j-2", "j-4"])
+    assert (named.status, named.reason) == (condition.status, condition.reason)
+    assert named.message.startswith(condition.message)
+    assert "j-1, j-2, j-3 and 2 more" in named.message
+    assert "j-4" not in named.message
+    assert naming_runs_not_counted(condition, []) == condition

@@ -1,17 +1,31 @@
-"""Purge runs from Jobs and CronJobs as listed: stuck, missed, owned."""
+"""Purge runs from Jobs and CronJobs as listed: stuck, missed, owned, what they run."""
 
 from __future__ import annotations
 
+import copy
+import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from dataward.checks.purge_runs import (
+    job_runs_digest,
     last_purge_status,
     missed_run,
     owned_by,
+    partition_runs,
+    result_record,
+    runs_digest,
+    runs_ours,
     stuck_at,
     stuck_run,
 )
+from dataward.model.store import parse_store
+from dataward.render.purge_job import render_purge_cronjob
+from dataward.render.settings import RenderSettings
+from tests.model import samples
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 GRACE = timedelta(minutes=15)
@@ -108,3 +122,153 @@ def test_a_garbled_result_record_is_not_copied_to_status() -> None:
     assert (failed["result"], failed["reason"]) == ("Failed", "JobFailed")
     good = {"result": "Succeeded", "rowsDeleted": 3, "dryRun": False}
     assert last_purge_status("run-1", "Complete", good, job) == {**good, "jobName": "run-1"}
+
+
+# The purge Job and its pod as rendered: what the CronJob describes.
+RENDERED_JOB: dict[str, Any] = render_purge_cronjob(
+    parse_store(samples.STORE), RenderSettings(), compliant=True
+)["spec"]["jobTemplate"]["spec"]
+RENDERED: dict[str, Any] = RENDERED_JOB["template"]["spec"]
+EXPECTED = runs_digest(RENDERED)
+
+
+def _as_served(spec: dict[str, Any]) -> dict[str, Any]:
+    """`spec` as the API server keeps it in a Job's template and then in its pod: defaults
+    filled in, and what the scheduler and admission add. None of it changes what runs."""
+    served = copy.deepcopy(spec)
+    served.update(
+        dnsPolicy="ClusterFirst", schedulerName="default-scheduler",
+        terminationGracePeriodSeconds=30, serviceAccount=spec["serviceAccountName"],
+        securityContext={**spec["securityContext"]}, nodeName="node-1", priority=0,
+        preemptionPolicy="PreemptLowerPriority", imagePullSecrets=[{"name": "registry"}],
+        tolerations=[{"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                      "effect": "NoExecute", "tolerationSeconds": 300}],
+    )  # fmt: skip
+    container = served["containers"][0]
+    container["resources"]["requests"]["ephemeral-storage"] = "64Mi"  # requests from limits
+    container["resizePolicy"] = [{"resourceName": "cpu", "restartPolicy": "NotRequired"}]
+    container["securityContext"]["procMount"] = "Default"
+    return served
+
+
+def test_what_a_faithful_copy_runs_is_what_the_cronjob_describes() -> None:
+    assert runs_digest(_as_served(RENDERED)) == EXPECTED
+
+
+CHANGES: dict[str, Callable[[dict[str, Any]], None]] = {
+    "image": lambda s: s["containers"][0].update(image="busybox"),
+    "command": lambda s: s["containers"][0].update(command=["sh", "-c", "true"]),
+    "args": lambda s: s["containers"][0].update(args=["purge", "--store", "crm/other"]),
+    "an env var more (a termination log elsewhere)": lambda s: s["containers"][0]["env"].append(
+        {"name": "DATAWARD_TERMINATION_LOG", "value": "/x"}
+    ),
+    "credentials from another Secret": lambda s: s["containers"][0]["env"][1]["valueFrom"][
+        "secretKeyRef"
+    ].update(name="attacker-db"),
+    "envFrom": lambda s: s["containers"][0].update(envFrom=[{"configMapRef": {"name": "x"}}]),
+    "service account": lambda s: s.update(serviceAccountName="default"),
+    "pod security context": lambda s: s["securityContext"].update(runAsUser=0),
+    "container security context": lambda s: s["containers"][0]["securityContext"].update(
+        privileged=True
+    ),
+    "a sidecar": lambda s: s["containers"].append({"name": "x", "image": "busybox"}),
+    "an init container": lambda s: s.update(initContainers=[{"name": "x", "image": "busybox"}]),
+    "an ephemeral container": lambda s: s.update(
+        ephemeralContainers=[{"name": "debug", "image": "busybox", "targetContainerName": "purge"}]
+    ),
+    "a post-start hook": lambda s: s["containers"][0].update(
+        lifecycle={"postStart": {"exec": {"command": ["sh", "-c", "echo {} > /dev/x"]}}}
+    ),
+    "the database's name resolved elsewhere": lambda s: s.update(
+        hostAliases=[{"ip": "10.0.0.66", "hostnames": ["crm-postgres"]}]
+    ),
+    "another resolver": lambda s: s.update(
+        dnsPolicy="None", dnsConfig={"nameservers": ["192.0.2.1"]}
+    ),
+    "the host's network": lambda s: s.update(hostNetwork=True),
+    "shared process namespace": lambda s: s.update(shareProcessNamespace=True),
+    "a volume changed": lambda s: s["volumes"][1].update(emptyDir=None, hostPath={"path": "/"}),
+    "a termination message from logs": lambda s: s["containers"][0].update(
+        terminationMessagePolicy="FallbackToLogsOnError"
+    ),
+    "a field this code does not know": lambda s: s.update(somethingNew={"enabled": True}),
+}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_a_pod_that_runs_anything_else_runs_something_else(change: str) -> None:
+    forged = _as_served(RENDERED)
+    CHANGES[change](forged)
+    assert runs_digest(forged) != EXPECTED
+
+
+def _owned(kind: str, uid: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    refs = [{"kind": kind, "name": "x", "uid": uid, "controller": True}]
+    return {"metadata": {"name": name, "ownerReferences": refs}, "spec": spec}
+
+
+def test_only_a_pod_of_ours_that_runs_our_purge_is_ours() -> None:
+    def runs(pod: Any) -> str:
+        return runs_digest(pod["spec"])
+
+    busybox = {"containers": [{"name": "purge", "image": "busybox", "command": ["true"]}]}
+    ours = _owned("Job", "j1", "ours", _as_served(RENDERED))
+    forged = _owned("Job", "j1", "forged", busybox)
+    stranger = _owned("Job", "j2", "stranger", _as_served(RENDERED))
+    assert runs_ours(ours, "Job", "j1", runs(ours), EXPECTED)
+    assert not runs_ours(forged, "Job", "j1", runs(forged), EXPECTED)
+    assert not runs_ours(stranger, "Job", "j1", runs(stranger), EXPECTED)
+    assert not runs_ours(ours, "Job", "j1", None, EXPECTED), "an unknown spec proves nothing"
+    counted, named = partition_runs([ours, forged, stranger], "Job", "j1", EXPECTED, runs)
+    assert [p["metadata"]["name"] for p in counted] == ["ours"]
+    assert named == ["forged"]  # the stranger claims nothing of ours
+
+
+def test_the_result_is_read_from_the_purge_container_only() -> None:
+    def terminated(name: str, record: dict[str, Any]) -> dict[str, Any]:
+        return {"name": name, "state": {"terminated": {"message": json.dumps(record)}}}
+
+    pod: dict[str, Any] = {
+        "metadata": {"name": "p", "creationTimestamp": "2026-03-02T03:17:00Z"},
+        "status": {"containerStatuses": [
+            terminated("sidecar", {"result": "Succeeded"}),
+            terminated("purge", {"result": "Failed"}),
+        ]},
+    }  # fmt: skip
+    assert result_record([pod], "purge") == {"result": "Failed"}
+    sidecar_only = {**pod, "status": {"containerStatuses": pod["status"]["containerStatuses"][:1]}}
+    assert result_record([sidecar_only], "purge") is None
+
+
+def _job_as_served() -> dict[str, Any]:
+    """The job template as the API server keeps it in a Job the CronJob controller made."""
+    job = copy.deepcopy(RENDERED_JOB)
+    job.update(
+        completions=1, parallelism=1, completionMode="NonIndexed", suspend=False,
+        manualSelector=False, podReplacementPolicy="TerminatingOrFailed",
+        managedBy="kubernetes.io/job-controller", ttlSecondsAfterFinished=100,
+        selector={"matchLabels": {"batch.kubernetes.io/controller-uid": "u"}},
+    )  # fmt: skip
+    job["template"]["spec"] = _as_served(RENDERED)
+    return job
+
+
+def test_a_faithful_job_runs_what_the_cronjob_describes() -> None:
+    assert job_runs_digest(_job_as_served()) == job_runs_digest(RENDERED_JOB)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"completions": 0},  # Complete at once, no pod
+        {"managedBy": "example.com/anything"},  # another controller says it finished
+        {"activeDeadlineSeconds": 1},  # Failed at once
+        {"podFailurePolicy": {"rules": [{"action": "Ignore", "onExitCodes": {
+            "operator": "In", "values": [1]}}]}},
+        {"suspend": True},
+    ],
+)
+def test_a_job_that_decides_otherwise_whether_its_pods_run_is_another_job(
+    change: dict[str, Any],
+) -> None:
+    assert job_runs_digest({**_job_as_served(), **change}) != job_runs_digest(RENDERED_JOB)

@@ -13,6 +13,7 @@ from typing import Any, cast
 from prometheus_client.parser import text_string_to_metric_families
 
 from dataward.checks.observed import ObservedBinding, RbacSnapshot
+from dataward.checks.purge_runs import job_runs, pod_runs
 from dataward.controller.cache import CachedKind, Caches, Informer, slim
 from dataward.controller.kube import RESOURCES, Kube, KubeError
 from dataward.controller.metrics import STORES, exposition
@@ -137,13 +138,37 @@ def test_cached_objects_lose_managed_fields_but_a_cronjob_keeps_who_changed_it()
         {"manager": "dataward", "time": "2026-01-01T00:00:00Z"}]
     role = slim("Role", {"metadata": {"name": "r", "managedFields": managed}, "rules": []})
     assert "managedFields" not in role["metadata"]
-    pod = slim("Pod", {
+    full = {
         "metadata": {"name": "p"},
         "spec": {"containers": [{"name": "purge", "env": [{"name": "X", "value": "y"}]}]},
-        "status": {"containerStatuses": [{"state": {"terminated": {"message": "{}"}}}]},
-    })  # fmt: skip
+        "status": {"containerStatuses": [
+            {"name": "purge", "image": "i", "state": {"terminated": {"message": "{}"}}}]},
+    }  # fmt: skip
+    pod = slim("Pod", full)
     assert "spec" not in pod
-    assert pod["status"] == {"containerStatuses": [{"state": {"terminated": {"message": "{}"}}}]}
+    assert pod["status"] == {
+        "containerStatuses": [{"name": "purge", "state": {"terminated": {"message": "{}"}}}]
+    }
+    # What it runs is kept as the digest a full read gives, and tells another spec apart.
+    other = {**full, "spec": {"containers": [{"name": "purge", "env": []}]}}
+    assert pod_runs(pod) == pod_runs(full) != pod_runs(other)
+
+
+def test_a_cached_job_keeps_what_it_runs() -> None:
+    job = {
+        "metadata": {"name": "j"},
+        "spec": {"template": {"spec": {"containers": [{"name": "purge", "image": "a"}]}}},
+        "status": {"succeeded": 1},
+    }
+    cached = slim("Job", job)
+    assert "spec" not in cached and cached["status"] == {"succeeded": 1}
+    assert job_runs(cached) == job_runs(job) is not None
+    forged = {**job, "spec": {"template": {"spec": {"containers": [{"name": "purge",
+                                                                    "image": "busybox"}]}}}}
+    assert job_runs(slim("Job", forged)) != job_runs(cached)
+    # A Job another controller manages can be marked finished with no pod run.
+    managed = {**job, "spec": {**job["spec"], "managedBy": "example.com/fake"}}
+    assert job_runs(slim("Job", managed)) != job_runs(cached)
 
 
 def _event_keys(kind: str, obj: dict[str, Any], caches: Caches, kube: ListingKube) -> Any:

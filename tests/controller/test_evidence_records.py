@@ -14,7 +14,7 @@ from typing import Any
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from dataward.evidence.payloads import validate
 from tests.controller.test_reconcile import KEY, RING, T0, conditions
-from tests.controller.test_verdicts import CRONJOB, _cluster, _job
+from tests.controller.test_verdicts import _cluster, _run
 
 
 class Sink:
@@ -70,10 +70,9 @@ def test_a_finished_purge_run_is_recorded_once() -> None:
     kube, sink = _cluster(), Sink()
     reconciler = _reconciler(kube, sink)
     reconciler.reconcile(KEY, now=T0)
-    uid = kube.objects[("CronJob", "crm", CRONJOB)]["metadata"]["uid"]
     kube._store(
-        _job(
-            "run-1", uid, "2026-01-10T03:17:00Z",
+        _run(
+            kube, "run-1", "2026-01-10T03:17:00Z",
             conditions=[{"type": "Failed", "status": "True"}],
             completionTime="2026-01-10T03:18:00Z",
         )

@@ -46,7 +46,8 @@ def jobs(kube: FakeKube) -> list[dict[str, Any]]:
 
 
 def finish(kube: FakeKube, record: dict[str, Any] | None, outcome: str = "Complete") -> None:
-    """What the Job controller and a kubelet leave: the Job finished, its pod's message."""
+    """What the Job controller and a kubelet leave: the Job finished, its pod (made from the
+    Job's template) and the pod's message."""
     job = kube.objects[("Job", "crm", JOB)]
     job["status"] = {"conditions": [{"type": outcome, "status": "True"}]}
     terminated = {"exitCode": 0}
@@ -58,6 +59,7 @@ def finish(kube: FakeKube, record: dict[str, Any] | None, outcome: str = "Comple
                      "labels": {"batch.kubernetes.io/job-name": JOB},
                      "ownerReferences": [{"kind": "Job", "uid": job["metadata"]["uid"]}],
                      "creationTimestamp": "2026-01-10T00:00:00Z"},
+        "spec": copy.deepcopy((job.get("spec") or {}).get("template", {}).get("spec", {})),
         "status": {"containerStatuses": [{"name": "purge",
                                           "state": {"terminated": terminated}}]},
     })
@@ -201,3 +203,34 @@ def test_a_failed_preview_with_a_reason_the_crd_would_refuse_keeps_the_fallback(
     reconciler.reconcile(KEY, now=T0)
     store = kube.objects[("PersonalDataStore", "crm", "support-inquiries")]
     assert store["status"]["impactPreview"]["reason"] == "PreviewFailed"
+
+
+def test_a_preview_job_forged_before_the_operator_makes_it_cannot_let_a_large_cut_pass() -> None:
+    """Whoever may create Jobs writes the preview's name first, with the store's owner
+    reference (its uid is readable) and a container that reports a small cut."""
+    kube, reconciler = setup()
+    store = kube.objects[("PersonalDataStore", "crm", "support-inquiries")]
+    kube._store({"apiVersion": "batch/v1", "kind": "Job",
+                 "metadata": {"name": JOB, "namespace": "crm",
+                              "labels": {"app.kubernetes.io/managed-by": "dataward",
+                                         "dataward.io/store": "support-inquiries"},
+                              "ownerReferences": [{"apiVersion": "dataward.io/v1alpha1",
+                                                   "kind": "PersonalDataStore",
+                                                   "name": "support-inquiries",
+                                                   "uid": store["metadata"]["uid"],
+                                                   "controller": True}]},
+                 "spec": {"backoffLimit": 0, "template": {"spec": {
+                     "restartPolicy": "Never",
+                     "containers": [{"name": "purge", "image": "busybox",
+                                     "command": ["true"]}]}}}})  # fmt: skip
+    finish(kube, counted(3))
+    reconciler.reconcile(KEY, now=T0)
+    reconciler.reconcile_policy(POLICY, now=T0)
+    preview = kube.objects[("PersonalDataStore", "crm", "support-inquiries")]["status"][
+        "impactPreview"
+    ]
+    assert (preview["state"], preview["reason"]) == ("Failed", "NotOwned")
+    pending = policy_object(kube)["status"]["revisions"]["pending"]
+    assert pending["impactVerdict"] == "Unknown"
+    reconciler.reconcile_policy(POLICY, now=TAKES_EFFECT)
+    assert policy_condition(kube)[0] == "False", "the revision took effect on a forged count"

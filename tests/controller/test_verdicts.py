@@ -236,11 +236,19 @@ def _job(name: str, owner_uid: str, started: str, **status: Any) -> dict[str, An
     }  # fmt: skip
 
 
+def _run(kube: FakeKube, name: str, started: str, **status: Any) -> dict[str, Any]:
+    """A Job the store's CronJob made: its owner reference, and the CronJob's pod template
+    (a Job that runs anything else is no run of it, tests/controller/test_purge_forgery.py)."""
+    cronjob = kube.objects[("CronJob", "crm", CRONJOB)]
+    job = _job(name, cronjob["metadata"]["uid"], started, **status)
+    job["spec"] = copy.deepcopy(cronjob["spec"]["jobTemplate"]["spec"])
+    return job
+
+
 def test_a_purge_run_stuck_past_its_deadline_is_named() -> None:
     kube = _cluster()
     _reconcile(kube)
-    uid = kube.objects[("CronJob", "crm", CRONJOB)]["metadata"]["uid"]
-    kube._store(_job("stuck-run", uid, "2026-01-10T04:00:00Z", active=1))
+    kube._store(_run(kube, "stuck-run", "2026-01-10T04:00:00Z", active=1))
     _reconcile(kube, minutes=1)
     assert conditions(kube)["PurgeSucceeded"] == ("False", "PurgeRunStuck")
     message = next(c for c in status(kube)["conditions"] if c["type"] == "PurgeSucceeded")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,8 @@ from dataward.checks.observed import LastPurge, ObservedObject
 from dataward.checks.purge_runs import StuckRun
 from dataward.keys.ring import format_time
 from dataward.model.compliance import Finding
+
+NOT_COUNTED_NAMED = 3  # how many runs not counted a PurgeSucceeded message names
 
 
 def purge_scheduled(
@@ -163,4 +166,21 @@ def purge_succeeded(
         reason,
         f"The purge{started} ended with {last.result}{detail} Read the purge Job's "
         "termination message, fix the cause, and the next scheduled run retries.",
+    )
+
+
+def naming_runs_not_counted(condition: Condition, not_counted: Sequence[str]) -> Condition:
+    """PurgeSucceeded with the Jobs and pods named that claim to be the store's purge work
+    (an owner reference to its CronJob or to its purge Job) but do not run what the CronJob
+    describes: the verdict ignores them, the message says so (their names only)."""
+    if not not_counted:
+        return condition
+    shown = ", ".join(sorted(not_counted)[:NOT_COUNTED_NAMED])
+    more = len(not_counted) - NOT_COUNTED_NAMED
+    named = shown + (f" and {more} more" if more > 0 else "")
+    return replace(
+        condition,
+        message=f"{condition.message} Not counted as purge runs: {named}, with an owner "
+        "reference to the store's purge but not running its CronJob's pod template (made "
+        "from an earlier template, or by someone else).",
     )

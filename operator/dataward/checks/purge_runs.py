@@ -1,24 +1,213 @@
 """The purge runs of a store, from its Jobs and their pods: pure functions of what was listed.
 
-Only Jobs that the store's own CronJob created count (an owner reference to its uid), and
-only pods of such a Job (an owner reference to the Job's uid): a Job someone else labelled
-as the store's purge cannot forge `status.lastPurge`.
+A Job counts as one of the store's purge runs only if it has an owner reference to the
+store's CronJob *and* its pod template runs what the CronJob's job template describes
+(`what_runs`, compared with the render's); a pod's result is read only from a pod that has an
+owner reference to such a Job and runs that same thing, and only from its purge container.
+An owner reference alone proves nothing: whoever may create Jobs (or pods) in the namespace
+can write one to any uid they can read, `controller: true` included. A Job that runs exactly
+the CronJob's template runs the store's purge, whoever created it, so it is sound to count.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
 
 from dataward.checks.observed import unreadable_purge_fields, unreadable_purge_message
 from dataward.model.cron import parse_cron
 from dataward.model.errors import ModelError
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+# Where a cached Job or pod keeps `runs_digest` of its pod spec, in place of the spec itself
+# (controller/cache.py): what it runs is all the purge verdict reads of the spec.
+RUNS_DIGEST = "runsDigest"
+# The Job controller's name in `spec.managedBy` (its default): a Job another controller
+# manages may be marked finished by it without any pod having run.
+JOB_CONTROLLER = "kubernetes.io/job-controller"
+
+# Pod spec fields that decide where and when a pod runs (or with what pull credentials), not
+# what it runs: the scheduler and admission fill them in on a Job's pods, and a copy that
+# differs only in them runs the same purge. Every other field counts, unknown ones included.
+_PLACEMENT = frozenset({
+    "nodeName", "nodeSelector", "affinity", "tolerations", "schedulerName", "priority",
+    "priorityClassName", "preemptionPolicy", "topologySpreadConstraints", "schedulingGates",
+    "overhead", "readinessGates", "terminationGracePeriodSeconds", "activeDeadlineSeconds",
+    "imagePullSecrets",
+})  # fmt: skip
+# Container fields that bound what runs (requests, limits), not what it is: the API server
+# defaults requests to limits on a pod, and a LimitRange adds its own.
+_BOUNDS = frozenset({"resources", "resizePolicy"})
+# Fields at the API server's default value, dropped on both sides (keyed by name: each of
+# these names means one thing wherever it appears in a pod spec).
+_DEFAULTS: Mapping[str, Any] = {
+    "dnsPolicy": "ClusterFirst",
+    "enableServiceLinks": True,
+    "hostNetwork": False,
+    "hostPID": False,
+    "hostIPC": False,
+    "shareProcessNamespace": False,
+    "terminationMessagePath": "/dev/termination-log",
+    "terminationMessagePolicy": "File",
+    "procMount": "Default",
+    "stdin": False,
+    "stdinOnce": False,
+    "tty": False,
+    "protocol": "TCP",
+    "defaultMode": 0o644,
+    "expirationSeconds": 3600,
+    "apiVersion": "v1",  # a fieldRef's
+    "medium": "",
+}
+
+
+def what_runs(pod_spec: Mapping[str, Any]) -> dict[str, Any]:
+    """What a pod (or a pod template) runs, as the fields that decide it: every field of
+    `pod_spec` but placement (`_PLACEMENT`) and the containers' resources (`_BOUNDS`), with
+    the server's defaults (`_DEFAULTS`), empty values and the deprecated `serviceAccount`
+    (the server's copy of `serviceAccountName`) left out. Two specs run the same thing
+    exactly when these are equal: images, commands, arguments, environment (and which
+    Secrets it comes from), service account, security contexts, volumes and their mounts,
+    init and ephemeral containers, DNS and host aliases, and any field not named here."""
+    spec = {k: v for k, v in pod_spec.items() if k not in _PLACEMENT}
+    if spec.get("serviceAccount") == spec.get("serviceAccountName"):
+        spec.pop("serviceAccount", None)
+    for kind in ("containers", "initContainers", "ephemeralContainers"):
+        if isinstance(spec.get(kind), list):
+            spec[kind] = [
+                {k: v for k, v in c.items() if k not in _BOUNDS} if isinstance(c, Mapping) else c
+                for c in spec[kind]
+            ]
+    normal = _without_defaults(spec)
+    return normal if isinstance(normal, dict) else {}
+
+
+_SCALARS = frozenset({str, int, bool, float, type(None)})
+
+
+def _without_defaults(value: Any) -> Any:
+    # `type() is` first: decoded JSON is dicts and lists, and an ABC check costs more.
+    if type(value) is dict or (type(value) is not list and isinstance(value, Mapping)):
+        kept = {}
+        for key, item in value.items():
+            kind = type(item)
+            if kind is dict or kind is list or (kind not in _SCALARS and isinstance(item, Mapping)):
+                item = _without_defaults(item)
+                if not item:
+                    continue  # an empty value is the absent one
+            elif item is None or (key in _DEFAULTS and item == _DEFAULTS[key]):
+                continue
+            kept[key] = item
+        return kept
+    if type(value) is list:
+        return [_without_defaults(item) for item in value]
+    return value
+
+
+def runs_digest(pod_spec: Mapping[str, Any]) -> str:
+    """A short stand-in for `what_runs(pod_spec)`: equal exactly when those are."""
+    return _digest(what_runs(pod_spec))
+
+
+def _digest(value: Any) -> str:
+    # orjson: a sixth of json.dumps' time for a pod spec (every cached Job and pod, and the
+    # render's at each pass of a store with runs).
+    text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    return "sha256:" + hashlib.sha256(text).hexdigest()[:32]
+
+
+# Job spec fields that decide neither whether nor what its pods run: the selector the server
+# generates (its own uid), when a finished Job is deleted, and the pod template (`what_runs`).
+_JOB_UNDECIDING = frozenset({"selector", "ttlSecondsAfterFinished", "template"})
+# A Job spec's fields at the API server's default value, dropped on both sides.
+_JOB_DEFAULTS: Mapping[str, Any] = {
+    "completions": 1,
+    "parallelism": 1,
+    "completionMode": "NonIndexed",
+    "suspend": False,
+    "manualSelector": False,
+    "podReplacementPolicy": "TerminatingOrFailed",
+    "managedBy": JOB_CONTROLLER,
+}
+
+
+def what_job_runs(job_spec: Mapping[str, Any]) -> dict[str, Any]:
+    """What a Job (or a CronJob's job template) runs: its pod template's `what_runs`, and the
+    Job's own fields that decide whether pods run and when it is finished (completions: 0
+    finishes it with no pod; another `managedBy` lets another controller say it finished;
+    a deadline, back-off limit or pod failure policy of its own), defaults left out."""
+    job = {
+        k: v
+        for k, v in job_spec.items()
+        if k not in _JOB_UNDECIDING
+        and v not in (None, {}, [])
+        and not (k in _JOB_DEFAULTS and v == _JOB_DEFAULTS[k])
+    }
+    pod = (job_spec.get("template") or {}).get("spec")
+    return {"job": job, "pod": what_runs(pod) if isinstance(pod, Mapping) else None}
+
+
+def job_runs_digest(job_spec: Mapping[str, Any]) -> str:
+    """A short stand-in for `what_job_runs(job_spec)`: equal exactly when those are."""
+    return _digest(what_job_runs(job_spec))
+
+
+def expected_runs(job_template_spec: Mapping[str, Any]) -> tuple[str, str]:
+    """What the store's Jobs and their pods must run, from a rendered job template's spec:
+    (`job_runs_digest`, `runs_digest` of its pod template), from one walk of it."""
+    runs = what_job_runs(job_template_spec)
+    return _digest(runs), _digest(runs["pod"])
+
+
+def job_runs(job: Mapping[str, Any]) -> str | None:
+    """`job_runs_digest` of a Job's spec (a cached Job carries it); None when it is unknown."""
+    if RUNS_DIGEST in job:
+        return str(job[RUNS_DIGEST]) if job[RUNS_DIGEST] else None
+    spec = job.get("spec")
+    return job_runs_digest(spec) if isinstance(spec, Mapping) else None
+
+
+def pod_runs(pod: Mapping[str, Any]) -> str | None:
+    """`runs_digest` of a pod's spec (a cached pod carries it); None when it is unknown."""
+    if RUNS_DIGEST in pod:
+        return str(pod[RUNS_DIGEST]) if pod[RUNS_DIGEST] else None
+    spec = pod.get("spec")
+    return runs_digest(spec) if isinstance(spec, Mapping) else None
+
+
+def runs_ours(
+    obj: Mapping[str, Any], owner_kind: str, owner_uid: str, runs: str | None, expected: str
+) -> bool:
+    """The decision: `obj` (a Job, a pod) is the store's purge work only if it has an owner
+    reference to our `owner_kind` of this uid *and* runs what the CronJob's template does
+    (`runs`, its `job_runs` or `pod_runs`, equals `expected`, the render's)."""
+    return owned_by(obj, owner_kind, owner_uid) and runs is not None and runs == expected
+
+
+def partition_runs(
+    objs: Sequence[Mapping[str, Any]],
+    owner_kind: str,
+    owner_uid: str,
+    expected: str,
+    runs_of: Callable[[Mapping[str, Any]], str | None],
+) -> tuple[list[Mapping[str, Any]], list[str]]:
+    """The objects `runs_ours` counts, and the names of those with the owner reference that
+    it does not (each one claims to be our work and runs something else: worth naming)."""
+    ours: list[Mapping[str, Any]] = []
+    others: list[str] = []
+    for obj in objs:
+        if runs_ours(obj, owner_kind, owner_uid, runs_of(obj), expected):
+            ours.append(obj)
+        elif owned_by(obj, owner_kind, owner_uid):
+            others.append(str(obj["metadata"]["name"]))
+    return ours, others
 
 
 def owned_by(obj: Mapping[str, Any], kind: str, uid: str, *, controller: bool = False) -> bool:
@@ -129,12 +318,17 @@ def _instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def result_record(pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The purge's JSON result record from the newest pod's termination message, if any."""
+def result_record(
+    pods: Sequence[Mapping[str, Any]], container: str | None = None
+) -> Mapping[str, Any] | None:
+    """The purge's JSON result record from the newest pod's termination message, if any
+    (`container`: from the container of that name only, never a sidecar's)."""
     for pod in sorted(
         pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True
     ):
         for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            if container is not None and status.get("name") != container:
+                continue
             terminated = (status.get("state") or {}).get("terminated") or {}
             if terminated.get("message"):
                 try:

@@ -15,8 +15,9 @@ events, is noticed; a broken watch (an error, 410 Gone) is followed by a re-LIST
 
 Bounded memory: cached objects lose `managedFields` (a CronJob keeps each manager's name and
 time, which the missed-run check reads), the last-applied annotation, and a pod keeps only its
-metadata and its containers' termination messages, a Job its metadata and status, a CronJob
-its pod template as a digest only (`comparable_cronjob`, the form drift compares); RBAC
+metadata, its containers' termination messages and what it runs (`pod_runs`, a digest), a
+Job its metadata, status and what its pod template runs (`job_runs`), a CronJob its pod
+template as a digest only (`comparable_cronjob`, the form drift compares); RBAC
 objects, NetworkPolicies and ServiceAccounts lose the metadata nothing reads
 (`UNREAD_METADATA`); labels, owner references and compared bodies (`SHARED_BODY`) are held
 once per distinct value, shared with the namespace views' renders (`share_object`).
@@ -42,6 +43,7 @@ import orjson
 import urllib3
 
 from dataward.checks.conditions import comparable_status
+from dataward.checks.purge_runs import RUNS_DIGEST, job_runs, pod_runs
 from dataward.controller.index import LabelIndex
 from dataward.controller.kube import (
     METADATA_ONLY,
@@ -273,16 +275,26 @@ def _slimmed(kind: str, obj: Mapping[str, Any]) -> Obj:
         meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
     if kind == "Pod":
         statuses = [
-            {"state": {"terminated": {"message": terminated["message"]}}}
+            {
+                "name": status.get("name"),
+                "state": {"terminated": {"message": terminated["message"]}},
+            }
             for status in (obj.get("status") or {}).get("containerStatuses") or []
             for terminated in [(status.get("state") or {}).get("terminated") or {}]
             if terminated.get("message")
         ]
-        return {"kind": kind, "metadata": meta, "status": {"containerStatuses": statuses}}
+        # Of its spec, only what it runs is read (whether it is the purge's): as a digest.
+        return {
+            "kind": kind, "metadata": meta, "status": {"containerStatuses": statuses},
+            RUNS_DIGEST: pod_runs(obj),
+        }  # fmt: skip
     if kind == "Job":
-        # A run is judged by its metadata and status; its spec (the whole pod template, the
-        # largest part, times the runs each CronJob keeps) is never read.
-        return {"kind": kind, "metadata": meta, "status": obj.get("status") or {}}
+        # A run is judged by its metadata and status, and by what its pod template runs (a
+        # digest: the template is the largest part, times the runs each CronJob keeps).
+        return {
+            "kind": kind, "metadata": meta, "status": obj.get("status") or {},
+            RUNS_DIGEST: job_runs(obj),
+        }  # fmt: skip
     if kind == "PersonalDataStore" and isinstance(obj.get("status"), Mapping):
         # Its conditions' messages are compared (whether to write), never read: digests.
         return {**obj, "kind": kind, "metadata": meta, "status": comparable_status(obj["status"])}

@@ -22,7 +22,16 @@ from typing import Any
 
 from dataward.checks.conditions import as_reason
 from dataward.checks.observed import unreadable_purge_message
-from dataward.checks.purge_runs import JOB_NAME_LABEL, finished, owned_by, result_record
+from dataward.checks.purge_runs import (
+    JOB_NAME_LABEL,
+    expected_runs,
+    finished,
+    job_runs,
+    partition_runs,
+    pod_runs,
+    result_record,
+    runs_ours,
+)
 from dataward.controller.kube import Kube, KubeError
 from dataward.model.errors import ModelError
 from dataward.model.policy import parse_policy
@@ -39,7 +48,7 @@ from dataward.model.revisions import (
 from dataward.model.store import Store
 from dataward.render import RenderSettings
 from dataward.render.labels import STORE_KIND, store_selector
-from dataward.render.purge_job import preview_job_name, render_preview_job
+from dataward.render.purge_job import CONTAINER_NAME, preview_job_name, render_preview_job
 
 log = logging.getLogger("dataward.controller.impact")
 
@@ -205,21 +214,27 @@ def observe_preview(
                         "message": f"cannot create Job {name} (HTTP {error.status})."}  # fmt: skip
         return preview_status(generation, name, None, None)
     job = jobs[0]
-    if not owned_by(job, STORE_KIND, store.uid):
-        # Never adopt: a Job of that name the operator did not create cannot say the counts.
+    expected, expected_pod = expected_runs(render_preview_job(store, settings, generation)["spec"])
+    if not runs_ours(job, STORE_KIND, store.uid, job_runs(job), expected):
+        # Never adopt: a Job of that name the operator did not create cannot say the counts,
+        # nor one with the store's owner reference (anyone may write one) that runs anything
+        # but the preview (checks/purge_runs.py `what_job_runs`).
         return {"policyGeneration": generation, "jobName": name, "state": FAILED,
                 "reason": "NotOwned",
-                "message": f"Job {name} is not this store's; delete it."}  # fmt: skip
+                "message": f"Job {name} is not this store's preview (its owner, or what it "
+                           "runs); delete it."}  # fmt: skip
     outcome = finished(job)
     if outcome is None:
         return preview_status(generation, name, None, None)
     try:
-        pods = [
-            pod
-            for pod in read.list("Pod", store.namespace, f"{JOB_NAME_LABEL}={name}")
-            if owned_by(pod, "Job", str(job["metadata"].get("uid", "")))
-        ]
+        pods, _ = partition_runs(
+            read.list("Pod", store.namespace, f"{JOB_NAME_LABEL}={name}"),
+            "Job",
+            str(job["metadata"].get("uid", "")),
+            expected_pod,
+            pod_runs,
+        )
     except KubeError as error:
         return {"policyGeneration": generation, "jobName": name, "state": WAITING,
                 "message": f"cannot list the Job's pods (HTTP {error.status})."}  # fmt: skip
-    return preview_status(generation, name, outcome, result_record(pods))
+    return preview_status(generation, name, outcome, result_record(pods, CONTAINER_NAME))

@@ -69,15 +69,19 @@ from dataward.checks.observed import (
     Unreadable,
 )
 from dataward.checks.policy import policy_compliant
-from dataward.checks.purge import purge_scheduled, purge_succeeded
+from dataward.checks.purge import naming_runs_not_counted, purge_scheduled, purge_succeeded
 from dataward.checks.purge_runs import (
     JOB_NAME_LABEL,
     StuckRun,
+    expected_runs,
     finished,
+    job_runs,
     last_purge_status,
     missed_run,
     newest_finished,
     owned_by,
+    partition_runs,
+    pod_runs,
     result_record,
     stuck_at,
     stuck_run,
@@ -144,7 +148,7 @@ from dataward.render.key_ring import render_key_ring_metadata
 from dataward.render.labels import STORE_KIND, store_selector
 from dataward.render.names import unshortened
 from dataward.render.network import render_network_policy
-from dataward.render.purge_job import comparable_cronjob
+from dataward.render.purge_job import CONTAINER_NAME, comparable_cronjob
 from dataward.render.rbac import (
     credentials_secrets,
     render_purge_binding,
@@ -416,7 +420,13 @@ class Reconciler:
                 store.namespace, names_for(store.name).key_ring, store.name
             )
         ring = self._key_ring(store, snapshot, now)
-        runs = self._purge_runs(store, applied, now)
+        runs = self._purge_runs(
+            store,
+            applied,
+            next(c for c in desired if c["kind"] == "CronJob"),
+            (raw.get("status") or {}).get("lastPurge"),
+            now,
+        )
         preview = observe_preview(self.read, self.kube, store, self.settings.render, now)
         previewed = (raw.get("status") or {}).get("impactPreview")
 
@@ -1831,41 +1841,62 @@ class Reconciler:
     # Purge runs: the Jobs the store's CronJob made, and the pods of the newest finished one.
 
     def _purge_runs(
-        self, store: Store, applied: Mapping[tuple[str, str], ObservedObject], now: datetime
+        self,
+        store: Store,
+        applied: Mapping[tuple[str, str], ObservedObject],
+        rendered: Mapping[str, Any],
+        recorded: Mapping[str, Any] | None,
+        now: datetime,
     ) -> PurgeRuns:
+        """The store's purge runs: the Jobs with an owner reference to its CronJob that run
+        the pod template `rendered` (the CronJob as rendered) describes, and the result
+        record of the newest finished one's pod that runs it too (`partition_runs`); Jobs
+        and pods with the owner reference that run anything else are named, never read.
+        `recorded`: the store's `status.lastPurge`, the last run counted so far."""
+        recorded = recorded if isinstance(recorded, Mapping) and recorded else None
         cronjob = applied.get(("CronJob", names_for(store.name).purge_cronjob))
         if cronjob is None or cronjob.presence != "present" or cronjob.body is None:
-            return PurgeRuns()  # no CronJob of ours, so no run of ours
+            return PurgeRuns(recorded=recorded)  # no CronJob of ours, so no run of ours
         uid = str(cronjob.body["metadata"].get("uid", ""))
         selector = ",".join(f"{k}={v}" for k, v in sorted(store_selector(store).items()))
         try:
-            jobs = [
-                job
-                for job in self.read.list("Job", store.namespace, selector)
-                if owned_by(job, "CronJob", uid)
-            ]
+            listed = self.read.list("Job", store.namespace, selector)
         except KubeError as error:
-            return PurgeRuns(error=f"jobs: HTTP {error.status}")
+            return PurgeRuns(error=f"jobs: HTTP {error.status}", recorded=recorded)
+        # The render's digests only when there is something to compare them with.
+        expected, expected_pod = (
+            expected_runs(rendered["spec"]["jobTemplate"]["spec"]) if listed else ("", "")
+        )
+        jobs, not_ours = partition_runs(listed, "CronJob", uid, expected, job_runs)
         deadline = self._stuck_after()
         stuck = stuck_run(jobs, now, deadline)
         recheck = stuck_at(jobs, now, deadline)
         missed = missed_run(cronjob.body, now, self._missed_after(), FIELD_MANAGER)
+        runs = PurgeRuns(
+            stuck=stuck, missed=missed, recheck=recheck, recorded=recorded,
+            not_counted=tuple(not_ours),
+        )  # fmt: skip
         job = newest_finished(jobs)
         if job is None:
-            return PurgeRuns(stuck=stuck, missed=missed, recheck=recheck)
+            return runs
         job_name = str(job["metadata"]["name"])
         try:
-            pods = [
-                pod
-                for pod in self.read.list("Pod", store.namespace, f"{JOB_NAME_LABEL}={job_name}")
-                if owned_by(pod, "Job", str(job["metadata"].get("uid", "")))
-            ]
+            pods, other_pods = partition_runs(
+                self.read.list("Pod", store.namespace, f"{JOB_NAME_LABEL}={job_name}"),
+                "Job",
+                str(job["metadata"].get("uid", "")),
+                expected_pod,
+                pod_runs,
+            )
         except KubeError as error:
-            return PurgeRuns(error=f"pods of Job {job_name}: HTTP {error.status}")
+            return replace(runs, error=f"pods of Job {job_name}: HTTP {error.status}")
         last = last_purge_status(
-            job_name, finished(job) or "", result_record(pods), job.get("status") or {}
+            job_name,
+            finished(job) or "",
+            result_record(pods, CONTAINER_NAME),
+            job.get("status") or {},
         )
-        return PurgeRuns(last=last, stuck=stuck, missed=missed, recheck=recheck)
+        return replace(runs, last=last, not_counted=(*not_ours, *other_pods))
 
     def _missed_after(self) -> timedelta:
         """How late a scheduled run may start: the CronJob's starting deadline and a grace."""
@@ -2336,6 +2367,11 @@ class PurgeRuns:
     missed: datetime | None = None
     error: str | None = None
     recheck: datetime | None = None  # when a running Job becomes stuck, if nothing happens
+    # `status.lastPurge`: the last run counted, which stands while no newer one is listed
+    # (its Job deleted by the CronJob's history limit, or made from an earlier template).
+    recorded: Mapping[str, Any] | None = None
+    # Jobs and pods with our owner reference that do not run the CronJob's template.
+    not_counted: tuple[str, ...] = ()
 
 
 def judge(
@@ -2408,7 +2444,8 @@ def judge(
             "be read; the schedule is left as it is.",
         )
     scheduled = _credentials_verdict(snapshot, cronjob, scheduled)
-    last = LastPurge.from_status({"lastPurge": runs.last}) if runs.last else None
+    shown = runs.last if runs.last is not None else runs.recorded
+    last = LastPurge.from_status({"lastPurge": shown}) if shown else None
     conditions = [
         compliance,
         network_isolated(
@@ -2446,12 +2483,15 @@ def judge(
             readers,
         ),
         scheduled,
-        purge_succeeded(
-            last,
-            runs.error,
-            runs.stuck,
-            timedelta(seconds=settings.render.active_deadline_seconds),
-            runs.missed,
+        naming_runs_not_counted(
+            purge_succeeded(
+                last,
+                runs.error,
+                runs.stuck,
+                timedelta(seconds=settings.render.active_deadline_seconds),
+                runs.missed,
+            ),
+            runs.not_counted,
         ),
     ]
     access = settings.access_records
