@@ -86,3 +86,32 @@ def test_a_key_added_to_a_readers_binding_subject_is_removed() -> None:
     reconciler.reconcile(KEY, now=T0 + timedelta(minutes=1))
     assert kube.objects[READERS]["subjects"] == rendered
 
+
+class MutatingKube(FakeKube):
+    """As if a mutating admission webhook added a field to every NetworkPolicy written: the
+    child can never be as rendered, whatever the operator sends."""
+
+    def _store(self, obj: dict[str, Any]) -> dict[str, Any]:
+        if obj["kind"] == "NetworkPolicy":
+            obj["spec"]["ingress"][0]["ports"][0]["endPort"] = 65535
+        return super()._store(obj)
+
+
+def test_a_child_an_update_cannot_make_as_rendered_is_reported_not_rewritten_each_pass() -> None:
+    """Exact comparison must not turn something the operator cannot undo into writes at every
+    resync: after an update that left the child still different, the same object (same
+    resourceVersion) under the same render is not written again; it is reported. Changed by
+    someone, it is tried again."""
+    kube = sample_cluster(MutatingKube())
+    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings())
+    reconciler.reconcile(KEY, now=T0)
+    assert child_writes(kube, "NetworkPolicy") == ["create", "apply", "replace"]
+    assert conditions(kube)["NetworkIsolated"] == ("False", "NetworkPolicyDrifted")
+    kube.calls.clear()
+    for minutes in (1, 2):
+        reconciler.reconcile(KEY, now=T0 + timedelta(minutes=minutes))
+    assert child_writes(kube, "NetworkPolicy") == []
+    assert conditions(kube)["NetworkIsolated"] == ("False", "NetworkPolicyDrifted")
+    kube._store(kube.objects[POLICY])  # someone's edit: another resourceVersion
+    reconciler.reconcile(KEY, now=T0 + timedelta(minutes=3))
+    assert child_writes(kube, "NetworkPolicy") == ["apply", "replace"]
