@@ -194,6 +194,11 @@ def test_the_api_servers_defaults_and_omitted_empties_are_not_drift() -> None:
     role = copy.deepcopy(ROLE)
     role["rules"][0]["nonResourceURLs"] = []
     assert not needs_apply(ROLE, role)
+    no_labels = _edited(lambda o: o["spec"]["ingress"][0]["from"].append(
+        {"podSelector": {}, "namespaceSelector": {"matchLabels": {"team": "audit"}}}))
+    sent = copy.deepcopy(no_labels)
+    sent["spec"]["ingress"][0]["from"][-1]["podSelector"] = {"matchLabels": {}}
+    assert not needs_apply(sent, no_labels)
 
 
 def test_a_default_is_normalised_only_where_the_api_server_fills_it_in() -> None:

@@ -145,12 +145,13 @@ def _normalised(kind: str, key: str, value: Any) -> Any:
 
 def _plain(value: Any) -> Any:
     """A copy of `value` with mappings as dicts and sequences as lists, keys whose value is
-    null or an empty list left out (an empty list itself as None)."""
+    null or an empty list left out (an empty list itself as None), and an empty matchLabels
+    (a map: omitempty too; an empty selector itself is kept)."""
     if isinstance(value, Mapping):
         out = {}
         for k, v in value.items():
             item = _plain(v)
-            if item is not None:
+            if item is not None and not (k == "matchLabels" and item == {}):
                 out[k] = item
         return out
     if isinstance(value, Sequence) and not isinstance(value, str | bytes):
