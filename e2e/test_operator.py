@@ -366,6 +366,93 @@ def test_an_item_added_to_a_keyed_list_of_the_purge_cronjob_is_removed_and_then_
     assert found is not None and found["spec"] == made["spec"]
 
 
+NETPOL = "dataward-support-inquiries-isolation"
+WORKLOAD_PORTS = [{"port": 5432, "protocol": "TCP"}]
+
+
+def _watch_only(plane: ControlPlane, session: OperatorProcess, log: Path) -> OperatorProcess:
+    """The session's operator with an hour's resync (its own Lease): what it repairs within
+    a test's seconds, it repairs from a watch event."""
+    args = session.session_args()
+    args[args.index("--resync-seconds") + 1] = "3600"
+    args += ["--lease-name", "dataward-watch-only"]
+    return OperatorProcess(plane, session.kubeconfig, session.account, log, args)
+
+
+def test_a_namespace_selector_added_to_a_network_policy_peer_is_removed_from_its_watch_event(
+    control_plane: ControlPlane, namespace: str, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    """An attacker with patch rights on NetworkPolicies widens the allowFrom peer
+    {podSelector: app=crm-api} to crm-api pods of every namespace (namespaceSelector: {}).
+    The operator must put the policy back (NetworkIsolated turns True again), from the
+    watch event: its resync is an hour here. Then it sends nothing more."""
+    operator.stop()  # the session operator resyncs every 5 s: not during this test
+    watcher = _watch_only(control_plane, operator, tmp_path / "watch-only.log")
+    try:
+        watcher.start()
+        ready_store(control_plane, namespace)
+        made = get(control_plane, "networkpolicy", NETPOL, namespace)
+        assert made is not None
+        assert made["spec"]["ingress"][0]["from"][0] == {
+            "podSelector": {"matchLabels": {"app": "crm-api"}}}  # fmt: skip
+        widened = kubectl_json(
+            control_plane, "patch", "networkpolicy", NETPOL, "-n", namespace, "--type", "json",
+            "-o", "json", "-p", json.dumps([{"op": "add", "value": {},
+                                            "path": "/spec/ingress/0/from/0/namespaceSelector"}]),
+        )  # fmt: skip
+        assert widened["spec"]["ingress"][0]["from"][0].get("namespaceSelector") == {}, "took"
+
+        def narrowed() -> bool:
+            found = get(control_plane, "networkpolicy", NETPOL, namespace)
+            return found is not None and found["spec"] == made["spec"]
+
+        wait_for(narrowed, timeout=20, message="the widened peer narrowed again")
+        wait_condition(
+            control_plane, namespace, "support-inquiries", "NetworkIsolated", "True", timeout=30
+        )
+        sleep_for(2)  # the reconcile that saw the repair's echo
+        since = datetime.now(UTC)
+        sleep_for(8)
+        ours = f" networkpolicies {namespace}/"
+        writes = [w for w in operator_writes(control_plane, watcher.account, since) if ours in w]
+        assert writes == [], f"writes to the NetworkPolicy after its repair: {writes}"
+    finally:
+        watcher.stop()
+        operator.start()
+
+
+def test_a_label_the_stores_workload_selector_drops_leaves_its_network_policy(
+    control_plane: ControlPlane, namespace: str, operator: OperatorProcess
+) -> None:
+    """The NetworkPolicy was created (POST) with the workload selector's `tier: db`; the
+    store's spec then drops that label. The live policy must lose it: the workload pods
+    without it are the store's too, and would be left unisolated."""
+    two = {"matchLabels": {"app": "crm-postgres", "tier": "db"}}
+    ready_store(control_plane, namespace, workload={"podSelector": two, "ports": WORKLOAD_PORTS})
+    made = get(control_plane, "networkpolicy", NETPOL, namespace)
+    assert made is not None and made["spec"]["podSelector"] == two
+    since = datetime.now(UTC)
+    one = {"matchLabels": {"app": "crm-postgres"}}
+    make_store(control_plane, namespace, workload={"podSelector": one, "ports": WORKLOAD_PORTS})
+
+    def dropped() -> bool:
+        found = get(control_plane, "networkpolicy", NETPOL, namespace)
+        return found is not None and found["spec"]["podSelector"] == one
+
+    wait_for(dropped, timeout=30, message="the dropped label gone from the NetworkPolicy")
+    wait_condition(
+        control_plane, namespace, "support-inquiries", "NetworkIsolated", "True", timeout=30
+    )
+    ours = f" networkpolicies {namespace}/"
+    # How the label went (an apply alone, or an apply and an update), and who owns the
+    # policy's fields now: for bench/notes/drift-exact.md.
+    managed = kubectl_json(control_plane, "get", "networkpolicy", NETPOL, "-n", namespace,
+                           "--show-managed-fields", "-o", "json")["metadata"]["managedFields"]
+    print("writes to the NetworkPolicy:",
+          [w for w in operator_writes(control_plane, operator.account, since) if ours in w],
+          "managers:", [(m.get("manager"), m.get("operation")) for m in managed])
+
+
 def test_a_foreign_binding_over_the_stores_secrets_turns_access_restricted_false(
     control_plane: ControlPlane, namespace: str
 ) -> None:

@@ -71,10 +71,10 @@ def test_a_child_exactly_as_rendered_matches_and_any_one_edit_of_it_is_drift() -
         lambda o: o["metadata"]["labels"].update({"app.kubernetes.io/managed-by": "helm"}),
         lambda o: o["spec"]["podSelector"]["matchLabels"].update(app="anything"),
         lambda o: o["spec"]["policyTypes"].append("Egress"),
-        lambda o: o["spec"]["policyTypes"].clear(),
+        lambda o: o["spec"].update(policyTypes=["Egress"]),  # [] the server defaults
         lambda o: o["spec"]["ingress"][0]["from"].pop(),
         lambda o: o["spec"]["ingress"][0]["ports"][0].update(port="5432"),
-        lambda o: o["spec"]["ingress"][0]["ports"][0].pop("protocol"),
+        lambda o: o["spec"]["ingress"][0]["ports"][0].update(protocol="UDP"),
         lambda o: o["spec"].pop("ingress"),
     ]
     for edit in edits:
@@ -101,3 +101,116 @@ def test_lists_and_mappings_of_other_types_compare_as_before() -> None:
     assert not matches(["a", "b"], "ab") and not matches("ab", ["a", "b"])
     assert not matches({"a": None}, {}) and not matches({"a": 0}, {"a": None})
     assert not matches(float("nan"), float("nan"))  # never equal, so never in place
+
+
+# Exact comparison where the API server adds no defaults (the NetworkPolicy's spec, a Role's
+# rules, a RoleBinding's subjects and roleRef): a key the render does not set is drift there,
+# whoever put it (an editor, or an earlier render that set it and this one no longer does).
+
+
+def _edited(edit: Any) -> dict[str, Any]:
+    obj = observed()
+    edit(obj)
+    return obj
+
+
+def test_a_namespace_selector_added_to_a_peer_is_drift() -> None:
+    # {podSelector} admits those pods of the policy's namespace; with namespaceSelector: {}
+    # added it admits them in every namespace: wider, so never "in place".
+    widened = _edited(lambda o: o["spec"]["ingress"][0]["from"][0].update(namespaceSelector={}))
+    assert needs_apply(DESIRED, widened)
+
+
+def test_a_key_added_to_a_selectors_match_labels_is_drift() -> None:
+    # On the workload selector it narrows what the policy isolates (the pods without the
+    # label are no longer isolated); it is also what an earlier render's key left behind.
+    workload = _edited(lambda o: o["spec"]["podSelector"]["matchLabels"].update(tier="db"))
+    assert needs_apply(DESIRED, workload)
+    peer = _edited(lambda o: o["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
+                   .update(tier="web"))  # fmt: skip
+    assert needs_apply(DESIRED, peer)
+
+
+def test_an_end_port_added_to_a_port_is_drift() -> None:
+    ranged = _edited(lambda o: o["spec"]["ingress"][0]["ports"][0].update(endPort=65535))
+    assert needs_apply(DESIRED, ranged)
+
+
+ROLE: dict[str, Any] = {
+    "apiVersion": "rbac.authorization.k8s.io/v1",
+    "kind": "Role",
+    "metadata": {"name": "dataward-s-readers", "namespace": "crm"},
+    "rules": [{"apiGroups": [""], "resources": ["secrets"],
+               "resourceNames": ["dataward-s-keyring", "crm-postgres"], "verbs": ["get"]}],
+}
+BINDING: dict[str, Any] = {
+    "apiVersion": "rbac.authorization.k8s.io/v1",
+    "kind": "RoleBinding",
+    "metadata": {"name": "dataward-s-readers", "namespace": "crm"},
+    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                "name": "dataward-s-readers"},
+    "subjects": [{"kind": "ServiceAccount", "name": "crm-api", "namespace": "crm"},
+                 {"kind": "Group", "name": "dba", "apiGroup": "rbac.authorization.k8s.io"}],
+}  # fmt: skip
+
+
+def test_an_extra_verb_resource_name_or_key_in_a_role_rule_is_drift() -> None:
+    for edit in (
+        lambda r: r["verbs"].append("list"),
+        lambda r: r["resourceNames"].append("someone-elses-secret"),
+        lambda r: r.update(nonResourceURLs=["*"]),
+    ):
+        role = copy.deepcopy(ROLE)
+        edit(role["rules"][0])
+        assert needs_apply(ROLE, role), role
+
+
+def test_a_key_added_to_a_binding_subject_or_role_ref_is_drift() -> None:
+    subject = copy.deepcopy(BINDING)
+    subject["subjects"][1]["namespace"] = "elsewhere"
+    assert needs_apply(BINDING, subject)
+    ref = copy.deepcopy(BINDING)
+    ref["roleRef"]["extra"] = "x"
+    assert needs_apply(BINDING, ref)
+
+
+def test_the_api_servers_defaults_and_omitted_empties_are_not_drift() -> None:
+    """What the API server fills in or leaves out (Kubernetes' documented defaults) is the
+    same value, however either side spells it: a port's protocol TCP, policyTypes
+    [Ingress], a User's or Group's apiGroup rbac.authorization.k8s.io, a ServiceAccount's
+    apiGroup "", a roleRef's apiGroup; a null or empty list as absent."""
+    sparse = copy.deepcopy(DESIRED)
+    del sparse["spec"]["ingress"][0]["ports"][0]["protocol"]
+    del sparse["spec"]["policyTypes"]
+    assert not needs_apply(DESIRED, sparse)
+    assert not needs_apply(sparse, observed())
+    nulls = _edited(lambda o: o["spec"]["ingress"][0].update(endPort=None, to=None))
+    assert not needs_apply(DESIRED, nulls)
+    binding = copy.deepcopy(BINDING)
+    binding["subjects"][0]["apiGroup"] = ""
+    del binding["subjects"][1]["apiGroup"]
+    del binding["roleRef"]["apiGroup"]
+    assert not needs_apply(BINDING, binding)
+    role = copy.deepcopy(ROLE)
+    role["rules"][0]["nonResourceURLs"] = []
+    assert not needs_apply(ROLE, role)
+    no_labels = _edited(lambda o: o["spec"]["ingress"][0]["from"].append(
+        {"podSelector": {}, "namespaceSelector": {"matchLabels": {"team": "audit"}}}))
+    sent = copy.deepcopy(no_labels)
+    sent["spec"]["ingress"][0]["from"][-1]["podSelector"] = {"matchLabels": {}}
+    assert not needs_apply(sent, no_labels)
+
+
+def test_a_default_is_normalised_only_where_the_api_server_fills_it_in() -> None:
+    # An empty selector is not an absent one (alone in a peer, podSelector: {} admits every
+    # pod of the namespace, where an absent one admits nothing): never normalised away. A
+    # protocol other than the default is still a difference.
+    bare = copy.deepcopy(DESIRED)
+    bare["spec"]["ingress"][0]["from"] = [{"namespaceSelector": {"matchLabels": {"a": "b"}}}]
+    widened = copy.deepcopy(bare)
+    widened["spec"]["ingress"][0]["from"][0]["podSelector"] = {}
+    assert needs_apply(bare, widened)
+    udp = copy.deepcopy(DESIRED)
+    del udp["spec"]["ingress"][0]["ports"][0]["protocol"]
+    assert needs_apply(udp, _edited(
+        lambda o: o["spec"]["ingress"][0]["ports"][0].update(protocol="UDP")))

@@ -45,11 +45,25 @@ def test_false_when_missing() -> None:
     assert (condition.status, condition.reason) == ("False", "NetworkPolicyMissing")
 
 
+def test_what_the_api_server_fills_in_is_not_drift() -> None:
+    # The same rule as the operator's compare-before-apply (checks/drift.py): a value the
+    # server defaults (a port's protocol TCP, policyTypes [Ingress]) is the rendered one, or
+    # the store would be NetworkPolicyDrifted for ever with nothing left to apply.
+    rule = copy.deepcopy(DESIRED["spec"]["ingress"][0])
+    for port in rule["ports"]:
+        assert port.pop("protocol") == "TCP"
+    body = copy.deepcopy(DESIRED)
+    body["spec"]["ingress"] = [rule]
+    del body["spec"]["policyTypes"]
+    condition = network_isolated(DESIRED, ObservedObject.present(body))
+    assert (condition.status, condition.reason) == ("True", "Isolated")
+
+
 @pytest.mark.parametrize(
     "changes",
     [
         {"ingress": [{}]},
-        {"policyTypes": []},
+        {"policyTypes": ["Ingress", "Egress"]},
         {"podSelector": {"matchLabels": {"app": "other"}}},
         {
             "ingress": [

@@ -1,9 +1,14 @@
 """Decide, without I/O, whether an observed object already matches what we would apply.
 
 Server-side apply of an unchanged body is still a request in the audit log, so the operator
-compares first and applies only on a difference. The API server adds defaults and fields of
-other managers, so "matches" means: every field we set is present with the same value, and
-every list we set has exactly our items (an item added out of band is drift).
+compares first and applies only on a difference. Where the API server adds defaults and other
+managers may add fields (metadata, a CronJob), "matches" means: every field we set is present
+with the same value, and every list we set has exactly our items (an item added out of band
+is drift). Where it adds none (`EXACT_FIELDS`: a NetworkPolicy's spec, a Role's rules, a
+RoleBinding's subjects and roleRef) the part is compared whole, after its documented defaults
+are filled in on both sides (`same_part`): there a key the render does not set changes what
+the child grants (a namespaceSelector added to a peer admits its pods from every namespace;
+a matchLabels key the render dropped still narrows what the policy isolates).
 """
 
 from __future__ import annotations
@@ -31,6 +36,20 @@ _IGNORED_METADATA = frozenset(
         "finalizers",
     }
 )
+
+
+# The parts of a child the API server keeps as written, but for the defaults `_normalised`
+# fills in: compared whole (`same_part`). Every list and struct in them is atomic for
+# server-side apply (listType/structType=atomic in the API's types: NetworkPolicy's lists,
+# LabelSelector, Role's rules and their lists, Subject, RoleRef), so an apply puts them back
+# whole, whoever owned them. What another tool may add to a child (labels, annotations)
+# and what the server defaults in a CronJob are elsewhere, compared by `matches`.
+EXACT_FIELDS: dict[str, tuple[str, ...]] = {
+    "NetworkPolicy": ("spec",),
+    "Role": ("rules",),
+    "RoleBinding": ("roleRef", "subjects"),
+}
+RBAC_GROUP = "rbac.authorization.k8s.io"
 
 
 def matches(desired: Any, observed: Any) -> bool:
@@ -64,12 +83,80 @@ def matches(desired: Any, observed: Any) -> bool:
 
 
 def needs_apply(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
-    """True when the child is absent or differs from what we would apply."""
+    """True when the child is absent or differs from what we would apply: its
+    `EXACT_FIELDS` as a whole (`same_part`), the rest by `matches`."""
     if observed is None:
         return True
+    kind = desired.get("kind")
+    exact = EXACT_FIELDS.get(kind, ()) if isinstance(kind, str) else ()
     metadata = {k: v for k, v in desired.get("metadata", {}).items() if k not in _IGNORED_METADATA}
-    body = {k: v for k, v in desired.items() if k not in ("metadata", "apiVersion", "kind")}
-    return not (matches(metadata, observed.get("metadata", {})) and matches(body, observed))
+    body = {
+        k: v
+        for k, v in desired.items()
+        if k not in ("metadata", "apiVersion", "kind") and k not in exact
+    }
+    if not (matches(metadata, observed.get("metadata", {})) and matches(body, observed)):
+        return True
+    return any(
+        not same_part(str(kind), key, desired[key], observed.get(key))
+        for key in exact
+        if key in desired
+    )
+
+
+def same_part(kind: str, key: str, desired: Any, observed: Any) -> bool:
+    """Whether `observed[key]` of a `kind` is `desired[key]` exactly, but for what the API
+    server fills in or leaves out (`_normalised`): an added key or item is a difference."""
+    if desired == observed:
+        return True  # compared by C code: a child as rendered costs no walk (issue 11)
+    return bool(_normalised(kind, key, desired) == _normalised(kind, key, observed))
+
+
+def _normalised(kind: str, key: str, value: Any) -> Any:
+    """`value` as the API server would return it: plain dicts and lists; a null and an empty
+    list left out (omitempty: the server never returns them, and to it they are unset), and
+    the defaults of Kubernetes' API filled in (networking/v1 and rbac/v1 defaulting):
+    a NetworkPolicy port's protocol TCP; its policyTypes [Ingress] (and Egress with egress
+    rules) when none; its podSelector {} when none; a User's or Group's subject apiGroup
+    rbac.authorization.k8s.io, a ServiceAccount's none; a roleRef's apiGroup
+    rbac.authorization.k8s.io. An empty selector ({}) is kept: it is not an absent one."""
+    plain = _plain(value)
+    if kind == "NetworkPolicy" and key == "spec" and isinstance(plain, dict):
+        plain.setdefault("podSelector", {})
+        for direction in ("ingress", "egress"):
+            for rule in plain.get(direction) or ():
+                for port in (rule.get("ports") or ()) if isinstance(rule, dict) else ():
+                    if isinstance(port, dict):
+                        port.setdefault("protocol", "TCP")
+        if "policyTypes" not in plain:
+            plain["policyTypes"] = ["Ingress", *(["Egress"] if plain.get("egress") else [])]
+    elif key == "subjects" and isinstance(plain, list):
+        for subject in plain:
+            if isinstance(subject, dict):
+                for field in ("apiGroup", "namespace"):
+                    if subject.get(field) == "":
+                        del subject[field]
+                if subject.get("kind") in ("User", "Group"):
+                    subject.setdefault("apiGroup", RBAC_GROUP)
+    elif key == "roleRef" and isinstance(plain, dict) and not plain.get("apiGroup"):
+        plain["apiGroup"] = RBAC_GROUP
+    return plain
+
+
+def _plain(value: Any) -> Any:
+    """A copy of `value` with mappings as dicts and sequences as lists, keys whose value is
+    null or an empty list left out (an empty list itself as None), and an empty matchLabels
+    (a map: omitempty too; an empty selector itself is kept)."""
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            item = _plain(v)
+            if item is not None and not (k == "matchLabels" and item == {}):
+                out[k] = item
+        return out
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return [_plain(v) for v in value] or None
+    return value
 
 
 def replacement(desired: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:

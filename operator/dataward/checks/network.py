@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dataward.checks.conditions import NETWORK_ISOLATED, Condition
+from dataward.checks.drift import same_part
 from dataward.checks.observed import ObservedObject
 from dataward.render.labels import STORE_LABEL
 
@@ -69,7 +70,8 @@ def network_isolated(
             f"NetworkPolicy {namespace}/{name} does not exist; the operator recreates it. If "
             "this persists, check the operator's logs for errors applying it.",
         )
-    if observed.body.get("spec") != desired["spec"]:
+    # The operator's own rule for "as rendered" (what it re-applies): one definition.
+    if not same_part("NetworkPolicy", "spec", desired["spec"], observed.body.get("spec")):
         return Condition(
             NETWORK_ISOLATED,
             "False",
@@ -94,7 +96,7 @@ def network_isolated(
         policy
         for policy in selecting
         if (twin := rendered.get(str((policy.get("metadata") or {}).get("name"))))
-        and policy.get("spec") == twin["spec"]
+        and same_part("NetworkPolicy", "spec", twin["spec"], policy.get("spec"))
     ]
     declared = [desired["spec"], *(policy["spec"] for policy in sharing)]
     # By identity: `policy not in sharing` compared whole dicts, O(n^2) when n stores share pods.

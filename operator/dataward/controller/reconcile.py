@@ -230,6 +230,12 @@ class Reconciler:
         # the object.
         self._last_status: dict[tuple[str, str | None, str], tuple[str, bytes]] = {}
         self._dropped: set[str] = set()  # status fields an outdated CRD prunes (logged once)
+        # (namespace, store) -> {(kind, child): (its resourceVersion, the digest of its
+        # render)} for each child an update left still different from its render (a mutating
+        # admission webhook, a default drift.py does not fill in): that object is not
+        # written again under that render (`_left_unconverged`), so a difference the
+        # operator cannot undo costs no write at each resync. Dropped with the store.
+        self._unconverged: dict[tuple[str, str], dict[tuple[str, str], tuple[str, bytes]]] = {}
         self.read: Kube | Caches = caches if caches is not None else kube
         self.settings = settings
         self.namespaces = namespaces
@@ -372,6 +378,7 @@ class Reconciler:
             with self._cache_lock:
                 self._parse_memo.pop(key, None)
                 self._last_status.pop(("PersonalDataStore", namespace, name), None)
+                self._unconverged.pop(key, None)
             return None
         if raw["metadata"].get("deletionTimestamp"):
             self._finish_deletion(raw, now)
@@ -1097,6 +1104,7 @@ class Reconciler:
                 current is not None
                 and not frozen
                 and needs_apply(compared, _comparable_observed(kind, current))
+                and not self._left_unconverged(snapshot.store, compared, current)
             ):
                 log.info("apply %s %s/%s", kind, namespace, name)
                 answer = self.kube.apply(child)
@@ -1105,7 +1113,11 @@ class Reconciler:
                 current = _comparable_observed(kind, answer)
                 self._written(current)
                 if needs_apply(compared, current):
-                    current = self._replace_child(child, answer)
+                    replaced = self._replace_child(child, answer)
+                    if replaced is not None:
+                        current = _comparable_observed(kind, replaced)
+                        assert current is not None
+                        self._note_unconverged(snapshot.store, compared, current)
         except KubeError as error:
             return ObservedObject.unknown(str(error))
         return ObservedObject.present(current) if current else ObservedObject.absent()
@@ -1133,18 +1145,22 @@ class Reconciler:
         self._written(current)
         return current
 
-    def _replace_child(self, child: Mapping[str, Any], applied: dict[str, Any]) -> dict[str, Any]:
-        """Update a child an apply left different from its render; what is in place then.
+    def _replace_child(
+        self, child: Mapping[str, Any], applied: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Update a child an apply left different from its render; what is in place then
+        (None: changed meanwhile, a 409).
 
         Server-side apply cannot remove an item another field manager added to a keyed list
-        (an env variable, a volume or its mount in the purge pod): without this the child
-        would stay so, and be re-applied at every reconcile. The update replaces it whole,
-        on the applied answer's resourceVersion: a 409 (changed meanwhile) is left to the
-        next reconcile, which the change's watch event brings.
+        (an env variable, a volume or its mount in the purge pod), nor a map key the
+        create's managedFields entry (an Update) owns and the render dropped: without this
+        the child would stay so, and be re-applied at every reconcile. The update replaces
+        it whole, on the applied answer's resourceVersion: a 409 (changed meanwhile) is left
+        to the next reconcile, which the change's watch event brings.
         """
         meta = child["metadata"]
         log.info(
-            "update %s %s/%s: items another field manager added remain after apply",
+            "update %s %s/%s: what the render lacks remains after apply",
             child["kind"], meta["namespace"], meta["name"],
         )  # fmt: skip
         try:
@@ -1156,9 +1172,44 @@ class Reconciler:
                 "update %s %s/%s: changed meanwhile (409); the next reconcile looks again",
                 child["kind"], meta["namespace"], meta["name"],
             )  # fmt: skip
-            return applied
+            return None
         self._written(current)
         return current
+
+    def _note_unconverged(
+        self, store: Store, compared: Mapping[str, Any], current: Mapping[str, Any]
+    ) -> None:
+        """Remember a child an update left still different from its render (or forget one
+        that is now as rendered): `_left_unconverged`."""
+        kind, meta = compared["kind"], compared["metadata"]
+        key, child = (store.namespace, store.name), (kind, meta["name"])
+        version = str((current.get("metadata") or {}).get("resourceVersion") or "")
+        if not needs_apply(compared, current):
+            with self._cache_lock:
+                self._unconverged.get(key, {}).pop(child, None)
+            return
+        log.warning(
+            "%s %s/%s still differs from its render after an update (an admission webhook "
+            "or a default the operator does not know changes it): reported, and not written "
+            "again until it or the store changes",
+            kind, meta["namespace"], meta["name"],
+        )  # fmt: skip
+        with self._cache_lock:
+            self._unconverged.setdefault(key, {})[child] = (version, _digest(compared))
+
+    def _left_unconverged(
+        self, store: Store, compared: Mapping[str, Any], current: Mapping[str, Any]
+    ) -> bool:
+        """Whether `current` is the very object an update left different from this same
+        render (`_note_unconverged`): writing it again would change nothing."""
+        with self._cache_lock:
+            entry = self._unconverged.get((store.namespace, store.name), {}).get(
+                (compared["kind"], compared["metadata"]["name"])
+            )
+        if entry is None:
+            return False
+        version = str((current.get("metadata") or {}).get("resourceVersion") or "")
+        return entry == (version, _digest(compared))
 
     def _prune_reader_binding(
         self, store: Store, desired: list[dict[str, Any]]
