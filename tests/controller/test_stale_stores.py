@@ -77,7 +77,7 @@ def test_a_store_cache_failed_past_the_grace_period_makes_ready_unknown() -> Non
     assert kube.writes() == []
     assert watchdog.problems(now=failed + GRACE - 5) == []
     watchdog.check(now=failed + GRACE + 1)
-    assert _ready(kube) == ("Unknown", "StoresUnreadable")
+    assert _ready(kube) == ("Unknown", "StoreCacheUnavailable")
     # Every control last judged True is no longer vouched for; its old reason is said.
     assert {status for status, _ in conditions(kube).values()} == {"Unknown"}
     ready = next(c for c in kube.objects[("PersonalDataStore", *KEY)]["status"]["conditions"]
@@ -104,7 +104,7 @@ def test_a_false_verdict_is_kept_so_its_alert_keeps_firing() -> None:
     found = conditions(kube)
     assert found["AccessRestricted"] == ("False", "Broken")
     assert found["Ready"] == ("False", "Broken")
-    assert found["NetworkIsolated"] == ("Unknown", "StoresUnreadable")
+    assert found["NetworkIsolated"] == ("Unknown", "StoreCacheUnavailable")
 
 
 def test_a_recovered_cache_and_a_real_reconcile_make_it_true_again() -> None:
@@ -199,7 +199,7 @@ def test_a_failed_namespace_cache_makes_this_shards_stores_unknown_not_the_other
     caches.informers[("Namespace", None)]._fail("HTTP 403 Forbidden")
     watchdog = _watchdog(kube, caches, reconciler)
     watchdog.check(now=time.monotonic() + GRACE + 1)
-    assert _ready(kube) == ("Unknown", "NamespacesUnreadable")
+    assert _ready(kube) == ("Unknown", "NamespaceCacheUnavailable")
     other = kube.objects[("PersonalDataStore", "sales", "other-store")]
     assert {c["status"] for c in other["status"]["conditions"]} == {"True"}
     assert watchdog.problems(now=time.monotonic() + GRACE + 1) != []
@@ -252,7 +252,7 @@ def test_each_verdict_made_unknown_is_recorded_as_a_transition() -> None:
              if kind == "condition.transition" and p["type"] == "Ready"]  # fmt: skip
     assert len(ready) == 1
     assert ready[0]["status"] == "Unknown" and ready[0]["previousStatus"] == "True"
-    assert ready[0]["reason"] == "StoresUnreadable"
+    assert ready[0]["reason"] == "StoreCacheUnavailable"
     assert len(evidence.records) == len(conditions(kube))
 
 

@@ -109,7 +109,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=STALE_GRACE_SECONDS,
         help="when the operator cannot read the stores (their list/watch forbidden or "
         "failing; sharded: the namespaces), after this long every verdict it last wrote "
-        "True is made Unknown (StoresUnreadable, NamespacesUnreadable) and /readyz fails "
+        "True is made Unknown (StoreCacheUnavailable, NamespaceCacheUnavailable) and /readyz fails "
         "(default: %(default)s)",
     )
     parser.add_argument(

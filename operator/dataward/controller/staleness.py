@@ -9,8 +9,9 @@ So, once such a failure has lasted `grace_seconds` (a short re-list never gets t
 
 - every condition the operator last wrote True, on each store it last knew (its cache's last
   copy; sharded, only in the namespaces last known to be this shard's), is patched to Unknown,
-  reason `StoresUnreadable` or `NamespacesUnreadable`. The JSON patch tests each condition's
-  type and status first: a status changed since the copy is refused, never overwritten.
+  reason `StoreCacheUnavailable` or `NamespaceCacheUnavailable`. The JSON patch tests each
+  condition's type and status first: a status changed since the copy is refused, never
+  overwritten.
   False and Unknown stay as they are: a stale False keeps its alert firing;
 - the store's exported conditions (dataward_store_condition) say the same, even when the
   patch is refused (then the operator can do no better, and its health must say it);
@@ -31,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
 
+from dataward.checks.conditions import NAMESPACE_CACHE_UNAVAILABLE, STORE_CACHE_UNAVAILABLE
 from dataward.controller.cache import CacheOutage, Caches
 from dataward.controller.kube import Kube, KubeError
 from dataward.controller.metrics import record_status
@@ -45,13 +47,13 @@ StoreKey = tuple[str, str]
 # (each retried within 15 s), short enough that no verdict stands unchecked for long.
 STALE_GRACE_SECONDS = 300.0
 CHECKS_PER_GRACE = 4  # how often `check` runs: a verdict is Unknown at most a quarter late
-STORES_UNREADABLE = "StoresUnreadable"
-NAMESPACES_UNREADABLE = "NamespacesUnreadable"
 # The caches without which no store is reconciled, and what a verdict then says.
 GATING: dict[str, tuple[str, str]] = {
-    STORE_KIND: (STORES_UNREADABLE, "the PersonalDataStores"),
-    "Namespace": (NAMESPACES_UNREADABLE, "which namespaces are its shard's"),
+    STORE_KIND: (STORE_CACHE_UNAVAILABLE, "the PersonalDataStores"),
+    "Namespace": (NAMESPACE_CACHE_UNAVAILABLE, "which namespaces are its shard's"),
 }
+# Every reason `check` writes.
+GATING_REASONS = tuple(reason for reason, _ in GATING.values())
 # Patch answers that say the store is gone or no longer as last copied: not tried again
 # during this outage (the first pass after it judges the store anyway).
 NOT_AS_COPIED = (404, 409, 422)
