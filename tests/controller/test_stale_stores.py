@@ -148,6 +148,10 @@ def test_a_store_changed_since_the_last_copy_is_not_overwritten() -> None:
 
 def test_a_refused_patch_leaves_readiness_and_the_metric_to_say_it() -> None:
     kube, caches, reconciler = _converged()
+    add_store(kube, "zz-second", "crm", "second")  # after the first: its metric still says it
+    _relist(caches)
+    reconciler.reconcile(("crm", "zz-second"), now=T0)
+    _relist(caches)
     caches.informers[("PersonalDataStore", None)]._fail("HTTP 403 Forbidden")
     kube.fail_patches = 403
     watchdog = _watchdog(kube, caches, reconciler)
@@ -155,6 +159,7 @@ def test_a_refused_patch_leaves_readiness_and_the_metric_to_say_it() -> None:
     watchdog.check(now=now)
     assert _ready(kube) == ("True", "AllControlsInForce")  # it could not do better
     assert _metric_ready(KEY) == "Unknown"
+    assert _metric_ready(("crm", "zz-second")) == "Unknown"
     assert watchdog.problems(now=now) != []
     # Not hammered: the refused patch is tried again only a grace period later.
     kube.calls.clear()

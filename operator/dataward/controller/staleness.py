@@ -202,13 +202,16 @@ class StaleVerdicts:
                 if error.status in NOT_AS_COPIED:
                     self._skipped.add(key)
                     continue
+                # Refused (403), or no answer: the others would be too. Not tried again for
+                # a grace period; their exported conditions are still made Unknown below.
                 self._refused_until = now + self.grace
+                patching = False
                 log.warning(
                     "could not mark the verdicts of %s/%s Unknown (%s): tried again in %gs; "
                     "the readiness probe and dataward_cache_synced say it meanwhile",
                     namespace, name, error, self.grace,
                 )  # fmt: skip
-                break
+                continue
             self.caches.store_written(answer)  # its last copy is no longer True
             self._patched.add(key)
             written += 1
