@@ -308,3 +308,19 @@ def test_readyz_fails_while_the_stores_are_unchecked_and_healthz_does_not() -> N
         unwatch_health()
         server.shutdown()
         server.server_close()
+
+
+def test_failed_retries_do_not_restart_the_grace_period_and_a_relist_ends_it() -> None:
+    """The informer retries a failed re-list every few seconds: each failure must not count
+    as a new outage, or the grace period would never run out."""
+    _, caches, _ = _converged()
+    informer = caches.informers[("PersonalDataStore", None)]
+    informer._fail("HTTP 403 Forbidden")
+    (outage,) = caches.outages()
+    time.sleep(0.01)
+    informer._fail("HTTP 403 Forbidden")
+    informer._fail("HTTP 500 Internal Server Error")
+    (again,) = caches.outages()
+    assert again.since == outage.since and again.error == "HTTP 500 Internal Server Error"
+    informer._relist()
+    assert caches.outages() == []
