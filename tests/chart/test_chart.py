@@ -270,6 +270,8 @@ def test_metrics_are_served_and_a_service_monitor_is_optional() -> None:
     docs = render()
     (service,) = of_kind(docs, "Service")
     assert service["spec"]["ports"][0]["targetPort"] == "http-metrics"
+    # A not-ready operator (its stores unreadable) is still scraped: its metrics say why.
+    assert service["spec"]["publishNotReadyAddresses"] is True
     assert not of_kind(docs, "ServiceMonitor")
     (monitor,) = of_kind(render("metrics.serviceMonitor.enabled=true"), "ServiceMonitor")
     assert monitor["spec"]["endpoints"][0]["port"] == "http-metrics"
