@@ -602,8 +602,13 @@ async def run_operator(
     async def upkeep() -> None:
         while True:
             await asyncio.sleep(check_period(settings.stale_grace_seconds))
-            if serving.is_set() and caches.started:
+            if not (serving.is_set() and caches.started):
+                continue
+            try:
                 await asyncio.to_thread(stale.check)
+            except Exception:  # a bug must not end the watch over stale verdicts
+                log.exception("checking for verdicts the operator cannot check failed")
+
     stopping = asyncio.Event()  # `stop`, seen from the loop
 
     async def ready() -> None:
