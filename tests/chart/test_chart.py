@@ -188,12 +188,15 @@ def test_the_operator_runs_restricted_with_a_read_only_root() -> None:
     assert set(container["resources"]) == {"requests", "limits"}
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["port"] == "http-metrics"
+    # Not ready while no store's verdict is checked (controller/staleness.py); alive anyway.
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"]["type"] == "Recreate"
 
 
 def test_the_operator_is_told_its_lease_identity_image_and_time_zone() -> None:
-    (deployment,) = of_kind(render("image.tag=9.9.9", "timeZone=Europe/Berlin"), "Deployment")
+    (deployment,) = of_kind(render("image.tag=9.9.9", "timeZone=Europe/Berlin",
+                                   "staleVerdictGraceSeconds=120"), "Deployment")  # fmt: skip
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     args = container["args"]
     assert args[0] == "run"
@@ -205,6 +208,7 @@ def test_the_operator_is_told_its_lease_identity_image_and_time_zone() -> None:
     assert arg("--operator-service-account") == f"{NAMESPACE}/{RELEASE}"
     assert arg("--image") == container["image"] == "ghcr.io/dataward/dataward:9.9.9"
     assert arg("--time-zone") == "Europe/Berlin"
+    assert arg("--stale-grace-seconds") == "120"
     assert "--namespace" not in args
     env = {e["name"]: e for e in container["env"]}
     assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
@@ -266,6 +270,8 @@ def test_metrics_are_served_and_a_service_monitor_is_optional() -> None:
     docs = render()
     (service,) = of_kind(docs, "Service")
     assert service["spec"]["ports"][0]["targetPort"] == "http-metrics"
+    # A not-ready operator (its stores unreadable) is still scraped: its metrics say why.
+    assert service["spec"]["publishNotReadyAddresses"] is True
     assert not of_kind(docs, "ServiceMonitor")
     (monitor,) = of_kind(render("metrics.serviceMonitor.enabled=true"), "ServiceMonitor")
     assert monitor["spec"]["endpoints"][0]["port"] == "http-metrics"

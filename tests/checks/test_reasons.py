@@ -17,6 +17,7 @@ from dataward.checks import conditions, reasons
 from dataward.checks.observed import LastPurge
 from dataward.checks.purge import purge_succeeded
 from dataward.cli import main
+from dataward.controller import staleness
 from dataward.purge.errors import ErrorCategory
 from dataward.purge.plan import StopReason
 
@@ -256,6 +257,13 @@ def source_keys() -> set[Key]:
         (reasons.STORE_KIND, conditions.POLICY_COMPLIANT, "False", r) for r in finding_reasons()
     }
     keys |= purge_succeeded_keys()
+    # Any store condition last True, once the operator cannot check it (controller/staleness.py
+    # writes them by JSON patch, not as Condition(...)).
+    keys |= {
+        (reasons.STORE_KIND, t, "Unknown", r)
+        for t in conditions.CONDITION_TYPES
+        for r in staleness.GATING_REASONS
+    }
     return keys
 
 

@@ -9,7 +9,7 @@ assert both what the reconciler wrote and that it wrote nothing. e2e tests use t
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dataward.controller.kube import KubeError
@@ -37,6 +37,7 @@ class FakeKube:
         self.version = 0
         self.fail_gets: dict[str, int] = {}  # kind -> HTTP status to fail every get with
         self.fail_lists: dict[str, int] = {}  # kind -> HTTP status to fail every list with
+        self.fail_patches: int | None = None  # HTTP status to fail every patch with
 
     def writes(self) -> list[tuple[str, str, str]]:
         """The mutating calls so far."""
@@ -102,6 +103,8 @@ class FakeKube:
     def merge_patch(self, kind: str, namespace: str | None, name: str,
                     patch: Mapping[str, Any], subresource: str | None = None) -> dict[str, Any]:
         self.calls.append(("patch" + (f"/{subresource}" if subresource else ""), kind, name))
+        if self.fail_patches is not None:
+            raise KubeError(self.fail_patches, "Forbidden", "patch")
         current = self.objects.get((kind, namespace, name))
         if current is None:
             raise KubeError(404, "Not Found", "patch")
@@ -110,6 +113,41 @@ class FakeKube:
         if wanted is not None and wanted != current["metadata"]["resourceVersion"]:
             raise KubeError(409, "Conflict", "patch")
         return self._store(_merge(copy.deepcopy(current), patch))
+
+    def json_patch(self, kind: str, namespace: str | None, name: str,
+                   operations: Sequence[Mapping[str, Any]],
+                   subresource: str | None = None) -> dict[str, Any]:
+        """RFC 6902 `test`, `add` and `replace` on object members and list indexes; a failed
+        test or a missing path refuses the whole patch with 422, as the API server does."""
+        self.calls.append(("patch" + (f"/{subresource}" if subresource else ""), kind, name))
+        if self.fail_patches is not None:
+            raise KubeError(self.fail_patches, "Forbidden", "patch")
+        current = self.objects.get((kind, namespace, name))
+        if current is None:
+            raise KubeError(404, "Not Found", "patch")
+        patched = copy.deepcopy(current)
+        for op in operations:
+            *parents, last = [p.replace("~1", "/").replace("~0", "~")
+                              for p in op["path"].split("/")[1:]]  # fmt: skip
+            node: Any = patched
+            try:
+                for part in parents:
+                    node = node[int(part)] if isinstance(node, list) else node[part]
+                key: Any = int(last) if isinstance(node, list) else last
+                if op["op"] == "test":
+                    if node[key] != op["value"]:
+                        raise KubeError(422, "Unprocessable Entity", "patch")
+                elif op["op"] == "replace":
+                    if isinstance(node, dict) and key not in node:
+                        raise KeyError(key)  # replace needs the member to exist
+                    node[key] = copy.deepcopy(op["value"])
+                elif op["op"] == "add" and isinstance(node, dict):
+                    node[key] = copy.deepcopy(op["value"])
+                else:
+                    raise KubeError(422, "Unprocessable Entity", "patch")
+            except (KeyError, IndexError, ValueError, TypeError):
+                raise KubeError(422, "Unprocessable Entity", "patch") from None
+        return self._store(patched)
 
     def delete(self, kind: str, namespace: str | None, name: str,
                propagation: str | None = None) -> dict[str, Any] | None:

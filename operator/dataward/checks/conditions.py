@@ -36,6 +36,11 @@ CONDITION_TYPES = (
     PURGE_SUCCEEDED,
     ACCESS_RECORDED,
 )
+# When the operator cannot read the stores themselves (or, sharded, which namespaces are its
+# shard's) for longer than its grace period, each condition it last wrote True on a store becomes
+# Unknown with one of these (controller/staleness.py): it is no longer checked.
+STORE_CACHE_UNAVAILABLE = "StoreCacheUnavailable"
+NAMESPACE_CACHE_UNAVAILABLE = "NamespaceCacheUnavailable"
 # metav1.Condition's pattern for `reason`.
 _REASON = re.compile(r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
 MAX_MESSAGE_LENGTH = 32768

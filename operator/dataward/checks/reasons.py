@@ -25,11 +25,13 @@ from dataward.checks.conditions import (
     CONDITION_TYPES,
     DEADLINE_MET,
     ENCRYPTION_KEY_READY,
+    NAMESPACE_CACHE_UNAVAILABLE,
     NETWORK_ISOLATED,
     POLICY_COMPLIANT,
     PURGE_SCHEDULED,
     PURGE_SUCCEEDED,
     READY,
+    STORE_CACHE_UNAVAILABLE,
     Status,
 )
 
@@ -1064,11 +1066,43 @@ def _failed_purges() -> tuple[ReasonEntry, ...]:
     )
 
 
+# Any condition last written True, once the operator cannot check it (controller/staleness.py).
+_UNCHECKED: dict[str, tuple[str, str]] = {
+    STORE_CACHE_UNAVAILABLE: (
+        "The operator has not been able to read the PersonalDataStores for longer than its "
+        "grace period (their list or watch forbidden, or the API failing), so no store is "
+        "reconciled: this condition was last True and is not checked now (the message says "
+        "since when, why, and its last reason).",
+        "Check the operator's log and that its ClusterRole still grants get, list and watch "
+        "on personaldatastores. Once it can read them the store is judged again; only that "
+        "makes it True again.",
+    ),
+    NAMESPACE_CACHE_UNAVAILABLE: (
+        "The operator shards stores by namespace label and has not been able to read the "
+        "Namespaces for longer than its grace period, so it does not know which are its own "
+        "and reconciles none: this condition was last True and is not checked now (the "
+        "message says since when, why, and its last reason).",
+        "Check the operator's log and that its ClusterRole still grants list and watch on "
+        "namespaces. Once it can read them the store is judged again; only that makes it "
+        "True again.",
+    ),
+}
+
+
+def _unchecked() -> tuple[ReasonEntry, ...]:
+    return tuple(
+        _store(type_, reason, "Unknown", meaning, action)
+        for type_ in CONDITION_TYPES
+        for reason, (meaning, action) in _UNCHECKED.items()
+    )
+
+
 CATALOGUE: tuple[ReasonEntry, ...] = (
     *_LITERAL,
     *_findings(),
     *_HELD_OR_SKIPPED,
     *_failed_purges(),
+    *_unchecked(),
 )
 
 

@@ -15,6 +15,7 @@ from dataward.checks.observed import TrustedSubjects
 from dataward.controller.access_log import AccessLogFollower
 from dataward.controller.clock import clock_from_environ
 from dataward.controller.reconcile import ReconcileSettings
+from dataward.controller.staleness import STALE_GRACE_SECONDS
 from dataward.controller.subjects import SubjectSettings
 from dataward.evidence import EvidenceError, EvidenceLog, load_private_key, settings_from_environ
 from dataward.evidence.store import connect as connect_evidence
@@ -100,6 +101,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=float,
         default=3600.0,
         help="safety resync: re-list every cache and re-check every store this often "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--stale-grace-seconds",
+        type=float,
+        default=STALE_GRACE_SECONDS,
+        help="when the operator cannot read the stores (their list/watch forbidden or "
+        "failing; sharded: the namespaces), after this long every verdict it last wrote "
+        "True is made Unknown (StoreCacheUnavailable, NamespaceCacheUnavailable) and /readyz fails "
         "(default: %(default)s)",
     )
     parser.add_argument(
@@ -236,6 +246,7 @@ def run(args: argparse.Namespace) -> int:
         lease_name=args.lease_name,
         lease_duration_seconds=args.lease_duration_seconds,
         resync_seconds=args.resync_seconds,
+        stale_grace_seconds=args.stale_grace_seconds,
         watch_secrets=args.watch_secrets,
         kubeconfig=args.kubeconfig,
         metrics_port=args.metrics_port or None,

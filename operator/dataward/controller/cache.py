@@ -87,6 +87,21 @@ LABEL_INDEXED = frozenset({"Job", "Pod"})
 
 
 @dataclass(frozen=True)
+class CacheOutage:
+    """A cache that may not be read (`Caches.outages`): since when (time.monotonic), why."""
+
+    kind: str
+    namespace: str | None
+    since: float
+    error: str
+
+    @property
+    def where(self) -> str:
+        """For messages: `kind in namespace` or `kind cluster-wide`."""
+        return f"{self.kind} in {self.namespace}" if self.namespace else self.kind
+
+
+@dataclass(frozen=True)
 class CachedKind:
     """One kind the operator caches: where, which objects (label selector), how slimmed."""
 
@@ -402,6 +417,10 @@ class Informer:
         self.journal_floor = 0
         self.resource_version: str | None = None
         self.lists = 0
+        # Since when (time.monotonic) this cache has not been synced: its thread's start
+        # (`run`), or the failed re-list that ended its last synced spell; None while synced,
+        # and before it starts (`Caches.outages`).
+        self.unsynced_since: float | None = None
         # An optional kind whose LIST was refused (403): stopped; its reads go to the API.
         self.forbidden = False
 
@@ -498,6 +517,8 @@ class Informer:
 
     def run(self, stop: threading.Event) -> None:
         """List and watch until `stop`; failures are kept as this cache's error, then retried."""
+        if not self.synced:
+            self.unsynced_since = time.monotonic()
         backoff = 1.0
         while not stop.is_set():
             try:
@@ -551,6 +572,8 @@ class Informer:
         was = self.synced
         self.synced = False
         self.error = error
+        if was or self.unsynced_since is None:
+            self.unsynced_since = time.monotonic()
         if was:
             log.warning("cache of %s failed: %s (reads of it are Unknown until a re-list)",
                         self.where, error)
@@ -616,6 +639,7 @@ class Informer:
         self.resource_version = resource_version
         was = self.synced
         self.synced, self.error = True, None
+        self.unsynced_since = None
         self.lists += 1
         if self.lists == 1:
             fresh_events: dict[tuple[str, str], Obj] = {}  # the first list: no events
@@ -815,6 +839,36 @@ class Caches:
         informer = self.informers[("Namespace", None)]
         if not informer.synced:
             return False
+        with informer.lock:
+            return namespace in informer.by_namespace.get("", {})
+
+    def outages(self) -> list[CacheOutage]:
+        """Every cache that is not synced now (never listed, or its last re-list failed),
+        with since when and why; an optional kind whose list is forbidden is read by name
+        instead, which is no outage."""
+        out: list[CacheOutage] = []
+        for (kind, namespace), informer in self.informers.items():
+            since = informer.unsynced_since
+            if not informer.synced and not informer.forbidden and since is not None:
+                out.append(CacheOutage(kind, namespace, since, informer.error or "not synced"))
+        return out
+
+    def last_known(self, kind: str) -> list[Obj]:
+        """Every object of `kind` its caches hold, synced or not: the last copies, for what
+        must be said of them while they cannot be read (controller/staleness.py)."""
+        out: list[Obj] = []
+        for (cached, _), informer in self.informers.items():
+            if cached == kind:
+                with informer.lock:
+                    out += [o for objs in informer.by_namespace.values() for o in objs.values()]
+        return out
+
+    def last_owned(self, namespace: str) -> bool:
+        """Whether `namespace` was this shard's when the Namespace cache last held it (synced
+        or not; `owns` answers False while it is not synced); always, unsharded."""
+        if not self.sharded:
+            return True
+        informer = self.informers[("Namespace", None)]
         with informer.lock:
             return namespace in informer.by_namespace.get("", {})
 

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -717,6 +717,26 @@ class Kube:
             body=patch,
             query=[("fieldManager", FIELD_MANAGER)],
             content_type="application/merge-patch+json",
+            what=f"patch {kind} {name}",
+            target=(kind, namespace or "", name),
+        )
+
+    def json_patch(
+        self,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        operations: Sequence[Mapping[str, Any]],
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """A JSON patch (RFC 6902): its `test` operations are preconditions, and a failed one
+        refuses the whole patch (the API answers 422)."""
+        return self._call(
+            "PATCH",
+            RESOURCES[kind].path(namespace, name, subresource),
+            body=operations,
+            query=[("fieldManager", FIELD_MANAGER)],
+            content_type="application/json-patch+json",
             what=f"patch {kind} {name}",
             target=(kind, namespace or "", name),
         )

@@ -1,9 +1,15 @@
-"""Prometheus metrics and the health endpoint the chart's probes call."""
+"""Prometheus metrics and the health endpoints the chart's probes call.
+
+/healthz (liveness): the process serves. /readyz (readiness): 503 while the stores' verdicts
+are not being checked (the stores' or the Namespace cache failed past its grace period,
+controller/staleness.py); a restart would not mend that (it loses the last copies), so the
+liveness probe does not ask it.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 
@@ -13,8 +19,11 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Metric,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 RECONCILES = Counter("dataward_reconciles_total", "Store reconciles, by outcome.", ["result"])
@@ -160,6 +169,66 @@ def record_key_age(namespace: str, store: str, seconds: float) -> None:
     STORES.update(namespace, store, key_age=seconds)
 
 
+class CacheHealth(Collector):
+    """Each cached kind's state, at scrape time, from the leading operator's caches (none on
+    a standby replica, or between spells of leadership)."""
+
+    def __init__(self) -> None:
+        self.health: Callable[[], Sequence[tuple[str, bool, float]]] | None = None
+        self.problems: Callable[[], list[str]] | None = None
+
+    def describe(self) -> list[Metric]:
+        """The families, without samples."""
+        return list(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        """dataward_cache_synced and dataward_cache_unsynced_seconds, per kind."""
+        synced, unsynced = self._families()
+        health = self.health
+        for kind, ok, seconds in health() if health is not None else ():
+            synced.add_metric([kind], 1.0 if ok else 0.0)
+            unsynced.add_metric([kind], seconds)
+        yield from (synced, unsynced)
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "dataward_cache_synced",
+                "1 while every cache of the kind is synced (0: its reads are Unknown; for "
+                "PersonalDataStore or Namespace no store is reconciled).",
+                labels=["kind"],
+            ),
+            GaugeMetricFamily(
+                "dataward_cache_unsynced_seconds",
+                "How long the kind's oldest cache outage has lasted (0: synced).",
+                labels=["kind"],
+            ),
+        )
+
+
+CACHES = CacheHealth()
+REGISTRY.register(CACHES)
+
+
+def watch_health(
+    problems: Callable[[], list[str]], health: Callable[[], Sequence[tuple[str, bool, float]]]
+) -> None:
+    """Serve the running operator's readiness (/readyz) and cache health (/metrics)."""
+    CACHES.problems, CACHES.health = problems, health
+
+
+def unwatch_health() -> None:
+    """No operator runs here (a standby replica): ready, and no cache series."""
+    CACHES.problems = CACHES.health = None
+
+
+def readiness_problems() -> list[str]:
+    """Why this replica is not ready (empty: it is)."""
+    problems = CACHES.problems
+    return problems() if problems is not None else []
+
+
 def forget_store(namespace: str, store: str) -> None:
     """Remove a deleted store's series: a gone store must not be reported for ever."""
     STORES.forget(namespace, store)
@@ -167,8 +236,14 @@ def forget_store(namespace: str, store: str) -> None:
 
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        status = 200
         if self.path == "/healthz":
             body, content_type = b"ok\n", "text/plain"
+        elif self.path == "/readyz":
+            problems = readiness_problems()
+            status = 503 if problems else 200
+            body = "".join(f"{p}\n" for p in problems or ["ok"]).encode()
+            content_type = "text/plain"
         elif self.path == "/metrics":
             # Sent as made, without a length: the HTTP/1.0 answer ends when the connection
             # closes, so no scrape holds the whole exposition (`StoreMetrics.exposition`).
@@ -181,7 +256,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.send_error(404)
             return
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

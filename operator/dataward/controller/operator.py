@@ -42,9 +42,16 @@ from dataward.controller.kube import (
     load_api_client,
 )
 from dataward.controller.leader import LeaderElector, LeaseSettings
-from dataward.controller.metrics import CRDS_SERVED, LEADER, serve
+from dataward.controller.metrics import (
+    CRDS_SERVED,
+    LEADER,
+    serve,
+    unwatch_health,
+    watch_health,
+)
 from dataward.controller.queue import FirstPass, StoreKey, WorkQueue
 from dataward.controller.reconcile import KEY_RING_CACHE, Reconciler, ReconcileSettings
+from dataward.controller.staleness import STALE_GRACE_SECONDS, StaleVerdicts, check_period
 from dataward.controller.subjects import SubjectRequests, SubjectSettings, request_keys_for_event
 from dataward.render.key_ring import KEY_RING_SELECTOR
 from dataward.render.labels import MANAGED_BY, MANAGED_BY_LABEL, STORE_KIND, STORE_LABEL
@@ -152,6 +159,9 @@ class OperatorSettings:
     # The safety resync: every cache re-lists, and every store is queued (behind events), on
     # this period.
     resync_seconds: float = 3600.0
+    # How long the stores' (or, sharded, the Namespace) cache may fail before the verdicts it
+    # keeps from being checked are made Unknown and readiness fails (controller/staleness.py).
+    stale_grace_seconds: float = STALE_GRACE_SECONDS
     # Watch Secrets (SECRET_KINDS). Off, or forbidden by RBAC: key rings and credentials
     # Secrets are read by name, and a change to one out of band is seen on the store's next
     # reconcile.
@@ -610,6 +620,23 @@ async def run_operator(
     subject_requests = SubjectRequests(kube, settings.subjects, caches)
     answering.append(subject_requests)
     serving = asyncio.Event()  # kopf runs; set and cleared on the loop only
+    # The stores' verdicts while their cache (or the Namespace one) fails: Unknown after the
+    # grace period, and this replica not ready. While the CRDs are not served there are no
+    # stores to speak of.
+    stale = StaleVerdicts(kube, caches, settings.stale_grace_seconds, reconciler,
+                          wall=settings.reconcile.clock, requeue=queue.add)  # fmt: skip
+    watch_health(lambda: stale.problems() if serving.is_set() else [], stale.health)
+
+    async def upkeep() -> None:
+        while True:
+            await asyncio.sleep(check_period(settings.stale_grace_seconds))
+            if not (serving.is_set() and caches.started):
+                continue
+            try:
+                await asyncio.to_thread(stale.check)
+            except Exception:  # a bug must not end the watch over stale verdicts
+                log.exception("checking for verdicts the operator cannot check failed")
+
     stopping = asyncio.Event()  # `stop`, seen from the loop
 
     async def ready() -> None:
@@ -711,6 +738,7 @@ async def run_operator(
         )
     )
     tasks.append(asyncio.create_task(watch_stop()))
+    tasks.append(asyncio.create_task(upkeep()))
     follower = settings.access_log
     if follower is not None:  # while this replica leads: one writer of access records
         follower.start(reconciler.served_stores, queue.add, caches.listed)
@@ -738,6 +766,7 @@ async def run_operator(
         if follower is not None:
             await asyncio.to_thread(follower.stop)
         caches.stop()
+        unwatch_health()
         for task in tasks:
             task.cancel()
 

@@ -2034,7 +2034,7 @@ class Reconciler:
                 # One Normal Event when the store becomes Ready, a Warning for every control
                 # that stops being in force; a control coming back is said by Ready alone.
                 self._event(raw, condition, before, now)
-            self._record_raw(
+            self.record_evidence(
                 meta["namespace"],
                 meta["name"],
                 "condition.transition",
@@ -2053,12 +2053,13 @@ class Reconciler:
                     TIME_TO_READY.observe((now - created).total_seconds())
 
     def _record(self, store: Store, kind: str, payload: Mapping[str, Any]) -> None:
-        self._record_raw(store.namespace, store.name, kind, payload)
+        self.record_evidence(store.namespace, store.name, kind, payload)
 
-    def _record_raw(
+    def record_evidence(
         self, namespace: str, name: str, kind: str, payload: Mapping[str, Any]
     ) -> None:
-        """Append an evidence record; a failure is logged and never stops the reconcile."""
+        """Append an evidence record about a store; a failure is logged, never raised (it stops
+        no reconcile, nor controller/staleness.py)."""
         self._record_subject(f"{namespace}/{name}", kind, payload)
 
     def _record_subject(self, subject: str, kind: str, payload: Mapping[str, Any]) -> None:
