@@ -42,9 +42,9 @@ RULE_KEYS = {"alert", "record", "expr", "for", "keep_firing_for", "labels", "ann
 def exported_metric_names() -> set[str]:
     """The series names the operator's metrics produce (a counter's _total, a histogram's
     _bucket, _sum and _count)."""
-    names: set[str] = set()
+    names = {name for name, _, _ in metrics.STORE_FAMILIES}
     for value in vars(metrics).values():
-        if not isinstance(value, MetricWrapperBase | metrics.StoreMetrics | metrics.CacheHealth):
+        if not isinstance(value, MetricWrapperBase | metrics.CacheHealth):
             continue
         for family in value.describe():
             if family.type == "counter":

@@ -95,7 +95,7 @@ class StoreMetrics:
         """
         with self._lock:
             stores = list(self._stores.items())
-        for name, help_, extra in _FAMILIES:
+        for name, help_, extra in STORE_FAMILIES:
             yield f"# HELP {name} {help_}\n# TYPE {name} gauge\n".encode()
             for start in range(0, len(stores), chunk):
                 lines: list[str] = []
@@ -120,7 +120,7 @@ class StoreMetrics:
 
 
 # The per-store families, in the order served: (name, help, whether it is the conditions').
-_FAMILIES = (
+STORE_FAMILIES = (
     ("dataward_store_condition", "1 when the store's condition has this status.", True),
     ("dataward_purge_expired_rows_remaining",
      "Expired rows the last purge left in the live database.", False),
