@@ -239,14 +239,18 @@ CRONJOB = "dataward-support-inquiries-purge"
 
 
 def _finished_run(kube: FakeKube, record: dict[str, Any]) -> None:
-    """A run of the store's CronJob, finished, whose pod left `record` as its message."""
-    uid = kube.objects[("CronJob", "crm", CRONJOB)]["metadata"]["uid"]
+    """A run of the store's CronJob (its job template), finished, whose pod left `record` as
+    its message."""
+    cronjob = kube.objects[("CronJob", "crm", CRONJOB)]
+    uid = cronjob["metadata"]["uid"]
+    spec = copy.deepcopy(cronjob["spec"]["jobTemplate"]["spec"])
     job = kube._store({
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": "run-1", "namespace": "crm",
                      "labels": {"app.kubernetes.io/managed-by": "dataward",
                                 "dataward.io/store": "support-inquiries"},
                      "ownerReferences": [{"kind": "CronJob", "name": CRONJOB, "uid": uid}]},
+        "spec": spec,
         "status": {"startTime": "2026-01-10T03:17:00Z", "completionTime": "2026-01-10T03:18:00Z",
                    "conditions": [{"type": "Complete", "status": "True"}]},
     })  # fmt: skip
@@ -255,6 +259,7 @@ def _finished_run(kube: FakeKube, record: dict[str, Any]) -> None:
         "metadata": {"name": "run-1-x", "namespace": "crm",
                      "labels": {"batch.kubernetes.io/job-name": "run-1"},
                      "ownerReferences": [{"kind": "Job", "uid": job["metadata"]["uid"]}]},
+        "spec": copy.deepcopy(spec["template"]["spec"]),
         "status": {"containerStatuses": [{"name": "purge", "state": {"terminated": {
             "exitCode": 0, "message": json.dumps(record)}}}]},
     })  # fmt: skip
