@@ -101,3 +101,19 @@ def test_lists_and_mappings_of_other_types_compare_as_before() -> None:
     assert not matches(["a", "b"], "ab") and not matches("ab", ["a", "b"])
     assert not matches({"a": None}, {}) and not matches({"a": 0}, {"a": None})
     assert not matches(float("nan"), float("nan"))  # never equal, so never in place
+
+
+def test_digest_tells_apart_what_matches_tells_apart_and_ignores_key_order() -> None:
+    from datetime import UTC, datetime
+
+    from dataward.checks.drift import digest
+
+    assert digest({"a": 1, "b": [True, None]}) == digest({"b": [True, None], "a": 1})
+    assert len({digest(1), digest(True), digest(1.0), digest("1"), digest([1])}) == 5
+    assert digest({"a": "é"}) != digest({"a": "e"})
+    # What orjson refuses is still digested (an integer past 64 bits, a key not a string).
+    assert digest({"n": 2**70}) != digest({"n": 2**70 + 1})
+    assert digest({1: "x"}) == digest({1: "x"}) != digest({2: "x"})
+    # Anything else by its text, as the API server's values never are.
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    assert digest({"at": when}) == digest({"at": str(when)})
