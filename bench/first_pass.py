@@ -9,7 +9,11 @@ per repetition models a restart: new caches list everything, a new reconciler re
 every store once, as `reconcile_logged` does (its metrics and logging included), in the cache's
 order. Printed per repetition: the caches' LIST CPU and the first pass's CPU per store, and
 the writes it made (0 expected). `--profile` prints the top of a cProfile of the last
-repetition's pass (cProfile inflates small calls: read shares, not seconds).
+repetition's pass (cProfile inflates small calls: read shares, not seconds). `--state FILE`
+saves the converged API to FILE, or loads it from there (then --stores and --namespaces are
+the file's), so that several trees are measured on the very same objects:
+
+    PYTHONPATH=<tree>/operator:$PWD python3 -m bench.first_pass --repeat 3 --state /tmp/s.pickle
 """
 
 from __future__ import annotations
