@@ -23,8 +23,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
-
 from dataward.checks.access import (
     DeclaredBesides,
     SecretReaders,
@@ -2529,49 +2527,13 @@ def _shared_parts(value: Any, table: dict[object, Any]) -> Any:
     """`value` (JSON-like) with each dict and list that equals one already in `table` replaced
     by that one: a store's rendered children repeat their owner reference, their labels, and
     rules every store has (about 3 KiB a store of the namespace views, issue 11). Only for
-    values nothing changes.
+    values nothing changes. Keyed by the parts' identities, as the parts are shared first.
 
-    A restarted operator builds every namespace's view in its first pass (issue 11), so this
-    is kept cheap: each part is looked up whole by its JSON text (orjson, C code; keys in
-    their order, true and 1 apart, 1.0 and 1 apart) before any of its own parts, so a part met
-    before costs one lookup, not a walk (about half of the first pass's view build); a hit is
-    also compared (==), so a tuple is never taken for a list of the same text. What orjson
-    would write as another type's text (a subclass of str or int, a dataclass, a datetime) is
-    refused and walked as before, by identity (`_walked_parts`). The labels, owner references
-    and compared bodies are shared with the cached children's (`share_object`) once per
-    distinct part, not once per render.
+    A restarted operator builds every namespace's view at once (issue 11's first pass), so
+    this is kept cheap: no call per scalar, and the labels, owner references and compared
+    bodies shared with the cached children's (`share_object`) once per distinct part, not
+    once per render.
     """
-    if type(value) is not dict and type(value) is not list:
-        return value
-    try:
-        key: object = orjson.dumps(value, default=_refuse, option=_PLAIN_JSON)
-    except TypeError:
-        return _walked_parts(value, table)
-    held = table.get(key)
-    if held is not None and held == value:
-        return held
-    value = _parts_of(value, table)
-    if held is None:
-        table[key] = value
-    return value
-
-
-# orjson's options for `_shared_parts`: these types reach `_refuse` instead of being written
-# as the text of another type's value.
-_PLAIN_JSON = (
-    orjson.OPT_PASSTHROUGH_SUBCLASS
-    | orjson.OPT_PASSTHROUGH_DATACLASS
-    | orjson.OPT_PASSTHROUGH_DATETIME
-)
-
-
-def _refuse(value: object) -> Any:
-    raise TypeError(type(value).__name__)
-
-
-def _parts_of(value: dict[str, Any] | list[Any], table: dict[object, Any]) -> Any:
-    """A copy of `value` whose parts are shared (`_shared_parts`); a rendered object's labels,
-    owner references and compared body held as the cache holds them."""
     if type(value) is dict:
         value = {
             k: _shared_parts(v, table) if type(v) is dict or type(v) is list else v
@@ -2579,18 +2541,14 @@ def _parts_of(value: dict[str, Any] | list[Any], table: dict[object, Any]) -> An
         }
         if type(value.get("metadata")) is dict:
             _share_object_once(value, table)  # with the cached children's, when converged
-        return value
-    return [_shared_parts(v, table) if type(v) is dict or type(v) is list else v for v in value]
-
-
-def _walked_parts(value: dict[str, Any] | list[Any], table: dict[object, Any]) -> Any:
-    """`_shared_parts` of a value orjson refuses: its parts shared first, then the value
-    keyed by their identities and the scalars' types and values."""
-    value = _parts_of(value, table)
-    if type(value) is dict:
         key: object = (dict, tuple(value), *_values_key(value.values()))
-    else:
+    elif type(value) is list:
+        value = [
+            _shared_parts(v, table) if type(v) is dict or type(v) is list else v for v in value
+        ]
         key = (list, *_values_key(value))
+    else:
+        return value
     return table.setdefault(key, value)
 
 
