@@ -214,3 +214,19 @@ def test_a_default_is_normalised_only_where_the_api_server_fills_it_in() -> None
     del udp["spec"]["ingress"][0]["ports"][0]["protocol"]
     assert needs_apply(udp, _edited(
         lambda o: o["spec"]["ingress"][0]["ports"][0].update(protocol="UDP")))
+
+
+def test_digest_tells_apart_what_matches_tells_apart_and_ignores_key_order() -> None:
+    from datetime import UTC, datetime
+
+    from dataward.checks.drift import digest
+
+    assert digest({"a": 1, "b": [True, None]}) == digest({"b": [True, None], "a": 1})
+    assert len({digest(1), digest(True), digest(1.0), digest("1"), digest([1])}) == 5
+    assert digest({"a": "é"}) != digest({"a": "e"})
+    # What orjson refuses is still digested (an integer past 64 bits, a key not a string).
+    assert digest({"n": 2**70}) != digest({"n": 2**70 + 1})
+    assert digest({1: "x"}) == digest({1: "x"}) != digest({2: "x"})
+    # Anything else by its text, as the API server's values never are.
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    assert digest({"at": when}) == digest({"at": str(when)})

@@ -234,6 +234,32 @@ def test_shared_parts_never_takes_a_number_for_a_part_with_that_id() -> None:
     assert _shared_parts({"x": {"y": 1}, "z": [2.0]}, table) is first
 
 
+def test_shared_parts_keeps_apart_values_of_one_json_text() -> None:
+    # Parts are looked up by their JSON text: values of other types that write the same
+    # text (a tuple and a list, a str enum and its str, 1.0 and 1, key order) stay apart.
+    from enum import StrEnum
+
+    from dataward.controller.reconcile import _shared_parts
+
+    class Colour(StrEnum):
+        RED = "red"
+
+    table: dict[object, Any] = {}
+    listed = _shared_parts({"x": [1, 2], "c": "red", "f": 1.0}, table)
+    tupled = _shared_parts({"x": (1, 2), "c": Colour.RED, "f": 1}, table)
+    assert type(tupled["x"]) is tuple and type(tupled["c"]) is Colour
+    assert type(tupled["f"]) is int and type(listed["f"]) is float
+    assert type(listed["x"]) is list and type(listed["c"]) is str
+    reordered = _shared_parts({"c": "red", "x": [1, 2], "f": 1.0}, table)
+    assert list(reordered) == ["c", "x", "f"]
+    assert reordered["x"] is listed["x"]  # its equal part is still the one held
+    assert _shared_parts({"x": [1, 2], "c": "red", "f": 1.0}, table) is listed
+    assert type(_shared_parts({"x": (1, 2)}, table)["x"]) is tuple
+    assert type(_shared_parts({"x": [1, 2]}, table)["x"]) is list
+    assert type(_shared_parts({"n": [1.0]}, table)["n"][0]) is float
+    assert type(_shared_parts({"n": [1]}, table)["n"][0]) is int
+
+
 def test_the_namespace_views_hold_the_cached_childrens_labels_and_owners() -> None:
     # A view's render shares its labels and owner references with the cached children's (the
     # copies every cached object of the store holds), however many renders repeat them.

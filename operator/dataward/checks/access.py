@@ -305,9 +305,10 @@ def _own_problems(
             role = rbac.role("Role", namespace, name)
             if role is None:
                 missing.append(label)
-            elif sorted(role.rules, key=repr) != sorted(
-                (PolicyRule.from_api(rule) for rule in item["rules"]), key=repr
-            ):
+                continue
+            rules = tuple(PolicyRule.from_api(rule) for rule in item["rules"])
+            # The same rules in any order; in the same order (nearly always), not sorted.
+            if rules != role.rules and sorted(role.rules, key=repr) != sorted(rules, key=repr):
                 drifted.append(label)
         elif kind == "RoleBinding":
             binding = rbac.binding("RoleBinding", namespace, name)

@@ -13,7 +13,6 @@ read makes the conditions that depend on it Unknown: a failed read is never "not
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -40,7 +39,7 @@ from dataward.checks.conditions import (
     transitions,
     with_children_not_ours,
 )
-from dataward.checks.drift import needs_apply, replacement
+from dataward.checks.drift import canonical_text, needs_apply, replacement
 from dataward.checks.encryption import (
     CANCEL_REASONS,
     ShreddingBlocker,
@@ -2718,8 +2717,7 @@ def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
 
 def _digest(value: object) -> bytes:
     """A short fingerprint of a JSON-like value (equal values, equal digests)."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+    return hashlib.blake2b(canonical_text(value), digest_size=16).digest()
 
 
 def _suspended(cronjob: dict[str, Any]) -> dict[str, Any]:
