@@ -99,7 +99,7 @@ def what_runs(
     normal = _without_defaults(spec)
     if not isinstance(normal, dict):
         return {}
-    paths = sorted(p for p in _field_paths(pod_spec) if _OWN_METADATA.fullmatch(p))
+    paths = sorted({p for p in _field_paths(pod_spec) if _OWN_METADATA.fullmatch(p)})
     if paths:
         meta = metadata or {}
         projected = {}
@@ -111,21 +111,29 @@ def what_runs(
     return normal
 
 
-def _field_paths(value: Any) -> set[str]:
-    """Every `fieldRef.fieldPath` in a pod spec (env, downward API volumes, projections)."""
-    out: set[str] = set()
-    if isinstance(value, Mapping):
-        ref = value.get("fieldRef")
-        if isinstance(ref, Mapping) and isinstance(ref.get("fieldPath"), str):
-            out.add(ref["fieldPath"])
-        for item in value.values():
-            if isinstance(item, (Mapping, list)):
-                out |= _field_paths(item)
-    elif isinstance(value, list):
-        for item in value:
-            if isinstance(item, (Mapping, list)):
-                out |= _field_paths(item)
-    return out
+def _field_paths(pod_spec: Mapping[str, Any]) -> list[str]:
+    """Every `fieldRef.fieldPath` of a pod spec, where the API allows one: the containers'
+    env (init and ephemeral too) and downward API volumes, projected ones included."""
+    refs: list[Any] = []
+    for kind in ("containers", "initContainers", "ephemeralContainers"):
+        for container in _items(pod_spec.get(kind)):
+            refs += [(_get(env, "valueFrom") or {}).get("fieldRef") for env in
+                     _items(_get(container, "env"))]  # fmt: skip
+    for volume in _items(pod_spec.get("volumes")):
+        sources = [volume, *_items(_get(_get(volume, "projected"), "sources"))]
+        for source in sources:
+            refs += [_get(item, "fieldRef") for item in
+                     _items(_get(_get(source, "downwardAPI"), "items"))]  # fmt: skip
+    return [ref["fieldPath"] for ref in refs
+            if isinstance(ref, Mapping) and isinstance(ref.get("fieldPath"), str)]  # fmt: skip
+
+
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _get(value: Any, key: str) -> Any:
+    return value.get(key) if isinstance(value, Mapping) else None
 
 
 _SCALARS = frozenset({str, int, bool, float, type(None)})
