@@ -100,6 +100,7 @@ def test_a_forged_job_made_under_the_predictable_name_first_is_surfaced_not_adop
     crm = _store_entry(kube, "crm")
     assert (crm["phase"], crm["reason"]) == ("Failed", "ChildNotOurs"), crm
     assert real in crm["message"]
+    assert "does not run the Job the operator renders" in crm["message"]
     assert status(kube)["phase"] != "Succeeded"
 
 

@@ -126,6 +126,12 @@ class NotOurs(Exception):
     """An object the request would use exists but was not made for it."""
 
 
+NOT_THE_RENDER = (
+    "it does not run the Job the operator renders for this request (made by someone else, "
+    "or by an earlier operator version)"
+)
+
+
 def request_keys_for_event(
     kind: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
 ) -> list[RequestKey]:
@@ -424,7 +430,7 @@ class SubjectRequests:
                 name = f"Job {store.namespace}/{job['metadata']['name']}"
                 # Not among the runs: whatever has the name is not the Job rendered for it.
                 if self.read.get("Job", store.namespace, job["metadata"]["name"]) is not None:
-                    raise NotOurs(name)
+                    raise NotOurs(name, NOT_THE_RENDER)
                 try:
                     self.kube.create(job)
                 except KubeError as error:
@@ -433,7 +439,7 @@ class SubjectRequests:
                     # Made since the read: by an earlier pass of ours, or by someone else.
                     made = self.kube.get("Job", store.namespace, job["metadata"]["name"])
                     if made is None or not self._counts(made, request, store, job):
-                        raise NotOurs(name) from None
+                        raise NotOurs(name, NOT_THE_RENDER) from None
             return outcome
         except NotOurs as error:
             return StoreOutcome(
@@ -441,8 +447,13 @@ class SubjectRequests:
                 store.name,
                 "Failed",
                 "ChildNotOurs",
-                f"{error} exists and was not made by the operator for this request; it is "
-                "not used. Delete it or rename the request.",
+                f"{error.args[0]} exists and "
+                + (
+                    error.args[1]
+                    if len(error.args) > 1
+                    else "was not made by the operator for this request"
+                )
+                + "; it is not used. Delete it or rename the request.",
             )
 
     def _create(self, obj: Mapping[str, Any]) -> None:
