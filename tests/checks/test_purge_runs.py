@@ -272,3 +272,36 @@ def test_a_job_that_decides_otherwise_whether_its_pods_run_is_another_job(
     change: dict[str, Any],
 ) -> None:
     assert job_runs_digest({**_job_as_served(), **change}) != job_runs_digest(RENDERED_JOB)
+
+
+def _reads_own_annotation() -> dict[str, Any]:
+    """A pod spec that reads its own annotation `key` through the downward API (a projected
+    volume, as the access request's recipient key) and its namespace through env."""
+    return {
+        "containers": [{"name": "c", "image": "i", "env": [
+            {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]}],
+        "volumes": [{"name": "v", "projected": {"sources": [{"downwardAPI": {"items": [
+            {"path": "k", "fieldRef": {"fieldPath": "metadata.annotations['key']"}}]}}]}}],
+    }  # fmt: skip
+
+
+def test_the_pod_metadata_a_pod_reads_is_part_of_what_it_runs() -> None:
+    from dataward.checks.purge_runs import what_runs
+
+    spec = _reads_own_annotation()
+    ours = what_runs(spec, {"annotations": {"key": "PUBLIC", "other": "x"}})
+    assert ours != what_runs(spec, {"annotations": {"key": "MALLORY", "other": "x"}})
+    assert ours != what_runs(spec, {"annotations": {}})
+    assert ours == what_runs(spec, {"annotations": {"key": "PUBLIC", "other": "y"}}), (
+        "an annotation the pod does not read changes nothing"
+    )
+
+
+def test_a_pod_that_reads_no_annotation_runs_the_same_whatever_its_metadata() -> None:
+    from dataward.checks.purge_runs import what_runs
+
+    spec = _reads_own_annotation()
+    spec["volumes"] = []
+    assert what_runs(spec, {"annotations": {"key": "a"}}) == what_runs(spec) == what_runs(
+        spec, {"labels": {"x": "y"}}
+    )

@@ -69,16 +69,23 @@ def status(kube: FakeKube) -> dict[str, Any]:
 
 def finish(kube: FakeKube, namespace: str, job: str, record: dict[str, Any] | None,
            state: str = "Complete") -> None:
+    """The Job finished, and the pod its controller made from its template left `record`."""
     obj = kube.objects[("Job", namespace, job)]
     obj["status"] = {"conditions": [{"type": state, "status": "True"}],
                      "startTime": "2026-01-11T08:00:00Z",
                      "completionTime": "2026-01-11T08:01:00Z"}
+    template = obj["spec"]["template"]
     pod = {"apiVersion": "v1", "kind": "Pod",
            "metadata": {"name": f"{job}-x", "namespace": namespace,
                         "creationTimestamp": "2026-01-11T08:00:00Z",
-                        "labels": {"batch.kubernetes.io/job-name": job},
-                        "ownerReferences": [{"kind": "Job", "uid": obj["metadata"]["uid"]}]},
-           "status": {"containerStatuses": [{"state": {"terminated": {
+                        "labels": {**(template.get("metadata") or {}).get("labels", {}),
+                                   "batch.kubernetes.io/job-name": job},
+                        "annotations": dict((template.get("metadata") or {})
+                                            .get("annotations") or {}),
+                        "ownerReferences": [{"kind": "Job", "uid": obj["metadata"]["uid"],
+                                             "controller": True}]},
+           "spec": copy.deepcopy(template["spec"]),
+           "status": {"containerStatuses": [{"name": "purge", "state": {"terminated": {
                "message": json.dumps(record) if record is not None else ""}}}]}}
     kube._store(pod)
 

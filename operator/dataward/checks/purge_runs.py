@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -68,14 +69,25 @@ _DEFAULTS: Mapping[str, Any] = {
 }
 
 
-def what_runs(pod_spec: Mapping[str, Any]) -> dict[str, Any]:
+# A downward API field path to one of the pod's own labels or annotations.
+_OWN_METADATA = re.compile(r"metadata\.(labels|annotations)\['([^']*)'\]")
+PROJECTED = "projectedMetadata"  # in `what_runs`: the pod metadata the pod itself reads
+
+
+def what_runs(
+    pod_spec: Mapping[str, Any], metadata: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """What a pod (or a pod template) runs, as the fields that decide it: every field of
     `pod_spec` but placement (`_PLACEMENT`) and the containers' resources (`_BOUNDS`), with
     the server's defaults (`_DEFAULTS`), empty values and the deprecated `serviceAccount`
     (the server's copy of `serviceAccountName`) left out. Two specs run the same thing
     exactly when these are equal: images, commands, arguments, environment (and which
     Secrets it comes from), service account, security contexts, volumes and their mounts,
-    init and ephemeral containers, DNS and host aliases, and any field not named here."""
+    init and ephemeral containers, DNS and host aliases, and any field not named here.
+
+    The labels and annotations the pod reads through the downward API (`fieldRef`
+    `metadata.annotations['x']`) are input too: their values from `metadata` (the pod's, or
+    the template's) are kept under `PROJECTED` (absent when it reads none)."""
     spec = {k: v for k, v in pod_spec.items() if k not in _PLACEMENT}
     if spec.get("serviceAccount") == spec.get("serviceAccountName"):
         spec.pop("serviceAccount", None)
@@ -86,7 +98,43 @@ def what_runs(pod_spec: Mapping[str, Any]) -> dict[str, Any]:
                 for c in spec[kind]
             ]
     normal = _without_defaults(spec)
-    return normal if isinstance(normal, dict) else {}
+    if not isinstance(normal, dict):
+        return {}
+    paths = sorted({p for p in _field_paths(pod_spec) if _OWN_METADATA.fullmatch(p)})
+    if paths:
+        meta = metadata or {}
+        projected = {}
+        for path in paths:
+            match = _OWN_METADATA.fullmatch(path)
+            assert match is not None
+            projected[path] = (meta.get(match[1]) or {}).get(match[2])
+        normal[PROJECTED] = projected
+    return normal
+
+
+def _field_paths(pod_spec: Mapping[str, Any]) -> list[str]:
+    """Every `fieldRef.fieldPath` of a pod spec, where the API allows one: the containers'
+    env (init and ephemeral too) and downward API volumes, projected ones included."""
+    refs: list[Any] = []
+    for kind in ("containers", "initContainers", "ephemeralContainers"):
+        for container in _items(pod_spec.get(kind)):
+            refs += [(_get(env, "valueFrom") or {}).get("fieldRef") for env in
+                     _items(_get(container, "env"))]  # fmt: skip
+    for volume in _items(pod_spec.get("volumes")):
+        sources = [volume, *_items(_get(_get(volume, "projected"), "sources"))]
+        for source in sources:
+            refs += [_get(item, "fieldRef") for item in
+                     _items(_get(_get(source, "downwardAPI"), "items"))]  # fmt: skip
+    return [ref["fieldPath"] for ref in refs
+            if isinstance(ref, Mapping) and isinstance(ref.get("fieldPath"), str)]  # fmt: skip
+
+
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _get(value: Any, key: str) -> Any:
+    return value.get(key) if isinstance(value, Mapping) else None
 
 
 _SCALARS = frozenset({str, int, bool, float, type(None)})
@@ -111,9 +159,9 @@ def _without_defaults(value: Any) -> Any:
     return value
 
 
-def runs_digest(pod_spec: Mapping[str, Any]) -> str:
-    """A short stand-in for `what_runs(pod_spec)`: equal exactly when those are."""
-    return _digest(what_runs(pod_spec))
+def runs_digest(pod_spec: Mapping[str, Any], metadata: Mapping[str, Any] | None = None) -> str:
+    """A short stand-in for `what_runs(pod_spec, metadata)`: equal exactly when those are."""
+    return _digest(what_runs(pod_spec, metadata))
 
 
 def _digest(value: Any) -> str:
@@ -150,8 +198,10 @@ def what_job_runs(job_spec: Mapping[str, Any]) -> dict[str, Any]:
         and v not in (None, {}, [])
         and not (k in _JOB_DEFAULTS and v == _JOB_DEFAULTS[k])
     }
-    pod = (job_spec.get("template") or {}).get("spec")
-    return {"job": job, "pod": what_runs(pod) if isinstance(pod, Mapping) else None}
+    template = job_spec.get("template") or {}
+    pod = template.get("spec")
+    metadata = template.get("metadata")
+    return {"job": job, "pod": what_runs(pod, metadata) if isinstance(pod, Mapping) else None}
 
 
 def job_runs_digest(job_spec: Mapping[str, Any]) -> str:
@@ -179,33 +229,51 @@ def pod_runs(pod: Mapping[str, Any]) -> str | None:
     if RUNS_DIGEST in pod:
         return str(pod[RUNS_DIGEST]) if pod[RUNS_DIGEST] else None
     spec = pod.get("spec")
-    return runs_digest(spec) if isinstance(spec, Mapping) else None
+    return runs_digest(spec, pod.get("metadata")) if isinstance(spec, Mapping) else None
 
 
 def runs_ours(
-    obj: Mapping[str, Any], owner_kind: str, owner_uid: str, runs: str | None, expected: str
+    obj: Mapping[str, Any],
+    owner_kind: str | None,
+    owner_uid: str,
+    runs: str | None,
+    expected: str,
+    *,
+    controller: bool = False,
 ) -> bool:
-    """The decision: `obj` (a Job, a pod) is the store's purge work only if it has an owner
-    reference to our `owner_kind` of this uid *and* runs what the CronJob's template does
-    (`runs`, its `job_runs` or `pod_runs`, equals `expected`, the render's)."""
-    return owned_by(obj, owner_kind, owner_uid) and runs is not None and runs == expected
+    """The decision: `obj` (a Job, a pod) is the operator's work only if it has an owner
+    reference to our `owner_kind` of this uid (`controller`: a controller reference) *and*
+    runs what the operator renders for it (`runs`, its `job_runs` or `pod_runs`, equals
+    `expected`, the render's). `owner_kind` None: no owner can be written (a data subject
+    request's Job in another namespace), what it runs alone decides."""
+    owned = owner_kind is None or owned_by(obj, owner_kind, owner_uid, controller=controller)
+    return owned and runs is not None and runs == expected
 
 
 def partition_runs(
     objs: Sequence[Mapping[str, Any]],
-    owner_kind: str,
+    owner_kind: str | None,
     owner_uid: str,
     expected: str,
     runs_of: Callable[[Mapping[str, Any]], str | None],
+    *,
+    controller: bool = False,
+    claims: Callable[[Mapping[str, Any]], bool] | None = None,
 ) -> tuple[list[Mapping[str, Any]], list[str]]:
-    """The objects `runs_ours` counts, and the names of those with the owner reference that
-    it does not (each one claims to be our work and runs something else: worth naming)."""
+    """The objects `runs_ours` counts, and the names of those that claim to be our work
+    and are not counted (each runs something else, or is owned by something else: worth
+    naming). An object claims to be ours by its owner reference, or by `claims` when given
+    (a request's Jobs: its labels)."""
     ours: list[Mapping[str, Any]] = []
     others: list[str] = []
     for obj in objs:
-        if runs_ours(obj, owner_kind, owner_uid, runs_of(obj), expected):
+        if runs_ours(obj, owner_kind, owner_uid, runs_of(obj), expected, controller=controller):
             ours.append(obj)
-        elif owned_by(obj, owner_kind, owner_uid):
+        elif (
+            claims(obj)
+            if claims is not None
+            else owner_kind is not None and owned_by(obj, owner_kind, owner_uid)
+        ):
             others.append(str(obj["metadata"]["name"]))
     return ours, others
 

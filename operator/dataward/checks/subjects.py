@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -199,6 +199,45 @@ def store_outcome(
     phase, reason, message = _record_outcome(current)
     details = safe_details(current.record or {}, statutes)
     return StoreOutcome(namespace, name, phase, reason, message, current.name, details=details)
+
+
+NAMED_AT_MOST = 3
+_STATUS_FIELDS = frozenset({"namespace", "name", "phase", "reason", "message", "jobName"})
+
+
+def not_counted(outcome: StoreOutcome, names: Sequence[str]) -> StoreOutcome:
+    """`outcome`, its message naming the Jobs and pods that carry the request's labels (or
+    sit in one of its runs) but are not counted: they do not run what the operator renders
+    for the request. Names only, never what they run or say."""
+    if not names:
+        return outcome
+    shown = ", ".join(sorted(names)[:NAMED_AT_MOST])
+    more = len(names) - NAMED_AT_MOST
+    listed = shown + (f" and {more} more" if more > 0 else "")
+    note = (
+        f"Not counted as this request's runs: {listed}, with its labels but not running the "
+        "Job the operator renders for it (made for an earlier acknowledge token or operator "
+        "version, or by someone else)."
+    )
+    message = f"{outcome.message} {note}" if outcome.message else note
+    return replace(outcome, message=message)
+
+
+def recorded_answer(entry: Mapping[str, Any] | None) -> StoreOutcome | None:
+    """A store's answer as the operator recorded it in status.stores, when it succeeded:
+    that stands for good (the run it came from was counted when it was recorded)."""
+    if not entry or entry.get("phase") != "Succeeded":
+        return None
+    details = {k: v for k, v in entry.items() if k not in _STATUS_FIELDS and k != "exportSecret"}
+    return StoreOutcome(
+        str(entry.get("namespace")),
+        str(entry.get("name")),
+        "Succeeded",
+        str(entry.get("reason") or "Answered"),
+        str(entry.get("message") or ""),
+        str(entry["jobName"]) if entry.get("jobName") else None,
+        details=details,
+    )
 
 
 def missing_store(namespace: str, name: str) -> StoreOutcome:

@@ -23,7 +23,16 @@ from typing import Any
 
 from dataward.checks.conditions import Condition, merge_conditions, transitions
 from dataward.checks.drift import needs_apply
-from dataward.checks.purge_runs import JOB_NAME_LABEL, finished, owned_by, result_record
+from dataward.checks.purge_runs import (
+    JOB_NAME_LABEL,
+    expected_runs,
+    finished,
+    job_runs,
+    partition_runs,
+    pod_runs,
+    result_record,
+    runs_ours,
+)
 from dataward.checks.subjects import (
     DEFAULT_ANSWER_PERIOD,
     JobRun,
@@ -35,6 +44,8 @@ from dataward.checks.subjects import (
     deadline_met,
     event_type,
     missing_store,
+    not_counted,
+    recorded_answer,
     request_phase,
     store_outcome,
 )
@@ -50,6 +61,7 @@ from dataward.model.errors import ModelError
 from dataward.model.policy import parse_policy
 from dataward.model.store import Store, parse_store
 from dataward.render.names import label_value
+from dataward.render.purge_job import CONTAINER_NAME
 from dataward.render.settings import RenderSettings
 from dataward.render.subject_jobs import (
     PUBLIC_KEY,
@@ -112,6 +124,12 @@ class RequestOutcome:
 
 class NotOurs(Exception):
     """An object the request would use exists but was not made for it."""
+
+
+NOT_THE_RENDER = (
+    "it does not run the Job the operator renders for this request (made by someone else, "
+    "or by an earlier operator version)"
+)
 
 
 def request_keys_for_event(
@@ -232,7 +250,14 @@ class SubjectRequests:
         stores, missing = self._stores_in_scope(request)
         statutes = self._statutes(request)
         public_key = self._public_key(request) if request.type == "access" and stores else None
-        outcomes = [self._answer(request, store, public_key, statutes) for store in stores]
+        answered_stores = {
+            (str(entry.get("namespace")), str(entry.get("name"))): entry
+            for entry in old.get("stores") or ()
+            if isinstance(entry, Mapping)
+        }
+        outcomes = [
+            self._answer(request, store, public_key, statutes, answered_stores) for store in stores
+        ]
         outcomes += [missing_store(ref.namespace, ref.name) for ref in missing]
         outcomes.sort(key=lambda o: (o.namespace, o.name))
         if request.type == "access" and stores:
@@ -313,26 +338,54 @@ class SubjectRequests:
             return frozenset()
         return frozenset(c.statutory.statute for c in policy.categories if c.statutory)
 
-    def _runs(self, request: SubjectRequest, store: Store) -> list[JobRun]:
+    def _runs(
+        self, request: SubjectRequest, store: Store, rendered: Mapping[str, Any]
+    ) -> tuple[list[JobRun], list[str]]:
+        """The request's runs for `store`, and the names of what claims to be one and is not.
+
+        A Job with the request's labels counts only if it runs exactly `rendered` (the Job
+        this pass renders for the request and store) and, in the request's namespace, has
+        the request as its controller; its record is read only from its pods that run that
+        pod template, controlled by it, and only from the request container
+        (checks/purge_runs.py `runs_ours`). Labels and owner references anyone may write.
+        """
+        expected_job, expected_pod = expected_runs(rendered["spec"])
         jobs = [
             job
             for job in self.read.list("Job", store.namespace, request_selector(request))
             if (job["metadata"].get("annotations") or {}).get(STORE_REF_ANNOTATION)
             == f"{store.namespace}/{store.name}"
         ]
+        counted, others = partition_runs(
+            jobs, _job_owner(request, store), request.uid, expected_job, job_runs,
+            controller=True, claims=lambda _job: True,
+        )  # fmt: skip
         runs = []
-        for job in jobs:
+        for job in counted:
             name = str(job["metadata"]["name"])
             record = None
             if finished(job):
-                pods = [
-                    pod
-                    for pod in self.read.list("Pod", store.namespace, f"{JOB_NAME_LABEL}={name}")
-                    if owned_by(pod, "Job", str(job["metadata"].get("uid", "")))
-                ]
-                record = result_record(pods)
+                pods, other_pods = partition_runs(
+                    self.read.list("Pod", store.namespace, f"{JOB_NAME_LABEL}={name}"),
+                    "Job", str(job["metadata"].get("uid", "")), expected_pod, pod_runs,
+                    controller=True,
+                )  # fmt: skip
+                others += other_pods
+                record = result_record(pods, CONTAINER_NAME)
             runs.append(JobRun(name, job, record))
-        return runs
+        return runs, others
+
+    def _counts(
+        self,
+        job: Mapping[str, Any],
+        request: SubjectRequest,
+        store: Store,
+        rendered: Mapping[str, Any],
+    ) -> bool:
+        """Whether `job` is the request's run `rendered` (see `_runs`)."""
+        expected, _ = expected_runs(rendered["spec"])
+        owner = _job_owner(request, store)
+        return runs_ours(job, owner, request.uid, job_runs(job), expected, controller=True)
 
     # Act.
 
@@ -342,10 +395,23 @@ class SubjectRequests:
         store: Store,
         public_key: str | None,
         statutes: frozenset[str],
+        answered: Mapping[tuple[str, str], Mapping[str, Any]],
     ) -> StoreOutcome:
-        """One store: its Job's access, its Job, its outcome."""
+        """One store: its Job's access, its Job, its outcome.
+
+        An answer the operator recorded in status stands (a later render, e.g. a new
+        operator image, would not count that run again); otherwise only the Job rendered
+        for the request's current spec counts, and it is created, never taken over.
+        """
+        recorded = recorded_answer(answered.get((store.namespace, store.name)))
+        if recorded is not None:
+            self._revoke_job_access(request, store)
+            return recorded
         try:
-            runs = self._runs(request, store)
+            if request.type == "access" and public_key is None:
+                raise NotOurs(f"Secret {key_secret_name(request)}")
+            job = render_job(request, store, self.settings.render, public_key)
+            runs, others = self._runs(request, store, job)
             account = self.read.get("ServiceAccount", store.namespace, purge_account(store))
             outcome = store_outcome(
                 store.namespace,
@@ -355,19 +421,25 @@ class SubjectRequests:
                 account is not None,
                 statutes,
             )
+            outcome = not_counted(outcome, others)
             if outcome.phase == "Succeeded":
                 self._revoke_job_access(request, store)
                 return outcome
             if outcome.create_job:
-                if request.type == "access" and public_key is None:
-                    raise NotOurs(f"Secret {key_secret_name(request)}")
                 self._job_access(request, store)
-                job = render_job(request, store, self.settings.render, public_key)
-                existing = self.read.get("Job", store.namespace, job["metadata"]["name"])
-                if existing is not None and not ours(existing, request):
-                    raise NotOurs(f"Job {store.namespace}/{job['metadata']['name']}")
-                if existing is None:
-                    self._create(job)
+                name = f"Job {store.namespace}/{job['metadata']['name']}"
+                # Not among the runs: whatever has the name is not the Job rendered for it.
+                if self.read.get("Job", store.namespace, job["metadata"]["name"]) is not None:
+                    raise NotOurs(name, NOT_THE_RENDER)
+                try:
+                    self.kube.create(job)
+                except KubeError as error:
+                    if error.status != 409:
+                        raise
+                    # Made since the read: by an earlier pass of ours, or by someone else.
+                    made = self.kube.get("Job", store.namespace, job["metadata"]["name"])
+                    if made is None or not self._counts(made, request, store, job):
+                        raise NotOurs(name, NOT_THE_RENDER) from None
             return outcome
         except NotOurs as error:
             return StoreOutcome(
@@ -375,8 +447,13 @@ class SubjectRequests:
                 store.name,
                 "Failed",
                 "ChildNotOurs",
-                f"{error} exists and was not made by the operator for this request; it is "
-                "not used. Delete it or rename the request.",
+                f"{error.args[0]} exists and "
+                + (
+                    error.args[1]
+                    if len(error.args) > 1
+                    else "was not made by the operator for this request"
+                )
+                + "; it is not used. Delete it or rename the request.",
             )
 
     def _create(self, obj: Mapping[str, Any]) -> None:
@@ -547,6 +624,12 @@ class SubjectRequests:
                 request.name,
                 type(error).__name__,
             )
+
+
+def _job_owner(request: SubjectRequest, store: Store) -> str | None:
+    """The owner a request's Job in `store`'s namespace has: the request in its own
+    namespace, none in another (owner references do not cross namespaces)."""
+    return REQUEST_KIND if store.namespace == request.namespace else None
 
 
 def _merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
