@@ -61,10 +61,13 @@ class Probe:
 
 @pytest.fixture(scope="module")
 def probe(
-    control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+    control_plane: ControlPlane,
+    tmp_path_factory: pytest.TempPathFactory,
+    session_operator_paused: None,
 ) -> Iterator[tuple[OperatorProcess, Probe]]:
     """An operator of this module's own: the session's arguments, a short grace period and a
-    metrics port (named `probe`, not `operator`: no session operator runs beside it)."""
+    metrics port. The session operator, if an earlier module started it, is stopped meanwhile:
+    it would hold the Lease (and judge the stores with the default grace period)."""
     install_crds(control_plane)
     kubeconfig, account = install_operator_identity(control_plane)
     port = _free_port()
