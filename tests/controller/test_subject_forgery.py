@@ -255,3 +255,23 @@ def test_the_request_runs_are_judged_the_same_through_the_caches(kube: FakeKube)
     raw = listing.objects[("DataSubjectRequest", *KEY)]
     crm = next(s for s in raw["status"]["stores"] if s["namespace"] == "crm")
     assert (crm["phase"], crm["jobName"], crm["rowsExported"]) == ("Succeeded", real, 1), crm
+
+
+def test_a_succeeded_entry_written_into_status_alone_answers_nothing(kube: FakeKube) -> None:
+    """Whoever may patch the request's status subresource writes the store's entry as
+    answered before any run: it must not close the erasure (red on the recorded-answer rule
+    as first written, which trusted the entry alone)."""
+    _erasure(kube)
+    controller(kube).reconcile(KEY)
+    own = _crm_job(kube)
+    raw = kube.objects[("DataSubjectRequest", *KEY)]
+    for entry in raw["status"]["stores"]:
+        entry.update(phase="Succeeded", reason="Answered", message="forged")
+    controller(kube).reconcile(KEY)
+    assert _store_entry(kube, "crm")["phase"] != "Succeeded"
+    assert status(kube)["phase"] != "Succeeded"
+    # Nor with the Job the operator renders named, while that Job has not completed.
+    for entry in kube.objects[("DataSubjectRequest", *KEY)]["status"]["stores"]:
+        entry.update(phase="Succeeded", jobName=own if entry["namespace"] == "crm" else "x")
+    controller(kube).reconcile(KEY)
+    assert status(kube)["phase"] != "Succeeded"

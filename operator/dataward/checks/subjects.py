@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from dataward.checks.conditions import COMPLETE, DEADLINE_MET, Condition, as_reason
-from dataward.checks.purge_runs import finished
+from dataward.checks.purge_runs import finished, owned_by
 
 REQUEST_CONDITION_TYPES = (COMPLETE, DEADLINE_MET)
 # PIPA Article 35(3) and its Enforcement Decree Article 41(4): answer an access request within
@@ -223,10 +223,27 @@ def not_counted(outcome: StoreOutcome, names: Sequence[str]) -> StoreOutcome:
     return replace(outcome, message=message)
 
 
-def recorded_answer(entry: Mapping[str, Any] | None) -> StoreOutcome | None:
-    """A store's answer as the operator recorded it in status.stores, when it succeeded:
-    that stands for good (the run it came from was counted when it was recorded)."""
-    if not entry or entry.get("phase") != "Succeeded":
+def recorded_answer(
+    entry: Mapping[str, Any] | None,
+    job: Mapping[str, Any] | None,
+    owner_kind: str | None,
+    request_labels: Mapping[str, str],
+    request_uid: str,
+) -> StoreOutcome | None:
+    """A store's answer as the operator recorded it in status.stores, when it succeeded and
+    `job`, the Job the entry names, is still there to back it: one of the request's (its
+    labels; in the request's namespace also controlled by the request), finished Complete.
+    Then it stands (a later render, e.g. a new operator image, would not count that run
+    again). The status subresource is writable by others: an entry alone answers nothing."""
+    if not entry or entry.get("phase") != "Succeeded" or job is None:
+        return None
+    meta = job.get("metadata") or {}
+    if meta.get("name") != entry.get("jobName") or finished(job) != "Complete":
+        return None
+    labels = meta.get("labels") or {}
+    if any(labels.get(key) != value for key, value in request_labels.items()):
+        return None
+    if owner_kind is not None and not owned_by(job, owner_kind, request_uid, controller=True):
         return None
     details = {k: v for k, v in entry.items() if k not in _STATUS_FIELDS and k != "exportSecret"}
     return StoreOutcome(
@@ -235,7 +252,7 @@ def recorded_answer(entry: Mapping[str, Any] | None) -> StoreOutcome | None:
         "Succeeded",
         str(entry.get("reason") or "Answered"),
         str(entry.get("message") or ""),
-        str(entry["jobName"]) if entry.get("jobName") else None,
+        str(meta["name"]),
         details=details,
     )
 

@@ -80,6 +80,7 @@ from dataward.render.subject_jobs import (
     render_key_secret,
     render_readers_binding,
     render_readers_role,
+    request_labels,
     request_selector,
 )
 from dataward.subjects.export import generate_keypair
@@ -403,7 +404,15 @@ class SubjectRequests:
         operator image, would not count that run again); otherwise only the Job rendered
         for the request's current spec counts, and it is created, never taken over.
         """
-        recorded = recorded_answer(answered.get((store.namespace, store.name)))
+        entry = answered.get((store.namespace, store.name))
+        named = entry.get("jobName") if entry else None
+        recorded = recorded_answer(
+            entry,
+            self.read.get("Job", store.namespace, named) if isinstance(named, str) else None,
+            _job_owner(request, store),
+            request_labels(request),
+            request.uid,
+        )
         if recorded is not None:
             self._revoke_job_access(request, store)
             return recorded
