@@ -324,3 +324,20 @@ def test_failed_retries_do_not_restart_the_grace_period_and_a_relist_ends_it() -
     assert again.since == outage.since and again.error == "HTTP 500 Internal Server Error"
     informer._relist()
     assert caches.outages() == []
+
+
+def test_a_store_whose_patch_was_refused_is_queued_again_too() -> None:
+    """Its exported conditions were made Unknown though its status was not: the end of the
+    outage must judge it again, or the metric says Unknown until the safety resync (red
+    before: only stores whose patch landed were queued)."""
+    kube, caches, reconciler = _converged()
+    queued: list[tuple[str, str]] = []
+    watchdog = StaleVerdicts(cast(Kube, kube), caches, GRACE, reconciler, requeue=queued.append)
+    informer = caches.informers[("PersonalDataStore", None)]
+    informer._fail("HTTP 403 Forbidden")
+    kube.fail_patches = 403
+    watchdog.check(now=time.monotonic() + GRACE + 1)
+    assert _metric_ready(KEY) == "Unknown" and _ready(kube) == ("True", "AllControlsInForce")
+    informer._relist()
+    watchdog.check(now=time.monotonic() + GRACE + 2)
+    assert queued == [KEY]

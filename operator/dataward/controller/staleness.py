@@ -57,6 +57,7 @@ GATING_REASONS = tuple(reason for reason, _ in GATING.values())
 # Patch answers that say the store is gone or no longer as last copied: not tried again
 # during this outage (the first pass after it judges the store anyway).
 NOT_AS_COPIED = (404, 409, 422)
+RECHECK_EVERY = 100  # stores patched between two looks at whether the outage still lasts
 
 
 class Recorder(Protocol):
@@ -142,7 +143,9 @@ class StaleVerdicts:
         self.recorder = recorder
         self.wall = wall or (lambda: datetime.now(UTC))
         self.requeue = requeue
-        self._patched: set[StoreKey] = set()  # this outage's: queued again when it ends
+        # This outage's stores whose status was patched or whose exported conditions were
+        # made Unknown: queued again when it ends (a recovery reconcile may have run first).
+        self._patched: set[StoreKey] = set()
         self._skipped: set[StoreKey] = set()  # gone, or not as copied (NOT_AS_COPIED)
         self._refused_until: float | None = None  # patches refused: not before then
 
@@ -178,7 +181,11 @@ class StaleVerdicts:
         stamp = format_time(wall_now)
         patching = self._refused_until is None or now >= self._refused_until
         written = 0
-        for raw in self.caches.last_known(STORE_KIND):
+        for index, raw in enumerate(self.caches.last_known(STORE_KIND)):
+            if index and index % RECHECK_EVERY == 0 and not overdue(
+                self.caches.outages(), now, self.grace
+            ):
+                break  # the cache is back: a fresh verdict must not be patched over
             meta = raw.get("metadata") or {}
             namespace, name = str(meta.get("namespace")), str(meta.get("name"))
             outage = stores.get(None) or stores.get(namespace) or shard
@@ -187,6 +194,7 @@ class StaleVerdicts:
             conditions = (raw.get("status") or {}).get("conditions") or []
             record_status(namespace, name, {"conditions": unverified_conditions(conditions)})
             key = (namespace, name)
+            self._patched.add(key)
             if not patching or key in self._skipped:
                 continue
             since = wall_now - timedelta(seconds=now - outage.since)
@@ -213,7 +221,6 @@ class StaleVerdicts:
                 )  # fmt: skip
                 continue
             self.caches.store_written(answer)  # its last copy is no longer True
-            self._patched.add(key)
             written += 1
             self._record(namespace, name, conditions, ops)
         if written:
