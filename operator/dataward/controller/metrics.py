@@ -250,8 +250,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(200)
             self.send_header("Content-Type", CONTENT_TYPE_LATEST)
             self.end_headers()
-            for part in exposition():
-                self.wfile.write(part)
+            try:
+                for part in exposition():
+                    self.wfile.write(part)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the scraper gave up (its timeout): nothing to answer to
             return
         else:
             self.send_error(404)
