@@ -8,7 +8,6 @@ import base64
 import copy
 import json
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -151,41 +150,6 @@ def test_a_store_without_its_credentials_secret_is_not_ready_and_never_purges(
     # Creating the Secret puts the purge back on schedule.
     apply(control_plane, credentials(namespace))
     wait_condition(control_plane, namespace, "support-inquiries", "Ready", "True")
-
-
-def test_a_purge_run_stuck_past_its_deadline_is_named(
-    control_plane: ControlPlane, namespace: str
-) -> None:
-    ready_store(control_plane, namespace)
-    cronjob = get(control_plane, "cronjob", CRONJOB, namespace)
-    assert cronjob is not None
-    spec = copy.deepcopy(cronjob["spec"]["jobTemplate"]["spec"])
-    spec.pop("activeDeadlineSeconds", None)  # nothing will end it: it is stuck
-    # The built-in Job controller would set startTime to now (and it is immutable once set):
-    # a Job managed by another controller lets the test say it started three hours ago, as a
-    # run whose pod never started and whose controller is gone would look.
-    spec["managedBy"] = "e2e.dataward.io/stuck"
-    job = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": "stuck-purge", "namespace": namespace,
-            "labels": cronjob["spec"]["jobTemplate"]["metadata"]["labels"],
-            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": CRONJOB,
-                                 "uid": cronjob["metadata"]["uid"]}],
-        },
-        "spec": spec,
-    }  # fmt: skip
-    apply(control_plane, job)
-    started = (datetime.now(UTC) - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    control_plane.kubectl(
-        "patch", "job", "stuck-purge", "-n", namespace, "--subresource", "status",
-        "--type", "merge", "-p", json.dumps({"status": {"startTime": started, "active": 1}}),
-    )  # fmt: skip
-    store = wait_condition(
-        control_plane, namespace, "support-inquiries", "PurgeSucceeded", "False", "PurgeRunStuck"
-    )
-    assert "stuck-purge" in condition(store, "PurgeSucceeded")["message"]
 
 
 def _revoke(rbac: list[dict[str, Any]], verbs: dict[str, str]) -> list[dict[str, Any]]:
