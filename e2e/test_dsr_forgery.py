@@ -23,7 +23,7 @@ from e2e.fixtures_databases import Postgres
 from e2e.fixtures_operator import OperatorProcess, apply, get, load_example
 from e2e.harness import ControlPlane, wait_for
 from e2e.kubelet import JOB_NAME_LABEL, run_job
-from e2e.test_job_forgery import _busybox, _finish_as_node
+from e2e.test_job_forgery import _busybox, _finish_as_node, mallory
 from e2e.test_subject_requests import POLICY, UID_LABEL, create_table, ids, insert, request, store
 
 FORGED = "dsr-forged"
@@ -37,29 +37,11 @@ def policy(control_plane: ControlPlane, operator: OperatorProcess) -> dict[str, 
     return doc
 
 
-def _mallory(plane: ControlPlane, namespace: str) -> Path:
-    """A user who may create and read Jobs and pods in the namespace."""
-    apply(
-        plane,
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": {"name": "ci-robot", "namespace": namespace},
-            "rules": [
-                {"apiGroups": ["batch"], "resources": ["jobs"],
-                 "verbs": ["create", "get", "list"]},
-                {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get"]},
-            ],
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": {"name": "ci-robot", "namespace": namespace},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                        "name": "ci-robot"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                          "name": "mallory"}],
-        },
-    )  # fmt: skip
-    return plane.kubeconfig_for_user("mallory")
+# A user who may create and read Jobs and pods in the namespace.
+RULES: list[dict[str, Any]] = [
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get"]},
+]
 
 
 def _entry(plane: ControlPlane, namespace: str) -> dict[str, Any]:
@@ -95,11 +77,11 @@ def test_a_forged_job_cannot_answer_an_erasure_request(
     uid = get(plane, "dsr", "erasure", namespace)["metadata"]["uid"]  # type: ignore[index]
 
     # The operator's Job, as Mallory reads it; hers copies its metadata, runs busybox.
-    mallory = _mallory(plane, namespace)
+    mallory_config = mallory(plane, namespace, RULES)
 
     def listed() -> list[dict[str, Any]] | None:
         out = plane.kubectl("get", "jobs", "-n", namespace, "-l", f"{UID_LABEL}={uid}",
-                            "-o", "json", kubeconfig=mallory, check=False)  # fmt: skip
+                            "-o", "json", kubeconfig=mallory_config, check=False)  # fmt: skip
         items = json.loads(out.stdout)["items"] if out.returncode == 0 else []
         return items or None
 
@@ -124,7 +106,7 @@ def test_a_forged_job_cannot_answer_an_erasure_request(
                                            "annotations": template["annotations"]},
                               "spec": _busybox()}},
     }  # fmt: skip
-    plane.kubectl("create", "-f", "-", kubeconfig=mallory, input=json.dumps(forged))
+    plane.kubectl("create", "-f", "-", kubeconfig=mallory_config, input=json.dumps(forged))
     pods = wait_for(
         lambda: json.loads(plane.kubectl(
             "get", "pods", "-n", namespace, "-l", f"{JOB_NAME_LABEL}={FORGED}", "-o", "json"

@@ -45,18 +45,22 @@ def policy(control_plane: ControlPlane, operator: OperatorProcess) -> dict[str, 
     return doc
 
 
-def _mallory(plane: ControlPlane, namespace: str) -> Path:
-    """A user who may create Jobs and pods in the namespace and read its CronJobs."""
+# Mallory may create Jobs and pods in the namespace and read its CronJobs.
+MALLORY_RULES: list[dict[str, Any]] = [
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get"]},
+    {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": ["get", "list"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get"]},
+]
+
+
+def mallory(plane: ControlPlane, namespace: str, rules: list[dict[str, Any]]) -> Path:
+    """The kubeconfig of user mallory, granted `rules` in the namespace and nothing else."""
     apply(
         plane,
         {
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
             "metadata": {"name": "ci-robot", "namespace": namespace},
-            "rules": [
-                {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get"]},
-                {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": ["get", "list"]},
-                {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get"]},
-            ],
+            "rules": rules,
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
@@ -144,10 +148,10 @@ def test_jobs_and_pods_that_claim_our_cronjob_but_run_something_else_say_nothing
     wait_condition(plane, namespace, STORE, "PurgeSucceeded", "True", "Succeeded")
 
     # Mallory's Job: our CronJob's uid and labels, busybox inside.
-    mallory = _mallory(plane, namespace)
+    mallory_config = mallory(plane, namespace, MALLORY_RULES)
     cronjob = json.loads(
         plane.kubectl("get", "cronjob", CRONJOB, "-n", namespace, "-o", "json",
-                      kubeconfig=mallory).stdout
+                      kubeconfig=mallory_config).stdout
     )  # fmt: skip
     labels = cronjob["spec"]["jobTemplate"]["metadata"]["labels"]
     pod_labels = cronjob["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
@@ -161,7 +165,7 @@ def test_jobs_and_pods_that_claim_our_cronjob_but_run_something_else_say_nothing
         "spec": {"backoffLimit": 0,
                  "template": {"metadata": {"labels": pod_labels}, "spec": _busybox()}},
     }  # fmt: skip
-    plane.kubectl("create", "-f", "-", kubeconfig=mallory, input=json.dumps(forged))
+    plane.kubectl("create", "-f", "-", kubeconfig=mallory_config, input=json.dumps(forged))
     pods = wait_for(
         lambda: json.loads(plane.kubectl(
             "get", "pods", "-n", namespace, "-l", f"{JOB_NAME_LABEL}=purge-forged", "-o", "json"
@@ -194,7 +198,7 @@ def test_jobs_and_pods_that_claim_our_cronjob_but_run_something_else_say_nothing
         },
         "spec": _busybox(),
     }  # fmt: skip
-    plane.kubectl("create", "-f", "-", kubeconfig=mallory, input=json.dumps(pod))
+    plane.kubectl("create", "-f", "-", kubeconfig=mallory_config, input=json.dumps(pod))
     _finish_as_node(
         plane, namespace, f"{real}-zzzzz", _record("Failed", 0, reason="DatabaseUnreachable")
     )
