@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -196,6 +197,17 @@ def session_operator_paused() -> Iterator[None]:
     finally:
         for process in paused:
             process.start()
+
+
+@contextlib.contextmanager
+def own_namespace(plane: ControlPlane, prefix: str) -> Iterator[str]:
+    """A namespace of a module's own (`prefix` and six hex digits), deleted after it."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    plane.kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 @contextlib.contextmanager

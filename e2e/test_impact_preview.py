@@ -30,6 +30,7 @@ from e2e.fixtures_operator import (
     clocked_operator,
     get,
     load_example,
+    own_namespace,
     sleep_for,
     wait_condition,
 )
@@ -49,12 +50,8 @@ def clock(tmp_path_factory: pytest.TempPathFactory) -> Clock:
 
 @pytest.fixture(scope="module")
 def impact_namespace(control_plane: ControlPlane) -> Iterator[str]:
-    name = f"e2e-impact-{uuid.uuid4().hex[:6]}"
-    control_plane.kubectl("create", "namespace", name)
-    try:
+    with own_namespace(control_plane, "e2e-impact") as name:
         yield name
-    finally:
-        control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ deadline: the built-in Job controller sets `startTime` (immutable) to the real n
 from __future__ import annotations
 
 import copy
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -24,6 +23,7 @@ from e2e.fixtures_operator import (
     condition,
     get,
     load_example,
+    own_namespace,
     wait_condition,
 )
 from e2e.harness import ControlPlane, wait_for
@@ -40,12 +40,8 @@ def clock(tmp_path_factory: pytest.TempPathFactory) -> Clock:
 
 @pytest.fixture(scope="module")
 def stuck_namespace(control_plane: ControlPlane) -> Iterator[str]:
-    name = f"e2e-stuck-{uuid.uuid4().hex[:6]}"
-    control_plane.kubectl("create", "namespace", name)
-    try:
+    with own_namespace(control_plane, "e2e-stuck") as name:
         yield name
-    finally:
-        control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 @pytest.fixture(scope="module")
