@@ -171,6 +171,20 @@ def test_a_readers_binding_planted_with_the_requests_labels_is_not_overwritten(
     controller(kube).reconcile(KEY)
     assert kube.objects[("RoleBinding", "privacy", readers_name(request))] == planted
     assert not _written(kube, "RoleBinding", readers_name(request))
+    # The stores answer; the readers cannot open the answer, and the request says so.
+    for namespace, name in list(jobs(kube)):
+        finish(kube, str(namespace), name, {"outcome": "Succeeded", "rowsExported": 1})
+    controller(kube).reconcile(KEY)
+    complete = {c["type"]: c for c in status(kube)["conditions"]}["Complete"]
+    assert (complete["status"], complete["reason"]) == ("False", "ChildNotOurs"), complete
+    assert readers_name(request) in complete["message"]
+    # Once the planted binding is gone, the operator makes its own and the request completes.
+    del kube.objects[("RoleBinding", "privacy", readers_name(request))]
+    controller(kube).reconcile(KEY)
+    complete = {c["type"]: c for c in status(kube)["conditions"]}["Complete"]
+    assert (complete["status"], complete["reason"]) == ("True", "AllStoresAnswered"), complete
+    made = kube.objects[("RoleBinding", "privacy", readers_name(request))]
+    assert made["subjects"] == [r.to_rbac("privacy") for r in request.readers]
 
 
 def test_the_operators_children_are_created_not_applied_and_then_left_alone(

@@ -52,6 +52,7 @@ from dataward.checks.subjects import (
     event_type,
     missing_store,
     not_counted,
+    readers_not_granted,
     recorded_answer,
     request_phase,
     store_outcome,
@@ -280,8 +281,9 @@ class SubjectRequests:
         ]
         outcomes += [missing_store(ref.namespace, ref.name) for ref in missing]
         outcomes.sort(key=lambda o: (o.namespace, o.name))
-        if request.type == "access" and stores:
-            self._readers(request, stores)
+        readers_not_ours = (
+            self._readers(request, stores) if request.type == "access" and stores else None
+        )
 
         phase = request_phase(outcomes)
         answered = answered_before
@@ -300,12 +302,15 @@ class SubjectRequests:
                 if export is not None:
                     entry["exportSecret"] = export
         extra["result"] = result
-        conditions = [complete(phase, outcomes), deadline_met(due_at, answered, now)]
+        done = complete(phase, outcomes)
+        if readers_not_ours is not None:
+            done = readers_not_granted(done, readers_not_ours)
+        conditions = [done, deadline_met(due_at, answered, now)]
         self._write_status(raw, phase, conditions, extra, now, generation)
         terminal = phase in ("Succeeded", "Failed", "PartiallyHeld")
         if terminal and old.get("phase") != phase:
             self._evidence(request, phase, result, answered or now)
-        if phase == "Succeeded":
+        if phase == "Succeeded" and readers_not_ours is None:
             return None
         return min(due_at, now + RECHECK) if due_at > now else now + RECHECK
 
@@ -561,19 +566,17 @@ class SubjectRequests:
             return None
         return _decoded((secret.get("data") or {}).get(PUBLIC_KEY))
 
-    def _readers(self, request: SubjectRequest, stores: Sequence[Store]) -> None:
+    def _readers(self, request: SubjectRequest, stores: Sequence[Store]) -> str | None:
+        """Grant spec.readers the key and the exports; the readers' Role or RoleBinding (kind
+        and name) that is not the request's, when one is: then they are not granted."""
         try:
             self._apply_ours(render_readers_role(request, list(stores)), request)
             binding = render_readers_binding(request)
             if binding is not None:
                 self._apply_ours(binding, request)
         except NotOurs as error:
-            log.warning(
-                "subject request %s/%s: %s is not ours; readers not granted",
-                request.namespace,
-                request.name,
-                error,
-            )
+            return str(error.args[0])
+        return None
 
     def _delete_jobs(self, request: SubjectRequest, raw: Mapping[str, Any]) -> None:
         """Delete the request's runs (and, with them, their pods) in every namespace: the
