@@ -170,7 +170,9 @@ def acknowledged(job: Mapping[str, Any]) -> str | None:
     for container in (((job.get("spec") or {}).get("template") or {}).get("spec") or {}).get(
         "containers"
     ) or ():
-        args = container.get("args") if isinstance(container, Mapping) else None
+        if not isinstance(container, Mapping):
+            continue
+        args = container.get("args")
         if container.get("name") == CONTAINER_NAME and isinstance(args, list):
             if "--acknowledge" in args[:-1]:
                 token = args[args.index("--acknowledge") + 1]
