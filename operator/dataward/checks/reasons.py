@@ -672,6 +672,15 @@ _LITERAL: tuple[ReasonEntry, ...] = (
     ),
     _request(
         COMPLETE,
+        "ChildNotOurs",
+        "False",
+        "Every store answered an access request, but the readers' Role or RoleBinding of the "
+        "request's name (named in the message) was made by someone else: spec.readers are "
+        "not granted the key Secret and the exports, and cannot open the answer.",
+        "Find out who made it and why; delete it, and the operator makes its own.",
+    ),
+    _request(
+        COMPLETE,
         "InvalidSpec",
         "False",
         "The request's spec cannot be read (the message names the field).",

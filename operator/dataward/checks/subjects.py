@@ -322,6 +322,19 @@ def complete(phase: RequestPhase, stores: Sequence[StoreOutcome]) -> Condition:
     )
 
 
+def readers_not_granted(condition: Condition, child: str) -> Condition:
+    """Complete, when spec.readers could not be granted the key and the exports because
+    `child` (the readers' Role or RoleBinding, by kind and name) is not the request's: an
+    answer its readers cannot open is not complete."""
+    note = (
+        f"{child} exists and was not made by the operator for this request, so spec.readers "
+        "are not granted the key and the exports: delete it and the operator makes its own."
+    )
+    if condition.status == "True":
+        return Condition(COMPLETE, "False", "ChildNotOurs", note)
+    return replace(condition, message=f"{condition.message} {note}")
+
+
 # Conditions that are not True yet but ask nothing of anyone: a request being answered.
 EXPECTED_WHILE_ANSWERING = frozenset({"InProgress"})
 

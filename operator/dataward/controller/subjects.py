@@ -7,14 +7,20 @@ request's phase and conditions; then acts: the key Secret and export Secrets (ac
 Jobs' access in the request's namespace, one Job per store, the readers' Role, the status,
 Events on condition transitions and a `request.answered` evidence record when it finishes.
 
-Children it did not create (no label with this request's uid) are never adopted: the store
-that would use one fails with ChildNotOurs. Jobs in other namespaces than the request's
-cannot be owned by it, so a finalizer deletes them (and their pods) with the request.
+Children it did not create are never adopted, used or written over: a child in the request's
+namespace is the request's only when it has the request's controller owner reference (labels
+anyone may write); a Job only when it also runs what the operator renders for the request
+(checks/purge_runs.py `runs_ours`). Children are created (POST), never applied into being:
+a 409 is an object of the name the read did not show, read and judged the same way. The
+store that would use one that is not ours fails with ChildNotOurs. Jobs in other namespaces
+than the request's cannot be owned by it, so a finalizer deletes them (and their pods) with
+the request: the request's runs only, never a Job that merely carries its labels.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +34,7 @@ from dataward.checks.purge_runs import (
     expected_runs,
     finished,
     job_runs,
+    owned_by,
     partition_runs,
     pod_runs,
     result_record,
@@ -45,6 +52,7 @@ from dataward.checks.subjects import (
     event_type,
     missing_store,
     not_counted,
+    readers_not_granted,
     recorded_answer,
     request_phase,
     store_outcome,
@@ -60,13 +68,11 @@ from dataward.keys.ring import format_time
 from dataward.model.errors import ModelError
 from dataward.model.policy import parse_policy
 from dataward.model.store import Store, parse_store
-from dataward.render.names import label_value
 from dataward.render.purge_job import CONTAINER_NAME
 from dataward.render.settings import RenderSettings
 from dataward.render.subject_jobs import (
     PUBLIC_KEY,
     REQUEST_REF_ANNOTATION,
-    REQUEST_UID_LABEL,
     STORE_REF_ANNOTATION,
     export_secret_name,
     job_access_name,
@@ -153,9 +159,25 @@ def request_keys_for_event(
 
 
 def ours(obj: Mapping[str, Any] | None, request: SubjectRequest) -> bool:
-    """True when `obj` carries this request's uid label (made for it by the operator)."""
-    labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
-    return labels.get(REQUEST_UID_LABEL) == label_value(request.uid)
+    """True when `obj`, a child in the request's namespace, has the request's controller
+    owner reference, which the operator renders on every one; its labels prove nothing."""
+    return obj is not None and owned_by(obj, REQUEST_KIND, request.uid, controller=True)
+
+
+def acknowledged(job: Mapping[str, Any]) -> str | None:
+    """The acknowledge token a request's Job runs with (its `--acknowledge` argument), if
+    any: which of the request's renders to compare it with. What it runs still decides."""
+    for container in (((job.get("spec") or {}).get("template") or {}).get("spec") or {}).get(
+        "containers"
+    ) or ():
+        if not isinstance(container, Mapping):
+            continue
+        args = container.get("args")
+        if container.get("name") == CONTAINER_NAME and isinstance(args, list):
+            if "--acknowledge" in args[:-1]:
+                token = args[args.index("--acknowledge") + 1]
+                return token if isinstance(token, str) else None
+    return None
 
 
 class SubjectRequests:
@@ -261,8 +283,9 @@ class SubjectRequests:
         ]
         outcomes += [missing_store(ref.namespace, ref.name) for ref in missing]
         outcomes.sort(key=lambda o: (o.namespace, o.name))
-        if request.type == "access" and stores:
-            self._readers(request, stores)
+        readers_not_ours = (
+            self._readers(request, stores) if request.type == "access" and stores else None
+        )
 
         phase = request_phase(outcomes)
         answered = answered_before
@@ -281,12 +304,15 @@ class SubjectRequests:
                 if export is not None:
                     entry["exportSecret"] = export
         extra["result"] = result
-        conditions = [complete(phase, outcomes), deadline_met(due_at, answered, now)]
+        done = complete(phase, outcomes)
+        if readers_not_ours is not None:
+            done = readers_not_granted(done, readers_not_ours)
+        conditions = [done, deadline_met(due_at, answered, now)]
         self._write_status(raw, phase, conditions, extra, now, generation)
         terminal = phase in ("Succeeded", "Failed", "PartiallyHeld")
         if terminal and old.get("phase") != phase:
             self._evidence(request, phase, result, answered or now)
-        if phase == "Succeeded":
+        if phase == "Succeeded" and readers_not_ours is None:
             return None
         return min(due_at, now + RECHECK) if due_at > now else now + RECHECK
 
@@ -465,20 +491,36 @@ class SubjectRequests:
                 + "; it is not used. Delete it or rename the request.",
             )
 
-    def _create(self, obj: Mapping[str, Any]) -> None:
+    def _create_ours(self, obj: Mapping[str, Any], request: SubjectRequest) -> Mapping[str, Any]:
+        """Create `obj` (POST: a forced apply would take over an object of its name); what
+        is in place then. A 409 is an object the read did not show: made by an earlier pass
+        whose answer the cache lacks, or by someone else. It is read and judged (NotOurs);
+        gone again, the error stands and the next pass looks again."""
+        meta = obj["metadata"]
         try:
-            self.kube.create(obj)
+            return self.kube.create(obj)
         except KubeError as error:
-            if error.status != 409:  # made by an earlier pass whose answer the cache lacks
+            if error.status != 409:
                 raise
+            existing = self.kube.get(obj["kind"], meta["namespace"], meta["name"])
+            if existing is None:
+                raise
+        if not ours(existing, request):
+            raise NotOurs(f"{obj['kind']} {meta['namespace']}/{meta['name']}")
+        return existing
 
     def _apply_ours(self, obj: Mapping[str, Any] | None, request: SubjectRequest) -> None:
-        """Apply `obj` where it differs, unless an object of that name exists that is not ours."""
+        """Create `obj`, or apply it where the request's own differs; an object of that name
+        that is not the request's is neither applied over nor used (NotOurs)."""
         if obj is None:
             return
         meta = obj["metadata"]
-        existing = self.read.get(obj["kind"], meta["namespace"], meta["name"])
-        if existing is not None and not ours(existing, request):
+        existing: Mapping[str, Any] | None = self.read.get(
+            obj["kind"], meta["namespace"], meta["name"]
+        )
+        if existing is None:
+            existing = self._create_ours(obj, request)
+        elif not ours(existing, request):
             raise NotOurs(f"{obj['kind']} {meta['namespace']}/{meta['name']}")
         if needs_apply(obj, existing):
             self.kube.apply(obj)
@@ -490,10 +532,10 @@ class SubjectRequests:
         if request.type == "access":
             secret = render_export_secret(request, store)
             existing = self.kube.get("Secret", request.namespace, secret["metadata"]["name"])
-            if existing is not None and not ours(existing, request):
-                raise NotOurs(f"Secret {request.namespace}/{secret['metadata']['name']}")
             if existing is None:
-                self._create(secret)
+                self._create_ours(secret, request)
+            elif not ours(existing, request):
+                raise NotOurs(f"Secret {request.namespace}/{secret['metadata']['name']}")
         self._apply_ours(role, request)
         self._apply_ours(render_job_binding(request, store), request)
 
@@ -508,47 +550,88 @@ class SubjectRequests:
                     self.caches.store_deleted(kind, request.namespace, name, answer)
 
     def _public_key(self, request: SubjectRequest) -> str | None:
-        """The request's public key; the key pair is made (once) when there is none."""
+        """The request's public key; the key pair is made (once) when there is none. None
+        when the key Secret of its name is not the request's: never used, never written."""
         name = key_secret_name(request)
-        secret = self.kube.get("Secret", request.namespace, name)
-        if secret is not None:
-            if not ours(secret, request):
+        secret: Mapping[str, Any] | None = self.kube.get("Secret", request.namespace, name)
+        if secret is None:
+            if self.settings.keypair is None:
                 return None
-            return _decoded((secret.get("data") or {}).get(PUBLIC_KEY))
-        if self.settings.keypair is None:
+            private_key, public_key = self.settings.keypair()
+            try:
+                secret = self._create_ours(
+                    render_key_secret(request, private_key, public_key), request
+                )
+            except NotOurs:
+                return None
+        if not ours(secret, request):
             return None
-        private_key, public_key = self.settings.keypair()
-        self._create(render_key_secret(request, private_key, public_key))
-        return public_key
+        return _decoded((secret.get("data") or {}).get(PUBLIC_KEY))
 
-    def _readers(self, request: SubjectRequest, stores: Sequence[Store]) -> None:
+    def _readers(self, request: SubjectRequest, stores: Sequence[Store]) -> str | None:
+        """Grant spec.readers the key and the exports; the readers' Role or RoleBinding (kind
+        and name) that is not the request's, when one is: then they are not granted."""
         try:
             self._apply_ours(render_readers_role(request, list(stores)), request)
             binding = render_readers_binding(request)
             if binding is not None:
                 self._apply_ours(binding, request)
         except NotOurs as error:
-            log.warning(
-                "subject request %s/%s: %s is not ours; readers not granted",
-                request.namespace,
-                request.name,
-                error,
-            )
+            return str(error.args[0])
+        return None
 
     def _delete_jobs(self, request: SubjectRequest, raw: Mapping[str, Any]) -> None:
-        """Delete the request's Jobs (and, with them, their pods) in every namespace."""
+        """Delete the request's runs (and, with them, their pods) in every namespace: the
+        Jobs that run what the operator renders for the request and their store, with the
+        request's current acknowledge token or the one they ran with (`_is_run`). A Job
+        that only carries the request's labels is someone else's, and stays."""
         namespaces = {
             str(s.get("namespace"))
             for s in (raw.get("status") or {}).get("stores") or []
             if s.get("namespace")
         }
         namespaces |= {ref.namespace for ref in request.stores}
+        stores: dict[str, Store] = {}
+        for obj in self.read.list("PersonalDataStore"):
+            try:
+                store = parse_store(obj)
+            except ModelError:
+                continue
+            stores[f"{store.namespace}/{store.name}"] = store
+        public_key = None
+        if request.type == "access":
+            secret = self.kube.get("Secret", request.namespace, key_secret_name(request))
+            if ours(secret, request):
+                assert secret is not None
+                public_key = _decoded((secret.get("data") or {}).get(PUBLIC_KEY))
         for namespace in sorted(namespaces):
             for job in self.kube.list("Job", namespace, request_selector(request)):
-                if ours(job, request):
+                annotations = job["metadata"].get("annotations") or {}
+                of = stores.get(str(annotations.get(STORE_REF_ANNOTATION)))
+                if of is None or of.namespace != namespace:
+                    continue
+                if self._is_run(job, request, of, public_key):
                     self.kube.delete(
                         "Job", namespace, job["metadata"]["name"], propagation="Background"
                     )
+
+    def _is_run(
+        self,
+        job: Mapping[str, Any],
+        request: SubjectRequest,
+        store: Store,
+        public_key: str | None,
+    ) -> bool:
+        """Whether `job` is one of the request's runs for `store` (`_counts`), rendered with
+        the request's acknowledge token or with the one it ran with."""
+        if request.type == "access" and public_key is None:
+            return False  # no key of the request's: no Job of its can be told apart
+        for token in {request.acknowledge_token, acknowledged(job)}:
+            asked = dataclasses.replace(request, acknowledge_token=token)
+            rendered = render_job(asked, store, self.settings.render, public_key)
+            if self._counts(job, asked, store, rendered):
+                return True
+        return False
 
     def _set_finalizer(self, raw: Mapping[str, Any], *, present: bool) -> None:
         meta = raw["metadata"]

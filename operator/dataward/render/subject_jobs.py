@@ -18,9 +18,10 @@ Design (the identifier is personal data; it is never copied):
   The Job seals the rows to it and writes them into an export Secret per store, in the
   request's namespace, which its account may patch by name and nothing else.
 
-Children in the request's namespace carry an owner reference to the request; Jobs in other
-namespaces cannot (owner references do not cross namespaces), so the request's finalizer
-deletes them by label and uid.
+Children in the request's namespace carry a controller owner reference to the request, and
+only that makes one the request's (controller/subjects.py `ours`); Jobs in other namespaces
+cannot (owner references do not cross namespaces), so the request's finalizer deletes them:
+those its labels find that run what the operator renders for the request.
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ def purge_account(store: Store) -> str:
 
 
 def request_labels(request: SubjectRequest) -> dict[str, str]:
-    """The labels of every child of a request; the uid label tells ours from a copy."""
+    """The labels of every child of a request: they find a request's children, and prove
+    nothing about who made them (anyone may write them)."""
     return {
         MANAGED_BY_LABEL: MANAGED_BY,
         NAME_LABEL: "dataward",

@@ -1,0 +1,258 @@
+"""A request's other children that someone else made: the key Secret, the export Secrets,
+the Jobs' and the readers' Roles and RoleBindings, and the Jobs the finalizer deletes.
+
+Their names are predictable (the request's name) and their labels anyone may write. Whoever
+may create Secrets in the request's namespace could plant the key Secret, with the request's
+labels and a public key of their own, before the operator made it: judged by labels, the
+operator took it as its own and every store's Job sealed the subject's rows to the planter's
+key. A child is the request's only when it carries the request's controller owner
+reference, as every child the operator renders in the request's namespace does (the store
+controller's rule, checks/purge_runs.py `owned_by`). Each test acts as that
+planter through the controller's public `reconcile` on an in-memory API.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from dataward.render.subject_jobs import (
+    PUBLIC_KEY_ANNOTATION,
+    export_secret_name,
+    job_access_name,
+    key_secret_name,
+    readers_name,
+    render_export_secret,
+    render_job_role,
+    render_key_secret,
+    render_readers_binding,
+)
+from dataward.subjects.request import parse_request
+from tests.controller.fake_kube import FakeKube
+from tests.controller.test_subject_forgery import _erasure, _forge
+from tests.controller.test_subjects import KEY, controller, finish, jobs, kube, status
+
+__all__ = ["kube"]  # the fixture
+
+MALLORY = "MALLORY-PUBLIC"
+
+
+def _request(kube: FakeKube) -> Any:
+    return parse_request(kube.objects[("DataSubjectRequest", *KEY)])
+
+
+def _planted(obj: dict[str, Any]) -> dict[str, Any]:
+    """`obj` as the planter makes it: the request's labels, no owner reference to it."""
+    planted = copy.deepcopy(obj)
+    planted["metadata"].pop("ownerReferences", None)
+    return planted
+
+
+def _plant(kube: FakeKube, obj: dict[str, Any]) -> dict[str, Any]:
+    kube._store(_planted(obj))
+    meta = obj["metadata"]
+    return copy.deepcopy(kube.objects[(obj["kind"], meta["namespace"], meta["name"])])
+
+
+def _store_by_name(kube: FakeKube) -> dict[str, Any]:
+    from dataward.model.store import parse_store
+
+    return {
+        ns: parse_store(o) for (k, ns, _), o in kube.objects.items() if k == "PersonalDataStore"
+    }
+
+
+def _written(kube: FakeKube, kind: str, name: str) -> list[tuple[str, str, str]]:
+    return [w for w in kube.writes() if w[1:] == (kind, name)]
+
+
+def _sealed_to(kube: FakeKube) -> set[str]:
+    return {
+        job["spec"]["template"]["metadata"]["annotations"].get(PUBLIC_KEY_ANNOTATION, "")
+        for job in jobs(kube).values()
+    }
+
+
+def test_a_key_secret_planted_with_the_requests_labels_is_not_used(kube: FakeKube) -> None:
+    request = _request(kube)
+    planted = _plant(kube, render_key_secret(request, "MALLORY-PRIVATE", MALLORY))
+    controller(kube).reconcile(KEY)
+    assert MALLORY not in _sealed_to(kube), "a Job seals the subject's rows to the planter"
+    assert not jobs(kube)
+    entries = status(kube)["stores"]
+    assert {(s["phase"], s["reason"]) for s in entries} == {("Failed", "ChildNotOurs")}, entries
+    assert all(key_secret_name(request) in s["message"] for s in entries)
+    assert status(kube)["phase"] != "Succeeded"
+    assert kube.objects[("Secret", "privacy", key_secret_name(request))] == planted
+    assert not _written(kube, "Secret", key_secret_name(request))
+    assert "MALLORY-PRIVATE" not in json.dumps(status(kube))
+
+
+class PlantedOnCreate(FakeKube):
+    """The planter wins the race: `name` is created by them between the operator's read and
+    its create (a 409 answers the operator's create)."""
+
+    def __init__(self, base: FakeKube, planted: dict[str, Any]) -> None:
+        super().__init__()
+        self.objects = base.objects
+        self.version = base.version
+        self.planted = planted
+
+    def create(self, obj: Any) -> dict[str, Any]:
+        meta = obj["metadata"]
+        if (obj["kind"], meta["name"]) == (self.planted["kind"], self.planted["metadata"]["name"]):
+            self._store(copy.deepcopy(self.planted))
+        return super().create(obj)
+
+
+def test_a_key_secret_planted_between_the_read_and_the_create_is_not_used(
+    kube: FakeKube,
+) -> None:
+    request = _request(kube)
+    racing = PlantedOnCreate(kube, _planted(render_key_secret(request, "M-PRIVATE", MALLORY)))
+    controller(racing).reconcile(KEY)
+    # Neither the planter's key nor the operator's fresh one, whose private half is lost.
+    assert not jobs(racing), _sealed_to(racing)
+    entries = status(racing)["stores"]
+    assert {(s["phase"], s["reason"]) for s in entries} == {("Failed", "ChildNotOurs")}, entries
+
+
+def test_the_operators_own_key_secret_found_on_409_is_used(kube: FakeKube) -> None:
+    request = _request(kube)
+    mine = render_key_secret(request, "EARLIER-PRIVATE", "EARLIER-PUBLIC")
+    controller(PlantedOnCreate(kube, mine)).reconcile(KEY)
+    assert _sealed_to(kube) == {"EARLIER-PUBLIC"}
+    assert {s["reason"] for s in status(kube)["stores"]} == {"JobCreated"}
+
+
+def test_an_export_secret_planted_with_the_requests_labels_is_not_written_to(
+    kube: FakeKube,
+) -> None:
+    request = _request(kube)
+    crm = _store_by_name(kube)["crm"]
+    planted = _plant(kube, render_export_secret(request, crm))
+    controller(kube).reconcile(KEY)
+    entry = next(s for s in status(kube)["stores"] if s["namespace"] == "crm")
+    assert (entry["phase"], entry["reason"]) == ("Failed", "ChildNotOurs"), entry
+    assert export_secret_name(request, crm) in entry["message"]
+    assert not [ns for ns, _ in jobs(kube) if ns == "crm"], "no Job patches the planted Secret"
+    assert kube.objects[("Secret", "privacy", export_secret_name(request, crm))] == planted
+    other = next(s for s in status(kube)["stores"] if s["namespace"] == "privacy")
+    assert other["reason"] == "JobCreated", "the other store is answered as ever"
+
+
+def test_a_role_planted_with_the_requests_labels_is_not_taken_over(kube: FakeKube) -> None:
+    request = _request(kube)
+    crm = _store_by_name(kube)["crm"]
+    role = render_job_role(request, crm)
+    assert role is not None
+    role["rules"].append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]})
+    planted = _plant(kube, role)
+    controller(kube).reconcile(KEY)
+    name = job_access_name(request, crm)
+    assert kube.objects[("Role", "privacy", name)] == planted
+    assert not _written(kube, "Role", name)
+    assert not _written(kube, "RoleBinding", name), "nothing is bound to the planted Role"
+    entry = next(s for s in status(kube)["stores"] if s["namespace"] == "crm")
+    assert (entry["phase"], entry["reason"]) == ("Failed", "ChildNotOurs"), entry
+
+
+def test_a_readers_binding_planted_with_the_requests_labels_is_not_overwritten(
+    kube: FakeKube,
+) -> None:
+    request = _request(kube)
+    binding = render_readers_binding(request)
+    assert binding is not None
+    binding["subjects"] = [
+        {"kind": "User", "name": "mallory", "apiGroup": "rbac.authorization.k8s.io"}
+    ]
+    planted = _plant(kube, binding)
+    controller(kube).reconcile(KEY)
+    assert kube.objects[("RoleBinding", "privacy", readers_name(request))] == planted
+    assert not _written(kube, "RoleBinding", readers_name(request))
+    # The stores answer; the readers cannot open the answer, and the request says so.
+    for namespace, name in list(jobs(kube)):
+        finish(kube, str(namespace), name, {"outcome": "Succeeded", "rowsExported": 1})
+    controller(kube).reconcile(KEY)
+    complete = {c["type"]: c for c in status(kube)["conditions"]}["Complete"]
+    assert (complete["status"], complete["reason"]) == ("False", "ChildNotOurs"), complete
+    assert readers_name(request) in complete["message"]
+    # Once the planted binding is gone, the operator makes its own and the request completes.
+    del kube.objects[("RoleBinding", "privacy", readers_name(request))]
+    controller(kube).reconcile(KEY)
+    complete = {c["type"]: c for c in status(kube)["conditions"]}["Complete"]
+    assert (complete["status"], complete["reason"]) == ("True", "AllStoresAnswered"), complete
+    made = kube.objects[("RoleBinding", "privacy", readers_name(request))]
+    assert made["subjects"] == [r.to_rbac("privacy") for r in request.readers]
+
+
+def test_the_operators_children_are_created_not_applied_and_then_left_alone(
+    kube: FakeKube,
+) -> None:
+    controller(kube).reconcile(KEY)
+    made = [w for w in kube.writes() if w[1] in ("Secret", "Role", "RoleBinding")]
+    assert made and {verb for verb, _, _ in made} == {"create"}, made
+    controller(kube).reconcile(KEY)  # JobCreated becomes JobRunning
+    before = len(kube.writes())
+    controller(kube).reconcile(KEY)
+    assert [w for w in kube.writes()[before:] if w[1] != "Event"] == []
+
+
+def test_a_planted_child_created_by_an_earlier_pass_of_ours_is_judged_ours_on_409(
+    kube: FakeKube,
+) -> None:
+    # The cache lags the operator's own create: a 409, a read, ours by owner reference.
+    request = _request(kube)
+    crm = _store_by_name(kube)["crm"]
+    role = render_job_role(request, crm)
+    assert role is not None
+    controller(PlantedOnCreate(kube, role)).reconcile(KEY)
+    entry = next(s for s in status(kube)["stores"] if s["namespace"] == "crm")
+    assert entry["reason"] == "JobCreated", entry
+
+
+def _delete(kube: FakeKube) -> None:
+    kube.objects[("DataSubjectRequest", *KEY)]["metadata"]["deletionTimestamp"] = "2026-01-12T0Z"
+    controller(kube).reconcile(KEY)
+
+
+def test_the_finalizer_leaves_a_forged_job_with_the_requests_uid_label(kube: FakeKube) -> None:
+    _erasure(kube)
+    controller(kube).reconcile(KEY)
+    (real,) = [n for ns, n in jobs(kube) if ns == "crm"]
+    like = kube.objects[("Job", "crm", real)]
+    _forge(kube, "crm", "mallorys-job", like)  # the request's labels, her own pod
+    own = next(n for ns, n in jobs(kube) if ns == "privacy")
+    copied = copy.deepcopy(kube.objects[("Job", "privacy", own)])
+    copied["metadata"].pop("ownerReferences")
+    _forge(kube, "privacy", "copy-no-owner", copied, copy.deepcopy(copied["spec"]))
+    _delete(kube)
+    left = set(jobs(kube))
+    assert ("crm", real) not in left and ("privacy", own) not in left
+    assert {("crm", "mallorys-job"), ("privacy", "copy-no-owner")} <= left
+    deleted = {name for verb, kind, name in kube.writes() if (verb, kind) == ("delete", "Job")}
+    assert deleted == {real, own}
+
+
+def test_the_finalizer_deletes_the_runs_of_an_earlier_acknowledge_token(kube: FakeKube) -> None:
+    _erasure(kube)
+    controller(kube).reconcile(KEY)
+    for namespace, name in list(jobs(kube)):
+        finish(kube, str(namespace), name, {"outcome": "Held", "reason": "LargeMatch",
+                                            "acknowledgeToken": "tok-7"})  # fmt: skip
+    controller(kube).reconcile(KEY)
+    kube.objects[("DataSubjectRequest", *KEY)]["spec"]["acknowledgeToken"] = "tok-7"
+    controller(kube).reconcile(KEY)
+    assert len([1 for ns, _ in jobs(kube) if ns == "crm"]) == 2
+    _delete(kube)
+    assert not [k for k in jobs(kube) if k[0] == "crm"]
+
+
+def test_the_finalizer_deletes_the_access_runs_sealed_to_the_requests_key(
+    kube: FakeKube,
+) -> None:
+    controller(kube).reconcile(KEY)
+    assert _sealed_to(kube) == {"PUBLIC"}
+    _delete(kube)
+    assert not [k for k in jobs(kube) if k[0] == "crm"]
