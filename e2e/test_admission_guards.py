@@ -8,6 +8,12 @@ and read their credentials, but not their key rings, adds herself (or a ServiceA
 controls) to `spec.access.readers`, or points a store at an existing key ring with
 `spec.encryption.adoptExistingKeyRing`. She is refused, with a message naming the right she
 lacks; with that right (`get` on the ring, or the verb `grant` on the store) she is admitted.
+
+And the status of stores, requests and policies is the operator's record: mallory, who may
+patch their `status` subresource (as a controller or a CI robot may), forges a well-formed
+record (a counted impact preview, an answered request, a policy without its revision
+record) and is refused unless she holds the verb `override` on that status; the chart's
+operator identity holds it.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -334,3 +341,209 @@ def test_kubectl_explain_says_what_adoption_does_and_who_may(control_plane: Cont
     assert "<boolean>" in text
     assert "Use the Secret dataward-<store>-keyring that already exists" in text
     assert "Admitted only for a requester who may get that Secret." in text
+
+
+# -- status is the operator's record ----------------------------------------------------------
+
+DSRS, POLICIES = "datasubjectrequests", "privacypolicies"
+STATUS_OF = [f"{PLURAL}/status", f"{DSRS}/status", f"{POLICIES}/status"]
+MALLORY = "mallory"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _status_patch(api: ApiClient, plural: str, namespace: str | None, name: str,
+                  status: dict[str, Any]) -> Attempt:
+    """An attempt to merge-patch the status subresource of an object (a dry run when asked)."""
+    custom = client.CustomObjectsApi(api)
+
+    def attempt(dry_run: bool) -> tuple[int, str]:
+        body, dry = {"status": copy.deepcopy(status)}, "All" if dry_run else None
+        if namespace is None:
+            return _answer(lambda: custom.patch_cluster_custom_object_status(
+                GROUP, VERSION, plural, name, body, dry_run=dry))
+        return _answer(lambda: custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, plural, name, body, dry_run=dry))
+    return attempt
+
+
+def _status(kube: ApiClient, plural: str, namespace: str | None, name: str) -> dict[str, Any]:
+    """An object's status, as stored ({} when it has none)."""
+    custom = client.CustomObjectsApi(kube)
+    obj: dict[str, Any] = (
+        custom.get_cluster_custom_object(GROUP, VERSION, plural, name) if namespace is None
+        else custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name))
+    return dict(obj.get("status") or {})
+
+
+def _may(api: ApiClient, verb: str, plural: str, namespace: str | None = None,
+         name: str | None = None) -> bool:
+    """Whether the user of `api` may `verb` the status of `plural` (her own access review)."""
+    review = client.AuthorizationV1Api(api).create_self_subject_access_review({
+        "spec": {"resourceAttributes": {
+            "group": GROUP, "resource": plural, "subresource": "status", "verb": verb,
+            "namespace": namespace or "", "name": name or ""}}})
+    return bool(review.status.allowed)
+
+
+@pytest.fixture(scope="module")
+def mallory(control_plane: ControlPlane, kube: ApiClient, release: str) -> Iterator[ApiClient]:
+    """User mallory: `get` and `patch` on the status of stores, requests and policies in every
+    namespace (a ClusterRole bound to her), and nothing else; her client."""
+    rbac = client.RbacAuthorizationV1Api(kube)
+    role = f"status-writer-{uuid.uuid4().hex[:6]}"
+    rbac.create_cluster_role({"metadata": {"name": role}, "rules": [
+        {"apiGroups": [GROUP], "resources": STATUS_OF, "verbs": ["get", "patch"]}]})
+    rbac.create_cluster_role_binding({
+        "metadata": {"name": role},
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "User", "name": MALLORY, "apiGroup": RBAC_GROUP}]})
+    api = control_plane.api_client(control_plane.kubeconfig_for_user(MALLORY))
+    try:
+        wait_for(lambda: all(_may(api, "patch", p) for p in (PLURAL, DSRS, POLICIES)),
+                 timeout=IN_FORCE_SECONDS, interval=0.5, message="mallory's RBAC in force")
+        yield api
+    finally:
+        api.close()
+        rbac.delete_cluster_role_binding(role)
+        rbac.delete_cluster_role(role)
+
+
+@pytest.fixture(scope="module")
+def operator_identity(control_plane: ControlPlane, kube: ApiClient,
+                      release: str) -> Iterator[ApiClient]:
+    """A client as the ServiceAccount the chart installed for its operator (its RBAC)."""
+    accounts = client.CoreV1Api(kube).list_namespaced_service_account(
+        RELEASE_NAMESPACE, label_selector=f"app.kubernetes.io/instance={release}").items
+    assert len(accounts) == 1, [a.metadata.name for a in accounts]
+    api = control_plane.api_client(control_plane.kubeconfig_for_service_account(
+        RELEASE_NAMESPACE, accounts[0].metadata.name))
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+def _subject_request(kube: ApiClient, team: Team) -> str:
+    """A DataSubjectRequest (an erasure of every store of the policy), made by the admin."""
+    name = f"erasure-{uuid.uuid4().hex[:6]}"
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "DataSubjectRequest",
+            "metadata": {"name": name},
+            "spec": {"type": "erasure", "policy": team.policy,
+                     "subject": {"identifierSecretRef": {"name": "subject-identifier"}},
+                     "requestedBy": "privacy office, case 2026-0042", "receivedAt": _now()}}
+    custom = client.CustomObjectsApi(kube)
+
+    def created() -> bool:  # the request's CRD is installed with the others, maybe not ready
+        try:
+            custom.create_namespaced_custom_object(GROUP, VERSION, team.namespace, DSRS, body)
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    wait_for(created, timeout=IN_FORCE_SECONDS, interval=0.5, message="the request's CRD")
+    return name
+
+
+def _counted_preview(generation: int) -> dict[str, Any]:
+    """An impact preview as the operator records a counted dry run: no large cut."""
+    return {"impactPreview": {
+        "policyGeneration": generation, "jobName": "dataward-orders-preview-2",
+        "state": "Counted", "reason": "Counted", "serverTime": _now(),
+        "rowsDeleted": 3, "rowsArchived": 0, "archiveRowsDestroyed": 0, "rowsNoConsent": 0,
+        "largeCut": False, "tables": [{"table": "inquiries", "rowsDeleted": 3,
+                                       "largeCut": False}]}}
+
+
+def _answered(namespace: str, store: str) -> dict[str, Any]:
+    """A request's status as the operator writes it when every store has erased the person."""
+    return {"phase": "Succeeded", "completionTime": _now(), "stores": [{
+        "namespace": namespace, "name": store, "phase": "Succeeded",
+        "jobName": f"dataward-{store}-dsr-1", "reason": "Erased",
+        "tables": [{"table": "inquiries", "rowsFound": 2, "rowsDeleted": 2}]}]}
+
+
+def _revisions(kube: ApiClient, policy: str) -> dict[str, Any]:
+    """The policy's revision record as the operator keeps it (its spec in force, since when)."""
+    custom = client.CustomObjectsApi(kube)
+    obj = custom.get_cluster_custom_object(GROUP, VERSION, POLICIES, policy)
+    return {"inForce": {"generation": obj["metadata"]["generation"],
+                        "effectiveDate": obj["spec"].get("effectiveDate", "2026-01-01"),
+                        "since": _now(), "spec": obj["spec"]}}
+
+
+def test_a_forged_impact_preview_on_a_store_is_refused(team: Team, mallory: ApiClient) -> None:
+    """A counted preview with no large cut would release a pending revision at its date."""
+    store = team.create_as_admin(team.store())
+    message = refused(_status_patch(mallory, PLURAL, team.namespace, store, _counted_preview(2)),
+                      expect="override")
+    assert f"You ({MALLORY}) may patch it" in message and f"{PLURAL}/status" in message, message
+    assert "impactPreview" not in _status(team.kube, PLURAL, team.namespace, store)
+
+
+def test_a_forged_answer_to_a_subject_request_is_refused(team: Team, mallory: ApiClient) -> None:
+    store = team.create_as_admin(team.store())
+    request = _subject_request(team.kube, team)
+    message = refused(_status_patch(mallory, DSRS, team.namespace, request,
+                                    _answered(team.namespace, store)), expect="override")
+    assert f"{DSRS}/status" in message, message
+    assert _status(team.kube, DSRS, team.namespace, request).get("phase") != "Succeeded"
+
+
+def test_removing_a_policys_revision_record_is_refused(kube: ApiClient, policy_name: str,
+                                                      mallory: ApiClient) -> None:
+    """Without status.revisions the current spec would take effect at once, ungated."""
+    record = _revisions(kube, policy_name)
+    # The cluster administrator keeps break-glass: her write of the record is admitted.
+    admitted(_status_patch(kube, POLICIES, None, policy_name, {"revisions": record}))
+    message = refused(_status_patch(mallory, POLICIES, None, policy_name, {"revisions": None}),
+                      expect="override")
+    assert f"{POLICIES}/status" in message and policy_name in message, message
+    assert _status(kube, POLICIES, None, policy_name)["revisions"]["inForce"]["generation"] \
+        == record["inForce"]["generation"]
+
+
+def test_the_override_verb_on_one_store_admits_her_status_write_there_only(
+        team: Team, mallory: ApiClient) -> None:
+    """A Role in the store's namespace (as a RoleBinding grants the operator its rights with
+    `watchNamespaces`) is enough; it names one store, and the next store stays guarded."""
+    store, other = team.create_as_admin(team.store()), team.create_as_admin(team.store())
+    forged = _counted_preview(2)
+    refused(_status_patch(mallory, PLURAL, team.namespace, store, forged), expect="override")
+    team.rbac.create_namespaced_role(team.namespace, {
+        "metadata": {"name": "status-override"}, "rules": [
+            {"apiGroups": [GROUP], "resources": [f"{PLURAL}/status"], "resourceNames": [store],
+             "verbs": ["override"]}]})
+    team.rbac.create_namespaced_role_binding(team.namespace, {
+        "metadata": {"name": "status-override"},
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "Role", "name": "status-override"},
+        "subjects": [{"kind": "User", "name": MALLORY, "apiGroup": RBAC_GROUP}]})
+    admitted(_status_patch(mallory, PLURAL, team.namespace, store, forged))
+    assert _status(team.kube, PLURAL, team.namespace, store)["impactPreview"]["state"] == "Counted"
+    refused(_status_patch(mallory, PLURAL, team.namespace, other, forged), expect="override")
+
+
+def test_the_operators_own_status_writes_are_admitted(
+        team: Team, policy_name: str, operator_identity: ApiClient, mallory: ApiClient) -> None:
+    """The chart's operator identity writes all three statuses while the guard refuses
+    mallory (e2e/test_chart.py runs the operator itself under it, to Ready)."""
+    store = team.create_as_admin(team.store())
+    request = _subject_request(team.kube, team)
+    writes = [
+        (PLURAL, team.namespace, store, _counted_preview(2)),
+        (DSRS, team.namespace, request, _answered(team.namespace, store)),
+        (POLICIES, None, policy_name, {"revisions": _revisions(team.kube, policy_name)}),
+    ]
+    # Proof that the guard is in force for these very objects.
+    for plural, namespace, name, status in writes:
+        refused(_status_patch(mallory, plural, namespace, name, status), expect="override")
+    for plural, namespace, name, status in writes:
+        admitted(_status_patch(operator_identity, plural, namespace, name, status))
+        written = _status(team.kube, plural, namespace, name)
+        assert all(written.get(key) == value for key, value in status.items()
+                   if key not in ("revisions",)), (plural, written)
+    assert _status(team.kube, POLICIES, None, policy_name)["revisions"]["inForce"]["spec"]

@@ -35,12 +35,13 @@ FORBIDDEN_VERBS = {"escalate", "bind", "impersonate", "*"}
 # (API group, resource) -> verbs, granted by the ClusterRole bound where stores live.
 NAMESPACED_RULES: dict[tuple[str, str], set[str]] = {
     ("dataward.io", "personaldatastores"): {"get", "list", "watch", "patch"},
-    ("dataward.io", "personaldatastores/status"): {"patch"},
+    # override: the status guard (admissionPolicies.statusGuard) admits status writes with it.
+    ("dataward.io", "personaldatastores/status"): {"patch", "override"},
     ("dataward.io", "personaldatastores/finalizers"): {"update"},
     ("networking.k8s.io", "networkpolicies"): {
         "get", "list", "watch", "create", "update", "patch"},
     ("dataward.io", "datasubjectrequests"): {"get", "list", "watch", "patch"},
-    ("dataward.io", "datasubjectrequests/status"): {"patch"},
+    ("dataward.io", "datasubjectrequests/status"): {"patch", "override"},
     ("dataward.io", "datasubjectrequests/finalizers"): {"update"},
     ("rbac.authorization.k8s.io", "roles"): {
         "get", "list", "watch", "create", "update", "patch", "delete"},
@@ -57,7 +58,7 @@ NAMESPACED_RULES: dict[tuple[str, str], set[str]] = {
 # Cluster-scoped kinds, always bound cluster-wide.
 CLUSTER_RULES: dict[tuple[str, str], set[str]] = {
     ("dataward.io", "privacypolicies"): {"get", "list", "watch"},
-    ("dataward.io", "privacypolicies/status"): {"patch"},
+    ("dataward.io", "privacypolicies/status"): {"patch", "override"},
     ("rbac.authorization.k8s.io", "clusterroles"): {"list", "watch"},
     ("rbac.authorization.k8s.io", "clusterrolebindings"): {"list", "watch"},
 }
@@ -373,7 +374,7 @@ def test_each_admission_policy_is_shipped_bound_and_can_be_switched_off() -> Non
     policies = {p["metadata"]["name"] for p in of_kind(docs, "ValidatingAdmissionPolicy")}
     bound = {b["spec"]["policyName"] for b in of_kind(docs, "ValidatingAdmissionPolicyBinding")}
     assert policies == bound
-    assert len(policies) == 7
+    assert len(policies) == 8
     for value, gone in [
         ("admissionPolicies.crossObject.enabled=false", "store-within-policy"),
         ("admissionPolicies.subjectRequests.enabled=false", "subject-requests-guarded"),
@@ -382,12 +383,18 @@ def test_each_admission_policy_is_shipped_bound_and_can_be_switched_off() -> Non
         ("admissionPolicies.revisionNotice.enabled=false", "policy-revision-notice"),
         ("admissionPolicies.namespaceDeletion.requireLabelForRetainedKeyRings=false",
          "retained-key-rings-protected"),
+        ("admissionPolicies.statusGuard.enabled=false", "status-written-by-operator"),
     ]:
-        names = {p["metadata"]["name"] for p in of_kind(render(value),
-                                                         "ValidatingAdmissionPolicy")}
-        assert len(names) == 6 and not any(n.endswith(gone) for n in names), (value, names)
-    assert not of_kind(render("admissionPolicies.namespaceDeletion.enabled=false"),
-                       "ValidatingAdmissionPolicy")[5:]
+        docs = render(value)
+        names = {p["metadata"]["name"] for p in of_kind(docs, "ValidatingAdmissionPolicy")}
+        bound = {b["spec"]["policyName"] for b in of_kind(docs, "ValidatingAdmissionPolicyBinding")}
+        assert len(names) == 7 and not any(n.endswith(gone) for n in names), (value, names)
+        assert bound == names, (value, bound ^ names)
+    names = {p["metadata"]["name"] for p in of_kind(
+        render("admissionPolicies.namespaceDeletion.enabled=false"), "ValidatingAdmissionPolicy")}
+    assert len(names) == 6 and not any(n.endswith(("-protect-key-ring-namespaces",
+                                                   "-retained-key-rings-protected"))
+                                       for n in names), names
 
 
 def test_the_subject_request_guard_builds_the_key_secret_name_as_the_operator_does() -> None:
@@ -403,11 +410,58 @@ def test_the_subject_request_guard_builds_the_key_secret_name_as_the_operator_do
     assert key_secret_name(parse_request(request())) == f"dataward-{name}-dsr-key"
 
 
-def test_admission_policies_fail_closed_and_never_match_the_status_subresource() -> None:
+STATUS_GUARD = "status-written-by-operator"
+
+
+def _status_guard(*values: str) -> dict[str, Any]:
+    (guard,) = [p for p in of_kind(render(*values), "ValidatingAdmissionPolicy")
+                if p["metadata"]["name"].endswith(f"-{STATUS_GUARD}")]
+    return guard
+
+
+def test_admission_policies_fail_closed_and_only_the_status_guard_matches_status() -> None:
+    """The operator writes only status (and a store's finalizers): no other policy may judge
+    its writes, so none but the status guard, which admits the verb it holds, can block it."""
     for policy in of_kind(render(), "ValidatingAdmissionPolicy"):
         assert policy["spec"]["failurePolicy"] == "Fail"
+        if policy["metadata"]["name"].endswith(f"-{STATUS_GUARD}"):
+            continue
         for rule in policy["spec"]["matchConstraints"]["resourceRules"]:
             assert all("/" not in r for r in rule["resources"]), rule
+
+
+def test_the_status_guard_covers_every_status_the_operator_writes_and_it_may_override() -> None:
+    """Every status subresource the operator's roles may patch is guarded, and only for
+    UPDATE; each such rule also grants `override`, the verb the guard asks the authorizer
+    for, so the guard never refuses the operator. Checked in the object's namespace, so a
+    RoleBinding per watched namespace (watchNamespaces) grants it as well."""
+    guard = _status_guard()
+    (rule,) = guard["spec"]["matchConstraints"]["resourceRules"]
+    assert rule["apiGroups"] == ["dataward.io"] and rule["operations"] == ["UPDATE"]
+    written = {resource for table in (NAMESPACED_RULES, CLUSTER_RULES)
+               for (group, resource), verbs in table.items()
+               if group == "dataward.io" and resource.endswith("/status") and "patch" in verbs}
+    assert set(rule["resources"]) == written == {
+        "personaldatastores/status", "datasubjectrequests/status", "privacypolicies/status"}
+    (validation,) = guard["spec"]["validations"]
+    check = " ".join(validation["expression"].split())
+    assert ".check('override').allowed()" in check, check
+    assert ".namespace(variables.scope).name(request.name)" in check, check
+    assert validation["reason"] == "Forbidden"
+    assert "verbs [override]" in validation["messageExpression"]
+
+
+def test_switching_the_status_guard_off_keeps_the_operators_override() -> None:
+    """Toggling the guard is safe: the operator holds `override` either way, so switching it
+    on again (or another release's guard, e.g. another shard's) never refuses this operator."""
+    for value in ("admissionPolicies.statusGuard.enabled=true",
+                  "admissionPolicies.statusGuard.enabled=false"):
+        docs = render(value)
+        guarded = [p for p in of_kind(docs, "ValidatingAdmissionPolicy")
+                   if p["metadata"]["name"].endswith(f"-{STATUS_GUARD}")]
+        assert len(guarded) == (1 if value.endswith("true") else 0), value
+        assert rules_table(role_named(docs, "operator")) == NAMESPACED_RULES, value
+        assert rules_table(role_named(docs, "cluster-scoped")) == CLUSTER_RULES, value
 
 
 def test_the_grant_guard_computes_the_key_ring_name_as_the_operator_does() -> None:
