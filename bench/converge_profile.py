@@ -44,10 +44,11 @@ from bench.reconcile_bench import (
     is_ready,
     load,
     plane_pids,
+    prepared_plane,
     stores,
     wait_idle,
 )
-from dataward.controller.kube import Kube, load_api_client
+from dataward.controller.kube import Kube
 from e2e.harness import ControlPlane, wait_for
 
 LIST_SAMPLES = 10
@@ -87,13 +88,7 @@ def main() -> int:
     results: dict[str, list[tuple[float, float, float, float]]] = {t: [] for t in args.tree}
     requests: dict[str, list[str]] = {t: [] for t in args.tree}
     with ControlPlane() as plane, tempfile.TemporaryDirectory() as tmp:
-        kubeconfig = plane.kubeconfig_for_user(USER, ["system:masters"])
-        plane.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-        plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-        admin = Kube(load_api_client(str(plane.kubeconfig)))
-        plane.kubectl("apply", "--server-side", "-f", str(REPO / "examples/policy.yaml"))
-        create_all(admin, [{"apiVersion": "v1", "kind": "Namespace",
-                            "metadata": {"name": "dataward-system"}}], 1)
+        kubeconfig, admin = prepared_plane(plane, ())
         run = 0
         for round_ in range(args.rounds):
             for index, tree in enumerate(args.tree):

@@ -30,10 +30,11 @@ import time
 from datetime import timedelta
 from typing import Any, cast
 
+from bench.fake_api import fake_caches, listed
 from bench.memory import DressedKube, populate
-from dataward.controller.cache import Caches, sweep_copies
+from dataward.controller.cache import sweep_copies
 from dataward.controller.kube import Kube
-from dataward.controller.operator import CACHED_KINDS, SECRET_KINDS, tune_garbage_collector
+from dataward.controller.operator import tune_garbage_collector
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from tests.controller.test_cache import _relist
 from tests.controller.test_reconcile import T0
@@ -58,11 +59,6 @@ class FrozenKube(DressedKube):
         return json.loads(self._answers[key])
 
 
-def _caches(kube: DressedKube) -> Caches:
-    return Caches(cast(Kube, kube), (*CACHED_KINDS, *SECRET_KINDS), (), 3600,
-                  lambda *_: None, lambda *_: None)  # fmt: skip
-
-
 def _converged(args: argparse.Namespace) -> FrozenKube:
     """The fake API with every store converged (`--state`: loaded from, or saved to, a file,
     so that several trees are measured on the very same objects)."""
@@ -73,11 +69,7 @@ def _converged(args: argparse.Namespace) -> FrozenKube:
         return kube
     kube = FrozenKube()
     populate(kube, args.stores, args.namespaces)
-    caches = _caches(kube)
-    _relist(caches)
-    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings(), (), caches)
-    keys = [(s["metadata"]["namespace"], s["metadata"]["name"])
-            for s in caches.list("PersonalDataStore")]  # fmt: skip
+    caches, reconciler, keys = listed(kube)
     now = T0
     for what in ("converging", "nothing to do"):
         _relist(caches)
@@ -115,9 +107,9 @@ def main() -> None:
         gc.collect()
         sweep_copies()  # the shared copies only the dropped caches held
         start = time.process_time()
-        caches = _caches(kube)
+        caches = fake_caches(kube)
         _relist(caches)
-        listed = time.process_time() - start
+        list_cpu = time.process_time() - start
         gc.freeze()  # as _resync does once every cache has listed
         keys = [(s["metadata"]["namespace"], s["metadata"]["name"])
                 for s in caches.list("PersonalDataStore")]  # fmt: skip
@@ -134,7 +126,7 @@ def main() -> None:
             profiler.disable()
         spent = time.process_time() - start
         per_store.append(1000 * spent / len(keys))
-        print(f"rep {rep + 1}: caches listed {listed:.2f} s CPU; first pass "
+        print(f"rep {rep + 1}: caches listed {list_cpu:.2f} s CPU; first pass "
               f"{per_store[-1]:.3f} ms CPU per store, {len(kube.writes())} writes; "
               f"load {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
         if profiler:

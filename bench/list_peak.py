@@ -21,20 +21,11 @@ import threading
 import time
 import tracemalloc
 from datetime import timedelta
-from typing import cast
 
+from bench.fake_api import fake_caches, listed
 from bench.memory import DressedKube, MiB, finished_runs, populate
-from dataward.controller.cache import Caches
-from dataward.controller.kube import Kube
-from dataward.controller.operator import CACHED_KINDS, SECRET_KINDS
-from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from tests.controller.test_cache import _relist
 from tests.controller.test_reconcile import T0
-
-
-def _caches(kube: DressedKube) -> Caches:
-    return Caches(cast(Kube, kube), (*CACHED_KINDS, *SECRET_KINDS), (), 3600,
-                  lambda *_: None, lambda *_: None)  # fmt: skip
 
 
 def main() -> None:
@@ -44,11 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     kube = DressedKube()
     populate(kube, args.stores, args.namespaces)
-    caches = _caches(kube)
-    _relist(caches)
-    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings(), (), caches)
-    keys = [(s["metadata"]["namespace"], s["metadata"]["name"])
-            for s in caches.list("PersonalDataStore")]  # fmt: skip
+    caches, reconciler, keys = listed(kube)
     for i, now in enumerate((T0, T0 + timedelta(minutes=1))):
         if i == 1:
             finished_runs(kube)
@@ -60,7 +47,7 @@ def main() -> None:
     tracemalloc.start(1)
     base = tracemalloc.get_traced_memory()[0]
     tracemalloc.reset_peak()
-    fresh = _caches(kube)
+    fresh = fake_caches(kube)
     started = time.monotonic()
     threads = [threading.Thread(target=informer._relist) for informer in fresh.informers.values()]
     for thread in threads:

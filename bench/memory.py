@@ -40,11 +40,12 @@ from typing import Any, cast
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.fake_api import fake_caches, listed
 from dataward.checks.purge_runs import JOB_NAME_LABEL
 from dataward.controller.cache import Caches, sweep_copies
 from dataward.controller.kube import Kube
 from dataward.controller.metrics import STORES, exposition
-from dataward.controller.operator import CACHED_KINDS, SECRET_KINDS, tune_garbage_collector
+from dataward.controller.operator import tune_garbage_collector
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from tests.controller.test_cache import ListingKube, _relist
 from tests.controller.test_reconcile import T0, add_store
@@ -303,8 +304,7 @@ def restart(args: argparse.Namespace, kube: DressedKube, keys: list[tuple[str, s
         tracemalloc.reset_peak()
 
     start = time.process_time()
-    caches = Caches(cast(Kube, kube), (*CACHED_KINDS, *SECRET_KINDS), (), 3600,
-                    lambda *_: None, lambda *_: None)  # fmt: skip
+    caches = fake_caches(kube)
     _relist(caches)
     phase("caches listed", time.process_time() - start)
     gc.freeze()  # as _resync does once every cache has listed
@@ -354,12 +354,7 @@ def main() -> None:
     populate(kube, args.stores, args.namespaces)
     # Every kind the operator caches by default (`watch_secrets`): the key rings with their
     # data, every Secret as metadata.
-    caches = Caches(cast(Kube, kube), (*CACHED_KINDS, *SECRET_KINDS), (), 3600,
-                    lambda *_: None, lambda *_: None)  # fmt: skip
-    _relist(caches)
-    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings(), (), caches)
-    keys = [(s["metadata"]["namespace"], s["metadata"]["name"])
-            for s in caches.list("PersonalDataStore")]  # fmt: skip
+    caches, reconciler, keys = listed(kube)
     passes = [("converging", T0), ("purge runs recorded", T0 + timedelta(minutes=1)),
               ("nothing to do", T0 + timedelta(minutes=5))]  # fmt: skip
     for i, (what, now) in enumerate(passes):

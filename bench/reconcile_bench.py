@@ -56,7 +56,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -559,6 +559,25 @@ class Operator:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
+def prepared_plane(plane: ControlPlane, labelled: Sequence[str], others: Sequence[str] = (),
+                   threads: int = 1) -> tuple[Path, Kube]:  # fmt: skip
+    """The control plane as every bench starts it: the CRDs established, the namespaces
+    `labelled` (with the shard label), `others` and dataward-system, the seed's policy.
+    Returns the kubeconfig of the operator's own admin-equivalent user (so the audit log
+    tells it apart) and an admin client; `threads` create the namespaces."""
+    kubeconfig = plane.kubeconfig_for_user(USER, ["system:masters"])
+    plane.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+    plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    admin = Kube(load_api_client(str(plane.kubeconfig)))
+    create_all(admin, [
+        {"apiVersion": "v1", "kind": "Namespace",
+         "metadata": {"name": name, "labels": {SHARD_LABEL: SHARD} if name in labelled else {}}}
+        for name in (*labelled, *others, "dataward-system")
+    ], threads)  # fmt: skip
+    plane.kubectl("apply", "--server-side", "-f", str(REPO / "examples/policy.yaml"))
+    return kubeconfig, admin
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -610,18 +629,7 @@ def main() -> int:
     bench_ns = namespace_names("bench", k)
     raw_ns = namespace_names("raw", k)
     with ControlPlane() as plane, tempfile.TemporaryDirectory() as tmp:
-        # The operator gets its own admin-equivalent user so the audit log tells it apart.
-        kubeconfig = plane.kubeconfig_for_user(USER, ["system:masters"])
-        plane.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-        plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-        admin = Kube(load_api_client(str(plane.kubeconfig)))
-        create_all(admin, [
-            {"apiVersion": "v1", "kind": "Namespace",
-             "metadata": {"name": name, "labels": {SHARD_LABEL: SHARD} if name in bench_ns
-                          else {}}}
-            for name in (*bench_ns, *raw_ns, "dataward-system")
-        ], args.threads)
-        plane.kubectl("apply", "--server-side", "-f", str(REPO / "examples/policy.yaml"))
+        kubeconfig, admin = prepared_plane(plane, bench_ns, raw_ns, args.threads)
         docs = stores(args.stores, bench_ns)
         create_all(admin, credentials(docs), args.threads)
         phase_done()

@@ -49,10 +49,10 @@ from bench.reconcile_bench import (
     free_port,
     load,
     peak_rss_mib,
+    prepared_plane,
     stores,
     wait_idle,
 )
-from dataward.controller.kube import Kube, load_api_client
 from dataward.controller.queue import RE_VERIFIED
 from e2e.harness import ControlPlane, wait_for
 
@@ -173,15 +173,7 @@ def main() -> int:
     spaces = ([NAMESPACE] if args.namespaces == 1
               else [f"{NAMESPACE}-{i:02d}" for i in range(args.namespaces)])  # fmt: skip
     with ControlPlane() as plane, tempfile.TemporaryDirectory() as tmp:
-        kubeconfig = plane.kubeconfig_for_user(USER, ["system:masters"])
-        plane.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-        plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-        admin = Kube(load_api_client(str(plane.kubeconfig)))
-        create_all(admin, [{"apiVersion": "v1", "kind": "Namespace",
-                            "metadata": {"name": n, "labels": {SHARD_LABEL: SHARD}}}
-                           for n in spaces] + [{"apiVersion": "v1", "kind": "Namespace",
-                                                "metadata": {"name": "dataward-system"}}], 2)
-        plane.kubectl("apply", "--server-side", "-f", str(REPO / "examples/policy.yaml"))
+        kubeconfig, admin = prepared_plane(plane, spaces, threads=2)
         docs = stores(args.stores, list(spaces))
         create_all(admin, credentials(docs), 8)
         tail = AuditTail(plane.audit_log, USER)

@@ -19,7 +19,11 @@ if str(E2E_DIR.parent) not in sys.path:
 # test module instead, pytest would make one instance per module (two operators at once).
 from e2e.fixtures_api import crds_installed  # noqa: E402, F401
 from e2e.fixtures_databases import mariadb_fixture, postgres_fixture  # noqa: E402, F401
-from e2e.fixtures_operator import operator, session_operator_paused  # noqa: E402, F401
+from e2e.fixtures_operator import (  # noqa: E402, F401
+    operator,
+    seed_policy,
+    session_operator_paused,
+)
 from e2e.harness import ControlPlane, wait_for  # noqa: E402 - needs the sys.path line above
 
 if TYPE_CHECKING:

@@ -252,6 +252,21 @@ def load_example(path: str, namespace: str | None = None, **spec: Any) -> dict[s
     return doc
 
 
+SEED_POLICY = "examples/policy.yaml"
+
+
+@pytest.fixture(scope="module")
+def seed_policy(control_plane: ControlPlane, operator: OperatorProcess) -> dict[str, Any]:
+    """The seed's policy, applied once a module, with the session operator running.
+
+    Registered in e2e/conftest.py; a module asks for it with
+    `pytestmark = pytest.mark.usefixtures("seed_policy")`.
+    """
+    doc = load_example(SEED_POLICY)
+    apply(control_plane, doc)
+    return doc
+
+
 def get(
     plane: ControlPlane, kind: str, name: str, namespace: str | None = None
 ) -> dict[str, Any] | None:

@@ -22,27 +22,19 @@ import pytest
 
 from e2e.fixtures_databases import Postgres
 from e2e.fixtures_operator import (
-    OperatorProcess,
     apply,
     condition,
     get,
-    load_example,
     wait_condition,
 )
 from e2e.harness import ControlPlane, wait_for
 from e2e.kubelet import JOB_NAME_LABEL, run_job
-from e2e.test_purge import POLICY, create_job, last_purge_of, seed_support, support_store
+from e2e.test_purge import create_job, last_purge_of, seed_support, support_store
 
 STORE = "support-inquiries"
 CRONJOB = f"dataward-{STORE}-purge"
 
-
-@pytest.fixture(scope="module", autouse=True)
-def policy(control_plane: ControlPlane, operator: OperatorProcess) -> dict[str, Any]:
-    """The seed's policy, applied once, with the operator running."""
-    doc = load_example(POLICY)
-    apply(control_plane, doc)
-    return doc
+pytestmark = pytest.mark.usefixtures("seed_policy")
 
 
 # Mallory may create Jobs and pods in the namespace and read its CronJobs.

@@ -25,7 +25,6 @@ from dataward.purge.plan import ACKNOWLEDGE_ANNOTATION, acknowledge_token
 from dataward.version import version
 from e2e.fixtures_databases import Postgres
 from e2e.fixtures_operator import (
-    OperatorProcess,
     apply,
     condition,
     get,
@@ -35,18 +34,11 @@ from e2e.fixtures_operator import (
 from e2e.harness import ControlPlane
 from e2e.test_purge import create_table, insert, last_purge_of, run_job, support_store
 
-POLICY = "examples/policy.yaml"
 STORE = "examples/stores/support-inquiries.yaml"
 NAME = "support-inquiries"
 CRONJOB = f"dataward-{NAME}-purge"
 
-
-@pytest.fixture(scope="module", autouse=True)
-def policy(control_plane: ControlPlane, operator: OperatorProcess) -> dict[str, Any]:
-    """The seed's policy, applied once, with the operator running."""
-    doc = load_example(POLICY)
-    apply(control_plane, doc)
-    return doc
+pytestmark = pytest.mark.usefixtures("seed_policy")
 
 
 def ready_store(plane: ControlPlane, namespace: str) -> dict[str, Any]:

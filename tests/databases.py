@@ -18,7 +18,6 @@ MariaDB live server at `+09:00`: a purge that assumes a UTC session fails there.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import ctypes
 import os
 import shutil
@@ -29,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -485,13 +484,3 @@ class DatabaseServers:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def database_servers(**options: str) -> Iterator[DatabaseServers]:
-    """`DatabaseServers.start(...)` as a context manager that always stops them."""
-    servers = DatabaseServers.start(**options)
-    try:
-        yield servers
-    finally:
-        servers.stop()

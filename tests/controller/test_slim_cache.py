@@ -41,7 +41,6 @@ CHILDREN = (
 )
 # The owner reference's fields that prove a child is the store's (kind, uid, controller).
 PROOF = ("kind", "uid", "controller")
-DRIFT_IGNORES = ("resourceVersion", "uid", "generation", "creationTimestamp", "managedFields")
 
 
 def _leaves(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:

@@ -13,6 +13,7 @@ import copy
 import json
 from typing import Any, cast
 
+from dataward.controller.cache import Caches
 from dataward.controller.kube import Kube
 from dataward.controller.subjects import SubjectRequests, SubjectSettings
 from dataward.render.settings import RenderSettings
@@ -64,12 +65,37 @@ def _crm_job(kube: FakeKube) -> str:
     return name
 
 
+def _first_pass(kube: FakeKube, *, erasure: bool = True) -> str:
+    """The request (an erasure unless told) after the operator's first pass: the name of
+    the Job it made in the crm store's namespace."""
+    if erasure:
+        _erasure(kube)
+    controller(kube).reconcile(KEY)
+    return _crm_job(kube)
+
+
+def _all_answered(kube: FakeKube) -> None:
+    """An erasure whose every real run answered `SUCCEEDED`, after the pass that read them."""
+    _erasure(kube)
+    controller(kube).reconcile(KEY)
+    for namespace, name in list(jobs(kube)):
+        finish(kube, str(namespace), name, SUCCEEDED)
+    controller(kube).reconcile(KEY)
+
+
+def _forge_sealed_to_mallory(kube: FakeKube, real: str) -> None:
+    """A finished copy of the access Job `real` whose pod annotation carries the forger's
+    public key, so that its export would be sealed to the forger."""
+    spec = copy.deepcopy(kube.objects[("Job", "crm", real)]["spec"])
+    spec["template"]["metadata"]["annotations"]["dataward.io/recipient-public-key"] = "MALLORY"
+    _forge(kube, "crm", "forged-key", kube.objects[("Job", "crm", real)], spec)
+    finish(kube, "crm", "forged-key", {"outcome": "Succeeded", "rowsExported": 2})
+
+
 def test_a_forged_job_with_the_requests_labels_cannot_answer_an_erasure(
     kube: FakeKube,
 ) -> None:
-    _erasure(kube)
-    controller(kube).reconcile(KEY)
-    real = _crm_job(kube)
+    real = _first_pass(kube)
     forged = copy.deepcopy(_forge(kube, "crm", "forged", kube.objects[("Job", "crm", real)]))
     finish(kube, "crm", "forged", SUCCEEDED)
     own = next(n for ns, n in jobs(kube) if ns == "privacy")
@@ -88,9 +114,7 @@ def test_a_forged_job_with_the_requests_labels_cannot_answer_an_erasure(
 def test_a_forged_job_made_under_the_predictable_name_first_is_surfaced_not_adopted(
     kube: FakeKube,
 ) -> None:
-    _erasure(kube)
-    controller(kube).reconcile(KEY)
-    real = _crm_job(kube)
+    real = _first_pass(kube)
     template = copy.deepcopy(kube.objects[("Job", "crm", real)])
     # The forger was first: the Job of the operator's name, the request's labels, its own pod.
     del kube.objects[("Job", "crm", real)]
@@ -105,9 +129,7 @@ def test_a_forged_job_made_under_the_predictable_name_first_is_surfaced_not_adop
 
 
 def test_a_forged_pod_in_the_real_run_cannot_answer_for_it(kube: FakeKube) -> None:
-    _erasure(kube)
-    controller(kube).reconcile(KEY)
-    real = _crm_job(kube)
+    real = _first_pass(kube)
     finish(kube, "crm", real, {"outcome": "Failed", "reason": "DatabaseUnreachable"}, "Failed")
     job = kube.objects[("Job", "crm", real)]
     kube._store({
@@ -128,9 +150,7 @@ def test_a_forged_pod_in_the_real_run_cannot_answer_for_it(kube: FakeKube) -> No
 
 
 def test_a_sidecar_cannot_speak_for_the_request_container(kube: FakeKube) -> None:
-    _erasure(kube)
-    controller(kube).reconcile(KEY)
-    real = _crm_job(kube)
+    real = _first_pass(kube)
     finish(kube, "crm", real, None, "Failed")
     (pod,) = [o for (k, ns, _), o in kube.objects.items() if k == "Pod" and ns == "crm"]
     pod["status"]["containerStatuses"].insert(
@@ -143,12 +163,8 @@ def test_a_sidecar_cannot_speak_for_the_request_container(kube: FakeKube) -> Non
 def test_a_copy_sealing_to_another_key_is_not_the_access_run(kube: FakeKube) -> None:
     # The access Job reads its recipient's public key from its pod's annotation: a copy of
     # the template with the forger's key in that annotation seals the export to the forger.
-    controller(kube).reconcile(KEY)
-    real = _crm_job(kube)
-    spec = copy.deepcopy(kube.objects[("Job", "crm", real)]["spec"])
-    spec["template"]["metadata"]["annotations"]["dataward.io/recipient-public-key"] = "MALLORY"
-    _forge(kube, "crm", "forged-key", kube.objects[("Job", "crm", real)], spec)
-    finish(kube, "crm", "forged-key", {"outcome": "Succeeded", "rowsExported": 2})
+    real = _first_pass(kube, erasure=False)
+    _forge_sealed_to_mallory(kube, real)
     controller(kube).reconcile(KEY)
     crm = _store_entry(kube, "crm")
     assert crm["phase"] == "Running" and crm["jobName"] == real, crm
@@ -156,20 +172,27 @@ def test_a_copy_sealing_to_another_key_is_not_the_access_run(kube: FakeKube) -> 
 
 
 def test_the_real_runs_still_answer(kube: FakeKube) -> None:
-    _erasure(kube)
-    controller(kube).reconcile(KEY)
-    for namespace, name in list(jobs(kube)):
-        finish(kube, str(namespace), name, SUCCEEDED)
-    controller(kube).reconcile(KEY)
+    _all_answered(kube)
     assert status(kube)["phase"] == "Succeeded"
     assert status(kube)["result"]["rowsDeleted"] == 6
 
 
-def _listing(kube: FakeKube) -> ListingKube:
+def _listed(kube: FakeKube) -> tuple[ListingKube, Caches]:
+    """A copy of `kube` that answers LIST, and caches that have listed it once."""
     listing = ListingKube()
     for obj in kube.objects.values():
         listing._store(copy.deepcopy(obj))
-    return listing
+    caches = _caches(listing)
+    _relist(caches)
+    return listing, caches
+
+
+def _crm_entry_through_caches(listing: ListingKube, caches: Caches) -> dict[str, Any]:
+    """The crm store's entry after a pass of the controller that reads through `caches`."""
+    settings = SubjectSettings(clock=lambda: T0, keypair=lambda: ("PRIVATE", "PUBLIC"))
+    SubjectRequests(cast(Kube, listing), settings, caches).reconcile(KEY)
+    raw = listing.objects[("DataSubjectRequest", *KEY)]
+    return next(s for s in raw["status"]["stores"] if s["namespace"] == "crm")
 
 
 def _made_before_the_first_pass(kube: FakeKube, forge: bool) -> dict[str, Any]:
@@ -180,18 +203,13 @@ def _made_before_the_first_pass(kube: FakeKube, forge: bool) -> dict[str, Any]:
     rehearsal = copy.deepcopy(kube)
     controller(rehearsal).reconcile(KEY)
     real = _crm_job(rehearsal)
-    listing = _listing(kube)
-    caches = _caches(listing)
-    _relist(caches)
+    listing, caches = _listed(kube)
     like = rehearsal.objects[("Job", "crm", real)]
     if forge:
         _forge(listing, "crm", real, like)
     else:
         listing._store(copy.deepcopy(like))
-    settings = SubjectSettings(clock=lambda: T0, keypair=lambda: ("PRIVATE", "PUBLIC"))
-    SubjectRequests(cast(Kube, listing), settings, caches).reconcile(KEY)
-    raw = listing.objects[("DataSubjectRequest", *KEY)]
-    return next(s for s in raw["status"]["stores"] if s["namespace"] == "crm")
+    return _crm_entry_through_caches(listing, caches)
 
 
 def test_a_job_forged_under_the_name_after_the_caches_listed_is_surfaced_on_409(
@@ -207,11 +225,7 @@ def test_a_409_on_the_job_the_operator_renders_is_not_an_error(kube: FakeKube) -
 
 
 def test_an_answer_recorded_stands_after_an_operator_upgrade(kube: FakeKube) -> None:
-    _erasure(kube)
-    controller(kube).reconcile(KEY)
-    for namespace, name in list(jobs(kube)):
-        finish(kube, str(namespace), name, SUCCEEDED)
-    controller(kube).reconcile(KEY)
+    _all_answered(kube)
     before = status(kube)
     assert before["phase"] == "Succeeded"
     made = set(jobs(kube))
@@ -240,20 +254,10 @@ def test_a_job_in_the_requests_namespace_without_its_controller_reference_is_not
 
 def test_the_request_runs_are_judged_the_same_through_the_caches(kube: FakeKube) -> None:
     # The caches keep a digest of what a Job and a pod run, the projected key included.
-    controller(kube).reconcile(KEY)
-    real = _crm_job(kube)
-    spec = copy.deepcopy(kube.objects[("Job", "crm", real)]["spec"])
-    spec["template"]["metadata"]["annotations"]["dataward.io/recipient-public-key"] = "MALLORY"
-    _forge(kube, "crm", "forged-key", kube.objects[("Job", "crm", real)], spec)
-    finish(kube, "crm", "forged-key", {"outcome": "Succeeded", "rowsExported": 2})
+    real = _first_pass(kube, erasure=False)
+    _forge_sealed_to_mallory(kube, real)
     finish(kube, "crm", real, {"outcome": "Succeeded", "rowsExported": 1})
-    listing = _listing(kube)
-    caches = _caches(listing)
-    _relist(caches)
-    settings = SubjectSettings(clock=lambda: T0, keypair=lambda: ("PRIVATE", "PUBLIC"))
-    SubjectRequests(cast(Kube, listing), settings, caches).reconcile(KEY)
-    raw = listing.objects[("DataSubjectRequest", *KEY)]
-    crm = next(s for s in raw["status"]["stores"] if s["namespace"] == "crm")
+    crm = _crm_entry_through_caches(*_listed(kube))
     assert (crm["phase"], crm["jobName"], crm["rowsExported"]) == ("Succeeded", real, 1), crm
 
 
@@ -261,9 +265,7 @@ def test_a_succeeded_entry_written_into_status_alone_answers_nothing(kube: FakeK
     """Whoever may patch the request's status subresource writes the store's entry as
     answered before any run: it must not close the erasure (red on the recorded-answer rule
     as first written, which trusted the entry alone)."""
-    _erasure(kube)
-    controller(kube).reconcile(KEY)
-    own = _crm_job(kube)
+    own = _first_pass(kube)
     raw = kube.objects[("DataSubjectRequest", *KEY)]
     for entry in raw["status"]["stores"]:
         entry.update(phase="Succeeded", reason="Answered", message="forged")

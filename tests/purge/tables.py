@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from dataward.model.durations import Duration, cutoff_for
@@ -149,8 +149,3 @@ def seed(server: DatabaseServer, name: str, kind: str, instants: Sequence[dateti
 def utc(text: str) -> datetime:
     """An ISO instant in UTC."""
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-def as_date(value: datetime) -> date:
-    """The UTC day of an instant."""
-    return value.astimezone(UTC).date()

@@ -59,11 +59,6 @@ class Condition:
         if not _REASON.match(self.reason):
             raise ValueError(f"condition reason {self.reason!r} is not CamelCase")
 
-    @property
-    def is_true(self) -> bool:
-        """True when the control is in force."""
-        return self.status == "True"
-
 
 def as_reason(text: str, fallback: str) -> str:
     """`text` when it is a valid reason, else `fallback`."""

@@ -17,7 +17,6 @@ from typing import Any, Literal
 from dataward.checks.conditions import COMPLETE, DEADLINE_MET, Condition, as_reason
 from dataward.checks.purge_runs import finished, owned_by
 
-REQUEST_CONDITION_TYPES = (COMPLETE, DEADLINE_MET)
 # PIPA Article 35(3) and its Enforcement Decree Article 41(4): answer an access request within
 # 10 days. The operator's --subject-request-answer-days (chart: subjectRequests.answerDays).
 DEFAULT_ANSWER_PERIOD = timedelta(days=10)

@@ -612,45 +612,68 @@ class Kube:
             timeout=timeout or self._timeout, preload_content=preload,
         )
 
-    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
-        """The object, or None on a confirmed 404; any other failure raises KubeError."""
+    def _call_unless_gone(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        body: Any = None,
+        accept: str = "application/json",
+    ) -> dict[str, Any] | None:
+        """`_call`, but None on a confirmed 404; any other failure raises KubeError."""
         try:
-            return self._call("GET", RESOURCES[kind].path(namespace, name), what=f"get {kind}")
+            return self._call(method, path, body=body, accept=accept, what=what)
         except KubeError as error:
             if error.status == 404:
                 return None
             raise
+
+    def _write(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        target: WriteKey,
+        verb: str,
+        *,
+        content_type: str = "application/json",
+        force: bool = False,
+    ) -> dict[str, Any]:
+        """A write under the operator's field manager (`force`: taking over conflicting
+        fields), tracked against `target`, the object it changes."""
+        kind, _, name = target
+        query = [("fieldManager", FIELD_MANAGER), *([("force", "true")] if force else [])]
+        return self._call(
+            method, path, body=body, query=query, content_type=content_type,
+            what=f"{verb} {kind} {name}", target=target,
+        )  # fmt: skip
+
+    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """The object, or None on a confirmed 404; any other failure raises KubeError."""
+        return self._call_unless_gone(
+            "GET", RESOURCES[kind].path(namespace, name), what=f"get {kind}"
+        )
 
     def exists(self, kind: str, namespace: str | None, name: str) -> bool:
         """Whether the object exists, reading only its metadata (never a Secret's data).
 
         False on a confirmed 404; any other failure raises KubeError.
         """
-        try:
-            self._call(
-                "GET",
-                RESOURCES[kind].path(namespace, name),
-                accept=METADATA_ONLY,
-                what=f"get {kind}",
-            )
-        except KubeError as error:
-            if error.status == 404:
-                return False
-            raise
-        return True
+        found = self._call_unless_gone(
+            "GET", RESOURCES[kind].path(namespace, name), accept=METADATA_ONLY, what=f"get {kind}"
+        )
+        return found is not None
 
     def served(self, group_version: str) -> set[str]:
         """The resources the API serves in `group_version` (discovery); empty on a 404.
 
         Discovery is open to every authenticated user: no RBAC on CRDs is needed.
         """
-        try:
-            result = self._call("GET", f"/apis/{group_version}", what=f"discover {group_version}")
-        except KubeError as error:
-            if error.status == 404:
-                return set()
-            raise
-        return {str(r.get("name")) for r in result.get("resources") or []}
+        result = self._call_unless_gone(
+            "GET", f"/apis/{group_version}", what=f"discover {group_version}"
+        )
+        return {str(r.get("name")) for r in (result or {}).get("resources") or []}
 
     def list(
         self, kind: str, namespace: str | None = None, label_selector: str | None = None
@@ -664,43 +687,28 @@ class Kube:
 
     def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Server-side apply with the operator's field manager, taking over conflicting fields."""
-        kind = obj["kind"]
-        meta = obj["metadata"]
-        return self._call(
-            "PATCH",
-            RESOURCES[kind].path(meta.get("namespace"), meta["name"]),
-            body=dumps(obj),
-            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
-            content_type="application/apply-patch+yaml",
-            what=f"apply {kind} {meta['name']}",
-            target=(kind, meta.get("namespace") or "", meta["name"]),
-        )
+        kind, meta = obj["kind"], obj["metadata"]
+        return self._write(
+            "PATCH", RESOURCES[kind].path(meta.get("namespace"), meta["name"]), dumps(obj),
+            (kind, meta.get("namespace") or "", meta["name"]), "apply",
+            content_type="application/apply-patch+yaml", force=True,
+        )  # fmt: skip
 
     def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Create an object; a 409 surfaces as KubeError(409) for create-only callers."""
-        kind = obj["kind"]
-        meta = obj["metadata"]
-        return self._call(
-            "POST",
-            RESOURCES[kind].path(meta.get("namespace")),
-            body=obj,
-            query=[("fieldManager", FIELD_MANAGER)],
-            what=f"create {kind} {meta['name']}",
-            target=(kind, meta.get("namespace") or "", meta["name"]),
-        )
+        kind, meta = obj["kind"], obj["metadata"]
+        return self._write(
+            "POST", RESOURCES[kind].path(meta.get("namespace")), obj,
+            (kind, meta.get("namespace") or "", meta["name"]), "create",
+        )  # fmt: skip
 
     def replace(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Replace an object; its metadata.resourceVersion makes this a compare-and-swap."""
-        kind = obj["kind"]
-        meta = obj["metadata"]
-        return self._call(
-            "PUT",
-            RESOURCES[kind].path(meta.get("namespace"), meta["name"]),
-            body=obj,
-            query=[("fieldManager", FIELD_MANAGER)],
-            what=f"update {kind} {meta['name']}",
-            target=(kind, meta.get("namespace") or "", meta["name"]),
-        )
+        kind, meta = obj["kind"], obj["metadata"]
+        return self._write(
+            "PUT", RESOURCES[kind].path(meta.get("namespace"), meta["name"]), obj,
+            (kind, meta.get("namespace") or "", meta["name"]), "update",
+        )  # fmt: skip
 
     def merge_patch(
         self,
@@ -711,15 +719,10 @@ class Kube:
         subresource: str | None = None,
     ) -> dict[str, Any]:
         """A JSON merge patch, for status and single annotations."""
-        return self._call(
-            "PATCH",
-            RESOURCES[kind].path(namespace, name, subresource),
-            body=patch,
-            query=[("fieldManager", FIELD_MANAGER)],
-            content_type="application/merge-patch+json",
-            what=f"patch {kind} {name}",
-            target=(kind, namespace or "", name),
-        )
+        return self._write(
+            "PATCH", RESOURCES[kind].path(namespace, name, subresource), patch,
+            (kind, namespace or "", name), "patch", content_type="application/merge-patch+json",
+        )  # fmt: skip
 
     def json_patch(
         self,
@@ -731,15 +734,10 @@ class Kube:
     ) -> dict[str, Any]:
         """A JSON patch (RFC 6902): its `test` operations are preconditions, and a failed one
         refuses the whole patch (the API answers 422)."""
-        return self._call(
-            "PATCH",
-            RESOURCES[kind].path(namespace, name, subresource),
-            body=operations,
-            query=[("fieldManager", FIELD_MANAGER)],
-            content_type="application/json-patch+json",
-            what=f"patch {kind} {name}",
-            target=(kind, namespace or "", name),
-        )
+        return self._write(
+            "PATCH", RESOURCES[kind].path(namespace, name, subresource), operations,
+            (kind, namespace or "", name), "patch", content_type="application/json-patch+json",
+        )  # fmt: skip
 
     def delete(
         self, kind: str, namespace: str | None, name: str, propagation: str | None = None
@@ -751,11 +749,6 @@ class Kube:
         it leaves its pods behind.
         """
         body = {"propagationPolicy": propagation} if propagation else None
-        try:
-            return self._call(
-                "DELETE", RESOURCES[kind].path(namespace, name), body=body, what=f"delete {kind}"
-            )
-        except KubeError as error:
-            if error.status == 404:
-                return None
-            raise
+        return self._call_unless_gone(
+            "DELETE", RESOURCES[kind].path(namespace, name), body=body, what=f"delete {kind}"
+        )

@@ -41,11 +41,6 @@ class LabelSelector:
     match_labels: tuple[tuple[str, str], ...] = ()
     match_expressions: tuple[SelectorRequirement, ...] = ()
 
-    @property
-    def is_empty(self) -> bool:
-        """An empty selector selects every pod: never acceptable for a store's workload."""
-        return not self.match_labels and not self.match_expressions
-
     def to_dict(self) -> dict[str, Any]:
         """The selector as the API writes it."""
         out: dict[str, Any] = {}
