@@ -25,8 +25,10 @@ from tests.controller.test_shredding import (
     Sink,
     StaleCache,
     Synced,
+    assert_evidence_matches_the_ring,
     cluster,
     ring,
+    ring_writes_lose_a_race,
     run,
 )
 from tests.model import samples
@@ -234,3 +236,32 @@ def test_the_new_reasons_are_in_the_reference() -> None:
                    "KeyShreddingNotAcknowledged"):  # fmt: skip
         (entry,) = lookup(reason, "EncryptionKeyReady")
         assert entry.status == "False", reason
+
+
+def test_a_gate_withdraws_a_listed_shredding_whose_key_stayed() -> None:
+    """The destruction is recorded and listed, but the ring write loses a race; before the
+    retry a control falls (recorded NetworkIsolated False). The key stays, so the record is
+    withdrawn (NotCompliant) and no longer listed; once the control is back, it is recorded
+    anew and destroyed, and the evidence ends by saying so."""
+    kube = ready(cluster())
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    with ring_writes_lose_a_race(kube):
+        run(kube, sink, DUE)
+    assert [g["bucket"] for g in status(kube)["encryption"]["shreddedBuckets"]] == ["2025-07"]
+    for condition in store_object(kube)["status"]["conditions"]:
+        if condition["type"] == "NetworkIsolated":
+            condition.update(status="False", reason="ForeignPolicyWidens")
+    run(kube, sink, DUE + timedelta(minutes=1))
+    assert "2025-07" in ring(kube).buckets
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotCompliant")
+    (cancelled,) = sink.of("key.shred.cancelled")
+    assert (cancelled["bucket"], cancelled["reason"]) == ("2025-07", "NotCompliant")
+    assert "shreddedBuckets" not in status(kube)["encryption"]
+    assert_evidence_matches_the_ring(kube, sink)
+    run(kube, sink, DUE + timedelta(minutes=2))  # this pass recorded NetworkIsolated True
+    assert "2025-07" not in ring(kube).buckets
+    assert [kind for kind, _ in sink.records if kind.startswith("key.shred")] == [
+        "key.shredded", "key.shred.cancelled", "key.shredded"
+    ]
+    assert_evidence_matches_the_ring(kube, sink)

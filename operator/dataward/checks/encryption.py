@@ -180,7 +180,13 @@ LARGE_SHREDDING = 1
 # so waiting on it would wait for ever) and Ready, which sums it.
 _NOT_AWAITED = (ENCRYPTION_KEY_READY, READY)
 # The reason of a key.shred.cancelled record, by what kept the key.
-CANCEL_REASONS: dict[str, str] = {"legal-hold": "LegalHold", "dry-run": "DryRun"}
+CANCEL_REASONS: dict[str, str] = {
+    "legal-hold": "LegalHold",
+    "dry-run": "DryRun",
+    "clock-skew": "ClockSkew",
+    "not-compliant": "NotCompliant",
+    "not-acknowledged": "NotAcknowledged",
+}
 # ... and of one owed by an operator that stopped before it knew why (before the status write
 # that lists the shredding, or before the one that records why the key stays).
 INTERRUPTED = "Interrupted"

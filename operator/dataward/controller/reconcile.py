@@ -1451,7 +1451,10 @@ class Reconciler:
             )
             decided = {gone.bucket for gone in shredded}
             shred = tuple(bucket for bucket in due if bucket in decided)
-        elif blocker in _HELD:
+        elif blocker in _HELD or blocker in _GATED:
+            # A shredding listed by an earlier pass whose ring write failed is withdrawn too:
+            # a gate keeps the key, so the evidence must not go on saying it is gone.
+            assert blocker is not None
             shredded, owed = self._withdraw_shredding(store, ring, record, due, blocker)
         if owed and problem is None:
             problem = owed_problem(owed)
@@ -1694,7 +1697,7 @@ class Reconciler:
         due: tuple[str, ...],
         blocker: ShreddingBlocker,
     ) -> tuple[tuple[ShreddedRecord, ...], tuple[OwedWithdrawal, ...]]:
-        """Withdraw the shreddings status lists whose keys a hold (or a dry run) now keeps
+        """Withdraw the shreddings status lists whose keys a hold (a dry run, a gate) now keeps
         in the ring: unlisted and owed a withdrawal in one status write first, then a
         key.shred.cancelled record each, so a key never leaves the ring on a withdrawn record
         and a withdrawal the log refuses (or an operator stopping right then) is still owed
