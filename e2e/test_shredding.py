@@ -9,6 +9,12 @@ the end of December's last record's retention (Dec 31 23:59:59.999999 + 30 days 
 no longer decrypts, the January one does, the evidence log holds the key.shredded record,
 and `dataward evidence verify` accepts the chain.
 
+The destruction is timed by the API server's clock (the Date header of the operator's read
+of the store), and refused when it and the operator's differ by more than 5 minutes. The
+test clock is months off the real one: the operator compares and decides on the server's
+time moved by the test clock's offset (`skew_reference`), so the clocks agree. That Date has
+one-second resolution, so the clock moves a few seconds past the expiry, not one.
+
 This module starts its own control plane: the session operator, which has neither the
 evidence log nor the test clock, must not reconcile the same store.
 """
@@ -46,7 +52,7 @@ NAMESPACE = "shop"
 STORE = "orders"
 RING = f"dataward-{STORE}-keyring"
 T0 = "2026-01-10T08:00:00Z"
-AFTER_DECEMBER = "2026-01-31T00:00:01Z"
+AFTER_DECEMBER = "2026-01-31T00:00:05Z"
 DECEMBER, JANUARY = datetime(2025, 12, 24, 18, tzinfo=UTC), datetime(2026, 1, 9, 7, tzinfo=UTC)
 
 POLICY = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from dataward.controller.kube import KubeError
@@ -38,6 +39,8 @@ class FakeKube:
         self.fail_gets: dict[str, int] = {}  # kind -> HTTP status to fail every get with
         self.fail_lists: dict[str, int] = {}  # kind -> HTTP status to fail every list with
         self.fail_patches: int | None = None  # HTTP status to fail every patch with
+        # The API server's clock, as its answers' Date header says (None: no header).
+        self.server_time: datetime | None = None
 
     def writes(self) -> list[tuple[str, str, str]]:
         """The mutating calls so far."""
@@ -57,6 +60,12 @@ class FakeKube:
             raise KubeError(self.fail_gets[kind], "Internal Server Error", f"get {kind}")
         found = self.objects.get((kind, namespace, name))
         return copy.deepcopy(found) if found else None
+
+    def get_dated(
+        self, kind: str, namespace: str | None, name: str
+    ) -> tuple[dict[str, Any] | None, datetime | None]:
+        found = self.get(kind, namespace, name)
+        return found, self.server_time if found is not None else None
 
     def exists(self, kind: str, namespace: str | None, name: str) -> bool:
         self.calls.append(("get", kind, name))

@@ -29,6 +29,7 @@ from tests.controller.test_reconcile import KEY, T0, conditions
 class _Answer:
     def __init__(self, status: int, reason: str, data: bytes) -> None:
         self.status, self.reason, self.data = status, reason, data
+        self.headers: dict[str, str] = {}
 
 
 class Pool:

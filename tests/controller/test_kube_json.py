@@ -44,6 +44,9 @@ def test_an_answer_is_decoded_by_loads() -> None:
                 status, reason = 200, "OK"
                 data = '{"metadata":{"name":"s","resourceVersion":"7"},"x":"é"}'.encode()
 
+                def __init__(self) -> None:
+                    self.headers: dict[str, str] = {}
+
             return Response()
 
     got = Kube(Answering()).get("PersonalDataStore", "ns", "s")  # type: ignore[arg-type]

@@ -91,7 +91,20 @@ def ring_writes_lose_a_race(kube: FakeKube) -> Iterator[None]:
         kube.replace = real_replace  # type: ignore[method-assign]
 
 
-def run(kube: FakeKube, sink: Sink | None, now: datetime) -> datetime | None:
+class Synced(Reconciler):
+    """A reconciler whose API server's clock agrees with its own: each answer's Date is the
+    `now` of the pass."""
+
+    def reconcile(self, key: tuple[str, str], now: datetime | None = None) -> datetime | None:
+        cast(FakeKube, self.kube).server_time = now
+        return super().reconcile(key, now=now)
+
+
+def run(
+    kube: FakeKube, sink: Sink | None, now: datetime, server: timedelta = timedelta(0)
+) -> datetime | None:
+    """One reconcile at the operator's `now`, the API server's clock `server` off it."""
+    kube.server_time = now + server
     settings = ReconcileSettings(evidence=sink)
     return Reconciler(cast(Kube, kube), settings).reconcile(KEY, now=now)
 
@@ -318,13 +331,24 @@ def set_hold(kube: FakeKube, held: bool = True) -> None:
     kube._store(obj)
 
 
+def lift_hold(kube: FakeKube, reconcile: Callable[[datetime], object], at: datetime) -> None:
+    """Lift the hold. The pass at `at` still reads the verdicts recorded under it (the hold
+    suspended the purge CronJob: PurgeScheduled False), so it destroys nothing and records
+    PurgeScheduled True again; the next pass may destroy."""
+    set_hold(kube, held=False)
+    reconcile(at)
+    assert "2025-07" in ring(kube).buckets
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotCompliant")
+    assert conditions(kube)["PurgeScheduled"][0] == "True"
+
+
 def test_a_hold_the_cache_has_not_seen_yet_stops_the_destruction(kube: FakeKube) -> None:
     sink = Sink(kube)
     run(kube, sink, T0 + timedelta(minutes=1))
     stale = StaleCache(kube)  # the cache: no hold
     set_hold(kube)  # the API: held, a moment before the scheduled destruction
     settings = ReconcileSettings(evidence=sink)
-    Reconciler(cast(Kube, kube), settings, caches=cast(Any, stale)).reconcile(KEY, now=DUE)
+    Synced(cast(Kube, kube), settings, caches=cast(Any, stale)).reconcile(KEY, now=DUE)
     assert "2025-07" in ring(kube).buckets and ring(kube).shredded == ()
     assert sink.of("key.shredded") == []  # not even recorded as destroyed
     assert "shreddedBuckets" not in status(kube)["encryption"]
@@ -337,7 +361,7 @@ def test_an_unreadable_store_at_destruction_time_destroys_nothing(kube: FakeKube
     stale = StaleCache(kube)
     kube.fail_gets["PersonalDataStore"] = 403  # only the fresh read fails; the cache answers
     settings = ReconcileSettings(evidence=sink)
-    Reconciler(cast(Kube, kube), settings, caches=cast(Any, stale)).reconcile(KEY, now=DUE)
+    Synced(cast(Kube, kube), settings, caches=cast(Any, stale)).reconcile(KEY, now=DUE)
     assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
     assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingFailed")
 
@@ -388,8 +412,8 @@ def test_a_hold_set_while_the_destruction_is_recorded_aborts_it_and_withdraws_th
     assert "2025-07" in ring(kube).buckets
     assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyShreddingHeld")
     # Lifted: recorded again, then destroyed; the evidence ends by saying destroyed.
-    set_hold(kube, held=False)
-    run(kube, sink, DUE + timedelta(minutes=2))
+    lift_hold(kube, lambda at: run(kube, sink, at), DUE + timedelta(minutes=2))
+    run(kube, sink, DUE + timedelta(minutes=3))
     assert "2025-07" not in ring(kube).buckets
     assert len(sink.of("key.shredded")) == 2 and len(sink.of("key.shred.cancelled")) == 1
     assert_evidence_matches_the_ring(kube, sink)
@@ -411,8 +435,8 @@ def test_a_hold_after_the_status_recorded_the_shredding_withdraws_it(kube: FakeK
     assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyShreddingHeld")
     run(kube, sink, DUE + timedelta(minutes=2))  # still held: withdrawn once
     assert len(sink.of("key.shred.cancelled")) == 1
-    set_hold(kube, held=False)
-    run(kube, sink, DUE + timedelta(minutes=3))
+    lift_hold(kube, lambda at: run(kube, sink, at), DUE + timedelta(minutes=3))
+    run(kube, sink, DUE + timedelta(minutes=4))
     assert "2025-07" not in ring(kube).buckets
     assert len(sink.of("key.shredded")) == 2
     assert_evidence_matches_the_ring(kube, sink)
@@ -425,7 +449,7 @@ def test_a_withdrawal_the_evidence_log_refused_is_written_when_it_is_back(kube: 
     (one reconciler) on: it keeps owing that withdrawal, says so, and writes it once the log
     is back; never a second one."""
     sink = Sink(kube)
-    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings(evidence=sink))
+    reconciler = Synced(cast(Kube, kube), ReconcileSettings(evidence=sink))
     reconciler.reconcile(KEY, now=T0 + timedelta(minutes=1))
 
     def hold_then_log_down() -> None:
@@ -451,8 +475,8 @@ def test_a_withdrawal_the_evidence_log_refused_is_written_when_it_is_back(kube: 
     reconciler.reconcile(KEY, now=DUE + timedelta(minutes=3))
     assert len(sink.of("key.shred.cancelled")) == 1
     # Lifted: recorded again and destroyed; the evidence ends by saying so.
-    set_hold(kube, held=False)
-    reconciler.reconcile(KEY, now=DUE + timedelta(minutes=4))
+    lift_hold(kube, lambda at: reconciler.reconcile(KEY, now=at), DUE + timedelta(minutes=4))
+    reconciler.reconcile(KEY, now=DUE + timedelta(minutes=5))
     assert "2025-07" not in ring(kube).buckets
     assert_evidence_matches_the_ring(kube, sink)
 
@@ -462,7 +486,7 @@ def test_no_key_is_destroyed_while_a_withdrawal_of_its_claim_is_owed(kube: FakeK
     first claim would then date the destruction to before it happened) until the withdrawal
     is written; then it is recorded anew and destroyed."""
     sink = Sink(kube)
-    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings(evidence=sink))
+    reconciler = Synced(cast(Kube, kube), ReconcileSettings(evidence=sink))
     reconciler.reconcile(KEY, now=T0 + timedelta(minutes=1))
 
     def hold_then_withdrawals_refused() -> None:
@@ -494,7 +518,7 @@ class Crash(BaseException):
 
 def restarted(kube: FakeKube, sink: Sink) -> Reconciler:
     """A fresh operator process: nothing of an earlier Reconciler's memory."""
-    return Reconciler(cast(Kube, kube), ReconcileSettings(evidence=sink))
+    return Synced(cast(Kube, kube), ReconcileSettings(evidence=sink))
 
 
 def shred_kinds(sink: Sink) -> list[str]:
@@ -574,8 +598,9 @@ def test_a_crash_right_after_the_shredded_record_is_withdrawn_by_the_next_proces
     assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyShreddingHeld")
     restarted(kube, sink).reconcile(KEY, now=DUE + timedelta(minutes=2))
     assert len(shred_kinds(sink)) == 2
-    set_hold(kube, held=False)
-    restarted(kube, sink).reconcile(KEY, now=DUE + timedelta(minutes=3))
+    lift_hold(kube, lambda at: restarted(kube, sink).reconcile(KEY, now=at),
+              DUE + timedelta(minutes=3))  # fmt: skip
+    restarted(kube, sink).reconcile(KEY, now=DUE + timedelta(minutes=4))
     assert "2025-07" not in ring(kube).buckets
     assert_evidence_matches_the_ring(kube, sink)
 
@@ -593,7 +618,7 @@ def test_a_withdrawal_owed_that_the_cache_has_not_seen_yet_is_not_recorded_over(
 
     _stop_after_the_shredded_record(kube, sink)
     settings = ReconcileSettings(evidence=sink)
-    Reconciler(cast(Kube, kube), settings, caches=cast(Any, stale)).reconcile(
+    Synced(cast(Kube, kube), settings, caches=cast(Any, stale)).reconcile(
         KEY, now=DUE + timedelta(minutes=1)
     )
     assert "2025-07" in ring(kube).buckets and shred_kinds(sink) == ["key.shredded"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -20,6 +21,9 @@ from dataward.controller.leader import LeaderElector, LeaseSettings
 
 class _Response:
     status, reason, data = 200, "OK", b"{}"
+
+    def __init__(self) -> None:
+        self.headers: dict[str, str] = {"Date": "Tue, 03 Feb 2026 10:00:00 GMT"}
 
 
 class RecordingApi:
@@ -182,3 +186,37 @@ def test_writes_are_refused_without_a_request_while_not_leading() -> None:
     leading.set()
     kube.apply(STORE)
     assert len(api.timeouts) == 2
+
+
+class DatedApi(RecordingApi):
+    """Answers with a given `Date` header (None: none) and status."""
+
+    def __init__(self, date: str | None, status: int = 200) -> None:
+        super().__init__()
+        self.date, self.status = date, status
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        super().request(*args, **kwargs)
+        answer = _Response()
+        answer.headers = {} if self.date is None else {"Date": self.date}
+        answer.status = self.status
+        answer.reason = "OK" if self.status == 200 else "Not Found"
+        return answer
+
+
+def test_get_dated_gives_the_api_servers_time_from_the_same_answer() -> None:
+    api = DatedApi("Tue, 03 Feb 2026 10:00:07 GMT")
+    got, server = Kube(api).get_dated("PersonalDataStore", "ns", "s")  # type: ignore[arg-type]
+    assert got == {} and len(api.timeouts) == 1  # one request
+    assert server == datetime(2026, 2, 3, 10, 0, 7, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("date", [None, "", "yesterday", "Tue, 03 Feb 2026 10:00:07 -0000"])
+def test_a_missing_or_garbled_date_is_unknown_not_now(date: str | None) -> None:
+    _, server = Kube(DatedApi(date)).get_dated("PersonalDataStore", "ns", "s")  # type: ignore[arg-type]
+    assert server is None
+
+
+def test_get_dated_of_a_missing_object_is_none() -> None:
+    api = DatedApi("Tue, 03 Feb 2026 10:00:07 GMT", status=404)
+    assert Kube(api).get_dated("PersonalDataStore", "ns", "s") == (None, None)  # type: ignore[arg-type]

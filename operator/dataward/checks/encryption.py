@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from datetime import datetime
-from typing import Literal
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
-from dataward.checks.conditions import ENCRYPTION_KEY_READY, Condition
+from dataward.checks.conditions import ENCRYPTION_KEY_READY, READY, Condition
 from dataward.checks.observed import KeyRingRecord, ObservedKeyRing, OwedWithdrawal
 from dataward.keys.ring import KeyRing, fingerprint, format_time
 from dataward.model.durations import Duration
@@ -169,9 +169,24 @@ def _ids(ids: Iterable[int]) -> str:
     return ", ".join(str(i) for i in ids)
 
 
-ShreddingBlocker = Literal["legal-hold", "dry-run", "no-evidence-log", "failed"]
+ShreddingBlocker = Literal[
+    "legal-hold", "dry-run", "no-evidence-log", "failed",
+    "clock-skew", "not-compliant", "not-acknowledged",
+]  # fmt: skip
+# More bucket keys due at once than this (after a long outage, a shortened retention) wait
+# for the purge's large-cut acknowledgement (ACKNOWLEDGE_ANNOTATION, same token).
+LARGE_SHREDDING = 1
+# The verdicts a shredding does not wait for: its own (EncryptionKeyReady says why keys wait,
+# so waiting on it would wait for ever) and Ready, which sums it.
+_NOT_AWAITED = (ENCRYPTION_KEY_READY, READY)
 # The reason of a key.shred.cancelled record, by what kept the key.
-CANCEL_REASONS: dict[str, str] = {"legal-hold": "LegalHold", "dry-run": "DryRun"}
+CANCEL_REASONS: dict[str, str] = {
+    "legal-hold": "LegalHold",
+    "dry-run": "DryRun",
+    "clock-skew": "ClockSkew",
+    "not-compliant": "NotCompliant",
+    "not-acknowledged": "NotAcknowledged",
+}
 # ... and of one owed by an operator that stopped before it knew why (before the status write
 # that lists the shredding, or before the one that records why the key stays).
 INTERRUPTED = "Interrupted"
@@ -193,6 +208,52 @@ def standing_withdrawals(
         for debt in owed
         if fingerprints.get(debt.id) == debt.fingerprint
     )
+
+
+def clock_skew_problem(now: datetime, server: datetime | None, bound: timedelta) -> str | None:
+    """Why the operator's clock (`now`) cannot time a destruction: the API server's time
+    (`server`, on the operator's scale) is unknown, or differs by more than `bound`."""
+    if server is None:
+        return "the API server's answer carried no Date header, so its time is unknown"
+    skew = abs(now - server)
+    if skew <= bound:
+        return None
+    # Whole minutes, no instants: the message (in status) stays the same from pass to pass.
+    ahead = "ahead of" if now > server else "behind"
+    return (
+        f"the operator's clock is about {round(skew.total_seconds() / 60)} minute(s) {ahead} "
+        f"the API server's, more than the {bound.total_seconds():.0f}s allowed: fix time "
+        "synchronisation (NTP) on the operator's node or the API server's"
+    )
+
+
+def controls_not_in_force(status: Any) -> str | None:
+    """Why the store's recorded verdicts (`status`, as read from the API) do not let a key be
+    destroyed: a verdict other than EncryptionKeyReady and Ready that is not True, no
+    verdict yet, or conditions not in the form the operator writes (unknown is not True)."""
+    conditions = status.get("conditions") if isinstance(status, Mapping) else None
+    if conditions is None:
+        return "the store has no recorded verdicts yet"
+    if not isinstance(conditions, list) or not all(
+        isinstance(c, Mapping) and isinstance(c.get("type"), str)
+        and isinstance(c.get("status"), str)
+        for c in conditions
+    ):  # fmt: skip
+        return "status.conditions is not in the form the operator writes"
+    awaited = [c for c in conditions if c["type"] not in _NOT_AWAITED]
+    if not awaited:
+        return "the store has no recorded verdicts yet"
+    failing = sorted({c["type"] for c in awaited if c["status"] != "True"})
+    if not failing:
+        return None
+    # Types only, never a message (status is anyone's to write who may patch it): capped.
+    named = ", ".join(t[:63] for t in failing[:8])
+    return f"these controls are not in force (not True): {named}"
+
+
+def large_shredding(due: tuple[str, ...], acknowledged: bool) -> bool:
+    """Whether destroying `due` at once waits for the acknowledgement annotation."""
+    return len(due) > LARGE_SHREDDING and not acknowledged
 
 
 def unreadable_problem(field: str) -> str:
@@ -238,6 +299,33 @@ def key_shredding(
             "True",
             "KeyShreddingHeld",
             f"{ready.message} Every record of {buckets} has expired, but {why}.",
+        )
+    if blocker == "clock-skew":
+        return Condition(
+            ENCRYPTION_KEY_READY,
+            "False",
+            "KeyShreddingClockSkew",
+            f"Every record of {buckets} has expired by the operator's clock, but {problem}. "
+            "A key is destroyed only at the API server's time, and only while the two clocks "
+            "agree: nothing was destroyed and the operator retries.",
+        )
+    if blocker == "not-compliant":
+        return Condition(
+            ENCRYPTION_KEY_READY,
+            "False",
+            "KeyShreddingNotCompliant",
+            f"Every record of {buckets} has expired, but the store is not compliant "
+            f"({problem}): no key is destroyed on a store whose controls are not all in "
+            "force. Fix what the other conditions say; the operator then destroys them.",
+        )
+    if blocker == "not-acknowledged":
+        return Condition(
+            ENCRYPTION_KEY_READY,
+            "False",
+            "KeyShreddingNotAcknowledged",
+            f"Every record of {buckets} has expired: more than {LARGE_SHREDDING} bucket "
+            "key(s) at once (a long outage, or a shortened retention?) wait for a person. "
+            f"Nothing was destroyed. If this is intended, run: {problem}",
         )
     if blocker == "no-evidence-log":
         return Condition(

@@ -34,6 +34,7 @@ from dataward.checks.conditions import (
     STORE_CACHE_UNAVAILABLE,
     Status,
 )
+from dataward.purge.plan import DEFAULT_MAX_CLOCK_SKEW
 
 STORE_KIND = "PersonalDataStore"
 POLICY_KIND = "PrivacyPolicy"
@@ -105,6 +106,7 @@ def _store(
     return ReasonEntry(STORE_KIND, type_, reason, status, meaning, action, attention, event_only)
 
 
+_MAX_SKEW = f"{DEFAULT_MAX_CLOCK_SKEW.total_seconds() / 60:g} minutes"
 _RETRIES = "Nothing, if it clears: the operator retries on its next reconcile."
 _OPERATOR_RIGHTS = (
     "If it persists, check the operator's log and that its RBAC (the chart's) is installed "
@@ -352,12 +354,45 @@ _LITERAL: tuple[ReasonEntry, ...] = (
     ),
     _store(
         ENCRYPTION_KEY_READY,
+        "KeyShreddingClockSkew",
+        "False",
+        "Crypto-shredding: every record of one or more time buckets has expired by the "
+        "operator's clock, but the API server's clock (the Date of the operator's last read of "
+        f"the store) differs from it by more than {_MAX_SKEW}, or was not given: a key is "
+        "destroyed only at the API server's time, and only while the two agree.",
+        "Fix time synchronisation (NTP) on the operator's node or the API server's; the "
+        "operator retries.",
+    ),
+    _store(
+        ENCRYPTION_KEY_READY,
+        "KeyShreddingNotCompliant",
+        "False",
+        "Crypto-shredding: every record of one or more time buckets has expired, but the "
+        "store is not compliant (PolicyCompliant is not True, or another control's recorded "
+        "verdict is not True, or status.conditions cannot be read): no key is destroyed "
+        "while a control is not in force.",
+        "Fix what the other conditions say; the keys are destroyed at the pass after every "
+        "control is True again.",
+    ),
+    _store(
+        ENCRYPTION_KEY_READY,
+        "KeyShreddingNotAcknowledged",
+        "False",
+        "Crypto-shredding: the keys of more than one time bucket are due at once (after a long "
+        "outage, or a shortened retention): they wait for the acknowledgement the purge asks "
+        "for a large cut. Nothing was destroyed.",
+        "If it is intended, run the `kubectl annotate` command of the message (annotation "
+        "dataward.io/acknowledge-large-purge, the token it names).",
+    ),
+    _store(
+        ENCRYPTION_KEY_READY,
         "KeyShreddingFailed",
         "False",
         "Crypto-shredding: every record of one or more time buckets has expired, but recording "
         "the destruction (evidence log, store status) or writing the key ring failed, or the "
         "withdrawal of an earlier key.shredded record is still owed "
-        "(status.encryption.owedWithdrawals); nothing unrecorded was destroyed.",
+        "(status.encryption.owedWithdrawals), or the store's policy, category or retention "
+        "changed since the keys were found due; nothing unrecorded was destroyed.",
         f"{_RETRIES} If it persists, check the evidence database and the operator's log.",
     ),
     _store(

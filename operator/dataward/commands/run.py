@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dataward.checks.observed import TrustedSubjects
 from dataward.controller.access_log import AccessLogFollower
-from dataward.controller.clock import clock_from_environ
+from dataward.controller.clock import clock_from_environ, skew_reference_from_environ
 from dataward.controller.reconcile import ReconcileSettings
 from dataward.controller.staleness import STALE_GRACE_SECONDS
 from dataward.controller.subjects import SubjectSettings
@@ -261,6 +261,7 @@ def run(args: argparse.Namespace) -> int:
             key_ring_grace_seconds=args.key_ring_grace_seconds,
             evidence=evidence,
             clock=clock_from_environ(os.environ),
+            skew_reference=skew_reference_from_environ(os.environ),
             reporting_instance=identity or "dataward",
             access_records=follower,
         ),

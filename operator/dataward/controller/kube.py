@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, cast
 from urllib.parse import quote, urlencode
 
@@ -35,6 +36,20 @@ METADATA_ONLY_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.i
 # (connect, read) seconds. Without a timeout a request to a hung API server blocks for ever:
 # the read timeout bounds each wait for bytes, so a stalled server surfaces as a KubeError.
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
+
+
+def server_date(header: str | None) -> datetime | None:
+    """The instant an HTTP `Date` header names (RFC 9110 IMF-fixdate), in UTC; None when it
+    is absent or not a date with a zone."""
+    if not header:
+        return None
+    try:
+        instant = parsedate_to_datetime(header)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if instant.tzinfo is None:
+        return None  # "-0000": no zone stated, so not an instant
+    return instant.astimezone(UTC)
 
 
 def loads(data: bytes) -> Any:
@@ -551,6 +566,24 @@ class Kube:
         target: WriteKey | None = None,
     ) -> dict[str, Any]:
         """One request; `target`: the object a write changes (see WriteTracker)."""
+        return self._exchange(
+            method, path, body=body, query=query, content_type=content_type, accept=accept,
+            what=what, target=target,
+        )[0]  # fmt: skip
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+        what: str,
+        target: WriteKey | None = None,
+    ) -> tuple[dict[str, Any], datetime | None]:
+        """`_call`, with the server's `Date` header (None: absent or not a date)."""
         if method != "GET" and self.may_write is not None and not self.may_write():
             raise KubeError(0, "not the leader: write refused", what)
         payload = None if body is None else body if isinstance(body, str) else dumps(body)
@@ -559,7 +592,7 @@ class Kube:
         answer: dict[str, Any] | None = None
         try:
             try:
-                status, reason, data = self._send(
+                status, reason, data, date = self._send(
                     method, path, query or [], {"Content-Type": content_type, "Accept": accept},
                     payload,
                 )
@@ -573,7 +606,7 @@ class Kube:
                 # The body may echo what we sent (a Secret's data); keep only status and reason.
                 raise KubeError(status, reason, what)
             answer = cast(dict[str, Any], loads(data)) if data else {}
-            return answer
+            return answer, server_date(date)
         finally:
             if target is not None:
                 version = ((answer or {}).get("metadata") or {}).get("resourceVersion")
@@ -586,11 +619,12 @@ class Kube:
         query: list[tuple[str, str]],
         headers: dict[str, str],
         body: str | None,
-    ) -> tuple[int, str, bytes]:
-        """One request on the connection's pool: (status, reason, body)."""
+    ) -> tuple[int, str, bytes, str | None]:
+        """One request on the connection's pool: (status, reason, body, Date header)."""
         response = self.open(method, path, query, headers, body, self._timeout)
         # The body was read by `open` (preload): a stall is a read timeout too.
-        return int(response.status), str(response.reason), response.data
+        date = response.headers.get("Date")
+        return int(response.status), str(response.reason), response.data, date
 
     def open(
         self,
@@ -654,6 +688,20 @@ class Kube:
         return self._call_unless_gone(
             "GET", RESOURCES[kind].path(namespace, name), what=f"get {kind}"
         )
+
+    def get_dated(
+        self, kind: str, namespace: str | None, name: str
+    ) -> tuple[dict[str, Any] | None, datetime | None]:
+        """`get`, with the API server's time from the answer's `Date` header (one request):
+        what a destructive decision weighs, rather than the operator's own clock. None for
+        the time when the header is absent or not a date (unknown, never "now")."""
+        try:
+            return self._exchange("GET", RESOURCES[kind].path(namespace, name),
+                                  what=f"get {kind}")  # fmt: skip
+        except KubeError as error:
+            if error.status == 404:
+                return None, None
+            raise
 
     def exists(self, kind: str, namespace: str | None, name: str) -> bool:
         """Whether the object exists, reading only its metadata (never a Secret's data).

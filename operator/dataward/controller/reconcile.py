@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from dataward.checks.access import (
     DeclaredBesides,
@@ -43,9 +43,12 @@ from dataward.checks.drift import canonical_text, needs_apply, replacement
 from dataward.checks.encryption import (
     CANCEL_REASONS,
     ShreddingBlocker,
+    clock_skew_problem,
+    controls_not_in_force,
     encryption_key_ready,
     is_ours,
     key_shredding,
+    large_shredding,
     owed_problem,
     ring_changes,
     standing_withdrawals,
@@ -87,7 +90,7 @@ from dataward.checks.purge_runs import (
 )
 from dataward.controller import events
 from dataward.controller.cache import SHARED_BODY, Caches, share_metadata, share_object
-from dataward.controller.clock import Clock, system_clock
+from dataward.controller.clock import Clock, SkewReference, server_reference, system_clock
 from dataward.controller.impact import not_run_status, observe_preview, with_previews
 from dataward.controller.incremental import (
     DeclaredState,
@@ -105,7 +108,7 @@ from dataward.controller.metrics import (
     record_status,
 )
 from dataward.evidence.payloads import purge_run_payload
-from dataward.keys.buckets import expires_at, plan_buckets
+from dataward.keys.buckets import bucket_expired, expires_at, plan_buckets
 from dataward.keys.ring import (
     KeyRing,
     add_bucket_keys,
@@ -141,7 +144,7 @@ from dataward.model.revisions import (
     preview_state,
 )
 from dataward.model.store import Store, parse_store
-from dataward.purge.plan import ACKNOWLEDGE_ANNOTATION
+from dataward.purge.plan import ACKNOWLEDGE_ANNOTATION, DEFAULT_MAX_CLOCK_SKEW, acknowledge_token
 from dataward.render import RenderSettings, label_value, names_for, render_children
 from dataward.render.key_ring import render_key_ring_metadata
 from dataward.render.labels import STORE_KIND, store_selector
@@ -179,6 +182,10 @@ class ReconcileSettings:
     evidence: EvidenceSink | None = field(default=None, compare=False)
     # What "now" is for every decision (dataward.controller.clock).
     clock: Clock = field(default=system_clock, compare=False)
+    # The API server's time on the clock's scale (dataward.controller.clock): what times a
+    # key's destruction, refused when it and `clock` differ by more than `max_clock_skew`.
+    skew_reference: SkewReference = field(default=server_reference, compare=False)
+    max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
     # The API server's audit log follower (controller.access_log); None: AccessRecorded is
     # not judged, since the operator cannot tell whether reads are recorded.
     access_records: AccessRecords | None = field(default=None, compare=False)
@@ -1317,7 +1324,16 @@ class Reconciler:
             ring, secret_name, last_rotation, shredded=record.shredded, owed=record.owed
         )
         buckets = (
-            self._bucket_keys(store, snapshot.policy, secret, ring, recorded, record, now)
+            self._bucket_keys(
+                store,
+                snapshot.policy,
+                secret,
+                ring,
+                recorded,
+                record,
+                now,
+                _not_compliant(snapshot),
+            )
             if settled
             else BucketOutcome(
                 secret,
@@ -1354,6 +1370,7 @@ class Reconciler:
         recorded: KeyRingRecord,
         record: KeyRingRecord,
         now: datetime,
+        not_compliant: str | None = None,
     ) -> BucketOutcome:
         """Create the bucket keys the category needs; destroy the ones whose records expired.
 
@@ -1361,6 +1378,13 @@ class Reconciler:
         fingerprint), never under a legal hold or a dry run, and only once the evidence log
         holds its key.shredded record and status lists it in shreddedBuckets (both first; a
         failure destroys nothing). One Secret write, a compare-and-swap on resourceVersion.
+
+        Nothing is destroyed either on a store that is not compliant (`not_compliant`: this
+        pass's PolicyCompliant, then every recorded verdict as read again), when the API
+        server's time (the Date of that read) and the operator's clock differ by more than
+        `max_clock_skew` (the keys due are those due at the server's time), when more than
+        LARGE_SHREDDING keys are due at once without the purge's acknowledgement annotation,
+        or when the store's policy, category or retention changed since the decision.
 
         The hold is read again from the API (the cache may not have a hold set a moment ago)
         right before anything is recorded, and the shreddedBuckets write is conditional on
@@ -1411,26 +1435,37 @@ class Reconciler:
         shred: tuple[str, ...] = ()
         shredded = record.shredded
         version = None
+        if due and blocker is None and not_compliant is not None:
+            blocker, problem = "not-compliant", not_compliant
+        found = due  # due by the operator's clock (the server's may not agree yet)
         if due and blocker is None:
-            blocker, problem, version = self._hold_now(store)
+            hold = self._hold_now(store)
+            blocker, problem, version = hold.blocker, hold.problem, hold.version
+            if blocker is None and version is not None:
+                due, blocker, problem = self._shredding_gate(
+                    store, policy, hold, due, now, (retention, statutory)
+                )
         if due and blocker is None and version is not None:
             shredded, owed, problem = self._record_shredding(
                 store, ring, record, due, now, (retention, statutory), version
             )
             decided = {gone.bucket for gone in shredded}
             shred = tuple(bucket for bucket in due if bucket in decided)
-        elif blocker in _HELD:
+        elif blocker in _HELD or blocker in _GATED:
+            # A shredding listed by an earlier pass whose ring write failed is withdrawn too:
+            # a gate keeps the key, so the evidence must not go on saying it is gone.
+            assert blocker is not None
             shredded, owed = self._withdraw_shredding(store, ring, record, due, blocker)
         if owed and problem is None:
             problem = owed_problem(owed)
-        if problem is not None:
+        if problem is not None and blocker not in _GATED:
             blocker = "failed"
         record = KeyRingRecord.from_ring(
             ring, record.secret_name, _parse_time(record.last_rotation), shredded=shredded,
             owed=owed,
         )  # fmt: skip
         # Held keys wait for a spec change (an event); others are retried soon.
-        retry = now + UNSETTLED_RECHECK if due and blocker not in _HELD else plan.next_due
+        retry = now + UNSETTLED_RECHECK if found and blocker not in _HELD else plan.next_due
         if not shred and not plan.create:
             return BucketOutcome(secret, ring, record, due, blocker, problem, retry)
         new = add_bucket_keys(shred_buckets(ring, shred, now), plan.create, now)
@@ -1478,34 +1513,68 @@ class Reconciler:
             blocker, retry = None, plan.next_due
         return BucketOutcome(answer, new, record, left, blocker, problem, retry)
 
-    def _hold_now(self, store: Store) -> tuple[ShreddingBlocker | None, str | None, str | None]:
+    def _hold_now(self, store: Store) -> Hold:
         """What keeps due keys now, read from the API, not the cache: the blocker, a problem
         (the store could not be read, or owes a withdrawal the cache did not show), and the
-        resourceVersion read (None: nothing may be recorded)."""
+        resourceVersion read (None: nothing may be recorded); with the store as read, its
+        status, and the API server's time (the answer's Date) for the gates that follow."""
         try:
-            raw = self.kube.get("PersonalDataStore", store.namespace, store.name)
+            raw, server = self.kube.get_dated("PersonalDataStore", store.namespace, store.name)
         except KubeError as error:
-            return "failed", f"reading the store again: HTTP {error.status}", None
+            return Hold("failed", f"reading the store again: HTTP {error.status}", None)
         if raw is None or raw["metadata"].get("uid") != store.uid:
-            return "failed", "the store is gone", None
+            return Hold("failed", "the store is gone", None)
         try:
             fresh = parse_store(raw)
         except ModelError:
-            return "failed", "the store's spec no longer parses", None
+            return Hold("failed", "the store's spec no longer parses", None)
         version = str(raw["metadata"]["resourceVersion"])
         if fresh.purge.suspend:
-            return "legal-hold", None, version
+            return Hold("legal-hold", None, version)
         if fresh.purge.dry_run:
-            return "dry-run", None, version
+            return Hold("dry-run", None, version)
         fresh_record = KeyRingRecord.from_status(raw.get("status"))
         if isinstance(fresh_record, Unreadable):
             # Garbled since the cache's copy: nothing is recorded or destroyed on it.
-            return "failed", unreadable_problem(fresh_record.field), None
+            return Hold("failed", unreadable_problem(fresh_record.field), None)
         if fresh_record is not None and fresh_record.owed:
             # Owed by a pass the cache has not caught up with (another replica's, before it
             # stopped): settled from the cache's next copy, never recorded over.
-            return "failed", owed_problem(fresh_record.owed), None
-        return None, None, version
+            return Hold("failed", owed_problem(fresh_record.owed), None)
+        return Hold(None, None, version, fresh, raw.get("status"), server)
+
+    def _shredding_gate(
+        self,
+        store: Store,
+        policy: Policy | None,
+        hold: Hold,
+        due: tuple[str, ...],
+        now: datetime,
+        periods: tuple[Duration, Duration | None],
+    ) -> tuple[tuple[str, ...], ShreddingBlocker | None, str | None]:
+        """The gates weighed on the store as read again (`hold`): what is due at the API
+        server's time, and what keeps it (None: the keys may go)."""
+        fresh = hold.fresh
+        assert fresh is not None and policy is not None  # a hold read found no blocker
+        changed = _decision_changed(store, fresh)
+        if changed:
+            return due, "failed", f"spec.{changed} changed since the keys were found due"
+        not_in_force = controls_not_in_force(hold.status)
+        if not_in_force is not None:
+            return due, "not-compliant", not_in_force
+        server = None if hold.server is None else self.settings.skew_reference(hold.server)
+        skew = clock_skew_problem(now, server, self.settings.max_clock_skew)
+        if skew is not None or server is None:
+            return due, "clock-skew", skew
+        # Decided at the server's time: a key due only by the operator's clock stays.
+        due = tuple(bucket for bucket in due if bucket_expired(bucket, server, *periods))
+        token = acknowledge_token(fresh, policy)
+        if due and large_shredding(due, fresh.annotation(ACKNOWLEDGE_ANNOTATION) == token):
+            return due, "not-acknowledged", (
+                f"kubectl annotate personaldatastore -n {fresh.namespace} {fresh.name} "
+                f"{ACKNOWLEDGE_ANNOTATION}={token} --overwrite"
+            )
+        return due, None, None
 
     def _record_shredding(
         self,
@@ -1628,7 +1697,7 @@ class Reconciler:
         due: tuple[str, ...],
         blocker: ShreddingBlocker,
     ) -> tuple[tuple[ShreddedRecord, ...], tuple[OwedWithdrawal, ...]]:
-        """Withdraw the shreddings status lists whose keys a hold (or a dry run) now keeps
+        """Withdraw the shreddings status lists whose keys a hold (a dry run, a gate) now keeps
         in the ring: unlisted and owed a withdrawal in one status write first, then a
         key.shred.cancelled record each, so a key never leaves the ring on a withdrawn record
         and a withdrawal the log refuses (or an operator stopping right then) is still owed
@@ -2087,6 +2156,41 @@ class Reconciler:
 
 
 _HELD = ("legal-hold", "dry-run")  # what keeps due bucket keys on purpose
+# What keeps them until a person (or the clocks) set something right; `problem` says what.
+_GATED = ("clock-skew", "not-compliant", "not-acknowledged")
+
+
+class Hold(NamedTuple):
+    """The store read again before a destruction (`Reconciler._hold_now`)."""
+
+    blocker: ShreddingBlocker | None
+    problem: str | None
+    version: str | None  # its resourceVersion; None: nothing may be recorded
+    fresh: Store | None = None
+    status: Any = None
+    server: datetime | None = None  # the API server's time (the answer's Date header)
+
+
+def _decision_changed(decided: Store, fresh: Store) -> str | None:
+    """The field of the store's spec a shredding decision rests on that differs in `fresh`."""
+    for name in ("policy", "category", "retention"):
+        if getattr(decided, name) != getattr(fresh, name):
+            return name
+    return None
+
+
+def _not_compliant(snapshot: StoreSnapshot) -> str | None:
+    """Why this pass finds the store not PolicyCompliant (no key is destroyed), or None."""
+    if snapshot.policy_error is not None:
+        return f"PrivacyPolicy {snapshot.store.policy} could not be read"
+    findings = (
+        [snapshot.policy_finding]
+        if snapshot.policy_finding
+        else compliance_findings(snapshot.store, snapshot.policy)
+    )
+    if findings:
+        return "PolicyCompliant is not True: " + ", ".join(f.reason for f in findings)
+    return None
 # The cache of the operator's key rings (controller/operator.py SECRET_KINDS).
 KEY_RING_CACHE = "KeyRing"
 UNSETTLED_RECHECK = timedelta(seconds=60)  # how soon a store not Ready is looked at again

@@ -176,10 +176,11 @@ SHAPES: dict[str, Shape] = {
         {**KEY_FIELDS, "reason": REASON, "expired": TIME},
         frozenset({"secret", "keyId", "reason"}),
     ),
-    # A key.shredded record withdrawn: the key stayed in the ring (a legal hold or a dry run
-    # set between the record and the act, the store's status could not list it, the operator
-    # stopped in between, or the record's own append failed and may have been committed). A
-    # later key.shredded record of the same key, if any, is the one that took effect.
+    # A key.shredded record withdrawn: the key stayed in the ring (a legal hold, a dry run or
+    # another gate set between the record and the act, the store's status could not list it,
+    # the operator stopped in between, or the record's own append failed and may have been
+    # committed). A later key.shredded record of the same key, if any, is the one that took
+    # effect.
     "key.shred.cancelled": Shape(
         {**KEY_FIELDS, "reason": REASON},
         frozenset({"secret", "keyId", "reason"}),

@@ -32,8 +32,8 @@ PRODUCERS: dict[str, str | None] = {
     "key.rotated": "the operator, when it rotates a store's key ring,",
     "key.shredded": "the operator, when it destroys an expired bucket's key (keyBuckets),",
     "key.shred.cancelled": "the operator, when a recorded key.shredded does not take effect "
-    "(a legal hold set in between, a failed status write, the operator stopped in between, "
-    "or the key.shredded append failed and may have been committed),",
+    "(a legal hold or another gate set in between, a failed status write, the operator "
+    "stopped in between, or the key.shredded append failed and may have been committed),",
     "request.answered": "the operator, when a DataSubjectRequest has been answered,",
     "policy.revision": "the operator, when a policy revision comes into force,",
     "condition.transition": "the operator, when a store's condition changes status,",

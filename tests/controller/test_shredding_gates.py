@@ -1,0 +1,267 @@
+"""The gates before a key is destroyed: the clocks, the store's compliance, a large shredding
+and a spec changed under the decision. Against an in-memory API (its answers' Date header is
+`FakeKube.server_time`) and an evidence sink; dates as in test_shredding (July 2025's key is
+due at DUE = 2026-01-28, worked by hand there).
+
+August 2025's last record (Aug 31 23:59:59.999999) expires 180 days later, on Feb 27 2026 at
+23:59:59.999999 (worked by hand): at BOTH_DUE, July's and August's keys are due at once.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from dataward.checks.reasons import lookup
+from dataward.controller.kube import Kube
+from dataward.controller.reconcile import Reconciler, ReconcileSettings
+from dataward.purge.plan import ACKNOWLEDGE_ANNOTATION
+from tests.controller.fake_kube import FakeKube
+from tests.controller.test_reconcile import KEY, T0, conditions, status
+from tests.controller.test_shredding import (
+    DUE,
+    Sink,
+    StaleCache,
+    Synced,
+    assert_evidence_matches_the_ring,
+    cluster,
+    ring,
+    ring_writes_lose_a_race,
+    run,
+)
+from tests.model import samples
+
+BOTH_DUE = datetime(2026, 2, 28, tzinfo=UTC)
+
+
+def ready(kube: FakeKube) -> FakeKube:
+    run(kube, None, T0)  # creates the ring; its status confirms it
+    return kube
+
+
+def message(kube: FakeKube, type_: str = "EncryptionKeyReady") -> str:
+    (text,) = [c["message"] for c in status(kube)["conditions"] if c["type"] == type_]
+    return str(text)
+
+
+def store_object(kube: FakeKube) -> dict[str, Any]:
+    return kube.objects[("PersonalDataStore", *KEY)]
+
+
+def edit_spec(kube: FakeKube, **spec: Any) -> None:
+    """`kubectl edit` of the store's spec: a new generation."""
+    obj = store_object(kube)
+    obj["spec"].update(spec)
+    obj["metadata"]["generation"] = int(obj["metadata"]["generation"]) + 1
+    kube._store(obj)
+
+
+# --- the clocks --------------------------------------------------------------------------------
+
+
+def test_an_operator_clock_ahead_of_the_api_server_shreds_nothing() -> None:
+    """The operator's clock is 10 minutes fast: by it, July is due; the API server says it
+    is not time yet, and the two disagree by more than DEFAULT_MAX_CLOCK_SKEW."""
+    kube = ready(cluster())
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    run(kube, sink, DUE + timedelta(minutes=5), server=-timedelta(minutes=10))
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingClockSkew")
+    assert "about 10 minute(s) ahead of the API server's, more than the 300s" in message(kube)
+    before = message(kube)
+    run(kube, sink, DUE + timedelta(minutes=5, seconds=30), server=-timedelta(minutes=10))
+    assert message(kube) == before, "the same message at every pass: no status write"
+    # The clocks agree again: destroyed.
+    run(kube, sink, DUE + timedelta(minutes=6))
+    assert "2025-07" not in ring(kube).buckets and len(sink.of("key.shredded")) == 1
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")
+
+
+def test_a_clock_behind_the_api_server_by_too_much_is_refused_too() -> None:
+    kube = ready(cluster())
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    run(kube, sink, DUE + timedelta(hours=1), server=timedelta(minutes=6))
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingClockSkew")
+
+
+def test_within_the_bound_the_api_servers_time_decides() -> None:
+    """Two minutes apart is within the bound, but a key due only by the operator's (fast)
+    clock stays until the API server's time reaches it."""
+    kube = ready(cluster())
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    due = run(kube, sink, DUE + timedelta(minutes=1), server=-timedelta(minutes=2))
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+    assert due is not None and due <= DUE + timedelta(minutes=2), "looked at again soon"
+    run(kube, sink, DUE + timedelta(minutes=3), server=-timedelta(minutes=2))
+    assert "2025-07" not in ring(kube).buckets and len(sink.of("key.shredded")) == 1
+
+
+def test_an_answer_without_a_date_is_an_unknown_server_time() -> None:
+    """Unknown is not absent: no Date header, no destruction."""
+    kube = ready(cluster())
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    kube.server_time = None
+    Reconciler(cast(Kube, kube), ReconcileSettings(evidence=sink)).reconcile(KEY, now=DUE)
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingClockSkew")
+    assert "no Date header" in message(kube)
+
+
+def test_a_test_clock_is_compared_through_its_offset() -> None:
+    """An operator on a test clock a year off the real one: `skew_reference` moves the
+    server's time by the same offset, so the clocks agree and the key goes."""
+    kube = ready(cluster())
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    offset = DUE - datetime.now(UTC)
+    kube.server_time = datetime.now(UTC)  # the real API server, in the real present
+    settings = ReconcileSettings(evidence=sink, skew_reference=lambda server: server + offset)
+    Reconciler(cast(Kube, kube), settings).reconcile(KEY, now=DUE + timedelta(seconds=30))
+    assert "2025-07" not in ring(kube).buckets and len(sink.of("key.shredded")) == 1
+
+
+# --- the store must be compliant ---------------------------------------------------------------
+
+
+def test_a_control_not_in_force_keeps_the_keys() -> None:
+    """The last recorded verdicts say the store is not isolated: nothing is destroyed."""
+    kube = ready(cluster())
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    for condition in store_object(kube)["status"]["conditions"]:
+        if condition["type"] == "NetworkIsolated":
+            condition.update(status="False", reason="ForeignPolicyWidens")
+    run(kube, sink, DUE)
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotCompliant")
+    assert "NetworkIsolated" in message(kube)
+
+
+def test_unreadable_verdicts_keep_the_keys() -> None:
+    kube = ready(cluster())
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    store_object(kube)["status"]["conditions"] = [{"type": "NetworkIsolated"}]  # no status
+    run(kube, sink, DUE)
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotCompliant")
+    assert "not in the form the operator writes" in message(kube)
+
+
+def test_a_store_this_pass_finds_not_compliant_keeps_the_keys() -> None:
+    """An archive on a category without a statutory period (ArchiveNotAllowed) is added
+    right before the due pass: its recorded verdicts are still all True, this pass's are not."""
+    kube = ready(cluster())
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    edit_spec(kube, archive=copy.deepcopy(samples.ARCHIVE))
+    run(kube, sink, DUE)
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+    assert conditions(kube)["PolicyCompliant"][0] == "False"
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotCompliant")
+    assert "ArchiveNotAllowed" in message(kube)
+
+
+# --- a large shredding waits for a person ------------------------------------------------------
+
+
+def test_more_than_one_bucket_at_once_waits_for_the_acknowledgement() -> None:
+    """The operator was down from January to the end of February: July and August are due
+    at once. Nothing goes until the purge's acknowledgement annotation carries the token the
+    condition names (a stale or wrong token is no acknowledgement); then both go."""
+    kube = cluster()
+    store_object(kube)["spec"]["encryption"]["keyRotation"] = "90d"  # not due in the outage
+    kube = ready(kube)
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    run(kube, sink, BOTH_DUE)
+    assert {"2025-07", "2025-08"} <= set(ring(kube).buckets) and sink.of("key.shredded") == []
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotAcknowledged")
+    found = re.search(re.escape(ACKNOWLEDGE_ANNOTATION) + r"=(\S+) --overwrite", message(kube))
+    assert found is not None, message(kube)
+    token = found.group(1)
+    assert token.startswith("180d-g")
+    annotations = store_object(kube)["metadata"].setdefault("annotations", {})
+    annotations[ACKNOWLEDGE_ANNOTATION] = "180d-g1-p1"  # an earlier cut's
+    run(kube, sink, BOTH_DUE + timedelta(minutes=1))
+    assert sink.of("key.shredded") == []
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotAcknowledged")
+    store_object(kube)["metadata"]["annotations"][ACKNOWLEDGE_ANNOTATION] = token
+    run(kube, sink, BOTH_DUE + timedelta(minutes=2))
+    assert not {"2025-07", "2025-08"} & set(ring(kube).buckets)
+    assert sorted(p["bucket"] for p in sink.of("key.shredded")) == ["2025-07", "2025-08"]
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")
+
+
+def test_one_bucket_at_a_time_needs_no_acknowledgement() -> None:
+    kube = ready(cluster())
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    run(kube, sink, DUE)
+    run(kube, sink, BOTH_DUE)
+    assert [p["bucket"] for p in sink.of("key.shredded")] == ["2025-07", "2025-08"]
+
+
+# --- the spec the decision rests on is read again ----------------------------------------------
+
+
+def test_a_retention_lengthened_since_the_cache_was_filled_keeps_the_key() -> None:
+    """The cache still has 180 days; the store now says one year, under which July's records
+    are live. The fresh read before the destruction sees it: nothing is destroyed."""
+    kube = ready(cluster())
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    stale = StaleCache(kube)
+    edit_spec(kube, retention="1y")
+    settings = ReconcileSettings(evidence=sink)
+    Synced(cast(Kube, kube), settings, caches=cast(Any, stale)).reconcile(KEY, now=DUE)
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingFailed")
+    assert "spec.retention changed" in message(kube)
+    # Once the cache has it: July is not due under a year.
+    run(kube, sink, DUE + timedelta(minutes=1))
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")
+
+
+def test_the_new_reasons_are_in_the_reference() -> None:
+    for reason in ("KeyShreddingClockSkew", "KeyShreddingNotCompliant",
+                   "KeyShreddingNotAcknowledged"):  # fmt: skip
+        (entry,) = lookup(reason, "EncryptionKeyReady")
+        assert entry.status == "False", reason
+
+
+def test_a_gate_withdraws_a_listed_shredding_whose_key_stayed() -> None:
+    """The destruction is recorded and listed, but the ring write loses a race; before the
+    retry a control falls (recorded NetworkIsolated False). The key stays, so the record is
+    withdrawn (NotCompliant) and no longer listed; once the control is back, it is recorded
+    anew and destroyed, and the evidence ends by saying so."""
+    kube = ready(cluster())
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    with ring_writes_lose_a_race(kube):
+        run(kube, sink, DUE)
+    assert [g["bucket"] for g in status(kube)["encryption"]["shreddedBuckets"]] == ["2025-07"]
+    for condition in store_object(kube)["status"]["conditions"]:
+        if condition["type"] == "NetworkIsolated":
+            condition.update(status="False", reason="ForeignPolicyWidens")
+    run(kube, sink, DUE + timedelta(minutes=1))
+    assert "2025-07" in ring(kube).buckets
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotCompliant")
+    (cancelled,) = sink.of("key.shred.cancelled")
+    assert (cancelled["bucket"], cancelled["reason"]) == ("2025-07", "NotCompliant")
+    assert "shreddedBuckets" not in status(kube)["encryption"]
+    assert_evidence_matches_the_ring(kube, sink)
+    run(kube, sink, DUE + timedelta(minutes=2))  # this pass recorded NetworkIsolated True
+    assert "2025-07" not in ring(kube).buckets
+    assert [kind for kind, _ in sink.records if kind.startswith("key.shred")] == [
+        "key.shredded", "key.shred.cancelled", "key.shredded"
+    ]
+    assert_evidence_matches_the_ring(kube, sink)
