@@ -425,7 +425,12 @@ class Reconciler:
             self.settings.access_records.note_read(
                 store.namespace, names_for(store.name).key_ring, store.name
             )
-        ring = self._key_ring(store, snapshot, now)
+        try:
+            ring = self._key_ring(store, snapshot, now)
+        except _StoreGone as gone:
+            log.info("%s/%s was %s since its cached copy: not judged on it (its watch event "
+                     "queues it again)", store.namespace, store.name, gone)  # fmt: skip
+            return None
         runs = self._purge_runs(
             store,
             applied,
@@ -1739,11 +1744,19 @@ class Reconciler:
     def _fresh_record(
         self, store: Store, record: KeyRingRecord | None
     ) -> KeyRingRecord | Unreadable | None:
-        """The store's ring record read from the API, not the cache (KubeError when unread)."""
+        """The store's ring record read from the API, not the cache (KubeError when unread).
+
+        _StoreGone when the store is deleted (404) or replaced (another uid) since the copy
+        being reconciled: its status records nothing of this store's ring, which is not "no
+        ring" (a ring made now would be the old store's, its record written into the new one)."""
         if self.caches is None:
             return record  # it was just read from the API
         raw = self.kube.get("PersonalDataStore", store.namespace, store.name)
-        return KeyRingRecord.from_status((raw or {}).get("status") or {})
+        if raw is None:
+            raise _StoreGone("deleted")
+        if (raw.get("metadata") or {}).get("uid") != store.uid:
+            raise _StoreGone("replaced by another of its name")
+        return KeyRingRecord.from_status(raw.get("status") or {})
 
     def _create_unseen_ring(
         self, store: Store, secret_name: str, now: datetime
@@ -2105,6 +2118,12 @@ CONFIRM = _Confirm.CONFIRM
 
 class _StaleStore(Exception):
     """The store changed since the resourceVersion a status write was made conditional on."""
+
+
+class _StoreGone(Exception):
+    """The store being reconciled was deleted or replaced since its cached copy: the
+    reconcile stops (its watch event queues the name again, and that reconcile reads what is
+    there now)."""
 
 
 @dataclass(frozen=True)
