@@ -636,7 +636,7 @@ class Informer:
                 return False
             if step.fail:
                 self.watch_broken = True
-                self._fail(result.error or "watch closed at once")
+                self._fail(result.error or "its watch closed at once with nothing")
             if step.relist:
                 if step.wait:
                     log.info("watch of %s failed (%s, %d in a row); listing again in %gs",
@@ -778,7 +778,7 @@ class Informer:
                         return WatchResult(events, bookmark, gone=True)
                     status = code if isinstance(code, int) and not isinstance(code, bool) else 0
                     return WatchResult(events, bookmark, status=status,
-                                       error=f"watch: error event {status}")  # fmt: skip
+                                       error=f"error event {status} on its watch")  # fmt: skip
                 events += 1
                 if events == 1:
                     self._watch_works()  # recovered as soon as something arrives
@@ -788,12 +788,12 @@ class Informer:
                     continue
                 self._apply(str(kind), obj)
         except KubeError as error:
-            return WatchResult(events, bookmark, status=error.status,
-                               error=f"watch: HTTP {error.status} {error.reason}")  # fmt: skip
+            why = f"HTTP {error.status} {error.reason} on its watch"
+            return WatchResult(events, bookmark, status=error.status, error=why)
         except Exception as error:  # a garbled event: the re-list decides
             log.info("watch of %s broke (%s); listing again", self.where, type(error).__name__)
             return WatchResult(events, bookmark, status=0,
-                               error=f"watch: {type(error).__name__}")  # fmt: skip
+                               error=f"{type(error).__name__} on its watch")  # fmt: skip
         fast = events == 0 and closed_fast(time.monotonic() - started, timeout)
         return WatchResult(events, bookmark, fast=fast)
 
