@@ -438,8 +438,14 @@ class Reconciler:
             (raw.get("status") or {}).get("lastPurge"),
             now,
         )
-        preview = observe_preview(self.read, self.kube, store, self.settings.render, now)
         previewed = (raw.get("status") or {}).get("impactPreview")
+        try:
+            preview = observe_preview(self.read, self.kube, store, self.settings.render, now)
+            preview_known = True
+        except KubeError:
+            # The policy unread: whether a revision is pending is unknown, not "none" (its
+            # verdicts say PolicyUnreadable); the last preview stands.
+            preview, preview_known = previewed, False
 
         conditions = with_act_failures(
             judge(
@@ -455,7 +461,7 @@ class Reconciler:
             before = (raw.get("status") or {}).get("lastPurge") or {}
             if runs.last.get("jobName") != before.get("jobName"):
                 self._record(store, "purge.run", _purge_run_evidence(runs.last))
-        if preview is not None or previewed is not None:
+        if preview_known and (preview is not None or previewed is not None):
             extra["impactPreview"] = preview  # None: the revision it counted is gone
         self._write_status(raw, conditions, extra, now, generation)
         if self.on_ready_change is not None and (
