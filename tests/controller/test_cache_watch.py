@@ -30,6 +30,7 @@ from dataward.controller.cache import (
     judge_watch,
 )
 from dataward.controller.kube import Kube
+from dataward.controller.staleness import STALE_GRACE_SECONDS, overdue
 
 LATENCY = 0.02  # simulated seconds a request takes
 TEN_MINUTES = 600.0
@@ -147,6 +148,14 @@ def simulate(
     return Run(informer, api, health)
 
 
+def _caches_of(run: Run) -> Caches:
+    """`Caches` over the one simulated informer."""
+    caches = Caches(cast(Kube, run.api), (), (), 300, lambda *_: None, lambda *_: None)
+    caches.informers[("PersonalDataStore", None)] = run.informer
+    caches.specs["PersonalDataStore"] = run.informer.spec
+    return caches
+
+
 def _gaps(run: Run) -> list[float]:
     """Simulated seconds between one WATCH request and the next."""
     return [b[0] - a[0] for a, b in pairwise(run.api.watches)]
@@ -177,6 +186,9 @@ def test_a_refused_watch_fails_the_cache_at_once_and_no_list_makes_it_synced(
     assert not run.informer.synced
     assert run.informer.unsynced_since == pytest.approx(first_watch)
     assert run.informer.error == "HTTP 403 Forbidden on its watch"
+    caches = _caches_of(run)
+    (late,) = overdue(caches.outages(), run.api.clock.now, STALE_GRACE_SECONDS)
+    assert late.kind == "PersonalDataStore"  # the existing staleness path takes it from here
 
 
 def test_other_watch_failures_fail_the_cache_at_the_third_in_a_row(
@@ -246,9 +258,7 @@ def test_an_optional_kind_whose_watch_is_refused_is_read_by_name(
     run = simulate(monkeypatch, lambda _: FORBIDDEN, optional=True)
     assert run.informer.forbidden
     assert (len(run.api.lists), len(run.api.watches)) == (1, 1)  # stopped for good
-    caches = Caches(cast(Kube, run.api), (), (), 300, lambda *_: None, lambda *_: None)
-    caches.informers[("PersonalDataStore", None)] = run.informer
-    caches.specs["PersonalDataStore"] = run.informer.spec
+    caches = _caches_of(run)
     assert caches.outages() == []
     assert not caches.watching("PersonalDataStore", "n")
 
