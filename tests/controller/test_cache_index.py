@@ -126,7 +126,7 @@ def _feed(informer: Informer, events: list[dict[str, Any]]) -> None:
         yield from events
 
     informer._stream = stream  # type: ignore[method-assign]
-    assert informer._watch(1, threading.Event())
+    assert informer._watch(1, threading.Event()).status is None  # every event applied
 
 
 def _check(

@@ -147,7 +147,7 @@ def _feed(informer: Informer, events: list[dict[str, Any]]) -> None:
         yield from copy.deepcopy(events)
 
     informer._stream = stream  # type: ignore[method-assign]
-    assert informer._watch(1, threading.Event())
+    assert informer._watch(1, threading.Event()).status is None  # every event applied
 
 
 def test_the_echo_of_an_own_write_is_neither_slimmed_nor_an_event() -> None:

@@ -234,3 +234,21 @@ def test_a_preview_job_forged_before_the_operator_makes_it_cannot_let_a_large_cu
     assert pending["impactVerdict"] == "Unknown"
     reconciler.reconcile_policy(POLICY, now=TAKES_EFFECT)
     assert policy_condition(kube)[0] == "False", "the revision took effect on a forged count"
+
+
+def test_an_unreadable_policy_leaves_the_stores_preview_as_it_was() -> None:
+    """The policy unreadable (a 500, its read forbidden): whether a revision is pending, and
+    what it counts, is unknown, not "none". Was: the store's counted preview was removed,
+    and the policy's gate then saw Waiting for a store that had been counted."""
+    kube, reconciler = setup()
+    reconciler.reconcile(KEY, now=T0)
+    finish(kube, counted(42))
+    reconciler.reconcile(KEY, now=T0)
+    store = kube.objects[("PersonalDataStore", "crm", "support-inquiries")]
+    counted_preview = copy.deepcopy(store["status"]["impactPreview"])
+    assert counted_preview["state"] == "Counted"
+    kube.fail_gets["PrivacyPolicy"] = 500
+    reconciler.reconcile(KEY, now=T0 + timedelta(minutes=1))
+    store = kube.objects[("PersonalDataStore", "crm", "support-inquiries")]
+    assert {c["type"]: c["status"] for c in store["status"]["conditions"]}["Ready"] != "True"
+    assert store["status"].get("impactPreview") == counted_preview

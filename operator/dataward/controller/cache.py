@@ -6,12 +6,20 @@ from here. Secrets: the operator's key rings (by their labels, with their data) 
 other Secret as metadata only (PartialObjectMetadata: the server never sends their data);
 when the operator may not list them (a 403), both are read by name instead.
 
-Honesty: a cache answers only while it is *synced*: its initial LIST succeeded and its last
-re-LIST did not fail. Until then, and from a failed re-LIST until a successful one, every read
-of it raises KubeError(0, "... not synced ..."): the caller's existing failed-read path makes
-the dependent conditions Unknown, never "absent". Each cache re-LISTs every `relist_seconds`
-(the operator's safety resync) so a revoked permission, or a watch that silently missed
-events, is noticed; a broken watch (an error, 410 Gone) is followed by a re-LIST at once.
+Honesty: a cache answers only while it is *synced*: its initial LIST succeeded and neither its
+last re-LIST nor its watch has failed it since. Until then, every read of it raises
+KubeError(0, "... not synced ..."): the caller's existing failed-read path makes the dependent
+conditions Unknown, never "absent" (and controller/staleness.py says so of the stores once
+it lasts). Each cache re-LISTs every `relist_seconds` (the operator's safety resync) so a
+revoked permission, or a watch that silently missed events, is noticed.
+
+A watch that fails (refused, an error, no answer, or closed at once with nothing: `judge_watch`)
+is followed by a re-LIST after a backoff (1 s doubling to 15 s, per cache; reset by a healthy
+watch). A 403 fails the cache at once, other failures at the third in a row; from then on a
+LIST alone does not make it synced again (only `watch` may be revoked, and the LIST would
+answer every time): a watch must work first (an event, a bookmark, or open until its timeout,
+capped at `FAILED_WATCH_SECONDS` meanwhile so that recovery is seen soon). 410 Gone is
+followed by a re-LIST at once.
 
 Bounded memory: cached objects lose `managedFields` (a CronJob keeps each manager's name and
 time, which the missed-run check reads), the last-applied annotation, and a pod keeps only its
@@ -84,6 +92,70 @@ METADATA_KEPT = ("name", "namespace", "resourceVersion", "deletionTimestamp")
 # index; a label read of another kind scans its namespace (same answer, same order). The
 # index of every kind cost about 3 KiB a store (issue 11), for lookups nothing made.
 LABEL_INDEXED = frozenset({"Job", "Pod"})
+# A failed watch (`judge_watch`): the re-LIST and next WATCH wait WATCH_BACKOFF seconds,
+# doubled at each failure in a row up to WATCH_BACKOFF_CAP. Was none: with only `watch`
+# revoked, a LIST and a WATCH every second; a watch answered 200 and closed at once, a WATCH
+# every request's round trip (bench/notes/cache-watch.md).
+WATCH_BACKOFF = 1.0
+WATCH_BACKOFF_CAP = 15.0
+WATCH_FAILURES_TO_FAIL = 3  # failures in a row that fail the cache (a 403: the first)
+FAILED_WATCH_SECONDS = 10  # a failed cache's watch timeout: its recovery is seen this soon
+FAST_CLOSE_SECONDS = 1.0  # a watch closed sooner with no event closed at once (a failure)
+
+
+@dataclass(frozen=True)
+class WatchResult:
+    """How one WATCH request ended (`Informer._watch`)."""
+
+    events: int = 0  # events received, bookmarks among them (not ERROR events)
+    bookmark: bool = False
+    # Closed normally with no event sooner than `closed_fast` allows: an answer that is no watch.
+    fast: bool = False
+    # Why it failed: an HTTP status (an ERROR event's code; 0: no answer, or a garbled
+    # one); None: it ended normally (its timeout, or 410 Gone).
+    status: int | None = None
+    gone: bool = False  # 410 Gone: its resourceVersion is compacted, list again
+    error: str | None = None  # for the cache's outage (no object's content)
+
+
+@dataclass(frozen=True)
+class WatchStep:
+    """What follows a watch (`judge_watch`)."""
+
+    failures: int  # failed watches in a row, this one counted
+    healthy: bool  # the watch works: the backoff starts over, a failed cache may be read
+    fail: bool  # the cache fails now: its reads are Unknown
+    relist: bool  # list again before the next watch
+    wait: float  # seconds to wait before that
+
+
+def closed_fast(seconds: float, timeout: float) -> bool:
+    """Whether a watch asked for `timeout` seconds that ended normally after `seconds` with
+    no event closed at once (an answer 200 that is no watch)."""
+    return seconds < min(FAST_CLOSE_SECONDS, timeout / 2)
+
+
+def watch_backoff(failures: int) -> float:
+    """Seconds to wait after the `failures`-th failed watch in a row (1, 2, 4, 8, 15, 15...)."""
+    return min(WATCH_BACKOFF_CAP, WATCH_BACKOFF * 2.0 ** max(0, failures - 1))
+
+
+def judge_watch(result: WatchResult, failures: int) -> WatchStep:
+    """What follows a watch that ended with `result`, after `failures` failed in a row.
+
+    Healthy: it delivered something, or stayed open until it ended normally. A failure: it
+    broke (refused, an error, no answer) or closed at once with nothing; a 403 fails the
+    cache at once (the permission is gone, not a blip), any other at the third in a row.
+    Either way the cache lists again after the backoff; after 410 Gone at once."""
+    healthy = result.events > 0 or (
+        result.status is None and not result.gone and not result.fast
+    )
+    count = 0 if healthy else failures
+    if result.status is not None or result.fast:
+        count += 1
+        fail = result.status == 403 or count >= WATCH_FAILURES_TO_FAIL
+        return WatchStep(count, healthy, fail, True, watch_backoff(count))
+    return WatchStep(count, healthy, False, result.gone, 0.0)
 
 
 @dataclass(frozen=True)
@@ -421,8 +493,11 @@ class Informer:
         # (`run`), or the failed re-list that ended its last synced spell; None while synced,
         # and before it starts (`Caches.outages`).
         self.unsynced_since: float | None = None
-        # An optional kind whose LIST was refused (403): stopped; its reads go to the API.
+        # An optional kind whose LIST or WATCH was refused (403): stopped; its reads go to the API.
         self.forbidden = False
+        self.watch_failures = 0  # failed watches in a row (`judge_watch`)
+        # Failed by its watch: a LIST alone does not make it synced again, a working watch does.
+        self.watch_broken = False
 
     @property
     def where(self) -> str:
@@ -538,27 +613,53 @@ class Informer:
                 backoff = min(backoff * 2, 15.0)
                 continue
             backoff = 1.0
-            self._watch_until_relist(stop)
-
-    def _watch_until_relist(self, stop: threading.Event) -> None:
-        """Watch until the next periodic re-list is due, or until the watch breaks.
-
-        A broken watch does not fail the cache: the re-list that follows at once decides
-        (a failed re-list does), so a dropped connection does not turn verdicts Unknown.
-        """
-        deadline = time.monotonic() + self.relist_seconds
-        while not stop.is_set() and time.monotonic() < deadline:
-            timeout = int(min(WATCH_SECONDS, max(1.0, deadline - time.monotonic())))
-            try:
-                if not self._watch(timeout, stop):
-                    return  # 410 Gone or an error event: list again now
-            except Exception as error:
-                log.info("watch of %s broke (%s); listing again", self.where, error)
-                stop.wait(1.0)
+            if not self._watch_until_relist(stop):
                 return
 
+    def _watch_until_relist(self, stop: threading.Event) -> bool:
+        """Watch until the next periodic re-list is due, or until the watch fails or is gone
+        (`judge_watch` says what follows: the backoff is waited here). False: this cache
+        stops for good (an optional kind's watch refused)."""
+        deadline = time.monotonic() + self.relist_seconds
+        while not stop.is_set() and time.monotonic() < deadline:
+            cap = WATCH_SECONDS if self.synced else FAILED_WATCH_SECONDS
+            timeout = int(min(cap, max(1.0, deadline - time.monotonic())))
+            result = self._watch(timeout, stop)
+            if stop.is_set():
+                return True
+            step = judge_watch(result, self.watch_failures)
+            self.watch_failures = step.failures
+            if step.healthy:
+                self._watch_works()
+            if result.status == 403 and self.spec.optional:
+                self._forbid()
+                return False
+            if step.fail:
+                self.watch_broken = True
+                self._fail(result.error or "its watch closed at once with nothing")
+            if step.relist:
+                if step.wait:
+                    log.info("watch of %s failed (%s, %d in a row); listing again in %gs",
+                             self.where, result.error or "closed at once", step.failures,
+                             step.wait)  # fmt: skip
+                    stop.wait(step.wait)
+                return True
+        return True
+
+    def _watch_works(self) -> None:
+        """A watch delivered or stayed open: the backoff starts over, and a cache its watch
+        failed is synced again (it listed just before this watch)."""
+        self.watch_failures = 0
+        if self.watch_broken:
+            self.watch_broken = False
+            self.synced, self.error = True, None
+            self.unsynced_since = None
+            log.info("cache of %s: its watch works again", self.where)
+            self.on_health(self.spec.kind, self.namespace)
+
     def _forbid(self) -> None:
-        """An optional kind may not be listed: say so once, and leave its reads to the API."""
+        """An optional kind may not be listed or watched: say so once, and leave its reads
+        to the API."""
         self.synced = False
         self.error = "list/watch forbidden"
         self.forbidden = True
@@ -575,8 +676,9 @@ class Informer:
         if was or self.unsynced_since is None:
             self.unsynced_since = time.monotonic()
         if was:
-            log.warning("cache of %s failed: %s (reads of it are Unknown until a re-list)",
-                        self.where, error)
+            until = "its watch works again" if self.watch_broken else "a re-list"
+            log.warning("cache of %s failed: %s (reads of it are Unknown until %s)",
+                        self.where, error, until)  # fmt: skip
             self.on_health(self.spec.kind, self.namespace)
 
     def _list(self) -> tuple[dict[tuple[str, str], Obj], str]:
@@ -638,8 +740,9 @@ class Informer:
             self.journal_floor = self.generation
         self.resource_version = resource_version
         was = self.synced
-        self.synced, self.error = True, None
-        self.unsynced_since = None
+        if not self.watch_broken:  # else a watch must work first (`_watch_works`)
+            self.synced, self.error = True, None
+            self.unsynced_since = None
         self.lists += 1
         if self.lists == 1:
             fresh_events: dict[tuple[str, str], Obj] = {}  # the first list: no events
@@ -655,32 +758,55 @@ class Informer:
         for key, before in old.items():
             if key not in fresh:
                 self.on_event(self.spec.kind, before, None)
-        if not was:
+        if self.synced and not was:
             self.on_health(self.spec.kind, self.namespace)
 
-    def _watch(self, timeout: int, stop: threading.Event) -> bool:
-        """One WATCH request; False when the caller must re-list (410 Gone, an error event)."""
-        for event in self._stream(timeout):
-            if stop.is_set():
-                return True
-            kind = event.get("type")
-            obj = event.get("object") or {}
-            if kind == "ERROR":
-                code = obj.get("code")
-                log.info("watch of %s: error event %s; listing again", self.where, code)
-                return False
-            if kind == "BOOKMARK":
-                self.resource_version = obj.get("metadata", {}).get("resourceVersion")
-                continue
-            self.resource_version = obj.get("metadata", {}).get("resourceVersion")
-            if kind != "DELETED" and self._held(obj):
-                continue  # the echo of the operator's own write, or older than what is held
-            slimmed = self._slim(obj)
-            if kind == "DELETED":
-                self._remove(slimmed)
-            else:
-                self._put(slimmed, notify=True)
-        return True
+    def _watch(self, timeout: int, stop: threading.Event) -> WatchResult:
+        """One WATCH request, its events applied; how it ended (`judge_watch` decides)."""
+        started = time.monotonic()
+        events, bookmark = 0, False
+        try:
+            for event in self._stream(timeout):
+                if stop.is_set():
+                    break
+                kind = event.get("type")
+                obj = event.get("object") or {}
+                if kind == "ERROR":
+                    code = obj.get("code")
+                    log.info("watch of %s: error event %s; listing again", self.where, code)
+                    if code == 410:
+                        return WatchResult(events, bookmark, gone=True)
+                    status = code if isinstance(code, int) and not isinstance(code, bool) else 0
+                    return WatchResult(events, bookmark, status=status,
+                                       error=f"error event {status} on its watch")  # fmt: skip
+                events += 1
+                if events == 1:
+                    self._watch_works()  # recovered as soon as something arrives
+                if kind == "BOOKMARK":
+                    bookmark = True
+                    self.resource_version = obj.get("metadata", {}).get("resourceVersion")
+                    continue
+                self._apply(str(kind), obj)
+        except KubeError as error:
+            why = f"HTTP {error.status} {error.reason} on its watch"
+            return WatchResult(events, bookmark, status=error.status, error=why)
+        except Exception as error:  # a garbled event: the re-list decides
+            log.info("watch of %s broke (%s); listing again", self.where, type(error).__name__)
+            return WatchResult(events, bookmark, status=0,
+                               error=f"{type(error).__name__} on its watch")  # fmt: skip
+        fast = events == 0 and closed_fast(time.monotonic() - started, timeout)
+        return WatchResult(events, bookmark, fast=fast)
+
+    def _apply(self, kind: str, obj: Obj) -> None:
+        """One ADDED, MODIFIED or DELETED event into the cache."""
+        self.resource_version = obj.get("metadata", {}).get("resourceVersion")
+        if kind != "DELETED" and self._held(obj):
+            return  # the echo of the operator's own write, or older than what is held
+        slimmed = self._slim(obj)
+        if kind == "DELETED":
+            self._remove(slimmed)
+        else:
+            self._put(slimmed, notify=True)
 
     def _held(self, obj: Mapping[str, Any]) -> bool:
         """Whether the cache already holds `obj`'s resourceVersion of it, or a newer one:

@@ -179,18 +179,19 @@ def observe_preview(
     read: Any, kube: Kube, store: Store, settings: RenderSettings, now: datetime
 ) -> dict[str, Any] | None:
     """The store's `status.impactPreview`, creating its preview Job when there is none yet;
-    None when no pending revision of its policy changes it."""
+    None when no pending revision of its policy changes it. KubeError when the policy cannot
+    be read: whether a revision is pending is then unknown, and the last preview stands."""
+    raw = read.get("PrivacyPolicy", None, store.policy)
+    if raw is None:
+        return None
     try:
-        raw = read.get("PrivacyPolicy", None, store.policy)
-        if raw is None:
-            return None
         revisions = policy_revisions(raw, now)
         if revisions.pending is None:
             return None
         in_force = parse_in_force(raw, revisions.in_force.spec)
         pending = parse_policy(raw)
-    except (KubeError, ModelError):
-        return None  # the store's own verdicts say the policy cannot be read
+    except ModelError:
+        return None  # the store's own verdicts say the policy does not parse
     generation = revisions.pending.generation
     state = preview_state(store, in_force, pending)
     if state is None:

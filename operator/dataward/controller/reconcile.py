@@ -432,7 +432,12 @@ class Reconciler:
             self.settings.access_records.note_read(
                 store.namespace, names_for(store.name).key_ring, store.name
             )
-        ring = self._key_ring(store, snapshot, now)
+        try:
+            ring = self._key_ring(store, snapshot, now)
+        except _StoreGone as gone:
+            log.info("%s/%s was %s since its cached copy: not judged on it (its watch event "
+                     "queues it again)", store.namespace, store.name, gone)  # fmt: skip
+            return None
         runs = self._purge_runs(
             store,
             applied,
@@ -440,8 +445,14 @@ class Reconciler:
             (raw.get("status") or {}).get("lastPurge"),
             now,
         )
-        preview = observe_preview(self.read, self.kube, store, self.settings.render, now)
         previewed = (raw.get("status") or {}).get("impactPreview")
+        try:
+            preview = observe_preview(self.read, self.kube, store, self.settings.render, now)
+            preview_known = True
+        except KubeError:
+            # The policy unread: whether a revision is pending is unknown, not "none" (its
+            # verdicts say PolicyUnreadable); the last preview stands.
+            preview, preview_known = previewed, False
 
         conditions = with_act_failures(
             judge(
@@ -457,7 +468,7 @@ class Reconciler:
             before = (raw.get("status") or {}).get("lastPurge") or {}
             if runs.last.get("jobName") != before.get("jobName"):
                 self._record(store, "purge.run", _purge_run_evidence(runs.last))
-        if preview is not None or previewed is not None:
+        if preview_known and (preview is not None or previewed is not None):
             extra["impactPreview"] = preview  # None: the revision it counted is gone
         self._write_status(raw, conditions, extra, now, generation)
         if self.on_ready_change is not None and (
@@ -1808,11 +1819,19 @@ class Reconciler:
     def _fresh_record(
         self, store: Store, record: KeyRingRecord | None
     ) -> KeyRingRecord | Unreadable | None:
-        """The store's ring record read from the API, not the cache (KubeError when unread)."""
+        """The store's ring record read from the API, not the cache (KubeError when unread).
+
+        _StoreGone when the store is deleted (404) or replaced (another uid) since the copy
+        being reconciled: its status records nothing of this store's ring, which is not "no
+        ring" (a ring made now would be the old store's, its record written into the new one)."""
         if self.caches is None:
             return record  # it was just read from the API
         raw = self.kube.get("PersonalDataStore", store.namespace, store.name)
-        return KeyRingRecord.from_status((raw or {}).get("status") or {})
+        if raw is None:
+            raise _StoreGone("deleted")
+        if (raw.get("metadata") or {}).get("uid") != store.uid:
+            raise _StoreGone("replaced by another of its name")
+        return KeyRingRecord.from_status(raw.get("status") or {})
 
     def _create_unseen_ring(
         self, store: Store, secret_name: str, now: datetime
@@ -2209,6 +2228,12 @@ CONFIRM = _Confirm.CONFIRM
 
 class _StaleStore(Exception):
     """The store changed since the resourceVersion a status write was made conditional on."""
+
+
+class _StoreGone(Exception):
+    """The store being reconciled was deleted or replaced since its cached copy: the
+    reconcile stops (its watch event queues the name again, and that reconcile reads what is
+    there now)."""
 
 
 @dataclass(frozen=True)
