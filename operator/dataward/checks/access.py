@@ -34,12 +34,13 @@ def access_restricted(
 
     `desired` are the store's rendered Roles and RoleBindings; each must be in place as
     rendered. Any other RoleBinding in `namespace`, or any ClusterRoleBinding, whose role
-    grants get, list or watch on Secrets that include one of `secret_names` (no
-    resourceNames, or one of them; `*` counts) makes this False, unless every subject it
-    binds is part of the platform (`trusted`), or it is exactly what Dataward renders for
-    another store of the namespace (`neighbours`: their rendered Roles and RoleBindings;
-    stores may share a database and its credentials Secret, and each declares its own
-    readers). A neighbour's binding or role that was edited is not exactly rendered, so it
+    grants a verb of SECRET_READ_VERBS (patch too) on Secrets that include one of
+    `secret_names` (no resourceNames, or one of them; `*` counts) makes this False, unless
+    every subject it binds is part of the platform (`trusted`), or it is exactly what
+    Dataward renders for another store of the namespace (`neighbours`: their rendered Roles
+    and RoleBindings; stores may share a database and its credentials Secret, and each
+    declares its own readers). A neighbour's binding or role that was edited is not exactly
+    rendered, so it
     counts as foreign. `rbac` is None, or `neighbours` None, when it could not be read.
     `declared`, when given, is `declared_by_neighbours(namespace, neighbours, rbac)` worked
     out beforehand (shared by the stores of a namespace), and `readers`, when given, is
