@@ -203,3 +203,36 @@ def test_a_policy_for_a_combination_of_later_in_values_is_counted_and_a_impossib
                                "values": [f"v{v}" for v in range(64)]}]},
     ):
         assert network_isolated(desired, present, [other("x", selector, [{}])]).status == "True"
+
+
+def _reporting_neighbour() -> dict[str, Any]:
+    """Another store's policy for the same pods: peer app=reports, on port 9000 only."""
+    store = copy.deepcopy(samples.STORE)
+    store["metadata"]["name"] = "reports"
+    store["spec"]["network"]["allowFrom"] = [{"podSelector": {"matchLabels": {"app": "reports"}}}]
+    store["spec"]["workload"]["ports"] = [{"port": 9000, "protocol": "TCP"}]
+    return render_network_policy(parse_store(store))
+
+
+def test_a_peer_of_one_declared_rule_on_a_port_of_another_is_not_declared() -> None:
+    """Our store admits app=crm-api on 5432, the neighbour app=reports on 9000: a policy
+    admitting app=crm-api on 9000 combines a peer of one rule with a port of the other,
+    a pair nobody declared."""
+    neighbour = _reporting_neighbour()
+    ours = DESIRED["spec"]["ingress"][0]
+    theirs = neighbour["spec"]["ingress"][0]
+    assert theirs["ports"] == [{"protocol": "TCP", "port": 9000}]
+    crm_api = ours["from"][0]
+    assert crm_api == {"podSelector": {"matchLabels": {"app": "crm-api"}}}
+    selector = {"matchLabels": {"app": "crm-postgres"}}
+
+    def verdict(rule: dict[str, Any]) -> str:
+        policies = [copy.deepcopy(neighbour), other("extra", selector, [rule])]
+        return network_isolated(DESIRED, live(), policies, neighbours=[neighbour]).reason
+
+    assert verdict({"from": [crm_api], "ports": theirs["ports"]}) == "OtherPolicyAllowsIngress"
+    both = {"from": [crm_api, theirs["from"][0]], "ports": ours["ports"]}
+    assert verdict(both) == "OtherPolicyAllowsIngress"
+    # Each pair within one declared rule: declared.
+    assert verdict({"from": [crm_api], "ports": ours["ports"]}) == "Isolated"
+    assert verdict({"from": theirs["from"][:1], "ports": theirs["ports"]}) == "Isolated"

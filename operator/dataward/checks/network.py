@@ -25,8 +25,9 @@ def network_isolated(
     selecting them. Stores may share pods (one database, several tables and categories):
     `neighbours` are the NetworkPolicies Dataward renders for the namespace's other stores.
     A neighbour's policy that is in place exactly as rendered and selects these pods declares
-    its store's peers; every other policy selecting the pods must admit nothing beyond the
-    union of the declared peers and ports, or this is False. `other_policies` are the other
+    its store's peers; every other policy selecting the pods must admit no (peer, port) pair
+    beyond those one declared rule admits (a peer of one rule on a port of another is not
+    declared), or this is False. `other_policies` are the other
     NetworkPolicies of the namespace (None, with `other_policies_error`, when the LIST
     failed; `neighbours` None when the stores could not be listed: both make this Unknown);
     `workload_pod_labels` the labels of the workload pods, when the controller read them
@@ -216,22 +217,32 @@ def _meets(value: str | None, operator: str, values: Sequence[str]) -> bool:
 
 
 def _admits_more(policy: Mapping[str, Any], declared: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether `policy` admits a (peer, port) pair that no one declared rule admits: a peer
+    one rule declares on a port only another rule opens is a pair nobody declared."""
     spec = policy.get("spec") or {}
     types = spec.get("policyTypes") or ["Ingress"]
     if "Ingress" not in types:
         return False
     rules = [rule for ours in declared for rule in ours.get("ingress") or ()]
-    our_peers = [peer for rule in rules for peer in rule.get("from") or ()]
-    our_ports = [port for rule in rules for port in rule.get("ports") or ()]
     for rule in spec.get("ingress") or ():
-        peers = rule.get("from") or []
-        ports = rule.get("ports") or []
-        # An empty `from` admits every source, an empty `ports` every port.
-        if not peers or any(peer not in our_peers for peer in peers):
-            return True
-        if not ports or any(port not in our_ports for port in ports):
-            return True
+        # An empty `from` admits every source, an empty `ports` every port (None: "every").
+        peers = rule.get("from") or [None]
+        ports = rule.get("ports") or [None]
+        for peer in peers:
+            for port in ports:
+                if not any(_rule_admits(ours, peer, port) for ours in rules):
+                    return True
     return False
+
+
+def _rule_admits(rule: Mapping[str, Any], peer: Any, port: Any) -> bool:
+    """Whether one declared ingress rule admits `peer` on `port` (None: every peer, every
+    port, which only a rule with no `from`, or no `ports`, admits)."""
+    peers = rule.get("from") or ()
+    ports = rule.get("ports") or ()
+    return (not peers or (peer is not None and peer in peers)) and (
+        not ports or (port is not None and port in ports)
+    )
 
 
 def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
