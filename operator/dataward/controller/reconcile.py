@@ -51,7 +51,7 @@ from dataward.checks.encryption import (
     standing_withdrawals,
     unreadable_problem,
 )
-from dataward.checks.network import network_isolated, workload_labels
+from dataward.checks.network import network_isolated, unnamed_keys, workload_labels
 from dataward.checks.observed import (
     KeyRingRecord,
     LastPurge,
@@ -518,11 +518,13 @@ class Reconciler:
 
     def _policies_near(self, store: Store) -> list[dict[str, Any]]:
         """The NetworkPolicies of the store's namespace that may select its workload pods (a
-        superset of those that do, which NetworkIsolated filters); KubeError: unreadable."""
-        if self.caches is None:
+        superset of those that do, which NetworkIsolated filters); KubeError: unreadable. A
+        workload selector by `Exists` or `NotIn` admits label values no one named, which the
+        index (by key and value) cannot look up: then every policy of the namespace."""
+        selector = store.workload.pod_selector.to_dict()
+        if self.caches is None or unnamed_keys(selector):
             return self.read.list("NetworkPolicy", store.namespace)
-        pods = workload_labels(store.workload.pod_selector.to_dict())
-        return self.caches.selecting("NetworkPolicy", store.namespace, pods)
+        return self.caches.selecting("NetworkPolicy", store.namespace, workload_labels(selector))
 
     def _declared(
         self, namespace: str, view: NamespaceStores, rbac: RbacSnapshot
