@@ -107,6 +107,34 @@ def test_a_readers_get_of_the_key_ring_is_audited_at_metadata_without_data(
     # Only the store's Secrets: the admin's earlier get of another Secret is not there.
     assert [e for e in plane.audit_events() if e.get("objectRef", {}).get("name") == "unrelated"
             and e.get("verb") == "get"] == []  # fmt: skip
+
+    # A patch answers with the whole Secret: an empty one by someone with only `patch` reads
+    # the ring, so it is audited as a read (SECRET_READ_VERBS).
+    apply(plane, {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "patcher", "namespace": NAMESPACE},
+        "rules": [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": [ring],
+                   "verbs": ["patch"]}],
+    }, {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "patcher", "namespace": NAMESPACE},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "patcher"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                      "name": "mallory"}],
+    })  # fmt: skip
+    mallory = plane.kubeconfig_for_user("mallory", [])
+    assert plane.kubectl("get", "secret", ring, "-n", NAMESPACE, kubeconfig=mallory,
+                         check=False).returncode != 0  # fmt: skip
+    # Not `kubectl patch`: it gets the object first. The API's own PATCH, as any client sends.
+    from kubernetes import client
+
+    with plane.api_client(mallory) as api:
+        patched = client.CoreV1Api(api).patch_namespaced_secret(ring, NAMESPACE, {})
+    assert MATERIAL in base64.b64decode(patched.data["keyring.json"]).decode()
+    (event,) = wait_for(lambda: events_for(plane, "mallory", ring, "patch"), 20, "the patch")
+    assert event["level"] == "Metadata" and event["responseStatus"]["code"] == 200
+    assert "requestObject" not in event and "responseObject" not in event
+
     text = Path(plane.audit_log).read_text()
     for form in (MATERIAL, base64.b64encode(MATERIAL.encode()).decode()):
         assert form not in text

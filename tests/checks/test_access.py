@@ -143,6 +143,14 @@ def test_a_namespaced_role_counts() -> None:
         {"apiGroups": [""], "resources": ["*"], "verbs": ["list"]},
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["*"]},
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["watch"]},
+        # A patch answers with the whole object: an empty patch reads the Secret's data.
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["patch"]},
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "verbs": ["patch"],
+            "resourceNames": ["dataward-support-inquiries-keyring"],
+        },
         {
             "apiGroups": [""],
             "resources": ["secrets"],

@@ -116,3 +116,19 @@ def test_a_snapshot_that_replaced_another_binding_is_scanned_not_shared() -> Non
     rbac = base.with_objects([binding("b0", "secret-reader", ALICE)])
     condition = access_restricted("crm", SECRETS, DESIRED, rbac, declared=DeclaredBesides({}, OWN))
     assert (condition.status, condition.reason) == ("False", "OtherBindingGrantsSecrets")
+
+
+def test_a_cluster_binding_named_as_a_declared_rolebinding_is_not_declared() -> None:
+    # Declared means a RoleBinding of the namespace that a store renders, in place as rendered:
+    # a ClusterRoleBinding (or a RoleBinding elsewhere) taking a declared binding's name is not.
+    rbac = _snapshot([
+        {"name": "b0", "kind": "RoleBinding", "namespace": "crm", "role": "nothing",
+         "trusted": False},
+        {"name": "b0", "kind": "ClusterRoleBinding", "namespace": "crm", "role": "secret-reader",
+         "trusted": False},
+    ])  # fmt: skip
+    names = {"b0": "other"}
+    for declared in (names, DeclaredBesides(names, OWN)):
+        condition = access_restricted("crm", SECRETS, DESIRED, rbac, declared=declared)
+        assert (condition.status, condition.reason) == ("False", "OtherBindingGrantsSecrets")
+        assert "ClusterRoleBinding b0" in condition.message

@@ -48,10 +48,30 @@ def test_ready_on_first_sight_without_a_record() -> None:
 
 
 def test_ready_after_a_legitimate_rotation() -> None:
-    assert check(present(rotate(RING, T0 + timedelta(days=30))), days=31)[:2] == (
+    # The operator records a new key in status (pendingKeys) before it writes it to the ring.
+    rotated = rotate(RING, T0 + timedelta(days=30))
+    pending = KeyRingRecord.from_ring(rotated, SECRET).keys[-1:]
+    record = dataclasses.replace(RECORD, pending_keys=pending)
+    assert check(present(rotated), record, days=31)[:2] == ("True", "KeyReady")
+    # ... and once status lists it among its keys.
+    assert check(present(rotated), KeyRingRecord.from_ring(rotated, SECRET), days=31)[:2] == (
         "True",
         "KeyReady",
     )
+
+
+def test_a_key_no_record_lists_is_key_material_changed() -> None:
+    """Whoever may write the Secret adds a key (material they know) and makes it the
+    primary: status never recorded it, so the operator did not make it."""
+    planted = rotate(RING, T0 + timedelta(days=1))
+    status, reason, message = check(present(planted), days=2)
+    assert (status, reason) == ("False", "KeyMaterialChanged")
+    assert "key 2 was added outside the operator" in message
+    assert planted.key(2).material.hex() not in message
+    # Recorded as pending, but with other material: not the key the operator made either.
+    other = KeyRingRecord.from_ring(rotate(RING, T0 + timedelta(days=1)), SECRET).keys[-1:]
+    record = dataclasses.replace(RECORD, pending_keys=other)
+    assert check(present(planted), record, days=2)[1] == "KeyMaterialChanged"
 
 
 def test_unknown_on_a_read_error() -> None:

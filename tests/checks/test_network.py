@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from dataward.checks.network import network_isolated, selector_matches, workload_labels
+from dataward.checks.network import (
+    network_isolated,
+    selector_matches,
+    unnamed_keys,
+    workload_labels,
+)
 from dataward.checks.observed import ObservedObject
 from dataward.model.store import parse_store
 from dataward.render.network import render_network_policy
@@ -203,3 +208,117 @@ def test_a_policy_for_a_combination_of_later_in_values_is_counted_and_a_impossib
                                "values": [f"v{v}" for v in range(64)]}]},
     ):
         assert network_isolated(desired, present, [other("x", selector, [{}])]).status == "True"
+
+
+def _reporting_neighbour() -> dict[str, Any]:
+    """Another store's policy for the same pods: peer app=reports, on port 9000 only."""
+    store = copy.deepcopy(samples.STORE)
+    store["metadata"]["name"] = "reports"
+    store["spec"]["network"]["allowFrom"] = [{"podSelector": {"matchLabels": {"app": "reports"}}}]
+    store["spec"]["workload"]["ports"] = [{"port": 9000, "protocol": "TCP"}]
+    return render_network_policy(parse_store(store))
+
+
+def test_a_peer_of_one_declared_rule_on_a_port_of_another_is_not_declared() -> None:
+    """Our store admits app=crm-api on 5432, the neighbour app=reports on 9000: a policy
+    admitting app=crm-api on 9000 combines a peer of one rule with a port of the other,
+    a pair nobody declared."""
+    neighbour = _reporting_neighbour()
+    ours = DESIRED["spec"]["ingress"][0]
+    theirs = neighbour["spec"]["ingress"][0]
+    assert theirs["ports"] == [{"protocol": "TCP", "port": 9000}]
+    crm_api = ours["from"][0]
+    assert crm_api == {"podSelector": {"matchLabels": {"app": "crm-api"}}}
+    selector = {"matchLabels": {"app": "crm-postgres"}}
+
+    def verdict(rule: dict[str, Any]) -> str:
+        policies = [copy.deepcopy(neighbour), other("extra", selector, [rule])]
+        return network_isolated(DESIRED, live(), policies, neighbours=[neighbour]).reason
+
+    assert verdict({"from": [crm_api], "ports": theirs["ports"]}) == "OtherPolicyAllowsIngress"
+    both = {"from": [crm_api, theirs["from"][0]], "ports": ours["ports"]}
+    assert verdict(both) == "OtherPolicyAllowsIngress"
+    # Each pair within one declared rule: declared.
+    assert verdict({"from": [crm_api], "ports": ours["ports"]}) == "Isolated"
+    assert verdict({"from": theirs["from"][:1], "ports": theirs["ports"]}) == "Isolated"
+
+
+def _workload(selector: dict[str, Any]) -> tuple[dict[str, Any], ObservedObject]:
+    """The rendered policy of a store with this workload selector, and it in place."""
+    store = copy.deepcopy(samples.STORE)
+    store["spec"]["workload"]["podSelector"] = selector
+    desired = render_network_policy(parse_store(store))
+    body = copy.deepcopy(desired)
+    body["metadata"]["resourceVersion"] = "12"
+    return desired, ObservedObject.present(body)
+
+
+def _opened(selector: dict[str, Any], workload: dict[str, Any]) -> str:
+    """The verdict when another policy with `selector` admits everyone."""
+    desired, present = _workload(workload)
+    return network_isolated(desired, present, [other("open", selector, [{}])]).reason
+
+
+@pytest.mark.parametrize(
+    ("workload", "selector", "selects"),
+    [
+        # `Exists`: the pods carry the key with values nobody named, so a policy for any value
+        # of it may select them.
+        ({"matchExpressions": [{"key": "app", "operator": "Exists"}]},
+         {"matchLabels": {"app": "crm-postgres"}}, True),
+        ({"matchExpressions": [{"key": "app", "operator": "Exists"}]},
+         {"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["web"]}]}, True),
+        ({"matchExpressions": [{"key": "app", "operator": "Exists"}]},
+         {"matchExpressions": [{"key": "app", "operator": "DoesNotExist"}]}, False),
+        # `NotIn`: any other value, or no label at all.
+        ({"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["web"]}]},
+         {"matchLabels": {"app": "crm-postgres"}}, True),
+        ({"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["web"]}]},
+         {"matchExpressions": [{"key": "app", "operator": "DoesNotExist"}]}, True),
+        ({"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["web"]}]},
+         {"matchLabels": {"app": "web"}}, False),
+        # In and NotIn together: only the values left.
+        ({"matchExpressions": [{"key": "app", "operator": "In", "values": ["a", "b"]},
+                               {"key": "app", "operator": "NotIn", "values": ["a"]}]},
+         {"matchLabels": {"app": "a"}}, False),
+        ({"matchExpressions": [{"key": "app", "operator": "In", "values": ["a", "b"]},
+                               {"key": "app", "operator": "NotIn", "values": ["a"]}]},
+         {"matchLabels": {"app": "b"}}, True),
+        # `DoesNotExist`: the pods lack the key.
+        ({"matchLabels": {"app": "db"},
+          "matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]},
+         {"matchLabels": {"app": "db", "tier": "x"}}, False),
+        ({"matchLabels": {"app": "db"},
+          "matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]},
+         {"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["x"]}]}, True),
+    ],
+)  # fmt: skip
+def test_a_workload_selector_by_unnamed_values_is_judged_by_what_it_admits(
+    workload: dict[str, Any], selector: dict[str, Any], selects: bool
+) -> None:
+    assert _opened(selector, workload) == ("OtherPolicyAllowsIngress" if selects else "Isolated")
+
+
+def test_a_peer_by_exists_or_notin_admits_peers_nobody_named() -> None:
+    """Another policy's peer `app Exists` (or `app NotIn`) admits pods whatever their app, on
+    our very port: not what the store declares (app=crm-api), so not isolated."""
+    rule = DESIRED["spec"]["ingress"][0]
+    selector = {"matchLabels": {"app": "crm-postgres"}}
+    for requirement in ({"key": "app", "operator": "Exists"},
+                        {"key": "app", "operator": "NotIn", "values": ["web"]}):  # fmt: skip
+        peer = {"podSelector": {"matchExpressions": [requirement]}}
+        wide = other("wide", selector, [{"from": [peer], "ports": rule["ports"]}])
+        assert network_isolated(DESIRED, live(), [wide]).reason == "OtherPolicyAllowsIngress"
+
+
+def test_the_keys_whose_values_no_one_named() -> None:
+    """The policy index finds policies by (key, value): for these keys it cannot."""
+    assert unnamed_keys({"matchLabels": {"app": "db"}}) == set()
+    assert unnamed_keys({"matchExpressions": [
+        {"key": "app", "operator": "Exists"},
+        {"key": "tier", "operator": "NotIn", "values": ["web"]},
+        {"key": "gone", "operator": "DoesNotExist"},
+        {"key": "k", "operator": "In", "values": ["1"]},
+        {"key": "k", "operator": "Exists"},
+        {"key": "m", "operator": "NotIn", "values": ["1"]},
+    ], "matchLabels": {"m": "2"}}) == {"app", "tier"}

@@ -303,6 +303,38 @@ def test_a_foreign_policy_for_the_second_value_of_an_in_selector_breaks_isolatio
     assert conditions(kube)["NetworkIsolated"] == ("False", "OtherPolicyAllowsIngress")
 
 
+@pytest.mark.parametrize(
+    "requirement",
+    [
+        {"key": "app", "operator": "Exists"},
+        {"key": "app", "operator": "NotIn", "values": ["web"]},
+    ],
+)
+def test_a_foreign_policy_for_a_value_the_workload_selector_never_named_breaks_isolation(
+    requirement: dict[str, Any],
+) -> None:
+    """The workload `app Exists` (or `app NotIn (web)`): its pods may carry any app, so a
+    policy filed in the index under app=anything may select them; the index, asked by the
+    values the selector names, would never offer it."""
+    store = copy.deepcopy(samples.STORE)
+    store["spec"]["workload"]["podSelector"] = {"matchExpressions": [requirement]}
+    kube = sample_cluster(ListingKube(), store=store)
+    caches = _caches(kube)
+    _relist(caches)
+    _reconciler(kube, caches).reconcile(KEY, now=T0)
+    _relist(caches)
+    assert conditions(kube)["NetworkIsolated"] == ("True", "Isolated")
+    kube._store({
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "batch-open", "namespace": "crm"},
+        "spec": {"podSelector": {"matchLabels": {"app": "batch"}},
+                 "ingress": [{}], "policyTypes": ["Ingress"]},
+    })  # fmt: skip
+    _relist(caches)
+    _reconciler(kube, caches).reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert conditions(kube)["NetworkIsolated"] == ("False", "OtherPolicyAllowsIngress")
+
+
 def test_a_foreign_policy_for_other_pods_does_not_count() -> None:
     kube = _cluster()
     caches = _caches(kube)

@@ -95,7 +95,8 @@ step_st = st.one_of(
     st.tuples(st.just("widened"), st.sampled_from(STORES), st.integers(0, 2),
               st.integers(0, 1), st.integers(0, 3), st.integers(0, 3)),
     st.tuples(st.just("foreign"), st.sampled_from(["RoleBinding", "ClusterRoleBinding"]),
-              st.sampled_from(["f0", "f1"]), st.integers(0, 2),
+              # f0, f1; and a neighbour's reader binding's name, as a ClusterRoleBinding too
+              st.sampled_from(["f0", "f1", "dataward-s1-readers"]), st.integers(0, 2),
               st.sampled_from(["Role", "ClusterRole"])),
     st.tuples(st.just("role"), st.sampled_from(["Role", "ClusterRole"]),
               st.sampled_from(["r0"]), st.integers(0, 3)),
@@ -242,12 +243,16 @@ def check(kube: ListingKube, reconciler: Reconciler) -> None:
         if (b.kind == "ClusterRoleBinding" or b.namespace == NS)
         and any(not trusted.trusts(s) for s in b.subjects)
     }
+    # Declared names are of RoleBindings: a ClusterRoleBinding of that name is undeclared.
+    def label_of(key: tuple[str, str]) -> str | None:
+        return want_declared.get(key[1]) if key[0] == "RoleBinding" else None
+
     assert {(b.kind, b.name) for b, _ in found[1]} == {
-        key for key, name in untrusted.items() if name not in want_declared
+        key for key in untrusted if label_of(key) is None
     }
     for label in {*want_declared.values(), *found[2]}:
         assert {(b.kind, b.name) for b, _ in found[2].get(label, ())} == {
-            key for key, name in untrusted.items() if want_declared.get(name) == label
+            key for key in untrusted if label_of(key) == label
         }
 
     # The verdict each store gets through the shared structures, and from plain lists.
@@ -309,6 +314,38 @@ def test_a_widened_neighbour_binding_is_foreign_at_once() -> None:
                                 neighbours.readers)  # fmt: skip
     assert (verdict.status, verdict.reason) == ("False", "OtherBindingGrantsSecrets")
     assert "mallory" in verdict.message
+
+
+def test_a_cluster_binding_taking_a_declared_bindings_name_is_foreign() -> None:
+    """A ClusterRoleBinding named as a neighbour's declared RoleBinding is not that binding:
+    names, like labels, are anyone's to choose."""
+    kube = sample_cluster(ListingKube())
+    for name in ("s0", "s1"):
+        kube._store(store_object(name, 1, 0))  # both read Secret c1
+    caches = _caches(kube)
+    _relist(caches)
+    reconciler = _reconciler(kube, caches)
+    for step in [("reconcile", "s0"), ("reconcile", "s1")]:
+        apply(kube, caches, reconciler, step)
+    binding = rendered("s1", 1, 0, 1)
+    assert binding is not None
+    name = binding["metadata"]["name"]
+    assert name == "dataward-s1-readers"  # as the hypothesis steps name it
+    apply(kube, caches, reconciler, ("role", "ClusterRole", "r0", 0))
+    apply(kube, caches, reconciler, ("foreign", "ClusterRoleBinding", name, 0, "ClusterRole"))
+    check(kube, reconciler)
+    view = reconciler._namespace(NS)
+    rbac = reconciler._rbac(NS)
+    assert rbac is not None
+    declared, readers = reconciler._declared(NS, view, rbac)
+    assert name in declared  # the RoleBinding is still declared; the cluster binding is not
+    store = next(s for s in view.stores if s.name == "s0")
+    neighbours = view.besides("s0", (declared, readers))
+    verdict = access_restricted(NS, ["c1"], list(_neighbour_rbac(store)), rbac,
+                                reconciler.trusted, (), neighbours.declared,
+                                neighbours.readers)  # fmt: skip
+    assert (verdict.status, verdict.reason) == ("False", "OtherBindingGrantsSecrets")
+    assert f"ClusterRoleBinding {name}" in verdict.message
 
 
 def test_an_unsynced_or_failed_rbac_cache_is_unknown_not_the_last_snapshot() -> None:

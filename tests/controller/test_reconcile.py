@@ -192,6 +192,42 @@ def test_lasttransitiontime_moves_only_when_a_status_changes(kube: FakeKube) -> 
     assert after["PolicyCompliant"] != before["PolicyCompliant"]
 
 
+def test_a_key_added_out_of_band_is_reported_not_adopted(kube: FakeKube) -> None:
+    """Someone who may write the ring Secret adds a key whose material they know and makes
+    it the primary: it is reported, never recorded in status as the operator's."""
+    reconciler(kube).reconcile(KEY, now=T0)
+    ring = ring_json(kube)
+    material = base64.b64encode(b"k" * 32).decode()
+    ring["keys"].append({"id": 2, "algorithm": ring["keys"][0]["algorithm"],
+                         "created": "2025-01-01T00:05:00Z", "material": material})
+    ring["primary"] = 2
+    forged = base64.b64encode(json.dumps(ring).encode()).decode()
+    kube.objects[("Secret", "crm", RING)]["data"]["keyring.json"] = forged
+    reconciler(kube).reconcile(KEY, now=T0 + timedelta(minutes=10))
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyMaterialChanged")
+    encryption = status(kube)["encryption"]
+    assert [k["id"] for k in encryption["keys"]] == [1] and encryption["primaryKeyId"] == 1
+    assert material not in json.dumps(status(kube))
+
+
+def test_a_rotation_whose_status_write_was_lost_is_still_the_operators(kube: FakeKube) -> None:
+    """The operator records the new key as pending before the ring write: stopped before the
+    status write that follows, the next pass still knows the key as its own."""
+    reconciler(kube).reconcile(KEY, now=T0)
+    before = copy.deepcopy(status(kube)["encryption"])
+    reconciler(kube).reconcile(KEY, now=T0 + timedelta(days=31))  # rotated: primary 2
+    assert ring_json(kube)["primary"] == 2
+    after = status(kube)["encryption"]
+    pending = [k for k in after["keys"] if k["id"] == 2]
+    # As if the status write after the ring write was lost: status as the pending write left it.
+    kube.objects[("PersonalDataStore", *KEY)]["status"]["encryption"] = {
+        **before, "pendingKeys": pending}
+    reconciler(kube).reconcile(KEY, now=T0 + timedelta(days=31, minutes=1))
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")
+    encryption = status(kube)["encryption"]
+    assert [k["id"] for k in encryption["keys"]] == [1, 2] and "pendingKeys" not in encryption
+
+
 def test_a_primary_moved_back_out_of_band_is_reported_not_adopted(kube: FakeKube) -> None:
     reconciler(kube).reconcile(KEY, now=T0)
     reconciler(kube).reconcile(KEY, now=T0 + timedelta(days=31))  # rotated: primary 2

@@ -92,6 +92,15 @@ def test_a_read_of_a_ring_keeps_who_what_when_and_nothing_else() -> None:
         assert never not in text
 
 
+def test_a_patch_of_a_ring_is_a_read() -> None:
+    # A patch, even an empty one, answers with the whole Secret: it reads the key material.
+    read = parse_audit_line(event(verb="patch"))
+    assert read is not None
+    payload = access_payload(read)
+    assert payload["verb"] == "patch"
+    assert validate("access.read", "crm/support-inquiries", payload) == payload
+
+
 @pytest.mark.parametrize(
     "changes",
     [

@@ -34,12 +34,13 @@ def access_restricted(
 
     `desired` are the store's rendered Roles and RoleBindings; each must be in place as
     rendered. Any other RoleBinding in `namespace`, or any ClusterRoleBinding, whose role
-    grants get, list or watch on Secrets that include one of `secret_names` (no
-    resourceNames, or one of them; `*` counts) makes this False, unless every subject it
-    binds is part of the platform (`trusted`), or it is exactly what Dataward renders for
-    another store of the namespace (`neighbours`: their rendered Roles and RoleBindings;
-    stores may share a database and its credentials Secret, and each declares its own
-    readers). A neighbour's binding or role that was edited is not exactly rendered, so it
+    grants a verb of SECRET_READ_VERBS (patch too) on Secrets that include one of
+    `secret_names` (no resourceNames, or one of them; `*` counts) makes this False, unless
+    every subject it binds is part of the platform (`trusted`), or it is exactly what
+    Dataward renders for another store of the namespace (`neighbours`: their rendered Roles
+    and RoleBindings; stores may share a database and its credentials Secret, and each
+    declares its own readers). A neighbour's binding or role that was edited is not exactly
+    rendered, so it
     counts as foreign. `rbac` is None, or `neighbours` None, when it could not be read.
     `declared`, when given, is `declared_by_neighbours(namespace, neighbours, rbac)` worked
     out beforehand (shared by the stores of a namespace), and `readers`, when given, is
@@ -91,7 +92,7 @@ def access_restricted(
         (binding, subjects)
         for binding, subjects in _untrusted_bindings(namespace, rbac, trusted, declared, own)
         if (binding.kind, binding.name) not in own
-        and binding.name not in declared
+        and declared_for(binding, namespace, declared) is None
         and _reads(binding, rbac, secret_names)
     ]
     if foreign:
@@ -174,7 +175,7 @@ def _untrusted_bindings(
         undeclared: list[Untrusted] = []
         by_label: dict[str, list[Untrusted]] = {}
         for binding, subjects in scan_untrusted(namespace, base.bindings, trusted):
-            label = declared.base.get(binding.name)
+            label = declared_for(binding, namespace, declared.base)
             if label is None:
                 undeclared.append((binding, subjects))
             else:
@@ -194,6 +195,19 @@ def scan_untrusted(
         for subjects in [_untrusted(binding, trusted)]
         if subjects
     ]
+
+
+def declared_for(
+    binding: ObservedBinding, namespace: str, declared: Mapping[str, str]
+) -> str | None:
+    """The store label `binding` is declared for, or None: `declared` maps names of
+    RoleBindings of `namespace` (those a store renders, in place as rendered), so only a
+    RoleBinding of that namespace can be one. A ClusterRoleBinding, or a RoleBinding of
+    another namespace, that takes a declared binding's name is not declared (anyone may
+    choose a name, as anyone may set a label)."""
+    if binding.kind != "RoleBinding" or binding.namespace != namespace:
+        return None
+    return declared.get(binding.name)
 
 
 def declared_by_neighbours(

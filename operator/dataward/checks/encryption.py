@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from dataward.checks.conditions import ENCRYPTION_KEY_READY, READY, Condition
-from dataward.checks.observed import KeyRingRecord, ObservedKeyRing, OwedWithdrawal
+from dataward.checks.observed import KeyRecord, KeyRingRecord, ObservedKeyRing, OwedWithdrawal
 from dataward.keys.ring import KeyRing, fingerprint, format_time
 from dataward.model.durations import Duration
 
@@ -141,7 +141,8 @@ def is_ours(record: KeyRingRecord | None, ring: KeyRing | None) -> bool:
 
 
 def ring_changes(record: KeyRingRecord, ring: KeyRing) -> list[str]:
-    """How `ring` differs from what status recorded: keys gone, material changed, primary back."""
+    """How `ring` differs from what status recorded: keys gone, material changed, primary
+    back, keys that status lists neither as its keys nor as pending (by fingerprint)."""
     current = ring.fingerprints()
     changes: list[str] = []
     shredded = record.shredded_ids()
@@ -157,12 +158,23 @@ def ring_changes(record: KeyRingRecord, ring: KeyRing) -> list[str]:
     pending = {key.id: key.fingerprint for key in record.pending_keys}
     for version in ring.keys:
         made_here = version.id in known or pending.get(version.id) == current[version.id]
-        if version.bucket is not None and not made_here:
-            # Bucket keys are recorded before they are added: this one the operator never made.
-            changes.append(
-                f"key {version.id} of bucket {version.bucket} was added outside the operator"
-            )
+        if not made_here:
+            # Every key is recorded before it is added (at creation, rotation and for a
+            # bucket), by its fingerprint: this one the operator never made, and whoever
+            # added it may know its material.
+            bucket = "" if version.bucket is None else f" of bucket {version.bucket}"
+            changes.append(f"key {version.id}{bucket} was added outside the operator")
     return changes
+
+
+def keys_to_record(new: KeyRing, recorded: KeyRingRecord) -> tuple[KeyRecord, ...]:
+    """The keys of `new` that status (`recorded`, as read) does not list among its keys:
+    what the operator records as pendingKeys before it writes `new` to the Secret, so that a
+    key in the ring that status lists nowhere is known not to be its own (`ring_changes`),
+    even when the status write after the ring write is lost."""
+    known = {key.id for key in recorded.keys}
+    records = KeyRingRecord.from_ring(new, recorded.secret_name).keys
+    return tuple(key for key in records if key.id not in known)
 
 
 def _ids(ids: Iterable[int]) -> str:

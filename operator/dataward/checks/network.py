@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from dataward.checks.conditions import NETWORK_ISOLATED, Condition
@@ -25,8 +25,9 @@ def network_isolated(
     selecting them. Stores may share pods (one database, several tables and categories):
     `neighbours` are the NetworkPolicies Dataward renders for the namespace's other stores.
     A neighbour's policy that is in place exactly as rendered and selects these pods declares
-    its store's peers; every other policy selecting the pods must admit nothing beyond the
-    union of the declared peers and ports, or this is False. `other_policies` are the other
+    its store's peers; every other policy selecting the pods must admit no (peer, port) pair
+    beyond those one declared rule admits (a peer of one rule on a port of another is not
+    declared), or this is False. `other_policies` are the other
     NetworkPolicies of the namespace (None, with `other_policies_error`, when the LIST
     failed; `neighbours` None when the stores could not be listed: both make this Unknown);
     `workload_pod_labels` the labels of the workload pods, when the controller read them
@@ -157,21 +158,72 @@ def workload_labels(
 
 def workload_values(selector: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
     """The values each label key may have on a workload pod, by the workload selector alone
-    (the pods another policy must select to matter to the store): its `matchLabels`, every
-    value of an `In` (a pod may carry any of them), "" for `Exists` (the selector names no
-    value). A key the selector does not name stands for no label."""
+    (the pods another policy must select to matter to the store), as far as they are named:
+    its `matchLabels`, every value of an `In` (a pod may carry any of them) less those of a
+    `NotIn`, "" for `Exists`. A key the selector does not name stands for no label. The keys
+    of `unnamed_keys` may carry values this does not list (an `Exists` or a `NotIn`)."""
     allowed: dict[str, tuple[str, ...]] = {
         str(key): (str(value),) for key, value in (selector.get("matchLabels") or {}).items()
     }
+    excluded: dict[str, set[str]] = {}
     for requirement in selector.get("matchExpressions") or ():
         key = str(requirement.get("key"))
         if requirement.get("operator") == "In" and requirement.get("values"):
             values = tuple(dict.fromkeys(str(v) for v in requirement["values"]))
             known = allowed.get(key)
             allowed[key] = values if known is None else tuple(v for v in known if v in values)
-        elif requirement.get("operator") == "Exists":
-            allowed.setdefault(key, ("",))
+        elif requirement.get("operator") == "NotIn":
+            excluded.setdefault(key, set()).update(str(v) for v in requirement.get("values") or ())
+    for requirement in selector.get("matchExpressions") or ():
+        if requirement.get("operator") in ("Exists", "NotIn"):
+            allowed.setdefault(str(requirement.get("key")), ("",))
+    for key, dropped in excluded.items():
+        allowed[key] = tuple(v for v in allowed[key] if v not in dropped) or ("",)
     return allowed
+
+
+def unnamed_keys(selector: Mapping[str, Any]) -> set[str]:
+    """The label keys a pod the selector selects may carry with values no one named: those
+    with an `Exists` or a `NotIn` and no `matchLabels` or `In` that lists their values. The
+    policies that select such pods cannot be found by (key, value): look at them all."""
+    named = {str(key) for key in selector.get("matchLabels") or {}}
+    open_keys: set[str] = set()
+    for requirement in selector.get("matchExpressions") or ():
+        key = str(requirement.get("key"))
+        if requirement.get("operator") == "In":
+            named.add(key)
+        elif requirement.get("operator") in ("Exists", "NotIn"):
+            open_keys.add(key)
+    return open_keys - named
+
+
+Requirement = tuple[str, frozenset[str]]
+
+
+def _requirements(selector: Mapping[str, Any]) -> dict[str, list[Requirement]]:
+    """A selector's requirements by label key, `matchLabels` as `In` of one value."""
+    wanted: dict[str, list[Requirement]] = {}
+    for key, value in (selector.get("matchLabels") or {}).items():
+        wanted.setdefault(str(key), []).append(("In", frozenset((str(value),))))
+    for requirement in selector.get("matchExpressions") or ():
+        values = frozenset(str(v) for v in requirement.get("values") or ())
+        wanted.setdefault(str(requirement.get("key")), []).append(
+            (str(requirement.get("operator")), values)
+        )
+    return wanted
+
+
+def _one_value_meets(requirements: Sequence[Requirement]) -> bool:
+    """Whether one label value (or its absence) meets every requirement on its key. The
+    requirements only compare with the values they name, so these are all the cases: no
+    label, each value named, and one value none of them names (what `Exists` and `NotIn`
+    admit beyond every name)."""
+    named = set().union(*(values for _, values in requirements))
+    unnamed = "x" * (max((len(v) for v in named), default=0) + 1)  # longer than any named
+    return any(
+        all(_meets(choice, op, values) for op, values in requirements)
+        for choice in (None, *named, unnamed)
+    )
 
 
 def _selects_any(
@@ -180,29 +232,23 @@ def _selects_any(
     observed: Sequence[Mapping[str, str]] = (),
 ) -> bool:
     """Whether the policy selects a workload pod: one of the pods read, else some pod the
-    workload selector allows. Label keys are chosen independently, so the policy must be
-    satisfiable key by key over `workload_values` (linear in the values, never their
-    combinations)."""
+    workload selector allows. Label keys are chosen independently, so the two selectors must
+    be satisfiable together key by key, by a value either names or one neither names (a
+    workload pod of `app Exists` may carry any app); a key the workload selector does not
+    name stands for no label (linear in the values, never their combinations)."""
     selector = (policy.get("spec") or {}).get("podSelector") or {}
     if observed:
         return any(selector_matches(selector, labels) for labels in observed)
-    allowed = workload_values(workload)
-    wanted: dict[str, list[tuple[str, Sequence[str]]]] = {}
-    for key, value in (selector.get("matchLabels") or {}).items():
-        wanted.setdefault(str(key), []).append(("In", [str(value)]))
-    for requirement in selector.get("matchExpressions") or ():
-        values = [str(v) for v in requirement.get("values") or []]
-        wanted.setdefault(str(requirement.get("key")), []).append(
-            (str(requirement.get("operator")), values)
-        )
-    for key, requirements in wanted.items():
-        choices: Sequence[str | None] = allowed.get(key, (None,))
-        if not any(all(_meets(c, op, vs) for op, vs in requirements) for c in choices):
+    ours = _requirements(workload)
+    for key, requirements in _requirements(selector).items():
+        # A key the workload selector does not name: the pods read as without it.
+        own = ours.get(key) or [("DoesNotExist", frozenset())]
+        if not _one_value_meets([*own, *requirements]):
             return False
     return True
 
 
-def _meets(value: str | None, operator: str, values: Sequence[str]) -> bool:
+def _meets(value: str | None, operator: str, values: Collection[str]) -> bool:
     """One requirement of a selector against one label's value (None: the label is absent)."""
     if operator == "In":
         return value is not None and value in values
@@ -216,22 +262,32 @@ def _meets(value: str | None, operator: str, values: Sequence[str]) -> bool:
 
 
 def _admits_more(policy: Mapping[str, Any], declared: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether `policy` admits a (peer, port) pair that no one declared rule admits: a peer
+    one rule declares on a port only another rule opens is a pair nobody declared."""
     spec = policy.get("spec") or {}
     types = spec.get("policyTypes") or ["Ingress"]
     if "Ingress" not in types:
         return False
     rules = [rule for ours in declared for rule in ours.get("ingress") or ()]
-    our_peers = [peer for rule in rules for peer in rule.get("from") or ()]
-    our_ports = [port for rule in rules for port in rule.get("ports") or ()]
     for rule in spec.get("ingress") or ():
-        peers = rule.get("from") or []
-        ports = rule.get("ports") or []
-        # An empty `from` admits every source, an empty `ports` every port.
-        if not peers or any(peer not in our_peers for peer in peers):
-            return True
-        if not ports or any(port not in our_ports for port in ports):
-            return True
+        # An empty `from` admits every source, an empty `ports` every port (None: "every").
+        peers = rule.get("from") or [None]
+        ports = rule.get("ports") or [None]
+        for peer in peers:
+            for port in ports:
+                if not any(_rule_admits(ours, peer, port) for ours in rules):
+                    return True
     return False
+
+
+def _rule_admits(rule: Mapping[str, Any], peer: Any, port: Any) -> bool:
+    """Whether one declared ingress rule admits `peer` on `port` (None: every peer, every
+    port, which only a rule with no `from`, or no `ports`, admits)."""
+    peers = rule.get("from") or ()
+    ports = rule.get("ports") or ()
+    return (not peers or (peer is not None and peer in peers)) and (
+        not ports or (port is not None and port in ports)
+    )
 
 
 def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from dataward.keys.buckets import BucketError, granularity_of
 from dataward.keys.ring import KeyRing, KeyRingError, format_time, parse_ring
+from dataward.render.rbac import SECRET_READ_VERBS
 
 Presence = Literal["present", "absent", "unknown"]
 # A child's presence: also `foreign`, an object of its name the operator did not make.
@@ -403,11 +404,12 @@ class PolicyRule:
         )
 
     def reads_secrets(self, secret_names: Iterable[str]) -> bool:
-        """True when the rule lets its holder get, list or watch any of `secret_names`."""
+        """True when the rule lets its holder read any of `secret_names`: one of
+        SECRET_READ_VERBS (patch answers with the whole Secret), or "*"."""
         return (
             bool({"", "*"} & set(self.api_groups))
             and bool({"secrets", "*"} & set(self.resources))
-            and bool({"get", "list", "watch", "*"} & set(self.verbs))
+            and bool({*SECRET_READ_VERBS, "*"} & set(self.verbs))
             and (not self.resource_names or bool(set(self.resource_names) & set(secret_names)))
         )
 

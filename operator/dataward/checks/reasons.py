@@ -322,8 +322,9 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "KeyMaterialChanged",
         "False",
         "The key ring was changed outside the operator: recorded keys are gone, their material "
-        "changed or an older primary came back. Data encrypted with the recorded keys may be "
-        "unreadable.",
+        "changed, an older primary came back, or a key the operator never recorded (by its "
+        "fingerprint) was added, whose material whoever added it may know. Data encrypted "
+        "with the recorded keys may be unreadable.",
         "Restore the Secret from a backup.",
     ),
     _store(

@@ -25,6 +25,7 @@ from dataward.checks.access import (
     Untrusted,
     binding_reads,
     declared_by_store,
+    declared_for,
     scan_untrusted,
 )
 from dataward.checks.observed import ObservedBinding, ObservedRole, RbacSnapshot, TrustedSubjects
@@ -274,7 +275,7 @@ def _declare_all(
     undeclared: dict[RbacKey, Untrusted] = {}
     by_label: dict[str, dict[RbacKey, Untrusted]] = {}
     for key, entry in untrusted.items():
-        label = declared.get(key[2])
+        label = declared_for(entry[0], namespace, declared)
         placed[key] = label
         if label is None:
             undeclared[key] = entry
@@ -408,7 +409,7 @@ def _declare_changes(
         if entry is None:
             continue
         untrusted[key] = entry
-        now_label = declared.get(key[2])
+        now_label = declared_for(entry[0], namespace, declared)
         placed[key] = now_label
         if now_label is None:
             undeclared[key] = entry

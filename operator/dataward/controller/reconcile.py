@@ -48,13 +48,14 @@ from dataward.checks.encryption import (
     encryption_key_ready,
     is_ours,
     key_shredding,
+    keys_to_record,
     large_shredding,
     owed_problem,
     ring_changes,
     standing_withdrawals,
     unreadable_problem,
 )
-from dataward.checks.network import network_isolated, workload_labels
+from dataward.checks.network import network_isolated, unnamed_keys, workload_labels
 from dataward.checks.observed import (
     KeyRingRecord,
     LastPurge,
@@ -536,11 +537,13 @@ class Reconciler:
 
     def _policies_near(self, store: Store) -> list[dict[str, Any]]:
         """The NetworkPolicies of the store's namespace that may select its workload pods (a
-        superset of those that do, which NetworkIsolated filters); KubeError: unreadable."""
-        if self.caches is None:
+        superset of those that do, which NetworkIsolated filters); KubeError: unreadable. A
+        workload selector by `Exists` or `NotIn` admits label values no one named, which the
+        index (by key and value) cannot look up: then every policy of the namespace."""
+        selector = store.workload.pod_selector.to_dict()
+        if self.caches is None or unnamed_keys(selector):
             return self.read.list("NetworkPolicy", store.namespace)
-        pods = workload_labels(store.workload.pod_selector.to_dict())
-        return self.caches.selecting("NetworkPolicy", store.namespace, pods)
+        return self.caches.selecting("NetworkPolicy", store.namespace, workload_labels(selector))
 
     def _declared(
         self, namespace: str, view: NamespaceStores, rbac: RbacSnapshot
@@ -1358,7 +1361,7 @@ class Reconciler:
         observed = ObservedKeyRing("present", ring)
         decision = rotation_decision(ring, now, max_age, last_rotation)
         if decision.due:
-            rotated = self._rotate(store, secret, ring, now)
+            rotated = self._rotate(store, secret, ring, recorded, now)
             if rotated is not None:
                 ring = rotated
                 observed = ObservedKeyRing("present", ring)
@@ -1488,7 +1491,8 @@ class Reconciler:
         if plan.create:
             # Recorded before they exist, as the ring itself is: a bucket key in the ring that
             # status never listed was not made here (ring_changes says so, nothing adopts it).
-            added = KeyRingRecord.from_ring(new, record.secret_name).keys[-len(plan.create) :]
+            # With any key an earlier pass recorded as pending whose status write was lost.
+            added = keys_to_record(new, recorded)
             try:
                 self._patch_encryption(store, {
                     "pendingKeys": [key.to_status() for key in added]
@@ -1938,8 +1942,16 @@ class Reconciler:
         return (existing, record) if existing is not None else None
 
     def _rotate(
-        self, store: Store, secret: Mapping[str, Any], ring: KeyRing, now: datetime
+        self,
+        store: Store,
+        secret: Mapping[str, Any],
+        ring: KeyRing,
+        recorded: KeyRingRecord,
+        now: datetime,
     ) -> KeyRing | None:
+        """Add a new primary key; `recorded`: status as read. The new key (and any other
+        that status does not yet list) is recorded as pending before the ring is written:
+        a key in the ring that status lists nowhere was not made here (`ring_changes`)."""
         new = rotate(ring, now)
         violations = append_only_violations(ring, new)
         if violations:  # a bug, not a user error: refuse to write
@@ -1949,6 +1961,12 @@ class Reconciler:
                 secret["metadata"]["name"],
                 "; ".join(violations),
             )
+            return None
+        pending = keys_to_record(new, recorded)
+        try:
+            self._patch_encryption(store, {"pendingKeys": [key.to_status() for key in pending]})
+        except KubeError as error:
+            log.warning("record the new key of %s/%s: %s", store.namespace, store.name, error)
             return None
         body = dict(secret)
         body["data"] = {**(secret.get("data") or {}), **serialise(new)}

@@ -36,11 +36,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dataward.model.store import Store
-from dataward.render.rbac import store_secrets
+from dataward.render.rbac import SECRET_READ_VERBS, store_secrets
 
 ACCESS_KIND = "access.read"
 ACCESS_USER_DOMAIN = b"dataward/access-user\x00"
-READ_VERBS = ("get", "list", "watch")
 FINAL_STAGES = ("ResponseComplete", "Panic")
 RESUME_SLACK = timedelta(minutes=5)
 # The Kubernetes names kept as they are: accounts and groups, never an address or a sentence.
@@ -99,7 +98,7 @@ def parse_audit_line(line: str | bytes) -> AuditRead | None:
         return None
     if not isinstance(event, dict) or event.get("kind") != "Event":
         return None
-    if event.get("stage") not in FINAL_STAGES or event.get("verb") not in READ_VERBS:
+    if event.get("stage") not in FINAL_STAGES or event.get("verb") not in SECRET_READ_VERBS:
         return None
     ref = event.get("objectRef")
     if not isinstance(ref, dict) or ref.get("resource") != "secrets":

@@ -19,6 +19,7 @@ from typing import Any
 
 from dataward.evidence.errors import EvidenceError
 from dataward.evidence.records import format_time
+from dataward.render.rbac import SECRET_READ_VERBS
 
 Check = Callable[[Any, str], None]
 
@@ -224,7 +225,7 @@ SHAPES: dict[str, Shape] = {
             "auditID": OPAQUE_ID,
             "stageTimestamp": TIME,
             "requestReceivedTimestamp": TIME,
-            "verb": _one_of("get", "list", "watch"),
+            "verb": _one_of(*SECRET_READ_VERBS),
             "namespace": NAME,
             "secret": NAME,
             "user": ACCOUNT,

@@ -26,9 +26,8 @@ from typing import Any
 from dataward.model.durations import Duration
 from dataward.model.policy import Policy
 from dataward.model.store import Store
-from dataward.render.rbac import store_secrets
+from dataward.render.rbac import SECRET_READ_VERBS, store_secrets
 
-READ_VERBS = ["get", "list", "watch"]
 DEFAULT_POLICY_FILE = "/etc/kubernetes/audit/dataward-policy.yaml"
 DEFAULT_LOG_PATH = "/var/log/kubernetes/audit/audit.log"
 DEFAULT_MAX_SIZE_MB = 100
@@ -74,7 +73,7 @@ def render_audit_policy(
     rules: list[dict[str, Any]] = [
         {
             "level": "Metadata",
-            "verbs": list(READ_VERBS),
+            "verbs": list(SECRET_READ_VERBS),
             "namespaces": [namespace],
             "resources": [{"group": "", "resources": ["secrets"], "resourceNames": sorted(names)}],
         }

@@ -15,6 +15,11 @@ from dataward.render.names import names_for
 
 RBAC_API_VERSION = "rbac.authorization.k8s.io/v1"
 RBAC_GROUP = "rbac.authorization.k8s.io"
+# The verbs whose answer carries a Secret's data: get, list and watch, and patch (a JSON,
+# merge or strategic patch, even an empty one, answers with the whole object as written).
+# One definition for what AccessRestricted counts as reading, what the audit policy records
+# and what the evidence log counts as a read; a rule's "*" counts too (`reads_secrets`).
+SECRET_READ_VERBS = ("get", "list", "watch", "patch")
 
 
 def credentials_secrets(store: Store) -> list[str]:
