@@ -142,3 +142,33 @@ def test_access_reports_the_trigger_as_the_zones_instant(
     assert outcome.document is not None
     (row,) = json.loads(outcome.document)["rows"]
     assert row["triggeredAt"] == "2024-06-01T03:00:00Z"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_zoned_trigger_archived_as_an_instant_is_refused_before_any_erasure(
+    servers: DatabaseServers, engine: str
+) -> None:
+    """The archive would write the wall clock as a UTC instant and destroy the copy on the
+    wrong day: the erasure fails with ArchiveTableInvalid and deletes nothing."""
+    live, archive = servers.pair(engine)  # type: ignore[arg-type]
+    zone = "Asia/Seoul"
+    table = unique("tzsub")
+    create(live, table)
+    instant_type = "timestamptz" if engine == "postgresql" else "TIMESTAMP(6) NULL DEFAULT NULL"
+    ddl = (
+        f"CREATE TABLE {table} (id bigint PRIMARY KEY, ts {instant_type}, "
+        "email varchar(200), payload varchar(200))"
+    )
+    if engine == "postgresql":
+        archive.execute(ddl, f"ALTER TABLE {table} OWNER TO purger")
+    else:
+        archive.execute(ddl + " ENGINE=InnoDB")
+    doc = store_doc(live, table, category="contracts", archive=archive)
+    doc["spec"]["records"][0]["subjectColumns"] = [{"kind": "email", "column": "email"}]
+    doc["spec"]["records"][0]["timeZone"] = zone
+    insert(live, table, [(1, wall(datetime.now(UTC) - timedelta(days=30), zone), EMAIL)])
+
+    result = run(doc, live, archive, "erasure", {"email": EMAIL}).result
+
+    assert result.outcome == "Failed" and result.reason == "ArchiveTableInvalid", result.message
+    assert ids(live, table) == {1} and ids(archive, table) == set()
