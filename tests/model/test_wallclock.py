@@ -187,6 +187,16 @@ def test_lord_howe_half_hour_change() -> None:
     assert wallclock_bound(first, lord_howe) == datetime(2025, 4, 6, 1, 29, 59, 999999)
 
 
+def test_values_at_the_ends_of_the_calendar_read_without_overflow() -> None:
+    """A database may hold 0001-01-01 or 9999-12-31 (placeholders): the first has expired on
+    any reading, the last never will."""
+    seoul = ZoneInfo("Asia/Seoul")
+    assert safe_instant(datetime(1, 1, 1), seoul) == datetime.min.replace(tzinfo=UTC)
+    assert safe_instant(datetime(9999, 12, 31, 23, 59), seoul) == datetime.max.replace(tzinfo=UTC)
+    assert date_instant(date(9999, 12, 31), seoul) == datetime.max.replace(tzinfo=UTC)
+    assert date_instant(date(1, 1, 1), seoul) <= datetime(1900, 1, 1, tzinfo=UTC)
+
+
 @pytest.mark.parametrize("name", ["Asia/Seoul", "America/New_York", "UTC", "Pacific/Chatham"])
 def test_parse_zone_accepts_iana_names(name: str) -> None:
     assert parse_zone(name) == ZoneInfo(name)

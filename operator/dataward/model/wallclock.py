@@ -36,6 +36,11 @@ _TICK = timedelta(microseconds=1)
 # Offsets stay within -12h..+14h, so every value near an instant lies within this window.
 _WINDOW = timedelta(days=3)
 _STEP = timedelta(hours=1)
+# Values this close to the ends of the calendar have no window around them: the first expired
+# long before any cutoff, the last never will.
+_EDGE = timedelta(days=4)
+_FIRST = datetime.min.replace(tzinfo=UTC)
+_LAST = datetime.max.replace(tzinfo=UTC)
 
 
 def parse_zone(name: object, path: str = "timeZone") -> ZoneInfo:
@@ -135,6 +140,10 @@ def wallclock_bound(cutoff: datetime, zone: ZoneInfo) -> datetime:
 
 def safe_instant(value: datetime, zone: ZoneInfo) -> datetime:
     """The greatest latest reading (UTC, aware) of any naive wall clock at or before `value`."""
+    if value < datetime.min + _EDGE:
+        return _FIRST
+    if value > datetime.max - _EDGE:
+        return _LAST
     pieces = _pieces(zone, _hour(value.replace(tzinfo=UTC)))
     latest: datetime | None = None
     for index, piece in enumerate(pieces):
@@ -160,4 +169,6 @@ def date_bound(cutoff: datetime, zone: ZoneInfo) -> date:
 
 def date_instant(day: date, zone: ZoneInfo) -> datetime:
     """A date's trigger in `zone`: the last instant of that day there (UTC, aware)."""
+    if day > date.max - _EDGE:
+        return _LAST
     return safe_instant(_day_after(day) - _TICK, zone)
