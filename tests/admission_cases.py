@@ -252,6 +252,12 @@ CASES: Sequence[Case] = (
     Case("repeated key column", S, put(f"{RECORD}/keyColumns", ["id", "id"]), "spec.records[0].keyColumns[1]"),
     Case("repeated table", S, put("/spec/records/-", {"table": "public.orders", "timestampColumn": "t", "keyColumns": ["id"]}), "spec.records[1]"),
     Case("no records", S, put("/spec/records", []), "spec.records"),
+    # records[].timeZone: an IANA name, never an offset or a path.
+    Case("time zone as an offset", S, put(f"{RECORD}/timeZone", "+09:00"), "spec.records[0].timeZone"),
+    Case("time zone as a path", S, put(f"{RECORD}/timeZone", "../../etc/passwd"), "spec.records[0].timeZone"),
+    Case("time zone absolute path", S, put(f"{RECORD}/timeZone", "/usr/share/zoneinfo/Asia/Seoul"), "spec.records[0].timeZone"),
+    Case("time zone with a space", S, put(f"{RECORD}/timeZone", "Asia/ Seoul"), "spec.records[0].timeZone"),
+    Case("empty time zone", S, put(f"{RECORD}/timeZone", ""), "spec.records[0].timeZone"),
     # records[].subjectColumns: how a data-subject request finds a person's rows.
     Case("subject kind with capital", S, put(f"{RECORD}/subjectColumns", [{"kind": "Email", "column": "email"}]), "spec.records[0].subjectColumns[0].kind"),
     Case("subject kind with underscore", S, put(f"{RECORD}/subjectColumns", [{"kind": "e_mail", "column": "email"}]), "spec.records[0].subjectColumns[0].kind"),
@@ -351,6 +357,9 @@ ACCEPTED: Sequence[Accepted] = (
     Accepted("largest durations", P, put(f"{CAT1}/retention/period", "100y") + put(f"{CAT1}/statutory/period", "1200mo")),
     Accepted("largest day count", S, put("/spec/retention", "36500d")),
     Accepted("no retention override", S, drop("/spec/retention")),
+    Accepted("time zone Asia/Seoul", S, put(f"{RECORD}/timeZone", "Asia/Seoul")),
+    Accepted("time zone with three parts", S, put(f"{RECORD}/timeZone", "America/Argentina/Buenos_Aires")),
+    Accepted("time zone Etc/GMT+9", S, put(f"{RECORD}/timeZone", "Etc/GMT+9")),
     Accepted("rich cron", S, put(f"{PURGE}/schedule", "*/15 0-6/2 1,15 JAN-MAR mon-fri")),
     Accepted("cron with sunday as 7", S, put(f"{PURGE}/schedule", "0 3 * * 7")),
     Accepted("IPv4 host", S, put(f"{DB}/host", "10.0.0.5")),

@@ -104,12 +104,26 @@ def test_store_defaults() -> None:
         ({"purge": {"batchSize": "many"}}, "spec.purge.batchSize"),
         ({"purge": {"dryRun": "yes"}}, "spec.purge.dryRun"),
         ({"access": {"readers": [{"kind": "Robot", "name": "r"}]}}, "spec.access.readers[0].kind"),
+        ({"records": [{"table": "t", "timestampColumn": "c", "keyColumns": ["id"],
+                       "timeZone": "Asia/Soeul"}]}, "spec.records[0].timeZone"),
+        ({"records": [{"table": "t", "timestampColumn": "c", "keyColumns": ["id"],
+                       "timeZone": "../../etc/passwd"}]}, "spec.records[0].timeZone"),
     ],
 )
 def test_store_errors_name_the_field(change: dict[str, object], path: str) -> None:
     with pytest.raises(ModelError) as raised:
         parse_store(samples.store(**change))
     assert raised.value.path == path
+
+
+def test_store_time_zone_is_optional_and_checked_against_the_zone_database() -> None:
+    store = parse_store(samples.STORE)
+    assert store.records[0].time_zone is None and store.records[0].zone is None
+    records = [{"table": "t", "timestampColumn": "c", "keyColumns": ["id"],
+                "timeZone": "Asia/Seoul"}]
+    zoned = parse_store(samples.store(records=records)).records[0]
+    assert zoned.time_zone == "Asia/Seoul"
+    assert zoned.zone is not None and zoned.zone.key == "Asia/Seoul"
 
 
 def test_store_with_archive() -> None:

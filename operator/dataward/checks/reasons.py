@@ -933,10 +933,12 @@ PURGE_OUTCOMES: tuple[PurgeOutcome, ...] = (
     PurgeOutcome(
         "ArchiveTableInvalid",
         ("Failed",),
-        "The archive table lacks columns of the live table, or has no unique key on exactly "
-        "the key columns; nothing was deleted.",
+        "The archive table lacks columns of the live table, has no unique key on exactly "
+        "the key columns, or (with records[].timeZone) its timestamp column is not of the "
+        "live one's kind without a time zone; nothing was deleted.",
         "Give the archive table every live column and a PRIMARY KEY or UNIQUE constraint on "
-        "the key columns.",
+        "the key columns; with timeZone, give both timestamp columns the same type without a "
+        "time zone.",
     ),
     PurgeOutcome(
         "ArchiveUnavailable",

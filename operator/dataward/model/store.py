@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from dataward.model.durations import Duration, parse_duration
 from dataward.model.errors import ModelError
@@ -16,6 +17,7 @@ from dataward.model.fields import (
     sequence,
     text,
 )
+from dataward.model.wallclock import parse_zone
 
 Engine = Literal["postgresql", "mysql"]
 TLSMode = Literal["disable", "require", "verify-full"]
@@ -126,6 +128,14 @@ class RecordSet:
     # records[].subjectColumns: where a DataSubjectRequest finds a subject's rows.
     subject_columns: tuple[SubjectColumn, ...] = ()
     children: ChildColumns | None = None
+    # records[].timeZone: the IANA zone whose wall clock a naive timestamp column holds
+    # (None: UTC, and a date is midnight UTC). Checked against the zone database when parsed.
+    time_zone: str | None = None
+
+    @property
+    def zone(self) -> ZoneInfo | None:
+        """The zone of the naive trigger values, None for UTC (the behaviour without it)."""
+        return None if self.time_zone is None else parse_zone(self.time_zone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +345,15 @@ def _parse_records(raw: Any, path: str) -> RecordSet:
         key_columns=keys,
         subject_columns=_parse_subject_columns(raw, path),
         children=_parse_children(raw.get("children"), f"{path}.children"),
+        time_zone=_parse_time_zone(raw, path),
     )
+
+
+def _parse_time_zone(raw: Mapping[str, Any], path: str) -> str | None:
+    name = optional_text(raw, "timeZone", path)
+    if name is not None:
+        parse_zone(name, f"{path}.timeZone")
+    return name
 
 
 def _parse_children(raw: Any, path: str) -> ChildColumns | None:

@@ -74,6 +74,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from dataward.model.policy import CHILD_AGE, Policy
 from dataward.model.store import RecordSet, Store
@@ -127,6 +128,7 @@ from dataward.purge.sql import (
     TimestampKind,
     as_utc,
     bind_cutoff,
+    column_zone,
     parse_table,
     same_copy_types,
 )
@@ -187,6 +189,8 @@ class PreparedTable:
     live_statute_bound: datetime | date | None = None
     # PostgreSQL to PostgreSQL with identical column types: COPY in binary (same_copy_types).
     binary_copy: bool = False
+    # records[].timeZone when the live trigger column is naive (wall clock or date), else None.
+    live_zone: ZoneInfo | None = None
 
 
 # --------------------------------------------------------------------- one table's run
@@ -391,7 +395,9 @@ class TableRun:
         """Seconds since the oldest expired row expired."""
         if oldest is None:
             return None
-        return overdue_seconds(as_utc(oldest), self.plan.retention, self.plan.now)
+        return overdue_seconds(
+            as_utc(oldest, self.table.live_zone), self.plan.retention, self.plan.now
+        )
 
     def live_batches(self, session: Session | None = None) -> Batches:
         """The batches that delete (and archive) expired live rows (on `session`, a second
@@ -1362,7 +1368,8 @@ def prepare_table(
                 f"key column {key!r} is not in table {records.table}: fix spec.records keyColumns.",
             )
     statements = TableStatements(live.dialect, table, records.timestamp_column, records.key_columns)
-    live_bound = bind_cutoff(plan.cutoff, ts_kind, precision)
+    zone = records.zone
+    live_bound = bind_cutoff(plan.cutoff, ts_kind, precision, zone)
     names = tuple(c.name for c in columns.values())
     live_unique, live_ts = _mysql_indexes(live, table, records, "live")
     # The primary key is InnoDB's clustered index: a key-order sweep reads rows where they lie.
@@ -1380,6 +1387,7 @@ def prepare_table(
             statements,
             live_bound,
             names,
+            live_zone=column_zone(ts_kind, zone),
             live_unique_index=live_unique,
             live_ts_index=live_ts,
             live_primary_key=primary,
@@ -1397,6 +1405,7 @@ def prepare_table(
     archive_kind, archive_precision = _timestamp_column(
         archive, archive_columns, records, "archive"
     )
+    _check_zoned_archive(records, ts_kind, archive_kind)
     wanted = frozenset(archive.dialect.name(k).lower() for k in records.key_columns)
     uniques = {frozenset(c.lower() for c in u) for u in archive.unique_keys(table)}
     archive.commit()
@@ -1420,16 +1429,44 @@ def prepare_table(
             archive.dialect, table, records.timestamp_column, records.key_columns
         ),
         archive_table=table,
-        archive_bound=bind_cutoff(plan.archive_cutoff, archive_kind, archive_precision),
+        archive_bound=bind_cutoff(plan.archive_cutoff, archive_kind, archive_precision, zone),
         live_unique_index=live_unique,
         live_ts_index=live_ts,
         live_primary_key=primary,
         archive_unique_index=archive_unique,
         archive_ts_index=archive_ts,
-        live_statute_bound=bind_cutoff(plan.archive_cutoff, ts_kind, precision),
+        live_statute_bound=bind_cutoff(plan.archive_cutoff, ts_kind, precision, zone),
+        live_zone=column_zone(ts_kind, zone),
         binary_copy=binary,
         **children,
     )
+
+
+def _check_zoned_archive(
+    records: RecordSet, live_kind: TimestampKind, archive_kind: TimestampKind
+) -> None:
+    """With records[].timeZone the trigger is a wall clock (or a day) of that zone; the archive
+    keeps it only in a column of the same kind. An instant column there would be written in the
+    session's zone (UTC), and a wall clock copied from an instant, or a day turned into its
+    midnight, would be read in the zone: either way the archive would destroy rows before
+    their statute ends."""
+    if records.time_zone is None or (archive_kind == live_kind != "instant"):
+        return
+    raise PurgeError(
+        "ArchiveTableInvalid",
+        f"records[].timeZone of table {records.table} is {records.time_zone}, so its trigger "
+        f"column holds wall-clock values of that zone, but the live column holds "
+        f"{_KIND_WORDS[live_kind]} and the archive column {_KIND_WORDS[archive_kind]}: give "
+        "both the same type without a time zone (timestamp without time zone or date; "
+        "DATETIME or DATE), or drop timeZone if the trigger is an instant. Nothing was deleted.",
+    )
+
+
+_KIND_WORDS: dict[TimestampKind, str] = {
+    "instant": "instants (a type with a time zone, or MySQL TIMESTAMP)",
+    "wallclock": "wall-clock times",
+    "date": "dates",
+}
 
 
 def _children(
@@ -1471,7 +1508,7 @@ def _children(
     _, ts_index = _mysql_indexes(live, table, records, "live", collected)
     return {
         "children": TableStatements(live.dialect, table, collected, records.key_columns, child),
-        "children_bound": bind_cutoff(plan.children_cutoff, kind, precision),
+        "children_bound": bind_cutoff(plan.children_cutoff, kind, precision, records.zone),
         "children_ts_index": ts_index,
     }
 

@@ -5,12 +5,16 @@ already rejects anything else; this is the second lock) and then quoted for the 
 name can never become SQL. Values are always bound as parameters (`%s` in both psycopg and
 PyMySQL).
 
-Trigger columns are read as UTC:
+Trigger columns:
 - PostgreSQL `timestamp with time zone` is an absolute instant; the bound cutoff is one too.
+- MySQL `TIMESTAMP` is an instant too, shown in the session's time zone, so every session is
+  set to `+00:00` and the cutoff is bound as UTC wall clock.
 - PostgreSQL `timestamp without time zone` and MySQL `DATETIME` hold a wall-clock time with no
-  zone; Dataward reads them as UTC (write triggers in UTC, or use `timestamptz`).
-- MySQL `TIMESTAMP` is shown in the session's time zone, so every session is set to `+00:00`.
-- `date` is midnight UTC of that day.
+  zone: the zone of `records[].timeZone` (`model.wallclock`: never early across clock
+  changes), or UTC without it.
+- `date`: with `records[].timeZone`, the whole day in that zone (a row goes once the day has
+  ended there); without it, midnight UTC of that day (the behaviour before timeZone existed).
+Instant columns ignore `records[].timeZone`.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from dataward.model.store import Engine
+from dataward.model.wallclock import date_bound, date_instant, safe_instant, wallclock_bound
 from dataward.purge.errors import ErrorCategory, PurgeError
 
 # MariaDB: run one statement without waiting for any row lock (the session's wait is kept).
@@ -237,32 +243,53 @@ MYSQL = Dialect(
     "mysql",
     "`",
     False,
-    (("datetime", "wallclock"), ("timestamp", "wallclock"), ("date", "date")),
+    (("datetime", "wallclock"), ("timestamp", "instant"), ("date", "date")),
 )
 
 
-def bind_cutoff(cutoff: datetime, kind: TimestampKind, precision: int | None) -> datetime | date:
+def column_zone(kind: TimestampKind, zone: ZoneInfo | None) -> ZoneInfo | None:
+    """The zone a column's values are read in: `records[].timeZone` for wall-clock and date
+    columns, None (UTC) for instants, which carry their own."""
+    return None if kind == "instant" else zone
+
+
+def bind_cutoff(
+    cutoff: datetime, kind: TimestampKind, precision: int | None, zone: ZoneInfo | None = None
+) -> datetime | date:
     """The parameter to compare a trigger column with: `column <= value` iff expired.
 
-    The cutoff is floored to the column's fractional-second precision, so the engine never
-    has to round it (MySQL would round `23:59:59.9999995` up into the next day); for a column
-    holding values of that precision, `v <= floor(c)` is the same as `v <= c`.
+    `zone`: records[].timeZone, for wall-clock and date columns (instants ignore it). The
+    cutoff is floored to the column's fractional-second precision, so the engine never has to
+    round it (MySQL would round `23:59:59.9999995` up into the next day); for a column holding
+    values of that precision, `v <= floor(c)` is the same as `v <= c`.
     """
+    zone = column_zone(kind, zone)
     utc = cutoff.astimezone(UTC)
     if kind == "date":
+        if zone is not None:
+            return date_bound(cutoff, zone)  # day d goes once it has ended in the zone
         return utc.date()  # day d is midnight UTC: d <= cutoff exactly when d <= cutoff's date
+    bound = utc if zone is None else wallclock_bound(cutoff, zone).replace(tzinfo=UTC)
     digits = 6 if precision is None else max(0, min(6, precision))
     step = 10 ** (6 - digits)
-    utc = utc.replace(microsecond=utc.microsecond - utc.microsecond % step)
-    return utc if kind == "instant" else utc.replace(tzinfo=None)
+    bound = bound.replace(microsecond=bound.microsecond - bound.microsecond % step)
+    return bound if kind == "instant" else bound.replace(tzinfo=None)
 
 
-def as_utc(value: datetime | date) -> datetime:
-    """A trigger value read back from the database, as an aware UTC instant."""
+def as_utc(value: datetime | date, zone: ZoneInfo | None = None) -> datetime:
+    """A trigger value read back from the database, as an aware UTC instant.
+
+    `zone`: the column's zone (`column_zone`), for naive values; the same reading as
+    `bind_cutoff`, so `as_utc(v, zone) <= c` exactly when `v <= bind_cutoff(c, ..., zone)`.
+    """
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        if value.tzinfo is not None:
+            return value.astimezone(UTC)
+        if zone is not None:
+            return safe_instant(value, zone)
+        return value.replace(tzinfo=UTC)
+    if zone is not None:
+        return date_instant(value, zone)
     return datetime.combine(value, time(0), tzinfo=UTC)
 
 

@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from dataward.model.policy import Policy
 from dataward.model.store import Store
@@ -54,7 +55,15 @@ from dataward.purge.engine import (
 from dataward.purge.errors import PurgeError
 from dataward.purge.plan import DEFAULT_MAX_CLOCK_SKEW, Gate, clock_skew, make_plan, store_ref
 from dataward.purge.result import ErrorInfo
-from dataward.purge.sql import Column, Dialect, Session, TableName, as_utc, parse_table
+from dataward.purge.sql import (
+    Column,
+    Dialect,
+    Session,
+    TableName,
+    as_utc,
+    column_zone,
+    parse_table,
+)
 from dataward.subjects.export import FoundRows, build_document
 from dataward.subjects.identifiers import Identifiers
 from dataward.subjects.plan import (
@@ -151,6 +160,12 @@ class Located:
     params: tuple[Any, ...] = field(repr=False)  # the identifiers: never shown
     ts_position: int
     key_positions: tuple[int, ...]
+    # records[].timeZone when this database's trigger column is naive (wall clock or date).
+    zone: ZoneInfo | None = None
+
+    def trigger(self, value: Any) -> datetime | None:
+        """A trigger value of this table read back, as a UTC instant (the purge's reading)."""
+        return None if value is None else as_utc(value, self.zone)
 
     def quoted(self, dialect: Dialect) -> str:
         """The column list."""
@@ -177,7 +192,8 @@ def locate(
         )
     records = table.records
     ts = found.get(records.timestamp_column.lower())
-    if ts is None or session.dialect.timestamp_kind(ts) is None:
+    kind = None if ts is None else session.dialect.timestamp_kind(ts)
+    if kind is None:
         raise PurgeError(
             "ColumnRefused",
             f"timestamp column {records.timestamp_column!r} of the {role} table {table.table} "
@@ -199,6 +215,7 @@ def locate(
         params=tuple(params),
         ts_position=lowered.index(records.timestamp_column.lower()),
         key_positions=tuple(lowered.index(k.lower()) for k in records.key_columns),
+        zone=column_zone(kind, records.zone),
     )
 
 
@@ -211,7 +228,7 @@ def _triggers(session: Session, located: Located) -> list[datetime | None]:
         located.params,
     )
     session.commit()
-    return [None if ts is None else as_utc(ts) for (ts,) in rows]
+    return [located.trigger(ts) for (ts,) in rows]
 
 
 def _rows(session: Session, located: Located) -> list[tuple[Any, ...]]:
@@ -315,7 +332,7 @@ def _destroy_past_statute(
     gone = [
         tuple(r[1:])
         for r in rows
-        if _past_statute(None if r[0] is None else as_utc(r[0]), lifecycle, now)
+        if _past_statute(located.trigger(r[0]), lifecycle, now)
     ]
     destroyed = 0
     per = max(1, (archive.max_parameters - len(located.params)) // len(records.key_columns))
@@ -368,7 +385,7 @@ def _erase_statutory(
             located.params,
         )
         fault("after-select")
-        keep = [text for trigger, text in rows if _archived(trigger, lifecycle, now)]
+        keep = [text for trigger, text in rows if _archived(located, trigger, lifecycle, now)]
         archived = run.copy_json("[" + ",".join(keep) + "]", len(keep)) if keep else 0
         live.commit()
         fault("after-delete")
@@ -384,7 +401,9 @@ def _erase_statutory(
             located.params,
         )
     fault("after-select")
-    keep_rows = [r for r in taken if _archived(r[located.ts_position], lifecycle, now)]
+    keep_rows = [
+        r for r in taken if _archived(located, r[located.ts_position], lifecycle, now)
+    ]
     archived = run.copy_rows(keep_rows)[1] if keep_rows else 0
     deleted = len(taken)
     if d.engine == "mysql" and taken:
@@ -403,8 +422,8 @@ def _erase_statutory(
     return deleted, archived
 
 
-def _archived(trigger: Any, lifecycle: Lifecycle, now: datetime) -> bool:
-    return row_fate(None if trigger is None else as_utc(trigger), lifecycle, now) == "archive"
+def _archived(located: Located, trigger: Any, lifecycle: Lifecycle, now: datetime) -> bool:
+    return row_fate(located.trigger(trigger), lifecycle, now) == "archive"
 
 
 # ------------------------------------------------------------------------------- the run
@@ -619,11 +638,15 @@ def _access(
     outcomes: list[TableOutcome] = []
     for o in observed:
         live_rows = _rows(live, o.live)
-        found.append(FoundRows(o.table.records, "live", o.live.columns, live_rows))
+        found.append(FoundRows(o.table.records, "live", o.live.columns, live_rows, o.live.zone))
         archive_rows: list[tuple[Any, ...]] = []
         if archive is not None and o.archive is not None:
             archive_rows = _rows(archive, o.archive)
-            found.append(FoundRows(o.table.records, "archive", o.archive.columns, archive_rows))
+            found.append(
+                FoundRows(
+                    o.table.records, "archive", o.archive.columns, archive_rows, o.archive.zone
+                )
+            )
         outcomes.append(
             TableOutcome(
                 table=o.table.table,

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
@@ -58,6 +59,8 @@ class FoundRows:
     location: str  # "live" or "archive"
     columns: tuple[str, ...]
     rows: Sequence[tuple[Any, ...]]
+    # records[].timeZone when this database's trigger column is naive (sql.column_zone).
+    zone: ZoneInfo | None = None
 
 
 def json_value(value: Any) -> Any:
@@ -85,7 +88,7 @@ def build_document(plan: SubjectPlan, found: Sequence[FoundRows], at: datetime) 
         lowered = [c.lower() for c in part.columns]
         ts = lowered.index(part.records.timestamp_column.lower())
         for row in part.rows:
-            trigger = None if row[ts] is None else as_utc(row[ts])
+            trigger = None if row[ts] is None else as_utc(row[ts], part.zone)
             rows.append(
                 {
                     "table": part.records.table,

@@ -1,0 +1,174 @@
+"""Naive trigger values (wall-clock times and dates with no zone) against a UTC cutoff.
+
+A `timestamp without time zone` (MariaDB `DATETIME`) holds a wall-clock time in a zone the
+application chose; `records[].timeZone` names it. A wall-clock value does not always name one
+instant: in a repeated hour (clocks set back) it names two, and in a skipped hour (clocks set
+forward) none. Dataward reads every such value on its safe side, the **latest** instant it
+could mean: in a repeated hour the second one; in a skipped hour the value read with the
+offset before the change (the later reading).
+
+Even so, the latest reading is not monotone in the wall clock: just before the end of a skipped
+hour it is later than just after it. A purge compares `column <= bound`, so the bound must be
+safe for every value at or before it. `safe_instant(v)` is the greatest latest reading of any
+value at or before `v` (monotone); `wallclock_bound(c)` is the greatest wall clock whose
+`safe_instant` is at or before `c`. So, for every naive `v`:
+
+    v <= wallclock_bound(c, zone)   exactly when   safe_instant(v, zone) <= c
+
+A value is therefore never taken before its instant (on any reading), and at most the length
+of a clock change late (one hour, Lord Howe's half hour), only around the change.
+
+A `date` with a zone means the whole day there: a row dated D has its trigger at the last
+instant of D in the zone (`date_instant`), and `date_bound(c)` is the last date whose every
+wall-clock value is at or before `wallclock_bound(c)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dataward.model.errors import ModelError
+
+_TICK = timedelta(microseconds=1)
+# Offsets stay within -12h..+14h, so every value near an instant lies within this window.
+_WINDOW = timedelta(days=3)
+_STEP = timedelta(hours=1)
+# Values this close to the ends of the calendar have no window around them: the first expired
+# long before any cutoff, the last never will.
+_EDGE = timedelta(days=4)
+_FIRST = datetime.min.replace(tzinfo=UTC)
+_LAST = datetime.max.replace(tzinfo=UTC)
+
+
+def parse_zone(name: object, path: str = "timeZone") -> ZoneInfo:
+    """An IANA zone by name (`Asia/Seoul`); ModelError naming `path` otherwise.
+
+    Only region names are accepted, not fixed offsets nor paths: the zone database must know it.
+    """
+    if not isinstance(name, str) or not name or len(name) > 64:
+        raise ModelError(path, f"must be an IANA time zone name such as Asia/Seoul, not {name!r}")
+    if name.startswith("/") or ".." in name.split("/") or "\\" in name:
+        raise ModelError(path, f"{name!r} is not an IANA time zone name (for example Asia/Seoul)")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ModelError(
+            path,
+            f"{name!r} is not a time zone the IANA database knows; write a name such as "
+            "Asia/Seoul, Europe/Berlin or UTC",
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    """Wall-clock values from `start` (naive, None: the window's beginning) whose latest
+    reading uses `offset`."""
+
+    start: datetime | None
+    offset: timedelta
+
+
+def _offset(zone: ZoneInfo, instant: datetime) -> timedelta:
+    offset = instant.astimezone(zone).utcoffset()
+    assert offset is not None
+    return offset
+
+
+def _transitions(
+    zone: ZoneInfo, start: datetime, end: datetime
+) -> list[tuple[datetime, timedelta, timedelta]]:
+    """The zone's offset changes in [start, end) (UTC): (instant, offset before, offset after),
+    to the second (the zone database's resolution)."""
+    found = []
+    at, before = start, _offset(zone, start)
+    while at < end:
+        nxt = at + _STEP
+        after = _offset(zone, nxt)
+        if after != before:
+            low, high = at, nxt  # offset(low) == before, offset(high) != before
+            while high - low > timedelta(seconds=1):
+                mid = low + (high - low) / 2
+                mid = mid.replace(microsecond=0)
+                if mid <= low:
+                    break
+                if _offset(zone, mid) == before:
+                    low = mid
+                else:
+                    high = mid
+            found.append((high, before, _offset(zone, high)))
+        at, before = nxt, after
+    return found
+
+
+@lru_cache(maxsize=4096)
+def _pieces(zone: ZoneInfo, around: datetime) -> tuple[_Piece, ...]:
+    """The latest-reading offset by wall clock, for values within a few days of `around`.
+
+    At a change at instant T from offset o1 to o2, the latest reading switches from o1 to o2 at
+    wall clock T + o2: in a repeated hour [T + o2, T + o1) the later reading is the one with
+    o2; in a skipped hour [T + o1, T + o2) there is none, and o1 is the later reading.
+    """
+    start = around - _WINDOW
+    pieces = [_Piece(None, _offset(zone, start))]
+    for instant, _, after in _transitions(zone, start, around + _WINDOW):
+        pieces.append(_Piece((instant + after).replace(tzinfo=None), after))
+    return tuple(pieces)
+
+
+def _hour(instant: datetime) -> datetime:
+    """The hour an instant lies in (UTC, aware): the cache key of the pieces around it."""
+    return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def wallclock_bound(cutoff: datetime, zone: ZoneInfo) -> datetime:
+    """The greatest naive wall clock `b` such that every naive `v <= b` is, on every reading in
+    `zone`, at or before `cutoff` (an aware instant)."""
+    pieces = _pieces(zone, _hour(cutoff))
+    utc = cutoff.astimezone(UTC).replace(tzinfo=None)
+    for index, piece in enumerate(pieces):
+        last = utc + piece.offset  # the latest wall clock of this offset at or before cutoff
+        if piece.start is not None and last < piece.start:
+            return piece.start - _TICK
+        following = pieces[index + 1].start if index + 1 < len(pieces) else None
+        if following is None or last < following:
+            return last
+    raise AssertionError("unreachable: the last piece is unbounded")
+
+
+def safe_instant(value: datetime, zone: ZoneInfo) -> datetime:
+    """The greatest latest reading (UTC, aware) of any naive wall clock at or before `value`."""
+    if value < datetime.min + _EDGE:
+        return _FIRST
+    if value > datetime.max - _EDGE:
+        return _LAST
+    pieces = _pieces(zone, _hour(value.replace(tzinfo=UTC)))
+    latest: datetime | None = None
+    for index, piece in enumerate(pieces):
+        if piece.start is not None and piece.start > value:
+            break
+        following = pieces[index + 1].start if index + 1 < len(pieces) else None
+        end = value if following is None or following > value else following - _TICK
+        reading = end - piece.offset
+        latest = reading if latest is None else max(latest, reading)
+    assert latest is not None
+    return latest.replace(tzinfo=UTC)
+
+
+def _day_after(day: date) -> datetime:
+    return datetime.combine(day + timedelta(days=1), datetime.min.time())
+
+
+def date_bound(cutoff: datetime, zone: ZoneInfo) -> date:
+    """The last date whose whole day in `zone` is at or before `cutoff`: `d <= date_bound`
+    exactly when `date_instant(d) <= cutoff`."""
+    return (wallclock_bound(cutoff, zone) + _TICK).date() - timedelta(days=1)
+
+
+def date_instant(day: date, zone: ZoneInfo) -> datetime:
+    """A date's trigger in `zone`: the last instant of that day there (UTC, aware)."""
+    if day > date.max - _EDGE:
+        return _LAST
+    return safe_instant(_day_after(day) - _TICK, zone)
