@@ -74,6 +74,44 @@ def test_a_key_no_record_lists_is_key_material_changed() -> None:
     assert check(present(planted), record, days=2)[1] == "KeyMaterialChanged"
 
 
+def test_a_creation_time_moved_forward_is_key_material_changed_not_fresh() -> None:
+    """Rotation reads a key's creation time: moved forward, the key would never look old."""
+    younger = dataclasses.replace(RING.key(1), created=T0 + timedelta(days=40))
+    status, reason, message = check(present(KeyRing(1, (younger,))), days=35)
+    assert (status, reason) == ("False", "KeyMaterialChanged")
+    assert "key 1 has a different created time than recorded" in message
+    assert younger.material.hex() not in message
+
+
+def test_a_bucket_label_changed_is_key_material_changed() -> None:
+    """Shredding reads a key's bucket: a relabelled key would be destroyed for another."""
+    ring = add_bucket_keys(RING, ("2025-01", "2025-02"), T0)
+    record = KeyRingRecord.from_ring(ring, SECRET)
+    january, february = ring.key(2), ring.key(3)
+    swapped = KeyRing(1, (ring.key(1), dataclasses.replace(january, bucket="2025-02"),
+                          dataclasses.replace(february, bucket="2025-01")))  # fmt: skip
+    status, reason, message = check(present(swapped), record)
+    assert (status, reason) == ("False", "KeyMaterialChanged")
+    assert "key 2 has a different bucket than recorded" in message
+    assert "key 3 has a different bucket than recorded" in message
+    # A bucket key recorded only as pending (its status write lost) is held to it too.
+    pending = dataclasses.replace(
+        RECORD, pending_keys=KeyRingRecord.from_ring(ring, SECRET).keys[1:])
+    assert "key 2 has a different bucket than recorded" in check(present(swapped), pending)[2]
+    assert check(present(ring), pending)[:2] == ("True", "KeyReady")
+
+
+def test_the_same_instant_written_otherwise_is_no_change() -> None:
+    """The record holds times to the second in UTC (as every version wrote them); a ring
+    adopted from a backup may hold fractions and an offset."""
+    ring = KeyRing(1, (dataclasses.replace(RING.key(1), created=T0 + timedelta(
+        microseconds=250000)),))  # fmt: skip
+    assert check(present(ring))[:2] == ("True", "KeyReady")
+    record = dataclasses.replace(
+        RECORD, keys=(dataclasses.replace(RECORD.keys[0], created="2025-01-01T01:00:00+01:00"),))
+    assert check(present(RING), record)[:2] == ("True", "KeyReady")
+
+
 def test_unknown_on_a_read_error() -> None:
     assert check(ObservedKeyRing.unknown("connection refused"))[:2] == (
         "Unknown",

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from dataward.checks.conditions import ENCRYPTION_KEY_READY, READY, Condition
 from dataward.checks.observed import KeyRecord, KeyRingRecord, ObservedKeyRing, OwedWithdrawal
-from dataward.keys.ring import KeyRing, fingerprint, format_time
+from dataward.keys.ring import KeyRing, KeyVersion, fingerprint, format_time
 from dataward.model.durations import Duration
 
 
@@ -140,30 +140,71 @@ def is_ours(record: KeyRingRecord | None, ring: KeyRing | None) -> bool:
     return any(current.get(key.id) == key.fingerprint for key in record.keys)
 
 
+def entry_changes(recorded: KeyRecord, version: KeyVersion) -> tuple[str, ...]:
+    """The fields of ring entry `version` that differ from what status recorded of it, by
+    name, never value: `material` (its fingerprint), `created` (rotation reads it: moved
+    forward, a key never looks old) and `bucket` (shredding reads it: relabelled, the key of
+    a live bucket is destroyed for an expired one's). The algorithm is the ring's only one.
+
+    Times compare as the instant to the second in UTC, the form every version recorded
+    (a ring adopted from a backup may write the same instant with fractions or an offset).
+    """
+    changed: list[str] = []
+    if fingerprint(version) != recorded.fingerprint:
+        changed.append("material")
+    if format_time(version.created) != _recorded_time(recorded.created):
+        changed.append("created")
+    if version.bucket != recorded.bucket:
+        changed.append("bucket")
+    return tuple(changed)
+
+
+def _recorded_time(text: str) -> str | None:
+    try:
+        instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None  # never equal to a ring's time: a change, not a match
+    return format_time(instant) if instant.tzinfo is not None else None
+
+
+def _entry_change(key_id: int, changed: str) -> str:
+    if changed == "material":
+        return f"key {key_id} has different material"
+    if changed == "created":
+        return f"key {key_id} has a different created time than recorded"
+    return f"key {key_id} has a different {changed} than recorded"
+
+
 def ring_changes(record: KeyRingRecord, ring: KeyRing) -> list[str]:
-    """How `ring` differs from what status recorded: keys gone, material changed, primary
-    back, keys that status lists neither as its keys nor as pending (by fingerprint)."""
-    current = ring.fingerprints()
+    """How `ring` differs from what status recorded: keys gone, material, creation time or
+    bucket changed (of a key status lists, or lists as pending), primary back, keys that
+    status lists neither as its keys nor as pending (by fingerprint)."""
+    current = {version.id: version for version in ring.keys}
     changes: list[str] = []
     shredded = record.shredded_ids()
     for key in record.keys:
         if key.id not in current:
             if key.id not in shredded:  # a shredding status recorded first is no change
                 changes.append(f"key {key.id} is gone")
-        elif current[key.id] != key.fingerprint:
-            changes.append(f"key {key.id} has different material")
+        else:
+            changes.extend(_entry_change(key.id, c) for c in entry_changes(key, current[key.id]))
     if ring.primary < record.primary_id:
         changes.append(f"the primary moved back from key {record.primary_id} to {ring.primary}")
     known = {key.id for key in record.keys}  # their changes are said above
-    pending = {key.id: key.fingerprint for key in record.pending_keys}
+    pending = {key.id: key for key in record.pending_keys}
     for version in ring.keys:
-        made_here = version.id in known or pending.get(version.id) == current[version.id]
-        if not made_here:
-            # Every key is recorded before it is added (at creation, rotation and for a
-            # bucket), by its fingerprint: this one the operator never made, and whoever
-            # added it may know its material.
-            bucket = "" if version.bucket is None else f" of bucket {version.bucket}"
-            changes.append(f"key {version.id}{bucket} was added outside the operator")
+        if version.id in known:
+            continue
+        recorded = pending.get(version.id)
+        if recorded is not None and recorded.fingerprint == fingerprint(version):
+            # The operator's key, recorded before it was added: held to that record.
+            changes.extend(_entry_change(version.id, c) for c in entry_changes(recorded, version))
+            continue
+        # Every key is recorded before it is added (at creation, rotation and for a
+        # bucket), by its fingerprint: this one the operator never made, and whoever
+        # added it may know its material.
+        bucket = "" if version.bucket is None else f" of bucket {version.bucket}"
+        changes.append(f"key {version.id}{bucket} was added outside the operator")
     return changes
 
 

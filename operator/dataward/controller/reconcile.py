@@ -46,6 +46,7 @@ from dataward.checks.encryption import (
     clock_skew_problem,
     controls_not_in_force,
     encryption_key_ready,
+    entry_changes,
     is_ours,
     key_shredding,
     keys_to_record,
@@ -1324,6 +1325,10 @@ class Reconciler:
                     return RingOutcome(observed, record, not_ours=True)
                 assert ring is not None
                 log.info("adopting key ring %s/%s as the store asks", store.namespace, secret_name)
+            elif record is not None and ring is not None and ring_changes(record, ring):
+                # Ours by its material, but an entry's creation time or bucket was edited
+                # since it was recorded: report, never record the edit as the operator's.
+                return RingOutcome(observed, record)
             record = KeyRingRecord.from_ring(ring, secret_name) if ring else None
         if ring is None:
             return RingOutcome(observed, record)
@@ -1423,13 +1428,15 @@ class Reconciler:
             ring.buckets,
             [gone.bucket for gone in ring.shredded] + [gone.bucket for gone in record.shredded],
         )
-        fingerprints = {key.id: key.fingerprint for key in recorded.keys}
-        current = ring.fingerprints()
+        # Only a key status recorded, unchanged in material, creation time and bucket (the
+        # bucket is what makes it due: relabelled, a live bucket's key would go).
+        records = {key.id: key for key in recorded.keys}
         due = tuple(
             bucket
             for bucket in plan.due
             if (key := ring.bucket_key(bucket)) is not None
-            and fingerprints.get(key.id) == current[key.id]
+            and (kept := records.get(key.id)) is not None
+            and not entry_changes(kept, key)
         )
         blocker: ShreddingBlocker | None = None
         problem = None
