@@ -98,8 +98,8 @@ def encryption_key_ready(
                 "False",
                 "KeyMaterialChanged",
                 f"Secret {secret_name} was changed outside the operator: {'; '.join(changes)}. "
-                "Data encrypted with the recorded keys may be unreadable: restore the Secret "
-                "from a backup.",
+                "Data encrypted with the recorded keys may be unreadable, and no key is "
+                "rotated or shredded meanwhile: restore the Secret from a backup.",
             )
     primary = ring.primary_key
     expires = max_age.add_to(primary.created)

@@ -322,9 +322,11 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "KeyMaterialChanged",
         "False",
         "The key ring was changed outside the operator: recorded keys are gone, their material "
-        "changed, an older primary came back, or a key the operator never recorded (by its "
-        "fingerprint) was added, whose material whoever added it may know. Data encrypted "
-        "with the recorded keys may be unreadable.",
+        "changed, a key's created time or bucket differs from the recorded one (which would "
+        "postpone rotation, or make crypto-shredding destroy a live bucket's key), an older "
+        "primary came back, or a key the operator never recorded (by its fingerprint) was "
+        "added, whose material whoever added it may know. Data encrypted with the recorded "
+        "keys may be unreadable; nothing is rotated or shredded until it is restored.",
         "Restore the Secret from a backup.",
     ),
     _store(
