@@ -140,7 +140,9 @@ def free_port() -> int:
 
 
 def wait_ready(kubeconfig: str, timeout: float) -> bool:
-    """Wait until every store reports Ready=True (or the timeout passes)."""
+    """Wait until every store reports Ready=True and every policy counts them all Ready (its
+    status is written after its stores', so printed at once it could still say 0 of 3), or
+    the timeout passes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         items = json.loads(kubectl(kubeconfig, "get", "pds", "-A", "-o", "json"))["items"]
@@ -149,7 +151,12 @@ def wait_ready(kubeconfig: str, timeout: float) -> bool:
                   if c["type"] == "Ready"), None)
             for i in items
         ]
-        if items and all(s == "True" for s in states):
+        policies = json.loads(kubectl(kubeconfig, "get", "privacypolicies", "-o", "json"))
+        counted = all(
+            (p.get("status") or {}).get("readyStores") == (p.get("status") or {}).get("stores")
+            for p in policies["items"]
+        )
+        if items and all(s == "True" for s in states) and counted:
             return True
         time.sleep(1)
     return False
