@@ -11,7 +11,8 @@ Children it did not create are never adopted, used or written over: a child in t
 namespace is the request's only when it has the request's controller owner reference (labels
 anyone may write); a Job only when it also runs what the operator renders for the request
 (checks/purge_runs.py `runs_ours`). Children are created (POST), never applied into being:
-a 409 is an object of the name the read did not show, read and judged the same way. The
+a 409 is an object of the name the read did not show, read and judged the same way (a
+Job by a LIST: the operator may not get Jobs). The
 store that would use one that is not ours fails with ChildNotOurs. Jobs in other namespaces
 than the request's cannot be owned by it, so a finalizer deletes them (and their pods) with
 the request: the request's runs only (what the render runs, or the name status records or
@@ -480,7 +481,18 @@ class SubjectRequests:
                     if error.status != 409:
                         raise
                     # Made since the read: by an earlier pass of ours, or by someone else.
-                    made = self.kube.get("Job", store.namespace, job["metadata"]["name"])
+                    # Listed fresh by the request's labels (the operator may list Jobs, not
+                    # get them): a Job of the name without them is not the request's either.
+                    made = next(
+                        (
+                            j
+                            for j in self.kube.list(
+                                "Job", store.namespace, request_selector(request)
+                            )
+                            if j["metadata"].get("name") == job["metadata"]["name"]
+                        ),
+                        None,
+                    )
                     if made is None or not self._counts(made, request, store, job):
                         raise NotOurs(name, NOT_THE_RENDER) from None
             return outcome
