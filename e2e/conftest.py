@@ -21,7 +21,7 @@ from e2e.fixtures_api import crds_installed  # noqa: E402, F401
 from e2e.fixtures_databases import mariadb_fixture, postgres_fixture  # noqa: E402, F401
 from e2e.fixtures_operator import (  # noqa: E402, F401
     operator,
-    seed_policy,
+    seed_policy_applied,
     session_operator_paused,
 )
 from e2e.harness import ControlPlane, wait_for  # noqa: E402 - needs the sys.path line above

@@ -256,11 +256,14 @@ SEED_POLICY = "examples/policy.yaml"
 
 
 @pytest.fixture(scope="module")
-def seed_policy(control_plane: ControlPlane, operator: OperatorProcess) -> dict[str, Any]:
-    """The seed's policy, applied once a module, with the session operator running.
+def seed_policy_applied(
+    control_plane: ControlPlane, operator: OperatorProcess
+) -> dict[str, Any]:
+    """The seed's policy, applied once a module, with the session operator running (not
+    e2e/fixtures_api.py `seed_policy`, a context manager for a policy of its own).
 
     Registered in e2e/conftest.py; a module asks for it with
-    `pytestmark = pytest.mark.usefixtures("seed_policy")`.
+    `pytestmark = pytest.mark.usefixtures("seed_policy_applied")`.
     """
     doc = load_example(SEED_POLICY)
     apply(control_plane, doc)

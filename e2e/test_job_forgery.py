@@ -34,7 +34,7 @@ from e2e.test_purge import create_job, last_purge_of, seed_support, support_stor
 STORE = "support-inquiries"
 CRONJOB = f"dataward-{STORE}-purge"
 
-pytestmark = pytest.mark.usefixtures("seed_policy")
+pytestmark = pytest.mark.usefixtures("seed_policy_applied")
 
 
 # Mallory may create Jobs and pods in the namespace and read its CronJobs.

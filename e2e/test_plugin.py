@@ -38,7 +38,7 @@ STORE = "examples/stores/support-inquiries.yaml"
 NAME = "support-inquiries"
 CRONJOB = f"dataward-{NAME}-purge"
 
-pytestmark = pytest.mark.usefixtures("seed_policy")
+pytestmark = pytest.mark.usefixtures("seed_policy_applied")
 
 
 def ready_store(plane: ControlPlane, namespace: str) -> dict[str, Any]:

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any
+from typing import Any, cast
 
+from dataward.controller.kube import Kube
+from dataward.controller.subjects import FINALIZER, SubjectRequests, SubjectSettings
+from dataward.render.settings import RenderSettings
 from dataward.render.subject_jobs import (
     PUBLIC_KEY_ANNOTATION,
     export_secret_name,
@@ -31,7 +34,7 @@ from dataward.render.subject_jobs import (
 from dataward.subjects.request import parse_request
 from tests.controller.fake_kube import FakeKube
 from tests.controller.test_subject_forgery import _erasure, _forge
-from tests.controller.test_subjects import KEY, controller, finish, jobs, kube, status
+from tests.controller.test_subjects import KEY, T0, controller, finish, jobs, kube, status
 
 __all__ = ["kube"]  # the fixture
 
@@ -256,3 +259,114 @@ def test_the_finalizer_deletes_the_access_runs_sealed_to_the_requests_key(
     assert _sealed_to(kube) == {"PUBLIC"}
     _delete(kube)
     assert not [k for k in jobs(kube) if k[0] == "crm"]
+
+
+# The finalizer and the operator's own runs that no render made now would match: the run
+# erasing rows for a withdrawn request must not outlive the request (bench: an erasure in
+# flight, then an operator upgrade or a store change, then the user withdraws it).
+
+
+def _delete_with(kube: FakeKube, **render: Any) -> None:
+    """Delete the request and let an operator with these render settings finalize it."""
+    kube.objects[("DataSubjectRequest", *KEY)]["metadata"]["deletionTimestamp"] = "2026-01-12T0Z"
+    settings = SubjectSettings(clock=lambda: T0, keypair=lambda: ("PRIVATE", "PUBLIC"),
+                               render=RenderSettings(**render))  # fmt: skip
+    SubjectRequests(cast(Kube, kube), settings).reconcile(KEY)
+
+
+def _in_flight_with_a_forgery(kube: FakeKube, *, erasure: bool = True) -> str:
+    """The operator's first pass (its crm Job recorded in status), and Mallory's Job with
+    the request's labels and annotations, never recorded: the crm Job's name."""
+    if erasure:
+        _erasure(kube)
+    controller(kube).reconcile(KEY)
+    (real,) = [n for ns, n in jobs(kube) if ns == "crm"]
+    assert any(s.get("jobName") == real for s in status(kube)["stores"])
+    _forge(kube, "crm", "mallorys-job", kube.objects[("Job", "crm", real)])
+    return real
+
+
+def _finalized(kube: FakeKube, real: str) -> None:
+    left = set(jobs(kube))
+    assert ("crm", real) not in left, "the operator's run outlived the withdrawn request"
+    assert ("crm", "mallorys-job") in left, "a Job the operator never made was deleted"
+    assert FINALIZER not in kube.objects[("DataSubjectRequest", *KEY)]["metadata"]["finalizers"]
+
+
+def test_the_finalizer_deletes_the_erasure_run_after_an_operator_upgrade(kube: FakeKube) -> None:
+    real = _in_flight_with_a_forgery(kube)
+    _delete_with(kube, image="ghcr.io/dataward/dataward:9.9.9")
+    _finalized(kube, real)
+
+
+def test_the_finalizer_deletes_the_erasure_run_after_the_store_changed(kube: FakeKube) -> None:
+    real = _in_flight_with_a_forgery(kube)
+    store = kube.objects[("PersonalDataStore", "crm", "orders")]
+    store["spec"]["database"]["credentialsSecret"] = "crm-postgres-purger-2"
+    _delete_with(kube)
+    _finalized(kube, real)
+
+
+def test_the_finalizer_deletes_the_erasure_run_of_a_store_since_deleted(kube: FakeKube) -> None:
+    real = _in_flight_with_a_forgery(kube)
+    del kube.objects[("PersonalDataStore", "crm", "orders")]
+    _delete_with(kube)
+    _finalized(kube, real)
+
+
+def test_the_finalizer_deletes_the_access_run_when_the_key_secret_went_first(
+    kube: FakeKube,
+) -> None:
+    # kubectl delete --cascade=foreground: the GC deletes the owned key Secret first.
+    real = _in_flight_with_a_forgery(kube, erasure=False)
+    del kube.objects[("Secret", "privacy", key_secret_name(_request(kube)))]
+    _delete_with(kube)
+    _finalized(kube, real)
+
+
+def test_the_finalizer_deletes_a_run_created_before_its_status_record(kube: FakeKube) -> None:
+    # The operator created the Job and stopped (an upgrade) before it wrote status.
+    real = _in_flight_with_a_forgery(kube)
+    kube.objects[("DataSubjectRequest", *KEY)]["status"].pop("stores")
+    _delete_with(kube, image="ghcr.io/dataward/dataward:9.9.9")
+    _finalized(kube, real)
+
+
+def test_the_finalizer_leaves_a_labelled_job_status_does_not_name_in_the_requests_namespace(
+    kube: FakeKube,
+) -> None:
+    # There only the controller owner reference makes a Job the request's, recorded or not.
+    _erasure(kube)
+    controller(kube).reconcile(KEY)
+    own = next(n for ns, n in jobs(kube) if ns == "privacy")
+    copied = copy.deepcopy(kube.objects[("Job", "privacy", own)])
+    copied["metadata"].pop("ownerReferences")
+    del kube.objects[("Job", "privacy", own)]
+    _forge(kube, "privacy", own, copied)  # under the recorded name, without the owner
+    _delete_with(kube, image="ghcr.io/dataward/dataward:9.9.9")
+    assert ("privacy", own) in set(jobs(kube))
+
+
+def test_the_finalizer_deletes_a_recorded_run_under_another_name_after_an_upgrade(
+    kube: FakeKube,
+) -> None:
+    # A faithful copy under its own name answered first: the operator counted and recorded
+    # it. After an upgrade only the record still says it is the request's run.
+    real = _in_flight_with_a_forgery(kube)
+    like = kube.objects[("Job", "crm", real)]
+    _forge(kube, "crm", "faithful-copy", like, copy.deepcopy(like["spec"]))
+    finish(kube, "crm", "faithful-copy", {"outcome": "Succeeded", "rowsDeleted": 1})
+    controller(kube).reconcile(KEY)
+    assert any(s.get("jobName") == "faithful-copy" for s in status(kube)["stores"])
+    _delete_with(kube, image="ghcr.io/dataward/dataward:9.9.9")
+    _finalized(kube, real)
+    assert ("crm", "faithful-copy") not in set(jobs(kube))
+
+
+def test_the_finalizer_deletes_the_runs_of_a_request_whose_spec_no_longer_parses(
+    kube: FakeKube,
+) -> None:
+    real = _in_flight_with_a_forgery(kube)
+    kube.objects[("DataSubjectRequest", *KEY)]["spec"]["scope"] = {"stores": "everything"}
+    _delete_with(kube)
+    _finalized(kube, real)

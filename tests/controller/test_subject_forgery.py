@@ -195,15 +195,22 @@ def _crm_entry_through_caches(listing: ListingKube, caches: Caches) -> dict[str,
     return next(s for s in raw["status"]["stores"] if s["namespace"] == "crm")
 
 
-def _made_before_the_first_pass(kube: FakeKube, forge: bool) -> dict[str, Any]:
+def _made_before_the_first_pass(
+    kube: FakeKube, forge: bool, *, labels: bool = True
+) -> dict[str, Any]:
     """The crm store's entry after the first pass through the caches, when a Job of the name
     the operator renders (predictable: the request's uid) was created after the caches
-    listed: the forger's (`forge`) or a faithful copy of the render."""
+    listed: the forger's (`forge`; without the request's labels unless `labels`) or a
+    faithful copy of the render. The operator may not get Jobs (the chart's ClusterRole
+    grants jobs list, watch, create and delete only): a get is 403."""
     _erasure(kube)
     rehearsal = copy.deepcopy(kube)
     controller(rehearsal).reconcile(KEY)
     real = _crm_job(rehearsal)
     listing, caches = _listed(kube)
+    listing.fail_gets["Job"] = 403
+    if not labels:
+        rehearsal.objects[("Job", "crm", real)]["metadata"].pop("labels")
     like = rehearsal.objects[("Job", "crm", real)]
     if forge:
         _forge(listing, "crm", real, like)
@@ -216,6 +223,14 @@ def test_a_job_forged_under_the_name_after_the_caches_listed_is_surfaced_on_409(
     kube: FakeKube,
 ) -> None:
     crm = _made_before_the_first_pass(kube, forge=True)
+    assert (crm["phase"], crm["reason"]) == ("Failed", "ChildNotOurs"), crm
+
+
+def test_a_job_forged_under_the_name_without_the_labels_is_surfaced_on_409(
+    kube: FakeKube,
+) -> None:
+    # Not in the caches (they hold the operator's labelled Jobs), nor in a LIST by them.
+    crm = _made_before_the_first_pass(kube, forge=True, labels=False)
     assert (crm["phase"], crm["reason"]) == ("Failed", "ChildNotOurs"), crm
 
 

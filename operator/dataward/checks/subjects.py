@@ -256,6 +256,42 @@ def recorded_answer(
     )
 
 
+def recorded_jobs(status: Mapping[str, Any] | None) -> set[tuple[str, str]]:
+    """(namespace, jobName) of each store the request's status names a Job for: the runs the
+    operator recorded (status is written only by it where the statusGuard policy is on)."""
+    out = set()
+    for entry in (status or {}).get("stores") or ():
+        if not isinstance(entry, Mapping):
+            continue
+        namespace, name = entry.get("namespace"), entry.get("jobName")
+        if isinstance(namespace, str) and isinstance(name, str) and namespace and name:
+            out.add((namespace, name))
+    return out
+
+
+def withdrawn_run(
+    job: Mapping[str, Any],
+    names: Collection[str],
+    owner_kind: str | None,
+    labels: Mapping[str, str],
+    request_uid: str,
+) -> bool:
+    """Whether the finalizer deletes `job` by its name, whatever it runs now: its name is one
+    of `names` (recorded in status as the request's run, or the name the operator reserves
+    for the request's run in its store, `run_name`), it carries the request's uid `labels`
+    and, in the request's namespace (`owner_kind` given), the request's controller
+    reference. An image or store changed since, or a key Secret gone first, changes what a
+    render made now would run, never these; a Job under another name, or without them, that
+    does not run the render (`runs_ours`) is not the operator's and stays."""
+    meta = job.get("metadata") or {}
+    if meta.get("name") not in names:
+        return False
+    present = meta.get("labels") or {}
+    if any(present.get(key) != value for key, value in labels.items()):
+        return False
+    return owner_kind is None or owned_by(job, owner_kind, request_uid, controller=True)
+
+
 def missing_store(namespace: str, name: str) -> StoreOutcome:
     """A store named in spec.scope.stores that does not exist (or is not of the policy)."""
     return StoreOutcome(

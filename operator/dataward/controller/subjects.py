@@ -11,10 +11,13 @@ Children it did not create are never adopted, used or written over: a child in t
 namespace is the request's only when it has the request's controller owner reference (labels
 anyone may write); a Job only when it also runs what the operator renders for the request
 (checks/purge_runs.py `runs_ours`). Children are created (POST), never applied into being:
-a 409 is an object of the name the read did not show, read and judged the same way. The
+a 409 is an object of the name the read did not show, read and judged the same way (a
+Job by a LIST: the operator may not get Jobs). The
 store that would use one that is not ours fails with ChildNotOurs. Jobs in other namespaces
 than the request's cannot be owned by it, so a finalizer deletes them (and their pods) with
-the request: the request's runs only, never a Job that merely carries its labels.
+the request: the request's runs only (what the render runs, or the name status records or
+the operator reserves for them, whatever image or store spec they ran), never a Job that
+merely carries its labels.
 """
 
 from __future__ import annotations
@@ -54,8 +57,10 @@ from dataward.checks.subjects import (
     not_counted,
     readers_not_granted,
     recorded_answer,
+    recorded_jobs,
     request_phase,
     store_outcome,
+    withdrawn_run,
 )
 from dataward.checks.subjects import (
     result_record as request_result,
@@ -88,6 +93,9 @@ from dataward.render.subject_jobs import (
     render_readers_role,
     request_labels,
     request_selector,
+    run_name,
+    uid_labels,
+    uid_selector,
 )
 from dataward.subjects.export import generate_keypair
 from dataward.subjects.request import REQUEST_KIND, StoreRef, SubjectRequest, parse_request
@@ -249,13 +257,14 @@ class SubjectRequests:
             request = parse_request(raw)
         except ModelError as error:
             if meta.get("deletionTimestamp"):
+                self._delete_jobs(raw, None)
                 self._set_finalizer(raw, present=False)
                 return None
             condition = blocked("InvalidSpec", f"{error.path}: {error.message}.")
             self._write_status(raw, "Failed", [condition], {}, now, generation)
             return None
         if meta.get("deletionTimestamp"):
-            self._delete_jobs(request, raw)
+            self._delete_jobs(raw, request)
             self._set_finalizer(raw, present=False)
             return None
         self._set_finalizer(raw, present=True)
@@ -472,7 +481,18 @@ class SubjectRequests:
                     if error.status != 409:
                         raise
                     # Made since the read: by an earlier pass of ours, or by someone else.
-                    made = self.kube.get("Job", store.namespace, job["metadata"]["name"])
+                    # Listed fresh by the request's labels (the operator may list Jobs, not
+                    # get them): a Job of the name without them is not the request's either.
+                    made = next(
+                        (
+                            j
+                            for j in self.kube.list(
+                                "Job", store.namespace, request_selector(request)
+                            )
+                            if j["metadata"].get("name") == job["metadata"]["name"]
+                        ),
+                        None,
+                    )
                     if made is None or not self._counts(made, request, store, job):
                         raise NotOurs(name, NOT_THE_RENDER) from None
             return outcome
@@ -580,17 +600,28 @@ class SubjectRequests:
             return str(error.args[0])
         return None
 
-    def _delete_jobs(self, request: SubjectRequest, raw: Mapping[str, Any]) -> None:
-        """Delete the request's runs (and, with them, their pods) in every namespace: the
-        Jobs that run what the operator renders for the request and their store, with the
-        request's current acknowledge token or the one they ran with (`_is_run`). A Job
-        that only carries the request's labels is someone else's, and stays."""
-        namespaces = {
-            str(s.get("namespace"))
-            for s in (raw.get("status") or {}).get("stores") or []
-            if s.get("namespace")
-        }
-        namespaces |= {ref.namespace for ref in request.stores}
+    def _delete_jobs(self, raw: Mapping[str, Any], request: SubjectRequest | None) -> None:
+        """Delete the request's runs (and, with them, their pods) in every namespace it has
+        or may have some: those the list by its uid label finds that
+
+        - have a name status records as its run, or the name the operator reserves for its
+          run in the store the Job names (`run_name`, with the request's acknowledge token
+          or the one the Job runs with), and in the request's namespace its controller
+          reference (checks/subjects.py `withdrawn_run`): the operator's runs whatever they
+          run, even rendered by an earlier image or for an earlier store spec, of a store
+          since deleted, or with the key Secret already gone (foreground deletion);
+        - or run what the operator renders for the request now (`_is_run`).
+
+        The reserved name covers a run created before its status record (the operator
+        stopped in between). A Job with the request's labels under another name that runs
+        something else is someone else's, and stays. `request` None: the spec no longer
+        parses; the recorded and reserved names still decide."""
+        meta = raw["metadata"]
+        uid = str(meta.get("uid") or "")
+        if not uid:
+            return
+        recorded = recorded_jobs(raw.get("status"))
+        namespaces = {namespace for namespace, _ in recorded}
         stores: dict[str, Store] = {}
         for obj in self.read.list("PersonalDataStore"):
             try:
@@ -599,18 +630,33 @@ class SubjectRequests:
                 continue
             stores[f"{store.namespace}/{store.name}"] = store
         public_key = None
-        if request.type == "access":
-            secret = self.kube.get("Secret", request.namespace, key_secret_name(request))
-            if ours(secret, request):
-                assert secret is not None
-                public_key = _decoded((secret.get("data") or {}).get(PUBLIC_KEY))
+        if request is not None:
+            namespaces |= {ref.namespace for ref in request.stores}
+            namespaces |= {s.namespace for s in stores.values() if request.in_scope(s)}
+            if request.type == "access":
+                secret = self.kube.get("Secret", request.namespace, key_secret_name(request))
+                if ours(secret, request):
+                    assert secret is not None
+                    public_key = _decoded((secret.get("data") or {}).get(PUBLIC_KEY))
         for namespace in sorted(namespaces):
-            for job in self.kube.list("Job", namespace, request_selector(request)):
+            owner = REQUEST_KIND if namespace == meta.get("namespace") else None
+            for job in self.kube.list("Job", namespace, uid_selector(uid)):
                 annotations = job["metadata"].get("annotations") or {}
-                of = stores.get(str(annotations.get(STORE_REF_ANNOTATION)))
-                if of is None or of.namespace != namespace:
-                    continue
-                if self._is_run(job, request, of, public_key):
+                ref = str(annotations.get(STORE_REF_ANNOTATION) or "")
+                store_namespace, _, store_name = ref.partition("/")
+                names = {name for ns, name in recorded if ns == namespace}
+                if store_namespace == namespace and store_name:
+                    tokens = {acknowledged(job)}
+                    if request is not None:
+                        tokens.add(request.acknowledge_token)
+                    names |= {run_name(uid, token, store_name) for token in tokens}
+                of = stores.get(ref)
+                if withdrawn_run(job, names, owner, uid_labels(uid), uid) or (
+                    request is not None
+                    and of is not None
+                    and of.namespace == namespace
+                    and self._is_run(job, request, of, public_key)
+                ):
                     self.kube.delete(
                         "Job", namespace, job["metadata"]["name"], propagation="Background"
                     )

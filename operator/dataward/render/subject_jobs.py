@@ -21,7 +21,8 @@ Design (the identifier is personal data; it is never copied):
 Children in the request's namespace carry a controller owner reference to the request, and
 only that makes one the request's (controller/subjects.py `ours`); Jobs in other namespaces
 cannot (owner references do not cross namespaces), so the request's finalizer deletes them:
-those its labels find that run what the operator renders for the request.
+those its labels find that run what the operator renders for the request, or have the name
+status records for its run or the name reserved for it (`run_name`).
 """
 
 from __future__ import annotations
@@ -92,8 +93,14 @@ def job_access_name(request: SubjectRequest, store: Store) -> str:
 
 def job_name(request: SubjectRequest, store: Store) -> str:
     """The Job for one store; a new acknowledge token gives a new Job (a new run)."""
-    run = f"{request.uid}/{request.acknowledge_token or ''}"
-    return child_name(store.name, f"dsr-{stable_hash(run)}")
+    return run_name(request.uid, request.acknowledge_token, store.name)
+
+
+def run_name(request_uid: str, acknowledge_token: str | None, store_name: str) -> str:
+    """The name the operator gives the run of the request of this uid, with this acknowledge
+    token, in the store of this name: reserved for it whatever image or store spec it ran."""
+    run = f"{request_uid}/{acknowledge_token or ''}"
+    return child_name(store_name, f"dsr-{stable_hash(run)}")
 
 
 def purge_account(store: Store) -> str:
@@ -115,7 +122,18 @@ def request_labels(request: SubjectRequest) -> dict[str, str]:
 
 def request_selector(request: SubjectRequest) -> str:
     """A label selector for every child of the request."""
-    return f"{MANAGED_BY_LABEL}={MANAGED_BY},{REQUEST_UID_LABEL}={label_value(request.uid)}"
+    return uid_selector(request.uid)
+
+
+def uid_labels(request_uid: str) -> dict[str, str]:
+    """The labels `uid_selector` selects on."""
+    return {MANAGED_BY_LABEL: MANAGED_BY, REQUEST_UID_LABEL: label_value(request_uid)}
+
+
+def uid_selector(request_uid: str) -> str:
+    """A label selector for every child of the request of this uid (a request whose spec
+    no longer parses still has its uid)."""
+    return ",".join(f"{k}={v}" for k, v in uid_labels(request_uid).items())
 
 
 def owner_reference(request: SubjectRequest) -> dict[str, Any]:
