@@ -2223,15 +2223,19 @@ def _decision_changed(decided: Store, fresh: Store) -> str | None:
     return None
 
 
+def _compliance_findings(snapshot: StoreSnapshot) -> list[Finding]:
+    """What keeps the store from being PolicyCompliant, its policy read (the policy's own
+    finding, else the store's against it): for the verdict and for the shredding gate."""
+    if snapshot.policy_finding:
+        return [snapshot.policy_finding]
+    return compliance_findings(snapshot.store, snapshot.policy)
+
+
 def _not_compliant(snapshot: StoreSnapshot) -> str | None:
     """Why this pass finds the store not PolicyCompliant (no key is destroyed), or None."""
     if snapshot.policy_error is not None:
         return f"PrivacyPolicy {snapshot.store.policy} could not be read"
-    findings = (
-        [snapshot.policy_finding]
-        if snapshot.policy_finding
-        else compliance_findings(snapshot.store, snapshot.policy)
-    )
+    findings = _compliance_findings(snapshot)
     if findings:
         return "PolicyCompliant is not True: " + ", ".join(f.reason for f in findings)
     return None
@@ -2608,11 +2612,7 @@ def judge(
         )
         findings: list[Finding] = []
     else:
-        findings = (
-            [snapshot.policy_finding]
-            if snapshot.policy_finding
-            else compliance_findings(store, policy)
-        )
+        findings = _compliance_findings(snapshot)
         compliance = policy_compliant(findings)
     neighbours = snapshot.neighbours
     neighbour_policies = None if neighbours is None else neighbours.policies
