@@ -169,6 +169,36 @@ def test_a_store_this_pass_finds_not_compliant_keeps_the_keys() -> None:
     assert "ArchiveNotAllowed" in message(kube)
 
 
+def test_verdicts_recorded_for_an_earlier_generation_keep_the_keys() -> None:
+    """Someone edits who may reach the database right before the due pass: the recorded
+    verdicts are all True, but for the spec before the edit (generation 4; the store is now
+    at 5). They say nothing of the store as it is now, so this pass destroys nothing; the
+    next, once this pass's verdicts are recorded for generation 5, does."""
+    kube = ready(cluster())
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    edit_spec(kube, network={"allowFrom": [{"namespaceSelector": {}}]})
+    run(kube, sink, DUE)
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotCompliant")
+    assert "earlier generation" in message(kube)
+    assert "generation of the spec than 5: AccessRestricted, NetworkIsolated" in message(kube)
+    run(kube, sink, DUE + timedelta(minutes=1))
+    assert "2025-07" not in ring(kube).buckets and len(sink.of("key.shredded")) == 1
+
+
+def test_verdicts_without_an_observed_generation_keep_the_keys() -> None:
+    """Unknown is not True: a verdict that does not say which spec it judged."""
+    kube = ready(cluster())
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    for condition in store_object(kube)["status"]["conditions"]:
+        condition.pop("observedGeneration", None)
+    run(kube, sink, DUE)
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotCompliant")
+
+
 # --- a large shredding waits for a person ------------------------------------------------------
 
 

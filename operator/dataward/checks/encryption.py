@@ -280,9 +280,11 @@ def clock_skew_problem(now: datetime, server: datetime | None, bound: timedelta)
     )
 
 
-def controls_not_in_force(status: Any) -> str | None:
-    """Why the store's recorded verdicts (`status`, as read from the API) do not let a key be
-    destroyed: a verdict other than EncryptionKeyReady and Ready that is not True, no
+def controls_not_in_force(status: Any, generation: int) -> str | None:
+    """Why the store's recorded verdicts (`status`, as read from the API, of the store at
+    `generation`) do not let a key be destroyed: a verdict other than EncryptionKeyReady and
+    Ready that is not True, or that judged an earlier generation of the spec than the one read
+    (an edit this very pass has not recorded its verdicts on yet), or does not say which; no
     verdict yet, or conditions not in the form the operator writes (unknown is not True)."""
     conditions = status.get("conditions") if isinstance(status, Mapping) else None
     if conditions is None:
@@ -298,10 +300,23 @@ def controls_not_in_force(status: Any) -> str | None:
         return "the store has no recorded verdicts yet"
     failing = sorted({c["type"] for c in awaited if c["status"] != "True"})
     if not failing:
-        return None
+        behind = sorted({c["type"] for c in awaited if not _judged_at(c, generation)})
+        if not behind:
+            return None
+        named = ", ".join(t[:63] for t in behind[:8])
+        return (
+            f"these verdicts were recorded for an earlier generation of the spec than "
+            f"{generation}: {named}"
+        )
     # Types only, never a message (status is anyone's to write who may patch it): capped.
     named = ", ".join(t[:63] for t in failing[:8])
     return f"these controls are not in force (not True): {named}"
+
+
+def _judged_at(condition: Mapping[str, Any], generation: int) -> bool:
+    """Whether a recorded verdict judged the spec at `generation` (or a later one)."""
+    observed = condition.get("observedGeneration")
+    return isinstance(observed, int) and not isinstance(observed, bool) and observed >= generation
 
 
 def large_shredding(due: tuple[str, ...], acknowledged: bool) -> bool:

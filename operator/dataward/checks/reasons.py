@@ -372,7 +372,8 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "False",
         "Crypto-shredding: every record of one or more time buckets has expired, but the "
         "store is not compliant (PolicyCompliant is not True, or another control's recorded "
-        "verdict is not True, or status.conditions cannot be read): no key is destroyed "
+        "verdict is not True or was recorded for an earlier generation of the spec, or "
+        "status.conditions cannot be read): no key is destroyed "
         "while a control is not in force.",
         "Fix what the other conditions say; the keys are destroyed at the pass after every "
         "control is True again.",

@@ -1399,7 +1399,8 @@ class Reconciler:
         failure destroys nothing). One Secret write, a compare-and-swap on resourceVersion.
 
         Nothing is destroyed either on a store that is not compliant (`not_compliant`: this
-        pass's PolicyCompliant, then every recorded verdict as read again), when the API
+        pass's PolicyCompliant, then every recorded verdict as read again, which must be True
+        and recorded for the spec's generation as read), when the API
         server's time (the Date of that read) and the operator's clock differ by more than
         `max_clock_skew` (the keys due are those due at the server's time), when more than
         LARGE_SHREDDING keys are due at once without the purge's acknowledgement annotation,
@@ -1581,7 +1582,7 @@ class Reconciler:
         changed = _decision_changed(store, fresh)
         if changed:
             return due, "failed", f"spec.{changed} changed since the keys were found due"
-        not_in_force = controls_not_in_force(hold.status)
+        not_in_force = controls_not_in_force(hold.status, fresh.generation)
         if not_in_force is not None:
             return due, "not-compliant", not_in_force
         server = None if hold.server is None else self.settings.skew_reference(hold.server)
