@@ -127,6 +127,49 @@ def test_a_test_clock_is_compared_through_its_offset() -> None:
     assert "2025-07" not in ring(kube).buckets and len(sink.of("key.shredded")) == 1
 
 
+class SlowApi(FakeKube):
+    """An API server whose clock agrees with the operator's (`at`), and a pass in which the
+    children's writes take `slow` (API timeouts) before the store is read again."""
+
+    def __init__(self, kube: FakeKube, slow: timedelta) -> None:
+        self.__dict__.update(kube.__dict__)
+        self.at = DUE
+        self.slow = slow
+
+    def clock(self) -> datetime:
+        return self.at
+
+    def apply(self, obj: Any) -> dict[str, Any]:
+        self.at += self.slow
+        self.slow = timedelta(0)
+        return super().apply(obj)
+
+    def get_dated(
+        self, kind: str, namespace: str | None, name: str
+    ) -> tuple[dict[str, Any] | None, datetime | None]:
+        self.server_time = self.at  # the clocks agree: Date is the operator's time then
+        return super().get_dated(kind, namespace, name)
+
+
+def test_a_slow_pass_is_no_clock_skew_and_records_the_time_of_the_read() -> None:
+    """The pass starts at DUE, then the children's writes take six minutes of API timeouts
+    before the store is read again. The clocks agree all along: the key goes, and its
+    destruction is recorded at the time of that read, not at the start of the pass."""
+    kube = ready(cluster())
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    store_object(kube)["spec"]["network"] = {"allowFrom": []}  # a child to write again
+    slow = SlowApi(kube, timedelta(minutes=6))
+    settings = ReconcileSettings(evidence=sink, clock=slow.clock)
+    Reconciler(cast(Kube, slow), settings).reconcile(KEY)
+    assert conditions(slow)["EncryptionKeyReady"] == ("True", "KeyReady"), message(slow)
+    assert "2025-07" not in ring(slow).buckets and len(sink.of("key.shredded")) == 1
+    (gone,) = status(slow)["encryption"]["shreddedBuckets"]
+    assert gone["shredded"] == "2026-01-28T00:06:00Z"
+    (entry,) = [g for g in ring(slow).shredded if g.bucket == "2025-07"]
+    assert entry.shredded == DUE + timedelta(minutes=6)
+
+
 # --- the store must be compliant ---------------------------------------------------------------
 
 

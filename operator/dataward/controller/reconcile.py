@@ -377,7 +377,14 @@ class Reconciler:
         Returns when the store is next due without any event (its key rotation), or None.
         """
         namespace, name = key
-        now = now or self.settings.clock()
+        started = self.settings.clock()
+        now = now or started
+
+        def pass_clock() -> datetime:
+            """The pass's `now`, moved on by the time the pass has taken so far (a pass slowed
+            by API timeouts does not time a destruction at its start)."""
+            return now + (self.settings.clock() - started)
+
         if not self.owns(namespace):
             return None  # another shard's (or, while unknown, nobody's yet)
         raw = self.read.get("PersonalDataStore", namespace, name)
@@ -435,7 +442,7 @@ class Reconciler:
                 store.namespace, names_for(store.name).key_ring, store.name
             )
         try:
-            ring = self._key_ring(store, snapshot, now)
+            ring = self._key_ring(store, snapshot, now, pass_clock)
         except _StoreGone as gone:
             log.info("%s/%s was %s since its cached copy: not judged on it (its watch event "
                      "queues it again)", store.namespace, store.name, gone)  # fmt: skip
@@ -1270,7 +1277,10 @@ class Reconciler:
 
     # Key ring: created once and proven ours, rotated append-only, never regenerated.
 
-    def _key_ring(self, store: Store, snapshot: StoreSnapshot, now: datetime) -> RingOutcome:
+    def _key_ring(
+        self, store: Store, snapshot: StoreSnapshot, now: datetime, clock: Clock | None = None
+    ) -> RingOutcome:
+        """`clock`: the operator's time as the pass goes on (`now` at its start; None: `now`)."""
         secret_name = names_for(store.name).key_ring
         record = snapshot.record
         if isinstance(record, Unreadable):
@@ -1352,6 +1362,7 @@ class Reconciler:
                 record,
                 now,
                 _not_compliant(snapshot),
+                clock,
             )
             if settled
             else BucketOutcome(
@@ -1390,6 +1401,7 @@ class Reconciler:
         record: KeyRingRecord,
         now: datetime,
         not_compliant: str | None = None,
+        clock: Clock | None = None,
     ) -> BucketOutcome:
         """Create the bucket keys the category needs; destroy the ones whose records expired.
 
@@ -1455,21 +1467,25 @@ class Reconciler:
         elif due and self.settings.evidence is None:
             blocker = "no-evidence-log"
         shred: tuple[str, ...] = ()
+        shred_at = now
         shredded = record.shredded
         version = None
         if due and blocker is None and not_compliant is not None:
             blocker, problem = "not-compliant", not_compliant
         found = due  # due by the operator's clock (the server's may not agree yet)
         if due and blocker is None:
-            hold = self._hold_now(store)
+            hold = self._hold_now(store, clock)
             blocker, problem, version = hold.blocker, hold.problem, hold.version
+            # The operator's time at that read, next to the server's: what the gates compare
+            # and what the destruction is recorded at (not the start of a slow pass).
+            shred_at = hold.read_at or now
             if blocker is None and version is not None:
                 due, blocker, problem = self._shredding_gate(
-                    store, policy, hold, due, now, (retention, statutory)
+                    store, policy, hold, due, shred_at, (retention, statutory)
                 )
         if due and blocker is None and version is not None:
             shredded, owed, problem = self._record_shredding(
-                store, ring, record, due, now, (retention, statutory), version
+                store, ring, record, due, shred_at, (retention, statutory), version
             )
             decided = {gone.bucket for gone in shredded}
             shred = tuple(bucket for bucket in due if bucket in decided)
@@ -1490,7 +1506,7 @@ class Reconciler:
         retry = now + UNSETTLED_RECHECK if found and blocker not in _HELD else plan.next_due
         if not shred and not plan.create:
             return BucketOutcome(secret, ring, record, due, blocker, problem, retry)
-        new = add_bucket_keys(shred_buckets(ring, shred, now), plan.create, now)
+        new = add_bucket_keys(shred_buckets(ring, shred, shred_at), plan.create, now)
         violations = append_only_violations(ring, new, shredding=shred)
         if violations:  # a bug, not a user error: refuse to write
             log.error("refusing key ring change of %s/%s: %s", store.namespace,
@@ -1536,13 +1552,15 @@ class Reconciler:
             blocker, retry = None, plan.next_due
         return BucketOutcome(answer, new, record, left, blocker, problem, retry)
 
-    def _hold_now(self, store: Store) -> Hold:
+    def _hold_now(self, store: Store, clock: Clock | None = None) -> Hold:
         """What keeps due keys now, read from the API, not the cache: the blocker, a problem
         (the store could not be read, or owes a withdrawal the cache did not show), and the
         resourceVersion read (None: nothing may be recorded); with the store as read, its
-        status, and the API server's time (the answer's Date) for the gates that follow."""
+        status, and the API server's time (the answer's Date) for the gates that follow, with
+        the operator's (`clock`) read right after it."""
         try:
             raw, server = self.kube.get_dated("PersonalDataStore", store.namespace, store.name)
+            read_at = None if clock is None else clock()
         except KubeError as error:
             return Hold("failed", f"reading the store again: HTTP {error.status}", None)
         if raw is None or raw["metadata"].get("uid") != store.uid:
@@ -1564,7 +1582,7 @@ class Reconciler:
             # Owed by a pass the cache has not caught up with (another replica's, before it
             # stopped): settled from the cache's next copy, never recorded over.
             return Hold("failed", owed_problem(fresh_record.owed), None)
-        return Hold(None, None, version, fresh, raw.get("status"), server)
+        return Hold(None, None, version, fresh, raw.get("status"), server, read_at)
 
     def _shredding_gate(
         self,
@@ -2214,6 +2232,7 @@ class Hold(NamedTuple):
     fresh: Store | None = None
     status: Any = None
     server: datetime | None = None  # the API server's time (the answer's Date header)
+    read_at: datetime | None = None  # the operator's time, read next to it (None: the pass's)
 
 
 def _decision_changed(decided: Store, fresh: Store) -> str | None:
