@@ -14,10 +14,13 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+from dataward.checks.encryption import shredding_token
 from dataward.checks.reasons import lookup
 from dataward.controller.kube import Kube
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
-from dataward.purge.plan import ACKNOWLEDGE_ANNOTATION
+from dataward.model.policy import parse_policy
+from dataward.model.store import parse_store
+from dataward.purge.plan import ACKNOWLEDGE_ANNOTATION, acknowledge_token
 from tests.controller.fake_kube import FakeKube
 from tests.controller.test_reconcile import KEY, T0, conditions, status
 from tests.controller.test_shredding import (
@@ -245,32 +248,99 @@ def test_verdicts_without_an_observed_generation_keep_the_keys() -> None:
 # --- a large shredding waits for a person ------------------------------------------------------
 
 
-def test_more_than_one_bucket_at_once_waits_for_the_acknowledgement() -> None:
-    """The operator was down from January to the end of February: July and August are due
-    at once. Nothing goes until the purge's acknowledgement annotation carries the token the
-    condition names (a stale or wrong token is no acknowledgement); then both go."""
+SHREDDING_ANNOTATION = "dataward.io/acknowledge-shredding"
+
+
+def outage_cluster() -> FakeKube:
     kube = cluster()
     store_object(kube)["spec"]["encryption"]["keyRotation"] = "90d"  # not due in the outage
-    kube = ready(kube)
+    return ready(kube)
+
+
+def asked_token(kube: FakeKube) -> str:
+    """The token the condition's `kubectl annotate` command names."""
+    found = re.search(re.escape(SHREDDING_ANNOTATION) + r"=(\S+) --overwrite", message(kube))
+    assert found is not None, message(kube)
+    return found.group(1)
+
+
+def annotate(kube: FakeKube, name: str, value: str) -> None:
+    store_object(kube)["metadata"].setdefault("annotations", {})[name] = value
+
+
+def test_more_than_one_bucket_at_once_waits_for_the_acknowledgement() -> None:
+    """The operator was down from January to the end of February: July and August are due
+    at once. Nothing goes until the shredding's own annotation carries the token the
+    condition names (a wrong token is no acknowledgement); then both go."""
+    kube = outage_cluster()
     sink = Sink(kube)
     run(kube, sink, T0 + timedelta(minutes=1))
     run(kube, sink, BOTH_DUE)
     assert {"2025-07", "2025-08"} <= set(ring(kube).buckets) and sink.of("key.shredded") == []
     assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotAcknowledged")
-    found = re.search(re.escape(ACKNOWLEDGE_ANNOTATION) + r"=(\S+) --overwrite", message(kube))
-    assert found is not None, message(kube)
-    token = found.group(1)
-    assert token.startswith("180d-g")
-    annotations = store_object(kube)["metadata"].setdefault("annotations", {})
-    annotations[ACKNOWLEDGE_ANNOTATION] = "180d-g1-p1"  # an earlier cut's
+    token = asked_token(kube)
+    assert "2025-07" in token and "2025-08" in token, "the token names what it releases"
+    annotate(kube, SHREDDING_ANNOTATION, token + "x")
     run(kube, sink, BOTH_DUE + timedelta(minutes=1))
     assert sink.of("key.shredded") == []
     assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotAcknowledged")
-    store_object(kube)["metadata"]["annotations"][ACKNOWLEDGE_ANNOTATION] = token
+    annotate(kube, SHREDDING_ANNOTATION, token)
     run(kube, sink, BOTH_DUE + timedelta(minutes=2))
     assert not {"2025-07", "2025-08"} & set(ring(kube).buckets)
     assert sorted(p["bucket"] for p in sink.of("key.shredded")) == ["2025-07", "2025-08"]
     assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")
+
+
+def test_the_purges_acknowledgement_does_not_release_a_shredding() -> None:
+    """A large purge cut was acknowledged months ago; annotations do not bump the generation,
+    so that token is still the purge's current one. A later outage leaves two buckets due at
+    once: the purge's acknowledgement is not a person agreeing to destroy those keys."""
+    kube = outage_cluster()
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    store = parse_store(store_object(kube))
+    policy = parse_policy(kube.objects[("PrivacyPolicy", None, store.policy)])
+    annotate(kube, ACKNOWLEDGE_ANNOTATION, acknowledge_token(store, policy))
+    run(kube, sink, BOTH_DUE)
+    assert {"2025-07", "2025-08"} <= set(ring(kube).buckets) and sink.of("key.shredded") == []
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotAcknowledged")
+    assert SHREDDING_ANNOTATION in message(kube)
+
+
+def test_an_acknowledgement_of_other_buckets_releases_nothing() -> None:
+    """Someone acknowledged the shredding of July and August; before the operator got to
+    it, September fell due too. The acknowledgement named two keys, not three."""
+    kube = outage_cluster()
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    run(kube, sink, BOTH_DUE)
+    two = asked_token(kube)
+    annotate(kube, SHREDDING_ANNOTATION, two)
+    later = datetime(2026, 3, 30, tzinfo=UTC)  # September's last record expired on Mar 29
+    run(kube, sink, later)
+    assert {"2025-07", "2025-08", "2025-09"} <= set(ring(kube).buckets)
+    assert sink.of("key.shredded") == []
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotAcknowledged")
+    three = asked_token(kube)
+    assert three != two and "2025-09" in three
+    annotate(kube, SHREDDING_ANNOTATION, three)
+    run(kube, sink, later + timedelta(minutes=1))
+    assert sorted(p["bucket"] for p in sink.of("key.shredded")) == [
+        "2025-07", "2025-08", "2025-09"
+    ]
+
+
+def test_a_token_is_the_stores_own() -> None:
+    """The same buckets due on another store need that store's own acknowledgement."""
+    kube = outage_cluster()
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    run(kube, sink, BOTH_DUE)
+    token = asked_token(kube)
+    assert shredding_token(parse_store(store_object(kube)), ("2025-08", "2025-07")) == token
+    other = copy.deepcopy(store_object(kube))
+    other["metadata"]["name"] = "another"
+    assert shredding_token(parse_store(other), ("2025-07", "2025-08")) != token
 
 
 def test_one_bucket_at_a_time_needs_no_acknowledgement() -> None:

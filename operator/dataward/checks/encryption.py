@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -11,6 +12,7 @@ from dataward.checks.conditions import ENCRYPTION_KEY_READY, READY, Condition
 from dataward.checks.observed import KeyRecord, KeyRingRecord, ObservedKeyRing, OwedWithdrawal
 from dataward.keys.ring import KeyRing, KeyVersion, fingerprint, format_time
 from dataward.model.durations import Duration
+from dataward.model.store import Store
 
 
 def encryption_key_ready(
@@ -227,8 +229,11 @@ ShreddingBlocker = Literal[
     "clock-skew", "not-compliant", "not-acknowledged",
 ]  # fmt: skip
 # More bucket keys due at once than this (after a long outage, a shortened retention) wait
-# for the purge's large-cut acknowledgement (ACKNOWLEDGE_ANNOTATION, same token).
+# for a person: SHREDDING_ANNOTATION set to the token naming them (`shredding_token`).
 LARGE_SHREDDING = 1
+# The shredding's own acknowledgement; the purge's (dataward.io/acknowledge-large-purge) names
+# a cut, not keys, and outlives it (annotations do not bump the generation): never this one's.
+SHREDDING_ANNOTATION = "dataward.io/acknowledge-shredding"
 # The verdicts a shredding does not wait for: its own (EncryptionKeyReady says why keys wait,
 # so waiting on it would wait for ever) and Ready, which sums it.
 _NOT_AWAITED = (ENCRYPTION_KEY_READY, READY)
@@ -317,6 +322,17 @@ def _judged_at(condition: Mapping[str, Any], generation: int) -> bool:
     """Whether a recorded verdict judged the spec at `generation` (or a later one)."""
     observed = condition.get("observedGeneration")
     return isinstance(observed, int) and not isinstance(observed, bool) and observed >= generation
+
+
+def shredding_token(store: Store, due: Iterable[str]) -> str:
+    """The value of SHREDDING_ANNOTATION that releases the destruction of exactly the keys of
+    `due` on `store`: the first and last bucket and how many (for a person to read), then a
+    digest binding the whole set and the store's namespace and name (an acknowledgement of
+    other buckets, or copied from another store, releases nothing)."""
+    buckets = sorted(set(due))
+    named = f"{store.namespace}/{store.name}\n" + "\n".join(buckets)
+    digest = hashlib.sha256(named.encode()).hexdigest()[:12]
+    return f"{buckets[0]}..{buckets[-1]}-n{len(buckets)}-{digest}"
 
 
 def large_shredding(due: tuple[str, ...], acknowledged: bool) -> bool:

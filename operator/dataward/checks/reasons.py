@@ -383,10 +383,11 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "KeyShreddingNotAcknowledged",
         "False",
         "Crypto-shredding: the keys of more than one time bucket are due at once (after a long "
-        "outage, or a shortened retention): they wait for the acknowledgement the purge asks "
-        "for a large cut. Nothing was destroyed.",
+        "outage, or a shortened retention): they wait for a person to acknowledge the "
+        "destruction of those very keys (the purge's own acknowledgement does not release "
+        "them). Nothing was destroyed.",
         "If it is intended, run the `kubectl annotate` command of the message (annotation "
-        "dataward.io/acknowledge-large-purge, the token it names).",
+        "dataward.io/acknowledge-shredding, the token naming the buckets due).",
     ),
     _store(
         ENCRYPTION_KEY_READY,

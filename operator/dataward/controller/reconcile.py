@@ -42,6 +42,7 @@ from dataward.checks.conditions import (
 from dataward.checks.drift import canonical_text, needs_apply, replacement
 from dataward.checks.encryption import (
     CANCEL_REASONS,
+    SHREDDING_ANNOTATION,
     ShreddingBlocker,
     clock_skew_problem,
     controls_not_in_force,
@@ -53,6 +54,7 @@ from dataward.checks.encryption import (
     large_shredding,
     owed_problem,
     ring_changes,
+    shredding_token,
     standing_withdrawals,
     unreadable_problem,
 )
@@ -146,7 +148,7 @@ from dataward.model.revisions import (
     preview_state,
 )
 from dataward.model.store import Store, parse_store
-from dataward.purge.plan import ACKNOWLEDGE_ANNOTATION, DEFAULT_MAX_CLOCK_SKEW, acknowledge_token
+from dataward.purge.plan import ACKNOWLEDGE_ANNOTATION, DEFAULT_MAX_CLOCK_SKEW
 from dataward.render import RenderSettings, label_value, names_for, render_children
 from dataward.render.key_ring import render_key_ring_metadata
 from dataward.render.labels import STORE_KIND, store_selector
@@ -1415,7 +1417,7 @@ class Reconciler:
         and recorded for the spec's generation as read), when the API
         server's time (the Date of that read) and the operator's clock differ by more than
         `max_clock_skew` (the keys due are those due at the server's time), when more than
-        LARGE_SHREDDING keys are due at once without the purge's acknowledgement annotation,
+        LARGE_SHREDDING keys are due at once without SHREDDING_ANNOTATION naming them,
         or when the store's policy, category or retention changed since the decision.
 
         The hold is read again from the API (the cache may not have a hold set a moment ago)
@@ -1609,11 +1611,12 @@ class Reconciler:
             return due, "clock-skew", skew
         # Decided at the server's time: a key due only by the operator's clock stays.
         due = tuple(bucket for bucket in due if bucket_expired(bucket, server, *periods))
-        token = acknowledge_token(fresh, policy)
-        if due and large_shredding(due, fresh.annotation(ACKNOWLEDGE_ANNOTATION) == token):
+        # Released only by an acknowledgement naming these very keys, at this store.
+        token = shredding_token(fresh, due) if due else ""
+        if due and large_shredding(due, fresh.annotation(SHREDDING_ANNOTATION) == token):
             return due, "not-acknowledged", (
                 f"kubectl annotate personaldatastore -n {fresh.namespace} {fresh.name} "
-                f"{ACKNOWLEDGE_ANNOTATION}={token} --overwrite"
+                f"{SHREDDING_ANNOTATION}={token} --overwrite"
             )
         return due, None, None
 
