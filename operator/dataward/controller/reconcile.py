@@ -60,6 +60,7 @@ from dataward.checks.encryption import (
 )
 from dataward.checks.network import network_isolated, unnamed_keys, workload_labels
 from dataward.checks.observed import (
+    KeyRecord,
     KeyRingRecord,
     LastPurge,
     Listing,
@@ -1299,11 +1300,15 @@ class Reconciler:
                 secret = self._ring_secret(store.namespace, secret_name)
             except KubeError as error:
                 return RingOutcome(ObservedKeyRing.unknown(f"HTTP {error.status}"), record)
+        # The resourceVersion of the store as read again when status recorded no ring: a
+        # record written then is conditional on it (None: status held one as read).
+        unrecorded: str | None = None
+        version: str | None = None
         if secret is None:
             if record is None or record.pending:
                 # Never create a ring on a cached read alone: status may record one already.
                 try:
-                    fresh = self._fresh_record(store, record)
+                    fresh, version = self._fresh_record(store)
                 except KubeError as error:
                     return RingOutcome(ObservedKeyRing.unknown(f"HTTP {error.status}"), record)
                 if isinstance(fresh, Unreadable):
@@ -1312,7 +1317,12 @@ class Reconciler:
             if record is not None and not record.pending:
                 # Status says a ring existed: a new one could not decrypt existing data.
                 return RingOutcome(ObservedKeyRing.absent(), record)
-            created = self._create_ring(store, secret_name, now)
+            try:
+                # On the store as just read: one replaced under its name since refuses it.
+                created = self._create_ring(store, secret_name, now, precondition=version)
+            except _StaleStore:
+                self._same_store(store)  # _StoreGone when replaced: nothing lands on it
+                return RingOutcome(ObservedKeyRing.unknown("the store changed meanwhile"), record)
             if created is None:
                 return RingOutcome(ObservedKeyRing.unknown("create failed"), record)
             secret, record = created
@@ -1322,12 +1332,13 @@ class Reconciler:
             # The record came from a cache that may not have our own pending write yet: read
             # the store itself before calling the ring foreign.
             try:
-                fresh = self._fresh_record(store, record)
+                fresh, version = self._fresh_record(store)
             except KubeError as error:
                 return RingOutcome(ObservedKeyRing.unknown(f"HTTP {error.status}"), record)
             if isinstance(fresh, Unreadable):
                 return _unreadable(store, fresh)
             record = fresh
+            unrecorded = version if record is None else None
         # A ring whose creation status has not yet confirmed gets no bucket keys in this pass:
         # a lost status write would leave a pending record that no longer matches the ring.
         settled = record is not None and not record.pending
@@ -1379,7 +1390,7 @@ class Reconciler:
         observed = ObservedKeyRing("present", ring)
         decision = rotation_decision(ring, now, max_age, last_rotation)
         if decision.due:
-            rotated = self._rotate(store, secret, ring, recorded, now)
+            rotated = self._rotate(store, secret, ring, recorded, now, unrecorded)
             if rotated is not None:
                 ring = rotated
                 observed = ObservedKeyRing("present", ring)
@@ -1520,9 +1531,7 @@ class Reconciler:
             # With any key an earlier pass recorded as pending whose status write was lost.
             added = keys_to_record(new, recorded)
             try:
-                self._patch_encryption(store, {
-                    "pendingKeys": [key.to_status() for key in added]
-                })
+                self._record_pending_keys(store, added, None)  # status records the ring
             except KubeError as error:
                 log.warning("record bucket keys of %s/%s: %s", store.namespace, store.name, error)
                 return BucketOutcome(secret, ring, record, due, "failed" if due else blocker,
@@ -1849,22 +1858,50 @@ class Reconciler:
         self._write_owed(store, record.owed, owed)
         return owed
 
-    def _fresh_record(
-        self, store: Store, record: KeyRingRecord | None
-    ) -> KeyRingRecord | Unreadable | None:
-        """The store's ring record read from the API, not the cache (KubeError when unread).
+    def _fresh_record(self, store: Store) -> tuple[KeyRingRecord | Unreadable | None, str]:
+        """The store's ring record read from the API, not the cache (KubeError when unread),
+        with the resourceVersion read: what a write that rests on the record is made
+        conditional on (a store replaced since has another, so nothing lands on it).
 
         _StoreGone when the store is deleted (404) or replaced (another uid) since the copy
         being reconciled: its status records nothing of this store's ring, which is not "no
         ring" (a ring made now would be the old store's, its record written into the new one)."""
-        if self.caches is None:
-            return record  # it was just read from the API
+        raw = self._same_store(store)
+        version = str((raw.get("metadata") or {}).get("resourceVersion") or "")
+        return KeyRingRecord.from_status(raw.get("status") or {}), version
+
+    def _same_store(self, store: Store) -> dict[str, Any]:
+        """The store read from the API (KubeError when unread); _StoreGone when it is deleted
+        or replaced by another of its name (another uid) since the copy being reconciled."""
         raw = self.kube.get("PersonalDataStore", store.namespace, store.name)
         if raw is None:
             raise _StoreGone("deleted")
         if (raw.get("metadata") or {}).get("uid") != store.uid:
             raise _StoreGone("replaced by another of its name")
-        return KeyRingRecord.from_status(raw.get("status") or {})
+        return raw
+
+    def _record_pending_keys(
+        self, store: Store, keys: Sequence[KeyRecord], version: str | None
+    ) -> None:
+        """Record `keys` as status.encryption.pendingKeys of this very store: at the
+        resourceVersion `version` (status read with no ring record), else by a JSON patch
+        that first tests the store's uid (status holds a record to add them to). A store
+        replaced under its name meanwhile refuses it, and the reconcile stops (_StoreGone);
+        any other failure is the KubeError."""
+        pending = [key.to_status() for key in keys]
+        try:
+            if version is not None:
+                self._patch_encryption(store, {"pendingKeys": pending}, version)
+                return
+            answer = self.kube.json_patch("PersonalDataStore", store.namespace, store.name, [
+                {"op": "test", "path": "/metadata/uid", "value": store.uid},
+                {"op": "add", "path": "/status/encryption/pendingKeys", "value": pending},
+            ], "status")  # fmt: skip
+            self._written(answer)
+        except KubeError as error:
+            if error.status in (404, 409, 422):
+                self._same_store(store)  # _StoreGone when that was why
+            raise
 
     def _create_unseen_ring(
         self, store: Store, secret_name: str, now: datetime
@@ -1977,10 +2014,13 @@ class Reconciler:
         ring: KeyRing,
         recorded: KeyRingRecord,
         now: datetime,
+        unrecorded: str | None = None,
     ) -> KeyRing | None:
         """Add a new primary key; `recorded`: status as read. The new key (and any other
         that status does not yet list) is recorded as pending before the ring is written:
-        a key in the ring that status lists nowhere was not made here (`ring_changes`)."""
+        a key in the ring that status lists nowhere was not made here (`ring_changes`).
+        `unrecorded`: the store's resourceVersion when status held no ring record (an
+        adopted ring), which the record is written at (`_record_pending_keys`)."""
         new = rotate(ring, now)
         violations = append_only_violations(ring, new)
         if violations:  # a bug, not a user error: refuse to write
@@ -1993,7 +2033,7 @@ class Reconciler:
             return None
         pending = keys_to_record(new, recorded)
         try:
-            self._patch_encryption(store, {"pendingKeys": [key.to_status() for key in pending]})
+            self._record_pending_keys(store, pending, unrecorded)
         except KubeError as error:
             log.warning("record the new key of %s/%s: %s", store.namespace, store.name, error)
             return None
