@@ -215,6 +215,25 @@ def test_a_store_this_pass_finds_not_compliant_keeps_the_keys() -> None:
     assert "ArchiveNotAllowed" in message(kube)
 
 
+def test_a_control_this_pass_finds_not_in_force_keeps_the_keys() -> None:
+    """Someone adds a NetworkPolicy that lets every pod reach the database right before the
+    due pass (no edit of the store: its generation and recorded verdicts are as before, all
+    True). This pass finds NetworkIsolated False: nothing is destroyed on it."""
+    kube = ready(cluster())
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    kube._store({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "allow-all", "namespace": "crm"},
+        "spec": {"podSelector": {}, "ingress": [{}], "policyTypes": ["Ingress"]},
+    })  # fmt: skip
+    run(kube, sink, DUE)
+    assert conditions(kube)["NetworkIsolated"][0] == "False"
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotCompliant")
+    assert "NetworkIsolated False" in message(kube)
+
+
 def test_verdicts_recorded_for_an_earlier_generation_keep_the_keys() -> None:
     """Someone edits who may reach the database right before the due pass: the recorded
     verdicts are all True, but for the spec before the edit (generation 4; the store is now

@@ -371,7 +371,8 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "KeyShreddingNotCompliant",
         "False",
         "Crypto-shredding: every record of one or more time buckets has expired, but the "
-        "store is not compliant (PolicyCompliant is not True, or another control's recorded "
+        "store is not compliant (PolicyCompliant, NetworkIsolated or AccessRestricted as this "
+        "pass judges them is not True, or another control's recorded "
         "verdict is not True or was recorded for an earlier generation of the spec, or "
         "status.conditions cannot be read): no key is destroyed "
         "while a control is not in force.",

@@ -444,8 +444,16 @@ class Reconciler:
             self.settings.access_records.note_read(
                 store.namespace, names_for(store.name).key_ring, store.name
             )
+        # This pass's own verdicts on isolation and access, as judge gives them (a foreign
+        # child, a failed act included): a shredding is weighed on them too.
+        controls = isolation_and_access(snapshot, desired, applied, self.trusted)
+        foreign = [key for key, observed in applied.items() if observed.presence == "foreign"]
+        own = with_act_failures(
+            with_children_not_ours(list(controls), store.namespace, foreign),
+            [f.condition for f in failures if f.condition is not None],
+        )
         try:
-            ring = self._key_ring(store, snapshot, now, pass_clock)
+            ring = self._key_ring(store, snapshot, now, pass_clock, own)
         except _StoreGone as gone:
             log.info("%s/%s was %s since its cached copy: not judged on it (its watch event "
                      "queues it again)", store.namespace, store.name, gone)  # fmt: skip
@@ -468,7 +476,7 @@ class Reconciler:
 
         conditions = with_act_failures(
             judge(
-                snapshot, desired, applied, ring, runs, self.trusted, self.settings, now, compared
+                snapshot, desired, applied, ring, runs, controls, self.settings, now, compared
             ),
             [f.condition for f in failures if f.condition is not None],
         )
@@ -1281,9 +1289,16 @@ class Reconciler:
     # Key ring: created once and proven ours, rotated append-only, never regenerated.
 
     def _key_ring(
-        self, store: Store, snapshot: StoreSnapshot, now: datetime, clock: Clock | None = None
+        self,
+        store: Store,
+        snapshot: StoreSnapshot,
+        now: datetime,
+        clock: Clock | None = None,
+        controls: Sequence[Condition] = (),
     ) -> RingOutcome:
-        """`clock`: the operator's time as the pass goes on (`now` at its start; None: `now`)."""
+        """`clock`: the operator's time as the pass goes on (`now` at its start; None: `now`);
+        `controls`: this pass's own verdicts that a shredding waits for, besides
+        PolicyCompliant (`_not_compliant`)."""
         secret_name = names_for(store.name).key_ring
         record = snapshot.record
         if isinstance(record, Unreadable):
@@ -1374,7 +1389,7 @@ class Reconciler:
                 recorded,
                 record,
                 now,
-                _not_compliant(snapshot),
+                _not_compliant(snapshot, controls),
                 clock,
             )
             if settled
@@ -2294,13 +2309,17 @@ def _compliance_findings(snapshot: StoreSnapshot) -> list[Finding]:
     return compliance_findings(snapshot.store, snapshot.policy)
 
 
-def _not_compliant(snapshot: StoreSnapshot) -> str | None:
-    """Why this pass finds the store not PolicyCompliant (no key is destroyed), or None."""
+def _not_compliant(snapshot: StoreSnapshot, controls: Sequence[Condition] = ()) -> str | None:
+    """Why this pass finds the store not PolicyCompliant, or another of its own verdicts
+    (`controls`) not True (no key is destroyed), or None."""
     if snapshot.policy_error is not None:
         return f"PrivacyPolicy {snapshot.store.policy} could not be read"
     findings = _compliance_findings(snapshot)
     if findings:
         return "PolicyCompliant is not True: " + ", ".join(f.reason for f in findings)
+    failing = [c for c in controls if c.status != "True"]
+    if failing:
+        return "this pass finds " + ", ".join(f"{c.type} {c.status} ({c.reason})" for c in failing)
     return None
 # The cache of the operator's key rings (controller/operator.py SECRET_KINDS).
 KEY_RING_CACHE = "KeyRing"
@@ -2646,37 +2665,18 @@ class PurgeRuns:
     not_counted: tuple[str, ...] = ()
 
 
-def judge(
+def isolation_and_access(
     snapshot: StoreSnapshot,
     desired: list[dict[str, Any]],
     applied: Mapping[tuple[str, str], ObservedObject],
-    ring: RingOutcome,
-    runs: PurgeRuns,
     trusted: TrustedSubjects,
-    settings: ReconcileSettings,
-    now: datetime,
-    compared: Sequence[Mapping[str, Any]],
-) -> list[Condition]:
-    """Every condition of the store, from what was observed and what the act left in place.
-    `compared`: `desired` in the form drift compares (`_comparable_render`)."""
-    store, policy = snapshot.store, snapshot.policy
+) -> tuple[Condition, Condition]:
+    """NetworkIsolated and AccessRestricted as this pass judges them, from what was observed
+    and what the act left in place: known before the key ring is reconciled, so a shredding
+    is weighed on this pass's verdicts, not only on the ones the last pass recorded."""
+    store = snapshot.store
     names = names_for(store.name)
     netpol = next(c for c in desired if c["kind"] == "NetworkPolicy")
-    at = next(i for i, c in enumerate(desired) if c["kind"] == "CronJob")
-    cronjob = desired[at]
-    cronjob_compared = compared[at]
-    if snapshot.policy_error is not None:
-        compliance = Condition(
-            "PolicyCompliant",
-            "Unknown",
-            "PolicyUnreadable",
-            f"PrivacyPolicy {store.policy} could not be read ({snapshot.policy_error}); the "
-            "operator retries and leaves the purge schedule as it is until it can.",
-        )
-        findings: list[Finding] = []
-    else:
-        findings = _compliance_findings(snapshot)
-        compliance = policy_compliant(findings)
     neighbours = snapshot.neighbours
     neighbour_policies = None if neighbours is None else neighbours.policies
     applied_rbac = [
@@ -2695,6 +2695,61 @@ def judge(
     neighbour_rbac = (
         None if neighbours is None else neighbours.rbac if declared is None else ()
     )
+    return (
+        network_isolated(
+            netpol,
+            applied[("NetworkPolicy", names.network_policy)],
+            snapshot.network_policies.items
+            if snapshot.network_policies.error is None
+            else None,
+            neighbours=neighbour_policies,
+            other_policies_error=snapshot.network_policies.error,
+        ),
+        access_restricted(
+            store.namespace,
+            store_secrets(store),
+            [c for c in desired if c["kind"] in ("Role", "RoleBinding")],
+            None if snapshot.rbac is None else snapshot.rbac.with_objects(applied_rbac),
+            trusted,
+            neighbour_rbac,
+            declared,
+            readers,
+        ),
+    )
+
+
+def judge(
+    snapshot: StoreSnapshot,
+    desired: list[dict[str, Any]],
+    applied: Mapping[tuple[str, str], ObservedObject],
+    ring: RingOutcome,
+    runs: PurgeRuns,
+    controls: tuple[Condition, Condition],
+    settings: ReconcileSettings,
+    now: datetime,
+    compared: Sequence[Mapping[str, Any]],
+) -> list[Condition]:
+    """Every condition of the store, from what was observed and what the act left in place.
+    `controls`: NetworkIsolated and AccessRestricted (`isolation_and_access`, judged before
+    the key ring); `compared`: `desired` in the form drift compares (`_comparable_render`)."""
+    store, policy = snapshot.store, snapshot.policy
+    names = names_for(store.name)
+    isolated, restricted = controls
+    at = next(i for i, c in enumerate(desired) if c["kind"] == "CronJob")
+    cronjob = desired[at]
+    cronjob_compared = compared[at]
+    if snapshot.policy_error is not None:
+        compliance = Condition(
+            "PolicyCompliant",
+            "Unknown",
+            "PolicyUnreadable",
+            f"PrivacyPolicy {store.policy} could not be read ({snapshot.policy_error}); the "
+            "operator retries and leaves the purge schedule as it is until it can.",
+        )
+        findings: list[Finding] = []
+    else:
+        findings = _compliance_findings(snapshot)
+        compliance = policy_compliant(findings)
     live = applied[("CronJob", cronjob["metadata"]["name"])]
     scheduled = purge_scheduled(
         findings,
@@ -2716,15 +2771,7 @@ def judge(
     last = LastPurge.from_status({"lastPurge": shown}) if shown else None
     conditions = [
         compliance,
-        network_isolated(
-            netpol,
-            applied[("NetworkPolicy", names.network_policy)],
-            snapshot.network_policies.items
-            if snapshot.network_policies.error is None
-            else None,
-            neighbours=neighbour_policies,
-            other_policies_error=snapshot.network_policies.error,
-        ),
+        isolated,
         key_shredding(
             encryption_key_ready(
                 ring.observed,
@@ -2740,16 +2787,7 @@ def judge(
             ring.buckets.blocker if ring.buckets else None,
             ring.buckets.problem if ring.buckets else None,
         ),
-        access_restricted(
-            store.namespace,
-            store_secrets(store),
-            [c for c in desired if c["kind"] in ("Role", "RoleBinding")],
-            None if snapshot.rbac is None else snapshot.rbac.with_objects(applied_rbac),
-            trusted,
-            neighbour_rbac,
-            declared,
-            readers,
-        ),
+        restricted,
         scheduled,
         naming_runs_not_counted(
             purge_succeeded(
