@@ -14,10 +14,13 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+from dataward.checks.encryption import shredding_token
 from dataward.checks.reasons import lookup
 from dataward.controller.kube import Kube
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
-from dataward.purge.plan import ACKNOWLEDGE_ANNOTATION
+from dataward.model.policy import parse_policy
+from dataward.model.store import parse_store
+from dataward.purge.plan import ACKNOWLEDGE_ANNOTATION, acknowledge_token
 from tests.controller.fake_kube import FakeKube
 from tests.controller.test_reconcile import KEY, T0, conditions, status
 from tests.controller.test_shredding import (
@@ -127,6 +130,49 @@ def test_a_test_clock_is_compared_through_its_offset() -> None:
     assert "2025-07" not in ring(kube).buckets and len(sink.of("key.shredded")) == 1
 
 
+class SlowApi(FakeKube):
+    """An API server whose clock agrees with the operator's (`at`), and a pass in which the
+    children's writes take `slow` (API timeouts) before the store is read again."""
+
+    def __init__(self, kube: FakeKube, slow: timedelta) -> None:
+        self.__dict__.update(kube.__dict__)
+        self.at = DUE
+        self.slow = slow
+
+    def clock(self) -> datetime:
+        return self.at
+
+    def apply(self, obj: Any) -> dict[str, Any]:
+        self.at += self.slow
+        self.slow = timedelta(0)
+        return super().apply(obj)
+
+    def get_dated(
+        self, kind: str, namespace: str | None, name: str
+    ) -> tuple[dict[str, Any] | None, datetime | None]:
+        self.server_time = self.at  # the clocks agree: Date is the operator's time then
+        return super().get_dated(kind, namespace, name)
+
+
+def test_a_slow_pass_is_no_clock_skew_and_records_the_time_of_the_read() -> None:
+    """The pass starts at DUE, then the children's writes take six minutes of API timeouts
+    before the store is read again. The clocks agree all along: the key goes, and its
+    destruction is recorded at the time of that read, not at the start of the pass."""
+    kube = ready(cluster())
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    store_object(kube)["spec"]["network"] = {"allowFrom": []}  # a child to write again
+    slow = SlowApi(kube, timedelta(minutes=6))
+    settings = ReconcileSettings(evidence=sink, clock=slow.clock)
+    Reconciler(cast(Kube, slow), settings).reconcile(KEY)
+    assert conditions(slow)["EncryptionKeyReady"] == ("True", "KeyReady"), message(slow)
+    assert "2025-07" not in ring(slow).buckets and len(sink.of("key.shredded")) == 1
+    (gone,) = status(slow)["encryption"]["shreddedBuckets"]
+    assert gone["shredded"] == "2026-01-28T00:06:00Z"
+    (entry,) = [g for g in ring(slow).shredded if g.bucket == "2025-07"]
+    assert entry.shredded == DUE + timedelta(minutes=6)
+
+
 # --- the store must be compliant ---------------------------------------------------------------
 
 
@@ -169,35 +215,151 @@ def test_a_store_this_pass_finds_not_compliant_keeps_the_keys() -> None:
     assert "ArchiveNotAllowed" in message(kube)
 
 
+def test_a_control_this_pass_finds_not_in_force_keeps_the_keys() -> None:
+    """Someone adds a NetworkPolicy that lets every pod reach the database right before the
+    due pass (no edit of the store: its generation and recorded verdicts are as before, all
+    True). This pass finds NetworkIsolated False: nothing is destroyed on it."""
+    kube = ready(cluster())
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    kube._store({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "allow-all", "namespace": "crm"},
+        "spec": {"podSelector": {}, "ingress": [{}], "policyTypes": ["Ingress"]},
+    })  # fmt: skip
+    run(kube, sink, DUE)
+    assert conditions(kube)["NetworkIsolated"][0] == "False"
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotCompliant")
+    assert "NetworkIsolated False" in message(kube)
+
+
+def test_verdicts_recorded_for_an_earlier_generation_keep_the_keys() -> None:
+    """Someone edits who may reach the database right before the due pass: the recorded
+    verdicts are all True, but for the spec before the edit (generation 4; the store is now
+    at 5). They say nothing of the store as it is now, so this pass destroys nothing; the
+    next, once this pass's verdicts are recorded for generation 5, does."""
+    kube = ready(cluster())
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    edit_spec(kube, network={"allowFrom": [{"namespaceSelector": {}}]})
+    run(kube, sink, DUE)
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotCompliant")
+    assert "earlier generation" in message(kube)
+    assert "generation of the spec than 5: AccessRestricted, NetworkIsolated" in message(kube)
+    run(kube, sink, DUE + timedelta(minutes=1))
+    assert "2025-07" not in ring(kube).buckets and len(sink.of("key.shredded")) == 1
+
+
+def test_verdicts_without_an_observed_generation_keep_the_keys() -> None:
+    """Unknown is not True: a verdict that does not say which spec it judged."""
+    kube = ready(cluster())
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    for condition in store_object(kube)["status"]["conditions"]:
+        condition.pop("observedGeneration", None)
+    run(kube, sink, DUE)
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotCompliant")
+
+
 # --- a large shredding waits for a person ------------------------------------------------------
+
+
+SHREDDING_ANNOTATION = "dataward.io/acknowledge-shredding"
+
+
+def outage_cluster() -> FakeKube:
+    kube = cluster()
+    store_object(kube)["spec"]["encryption"]["keyRotation"] = "90d"  # not due in the outage
+    return ready(kube)
+
+
+def asked_token(kube: FakeKube) -> str:
+    """The token the condition's `kubectl annotate` command names."""
+    found = re.search(re.escape(SHREDDING_ANNOTATION) + r"=(\S+) --overwrite", message(kube))
+    assert found is not None, message(kube)
+    return found.group(1)
+
+
+def annotate(kube: FakeKube, name: str, value: str) -> None:
+    store_object(kube)["metadata"].setdefault("annotations", {})[name] = value
 
 
 def test_more_than_one_bucket_at_once_waits_for_the_acknowledgement() -> None:
     """The operator was down from January to the end of February: July and August are due
-    at once. Nothing goes until the purge's acknowledgement annotation carries the token the
-    condition names (a stale or wrong token is no acknowledgement); then both go."""
-    kube = cluster()
-    store_object(kube)["spec"]["encryption"]["keyRotation"] = "90d"  # not due in the outage
-    kube = ready(kube)
+    at once. Nothing goes until the shredding's own annotation carries the token the
+    condition names (a wrong token is no acknowledgement); then both go."""
+    kube = outage_cluster()
     sink = Sink(kube)
     run(kube, sink, T0 + timedelta(minutes=1))
     run(kube, sink, BOTH_DUE)
     assert {"2025-07", "2025-08"} <= set(ring(kube).buckets) and sink.of("key.shredded") == []
     assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotAcknowledged")
-    found = re.search(re.escape(ACKNOWLEDGE_ANNOTATION) + r"=(\S+) --overwrite", message(kube))
-    assert found is not None, message(kube)
-    token = found.group(1)
-    assert token.startswith("180d-g")
-    annotations = store_object(kube)["metadata"].setdefault("annotations", {})
-    annotations[ACKNOWLEDGE_ANNOTATION] = "180d-g1-p1"  # an earlier cut's
+    token = asked_token(kube)
+    assert "2025-07" in token and "2025-08" in token, "the token names what it releases"
+    annotate(kube, SHREDDING_ANNOTATION, token + "x")
     run(kube, sink, BOTH_DUE + timedelta(minutes=1))
     assert sink.of("key.shredded") == []
     assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotAcknowledged")
-    store_object(kube)["metadata"]["annotations"][ACKNOWLEDGE_ANNOTATION] = token
+    annotate(kube, SHREDDING_ANNOTATION, token)
     run(kube, sink, BOTH_DUE + timedelta(minutes=2))
     assert not {"2025-07", "2025-08"} & set(ring(kube).buckets)
     assert sorted(p["bucket"] for p in sink.of("key.shredded")) == ["2025-07", "2025-08"]
     assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")
+
+
+def test_the_purges_acknowledgement_does_not_release_a_shredding() -> None:
+    """A large purge cut was acknowledged months ago; annotations do not bump the generation,
+    so that token is still the purge's current one. A later outage leaves two buckets due at
+    once: the purge's acknowledgement is not a person agreeing to destroy those keys."""
+    kube = outage_cluster()
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    store = parse_store(store_object(kube))
+    policy = parse_policy(kube.objects[("PrivacyPolicy", None, store.policy)])
+    annotate(kube, ACKNOWLEDGE_ANNOTATION, acknowledge_token(store, policy))
+    run(kube, sink, BOTH_DUE)
+    assert {"2025-07", "2025-08"} <= set(ring(kube).buckets) and sink.of("key.shredded") == []
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotAcknowledged")
+    assert SHREDDING_ANNOTATION in message(kube)
+
+
+def test_an_acknowledgement_of_other_buckets_releases_nothing() -> None:
+    """Someone acknowledged the shredding of July and August; before the operator got to
+    it, September fell due too. The acknowledgement named two keys, not three."""
+    kube = outage_cluster()
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    run(kube, sink, BOTH_DUE)
+    two = asked_token(kube)
+    annotate(kube, SHREDDING_ANNOTATION, two)
+    later = datetime(2026, 3, 30, tzinfo=UTC)  # September's last record expired on Mar 29
+    run(kube, sink, later)
+    assert {"2025-07", "2025-08", "2025-09"} <= set(ring(kube).buckets)
+    assert sink.of("key.shredded") == []
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotAcknowledged")
+    three = asked_token(kube)
+    assert three != two and "2025-09" in three
+    annotate(kube, SHREDDING_ANNOTATION, three)
+    run(kube, sink, later + timedelta(minutes=1))
+    assert sorted(p["bucket"] for p in sink.of("key.shredded")) == [
+        "2025-07", "2025-08", "2025-09"
+    ]
+
+
+def test_a_token_is_the_stores_own() -> None:
+    """The same buckets due on another store need that store's own acknowledgement."""
+    kube = outage_cluster()
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    run(kube, sink, BOTH_DUE)
+    token = asked_token(kube)
+    assert shredding_token(parse_store(store_object(kube)), ("2025-08", "2025-07")) == token
+    other = copy.deepcopy(store_object(kube))
+    other["metadata"]["name"] = "another"
+    assert shredding_token(parse_store(other), ("2025-07", "2025-08")) != token
 
 
 def test_one_bucket_at_a_time_needs_no_acknowledgement() -> None:

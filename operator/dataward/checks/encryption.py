@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -11,6 +12,7 @@ from dataward.checks.conditions import ENCRYPTION_KEY_READY, READY, Condition
 from dataward.checks.observed import KeyRecord, KeyRingRecord, ObservedKeyRing, OwedWithdrawal
 from dataward.keys.ring import KeyRing, KeyVersion, fingerprint, format_time
 from dataward.model.durations import Duration
+from dataward.model.store import Store
 
 
 def encryption_key_ready(
@@ -227,8 +229,11 @@ ShreddingBlocker = Literal[
     "clock-skew", "not-compliant", "not-acknowledged",
 ]  # fmt: skip
 # More bucket keys due at once than this (after a long outage, a shortened retention) wait
-# for the purge's large-cut acknowledgement (ACKNOWLEDGE_ANNOTATION, same token).
+# for a person: SHREDDING_ANNOTATION set to the token naming them (`shredding_token`).
 LARGE_SHREDDING = 1
+# The shredding's own acknowledgement; the purge's (dataward.io/acknowledge-large-purge) names
+# a cut, not keys, and outlives it (annotations do not bump the generation): never this one's.
+SHREDDING_ANNOTATION = "dataward.io/acknowledge-shredding"
 # The verdicts a shredding does not wait for: its own (EncryptionKeyReady says why keys wait,
 # so waiting on it would wait for ever) and Ready, which sums it.
 _NOT_AWAITED = (ENCRYPTION_KEY_READY, READY)
@@ -280,9 +285,11 @@ def clock_skew_problem(now: datetime, server: datetime | None, bound: timedelta)
     )
 
 
-def controls_not_in_force(status: Any) -> str | None:
-    """Why the store's recorded verdicts (`status`, as read from the API) do not let a key be
-    destroyed: a verdict other than EncryptionKeyReady and Ready that is not True, no
+def controls_not_in_force(status: Any, generation: int) -> str | None:
+    """Why the store's recorded verdicts (`status`, as read from the API, of the store at
+    `generation`) do not let a key be destroyed: a verdict other than EncryptionKeyReady and
+    Ready that is not True, or that judged an earlier generation of the spec than the one read
+    (an edit this very pass has not recorded its verdicts on yet), or does not say which; no
     verdict yet, or conditions not in the form the operator writes (unknown is not True)."""
     conditions = status.get("conditions") if isinstance(status, Mapping) else None
     if conditions is None:
@@ -298,10 +305,34 @@ def controls_not_in_force(status: Any) -> str | None:
         return "the store has no recorded verdicts yet"
     failing = sorted({c["type"] for c in awaited if c["status"] != "True"})
     if not failing:
-        return None
+        behind = sorted({c["type"] for c in awaited if not _judged_at(c, generation)})
+        if not behind:
+            return None
+        named = ", ".join(t[:63] for t in behind[:8])
+        return (
+            f"these verdicts were recorded for an earlier generation of the spec than "
+            f"{generation}: {named}"
+        )
     # Types only, never a message (status is anyone's to write who may patch it): capped.
     named = ", ".join(t[:63] for t in failing[:8])
     return f"these controls are not in force (not True): {named}"
+
+
+def _judged_at(condition: Mapping[str, Any], generation: int) -> bool:
+    """Whether a recorded verdict judged the spec at `generation` (or a later one)."""
+    observed = condition.get("observedGeneration")
+    return isinstance(observed, int) and not isinstance(observed, bool) and observed >= generation
+
+
+def shredding_token(store: Store, due: Iterable[str]) -> str:
+    """The value of SHREDDING_ANNOTATION that releases the destruction of exactly the keys of
+    `due` on `store`: the first and last bucket and how many (for a person to read), then a
+    digest binding the whole set and the store's namespace and name (an acknowledgement of
+    other buckets, or copied from another store, releases nothing)."""
+    buckets = sorted(set(due))
+    named = f"{store.namespace}/{store.name}\n" + "\n".join(buckets)
+    digest = hashlib.sha256(named.encode()).hexdigest()[:12]
+    return f"{buckets[0]}..{buckets[-1]}-n{len(buckets)}-{digest}"
 
 
 def large_shredding(due: tuple[str, ...], acknowledged: bool) -> bool:

@@ -371,8 +371,10 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "KeyShreddingNotCompliant",
         "False",
         "Crypto-shredding: every record of one or more time buckets has expired, but the "
-        "store is not compliant (PolicyCompliant is not True, or another control's recorded "
-        "verdict is not True, or status.conditions cannot be read): no key is destroyed "
+        "store is not compliant (PolicyCompliant, NetworkIsolated or AccessRestricted as this "
+        "pass judges them is not True, or another control's recorded "
+        "verdict is not True or was recorded for an earlier generation of the spec, or "
+        "status.conditions cannot be read): no key is destroyed "
         "while a control is not in force.",
         "Fix what the other conditions say; the keys are destroyed at the pass after every "
         "control is True again.",
@@ -382,10 +384,11 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "KeyShreddingNotAcknowledged",
         "False",
         "Crypto-shredding: the keys of more than one time bucket are due at once (after a long "
-        "outage, or a shortened retention): they wait for the acknowledgement the purge asks "
-        "for a large cut. Nothing was destroyed.",
+        "outage, or a shortened retention): they wait for a person to acknowledge the "
+        "destruction of those very keys (the purge's own acknowledgement does not release "
+        "them). Nothing was destroyed.",
         "If it is intended, run the `kubectl annotate` command of the message (annotation "
-        "dataward.io/acknowledge-large-purge, the token it names).",
+        "dataward.io/acknowledge-shredding, the token naming the buckets due).",
     ),
     _store(
         ENCRYPTION_KEY_READY,

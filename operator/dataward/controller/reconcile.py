@@ -42,6 +42,7 @@ from dataward.checks.conditions import (
 from dataward.checks.drift import canonical_text, needs_apply, replacement
 from dataward.checks.encryption import (
     CANCEL_REASONS,
+    SHREDDING_ANNOTATION,
     ShreddingBlocker,
     clock_skew_problem,
     controls_not_in_force,
@@ -53,11 +54,13 @@ from dataward.checks.encryption import (
     large_shredding,
     owed_problem,
     ring_changes,
+    shredding_token,
     standing_withdrawals,
     unreadable_problem,
 )
 from dataward.checks.network import network_isolated, unnamed_keys, workload_labels
 from dataward.checks.observed import (
+    KeyRecord,
     KeyRingRecord,
     LastPurge,
     Listing,
@@ -146,7 +149,7 @@ from dataward.model.revisions import (
     preview_state,
 )
 from dataward.model.store import Store, parse_store
-from dataward.purge.plan import ACKNOWLEDGE_ANNOTATION, DEFAULT_MAX_CLOCK_SKEW, acknowledge_token
+from dataward.purge.plan import ACKNOWLEDGE_ANNOTATION, DEFAULT_MAX_CLOCK_SKEW
 from dataward.render import RenderSettings, label_value, names_for, render_children
 from dataward.render.key_ring import render_key_ring_metadata
 from dataward.render.labels import STORE_KIND, store_selector
@@ -377,7 +380,14 @@ class Reconciler:
         Returns when the store is next due without any event (its key rotation), or None.
         """
         namespace, name = key
-        now = now or self.settings.clock()
+        started = self.settings.clock()
+        now = now or started
+
+        def pass_clock() -> datetime:
+            """The pass's `now`, moved on by the time the pass has taken so far (a pass slowed
+            by API timeouts does not time a destruction at its start)."""
+            return now + (self.settings.clock() - started)
+
         if not self.owns(namespace):
             return None  # another shard's (or, while unknown, nobody's yet)
         raw = self.read.get("PersonalDataStore", namespace, name)
@@ -434,8 +444,16 @@ class Reconciler:
             self.settings.access_records.note_read(
                 store.namespace, names_for(store.name).key_ring, store.name
             )
+        # This pass's own verdicts on isolation and access, as judge gives them (a foreign
+        # child, a failed act included): a shredding is weighed on them too.
+        controls = isolation_and_access(snapshot, desired, applied, self.trusted)
+        foreign = [key for key, observed in applied.items() if observed.presence == "foreign"]
+        own = with_act_failures(
+            with_children_not_ours(list(controls), store.namespace, foreign),
+            [f.condition for f in failures if f.condition is not None],
+        )
         try:
-            ring = self._key_ring(store, snapshot, now)
+            ring = self._key_ring(store, snapshot, now, pass_clock, own)
         except _StoreGone as gone:
             log.info("%s/%s was %s since its cached copy: not judged on it (its watch event "
                      "queues it again)", store.namespace, store.name, gone)  # fmt: skip
@@ -458,7 +476,7 @@ class Reconciler:
 
         conditions = with_act_failures(
             judge(
-                snapshot, desired, applied, ring, runs, self.trusted, self.settings, now, compared
+                snapshot, desired, applied, ring, runs, controls, self.settings, now, compared
             ),
             [f.condition for f in failures if f.condition is not None],
         )
@@ -1270,7 +1288,17 @@ class Reconciler:
 
     # Key ring: created once and proven ours, rotated append-only, never regenerated.
 
-    def _key_ring(self, store: Store, snapshot: StoreSnapshot, now: datetime) -> RingOutcome:
+    def _key_ring(
+        self,
+        store: Store,
+        snapshot: StoreSnapshot,
+        now: datetime,
+        clock: Clock | None = None,
+        controls: Sequence[Condition] = (),
+    ) -> RingOutcome:
+        """`clock`: the operator's time as the pass goes on (`now` at its start; None: `now`);
+        `controls`: this pass's own verdicts that a shredding waits for, besides
+        PolicyCompliant (`_not_compliant`)."""
         secret_name = names_for(store.name).key_ring
         record = snapshot.record
         if isinstance(record, Unreadable):
@@ -1287,11 +1315,15 @@ class Reconciler:
                 secret = self._ring_secret(store.namespace, secret_name)
             except KubeError as error:
                 return RingOutcome(ObservedKeyRing.unknown(f"HTTP {error.status}"), record)
+        # The resourceVersion of the store as read again when status recorded no ring: a
+        # record written then is conditional on it (None: status held one as read).
+        unrecorded: str | None = None
+        version: str | None = None
         if secret is None:
             if record is None or record.pending:
                 # Never create a ring on a cached read alone: status may record one already.
                 try:
-                    fresh = self._fresh_record(store, record)
+                    fresh, version = self._fresh_record(store)
                 except KubeError as error:
                     return RingOutcome(ObservedKeyRing.unknown(f"HTTP {error.status}"), record)
                 if isinstance(fresh, Unreadable):
@@ -1300,7 +1332,12 @@ class Reconciler:
             if record is not None and not record.pending:
                 # Status says a ring existed: a new one could not decrypt existing data.
                 return RingOutcome(ObservedKeyRing.absent(), record)
-            created = self._create_ring(store, secret_name, now)
+            try:
+                # On the store as just read: one replaced under its name since refuses it.
+                created = self._create_ring(store, secret_name, now, precondition=version)
+            except _StaleStore:
+                self._same_store(store)  # _StoreGone when replaced: nothing lands on it
+                return RingOutcome(ObservedKeyRing.unknown("the store changed meanwhile"), record)
             if created is None:
                 return RingOutcome(ObservedKeyRing.unknown("create failed"), record)
             secret, record = created
@@ -1310,12 +1347,13 @@ class Reconciler:
             # The record came from a cache that may not have our own pending write yet: read
             # the store itself before calling the ring foreign.
             try:
-                fresh = self._fresh_record(store, record)
+                fresh, version = self._fresh_record(store)
             except KubeError as error:
                 return RingOutcome(ObservedKeyRing.unknown(f"HTTP {error.status}"), record)
             if isinstance(fresh, Unreadable):
                 return _unreadable(store, fresh)
             record = fresh
+            unrecorded = version if record is None else None
         # A ring whose creation status has not yet confirmed gets no bucket keys in this pass:
         # a lost status write would leave a pending record that no longer matches the ring.
         settled = record is not None and not record.pending
@@ -1351,7 +1389,8 @@ class Reconciler:
                 recorded,
                 record,
                 now,
-                _not_compliant(snapshot),
+                _not_compliant(snapshot, controls),
+                clock,
             )
             if settled
             else BucketOutcome(
@@ -1366,7 +1405,7 @@ class Reconciler:
         observed = ObservedKeyRing("present", ring)
         decision = rotation_decision(ring, now, max_age, last_rotation)
         if decision.due:
-            rotated = self._rotate(store, secret, ring, recorded, now)
+            rotated = self._rotate(store, secret, ring, recorded, now, unrecorded)
             if rotated is not None:
                 ring = rotated
                 observed = ObservedKeyRing("present", ring)
@@ -1390,6 +1429,7 @@ class Reconciler:
         record: KeyRingRecord,
         now: datetime,
         not_compliant: str | None = None,
+        clock: Clock | None = None,
     ) -> BucketOutcome:
         """Create the bucket keys the category needs; destroy the ones whose records expired.
 
@@ -1399,10 +1439,11 @@ class Reconciler:
         failure destroys nothing). One Secret write, a compare-and-swap on resourceVersion.
 
         Nothing is destroyed either on a store that is not compliant (`not_compliant`: this
-        pass's PolicyCompliant, then every recorded verdict as read again), when the API
+        pass's PolicyCompliant, then every recorded verdict as read again, which must be True
+        and recorded for the spec's generation as read), when the API
         server's time (the Date of that read) and the operator's clock differ by more than
         `max_clock_skew` (the keys due are those due at the server's time), when more than
-        LARGE_SHREDDING keys are due at once without the purge's acknowledgement annotation,
+        LARGE_SHREDDING keys are due at once without SHREDDING_ANNOTATION naming them,
         or when the store's policy, category or retention changed since the decision.
 
         The hold is read again from the API (the cache may not have a hold set a moment ago)
@@ -1454,21 +1495,25 @@ class Reconciler:
         elif due and self.settings.evidence is None:
             blocker = "no-evidence-log"
         shred: tuple[str, ...] = ()
+        shred_at = now
         shredded = record.shredded
         version = None
         if due and blocker is None and not_compliant is not None:
             blocker, problem = "not-compliant", not_compliant
         found = due  # due by the operator's clock (the server's may not agree yet)
         if due and blocker is None:
-            hold = self._hold_now(store)
+            hold = self._hold_now(store, clock)
             blocker, problem, version = hold.blocker, hold.problem, hold.version
+            # The operator's time at that read, next to the server's: what the gates compare
+            # and what the destruction is recorded at (not the start of a slow pass).
+            shred_at = hold.read_at or now
             if blocker is None and version is not None:
                 due, blocker, problem = self._shredding_gate(
-                    store, policy, hold, due, now, (retention, statutory)
+                    store, policy, hold, due, shred_at, (retention, statutory)
                 )
         if due and blocker is None and version is not None:
             shredded, owed, problem = self._record_shredding(
-                store, ring, record, due, now, (retention, statutory), version
+                store, ring, record, due, shred_at, (retention, statutory), version
             )
             decided = {gone.bucket for gone in shredded}
             shred = tuple(bucket for bucket in due if bucket in decided)
@@ -1489,7 +1534,7 @@ class Reconciler:
         retry = now + UNSETTLED_RECHECK if found and blocker not in _HELD else plan.next_due
         if not shred and not plan.create:
             return BucketOutcome(secret, ring, record, due, blocker, problem, retry)
-        new = add_bucket_keys(shred_buckets(ring, shred, now), plan.create, now)
+        new = add_bucket_keys(shred_buckets(ring, shred, shred_at), plan.create, now)
         violations = append_only_violations(ring, new, shredding=shred)
         if violations:  # a bug, not a user error: refuse to write
             log.error("refusing key ring change of %s/%s: %s", store.namespace,
@@ -1501,9 +1546,7 @@ class Reconciler:
             # With any key an earlier pass recorded as pending whose status write was lost.
             added = keys_to_record(new, recorded)
             try:
-                self._patch_encryption(store, {
-                    "pendingKeys": [key.to_status() for key in added]
-                })
+                self._record_pending_keys(store, added, None)  # status records the ring
             except KubeError as error:
                 log.warning("record bucket keys of %s/%s: %s", store.namespace, store.name, error)
                 return BucketOutcome(secret, ring, record, due, "failed" if due else blocker,
@@ -1535,13 +1578,15 @@ class Reconciler:
             blocker, retry = None, plan.next_due
         return BucketOutcome(answer, new, record, left, blocker, problem, retry)
 
-    def _hold_now(self, store: Store) -> Hold:
+    def _hold_now(self, store: Store, clock: Clock | None = None) -> Hold:
         """What keeps due keys now, read from the API, not the cache: the blocker, a problem
         (the store could not be read, or owes a withdrawal the cache did not show), and the
         resourceVersion read (None: nothing may be recorded); with the store as read, its
-        status, and the API server's time (the answer's Date) for the gates that follow."""
+        status, and the API server's time (the answer's Date) for the gates that follow, with
+        the operator's (`clock`) read right after it."""
         try:
             raw, server = self.kube.get_dated("PersonalDataStore", store.namespace, store.name)
+            read_at = None if clock is None else clock()
         except KubeError as error:
             return Hold("failed", f"reading the store again: HTTP {error.status}", None)
         if raw is None or raw["metadata"].get("uid") != store.uid:
@@ -1563,7 +1608,7 @@ class Reconciler:
             # Owed by a pass the cache has not caught up with (another replica's, before it
             # stopped): settled from the cache's next copy, never recorded over.
             return Hold("failed", owed_problem(fresh_record.owed), None)
-        return Hold(None, None, version, fresh, raw.get("status"), server)
+        return Hold(None, None, version, fresh, raw.get("status"), server, read_at)
 
     def _shredding_gate(
         self,
@@ -1581,7 +1626,7 @@ class Reconciler:
         changed = _decision_changed(store, fresh)
         if changed:
             return due, "failed", f"spec.{changed} changed since the keys were found due"
-        not_in_force = controls_not_in_force(hold.status)
+        not_in_force = controls_not_in_force(hold.status, fresh.generation)
         if not_in_force is not None:
             return due, "not-compliant", not_in_force
         server = None if hold.server is None else self.settings.skew_reference(hold.server)
@@ -1590,11 +1635,12 @@ class Reconciler:
             return due, "clock-skew", skew
         # Decided at the server's time: a key due only by the operator's clock stays.
         due = tuple(bucket for bucket in due if bucket_expired(bucket, server, *periods))
-        token = acknowledge_token(fresh, policy)
-        if due and large_shredding(due, fresh.annotation(ACKNOWLEDGE_ANNOTATION) == token):
+        # Released only by an acknowledgement naming these very keys, at this store.
+        token = shredding_token(fresh, due) if due else ""
+        if due and large_shredding(due, fresh.annotation(SHREDDING_ANNOTATION) == token):
             return due, "not-acknowledged", (
                 f"kubectl annotate personaldatastore -n {fresh.namespace} {fresh.name} "
-                f"{ACKNOWLEDGE_ANNOTATION}={token} --overwrite"
+                f"{SHREDDING_ANNOTATION}={token} --overwrite"
             )
         return due, None, None
 
@@ -1827,22 +1873,50 @@ class Reconciler:
         self._write_owed(store, record.owed, owed)
         return owed
 
-    def _fresh_record(
-        self, store: Store, record: KeyRingRecord | None
-    ) -> KeyRingRecord | Unreadable | None:
-        """The store's ring record read from the API, not the cache (KubeError when unread).
+    def _fresh_record(self, store: Store) -> tuple[KeyRingRecord | Unreadable | None, str]:
+        """The store's ring record read from the API, not the cache (KubeError when unread),
+        with the resourceVersion read: what a write that rests on the record is made
+        conditional on (a store replaced since has another, so nothing lands on it).
 
         _StoreGone when the store is deleted (404) or replaced (another uid) since the copy
         being reconciled: its status records nothing of this store's ring, which is not "no
         ring" (a ring made now would be the old store's, its record written into the new one)."""
-        if self.caches is None:
-            return record  # it was just read from the API
+        raw = self._same_store(store)
+        version = str((raw.get("metadata") or {}).get("resourceVersion") or "")
+        return KeyRingRecord.from_status(raw.get("status") or {}), version
+
+    def _same_store(self, store: Store) -> dict[str, Any]:
+        """The store read from the API (KubeError when unread); _StoreGone when it is deleted
+        or replaced by another of its name (another uid) since the copy being reconciled."""
         raw = self.kube.get("PersonalDataStore", store.namespace, store.name)
         if raw is None:
             raise _StoreGone("deleted")
         if (raw.get("metadata") or {}).get("uid") != store.uid:
             raise _StoreGone("replaced by another of its name")
-        return KeyRingRecord.from_status(raw.get("status") or {})
+        return raw
+
+    def _record_pending_keys(
+        self, store: Store, keys: Sequence[KeyRecord], version: str | None
+    ) -> None:
+        """Record `keys` as status.encryption.pendingKeys of this very store: at the
+        resourceVersion `version` (status read with no ring record), else by a JSON patch
+        that first tests the store's uid (status holds a record to add them to). A store
+        replaced under its name meanwhile refuses it, and the reconcile stops (_StoreGone);
+        any other failure is the KubeError."""
+        pending = [key.to_status() for key in keys]
+        try:
+            if version is not None:
+                self._patch_encryption(store, {"pendingKeys": pending}, version)
+                return
+            answer = self.kube.json_patch("PersonalDataStore", store.namespace, store.name, [
+                {"op": "test", "path": "/metadata/uid", "value": store.uid},
+                {"op": "add", "path": "/status/encryption/pendingKeys", "value": pending},
+            ], "status")  # fmt: skip
+            self._written(answer)
+        except KubeError as error:
+            if error.status in (404, 409, 422):
+                self._same_store(store)  # _StoreGone when that was why
+            raise
 
     def _create_unseen_ring(
         self, store: Store, secret_name: str, now: datetime
@@ -1955,10 +2029,13 @@ class Reconciler:
         ring: KeyRing,
         recorded: KeyRingRecord,
         now: datetime,
+        unrecorded: str | None = None,
     ) -> KeyRing | None:
         """Add a new primary key; `recorded`: status as read. The new key (and any other
         that status does not yet list) is recorded as pending before the ring is written:
-        a key in the ring that status lists nowhere was not made here (`ring_changes`)."""
+        a key in the ring that status lists nowhere was not made here (`ring_changes`).
+        `unrecorded`: the store's resourceVersion when status held no ring record (an
+        adopted ring), which the record is written at (`_record_pending_keys`)."""
         new = rotate(ring, now)
         violations = append_only_violations(ring, new)
         if violations:  # a bug, not a user error: refuse to write
@@ -1971,7 +2048,7 @@ class Reconciler:
             return None
         pending = keys_to_record(new, recorded)
         try:
-            self._patch_encryption(store, {"pendingKeys": [key.to_status() for key in pending]})
+            self._record_pending_keys(store, pending, unrecorded)
         except KubeError as error:
             log.warning("record the new key of %s/%s: %s", store.namespace, store.name, error)
             return None
@@ -2213,6 +2290,7 @@ class Hold(NamedTuple):
     fresh: Store | None = None
     status: Any = None
     server: datetime | None = None  # the API server's time (the answer's Date header)
+    read_at: datetime | None = None  # the operator's time, read next to it (None: the pass's)
 
 
 def _decision_changed(decided: Store, fresh: Store) -> str | None:
@@ -2223,17 +2301,25 @@ def _decision_changed(decided: Store, fresh: Store) -> str | None:
     return None
 
 
-def _not_compliant(snapshot: StoreSnapshot) -> str | None:
-    """Why this pass finds the store not PolicyCompliant (no key is destroyed), or None."""
+def _compliance_findings(snapshot: StoreSnapshot) -> list[Finding]:
+    """What keeps the store from being PolicyCompliant, its policy read (the policy's own
+    finding, else the store's against it): for the verdict and for the shredding gate."""
+    if snapshot.policy_finding:
+        return [snapshot.policy_finding]
+    return compliance_findings(snapshot.store, snapshot.policy)
+
+
+def _not_compliant(snapshot: StoreSnapshot, controls: Sequence[Condition] = ()) -> str | None:
+    """Why this pass finds the store not PolicyCompliant, or another of its own verdicts
+    (`controls`) not True (no key is destroyed), or None."""
     if snapshot.policy_error is not None:
         return f"PrivacyPolicy {snapshot.store.policy} could not be read"
-    findings = (
-        [snapshot.policy_finding]
-        if snapshot.policy_finding
-        else compliance_findings(snapshot.store, snapshot.policy)
-    )
+    findings = _compliance_findings(snapshot)
     if findings:
         return "PolicyCompliant is not True: " + ", ".join(f.reason for f in findings)
+    failing = [c for c in controls if c.status != "True"]
+    if failing:
+        return "this pass finds " + ", ".join(f"{c.type} {c.status} ({c.reason})" for c in failing)
     return None
 # The cache of the operator's key rings (controller/operator.py SECRET_KINDS).
 KEY_RING_CACHE = "KeyRing"
@@ -2579,41 +2665,18 @@ class PurgeRuns:
     not_counted: tuple[str, ...] = ()
 
 
-def judge(
+def isolation_and_access(
     snapshot: StoreSnapshot,
     desired: list[dict[str, Any]],
     applied: Mapping[tuple[str, str], ObservedObject],
-    ring: RingOutcome,
-    runs: PurgeRuns,
     trusted: TrustedSubjects,
-    settings: ReconcileSettings,
-    now: datetime,
-    compared: Sequence[Mapping[str, Any]],
-) -> list[Condition]:
-    """Every condition of the store, from what was observed and what the act left in place.
-    `compared`: `desired` in the form drift compares (`_comparable_render`)."""
-    store, policy = snapshot.store, snapshot.policy
+) -> tuple[Condition, Condition]:
+    """NetworkIsolated and AccessRestricted as this pass judges them, from what was observed
+    and what the act left in place: known before the key ring is reconciled, so a shredding
+    is weighed on this pass's verdicts, not only on the ones the last pass recorded."""
+    store = snapshot.store
     names = names_for(store.name)
     netpol = next(c for c in desired if c["kind"] == "NetworkPolicy")
-    at = next(i for i, c in enumerate(desired) if c["kind"] == "CronJob")
-    cronjob = desired[at]
-    cronjob_compared = compared[at]
-    if snapshot.policy_error is not None:
-        compliance = Condition(
-            "PolicyCompliant",
-            "Unknown",
-            "PolicyUnreadable",
-            f"PrivacyPolicy {store.policy} could not be read ({snapshot.policy_error}); the "
-            "operator retries and leaves the purge schedule as it is until it can.",
-        )
-        findings: list[Finding] = []
-    else:
-        findings = (
-            [snapshot.policy_finding]
-            if snapshot.policy_finding
-            else compliance_findings(store, policy)
-        )
-        compliance = policy_compliant(findings)
     neighbours = snapshot.neighbours
     neighbour_policies = None if neighbours is None else neighbours.policies
     applied_rbac = [
@@ -2632,6 +2695,61 @@ def judge(
     neighbour_rbac = (
         None if neighbours is None else neighbours.rbac if declared is None else ()
     )
+    return (
+        network_isolated(
+            netpol,
+            applied[("NetworkPolicy", names.network_policy)],
+            snapshot.network_policies.items
+            if snapshot.network_policies.error is None
+            else None,
+            neighbours=neighbour_policies,
+            other_policies_error=snapshot.network_policies.error,
+        ),
+        access_restricted(
+            store.namespace,
+            store_secrets(store),
+            [c for c in desired if c["kind"] in ("Role", "RoleBinding")],
+            None if snapshot.rbac is None else snapshot.rbac.with_objects(applied_rbac),
+            trusted,
+            neighbour_rbac,
+            declared,
+            readers,
+        ),
+    )
+
+
+def judge(
+    snapshot: StoreSnapshot,
+    desired: list[dict[str, Any]],
+    applied: Mapping[tuple[str, str], ObservedObject],
+    ring: RingOutcome,
+    runs: PurgeRuns,
+    controls: tuple[Condition, Condition],
+    settings: ReconcileSettings,
+    now: datetime,
+    compared: Sequence[Mapping[str, Any]],
+) -> list[Condition]:
+    """Every condition of the store, from what was observed and what the act left in place.
+    `controls`: NetworkIsolated and AccessRestricted (`isolation_and_access`, judged before
+    the key ring); `compared`: `desired` in the form drift compares (`_comparable_render`)."""
+    store, policy = snapshot.store, snapshot.policy
+    names = names_for(store.name)
+    isolated, restricted = controls
+    at = next(i for i, c in enumerate(desired) if c["kind"] == "CronJob")
+    cronjob = desired[at]
+    cronjob_compared = compared[at]
+    if snapshot.policy_error is not None:
+        compliance = Condition(
+            "PolicyCompliant",
+            "Unknown",
+            "PolicyUnreadable",
+            f"PrivacyPolicy {store.policy} could not be read ({snapshot.policy_error}); the "
+            "operator retries and leaves the purge schedule as it is until it can.",
+        )
+        findings: list[Finding] = []
+    else:
+        findings = _compliance_findings(snapshot)
+        compliance = policy_compliant(findings)
     live = applied[("CronJob", cronjob["metadata"]["name"])]
     scheduled = purge_scheduled(
         findings,
@@ -2653,15 +2771,7 @@ def judge(
     last = LastPurge.from_status({"lastPurge": shown}) if shown else None
     conditions = [
         compliance,
-        network_isolated(
-            netpol,
-            applied[("NetworkPolicy", names.network_policy)],
-            snapshot.network_policies.items
-            if snapshot.network_policies.error is None
-            else None,
-            neighbours=neighbour_policies,
-            other_policies_error=snapshot.network_policies.error,
-        ),
+        isolated,
         key_shredding(
             encryption_key_ready(
                 ring.observed,
@@ -2677,16 +2787,7 @@ def judge(
             ring.buckets.blocker if ring.buckets else None,
             ring.buckets.problem if ring.buckets else None,
         ),
-        access_restricted(
-            store.namespace,
-            store_secrets(store),
-            [c for c in desired if c["kind"] in ("Role", "RoleBinding")],
-            None if snapshot.rbac is None else snapshot.rbac.with_objects(applied_rbac),
-            trusted,
-            neighbour_rbac,
-            declared,
-            readers,
-        ),
+        restricted,
         scheduled,
         naming_runs_not_counted(
             purge_succeeded(
