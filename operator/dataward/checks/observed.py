@@ -405,7 +405,8 @@ class PolicyRule:
 
     def reads_secrets(self, secret_names: Iterable[str]) -> bool:
         """True when the rule lets its holder read any of `secret_names`: one of
-        SECRET_READ_VERBS (patch answers with the whole Secret), or "*"."""
+        SECRET_READ_VERBS (patch, delete and deletecollection can answer with the whole
+        Secret), or "*"."""
         return (
             bool({"", "*"} & set(self.api_groups))
             and bool({"secrets", "*"} & set(self.resources))
