@@ -105,8 +105,9 @@ class ObservedKeyRing:
 class Unreadable:
     """A record the operator wrote earlier (in status) that is not in the form it writes.
 
-    A store's status may be written by anyone who may patch its `status` subresource, so a
-    record read back can be garbled. `field` is where (a path such as
+    A store's status may be written by anyone who may write its `status` subresource (with
+    the chart's status guard: only holders of `override`), so a record read back can be
+    garbled. `field` is where (a path such as
     `status.encryption.owedWithdrawals[0].keyId`), never the value, which could be anything.
     Never taken as "no record": what depends on it is Unknown, and nothing is created,
     adopted or destroyed on its strength.
