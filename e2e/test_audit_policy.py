@@ -135,6 +135,49 @@ def test_a_readers_get_of_the_key_ring_is_audited_at_metadata_without_data(
     assert event["level"] == "Metadata" and event["responseStatus"]["code"] == 200
     assert "requestObject" not in event and "responseObject" not in event
 
+    # A deletecollection answers with the Secrets it deleted, data and all, even with
+    # dryRun=All (nothing deleted); a delete answers with the Secret while a finalizer holds
+    # it. Someone with only those verbs reads the ring and the credentials: both are audited.
+    credentials = parsed.database.credentials_secret
+    plane.kubectl("patch", "secret", credentials, "-n", NAMESPACE, "--type=merge", "-p",
+                  json.dumps({"metadata": {"finalizers": ["example.com/hold"]}}))  # fmt: skip
+    apply(plane, {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "deleter", "namespace": NAMESPACE},
+        "rules": [{"apiGroups": [""], "resources": ["secrets"],
+                   "verbs": ["delete", "deletecollection"]}],
+    }, {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "deleter", "namespace": NAMESPACE},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deleter"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                      "name": "trudy"}],
+    })  # fmt: skip
+    trudy = plane.kubeconfig_for_user("trudy", [])
+    with plane.api_client(trudy) as api:
+        core = client.CoreV1Api(api)
+        swept = core.delete_collection_namespaced_secret(
+            NAMESPACE, field_selector=f"metadata.name={ring}", dry_run="All",
+            _preload_content=False,
+        )  # fmt: skip
+        (item,) = json.loads(swept.data)["items"]
+        assert MATERIAL in base64.b64decode(item["data"]["keyring.json"]).decode()
+        held = json.loads(core.delete_namespaced_secret(
+            credentials, NAMESPACE, _preload_content=False).data)  # fmt: skip
+        assert held["kind"] == "Secret"
+        assert MATERIAL in base64.b64decode(held["data"]["password"]).decode()
+    assert plane.kubectl("get", "secret", ring, "-n", NAMESPACE).returncode == 0  # dry run
+    plane.kubectl("patch", "secret", credentials, "-n", NAMESPACE, "--type=merge", "-p",
+                  json.dumps({"metadata": {"finalizers": None}}))  # fmt: skip
+    swept_events = wait_for(
+        lambda: events_for(plane, "trudy", None, "deletecollection"), 20, "the deletecollection"
+    )
+    held_events = wait_for(lambda: events_for(plane, "trudy", credentials, "delete"), 20, "delete")
+    for event in (*swept_events, *held_events):
+        assert event["level"] == "Metadata" and event["responseStatus"]["code"] == 200
+        assert "requestObject" not in event and "responseObject" not in event
+    assert len(swept_events) == len(held_events) == 1
+
     text = Path(plane.audit_log).read_text()
     for form in (MATERIAL, base64.b64encode(MATERIAL.encode()).decode()):
         assert form not in text

@@ -65,6 +65,7 @@ def test_more_secrets_such_as_the_evidence_key_are_watched_too(
     rules = yaml.safe_load(capsys.readouterr().out)["rules"]
     (rule,) = [r for r in rules if r["namespaces"] == ["dataward"]]
     assert rule["resources"][0]["resourceNames"] == ["evidence-signing-key"]
-    assert rule["verbs"] == ["get", "list", "watch", "patch"] and rule["level"] == "Metadata"
+    assert rule["verbs"] == ["get", "list", "watch", "patch", "delete", "deletecollection"]
+    assert rule["level"] == "Metadata"
     assert main(["audit-policy", "-f", str(EXAMPLES), "--secret", "no-namespace"]) == 1
     assert "write NAMESPACE/NAME" in capsys.readouterr().err

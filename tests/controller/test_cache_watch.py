@@ -286,7 +286,7 @@ def test_a_list_that_fails_and_then_answers_still_syncs_the_cache(
         (WatchResult(events=3, status=0), 5, WatchStep(1, True, False, True, 1.0)),
         # Open until its timeout, or a bookmark: healthy, watched on.
         (WatchResult(), 4, WatchStep(0, True, False, False, 0.0)),
-        (WatchResult(events=1, bookmark=True), 4, WatchStep(0, True, False, False, 0.0)),
+        (WatchResult(events=1), 4, WatchStep(0, True, False, False, 0.0)),  # one bookmark
         # 410 Gone: list again at once, no failure, proves nothing.
         (WatchResult(gone=True), 2, WatchStep(2, False, False, True, 0.0)),
     ],

@@ -182,6 +182,17 @@ def test_a_store_that_breaks_its_policy_gets_a_suspended_cronjob(kube: FakeKube)
     assert conditions(kube)["Ready"][0] == "False"
 
 
+@pytest.mark.parametrize("zone", ["localtime", "Factory", "posixrules"])
+def test_a_zone_that_is_the_machines_own_is_an_invalid_spec(kube: FakeKube, zone: str) -> None:
+    # `localtime` would be read in the purge pod's zone, and in a laptop's by `dataward check`.
+    spec = kube.objects[("PersonalDataStore", *KEY)]["spec"]
+    spec["records"][0]["timeZone"] = zone
+    reconciler(kube).reconcile(KEY, now=T0)
+    assert conditions(kube)["PolicyCompliant"] == ("False", "InvalidSpec")
+    found = next(c for c in status(kube)["conditions"] if c["type"] == "PolicyCompliant")
+    assert "spec.records[0].timeZone" in found["message"]
+
+
 def test_lasttransitiontime_moves_only_when_a_status_changes(kube: FakeKube) -> None:
     reconciler(kube).reconcile(KEY, now=T0)
     before = {c["type"]: c["lastTransitionTime"] for c in status(kube)["conditions"]}

@@ -220,3 +220,18 @@ def test_a_missing_or_garbled_date_is_unknown_not_now(date: str | None) -> None:
 def test_get_dated_of_a_missing_object_is_none() -> None:
     api = DatedApi("Tue, 03 Feb 2026 10:00:07 GMT", status=404)
     assert Kube(api).get_dated("PersonalDataStore", "ns", "s") == (None, None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("status", [403, 500])
+def test_a_failed_read_is_never_gone(status: int) -> None:
+    # Only a 404 is "gone"; a forbidden or failing read must stay an error for get, get_dated
+    # and exists alike (one helper decides), never a missing object.
+    for read in (
+        lambda kube: kube.get("PersonalDataStore", "ns", "s"),
+        lambda kube: kube.get_dated("PersonalDataStore", "ns", "s"),
+        lambda kube: kube.exists("PersonalDataStore", "ns", "s"),
+    ):
+        api = DatedApi("Tue, 03 Feb 2026 10:00:07 GMT", status=status)
+        with pytest.raises(KubeError) as raised:
+            read(Kube(api))  # type: ignore[arg-type]
+        assert raised.value.status == status and len(api.timeouts) == 1

@@ -92,12 +92,14 @@ def test_a_read_of_a_ring_keeps_who_what_when_and_nothing_else() -> None:
         assert never not in text
 
 
-def test_a_patch_of_a_ring_is_a_read() -> None:
-    # A patch, even an empty one, answers with the whole Secret: it reads the key material.
-    read = parse_audit_line(event(verb="patch"))
+@pytest.mark.parametrize("verb", ["patch", "delete"])
+def test_a_patch_or_delete_of_a_ring_is_a_read(verb: str) -> None:
+    # A patch, even an empty one, answers with the whole Secret; so does a delete while a
+    # finalizer holds the Secret: both read the key material.
+    read = parse_audit_line(event(verb=verb))
     assert read is not None
     payload = access_payload(read)
-    assert payload["verb"] == "patch"
+    assert payload["verb"] == verb
     assert validate("access.read", "crm/support-inquiries", payload) == payload
 
 
@@ -106,8 +108,8 @@ def test_a_patch_of_a_ring_is_a_read() -> None:
     [
         {"stage": "ResponseStarted"},  # a watch's first half: its end comes later
         {"stage": "RequestReceived"},
-        {"verb": "update"},
-        {"verb": "delete"},
+        {"verb": "update"},  # answers with what was sent, not with what was stored
+        {"verb": "create"},
         {"objectRef": {"resource": "configmaps", "namespace": "crm", "name": RING}},
         {"objectRef": {"resource": "secrets", "apiGroup": "evil.example", "namespace": "crm",
                        "name": RING}},
@@ -153,7 +155,7 @@ def test_names_that_could_be_personal_data_are_kept_only_as_digests() -> None:
 @pytest.mark.parametrize(
     ("field", "value"),
     [("user", "alice@example.com"), ("user", "a b"), ("groups", ["x@y.z"]),
-     ("secretData", SECRET_DATA), ("userDigest", "abc"), ("verb", "delete")],
+     ("secretData", SECRET_DATA), ("userDigest", "abc"), ("verb", "update")],
 )  # fmt: skip
 def test_the_evidence_allow_list_refuses_what_access_payload_never_writes(
     field: str, value: Any
@@ -192,6 +194,10 @@ def test_only_reads_of_a_stores_secrets_are_attributed_to_it() -> None:
     assert stores(objectRef=ref(None, ""), verb="watch") == [
         ("crm", "orders"), ("crm", "support-inquiries"), ("shop", "orders")]
     assert stores(objectRef=ref(None), verb="get") == []
+    # A deletecollection answers with every Secret it deleted (dryRun=All too), data and all.
+    assert stores(objectRef=ref(None), verb="deletecollection") == [
+        ("crm", "orders"), ("crm", "support-inquiries")]
+    assert stores(objectRef=ref(None, "elsewhere"), verb="deletecollection") == []
 
 
 def test_resuming_skips_what_the_chain_holds_and_nothing_else() -> None:

@@ -108,6 +108,8 @@ def test_store_defaults() -> None:
                        "timeZone": "Asia/Soeul"}]}, "spec.records[0].timeZone"),
         ({"records": [{"table": "t", "timestampColumn": "c", "keyColumns": ["id"],
                        "timeZone": "../../etc/passwd"}]}, "spec.records[0].timeZone"),
+        ({"records": [{"table": "t", "timestampColumn": "c", "keyColumns": ["id"],
+                       "timeZone": "localtime"}]}, "spec.records[0].timeZone"),
     ],
 )
 def test_store_errors_name_the_field(change: dict[str, object], path: str) -> None:

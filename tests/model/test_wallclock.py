@@ -197,14 +197,23 @@ def test_values_at_the_ends_of_the_calendar_read_without_overflow() -> None:
     assert date_instant(date(1, 1, 1), seoul) <= datetime(1900, 1, 1, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("name", ["Asia/Seoul", "America/New_York", "UTC", "Pacific/Chatham"])
+@pytest.mark.parametrize(
+    "name", ["Asia/Seoul", "America/New_York", "UTC", "Etc/UTC", "Pacific/Chatham", "US/Eastern"]
+)
 def test_parse_zone_accepts_iana_names(name: str) -> None:
     assert parse_zone(name) == ZoneInfo(name)
 
 
 @pytest.mark.parametrize(
-    "name", ["Mars/Olympus", "", "+09:00", "KST9", "/etc/localtime", "../../etc/passwd", 9, None]
-)
+    "name",
+    [
+        "Mars/Olympus", "", "+09:00", "KST9", "/etc/localtime", "../../etc/passwd", 9, None,
+        # Files of the zone directory that are no IANA zone: `localtime` is the machine's own
+        # zone (the purge pod's, a laptop's), `posixrules` the default POSIX rules, `Factory`
+        # a placeholder; `posix/` and `right/` are copies of the database under other rules.
+        "localtime", "posixrules", "Factory", "posix/Asia/Seoul", "right/Asia/Seoul",
+    ],
+)  # fmt: skip
 def test_parse_zone_refuses_what_is_no_zone(name: object) -> None:
     with pytest.raises(ModelError) as raised:
         parse_zone(name, "spec.records[0].timeZone")

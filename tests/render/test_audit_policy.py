@@ -72,6 +72,11 @@ POLICY_DOC = render_audit_policy(STORES)
         ("list", "crm", None),  # a list returns every Secret in the namespace
         ("watch", "billing", None),
         ("list", "", None),  # across all namespaces
+        # A deletecollection answers with the Secrets it deleted (even dryRun=All), a delete
+        # with the Secret when a finalizer holds it: both carry the data.
+        ("deletecollection", "crm", None),
+        ("deletecollection", "billing", None),
+        ("delete", "crm", "dataward-support-inquiries-keyring"),
     ],
 )
 def test_every_read_of_a_store_secret_is_recorded_at_metadata(
@@ -88,6 +93,10 @@ def test_every_read_of_a_store_secret_is_recorded_at_metadata(
         ("get", "marketing", "dataward-support-inquiries-keyring"),
         ("list", "marketing", None),
         ("create", "crm", "dataward-support-inquiries-keyring"),  # not a read
+        # A PUT answers with what was sent (data it omits is replaced, not returned).
+        ("update", "crm", "dataward-support-inquiries-keyring"),
+        ("deletecollection", "marketing", None),
+        ("delete", "crm", "unrelated-secret"),
     ],
 )
 def test_nothing_else_is_recorded(verb: str, namespace: str, name: str | None) -> None:

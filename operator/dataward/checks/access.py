@@ -34,7 +34,7 @@ def access_restricted(
 
     `desired` are the store's rendered Roles and RoleBindings; each must be in place as
     rendered. Any other RoleBinding in `namespace`, or any ClusterRoleBinding, whose role
-    grants a verb of SECRET_READ_VERBS (patch too) on Secrets that include one of
+    grants a verb of SECRET_READ_VERBS (patch and deletes too) on Secrets that include one of
     `secret_names` (no resourceNames, or one of them; `*` counts) makes this False, unless
     every subject it binds is part of the platform (`trusted`), or it is exactly what
     Dataward renders for another store of the namespace (`neighbours`: their rendered Roles

@@ -42,8 +42,9 @@ def encryption_key_ready(
             "unchanged, and what crypto-shredding still owes, is unknown: nothing is created, "
             "rotated, adopted or destroyed until the field is restored as the operator wrote "
             "it (the evidence log's key records give ids, fingerprints and buckets). Anyone "
-            "who may patch the store's status subresource can write it: find who did in the "
-            "API server's audit log.",
+            "who may write the store's status subresource can write it (with the chart's "
+            "status guard: only holders of `override`): find who did in the API server's "
+            "audit log.",
         )
     if observed.presence == "unknown":
         return Condition(

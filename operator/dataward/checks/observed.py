@@ -105,8 +105,9 @@ class ObservedKeyRing:
 class Unreadable:
     """A record the operator wrote earlier (in status) that is not in the form it writes.
 
-    A store's status may be written by anyone who may patch its `status` subresource, so a
-    record read back can be garbled. `field` is where (a path such as
+    A store's status may be written by anyone who may write its `status` subresource (with
+    the chart's status guard: only holders of `override`), so a record read back can be
+    garbled. `field` is where (a path such as
     `status.encryption.owedWithdrawals[0].keyId`), never the value, which could be anything.
     Never taken as "no record": what depends on it is Unknown, and nothing is created,
     adopted or destroyed on its strength.
@@ -405,7 +406,8 @@ class PolicyRule:
 
     def reads_secrets(self, secret_names: Iterable[str]) -> bool:
         """True when the rule lets its holder read any of `secret_names`: one of
-        SECRET_READ_VERBS (patch answers with the whole Secret), or "*"."""
+        SECRET_READ_VERBS (patch, delete and deletecollection can answer with the whole
+        Secret), or "*"."""
         return (
             bool({"", "*"} & set(self.api_groups))
             and bool({"secrets", "*"} & set(self.resources))

@@ -280,7 +280,8 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "Unknown",
         "The record of the key ring the operator keeps in the store's status "
         "(status.encryption, the field in the message) is not in the form the operator "
-        "writes: anyone who may patch the store's status subresource can write it. It is "
+        "writes: anyone who may write the store's status subresource can write it (with the "
+        "chart's status guard: only holders of `override`). It is "
         "never read as \"no record\" (a garbled owed withdrawal is not \"nothing owed\"): "
         "nothing is created, rotated, adopted or destroyed in the ring, and the record is "
         "left as it is, until a person restores the field.",
@@ -845,9 +846,9 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "stores that use it are not PolicyCompliant (PolicyInvalid).",
         "Fix the named field; `dataward check -f FILE` checks a file before you apply it. A "
         "field under status.revisions is the operator's record of the revision in force, "
-        "which anyone who may patch the policy's status can write (its value is never "
-        "quoted): find who did in the API server's audit log and restore it as the operator "
-        "wrote it.",
+        "which anyone who may write the policy's status can write (with the chart's status "
+        "guard: only holders of `override`; its value is never quoted): find who did in "
+        "the API server's audit log and restore it as the operator wrote it.",
     ),
 )
 

@@ -4,7 +4,8 @@
     dataward audit-policy -f examples/ --flags      # only the kube-apiserver flags
 
 Reads the same inputs as `dataward check` (and refuses inputs it would refuse). Prints an
-`audit.k8s.io/v1` Policy that records every get, list and watch of each store's key ring and
+`audit.k8s.io/v1` Policy that records every get, list, watch, patch, delete and
+deletecollection (each can answer with the Secret's data) of each store's key ring and
 credentials Secrets at Metadata level (never the Secrets' data), headed by the kube-apiserver
 flags that keep those records at least the longest `accessLogRetention` of the policies.
 In an existing audit policy, put these rules first: the first matching rule wins, and a

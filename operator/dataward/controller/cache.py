@@ -108,7 +108,6 @@ class WatchResult:
     """How one WATCH request ended (`Informer._watch`)."""
 
     events: int = 0  # events received, bookmarks among them (not ERROR events)
-    bookmark: bool = False
     # Closed normally with no event sooner than `closed_fast` allows: an answer that is no watch.
     fast: bool = False
     # Why it failed: an HTTP status (an ERROR event's code; 0: no answer, or a garbled
@@ -764,7 +763,7 @@ class Informer:
     def _watch(self, timeout: int, stop: threading.Event) -> WatchResult:
         """One WATCH request, its events applied; how it ended (`judge_watch` decides)."""
         started = time.monotonic()
-        events, bookmark = 0, False
+        events = 0
         try:
             for event in self._stream(timeout):
                 if stop.is_set():
@@ -775,27 +774,26 @@ class Informer:
                     code = obj.get("code")
                     log.info("watch of %s: error event %s; listing again", self.where, code)
                     if code == 410:
-                        return WatchResult(events, bookmark, gone=True)
+                        return WatchResult(events, gone=True)
                     status = code if isinstance(code, int) and not isinstance(code, bool) else 0
-                    return WatchResult(events, bookmark, status=status,
+                    return WatchResult(events, status=status,
                                        error=f"error event {status} on its watch")  # fmt: skip
                 events += 1
                 if events == 1:
                     self._watch_works()  # recovered as soon as something arrives
                 if kind == "BOOKMARK":
-                    bookmark = True
                     self.resource_version = obj.get("metadata", {}).get("resourceVersion")
                     continue
                 self._apply(str(kind), obj)
         except KubeError as error:
             why = f"HTTP {error.status} {error.reason} on its watch"
-            return WatchResult(events, bookmark, status=error.status, error=why)
+            return WatchResult(events, status=error.status, error=why)
         except Exception as error:  # a garbled event: the re-list decides
             log.info("watch of %s broke (%s); listing again", self.where, type(error).__name__)
-            return WatchResult(events, bookmark, status=0,
+            return WatchResult(events, status=0,
                                error=f"{type(error).__name__} on its watch")  # fmt: skip
         fast = events == 0 and closed_fast(time.monotonic() - started, timeout)
-        return WatchResult(events, bookmark, fast=fast)
+        return WatchResult(events, fast=fast)
 
     def _apply(self, kind: str, obj: Obj) -> None:
         """One ADDED, MODIFIED or DELETED event into the cache."""

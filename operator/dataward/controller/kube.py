@@ -656,11 +656,24 @@ class Kube:
         accept: str = "application/json",
     ) -> dict[str, Any] | None:
         """`_call`, but None on a confirmed 404; any other failure raises KubeError."""
+        return self._exchange_unless_gone(method, path, what=what, body=body, accept=accept)[0]
+
+    def _exchange_unless_gone(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        body: Any = None,
+        accept: str = "application/json",
+    ) -> tuple[dict[str, Any] | None, datetime | None]:
+        """`_exchange`, but (None, None) on a confirmed 404 (the one place that reads a 404
+        as "gone"); any other failure raises KubeError."""
         try:
-            return self._call(method, path, body=body, accept=accept, what=what)
+            return self._exchange(method, path, body=body, accept=accept, what=what)
         except KubeError as error:
             if error.status == 404:
-                return None
+                return None, None
             raise
 
     def _write(
@@ -695,13 +708,9 @@ class Kube:
         """`get`, with the API server's time from the answer's `Date` header (one request):
         what a destructive decision weighs, rather than the operator's own clock. None for
         the time when the header is absent or not a date (unknown, never "now")."""
-        try:
-            return self._exchange("GET", RESOURCES[kind].path(namespace, name),
-                                  what=f"get {kind}")  # fmt: skip
-        except KubeError as error:
-            if error.status == 404:
-                return None, None
-            raise
+        return self._exchange_unless_gone(
+            "GET", RESOURCES[kind].path(namespace, name), what=f"get {kind}"
+        )
 
     def exists(self, kind: str, namespace: str | None, name: str) -> bool:
         """Whether the object exists, reading only its metadata (never a Secret's data).

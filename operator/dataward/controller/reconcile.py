@@ -1059,8 +1059,9 @@ class Reconciler:
                     f"PrivacyPolicy {name!r} cannot be read ({error.path}: "
                     f"{error.message}); "
                     + (
-                        "restore that field as the operator wrote it (whoever may patch the "
-                        "policy's status can write it)."
+                        "restore that field as the operator wrote it (whoever may write the "
+                        "policy's status can write it; with the chart's status guard, only "
+                        "holders of `override`)."
                         if error.path.startswith("status.")
                         else "fix the policy."
                     ),

@@ -6,10 +6,12 @@ policy `dataward audit-policy` renders. The operator follows that file and appen
 functions decide what an event is and what of it is kept:
 
 - only events of the `ResponseComplete` or `Panic` stage (one per request) about `secrets`
-  of the core group, with verb get, list or watch;
+  of the core group, with a verb of `SECRET_READ_VERBS` (get, list, watch, patch, delete,
+  deletecollection: each can answer with the Secret's data);
 - only events that name a store's Secret (`render.rbac.store_secrets`: the ring and every
-  credentials Secret), or a collection read (list or watch without a name) of a namespace
-  holding stores, or of all namespaces, since such a read returns the store's Secrets too;
+  credentials Secret), or a collection request (list, watch or deletecollection without a
+  name) of a namespace holding stores, or of all namespaces, since it returns the store's
+  Secrets too;
 - only metadata: who (user, groups, the impersonated user), what (verb, namespace, Secret),
   when (received, completed), the audit ID, the response code and the authorizer's decision;
   never a request or response body, source IP or user agent.
@@ -36,7 +38,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dataward.model.store import Store
-from dataward.render.rbac import SECRET_READ_VERBS, store_secrets
+from dataward.render.rbac import SECRET_COLLECTION_READ_VERBS, SECRET_READ_VERBS, store_secrets
 
 ACCESS_KIND = "access.read"
 ACCESS_USER_DOMAIN = b"dataward/access-user\x00"
@@ -163,7 +165,7 @@ class AccessTargets:
         if read.secret is not None:
             named = self.secrets.get((read.namespace, read.secret), ())
             return [(read.namespace, s) for s in named]
-        if read.verb == "get":
+        if read.verb not in SECRET_COLLECTION_READ_VERBS:
             return []
         if read.namespace:
             return [(read.namespace, s) for s in self.namespaces.get(read.namespace, ())]

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from dataward.model.errors import ModelError
 
@@ -41,25 +41,47 @@ _STEP = timedelta(hours=1)
 _EDGE = timedelta(days=4)
 _FIRST = datetime.min.replace(tzinfo=UTC)
 _LAST = datetime.max.replace(tzinfo=UTC)
+# Files a zone directory holds that name no IANA zone: `localtime` is the machine's own zone
+# (the purge pod's, or the laptop's that runs `dataward check`), `posixrules` the default
+# rules of POSIX TZ strings, `Factory` a placeholder zone ("-00").
+_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
+@lru_cache(maxsize=1)
+def iana_zones() -> frozenset[str]:
+    """The zone names the IANA database defines (system zone files and tzdata together),
+    without the directory's own files (`_NOT_ZONES`) and its `posix/` and `right/` copies."""
+    return frozenset(available_timezones()) - _NOT_ZONES
 
 
 def parse_zone(name: object, path: str = "timeZone") -> ZoneInfo:
     """An IANA zone by name (`Asia/Seoul`); ModelError naming `path` otherwise.
 
-    Only region names are accepted, not fixed offsets nor paths: the zone database must know it.
+    Only names of the IANA database are accepted (`iana_zones`), not fixed offsets, paths,
+    nor a name that means the machine's own zone (`localtime`): a zone must read the same in
+    the purge pod as on the laptop that checked it.
     """
     if not isinstance(name, str) or not name or len(name) > 64:
         raise ModelError(path, f"must be an IANA time zone name such as Asia/Seoul, not {name!r}")
     if name.startswith("/") or ".." in name.split("/") or "\\" in name:
         raise ModelError(path, f"{name!r} is not an IANA time zone name (for example Asia/Seoul)")
+    why = (
+        " (a file of the zone directory, such as the machine's own zone, which differs "
+        "between the purge pod and a laptop)"
+        if name in _NOT_ZONES
+        else ""
+    )
+    unknown = ModelError(
+        path,
+        f"{name!r} is not a time zone the IANA database knows{why}; write a name such as "
+        "Asia/Seoul, Europe/Berlin or UTC",
+    )
+    if name not in iana_zones():
+        raise unknown
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ModelError(
-            path,
-            f"{name!r} is not a time zone the IANA database knows; write a name such as "
-            "Asia/Seoul, Europe/Berlin or UTC",
-        ) from None
+        raise unknown from None
 
 
 @dataclass(frozen=True, slots=True)

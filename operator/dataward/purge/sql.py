@@ -14,7 +14,9 @@ Trigger columns:
   changes), or UTC without it.
 - `date`: with `records[].timeZone`, the whole day in that zone (a row goes once the day has
   ended there); without it, midnight UTC of that day (the behaviour before timeZone existed).
-Instant columns ignore `records[].timeZone`.
+Instant columns: a purge that only deletes ignores `records[].timeZone` (`column_zone`); one
+that archives refuses it (`ArchiveTableInvalid`, `engine._check_zoned_archive`): a zoned
+trigger is archived only from and into columns of the same wall-clock or date kind.
 """
 
 from __future__ import annotations

@@ -4,11 +4,13 @@
 reads of a store's key ring and credentials Secrets are the API server's audit log; Dataward
 cannot configure the API server, so it renders what to give it:
 
-- an `audit.k8s.io/v1` Policy with, per namespace, a rule that records `get`, `list` and
-  `watch` of exactly those Secrets at `Metadata` level (who, when, which Secret, the verdict;
-  never the Secret's data, so never `Request` or `RequestResponse`), and one rule for `list`
-  and `watch` of Secrets without a name in those namespaces and across all namespaces,
-  because such a collection read returns the store's Secrets too;
+- an `audit.k8s.io/v1` Policy with, per namespace, a rule that records every verb of
+  `SECRET_READ_VERBS` (get, list, watch, patch, delete, deletecollection: each can answer
+  with the Secret's data) of exactly those Secrets at `Metadata` level (who, when, which
+  Secret, the verdict; never the Secret's data, so never `Request` or `RequestResponse`),
+  and one rule for `list`, `watch` and `deletecollection` of Secrets without a name in those
+  namespaces and across all namespaces, because such a collection request returns the
+  store's Secrets too;
 - flags whose `--audit-log-maxage` covers the longest `accessLogRetention` of the policies:
   the duration's greatest possible number of days (a month counts as 31, `6mo` as 184, `1y`
   as 366), with `--audit-log-maxbackup=0` so no file is removed by count before its age.
@@ -26,7 +28,7 @@ from typing import Any
 from dataward.model.durations import Duration
 from dataward.model.policy import Policy
 from dataward.model.store import Store
-from dataward.render.rbac import SECRET_READ_VERBS, store_secrets
+from dataward.render.rbac import SECRET_COLLECTION_READ_VERBS, SECRET_READ_VERBS, store_secrets
 
 DEFAULT_POLICY_FILE = "/etc/kubernetes/audit/dataward-policy.yaml"
 DEFAULT_LOG_PATH = "/var/log/kubernetes/audit/audit.log"
@@ -83,7 +85,7 @@ def render_audit_policy(
         rules.append(
             {
                 "level": "Metadata",
-                "verbs": ["list", "watch"],
+                "verbs": list(SECRET_COLLECTION_READ_VERBS),
                 # "" is a list across all namespaces: it returns these Secrets too.
                 "namespaces": ["", *sorted(by_namespace)],
                 "resources": [{"group": "", "resources": ["secrets"]}],

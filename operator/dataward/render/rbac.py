@@ -15,11 +15,21 @@ from dataward.render.names import names_for
 
 RBAC_API_VERSION = "rbac.authorization.k8s.io/v1"
 RBAC_GROUP = "rbac.authorization.k8s.io"
-# The verbs whose answer carries a Secret's data: get, list and watch, and patch (a JSON,
-# merge or strategic patch, even an empty one, answers with the whole object as written).
-# One definition for what AccessRestricted counts as reading, what the audit policy records
-# and what the evidence log counts as a read; a rule's "*" counts too (`reads_secrets`).
-SECRET_READ_VERBS = ("get", "list", "watch", "patch")
+# The verbs whose answer carries a Secret's data: get, list and watch; patch (a JSON, merge
+# or strategic patch, even an empty one, answers with the whole object as written);
+# deletecollection (answers with the list it deleted, data and all, even with dryRun=All,
+# which deletes nothing); and delete (answers with the Secret, data and all, while a
+# finalizer holds it; a Status otherwise). `update` does not: a PUT answers with what it
+# sent, and data it leaves out is replaced, not returned. Seen on kube-apiserver v1.37
+# (bench/notes/audit.md). One definition for what AccessRestricted counts as reading, what
+# the audit policy records and what the evidence log counts as a read; a rule's "*" counts
+# too (`reads_secrets`).
+SECRET_READ_VERBS = ("get", "list", "watch", "patch", "delete", "deletecollection")
+# Of those, the ones sent without a name: they read every Secret of the namespace (list and
+# watch also of all namespaces).
+SECRET_COLLECTION_READ_VERBS = tuple(
+    verb for verb in SECRET_READ_VERBS if verb in ("list", "watch", "deletecollection")
+)
 
 
 def credentials_secrets(store: Store) -> list[str]:
