@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
-from dataward.checks.encryption import encryption_key_ready, standing_withdrawals
+from dataward.checks.encryption import encryption_key_ready, key_shredding, standing_withdrawals
 from dataward.checks.observed import KeyRingRecord, ObservedKeyRing, OwedWithdrawal
 from dataward.keys.ring import (
     KeyRing,
@@ -217,3 +217,32 @@ def test_owed_withdrawals_survive_the_status_round_trip() -> None:
     parsed = KeyRingRecord.from_status(status)
     assert parsed is not None and parsed.owed == owed
     assert "owedWithdrawals" not in RECORD.to_status(None)
+
+
+def _recorded(**fields: object) -> dict[str, object]:
+    entry = {"type": "EncryptionKeyReady", "status": "True", "reason": "KeyShreddingHeld",
+             "message": "held.", **fields}  # fmt: skip
+    return {"conditions": [{"type": "Ready", "status": "True"}, entry]}
+
+
+def test_a_wait_for_the_verdicts_on_an_edit_keeps_the_recorded_condition() -> None:
+    ready = encryption_key_ready(present(RING), RECORD, SECRET, T0, MAX_AGE)
+    kept = key_shredding(ready, SECRET, ("2025-07",), "settling", None, _recorded())
+    assert (kept.status, kept.reason, kept.message) == ("True", "KeyShreddingHeld", "held.")
+    recorded = _recorded(status="False", reason="KeyShreddingNotCompliant")
+    kept = key_shredding(ready, SECRET, ("2025-07",), "settling", None, recorded)
+    assert (kept.status, kept.reason) == ("False", "KeyShreddingNotCompliant")
+
+
+def test_a_recorded_condition_the_operator_never_gives_is_not_kept() -> None:
+    """Status is anyone's to patch who may: a reason the reference does not list for
+    EncryptionKeyReady, or one with another status, is not repeated; this pass's stands."""
+    ready = encryption_key_ready(present(RING), RECORD, SECRET, T0, MAX_AGE)
+    for recorded in (
+        _recorded(reason="AllGood"),
+        _recorded(status="False", reason="KeyReady"),
+        _recorded(message=None),
+        {"conditions": "garbled"},
+        None,
+    ):
+        assert key_shredding(ready, SECRET, ("2025-07",), "settling", None, recorded) == ready

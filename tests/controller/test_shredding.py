@@ -333,12 +333,14 @@ def set_hold(kube: FakeKube, held: bool = True) -> None:
 
 def lift_hold(kube: FakeKube, reconcile: Callable[[datetime], object], at: datetime) -> None:
     """Lift the hold. The pass at `at` still reads the verdicts recorded under it (the hold
-    suspended the purge CronJob: PurgeScheduled False), so it destroys nothing and records
-    PurgeScheduled True again; the next pass may destroy."""
+    suspended the purge CronJob: PurgeScheduled False), for the spec before the edit: it
+    destroys nothing, leaves EncryptionKeyReady as it was (a wait, not a finding), and
+    records PurgeScheduled True again; the next pass may destroy."""
+    before = conditions(kube)["EncryptionKeyReady"]
     set_hold(kube, held=False)
     reconcile(at)
     assert "2025-07" in ring(kube).buckets
-    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotCompliant")
+    assert conditions(kube)["EncryptionKeyReady"] == before
     assert conditions(kube)["PurgeScheduled"][0] == "True"
 
 

@@ -49,6 +49,11 @@ def message(kube: FakeKube, type_: str = "EncryptionKeyReady") -> str:
     return str(text)
 
 
+def notes(kube: FakeKube) -> list[dict[str, Any]]:
+    """The Events posted."""
+    return [o for (kind, _, _), o in kube.objects.items() if kind == "Event"]
+
+
 def store_object(kube: FakeKube) -> dict[str, Any]:
     return kube.objects[("PersonalDataStore", *KEY)]
 
@@ -234,22 +239,97 @@ def test_a_control_this_pass_finds_not_in_force_keeps_the_keys() -> None:
     assert "NetworkIsolated False" in message(kube)
 
 
-def test_verdicts_recorded_for_an_earlier_generation_keep_the_keys() -> None:
+def test_verdicts_recorded_for_an_earlier_generation_wait_quietly() -> None:
     """Someone edits who may reach the database right before the due pass: the recorded
     verdicts are all True, but for the spec before the edit (generation 4; the store is now
-    at 5). They say nothing of the store as it is now, so this pass destroys nothing; the
-    next, once this pass's verdicts are recorded for generation 5, does."""
+    at 5). They say nothing of the store as it is now, so this pass destroys nothing; but
+    nothing is wrong either: EncryptionKeyReady stays as recorded (no transition, no Event)
+    and the store is looked at again soon. The next pass, once this pass's verdicts are
+    recorded for generation 5, destroys the key."""
+    kube = ready(cluster())
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    edit_spec(kube, network={"allowFrom": [{"namespaceSelector": {}}]})
+    before = conditions(kube)["EncryptionKeyReady"]
+    events = len(notes(kube))
+    due = run(kube, sink, DUE)
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+    assert conditions(kube)["EncryptionKeyReady"] == before == ("True", "KeyReady")
+    assert conditions(kube)["Ready"][0] == "True"
+    assert len(notes(kube)) == events, "no Event: nothing changed status"
+    assert sink.of("condition.transition") == []
+    assert due is not None and due <= DUE + timedelta(minutes=1), "looked at again soon"
+    run(kube, sink, DUE + timedelta(minutes=1))
+    assert "2025-07" not in ring(kube).buckets and len(sink.of("key.shredded")) == 1
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")
+
+
+def test_lifting_a_dry_run_is_no_moment_of_non_compliance() -> None:
+    """July's key is due under spec.purge.dryRun (kept, KeyShreddingHeld). The dry run is
+    lifted: the first pass after the edit reads verdicts recorded for the spec with the dry
+    run. That is a wait for this pass's own status write, not a store out of compliance: no
+    Ready=False, no KeyShreddingNotCompliant, no Warning, nothing destroyed; the next pass
+    destroys the key."""
+    kube = ready(cluster())
+    sink = Sink(kube)
+    edit_spec(kube, purge={"dryRun": True})
+    run(kube, sink, T0 + timedelta(minutes=1))
+    run(kube, sink, DUE)
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyShreddingHeld")
+    assert conditions(kube)["Ready"][0] == "True"
+    events = len(notes(kube))
+    transitions = len(sink.of("condition.transition"))
+    edit_spec(kube, purge={})
+    run(kube, sink, DUE + timedelta(minutes=1))
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyShreddingHeld")
+    assert conditions(kube)["Ready"][0] == "True"
+    assert len(notes(kube)) == events and len(sink.of("condition.transition")) == transitions
+    run(kube, sink, DUE + timedelta(minutes=2))
+    assert "2025-07" not in ring(kube).buckets and len(sink.of("key.shredded")) == 1
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")
+    assert conditions(kube)["Ready"][0] == "True"
+    assert len(sink.of("condition.transition")) == transitions
+
+
+def test_verdicts_that_stay_behind_after_the_wait_keep_the_keys() -> None:
+    """Someone who may patch the store's status puts the verdicts' observedGeneration back
+    after every pass: the wait for them is once per generation, then the keys are kept, and
+    the store says why (KeyShreddingNotCompliant)."""
+    kube = ready(cluster())
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    edit_spec(kube, network={"allowFrom": [{"namespaceSelector": {}}]})
+    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings(evidence=sink))
+    for minutes in (0, 1):
+        for condition in store_object(kube)["status"]["conditions"]:
+            condition["observedGeneration"] = 1
+        kube.server_time = DUE + timedelta(minutes=minutes)
+        reconciler.reconcile(KEY, now=DUE + timedelta(minutes=minutes))
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotCompliant")
+    assert "earlier generation of the spec than 5: AccessRestricted, NetworkIsolated" in (
+        message(kube)
+    )
+
+
+def test_a_verdict_not_true_on_the_edited_spec_still_blocks() -> None:
+    """The wait for the verdicts on an edit ends with them: the pass after it reads them
+    recorded for the new generation, and one that is not True keeps the keys, with why."""
     kube = ready(cluster())
     sink = Sink(kube)
     run(kube, sink, T0 + timedelta(minutes=1))
     edit_spec(kube, network={"allowFrom": [{"namespaceSelector": {}}]})
     run(kube, sink, DUE)
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")
+    for condition in store_object(kube)["status"]["conditions"]:
+        if condition["type"] == "PurgeSucceeded":
+            assert condition["observedGeneration"] == 5
+            condition.update(status="False", reason="PurgeFailed")
+    run(kube, sink, DUE + timedelta(minutes=1))
     assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
     assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotCompliant")
-    assert "earlier generation" in message(kube)
-    assert "generation of the spec than 5: AccessRestricted, NetworkIsolated" in message(kube)
-    run(kube, sink, DUE + timedelta(minutes=1))
-    assert "2025-07" not in ring(kube).buckets and len(sink.of("key.shredded")) == 1
+    assert "not in force (not True): PurgeSucceeded" in message(kube)
 
 
 def test_verdicts_without_an_observed_generation_keep_the_keys() -> None:

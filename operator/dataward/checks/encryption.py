@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from dataward.checks.conditions import ENCRYPTION_KEY_READY, READY, Condition
 from dataward.checks.observed import KeyRecord, KeyRingRecord, ObservedKeyRing, OwedWithdrawal
+from dataward.checks.reasons import lookup
 from dataward.keys.ring import KeyRing, KeyVersion, fingerprint, format_time
 from dataward.model.durations import Duration
 from dataward.model.store import Store
@@ -227,7 +228,7 @@ def _ids(ids: Iterable[int]) -> str:
 
 ShreddingBlocker = Literal[
     "legal-hold", "dry-run", "no-evidence-log", "failed",
-    "clock-skew", "not-compliant", "not-acknowledged",
+    "clock-skew", "not-compliant", "not-acknowledged", "settling",
 ]  # fmt: skip
 # More bucket keys due at once than this (after a long outage, a shortened retention) wait
 # for a person: SHREDDING_ANNOTATION set to the token naming them (`shredding_token`).
@@ -249,6 +250,31 @@ CANCEL_REASONS: dict[str, str] = {
 # ... and of one owed by an operator that stopped before it knew why (before the status write
 # that lists the shredding, or before the one that records why the key stays).
 INTERRUPTED = "Interrupted"
+
+
+def _recorded_key_ready(status: Any) -> Condition | None:
+    """EncryptionKeyReady as `status` records it, if that is one of the operator's verdicts
+    (a status and reason the reference lists for it) with a message; else None."""
+    conditions = status.get("conditions") if isinstance(status, Mapping) else None
+    if not isinstance(conditions, list):
+        return None
+    found = [
+        c for c in conditions if isinstance(c, Mapping) and c.get("type") == ENCRYPTION_KEY_READY
+    ]
+    if len(found) != 1 or not isinstance(found[0].get("message"), str):
+        return None
+    (entry,) = found
+    known = any(
+        e.status == entry.get("status") and e.reason == entry.get("reason")
+        for e in lookup(str(entry.get("reason")), ENCRYPTION_KEY_READY)
+    )
+    return replace(
+        _KEPT, status=entry["status"], reason=entry["reason"], message=entry["message"]
+    ) if known else None  # fmt: skip
+
+
+# What `_recorded_key_ready` fills in with the recorded status, reason and message.
+_KEPT = Condition(ENCRYPTION_KEY_READY, "True", "KeyReady", "")
 
 
 def standing_withdrawals(
@@ -289,9 +315,11 @@ def clock_skew_problem(now: datetime, server: datetime | None, bound: timedelta)
 def controls_not_in_force(status: Any, generation: int) -> str | None:
     """Why the store's recorded verdicts (`status`, as read from the API, of the store at
     `generation`) do not let a key be destroyed: a verdict other than EncryptionKeyReady and
-    Ready that is not True, or that judged an earlier generation of the spec than the one read
-    (an edit this very pass has not recorded its verdicts on yet), or does not say which; no
-    verdict yet, or conditions not in the form the operator writes (unknown is not True)."""
+    Ready, recorded for `generation`, that is not True, or one that does not say which
+    generation of the spec it judged; no verdict yet, or conditions not in the form the
+    operator writes (unknown is not True). A verdict recorded for an earlier generation says
+    nothing of the spec as it is: no finding here, but a wait for the status write of the
+    pass that judges the edit (`verdicts_behind`)."""
     conditions = status.get("conditions") if isinstance(status, Mapping) else None
     if conditions is None:
         return "the store has no recorded verdicts yet"
@@ -304,25 +332,57 @@ def controls_not_in_force(status: Any, generation: int) -> str | None:
     awaited = [c for c in conditions if c["type"] not in _NOT_AWAITED]
     if not awaited:
         return "the store has no recorded verdicts yet"
-    failing = sorted({c["type"] for c in awaited if c["status"] != "True"})
-    if not failing:
-        behind = sorted({c["type"] for c in awaited if not _judged_at(c, generation)})
-        if not behind:
-            return None
-        named = ", ".join(t[:63] for t in behind[:8])
-        return (
-            f"these verdicts were recorded for an earlier generation of the spec than "
-            f"{generation}: {named}"
-        )
     # Types only, never a message (status is anyone's to write who may patch it): capped.
-    named = ", ".join(t[:63] for t in failing[:8])
-    return f"these controls are not in force (not True): {named}"
+    unsaid = sorted({c["type"] for c in awaited if _judged(c) is None})
+    if unsaid:
+        return (
+            "these verdicts do not say which generation of the spec they judged: "
+            f"{_named(unsaid)}"
+        )
+    failing = sorted({
+        c["type"] for c in awaited if c["status"] != "True" and not _behind(c, generation)
+    })  # fmt: skip
+    if failing:
+        return f"these controls are not in force (not True): {_named(failing)}"
+    return None
 
 
-def _judged_at(condition: Mapping[str, Any], generation: int) -> bool:
-    """Whether a recorded verdict judged the spec at `generation` (or a later one)."""
+def verdicts_behind(status: Any, generation: int) -> tuple[str, ...]:
+    """The types of the recorded verdicts (`status`, in the form `controls_not_in_force`
+    accepts) that judged a generation of the spec before `generation`, whatever they said:
+    an edit that no pass has recorded its verdicts on yet."""
+    conditions = status.get("conditions") if isinstance(status, Mapping) else None
+    if not isinstance(conditions, list):
+        return ()
+    return tuple(sorted({
+        str(c.get("type")) for c in conditions
+        if isinstance(c, Mapping) and c.get("type") not in _NOT_AWAITED
+        and _behind(c, generation)
+    }))  # fmt: skip
+
+
+def behind_problem(behind: Iterable[str], generation: int) -> str:
+    """Why verdicts recorded for an earlier generation keep the keys once the wait for this
+    generation's own verdicts is over (they were never recorded: see `verdicts_behind`)."""
+    return (
+        f"these verdicts were recorded for an earlier generation of the spec than "
+        f"{generation}: {_named(sorted(behind))}"
+    )
+
+
+def _named(types: list[str]) -> str:
+    return ", ".join(t[:63] for t in types[:8])
+
+
+def _behind(condition: Mapping[str, Any], generation: int) -> bool:
+    judged = _judged(condition)
+    return judged is not None and judged < generation
+
+
+def _judged(condition: Mapping[str, Any]) -> int | None:
+    """The generation of the spec a recorded verdict judged (None: it does not say)."""
     observed = condition.get("observedGeneration")
-    return isinstance(observed, int) and not isinstance(observed, bool) and observed >= generation
+    return observed if isinstance(observed, int) and not isinstance(observed, bool) else None
 
 
 def shredding_token(store: Store, due: Iterable[str]) -> str:
@@ -361,6 +421,7 @@ def key_shredding(
     due: tuple[str, ...],
     blocker: ShreddingBlocker | None,
     problem: str | None = None,
+    recorded: Any = None,
 ) -> Condition:
     """EncryptionKeyReady once crypto-shredding is weighed: `ready`, unless bucket keys
     whose every record has expired (`due`) are kept by `blocker`.
@@ -369,9 +430,16 @@ def key_shredding(
     a person should look at. No evidence log, or a failed record or write, keeps them against
     the policy: False, since data past retention stays readable (in backups too) until the
     key goes. A verdict that is already not True stays as it is.
+
+    A wait for the store's verdicts on an edit of its spec to be recorded ("settling": the
+    pass after this one decides) changes nothing: EncryptionKeyReady stays as `recorded` (the
+    store's status as read) records it, when that is a verdict the operator gives; else
+    `ready`.
     """
     if ready.status != "True" or not due or blocker is None:
         return ready
+    if blocker == "settling":
+        return _recorded_key_ready(recorded) or ready
     buckets = f"bucket key(s) {', '.join(due)} of Secret {secret_name}"
     if blocker in ("legal-hold", "dry-run"):
         why = (

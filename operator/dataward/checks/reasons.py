@@ -374,9 +374,11 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "Crypto-shredding: every record of one or more time buckets has expired, but the "
         "store is not compliant (PolicyCompliant, NetworkIsolated or AccessRestricted as this "
         "pass judges them is not True, or another control's recorded "
-        "verdict is not True or was recorded for an earlier generation of the spec, or "
+        "verdict is not True or does not say which generation of the spec it judged, or is "
+        "still behind the spec after the pass that judged an edit of it, or "
         "status.conditions cannot be read): no key is destroyed "
-        "while a control is not in force.",
+        "while a control is not in force. Verdicts merely recorded for the spec before an "
+        "edit are no finding: the keys wait a pass, with this condition as it was.",
         "Fix what the other conditions say; the keys are destroyed at the pass after every "
         "control is True again.",
     ),

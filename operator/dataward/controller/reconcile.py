@@ -44,6 +44,7 @@ from dataward.checks.encryption import (
     CANCEL_REASONS,
     SHREDDING_ANNOTATION,
     ShreddingBlocker,
+    behind_problem,
     clock_skew_problem,
     controls_not_in_force,
     encryption_key_ready,
@@ -57,6 +58,7 @@ from dataward.checks.encryption import (
     shredding_token,
     standing_withdrawals,
     unreadable_problem,
+    verdicts_behind,
 )
 from dataward.checks.network import network_isolated, unnamed_keys, workload_labels
 from dataward.checks.observed import (
@@ -241,6 +243,9 @@ class Reconciler:
         # the object.
         self._last_status: dict[tuple[str, str | None, str], tuple[str, bytes]] = {}
         self._dropped: set[str] = set()  # status fields an outdated CRD prunes (logged once)
+        # (namespace, store) -> (uid, generation) of the last wait of a shredding for the
+        # store's verdicts on an edit to be recorded (`_first_wait`). Dropped with the store.
+        self._waited: dict[tuple[str, str], tuple[str, int]] = {}
         # (namespace, store) -> {(kind, child): (its resourceVersion, the digest of its
         # render)} for each child an update left still different from its render (a mutating
         # admission webhook, a default drift.py does not fill in): that object is not
@@ -397,6 +402,7 @@ class Reconciler:
                 self._parse_memo.pop(key, None)
                 self._last_status.pop(("PersonalDataStore", namespace, name), None)
                 self._unconverged.pop(key, None)
+                self._waited.pop(key, None)
             return None
         if raw["metadata"].get("deletionTimestamp"):
             self._finish_deletion(raw, now)
@@ -552,6 +558,7 @@ class Reconciler:
             rbac=rbac,
             credentials=credentials,
             record=KeyRingRecord.from_status(raw.get("status") or {}),
+            status=raw.get("status"),
         )
 
     def _policies_near(self, store: Store) -> list[dict[str, Any]]:
@@ -1611,6 +1618,16 @@ class Reconciler:
             return Hold("failed", owed_problem(fresh_record.owed), None)
         return Hold(None, None, version, fresh, raw.get("status"), server, read_at)
 
+    def _first_wait(self, store: Store) -> bool:
+        """Whether this is the first wait of `store` (its uid and generation) for its verdicts
+        on its spec to be recorded; remembered until the store goes."""
+        key = (store.namespace, store.name)
+        seen = (store.uid, store.generation)
+        with self._cache_lock:
+            first = self._waited.get(key) != seen
+            self._waited[key] = seen
+        return first
+
     def _shredding_gate(
         self,
         store: Store,
@@ -1630,6 +1647,15 @@ class Reconciler:
         not_in_force = controls_not_in_force(hold.status, fresh.generation)
         if not_in_force is not None:
             return due, "not-compliant", not_in_force
+        behind = verdicts_behind(hold.status, fresh.generation)
+        if behind:
+            # Verdicts on the spec before an edit (the one this pass was queued for): this
+            # pass's status write records its own, and the next pass (soon) decides on them.
+            # Once per generation: verdicts still behind after that were never recorded (or
+            # were put back), and keep the keys.
+            if self._first_wait(fresh):
+                return due, "settling", None
+            return due, "not-compliant", behind_problem(behind, fresh.generation)
         server = None if hold.server is None else self.settings.skew_reference(hold.server)
         skew = clock_skew_problem(now, server, self.settings.max_clock_skew)
         if skew is not None or server is None:
@@ -2404,6 +2430,9 @@ class StoreSnapshot:
     record: KeyRingRecord | Unreadable | None  # status.encryption as the operator wrote it
     # When the policy's pending revision takes effect (None: none pending).
     policy_revision_due: datetime | None = None
+    # The store's status as read (not copied): EncryptionKeyReady as it records it is kept
+    # while a shredding waits for the verdicts on an edit to be recorded (`key_shredding`).
+    status: Mapping[str, Any] | None = None
 
     def credentials_missing(self) -> list[str]:
         """The credentials Secrets confirmed absent."""
@@ -2787,6 +2816,7 @@ def judge(
             ring.buckets.due if ring.buckets else (),
             ring.buckets.blocker if ring.buckets else None,
             ring.buckets.problem if ring.buckets else None,
+            snapshot.status,
         ),
         restricted,
         scheduled,
