@@ -236,7 +236,8 @@ def test_a_control_this_pass_finds_not_in_force_keeps_the_keys() -> None:
     assert conditions(kube)["NetworkIsolated"][0] == "False"
     assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
     assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingNotCompliant")
-    assert "NetworkIsolated False" in message(kube)
+    assert "this pass finds NetworkIsolated False (OtherPolicyAllowsIngress)):" in message(kube)
+    assert "Ready False" not in message(kube), "the Ready of two verdicts is not the store's"
 
 
 def test_verdicts_recorded_for_an_earlier_generation_wait_quietly() -> None:
