@@ -48,7 +48,6 @@ from dataward.checks.encryption import (
     clock_skew_problem,
     controls_not_in_force,
     encryption_key_ready,
-    entry_changes,
     is_ours,
     key_shredding,
     keys_to_record,
@@ -1301,10 +1300,10 @@ class Reconciler:
         store: Store,
         snapshot: StoreSnapshot,
         now: datetime,
-        clock: Clock | None = None,
-        controls: Sequence[Condition] = (),
+        clock: Clock,
+        controls: Sequence[Condition],
     ) -> RingOutcome:
-        """`clock`: the operator's time as the pass goes on (`now` at its start; None: `now`);
+        """`clock`: the operator's time as the pass goes on (`now` at its start);
         `controls`: this pass's own verdicts that a shredding waits for, besides
         PolicyCompliant (`_not_compliant`)."""
         secret_name = names_for(store.name).key_ring
@@ -1436,8 +1435,8 @@ class Reconciler:
         recorded: KeyRingRecord,
         record: KeyRingRecord,
         now: datetime,
-        not_compliant: str | None = None,
-        clock: Clock | None = None,
+        not_compliant: str | None,
+        clock: Clock,
     ) -> BucketOutcome:
         """Create the bucket keys the category needs; destroy the ones whose records expired.
 
@@ -1477,15 +1476,13 @@ class Reconciler:
             ring.buckets,
             [gone.bucket for gone in ring.shredded] + [gone.bucket for gone in record.shredded],
         )
-        # Only a key status recorded, unchanged in material, creation time and bucket (the
-        # bucket is what makes it due: relabelled, a live bucket's key would go).
-        records = {key.id: key for key in recorded.keys}
+        # Only a key status recorded (`_key_ring` got here only if every recorded key is
+        # unchanged in material, creation time and bucket: `ring_changes`).
+        records = {key.id for key in recorded.keys}
         due = tuple(
             bucket
             for bucket in plan.due
-            if (key := ring.bucket_key(bucket)) is not None
-            and (kept := records.get(key.id)) is not None
-            and not entry_changes(kept, key)
+            if (key := ring.bucket_key(bucket)) is not None and key.id in records
         )
         blocker: ShreddingBlocker | None = None
         problem = None
