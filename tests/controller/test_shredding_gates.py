@@ -443,6 +443,20 @@ def test_a_token_is_the_stores_own() -> None:
     assert shredding_token(parse_store(other), ("2025-07", "2025-08")) != token
 
 
+def test_a_token_kept_in_a_manifest_does_not_release_a_recreated_store() -> None:
+    """A GitOps manifest keeps the acknowledgement annotation; the store is deleted and made
+    again under the same name (another uid). The token was the old store's: it releases
+    nothing on the new one, though the same buckets are due."""
+    kube = outage_cluster()
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    run(kube, sink, BOTH_DUE)
+    token = asked_token(kube)
+    recreated = copy.deepcopy(store_object(kube))
+    recreated["metadata"]["uid"] = "another-uid"
+    assert shredding_token(parse_store(recreated), ("2025-07", "2025-08")) != token
+
+
 def test_one_bucket_at_a_time_needs_no_acknowledgement() -> None:
     kube = ready(cluster())
     sink = Sink(kube)

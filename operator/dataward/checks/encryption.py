@@ -388,10 +388,11 @@ def _judged(condition: Mapping[str, Any]) -> int | None:
 def shredding_token(store: Store, due: Iterable[str]) -> str:
     """The value of SHREDDING_ANNOTATION that releases the destruction of exactly the keys of
     `due` on `store`: the first and last bucket and how many (for a person to read), then a
-    digest binding the whole set and the store's namespace and name (an acknowledgement of
-    other buckets, or copied from another store, releases nothing)."""
+    digest binding the whole set and the store's namespace, name and uid (an acknowledgement
+    of other buckets, copied from another store, or kept in a manifest that outlived the
+    store it was given for, releases nothing)."""
     buckets = sorted(set(due))
-    named = f"{store.namespace}/{store.name}\n" + "\n".join(buckets)
+    named = f"{store.namespace}/{store.name}\n{store.uid}\n" + "\n".join(buckets)
     digest = hashlib.sha256(named.encode()).hexdigest()[:12]
     return f"{buckets[0]}..{buckets[-1]}-n{len(buckets)}-{digest}"
 
