@@ -370,3 +370,105 @@ def test_the_finalizer_deletes_the_runs_of_a_request_whose_spec_no_longer_parses
     kube.objects[("DataSubjectRequest", *KEY)]["spec"]["scope"] = {"stores": "everything"}
     _delete_with(kube)
     _finalized(kube, real)
+
+
+# The finalizer's reads: a live Job LIST in every namespace that may hold a run, at every
+# attempt, was thousands of requests for a policy-wide request; the Job cache holds every Job
+# those LISTs select (it selects the operator's label, which the uid selector includes).
+
+
+def _listing(kube: FakeKube, namespaces: int = 0) -> Any:
+    """The fixture's objects in an API that also answers the informers' LISTs, with
+    `namespaces` more stores under the policy (the request is policy-wide)."""
+    from tests.controller.test_cache import ListingKube
+    from tests.controller.test_subjects import _store
+
+    listing = ListingKube()
+    for obj in kube.objects.values():
+        listing._store(copy.deepcopy(obj))
+    for i in range(namespaces):
+        listing._store(_store(f"team-{i}", "orders"))
+    return listing
+
+
+def _job_lists(kube: FakeKube) -> list[tuple[str, str, str]]:
+    return [c for c in kube.calls if c[:2] == ("list", "Job")]
+
+
+def _synced(kube: FakeKube) -> Any:
+    from dataward.controller.cache import Caches
+    from dataward.controller.operator import CACHED_KINDS
+
+    caches = Caches(cast(Kube, kube), CACHED_KINDS, (), 3600, lambda *_: None,
+                    lambda *_: None)  # fmt: skip
+    for informer in caches.informers.values():
+        informer._relist()
+    return caches
+
+
+def _withdraw(kube: FakeKube, caches: Any, kinds: tuple[str, ...] | None = None) -> None:
+    """`kubectl delete` of the request; the watches of `kinds` (None: all) deliver it and
+    what else changed, the others have not yet."""
+    kube.objects[("DataSubjectRequest", *KEY)]["metadata"]["deletionTimestamp"] = "2026-01-12T0Z"
+    for (kind, _), informer in caches.informers.items():
+        if kinds is None or kind in kinds:
+            informer._relist()
+
+
+def _cached_controller(kube: FakeKube, caches: Any) -> SubjectRequests:
+    settings = SubjectSettings(clock=lambda: T0, keypair=lambda: ("PRIVATE", "PUBLIC"))
+    return SubjectRequests(cast(Kube, kube), settings, caches=caches)
+
+
+def test_the_finalizer_reads_the_runs_from_a_synced_job_cache(kube: FakeKube) -> None:
+    listing = _listing(kube, namespaces=30)
+    _erasure(listing)
+    caches = _synced(listing)
+    _cached_controller(listing, caches).reconcile(KEY)
+    made = set(jobs(listing))
+    assert {ns for ns, _ in made} >= {"crm", "privacy"}
+    _forge(listing, "crm", "mallorys-job", listing.objects[("Job", *sorted(made)[0])])
+    _withdraw(listing, caches)
+    listing.calls.clear()
+    _cached_controller(listing, caches).reconcile(KEY)
+    assert _job_lists(listing) == [], "no live LIST of Jobs while the cache is synced"
+    left = set(jobs(listing))
+    assert not made & left and ("crm", "mallorys-job") in left
+    assert FINALIZER not in listing.objects[("DataSubjectRequest", *KEY)]["metadata"]["finalizers"]
+
+
+def test_a_run_just_created_is_deleted_before_its_watch_event_arrives(kube: FakeKube) -> None:
+    """The request is withdrawn right after a pass created its runs: the cache has not had
+    their watch events yet, but holds the operator's own creates."""
+    listing = _listing(kube)
+    _erasure(listing)
+    caches = _synced(listing)
+    _cached_controller(listing, caches).reconcile(KEY)
+    made = set(jobs(listing))
+    assert made
+    _withdraw(listing, caches, kinds=("DataSubjectRequest", "PersonalDataStore"))
+    _cached_controller(listing, caches).reconcile(KEY)
+    assert not made & set(jobs(listing)), "a run outlived the withdrawn request"
+
+
+def test_without_a_synced_cache_each_namespace_is_listed_once(kube: FakeKube) -> None:
+    listing = _listing(kube, namespaces=5)
+    _erasure(listing)
+    controller(listing).reconcile(KEY)
+    made = set(jobs(listing))
+    listing.calls.clear()
+    _delete(listing)
+    namespaces = [ns for _, _, ns in _job_lists(listing)]
+    assert sorted(namespaces) == sorted(set(namespaces)), "a namespace listed twice"
+    assert not made & set(jobs(listing))
+
+
+def test_a_request_whose_spec_no_longer_parses_reads_no_store(kube: FakeKube) -> None:
+    """Without a spec no store is in scope: the recorded runs' namespaces are all there is,
+    and parsing every store in the cluster was for nothing."""
+    real = _in_flight_with_a_forgery(kube)
+    kube.objects[("DataSubjectRequest", *KEY)]["spec"]["scope"] = {"stores": "everything"}
+    kube.calls.clear()
+    _delete_with(kube)
+    _finalized(kube, real)
+    assert ("list", "PersonalDataStore", "") not in kube.calls

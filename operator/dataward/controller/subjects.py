@@ -476,7 +476,9 @@ class SubjectRequests:
                 if self.read.get("Job", store.namespace, job["metadata"]["name"]) is not None:
                     raise NotOurs(name, NOT_THE_RENDER)
                 try:
-                    self.kube.create(job)
+                    created = self.kube.create(job)
+                    if self.caches is not None:  # the finalizer reads its runs there
+                        self.caches.store_written(created)
                 except KubeError as error:
                     if error.status != 409:
                         raise
@@ -623,14 +625,14 @@ class SubjectRequests:
         recorded = recorded_jobs(raw.get("status"))
         namespaces = {namespace for namespace, _ in recorded}
         stores: dict[str, Store] = {}
-        for obj in self.read.list("PersonalDataStore"):
-            try:
-                store = parse_store(obj)
-            except ModelError:
-                continue
-            stores[f"{store.namespace}/{store.name}"] = store
         public_key = None
-        if request is not None:
+        if request is not None:  # else no store is in scope: none is read
+            for obj in self.read.list("PersonalDataStore"):
+                try:
+                    store = parse_store(obj)
+                except ModelError:
+                    continue
+                stores[f"{store.namespace}/{store.name}"] = store
             namespaces |= {ref.namespace for ref in request.stores}
             namespaces |= {s.namespace for s in stores.values() if request.in_scope(s)}
             if request.type == "access":
@@ -640,7 +642,7 @@ class SubjectRequests:
                     public_key = _decoded((secret.get("data") or {}).get(PUBLIC_KEY))
         for namespace in sorted(namespaces):
             owner = REQUEST_KIND if namespace == meta.get("namespace") else None
-            for job in self.kube.list("Job", namespace, uid_selector(uid)):
+            for job in self._labelled_jobs(namespace, uid):
                 annotations = job["metadata"].get("annotations") or {}
                 ref = str(annotations.get(STORE_REF_ANNOTATION) or "")
                 store_namespace, _, store_name = ref.partition("/")
@@ -660,6 +662,20 @@ class SubjectRequests:
                     self.kube.delete(
                         "Job", namespace, job["metadata"]["name"], propagation="Background"
                     )
+
+    def _labelled_jobs(self, namespace: str, uid: str) -> Sequence[Mapping[str, Any]]:
+        """The Jobs of `namespace` with the labels of the request of `uid` (`uid_selector`):
+        from the Job cache while it is synced there, else a LIST. The cache selects the
+        operator's label, which `uid_selector` includes, so it holds every Job the LIST would
+        find; the operator's own creates go into it at once (`_created`), before their watch
+        events."""
+        selector = uid_selector(uid)
+        if self.caches is not None and self.caches.watching("Job", namespace):
+            try:
+                return list(self.caches.list("Job", namespace, selector))
+            except KubeError:
+                pass  # not synced (never listed, or failing): the API answers
+        return self.kube.list("Job", namespace, selector)
 
     def _is_run(
         self,
