@@ -70,16 +70,24 @@ def _table(servers: DatabaseServers, engine: str, kind: str) -> tuple[DatabaseSe
     return live, table
 
 
+def _expiring_and_expired(
+    servers: DatabaseServers, engine: str, kind: str, zone: ZoneInfo
+) -> tuple[DatabaseServer, str]:
+    """A table of two rows in `zone`'s wall clock: 1 expires in 3 hours, 2 expired 3 hours ago."""
+    live, table = _table(servers, engine, kind)
+    now = datetime.now(UTC)
+    soon = trigger_expiring_at(now + timedelta(hours=3))
+    gone = trigger_expiring_at(now - timedelta(hours=3))
+    insert_naive(live, table, [(1, wall(soon, zone)), (2, wall(gone, zone))])
+    return live, table
+
+
 @pytest.mark.parametrize(("engine", "kind"), NAIVE)
 def test_new_york_wall_clock_row_is_not_deleted_before_it_expires(
     servers: DatabaseServers, engine: str, kind: str
 ) -> None:
     """Red on the old code: 3 hours before expiry, read as UTC, the row looked 2 hours over."""
-    live, table = _table(servers, engine, kind)
-    now = datetime.now(UTC)
-    soon = trigger_expiring_at(now + timedelta(hours=3))
-    gone = trigger_expiring_at(now - timedelta(hours=3))
-    insert_naive(live, table, [(1, wall(soon, NEW_YORK)), (2, wall(gone, NEW_YORK))])
+    live, table = _expiring_and_expired(servers, engine, kind, NEW_YORK)
 
     result = run_purge(zoned_doc(live, table, "America/New_York"), live)
 
@@ -93,11 +101,7 @@ def test_seoul_wall_clock_rows_go_when_they_expire_not_nine_hours_later(
     servers: DatabaseServers, engine: str, kind: str
 ) -> None:
     """Red on the old code: a row 3 hours past expiry, read as UTC, looked 6 hours young."""
-    live, table = _table(servers, engine, kind)
-    now = datetime.now(UTC)
-    soon = trigger_expiring_at(now + timedelta(hours=3))
-    gone = trigger_expiring_at(now - timedelta(hours=3))
-    insert_naive(live, table, [(1, wall(soon, SEOUL)), (2, wall(gone, SEOUL))])
+    live, table = _expiring_and_expired(servers, engine, kind, SEOUL)
 
     dry = run_purge(zoned_doc(live, table, "Asia/Seoul", dryRun=True), live)
     assert dry.result == "Succeeded" and dry.rows_deleted == 1
@@ -112,11 +116,8 @@ def test_seoul_wall_clock_rows_go_when_they_expire_not_nine_hours_later(
 def test_without_time_zone_wall_clock_is_utc_as_before(
     servers: DatabaseServers, engine: str
 ) -> None:
-    live, table = _table(servers, engine, "timestamp" if engine == "postgresql" else "datetime6")
-    now = datetime.now(UTC)
-    soon = trigger_expiring_at(now + timedelta(hours=3))
-    gone = trigger_expiring_at(now - timedelta(hours=3))
-    insert_naive(live, table, [(1, wall(soon, ZoneInfo("UTC"))), (2, wall(gone, ZoneInfo("UTC")))])
+    kind = "timestamp" if engine == "postgresql" else "datetime6"
+    live, table = _expiring_and_expired(servers, engine, kind, ZoneInfo("UTC"))
 
     result = run_purge(zoned_doc(live, table, None), live)
 
