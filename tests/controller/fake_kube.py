@@ -22,8 +22,8 @@ def _merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in patch.items():
         if value is None:
             base.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
+        elif isinstance(value, Mapping):  # RFC 7386: into {} when there is none (no nulls)
+            base[key] = _merge(base[key] if isinstance(base.get(key), dict) else {}, value)
         else:
             base[key] = copy.deepcopy(value)
     return base
@@ -126,8 +126,8 @@ class FakeKube:
     def json_patch(self, kind: str, namespace: str | None, name: str,
                    operations: Sequence[Mapping[str, Any]],
                    subresource: str | None = None) -> dict[str, Any]:
-        """RFC 6902 `test`, `add` and `replace` on object members and list indexes; a failed
-        test or a missing path refuses the whole patch with 422, as the API server does."""
+        """RFC 6902 `test`, `add`, `replace` and `remove` on object members and list indexes; a
+        failed test or a missing path refuses the whole patch with 422, as the API server does."""
         self.calls.append(("patch" + (f"/{subresource}" if subresource else ""), kind, name))
         if self.fail_patches is not None:
             raise KubeError(self.fail_patches, "Forbidden", "patch")
@@ -152,6 +152,8 @@ class FakeKube:
                     node[key] = copy.deepcopy(op["value"])
                 elif op["op"] == "add" and isinstance(node, dict):
                     node[key] = copy.deepcopy(op["value"])
+                elif op["op"] == "remove":
+                    del node[key]  # a missing member: KeyError, refused
                 else:
                     raise KubeError(422, "Unprocessable Entity", "patch")
             except (KeyError, IndexError, ValueError, TypeError):

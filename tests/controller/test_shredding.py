@@ -657,22 +657,36 @@ def test_an_outdated_crd_that_drops_the_debt_stops_the_shredding(kube: FakeKube)
     nowhere. Nothing is recorded or destroyed, and the condition says why."""
     sink = Sink(kube)
     run(kube, sink, T0 + timedelta(minutes=1))
-    real_patch = kube.merge_patch
-
-    def pruning_patch(kind: str, namespace: str | None, name: str,
-                      patch: Mapping[str, Any], subresource: str | None = None) -> Any:
-        answer = real_patch(kind, namespace, name, patch, subresource=subresource)
-        answer.get("status", {}).get("encryption", {}).pop("owedWithdrawals", None)
-        kube.objects[(kind, namespace, name)] = answer
-        return answer
-
-    kube.merge_patch = pruning_patch  # type: ignore[method-assign]
+    prune_owed_withdrawals(kube)
     run(kube, sink, DUE)
     assert "2025-07" in ring(kube).buckets and shred_kinds(sink) == []
     assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingFailed")
     (message,) = [c["message"] for c in status(kube)["conditions"]
                   if c["type"] == "EncryptionKeyReady"]  # fmt: skip
     assert "CRD is older" in message
+
+
+def prune_owed_withdrawals(kube: FakeKube) -> None:
+    """An installed CRD older than the operator: every status write loses owedWithdrawals."""
+    real_patch, real_json_patch = kube.merge_patch, kube.json_patch
+
+    def pruned(kind: str, namespace: str | None, name: str, answer: Any) -> Any:
+        answer.get("status", {}).get("encryption", {}).pop("owedWithdrawals", None)
+        kube.objects[(kind, namespace, name)] = answer
+        return answer
+
+    def pruning_patch(kind: str, namespace: str | None, name: str,
+                      patch: Mapping[str, Any], subresource: str | None = None) -> Any:
+        return pruned(kind, namespace, name,
+                      real_patch(kind, namespace, name, patch, subresource=subresource))
+
+    def pruning_json_patch(kind: str, namespace: str | None, name: str,
+                           operations: Any, subresource: str | None = None) -> Any:
+        return pruned(kind, namespace, name,
+                      real_json_patch(kind, namespace, name, operations, subresource))
+
+    kube.merge_patch = pruning_patch  # type: ignore[method-assign]
+    kube.json_patch = pruning_json_patch  # type: ignore[method-assign]
 
 
 def test_a_withdrawal_under_an_outdated_crd_is_not_lost_when_the_log_refuses_it(
@@ -688,16 +702,7 @@ def test_a_withdrawal_under_an_outdated_crd_is_not_lost_when_the_log_refuses_it(
     with ring_writes_lose_a_race(kube):
         run(kube, sink, DUE)
     assert [g["bucket"] for g in status(kube)["encryption"]["shreddedBuckets"]] == ["2025-07"]
-    real_patch = kube.merge_patch
-
-    def pruning_patch(kind: str, namespace: str | None, name: str,
-                      patch: Mapping[str, Any], subresource: str | None = None) -> Any:
-        answer = real_patch(kind, namespace, name, patch, subresource=subresource)
-        answer.get("status", {}).get("encryption", {}).pop("owedWithdrawals", None)
-        kube.objects[(kind, namespace, name)] = answer
-        return answer
-
-    kube.merge_patch = pruning_patch  # type: ignore[method-assign]
+    prune_owed_withdrawals(kube)
     set_hold(kube)
     sink.fail_kinds = {"key.shred.cancelled"}
     restarted(kube, sink).reconcile(KEY, now=DUE + timedelta(minutes=1))

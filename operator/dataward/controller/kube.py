@@ -112,6 +112,105 @@ RESOURCES: dict[str, Resource] = {
 }
 
 
+def _merged(old: Any, patch: Any) -> Any:
+    """`patch` applied to `old` as a JSON merge patch (RFC 7386): null removes a key."""
+    if not isinstance(patch, Mapping):
+        return patch
+    out = dict(old) if isinstance(old, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _merged(out.get(key), value)
+    return out
+
+
+def guarded_status_patch(
+    uid: str, status: Mapping[str, Any] | None, patch: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """The merge patch `{"status": patch}` as a JSON patch (RFC 6902) that lands only on the
+    object of `uid`: its first operation tests `/metadata/uid`, so an object deleted and
+    recreated under the name refuses it whole (422). On the status subresource a uid in a
+    merge patch is no precondition: the server keeps the old object's metadata.
+
+    `status` is the object's status as read (None: it has none; the whole status is added).
+    The operations do what the merge patch does to an object whose status has the objects
+    `status` has where `patch` has objects: a null removes its key whether or not the object
+    has it (added as null first: a remove of a missing member is refused), an object is
+    merged key by key into the one read, any other value is set. Where the object has not
+    those objects (a status changed since it was read), the server refuses it (422)."""
+    ops: list[dict[str, Any]] = [{"op": "test", "path": "/metadata/uid", "value": uid}]
+    if not isinstance(status, Mapping):
+        return [*ops, {"op": "add", "path": "/status", "value": _merged(None, patch)}]
+    return ops + _merge_ops("/status", status, patch)
+
+
+def _merge_ops(
+    path: str, read: Mapping[str, Any], patch: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """What the merge patch `patch` does at `path`, as JSON patch operations (see above)."""
+    ops: list[dict[str, Any]] = []
+    for key, value in patch.items():
+        at = f"{path}/" + key.replace("~", "~0").replace("/", "~1")
+        if value is None:
+            ops += [{"op": "add", "path": at, "value": None}, {"op": "remove", "path": at}]
+        elif isinstance(value, Mapping) and isinstance(read.get(key), Mapping):
+            ops += _merge_ops(at, read[key], value)
+        else:
+            ops.append({"op": "add", "path": at, "value": _merged(None, value)})
+    return ops
+
+
+class ObjectGone(Exception):
+    """The object a status was written for is deleted, or replaced by another of its name."""
+
+
+def write_status(
+    kube: Kube,
+    kind: str,
+    read: Mapping[str, Any],
+    patch: Mapping[str, Any],
+    latest: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Merge `patch` into the status of the object `read` (a copy read earlier, by its uid),
+    never into another object of its name; the API's answer. ObjectGone when it is deleted
+    or replaced; KubeError for any other failure.
+
+    The operations are made from the status of `latest` (a later copy of the same object,
+    such as the cache holds after this pass's own writes) or of `read` (only its shape is
+    used, never its values: `guarded_status_patch`), else from the object read again: when
+    no copy has a status (the object may have one by now, which adding a whole status would
+    replace), or when the server refused them and the object is still the one read (its
+    status changed meanwhile; tried once more).
+    """
+    meta = read["metadata"]
+    namespace, name, uid = meta.get("namespace"), str(meta["name"]), str(meta.get("uid"))
+    if latest is not None and (latest.get("metadata") or {}).get("uid") == meta.get("uid"):
+        read = latest
+
+    def again() -> Mapping[str, Any] | None:
+        now = kube.get(kind, namespace, name)
+        if now is None:
+            raise ObjectGone("deleted")
+        if (now.get("metadata") or {}).get("uid") != uid:
+            raise ObjectGone("replaced by another of its name")
+        return now.get("status")
+
+    status = read.get("status")
+    if not isinstance(status, Mapping):
+        status = again()
+    try:
+        return kube.json_patch(
+            kind, namespace, name, guarded_status_patch(uid, status, patch), "status"
+        )
+    except KubeError as error:
+        if error.status not in (404, 409, 422):
+            raise
+    return kube.json_patch(
+        kind, namespace, name, guarded_status_patch(uid, again(), patch), "status"
+    )
+
+
 class KubeError(Exception):
     """An API call failed; carries the HTTP status and the server's reason, never a body.
 

@@ -105,7 +105,7 @@ from dataward.controller.incremental import (
     declare,
     update_rbac,
 )
-from dataward.controller.kube import FIELD_MANAGER, Kube, KubeError
+from dataward.controller.kube import FIELD_MANAGER, Kube, KubeError, ObjectGone, write_status
 from dataward.controller.metrics import (
     RECONCILES,
     TIME_TO_READY,
@@ -382,7 +382,17 @@ class Reconciler:
         """Bring one store's children and status in line with its spec.
 
         Returns when the store is next due without any event (its key rotation), or None.
+        A store deleted or replaced under its name while the pass works from its cached copy
+        stops the pass (_StoreGone): nothing more lands on what now has the name.
         """
+        try:
+            return self._reconcile(key, now)
+        except _StoreGone as gone:
+            log.info("%s/%s was %s since its cached copy: not judged on it (its watch event "
+                     "queues it again)", *key, gone)  # fmt: skip
+            return None
+
+    def _reconcile(self, key: StoreKey, now: datetime | None) -> datetime | None:
         namespace, name = key
         started = self.settings.clock()
         now = now or started
@@ -457,12 +467,7 @@ class Reconciler:
             with_children_not_ours(list(controls), store.namespace, foreign),
             [f.condition for f in failures if f.condition is not None],
         )
-        try:
-            ring = self._key_ring(store, snapshot, now, pass_clock, own)
-        except _StoreGone as gone:
-            log.info("%s/%s was %s since its cached copy: not judged on it (its watch event "
-                     "queues it again)", store.namespace, store.name, gone)  # fmt: skip
-            return None
+        ring = self._key_ring(store, snapshot, now, pass_clock, own)  # _StoreGone: stops
         runs = self._purge_runs(
             store,
             applied,
@@ -653,14 +658,26 @@ class Reconciler:
         never equals what was sent, and every pass would write again. So the last write is
         remembered with the resourceVersion it produced, and a field the server dropped is
         reported once. False: nothing was written.
+
+        Written on the object read alone (`write_status`: the merge patch `patch` as a JSON
+        patch that tests its uid): one deleted or recreated under the name since refuses it,
+        nothing lands, and _StoreGone stops the pass (the new object's watch event queues
+        it). A store's verdicts, observedGeneration and ring record, a policy's revisions,
+        are the object's they were judged on, never its successor's.
         """
         meta = raw["metadata"]
         key = (kind, meta.get("namespace"), meta["name"])
         remembered = self._last_status.get(key)
         if remembered == (meta.get("resourceVersion"), _digest(status)):
             return False
-        answer = self._patch(kind, meta.get("namespace"), meta["name"], {"status": patch},
-                             subresource="status")  # fmt: skip
+        # The cache's copy, when newer: it has this pass's own writes (a ring record made for
+        # a new store), which the copy read at its start has not.
+        latest = None if self.caches is None else self.caches.get(kind, key[1], key[2])
+        try:
+            answer = write_status(self.kube, kind, raw, patch, latest)
+        except ObjectGone as gone:
+            raise _StoreGone(str(gone)) from None
+        self._written(answer)
         kept = answer.get("status") or {}
         dropped = sorted(k for k in status if k not in kept and k not in self._dropped)
         if dropped:
@@ -976,7 +993,12 @@ class Reconciler:
             patch.pop("revisions")
         if unlisted is not None:
             patch.update(stores=None, readyStores=None)
-        written = self._write_status_once("PrivacyPolicy", raw, status, patch)
+        try:
+            written = self._write_status_once("PrivacyPolicy", raw, status, patch)
+        except _StoreGone as gone:
+            log.info("PrivacyPolicy %s was %s since its cached copy: its status not written "
+                     "(its watch event queues it again)", name, gone)  # fmt: skip
+            return None
         if written and revisions is not None:
             self._revision_happened(raw, old.get("revisions") or {}, revisions, now)
         if unlisted is not None:
@@ -2368,9 +2390,9 @@ class _StaleStore(Exception):
 
 
 class _StoreGone(Exception):
-    """The store being reconciled was deleted or replaced since its cached copy: the
-    reconcile stops (its watch event queues the name again, and that reconcile reads what is
-    there now)."""
+    """The store (or policy) being reconciled was deleted or replaced since its cached copy:
+    the reconcile stops (its watch event queues the name again, and that reconcile reads what
+    is there now)."""
 
 
 @dataclass(frozen=True)

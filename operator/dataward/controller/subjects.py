@@ -68,7 +68,7 @@ from dataward.checks.subjects import (
 from dataward.controller import events
 from dataward.controller.cache import Caches
 from dataward.controller.clock import Clock, system_clock
-from dataward.controller.kube import Kube, KubeError
+from dataward.controller.kube import Kube, KubeError, ObjectGone, write_status
 from dataward.keys.ring import format_time
 from dataward.model.errors import ModelError
 from dataward.model.policy import parse_policy
@@ -243,7 +243,18 @@ class SubjectRequests:
         return RequestOutcome(ok=True, due=max(1.0, (due - self.settings.clock()).total_seconds()))
 
     def reconcile(self, key: RequestKey) -> datetime | None:
-        """Bring one request's Jobs and status in line; when it is next due, or None."""
+        """Bring one request's Jobs and status in line; when it is next due, or None.
+
+        A request deleted or recreated under its name while the pass works from its copy stops
+        the pass (ObjectGone): a new request is never given the old one's answer."""
+        try:
+            return self._reconcile(key)
+        except ObjectGone as gone:
+            log.info("subject request %s/%s was %s since it was read: its status not written "
+                     "(its watch event queues it again)", *key, gone)  # fmt: skip
+            return None
+
+    def _reconcile(self, key: RequestKey) -> datetime | None:
         namespace, name = key
         now = self.settings.clock()
         if not self.owns(namespace):
@@ -727,14 +738,9 @@ class SubjectRequests:
         }
         if all(old.get(k) == v for k, v in status.items()):
             return
-        meta = raw["metadata"]
-        self.kube.merge_patch(
-            REQUEST_KIND,
-            meta["namespace"],
-            meta["name"],
-            {"status": _merge_patch(old, status)},
-            subresource="status",
-        )
+        # On the request read alone: one recreated under its name refuses it (its uid), and
+        # the pass stops (ObjectGone).
+        write_status(self.kube, REQUEST_KIND, raw, _merge_patch(old, status))
         for condition, before in transitions(old_conditions, conditions):
             self._event(raw, condition, before, now)
 
