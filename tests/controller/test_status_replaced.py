@@ -229,3 +229,42 @@ def test_an_object_the_copy_had_and_the_status_lost_is_retried_on_the_status_rea
     guarded, merged, kube = _both(LIVE, live)
     assert guarded == merged
     assert [c[0] for c in kube.calls] == ["patch/status", "get", "patch/status"]
+
+
+# -- the ring record writes by name ---------------------------------------------------------
+
+
+def test_a_deleted_store_recreated_meanwhile_gets_no_scheduled_ring_deletion() -> None:
+    """deletionPolicy: Delete; the store is deleted (its ring finalizer holds it) and the pass
+    that schedules the ring's deletion works from that copy while the store is gone and a new
+    one applied. The old record (and its scheduledDeletion) must not land on the new one."""
+    kube = cluster()
+    kube.objects[STORE]["spec"]["deletionPolicy"] = "Delete"
+    run(kube, None, T0)
+    assert "dataward.io/key-ring-grace" in str(kube.objects[STORE]["metadata"]["finalizers"])
+    kube.objects[STORE]["metadata"]["deletionTimestamp"] = "2026-01-10T08:01:00Z"
+    stale = StaleCache(kube)
+    recreate(kube, STORE)
+    assert Synced(cast(Kube, kube), ReconcileSettings(), caches=cast(Any, stale)).reconcile(
+        KEY, now=T0 + timedelta(minutes=2)
+    ) is None
+    assert "status" not in kube.objects[STORE], "no ring record on the new store"
+
+
+def test_a_ring_record_field_written_by_name_lands_on_that_store_alone() -> None:
+    """The shredding debts (owedWithdrawals, shreddedBuckets) are written without a
+    resourceVersion: on a store recreated under the name since, nothing lands."""
+    kube = cluster()
+    run(kube, None, T0)
+    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings())
+    store = reconciler._parsed(copy.deepcopy(kube.objects[STORE]))
+    assert store is not None
+    reconciler._patch_encryption(store, {"owedWithdrawals": None})  # its own: lands
+    recreate(kube, STORE)
+    try:
+        reconciler._patch_encryption(store, {"owedWithdrawals": [{"bucket": "2025-07"}]})
+    except Exception as error:
+        assert type(error).__name__ == "_StoreGone"
+    else:
+        raise AssertionError("written on the new store")
+    assert "status" not in kube.objects[STORE]

@@ -640,13 +640,34 @@ class Reconciler:
         self, store: Store, encryption: Mapping[str, Any], version: str | None = None
     ) -> dict[str, Any]:
         """Patch the store's `status.encryption` with these fields (`version`: only at that
-        resourceVersion; the server refuses any other with 409)."""
-        patch: dict[str, Any] = {"status": {"encryption": encryption}}
-        if version is not None:
-            patch["metadata"] = {"resourceVersion": version}
+        resourceVersion; the server refuses any other with 409). Without it, only on this very
+        store (its uid): one recreated under its name since gets nothing (_StoreGone)."""
+        if version is None:
+            read = {"metadata": {"namespace": store.namespace, "name": store.name,
+                                 "uid": store.uid}, "status": {"encryption": {}}}  # fmt: skip
+            return self._write_own_status("PersonalDataStore", read, {"encryption": encryption})
+        patch = {"status": {"encryption": encryption}, "metadata": {"resourceVersion": version}}
         return self._patch(
             "PersonalDataStore", store.namespace, store.name, patch, subresource="status"
         )
+
+    def _write_own_status(
+        self, kind: str, read: Mapping[str, Any], patch: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Merge `patch` into the status of the object `read` (its uid), never of another of
+        its name (`write_status`); _StoreGone when it is deleted or replaced since."""
+        meta = read["metadata"]
+        # The cache's copy, when newer: it has this pass's own writes (a ring record made for
+        # a new store), which the copy read at its start has not.
+        latest = None if self.caches is None else self.caches.get(
+            kind, meta.get("namespace"), meta["name"]
+        )
+        try:
+            answer = write_status(self.kube, kind, read, patch, latest)
+        except ObjectGone as gone:
+            raise _StoreGone(str(gone)) from None
+        self._written(answer)
+        return answer
 
     def _write_status_once(
         self, kind: str, raw: Mapping[str, Any], status: Mapping[str, Any], patch: Mapping[str, Any]
@@ -670,14 +691,7 @@ class Reconciler:
         remembered = self._last_status.get(key)
         if remembered == (meta.get("resourceVersion"), _digest(status)):
             return False
-        # The cache's copy, when newer: it has this pass's own writes (a ring record made for
-        # a new store), which the copy read at its start has not.
-        latest = None if self.caches is None else self.caches.get(kind, key[1], key[2])
-        try:
-            answer = write_status(self.kube, kind, raw, patch, latest)
-        except ObjectGone as gone:
-            raise _StoreGone(str(gone)) from None
-        self._written(answer)
+        answer = self._write_own_status(kind, raw, patch)
         kept = answer.get("status") or {}
         dropped = sorted(k for k in status if k not in kept and k not in self._dropped)
         if dropped:
@@ -878,13 +892,8 @@ class Reconciler:
             meta["name"],
             stamp,
         )
-        self._patch(
-            "PersonalDataStore",
-            meta["namespace"],
-            meta["name"],
-            {"status": {"encryption": encryption}},
-            subresource="status",
-        )
+        # On this store alone: one recreated under its name must not get its ring record.
+        self._write_own_status("PersonalDataStore", raw, {"encryption": encryption})
         self._event(
             raw,
             Condition(
