@@ -182,7 +182,8 @@ def _entry_change(key_id: int, changed: str) -> str:
 def ring_changes(record: KeyRingRecord, ring: KeyRing) -> list[str]:
     """How `ring` differs from what status recorded: keys gone, material, creation time or
     bucket changed (of a key status lists, or lists as pending), primary back, keys that
-    status lists neither as its keys nor as pending (by fingerprint)."""
+    status lists neither as its keys nor as pending (by fingerprint), and its list of
+    shredded keys (`shredded_changes`)."""
     current = {version.id: version for version in ring.keys}
     changes: list[str] = []
     shredded = record.shredded_ids()
@@ -209,6 +210,41 @@ def ring_changes(record: KeyRingRecord, ring: KeyRing) -> list[str]:
         # added it may know its material.
         bucket = "" if version.bucket is None else f" of bucket {version.bucket}"
         changes.append(f"key {version.id}{bucket} was added outside the operator")
+    changes.extend(shredded_changes(record, ring))
+    return changes
+
+
+def shredded_changes(record: KeyRingRecord, ring: KeyRing) -> list[str]:
+    """How the ring's `shredded` list differs from the shreddings status recorded
+    (shreddedBuckets, written before the Secret loses a key): an entry status never recorded
+    (a live or future bucket marked destroyed: never given a key, refused by every
+    application), a recorded one gone from the list while its key is gone too (its id could
+    be given out again, its blobs read as "no key"), or one with another bucket or time.
+
+    A recorded shredding whose key is still in the ring is no change: the Secret write that
+    destroys it failed, or is still to come. Ids and buckets only, as status shows them.
+    """
+    recorded = {gone.id: gone for gone in record.shredded}
+    listed = {gone.id for gone in ring.shredded}
+    in_ring = {version.id for version in ring.keys}
+    changes: list[str] = []
+    for gone in ring.shredded:
+        known = recorded.get(gone.id)
+        if known is None:
+            changes.append(
+                f"key {gone.id} of bucket {gone.bucket} is listed as shredded, but the "
+                "operator recorded no such shredding"
+            )
+            continue
+        if gone.bucket != known.bucket:
+            changes.append(f"shredded key {gone.id} has a different bucket than recorded")
+        if format_time(gone.shredded) != _recorded_time(known.shredded):
+            changes.append(f"shredded key {gone.id} has a different shredded time than recorded")
+    for known in record.shredded:
+        if known.id not in listed and known.id not in in_ring:
+            changes.append(
+                f"the record of shredded key {known.id} (bucket {known.bucket}) was removed"
+            )
     return changes
 
 
