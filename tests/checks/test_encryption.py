@@ -5,7 +5,12 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
-from dataward.checks.encryption import encryption_key_ready, key_shredding, standing_withdrawals
+from dataward.checks.encryption import (
+    encryption_key_ready,
+    key_shredding,
+    standing_withdrawals,
+    waiting_buckets,
+)
 from dataward.checks.observed import (
     KeyRingRecord,
     ObservedKeyRing,
@@ -277,3 +282,11 @@ def test_a_recorded_condition_the_operator_never_gives_is_not_kept() -> None:
         None,
     ):
         assert key_shredding(ready, SECRET, ("2025-07",), "settling", None, recorded) == ready
+
+
+def test_the_buckets_a_shredding_waits_for_are_read_back_from_its_message() -> None:
+    ready = encryption_key_ready(present(RING), RECORD, SECRET, T0, MAX_AGE)
+    waiting = key_shredding(ready, SECRET, ("2024", "2025-01", "2025-02"), "not-acknowledged", "x")
+    assert waiting.reason == "KeyShreddingNotAcknowledged"
+    assert waiting_buckets(waiting.message) == ("2024", "2025-01", "2025-02")
+    assert waiting_buckets("Every record of the store has expired") is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -452,6 +453,23 @@ def owed_problem(owed: Iterable[OwedWithdrawal]) -> str:
     )
 
 
+# How a shredding's message names the keys due; `waiting_buckets` reads it back.
+_DUE_KEYS_PHRASE = "bucket key(s) {buckets} of Secret {secret}"
+_BUCKET_LIST = re.compile(
+    r"Every record of "
+    + re.escape(_DUE_KEYS_PHRASE.split("{buckets}")[0])
+    + r"(\d{4}(?:-\d{2})?(?:, \d{4}(?:-\d{2})?)*)"
+    + re.escape(_DUE_KEYS_PHRASE.split("{buckets}")[1].split("{secret}")[0])
+)
+
+
+def waiting_buckets(message: str) -> tuple[str, ...] | None:
+    """The buckets a KeyShreddingNotAcknowledged message (`key_shredding`) names as due, or
+    None when it names none in that form (a message not the operator's)."""
+    match = _BUCKET_LIST.search(message)
+    return tuple(match.group(1).split(", ")) if match else None
+
+
 def key_shredding(
     ready: Condition,
     secret_name: str,
@@ -477,7 +495,7 @@ def key_shredding(
         return ready
     if blocker == "settling":
         return _recorded_key_ready(recorded) or ready
-    buckets = f"bucket key(s) {', '.join(due)} of Secret {secret_name}"
+    buckets = _DUE_KEYS_PHRASE.format(buckets=", ".join(due), secret=secret_name)
     if blocker in ("legal-hold", "dry-run"):
         why = (
             "spec.purge.suspend holds them (a legal hold); they are destroyed once it is lifted"

@@ -394,7 +394,8 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "destruction of those very keys (the purge's own acknowledgement does not release "
         "them). Nothing was destroyed.",
         "If it is intended, run the `kubectl annotate` command of the message (annotation "
-        "dataward.io/acknowledge-shredding, the token naming the buckets due).",
+        "dataward.io/acknowledge-shredding, the token naming the buckets due), or `kubectl "
+        "dataward acknowledge --shredding STORE`.",
     ),
     _store(
         ENCRYPTION_KEY_READY,
