@@ -644,7 +644,8 @@ def _acknowledge_shredding(ctx: Context, raw: dict[str, Any], ref: str) -> int:
     token = shredding_token(store, buckets)
     if asked != token:
         raise PluginError(
-            f"the condition asks for token {asked}, but its buckets on this store give {token}: "
+            f"the condition asks for token {asked or '(none)'}, but its buckets on this store "
+            f"give {token}: "
             "the status was not written for the store as it is now (made again under the same "
             "name?); run this again after the operator's next reconcile"
         )
