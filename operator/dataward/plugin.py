@@ -7,6 +7,9 @@
                        `kubectl create job --from=cronjob/...` does
   acknowledge STORE    release a purge held for a large cut, by setting the store's
                        dataward.io/acknowledge-large-purge annotation to the current token
+  acknowledge --shredding STORE
+                       release a crypto-shredding of more than one bucket at once, by setting
+                       dataward.io/acknowledge-shredding to the token naming those buckets
 
 Installed with Dataward as `kubectl-dataward`, so `kubectl dataward` finds it on PATH.
 It reads objects' status and metadata only: never a Secret.
@@ -27,7 +30,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TextIO, cast
 
 from dataward.checks import reasons
-from dataward.checks.conditions import CONDITION_TYPES
+from dataward.checks.conditions import CONDITION_TYPES, ENCRYPTION_KEY_READY
+from dataward.checks.encryption import SHREDDING_ANNOTATION, shredding_token, waiting_buckets
 from dataward.model.errors import ModelError
 from dataward.model.policy import parse_policy
 from dataward.model.store import parse_store
@@ -380,6 +384,11 @@ def format_store(store: Mapping[str, Any], now: datetime, width: int = 100) -> s
             lines.append(
                 f"    $ kubectl dataward acknowledge -n {meta.get('namespace')} {meta.get('name')}"
             )
+        if f.reason == SHREDDING_NOT_ACKNOWLEDGED:
+            lines.append(
+                f"    $ kubectl dataward acknowledge --shredding -n {meta.get('namespace')} "
+                f"{meta.get('name')}"
+            )
     if found:
         lines.append("  `kubectl dataward explain REASON` says more about each reason.")
     return "\n".join(lines) + "\n"
@@ -587,9 +596,83 @@ def held_token(store: Mapping[str, Any]) -> str | None:
     return match.group(1) if match else None
 
 
+SHREDDING_NOT_ACKNOWLEDGED = "KeyShreddingNotAcknowledged"
+_ASKED_SHREDDING = re.compile(re.escape(SHREDDING_ANNOTATION) + r"=(\S+)")
+
+
+def waiting_shredding(store: Mapping[str, Any]) -> tuple[tuple[str, ...], str | None] | None:
+    """The buckets whose destruction waits for an acknowledgement (EncryptionKeyReady is
+    KeyShreddingNotAcknowledged), with the token its message asks for; None when none waits.
+    A PluginError when the condition says one waits but names no buckets in the operator's
+    form."""
+    found = [c for c in _conditions(store) if c.get("type") == ENCRYPTION_KEY_READY]
+    if len(found) != 1 or found[0].get("reason") != SHREDDING_NOT_ACKNOWLEDGED:
+        return None
+    message = str(found[0].get("message") or "")
+    buckets = waiting_buckets(message)
+    if buckets is None:
+        raise PluginError(
+            f"{ENCRYPTION_KEY_READY} says a shredding waits, but its message names no buckets "
+            "in the form the operator writes; read it with `kubectl dataward status`"
+        )
+    asked = _ASKED_SHREDDING.search(message)
+    return buckets, asked.group(1) if asked else None
+
+
+def _acknowledge_shredding(ctx: Context, raw: dict[str, Any], ref: str) -> int:
+    """Set SHREDDING_ANNOTATION to the token of the buckets the condition says wait."""
+    if ctx.args.force:
+        raise PluginError("--force applies to a purge's acknowledgement, not to --shredding")
+    waiting = waiting_shredding(raw)
+    if waiting is None:
+        ready = next(
+            (c for c in _conditions(raw) if c.get("type") == ENCRYPTION_KEY_READY), None
+        )
+        said = (
+            "it has no verdict yet" if ready is None
+            else f"it is {ready.get('status')}, {ready.get('reason')}"
+        )  # fmt: skip
+        raise PluginError(
+            f"no crypto-shredding of PersonalDataStore {ref} waits for an acknowledgement "
+            f"({ENCRYPTION_KEY_READY}: {said}), so there is nothing to acknowledge"
+        )
+    buckets, asked = waiting
+    try:
+        store = parse_store(raw)
+    except ModelError as error:
+        raise PluginError(f"PersonalDataStore {ref} cannot be read ({error})") from None
+    token = shredding_token(store, buckets)
+    if asked != token:
+        raise PluginError(
+            f"the condition asks for token {asked or '(none)'}, but its buckets on this store "
+            f"give {token}: "
+            "the status was not written for the store as it is now (made again under the same "
+            "name?); run this again after the operator's next reconcile"
+        )
+    meta = raw["metadata"]
+    if store.annotation(SHREDDING_ANNOTATION) == token:
+        ctx.out.write(f"PersonalDataStore {ref} is already acknowledged ({token}).\n")
+        return 0
+    ctx.api.annotate_store(
+        meta["namespace"], meta["name"], {SHREDDING_ANNOTATION: token}, meta["resourceVersion"]
+    )
+    ctx.out.write(
+        f"personaldatastore/{meta['name']} annotated {SHREDDING_ANNOTATION}={token}.\n"
+        f"The operator may now destroy the keys of {len(buckets)} bucket(s): "
+        f"{', '.join(buckets)}. Every record of them has expired; once the keys go, their "
+        "data (in backups too) can no longer be decrypted. This releases these buckets only: "
+        "if another falls due first, the operator asks again.\n"
+    )
+    return 0
+
+
 def cmd_acknowledge(ctx: Context) -> int:
-    """Set the acknowledgement annotation to the token the purge will ask for."""
+    """Set the acknowledgement annotation to the token the purge (or, with --shredding, the
+    crypto-shredding) will ask for."""
     raw = ctx.store(ctx.args.store)
+    if ctx.args.shredding:
+        meta = raw["metadata"]
+        return _acknowledge_shredding(ctx, raw, f"{meta['namespace']}/{meta['name']}")
     meta = raw["metadata"]
     ref = f"{meta['namespace']}/{meta['name']}"
     try:
@@ -677,9 +760,18 @@ def build_parser() -> argparse.ArgumentParser:
     now.add_argument("store", help="a PersonalDataStore")
     now.set_defaults(func=cmd_purge_now)
     ack = sub.add_parser(
-        "acknowledge", parents=[_common()], help="release a purge held for a large cut"
+        "acknowledge",
+        parents=[_common()],
+        help="release a purge held for a large cut (--shredding: a crypto-shredding of more "
+        "than one bucket)",
     )
     ack.add_argument("store", help="a PersonalDataStore")
+    ack.add_argument(
+        "--shredding",
+        action="store_true",
+        help="release the destruction of the bucket keys EncryptionKeyReady says wait "
+        "(KeyShreddingNotAcknowledged), not a purge",
+    )
     ack.add_argument(
         "--force",
         action="store_true",

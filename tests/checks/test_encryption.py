@@ -5,8 +5,18 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
-from dataward.checks.encryption import encryption_key_ready, key_shredding, standing_withdrawals
-from dataward.checks.observed import KeyRingRecord, ObservedKeyRing, OwedWithdrawal
+from dataward.checks.encryption import (
+    encryption_key_ready,
+    key_shredding,
+    standing_withdrawals,
+    waiting_buckets,
+)
+from dataward.checks.observed import (
+    KeyRingRecord,
+    ObservedKeyRing,
+    OwedWithdrawal,
+    ShreddedRecord,
+)
 from dataward.keys.ring import (
     KeyRing,
     add_bucket_keys,
@@ -14,6 +24,7 @@ from dataward.keys.ring import (
     generate_ring,
     rotate,
     serialise,
+    shred_buckets,
 )
 from dataward.model.durations import Duration
 
@@ -110,6 +121,31 @@ def test_the_same_instant_written_otherwise_is_no_change() -> None:
     record = dataclasses.replace(
         RECORD, keys=(dataclasses.replace(RECORD.keys[0], created="2025-01-01T01:00:00+01:00"),))
     assert check(present(RING), record)[:2] == ("True", "KeyReady")
+
+
+def test_the_rings_shredded_list_is_held_to_the_recorded_shreddings() -> None:
+    """status.encryption.shreddedBuckets is written before the Secret loses a key: a listed
+    shredding whose key is still in the ring (the destroying write still to come) is no
+    change; a ring entry status never recorded, or a recorded one gone, is."""
+    ring = add_bucket_keys(RING, ("2025-01", "2025-02"), T0)
+    decided = ShreddedRecord(2, "2025-01", "2025-02-01T00:00:00Z")
+    listed = KeyRingRecord.from_ring(ring, SECRET, shredded=(decided,))
+    assert check(present(ring), listed)[:2] == ("True", "KeyReady")  # not destroyed yet
+    destroyed = shred_buckets(ring, ("2025-01",), datetime(2025, 2, 1, tzinfo=UTC))
+    assert check(present(destroyed), listed)[:2] == ("True", "KeyReady")
+    # The key 2 entry, with its material gone, but the operator never decided it.
+    unlisted = KeyRingRecord.from_ring(ring, SECRET)
+    status, reason, message = check(present(destroyed), unlisted)
+    assert (status, reason) == ("False", "KeyMaterialChanged")
+    assert "key 2 of bucket 2025-01 is listed as shredded, but the operator recorded no " \
+        "such shredding" in message
+    # The entry removed from the ring (its key long gone): the id could be given again.
+    forgotten = KeyRing(destroyed.primary, destroyed.keys)
+    assert check(present(forgotten), listed)[2].endswith(
+        "the record of shredded key 2 (bucket 2025-01) was removed. Data encrypted with the "
+        "recorded keys may be unreadable, and no key is rotated or shredded meanwhile: "
+        "restore the Secret from a backup.")
+    assert not any(key.material.hex() in message for key in ring.keys)
 
 
 def test_unknown_on_a_read_error() -> None:
@@ -246,3 +282,11 @@ def test_a_recorded_condition_the_operator_never_gives_is_not_kept() -> None:
         None,
     ):
         assert key_shredding(ready, SECRET, ("2025-07",), "settling", None, recorded) == ready
+
+
+def test_the_buckets_a_shredding_waits_for_are_read_back_from_its_message() -> None:
+    ready = encryption_key_ready(present(RING), RECORD, SECRET, T0, MAX_AGE)
+    waiting = key_shredding(ready, SECRET, ("2024", "2025-01", "2025-02"), "not-acknowledged", "x")
+    assert waiting.reason == "KeyShreddingNotAcknowledged"
+    assert waiting_buckets(waiting.message) == ("2024", "2025-01", "2025-02")
+    assert waiting_buckets("Every record of the store has expired") is None

@@ -19,6 +19,8 @@ import pytest
 import yaml
 
 from dataward import plugin
+from dataward.checks.conditions import Condition
+from dataward.checks.encryption import SHREDDING_ANNOTATION, key_shredding
 from dataward.cli import main as dataward_main
 from dataward.model.policy import parse_policy
 from dataward.model.store import parse_store
@@ -397,6 +399,77 @@ def test_acknowledge_without_the_policy_is_refused() -> None:
     api.policies.clear()
     code, _, err = run(api, "acknowledge", "support-inquiries")
     assert code == 1 and "PrivacyPolicy clunix of store crm/support-inquiries does not exist" in err
+
+
+SHREDDING_TOKEN = "2026-05..2026-06-n2-6c17b4d30015"  # of those buckets, at store-uid
+
+
+def shredding_waits(store: dict[str, Any], token: str = SHREDDING_TOKEN) -> dict[str, Any]:
+    """EncryptionKeyReady as the operator words it when two bucket keys wait for a person."""
+    ready = Condition("EncryptionKeyReady", "True", "KeyReady", "Primary key 1 ...")
+    waiting = key_shredding(
+        ready, "dataward-support-inquiries-keyring", ("2026-05", "2026-06"), "not-acknowledged",
+        f"kubectl annotate personaldatastore -n crm support-inquiries "
+        f"{SHREDDING_ANNOTATION}={token} --overwrite",
+    )  # fmt: skip
+    (entry,) = [c for c in store["status"]["conditions"] if c["type"] == "EncryptionKeyReady"]
+    entry.update(status=waiting.status, reason=waiting.reason, message=waiting.message)
+    return store
+
+
+def test_acknowledge_shredding_sets_the_token_the_condition_asks_for() -> None:
+    api = FakeApi().add(shredding_waits(store_object()))
+    code, out, err = run(api, "acknowledge", "--shredding", "support-inquiries")
+    assert (code, err) == (0, "")
+    assert api.patches == [
+        (NS, "support-inquiries", {SHREDDING_ANNOTATION: SHREDDING_TOKEN}, "41")
+    ]  # never the purge's annotation
+    assert f"annotated {SHREDDING_ANNOTATION}={SHREDDING_TOKEN}" in out
+    assert "2 bucket(s): 2026-05, 2026-06" in out
+    code, out, _ = run(api, "acknowledge", "support-inquiries", "--shredding")
+    assert code == 0 and len(api.patches) == 1 and "already acknowledged" in out
+
+
+def test_acknowledge_shredding_when_nothing_waits_is_refused() -> None:
+    held_purge = held(store_object(), "180d-g3-p2")  # a purge waits; no shredding does
+    api = FakeApi().add(held_purge)
+    code, _, err = run(api, "acknowledge", "--shredding", "support-inquiries")
+    assert code == 1 and not api.patches
+    assert "No crypto-shredding of PersonalDataStore crm/support-inquiries waits" in err
+    assert "(EncryptionKeyReady: it is True, KeyReady)" in err
+
+
+def test_acknowledge_shredding_refuses_a_token_not_of_this_store() -> None:
+    """The condition was written for a store since deleted and made again under the name
+    (another uid): its token would release nothing, and the buckets may not be due here."""
+    store = shredding_waits(store_object())
+    store["metadata"]["uid"] = "store-uid-made-again"
+    api = FakeApi().add(store)
+    code, _, err = run(api, "acknowledge", "--shredding", "support-inquiries")
+    assert code == 1 and not api.patches
+    assert f"asks for token {SHREDDING_TOKEN}" in err
+
+
+def test_acknowledge_shredding_refuses_a_message_naming_no_buckets() -> None:
+    store = shredding_waits(store_object())
+    for c in store["status"]["conditions"]:
+        if c["type"] == "EncryptionKeyReady":
+            c["message"] = f"Please run: {SHREDDING_ANNOTATION}={SHREDDING_TOKEN}"
+    api = FakeApi().add(store)
+    code, _, err = run(api, "acknowledge", "--shredding", "support-inquiries")
+    assert code == 1 and not api.patches and "names no buckets" in err
+
+
+def test_acknowledge_shredding_takes_no_force() -> None:
+    api = FakeApi().add(shredding_waits(store_object()))
+    code, _, err = run(api, "acknowledge", "--shredding", "--force", "support-inquiries")
+    assert code == 1 and not api.patches and "--force" in err
+
+
+def test_a_waiting_shredding_shows_how_to_release_it() -> None:
+    _, out, _ = run(FakeApi().add(shredding_waits(store_object())), "status", "support-inquiries")
+    lines = out.splitlines()
+    assert "    $ kubectl dataward acknowledge --shredding -n crm support-inquiries" in lines
 
 
 @pytest.mark.parametrize(

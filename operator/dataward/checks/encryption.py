@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -182,7 +183,8 @@ def _entry_change(key_id: int, changed: str) -> str:
 def ring_changes(record: KeyRingRecord, ring: KeyRing) -> list[str]:
     """How `ring` differs from what status recorded: keys gone, material, creation time or
     bucket changed (of a key status lists, or lists as pending), primary back, keys that
-    status lists neither as its keys nor as pending (by fingerprint)."""
+    status lists neither as its keys nor as pending (by fingerprint), and its list of
+    shredded keys (`shredded_changes`)."""
     current = {version.id: version for version in ring.keys}
     changes: list[str] = []
     shredded = record.shredded_ids()
@@ -209,6 +211,41 @@ def ring_changes(record: KeyRingRecord, ring: KeyRing) -> list[str]:
         # added it may know its material.
         bucket = "" if version.bucket is None else f" of bucket {version.bucket}"
         changes.append(f"key {version.id}{bucket} was added outside the operator")
+    changes.extend(shredded_changes(record, ring))
+    return changes
+
+
+def shredded_changes(record: KeyRingRecord, ring: KeyRing) -> list[str]:
+    """How the ring's `shredded` list differs from the shreddings status recorded
+    (shreddedBuckets, written before the Secret loses a key): an entry status never recorded
+    (a live or future bucket marked destroyed: never given a key, refused by every
+    application), a recorded one gone from the list while its key is gone too (its id could
+    be given out again, its blobs read as "no key"), or one with another bucket or time.
+
+    A recorded shredding whose key is still in the ring is no change: the Secret write that
+    destroys it failed, or is still to come. Ids and buckets only, as status shows them.
+    """
+    recorded = {gone.id: gone for gone in record.shredded}
+    listed = {gone.id for gone in ring.shredded}
+    in_ring = {version.id for version in ring.keys}
+    changes: list[str] = []
+    for gone in ring.shredded:
+        known = recorded.get(gone.id)
+        if known is None:
+            changes.append(
+                f"key {gone.id} of bucket {gone.bucket} is listed as shredded, but the "
+                "operator recorded no such shredding"
+            )
+            continue
+        if gone.bucket != known.bucket:
+            changes.append(f"shredded key {gone.id} has a different bucket than recorded")
+        if format_time(gone.shredded) != _recorded_time(known.shredded):
+            changes.append(f"shredded key {gone.id} has a different shredded time than recorded")
+    for known in record.shredded:
+        if known.id not in listed and known.id not in in_ring:
+            changes.append(
+                f"the record of shredded key {known.id} (bucket {known.bucket}) was removed"
+            )
     return changes
 
 
@@ -416,6 +453,23 @@ def owed_problem(owed: Iterable[OwedWithdrawal]) -> str:
     )
 
 
+# How a shredding's message names the keys due; `waiting_buckets` reads it back.
+_DUE_KEYS_PHRASE = "bucket key(s) {buckets} of Secret {secret}"
+_BUCKET_LIST = re.compile(
+    r"Every record of "
+    + re.escape(_DUE_KEYS_PHRASE.split("{buckets}")[0])
+    + r"(\d{4}(?:-\d{2})?(?:, \d{4}(?:-\d{2})?)*)"
+    + re.escape(_DUE_KEYS_PHRASE.split("{buckets}")[1].split("{secret}")[0])
+)
+
+
+def waiting_buckets(message: str) -> tuple[str, ...] | None:
+    """The buckets a KeyShreddingNotAcknowledged message (`key_shredding`) names as due, or
+    None when it names none in that form (a message not the operator's)."""
+    match = _BUCKET_LIST.search(message)
+    return tuple(match.group(1).split(", ")) if match else None
+
+
 def key_shredding(
     ready: Condition,
     secret_name: str,
@@ -441,7 +495,7 @@ def key_shredding(
         return ready
     if blocker == "settling":
         return _recorded_key_ready(recorded) or ready
-    buckets = f"bucket key(s) {', '.join(due)} of Secret {secret_name}"
+    buckets = _DUE_KEYS_PHRASE.format(buckets=", ".join(due), secret=secret_name)
     if blocker in ("legal-hold", "dry-run"):
         why = (
             "spec.purge.suspend holds them (a legal hold); they are destroyed once it is lifted"

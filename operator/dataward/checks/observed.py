@@ -14,7 +14,7 @@ from functools import cached_property
 from typing import Any, Literal
 
 from dataward.keys.buckets import BucketError, granularity_of
-from dataward.keys.ring import KeyRing, KeyRingError, format_time, parse_ring
+from dataward.keys.ring import KeyRing, KeyRingError, ShreddedKey, format_time, parse_ring
 from dataward.render.rbac import SECRET_READ_VERBS
 
 Presence = Literal["present", "absent", "unknown"]
@@ -230,6 +230,11 @@ class ShreddedRecord:
     bucket: str
     shredded: str
 
+    @classmethod
+    def of(cls, gone: ShreddedKey) -> ShreddedRecord:
+        """The record of a ring's `shredded` entry (an adopted ring's: taken in with it)."""
+        return cls(gone.id, gone.bucket, format_time(gone.shredded))
+
     def to_status(self) -> dict[str, Any]:
         """An entry of `status.encryption.shreddedBuckets`."""
         return {"bucket": self.bucket, "keyId": self.id, "shredded": self.shredded}
@@ -306,6 +311,13 @@ class KeyRingRecord:
     def shredded_ids(self) -> set[int]:
         """The ids of the keys status records as destroyed."""
         return {gone.id for gone in self.shredded}
+
+    @property
+    def next_id(self) -> int:
+        """Above every id status records as given out, destroyed ones included: the floor of
+        the next key's id, whatever the ring Secret's own `shredded` list says."""
+        ids = [key.id for key in self.keys] + [gone.id for gone in self.shredded]
+        return max(ids, default=0) + 1
 
     @classmethod
     def from_status(cls, status: Mapping[str, Any] | None) -> KeyRingRecord | Unreadable | None:

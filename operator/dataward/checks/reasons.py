@@ -325,8 +325,11 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "The key ring was changed outside the operator: recorded keys are gone, their material "
         "changed, a key's created time or bucket differs from the recorded one (which would "
         "postpone rotation, or make crypto-shredding destroy a live bucket's key), an older "
-        "primary came back, or a key the operator never recorded (by its fingerprint) was "
-        "added, whose material whoever added it may know. Data encrypted with the recorded "
+        "primary came back, a key the operator never recorded (by its fingerprint) was "
+        "added, whose material whoever added it may know, or the ring's list of shredded keys "
+        "differs from status.encryption.shreddedBuckets (an entry the operator never recorded "
+        "would keep a live or future bucket from ever getting a key; one removed would let a "
+        "destroyed key's id be given out again). Data encrypted with the recorded "
         "keys may be unreadable; nothing is rotated or shredded until it is restored.",
         "Restore the Secret from a backup.",
     ),
@@ -391,7 +394,8 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "destruction of those very keys (the purge's own acknowledgement does not release "
         "them). Nothing was destroyed.",
         "If it is intended, run the `kubectl annotate` command of the message (annotation "
-        "dataward.io/acknowledge-shredding, the token naming the buckets due).",
+        "dataward.io/acknowledge-shredding, the token naming the buckets due), or `kubectl "
+        "dataward acknowledge --shredding STORE`.",
     ),
     _store(
         ENCRYPTION_KEY_READY,

@@ -1405,7 +1405,11 @@ class Reconciler:
                 # Ours by its material, but an entry's creation time or bucket was edited
                 # since it was recorded: report, never record the edit as the operator's.
                 return RingOutcome(observed, record)
-            record = KeyRingRecord.from_ring(ring, secret_name) if ring else None
+            # An adopted ring's shredded keys are taken in with it (the operator's own new
+            # ring has none: a `shredded` entry in it is a change, reported above).
+            record = KeyRingRecord.from_ring(
+                ring, secret_name, shredded=tuple(ShreddedRecord.of(g) for g in ring.shredded)
+            ) if ring else None  # fmt: skip
         if ring is None:
             return RingOutcome(observed, record)
         assert record is not None
@@ -1505,7 +1509,9 @@ class Reconciler:
             retention,
             statutory,
             ring.buckets,
-            [gone.bucket for gone in ring.shredded] + [gone.bucket for gone in record.shredded],
+            # As status recorded them: the Secret's own list is held to it (`ring_changes`),
+            # never a claim that keeps a bucket from getting its key.
+            [gone.bucket for gone in record.shredded],
         )
         # Only a key status recorded (`_key_ring` got here only if every recorded key is
         # unchanged in material, creation time and bucket: `ring_changes`).
@@ -1570,7 +1576,13 @@ class Reconciler:
         retry = now + UNSETTLED_RECHECK if found and blocker not in _HELD else plan.next_due
         if not shred and not plan.create:
             return BucketOutcome(secret, ring, record, due, blocker, problem, retry)
-        new = add_bucket_keys(shred_buckets(ring, shred, shred_at), plan.create, now)
+        # Each destruction at the time status recorded it (an earlier pass's, when its ring
+        # write failed), so the ring's `shredded` list equals status' (`shredded_changes`);
+        # new ids above every id status records as given out.
+        times = {gone.bucket: _parse_time(gone.shredded) or shred_at for gone in shredded}
+        new = add_bucket_keys(
+            shred_buckets(ring, shred, shred_at, times), plan.create, now, recorded.next_id
+        )
         violations = append_only_violations(ring, new, shredding=shred)
         if violations:  # a bug, not a user error: refuse to write
             log.error("refusing key ring change of %s/%s: %s", store.namespace,
@@ -2091,7 +2103,7 @@ class Reconciler:
         a key in the ring that status lists nowhere was not made here (`ring_changes`).
         `unrecorded`: the store's resourceVersion when status held no ring record (an
         adopted ring), which the record is written at (`_record_pending_keys`)."""
-        new = rotate(ring, now)
+        new = rotate(ring, now, recorded.next_id)
         violations = append_only_violations(ring, new)
         if violations:  # a bug, not a user error: refuse to write
             log.error(

@@ -147,26 +147,45 @@ def generate_ring(now: datetime) -> KeyRing:
     return KeyRing(primary=1, keys=(new_key(1, now),))
 
 
-def rotate(ring: KeyRing, now: datetime) -> KeyRing:
-    """Add a key with the next id and make it primary; every old key stays."""
-    key = new_key(ring.next_id, now)
+def _first_free(ring: KeyRing, next_id: int | None) -> int:
+    """The next id: the ring's, or `next_id` (what status records as given out) when higher.
+    A ring whose `shredded` lost an entry would otherwise give a destroyed key's id again."""
+    return ring.next_id if next_id is None else max(ring.next_id, next_id)
+
+
+def rotate(ring: KeyRing, now: datetime, next_id: int | None = None) -> KeyRing:
+    """Add a key with the next id (see `_first_free`) and make it primary; every old key
+    stays."""
+    key = new_key(_first_free(ring, next_id), now)
     return KeyRing(primary=key.id, keys=(*ring.keys, key), shredded=ring.shredded)
 
 
-def add_bucket_keys(ring: KeyRing, buckets: tuple[str, ...], now: datetime) -> KeyRing:
-    """Add a fresh key for each of `buckets` (in order, with the next ids); the primary stays."""
+def add_bucket_keys(
+    ring: KeyRing, buckets: tuple[str, ...], now: datetime, next_id: int | None = None
+) -> KeyRing:
+    """Add a fresh key for each of `buckets` (in order, with the next ids: `_first_free`);
+    the primary stays."""
     keys = list(ring.keys)
-    next_id = ring.next_id
+    next_id = _first_free(ring, next_id)
     for offset, bucket in enumerate(buckets):
         keys.append(new_key(next_id + offset, now, bucket))
     return KeyRing(ring.primary, tuple(keys), ring.shredded)
 
 
-def shred_buckets(ring: KeyRing, buckets: tuple[str, ...], now: datetime) -> KeyRing:
-    """The ring without the keys of `buckets`: their material goes, their ids stay recorded."""
+def shred_buckets(
+    ring: KeyRing,
+    buckets: tuple[str, ...],
+    now: datetime,
+    decided: Mapping[str, datetime] | None = None,
+) -> KeyRing:
+    """The ring without the keys of `buckets`: their material goes, their ids stay recorded,
+    each with the time its destruction was decided (`decided`, by bucket: what status
+    recorded), else `now`."""
     wanted = set(buckets)
+    at = decided or {}
     gone = tuple(
-        ShreddedKey(key.id, key.bucket, now.astimezone(UTC).replace(microsecond=0))
+        ShreddedKey(key.id, key.bucket, at.get(key.bucket, now).astimezone(UTC).replace(
+            microsecond=0))
         for key in ring.keys
         if key.bucket is not None and key.bucket in wanted
     )
