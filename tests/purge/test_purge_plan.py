@@ -299,3 +299,32 @@ def test_a_key_sweep_only_when_the_run_takes_every_expired_row_from_a_dense_span
     assert not key_sweep(expired=0, span_rows=0, budget=10**9)
     # An estimate of zero rows (a tiny table): the count decides.
     assert key_sweep(expired=3, span_rows=0, budget=100)
+
+
+def _edited(generation: int = 8, uid: str = "", **kw: object):  # type: ignore[no-untyped-def]
+    """The store as the API returns it after an edit: a new generation (or a new object)."""
+    doc = store_doc(SERVER, "t", **kw)  # type: ignore[arg-type]
+    doc["metadata"]["generation"] = generation
+    if uid:
+        doc["metadata"]["uid"] = uid
+    return parse_store(doc)
+
+
+@pytest.mark.parametrize(
+    "edited",
+    [
+        pytest.param(lambda: _edited(timestamp_column="last_seen"), id="timestamp-column"),
+        pytest.param(lambda: _edited(key_columns=("tenant", "id")), id="key-columns"),
+        pytest.param(lambda: _edited(dryRun=True), id="dry-run"),
+        pytest.param(lambda: _edited(maxRowsPerRun=10), id="max-rows"),
+        pytest.param(lambda: _edited(generation=7, uid="recreated"), id="recreated-store"),
+    ],
+)
+def test_a_spec_edit_during_the_run_stops_it(edited) -> None:  # type: ignore[no-untyped-def]
+    """A careless user edits the store while its purge runs (the column that says when a row
+    expires, its keys, dryRun): the batches still to come must not delete by the spec the run
+    started with; nor go on against a store deleted and created again under its name."""
+    plan = make_plan(_store(), POLICY_V, datetime(2025, 1, 1, tzinfo=UTC))
+    stop = interruption(plan, edited(), POLICY_V)
+    assert stop is not None and stop.reason == "StoreChanged"
+    assert interruption(plan, _store(annotations={"a": "b"}), POLICY_V) is None  # metadata only

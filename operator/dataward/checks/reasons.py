@@ -1060,6 +1060,14 @@ PURGE_OUTCOMES: tuple[PurgeOutcome, ...] = (
         "Nothing.",
     ),
     PurgeOutcome(
+        "StoreChanged",
+        ("Succeeded",),
+        "The store's spec changed during the run (its tables, columns, dryRun, ...), or the "
+        "store was deleted and created again; it stopped so the next run uses the store as it "
+        "is now.",
+        "Nothing.",
+    ),
+    PurgeOutcome(
         "DryRun",
         ("Succeeded",),
         "A dry run: expired rows were counted, nothing was changed.",

@@ -34,7 +34,12 @@ DEFAULT_MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 Outcome = Literal["Succeeded", "Failed", "Held", "Skipped"]
 StopReason = Literal[
-    "MaxRowsPerRun", "Suspended", "NotCompliant", "RetentionChanged", "StoreUnavailable"
+    "MaxRowsPerRun",
+    "Suspended",
+    "NotCompliant",
+    "RetentionChanged",
+    "StoreChanged",
+    "StoreUnavailable",
 ]
 
 
@@ -95,6 +100,10 @@ class PurgePlan:
     # A children's category: rows of a child without consent collected at or before this go.
     consent_grace: Duration | None = None
     children_cutoff: datetime | None = None
+    # The store object the plan was made from: a spec edit (tables, columns, dryRun, ...) or
+    # a store deleted and created again under its name stops the run between batches.
+    store_uid: str = ""
+    store_generation: int = 0
 
 
 def store_ref(store: Store) -> str:
@@ -204,6 +213,8 @@ def make_plan(
         acknowledge_token=acknowledge_token(store, policy),
         consent_grace=grace,
         children_cutoff=cutoff_for(now, grace) if grace is not None else None,
+        store_uid=store.uid,
+        store_generation=store.generation,
     )
 
 
@@ -275,6 +286,12 @@ def interruption(plan: PurgePlan, store: Store, policy: Policy | None) -> Stop |
         return Stop(
             "RetentionChanged",
             "the retention changed during the run; stopped so the next run uses the new one.",
+        )
+    if store.uid != plan.store_uid or store.generation != plan.store_generation:
+        return Stop(
+            "StoreChanged",
+            "the store's spec changed during the run (or it was deleted and created again); "
+            "stopped so the next run uses the store as it is now.",
         )
     return None
 
