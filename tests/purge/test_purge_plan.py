@@ -328,3 +328,27 @@ def test_a_spec_edit_during_the_run_stops_it(edited) -> None:  # type: ignore[no
     stop = interruption(plan, edited(), POLICY_V)
     assert stop is not None and stop.reason == "StoreChanged"
     assert interruption(plan, _store(annotations={"a": "b"}), POLICY_V) is None  # metadata only
+
+
+def test_an_acknowledgement_does_not_outlive_the_store_it_was_given_for() -> None:
+    """The token kept in a GitOps manifest: the store is deleted and created again under the
+    same name (generation 7 again, same policy) with the annotation applied from the
+    manifest. No person saw the new store's cut, so the old token must not release it."""
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    big = [TableCount("t", 20_000, 100_000)]
+    threshold = LargeCutThreshold(0.10, 1000)
+    old = _edited(generation=7, uid="0b5e7a6c-old")
+    token = make_plan(old, POLICY_V, now).acknowledge_token
+    assert large_cut(
+        _edited(generation=7, uid="0b5e7a6c-old", annotations={ACKNOWLEDGE_ANNOTATION: token}),
+        make_plan(old, POLICY_V, now), big, threshold,
+    ) is None  # fmt: skip
+    kept = {ACKNOWLEDGE_ANNOTATION: token}
+    recreated = _edited(generation=7, uid="9f1d2c3b-new", annotations=kept)
+    gate = large_cut(recreated, make_plan(recreated, POLICY_V, now), big, threshold)
+    assert gate is not None and gate.reason == "LargePurgeNotAcknowledged"
+    # nor one copied from a store of the same name in another namespace
+    other = store_doc(SERVER, "t", annotations={ACKNOWLEDGE_ANNOTATION: token})
+    other["metadata"].update(namespace="billing", uid="0b5e7a6c-old")
+    elsewhere = parse_store(other)
+    assert large_cut(elsewhere, make_plan(elsewhere, POLICY_V, now), big, threshold) is not None

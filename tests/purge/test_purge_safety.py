@@ -147,8 +147,8 @@ def test_large_cut_is_held_until_acknowledged(servers: DatabaseServers, engine: 
     options = EngineOptions(large_cut=LargeCutThreshold(fraction=0.10, min_rows=50))
     held = run_purge(store_doc(live, table), live, options=options)
     assert held.result == "Held" and held.reason == "LargePurgeNotAcknowledged"
-    assert held.acknowledge_token == "1y-g7-p3"
-    assert f"{ACKNOWLEDGE_ANNOTATION}=1y-g7-p3" in held.message
+    assert held.acknowledge_token == "1y-g7-p3-583b7d1b"
+    assert f"{ACKNOWLEDGE_ANNOTATION}=1y-g7-p3-583b7d1b" in held.message
     assert held.expired_remaining == 60
     assert count(live, table) == 100
 
@@ -159,7 +159,7 @@ def test_large_cut_is_held_until_acknowledged(servers: DatabaseServers, engine: 
     )
     assert wrong.result == "Held"
     acked = run_purge(
-        store_doc(live, table, annotations={ACKNOWLEDGE_ANNOTATION: "1y-g7-p3"}),
+        store_doc(live, table, annotations={ACKNOWLEDGE_ANNOTATION: "1y-g7-p3-583b7d1b"}),
         live,
         options=options,
     )

@@ -11,14 +11,16 @@ The large-cut gate: a run is held when, in any table, the expired rows are more 
 remove a sliver of a table; a cut this size means a shortened retention (1y -> 0d), a lifted
 legal hold or a mistake, and a person confirms it by setting the store's annotation
 `dataward.io/acknowledge-large-purge` to the token the result prints. The token is
-`<retention>-g<store generation>-p<policy generation>`: it stays valid until the store's spec or
-the policy changes (adding an annotation does not change a generation), so one
-acknowledgement covers the runs that work off the backlog, `maxRowsPerRun` at a time.
+`<retention>-g<store generation>-p<policy generation>-<digest of the store's namespace, name
+and uid>`: it stays valid until the store's spec or the policy changes (adding an annotation
+does not change a generation), so one acknowledgement covers the runs that work off the
+backlog, `maxRowsPerRun` at a time; a store created again under the same name needs its own.
 Dry runs are never held (they delete nothing).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -149,10 +151,15 @@ def clock_skew(
 
 
 def acknowledge_token(store: Store, policy: Policy) -> str:
-    """The value of the acknowledgement annotation that releases a held large cut."""
+    """The value of the acknowledgement annotation that releases a held large cut: the
+    retention and generations (for a person to read), then a digest of the store's namespace,
+    name and uid, so a token kept in a manifest that outlived the store it was given for (the
+    store deleted and created again under its name) releases nothing."""
     category = policy.category(store.category)
     retention = effective_retention(store, category) if category else store.retention
-    return f"{retention}-g{store.generation}-p{policy.generation}"
+    named = f"{store.namespace}/{store.name}\n{store.uid}"
+    bound = hashlib.sha256(named.encode()).hexdigest()[:8]
+    return f"{retention}-g{store.generation}-p{policy.generation}-{bound}"
 
 
 def large_cut(
