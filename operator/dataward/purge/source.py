@@ -263,14 +263,19 @@ class ApiSource:
         store = self.load_store()
         try:
             raw_policy = api.get_cluster_custom_object(
-                GROUP, VERSION, "privacypolicies", store.policy
-            )
+                GROUP, VERSION, "privacypolicies", store.policy,
+                _request_timeout=self.REQUEST_TIMEOUT,
+            )  # fmt: skip
         except ApiException as exc:
             if exc.status == 404:
                 return store, None
             raise PurgeError(
                 "StoreUnavailable",
                 f"cannot read PrivacyPolicy {store.policy} (HTTP {exc.status})",
+            ) from None
+        except Exception:  # a timeout or dropped connection: unknown, not absent
+            raise PurgeError(
+                "StoreUnavailable", f"cannot read PrivacyPolicy {store.policy} (no answer)"
             ) from None
         try:
             written = parse_policy(raw_policy)  # the spec itself must be valid, pending or not
