@@ -66,6 +66,7 @@ def source_at(
     store = copy.deepcopy(STORE)
     del store["spec"]["retention"]  # the category's retention decides
     source._watched = store  # as if the store's watch were live: no thread
+    source._seen_at = float("inf")  # and had just shown it is
     return source
 
 
