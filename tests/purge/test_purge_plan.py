@@ -352,3 +352,18 @@ def test_an_acknowledgement_does_not_outlive_the_store_it_was_given_for() -> Non
     other["metadata"].update(namespace="billing", uid="0b5e7a6c-old")
     elsewhere = parse_store(other)
     assert large_cut(elsewhere, make_plan(elsewhere, POLICY_V, now), big, threshold) is not None
+
+
+def test_withdrawing_the_acknowledgement_stops_the_large_cut() -> None:
+    """A person acknowledged the wrong store's large cut and removes the annotation while the
+    run deletes: the batches still to come must stop; the next run holds again."""
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    token = make_plan(_store(), POLICY_V, now).acknowledge_token
+    acked = _store(annotations={ACKNOWLEDGE_ANNOTATION: token})
+    plan = make_plan(acked, POLICY_V, now)
+    assert interruption(plan, acked, POLICY_V) is None
+    stop = interruption(plan, _store(), POLICY_V)
+    assert stop is not None and stop.reason == "AcknowledgementWithdrawn"
+    assert interruption(plan, _store(annotations={ACKNOWLEDGE_ANNOTATION: "no"}), POLICY_V)
+    # A run that never leant on an acknowledgement goes on when one appears or goes.
+    assert interruption(make_plan(_store(), POLICY_V, now), acked, POLICY_V) is None

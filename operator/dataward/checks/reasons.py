@@ -1068,6 +1068,13 @@ PURGE_OUTCOMES: tuple[PurgeOutcome, ...] = (
         "Nothing.",
     ),
     PurgeOutcome(
+        "AcknowledgementWithdrawn",
+        ("Succeeded",),
+        "The dataward.io/acknowledge-large-purge annotation the run started with was removed or "
+        "changed during it; it stopped, and a large cut is held again at the next run.",
+        "Nothing, if the cut was not intended; else acknowledge again.",
+    ),
+    PurgeOutcome(
         "DryRun",
         ("Succeeded",),
         "A dry run: expired rows were counted, nothing was changed.",

@@ -41,6 +41,7 @@ StopReason = Literal[
     "NotCompliant",
     "RetentionChanged",
     "StoreChanged",
+    "AcknowledgementWithdrawn",
     "StoreUnavailable",
 ]
 
@@ -106,6 +107,8 @@ class PurgePlan:
     # a store deleted and created again under its name stops the run between batches.
     store_uid: str = ""
     store_generation: int = 0
+    # The store carried the acknowledgement when the run started: taking it off stops the run.
+    acknowledged: bool = False
 
 
 def store_ref(store: Store) -> str:
@@ -222,6 +225,7 @@ def make_plan(
         children_cutoff=cutoff_for(now, grace) if grace is not None else None,
         store_uid=store.uid,
         store_generation=store.generation,
+        acknowledged=store.annotation(ACKNOWLEDGE_ANNOTATION) == acknowledge_token(store, policy),
     )
 
 
@@ -299,6 +303,12 @@ def interruption(plan: PurgePlan, store: Store, policy: Policy | None) -> Stop |
             "StoreChanged",
             "the store's spec changed during the run (or it was deleted and created again); "
             "stopped so the next run uses the store as it is now.",
+        )
+    if plan.acknowledged and store.annotation(ACKNOWLEDGE_ANNOTATION) != plan.acknowledge_token:
+        return Stop(
+            "AcknowledgementWithdrawn",
+            f"the {ACKNOWLEDGE_ANNOTATION} annotation was removed or changed during the run; "
+            "stopped (a large cut is held again at the next run).",
         )
     return None
 
