@@ -367,7 +367,7 @@ def held(store: dict[str, Any], token: str) -> dict[str, Any]:
 def test_acknowledge_sets_the_token_the_purge_asks_for() -> None:
     store = store_object()
     token = expected_token(store)
-    assert token == "180d-g3-p2"
+    assert token == "180d-g3-p2-3a9ba9ae"
     api = FakeApi().add(held(store, token))
     code, out, err = run(api, "acknowledge", "support-inquiries")
     assert (code, err) == (0, "")
@@ -379,13 +379,13 @@ def test_acknowledge_sets_the_token_the_purge_asks_for() -> None:
 
 
 def test_acknowledge_refuses_a_hold_for_an_older_spec_unless_forced() -> None:
-    store = held(store_object(), "365d-g2-p2")
+    store = held(store_object(), "365d-g2-p2-3a9ba9ae")
     api = FakeApi().add(store)
     code, _, err = run(api, "acknowledge", "support-inquiries")
     assert code == 1 and not api.patches
-    assert "held at token 365d-g2-p2" in err and "now 180d-g3-p2" in err
+    assert "held at token 365d-g2-p2-3a9ba9ae" in err and "now 180d-g3-p2-3a9ba9ae" in err
     code, _, _ = run(api, "acknowledge", "support-inquiries", "--force")
-    assert code == 0 and api.patches[0][2] == {ACKNOWLEDGE_ANNOTATION: "180d-g3-p2"}
+    assert code == 0 and api.patches[0][2] == {ACKNOWLEDGE_ANNOTATION: "180d-g3-p2-3a9ba9ae"}
 
 
 def test_acknowledge_without_a_hold_says_it_acknowledges_in_advance() -> None:
@@ -518,7 +518,7 @@ def test_the_plugin_never_reads_secrets() -> None:
 
 
 def test_a_held_purge_shows_its_reason_and_how_to_release_it() -> None:
-    store = held(store_object(PurgeSucceeded=("True", "PurgeHeld")), "180d-g3-p2")
+    store = held(store_object(PurgeSucceeded=("True", "PurgeHeld")), "180d-g3-p2-3a9ba9ae")
     _, out, _ = run(FakeApi().add(store), "status", "support-inquiries")
     lines = out.splitlines()
     assert "  Held (LargePurgeNotAcknowledged), Job dataward-support-inquiries-purge-29412345" in (

@@ -84,7 +84,7 @@ def test_a_hold_seen_before_a_batch_stops_it_and_lands_the_one_in_flight(
 
     def hold_at_the_fourth_check() -> Stop | None:
         checks.append(count(live, table))
-        if len(checks) == 3:
+        if len(checks) == 4:
             return Stop("LegalHold", "a legal hold was set")
         return None
 
@@ -95,7 +95,7 @@ def test_a_hold_seen_before_a_batch_stops_it_and_lands_the_one_in_flight(
         check_continue=hold_at_the_fourth_check,
         fault=lambda point: landed.append(point) if point == "after-delete" else None,
     )
-    # Asked before batches 2, 3 and 4 (never the first); batch 3 was in flight when the
+    # Asked before batches 1, 2, 3 and 4 (the first too); batch 3 was in flight when the
     # hold was seen: it lands, batch 4 never starts. (A batch takes at most 10 rows; one
     # whose range is predicted from the last batch's pace aims at 9.)
     assert result.stopped_early == "LegalHold" and len(landed) == 3

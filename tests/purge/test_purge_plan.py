@@ -299,3 +299,71 @@ def test_a_key_sweep_only_when_the_run_takes_every_expired_row_from_a_dense_span
     assert not key_sweep(expired=0, span_rows=0, budget=10**9)
     # An estimate of zero rows (a tiny table): the count decides.
     assert key_sweep(expired=3, span_rows=0, budget=100)
+
+
+def _edited(generation: int = 8, uid: str = "", **kw: object):  # type: ignore[no-untyped-def]
+    """The store as the API returns it after an edit: a new generation (or a new object)."""
+    doc = store_doc(SERVER, "t", **kw)  # type: ignore[arg-type]
+    doc["metadata"]["generation"] = generation
+    if uid:
+        doc["metadata"]["uid"] = uid
+    return parse_store(doc)
+
+
+@pytest.mark.parametrize(
+    "edited",
+    [
+        pytest.param(lambda: _edited(timestamp_column="last_seen"), id="timestamp-column"),
+        pytest.param(lambda: _edited(key_columns=("tenant", "id")), id="key-columns"),
+        pytest.param(lambda: _edited(dryRun=True), id="dry-run"),
+        pytest.param(lambda: _edited(maxRowsPerRun=10), id="max-rows"),
+        pytest.param(lambda: _edited(generation=7, uid="recreated"), id="recreated-store"),
+    ],
+)
+def test_a_spec_edit_during_the_run_stops_it(edited) -> None:  # type: ignore[no-untyped-def]
+    """A careless user edits the store while its purge runs (the column that says when a row
+    expires, its keys, dryRun): the batches still to come must not delete by the spec the run
+    started with; nor go on against a store deleted and created again under its name."""
+    plan = make_plan(_store(), POLICY_V, datetime(2025, 1, 1, tzinfo=UTC))
+    stop = interruption(plan, edited(), POLICY_V)
+    assert stop is not None and stop.reason == "StoreChanged"
+    assert interruption(plan, _store(annotations={"a": "b"}), POLICY_V) is None  # metadata only
+
+
+def test_an_acknowledgement_does_not_outlive_the_store_it_was_given_for() -> None:
+    """The token kept in a GitOps manifest: the store is deleted and created again under the
+    same name (generation 7 again, same policy) with the annotation applied from the
+    manifest. No person saw the new store's cut, so the old token must not release it."""
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    big = [TableCount("t", 20_000, 100_000)]
+    threshold = LargeCutThreshold(0.10, 1000)
+    old = _edited(generation=7, uid="0b5e7a6c-old")
+    token = make_plan(old, POLICY_V, now).acknowledge_token
+    assert large_cut(
+        _edited(generation=7, uid="0b5e7a6c-old", annotations={ACKNOWLEDGE_ANNOTATION: token}),
+        make_plan(old, POLICY_V, now), big, threshold,
+    ) is None  # fmt: skip
+    kept = {ACKNOWLEDGE_ANNOTATION: token}
+    recreated = _edited(generation=7, uid="9f1d2c3b-new", annotations=kept)
+    gate = large_cut(recreated, make_plan(recreated, POLICY_V, now), big, threshold)
+    assert gate is not None and gate.reason == "LargePurgeNotAcknowledged"
+    # nor one copied from a store of the same name in another namespace
+    other = store_doc(SERVER, "t", annotations={ACKNOWLEDGE_ANNOTATION: token})
+    other["metadata"].update(namespace="billing", uid="0b5e7a6c-old")
+    elsewhere = parse_store(other)
+    assert large_cut(elsewhere, make_plan(elsewhere, POLICY_V, now), big, threshold) is not None
+
+
+def test_withdrawing_the_acknowledgement_stops_the_large_cut() -> None:
+    """A person acknowledged the wrong store's large cut and removes the annotation while the
+    run deletes: the batches still to come must stop; the next run holds again."""
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    token = make_plan(_store(), POLICY_V, now).acknowledge_token
+    acked = _store(annotations={ACKNOWLEDGE_ANNOTATION: token})
+    plan = make_plan(acked, POLICY_V, now)
+    assert interruption(plan, acked, POLICY_V) is None
+    stop = interruption(plan, _store(), POLICY_V)
+    assert stop is not None and stop.reason == "AcknowledgementWithdrawn"
+    assert interruption(plan, _store(annotations={ACKNOWLEDGE_ANNOTATION: "no"}), POLICY_V)
+    # A run that never leant on an acknowledgement goes on when one appears or goes.
+    assert interruption(make_plan(_store(), POLICY_V, now), acked, POLICY_V) is None

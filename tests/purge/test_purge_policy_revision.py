@@ -32,7 +32,7 @@ class PolicyApi:
         self.policy = policy
 
     def get_cluster_custom_object(self, group: str, version: str, plural: str,
-                                  name: str) -> dict[str, Any]:
+                                  name: str, **kw: Any) -> dict[str, Any]:
         assert (plural, name) == ("privacypolicies", self.policy["metadata"]["name"])
         return copy.deepcopy(self.policy)
 
@@ -66,6 +66,7 @@ def source_at(
     store = copy.deepcopy(STORE)
     del store["spec"]["retention"]  # the category's retention decides
     source._watched = store  # as if the store's watch were live: no thread
+    source._seen_at = float("inf")  # and had just shown it is
     return source
 
 
@@ -129,3 +130,38 @@ def test_a_garbled_spec_in_force_stops_the_purge_naming_the_record() -> None:
     assert raised.value.category == "Configuration"
     assert "status.revisions.inForce.spec.categories[" in str(raised.value)
     assert "GARBLE" not in str(raised.value)
+
+
+class SilentApi(PolicyApi):
+    """An API server that does not answer the policy's GET (or whose connection drops):
+    the client raises what urllib3 raises, not an ApiException."""
+
+    def __init__(self, policy: dict[str, Any], error: Exception) -> None:
+        super().__init__(policy)
+        self.error = error
+        self.timeouts: list[Any] = []
+
+    def get_cluster_custom_object(self, group: str, version: str, plural: str, name: str,
+                                  **kw: Any) -> dict[str, Any]:
+        self.timeouts.append(kw.get("_request_timeout"))
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(TimeoutError("read timed out"), id="timeout"),
+        pytest.param(ConnectionResetError("reset by peer"), id="reset"),
+    ],
+)
+def test_a_policy_read_that_gets_no_answer_is_unavailable_and_bounded(error: Exception) -> None:
+    """Unknown is not absent: the policy's GET that times out or drops is StoreUnavailable
+    (a Failed result at the start, a stop between batches), never an unhandled exception
+    that ends the Job without a result; and the GET is bounded in time like the store's."""
+    source = source_at(revised_policy(), NOW)
+    api = SilentApi(revised_policy(), error)
+    source._api = api
+    with pytest.raises(PurgeError) as raised:
+        source.load()
+    assert raised.value.category == "StoreUnavailable"
+    assert api.timeouts == [ApiSource.REQUEST_TIMEOUT]

@@ -110,8 +110,30 @@ def test_suspend_observed_between_batches(servers: DatabaseServers, engine: str)
 
     result = run_purge(store_doc(live, table, batchSize=10), live, check_continue=suspend_after_two)
     assert result.stopped_early == "Suspended"
-    assert result.rows_deleted == 20  # the first batch, then one more before the check said stop
-    assert count(live, table) == 80
+    assert result.rows_deleted == 10  # checked before the first batch, then before the second
+    assert count(live, table) == 90
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_hold_set_while_the_run_counts_stops_its_first_batch(
+    servers: DatabaseServers, engine: str
+) -> None:
+    """The run reads the store, then connects, reads the clocks, checks and counts every
+    table (minutes on large ones) before its first batch: a legal hold set meanwhile must
+    stop that batch too, not only the ones after it."""
+    live, _, table = _table(servers, engine, expired=100)
+    checks = []
+
+    def held_since_the_start() -> Stop | None:
+        checks.append(1)
+        return Stop("Suspended", "spec.purge.suspend became true during the run; stopped.")
+
+    result = run_purge(
+        store_doc(live, table, batchSize=10), live, check_continue=held_since_the_start
+    )
+    assert result.stopped_early == "Suspended" and checks
+    assert result.rows_deleted == 0
+    assert count(live, table) == 100
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -147,8 +169,8 @@ def test_large_cut_is_held_until_acknowledged(servers: DatabaseServers, engine: 
     options = EngineOptions(large_cut=LargeCutThreshold(fraction=0.10, min_rows=50))
     held = run_purge(store_doc(live, table), live, options=options)
     assert held.result == "Held" and held.reason == "LargePurgeNotAcknowledged"
-    assert held.acknowledge_token == "1y-g7-p3"
-    assert f"{ACKNOWLEDGE_ANNOTATION}=1y-g7-p3" in held.message
+    assert held.acknowledge_token == "1y-g7-p3-583b7d1b"
+    assert f"{ACKNOWLEDGE_ANNOTATION}=1y-g7-p3-583b7d1b" in held.message
     assert held.expired_remaining == 60
     assert count(live, table) == 100
 
@@ -159,7 +181,7 @@ def test_large_cut_is_held_until_acknowledged(servers: DatabaseServers, engine: 
     )
     assert wrong.result == "Held"
     acked = run_purge(
-        store_doc(live, table, annotations={ACKNOWLEDGE_ANNOTATION: "1y-g7-p3"}),
+        store_doc(live, table, annotations={ACKNOWLEDGE_ANNOTATION: "1y-g7-p3-583b7d1b"}),
         live,
         options=options,
     )

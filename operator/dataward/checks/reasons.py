@@ -1064,6 +1064,21 @@ PURGE_OUTCOMES: tuple[PurgeOutcome, ...] = (
         "Nothing.",
     ),
     PurgeOutcome(
+        "StoreChanged",
+        ("Succeeded",),
+        "The store's spec changed during the run (its tables, columns, dryRun, ...), or the "
+        "store was deleted and created again; it stopped so the next run uses the store as it "
+        "is now.",
+        "Nothing.",
+    ),
+    PurgeOutcome(
+        "AcknowledgementWithdrawn",
+        ("Succeeded",),
+        "The dataward.io/acknowledge-large-purge annotation the run started with was removed or "
+        "changed during it; it stopped, and a large cut is held again at the next run.",
+        "Nothing, if the cut was not intended; else acknowledge again.",
+    ),
+    PurgeOutcome(
         "DryRun",
         ("Succeeded",),
         "A dry run: expired rows were counted, nothing was changed.",

@@ -58,7 +58,7 @@ Application locks: a batch waits at most the session's lock timeout for a row lo
 waits longer, the batch is split in halves until the locked rows stand alone; those are left
 for the next run and counted (`rowsSkippedLocked`), everything else goes. The batch size
 adapts so each batch holds its locks about `lock_hold_target` (never above batchSize).
-`check_continue` runs before every batch but the run's first (legal hold, compliance).
+`check_continue` runs before every batch, the first included (legal hold, compliance).
 
 Fault injection for the crash tests: the engine calls `fault(point)` at `before-select`,
 `after-select` (rows picked and locked or deleted, uncommitted), `after-archive-commit` and
@@ -261,17 +261,15 @@ class _Redo(PurgeError):
 
 
 class Pacer:
-    """Asks `check_continue` before every batch but the run's first."""
+    """Asks `check_continue` before every batch, the run's first included: between the read
+    of the store the run started from and its first batch lie the connections, the clocks
+    and the count of every table, time enough for a legal hold to be set."""
 
     def __init__(self, check: CheckContinue) -> None:
         self._check = check
-        self._first = True
 
     def may_start(self) -> Stop | None:
         """None when the next batch may run."""
-        if self._first:
-            self._first = False
-            return None
         return self._check()
 
 

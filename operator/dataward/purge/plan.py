@@ -11,14 +11,16 @@ The large-cut gate: a run is held when, in any table, the expired rows are more 
 remove a sliver of a table; a cut this size means a shortened retention (1y -> 0d), a lifted
 legal hold or a mistake, and a person confirms it by setting the store's annotation
 `dataward.io/acknowledge-large-purge` to the token the result prints. The token is
-`<retention>-g<store generation>-p<policy generation>`: it stays valid until the store's spec or
-the policy changes (adding an annotation does not change a generation), so one
-acknowledgement covers the runs that work off the backlog, `maxRowsPerRun` at a time.
+`<retention>-g<store generation>-p<policy generation>-<digest of the store's namespace, name
+and uid>`: it stays valid until the store's spec or the policy changes (adding an annotation
+does not change a generation), so one acknowledgement covers the runs that work off the
+backlog, `maxRowsPerRun` at a time; a store created again under the same name needs its own.
 Dry runs are never held (they delete nothing).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,7 +36,13 @@ DEFAULT_MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 Outcome = Literal["Succeeded", "Failed", "Held", "Skipped"]
 StopReason = Literal[
-    "MaxRowsPerRun", "Suspended", "NotCompliant", "RetentionChanged", "StoreUnavailable"
+    "MaxRowsPerRun",
+    "Suspended",
+    "NotCompliant",
+    "RetentionChanged",
+    "StoreChanged",
+    "AcknowledgementWithdrawn",
+    "StoreUnavailable",
 ]
 
 
@@ -95,6 +103,12 @@ class PurgePlan:
     # A children's category: rows of a child without consent collected at or before this go.
     consent_grace: Duration | None = None
     children_cutoff: datetime | None = None
+    # The store object the plan was made from: a spec edit (tables, columns, dryRun, ...) or
+    # a store deleted and created again under its name stops the run between batches.
+    store_uid: str = ""
+    store_generation: int = 0
+    # The store carried the acknowledgement when the run started: taking it off stops the run.
+    acknowledged: bool = False
 
 
 def store_ref(store: Store) -> str:
@@ -140,10 +154,15 @@ def clock_skew(
 
 
 def acknowledge_token(store: Store, policy: Policy) -> str:
-    """The value of the acknowledgement annotation that releases a held large cut."""
+    """The value of the acknowledgement annotation that releases a held large cut: the
+    retention and generations (for a person to read), then a digest of the store's namespace,
+    name and uid, so a token kept in a manifest that outlived the store it was given for (the
+    store deleted and created again under its name) releases nothing."""
     category = policy.category(store.category)
     retention = effective_retention(store, category) if category else store.retention
-    return f"{retention}-g{store.generation}-p{policy.generation}"
+    named = f"{store.namespace}/{store.name}\n{store.uid}"
+    bound = hashlib.sha256(named.encode()).hexdigest()[:8]
+    return f"{retention}-g{store.generation}-p{policy.generation}-{bound}"
 
 
 def large_cut(
@@ -204,6 +223,9 @@ def make_plan(
         acknowledge_token=acknowledge_token(store, policy),
         consent_grace=grace,
         children_cutoff=cutoff_for(now, grace) if grace is not None else None,
+        store_uid=store.uid,
+        store_generation=store.generation,
+        acknowledged=store.annotation(ACKNOWLEDGE_ANNOTATION) == acknowledge_token(store, policy),
     )
 
 
@@ -275,6 +297,18 @@ def interruption(plan: PurgePlan, store: Store, policy: Policy | None) -> Stop |
         return Stop(
             "RetentionChanged",
             "the retention changed during the run; stopped so the next run uses the new one.",
+        )
+    if store.uid != plan.store_uid or store.generation != plan.store_generation:
+        return Stop(
+            "StoreChanged",
+            "the store's spec changed during the run (or it was deleted and created again); "
+            "stopped so the next run uses the store as it is now.",
+        )
+    if plan.acknowledged and store.annotation(ACKNOWLEDGE_ANNOTATION) != plan.acknowledge_token:
+        return Stop(
+            "AcknowledgementWithdrawn",
+            f"the {ACKNOWLEDGE_ANNOTATION} annotation was removed or changed during the run; "
+            "stopped (a large cut is held again at the next run).",
         )
     return None
 

@@ -9,6 +9,7 @@ import atexit
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -119,11 +120,17 @@ class ApiSource:
     So after the first GET the store is followed by a watch on that one object (the purge
     Role grants list and watch on it by name). While the watch is live the check reads the
     copy it keeps; when the watch breaks, ends or has not started, the check is a GET again:
-    a watch that stopped is never taken to mean "unchanged".
+    a watch that stopped is never taken to mean "unchanged". Nor is one gone silent: a
+    half-open connection delivers nothing and raises nothing until its read timeout, minutes
+    later, just like a live watch on a store nobody edits. So the copy is used only for
+    FRESH_SECONDS after the watch's last event or a GET that found the same version; then the
+    check is a GET (a quiet store costs one GET per period, a silent watch hides nothing
+    longer than that).
     """
 
     WATCH_SECONDS = 300  # the server ends a watch after this; it is then resumed
     REQUEST_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds for each GET
+    FRESH_SECONDS = 10.0  # how long the watched copy is trusted without a sign of life
 
     def __init__(
         self,
@@ -141,6 +148,8 @@ class ApiSource:
         self._api: Any = None
         self._lock = threading.Lock()
         self._watched: Mapping[str, Any] | None = None  # the live copy, while the watch is live
+        self._monotonic: Callable[[], float] = time.monotonic
+        self._seen_at = 0.0  # when the watch last showed it is live (an event, a matching GET)
         self._watcher: threading.Thread | None = None
         self._handle: Any = None  # the kubernetes Watch, to stop it
         self._closing = False
@@ -157,11 +166,14 @@ class ApiSource:
         return self._api
 
     def load_store(self) -> Store:
-        """The store: the watched copy while the watch is live, else one GET."""
+        """The store: the watched copy while the watch is live and fresh, else one GET."""
         with self._lock:
             raw_store = self._watched
+            if raw_store is not None and self._monotonic() - self._seen_at > self.FRESH_SECONDS:
+                raw_store = None
         if raw_store is None:
             raw_store = self._get_store()
+            self._confirm(raw_store)
             self._follow()
         try:
             return parse_store(raw_store)
@@ -187,6 +199,14 @@ class ApiSource:
                 f"cannot read PersonalDataStore {self.namespace}/{self.name} (no answer)",
             ) from None
         return raw
+
+    def _confirm(self, fetched: Mapping[str, Any]) -> None:
+        """A GET that found the version the watch holds shows the watch is still current."""
+        version = (fetched.get("metadata") or {}).get("resourceVersion")
+        with self._lock:
+            held = (self._watched or {}).get("metadata") or {}
+            if version and held.get("resourceVersion") == version:
+                self._seen_at = self._monotonic()
 
     def _follow(self) -> None:
         """Start the watch (once); its copy is used only after its first event arrives."""
@@ -239,8 +259,11 @@ class ApiSource:
                         _note_version(version, obj)
                         with self._lock:
                             self._watched = obj
+                            self._seen_at = self._monotonic()
                     elif kind == "BOOKMARK" and isinstance(obj, Mapping):
                         _note_version(version, obj)
+                        with self._lock:
+                            self._seen_at = self._monotonic()
                     else:  # DELETED or ERROR (e.g. 410 Gone): only a GET can say what is true
                         break
                 else:
@@ -263,14 +286,19 @@ class ApiSource:
         store = self.load_store()
         try:
             raw_policy = api.get_cluster_custom_object(
-                GROUP, VERSION, "privacypolicies", store.policy
-            )
+                GROUP, VERSION, "privacypolicies", store.policy,
+                _request_timeout=self.REQUEST_TIMEOUT,
+            )  # fmt: skip
         except ApiException as exc:
             if exc.status == 404:
                 return store, None
             raise PurgeError(
                 "StoreUnavailable",
                 f"cannot read PrivacyPolicy {store.policy} (HTTP {exc.status})",
+            ) from None
+        except Exception:  # a timeout or dropped connection: unknown, not absent
+            raise PurgeError(
+                "StoreUnavailable", f"cannot read PrivacyPolicy {store.policy} (no answer)"
             ) from None
         try:
             written = parse_policy(raw_policy)  # the spec itself must be valid, pending or not
