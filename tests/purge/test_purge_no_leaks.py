@@ -135,3 +135,25 @@ def test_server_warnings_quoting_the_row_reach_no_output(
     assert run.result["result"] == "Succeeded", run.result
     assert count(live, table) == 0
     assert MARKER not in _everything(run), _everything(run)
+
+
+def test_an_unforeseen_error_is_a_failed_result_naming_its_class_only(
+    servers: DatabaseServers, tmp_path: Path
+) -> None:
+    """MariaDB keeps zero dates where the session allows them, and PyMySQL returns them as
+    text, which the engine does not expect: whatever such an error's text says, the run
+    still ends with its Failed record, saying only the error's class, and no traceback."""
+    live, _archive = servers.pair("mysql")
+    table = unique("zero")
+    create_table(live, table, KIND["mysql"])
+    live.execute(
+        "SET SESSION sql_mode = ''",
+        *(f"INSERT INTO {table} VALUES ({i}, '0000-00-00', '{MARKER}')" for i in (1, 2, 3)),
+    )
+    run = run_cli(tmp_path, store_doc(live, table, batchSize=1, maxRowsPerRun=1))
+    assert run.returncode == 1
+    assert (run.result["result"], run.result["reason"]) == ("Failed", "Internal"), run.result
+    assert "TypeError" in run.result["message"]
+    assert run.termination is not None and "Internal" in run.termination
+    assert "Traceback" not in run.stderr, run.stderr
+    assert MARKER not in _everything(run)
