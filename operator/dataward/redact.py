@@ -7,8 +7,11 @@ the kind of failure and the names the program chose, and drops any text the inpu
 
 from __future__ import annotations
 
+import logging
 import re
+import traceback
 from pathlib import Path
+from types import TracebackType
 
 import yaml
 
@@ -45,3 +48,41 @@ def yaml_problem(file: Path | str, error: yaml.YAMLError) -> str:
         f"{file}:{mark.line + 1}:{mark.column + 1}: cannot be read as YAML: "
         f"{unquoted(problem)}{where}"
     )
+
+
+def exception_text(error: BaseException) -> str:
+    """A traceback of `error` and the errors it was raised from, without their messages.
+
+    What a log needs to find the fault (each error's class and the frames it went through)
+    and nothing an error's text may carry: a reconcile handles key rings and a purge rows, and
+    `ValueError(f"... {value!r}")` is how Python and its libraries describe bad input.
+    """
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        cause = current.__cause__
+        suppressed = cause is not None or current.__suppress_context__
+        current = cause if suppressed else current.__context__
+    parts: list[str] = []
+    for index, link in enumerate(reversed(chain)):
+        if index:
+            parts.append("\nwhile handling it, or because of it:\n")
+        parts.append("Traceback (most recent call last):\n")
+        parts += traceback.format_list(traceback.extract_tb(link.__traceback__))
+        name = type(link).__qualname__
+        module = type(link).__module__
+        parts.append(f"{name if module == 'builtins' else module + '.' + name} (message withheld)")
+    return "".join(parts)
+
+
+class Formatter(logging.Formatter):
+    """A logging formatter whose exceptions show classes and frames, never messages."""
+
+    def formatException(
+        self,
+        ei: tuple[type[BaseException], BaseException, TracebackType | None]
+        | tuple[None, None, None],
+    ) -> str:
+        """`exception_text` of the logged error."""
+        return exception_text(ei[1]) if ei[1] is not None else ""
