@@ -79,7 +79,8 @@ def _refusing_trigger(server: DatabaseServer, table: str) -> None:
         server.execute(
             f"CREATE FUNCTION {table}_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
             "RAISE EXCEPTION 'row % may not go', OLD.payload "
-            "USING DETAIL = 'payload ' || OLD.payload, HINT = OLD.payload; END $$",
+            "USING DETAIL = 'payload ' || OLD.payload, HINT = OLD.payload, "
+            "COLUMN = OLD.payload, CONSTRAINT = OLD.payload, TABLE = OLD.payload; END $$",
             f"CREATE TRIGGER {table}_refuse BEFORE DELETE ON {table} "
             f"FOR EACH ROW EXECUTE FUNCTION {table}_refuse()",
         )

@@ -36,7 +36,8 @@ def _refusing_trigger(server: DatabaseServer, table: str) -> None:
         server.execute(
             f"CREATE FUNCTION {table}_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
             "RAISE EXCEPTION 'row of % may not go', OLD.email "
-            "USING DETAIL = OLD.email, HINT = OLD.email; END $$",
+            "USING DETAIL = OLD.email, HINT = OLD.email, COLUMN = OLD.email, "
+            "CONSTRAINT = OLD.email, TABLE = OLD.email; END $$",
             f"CREATE TRIGGER {table}_refuse BEFORE DELETE ON {table} "
             f"FOR EACH ROW EXECUTE FUNCTION {table}_refuse()",
         )
