@@ -152,9 +152,39 @@ def test_unparseable_yaml_is_a_problem_at_its_line_and_column(
     file = write(tmp_path / "broken.yaml", text="kind: X\nmetadata:\n  name: a\n spec: [\n")
     status, out, _ = run(capsys, "-f", file)
     assert status == 1
-    # The position, and the offending line as written, on lines of their own.
-    assert out[0].startswith(f"{file}:4:2: cannot be read as YAML: ")
-    assert any(line.strip() == "spec: [" for line in out[1:])
+    # The position and what is wrong there, on one line.
+    assert out == [
+        f"{file}:4:2: cannot be read as YAML: expected <block end>, but found "
+        "'<block mapping start>' (while parsing a block mapping at line 1, column 1)"
+    ]
+
+
+SECRET_VALUE = "hunter2-s3cr3t-Value"
+BROKEN_SECRETS = [
+    # mapping values are not allowed here: the line of the password is the one shown
+    f"kind: Secret\nstringData:\n  password: {SECRET_VALUE}: x\n",
+    # an unterminated quoted value: PyYAML quotes the line it began on
+    f'kind: Secret\nstringData:\n  password: "{SECRET_VALUE}\n',
+    # an unknown escape: PyYAML names the character it found
+    f'kind: Secret\nstringData:\n  password: "{SECRET_VALUE}\\q"\n',
+    # a tab where a token starts, inside a flow mapping after the value
+    f"kind: Secret\nstringData: {{password: {SECRET_VALUE}, token: @x}}\n",
+]
+
+
+@pytest.mark.parametrize("text", BROKEN_SECRETS)
+def test_a_broken_secret_in_the_inputs_is_located_without_quoting_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    """GitOps directories hold Secrets, which check skips; one that is not valid YAML is still
+    a problem, shown by line and column in the CI log, never by its text."""
+    file = write(tmp_path / "deploy" / "db-secret.yaml", text=text)
+    status, out, err = run(capsys, "-f", str(tmp_path / "deploy"))
+    assert status == 1
+    assert out and out[0].startswith(f"{file}:"), out
+    assert "cannot be read as YAML" in out[0]
+    printed = "\n".join(out) + err
+    assert "hunter2" not in printed and "s3cr3t" not in printed, printed
 
 
 def test_every_problem_of_a_store_at_once_with_did_you_mean_for_the_category(

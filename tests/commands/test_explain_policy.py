@@ -61,3 +61,15 @@ def test_a_minimal_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "contract-records" in out
     assert "until contract ended" in out
     assert "5 years under the Act on Consumer Protection in Electronic Commerce" in out
+
+
+def test_a_file_that_is_not_yaml_is_located_without_quoting_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The file may be a bundle with a Secret in it: position and problem, not its lines."""
+    bad = tmp_path / "bundle.yaml"
+    bad.write_text("kind: Secret\nstringData:\n  password: hunter2-s3cr3t: x\n")
+    assert main(["explain-policy", "-f", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:3:27: cannot be read as YAML: mapping values are not allowed here" in err
+    assert "hunter2" not in err

@@ -99,6 +99,7 @@ def _good() -> dict[str, object]:
         ({}, "no 'keyring.json'"),
         ({"keyring.json": "not base64!"}, "not base64"),
         ({"keyring.json": base64.b64encode(b"{not json").decode()}, "not JSON"),
+        ({"keyring.json": base64.b64encode(b"[" * 100000).decode()}, "not JSON"),
         (_data([1, 2]), "JSON object"),
         (_data({**_good(), "primary": "1"}), "'primary'"),
         (_data({**_good(), "primary": True}), "'primary'"),
@@ -121,6 +122,9 @@ def test_malformed_rings_are_rejected_with_a_clear_error(
         ({"algorithm": "AES-128-GCM"}, r"keys\[0\]\.algorithm"),
         ({"created": "yesterday"}, r"keys\[0\]\.created"),
         ({"created": "2025-01-01T00:00:00"}, "time zone"),
+        # Valid RFC 3339, but no UTC instant: before year 1 or after 9999 once in UTC.
+        ({"created": "0001-01-01T00:00:00+05:00"}, r"keys\[0\]\.created"),
+        ({"created": "9999-12-31T23:59:59-05:00"}, r"keys\[0\]\.created"),
         ({"material": "%%%"}, r"keys\[0\]\.material is not base64"),
         ({"material": base64.b64encode(b"short").decode()}, "32 bytes"),
     ],

@@ -27,6 +27,7 @@ from dataward.model.errors import ModelError
 from dataward.model.fields import closest_name
 from dataward.model.policy import Policy, parse_policy
 from dataward.model.store import parse_store
+from dataward.redact import yaml_problem
 from dataward.subjects.request import parse_request
 from dataward.validation import GROUP, apply_defaults, validate_object
 
@@ -241,27 +242,6 @@ def _category_problems(document: Document, policies: Mapping[str, Policy]) -> li
         return []
     finding = unknown_category(category, policy)
     return [document.line(finding.field, finding.message)]
-
-
-def yaml_problem(file: Path | str, error: yaml.YAMLError) -> str:
-    """A YAML error as `file:line:column: ...`, keeping the lines that show where it is."""
-    mark = getattr(error, "problem_mark", None)
-    problem = getattr(error, "problem", None)
-    if mark is None or problem is None:
-        return f"{file}: cannot be read as YAML: {_one_line(str(error))}"
-    context = getattr(error, "context", None)
-    context_mark = getattr(error, "context_mark", None)
-    where = (
-        f" ({context} at line {context_mark.line + 1}, column {context_mark.column + 1})"
-        if context and context_mark is not None
-        else ""
-    )
-    snippet = (mark.get_snippet() or "").rstrip()
-    shown = "\n".join(f"    {line}" for line in snippet.splitlines())
-    return (
-        f"{file}:{mark.line + 1}:{mark.column + 1}: cannot be read as YAML: {problem}{where}"
-        + (f"\n{shown}" if shown else "")
-    )
 
 
 def _files(path: Path) -> Iterator[Path]:

@@ -18,6 +18,7 @@ import yaml
 from dataward.model.durations import Duration
 from dataward.model.errors import ModelError
 from dataward.model.policy import CHILD_AGE, Category, Policy, parse_policy
+from dataward.redact import yaml_problem
 from dataward.validation import apply_defaults, validate_object
 
 HEADERS = ("CATEGORY", "PURPOSES", "RETENTION (LIVE DATA)", "STATUTORY RETENTION (ARCHIVE)")
@@ -40,7 +41,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         text = Path(args.filename).read_text(encoding="utf-8")
         docs = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+    except yaml.YAMLError as error:
+        print(f"dataward explain-policy: {yaml_problem(args.filename, error)}", file=sys.stderr)
+        return 2
+    except (OSError, UnicodeDecodeError) as error:
         print(f"dataward explain-policy: {args.filename}: {error}", file=sys.stderr)
         return 2
     raw = [d for d in docs if d.get("kind") == "PrivacyPolicy"]

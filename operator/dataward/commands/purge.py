@@ -38,7 +38,7 @@ from dataward.purge.engine import (
     preview,
     purge,
 )
-from dataward.purge.errors import PurgeError
+from dataward.purge.errors import PurgeError, unforeseen
 from dataward.purge.plan import (
     LargeCutThreshold,
     Stop,
@@ -259,7 +259,8 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> PurgeResult
             fault=fault_from_env(environ),
             options=options,
         )
-    except PurgeError as error:
+    except Exception as caught:  # anything but a PurgeError: its text could quote a value
+        error = caught if isinstance(caught, PurgeError) else unforeseen(caught, "purge")
         return PurgeResult(
             store=args.store or "",
             result="Failed",

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
+from dataward import redact
 from dataward.checks.observed import TrustedSubjects
 from dataward.controller.access_log import AccessLogFollower
 from dataward.controller.clock import clock_from_environ, skew_reference_from_environ
@@ -183,7 +184,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
-class JsonFormatter(logging.Formatter):
+class JsonFormatter(redact.Formatter):
     """One JSON object per record: time, level, logger, message (and the exception)."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -196,6 +197,14 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)
+
+
+def log_formatter(log_format: str) -> logging.Formatter:
+    """The operator's log lines (`--log-format`); a logged exception shows its class and
+    frames, never its text (`redact.exception_text`)."""
+    if log_format == "json":
+        return JsonFormatter()
+    return redact.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def open_evidence_log(environ: Mapping[str, str]) -> EvidenceLog | None:
@@ -215,8 +224,7 @@ def open_evidence_log(environ: Mapping[str, str]) -> EvidenceLog | None:
 def run(args: argparse.Namespace) -> int:
     """Run the operator until a signal (after losing the Lease, it tries to take it back)."""
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if args.log_format == "json" else logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(log_formatter(args.log_format))
     logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     # kopf logs every watch event at DEBUG/INFO; keep ours readable.
     logging.getLogger("kopf").setLevel(logging.WARNING)

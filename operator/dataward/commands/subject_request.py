@@ -40,7 +40,7 @@ from dataward.commands.purge import (
     store_source,
 )
 from dataward.purge.credentials import Timeouts, load_credentials
-from dataward.purge.errors import PurgeError
+from dataward.purge.errors import PurgeError, unforeseen
 from dataward.purge.result import ErrorInfo, termination_log_path, write_termination_message
 from dataward.purge.source import ApiSource, StoreSource
 from dataward.purge.sql import Session
@@ -257,6 +257,7 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> SubjectResu
             error=ErrorInfo(error.category, error.message),
         )
     except Exception as error:  # anything else: its text could quote a value, so only its type
+        failure = unforeseen(error, "request")
         return SubjectResult(
             store=ref,
             type=args.request_type,
@@ -264,9 +265,9 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> SubjectResu
             dry_run=args.dry_run,
             start_time=started,
             completion_time=datetime.now(UTC),
-            message=f"the request failed unexpectedly ({type(error).__name__})",
-            reason="Internal",
-            error=ErrorInfo("Internal", f"unexpected {type(error).__name__}"),
+            message=failure.message,
+            reason=failure.category,
+            error=ErrorInfo(failure.category, failure.message),
         )
     finally:
         if isinstance(source, ApiSource):

@@ -241,7 +241,7 @@ def parse_ring_json(text: str) -> KeyRing:
     """Read a ring from `keyring.json` text (as a mounted Secret file holds it)."""
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python recurses
         raise KeyRingError(f"{SECRET_KEY!r} is not JSON") from None
     if not isinstance(document, dict):
         raise KeyRingError(f"{SECRET_KEY!r} must be a JSON object")
@@ -279,7 +279,10 @@ def _parse_time(raw: Mapping[str, Any], name: str, where: str) -> datetime:
         raise KeyRingError(f"{where}.{name} must be an RFC 3339 time") from None
     if instant.tzinfo is None:
         raise KeyRingError(f"{where}.{name} must carry a time zone")
-    return instant.astimezone(UTC)
+    try:
+        return instant.astimezone(UTC)
+    except OverflowError:  # year 1 ahead of UTC, or 9999 behind it: no UTC instant
+        raise KeyRingError(f"{where}.{name} must be an RFC 3339 time") from None
 
 
 def _parse_shredded(raw: Any, index: int) -> ShreddedKey:

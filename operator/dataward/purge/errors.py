@@ -38,6 +38,15 @@ class PurgeError(Exception):
         self.message = message
 
 
+def unforeseen(error: Exception, what: str) -> PurgeError:
+    """An error no code path expected, as an Internal PurgeError naming its class only.
+
+    Its text is not shown: an exception raised while handling rows, identifiers or Secrets
+    can quote them (`invalid literal for int(): '...'`). `what`: "purge", "request".
+    """
+    return PurgeError("Internal", f"the {what} failed unexpectedly ({type(error).__name__})")
+
+
 class LockTimeout(PurgeError):
     """A statement waited past the lock timeout for a row lock someone else holds.
 

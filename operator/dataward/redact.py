@@ -1,0 +1,88 @@
+"""Failures described by where and what, never by the data they were about.
+
+The inputs these describe can hold what must never reach a log: a Secret manifest in a GitOps
+directory, a kubeconfig, a row of a customer table. Each function here keeps the position,
+the kind of failure and the names the program chose, and drops any text the input supplied.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import traceback
+from pathlib import Path
+from types import TracebackType
+
+import yaml
+
+# A fragment the library quoted from the input ('x', "x"): a character, a tag, an alias.
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+# What the library names itself, quoted too: PyYAML's token kinds ('<block mapping start>').
+_OWN = re.compile(r"'<[a-z ]+>'")
+
+
+def unquoted(text: str) -> str:
+    """`text` on one line with every quoted fragment of the input replaced by `'…'`."""
+    kept = _QUOTED.sub(lambda m: m[0] if _OWN.fullmatch(m[0]) else "'…'", text)
+    return " ".join(kept.split())
+
+
+def yaml_problem(file: Path | str, error: yaml.YAMLError) -> str:
+    """A YAML error as `file:line:column: cannot be read as YAML: problem (context)`.
+
+    Not the offending line (PyYAML's snippet) nor what PyYAML quotes from it: the line can be
+    a Secret's password in a directory `dataward check` reads for CI.
+    """
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None)
+    if mark is None or not isinstance(problem, str):
+        return f"{file}: cannot be read as YAML ({type(error).__name__})"
+    context = getattr(error, "context", None)
+    context_mark = getattr(error, "context_mark", None)
+    where = (
+        f" ({unquoted(context)} at line {context_mark.line + 1}, column {context_mark.column + 1})"
+        if isinstance(context, str) and context_mark is not None
+        else ""
+    )
+    return (
+        f"{file}:{mark.line + 1}:{mark.column + 1}: cannot be read as YAML: "
+        f"{unquoted(problem)}{where}"
+    )
+
+
+def exception_text(error: BaseException) -> str:
+    """A traceback of `error` and the errors it was raised from, without their messages.
+
+    What a log needs to find the fault (each error's class and the frames it went through)
+    and nothing an error's text may carry: a reconcile handles key rings and a purge rows, and
+    `ValueError(f"... {value!r}")` is how Python and its libraries describe bad input.
+    """
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        cause = current.__cause__
+        suppressed = cause is not None or current.__suppress_context__
+        current = cause if suppressed else current.__context__
+    parts: list[str] = []
+    for index, link in enumerate(reversed(chain)):
+        if index:
+            parts.append("\nwhile handling it, or because of it:\n")
+        parts.append("Traceback (most recent call last):\n")
+        parts += traceback.format_list(traceback.extract_tb(link.__traceback__))
+        name = type(link).__qualname__
+        module = type(link).__module__
+        parts.append(f"{name if module == 'builtins' else module + '.' + name} (message withheld)")
+    return "".join(parts)
+
+
+class Formatter(logging.Formatter):
+    """A logging formatter whose exceptions show classes and frames, never messages."""
+
+    def formatException(
+        self,
+        ei: tuple[type[BaseException], BaseException, TracebackType | None]
+        | tuple[None, None, None],
+    ) -> str:
+        """`exception_text` of the logged error."""
+        return exception_text(ei[1]) if ei[1] is not None else ""

@@ -1,0 +1,56 @@
+"""The operator's log lines: a logged exception shows its class and frames, never its text."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from dataward.commands.run import JsonFormatter, log_formatter
+
+MATERIAL = "q0lXkT1r0f6k3y-M4t3r14l"
+
+
+def _parse_material(text: str) -> int:
+    return int(text)  # ValueError: invalid literal for int() with base 10: '<text>'
+
+
+def _reconcile() -> None:
+    try:
+        _parse_material(MATERIAL)
+    except ValueError as error:
+        raise RuntimeError(f"ring field holds {MATERIAL!r}") from error
+
+
+def _logged(formatter: logging.Formatter) -> str:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    log = logging.getLogger(f"dataward.test.{id(formatter)}")
+    log.propagate = False
+    log.addHandler(handler)
+    try:
+        _reconcile()
+    except RuntimeError:
+        log.exception("reconcile crm/st failed (will retry)")
+    finally:
+        log.removeHandler(handler)
+    return stream.getvalue()
+
+
+@pytest.mark.parametrize(
+    "formatter", [JsonFormatter(), log_formatter("json"), log_formatter("text")]
+)
+def test_a_logged_exception_keeps_classes_and_frames_but_not_its_text(
+    formatter: logging.Formatter,
+) -> None:
+    text = _logged(formatter)
+    assert MATERIAL not in text and "M4t3r14l" not in text, text
+    assert "reconcile crm/st failed (will retry)" in text
+    # Enough to find the fault: both errors of the chain, the functions they went through.
+    assert "ValueError" in text and "RuntimeError" in text
+    assert "_parse_material" in text and "_reconcile" in text
+    if isinstance(formatter, JsonFormatter):
+        assert "RuntimeError" in json.loads(text)["exception"]

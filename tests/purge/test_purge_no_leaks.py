@@ -1,0 +1,160 @@
+"""Database errors that quote row values never reach a purge's output.
+
+Each test puts a recognisable personal value (MARKER) in a row, makes the real server raise an
+error whose own text quotes that row (a unique violation's `Key (payload)=(...)`, a check
+violation's `Failing row contains (...)`, a trigger's message, MariaDB's `Duplicate entry
+'...'`), and looks for the marker in everything the run leaves: the result JSON, stdout,
+stderr and the termination message.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.databases import DatabaseServer, DatabaseServers
+from tests.purge.support import CliRun, run_cli, store_doc, unique
+from tests.purge.tables import count, create_table, insert_rows
+
+pytestmark = pytest.mark.db
+ENGINES = ["postgresql", "mysql"]
+KIND = {"postgresql": "timestamptz", "mysql": "datetime6"}
+MARKER = "leakmarker-ana.kovac@example.org"
+
+
+def _everything(run: CliRun) -> str:
+    return "\n".join((run.stdout, run.stderr, run.termination or ""))
+
+
+def _expired_row(server: DatabaseServer, table: str, engine: str) -> None:
+    insert_rows(server, table, KIND[engine], [(1, datetime.now(UTC) - timedelta(days=400))])
+    server.execute(f"UPDATE {table} SET payload = '{MARKER}' WHERE id = 1")
+
+
+def _tables(servers: DatabaseServers, engine: str) -> tuple[DatabaseServer, DatabaseServer, str]:
+    live, archive = servers.pair(engine)  # type: ignore[arg-type]
+    table = unique("leaky")
+    create_table(live, table, KIND[engine])
+    create_table(archive, table, KIND[engine])
+    _expired_row(live, table, engine)
+    return live, archive, table
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_unique_violation_in_the_archive_quotes_no_value(
+    servers: DatabaseServers, engine: str, tmp_path: Path
+) -> None:
+    """The archive holds another row with the same value under a second unique index: the
+    copy fails with `Key (payload)=(<marker>) already exists` / `Duplicate entry '<marker>'`."""
+    live, archive, table = _tables(servers, engine)
+    archive.execute(f"CREATE UNIQUE INDEX {table}_payload ON {table} (payload)")
+    insert_rows(archive, table, KIND[engine], [(999, datetime.now(UTC) - timedelta(days=400))])
+    archive.execute(f"UPDATE {table} SET payload = '{MARKER}' WHERE id = 999")
+    run = run_cli(tmp_path, store_doc(live, table, category="contracts", archive=archive))
+    assert run.result["result"] == "Failed", run.result
+    assert MARKER not in _everything(run), _everything(run)
+    assert count(live, table) == 1
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_check_violation_in_the_archive_quotes_no_value(
+    servers: DatabaseServers, engine: str, tmp_path: Path
+) -> None:
+    """`Failing row contains (1, ..., <marker>)`."""
+    live, archive, table = _tables(servers, engine)
+    archive.execute(
+        f"ALTER TABLE {table} ADD CONSTRAINT {table}_no_leak CHECK (payload NOT LIKE 'leak%')"
+    )
+    run = run_cli(tmp_path, store_doc(live, table, category="contracts", archive=archive))
+    assert run.result["result"] == "Failed", run.result
+    assert MARKER not in _everything(run), _everything(run)
+    assert count(live, table) == 1
+
+
+def _refusing_trigger(server: DatabaseServer, table: str) -> None:
+    """A BEFORE DELETE trigger whose error message quotes the row's payload."""
+    if server.engine == "postgresql":
+        server.execute(
+            f"CREATE FUNCTION {table}_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "RAISE EXCEPTION 'row % may not go', OLD.payload "
+            "USING DETAIL = 'payload ' || OLD.payload, HINT = OLD.payload, "
+            "COLUMN = OLD.payload, CONSTRAINT = OLD.payload, TABLE = OLD.payload; END $$",
+            f"CREATE TRIGGER {table}_refuse BEFORE DELETE ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {table}_refuse()",
+        )
+    else:
+        server.execute(
+            f"CREATE TRIGGER {table}_refuse BEFORE DELETE ON {table} FOR EACH ROW BEGIN "
+            "DECLARE text VARCHAR(200) DEFAULT CONCAT('row ', OLD.payload, ' may not go'); "
+            "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = text; END"
+        )
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_trigger_error_quoting_the_row_reaches_no_output(
+    servers: DatabaseServers, engine: str, tmp_path: Path
+) -> None:
+    live, _archive = servers.pair(engine)  # type: ignore[arg-type]
+    table = unique("leaky")
+    create_table(live, table, KIND[engine])
+    _expired_row(live, table, engine)
+    _refusing_trigger(live, table)
+    run = run_cli(tmp_path, store_doc(live, table))
+    assert run.result["result"] == "Failed", run.result
+    assert MARKER not in _everything(run), _everything(run)
+    assert count(live, table) == 1
+
+
+def _warning_trigger(server: DatabaseServer, table: str) -> None:
+    """A BEFORE DELETE trigger that lets the row go but makes the server warn, quoting it."""
+    if server.engine == "postgresql":
+        server.execute(
+            f"CREATE FUNCTION {table}_warn() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "RAISE WARNING 'deleting %', OLD.payload; RETURN OLD; END $$",
+            f"CREATE TRIGGER {table}_warn BEFORE DELETE ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {table}_warn()",
+        )
+    else:  # warning 1292: Truncated incorrect DOUBLE value: '<payload>'
+        server.execute(
+            f"CREATE TRIGGER {table}_warn BEFORE DELETE ON {table} FOR EACH ROW "
+            "SET @dataward_leak_probe = OLD.payload + 0"
+        )
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_server_warnings_quoting_the_row_reach_no_output(
+    servers: DatabaseServers, engine: str, tmp_path: Path
+) -> None:
+    live, _archive = servers.pair(engine)  # type: ignore[arg-type]
+    table = unique("leaky")
+    create_table(live, table, KIND[engine])
+    _expired_row(live, table, engine)
+    _warning_trigger(live, table)
+    run = run_cli(tmp_path, store_doc(live, table))
+    assert run.result["result"] == "Succeeded", run.result
+    assert count(live, table) == 0
+    assert MARKER not in _everything(run), _everything(run)
+
+
+def test_an_unforeseen_error_is_a_failed_result_naming_its_class_only(
+    servers: DatabaseServers, tmp_path: Path
+) -> None:
+    """MariaDB keeps zero dates where the session allows them, and PyMySQL returns them as
+    text, which the engine does not expect: whatever such an error's text says, the run
+    still ends with its Failed record, saying only the error's class, and no traceback."""
+    live, _archive = servers.pair("mysql")
+    table = unique("zero")
+    create_table(live, table, KIND["mysql"])
+    live.execute(
+        "SET SESSION sql_mode = ''",
+        *(f"INSERT INTO {table} VALUES ({i}, '0000-00-00', '{MARKER}')" for i in (1, 2, 3)),
+    )
+    run = run_cli(tmp_path, store_doc(live, table, batchSize=1, maxRowsPerRun=1))
+    assert run.returncode == 1
+    assert (run.result["result"], run.result["reason"]) == ("Failed", "Internal"), run.result
+    assert "TypeError" in run.result["message"]
+    assert run.termination is not None and "Internal" in run.termination
+    assert "Traceback" not in run.stderr, run.stderr
+    assert MARKER not in _everything(run)
