@@ -91,6 +91,21 @@ def ring_writes_lose_a_race(kube: FakeKube) -> Iterator[None]:
         kube.replace = real_replace  # type: ignore[method-assign]
 
 
+def crd_prunes_owed_withdrawals(kube: FakeKube) -> None:
+    """From now on the API server answers (and keeps) every merge patch as an older CRD
+    would: status.encryption.owedWithdrawals pruned (Helm never upgrades CRDs)."""
+    real_patch = kube.merge_patch
+
+    def pruning_patch(kind: str, namespace: str | None, name: str,
+                      patch: Mapping[str, Any], subresource: str | None = None) -> Any:
+        answer = real_patch(kind, namespace, name, patch, subresource=subresource)
+        answer.get("status", {}).get("encryption", {}).pop("owedWithdrawals", None)
+        kube.objects[(kind, namespace, name)] = answer
+        return answer
+
+    kube.merge_patch = pruning_patch  # type: ignore[method-assign]
+
+
 class Synced(Reconciler):
     """A reconciler whose API server's clock agrees with its own: each answer's Date is the
     `now` of the pass."""
@@ -657,16 +672,7 @@ def test_an_outdated_crd_that_drops_the_debt_stops_the_shredding(kube: FakeKube)
     nowhere. Nothing is recorded or destroyed, and the condition says why."""
     sink = Sink(kube)
     run(kube, sink, T0 + timedelta(minutes=1))
-    real_patch = kube.merge_patch
-
-    def pruning_patch(kind: str, namespace: str | None, name: str,
-                      patch: Mapping[str, Any], subresource: str | None = None) -> Any:
-        answer = real_patch(kind, namespace, name, patch, subresource=subresource)
-        answer.get("status", {}).get("encryption", {}).pop("owedWithdrawals", None)
-        kube.objects[(kind, namespace, name)] = answer
-        return answer
-
-    kube.merge_patch = pruning_patch  # type: ignore[method-assign]
+    crd_prunes_owed_withdrawals(kube)
     run(kube, sink, DUE)
     assert "2025-07" in ring(kube).buckets and shred_kinds(sink) == []
     assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingFailed")
@@ -688,16 +694,7 @@ def test_a_withdrawal_under_an_outdated_crd_is_not_lost_when_the_log_refuses_it(
     with ring_writes_lose_a_race(kube):
         run(kube, sink, DUE)
     assert [g["bucket"] for g in status(kube)["encryption"]["shreddedBuckets"]] == ["2025-07"]
-    real_patch = kube.merge_patch
-
-    def pruning_patch(kind: str, namespace: str | None, name: str,
-                      patch: Mapping[str, Any], subresource: str | None = None) -> Any:
-        answer = real_patch(kind, namespace, name, patch, subresource=subresource)
-        answer.get("status", {}).get("encryption", {}).pop("owedWithdrawals", None)
-        kube.objects[(kind, namespace, name)] = answer
-        return answer
-
-    kube.merge_patch = pruning_patch  # type: ignore[method-assign]
+    crd_prunes_owed_withdrawals(kube)
     set_hold(kube)
     sink.fail_kinds = {"key.shred.cancelled"}
     restarted(kube, sink).reconcile(KEY, now=DUE + timedelta(minutes=1))
