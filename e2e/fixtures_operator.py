@@ -243,6 +243,24 @@ def apply(plane: ControlPlane, *objects: dict[str, Any]) -> None:
     )
 
 
+def grant_user(
+    plane: ControlPlane, namespace: str, user: str, rules: list[dict[str, Any]], role: str
+) -> Path:
+    """The kubeconfig of `user` (no groups), granted `rules` in the namespace by a Role and a
+    RoleBinding called `role`, and nothing else: an attacker's or a careless user's rights."""
+    rbac = "rbac.authorization.k8s.io"
+    apply(
+        plane,
+        {"apiVersion": f"{rbac}/v1", "kind": "Role",
+         "metadata": {"name": role, "namespace": namespace}, "rules": rules},
+        {"apiVersion": f"{rbac}/v1", "kind": "RoleBinding",
+         "metadata": {"name": role, "namespace": namespace},
+         "roleRef": {"apiGroup": rbac, "kind": "Role", "name": role},
+         "subjects": [{"apiGroup": rbac, "kind": "User", "name": user}]},
+    )  # fmt: skip
+    return plane.kubeconfig_for_user(user)
+
+
 def load_example(path: str, namespace: str | None = None, **spec: Any) -> dict[str, Any]:
     """A YAML file of examples/ as a dict, moved to `namespace`, with spec fields replaced."""
     doc = copy.deepcopy(yaml.safe_load((REPO / path).read_text()))

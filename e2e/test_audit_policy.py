@@ -22,6 +22,7 @@ from dataward.model.store import Store, parse_store
 from dataward.render.names import names_for
 from dataward.render.rbac import render_reader_binding, render_reader_role
 from dataward.validation import apply_defaults
+from e2e.fixtures_operator import apply, grant_user
 from e2e.harness import ControlPlane, wait_for
 from tests.model.samples import POLICY, store
 
@@ -49,11 +50,6 @@ def audited_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
     # A later --audit-policy-file replaces the harness's own.
     with ControlPlane(extra_apiserver_args=[f"--audit-policy-file={policy_file}"]) as plane:
         yield plane
-
-
-def apply(plane: ControlPlane, *objects: dict[str, Any]) -> None:
-    plane.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                         "items": list(objects)}))  # fmt: skip
 
 
 def secret(name: str, data: dict[str, str]) -> dict[str, Any]:
@@ -110,19 +106,9 @@ def test_a_readers_get_of_the_key_ring_is_audited_at_metadata_without_data(
 
     # A patch answers with the whole Secret: an empty one by someone with only `patch` reads
     # the ring, so it is audited as a read (SECRET_READ_VERBS).
-    apply(plane, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-        "metadata": {"name": "patcher", "namespace": NAMESPACE},
-        "rules": [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": [ring],
-                   "verbs": ["patch"]}],
-    }, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "patcher", "namespace": NAMESPACE},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "patcher"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                      "name": "mallory"}],
-    })  # fmt: skip
-    mallory = plane.kubeconfig_for_user("mallory", [])
+    mallory = grant_user(plane, NAMESPACE, "mallory", [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [ring], "verbs": ["patch"]},
+    ], "patcher")  # fmt: skip
     assert plane.kubectl("get", "secret", ring, "-n", NAMESPACE, kubeconfig=mallory,
                          check=False).returncode != 0  # fmt: skip
     # Not `kubectl patch`: it gets the object first. The API's own PATCH, as any client sends.
@@ -141,19 +127,9 @@ def test_a_readers_get_of_the_key_ring_is_audited_at_metadata_without_data(
     credentials = parsed.database.credentials_secret
     plane.kubectl("patch", "secret", credentials, "-n", NAMESPACE, "--type=merge", "-p",
                   json.dumps({"metadata": {"finalizers": ["example.com/hold"]}}))  # fmt: skip
-    apply(plane, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-        "metadata": {"name": "deleter", "namespace": NAMESPACE},
-        "rules": [{"apiGroups": [""], "resources": ["secrets"],
-                   "verbs": ["delete", "deletecollection"]}],
-    }, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "deleter", "namespace": NAMESPACE},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deleter"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                      "name": "trudy"}],
-    })  # fmt: skip
-    trudy = plane.kubeconfig_for_user("trudy", [])
+    trudy = grant_user(plane, NAMESPACE, "trudy", [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["delete", "deletecollection"]},
+    ], "deleter")  # fmt: skip
     with plane.api_client(trudy) as api:
         core = client.CoreV1Api(api)
         swept = core.delete_collection_namespaced_secret(

@@ -28,12 +28,11 @@ import pytest
 
 from dataward.subjects.export import generate_keypair
 from e2e.fixtures_databases import Postgres
-from e2e.fixtures_operator import OperatorProcess, apply, get, load_example, own_namespace
+from e2e.fixtures_operator import apply, get, grant_user, own_namespace
 from e2e.harness import ControlPlane, wait_for
 from e2e.kubelet import JOB_NAME_LABEL, run_job
-from e2e.test_job_forgery import _busybox, _finish_as_node, mallory
+from e2e.test_job_forgery import _busybox, _finish_as_node
 from e2e.test_subject_requests import (
-    POLICY,
     UID_LABEL,
     create_table,
     ids,
@@ -45,12 +44,7 @@ from e2e.test_subject_requests import (
 FORGED = "dsr-forged"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def policy(control_plane: ControlPlane, operator: OperatorProcess) -> dict[str, Any]:
-    """The seed's policy, applied once, with the operator running."""
-    doc = load_example(POLICY)
-    apply(control_plane, doc)
-    return doc
+pytestmark = pytest.mark.usefixtures("seed_policy_applied")
 
 
 # A user who may create and read Jobs and pods in the namespace.
@@ -93,7 +87,7 @@ def test_a_forged_job_cannot_answer_an_erasure_request(
     uid = get(plane, "dsr", "erasure", namespace)["metadata"]["uid"]  # type: ignore[index]
 
     # The operator's Job, as Mallory reads it; hers copies its metadata, runs busybox.
-    mallory_config = mallory(plane, namespace, RULES)
+    mallory_config = grant_user(plane, namespace, "mallory", RULES, "ci-robot")
 
     def listed() -> list[dict[str, Any]] | None:
         out = plane.kubectl("get", "jobs", "-n", namespace, "-l", f"{UID_LABEL}={uid}",
@@ -228,7 +222,7 @@ def test_a_key_secret_planted_before_the_request_is_answered_is_not_used(
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "get"]},
         {"apiGroups": ["dataward.io"], "resources": ["datasubjectrequests"], "verbs": ["get"]},
     ]
-    config = mallory(plane, namespace, rules)
+    config = grant_user(plane, namespace, "mallory", rules, "ci-robot")
     uid = json.loads(plane.kubectl("get", "dsr", "access", "-n", namespace, "-o", "json",
                                    kubeconfig=config).stdout)["metadata"]["uid"]  # fmt: skip
     pair = generate_keypair()
@@ -292,7 +286,7 @@ def _finalized(plane: ControlPlane, namespace: str, elsewhere: str, postgres: Po
     real = made[0]["metadata"]["name"]
 
     # Mallory's Job in the store's namespace: the request's labels, her own busybox.
-    config = mallory(plane, elsewhere, RULES)
+    config = grant_user(plane, elsewhere, "mallory", RULES, "ci-robot")
     mine = {
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": "mallorys-nightly", "namespace": elsewhere,

@@ -13,7 +13,6 @@ makes.
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,14 +21,14 @@ import pytest
 
 from e2e.fixtures_databases import Postgres
 from e2e.fixtures_operator import (
-    apply,
     condition,
     get,
+    grant_user,
     wait_condition,
 )
 from e2e.harness import ControlPlane, wait_for
 from e2e.kubelet import JOB_NAME_LABEL, run_job
-from e2e.test_purge import create_job, last_purge_of, seed_support, support_store
+from e2e.test_purge import create_job, last_purge_of, ready_support_store
 
 STORE = "support-inquiries"
 CRONJOB = f"dataward-{STORE}-purge"
@@ -43,27 +42,6 @@ MALLORY_RULES: list[dict[str, Any]] = [
     {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": ["get", "list"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get"]},
 ]
-
-
-def mallory(plane: ControlPlane, namespace: str, rules: list[dict[str, Any]]) -> Path:
-    """The kubeconfig of user mallory, granted `rules` in the namespace and nothing else."""
-    apply(
-        plane,
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": {"name": "ci-robot", "namespace": namespace},
-            "rules": rules,
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": {"name": "ci-robot", "namespace": namespace},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                        "name": "ci-robot"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                          "name": "mallory"}],
-        },
-    )  # fmt: skip
-    return plane.kubeconfig_for_user("mallory")
 
 
 def _busybox() -> dict[str, Any]:
@@ -126,10 +104,7 @@ def test_jobs_and_pods_that_claim_our_cronjob_but_run_something_else_say_nothing
     control_plane: ControlPlane, namespace: str, postgres: Postgres, tmp_path: Path
 ) -> None:
     plane = control_plane
-    table = f"support_inquiries_{uuid.uuid4().hex[:8]}"
-    seed_support(postgres, table)
-    support_store(plane, postgres, namespace, table)
-    wait_condition(plane, namespace, STORE, "Ready", "True")
+    ready_support_store(plane, postgres, namespace)
 
     # The real run: kubectl create job --from, the Job controller's pod, the purge itself.
     real = create_job(plane, namespace, STORE)
@@ -140,7 +115,7 @@ def test_jobs_and_pods_that_claim_our_cronjob_but_run_something_else_say_nothing
     wait_condition(plane, namespace, STORE, "PurgeSucceeded", "True", "Succeeded")
 
     # Mallory's Job: our CronJob's uid and labels, busybox inside.
-    mallory_config = mallory(plane, namespace, MALLORY_RULES)
+    mallory_config = grant_user(plane, namespace, "mallory", MALLORY_RULES, "ci-robot")
     cronjob = json.loads(
         plane.kubectl("get", "cronjob", CRONJOB, "-n", namespace, "-o", "json",
                       kubeconfig=mallory_config).stdout

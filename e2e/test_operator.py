@@ -48,12 +48,7 @@ STEADY_SECONDS = float(os.environ.get("DATAWARD_E2E_STEADY_SECONDS", "150"))
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def policy(control_plane: ControlPlane, operator: OperatorProcess) -> dict[str, Any]:
-    """The seed's policy, applied once."""
-    doc = load_example(POLICY)
-    apply(control_plane, doc)
-    return doc
+pytestmark = pytest.mark.usefixtures("seed_policy_applied")
 
 
 def credentials(

@@ -24,7 +24,6 @@ import pytest
 
 from e2e.fixtures_databases import Postgres
 from e2e.fixtures_operator import (
-    OperatorProcess,
     apply,
     condition,
     get,
@@ -40,15 +39,7 @@ SUPPORT_STORE = "examples/stores/support-inquiries.yaml"
 PAYMENT_STORE = "examples/stores/payment-records.yaml"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def policy(
-    control_plane: ControlPlane,
-    operator: OperatorProcess,
-) -> dict[str, Any]:
-    """The seed's policy, applied once, with the operator running."""
-    doc = load_example(POLICY)
-    apply(control_plane, doc)
-    return doc
+pytestmark = pytest.mark.usefixtures("seed_policy_applied")
 
 
 def create_job(plane: ControlPlane, namespace: str, store: str) -> str:
@@ -128,6 +119,16 @@ def seed_support(servers: Postgres, table: str) -> None:
     )
 
 
+def ready_support_store(plane: ControlPlane, servers: Postgres, namespace: str) -> str:
+    """A new table seeded by `seed_support` and the example support-inquiries store over it,
+    waited for until Ready; the table's name."""
+    table = f"support_inquiries_{uuid.uuid4().hex[:8]}"
+    seed_support(servers, table)
+    support_store(plane, servers, namespace, table)
+    wait_condition(plane, namespace, "support-inquiries", "Ready", "True")
+    return table
+
+
 def last_purge_of(
     plane: ControlPlane, namespace: str, name: str, job: str, timeout: float = 60
 ) -> dict[str, Any]:
@@ -168,10 +169,7 @@ def test_a_purge_job_deletes_exactly_the_expired_rows_and_the_store_reports_it(
     postgres: Postgres,
     tmp_path: Path,
 ) -> None:
-    table = f"support_inquiries_{uuid.uuid4().hex[:8]}"
-    seed_support(postgres, table)
-    support_store(control_plane, postgres, namespace, table)
-    wait_condition(control_plane, namespace, "support-inquiries", "Ready", "True")
+    table = ready_support_store(control_plane, postgres, namespace)
     before = rows(postgres.live, table, "inquired_at")
     expected = oracle(postgres.live, table, "inquired_at", "180 days")
     assert len(expected) == 30
@@ -343,10 +341,7 @@ def test_a_purge_job_of_a_store_that_broke_its_policy_deletes_nothing_and_says_w
     postgres: Postgres,
     tmp_path: Path,
 ) -> None:
-    table = f"support_inquiries_{uuid.uuid4().hex[:8]}"
-    seed_support(postgres, table)
-    support_store(control_plane, postgres, namespace, table)
-    wait_condition(control_plane, namespace, "support-inquiries", "Ready", "True")
+    table = ready_support_store(control_plane, postgres, namespace)
     before = rows(postgres.live, table, "inquired_at")
     # The schedule made a Job; before its pod ran, someone lengthened the retention beyond the
     # category's 1y. The operator suspends the CronJob, but this Job already exists.

@@ -33,7 +33,7 @@ import yaml
 
 from dataward.model.policy import parse_policy
 from e2e.fixtures_databases import MariaDB, Postgres
-from e2e.fixtures_operator import CHART, RELEASE, OperatorProcess, apply, get, load_example
+from e2e.fixtures_operator import CHART, RELEASE, OperatorProcess, apply, get, grant_user
 from e2e.harness import ControlPlane, wait_for
 from e2e.kubelet import run_job
 from e2e.tools import tool
@@ -63,12 +63,7 @@ def keep_kubectl(plane: ControlPlane, name: str, *args: str) -> None:
         keep(name, f"$ kubectl {' '.join(args)}\n{plane.kubectl(*args).stdout}")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def policy(control_plane: ControlPlane, operator: OperatorProcess) -> dict[str, Any]:
-    """The seed's policy, applied once, with the operator running."""
-    doc = load_example(POLICY)
-    apply(control_plane, doc)
-    return doc
+pytestmark = pytest.mark.usefixtures("seed_policy_applied")
 
 
 @pytest.fixture(scope="module")
@@ -180,16 +175,7 @@ def store(namespace: str, name: str, category: str, servers: Postgres, table: st
 
 
 def user_role(plane: ControlPlane, namespace: str, user: str, rules: list[dict[str, Any]]) -> None:
-    name = f"{user}-dsr"
-    apply(
-        plane,
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-         "metadata": {"name": name, "namespace": namespace}, "rules": rules},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-         "metadata": {"name": name, "namespace": namespace},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]},
-    )  # fmt: skip
+    grant_user(plane, namespace, user, rules, f"{user}-dsr")
 
 
 def as_user(plane: ControlPlane, user: str, *args: str, stdin: str | None = None
@@ -312,7 +298,7 @@ def test_access_then_erasure_of_one_person_across_three_stores_of_two_engines(
     mariadb: MariaDB,
     operator: OperatorProcess,
     guard: None,
-    policy: dict[str, Any],
+    seed_policy_applied: dict[str, Any],
     tmp_path: Path,
 ) -> None:
     # A fictional person; a fixed address when capturing so the README shows a readable one.
@@ -469,7 +455,7 @@ def test_access_then_erasure_of_one_person_across_three_stores_of_two_engines(
     assert ids(postgres.live, subscribers) == {21}
     assert ids(mariadb.live, orders) == {12}
     assert ids(mariadb.archive, orders) == {10, 11}
-    statute = parse_policy(policy).category("contract-records").statutory.statute  # type: ignore[union-attr]
+    statute = parse_policy(seed_policy_applied).category("contract-records").statutory.statute  # type: ignore[union-attr]
     kept = next(s for s in status["stores"] if s["name"] == "orders")
     assert kept["rowsKept"] == 2 and kept["keptUntil"][:4] == str(now.year + 5), kept
     assert [t["statute"] for t in kept["tables"] if t.get("rowsKept")] == [statute], kept

@@ -16,7 +16,6 @@ import yaml
 from dataward.render.names import names_for
 from e2e.fixtures_operator import (
     OPERATOR_NAMESPACE,
-    OperatorProcess,
     apply,
     chart_rbac,
     condition,
@@ -31,10 +30,7 @@ RING = "dataward-support-inquiries-keyring"
 CRONJOB = "dataward-support-inquiries-purge"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def policy(control_plane: ControlPlane, operator: OperatorProcess) -> None:
-    """The seed's policy, applied once."""
-    apply(control_plane, load_example("examples/policy.yaml"))
+pytestmark = pytest.mark.usefixtures("seed_policy_applied")
 
 
 def _planted_ring(namespace: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from dataward.controller.cache import LABEL_INDEXED, CachedKind, Informer
 from dataward.controller.index import LabelIndex
 from dataward.controller.kube import Kube, KubeError
-from tests.controller.test_cache import ListingKube, _caches, _cluster, _reconciler, _relist
+from tests.controller.test_cache import ListingKube, _caches, _reconciler, _relist
 from tests.controller.test_reconcile import KEY, T0, conditions, sample_cluster
 from tests.model import samples
 
@@ -252,6 +252,31 @@ def test_an_index_of_a_cache_that_failed_is_unknown_not_empty() -> None:
         informer.labelled("crm", {"team": "x"})
 
 
+def _isolation_with_foreign_policy(
+    pod_selector: dict[str, Any], workload: dict[str, Any] | None = None
+) -> tuple[str, str]:
+    """The sample store (its workload selected by `workload`, when given) reconciled to
+    Isolated through the caches; then a foreign policy opening ingress to the pods of
+    `pod_selector` appears: NetworkIsolated's (status, reason) after the next reconcile."""
+    store = copy.deepcopy(samples.STORE)
+    if workload is not None:
+        store["spec"]["workload"]["podSelector"] = workload
+    kube = sample_cluster(ListingKube(), store=store)
+    caches = _caches(kube)
+    _relist(caches)
+    _reconciler(kube, caches).reconcile(KEY, now=T0)
+    _relist(caches)
+    assert conditions(kube)["NetworkIsolated"] == ("True", "Isolated")
+    kube._store({
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "foreign-open", "namespace": "crm"},
+        "spec": {"podSelector": pod_selector, "ingress": [{}], "policyTypes": ["Ingress"]},
+    })  # fmt: skip
+    _relist(caches)
+    _reconciler(kube, caches).reconcile(KEY, now=T0 + timedelta(minutes=1))
+    return conditions(kube)["NetworkIsolated"]
+
+
 @pytest.mark.parametrize(
     "selector",
     [
@@ -264,43 +289,17 @@ def test_an_index_of_a_cache_that_failed_is_unknown_not_empty() -> None:
 def test_a_foreign_policy_selecting_the_pods_without_matchlabels_still_breaks_isolation(
     selector: dict[str, Any],
 ) -> None:
-    kube = _cluster()
-    caches = _caches(kube)
-    _relist(caches)
-    _reconciler(kube, caches).reconcile(KEY, now=T0)
-    _relist(caches)
-    assert conditions(kube)["NetworkIsolated"] == ("True", "Isolated")
-    kube._store({
-        "kind": "NetworkPolicy",
-        "metadata": {"name": "allow-everyone", "namespace": "crm"},
-        "spec": {"podSelector": selector, "ingress": [{}], "policyTypes": ["Ingress"]},
-    })  # fmt: skip
-    _relist(caches)
-    _reconciler(kube, caches).reconcile(KEY, now=T0 + timedelta(minutes=1))
-    assert conditions(kube)["NetworkIsolated"] == ("False", "OtherPolicyAllowsIngress")
+    assert _isolation_with_foreign_policy(selector) == ("False", "OtherPolicyAllowsIngress")
 
 
 def test_a_foreign_policy_for_the_second_value_of_an_in_selector_breaks_isolation() -> None:
     """The workload `app In (crm-postgres, crm-postgres-replica)`: the index is asked for the
     pods of every value, not the first one's alone."""
-    store = copy.deepcopy(samples.STORE)
-    store["spec"]["workload"]["podSelector"] = {"matchExpressions": [
+    workload = {"matchExpressions": [
         {"key": "app", "operator": "In", "values": ["crm-postgres", "crm-postgres-replica"]}]}
-    kube = sample_cluster(ListingKube(), store=store)
-    caches = _caches(kube)
-    _relist(caches)
-    _reconciler(kube, caches).reconcile(KEY, now=T0)
-    _relist(caches)
-    assert conditions(kube)["NetworkIsolated"] == ("True", "Isolated")
-    kube._store({
-        "kind": "NetworkPolicy",
-        "metadata": {"name": "replica-open", "namespace": "crm"},
-        "spec": {"podSelector": {"matchLabels": {"app": "crm-postgres-replica"}},
-                 "ingress": [{}], "policyTypes": ["Ingress"]},
-    })  # fmt: skip
-    _relist(caches)
-    _reconciler(kube, caches).reconcile(KEY, now=T0 + timedelta(minutes=1))
-    assert conditions(kube)["NetworkIsolated"] == ("False", "OtherPolicyAllowsIngress")
+    found = _isolation_with_foreign_policy({"matchLabels": {"app": "crm-postgres-replica"}},
+                                           workload)  # fmt: skip
+    assert found == ("False", "OtherPolicyAllowsIngress")
 
 
 @pytest.mark.parametrize(
@@ -316,39 +315,14 @@ def test_a_foreign_policy_for_a_value_the_workload_selector_never_named_breaks_i
     """The workload `app Exists` (or `app NotIn (web)`): its pods may carry any app, so a
     policy filed in the index under app=anything may select them; the index, asked by the
     values the selector names, would never offer it."""
-    store = copy.deepcopy(samples.STORE)
-    store["spec"]["workload"]["podSelector"] = {"matchExpressions": [requirement]}
-    kube = sample_cluster(ListingKube(), store=store)
-    caches = _caches(kube)
-    _relist(caches)
-    _reconciler(kube, caches).reconcile(KEY, now=T0)
-    _relist(caches)
-    assert conditions(kube)["NetworkIsolated"] == ("True", "Isolated")
-    kube._store({
-        "kind": "NetworkPolicy",
-        "metadata": {"name": "batch-open", "namespace": "crm"},
-        "spec": {"podSelector": {"matchLabels": {"app": "batch"}},
-                 "ingress": [{}], "policyTypes": ["Ingress"]},
-    })  # fmt: skip
-    _relist(caches)
-    _reconciler(kube, caches).reconcile(KEY, now=T0 + timedelta(minutes=1))
-    assert conditions(kube)["NetworkIsolated"] == ("False", "OtherPolicyAllowsIngress")
+    found = _isolation_with_foreign_policy({"matchLabels": {"app": "batch"}},
+                                           {"matchExpressions": [requirement]})  # fmt: skip
+    assert found == ("False", "OtherPolicyAllowsIngress")
 
 
 def test_a_foreign_policy_for_other_pods_does_not_count() -> None:
-    kube = _cluster()
-    caches = _caches(kube)
-    _relist(caches)
-    _reconciler(kube, caches).reconcile(KEY, now=T0)
-    kube._store({
-        "kind": "NetworkPolicy",
-        "metadata": {"name": "allow-everyone", "namespace": "crm"},
-        "spec": {"podSelector": {"matchLabels": {"app": "crm-postgres", "tier": "cache"}},
-                 "ingress": [{}], "policyTypes": ["Ingress"]},
-    })  # fmt: skip
-    _relist(caches)
-    _reconciler(kube, caches).reconcile(KEY, now=T0 + timedelta(minutes=1))
-    assert conditions(kube)["NetworkIsolated"] == ("True", "Isolated")
+    other = {"matchLabels": {"app": "crm-postgres", "tier": "cache"}}
+    assert _isolation_with_foreign_policy(other) == ("True", "Isolated")
 
 
 def test_only_the_kinds_read_by_label_keep_a_label_index() -> None:

@@ -15,6 +15,7 @@ AccessRestricted through the shared structures with the same check given plain l
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any, cast
 
 import pytest
@@ -22,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dataward.checks.access import SecretReaders, access_restricted, declared_by_neighbours
+from dataward.checks.conditions import Condition
 from dataward.checks.observed import RbacSnapshot
 from dataward.controller import incremental
 from dataward.controller.cache import Caches
@@ -283,35 +285,48 @@ def test_the_incremental_structures_equal_a_rebuild(steps: list[tuple[Any, ...]]
         check(kube, reconciler)
 
 
-def test_a_widened_neighbour_binding_is_foreign_at_once() -> None:
-    """A neighbour's rendered binding, declared, then widened to a stranger: the next
-    reconcile of the other store must see it as foreign (not keep it declared)."""
+def _two_stores_reconciled() -> tuple[ListingKube, Caches, Reconciler]:
+    """Stores s0 and s1, both reading Secret c1, each reconciled once through the caches."""
     kube = sample_cluster(ListingKube())
     for name in ("s0", "s1"):
-        kube._store(store_object(name, 1, 0))  # both read Secret c1
+        kube._store(store_object(name, 1, 0))
     caches = _caches(kube)
     _relist(caches)
     reconciler = _reconciler(kube, caches)
     for step in [("reconcile", "s0"), ("reconcile", "s1")]:
         apply(kube, caches, reconciler, step)
-    check(kube, reconciler)
-    view = reconciler._namespace(NS)
+    return kube, caches, reconciler
+
+
+def _s0_through_shared(
+    reconciler: Reconciler, view: NamespaceStores
+) -> tuple[Mapping[str, str], Condition]:
+    """The bindings the shared structures call declared now, and s0's AccessRestricted as
+    it is decided from them (not from plain lists)."""
     rbac = reconciler._rbac(NS)
     assert rbac is not None
-    declared, _ = reconciler._declared(NS, view, rbac)
+    declared, readers = reconciler._declared(NS, view, rbac)
+    store = next(s for s in view.stores if s.name == "s0")
+    neighbours = view.besides("s0", (declared, readers))
+    verdict = access_restricted(NS, ["c1"], list(_neighbour_rbac(store)), rbac,
+                                reconciler.trusted, (), neighbours.declared,
+                                neighbours.readers)  # fmt: skip
+    return declared, verdict
+
+
+def test_a_widened_neighbour_binding_is_foreign_at_once() -> None:
+    """A neighbour's rendered binding, declared, then widened to a stranger: the next
+    reconcile of the other store must see it as foreign (not keep it declared)."""
+    kube, caches, reconciler = _two_stores_reconciled()
+    check(kube, reconciler)
+    view = reconciler._namespace(NS)
+    declared, _ = _s0_through_shared(reconciler, view)
     binding = rendered("s1", 1, 0, 1)
     assert binding is not None and binding["metadata"]["name"] in declared
     apply(kube, caches, reconciler, ("widened", "s1", 1, 0, 1, 1))
     check(kube, reconciler)
-    rbac = reconciler._rbac(NS)
-    assert rbac is not None
-    declared, _ = reconciler._declared(NS, view, rbac)
+    declared, verdict = _s0_through_shared(reconciler, view)
     assert binding["metadata"]["name"] not in declared
-    store = next(s for s in view.stores if s.name == "s0")
-    neighbours = view.besides("s0", (declared, reconciler._declared(NS, view, rbac)[1]))
-    verdict = access_restricted(NS, ["c1"], list(_neighbour_rbac(store)), rbac,
-                                reconciler.trusted, (), neighbours.declared,
-                                neighbours.readers)  # fmt: skip
     assert (verdict.status, verdict.reason) == ("False", "OtherBindingGrantsSecrets")
     assert "mallory" in verdict.message
 
@@ -319,14 +334,7 @@ def test_a_widened_neighbour_binding_is_foreign_at_once() -> None:
 def test_a_cluster_binding_taking_a_declared_bindings_name_is_foreign() -> None:
     """A ClusterRoleBinding named as a neighbour's declared RoleBinding is not that binding:
     names, like labels, are anyone's to choose."""
-    kube = sample_cluster(ListingKube())
-    for name in ("s0", "s1"):
-        kube._store(store_object(name, 1, 0))  # both read Secret c1
-    caches = _caches(kube)
-    _relist(caches)
-    reconciler = _reconciler(kube, caches)
-    for step in [("reconcile", "s0"), ("reconcile", "s1")]:
-        apply(kube, caches, reconciler, step)
+    kube, caches, reconciler = _two_stores_reconciled()
     binding = rendered("s1", 1, 0, 1)
     assert binding is not None
     name = binding["metadata"]["name"]
@@ -334,16 +342,8 @@ def test_a_cluster_binding_taking_a_declared_bindings_name_is_foreign() -> None:
     apply(kube, caches, reconciler, ("role", "ClusterRole", "r0", 0))
     apply(kube, caches, reconciler, ("foreign", "ClusterRoleBinding", name, 0, "ClusterRole"))
     check(kube, reconciler)
-    view = reconciler._namespace(NS)
-    rbac = reconciler._rbac(NS)
-    assert rbac is not None
-    declared, readers = reconciler._declared(NS, view, rbac)
+    declared, verdict = _s0_through_shared(reconciler, reconciler._namespace(NS))
     assert name in declared  # the RoleBinding is still declared; the cluster binding is not
-    store = next(s for s in view.stores if s.name == "s0")
-    neighbours = view.besides("s0", (declared, readers))
-    verdict = access_restricted(NS, ["c1"], list(_neighbour_rbac(store)), rbac,
-                                reconciler.trusted, (), neighbours.declared,
-                                neighbours.readers)  # fmt: skip
     assert (verdict.status, verdict.reason) == ("False", "OtherBindingGrantsSecrets")
     assert f"ClusterRoleBinding {name}" in verdict.message
 

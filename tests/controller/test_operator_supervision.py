@@ -12,7 +12,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar
 
 import pytest
@@ -39,6 +39,25 @@ def _until(predicate: Callable[[], bool], seconds: float = 5.0) -> bool:
     return predicate()
 
 
+def _stubbed(
+    monkeypatch: pytest.MonkeyPatch,
+    crds: dict[str, bool],
+    kopf_operator: Callable[..., Coroutine[Any, Any, None]],
+) -> OperatorSettings:
+    """`run_operator` with `kopf_operator` in kopf's place, no API client, a stand-in
+    reconciler, and discovery serving the CRDs while `crds["served"]`; the settings to run
+    it with (CRDs checked every 50 ms)."""
+
+    def served(self: Kube, group_version: str) -> set[str]:
+        return set(operator_module.CRD_PLURALS) if crds["served"] else set()
+
+    monkeypatch.setattr(operator_module.kopf, "operator", kopf_operator)
+    monkeypatch.setattr(operator_module, "load_api_client", lambda *_, **__: object())
+    monkeypatch.setattr(operator_module, "Reconciler", _Reconciler)
+    monkeypatch.setattr(Kube, "served", served, raising=False)
+    return OperatorSettings(resync_seconds=3600, metrics_port=None, crd_check_seconds=0.05)
+
+
 def test_kopf_failing_on_a_deleted_crd_does_not_end_the_operator(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -52,14 +71,7 @@ def test_kopf_failing_on_a_deleted_crd_does_not_end_the_operator(
             raise RuntimeError("APINotFoundError: 404 watching personaldatastores")
         await stop_flag.wait()
 
-    def served(self: Kube, group_version: str) -> set[str]:
-        return set(operator_module.CRD_PLURALS) if crds["served"] else set()
-
-    monkeypatch.setattr(operator_module.kopf, "operator", kopf_operator)
-    monkeypatch.setattr(operator_module, "load_api_client", lambda *_, **__: object())
-    monkeypatch.setattr(operator_module, "Reconciler", _Reconciler)
-    monkeypatch.setattr(Kube, "served", served, raising=False)
-    settings = OperatorSettings(resync_seconds=3600, metrics_port=None, crd_check_seconds=0.05)
+    settings = _stubbed(monkeypatch, crds, kopf_operator)
     stop = threading.Event()
     errors: list[BaseException] = []
 
@@ -98,14 +110,7 @@ def test_the_operator_stops_kopf_when_discovery_no_longer_serves_its_crds(
         await stop_flag.wait()
         runs.append("stopped")
 
-    def served(self: Kube, group_version: str) -> set[str]:
-        return set(operator_module.CRD_PLURALS) if crds["served"] else set()
-
-    monkeypatch.setattr(operator_module.kopf, "operator", kopf_operator)
-    monkeypatch.setattr(operator_module, "load_api_client", lambda *_, **__: object())
-    monkeypatch.setattr(operator_module, "Reconciler", _Reconciler)
-    monkeypatch.setattr(Kube, "served", served, raising=False)
-    settings = OperatorSettings(resync_seconds=3600, metrics_port=None, crd_check_seconds=0.05)
+    settings = _stubbed(monkeypatch, crds, kopf_operator)
     stop = threading.Event()
     thread = threading.Thread(target=lambda: asyncio.run(run_operator(settings, stop)), daemon=True)
     thread.start()

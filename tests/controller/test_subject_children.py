@@ -33,7 +33,7 @@ from dataward.render.subject_jobs import (
 )
 from dataward.subjects.request import parse_request
 from tests.controller.fake_kube import FakeKube
-from tests.controller.test_subject_forgery import _erasure, _forge
+from tests.controller.test_subject_forgery import _erasure, _first_pass, _forge, _ownerless_copy
 from tests.controller.test_subjects import KEY, T0, controller, finish, jobs, kube, status
 
 __all__ = ["kube"]  # the fixture
@@ -221,14 +221,10 @@ def _delete(kube: FakeKube) -> None:
 
 
 def test_the_finalizer_leaves_a_forged_job_with_the_requests_uid_label(kube: FakeKube) -> None:
-    _erasure(kube)
-    controller(kube).reconcile(KEY)
-    (real,) = [n for ns, n in jobs(kube) if ns == "crm"]
+    real = _first_pass(kube)
     like = kube.objects[("Job", "crm", real)]
     _forge(kube, "crm", "mallorys-job", like)  # the request's labels, her own pod
-    own = next(n for ns, n in jobs(kube) if ns == "privacy")
-    copied = copy.deepcopy(kube.objects[("Job", "privacy", own)])
-    copied["metadata"].pop("ownerReferences")
+    own, copied = _ownerless_copy(kube)
     _forge(kube, "privacy", "copy-no-owner", copied, copy.deepcopy(copied["spec"]))
     _delete(kube)
     left = set(jobs(kube))
@@ -336,11 +332,8 @@ def test_the_finalizer_leaves_a_labelled_job_status_does_not_name_in_the_request
     kube: FakeKube,
 ) -> None:
     # There only the controller owner reference makes a Job the request's, recorded or not.
-    _erasure(kube)
-    controller(kube).reconcile(KEY)
-    own = next(n for ns, n in jobs(kube) if ns == "privacy")
-    copied = copy.deepcopy(kube.objects[("Job", "privacy", own)])
-    copied["metadata"].pop("ownerReferences")
+    _first_pass(kube)
+    own, copied = _ownerless_copy(kube)
     del kube.objects[("Job", "privacy", own)]
     _forge(kube, "privacy", own, copied)  # under the recorded name, without the owner
     _delete_with(kube, image="ghcr.io/dataward/dataward:9.9.9")

@@ -74,6 +74,16 @@ def _first_pass(kube: FakeKube, *, erasure: bool = True) -> str:
     return _crm_job(kube)
 
 
+def _ownerless_copy(kube: FakeKube) -> tuple[str, dict[str, Any]]:
+    """After the operator's first pass, the name of its Job in the request's own namespace
+    and a copy of that Job without owner references: labels, annotations and spec as
+    anyone who may create Jobs there can write them."""
+    own = next(n for ns, n in jobs(kube) if ns == "privacy")
+    copied = copy.deepcopy(kube.objects[("Job", "privacy", own)])
+    copied["metadata"].pop("ownerReferences")
+    return own, copied
+
+
 def _all_answered(kube: FakeKube) -> None:
     """An erasure whose every real run answered `SUCCEEDED`, after the pass that read them."""
     _erasure(kube)
@@ -254,11 +264,8 @@ def test_an_answer_recorded_stands_after_an_operator_upgrade(kube: FakeKube) -> 
 def test_a_job_in_the_requests_namespace_without_its_controller_reference_is_not_a_run(
     kube: FakeKube,
 ) -> None:
-    _erasure(kube)
-    controller(kube).reconcile(KEY)
-    own = next(n for ns, n in jobs(kube) if ns == "privacy")
-    copied = copy.deepcopy(kube.objects[("Job", "privacy", own)])
-    copied["metadata"].pop("ownerReferences")
+    _first_pass(kube)
+    own, copied = _ownerless_copy(kube)
     _forge(kube, "privacy", "copy-no-owner", copied, copy.deepcopy(copied["spec"]))
     finish(kube, "privacy", "copy-no-owner", SUCCEEDED)
     controller(kube).reconcile(KEY)

@@ -63,12 +63,17 @@ def policy(**spec_changes: Any) -> dict[str, Any]:
     return obj
 
 
-def store(**spec_changes: Any) -> dict[str, Any]:
-    """A copy of STORE with top-level spec fields replaced (None removes a field)."""
-    obj = copy.deepcopy(STORE)
+def with_spec(base: dict[str, Any], **spec_changes: Any) -> dict[str, Any]:
+    """A copy of `base` with top-level spec fields replaced (None removes a field)."""
+    obj = copy.deepcopy(base)
     for key, value in spec_changes.items():
         if value is None:
             obj["spec"].pop(key, None)
         else:
             obj["spec"][key] = value
     return obj
+
+
+def store(**spec_changes: Any) -> dict[str, Any]:
+    """A copy of STORE with top-level spec fields replaced (None removes a field)."""
+    return with_spec(STORE, **spec_changes)

@@ -48,14 +48,25 @@ def _rows(now: datetime) -> list[tuple[int, datetime | None]]:
     return rows
 
 
+def _seeded(
+    servers: DatabaseServers, engine: str, *, archive_table: bool = False
+) -> tuple[DatabaseServer, DatabaseServer, str]:
+    """The engine's pair and a new table holding `_rows` on the live server (and an empty
+    one of the same name on the archive with `archive_table`)."""
+    live, archive = servers.pair(engine)  # type: ignore[arg-type]
+    table = unique("leastpriv")
+    create_table(live, table, KIND[engine])
+    if archive_table:
+        create_table(archive, table, KIND[engine])
+    insert_rows(live, table, KIND[engine], _rows(datetime.now(UTC)))
+    return live, archive, table
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_plain_purge_works_with_select_and_delete_only(
     servers: DatabaseServers, engine: str
 ) -> None:
-    live, _ = servers.pair(engine)  # type: ignore[arg-type]
-    table = unique("leastpriv")
-    create_table(live, table, KIND[engine])
-    insert_rows(live, table, KIND[engine], _rows(datetime.now(UTC)))
+    live, _, table = _seeded(servers, engine)
     login = least_privilege_login(live, table, "SELECT, DELETE")
     result = run_purge(store_doc(live, table, batchSize=7), live, live_login=login)
     assert result.result == "Succeeded", result.message
@@ -67,11 +78,7 @@ def test_plain_purge_works_with_select_and_delete_only(
 def test_statutory_purge_works_with_the_documented_grants(
     servers: DatabaseServers, engine: str
 ) -> None:
-    live, archive = servers.pair(engine)  # type: ignore[arg-type]
-    table = unique("leastpriv")
-    create_table(live, table, KIND[engine])
-    create_table(archive, table, KIND[engine])
-    insert_rows(live, table, KIND[engine], _rows(datetime.now(UTC)))
+    live, archive, table = _seeded(servers, engine, archive_table=True)
     insert_rows(archive, table, KIND[engine], [(1, datetime.now(UTC) - timedelta(days=400))])
     live_login = least_privilege_login(live, table, "SELECT, DELETE")
     archive_login = least_privilege_login(archive, table, "SELECT, INSERT, DELETE")
@@ -94,10 +101,7 @@ def test_statutory_purge_works_with_the_documented_grants(
 def test_a_login_without_delete_fails_naming_the_grant(
     servers: DatabaseServers, engine: str
 ) -> None:
-    live, _ = servers.pair(engine)  # type: ignore[arg-type]
-    table = unique("leastpriv")
-    create_table(live, table, KIND[engine])
-    insert_rows(live, table, KIND[engine], _rows(datetime.now(UTC)))
+    live, _, table = _seeded(servers, engine)
     login = least_privilege_login(live, table, "SELECT")
     result = run_purge(store_doc(live, table), live, live_login=login)
     assert result.result == "Failed"
@@ -114,11 +118,7 @@ def test_a_login_without_delete_fails_naming_the_grant(
 def test_an_archive_login_without_insert_fails_naming_the_grant(
     servers: DatabaseServers, engine: str
 ) -> None:
-    live, archive = servers.pair(engine)  # type: ignore[arg-type]
-    table = unique("leastpriv")
-    create_table(live, table, KIND[engine])
-    create_table(archive, table, KIND[engine])
-    insert_rows(live, table, KIND[engine], _rows(datetime.now(UTC)))
+    live, archive, table = _seeded(servers, engine, archive_table=True)
     result = run_purge(
         store_doc(live, table, category="contracts", archive=archive),
         live,

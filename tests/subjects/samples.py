@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
+
+from tests.model.samples import with_spec
 
 REQUEST: dict[str, Any] = {
     "apiVersion": "dataward.io/v1alpha1",
@@ -22,10 +23,4 @@ REQUEST: dict[str, Any] = {
 
 def request(**spec_changes: Any) -> dict[str, Any]:
     """A copy of REQUEST with top-level spec fields replaced (None removes one)."""
-    obj = copy.deepcopy(REQUEST)
-    for key, value in spec_changes.items():
-        if value is None:
-            obj["spec"].pop(key, None)
-        else:
-            obj["spec"][key] = value
-    return obj
+    return with_spec(REQUEST, **spec_changes)

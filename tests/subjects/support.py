@@ -48,16 +48,20 @@ def create_people(server: DatabaseServer, name: str) -> None:
         server.execute(ddl + " ENGINE=InnoDB", f"CREATE INDEX {name}_email ON {name} (email)")
 
 
-def create_notes(server: DatabaseServer, name: str) -> None:
-    """`(note_id, written, author_email, body)`: found by email only."""
-    ddl = (
-        f"CREATE TABLE {name} (note_id bigint PRIMARY KEY, written {TS[server.engine]}, "
-        "author_email varchar(200), body varchar(200))"
-    )
+def create_table(server: DatabaseServer, name: str, columns: str) -> None:
+    """`CREATE TABLE name (columns)` as the superuser: owned by the purge login on
+    PostgreSQL, InnoDB on MySQL."""
+    ddl = f"CREATE TABLE {name} ({columns})"
     if server.engine == "postgresql":
         server.execute(ddl, f"ALTER TABLE {name} OWNER TO purger")
     else:
         server.execute(ddl + " ENGINE=InnoDB")
+
+
+def create_notes(server: DatabaseServer, name: str) -> None:
+    """`(note_id, written, author_email, body)`: found by email only."""
+    create_table(server, name, f"note_id bigint PRIMARY KEY, written {TS[server.engine]}, "
+                               "author_email varchar(200), body varchar(200)")  # fmt: skip
 
 
 def _naive(at: datetime | None) -> datetime | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,7 +18,7 @@ import pytest
 from dataward.model.durations import cutoff_for, parse_duration
 from tests.databases import DatabaseServer, DatabaseServers
 from tests.purge.support import store_doc, unique
-from tests.subjects.support import EMAIL, NEIGHBOURS, ids, run
+from tests.subjects.support import EMAIL, NEIGHBOURS, create_table, ids, run
 
 pytestmark = pytest.mark.db
 ENGINES = ["postgresql", "mysql"]
@@ -36,15 +36,11 @@ def statute_ends_at(at: datetime) -> datetime:
     return cutoff_for(at, STATUTE)
 
 
-def create(server: DatabaseServer, table: str) -> None:
-    ddl = (
-        f"CREATE TABLE {table} (id bigint PRIMARY KEY, ts {NAIVE[server.engine]}, "
-        "email varchar(200), payload varchar(200))"
-    )
-    if server.engine == "postgresql":
-        server.execute(ddl, f"ALTER TABLE {table} OWNER TO purger")
-    else:
-        server.execute(ddl + " ENGINE=InnoDB")
+def create(server: DatabaseServer, table: str, ts: str | None = None) -> None:
+    """`(id, ts, email, payload)`, ts a naive column unless `ts` names another type."""
+    ts = ts or NAIVE[server.engine]
+    create_table(server, table, f"id bigint PRIMARY KEY, ts {ts}, email varchar(200), "
+                                "payload varchar(200)")  # fmt: skip
 
 
 def insert(server: DatabaseServer, table: str, rows: list[tuple[int, datetime, str]]) -> None:
@@ -60,16 +56,48 @@ def insert(server: DatabaseServer, table: str, rows: list[tuple[int, datetime, s
         conn.close()
 
 
+def zoned_doc(
+    live: DatabaseServer, archive: DatabaseServer, table: str, zone: str
+) -> dict[str, Any]:
+    """A `contracts` store of `table`, its subject found by email, its triggers in `zone`."""
+    doc = store_doc(live, table, category="contracts", archive=archive)
+    doc["spec"]["records"][0]["subjectColumns"] = [{"kind": "email", "column": "email"}]
+    doc["spec"]["records"][0]["timeZone"] = zone
+    return doc
+
+
 def zoned_store(
     live: DatabaseServer, archive: DatabaseServer, zone: str
 ) -> tuple[dict[str, Any], str]:
     table = unique("tzsub")
     for server in (live, archive):
         create(server, table)
-    doc = store_doc(live, table, category="contracts", archive=archive)
-    doc["spec"]["records"][0]["subjectColumns"] = [{"kind": "email", "column": "email"}]
-    doc["spec"]["records"][0]["timeZone"] = zone
-    return doc, table
+    return zoned_doc(live, archive, table, zone), table
+
+
+class AroundTheStatute(NamedTuple):
+    """A zoned store on an engine's pair, and the zone's wall clocks of a trigger whose
+    statute ends 3 hours after `now` (`within`) and of one whose statute ended 3 hours
+    before it (`past`)."""
+
+    live: DatabaseServer
+    archive: DatabaseServer
+    doc: dict[str, Any]
+    table: str
+    now: datetime
+    within: datetime
+    past: datetime
+
+
+def around_the_statute(servers: DatabaseServers, engine: str, zone: str) -> AroundTheStatute:
+    live, archive = servers.pair(engine)  # type: ignore[arg-type]
+    doc, table = zoned_store(live, archive, zone)
+    now = datetime.now(UTC)
+    return AroundTheStatute(
+        live, archive, doc, table, now,
+        within=wall(statute_ends_at(now + timedelta(hours=3)), zone),
+        past=wall(statute_ends_at(now - timedelta(hours=3)), zone),
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -77,12 +105,9 @@ def test_new_york_rows_within_the_statute_are_kept_not_destroyed(
     servers: DatabaseServers, engine: str
 ) -> None:
     """Red on the old code: rows 1 and 10 (statute ends in 3 hours) were destroyed."""
-    live, archive = servers.pair(engine)  # type: ignore[arg-type]
-    zone = "America/New_York"
-    doc, table = zoned_store(live, archive, zone)
-    now = datetime.now(UTC)
-    within = wall(statute_ends_at(now + timedelta(hours=3)), zone)
-    past = wall(statute_ends_at(now - timedelta(hours=3)), zone)
+    live, archive, doc, table, now, within, past = around_the_statute(
+        servers, engine, "America/New_York"
+    )
     insert(live, table, [(1, within, EMAIL), (2, past, EMAIL), (3, within, NEIGHBOURS[0])])
     insert(archive, table, [(10, within, EMAIL), (11, past, EMAIL)])
 
@@ -110,12 +135,7 @@ def test_seoul_rows_past_the_statute_are_not_archived(
     servers: DatabaseServers, engine: str
 ) -> None:
     """Red on the old code: row 2, 3 hours past its statute, was archived for 6 more hours."""
-    live, archive = servers.pair(engine)  # type: ignore[arg-type]
-    zone = "Asia/Seoul"
-    doc, table = zoned_store(live, archive, zone)
-    now = datetime.now(UTC)
-    within = wall(statute_ends_at(now + timedelta(hours=3)), zone)
-    past = wall(statute_ends_at(now - timedelta(hours=3)), zone)
+    live, archive, doc, table, _, within, past = around_the_statute(servers, engine, "Asia/Seoul")
     insert(live, table, [(1, within, EMAIL), (2, past, EMAIL)])
 
     result = run(doc, live, archive, "erasure", {"email": EMAIL}).result
@@ -155,17 +175,8 @@ def test_a_zoned_trigger_archived_as_an_instant_is_refused_before_any_erasure(
     table = unique("tzsub")
     create(live, table)
     instant_type = "timestamptz" if engine == "postgresql" else "TIMESTAMP(6) NULL DEFAULT NULL"
-    ddl = (
-        f"CREATE TABLE {table} (id bigint PRIMARY KEY, ts {instant_type}, "
-        "email varchar(200), payload varchar(200))"
-    )
-    if engine == "postgresql":
-        archive.execute(ddl, f"ALTER TABLE {table} OWNER TO purger")
-    else:
-        archive.execute(ddl + " ENGINE=InnoDB")
-    doc = store_doc(live, table, category="contracts", archive=archive)
-    doc["spec"]["records"][0]["subjectColumns"] = [{"kind": "email", "column": "email"}]
-    doc["spec"]["records"][0]["timeZone"] = zone
+    create(archive, table, instant_type)
+    doc = zoned_doc(live, archive, table, zone)
     insert(live, table, [(1, wall(datetime.now(UTC) - timedelta(days=30), zone), EMAIL)])
 
     result = run(doc, live, archive, "erasure", {"email": EMAIL}).result

@@ -178,6 +178,24 @@ def _write_private(path: Path, data: bytes, *, new: bool = False) -> None:
         handle.write(data)
 
 
+def _failed(
+    args: argparse.Namespace, ref: str, started: datetime, reason: str, message: str, detail: str
+) -> SubjectResult:
+    """The Failed result of a request run from `started`: `message` for status, `detail` for
+    its error."""
+    return SubjectResult(
+        store=ref,
+        type=args.request_type,
+        outcome="Failed",
+        dry_run=args.dry_run,
+        start_time=started,
+        completion_time=datetime.now(UTC),
+        message=message,
+        reason=reason,
+        error=ErrorInfo(reason, detail),
+    )
+
+
 def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> SubjectResult:
     """Load, connect, run the request, deliver the export; every failure is a Failed result."""
     started = datetime.now(UTC)
@@ -245,30 +263,10 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> SubjectResu
             _write_secret(args.export_secret, blob)
         return replace(result, export_sha256=hashlib.sha256(blob).hexdigest())
     except PurgeError as error:
-        return SubjectResult(
-            store=ref,
-            type=args.request_type,
-            outcome="Failed",
-            dry_run=args.dry_run,
-            start_time=started,
-            completion_time=datetime.now(UTC),
-            message=error.message,
-            reason=error.category,
-            error=ErrorInfo(error.category, error.message),
-        )
+        return _failed(args, ref, started, error.category, error.message, error.message)
     except Exception as error:  # anything else: its text could quote a value, so only its type
         failure = unforeseen(error, "request")
-        return SubjectResult(
-            store=ref,
-            type=args.request_type,
-            outcome="Failed",
-            dry_run=args.dry_run,
-            start_time=started,
-            completion_time=datetime.now(UTC),
-            message=failure.message,
-            reason=failure.category,
-            error=ErrorInfo(failure.category, failure.message),
-        )
+        return _failed(args, ref, started, failure.category, failure.message, failure.message)
     finally:
         if isinstance(source, ApiSource):
             source.close()

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, cast
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 from urllib.parse import quote, urlencode
 
 import orjson
@@ -209,6 +209,20 @@ def write_status(
     return kube.json_patch(
         kind, namespace, name, guarded_status_patch(uid, again(), patch), "status"
     )
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _answer_only(
+    exchange: Callable[Concatenate[Kube, _P], tuple[_T, datetime | None]],
+) -> Callable[Concatenate[Kube, _P], _T]:
+    """A `Kube` request method that answers what `exchange` does, without the server's `Date`:
+    one definition of the request's parameters (`exchange`'s), not a copy to keep in step."""
+
+    def call(self: Kube, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        return exchange(self, *args, **kwargs)[0]
+
+    return call
 
 
 class KubeError(Exception):
@@ -652,24 +666,6 @@ class Kube:
         self.may_write = may_write
         self.writes = WriteTracker()
 
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Any = None,
-        query: list[tuple[str, str]] | None = None,
-        content_type: str = "application/json",
-        accept: str = "application/json",
-        what: str,
-        target: WriteKey | None = None,
-    ) -> dict[str, Any]:
-        """One request; `target`: the object a write changes (see WriteTracker)."""
-        return self._exchange(
-            method, path, body=body, query=query, content_type=content_type, accept=accept,
-            what=what, target=target,
-        )[0]  # fmt: skip
-
     def _exchange(
         self,
         method: str,
@@ -682,7 +678,8 @@ class Kube:
         what: str,
         target: WriteKey | None = None,
     ) -> tuple[dict[str, Any], datetime | None]:
-        """`_call`, with the server's `Date` header (None: absent or not a date)."""
+        """One request: its answer, and the server's `Date` header (None: absent or not a
+        date); `target`: the object a write changes (see WriteTracker)."""
         if method != "GET" and self.may_write is not None and not self.may_write():
             raise KubeError(0, "not the leader: write refused", what)
         payload = None if body is None else body if isinstance(body, str) else dumps(body)
@@ -710,6 +707,9 @@ class Kube:
             if target is not None:
                 version = ((answer or {}).get("metadata") or {}).get("resourceVersion")
                 self.writes.end(target, str(version) if version else None)
+
+    # One request without the server's `Date`: `_exchange`'s parameters, its answer alone.
+    _call = _answer_only(_exchange)
 
     def _send(
         self,
@@ -745,18 +745,6 @@ class Kube:
             timeout=timeout or self._timeout, preload_content=preload,
         )
 
-    def _call_unless_gone(
-        self,
-        method: str,
-        path: str,
-        *,
-        what: str,
-        body: Any = None,
-        accept: str = "application/json",
-    ) -> dict[str, Any] | None:
-        """`_call`, but None on a confirmed 404; any other failure raises KubeError."""
-        return self._exchange_unless_gone(method, path, what=what, body=body, accept=accept)[0]
-
     def _exchange_unless_gone(
         self,
         method: str,
@@ -774,6 +762,9 @@ class Kube:
             if error.status == 404:
                 return None, None
             raise
+
+    # `_call`, but None on a confirmed 404; any other failure raises KubeError.
+    _call_unless_gone = _answer_only(_exchange_unless_gone)
 
     def _write(
         self,
