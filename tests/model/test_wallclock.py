@@ -118,6 +118,18 @@ def test_the_bound_is_tight_and_late_by_at_most_a_clock_change(
         assert latest(value, zone) <= safe_instant(value, zone) <= latest(value, zone) + MAX_CHANGE
 
 
+def test_a_bound_past_a_skipped_hour_takes_the_hour_after_it() -> None:
+    """New York, 2010-03-14: 02:00-02:59 local never happened (read as EST, 07:00-07:59 UTC)
+    and 03:00-03:59 EDT is 07:00-07:59 UTC too. At a cutoff of 07:59:59.999999 UTC every wall
+    clock up to 03:59:59.999999 has expired on every reading: the bound is there, not an hour
+    short of it (hypothesis found this; the bound stopped at the end of the skipped hour)."""
+    zone = ZoneInfo("America/New_York")
+    cutoff = datetime(2010, 3, 14, 7, 59, 59, 999_999, tzinfo=UTC)
+    bound = wallclock_bound(cutoff, zone)
+    assert bound == datetime(2010, 3, 14, 3, 59, 59, 999_999)
+    assert latest(bound, zone) <= cutoff < latest(bound + TICK, zone)
+
+
 @settings(max_examples=400)
 @given(cases, st.integers(-2 * 24 * 3600, 2 * 24 * 3600))
 def test_bound_and_instant_agree(case: tuple[datetime, ZoneInfo], seconds: int) -> None:

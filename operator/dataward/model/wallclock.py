@@ -155,7 +155,9 @@ def wallclock_bound(cutoff: datetime, zone: ZoneInfo) -> datetime:
         if piece.start is not None and last < piece.start:
             return piece.start - _TICK
         following = pieces[index + 1].start if index + 1 < len(pieces) else None
-        if following is None or last < following:
+        # Stop in this piece unless all of it is safe (then the next piece may be too: after a
+        # skipped hour its values read no later than the skipped hour's last one).
+        if following is None or last + _TICK < following:
             return last
     raise AssertionError("unreachable: the last piece is unbounded")
 
