@@ -56,6 +56,9 @@ def exception_text(error: BaseException) -> str:
     What a log needs to find the fault (each error's class and the frames it went through)
     and nothing an error's text may carry: a reconcile handles key rings and a purge rows, and
     `ValueError(f"... {value!r}")` is how Python and its libraries describe bad input.
+    An error class whose text is built from no input at all says so (`message_is_safe = True`,
+    as KubeError: an HTTP status and reason), and keeps it: "HTTP 403 Forbidden" is what a
+    person reading the log needs.
     """
     chain: list[BaseException] = []
     current: BaseException | None = error
@@ -72,7 +75,11 @@ def exception_text(error: BaseException) -> str:
         parts += traceback.format_list(traceback.extract_tb(link.__traceback__))
         name = type(link).__qualname__
         module = type(link).__module__
-        parts.append(f"{name if module == 'builtins' else module + '.' + name} (message withheld)")
+        qualified = name if module == "builtins" else f"{module}.{name}"
+        if getattr(type(link), "message_is_safe", False) is True:
+            parts.append(f"{qualified}: {link}")
+        else:
+            parts.append(f"{qualified} (message withheld)")
     return "".join(parts)
 
 

@@ -54,3 +54,20 @@ def test_a_logged_exception_keeps_classes_and_frames_but_not_its_text(
     assert "_parse_material" in text and "_reconcile" in text
     if isinstance(formatter, JsonFormatter):
         assert "RuntimeError" in json.loads(text)["exception"]
+
+
+def test_an_api_error_keeps_its_status_and_reason() -> None:
+    """KubeError's text is built from the request, status and reason alone: a person reading
+    the log needs "HTTP 403 Forbidden", and withholding it would hide why a reconcile failed."""
+    from dataward.controller.kube import KubeError
+    from dataward.redact import exception_text
+
+    try:
+        try:
+            _parse_material(MATERIAL)
+        except ValueError:
+            raise KubeError(403, "Forbidden", "GET secrets crm/ring") from None
+    except KubeError as error:
+        text = exception_text(error)
+    assert "GET secrets crm/ring: HTTP 403 Forbidden" in text
+    assert MATERIAL not in text

@@ -232,6 +232,9 @@ class KubeError(Exception):
     because this replica is not the leader.
     """
 
+    # Its text is the request, the HTTP status and reason, never a body (dataward.redact).
+    message_is_safe = True
+
     def __init__(self, status: int, reason: str, what: str) -> None:
         super().__init__(f"{what}: HTTP {status} {reason}")
         self.status = status
