@@ -1415,7 +1415,9 @@ class Reconciler:
             return RingOutcome(observed, record)
         assert record is not None
         # Destroyed keys of expired buckets the previous release adopted without recording.
-        taken = expired_shreddings(record, ring, _expired_in(store, snapshot.policy, now))
+        taken = ring.shredded and expired_shreddings(
+            record, ring, _expired_in(store, snapshot.policy, now)
+        )
         if taken:
             record = replace(record, shredded=(*record.shredded, *taken))
         if ring_changes(record, ring):
