@@ -35,7 +35,7 @@ from dataward.checks.encryption import SHREDDING_ANNOTATION, shredding_token, wa
 from dataward.model.errors import ModelError
 from dataward.model.policy import parse_policy
 from dataward.model.store import parse_store
-from dataward.purge.plan import ACKNOWLEDGE_ANNOTATION, acknowledge_token
+from dataward.purge.plan import ACKNOWLEDGE_ANNOTATION, acknowledge_token, held_for
 from dataward.render.names import names_for
 from dataward.version import version
 
@@ -691,7 +691,7 @@ def cmd_acknowledge(ctx: Context) -> int:
         raise PluginError(f"PrivacyPolicy {store.policy} cannot be read ({error})") from None
     token = acknowledge_token(store, policy)
     held = held_token(raw)
-    if held is not None and held != token and not ctx.args.force:
+    if held is not None and not held_for(held, token) and not ctx.args.force:
         raise PluginError(
             f"the purge was held at token {held}, but the store or its policy has changed "
             f"since (the token is now {token}): the next run counts again and holds again if "

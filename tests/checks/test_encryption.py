@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from dataward.checks.encryption import (
     encryption_key_ready,
+    expired_shreddings,
     key_shredding,
     standing_withdrawals,
     waiting_buckets,
@@ -146,6 +147,35 @@ def test_the_rings_shredded_list_is_held_to_the_recorded_shreddings() -> None:
         "recorded keys may be unreadable, and no key is rotated or shredded meanwhile: "
         "restore the Secret from a backup.")
     assert not any(key.material.hex() in message for key in ring.keys)
+
+
+def test_only_an_expired_buckets_unrecorded_shredding_with_no_key_of_it_is_taken_in() -> None:
+    """What the previous release adopted without recording (an expired bucket's destroyed
+    key) is taken in; an entry that would keep a live or future bucket from its key, or that
+    sits beside a key of its bucket, is not (it stays a change: KeyMaterialChanged)."""
+    ring = add_bucket_keys(RING, ("2024-06", "2024-07", "2025-01"), T0)  # keys 2, 3, 4
+    destroyed = shred_buckets(ring, ("2024-06",), T0)  # key 2
+    adopted = KeyRingRecord.from_ring(destroyed, SECRET)  # keys alone, as adopted before
+
+    def expired(bucket: str) -> bool:
+        return bucket < "2024-12"
+
+    (taken,) = expired_shreddings(adopted, destroyed, expired)
+    assert (taken.id, taken.bucket) == (2, "2024-06")
+    assert check(present(destroyed), dataclasses.replace(adopted, shredded=(taken,)))[:2] == (
+        "True", "KeyReady")
+    assert expired_shreddings(adopted, destroyed, lambda bucket: False) == ()  # a live bucket
+    listed = dataclasses.replace(adopted, shredded=(taken,))
+    assert expired_shreddings(listed, destroyed, expired) == ()  # already recorded
+    # An expired bucket's recorded key (3, a legal hold keeps it, say) taken out and its bucket
+    # marked shredded under another id: a destruction the operator never made, not taken in.
+    faked = dataclasses.replace(destroyed.shredded[0], id=9, bucket="2024-07")
+    forged = KeyRing(
+        destroyed.primary, tuple(k for k in destroyed.keys if k.id != 3),
+        (*destroyed.shredded, faked),
+    )  # fmt: skip
+    assert [g.id for g in expired_shreddings(adopted, forged, expired)] == [2]
+    assert check(present(forged), listed)[:2] == ("False", "KeyMaterialChanged")
 
 
 def test_unknown_on_a_read_error() -> None:

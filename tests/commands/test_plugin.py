@@ -388,6 +388,20 @@ def test_acknowledge_refuses_a_hold_for_an_older_spec_unless_forced() -> None:
     assert code == 0 and api.patches[0][2] == {ACKNOWLEDGE_ANNOTATION: "180d-g3-p2-3a9ba9ae"}
 
 
+def test_acknowledge_takes_a_hold_the_previous_release_wrote_for_this_very_spec() -> None:
+    """The previous release's token had no digest of the store's identity. Its hold, in this
+    store's own status, for the same retention and generations is no change: acknowledging it
+    after the upgrade is not refused as "the store or its policy has changed"."""
+    api = FakeApi().add(held(store_object(), "180d-g3-p2"))
+    code, _, err = run(api, "acknowledge", "support-inquiries")
+    assert (code, err) == (0, "")
+    assert api.patches[0][2] == {ACKNOWLEDGE_ANNOTATION: "180d-g3-p2-3a9ba9ae"}
+    # An older spec in the previous form is still a change.
+    api = FakeApi().add(held(store_object(), "365d-g2-p2"))
+    code, _, err = run(api, "acknowledge", "support-inquiries")
+    assert code == 1 and not api.patches and "held at token 365d-g2-p2" in err
+
+
 def test_acknowledge_without_a_hold_says_it_acknowledges_in_advance() -> None:
     api = FakeApi().add(store_object())
     code, out, _ = run(api, "acknowledge", "support-inquiries")

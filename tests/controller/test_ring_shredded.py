@@ -198,3 +198,56 @@ def test_new_ids_are_above_every_id_status_records_as_destroyed() -> None:
     assert rotate(forged, T0, next_id=record.next_id).primary == 3
     assert add_bucket_keys(forged, ("2026-02",), T0, next_id=record.next_id).keys[-1].id == 3
     assert rotate(forged, T0).primary == 2  # the ring alone would give id 2 again
+
+
+def adopted_ring_with_a_destroyed_key() -> FakeKube:
+    """A store asking to adopt a restored ring whose June 2025 key (id 2) was destroyed
+    (June 2025 has expired at T0 under the category's retention)."""
+    kube = cluster()
+    restored = shred_buckets(
+        add_bucket_keys(generate_ring(T0 - timedelta(days=200)), ("2025-06",), T0),
+        ("2025-06",), T0 - timedelta(days=1),
+    )  # fmt: skip
+    kube._store({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": RING, "namespace": "crm"}, "data": serialise(restored),
+    })  # fmt: skip
+    store = kube.objects[("PersonalDataStore", *KEY)]
+    store["spec"]["encryption"] = {"adoptExistingKeyRing": True}
+    return kube
+
+
+def test_a_ring_the_previous_release_adopted_is_no_change_after_the_upgrade() -> None:
+    """The previous release recorded an adopted ring's keys alone (no shreddedBuckets for its
+    destroyed ones). After the upgrade, that expired bucket's entry is taken into the record,
+    not reported as KeyMaterialChanged ("restore the Secret from a backup") on every such store."""
+    kube = adopted_ring_with_a_destroyed_key()
+    run(kube, None, T0)
+    encryption = kube.objects[("PersonalDataStore", *KEY)]["status"]["encryption"]
+    del encryption["shreddedBuckets"]  # the status as the previous release wrote it
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")
+    (listed,) = status(kube)["encryption"]["shreddedBuckets"]
+    assert (listed["keyId"], listed["bucket"]) == (2, "2025-06")
+    assert sink.of("key.shredded") == []  # taken in, not a destruction of this operator's
+
+
+def test_a_destruction_the_previous_release_retried_keeps_its_later_time_after_the_upgrade(
+) -> None:
+    """The previous release wrote a retried destruction's ring entry at the retry's time,
+    after the time status recorded the shredding: a key is destroyed at or after its shredding
+    is recorded, so that ring is no change after the upgrade (only an earlier time is)."""
+    kube = cluster()
+    run(kube, None, T0)
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    with ring_writes_lose_a_race(kube):
+        run(kube, sink, DUE)
+    run(kube, sink, DUE + timedelta(minutes=1))
+    document = ring_json(kube)
+    (july,) = document["shredded"]
+    july["shredded"] = "2026-01-28T00:01:00Z"  # the retry's time, as the previous release wrote
+    write_ring(kube, document)
+    run(kube, sink, DUE + timedelta(minutes=2))
+    assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from dataward.checks.conditions import ENCRYPTION_KEY_READY, READY, Condition
-from dataward.checks.observed import KeyRecord, KeyRingRecord, ObservedKeyRing, OwedWithdrawal
+from dataward.checks.observed import (
+    KeyRecord,
+    KeyRingRecord,
+    ObservedKeyRing,
+    OwedWithdrawal,
+    ShreddedRecord,
+)
 from dataward.checks.reasons import lookup
 from dataward.keys.ring import KeyRing, KeyVersion, fingerprint, format_time
 from dataward.model.durations import Duration
@@ -223,7 +229,9 @@ def shredded_changes(record: KeyRingRecord, ring: KeyRing) -> list[str]:
     be given out again, its blobs read as "no key"), or one with another bucket or time.
 
     A recorded shredding whose key is still in the ring is no change: the Secret write that
-    destroys it failed, or is still to come. Ids and buckets only, as status shows them.
+    destroys it failed, or is still to come; nor is an entry dated after the recorded time (a
+    key is destroyed at or after its shredding is recorded). Ids and buckets only, as status
+    shows them.
     """
     recorded = {gone.id: gone for gone in record.shredded}
     listed = {gone.id for gone in ring.shredded}
@@ -239,8 +247,13 @@ def shredded_changes(record: KeyRingRecord, ring: KeyRing) -> list[str]:
             continue
         if gone.bucket != known.bucket:
             changes.append(f"shredded key {gone.id} has a different bucket than recorded")
-        if format_time(gone.shredded) != _recorded_time(known.shredded):
-            changes.append(f"shredded key {gone.id} has a different shredded time than recorded")
+        recorded_at = _recorded_time(known.shredded)
+        # Destroyed at or after its shredding was recorded: the previous release wrote a
+        # retried destruction at the retry's time (this one writes status' own time).
+        if recorded_at is None or format_time(gone.shredded) < recorded_at:
+            changes.append(
+                f"shredded key {gone.id} has a shredded time before the recorded one"
+            )
     for known in record.shredded:
         if known.id not in listed and known.id not in in_ring:
             changes.append(
@@ -450,6 +463,29 @@ def owed_problem(owed: Iterable[OwedWithdrawal]) -> str:
     return (
         f"the evidence log still says the key of bucket(s) {buckets} was destroyed: its "
         "key.shred.cancelled record is not written yet"
+    )
+
+
+def expired_shreddings(
+    record: KeyRingRecord, ring: KeyRing, expired: Callable[[str], bool]
+) -> tuple[ShreddedRecord, ...]:
+    """The ring's `shredded` entries status never recorded that are harmless to take in: each
+    of a bucket already expired (`expired`: every record of it is past retention and statute),
+    with no key in the ring or in status of that bucket or id. The previous release recorded an
+    adopted ring's keys alone, not its destroyed ones: without this every such store would be
+    KeyMaterialChanged after the upgrade. No live or future bucket is kept from a key by them
+    (an expired bucket never gets one), and their ids are never given out again."""
+    recorded = {gone.id for gone in record.shredded}
+    listed = (*record.keys, *record.pending_keys)
+    ids = {key.id for key in listed} | {key.id for key in ring.keys}
+    buckets = {key.bucket for key in listed} | {key.bucket for key in ring.keys}
+    return tuple(
+        ShreddedRecord.of(gone)
+        for gone in ring.shredded
+        if gone.id not in recorded
+        and gone.id not in ids
+        and gone.bucket not in buckets
+        and expired(gone.bucket)
     )
 
 

@@ -48,6 +48,7 @@ from dataward.checks.encryption import (
     clock_skew_problem,
     controls_not_in_force,
     encryption_key_ready,
+    expired_shreddings,
     is_ours,
     key_shredding,
     keys_to_record,
@@ -114,7 +115,7 @@ from dataward.controller.metrics import (
     record_status,
 )
 from dataward.evidence.payloads import purge_run_payload
-from dataward.keys.buckets import bucket_expired, expires_at, plan_buckets
+from dataward.keys.buckets import BucketError, bucket_expired, expires_at, plan_buckets
 from dataward.keys.ring import (
     KeyRing,
     add_bucket_keys,
@@ -1413,6 +1414,12 @@ class Reconciler:
         if ring is None:
             return RingOutcome(observed, record)
         assert record is not None
+        # Destroyed keys of expired buckets the previous release adopted without recording.
+        taken = ring.shredded and expired_shreddings(
+            record, ring, _expired_in(store, snapshot.policy, now)
+        )
+        if taken:
+            record = replace(record, shredded=(*record.shredded, *taken))
         if ring_changes(record, ring):
             return RingOutcome(observed, record)  # changed out of band: report, never overwrite
         last_rotation = _parse_time(record.last_rotation)
@@ -2404,6 +2411,24 @@ class _Confirm(Enum):
 
 
 CONFIRM = _Confirm.CONFIRM
+
+
+def _expired_in(store: Store, policy: Policy | None, now: datetime) -> Callable[[str], bool]:
+    """Whether a bucket has expired at `now` under the store's retention and statute, as
+    `_bucket_keys` weighs it; never, when the retention is unknown (no policy or category)."""
+    category = policy.category(store.category) if policy is not None else None
+    if category is None:
+        return lambda bucket: False
+    retention = effective_retention(store, category)
+    statutory = category.statutory.period if category.statutory else None
+
+    def expired(bucket: str) -> bool:
+        try:
+            return bucket_expired(bucket, now, retention, statutory)
+        except BucketError:
+            return False
+
+    return expired
 
 
 class _StaleStore(Exception):

@@ -165,6 +165,14 @@ def acknowledge_token(store: Store, policy: Policy) -> str:
     return f"{retention}-g{store.generation}-p{policy.generation}-{bound}"
 
 
+def held_for(held: str, token: str) -> bool:
+    """Whether a hold that asked for `held` (read from a store's own status) asked for what
+    `token` (`acknowledge_token` of that store now) names: equal, or the previous release's
+    form of it (no digest of the store's identity; the status is this very object's, so its
+    identity is the one `token` binds)."""
+    return held in (token, token.rsplit("-", 1)[0])
+
+
 def large_cut(
     store: Store,
     plan: PurgePlan,
