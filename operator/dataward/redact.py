@@ -12,8 +12,11 @@ import re
 import traceback
 from pathlib import Path
 from types import TracebackType
+from typing import IO, Any
 
 import yaml
+from yaml.constructor import ConstructorError
+from yaml.nodes import Node
 
 # A fragment the library quoted from the input ('x', "x"): a character, a tag, an alias.
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
@@ -48,6 +51,50 @@ def yaml_problem(file: Path | str, error: yaml.YAMLError) -> str:
         f"{file}:{mark.line + 1}:{mark.column + 1}: cannot be read as YAML: "
         f"{unquoted(problem)}{where}"
     )
+
+
+class NestedTooDeeply(yaml.YAMLError):
+    """YAML nested deeper than PyYAML's composer can recurse (its RecursionError)."""
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader whose every failure is a YAMLError (so `yaml_problem` locates it).
+
+    A value the safe loader cannot convert (`!!int x`, `!!float x`, a date such as 2001-02-30)
+    raises ValueError in PyYAML, with the value in its text: here a ConstructorError at the
+    value, naming its kind only.
+    """
+
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as error:
+            tag = str(node.tag)
+            kind = tag.removeprefix(_STANDARD_TAG) if tag.startswith(_STANDARD_TAG) else "tagged"
+            raise ConstructorError(
+                None, None, f"cannot convert this {kind} value ({type(error).__name__})",
+                node.start_mark,
+            ) from None
+
+
+_STANDARD_TAG = "tag:yaml.org,2002:"
+
+
+def load_all(stream: str | IO[str]) -> list[Any]:
+    """Every document of `stream`, read as `yaml.safe_load_all` does; any failure to read it
+    is a YAMLError (never the ValueError or RecursionError PyYAML lets through)."""
+    try:
+        return list(yaml.load_all(stream, Loader=_Loader))
+    except RecursionError:
+        raise NestedTooDeeply("nested deeper than it can be read") from None
+
+
+def load(stream: str | IO[str]) -> Any:
+    """The one document of `stream` (None when empty), as `yaml.safe_load`; see `load_all`."""
+    try:
+        return yaml.load(stream, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+    except RecursionError:
+        raise NestedTooDeeply("nested deeper than it can be read") from None
 
 
 def exception_text(error: BaseException) -> str:

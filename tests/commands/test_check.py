@@ -187,6 +187,35 @@ def test_a_broken_secret_in_the_inputs_is_located_without_quoting_it(
     assert "hunter2" not in printed and "s3cr3t" not in printed, printed
 
 
+
+# YAML that parses but whose values PyYAML cannot convert: it raises ValueError (not a
+# YAMLError), whose text quotes the value ("invalid literal for int() with base 10: '...'"),
+# and RecursionError for nesting deeper than Python recurses.
+UNCONVERTIBLE_SECRETS = [
+    f"kind: Secret\nstringData:\n  password: !!int {SECRET_VALUE}\n",
+    f"kind: Secret\nstringData:\n  password: !!float {SECRET_VALUE}\n",
+    "kind: Secret\nstringData:\n  born: 2001-02-30\n",  # a date that does not exist
+    "kind: Secret\nstringData:\n  pin: " + "[" * 5000 + "]" * 5000 + "\n",
+]
+
+
+@pytest.mark.parametrize("text", UNCONVERTIBLE_SECRETS)
+def test_a_secret_whose_values_cannot_be_converted_is_a_problem_not_a_crash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    """A CI run of check over a GitOps directory reports the file (at the value, when it can
+    say where) and goes on; it neither stops with a traceback nor prints the value."""
+    file = write(tmp_path / "deploy" / "db-secret.yaml", text=text)
+    write(tmp_path / "deploy" / "policy.yaml", text=yaml.safe_dump(BASE_POLICY))
+    status, out, err = run(capsys, "-f", str(tmp_path / "deploy"))
+    assert status == 1
+    assert [line for line in out if line.startswith(f"{file}")] == out[:1], out
+    assert "cannot be read as YAML" in out[0]
+    if "[" not in text:
+        assert out[0].startswith(f"{file}:3:"), out  # the line of the value
+    printed = "\n".join(out) + err
+    assert "hunter2" not in printed and "Traceback" not in printed, printed
+
 def test_every_problem_of_a_store_at_once_with_did_you_mean_for_the_category(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
