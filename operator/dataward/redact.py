@@ -20,13 +20,18 @@ from yaml.nodes import Node
 
 # A fragment the library quoted from the input ('x', "x"): a character, a tag, an alias.
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
-# What the library names itself, quoted too: PyYAML's token kinds ('<block mapping start>').
-_OWN = re.compile(r"'<[a-z ]+>'")
+# What the library names itself, quoted too: PyYAML's token kinds ('<block mapping start>'),
+# read from PyYAML (a pattern of their form would keep a tag the input spells `<like this>`).
+_OWN = frozenset(
+    f"'{kind}'"
+    for kind in (getattr(token, "id", None) for token in vars(yaml.tokens).values())
+    if isinstance(kind, str) and kind.startswith("<")
+)
 
 
 def unquoted(text: str) -> str:
     """`text` on one line with every quoted fragment of the input replaced by `'…'`."""
-    kept = _QUOTED.sub(lambda m: m[0] if _OWN.fullmatch(m[0]) else "'…'", text)
+    kept = _QUOTED.sub(lambda m: m[0] if m[0] in _OWN else "'…'", text)
     return " ".join(kept.split())
 
 

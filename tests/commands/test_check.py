@@ -188,6 +188,21 @@ def test_a_broken_secret_in_the_inputs_is_located_without_quoting_it(
 
 
 
+
+def test_a_tag_dressed_as_a_pyyaml_token_name_is_withheld_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PyYAML's own token names ('<block end>') are kept in its problems; a tag the input
+    spells the same way (escaped in a verbatim tag) is the input's text, and is not."""
+    file = write(
+        tmp_path / "s.yaml", text="kind: Secret\nstringData:\n  pw: !<%3Chunter%20two%3E> x\n"
+    )
+    status, out, _ = run(capsys, "-f", file)
+    assert status == 1
+    assert out == [
+        f"{file}:3:7: cannot be read as YAML: could not determine a constructor for the tag '…'"
+    ]
+
 # YAML that parses but whose values PyYAML cannot convert: it raises ValueError (not a
 # YAMLError), whose text quotes the value ("invalid literal for int() with base 10: '...'"),
 # and RecursionError for nesting deeper than Python recurses.
