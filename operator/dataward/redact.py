@@ -102,6 +102,14 @@ def load(stream: str | IO[str]) -> Any:
         raise NestedTooDeeply("nested deeper than it can be read") from None
 
 
+def unreadable(error: OSError | UnicodeDecodeError) -> str:
+    """Why a file cannot be read: the system's reason, or where its text is not UTF-8 (not
+    the byte found there, which Python's message names: a byte of a Secret's value)."""
+    if isinstance(error, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {error.start + 1} is not valid there)"
+    return " ".join(str(error).split())
+
+
 def exception_text(error: BaseException) -> str:
     """A traceback of `error` and the errors it was raised from, without their messages.
 

@@ -203,6 +203,20 @@ def test_a_tag_dressed_as_a_pyyaml_token_name_is_withheld_too(
         f"{file}:3:7: cannot be read as YAML: could not determine a constructor for the tag '…'"
     ]
 
+
+def test_a_secret_that_is_not_utf8_is_located_without_its_bytes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Python's decoding error names the byte it could not decode (0xe9: a Latin-1 é of a
+    password); the problem says where it is, not what it is."""
+    file = tmp_path / "deploy" / "db-secret.yaml"
+    file.parent.mkdir()
+    file.write_bytes(b"kind: Secret\nstringData:\n  password: pass\xe9word\n")
+    status, out, err = run(capsys, "-f", str(file.parent))
+    assert status == 1
+    assert out[0] == f"{file}: cannot be read: not UTF-8 text (byte 42 is not valid there)"
+    assert "xe9" not in "\n".join(out) + err
+
 # YAML that parses but whose values PyYAML cannot convert: it raises ValueError (not a
 # YAMLError), whose text quotes the value ("invalid literal for int() with base 10: '...'"),
 # and RecursionError for nesting deeper than Python recurses.

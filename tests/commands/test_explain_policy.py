@@ -86,3 +86,16 @@ def test_a_value_yaml_cannot_convert_is_located_without_quoting_it(
     err = capsys.readouterr().err
     assert err.startswith(f"dataward explain-policy: {bad}:3:13: cannot be read as YAML: "), err
     assert "hunter2" not in err
+
+
+def test_a_file_that_is_not_utf8_is_located_without_its_bytes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bundle.yaml"
+    bad.write_bytes(b"kind: Secret\nstringData:\n  password: pass\xe9word\n")
+    assert main(["explain-policy", "-f", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"dataward explain-policy: {bad}: cannot be read: not UTF-8 text "
+        "(byte 42 is not valid there)\n"
+    )

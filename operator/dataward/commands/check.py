@@ -27,7 +27,7 @@ from dataward.model.errors import ModelError
 from dataward.model.fields import closest_name
 from dataward.model.policy import Policy, parse_policy
 from dataward.model.store import parse_store
-from dataward.redact import load_all, yaml_problem
+from dataward.redact import load_all, unreadable, yaml_problem
 from dataward.subjects.request import parse_request
 from dataward.validation import GROUP, apply_defaults, validate_object
 
@@ -148,7 +148,7 @@ def read_paths(paths: Sequence[Path]) -> tuple[list[Path], list[Document], list[
             if isinstance(error, yaml.YAMLError):
                 problems.append(yaml_problem(file, error))
             else:
-                problems.append(f"{file}: cannot be read: {_one_line(str(error))}")
+                problems.append(f"{file}: cannot be read: {unreadable(error)}")
     return files, documents, problems
 
 
@@ -280,7 +280,3 @@ def _items(doc: Any) -> Iterator[Mapping[str, Any]]:
             yield from _items(item)
     else:
         yield doc
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
