@@ -29,9 +29,15 @@ _OWN = frozenset(
 )
 
 
+# A byte of the input, as a decoding error PyYAML passes on names it ("byte 0xe9").
+_BYTE = re.compile(r"\b0x[0-9a-fA-F]+\b")
+
+
 def unquoted(text: str) -> str:
-    """`text` on one line with every quoted fragment of the input replaced by `'…'`."""
+    """`text` on one line with every quoted fragment of the input replaced by `'…'`, and
+    every byte value by `0x…`."""
     kept = _QUOTED.sub(lambda m: m[0] if m[0] in _OWN else "'…'", text)
+    kept = _BYTE.sub("0x…", kept)
     return " ".join(kept.split())
 
 

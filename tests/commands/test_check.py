@@ -217,6 +217,17 @@ def test_a_secret_that_is_not_utf8_is_located_without_its_bytes(
     assert out[0] == f"{file}: cannot be read: not UTF-8 text (byte 42 is not valid there)"
     assert "xe9" not in "\n".join(out) + err
 
+
+def test_a_tag_escape_that_is_not_utf8_is_located_without_its_byte(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PyYAML passes on the decoding error of a tag's %-escapes, which names the byte."""
+    file = write(tmp_path / "s.yaml", text="kind: Secret\nstringData:\n  pw: !x%E9%41 y\n")
+    status, out, _ = run(capsys, "-f", file)
+    assert status == 1
+    assert out[0].startswith(f"{file}:3:9: cannot be read as YAML: "), out
+    assert "xe9" not in out[0].lower(), out
+
 # YAML that parses but whose values PyYAML cannot convert: it raises ValueError (not a
 # YAMLError), whose text quotes the value ("invalid literal for int() with base 10: '...'"),
 # and RecursionError for nesting deeper than Python recurses.
