@@ -31,7 +31,12 @@ from typing import Any, Protocol, TextIO, cast
 
 from dataward.checks import reasons
 from dataward.checks.conditions import CONDITION_TYPES, ENCRYPTION_KEY_READY
-from dataward.checks.encryption import SHREDDING_ANNOTATION, shredding_token, waiting_buckets
+from dataward.checks.encryption import (
+    SHREDDING_ANNOTATION,
+    SHREDDING_NOT_ACKNOWLEDGED,
+    shredding_token,
+    waiting_buckets,
+)
 from dataward.model.errors import ModelError
 from dataward.model.policy import parse_policy
 from dataward.model.store import parse_store
@@ -596,7 +601,6 @@ def held_token(store: Mapping[str, Any]) -> str | None:
     return match.group(1) if match else None
 
 
-SHREDDING_NOT_ACKNOWLEDGED = "KeyShreddingNotAcknowledged"
 _ASKED_SHREDDING = re.compile(re.escape(SHREDDING_ANNOTATION) + r"=(\S+)")
 
 

@@ -12,18 +12,32 @@ import re
 import traceback
 from pathlib import Path
 from types import TracebackType
+from typing import IO, Any
 
 import yaml
+from yaml.constructor import ConstructorError
+from yaml.nodes import Node
 
 # A fragment the library quoted from the input ('x', "x"): a character, a tag, an alias.
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
-# What the library names itself, quoted too: PyYAML's token kinds ('<block mapping start>').
-_OWN = re.compile(r"'<[a-z ]+>'")
+# What the library names itself, quoted too: PyYAML's token kinds ('<block mapping start>'),
+# read from PyYAML (a pattern of their form would keep a tag the input spells `<like this>`).
+_OWN = frozenset(
+    f"'{kind}'"
+    for kind in (getattr(token, "id", None) for token in vars(yaml.tokens).values())
+    if isinstance(kind, str) and kind.startswith("<")
+)
+
+
+# A byte of the input, as a decoding error PyYAML passes on names it ("byte 0xe9").
+_BYTE = re.compile(r"\b0x[0-9a-fA-F]+\b")
 
 
 def unquoted(text: str) -> str:
-    """`text` on one line with every quoted fragment of the input replaced by `'…'`."""
-    kept = _QUOTED.sub(lambda m: m[0] if _OWN.fullmatch(m[0]) else "'…'", text)
+    """`text` on one line with every quoted fragment of the input replaced by `'…'`, and
+    every byte value by `0x…`."""
+    kept = _QUOTED.sub(lambda m: m[0] if m[0] in _OWN else "'…'", text)
+    kept = _BYTE.sub("0x…", kept)
     return " ".join(kept.split())
 
 
@@ -48,6 +62,58 @@ def yaml_problem(file: Path | str, error: yaml.YAMLError) -> str:
         f"{file}:{mark.line + 1}:{mark.column + 1}: cannot be read as YAML: "
         f"{unquoted(problem)}{where}"
     )
+
+
+class NestedTooDeeply(yaml.YAMLError):
+    """YAML nested deeper than PyYAML's composer can recurse (its RecursionError)."""
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader whose every failure is a YAMLError (so `yaml_problem` locates it).
+
+    A value the safe loader cannot convert (`!!int x`, `!!float x`, a date such as 2001-02-30)
+    raises ValueError in PyYAML, with the value in its text: here a ConstructorError at the
+    value, naming its kind only.
+    """
+
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as error:
+            tag = str(node.tag)
+            kind = tag.removeprefix(_STANDARD_TAG) if tag.startswith(_STANDARD_TAG) else "tagged"
+            raise ConstructorError(
+                None, None, f"cannot convert this {kind} value ({type(error).__name__})",
+                node.start_mark,
+            ) from None
+
+
+_STANDARD_TAG = "tag:yaml.org,2002:"
+
+
+def load_all(stream: str | IO[str]) -> list[Any]:
+    """Every document of `stream`, read as `yaml.safe_load_all` does; any failure to read it
+    is a YAMLError (never the ValueError or RecursionError PyYAML lets through)."""
+    try:
+        return list(yaml.load_all(stream, Loader=_Loader))
+    except RecursionError:
+        raise NestedTooDeeply("nested deeper than it can be read") from None
+
+
+def load(stream: str | IO[str]) -> Any:
+    """The one document of `stream` (None when empty), as `yaml.safe_load`; see `load_all`."""
+    try:
+        return yaml.load(stream, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+    except RecursionError:
+        raise NestedTooDeeply("nested deeper than it can be read") from None
+
+
+def unreadable(error: OSError | UnicodeDecodeError) -> str:
+    """Why a file cannot be read: the system's reason, or where its text is not UTF-8 (not
+    the byte found there, which Python's message names: a byte of a Secret's value)."""
+    if isinstance(error, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {error.start + 1} is not valid there)"
+    return " ".join(str(error).split())
 
 
 def exception_text(error: BaseException) -> str:

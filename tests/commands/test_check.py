@@ -187,6 +187,75 @@ def test_a_broken_secret_in_the_inputs_is_located_without_quoting_it(
     assert "hunter2" not in printed and "s3cr3t" not in printed, printed
 
 
+
+
+def test_a_tag_dressed_as_a_pyyaml_token_name_is_withheld_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PyYAML's own token names ('<block end>') are kept in its problems; a tag the input
+    spells the same way (escaped in a verbatim tag) is the input's text, and is not."""
+    file = write(
+        tmp_path / "s.yaml", text="kind: Secret\nstringData:\n  pw: !<%3Chunter%20two%3E> x\n"
+    )
+    status, out, _ = run(capsys, "-f", file)
+    assert status == 1
+    assert out == [
+        f"{file}:3:7: cannot be read as YAML: could not determine a constructor for the tag '…'"
+    ]
+
+
+def test_a_secret_that_is_not_utf8_is_located_without_its_bytes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Python's decoding error names the byte it could not decode (0xe9: a Latin-1 é of a
+    password); the problem says where it is, not what it is."""
+    file = tmp_path / "deploy" / "db-secret.yaml"
+    file.parent.mkdir()
+    file.write_bytes(b"kind: Secret\nstringData:\n  password: pass\xe9word\n")
+    status, out, err = run(capsys, "-f", str(file.parent))
+    assert status == 1
+    assert out[0] == f"{file}: cannot be read: not UTF-8 text (byte 42 is not valid there)"
+    assert "xe9" not in "\n".join(out) + err
+
+
+def test_a_tag_escape_that_is_not_utf8_is_located_without_its_byte(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PyYAML passes on the decoding error of a tag's %-escapes, which names the byte."""
+    file = write(tmp_path / "s.yaml", text="kind: Secret\nstringData:\n  pw: !x%E9%41 y\n")
+    status, out, _ = run(capsys, "-f", file)
+    assert status == 1
+    assert out[0].startswith(f"{file}:3:9: cannot be read as YAML: "), out
+    assert "xe9" not in out[0].lower(), out
+
+# YAML that parses but whose values PyYAML cannot convert: it raises ValueError (not a
+# YAMLError), whose text quotes the value ("invalid literal for int() with base 10: '...'"),
+# and RecursionError for nesting deeper than Python recurses.
+UNCONVERTIBLE_SECRETS = [
+    f"kind: Secret\nstringData:\n  password: !!int {SECRET_VALUE}\n",
+    f"kind: Secret\nstringData:\n  password: !!float {SECRET_VALUE}\n",
+    "kind: Secret\nstringData:\n  born: 2001-02-30\n",  # a date that does not exist
+    "kind: Secret\nstringData:\n  pin: " + "[" * 5000 + "]" * 5000 + "\n",
+]
+
+
+@pytest.mark.parametrize("text", UNCONVERTIBLE_SECRETS)
+def test_a_secret_whose_values_cannot_be_converted_is_a_problem_not_a_crash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    """A CI run of check over a GitOps directory reports the file (at the value, when it can
+    say where) and goes on; it neither stops with a traceback nor prints the value."""
+    file = write(tmp_path / "deploy" / "db-secret.yaml", text=text)
+    write(tmp_path / "deploy" / "policy.yaml", text=yaml.safe_dump(BASE_POLICY))
+    status, out, err = run(capsys, "-f", str(tmp_path / "deploy"))
+    assert status == 1
+    assert [line for line in out if line.startswith(f"{file}")] == out[:1], out
+    assert "cannot be read as YAML" in out[0]
+    if "[" not in text:
+        assert out[0].startswith(f"{file}:3:"), out  # the line of the value
+    printed = "\n".join(out) + err
+    assert "hunter2" not in printed and "Traceback" not in printed, printed
+
 def test_every_problem_of_a_store_at_once_with_did_you_mean_for_the_category(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -73,3 +73,29 @@ def test_a_file_that_is_not_yaml_is_located_without_quoting_it(
     err = capsys.readouterr().err
     assert f"{bad}:3:27: cannot be read as YAML: mapping values are not allowed here" in err
     assert "hunter2" not in err
+
+
+@pytest.mark.parametrize("value", ["!!int hunter2-s3cr3t", "!!float hunter2-s3cr3t", "2001-02-30"])
+def test_a_value_yaml_cannot_convert_is_located_without_quoting_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    """PyYAML raises ValueError for these, quoting the value: exit 2 with the position."""
+    bad = tmp_path / "bundle.yaml"
+    bad.write_text(f"kind: Secret\nstringData:\n  password: {value}\n")
+    assert main(["explain-policy", "-f", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"dataward explain-policy: {bad}:3:13: cannot be read as YAML: "), err
+    assert "hunter2" not in err
+
+
+def test_a_file_that_is_not_utf8_is_located_without_its_bytes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bundle.yaml"
+    bad.write_bytes(b"kind: Secret\nstringData:\n  password: pass\xe9word\n")
+    assert main(["explain-policy", "-f", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"dataward explain-policy: {bad}: cannot be read: not UTF-8 text "
+        "(byte 42 is not valid there)\n"
+    )

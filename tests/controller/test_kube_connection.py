@@ -314,6 +314,25 @@ def test_a_missing_or_broken_kubeconfig_says_which_without_its_secrets(tmp_path:
     assert "TOP-SECRET" not in str(raised.value) and str(path) in str(raised.value)
 
 
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # PyYAML raises ValueError quoting the value ("invalid literal for int() ... '...'")
+        b"users:\n- name: u\n  user: {token: !!int TOP-SECRET-TOKEN}\n",
+        # and lets a decoding error of the file through (not an OSError)
+        b"users:\n- name: u\n  user: {password: TOP-SECRET-\xe9}\n",
+    ],
+)
+def test_a_kubeconfig_yaml_cannot_convert_is_a_kubeconfig_error_without_its_values(
+    tmp_path: Path, text: bytes
+) -> None:
+    path = tmp_path / "config"
+    path.write_bytes(text)
+    with pytest.raises(KubeConfigError) as raised:
+        load_api_client(str(path))
+    assert "TOP-SECRET" not in str(raised.value) and str(path) in str(raised.value)
+
 # --- the in-cluster service account ---------------------------------------------------------
 
 

@@ -230,3 +230,60 @@ def test_parse_zone_refuses_what_is_no_zone(name: object) -> None:
     with pytest.raises(ModelError) as raised:
         parse_zone(name, "spec.records[0].timeZone")
     assert raised.value.path == "spec.records[0].timeZone"
+
+
+# Changes unlike the zones above: two hours (Troll), a whole day skipped (Apia, Kiritimati),
+# double summer time (London, 1941), at midnight (Havana), at 2:45 (Chatham), half an hour
+# (Lord Howe), and an offset of seconds (Amsterdam, 1937: +00:19:32 to +00:20). Cutoffs go
+# back a century (a retention of up to 100 years), so old changes count too.
+UNUSUAL_CHANGES = [
+    ("Antarctica/Troll", datetime(2024, 3, 31, 1, 0, tzinfo=UTC)),
+    ("Antarctica/Troll", datetime(2024, 10, 27, 1, 0, tzinfo=UTC)),
+    ("Pacific/Apia", datetime(2011, 12, 30, 10, 0, tzinfo=UTC)),
+    ("Pacific/Kiritimati", datetime(1994, 12, 31, 10, 0, tzinfo=UTC)),
+    ("Europe/London", datetime(1941, 5, 4, 1, 0, tzinfo=UTC)),
+    ("Europe/London", datetime(1941, 8, 10, 1, 0, tzinfo=UTC)),
+    ("America/Havana", datetime(2024, 3, 10, 5, 0, tzinfo=UTC)),
+    ("America/Havana", datetime(2024, 11, 3, 5, 0, tzinfo=UTC)),
+    ("Pacific/Chatham", datetime(2024, 4, 6, 14, 0, tzinfo=UTC)),
+    ("Australia/Lord_Howe", datetime(2024, 4, 6, 15, 0, tzinfo=UTC)),
+    ("Europe/Amsterdam", datetime(1937, 6, 30, 22, 0, tzinfo=UTC)),
+]
+
+
+@pytest.mark.parametrize(("name", "near"), UNUSUAL_CHANGES)
+def test_never_early_nor_loose_at_every_minute_around_an_unusual_change(
+    name: str, near: datetime
+) -> None:
+    """Every cutoff a minute apart (and a microsecond either side) over six hours around the
+    change: no wall clock at or before the bound means, on either fold, an instant after the
+    cutoff, and the bound's next microsecond does. The oracle: zoneinfo by minute over the
+    two days before, keeping the latest reading so far (readings rise with the wall clock
+    between changes, which fall on whole minutes except in the Amsterdam case's seconds)."""
+    zone = ZoneInfo(name)
+    assert (near - timedelta(hours=2)).astimezone(zone).utcoffset() != (
+        near + timedelta(hours=2)
+    ).astimezone(zone).utcoffset(), "no change near this instant"
+    start = (near - timedelta(days=2)).replace(tzinfo=None)
+    so_far: dict[datetime, datetime] = {}
+    worst = latest(start, zone)
+    value = start
+    while value <= start + timedelta(days=4):
+        worst = max(worst, latest(value - TICK, zone), latest(value, zone))
+        so_far[value] = worst
+        value += timedelta(minutes=1)
+    for minutes in range(-180, 181):
+        at = near + timedelta(minutes=minutes)
+        for cutoff in (at - TICK, at, at + TICK, at + timedelta(seconds=31)):
+            bound = wallclock_bound(cutoff, zone)
+            minute = bound.replace(second=0, microsecond=0)
+            seconds = [
+                minute + timedelta(seconds=s)
+                for s in range(60)
+                if s and minute + timedelta(seconds=s) <= bound
+            ]
+            highest = max(
+                [so_far[minute], latest(bound, zone)] + [latest(s - TICK, zone) for s in seconds]
+            )
+            assert highest <= cutoff, (name, cutoff, bound)
+            assert max(highest, latest(bound + TICK, zone)) > cutoff, (name, cutoff, bound)

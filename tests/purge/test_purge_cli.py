@@ -75,3 +75,16 @@ def test_suspend_in_the_file_is_seen_between_batches(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump_all([doc, POLICY]))
     stop = check()
     assert stop is not None and stop.reason == "Suspended"
+
+
+def test_a_store_file_yaml_cannot_convert_is_a_configuration_error(tmp_path: Path) -> None:
+    """PyYAML raises ValueError, quoting the value, for `!!int x`: the purge says the file is
+    not valid YAML (a Configuration failure the operator reports), not an Internal error."""
+    from dataward.purge.errors import PurgeError
+
+    path = tmp_path / "store.yaml"
+    path.write_text("kind: PersonalDataStore\nspec:\n  retention: !!int hunter2\n")
+    with pytest.raises(PurgeError) as raised:
+        FileSource([path]).load()
+    assert raised.value.category == "Configuration"
+    assert "is not valid YAML" in raised.value.message and "hunter2" not in raised.value.message

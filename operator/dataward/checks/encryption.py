@@ -286,6 +286,8 @@ LARGE_SHREDDING = 1
 # The shredding's own acknowledgement; the purge's (dataward.io/acknowledge-large-purge) names
 # a cut, not keys, and outlives it (annotations do not bump the generation): never this one's.
 SHREDDING_ANNOTATION = "dataward.io/acknowledge-shredding"
+# EncryptionKeyReady's reason while more bucket keys are due at once than may go unasked.
+SHREDDING_NOT_ACKNOWLEDGED = "KeyShreddingNotAcknowledged"
 # The verdicts a shredding does not wait for: its own (EncryptionKeyReady says why keys wait,
 # so waiting on it would wait for ever) and Ready, which sums it.
 _NOT_AWAITED = (ENCRYPTION_KEY_READY, READY)
@@ -566,7 +568,7 @@ def key_shredding(
         return Condition(
             ENCRYPTION_KEY_READY,
             "False",
-            "KeyShreddingNotAcknowledged",
+            SHREDDING_NOT_ACKNOWLEDGED,
             f"Every record of {buckets} has expired: more than {LARGE_SHREDDING} bucket "
             "key(s) at once (a long outage, or a shortened retention?) wait for a person. "
             f"Nothing was destroyed. If this is intended, run: {problem}",

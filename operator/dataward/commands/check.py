@@ -27,7 +27,7 @@ from dataward.model.errors import ModelError
 from dataward.model.fields import closest_name
 from dataward.model.policy import Policy, parse_policy
 from dataward.model.store import parse_store
-from dataward.redact import yaml_problem
+from dataward.redact import load_all, unreadable, yaml_problem
 from dataward.subjects.request import parse_request
 from dataward.validation import GROUP, apply_defaults, validate_object
 
@@ -148,7 +148,7 @@ def read_paths(paths: Sequence[Path]) -> tuple[list[Path], list[Document], list[
             if isinstance(error, yaml.YAMLError):
                 problems.append(yaml_problem(file, error))
             else:
-                problems.append(f"{file}: cannot be read: {_one_line(str(error))}")
+                problems.append(f"{file}: cannot be read: {unreadable(error)}")
     return files, documents, problems
 
 
@@ -265,7 +265,7 @@ def _files(path: Path) -> Iterator[Path]:
 def _documents(file: Path) -> Iterator[Document]:
     """The Dataward objects in a file (also inside `kind: List`); others are skipped."""
     text = file.read_text(encoding="utf-8")
-    for doc in yaml.safe_load_all(text):
+    for doc in load_all(text):
         for obj in _items(doc):
             api_version = str(obj.get("apiVersion") or "")
             if api_version.split("/", 1)[0] == GROUP:
@@ -280,7 +280,3 @@ def _items(doc: Any) -> Iterator[Mapping[str, Any]]:
             yield from _items(item)
     else:
         yield doc
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())

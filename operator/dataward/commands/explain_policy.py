@@ -18,7 +18,7 @@ import yaml
 from dataward.model.durations import Duration
 from dataward.model.errors import ModelError
 from dataward.model.policy import CHILD_AGE, Category, Policy, parse_policy
-from dataward.redact import yaml_problem
+from dataward.redact import load_all, unreadable, yaml_problem
 from dataward.validation import apply_defaults, validate_object
 
 HEADERS = ("CATEGORY", "PURPOSES", "RETENTION (LIVE DATA)", "STATUTORY RETENTION (ARCHIVE)")
@@ -40,12 +40,15 @@ def run(args: argparse.Namespace) -> int:
     """Print every PrivacyPolicy in the file; exit 2 if none can be read, 1 if one is invalid."""
     try:
         text = Path(args.filename).read_text(encoding="utf-8")
-        docs = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+        docs = [d for d in load_all(text) if isinstance(d, dict)]
     except yaml.YAMLError as error:
         print(f"dataward explain-policy: {yaml_problem(args.filename, error)}", file=sys.stderr)
         return 2
     except (OSError, UnicodeDecodeError) as error:
-        print(f"dataward explain-policy: {args.filename}: {error}", file=sys.stderr)
+        print(
+            f"dataward explain-policy: {args.filename}: cannot be read: {unreadable(error)}",
+            file=sys.stderr,
+        )
         return 2
     raw = [d for d in docs if d.get("kind") == "PrivacyPolicy"]
     if not raw:

@@ -26,6 +26,7 @@ import urllib3
 import yaml
 
 import dataward
+from dataward import redact
 from dataward.controller.metrics import WRITES
 
 FIELD_MANAGER = "dataward"
@@ -373,8 +374,8 @@ def kubeconfig_credentials(paths: str) -> Credentials:
             continue
         try:
             with open(path, encoding="utf-8") as f:
-                loaded = yaml.safe_load(f)
-        except (OSError, yaml.YAMLError) as error:
+                loaded = redact.load(f)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
             reason = type(error).__name__
             raise KubeConfigError(f"kubeconfig {path}: unreadable ({reason})") from None
         if not isinstance(loaded, dict):

@@ -23,6 +23,7 @@ from dataward.model.policy import Policy, parse_policy
 from dataward.model.revisions import in_force_policy
 from dataward.model.store import Store, parse_store
 from dataward.purge.errors import PurgeError
+from dataward.redact import load_all
 
 GROUP, VERSION = "dataward.io", "v1alpha1"
 log = logging.getLogger("dataward.purge.source")
@@ -50,7 +51,7 @@ def _documents(paths: Iterable[Path]) -> list[Mapping[str, Any]]:
                 "Configuration", f"cannot read {str(path)!r}: {exc.strerror}"
             ) from None
         try:
-            loaded = list(yaml.safe_load_all(text))
+            loaded = load_all(text)
         except yaml.YAMLError:
             raise PurgeError("Configuration", f"{str(path)!r} is not valid YAML") from None
         for doc in loaded:
