@@ -211,3 +211,26 @@ def test_wall_clocks_and_dates_of_one_zone_compare_as_they_are(
     )  # fmt: skip
     assert result.result == "Succeeded", result.message
     assert ids(live, table) == {1, 3}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_instant_of_birth_falls_on_its_day_in_the_zone(
+    servers: DatabaseServers, engine: str
+) -> None:
+    """Born at 2011-05-01 15:10 UTC, 00:10 KST on 2 May: 14 from 2025-05-02 00:00 KST."""
+    live, _ = servers.pair(engine)  # type: ignore[arg-type]
+    table = unique("kids_seoul_born_at")
+    create(live, table, "instant", "instant")
+    born = datetime(2011, 5, 1, 15, 10, tzinfo=UTC)
+    insert(live, table, [
+        (1, datetime(2025, 5, 1, 10, 0, tzinfo=UTC), born, None),  # 19:00 KST on 1 May: 13
+        (2, datetime(2025, 5, 1, 15, 0, tzinfo=UTC), born, None),  # 00:00 KST on 2 May: 14
+        (3, datetime(2025, 5, 1, 14, 59, 59, tzinfo=UTC), born, None),  # 23:59:59 KST: 13
+    ])  # fmt: skip
+    result = run_purge(
+        zoned(children_doc(live, table, CHILDREN), "Asia/Seoul"), live,
+        live_session_hook=pinned(SEOUL_NOW), job_clock=lambda: SEOUL_NOW,
+        policy_doc=kids_policy(),
+    )  # fmt: skip
+    assert result.result == "Succeeded", result.message
+    assert ids(live, table) == {2}

@@ -244,19 +244,23 @@ def _midnight_offsets(zone: ZoneInfo, last: date) -> tuple[timedelta, ...]:
     return tuple(_offset(zone, midnight + timedelta(days=k)) for k in range(days))
 
 
-def least_offset(zone: ZoneInfo, last: date) -> timedelta:
-    """The zone's least offset from 1900 to `last`: an instant read with it falls on the
-    earliest date it could have there (within a day of a change, a date early)."""
-    offsets = _midnight_offsets(zone, last)
-    # Every offset between two midnights is one of theirs or a change's within the day.
-    first = datetime.combine(_SCAN_FROM, datetime.min.time(), tzinfo=UTC) - timedelta(days=1)
-    within = {
-        _offset(zone, first + timedelta(days=k - 1, hours=h))
-        for k in range(1, len(offsets))
-        if offsets[k] != offsets[k - 1]
-        for h in range(24)
-    }
-    return min(set(offsets) | within)
+@lru_cache(maxsize=64)
+def birth_offsets(zone: ZoneInfo, last: date) -> tuple[tuple[date, timedelta], ...]:
+    """The offset that turns an instant of birth into its day in `zone`, as `(from, offset)`
+    pieces by the instant's UTC date (the first piece from date.min): the least offset the
+    zone has within a day of that date, so the day read is never later than the true one
+    (a day early only for a birth within a day of a clock change, when the offset read is
+    the other side's). Before 1900 the least offset of any zone (-12 h); past `last` the last
+    piece goes on."""
+    offsets = _midnight_offsets(zone, last)  # offsets[k + 1]: at the UTC midnight of day k
+    pieces: list[tuple[date, timedelta]] = [(date.min, -timedelta(hours=12))]
+    for k in range((last - _SCAN_FROM).days + 1):
+        # The instants of day k lie between its midnight and the next: their offsets are
+        # those two or a change's between; a day either side covers the change's.
+        least = min(offsets[k : k + 4])
+        if least != pieces[-1][1]:
+            pieces.append((_SCAN_FROM + timedelta(days=k), least))
+    return tuple(pieces)
 
 
 @lru_cache(maxsize=64)

@@ -78,7 +78,7 @@ from zoneinfo import ZoneInfo
 
 from dataward.model.policy import CHILD_AGE, Policy
 from dataward.model.store import RecordSet, Store
-from dataward.model.wallclock import birthday_shifts, least_offset
+from dataward.model.wallclock import birth_offsets, birthday_shifts
 from dataward.purge.batches import (
     Batches,
     Cursor,
@@ -1535,7 +1535,7 @@ def _birthday_zone(
     if collected_kind != "date":
         fields["shifts"] = birthday_shifts(zone, last, collected_kind == "wallclock")
     if birth_kind == "instant":
-        fields["birth_offset"] = least_offset(zone, last)
+        fields["birth_offsets"] = birth_offsets(zone, last)
     return fields
 
 

@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -328,8 +329,8 @@ class ChildRule:
     a doubt keeps the row). `collected_kind` is the collection column's kind; `birth_kind` the
     birth date column's (a timestamp stands for its day: its date in the zone); `shifts` the
     zone's `wallclock.birthday_shifts` for that kind (empty: every day begins at its midnight,
-    UTC); `birth_offset` the offset that turns an instant of birth into its date, the zone's
-    least (so a doubt makes the birthday earlier, never later).
+    UTC); `birth_offsets` the zone's `wallclock.birth_offsets`, which turn an instant of birth
+    into its date (a doubt makes the birthday earlier, never later).
     """
 
     age: int
@@ -340,7 +341,7 @@ class ChildRule:
     collected_kind: TimestampKind = "instant"
     birth_kind: TimestampKind = "date"
     shifts: tuple[tuple[date, timedelta], ...] = ()
-    birth_offset: timedelta = timedelta(0)
+    birth_offsets: tuple[tuple[date, timedelta], ...] = ()
 
     def sql(self, dialect: Dialect, timestamp: str, prefix: str = "") -> str:
         """The condition; `timestamp` is the quoted (and prefixed) timestamp column."""
@@ -359,8 +360,10 @@ class ChildRule:
         for a wall clock the earliest one whose every reading is at or after that instant."""
         assert self.birth_date is not None
         birth = prefix + dialect.quote(self.birth_date)
-        if self.birth_kind == "instant" and self.birth_offset:
-            birth = dialect.add_microseconds(birth, _micros(self.birth_offset))
+        if self.birth_kind == "instant" and any(offset for _, offset in self.birth_offsets):
+            birth = dialect.add_microseconds(
+                birth, _pieces_sql(f"CAST({birth} AS DATE)", self.birth_offsets, 1)
+            )
         if self.birth_kind != "date":
             birth = f"CAST({birth} AS DATE)"
         day = f"CAST({dialect.add_years(birth, self.age)} AS DATE)"
@@ -368,13 +371,7 @@ class ChildRule:
             return day
         start = dialect.midnight(day)
         if any(shift for _, shift in self.shifts):
-            cases = " ".join(
-                f"WHEN {day} < DATE '{following.isoformat()}' THEN {-_micros(shift)}"
-                for (_, shift), (following, _) in zip(self.shifts, self.shifts[1:], strict=False)
-            )
-            start = dialect.add_microseconds(
-                start, f"CASE {cases} ELSE {-_micros(self.shifts[-1][1])} END"
-            )
+            start = dialect.add_microseconds(start, _pieces_sql(day, self.shifts, -1))
         return dialect.utc_instant(start) if self.collected_kind == "instant" else start
 
     def unknown_sql(self, dialect: Dialect) -> str:
@@ -384,6 +381,17 @@ class ChildRule:
 
 def _micros(delta: timedelta) -> int:
     return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _pieces_sql(day: str, pieces: Sequence[tuple[date, timedelta]], sign: int) -> str:
+    """SQL for the microseconds (times `sign`) of the piece that date `day` falls in;
+    `pieces` as `(from, value)`, the first from date.min, in order."""
+    cases = " ".join(
+        f"WHEN {day} < DATE '{following.isoformat()}' THEN {sign * _micros(value)}"
+        for (_, value), (following, _) in pairwise(pieces)
+    )
+    last = sign * _micros(pieces[-1][1])
+    return f"CASE {cases} ELSE {last} END" if cases else str(last)
 
 
 @dataclass(frozen=True)
