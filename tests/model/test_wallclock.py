@@ -13,8 +13,11 @@ from hypothesis import strategies as st
 
 from dataward.model.errors import ModelError
 from dataward.model.wallclock import (
+    birth_offsets,
+    birthday_shifts,
     date_bound,
     date_instant,
+    day_start,
     parse_zone,
     safe_instant,
     wallclock_bound,
@@ -287,3 +290,98 @@ def test_never_early_nor_loose_at_every_minute_around_an_unusual_change(
             )
             assert highest <= cutoff, (name, cutoff, bound)
             assert max(highest, latest(bound + TICK, zone)) > cutoff, (name, cutoff, bound)
+# Birthdays: when a day begins. Zones whose clocks change at or across midnight, and others.
+DAY_ZONES = [
+    "America/St_Johns",  # until 2011: back from 00:01 to 23:01, across midnight
+    "America/Santiago",  # forward at 24:00 (midnight skipped), back at 24:00 to 23:00
+    "America/Havana",  # forward at 00:00, back at 01:00 to 00:00
+    "Asia/Beirut",  # forward at 00:00
+    "Asia/Seoul",
+    "Europe/Berlin",
+    "Australia/Lord_Howe",
+]
+
+
+def first_instant_of(day: date, zone: ZoneInfo) -> datetime:
+    """The oracle: the first minute (changes fall on whole minutes here) whose wall date is
+    `day`, found by walking minute by minute."""
+    at = datetime.combine(day, datetime.min.time(), tzinfo=UTC) - timedelta(hours=15)
+    while at.astimezone(zone).date() < day:
+        at += timedelta(minutes=1)
+    return at
+
+
+def existing_readings(value: datetime, zone: ZoneInfo) -> list[datetime]:
+    """Every instant a naive wall clock can mean in `zone` (zoneinfo's two folds, kept only
+    when they read back)."""
+    out = []
+    for fold in (0, 1):
+        at = value.replace(tzinfo=zone, fold=fold).astimezone(UTC)
+        if at.astimezone(zone).replace(tzinfo=None) == value:
+            out.append(at)
+    return out
+
+
+def piece(pieces: tuple[tuple[date, timedelta], ...], day: date) -> timedelta:
+    return [shift for start, shift in pieces if start <= day][-1]
+
+
+@pytest.mark.parametrize("name", DAY_ZONES)
+def test_a_day_begins_at_its_first_instant_and_a_wall_clock_before_it_is_before_on_every_reading(
+    name: str,
+) -> None:
+    zone = ZoneInfo(name)
+    last = date(2026, 12, 31)
+    instants = birthday_shifts(zone, last, False)
+    walls = birthday_shifts(zone, last, True)
+    midnight = datetime.min.time()
+    day = date(2005, 1, 1)
+    checked = 0
+    while day <= last:
+        # Days near a change of the zone's offset (and some others).
+        noon = datetime.combine(day, midnight, tzinfo=UTC)
+        if _near_change(zone, noon) or day.day == 15:
+            start = first_instant_of(day, zone)
+            assert day_start(day, zone) == start
+            begins = datetime.combine(day, midnight) - piece(instants, day)
+            assert begins.replace(tzinfo=UTC) == start, day
+            bound = datetime.combine(day, midnight) - piece(walls, day)
+            # Wall clocks before the bound are before the birthday on every reading; the bound
+            # itself is not (it may be after): the rule is tight on values that exist.
+            for minutes in range(-150, 90):
+                value = datetime.combine(day, midnight) + timedelta(minutes=minutes)
+                read = existing_readings(value, zone)
+                if value < bound:
+                    assert all(r < start for r in read), (day, value)
+                elif read:
+                    assert any(r >= start for r in read), (day, value)
+            checked += 1
+        day += timedelta(days=1)
+    assert checked > 100
+
+
+def _near_change(zone: ZoneInfo, at: datetime) -> bool:
+    offsets = {(at + timedelta(hours=h)).astimezone(zone).utcoffset() for h in range(-48, 49, 6)}
+    return len(offsets) > 1
+
+
+def test_a_seoul_birthday_begins_at_15_00_utc_the_day_before() -> None:
+    seoul = ZoneInfo("Asia/Seoul")
+    assert day_start(date(2025, 5, 1), seoul) == datetime(2025, 4, 30, 15, 0, tzinfo=UTC)
+    assert piece(birthday_shifts(seoul, date(2026, 1, 1), False), date(2025, 5, 1)) == timedelta(
+        hours=9
+    )
+
+
+def test_an_instant_of_birth_is_read_on_its_day_and_never_a_later_one() -> None:
+    for name in DAY_ZONES:
+        zone = ZoneInfo(name)
+        pieces = birth_offsets(zone, date(2026, 12, 31))
+        at = datetime(2005, 1, 1, tzinfo=UTC)
+        while at < datetime(2026, 12, 31, tzinfo=UTC):
+            read = (at + piece(pieces, at.date())).date()
+            true = at.astimezone(zone).date()
+            assert read <= true, (name, at)
+            if not _near_change(zone, at):
+                assert read == true, (name, at)
+            at += timedelta(hours=7, minutes=13)

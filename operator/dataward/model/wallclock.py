@@ -196,3 +196,109 @@ def date_instant(day: date, zone: ZoneInfo) -> datetime:
     if day > date.max - _EDGE:
         return _LAST
     return safe_instant(_day_after(day) - _TICK, zone)
+
+
+def day_start(day: date, zone: ZoneInfo) -> datetime:
+    """The first instant of `day` in `zone` (UTC, aware): its midnight, the first one when
+    midnight repeats, or the clock change itself when the change skips midnight."""
+    midnight = datetime.combine(day, datetime.min.time())
+    found = [
+        at
+        for fold in (0, 1)
+        if (at := midnight.replace(tzinfo=zone, fold=fold).astimezone(UTC))
+        .astimezone(zone)
+        .replace(tzinfo=None)
+        == midnight
+    ]
+    if found:
+        return min(found)
+    # Midnight lies in a skipped hour: the offset after the change reads it earlier (on the
+    # day before), the one before it later (after the change); the change is in between.
+    low = midnight.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    high = midnight.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    low, high = min(low, high), max(low, high)
+    while high - low > timedelta(seconds=1):
+        mid = (low + (high - low) / 2).replace(microsecond=0)
+        if mid <= low:
+            break
+        if mid.astimezone(zone).date() >= day:
+            high = mid
+        else:
+            low = mid
+    return high
+
+
+# Birthdays (`birthday_shifts`): before this date no zone changed its clocks for summer time;
+# days before it are read on their safe side whatever their zone.
+_SCAN_FROM = date(1900, 1, 1)
+# The greatest UTC offset any zone uses: no day begins earlier than its midnight minus this.
+_MAX_OFFSET = timedelta(hours=14)
+
+
+@lru_cache(maxsize=16)
+def _midnight_offsets(zone: ZoneInfo, last: date) -> tuple[timedelta, ...]:
+    """The zone's offset at each UTC midnight from the day before 1900-01-01 to two days past
+    `last`."""
+    days = (last - _SCAN_FROM).days + 4
+    midnight = datetime.combine(_SCAN_FROM, datetime.min.time(), tzinfo=UTC) - timedelta(days=1)
+    return tuple(_offset(zone, midnight + timedelta(days=k)) for k in range(days))
+
+
+@lru_cache(maxsize=64)
+def birth_offsets(zone: ZoneInfo, last: date) -> tuple[tuple[date, timedelta], ...]:
+    """The offset that turns an instant of birth into its day in `zone`, as `(from, offset)`
+    pieces by the instant's UTC date (the first piece from date.min): the least offset the
+    zone has within a day of that date, so the day read is never later than the true one
+    (a day early only for a birth within a day of a clock change, when the offset read is
+    the other side's). Before 1900 the least offset of any zone (-12 h); past `last` the last
+    piece goes on."""
+    offsets = _midnight_offsets(zone, last)  # offsets[k + 1]: at the UTC midnight of day k
+    pieces: list[tuple[date, timedelta]] = [(date.min, -timedelta(hours=12))]
+    for k in range((last - _SCAN_FROM).days + 1):
+        # The instants of day k lie between its midnight and the next: their offsets are
+        # those two or a change's between; a day either side covers the change's.
+        least = min(offsets[k : k + 4])
+        if least != pieces[-1][1]:
+            pieces.append((_SCAN_FROM + timedelta(days=k), least))
+    return tuple(pieces)
+
+
+@lru_cache(maxsize=64)
+def birthday_shifts(
+    zone: ZoneInfo, last: date, wallclock: bool
+) -> tuple[tuple[date, timedelta], ...]:
+    """When a day begins in `zone`, as `(from, shift)` pieces: from date `from` on (the first
+    piece from date.min), day D begins at `D 00:00 - shift`, read as UTC (`wallclock` False:
+    instants) or as a wall clock of the zone (`wallclock` True).
+
+    A subject turns 14 when their birthday begins, and a row is a child's only if it was
+    collected before that on every reading: so the instant is the day's first (`day_start`),
+    and a wall clock counts as before it only when its latest reading is (`safe_instant`),
+    which moves the bound before midnight where a repeated hour crosses it. Days before 1900
+    are read on the safe side (instants: the earliest any zone begins a day; wall clocks: at
+    midnight, before summer time existed). Past `last` the last piece goes on: the caller
+    compares only values at least two days before `last` with it.
+    """
+    first_shift = timedelta(0) if wallclock else _MAX_OFFSET
+
+    def exact(day: date) -> timedelta:
+        start = day_start(day, zone)
+        midnight = datetime.combine(day, datetime.min.time())
+        if not wallclock:
+            return midnight - start.replace(tzinfo=None)
+        return midnight - (wallclock_bound(start - _TICK, zone) + _TICK)
+
+    offsets = _midnight_offsets(zone, last)
+    pieces: list[tuple[date, timedelta]] = [(date.min, first_shift)]
+    for k in range((last - _SCAN_FROM).days + 1):
+        day = _SCAN_FROM + timedelta(days=k)
+        # offsets[k + 1] is the one at this day's UTC midnight; a change within two days of it
+        # may move when the day begins.
+        steady = len(set(offsets[max(0, k - 1) : k + 4])) == 1
+        if steady:
+            shift = timedelta(0) if wallclock else offsets[k + 1]
+        else:
+            shift = exact(day)
+        if shift != pieces[-1][1]:
+            pieces.append((day, shift))
+    return tuple(pieces)

@@ -72,12 +72,13 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from dataward.model.policy import CHILD_AGE, Policy
 from dataward.model.store import RecordSet, Store
+from dataward.model.wallclock import birth_offsets, birthday_shifts
 from dataward.purge.batches import (
     Batches,
     Cursor,
@@ -1502,6 +1503,7 @@ def _children(
         consent_is_flag=flag,
         birth_date=birth.name if birth is not None else None,
         age_column=age.name if age is not None else None,
+        **_birthday_zone(live, birth, kind, records.zone, plan.children_cutoff),
     )
     _, ts_index = _mysql_indexes(live, table, records, "live", collected)
     return {
@@ -1509,6 +1511,32 @@ def _children(
         "children_bound": bind_cutoff(plan.children_cutoff, kind, precision, records.zone),
         "children_ts_index": ts_index,
     }
+
+
+def _birthday_zone(
+    live: Session,
+    birth: Column | None,
+    collected_kind: TimestampKind,
+    zone: ZoneInfo | None,
+    cutoff: datetime,
+) -> dict[str, Any]:
+    """ChildRule's fields that read a birthday as a day of records[].timeZone (the whole rule
+    is ChildRule's): the columns' kinds, when days begin there, and the instant-to-date offset.
+    Only rows collected at or before the children's cutoff are compared, so the zone's days
+    are needed up to a few days past it."""
+    if birth is None:
+        return {}
+    birth_kind = live.dialect.timestamp_kind(birth)
+    assert birth_kind is not None
+    fields: dict[str, Any] = {"collected_kind": collected_kind, "birth_kind": birth_kind}
+    if zone is None:
+        return fields
+    last = cutoff.astimezone(UTC).date() + timedelta(days=3)
+    if collected_kind != "date":
+        fields["shifts"] = birthday_shifts(zone, last, collected_kind == "wallclock")
+    if birth_kind == "instant":
+        fields["birth_offsets"] = birth_offsets(zone, last)
+    return fields
 
 
 def _column(columns: dict[str, Any], records: RecordSet, name: str, field: str) -> Column:

@@ -24,7 +24,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -156,6 +157,24 @@ class Dialect:
         if self.engine == "postgresql":
             return f"({value} + interval '{int(years)} years')"
         return f"DATE_ADD({value}, INTERVAL {int(years)} YEAR)"
+
+    def add_microseconds(self, value: str, micros: int | str) -> str:
+        """SQL for `value` (a timestamp) plus `micros` microseconds (an SQL integer)."""
+        if self.engine == "postgresql":
+            return f"({value} + ({micros}) * interval '1 microsecond')"
+        return f"DATE_ADD({value}, INTERVAL ({micros}) MICROSECOND)"
+
+    def midnight(self, day: str) -> str:
+        """SQL for the naive timestamp at the start of date `day`."""
+        if self.engine == "postgresql":
+            return f"CAST({day} AS timestamp)"
+        return f"CAST({day} AS DATETIME(6))"
+
+    def utc_instant(self, naive: str) -> str:
+        """SQL for a naive UTC timestamp as an instant (MySQL: the session's zone is UTC)."""
+        if self.engine == "postgresql":
+            return f"({naive} AT TIME ZONE 'UTC')"
+        return naive
 
     def insert_rows(
         self, table: TableName, columns: Sequence[str], keys: Sequence[str], rows: int
@@ -303,6 +322,15 @@ class ChildRule:
 
     `consent_is_flag`: the consent column is a boolean (consent when true), else a timestamp
     (consent when not NULL). A NULL birth date or age is an unknown age: never a child here.
+
+    A birthday is a day of the store's zone (records[].timeZone, UTC without it): the subject
+    turns `age` when that day begins there, and a row is a child's only when it was collected
+    before that on every reading of its column (deleting is the act that cannot be undone, so
+    a doubt keeps the row). `collected_kind` is the collection column's kind; `birth_kind` the
+    birth date column's (a timestamp stands for its day: its date in the zone); `shifts` the
+    zone's `wallclock.birthday_shifts` for that kind (empty: every day begins at its midnight,
+    UTC); `birth_offsets` the zone's `wallclock.birth_offsets`, which turn an instant of birth
+    into its date (a doubt makes the birthday earlier, never later).
     """
 
     age: int
@@ -310,22 +338,60 @@ class ChildRule:
     consent_is_flag: bool
     birth_date: str | None = None
     age_column: str | None = None
+    collected_kind: TimestampKind = "instant"
+    birth_kind: TimestampKind = "date"
+    shifts: tuple[tuple[date, timedelta], ...] = ()
+    birth_offsets: tuple[tuple[date, timedelta], ...] = ()
 
     def sql(self, dialect: Dialect, timestamp: str, prefix: str = "") -> str:
         """The condition; `timestamp` is the quoted (and prefixed) timestamp column."""
         consent = prefix + dialect.quote(self.consent)
         no_consent = f"{consent} IS NOT TRUE" if self.consent_is_flag else f"{consent} IS NULL"
         if self.birth_date is not None:
-            birthday = dialect.add_years(prefix + dialect.quote(self.birth_date), self.age)
-            child = f"{timestamp} < {birthday}"
+            child = f"{timestamp} < {self.birthday_sql(dialect, prefix)}"
         else:
             assert self.age_column is not None
             child = f"{prefix}{dialect.quote(self.age_column)} < {int(self.age)}"
         return f"{child} AND {no_consent}"
 
+    def birthday_sql(self, dialect: Dialect, prefix: str = "") -> str:
+        """When the subject turns `age`, as a value of the collection column's kind: the
+        birthday itself for a date column, its first instant (UTC) for an instant column, and
+        for a wall clock the earliest one whose every reading is at or after that instant."""
+        assert self.birth_date is not None
+        birth = prefix + dialect.quote(self.birth_date)
+        if self.birth_kind == "instant" and any(offset for _, offset in self.birth_offsets):
+            birth = dialect.add_microseconds(
+                birth, _pieces_sql(f"CAST({birth} AS DATE)", self.birth_offsets, 1)
+            )
+        if self.birth_kind != "date":
+            birth = f"CAST({birth} AS DATE)"
+        day = f"CAST({dialect.add_years(birth, self.age)} AS DATE)"
+        if self.collected_kind == "date":
+            return day
+        start = dialect.midnight(day)
+        if any(shift for _, shift in self.shifts):
+            start = dialect.add_microseconds(start, _pieces_sql(day, self.shifts, -1))
+        return dialect.utc_instant(start) if self.collected_kind == "instant" else start
+
     def unknown_sql(self, dialect: Dialect) -> str:
         """Rows whose age is unknown (NULL birth date or age): kept, and reported."""
         return f"{dialect.quote(self.birth_date or self.age_column or '')} IS NULL"
+
+
+def _micros(delta: timedelta) -> int:
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _pieces_sql(day: str, pieces: Sequence[tuple[date, timedelta]], sign: int) -> str:
+    """SQL for the microseconds (times `sign`) of the piece that date `day` falls in;
+    `pieces` as `(from, value)`, the first from date.min, in order."""
+    cases = " ".join(
+        f"WHEN {day} < DATE '{following.isoformat()}' THEN {sign * _micros(value)}"
+        for (_, value), (following, _) in pairwise(pieces)
+    )
+    last = sign * _micros(pieces[-1][1])
+    return f"CASE {cases} ELSE {last} END" if cases else str(last)
 
 
 @dataclass(frozen=True)
