@@ -279,3 +279,31 @@ def test_an_identifier_a_narrow_charset_cannot_hold_still_finds_the_other_tables
     assert erasure.result.outcome == "Succeeded", erasure.result.message
     assert ids(live, notes, "note_id") == {2}
     assert len(ids(live, people)) == 1 + len(BLIND)
+
+
+def test_a_citext_whose_schema_the_login_cannot_use_is_still_compared_exactly(
+    servers: DatabaseServers,
+) -> None:
+    """Looking citext up through its index names the type (`%s::"schema"."citext"`), which
+    needs USAGE on its schema; the column itself can be read without. A type called citext
+    in a schema the purge login may not use is compared exactly, without the cast."""
+    live = servers.pg_live
+    live.execute(
+        "CREATE SCHEMA IF NOT EXISTS dw_private",
+        "DO $$ BEGIN CREATE TYPE dw_private.citext AS ENUM ('kim@example.com', 'other'); "
+        "EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+    )
+    doc, people, _notes = _seed(live, "varchar(200)", [])
+    live.execute(
+        f"ALTER TABLE {people} ADD COLUMN private_email dw_private.citext",
+        f"UPDATE {people} SET private_email = 'kim@example.com' WHERE id = 1",
+    )
+    insert(
+        live,
+        f"INSERT INTO {people} (id, ts, email, private_email, payload) VALUES (%s,%s,%s,%s,%s)",
+        [(2, None, "n@x", "other", "o")],
+    )
+    doc["spec"]["records"][0]["subjectColumns"] = [{"kind": "email", "column": "private_email"}]
+    access = run(doc, live, None, "access", {"email": "kim@example.com"})
+    assert access.result.outcome == "Succeeded", access.result.message
+    assert _exported(access.document) == {1}

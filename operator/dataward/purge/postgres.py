@@ -37,7 +37,10 @@ class PostgresSession(Session):
     def columns(self, table: TableName) -> tuple[Column, ...]:
         """Columns from information_schema (names as the catalogue stores them)."""
         rows = self.query(
-            "SELECT column_name, data_type, datetime_precision, udt_schema, udt_name "
+            # A user-defined type is named (for a cast to it) only when the login may use its
+            # schema: reading the column needs no such right, naming its type does.
+            "SELECT column_name, data_type, datetime_precision, udt_schema, udt_name, "
+            "data_type = 'USER-DEFINED' AND has_schema_privilege(udt_schema, 'USAGE') "
             "FROM information_schema.columns "
             "WHERE table_schema = COALESCE(%s::text, current_schema()) AND table_name = %s "
             "ORDER BY ordinal_position",
@@ -52,9 +55,9 @@ class PostgresSession(Session):
                 str(n),
                 str(t),
                 None if p is None else int(p),
-                *((str(us), str(un)) if t == "USER-DEFINED" else (None, None)),
+                *((str(us), str(un)) if usable else (None, None)),
             )
-            for n, t, p, us, un in rows
+            for n, t, p, us, un, usable in rows
         )
 
     def unique_keys(self, table: TableName) -> tuple[frozenset[str], ...]:
