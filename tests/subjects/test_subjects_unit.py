@@ -118,6 +118,8 @@ def test_identifiers_come_from_a_mounted_secret(tmp_path: Path) -> None:
     ("files", "says"),
     [
         ({"email": b"\n"}, "email identifier is empty"),
+        ({"email": b" \t \n"}, "email identifier is blank"),
+        ({"email": b"\n\n"}, "email identifier is blank"),
         ({"email": SECRET.encode() + b"\x00x"}, "NUL"),
         ({"email": SECRET.encode() + b"\xff"}, "not UTF-8"),
         ({"Email": SECRET.encode()}, "not a lowercase word"),

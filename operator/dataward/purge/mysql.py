@@ -88,13 +88,22 @@ class MySQLSession(Session):
     def columns(self, table: TableName) -> tuple[Column, ...]:
         """Columns from information_schema."""
         rows = self.query(
-            "SELECT COLUMN_NAME, DATA_TYPE, DATETIME_PRECISION FROM information_schema.COLUMNS "
+            "SELECT COLUMN_NAME, DATA_TYPE, DATETIME_PRECISION, CHARACTER_SET_NAME "
+            "FROM information_schema.COLUMNS "
             "WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s "
             "ORDER BY ORDINAL_POSITION",
             self._schema(table),
         )
         self.commit()
-        return tuple(Column(str(n), str(t), None if p is None else int(p)) for n, t, p in rows)
+        return tuple(
+            Column(
+                str(n),
+                str(t),
+                None if p is None else int(p),
+                charset=None if c is None else str(c),
+            )
+            for n, t, p, c in rows
+        )
 
     def unique_keys(self, table: TableName) -> tuple[frozenset[str], ...]:
         """Unique indexes over whole columns (a prefix index does not make a column unique)."""

@@ -37,7 +37,11 @@ class PostgresSession(Session):
     def columns(self, table: TableName) -> tuple[Column, ...]:
         """Columns from information_schema (names as the catalogue stores them)."""
         rows = self.query(
-            "SELECT column_name, data_type, datetime_precision FROM information_schema.columns "
+            # A user-defined type is named (for a cast to it) only when the login may use its
+            # schema: reading the column needs no such right, naming its type does.
+            "SELECT column_name, data_type, datetime_precision, udt_schema, udt_name, "
+            "data_type = 'USER-DEFINED' AND has_schema_privilege(udt_schema, 'USAGE') "
+            "FROM information_schema.columns "
             "WHERE table_schema = COALESCE(%s::text, current_schema()) AND table_name = %s "
             "ORDER BY ordinal_position",
             (
@@ -46,7 +50,15 @@ class PostgresSession(Session):
             ),
         )
         self.commit()
-        return tuple(Column(str(n), str(t), None if p is None else int(p)) for n, t, p in rows)
+        return tuple(
+            Column(
+                str(n),
+                str(t),
+                None if p is None else int(p),
+                *((str(us), str(un)) if usable else (None, None)),
+            )
+            for n, t, p, us, un, usable in rows
+        )
 
     def unique_keys(self, table: TableName) -> tuple[frozenset[str], ...]:
         """Unique, non-partial, non-expression indexes (the primary key is one)."""

@@ -80,6 +80,11 @@ class Column:
     name: str
     data_type: str
     precision: int | None
+    # PostgreSQL, a USER-DEFINED column: its type's schema and name (citext, an enum).
+    udt_schema: str | None = None
+    udt_name: str | None = None
+    # MySQL, a character column: its character set (latin1, utf8mb3, utf8mb4, ...).
+    charset: str | None = None
 
 
 # Types whose binary COPY form names a type by OID, which differs between two databases.

@@ -1,15 +1,22 @@
 """Run a data-subject request against one store: observe, decide (`plan`), act.
 
-Matching: a row is the subject's when any of the table's subject columns of a kind the
-request supplies equals that identifier exactly. Identifiers are always bound parameters
-(never SQL text) and compared by equality, never LIKE, so `%`, `_`, quotes and backslashes
-are plain characters. The comparison is exact on both engines:
-- PostgreSQL: `column = %s::text` for text columns (their index serves it), `column::text =
-  %s::text` for other types (a number is compared as its text: `42` is not `042`).
-- MySQL/MariaDB: a `_ci` collation ignores case and a PAD SPACE one trailing spaces, so text
-  columns are compared as `column = %s` (the index narrows it down) AND as binary strings;
-  other types as binary strings only (`CAST(column AS BINARY)`: no numeric conversion, so
-  `42abc` is not `42` and no strict-mode warning turns into an error).
+Matching (`match_predicate`, the one rule access and erasure share): a row is the subject's
+when any of the table's subject columns of a kind the request supplies holds exactly that
+identifier: the same code points, whatever the column's collation or character set says.
+Identifiers are always bound parameters (never SQL text) and compared by equality, never
+LIKE, so `%`, `_`, quotes and backslashes are plain characters. Nothing is normalised
+(Unicode NFC/NFD, case, spaces): the identifier must be written as the rows hold it.
+- Text columns: the column's own equality first, which its index serves (and which, under a
+  case-, accent- or width-blind collation, also finds other people), AND an exact test:
+  PostgreSQL `column::text COLLATE "C" = %s` (a nondeterministic ICU collation or a domain
+  carrying one; citext, a type of its own, gets only the exact test), MySQL/MariaDB the
+  column converted to utf8mb4 compared as binary strings (no PAD SPACE, no `_ci`, and a
+  latin1 or utf16 column still finds the subject's row).
+- Integer columns: only a plain decimal (`42`, `-7`; no sign `+`, leading zero, spaces,
+  exponent, hex or non-ASCII digit) can match, as that number (index served); anything else
+  matches nothing (`FALSE`), where MariaDB would compare `'42abc'` as 42.
+- Other types: their text equal to the identifier (PostgreSQL `column::text`, MySQL the
+  value converted to utf8mb4; bytes columns as they are): `1.50` is not `1.5`.
 
 Access: the subject's rows of every searchable table, from the live store and (when the store
 has one) the archive, each with its category, purposes, retention, statute and expiry.
@@ -34,6 +41,7 @@ until acknowledged; a dry run only counts. The purge's fault hook (`after-select
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -89,6 +97,12 @@ _TEXT_TYPES = {
     "mysql": frozenset({"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}),
 }
 
+# MySQL types holding bytes, not characters: compared as they are (a conversion to utf8mb4
+# would turn invalid sequences into '?', so a crafted identifier could match them).
+_MYSQL_BYTES = frozenset(
+    {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob", "bit"}
+)
+
 
 @dataclass(frozen=True)
 class RequestOptions:
@@ -111,6 +125,67 @@ class Outcome:
 # ------------------------------------------------------------------------ the statements
 
 
+_PLAIN_INTEGER = re.compile(r"0|-?[1-9][0-9]{0,19}", re.ASCII)
+# The widest integer column of each engine: PostgreSQL's bigint, MySQL's BIGINT (UNSIGNED).
+_INTEGER_RANGE = {"postgresql": (-(2**63), 2**63 - 1), "mysql": (-(2**63), 2**64 - 1)}
+
+
+def plain_integer(value: str, engine: str) -> int | None:
+    """The identifier as a number if it is one written plainly (what the column's value reads
+    back as) and fits the engine's integer columns; None when no integer row can hold it."""
+    if not _PLAIN_INTEGER.fullmatch(value):
+        return None
+    low, high = _INTEGER_RANGE[engine]
+    number = int(value)
+    return number if low <= number <= high else None
+
+
+# MySQL character sets narrower than Unicode, by the Python codec holding the same
+# characters (MariaDB's latin1 is Windows-1252). A set not named here is left to the server.
+_MYSQL_CODECS = {
+    "ascii": "ascii",
+    "latin1": "cp1252",
+    "latin2": "iso8859_2",
+    "latin5": "iso8859_9",
+    "greek": "iso8859_7",
+    "hebrew": "iso8859_8",
+    "cp1250": "cp1250",
+    "cp1251": "cp1251",
+    "cp1256": "cp1256",
+    "cp1257": "cp1257",
+    "koi8r": "koi8_r",
+    "koi8u": "koi8_u",
+    "euckr": "euc_kr",
+    "sjis": "shift_jis",
+    "cp932": "cp932",
+    "ujis": "euc_jp",
+    "gbk": "gbk",
+    "gb2312": "gb2312",
+    "big5": "big5",
+}
+# The five bytes Windows-1252 leaves undefined: MariaDB's latin1 reads them as C1 controls.
+_LATIN1_EXTRA = {0x81: None, 0x8D: None, 0x8F: None, 0x90: None, 0x9D: None}
+
+
+def charset_holds(charset: str | None, value: str) -> bool:
+    """Whether a MySQL column of `charset` can hold `value` at all. When it cannot, the server
+    refuses the comparison (error 1267, "Illegal mix of collations") and the request would
+    fail on that table: such a column matches nothing instead."""
+    name = (charset or "").lower()
+    if name in ("utf8mb3", "utf8", "ucs2"):
+        return all(ord(c) <= 0xFFFF for c in value)
+    codec = _MYSQL_CODECS.get(name)
+    if codec is None:
+        return True
+    if name == "latin1":
+        value = value.translate(_LATIN1_EXTRA)
+    try:
+        value.encode(codec)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def match_predicate(
     dialect: Dialect,
     columns: dict[str, Column],
@@ -120,6 +195,7 @@ def match_predicate(
     """The WHERE clause matching the subject's rows of `table`, and its parameters."""
     parts: list[str] = []
     params: list[Any] = []
+    postgresql = dialect.engine == "postgresql"
     for match in table.matches:
         column = columns.get(match.column.lower())
         if column is None:
@@ -131,14 +207,41 @@ def match_predicate(
         name = dialect.quote(match.column)
         value = identifiers[match.kind]
         textual = column.data_type.lower() in _TEXT_TYPES[dialect.engine]
-        if dialect.engine == "postgresql":
-            parts.append(f"{name} = %s::text" if textual else f"{name}::text = %s::text")
-            params.append(value)
-        elif textual:
-            parts.append(f"({name} = %s AND CAST({name} AS BINARY) = CAST(%s AS BINARY))")
+        if not postgresql and not charset_holds(column.charset, value):
+            parts.append("FALSE")
+            continue
+        if dialect.is_integer(column):
+            number = plain_integer(value, dialect.engine)
+            if number is None:
+                parts.append("FALSE")
+            else:
+                parts.append(f"{name} = %s::bigint" if postgresql else f"{name} = %s")
+                params.append(number)
+            continue
+        if postgresql:
+            exact = f'{name}::text COLLATE "C" = %s::text'
+            # char(n) has its own operators (blind to trailing spaces): its index serves those;
+            # so has citext (blind to case), compared as citext first for the same reason.
+            cast = "bpchar" if column.data_type.lower() == "character" else "text"
+            if column.udt_name == "citext" and column.udt_schema:
+                textual = True
+                cast = ".".join(
+                    '"' + part.replace('"', '""') + '"' for part in (column.udt_schema, "citext")
+                )
+            index = f"{name} = %s::{cast}"
+        else:
+            raw = column.data_type.lower() in _MYSQL_BYTES
+            exact = (
+                f"CAST({name} AS BINARY) = CAST(%s AS BINARY)"
+                if raw
+                else f"CAST(CONVERT({name} USING utf8mb4) AS BINARY) = CAST(%s AS BINARY)"
+            )
+            index = f"{name} = %s"
+        if textual:
+            parts.append(f"({index} AND {exact})")
             params += [value, value]
         else:
-            parts.append(f"CAST({name} AS BINARY) = CAST(%s AS BINARY)")
+            parts.append(exact)
             params.append(value)
     return "(" + " OR ".join(parts) + ")", params
 

@@ -7,9 +7,10 @@ result. Errors name the kind or the file, never the value.
 
 A mounted Secret also holds Kubernetes' own entries (`..data`, `..2026_12_01...`): names that
 start with a dot are not identifiers and are skipped. One trailing line break is removed (what
-`echo` adds); anything else is part of the identifier. An empty value, or one with a NUL
-character, is refused: it would either match every row with an empty column or no database
-could compare it.
+`echo` adds); anything else is part of the identifier (spaces, a second line break, a BOM:
+matching is exact, so such a value finds nothing). An empty or blank value, or one with a NUL
+character, is refused: it would either match every row with an empty or blank column (a
+placeholder many people share) or no database could compare it.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def check_value(kind: str, value: str) -> str:
     """`value` if it can be an identifier; the error names the kind only."""
     if not value:
         raise PurgeError("Configuration", f"the {kind} identifier is empty")
+    if not value.strip():
+        raise PurgeError("Configuration", f"the {kind} identifier is blank (only white space)")
     if "\x00" in value:
         raise PurgeError("Configuration", f"the {kind} identifier contains a NUL character")
     if len(value.encode()) > MAX_VALUE_BYTES:
