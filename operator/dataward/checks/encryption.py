@@ -286,7 +286,9 @@ LARGE_SHREDDING = 1
 # The shredding's own acknowledgement; the purge's (dataward.io/acknowledge-large-purge) names
 # a cut, not keys, and outlives it (annotations do not bump the generation): never this one's.
 SHREDDING_ANNOTATION = "dataward.io/acknowledge-shredding"
-# EncryptionKeyReady's reason while more bucket keys are due at once than may go unasked.
+# EncryptionKeyReady's reason while more bucket keys are due at once than may go unasked, as
+# the plugin looks for it (`key_shredding` writes it; the plugin's tests build the condition
+# with `key_shredding`, so a rename of one side fails them).
 SHREDDING_NOT_ACKNOWLEDGED = "KeyShreddingNotAcknowledged"
 # The verdicts a shredding does not wait for: its own (EncryptionKeyReady says why keys wait,
 # so waiting on it would wait for ever) and Ready, which sums it.
@@ -568,7 +570,7 @@ def key_shredding(
         return Condition(
             ENCRYPTION_KEY_READY,
             "False",
-            SHREDDING_NOT_ACKNOWLEDGED,
+            "KeyShreddingNotAcknowledged",  # a literal: the reasons catalogue reads the site
             f"Every record of {buckets} has expired: more than {LARGE_SHREDDING} bucket "
             "key(s) at once (a long outage, or a shortened retention?) wait for a person. "
             f"Nothing was destroyed. If this is intended, run: {problem}",
