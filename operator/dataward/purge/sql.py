@@ -25,7 +25,6 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from itertools import pairwise
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -367,7 +366,7 @@ class ChildRule:
         birth = prefix + dialect.quote(self.birth_date)
         if self.birth_kind == "instant" and any(offset for _, offset in self.birth_offsets):
             birth = dialect.add_microseconds(
-                birth, _pieces_sql(f"CAST({birth} AS DATE)", self.birth_offsets, 1)
+                birth, _pieces_sql(dialect, f"CAST({birth} AS DATE)", self.birth_offsets, 1)
             )
         if self.birth_kind != "date":
             birth = f"CAST({birth} AS DATE)"
@@ -376,7 +375,7 @@ class ChildRule:
             return day
         start = dialect.midnight(day)
         if any(shift for _, shift in self.shifts):
-            start = dialect.add_microseconds(start, _pieces_sql(day, self.shifts, -1))
+            start = dialect.add_microseconds(start, _pieces_sql(dialect, day, self.shifts, -1))
         return dialect.utc_instant(start) if self.collected_kind == "instant" else start
 
     def unknown_sql(self, dialect: Dialect) -> str:
@@ -388,15 +387,26 @@ def _micros(delta: timedelta) -> int:
     return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _pieces_sql(day: str, pieces: Sequence[tuple[date, timedelta]], sign: int) -> str:
+def _pieces_sql(
+    dialect: Dialect, day: str, pieces: Sequence[tuple[date, timedelta]], sign: int
+) -> str:
     """SQL for the microseconds (times `sign`) of the piece that date `day` falls in;
-    `pieces` as `(from, value)`, the first from date.min, in order."""
-    cases = " ".join(
-        f"WHEN {day} < DATE '{following.isoformat()}' THEN {sign * _micros(value)}"
-        for (_, value), (following, _) in pairwise(pieces)
-    )
-    last = sign * _micros(pieces[-1][1])
-    return f"CASE {cases} ELSE {last} END" if cases else str(last)
+    `pieces` as `(from, value)`, the first from date.min, in order. `day` is written once
+    (a lookup by the number of piece starts at or before it, not a CASE naming it per
+    piece): it may itself hold such a lookup, which a CASE would repeat in every branch.
+    A NULL day gives NULL."""
+    values = [sign * _micros(value) for _, value in pieces]
+    if len(values) == 1:
+        return str(values[0])
+    starts = [start.isoformat() for start, _ in pieces[1:]]
+    if dialect.engine == "postgresql":
+        bounds = ", ".join(f"DATE '{s}'" for s in starts)
+        numbers = ", ".join(str(v) for v in values)
+        return f"(ARRAY[{numbers}]::bigint[])[width_bucket({day}, ARRAY[{bounds}]) + 1]"
+    # MySQL: INTERVAL(n, n1, ...) counts the n_i <= n (-1 for NULL: ELT(0) is NULL).
+    bounds = ", ".join(f"TO_DAYS(DATE '{s}')" for s in starts)
+    numbers = ", ".join(f"'{v}'" for v in values)
+    return f"CAST(ELT(INTERVAL(TO_DAYS({day}), {bounds}) + 1, {numbers}) AS SIGNED)"
 
 
 @dataclass(frozen=True)
