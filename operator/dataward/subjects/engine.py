@@ -140,31 +140,43 @@ def plain_integer(value: str, engine: str) -> int | None:
     return number if low <= number <= high else None
 
 
-# MySQL character sets narrower than Unicode, by the Python codec holding the same
+# MySQL character sets narrower than Unicode, by the Python codecs holding the same
 # characters (MariaDB's latin1 is Windows-1252). A set not named here is left to the server.
-_MYSQL_CODECS = {
-    "ascii": "ascii",
-    "latin1": "cp1252",
-    "latin2": "iso8859_2",
-    "latin5": "iso8859_9",
-    "greek": "iso8859_7",
-    "hebrew": "iso8859_8",
-    "cp1250": "cp1250",
-    "cp1251": "cp1251",
-    "cp1256": "cp1256",
-    "cp1257": "cp1257",
-    "koi8r": "koi8_r",
-    "koi8u": "koi8_u",
-    "euckr": "euc_kr",
-    "sjis": "shift_jis",
-    "cp932": "cp932",
-    "ujis": "euc_jp",
-    "gbk": "gbk",
-    "gb2312": "gb2312",
-    "big5": "big5",
+_MYSQL_CODECS: dict[str, tuple[str, ...]] = {
+    "ascii": ("ascii",),
+    "latin1": ("cp1252",),
+    "latin2": ("iso8859_2",),
+    "latin5": ("iso8859_9",),
+    "greek": ("iso8859_7",),
+    "hebrew": ("iso8859_8",),
+    "cp1250": ("cp1250",),
+    "cp1251": ("cp1251",),
+    "cp1256": ("cp1256",),
+    "cp1257": ("cp1257",),
+    "koi8r": ("koi8_r",),
+    "koi8u": ("koi8_u",),
+    "euckr": ("euc_kr",),
+    "sjis": ("shift_jis",),
+    "cp932": ("cp932",),
+    "ujis": ("euc_jp",),
+    "gbk": ("gbk",),
+    "gb2312": ("gb2312",),
+    # MariaDB's big5 has characters Python's big5 lacks (恒, 裏, 碁, ... in names): cp950's.
+    "big5": ("big5", "cp950"),
 }
-# The five bytes Windows-1252 leaves undefined: MariaDB's latin1 reads them as C1 controls.
-_LATIN1_EXTRA = {0x81: None, 0x8D: None, 0x8F: None, 0x90: None, 0x9D: None}
+# Characters MariaDB's tables map that its sets' codecs above do not: the five bytes
+# Windows-1252 leaves undefined (MariaDB's latin1 reads them as C1 controls), the older
+# ISO 8859-7/-8 and KOI8-U assignments, ujis's user-defined rows (private use U+E000-U+E757),
+# the replacement character big5 maps. Saying a set cannot hold a character it holds would
+# miss the subject's row silently (tests/subjects/test_subjects_charsets_db.py).
+_MYSQL_ALSO: dict[str, frozenset[str]] = {
+    "latin1": frozenset("\x81\x8d\x8f\x90\x9d"),
+    "greek": frozenset("\u02bc\u02bd"),
+    "hebrew": frozenset("\u203e"),
+    "koi8u": frozenset("\u2022"),
+    "ujis": frozenset(map(chr, range(0xE000, 0xE758))),
+    "big5": frozenset("\ufffd"),
+}
 
 
 def charset_holds(charset: str | None, value: str) -> bool:
@@ -174,13 +186,16 @@ def charset_holds(charset: str | None, value: str) -> bool:
     name = (charset or "").lower()
     if name in ("utf8mb3", "utf8", "ucs2"):
         return all(ord(c) <= 0xFFFF for c in value)
-    codec = _MYSQL_CODECS.get(name)
-    if codec is None:
+    codecs = _MYSQL_CODECS.get(name)
+    if codecs is None:
         return True
-    if name == "latin1":
-        value = value.translate(_LATIN1_EXTRA)
+    also = _MYSQL_ALSO.get(name, frozenset())
+    return all(c in also or any(_encodes(c, codec) for codec in codecs) for c in value)
+
+
+def _encodes(character: str, codec: str) -> bool:
     try:
-        value.encode(codec)
+        character.encode(codec)
     except UnicodeEncodeError:
         return False
     return True
