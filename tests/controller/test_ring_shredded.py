@@ -165,17 +165,7 @@ def test_a_destruction_retried_after_a_lost_ring_write_keeps_the_recorded_time()
 def test_an_adopted_ring_keeps_its_shredded_record() -> None:
     """A ring restored from a backup, adopted as the store asks, with a destroyed key: its
     shredded entries are recorded with it, and stay held to that record."""
-    kube = cluster()
-    restored = shred_buckets(
-        add_bucket_keys(generate_ring(T0 - timedelta(days=200)), ("2025-06",), T0),
-        ("2025-06",), T0 - timedelta(days=1),
-    )  # fmt: skip
-    kube._store({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": RING, "namespace": "crm"}, "data": serialise(restored),
-    })  # fmt: skip
-    store = kube.objects[("PersonalDataStore", *KEY)]
-    store["spec"]["encryption"] = {"adoptExistingKeyRing": True}
+    kube = adopted_ring_with_a_destroyed_key()
     run(kube, None, T0)
     assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")
     (listed,) = status(kube)["encryption"]["shreddedBuckets"]
