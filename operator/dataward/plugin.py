@@ -39,7 +39,7 @@ from dataward.checks.encryption import (
 )
 from dataward.model.errors import ModelError
 from dataward.model.policy import parse_policy
-from dataward.model.store import parse_store
+from dataward.model.store import Store, parse_store
 from dataward.purge.plan import ACKNOWLEDGE_ANNOTATION, acknowledge_token, held_for
 from dataward.render.names import names_for
 from dataward.version import version
@@ -623,6 +623,30 @@ def waiting_shredding(store: Mapping[str, Any]) -> tuple[tuple[str, ...], str | 
     return buckets, asked.group(1) if asked else None
 
 
+def _parsed_store(raw: dict[str, Any], ref: str) -> Store:
+    """The store `raw` parsed, or a PluginError naming it when it cannot be read."""
+    try:
+        return parse_store(raw)
+    except ModelError as error:
+        raise PluginError(f"PersonalDataStore {ref} cannot be read ({error})") from None
+
+
+def _annotate_once(
+    ctx: Context, raw: dict[str, Any], ref: str, current: str | None, annotation: str, token: str
+) -> bool:
+    """Set `annotation` to `token` on the store unless `current` (its value now) is that token
+    already: no write when nothing changes. True when it wrote."""
+    if current == token:
+        ctx.out.write(f"PersonalDataStore {ref} is already acknowledged ({token}).\n")
+        return False
+    meta = raw["metadata"]
+    ctx.api.annotate_store(
+        meta["namespace"], meta["name"], {annotation: token}, meta["resourceVersion"]
+    )
+    ctx.out.write(f"personaldatastore/{meta['name']} annotated {annotation}={token}.\n")
+    return True
+
+
 def _acknowledge_shredding(ctx: Context, raw: dict[str, Any], ref: str) -> int:
     """Set SHREDDING_ANNOTATION to the token of the buckets the condition says wait."""
     if ctx.args.force:
@@ -641,10 +665,7 @@ def _acknowledge_shredding(ctx: Context, raw: dict[str, Any], ref: str) -> int:
             f"({ENCRYPTION_KEY_READY}: {said}), so there is nothing to acknowledge"
         )
     buckets, asked = waiting
-    try:
-        store = parse_store(raw)
-    except ModelError as error:
-        raise PluginError(f"PersonalDataStore {ref} cannot be read ({error})") from None
+    store = _parsed_store(raw, ref)
     token = shredding_token(store, buckets)
     if asked != token:
         raise PluginError(
@@ -653,15 +674,11 @@ def _acknowledge_shredding(ctx: Context, raw: dict[str, Any], ref: str) -> int:
             "the status was not written for the store as it is now (made again under the same "
             "name?); run this again after the operator's next reconcile"
         )
-    meta = raw["metadata"]
-    if store.annotation(SHREDDING_ANNOTATION) == token:
-        ctx.out.write(f"PersonalDataStore {ref} is already acknowledged ({token}).\n")
+    if not _annotate_once(
+        ctx, raw, ref, store.annotation(SHREDDING_ANNOTATION), SHREDDING_ANNOTATION, token
+    ):
         return 0
-    ctx.api.annotate_store(
-        meta["namespace"], meta["name"], {SHREDDING_ANNOTATION: token}, meta["resourceVersion"]
-    )
     ctx.out.write(
-        f"personaldatastore/{meta['name']} annotated {SHREDDING_ANNOTATION}={token}.\n"
         f"The operator may now destroy the keys of {len(buckets)} bucket(s): "
         f"{', '.join(buckets)}. Every record of them has expired; once the keys go, their "
         "data (in backups too) can no longer be decrypted. This releases these buckets only: "
@@ -674,15 +691,11 @@ def cmd_acknowledge(ctx: Context) -> int:
     """Set the acknowledgement annotation to the token the purge (or, with --shredding, the
     crypto-shredding) will ask for."""
     raw = ctx.store(ctx.args.store)
-    if ctx.args.shredding:
-        meta = raw["metadata"]
-        return _acknowledge_shredding(ctx, raw, f"{meta['namespace']}/{meta['name']}")
     meta = raw["metadata"]
     ref = f"{meta['namespace']}/{meta['name']}"
-    try:
-        store = parse_store(raw)
-    except ModelError as error:
-        raise PluginError(f"PersonalDataStore {ref} cannot be read ({error})") from None
+    if ctx.args.shredding:
+        return _acknowledge_shredding(ctx, raw, ref)
+    store = _parsed_store(raw, ref)
     policy_raw = ctx.api.get_policy(store.policy)
     if policy_raw is None:
         raise PluginError(
@@ -702,14 +715,11 @@ def cmd_acknowledge(ctx: Context) -> int:
             "the cut is still large. Acknowledge then, or pass --force to acknowledge "
             "a cut you have not seen"
         )
-    if store.annotation(ACKNOWLEDGE_ANNOTATION) == token:
-        ctx.out.write(f"PersonalDataStore {ref} is already acknowledged ({token}).\n")
+    if not _annotate_once(
+        ctx, raw, ref, store.annotation(ACKNOWLEDGE_ANNOTATION), ACKNOWLEDGE_ANNOTATION, token
+    ):
         return 0
-    ctx.api.annotate_store(
-        meta["namespace"], meta["name"], {ACKNOWLEDGE_ANNOTATION: token}, meta["resourceVersion"]
-    )
     ctx.out.write(
-        f"personaldatastore/{meta['name']} annotated {ACKNOWLEDGE_ANNOTATION}={token}.\n"
         "The next purge runs may delete the large cut; the acknowledgement lasts until the "
         "store's spec or its policy changes.\n"
     )
