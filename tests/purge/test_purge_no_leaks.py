@@ -16,7 +16,7 @@ import pytest
 
 from tests.databases import DatabaseServer, DatabaseServers
 from tests.purge.support import CliRun, run_cli, store_doc, unique
-from tests.purge.tables import count, create_table, insert_rows
+from tests.purge.tables import count, create_table, insert_rows, refusing_trigger
 
 pytestmark = pytest.mark.db
 ENGINES = ["postgresql", "mysql"]
@@ -34,10 +34,11 @@ def _expired_row(server: DatabaseServer, table: str, engine: str) -> None:
 
 
 def _tables(servers: DatabaseServers, engine: str) -> tuple[DatabaseServer, DatabaseServer, str]:
+    """A live table holding one expired row whose payload is MARKER, and its (empty) archive."""
     live, archive = servers.pair(engine)  # type: ignore[arg-type]
     table = unique("leaky")
-    create_table(live, table, KIND[engine])
-    create_table(archive, table, KIND[engine])
+    for server in (live, archive):
+        create_table(server, table, KIND[engine])
     _expired_row(live, table, engine)
     return live, archive, table
 
@@ -73,34 +74,12 @@ def test_check_violation_in_the_archive_quotes_no_value(
     assert count(live, table) == 1
 
 
-def _refusing_trigger(server: DatabaseServer, table: str) -> None:
-    """A BEFORE DELETE trigger whose error message quotes the row's payload."""
-    if server.engine == "postgresql":
-        server.execute(
-            f"CREATE FUNCTION {table}_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            "RAISE EXCEPTION 'row % may not go', OLD.payload "
-            "USING DETAIL = 'payload ' || OLD.payload, HINT = OLD.payload, "
-            "COLUMN = OLD.payload, CONSTRAINT = OLD.payload, TABLE = OLD.payload; END $$",
-            f"CREATE TRIGGER {table}_refuse BEFORE DELETE ON {table} "
-            f"FOR EACH ROW EXECUTE FUNCTION {table}_refuse()",
-        )
-    else:
-        server.execute(
-            f"CREATE TRIGGER {table}_refuse BEFORE DELETE ON {table} FOR EACH ROW BEGIN "
-            "DECLARE text VARCHAR(200) DEFAULT CONCAT('row ', OLD.payload, ' may not go'); "
-            "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = text; END"
-        )
-
-
 @pytest.mark.parametrize("engine", ENGINES)
 def test_trigger_error_quoting_the_row_reaches_no_output(
     servers: DatabaseServers, engine: str, tmp_path: Path
 ) -> None:
-    live, _archive = servers.pair(engine)  # type: ignore[arg-type]
-    table = unique("leaky")
-    create_table(live, table, KIND[engine])
-    _expired_row(live, table, engine)
-    _refusing_trigger(live, table)
+    live, _archive, table = _tables(servers, engine)
+    refusing_trigger(live, table, "payload")
     run = run_cli(tmp_path, store_doc(live, table))
     assert run.result["result"] == "Failed", run.result
     assert MARKER not in _everything(run), _everything(run)
@@ -127,10 +106,7 @@ def _warning_trigger(server: DatabaseServer, table: str) -> None:
 def test_server_warnings_quoting_the_row_reach_no_output(
     servers: DatabaseServers, engine: str, tmp_path: Path
 ) -> None:
-    live, _archive = servers.pair(engine)  # type: ignore[arg-type]
-    table = unique("leaky")
-    create_table(live, table, KIND[engine])
-    _expired_row(live, table, engine)
+    live, _archive, table = _tables(servers, engine)
     _warning_trigger(live, table)
     run = run_cli(tmp_path, store_doc(live, table))
     assert run.result["result"] == "Succeeded", run.result
