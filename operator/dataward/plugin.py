@@ -632,18 +632,19 @@ def _parsed_store(raw: dict[str, Any], ref: str) -> Store:
 
 
 def _annotate_once(
-    ctx: Context, raw: dict[str, Any], ref: str, current: str | None, annotation: str, token: str
+    ctx: Context, raw: dict[str, Any], store: Store, ref: str, annotation: str, token: str,
+    then: str,
 ) -> bool:
-    """Set `annotation` to `token` on the store unless `current` (its value now) is that token
+    """Set `annotation` to `token` on the store and say so and `then`, unless it is that token
     already: no write when nothing changes. True when it wrote."""
-    if current == token:
+    if store.annotation(annotation) == token:
         ctx.out.write(f"PersonalDataStore {ref} is already acknowledged ({token}).\n")
         return False
     meta = raw["metadata"]
     ctx.api.annotate_store(
         meta["namespace"], meta["name"], {annotation: token}, meta["resourceVersion"]
     )
-    ctx.out.write(f"personaldatastore/{meta['name']} annotated {annotation}={token}.\n")
+    ctx.out.write(f"personaldatastore/{meta['name']} annotated {annotation}={token}.\n{then}")
     return True
 
 
@@ -674,15 +675,12 @@ def _acknowledge_shredding(ctx: Context, raw: dict[str, Any], ref: str) -> int:
             "the status was not written for the store as it is now (made again under the same "
             "name?); run this again after the operator's next reconcile"
         )
-    if not _annotate_once(
-        ctx, raw, ref, store.annotation(SHREDDING_ANNOTATION), SHREDDING_ANNOTATION, token
-    ):
-        return 0
-    ctx.out.write(
+    _annotate_once(
+        ctx, raw, store, ref, SHREDDING_ANNOTATION, token,
         f"The operator may now destroy the keys of {len(buckets)} bucket(s): "
         f"{', '.join(buckets)}. Every record of them has expired; once the keys go, their "
         "data (in backups too) can no longer be decrypted. This releases these buckets only: "
-        "if another falls due first, the operator asks again.\n"
+        "if another falls due first, the operator asks again.\n",
     )
     return 0
 
@@ -715,15 +713,12 @@ def cmd_acknowledge(ctx: Context) -> int:
             "the cut is still large. Acknowledge then, or pass --force to acknowledge "
             "a cut you have not seen"
         )
-    if not _annotate_once(
-        ctx, raw, ref, store.annotation(ACKNOWLEDGE_ANNOTATION), ACKNOWLEDGE_ANNOTATION, token
-    ):
-        return 0
-    ctx.out.write(
+    wrote = _annotate_once(
+        ctx, raw, store, ref, ACKNOWLEDGE_ANNOTATION, token,
         "The next purge runs may delete the large cut; the acknowledgement lasts until the "
-        "store's spec or its policy changes.\n"
+        "store's spec or its policy changes.\n",
     )
-    if held is None:
+    if wrote and held is None:
         ctx.out.write("(No purge is held now: this acknowledges a large cut in advance.)\n")
     return 0
 
