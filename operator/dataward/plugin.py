@@ -39,7 +39,7 @@ from dataward.checks.encryption import (
 )
 from dataward.model.errors import ModelError
 from dataward.model.policy import parse_policy
-from dataward.model.store import parse_store
+from dataward.model.store import Store, parse_store
 from dataward.purge.plan import ACKNOWLEDGE_ANNOTATION, acknowledge_token, held_for
 from dataward.render.names import names_for
 from dataward.version import version
@@ -623,6 +623,31 @@ def waiting_shredding(store: Mapping[str, Any]) -> tuple[tuple[str, ...], str | 
     return buckets, asked.group(1) if asked else None
 
 
+def _parsed_store(raw: dict[str, Any], ref: str) -> Store:
+    """The store `raw` parsed, or a PluginError naming it when it cannot be read."""
+    try:
+        return parse_store(raw)
+    except ModelError as error:
+        raise PluginError(f"PersonalDataStore {ref} cannot be read ({error})") from None
+
+
+def _annotate_once(
+    ctx: Context, raw: dict[str, Any], store: Store, ref: str, annotation: str, token: str,
+    then: str,
+) -> bool:
+    """Set `annotation` to `token` on the store and say so and `then`, unless it is that token
+    already: no write when nothing changes. True when it wrote."""
+    if store.annotation(annotation) == token:
+        ctx.out.write(f"PersonalDataStore {ref} is already acknowledged ({token}).\n")
+        return False
+    meta = raw["metadata"]
+    ctx.api.annotate_store(
+        meta["namespace"], meta["name"], {annotation: token}, meta["resourceVersion"]
+    )
+    ctx.out.write(f"personaldatastore/{meta['name']} annotated {annotation}={token}.\n{then}")
+    return True
+
+
 def _acknowledge_shredding(ctx: Context, raw: dict[str, Any], ref: str) -> int:
     """Set SHREDDING_ANNOTATION to the token of the buckets the condition says wait."""
     if ctx.args.force:
@@ -641,10 +666,7 @@ def _acknowledge_shredding(ctx: Context, raw: dict[str, Any], ref: str) -> int:
             f"({ENCRYPTION_KEY_READY}: {said}), so there is nothing to acknowledge"
         )
     buckets, asked = waiting
-    try:
-        store = parse_store(raw)
-    except ModelError as error:
-        raise PluginError(f"PersonalDataStore {ref} cannot be read ({error})") from None
+    store = _parsed_store(raw, ref)
     token = shredding_token(store, buckets)
     if asked != token:
         raise PluginError(
@@ -653,19 +675,12 @@ def _acknowledge_shredding(ctx: Context, raw: dict[str, Any], ref: str) -> int:
             "the status was not written for the store as it is now (made again under the same "
             "name?); run this again after the operator's next reconcile"
         )
-    meta = raw["metadata"]
-    if store.annotation(SHREDDING_ANNOTATION) == token:
-        ctx.out.write(f"PersonalDataStore {ref} is already acknowledged ({token}).\n")
-        return 0
-    ctx.api.annotate_store(
-        meta["namespace"], meta["name"], {SHREDDING_ANNOTATION: token}, meta["resourceVersion"]
-    )
-    ctx.out.write(
-        f"personaldatastore/{meta['name']} annotated {SHREDDING_ANNOTATION}={token}.\n"
+    _annotate_once(
+        ctx, raw, store, ref, SHREDDING_ANNOTATION, token,
         f"The operator may now destroy the keys of {len(buckets)} bucket(s): "
         f"{', '.join(buckets)}. Every record of them has expired; once the keys go, their "
         "data (in backups too) can no longer be decrypted. This releases these buckets only: "
-        "if another falls due first, the operator asks again.\n"
+        "if another falls due first, the operator asks again.\n",
     )
     return 0
 
@@ -674,15 +689,11 @@ def cmd_acknowledge(ctx: Context) -> int:
     """Set the acknowledgement annotation to the token the purge (or, with --shredding, the
     crypto-shredding) will ask for."""
     raw = ctx.store(ctx.args.store)
-    if ctx.args.shredding:
-        meta = raw["metadata"]
-        return _acknowledge_shredding(ctx, raw, f"{meta['namespace']}/{meta['name']}")
     meta = raw["metadata"]
     ref = f"{meta['namespace']}/{meta['name']}"
-    try:
-        store = parse_store(raw)
-    except ModelError as error:
-        raise PluginError(f"PersonalDataStore {ref} cannot be read ({error})") from None
+    if ctx.args.shredding:
+        return _acknowledge_shredding(ctx, raw, ref)
+    store = _parsed_store(raw, ref)
     policy_raw = ctx.api.get_policy(store.policy)
     if policy_raw is None:
         raise PluginError(
@@ -702,18 +713,12 @@ def cmd_acknowledge(ctx: Context) -> int:
             "the cut is still large. Acknowledge then, or pass --force to acknowledge "
             "a cut you have not seen"
         )
-    if store.annotation(ACKNOWLEDGE_ANNOTATION) == token:
-        ctx.out.write(f"PersonalDataStore {ref} is already acknowledged ({token}).\n")
-        return 0
-    ctx.api.annotate_store(
-        meta["namespace"], meta["name"], {ACKNOWLEDGE_ANNOTATION: token}, meta["resourceVersion"]
-    )
-    ctx.out.write(
-        f"personaldatastore/{meta['name']} annotated {ACKNOWLEDGE_ANNOTATION}={token}.\n"
+    wrote = _annotate_once(
+        ctx, raw, store, ref, ACKNOWLEDGE_ANNOTATION, token,
         "The next purge runs may delete the large cut; the acknowledgement lasts until the "
-        "store's spec or its policy changes.\n"
+        "store's spec or its policy changes.\n",
     )
-    if held is None:
+    if wrote and held is None:
         ctx.out.write("(No purge is held now: this acknowledges a large cut in advance.)\n")
     return 0
 

@@ -45,6 +45,19 @@ def shredded_july() -> tuple[FakeKube, Sink]:
     return kube, sink
 
 
+def destroyed_on_a_retry() -> tuple[FakeKube, Sink]:
+    """A store whose July 2025 key the operator destroyed at DUE, recording the shredding in
+    status, while its ring write lost a race; the retry a minute later wrote the ring."""
+    kube = cluster()
+    run(kube, None, T0)
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    with ring_writes_lose_a_race(kube):
+        run(kube, sink, DUE)
+    run(kube, sink, DUE + timedelta(minutes=1))
+    return kube, sink
+
+
 def secret_writes(kube: FakeKube) -> list[Any]:
     return [c for c in kube.writes() if c[1] == "Secret"]
 
@@ -144,13 +157,7 @@ def test_the_same_instant_written_another_way_is_no_change() -> None:
 def test_a_destruction_retried_after_a_lost_ring_write_keeps_the_recorded_time() -> None:
     """Status listed the shredding at DUE, the ring write lost a race; the retry a minute
     later writes the ring's entry with the time status recorded, so ring and status agree."""
-    kube = cluster()
-    run(kube, None, T0)
-    sink = Sink(kube)
-    run(kube, sink, T0 + timedelta(minutes=1))
-    with ring_writes_lose_a_race(kube):
-        run(kube, sink, DUE)
-    run(kube, sink, DUE + timedelta(minutes=1))
+    kube, sink = destroyed_on_a_retry()
     (gone,) = ring(kube).shredded
     (listed,) = status(kube)["encryption"]["shreddedBuckets"]
     assert listed["shredded"] == "2026-01-28T00:00:00Z"
@@ -165,17 +172,7 @@ def test_a_destruction_retried_after_a_lost_ring_write_keeps_the_recorded_time()
 def test_an_adopted_ring_keeps_its_shredded_record() -> None:
     """A ring restored from a backup, adopted as the store asks, with a destroyed key: its
     shredded entries are recorded with it, and stay held to that record."""
-    kube = cluster()
-    restored = shred_buckets(
-        add_bucket_keys(generate_ring(T0 - timedelta(days=200)), ("2025-06",), T0),
-        ("2025-06",), T0 - timedelta(days=1),
-    )  # fmt: skip
-    kube._store({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": RING, "namespace": "crm"}, "data": serialise(restored),
-    })  # fmt: skip
-    store = kube.objects[("PersonalDataStore", *KEY)]
-    store["spec"]["encryption"] = {"adoptExistingKeyRing": True}
+    kube = adopted_ring_with_a_destroyed_key()
     run(kube, None, T0)
     assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")
     (listed,) = status(kube)["encryption"]["shreddedBuckets"]
@@ -238,13 +235,7 @@ def test_a_destruction_the_previous_release_retried_keeps_its_later_time_after_t
     """The previous release wrote a retried destruction's ring entry at the retry's time,
     after the time status recorded the shredding: a key is destroyed at or after its shredding
     is recorded, so that ring is no change after the upgrade (only an earlier time is)."""
-    kube = cluster()
-    run(kube, None, T0)
-    sink = Sink(kube)
-    run(kube, sink, T0 + timedelta(minutes=1))
-    with ring_writes_lose_a_race(kube):
-        run(kube, sink, DUE)
-    run(kube, sink, DUE + timedelta(minutes=1))
+    kube, sink = destroyed_on_a_retry()
     document = ring_json(kube)
     (july,) = document["shredded"]
     july["shredded"] = "2026-01-28T00:01:00Z"  # the retry's time, as the previous release wrote

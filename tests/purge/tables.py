@@ -102,6 +102,27 @@ def read_rows(server: DatabaseServer, name: str) -> dict[int, tuple[datetime | N
         conn.close()
 
 
+def refusing_trigger(server: DatabaseServer, table: str, column: str) -> None:
+    """A BEFORE DELETE trigger refusing every row with an error that quotes the row's `column`
+    (in PostgreSQL's message, detail, hint and field names; in MariaDB's message)."""
+    value = f"OLD.{column}"
+    if server.engine == "postgresql":
+        server.execute(
+            f"CREATE FUNCTION {table}_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"RAISE EXCEPTION 'row of % may not go', {value} "
+            f"USING DETAIL = '{column} ' || {value}, HINT = {value}, COLUMN = {value}, "
+            f"CONSTRAINT = {value}, TABLE = {value}; END $$",
+            f"CREATE TRIGGER {table}_refuse BEFORE DELETE ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {table}_refuse()",
+        )
+    else:
+        server.execute(
+            f"CREATE TRIGGER {table}_refuse BEFORE DELETE ON {table} FOR EACH ROW BEGIN "
+            f"DECLARE text VARCHAR(250) DEFAULT CONCAT('row of ', {value}, ' may not go'); "
+            "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = text; END"
+        )
+
+
 def count(server: DatabaseServer, name: str) -> int:
     """Rows in a table."""
     ((n,),) = server.query(f"SELECT count(*) FROM {name}")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.databases import DatabaseServer, DatabaseServers
-from tests.purge.support import run_purge, unique
+from tests.purge.support import PurgeResult, run_purge, unique
 from tests.purge.test_children import children_doc, kids_policy, pinned
 
 pytestmark = pytest.mark.db
@@ -84,6 +84,34 @@ def zoned(doc: dict[str, Any], zone: str | None) -> dict[str, Any]:
 
 
 CHILDREN = {"birthDateColumn": "birth", "consentColumn": "consent"}
+
+
+def seeded(
+    servers: DatabaseServers, engine: str, name: str, kinds: tuple[str, str],
+    rows: list[tuple[int, Any, Any, Any]],
+) -> tuple[DatabaseServer, str]:
+    """A fresh table on `engine`'s live server, its columns of `kinds` (collected, birth),
+    holding `rows`."""
+    live, _ = servers.pair(engine)  # type: ignore[arg-type]
+    table = unique(name)
+    create(live, table, *kinds)
+    insert(live, table, rows)
+    return live, table
+
+
+def purge(
+    live: DatabaseServer, table: str, zone: str | None, now: datetime, **spec: Any
+) -> PurgeResult:
+    """A purge of `table` with the children rule, `records[].timeZone` `zone`, at `now` (the
+    server's clock and the job's); it must succeed."""
+    result = run_purge(
+        zoned(children_doc(live, table, CHILDREN, **spec), zone), live,
+        live_session_hook=pinned(now), job_clock=lambda: now, policy_doc=kids_policy(),
+    )  # fmt: skip
+    assert result.result == "Succeeded", result.message
+    return result
+
+
 SEOUL_NOW = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)
 # Born 1 May 2011 in Seoul (UTC+9): 14 from 2025-05-01 00:00 KST = 2025-04-30 15:00 UTC.
 SEOUL_BIRTHS = {
@@ -99,12 +127,10 @@ def test_a_seoul_subject_is_14_from_the_start_of_their_birthday_in_seoul(
     servers: DatabaseServers, engine: str, birth_kind: str
 ) -> None:
     """The collection column is an instant; the birth date a day (or moment) in Seoul."""
-    live, _ = servers.pair(engine)  # type: ignore[arg-type]
-    table = unique(f"kids_seoul_{birth_kind[:4]}")
-    create(live, table, "instant", birth_kind)
     born = SEOUL_BIRTHS[birth_kind]
     consent = datetime(2025, 4, 30, 11, 0, tzinfo=UTC)
-    insert(live, table, [
+    name = f"kids_seoul_{birth_kind[:4]}"
+    live, table = seeded(servers, engine, name, ("instant", birth_kind), [
         (1, datetime(2025, 4, 30, 20, 0, tzinfo=UTC), born, None),  # 05:00 KST on the day: 14
         (2, datetime(2025, 4, 30, 14, 59, 59, 999999, tzinfo=UTC), born, None),  # 23:59:59 KST
         (3, datetime(2025, 4, 30, 15, 0, tzinfo=UTC), born, None),  # 00:00 KST: 14
@@ -113,24 +139,12 @@ def test_a_seoul_subject_is_14_from_the_start_of_their_birthday_in_seoul(
         (6, datetime(2025, 4, 30, 10, 0, tzinfo=UTC), born, consent),  # a guardian consented
     ])  # fmt: skip
 
-    def doc(dry: bool) -> dict[str, Any]:
-        spec = {"dryRun": True} if dry else {}
-        return zoned(children_doc(live, table, CHILDREN, **spec), "Asia/Seoul")
-
     # The preview (the operator's impact preview runs the same dry run) counts what goes.
-    dry = run_purge(
-        doc(True), live, live_session_hook=pinned(SEOUL_NOW), job_clock=lambda: SEOUL_NOW,
-        policy_doc=kids_policy(),
-    )  # fmt: skip
-    assert dry.result == "Succeeded", dry.message
+    dry = purge(live, table, "Asia/Seoul", SEOUL_NOW, dryRun=True)
     assert (dry.rows_deleted, dry.tables[0].rows_no_consent) == (2, 2)
     assert ids(live, table) == {1, 2, 3, 4, 5, 6}
 
-    result = run_purge(
-        doc(False), live, live_session_hook=pinned(SEOUL_NOW), job_clock=lambda: SEOUL_NOW,
-        policy_doc=kids_policy(),
-    )  # fmt: skip
-    assert result.result == "Succeeded", result.message
+    result = purge(live, table, "Asia/Seoul", SEOUL_NOW)
     assert ids(live, table) == {1, 3, 5, 6}, "a row of a 14-year-old deleted as a child's"
     assert result.tables[0].rows_no_consent == 2
 
@@ -140,21 +154,14 @@ def test_without_a_time_zone_a_birth_timestamp_means_its_day_in_utc(
     servers: DatabaseServers, engine: str
 ) -> None:
     """A birth timestamp stands for its day: 14 from that day's midnight, not its hour."""
-    live, _ = servers.pair(engine)  # type: ignore[arg-type]
-    table = unique("kids_utc_birth_ts")
-    create(live, table, "instant", "wallclock")
     born = datetime(2011, 5, 1, 18, 0)
-    insert(live, table, [
+    live, table = seeded(servers, engine, "kids_utc_birth_ts", ("instant", "wallclock"), [
         (1, datetime(2025, 5, 1, 10, 0, tzinfo=UTC), born, None),  # on the birthday: 14
         (2, datetime(2025, 4, 30, 23, 59, 59, tzinfo=UTC), born, None),  # the day before
         (3, datetime(2025, 5, 1, 0, 0, tzinfo=UTC), born, None),
     ])  # fmt: skip
 
-    result = run_purge(
-        children_doc(live, table, CHILDREN), live, live_session_hook=pinned(SEOUL_NOW),
-        job_clock=lambda: SEOUL_NOW, policy_doc=kids_policy(),
-    )  # fmt: skip
-    assert result.result == "Succeeded", result.message
+    purge(live, table, None, SEOUL_NOW)
     assert ids(live, table) == {1, 3}
 
 
@@ -169,11 +176,8 @@ def test_a_wall_clock_in_an_hour_repeated_across_midnight_is_not_a_childs(
     6th, so 23:01-00:00:59 happened twice. Born 7 Nov 1996, the subject was 14 from the first
     00:00 of the 7th (02:30 UTC). A wall clock 23:30 on the 6th is 02:00 or 03:00 UTC: maybe
     after the birthday began, so the row is not a child's."""
-    live, _ = servers.pair(engine)  # type: ignore[arg-type]
-    table = unique("kids_stjohns")
-    create(live, table, "wallclock", "date")
     born = date(1996, 11, 7)
-    insert(live, table, [
+    live, table = seeded(servers, engine, "kids_stjohns", ("wallclock", "date"), [
         (1, datetime(2010, 11, 6, 23, 30), born, None),  # 02:00 or 03:00 UTC: in doubt
         (2, datetime(2010, 11, 6, 23, 0, 59), born, None),  # 01:30:59 UTC only: a child
         (3, datetime(2010, 11, 6, 23, 1), born, None),  # 01:31 or 02:31 UTC: in doubt
@@ -181,12 +185,7 @@ def test_a_wall_clock_in_an_hour_repeated_across_midnight_is_not_a_childs(
         (5, datetime(2010, 11, 6, 12, 0), born, None),  # a child
     ])  # fmt: skip
 
-    result = run_purge(
-        zoned(children_doc(live, table, CHILDREN), "America/St_Johns"), live,
-        live_session_hook=pinned(ST_JOHNS_NOW), job_clock=lambda: ST_JOHNS_NOW,
-        policy_doc=kids_policy(),
-    )  # fmt: skip
-    assert result.result == "Succeeded", result.message
+    purge(live, table, "America/St_Johns", ST_JOHNS_NOW)
     assert ids(live, table) == {1, 3, 4}
 
 
@@ -195,21 +194,13 @@ def test_wall_clocks_and_dates_of_one_zone_compare_as_they_are(
     servers: DatabaseServers, engine: str
 ) -> None:
     """Both naive in the zone: a row of the birthday (by the zone's clock) is an adult's."""
-    live, _ = servers.pair(engine)  # type: ignore[arg-type]
-    table = unique("kids_seoul_wall")
-    create(live, table, "wallclock", "date")
     born = date(2011, 5, 1)
-    insert(live, table, [
+    live, table = seeded(servers, engine, "kids_seoul_wall", ("wallclock", "date"), [
         (1, datetime(2025, 5, 1, 0, 0), born, None),
         (2, datetime(2025, 4, 30, 23, 59, 59, 999999), born, None),
         (3, datetime(2025, 5, 1, 5, 0), born, None),
     ])  # fmt: skip
-    result = run_purge(
-        zoned(children_doc(live, table, CHILDREN), "Asia/Seoul"), live,
-        live_session_hook=pinned(SEOUL_NOW), job_clock=lambda: SEOUL_NOW,
-        policy_doc=kids_policy(),
-    )  # fmt: skip
-    assert result.result == "Succeeded", result.message
+    purge(live, table, "Asia/Seoul", SEOUL_NOW)
     assert ids(live, table) == {1, 3}
 
 
@@ -218,19 +209,11 @@ def test_an_instant_of_birth_falls_on_its_day_in_the_zone(
     servers: DatabaseServers, engine: str
 ) -> None:
     """Born at 2011-05-01 15:10 UTC, 00:10 KST on 2 May: 14 from 2025-05-02 00:00 KST."""
-    live, _ = servers.pair(engine)  # type: ignore[arg-type]
-    table = unique("kids_seoul_born_at")
-    create(live, table, "instant", "instant")
     born = datetime(2011, 5, 1, 15, 10, tzinfo=UTC)
-    insert(live, table, [
+    live, table = seeded(servers, engine, "kids_seoul_born_at", ("instant", "instant"), [
         (1, datetime(2025, 5, 1, 10, 0, tzinfo=UTC), born, None),  # 19:00 KST on 1 May: 13
         (2, datetime(2025, 5, 1, 15, 0, tzinfo=UTC), born, None),  # 00:00 KST on 2 May: 14
         (3, datetime(2025, 5, 1, 14, 59, 59, tzinfo=UTC), born, None),  # 23:59:59 KST: 13
     ])  # fmt: skip
-    result = run_purge(
-        zoned(children_doc(live, table, CHILDREN), "Asia/Seoul"), live,
-        live_session_hook=pinned(SEOUL_NOW), job_clock=lambda: SEOUL_NOW,
-        policy_doc=kids_policy(),
-    )  # fmt: skip
-    assert result.result == "Succeeded", result.message
+    purge(live, table, "Asia/Seoul", SEOUL_NOW)
     assert ids(live, table) == {2}

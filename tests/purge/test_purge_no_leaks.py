@@ -16,7 +16,7 @@ import pytest
 
 from tests.databases import DatabaseServer, DatabaseServers
 from tests.purge.support import CliRun, run_cli, store_doc, unique
-from tests.purge.tables import count, create_table, insert_rows
+from tests.purge.tables import count, create_table, insert_rows, refusing_trigger
 
 pytestmark = pytest.mark.db
 ENGINES = ["postgresql", "mysql"]
@@ -28,18 +28,35 @@ def _everything(run: CliRun) -> str:
     return "\n".join((run.stdout, run.stderr, run.termination or ""))
 
 
-def _expired_row(server: DatabaseServer, table: str, engine: str) -> None:
-    insert_rows(server, table, KIND[engine], [(1, datetime.now(UTC) - timedelta(days=400))])
-    server.execute(f"UPDATE {table} SET payload = '{MARKER}' WHERE id = 1")
+def _expired_row(server: DatabaseServer, table: str, engine: str, row_id: int = 1) -> None:
+    """A row long expired whose payload is MARKER."""
+    insert_rows(server, table, KIND[engine], [(row_id, datetime.now(UTC) - timedelta(days=400))])
+    server.execute(f"UPDATE {table} SET payload = '{MARKER}' WHERE id = {row_id}")
 
 
 def _tables(servers: DatabaseServers, engine: str) -> tuple[DatabaseServer, DatabaseServer, str]:
+    """A live table holding one expired row whose payload is MARKER, and its (empty) archive."""
     live, archive = servers.pair(engine)  # type: ignore[arg-type]
     table = unique("leaky")
-    create_table(live, table, KIND[engine])
-    create_table(archive, table, KIND[engine])
+    for server in (live, archive):
+        create_table(server, table, KIND[engine])
     _expired_row(live, table, engine)
     return live, archive, table
+
+
+def _fails_quietly(
+    tmp_path: Path, live: DatabaseServer, table: str, archive: DatabaseServer | None = None
+) -> None:
+    """The purge of `table` (archiving to `archive` if given) fails, quotes MARKER nowhere,
+    and leaves the live row in place."""
+    if archive is None:
+        doc = store_doc(live, table)
+    else:
+        doc = store_doc(live, table, category="contracts", archive=archive)
+    run = run_cli(tmp_path, doc)
+    assert run.result["result"] == "Failed", run.result
+    assert MARKER not in _everything(run), _everything(run)
+    assert count(live, table) == 1
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -50,12 +67,8 @@ def test_unique_violation_in_the_archive_quotes_no_value(
     copy fails with `Key (payload)=(<marker>) already exists` / `Duplicate entry '<marker>'`."""
     live, archive, table = _tables(servers, engine)
     archive.execute(f"CREATE UNIQUE INDEX {table}_payload ON {table} (payload)")
-    insert_rows(archive, table, KIND[engine], [(999, datetime.now(UTC) - timedelta(days=400))])
-    archive.execute(f"UPDATE {table} SET payload = '{MARKER}' WHERE id = 999")
-    run = run_cli(tmp_path, store_doc(live, table, category="contracts", archive=archive))
-    assert run.result["result"] == "Failed", run.result
-    assert MARKER not in _everything(run), _everything(run)
-    assert count(live, table) == 1
+    _expired_row(archive, table, engine, row_id=999)
+    _fails_quietly(tmp_path, live, table, archive)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -67,44 +80,16 @@ def test_check_violation_in_the_archive_quotes_no_value(
     archive.execute(
         f"ALTER TABLE {table} ADD CONSTRAINT {table}_no_leak CHECK (payload NOT LIKE 'leak%')"
     )
-    run = run_cli(tmp_path, store_doc(live, table, category="contracts", archive=archive))
-    assert run.result["result"] == "Failed", run.result
-    assert MARKER not in _everything(run), _everything(run)
-    assert count(live, table) == 1
-
-
-def _refusing_trigger(server: DatabaseServer, table: str) -> None:
-    """A BEFORE DELETE trigger whose error message quotes the row's payload."""
-    if server.engine == "postgresql":
-        server.execute(
-            f"CREATE FUNCTION {table}_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            "RAISE EXCEPTION 'row % may not go', OLD.payload "
-            "USING DETAIL = 'payload ' || OLD.payload, HINT = OLD.payload, "
-            "COLUMN = OLD.payload, CONSTRAINT = OLD.payload, TABLE = OLD.payload; END $$",
-            f"CREATE TRIGGER {table}_refuse BEFORE DELETE ON {table} "
-            f"FOR EACH ROW EXECUTE FUNCTION {table}_refuse()",
-        )
-    else:
-        server.execute(
-            f"CREATE TRIGGER {table}_refuse BEFORE DELETE ON {table} FOR EACH ROW BEGIN "
-            "DECLARE text VARCHAR(200) DEFAULT CONCAT('row ', OLD.payload, ' may not go'); "
-            "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = text; END"
-        )
+    _fails_quietly(tmp_path, live, table, archive)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_trigger_error_quoting_the_row_reaches_no_output(
     servers: DatabaseServers, engine: str, tmp_path: Path
 ) -> None:
-    live, _archive = servers.pair(engine)  # type: ignore[arg-type]
-    table = unique("leaky")
-    create_table(live, table, KIND[engine])
-    _expired_row(live, table, engine)
-    _refusing_trigger(live, table)
-    run = run_cli(tmp_path, store_doc(live, table))
-    assert run.result["result"] == "Failed", run.result
-    assert MARKER not in _everything(run), _everything(run)
-    assert count(live, table) == 1
+    live, _archive, table = _tables(servers, engine)
+    refusing_trigger(live, table, "payload")
+    _fails_quietly(tmp_path, live, table)
 
 
 def _warning_trigger(server: DatabaseServer, table: str) -> None:
@@ -127,10 +112,7 @@ def _warning_trigger(server: DatabaseServer, table: str) -> None:
 def test_server_warnings_quoting_the_row_reach_no_output(
     servers: DatabaseServers, engine: str, tmp_path: Path
 ) -> None:
-    live, _archive = servers.pair(engine)  # type: ignore[arg-type]
-    table = unique("leaky")
-    create_table(live, table, KIND[engine])
-    _expired_row(live, table, engine)
+    live, _archive, table = _tables(servers, engine)
     _warning_trigger(live, table)
     run = run_cli(tmp_path, store_doc(live, table))
     assert run.result["result"] == "Succeeded", run.result
