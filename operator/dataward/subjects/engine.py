@@ -24,14 +24,19 @@ has one) the archive, each with its category, purposes, retention, statute and e
 Erasure, one table per transaction:
 - no statute: `DELETE ... WHERE <match>`, committed.
 - a statute: the rows with a trigger are taken (PostgreSQL: deleted RETURNING them,
-  uncommitted; MySQL: SELECT ... FOR UPDATE, keys then deleted), those still within the
-  statute are copied to the archive with the purge's own copy (INSERT, COMMIT, every key
-  verified there; a copy a crashed run left is kept), and only then is the live transaction
-  committed. A crash between any two steps leaves each row in live, in both, or only in the
-  archive; a re-run takes what is left and skips what the archive holds. Rows whose trigger
-  has not happened stay in the live table (the statute's period has not started).
-- Afterwards the archive is read for the subject's rows the statute still keeps: the result
-  says how many, under which statute, until when.
+  uncommitted; MySQL: SELECT ... FOR UPDATE, then deleted by key within the subject's match,
+  `row_match`), those still within the statute are copied to the archive with the purge's
+  own copy (INSERT, COMMIT, every key verified there; a copy a crashed run left is kept), and
+  only then is the live transaction committed. A DELETE by key must remove exactly the rows
+  read, or the table is rolled back and the request fails; a row to copy whose key holds
+  NULL is refused before the copy where the copy is verified by key (MySQL on either side).
+  A crash between any two steps leaves each row in live, in both, or only in the archive; a
+  re-run takes what is left and skips what the archive holds. Rows whose trigger has not
+  happened stay in the live table (the statute's period has not started).
+- Afterwards the subject's archived rows past their statute are destroyed (by key, within
+  the subject's match, all of them or the request fails), and the archive is read for the
+  subject's rows the statute still keeps: the result says how many, under which statute,
+  until when.
 
 Gates, in order: the store's category must exist; a legal hold (`spec.purge.suspend`) holds an
 erasure before anything is read; the servers' clocks; a match larger than `max_rows` is held
@@ -261,10 +266,27 @@ def match_predicate(
     return "(" + " OR ".join(parts) + ")", params
 
 
-def key_match(dialect: Dialect, keys: Sequence[str], rows: int) -> str:
-    """`(k1 = %s AND k2 = %s) OR ...` for `rows` keys."""
-    one = "(" + " AND ".join(f"{dialect.quote(k)} = %s" for k in keys) + ")"
-    return " OR ".join([one] * rows)
+def row_match(
+    dialect: Dialect, keys: Sequence[str], ts: str, rows: Sequence[tuple[Any, ...]]
+) -> tuple[str, list[Any]]:
+    """`(k1 = %s AND k2 = %s) OR ...` naming `rows` (each its key values, then its trigger as
+    read back), and its parameters. A NULL key value is `k IS NULL` (`k = NULL` matches
+    nothing), and such a row is named by its trigger too: the key no longer tells it from
+    the subject's other rows with a NULL there, which may have another fate. Whoever deletes
+    by it must still add the subject's predicate (another person's row can share the key)
+    and count what went."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for *key, trigger in rows:
+        terms = [f"{dialect.quote(k)} {'IS NULL' if v is None else '= %s'}"
+                 for k, v in zip(keys, key, strict=True)]  # fmt: skip
+        values = [v for v in key if v is not None]
+        if len(values) < len(keys):
+            terms.append(f"{dialect.quote(ts)} {'IS NULL' if trigger is None else '= %s'}")
+            values += [] if trigger is None else [trigger]
+        clauses.append("(" + " AND ".join(terms) + ")")
+        params += values
+    return " OR ".join(clauses), params
 
 
 @dataclass(frozen=True)
@@ -437,32 +459,61 @@ def _destroy_past_statute(
     archive: Session, located: Located, lifecycle: Lifecycle, now: datetime
 ) -> int:
     """Destroy the subject's archived rows past their statute; committed. Needs the archive's
-    DELETE privilege only when there is such a row."""
+    DELETE privilege only when there is such a row. Every one of them goes, or none: a count
+    that differs (keys that do not name the rows read) rolls back and fails the request."""
     d = archive.dialect
     records = located.plan.records
     keys = ", ".join(d.quote(k) for k in records.key_columns)
     rows = archive.query(
-        f"SELECT {d.quote(records.timestamp_column)}, {keys} FROM {d.table(located.table)} "
+        f"SELECT {keys}, {d.quote(records.timestamp_column)} FROM {d.table(located.table)} "
         f"WHERE {located.predicate}",
         located.params,
     )
     archive.commit()
-    gone = [
-        tuple(r[1:])
-        for r in rows
-        if _past_statute(located.trigger(r[0]), lifecycle, now)
-    ]
-    destroyed = 0
-    per = max(1, (archive.max_parameters - len(located.params)) // len(records.key_columns))
-    for start in range(0, len(gone), per):
-        chunk = gone[start : start + per]
-        destroyed += archive.execute(
-            f"DELETE FROM {d.table(located.table)} WHERE "
-            f"({key_match(d, records.key_columns, len(chunk))}) AND {located.predicate}",
-            [*(v for key in chunk for v in key), *located.params],
-        )
+    gone = [r for r in rows if _past_statute(located.trigger(r[-1]), lifecycle, now)]
+    destroyed = _delete_rows(archive, located, gone, located.predicate, located.params)
+    if destroyed != len(gone):
+        archive.rollback()
+        raise _not_named(located, "archive", len(gone), destroyed)
     archive.commit()
     return destroyed
+
+
+def _delete_rows(
+    session: Session,
+    located: Located,
+    rows: Sequence[tuple[Any, ...]],
+    where: str,
+    params: Sequence[Any],
+) -> int:
+    """DELETE the rows `row_match` names (key values, then trigger) that also meet `where`
+    (the subject's predicate, so another person's row sharing a key stays), uncommitted;
+    how many rows went."""
+    d = session.dialect
+    records = located.plan.records
+    per = max(1, (session.max_parameters - len(params)) // (len(records.key_columns) + 1))
+    deleted = 0
+    for start in range(0, len(rows), per):
+        clause, named = row_match(
+            d, records.key_columns, records.timestamp_column, rows[start : start + per]
+        )
+        deleted += session.execute(
+            f"DELETE FROM {d.table(located.table)} WHERE ({clause}) AND {where}",
+            [*named, *params],
+        )
+    return deleted
+
+
+def _not_named(located: Located, role: str, wanted: int, deleted: int) -> PurgeError:
+    """The error of a DELETE by key that did not remove exactly the subject's rows read."""
+    keys = ", ".join(located.plan.records.key_columns)
+    return PurgeError(
+        "ColumnRefused",
+        f"{wanted} of the subject's rows of the {role} table {located.plan.table} were read "
+        f"for erasure, but deleting them by keyColumns ({keys}) removed {deleted}: the key "
+        "values read back do not name exactly those rows, so nothing was deleted from that "
+        "table; point keyColumns at a PRIMARY KEY.",
+    )
 
 
 # -------------------------------------------------------------------------------- erasure
@@ -522,19 +573,29 @@ def _erase_statutory(
     keep_rows = [
         r for r in taken if _archived(located, r[located.ts_position], lifecycle, now)
     ]
+    unnamed = [r for r in keep_rows if any(r[i] is None for i in located.key_positions)]
+    if unnamed:
+        # copy_rows verifies the copy by key, which `k = NULL` never finds: it would commit
+        # the copy, then fail, and every retry would add another (NULLs are never duplicates).
+        live.rollback()
+        raise PurgeError(
+            "ColumnRefused",
+            f"{len(unnamed)} of the subject's rows of {located.plan.table} that the "
+            f"{lifecycle.statute} keeps have NULL in a key column "
+            f"({', '.join(located.plan.records.key_columns)}): their copy in the archive could "
+            "not be verified, so nothing was copied or deleted from that table; give those "
+            "rows keys, or point keyColumns at a PRIMARY KEY.",
+        )
     archived = run.copy_rows(keep_rows)[1] if keep_rows else 0
     deleted = len(taken)
     if d.engine == "mysql" and taken:
-        keys = [tuple(r[i] for i in located.key_positions) for r in taken]
-        per = max(1, live.max_parameters // len(located.key_positions))
-        deleted = 0
-        for start in range(0, len(keys), per):
-            chunk = keys[start : start + per]
-            deleted += live.execute(
-                f"DELETE FROM {d.table(located.table)} WHERE "
-                + key_match(d, located.plan.records.key_columns, len(chunk)),
-                [v for key in chunk for v in key],
-            )
+        # The rows taken (locked), named by key and bounded by the subject's predicate: a
+        # NULL key is no identity, and a key another person's row shares is not theirs.
+        named = [(*(r[i] for i in located.key_positions), r[located.ts_position]) for r in taken]
+        deleted = _delete_rows(live, located, named, where, located.params)
+        if deleted != len(taken):
+            live.rollback()
+            raise _not_named(located, "live", len(taken), deleted)
     live.commit()
     fault("after-delete")
     return deleted, archived
@@ -826,6 +887,9 @@ def _erasure(
         except PurgeError:
             live.rollback()
             raise
+        # Recorded as it goes: a failure after this point (in the archive, or in a later
+        # table) still reports what this table's committed erasure did.
+        outcomes[i] = before[i] = replace(outcomes[i], rows_deleted=deleted, rows_archived=archived)
         # Statutory rows whose trigger has not happened stay in live (counted as kept).
         left = [t for t in _triggers(live, o.live) if t is None] if run is not None else []
         in_archive: tuple[int, datetime | None] = (0, None)
@@ -834,17 +898,13 @@ def _erasure(
             if run is not None:
                 destroyed = _destroy_past_statute(archive, o.archive, lifecycle, now)
             in_archive = kept(_triggers(archive, o.archive), lifecycle, now)
-        outcomes[i] = replace(
+        outcomes[i] = before[i] = replace(
             outcomes[i],
-            rows_deleted=deleted,
-            rows_archived=archived,
             rows_kept=in_archive[0] + len(left),
             rows_kept_live=len(left),
             kept_until=in_archive[1],
             archive_rows_destroyed=destroyed,
         )
-        # Recorded as it goes: a failure in a later table still reports this one.
-        before[i] = outcomes[i]
     deleted = sum(t.rows_deleted for t in outcomes)
     kept_rows = sum(t.rows_kept for t in outcomes)
     message = f"deleted {deleted} of the subject's rows from {len(outcomes)} tables"

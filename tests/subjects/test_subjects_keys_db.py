@@ -1,0 +1,168 @@
+"""Erasure on tables whose keys do not tell rows apart, on real PostgreSQL and MariaDB.
+
+A careless schema (a UNIQUE key column that allows NULL, which both engines let many rows
+share) or an archive filled by hand: an erasure must still end with "only this person's rows,
+and all of them" true, or say it could not. Rows are told apart here by `payload`, never by
+the key the engine uses.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.databases import DatabaseServer, DatabaseServers
+from tests.purge.support import store_doc, unique
+from tests.subjects.support import EMAIL, NEIGHBOURS, TS, create_table, insert, run
+
+pytestmark = pytest.mark.db
+ENGINES = ["postgresql", "mysql"]
+OTHER = NEIGHBOURS[2]  # the subject's email in capitals: another person
+LONG_AGO = timedelta(days=6 * 366)  # past the 5-year statute of `contracts`
+RECENT = timedelta(days=10)  # within it
+
+
+def _table(server: DatabaseServer, name: str) -> None:
+    """`(id, ts, email, payload)`, id UNIQUE but nullable (keyColumns: [id])."""
+    create_table(server, name, f"id bigint NULL, ts {TS[server.engine]} NULL, "
+                               "email varchar(200), payload varchar(200), UNIQUE (id)")  # fmt: skip
+
+
+def _store(live: DatabaseServer, archive: DatabaseServer, table: str) -> dict[str, Any]:
+    doc = store_doc(live, table, category="contracts", archive=archive)
+    doc["spec"]["records"][0]["subjectColumns"] = [{"kind": "email", "column": "email"}]
+    return doc
+
+
+def _rows(server: DatabaseServer, table: str, rows: list[tuple[Any, ...]]) -> None:
+    insert(server, f"INSERT INTO {table} (id, ts, email, payload) VALUES (%s,%s,%s,%s)", rows)
+
+
+def _payloads(server: DatabaseServer, table: str) -> list[str]:
+    return sorted(p for (p,) in server.query(f"SELECT payload FROM {table}"))
+
+
+def _setup(servers: DatabaseServers, engine: str) -> tuple[DatabaseServer, DatabaseServer, str]:
+    live, archive = servers.pair(engine)  # type: ignore[arg-type]
+    table = unique("nullkey")
+    _table(live, table)
+    _table(archive, table)
+    return live, archive, table
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_null_key_row_past_its_statute_is_erased_and_no_one_elses(
+    servers: DatabaseServers, engine: str
+) -> None:
+    """The subject's row with a NULL key and a trigger past the statute is deleted, not
+    archived; another person's row shares the NULL key. MariaDB's erasure deleted by
+    `id = NULL`, which matches nothing: it said Succeeded and left the subject's row."""
+    live, archive, table = _setup(servers, engine)
+    now = datetime.now(UTC)
+    _rows(live, table, [
+        (None, now - LONG_AGO, EMAIL, "subject-null-key"),
+        (1, now - LONG_AGO, EMAIL, "subject-1"),
+        (None, now - LONG_AGO, OTHER, "other-null-key"),
+        (2, now - LONG_AGO, OTHER, "other-2"),
+    ])  # fmt: skip
+
+    result = run(_store(live, archive, table), live, archive, "erasure", {"email": EMAIL}).result
+
+    assert _payloads(live, table) == ["other-2", "other-null-key"]
+    assert result.outcome == "Succeeded", result.message
+    assert (result.tables[0].rows_found, result.tables[0].rows_deleted) == (2, 2)
+    assert result.tables[0].rows_archived == 0 and _payloads(archive, table) == []
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_null_key_row_the_statute_keeps_is_archived_or_refused_before_any_copy(
+    servers: DatabaseServers, engine: str
+) -> None:
+    """A row the statute keeps, with a NULL key. PostgreSQL copies it (verified by the
+    INSERT's count); MariaDB verifies the copy by its key, which `id = NULL` never finds:
+    the copy was committed, then the check failed, and every retry added another copy.
+    It must be refused before anything is copied, and the row stay in the live table."""
+    live, archive, table = _setup(servers, engine)
+    now = datetime.now(UTC)
+    _rows(live, table, [
+        (None, now - RECENT, EMAIL, "subject-null-key"),
+        (None, now - RECENT, OTHER, "other-null-key"),
+    ])  # fmt: skip
+    doc = _store(live, archive, table)
+
+    for _attempt in range(2):
+        result = run(doc, live, archive, "erasure", {"email": EMAIL}).result
+        if engine == "postgresql":
+            assert result.outcome == "Succeeded", result.message
+            assert _payloads(live, table) == ["other-null-key"]
+            assert _payloads(archive, table) == ["subject-null-key"]
+            assert result.tables[0].rows_kept == 1
+            break
+        assert (result.outcome, result.reason) == ("Failed", "ColumnRefused"), result.message
+        assert "NULL" in result.message and EMAIL not in result.message
+        assert _payloads(live, table) == ["other-null-key", "subject-null-key"]
+        assert _payloads(archive, table) == []
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_archived_null_key_rows_past_the_statute_are_destroyed_and_no_others(
+    servers: DatabaseServers, engine: str
+) -> None:
+    """The archive holds, under a NULL key, the subject's row past its statute, the subject's
+    row still within it and another person's row past it. The destroy matched `id = NULL`:
+    the row past its statute stayed while the erasure said Succeeded; matching only
+    `id IS NULL` would destroy the row the statute still keeps, or the other person's."""
+    live, archive, table = _setup(servers, engine)
+    now = datetime.now(UTC)
+    _rows(archive, table, [
+        (None, now - LONG_AGO, EMAIL, "subject-past"),
+        (None, now - RECENT, EMAIL, "subject-kept"),
+        (None, now - LONG_AGO, OTHER, "other-past"),
+        (3, now - LONG_AGO, EMAIL, "subject-past-3"),
+    ])  # fmt: skip
+
+    dry = run(_store(live, archive, table), live, archive, "erasure", {"email": EMAIL},
+              dry_run=True).result  # fmt: skip
+    result = run(_store(live, archive, table), live, archive, "erasure", {"email": EMAIL}).result
+
+    assert _payloads(archive, table) == ["other-past", "subject-kept"]
+    assert result.outcome == "Succeeded", result.message
+    assert dry.tables[0].archive_rows_destroyed == result.tables[0].archive_rows_destroyed == 2
+    assert result.tables[0].rows_kept == 1
+
+
+@pytest.mark.parametrize("location", ["live", "archive"])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_key_that_does_not_read_back_as_itself_fails_the_erasure(
+    servers: DatabaseServers, engine: str, location: str
+) -> None:
+    """A single-precision key: 0.1 reads back as the double 0.1, which the column's value
+    (0.100000001490116...) does not equal, so a DELETE by the key read removes nothing.
+    MariaDB's live erasure and both archives' destroy said Succeeded and left the row; the
+    erasure must fail instead, naming keyColumns. (PostgreSQL's live erasure deletes by the
+    subject's predicate, RETURNING the rows: no key needed.)"""
+    live, archive = servers.pair(engine)  # type: ignore[arg-type]
+    table = unique("floatkey")
+    real = "real" if engine == "postgresql" else "FLOAT"
+    for server in (live, archive):
+        columns = f"id {real} NOT NULL, ts {TS[engine]} NULL, email varchar(200), payload "
+        create_table(server, table, columns + "varchar(200), UNIQUE (id)")
+    server = live if location == "live" else archive
+    _rows(server, table, [(0.1, datetime.now(UTC) - LONG_AGO, EMAIL, "subject-float-key"),
+                          (0.2, datetime.now(UTC) - LONG_AGO, OTHER, "other")])  # fmt: skip
+    if location == "archive":  # erased (committed) before the archive's destroy fails
+        _rows(live, table, [(5, datetime.now(UTC) - LONG_AGO, EMAIL, "subject-live")])
+
+    result = run(_store(live, archive, table), live, archive, "erasure", {"email": EMAIL}).result
+
+    if engine == "postgresql" and location == "live":
+        assert result.outcome == "Succeeded", result.message
+        assert _payloads(live, table) == ["other"]
+        return
+    assert (result.outcome, result.reason) == ("Failed", "ColumnRefused"), result.message
+    assert "keyColumns" in result.message and EMAIL not in result.message
+    assert _payloads(server, table) == ["other", "subject-float-key"]
+    if location == "archive":
+        assert _payloads(live, table) == [] and result.tables[0].rows_deleted == 1
