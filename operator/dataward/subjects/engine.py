@@ -47,7 +47,7 @@ until acknowledged; a dry run only counts. The purge's fault hook (`after-select
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -489,19 +489,35 @@ def _delete_rows(
     """DELETE the rows `row_match` names (key values, then trigger) that also meet `where`
     (the subject's predicate, so another person's row sharing a key stays), uncommitted;
     how many rows went."""
-    d = session.dialect
-    records = located.plan.records
-    per = max(1, (session.max_parameters - len(params)) // (len(records.key_columns) + 1))
-    deleted = 0
+    table = session.dialect.table(located.table)
+    return sum(
+        session.execute(f"DELETE FROM {table} WHERE ({clause}) AND {where}", [*named, *params])
+        for clause, named in _matches(session, located, rows, len(params))
+    )
+
+
+def _count_rows(session: Session, located: Located, rows: Sequence[tuple[Any, ...]]) -> int:
+    """How many of the subject's rows of `located` the rows `row_match` names are."""
+    table = session.dialect.table(located.table)
+    total = 0
+    for clause, named in _matches(session, located, rows, len(located.params)):
+        ((n,),) = session.query(
+            f"SELECT count(*) FROM {table} WHERE ({clause}) AND {located.predicate}",
+            [*named, *located.params],
+        )
+        total += int(n)
+    return total
+
+
+def _matches(
+    session: Session, located: Located, rows: Sequence[tuple[Any, ...]], others: int
+) -> Iterator[tuple[str, list[Any]]]:
+    """`row_match` of `rows` in statements of at most the session's parameters (`others`
+    of them taken by the rest of the statement)."""
+    keys, ts = located.plan.records.key_columns, located.plan.records.timestamp_column
+    per = max(1, (session.max_parameters - others) // (len(keys) + 1))
     for start in range(0, len(rows), per):
-        clause, named = row_match(
-            d, records.key_columns, records.timestamp_column, rows[start : start + per]
-        )
-        deleted += session.execute(
-            f"DELETE FROM {d.table(located.table)} WHERE ({clause}) AND {where}",
-            [*named, *params],
-        )
-    return deleted
+        yield row_match(session.dialect, keys, ts, rows[start : start + per])
 
 
 def _not_named(located: Located, role: str, wanted: int, deleted: int) -> PurgeError:
@@ -535,6 +551,7 @@ def _erase_statutory(
     run: TableRun,
     live: Session,
     located: Located,
+    archived_at: Located,
     lifecycle: Lifecycle,
     now: datetime,
     fault: Fault,
@@ -544,18 +561,26 @@ def _erase_statutory(
     Returns (deleted from live, newly archived). Only rows with a trigger are taken.
     """
     d = live.dialect
-    ts = d.quote(located.plan.records.timestamp_column)
+    records = located.plan.records
+    ts = d.quote(records.timestamp_column)
     where = f"{located.predicate} AND {ts} IS NOT NULL"
-    assert run.archive is not None
-    if d.engine == "postgresql" and run.archive.dialect.engine == "postgresql":
+    archive = run.archive
+    assert archive is not None
+    if d.engine == "postgresql" and archive.dialect.engine == "postgresql":
+        keys = ", ".join(d.quote(k) for k in records.key_columns)
         rows = live.query(
             f"WITH dw_gone AS (DELETE FROM {d.table(located.table)} WHERE {where} "
-            f"RETURNING {located.quoted(d)}) SELECT {ts}, row_to_json(dw_gone)::text FROM dw_gone",
+            f"RETURNING {located.quoted(d)}) SELECT {keys}, {ts}, row_to_json(dw_gone)::text "
+            "FROM dw_gone",
             located.params,
         )
         fault("after-select")
-        keep = [text for trigger, text in rows if _archived(located, trigger, lifecycle, now)]
-        archived = run.copy_json("[" + ",".join(keep) + "]", len(keep)) if keep else 0
+        keep = [r for r in rows if _archived(located, r[-2], lifecycle, now)]
+        named = [tuple(r[:-1]) for r in keep]
+        _refuse_null_keys(live, located, lifecycle, named)
+        payload = "[" + ",".join(r[-1] for r in keep) + "]"
+        archived = run.copy_json(payload, len(keep)) if keep else 0
+        _verify_copies(live, archive, archived_at, named)
         live.commit()
         fault("after-delete")
         return len(rows), archived
@@ -570,35 +595,70 @@ def _erase_statutory(
             located.params,
         )
     fault("after-select")
-    keep_rows = [
-        r for r in taken if _archived(located, r[located.ts_position], lifecycle, now)
-    ]
-    unnamed = [r for r in keep_rows if any(r[i] is None for i in located.key_positions)]
-    if unnamed:
-        # copy_rows verifies the copy by key, which `k = NULL` never finds: it would commit
-        # the copy, then fail, and every retry would add another (NULLs are never duplicates).
-        live.rollback()
-        raise PurgeError(
-            "ColumnRefused",
-            f"{len(unnamed)} of the subject's rows of {located.plan.table} that the "
-            f"{lifecycle.statute} keeps have NULL in a key column "
-            f"({', '.join(located.plan.records.key_columns)}): their copy in the archive could "
-            "not be verified, so nothing was copied or deleted from that table; give those "
-            "rows keys, or point keyColumns at a PRIMARY KEY.",
-        )
+    keep_rows = [r for r in taken if _archived(located, r[located.ts_position], lifecycle, now)]
+    named = [_named(located, r) for r in keep_rows]
+    _refuse_null_keys(live, located, lifecycle, named)
     archived = run.copy_rows(keep_rows)[1] if keep_rows else 0
+    _verify_copies(live, archive, archived_at, named)
     deleted = len(taken)
     if d.engine == "mysql" and taken:
         # The rows taken (locked), named by key and bounded by the subject's predicate: a
         # NULL key is no identity, and a key another person's row shares is not theirs.
-        named = [(*(r[i] for i in located.key_positions), r[located.ts_position]) for r in taken]
-        deleted = _delete_rows(live, located, named, where, located.params)
+        deleted = _delete_rows(live, located, [_named(located, r) for r in taken], where,
+                               located.params)  # fmt: skip
         if deleted != len(taken):
             live.rollback()
             raise _not_named(located, "live", len(taken), deleted)
     live.commit()
     fault("after-delete")
     return deleted, archived
+
+
+def _named(located: Located, row: Sequence[Any]) -> tuple[Any, ...]:
+    """A row of `located` as `row_match` names it: its key values, then its trigger."""
+    return (*(row[i] for i in located.key_positions), row[located.ts_position])
+
+
+def _refuse_null_keys(
+    live: Session, located: Located, lifecycle: Lifecycle, named: Sequence[tuple[Any, ...]]
+) -> None:
+    """Refuse, before any copy, the rows to archive whose key holds NULL: the archive's
+    unique key cannot keep a re-run from copying them again, and MySQL's copy verifies by
+    key, which `k = NULL` never finds (it committed the copy, then failed, every retry)."""
+    unnamed = sum(1 for n in named if any(v is None for v in n[:-1]))
+    if unnamed:
+        live.rollback()
+        raise PurgeError(
+            "ColumnRefused",
+            f"{unnamed} of the subject's rows of {located.plan.table} that the "
+            f"{lifecycle.statute} keeps have NULL in a key column "
+            f"({', '.join(located.plan.records.key_columns)}): their copy in the archive could "
+            "not be told apart or verified, so nothing was copied or deleted from that table; "
+            "give those rows keys, or point keyColumns at a PRIMARY KEY.",
+        )
+
+
+def _verify_copies(
+    live: Session, archive: Session, archived_at: Located, named: Sequence[tuple[Any, ...]]
+) -> None:
+    """Every row copied must be in the archive, under its key, as the subject's row: the
+    copy keeps a row already there under the key as a crashed run's copy, and checks only
+    the key, so another person's archived row (or one copy where two of the subject's rows
+    share a key) passed. Rolls the live transaction back when one is missing."""
+    if not named:
+        return
+    found = _count_rows(archive, archived_at, named)
+    archive.commit()
+    if found != len(named):
+        live.rollback()
+        raise PurgeError(
+            "ArchiveVerifyFailed",
+            f"{len(named) - found} of the {len(named)} rows of the subject that the statute "
+            f"keeps in {archived_at.plan.table} are not in the archive as the subject's after "
+            "the copy (the archive holds another row under their key, another person's, or "
+            "one copy of the subject's rows sharing a key): none was deleted from the live "
+            "table; keyColumns must name one row in the live table and the archive alike.",
+        )
 
 
 def _archived(located: Located, trigger: Any, lifecycle: Lifecycle, now: datetime) -> bool:
@@ -883,7 +943,10 @@ def _erasure(
             if run is None:
                 deleted, archived = _erase_plain(live, o.live, fault), 0
             else:
-                deleted, archived = _erase_statutory(run, live, o.live, lifecycle, now, fault)
+                assert o.archive is not None
+                deleted, archived = _erase_statutory(
+                    run, live, o.live, o.archive, lifecycle, now, fault
+                )
         except PurgeError:
             live.rollback()
             raise
