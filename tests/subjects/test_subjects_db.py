@@ -161,6 +161,9 @@ def test_statutory_rows_are_archived_then_deleted_and_reported(
     table = result.tables[0]
     assert (table.rows_found, table.rows_deleted, table.rows_archived) == (4, 3, 2)
     assert (table.rows_kept, table.rows_kept_live, table.statute) == (3, 1, "E-Commerce Act")
+    # Row 4 stays in live because its trigger is pending, not under the statute: say which.
+    assert "4 rows are kept in the archive under the E-Commerce Act" in result.message
+    assert "1 rows whose trigger has not happened stay in the live store" in result.message
     assert table.archive_rows_destroyed == 1
     assert ids(live, people) == groups["others"] | {4}
     assert ids(archive, people) == {1, 2, 51}

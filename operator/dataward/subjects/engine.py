@@ -969,12 +969,14 @@ def _erasure(
             archive_rows_destroyed=destroyed,
         )
     deleted = sum(t.rows_deleted for t in outcomes)
-    kept_rows = sum(t.rows_kept for t in outcomes)
+    kept_live = sum(t.rows_kept_live for t in outcomes)
     message = f"deleted {deleted} of the subject's rows from {len(outcomes)} tables"
     if lifecycle.statute:
+        # rowsKept counts both; the live ones are not kept by the statute (not started yet).
         message += (
-            f"; {kept_rows} rows are kept under the {lifecycle.statute}"
-            f" ({sum(t.rows_archived for t in outcomes)} newly archived)"
+            f"; {sum(t.rows_kept for t in outcomes) - kept_live} rows are kept in the archive "
+            f"under the {lifecycle.statute} ({sum(t.rows_archived for t in outcomes)} newly "
+            f"archived); {kept_live} rows whose trigger has not happened stay in the live store"
         )
     return Outcome(
         replace(
