@@ -1,9 +1,11 @@
-"""Erasure on tables whose keys do not tell rows apart, on real PostgreSQL and MariaDB.
+"""Erasure on tables whose keys or triggers do not tell rows apart, on real PostgreSQL and
+MariaDB.
 
 A careless schema (a UNIQUE key column that allows NULL, which both engines let many rows
-share) or an archive filled by hand: an erasure must still end with "only this person's rows,
-and all of them" true, or say it could not. Rows are told apart here by `payload`, never by
-the key the engine uses.
+share; a float key; no unique key at all) or an archive filled by hand (another person's row
+under the subject's key, a row with no trigger): an erasure must still end with "only this
+person's rows, and all of them" true and accounted for, or say it could not. Rows are told
+apart here by `payload`, never by the key the engine uses.
 """
 
 from __future__ import annotations
@@ -202,3 +204,29 @@ def test_rows_sharing_a_key_are_not_deleted_when_the_archive_holds_one_copy(
 
     assert _payloads(live, table) == ["subject-a", "subject-b"]
     assert (result.outcome, result.reason) == ("Failed", "ArchiveVerifyFailed"), result.message
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_archived_row_without_a_trigger_is_counted_as_kept(
+    servers: DatabaseServers, engine: str
+) -> None:
+    """The archive holds the subject's row with a NULL trigger (an archive filled by hand, a
+    column altered). It is not past its statute (the period has not started), so it stays,
+    as such a live row does; but it was neither destroyed nor counted as kept: the result
+    accounted for 1 of the subject's 2 archived rows and said Succeeded."""
+    live, archive, table = _setup(servers, engine)
+    now = datetime.now(UTC)
+    _rows(archive, table, [(8, None, EMAIL, "subject-no-trigger"),
+                           (9, now - RECENT, EMAIL, "subject-kept")])  # fmt: skip
+
+    dry = run(_store(live, archive, table), live, archive, "erasure", {"email": EMAIL},
+              dry_run=True).result  # fmt: skip
+    result = run(_store(live, archive, table), live, archive, "erasure", {"email": EMAIL}).result
+
+    assert result.outcome == "Succeeded", result.message
+    assert _payloads(archive, table) == ["subject-kept", "subject-no-trigger"]
+    table_result = result.tables[0]
+    assert table_result.archive_rows_found == 2
+    assert dry.tables[0].rows_kept == table_result.rows_kept == 2
+    assert table_result.archive_rows_destroyed == 0
+    assert "2 rows are kept in the archive" in result.message

@@ -406,10 +406,14 @@ class Observed:
 def kept(
     triggers: Sequence[datetime | None], lifecycle: Lifecycle, now: datetime
 ) -> tuple[int, datetime | None]:
-    """Rows (of the archive) the statute still keeps at `now`, and the latest keptUntil."""
-    until = [lifecycle.kept_until(t) for t in triggers]
-    within = [u for u in until if u is not None and u > now]
-    return len(within), max(within) if within else None
+    """Rows (of the archive) the statute still keeps at `now`, and the latest keptUntil: every
+    row not past it (`_past_statute`), a row with no trigger too (its period has not
+    started, as for such a row in the live store), which has no keptUntil."""
+    if lifecycle.statutory is None:
+        return 0, None
+    within = [t for t in triggers if not _past_statute(t, lifecycle, now)]
+    until = [u for u in map(lifecycle.kept_until, within) if u is not None]
+    return len(within), max(until) if until else None
 
 
 def _outcome_of(
