@@ -26,10 +26,11 @@ Erasure, one table per transaction:
 - a statute: the rows with a trigger are taken (PostgreSQL: deleted RETURNING them,
   uncommitted; MySQL: SELECT ... FOR UPDATE, then deleted by key within the subject's match,
   `row_match`), those still within the statute are copied to the archive with the purge's
-  own copy (INSERT, COMMIT, every key verified there; a copy a crashed run left is kept), and
-  only then is the live transaction committed. A DELETE by key must remove exactly the rows
-  read, or the table is rolled back and the request fails; a row to copy whose key holds
-  NULL is refused before the copy where the copy is verified by key (MySQL on either side).
+  own copy (INSERT, COMMIT, every key verified there; a copy a crashed run left is kept) and
+  found there under its key as the subject's row (`_verify_copies`), and only then is the
+  live transaction committed. A DELETE by key must remove exactly the rows read, or the
+  table is rolled back and the request fails; a row to copy whose key holds NULL is refused
+  before any copy (the archive's unique key cannot tell its copies apart).
   A crash between any two steps leaves each row in live, in both, or only in the archive; a
   re-run takes what is left and skips what the archive holds. Rows whose trigger has not
   happened stay in the live table (the statute's period has not started).
