@@ -230,3 +230,36 @@ def test_an_archived_row_without_a_trigger_is_counted_as_kept(
     assert dry.tables[0].rows_kept == table_result.rows_kept == 2
     assert table_result.archive_rows_destroyed == 0
     assert "2 rows are kept in the archive" in result.message
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_without_a_statute_the_subjects_archived_rows_are_destroyed(
+    servers: DatabaseServers, engine: str
+) -> None:
+    """A store with an archive whose category no statute keeps (the statute left the
+    policy; the archive stayed): the erasure deleted the live row and left the subject's
+    archived rows, destroying and counting none (archiveRowsFound 2, rowsKept 0,
+    archiveRowsDestroyed 0), Succeeded. Nothing keeps them: they go, another person's stays,
+    and a large match counts them."""
+    live, archive, table = _setup(servers, engine)
+    now = datetime.now(UTC)
+    _rows(live, table, [(1, now - RECENT, EMAIL, "subject-live")])
+    _rows(archive, table, [(2, now - RECENT, EMAIL, "subject-archived"),
+                           (3, None, EMAIL, "subject-archived-no-trigger"),
+                           (4, now - RECENT, OTHER, "other-archived")])  # fmt: skip
+    doc = store_doc(live, table, category="support", archive=archive)
+    doc["spec"]["records"][0]["subjectColumns"] = [{"kind": "email", "column": "email"}]
+
+    held = run(doc, live, archive, "erasure", {"email": EMAIL}, max_rows=2).result
+    assert (held.outcome, held.reason) == ("Held", "LargeMatch"), held.message
+    dry = run(doc, live, archive, "erasure", {"email": EMAIL}, dry_run=True).result
+    result = run(doc, live, archive, "erasure", {"email": EMAIL}, max_rows=2,
+                 acknowledge=held.acknowledge_token).result  # fmt: skip
+
+    assert result.outcome == "Succeeded", result.message
+    assert _payloads(live, table) == []
+    assert _payloads(archive, table) == ["other-archived"]
+    assert dry.tables[0].archive_rows_destroyed == result.tables[0].archive_rows_destroyed == 2
+    assert result.tables[0].rows_kept == 0
+    assert "2 archived rows no statute keeps would be destroyed" in dry.message
+    assert "and 2 from the archive" in result.message

@@ -408,11 +408,9 @@ def kept(
     triggers: Sequence[datetime | None], lifecycle: Lifecycle, now: datetime
 ) -> tuple[int, datetime | None]:
     """Rows (of the archive) the statute still keeps at `now`, and the latest keptUntil: every
-    row not past it (`_past_statute`), a row with no trigger too (its period has not
-    started, as for such a row in the live store), which has no keptUntil."""
-    if lifecycle.statutory is None:
-        return 0, None
-    within = [t for t in triggers if not _past_statute(t, lifecycle, now)]
+    row an erasure does not destroy (`_destroyed`), a row with no trigger too (its period
+    has not started, as for such a row in the live store), which has no keptUntil."""
+    within = [t for t in triggers if not _destroyed(t, lifecycle, now)]
     until = [u for u in map(lifecycle.kept_until, within) if u is not None]
     return len(within), max(until) if until else None
 
@@ -437,7 +435,7 @@ def _outcome_of(
     if not dry:
         return replace(outcome, rows_kept=in_archive, kept_until=until)
     fates = observed.fates(lifecycle, now)
-    past = [t for t in observed.archive_triggers if _past_statute(t, lifecycle, now)]
+    past = [t for t in observed.archive_triggers if _destroyed(t, lifecycle, now)]
     new_until = [
         lifecycle.kept_until(t)
         for t in observed.live_triggers
@@ -455,17 +453,23 @@ def _outcome_of(
     )
 
 
-def _past_statute(trigger: datetime | None, lifecycle: Lifecycle, now: datetime) -> bool:
-    """An archived row whose statute no longer requires it (the purge would destroy it)."""
+def _destroyed(trigger: datetime | None, lifecycle: Lifecycle, now: datetime) -> bool:
+    """Whether an erasure destroys this archived row of the subject: when no statute keeps
+    the category's rows (none in the policy, or no longer), every one; else one whose
+    period, counted from its trigger, is over (the purge would destroy it too). A row with
+    no trigger under a statute is kept: its period has not started."""
+    if lifecycle.statutory is None:
+        return True
     return trigger is not None and row_fate(trigger, lifecycle, now) == "delete"
 
 
-def _destroy_past_statute(
+def _destroy_archived(
     archive: Session, located: Located, lifecycle: Lifecycle, now: datetime
 ) -> int:
-    """Destroy the subject's archived rows past their statute; committed. Needs the archive's
-    DELETE privilege only when there is such a row. Every one of them goes, or none: a count
-    that differs (keys that do not name the rows read) rolls back and fails the request."""
+    """Destroy the subject's archived rows no statute keeps (`_destroyed`); committed. Needs
+    the archive's DELETE privilege only when there is such a row. Every one of them goes, or
+    none: a count that differs (keys that do not name the rows read) rolls back and fails
+    the request."""
     d = archive.dialect
     records = located.plan.records
     keys = ", ".join(d.quote(k) for k in records.key_columns)
@@ -475,7 +479,7 @@ def _destroy_past_statute(
         located.params,
     )
     archive.commit()
-    gone = [r for r in rows if _past_statute(located.trigger(r[-1]), lifecycle, now)]
+    gone = [r for r in rows if _destroyed(located.trigger(r[-1]), lifecycle, now)]
     destroyed = _delete_rows(archive, located, gone, located.predicate, located.params)
     if destroyed != len(gone):
         archive.rollback()
@@ -754,6 +758,9 @@ def run_request(
         touched = sum(len(o.live_triggers) for o in observed)
         if request == "access":
             touched += sum(len(o.archive_triggers) for o in observed)
+        else:  # and the archived rows it destroys
+            touched += sum(_destroyed(t, lifecycle, now) for o in observed
+                           for t in o.archive_triggers)  # fmt: skip
         token = acknowledge_token(store, policy, touched)
         held = large_match(touched, options.max_rows, token, options.acknowledge)
         if held is not None and not options.dry_run:
@@ -855,7 +862,9 @@ def _dry_run(
             f"dry run: would delete {sum(t.rows_deleted for t in outcomes)} of the subject's "
             f"{found} live rows, archiving {sum(t.rows_archived for t in outcomes)} a statute "
             f"keeps; {sum(t.rows_kept_live for t in outcomes)} rows whose trigger has not "
-            "happened would stay; nothing was changed."
+            "happened would stay; "
+            f"{sum(t.archive_rows_destroyed for t in outcomes)} archived rows no statute keeps "
+            "would be destroyed; nothing was changed."
         )
     if held is not None:
         message += f" A real run would be held: {held.message}"
@@ -963,8 +972,7 @@ def _erasure(
         in_archive: tuple[int, datetime | None] = (0, None)
         destroyed = 0
         if archive is not None and o.archive is not None:
-            if run is not None:
-                destroyed = _destroy_past_statute(archive, o.archive, lifecycle, now)
+            destroyed = _destroy_archived(archive, o.archive, lifecycle, now)
             in_archive = kept(_triggers(archive, o.archive), lifecycle, now)
         outcomes[i] = before[i] = replace(
             outcomes[i],
@@ -976,6 +984,9 @@ def _erasure(
     deleted = sum(t.rows_deleted for t in outcomes)
     kept_live = sum(t.rows_kept_live for t in outcomes)
     message = f"deleted {deleted} of the subject's rows from {len(outcomes)} tables"
+    destroyed = sum(t.archive_rows_destroyed for t in outcomes)
+    if destroyed:
+        message += f" and {destroyed} from the archive, which no statute keeps"
     if lifecycle.statute:
         # rowsKept counts both; the live ones are not kept by the statute (not started yet).
         message += (
