@@ -34,10 +34,10 @@ Erasure, one table per transaction:
   A crash between any two steps leaves each row in live, in both, or only in the archive; a
   re-run takes what is left and skips what the archive holds. Rows whose trigger has not
   happened stay in the live table (the statute's period has not started).
-- Afterwards the subject's archived rows past their statute are destroyed (by key, within
-  the subject's match, all of them or the request fails), and the archive is read for the
-  subject's rows the statute still keeps: the result says how many, under which statute,
-  until when.
+- Afterwards the subject's archived rows no statute keeps (past their period, or every one
+  when the category has no statute) are destroyed (by key, within the subject's match, all
+  of them or the request fails), and the archive is read for the subject's rows the statute
+  still keeps: the result says how many, under which statute, until when.
 
 Gates, in order: the store's category must exist; a legal hold (`spec.purge.suspend`) holds an
 erasure before anything is read; the servers' clocks; a match larger than `max_rows` is held
