@@ -193,6 +193,37 @@ def test_a_crashed_runs_copy_of_a_key_reused_later_is_no_copy_either(
             assert archived[i] == before[i], f"row {i} deleted without its copy"
 
 
+def test_another_row_under_the_key_in_a_postgres_archive_of_mariadb_is_no_copy(
+    servers: DatabaseServers,
+) -> None:
+    """MariaDB live, PostgreSQL archive: the copy goes row by row and PostgreSQL's INSERT
+    leaves a present key out without an error (ON CONFLICT DO NOTHING), so no duplicate key
+    announces the row there: it must still be compared."""
+    live, archive = servers.mysql_live, servers.pg_archive
+    table = unique("mixed")
+    create_table(live, table, "datetime6")
+    create_table(archive, table, "timestamptz")
+    now = datetime.now(UTC)
+    rows = [(i, now - timedelta(days=400, seconds=i)) for i in range(1, 6)]
+    insert_rows(live, table, "datetime6", rows)
+    before = read_rows(live, table)
+    insert_rows(archive, table, "timestamptz", [(2, before[2][0]), (4, before[4][0])])
+    archive.execute(f"UPDATE {table} SET payload = 'someone-else' WHERE id = 4")
+    archived_before = read_rows(archive, table)
+    doc = store_doc(live, table, category="contracts", archive=archive)
+    result = run_purge(doc, live, archive)
+    assert result.result == "Failed" and result.reason == "ArchiveKeyConflict", result.message
+    assert read_rows(live, table) == before
+    assert read_rows(archive, table) == archived_before
+    assert "someone" not in result.to_json()
+    # The crashed run's own copy alone is taken as the copy.
+    archive.execute(f"UPDATE {table} SET payload = 'row-4' WHERE id = 4")
+    again = run_purge(doc, live, archive)
+    assert again.result == "Succeeded", again.message
+    assert read_rows(live, table) == {}
+    assert read_rows(archive, table) == before
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_unreachable_archive_leaves_live_untouched(servers: DatabaseServers, engine: str) -> None:
     live, archive, table = _setup(servers, engine, expired=5)

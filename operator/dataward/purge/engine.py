@@ -977,6 +977,25 @@ class TableRun:
             )
         return inserted
 
+    def _held(
+        self, rows: list[tuple[Any, ...]], keys: list[Cursor], positions: list[int]
+    ) -> set[Cursor]:
+        """The keys of `rows` the archive holds (in the open transaction), each that live
+        row's copy; ArchiveKeyConflict (archive and live rolled back) when a row there
+        differs from it. One query per chunk of keys the parameters allow."""
+        t = self.table
+        archive = self.archive
+        assert archive is not None and t.archive is not None
+        held: list[tuple[Any, ...]] = []
+        for chunk in chunks(keys, max(1, archive.max_parameters // len(positions))):
+            held.extend(archive.query(t.archive.select_rows(t.columns, len(chunk)), flat(chunk)))
+        present, differing = held_copies(rows, held, positions)
+        if differing:
+            archive.rollback()
+            self.live.rollback()
+            raise self._conflict(len(rows), differing)
+        return present
+
     def copy_rows(self, rows: list[tuple[Any, ...]]) -> tuple[list[Cursor], int]:
         """Copy taken rows to the archive, commit, verify every key is there."""
         t = self.table
@@ -993,22 +1012,18 @@ class TableRun:
                 inserted = self._insert(rows)
             except DuplicateKey:
                 # MySQL inserts plainly (no UPDATE privilege); the archive holds some of the
-                # rows already (a run that crashed after its copy committed): leave them out.
-                # A row there under a key must be that live row's copy, not another's.
+                # rows already (a run that crashed after its copy committed): leave them out,
+                # once each is known to be that live row's copy, not another row's.
                 archive.rollback()
-                held: list[tuple[Any, ...]] = []
-                for chunk in chunks(keys, per_key):
-                    held.extend(
-                        archive.query(t.archive.select_rows(t.columns, len(chunk)), flat(chunk))
-                    )
-                present, differing = held_copies(rows, held, positions)
-                if differing:
-                    archive.rollback()
-                    self.live.rollback()
-                    raise self._conflict(len(rows), differing) from None
+                present = self._held(rows, keys, positions)
                 inserted = self._insert(
                     [row for row, key in zip(rows, keys, strict=True) if key not in present]
                 )
+            else:
+                if inserted < len(rows):
+                    # A PostgreSQL archive left present keys out (ON CONFLICT DO NOTHING)
+                    # without an error: the rows under them must be copies all the same.
+                    self._held(rows, keys, positions)
             archive.commit()
         except PurgeError as error:
             archive.rollback()
