@@ -137,6 +137,94 @@ def test_copy_already_in_the_archive_is_not_duplicated(
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_another_row_under_the_key_in_the_archive_is_no_copy(
+    servers: DatabaseServers, engine: str
+) -> None:
+    """A key reused (an AUTO_INCREMENT value handed out again, an order number or e-mail
+    given to someone else, a table restored from a backup): the archive already holds a
+    DIFFERENT row under a live row's key. That row is no crashed run's copy: the live row
+    must not be deleted uncopied; the table stops, nothing of the batch leaves live, the
+    archive is unchanged and the message quotes no value."""
+    live, archive, table = _setup(servers, engine, expired=10, ancient=0, fresh=0)
+    before = read_rows(live, table)
+    # Key 4: someone else's row (another instant, another payload). Key 7: the same instant,
+    # a payload differing only in letter case (a case-insensitive collation must not hide it).
+    # Key 2: a crashed run's own copy, identical.
+    insert_rows(
+        archive, table, KIND[engine],
+        [(4, datetime(2024, 2, 3, 4, 5, 6, tzinfo=UTC)), (7, before[7][0]), (2, before[2][0])],
+    )  # fmt: skip
+    archive.execute(
+        f"UPDATE {table} SET payload = 'someone-else' WHERE id = 4",
+        f"UPDATE {table} SET payload = 'ROW-7' WHERE id = 7",
+    )
+    archived_before = read_rows(archive, table)
+    result = run_purge(
+        store_doc(live, table, category="contracts", archive=archive, batchSize=100), live, archive
+    )
+    assert result.result == "Failed" and result.reason == "ArchiveKeyConflict", result.message
+    assert read_rows(live, table) == before, "a live row left without its copy"
+    assert read_rows(archive, table) == archived_before
+    assert result.rows_deleted == 0
+    shown = result.to_json()
+    for value in ("someone", "ROW-7", "row-"):
+        assert value not in shown
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_crashed_runs_copy_of_a_key_reused_later_is_no_copy_either(
+    servers: DatabaseServers, engine: str
+) -> None:
+    """Batches before the conflicting one go through; the conflict stops the table at its
+    batch, and a re-run stops there again (no row lost on either run)."""
+    live, archive, table = _setup(servers, engine, expired=10, ancient=0, fresh=0)
+    before = read_rows(live, table)
+    insert_rows(archive, table, KIND[engine], [(3, before[3][0])])
+    archive.execute(f"UPDATE {table} SET payload = 'another person' WHERE id = 3")
+    doc = store_doc(live, table, category="contracts", archive=archive, batchSize=2)
+    for _ in range(2):
+        result = run_purge(doc, live, archive)
+        assert result.result == "Failed" and result.reason == "ArchiveKeyConflict"
+        now_live = read_rows(live, table)
+        assert 3 in now_live and now_live[3] == before[3]
+        archived = read_rows(archive, table)
+        assert archived[3][1] == "another person"
+        for i in set(before) - set(now_live):
+            assert archived[i] == before[i], f"row {i} deleted without its copy"
+
+
+def test_another_row_under_the_key_in_a_postgres_archive_of_mariadb_is_no_copy(
+    servers: DatabaseServers,
+) -> None:
+    """MariaDB live, PostgreSQL archive: the copy goes row by row and PostgreSQL's INSERT
+    leaves a present key out without an error (ON CONFLICT DO NOTHING), so no duplicate key
+    announces the row there: it must still be compared."""
+    live, archive = servers.mysql_live, servers.pg_archive
+    table = unique("mixed")
+    create_table(live, table, "datetime6")
+    create_table(archive, table, "timestamptz")
+    now = datetime.now(UTC)
+    rows = [(i, now - timedelta(days=400, seconds=i)) for i in range(1, 6)]
+    insert_rows(live, table, "datetime6", rows)
+    before = read_rows(live, table)
+    insert_rows(archive, table, "timestamptz", [(2, before[2][0]), (4, before[4][0])])
+    archive.execute(f"UPDATE {table} SET payload = 'someone-else' WHERE id = 4")
+    archived_before = read_rows(archive, table)
+    doc = store_doc(live, table, category="contracts", archive=archive)
+    result = run_purge(doc, live, archive)
+    assert result.result == "Failed" and result.reason == "ArchiveKeyConflict", result.message
+    assert read_rows(live, table) == before
+    assert read_rows(archive, table) == archived_before
+    assert "someone" not in result.to_json()
+    # The crashed run's own copy alone is taken as the copy.
+    archive.execute(f"UPDATE {table} SET payload = 'row-4' WHERE id = 4")
+    again = run_purge(doc, live, archive)
+    assert again.result == "Succeeded", again.message
+    assert read_rows(live, table) == {}
+    assert read_rows(archive, table) == before
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_unreachable_archive_leaves_live_untouched(servers: DatabaseServers, engine: str) -> None:
     live, archive, table = _setup(servers, engine, expired=5)
     before = read_rows(live, table)
@@ -246,6 +334,14 @@ def test_archive_copy_is_exact_for_awkward_postgres_types(servers: DatabaseServe
     Known limit of the JSON path only: a json/jsonb value that is JSON `null` arrives as SQL
     NULL (json_populate_recordset's rule).
     """
+    live, archive, table = _awkward_postgres(servers)
+    rows = f"SELECT t::text FROM {table} AS t ORDER BY id, region"
+    assert_exact_statutory_copy(live, archive, table, rows, moved=3)
+
+
+def _awkward_postgres(
+    servers: DatabaseServers, json_null: bool = False
+) -> tuple[DatabaseServer, DatabaseServer, str]:
     live, archive = servers.pair("postgresql")
     table = unique("awkward")
     ddl = (
@@ -264,9 +360,41 @@ def test_archive_copy_is_exact_for_awkward_postgres_types(servers: DatabaseServe
         f"(1, 'us', {old}, NULL, 'NaN', NULL, '\"null\"', '{{}}', NULL, NULL), "
         f"(2, 'eu', {old} - interval '1 day', -0.0000000001, '-Infinity', '', '[]', "
         "ARRAY[]::text[], '1999-12-31', '')"
+        + (f", (3, 'eu', {old}, 0, 0, NULL, 'null', NULL, NULL, NULL)" if json_null else "")
     )
-    rows = f"SELECT t::text FROM {table} AS t ORDER BY id, region"
-    assert_exact_statutory_copy(live, archive, table, rows, moved=3)
+    return live, archive, table
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_crashed_runs_copy_of_awkward_values_is_taken_as_the_copy(
+    servers: DatabaseServers, engine: str, tmp_path: Path
+) -> None:
+    """Killed after the archive committed, before live did: the re-run must see each row
+    the archive holds as that row's copy (no false ArchiveKeyConflict), whatever the values,
+    and move the batch without duplicating or losing a row. PostgreSQL: the first run's
+    copy went by COPY, the re-run compares it against the JSON path's rows (a JSON `null`
+    included, which that path reads as SQL NULL); MariaDB: as literals, then as rows."""
+    if engine == "postgresql":
+        live, archive, table = _awkward_postgres(servers, json_null=True)
+        query = f"SELECT t::text FROM {table} AS t ORDER BY id, region"
+        before: Any = live.query(query)
+    else:
+        live, archive, table = _awkward_mariadb(servers, AWKWARD_ROWS)
+        before = _exact_rows(live, table)
+    doc = store_doc(
+        live, table, category="contracts", archive=archive, key_columns=("id", "region")
+    )
+    crashed = run_cli(tmp_path, doc, fault="after-archive-commit:1")
+    assert crashed.returncode == 137, crashed.stderr
+    assert count(live, table) == count(archive, table) == len(before)
+    rerun = run_cli(tmp_path, doc)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert rerun.result["result"] == "Succeeded"
+    assert count(live, table) == 0
+    if engine == "postgresql":
+        assert archive.query(query) == before
+    else:
+        assert _exact_rows(archive, table) == before
 
 
 def test_an_archive_that_silently_drops_rows_fails_verification(servers: DatabaseServers) -> None:

@@ -974,6 +974,15 @@ PURGE_OUTCOMES: tuple[PurgeOutcome, ...] = (
         "Check the archive table's unique keys and triggers.",
     ),
     PurgeOutcome(
+        "ArchiveKeyConflict",
+        ("Failed",),
+        "The archive holds a different row under the key of a live row due for archiving (a "
+        "key reused, or a table restored from a backup); that row is no copy, so none of the "
+        "batch was deleted from the live database.",
+        "Move the archived rows under those keys aside, or give the live rows other keys; "
+        "the message says how many rows and which table.",
+    ),
+    PurgeOutcome(
         "ConnectionFailed",
         ("Failed",),
         "The live database could not be reached, or the connection was lost.",

@@ -41,7 +41,11 @@ first, and never asks for more than SELECT and DELETE on a live table:
 Statutory batches, in order: live rows deleted (PostgreSQL) or locked (MySQL), uncommitted;
 archive: a plain INSERT, COMMIT, verified by the committed row count (PostgreSQL archive) or
 by counting the batch's keys there; after a duplicate-key error (a crashed run's copy is
-there) the INSERT leaves the present keys out and the keys are counted. Any row missing
+there) the INSERT leaves the present keys out and the keys are counted, and a row present
+under a key must equal the live row in every copied column (one query per batch: in SQL on
+a PostgreSQL archive, `verify_json`; else the rows under the keys, `held_copies`): any
+other row there is no copy (a key reused, a table restored from a backup) and stops the run
+with ArchiveKeyConflict, nothing of the batch deleted. Any row missing
 aborts the run with the live transaction rolled back, so nothing of the batch is deleted;
 live: DELETE (MySQL), COMMIT. A crash between any two steps leaves the rows in live, in live
 and the archive, or only in the archive: the next run takes them again and the INSERT skips
@@ -190,6 +194,8 @@ class PreparedTable:
     live_statute_bound: datetime | date | None = None
     # PostgreSQL to PostgreSQL with identical column types: COPY in binary (same_copy_types).
     binary_copy: bool = False
+    # PostgreSQL archive: the copied columns of type json/jsonb there (`verify_json`).
+    archive_json: tuple[str, ...] = ()
     # records[].timeZone when the live trigger column is naive (wall clock or date), else None.
     live_zone: ZoneInfo | None = None
 
@@ -888,34 +894,48 @@ class TableRun:
         assert archive is not None and t.archive is not None
         if payload is None or rows == 0:
             return 0
-        conflicted = False
+        counts: tuple[int, int] | None = None
         try:
             try:
                 inserted = archive.execute(t.archive.insert_json(t.columns, False), [payload])
             except DuplicateKey:
-                # A crashed run's copy is there already: keep it, add the rest.
+                # A crashed run's copy is there already: keep it, add the rest, and check in
+                # the same transaction that each row kept under a key is this row's copy.
                 archive.rollback()
-                conflicted = True
                 inserted = archive.execute(t.archive.insert_json(t.columns, True), [payload])
+                counts = self._copies_held(payload)
             archive.commit()
         except PurgeError as error:
             archive.rollback()
             self.live.rollback()
             raise self._needs(archive, "INSERT", error) from None
         self.fault("after-archive-commit")
-        if not conflicted:
+        if counts is None:
             # Verified by count: a committed plain INSERT that wrote every row of the batch
             # (a trigger that drops rows shows here as a smaller count).
             self._verified(rows, inserted)
             return inserted
-        try:
-            ((wanted, found),) = archive.query(t.archive.verify_json(), [payload])
-            archive.commit()
-        except PurgeError as error:
-            self.live.rollback()
-            raise self._needs(archive, "SELECT", error) from None
-        self._verified(int(wanted), int(found))
+        self._verified(*counts)
         return inserted
+
+    def _copies_held(self, payload: str) -> tuple[int, int]:
+        """PostgreSQL archive, the copy kept existing rows (uncommitted): (rows of the batch,
+        keys present), or ArchiveKeyConflict (archive and live rolled back) when a row kept
+        under a key differs from the live row. One query for the batch."""
+        t = self.table
+        archive = self.archive
+        assert archive is not None and t.archive is not None
+        try:
+            ((wanted, found, differing),) = archive.query(
+                t.archive.verify_json(t.columns, t.archive_json), [payload]
+            )
+        except PurgeError as error:
+            raise self._needs(archive, "SELECT", error) from None
+        if differing:
+            archive.rollback()
+            self.live.rollback()
+            raise self._conflict(int(wanted), int(differing))
+        return int(wanted), int(found)
 
     def _verified(self, wanted: int, found: int) -> None:
         """Abort the batch (live rolled back) unless every key was found in the archive."""
@@ -930,6 +950,16 @@ class TableRun:
             f"{wanted - found} of {wanted} rows of {self.name} were not found in "
             "the archive after the copy committed; none of them was deleted from the live "
             "database. Check the archive table's unique keys and triggers.",
+        )
+
+    def _conflict(self, wanted: int, differing: int) -> PurgeError:
+        """The error of a batch whose keys the archive holds for other rows (no values)."""
+        return PurgeError(
+            "ArchiveKeyConflict",
+            f"{differing} of {wanted} rows of {self.name} have their key taken in the archive "
+            "by a different row (a key reused, or a table restored from a backup), which is "
+            "no copy of them; none of this batch was deleted from the live database. Move "
+            "those archived rows aside or give the live rows other keys, then run again.",
         )
 
     def _insert(self, rows: Sequence[tuple[Any, ...]]) -> int:
@@ -947,6 +977,25 @@ class TableRun:
             )
         return inserted
 
+    def _held(
+        self, rows: list[tuple[Any, ...]], keys: list[Cursor], positions: list[int]
+    ) -> set[Cursor]:
+        """The keys of `rows` the archive holds (in the open transaction), each that live
+        row's copy; ArchiveKeyConflict (archive and live rolled back) when a row there
+        differs from it. One query per chunk of keys the parameters allow."""
+        t = self.table
+        archive = self.archive
+        assert archive is not None and t.archive is not None
+        held: list[tuple[Any, ...]] = []
+        for chunk in chunks(keys, max(1, archive.max_parameters // len(positions))):
+            held.extend(archive.query(t.archive.select_rows(t.columns, len(chunk)), flat(chunk)))
+        present, differing = held_copies(rows, held, positions)
+        if differing:
+            archive.rollback()
+            self.live.rollback()
+            raise self._conflict(len(rows), differing)
+        return present
+
     def copy_rows(self, rows: list[tuple[Any, ...]]) -> tuple[list[Cursor], int]:
         """Copy taken rows to the archive, commit, verify every key is there."""
         t = self.table
@@ -963,14 +1012,18 @@ class TableRun:
                 inserted = self._insert(rows)
             except DuplicateKey:
                 # MySQL inserts plainly (no UPDATE privilege); the archive holds some of the
-                # rows already (a run that crashed after its copy committed): leave them out.
+                # rows already (a run that crashed after its copy committed): leave them out,
+                # once each is known to be that live row's copy, not another row's.
                 archive.rollback()
-                present: set[Cursor] = set()
-                for chunk in chunks(keys, per_key):
-                    present.update(archive.query(t.archive.select_keys(len(chunk)), flat(chunk)))
+                present = self._held(rows, keys, positions)
                 inserted = self._insert(
                     [row for row, key in zip(rows, keys, strict=True) if key not in present]
                 )
+            else:
+                if inserted < len(rows):
+                    # A PostgreSQL archive left present keys out (ON CONFLICT DO NOTHING)
+                    # without an error: the rows under them must be copies all the same.
+                    self._held(rows, keys, positions)
             archive.commit()
         except PurgeError as error:
             archive.rollback()
@@ -989,6 +1042,46 @@ class TableRun:
             raise self._needs(archive, "SELECT", error) from None
         self._verified(len(unique), found)
         return keys, inserted
+
+
+def _comparable(value: Any) -> Any:
+    """A value as both drivers' forms of it compare: bytes for any binary buffer, an aware
+    instant as naive UTC (a MySQL session's zone is UTC)."""
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def held_copies(
+    rows: Sequence[tuple[Any, ...]], held: Sequence[tuple[Any, ...]], positions: Sequence[int]
+) -> tuple[set[Cursor], int]:
+    """Live rows against the archive's rows under their keys (both in the copied columns'
+    order): (the keys the archive holds, how many live rows differ from the row there).
+
+    A differing row is no crashed run's copy but another row under a reused key: taking it
+    as the copy would delete the live row uncopied.
+    """
+    by_key = {
+        tuple(_comparable(row[i]) for i in positions): tuple(_comparable(v) for v in row)
+        for row in held
+    }
+    present: set[Cursor] = set()
+    differing = 0
+    seen: set[Cursor] = set()
+    for row in rows:
+        key = tuple(_comparable(row[i]) for i in positions)
+        seen.add(key)
+        there = by_key.get(key)
+        if there is None:
+            continue
+        present.add(tuple(row[i] for i in positions))
+        if there != tuple(_comparable(v) for v in row):
+            differing += 1
+    # A row the archive found under a live key that its key alone tells apart from every
+    # live key (a case-insensitive collation: 'Ann@x' under 'ann@x') is another row too.
+    return present, differing + sum(1 for key in by_key if key not in seen)
 
 
 # ------------------------------------------------------------------------------- the run
@@ -1437,6 +1530,12 @@ def prepare_table(
         live_statute_bound=bind_cutoff(plan.archive_cutoff, ts_kind, precision, zone),
         live_zone=column_zone(ts_kind, zone),
         binary_copy=binary,
+        archive_json=tuple(
+            c.name
+            for c in columns.values()
+            if archive.dialect.engine == "postgresql"
+            and archive_columns[c.name.lower()].data_type.lower() in ("json", "jsonb")
+        ),
         **children,
     )
 

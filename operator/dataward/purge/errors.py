@@ -17,6 +17,7 @@ ErrorCategory = Literal[
     "ArchiveUnavailable",
     "ArchiveReadOnly",
     "ArchiveVerifyFailed",
+    "ArchiveKeyConflict",
     "ConnectionFailed",
     "AuthenticationFailed",
     "PermissionDenied",

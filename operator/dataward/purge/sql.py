@@ -696,10 +696,6 @@ class TableStatements:
             + self._child()
         )
 
-    def select_keys(self, rows: int) -> str:
-        """Which of these keys are present; params: the keys flattened."""
-        return f"SELECT {self._key_list()} FROM {self._t} WHERE {self._key_match(rows)}"
-
     def boundary(self, after: bool, index: str | None) -> str:
         """MySQL: (ts, keys) of the row `offset` places after the cursor, the batch's last
         row; no lock and nothing else sent back. Params: cutoff, [cursor], offset."""
@@ -834,16 +830,37 @@ class TableStatements:
             f"json_populate_recordset(NULL::{self._t}, %s::json){conflict}"
         )
 
-    def verify_json(self) -> str:
-        """PostgreSQL: (distinct keys in the JSON array, how many of them are present)."""
-        keys = self._key_list()
+    def verify_json(self, columns: Sequence[str], json_columns: Sequence[str] = ()) -> str:
+        """PostgreSQL: (rows in the JSON array, how many have a row under their key here,
+        how many of those differ from it in a copied column), in one query.
+
+        A row under the key that differs is no copy of the live row (a key reused, a table
+        restored from a backup): `keep_existing` left it in place. Columns compare as text,
+        which every type has (json, xml and point have no equality), both sides of the
+        archive's types; in `json_columns` (json/jsonb) SQL NULL equals JSON `null`, the one
+        value the JSON path does not carry (see `insert_json`).
+        """
         join = " AND ".join(f"dw_a.{k} = dw_s.{k}" for k in self._quoted_keys())
         first = self._quoted_keys()[0]
+        loose = {c.lower() for c in json_columns}
+        same = []
+        for column in columns:
+            q = self.dialect.quote(column)
+            if column.lower() in loose:
+                same.append(f"coalesce(dw_a.{q}::text, 'null') = coalesce(dw_s.{q}::text, 'null')")
+            else:
+                same.append(f"dw_a.{q}::text IS NOT DISTINCT FROM dw_s.{q}::text")
         return (
-            f"SELECT count(*), count(dw_a.{first}) FROM (SELECT DISTINCT {keys} FROM "
-            f"json_populate_recordset(NULL::{self._t}, %s::json)) AS dw_s "
+            f"SELECT count(*), count(dw_a.{first}), "
+            f"count(dw_a.{first}) FILTER (WHERE NOT ({' AND '.join(same)})) "
+            f"FROM json_populate_recordset(NULL::{self._t}, %s::json) AS dw_s "
             f"LEFT JOIN {self._t} AS dw_a ON {join}"
         )
+
+    def select_rows(self, columns: Sequence[str], rows: int) -> str:
+        """The rows under these keys, `columns` in order; params: the keys flattened."""
+        cols = ", ".join(self.dialect.quote(c) for c in columns)
+        return f"SELECT {cols} FROM {self._t} WHERE {self._key_match(rows)}"
 
     def count_keys(self, rows: int) -> str:
         """How many of these keys are present; params: the keys flattened."""
