@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import textwrap
 import traceback
 from pathlib import Path
 from types import TracebackType
@@ -146,6 +147,11 @@ def exception_text(error: BaseException) -> str:
             parts.append(f"{qualified}: {link}")
         else:
             parts.append(f"{qualified} (message withheld)")
+        if isinstance(link, BaseExceptionGroup):  # each error it holds, as traceback does
+            inner = link.exceptions
+            for number, held in enumerate(inner, 1):
+                parts.append(f"\n+-- {number} of {len(inner)}:\n")
+                parts.append(textwrap.indent(exception_text(held), "| "))
     return "".join(parts)
 
 

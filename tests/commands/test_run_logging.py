@@ -71,3 +71,28 @@ def test_an_api_error_keeps_its_status_and_reason() -> None:
         text = exception_text(error)
     assert "GET secrets crm/ring: HTTP 403 Forbidden" in text
     assert MATERIAL not in text
+
+
+CARD = "-".join(["4111"] * 4)  # built, so no source line a traceback shows holds it
+
+
+def _parse_payload() -> None:
+    raise ValueError(f"card {CARD}")
+
+
+def test_an_exception_group_keeps_each_error_class_and_frames_but_no_text() -> None:
+    # asyncio.TaskGroup and kopf raise groups: the log kept the group's class alone, so the
+    # error that failed the task (and where) was lost, and nothing said why.
+    from dataward.redact import exception_text
+
+    try:
+        try:
+            _parse_payload()
+        except ValueError as inner:
+            raise ExceptionGroup(f"rows of {CARD}", [inner, KeyError(CARD[::-1])]) from None
+    except ExceptionGroup as group:
+        text = exception_text(group)
+    assert "4111" not in text and "1114" not in text
+    assert "ExceptionGroup (message withheld)" in text
+    assert "ValueError (message withheld)" in text and "KeyError (message withheld)" in text
+    assert "_parse_payload" in text
