@@ -146,6 +146,18 @@ def test_a_store_changed_since_the_last_copy_is_not_overwritten() -> None:
     assert kube.objects[("PersonalDataStore", *KEY)]["status"] == before
 
 
+def test_a_store_made_again_under_the_name_since_the_last_copy_is_not_patched() -> None:
+    """The copy is of the store that had the name; one made again since (its own verdicts,
+    just reconciled, in the same order) is another object: the patch is refused for it too."""
+    kube, caches, reconciler = _converged()
+    caches.informers[("PersonalDataStore", None)]._fail("HTTP 403 Forbidden")
+    live = kube.objects[("PersonalDataStore", *KEY)]
+    live["metadata"]["uid"] = "uid-made-again"
+    before = copy.deepcopy(live["status"])
+    _watchdog(kube, caches, reconciler).check(now=time.monotonic() + GRACE + 1)
+    assert kube.objects[("PersonalDataStore", *KEY)]["status"] == before
+
+
 def test_a_refused_patch_leaves_readiness_and_the_metric_to_say_it() -> None:
     kube, caches, reconciler = _converged()
     add_store(kube, "zz-second", "crm", "second")  # after the first: its metric still says it

@@ -9,9 +9,9 @@ So, once such a failure has lasted `grace_seconds` (a short re-list never gets t
 
 - every condition the operator last wrote True, on each store it last knew (its cache's last
   copy; sharded, only in the namespaces last known to be this shard's), is patched to Unknown,
-  reason `StoreCacheUnavailable` or `NamespaceCacheUnavailable`. The JSON patch tests each
-  condition's type and status first: a status changed since the copy is refused, never
-  overwritten.
+  reason `StoreCacheUnavailable` or `NamespaceCacheUnavailable`. The JSON patch tests the
+  store's uid and each condition's type and status first: a status changed since the copy,
+  or a store made again under the name, is refused, never overwritten.
   False and Unknown stay as they are: a stale False keeps its alert firing;
 - the store's exported conditions (dataward_store_condition) say the same, even when the
   patch is refused (then the operator can do no better, and its health must say it);
@@ -93,11 +93,16 @@ def unverified_message(outage: CacheOutage, since: datetime, type_: str, reason:
 
 
 def unverified_patch(
-    conditions: Sequence[Any], reason: str, messages: Callable[[str, str], str], stamp: str
+    conditions: Sequence[Any],
+    reason: str,
+    messages: Callable[[str, str], str],
+    stamp: str,
+    uid: str | None = None,
 ) -> list[dict[str, Any]]:
     """The JSON patch that makes each True condition of `conditions` (a status as last copied)
     Unknown with `reason`; each first tests that the condition at its index still has its type
-    and is still True. Empty when none is True."""
+    and is still True, and the whole that the store is still the one copied (`uid`, when
+    known: the store made again under its name is another). Empty when none is True."""
     ops: list[dict[str, Any]] = []
     for index, condition in enumerate(conditions):
         if not isinstance(condition, Mapping) or condition.get("status") != "True":
@@ -113,6 +118,8 @@ def unverified_patch(
              "value": messages(type_, str(condition.get("reason")))},
             {"op": "add", "path": f"{path}/lastTransitionTime", "value": stamp},
         ]  # fmt: skip
+    if ops and uid:
+        ops.insert(0, {"op": "test", "path": "/metadata/uid", "value": uid})
     return ops
 
 
@@ -200,7 +207,8 @@ class StaleVerdicts:
             since = wall_now - timedelta(seconds=now - outage.since)
             reason = GATING[outage.kind][0]
             ops = unverified_patch(
-                conditions, reason, partial(unverified_message, outage, since), stamp
+                conditions, reason, partial(unverified_message, outage, since), stamp,
+                str(meta.get("uid") or "") or None,
             )
             if not ops:
                 continue
