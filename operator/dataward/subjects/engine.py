@@ -2,21 +2,27 @@
 
 Matching (`match_predicate`, the one rule access and erasure share): a row is the subject's
 when any of the table's subject columns of a kind the request supplies holds exactly that
-identifier: the same code points, whatever the column's collation or character set says.
+identifier: the same code points (or its canonically equivalent NFC/NFD spelling, which
+Unicode defines as the same text; never a compatibility form such as fullwidth), whatever
+the column's collation or character set says; a typed column, the same value of its type.
 Identifiers are always bound parameters (never SQL text) and compared by equality, never
-LIKE, so `%`, `_`, quotes and backslashes are plain characters. Nothing is normalised
-(Unicode NFC/NFD, case, spaces): the identifier must be written as the rows hold it.
-- Text columns: the column's own equality first, which its index serves (and which, under a
-  case-, accent- or width-blind collation, also finds other people), AND an exact test:
-  PostgreSQL `column::text COLLATE "C" = %s` (a nondeterministic ICU collation or a domain
-  carrying one; citext, a type of its own, gets only the exact test), MySQL/MariaDB the
-  column converted to utf8mb4 compared as binary strings (no PAD SPACE, no `_ci`, and a
+LIKE, so `%`, `_`, quotes and backslashes are plain characters. Case and spaces are kept.
+- Text columns: for each spelling, the column's own equality first, which its index serves
+  (and which, under a case-, accent- or width-blind collation, also finds other people), AND
+  an exact test: PostgreSQL `column::text COLLATE "C" = %s` (a nondeterministic ICU collation
+  or a domain carrying one; citext, a type of its own, is looked up as citext), MySQL/MariaDB
+  the column converted to utf8mb4 compared as binary strings (no PAD SPACE, no `_ci`, and a
   latin1 or utf16 column still finds the subject's row).
 - Integer columns: only a plain decimal (`42`, `-7`; no sign `+`, leading zero, spaces,
   exponent, hex or non-ASCII digit) can match, as that number (index served); anything else
   matches nothing (`FALSE`), where MariaDB would compare `'42abc'` as 42.
+- uuid columns (PostgreSQL uuid or a domain over it, MariaDB UUID): as a uuid, in any case,
+  with or without hyphens and braces; numeric/DECIMAL: as a plain decimal number (`5.0` is
+  `5.00`; never rounded to the column's scale). A value the type cannot read refuses the
+  request (Configuration, no value named) before anything is exported or deleted. BINARY(16):
+  a value written as a uuid is its 16 bytes.
 - Other types: their text equal to the identifier (PostgreSQL `column::text`, MySQL the
-  value converted to utf8mb4; bytes columns as they are): `1.50` is not `1.5`.
+  value converted to utf8mb4; bytes columns as they are): a float's `1.50` is not `1.5`.
 
 Access: the subject's rows of every searchable table, from the live store and (when the store
 has one) the archive, each with its category, purposes, retention, statute and expiry.
@@ -42,10 +48,13 @@ until acknowledged; a dry run only counts. The purge's fault hook (`after-select
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from dataward.model.policy import Policy
@@ -201,13 +210,74 @@ def _encodes(character: str, codec: str) -> bool:
     return True
 
 
+_PLAIN_DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?", re.ASCII)
+
+
+def plain_decimal(value: str) -> Decimal | None:
+    """The identifier as a number if it is written as a plain decimal (`5`, `5.0`, `-0.25`; no
+    sign `+`, leading zero, spaces, exponent or non-ASCII digit); None otherwise. `5`, `5.0`
+    and `5.00` are the same number, as a numeric/DECIMAL column compares them."""
+    return Decimal(value) if _PLAIN_DECIMAL.fullmatch(value) else None
+
+
+def decimal_fits(number: Decimal, digits: tuple[int, int]) -> bool:
+    """Whether a DECIMAL(precision, scale) column can hold `number` exactly. MariaDB looks a
+    constant up in the column's index as stored in the column, so 5.001 would be rounded to
+    5.00 and find another person's row (seen on 10.11): a number the column cannot hold
+    (too many decimals, or too wide) matches nothing instead."""
+    precision, scale = digits
+    _sign, figures, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    while exponent < 0 and figures and figures[-1] == 0:  # 5.000 is 5: its zeros do not count
+        figures, exponent = figures[:-1], exponent + 1
+    decimals = max(0, -exponent)
+    whole = len(figures) + exponent if any(figures) else 0
+    return decimals <= scale and max(0, whole) <= precision - scale
+
+
+_UUID_FORM = re.compile(r"\{?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\}?",
+                        re.ASCII | re.IGNORECASE)  # fmt: skip
+
+
+def plain_uuid(value: str) -> UUID | None:
+    """The identifier as a UUID if it is written as one in any case, with or without its
+    hyphens, braces around it or not (what PostgreSQL's and MariaDB's uuid types accept)."""
+    if not _UUID_FORM.fullmatch(value) or value.startswith("{") != value.endswith("}"):
+        return None
+    return UUID(value.strip("{}"))
+
+
+def text_forms(value: str) -> list[str]:
+    """The spellings of `value` a text column is searched for: the identifier and its
+    canonically equivalent forms (NFC and NFD), which Unicode defines as the same text, so a
+    name stored decomposed is found when asked composed and the other way round.
+    Compatibility forms (fullwidth letters, ligatures: NFKC) are other text and not included."""
+    forms = [value]
+    for form in ("NFC", "NFD"):
+        other = unicodedata.normalize(form, value)
+        if other not in forms:
+            forms.append(other)
+    return forms
+
+
+def _not_a(kind: str, what: str, column: str, table: str) -> PurgeError:
+    return PurgeError(
+        "Configuration",
+        f"the {kind} identifier is not {what}, which column {column!r} of table {table} holds: "
+        "nothing was exported or deleted; write it as the column's type does.",
+    )
+
+
 def match_predicate(
     dialect: Dialect,
     columns: dict[str, Column],
     table: TablePlan,
     identifiers: Identifiers,
 ) -> tuple[str, list[Any]]:
-    """The WHERE clause matching the subject's rows of `table`, and its parameters."""
+    """The WHERE clause matching the subject's rows of `table`, and its parameters.
+    Raises (Configuration, naming the kind, never the value) when a uuid or numeric column
+    cannot hold the identifier as a value of its type: a request that could never find the
+    subject there must not end Succeeded with nothing found."""
     parts: list[str] = []
     params: list[Any] = []
     postgresql = dialect.engine == "postgresql"
@@ -221,10 +291,8 @@ def match_predicate(
             )
         name = dialect.quote(match.column)
         value = identifiers[match.kind]
-        textual = column.data_type.lower() in _TEXT_TYPES[dialect.engine]
-        if not postgresql and not charset_holds(column.charset, value):
-            parts.append("FALSE")
-            continue
+        data_type = column.data_type.lower()
+        textual = data_type in _TEXT_TYPES[dialect.engine]
         if dialect.is_integer(column):
             number = plain_integer(value, dialect.engine)
             if number is None:
@@ -233,31 +301,75 @@ def match_predicate(
                 parts.append(f"{name} = %s::bigint" if postgresql else f"{name} = %s")
                 params.append(number)
             continue
+        if data_type in ("uuid",):  # PostgreSQL uuid (or a domain over it), MariaDB 10.7+ UUID
+            uuid = plain_uuid(value)
+            if uuid is None:
+                raise _not_a(match.kind, "a UUID", match.column, table.table)
+            parts.append(f"{name} = %s::uuid" if postgresql else f"{name} = %s")
+            params.append(str(uuid))
+            continue
+        if data_type in ("numeric", "decimal"):
+            decimal = plain_decimal(value)
+            if decimal is None:
+                raise _not_a(match.kind, "a plain decimal number", match.column, table.table)
+            if postgresql:
+                # numeric, not the column's numeric(p,s): a cast to that would round 5.001 to 5.00.
+                parts.append(f"{name} = %s::numeric")
+                params.append(value)
+            elif column.digits is None:
+                raise PurgeError(
+                    "ColumnRefused",
+                    f"the catalogue gave no precision for column {match.column!r} of table "
+                    f"{table.table}: it cannot be searched exactly.",
+                )
+            elif decimal_fits(decimal, column.digits):
+                parts.append(f"{name} = %s")  # bound as a DECIMAL literal: compared exactly
+                params.append(decimal)
+            else:
+                parts.append("FALSE")
+            continue
         if postgresql:
+            if column.udt_name == "citext" and column.udt_schema:
+                textual = True
+            if not textual:
+                parts.append(f'{name}::text COLLATE "C" = %s::text')
+                params.append(value)
+                continue
             exact = f'{name}::text COLLATE "C" = %s::text'
             # char(n) has its own operators (blind to trailing spaces): its index serves those;
             # so has citext (blind to case), compared as citext first for the same reason.
-            cast = "bpchar" if column.data_type.lower() == "character" else "text"
+            cast = "bpchar" if data_type == "character" else "text"
             if column.udt_name == "citext" and column.udt_schema:
-                textual = True
                 cast = ".".join(
                     '"' + part.replace('"', '""') + '"' for part in (column.udt_schema, "citext")
                 )
             index = f"{name} = %s::{cast}"
         else:
-            raw = column.data_type.lower() in _MYSQL_BYTES
-            exact = (
-                f"CAST({name} AS BINARY) = CAST(%s AS BINARY)"
-                if raw
-                else f"CAST(CONVERT({name} USING utf8mb4) AS BINARY) = CAST(%s AS BINARY)"
-            )
+            if data_type in _MYSQL_BYTES:
+                uuid = plain_uuid(value)
+                if data_type == "binary" and column.octets == 16 and uuid is not None:
+                    # BINARY(16): where uuids are kept as their 16 bytes (no spelling of a uuid,
+                    # 32 characters or more, fits there as text): the uuid's bytes, in order.
+                    parts.append(f"{name} = %s")
+                    params.append(uuid.bytes)
+                else:
+                    parts.append(f"CAST({name} AS BINARY) = CAST(%s AS BINARY)")
+                    params.append(value)
+                continue
+            exact = f"CAST(CONVERT({name} USING utf8mb4) AS BINARY) = CAST(%s AS BINARY)"
             index = f"{name} = %s"
-        if textual:
-            parts.append(f"({index} AND {exact})")
-            params += [value, value]
-        else:
-            parts.append(exact)
-            params.append(value)
+        forms = text_forms(value) if textual else [value]
+        if not postgresql:
+            forms = [form for form in forms if charset_holds(column.charset, form)]
+        if not forms:
+            parts.append("FALSE")
+        for form in forms:
+            if textual:
+                parts.append(f"({index} AND {exact})")
+                params += [form, form]
+            else:
+                parts.append(exact)
+                params.append(form)
     return "(" + " OR ".join(parts) + ")", params
 
 
