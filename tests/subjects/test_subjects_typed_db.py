@@ -326,3 +326,34 @@ def test_the_typed_and_normalised_match_uses_the_columns_index(
             and line.endswith(f"key={people}_ref")
             for line in plan.split("\n")
         ), plan
+
+
+@pytest.mark.parametrize("column_type", ["decimal(10,2) unsigned", "bigint unsigned"])
+def test_a_negative_number_never_finds_zero_in_an_unsigned_column(
+    servers: DatabaseServers, column_type: str
+) -> None:
+    """MariaDB stores a negative constant in an UNSIGNED column as 0: looked up through the
+    index, `-5` must not become customer 0."""
+    live = servers.mysql_live
+    doc, people = _typed(live, column_type, "0", ["5"])
+    for value in ("-5", "-0.01", "-1"):
+        if "bigint" in column_type and "." in value:
+            continue
+        for request in ("access", "erasure"):
+            result = run(doc, live, None, request, {"customer-id": value}).result
+            assert result.outcome == "Succeeded", (value, result.message)
+            assert result.total("rows_found") == 0, value
+    assert ids(live, people) == {1, 100}
+
+
+def test_a_latin1_column_finds_the_composed_name_asked_decomposed(
+    servers: DatabaseServers,
+) -> None:
+    """A latin1 column cannot hold a combining accent, only the composed `í`: asked in NFD,
+    the NFC spelling still finds her (the NFD one matches nothing there, no error)."""
+    live = servers.mysql_live
+    doc, _people = _typed(live, "varchar(200) CHARACTER SET latin1", NFC, ["kim@example.com"])
+    doc["spec"]["records"][0]["subjectColumns"] = [{"kind": "email", "column": "ref"}]
+    access = run(doc, live, None, "access", {"email": NFD})
+    assert access.result.outcome == "Succeeded", access.result.message
+    assert _exported(access.document) == {1}
