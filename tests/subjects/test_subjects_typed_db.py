@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -356,4 +357,43 @@ def test_a_latin1_column_finds_the_composed_name_asked_decomposed(
     doc["spec"]["records"][0]["subjectColumns"] = [{"kind": "email", "column": "ref"}]
     access = run(doc, live, None, "access", {"email": NFD})
     assert access.result.outcome == "Succeeded", access.result.message
+    assert _exported(access.document) == {1}
+
+
+@pytest.mark.parametrize(
+    ("engine", "column_type", "stored", "other", "asked"),
+    [
+        ("postgresql", "uuid", U, U_OTHERS[0], U.upper()),
+        ("postgresql", "numeric(10,2)", D, "5.01", "5.0"),
+        ("mysql", "uuid", U, U_OTHERS[0], "{" + U.upper() + "}"),
+        ("mysql", "decimal(10,2)", D, "5.01", "5"),
+        ("mysql", "binary(16)", bytes.fromhex(U.replace("-", "")),
+         bytes.fromhex(U_OTHERS[0].replace("-", "")), U.upper()),
+    ],
+)  # fmt: skip
+def test_a_statutory_erasure_archives_and_deletes_the_typed_subject_alone(
+    servers: DatabaseServers, engine: str, column_type: str, stored: Any, other: Any, asked: str
+) -> None:
+    """Under a statute the rows are taken another way (PostgreSQL DELETE ... RETURNING in a
+    CTE; MariaDB SELECT ... FOR UPDATE, then by key), copied to the archive and read there
+    again: the typed match holds on each path, for her row and not the neighbour's."""
+    live, archive = servers.pair(engine)  # type: ignore[arg-type]
+    recent = datetime.now(UTC) - timedelta(days=10)
+    doc, people, _notes, _audit = subject_store(live, archive, category="contracts")
+    ts = "timestamptz" if engine == "postgresql" else "datetime(6)"
+    for db in (live, archive):
+        create_table(db, people, f"id bigint PRIMARY KEY, ts {ts} NULL, ref {column_type}")
+        db.execute(f"CREATE INDEX {people}_ref ON {people} (ref)")
+    stamp = recent if engine == "postgresql" else recent.replace(tzinfo=None)
+    insert(live, f"INSERT INTO {people} (id, ts, ref) VALUES (%s,%s,%s)",
+           [(1, stamp, stored), (2, stamp, other)])  # fmt: skip
+    doc["spec"]["records"] = doc["spec"]["records"][:1]
+    doc["spec"]["records"][0]["subjectColumns"] = [{"kind": "customer-id", "column": "ref"}]
+
+    result = run(doc, live, archive, "erasure", {"customer-id": asked}).result
+    assert result.outcome == "Succeeded", result.message
+    assert (result.total("rows_deleted"), result.total("rows_archived")) == (1, 1)
+    assert ids(live, people) == {2}
+    assert ids(archive, people) == {1}
+    access = run(doc, live, archive, "access", {"customer-id": asked})
     assert _exported(access.document) == {1}
