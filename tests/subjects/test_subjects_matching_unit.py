@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from dataward.model.store import RecordSet, SubjectColumn
-from dataward.purge.errors import PurgeError
 from dataward.purge.sql import MYSQL, POSTGRES, Column, Dialect
 from dataward.subjects.engine import (
     charset_holds,
@@ -15,7 +14,11 @@ from dataward.subjects.engine import (
     plain_decimal,
     plain_integer,
     plain_uuid,
+    refusal,
+    refused_kinds,
     text_forms,
+    type_reads,
+    unreadable,
 )
 from dataward.subjects.identifiers import parse_identifiers
 from dataward.subjects.plan import TablePlan
@@ -222,10 +225,32 @@ def test_a_numeric_column_is_looked_up_as_a_number_never_rounded() -> None:
     ("data_type", "value"),
     [("uuid", "not-a-uuid-at-all"), ("numeric", "5,00"), ("decimal", "12abc")],
 )
-def test_a_value_its_column_type_cannot_read_is_refused_naming_no_value(
+def test_a_value_its_column_type_cannot_read_matches_nothing_there(
     dialect: Dialect, data_type: str, value: str
 ) -> None:
-    with pytest.raises(PurgeError) as refused:
-        _predicate(dialect, data_type, value, digits=(10, 2))
-    assert refused.value.category == "Configuration"
-    assert "email" in refused.value.message and value not in refused.value.message
+    assert _predicate(dialect, data_type, value, digits=(10, 2)) == ("(FALSE)", [])
+    column = Column("col", data_type, None, digits=(10, 2))
+    assert type_reads(dialect, column, value) is False
+
+
+def test_a_kind_no_column_reads_is_refused_naming_no_value() -> None:
+    records = RecordSet(
+        table="people",
+        timestamp_column="ts",
+        key_columns=("id",),
+        subject_columns=(SubjectColumn("customer-id", "a"), SubjectColumn("email", "b")),
+    )
+    columns = {"a": Column("a", "uuid", None), "b": Column("b", "text", None)}
+    plan = TablePlan(records, records.subject_columns)
+    bad = parse_identifiers({"customer-id": "C-42-secret", "email": "kim@example.com"})
+    found = unreadable(POSTGRES, columns, plan, bad)
+    assert found == (frozenset({"email"}), (("customer-id", "people.a"),))
+    refused = refused_kinds([found])
+    assert refused == {"customer-id": ["people.a"]}
+    error = refusal(refused)
+    assert error.category == "Configuration" and "C-42-secret" not in error.message
+    assert "customer-id identifier by people.a" in error.message
+    # Another table's text column of that kind reads it: answered, not refused.
+    assert refused_kinds([found, (frozenset({"customer-id"}), ())]) == {}
+    good = parse_identifiers({"customer-id": U.upper(), "email": "kim@example.com"})
+    assert unreadable(POSTGRES, columns, plan, good) == (frozenset({"customer-id", "email"}), ())

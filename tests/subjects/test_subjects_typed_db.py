@@ -165,7 +165,7 @@ def test_a_value_the_type_cannot_read_is_refused_without_naming_it(
         result = outcome.result
         assert result.outcome == "Failed", (bad, result.outcome, result.message)
         assert result.reason == "Configuration", result.reason
-        assert "customer-id" in result.message and "'ref'" in result.message, result.message
+        assert f"customer-id identifier by {people}.ref" in result.message, result.message
         assert len(bad.strip()) < 3 or bad.strip() not in result.message, result.message
         assert outcome.document is None
     assert ids(live, people) == {1}
@@ -198,6 +198,29 @@ def test_a_binary16_column_still_finds_sixteen_bytes_given_as_text(
     live = servers.mysql_live
     doc, people = _typed(live, "binary(16)", b"ABCDEFGHIJKLMNOP", [b"abcdefghijklmnop"])
     _finds_row_1_alone(doc, live, people, ["ABCDEFGHIJKLMNOP"], 1)
+
+
+def test_a_kind_another_column_reads_is_answered_there_not_refused(
+    servers: DatabaseServers,
+) -> None:
+    """customer-id is a uuid column in people and text in notes: `C-42` cannot be in the uuid
+    column (it matches nothing there) but is answered from notes, not refused."""
+    live = servers.pg_live
+    doc, people, notes, _audit = subject_store(live)
+    create_table(live, people, "id bigint PRIMARY KEY, ts timestamptz NULL, ref uuid")
+    create_table(live, notes, "note_id bigint PRIMARY KEY, written timestamptz NULL, ref text")
+    insert(live, f"INSERT INTO {people} (id, ts, ref) VALUES (%s,%s,%s)", [(1, None, U)])
+    insert(live, f"INSERT INTO {notes} (note_id, written, ref) VALUES (%s,%s,%s)",
+           [(1, None, "C-42"), (2, None, "C-420")])  # fmt: skip
+    doc["spec"]["records"] = doc["spec"]["records"][:2]
+    for record in doc["spec"]["records"]:
+        record["subjectColumns"] = [{"kind": "customer-id", "column": "ref"}]
+    for request in ("access", "erasure"):
+        result = run(doc, live, None, request, {"customer-id": "C-42"}).result
+        assert result.outcome == "Succeeded", result.message
+        assert [t.rows_found for t in result.tables] == [0, 1]
+    assert ids(live, notes, "note_id") == {2}
+    assert ids(live, people) == {1}
 
 
 # ------------------------------------------------------------- Unicode canonical equivalence

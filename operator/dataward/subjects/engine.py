@@ -18,9 +18,10 @@ LIKE, so `%`, `_`, quotes and backslashes are plain characters. Case and spaces 
   matches nothing (`FALSE`), where MariaDB would compare `'42abc'` as 42.
 - uuid columns (PostgreSQL uuid or a domain over it, MariaDB UUID): as a uuid, in any case,
   with or without hyphens and braces; numeric/DECIMAL: as a plain decimal number (`5.0` is
-  `5.00`; never rounded to the column's scale). A value the type cannot read refuses the
-  request (Configuration, no value named) before anything is exported or deleted. BINARY(16):
-  a value written as a uuid is its 16 bytes.
+  `5.00`; never rounded to the column's scale). A value the type cannot read matches nothing
+  there, and refuses the request (Configuration, no value named, before anything is exported
+  or deleted) when no column of its kind reads it (`refused_kinds`). BINARY(16): a value
+  written as a uuid is its 16 bytes.
 - Other types: their text equal to the identifier (PostgreSQL `column::text`, MySQL the
   value converted to utf8mb4; bytes columns as they are): a float's `1.50` is not `1.5`.
 
@@ -260,11 +261,64 @@ def text_forms(value: str) -> list[str]:
     return forms
 
 
-def _not_a(kind: str, what: str, column: str, table: str) -> PurgeError:
+def type_reads(dialect: Dialect, column: Column, value: str) -> bool:
+    """Whether `column`'s type can read `value` as one of its values at all: a uuid column a
+    uuid, a numeric one a plain decimal. Text and other columns read anything. (A value read
+    but out of the column's range, such as 5.001 for DECIMAL(10,2), is read: it matches
+    nothing.) Integer columns keep their own rule, older than this one: a value that is no
+    plain decimal matches nothing there, and is not refused (`plain_integer`)."""
+    data_type = column.data_type.lower()
+    if dialect.is_integer(column):
+        return True
+    if data_type == "uuid":
+        return plain_uuid(value) is not None
+    if data_type in ("numeric", "decimal"):
+        return plain_decimal(value) is not None
+    return True
+
+
+def unreadable(
+    dialect: Dialect, columns: dict[str, Column], table: TablePlan, identifiers: Identifiers
+) -> tuple[frozenset[str], tuple[tuple[str, str], ...]]:
+    """The kinds some subject column of `table` reads, and (kind, `table.column`) for each
+    column whose type cannot read that kind's identifier."""
+    read: set[str] = set()
+    unread: list[tuple[str, str]] = []
+    for match in table.matches:
+        column = columns.get(match.column.lower())
+        if column is None:
+            continue  # match_predicate refuses it
+        if type_reads(dialect, column, identifiers[match.kind]):
+            read.add(match.kind)
+        else:
+            unread.append((match.kind, f"{table.table}.{match.column}"))
+    return frozenset(read), tuple(unread)
+
+
+def refused_kinds(
+    found: Sequence[tuple[frozenset[str], tuple[tuple[str, str], ...]]],
+) -> dict[str, list[str]]:
+    """The kinds whose identifier not one of their columns (over every table) can read, with
+    the columns: such a request could never find the subject, so it is refused rather than
+    answered "Succeeded, 0 rows". A kind another column reads (text, say) is answered there."""
+    read = frozenset().union(*(r for r, _ in found)) if found else frozenset()
+    out: dict[str, list[str]] = {}
+    for _read, unread in found:
+        for kind, where in unread:
+            if kind not in read and where not in out.get(kind, []):
+                out.setdefault(kind, []).append(where)
+    return out
+
+
+def refusal(kinds: dict[str, list[str]]) -> PurgeError:
+    """The error for `refused_kinds`: kinds and columns, never a value."""
+    named = "; ".join(f"the {kind} identifier by {', '.join(cols)}" for kind, cols in
+                      sorted(kinds.items()))  # fmt: skip
     return PurgeError(
         "Configuration",
-        f"the {kind} identifier is not {what}, which column {column!r} of table {table} holds: "
-        "nothing was exported or deleted; write it as the column's type does.",
+        f"an identifier is not a value its columns' types can read ({named}: a uuid or "
+        "numeric column): nothing was exported or deleted; write it as the column's type "
+        "does (`9f2c0b5e-...`, `5.00`).",
     )
 
 
@@ -274,10 +328,9 @@ def match_predicate(
     table: TablePlan,
     identifiers: Identifiers,
 ) -> tuple[str, list[Any]]:
-    """The WHERE clause matching the subject's rows of `table`, and its parameters.
-    Raises (Configuration, naming the kind, never the value) when a uuid or numeric column
-    cannot hold the identifier as a value of its type: a request that could never find the
-    subject there must not end Succeeded with nothing found."""
+    """The WHERE clause matching the subject's rows of `table`, and its parameters. A column
+    whose type cannot read the identifier (`type_reads`) matches nothing; `refused_kinds`
+    refuses the request when no column of that kind reads it."""
     parts: list[str] = []
     params: list[Any] = []
     postgresql = dialect.engine == "postgresql"
@@ -304,14 +357,16 @@ def match_predicate(
         if data_type in ("uuid",):  # PostgreSQL uuid (or a domain over it), MariaDB 10.7+ UUID
             uuid = plain_uuid(value)
             if uuid is None:
-                raise _not_a(match.kind, "a UUID", match.column, table.table)
+                parts.append("FALSE")  # the request is refused unless another column reads it
+                continue
             parts.append(f"{name} = %s::uuid" if postgresql else f"{name} = %s")
             params.append(str(uuid))
             continue
         if data_type in ("numeric", "decimal"):
             decimal = plain_decimal(value)
             if decimal is None:
-                raise _not_a(match.kind, "a plain decimal number", match.column, table.table)
+                parts.append("FALSE")  # the request is refused unless another column reads it
+                continue
             if postgresql:
                 # numeric, not the column's numeric(p,s): a cast to that would round 5.001 to 5.00.
                 parts.append(f"{name} = %s::numeric")
@@ -392,6 +447,8 @@ class Located:
     key_positions: tuple[int, ...]
     # records[].timeZone when this database's trigger column is naive (wall clock or date).
     zone: ZoneInfo | None = None
+    # The kinds a subject column reads, and the (kind, table.column) whose type cannot.
+    reads: tuple[frozenset[str], tuple[tuple[str, str], ...]] = (frozenset(), ())
 
     def trigger(self, value: Any) -> datetime | None:
         """A trigger value of this table read back, as a UTC instant (the purge's reading)."""
@@ -446,6 +503,7 @@ def locate(
         ts_position=lowered.index(records.timestamp_column.lower()),
         key_positions=tuple(lowered.index(k.lower()) for k in records.key_columns),
         zone=column_zone(kind, records.zone),
+        reads=unreadable(session.dialect, found, table, identifiers),
     )
 
 
@@ -774,15 +832,27 @@ def run_request(
 def _observe(
     live: Session, archive: Session | None, plan: SubjectPlan, identifiers: Identifiers
 ) -> list[Observed]:
-    """Locate every searchable table (live and archive) and read the subject's triggers."""
-    out: list[Observed] = []
+    """Locate every searchable table (live and archive), refuse an identifier none of its
+    kind's columns can read, then read the subject's triggers."""
+    found: list[tuple[TablePlan, Located, Located | None]] = []
     for table in plan.tables:
         located = locate(live, "live", table, identifiers)
-        archived: Located | None = None
-        archive_triggers: list[datetime | None] = []
-        if archive is not None:
-            archived = locate(archive, "archive", table, identifiers, located.columns)
-            archive_triggers = _triggers(archive, archived)
+        archived = (
+            None
+            if archive is None
+            else locate(archive, "archive", table, identifiers, located.columns)
+        )
+        found.append((table, located, archived))
+    refused = refused_kinds(
+        [one.reads for _t, located, archived in found for one in (located, archived) if one]
+    )
+    if refused:
+        raise refusal(refused)
+    out: list[Observed] = []
+    for table, located, archived in found:
+        archive_triggers = (
+            [] if archive is None or archived is None else _triggers(archive, archived)
+        )
         out.append(
             Observed(
                 table, located, archived, tuple(_triggers(live, located)), tuple(archive_triggers)
