@@ -206,6 +206,11 @@ def test_canonically_equivalent_spellings_are_searched_compatibility_ones_are_no
     assert text_forms("ki\u0301m") == ["ki\u0301m", "k\u00edm"]
     assert text_forms("\uff4b\uff49\uff4d") == ["\uff4b\uff49\uff4d"]  # fullwidth: no NFKC
     assert text_forms("\ufb01le") == ["\ufb01le"]  # the ligature fi
+    # Singleton canonical decompositions (the ohm sign, a CJK compatibility ideograph) are
+    # searched from their side only: NFC and NFD both replace them, nothing produces them.
+    assert text_forms("\u2126") == ["\u2126", "\u03a9"]
+    assert text_forms("\u03a9") == ["\u03a9"]
+    assert text_forms("\uf900") == ["\uf900", "\u8c48"]
 
 
 def test_a_uuid_column_is_looked_up_as_a_uuid() -> None:
