@@ -7,7 +7,19 @@ import pytest
 
 from dataward.model.store import RecordSet, SubjectColumn
 from dataward.purge.sql import MYSQL, POSTGRES, Column, Dialect
-from dataward.subjects.engine import charset_holds, match_predicate, plain_integer
+from dataward.subjects.engine import (
+    charset_holds,
+    decimal_fits,
+    match_predicate,
+    plain_decimal,
+    plain_integer,
+    plain_uuid,
+    refusal,
+    refused_kinds,
+    text_forms,
+    type_reads,
+    unreadable,
+)
 from dataward.subjects.identifiers import parse_identifiers
 from dataward.subjects.plan import TablePlan
 
@@ -40,7 +52,11 @@ def test_postgresql_numbers_stop_at_bigint() -> None:
 
 
 def _predicate(
-    dialect: Dialect, data_type: str, value: str, udt: tuple[str, str] | None = None
+    dialect: Dialect,
+    data_type: str,
+    value: str,
+    udt: tuple[str, str] | None = None,
+    digits: tuple[int, int] | None = None,
 ) -> tuple[str, list[object]]:
     records = RecordSet(
         table="people",
@@ -51,7 +67,7 @@ def _predicate(
     plan = TablePlan(records, records.subject_columns)
     return match_predicate(
         dialect,
-        {"col": Column("col", data_type, None, *(udt or (None, None)))},
+        {"col": Column("col", data_type, None, *(udt or (None, None)), digits=digits)},
         plan,
         parse_identifiers({"email": value}),
     )
@@ -127,4 +143,119 @@ def test_a_column_that_cannot_hold_the_identifier_matches_nothing() -> None:
         MYSQL, columns, TablePlan(records, records.subject_columns),
         parse_identifiers({"email": "김민지@example.com"}),
     )  # fmt: skip
-    assert sql.startswith("(FALSE OR (`b` = %s AND ") and len(params) == 2
+    # Hangul syllables decompose (NFD) into conjoining jamo: the same text, a second spelling.
+    jamo = "\u1100\u1175\u11b7\u1106\u1175\u11ab\u110c\u1175@example.com"
+    assert sql.startswith("(FALSE OR (`b` = %s AND ") and sql.count("`b` = %s") == 2
+    assert params == ["김민지@example.com"] * 2 + [jamo] * 2
+
+
+U = "9f2c0b5e-3d4a-4c1b-8e7f-0a1b2c3d4e5f"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        U,
+        U.upper(),
+        "{" + U + "}",
+        "9F2C0B5E3D4A4C1B8E7F0A1B2C3D4E5F",
+        "{9f2c0b5e3d4a4c1b8e7f0a1b2c3d4e5f}",
+    ],
+)
+def test_a_uuid_in_any_case_with_or_without_hyphens_or_braces_is_that_uuid(value: str) -> None:
+    assert str(plain_uuid(value)) == U
+
+
+@pytest.mark.parametrize(
+    "value",
+    [U[:-1], U + "0", "{" + U, U + "}", " " + U, U + "\n", "urn:uuid:" + U,
+     "9f2c0b5e-3d4a-4c1b-8e7f-0a1b2c3d4e5g", "9f2c0b5e--3d4a-4c1b-8e7f-0a1b2c3d4e5f",
+     "\uff19f2c0b5e-3d4a-4c1b-8e7f-0a1b2c3d4e5f"],
+)  # fmt: skip
+def test_anything_else_is_no_uuid(value: str) -> None:
+    assert plain_uuid(value) is None
+
+
+@pytest.mark.parametrize("value", ["5", "5.0", "5.00", "-0.25", "0", "0.000", "123456789.5"])
+def test_a_plain_decimal_is_a_decimal_number(value: str) -> None:
+    assert plain_decimal(value) is not None
+
+
+@pytest.mark.parametrize(
+    "value", ["5,00", "+5", "05", ".5", "5.", " 5", "5 ", "5e0", "NaN", "Infinity", "\u0665", "5_0"]
+)
+def test_anything_else_is_no_decimal_number(value: str) -> None:
+    assert plain_decimal(value) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "fits"),
+    [
+        ("5", True), ("5.00", True), ("5.000000", True), ("-99999999.99", True),
+        ("5.001", False), ("0.005", False), ("100000000", False), ("-100000000.00", False),
+    ],
+)  # fmt: skip
+def test_a_decimal10_2_column_holds_only_numbers_of_its_digits(value: str, fits: bool) -> None:
+    number = plain_decimal(value)
+    assert number is not None and decimal_fits(number, (10, 2)) is fits
+
+
+def test_canonically_equivalent_spellings_are_searched_compatibility_ones_are_not() -> None:
+    assert text_forms("kim@example.com") == ["kim@example.com"]
+    assert text_forms("k\u00edm") == ["k\u00edm", "ki\u0301m"]
+    assert text_forms("ki\u0301m") == ["ki\u0301m", "k\u00edm"]
+    assert text_forms("\uff4b\uff49\uff4d") == ["\uff4b\uff49\uff4d"]  # fullwidth: no NFKC
+    assert text_forms("\ufb01le") == ["\ufb01le"]  # the ligature fi
+    # Singleton canonical decompositions (the ohm sign, a CJK compatibility ideograph) are
+    # searched from their side only: NFC and NFD both replace them, nothing produces them.
+    assert text_forms("\u2126") == ["\u2126", "\u03a9"]
+    assert text_forms("\u03a9") == ["\u03a9"]
+    assert text_forms("\uf900") == ["\uf900", "\u8c48"]
+
+
+def test_a_uuid_column_is_looked_up_as_a_uuid() -> None:
+    assert _predicate(POSTGRES, "uuid", U.upper()) == ('("col" = %s::uuid)', [U])
+    assert _predicate(MYSQL, "uuid", "{" + U + "}") == ("(`col` = %s)", [U])
+
+
+def test_a_numeric_column_is_looked_up_as_a_number_never_rounded() -> None:
+    assert _predicate(POSTGRES, "numeric", "5.0") == ('("col" = %s::numeric)', ["5.0"])
+    sql, params = _predicate(MYSQL, "decimal", "5.0", digits=(10, 2))
+    assert (sql, [str(p) for p in params]) == ("(`col` = %s)", ["5.0"])
+    assert _predicate(MYSQL, "decimal", "5.001", digits=(10, 2)) == ("(FALSE)", [])
+
+
+@pytest.mark.parametrize("dialect", [POSTGRES, MYSQL])
+@pytest.mark.parametrize(
+    ("data_type", "value"),
+    [("uuid", "not-a-uuid-at-all"), ("numeric", "5,00"), ("decimal", "12abc")],
+)
+def test_a_value_its_column_type_cannot_read_matches_nothing_there(
+    dialect: Dialect, data_type: str, value: str
+) -> None:
+    assert _predicate(dialect, data_type, value, digits=(10, 2)) == ("(FALSE)", [])
+    column = Column("col", data_type, None, digits=(10, 2))
+    assert type_reads(dialect, column, value) is False
+
+
+def test_a_kind_no_column_reads_is_refused_naming_no_value() -> None:
+    records = RecordSet(
+        table="people",
+        timestamp_column="ts",
+        key_columns=("id",),
+        subject_columns=(SubjectColumn("customer-id", "a"), SubjectColumn("email", "b")),
+    )
+    columns = {"a": Column("a", "uuid", None), "b": Column("b", "text", None)}
+    plan = TablePlan(records, records.subject_columns)
+    bad = parse_identifiers({"customer-id": "C-42-secret", "email": "kim@example.com"})
+    found = unreadable(POSTGRES, columns, plan, bad)
+    assert found == (frozenset({"email"}), (("customer-id", "people.a"),))
+    refused = refused_kinds([found])
+    assert refused == {"customer-id": ["people.a"]}
+    error = refusal(refused)
+    assert error.category == "Configuration" and "C-42-secret" not in error.message
+    assert "customer-id identifier by people.a" in error.message
+    # Another table's text column of that kind reads it: answered, not refused.
+    assert refused_kinds([found, (frozenset({"customer-id"}), ())]) == {}
+    good = parse_identifiers({"customer-id": U.upper(), "email": "kim@example.com"})
+    assert unreadable(POSTGRES, columns, plan, good) == (frozenset({"customer-id", "email"}), ())

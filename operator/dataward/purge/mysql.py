@@ -88,7 +88,8 @@ class MySQLSession(Session):
     def columns(self, table: TableName) -> tuple[Column, ...]:
         """Columns from information_schema."""
         rows = self.query(
-            "SELECT COLUMN_NAME, DATA_TYPE, DATETIME_PRECISION, CHARACTER_SET_NAME "
+            "SELECT COLUMN_NAME, DATA_TYPE, DATETIME_PRECISION, CHARACTER_SET_NAME, "
+            "NUMERIC_PRECISION, NUMERIC_SCALE, CHARACTER_OCTET_LENGTH "
             "FROM information_schema.COLUMNS "
             "WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s "
             "ORDER BY ORDINAL_POSITION",
@@ -101,8 +102,10 @@ class MySQLSession(Session):
                 str(t),
                 None if p is None else int(p),
                 charset=None if c is None else str(c),
+                digits=None if d is None else (int(d), int(s or 0)),
+                octets=None if o is None else int(o),
             )
-            for n, t, p, c in rows
+            for n, t, p, c, d, s, o in rows
         )
 
     def unique_keys(self, table: TableName) -> tuple[frozenset[str], ...]:

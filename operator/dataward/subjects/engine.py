@@ -2,21 +2,28 @@
 
 Matching (`match_predicate`, the one rule access and erasure share): a row is the subject's
 when any of the table's subject columns of a kind the request supplies holds exactly that
-identifier: the same code points, whatever the column's collation or character set says.
+identifier: the same code points (or its canonically equivalent NFC/NFD spelling, which
+Unicode defines as the same text; never a compatibility form such as fullwidth), whatever
+the column's collation or character set says; a typed column, the same value of its type.
 Identifiers are always bound parameters (never SQL text) and compared by equality, never
-LIKE, so `%`, `_`, quotes and backslashes are plain characters. Nothing is normalised
-(Unicode NFC/NFD, case, spaces): the identifier must be written as the rows hold it.
-- Text columns: the column's own equality first, which its index serves (and which, under a
-  case-, accent- or width-blind collation, also finds other people), AND an exact test:
-  PostgreSQL `column::text COLLATE "C" = %s` (a nondeterministic ICU collation or a domain
-  carrying one; citext, a type of its own, gets only the exact test), MySQL/MariaDB the
-  column converted to utf8mb4 compared as binary strings (no PAD SPACE, no `_ci`, and a
+LIKE, so `%`, `_`, quotes and backslashes are plain characters. Case and spaces are kept.
+- Text columns: for each spelling, the column's own equality first, which its index serves
+  (and which, under a case-, accent- or width-blind collation, also finds other people), AND
+  an exact test: PostgreSQL `column::text COLLATE "C" = %s` (a nondeterministic ICU collation
+  or a domain carrying one; citext, a type of its own, is looked up as citext), MySQL/MariaDB
+  the column converted to utf8mb4 compared as binary strings (no PAD SPACE, no `_ci`, and a
   latin1 or utf16 column still finds the subject's row).
 - Integer columns: only a plain decimal (`42`, `-7`; no sign `+`, leading zero, spaces,
   exponent, hex or non-ASCII digit) can match, as that number (index served); anything else
   matches nothing (`FALSE`), where MariaDB would compare `'42abc'` as 42.
+- uuid columns (PostgreSQL uuid or a domain over it, MariaDB UUID): as a uuid, in any case,
+  with or without hyphens and braces; numeric/DECIMAL: as a plain decimal number (`5.0` is
+  `5.00`; never rounded to the column's scale). A value the type cannot read matches nothing
+  there, and refuses the request (Configuration, no value named, before anything is exported
+  or deleted) when no column of its kind reads it (`refused_kinds`). BINARY(16): a value
+  written as a uuid is its 16 bytes.
 - Other types: their text equal to the identifier (PostgreSQL `column::text`, MySQL the
-  value converted to utf8mb4; bytes columns as they are): `1.50` is not `1.5`.
+  value converted to utf8mb4; bytes columns as they are): a float's `1.50` is not `1.5`.
 
 Access: the subject's rows of every searchable table, from the live store and (when the store
 has one) the archive, each with its category, purposes, retention, statute and expiry.
@@ -48,10 +55,13 @@ until acknowledged; a dry run only counts. The purge's fault hook (`after-select
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from dataward.model.policy import Policy
@@ -207,13 +217,126 @@ def _encodes(character: str, codec: str) -> bool:
     return True
 
 
+_PLAIN_DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?", re.ASCII)
+
+
+def plain_decimal(value: str) -> Decimal | None:
+    """The identifier as a number if it is written as a plain decimal (`5`, `5.0`, `-0.25`; no
+    sign `+`, leading zero, spaces, exponent or non-ASCII digit); None otherwise. `5`, `5.0`
+    and `5.00` are the same number, as a numeric/DECIMAL column compares them."""
+    return Decimal(value) if _PLAIN_DECIMAL.fullmatch(value) else None
+
+
+def decimal_fits(number: Decimal, digits: tuple[int, int]) -> bool:
+    """Whether a DECIMAL(precision, scale) column can hold `number` exactly. MariaDB looks a
+    constant up in the column's index as stored in the column, so 5.001 would be rounded to
+    5.00 and find another person's row (seen on 10.11): a number the column cannot hold
+    (too many decimals, or too wide) matches nothing instead."""
+    precision, scale = digits
+    _sign, figures, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    while exponent < 0 and figures and figures[-1] == 0:  # 5.000 is 5: its zeros do not count
+        figures, exponent = figures[:-1], exponent + 1
+    decimals = max(0, -exponent)
+    whole = len(figures) + exponent if any(figures) else 0
+    return decimals <= scale and max(0, whole) <= precision - scale
+
+
+_UUID_FORM = re.compile(r"\{?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\}?",
+                        re.ASCII | re.IGNORECASE)  # fmt: skip
+
+
+def plain_uuid(value: str) -> UUID | None:
+    """The identifier as a UUID if it is written as one in any case, with or without its
+    hyphens, braces around it or not (what PostgreSQL's and MariaDB's uuid types accept)."""
+    if not _UUID_FORM.fullmatch(value) or value.startswith("{") != value.endswith("}"):
+        return None
+    return UUID(value.strip("{}"))
+
+
+def text_forms(value: str) -> list[str]:
+    """The spellings of `value` a text column is searched for: the identifier and its
+    canonically equivalent forms (NFC and NFD), which Unicode defines as the same text, so a
+    name stored decomposed is found when asked composed and the other way round.
+    Compatibility forms (fullwidth letters, ligatures: NFKC) are other text and not included."""
+    forms = [value]
+    for form in ("NFC", "NFD"):
+        other = unicodedata.normalize(form, value)
+        if other not in forms:
+            forms.append(other)
+    return forms
+
+
+def type_reads(dialect: Dialect, column: Column, value: str) -> bool:
+    """Whether `column`'s type can read `value` as one of its values at all: a uuid column a
+    uuid, a numeric one a plain decimal. Text and other columns read anything. (A value read
+    but out of the column's range, such as 5.001 for DECIMAL(10,2), is read: it matches
+    nothing.) Integer columns keep their own rule, older than this one: a value that is no
+    plain decimal matches nothing there, and is not refused (`plain_integer`)."""
+    data_type = column.data_type.lower()
+    if dialect.is_integer(column):
+        return True
+    if data_type == "uuid":
+        return plain_uuid(value) is not None
+    if data_type in ("numeric", "decimal"):
+        return plain_decimal(value) is not None
+    return True
+
+
+def unreadable(
+    dialect: Dialect, columns: dict[str, Column], table: TablePlan, identifiers: Identifiers
+) -> tuple[frozenset[str], tuple[tuple[str, str], ...]]:
+    """The kinds some subject column of `table` reads, and (kind, `table.column`) for each
+    column whose type cannot read that kind's identifier."""
+    read: set[str] = set()
+    unread: list[tuple[str, str]] = []
+    for match in table.matches:
+        column = columns.get(match.column.lower())
+        if column is None:
+            continue  # match_predicate refuses it
+        if type_reads(dialect, column, identifiers[match.kind]):
+            read.add(match.kind)
+        else:
+            unread.append((match.kind, f"{table.table}.{match.column}"))
+    return frozenset(read), tuple(unread)
+
+
+def refused_kinds(
+    found: Sequence[tuple[frozenset[str], tuple[tuple[str, str], ...]]],
+) -> dict[str, list[str]]:
+    """The kinds whose identifier not one of their columns (over every table) can read, with
+    the columns: such a request could never find the subject, so it is refused rather than
+    answered "Succeeded, 0 rows". A kind another column reads (text, say) is answered there."""
+    read = frozenset().union(*(r for r, _ in found)) if found else frozenset()
+    out: dict[str, list[str]] = {}
+    for _read, unread in found:
+        for kind, where in unread:
+            if kind not in read and where not in out.get(kind, []):
+                out.setdefault(kind, []).append(where)
+    return out
+
+
+def refusal(kinds: dict[str, list[str]]) -> PurgeError:
+    """The error for `refused_kinds`: kinds and columns, never a value."""
+    named = "; ".join(f"the {kind} identifier by {', '.join(cols)}" for kind, cols in
+                      sorted(kinds.items()))  # fmt: skip
+    return PurgeError(
+        "Configuration",
+        f"an identifier is not a value its columns' types can read ({named}: a uuid or "
+        "numeric column): nothing was exported or deleted; write it as the column's type "
+        "does (`9f2c0b5e-...`, `5.00`).",
+    )
+
+
 def match_predicate(
     dialect: Dialect,
     columns: dict[str, Column],
     table: TablePlan,
     identifiers: Identifiers,
 ) -> tuple[str, list[Any]]:
-    """The WHERE clause matching the subject's rows of `table`, and its parameters."""
+    """The WHERE clause matching the subject's rows of `table`, and its parameters. A column
+    whose type cannot read the identifier (`type_reads`) matches nothing; `refused_kinds`
+    refuses the request when no column of that kind reads it."""
     parts: list[str] = []
     params: list[Any] = []
     postgresql = dialect.engine == "postgresql"
@@ -227,10 +350,8 @@ def match_predicate(
             )
         name = dialect.quote(match.column)
         value = identifiers[match.kind]
-        textual = column.data_type.lower() in _TEXT_TYPES[dialect.engine]
-        if not postgresql and not charset_holds(column.charset, value):
-            parts.append("FALSE")
-            continue
+        data_type = column.data_type.lower()
+        textual = data_type in _TEXT_TYPES[dialect.engine]
         if dialect.is_integer(column):
             number = plain_integer(value, dialect.engine)
             if number is None:
@@ -239,31 +360,77 @@ def match_predicate(
                 parts.append(f"{name} = %s::bigint" if postgresql else f"{name} = %s")
                 params.append(number)
             continue
+        if data_type in ("uuid",):  # PostgreSQL uuid (or a domain over it), MariaDB 10.7+ UUID
+            uuid = plain_uuid(value)
+            if uuid is None:
+                parts.append("FALSE")  # the request is refused unless another column reads it
+                continue
+            parts.append(f"{name} = %s::uuid" if postgresql else f"{name} = %s")
+            params.append(str(uuid))
+            continue
+        if data_type in ("numeric", "decimal"):
+            decimal = plain_decimal(value)
+            if decimal is None:
+                parts.append("FALSE")  # the request is refused unless another column reads it
+                continue
+            if postgresql:
+                # numeric, not the column's numeric(p,s): a cast to that would round 5.001 to 5.00.
+                parts.append(f"{name} = %s::numeric")
+                params.append(value)
+            elif column.digits is None:
+                raise PurgeError(
+                    "ColumnRefused",
+                    f"the catalogue gave no precision for column {match.column!r} of table "
+                    f"{table.table}: it cannot be searched exactly.",
+                )
+            elif decimal_fits(decimal, column.digits):
+                parts.append(f"{name} = %s")  # bound as a DECIMAL literal: compared exactly
+                params.append(decimal)
+            else:
+                parts.append("FALSE")
+            continue
         if postgresql:
+            if column.udt_name == "citext" and column.udt_schema:
+                textual = True
+            if not textual:
+                parts.append(f'{name}::text COLLATE "C" = %s::text')
+                params.append(value)
+                continue
             exact = f'{name}::text COLLATE "C" = %s::text'
             # char(n) has its own operators (blind to trailing spaces): its index serves those;
             # so has citext (blind to case), compared as citext first for the same reason.
-            cast = "bpchar" if column.data_type.lower() == "character" else "text"
+            cast = "bpchar" if data_type == "character" else "text"
             if column.udt_name == "citext" and column.udt_schema:
-                textual = True
                 cast = ".".join(
                     '"' + part.replace('"', '""') + '"' for part in (column.udt_schema, "citext")
                 )
             index = f"{name} = %s::{cast}"
         else:
-            raw = column.data_type.lower() in _MYSQL_BYTES
-            exact = (
-                f"CAST({name} AS BINARY) = CAST(%s AS BINARY)"
-                if raw
-                else f"CAST(CONVERT({name} USING utf8mb4) AS BINARY) = CAST(%s AS BINARY)"
-            )
+            if data_type in _MYSQL_BYTES:
+                uuid = plain_uuid(value)
+                if data_type == "binary" and column.octets == 16 and uuid is not None:
+                    # BINARY(16): where uuids are kept as their 16 bytes (no spelling of a uuid,
+                    # 32 characters or more, fits there as text): the uuid's bytes, in order.
+                    parts.append(f"{name} = %s")
+                    params.append(uuid.bytes)
+                else:
+                    parts.append(f"CAST({name} AS BINARY) = CAST(%s AS BINARY)")
+                    params.append(value)
+                continue
+            exact = f"CAST(CONVERT({name} USING utf8mb4) AS BINARY) = CAST(%s AS BINARY)"
             index = f"{name} = %s"
-        if textual:
-            parts.append(f"({index} AND {exact})")
-            params += [value, value]
-        else:
-            parts.append(exact)
-            params.append(value)
+        forms = text_forms(value) if textual else [value]
+        if not postgresql:
+            forms = [form for form in forms if charset_holds(column.charset, form)]
+        if not forms:
+            parts.append("FALSE")
+        for form in forms:
+            if textual:
+                parts.append(f"({index} AND {exact})")
+                params += [form, form]
+            else:
+                parts.append(exact)
+                params.append(form)
     return "(" + " OR ".join(parts) + ")", params
 
 
@@ -303,6 +470,8 @@ class Located:
     key_positions: tuple[int, ...]
     # records[].timeZone when this database's trigger column is naive (wall clock or date).
     zone: ZoneInfo | None = None
+    # The kinds a subject column reads, and the (kind, table.column) whose type cannot.
+    reads: tuple[frozenset[str], tuple[tuple[str, str], ...]] = (frozenset(), ())
 
     def trigger(self, value: Any) -> datetime | None:
         """A trigger value of this table read back, as a UTC instant (the purge's reading)."""
@@ -357,6 +526,7 @@ def locate(
         ts_position=lowered.index(records.timestamp_column.lower()),
         key_positions=tuple(lowered.index(k.lower()) for k in records.key_columns),
         zone=column_zone(kind, records.zone),
+        reads=unreadable(session.dialect, found, table, identifiers),
     )
 
 
@@ -795,15 +965,27 @@ def run_request(
 def _observe(
     live: Session, archive: Session | None, plan: SubjectPlan, identifiers: Identifiers
 ) -> list[Observed]:
-    """Locate every searchable table (live and archive) and read the subject's triggers."""
-    out: list[Observed] = []
+    """Locate every searchable table (live and archive), refuse an identifier none of its
+    kind's columns can read, then read the subject's triggers."""
+    found: list[tuple[TablePlan, Located, Located | None]] = []
     for table in plan.tables:
         located = locate(live, "live", table, identifiers)
-        archived: Located | None = None
-        archive_triggers: list[datetime | None] = []
-        if archive is not None:
-            archived = locate(archive, "archive", table, identifiers, located.columns)
-            archive_triggers = _triggers(archive, archived)
+        archived = (
+            None
+            if archive is None
+            else locate(archive, "archive", table, identifiers, located.columns)
+        )
+        found.append((table, located, archived))
+    refused = refused_kinds(
+        [one.reads for _t, located, archived in found for one in (located, archived) if one]
+    )
+    if refused:
+        raise refusal(refused)
+    out: list[Observed] = []
+    for table, located, archived in found:
+        archive_triggers = (
+            [] if archive is None or archived is None else _triggers(archive, archived)
+        )
         out.append(
             Observed(
                 table, located, archived, tuple(_triggers(live, located)), tuple(archive_triggers)
