@@ -193,6 +193,7 @@ def test_anything_else_is_no_decimal_number(value: str) -> None:
     [
         ("5", True), ("5.00", True), ("5.000000", True), ("-99999999.99", True),
         ("5.001", False), ("0.005", False), ("100000000", False), ("-100000000.00", False),
+        ("0.0000", True), ("-0.000", True),  # zero: its zeros are no decimals
     ],
 )  # fmt: skip
 def test_a_decimal10_2_column_holds_only_numbers_of_its_digits(value: str, fits: bool) -> None:

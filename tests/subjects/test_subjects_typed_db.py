@@ -190,6 +190,18 @@ def test_a_number_the_decimal_column_cannot_hold_matches_nothing(
     assert ids(live, people) == {1, 100, 101, 102}
 
 
+@pytest.mark.parametrize("column_type", ["decimal(10,2)", "decimal(10,0)"])
+def test_zero_written_with_more_decimals_than_the_scale_still_finds_zero(
+    servers: DatabaseServers, column_type: str
+) -> None:
+    """0.0000 is the number 0, which every DECIMAL holds: its zeros are no decimals the
+    column lacks (5.0000 was read so, 0.0000 was not: the subject's row was missed and the
+    erasure said Succeeded)."""
+    live = servers.mysql_live
+    doc, people = _typed(live, column_type, "0", ["5", "1"])
+    _finds_row_1_alone(doc, live, people, ["0", "0.0", "0.00", "0.0000", "-0.000"], 2)
+
+
 def test_a_binary16_column_still_finds_sixteen_bytes_given_as_text(
     servers: DatabaseServers,
 ) -> None:

@@ -235,6 +235,8 @@ def decimal_fits(number: Decimal, digits: tuple[int, int]) -> bool:
     precision, scale = digits
     _sign, figures, exponent = number.as_tuple()
     assert isinstance(exponent, int)
+    if not any(figures):  # zero, however many zeros are written after its point
+        return True
     while exponent < 0 and figures and figures[-1] == 0:  # 5.000 is 5: its zeros do not count
         figures, exponent = figures[:-1], exponent + 1
     decimals = max(0, -exponent)
