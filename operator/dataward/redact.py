@@ -117,7 +117,7 @@ def unreadable(error: OSError | UnicodeDecodeError) -> str:
     return " ".join(str(error).split())
 
 
-def exception_text(error: BaseException) -> str:
+def exception_text(error: BaseException, _seen: set[int] | None = None) -> str:
     """A traceback of `error` and the errors it was raised from, without their messages.
 
     What a log needs to find the fault (each error's class and the frames it went through)
@@ -127,9 +127,13 @@ def exception_text(error: BaseException) -> str:
     as KubeError: an HTTP status and reason), and keeps it: "HTTP 403 Forbidden" is what a
     person reading the log needs.
     """
+    # Every error already written, over the groups too: an error raised again while its
+    # group is handled has that group as its context (a loop through the group's errors).
+    seen = set() if _seen is None else _seen
     chain: list[BaseException] = []
     current: BaseException | None = error
-    while current is not None and all(current is not seen for seen in chain):
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
         chain.append(current)
         cause = current.__cause__
         suppressed = cause is not None or current.__suppress_context__
@@ -151,7 +155,7 @@ def exception_text(error: BaseException) -> str:
             inner = link.exceptions
             for number, held in enumerate(inner, 1):
                 parts.append(f"\n+-- {number} of {len(inner)}:\n")
-                parts.append(textwrap.indent(exception_text(held), "| "))
+                parts.append(textwrap.indent(exception_text(held, seen), "| "))
     return "".join(parts)
 
 

@@ -96,3 +96,35 @@ def test_an_exception_group_keeps_each_error_class_and_frames_but_no_text() -> N
     assert "ExceptionGroup (message withheld)" in text
     assert "ValueError (message withheld)" in text and "KeyError (message withheld)" in text
     assert "_parse_payload" in text
+
+
+def _unwrapped() -> None:
+    # A group of one, unwrapped: the error raised again while its group is handled has the
+    # group as its context, and the group holds it (a loop through the group's errors).
+    try:
+        raise ExceptionGroup("one", [ValueError(f"card {CARD}")])
+    except ExceptionGroup as group:
+        raise group.exceptions[0]  # noqa: B904
+
+
+@pytest.mark.parametrize("formatter", [log_formatter("json"), log_formatter("text")])
+def test_an_error_unwrapped_from_its_group_is_logged_once_without_its_text(
+    formatter: logging.Formatter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    log = logging.getLogger(f"dataward.test.unwrapped.{id(formatter)}")
+    log.propagate = False
+    log.addHandler(handler)
+    try:
+        _unwrapped()
+    except ValueError:
+        log.exception("reconcile crm/st failed (will retry)")
+    finally:
+        log.removeHandler(handler)
+    text, stderr = stream.getvalue(), capsys.readouterr().err
+    # Logging's own error report (a formatter that failed) prints the error being handled.
+    assert "4111" not in text + stderr, stderr[-400:]
+    assert "reconcile crm/st failed (will retry)" in text
+    assert "ValueError (message withheld)" in text and "_unwrapped" in text
