@@ -22,6 +22,7 @@ from tests.purge.support import (
     unique,
 )
 from tests.purge.tables import count, create_table, insert_rows, read_rows
+from tests.subjects.support import insert
 
 pytestmark = pytest.mark.db
 ENGINES = ["postgresql", "mysql"]
@@ -169,6 +170,47 @@ def test_another_row_under_the_key_in_the_archive_is_no_copy(
     shown = result.to_json()
     for value in ("someone", "ROW-7", "row-"):
         assert value not in shown
+
+
+@pytest.mark.parametrize("key", [False, True])
+def test_a_row_a_blind_collation_calls_equal_in_a_postgres_archive_is_no_copy(
+    servers: DatabaseServers, key: bool
+) -> None:
+    """PostgreSQL archive whose column has a case- and accent-blind (nondeterministic) ICU
+    collation: a row there that differs from the live row in case alone is still another
+    row (the key: another person's e-mail under a case-blind unique key; a column: the value
+    the copy would lose). Compared in that collation it was "equal", taken as the copy, and
+    the live row deleted without one."""
+    live, archive = servers.pair("postgresql")
+    archive.execute(
+        "CREATE COLLATION IF NOT EXISTS dw_blind "
+        "(provider = icu, locale = 'und-u-ks-level1', deterministic = false)"
+    )
+    table = unique("blind")
+    blind = "text COLLATE dw_blind"
+    for server, kind in ((live, "text"), (archive, blind)):
+        if key:
+            server.execute(
+                f"CREATE TABLE {table} (id {kind} PRIMARY KEY, ts timestamptz, payload text)",
+                f"ALTER TABLE {table} OWNER TO purger",
+            )
+        else:
+            server.execute(
+                f"CREATE TABLE {table} (id bigint PRIMARY KEY, ts timestamptz, payload {kind})",
+                f"ALTER TABLE {table} OWNER TO purger",
+            )
+    old = datetime.now(UTC) - timedelta(days=400)
+    ids = ["ann@x.org", "bob@x.org"] if key else [1, 2]
+    statement = f"INSERT INTO {table} (id, ts, payload) VALUES (%s, %s, %s)"
+    insert(live, statement, [(i, old, f"row-{i}") for i in ids])
+    # Under the first key: the live row's content in other letters (other key or payload).
+    insert(archive, statement, [("ANN@X.ORG", old, "row-ann@x.org") if key else (1, old, "ROW-1")])
+    live_before = live.query(f"SELECT id::text, ts, payload FROM {table} ORDER BY 1")
+    archive_before = archive.query(f"SELECT id::text, ts, payload FROM {table} ORDER BY 1")
+    result = run_purge(store_doc(live, table, category="contracts", archive=archive), live, archive)
+    assert result.result == "Failed" and result.reason == "ArchiveKeyConflict", result.message
+    assert live.query(f"SELECT id::text, ts, payload FROM {table} ORDER BY 1") == live_before
+    assert archive.query(f"SELECT id::text, ts, payload FROM {table} ORDER BY 1") == archive_before
 
 
 @pytest.mark.parametrize("engine", ENGINES)

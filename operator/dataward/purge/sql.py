@@ -853,7 +853,9 @@ class TableStatements:
             if column.lower() in loose:
                 same.append(f"coalesce(dw_a.{q}::text, 'null') = coalesce(dw_s.{q}::text, 'null')")
             else:
-                same.append(f"dw_a.{q}::text IS NOT DISTINCT FROM dw_s.{q}::text")
+                # In "C": a text column's own (case- or accent-blind) collation would call
+                # another row under the key equal, and the live row be deleted uncopied.
+                same.append(f'dw_a.{q}::text COLLATE "C" IS NOT DISTINCT FROM dw_s.{q}::text')
         return (
             f"SELECT count(*), count(dw_a.{first}), "
             f"count(dw_a.{first}) FILTER (WHERE NOT ({' AND '.join(same)})) "
