@@ -24,6 +24,7 @@ from dataward.subjects.plan import plan_request
 from tests.databases import DatabaseServer, DatabaseServers
 from tests.purge.support import POLICY, connector
 from tests.subjects.support import create_table, ids, insert, run, subject_store
+from tests.subjects.test_subjects_matching_db import _plan
 
 pytestmark = pytest.mark.db
 
@@ -296,19 +297,6 @@ def test_a_canonically_equivalent_spelling_finds_the_subject_and_no_one_else(
 
 
 # ----------------------------------------------------------------------- the index still serves
-
-
-def _plan(server: DatabaseServer, sql: str, params: tuple[Any, ...]) -> str:
-    session = connector(server, "live")()
-    try:
-        if server.engine == "postgresql":
-            session.execute("SET enable_seqscan = off")
-            return "\n".join(str(r[0]) for r in session.query("EXPLAIN " + sql, params))
-        rows = session.query("EXPLAIN " + sql, params)
-        return "\n".join(f"type={r[3]} key={r[5]}" for r in rows)
-    finally:
-        session.rollback()
-        session.close()
 
 
 @pytest.mark.parametrize(
