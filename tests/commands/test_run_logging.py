@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Callable
 
 import pytest
 
@@ -24,16 +25,21 @@ def _reconcile() -> None:
         raise RuntimeError(f"ring field holds {MATERIAL!r}") from error
 
 
-def _logged(formatter: logging.Formatter) -> str:
+def _logged(
+    formatter: logging.Formatter,
+    fails: Callable[[], None] = lambda: _reconcile(),
+    caught: type[Exception] = RuntimeError,
+) -> str:
+    """What the operator's log says of the error `fails` raises (of type `caught`)."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
-    log = logging.getLogger(f"dataward.test.{id(formatter)}")
+    log = logging.getLogger(f"dataward.test.{id(formatter)}.{caught.__name__}")
     log.propagate = False
     log.addHandler(handler)
     try:
-        _reconcile()
-    except RuntimeError:
+        fails()
+    except caught:
         log.exception("reconcile crm/st failed (will retry)")
     finally:
         log.removeHandler(handler)
@@ -111,19 +117,8 @@ def _unwrapped() -> None:
 def test_an_error_unwrapped_from_its_group_is_logged_once_without_its_text(
     formatter: logging.Formatter, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter)
-    log = logging.getLogger(f"dataward.test.unwrapped.{id(formatter)}")
-    log.propagate = False
-    log.addHandler(handler)
-    try:
-        _unwrapped()
-    except ValueError:
-        log.exception("reconcile crm/st failed (will retry)")
-    finally:
-        log.removeHandler(handler)
-    text, stderr = stream.getvalue(), capsys.readouterr().err
+    text = _logged(formatter, _unwrapped, ValueError)
+    stderr = capsys.readouterr().err
     # Logging's own error report (a formatter that failed) prints the error being handled.
     assert "4111" not in text + stderr, stderr[-400:]
     assert "reconcile crm/st failed (will retry)" in text

@@ -215,6 +215,21 @@ def _plan(server: DatabaseServer, sql: str, params: tuple[Any, ...]) -> str:
         session.close()
 
 
+def match_plan(
+    live: DatabaseServer, doc: dict[str, Any], people: str, identifiers: dict[str, str]
+) -> str:
+    """The plan of the statement an access and an erasure both run on `people` (the request's
+    match located on the live server, as the engine locates it)."""
+    parsed = parse_identifiers(identifiers)
+    table = plan_request(parse_store(doc), parse_policy(POLICY), parsed.kinds).tables[0]
+    session = connector(live, "live")()
+    try:
+        located = locate(session, "live", table, parsed)
+    finally:
+        session.close()
+    return _plan(live, f"SELECT id FROM {people} WHERE {located.predicate}", located.params)
+
+
 @pytest.mark.parametrize("engine", ["postgresql", "mysql"])
 @pytest.mark.parametrize(
     ("kind", "value"), [("email", KIM), ("customer-id", "42"), ("customer-id", "42abc")]
@@ -235,15 +250,7 @@ def test_the_match_uses_the_columns_index(
     )
     if engine == "postgresql":
         live.execute(f"ANALYZE {people}")
-    store = parse_store(doc)
-    identifiers = parse_identifiers({kind: value})
-    table = plan_request(store, parse_policy(POLICY), identifiers.kinds).tables[0]
-    session = connector(live, "live")()
-    try:
-        located = locate(session, "live", table, identifiers)
-    finally:
-        session.close()
-    plan = _plan(live, f"SELECT id FROM {people} WHERE {located.predicate}", located.params)
+    plan = match_plan(live, doc, people, {kind: value})
     if value == "42abc":  # cannot be in a number column: nothing is read at all
         assert (
             ("One-Time Filter: false" in plan)

@@ -16,15 +16,9 @@ from typing import Any
 
 import pytest
 
-from dataward.model.policy import parse_policy
-from dataward.model.store import parse_store
-from dataward.subjects.engine import locate
-from dataward.subjects.identifiers import parse_identifiers
-from dataward.subjects.plan import plan_request
 from tests.databases import DatabaseServer, DatabaseServers
-from tests.purge.support import POLICY, connector
 from tests.subjects.support import create_table, ids, insert, run, subject_store
-from tests.subjects.test_subjects_matching_db import _plan
+from tests.subjects.test_subjects_matching_db import match_plan
 
 pytestmark = pytest.mark.db
 
@@ -333,14 +327,7 @@ def test_the_typed_and_normalised_match_uses_the_columns_index(
            [(1000 + i, None, v) for i, v in enumerate(filler)])  # fmt: skip
     if engine == "postgresql":
         live.execute(f"ANALYZE {people}")
-    identifiers = parse_identifiers({"customer-id": value})
-    table = plan_request(parse_store(doc), parse_policy(POLICY), identifiers.kinds).tables[0]
-    session = connector(live, "live")()
-    try:
-        located = locate(session, "live", table, identifiers)
-    finally:
-        session.close()
-    plan = _plan(live, f"SELECT id FROM {people} WHERE {located.predicate}", located.params)
+    plan = match_plan(live, doc, people, {"customer-id": value})
     if engine == "postgresql":
         assert "Index" in plan and "Seq Scan" not in plan, plan
     else:
