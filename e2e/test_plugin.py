@@ -156,19 +156,19 @@ def test_acknowledge_sets_the_annotation_to_the_purges_token(
     control_plane: ControlPlane, namespace: str
 ) -> None:
     ready_store(control_plane, namespace)
-    out = plugin(control_plane, "acknowledge", "-n", namespace, NAME).stdout
+    out = plugin(control_plane, "acknowledge", "-n", namespace, NAME, "--rows", "5000").stdout
     raw, policy_raw = (
         get(control_plane, "pds", NAME, namespace),
         get(control_plane, "privacypolicy", "clunix"),
     )
     assert raw is not None and policy_raw is not None
-    token = acknowledge_token(parse_store(raw), parse_policy(policy_raw))
+    token = acknowledge_token(parse_store(raw), parse_policy(policy_raw)) + "-n5000"
     assert raw["metadata"]["annotations"][ACKNOWLEDGE_ANNOTATION] == token
     assert f"annotated {ACKNOWLEDGE_ANNOTATION}={token}" in out
     # An annotation changes no generation: the store stays Ready and the token valid.
     assert raw["metadata"]["generation"] == int(token.split("-g")[1].split("-")[0])
     assert condition(raw, "Ready")["status"] == "True"
-    again = plugin(control_plane, "acknowledge", "-n", namespace, NAME).stdout
+    again = plugin(control_plane, "acknowledge", "-n", namespace, NAME, "--rows", "5000").stdout
     assert "already acknowledged" in again
 
 
@@ -237,6 +237,8 @@ def test_a_held_large_purge_is_released_by_acknowledge_and_the_next_run_deletes(
 
     acknowledged = plugin(control_plane, "acknowledge", "-n", namespace, NAME).stdout
     assert "No purge is held now" not in acknowledged  # it read the hold, and its token matched
+    # 1,500 rows held, released up to 2,500 (a tenth more, at least the gate's 1,000 rows).
+    assert "up to 2500 expired rows a table" in acknowledged
 
     second = plugin(control_plane, "purge", "now", "-n", namespace, NAME).stdout.split()[0]
     second = second.removeprefix("job.batch/")

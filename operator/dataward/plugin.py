@@ -6,7 +6,8 @@
   purge now STORE      run the store's purge now: a Job from its CronJob, as
                        `kubectl create job --from=cronjob/...` does
   acknowledge STORE    release a purge held for a large cut, by setting the store's
-                       dataward.io/acknowledge-large-purge annotation to the current token
+                       dataward.io/acknowledge-large-purge annotation to the token the hold
+                       names (the cut's rows a table, with a margin; --rows N in advance)
   acknowledge --shredding STORE
                        release a crypto-shredding of more than one bucket at once, by setting
                        dataward.io/acknowledge-shredding to the token naming those buckets
@@ -40,7 +41,13 @@ from dataward.checks.encryption import (
 from dataward.model.errors import ModelError
 from dataward.model.policy import parse_policy
 from dataward.model.store import Store, parse_store
-from dataward.purge.plan import ACKNOWLEDGE_ANNOTATION, acknowledge_token, held_for
+from dataward.purge.plan import (
+    ACKNOWLEDGE_ANNOTATION,
+    acknowledge_token,
+    cut_token,
+    held_for,
+    token_rows,
+)
 from dataward.render.names import names_for
 from dataward.version import version
 
@@ -650,8 +657,10 @@ def _annotate_once(
 
 def _acknowledge_shredding(ctx: Context, raw: dict[str, Any], ref: str) -> int:
     """Set SHREDDING_ANNOTATION to the token of the buckets the condition says wait."""
-    if ctx.args.force:
-        raise PluginError("--force applies to a purge's acknowledgement, not to --shredding")
+    if ctx.args.force or ctx.args.rows is not None:
+        raise PluginError(
+            "--force and --rows apply to a purge's acknowledgement, not to --shredding"
+        )
     waiting = waiting_shredding(raw)
     if waiting is None:
         ready = next(
@@ -713,10 +722,21 @@ def cmd_acknowledge(ctx: Context) -> int:
             "the cut is still large. Acknowledge then, or pass --force to acknowledge "
             "a cut you have not seen"
         )
+    rows = ctx.args.rows if ctx.args.rows is not None else (
+        token_rows(held)[1] if held is not None else None
+    )  # fmt: skip
+    if rows is None:
+        raise PluginError(
+            (f"no purge of PersonalDataStore {ref} is held now" if held is None
+             else f"the hold of PersonalDataStore {ref} names no number of rows")
+            + ": an acknowledgement releases a cut of up to a number of rows a table; to "
+            "acknowledge one in advance, say how many with --rows N"
+        )  # fmt: skip
     wrote = _annotate_once(
-        ctx, raw, store, ref, ACKNOWLEDGE_ANNOTATION, token,
-        "The next purge runs may delete the large cut; the acknowledgement lasts until the "
-        "store's spec or its policy changes.\n",
+        ctx, raw, store, ref, ACKNOWLEDGE_ANNOTATION, cut_token(token, rows),
+        f"The next purge runs may delete up to {rows} expired rows a table; a larger cut is "
+        "held again, and the acknowledgement lasts until the store's spec or its policy "
+        "changes.\n",
     )
     if wrote and held is None:
         ctx.out.write("(No purge is held now: this acknowledges a large cut in advance.)\n")
@@ -782,12 +802,26 @@ def build_parser() -> argparse.ArgumentParser:
         "(KeyShreddingNotAcknowledged), not a purge",
     )
     ack.add_argument(
+        "--rows",
+        type=_rows,
+        default=None,
+        help="the most expired rows a released run may delete from one table (default: the "
+        "held cut's, with its margin; needed to acknowledge in advance)",
+    )
+    ack.add_argument(
         "--force",
         action="store_true",
         help="acknowledge even when the store or policy changed since the purge was held",
     )
     ack.set_defaults(func=cmd_acknowledge)
     return parser
+
+
+def _rows(text: str) -> int:
+    """--rows: a whole number of rows, at least 1."""
+    if not text.isdigit() or int(text) < 1 or len(text) > 15:
+        raise argparse.ArgumentTypeError(f"not a number of rows: {text!r}")
+    return int(text)
 
 
 def _kube_api(args: argparse.Namespace) -> Api:

@@ -366,8 +366,8 @@ def held(store: dict[str, Any], token: str) -> dict[str, Any]:
 
 def test_acknowledge_sets_the_token_the_purge_asks_for() -> None:
     store = store_object()
-    token = expected_token(store)
-    assert token == "180d-g3-p2-3a9ba9ae"
+    token = expected_token(store) + "-n2200"
+    assert token == "180d-g3-p2-3a9ba9ae-n2200"
     api = FakeApi().add(held(store, token))
     code, out, err = run(api, "acknowledge", "support-inquiries")
     assert (code, err) == (0, "")
@@ -379,13 +379,15 @@ def test_acknowledge_sets_the_token_the_purge_asks_for() -> None:
 
 
 def test_acknowledge_refuses_a_hold_for_an_older_spec_unless_forced() -> None:
-    store = held(store_object(), "365d-g2-p2-3a9ba9ae")
+    store = held(store_object(), "365d-g2-p2-3a9ba9ae-n5000")
     api = FakeApi().add(store)
     code, _, err = run(api, "acknowledge", "support-inquiries")
     assert code == 1 and not api.patches
-    assert "held at token 365d-g2-p2-3a9ba9ae" in err and "now 180d-g3-p2-3a9ba9ae" in err
+    assert "held at token 365d-g2-p2-3a9ba9ae-n5000" in err
+    assert "now 180d-g3-p2-3a9ba9ae)" in err
     code, _, _ = run(api, "acknowledge", "support-inquiries", "--force")
-    assert code == 0 and api.patches[0][2] == {ACKNOWLEDGE_ANNOTATION: "180d-g3-p2-3a9ba9ae"}
+    assert code == 0
+    assert api.patches[0][2] == {ACKNOWLEDGE_ANNOTATION: "180d-g3-p2-3a9ba9ae-n5000"}
 
 
 def test_acknowledge_takes_a_hold_the_previous_release_wrote_for_this_very_spec() -> None:
@@ -393,9 +395,13 @@ def test_acknowledge_takes_a_hold_the_previous_release_wrote_for_this_very_spec(
     store's own status, for the same retention and generations is no change: acknowledging it
     after the upgrade is not refused as "the store or its policy has changed"."""
     api = FakeApi().add(held(store_object(), "180d-g3-p2"))
-    code, _, err = run(api, "acknowledge", "support-inquiries")
+    code, _, err = run(api, "acknowledge", "support-inquiries", "--rows", "3000")
     assert (code, err) == (0, "")
-    assert api.patches[0][2] == {ACKNOWLEDGE_ANNOTATION: "180d-g3-p2-3a9ba9ae"}
+    assert api.patches[0][2] == {ACKNOWLEDGE_ANNOTATION: "180d-g3-p2-3a9ba9ae-n3000"}
+    # Its hold named no rows, so without --rows there is nothing to bound the release by.
+    api = FakeApi().add(held(store_object(), "180d-g3-p2-3a9ba9ae"))
+    code, _, err = run(api, "acknowledge", "support-inquiries")
+    assert code == 1 and not api.patches and "names no number of rows" in err
     # An older spec in the previous form is still a change.
     api = FakeApi().add(held(store_object(), "365d-g2-p2"))
     code, _, err = run(api, "acknowledge", "support-inquiries")
@@ -404,8 +410,21 @@ def test_acknowledge_takes_a_hold_the_previous_release_wrote_for_this_very_spec(
 
 def test_acknowledge_without_a_hold_says_it_acknowledges_in_advance() -> None:
     api = FakeApi().add(store_object())
-    code, out, _ = run(api, "acknowledge", "support-inquiries")
+    code, out, _ = run(api, "acknowledge", "support-inquiries", "--rows", "40000")
     assert code == 0 and "No purge is held now" in out
+    assert api.patches[0][2] == {ACKNOWLEDGE_ANNOTATION: "180d-g3-p2-3a9ba9ae-n40000"}
+
+
+def test_acknowledge_in_advance_must_say_how_many_rows() -> None:
+    """Without a hold there is no cut to bound the release by: an open-ended one would let
+    any later cut through while the annotation stays (a GitOps manifest keeps it)."""
+    api = FakeApi().add(store_object())
+    code, _, err = run(api, "acknowledge", "support-inquiries")
+    assert code == 1 and not api.patches and "--rows N" in err
+    for bad in ("0", "-3", "1e6", "12x"):
+        with pytest.raises(SystemExit) as exit_:  # argparse's usage error
+            run(api, "acknowledge", "support-inquiries", "--rows", bad)
+        assert exit_.value.code == 2 and not api.patches, bad
 
 
 def test_acknowledge_without_the_policy_is_refused() -> None:

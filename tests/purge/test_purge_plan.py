@@ -138,9 +138,20 @@ def test_large_cut_threshold_and_acknowledgement() -> None:
     big = [TableCount("t", 20_000, 100_000)]
     gate = large_cut(store, plan, big, threshold)
     assert gate is not None and gate.result == "Held"
-    assert plan.acknowledge_token in gate.message
-    acked = _store(annotations={ACKNOWLEDGE_ANNOTATION: plan.acknowledge_token})
+    # The cut of 20,000 rows, and a tenth more for the rows that expire before the next run.
+    asked = f"{plan.acknowledge_token}-n22000"
+    assert f"{ACKNOWLEDGE_ANNOTATION}={asked} " in gate.message
+    acked = _store(annotations={ACKNOWLEDGE_ANNOTATION: asked})
     assert large_cut(acked, plan, big, threshold) is None
+    assert large_cut(acked, plan, [TableCount("t", 22_000, 100_000)], threshold) is None
+    assert large_cut(acked, plan, [TableCount("t", 22_001, 100_000)], threshold) is not None
+    two = [TableCount("t", 20_000, 100_000), TableCount("u", 30_000, 100_000)]
+    assert large_cut(acked, plan, two, threshold) is not None  # each large table is bounded
+    # An earlier release's annotation (no rows named) releases nothing now.
+    bare = _store(annotations={ACKNOWLEDGE_ANNOTATION: plan.acknowledge_token})
+    assert large_cut(bare, plan, big, threshold) is not None
+    # A small cut's allowance is at least min_rows more.
+    assert threshold.allowance(1_200) == 2_200
     dry = make_plan(_store(dryRun=True), POLICY_V, datetime(2025, 1, 1, tzinfo=UTC))
     assert large_cut(store, dry, big, threshold) is None
 
@@ -338,7 +349,7 @@ def test_an_acknowledgement_does_not_outlive_the_store_it_was_given_for() -> Non
     big = [TableCount("t", 20_000, 100_000)]
     threshold = LargeCutThreshold(0.10, 1000)
     old = _edited(generation=7, uid="0b5e7a6c-old")
-    token = make_plan(old, POLICY_V, now).acknowledge_token
+    token = make_plan(old, POLICY_V, now).acknowledge_token + "-n22000"
     assert large_cut(
         _edited(generation=7, uid="0b5e7a6c-old", annotations={ACKNOWLEDGE_ANNOTATION: token}),
         make_plan(old, POLICY_V, now), big, threshold,

@@ -169,8 +169,8 @@ def test_large_cut_is_held_until_acknowledged(servers: DatabaseServers, engine: 
     options = EngineOptions(large_cut=LargeCutThreshold(fraction=0.10, min_rows=50))
     held = run_purge(store_doc(live, table), live, options=options)
     assert held.result == "Held" and held.reason == "LargePurgeNotAcknowledged"
-    assert held.acknowledge_token == "1y-g7-p3-583b7d1b"
-    assert f"{ACKNOWLEDGE_ANNOTATION}=1y-g7-p3-583b7d1b" in held.message
+    assert held.acknowledge_token == "1y-g7-p3-583b7d1b-n110"  # 60 rows and min_rows more
+    assert f"{ACKNOWLEDGE_ANNOTATION}=1y-g7-p3-583b7d1b-n110" in held.message
     assert held.expired_remaining == 60
     assert count(live, table) == 100
 
@@ -181,11 +181,38 @@ def test_large_cut_is_held_until_acknowledged(servers: DatabaseServers, engine: 
     )
     assert wrong.result == "Held"
     acked = run_purge(
-        store_doc(live, table, annotations={ACKNOWLEDGE_ANNOTATION: "1y-g7-p3-583b7d1b"}),
+        store_doc(live, table, annotations={ACKNOWLEDGE_ANNOTATION: "1y-g7-p3-583b7d1b-n110"}),
         live,
         options=options,
     )
     assert acked.result == "Succeeded" and acked.rows_deleted == 60
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_acknowledgement_left_in_place_does_not_release_a_larger_later_cut(
+    servers: DatabaseServers, engine: str
+) -> None:
+    """GitOps keeps the annotation in the manifest long after the backlog it released is gone.
+    Months later a backup of old rows is restored into the table: that cut, 15 times the one
+    a person saw, is held again, not deleted on the strength of the old acknowledgement. A
+    backlog that grew by a few rows between the hold and the acknowledgement still goes."""
+    live, _, table = _table(servers, engine, expired=60, fresh=40)
+    options = EngineOptions(large_cut=LargeCutThreshold(fraction=0.10, min_rows=50))
+    held = run_purge(store_doc(live, table), live, options=options)
+    assert held.result == "Held" and held.acknowledge_token
+    token = held.acknowledge_token
+    grown = [(100 + i, OLD + timedelta(seconds=i)) for i in range(1, 6)]
+    insert_rows(live, table, KIND[engine], grown)
+    acked = store_doc(live, table, annotations={ACKNOWLEDGE_ANNOTATION: token})
+    first = run_purge(acked, live, options=options)
+    assert first.result == "Succeeded" and first.rows_deleted == 65
+
+    restored = [(1000 + i, OLD + timedelta(seconds=i)) for i in range(1, 901)]
+    insert_rows(live, table, KIND[engine], restored)
+    later = run_purge(acked, live, options=options)
+    assert later.result == "Held" and later.reason == "LargePurgeNotAcknowledged"
+    assert count(live, table) == 940
+    assert later.acknowledge_token and later.acknowledge_token != token
 
 
 @pytest.mark.parametrize("engine", ENGINES)

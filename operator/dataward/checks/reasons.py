@@ -1058,7 +1058,8 @@ PURGE_OUTCOMES: tuple[PurgeOutcome, ...] = (
         "after a shortened retention or a lifted legal hold; it was held and deleted nothing.",
         "If the cut is intended, `kubectl dataward acknowledge STORE` sets the "
         "dataward.io/acknowledge-large-purge annotation to the token the hold names; the next "
-        "run proceeds.",
+        "run proceeds. The token releases cuts up to the held one's rows a table (and a tenth "
+        "more): a larger cut later is held again, however long the annotation stays.",
     ),
     PurgeOutcome(
         "MaxRowsPerRun",

@@ -115,6 +115,7 @@ from dataward.purge.plan import (
     adapt_batch_size,
     clock_skew,
     dry_run_allocation,
+    held_token,
     key_sweep,
     large_cut,
     make_plan,
@@ -1147,7 +1148,9 @@ def purge(
         gate = large_cut(store, plan, tables, options.large_cut)
         if gate is not None:
             held = _gated(replace(base, tables=tuple(done)), gate, job_clock())
-            return replace(held, acknowledge_token=plan.acknowledge_token)
+            return replace(
+                held, acknowledge_token=held_token(plan, tables, options.large_cut)
+            )
         if plan.dry_run:
             return _dry_run(base, store, plan, counts, done, options, job_clock)
         done, stop, failure = _run_tables(
@@ -1778,7 +1781,9 @@ def _dry_run(
         stopped_early=stopped,
         message=message,
         completion_time=job_clock(),
-        acknowledge_token=plan.acknowledge_token if held is not None else None,
+        acknowledge_token=(
+            held_token(plan, real, options.large_cut) if held is not None else None
+        ),
     )
 
 

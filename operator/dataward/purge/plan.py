@@ -12,15 +12,19 @@ remove a sliver of a table; a cut this size means a shortened retention (1y -> 0
 legal hold or a mistake, and a person confirms it by setting the store's annotation
 `dataward.io/acknowledge-large-purge` to the token the result prints. The token is
 `<retention>-g<store generation>-p<policy generation>-<digest of the store's namespace, name
-and uid>`: it stays valid until the store's spec or the policy changes (adding an annotation
-does not change a generation), so one acknowledgement covers the runs that work off the
-backlog, `maxRowsPerRun` at a time; a store created again under the same name needs its own.
-Dry runs are never held (they delete nothing).
+and uid>-n<rows>`: it releases a cut of up to `<rows>` expired rows in each table (the cut
+that was held, with a margin for the rows that expire before a person answers), until the
+store's spec or the policy changes (adding an annotation does not change a generation). So
+one acknowledgement covers the runs that work off the backlog, `maxRowsPerRun` at a time,
+while an annotation left in place (a GitOps manifest keeps it) does not release a larger cut
+later (old rows restored from a backup); a store created again under the same name needs its
+own. Dry runs are never held (they delete nothing).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -74,6 +78,12 @@ class LargeCutThreshold:
         """True when `expired` of `total` rows is past both bounds."""
         return expired > self.min_rows and expired > self.fraction * total
 
+    def allowance(self, expired: int) -> int:
+        """The rows an acknowledgement of a cut of `expired` rows releases in a table: the cut
+        and a tenth more (at least `min_rows` more), for the rows that expire between the
+        hold and the next run."""
+        return expired + max(expired // 10, self.min_rows)
+
 
 @dataclass(frozen=True)
 class TableCount:
@@ -107,8 +117,9 @@ class PurgePlan:
     # a store deleted and created again under its name stops the run between batches.
     store_uid: str = ""
     store_generation: int = 0
-    # The store carried the acknowledgement when the run started: taking it off stops the run.
-    acknowledged: bool = False
+    # The acknowledgement of this store the run started with (the annotation's value, whether
+    # or not its cut was large enough to need it): changing or removing it stops the run.
+    acknowledgement: str | None = None
 
 
 def store_ref(store: Store) -> str:
@@ -165,12 +176,48 @@ def acknowledge_token(store: Store, policy: Policy) -> str:
     return f"{retention}-g{store.generation}-p{policy.generation}-{bound}"
 
 
+_ROWS = re.compile(r"-n([0-9]{1,15})$")
+
+
+def cut_token(token: str, rows: int) -> str:
+    """The acknowledgement that releases a cut of up to `rows` rows a table, for `token`
+    (`acknowledge_token` of the store)."""
+    return f"{token}-n{rows}"
+
+
+def token_rows(acknowledgement: str) -> tuple[str, int | None]:
+    """An acknowledgement split into the store's token and the rows it releases (None: a
+    token of an earlier release, which named no rows and releases nothing now)."""
+    match = _ROWS.search(acknowledgement)
+    if match is None:
+        return acknowledgement, None
+    return acknowledgement[: match.start()], int(match.group(1))
+
+
 def held_for(held: str, token: str) -> bool:
     """Whether a hold that asked for `held` (read from a store's own status) asked for what
-    `token` (`acknowledge_token` of that store now) names: equal, or the previous release's
+    `token` (`acknowledge_token` of that store now) names: equal, or an earlier release's
     form of it (no digest of the store's identity; the status is this very object's, so its
     identity is the one `token` binds)."""
-    return held in (token, token.rsplit("-", 1)[0])
+    return token_rows(held)[0] in (token, token.rsplit("-", 1)[0])
+
+
+def releases(acknowledgement: str | None, token: str, counts: Sequence[TableCount],
+             threshold: LargeCutThreshold) -> bool:
+    """Whether the store's acknowledgement releases the large cuts among `counts`: it names
+    this store's `token` and rows at least as many as each large cut."""
+    if acknowledgement is None:
+        return False
+    named, rows = token_rows(acknowledgement)
+    if named != token or rows is None:
+        return False
+    return all(c.expired <= rows for c in counts if threshold.is_large(c.expired, c.total))
+
+
+def held_token(plan: PurgePlan, counts: Sequence[TableCount], threshold: LargeCutThreshold) -> str:
+    """The acknowledgement a held run asks for: its largest cut, with the allowance."""
+    largest = max((c.expired for c in counts if threshold.is_large(c.expired, c.total)), default=0)
+    return cut_token(plan.acknowledge_token, threshold.allowance(largest))
 
 
 def large_cut(
@@ -185,7 +232,9 @@ def large_cut(
     large = [c for c in counts if threshold.is_large(c.expired, c.total)]
     if not large:
         return None
-    if store.annotation(ACKNOWLEDGE_ANNOTATION) == plan.acknowledge_token:
+    if releases(
+        store.annotation(ACKNOWLEDGE_ANNOTATION), plan.acknowledge_token, counts, threshold
+    ):
         return None
     tables = ", ".join(
         f"{c.table}: {c.expired} of {c.total} rows ({100 * c.expired / max(c.total, 1):.0f}%)"
@@ -198,7 +247,7 @@ def large_cut(
         f"{threshold.fraction:.0%} (and more than {threshold.min_rows} rows) of a table "
         f"({tables}); nothing was deleted. If this is intended, run: kubectl annotate "
         f"personaldatastore -n {store.namespace} {store.name} "
-        f"{ACKNOWLEDGE_ANNOTATION}={plan.acknowledge_token} --overwrite",
+        f"{ACKNOWLEDGE_ANNOTATION}={held_token(plan, counts, threshold)} --overwrite",
     )
 
 
@@ -233,8 +282,14 @@ def make_plan(
         children_cutoff=cutoff_for(now, grace) if grace is not None else None,
         store_uid=store.uid,
         store_generation=store.generation,
-        acknowledged=store.annotation(ACKNOWLEDGE_ANNOTATION) == acknowledge_token(store, policy),
+        acknowledgement=_acknowledgement(store, acknowledge_token(store, policy)),
     )
+
+
+def _acknowledgement(store: Store, token: str) -> str | None:
+    """The store's acknowledgement annotation when it names this store's `token`."""
+    given = store.annotation(ACKNOWLEDGE_ANNOTATION)
+    return given if given is not None and token_rows(given)[0] == token else None
 
 
 def next_batch_size(batch_size: int, max_rows: int, done: int) -> int:
@@ -312,7 +367,10 @@ def interruption(plan: PurgePlan, store: Store, policy: Policy | None) -> Stop |
             "the store's spec changed during the run (or it was deleted and created again); "
             "stopped so the next run uses the store as it is now.",
         )
-    if plan.acknowledged and store.annotation(ACKNOWLEDGE_ANNOTATION) != plan.acknowledge_token:
+    if (
+        plan.acknowledgement is not None
+        and store.annotation(ACKNOWLEDGE_ANNOTATION) != plan.acknowledgement
+    ):
         return Stop(
             "AcknowledgementWithdrawn",
             f"the {ACKNOWLEDGE_ANNOTATION} annotation was removed or changed during the run; "
