@@ -39,7 +39,7 @@ from dataward.checks.encryption import (
     waiting_buckets,
 )
 from dataward.model.errors import ModelError
-from dataward.model.policy import parse_policy
+from dataward.model.revisions import in_force_policy
 from dataward.model.store import Store, parse_store
 from dataward.purge.plan import (
     ACKNOWLEDGE_ANNOTATION,
@@ -710,7 +710,8 @@ def cmd_acknowledge(ctx: Context) -> int:
             "there is nothing to acknowledge"
         )
     try:
-        policy = parse_policy(policy_raw)
+        # The revision in force, which the purge deletes by (not a revision in its notice).
+        policy = in_force_policy(policy_raw, ctx.now)
     except ModelError as error:
         raise PluginError(f"PrivacyPolicy {store.policy} cannot be read ({error})") from None
     token = acknowledge_token(store, policy)

@@ -427,6 +427,32 @@ def test_acknowledge_in_advance_must_say_how_many_rows() -> None:
         assert exit_.value.code == 2 and not api.patches, bad
 
 
+def test_acknowledge_takes_the_token_of_the_policy_revision_in_force() -> None:
+    """A policy revision shortening the store's category is in its notice period: the purge
+    runs by the revision in force (1y) and was held at its token. The plugin computed the
+    token from the policy as written (3mo), so it refused the hold as "changed since", and
+    --force wrote a token no run would ever ask for."""
+    store = store_object()
+    del store["spec"]["retention"]  # the category's retention decides
+    policy = policy_object()
+    in_force = copy.deepcopy(policy["spec"])
+    for category in policy["spec"]["categories"]:
+        if category["name"] == "technical-support-inquiry":
+            category["retention"]["period"] = "3mo"
+    policy["spec"]["announced"], policy["spec"]["effectiveDate"] = "2026-11-30", "2026-12-31"
+    policy["status"] = {
+        "revisions": {"inForce": {"generation": 1, "since": "2021-04-26T00:00:00Z",
+                                  "spec": in_force}}
+    }  # fmt: skip
+    token = acknowledge_token(parse_store(store), parse_policy({**policy, "spec": in_force}))
+    assert token.startswith("1y-g3-p2-")
+    api = FakeApi().add(held(store, token + "-n2200"))
+    api.policies["clunix"] = policy
+    code, _, err = run(api, "acknowledge", "support-inquiries")
+    assert (code, err) == (0, "")
+    assert api.patches[0][2] == {ACKNOWLEDGE_ANNOTATION: token + "-n2200"}
+
+
 def test_acknowledge_without_the_policy_is_refused() -> None:
     api = FakeApi().add(store_object())
     api.policies.clear()
