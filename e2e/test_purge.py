@@ -242,7 +242,8 @@ def test_a_purge_follows_its_store_by_watch_not_a_get_per_batch(
     outcome, runs = run_job(control_plane, namespace, job, tmp_path)
     (run,) = runs
     assert outcome == "Complete", run.stdout + run.stderr
-    assert json.loads(run.termination_message)["rowsDeleted"] == 30
+    result = json.loads(run.termination_message)
+    assert result["rowsDeleted"] == 30
 
     account = f"system:serviceaccount:{namespace}:dataward-support-inquiries-purge"
     reads = [
@@ -254,8 +255,11 @@ def test_a_purge_follows_its_store_by_watch_not_a_get_per_batch(
     ]
     assert "watch" in reads, reads
     # The first read, and at most a few more (the policy's own re-check re-reads nothing of
-    # the store while the watch is live); before, one GET per batch: 30 and more.
-    assert reads.count("get") <= 3, reads
+    # the store while the watch is live); before, one GET per batch: 30 and more. A quiet
+    # watch is trusted for 10 s (README), so a run slowed by a loaded machine may GET once
+    # more every 10 s; still far from a GET per batch.
+    allowed = 3 + int(result["durationSeconds"] // 10)
+    assert reads.count("get") <= min(allowed, 10), (reads, result["durationSeconds"])
 
 
 def test_a_statutory_purge_archives_expired_rows_before_deleting_them(
