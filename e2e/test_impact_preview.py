@@ -149,8 +149,9 @@ def count_then_purge(
     assert owner["kind"] == "PersonalDataStore" and owner["name"] == store
     outcome, runs = run_job(control_plane, namespace, job["metadata"]["name"], tmp_path)
     (run,) = runs
-    assert run.argv[3:] == ["purge", "--store", f"{namespace}/{store}", "--dry-run",
-                            "--pending-generation", str(generation)]
+    assert run.argv[3:6] == ["purge", "--store", f"{namespace}/{store}"]
+    assert run.argv[6] == "--connection-pin"
+    assert run.argv[8:] == ["--dry-run", "--pending-generation", str(generation)]
     assert outcome == "Complete", run.stdout + run.stderr
     # The dry run deleted nothing.
     assert rows(postgres.live, table, "inquired_at") == before

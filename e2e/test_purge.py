@@ -178,7 +178,8 @@ def test_a_purge_job_deletes_exactly_the_expired_rows_and_the_store_reports_it(
     outcome, runs = run_job(control_plane, namespace, job, tmp_path)
 
     (run,) = runs
-    assert run.argv[3:] == ["purge", "--store", f"{namespace}/support-inquiries"]
+    assert run.argv[3:6] == ["purge", "--store", f"{namespace}/support-inquiries"]
+    assert run.argv[6] == "--connection-pin" and len(run.argv) == 8
     assert run.returncode == 0, run.stdout + run.stderr
     assert outcome == "Complete"
     # Exactly the expired rows are gone; the younger ones, the future one and NULLs remain.

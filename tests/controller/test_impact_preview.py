@@ -91,8 +91,9 @@ def test_one_preview_job_per_store_and_pending_generation() -> None:
     assert job["metadata"]["name"] == JOB
     assert job["metadata"]["ownerReferences"][0]["kind"] == "PersonalDataStore"
     args = job["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args == ["purge", "--store", "crm/support-inquiries", "--dry-run",
-                    "--pending-generation", "4"]
+    assert args[:3] == ["purge", "--store", "crm/support-inquiries"]
+    assert args[3] == "--connection-pin"
+    assert args[5:] == ["--dry-run", "--pending-generation", "4"]
     assert job["spec"]["backoffLimit"] == 0
     store = kube.objects[("PersonalDataStore", "crm", "support-inquiries")]
     assert store["status"]["impactPreview"]["state"] == "Waiting"

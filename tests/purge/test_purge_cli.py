@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,7 +13,10 @@ import yaml
 
 from dataward.commands.purge import _rechecker
 from dataward.model.policy import parse_policy
+from dataward.model.store import parse_store
 from dataward.purge.source import FileSource
+from dataward.render.purge_job import render_purge_cronjob
+from dataward.render.settings import RenderSettings
 from tests.databases import PURGER_PASSWORD, DatabaseServers
 from tests.purge.support import POLICY, run_cli, store_doc, unique
 from tests.purge.tables import count, create_table, insert_rows
@@ -88,3 +93,42 @@ def test_a_store_file_yaml_cannot_convert_is_a_configuration_error(tmp_path: Pat
         FileSource([path]).load()
     assert raised.value.category == "Configuration"
     assert "is not valid YAML" in raised.value.message and "hunter2" not in raised.value.message
+
+
+def test_a_job_made_for_one_database_never_logs_in_to_another(tmp_path: Path) -> None:
+    """A store's editor changes spec.database's host and credentialsSecret together (admitted:
+    they may read the new Secret, not necessarily the old). A purge Job the old CronJob starts
+    before the operator renders it again mounts the OLD Secret but reads the host from the
+    store as it is now: it sent the old login to the new host (the confused deputy, by a
+    race). The Job carries the connection it was made for and refuses another before
+    connecting."""
+    from tests.databases import DatabaseServer
+
+    server = DatabaseServer("postgresql", "live", 1, directory=tmp_path, time_zone="UTC")
+    made_for = store_doc(server, "t")
+    cronjob = render_purge_cronjob(parse_store(made_for), RenderSettings(), compliant=True)
+    (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert container["args"][0] == "purge"
+    with socket.socket() as listener:  # the new host: a listener that notes any connection
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        edited = copy.deepcopy(made_for)
+        edited["spec"]["database"].update(
+            host="127.0.0.1", port=listener.getsockname()[1], credentialsSecret="other-login"
+        )
+        run = run_cli(
+            tmp_path, edited, extra_args=(*container["args"][1:], "--statement-timeout", "2")
+        )
+        listener.setblocking(False)
+        try:
+            listener.accept()[0].close()
+            connected = True
+        except BlockingIOError:
+            connected = False
+    assert not connected, "the Job connected to a database it was not made for"
+    assert run.result["result"] == "Failed" and run.result["reason"] == "JobOutdated"
+    assert "spec.database" in run.result["message"]
+    # The same Job against the store it was made for goes on to connect (here: refused by the
+    # server, whose address this test did not change).
+    again = run_cli(tmp_path, made_for, extra_args=tuple(container["args"][1:]))
+    assert again.result["reason"] != "JobOutdated"

@@ -69,9 +69,30 @@ def test_suspended_unless_compliant_and_not_on_hold(
 def test_runs_dataward_purge_for_this_store() -> None:
     c = container(cronjob())
     assert c["command"] == ["dataward"]
-    assert c["args"] == ["purge", "--store", "crm/support-inquiries"]
+    assert c["args"][:3] == ["purge", "--store", "crm/support-inquiries"]
+    assert c["args"][3] == "--connection-pin" and len(c["args"]) == 5
     assert {"name": "DATAWARD_STORE", "value": "crm/support-inquiries"} in c["env"]
     assert c["image"] == "registry.example/dataward:1"
+
+
+def test_the_connection_pin_follows_where_the_job_logs_in_and_nothing_else() -> None:
+    """The Job refuses to log in anywhere the store names after it was made: the pin must
+    change with every field that says where and with which Secret, and with nothing else
+    (a CronJob rewritten on every spec edit would be churn)."""
+    base = samples.store()["spec"]["database"]
+    pins = {
+        field: container(cronjob(database={**base, field: value}))["args"][4]
+        for field, value in (("host", "other.crm.svc"), ("port", 6543), ("name", "other"),
+                             ("credentialsSecret", "other-login"), ("tls", "verify-full"))
+    }  # fmt: skip
+    plain = container(cronjob())["args"][4]
+    assert len(set(pins.values()) | {plain}) == 6, pins
+    archive = {"database": {**base, "host": "archive.crm.svc"}}
+    with_archive = container(cronjob(archive=archive))["args"][4]
+    other_archive = {"database": {**base, "host": "archive.crm.svc", "credentialsSecret": "x"}}
+    assert len({plain, with_archive, container(cronjob(archive=other_archive))["args"][4]}) == 3
+    assert container(cronjob(retention="30d"))["args"][4] == plain
+    assert container(cronjob(purge={"schedule": "0 4 * * *"}))["args"][4] == plain
 
 
 def test_pod_security_restricted_fields() -> None:

@@ -12,6 +12,7 @@ from dataward.render.subject_jobs import (
     IDENTIFIER_DIR,
     PUBLIC_KEY_ANNOTATION,
     export_secret_name,
+    job_arguments,
     job_name,
     key_secret_name,
     render_job,
@@ -66,6 +67,14 @@ def test_same_namespace_mounts_the_identifier_secret_and_grants_nothing_more_for
     assert args[args.index("--identifier-dir") + 1] == IDENTIFIER_DIR
     assert "--archive-credentials-dir" in args
     assert volumes["archive-credentials"]["secret"]["secretName"] == "archive-writer"
+    # The Job logs in only where the store pointed when its Secrets were mounted.
+    pin = args[args.index("--connection-pin") + 1]
+    moved = copy.deepcopy(store_samples.STORE)
+    moved["metadata"]["namespace"] = "privacy"
+    moved["spec"]["archive"] = copy.deepcopy(store_samples.ARCHIVE)
+    moved["spec"]["archive"]["database"]["credentialsSecret"] = "another-writer"
+    other = job_arguments(req, parse_store(moved))
+    assert other[other.index("--connection-pin") + 1] != pin
     assert render_job_role(req, store) is None  # nothing to grant in the request's namespace
 
 

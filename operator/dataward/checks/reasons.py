@@ -1031,6 +1031,16 @@ PURGE_OUTCOMES: tuple[PurgeOutcome, ...] = (
         "username and password.",
     ),
     PurgeOutcome(
+        "JobOutdated",
+        ("Failed",),
+        "The Job was made for the databases and credentials Secrets the store named then; the "
+        "store names others now (spec.database or spec.archive.database was edited), so it "
+        "logged in nowhere: its mounted Secrets are not the ones the store names. Nothing was "
+        "read or deleted.",
+        "Nothing: the operator renders the CronJob for the store as it is now and the next run "
+        "uses it (kubectl dataward purge now, to run it at once).",
+    ),
+    PurgeOutcome(
         "StoreUnavailable",
         ("Failed", "Succeeded"),
         "The purge job could not read its PersonalDataStore or PrivacyPolicy from the API: at "

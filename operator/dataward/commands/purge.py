@@ -128,6 +128,23 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
                         "DATAWARD_TERMINATION_LOG, else /dev/termination-log when it exists)")
     parser.add_argument("--statement-timeout", type=float, default=30.0, metavar="SECONDS",
                         help="the longest any one statement may run (default 30)")
+    parser.add_argument("--connection-pin", metavar="DIGEST",
+                        help="refuse to log in unless the store names this connection "
+                        "(the operator renders it: the Job's Secrets are the ones the store "
+                        "named when the Job was made)")
+
+
+def refuse_other_connection(args: argparse.Namespace, store: Store) -> None:
+    """Before any login: a Job made for one connection (its Secrets mounted from the store as
+    it was then) never logs in where the store, edited since, points now."""
+    if args.connection_pin is not None and args.connection_pin != store.connection_pin:
+        raise PurgeError(
+            "JobOutdated",
+            "this Job was made for the databases the store named then (spec.database and "
+            "spec.archive.database: host, port, name, credentialsSecret, tls) and the store "
+            "names others now, so nothing was connected to; the operator makes the next Job "
+            "for the store as it is now.",
+        )
 
 
 def store_source(args: argparse.Namespace, pending_generation: int | None = None) -> StoreSource:
@@ -207,6 +224,7 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> PurgeResult
             raise PurgeError("Configuration", "--pending-generation needs --store and --dry-run")
         source = store_source(args, args.pending_generation)
         store, policy = source.load()
+        refuse_other_connection(args, store)
         timeouts = Timeouts(statement=args.statement_timeout, lock=args.lock_timeout)
         connect_live: Callable[[], Session] | None = None
         connect_archive: Callable[[], Session] | None = None

@@ -37,6 +37,7 @@ from dataward.commands.purge import (
     add_store_arguments,
     connector,
     fault_from_env,
+    refuse_other_connection,
     store_source,
 )
 from dataward.purge.credentials import Timeouts, load_credentials
@@ -217,6 +218,7 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> SubjectResu
         source = store_source(args)
         store, policy = source.load()
         ref = f"{store.namespace}/{store.name}"
+        refuse_other_connection(args, store)
         timeouts = Timeouts(statement=args.statement_timeout, lock=args.lock_timeout)
         connect_live = connector(
             store.database,

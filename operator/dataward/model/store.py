@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -220,6 +222,18 @@ class Store:
     def annotation(self, key: str) -> str | None:
         """The value of one of the store's annotations, or None."""
         return dict(self.annotations).get(key)
+
+    @property
+    def connection_pin(self) -> str:
+        """A digest of where the store's Jobs log in and with which Secrets (spec.database,
+        spec.archive.database): a Job mounts the Secrets the store named when it was made,
+        so it must not log in to the databases the store names after an edit."""
+        parts = [
+            (d.engine, d.host, d.port, d.name, d.credentials_secret, d.tls)
+            for d in (self.database, self.archive)
+            if d is not None
+        ]
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
 def parse_store(obj: Mapping[str, Any]) -> Store:

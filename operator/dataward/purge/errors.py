@@ -26,6 +26,7 @@ ErrorCategory = Literal[
     "DatabaseError",
     "Configuration",
     "StoreUnavailable",
+    "JobOutdated",
     "Internal",
 ]
 

@@ -94,6 +94,7 @@ def render_preview_job(
     pod = _pod_spec(store, settings, names_for(store.name).purge)
     pod["containers"][0]["args"] = [
         "purge", "--store", store_reference(store),
+        "--connection-pin", store.connection_pin,
         "--dry-run", "--pending-generation", str(policy_generation),
     ]  # fmt: skip
     return {
@@ -139,7 +140,8 @@ def _pod_spec(store: Store, settings: RenderSettings, service_account: str) -> d
                 "image": settings.image,
                 "imagePullPolicy": settings.image_pull_policy,
                 "command": ["dataward"],
-                "args": ["purge", "--store", store_reference(store)],
+                "args": ["purge", "--store", store_reference(store),
+                         "--connection-pin", store.connection_pin],
                 "env": _environment(store),
                 "securityContext": {
                     "runAsNonRoot": True,

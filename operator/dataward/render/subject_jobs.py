@@ -263,6 +263,7 @@ def job_arguments(request: SubjectRequest, store: Store) -> list[str]:
         "subject-request", "run",
         "--type", request.type,
         "--store", store_reference(store),
+        "--connection-pin", store.connection_pin,
         "--identifier-dir", IDENTIFIER_DIR,
         "--credentials-dir", CREDENTIALS_DIR,
     ]  # fmt: skip
