@@ -10,7 +10,10 @@ from dataward.purge.sql import MYSQL, POSTGRES, Column, Dialect
 from dataward.subjects.engine import (
     charset_holds,
     decimal_fits,
+    kind_mismatches,
+    match_kind,
     match_predicate,
+    mismatch_refusal,
     plain_decimal,
     plain_integer,
     plain_uuid,
@@ -260,3 +263,35 @@ def test_a_kind_no_column_reads_is_refused_naming_no_value() -> None:
     assert refused_kinds([found, (frozenset({"customer-id"}), ())]) == {}
     good = parse_identifiers({"customer-id": U.upper(), "email": "kim@example.com"})
     assert unreadable(POSTGRES, columns, plan, good) == (frozenset({"customer-id", "email"}), ())
+
+
+@pytest.mark.parametrize(
+    ("dialect", "live", "archive", "same"),
+    [
+        (POSTGRES, Column("c", "uuid", None), Column("c", "text", None), False),
+        (POSTGRES, Column("c", "numeric", None), Column("c", "character varying", None), False),
+        (POSTGRES, Column("c", "bigint", None), Column("c", "text", None), False),
+        (POSTGRES, Column("c", "character", None), Column("c", "text", None), False),
+        (POSTGRES, Column("c", "integer", None), Column("c", "bigint", None), True),
+        (POSTGRES, Column("c", "text", None), Column("c", "character varying", None), True),
+        (POSTGRES, Column("c", "USER-DEFINED", None, "s", "citext"), Column("c", "text", None),
+         True),
+        (MYSQL, Column("c", "uuid", None), Column("c", "varchar", None), False),
+        (MYSQL, Column("c", "binary", None, octets=16), Column("c", "varbinary", None, octets=16),
+         False),
+        (MYSQL, Column("c", "int", None), Column("c", "bigint", None), True),
+        (MYSQL, Column("c", "char", None), Column("c", "longtext", None), True),
+        (MYSQL, Column("c", "decimal", None), Column("c", "decimal", None), True),
+    ],
+)  # fmt: skip
+def test_the_archive_must_compare_a_subject_column_by_the_live_rule(
+    dialect: Dialect, live: Column, archive: Column, same: bool
+) -> None:
+    """One rule per column: a uuid live and text archived would find `9F2C...` live only."""
+    found = kind_mismatches(
+        "people", [("c", match_kind(dialect, live))], [("c", match_kind(dialect, archive))]
+    )
+    assert (found == []) is same
+    if not same:
+        error = mismatch_refusal(found)
+        assert error.category == "ArchiveTableInvalid" and "people.c (" in error.message

@@ -22,6 +22,9 @@ LIKE, so `%`, `_`, quotes and backslashes are plain characters. Case and spaces 
   there, and refuses the request (Configuration, no value named, before anything is exported
   or deleted) when no column of its kind reads it (`refused_kinds`). BINARY(16): a value
   written as a uuid is its 16 bytes.
+- The archive is compared by the same rule as the live table: a subject column of another
+  kind there (`match_kind`: a uuid live, text archived) refuses the request
+  (`ArchiveTableInvalid`) before anything is read, since it could miss an archived row.
 - Other types: their text equal to the identifier (PostgreSQL `column::text`, MySQL the
   value converted to utf8mb4; bytes columns as they are): a float's `1.50` is not `1.5`.
 
@@ -285,6 +288,57 @@ def type_reads(dialect: Dialect, column: Column, value: str) -> bool:
     return True
 
 
+def match_kind(dialect: Dialect, column: Column) -> str:
+    """The rule `match_predicate` compares `column` by: integer, uuid, numeric, text,
+    PostgreSQL's blank-padded character, MySQL's bytes (BINARY(16) apart: it reads a uuid),
+    or, for any other type, the type itself (compared by its text)."""
+    data_type = column.data_type.lower()
+    if dialect.is_integer(column):
+        return "integer"
+    if data_type in ("uuid", "numeric", "decimal"):
+        return "numeric" if data_type == "decimal" else data_type
+    if dialect.engine == "postgresql":
+        if data_type == "character":
+            return "blank-padded character"  # copied padded to its length
+        if data_type in _TEXT_TYPES["postgresql"] or (
+            column.udt_name == "citext" and column.udt_schema
+        ):
+            return "text"
+        return (column.udt_name or data_type) if data_type == "user-defined" else data_type
+    if data_type in _TEXT_TYPES["mysql"]:
+        return "text"
+    if data_type in _MYSQL_BYTES:
+        return "binary(16)" if data_type == "binary" and column.octets == 16 else "bytes"
+    return data_type
+
+
+def kind_mismatches(
+    table: str, live: Sequence[tuple[str, str]], archive: Sequence[tuple[str, str]]
+) -> list[str]:
+    """`table.column (x live, y in the archive)` for each subject column (column, match kind)
+    the archive compares by another rule than the live table. Such a column would find her
+    live row and miss her archived one (a uuid asked `9F2C...` is the live uuid's value, but
+    not the archive text's `9f2c...`): the request cannot be answered truthfully."""
+    theirs = dict(archive)
+    return [
+        f"{table}.{column} ({kind} live, {theirs[column]} in the archive)"
+        for column, kind in live
+        if column in theirs and theirs[column] != kind
+    ]
+
+
+def mismatch_refusal(columns: Sequence[str]) -> PurgeError:
+    """The error for `kind_mismatches`: tables, columns and types, never a value."""
+    return PurgeError(
+        "ArchiveTableInvalid",
+        "subject columns compared by another type in the archive than in the live table "
+        f"({'; '.join(columns)}): the live side would find a value its type reads in any "
+        "spelling and the archive only the spelling it holds, so an archived row of the "
+        "subject could be missed and the request still say Succeeded. Nothing was exported or "
+        "deleted; give the archive column the live column's type.",
+    )
+
+
 def unreadable(
     dialect: Dialect, columns: dict[str, Column], table: TablePlan, identifiers: Identifiers
 ) -> tuple[frozenset[str], tuple[tuple[str, str], ...]]:
@@ -474,6 +528,8 @@ class Located:
     zone: ZoneInfo | None = None
     # The kinds a subject column reads, and the (kind, table.column) whose type cannot.
     reads: tuple[frozenset[str], tuple[tuple[str, str], ...]] = (frozenset(), ())
+    # Each subject column of the plan and the rule it is compared by here (`match_kind`).
+    kinds: tuple[tuple[str, str], ...] = ()
 
     def trigger(self, value: Any) -> datetime | None:
         """A trigger value of this table read back, as a UTC instant (the purge's reading)."""
@@ -529,6 +585,9 @@ def locate(
         key_positions=tuple(lowered.index(k.lower()) for k in records.key_columns),
         zone=column_zone(kind, records.zone),
         reads=unreadable(session.dialect, found, table, identifiers),
+        kinds=tuple(
+            (m.column, match_kind(session.dialect, found[m.column.lower()])) for m in table.matches
+        ),
     )
 
 
@@ -978,6 +1037,14 @@ def _observe(
             else locate(archive, "archive", table, identifiers, located.columns)
         )
         found.append((table, located, archived))
+    mismatched = [
+        where
+        for table, located, archived in found
+        if archived is not None
+        for where in kind_mismatches(table.table, located.kinds, archived.kinds)
+    ]
+    if mismatched:
+        raise mismatch_refusal(mismatched)
     refused = refused_kinds(
         [one.reads for _t, located, archived in found for one in (located, archived) if one]
     )
