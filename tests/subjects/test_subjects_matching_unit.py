@@ -232,8 +232,9 @@ def test_a_numeric_column_is_looked_up_as_a_number_never_rounded() -> None:
 @pytest.mark.parametrize("dialect", [POSTGRES, MYSQL])
 @pytest.mark.parametrize(
     ("data_type", "value"),
-    [("uuid", "not-a-uuid-at-all"), ("numeric", "5,00"), ("decimal", "12abc")],
-)
+    [("uuid", "not-a-uuid-at-all"), ("numeric", "5,00"), ("decimal", "12abc"),
+     ("bigint", "42abc"), ("bigint", "042"), ("bigint", "+42")],
+)  # fmt: skip
 def test_a_value_its_column_type_cannot_read_matches_nothing_there(
     dialect: Dialect, data_type: str, value: str
 ) -> None:
@@ -263,6 +264,14 @@ def test_a_kind_no_column_reads_is_refused_naming_no_value() -> None:
     assert refused_kinds([found, (frozenset({"customer-id"}), ())]) == {}
     good = parse_identifiers({"customer-id": U.upper(), "email": "kim@example.com"})
     assert unreadable(POSTGRES, columns, plan, good) == (frozenset({"customer-id", "email"}), ())
+
+
+@pytest.mark.parametrize("dialect", [POSTGRES, MYSQL])
+def test_an_integer_too_wide_for_any_column_is_read_and_matches_nothing(dialect: Dialect) -> None:
+    column = Column("col", "bigint", None)
+    for wide in ("9" * 25, str(2**64), "-" + "9" * 25):
+        assert type_reads(dialect, column, wide) is True
+        assert _predicate(dialect, "bigint", wide) == ("(FALSE)", [])
 
 
 @pytest.mark.parametrize(

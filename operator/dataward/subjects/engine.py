@@ -15,13 +15,15 @@ LIKE, so `%`, `_`, quotes and backslashes are plain characters. Case and spaces 
   latin1 or utf16 column still finds the subject's row).
 - Integer columns: only a plain decimal (`42`, `-7`; no sign `+`, leading zero, spaces,
   exponent, hex or non-ASCII digit) can match, as that number (index served); anything else
-  matches nothing (`FALSE`), where MariaDB would compare `'42abc'` as 42.
+  matches nothing (`FALSE`), where MariaDB would compare `'42abc'` as 42, and is refused
+  as below when no column of its kind reads it; a plain number wider than BIGINT matches
+  nothing.
 - uuid columns (PostgreSQL uuid or a domain over it, MariaDB UUID): as a uuid, in any case,
   with or without hyphens and braces; numeric/DECIMAL: as a plain decimal number (`5.0` is
   `5.00`; never rounded to the column's scale). A value the type cannot read matches nothing
   there, and refuses the request (Configuration, no value named, before anything is exported
-  or deleted) when no column of its kind reads it (`refused_kinds`). BINARY(16): a value
-  written as a uuid is its 16 bytes.
+  or deleted) when no column of its kind reads it (`refused_kinds`, one rule with integer
+  columns). BINARY(16): a value written as a uuid is its 16 bytes.
 - The archive is compared by the same rule as the live table: a subject column of another
   kind there (`match_kind`: a uuid live, text archived) refuses the request
   (`ArchiveTableInvalid`) before anything is read, since it could miss an archived row.
@@ -144,7 +146,8 @@ class Outcome:
 # ------------------------------------------------------------------------ the statements
 
 
-_PLAIN_INTEGER = re.compile(r"0|-?[1-9][0-9]{0,19}", re.ASCII)
+# An integer written plainly, as an integer column's value reads back (`type_reads`).
+_PLAIN_INTEGER = re.compile(r"0|-?[1-9][0-9]*", re.ASCII)
 # The widest integer column of each engine: PostgreSQL's bigint, MySQL's BIGINT (UNSIGNED).
 _INTEGER_RANGE = {"postgresql": (-(2**63), 2**63 - 1), "mysql": (-(2**63), 2**64 - 1)}
 
@@ -152,7 +155,7 @@ _INTEGER_RANGE = {"postgresql": (-(2**63), 2**63 - 1), "mysql": (-(2**63), 2**64
 def plain_integer(value: str, engine: str) -> int | None:
     """The identifier as a number if it is one written plainly (what the column's value reads
     back as) and fits the engine's integer columns; None when no integer row can hold it."""
-    if not _PLAIN_INTEGER.fullmatch(value):
+    if len(value) > 21 or not _PLAIN_INTEGER.fullmatch(value):  # wider than any: no int()
         return None
     low, high = _INTEGER_RANGE[engine]
     number = int(value)
@@ -274,13 +277,12 @@ def text_forms(value: str) -> list[str]:
 
 def type_reads(dialect: Dialect, column: Column, value: str) -> bool:
     """Whether `column`'s type can read `value` as one of its values at all: a uuid column a
-    uuid, a numeric one a plain decimal. Text and other columns read anything. (A value read
-    but out of the column's range, such as 5.001 for DECIMAL(10,2), is read: it matches
-    nothing.) Integer columns keep their own rule, older than this one: a value that is no
-    plain decimal matches nothing there, and is not refused (`plain_integer`)."""
+    uuid, a numeric one a plain decimal, an integer one a plain integer (`42`, `-7`). Text and
+    other columns read anything. (A value read but out of the column's range, such as 5.001
+    for DECIMAL(10,2) or 2**64 for any integer column, is read: it matches nothing.)"""
     data_type = column.data_type.lower()
     if dialect.is_integer(column):
-        return True
+        return _PLAIN_INTEGER.fullmatch(value) is not None
     if data_type == "uuid":
         return plain_uuid(value) is not None
     if data_type in ("numeric", "decimal"):
@@ -378,9 +380,9 @@ def refusal(kinds: dict[str, list[str]]) -> PurgeError:
                       sorted(kinds.items()))  # fmt: skip
     return PurgeError(
         "Configuration",
-        f"an identifier is not a value its columns' types can read ({named}: a uuid or "
-        "numeric column): nothing was exported or deleted; write it as the column's type "
-        "does (`9f2c0b5e-...`, `5.00`).",
+        f"an identifier is not a value its columns' types can read ({named}: a uuid, "
+        "numeric or integer column): nothing was exported or deleted; write it as the "
+        "column's type does (`9f2c0b5e-...`, `5.00`, `42`).",
     )
 
 
