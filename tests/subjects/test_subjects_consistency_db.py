@@ -1,4 +1,5 @@
-"""One subject, one answer: the live table and its archive must match her by the same rule.
+"""One subject, one answer: the live table and its archive must match her by the same rule,
+and a value the engine cannot read as a date must not turn her request into `Internal`.
 Attacked on real PostgreSQL 15 and MariaDB 10.11.
 
 - A subject column typed one way live (uuid, numeric, integer) and another way in the archive
@@ -6,6 +7,9 @@ Attacked on real PostgreSQL 15 and MariaDB 10.11.
   its spelling, so her archived row was missed and the request said Succeeded. Such an
   archive is refused (`ArchiveTableInvalid`, table and column named, never a value) before
   anything is exported or deleted.
+- MariaDB's zero date (`0000-00-00`), which PyMySQL returns as text: in any other column it is
+  exported as the server shows it; in the trigger column it is no instant, and the request
+  is refused (`ColumnRefused`, table and column named) rather than failing `Internal`.
 """
 
 from __future__ import annotations
@@ -127,3 +131,60 @@ def test_an_archive_of_the_same_kind_still_answers(
     erasure = run(doc, live, archive, "erasure", {"customer-id": str(value)})
     assert erasure.result.outcome == "Succeeded", erasure.result.message
     assert ids(archive, people) == {1, 3}  # 1: recent, copied under the statute; 2 destroyed
+
+
+# ------------------------------------------------------------------ MariaDB's zero dates
+
+
+def _zero_store(live: DatabaseServer) -> tuple[dict[str, Any], str]:
+    """people (id, ts DATETIME NULL, born DATE NULL, email): rows written with zero dates
+    allowed (sql_mode ''), as an old application's session may have."""
+    doc, people, _notes, _audit = subject_store(live)
+    create_table(live, people, "id bigint PRIMARY KEY, ts datetime NULL, born date NULL, "
+                               "email varchar(200)")  # fmt: skip
+    doc["spec"]["records"] = doc["spec"]["records"][:1]
+    doc["spec"]["records"][0]["subjectColumns"] = [{"kind": "email", "column": "email"}]
+    return doc, people
+
+
+def test_a_zero_date_outside_the_trigger_is_exported_as_the_server_shows_it(
+    servers: DatabaseServers,
+) -> None:
+    live = servers.mysql_live
+    doc, people = _zero_store(live)
+    live.execute(
+        "SET SESSION sql_mode = ''",
+        f"INSERT INTO {people} VALUES (1, '2024-01-02 03:04:05', '0000-00-00', 'kim@x'), "
+        "(2, '2024-01-02 03:04:05', '1990-00-00', 'kim@x'), (3, NULL, NULL, 'lee@x')",
+    )
+    access = run(doc, live, None, "access", {"email": "kim@x"})
+    assert access.result.outcome == "Succeeded", access.result.message
+    assert access.document is not None
+    born = {r["values"]["id"]: r["values"]["born"] for r in json.loads(access.document)["rows"]}
+    assert born == {1: "0000-00-00", 2: "1990-00-00"}
+    erasure = run(doc, live, None, "erasure", {"email": "kim@x"})
+    assert erasure.result.outcome == "Succeeded", erasure.result.message
+    assert ids(live, people) == {3}
+
+
+@pytest.mark.parametrize("zero", ["0000-00-00 00:00:00", "2024-00-10 00:00:00"])
+@pytest.mark.parametrize("request_type", ["access", "erasure"])
+def test_a_zero_date_in_the_trigger_is_refused_naming_the_column_not_internal(
+    servers: DatabaseServers, zero: str, request_type: str
+) -> None:
+    """A zero trigger is no instant: nothing says when her row's retention (or statute) ends.
+    Before: as_utc got the text PyMySQL returns and the request failed `Internal`."""
+    live = servers.mysql_live
+    doc, people = _zero_store(live)
+    live.execute(
+        "SET SESSION sql_mode = ''",
+        f"INSERT INTO {people} VALUES (1, '{zero}', NULL, 'kim@x'), "
+        "(2, '2024-01-02 03:04:05', NULL, 'kim@x'), (3, NULL, NULL, 'lee@x')",
+    )
+    outcome = run(doc, live, None, request_type, {"email": "kim@x"})
+    result = outcome.result
+    assert (result.outcome, result.reason) == ("Failed", "ColumnRefused"), result.message
+    assert f"{people}" in result.message and "'ts'" in result.message, result.message
+    assert "kim@x" not in result.message and zero[:10] not in result.message, result.message
+    assert outcome.document is None
+    assert ids(live, people) == {1, 2, 3}

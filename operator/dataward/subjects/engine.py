@@ -63,7 +63,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -533,9 +533,25 @@ class Located:
     # Each subject column of the plan and the rule it is compared by here (`match_kind`).
     kinds: tuple[tuple[str, str], ...] = ()
 
+    role: str = "live"  # or "archive"
+
     def trigger(self, value: Any) -> datetime | None:
-        """A trigger value of this table read back, as a UTC instant (the purge's reading)."""
-        return None if value is None else as_utc(value, self.zone)
+        """A trigger value of this table read back, as a UTC instant (the purge's reading).
+        A value that is no date (PyMySQL returns MariaDB's zero date `0000-00-00`, or one with
+        a zero month or day, as text) is refused: nothing says when the row's retention or
+        statute ends, and reading it as anything (NULL: not happened yet) would decide that."""
+        if value is None:
+            return None
+        if not isinstance(value, datetime | date):
+            raise PurgeError(
+                "ColumnRefused",
+                f"timestamp column {self.plan.records.timestamp_column!r} of the {self.role} "
+                f"table {self.plan.table} holds, in a row of the subject, a value that is no "
+                "date (a MariaDB zero date, or a zero month or day): nothing says when that "
+                "row's retention ends, so the request stopped there. Give the row a real date, "
+                "or NULL if its trigger has not happened.",
+            )
+        return as_utc(value, self.zone)
 
     def quoted(self, dialect: Dialect) -> str:
         """The column list."""
@@ -586,6 +602,7 @@ def locate(
         ts_position=lowered.index(records.timestamp_column.lower()),
         key_positions=tuple(lowered.index(k.lower()) for k in records.key_columns),
         zone=column_zone(kind, records.zone),
+        role=role,
         reads=unreadable(session.dialect, found, table, identifiers),
         kinds=tuple(
             (m.column, match_kind(session.dialect, found[m.column.lower()])) for m in table.matches
