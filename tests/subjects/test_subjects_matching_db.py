@@ -39,11 +39,14 @@ BLIND = [
 # Fullwidth letters (width-blind ICU levels; NFKC, compatibility, not canonical equivalence).
 # KIM in NFD is the same text as KIM and found with her (test_subjects_typed_db.py).
 WIDE = ["ｋíｍ@example.com"]
-# Spellings of 42 (or of nothing) that MariaDB's or Python's number conversion would accept.
+# Spellings of 42 (or of nothing) that MariaDB's or Python's number conversion would accept:
+# no integer column reads them (the request is refused when no other column of the kind can).
 NOT_PLAIN_42 = [
     *("042", "42 ", " 42", "42\n", "+42", "42.0", "4.2e1", "0x2A", "42abc", "4_2", "-0"),
-    *("0042", "99999999999999999999999", "-99999999999999999999999", "\u0664\u0662"),
+    *("0042", "\u0664\u0662"),
 ]
+# Integers written plainly that no integer column holds (wider than BIGINT): they match nothing.
+TOO_WIDE = ["99999999999999999999999", "-99999999999999999999999", str(2**64)]
 
 
 def _seed(
@@ -184,7 +187,9 @@ def test_a_number_column_matches_only_the_plain_decimal(
     servers: DatabaseServers, engine: str, identifier: str
 ) -> None:
     """MariaDB compares `cust_no = '42abc'` as the number 42 and PostgreSQL casts: a crafted
-    customer-id must match nothing, never customer 42 (nor 0, 100, ...)."""
+    customer-id must match nothing, never customer 42 (nor 0, 100, ...). No column of its kind
+    reads it, so it is refused (not `Succeeded, 0 rows`, which reads as "nothing held"); a
+    plain integer wider than any column is read, and matches nothing."""
     live = servers.pair(engine)[0]  # type: ignore[arg-type]
     doc, people, _notes = _seed(live, "varchar(200)", [])
     insert(
@@ -194,8 +199,14 @@ def test_a_number_column_matches_only_the_plain_decimal(
     )
     for request in ("access", "erasure"):
         outcome = run(doc, live, None, request, {"customer-id": identifier})
-        assert outcome.result.outcome == "Succeeded", outcome.result.message
-        assert outcome.result.total("rows_found") == 0
+        assert (outcome.result.outcome, outcome.result.reason) == ("Failed", "Configuration"), (
+            outcome.result.message)  # fmt: skip
+        assert f"customer-id identifier by {people}.cust_no" in outcome.result.message
+        assert outcome.document is None
+        for wide in TOO_WIDE:
+            outcome = run(doc, live, None, request, {"customer-id": wide})
+            assert outcome.result.outcome == "Succeeded", outcome.result.message
+            assert outcome.result.total("rows_found") == 0
     assert ids(live, people) == {1, 2, 3, 4, 5}
     assert _exported(run(doc, live, None, "access", {"customer-id": "42"}).document) == {2}
     assert _exported(run(doc, live, None, "access", {"customer-id": "-42"}).document) == {5}

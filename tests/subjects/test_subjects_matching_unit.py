@@ -10,7 +10,10 @@ from dataward.purge.sql import MYSQL, POSTGRES, Column, Dialect
 from dataward.subjects.engine import (
     charset_holds,
     decimal_fits,
+    kind_mismatches,
+    match_kind,
     match_predicate,
+    mismatch_refusal,
     plain_decimal,
     plain_integer,
     plain_uuid,
@@ -229,8 +232,9 @@ def test_a_numeric_column_is_looked_up_as_a_number_never_rounded() -> None:
 @pytest.mark.parametrize("dialect", [POSTGRES, MYSQL])
 @pytest.mark.parametrize(
     ("data_type", "value"),
-    [("uuid", "not-a-uuid-at-all"), ("numeric", "5,00"), ("decimal", "12abc")],
-)
+    [("uuid", "not-a-uuid-at-all"), ("numeric", "5,00"), ("decimal", "12abc"),
+     ("bigint", "42abc"), ("bigint", "042"), ("bigint", "+42")],
+)  # fmt: skip
 def test_a_value_its_column_type_cannot_read_matches_nothing_there(
     dialect: Dialect, data_type: str, value: str
 ) -> None:
@@ -260,3 +264,43 @@ def test_a_kind_no_column_reads_is_refused_naming_no_value() -> None:
     assert refused_kinds([found, (frozenset({"customer-id"}), ())]) == {}
     good = parse_identifiers({"customer-id": U.upper(), "email": "kim@example.com"})
     assert unreadable(POSTGRES, columns, plan, good) == (frozenset({"customer-id", "email"}), ())
+
+
+@pytest.mark.parametrize("dialect", [POSTGRES, MYSQL])
+def test_an_integer_too_wide_for_any_column_is_read_and_matches_nothing(dialect: Dialect) -> None:
+    column = Column("col", "bigint", None)
+    for wide in ("9" * 25, str(2**64), "-" + "9" * 25):
+        assert type_reads(dialect, column, wide) is True
+        assert _predicate(dialect, "bigint", wide) == ("(FALSE)", [])
+
+
+@pytest.mark.parametrize(
+    ("dialect", "live", "archive", "same"),
+    [
+        (POSTGRES, Column("c", "uuid", None), Column("c", "text", None), False),
+        (POSTGRES, Column("c", "numeric", None), Column("c", "character varying", None), False),
+        (POSTGRES, Column("c", "bigint", None), Column("c", "text", None), False),
+        (POSTGRES, Column("c", "character", None), Column("c", "text", None), False),
+        (POSTGRES, Column("c", "integer", None), Column("c", "bigint", None), True),
+        (POSTGRES, Column("c", "text", None), Column("c", "character varying", None), True),
+        (POSTGRES, Column("c", "USER-DEFINED", None, "s", "citext"), Column("c", "text", None),
+         True),
+        (MYSQL, Column("c", "uuid", None), Column("c", "varchar", None), False),
+        (MYSQL, Column("c", "binary", None, octets=16), Column("c", "varbinary", None, octets=16),
+         False),
+        (MYSQL, Column("c", "int", None), Column("c", "bigint", None), True),
+        (MYSQL, Column("c", "char", None), Column("c", "longtext", None), True),
+        (MYSQL, Column("c", "decimal", None), Column("c", "decimal", None), True),
+    ],
+)  # fmt: skip
+def test_the_archive_must_compare_a_subject_column_by_the_live_rule(
+    dialect: Dialect, live: Column, archive: Column, same: bool
+) -> None:
+    """One rule per column: a uuid live and text archived would find `9F2C...` live only."""
+    found = kind_mismatches(
+        "people", [("c", match_kind(dialect, live))], [("c", match_kind(dialect, archive))]
+    )
+    assert (found == []) is same
+    if not same:
+        error = mismatch_refusal(found)
+        assert error.category == "ArchiveTableInvalid" and "people.c (" in error.message

@@ -49,6 +49,7 @@ D = "5.00"  # the subject's number, as a numeric(10,2) column stores it
 D_OTHERS = ["50.00", "5.01", "0.50", "500.00", "-5.00", "4.99"]
 D_SPELLINGS = ["5", "5.0", "5.00", "5.000000"]
 NOT_DECIMALS = ["5,00", "5abc", "5e0", "+5", " 5", "5 ", "05", ".5", "5.", "five", "\u0665"]
+NOT_INTEGERS = ["42abc", "042", "+42", " 42", "42 ", "42.0", "4.2e1", "0x2A", "-0", "\u0664\u0662"]
 D_NOT_HELD = ["5.001", "5.0001"]  # numbers, but none the column holds: they match nothing
 
 
@@ -146,10 +147,14 @@ def test_a_typed_column_finds_the_subject_however_its_type_spells_the_value(
         *(("mysql", "uuid", U, b) for b in NOT_UUIDS),
         *(("postgresql", "numeric(10,2)", D, b) for b in NOT_DECIMALS),
         *(("mysql", "decimal(10,2)", D, b) for b in NOT_DECIMALS),
+        # An integer column reads a plain decimal only (`42`): one rule with the others.
+        *(("postgresql", "bigint", 42, b) for b in NOT_INTEGERS),
+        *(("mysql", "bigint", 42, b) for b in NOT_INTEGERS),
+        ("mysql", "int unsigned", 42, "42abc"),
     ],
 )
 def test_a_value_the_type_cannot_read_is_refused_without_naming_it(
-    servers: DatabaseServers, engine: str, column_type: str, stored: str, bad: str
+    servers: DatabaseServers, engine: str, column_type: str, stored: Any, bad: str
 ) -> None:
     """Not `Succeeded, 0 rows` (which reads as "no data held"): Failed, the kind and column
     named, the value nowhere, nothing read or deleted."""

@@ -933,8 +933,10 @@ PURGE_OUTCOMES: tuple[PurgeOutcome, ...] = (
         "ColumnRefused",
         ("Failed",),
         "A table or column in spec.records is not a plain SQL identifier, is missing from the "
-        "table, or the timestamp column is not a timestamp, datetime or date.",
-        f"Fix spec.records (table, keyColumns, timestampColumn); {_NEXT}",
+        "table, or the timestamp column is not a timestamp, datetime or date (or, in a row a "
+        "data-subject request found, holds a MariaDB zero date, which is no date).",
+        "Fix spec.records (table, keyColumns, timestampColumn), or give a zero-dated row a "
+        f"real date or NULL; {_NEXT}",
     ),
     PurgeOutcome(
         "TableNotFound",
@@ -946,11 +948,13 @@ PURGE_OUTCOMES: tuple[PurgeOutcome, ...] = (
         "ArchiveTableInvalid",
         ("Failed",),
         "The archive table lacks columns of the live table, has no unique key on exactly "
-        "the key columns, or (with records[].timeZone) its timestamp column is not of the "
-        "live one's kind without a time zone; nothing was deleted.",
+        "the key columns, (with records[].timeZone) its timestamp column is not of the "
+        "live one's kind without a time zone, or (a data-subject request) a subject column is "
+        "of another kind there than live (a uuid live, text archived), so an archived row of "
+        "the subject could be missed; nothing was deleted.",
         "Give the archive table every live column and a PRIMARY KEY or UNIQUE constraint on "
         "the key columns; with timeZone, give both timestamp columns the same type without a "
-        "time zone.",
+        "time zone; give each subject column the live column's type.",
     ),
     PurgeOutcome(
         "ArchiveUnavailable",

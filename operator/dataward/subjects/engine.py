@@ -15,13 +15,18 @@ LIKE, so `%`, `_`, quotes and backslashes are plain characters. Case and spaces 
   latin1 or utf16 column still finds the subject's row).
 - Integer columns: only a plain decimal (`42`, `-7`; no sign `+`, leading zero, spaces,
   exponent, hex or non-ASCII digit) can match, as that number (index served); anything else
-  matches nothing (`FALSE`), where MariaDB would compare `'42abc'` as 42.
+  matches nothing (`FALSE`), where MariaDB would compare `'42abc'` as 42, and is refused
+  as below when no column of its kind reads it; a plain number wider than BIGINT matches
+  nothing.
 - uuid columns (PostgreSQL uuid or a domain over it, MariaDB UUID): as a uuid, in any case,
   with or without hyphens and braces; numeric/DECIMAL: as a plain decimal number (`5.0` is
   `5.00`; never rounded to the column's scale). A value the type cannot read matches nothing
   there, and refuses the request (Configuration, no value named, before anything is exported
-  or deleted) when no column of its kind reads it (`refused_kinds`). BINARY(16): a value
-  written as a uuid is its 16 bytes.
+  or deleted) when no column of its kind reads it (`refused_kinds`, one rule with integer
+  columns). BINARY(16): a value written as a uuid is its 16 bytes.
+- The archive is compared by the same rule as the live table: a subject column of another
+  kind there (`match_kind`: a uuid live, text archived) refuses the request
+  (`ArchiveTableInvalid`) before anything is read, since it could miss an archived row.
 - Other types: their text equal to the identifier (PostgreSQL `column::text`, MySQL the
   value converted to utf8mb4; bytes columns as they are): a float's `1.50` is not `1.5`.
 
@@ -58,7 +63,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -141,7 +146,8 @@ class Outcome:
 # ------------------------------------------------------------------------ the statements
 
 
-_PLAIN_INTEGER = re.compile(r"0|-?[1-9][0-9]{0,19}", re.ASCII)
+# An integer written plainly, as an integer column's value reads back (`type_reads`).
+_PLAIN_INTEGER = re.compile(r"0|-?[1-9][0-9]*", re.ASCII)
 # The widest integer column of each engine: PostgreSQL's bigint, MySQL's BIGINT (UNSIGNED).
 _INTEGER_RANGE = {"postgresql": (-(2**63), 2**63 - 1), "mysql": (-(2**63), 2**64 - 1)}
 
@@ -149,7 +155,7 @@ _INTEGER_RANGE = {"postgresql": (-(2**63), 2**63 - 1), "mysql": (-(2**63), 2**64
 def plain_integer(value: str, engine: str) -> int | None:
     """The identifier as a number if it is one written plainly (what the column's value reads
     back as) and fits the engine's integer columns; None when no integer row can hold it."""
-    if not _PLAIN_INTEGER.fullmatch(value):
+    if len(value) > 21 or not _PLAIN_INTEGER.fullmatch(value):  # wider than any: no int()
         return None
     low, high = _INTEGER_RANGE[engine]
     number = int(value)
@@ -271,18 +277,68 @@ def text_forms(value: str) -> list[str]:
 
 def type_reads(dialect: Dialect, column: Column, value: str) -> bool:
     """Whether `column`'s type can read `value` as one of its values at all: a uuid column a
-    uuid, a numeric one a plain decimal. Text and other columns read anything. (A value read
-    but out of the column's range, such as 5.001 for DECIMAL(10,2), is read: it matches
-    nothing.) Integer columns keep their own rule, older than this one: a value that is no
-    plain decimal matches nothing there, and is not refused (`plain_integer`)."""
+    uuid, a numeric one a plain decimal, an integer one a plain integer (`42`, `-7`). Text and
+    other columns read anything. (A value read but out of the column's range, such as 5.001
+    for DECIMAL(10,2) or 2**64 for any integer column, is read: it matches nothing.)"""
     data_type = column.data_type.lower()
     if dialect.is_integer(column):
-        return True
+        return _PLAIN_INTEGER.fullmatch(value) is not None
     if data_type == "uuid":
         return plain_uuid(value) is not None
     if data_type in ("numeric", "decimal"):
         return plain_decimal(value) is not None
     return True
+
+
+def match_kind(dialect: Dialect, column: Column) -> str:
+    """The rule `match_predicate` compares `column` by: integer, uuid, numeric, text,
+    PostgreSQL's blank-padded character, MySQL's bytes (BINARY(16) apart: it reads a uuid),
+    or, for any other type, the type itself (compared by its text)."""
+    data_type = column.data_type.lower()
+    if dialect.is_integer(column):
+        return "integer"
+    if data_type in ("uuid", "numeric", "decimal"):
+        return "numeric" if data_type == "decimal" else data_type
+    if dialect.engine == "postgresql":
+        if data_type == "character":
+            return "blank-padded character"  # copied padded to its length
+        if data_type in _TEXT_TYPES["postgresql"] or (
+            column.udt_name == "citext" and column.udt_schema
+        ):
+            return "text"
+        return (column.udt_name or data_type) if data_type == "user-defined" else data_type
+    if data_type in _TEXT_TYPES["mysql"]:
+        return "text"
+    if data_type in _MYSQL_BYTES:
+        return "binary(16)" if data_type == "binary" and column.octets == 16 else "bytes"
+    return data_type
+
+
+def kind_mismatches(
+    table: str, live: Sequence[tuple[str, str]], archive: Sequence[tuple[str, str]]
+) -> list[str]:
+    """`table.column (x live, y in the archive)` for each subject column (column, match kind)
+    the archive compares by another rule than the live table. Such a column would find her
+    live row and miss her archived one (a uuid asked `9F2C...` is the live uuid's value, but
+    not the archive text's `9f2c...`): the request cannot be answered truthfully."""
+    theirs = dict(archive)
+    return [
+        f"{table}.{column} ({kind} live, {theirs[column]} in the archive)"
+        for column, kind in live
+        if column in theirs and theirs[column] != kind
+    ]
+
+
+def mismatch_refusal(columns: Sequence[str]) -> PurgeError:
+    """The error for `kind_mismatches`: tables, columns and types, never a value."""
+    return PurgeError(
+        "ArchiveTableInvalid",
+        "subject columns compared by another type in the archive than in the live table "
+        f"({'; '.join(columns)}): the live side would find a value its type reads in any "
+        "spelling and the archive only the spelling it holds, so an archived row of the "
+        "subject could be missed and the request still say Succeeded. Nothing was exported or "
+        "deleted; give the archive column the live column's type.",
+    )
 
 
 def unreadable(
@@ -324,9 +380,9 @@ def refusal(kinds: dict[str, list[str]]) -> PurgeError:
                       sorted(kinds.items()))  # fmt: skip
     return PurgeError(
         "Configuration",
-        f"an identifier is not a value its columns' types can read ({named}: a uuid or "
-        "numeric column): nothing was exported or deleted; write it as the column's type "
-        "does (`9f2c0b5e-...`, `5.00`).",
+        f"an identifier is not a value its columns' types can read ({named}: a uuid, "
+        "numeric or integer column): nothing was exported or deleted; write it as the "
+        "column's type does (`9f2c0b5e-...`, `5.00`, `42`).",
     )
 
 
@@ -474,10 +530,28 @@ class Located:
     zone: ZoneInfo | None = None
     # The kinds a subject column reads, and the (kind, table.column) whose type cannot.
     reads: tuple[frozenset[str], tuple[tuple[str, str], ...]] = (frozenset(), ())
+    # Each subject column of the plan and the rule it is compared by here (`match_kind`).
+    kinds: tuple[tuple[str, str], ...] = ()
+
+    role: str = "live"  # or "archive"
 
     def trigger(self, value: Any) -> datetime | None:
-        """A trigger value of this table read back, as a UTC instant (the purge's reading)."""
-        return None if value is None else as_utc(value, self.zone)
+        """A trigger value of this table read back, as a UTC instant (the purge's reading).
+        A value that is no date (PyMySQL returns MariaDB's zero date `0000-00-00`, or one with
+        a zero month or day, as text) is refused: nothing says when the row's retention or
+        statute ends, and reading it as anything (NULL: not happened yet) would decide that."""
+        if value is None:
+            return None
+        if not isinstance(value, datetime | date):
+            raise PurgeError(
+                "ColumnRefused",
+                f"timestamp column {self.plan.records.timestamp_column!r} of the {self.role} "
+                f"table {self.plan.table} holds, in a row of the subject, a value that is no "
+                "date (a MariaDB zero date, or a zero month or day): nothing says when that "
+                "row's retention ends, so the request stopped there. Give the row a real date, "
+                "or NULL if its trigger has not happened.",
+            )
+        return as_utc(value, self.zone)
 
     def quoted(self, dialect: Dialect) -> str:
         """The column list."""
@@ -528,7 +602,11 @@ def locate(
         ts_position=lowered.index(records.timestamp_column.lower()),
         key_positions=tuple(lowered.index(k.lower()) for k in records.key_columns),
         zone=column_zone(kind, records.zone),
+        role=role,
         reads=unreadable(session.dialect, found, table, identifiers),
+        kinds=tuple(
+            (m.column, match_kind(session.dialect, found[m.column.lower()])) for m in table.matches
+        ),
     )
 
 
@@ -978,6 +1056,14 @@ def _observe(
             else locate(archive, "archive", table, identifiers, located.columns)
         )
         found.append((table, located, archived))
+    mismatched = [
+        where
+        for table, located, archived in found
+        if archived is not None
+        for where in kind_mismatches(table.table, located.kinds, archived.kinds)
+    ]
+    if mismatched:
+        raise mismatch_refusal(mismatched)
     refused = refused_kinds(
         [one.reads for _t, located, archived in found for one in (located, archived) if one]
     )
