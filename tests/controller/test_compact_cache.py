@@ -361,3 +361,19 @@ def test_stores_hold_their_equal_conditions_and_spec_parts_once_and_keep_their_o
     for sent, kept in ((alpha, one), (beta, two)):
         assert kept["spec"] == sent["spec"]
         assert kept["status"]["conditions"] == sent["status"]["conditions"]
+
+
+def test_shared_parts_keeps_a_subclassed_part_by_its_identity() -> None:
+    # A dict or list of a subclass is not walked: it is told apart by its id (never taken for
+    # a scalar, which would be unhashable here), and an equal one elsewhere stays its own.
+    from collections import OrderedDict
+
+    from dataward.controller.reconcile import _shared_parts
+
+    table: dict[object, Any] = {}
+    one, other = OrderedDict(a=1), OrderedDict(a=1)
+    first = _shared_parts({"x": one, "y": [one]}, table)
+    second = _shared_parts({"x": other, "y": [other]}, table)
+    assert first["x"] is one and second["x"] is other and second["y"][0] is other
+    assert second is not first
+    assert _shared_parts({"x": one, "y": [one]}, table) is first

@@ -3001,32 +3001,38 @@ def _shared_parts(value: Any, table: dict[object, Any]) -> Any:
     this is kept cheap: no call per scalar, and the labels, owner references and compared
     bodies shared with the cached children's (`share_object`) once per distinct part, not
     once per render.
+
+    A part's key: its type, its keys (a dict's), the types of its values, then each shared
+    part's id or each scalar (types first: True and 1 are not one value, nor 1.0 and 1). Built
+    in the walk itself, with no call per value (issue 11's first pass spent a third of the
+    namespace views' build making these keys).
     """
     if type(value) is dict:
-        value = {
-            k: _shared_parts(v, table) if type(v) is dict or type(v) is list else v
-            for k, v in value.items()
-        }
-        if type(value.get("metadata")) is dict:
-            _share_object_once(value, table)  # with the cached children's, when converged
-        key: object = (dict, tuple(value), *_values_key(value.values()))
-    elif type(value) is list:
-        value = [
-            _shared_parts(v, table) if type(v) is dict or type(v) is list else v for v in value
-        ]
-        key = (list, *_values_key(value))
-    else:
-        return value
-    return table.setdefault(key, value)
-
-
-def _values_key(values: Any) -> tuple[tuple[type, ...], tuple[object, ...]]:
-    """A shared part by identity, a scalar by type and value (True and 1 are not one value):
-    the types of all, then each part's id or each scalar."""
-    values = list(values)
-    return tuple(map(type, values)), tuple(
-        id(v) if isinstance(v, dict | list) else v for v in values
-    )
+        shared: dict[str, Any] = {}
+        ident: list[object] = []
+        for k, v in value.items():
+            if type(v) is dict or type(v) is list:
+                v = _shared_parts(v, table)
+                ident.append(id(v))
+            else:  # a subclass is not walked, and kept apart by its identity
+                ident.append(id(v) if isinstance(v, (dict, list)) else v)
+            shared[k] = v
+        if type(shared.get("metadata")) is dict:
+            _share_object_once(shared, table)  # with the cached children's, when converged
+        types = tuple(map(type, shared.values()))
+        return table.setdefault((dict, tuple(shared), types, tuple(ident)), shared)
+    if type(value) is list:
+        items: list[Any] = []
+        ident = []
+        for v in value:
+            if type(v) is dict or type(v) is list:
+                v = _shared_parts(v, table)
+                ident.append(id(v))
+            else:
+                ident.append(id(v) if isinstance(v, (dict, list)) else v)
+            items.append(v)
+        return table.setdefault((list, tuple(map(type, items)), tuple(ident)), items)
+    return value
 
 
 def _share_object_once(obj: dict[str, Any], table: dict[object, Any]) -> None:
