@@ -212,54 +212,6 @@ def test_the_namespace_views_hold_equal_parts_once_and_change_no_value() -> None
     assert view.rbac[1][0]["metadata"]["ownerReferences"] is not refs  # another store's
 
 
-def test_shared_parts_keeps_true_and_one_apart() -> None:
-    from dataward.controller.reconcile import _shared_parts
-
-    table: dict[object, Any] = {}
-    a, b = _shared_parts({"x": [True]}, table), _shared_parts({"x": [1]}, table)
-    assert a == {"x": [True]} and b == {"x": [1]} and a["x"][0] is True and b["x"][0] == 1
-    assert b["x"][0] is not True
-
-
-def test_shared_parts_never_takes_a_number_for_a_part_with_that_id() -> None:
-    # The keys name a shared part by its id: a scalar equal to that id is another value.
-    from dataward.controller.reconcile import _shared_parts
-
-    table: dict[object, Any] = {}
-    first = _shared_parts({"x": {"y": 1}, "z": [2.0]}, table)
-    inner = first["x"]
-    second = _shared_parts({"x": id(inner), "z": [2]}, table)
-    assert second == {"x": id(inner), "z": [2]}
-    assert type(second["x"]) is int and type(second["z"][0]) is int
-    assert _shared_parts({"x": {"y": 1}, "z": [2.0]}, table) is first
-
-
-def test_shared_parts_keeps_apart_values_of_one_json_text() -> None:
-    # Parts are looked up by their JSON text: values of other types that write the same
-    # text (a tuple and a list, a str enum and its str, 1.0 and 1, key order) stay apart.
-    from enum import StrEnum
-
-    from dataward.controller.reconcile import _shared_parts
-
-    class Colour(StrEnum):
-        RED = "red"
-
-    table: dict[object, Any] = {}
-    listed = _shared_parts({"x": [1, 2], "c": "red", "f": 1.0}, table)
-    tupled = _shared_parts({"x": (1, 2), "c": Colour.RED, "f": 1}, table)
-    assert type(tupled["x"]) is tuple and type(tupled["c"]) is Colour
-    assert type(tupled["f"]) is int and type(listed["f"]) is float
-    assert type(listed["x"]) is list and type(listed["c"]) is str
-    reordered = _shared_parts({"c": "red", "x": [1, 2], "f": 1.0}, table)
-    assert list(reordered) == ["c", "x", "f"]
-    assert reordered["x"] is listed["x"]  # its equal part is still the one held
-    assert _shared_parts({"x": [1, 2], "c": "red", "f": 1.0}, table) is listed
-    assert type(_shared_parts({"x": (1, 2)}, table)["x"]) is tuple
-    assert type(_shared_parts({"x": [1, 2]}, table)["x"]) is list
-    assert type(_shared_parts({"n": [1.0]}, table)["n"][0]) is float
-    assert type(_shared_parts({"n": [1]}, table)["n"][0]) is int
-
-
 def test_the_namespace_views_hold_the_cached_childrens_labels_and_owners() -> None:
     # A view's render shares its labels and owner references with the cached children's (the
     # copies every cached object of the store holds), however many renders repeat them.
@@ -361,3 +313,46 @@ def test_stores_hold_their_equal_conditions_and_spec_parts_once_and_keep_their_o
     for sent, kept in ((alpha, one), (beta, two)):
         assert kept["spec"] == sent["spec"]
         assert kept["status"]["conditions"] == sent["status"]["conditions"]
+
+
+def test_a_view_holds_a_role_and_its_bindings_one_metadata_and_the_stores_one_vocabulary() -> None:
+    from dataward.controller.reconcile import NamespaceStores
+
+    stores = tuple(
+        parse_store({**samples.STORE, "metadata": {**samples.STORE["metadata"], "name": name}})
+        for name in ("alpha", "beta")
+    )
+    view = NamespaceStores.of(stores)
+    kinds = [item["kind"] for item in view.rbac[0]]
+    assert kinds == ["Role", "RoleBinding", "Role", "RoleBinding"]  # as the test reads them
+    for first, second in ((0, 1), (2, 3)):  # the readers' Role and binding, the purge's
+        role, binding = view.rbac[0][first], view.rbac[0][second]
+        assert role["metadata"] == binding["metadata"] and role["metadata"] is binding["metadata"]
+    assert view.rbac[0][0]["metadata"] is not view.rbac[0][2]["metadata"]  # another name
+    assert view.rbac[0][0]["metadata"] is not view.rbac[1][0]["metadata"]  # another store's
+    verbs = [store_rbac[0]["rules"][0]["verbs"] for store_rbac in view.rbac]
+    assert verbs[0] == ["get"] and verbs[0] is verbs[1]
+    types = [policy["spec"]["policyTypes"] for policy in view.policies]
+    assert types[0] == ["Ingress"] and types[0] is types[1]
+
+
+def test_a_converged_stores_view_renders_hold_its_cached_childrens_bodies() -> None:
+    # The namespace views hold each store's renders; converged, their compared bodies are
+    # the cached children's very objects (one copy, issue 11), and still equal a fresh render.
+    from dataward.controller.reconcile import NamespaceStores, _neighbour_policy, _neighbour_rbac
+
+    _, caches = _converged()
+    store = parse_store(caches.get("PersonalDataStore", *KEY))
+    view = NamespaceStores.of((store,))
+    policy = view.policies[0]
+    assert policy == _neighbour_policy(store)
+    cached = caches.get("NetworkPolicy", KEY[0], NAMES.network_policy)
+    assert policy["spec"] is cached["spec"]
+    assert policy["metadata"]["labels"] is cached["metadata"]["labels"]
+    assert list(view.rbac[0]) == _neighbour_rbac(store)
+    for item in view.rbac[0]:
+        cached = caches.get(item["kind"], KEY[0], item["metadata"]["name"])
+        body = ("rules",) if item["kind"] == "Role" else ("roleRef", "subjects")
+        for field in body:
+            assert item[field] is cached[field], (item["kind"], field)
+        assert item["metadata"]["ownerReferences"] is cached["metadata"]["ownerReferences"]

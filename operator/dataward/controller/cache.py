@@ -273,6 +273,16 @@ def share_object(obj: dict[str, Any], kind: str | None = None) -> None:
             obj[key] = _one_copy(obj[key])
 
 
+def share_render(obj: dict[str, Any]) -> None:
+    """Hold `obj`'s parts once as a cached object's are (`slim`: the vocabulary of its body,
+    then its labels, owner references and compared body), for a fresh render that nothing
+    changes afterwards (the namespace views' renders): a converged child's cached copy and
+    its render then hold one copy of each, and equal parts of renders one between them."""
+    kind = str(obj.get("kind") or "")
+    _share_vocabulary(kind, obj)
+    share_object(obj, kind)
+
+
 def share_metadata(meta: dict[str, Any]) -> None:
     """Replace `meta`'s labels and owner references by the one held copy of each (for
     metadata that is never changed afterwards: cached objects, the namespace views' renders)."""

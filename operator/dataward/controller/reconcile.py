@@ -96,7 +96,7 @@ from dataward.checks.purge_runs import (
     stuck_run,
 )
 from dataward.controller import events
-from dataward.controller.cache import SHARED_BODY, Caches, share_metadata, share_object
+from dataward.controller.cache import Caches, share_render
 from dataward.controller.clock import Clock, SkewReference, server_reference, system_clock
 from dataward.controller.impact import not_run_status, observe_preview, with_previews
 from dataward.controller.incremental import (
@@ -2594,16 +2594,12 @@ class NamespaceStores:
                 for s, p, r in zip(previous.stores, previous.policies, previous.rbac, strict=True)
             }
         renders = []
-        table: dict[object, Any] = {}  # equal parts of the new renders, held once (_shared_parts)
         for store in stores:
             old = before.get(store.name)
             if old is not None and old[0] is store:
                 renders.append((old[1], old[2]))
             else:
-                renders.append((
-                    _shared_parts(_neighbour_policy(store), table),
-                    tuple(_shared_parts(item, table) for item in _neighbour_rbac(store)),
-                ))  # fmt: skip
+                renders.append(_held_renders(_neighbour_policy(store), _neighbour_rbac(store)))
         rbac = tuple(r for _, r in renders)
         policies = tuple(p for p, _ in renders)
         labels = [label_value(s.name) for s in stores]
@@ -2641,12 +2637,8 @@ class NamespaceStores:
         decides which one a lookup finds."""
         if self.shortened or not all(unshortened(name) for name in changes):
             return None
-        table: dict[object, Any] = {}
         fresh = {
-            name: (
-                _shared_parts(_neighbour_policy(store), table),
-                tuple(_shared_parts(item, table) for item in _neighbour_rbac(store)),
-            )
+            name: _held_renders(_neighbour_policy(store), _neighbour_rbac(store))
             for name, store in changes.items()
             if store is not None
         }
@@ -2991,76 +2983,29 @@ def _neighbour_rbac(store: Store) -> list[dict[str, Any]]:
     return [item for item in items if item is not None]
 
 
-def _shared_parts(value: Any, table: dict[object, Any]) -> Any:
-    """`value` (JSON-like) with each dict and list that equals one already in `table` replaced
-    by that one: a store's rendered children repeat their owner reference, their labels, and
-    rules every store has (about 3 KiB a store of the namespace views, issue 11). Only for
-    values nothing changes. Keyed by the parts' identities, as the parts are shared first.
+def _held_renders(
+    policy: dict[str, Any], rbac: list[dict[str, Any]]
+) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]]:
+    """A store's fresh neighbour renders (`_neighbour_policy`, `_neighbour_rbac`) with their
+    parts held once, as the cache holds its objects' (`share_render`): the labels, owner
+    references and compared bodies of a converged store's renders are its cached children's
+    (about 3 KiB a store of the namespace views, issue 11), and a Role and its RoleBinding,
+    whose metadata is equal, hold one metadata. The renders are changed in place before
+    anyone reads them, and never after.
 
-    A restarted operator builds every namespace's view at once (issue 11's first pass), so
-    this is kept cheap: no call per scalar, and the labels, owner references and compared
-    bodies shared with the cached children's (`share_object`) once per distinct part, not
-    once per render.
-    """
-    if type(value) is dict:
-        value = {
-            k: _shared_parts(v, table) if type(v) is dict or type(v) is list else v
-            for k, v in value.items()
-        }
-        if type(value.get("metadata")) is dict:
-            _share_object_once(value, table)  # with the cached children's, when converged
-        key: object = (dict, tuple(value), *_values_key(value.values()))
-    elif type(value) is list:
-        value = [
-            _shared_parts(v, table) if type(v) is dict or type(v) is list else v for v in value
-        ]
-        key = (list, *_values_key(value))
-    else:
-        return value
-    return table.setdefault(key, value)
-
-
-def _values_key(values: Any) -> tuple[tuple[type, ...], tuple[object, ...]]:
-    """A shared part by identity, a scalar by type and value (True and 1 are not one value):
-    the types of all, then each part's id or each scalar."""
-    values = list(values)
-    return tuple(map(type, values)), tuple(
-        id(v) if isinstance(v, dict | list) else v for v in values
-    )
-
-
-def _share_object_once(obj: dict[str, Any], table: dict[object, Any]) -> None:
-    """`share_object` for a render whose parts are already shared in `table`: each distinct
-    labels, owner references and compared body part looked up in the cache's copies once."""
-    meta = obj["metadata"]
-    for field_name in ("labels", "ownerReferences"):
-        _hold_once(meta, field_name, table, share_metadata)
-    kind = str(obj.get("kind") or "")
-    for field_name in SHARED_BODY.get(kind, ()):
-        _hold_once(obj, field_name, table, lambda probe: share_object(probe, kind))
-
-
-def _hold_once(
-    container: dict[str, Any],
-    field_name: str,
-    table: dict[object, Any],
-    share: Callable[[dict[str, Any]], None],
-) -> None:
-    """`container[field_name]` replaced by the cache's held copy (`share` of a probe holding
-    it), looked up once per distinct part of `table`."""
-    part = container.get(field_name)
-    if not part or not isinstance(part, dict | list):
-        return
-    once = ("one copy", id(part))
-    held = table.get(once)
-    if held is None:
-        probe = {field_name: part}
-        share(probe)
-        # The part itself is kept with its copy: its id stays its own while `table` lives.
-        held = table[once] = (probe[field_name], part)
-        # A part met again (two renders' equal ones, shared) holds the copy already.
-        table[("one copy", id(held[0]))] = (held[0], held[0])
-    container[field_name] = held[0]
+    This replaced a walk of every dict and list of every render (`_shared_parts`), which cost
+    a restart's first pass about a quarter of its CPU, and shared little more (issue 11)."""
+    share_render(policy)
+    metadata: list[dict[str, Any]] = []
+    for item in rbac:
+        share_render(item)
+        meta = item["metadata"]
+        equal = next((m for m in metadata if m == meta), None)
+        if equal is None:
+            metadata.append(meta)
+        else:
+            item["metadata"] = equal
+    return policy, tuple(rbac)
 
 
 def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
