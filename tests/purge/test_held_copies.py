@@ -38,3 +38,19 @@ def test_driver_forms_of_one_value_compare_equal() -> None:
     live = [(1, aware, memoryview(b"\x00\xff"))]
     assert held_copies(live, [(1, TS, b"\x00\xff")], KEY) == ({(1,)}, 0)
     assert held_copies(live, [(1, TS, b"\x00\xfe")], KEY) == ({(1,)}, 1)
+
+
+def test_two_live_rows_under_one_key_have_no_copy_of_their_own() -> None:
+    # Equal in every column (a PostgreSQL table without a unique key): one archived row for
+    # both is no copy of the second, whether the archive holds it yet or not.
+    twins = [(7, TS, "same"), (7, TS, "same"), (8, TS, "other")]
+    assert held_copies(twins, [(7, TS, "same")], KEY) == ({(7,)}, 1)
+    assert held_copies(twins, [], KEY) == (set(), 1)
+    assert held_copies([(1, TS, "a"), (2, TS, "b")], [], KEY) == (set(), 0)
+
+
+def test_rows_without_a_key_are_left_to_the_count() -> None:
+    # NULL is no key: such rows are never found in the archive, which the count of keys
+    # there reports (ArchiveVerifyFailed); they are not each other's twins.
+    nulls = [(None, TS, "a"), (None, TS, "b")]
+    assert held_copies(nulls, [], KEY) == (set(), 0)

@@ -677,3 +677,27 @@ def test_mariadb_row_entering_a_swept_key_range_is_archived_not_lost(
     assert result.rows_deleted == result.rows_archived == 51
     assert set(read_rows(archive, table)) == set(range(1, 100, 2)) | {40}
     assert set(read_rows(live, table)) == set(range(1000, 1050))
+
+
+@pytest.mark.parametrize("archive_engine", ENGINES)
+def test_identical_live_rows_sharing_a_key_are_not_deleted_for_one_copy(
+    servers: DatabaseServers, archive_engine: str
+) -> None:
+    """A PostgreSQL live table needs no unique key: two rows equal in every column share key
+    7. The archive's unique key keeps one row, which equals each of them: taken as the copy
+    of both, two rows left live for one archived (two identical entries of a ledger are two
+    entries). Each live row needs a row of its own in the archive: the table stops."""
+    live = servers.pg_live
+    archive = servers.pg_archive if archive_engine == "postgresql" else servers.mysql_archive
+    table = unique("twins")
+    create_table(live, table, "timestamptz", primary_key=False)
+    create_table(archive, table, KIND[archive_engine])
+    old = datetime.now(UTC).replace(microsecond=0) - timedelta(days=400)
+    insert_rows(live, table, "timestamptz", [(6, old), (7, old), (7, old), (8, old)])
+    result = run_purge(store_doc(live, table, category="contracts", archive=archive), live, archive)
+    assert count(live, table) == 4 - result.rows_deleted
+    assert sorted(i for (i,) in live.query(f"SELECT id FROM {table}") if i == 7) == [7, 7], (
+        "a row of the pair deleted while the archive holds one copy for both"
+    )
+    assert result.result == "Failed" and result.reason == "ArchiveKeyConflict", result.message
+    assert "row-" not in result.to_json()

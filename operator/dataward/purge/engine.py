@@ -957,8 +957,9 @@ class TableRun:
         return PurgeError(
             "ArchiveKeyConflict",
             f"{differing} of {wanted} rows of {self.name} have their key taken in the archive "
-            "by a different row (a key reused, or a table restored from a backup), which is "
-            "no copy of them; none of this batch was deleted from the live database. Move "
+            "by a different row (a key reused, or a table restored from a backup), or share "
+            "it with another live row of the batch (the archive keeps one row per key): no "
+            "copy of their own; none of this batch was deleted from the live database. Move "
             "those archived rows aside or give the live rows other keys, then run again.",
         )
 
@@ -1058,10 +1059,14 @@ def held_copies(
     rows: Sequence[tuple[Any, ...]], held: Sequence[tuple[Any, ...]], positions: Sequence[int]
 ) -> tuple[set[Cursor], int]:
     """Live rows against the archive's rows under their keys (both in the copied columns'
-    order): (the keys the archive holds, how many live rows differ from the row there).
+    order): (the keys the archive holds, how many live rows have no copy of their own there).
 
-    A differing row is no crashed run's copy but another row under a reused key: taking it
-    as the copy would delete the live row uncopied.
+    The rule of "this archive row is that live row's copy" (`TableStatements.verify_json`
+    says it in SQL): the row under the live row's key equals it in every copied column
+    (`_comparable`), and no other live row of the batch has that key. A differing row is no
+    crashed run's copy but another row under a reused key; a key two live rows share (a
+    PostgreSQL table without a unique key) has one row in the archive for both, however
+    equal they are: taking either as a copy would delete a live row uncopied.
     """
     by_key = {
         tuple(_comparable(row[i]) for i in positions): tuple(_comparable(v) for v in row)
@@ -1072,6 +1077,9 @@ def held_copies(
     seen: set[Cursor] = set()
     for row in rows:
         key = tuple(_comparable(row[i]) for i in positions)
+        if key in seen and None not in key:
+            differing += 1  # a second live row under the key: the archive keeps one row
+            continue
         seen.add(key)
         there = by_key.get(key)
         if there is None:

@@ -836,7 +836,8 @@ class TableStatements:
 
     def verify_json(self, columns: Sequence[str], json_columns: Sequence[str] = ()) -> str:
         """PostgreSQL: (rows in the JSON array, how many have a row under their key here,
-        how many of those differ from it in a copied column), in one query.
+        how many have no copy of their own here: the row under the key differs in a copied
+        column, or another row of the array has the key), in one query; `held_copies`'s rule.
 
         A row under the key that differs is no copy of the live row (a key reused, a table
         restored from a backup): `keep_existing` left it in place. Columns compare as text,
@@ -846,6 +847,13 @@ class TableStatements:
         """
         join = " AND ".join(f"dw_a.{k} = dw_s.{k}" for k in self._quoted_keys())
         first = self._quoted_keys()[0]
+        # A key two rows of the batch share has one row here for both, however equal they
+        # are (a NULL key is none: such a row is never found, which the count says).
+        keyed = " AND ".join(f"dw_s.{k} IS NOT NULL" for k in self._quoted_keys())
+        keys = ", ".join(f"dw_s.{k}" for k in self._quoted_keys())
+        shared = (
+            f"count(*) FILTER (WHERE {keyed}) - count(DISTINCT ({keys})) FILTER (WHERE {keyed})"
+        )
         loose = {c.lower() for c in json_columns}
         same = []
         for column in columns:
@@ -858,7 +866,7 @@ class TableStatements:
                 same.append(f'dw_a.{q}::text COLLATE "C" IS NOT DISTINCT FROM dw_s.{q}::text')
         return (
             f"SELECT count(*), count(dw_a.{first}), "
-            f"count(dw_a.{first}) FILTER (WHERE NOT ({' AND '.join(same)})) "
+            f"count(dw_a.{first}) FILTER (WHERE NOT ({' AND '.join(same)})) + {shared} "
             f"FROM json_populate_recordset(NULL::{self._t}, %s::json) AS dw_s "
             f"LEFT JOIN {self._t} AS dw_a ON {join}"
         )

@@ -33,10 +33,11 @@ Erasure, one table per transaction:
 - a statute: the rows with a trigger are taken (PostgreSQL: deleted RETURNING them,
   uncommitted; MySQL: SELECT ... FOR UPDATE, then deleted by key within the subject's match,
   `row_match`), those still within the statute are copied to the archive with the purge's
-  own copy (INSERT, COMMIT, every key verified there; a copy a crashed run left is kept) and
-  found there under its key as the subject's row (`_verify_copies`), and only then is the
-  live transaction committed. A DELETE by key must remove exactly the rows read, or the
-  table is rolled back and the request fails; a row to copy whose key holds NULL is refused
+  own copy (INSERT, COMMIT, every key verified there; a row a crashed run left under a key
+  is kept only as that live row's copy, `held_copies`), found there under its key by the
+  subject's search (`_verify_copies`), and only then is the live transaction committed. A
+  DELETE by key must remove exactly the rows read, or the table is rolled back and the
+  request fails; a row to copy whose key holds NULL is refused
   before any copy (the archive's unique key cannot tell its copies apart).
   A crash between any two steps leaves each row in live, in both, or only in the archive; a
   re-run takes what is left and skips what the archive holds. Rows whose trigger has not
@@ -822,10 +823,14 @@ def _refuse_null_keys(
 def _verify_copies(
     live: Session, archive: Session, archived_at: Located, named: Sequence[tuple[Any, ...]]
 ) -> None:
-    """Every row copied must be in the archive, under its key, as the subject's row: the
-    copy keeps a row already there under the key as a crashed run's copy, and checks only
-    the key, so another person's archived row (or one copy where two of the subject's rows
-    share a key) passed. Rolls the live transaction back when one is missing."""
+    """Every row copied must be found in the archive, under its key, by the subject's own
+    search there. Whether the row there is this row's copy is the purge's copy's rule
+    (`held_copies`: another person's row, her own older row, or one row for two live rows
+    under a key are refused there, ArchiveKeyConflict, before anything commits). What this
+    adds: an archive whose subject column has another type finds the exact copy only by the
+    spelling it holds (a uuid live, text archived, the identifier asked in capitals), so the
+    result's count of rows kept, a later access and the erasure after the statute would all
+    miss it. Rolls the live transaction back when one is not found."""
     if not named:
         return
     found = _count_rows(archive, archived_at, named)
@@ -835,10 +840,10 @@ def _verify_copies(
         raise PurgeError(
             "ArchiveVerifyFailed",
             f"{len(named) - found} of the {len(named)} rows of the subject that the statute "
-            f"keeps in {archived_at.plan.table} are not in the archive as the subject's after "
-            "the copy (the archive holds another row under their key, another person's, or "
-            "one copy of the subject's rows sharing a key): none was deleted from the live "
-            "table; keyColumns must name one row in the live table and the archive alike.",
+            f"keeps in {archived_at.plan.table} were copied but are not found in the archive "
+            "by the subject's identifiers (a subject or key column of another type there, "
+            "which reads the copied value in another spelling): none was deleted from the live "
+            "table; give the archive table the live table's column types.",
         )
 
 
