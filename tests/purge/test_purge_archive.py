@@ -10,6 +10,7 @@ import pytest
 
 from dataward.model.durations import parse_duration
 from dataward.purge.batches import Literals, MySQLBatches, MySQLKeyBatches
+from dataward.purge.errors import PurgeError
 from dataward.purge.mysql import MySQLSession
 from tests.databases import DatabaseServer, DatabaseServers, free_port
 from tests.expiry import is_safely_expired
@@ -701,3 +702,82 @@ def test_identical_live_rows_sharing_a_key_are_not_deleted_for_one_copy(
     )
     assert result.result == "Failed" and result.reason == "ArchiveKeyConflict", result.message
     assert "row-" not in result.to_json()
+
+
+def _float_table(live: DatabaseServer, archive: DatabaseServer) -> str:
+    """`(id, ts, payload, single)`: `single` a single-precision float on each engine."""
+    table = unique("single")
+    for server in (live, archive):
+        create_table(server, table, KIND[server.engine])
+        kind = "real" if server.engine == "postgresql" else "FLOAT"
+        server.execute(f"ALTER TABLE {table} ADD COLUMN single {kind}")
+    return table
+
+
+FLOAT_PAIRS = ["mysql", "mysql-to-postgresql", "postgresql-to-mysql"]
+
+
+def _float_pair(servers: DatabaseServers, pair: str) -> tuple[DatabaseServer, DatabaseServer]:
+    if pair == "mysql-to-postgresql":
+        return servers.mysql_live, servers.pg_archive
+    if pair == "postgresql-to-mysql":
+        return servers.pg_live, servers.mysql_archive
+    return servers.pair("mysql")
+
+
+def _exact_floats(server: DatabaseServer, table: str) -> list[tuple[int, float]]:
+    """`single` as the double its single-precision value is (MariaDB's own text of a FLOAT
+    keeps 6 digits: 1.0000001 reads back as 1)."""
+    cast = "single::float8" if server.engine == "postgresql" else "CAST(single AS DOUBLE)"
+    return server.query(f"SELECT id, {cast} FROM {table} ORDER BY id")
+
+
+@pytest.mark.parametrize("pair", ["mysql", "postgresql-to-mysql"])
+def test_another_float_under_the_key_in_a_mariadb_archive_is_no_copy(
+    servers: DatabaseServers, pair: str
+) -> None:
+    """The archive holds, under a live row's key, the row with 1.0000001 in a FLOAT column
+    where live holds 1. MariaDB writes a FLOAT with 6 digits, so both read as 1.0 and the
+    row was taken as the live row's copy: the live row deleted, its value never archived."""
+    live, archive = _float_pair(servers, pair)
+    table = _float_table(live, archive)
+    old = datetime.now(UTC).replace(microsecond=0) - timedelta(days=400)
+    insert_rows(live, table, KIND[live.engine], [(1, old), (2, old)])
+    insert_rows(archive, table, KIND[archive.engine], [(1, old)])
+    live.execute(f"UPDATE {table} SET single = 1")
+    archive.execute(f"UPDATE {table} SET single = 1.0000001")
+    before, archived = _exact_floats(live, table), _exact_floats(archive, table)
+    assert before[0][1] != archived[0][1]
+    result = run_purge(store_doc(live, table, category="contracts", archive=archive), live, archive)
+    assert _exact_floats(live, table) == before, "a live row deleted for another row's copy"
+    assert _exact_floats(archive, table) == archived
+    assert result.result == "Failed" and result.reason == "ArchiveKeyConflict", result.message
+
+
+@pytest.mark.parametrize("pair", FLOAT_PAIRS)
+def test_a_crashed_runs_copy_of_a_float_is_taken_and_the_rest_copied_exactly(
+    servers: DatabaseServers, pair: str
+) -> None:
+    """After a crash between the archive's commit and live's, the re-run copies the rest
+    row by row: a FLOAT read through MariaDB's own text lost its digits (1.0000001 archived
+    as 1) while the live row was deleted. The crashed run's copy is taken, the rest copied
+    with every bit."""
+    live, archive = _float_pair(servers, pair)
+    table = _float_table(live, archive)
+    old = datetime.now(UTC).replace(microsecond=0) - timedelta(days=400)
+    insert_rows(live, table, KIND[live.engine], [(1, old), (2, old), (3, old)])
+    live.execute(f"UPDATE {table} SET single = 1.0000001 + id * 0.0000002")
+    before = _exact_floats(live, table)
+    doc = store_doc(live, table, category="contracts", archive=archive)
+
+    def crash(point: str) -> None:
+        if point == "after-archive-commit":
+            raise PurgeError("Internal", "a crash between the two commits")
+
+    first = run_purge(doc, live, archive, fault=crash)
+    assert first.reason == "Internal" and count(archive, table) == 3 == count(live, table)
+    archive.execute(f"DELETE FROM {table} WHERE id > 1")  # the crashed copy held one row
+    result = run_purge(doc, live, archive)
+    assert result.result == "Succeeded", result.message
+    assert count(live, table) == 0
+    assert _exact_floats(archive, table) == before

@@ -360,3 +360,26 @@ def test_a_copy_the_archive_finds_under_another_spelling_only_fails_the_erasure(
     assert _payloads(live, table) == ["subject-7"]
     assert (result.outcome, result.reason) == ("Failed", "ArchiveVerifyFailed"), result.message
     assert cust not in result.message.lower() and "subject-" not in result.message
+
+
+@pytest.mark.parametrize("pair", ["mysql", "mysql-to-postgresql"])
+def test_the_erasure_archives_a_float_with_every_bit(servers: DatabaseServers, pair: str) -> None:
+    """MariaDB live: the erasure read the subject's rows through the server's own text of a
+    FLOAT (6 digits), so 1.0000003 was archived as 1 and the live row deleted."""
+    live, archive = _pair(servers, pair)
+    table = unique("single")
+    for server in (live, archive):
+        _table(server, table)
+        kind = "real" if server.engine == "postgresql" else "FLOAT"
+        server.execute(f"ALTER TABLE {table} ADD COLUMN single {kind}")
+    _rows(live, table, [(7, datetime.now(UTC) - RECENT, EMAIL, "subject-7")])
+    live.execute(f"UPDATE {table} SET single = 1.0000003")
+    cast = {"postgresql": "single::float8", "mysql": "CAST(single AS DOUBLE)"}
+    before = live.query(f"SELECT {cast[live.engine]} FROM {table}")
+    assert before != [(1.0,)]
+
+    result = run(_store(live, archive, table), live, archive, "erasure", {"email": EMAIL}).result
+
+    assert result.outcome == "Succeeded", result.message
+    assert _payloads(live, table) == []
+    assert archive.query(f"SELECT {cast[archive.engine]} FROM {table}") == before

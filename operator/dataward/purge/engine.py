@@ -136,6 +136,7 @@ from dataward.purge.sql import (
     column_zone,
     parse_table,
     same_copy_types,
+    single_floats,
 )
 
 Fault = Callable[[str], None]  # the same hook as batches.Fault, part of this module's API
@@ -1467,7 +1468,10 @@ def prepare_table(
                 "ColumnRefused",
                 f"key column {key!r} is not in table {records.table}: fix spec.records keyColumns.",
             )
-    statements = TableStatements(live.dialect, table, records.timestamp_column, records.key_columns)
+    statements = TableStatements(
+        live.dialect, table, records.timestamp_column, records.key_columns,
+        singles=single_floats(live.dialect, columns.values(), records.key_columns),
+    )  # fmt: skip
     zone = records.zone
     live_bound = bind_cutoff(plan.cutoff, ts_kind, precision, zone)
     names = tuple(c.name for c in columns.values())
@@ -1526,7 +1530,11 @@ def prepare_table(
         live_bound,
         names,
         archive=TableStatements(
-            archive.dialect, table, records.timestamp_column, records.key_columns
+            archive.dialect,
+            table,
+            records.timestamp_column,
+            records.key_columns,
+            singles=single_floats(archive.dialect, archive_columns.values(), records.key_columns),
         ),
         archive_table=table,
         archive_bound=bind_cutoff(plan.archive_cutoff, archive_kind, archive_precision, zone),
@@ -1614,7 +1622,14 @@ def _children(
     )
     _, ts_index = _mysql_indexes(live, table, records, "live", collected)
     return {
-        "children": TableStatements(live.dialect, table, collected, records.key_columns, child),
+        "children": TableStatements(
+            live.dialect,
+            table,
+            collected,
+            records.key_columns,
+            child,
+            single_floats(live.dialect, columns.values(), records.key_columns),
+        ),
         "children_bound": bind_cutoff(plan.children_cutoff, kind, precision, records.zone),
         "children_ts_index": ts_index,
     }

@@ -766,14 +766,16 @@ def _erase_statutory(
         live.commit()
         fault("after-delete")
         return len(rows), archived
+    # Read as the purge's copy reads them (a FLOAT as the double it is: `TableStatements.read`).
+    read = run.table.live.read_list(located.columns)
     if d.engine == "postgresql":
         taken = live.query(
-            f"DELETE FROM {d.table(located.table)} WHERE {where} RETURNING {located.quoted(d)}",
+            f"DELETE FROM {d.table(located.table)} WHERE {where} RETURNING {read}",
             located.params,
         )
     else:
         taken = live.query(
-            f"SELECT {located.quoted(d)} FROM {d.table(located.table)} WHERE {where} FOR UPDATE",
+            f"SELECT {read} FROM {d.table(located.table)} WHERE {where} FOR UPDATE",
             located.params,
         )
     fault("after-select")
