@@ -781,3 +781,68 @@ def test_a_crashed_runs_copy_of_a_float_is_taken_and_the_rest_copied_exactly(
     assert result.result == "Succeeded", result.message
     assert count(live, table) == 0
     assert _exact_floats(archive, table) == before
+
+
+# Mixed engines: (live engine, live type, archive type, the live value, another value), each
+# a pair whose two drivers hand back one value in two forms (a uuid object and its text, a
+# time and a duration, a Decimal and a float, a date and a midnight).
+MIXED_VALUES = [
+    ("postgresql", "uuid", "CHAR(36)", "'123e4567-e89b-12d3-a456-426655440000'",
+     "'123e4567-e89b-12d3-a456-426655440001'"),
+    ("postgresql", "inet", "VARCHAR(50)", "'1.2.3.4'", "'1.2.3.5'"),
+    ("postgresql", "time", "TIME(6)", "'01:02:03.5'", "'01:02:04'"),
+    ("postgresql", "numeric", "DOUBLE", "0.1", "0.2"),
+    ("mysql", "UUID", "uuid", "'123e4567-e89b-12d3-a456-426655440000'",
+     "'123e4567-e89b-12d3-a456-426655440001'"),
+    ("mysql", "TIME(6)", "time", "'01:02:03.5'", "'01:02:04'"),
+    ("mysql", "DECIMAL(10,2)", "double precision", "1.10", "1.2"),
+    ("mysql", "DATE", "timestamp", "'2020-02-29'", "'2020-02-29 00:00:01'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("engine", "live_type", "archive_type", "value", "other"), MIXED_VALUES)
+def test_a_crashed_runs_copy_into_the_other_engine_is_taken_and_another_value_is_not(
+    servers: DatabaseServers,
+    engine: str,
+    live_type: str,
+    archive_type: str,
+    value: str,
+    other: str,
+) -> None:
+    """A run killed between the archive's commit and live's, into an archive of the other
+    engine: the re-run compared the two drivers' forms of one value (a uuid and its text, a
+    time and a duration, a Decimal and a float) as different, called the crashed run's own
+    copy another row and stopped for good (ArchiveKeyConflict, nothing moving). The copy is
+    taken now; a row holding another value under the key still stops the run."""
+    live, archive = (
+        (servers.pg_live, servers.mysql_archive)
+        if engine == "postgresql"
+        else (servers.mysql_live, servers.pg_archive)
+    )
+    table = unique("mixed")
+    for server, kind in ((live, live_type), (archive, archive_type)):
+        create_table(server, table, KIND[server.engine])
+        server.execute(f"ALTER TABLE {table} ADD COLUMN v {kind}")
+    old = datetime.now(UTC).replace(microsecond=0) - timedelta(days=400)
+    insert_rows(live, table, KIND[live.engine], [(1, old), (2, old)])
+    live.execute(f"UPDATE {table} SET v = {value}")
+    doc = store_doc(live, table, category="contracts", archive=archive)
+
+    def crash(point: str) -> None:
+        if point == "after-archive-commit":
+            raise PurgeError("Internal", "a crash between the two commits")
+
+    assert run_purge(doc, live, archive, fault=crash).reason == "Internal"
+    archive.execute(f"DELETE FROM {table} WHERE id = 2")  # the crashed copy held one row
+    copied = archive.query(f"SELECT id, v FROM {table}")
+    result = run_purge(doc, live, archive)
+    assert result.result == "Succeeded", result.message
+    assert count(live, table) == 0 and count(archive, table) == 2
+    assert archive.query(f"SELECT id, v FROM {table} WHERE id = 1") == copied
+
+    insert_rows(live, table, KIND[live.engine], [(3, old)])
+    live.execute(f"UPDATE {table} SET v = {value} WHERE id = 3")
+    archive.execute(f"UPDATE {table} SET id = 3, v = {other} WHERE id = 1")
+    again = run_purge(doc, live, archive)
+    assert again.result == "Failed" and again.reason == "ArchiveKeyConflict", again.message
+    assert count(live, table) == 1

@@ -77,7 +77,18 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
+from decimal import Decimal
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from typing import Any
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from dataward.model.policy import CHILD_AGE, Policy
@@ -1046,14 +1057,49 @@ class TableRun:
         return keys, inserted
 
 
+_IP_TYPES = (IPv4Address, IPv6Address, IPv4Interface, IPv6Interface, IPv4Network, IPv6Network)
+
+
 def _comparable(value: Any) -> Any:
-    """A value as both drivers' forms of it compare: bytes for any binary buffer, an aware
-    instant as naive UTC (a MySQL session's zone is UTC)."""
+    """A value as both drivers' forms of it compare (hashable: keys are looked up by it):
+    bytes for any binary buffer, an aware instant as naive UTC (a MySQL session's zone is
+    UTC), a uuid or an IP address as its text (what MariaDB's UUID, CHAR or VARCHAR hold of
+    PostgreSQL's uuid and inet, and hand back), a time of day as the duration since
+    midnight (MariaDB's TIME reads as one)."""
     if isinstance(value, bytearray | memoryview):
         return bytes(value)
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(UTC).replace(tzinfo=None)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
+    if isinstance(value, (UUID, *_IP_TYPES)):
+        return str(value)
+    if isinstance(value, dt_time) and value.tzinfo is None:
+        return timedelta(
+            hours=value.hour, minutes=value.minute, seconds=value.second,
+            microseconds=value.microsecond,
+        )  # fmt: skip
     return value
+
+
+def same_value(live: Any, held: Any) -> bool:
+    """Whether the archive's value `held` is what copying the live value `live` stores, the
+    two engines' driver forms aside: the one normalisation of the copy check (`held_copies`).
+    Beyond `_comparable`: a float and a Decimal are the same when the Decimal as a double is
+    the float (the copy of either into the other's type; NaN never equal), a date and a
+    datetime when the datetime is that day's midnight (a DATE copied into a timestamp).
+    Nothing else is loosened: text is compared code point by code point, so a value that
+    differs only in case, trailing spaces or JSON spacing differs (at worst a false
+    ArchiveKeyConflict, which deletes nothing; never a false copy)."""
+    a, b = _comparable(live), _comparable(held)
+    if type(a) is not type(b) and not isinstance(a, bool) and not isinstance(b, bool):
+        if isinstance(a, float) and isinstance(b, Decimal):
+            return b.is_finite() and float(b) == a
+        if isinstance(a, Decimal) and isinstance(b, float):
+            return a.is_finite() and float(a) == b
+        if isinstance(a, datetime) and isinstance(b, date):
+            return a == datetime.combine(b, dt_time())
+        if isinstance(b, datetime) and isinstance(a, date):
+            return b == datetime.combine(a, dt_time())
+    return bool(a == b)
 
 
 def held_copies(
@@ -1069,10 +1115,7 @@ def held_copies(
     PostgreSQL table without a unique key) has one row in the archive for both, however
     equal they are: taking either as a copy would delete a live row uncopied.
     """
-    by_key = {
-        tuple(_comparable(row[i]) for i in positions): tuple(_comparable(v) for v in row)
-        for row in held
-    }
+    by_key = {tuple(_comparable(row[i]) for i in positions): row for row in held}
     present: set[Cursor] = set()
     differing = 0
     seen: set[Cursor] = set()
@@ -1086,7 +1129,7 @@ def held_copies(
         if there is None:
             continue
         present.add(tuple(row[i] for i in positions))
-        if there != tuple(_comparable(v) for v in row):
+        if len(there) != len(row) or not all(map(same_value, row, there)):
             differing += 1
     # A row the archive found under a live key that its key alone tells apart from every
     # live key (a case-insensitive collation: 'Ann@x' under 'ann@x') is another row too.
