@@ -383,3 +383,31 @@ def test_the_erasure_archives_a_float_with_every_bit(servers: DatabaseServers, p
     assert result.outcome == "Succeeded", result.message
     assert _payloads(live, table) == []
     assert archive.query(f"SELECT {cast[archive.engine]} FROM {table}") == before
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_dry_run_says_a_real_run_would_refuse_a_null_key_row_the_statute_keeps(
+    servers: DatabaseServers, engine: str
+) -> None:
+    """The dry run promised "would delete 1, archiving 1" where the real run refuses the
+    table (ColumnRefused: a row to archive whose key holds NULL). It says so now, in counts
+    and the table's name; a NULL-key row past its statute (deleted, not archived) is not
+    refused and not named."""
+    live, archive, table = _setup(servers, engine)
+    now = datetime.now(UTC)
+    _rows(live, table, [(None, now - RECENT, EMAIL, "subject-null-key"),
+                        (None, now - LONG_AGO, EMAIL, "subject-null-key-past"),
+                        (None, now - RECENT, OTHER, "other-null-key")])  # fmt: skip
+    doc = _store(live, archive, table)
+
+    dry = run(doc, live, archive, "erasure", {"email": EMAIL}, dry_run=True).result
+    real = run(doc, live, archive, "erasure", {"email": EMAIL}).result
+
+    assert (real.outcome, real.reason) == ("Failed", "ColumnRefused"), real.message
+    assert (dry.outcome, dry.reason) == ("Succeeded", "DryRun"), dry.message
+    assert "would be refused (ColumnRefused): 1 of the subject's rows" in dry.message
+    assert table in dry.message and EMAIL not in dry.message and "subject-" not in dry.message
+
+    live.execute(f"DELETE FROM {table} WHERE payload = 'subject-null-key'")
+    dry = run(doc, live, archive, "erasure", {"email": EMAIL}, dry_run=True).result
+    assert "refused" not in dry.message, dry.message

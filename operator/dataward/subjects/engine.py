@@ -545,6 +545,25 @@ def _triggers(session: Session, located: Located) -> list[datetime | None]:
     return [located.trigger(ts) for (ts,) in rows]
 
 
+def _keyed_triggers(
+    session: Session, located: Located
+) -> tuple[list[datetime | None], list[datetime | None]]:
+    """The trigger of each of the subject's rows, and those of the rows whose key holds NULL
+    (which an erasure under a statute refuses to archive, `_refuse_null_keys`); one query,
+    no lock."""
+    d = session.dialect
+    keys = located.plan.records.key_columns
+    nulls = " OR ".join(f"{d.quote(k)} IS NULL" for k in keys)
+    rows = session.query(
+        f"SELECT {d.quote(located.plan.records.timestamp_column)}, CASE WHEN {nulls} THEN 1 "
+        f"ELSE 0 END FROM {d.table(located.table)} WHERE {located.predicate}",
+        located.params,
+    )
+    session.commit()
+    triggers = [located.trigger(ts) for ts, _ in rows]
+    return triggers, [t for t, (_, unkeyed) in zip(triggers, rows, strict=True) if unkeyed]
+
+
 def _rows(session: Session, located: Located) -> list[tuple[Any, ...]]:
     """The subject's rows, every column (no lock)."""
     d = session.dialect
@@ -568,6 +587,15 @@ class Observed:
     archive: Located | None
     live_triggers: tuple[datetime | None, ...]
     archive_triggers: tuple[datetime | None, ...] = ()
+    # The triggers of the live rows whose key holds NULL (`_keyed_triggers`).
+    unkeyed_triggers: tuple[datetime | None, ...] = ()
+
+    def unkeyed_to_archive(self, lifecycle: Lifecycle, now: datetime) -> int:
+        """Live rows an erasure would archive whose key holds NULL: it refuses them
+        (`_refuse_null_keys`, ColumnRefused), which a dry run says."""
+        if lifecycle.statutory is None:
+            return 0
+        return sum(1 for t in self.unkeyed_triggers if row_fate(t, lifecycle, now) == "archive")
 
     def fates(self, lifecycle: Lifecycle, now: datetime) -> dict[str, int]:
         """Live rows by fate."""
@@ -948,7 +976,15 @@ def run_request(
                         acknowledge_token=token)
             )  # fmt: skip
         if options.dry_run:
-            return Outcome(_dry_run(base, outcomes, request, held, token, job_clock()))
+            refused = (
+                [(o.table.table, o.unkeyed_to_archive(lifecycle, now)) for o in observed]
+                if request == "erasure"
+                else []
+            )
+            return Outcome(
+                _dry_run(base, outcomes, request, held, token, job_clock(),
+                         [(table, n) for table, n in refused if n])
+            )  # fmt: skip
         if request == "access":
             return _access(base, live, archive, plan, observed, job_clock)
         return _erasure(
@@ -995,9 +1031,10 @@ def _observe(
         archive_triggers = (
             [] if archive is None or archived is None else _triggers(archive, archived)
         )
+        triggers, unkeyed = _keyed_triggers(live, located)
         out.append(
             Observed(
-                table, located, archived, tuple(_triggers(live, located)), tuple(archive_triggers)
+                table, located, archived, tuple(triggers), tuple(archive_triggers), tuple(unkeyed)
             )
         )
     return out
@@ -1041,6 +1078,7 @@ def _dry_run(
     held: Gate | None,
     token: str,
     at: datetime,
+    unkeyed: Sequence[tuple[str, int]] = (),
 ) -> SubjectResult:
     found = sum(t.rows_found for t in outcomes)
     if request == "access":
@@ -1059,6 +1097,12 @@ def _dry_run(
         )
     if held is not None:
         message += f" A real run would be held: {held.message}"
+    for table, n in unkeyed:
+        message += (
+            f" A real run would be refused (ColumnRefused): {n} of the subject's rows of "
+            f"{table} that the statute keeps have NULL in a key column, so they cannot be "
+            "archived; give those rows keys, or point keyColumns at a PRIMARY KEY."
+        )
     return replace(
         base,
         outcome="Succeeded",
