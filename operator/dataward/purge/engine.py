@@ -42,10 +42,13 @@ Statutory batches, in order: live rows deleted (PostgreSQL) or locked (MySQL), u
 archive: a plain INSERT, COMMIT, verified by the committed row count (PostgreSQL archive) or
 by counting the batch's keys there; after a duplicate-key error (a crashed run's copy is
 there) the INSERT leaves the present keys out and the keys are counted, and a row present
-under a key must equal the live row in every copied column (one query per batch: in SQL on
-a PostgreSQL archive, `verify_json`; else the rows under the keys, `held_copies`): any
-other row there is no copy (a key reused, a table restored from a backup) and stops the run
-with ArchiveKeyConflict, nothing of the batch deleted. Any row missing
+under a key must equal the live row in every copied column, and be under no other live
+row's key of the batch (one query per batch: in SQL on a PostgreSQL archive, `verify_json`;
+else the rows under the keys, `held_copies`, the two drivers' forms of a value compared by
+`same_value`): any other row there is no copy (a key reused, a table restored from a
+backup, one row for two live rows sharing a key) and stops the run with
+ArchiveKeyConflict, nothing of the batch deleted. Single-precision floats are read as the
+doubles they are wherever rows travel through a driver (`TableStatements.read`). Any row missing
 aborts the run with the live transaction rolled back, so nothing of the batch is deleted;
 live: DELETE (MySQL), COMMIT. A crash between any two steps leaves the rows in live, in live
 and the archive, or only in the archive: the next run takes them again and the INSERT skips
