@@ -10,6 +10,7 @@ import pytest
 
 from dataward.model.durations import parse_duration
 from dataward.purge.batches import Literals, MySQLBatches, MySQLKeyBatches
+from dataward.purge.errors import PurgeError
 from dataward.purge.mysql import MySQLSession
 from tests.databases import DatabaseServer, DatabaseServers, free_port
 from tests.expiry import is_safely_expired
@@ -677,3 +678,171 @@ def test_mariadb_row_entering_a_swept_key_range_is_archived_not_lost(
     assert result.rows_deleted == result.rows_archived == 51
     assert set(read_rows(archive, table)) == set(range(1, 100, 2)) | {40}
     assert set(read_rows(live, table)) == set(range(1000, 1050))
+
+
+@pytest.mark.parametrize("archive_engine", ENGINES)
+def test_identical_live_rows_sharing_a_key_are_not_deleted_for_one_copy(
+    servers: DatabaseServers, archive_engine: str
+) -> None:
+    """A PostgreSQL live table needs no unique key: two rows equal in every column share key
+    7. The archive's unique key keeps one row, which equals each of them: taken as the copy
+    of both, two rows left live for one archived (two identical entries of a ledger are two
+    entries). Each live row needs a row of its own in the archive: the table stops."""
+    live = servers.pg_live
+    archive = servers.pg_archive if archive_engine == "postgresql" else servers.mysql_archive
+    table = unique("twins")
+    create_table(live, table, "timestamptz", primary_key=False)
+    create_table(archive, table, KIND[archive_engine])
+    old = datetime.now(UTC).replace(microsecond=0) - timedelta(days=400)
+    insert_rows(live, table, "timestamptz", [(6, old), (7, old), (7, old), (8, old)])
+    result = run_purge(store_doc(live, table, category="contracts", archive=archive), live, archive)
+    assert count(live, table) == 4 - result.rows_deleted
+    assert sorted(i for (i,) in live.query(f"SELECT id FROM {table}") if i == 7) == [7, 7], (
+        "a row of the pair deleted while the archive holds one copy for both"
+    )
+    assert result.result == "Failed" and result.reason == "ArchiveKeyConflict", result.message
+    assert "row-" not in result.to_json()
+
+
+def _float_table(live: DatabaseServer, archive: DatabaseServer) -> str:
+    """`(id, ts, payload, single)`: `single` a single-precision float on each engine."""
+    table = unique("single")
+    for server in (live, archive):
+        create_table(server, table, KIND[server.engine])
+        kind = "real" if server.engine == "postgresql" else "FLOAT"
+        server.execute(f"ALTER TABLE {table} ADD COLUMN single {kind}")
+    return table
+
+
+FLOAT_PAIRS = ["mysql", "mysql-to-postgresql", "postgresql-to-mysql"]
+
+
+def _float_pair(servers: DatabaseServers, pair: str) -> tuple[DatabaseServer, DatabaseServer]:
+    if pair == "mysql-to-postgresql":
+        return servers.mysql_live, servers.pg_archive
+    if pair == "postgresql-to-mysql":
+        return servers.pg_live, servers.mysql_archive
+    return servers.pair("mysql")
+
+
+def _exact_floats(server: DatabaseServer, table: str) -> list[tuple[int, float]]:
+    """`single` as the double its single-precision value is (MariaDB's own text of a FLOAT
+    keeps 6 digits: 1.0000001 reads back as 1)."""
+    cast = "single::float8" if server.engine == "postgresql" else "CAST(single AS DOUBLE)"
+    return server.query(f"SELECT id, {cast} FROM {table} ORDER BY id")
+
+
+@pytest.mark.parametrize("pair", ["mysql", "postgresql-to-mysql"])
+def test_another_float_under_the_key_in_a_mariadb_archive_is_no_copy(
+    servers: DatabaseServers, pair: str
+) -> None:
+    """The archive holds, under a live row's key, the row with 1.0000001 in a FLOAT column
+    where live holds 1. MariaDB writes a FLOAT with 6 digits, so both read as 1.0 and the
+    row was taken as the live row's copy: the live row deleted, its value never archived."""
+    live, archive = _float_pair(servers, pair)
+    table = _float_table(live, archive)
+    old = datetime.now(UTC).replace(microsecond=0) - timedelta(days=400)
+    insert_rows(live, table, KIND[live.engine], [(1, old), (2, old)])
+    insert_rows(archive, table, KIND[archive.engine], [(1, old)])
+    live.execute(f"UPDATE {table} SET single = 1")
+    archive.execute(f"UPDATE {table} SET single = 1.0000001")
+    before, archived = _exact_floats(live, table), _exact_floats(archive, table)
+    assert before[0][1] != archived[0][1]
+    result = run_purge(store_doc(live, table, category="contracts", archive=archive), live, archive)
+    assert _exact_floats(live, table) == before, "a live row deleted for another row's copy"
+    assert _exact_floats(archive, table) == archived
+    assert result.result == "Failed" and result.reason == "ArchiveKeyConflict", result.message
+
+
+@pytest.mark.parametrize("pair", FLOAT_PAIRS)
+def test_a_crashed_runs_copy_of_a_float_is_taken_and_the_rest_copied_exactly(
+    servers: DatabaseServers, pair: str
+) -> None:
+    """After a crash between the archive's commit and live's, the re-run copies the rest
+    row by row: a FLOAT read through MariaDB's own text lost its digits (1.0000001 archived
+    as 1) while the live row was deleted. The crashed run's copy is taken, the rest copied
+    with every bit."""
+    live, archive = _float_pair(servers, pair)
+    table = _float_table(live, archive)
+    old = datetime.now(UTC).replace(microsecond=0) - timedelta(days=400)
+    insert_rows(live, table, KIND[live.engine], [(1, old), (2, old), (3, old)])
+    live.execute(f"UPDATE {table} SET single = 1.0000001 + id * 0.0000002")
+    before = _exact_floats(live, table)
+    doc = store_doc(live, table, category="contracts", archive=archive)
+
+    def crash(point: str) -> None:
+        if point == "after-archive-commit":
+            raise PurgeError("Internal", "a crash between the two commits")
+
+    first = run_purge(doc, live, archive, fault=crash)
+    assert first.reason == "Internal" and count(archive, table) == 3 == count(live, table)
+    archive.execute(f"DELETE FROM {table} WHERE id > 1")  # the crashed copy held one row
+    result = run_purge(doc, live, archive)
+    assert result.result == "Succeeded", result.message
+    assert count(live, table) == 0
+    assert _exact_floats(archive, table) == before
+
+
+# Mixed engines: (live engine, live type, archive type, the live value, another value), each
+# a pair whose two drivers hand back one value in two forms (a uuid object and its text, a
+# time and a duration, a Decimal and a float, a date and a midnight).
+MIXED_VALUES = [
+    ("postgresql", "uuid", "CHAR(36)", "'123e4567-e89b-12d3-a456-426655440000'",
+     "'123e4567-e89b-12d3-a456-426655440001'"),
+    ("postgresql", "inet", "VARCHAR(50)", "'1.2.3.4'", "'1.2.3.5'"),
+    ("postgresql", "time", "TIME(6)", "'01:02:03.5'", "'01:02:04'"),
+    ("postgresql", "numeric", "DOUBLE", "0.1", "0.2"),
+    ("mysql", "UUID", "uuid", "'123e4567-e89b-12d3-a456-426655440000'",
+     "'123e4567-e89b-12d3-a456-426655440001'"),
+    ("mysql", "TIME(6)", "time", "'01:02:03.5'", "'01:02:04'"),
+    ("mysql", "DECIMAL(10,2)", "double precision", "1.10", "1.2"),
+    ("mysql", "DATE", "timestamp", "'2020-02-29'", "'2020-02-29 00:00:01'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("engine", "live_type", "archive_type", "value", "other"), MIXED_VALUES)
+def test_a_crashed_runs_copy_into_the_other_engine_is_taken_and_another_value_is_not(
+    servers: DatabaseServers,
+    engine: str,
+    live_type: str,
+    archive_type: str,
+    value: str,
+    other: str,
+) -> None:
+    """A run killed between the archive's commit and live's, into an archive of the other
+    engine: the re-run compared the two drivers' forms of one value (a uuid and its text, a
+    time and a duration, a Decimal and a float) as different, called the crashed run's own
+    copy another row and stopped for good (ArchiveKeyConflict, nothing moving). The copy is
+    taken now; a row holding another value under the key still stops the run."""
+    live, archive = (
+        (servers.pg_live, servers.mysql_archive)
+        if engine == "postgresql"
+        else (servers.mysql_live, servers.pg_archive)
+    )
+    table = unique("mixed")
+    for server, kind in ((live, live_type), (archive, archive_type)):
+        create_table(server, table, KIND[server.engine])
+        server.execute(f"ALTER TABLE {table} ADD COLUMN v {kind}")
+    old = datetime.now(UTC).replace(microsecond=0) - timedelta(days=400)
+    insert_rows(live, table, KIND[live.engine], [(1, old), (2, old)])
+    live.execute(f"UPDATE {table} SET v = {value}")
+    doc = store_doc(live, table, category="contracts", archive=archive)
+
+    def crash(point: str) -> None:
+        if point == "after-archive-commit":
+            raise PurgeError("Internal", "a crash between the two commits")
+
+    assert run_purge(doc, live, archive, fault=crash).reason == "Internal"
+    archive.execute(f"DELETE FROM {table} WHERE id = 2")  # the crashed copy held one row
+    copied = archive.query(f"SELECT id, v FROM {table}")
+    result = run_purge(doc, live, archive)
+    assert result.result == "Succeeded", result.message
+    assert count(live, table) == 0 and count(archive, table) == 2
+    assert archive.query(f"SELECT id, v FROM {table} WHERE id = 1") == copied
+
+    insert_rows(live, table, KIND[live.engine], [(3, old)])
+    live.execute(f"UPDATE {table} SET v = {value} WHERE id = 3")
+    archive.execute(f"UPDATE {table} SET id = 3, v = {other} WHERE id = 1")
+    again = run_purge(doc, live, archive)
+    assert again.result == "Failed" and again.reason == "ArchiveKeyConflict", again.message
+    assert count(live, table) == 1

@@ -266,3 +266,148 @@ def test_without_a_statute_the_subjects_archived_rows_are_destroyed(
     assert result.tables[0].rows_kept == 0
     assert "2 archived rows no statute keeps would be destroyed" in dry.message
     assert "and 2 from the archive" in result.message
+
+
+PAIRS = ["postgresql", "mysql", "postgresql-to-mysql", "mysql-to-postgresql"]
+
+
+def _pair(servers: DatabaseServers, pair: str) -> tuple[DatabaseServer, DatabaseServer]:
+    """Live and archive: one engine, or live of the first and archive of the second."""
+    if pair == "postgresql-to-mysql":
+        return servers.pg_live, servers.mysql_archive
+    if pair == "mysql-to-postgresql":
+        return servers.mysql_live, servers.pg_archive
+    return servers.pair(pair)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("pair", PAIRS)
+def test_the_subjects_own_older_row_under_a_reused_key_is_no_copy_of_her_new_row(
+    servers: DatabaseServers, pair: str
+) -> None:
+    """The subject's order 7, archived years ago (still within the statute); the key reused
+    for her new order 7, with other contents. The archived row is hers (a check that the row
+    under the key is the subject's finds it), but it is no copy of the new row: deleting the
+    new row would lose its contents, which were never archived. Only the whole row tells."""
+    live, archive = _pair(servers, pair)
+    table = unique("reused")
+    _table(live, table)
+    _table(archive, table)
+    now = datetime.now(UTC)
+    _rows(live, table, [(7, now - RECENT, EMAIL, "subject-new-7")])
+    _rows(archive, table, [(7, now - timedelta(days=3 * 366), EMAIL, "subject-old-7")])
+
+    result = run(_store(live, archive, table), live, archive, "erasure", {"email": EMAIL}).result
+
+    assert _payloads(live, table) == ["subject-new-7"], "her new row deleted uncopied"
+    assert _payloads(archive, table) == ["subject-old-7"]
+    assert (result.outcome, result.reason) == ("Failed", "ArchiveKeyConflict"), result.message
+    assert EMAIL not in result.message and "subject-" not in result.message
+
+
+@pytest.mark.parametrize("pair", ["postgresql", "postgresql-to-mysql"])
+def test_identical_rows_sharing_a_key_are_not_deleted_for_one_copy(
+    servers: DatabaseServers, pair: str
+) -> None:
+    """PostgreSQL's live table needs no unique key: two of the subject's rows, equal in every
+    column, share key 7. The archive's unique key keeps one row: each live row equals it, so
+    a row-by-row comparison takes it as the copy of both, and two rows would leave live for
+    one archived (two identical entries of a ledger are two entries)."""
+    live, archive = _pair(servers, pair)
+    table = unique("twins")
+    create_table(live, table, f"id bigint, ts {TS['postgresql']}, email varchar(200), "
+                              "payload varchar(200)")  # fmt: skip
+    _table(archive, table)
+    at = datetime.now(UTC).replace(microsecond=0) - RECENT
+    _rows(live, table, [(7, at, EMAIL, "subject-twin")] * 2)
+
+    result = run(_store(live, archive, table), live, archive, "erasure", {"email": EMAIL}).result
+
+    assert _payloads(live, table) == ["subject-twin", "subject-twin"]
+    assert _payloads(archive, table) == []
+    assert result.outcome == "Failed", result.message
+    assert result.reason in ("ArchiveKeyConflict", "ArchiveVerifyFailed"), result.message
+    assert EMAIL not in result.message and "subject-" not in result.message
+
+
+@pytest.mark.parametrize("asked", ["lower", "upper"])
+def test_a_copy_the_archive_finds_under_another_spelling_only_fails_the_erasure(
+    servers: DatabaseServers, asked: str
+) -> None:
+    """What the erasure's own check (`_verify_copies`) still catches after the copy's
+    whole-row rule: a uuid column live, text in the archive. The copy is exact (the uuid's
+    lower-case text), but the subject asked in capitals is not found there by her search:
+    the erasure would say 0 rows kept, and a later access (or the erasure after the statute)
+    would miss the row. Nothing is deleted from live; asked as stored, the erasure goes."""
+    live, archive = servers.pair("postgresql")
+    table = unique("uuidtext")
+    create_table(live, table, "id bigint PRIMARY KEY, ts timestamptz, cust uuid, payload text")
+    create_table(archive, table, "id bigint PRIMARY KEY, ts timestamptz, cust text, payload text")
+    cust = "9f2c0b5e-1111-4222-8333-444455556666"
+    insert(live, f"INSERT INTO {table} VALUES (%s, %s, %s, %s)",
+           [(7, datetime.now(UTC) - RECENT, cust, "subject-7")])  # fmt: skip
+    doc = store_doc(live, table, category="contracts", archive=archive)
+    doc["spec"]["records"][0]["subjectColumns"] = [{"kind": "customer-id", "column": "cust"}]
+
+    identifier = cust.upper() if asked == "upper" else cust
+    result = run(doc, live, archive, "erasure", {"customer-id": identifier}).result
+
+    archived = archive.query(f"SELECT id, cust, payload FROM {table}")
+    assert archived == [(7, cust, "subject-7")]  # the copy is exact either way
+    if asked == "lower":
+        assert result.outcome == "Succeeded", result.message
+        assert result.tables[0].rows_kept == 1 and _payloads(live, table) == []
+        return
+    assert _payloads(live, table) == ["subject-7"]
+    assert (result.outcome, result.reason) == ("Failed", "ArchiveVerifyFailed"), result.message
+    assert cust not in result.message.lower() and "subject-" not in result.message
+
+
+@pytest.mark.parametrize("pair", ["mysql", "mysql-to-postgresql"])
+def test_the_erasure_archives_a_float_with_every_bit(servers: DatabaseServers, pair: str) -> None:
+    """MariaDB live: the erasure read the subject's rows through the server's own text of a
+    FLOAT (6 digits), so 1.0000003 was archived as 1 and the live row deleted."""
+    live, archive = _pair(servers, pair)
+    table = unique("single")
+    for server in (live, archive):
+        _table(server, table)
+        kind = "real" if server.engine == "postgresql" else "FLOAT"
+        server.execute(f"ALTER TABLE {table} ADD COLUMN single {kind}")
+    _rows(live, table, [(7, datetime.now(UTC) - RECENT, EMAIL, "subject-7")])
+    live.execute(f"UPDATE {table} SET single = 1.0000003")
+    cast = {"postgresql": "single::float8", "mysql": "CAST(single AS DOUBLE)"}
+    before = live.query(f"SELECT {cast[live.engine]} FROM {table}")
+    assert before != [(1.0,)]
+
+    result = run(_store(live, archive, table), live, archive, "erasure", {"email": EMAIL}).result
+
+    assert result.outcome == "Succeeded", result.message
+    assert _payloads(live, table) == []
+    assert archive.query(f"SELECT {cast[archive.engine]} FROM {table}") == before
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_dry_run_says_a_real_run_would_refuse_a_null_key_row_the_statute_keeps(
+    servers: DatabaseServers, engine: str
+) -> None:
+    """The dry run promised "would delete 1, archiving 1" where the real run refuses the
+    table (ColumnRefused: a row to archive whose key holds NULL). It says so now, in counts
+    and the table's name; a NULL-key row past its statute (deleted, not archived) is not
+    refused and not named."""
+    live, archive, table = _setup(servers, engine)
+    now = datetime.now(UTC)
+    _rows(live, table, [(None, now - RECENT, EMAIL, "subject-null-key"),
+                        (None, now - LONG_AGO, EMAIL, "subject-null-key-past"),
+                        (None, now - RECENT, OTHER, "other-null-key")])  # fmt: skip
+    doc = _store(live, archive, table)
+
+    dry = run(doc, live, archive, "erasure", {"email": EMAIL}, dry_run=True).result
+    real = run(doc, live, archive, "erasure", {"email": EMAIL}).result
+
+    assert (real.outcome, real.reason) == ("Failed", "ColumnRefused"), real.message
+    assert (dry.outcome, dry.reason) == ("Succeeded", "DryRun"), dry.message
+    assert "would be refused (ColumnRefused): 1 of the subject's rows" in dry.message
+    assert table in dry.message and EMAIL not in dry.message and "subject-" not in dry.message
+
+    live.execute(f"DELETE FROM {table} WHERE payload = 'subject-null-key'")
+    dry = run(doc, live, archive, "erasure", {"email": EMAIL}, dry_run=True).result
+    assert "refused" not in dry.message, dry.message

@@ -42,10 +42,13 @@ Statutory batches, in order: live rows deleted (PostgreSQL) or locked (MySQL), u
 archive: a plain INSERT, COMMIT, verified by the committed row count (PostgreSQL archive) or
 by counting the batch's keys there; after a duplicate-key error (a crashed run's copy is
 there) the INSERT leaves the present keys out and the keys are counted, and a row present
-under a key must equal the live row in every copied column (one query per batch: in SQL on
-a PostgreSQL archive, `verify_json`; else the rows under the keys, `held_copies`): any
-other row there is no copy (a key reused, a table restored from a backup) and stops the run
-with ArchiveKeyConflict, nothing of the batch deleted. Any row missing
+under a key must equal the live row in every copied column, and be under no other live
+row's key of the batch (one query per batch: in SQL on a PostgreSQL archive, `verify_json`;
+else the rows under the keys, `held_copies`, the two drivers' forms of a value compared by
+`same_value`): any other row there is no copy (a key reused, a table restored from a
+backup, one row for two live rows sharing a key) and stops the run with
+ArchiveKeyConflict, nothing of the batch deleted. Single-precision floats are read as the
+doubles they are wherever rows travel through a driver (`TableStatements.read`). Any row missing
 aborts the run with the live transaction rolled back, so nothing of the batch is deleted;
 live: DELETE (MySQL), COMMIT. A crash between any two steps leaves the rows in live, in live
 and the archive, or only in the archive: the next run takes them again and the INSERT skips
@@ -77,7 +80,18 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
+from decimal import Decimal
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from typing import Any
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from dataward.model.policy import CHILD_AGE, Policy
@@ -137,6 +151,7 @@ from dataward.purge.sql import (
     column_zone,
     parse_table,
     same_copy_types,
+    single_floats,
 )
 
 Fault = Callable[[str], None]  # the same hook as batches.Fault, part of this module's API
@@ -958,8 +973,9 @@ class TableRun:
         return PurgeError(
             "ArchiveKeyConflict",
             f"{differing} of {wanted} rows of {self.name} have their key taken in the archive "
-            "by a different row (a key reused, or a table restored from a backup), which is "
-            "no copy of them; none of this batch was deleted from the live database. Move "
+            "by a different row (a key reused, or a table restored from a backup), or share "
+            "it with another live row of the batch (the archive keeps one row per key): no "
+            "copy of their own; none of this batch was deleted from the live database. Move "
             "those archived rows aside or give the live rows other keys, then run again.",
         )
 
@@ -1045,40 +1061,79 @@ class TableRun:
         return keys, inserted
 
 
+_IP_TYPES = (IPv4Address, IPv6Address, IPv4Interface, IPv6Interface, IPv4Network, IPv6Network)
+
+
 def _comparable(value: Any) -> Any:
-    """A value as both drivers' forms of it compare: bytes for any binary buffer, an aware
-    instant as naive UTC (a MySQL session's zone is UTC)."""
+    """A value as both drivers' forms of it compare (hashable: keys are looked up by it):
+    bytes for any binary buffer, an aware instant as naive UTC (a MySQL session's zone is
+    UTC), a uuid or an IP address as its text (what MariaDB's UUID, CHAR or VARCHAR hold of
+    PostgreSQL's uuid and inet, and hand back), a time of day as the duration since
+    midnight (MariaDB's TIME reads as one)."""
     if isinstance(value, bytearray | memoryview):
         return bytes(value)
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(UTC).replace(tzinfo=None)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
+    if isinstance(value, (UUID, *_IP_TYPES)):
+        return str(value)
+    if isinstance(value, dt_time) and value.tzinfo is None:
+        return timedelta(
+            hours=value.hour, minutes=value.minute, seconds=value.second,
+            microseconds=value.microsecond,
+        )  # fmt: skip
     return value
+
+
+def same_value(live: Any, held: Any) -> bool:
+    """Whether the archive's value `held` is what copying the live value `live` stores, the
+    two engines' driver forms aside: the one normalisation of the copy check (`held_copies`).
+    Beyond `_comparable`: a float and a Decimal are the same when the Decimal as a double is
+    the float (the copy of either into the other's type; NaN never equal), a date and a
+    datetime when the datetime is that day's midnight (a DATE copied into a timestamp).
+    Nothing else is loosened: text is compared code point by code point, so a value that
+    differs only in case, trailing spaces or JSON spacing differs (at worst a false
+    ArchiveKeyConflict, which deletes nothing; never a false copy)."""
+    a, b = _comparable(live), _comparable(held)
+    if type(a) is not type(b) and not isinstance(a, bool) and not isinstance(b, bool):
+        if isinstance(a, float) and isinstance(b, Decimal):
+            return b.is_finite() and float(b) == a
+        if isinstance(a, Decimal) and isinstance(b, float):
+            return a.is_finite() and float(a) == b
+        if isinstance(a, datetime) and isinstance(b, date):
+            return a == datetime.combine(b, dt_time())
+        if isinstance(b, datetime) and isinstance(a, date):
+            return b == datetime.combine(a, dt_time())
+    return bool(a == b)
 
 
 def held_copies(
     rows: Sequence[tuple[Any, ...]], held: Sequence[tuple[Any, ...]], positions: Sequence[int]
 ) -> tuple[set[Cursor], int]:
     """Live rows against the archive's rows under their keys (both in the copied columns'
-    order): (the keys the archive holds, how many live rows differ from the row there).
+    order): (the keys the archive holds, how many live rows have no copy of their own there).
 
-    A differing row is no crashed run's copy but another row under a reused key: taking it
-    as the copy would delete the live row uncopied.
+    The rule of "this archive row is that live row's copy" (`TableStatements.verify_json`
+    says it in SQL): the row under the live row's key equals it in every copied column
+    (`_comparable`), and no other live row of the batch has that key. A differing row is no
+    crashed run's copy but another row under a reused key; a key two live rows share (a
+    PostgreSQL table without a unique key) has one row in the archive for both, however
+    equal they are: taking either as a copy would delete a live row uncopied.
     """
-    by_key = {
-        tuple(_comparable(row[i]) for i in positions): tuple(_comparable(v) for v in row)
-        for row in held
-    }
+    by_key = {tuple(_comparable(row[i]) for i in positions): row for row in held}
     present: set[Cursor] = set()
     differing = 0
     seen: set[Cursor] = set()
     for row in rows:
         key = tuple(_comparable(row[i]) for i in positions)
+        if key in seen and None not in key:
+            differing += 1  # a second live row under the key: the archive keeps one row
+            continue
         seen.add(key)
         there = by_key.get(key)
         if there is None:
             continue
         present.add(tuple(row[i] for i in positions))
-        if there != tuple(_comparable(v) for v in row):
+        if len(there) != len(row) or not all(map(same_value, row, there)):
             differing += 1
     # A row the archive found under a live key that its key alone tells apart from every
     # live key (a case-insensitive collation: 'Ann@x' under 'ann@x') is another row too.
@@ -1462,7 +1517,10 @@ def prepare_table(
                 "ColumnRefused",
                 f"key column {key!r} is not in table {records.table}: fix spec.records keyColumns.",
             )
-    statements = TableStatements(live.dialect, table, records.timestamp_column, records.key_columns)
+    statements = TableStatements(
+        live.dialect, table, records.timestamp_column, records.key_columns,
+        singles=single_floats(live.dialect, columns.values(), records.key_columns),
+    )  # fmt: skip
     zone = records.zone
     live_bound = bind_cutoff(plan.cutoff, ts_kind, precision, zone)
     names = tuple(c.name for c in columns.values())
@@ -1521,7 +1579,11 @@ def prepare_table(
         live_bound,
         names,
         archive=TableStatements(
-            archive.dialect, table, records.timestamp_column, records.key_columns
+            archive.dialect,
+            table,
+            records.timestamp_column,
+            records.key_columns,
+            singles=single_floats(archive.dialect, archive_columns.values(), records.key_columns),
         ),
         archive_table=table,
         archive_bound=bind_cutoff(plan.archive_cutoff, archive_kind, archive_precision, zone),
@@ -1609,7 +1671,14 @@ def _children(
     )
     _, ts_index = _mysql_indexes(live, table, records, "live", collected)
     return {
-        "children": TableStatements(live.dialect, table, collected, records.key_columns, child),
+        "children": TableStatements(
+            live.dialect,
+            table,
+            collected,
+            records.key_columns,
+            child,
+            single_floats(live.dialect, columns.values(), records.key_columns),
+        ),
         "children_bound": bind_cutoff(plan.children_cutoff, kind, precision, records.zone),
         "children_ts_index": ts_index,
     }

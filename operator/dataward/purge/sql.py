@@ -22,7 +22,7 @@ trigger is archived only from and into columns of the same wall-clock or date ki
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
@@ -88,6 +88,20 @@ class Column:
     digits: tuple[int, int] | None = None
     # MySQL, a character or bytes column: its length in bytes (BINARY(16)'s 16).
     octets: int | None = None
+
+
+def single_floats(
+    dialect: Dialect, columns: Iterable[Column], keys: Sequence[str]
+) -> frozenset[str]:
+    """The single-precision float columns (MySQL FLOAT, PostgreSQL real), lower case, but
+    the key columns: the database compares a key by its own reading of it."""
+    single = "float" if dialect.engine == "mysql" else "real"
+    skip = {k.lower() for k in keys}
+    return frozenset(
+        c.name.lower()
+        for c in columns
+        if c.data_type.lower() == single and c.name.lower() not in skip
+    )
 
 
 # Types whose binary COPY form names a type by OID, which differs between two databases.
@@ -426,6 +440,24 @@ class TableStatements:
     timestamp: str
     keys: tuple[str, ...]
     child: ChildRule | None = None
+    # Single-precision float columns (lower case), read as the doubles they are (`read`).
+    singles: frozenset[str] = frozenset()
+
+    def read(self, column: str, prefix: str = "") -> str:
+        """A column as the rows a driver reads (to copy, or to compare with a copy) carry it:
+        a single-precision float as the double it is. MariaDB writes a FLOAT's text with 6
+        digits (1.0000001 and 1.0000002 both read 1.0: one taken for the other's copy, and
+        the row path archived 1); PostgreSQL's real, read at double width, compares with it."""
+        ref = prefix + self.dialect.quote(column)
+        if column.lower() not in self.singles:
+            return ref
+        if self.dialect.engine == "mysql":
+            return f"CAST({ref} AS DOUBLE)"
+        return f"{ref}::float8 AS {self.dialect.quote(column)}"
+
+    def read_list(self, columns: Sequence[str], prefix: str = "") -> str:
+        """`read` of each column, comma-separated."""
+        return ", ".join(self.read(c, prefix) for c in columns)
 
     def _child(self, prefix: str = "") -> str:
         if self.child is None:
@@ -553,7 +585,7 @@ class TableStatements:
 
     def lock_rows(self, columns: Sequence[str], source: str) -> str:
         """MySQL: lock and read `columns` of the rows of `source` (a `key_rows` clause)."""
-        wanted = ", ".join(f"dw_t.{self.dialect.quote(c)}" for c in columns)
+        wanted = self.read_list(columns, "dw_t.")
         return f"SELECT {wanted} FROM {source} FOR UPDATE"
 
     def delete_key(self) -> str:
@@ -612,7 +644,11 @@ class TableStatements:
             f"SELECT ctid AS dw_tid, {self._ts}, {keys} FROM {self._t} "
             f"WHERE {self._where_expired(after)} ORDER BY {self._order()} LIMIT %s"
         )
-        returning = "1" if columns is None else ", ".join(self.dialect.quote(c) for c in columns)
+        returning = (
+            "1"
+            if columns is None
+            else ", ".join(self.dialect.quote(c) if as_json else self.read(c) for c in columns)
+        )
         gone = (
             f"DELETE FROM {self._t} WHERE ctid = ANY(ARRAY(SELECT dw_tid FROM dw_picked)) "
             f"AND ({self._ts} <= %s{self._child()}) IS TRUE RETURNING {returning}"
@@ -736,7 +772,7 @@ class TableStatements:
     ) -> str:
         """MySQL: lock and read (every column) the rows `delete_through` would delete;
         same params."""
-        wanted = ", ".join(f"dw_t.{self.dialect.quote(c)}" for c in columns)
+        wanted = self.read_list(columns, "dw_t.")
         through = self._through(after, unique_index, ts_index)
         return f"SELECT {wanted} FROM {through} FOR UPDATE"
 
@@ -836,7 +872,8 @@ class TableStatements:
 
     def verify_json(self, columns: Sequence[str], json_columns: Sequence[str] = ()) -> str:
         """PostgreSQL: (rows in the JSON array, how many have a row under their key here,
-        how many of those differ from it in a copied column), in one query.
+        how many have no copy of their own here: the row under the key differs in a copied
+        column, or another row of the array has the key), in one query; `held_copies`'s rule.
 
         A row under the key that differs is no copy of the live row (a key reused, a table
         restored from a backup): `keep_existing` left it in place. Columns compare as text,
@@ -846,6 +883,13 @@ class TableStatements:
         """
         join = " AND ".join(f"dw_a.{k} = dw_s.{k}" for k in self._quoted_keys())
         first = self._quoted_keys()[0]
+        # A key two rows of the batch share has one row here for both, however equal they
+        # are (a NULL key is none: such a row is never found, which the count says).
+        keyed = " AND ".join(f"dw_s.{k} IS NOT NULL" for k in self._quoted_keys())
+        keys = ", ".join(f"dw_s.{k}" for k in self._quoted_keys())
+        shared = (
+            f"count(*) FILTER (WHERE {keyed}) - count(DISTINCT ({keys})) FILTER (WHERE {keyed})"
+        )
         loose = {c.lower() for c in json_columns}
         same = []
         for column in columns:
@@ -858,15 +902,14 @@ class TableStatements:
                 same.append(f'dw_a.{q}::text COLLATE "C" IS NOT DISTINCT FROM dw_s.{q}::text')
         return (
             f"SELECT count(*), count(dw_a.{first}), "
-            f"count(dw_a.{first}) FILTER (WHERE NOT ({' AND '.join(same)})) "
+            f"count(dw_a.{first}) FILTER (WHERE NOT ({' AND '.join(same)})) + {shared} "
             f"FROM json_populate_recordset(NULL::{self._t}, %s::json) AS dw_s "
             f"LEFT JOIN {self._t} AS dw_a ON {join}"
         )
 
     def select_rows(self, columns: Sequence[str], rows: int) -> str:
-        """The rows under these keys, `columns` in order; params: the keys flattened."""
-        cols = ", ".join(self.dialect.quote(c) for c in columns)
-        return f"SELECT {cols} FROM {self._t} WHERE {self._key_match(rows)}"
+        """The rows under these keys, `columns` in order (`read`); params: the keys flattened."""
+        return f"SELECT {self.read_list(columns)} FROM {self._t} WHERE {self._key_match(rows)}"
 
     def count_keys(self, rows: int) -> str:
         """How many of these keys are present; params: the keys flattened."""

@@ -38,10 +38,11 @@ Erasure, one table per transaction:
 - a statute: the rows with a trigger are taken (PostgreSQL: deleted RETURNING them,
   uncommitted; MySQL: SELECT ... FOR UPDATE, then deleted by key within the subject's match,
   `row_match`), those still within the statute are copied to the archive with the purge's
-  own copy (INSERT, COMMIT, every key verified there; a copy a crashed run left is kept) and
-  found there under its key as the subject's row (`_verify_copies`), and only then is the
-  live transaction committed. A DELETE by key must remove exactly the rows read, or the
-  table is rolled back and the request fails; a row to copy whose key holds NULL is refused
+  own copy (INSERT, COMMIT, every key verified there; a row a crashed run left under a key
+  is kept only as that live row's copy, `held_copies`), found there under its key by the
+  subject's search (`_verify_copies`), and only then is the live transaction committed. A
+  DELETE by key must remove exactly the rows read, or the table is rolled back and the
+  request fails; a row to copy whose key holds NULL is refused
   before any copy (the archive's unique key cannot tell its copies apart).
   A crash between any two steps leaves each row in live, in both, or only in the archive; a
   re-run takes what is left and skips what the archive holds. Rows whose trigger has not
@@ -622,6 +623,25 @@ def _triggers(session: Session, located: Located) -> list[datetime | None]:
     return [located.trigger(ts) for (ts,) in rows]
 
 
+def _keyed_triggers(
+    session: Session, located: Located
+) -> tuple[list[datetime | None], list[datetime | None]]:
+    """The trigger of each of the subject's rows, and those of the rows whose key holds NULL
+    (which an erasure under a statute refuses to archive, `_refuse_null_keys`); one query,
+    no lock."""
+    d = session.dialect
+    keys = located.plan.records.key_columns
+    nulls = " OR ".join(f"{d.quote(k)} IS NULL" for k in keys)
+    rows = session.query(
+        f"SELECT {d.quote(located.plan.records.timestamp_column)}, CASE WHEN {nulls} THEN 1 "
+        f"ELSE 0 END FROM {d.table(located.table)} WHERE {located.predicate}",
+        located.params,
+    )
+    session.commit()
+    triggers = [located.trigger(ts) for ts, _ in rows]
+    return triggers, [t for t, (_, unkeyed) in zip(triggers, rows, strict=True) if unkeyed]
+
+
 def _rows(session: Session, located: Located) -> list[tuple[Any, ...]]:
     """The subject's rows, every column (no lock)."""
     d = session.dialect
@@ -645,6 +665,15 @@ class Observed:
     archive: Located | None
     live_triggers: tuple[datetime | None, ...]
     archive_triggers: tuple[datetime | None, ...] = ()
+    # The triggers of the live rows whose key holds NULL (`_keyed_triggers`).
+    unkeyed_triggers: tuple[datetime | None, ...] = ()
+
+    def unkeyed_to_archive(self, lifecycle: Lifecycle, now: datetime) -> int:
+        """Live rows an erasure would archive whose key holds NULL: it refuses them
+        (`_refuse_null_keys`, ColumnRefused), which a dry run says."""
+        if lifecycle.statutory is None:
+            return 0
+        return sum(1 for t in self.unkeyed_triggers if row_fate(t, lifecycle, now) == "archive")
 
     def fates(self, lifecycle: Lifecycle, now: datetime) -> dict[str, int]:
         """Live rows by fate."""
@@ -843,14 +872,16 @@ def _erase_statutory(
         live.commit()
         fault("after-delete")
         return len(rows), archived
+    # Read as the purge's copy reads them (a FLOAT as the double it is: `TableStatements.read`).
+    read = run.table.live.read_list(located.columns)
     if d.engine == "postgresql":
         taken = live.query(
-            f"DELETE FROM {d.table(located.table)} WHERE {where} RETURNING {located.quoted(d)}",
+            f"DELETE FROM {d.table(located.table)} WHERE {where} RETURNING {read}",
             located.params,
         )
     else:
         taken = live.query(
-            f"SELECT {located.quoted(d)} FROM {d.table(located.table)} WHERE {where} FOR UPDATE",
+            f"SELECT {read} FROM {d.table(located.table)} WHERE {where} FOR UPDATE",
             located.params,
         )
     fault("after-select")
@@ -900,10 +931,14 @@ def _refuse_null_keys(
 def _verify_copies(
     live: Session, archive: Session, archived_at: Located, named: Sequence[tuple[Any, ...]]
 ) -> None:
-    """Every row copied must be in the archive, under its key, as the subject's row: the
-    copy keeps a row already there under the key as a crashed run's copy, and checks only
-    the key, so another person's archived row (or one copy where two of the subject's rows
-    share a key) passed. Rolls the live transaction back when one is missing."""
+    """Every row copied must be found in the archive, under its key, by the subject's own
+    search there. Whether the row there is this row's copy is the purge's copy's rule
+    (`held_copies`: another person's row, her own older row, or one row for two live rows
+    under a key are refused there, ArchiveKeyConflict, before anything commits). What this
+    adds: an archive whose subject column has another type finds the exact copy only by the
+    spelling it holds (a uuid live, text archived, the identifier asked in capitals), so the
+    result's count of rows kept, a later access and the erasure after the statute would all
+    miss it. Rolls the live transaction back when one is not found."""
     if not named:
         return
     found = _count_rows(archive, archived_at, named)
@@ -913,10 +948,10 @@ def _verify_copies(
         raise PurgeError(
             "ArchiveVerifyFailed",
             f"{len(named) - found} of the {len(named)} rows of the subject that the statute "
-            f"keeps in {archived_at.plan.table} are not in the archive as the subject's after "
-            "the copy (the archive holds another row under their key, another person's, or "
-            "one copy of the subject's rows sharing a key): none was deleted from the live "
-            "table; keyColumns must name one row in the live table and the archive alike.",
+            f"keeps in {archived_at.plan.table} were copied but are not found in the archive "
+            "by the subject's identifiers (a subject or key column of another type there, "
+            "which reads the copied value in another spelling): none was deleted from the live "
+            "table; give the archive table the live table's column types.",
         )
 
 
@@ -1019,7 +1054,15 @@ def run_request(
                         acknowledge_token=token)
             )  # fmt: skip
         if options.dry_run:
-            return Outcome(_dry_run(base, outcomes, request, held, token, job_clock()))
+            refused = (
+                [(o.table.table, o.unkeyed_to_archive(lifecycle, now)) for o in observed]
+                if request == "erasure"
+                else []
+            )
+            return Outcome(
+                _dry_run(base, outcomes, request, held, token, job_clock(),
+                         [(table, n) for table, n in refused if n])
+            )  # fmt: skip
         if request == "access":
             return _access(base, live, archive, plan, observed, job_clock)
         return _erasure(
@@ -1074,9 +1117,10 @@ def _observe(
         archive_triggers = (
             [] if archive is None or archived is None else _triggers(archive, archived)
         )
+        triggers, unkeyed = _keyed_triggers(live, located)
         out.append(
             Observed(
-                table, located, archived, tuple(_triggers(live, located)), tuple(archive_triggers)
+                table, located, archived, tuple(triggers), tuple(archive_triggers), tuple(unkeyed)
             )
         )
     return out
@@ -1120,6 +1164,7 @@ def _dry_run(
     held: Gate | None,
     token: str,
     at: datetime,
+    unkeyed: Sequence[tuple[str, int]] = (),
 ) -> SubjectResult:
     found = sum(t.rows_found for t in outcomes)
     if request == "access":
@@ -1138,6 +1183,12 @@ def _dry_run(
         )
     if held is not None:
         message += f" A real run would be held: {held.message}"
+    for table, n in unkeyed:
+        message += (
+            f" A real run would be refused (ColumnRefused): {n} of the subject's rows of "
+            f"{table} that the statute keeps have NULL in a key column, so they cannot be "
+            "archived; give those rows keys, or point keyColumns at a PRIMARY KEY."
+        )
     return replace(
         base,
         outcome="Succeeded",
