@@ -250,3 +250,29 @@ def test_a_copied_row_stays_locked_until_the_batch_commits(
     archived = read_rows(beside, table)
     assert archived[3][1] == ("changed" if changed[0] else before[3][1]), "a change was lost"
     assert changed == [False], "the copied row was not locked"
+
+
+def test_an_archive_database_name_sql_cannot_spell_plainly_keeps_the_two_login_copy(
+    servers: DatabaseServers,
+) -> None:
+    """The server-side copy names the archive database in SQL, and Dataward writes only
+    plain identifiers there: an archive database called `arch-…` (legal in MariaDB, and
+    reached today by its connection alone) keeps the two-login copy; the run must not fail."""
+    live = servers.mysql_live
+    name = f"arch-{os.getpid()}"
+    live.execute(
+        f"CREATE DATABASE `{name}`",
+        f"CREATE USER IF NOT EXISTS '{ARCHIVER.username}'@'%' "
+        f"IDENTIFIED BY '{ARCHIVER.password}'",
+        f"GRANT ALL PRIVILEGES ON `{name}`.* TO '{ARCHIVER.username}'@'%'",
+        f"GRANT INSERT, SELECT ON `{name}`.* TO '{PURGER_USER}'@'%'",
+    )
+    try:
+        odd = replace(live, role=name, process=None)
+        table, before = _tables(live, odd)
+        result = _purge(live, odd, table)
+        assert result.result == "Succeeded", result.message
+        assert result.tables[0].archive_copy == "TwoLogins"
+        _moved_exactly(live, odd, table, before)
+    finally:
+        live.execute(f"DROP DATABASE `{name}`")
