@@ -37,6 +37,11 @@ first, and never asks for more than SELECT and DELETE on a live table:
   does. It never waits for a lock (it reads unexpired rows of its range with a lock too):
   any row held in the range fails it at once and the batch is split as below; a batch of
   one row goes by its key alone, so only the held expired row itself is skipped.
+  Statutory, with the archive a database of the same server that the live login may write
+  (`plan.server_side_copy`, read at the start): each such batch is copied by the live
+  session itself, `INSERT INTO archive_db.t ... SELECT ... FOR UPDATE`, counted there,
+  deleted, one COMMIT for both tables (`TableRun._attempt_server_side`); a batch it cannot
+  settle goes the two-login way above.
 
 Statutory batches, in order: live rows deleted (PostgreSQL) or locked (MySQL), uncommitted;
 archive: a plain INSERT, COMMIT, verified by the committed row count (PostgreSQL archive) or
