@@ -12,7 +12,11 @@ login of its own over TCP). Methods:
 
 - `dataward purge`'s engine at each `--batch` size (a non-statutory category: no archive);
 - the engine on a statutory category (copy to the archive server, verify, delete), at the
-  first `--batch` size;
+  first `--batch` size; on MariaDB with the archive a second database of the live server
+  (the default), twice: the archive written by its own login (`dataward purge, statutory`,
+  the live login holds nothing there) and with the live login granted INSERT and SELECT on
+  the archive table (`dataward purge, statutory, same-server`: the copy runs server-side,
+  inside the live transaction);
 - a naive single `DELETE ... WHERE ts <= cutoff` in one transaction;
 - on MariaDB, `pt-archiver --purge --bulk-delete --commit-each` at each batch size.
 
@@ -50,6 +54,7 @@ from typing import Any
 import psycopg
 import pymysql
 
+from dataward.purge.credentials import Credentials
 from dataward.purge.engine import EngineOptions
 from dataward.purge.plan import LargeCutThreshold
 from tests.databases import PURGER_PASSWORD, PURGER_USER, DatabaseServer, DatabaseServers
@@ -58,6 +63,9 @@ from tests.purge.support import POLICY, run_purge, store_doc, unique
 NO_HOLD = EngineOptions(large_cut=LargeCutThreshold(fraction=1.0, min_rows=10**12))
 ONE_SESSION = replace(NO_HOLD, overlap_commits=False)
 APP_USER, APP_PASSWORD = "app", "app-secret"
+# MariaDB, the archive beside the live database: its own login, as the two-login grant model.
+ARCHIVER = Credentials("archiver", "archiver-secret")
+SAME_SERVER = "dataward purge, statutory, same-server"
 # Expired rows are at least 400 days old, unexpired ones at most ~300 (2x10^6 * 13 s): the
 # "support" category's 1y cutoff (and the naive/pt-archiver cutoff of 365 days) falls in the
 # empty gap between them.
@@ -359,10 +367,22 @@ def _engine(
     doc = store_doc(live, table, batchSize=case.batch, maxRowsPerRun=rows, **extra)
     hook, durations = _batch_timer()
     options = ONE_SESSION if case.method.endswith("one session") else NO_HOLD
-    result = run_purge(doc, live, archive, fault=hook, options=options, policy_doc=BENCH_POLICY)
+    beside = archive is not None and archive.engine == "mysql" and archive.port == live.port
+    if case.method == SAME_SERVER:
+        assert archive is not None and beside, "same-server needs --archive-server same"
+        live.execute(
+            f"GRANT INSERT, SELECT ON {archive.database}.{table} TO '{PURGER_USER}'@'%'"
+        )
+    result = run_purge(
+        doc, live, archive, fault=hook, options=options, policy_doc=BENCH_POLICY,
+        archive_login=ARCHIVER if beside else None,
+    )  # fmt: skip
     assert result.result == "Succeeded", result.message
     if archive is not None:
         assert result.rows_archived == result.rows_deleted
+        if beside:
+            wanted = "ServerSide" if case.method == SAME_SERVER else "TwoLogins"
+            assert result.tables[0].archive_copy == wanted, result.tables[0].archive_copy
         ((copied,),) = archive.query(f"SELECT count(*) FROM {table}")
         assert copied == result.rows_deleted, "the archive lacks rows the run deleted"
     case.rows, case.batches_ms = result.rows_deleted, durations
@@ -455,8 +475,13 @@ def _archive(servers: DatabaseServers, engine: str, args: argparse.Namespace) ->
             live.execute(f"CREATE DATABASE {beside.database} OWNER {PURGER_USER}")
             beside.execute(f"ALTER SCHEMA public OWNER TO {PURGER_USER}")
         else:
+            # Its own login: the live login `purger` holds nothing there unless a case grants
+            # it (SAME_SERVER), as in the two-login grant model.
             live.execute(f"CREATE DATABASE {beside.database}",
-                         f"GRANT ALL PRIVILEGES ON {beside.database}.* TO '{PURGER_USER}'@'%'")
+                         f"CREATE USER '{ARCHIVER.username}'@'%' "
+                         f"IDENTIFIED BY '{ARCHIVER.password}'",
+                         f"GRANT ALL PRIVILEGES ON {beside.database}.* "
+                         f"TO '{ARCHIVER.username}'@'%'")
         _BESIDE[engine] = beside
     return _BESIDE[engine]
 
@@ -533,6 +558,12 @@ def _cases(servers: DatabaseServers, engine: str, args: argparse.Namespace) -> l
         statutory, servers, args,
         lambda live, table: _engine(statutory, live, table, args.rows, archive),
     ))  # fmt: skip
+    if engine == "mysql" and args.archive_server == "same":
+        same = Case(engine, SAME_SERVER, args.batch[0])
+        report(_run_case(
+            same, servers, args,
+            lambda live, table: _engine(same, live, table, args.rows, archive),
+        ))  # fmt: skip
     if args.one_session and engine == "postgresql":
         for method in ("dataward purge, statutory, one session",
                        "dataward purge, statutory, text COPY"):
@@ -634,6 +665,11 @@ def _ratios(cases: list[Case]) -> list[str]:
         statutory = rate(engine, "dataward purge, statutory")
         if statutory:
             lines.append(f"- {engine}: statutory / plain = {statutory / plain:.2f} (>= 0.5)")
+        same = rate(engine, SAME_SERVER)
+        if same:
+            lines.append(
+                f"- {engine}: statutory, same-server / plain = {same / plain:.2f} (>= 0.5)"
+            )
     return lines
 
 

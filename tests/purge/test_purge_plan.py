@@ -26,6 +26,7 @@ from dataward.purge.plan import (
     make_plan,
     next_batch_size,
     refusal,
+    server_side_copy,
 )
 from dataward.purge.result import ErrorInfo, PurgeResult, TableResult
 from dataward.purge.sql import MYSQL, POSTGRES, TableStatements, bind_cutoff, parse_table
@@ -378,3 +379,27 @@ def test_withdrawing_the_acknowledgement_stops_the_large_cut() -> None:
     assert interruption(plan, _store(annotations={ACKNOWLEDGE_ANNOTATION: "no"}), POLICY_V)
     # A run that never leant on an acknowledgement goes on when one appears or goes.
     assert interruption(make_plan(_store(), POLICY_V, now), acked, POLICY_V) is None
+
+
+def test_the_server_side_copy_only_when_every_fact_holds() -> None:
+    facts = {
+        "same_server": True,
+        "mariadb": True,
+        "live_table": ("live", "t"),
+        "archive_table": ("archive", "t"),
+        "engines": ("InnoDB", "InnoDB"),
+        "may_insert": True,
+        "may_select": True,
+    }
+    assert server_side_copy(**facts)  # type: ignore[arg-type]
+    for name, other in (
+        ("same_server", False),
+        ("mariadb", False),
+        ("archive_table", ("live", "t")),  # the live table itself
+        ("engines", ("InnoDB", "MyISAM")),  # no transaction on the archive side
+        ("engines", ("InnoDB", None)),  # unknown is not InnoDB
+        ("engines", ("Aria", "InnoDB")),
+        ("may_insert", False),
+        ("may_select", False),
+    ):
+        assert not server_side_copy(**{**facts, name: other}), name  # type: ignore[arg-type]

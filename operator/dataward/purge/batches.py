@@ -17,7 +17,7 @@ from pymysql.converters import escape_item
 
 from dataward.purge.errors import LockTimeout, PurgeError
 from dataward.purge.mysql import MySQLSession, packets
-from dataward.purge.sql import NO_WAIT, Column, Session, TableStatements
+from dataward.purge.sql import NO_WAIT, Column, Session, TableName, TableStatements
 
 Fault = Callable[[str], None]
 Cursor = tuple[Any, ...]  # (ts, keys...) of the last row a batch picked; (ts, None...): all of ts
@@ -47,6 +47,18 @@ class Taken:
     deleted: int = 0
     # PostgreSQL to PostgreSQL by timestamp range: the deleted rows as COPY text.
     copied: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Moved:
+    """MariaDB, the archive on the live server: a batch copied there and deleted in the live
+    transaction, uncommitted (`MySQLKeyBatches.move`)."""
+
+    picked: int
+    last: Cursor | None
+    inserted: int  # rows the INSERT ... SELECT reported
+    found: int  # rows of the batch's range the archive holds under their keys
+    deleted: int
 
 
 @dataclass(frozen=True)
@@ -594,6 +606,38 @@ class MySQLKeyBatches(MySQLBatches):
         if last is None:
             return Literals(min(int(count), limit - 1), None, *whole)
         return Literals(limit, (last,), *whole)
+
+    def move(
+        self,
+        after: Cursor | None,
+        limit: int,
+        columns: Sequence[str],
+        target: TableName,
+        fault: Fault,
+    ) -> Moved:
+        """Statutory, the archive table `target` on this server and writable by this login:
+        lock the next batch's rows and INSERT them into `target` in one statement (no row
+        leaves the server), count them there, then delete the batch's key range (or its one
+        row) again; all uncommitted, one transaction for both tables. The caller commits only
+        when the counts agree: rows deleted == rows inserted == rows found in the archive
+        (a row that came into the range after the lock makes the DELETE take one more)."""
+        source, params, last, one = self._locking(after, limit)
+        if one and last is None:
+            return Moved(0, None, 0, 0, 0)
+        ranged: bool | None = None if one else after is not None
+        inserted = self.session.execute(
+            ("" if one else NO_WAIT) + self.statements.copy_rows_to(target, columns, source),
+            params,
+        )
+        fault("after-select")
+        ((found,),) = self.session.query(self.statements.copied_rows(target, ranged), params)
+        if one:
+            deleted = self.session.execute(self.statements.delete_key(), [last, self.bound])
+        else:
+            deleted = self.session.execute(self.statements.delete_key_range(bool(ranged)), params)
+        if last is None:
+            return Moved(min(inserted, limit - 1), None, inserted, int(found), deleted)
+        return Moved(limit, (last,), inserted, int(found), deleted)
 
     def drop_literals(self, taken: Literals) -> int:
         """Delete the rows `take_literals` locked: its key range again, without waiting

@@ -37,6 +37,11 @@ first, and never asks for more than SELECT and DELETE on a live table:
   does. It never waits for a lock (it reads unexpired rows of its range with a lock too):
   any row held in the range fails it at once and the batch is split as below; a batch of
   one row goes by its key alone, so only the held expired row itself is skipped.
+  Statutory, with the archive a database of the same server that the live login may write
+  (`plan.server_side_copy`, read at the start): each such batch is copied by the live
+  session itself, `INSERT INTO archive_db.t ... SELECT ... FOR UPDATE`, counted there,
+  deleted, one COMMIT for both tables (`TableRun._attempt_server_side`); a batch it cannot
+  settle goes the two-login way above.
 
 Statutory batches, in order: live rows deleted (PostgreSQL) or locked (MySQL), uncommitted;
 archive: a plain INSERT, COMMIT, verified by the committed row count (PostgreSQL archive) or
@@ -101,6 +106,7 @@ from dataward.purge.batches import (
     Batches,
     Cursor,
     Literals,
+    Moved,
     MySQLBatches,
     MySQLKeyBatches,
     Step,
@@ -116,7 +122,7 @@ from dataward.purge.errors import (
     PurgeError,
     missing_privilege,
 )
-from dataward.purge.mysql import MySQLSession, count_literal_keys, insert_literals
+from dataward.purge.mysql import MySQLSession, count_literal_keys, insert_literals, same_server
 from dataward.purge.plan import (
     DEFAULT_MAX_CLOCK_SKEW,
     FIRST_BATCH,
@@ -136,6 +142,7 @@ from dataward.purge.plan import (
     next_batch_size,
     overdue_seconds,
     refusal,
+    server_side_copy,
     store_ref,
 )
 from dataward.purge.result import ErrorInfo, PurgeResult, TableResult
@@ -214,6 +221,9 @@ class PreparedTable:
     archive_json: tuple[str, ...] = ()
     # records[].timeZone when the live trigger column is naive (wall clock or date), else None.
     live_zone: ZoneInfo | None = None
+    # MariaDB, the archive a database of the live server that the live login may write: the
+    # archive table as the live session names it (`plan.server_side_copy`), else None.
+    server_side: TableName | None = None
 
 
 # --------------------------------------------------------------------- one table's run
@@ -321,6 +331,8 @@ class TableRun:
         self.fault = run.fault
         self.name = table.records.table
         self._spare = run.spare
+        # Statutory batches committed by the server-side copy (`_attempt_server_side`).
+        self.server_side_batches = 0
 
     def _needs(self, session: Session, privilege: str, error: PurgeError) -> PurgeError:
         """A PermissionDenied of `session` as the privilege, table and GRANT that fix it.
@@ -753,6 +765,10 @@ class TableRun:
                 if ranged is not None:
                     return ranged
             if self.archive.dialect.engine == session.dialect.engine == "mysql":
+                if self.table.server_side is not None and isinstance(batches, MySQLKeyBatches):
+                    done = self._attempt_server_side(batches, after, limit)
+                    if done is not None:
+                        return done
                 moved = self._attempt_literals(batches, after, limit)
                 if moved is not None:
                     return moved
@@ -882,6 +898,54 @@ class TableRun:
         session.commit()
         self.fault("after-delete")
         return Step(taken.picked, deleted, inserted, last=taken.last)
+
+    def _attempt_server_side(
+        self, batches: MySQLKeyBatches, after: Cursor | None, limit: int
+    ) -> Step | None:
+        """MariaDB, the archive a database of the live server that the live login may write
+        (detected at the start, `plan.server_side_copy`): the batch's rows locked and copied
+        by one `INSERT ... SELECT ... FOR UPDATE`, counted in the archive, deleted, and all of
+        it committed at once (InnoDB commits both tables atomically: a crash leaves the batch
+        in live alone). None (nothing done, nothing open) when today's path must do the
+        batch: keys the archive already holds (its path compares them with the live rows,
+        ArchiveKeyConflict), a row that came into the range (the DELETE took more than the
+        copy, or the batch more than `limit`: maxRowsPerRun), or a privilege revoked since
+        the start (no further batch tries this way)."""
+        session = batches.session
+        t = self.table
+        assert t.server_side is not None
+        try:
+            moved: Moved = batches.move(after, limit, t.columns, t.server_side, self.fault)
+        except LockTimeout:
+            raise
+        except DuplicateKey:
+            session.rollback()
+            return None
+        except PurgeError as error:
+            session.rollback()
+            if error.category != "PermissionDenied":
+                raise
+            self.table = replace(t, server_side=None)
+            return None
+        if moved.deleted != moved.inserted or moved.inserted > limit:
+            # A row came into the range since the boundary read or the lock (backdated, or
+            # inserted expired): rolled back, the batch done today's way.
+            session.rollback()
+            return None
+        if moved.found != moved.inserted:
+            session.rollback()
+            raise PurgeError(
+                "ArchiveVerifyFailed",
+                f"{moved.inserted - moved.found} of {moved.inserted} rows of {self.name} were "
+                "not found in the archive after the copy; the copy was rolled back and none of "
+                "them was deleted from the live database. Check the archive table's engine, "
+                "unique keys and triggers.",
+            )
+        session.commit()
+        if moved.inserted:
+            self.server_side_batches += 1
+            self.fault("after-delete")
+        return Step(moved.picked, moved.deleted, moved.inserted, last=moved.last)
 
     def _copy_literals(self, taken: Literals) -> tuple[int, int]:
         """INSERT a literal batch into the archive and count its keys there, uncommitted:
@@ -1347,7 +1411,46 @@ def _table_runs(run: RunContext) -> list[TableRun]:
             "the archive database is read-only for the archive login: nothing was "
             "deleted from the live database; make the archive writable.",
         )
+    if archive is not None:
+        tables = _server_side(run.live, archive, tables)
     return [TableRun(t, run) for t in tables]
+
+
+def _server_side(
+    live: Session, archive: Session, tables: list[PreparedTable]
+) -> list[PreparedTable]:
+    """The tables whose statutory batches the live login copies into the archive itself
+    (`plan.server_side_copy`), with the archive table as the live session names it; the
+    facts read here once, at the start, nothing tried by writing."""
+    if not (isinstance(live, MySQLSession) and live.mariadb and isinstance(archive, MySQLSession)):
+        return tables
+    same = same_server(live, archive)
+    out = []
+    for t in tables:
+        if not same or t.archive_table is None:
+            out.append(t)
+            continue
+        target = TableName(t.archive_table.schema or archive.database_name, t.archive_table.name)
+        source = (t.live.table.schema or live.database_name, t.live.table.name)
+        try:
+            copy = t.live.copy_rows_to(target, t.columns, t.live.key_rows(None))
+            count = t.live.copied_rows(target, None)
+        except PurgeError:
+            out.append(t)  # a database name no plain identifier: not named in SQL, today's way
+            continue
+        engines = (live.table_engine(t.live.table), archive.table_engine(t.archive_table))
+        probe = [None, t.bound]  # one row by a NULL key: EXPLAIN checks, nothing matches
+        chosen = server_side_copy(
+            same,
+            live.mariadb,
+            source,
+            (target.schema or "", target.name),
+            engines,
+            live.allowed(copy, probe),
+            live.allowed(count, probe),
+        )
+        out.append(replace(t, server_side=target) if chosen else t)
+    return out
 
 
 def _finished(
@@ -1476,6 +1579,11 @@ def _run_tables(
                 rows_no_consent=kid.deleted,
                 no_consent_remaining=children_left,
                 unknown_age=count.unknown_age,
+                archive_copy=(
+                    ("ServerSide" if run.server_side_batches else "TwoLogins")
+                    if statutory
+                    else None
+                ),
             )
         )
     return results, stop, error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import ssl
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -144,11 +145,60 @@ class MySQLSession(Session):
             unique[str(index)] = unique.get(str(index), True) and whole
         return tuple(Index(name, tuple(cols), unique[name]) for name, cols in columns.items())
 
+    def table_engine(self, table: TableName) -> str | None:
+        """The storage engine of a table (information_schema.TABLES; None when this login
+        cannot see it, or for a view)."""
+        rows = self.query(
+            "SELECT ENGINE FROM information_schema.TABLES "
+            "WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s",
+            self._schema(table),
+        )
+        self.commit()
+        return None if not rows or rows[0][0] is None else str(rows[0][0])
+
+    def allowed(self, sql: str, params: Sequence[Any]) -> bool:
+        """Whether this login may run a statement: the server's own privilege check of it by
+        EXPLAIN, which runs nothing (no row is read, locked or written). False when the
+        server refuses it, for a privilege or anything else (unknown is not allowed: the
+        caller then keeps today's way, which meets real trouble itself)."""
+        try:
+            self.query("EXPLAIN " + sql, params)
+        except PurgeError:
+            self.rollback()
+            return False
+        self.commit()
+        return True
+
     def read_only(self) -> bool:
         """The server's `read_only` or `innodb_read_only`."""
         ((read_only, innodb),) = self.query("SELECT @@global.read_only, @@global.innodb_read_only")
         self.commit()
         return bool(int(read_only)) or bool(int(innodb))
+
+
+def same_server(live: Session, archive: Session) -> bool:
+    """Whether two MySQL sessions are connections to one server process: the archive session
+    takes a user-level lock of a random name and the live session sees it held by that very
+    connection (user-level locks are server-wide and need no privilege; nothing is written).
+    Host names, ports and DSNs are not compared: two servers can share them (a pod name in two
+    namespaces, a proxy). False when either cannot tell (an error, a cluster without
+    GET_LOCK)."""
+    if not (isinstance(live, MySQLSession) and isinstance(archive, MySQLSession)):
+        return False
+    name = f"dataward-same-server-{secrets.token_hex(16)}"
+    try:
+        ((got, connection),) = archive.query("SELECT GET_LOCK(%s, 0), CONNECTION_ID()", (name,))
+        try:
+            ((holder,),) = live.query("SELECT IS_USED_LOCK(%s)", (name,))
+        finally:
+            archive.query("SELECT RELEASE_LOCK(%s)", (name,))
+        live.commit()
+        archive.commit()
+    except PurgeError:
+        live.rollback()
+        archive.rollback()
+        return False
+    return got == 1 and holder is not None and int(holder) == int(connection)
 
 
 def classifier(role: str, database: Database) -> Classifier:

@@ -328,6 +328,33 @@ def key_sweep(expired: int, span_rows: int, budget: int) -> bool:
     return expired >= KEY_SWEEP_DENSITY * max(span_rows, 1)
 
 
+def server_side_copy(
+    same_server: bool,
+    mariadb: bool,
+    live_table: tuple[str, str],
+    archive_table: tuple[str, str],
+    engines: tuple[str | None, str | None],
+    may_insert: bool,
+    may_select: bool,
+) -> bool:
+    """Whether a statutory MariaDB table's batches copy to the archive inside the live
+    transaction (`INSERT INTO archive_db.t ... SELECT ... FOR UPDATE`, then the DELETE, one
+    commit) instead of through the job with the archive's own login. Only when every fact
+    read at the start holds: both sessions reach one server process (`mysql.same_server`),
+    MariaDB (the statements tested), the archive table is another table than the live one
+    (`(database, table)`), both are InnoDB (one transaction spans them atomically), and the
+    live login may INSERT into the archive table and SELECT from it (the server's own
+    privilege check of those statements). Anything unknown is False: today's path."""
+    return (
+        same_server
+        and mariadb
+        and live_table != archive_table
+        and all(e is not None and e.lower() == "innodb" for e in engines)
+        and may_insert
+        and may_select
+    )
+
+
 def dry_run_allocation(expired: Sequence[int], max_rows: int) -> tuple[int, ...]:
     """Rows a real run would delete from each table, in order, within the run's budget."""
     left = max_rows

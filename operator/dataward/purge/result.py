@@ -42,6 +42,11 @@ class TableResult:
     unknown_age: int = 0  # rows of a children's table with no birth date or age: kept
     # Dry runs: a real run would be held by the large-cut gate because of this table.
     large_cut: bool = False
+    # Statutory runs: how the live rows reached the archive. "ServerSide": copied by the live
+    # login inside the live transaction (MariaDB, the archive on the same server, the live
+    # login granted INSERT and SELECT there); "TwoLogins": through the job, the archive's own
+    # login writing (every other case). None: not statutory.
+    archive_copy: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape."""
@@ -59,6 +64,7 @@ class TableResult:
             "noConsentRemaining": self.no_consent_remaining,
             "unknownAge": self.unknown_age,
             "largeCut": self.large_cut,
+            **({"archiveCopy": self.archive_copy} if self.archive_copy else {}),
         }
 
 

@@ -565,15 +565,38 @@ class TableStatements:
         limit = f" ORDER BY {self._quoted_keys()[0]} LIMIT %s" if bounded else ""
         return f"{NO_WAIT}DELETE FROM {self._t} {self._key_range('', after)}{limit}"
 
-    def key_rows(self, after: bool | None) -> str:
+    def key_rows(self, after: bool | None, join: str = "") -> str:
         """MySQL: the FROM clause (alias `dw_t`) of the expired rows of a key range, as
         `delete_key_range` takes them (params: cursor or low key, bound, cutoff); with
-        `after` None, of one expired row by its key (params: key, cutoff)."""
+        `after` None, of one expired row by its key (params: key, cutoff). `join`: a JOIN
+        clause placed before the WHERE (`copied_rows`)."""
         t = f"{self._t} AS dw_t"
         if after is None:
             key = self._quoted_keys()[0]
-            return f"{t} WHERE dw_t.{key} = %s AND dw_t.{self._ts} <= %s{self._child('dw_t.')}"
-        return f"{t} FORCE INDEX (PRIMARY) {self._key_range('dw_t.', after)}"
+            return f"{t}{join} WHERE dw_t.{key} = %s AND dw_t.{self._ts} <= %s" + self._child(
+                "dw_t."
+            )
+        return f"{t} FORCE INDEX (PRIMARY){join} {self._key_range('dw_t.', after)}"
+
+    def copy_rows_to(self, target: TableName, columns: Sequence[str], source: str) -> str:
+        """MariaDB, the archive on this server: lock the rows of `source` (a `key_rows`
+        clause, its params) and INSERT them into `target` in one statement, no row leaving
+        the server. FOR UPDATE is what locks them: under READ COMMITTED an INSERT ... SELECT
+        reads its source unlocked, so a row could change between the copy and the DELETE."""
+        cols = ", ".join(self.dialect.quote(c) for c in columns)
+        wanted = ", ".join(f"dw_t.{self.dialect.quote(c)}" for c in columns)
+        return (
+            f"INSERT INTO {self.dialect.table(target)} ({cols}) "
+            f"SELECT {wanted} FROM {source} FOR UPDATE"
+        )
+
+    def copied_rows(self, target: TableName, after: bool | None) -> str:
+        """MariaDB: how many rows of a `key_rows` range (same params) `target` holds under
+        their keys, read in the copying transaction (its own INSERT visible): every row the
+        INSERT reported must be there (an engine or trigger that drops rows shows here)."""
+        on = " AND ".join(f"dw_a.{k} = dw_t.{k}" for k in self._quoted_keys())
+        join = f" JOIN {self.dialect.table(target)} AS dw_a ON {on}"
+        return f"SELECT count(*) FROM {self.key_rows(after, join)}"
 
     def _key_range(self, prefix: str, after: bool) -> str:
         key = prefix + self._quoted_keys()[0]
