@@ -329,15 +329,53 @@ def test_identical_rows_sharing_a_key_are_not_deleted_for_one_copy(
     assert EMAIL not in result.message and "subject-" not in result.message
 
 
-@pytest.mark.parametrize("asked", ["lower", "upper"])
+@pytest.mark.parametrize("stored", ["lower", "mixed"])
 def test_a_copy_the_archive_finds_under_another_spelling_only_fails_the_erasure(
-    servers: DatabaseServers, asked: str
+    servers: DatabaseServers, stored: str
 ) -> None:
     """What the erasure's own check (`_verify_copies`) still catches after the copy's
-    whole-row rule: a uuid column live, text in the archive. The copy is exact (the uuid's
-    lower-case text), but the subject asked in capitals is not found there by her search:
-    the erasure would say 0 rows kept, and a later access (or the erasure after the statute)
-    would miss the row. Nothing is deleted from live; asked as stored, the erasure goes."""
+    whole-row rule and the refusal of subject columns of another kind in the archive: the
+    archive table rewrites what it is given (a BEFORE INSERT trigger lower-cases e-mail
+    addresses). The subject, asked as stored (`Alice@...`), is found live, but her copy
+    is `alice@...`, which her search in the archive does not find: the erasure would say 0
+    rows kept, and a later access (or the erasure after the statute) would miss the row.
+    Nothing is deleted from live; a value the trigger leaves as it is goes. (A uuid live
+    and text archived is refused before this, by the kinds' rule.)"""
+    live, archive = servers.pair("postgresql")
+    table = unique("rewrite")
+    create_table(live, table, "id bigint PRIMARY KEY, ts timestamptz, cust text, payload text")
+    create_table(archive, table, "id bigint PRIMARY KEY, ts timestamptz, cust text, payload text")
+    archive.execute(
+        f"CREATE FUNCTION {table}_lower() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN NEW.cust := lower(NEW.cust); RETURN NEW; END $$",
+        f"CREATE TRIGGER {table}_lower BEFORE INSERT ON {table} "
+        f"FOR EACH ROW EXECUTE FUNCTION {table}_lower()",
+    )
+    cust = "alice@example.com" if stored == "lower" else "Alice@Example.com"
+    insert(live, f"INSERT INTO {table} VALUES (%s, %s, %s, %s)",
+           [(7, datetime.now(UTC) - RECENT, cust, "subject-7")])  # fmt: skip
+    doc = store_doc(live, table, category="contracts", archive=archive)
+    doc["spec"]["records"][0]["subjectColumns"] = [{"kind": "customer-id", "column": "cust"}]
+
+    result = run(doc, live, archive, "erasure", {"customer-id": cust}).result
+
+    if stored == "lower":
+        assert result.outcome == "Succeeded", result.message
+        assert result.tables[0].rows_kept == 1 and _payloads(live, table) == []
+        assert archive.query(f"SELECT id, cust FROM {table}") == [(7, cust)]
+        return
+    assert _payloads(live, table) == ["subject-7"]
+    # The archive committed what its trigger made of the copy; live holds the row.
+    assert archive.query(f"SELECT id, cust FROM {table}") == [(7, cust.lower())]
+    assert (result.outcome, result.reason) == ("Failed", "ArchiveVerifyFailed"), result.message
+    assert "alice" not in result.message.lower() and "subject-" not in result.message
+
+
+def test_a_uuid_live_and_text_archived_is_refused_before_any_copy(
+    servers: DatabaseServers,
+) -> None:
+    """The case `_verify_copies` caught before the kinds' rule: now refused up front, in
+    either spelling, with nothing copied or deleted."""
     live, archive = servers.pair("postgresql")
     table = unique("uuidtext")
     create_table(live, table, "id bigint PRIMARY KEY, ts timestamptz, cust uuid, payload text")
@@ -347,19 +385,12 @@ def test_a_copy_the_archive_finds_under_another_spelling_only_fails_the_erasure(
            [(7, datetime.now(UTC) - RECENT, cust, "subject-7")])  # fmt: skip
     doc = store_doc(live, table, category="contracts", archive=archive)
     doc["spec"]["records"][0]["subjectColumns"] = [{"kind": "customer-id", "column": "cust"}]
-
-    identifier = cust.upper() if asked == "upper" else cust
-    result = run(doc, live, archive, "erasure", {"customer-id": identifier}).result
-
-    archived = archive.query(f"SELECT id, cust, payload FROM {table}")
-    assert archived == [(7, cust, "subject-7")]  # the copy is exact either way
-    if asked == "lower":
-        assert result.outcome == "Succeeded", result.message
-        assert result.tables[0].rows_kept == 1 and _payloads(live, table) == []
-        return
+    for identifier in (cust, cust.upper()):
+        result = run(doc, live, archive, "erasure", {"customer-id": identifier}).result
+        assert (result.outcome, result.reason) == ("Failed", "ArchiveTableInvalid")
+        assert cust not in result.message.lower()
+    assert archive.query(f"SELECT count(*) FROM {table}") == [(0,)]
     assert _payloads(live, table) == ["subject-7"]
-    assert (result.outcome, result.reason) == ("Failed", "ArchiveVerifyFailed"), result.message
-    assert cust not in result.message.lower() and "subject-" not in result.message
 
 
 @pytest.mark.parametrize("pair", ["mysql", "mysql-to-postgresql"])

@@ -935,10 +935,12 @@ def _verify_copies(
     search there. Whether the row there is this row's copy is the purge's copy's rule
     (`held_copies`: another person's row, her own older row, or one row for two live rows
     under a key are refused there, ArchiveKeyConflict, before anything commits). What this
-    adds: an archive whose subject column has another type finds the exact copy only by the
-    spelling it holds (a uuid live, text archived, the identifier asked in capitals), so the
-    result's count of rows kept, a later access and the erasure after the statute would all
-    miss it. Rolls the live transaction back when one is not found."""
+    adds: an archive whose subject column compares another way finds the exact copy only by
+    the spelling it holds (text both sides, case-blind collation live and binary archived,
+    the identifier asked in another case; a column of another kind is refused before this,
+    `kind_mismatches`), so the result's count of rows kept, a later access and the erasure
+    after the statute would all miss it. Rolls the live transaction back when one is not
+    found."""
     if not named:
         return
     found = _count_rows(archive, archived_at, named)
@@ -949,9 +951,10 @@ def _verify_copies(
             "ArchiveVerifyFailed",
             f"{len(named) - found} of the {len(named)} rows of the subject that the statute "
             f"keeps in {archived_at.plan.table} were copied but are not found in the archive "
-            "by the subject's identifiers (a subject or key column of another type there, "
-            "which reads the copied value in another spelling): none was deleted from the live "
-            "table; give the archive table the live table's column types.",
+            "by the subject's identifiers (a subject or key column of another type or "
+            "collation there, which reads the copied value in another spelling): none was "
+            "deleted from the live table; give the archive table the live table's column "
+            "types and collations.",
         )
 
 
