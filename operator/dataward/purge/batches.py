@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 from pymysql.converters import escape_item
 
-from dataward.purge.errors import LockTimeout, PurgeError
+from dataward.purge.errors import LockTimeout, PurgeError, instant_or_refused
 from dataward.purge.mysql import MySQLSession, packets
 from dataward.purge.sql import NO_WAIT, Column, Session, TableStatements
 
@@ -102,7 +102,16 @@ def peek_in_order(batches: Batches, after: Cursor | None) -> Cursor | None:
     rows = batches.session.query(
         batches.statements.peek(after is not None), [batches.bound, *cursor_params(after)]
     )
-    return tuple(rows[0]) if rows else None
+    return _checked(batches, tuple(rows[0])) if rows else None
+
+
+def _checked(batches: Batches, cursor: Cursor) -> Cursor:
+    """A `(ts, keys)` cursor read back, refused (NoInstant) when its trigger names no
+    instant (one written after the run's count refused any there was), before the batch
+    deletes or copies anything up to it."""
+    statements = batches.statements
+    instant_or_refused(cursor[0], batches.session.role, str(statements.table), statements.timestamp)
+    return cursor
 
 
 def cursor_params(after: Cursor | None) -> list[Any]:
@@ -465,7 +474,7 @@ class MySQLBatches:
             self.statements.boundary(after is not None, self.ts_index),
             [self.bound, *cursor_params(after), limit - 1],
         )
-        return tuple(rows[0]) if rows else None
+        return _checked(self, tuple(rows[0])) if rows else None
 
     def _through_params(self, after: Cursor | None, bound: Cursor, rows: int) -> list[Any]:
         return [self.bound, *cursor_params(after), *cursor_params(bound), rows, self.bound]
