@@ -933,8 +933,11 @@ PURGE_OUTCOMES: tuple[PurgeOutcome, ...] = (
         "ColumnRefused",
         ("Failed",),
         "A table or column in spec.records is not a plain SQL identifier, is missing from the "
-        "table, or the timestamp column is not a timestamp, datetime or date.",
-        f"Fix spec.records (table, keyColumns, timestampColumn); {_NEXT}",
+        "table, or the timestamp column is not a timestamp, datetime or date (or, in a row the "
+        "purge would take, holds a MariaDB zero date, which is no date; nothing of it is "
+        "deleted).",
+        "Fix spec.records (table, keyColumns, timestampColumn), or give a zero-dated row a "
+        f"real date or NULL; {_NEXT}",
     ),
     PurgeOutcome(
         "TableNotFound",
