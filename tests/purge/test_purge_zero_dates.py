@@ -11,7 +11,7 @@ column named, never the value) before a batch, on plain, statutory and dry runs 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +19,13 @@ import pytest
 from tests.databases import DatabaseServer, DatabaseServers
 from tests.purge.support import run_purge, store_doc, unique
 from tests.purge.tables import create_table, insert_rows
+from tests.purge.test_children import (
+    Row,
+    children_doc,
+    create_children_table,
+    insert_children,
+    kids_policy,
+)
 
 pytestmark = pytest.mark.db
 KIND = "datetime6"
@@ -161,3 +168,27 @@ def test_valid_triggers_with_a_zero_date_elsewhere_are_purged(servers: DatabaseS
     result = run_purge(store_doc(live, table), live)
     assert result.result == "Succeeded", result.message
     assert ids(live, table) == {50, 51}
+
+
+@pytest.mark.parametrize("batch_size", [1, 100])
+def test_a_zero_trigger_a_childrens_rule_would_take_is_refused(
+    servers: DatabaseServers, batch_size: int
+) -> None:
+    """A children's table: the retention (10y) reaches no row, the consent grace does; a zero
+    month among the children's rows without consent is refused by that pass too."""
+    live = servers.mysql_live
+    table = unique("zerokids")
+    create_children_table(live, table, "instant", "timestamp")
+    born = date(YEAR - 4, 5, 1)
+    rows: list[Row] = [(i, datetime(YEAR - 1, 6, i, tzinfo=UTC), born, None, None) for i in (1, 2)]
+    rows += [(i, datetime(YEAR, 2, i, tzinfo=UTC), born, None, None) for i in (3, 4)]
+    insert_children(live, table, "instant", rows)
+    live.execute(
+        "SET SESSION sql_mode = ''",
+        f"INSERT INTO {table} VALUES ({ZERO_ID}, '{ZEROS['among']}', '{born}', NULL, NULL, 'z')",
+    )
+    doc = children_doc(
+        live, table, {"birthDateColumn": "birth", "consentColumn": "consent"}, batchSize=batch_size
+    )
+    _refused(run_purge(doc, live, policy_doc=kids_policy()), table)
+    assert ids(live, table) == {1, 2, 3, 4, ZERO_ID}
