@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from dataward.purge.sql import TableStatements
 from tests.databases import DatabaseServer, DatabaseServers
 from tests.purge.support import run_purge, store_doc, unique
 from tests.purge.tables import create_table, insert_rows
@@ -192,3 +193,31 @@ def test_a_zero_trigger_a_childrens_rule_would_take_is_refused(
     )
     _refused(run_purge(doc, live, policy_doc=kids_policy()), table)
     assert ids(live, table) == {1, 2, 3, 4, ZERO_ID}
+
+
+def test_a_zero_trigger_written_inside_a_statutory_batch_is_neither_copied_nor_deleted(
+    servers: DatabaseServers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A zero day written before the second batch, inside its range (not its boundary): the
+    rows that batch locks and reads are refused before any is copied or deleted. (Literal
+    copies turned off, so the batch reads its rows back: a batch copied as server-written
+    literals never does, and only the count at the start guards it.)"""
+    monkeypatch.setattr(TableStatements, "lock_literals", lambda *_a, **_k: None)
+    live, archive = servers.pair("mysql")
+    table = _live(live, None)
+    create_table(archive, table, KIND)
+    batches: list[str] = []
+
+    def fault(point: str) -> None:
+        if point == "before-select":
+            batches.append(point)
+            if len(batches) == 2:
+                _zero_row(live, table, f"{YEAR}-02-00 00:00:00")
+
+    doc = store_doc(
+        live, table, category="contracts", archive=archive, batchSize=3, maxRowsPerRun=6
+    )
+    message = _refused(run_purge(doc, live, archive, fault=fault), table)
+    assert "3 rows were deleted before" in message, message
+    assert ids(live, table) == {4, 5, 6, 7, 8, 50, 51, ZERO_ID}
+    assert ids(archive, table) == {1, 2, 3}

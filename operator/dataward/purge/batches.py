@@ -114,6 +114,23 @@ def _checked(batches: Batches, cursor: Cursor) -> Cursor:
     return cursor
 
 
+def _checked_rows(
+    batches: Batches, rows: list[tuple[Any, ...]], columns: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """Rows a statutory batch locked and read, refused (NoInstant) when one's trigger names
+    no instant, before any of them is copied or deleted."""
+    statements = batches.statements
+    names = [c.lower() for c in columns]
+    if statements.timestamp.lower() not in names:
+        return rows
+    at = names.index(statements.timestamp.lower())
+    for row in rows:
+        instant_or_refused(
+            row[at], batches.session.role, str(statements.table), statements.timestamp
+        )
+    return rows
+
+
 def cursor_params(after: Cursor | None) -> list[Any]:
     """The parameters of TableStatements' keyset predicate for a cursor (none for None)."""
     if after is None:
@@ -407,7 +424,7 @@ class MySQLBatches:
             ),
             self._through_params(after, bound, count),
         )
-        return Taken(count, bound, rows)
+        return Taken(count, bound, _checked_rows(self, rows, columns))
 
     def take_literals(
         self, after: Cursor | None, limit: int, columns: Sequence[str]
@@ -577,6 +594,7 @@ class MySQLKeyBatches(MySQLBatches):
             return Taken(0, None, [])
         prefix = "" if one else NO_WAIT
         rows = self.session.query(prefix + self.statements.lock_rows(columns, source), params)
+        _checked_rows(self, rows, columns)
         if last is None:
             return Taken(min(len(rows), limit - 1), None, rows)
         return Taken(limit, (last,), rows)
