@@ -13,9 +13,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.databases import DatabaseServer, DatabaseServers
-from tests.purge.support import CliRun, run_cli, store_doc, unique
+from dataward.cli import main
+from dataward.purge import engine
+from tests.databases import PURGER_PASSWORD, PURGER_USER, DatabaseServer, DatabaseServers
+from tests.purge.support import POLICY, CliRun, run_cli, store_doc, unique
 from tests.purge.tables import count, create_table, insert_rows, refusing_trigger
 
 pytestmark = pytest.mark.db
@@ -121,22 +124,44 @@ def test_server_warnings_quoting_the_row_reach_no_output(
 
 
 def test_an_unforeseen_error_is_a_failed_result_naming_its_class_only(
-    servers: DatabaseServers, tmp_path: Path
+    servers: DatabaseServers,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """MariaDB keeps zero dates where the session allows them, and PyMySQL returns them as
-    text, which the engine does not expect: whatever such an error's text says, the run
-    still ends with its Failed record, saying only the error's class, and no traceback."""
-    live, _archive = servers.pair("mysql")
-    table = unique("zero")
-    create_table(live, table, KIND["mysql"])
-    live.execute(
-        "SET SESSION sql_mode = ''",
-        *(f"INSERT INTO {table} VALUES ({i}, '0000-00-00', '{MARKER}')" for i in (1, 2, 3)),
+    """An error no code path expects, raised deep in a real run (here in-process: the reading
+    of the oldest expired row's age fails with a TypeError whose text quotes a row value):
+    the run still ends with its Failed record, saying only the error's class, and no
+    traceback. (A MariaDB zero date was this test's source of such an error until the engine
+    refused it as `ColumnRefused`: tests/purge/test_purge_zero_dates.py.)"""
+    live, _archive, table = _tables(servers, "mysql")
+
+    def unforeseen(*_args: object) -> float:
+        raise TypeError(f"cannot read {MARKER!r}")
+
+    monkeypatch.setattr(engine, "overdue_seconds", unforeseen)
+    store_file, policy_file = tmp_path / "store.yaml", tmp_path / "policy.yaml"
+    store_file.write_text(yaml.safe_dump(store_doc(live, table)))
+    policy_file.write_text(yaml.safe_dump(POLICY))
+    termination = tmp_path / "termination.log"
+    for name, value in (
+        ("DATAWARD_DB_USERNAME", PURGER_USER),
+        ("DATAWARD_DB_PASSWORD", PURGER_PASSWORD),
+        ("DATAWARD_TERMINATION_LOG", str(termination)),
+    ):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("DATAWARD_PURGE_FAULT", raising=False)
+    returncode = main(
+        ["purge", "-f", str(store_file), "--policy", str(policy_file), "--recheck-interval", "0"]
     )
-    run = run_cli(tmp_path, store_doc(live, table, batchSize=1, maxRowsPerRun=1))
+    out, err = capsys.readouterr()
+    run = CliRun(
+        returncode, out, err, termination.read_text() if termination.exists() else None
+    )
     assert run.returncode == 1
     assert (run.result["result"], run.result["reason"]) == ("Failed", "Internal"), run.result
     assert "TypeError" in run.result["message"]
     assert run.termination is not None and "Internal" in run.termination
     assert "Traceback" not in run.stderr, run.stderr
     assert MARKER not in _everything(run)
+    assert count(live, table) == 1

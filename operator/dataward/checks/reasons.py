@@ -933,8 +933,9 @@ PURGE_OUTCOMES: tuple[PurgeOutcome, ...] = (
         "ColumnRefused",
         ("Failed",),
         "A table or column in spec.records is not a plain SQL identifier, is missing from the "
-        "table, or the timestamp column is not a timestamp, datetime or date (or, in a row a "
-        "data-subject request found, holds a MariaDB zero date, which is no date).",
+        "table, or the timestamp column is not a timestamp, datetime or date (or, in a row the "
+        "purge would take or a data-subject request found, holds a MariaDB zero date, which is "
+        "no date; nothing of that row is deleted).",
         "Fix spec.records (table, keyColumns, timestampColumn), or give a zero-dated row a "
         f"real date or NULL; {_NEXT}",
     ),

@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 from pymysql.converters import escape_item
 
-from dataward.purge.errors import LockTimeout, PurgeError
+from dataward.purge.errors import LockTimeout, PurgeError, instant_or_refused
 from dataward.purge.mysql import MySQLSession, packets
 from dataward.purge.sql import NO_WAIT, Column, Session, TableName, TableStatements
 
@@ -114,7 +114,33 @@ def peek_in_order(batches: Batches, after: Cursor | None) -> Cursor | None:
     rows = batches.session.query(
         batches.statements.peek(after is not None), [batches.bound, *cursor_params(after)]
     )
-    return tuple(rows[0]) if rows else None
+    return _checked(batches, tuple(rows[0])) if rows else None
+
+
+def _checked(batches: Batches, cursor: Cursor) -> Cursor:
+    """A `(ts, keys)` cursor read back, refused (NoInstant) when its trigger names no
+    instant (one written after the run's count refused any there was), before the batch
+    deletes or copies anything up to it."""
+    statements = batches.statements
+    instant_or_refused(cursor[0], batches.session.role, str(statements.table), statements.timestamp)
+    return cursor
+
+
+def _checked_rows(
+    batches: Batches, rows: list[tuple[Any, ...]], columns: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """Rows a statutory batch locked and read, refused (NoInstant) when one's trigger names
+    no instant, before any of them is copied or deleted."""
+    statements = batches.statements
+    names = [c.lower() for c in columns]
+    if statements.timestamp.lower() not in names:
+        return rows
+    at = names.index(statements.timestamp.lower())
+    for row in rows:
+        instant_or_refused(
+            row[at], batches.session.role, str(statements.table), statements.timestamp
+        )
+    return rows
 
 
 def cursor_params(after: Cursor | None) -> list[Any]:
@@ -410,7 +436,7 @@ class MySQLBatches:
             ),
             self._through_params(after, bound, count),
         )
-        return Taken(count, bound, rows)
+        return Taken(count, bound, _checked_rows(self, rows, columns))
 
     def take_literals(
         self, after: Cursor | None, limit: int, columns: Sequence[str]
@@ -477,7 +503,7 @@ class MySQLBatches:
             self.statements.boundary(after is not None, self.ts_index),
             [self.bound, *cursor_params(after), limit - 1],
         )
-        return tuple(rows[0]) if rows else None
+        return _checked(self, tuple(rows[0])) if rows else None
 
     def _through_params(self, after: Cursor | None, bound: Cursor, rows: int) -> list[Any]:
         return [self.bound, *cursor_params(after), *cursor_params(bound), rows, self.bound]
@@ -580,6 +606,7 @@ class MySQLKeyBatches(MySQLBatches):
             return Taken(0, None, [])
         prefix = "" if one else NO_WAIT
         rows = self.session.query(prefix + self.statements.lock_rows(columns, source), params)
+        _checked_rows(self, rows, columns)
         if last is None:
             return Taken(min(len(rows), limit - 1), None, rows)
         return Taken(limit, (last,), rows)

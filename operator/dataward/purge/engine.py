@@ -118,8 +118,10 @@ from dataward.purge.batches import (
 from dataward.purge.errors import (
     DuplicateKey,
     LockTimeout,
+    NoInstant,
     PrivilegeMissing,
     PurgeError,
+    instant_or_refused,
     missing_privilege,
 )
 from dataward.purge.mysql import MySQLSession, count_literal_keys, insert_literals, same_server
@@ -383,6 +385,10 @@ class TableRun:
             total = removable
             if removable > threshold.min_rows:
                 ((total,),) = self.live.query(t.live.count_all())
+            self._refuse_no_instant(self.live, t.live, t.bound)
+            if t.children is not None:
+                self._refuse_no_instant(self.live, t.children, t.children_bound)
+            instant_or_refused(oldest, "live", self.name, t.records.timestamp_column)
             self.live.commit()
         except PurgeError as error:
             raise self._needs(self.live, "SELECT", error) from None
@@ -392,6 +398,7 @@ class TableRun:
                 ((archive_expired, _),) = self.archive.query(
                     t.archive.count_expired(), (t.archive_bound,)
                 )
+                self._refuse_no_instant(self.archive, t.archive, t.archive_bound)
                 self.archive.commit()
             except PurgeError as error:
                 raise self._needs(self.archive, "SELECT", error) from None
@@ -409,11 +416,26 @@ class TableRun:
             span_rows,
         )
 
+    def _refuse_no_instant(
+        self, session: Session, statements: TableStatements, bound: datetime | date | None
+    ) -> None:
+        """MySQL: NoInstant when a trigger the run could reach (at or before `bound`) names
+        no instant, before any batch: the batches' statements compare it as the earliest
+        date of its year, so a zero date is "expired" there and would be deleted (or copied)
+        unseen (a key sweep and a DELETE up to a boundary never read it back)."""
+        if session.dialect.engine != "mysql" or bound is None:
+            return
+        ((rows,),) = session.query(statements.count_no_instant(), (bound,))
+        if rows:
+            raise NoInstant(session.role, str(statements.table), statements.timestamp, int(rows))
+
     def count_end(self) -> tuple[int, datetime | date | None, int, int]:
         """Expired rows left, the oldest of them, archive rows past the statute left, rows of
         children without consent past the grace period left."""
         t = self.table
         ((remaining, oldest),) = self.live.query(t.live.count_expired(), (t.bound,))
+        # One written during the run (the start refused any there was).
+        instant_or_refused(oldest, "live", self.name, t.records.timestamp_column)
         children = 0
         if t.children is not None:
             ((children, _),) = self.live.query(t.children.count_expired(), (t.children_bound,))
@@ -1586,6 +1608,8 @@ def _run_tables(
                 ),
             )
         )
+    if isinstance(error, NoInstant):
+        error = error.after(sum(r.rows_deleted + r.archive_rows_destroyed for r in results))
     return results, stop, error
 
 

@@ -6,6 +6,7 @@ Each driver maps its exceptions to one of these, keeping only error codes.
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Literal
 
 ErrorCategory = Literal[
@@ -47,6 +48,47 @@ def unforeseen(error: Exception, what: str) -> PurgeError:
     can quote them (`invalid literal for int(): '...'`). `what`: "purge", "request".
     """
     return PurgeError("Internal", f"the {what} failed unexpectedly ({type(error).__name__})")
+
+
+class NoInstant(PurgeError):
+    """Trigger values that name no instant: MariaDB's zero date, or a date with a zero month
+    or day, which a writer's session stores when its sql_mode lacks NO_ZERO_DATE /
+    NO_ZERO_IN_DATE (PyMySQL returns them as text). Nothing says when such a row's retention
+    or statute ends, so it is never deleted; reading it as NULL ("not happened yet") or as
+    the earliest date would decide that for the data. The message names the table and the
+    column, never a value; `rows` (None: unknown) and `deleted` are counts only.
+    """
+
+    def __init__(
+        self, role: str, table: str, column: str, rows: int | None = None, deleted: int = 0
+    ) -> None:
+        self.role, self.table, self.column, self.rows = role, table, column, rows
+        which = "an expired row" if rows is None else f"{rows} expired row(s)"
+        before = (
+            "nothing was deleted"
+            if deleted == 0
+            else f"{deleted} rows were deleted before (batches already committed)"
+        )
+        super().__init__(
+            "ColumnRefused",
+            f"timestamp column {column!r} of the {role} table {table} holds, in {which}, a "
+            "value that is no date (a MariaDB zero date, or a date with a zero month or day, "
+            "which MariaDB stores when the writing session's sql_mode lacks NO_ZERO_DATE and "
+            "NO_ZERO_IN_DATE): nothing says when such a row's retention ends, so the purge "
+            f"stopped without deleting it; {before}. Set each such trigger to NULL (not "
+            "happened yet) or to its real date, and add NO_ZERO_DATE,NO_ZERO_IN_DATE to "
+            "the writers' sql_mode; the next scheduled run retries.",
+        )
+
+    def after(self, deleted: int) -> NoInstant:
+        """The same refusal, saying that `deleted` rows were deleted earlier in the run."""
+        return NoInstant(self.role, self.table, self.column, self.rows, deleted)
+
+
+def instant_or_refused(value: object, role: str, table: str, column: str) -> None:
+    """Refuse (NoInstant) a trigger value read back that is neither NULL nor a date."""
+    if value is not None and not isinstance(value, datetime | date):
+        raise NoInstant(role, table, column)
 
 
 class LockTimeout(PurgeError):

@@ -502,6 +502,16 @@ class TableStatements:
             f"AND {other} <= %s"
         )
 
+    def count_no_instant(self) -> str:
+        """MySQL: rows at or before a bound whose trigger names no instant (a zero date, or a
+        zero month or day: see errors.NoInstant; they sort before every real date of their
+        year, so a cutoff's range holds them); params: bound. Not the child rule: every such
+        row the bound reaches is counted, whoever's it is."""
+        return (
+            f"SELECT count(*) FROM {self._t} WHERE {self._ts} <= %s "
+            f"AND (MONTH({self._ts}) = 0 OR DAYOFMONTH({self._ts}) = 0)"
+        )
+
     def count_null(self) -> str:
         """Rows without a trigger timestamp: never deleted, only reported."""
         return f"SELECT count(*) FROM {self._t} WHERE {self._ts} IS NULL"
