@@ -80,6 +80,20 @@ def guard(control_plane: ControlPlane) -> Iterator[None]:
     ]  # fmt: skip
     assert len(docs) == 2, "the chart renders the request guard and its binding"
     apply(control_plane, *docs)
+    # The API server loads a new admission policy moments after it is created: until it
+    # refuses a request (a server-side dry run by a user who may create requests and read no
+    # identifier), a test's "refused" could meet a request admitted unguarded.
+    probe = "guard-probe"
+    user_role(control_plane, "default", probe, [
+        {"apiGroups": ["dataward.io"], "resources": ["datasubjectrequests"],
+         "verbs": ["create"]}])  # fmt: skip
+
+    def guarded() -> bool:
+        tried = as_user(control_plane, probe, "create", "--dry-run=server", "-f", "-",
+                        stdin=json.dumps(request("default", "probe", "access")))  # fmt: skip
+        return tried.returncode != 0 and GUARD in tried.stderr
+
+    wait_for(guarded, timeout=IN_FORCE_SECONDS, message="the request guard in force")
     try:
         yield
     finally:
