@@ -846,3 +846,39 @@ def test_a_crashed_runs_copy_into_the_other_engine_is_taken_and_another_value_is
     again = run_purge(doc, live, archive)
     assert again.result == "Failed" and again.reason == "ArchiveKeyConflict", again.message
     assert count(live, table) == 1
+
+
+# (live engine, live float type, archive exact type): a live double beside an archived
+# decimal the double rounds to but that no copy of the double stores (the copy writes the
+# double's shortest digits, 1e16 -> 10000000000000000).
+FLOAT_INTO_DECIMAL = [
+    ("postgresql", "double precision", "DECIMAL(30,0)"),
+    ("mysql", "DOUBLE", "numeric(30,0)"),
+]
+
+
+@pytest.mark.parametrize(("engine", "live_type", "archive_type"), FLOAT_INTO_DECIMAL)
+def test_another_decimal_a_live_double_rounds_to_is_no_copy(
+    servers: DatabaseServers, engine: str, live_type: str, archive_type: str
+) -> None:
+    """10000000000000001 in the archive under the key is not the copy of the live 1e16
+    (copying it stores 10000000000000000), though float(10000000000000001) == 1e16: taken
+    as the copy, the live row was deleted while the archive kept another row's value."""
+    live, archive = (
+        (servers.pg_live, servers.mysql_archive)
+        if engine == "postgresql"
+        else (servers.mysql_live, servers.pg_archive)
+    )
+    table = unique("fdec")
+    for server, kind in ((live, live_type), (archive, archive_type)):
+        create_table(server, table, KIND[server.engine])
+        server.execute(f"ALTER TABLE {table} ADD COLUMN v {kind}")
+    old = datetime.now(UTC).replace(microsecond=0) - timedelta(days=400)
+    insert_rows(live, table, KIND[live.engine], [(1, old)])
+    live.execute(f"UPDATE {table} SET v = 1e16")
+    insert_rows(archive, table, KIND[archive.engine], [(1, old)])
+    archive.execute(f"UPDATE {table} SET v = 10000000000000001")
+    doc = store_doc(live, table, category="contracts", archive=archive)
+    result = run_purge(doc, live, archive)
+    assert result.result == "Failed" and result.reason == "ArchiveKeyConflict", result.message
+    assert count(live, table) == 1

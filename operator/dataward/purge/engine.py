@@ -1173,16 +1173,20 @@ def _comparable(value: Any) -> Any:
 def same_value(live: Any, held: Any) -> bool:
     """Whether the archive's value `held` is what copying the live value `live` stores, the
     two engines' driver forms aside: the one normalisation of the copy check (`held_copies`).
-    Beyond `_comparable`: a float and a Decimal are the same when the Decimal as a double is
-    the float (the copy of either into the other's type; NaN never equal), a date and a
-    datetime when the datetime is that day's midnight (a DATE copied into a timestamp).
+    Beyond `_comparable`: a Decimal and a float are the same when the Decimal as a double is
+    the float (the copy of the Decimal into a double), a float and a Decimal when the
+    Decimal is the float's shortest digits (the copy of the float into a decimal; NaN never
+    equal), a date and a datetime when the datetime is that day's midnight (a DATE copied
+    into a timestamp).
     Nothing else is loosened: text is compared code point by code point, so a value that
     differs only in case, trailing spaces or JSON spacing differs (at worst a false
     ArchiveKeyConflict, which deletes nothing; never a false copy)."""
     a, b = _comparable(live), _comparable(held)
     if type(a) is not type(b) and not isinstance(a, bool) and not isinstance(b, bool):
         if isinstance(a, float) and isinstance(b, Decimal):
-            return b.is_finite() and float(b) == a
+            # The decimal a copy of the double stores is its shortest digits (1e16 ->
+            # 10000000000000000); 10000000000000001 also rounds to 1e16 but is another row.
+            return b.is_finite() and b == Decimal(repr(a))
         if isinstance(a, Decimal) and isinstance(b, float):
             return a.is_finite() and float(a) == b
         if isinstance(a, datetime) and isinstance(b, date):
