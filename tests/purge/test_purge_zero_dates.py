@@ -254,3 +254,36 @@ def test_a_zero_trigger_written_inside_a_key_sweep_range_is_never_deleted(
     assert 45 in ids(live, table), result.message
     if statutory:
         assert 45 not in ids(archive, table)
+
+
+@pytest.mark.parametrize("statutory", [False, True])
+def test_a_zero_trigger_written_inside_a_time_ordered_batch_is_never_deleted(
+    servers: DatabaseServers, statutory: bool
+) -> None:
+    """The batches in trigger order (no key sweep: maxRowsPerRun below the expired rows): a
+    zero day written during the run sorting between a batch's first and last trigger, which
+    its DELETE (or its copy as server-written literals) took as expired."""
+    live, archive = servers.pair("mysql")
+    table = unique("zorder")
+    create_table(live, table, KIND)
+    start = datetime(YEAR, 2, 25, tzinfo=UTC)
+    rows = [(i, start + timedelta(days=i // 10)) for i in range(10, 90, 10)]
+    insert_rows(live, table, KIND, rows)
+    batches: list[str] = []
+
+    def fault(point: str) -> None:
+        if point == "before-select":
+            batches.append(point)
+            if len(batches) == 2:
+                _zero_row(live, table, f"{YEAR}-03-00 00:00:00", row_id=45)
+
+    if statutory:
+        create_table(archive, table, KIND)
+        doc = store_doc(
+            live, table, category="contracts", archive=archive, batchSize=3, maxRowsPerRun=7
+        )
+        result = run_purge(doc, live, archive, fault=fault)
+        assert 45 not in ids(archive, table), result.message
+    else:
+        result = run_purge(store_doc(live, table, batchSize=3, maxRowsPerRun=7), live, fault=fault)
+    assert 45 in ids(live, table), result.message

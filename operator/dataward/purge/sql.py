@@ -803,7 +803,7 @@ class TableStatements:
         `rows`-th row, the boundary: it never reads (and never waits for) the entry past
         it, which may be an unexpired row an application holds.
         """
-        return f"DELETE dw_t FROM {self._through(after, unique_index, ts_index)}"
+        return f"DELETE dw_t FROM {self._through(after, unique_index, ts_index, unread=True)}"
 
     def lock_through(
         self, after: bool, columns: Sequence[str], unique_index: str, ts_index: str | None
@@ -820,7 +820,7 @@ class TableStatements:
         the cutoff (`cutoff`: an SQL literal). Nothing but those rows is read or locked."""
         hint = f"{self._t} FORCE INDEX ({self.dialect.quote(index)})"
         head = f"DELETE {self._t} FROM {hint} WHERE "
-        tail = f") AND {self._ts} <= {cutoff}{self._child()}".encode()
+        tail = f") AND {self._ts} <= {cutoff}{_an_instant(self._ts)}{self._child()}".encode()
         if len(self.keys) == 1:
             return f"{head}{self._quoted_keys()[0]} IN (".encode(), b", ", tail
         return f"{head}(".encode(), b" OR ", tail
@@ -854,7 +854,7 @@ class TableStatements:
                 f"'{q} = ', {v}" for q, v in zip(self._quoted_keys(), keys, strict=True)
             )
             key = f"CONCAT('(', {terms}, ')')"
-        through = source or self._through(after, unique_index, ts_index)
+        through = source or self._through(after, unique_index, ts_index, unread=True)
         return (
             f"SELECT COUNT(*), GROUP_CONCAT(CAST({row} AS BINARY) SEPARATOR '\\0'), "
             f"GROUP_CONCAT(CAST({key} AS BINARY) SEPARATOR '\\0') FROM {through} FOR UPDATE"
@@ -873,7 +873,11 @@ class TableStatements:
             return f"{head}{self._quoted_keys()[0]} IN (".encode(), b", ", b")"
         return head.encode(), b" OR ", b""
 
-    def _through(self, after: bool, unique_index: str, ts_index: str | None) -> str:
+    def _through(
+        self, after: bool, unique_index: str, ts_index: str | None, unread: bool = False
+    ) -> str:
+        """`unread`: for a statement that never hands the triggers back (`delete_through`,
+        `lock_literals`): only rows whose trigger names an instant (`_an_instant`)."""
         hint = f" FORCE INDEX ({self.dialect.quote(ts_index)})" if ts_index else ""
         keys = self._quoted_keys()
         marks = ", ".join(["%s"] * len(keys))
@@ -889,7 +893,8 @@ class TableStatements:
         return (
             f"({picked}) AS dw_p STRAIGHT_JOIN {self._t} AS dw_t "
             f"FORCE INDEX ({self.dialect.quote(unique_index)}) ON {join} "
-            f"WHERE dw_t.{self._ts} <= %s{self._child('dw_t.')}"
+            f"WHERE dw_t.{self._ts} <= %s"
+            f"{_an_instant('dw_t.' + self._ts) if unread else ''}{self._child('dw_t.')}"
         )
 
     def insert_json(self, columns: Sequence[str], keep_existing: bool) -> str:
@@ -1066,8 +1071,9 @@ def error_categories(role: str) -> tuple[ErrorCategory, ErrorCategory, ErrorCate
 
 
 def _an_instant(ts: str) -> str:
-    """MySQL, the key sweep's statements, which delete or copy a key range's rows without
-    reading their triggers back: only a trigger that names an instant (errors.NoInstant).
+    """MySQL, the statements that delete or copy rows without reading their triggers back
+    (the key sweep's, `delete_through`, the literal copies): only a trigger that names an
+    instant (errors.NoInstant).
     The run's count refuses the zero dates there are at its start; one written during the
     run inside a range is left, never deleted, and the next run's count refuses it."""
     return f" AND MONTH({ts}) <> 0 AND DAYOFMONTH({ts}) <> 0"
