@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -882,3 +883,24 @@ def test_another_decimal_a_live_double_rounds_to_is_no_copy(
     result = run_purge(doc, live, archive)
     assert result.result == "Failed" and result.reason == "ArchiveKeyConflict", result.message
     assert count(live, table) == 1
+
+
+def test_a_mariadb_double_archived_into_a_postgresql_numeric_keeps_every_digit(
+    servers: DatabaseServers,
+) -> None:
+    """The copy bound a MariaDB DOUBLE as a PostgreSQL float8, which the server casts to the
+    archive's numeric with 15 digits: 1.2345678901234567 was archived as 1.23456789012346
+    and the live row deleted. (PostgreSQL to PostgreSQL and into MariaDB keep all 17.)"""
+    live, archive = servers.mysql_live, servers.pg_archive
+    table = unique("dblnum")
+    for server, kind in ((live, "DOUBLE"), (archive, "numeric")):
+        create_table(server, table, KIND[server.engine])
+        server.execute(f"ALTER TABLE {table} ADD COLUMN v {kind}")
+    old = datetime.now(UTC).replace(microsecond=0) - timedelta(days=400)
+    insert_rows(live, table, KIND[live.engine], [(1, old), (2, old)])
+    live.execute(f"UPDATE {table} SET v = 1.2345678901234567e0 WHERE id = 1")
+    live.execute(f"UPDATE {table} SET v = -2.5e-300 WHERE id = 2")
+    result = run_purge(store_doc(live, table, category="contracts", archive=archive), live, archive)
+    assert result.result == "Succeeded", result.message
+    held = dict(archive.query(f"SELECT id, v FROM {table}"))
+    assert held == {1: Decimal("1.2345678901234567"), 2: Decimal("-2.5E-300")}

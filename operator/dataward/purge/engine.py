@@ -80,6 +80,7 @@ Fault injection for the crash tests: the engine calls `fault(point)` at `before-
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -1071,6 +1072,8 @@ class TableRun:
         archive = self.archive
         assert archive is not None and t.archive_table is not None
         inserted = 0
+        if archive.dialect.engine == "postgresql":
+            rows = [tuple(map(_exact_float, row)) for row in rows]
         for chunk in chunks(rows, max(1, archive.max_parameters // len(t.columns))):
             inserted += archive.execute(
                 archive.dialect.insert_rows(
@@ -1167,6 +1170,16 @@ def _comparable(value: Any) -> Any:
             hours=value.hour, minutes=value.minute, seconds=value.second,
             microseconds=value.microsecond,
         )  # fmt: skip
+    return value
+
+
+def _exact_float(value: Any) -> Any:
+    """A finite double bound for PostgreSQL as the numeric of its shortest digits: bound as
+    float8, the server's cast to a numeric column keeps 15 digits (1.2345678901234567 ->
+    1.23456789012346), while the numeric casts to double precision or real as the double
+    itself would (its shortest digits read back as that very double)."""
+    if isinstance(value, float) and math.isfinite(value):
+        return Decimal(repr(value))
     return value
 
 
