@@ -233,3 +233,22 @@ def test_a_request_being_answered_posts_no_warning(kube: FakeKube) -> None:
     assert events, "a new request's conditions are announced"
     assert {e["reason"]: e["type"] for e in events}.get("InProgress") == "Normal"
     assert all(e["type"] == "Normal" for e in events), [(e["reason"], e["type"]) for e in events]
+
+
+def test_a_run_answered_before_the_store_moved_still_counts(kube: FakeKube) -> None:
+    """A store's Job that ran (logging in where the store named when it was made) and then
+    the store's spec.database edited: its answer is the request's answer for that store,
+    not a Job "not made by the operator for this request" (ChildNotOurs, the request stuck
+    until someone deletes it)."""
+    controller(kube).reconcile(KEY)
+    for (namespace, name), _job in jobs(kube).items():
+        finish(kube, str(namespace), name,
+               {"outcome": "Succeeded", "rowsFound": 2, "rowsExported": 2,
+                "tables": [{"table": "support_inquiries", "rowsFound": 2, "rowsExported": 2}]})
+    store = kube.objects[("PersonalDataStore", "privacy", "tickets")]
+    store["spec"]["database"]["host"] = "moved.example.internal"
+    controller(kube).reconcile(KEY)
+    done = status(kube)
+    unanswered = [(s["name"], s.get("reason")) for s in done["stores"] if s["phase"] != "Succeeded"]
+    assert unanswered == []
+    assert done["phase"] == "Succeeded", done

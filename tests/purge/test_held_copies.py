@@ -91,3 +91,11 @@ def test_other_values_stay_other_across_the_drivers_forms() -> None:
         (1.0000001, 1.0),
     ]:
         assert not same_value(live, held) and not same_value(held, live), (live, held)
+
+
+def test_a_decimal_the_live_double_only_rounds_to_is_another_value() -> None:
+    # Copying the double 1e16 into a decimal stores 10000000000000000; an archived
+    # 10000000000000001 (float() of it is 1e16 too) is another row's value.
+    assert not same_value(1e16, Decimal("10000000000000001"))
+    assert not same_value(0.1, Decimal("0.1000000000000000055511151231257827"))
+    assert same_value(1e16, Decimal("10000000000000000")) and same_value(0.1, Decimal("0.10"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -846,3 +847,60 @@ def test_a_crashed_runs_copy_into_the_other_engine_is_taken_and_another_value_is
     again = run_purge(doc, live, archive)
     assert again.result == "Failed" and again.reason == "ArchiveKeyConflict", again.message
     assert count(live, table) == 1
+
+
+# (live engine, live float type, archive exact type): a live double beside an archived
+# decimal the double rounds to but that no copy of the double stores (the copy writes the
+# double's shortest digits, 1e16 -> 10000000000000000).
+FLOAT_INTO_DECIMAL = [
+    ("postgresql", "double precision", "DECIMAL(30,0)"),
+    ("mysql", "DOUBLE", "numeric(30,0)"),
+]
+
+
+@pytest.mark.parametrize(("engine", "live_type", "archive_type"), FLOAT_INTO_DECIMAL)
+def test_another_decimal_a_live_double_rounds_to_is_no_copy(
+    servers: DatabaseServers, engine: str, live_type: str, archive_type: str
+) -> None:
+    """10000000000000001 in the archive under the key is not the copy of the live 1e16
+    (copying it stores 10000000000000000), though float(10000000000000001) == 1e16: taken
+    as the copy, the live row was deleted while the archive kept another row's value."""
+    live, archive = (
+        (servers.pg_live, servers.mysql_archive)
+        if engine == "postgresql"
+        else (servers.mysql_live, servers.pg_archive)
+    )
+    table = unique("fdec")
+    for server, kind in ((live, live_type), (archive, archive_type)):
+        create_table(server, table, KIND[server.engine])
+        server.execute(f"ALTER TABLE {table} ADD COLUMN v {kind}")
+    old = datetime.now(UTC).replace(microsecond=0) - timedelta(days=400)
+    insert_rows(live, table, KIND[live.engine], [(1, old)])
+    live.execute(f"UPDATE {table} SET v = 1e16")
+    insert_rows(archive, table, KIND[archive.engine], [(1, old)])
+    archive.execute(f"UPDATE {table} SET v = 10000000000000001")
+    doc = store_doc(live, table, category="contracts", archive=archive)
+    result = run_purge(doc, live, archive)
+    assert result.result == "Failed" and result.reason == "ArchiveKeyConflict", result.message
+    assert count(live, table) == 1
+
+
+def test_a_mariadb_double_archived_into_a_postgresql_numeric_keeps_every_digit(
+    servers: DatabaseServers,
+) -> None:
+    """The copy bound a MariaDB DOUBLE as a PostgreSQL float8, which the server casts to the
+    archive's numeric with 15 digits: 1.2345678901234567 was archived as 1.23456789012346
+    and the live row deleted. (PostgreSQL to PostgreSQL and into MariaDB keep all 17.)"""
+    live, archive = servers.mysql_live, servers.pg_archive
+    table = unique("dblnum")
+    for server, kind in ((live, "DOUBLE"), (archive, "numeric")):
+        create_table(server, table, KIND[server.engine])
+        server.execute(f"ALTER TABLE {table} ADD COLUMN v {kind}")
+    old = datetime.now(UTC).replace(microsecond=0) - timedelta(days=400)
+    insert_rows(live, table, KIND[live.engine], [(1, old), (2, old)])
+    live.execute(f"UPDATE {table} SET v = 1.2345678901234567e0 WHERE id = 1")
+    live.execute(f"UPDATE {table} SET v = -2.5e-300 WHERE id = 2")
+    result = run_purge(store_doc(live, table, category="contracts", archive=archive), live, archive)
+    assert result.result == "Succeeded", result.message
+    held = dict(archive.query(f"SELECT id, v FROM {table}"))
+    assert held == {1: Decimal("1.2345678901234567"), 2: Decimal("-2.5E-300")}

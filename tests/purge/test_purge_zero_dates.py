@@ -221,3 +221,69 @@ def test_a_zero_trigger_written_inside_a_statutory_batch_is_neither_copied_nor_d
     assert "3 rows were deleted before" in message, message
     assert ids(live, table) == {4, 5, 6, 7, 8, 50, 51, ZERO_ID}
     assert ids(archive, table) == {1, 2, 3}
+
+
+@pytest.mark.parametrize("statutory", [False, True])
+def test_a_zero_trigger_written_inside_a_key_sweep_range_is_never_deleted(
+    servers: DatabaseServers, statutory: bool
+) -> None:
+    """A zero day written, after the run's count, between two keys of a key-sweep batch
+    (neither its boundary nor a row it reads back): the batch's DELETE of its key range
+    compared it as the earliest day of its month, "expired", and deleted it (statutory, on
+    the live server's archive database: copied there by INSERT ... SELECT, then deleted)."""
+    live, archive = servers.pair("mysql")
+    table = unique("zsweep")
+    create_table(live, table, KIND)
+    old = datetime(YEAR, 2, 1, tzinfo=UTC)
+    insert_rows(live, table, KIND, [(i, old + timedelta(days=i // 10)) for i in range(10, 90, 10)])
+    batches: list[str] = []
+
+    def fault(point: str) -> None:
+        if point == "before-select":
+            batches.append(point)
+            if len(batches) == 2:
+                _zero_row(live, table, f"{YEAR}-02-00 00:00:00", row_id=45)
+
+    if statutory:
+        create_table(archive, table, KIND)
+        doc = store_doc(live, table, category="contracts", archive=archive, batchSize=3)
+        result = run_purge(doc, live, archive, fault=fault)
+    else:
+        doc = store_doc(live, table, batchSize=3)
+        result = run_purge(doc, live, fault=fault)
+    assert 45 in ids(live, table), result.message
+    if statutory:
+        assert 45 not in ids(archive, table)
+
+
+@pytest.mark.parametrize("statutory", [False, True])
+def test_a_zero_trigger_written_inside_a_time_ordered_batch_is_never_deleted(
+    servers: DatabaseServers, statutory: bool
+) -> None:
+    """The batches in trigger order (no key sweep: maxRowsPerRun below the expired rows): a
+    zero day written during the run sorting between a batch's first and last trigger, which
+    its DELETE (or its copy as server-written literals) took as expired."""
+    live, archive = servers.pair("mysql")
+    table = unique("zorder")
+    create_table(live, table, KIND)
+    start = datetime(YEAR, 2, 25, tzinfo=UTC)
+    rows = [(i, start + timedelta(days=i // 10)) for i in range(10, 90, 10)]
+    insert_rows(live, table, KIND, rows)
+    batches: list[str] = []
+
+    def fault(point: str) -> None:
+        if point == "before-select":
+            batches.append(point)
+            if len(batches) == 2:
+                _zero_row(live, table, f"{YEAR}-03-00 00:00:00", row_id=45)
+
+    if statutory:
+        create_table(archive, table, KIND)
+        doc = store_doc(
+            live, table, category="contracts", archive=archive, batchSize=3, maxRowsPerRun=7
+        )
+        result = run_purge(doc, live, archive, fault=fault)
+        assert 45 not in ids(archive, table), result.message
+    else:
+        result = run_purge(store_doc(live, table, batchSize=3, maxRowsPerRun=7), live, fault=fault)
+    assert 45 in ids(live, table), result.message

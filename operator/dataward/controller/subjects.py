@@ -76,6 +76,7 @@ from dataward.model.store import Store, parse_store
 from dataward.render.purge_job import CONTAINER_NAME
 from dataward.render.settings import RenderSettings
 from dataward.render.subject_jobs import (
+    CONNECTION_PIN_ANNOTATION,
     PUBLIC_KEY,
     REQUEST_REF_ANNOTATION,
     STORE_REF_ANNOTATION,
@@ -83,6 +84,7 @@ from dataward.render.subject_jobs import (
     job_access_name,
     job_name,
     key_secret_name,
+    pinned,
     purge_account,
     render_export_secret,
     render_job,
@@ -397,6 +399,22 @@ class SubjectRequests:
         (checks/purge_runs.py `runs_ours`). Labels and owner references anyone may write.
         """
         expected_job, expected_pod = expected_runs(rendered["spec"])
+        by_pin = {store.connection_pin: (expected_job, expected_pod)}
+
+        def expected_for(job: Mapping[str, Any]) -> tuple[str, str]:
+            """What `job` must run: the render for the connection it was made for (a Job
+            made before spec.database was edited logged in only there, or refused)."""
+            pin = (job["metadata"].get("annotations") or {}).get(CONNECTION_PIN_ANNOTATION)
+            if not isinstance(pin, str) or pin == store.connection_pin:
+                return by_pin[store.connection_pin]
+            if pin not in by_pin:
+                by_pin[pin] = expected_runs(pinned(rendered, pin)["spec"])
+            return by_pin[pin]
+
+        def runs_of(job: Mapping[str, Any]) -> str | None:
+            runs = job_runs(job)
+            return expected_job if runs is not None and runs == expected_for(job)[0] else runs
+
         jobs = [
             job
             for job in self.read.list("Job", store.namespace, request_selector(request))
@@ -404,7 +422,7 @@ class SubjectRequests:
             == f"{store.namespace}/{store.name}"
         ]
         counted, others = partition_runs(
-            jobs, _job_owner(request, store), request.uid, expected_job, job_runs,
+            jobs, _job_owner(request, store), request.uid, expected_job, runs_of,
             controller=True, claims=lambda _job: True,
         )  # fmt: skip
         runs = []
@@ -414,7 +432,7 @@ class SubjectRequests:
             if finished(job):
                 pods, other_pods = partition_runs(
                     self.read.list("Pod", store.namespace, f"{JOB_NAME_LABEL}={name}"),
-                    "Job", str(job["metadata"].get("uid", "")), expected_pod, pod_runs,
+                    "Job", str(job["metadata"].get("uid", "")), expected_for(job)[1], pod_runs,
                     controller=True,
                 )  # fmt: skip
                 others += other_pods

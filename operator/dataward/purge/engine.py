@@ -80,6 +80,7 @@ Fault injection for the crash tests: the engine calls `fault(point)` at `before-
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -1071,6 +1072,8 @@ class TableRun:
         archive = self.archive
         assert archive is not None and t.archive_table is not None
         inserted = 0
+        if archive.dialect.engine == "postgresql":
+            rows = [tuple(map(_exact_float, row)) for row in rows]
         for chunk in chunks(rows, max(1, archive.max_parameters // len(t.columns))):
             inserted += archive.execute(
                 archive.dialect.insert_rows(
@@ -1170,19 +1173,33 @@ def _comparable(value: Any) -> Any:
     return value
 
 
+def _exact_float(value: Any) -> Any:
+    """A finite double bound for PostgreSQL as the numeric of its shortest digits: bound as
+    float8, the server's cast to a numeric column keeps 15 digits (1.2345678901234567 ->
+    1.23456789012346), while the numeric casts to double precision or real as the double
+    itself would (its shortest digits read back as that very double)."""
+    if isinstance(value, float) and math.isfinite(value):
+        return Decimal(repr(value))
+    return value
+
+
 def same_value(live: Any, held: Any) -> bool:
     """Whether the archive's value `held` is what copying the live value `live` stores, the
     two engines' driver forms aside: the one normalisation of the copy check (`held_copies`).
-    Beyond `_comparable`: a float and a Decimal are the same when the Decimal as a double is
-    the float (the copy of either into the other's type; NaN never equal), a date and a
-    datetime when the datetime is that day's midnight (a DATE copied into a timestamp).
+    Beyond `_comparable`: a Decimal and a float are the same when the Decimal as a double is
+    the float (the copy of the Decimal into a double), a float and a Decimal when the
+    Decimal is the float's shortest digits (the copy of the float into a decimal; NaN never
+    equal), a date and a datetime when the datetime is that day's midnight (a DATE copied
+    into a timestamp).
     Nothing else is loosened: text is compared code point by code point, so a value that
     differs only in case, trailing spaces or JSON spacing differs (at worst a false
     ArchiveKeyConflict, which deletes nothing; never a false copy)."""
     a, b = _comparable(live), _comparable(held)
     if type(a) is not type(b) and not isinstance(a, bool) and not isinstance(b, bool):
         if isinstance(a, float) and isinstance(b, Decimal):
-            return b.is_finite() and float(b) == a
+            # The decimal a copy of the double stores is its shortest digits (1e16 ->
+            # 10000000000000000); 10000000000000001 also rounds to 1e16 but is another row.
+            return b.is_finite() and b == Decimal(repr(a))
         if isinstance(a, Decimal) and isinstance(b, float):
             return a.is_finite() and float(a) == b
         if isinstance(a, datetime) and isinstance(b, date):

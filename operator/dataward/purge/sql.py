@@ -583,8 +583,9 @@ class TableStatements:
         t = f"{self._t} AS dw_t"
         if after is None:
             key = self._quoted_keys()[0]
-            return f"{t}{join} WHERE dw_t.{key} = %s AND dw_t.{self._ts} <= %s" + self._child(
-                "dw_t."
+            ts = f"dw_t.{self._ts}"
+            return f"{t}{join} WHERE dw_t.{key} = %s AND {ts} <= %s{_an_instant(ts)}" + (
+                self._child("dw_t.")
             )
         return f"{t} FORCE INDEX (PRIMARY){join} {self._key_range('dw_t.', after)}"
 
@@ -613,7 +614,7 @@ class TableStatements:
         ts = prefix + self._ts
         return (
             f"WHERE {key} {'>' if after else '>='} %s AND {key} <= %s "
-            f"AND ({ts} <= %s{self._child(prefix)}) IS TRUE"
+            f"AND ({ts} <= %s{_an_instant(ts)}{self._child(prefix)}) IS TRUE"
         )
 
     def lock_rows(self, columns: Sequence[str], source: str) -> str:
@@ -626,7 +627,11 @@ class TableStatements:
         that row is read and locked; the session's lock timeout applies). Params: key,
         cutoff."""
         key = self._quoted_keys()[0]
-        return f"DELETE FROM {self._t} WHERE {key} = %s AND {self._ts} <= %s{self._child()}"
+        ts = self._ts
+        return (
+            f"DELETE FROM {self._t} WHERE {key} = %s AND {ts} <= %s{_an_instant(ts)}"
+            + self._child()
+        )
 
     def _after(self) -> str:
         """Rows after a (ts, keys) cursor; params: ts, ts, ts, then the keys.
@@ -798,7 +803,7 @@ class TableStatements:
         `rows`-th row, the boundary: it never reads (and never waits for) the entry past
         it, which may be an unexpired row an application holds.
         """
-        return f"DELETE dw_t FROM {self._through(after, unique_index, ts_index)}"
+        return f"DELETE dw_t FROM {self._through(after, unique_index, ts_index, unread=True)}"
 
     def lock_through(
         self, after: bool, columns: Sequence[str], unique_index: str, ts_index: str | None
@@ -815,7 +820,7 @@ class TableStatements:
         the cutoff (`cutoff`: an SQL literal). Nothing but those rows is read or locked."""
         hint = f"{self._t} FORCE INDEX ({self.dialect.quote(index)})"
         head = f"DELETE {self._t} FROM {hint} WHERE "
-        tail = f") AND {self._ts} <= {cutoff}{self._child()}".encode()
+        tail = f") AND {self._ts} <= {cutoff}{_an_instant(self._ts)}{self._child()}".encode()
         if len(self.keys) == 1:
             return f"{head}{self._quoted_keys()[0]} IN (".encode(), b", ", tail
         return f"{head}(".encode(), b" OR ", tail
@@ -849,7 +854,7 @@ class TableStatements:
                 f"'{q} = ', {v}" for q, v in zip(self._quoted_keys(), keys, strict=True)
             )
             key = f"CONCAT('(', {terms}, ')')"
-        through = source or self._through(after, unique_index, ts_index)
+        through = source or self._through(after, unique_index, ts_index, unread=True)
         return (
             f"SELECT COUNT(*), GROUP_CONCAT(CAST({row} AS BINARY) SEPARATOR '\\0'), "
             f"GROUP_CONCAT(CAST({key} AS BINARY) SEPARATOR '\\0') FROM {through} FOR UPDATE"
@@ -868,7 +873,11 @@ class TableStatements:
             return f"{head}{self._quoted_keys()[0]} IN (".encode(), b", ", b")"
         return head.encode(), b" OR ", b""
 
-    def _through(self, after: bool, unique_index: str, ts_index: str | None) -> str:
+    def _through(
+        self, after: bool, unique_index: str, ts_index: str | None, unread: bool = False
+    ) -> str:
+        """`unread`: for a statement that never hands the triggers back (`delete_through`,
+        `lock_literals`): only rows whose trigger names an instant (`_an_instant`)."""
         hint = f" FORCE INDEX ({self.dialect.quote(ts_index)})" if ts_index else ""
         keys = self._quoted_keys()
         marks = ", ".join(["%s"] * len(keys))
@@ -884,7 +893,8 @@ class TableStatements:
         return (
             f"({picked}) AS dw_p STRAIGHT_JOIN {self._t} AS dw_t "
             f"FORCE INDEX ({self.dialect.quote(unique_index)}) ON {join} "
-            f"WHERE dw_t.{self._ts} <= %s{self._child('dw_t.')}"
+            f"WHERE dw_t.{self._ts} <= %s"
+            f"{_an_instant('dw_t.' + self._ts) if unread else ''}{self._child('dw_t.')}"
         )
 
     def insert_json(self, columns: Sequence[str], keep_existing: bool) -> str:
@@ -1058,3 +1068,12 @@ def error_categories(role: str) -> tuple[ErrorCategory, ErrorCategory, ErrorCate
     if role == "archive":
         return "ArchiveUnavailable", "ArchiveReadOnly", "ArchiveUnavailable"
     return "ConnectionFailed", "DatabaseError", "AuthenticationFailed"
+
+
+def _an_instant(ts: str) -> str:
+    """MySQL, the statements that delete or copy rows without reading their triggers back
+    (the key sweep's, `delete_through`, the literal copies): only a trigger that names an
+    instant (errors.NoInstant).
+    The run's count refuses the zero dates there are at its start; one written during the
+    run inside a range is left, never deleted, and the next run's count refuses it."""
+    return f" AND MONTH({ts}) <> 0 AND DAYOFMONTH({ts}) <> 0"
