@@ -1042,8 +1042,9 @@ PURGE_OUTCOMES: tuple[PurgeOutcome, ...] = (
         "store names others now (spec.database or spec.archive.database was edited), so it "
         "logged in nowhere: its mounted Secrets are not the ones the store names. Nothing was "
         "read or deleted.",
-        "Nothing: the operator renders the CronJob for the store as it is now and the next run "
-        "uses it (kubectl dataward purge now, to run it at once).",
+        "Nothing for a purge: the operator renders the CronJob for the store as it is now and "
+        "the next run uses it (kubectl dataward purge now, to run it at once). A data-subject "
+        "request's Job: create the request again for the store as it is now.",
     ),
     PurgeOutcome(
         "StoreUnavailable",
