@@ -801,6 +801,23 @@ MIXED_VALUES = [
 ]  # fmt: skip
 
 
+def _mixed(
+    servers: DatabaseServers, engine: str, live_type: str, archive_type: str, prefix: str
+) -> tuple[DatabaseServer, DatabaseServer, str, datetime]:
+    """A live table on `engine` and its archive on the other engine, each with a column `v`
+    of the given type; and a trigger instant past every test category's retention."""
+    live, archive = (
+        (servers.pg_live, servers.mysql_archive)
+        if engine == "postgresql"
+        else (servers.mysql_live, servers.pg_archive)
+    )
+    table = unique(prefix)
+    for server, kind in ((live, live_type), (archive, archive_type)):
+        create_table(server, table, KIND[server.engine])
+        server.execute(f"ALTER TABLE {table} ADD COLUMN v {kind}")
+    return live, archive, table, datetime.now(UTC).replace(microsecond=0) - timedelta(days=400)
+
+
 @pytest.mark.parametrize(("engine", "live_type", "archive_type", "value", "other"), MIXED_VALUES)
 def test_a_crashed_runs_copy_into_the_other_engine_is_taken_and_another_value_is_not(
     servers: DatabaseServers,
@@ -815,16 +832,7 @@ def test_a_crashed_runs_copy_into_the_other_engine_is_taken_and_another_value_is
     time and a duration, a Decimal and a float) as different, called the crashed run's own
     copy another row and stopped for good (ArchiveKeyConflict, nothing moving). The copy is
     taken now; a row holding another value under the key still stops the run."""
-    live, archive = (
-        (servers.pg_live, servers.mysql_archive)
-        if engine == "postgresql"
-        else (servers.mysql_live, servers.pg_archive)
-    )
-    table = unique("mixed")
-    for server, kind in ((live, live_type), (archive, archive_type)):
-        create_table(server, table, KIND[server.engine])
-        server.execute(f"ALTER TABLE {table} ADD COLUMN v {kind}")
-    old = datetime.now(UTC).replace(microsecond=0) - timedelta(days=400)
+    live, archive, table, old = _mixed(servers, engine, live_type, archive_type, "mixed")
     insert_rows(live, table, KIND[live.engine], [(1, old), (2, old)])
     live.execute(f"UPDATE {table} SET v = {value}")
     doc = store_doc(live, table, category="contracts", archive=archive)
@@ -865,16 +873,7 @@ def test_another_decimal_a_live_double_rounds_to_is_no_copy(
     """10000000000000001 in the archive under the key is not the copy of the live 1e16
     (copying it stores 10000000000000000), though float(10000000000000001) == 1e16: taken
     as the copy, the live row was deleted while the archive kept another row's value."""
-    live, archive = (
-        (servers.pg_live, servers.mysql_archive)
-        if engine == "postgresql"
-        else (servers.mysql_live, servers.pg_archive)
-    )
-    table = unique("fdec")
-    for server, kind in ((live, live_type), (archive, archive_type)):
-        create_table(server, table, KIND[server.engine])
-        server.execute(f"ALTER TABLE {table} ADD COLUMN v {kind}")
-    old = datetime.now(UTC).replace(microsecond=0) - timedelta(days=400)
+    live, archive, table, old = _mixed(servers, engine, live_type, archive_type, "fdec")
     insert_rows(live, table, KIND[live.engine], [(1, old)])
     live.execute(f"UPDATE {table} SET v = 1e16")
     insert_rows(archive, table, KIND[archive.engine], [(1, old)])
