@@ -11,6 +11,7 @@ column named, never the value) before a batch, on plain, statutory and dry runs 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -59,6 +60,21 @@ def _zero_row(server: DatabaseServer, table: str, zero: str, row_id: int = ZERO_
         "SET SESSION sql_mode = ''",
         f"INSERT INTO {table} VALUES ({row_id}, '{zero}', 'row-{row_id}')",
     )
+
+
+def _zero_at_second_batch(
+    server: DatabaseServer, table: str, zero: str, row_id: int = ZERO_ID
+) -> Callable[[str], None]:
+    """A fault hook writing a zero trigger (`row_id`) just before the run's second batch."""
+    batches: list[str] = []
+
+    def fault(point: str) -> None:
+        if point == "before-select":
+            batches.append(point)
+            if len(batches) == 2:
+                _zero_row(server, table, zero, row_id=row_id)
+
+    return fault
 
 
 def _refused(result: Any, table: str, role: str = "live") -> str:
@@ -206,13 +222,7 @@ def test_a_zero_trigger_written_inside_a_statutory_batch_is_neither_copied_nor_d
     live, archive = servers.pair("mysql")
     table = _live(live, None)
     create_table(archive, table, KIND)
-    batches: list[str] = []
-
-    def fault(point: str) -> None:
-        if point == "before-select":
-            batches.append(point)
-            if len(batches) == 2:
-                _zero_row(live, table, f"{YEAR}-02-00 00:00:00")
+    fault = _zero_at_second_batch(live, table, f"{YEAR}-02-00 00:00:00")
 
     doc = store_doc(
         live, table, category="contracts", archive=archive, batchSize=3, maxRowsPerRun=6
@@ -236,13 +246,7 @@ def test_a_zero_trigger_written_inside_a_key_sweep_range_is_never_deleted(
     create_table(live, table, KIND)
     old = datetime(YEAR, 2, 1, tzinfo=UTC)
     insert_rows(live, table, KIND, [(i, old + timedelta(days=i // 10)) for i in range(10, 90, 10)])
-    batches: list[str] = []
-
-    def fault(point: str) -> None:
-        if point == "before-select":
-            batches.append(point)
-            if len(batches) == 2:
-                _zero_row(live, table, f"{YEAR}-02-00 00:00:00", row_id=45)
+    fault = _zero_at_second_batch(live, table, f"{YEAR}-02-00 00:00:00", row_id=45)
 
     if statutory:
         create_table(archive, table, KIND)
@@ -269,13 +273,7 @@ def test_a_zero_trigger_written_inside_a_time_ordered_batch_is_never_deleted(
     start = datetime(YEAR, 2, 25, tzinfo=UTC)
     rows = [(i, start + timedelta(days=i // 10)) for i in range(10, 90, 10)]
     insert_rows(live, table, KIND, rows)
-    batches: list[str] = []
-
-    def fault(point: str) -> None:
-        if point == "before-select":
-            batches.append(point)
-            if len(batches) == 2:
-                _zero_row(live, table, f"{YEAR}-03-00 00:00:00", row_id=45)
+    fault = _zero_at_second_batch(live, table, f"{YEAR}-03-00 00:00:00", row_id=45)
 
     if statutory:
         create_table(archive, table, KIND)
