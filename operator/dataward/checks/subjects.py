@@ -269,6 +269,55 @@ def recorded_jobs(status: Mapping[str, Any] | None) -> set[tuple[str, str]]:
     return out
 
 
+# (job, pod): `expected_runs` of a Job the operator rendered for a request and store, the
+# digests of what the Job and its pods run.
+Render = tuple[str, str]
+StoreKey = tuple[str, str]  # (namespace, name) of a store
+
+
+def recorded_renders(status: Mapping[str, Any] | None) -> dict[StoreKey, Render]:
+    """status.runs: per store, the render of the Job the operator made (or was about to
+    make) for it, recorded before the Job is created (where the statusGuard policy is on,
+    only the operator writes status). An entry not of that form records nothing."""
+    out: dict[StoreKey, Render] = {}
+    for entry in (status or {}).get("runs") or ():
+        if not isinstance(entry, Mapping):
+            continue
+        namespace, store, job, pod = (
+            entry.get(key) for key in ("namespace", "store", "job", "pod")
+        )
+        if (
+            isinstance(namespace, str) and isinstance(store, str)
+            and isinstance(job, str) and isinstance(pod, str)
+            and namespace and store and job and pod
+        ):  # fmt: skip
+            out[(namespace, store)] = (job, pod)
+    return out
+
+
+def renders_status(renders: Mapping[StoreKey, Render]) -> list[dict[str, str]]:
+    """`renders` as status.runs (`recorded_renders` reads it back): digests only."""
+    return [
+        {"namespace": namespace, "store": store, "job": job, "pod": pod}
+        for (namespace, store), (job, pod) in sorted(renders.items())
+    ]
+
+
+def run_render(runs: str | None, current: Render, recorded: Render | None) -> Render | None:
+    """Which of the request's renders for a store a Job runs (`runs`: its `job_runs`): the
+    one this pass renders (`current`), else the one status records the operator made for
+    the store (`recorded`: a Job made before the store was edited or the operator upgraded
+    runs it); None when it runs neither, or what it runs is unknown. Whose it is (owner
+    references) is decided apart (checks/purge_runs.py `runs_ours`)."""
+    if runs is None:
+        return None
+    if runs == current[0]:
+        return current
+    if recorded is not None and runs == recorded[0]:
+        return recorded
+    return None
+
+
 def withdrawn_run(
     job: Mapping[str, Any],
     names: Collection[str],

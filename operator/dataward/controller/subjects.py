@@ -10,12 +10,14 @@ Events on condition transitions and a `request.answered` evidence record when it
 Children it did not create are never adopted, used or written over: a child in the request's
 namespace is the request's only when it has the request's controller owner reference (labels
 anyone may write); a Job only when it also runs what the operator renders for the request
-(checks/purge_runs.py `runs_ours`). Children are created (POST), never applied into being:
-a 409 is an object of the name the read did not show, read and judged the same way (a
-Job by a LIST: the operator may not get Jobs). The
-store that would use one that is not ours fails with ChildNotOurs. Jobs in other namespaces
-than the request's cannot be owned by it, so a finalizer deletes them (and their pods) with
-the request: the request's runs only (what the render runs, or the name status records or
+now or what status.runs records it rendered for the store before it created the Job
+(checks/purge_runs.py `runs_ours`, checks/subjects.py `run_render`): intent first, the
+record is written before the Job is created. Children are created (POST), never applied
+into being: a 409 is an object of the name the read did not show, read and judged the same
+way (a Job by a LIST: the operator may not get Jobs). The store that would use one that is
+not ours fails with ChildNotOurs. Jobs in other namespaces than the request's cannot be
+owned by it, so a finalizer deletes them (and their pods) with the request: the request's
+runs only (what the render runs, or the name status records or
 the operator reserves for them, whatever image or store spec they ran), never a Job that
 merely carries its labels.
 """
@@ -46,6 +48,7 @@ from dataward.checks.purge_runs import (
 from dataward.checks.subjects import (
     DEFAULT_ANSWER_PERIOD,
     JobRun,
+    Render,
     StoreOutcome,
     answer_outcome,
     blocked,
@@ -58,7 +61,10 @@ from dataward.checks.subjects import (
     readers_not_granted,
     recorded_answer,
     recorded_jobs,
+    recorded_renders,
+    renders_status,
     request_phase,
+    run_render,
     store_outcome,
     withdrawn_run,
 )
@@ -76,7 +82,6 @@ from dataward.model.store import Store, parse_store
 from dataward.render.purge_job import CONTAINER_NAME
 from dataward.render.settings import RenderSettings
 from dataward.render.subject_jobs import (
-    CONNECTION_PIN_ANNOTATION,
     PUBLIC_KEY,
     REQUEST_REF_ANNOTATION,
     STORE_REF_ANNOTATION,
@@ -84,7 +89,6 @@ from dataward.render.subject_jobs import (
     job_access_name,
     job_name,
     key_secret_name,
-    pinned,
     purge_account,
     render_export_secret,
     render_job,
@@ -300,8 +304,17 @@ class SubjectRequests:
             for entry in old.get("stores") or ()
             if isinstance(entry, Mapping)
         }
+        renders = recorded_renders(old)
+        answers = [
+            (store, *self._answer(request, store, public_key, statutes, answered_stores, renders))
+            for store in stores
+        ]
+        latest = self._record_renders(
+            raw, renders, [(store, job) for store, _, job in answers if job is not None]
+        )
         outcomes = [
-            self._answer(request, store, public_key, statutes, answered_stores) for store in stores
+            outcome if job is None else self._create_run(request, store, job, outcome)
+            for store, outcome, job in answers
         ]
         outcomes += [missing_store(ref.namespace, ref.name) for ref in missing]
         outcomes.sort(key=lambda o: (o.namespace, o.name))
@@ -330,7 +343,7 @@ class SubjectRequests:
         if readers_not_ours is not None:
             done = readers_not_granted(done, readers_not_ours)
         conditions = [done, deadline_met(due_at, answered, now)]
-        self._write_status(raw, phase, conditions, extra, now, generation)
+        self._write_status(raw, phase, conditions, extra, now, generation, latest)
         terminal = phase in ("Succeeded", "Failed", "PartiallyHeld")
         if terminal and old.get("phase") != phase:
             self._evidence(request, phase, result, answered or now)
@@ -388,32 +401,29 @@ class SubjectRequests:
         return frozenset(c.statutory.statute for c in policy.categories if c.statutory)
 
     def _runs(
-        self, request: SubjectRequest, store: Store, rendered: Mapping[str, Any]
+        self,
+        request: SubjectRequest,
+        store: Store,
+        rendered: Mapping[str, Any],
+        recorded: Render | None,
     ) -> tuple[list[JobRun], list[str]]:
         """The request's runs for `store`, and the names of what claims to be one and is not.
 
         A Job with the request's labels counts only if it runs exactly `rendered` (the Job
-        this pass renders for the request and store) and, in the request's namespace, has
-        the request as its controller; its record is read only from its pods that run that
-        pod template, controlled by it, and only from the request container
-        (checks/purge_runs.py `runs_ours`). Labels and owner references anyone may write.
+        this pass renders for the request and store) or the render status records the
+        operator made for the store (`recorded`: a Job made before an edit of the store or
+        an operator upgrade), and, in the request's namespace, has the request as its
+        controller; its record is read only from its pods that run that render's pod
+        template, controlled by it, and only from the request container
+        (checks/purge_runs.py `runs_ours`, checks/subjects.py `run_render`). Labels,
+        annotations and owner references anyone may write.
         """
-        expected_job, expected_pod = expected_runs(rendered["spec"])
-        by_pin = {store.connection_pin: (expected_job, expected_pod)}
-
-        def expected_for(job: Mapping[str, Any]) -> tuple[str, str]:
-            """What `job` must run: the render for the connection it was made for (a Job
-            made before spec.database was edited logged in only there, or refused)."""
-            pin = (job["metadata"].get("annotations") or {}).get(CONNECTION_PIN_ANNOTATION)
-            if not isinstance(pin, str) or pin == store.connection_pin:
-                return by_pin[store.connection_pin]
-            if pin not in by_pin:
-                by_pin[pin] = expected_runs(pinned(rendered, pin)["spec"])
-            return by_pin[pin]
+        current = expected_runs(rendered["spec"])
 
         def runs_of(job: Mapping[str, Any]) -> str | None:
+            # Either render counts: the current one stands for both in `partition_runs`.
             runs = job_runs(job)
-            return expected_job if runs is not None and runs == expected_for(job)[0] else runs
+            return current[0] if run_render(runs, current, recorded) is not None else runs
 
         jobs = [
             job
@@ -422,7 +432,7 @@ class SubjectRequests:
             == f"{store.namespace}/{store.name}"
         ]
         counted, others = partition_runs(
-            jobs, _job_owner(request, store), request.uid, expected_job, runs_of,
+            jobs, _job_owner(request, store), request.uid, current[0], runs_of,
             controller=True, claims=lambda _job: True,
         )  # fmt: skip
         runs = []
@@ -430,9 +440,11 @@ class SubjectRequests:
             name = str(job["metadata"]["name"])
             record = None
             if finished(job):
+                render = run_render(job_runs(job), current, recorded)
+                assert render is not None  # counted
                 pods, other_pods = partition_runs(
                     self.read.list("Pod", store.namespace, f"{JOB_NAME_LABEL}={name}"),
-                    "Job", str(job["metadata"].get("uid", "")), expected_for(job)[1], pod_runs,
+                    "Job", str(job["metadata"].get("uid", "")), render[1], pod_runs,
                     controller=True,
                 )  # fmt: skip
                 others += other_pods
@@ -461,12 +473,15 @@ class SubjectRequests:
         public_key: str | None,
         statutes: frozenset[str],
         answered: Mapping[tuple[str, str], Mapping[str, Any]],
-    ) -> StoreOutcome:
-        """One store: its Job's access, its Job, its outcome.
+        renders: Mapping[tuple[str, str], Render],
+    ) -> tuple[StoreOutcome, dict[str, Any] | None]:
+        """One store: its outcome, and the Job to create for it (`_create_run`, once its
+        render is recorded: `_record_renders`), if one is to be.
 
         An answer the operator recorded in status stands (a later render, e.g. a new
-        operator image, would not count that run again); otherwise only the Job rendered
-        for the request's current spec counts, and it is created, never taken over.
+        operator image, would not count that run again); otherwise a Job counts that runs
+        the render of the request's current spec or the one status records for the store
+        (`renders`), and it is created, never taken over.
         """
         entry = answered.get((store.namespace, store.name))
         named = entry.get("jobName") if entry else None
@@ -479,12 +494,14 @@ class SubjectRequests:
         )
         if recorded is not None:
             self._revoke_job_access(request, store)
-            return recorded
+            return recorded, None
         try:
             if request.type == "access" and public_key is None:
                 raise NotOurs(f"Secret {key_secret_name(request)}")
             job = render_job(request, store, self.settings.render, public_key)
-            runs, others = self._runs(request, store, job)
+            runs, others = self._runs(
+                request, store, job, renders.get((store.namespace, store.name))
+            )
             account = self.read.get("ServiceAccount", store.namespace, purge_account(store))
             outcome = store_outcome(
                 store.namespace,
@@ -497,50 +514,73 @@ class SubjectRequests:
             outcome = not_counted(outcome, others)
             if outcome.phase == "Succeeded":
                 self._revoke_job_access(request, store)
-                return outcome
-            if outcome.create_job:
-                self._job_access(request, store)
-                name = f"Job {store.namespace}/{job['metadata']['name']}"
-                # Not among the runs: whatever has the name is not the Job rendered for it.
-                if self.read.get("Job", store.namespace, job["metadata"]["name"]) is not None:
-                    raise NotOurs(name, NOT_THE_RENDER)
-                try:
-                    created = self.kube.create(job)
-                    if self.caches is not None:  # the finalizer reads its runs there
-                        self.caches.store_written(created)
-                except KubeError as error:
-                    if error.status != 409:
-                        raise
-                    # Made since the read: by an earlier pass of ours, or by someone else.
-                    # Listed fresh by the request's labels (the operator may list Jobs, not
-                    # get them): a Job of the name without them is not the request's either.
-                    made = next(
-                        (
-                            j
-                            for j in self.kube.list(
-                                "Job", store.namespace, request_selector(request)
-                            )
-                            if j["metadata"].get("name") == job["metadata"]["name"]
-                        ),
-                        None,
-                    )
-                    if made is None or not self._counts(made, request, store, job):
-                        raise NotOurs(name, NOT_THE_RENDER) from None
+                return outcome, None
+            if not outcome.create_job:
+                return outcome, None
+            # Not among the runs: whatever has the name is not the Job rendered for it.
+            if self.read.get("Job", store.namespace, job["metadata"]["name"]) is not None:
+                raise NotOurs(f"Job {store.namespace}/{job['metadata']['name']}", NOT_THE_RENDER)
+            return outcome, job
+        except NotOurs as error:
+            return _not_ours(store, error), None
+
+    def _record_renders(
+        self,
+        raw: Mapping[str, Any],
+        renders: Mapping[tuple[str, str], Render],
+        creating: Sequence[tuple[Store, Mapping[str, Any]]],
+    ) -> Mapping[str, Any] | None:
+        """Record in status.runs the render of each Job about to be created, before it is:
+        a Job counts only by a render the operator made (`_runs`), and one the operator
+        stopped before creating leaves a record and no Job, recorded again here when the
+        render has changed since. No write when status has them all; the API's answer when
+        written, else None."""
+        wanted = dict(renders)
+        for store, job in creating:
+            wanted[(store.namespace, store.name)] = expected_runs(job["spec"])
+        if wanted == renders:
+            return None
+        # On the request read alone (its uid): one recreated under its name refuses it.
+        answer = write_status(self.kube, REQUEST_KIND, raw, {"runs": renders_status(wanted)})
+        if self.caches is not None:  # the next pass reads the record there
+            self.caches.store_written(answer)
+        return answer
+
+    def _create_run(
+        self,
+        request: SubjectRequest,
+        store: Store,
+        job: dict[str, Any],
+        outcome: StoreOutcome,
+    ) -> StoreOutcome:
+        """Create the store's Job `job` (its render recorded), with its access; `outcome`, or
+        ChildNotOurs when an object it would use is not the request's."""
+        try:
+            self._job_access(request, store)
+            name = f"Job {store.namespace}/{job['metadata']['name']}"
+            try:
+                created = self.kube.create(job)
+                if self.caches is not None:  # the finalizer reads its runs there
+                    self.caches.store_written(created)
+            except KubeError as error:
+                if error.status != 409:
+                    raise
+                # Made since the read: by an earlier pass of ours, or by someone else.
+                # Listed fresh by the request's labels (the operator may list Jobs, not
+                # get them): a Job of the name without them is not the request's either.
+                made = next(
+                    (
+                        j
+                        for j in self.kube.list("Job", store.namespace, request_selector(request))
+                        if j["metadata"].get("name") == job["metadata"]["name"]
+                    ),
+                    None,
+                )
+                if made is None or not self._counts(made, request, store, job):
+                    raise NotOurs(name, NOT_THE_RENDER) from None
             return outcome
         except NotOurs as error:
-            return StoreOutcome(
-                store.namespace,
-                store.name,
-                "Failed",
-                "ChildNotOurs",
-                f"{error.args[0]} exists and "
-                + (
-                    error.args[1]
-                    if len(error.args) > 1
-                    else "was not made by the operator for this request"
-                )
-                + "; it is not used. Delete it or rename the request.",
-            )
+            return _not_ours(store, error)
 
     def _create_ours(self, obj: Mapping[str, Any], request: SubjectRequest) -> Mapping[str, Any]:
         """Create `obj` (POST: a forced apply would take over an object of its name); what
@@ -745,8 +785,11 @@ class SubjectRequests:
         extra: Mapping[str, Any],
         now: datetime,
         generation: int,
+        latest: Mapping[str, Any] | None = None,
     ) -> None:
-        old: Mapping[str, Any] = raw.get("status") or {}
+        """Write the request's status where it differs; `latest`: the request as this pass's
+        own status write answered (`_record_renders`), newer than `raw`."""
+        old: Mapping[str, Any] = (latest if latest is not None else raw).get("status") or {}
         old_conditions = old.get("conditions") or []
         status: dict[str, Any] = {
             "observedGeneration": generation,
@@ -758,7 +801,7 @@ class SubjectRequests:
             return
         # On the request read alone: one recreated under its name refuses it (its uid), and
         # the pass stops (ObjectGone).
-        write_status(self.kube, REQUEST_KIND, raw, _merge_patch(old, status))
+        write_status(self.kube, REQUEST_KIND, raw, _merge_patch(old, status), latest)
         for condition, before in transitions(old_conditions, conditions):
             self._event(raw, condition, before, now)
 
@@ -802,6 +845,23 @@ class SubjectRequests:
                 request.name,
                 type(error).__name__,
             )
+
+
+def _not_ours(store: Store, error: NotOurs) -> StoreOutcome:
+    """The store's outcome when an object it would use exists and is not the request's."""
+    return StoreOutcome(
+        store.namespace,
+        store.name,
+        "Failed",
+        "ChildNotOurs",
+        f"{error.args[0]} exists and "
+        + (
+            error.args[1]
+            if len(error.args) > 1
+            else "was not made by the operator for this request"
+        )
+        + "; it is not used. Delete it or rename the request.",
+    )
 
 
 def _job_owner(request: SubjectRequest, store: Store) -> str | None:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import copy
-from collections.abc import Mapping
 from typing import Any
 
 from dataward.model.store import Store
@@ -52,9 +51,6 @@ REQUEST_UID_LABEL = "dataward.io/subject-request-uid"
 STORE_REF_ANNOTATION = "dataward.io/store"
 REQUEST_REF_ANNOTATION = "dataward.io/subject-request-ref"  # NAMESPACE/NAME, on Jobs and pods
 PUBLIC_KEY_ANNOTATION = "dataward.io/recipient-public-key"
-# On the Job: the store's `connection_pin` it was made for (its --connection-pin), which the
-# controller reads back (a cached Job keeps its metadata, not its spec): `pinned`.
-CONNECTION_PIN_ANNOTATION = "dataward.io/connection-pin"
 COMPONENT = "subject-request"
 PRIVATE_KEY = "private.key"
 PUBLIC_KEY = "public.key"
@@ -367,7 +363,6 @@ def render_job(
     metadata["annotations"] = {
         STORE_REF_ANNOTATION: store_reference(store),
         REQUEST_REF_ANNOTATION: f"{request.namespace}/{request.name}",
-        CONNECTION_PIN_ANNOTATION: store.connection_pin,
     }
     return {
         "apiVersion": "batch/v1",
@@ -387,17 +382,3 @@ def render_job(
         },
     }
 
-
-def pinned(job: Mapping[str, Any], pin: str) -> dict[str, Any]:
-    """`job` (a `render_job`) as rendered when the store named the connection `pin`: what
-    a Job made before an edit of spec.database or spec.archive.database runs. It logged in
-    only where the store named then (or refused, JobOutdated), so its answer is still the
-    request's (the store's Job is made once, under one name)."""
-    out = copy.deepcopy(dict(job))
-    for container in out["spec"]["template"]["spec"]["containers"]:
-        args = container.get("args") or []
-        for at in range(len(args) - 1):
-            if args[at] == "--connection-pin":
-                args[at + 1] = pin
-    out["metadata"]["annotations"][CONNECTION_PIN_ANNOTATION] = pin
-    return out
