@@ -215,3 +215,17 @@ def test_a_garbled_record_records_nothing_and_a_job_of_neither_render_is_not_a_r
     assert run_render("sha256:j9", current, recorded) is None
     assert run_render("sha256:j1", current, None) is None
     assert run_render(None, current, current) is None, "unknown is not ours"
+
+
+def test_a_store_edit_is_judged_the_same_through_the_caches(kube: FakeKube) -> None:
+    # The caches keep a digest of what a Job and a pod run; status.runs holds the same digests.
+    from tests.controller.test_subject_forgery import _crm_entry_through_caches, _listed
+
+    _erasure(kube)
+    controller(kube).reconcile(KEY)
+    real = _job(kube, "crm")
+    finish(kube, "crm", real, SUCCEEDED)
+    store = kube.objects[("PersonalDataStore", "crm", "orders")]
+    store["spec"]["database"]["credentialsSecret"] = "crm-postgres-purger-2"
+    crm = _crm_entry_through_caches(*_listed(kube))
+    assert (crm["phase"], crm["jobName"], crm["rowsDeleted"]) == ("Succeeded", real, 3), crm
