@@ -89,3 +89,29 @@ def test_with_consent_the_birth_date_decides_nothing(
     result = run_purge(doc, live, policy_doc=kids_policy())
     assert result.result == "Succeeded", result.message
     assert ids(live, table) == {3, UNKNOWN}
+
+
+@pytest.mark.parametrize("batch_size", [1, 100])
+def test_an_infinite_birth_date_written_during_the_run_is_never_a_childs(
+    servers: DatabaseServers, batch_size: int
+) -> None:
+    """Written after the run's count, before its first batch: PostgreSQL's `infinity` plus 14
+    years is after every row, so the children's batch took the row as a child's and deleted
+    it. Now no batch takes it, and the count at the run's end refuses it."""
+    live = servers.pg_live
+    table = _kids(live, "1980-01-01", "NULL")  # row 99 an adult's at the count
+    written: list[bool] = []
+
+    def fault(point: str) -> None:
+        if point == "before-select" and not written:
+            written.append(True)
+            live.execute(f"UPDATE {table} SET birth = 'infinity' WHERE id = {UNKNOWN}")
+
+    doc = children_doc(
+        live, table, {"birthDateColumn": "birth", "consentColumn": "consent"}, batchSize=batch_size
+    )
+    result = run_purge(doc, live, policy_doc=kids_policy(), fault=fault)
+    assert UNKNOWN in ids(live, table), result.message
+    assert (result.result, result.reason) == ("Failed", "ColumnRefused"), result.message
+    assert "'birth'" in result.message and "2 rows were deleted before" in result.message
+    assert ids(live, table) == {3, UNKNOWN}
