@@ -157,3 +157,26 @@ def test_minus_infinity_in_the_archive_is_never_destroyed(servers: DatabaseServe
     archive.execute(f"INSERT INTO {people} VALUES (7, '-infinity', NULL, 'kim@x')")
     _refused(run(doc, live, archive, "erasure", {"email": "kim@x"}), people, "-infinity")
     assert ids(live, people) == {1, 2, 3} and ids(archive, people) == {7}
+
+
+@pytest.mark.parametrize(("engine", "ts_type", "trigger"), [
+    ("postgresql", "timestamptz", "-infinity"), ("postgresql", "date", "infinity"),
+    ("mysql", "datetime", "0000-00-00 00:00:00"), ("mysql", "date", "2024-03-00"),
+])  # fmt: skip
+def test_without_a_statute_her_archived_rows_go_whatever_their_triggers_hold(
+    servers: DatabaseServers, engine: str, ts_type: str, trigger: str
+) -> None:
+    """A category without a statute (no longer) whose archive still holds her rows: the
+    erasure destroys them all, found by key and trigger as read."""
+    live, archive = servers.pair(engine)  # type: ignore[arg-type]
+    doc, people = _store(live, None, ts_type, RECENT)
+    create_table(archive, people, f"id bigint PRIMARY KEY, ts {ts_type} NULL, born date NULL, "
+                                  "email varchar(200)")  # fmt: skip
+    doc["spec"]["archive"] = {"database": archive.store_database()}
+    zero = "SET SESSION sql_mode = ''" if engine == "mysql" else "SELECT 1"
+    archive.execute(zero, f"INSERT INTO {people} VALUES (7, '{trigger}', NULL, 'kim@x'), "
+                          f"(8, '{trigger}', NULL, 'lee@x')")  # fmt: skip
+    outcome = run(doc, live, archive, "erasure", {"email": "kim@x"})
+    assert outcome.result.outcome == "Succeeded", outcome.result.message
+    assert ids(live, people) == {3} and ids(archive, people) == {8}
+    assert [t.archive_rows_destroyed for t in outcome.result.tables] == [1]
