@@ -191,7 +191,7 @@ def test_identifiers_are_quoted_per_engine() -> None:
     pg = TableStatements(POSTGRES, table, "Inquired_At", ("id", "Region"))
     assert pg.delete_keys(2) == (
         'DELETE FROM "crm"."support_inquiries" WHERE (("id", "region") IN ((%s, %s), (%s, %s))) '
-        'AND "inquired_at" <= %s'
+        'AND "inquired_at" <= %s AND "inquired_at" > \'-infinity\''
     )
     my = TableStatements(MYSQL, table, "ts", ("id",))
     assert my.boundary(True, "ts") == (
@@ -219,7 +219,7 @@ def test_identifiers_are_quoted_per_engine() -> None:
     for statement in (pg.delete_batch(True, None), pg.delete_batch(False, ["id", "ts"])):
         assert "FOR UPDATE" not in statement and "ctid = ANY(ARRAY(" in statement
         # The cutoff re-check must not be an index condition (it would scan the whole range).
-        assert '("inquired_at" <= %s) IS TRUE' in statement
+        assert '("inquired_at" <= %s AND "inquired_at" > \'-infinity\') IS TRUE' in statement
 
 
 def test_result_json_shape_and_termination_limit() -> None:

@@ -934,10 +934,11 @@ PURGE_OUTCOMES: tuple[PurgeOutcome, ...] = (
         ("Failed",),
         "A table or column in spec.records is not a plain SQL identifier, is missing from the "
         "table, or the timestamp column is not a timestamp, datetime or date (or, in a row the "
-        "purge would take or a data-subject request found, holds a MariaDB zero date, which is "
-        "no date; nothing of that row is deleted).",
-        "Fix spec.records (table, keyColumns, timestampColumn), or give a zero-dated row a "
-        f"real date or NULL; {_NEXT}",
+        "purge would take or a data-subject request found, holds a value that names no instant: "
+        "a MariaDB zero date or PostgreSQL -infinity; or a children's table's birth date names "
+        "no day; nothing of that row is deleted).",
+        "Fix spec.records (table, keyColumns, timestampColumn), or give such a row a real date "
+        f"or NULL; {_NEXT}",
     ),
     PurgeOutcome(
         "TableNotFound",

@@ -420,30 +420,42 @@ class TableRun:
     def _refuse_no_instant(
         self, session: Session, statements: TableStatements, bound: datetime | date | None
     ) -> None:
-        """MySQL: NoInstant when a trigger the run could reach (at or before `bound`) names
-        no instant, before any batch: the batches' statements compare it as the earliest
-        date of its year, so a zero date is "expired" there and would be deleted (or copied)
-        unseen (a key sweep and a DELETE up to a boundary never read it back)."""
-        if session.dialect.engine != "mysql" or bound is None:
+        """NoInstant when a trigger the run could reach (at or before `bound`) names no
+        instant (`Dialect.no_instant`), before any batch: a MariaDB zero date compares as the
+        earliest date of its year and PostgreSQL's -infinity as earlier than every date, so
+        either is "expired" there and would be deleted (or copied) unseen. A children's
+        table: also a birth date naming no day among the rows its rule could reach."""
+        if bound is None:
             return
         ((rows,),) = session.query(statements.count_no_instant(), (bound,))
         if rows:
             raise NoInstant(session.role, str(statements.table), statements.timestamp, int(rows))
+        child = statements.child
+        if child is not None and child.birth_date is not None:
+            ((rows,),) = session.query(statements.count_no_birth(), (bound,))
+            if rows:
+                raise NoInstant(
+                    session.role, str(statements.table), child.birth_date, int(rows), birth=True
+                )
 
     def count_end(self) -> tuple[int, datetime | date | None, int, int]:
         """Expired rows left, the oldest of them, archive rows past the statute left, rows of
         children without consent past the grace period left."""
         t = self.table
         ((remaining, oldest),) = self.live.query(t.live.count_expired(), (t.bound,))
-        # One written during the run (the start refused any there was).
+        # One written during the run (the start refused any there was): a batch that read
+        # it back refused it; one the batches left (never deleted) is refused here.
         instant_or_refused(oldest, "live", self.name, t.records.timestamp_column)
+        self._refuse_no_instant(self.live, t.live, t.bound)
         children = 0
         if t.children is not None:
             ((children, _),) = self.live.query(t.children.count_expired(), (t.children_bound,))
+            self._refuse_no_instant(self.live, t.children, t.children_bound)
         self.live.commit()
         archive_left = 0
         if self.archive is not None and t.archive is not None:
             ((archive_left, _),) = self.archive.query(t.archive.count_expired(), (t.archive_bound,))
+            self._refuse_no_instant(self.archive, t.archive, t.archive_bound)
             self.archive.commit()
         return int(remaining), oldest, int(archive_left), int(children)
 

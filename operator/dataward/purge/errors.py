@@ -51,38 +51,66 @@ def unforeseen(error: Exception, what: str) -> PurgeError:
 
 
 class NoInstant(PurgeError):
-    """Trigger values that name no instant: MariaDB's zero date, or a date with a zero month
-    or day, which a writer's session stores when its sql_mode lacks NO_ZERO_DATE /
-    NO_ZERO_IN_DATE (PyMySQL returns them as text). Nothing says when such a row's retention
-    or statute ends, so it is never deleted; reading it as NULL ("not happened yet") or as
-    the earliest date would decide that for the data. The message names the table and the
-    column, never a value; `rows` (None: unknown) and `deleted` are counts only.
+    """Values that name no instant (`sql.Dialect.no_instant`): PostgreSQL's `-infinity`
+    (psycopg cannot read it into Python and it sorts before every date), MariaDB's zero
+    date, or a date with a zero month or day, which a writer's session stores when its
+    sql_mode lacks NO_ZERO_DATE / NO_ZERO_IN_DATE (PyMySQL returns them as text). In a
+    trigger: nothing says when such a row's retention or statute ends, so it is never
+    deleted; reading it as NULL ("not happened yet") or as the earliest date would decide
+    that for the data. In a birth date (`birth`; PostgreSQL's `infinity` too): the
+    subject's age is unknown, and neither an adult's nor a child's reading is taken. The
+    message names the table and the column, never a value; `rows` (None: unknown) and
+    `deleted` are counts only.
     """
 
     def __init__(
-        self, role: str, table: str, column: str, rows: int | None = None, deleted: int = 0
+        self,
+        role: str,
+        table: str,
+        column: str,
+        rows: int | None = None,
+        deleted: int = 0,
+        *,
+        birth: bool = False,
     ) -> None:
         self.role, self.table, self.column, self.rows = role, table, column, rows
+        self.birth = birth
         which = "an expired row" if rows is None else f"{rows} expired row(s)"
         before = (
             "nothing was deleted"
             if deleted == 0
             else f"{deleted} rows were deleted before (batches already committed)"
         )
+        if birth:
+            head = (
+                f"birth date column {column!r} of the {role} table {table} holds, in "
+                f"{rows} row(s) without consent that the children's rule could reach, a "
+                "value that names no day (PostgreSQL's -infinity or infinity; a MariaDB zero "
+                "date, or a date with a zero month or day): the subject's age is unknown, so "
+                f"the purge stopped without reading it as an adult's or a child's; {before}. "
+                "Set each such birth date to its real day, or to NULL (an unknown age, kept "
+                "and counted as unknownAge)"
+            )
+        else:
+            head = (
+                f"timestamp column {column!r} of the {role} table {table} holds, in {which}, "
+                "a value that names no instant (PostgreSQL's -infinity; a MariaDB zero date, "
+                "or a date with a zero month or day): nothing says when such a row's "
+                f"retention ends, so the purge stopped without deleting it; {before}. Set "
+                "each such trigger to NULL (not happened yet; PostgreSQL's infinity: never) "
+                "or to its real date"
+            )
         super().__init__(
             "ColumnRefused",
-            f"timestamp column {column!r} of the {role} table {table} holds, in {which}, a "
-            "value that is no date (a MariaDB zero date, or a date with a zero month or day, "
-            "which MariaDB stores when the writing session's sql_mode lacks NO_ZERO_DATE and "
-            "NO_ZERO_IN_DATE): nothing says when such a row's retention ends, so the purge "
-            f"stopped without deleting it; {before}. Set each such trigger to NULL (not "
-            "happened yet) or to its real date, and add NO_ZERO_DATE,NO_ZERO_IN_DATE to "
-            "the writers' sql_mode; the next scheduled run retries.",
+            f"{head}; on MariaDB add NO_ZERO_DATE,NO_ZERO_IN_DATE to the writers' sql_mode. "
+            "The next scheduled run retries.",
         )
 
     def after(self, deleted: int) -> NoInstant:
         """The same refusal, saying that `deleted` rows were deleted earlier in the run."""
-        return NoInstant(self.role, self.table, self.column, self.rows, deleted)
+        return NoInstant(
+            self.role, self.table, self.column, self.rows, deleted, birth=self.birth
+        )
 
 
 def instant_or_refused(value: object, role: str, table: str, column: str) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
+from psycopg.adapt import Buffer, Loader
+from psycopg.pq import Format
 
 from dataward.model.store import Database
 from dataward.purge.credentials import Credentials, Timeouts
@@ -81,6 +84,38 @@ class PostgresSession(Session):
         return bool(value)
 
 
+class _InfiniteAsText(Loader):
+    """A date or timestamp loader that returns PostgreSQL's `infinity` and `-infinity` as
+    their text, which no Python date can hold (psycopg's own loaders raise DataError and
+    the statement failed "SQLSTATE unknown"), as PyMySQL returns a MariaDB zero date; every
+    other value goes to psycopg's loader for the type. A trigger read back as text names
+    no instant (errors.instant_or_refused; subjects' `Located.trigger`); any other column
+    is exported as the server shows it."""
+
+    inner: type[Loader]
+
+    def __init__(self, oid: int, context: Any = None) -> None:
+        super().__init__(oid, context)
+        self._inner = self.inner(oid, context)
+
+    def load(self, data: Buffer) -> Any:
+        if data[-8:] == b"infinity":  # 'infinity' or '-infinity': no date ends so
+            return bytes(data).decode()
+        return self._inner.load(data)
+
+
+def _read_infinities(connection: psycopg.Connection[Any]) -> None:
+    """Register `_InfiniteAsText` for date, timestamp and timestamptz (text results)."""
+    adapters = connection.adapters
+    for name in ("date", "timestamp", "timestamptz"):
+        info = adapters.types[name]
+        inner = adapters.get_loader(info.oid, Format.TEXT)
+        if inner is None or issubclass(inner, _InfiniteAsText):
+            continue
+        loader = type(f"InfiniteAsText_{name}", (_InfiniteAsText,), {"inner": inner})
+        adapters.register_loader(info.oid, loader)
+
+
 def classifier(role: str, database: Database) -> Classifier:
     """Map psycopg exceptions to PurgeError, keeping only the SQLSTATE."""
     where = f"the {role} database {database.host}:{database.port}/{database.name}"
@@ -136,6 +171,7 @@ def connect(
                 refused, f"{where} refused the login from the credentials Secret"
             ) from None
         raise PurgeError(unavailable, f"could not connect to {where}") from None
+    _read_infinities(connection)
     session = PostgresSession(connection, role, classify)
     session.database_name = database.name
     session.execute("SET TIME ZONE 'UTC'")

@@ -192,6 +192,24 @@ class Dialect:
             return f"CAST({day} AS timestamp)"
         return f"CAST({day} AS DATETIME(6))"
 
+    def no_instant(self, ref: str, *, future: bool = False) -> str:
+        """SQL true when the date or timestamp `ref` names no instant (errors.NoInstant):
+        PostgreSQL's `-infinity`; MariaDB's zero date, or a date with a zero month or day.
+        `future`: PostgreSQL's `infinity` too, for a value that must name a real day (a
+        birth date); a trigger of `infinity` names one that never comes: never expired.
+        NULL is neither this nor `an_instant` (it is no value at all)."""
+        if self.engine == "mysql":
+            return f"(MONTH({ref}) = 0 OR DAYOFMONTH({ref}) = 0)"
+        return f"NOT isfinite({ref})" if future else f"{ref} = '-infinity'"
+
+    def an_instant(self, ref: str, *, future: bool = False) -> str:
+        """SQL true when `ref` names an instant: `no_instant`'s complement on every non-NULL
+        value. PostgreSQL's form is a range start (`> '-infinity'`), which an index scan of
+        the timestamp takes for free."""
+        if self.engine == "mysql":
+            return f"MONTH({ref}) <> 0 AND DAYOFMONTH({ref}) <> 0"
+        return f"isfinite({ref})" if future else f"{ref} > '-infinity'"
+
     def utc_instant(self, naive: str) -> str:
         """SQL for a naive UTC timestamp as an instant (MySQL: the session's zone is UTC)."""
         if self.engine == "postgresql":
@@ -370,7 +388,13 @@ class ChildRule:
         consent = prefix + dialect.quote(self.consent)
         no_consent = f"{consent} IS NOT TRUE" if self.consent_is_flag else f"{consent} IS NULL"
         if self.birth_date is not None:
-            child = f"{timestamp} < {self.birthday_sql(dialect, prefix)}"
+            # A birth date naming no day (`no_birth_sql`) makes no one a child (PostgreSQL's
+            # `infinity` plus 14 years is after every row): the run refuses such a row.
+            birth = prefix + dialect.quote(self.birth_date)
+            child = (
+                f"{timestamp} < {self.birthday_sql(dialect, prefix)} "
+                f"AND {dialect.an_instant(birth, future=True)}"
+            )
         else:
             assert self.age_column is not None
             child = f"{prefix}{dialect.quote(self.age_column)} < {int(self.age)}"
@@ -395,6 +419,18 @@ class ChildRule:
         if any(shift for _, shift in self.shifts):
             start = dialect.add_microseconds(start, _pieces_sql(dialect, day, self.shifts, -1))
         return dialect.utc_instant(start) if self.collected_kind == "instant" else start
+
+    def no_birth_sql(self, dialect: Dialect) -> str:
+        """Rows without consent whose birth date names no day (`Dialect.no_instant`, infinity
+        too): their age is unknown and unknown is not absent, so the run refuses them
+        (errors.NoInstant) rather than read them as an adult's or a child's. FALSE for an
+        age column."""
+        if self.birth_date is None:
+            return "FALSE"
+        consent = dialect.quote(self.consent)
+        no_consent = f"{consent} IS NOT TRUE" if self.consent_is_flag else f"{consent} IS NULL"
+        birth = dialect.no_instant(dialect.quote(self.birth_date), future=True)
+        return f"{birth} AND {no_consent}"
 
     def unknown_sql(self, dialect: Dialect) -> str:
         """Rows whose age is unknown (NULL birth date or age): kept, and reported."""
@@ -459,6 +495,17 @@ class TableStatements:
         """`read` of each column, comma-separated."""
         return ", ".join(self.read(c, prefix) for c in columns)
 
+    def _upto(self, prefix: str = "") -> str:
+        """`ts <= %s`, the cutoff (or a bound), and on PostgreSQL only a trigger that names an
+        instant: psycopg cannot read `-infinity` back and it sorts before every row, so
+        every PostgreSQL statement leaves it (the run's count refuses it, `count_no_instant`).
+        MariaDB's statements that read their triggers back see a zero date and refuse it
+        there; those that do not take only instants (`_an_instant`)."""
+        ts = prefix + self._ts
+        if self.dialect.engine == "postgresql":
+            return f"{ts} <= %s AND {self.dialect.an_instant(ts)}"
+        return f"{ts} <= %s"
+
     def _child(self, prefix: str = "") -> str:
         if self.child is None:
             return ""
@@ -489,7 +536,7 @@ class TableStatements:
     def count_expired(self) -> str:
         """Expired rows and the oldest trigger among them; params: cutoff."""
         return (
-            f"SELECT count(*), min({self._ts}) FROM {self._t} WHERE {self._ts} <= %s"
+            f"SELECT count(*), min({self._ts}) FROM {self._t} WHERE {self._upto()}"
             + self._child()
         )
 
@@ -498,18 +545,28 @@ class TableStatements:
         (the rows both this and the retention would take); params: cutoff, other bound."""
         other = self.dialect.quote(timestamp)
         return (
-            f"SELECT count(*) FROM {self._t} WHERE {self._ts} <= %s{self._child()} "
+            f"SELECT count(*) FROM {self._t} WHERE {self._upto()}{self._child()} "
             f"AND {other} <= %s"
         )
 
     def count_no_instant(self) -> str:
-        """MySQL: rows at or before a bound whose trigger names no instant (a zero date, or a
-        zero month or day: see errors.NoInstant; they sort before every real date of their
-        year, so a cutoff's range holds them); params: bound. Not the child rule: every such
-        row the bound reaches is counted, whoever's it is."""
+        """Rows at or before a bound whose trigger names no instant (`Dialect.no_instant`:
+        PostgreSQL's -infinity sorts before every date, a MariaDB zero date or zero month or
+        day before every real date of its year, so a cutoff's range holds them); params:
+        bound. Not the child rule: every such row the bound reaches is counted, whoever's it
+        is."""
         return (
             f"SELECT count(*) FROM {self._t} WHERE {self._ts} <= %s "
-            f"AND (MONTH({self._ts}) = 0 OR DAYOFMONTH({self._ts}) = 0)"
+            f"AND {self.dialect.no_instant(self._ts)}"
+        )
+
+    def count_no_birth(self) -> str:
+        """A children's table: rows at or before a bound without consent whose birth date
+        names no day (`ChildRule.no_birth_sql`); params: bound."""
+        assert self.child is not None
+        return (
+            f"SELECT count(*) FROM {self._t} WHERE {self._ts} <= %s "
+            f"AND {self.child.no_birth_sql(self.dialect)}"
         )
 
     def count_null(self) -> str:
@@ -645,7 +702,7 @@ class TableStatements:
         return f"{self._ts} >= %s AND ({self._ts} > %s OR ({self._ts} = %s AND {key_after}))"
 
     def _where_expired(self, after: bool) -> str:
-        return f"{self._ts} <= %s" + self._child() + (f" AND {self._after()}" if after else "")
+        return self._upto() + self._child() + (f" AND {self._after()}" if after else "")
 
     def _order(self, descending: bool = False) -> str:
         way = " DESC" if descending else ""
@@ -689,7 +746,7 @@ class TableStatements:
         )
         gone = (
             f"DELETE FROM {self._t} WHERE ctid = ANY(ARRAY(SELECT dw_tid FROM dw_picked)) "
-            f"AND ({self._ts} <= %s{self._child()}) IS TRUE RETURNING {returning}"
+            f"AND ({self._upto()}{self._child()}) IS TRUE RETURNING {returning}"
         )
         last = f"SELECT {self._ts}, {keys} FROM dw_picked ORDER BY {self._order(True)} LIMIT 1"
         last_columns = ", ".join(f"dw_last.{c}" for c in (self._ts, *self._quoted_keys()))
@@ -736,7 +793,7 @@ class TableStatements:
         return (
             f"DELETE FROM {self._t} WHERE {self._ts} <= %s"
             + (f" AND {self._after()}" if after else "")
-            + f" AND {self._ts} <= %s{self._child()}"
+            + f" AND {self._upto()}{self._child()}"
         )
 
     def copy_range_out(self, after: bool, columns: Sequence[str], binary: bool = False) -> str:
@@ -770,7 +827,7 @@ class TableStatements:
                 f"WHERE ({self._key_match(rows)}) AND {self._ts} <= %s{self._child()}"
             )
         return (
-            f"DELETE FROM {self._t} WHERE ({self._key_match(rows)}) AND {self._ts} <= %s"
+            f"DELETE FROM {self._t} WHERE ({self._key_match(rows)}) AND {self._upto()}"
             + self._child()
         )
 
@@ -1073,7 +1130,7 @@ def error_categories(role: str) -> tuple[ErrorCategory, ErrorCategory, ErrorCate
 def _an_instant(ts: str) -> str:
     """MySQL, the statements that delete or copy rows without reading their triggers back
     (the key sweep's, `delete_through`, the literal copies): only a trigger that names an
-    instant (errors.NoInstant).
+    instant (errors.NoInstant, `Dialect.an_instant`).
     The run's count refuses the zero dates there are at its start; one written during the
-    run inside a range is left, never deleted, and the next run's count refuses it."""
-    return f" AND MONTH({ts}) <> 0 AND DAYOFMONTH({ts}) <> 0"
+    run inside a range is left, never deleted, and the count at the run's end refuses it."""
+    return f" AND {MYSQL.an_instant(ts)}"

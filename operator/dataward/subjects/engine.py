@@ -535,24 +535,33 @@ class Located:
     kinds: tuple[tuple[str, str], ...] = ()
 
     role: str = "live"  # or "archive"
+    # Whether a trigger's value decides the answer: an access (which says under which statute
+    # her rows are kept) and an erasure under a statute; an erasure without one erases her
+    # rows whatever their triggers hold (`_observe`).
+    strict: bool = True
 
     def trigger(self, value: Any) -> datetime | None:
-        """A trigger value of this table read back, as a UTC instant (the purge's reading).
-        A value that is no date (PyMySQL returns MariaDB's zero date `0000-00-00`, or one with
-        a zero month or day, as text) is refused: nothing says when the row's retention or
+        """A trigger value of this table read back, as a UTC instant (the purge's reading);
+        None when it has not happened: NULL, or PostgreSQL's `infinity`, an instant that
+        never comes (the loader returns it as text, `postgres._InfiniteAsText`).
+        A value that names no instant (PostgreSQL's `-infinity`; MariaDB's zero date
+        `0000-00-00`, or one with a zero month or day, which PyMySQL returns as text) is
+        refused where it decides (`strict`): nothing says when the row's retention or
         statute ends, and reading it as anything (NULL: not happened yet) would decide that."""
-        if value is None:
+        if value is None or value == "infinity":
             return None
-        if not isinstance(value, datetime | date):
-            raise PurgeError(
-                "ColumnRefused",
-                f"timestamp column {self.plan.records.timestamp_column!r} of the {self.role} "
-                f"table {self.plan.table} holds, in a row of the subject, a value that is no "
-                "date (a MariaDB zero date, or a zero month or day): nothing says when that "
-                "row's retention ends, so the request stopped there. Give the row a real date, "
-                "or NULL if its trigger has not happened.",
-            )
-        return as_utc(value, self.zone)
+        if isinstance(value, datetime | date):
+            return as_utc(value, self.zone)
+        if not self.strict:
+            return None
+        raise PurgeError(
+            "ColumnRefused",
+            f"timestamp column {self.plan.records.timestamp_column!r} of the {self.role} "
+            f"table {self.plan.table} holds, in a row of the subject, a value that names no "
+            "instant (PostgreSQL's -infinity; a MariaDB zero date, or a zero month or day): "
+            "nothing says when that row's retention ends, so the request stopped there. Give "
+            "the row a real date, or NULL if its trigger has not happened.",
+        )
 
     def quoted(self, dialect: Dialect) -> str:
         """The column list."""
@@ -846,12 +855,15 @@ def _erase_statutory(
 ) -> tuple[int, int]:
     """A statute: copy the rows it keeps to the archive, then delete them from live.
 
-    Returns (deleted from live, newly archived). Only rows with a trigger are taken.
+    Returns (deleted from live, newly archived). Only rows whose trigger has happened are
+    taken: not NULL, and naming a finite instant (`Dialect.an_instant`: PostgreSQL's
+    `infinity` never comes, as NULL has not; a value naming no instant written since the
+    request read her triggers stays too).
     """
     d = live.dialect
     records = located.plan.records
     ts = d.quote(records.timestamp_column)
-    where = f"{located.predicate} AND {ts} IS NOT NULL"
+    where = f"{located.predicate} AND {ts} IS NOT NULL AND {d.an_instant(ts, future=True)}"
     archive = run.archive
     assert archive is not None
     if d.engine == "postgresql" and archive.dialect.engine == "postgresql":
@@ -1041,7 +1053,8 @@ def run_request(
         if skew is not None:
             return Outcome(_gated(replace(base, server_time=now), skew, job_clock()))
         base = replace(base, server_time=now)
-        observed = _observe(live, archive, plan, identifiers)
+        strict = request == "access" or statutory
+        observed = _observe(live, archive, plan, identifiers, strict)
         outcomes = [_outcome_of(o, lifecycle, now, request, options.dry_run) for o in observed]
         touched = sum(len(o.live_triggers) for o in observed)
         if request == "access":
@@ -1089,17 +1102,24 @@ def run_request(
 
 
 def _observe(
-    live: Session, archive: Session | None, plan: SubjectPlan, identifiers: Identifiers
+    live: Session,
+    archive: Session | None,
+    plan: SubjectPlan,
+    identifiers: Identifiers,
+    strict: bool = True,
 ) -> list[Observed]:
     """Locate every searchable table (live and archive), refuse an identifier none of its
-    kind's columns can read, then read the subject's triggers."""
+    kind's columns can read, then read the subject's triggers (`strict`: see
+    `Located.strict`)."""
     found: list[tuple[TablePlan, Located, Located | None]] = []
     for table in plan.tables:
-        located = locate(live, "live", table, identifiers)
+        located = replace(locate(live, "live", table, identifiers), strict=strict)
         archived = (
             None
             if archive is None
-            else locate(archive, "archive", table, identifiers, located.columns)
+            else replace(
+                locate(archive, "archive", table, identifiers, located.columns), strict=strict
+            )
         )
         found.append((table, located, archived))
     mismatched = [
@@ -1203,6 +1223,13 @@ def _dry_run(
     )
 
 
+def _read_triggers(
+    located: Located, rows: Sequence[tuple[Any, ...]]
+) -> list[datetime | None]:
+    """Each row's trigger (`Located.trigger`), for the access document."""
+    return [located.trigger(row[located.ts_position]) for row in rows]
+
+
 def _access(
     base: SubjectResult,
     live: Session,
@@ -1215,13 +1242,15 @@ def _access(
     outcomes: list[TableOutcome] = []
     for o in observed:
         live_rows = _rows(live, o.live)
-        found.append(FoundRows(o.table.records, "live", o.live.columns, live_rows, o.live.zone))
+        found.append(FoundRows(o.table.records, "live", o.live.columns, live_rows, o.live.zone,
+                               _read_triggers(o.live, live_rows)))  # fmt: skip
         archive_rows: list[tuple[Any, ...]] = []
         if archive is not None and o.archive is not None:
             archive_rows = _rows(archive, o.archive)
             found.append(
                 FoundRows(
-                    o.table.records, "archive", o.archive.columns, archive_rows, o.archive.zone
+                    o.table.records, "archive", o.archive.columns, archive_rows, o.archive.zone,
+                    _read_triggers(o.archive, archive_rows),
                 )
             )
         outcomes.append(

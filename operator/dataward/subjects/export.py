@@ -61,6 +61,9 @@ class FoundRows:
     rows: Sequence[tuple[Any, ...]]
     # records[].timeZone when this database's trigger column is naive (sql.column_zone).
     zone: ZoneInfo | None = None
+    # Each row's trigger as the request read it (`engine.Located.trigger`: PostgreSQL's
+    # infinity has not happened, a value naming no instant is refused); empty: read here.
+    triggers: Sequence[datetime | None] = ()
 
 
 def json_value(value: Any) -> Any:
@@ -87,8 +90,11 @@ def build_document(plan: SubjectPlan, found: Sequence[FoundRows], at: datetime) 
     for part in found:
         lowered = [c.lower() for c in part.columns]
         ts = lowered.index(part.records.timestamp_column.lower())
-        for row in part.rows:
-            trigger = None if row[ts] is None else as_utc(row[ts], part.zone)
+        for i, row in enumerate(part.rows):
+            if part.triggers:
+                trigger = part.triggers[i]
+            else:
+                trigger = None if row[ts] is None else as_utc(row[ts], part.zone)
             rows.append(
                 {
                     "table": part.records.table,
