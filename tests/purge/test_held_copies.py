@@ -99,3 +99,44 @@ def test_a_decimal_the_live_double_only_rounds_to_is_another_value() -> None:
     assert not same_value(1e16, Decimal("10000000000000001"))
     assert not same_value(0.1, Decimal("0.1000000000000000055511151231257827"))
     assert same_value(1e16, Decimal("10000000000000000")) and same_value(0.1, Decimal("0.10"))
+
+
+def test_the_archive_columns_type_decides_what_its_copy_is() -> None:
+    # By the archive column's catalogue type: what copying the live value stores there.
+    uid = "123e4567-e89b-12d3-a456-426655440000"
+    same = [
+        ("ab   ", "ab", "character"),  # PostgreSQL char(5) pads, MariaDB's CHAR drops
+        ("ab ", "ab", "char"),
+        (uid.upper(), UUID(uid), "uuid"),
+        ("{" + uid + "}", uid, "uuid"),
+        ('{"b": 1, "a": [1, 2.50]}', '{"a": [1, 2.50], "b": 1}', "jsonb"),
+        ('{"a": 1, "a": 2}', '{"a": 2}', "jsonb"),  # jsonb keeps the last duplicate key
+        ('{"a": 1e2}', '{"a": 100}', "jsonb"),
+        (float("nan"), float("nan"), "double precision"),
+        (-0.0, 0.0, "double"),  # MariaDB's DOUBLE stores -0.0 as 0
+        (Decimal("1.0"), Decimal("1.00"), "numeric"),  # one number: its scale is no value
+    ]
+    for live, held, kind in same:
+        assert same_value(live, held, kind), (live, held, kind)
+    other = [
+        ("ab", "AB", "char"),
+        (" ab", "ab", "character"),  # leading spaces are kept
+        ("ab ", "ab", "varchar"),
+        (uid, "123e4567-e89b-12d3-a456-426655440001", "uuid"),
+        ('{"a": 1.0}', '{"a": 1.00000000000000001}', "jsonb"),  # one double, two numbers
+        ('{"a": true}', '{"a": 1}', "jsonb"),
+        ('{"a": "1"}', '{"a": 1}', "jsonb"),
+        ('{"b": 1, "a": 2}', '{"a": 2, "b": 1}', "json"),  # json keeps its text
+        ('{"b": 1, "a": 2}', '{"a": 2, "b": 1}', ""),
+        (-0.0, 0.0, "double precision"),
+        (0.0, -0.0, "real"),
+        (timedelta(days=30), "1 mon", "interval"),  # postgres.IntervalText is a str
+    ]
+    for live, held, kind in other:
+        assert not same_value(live, held, kind), (live, held, kind)
+
+
+def test_a_padded_char_key_is_the_same_key() -> None:
+    live = [("k1    ", TS, "one"), ("k2    ", TS, "two")]
+    assert held_copies(live, [("k1", TS, "one")], [0], ["char", "", ""]) == ({("k1    ",)}, 0)
+    assert held_copies(live, [("k1", TS, "one")], [0]) == (set(), 1)

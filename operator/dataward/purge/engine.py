@@ -80,6 +80,7 @@ Fault injection for the crash tests: the engine calls `fault(point)` at `before-
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -160,6 +161,7 @@ from dataward.purge.sql import (
     bind_cutoff,
     column_zone,
     parse_table,
+    plain_uuid,
     same_copy_types,
     single_floats,
 )
@@ -222,6 +224,9 @@ class PreparedTable:
     binary_copy: bool = False
     # PostgreSQL archive: the copied columns of type json/jsonb there (`verify_json`).
     archive_json: tuple[str, ...] = ()
+    # The archive's columns, in the order of `columns`: what a copy stores is by their types
+    # (`same_value`).
+    archive_columns: tuple[Column, ...] = ()
     # records[].timeZone when the live trigger column is naive (wall clock or date), else None.
     live_zone: ZoneInfo | None = None
     # MariaDB, the archive a database of the live server that the live login may write: the
@@ -1095,7 +1100,8 @@ class TableRun:
         held: list[tuple[Any, ...]] = []
         for chunk in chunks(keys, max(1, archive.max_parameters // len(positions))):
             held.extend(archive.query(t.archive.select_rows(t.columns, len(chunk)), flat(chunk)))
-        present, differing = held_copies(rows, held, positions)
+        kinds = [c.data_type.lower() for c in t.archive_columns]
+        present, differing = held_copies(rows, held, positions, kinds)
         if differing:
             archive.rollback()
             self.live.rollback()
@@ -1153,12 +1159,31 @@ class TableRun:
 _IP_TYPES = (IPv4Address, IPv6Address, IPv4Interface, IPv6Interface, IPv4Network, IPv6Network)
 
 
-def _comparable(value: Any) -> Any:
-    """A value as both drivers' forms of it compare (hashable: keys are looked up by it):
-    bytes for any binary buffer, an aware instant as naive UTC (a MySQL session's zone is
-    UTC), a uuid or an IP address as its text (what MariaDB's UUID, CHAR or VARCHAR hold of
-    PostgreSQL's uuid and inet, and hand back), a time of day as the duration since
-    midnight (MariaDB's TIME reads as one)."""
+# Archive column types whose values differ from their text by trailing spaces alone: a
+# CHAR(n) (MariaDB drops them when read, PostgreSQL pads to n, and both compare without them).
+_PADDED = frozenset({"char", "character"})
+# Float types that keep -0.0 apart from 0.0 (PostgreSQL's; MariaDB's DOUBLE stores 0).
+_SIGNED_ZERO = frozenset({"double precision", "real"})
+
+
+def _comparable(value: Any, kind: str = "") -> Any:
+    """A value as both drivers' forms of it compare (hashable: keys are looked up by it), and
+    as the archive column of type `kind` (its catalogue data type, lower case; "" unknown)
+    stores it: bytes for any binary buffer, an aware instant as naive UTC (a MySQL session's
+    zone is UTC), a uuid or an IP address as its text (what MariaDB's UUID, CHAR or VARCHAR
+    hold of PostgreSQL's uuid and inet, and hand back), a time of day as the duration since
+    midnight (MariaDB's TIME reads as one). By `kind`, text as that type stores it: without
+    trailing spaces in a CHAR, a uuid's text in lower case (either engine's uuid), JSON in
+    a jsonb as its structure (`_json_form`)."""
+    if isinstance(value, str):
+        if kind in _PADDED:
+            return value.rstrip(" ")
+        if kind == "uuid":
+            parsed = plain_uuid(value)
+            return value if parsed is None else str(parsed)
+        if kind == "jsonb":
+            return _json_form(value)
+        return value
     if isinstance(value, bytearray | memoryview):
         return bytes(value)
     if isinstance(value, datetime):
@@ -1173,6 +1198,48 @@ def _comparable(value: Any) -> Any:
     return value
 
 
+def _json_form(text: str) -> Any:
+    """JSON text as a jsonb stores it (hashable): objects without key order, spacing or
+    duplicate keys (the last one kept), strings unescaped, numbers as exact decimals; the
+    text itself when it is no JSON (which no jsonb holds)."""
+    try:
+        parsed = json.loads(text, parse_float=Decimal, parse_int=Decimal, parse_constant=_no_json)
+    except ValueError:
+        return text
+    return _json_tagged(parsed)
+
+
+def _no_json(name: str) -> Any:
+    raise ValueError(name)  # NaN, Infinity: no JSON, no jsonb
+
+
+def _json_tagged(value: Any) -> Any:
+    """Parsed JSON as tagged tuples: true is no 1, and "1" no 1."""
+    if isinstance(value, dict):
+        return ("object", tuple(sorted((k, _json_tagged(v)) for k, v in value.items())))
+    if isinstance(value, list):
+        return ("array", tuple(_json_tagged(v) for v in value))
+    if isinstance(value, bool) or value is None:
+        return ("literal", value)
+    if isinstance(value, Decimal):
+        return ("number", _number_form(value))
+    return ("string", value)
+
+
+def _number_form(number: Decimal) -> tuple[int, tuple[int, ...], int]:
+    """A finite decimal as (sign, digits, exponent) without trailing zeros: 1.0, 1.00 and 1
+    alike (a numeric's scale is not its value), any number of digits kept exactly."""
+    sign, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    figures = list(digits)
+    while figures and figures[-1] == 0:
+        figures.pop()
+        exponent += 1
+    if not figures:
+        return (0, (), 0)  # zero, -0 too (neither engine's numeric keeps its sign)
+    return (sign, tuple(figures), exponent)
+
+
 def _exact_float(value: Any) -> Any:
     """A finite double bound for PostgreSQL as the numeric of its shortest digits: bound as
     float8, the server's cast to a numeric column keeps 15 digits (1.2345678901234567 ->
@@ -1183,18 +1250,24 @@ def _exact_float(value: Any) -> Any:
     return value
 
 
-def same_value(live: Any, held: Any) -> bool:
-    """Whether the archive's value `held` is what copying the live value `live` stores, the
-    two engines' driver forms aside: the one normalisation of the copy check (`held_copies`).
+def same_value(live: Any, held: Any, kind: str = "") -> bool:
+    """Whether the archive's value `held` is what copying the live value `live` stores in
+    an archive column of type `kind` (its catalogue data type, lower case; "" unknown), the
+    two engines' driver forms aside: the one comparison of the copy check (`held_copies`).
     Beyond `_comparable`: a Decimal and a float are the same when the Decimal as a double is
     the float (the copy of the Decimal into a double), a float and a Decimal when the
-    Decimal is the float's shortest digits (the copy of the float into a decimal; NaN never
-    equal), a date and a datetime when the datetime is that day's midnight (a DATE copied
-    into a timestamp).
+    Decimal is the float's shortest digits (the copy of the float into a decimal), a date
+    and a datetime when the datetime is that day's midnight (a DATE copied into a
+    timestamp). Two floats are the same when they are one double: NaN is NaN, and -0.0 is
+    not 0.0 in a PostgreSQL float column (MariaDB's DOUBLE stores -0.0 as 0). Two decimals
+    are the same number whatever their scale (1.0 and 1.00: no arithmetic tells them apart,
+    and a DECIMAL(p,s) column writes every value with s decimals anyway).
     Nothing else is loosened: text is compared code point by code point, so a value that
-    differs only in case, trailing spaces or JSON spacing differs (at worst a false
-    ArchiveKeyConflict, which deletes nothing; never a false copy)."""
-    a, b = _comparable(live), _comparable(held)
+    differs in case, or in spacing where its type keeps spacing, differs (at worst a false
+    ArchiveKeyConflict, which deletes nothing; never a false copy). Values the drivers read
+    alike though stored apart are read apart (`postgres.IntervalText`: '1 mon' and '30
+    days'; json as its text)."""
+    a, b = _comparable(live, kind), _comparable(held, kind)
     if type(a) is not type(b) and not isinstance(a, bool) and not isinstance(b, bool):
         if isinstance(a, float) and isinstance(b, Decimal):
             # The decimal a copy of the double stores is its shortest digits (1e16 ->
@@ -1206,28 +1279,43 @@ def same_value(live: Any, held: Any) -> bool:
             return a == datetime.combine(b, dt_time())
         if isinstance(b, datetime) and isinstance(a, date):
             return b == datetime.combine(a, dt_time())
+    if isinstance(a, float) and isinstance(b, float):
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        return a == b and (kind not in _SIGNED_ZERO or math.copysign(1, a) == math.copysign(1, b))
     return bool(a == b)
 
 
 def held_copies(
-    rows: Sequence[tuple[Any, ...]], held: Sequence[tuple[Any, ...]], positions: Sequence[int]
+    rows: Sequence[tuple[Any, ...]],
+    held: Sequence[tuple[Any, ...]],
+    positions: Sequence[int],
+    kinds: Sequence[str] = (),
 ) -> tuple[set[Cursor], int]:
     """Live rows against the archive's rows under their keys (both in the copied columns'
-    order): (the keys the archive holds, how many live rows have no copy of their own there).
+    order; `kinds`: the archive columns' data types, lower case, in that order): (the keys
+    the archive holds, how many live rows have no copy of their own there).
 
     The rule of "this archive row is that live row's copy" (`TableStatements.verify_json`
-    says it in SQL): the row under the live row's key equals it in every copied column
-    (`_comparable`), and no other live row of the batch has that key. A differing row is no
-    crashed run's copy but another row under a reused key; a key two live rows share (a
-    PostgreSQL table without a unique key) has one row in the archive for both, however
-    equal they are: taking either as a copy would delete a live row uncopied.
+    says it in SQL): the row under the live row's key is what copying it stores, in every
+    copied column (`same_value` by the archive column's type), and no other live row of the
+    batch has that key. A differing row is no crashed run's copy but another row under a
+    reused key; a key two live rows share (a PostgreSQL table without a unique key) has one
+    row in the archive for both, however equal they are: taking either as a copy would
+    delete a live row uncopied.
     """
-    by_key = {tuple(_comparable(row[i]) for i in positions): row for row in held}
+    width = max((len(row) for row in (*rows, *held)), default=0)
+    kind = list(kinds) + [""] * (width - len(kinds))
+
+    def key_of(row: tuple[Any, ...]) -> Cursor:
+        return tuple(_comparable(row[i], kind[i]) for i in positions)
+
+    by_key = {key_of(row): row for row in held}
     present: set[Cursor] = set()
     differing = 0
     seen: set[Cursor] = set()
     for row in rows:
-        key = tuple(_comparable(row[i]) for i in positions)
+        key = key_of(row)
         if key in seen and None not in key:
             differing += 1  # a second live row under the key: the archive keeps one row
             continue
@@ -1236,7 +1324,7 @@ def held_copies(
         if there is None:
             continue
         present.add(tuple(row[i] for i in positions))
-        if len(there) != len(row) or not all(map(same_value, row, there)):
+        if len(there) != len(row) or not all(map(same_value, row, there, kind)):
             differing += 1
     # A row the archive found under a live key that its key alone tells apart from every
     # live key (a case-insensitive collation: 'Ann@x' under 'ann@x') is another row too.
@@ -1750,6 +1838,7 @@ def prepare_table(
             if archive.dialect.engine == "postgresql"
             and archive_columns[c.name.lower()].data_type.lower() in ("json", "jsonb")
         ),
+        archive_columns=tuple(archive_columns[c.name.lower()] for c in columns.values()),
         **children,
     )
 
