@@ -171,3 +171,45 @@ def test_a_postgresql_interval_of_months_archived_into_mariadb_keeps_its_months(
         assert held == "1 year 2 mons 3 days 04:05:06"
     else:
         assert count(live, table) == 2
+
+
+@pytest.mark.parametrize(
+    ("engine", "live_type", "archive_type", "value"),
+    [
+        ("postgresql", "numeric", "DECIMAL(10,2)", "1.005"),
+        ("postgresql", "numeric(12,4)", "DECIMAL(10,2)", "12.3456"),
+        ("mysql", "DECIMAL(12,4)", "numeric(10,2)", "12.3456"),
+        ("mysql", "DOUBLE", "numeric(10,2)", "0.125"),
+    ],
+)
+def test_a_value_the_archive_column_rounds_is_refused(
+    servers: DatabaseServers, engine: str, live_type: str, archive_type: str, value: str
+) -> None:
+    """The archive's DECIMAL keeps fewer digits than the live value has: the archive's
+    INSERT rounded it (a note, no error, on MariaDB; silently on PostgreSQL) and the live
+    row was deleted, the archive keeping another number."""
+    live, archive, table, doc = _table(servers, engine, live_type, archive_type, value)
+    before = _text(live, table)
+    result = run_purge(doc, live, archive)
+    assert result.result == "Failed", result.message
+    assert result.reason == "ArchiveVerifyFailed", result.message
+    assert _text(live, table) == before, "a live row deleted for a rounded copy"
+    assert count(archive, table) == 0
+    assert value.strip("'") not in result.to_json()
+
+
+@pytest.mark.parametrize(
+    ("engine", "live_type", "archive_type", "value"),
+    [
+        ("postgresql", "numeric", "DECIMAL(10,2)", "1.500"),
+        ("mysql", "DECIMAL(12,4)", "numeric(10,2)", "12.3400"),
+    ],
+)
+def test_a_value_the_archive_column_holds_exactly_is_copied(
+    servers: DatabaseServers, engine: str, live_type: str, archive_type: str, value: str
+) -> None:
+    """Trailing zeros are no digits the archive loses: 1.500 fits a DECIMAL(10,2)."""
+    live, archive, table, doc = _table(servers, engine, live_type, archive_type, value)
+    result = run_purge(doc, live, archive)
+    assert result.result == "Succeeded", result.message
+    assert count(live, table) == 0 and count(archive, table) == 2

@@ -160,6 +160,7 @@ from dataward.purge.sql import (
     as_utc,
     bind_cutoff,
     column_zone,
+    decimal_fits,
     parse_table,
     plain_uuid,
     same_copy_types,
@@ -225,7 +226,7 @@ class PreparedTable:
     # PostgreSQL archive: the copied columns of type json/jsonb there (`verify_json`).
     archive_json: tuple[str, ...] = ()
     # The archive's columns, in the order of `columns`: what a copy stores is by their types
-    # (`same_value`).
+    # (`same_value`, `unkept_columns`).
     archive_columns: tuple[Column, ...] = ()
     # records[].timeZone when the live trigger column is naive (wall clock or date), else None.
     live_zone: ZoneInfo | None = None
@@ -1118,6 +1119,16 @@ class TableRun:
         keys = [tuple(row[i] for i in positions) for row in rows]
         if not rows:
             return keys, 0
+        unkept = unkept_columns(rows, t.columns, t.archive_columns)
+        if unkept:
+            self.live.rollback()
+            raise PurgeError(
+                "ArchiveVerifyFailed",
+                f"column(s) {', '.join(unkept)} of {self.name} hold numbers with more digits "
+                "than the archive's DECIMAL column keeps: the copy would be rounded, so none of "
+                "this batch was copied or deleted from the live database. Give the archive "
+                "column the live column's precision and scale.",
+            )
         per_key = max(1, archive.max_parameters // len(positions))
         try:
             try:
@@ -1284,6 +1295,33 @@ def same_value(live: Any, held: Any, kind: str = "") -> bool:
             return math.isnan(a) and math.isnan(b)
         return a == b and (kind not in _SIGNED_ZERO or math.copysign(1, a) == math.copysign(1, b))
     return bool(a == b)
+
+
+def unkept_columns(
+    rows: Sequence[tuple[Any, ...]], columns: Sequence[str], archive: Sequence[Column]
+) -> list[str]:
+    """The copied columns (names, in order) where a live number has more digits than the
+    archive's DECIMAL(p,s) or numeric(p,s) column keeps (`decimal_fits`): its INSERT would
+    round it (MariaDB with a note, PostgreSQL silently), and the live row go while the
+    archive keeps another number. A float counts by its shortest digits (what the copy
+    writes). Only such columns are looked at: none, no cost."""
+    narrow = [
+        (i, c.digits)
+        for i, c in enumerate(archive)
+        if c.digits is not None and c.data_type.lower() in ("decimal", "numeric")
+    ]
+    unkept: list[str] = []
+    for i, digits in narrow:
+        for row in rows:
+            value = row[i]
+            if isinstance(value, float) and math.isfinite(value):
+                value = Decimal(repr(value))
+            elif isinstance(value, int) and not isinstance(value, bool):
+                value = Decimal(value)
+            if isinstance(value, Decimal) and value.is_finite() and not decimal_fits(value, digits):
+                unkept.append(columns[i])
+                break
+    return unkept
 
 
 def held_copies(

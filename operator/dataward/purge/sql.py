@@ -86,7 +86,8 @@ class Column:
     udt_name: str | None = None
     # MySQL, a character column: its character set (latin1, utf8mb3, utf8mb4, ...).
     charset: str | None = None
-    # MySQL, a number column: its (NUMERIC_PRECISION, NUMERIC_SCALE), DECIMAL(10,2)'s (10, 2).
+    # A number column: its (NUMERIC_PRECISION, NUMERIC_SCALE), DECIMAL(10,2)'s (10, 2); on
+    # PostgreSQL only a numeric(p,s) has them (an unconstrained numeric: None).
     digits: tuple[int, int] | None = None
     # MySQL, a character or bytes column: its length in bytes (BINARY(16)'s 16).
     octets: int | None = None
