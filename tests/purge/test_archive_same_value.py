@@ -213,3 +213,27 @@ def test_a_value_the_archive_column_holds_exactly_is_copied(
     result = run_purge(doc, live, archive)
     assert result.result == "Succeeded", result.message
     assert count(live, table) == 0 and count(archive, table) == 2
+
+
+@pytest.mark.parametrize("archive_engine", ["postgresql", "mysql"])
+def test_identical_live_rows_sharing_a_key_split_across_batches_are_not_deleted(
+    servers: DatabaseServers, archive_engine: str
+) -> None:
+    """Two identical rows under key 7 in a PostgreSQL table without a unique key, batches of
+    one row: the first 7 went with its batch, the cursor (ts, 7) passed over the second, and
+    the next run took the archived 7 as its copy: two live rows deleted, one archived (two
+    identical ledger entries are two entries). The batch that would end between them stops."""
+    live = servers.pg_live
+    archive = servers.pg_archive if archive_engine == "postgresql" else servers.mysql_archive
+    table = unique("twins")
+    create_table(live, table, "timestamptz", primary_key=False)
+    create_table(archive, table, KIND[archive_engine])
+    old = datetime.now(UTC).replace(microsecond=0) - timedelta(days=400)
+    insert_rows(live, table, "timestamptz", [(6, old), (7, old), (7, old), (8, old)])
+    doc = store_doc(live, table, category="contracts", archive=archive, batchSize=1)
+    for _ in range(2):
+        result = run_purge(doc, live, archive)
+        assert result.result == "Failed" and result.reason == "ArchiveKeyConflict", result.message
+        assert "row-" not in result.to_json()
+        assert sorted(i for (i,) in live.query(f"SELECT id FROM {table}")) == [7, 7, 8]
+        assert archive.query(f"SELECT id FROM {table}") == [(6,)]

@@ -228,6 +228,9 @@ class PreparedTable:
     # The archive's columns, in the order of `columns`: what a copy stores is by their types
     # (`same_value`, `unkept_columns`).
     archive_columns: tuple[Column, ...] = ()
+    # Statutory, PostgreSQL live: no unique key on the key columns, so two identical rows can
+    # share a key and a batch can end between them (`TableRun._twin_left`).
+    live_twins: bool = False
     # records[].timeZone when the live trigger column is naive (wall clock or date), else None.
     live_zone: ZoneInfo | None = None
     # MariaDB, the archive a database of the live server that the live login may write: the
@@ -806,6 +809,7 @@ class TableRun:
             if not taken.picked:
                 session.rollback()
                 return Step(0)
+            self._twin_left(session, taken)
             keys: list[Cursor] = []
             if as_json:
                 archived = self.copy_json(taken.payload, taken.deleted)
@@ -820,6 +824,29 @@ class TableRun:
             raise self._needs(session, "DELETE", error) from None
         self.fault("after-delete")
         return Step(taken.picked, deleted, archived, last=taken.last)
+
+    def _twin_left(self, session: Session, taken: Taken) -> None:
+        """A PostgreSQL live table without a unique key on the key columns: ArchiveKeyConflict
+        when a row identical in (ts, keys) to the batch's last row is left after its DELETE
+        (the batch ended between two rows sharing a key). The next batch's cursor passes
+        over it and the next run would find the archived row under its key and take it as
+        this row's copy: two live rows, one archived. Within one batch the copy check
+        refuses them (`held_copies`); split, nothing after the first batch can tell. A
+        range batch takes every row of its last instant and needs no check."""
+        t = self.table
+        if not t.live_twins or taken.last is None:
+            return
+        ((left,),) = session.query(t.live.twin_left(), list(taken.last))
+        if left:
+            raise PurgeError(
+                "ArchiveKeyConflict",
+                f"rows of {self.name} share their key with another row identical to it in the "
+                f"trigger and key columns ({', '.join(t.records.key_columns)} has no unique key "
+                "in the live table): the archive keeps one row per key, so the second would "
+                "be deleted for the first one's copy; none of this batch was deleted from the "
+                "live database. Give those rows distinct keys, or add a unique key on the key "
+                "columns, then run again.",
+            )
 
     def _attempt_range(self, batches: Batches, after: Cursor | None, limit: int) -> Step | None:
         """PostgreSQL to PostgreSQL: a timestamp-range batch deleted into a COPY stream, the
@@ -1845,6 +1872,13 @@ def prepare_table(
             "copy rows twice; add a PRIMARY KEY or UNIQUE constraint on the key columns.",
         )
     archive_unique, archive_ts = _mysql_indexes(archive, table, records, "archive")
+    twins = False
+    if live.dialect.engine == "postgresql":
+        keyed = frozenset(live.dialect.name(k).lower() for k in records.key_columns)
+        twins = not any(
+            frozenset(c.lower() for c in u) <= keyed for u in live.unique_keys(table)
+        )
+        live.commit()
     binary = live.dialect.engine == archive.dialect.engine == "postgresql" and same_copy_types(
         tuple(columns.values()), tuple(archive_columns.values())
     )
@@ -1877,6 +1911,7 @@ def prepare_table(
             and archive_columns[c.name.lower()].data_type.lower() in ("json", "jsonb")
         ),
         archive_columns=tuple(archive_columns[c.name.lower()] for c in columns.values()),
+        live_twins=twins,
         **children,
     )
 

@@ -982,6 +982,14 @@ class TableStatements:
             f"LEFT JOIN {self._t} AS dw_a ON {join}"
         )
 
+    def twin_left(self) -> str:
+        """PostgreSQL, in a batch's transaction after its DELETE: whether a row is left
+        under the (ts, keys) of the batch's last row (params: that cursor). Such a row is
+        its twin, which the next batch's `(ts, keys) >` cursor passes over and the next run
+        takes as already archived (`TableRun._twin_left`)."""
+        match = " AND ".join(f"{c} = %s" for c in (self._ts, *self._quoted_keys()))
+        return f"SELECT EXISTS (SELECT 1 FROM {self._t} WHERE {match})"
+
     def select_rows(self, columns: Sequence[str], rows: int) -> str:
         """The rows under these keys, `columns` in order (`read`); params: the keys flattened."""
         return f"SELECT {self.read_list(columns)} FROM {self._t} WHERE {self._key_match(rows)}"
