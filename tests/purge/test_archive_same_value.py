@@ -237,3 +237,29 @@ def test_identical_live_rows_sharing_a_key_split_across_batches_are_not_deleted(
         assert "row-" not in result.to_json()
         assert sorted(i for (i,) in live.query(f"SELECT id FROM {table}")) == [7, 7, 8]
         assert archive.query(f"SELECT id FROM {table}") == [(6,)]
+
+
+@pytest.mark.parametrize(
+    ("engine", "live_type", "archive_type"),
+    [("postgresql", "numeric", "numeric(10,2)"), ("mysql", "DECIMAL(12,4)", "DECIMAL(10,2)")],
+)
+def test_a_value_an_archive_of_the_same_engine_would_round_is_refused(
+    servers: DatabaseServers, engine: str, live_type: str, archive_type: str
+) -> None:
+    """PostgreSQL's COPY and JSON copies cast 12.3456 into numeric(10,2) as 12.35, MariaDB's
+    literal copy rounds it with a note: counted as copied, the live row deleted. Such a
+    table's batches go row by row, where each number is looked at: 12.34 goes, 12.3456 not."""
+    live, archive = servers.pair(engine)  # type: ignore[arg-type]
+    table = unique("narrow")
+    for server, kind in ((live, live_type), (archive, archive_type)):
+        create_table(server, table, KIND[server.engine])
+        server.execute(f"ALTER TABLE {table} ADD COLUMN v {kind}")
+    old = datetime.now(UTC).replace(microsecond=0) - timedelta(days=400)
+    insert_rows(live, table, KIND[engine], [(1, old), (2, old), (3, old)])
+    live.execute(f"UPDATE {table} SET v = 12.34", f"UPDATE {table} SET v = 12.3456 WHERE id = 3")
+    doc = store_doc(live, table, category="contracts", archive=archive, batchSize=2)
+    result = run_purge(doc, live, archive)
+    assert result.result == "Failed" and result.reason == "ArchiveVerifyFailed", result.message
+    assert [i for (i,) in live.query(f"SELECT id FROM {table}")] == [3]
+    assert _text(archive, table) == [(1, "12.34"), (2, "12.34")]
+    assert "12.34" not in result.to_json()

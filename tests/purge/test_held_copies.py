@@ -8,7 +8,8 @@ from decimal import Decimal
 from ipaddress import IPv4Address
 from uuid import UUID
 
-from dataward.purge.engine import held_copies, same_value
+from dataward.purge.engine import held_copies, same_value, unkept_columns
+from dataward.purge.sql import Column, narrowed_columns
 
 TS = datetime(2024, 5, 6, 7, 8, 9, 123456)
 LIVE = [(1, TS, "ann"), (2, TS, "bob"), (3, TS, "cy")]
@@ -140,3 +141,27 @@ def test_a_padded_char_key_is_the_same_key() -> None:
     live = [("k1    ", TS, "one"), ("k2    ", TS, "two")]
     assert held_copies(live, [("k1", TS, "one")], [0], ["char", "", ""]) == ({("k1    ",)}, 0)
     assert held_copies(live, [("k1", TS, "one")], [0]) == (set(), 1)
+
+
+def test_numbers_an_archive_decimal_would_round() -> None:
+    archive = [Column("id", "bigint", None), Column("v", "decimal", None, digits=(10, 2))]
+    fits = [(1, Decimal("12.34")), (2, Decimal("1.500"))]
+    assert unkept_columns(fits, ["id", "v"], archive) == []
+    assert unkept_columns([(1, Decimal("12.345"))], ["id", "v"], archive) == ["v"]
+    assert unkept_columns([(1, 0.125)], ["id", "v"], archive) == ["v"]
+    assert unkept_columns([(1, 0.5), (2, None)], ["id", "v"], archive) == []
+    unconstrained = [Column("id", "bigint", None), Column("v", "numeric", None)]
+    assert unkept_columns([(1, Decimal("12.345"))], ["id", "v"], unconstrained) == []
+
+
+def test_live_columns_an_archive_decimal_may_round() -> None:
+    archive = [Column("a", "numeric", None, digits=(10, 2))] * 6
+    live = [
+        Column("a", "integer", None),
+        Column("b", "decimal", None, digits=(8, 2)),
+        Column("c", "decimal", None, digits=(12, 4)),  # more decimals
+        Column("d", "numeric", None),  # unconstrained
+        Column("e", "double precision", None),
+        Column("f", "decimal", None, digits=(12, 2)),  # wider: an overflow fails, no rounding
+    ]
+    assert narrowed_columns(live, archive) == ("c", "d", "e")

@@ -161,6 +161,7 @@ from dataward.purge.sql import (
     bind_cutoff,
     column_zone,
     decimal_fits,
+    narrowed_columns,
     parse_table,
     plain_uuid,
     same_copy_types,
@@ -231,6 +232,10 @@ class PreparedTable:
     # Statutory, PostgreSQL live: no unique key on the key columns, so two identical rows can
     # share a key and a batch can end between them (`TableRun._twin_left`).
     live_twins: bool = False
+    # Copied columns whose numbers the archive's DECIMAL(p,s) may round (`narrowed_columns`):
+    # such a table's statutory batches go row by row, where `unkept_columns` sees each value
+    # (the same-engine COPY, JSON, literal and server-side copies would round unseen).
+    narrowed: tuple[str, ...] = ()
     # records[].timeZone when the live trigger column is naive (wall clock or date), else None.
     live_zone: ZoneInfo | None = None
     # MariaDB, the archive a database of the live server that the live login may write: the
@@ -498,9 +503,13 @@ class TableRun:
         )
 
     def _archive_by_copy(self) -> bool:
-        """PostgreSQL to PostgreSQL: the archive takes range batches by COPY."""
+        """PostgreSQL to PostgreSQL: the archive takes range batches by COPY (unless a
+        column's numbers go row by row, `PreparedTable.narrowed`)."""
         assert self.archive is not None
-        return self.archive.dialect.engine == self.live.dialect.engine == "postgresql"
+        return (
+            self.archive.dialect.engine == self.live.dialect.engine == "postgresql"
+            and not self.table.narrowed
+        )
 
     def second_lane(
         self, make: Callable[[Session | None], Batches], statutory: bool
@@ -791,12 +800,15 @@ class TableRun:
                 if step.picked:
                     self.fault("after-delete")
                 return step
-            as_json = self.archive.dialect.engine == session.dialect.engine == "postgresql"
+            as_json = self._archive_by_copy()
             if as_json:
                 ranged = self._attempt_range(batches, after, limit)
                 if ranged is not None:
                     return ranged
-            if self.archive.dialect.engine == session.dialect.engine == "mysql":
+            if (
+                self.archive.dialect.engine == session.dialect.engine == "mysql"
+                and not self.table.narrowed
+            ):
                 if self.table.server_side is not None and isinstance(batches, MySQLKeyBatches):
                     done = self._attempt_server_side(batches, after, limit)
                     if done is not None:
@@ -1912,6 +1924,9 @@ def prepare_table(
         ),
         archive_columns=tuple(archive_columns[c.name.lower()] for c in columns.values()),
         live_twins=twins,
+        narrowed=narrowed_columns(
+            [columns[n.lower()] for n in names], [archive_columns[n.lower()] for n in names]
+        ),
         **children,
     )
 

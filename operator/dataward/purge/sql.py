@@ -136,6 +136,32 @@ def plain_uuid(value: str) -> UUID | None:
     return UUID(value.strip("{}"))
 
 
+# Integer types: a value too wide for a DECIMAL fails the INSERT (strict mode, PostgreSQL);
+# none has digits after the point to round.
+_INTEGERS = frozenset(
+    {"smallint", "integer", "bigint", "tinyint", "mediumint", "int"}
+)
+
+
+def narrowed_columns(live: Sequence[Column], archive: Sequence[Column]) -> tuple[str, ...]:
+    """The live columns (names, in order; `archive` pairs with `live`) whose values the
+    archive column may round: it is a DECIMAL(p,s)/numeric(p,s) and the live column is no
+    integer nor a decimal of at most s decimals (a float, an unconstrained numeric, a
+    decimal with more decimals, text). Too many whole digits fail the INSERT instead."""
+    narrowed = []
+    for mine, theirs in zip(live, archive, strict=True):
+        if theirs.digits is None or theirs.data_type.lower() not in ("decimal", "numeric"):
+            continue
+        kind = mine.data_type.lower()
+        if kind in _INTEGERS:
+            continue
+        if kind in ("decimal", "numeric") and mine.digits is not None:
+            if mine.digits[1] <= theirs.digits[1]:
+                continue
+        narrowed.append(mine.name)
+    return tuple(narrowed)
+
+
 # Types whose binary COPY form names a type by OID, which differs between two databases.
 _OID_BOUND_TYPES = frozenset({"array", "user-defined"})
 
