@@ -52,7 +52,14 @@ row's key of the batch (one query per batch: in SQL on a PostgreSQL archive, `ve
 else the rows under the keys, `held_copies`, the two drivers' forms of a value compared by
 `same_value`): any other row there is no copy (a key reused, a table restored from a
 backup, one row for two live rows sharing a key) and stops the run with
-ArchiveKeyConflict, nothing of the batch deleted. Single-precision floats are read as the
+ArchiveKeyConflict, nothing of the batch deleted. "Equal" is by the archive column's type
+(`same_value`: a CHAR without trailing spaces, a uuid in any case, jsonb by structure), and
+values the drivers read alike but stored apart are read apart (`postgres.IntervalText`,
+json as text). A PostgreSQL live table without a unique key on the key columns: a keyset
+batch that ends between two rows identical in (ts, keys) stops the run too
+(`TableRun._twin_left`). A number the archive's DECIMAL(p,s) would round is refused before
+the copy (`unkept_columns`); a table where that can happen copies row by row
+(`PreparedTable.narrowed`). Single-precision floats are read as the
 doubles they are wherever rows travel through a driver (`TableStatements.read`). Any row missing
 aborts the run with the live transaction rolled back, so nothing of the batch is deleted;
 live: DELETE (MySQL), COMMIT. A crash between any two steps leaves the rows in live, in live
