@@ -8,7 +8,8 @@ from decimal import Decimal
 from ipaddress import IPv4Address
 from uuid import UUID
 
-from dataward.purge.engine import held_copies, same_value
+from dataward.purge.engine import held_copies, same_value, unkept_columns
+from dataward.purge.sql import Column, narrowed_columns
 
 TS = datetime(2024, 5, 6, 7, 8, 9, 123456)
 LIVE = [(1, TS, "ann"), (2, TS, "bob"), (3, TS, "cy")]
@@ -99,3 +100,68 @@ def test_a_decimal_the_live_double_only_rounds_to_is_another_value() -> None:
     assert not same_value(1e16, Decimal("10000000000000001"))
     assert not same_value(0.1, Decimal("0.1000000000000000055511151231257827"))
     assert same_value(1e16, Decimal("10000000000000000")) and same_value(0.1, Decimal("0.10"))
+
+
+def test_the_archive_columns_type_decides_what_its_copy_is() -> None:
+    # By the archive column's catalogue type: what copying the live value stores there.
+    uid = "123e4567-e89b-12d3-a456-426655440000"
+    same = [
+        ("ab   ", "ab", "character"),  # PostgreSQL char(5) pads, MariaDB's CHAR drops
+        ("ab ", "ab", "char"),
+        (uid.upper(), UUID(uid), "uuid"),
+        ("{" + uid + "}", uid, "uuid"),
+        ('{"b": 1, "a": [1, 2.50]}', '{"a": [1, 2.50], "b": 1}', "jsonb"),
+        ('{"a": 1, "a": 2}', '{"a": 2}', "jsonb"),  # jsonb keeps the last duplicate key
+        ('{"a": 1e2}', '{"a": 100}', "jsonb"),
+        (float("nan"), float("nan"), "double precision"),
+        (-0.0, 0.0, "double"),  # MariaDB's DOUBLE stores -0.0 as 0
+        (Decimal("1.0"), Decimal("1.00"), "numeric"),  # one number: its scale is no value
+    ]
+    for live, held, kind in same:
+        assert same_value(live, held, kind), (live, held, kind)
+    other = [
+        ("ab", "AB", "char"),
+        (" ab", "ab", "character"),  # leading spaces are kept
+        ("ab ", "ab", "varchar"),
+        (uid, "123e4567-e89b-12d3-a456-426655440001", "uuid"),
+        ('{"a": 1.0}', '{"a": 1.00000000000000001}', "jsonb"),  # one double, two numbers
+        ('{"a": true}', '{"a": 1}', "jsonb"),
+        ('{"a": "1"}', '{"a": 1}', "jsonb"),
+        ('{"b": 1, "a": 2}', '{"a": 2, "b": 1}', "json"),  # json keeps its text
+        ('{"b": 1, "a": 2}', '{"a": 2, "b": 1}', ""),
+        (-0.0, 0.0, "double precision"),
+        (0.0, -0.0, "real"),
+        (timedelta(days=30), "1 mon", "interval"),  # postgres.IntervalText is a str
+    ]
+    for live, held, kind in other:
+        assert not same_value(live, held, kind), (live, held, kind)
+
+
+def test_a_padded_char_key_is_the_same_key() -> None:
+    live = [("k1    ", TS, "one"), ("k2    ", TS, "two")]
+    assert held_copies(live, [("k1", TS, "one")], [0], ["char", "", ""]) == ({("k1    ",)}, 0)
+    assert held_copies(live, [("k1", TS, "one")], [0]) == (set(), 1)
+
+
+def test_numbers_an_archive_decimal_would_round() -> None:
+    archive = [Column("id", "bigint", None), Column("v", "decimal", None, digits=(10, 2))]
+    fits = [(1, Decimal("12.34")), (2, Decimal("1.500"))]
+    assert unkept_columns(fits, ["id", "v"], archive) == []
+    assert unkept_columns([(1, Decimal("12.345"))], ["id", "v"], archive) == ["v"]
+    assert unkept_columns([(1, 0.125)], ["id", "v"], archive) == ["v"]
+    assert unkept_columns([(1, 0.5), (2, None)], ["id", "v"], archive) == []
+    unconstrained = [Column("id", "bigint", None), Column("v", "numeric", None)]
+    assert unkept_columns([(1, Decimal("12.345"))], ["id", "v"], unconstrained) == []
+
+
+def test_live_columns_an_archive_decimal_may_round() -> None:
+    archive = [Column("a", "numeric", None, digits=(10, 2))] * 6
+    live = [
+        Column("a", "integer", None),
+        Column("b", "decimal", None, digits=(8, 2)),
+        Column("c", "decimal", None, digits=(12, 4)),  # more decimals
+        Column("d", "numeric", None),  # unconstrained
+        Column("e", "double precision", None),
+        Column("f", "decimal", None, digits=(12, 2)),  # wider: an overflow fails, no rounding
+    ]
+    assert narrowed_columns(live, archive) == ("c", "d", "e")

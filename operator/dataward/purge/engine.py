@@ -52,7 +52,14 @@ row's key of the batch (one query per batch: in SQL on a PostgreSQL archive, `ve
 else the rows under the keys, `held_copies`, the two drivers' forms of a value compared by
 `same_value`): any other row there is no copy (a key reused, a table restored from a
 backup, one row for two live rows sharing a key) and stops the run with
-ArchiveKeyConflict, nothing of the batch deleted. Single-precision floats are read as the
+ArchiveKeyConflict, nothing of the batch deleted. "Equal" is by the archive column's type
+(`same_value`: a CHAR without trailing spaces, a uuid in any case, jsonb by structure), and
+values the drivers read alike but stored apart are read apart (`postgres.IntervalText`,
+json as text). A PostgreSQL live table without a unique key on the key columns: a keyset
+batch that ends between two rows identical in (ts, keys) stops the run too
+(`TableRun._twin_left`). A number the archive's DECIMAL(p,s) would round is refused before
+the copy (`unkept_columns`); a table where that can happen copies row by row
+(`PreparedTable.narrowed`). Single-precision floats are read as the
 doubles they are wherever rows travel through a driver (`TableStatements.read`). Any row missing
 aborts the run with the live transaction rolled back, so nothing of the batch is deleted;
 live: DELETE (MySQL), COMMIT. A crash between any two steps leaves the rows in live, in live
@@ -80,6 +87,7 @@ Fault injection for the crash tests: the engine calls `fault(point)` at `before-
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -159,7 +167,10 @@ from dataward.purge.sql import (
     as_utc,
     bind_cutoff,
     column_zone,
+    decimal_fits,
+    narrowed_columns,
     parse_table,
+    plain_uuid,
     same_copy_types,
     single_floats,
 )
@@ -222,6 +233,16 @@ class PreparedTable:
     binary_copy: bool = False
     # PostgreSQL archive: the copied columns of type json/jsonb there (`verify_json`).
     archive_json: tuple[str, ...] = ()
+    # The archive's columns, in the order of `columns`: what a copy stores is by their types
+    # (`same_value`, `unkept_columns`).
+    archive_columns: tuple[Column, ...] = ()
+    # Statutory, PostgreSQL live: no unique key on the key columns, so two identical rows can
+    # share a key and a batch can end between them (`TableRun._twin_left`).
+    live_twins: bool = False
+    # Copied columns whose numbers the archive's DECIMAL(p,s) may round (`narrowed_columns`):
+    # such a table's statutory batches go row by row, where `unkept_columns` sees each value
+    # (the same-engine COPY, JSON, literal and server-side copies would round unseen).
+    narrowed: tuple[str, ...] = ()
     # records[].timeZone when the live trigger column is naive (wall clock or date), else None.
     live_zone: ZoneInfo | None = None
     # MariaDB, the archive a database of the live server that the live login may write: the
@@ -501,9 +522,13 @@ class TableRun:
         )
 
     def _archive_by_copy(self) -> bool:
-        """PostgreSQL to PostgreSQL: the archive takes range batches by COPY."""
+        """PostgreSQL to PostgreSQL: the archive takes range batches by COPY (unless a
+        column's numbers go row by row, `PreparedTable.narrowed`)."""
         assert self.archive is not None
-        return self.archive.dialect.engine == self.live.dialect.engine == "postgresql"
+        return (
+            self.archive.dialect.engine == self.live.dialect.engine == "postgresql"
+            and not self.table.narrowed
+        )
 
     def second_lane(
         self, make: Callable[[Session | None], Batches], statutory: bool
@@ -794,12 +819,15 @@ class TableRun:
                 if step.picked:
                     self.fault("after-delete")
                 return step
-            as_json = self.archive.dialect.engine == session.dialect.engine == "postgresql"
+            as_json = self._archive_by_copy()
             if as_json:
                 ranged = self._attempt_range(batches, after, limit)
                 if ranged is not None:
                     return ranged
-            if self.archive.dialect.engine == session.dialect.engine == "mysql":
+            if (
+                self.archive.dialect.engine == session.dialect.engine == "mysql"
+                and not self.table.narrowed
+            ):
                 if self.table.server_side is not None and isinstance(batches, MySQLKeyBatches):
                     done = self._attempt_server_side(batches, after, limit)
                     if done is not None:
@@ -812,6 +840,7 @@ class TableRun:
             if not taken.picked:
                 session.rollback()
                 return Step(0)
+            self._twin_left(session, taken)
             keys: list[Cursor] = []
             if as_json:
                 archived = self.copy_json(taken.payload, taken.deleted)
@@ -826,6 +855,29 @@ class TableRun:
             raise self._needs(session, "DELETE", error) from None
         self.fault("after-delete")
         return Step(taken.picked, deleted, archived, last=taken.last)
+
+    def _twin_left(self, session: Session, taken: Taken) -> None:
+        """A PostgreSQL live table without a unique key on the key columns: ArchiveKeyConflict
+        when a row identical in (ts, keys) to the batch's last row is left after its DELETE
+        (the batch ended between two rows sharing a key). The next batch's cursor passes
+        over it and the next run would find the archived row under its key and take it as
+        this row's copy: two live rows, one archived. Within one batch the copy check
+        refuses them (`held_copies`); split, nothing after the first batch can tell. A
+        range batch takes every row of its last instant and needs no check."""
+        t = self.table
+        if not t.live_twins or taken.last is None:
+            return
+        ((left,),) = session.query(t.live.twin_left(), list(taken.last))
+        if left:
+            raise PurgeError(
+                "ArchiveKeyConflict",
+                f"rows of {self.name} share their key with another row identical to it in the "
+                f"trigger and key columns ({', '.join(t.records.key_columns)} has no unique key "
+                "in the live table): the archive keeps one row per key, so the second would "
+                "be deleted for the first one's copy; none of this batch was deleted from the "
+                "live database. Give those rows distinct keys, or add a unique key on the key "
+                "columns, then run again.",
+            )
 
     def _attempt_range(self, batches: Batches, after: Cursor | None, limit: int) -> Step | None:
         """PostgreSQL to PostgreSQL: a timestamp-range batch deleted into a COPY stream, the
@@ -1107,7 +1159,8 @@ class TableRun:
         held: list[tuple[Any, ...]] = []
         for chunk in chunks(keys, max(1, archive.max_parameters // len(positions))):
             held.extend(archive.query(t.archive.select_rows(t.columns, len(chunk)), flat(chunk)))
-        present, differing = held_copies(rows, held, positions)
+        kinds = [c.data_type.lower() for c in t.archive_columns]
+        present, differing = held_copies(rows, held, positions, kinds)
         if differing:
             archive.rollback()
             self.live.rollback()
@@ -1124,6 +1177,16 @@ class TableRun:
         keys = [tuple(row[i] for i in positions) for row in rows]
         if not rows:
             return keys, 0
+        unkept = unkept_columns(rows, t.columns, t.archive_columns)
+        if unkept:
+            self.live.rollback()
+            raise PurgeError(
+                "ArchiveVerifyFailed",
+                f"column(s) {', '.join(unkept)} of {self.name} hold numbers with more digits "
+                "than the archive's DECIMAL column keeps: the copy would be rounded, so none of "
+                "this batch was copied or deleted from the live database. Give the archive "
+                "column the live column's precision and scale.",
+            )
         per_key = max(1, archive.max_parameters // len(positions))
         try:
             try:
@@ -1165,12 +1228,31 @@ class TableRun:
 _IP_TYPES = (IPv4Address, IPv6Address, IPv4Interface, IPv6Interface, IPv4Network, IPv6Network)
 
 
-def _comparable(value: Any) -> Any:
-    """A value as both drivers' forms of it compare (hashable: keys are looked up by it):
-    bytes for any binary buffer, an aware instant as naive UTC (a MySQL session's zone is
-    UTC), a uuid or an IP address as its text (what MariaDB's UUID, CHAR or VARCHAR hold of
-    PostgreSQL's uuid and inet, and hand back), a time of day as the duration since
-    midnight (MariaDB's TIME reads as one)."""
+# Archive column types whose values differ from their text by trailing spaces alone: a
+# CHAR(n) (MariaDB drops them when read, PostgreSQL pads to n, and both compare without them).
+_PADDED = frozenset({"char", "character"})
+# Float types that keep -0.0 apart from 0.0 (PostgreSQL's; MariaDB's DOUBLE stores 0).
+_SIGNED_ZERO = frozenset({"double precision", "real"})
+
+
+def _comparable(value: Any, kind: str = "") -> Any:
+    """A value as both drivers' forms of it compare (hashable: keys are looked up by it), and
+    as the archive column of type `kind` (its catalogue data type, lower case; "" unknown)
+    stores it: bytes for any binary buffer, an aware instant as naive UTC (a MySQL session's
+    zone is UTC), a uuid or an IP address as its text (what MariaDB's UUID, CHAR or VARCHAR
+    hold of PostgreSQL's uuid and inet, and hand back), a time of day as the duration since
+    midnight (MariaDB's TIME reads as one). By `kind`, text as that type stores it: without
+    trailing spaces in a CHAR, a uuid's text in lower case (either engine's uuid), JSON in
+    a jsonb as its structure (`_json_form`)."""
+    if isinstance(value, str):
+        if kind in _PADDED:
+            return value.rstrip(" ")
+        if kind == "uuid":
+            parsed = plain_uuid(value)
+            return value if parsed is None else str(parsed)
+        if kind == "jsonb":
+            return _json_form(value)
+        return value
     if isinstance(value, bytearray | memoryview):
         return bytes(value)
     if isinstance(value, datetime):
@@ -1185,6 +1267,48 @@ def _comparable(value: Any) -> Any:
     return value
 
 
+def _json_form(text: str) -> Any:
+    """JSON text as a jsonb stores it (hashable): objects without key order, spacing or
+    duplicate keys (the last one kept), strings unescaped, numbers as exact decimals; the
+    text itself when it is no JSON (which no jsonb holds)."""
+    try:
+        parsed = json.loads(text, parse_float=Decimal, parse_int=Decimal, parse_constant=_no_json)
+    except ValueError:
+        return text
+    return _json_tagged(parsed)
+
+
+def _no_json(name: str) -> Any:
+    raise ValueError(name)  # NaN, Infinity: no JSON, no jsonb
+
+
+def _json_tagged(value: Any) -> Any:
+    """Parsed JSON as tagged tuples: true is no 1, and "1" no 1."""
+    if isinstance(value, dict):
+        return ("object", tuple(sorted((k, _json_tagged(v)) for k, v in value.items())))
+    if isinstance(value, list):
+        return ("array", tuple(_json_tagged(v) for v in value))
+    if isinstance(value, bool) or value is None:
+        return ("literal", value)
+    if isinstance(value, Decimal):
+        return ("number", _number_form(value))
+    return ("string", value)
+
+
+def _number_form(number: Decimal) -> tuple[int, tuple[int, ...], int]:
+    """A finite decimal as (sign, digits, exponent) without trailing zeros: 1.0, 1.00 and 1
+    alike (a numeric's scale is not its value), any number of digits kept exactly."""
+    sign, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    figures = list(digits)
+    while figures and figures[-1] == 0:
+        figures.pop()
+        exponent += 1
+    if not figures:
+        return (0, (), 0)  # zero, -0 too (neither engine's numeric keeps its sign)
+    return (sign, tuple(figures), exponent)
+
+
 def _exact_float(value: Any) -> Any:
     """A finite double bound for PostgreSQL as the numeric of its shortest digits: bound as
     float8, the server's cast to a numeric column keeps 15 digits (1.2345678901234567 ->
@@ -1195,18 +1319,24 @@ def _exact_float(value: Any) -> Any:
     return value
 
 
-def same_value(live: Any, held: Any) -> bool:
-    """Whether the archive's value `held` is what copying the live value `live` stores, the
-    two engines' driver forms aside: the one normalisation of the copy check (`held_copies`).
+def same_value(live: Any, held: Any, kind: str = "") -> bool:
+    """Whether the archive's value `held` is what copying the live value `live` stores in
+    an archive column of type `kind` (its catalogue data type, lower case; "" unknown), the
+    two engines' driver forms aside: the one comparison of the copy check (`held_copies`).
     Beyond `_comparable`: a Decimal and a float are the same when the Decimal as a double is
     the float (the copy of the Decimal into a double), a float and a Decimal when the
-    Decimal is the float's shortest digits (the copy of the float into a decimal; NaN never
-    equal), a date and a datetime when the datetime is that day's midnight (a DATE copied
-    into a timestamp).
+    Decimal is the float's shortest digits (the copy of the float into a decimal), a date
+    and a datetime when the datetime is that day's midnight (a DATE copied into a
+    timestamp). Two floats are the same when they are one double: NaN is NaN, and -0.0 is
+    not 0.0 in a PostgreSQL float column (MariaDB's DOUBLE stores -0.0 as 0). Two decimals
+    are the same number whatever their scale (1.0 and 1.00: no arithmetic tells them apart,
+    and a DECIMAL(p,s) column writes every value with s decimals anyway).
     Nothing else is loosened: text is compared code point by code point, so a value that
-    differs only in case, trailing spaces or JSON spacing differs (at worst a false
-    ArchiveKeyConflict, which deletes nothing; never a false copy)."""
-    a, b = _comparable(live), _comparable(held)
+    differs in case, or in spacing where its type keeps spacing, differs (at worst a false
+    ArchiveKeyConflict, which deletes nothing; never a false copy). Values the drivers read
+    alike though stored apart are read apart (`postgres.IntervalText`: '1 mon' and '30
+    days'; json as its text)."""
+    a, b = _comparable(live, kind), _comparable(held, kind)
     if type(a) is not type(b) and not isinstance(a, bool) and not isinstance(b, bool):
         if isinstance(a, float) and isinstance(b, Decimal):
             # The decimal a copy of the double stores is its shortest digits (1e16 ->
@@ -1218,28 +1348,70 @@ def same_value(live: Any, held: Any) -> bool:
             return a == datetime.combine(b, dt_time())
         if isinstance(b, datetime) and isinstance(a, date):
             return b == datetime.combine(a, dt_time())
+    if isinstance(a, float) and isinstance(b, float):
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        return a == b and (kind not in _SIGNED_ZERO or math.copysign(1, a) == math.copysign(1, b))
     return bool(a == b)
 
 
+def unkept_columns(
+    rows: Sequence[tuple[Any, ...]], columns: Sequence[str], archive: Sequence[Column]
+) -> list[str]:
+    """The copied columns (names, in order) where a live number has more digits than the
+    archive's DECIMAL(p,s) or numeric(p,s) column keeps (`decimal_fits`): its INSERT would
+    round it (MariaDB with a note, PostgreSQL silently), and the live row go while the
+    archive keeps another number. A float counts by its shortest digits (what the copy
+    writes). Only such columns are looked at: none, no cost."""
+    narrow = [
+        (i, c.digits)
+        for i, c in enumerate(archive)
+        if c.digits is not None and c.data_type.lower() in ("decimal", "numeric")
+    ]
+    unkept: list[str] = []
+    for i, digits in narrow:
+        for row in rows:
+            value = row[i]
+            if isinstance(value, float) and math.isfinite(value):
+                value = Decimal(repr(value))
+            elif isinstance(value, int) and not isinstance(value, bool):
+                value = Decimal(value)
+            if isinstance(value, Decimal) and value.is_finite() and not decimal_fits(value, digits):
+                unkept.append(columns[i])
+                break
+    return unkept
+
+
 def held_copies(
-    rows: Sequence[tuple[Any, ...]], held: Sequence[tuple[Any, ...]], positions: Sequence[int]
+    rows: Sequence[tuple[Any, ...]],
+    held: Sequence[tuple[Any, ...]],
+    positions: Sequence[int],
+    kinds: Sequence[str] = (),
 ) -> tuple[set[Cursor], int]:
     """Live rows against the archive's rows under their keys (both in the copied columns'
-    order): (the keys the archive holds, how many live rows have no copy of their own there).
+    order; `kinds`: the archive columns' data types, lower case, in that order): (the keys
+    the archive holds, how many live rows have no copy of their own there).
 
     The rule of "this archive row is that live row's copy" (`TableStatements.verify_json`
-    says it in SQL): the row under the live row's key equals it in every copied column
-    (`_comparable`), and no other live row of the batch has that key. A differing row is no
-    crashed run's copy but another row under a reused key; a key two live rows share (a
-    PostgreSQL table without a unique key) has one row in the archive for both, however
-    equal they are: taking either as a copy would delete a live row uncopied.
+    says it in SQL): the row under the live row's key is what copying it stores, in every
+    copied column (`same_value` by the archive column's type), and no other live row of the
+    batch has that key. A differing row is no crashed run's copy but another row under a
+    reused key; a key two live rows share (a PostgreSQL table without a unique key) has one
+    row in the archive for both, however equal they are: taking either as a copy would
+    delete a live row uncopied.
     """
-    by_key = {tuple(_comparable(row[i]) for i in positions): row for row in held}
+    width = max((len(row) for row in (*rows, *held)), default=0)
+    kind = list(kinds) + [""] * (width - len(kinds))
+
+    def key_of(row: tuple[Any, ...]) -> Cursor:
+        return tuple(_comparable(row[i], kind[i]) for i in positions)
+
+    by_key = {key_of(row): row for row in held}
     present: set[Cursor] = set()
     differing = 0
     seen: set[Cursor] = set()
     for row in rows:
-        key = tuple(_comparable(row[i]) for i in positions)
+        key = key_of(row)
         if key in seen and None not in key:
             differing += 1  # a second live row under the key: the archive keeps one row
             continue
@@ -1248,7 +1420,7 @@ def held_copies(
         if there is None:
             continue
         present.add(tuple(row[i] for i in positions))
-        if len(there) != len(row) or not all(map(same_value, row, there)):
+        if len(there) != len(row) or not all(map(same_value, row, there, kind)):
             differing += 1
     # A row the archive found under a live key that its key alone tells apart from every
     # live key (a case-insensitive collation: 'Ann@x' under 'ann@x') is another row too.
@@ -1731,6 +1903,13 @@ def prepare_table(
             "copy rows twice; add a PRIMARY KEY or UNIQUE constraint on the key columns.",
         )
     archive_unique, archive_ts = _mysql_indexes(archive, table, records, "archive")
+    twins = False
+    if live.dialect.engine == "postgresql":
+        keyed = frozenset(live.dialect.name(k).lower() for k in records.key_columns)
+        twins = not any(
+            frozenset(c.lower() for c in u) <= keyed for u in live.unique_keys(table)
+        )
+        live.commit()
     binary = live.dialect.engine == archive.dialect.engine == "postgresql" and same_copy_types(
         tuple(columns.values()), tuple(archive_columns.values())
     )
@@ -1761,6 +1940,11 @@ def prepare_table(
             for c in columns.values()
             if archive.dialect.engine == "postgresql"
             and archive_columns[c.name.lower()].data_type.lower() in ("json", "jsonb")
+        ),
+        archive_columns=tuple(archive_columns[c.name.lower()] for c in columns.values()),
+        live_twins=twins,
+        narrowed=narrowed_columns(
+            [columns[n.lower()] for n in names], [archive_columns[n.lower()] for n in names]
         ),
         **children,
     )

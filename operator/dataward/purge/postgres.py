@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -24,6 +25,47 @@ from dataward.purge.sql import (
 _SSLMODE = {"disable": "disable", "require": "require", "verify-full": "verify-full"}
 
 
+class IntervalText(str):
+    """An interval that no timedelta is the copy of, as PostgreSQL writes it ('1 mon',
+    '24:00:00'): psycopg reads a month as 30 days and '24:00:00' as one day, so interval
+    '1 mon', '30 days' and '720:00:00' all read as timedelta(30), three values that add to
+    a date differently. Copied into MariaDB it is this text (a VARCHAR keeps it; a TIME
+    refuses it); beside a timedelta it is never equal (`engine.same_value`)."""
+
+
+# An interval as a copied timedelta stores it (psycopg writes days and a time of day under 24
+# hours, no months), in the 'postgres' IntervalStyle: '-1 days +23:00:00', '1 day', '00:00:01'.
+_DAYS_AND_TIME = re.compile(
+    r"(?:(-?\d+) days?)?(?: ?\+?(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?)?", re.ASCII
+)
+
+
+class _IntervalLoader(Loader):
+    """interval as timedelta when it is what copying a timedelta stores, else `IntervalText`."""
+
+    def load(self, data: Buffer) -> timedelta | IntervalText:
+        text = bytes(data).decode()
+        match = _DAYS_AND_TIME.fullmatch(text)
+        if not text or match is None or (match[2] is not None and int(match[2]) >= 24):
+            return IntervalText(text)
+        days, hours, minutes, seconds, fraction = match.groups()
+        return timedelta(
+            days=int(days or 0),
+            hours=int(hours or 0),
+            minutes=int(minutes or 0),
+            seconds=int(seconds or 0),
+            microseconds=int((fraction or "0").ljust(6, "0")),
+        )
+
+
+class _JsonText(Loader):
+    """json and jsonb as their text: parsed, a number became a double (1.00000000000000001
+    read as 1.0) and a dict no MariaDB archive can take; the text is what a copy writes."""
+
+    def load(self, data: Buffer) -> str:
+        return bytes(data).decode()
+
+
 class PostgresSession(Session):
     """A psycopg connection whose session runs in UTC with statement and lock timeouts."""
 
@@ -43,7 +85,8 @@ class PostgresSession(Session):
             # A user-defined type is named (for a cast to it) only when the login may use its
             # schema: reading the column needs no such right, naming its type does.
             "SELECT column_name, data_type, datetime_precision, udt_schema, udt_name, "
-            "data_type = 'USER-DEFINED' AND has_schema_privilege(udt_schema, 'USAGE') "
+            "data_type = 'USER-DEFINED' AND has_schema_privilege(udt_schema, 'USAGE'), "
+            "CASE WHEN data_type = 'numeric' THEN numeric_precision END, numeric_scale "
             "FROM information_schema.columns "
             "WHERE table_schema = COALESCE(%s::text, current_schema()) AND table_name = %s "
             "ORDER BY ordinal_position",
@@ -58,9 +101,11 @@ class PostgresSession(Session):
                 str(n),
                 str(t),
                 None if p is None else int(p),
-                *((str(us), str(un)) if usable else (None, None)),
+                udt_schema=str(us) if usable else None,
+                udt_name=str(un) if usable else None,
+                digits=None if d is None else (int(d), int(sc or 0)),
             )
-            for n, t, p, us, un, usable in rows
+            for n, t, p, us, un, usable, d, sc in rows
         )
 
     def unique_keys(self, table: TableName) -> tuple[frozenset[str], ...]:
@@ -172,6 +217,9 @@ def connect(
             ) from None
         raise PurgeError(unavailable, f"could not connect to {where}") from None
     _read_infinities(connection)
+    connection.adapters.register_loader("interval", _IntervalLoader)
+    connection.adapters.register_loader("json", _JsonText)
+    connection.adapters.register_loader("jsonb", _JsonText)
     session = PostgresSession(connection, role, classify)
     session.database_name = database.name
     session.execute("SET TIME ZONE 'UTC'")

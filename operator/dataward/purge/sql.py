@@ -25,7 +25,9 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any, Literal
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from dataward.model.store import Engine
@@ -84,7 +86,8 @@ class Column:
     udt_name: str | None = None
     # MySQL, a character column: its character set (latin1, utf8mb3, utf8mb4, ...).
     charset: str | None = None
-    # MySQL, a number column: its (NUMERIC_PRECISION, NUMERIC_SCALE), DECIMAL(10,2)'s (10, 2).
+    # A number column: its (NUMERIC_PRECISION, NUMERIC_SCALE), DECIMAL(10,2)'s (10, 2); on
+    # PostgreSQL only a numeric(p,s) has them (an unconstrained numeric: None).
     digits: tuple[int, int] | None = None
     # MySQL, a character or bytes column: its length in bytes (BINARY(16)'s 16).
     octets: int | None = None
@@ -102,6 +105,61 @@ def single_floats(
         for c in columns
         if c.data_type.lower() == single and c.name.lower() not in skip
     )
+
+
+def decimal_fits(number: Decimal, digits: tuple[int, int]) -> bool:
+    """Whether a DECIMAL(precision, scale) column can hold `number` exactly. MariaDB looks a
+    constant up in the column's index as stored in the column, so 5.001 would be rounded to
+    5.00 and find another person's row (seen on 10.11): a number the column cannot hold
+    (too many decimals, or too wide) matches nothing instead."""
+    precision, scale = digits
+    _sign, figures, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    if not any(figures):  # zero, however many zeros are written after its point
+        return True
+    while exponent < 0 and figures and figures[-1] == 0:  # 5.000 is 5: its zeros do not count
+        figures, exponent = figures[:-1], exponent + 1
+    decimals = max(0, -exponent)
+    whole = len(figures) + exponent if any(figures) else 0
+    return decimals <= scale and max(0, whole) <= precision - scale
+
+
+_UUID_FORM = re.compile(r"\{?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\}?",
+                        re.ASCII | re.IGNORECASE)  # fmt: skip
+
+
+def plain_uuid(value: str) -> UUID | None:
+    """The identifier as a UUID if it is written as one in any case, with or without its
+    hyphens, braces around it or not (what PostgreSQL's and MariaDB's uuid types accept)."""
+    if not _UUID_FORM.fullmatch(value) or value.startswith("{") != value.endswith("}"):
+        return None
+    return UUID(value.strip("{}"))
+
+
+# Integer types: a value too wide for a DECIMAL fails the INSERT (strict mode, PostgreSQL);
+# none has digits after the point to round.
+_INTEGERS = frozenset(
+    {"smallint", "integer", "bigint", "tinyint", "mediumint", "int"}
+)
+
+
+def narrowed_columns(live: Sequence[Column], archive: Sequence[Column]) -> tuple[str, ...]:
+    """The live columns (names, in order; `archive` pairs with `live`) whose values the
+    archive column may round: it is a DECIMAL(p,s)/numeric(p,s) and the live column is no
+    integer nor a decimal of at most s decimals (a float, an unconstrained numeric, a
+    decimal with more decimals, text). Too many whole digits fail the INSERT instead."""
+    narrowed = []
+    for mine, theirs in zip(live, archive, strict=True):
+        if theirs.digits is None or theirs.data_type.lower() not in ("decimal", "numeric"):
+            continue
+        kind = mine.data_type.lower()
+        if kind in _INTEGERS:
+            continue
+        if kind in ("decimal", "numeric") and mine.digits is not None:
+            if mine.digits[1] <= theirs.digits[1]:
+                continue
+        narrowed.append(mine.name)
+    return tuple(narrowed)
 
 
 # Types whose binary COPY form names a type by OID, which differs between two databases.
@@ -1010,6 +1068,14 @@ class TableStatements:
             f"FROM json_populate_recordset(NULL::{self._t}, %s::json) AS dw_s "
             f"LEFT JOIN {self._t} AS dw_a ON {join}"
         )
+
+    def twin_left(self) -> str:
+        """PostgreSQL, in a batch's transaction after its DELETE: whether a row is left
+        under the (ts, keys) of the batch's last row (params: that cursor). Such a row is
+        its twin, which the next batch's `(ts, keys) >` cursor passes over and the next run
+        takes as already archived (`TableRun._twin_left`)."""
+        match = " AND ".join(f"{c} = %s" for c in (self._ts, *self._quoted_keys()))
+        return f"SELECT EXISTS (SELECT 1 FROM {self._t} WHERE {match})"
 
     def select_rows(self, columns: Sequence[str], rows: int) -> str:
         """The rows under these keys, `columns` in order (`read`); params: the keys flattened."""

@@ -67,7 +67,6 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from dataward.model.policy import Policy
@@ -92,7 +91,9 @@ from dataward.purge.sql import (
     TableName,
     as_utc,
     column_zone,
+    decimal_fits,
     parse_table,
+    plain_uuid,
 )
 from dataward.subjects.export import FoundRows, build_document
 from dataward.subjects.identifiers import Identifiers
@@ -232,35 +233,6 @@ def plain_decimal(value: str) -> Decimal | None:
     sign `+`, leading zero, spaces, exponent or non-ASCII digit); None otherwise. `5`, `5.0`
     and `5.00` are the same number, as a numeric/DECIMAL column compares them."""
     return Decimal(value) if _PLAIN_DECIMAL.fullmatch(value) else None
-
-
-def decimal_fits(number: Decimal, digits: tuple[int, int]) -> bool:
-    """Whether a DECIMAL(precision, scale) column can hold `number` exactly. MariaDB looks a
-    constant up in the column's index as stored in the column, so 5.001 would be rounded to
-    5.00 and find another person's row (seen on 10.11): a number the column cannot hold
-    (too many decimals, or too wide) matches nothing instead."""
-    precision, scale = digits
-    _sign, figures, exponent = number.as_tuple()
-    assert isinstance(exponent, int)
-    if not any(figures):  # zero, however many zeros are written after its point
-        return True
-    while exponent < 0 and figures and figures[-1] == 0:  # 5.000 is 5: its zeros do not count
-        figures, exponent = figures[:-1], exponent + 1
-    decimals = max(0, -exponent)
-    whole = len(figures) + exponent if any(figures) else 0
-    return decimals <= scale and max(0, whole) <= precision - scale
-
-
-_UUID_FORM = re.compile(r"\{?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\}?",
-                        re.ASCII | re.IGNORECASE)  # fmt: skip
-
-
-def plain_uuid(value: str) -> UUID | None:
-    """The identifier as a UUID if it is written as one in any case, with or without its
-    hyphens, braces around it or not (what PostgreSQL's and MariaDB's uuid types accept)."""
-    if not _UUID_FORM.fullmatch(value) or value.startswith("{") != value.endswith("}"):
-        return None
-    return UUID(value.strip("{}"))
 
 
 def text_forms(value: str) -> list[str]:
