@@ -18,11 +18,13 @@ import pytest
 
 from dataward.cli import main
 from dataward.evidence import EvidenceError, EvidenceLog
+from dataward.evidence.access import resume_cursor
 from dataward.evidence.chain import CHECKS, CheckName, Head, Verdict, next_record, verify_chain
 from dataward.evidence.payloads import validate
 from dataward.evidence.records import Record, canonical_json
 from dataward.evidence.signing import generate_key, public_pem
 from dataward.evidence.store import EvidenceStore, connect
+from dataward.purge.credentials import Credentials
 from tests.evidence.conftest import EvidenceDatabase
 from tests.evidence.support import START, build_chain, resign, sample
 
@@ -303,8 +305,8 @@ def test_one_log_shared_by_threads_keeps_one_chain(evidence_db: EvidenceDatabase
     assert verdict.intact and verdict.records == 30
 
 
-def test_a_login_that_may_only_append_cannot_rewrite(evidence_db: EvidenceDatabase) -> None:
-    append_samples(evidence_db, 2)
+def append_only_login(evidence_db: EvidenceDatabase) -> tuple[str, str]:
+    """A login with the grants the README gives the operator, and nothing more."""
     user, password = "evidence_writer", "writer-secret"
     if evidence_db.engine == "postgresql":
         evidence_db.server.execute(
@@ -319,8 +321,12 @@ def test_a_login_that_may_only_append_cannot_rewrite(evidence_db: EvidenceDataba
             f"GRANT INSERT, SELECT ON {evidence_db.name}.dataward_evidence TO '{user}'@'%'",
             f"GRANT SELECT, UPDATE ON {evidence_db.name}.dataward_evidence_head TO '{user}'@'%'",
         )
-    from dataward.purge.credentials import Credentials
+    return user, password
 
+
+def test_a_login_that_may_only_append_cannot_rewrite(evidence_db: EvidenceDatabase) -> None:
+    append_samples(evidence_db, 2)
+    user, password = append_only_login(evidence_db)
     with EvidenceLog.open(evidence_db.database, Credentials(user, password), KEY) as log:
         assert log.append(*sample(2)).seq == 3
     conn = evidence_db.connect(user, password)
@@ -396,3 +402,36 @@ def test_the_latest_records_of_a_kind_are_read_newest_first(evidence_db: Evidenc
     expected = [r for r in reversed(appended) if r.kind == "access.read"][:2]
     assert [r.seq for r in latest] == [r.seq for r in expected] and len(latest) == 2
     assert [r.payload for r in latest] == [r.payload for r in expected]
+
+
+def test_the_audit_log_follower_resumes_only_from_records_the_operator_signed(
+    evidence_db: EvidenceDatabase,
+) -> None:
+    # Anyone with the operator's database login (INSERT on the records, no signing key) adds
+    # an access.read row far ahead, dated 2099: had the follower resumed from it, every real
+    # read before 2099 would count as "already recorded" and never be written.
+    appended = append_samples(evidence_db, 20)
+    genuine = [r for r in appended if r.kind == "access.read"]
+    user, password = append_only_login(evidence_db)
+    forged_payload = dict(
+        genuine[-1].payload, auditID="forged", stageTimestamp="2099-01-01T00:00:00.000000Z"
+    )
+    forged = resign(replace(genuine[-1], seq=10**12, payload=forged_payload), OTHER,
+                    claim_key=genuine[-1].key_id)  # fmt: skip
+    conn = evidence_db.connect(user, password)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                f"INSERT INTO dataward_evidence ({COLUMNS}) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (forged.seq, forged.time, forged.kind, forged.subject,
+                 canonical_json(forged.payload), forged.prev_hash, forged.hash, forged.key_id,
+                 forged.signature),
+            )  # fmt: skip
+    finally:
+        conn.close()
+    with EvidenceLog.open(evidence_db.database, Credentials(user, password), KEY) as log:
+        latest = log.latest("access.read", 5000)
+    assert [r.seq for r in latest] == [r.seq for r in reversed(genuine)]
+    cursor = resume_cursor((r.subject, r.payload) for r in reversed(latest))
+    assert cursor is not None and cursor.newest.year == 2026

@@ -106,6 +106,19 @@ def _hash_of(record: Record) -> str | None:
         return None  # content the canonical encoding refuses was never written by Dataward
 
 
+def signed_by(record: Record, key: Ed25519PublicKey) -> bool:
+    """True when `record`'s content hashes to its hash and `key` signed that hash.
+
+    The `hash` and `signature` checks of one record alone: what the operator requires of a
+    record it reads back to decide something (anyone with its database login can insert rows).
+    """
+    return (
+        record.key_id == key_id(key)
+        and _hash_of(record) == record.hash
+        and signature_valid(key, record.hash, record.signature)
+    )
+
+
 def _record_break(
     record: Record,
     expected_seq: int,
