@@ -18,7 +18,10 @@ import pytest
 
 from dataward.cli import main
 from dataward.evidence import EvidenceLog
+from dataward.evidence.chain import Head, next_record
+from dataward.evidence.records import Record, canonical_json
 from dataward.evidence.signing import generate_key, public_pem
+from dataward.evidence.store import EvidenceStore, connect
 from tests.evidence.conftest import EvidenceDatabase
 from tests.report.browser import png_summary, screenshot
 from tests.report.support import ROOT, SCHEMA
@@ -76,13 +79,13 @@ def chain(evidence_pg: EvidenceDatabase) -> Iterator[EvidenceDatabase]:
     yield evidence_pg
 
 
-def run_report(db: EvidenceDatabase, out: Path) -> tuple[int, dict[str, Any], str]:
+def run_report(db: EvidenceDatabase, out: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
     public = out / "evidence.pub"
     public.write_bytes(public_pem(KEY.public_key()))
     status = main([
         "report", "--quarter", "2026Q4", "--database", db.url, "--public-key", str(public),
         "-f", str(ROOT / "examples" / "policy.yaml"), "-f", str(ROOT / "examples" / "stores"),
-        "--json", str(out / "report.json"), "--html", str(out / "report.html"),
+        "--json", str(out / "report.json"), "--html", str(out / "report.html"), *extra,
     ])  # fmt: skip
     report = json.loads((out / "report.json").read_text())
     validator = jsonschema.Draft202012Validator(
@@ -173,3 +176,46 @@ def test_a_tampered_chain_is_reported_and_left_out(chain: EvidenceDatabase, tmp_
     assert (tech["rowsDeleted"], tech["evidence"]) == (120, [2])
     assert report["gaps"][0]["code"] == "chain-broken"
     assert "BROKEN at record 3" in page
+
+
+def stored_records(db: EvidenceDatabase) -> list[Record]:
+    store = EvidenceStore(connect(db.database, db.credentials))
+    try:
+        return list(store.records())
+    finally:
+        store.session.close()
+
+
+def test_records_an_anchor_disproves_are_left_out(chain: EvidenceDatabase, tmp_path: Path) -> None:
+    # The auditor kept two heads from earlier verifications: record 2's and record 9's. Then
+    # the holder of the signing key halves record 3's count and re-signs the chain from there:
+    # every hash and signature checks, and only record 9's anchor shows the rewrite. Records
+    # 3 to 8 are as suspect as 9 ("rewritten from here or earlier"); records 1 and 2 are
+    # proven by the anchor that still matches.
+    original = stored_records(chain)
+    head = Head(original[1].seq, original[1].hash)
+    for record in original[2:]:
+        payload = dict(record.payload)
+        if record.seq == 3:
+            payload["rowsDeleted"] = 8
+        when = datetime.fromisoformat(record.time.replace("Z", "+00:00"))
+        new = next_record(head, when, record.kind, record.subject, payload, KEY)
+        chain.sql(
+            "UPDATE dataward_evidence SET payload = %s, prev_hash = %s, hash = %s, "
+            "signature = %s WHERE seq = %s",
+            (canonical_json(new.payload), new.prev_hash, new.hash, new.signature, new.seq),
+        )
+        head = Head(new.seq, new.hash)
+    chain.sql("UPDATE dataward_evidence_head SET hash = %s WHERE id = 1", (head.hash,))
+    anchors = [f"{r.seq}:{r.hash}" for r in (original[1], original[-1])]
+    status, report, _ = run_report(
+        chain, tmp_path, "--expect-head", anchors[0], "--expect-head", anchors[1]
+    )
+    assert status == 1
+    broken = report["chain"]["broken"]
+    assert (broken["seq"], broken["check"]) == (3, "anchor")
+    # Only records 1 and 2 count: the re-signed count of record 3 is nowhere.
+    (tech,) = report["purges"]["byCategory"]
+    assert (tech["rowsDeleted"], tech["evidence"]) == (120, [2])
+    assert report["recordsInPeriod"] == 1
+    assert "records 3 and later are left out" in report["gaps"][0]["message"]

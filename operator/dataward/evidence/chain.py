@@ -12,6 +12,8 @@ this order; the first failure names the first broken record:
 - `head`: after the last record, the stored head (sequence and hash of the last append)
   matches it (records cut off the end);
 - `anchor`: a (sequence, hash) the auditor kept from an earlier verification is still there.
+  A record that is there with another hash breaks the chain right after the last anchor that
+  matches (record 1 when none does): a re-signed chain is wrong anywhere after that anchor.
 
 Each check is a name in `CHECKS`; `verify_chain(..., checks=...)` can leave one out, which is
 how the tests show that every check is the one that catches its kind of tampering.
@@ -189,22 +191,32 @@ def verify_chain(
     by_id = {key_id(key): key for key in keys}
     wanted = {anchor.seq: anchor.hash for anchor in anchors}
     prev, count = EMPTY_HEAD, 0
+    proven = EMPTY_HEAD  # the last record an anchor matched: it and all before it are as kept
     for record in records:
         found = _record_break(record, prev.seq + 1, prev, by_id, checks)
         if found is not None:
             return Verdict(count, prev, found)
         if "anchor" in checks and record.seq in wanted and wanted[record.seq] != record.hash:
+            # Signed and chained, yet not the record that was anchored: someone holding the
+            # key rewrote the chain somewhere after the last anchor that still matches (or
+            # put another log signed by the same key in its place). Nothing after that
+            # anchor is shown to be the operator's original record, so the break is there.
+            after = f"after record {proven.seq}, " if proven.seq else ""
             return Verdict(
-                count,
-                prev,
+                proven.seq,
+                proven,
                 Break(
-                    record.seq,
+                    proven.seq + 1,
                     "anchor",
                     f"record {record.seq}'s hash {record.hash[:16]} is not the anchored "
-                    f"{wanted[record.seq][:16]}: the chain was rewritten from here or earlier",
+                    f"{wanted[record.seq][:16]}: the chain was rewritten {after}at or before "
+                    f"record {record.seq} (re-signed with the key, or another log put in its "
+                    "place); no record from here on is shown to be the original",
                 ),
             )
         prev, count = Head(record.seq, record.hash), count + 1
+        if record.seq in wanted:
+            proven = prev
     if "anchor" in checks:
         beyond = sorted(seq for seq in wanted if seq > prev.seq)
         if beyond:
