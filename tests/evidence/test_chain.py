@@ -183,7 +183,8 @@ def test_an_anchor_on_a_rewritten_record_is_caught() -> None:
     # An earlier anchor that still matches proves the records up to it.
     verdict = verify(rewritten, anchors=(Head(2, CHAIN[1].hash), Head(5, CHAIN[4].hash)))
     assert broken(verdict) == (3, "anchor") and verdict.last == Head(2, CHAIN[1].hash)
-    assert "rewritten after record 2, at or before record 5" in verdict.broken.message  # type: ignore[union-attr]
+    message = verdict.broken.message  # type: ignore[union-attr]
+    assert "rewritten after record 2, at or before record 5" in message
 
 
 def test_a_repeated_sequence_number_is_caught() -> None:

@@ -435,3 +435,40 @@ def test_the_audit_log_follower_resumes_only_from_records_the_operator_signed(
     assert [r.seq for r in latest] == [r.seq for r in reversed(genuine)]
     cursor = resume_cursor((r.subject, r.payload) for r in reversed(latest))
     assert cursor is not None and cursor.newest.year == 2026
+
+
+@pytest.mark.parametrize("column", ["head", "prev_hash"])
+def test_stored_text_cannot_rewrite_the_verdict_on_the_auditors_terminal(
+    evidence_db: EvidenceDatabase,
+    public_key: Path,
+    capsys: pytest.CaptureFixture[str],
+    column: str,
+) -> None:
+    # The operator's login may UPDATE the head and INSERT records. Text quoted into a break's
+    # message is printed as is: erase the line, write "intact", hide the rest (SGR 8), and
+    # the auditor's terminal shows a broken log as intact.
+    append_samples(evidence_db, 3)
+    user, password = append_only_login(evidence_db)
+    # And a right-to-left override where the character set takes it (MariaDB's latin1 not).
+    rlo = "\u202e" if evidence_db.engine == "postgresql" else "0"
+    trick = "\x1b[2K\rintact\x1b[8m" + rlo + "0" * 48
+    conn = evidence_db.connect(user, password)
+    try:
+        with conn.cursor() as cur:
+            if column == "head":
+                cur.execute("UPDATE dataward_evidence_head SET hash = %s WHERE id = 1", (trick,))
+            else:
+                record = replace(stored(evidence_db, 3), seq=4, prev_hash=trick)
+                cur.execute(
+                    f"INSERT INTO dataward_evidence ({COLUMNS}) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (record.seq, record.time, record.kind, record.subject,
+                     canonical_json(record.payload), record.prev_hash, record.hash,
+                     record.key_id, record.signature),
+                )  # fmt: skip
+                cur.execute("UPDATE dataward_evidence_head SET seq = 4 WHERE id = 1")
+    finally:
+        conn.close()
+    status, output = cli_verify(evidence_db, public_key, capsys)
+    assert status == 1 and "BROKEN at record" in output, output
+    assert all(c.isprintable() and c.isascii() for c in output.replace("\n", "")), output

@@ -21,6 +21,7 @@ how the tests show that every check is the one that catches its kind of tamperin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -101,6 +102,19 @@ class Verdict:
         return self.broken is None
 
 
+_HEX16 = re.compile(r"[0-9a-f]{1,16}")
+
+
+def _short(stored: str) -> str:
+    """A stored hash's first 16 characters for a message; anything but hex digits escaped.
+
+    These fields are whatever the database holds (the operator's login may write the head):
+    printed as they are, terminal escapes could erase "BROKEN" from the auditor's screen.
+    """
+    head = stored[:16]
+    return head if _HEX16.fullmatch(head) else ascii(head)
+
+
 def _hash_of(record: Record) -> str | None:
     try:
         return content_hash(record.content())
@@ -148,8 +162,8 @@ def _record_break(
         return Break(
             seq,
             "link",
-            f"record {seq} does not follow {before}: its previous hash {record.prev_hash[:16]} "
-            f"is not {before}'s hash {prev.hash[:16]} (reordered, spliced in or rewritten)",
+            f"record {seq} does not follow {before}: its previous hash {_short(record.prev_hash)} "
+            f"is not {before}'s hash {_short(prev.hash)} (reordered, spliced in or rewritten)",
         )
     if "hash" in checks and _hash_of(record) != record.hash:
         return Break(
@@ -163,7 +177,7 @@ def _record_break(
             return Break(
                 seq,
                 "signature",
-                f"record {seq} names signing key {record.key_id!r}, which is not among the "
+                f"record {seq} names signing key {record.key_id!a}, which is not among the "
                 f"given public keys ({', '.join(sorted(keys)) or 'none'}): re-signed or forged",
             )
         if not signature_valid(public, record.hash, record.signature):
@@ -208,8 +222,8 @@ def verify_chain(
                 Break(
                     proven.seq + 1,
                     "anchor",
-                    f"record {record.seq}'s hash {record.hash[:16]} is not the anchored "
-                    f"{wanted[record.seq][:16]}: the chain was rewritten {after}at or before "
+                    f"record {record.seq}'s hash {_short(record.hash)} is not the anchored "
+                    f"{_short(wanted[record.seq])}: the chain was rewritten {after}at or before "
                     f"record {record.seq} (re-signed with the key, or another log put in its "
                     "place); no record from here on is shown to be the original",
                 ),
@@ -244,8 +258,8 @@ def verify_chain(
             )
             return Verdict(count, prev, Break(prev.seq + 1, "head", message))
         message = (
-            f"the head (record {head.seq}, hash {head.hash[:16]}) does not match the last "
-            f"record (record {prev.seq}, hash {prev.hash[:16]})"
+            f"the head (record {head.seq}, hash {_short(head.hash)}) does not match the last "
+            f"record (record {prev.seq}, hash {_short(prev.hash)})"
         )
         first = head.seq + 1 if head.seq < prev.seq else prev.seq
         return Verdict(count, prev, Break(max(first, 1), "head", message))
