@@ -219,3 +219,37 @@ def test_records_an_anchor_disproves_are_left_out(chain: EvidenceDatabase, tmp_p
     assert (tech["rowsDeleted"], tech["evidence"]) == (120, [2])
     assert report["recordsInPeriod"] == 1
     assert "records 3 and later are left out" in report["gaps"][0]["message"]
+
+
+def test_writers_whose_clocks_disagree_never_make_a_negative_duration(
+    evidence_pg: EvidenceDatabase, tmp_path: Path
+) -> None:
+    # Two replicas append to one log; replica A's clock runs 2 minutes fast. A sees access
+    # widened (False, by its clock 10:02 for a real 10:00); B, on time, sees it fixed at
+    # 10:01, one record later. Appends are in chain order, the times are each writer's claim.
+    fast = EvidenceLog.open(evidence_pg.database, evidence_pg.credentials, KEY,
+                            clock=lambda: datetime(2026, 11, 2, 10, 2, tzinfo=UTC),
+                            create_schema=True)  # fmt: skip
+    on_time = EvidenceLog.open(evidence_pg.database, evidence_pg.credentials, KEY,
+                               clock=lambda: datetime(2026, 11, 2, 10, 1, tzinfo=UTC))  # fmt: skip
+    # A third writer's clock is years ahead; after its record, B finds foreign access again.
+    ahead = EvidenceLog.open(evidence_pg.database, evidence_pg.credentials, KEY,
+                             clock=lambda: datetime(2099, 1, 1, tzinfo=UTC))  # fmt: skip
+    widened = {"type": "AccessRestricted", "status": "False", "previousStatus": "True",
+               "reason": "OtherBindingGrantsSecrets"}  # fmt: skip
+    restored = {"type": "AccessRestricted", "status": "True", "previousStatus": "False",
+                "reason": "Restricted"}  # fmt: skip
+    with fast, on_time, ahead:
+        fast.append("condition.transition", CRM, widened)
+        on_time.append("condition.transition", CRM, restored)
+        ahead.append("condition.transition", "marketing/newsletter", restored)
+        on_time.append("condition.transition", BILLING, widened)
+    _, report, _ = run_report(evidence_pg, tmp_path)  # the schema's minimum 0 included
+    (store,) = [s for s in report["stores"] if s["subject"] == CRM]
+    (condition,) = store["conditions"]
+    assert condition["secondsNotTrue"] >= 0
+    # Both findings, also the one appended after the record dated 2099.
+    found = [(f["subject"], f["foundSeq"]) for f in report["foreignAccess"]]
+    assert found == [(CRM, 1), (BILLING, 4)]
+    (gap,) = [g for g in report["gaps"] if g["code"] == "time-order"]
+    assert gap["evidence"] == [1, 2, 3, 4] and "clocks" in gap["message"]
