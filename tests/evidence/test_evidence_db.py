@@ -8,6 +8,7 @@ check is the one doing the work (or which one stands behind it).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Callable
@@ -472,3 +473,24 @@ def test_stored_text_cannot_rewrite_the_verdict_on_the_auditors_terminal(
     status, output = cli_verify(evidence_db, public_key, capsys)
     assert status == 1 and "BROKEN at record" in output, output
     assert all(c.isprintable() and c.isascii() for c in output.replace("\n", "")), output
+
+
+def test_an_address_in_a_condition_message_is_kept_as_a_digest(
+    evidence_db: EvidenceDatabase,
+) -> None:
+    # AccessRestricted=False names the subjects a binding lets read the Secrets; with OIDC a
+    # User is an e-mail address. The access records keep such names as a digest; the message
+    # of the condition's record must not keep the address for years either.
+    message = ("RoleBinding crm/helpdesk (role ClusterRole view) lets Group oidc:support, "
+               "User jane.doe@example.com read them. Remove those bindings")  # fmt: skip
+    with EvidenceLog.open(evidence_db.database, evidence_db.credentials, KEY,
+                          create_schema=True) as log:  # fmt: skip
+        log.append("condition.transition", "crm/support-inquiries",
+                   {"type": "AccessRestricted", "status": "False",
+                    "reason": "OtherBindingGrantsSecrets", "message": message})  # fmt: skip
+    ((text,),) = evidence_db.rows("SELECT payload FROM dataward_evidence WHERE seq = 1")
+    assert "@" not in text and "jane" not in text, text
+    # An auditor holding the name can still find it: SHA-256 of the documented prefix + name.
+    digest = hashlib.sha256(b"dataward/access-user\x00jane.doe@example.com").hexdigest()
+    assert f"User sha256:{digest} read them" in json.loads(text)["message"]
+    assert "Group oidc:support," in json.loads(text)["message"]
