@@ -151,6 +151,18 @@ def forge_signature(db: EvidenceDatabase) -> None:
                   (other.signature,)) == 1  # fmt: skip
 
 
+def respell_signature(db: EvidenceDatabase) -> None:
+    # The same 64 bytes in other base64 text: the last digit before "==" carries 2 bits of
+    # the signature and 4 padding bits a lax decoder ignores. The row is altered all the same.
+    text = stored(db, 4).signature
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    last = alphabet.index(text[-3])
+    respelled = text[:-3] + alphabet[last | 1] + "=="
+    assert respelled != text
+    assert db.sql("UPDATE dataward_evidence SET signature = %s WHERE seq = 4",
+                  (respelled,)) == 1  # fmt: skip
+
+
 def resign_with_another_key(db: EvidenceDatabase) -> None:
     record = stored(db, 3)
     forged = resign(replace(record, subject="crm/another-store"), OTHER)
@@ -203,6 +215,7 @@ TAMPERINGS: list[tuple[Callable[[EvidenceDatabase], None], int, CheckName, str,
     (reorder, 3, "link", "does not follow record 2", (3, "hash")),
     (wrong_previous_hash, 3, "link", "does not follow record 2", (3, "hash")),
     (forge_signature, 5, "signature", "does not verify", None),
+    (respell_signature, 4, "signature", "does not verify", None),
     (resign_with_another_key, 3, "signature", "not among the given public keys", (4, "link")),
     (truncate_and_rewrite, 3, "signature", "does not verify", None),
     (truncate_table_and_rewrite_all, 1, "signature", "not among the given public keys", None),
