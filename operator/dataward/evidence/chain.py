@@ -224,8 +224,9 @@ def verify_chain(
                     "anchor",
                     f"record {record.seq}'s hash {_short(record.hash)} is not the anchored "
                     f"{_short(wanted[record.seq])}: the chain was rewritten {after}at or before "
-                    f"record {record.seq} (re-signed with the key, or another log put in its "
-                    "place); no record from here on is shown to be the original",
+                    f"record {record.seq} (re-signed with the key, cut off and appended to "
+                    "again, or another log put in its place); no record from here on is shown "
+                    "to be the original",
                 ),
             )
         prev, count = Head(record.seq, record.hash), count + 1
