@@ -267,6 +267,13 @@ def test_a_cut_that_also_moved_the_head_is_caught_by_an_anchor(
     # ... the head an auditor kept from the last verification can.
     status, output = cli_verify(evidence_db, public_key, capsys, "--expect-head", anchor)
     assert status == 1 and "BROKEN at record 5 (anchor)" in output
+    # The operator goes on appending past the anchored number: record 6 is there again, with
+    # another hash. No anchor before it matches, so no record is shown to be the original.
+    with EvidenceLog.open(evidence_db.database, evidence_db.credentials, KEY) as log:
+        assert [log.append(*sample(i)).seq for i in range(3)] == [5, 6, 7]
+    status, output = cli_verify(evidence_db, public_key, capsys, "--expect-head", anchor)
+    assert status == 1 and "BROKEN at record 1 (anchor)" in output, output
+    assert "cut off and appended to again" in output and "no record verified" in output
 
 
 def test_concurrent_writers_never_fork_the_chain(
