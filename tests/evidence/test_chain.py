@@ -177,7 +177,14 @@ def test_an_anchor_on_a_rewritten_record_is_caught() -> None:
     rewritten = CHAIN[:2] + build_chain(KEY, 4, Head(2, CHAIN[1].hash))
     # Signed with the operator's own key (a stolen key): only an anchor can tell.
     assert verify(rewritten).intact
-    assert broken(verify(rewritten, anchors=(Head(5, CHAIN[4].hash),))) == (5, "anchor")
+    # Where the rewrite began is unknown: nothing before the anchor is proven either.
+    verdict = verify(rewritten, anchors=(Head(5, CHAIN[4].hash),))
+    assert broken(verdict) == (1, "anchor") and verdict.last.seq == 0
+    # An earlier anchor that still matches proves the records up to it.
+    verdict = verify(rewritten, anchors=(Head(2, CHAIN[1].hash), Head(5, CHAIN[4].hash)))
+    assert broken(verdict) == (3, "anchor") and verdict.last == Head(2, CHAIN[1].hash)
+    message = verdict.broken.message  # type: ignore[union-attr]
+    assert "rewritten after record 2, at or before record 5" in message
 
 
 def test_a_repeated_sequence_number_is_caught() -> None:

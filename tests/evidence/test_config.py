@@ -64,3 +64,22 @@ def test_a_url_with_a_login_never_reaches_a_message_whatever_else_is_wrong() -> 
         with pytest.raises(EvidenceError) as raised:
             parse_database_url(url)
         assert "s3cret-pw" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresq://db/evidence?password=s3cret-pw",  # a typo in the scheme
+        "postgresql://db?password=s3cret-pw",  # no database name
+        "postgresql://db:99999/evidence?password=s3cret-pw",  # a bad port
+        "postgresql://db/evidence?tls=disable&password=s3cret-pw",  # otherwise valid
+        "mysql://db/evidence?tls=disable&sslpassword=s3cret-pw",
+        "postgresql://db/evidence#s3cret-pw",
+    ],
+)
+def test_a_password_in_the_query_is_refused_and_never_quoted(url: str) -> None:
+    # libpq's URIs take `?password=`: a login written that way is refused like one before `@`
+    # (never ignored: the operator would then connect with another login), and never echoed.
+    with pytest.raises(EvidenceError) as raised:
+        parse_database_url(url)
+    assert "s3cret-pw" not in str(raised.value)

@@ -8,6 +8,7 @@ check is the one doing the work (or which one stands behind it).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Callable
@@ -18,11 +19,13 @@ import pytest
 
 from dataward.cli import main
 from dataward.evidence import EvidenceError, EvidenceLog
+from dataward.evidence.access import resume_cursor
 from dataward.evidence.chain import CHECKS, CheckName, Head, Verdict, next_record, verify_chain
 from dataward.evidence.payloads import validate
 from dataward.evidence.records import Record, canonical_json
 from dataward.evidence.signing import generate_key, public_pem
 from dataward.evidence.store import EvidenceStore, connect
+from dataward.purge.credentials import Credentials
 from tests.evidence.conftest import EvidenceDatabase
 from tests.evidence.support import START, build_chain, resign, sample
 
@@ -148,6 +151,18 @@ def forge_signature(db: EvidenceDatabase) -> None:
                   (other.signature,)) == 1  # fmt: skip
 
 
+def respell_signature(db: EvidenceDatabase) -> None:
+    # The same 64 bytes in other base64 text: the last digit before "==" carries 2 bits of
+    # the signature and 4 padding bits a lax decoder ignores. The row is altered all the same.
+    text = stored(db, 4).signature
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    last = alphabet.index(text[-3])
+    respelled = text[:-3] + alphabet[last | 1] + "=="
+    assert respelled != text
+    assert db.sql("UPDATE dataward_evidence SET signature = %s WHERE seq = 4",
+                  (respelled,)) == 1  # fmt: skip
+
+
 def resign_with_another_key(db: EvidenceDatabase) -> None:
     record = stored(db, 3)
     forged = resign(replace(record, subject="crm/another-store"), OTHER)
@@ -200,6 +215,7 @@ TAMPERINGS: list[tuple[Callable[[EvidenceDatabase], None], int, CheckName, str,
     (reorder, 3, "link", "does not follow record 2", (3, "hash")),
     (wrong_previous_hash, 3, "link", "does not follow record 2", (3, "hash")),
     (forge_signature, 5, "signature", "does not verify", None),
+    (respell_signature, 4, "signature", "does not verify", None),
     (resign_with_another_key, 3, "signature", "not among the given public keys", (4, "link")),
     (truncate_and_rewrite, 3, "signature", "does not verify", None),
     (truncate_table_and_rewrite_all, 1, "signature", "not among the given public keys", None),
@@ -251,6 +267,13 @@ def test_a_cut_that_also_moved_the_head_is_caught_by_an_anchor(
     # ... the head an auditor kept from the last verification can.
     status, output = cli_verify(evidence_db, public_key, capsys, "--expect-head", anchor)
     assert status == 1 and "BROKEN at record 5 (anchor)" in output
+    # The operator goes on appending past the anchored number: record 6 is there again, with
+    # another hash. No anchor before it matches, so no record is shown to be the original.
+    with EvidenceLog.open(evidence_db.database, evidence_db.credentials, KEY) as log:
+        assert [log.append(*sample(i)).seq for i in range(3)] == [5, 6, 7]
+    status, output = cli_verify(evidence_db, public_key, capsys, "--expect-head", anchor)
+    assert status == 1 and "BROKEN at record 1 (anchor)" in output, output
+    assert "cut off and appended to again" in output and "no record verified" in output
 
 
 def test_concurrent_writers_never_fork_the_chain(
@@ -303,8 +326,8 @@ def test_one_log_shared_by_threads_keeps_one_chain(evidence_db: EvidenceDatabase
     assert verdict.intact and verdict.records == 30
 
 
-def test_a_login_that_may_only_append_cannot_rewrite(evidence_db: EvidenceDatabase) -> None:
-    append_samples(evidence_db, 2)
+def append_only_login(evidence_db: EvidenceDatabase) -> tuple[str, str]:
+    """A login with the grants the README gives the operator, and nothing more."""
     user, password = "evidence_writer", "writer-secret"
     if evidence_db.engine == "postgresql":
         evidence_db.server.execute(
@@ -319,8 +342,12 @@ def test_a_login_that_may_only_append_cannot_rewrite(evidence_db: EvidenceDataba
             f"GRANT INSERT, SELECT ON {evidence_db.name}.dataward_evidence TO '{user}'@'%'",
             f"GRANT SELECT, UPDATE ON {evidence_db.name}.dataward_evidence_head TO '{user}'@'%'",
         )
-    from dataward.purge.credentials import Credentials
+    return user, password
 
+
+def test_a_login_that_may_only_append_cannot_rewrite(evidence_db: EvidenceDatabase) -> None:
+    append_samples(evidence_db, 2)
+    user, password = append_only_login(evidence_db)
     with EvidenceLog.open(evidence_db.database, Credentials(user, password), KEY) as log:
         assert log.append(*sample(2)).seq == 3
     conn = evidence_db.connect(user, password)
@@ -396,3 +423,94 @@ def test_the_latest_records_of_a_kind_are_read_newest_first(evidence_db: Evidenc
     expected = [r for r in reversed(appended) if r.kind == "access.read"][:2]
     assert [r.seq for r in latest] == [r.seq for r in expected] and len(latest) == 2
     assert [r.payload for r in latest] == [r.payload for r in expected]
+
+
+def test_the_audit_log_follower_resumes_only_from_records_the_operator_signed(
+    evidence_db: EvidenceDatabase,
+) -> None:
+    # Anyone with the operator's database login (INSERT on the records, no signing key) adds
+    # an access.read row far ahead, dated 2099: had the follower resumed from it, every real
+    # read before 2099 would count as "already recorded" and never be written.
+    appended = append_samples(evidence_db, 20)
+    genuine = [r for r in appended if r.kind == "access.read"]
+    user, password = append_only_login(evidence_db)
+    forged_payload = dict(
+        genuine[-1].payload, auditID="forged", stageTimestamp="2099-01-01T00:00:00.000000Z"
+    )
+    forged = resign(replace(genuine[-1], seq=10**12, payload=forged_payload), OTHER,
+                    claim_key=genuine[-1].key_id)  # fmt: skip
+    conn = evidence_db.connect(user, password)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                f"INSERT INTO dataward_evidence ({COLUMNS}) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (forged.seq, forged.time, forged.kind, forged.subject,
+                 canonical_json(forged.payload), forged.prev_hash, forged.hash, forged.key_id,
+                 forged.signature),
+            )  # fmt: skip
+    finally:
+        conn.close()
+    with EvidenceLog.open(evidence_db.database, Credentials(user, password), KEY) as log:
+        latest = log.latest("access.read", 5000)
+    assert [r.seq for r in latest] == [r.seq for r in reversed(genuine)]
+    cursor = resume_cursor((r.subject, r.payload) for r in reversed(latest))
+    assert cursor is not None and cursor.newest.year == 2026
+
+
+@pytest.mark.parametrize("column", ["head", "prev_hash"])
+def test_stored_text_cannot_rewrite_the_verdict_on_the_auditors_terminal(
+    evidence_db: EvidenceDatabase,
+    public_key: Path,
+    capsys: pytest.CaptureFixture[str],
+    column: str,
+) -> None:
+    # The operator's login may UPDATE the head and INSERT records. Text quoted into a break's
+    # message is printed as is: erase the line, write "intact", hide the rest (SGR 8), and
+    # the auditor's terminal shows a broken log as intact.
+    append_samples(evidence_db, 3)
+    user, password = append_only_login(evidence_db)
+    # And a right-to-left override where the character set takes it (MariaDB's latin1 not).
+    rlo = "\u202e" if evidence_db.engine == "postgresql" else "0"
+    trick = "\x1b[2K\rintact\x1b[8m" + rlo + "0" * 48
+    conn = evidence_db.connect(user, password)
+    try:
+        with conn.cursor() as cur:
+            if column == "head":
+                cur.execute("UPDATE dataward_evidence_head SET hash = %s WHERE id = 1", (trick,))
+            else:
+                record = replace(stored(evidence_db, 3), seq=4, prev_hash=trick)
+                cur.execute(
+                    f"INSERT INTO dataward_evidence ({COLUMNS}) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (record.seq, record.time, record.kind, record.subject,
+                     canonical_json(record.payload), record.prev_hash, record.hash,
+                     record.key_id, record.signature),
+                )  # fmt: skip
+                cur.execute("UPDATE dataward_evidence_head SET seq = 4 WHERE id = 1")
+    finally:
+        conn.close()
+    status, output = cli_verify(evidence_db, public_key, capsys)
+    assert status == 1 and "BROKEN at record" in output, output
+    assert all(c.isprintable() and c.isascii() for c in output.replace("\n", "")), output
+
+
+def test_an_address_in_a_condition_message_is_kept_as_a_digest(
+    evidence_db: EvidenceDatabase,
+) -> None:
+    # AccessRestricted=False names the subjects a binding lets read the Secrets; with OIDC a
+    # User is an e-mail address. The access records keep such names as a digest; the message
+    # of the condition's record must not keep the address for years either.
+    message = ("RoleBinding crm/helpdesk (role ClusterRole view) lets Group oidc:support, "
+               "User jane.doe@example.com read them. Remove those bindings")  # fmt: skip
+    with EvidenceLog.open(evidence_db.database, evidence_db.credentials, KEY,
+                          create_schema=True) as log:  # fmt: skip
+        log.append("condition.transition", "crm/support-inquiries",
+                   {"type": "AccessRestricted", "status": "False",
+                    "reason": "OtherBindingGrantsSecrets", "message": message})  # fmt: skip
+    ((text,),) = evidence_db.rows("SELECT payload FROM dataward_evidence WHERE seq = 1")
+    assert "@" not in text and "jane" not in text, text
+    # An auditor holding the name can still find it: SHA-256 of the documented prefix + name.
+    digest = hashlib.sha256(b"dataward/access-user\x00jane.doe@example.com").hexdigest()
+    assert f"User sha256:{digest} read them" in json.loads(text)["message"]
+    assert "Group oidc:support," in json.loads(text)["message"]

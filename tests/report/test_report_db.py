@@ -18,7 +18,10 @@ import pytest
 
 from dataward.cli import main
 from dataward.evidence import EvidenceLog
+from dataward.evidence.chain import Head, next_record
+from dataward.evidence.records import Record, canonical_json
 from dataward.evidence.signing import generate_key, public_pem
+from dataward.evidence.store import EvidenceStore, connect
 from tests.evidence.conftest import EvidenceDatabase
 from tests.report.browser import png_summary, screenshot
 from tests.report.support import ROOT, SCHEMA
@@ -76,13 +79,13 @@ def chain(evidence_pg: EvidenceDatabase) -> Iterator[EvidenceDatabase]:
     yield evidence_pg
 
 
-def run_report(db: EvidenceDatabase, out: Path) -> tuple[int, dict[str, Any], str]:
+def run_report(db: EvidenceDatabase, out: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
     public = out / "evidence.pub"
     public.write_bytes(public_pem(KEY.public_key()))
     status = main([
         "report", "--quarter", "2026Q4", "--database", db.url, "--public-key", str(public),
         "-f", str(ROOT / "examples" / "policy.yaml"), "-f", str(ROOT / "examples" / "stores"),
-        "--json", str(out / "report.json"), "--html", str(out / "report.html"),
+        "--json", str(out / "report.json"), "--html", str(out / "report.html"), *extra,
     ])  # fmt: skip
     report = json.loads((out / "report.json").read_text())
     validator = jsonschema.Draft202012Validator(
@@ -173,3 +176,80 @@ def test_a_tampered_chain_is_reported_and_left_out(chain: EvidenceDatabase, tmp_
     assert (tech["rowsDeleted"], tech["evidence"]) == (120, [2])
     assert report["gaps"][0]["code"] == "chain-broken"
     assert "BROKEN at record 3" in page
+
+
+def stored_records(db: EvidenceDatabase) -> list[Record]:
+    store = EvidenceStore(connect(db.database, db.credentials))
+    try:
+        return list(store.records())
+    finally:
+        store.session.close()
+
+
+def test_records_an_anchor_disproves_are_left_out(chain: EvidenceDatabase, tmp_path: Path) -> None:
+    # The auditor kept two heads from earlier verifications: record 2's and record 9's. Then
+    # the holder of the signing key halves record 3's count and re-signs the chain from there:
+    # every hash and signature checks, and only record 9's anchor shows the rewrite. Records
+    # 3 to 8 are as suspect as 9 ("rewritten from here or earlier"); records 1 and 2 are
+    # proven by the anchor that still matches.
+    original = stored_records(chain)
+    head = Head(original[1].seq, original[1].hash)
+    for record in original[2:]:
+        payload = dict(record.payload)
+        if record.seq == 3:
+            payload["rowsDeleted"] = 8
+        when = datetime.fromisoformat(record.time.replace("Z", "+00:00"))
+        new = next_record(head, when, record.kind, record.subject, payload, KEY)
+        chain.sql(
+            "UPDATE dataward_evidence SET payload = %s, prev_hash = %s, hash = %s, "
+            "signature = %s WHERE seq = %s",
+            (canonical_json(new.payload), new.prev_hash, new.hash, new.signature, new.seq),
+        )
+        head = Head(new.seq, new.hash)
+    chain.sql("UPDATE dataward_evidence_head SET hash = %s WHERE id = 1", (head.hash,))
+    anchors = [f"{r.seq}:{r.hash}" for r in (original[1], original[-1])]
+    status, report, _ = run_report(
+        chain, tmp_path, "--expect-head", anchors[0], "--expect-head", anchors[1]
+    )
+    assert status == 1
+    broken = report["chain"]["broken"]
+    assert (broken["seq"], broken["check"]) == (3, "anchor")
+    # Only records 1 and 2 count: the re-signed count of record 3 is nowhere.
+    (tech,) = report["purges"]["byCategory"]
+    assert (tech["rowsDeleted"], tech["evidence"]) == (120, [2])
+    assert report["recordsInPeriod"] == 1
+    assert "records 3 and later are left out" in report["gaps"][0]["message"]
+
+
+def test_writers_whose_clocks_disagree_never_make_a_negative_duration(
+    evidence_pg: EvidenceDatabase, tmp_path: Path
+) -> None:
+    # Two replicas append to one log; replica A's clock runs 2 minutes fast. A sees access
+    # widened (False, by its clock 10:02 for a real 10:00); B, on time, sees it fixed at
+    # 10:01, one record later. Appends are in chain order, the times are each writer's claim.
+    fast = EvidenceLog.open(evidence_pg.database, evidence_pg.credentials, KEY,
+                            clock=lambda: datetime(2026, 11, 2, 10, 2, tzinfo=UTC),
+                            create_schema=True)  # fmt: skip
+    on_time = EvidenceLog.open(evidence_pg.database, evidence_pg.credentials, KEY,
+                               clock=lambda: datetime(2026, 11, 2, 10, 1, tzinfo=UTC))  # fmt: skip
+    # A third writer's clock is years ahead; after its record, B finds foreign access again.
+    ahead = EvidenceLog.open(evidence_pg.database, evidence_pg.credentials, KEY,
+                             clock=lambda: datetime(2099, 1, 1, tzinfo=UTC))  # fmt: skip
+    widened = {"type": "AccessRestricted", "status": "False", "previousStatus": "True",
+               "reason": "OtherBindingGrantsSecrets"}  # fmt: skip
+    restored = {"type": "AccessRestricted", "status": "True", "previousStatus": "False",
+                "reason": "Restricted"}  # fmt: skip
+    with fast, on_time, ahead:
+        fast.append("condition.transition", CRM, widened)
+        on_time.append("condition.transition", CRM, restored)
+        ahead.append("condition.transition", "marketing/newsletter", restored)
+        on_time.append("condition.transition", BILLING, widened)
+    _, report, _ = run_report(evidence_pg, tmp_path)  # the schema's minimum 0 included
+    (store,) = [s for s in report["stores"] if s["subject"] == CRM]
+    (condition,) = store["conditions"]
+    assert condition["secondsNotTrue"] >= 0
+    # Both findings, also the one appended after the record dated 2099.
+    found = [(f["subject"], f["foundSeq"]) for f in report["foreignAccess"]]
+    assert found == [(CRM, 1), (BILLING, 4)]
+    (gap,) = [g for g in report["gaps"] if g["code"] == "time-order"]
+    assert gap["evidence"] == [1, 2, 3, 4] and "clocks" in gap["message"]

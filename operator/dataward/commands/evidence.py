@@ -162,7 +162,10 @@ def run_verify(args: argparse.Namespace) -> int:
             f"dataward evidence verify: BROKEN at record {broken.seq} ({broken.check}): "
             f"{broken.message}"
         )
-        print(f"records 1 to {verdict.last.seq} verified before the break", file=sys.stderr)
+        proven = (
+            f"records 1 to {verdict.last.seq}" if verdict.last.seq else "no record"
+        )
+        print(f"{proven} verified before the break", file=sys.stderr)
         return 1
     print(
         f"dataward evidence verify: intact: {verdict.records} "

@@ -12,6 +12,8 @@ this order; the first failure names the first broken record:
 - `head`: after the last record, the stored head (sequence and hash of the last append)
   matches it (records cut off the end);
 - `anchor`: a (sequence, hash) the auditor kept from an earlier verification is still there.
+  A record that is there with another hash breaks the chain right after the last anchor that
+  matches (record 1 when none does): a re-signed chain is wrong anywhere after that anchor.
 
 Each check is a name in `CHECKS`; `verify_chain(..., checks=...)` can leave one out, which is
 how the tests show that every check is the one that catches its kind of tampering.
@@ -19,6 +21,7 @@ how the tests show that every check is the one that catches its kind of tamperin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -99,11 +102,37 @@ class Verdict:
         return self.broken is None
 
 
+_HEX16 = re.compile(r"[0-9a-f]{1,16}")
+
+
+def _short(stored: str) -> str:
+    """A stored hash's first 16 characters for a message; anything but hex digits escaped.
+
+    These fields are whatever the database holds (the operator's login may write the head):
+    printed as they are, terminal escapes could erase "BROKEN" from the auditor's screen.
+    """
+    head = stored[:16]
+    return head if _HEX16.fullmatch(head) else ascii(head)
+
+
 def _hash_of(record: Record) -> str | None:
     try:
         return content_hash(record.content())
     except EvidenceError:
         return None  # content the canonical encoding refuses was never written by Dataward
+
+
+def signed_by(record: Record, key: Ed25519PublicKey) -> bool:
+    """True when `record`'s content hashes to its hash and `key` signed that hash.
+
+    The `hash` and `signature` checks of one record alone: what the operator requires of a
+    record it reads back to decide something (anyone with its database login can insert rows).
+    """
+    return (
+        record.key_id == key_id(key)
+        and _hash_of(record) == record.hash
+        and signature_valid(key, record.hash, record.signature)
+    )
 
 
 def _record_break(
@@ -133,8 +162,8 @@ def _record_break(
         return Break(
             seq,
             "link",
-            f"record {seq} does not follow {before}: its previous hash {record.prev_hash[:16]} "
-            f"is not {before}'s hash {prev.hash[:16]} (reordered, spliced in or rewritten)",
+            f"record {seq} does not follow {before}: its previous hash {_short(record.prev_hash)} "
+            f"is not {before}'s hash {_short(prev.hash)} (reordered, spliced in or rewritten)",
         )
     if "hash" in checks and _hash_of(record) != record.hash:
         return Break(
@@ -148,7 +177,7 @@ def _record_break(
             return Break(
                 seq,
                 "signature",
-                f"record {seq} names signing key {record.key_id!r}, which is not among the "
+                f"record {seq} names signing key {record.key_id!a}, which is not among the "
                 f"given public keys ({', '.join(sorted(keys)) or 'none'}): re-signed or forged",
             )
         if not signature_valid(public, record.hash, record.signature):
@@ -176,22 +205,33 @@ def verify_chain(
     by_id = {key_id(key): key for key in keys}
     wanted = {anchor.seq: anchor.hash for anchor in anchors}
     prev, count = EMPTY_HEAD, 0
+    proven = EMPTY_HEAD  # the last record an anchor matched: it and all before it are as kept
     for record in records:
         found = _record_break(record, prev.seq + 1, prev, by_id, checks)
         if found is not None:
             return Verdict(count, prev, found)
         if "anchor" in checks and record.seq in wanted and wanted[record.seq] != record.hash:
+            # Signed and chained, yet not the record that was anchored: someone holding the
+            # key rewrote the chain somewhere after the last anchor that still matches (or
+            # put another log signed by the same key in its place). Nothing after that
+            # anchor is shown to be the operator's original record, so the break is there.
+            after = f"after record {proven.seq}, " if proven.seq else ""
             return Verdict(
-                count,
-                prev,
+                proven.seq,
+                proven,
                 Break(
-                    record.seq,
+                    proven.seq + 1,
                     "anchor",
-                    f"record {record.seq}'s hash {record.hash[:16]} is not the anchored "
-                    f"{wanted[record.seq][:16]}: the chain was rewritten from here or earlier",
+                    f"record {record.seq}'s hash {_short(record.hash)} is not the anchored "
+                    f"{_short(wanted[record.seq])}: the chain was rewritten {after}at or before "
+                    f"record {record.seq} (re-signed with the key, cut off and appended to "
+                    "again, or another log put in its place); no record from here on is shown "
+                    "to be the original",
                 ),
             )
         prev, count = Head(record.seq, record.hash), count + 1
+        if record.seq in wanted:
+            proven = prev
     if "anchor" in checks:
         beyond = sorted(seq for seq in wanted if seq > prev.seq)
         if beyond:
@@ -219,8 +259,8 @@ def verify_chain(
             )
             return Verdict(count, prev, Break(prev.seq + 1, "head", message))
         message = (
-            f"the head (record {head.seq}, hash {head.hash[:16]}) does not match the last "
-            f"record (record {prev.seq}, hash {prev.hash[:16]})"
+            f"the head (record {head.seq}, hash {_short(head.hash)}) does not match the last "
+            f"record (record {prev.seq}, hash {_short(prev.hash)})"
         )
         first = head.seq + 1 if head.seq < prev.seq else prev.seq
         return Verdict(count, prev, Break(max(first, 1), "head", message))

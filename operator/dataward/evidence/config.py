@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from dataward.evidence.errors import EvidenceError
 from dataward.model.store import Database, Engine, TLSMode
@@ -45,20 +45,29 @@ def parse_database_url(url: str) -> Database:
             "the evidence database URL must not hold a login: use "
             f"{USERNAME_ENV}/{PASSWORD_ENV} or a credentials directory"
         )
+    # Likewise the query and fragment (libpq's URIs take `?password=`): never quoted, and
+    # nothing but `tls` is taken from them, so a login there is refused rather than ignored.
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if parts.fragment or any(key != "tls" for key, _ in query):
+        raise EvidenceError(
+            "the evidence database URL takes no query parameter but tls=MODE and no fragment "
+            f"(a login goes in {USERNAME_ENV}/{PASSWORD_ENV} or a credentials directory)"
+        )
+    shown = repr(f"{parts.scheme}://{parts.netloc}{parts.path}")
     engine = _SCHEMES.get(parts.scheme)
     if engine is None:
         raise EvidenceError(
-            f"evidence database {url!r}: write postgresql://HOST[:PORT]/NAME or "
+            f"evidence database {shown}: write postgresql://HOST[:PORT]/NAME or "
             "mysql://HOST[:PORT]/NAME"
         )
     name = parts.path.lstrip("/")
     if not parts.hostname or not name or "/" in name:
-        raise EvidenceError(f"evidence database {url!r} needs a host and a database name")
+        raise EvidenceError(f"evidence database {shown} needs a host and a database name")
     try:
         port = parts.port or _DEFAULT_PORTS[engine]
     except ValueError:
-        raise EvidenceError(f"evidence database {url!r} has an invalid port") from None
-    tls = parse_qs(parts.query).get("tls", ["require"])[-1]
+        raise EvidenceError(f"evidence database {shown} has an invalid port") from None
+    tls = ([value for _, value in query] or ["require"])[-1]
     if tls not in _TLS_MODES:
         raise EvidenceError(f"tls={tls!r}: write one of {', '.join(_TLS_MODES)}")
     return Database(engine, parts.hostname, port, name, "evidence", cast(TLSMode, tls))

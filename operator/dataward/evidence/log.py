@@ -19,6 +19,7 @@ call reconnects.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from dataward.evidence import payloads
-from dataward.evidence.chain import next_record
+from dataward.evidence.chain import next_record, signed_by
 from dataward.evidence.config import EvidenceSettings
 from dataward.evidence.records import Record
 from dataward.evidence.signing import load_private_key
@@ -37,6 +38,8 @@ from dataward.evidence.store import EvidenceStore, connect
 from dataward.model.store import Database
 from dataward.purge.credentials import Credentials
 from dataward.purge.sql import Session
+
+_log = logging.getLogger("dataward.evidence")
 
 
 def _utc_now() -> datetime:
@@ -108,15 +111,31 @@ class EvidenceLog:
                 raise
 
     def latest(self, kind: str, limit: int) -> list[Record]:
-        """The last `limit` records of `kind`, newest first, as stored (unverified)."""
+        """The last `limit` records of `kind` this log's key signed, newest first.
+
+        The chain is not walked (a cursor, no proof of completeness), but each record's hash
+        and signature are checked: the database login can insert rows, and a row it made up
+        (an `access.read` dated years ahead) must not steer what the operator records next.
+        A record signed by an earlier key is left out too (the caller then redoes work: safe).
+        """
         with self._lock:
             store = self._session_store()
             try:
-                return store.latest(kind, limit)
+                records = store.latest(kind, limit)
             except BaseException:
                 store.session.close()
                 self._store = None
                 raise
+        public = self._key.public_key()
+        kept = [record for record in records if signed_by(record, public)]
+        if len(kept) != len(records):
+            _log.warning(
+                "evidence: %d %s record(s) not signed by this operator's key ignored "
+                "(run `dataward evidence verify`)",
+                len(records) - len(kept),
+                kind,
+            )
+        return kept
 
     def close(self) -> None:
         """Close the connection (appends after this reconnect)."""

@@ -6,7 +6,8 @@ cannot be proven clean, so each kind lists the fields it may have and the shape 
 value; identifiers are held to patterns that leave no room for an e-mail address or a
 sentence. Unknown fields, unknown kinds and wrong shapes are refused before anything is
 written. `message` fields hold Dataward's own messages, which name tables and reasons, never
-row contents. Refusals name the field, never the value (it may be the personal data itself).
+row contents; a word with `@` in them (an OIDC user's address) is kept as a digest. Refusals
+name the field, never the value (it may be the personal data itself).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from dataward.evidence.access import user_digest
 from dataward.evidence.errors import EvidenceError
 from dataward.evidence.records import format_time
 from dataward.render.rbac import SECRET_READ_VERBS
@@ -107,6 +109,40 @@ OPAQUE_ID = _pattern(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", "an opaque id")
 HEX_DIGEST = _pattern(r"[0-9a-f]{16,64}", "a hex digest")
 _MESSAGE_LIMIT = 1024
 MESSAGE = _text(_MESSAGE_LIMIT)
+# The fields that hold MESSAGE text, at any depth: Dataward's own messages, which may still
+# name an account (AccessRestricted names the subjects a binding lets read the Secrets, and
+# with OIDC a User is an e-mail address). A word with `@` in it is kept as the digest the
+# access records use (`sha256:` + SHA-256 of `dataward/access-user\0` + the word).
+FREE_TEXT_FIELDS = frozenset({"message", "emergency"})
+_ADDRESS = re.compile(r"[^\s,;()<>\[\]\"'`]*@[^\s,;()<>\[\]\"'`]*")
+
+
+def _digest_word(match: re.Match[str]) -> str:
+    word = match.group(0)
+    core = word.rstrip(".")  # the end of a sentence is not part of the name
+    return f"sha256:{user_digest(core)}{word[len(core):]}"
+
+
+def redact_addresses(text: str) -> str:
+    """`text` with each word holding `@` replaced by its digest (a text that fitted the
+    message limit still fits: the digest is longer than most addresses)."""
+    redacted = _ADDRESS.sub(_digest_word, text)
+    if len(text) <= _MESSAGE_LIMIT < len(redacted):
+        redacted = redacted[: _MESSAGE_LIMIT - 3] + "..."
+    return redacted
+
+
+def _redact_free_text(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {
+            key: redact_addresses(item)
+            if key in FREE_TEXT_FIELDS and isinstance(item, str)
+            else _redact_free_text(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact_free_text(item) for item in value]
+    return value
 # An account or group name as Kubernetes spells it (system:serviceaccount:NS:NAME, a group):
 # no @ and no spaces, so an e-mail address cannot pass; such names are kept as a digest.
 ACCOUNT = _pattern(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,252}", "an account or group name")
@@ -278,7 +314,7 @@ def validate(kind: str, subject: str, payload: Mapping[str, Any]) -> dict[str, A
         raise EvidenceError(f"unknown evidence kind {kind!r} (known: {', '.join(KINDS)})")
     if not isinstance(subject, str) or not _SUBJECT.fullmatch(subject):
         raise EvidenceError("the subject is not NAMESPACE/NAME or NAME")
-    normalised = normalise(payload)
+    normalised = _redact_free_text(normalise(payload))
     shape(normalised, "payload")
     result: dict[str, Any] = normalised
     return result

@@ -94,6 +94,8 @@ def signature_valid(key: Ed25519PublicKey, record_hash: str, signature: str) -> 
     """True when `signature` is `key`'s signature of `record_hash`."""
     try:
         raw = base64.b64decode(signature, validate=True)
+        if base64.b64encode(raw).decode("ascii") != signature:
+            return False  # other text for the same bytes (padding bits): not what was written
         key.verify(raw, _message(record_hash))
     except (InvalidSignature, binascii.Error, EvidenceError, ValueError):
         return False

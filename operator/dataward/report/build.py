@@ -106,7 +106,8 @@ def _iso(instant: datetime) -> str:
 
 
 def _seconds(delta: timedelta) -> int:
-    return int(delta.total_seconds())
+    # Never negative: two times out of order (writers' clocks) are no time, not time back.
+    return max(0, int(delta.total_seconds()))
 
 
 def _count(payload: Mapping[str, Any], key: str) -> int:
@@ -180,9 +181,12 @@ def _conditions(records: Sequence[Record], quarter: Quarter) -> list[dict[str, A
         # Seconds not True: from each instant the status is known to be other than True.
         not_true, since, current = 0, quarter.start, status
         for change in during:
+            # A change never takes effect before the one appended ahead of it: a writer whose
+            # clock runs behind must not take seconds off (the gap `time-order` says so).
+            at = max(_t(change), since)
             if current is not None and current != "True":
-                not_true += _seconds(_t(change) - since)
-            since, current = _t(change), str(change.payload.get("status"))
+                not_true += _seconds(at - since)
+            since, current = at, str(change.payload.get("status"))
         if current is not None and current != "True":
             not_true += _seconds(quarter.end - since)
         stores.setdefault(subject, []).append(
@@ -381,7 +385,7 @@ def _foreign_access(records: Sequence[Record], quarter: Quarter) -> list[dict[st
         ):
             continue
         if _t(record) >= quarter.end:
-            break
+            continue  # dated later (or by a clock ahead): records after it may still count
         status, reason = record.payload.get("status"), record.payload.get("reason")
         if status == "False" and reason == FOREIGN_ACCESS_REASON:
             open_.setdefault(record.subject, record)
@@ -484,6 +488,20 @@ def _gaps(
         for week in _weeks(quarter):
             if week not in busy:
                 gap("no-records", f"no evidence record in the week of {week.isoformat()}")
+    backwards = [
+        (before, after)
+        for before, after in _time_order(records)
+        if _in(before, quarter) or _in(after, quarter)
+    ]
+    if backwards:
+        gap(
+            "time-order",
+            f"{len(backwards)} record(s) touching {quarter.label} carry a time earlier than a "
+            "record appended before them: the writers' clocks disagree (replicas, a clock set "
+            "back or ahead), so times and durations around them are approximate (a change is "
+            "taken to happen no earlier than the one appended before it)",
+            sorted({r.seq for pair in backwards for r in pair})[:40],
+        )
     present = {r.kind for r in in_quarter}
     for kind in KINDS:
         if kind in present:
@@ -516,6 +534,19 @@ def _gaps(
             f"{subject} is in the stores files but has no record in {quarter.label}",
         )
     return gaps
+
+
+def _time_order(records: Sequence[Record]) -> list[tuple[Record, Record]]:
+    """(the latest-dated record before it, a record) for each record dated earlier than one
+    appended before it: in chain order (the order of appends), times should not go back."""
+    pairs: list[tuple[Record, Record]] = []
+    latest: Record | None = None
+    for record in records:
+        if latest is not None and _t(record) < _t(latest):
+            pairs.append((latest, record))
+        else:
+            latest = record
+    return pairs
 
 
 # --- clauses ----------------------------------------------------------------------------
