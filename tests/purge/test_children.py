@@ -411,3 +411,42 @@ def test_the_grace_runs_from_the_collected_column_when_the_trigger_is_another_ev
     assert set(read_children(live, table)) == {2, 4, 5, 6}
     (t,) = result.tables
     assert (t.rows_deleted, t.rows_no_consent, t.null_triggers) == (2, 2, 4)
+
+
+def test_identical_childrens_rows_split_across_batches_are_not_deleted_for_one_copy(
+    servers: DatabaseServers,
+) -> None:
+    """The children's lane of a statutory category, a PostgreSQL live table without a unique
+    key, batches of one row, the grace run from `collectedColumn` (not the trigger): two
+    identical rows under key 7. The batch that ends between them must stop the table, as
+    the retention's lane does (`TableRun._twin_left`). Before: the check looked for the
+    twin by the trigger column holding the collected instant, never found it, the cursor
+    passed over the second 7 and the next run took the archived 7 as its copy."""
+    live, archive = servers.pair("postgresql")
+    table = unique("kids_twins")
+    live.execute(
+        f"CREATE TABLE {table} (id bigint NOT NULL, ts timestamptz, birth date, age integer, "
+        "consent timestamptz, payload text, joined timestamptz)",
+        f"CREATE INDEX ON {table} (ts)",
+        f"CREATE INDEX ON {table} (joined)",
+        f"ALTER TABLE {table} OWNER TO purger",
+    )
+    create_children_table(archive, table, "instant", "timestamp")
+    archive.execute(f"ALTER TABLE {table} ADD COLUMN joined timestamptz")
+    joined = datetime.now(UTC).replace(microsecond=0) - timedelta(days=10)
+    for i in (6, 7, 7, 8):  # children without consent, the trigger not happened yet
+        live.execute(
+            f"INSERT INTO {table} (id, birth, payload, joined) "
+            f"VALUES ({i}, '2020-01-01', 'row-{i}', '{joined.isoformat()}')"
+        )
+    doc = children_doc(
+        live, table,
+        {"birthDateColumn": "birth", "consentColumn": "consent", "collectedColumn": "joined"},
+        category="kids-orders", archive=archive, batchSize=1,
+    )  # fmt: skip
+    for _ in range(2):
+        result = run_purge(doc, live, archive, policy_doc=kids_policy())
+        assert (result.result, result.reason) == ("Failed", "ArchiveKeyConflict"), result.message
+        assert "row-" not in result.to_json()
+        assert sorted(i for (i,) in live.query(f"SELECT id FROM {table}")) == [7, 7, 8]
+        assert archive.query(f"SELECT id FROM {table}") == [(6,)]

@@ -840,7 +840,7 @@ class TableRun:
             if not taken.picked:
                 session.rollback()
                 return Step(0)
-            self._twin_left(session, taken)
+            self._twin_left(session, taken, batches.statements)
             keys: list[Cursor] = []
             if as_json:
                 archived = self.copy_json(taken.payload, taken.deleted)
@@ -856,7 +856,7 @@ class TableRun:
         self.fault("after-delete")
         return Step(taken.picked, deleted, archived, last=taken.last)
 
-    def _twin_left(self, session: Session, taken: Taken) -> None:
+    def _twin_left(self, session: Session, taken: Taken, statements: TableStatements) -> None:
         """A PostgreSQL live table without a unique key on the key columns: ArchiveKeyConflict
         when a row identical in (ts, keys) to the batch's last row is left after its DELETE
         (the batch ended between two rows sharing a key). The next batch's cursor passes
@@ -867,7 +867,9 @@ class TableRun:
         t = self.table
         if not t.live_twins or taken.last is None:
             return
-        ((left,),) = session.query(t.live.twin_left(), list(taken.last))
+        # By the lane's own statements: the children's lane orders by `collectedColumn`, and
+        # its cursor (`taken.last`) holds that column's value, not the trigger's.
+        ((left,),) = session.query(statements.twin_left(), list(taken.last))
         if left:
             raise PurgeError(
                 "ArchiveKeyConflict",
