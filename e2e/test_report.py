@@ -154,4 +154,6 @@ def test_an_auditor_writes_the_quarterly_report(
     mismatched = dataward(*args, login=(auditor, AUDITOR_PASSWORD), cwd=tmp_path)
     assert mismatched.returncode == 1, mismatched.stderr
     broken = json.loads((tmp_path / "report.json").read_text())["chain"]["broken"]
-    assert (broken["seq"], broken["check"]) == (3, "anchor")
+    # No anchor matches: a log re-signed with the key could differ from record 1 on, so the
+    # break is placed there and nothing of the period is counted as verified.
+    assert (broken["seq"], broken["check"]) == (1, "anchor")
