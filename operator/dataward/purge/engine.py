@@ -521,7 +521,7 @@ class TableRun:
             self.options.lock_hold_target,
         )
 
-    def _archive_by_copy(self) -> bool:
+    def archive_by_copy(self) -> bool:
         """PostgreSQL to PostgreSQL: the archive takes range batches by COPY (unless a
         column's numbers go row by row, `PreparedTable.narrowed`)."""
         assert self.archive is not None
@@ -539,7 +539,7 @@ class TableRun:
         faster, 0.87-0.93x on a quiet machine, bench/RESULTS.md)."""
         if self._spare is None or not self.options.overlap_commits:
             return None
-        if not statutory or self.archive is None or not self._archive_by_copy():
+        if not statutory or self.archive is None or not self.archive_by_copy():
             return None
         spare = self._spare()
         return None if spare is None else make(spare)
@@ -819,7 +819,7 @@ class TableRun:
                 if step.picked:
                     self.fault("after-delete")
                 return step
-            as_json = self._archive_by_copy()
+            as_json = self.archive_by_copy()
             if as_json:
                 ranged = self._attempt_range(batches, after, limit)
                 if ranged is not None:

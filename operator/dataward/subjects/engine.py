@@ -838,10 +838,10 @@ def _erase_statutory(
     where = f"{located.predicate} AND {ts} IS NOT NULL AND {d.an_instant(ts, future=True)}"
     archive = run.archive
     assert archive is not None
-    # PostgreSQL to PostgreSQL by JSON, as the purge copies (`TableRun._archive_by_copy`):
+    # PostgreSQL to PostgreSQL by JSON, as the purge copies (`TableRun.archive_by_copy`):
     # unless a column's numbers the archive may round, which go row by row, where the copy
     # sees each value (`engine.unkept_columns`; the JSON INSERT would round them unseen).
-    if run._archive_by_copy():
+    if run.archive_by_copy():
         keys = ", ".join(d.quote(k) for k in records.key_columns)
         rows = live.query(
             f"WITH dw_gone AS (DELETE FROM {d.table(located.table)} WHERE {where} "
