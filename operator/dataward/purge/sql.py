@@ -262,8 +262,8 @@ class Dialect:
 
     def an_instant(self, ref: str, *, future: bool = False) -> str:
         """SQL true when `ref` names an instant: `no_instant`'s complement on every non-NULL
-        value. PostgreSQL's form is a range start (`> '-infinity'`), which an index scan of
-        the timestamp takes for free."""
+        value. PostgreSQL's form is a range start (`> '-infinity'`): an index condition,
+        but a second lower bound beside another one slows a range DELETE (`_upto`)."""
         if self.engine == "mysql":
             return f"MONTH({ref}) <> 0 AND DAYOFMONTH({ref}) <> 0"
         return f"isfinite({ref})" if future else f"{ref} > '-infinity'"
@@ -443,8 +443,6 @@ class ChildRule:
 
     def sql(self, dialect: Dialect, timestamp: str, prefix: str = "") -> str:
         """The condition; `timestamp` is the quoted (and prefixed) timestamp column."""
-        consent = prefix + dialect.quote(self.consent)
-        no_consent = f"{consent} IS NOT TRUE" if self.consent_is_flag else f"{consent} IS NULL"
         if self.birth_date is not None:
             # A birth date naming no day (`no_birth_sql`) makes no one a child (PostgreSQL's
             # `infinity` plus 14 years is after every row): the run refuses such a row.
@@ -456,7 +454,12 @@ class ChildRule:
         else:
             assert self.age_column is not None
             child = f"{prefix}{dialect.quote(self.age_column)} < {int(self.age)}"
-        return f"{child} AND {no_consent}"
+        return f"{child} AND {self.no_consent_sql(dialect, prefix)}"
+
+    def no_consent_sql(self, dialect: Dialect, prefix: str = "") -> str:
+        """Rows without consent: the flag not true, or no consent instant."""
+        consent = prefix + dialect.quote(self.consent)
+        return f"{consent} IS NOT TRUE" if self.consent_is_flag else f"{consent} IS NULL"
 
     def birthday_sql(self, dialect: Dialect, prefix: str = "") -> str:
         """When the subject turns `age`, as a value of the collection column's kind: the
@@ -485,10 +488,8 @@ class ChildRule:
         age column."""
         if self.birth_date is None:
             return "FALSE"
-        consent = dialect.quote(self.consent)
-        no_consent = f"{consent} IS NOT TRUE" if self.consent_is_flag else f"{consent} IS NULL"
         birth = dialect.no_instant(dialect.quote(self.birth_date), future=True)
-        return f"{birth} AND {no_consent}"
+        return f"{birth} AND {self.no_consent_sql(dialect)}"
 
     def unknown_sql(self, dialect: Dialect) -> str:
         """Rows whose age is unknown (NULL birth date or age): kept, and reported."""
