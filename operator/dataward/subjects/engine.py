@@ -1217,14 +1217,14 @@ def _access(
     outcomes: list[TableOutcome] = []
     for o in observed:
         live_rows = _rows(live, o.live)
-        found.append(FoundRows(o.table.records, "live", o.live.columns, live_rows, o.live.zone,
+        found.append(FoundRows(o.table.records, "live", o.live.columns, live_rows,
                                _read_triggers(o.live, live_rows)))  # fmt: skip
         archive_rows: list[tuple[Any, ...]] = []
         if archive is not None and o.archive is not None:
             archive_rows = _rows(archive, o.archive)
             found.append(
                 FoundRows(
-                    o.table.records, "archive", o.archive.columns, archive_rows, o.archive.zone,
+                    o.table.records, "archive", o.archive.columns, archive_rows,
                     _read_triggers(o.archive, archive_rows),
                 )
             )

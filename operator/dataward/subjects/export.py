@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
@@ -32,7 +31,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from dataward.model.store import RecordSet
-from dataward.purge.sql import as_utc
 from dataward.subjects.plan import SubjectPlan
 from dataward.subjects.result import instant
 
@@ -59,11 +57,10 @@ class FoundRows:
     location: str  # "live" or "archive"
     columns: tuple[str, ...]
     rows: Sequence[tuple[Any, ...]]
-    # records[].timeZone when this database's trigger column is naive (sql.column_zone).
-    zone: ZoneInfo | None = None
-    # Each row's trigger as the request read it (`engine.Located.trigger`: PostgreSQL's
-    # infinity has not happened, a value naming no instant is refused); empty: read here.
-    triggers: Sequence[datetime | None] = ()
+    # Each row's trigger as the request read it (`engine.Located.trigger`: as a UTC instant
+    # in the table's zone; PostgreSQL's infinity has not happened, a value naming no instant
+    # is refused).
+    triggers: Sequence[datetime | None]
 
 
 def json_value(value: Any) -> Any:
@@ -88,13 +85,7 @@ def build_document(plan: SubjectPlan, found: Sequence[FoundRows], at: datetime) 
     life = plan.lifecycle
     rows: list[dict[str, Any]] = []
     for part in found:
-        lowered = [c.lower() for c in part.columns]
-        ts = lowered.index(part.records.timestamp_column.lower())
-        for i, row in enumerate(part.rows):
-            if part.triggers:
-                trigger = part.triggers[i]
-            else:
-                trigger = None if row[ts] is None else as_utc(row[ts], part.zone)
+        for row, trigger in zip(part.rows, part.triggers, strict=True):
             rows.append(
                 {
                     "table": part.records.table,
