@@ -13,6 +13,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any, Literal
 
+from dataward.accounts import shown
 from dataward.keys.buckets import BucketError, granularity_of
 from dataward.keys.ring import KeyRing, KeyRingError, ShreddedKey, format_time, parse_ring
 from dataward.render.rbac import SECRET_READ_VERBS
@@ -470,10 +471,12 @@ class BindingSubject:
         return cls(kind, str(raw.get("name", "")), namespace)
 
     def describe(self) -> str:
-        """`Kind name` or `ServiceAccount namespace/name`, for messages."""
+        """`Kind name` or `ServiceAccount namespace/name`, for messages (status, Events): a
+        name that may be personal data (an OIDC user's address, a person's name) as its
+        digest (`dataward.accounts.shown`)."""
         if self.namespace:
-            return f"{self.kind} {self.namespace}/{self.name}"
-        return f"{self.kind} {self.name}"
+            return f"{self.kind} {self.namespace}/{shown(self.name)}"
+        return f"{self.kind} {shown(self.name)}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,9 +17,9 @@ functions decide what an event is and what of it is kept:
   never a request or response body, source IP or user agent.
 
 A user or group name that could be personal data beyond an account name (one with `@` or a
-space, such as an e-mail address from an OIDC provider) is kept as the SHA-256 of
-`ACCESS_USER_DOMAIN` followed by the name (`userDigest`): an auditor holding a name can check
-it, and the API server's own log keeps the name for its retention.
+space, such as an e-mail address from an OIDC provider) is kept as its digest
+(`dataward.accounts.name_digest`, as `userDigest`): an auditor holding a name can check it,
+and the API server's own log keeps the name for its retention.
 
 Resuming without duplicates or gaps: the last ingested events are in the evidence chain
 itself. `Cursor` holds the newest `stageTimestamp` ingested and the (auditID, subject) pairs
@@ -29,7 +29,6 @@ ingested already. The window absorbs events written slightly out of time order.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -37,15 +36,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from dataward.accounts import name_digest, plain
 from dataward.model.store import Store
 from dataward.render.rbac import SECRET_COLLECTION_READ_VERBS, SECRET_READ_VERBS, store_secrets
 
 ACCESS_KIND = "access.read"
-ACCESS_USER_DOMAIN = b"dataward/access-user\x00"
 FINAL_STAGES = ("ResponseComplete", "Panic")
 RESUME_SLACK = timedelta(minutes=5)
-# The Kubernetes names kept as they are: accounts and groups, never an address or a sentence.
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,252}")
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)")
 _OPAQUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
@@ -172,15 +169,6 @@ class AccessTargets:
         return [(ns, s) for ns, names in sorted(self.namespaces.items()) for s in names]
 
 
-def user_digest(name: str) -> str:
-    """SHA-256 (hex) of a user or group name that is not kept as it is."""
-    return hashlib.sha256(ACCESS_USER_DOMAIN + name.encode("utf-8")).hexdigest()
-
-
-def _plain(name: str) -> bool:
-    return _PLAIN_NAME.fullmatch(name) is not None
-
-
 def access_payload(read: AuditRead) -> dict[str, Any]:
     """The `access.read` payload for `read`: metadata only, names kept or digested."""
     payload: dict[str, Any] = {
@@ -195,18 +183,18 @@ def access_payload(read: AuditRead) -> dict[str, Any]:
     if read.secret is not None and _NAME.fullmatch(read.secret):
         payload["secret"] = read.secret
     if read.user:
-        payload["user" if _plain(read.user) else "userDigest"] = (
-            read.user if _plain(read.user) else user_digest(read.user)
+        payload["user" if plain(read.user) else "userDigest"] = (
+            read.user if plain(read.user) else name_digest(read.user)
         )
     if read.impersonated_user:
-        plain = _plain(read.impersonated_user)
-        payload["impersonatedUser" if plain else "impersonatedUserDigest"] = (
-            read.impersonated_user if plain else user_digest(read.impersonated_user)
+        kept = plain(read.impersonated_user)
+        payload["impersonatedUser" if kept else "impersonatedUserDigest"] = (
+            read.impersonated_user if kept else name_digest(read.impersonated_user)
         )
-    groups = [g for g in read.groups if _plain(g)][:MAX_GROUPS]
+    groups = [g for g in read.groups if plain(g)][:MAX_GROUPS]
     payload["groups"] = groups
     if len(groups) != len(read.groups):
-        payload["groupsDigested"] = [user_digest(g) for g in read.groups if not _plain(g)][
+        payload["groupsDigested"] = [name_digest(g) for g in read.groups if not plain(g)][
             :MAX_GROUPS
         ]
     if read.code is not None:

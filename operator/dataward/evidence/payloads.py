@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from dataward.evidence.access import user_digest
+from dataward.accounts import PLAIN_NAME, shown
 from dataward.evidence.errors import EvidenceError
 from dataward.evidence.records import format_time
 from dataward.render.rbac import SECRET_READ_VERBS
@@ -112,7 +112,7 @@ MESSAGE = _text(_MESSAGE_LIMIT)
 # The fields that hold MESSAGE text, at any depth: Dataward's own messages, which may still
 # name an account (AccessRestricted names the subjects a binding lets read the Secrets, and
 # with OIDC a User is an e-mail address). A word with `@` in it is kept as the digest the
-# access records use (`sha256:` + SHA-256 of `dataward/access-user\0` + the word).
+# access records use (`dataward.accounts.shown`: `sha256:` + the name's digest).
 FREE_TEXT_FIELDS = frozenset({"message", "emergency"})
 _ADDRESS = re.compile(r"[^\s,;()<>\[\]\"'`]*@[^\s,;()<>\[\]\"'`]*")
 
@@ -120,7 +120,7 @@ _ADDRESS = re.compile(r"[^\s,;()<>\[\]\"'`]*@[^\s,;()<>\[\]\"'`]*")
 def _digest_word(match: re.Match[str]) -> str:
     word = match.group(0)
     core = word.rstrip(".")  # the end of a sentence is not part of the name
-    return f"sha256:{user_digest(core)}{word[len(core):]}"
+    return f"{shown(core)}{word[len(core):]}"  # `core` holds `@`: never plain
 
 
 def redact_addresses(text: str) -> str:
@@ -145,7 +145,7 @@ def _redact_free_text(value: Any) -> Any:
     return value
 # An account or group name as Kubernetes spells it (system:serviceaccount:NS:NAME, a group):
 # no @ and no spaces, so an e-mail address cannot pass; such names are kept as a digest.
-ACCOUNT = _pattern(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,252}", "an account or group name")
+ACCOUNT = _pattern(PLAIN_NAME.pattern, "an account or group name")
 SHA256 = _pattern(r"[0-9a-f]{64}", "a SHA-256 digest")
 CONDITION_STATUS = _one_of("True", "False", "Unknown")
 
