@@ -142,3 +142,36 @@ def test_accounts_and_plain_names_are_named_as_they_are() -> None:
         "ServiceAccount crm/debugger", "Group oidc:support",
     ])  # fmt: skip
     assert f"lets {', '.join(expected)} read them" in message, message
+
+
+def test_a_binding_and_a_role_named_after_a_person_are_named_by_digest() -> None:
+    """RBAC object names may hold `@` and spaces (the API server only refuses `/` and `%`),
+    and a careless admin names a binding after the user it is for."""
+    binding, role = f"{ADDRESS}-secrets", f"{PERSON} reader"
+    _, sink, message, notes = _granted(
+        _role("Role", role),
+        _binding("RoleBinding", binding, "Role", role,
+                 [{"kind": "ServiceAccount", "name": "debugger", "namespace": "crm"}]),
+    )  # fmt: skip
+    for text in (message, *notes, *_recorded(sink)):
+        assert "@" not in text and "jane" not in text and "Jane" not in text, text
+    for text in (message, *notes):
+        assert (
+            f"RoleBinding crm/{_digest(binding)} (role Role {_digest(role)}) lets "
+            "ServiceAccount crm/debugger read them"
+        ) in text, text
+
+
+def test_a_clusterrolebinding_named_after_a_person_is_named_by_digest() -> None:
+    binding = f"{PERSON}'s secrets"
+    _, _, message, notes = _granted(
+        _role("ClusterRole", "secret-reader"),
+        _binding("ClusterRoleBinding", binding, "ClusterRole", "secret-reader",
+                 [_user("mallory")]),
+    )  # fmt: skip
+    for text in (message, *notes):
+        assert PERSON not in text, text
+        assert (
+            f"ClusterRoleBinding {_digest(binding)} (role ClusterRole secret-reader) lets "
+            "User mallory read them"
+        ) in text, text

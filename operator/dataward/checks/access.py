@@ -98,7 +98,7 @@ def access_restricted(
     if foreign:
         foreign.sort(key=lambda item: (item[0].kind, item[0].name))
         described = "; ".join(
-            f"{binding.describe()} (role {binding.role_kind} {binding.role_name}) lets "
+            f"{binding.describe()} (role {binding.describe_role()}) lets "
             f"{', '.join(sorted(s.describe() for s in subjects))} read them"
             for binding, subjects in foreign[:_LISTED]
         )

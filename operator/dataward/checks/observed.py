@@ -511,10 +511,16 @@ class ObservedBinding:
         )
 
     def describe(self) -> str:
-        """`RoleBinding namespace/name` or `ClusterRoleBinding name`, for messages."""
+        """`RoleBinding namespace/name` or `ClusterRoleBinding name`, for messages: a name
+        that may be personal data (RBAC names may hold `@` and spaces, and bindings are often
+        named after the user they are for) as its digest (`dataward.accounts.shown`)."""
         if self.namespace:
-            return f"{self.kind} {self.namespace}/{self.name}"
-        return f"{self.kind} {self.name}"
+            return f"{self.kind} {self.namespace}/{shown(self.name)}"
+        return f"{self.kind} {shown(self.name)}"
+
+    def describe_role(self) -> str:
+        """`Kind name` of the role the binding names, for messages, as `describe`."""
+        return f"{self.role_kind} {shown(self.role_name)}"
 
 
 @dataclass(frozen=True)
