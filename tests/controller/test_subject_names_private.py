@@ -175,3 +175,19 @@ def test_a_clusterrolebinding_named_after_a_person_is_named_by_digest() -> None:
             f"ClusterRoleBinding {_digest(binding)} (role ClusterRole secret-reader) lets "
             "User mallory read them"
         ) in text, text
+
+
+def test_a_message_an_older_operator_wrote_with_the_address_is_replaced() -> None:
+    """After an upgrade the status an older version wrote must not keep the address: the
+    message differs, so the next reconcile writes it again, with the digest."""
+    kube, _, message, _ = _granted(
+        _role("Role", "ring-reader"),
+        _binding("RoleBinding", "oidc-readers", "Role", "ring-reader", [_user(ADDRESS)]),
+    )
+    stored = kube.objects[("PersonalDataStore", *KEY)]
+    (condition,) = (c for c in stored["status"]["conditions"] if c["type"] == "AccessRestricted")
+    condition["message"] = message.replace(_digest(ADDRESS), ADDRESS)  # as it was written
+    kube._store(stored)
+    Reconciler(kube, ReconcileSettings()).reconcile(KEY, now=T0 + timedelta(minutes=2))  # type: ignore[arg-type]
+    (after,) = (c for c in status(kube)["conditions"] if c["type"] == "AccessRestricted")
+    assert ADDRESS not in after["message"] and _digest(ADDRESS) in after["message"]

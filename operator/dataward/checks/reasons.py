@@ -486,7 +486,11 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "OtherBindingGrantsSecrets",
         "False",
         "A binding the store does not declare (named in the message) lets someone outside "
-        "spec.access.readers read the store's Secrets.",
+        "spec.access.readers read the store's Secrets. The message names the binding, its "
+        "role and those subjects; a name that may be personal data (one with a character "
+        "other than letters, digits and . _ : -, such as an OIDC user's e-mail address or a "
+        "name with a space) is written as sha256:<hex>, the SHA-256 of dataward/access-user, "
+        "a NUL byte and the name.",
         "Remove that binding, narrow its role with resourceNames, or add its subjects to "
         "spec.access.readers.",
     ),
