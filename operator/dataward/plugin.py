@@ -315,9 +315,12 @@ def _when(text: object, now: datetime) -> str:
 
 
 def _wrap(text: str, width: int, indent: str) -> list[str]:
-    return textwrap.wrap(text, width=width, initial_indent=indent, subsequent_indent=indent) or [
-        indent.rstrip()
-    ]
+    """`text` wrapped at spaces; a longer word (a digest a message names a binding or subject
+    by, which an admin greps for) runs past `width` rather than being split."""
+    return textwrap.wrap(
+        text, width=width, initial_indent=indent, subsequent_indent=indent,
+        break_long_words=False,
+    ) or [indent.rstrip()]  # fmt: skip
 
 
 def _conditions(store: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -626,3 +626,18 @@ def test_the_installed_package_has_a_kubectl_dataward_that_runs(tmp_path: Path) 
         )
         assert result.returncode == 0, result.stderr
         assert result.stdout == f"{expected} {version()}\n"
+
+
+def test_a_digest_in_a_message_is_shown_whole_at_any_width() -> None:
+    """AccessRestricted names a binding or subject that may be personal data by its digest;
+    an admin greps for it (README, "Records are metadata only"), so it is never split."""
+    digest = "sha256:" + "0123456789abcdef" * 4
+    store = store_object(AccessRestricted=("False", "OtherBindingGrantsSecrets"))
+    (condition,) = (c for c in store["status"]["conditions"] if c["type"] == "AccessRestricted")
+    condition["message"] = (
+        f"Secrets x are readable beyond spec.access.readers: RoleBinding crm/{digest} (role "
+        f"Role r) lets User {digest}, Group {digest} read them."
+    )
+    for width in (60, 80, 100):
+        out = plugin.format_store(store, NOW, width)
+        assert sum(line.count(digest) for line in out.splitlines()) == 3, out
