@@ -191,3 +191,22 @@ def test_a_message_an_older_operator_wrote_with_the_address_is_replaced() -> Non
     Reconciler(kube, ReconcileSettings()).reconcile(KEY, now=T0 + timedelta(minutes=2))  # type: ignore[arg-type]
     (after,) = (c for c in status(kube)["conditions"] if c["type"] == "AccessRestricted")
     assert ADDRESS not in after["message"] and _digest(ADDRESS) in after["message"]
+
+
+def test_a_serviceaccount_subjects_namespace_is_not_trusted_text() -> None:
+    """The API server checks a ServiceAccount subject's name but not its `namespace` (any text
+    is stored, and a User's or Group's namespace is not even read): a careless admin who
+    writes an address there must not see it in status, Events or the evidence log."""
+    _, sink, message, notes = _granted(
+        _role("Role", "ring-reader"),
+        _binding("RoleBinding", "sa-readers", "Role", "ring-reader",
+                 [{"kind": "ServiceAccount", "name": "debugger", "namespace": ADDRESS},
+                  {"kind": "ServiceAccount", "name": "api", "namespace": PERSON}]),
+    )  # fmt: skip
+    for text in (message, *notes, *_recorded(sink)):
+        assert "@" not in text and "jane" not in text and "Jane" not in text, text
+    for text in (message, *notes):
+        listed = sorted(
+            [f"ServiceAccount {_digest(ADDRESS)}/debugger", f"ServiceAccount {_digest(PERSON)}/api"]
+        )
+        assert f"lets {', '.join(listed)} read them" in text, text

@@ -473,9 +473,10 @@ class BindingSubject:
     def describe(self) -> str:
         """`Kind name` or `ServiceAccount namespace/name`, for messages (status, Events): a
         name that may be personal data (an OIDC user's address, a person's name) as its
-        digest (`dataward.accounts.shown`)."""
+        digest (`dataward.accounts.shown`). A ServiceAccount's `namespace` too: the API server
+        checks a subject's name but stores any text as its namespace."""
         if self.namespace:
-            return f"{self.kind} {self.namespace}/{shown(self.name)}"
+            return f"{self.kind} {shown(self.namespace)}/{shown(self.name)}"
         return f"{self.kind} {shown(self.name)}"
 
 
