@@ -37,3 +37,14 @@ def test_a_status_message_and_its_evidence_record_name_an_address_alike() -> Non
     old = f"lets User {address} read them."
     new = f"lets User {shown(address)} read them."
     assert redact_addresses(old) == new == redact_addresses(new)
+
+
+def test_a_name_that_looks_like_a_digest_is_not_shown_as_one() -> None:
+    """`sha256:<hex>` is a valid account name. Shown as it is, a User named after the digest
+    of jane.doe@example.com would read, in a message, as Jane: an auditor holding her address
+    would check the digest and blame her for what that other account can read. In a message
+    every `sha256:` word must be a digest Dataward made."""
+    lookalike = _documented("jane.doe@example.com")
+    assert shown(lookalike) == _documented(lookalike) != lookalike
+    assert shown("sha256:x") == _documented("sha256:x")
+    assert shown("sha256") == "sha256"  # only the prefix a digest is written with

@@ -22,6 +22,8 @@ import re
 NAME_DIGEST_DOMAIN = b"dataward/access-user\x00"
 # The names kept as they are: accounts and groups, never an address or a sentence.
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,252}")
+# How a digest is written in a message.
+DIGEST_PREFIX = "sha256:"
 
 
 def plain(name: str) -> bool:
@@ -35,5 +37,13 @@ def name_digest(name: str) -> str:
 
 
 def shown(name: str) -> str:
-    """`name` as Dataward writes it: as it is when `plain`, else `sha256:<name_digest>`."""
-    return name if plain(name) else f"sha256:{name_digest(name)}"
+    """`name` as Dataward writes it: as it is when `plain`, else `sha256:<name_digest>`.
+
+    A plain name that starts with `sha256:` (any case) is digested too: shown as it is, an
+    account named after the digest of someone's address would read as that person. So every
+    `sha256:` a message names a subject by is a digest Dataward made. (`plain` itself keeps
+    such a name: the access records say which field is a digest, `user` or `userDigest`.)
+    """
+    if plain(name) and name[: len(DIGEST_PREFIX)].lower() != DIGEST_PREFIX:
+        return name
+    return f"{DIGEST_PREFIX}{name_digest(name)}"

@@ -490,7 +490,8 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "role and those subjects; a name that may be personal data (one with a character "
         "other than letters, digits and . _ : -, such as an OIDC user's e-mail address or a "
         "name with a space) is written as sha256:<hex>, the SHA-256 of dataward/access-user, "
-        "a NUL byte and the name.",
+        "a NUL byte and the name, as is a name that starts with sha256: (so that no account "
+        "can pass for another's digest).",
         "Remove that binding, narrow its role with resourceNames, or add its subjects to "
         "spec.access.readers.",
     ),
