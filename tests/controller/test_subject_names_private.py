@@ -210,3 +210,22 @@ def test_a_serviceaccount_subjects_namespace_is_not_trusted_text() -> None:
             [f"ServiceAccount {_digest(ADDRESS)}/debugger", f"ServiceAccount {_digest(PERSON)}/api"]
         )
         assert f"lets {', '.join(listed)} read them" in text, text
+
+
+def test_once_the_digests_are_written_a_reconcile_writes_nothing() -> None:
+    """Digests are the same at every pass (subjects in a frozenset, names in any order): the
+    steady state with a foreign binding to personal names is zero writes and no Event."""
+    subjects = [_user(ADDRESS), _user(PERSON), _group(TEAM), _user("mallory"),
+                {"kind": "ServiceAccount", "name": "debugger", "namespace": ADDRESS}]  # fmt: skip
+    kube, _, message, _ = _granted(
+        _role("Role", f"{PERSON} reader"),
+        _binding("RoleBinding", f"{ADDRESS}-secrets", "Role", f"{PERSON} reader", subjects),
+    )
+    for minutes, order in ((2, subjects), (3, subjects[::-1])):
+        binding = kube.objects[("RoleBinding", "crm", f"{ADDRESS}-secrets")]
+        binding["subjects"] = list(order)
+        kube.calls.clear()
+        Reconciler(kube, ReconcileSettings()).reconcile(KEY, now=T0 + timedelta(minutes=minutes))  # type: ignore[arg-type]
+        assert kube.writes() == [], kube.writes()
+        (after,) = (c for c in status(kube)["conditions"] if c["type"] == "AccessRestricted")
+        assert after["message"] == message
