@@ -35,7 +35,7 @@ def test_a_status_message_and_its_evidence_record_name_an_address_alike() -> Non
     already shows as its digest, and one an older message named, come out the same."""
     address = "jane.doe@example.com"
     old = f"lets User {address} read them."
-    new = f"lets User {shown(address)} read them."
+    new = f"lets User {_documented(address)} read them."
     assert redact_addresses(old) == new == redact_addresses(new)
 
 
