@@ -166,6 +166,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--trace", type=Path, default=None)
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="run each restarted operator under bench/profiled.py, its stats "
+                             "in DIR/<round>-<tree>.prof (its times are not figures)")
     parser.add_argument("--idle-seconds", type=float, default=3)
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args()
@@ -187,7 +190,9 @@ def main() -> int:
             os.environ.update(dict(s.split("=", 1) for s in settings))
             os.environ["PYTHONPATH"] = f"{path}/operator:{REPO}"
             prefix = [sys.executable, "-m", "dataward"]
-            if out is not None:
+            if out is not None and out.suffix == ".prof":
+                prefix = [sys.executable, "-m", "bench.profiled", str(out)]
+            elif out is not None:
                 prefix = [sys.executable, "-m", "bench.restart_trace", str(out)]
             return [*prefix, "run", "--kubeconfig", str(kubeconfig), "--resync-seconds", "3600",
                     "--metrics-port", str(port), "--workers", str(args.workers),
@@ -224,6 +229,9 @@ def main() -> int:
                 if args.trace is not None:
                     args.trace.mkdir(parents=True, exist_ok=True)
                     out = args.trace / f"{round_}-{index}.json"
+                elif args.profile is not None:
+                    args.profile.mkdir(parents=True, exist_ok=True)
+                    out = args.profile / f"{round_}-{index}.prof"
                 operator = Operator(command(tree, out), Path(tmp) / f"restart-{run}.log")
                 tail.skip()
                 requests = Tally()
@@ -260,7 +268,7 @@ def main() -> int:
                       f"RSS peak {peak:.0f} MiB, now {rss:.0f}; requests until idle: "
                       f"{requests.mutating()} mutating, GETs {gets or 'none'}"
                       f"{'' if idle else ' (NOT idle)'}   load: {pass_load}", flush=True)
-                if out is not None:
+                if out is not None and out.suffix == ".json":
                     for _ in range(100):
                         if out.exists():
                             break

@@ -302,3 +302,42 @@ def test_workers_starting_at_once_on_a_restarted_reconciler_build_the_namespace_
     assert builds == [len(keys)], builds
     assert kube.writes() == []
     assert conditions(kube)["Ready"] == ("True", "AllControlsInForce")
+
+
+def test_a_pass_digests_a_policy_once_per_cached_object_and_a_revised_one_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Deciding a policy's revisions digests its spec and the spec in force (canonical JSON of
+    # the whole policy): per store and twice a reconcile, that was a fifth of a restart's first
+    # pass with the seed's policy (issue 11). Every store reads the same cached object, so
+    # once per object is enough; a revised policy is a new object, digested afresh.
+    from dataward.model import revisions
+    from tests.controller.test_policy_revisions import POLICY, revise
+
+    kube, caches, warm = _converged()
+    warm.reconcile_policy(POLICY, now=T0 + timedelta(minutes=2))  # records the spec in force
+    revise(kube, announced="2026-01-10", effectiveDate="2026-02-10")  # pending: both digests
+    _relist(caches)
+    warm.reconcile_policy(POLICY, now=T0 + timedelta(minutes=3))
+    _relist(caches)
+    digested: list[object] = []
+    plain = revisions.digest
+
+    def counted(spec: Any) -> str:
+        digested.append(spec)
+        return plain(spec)
+
+    monkeypatch.setattr(revisions, "digest", counted)
+    fresh = _reconciler(kube, caches)
+    _pass(kube, fresh, 3)
+    policy = kube.objects[("PrivacyPolicy", None, POLICY)]
+    assert len(digested) == 2, len(digested)  # the spec and the spec in force, each once
+    assert digested[0] == policy["spec"]
+    assert all(_compliance(kube, name) == ("True", "Compliant") for _, name in _keys())
+    # The revision's date comes: judged by the new spec in force, though no object changed.
+    revise(kube, announced="2026-01-10", effectiveDate="2026-01-11")
+    _relist(caches)
+    digested.clear()
+    _pass(kube, fresh, 60 * 24 * 40)
+    assert 1 <= len(digested) <= 2  # the revised object's spec (and its in-force spec)
+    assert {_compliance(kube, name) for _, name in _keys()} == {("False", "RetentionTooLong")}

@@ -16,7 +16,7 @@ Pure functions decide (`preview_status`, `with_previews`); `observe_preview` is 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +40,7 @@ from dataward.model.revisions import (
     FAILED,
     NOT_RUN,
     WAITING,
+    digest,
     parse_in_force,
     policy_revisions,
     preview_state,
@@ -176,16 +177,22 @@ def with_previews(
 
 
 def observe_preview(
-    read: Any, kube: Kube, store: Store, settings: RenderSettings, now: datetime
+    read: Any,
+    kube: Kube,
+    store: Store,
+    settings: RenderSettings,
+    now: datetime,
+    digest_of: Callable[[Mapping[str, Any]], str] = digest,
 ) -> dict[str, Any] | None:
     """The store's `status.impactPreview`, creating its preview Job when there is none yet;
     None when no pending revision of its policy changes it. KubeError when the policy cannot
-    be read: whether a revision is pending is then unknown, and the last preview stands."""
+    be read: whether a revision is pending is then unknown, and the last preview stands.
+    `digest_of`: as `policy_revisions`'s (a `SpecDigests` when `read` is the caches)."""
     raw = read.get("PrivacyPolicy", None, store.policy)
     if raw is None:
         return None
     try:
-        revisions = policy_revisions(raw, now)
+        revisions = policy_revisions(raw, now, digest_of)
         if revisions.pending is None:
             return None
         in_force = parse_in_force(raw, revisions.in_force.spec)

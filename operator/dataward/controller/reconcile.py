@@ -143,6 +143,7 @@ from dataward.model.revisions import (
     SMALL,
     Pending,
     Revisions,
+    SpecDigests,
     digest,
     format_instant,
     impact,
@@ -267,6 +268,8 @@ class Reconciler:
         self._ns_building: dict[str, threading.Lock] = {}  # per namespace (`_namespace`)
         # PrivacyPolicy name -> its cached object, parsed (`_policy_in_force`). Per policy.
         self._policy_memo: dict[str, PolicyMemo] = {}
+        # The policies' spec digests, once per cached object (`SpecDigests`).
+        self._spec_digests = SpecDigests()
         # Per namespace, updated per changed object (issue 11; controller/incremental.py).
         self._incremental_lock = threading.Lock()
         self._declared_memo: dict[str, DeclaredState] = {}
@@ -478,7 +481,9 @@ class Reconciler:
         )
         previewed = (raw.get("status") or {}).get("impactPreview")
         try:
-            preview = observe_preview(self.read, self.kube, store, self.settings.render, now)
+            preview = observe_preview(
+                self.read, self.kube, store, self.settings.render, now, self._spec_digests
+            )
             preview_known = True
         except KubeError:
             # The policy unread: whether a revision is pending is unknown, not "none" (its
@@ -938,7 +943,7 @@ class Reconciler:
         )
         try:
             parse_policy(raw)
-            revisions = policy_revisions(raw, now)
+            revisions = policy_revisions(raw, now, self._spec_digests)
             condition = Condition(
                 "Ready",
                 "True",
@@ -961,7 +966,9 @@ class Reconciler:
                 # Counted small just now: the gate reads the verdict from the record.
                 recorded = {**(old.get("revisions") or {}),
                             "pending": {**pending.to_status(), "impactVerdict": SMALL}}  # fmt: skip
-                revisions = policy_revisions({**raw, "status": {"revisions": recorded}}, now)
+                revisions = policy_revisions(
+                    {**raw, "status": {"revisions": recorded}}, now, self._spec_digests
+                )
                 if revisions.pending is None:
                     pending_impact = None
         if revisions is not None:
@@ -1136,7 +1143,7 @@ class Reconciler:
         if memo.invalid is not None:
             # A new error each time (one raised again would keep every traceback it went by).
             raise ModelError(*memo.invalid)
-        revisions = policy_revisions(raw, now)
+        revisions = policy_revisions(raw, now, self._spec_digests)
         spec = revisions.in_force.spec
         if memo.spec is None or memo.spec != spec:
             try:

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -169,6 +169,34 @@ def digest(spec: Mapping[str, Any]) -> str:
     """SHA-256 of the spec's substance, canonical JSON: equal substance, equal digest."""
     canonical = json.dumps(substance(spec), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class SpecDigests:
+    """`digest`, once per spec object, for specs never changed once made.
+
+    Every store of a policy reads the same cached PrivacyPolicy object (the caches never change
+    an object: a changed policy is another one), and deciding its revisions digests its spec
+    and the spec in force twice a reconcile: with the seed's policy that canonical JSON was a
+    fifth of a restart's first pass (issue 11, bench/RESULTS.md). Held by object: the memo
+    keeps each spec it answered for, so its id is not reused while it is held; emptied when it
+    holds `size` of them (a few policies, each replaced now and then). Only for objects nobody
+    changes: a dict changed after its digest was taken keeps the old one here.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._held: dict[int, tuple[Mapping[str, Any], str]] = {}
+
+    def __call__(self, spec: Mapping[str, Any]) -> str:
+        # Single dict operations, atomic under the GIL: workers share one memo, no lock.
+        hit = self._held.get(id(spec))
+        if hit is not None and hit[0] is spec:
+            return hit[1]
+        value = digest(spec)
+        if len(self._held) >= self._size:
+            self._held.clear()
+        self._held[id(spec)] = (spec, value)
+        return value
 
 
 def _date(value: Any, path: str) -> date | None:
@@ -322,6 +350,7 @@ def decide(
     recorded: Mapping[str, Any] | None,
     now: datetime,
     acknowledged: str | None = None,
+    digest_of: Callable[[Mapping[str, Any]], str] = digest,
 ) -> Revisions:
     """Which revision is in force at `now`, and which is pending.
 
@@ -329,12 +358,13 @@ def decide(
     in-force revision that cannot be read raises ModelError: the caller must not guess.
     `acknowledged` is the policy's ACKNOWLEDGE_ANNOTATION: past its date, a revision without
     an emergency override takes effect only when the impact gate releases it (`released`).
+    `digest_of`: `digest`, or a `SpecDigests` when `spec` and `recorded` are never changed.
     """
     if not recorded or recorded.get("inForce") is None:
         return Revisions(InForce(generation, spec, now), None)
     in_force = InForce.from_status(recorded["inForce"])
-    current = digest(spec)
-    if current == digest(in_force.spec):
+    current = digest_of(spec)
+    if current == digest_of(in_force.spec):
         return Revisions(in_force, None)  # unchanged, rescheduled only, or withdrawn
     reasons = tuple(widens(in_force.spec, spec))
     notice = required_notice(reasons)
@@ -366,8 +396,13 @@ def decide(
     return Revisions(in_force, pending)
 
 
-def policy_revisions(raw: Mapping[str, Any], now: datetime) -> Revisions:
-    """`decide` for a PrivacyPolicy object as the API returns it (its status included)."""
+def policy_revisions(
+    raw: Mapping[str, Any],
+    now: datetime,
+    digest_of: Callable[[Mapping[str, Any]], str] = digest,
+) -> Revisions:
+    """`decide` for a PrivacyPolicy object as the API returns it (its status included);
+    `digest_of` as `decide`'s."""
     metadata = raw.get("metadata") or {}
     status = raw.get("status") or {}
     annotations = metadata.get("annotations") or {}
@@ -378,6 +413,7 @@ def policy_revisions(raw: Mapping[str, Any], now: datetime) -> Revisions:
         status.get("revisions") if isinstance(status, Mapping) else None,
         now,
         str(acknowledged) if acknowledged else None,
+        digest_of,
     )
 
 
