@@ -13,6 +13,7 @@ import gc
 import json
 import threading
 from collections.abc import Iterator
+from types import ModuleType
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
@@ -357,20 +358,26 @@ def test_an_answer_whose_watch_event_came_first_is_not_slimmed_again() -> None:
     assert again is not None and again["metadata"]["resourceVersion"] == "14"
 
 
+def calls_to(monkeypatch: pytest.MonkeyPatch, module: ModuleType, name: str) -> list[Any]:
+    """The first argument of every call of `module.name` from now on (it still answers)."""
+    seen: list[Any] = []
+    real = getattr(module, name)
+
+    def counted(value: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(value)
+        return real(value, *args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return seen
+
+
 def test_a_converging_cronjob_is_digested_once_as_rendered_and_once_as_answered(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The pod template's digest is the costliest part of slimming, comparing and judging a
     CronJob: the apply's answer was digested three times (its cached copy, the check that
     the apply took, PurgeScheduled), now once; the cache keeps what it kept."""
-    digested: list[object] = []
-    real = purge_job.digest
-
-    def counted(value: object) -> str:
-        digested.append(value)
-        return real(value)
-
-    monkeypatch.setattr(purge_job, "digest", counted)
+    digested = calls_to(monkeypatch, purge_job, "digest")
     kube = _cluster()
     caches = _caches(kube)
     _relist(caches)

@@ -312,6 +312,7 @@ def test_a_pass_digests_a_policy_once_per_cached_object_and_a_revised_one_again(
     # pass with the seed's policy (issue 11). Every store reads the same cached object, so
     # once per object is enough; a revised policy is a new object, digested afresh.
     from dataward.model import revisions
+    from tests.controller.test_converge_cost import calls_to
     from tests.controller.test_policy_revisions import POLICY, revise
 
     kube, caches, warm = _converged()
@@ -320,14 +321,7 @@ def test_a_pass_digests_a_policy_once_per_cached_object_and_a_revised_one_again(
     _relist(caches)
     warm.reconcile_policy(POLICY, now=T0 + timedelta(minutes=3))
     _relist(caches)
-    digested: list[object] = []
-    plain = revisions.digest
-
-    def counted(spec: Any) -> str:
-        digested.append(spec)
-        return plain(spec)
-
-    monkeypatch.setattr(revisions, "digest", counted)
+    digested = calls_to(monkeypatch, revisions, "digest")
     fresh = _reconciler(kube, caches)
     _pass(kube, fresh, 3)
     policy = kube.objects[("PrivacyPolicy", None, POLICY)]
