@@ -165,8 +165,9 @@ def main() -> int:
                              "(--namespace-selector, cluster-wide caches, as the 10,000 run)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--trace", type=Path, default=None)
-    parser.add_argument("--profile", type=Path, default=None,
+    watch = parser.add_mutually_exclusive_group()  # one wrapper of the operator at a time
+    watch.add_argument("--trace", type=Path, default=None)
+    watch.add_argument("--profile", type=Path, default=None,
                         help="run each restarted operator under bench/profiled.py, its stats "
                              "in DIR/<round>-<tree>.prof (its times are not figures)")
     parser.add_argument("--idle-seconds", type=float, default=3)
