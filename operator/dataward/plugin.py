@@ -314,12 +314,15 @@ def _when(text: object, now: datetime) -> str:
     return f"{text} ({relative})"
 
 
-def _wrap(text: str, width: int, indent: str) -> list[str]:
-    """`text` wrapped at spaces; a longer word (a digest a message names a binding or subject
-    by, which an admin greps for) runs past `width` rather than being split."""
+def _wrap(text: str, width: int, indent: str, hanging: str | None = None) -> list[str]:
+    """`text` wrapped at spaces only (`hanging`: the indent of its lines after the first). A
+    word longer than `width` (a digest a message names a binding or subject by, which an admin
+    greps for) runs past it rather than being split, and a name is never broken at one of its
+    hyphens: names are what an admin copies into kubectl."""
     return textwrap.wrap(
-        text, width=width, initial_indent=indent, subsequent_indent=indent,
-        break_long_words=False,
+        text, width=width, initial_indent=indent,
+        subsequent_indent=indent if hanging is None else hanging,
+        break_long_words=False, break_on_hyphens=False,
     ) or [indent.rstrip()]  # fmt: skip
 
 
@@ -394,7 +397,7 @@ def format_store(store: Mapping[str, Any], now: datetime, width: int = 100) -> s
         lines.append("  Nothing: every control is in force.")
     for f in found:
         text = f"{f.type}={f.status} ({f.reason}): {f.action}"
-        lines += textwrap.wrap(text, width=width, initial_indent="  - ", subsequent_indent="    ")
+        lines += _wrap(text, width, "  - ", "    ")
         if f.reason == "PurgeHeld":
             lines.append(
                 f"    $ kubectl dataward acknowledge -n {meta.get('namespace')} {meta.get('name')}"
@@ -534,7 +537,7 @@ def cmd_explain(ctx: Context) -> int:
 def _listing(title: str, names: Sequence[str], width: int = 100) -> str:
     text = f"{title}: {', '.join(names)}"
     return (
-        "\n".join(textwrap.wrap(text, width, initial_indent="  ", subsequent_indent="      "))
+        "\n".join(_wrap(text, width, "  ", "      "))
         + "\n"
     )
 

@@ -641,3 +641,20 @@ def test_a_digest_in_a_message_is_shown_whole_at_any_width() -> None:
     for width in (60, 80, 100):
         out = plugin.format_store(store, NOW, width)
         assert sum(line.count(digest) for line in out.splitlines()) == 3, out
+
+
+def test_a_name_in_a_message_or_listing_is_never_split_at_its_hyphens() -> None:
+    """Object names are what an admin copies into kubectl: a line ends before a name, never
+    inside it at one of its hyphens."""
+    name = "crm-customer-records-primary-reader"
+    store = store_object(AccessRestricted=("False", "OtherBindingGrantsSecrets"))
+    (condition,) = (c for c in store["status"]["conditions"] if c["type"] == "AccessRestricted")
+    condition["message"] = (
+        f"Secrets x are readable beyond spec.access.readers: RoleBinding crm/{name} lets "
+        f"User {name} read them."
+    )
+    for width in range(50, 101, 7):
+        out = plugin.format_store(store, NOW, width)
+        assert sum(line.count(name) for line in out.splitlines()) == 2, (width, out)
+        listing = plugin._listing("Stores", [name] * 6, width)
+        assert sum(line.count(name) for line in listing.splitlines()) == 6, (width, listing)
