@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -15,6 +15,7 @@ from dataward.keys.ring import (
     KeyVersion,
     append_only_violations,
     fingerprint,
+    format_time,
     generate_ring,
     is_append_only,
     parse_ring,
@@ -300,3 +301,12 @@ def test_calendar_periods_use_calendar_arithmetic() -> None:
     one_month = Duration(1, "mo")
     assert not rotation_due(ring, datetime(2025, 2, 27, tzinfo=UTC), one_month)
     assert rotation_due(ring, datetime(2025, 2, 28, tzinfo=UTC), one_month)
+
+
+def test_times_are_written_in_utc_to_the_second_with_four_digit_years() -> None:
+    seoul = timezone(timedelta(hours=9))
+    assert format_time(datetime(2026, 12, 1, 8, 30, 5, 999999, tzinfo=seoul)) == (
+        "2026-11-30T23:30:05Z"
+    )
+    assert format_time(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2026-01-02T03:04:05Z"
+    assert format_time(datetime(999, 1, 1, tzinfo=UTC)) == "0999-01-01T00:00:00Z"

@@ -131,8 +131,13 @@ class KeyRing:
 
 
 def format_time(instant: datetime) -> str:
-    """RFC 3339 in UTC with a `Z`, to the second, as Kubernetes writes times."""
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 in UTC with a `Z`, to the second, as Kubernetes writes times (the year always
+    of four digits). By %-formatting: half of strftime's CPU, and a restart's first pass
+    formats every key of every store's ring (issue 11)."""
+    utc = instant if instant.tzinfo is UTC else instant.astimezone(UTC)
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (  # noqa: UP031
+        utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second,
+    )  # fmt: skip
 
 
 def new_key(key_id: int, now: datetime, bucket: str | None = None) -> KeyVersion:
