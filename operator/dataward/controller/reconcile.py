@@ -2958,7 +2958,7 @@ def _made_by_operator(child: Mapping[str, Any], current: Mapping[str, Any]) -> b
 def _comparable_render(child: Mapping[str, Any]) -> Mapping[str, Any]:
     """A rendered child in the form drift compares (a CronJob's pod template by its digest,
     as the cache keeps it; render/purge_job.py)."""
-    return comparable_cronjob(child) if child["kind"] == "CronJob" else child
+    return comparable_cronjob(child, rendered=True) if child["kind"] == "CronJob" else child
 
 
 def _comparable_observed(
