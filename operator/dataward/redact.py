@@ -162,6 +162,13 @@ def exception_text(error: BaseException, _seen: set[int] | None = None) -> str:
 class Formatter(logging.Formatter):
     """A logging formatter whose exceptions show classes and frames, never messages."""
 
+    def format(self, record: logging.LogRecord) -> str:
+        """The line, with the traceback this formatter writes: never the one another
+        handler's formatter may have cached on the record (`record.exc_text`), which holds
+        the messages. Its own is left cached, so a handler after it writes that too."""
+        record.exc_text = None
+        return super().format(record)
+
     def formatException(
         self,
         ei: tuple[type[BaseException], BaseException, TracebackType | None]

@@ -31,11 +31,22 @@ def _logged(
     caught: type[Exception] = RuntimeError,
 ) -> str:
     """What the operator's log says of the error `fails` raises (of type `caught`)."""
+    # Named without digits: an object's id could hold the digits the tests look for.
+    log = logging.getLogger(f"dataward.test.{caught.__name__}")
+    log.propagate = False
+    return _logged_to(log, formatter, fails, caught)
+
+
+def _logged_to(
+    log: logging.Logger,
+    formatter: logging.Formatter,
+    fails: Callable[[], None] = lambda: _reconcile(),
+    caught: type[Exception] = RuntimeError,
+) -> str:
+    """What `formatter` writes of the error `fails` raises, logged through `log`."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
-    log = logging.getLogger(f"dataward.test.{id(formatter)}.{caught.__name__}")
-    log.propagate = False
     log.addHandler(handler)
     try:
         fails()
@@ -123,3 +134,23 @@ def test_an_error_unwrapped_from_its_group_is_logged_once_without_its_text(
     assert "4111" not in text + stderr, stderr[-400:]
     assert "reconcile crm/st failed (will retry)" in text
     assert "ValueError (message withheld)" in text and "_unwrapped" in text
+
+
+@pytest.mark.parametrize("formatter", [log_formatter("json"), log_formatter("text")])
+def test_a_record_another_handler_formatted_first_still_loses_its_text(
+    formatter: logging.Formatter,
+) -> None:
+    # logging.Formatter caches the traceback on the record (record.exc_text). A handler with
+    # a plain formatter that ran first (a library's, a root handler's) left the message
+    # there, and the text formatter printed that cache instead of redacting.
+    plain = logging.StreamHandler(io.StringIO())
+    plain.setFormatter(logging.Formatter())
+    log = logging.getLogger("dataward.test.plain-first")
+    log.propagate = False
+    log.addHandler(plain)
+    try:
+        text = _logged_to(log, formatter)
+    finally:
+        log.removeHandler(plain)
+    assert MATERIAL not in text and "M4t3r14l" not in text, text
+    assert "RuntimeError (message withheld)" in text and "_reconcile" in text
