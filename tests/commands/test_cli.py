@@ -3,6 +3,10 @@ command's module took half a second of each operator start); it must parse as be
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from dataward.cli import COMMANDS, build_parser, main
@@ -29,3 +33,46 @@ def test_options_before_the_command_and_unknown_commands_still_get_the_whole_par
         main(["no-such-command"])
     assert unknown.value.code == 2
     assert "render" in capsys.readouterr().err  # the choices it lists: every command
+
+
+# A command whose work fails with an error nothing catches, in its own thread or another.
+# Python's own hooks print the error's message, and messages quote values (a key, a row).
+_UNCAUGHT = """
+import argparse, sys, threading
+import dataward.cli as cli
+
+CARD = "-".join(["4111"] * 4)  # built, so no source line a traceback shows holds it
+
+
+def parse_card(args):
+    raise ValueError(f"card {CARD}")
+
+
+def parse_card_in_a_thread(args):
+    worker = threading.Thread(target=parse_card, args=(args,))
+    worker.start()
+    worker.join()
+    return 0
+
+
+class Parser:
+    def parse_args(self, words):
+        func = parse_card if words == ["main"] else parse_card_in_a_thread
+        return argparse.Namespace(func=func)
+
+
+cli.build_parser = lambda only=None: Parser()
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize(("where", "status"), [("main", 1), ("thread", 0)])
+def test_an_error_nothing_caught_is_printed_without_its_text(where: str, status: int) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    ran = subprocess.run(
+        [sys.executable, "-c", _UNCAUGHT, where], capture_output=True, text=True, env=env,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert ran.returncode == status, ran.stderr
+    assert "4111" not in ran.stdout + ran.stderr, ran.stderr
+    assert "ValueError (message withheld)" in ran.stderr and "parse_card" in ran.stderr
