@@ -516,3 +516,32 @@ def test_stores_arriving_one_by_one_update_the_view_and_the_declared_bindings_in
     apply(kube, caches, reconciler, ("reconcile", STORES[-1]))
     assert builds["of"] >= 2
     check(kube, reconciler)
+
+
+def test_a_snapshot_takes_a_role_written_since_it_was_read_not_the_one_it_holds() -> None:
+    """`with_objects` skips an object held at its resourceVersion. A snapshot made before a
+    Role was widened must still layer the widened Role (the next snapshot's versions are its
+    own, not shared with the older one), or a store's access verdict misses the widening."""
+    kube = sample_cluster(ListingKube())
+    caches = _caches(kube)
+    _relist(caches)
+    state = incremental.RbacState(NS)
+    reader = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+              "metadata": {"name": "reader", "namespace": NS}, "rules": [RULES[3]]}  # fmt: skip
+    kube._store(reader)
+    deliver(kube, caches, "Role", NS, "reader")
+    older = incremental.update_rbac(state, caches)
+    assert older is not None
+    held = {**caches.get("Role", NS, "reader"), "kind": "Role"}
+    assert older.with_objects([held]) is older  # as read: nothing to layer
+
+    kube._store({**reader, "rules": [RULES[0]]})
+    deliver(kube, caches, "Role", NS, "reader")
+    newer = incremental.update_rbac(state, caches)
+    assert newer is not None and newer is not older
+    written = {**caches.get("Role", NS, "reader"), "kind": "Role"}
+    assert written["metadata"]["resourceVersion"] != held["metadata"]["resourceVersion"]
+    layered = older.with_objects([written])
+    role = layered.role("Role", NS, "reader")
+    assert role is not None and role == newer.role("Role", NS, "reader")
+    assert role != older.role("Role", NS, "reader")

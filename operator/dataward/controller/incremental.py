@@ -146,7 +146,8 @@ def update_rbac(state: RbacState, caches: Journal) -> RbacSnapshot | None:
     by_role: dict[RbacKey, Any] = {}
     for kind in ROLE_KINDS:
         by_role.update(objects.get(kind, {}))
-    snapshot = RbacSnapshot(tuple(by_binding.values()), tuple(by_role.values()))
+    snapshot = RbacSnapshot(tuple(by_binding.values()), tuple(by_role.values()),
+                            versions=versions)  # fmt: skip
     snapshot.__dict__["_bindings_by_key"] = by_binding
     snapshot.__dict__["_roles_by_key"] = by_role
     state.previous = None if state.snapshot is None else weakref.ref(state.snapshot)
