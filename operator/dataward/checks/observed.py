@@ -620,8 +620,7 @@ class RbacSnapshot:
         metadata = obj.get("metadata") or {}
         version = metadata.get("resourceVersion")
         kind = str(obj.get("kind"))
-        namespace = None if kind.startswith("Cluster") else metadata.get("namespace")
-        key = (kind, namespace, str(metadata.get("name")))
+        key = (kind, rbac_scope(kind, metadata.get("namespace")), str(metadata.get("name")))
         return version is not None and self.versions.get(key) == version
 
     @cached_property
@@ -788,6 +787,11 @@ _PURGE_COUNTS = (
 )  # fmt: skip
 _PURGE_TEXTS = {"result": 64, "reason": 128, "stoppedEarly": 128, "jobName": 253,
                 "message": 32768}  # fmt: skip
+
+
+def rbac_scope(kind: str, namespace: str | None) -> str | None:
+    """The namespace an RBAC object of `kind` is keyed under: None for the cluster's kinds."""
+    return None if kind.startswith("Cluster") else namespace
 
 
 def unreadable_purge_fields(raw: Mapping[str, Any]) -> list[str]:

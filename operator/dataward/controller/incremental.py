@@ -28,7 +28,13 @@ from dataward.checks.access import (
     declared_for,
     scan_untrusted,
 )
-from dataward.checks.observed import ObservedBinding, ObservedRole, RbacSnapshot, TrustedSubjects
+from dataward.checks.observed import (
+    ObservedBinding,
+    ObservedRole,
+    RbacSnapshot,
+    TrustedSubjects,
+    rbac_scope,
+)
 from dataward.controller.kube import KubeError
 
 RbacKey = tuple[str, str | None, str]
@@ -69,10 +75,6 @@ class RbacState:
     changed: set[RbacKey] | None = None
 
 
-def _scope(kind: str, namespace: str) -> str | None:
-    return None if kind.startswith("Cluster") else namespace
-
-
 def _parse(kind: str, obj: Mapping[str, Any]) -> Any:
     # List items carry no kind; cached objects are shared, so set it on a copy.
     typed = {**obj, "kind": obj.get("kind") or kind}
@@ -85,7 +87,7 @@ def update_rbac(state: RbacState, caches: Journal) -> RbacSnapshot | None:
     namespace = state.namespace
     kinds = (*BINDING_KINDS, *ROLE_KINDS)
     try:
-        now = {kind: caches.generation(kind, _scope(kind, namespace)) for kind in kinds}
+        now = {kind: caches.generation(kind, rbac_scope(kind, namespace)) for kind in kinds}
     except KubeError:
         return None
     if not all(synced for _, synced in now.values()):
@@ -99,7 +101,7 @@ def update_rbac(state: RbacState, caches: Journal) -> RbacSnapshot | None:
     versions = dict(state.versions)
     try:
         for kind, (generation, _) in now.items():
-            scope = _scope(kind, namespace)
+            scope = rbac_scope(kind, namespace)
             before = state.generations.get(kind)
             if before == generation:
                 continue
