@@ -67,7 +67,7 @@ def test_an_apply_is_sent_as_server_side_apply_with_credentials_and_compact_json
     assert sent["headers"]["authorization"] == "Bearer secret-token"
     assert sent["headers"]["User-Agent"] == "test-agent"
     assert json.loads(sent["body"]) == obj
-    assert ": " not in sent["body"] and ", " not in sent["body"].replace("b c", "")
+    assert b": " not in sent["body"] and b", " not in sent["body"].replace(b"b c", b"")
 
 
 def test_query_values_are_quoted_so_a_continue_token_survives() -> None:

@@ -64,9 +64,15 @@ def loads(data: bytes) -> Any:
         return json.loads(data)
 
 
-def dumps(body: Any) -> str:
-    """A request body as compact JSON (no spaces: less to send and for the server to read)."""
-    return json.dumps(body, separators=(",", ":"))
+def dumps(body: Any) -> bytes:
+    """A request body as compact UTF-8 JSON (no spaces: less to send and for the server to
+    read), by orjson: about a tenth of `json.dumps`' CPU on a store's seven children (every
+    write is encoded: issue 11). What orjson refuses (a lone surrogate, an integer past 64
+    bits) goes to `json.dumps`, which decides, as `loads` does."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        return json.dumps(body, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
@@ -686,7 +692,7 @@ class Kube:
         date); `target`: the object a write changes (see WriteTracker)."""
         if method != "GET" and self.may_write is not None and not self.may_write():
             raise KubeError(0, "not the leader: write refused", what)
-        payload = None if body is None else body if isinstance(body, str) else dumps(body)
+        payload = None if body is None else body if isinstance(body, str | bytes) else dumps(body)
         if target is not None:
             self.writes.begin(target)
         answer: dict[str, Any] | None = None
@@ -721,7 +727,7 @@ class Kube:
         path: str,
         query: list[tuple[str, str]],
         headers: dict[str, str],
-        body: str | None,
+        body: str | bytes | None,
     ) -> tuple[int, str, bytes, str | None]:
         """One request on the connection's pool: (status, reason, body, Date header)."""
         response = self.open(method, path, query, headers, body, self._timeout)
@@ -735,7 +741,7 @@ class Kube:
         path: str,
         query: list[tuple[str, str]],
         headers: dict[str, str],
-        body: str | None = None,
+        body: str | bytes | None = None,
         timeout: urllib3.Timeout | None = None,
         preload: bool = True,
     ) -> urllib3.BaseHTTPResponse:
