@@ -518,6 +518,25 @@ def raw_apply_loop(plane: ControlPlane, docs: list[dict[str, Any]], threads: int
     return time.monotonic() - start, len(children)
 
 
+def apiserver_profile(plane: ControlPlane, path: Path | None, seconds: int
+                      ) -> threading.Thread | None:
+    """A CPU profile of kube-apiserver over the next `seconds`, written to `path` (read it with
+    `go tool pprof -top`); None without a path. The API server runs with `--profiling=true`."""
+    if path is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def take() -> None:
+        with path.open("wb") as out:
+            subprocess.run([str(plane.bin_dir / "kubectl"), "get", "--raw",
+                            f"/debug/pprof/profile?seconds={seconds}"],
+                           env=plane.env(), stdout=out, check=True, timeout=seconds + 60)
+
+    thread = threading.Thread(target=take, name="apiserver-profile", daemon=True)
+    thread.start()
+    return thread
+
+
 def create_all(kube: Kube, objects: list[dict[str, Any]], threads: int) -> None:
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(kube.create, objects))
@@ -602,6 +621,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=8, help="threads of the raw apply loop")
     parser.add_argument("--workers", type=int, default=4, help="the operator's --workers")
     parser.add_argument("--ready-timeout", type=float, default=7200)
+    parser.add_argument("--apiserver-profile", type=Path, default=None, metavar="DIR",
+                        help="profile kube-apiserver's CPU over the first --profile-seconds of "
+                             "the raw loop and of the operator's converge (raw.pprof, "
+                             "operator.pprof in DIR)")
+    parser.add_argument("--profile-seconds", type=int, default=15)
     parser.add_argument("--estimate-only", action="store_true",
                         help="print the estimated duration of this run and exit")
     args = parser.parse_args()
@@ -628,7 +652,9 @@ def main() -> int:
     figures: dict[str, str] = {}
     bench_ns = namespace_names("bench", k)
     raw_ns = namespace_names("raw", k)
-    with ControlPlane() as plane, tempfile.TemporaryDirectory() as tmp:
+    profiles: Path | None = args.apiserver_profile
+    extra = ["--profiling=true"] if profiles else []
+    with ControlPlane(extra_apiserver_args=extra) as plane, tempfile.TemporaryDirectory() as tmp:
         kubeconfig, admin = prepared_plane(plane, bench_ns, raw_ns, args.threads)
         docs = stores(args.stores, bench_ns)
         create_all(admin, credentials(docs), args.threads)
@@ -637,6 +663,8 @@ def main() -> int:
 
         meter = CpuMeter({**plane_pids(plane), "raw loop (this process)": os.getpid()})
         meter.start()
+        profile = apiserver_profile(plane, profiles and profiles / "raw.pprof",
+                                    args.profile_seconds)
         raw_seconds, raw_children = raw_apply_loop(plane, moved(docs, raw_ns), args.threads)
         raw_load = load()
         print(f"raw server-side apply loop ({args.threads} threads): {args.stores} stores + "
@@ -682,6 +710,10 @@ def main() -> int:
             meter = CpuMeter({**plane_pids(plane), "operator": operator.pid,
                               "bench": os.getpid()})
             meter.start()
+            if profile is not None:
+                profile.join()
+            profile = apiserver_profile(plane, profiles and profiles / "operator.pprof",
+                                        args.profile_seconds)
             start = time.monotonic()
             plane.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(docs),
                           timeout=apply_timeout(docs))
@@ -712,6 +744,9 @@ def main() -> int:
                   f"{elapsed / raw_seconds:.1f}x   load: {ready_load}   {meter.read()}")
             print(f"operator requests to converge: {converge.mutating()} mutating "
                   f"({converge.mutating() / args.stores:.1f} per store)   {converge.describe()}")
+            converged = scrape(port, "dataward_reconciles_total") or 0.0
+            print(f"store reconciles to converge: {converged:.0f} "
+                  f"({converged / args.stores:.1f} per store)")
             figures["ready"] = (f"| {args.stores} stores applied at once, all Ready | "
                                 f"{elapsed:.1f} s (load {ready_load}) | {raw_seconds:.1f} s "
                                 f"(load {raw_load}) | **{elapsed / raw_seconds:.1f}x** |")
