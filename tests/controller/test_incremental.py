@@ -117,7 +117,7 @@ def deliver(kube: ListingKube, caches: Caches, kind: str, namespace: str | None,
     if obj is None:
         held = informer.get(namespace, name)
         if held is not None:
-            informer._remove(held)
+            informer._remove(held, None)
     else:
         informer._put(copy.deepcopy(obj), notify=True)
 

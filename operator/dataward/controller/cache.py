@@ -460,6 +460,24 @@ def _version(obj: Mapping[str, Any]) -> str | None:
     return str(version) if version else None
 
 
+def _later(version: str | None, than: str | None) -> bool:
+    """Whether resourceVersion `version` is strictly later than `than` (both etcd integers;
+    False when either is unknown or not a number: then nothing is decided by it)."""
+    try:
+        return version is not None and than is not None and int(version) > int(than)
+    except ValueError:
+        return False
+
+
+def _passed(version: str | None, position: str | None) -> bool:
+    """Whether a watch at resourceVersion `position` has gone past `version` (delivered it
+    and what came after; False when either is unknown or not a number)."""
+    try:
+        return version is not None and position is not None and int(version) <= int(position)
+    except ValueError:
+        return False
+
+
 class Informer:
     """One kind in one namespace (or cluster-wide): LIST, then WATCH, re-LIST periodically."""
 
@@ -583,19 +601,21 @@ class Informer:
         watch event of that write, if it came first and was held, is dropped (`WriteTracker`)."""
         # Its watch event often came first: then the cache holds this version already.
         if _selected(obj, parse_selector(self.spec.label_selector)) and not self._held(obj):
-            self._put(self._slim(obj), notify=False)
+            self._put(self._slim(obj), notify=False, answer=True)
         if self.writes is not None:
             meta = obj.get("metadata") or {}
             key = (self.spec.api_kind, str(meta.get("namespace") or ""), str(meta.get("name")))
             self.writes.settle(key, self, _version(obj))
 
-    def store_deleted(self, namespace: str | None, name: str) -> None:
-        """Drop an object the operator has just deleted, as the watch's DELETED event will:
-        its next read (and every verdict that reads the namespace) is not older."""
+    def store_deleted(self, namespace: str | None, name: str, version: str | None) -> None:
+        """Drop an object the operator has just deleted (at resourceVersion `version`), as
+        the watch's DELETED event will: its next read (and every verdict that reads the
+        namespace) is not older. Not a later object of the name, which the watch delivered
+        before this: one made since the delete (a RoleBinding someone re-created)."""
         with self.lock:
             held = self.by_namespace.get(namespace or "", {}).get(name)
-        if held is not None:
-            self._remove(held)
+        if held is not None and not _later(_version(held), version):
+            self._remove(held, version)
 
     # The loop (its own thread).
 
@@ -747,7 +767,9 @@ class Informer:
             self.generation += 1
             self.journal = []
             self.journal_floor = self.generation
-        self.resource_version = resource_version
+            # Under the lock with the objects: an answer stored after them is judged against
+            # the list's version (`_put`), never against the watch's older one.
+            self.resource_version = resource_version
         was = self.synced
         if not self.watch_broken:  # else a watch must work first (`_watch_works`)
             self.synced, self.error = True, None
@@ -812,7 +834,7 @@ class Informer:
             return  # the echo of the operator's own write, or older than what is held
         slimmed = self._slim(obj)
         if kind == "DELETED":
-            self._remove(slimmed)
+            self._remove(slimmed, _version(obj))
         else:
             self._put(slimmed, notify=True)
 
@@ -869,13 +891,18 @@ class Informer:
             reason = f"no answer ({type(error).__name__})"
             raise KubeError(0, reason, f"watch {self.where}") from None
 
-    def _put(self, obj: Obj, notify: bool) -> None:
+    def _put(self, obj: Obj, notify: bool, answer: bool = False) -> None:
+        """Hold `obj` unless what is held is newer. `answer`: the answer to the operator's
+        own write, not held when the watch (or list) has gone past its version and holds
+        nothing of the name: the object was deleted since (its DELETED event came first)."""
         meta = obj["metadata"]
         ns, name = meta.get("namespace") or "", meta["name"]
         with self.lock:
             objs = self.by_namespace.setdefault(ns, {})
             old = objs.get(name)
             if not _newer(obj, old):
+                return
+            if answer and old is None and _passed(_version(obj), self.resource_version):
                 return
             # The echo of the operator's own write (stored from the write's answer) is no
             # change: queueing the store again for it would only re-read what it just wrote.
@@ -891,11 +918,16 @@ class Informer:
             if self.writes is None or not self.writes.defer(key, self, _version(obj), emit):
                 emit()
 
-    def _remove(self, obj: Obj) -> None:
+    def _remove(self, obj: Obj, version: str | None) -> None:
+        """Drop the object of `obj`'s name, deleted at resourceVersion `version`: not when
+        what is held is later (made again since: an old DELETED event that came late)."""
         meta = obj["metadata"]
         ns, name = meta.get("namespace") or "", meta["name"]
         with self.lock:
-            old = self.by_namespace.get(ns, {}).pop(name, None)
+            objs = self.by_namespace.get(ns, {})
+            if _later(_version(objs.get(name) or {}), version):
+                return
+            old = objs.pop(name, None)
             if old is not None:
                 self.index.remove(ns, name, old)
             self.generation += 1
@@ -1097,21 +1129,26 @@ class Caches:
                 pass
 
     def store_deleted(
-        self, kind: str, namespace: str | None, name: str, answer: Any = None
+        self, kind: str, namespace: str | None, name: str, answer: Any, read: Mapping[str, Any]
     ) -> None:
-        """Drop an object the operator has just deleted from every cache of its API kind.
+        """Drop an object the operator has just deleted from every cache of its API kind:
+        the copy `read` that it decided on, or a later one the DELETE's `answer` names (the
+        object as it was deleted); never one made since (`Informer.store_deleted`).
 
-        Not one whose DELETE answered with finalizers still to run (`answer`): it exists, with
-        a deletionTimestamp, until they are done, and a RoleBinding grants what it granted
+        Not one whose DELETE answered with finalizers still to run: it exists, with a
+        deletionTimestamp, until they are done, and a RoleBinding grants what it granted
         meanwhile; that answer is kept instead."""
-        if isinstance(answer, Mapping) and answer.get("kind") == kind and (
-            (answer.get("metadata") or {}).get("finalizers")
-        ):
-            self.store_written(answer)
-            return
+        deleted = read
+        if isinstance(answer, Mapping) and answer.get("kind") == kind:
+            if (answer.get("metadata") or {}).get("finalizers"):
+                self.store_written(answer)
+                return
+            deleted = answer
         for spec in [s for s in self.specs.values() if s.api_kind == kind]:
             try:
-                self._informer(spec.kind, namespace).store_deleted(namespace, name)
+                self._informer(spec.kind, namespace).store_deleted(
+                    namespace, name, _version(deleted)
+                )
             except KubeError:
                 pass
 

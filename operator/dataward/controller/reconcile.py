@@ -718,9 +718,11 @@ class Reconciler:
         if self.caches is not None and obj:
             self.caches.store_written(obj)
 
-    def _deleted(self, kind: str, namespace: str, name: str, answer: Any) -> None:
+    def _deleted(
+        self, kind: str, namespace: str, name: str, answer: Any, read: Mapping[str, Any]
+    ) -> None:
         if self.caches is not None:
-            self.caches.store_deleted(kind, namespace, name, answer)
+            self.caches.store_deleted(kind, namespace, name, answer, read)
 
     def _parsed(self, raw: Mapping[str, Any]) -> Store | None:
         """A neighbour store parsed once per version (every reconcile of the namespace reads
@@ -1319,7 +1321,7 @@ class Reconciler:
         if current and owned_by(current, STORE_KIND, store.uid, controller=True):
             try:
                 answer = self.kube.delete("RoleBinding", store.namespace, name)
-                self._deleted("RoleBinding", store.namespace, name, answer)
+                self._deleted("RoleBinding", store.namespace, name, answer, current)
             except KubeError as error:
                 log.warning("readers' binding of %s/%s: %s", store.namespace, store.name, error)
                 return [ActFailure(error, Condition(

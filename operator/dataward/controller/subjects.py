@@ -638,7 +638,7 @@ class SubjectRequests:
             if existing is not None and ours(existing, request):
                 answer = self.kube.delete(kind, request.namespace, name)
                 if self.caches is not None:  # its next read is not older
-                    self.caches.store_deleted(kind, request.namespace, name, answer)
+                    self.caches.store_deleted(kind, request.namespace, name, answer, existing)
 
     def _public_key(self, request: SubjectRequest) -> str | None:
         """The request's public key; the key pair is made (once) when there is none. None
