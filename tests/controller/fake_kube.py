@@ -161,6 +161,12 @@ class FakeKube:
         return self._store(patched)
 
     def delete(self, kind: str, namespace: str | None, name: str,
-               propagation: str | None = None) -> dict[str, Any] | None:
+               propagation: str | None = None,
+               version: str | None = None) -> dict[str, Any] | None:  # fmt: skip
         self.calls.append(("delete", kind, name))
+        held = self.objects.get((kind, namespace, name))
+        if held is not None and version is not None and (
+            held["metadata"].get("resourceVersion") != version
+        ):
+            raise KubeError(409, "Conflict", f"delete {kind}")  # its precondition failed
         return self.objects.pop((kind, namespace, name), None)

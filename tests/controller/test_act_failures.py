@@ -110,7 +110,7 @@ def test_a_readers_binding_that_cannot_be_deleted_is_not_restricted(
     real = kube.delete
 
     def delete(kind: str, namespace: str | None, name: str,
-               propagation: str | None = None) -> bool:
+               propagation: str | None = None, version: str | None = None) -> bool:
         raise KubeError(code, "refused", f"delete {kind}")
 
     kube.delete = delete  # type: ignore[method-assign]

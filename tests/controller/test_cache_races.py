@@ -12,6 +12,7 @@ have, and every verdict reading it says the control is in force until the next r
 from __future__ import annotations
 
 import copy
+import json
 from datetime import timedelta
 from typing import Any, cast
 
@@ -171,3 +172,75 @@ def test_a_binding_recreated_as_the_operator_deletes_it_is_still_seen() -> None:
     reconciler.reconcile(KEY, now=T0 + timedelta(minutes=2))  # the pass the event queued
     assert conditions(kube)["AccessRestricted"][0] != "True"
     assert conditions(kube)["Ready"][0] != "True"
+
+
+class _ReplacingBeforeDelete(ListingKube):
+    """Between the operator's read of its readers' RoleBinding and its DELETE, someone
+    deletes it and makes their own of the same name (another user, a role that reads
+    Secrets)."""
+
+    racing = True
+
+    def delete(self, kind: str, namespace: str | None, name: str, *args: Any,
+               **kwargs: Any) -> Any:  # fmt: skip
+        if self.racing and kind == "RoleBinding" and name.endswith("-readers"):
+            self.racing = False
+            self.objects.pop((kind, namespace, name))
+            self._store({
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": name, "namespace": namespace},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                            "name": "secret-reader"},
+                "subjects": [{"kind": "User", "name": "mallory"}],
+            })  # fmt: skip
+        return super().delete(kind, namespace, name, *args, **kwargs)
+
+
+def test_the_operator_never_deletes_a_binding_made_again_since_it_read_its_own() -> None:
+    kube = sample_cluster(_ReplacingBeforeDelete())
+    kube._store({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                 "metadata": {"name": "secret-reader"},
+                 "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]})
+    caches, reconciler = _served(kube)
+    reconciler.reconcile(KEY, now=T0)
+    store = next(obj for (kind, _, _), obj in kube.objects.items() if kind == "PersonalDataStore")
+    store["spec"]["access"]["readers"] = []
+    store["metadata"]["generation"] = int(store["metadata"].get("generation") or 1) + 1
+    kube._store(store)
+    caches._informer("PersonalDataStore", "crm")._apply("MODIFIED", copy.deepcopy(store))
+    outcome = reconciler.reconcile_logged(KEY)  # reads its binding; the DELETE finds another
+    assert not outcome.ok  # the DELETE's precondition failed: the queue retries
+    foreign = [obj for (kind, _, name), obj in kube.objects.items()
+               if kind == "RoleBinding" and name.endswith("-readers")]  # fmt: skip
+    assert [b["subjects"] for b in foreign] == [[{"kind": "User", "name": "mallory"}]]
+    assert conditions(kube)["AccessRestricted"][0] != "True"
+
+
+def test_a_delete_with_a_version_sends_it_as_a_precondition() -> None:
+    sent: list[Any] = []
+
+    class Answering:
+        server = "https://api"
+        pool = None
+
+        def __init__(self) -> None:
+            self.pool = self
+
+        def headers(self) -> dict[str, str]:
+            return {}
+
+        def request(self, method: str, url: str, body: Any = None, **kwargs: Any) -> Any:
+            sent.append((method, url, body))
+
+            class Response:
+                status, reason, headers = 200, "OK", {}
+                data = b'{"kind":"Status","status":"Success"}'
+
+            return Response()
+
+    Kube(Answering()).delete("RoleBinding", "crm", "b", version="41")  # type: ignore[arg-type]
+    [(method, url, body)] = sent
+    assert (method, url) == ("DELETE",
+                             "https://api/apis/rbac.authorization.k8s.io/v1/namespaces/crm/"
+                             "rolebindings/b")  # fmt: skip
+    assert json.loads(body) == {"preconditions": {"resourceVersion": "41"}}

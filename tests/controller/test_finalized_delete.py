@@ -19,7 +19,7 @@ class FinalizingKube(ListingKube):
     and answers with it; the object goes only once its finalizers are removed."""
 
     def delete(self, kind: str, namespace: str | None, name: str,
-               propagation: str | None = None) -> Any:
+               propagation: str | None = None, version: str | None = None) -> Any:
         self.calls.append(("delete", kind, name))
         current = self.objects.get((kind, namespace, name))
         if current is None:

@@ -897,15 +897,25 @@ class Kube:
         )  # fmt: skip
 
     def delete(
-        self, kind: str, namespace: str | None, name: str, propagation: str | None = None
+        self,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        propagation: str | None = None,
+        version: str | None = None,
     ) -> dict[str, Any] | None:
         """Delete an object; the API's answer (the object, or a Status), None when it was
         already gone. An object with finalizers is not gone yet (`Caches.store_deleted`).
 
         `propagation` (Background, Foreground): delete what it owns too; a Job deleted without
-        it leaves its pods behind.
+        it leaves its pods behind. `version`: only the object at that resourceVersion, the one
+        the operator judged its own (409 when it changed or was made again since: never
+        someone else's object of the name).
         """
-        body = {"propagationPolicy": propagation} if propagation else None
+        options: dict[str, Any] = {"propagationPolicy": propagation} if propagation else {}
+        if version is not None:
+            options["preconditions"] = {"resourceVersion": version}
+        body = options or None
         return self._call_unless_gone(
             "DELETE", RESOURCES[kind].path(namespace, name), body=body, what=f"delete {kind}"
         )

@@ -1320,7 +1320,10 @@ class Reconciler:
         # Only the store's own binding (its controller reference): never one someone else made.
         if current and owned_by(current, STORE_KIND, store.uid, controller=True):
             try:
-                answer = self.kube.delete("RoleBinding", store.namespace, name)
+                answer = self.kube.delete(
+                    "RoleBinding", store.namespace, name,
+                    version=current["metadata"].get("resourceVersion"),
+                )  # fmt: skip
                 self._deleted("RoleBinding", store.namespace, name, answer, current)
             except KubeError as error:
                 log.warning("readers' binding of %s/%s: %s", store.namespace, store.name, error)

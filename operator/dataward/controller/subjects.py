@@ -636,7 +636,10 @@ class SubjectRequests:
         for kind in ("RoleBinding", "Role"):
             existing = self.read.get(kind, request.namespace, name)
             if existing is not None and ours(existing, request):
-                answer = self.kube.delete(kind, request.namespace, name)
+                answer = self.kube.delete(
+                    kind, request.namespace, name,
+                    version=existing["metadata"].get("resourceVersion"),
+                )  # fmt: skip
                 if self.caches is not None:  # its next read is not older
                     self.caches.store_deleted(kind, request.namespace, name, answer, existing)
 
