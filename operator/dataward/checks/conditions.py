@@ -106,6 +106,32 @@ def with_children_not_ours(
     return [found.get(c.type, c) for c in conditions]
 
 
+def with_children_unreadable(
+    conditions: Sequence[Condition], namespace: str, unreadable: Sequence[tuple[str, str]]
+) -> list[Condition]:
+    """`conditions` with AccessRestricted Unknown, where it was True, when one of its
+    children (a Role, a RoleBinding, the purge ServiceAccount; (kind, name)) could not be
+    read: whether the object of that name is the store's own is unknown (one someone else
+    made makes it False), and access is judged from the namespace's RBAC alone otherwise.
+    NetworkIsolated and PurgeScheduled judge their own child's failed read already
+    (NetworkPolicyUnreadable, CronJobUnreadable); a False stays False."""
+    for kind, name in unreadable:
+        if CHILD_CONTROLS.get(kind) == ACCESS_RESTRICTED:
+            unknown = Condition(
+                ACCESS_RESTRICTED,
+                "Unknown",
+                "ChildUnreadable",
+                f"{kind} {namespace}/{name}, one of the store's children, could not be read, "
+                "so whether it is the store's own and as rendered is unknown. The operator "
+                "retries.",
+            )
+            return [
+                unknown if c.type == ACCESS_RESTRICTED and c.status == "True" else c
+                for c in conditions
+            ]
+    return list(conditions)
+
+
 def ready(conditions: Sequence[Condition]) -> Condition:
     """Ready: True when every other condition is True; else names each that is not."""
     others = [c for c in conditions if c.type != READY]

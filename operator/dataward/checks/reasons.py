@@ -502,6 +502,16 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         _CHILD_NOT_OURS,
         _CHILD_NOT_OURS_ACTION,
     ),
+    _store(
+        ACCESS_RESTRICTED,
+        "ChildUnreadable",
+        "Unknown",
+        "One of the store's Roles, RoleBindings or its purge ServiceAccount (named in the "
+        "message) could not be read, so whether it is the store's own and as rendered is "
+        "unknown.",
+        f"{_RETRIES} Check that the operator may get and watch roles, rolebindings and "
+        "serviceaccounts in the namespace.",
+    ),
     # AccessRecorded (only with `dataward run --audit-log`)
     _store(
         ACCESS_RECORDED,

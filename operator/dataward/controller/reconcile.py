@@ -38,6 +38,7 @@ from dataward.checks.conditions import (
     ready,
     transitions,
     with_children_not_ours,
+    with_children_unreadable,
 )
 from dataward.checks.drift import canonical_text, needs_apply, replacement
 from dataward.checks.encryption import (
@@ -466,9 +467,8 @@ class Reconciler:
         # This pass's own verdicts on isolation and access, as judge gives them (a foreign
         # child, a failed act included): a shredding is weighed on them too.
         controls = isolation_and_access(snapshot, desired, applied, self.trusted)
-        foreign = [key for key, observed in applied.items() if observed.presence == "foreign"]
         own = with_act_failures(
-            with_children_not_ours(list(controls), store.namespace, foreign),
+            _with_children(list(controls), store.namespace, applied),
             [f.condition for f in failures if f.condition is not None],
         )
         ring = self._key_ring(store, snapshot, now, pass_clock, own)  # _StoreGone: stops
@@ -2181,6 +2181,9 @@ class Reconciler:
         `recorded`: the store's `status.lastPurge`, the last run counted so far."""
         recorded = recorded if isinstance(recorded, Mapping) and recorded else None
         cronjob = applied.get(("CronJob", names_for(store.name).purge_cronjob))
+        if cronjob is not None and cronjob.presence == "unknown":
+            # Its runs are found through it: the recorded run does not stand for them.
+            return PurgeRuns(error="its CronJob could not be read", recorded=recorded)
         if cronjob is None or cronjob.presence != "present" or cronjob.body is None:
             return PurgeRuns(recorded=recorded)  # no CronJob of ours, so no run of ours
         uid = str(cronjob.body["metadata"].get("uid", ""))
@@ -2912,14 +2915,20 @@ def judge(
                 access.grace,
             )
         )
-    # A foreign child's control is False whatever its check found: the object in place of
-    # the child is not the store's.
-    conditions = with_children_not_ours(
-        conditions,
-        store.namespace,
-        [key for key, observed in applied.items() if observed.presence == "foreign"],
-    )
+    conditions = _with_children(conditions, store.namespace, applied)
     return [*conditions, ready(conditions)]
+
+
+def _with_children(
+    conditions: list[Condition], namespace: str, applied: Mapping[tuple[str, str], ObservedObject]
+) -> list[Condition]:
+    """A foreign child's control is False whatever its check found (the object in place of
+    the child is not the store's); an unreadable child's is not True."""
+    foreign = [key for key, observed in applied.items() if observed.presence == "foreign"]
+    unreadable = [key for key, observed in applied.items() if observed.presence == "unknown"]
+    return with_children_unreadable(
+        with_children_not_ours(conditions, namespace, foreign), namespace, unreadable
+    )
 
 
 def _credentials_verdict(

@@ -1,0 +1,93 @@
+"""A child the operator could not read never leaves its control True (Unknown is not absent).
+
+Adversarial: a ServiceAccount someone else made under the purge ServiceAccount's name makes
+AccessRestricted False (not the store's). When the next read of it fails (its cache's watch
+broke, or a narrowed Role answers 403), the old code judged access from RBAC alone and said
+True, with Ready True, while that ServiceAccount was still there. An unreadable CronJob left
+PurgeSucceeded True from the recorded run, though a newer run had failed.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from dataward.render import names_for
+from tests.controller.fake_kube import FakeKube
+from tests.controller.test_cache import ListingKube, _caches, _reconciler, _relist
+from tests.controller.test_purge_forgery import (
+    _as_pod,
+    _cluster,
+    _job,
+    _pod,
+    _reconcile,
+    _record,
+    _template,
+)
+from tests.controller.test_reconcile import KEY, T0, conditions, reconciler, sample_cluster
+
+
+def _planted(kube: FakeKube) -> str:
+    name = names_for(KEY[1]).purge
+    kube._store({"apiVersion": "v1", "kind": "ServiceAccount",
+                 "metadata": {"name": name, "namespace": KEY[0]}})  # fmt: skip
+    return name
+
+
+def test_a_foreign_service_account_unreadable_from_its_cache_is_not_restricted() -> None:
+    kube = sample_cluster(ListingKube())
+    _planted(kube)
+    caches = _caches(kube)
+    _relist(caches)
+    served = _reconciler(kube, caches)
+    served.reconcile(KEY, now=T0)
+    _relist(caches)
+    assert conditions(kube)["AccessRestricted"] == ("False", "ChildNotCreatedByOperator")
+    caches.informers[("ServiceAccount", None)]._fail("HTTP 500 (watch failed)")
+    served.reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert conditions(kube)["AccessRestricted"] == ("Unknown", "ChildUnreadable")
+    assert conditions(kube)["Ready"][0] == "Unknown"
+
+
+def test_a_service_account_the_operator_may_not_read_is_not_restricted() -> None:
+    kube = sample_cluster(FakeKube())
+    _planted(kube)
+    reconciler(kube).reconcile(KEY, now=T0)
+    kube.fail_gets["ServiceAccount"] = 403
+    reconciler(kube).reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert conditions(kube)["AccessRestricted"] == ("Unknown", "ChildUnreadable")
+    assert conditions(kube)["Ready"][0] != "True"
+
+
+def test_an_unreadable_role_of_its_own_is_not_restricted_either() -> None:
+    kube = sample_cluster(FakeKube())
+    reconciler(kube).reconcile(KEY, now=T0)
+    assert conditions(kube)["AccessRestricted"][0] == "True"
+    kube.fail_gets["Role"] = 500
+    reconciler(kube).reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert conditions(kube)["AccessRestricted"] == ("Unknown", "ChildUnreadable")
+
+
+def test_a_false_verdict_stays_false_when_another_child_is_unreadable() -> None:
+    kube = sample_cluster(FakeKube())
+    _planted(kube)  # foreign: False
+    kube.fail_gets["Role"] = 500  # and a Role unreadable: still False, not Unknown
+    reconciler(kube).reconcile(KEY, now=T0)
+    assert conditions(kube)["AccessRestricted"] == ("False", "ChildNotCreatedByOperator")
+
+
+def test_an_unreadable_cronjob_does_not_keep_the_recorded_run_succeeded() -> None:
+    kube, uid = _cluster()
+    template = _template(kube)
+    done = _job(kube, "run-1", uid, template, "Complete", minute=0)
+    _pod(kube, "run-1-x", done, _as_pod(template), {"purge": _record("Succeeded", 7)}, 0)
+    _reconcile(kube, minutes=1)
+    assert conditions(kube)["PurgeSucceeded"][0] == "True"
+    failed = _job(kube, "run-2", uid, template, "Failed", minute=30)
+    _pod(kube, "run-2-x", failed, _as_pod(template),
+         {"purge": _record("Failed", 0, reason="DatabaseUnreachable")}, 30)  # fmt: skip
+    kube.fail_gets["CronJob"] = 403  # only the CronJob: its Jobs could be listed
+    _reconcile(kube, minutes=2)
+    assert conditions(kube)["PurgeSucceeded"] == ("Unknown", "PurgeRunsUnreadable")
+    del kube.fail_gets["CronJob"]
+    _reconcile(kube, minutes=3)
+    assert conditions(kube)["PurgeSucceeded"] == ("False", "DatabaseUnreachable")
