@@ -127,6 +127,38 @@ def test_a_network_policy_deleted_as_it_is_created_is_not_reported_in_force() ->
     assert conditions(kube)["NetworkIsolated"][0] == "True"
 
 
+def _mallorys_binding(namespace: str | None, name: str) -> dict[str, Any]:
+    """A binding someone else makes under the readers' binding's name: another user, bound
+    to a ClusterRole that reads Secrets (`_with_secret_reader`)."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": name, "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "secret-reader"},
+        "subjects": [{"kind": "User", "name": "mallory"}],
+    }  # fmt: skip
+
+
+def _with_secret_reader(kube: ListingKube) -> tuple[Caches, Reconciler]:
+    """The sample cluster with a ClusterRole that reads Secrets, served and converged."""
+    kube._store({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                 "metadata": {"name": "secret-reader"},
+                 "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]})
+    caches, reconciler = _served(kube)
+    reconciler.reconcile(KEY, now=T0)
+    return caches, reconciler
+
+
+def _readers_removed(kube: ListingKube, caches: Caches) -> None:
+    """The store lists no readers any more (its readers' binding is to go); the watch
+    delivers the edit."""
+    store = next(obj for (kind, _, _), obj in kube.objects.items() if kind == "PersonalDataStore")
+    store["spec"]["access"]["readers"] = []
+    store["metadata"]["generation"] = int(store["metadata"].get("generation") or 1) + 1
+    kube._store(store)
+    caches._informer("PersonalDataStore", "crm")._apply("MODIFIED", copy.deepcopy(store))
+
+
 class _RecreatingAfterDelete(ListingKube):
     """Someone re-creates the readers' RoleBinding, binding another user to a role that reads
     Secrets, as soon as the operator deletes it; the watch delivers both first."""
@@ -143,30 +175,16 @@ class _RecreatingAfterDelete(ListingKube):
             gone = copy.deepcopy(answer)
             gone["metadata"]["resourceVersion"] = str(self.version)
             informer._apply("DELETED", gone)
-            foreign = self._store({
-                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                "metadata": {"name": name, "namespace": namespace},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                            "name": "secret-reader"},
-                "subjects": [{"kind": "User", "name": "mallory"}],
-            })  # fmt: skip
+            foreign = self._store(_mallorys_binding(namespace, name))
             informer._apply("ADDED", copy.deepcopy(foreign))
         return answer
 
 
 def test_a_binding_recreated_as_the_operator_deletes_it_is_still_seen() -> None:
     kube = sample_cluster(_RecreatingAfterDelete())
-    kube._store({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                 "metadata": {"name": "secret-reader"},
-                 "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]})
-    caches, reconciler = _served(kube)
-    reconciler.reconcile(KEY, now=T0)
+    caches, reconciler = _with_secret_reader(kube)
     assert conditions(kube)["AccessRestricted"][0] == "True"
-    store = next(obj for (kind, _, _), obj in kube.objects.items() if kind == "PersonalDataStore")
-    store["spec"]["access"]["readers"] = []  # its readers go: the binding is deleted
-    store["metadata"]["generation"] = int(store["metadata"].get("generation") or 1) + 1
-    kube._store(store)
-    caches._informer("PersonalDataStore", "crm")._apply("MODIFIED", copy.deepcopy(store))
+    _readers_removed(kube, caches)
     reconciler.reconcile(KEY, now=T0 + timedelta(minutes=1))
     kube.racing = False
     reconciler.reconcile(KEY, now=T0 + timedelta(minutes=2))  # the pass the event queued
@@ -186,28 +204,14 @@ class _ReplacingBeforeDelete(ListingKube):
         if self.racing and kind == "RoleBinding" and name.endswith("-readers"):
             self.racing = False
             self.objects.pop((kind, namespace, name))
-            self._store({
-                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                "metadata": {"name": name, "namespace": namespace},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                            "name": "secret-reader"},
-                "subjects": [{"kind": "User", "name": "mallory"}],
-            })  # fmt: skip
+            self._store(_mallorys_binding(namespace, name))
         return super().delete(kind, namespace, name, *args, **kwargs)
 
 
 def test_the_operator_never_deletes_a_binding_made_again_since_it_read_its_own() -> None:
     kube = sample_cluster(_ReplacingBeforeDelete())
-    kube._store({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                 "metadata": {"name": "secret-reader"},
-                 "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]})
-    caches, reconciler = _served(kube)
-    reconciler.reconcile(KEY, now=T0)
-    store = next(obj for (kind, _, _), obj in kube.objects.items() if kind == "PersonalDataStore")
-    store["spec"]["access"]["readers"] = []
-    store["metadata"]["generation"] = int(store["metadata"].get("generation") or 1) + 1
-    kube._store(store)
-    caches._informer("PersonalDataStore", "crm")._apply("MODIFIED", copy.deepcopy(store))
+    caches, reconciler = _with_secret_reader(kube)
+    _readers_removed(kube, caches)
     outcome = reconciler.reconcile_logged(KEY)  # reads its binding; the DELETE finds another
     assert not outcome.ok  # the DELETE's precondition failed: the queue retries
     foreign = [obj for (kind, _, name), obj in kube.objects.items()
