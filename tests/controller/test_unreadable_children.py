@@ -9,12 +9,15 @@ PurgeSucceeded True from the recorded run, though a newer run had failed.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from dataward.checks.purge_runs import SCHEDULED_ANNOTATION
 from dataward.render import names_for
 from tests.controller.fake_kube import FakeKube
 from tests.controller.test_cache import ListingKube, _caches, _reconciler, _relist
 from tests.controller.test_purge_forgery import (
+    CRONJOB,
     _as_pod,
     _cluster,
     _job,
@@ -91,3 +94,66 @@ def test_an_unreadable_cronjob_does_not_keep_the_recorded_run_succeeded() -> Non
     del kube.fail_gets["CronJob"]
     _reconcile(kube, minutes=3)
     assert conditions(kube)["PurgeSucceeded"] == ("False", "DatabaseUnreachable")
+
+
+def _scheduled_run(kube: FakeKube, uid: str, template: dict[str, Any], outcome: str,
+                   minute: int) -> dict[str, Any]:  # fmt: skip
+    """A run as the CronJob controller makes it: named `<cronjob>-<minutes since the epoch>`
+    and annotated with its scheduled time, which the CronJob records as lastScheduleTime."""
+    at = datetime(2026, 1, 10, 7, minute, tzinfo=UTC)
+    name = f"{CRONJOB}-{int(at.timestamp()) // 60}"
+    job = _job(kube, name, uid, template, outcome, minute=minute)
+    job["metadata"]["annotations"] = {SCHEDULED_ANNOTATION: at.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    kube._store(job)
+    cronjob = kube.objects[("CronJob", "crm", CRONJOB)]
+    cronjob.setdefault("status", {})["lastScheduleTime"] = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return job
+
+
+def test_a_failed_run_hidden_by_removing_its_label_is_not_a_success() -> None:
+    kube, uid = _cluster()
+    template = _template(kube)
+    done = _scheduled_run(kube, uid, template, "Complete", minute=0)
+    name = done["metadata"]["name"]
+    _pod(kube, f"{name}-x", done, _as_pod(template), {"purge": _record("Succeeded", 7)}, 0)
+    _reconcile(kube, minutes=5)
+    assert conditions(kube)["PurgeSucceeded"] == ("True", "Succeeded")
+    failed = _scheduled_run(kube, uid, template, "Failed", minute=30)
+    _pod(kube, f"{failed['metadata']['name']}-x", failed, _as_pod(template),
+         {"purge": _record("Failed", 0, reason="DatabaseUnreachable")}, 30)  # fmt: skip
+    # Someone who may patch Jobs hides the failed run from the operator's labelled reads.
+    del failed["metadata"]["labels"]["app.kubernetes.io/managed-by"]
+    _reconcile(kube, minutes=45)
+    assert conditions(kube)["PurgeSucceeded"] == ("Unknown", "PurgeRunsUnreadable")
+    assert conditions(kube)["Ready"][0] != "True"
+
+
+def test_the_last_run_recorded_and_gone_since_is_still_accounted_for() -> None:
+    kube, uid = _cluster()
+    template = _template(kube)
+    done = _scheduled_run(kube, uid, template, "Complete", minute=0)
+    name = done["metadata"]["name"]
+    _pod(kube, f"{name}-x", done, _as_pod(template), {"purge": _record("Succeeded", 7)}, 0)
+    _reconcile(kube, minutes=5)
+    del kube.objects[("Job", "crm", name)]  # its Job deleted (a TTL, a person): recorded
+    _reconcile(kube, minutes=45)
+    assert conditions(kube)["PurgeSucceeded"] == ("True", "Succeeded")
+
+
+def test_a_run_just_scheduled_is_not_called_unseen_before_its_grace() -> None:
+    kube, uid = _cluster()
+    template = _template(kube)
+    done = _scheduled_run(kube, uid, template, "Complete", minute=0)
+    name = done["metadata"]["name"]
+    _pod(kube, f"{name}-x", done, _as_pod(template), {"purge": _record("Succeeded", 7)}, 0)
+    _reconcile(kube, minutes=5)
+    # The CronJob says it started a run at T0 + 30 minutes, whose Job is not in the
+    # operator's reads yet (its watch event still to come).
+    cronjob = kube.objects[("CronJob", "crm", CRONJOB)]
+    cronjob["status"]["lastScheduleTime"] = (T0 + timedelta(minutes=30)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    _reconcile(kube, minutes=31)
+    assert conditions(kube)["PurgeSucceeded"] == ("True", "Succeeded")
+    _reconcile(kube, minutes=60)  # past the starting deadline and its grace: not seen
+    assert conditions(kube)["PurgeSucceeded"] == ("Unknown", "PurgeRunsUnreadable")

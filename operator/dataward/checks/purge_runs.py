@@ -377,6 +377,56 @@ def _instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+# What the CronJob controller writes on each Job it makes: the run's scheduled time.
+SCHEDULED_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
+
+
+def scheduled_at(job: Mapping[str, Any], cronjob_name: str) -> datetime | None:
+    """When the CronJob scheduled the run `job` (a Job, or `{"metadata": {"name": ...}}`):
+    its annotation, else the minutes since the epoch the controller puts in its name
+    (`<cronjob>-<minutes>`); None when neither says."""
+    metadata = job.get("metadata") or {}
+    stamp = (metadata.get("annotations") or {}).get(SCHEDULED_ANNOTATION)
+    try:
+        if isinstance(stamp, str) and stamp:
+            return _instant(stamp).astimezone(UTC)
+    except ValueError:
+        pass
+    name = str(metadata.get("name") or "")
+    minutes = name.removeprefix(f"{cronjob_name}-")
+    if minutes != name and minutes.isdigit() and len(minutes) <= 12:
+        return datetime.fromtimestamp(int(minutes) * 60, UTC)
+    return None
+
+
+def unseen_run(
+    cronjob: Mapping[str, Any],
+    jobs: Sequence[Mapping[str, Any]],
+    recorded_job: str | None,
+    now: datetime,
+    grace: timedelta,
+) -> datetime | None:
+    """The CronJob's last scheduled run (`status.lastScheduleTime`) when none of the Jobs
+    the operator sees (`jobs`, counted or not) nor the run it recorded last is that run, and
+    it was scheduled more than `grace` ago: a run whose result the operator cannot read (its
+    Job's labels removed, which hides it from the label-selected reads, or deleted before
+    it was read). None when there is no such run."""
+    last = (cronjob.get("status") or {}).get("lastScheduleTime")
+    name = str((cronjob.get("metadata") or {}).get("name") or "")
+    try:
+        last_at = _instant(str(last)).astimezone(UTC) if last else None
+    except ValueError:
+        return None
+    if last_at is None or last_at > now - grace:
+        return None
+    seen = [scheduled_at(job, name) for job in jobs]
+    if recorded_job:
+        seen.append(scheduled_at({"metadata": {"name": recorded_job}}, name))
+    if any(at is not None and at >= last_at for at in seen):
+        return None
+    return last_at
+
+
 def result_record(
     pods: Sequence[Mapping[str, Any]], container: str | None = None
 ) -> Mapping[str, Any] | None:

@@ -95,6 +95,7 @@ from dataward.checks.purge_runs import (
     result_record,
     stuck_at,
     stuck_run,
+    unseen_run,
 )
 from dataward.controller import events
 from dataward.controller.cache import Caches, share_render
@@ -2205,6 +2206,16 @@ class Reconciler:
             stuck=stuck, missed=missed, recheck=recheck, recorded=recorded,
             not_counted=tuple(not_ours),
         )  # fmt: skip
+        unseen = unseen_run(
+            cronjob.body, listed, (recorded or {}).get("jobName"), now, self._missed_after()
+        )
+        if unseen is not None:
+            # A run the CronJob started that no Job the operator sees is: its result is
+            # unknown, and the last one counted does not stand for it.
+            runs = replace(runs, error=(
+                f"the run its CronJob started at {format_time(unseen)} is not among them: a "
+                "Job without the operator's labels, or deleted before it was read"
+            ))  # fmt: skip
         job = newest_finished(jobs)
         if job is None:
             return runs
