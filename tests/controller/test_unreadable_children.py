@@ -110,13 +110,20 @@ def _scheduled_run(kube: FakeKube, uid: str, template: dict[str, Any], outcome: 
     return job
 
 
-def test_a_failed_run_hidden_by_removing_its_label_is_not_a_success() -> None:
+def _one_run_succeeded() -> tuple[FakeKube, str, dict[str, Any], str]:
+    """The sample store whose CronJob ran once (07:00), successfully, counted at 08:05: the
+    cluster, the CronJob's uid, the Jobs' template and that run's Job name."""
     kube, uid = _cluster()
     template = _template(kube)
     done = _scheduled_run(kube, uid, template, "Complete", minute=0)
     name = done["metadata"]["name"]
     _pod(kube, f"{name}-x", done, _as_pod(template), {"purge": _record("Succeeded", 7)}, 0)
     _reconcile(kube, minutes=5)
+    return kube, uid, template, name
+
+
+def test_a_failed_run_hidden_by_removing_its_label_is_not_a_success() -> None:
+    kube, uid, template, _ = _one_run_succeeded()
     assert conditions(kube)["PurgeSucceeded"] == ("True", "Succeeded")
     failed = _scheduled_run(kube, uid, template, "Failed", minute=30)
     _pod(kube, f"{failed['metadata']['name']}-x", failed, _as_pod(template),
@@ -129,24 +136,14 @@ def test_a_failed_run_hidden_by_removing_its_label_is_not_a_success() -> None:
 
 
 def test_the_last_run_recorded_and_gone_since_is_still_accounted_for() -> None:
-    kube, uid = _cluster()
-    template = _template(kube)
-    done = _scheduled_run(kube, uid, template, "Complete", minute=0)
-    name = done["metadata"]["name"]
-    _pod(kube, f"{name}-x", done, _as_pod(template), {"purge": _record("Succeeded", 7)}, 0)
-    _reconcile(kube, minutes=5)
+    kube, _, _, name = _one_run_succeeded()
     del kube.objects[("Job", "crm", name)]  # its Job deleted (a TTL, a person): recorded
     _reconcile(kube, minutes=45)
     assert conditions(kube)["PurgeSucceeded"] == ("True", "Succeeded")
 
 
 def test_a_run_just_scheduled_is_not_called_unseen_before_its_grace() -> None:
-    kube, uid = _cluster()
-    template = _template(kube)
-    done = _scheduled_run(kube, uid, template, "Complete", minute=0)
-    name = done["metadata"]["name"]
-    _pod(kube, f"{name}-x", done, _as_pod(template), {"purge": _record("Succeeded", 7)}, 0)
-    _reconcile(kube, minutes=5)
+    kube, _, _, _ = _one_run_succeeded()
     # The CronJob says it started a run at T0 + 30 minutes, whose Job is not in the
     # operator's reads yet (its watch event still to come).
     cronjob = kube.objects[("CronJob", "crm", CRONJOB)]
