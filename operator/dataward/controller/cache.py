@@ -447,12 +447,7 @@ def _newer(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
     The API calls resourceVersions opaque; etcd's are increasing integers. The comparison only
     keeps a late watch event from undoing a newer copy the operator stored after its own write.
     """
-    if old is None:
-        return True
-    try:
-        return int(new["metadata"]["resourceVersion"]) >= int(old["metadata"]["resourceVersion"])
-    except (KeyError, TypeError, ValueError):
-        return True
+    return old is None or not _later(_version(old), _version(new))
 
 
 def _version(obj: Mapping[str, Any]) -> str | None:
@@ -460,22 +455,26 @@ def _version(obj: Mapping[str, Any]) -> str | None:
     return str(version) if version else None
 
 
-def _later(version: str | None, than: str | None) -> bool:
-    """Whether resourceVersion `version` is strictly later than `than` (both etcd integers;
-    False when either is unknown or not a number: then nothing is decided by it)."""
+def _number(version: str | None) -> int | None:
+    """A resourceVersion as the etcd integer it is; None when unknown or not a number (then
+    nothing is decided by it)."""
     try:
-        return version is not None and than is not None and int(version) > int(than)
+        return None if version is None else int(version)
     except ValueError:
-        return False
+        return None
+
+
+def _later(version: str | None, than: str | None) -> bool:
+    """Whether resourceVersion `version` is known to be strictly later than `than`."""
+    a, b = _number(version), _number(than)
+    return a is not None and b is not None and a > b
 
 
 def _passed(version: str | None, position: str | None) -> bool:
-    """Whether a watch at resourceVersion `position` has gone past `version` (delivered it
-    and what came after; False when either is unknown or not a number)."""
-    try:
-        return version is not None and position is not None and int(version) <= int(position)
-    except ValueError:
-        return False
+    """Whether a watch at resourceVersion `position` is known to have gone past `version`
+    (delivered it and what came after)."""
+    a, b = _number(version), _number(position)
+    return a is not None and b is not None and a <= b
 
 
 class Informer:
@@ -1159,3 +1158,16 @@ class Caches:
             with informer.lock:
                 out[kind] = out.get(kind, 0) + sum(len(o) for o in informer.by_namespace.values())
         return out
+
+
+def delete_as_read(
+    kube: Kube, caches: Caches | None, kind: str, namespace: str, read: Mapping[str, Any]
+) -> None:
+    """Delete `read`, an object the operator read and judged its own, only at the version it
+    read (a precondition: 409, KubeError, when it changed or was made again since, so never
+    someone else's object of the name), and drop it from the caches (`Caches.store_deleted`)
+    so that the next read is not older."""
+    name = str(read["metadata"]["name"])
+    answer = kube.delete(kind, namespace, name, version=_version(read))
+    if caches is not None:
+        caches.store_deleted(kind, namespace, name, answer, read)

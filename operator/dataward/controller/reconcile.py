@@ -98,7 +98,7 @@ from dataward.checks.purge_runs import (
     unseen_run,
 )
 from dataward.controller import events
-from dataward.controller.cache import Caches, share_render
+from dataward.controller.cache import Caches, delete_as_read, share_render
 from dataward.controller.clock import Clock, SkewReference, server_reference, system_clock
 from dataward.controller.impact import not_run_status, observe_preview, with_previews
 from dataward.controller.incremental import (
@@ -719,12 +719,6 @@ class Reconciler:
         if self.caches is not None and obj:
             self.caches.store_written(obj)
 
-    def _deleted(
-        self, kind: str, namespace: str, name: str, answer: Any, read: Mapping[str, Any]
-    ) -> None:
-        if self.caches is not None:
-            self.caches.store_deleted(kind, namespace, name, answer, read)
-
     def _parsed(self, raw: Mapping[str, Any]) -> Store | None:
         """A neighbour store parsed once per version (every reconcile of the namespace reads
         every other store: parsing them all each time made start-up quadratic in CPU).
@@ -1321,11 +1315,7 @@ class Reconciler:
         # Only the store's own binding (its controller reference): never one someone else made.
         if current and owned_by(current, STORE_KIND, store.uid, controller=True):
             try:
-                answer = self.kube.delete(
-                    "RoleBinding", store.namespace, name,
-                    version=current["metadata"].get("resourceVersion"),
-                )  # fmt: skip
-                self._deleted("RoleBinding", store.namespace, name, answer, current)
+                delete_as_read(self.kube, self.caches, "RoleBinding", store.namespace, current)
             except KubeError as error:
                 log.warning("readers' binding of %s/%s: %s", store.namespace, store.name, error)
                 return [ActFailure(error, Condition(

@@ -72,7 +72,7 @@ from dataward.checks.subjects import (
     result_record as request_result,
 )
 from dataward.controller import events
-from dataward.controller.cache import Caches
+from dataward.controller.cache import Caches, delete_as_read
 from dataward.controller.clock import Clock, system_clock
 from dataward.controller.kube import Kube, KubeError, ObjectGone, write_status
 from dataward.keys.ring import format_time
@@ -636,12 +636,7 @@ class SubjectRequests:
         for kind in ("RoleBinding", "Role"):
             existing = self.read.get(kind, request.namespace, name)
             if existing is not None and ours(existing, request):
-                answer = self.kube.delete(
-                    kind, request.namespace, name,
-                    version=existing["metadata"].get("resourceVersion"),
-                )  # fmt: skip
-                if self.caches is not None:  # its next read is not older
-                    self.caches.store_deleted(kind, request.namespace, name, answer, existing)
+                delete_as_read(self.kube, self.caches, kind, request.namespace, existing)
 
     def _public_key(self, request: SubjectRequest) -> str | None:
         """The request's public key; the key pair is made (once) when there is none. None
