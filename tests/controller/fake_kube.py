@@ -85,10 +85,18 @@ class FakeKube:
             and all((obj["metadata"].get("labels") or {}).get(a) == b for a, b in wanted.items())
         ]
 
-    def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+    def apply(self, obj: Mapping[str, Any], version: str | None = None) -> dict[str, Any]:
+        """As the API server does: a resourceVersion (`version`, which Kube.apply sends in
+        the body) is a precondition on an object of the name (409 when it differs); an
+        object gone is made anew (checked against a real kube-apiserver)."""
         self.calls.append(("apply", obj["kind"], obj["metadata"]["name"]))
         meta = obj["metadata"]
         current = self.objects.get((obj["kind"], meta.get("namespace"), meta["name"]))
+        wanted = version if version is not None else meta.get("resourceVersion")
+        if current is not None and wanted is not None and (
+            wanted != current["metadata"]["resourceVersion"]
+        ):
+            raise KubeError(409, "Conflict", f"apply {obj['kind']}")
         merged = _merge(copy.deepcopy(current) if current else {}, obj)
         return self._store(merged)
 

@@ -31,10 +31,10 @@ class KeyedListKube(FakeKube):
     """Apply as the API server does it for a CronJob's keyed lists: items the applied body
     does not name (by their key) and someone else added stay where they are."""
 
-    def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+    def apply(self, obj: Mapping[str, Any], version: str | None = None) -> dict[str, Any]:
         meta = obj["metadata"]
         before = copy.deepcopy(self.objects.get((obj["kind"], meta.get("namespace"), meta["name"])))
-        answer = super().apply(obj)
+        answer = super().apply(obj, version)
         if obj["kind"] != "CronJob" or before is None:
             return answer
         stored = self.objects[(obj["kind"], meta.get("namespace"), meta["name"])]
@@ -65,6 +65,7 @@ def test_the_stub_keeps_foreign_keyed_list_items_on_apply_as_the_api_server_does
     kube = sample_cluster(KeyedListKube())
     reconciler(kube).reconcile(KEY, now=T0)
     made = copy.deepcopy(kube.objects[PURGE])
+    del made["metadata"]["resourceVersion"]  # a precondition (409) now that it changed
     intrude(kube)
     kube.apply(made)  # the render, applied again
     assert INTRUDER in pod(kube.objects[PURGE])["containers"][0]["env"]

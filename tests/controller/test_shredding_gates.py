@@ -147,10 +147,10 @@ class SlowApi(FakeKube):
     def clock(self) -> datetime:
         return self.at
 
-    def apply(self, obj: Any) -> dict[str, Any]:
+    def apply(self, obj: Any, version: str | None = None) -> dict[str, Any]:
         self.at += self.slow
         self.slow = timedelta(0)
-        return super().apply(obj)
+        return super().apply(obj, version)
 
     def get_dated(
         self, kind: str, namespace: str | None, name: str

@@ -134,10 +134,10 @@ def test_a_foreign_edit_of_a_binding_reaches_the_findings_not_the_neighbours_ren
     _relist(caches)
     applied = kube.apply
 
-    def refused(obj: Any) -> Any:
+    def refused(obj: Any, version: str | None = None) -> Any:
         if obj["kind"] == "RoleBinding":
             raise KubeError(403, "Forbidden", "apply RoleBinding")
-        return applied(obj)
+        return applied(obj, version)
 
     kube.apply = refused  # type: ignore[method-assign]
     reconciler.reconcile(KEY, now=T0 + timedelta(minutes=2))

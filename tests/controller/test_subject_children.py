@@ -465,3 +465,54 @@ def test_a_request_whose_spec_no_longer_parses_reads_no_store(kube: FakeKube) ->
     _delete_with(kube)
     _finalized(kube, real)
     assert ("list", "PersonalDataStore", "") not in kube.calls
+
+
+def test_a_role_planted_over_the_operators_own_after_the_read_is_not_applied_over(
+    kube: FakeKube,
+) -> None:
+    # The operator's Role (edited: it needs a repair) is in the read when someone deletes it
+    # and plants their own of the name, with the request's labels; the read lags.
+    request = _request(kube)
+    crm = _store_by_name(kube)["crm"]
+    role = render_job_role(request, crm)
+    assert role is not None
+    name = job_access_name(request, crm)
+    edited = copy.deepcopy(role)
+    edited["rules"] = []
+    kube._store(edited)
+    stale = FakeKube()
+    stale.objects = copy.deepcopy(kube.objects)
+    del kube.objects[("Role", "privacy", name)]
+    role["rules"].append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]})
+    planted = _plant(kube, role)
+    requests = controller(kube)
+    requests.read = stale
+    requests.reconcile(KEY)
+    assert kube.objects[("Role", "privacy", name)] == planted
+    assert not _written(kube, "RoleBinding", name), "nothing is bound to the planted Role"
+    entry = next(s for s in status(kube)["stores"] if s["namespace"] == "crm")
+    assert (entry["phase"], entry["reason"]) == ("Failed", "ChildNotOurs"), entry
+
+
+def test_the_operators_role_changed_again_after_the_read_is_still_repaired(
+    kube: FakeKube,
+) -> None:
+    request = _request(kube)
+    crm = _store_by_name(kube)["crm"]
+    role = render_job_role(request, crm)
+    assert role is not None
+    name = job_access_name(request, crm)
+    edited = copy.deepcopy(role)
+    edited["rules"] = []
+    kube._store(edited)
+    stale = FakeKube()
+    stale.objects = copy.deepcopy(kube.objects)
+    kube.objects[("Role", "privacy", name)]["metadata"]["labels"]["extra"] = "x"
+    kube._store(kube.objects[("Role", "privacy", name)])
+    requests = controller(kube)
+    requests.read = stale
+    requests.reconcile(KEY)
+    assert _written(kube, "Role", name) == [("apply", "Role", name)] * 2  # 409, then applied
+    assert kube.objects[("Role", "privacy", name)]["rules"] == role["rules"]
+    entry = next(s for s in status(kube)["stores"] if s["namespace"] == "crm")
+    assert entry["reason"] == "JobCreated", entry

@@ -842,9 +842,18 @@ class Kube:
         )
         return cast(list[dict[str, Any]], result.get("items") or [])
 
-    def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
-        """Server-side apply with the operator's field manager, taking over conflicting fields."""
+    def apply(self, obj: Mapping[str, Any], version: str | None = None) -> dict[str, Any]:
+        """Server-side apply with the operator's field manager, taking over conflicting fields.
+
+        `version`: only over the object at that resourceVersion, the one the operator judged
+        its own (the API server takes a resourceVersion in an apply as a precondition: 409
+        when the object changed, or was deleted and made again by someone else, since). Never
+        a forced apply over an object of the name the operator did not judge. An object gone
+        since is made anew from `obj`, the operator's own render.
+        """
         kind, meta = obj["kind"], obj["metadata"]
+        if version is not None:
+            obj = {**obj, "metadata": {**meta, "resourceVersion": version}}
         return self._write(
             "PATCH", RESOURCES[kind].path(meta.get("namespace"), meta["name"]), dumps(obj),
             (kind, meta.get("namespace") or "", meta["name"]), "apply",

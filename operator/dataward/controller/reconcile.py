@@ -1156,7 +1156,11 @@ class Reconciler:
         return memo.parsed, revisions
 
     def _act_on_child(
-        self, child: Mapping[str, Any], compared: Mapping[str, Any], snapshot: StoreSnapshot
+        self,
+        child: Mapping[str, Any],
+        compared: Mapping[str, Any],
+        snapshot: StoreSnapshot,
+        read: Kube | None = None,
     ) -> ObservedObject:
         """Read a child, create it where absent and apply it where it differs; what is in
         place afterwards. `compared`: the child in the form drift compares
@@ -1166,12 +1170,16 @@ class Reconciler:
         store's controller owner reference is foreign, never written (an apply with force
         would take it over) nor used. An absent child is created (POST, create-only), never
         applied: a label-selected cache (CronJobs, ServiceAccounts) does not see a foreign
-        object without the operator's labels, and a create cannot write over it.
+        object without the operator's labels, and a create cannot write over it. A repair is
+        applied on the resourceVersion judged: an object changed since the read (deleted and
+        made again by someone else, the watch not there yet) is refused with a 409, and the
+        child is judged once more on a read of the API (`read`: what this judgment reads;
+        None, the caches).
         """
         meta = child["metadata"]
         kind, namespace, name = child["kind"], meta["namespace"], meta["name"]
         try:
-            current: Mapping[str, Any] | None = self.read.get(kind, namespace, name)
+            current: Mapping[str, Any] | None = (read or self.read).get(kind, namespace, name)
             # Whether the store complies is unknown: leave the schedule as it is.
             frozen = kind == "CronJob" and snapshot.policy_error is not None
             if current is None and not frozen:
@@ -1189,7 +1197,16 @@ class Reconciler:
                 and not self._left_unconverged(snapshot.store, compared, current)
             ):
                 log.info("apply %s %s/%s", kind, namespace, name)
-                answer = self.kube.apply(child)
+                try:
+                    answer = self.kube.apply(child, current["metadata"].get("resourceVersion"))
+                except KubeError as error:
+                    if error.status != 409 or read is not None:
+                        raise
+                    log.info(
+                        "apply %s %s/%s: changed since the read (409); judged again",
+                        kind, namespace, name,
+                    )  # fmt: skip
+                    return self._act_on_child(child, compared, snapshot, self.kube)
                 # In the form the cache keeps and drift compares, made once: a CronJob's
                 # digest is the costliest part of slimming, comparing and judging it.
                 current = _comparable_observed(kind, answer)

@@ -600,13 +600,23 @@ class SubjectRequests:
             raise NotOurs(f"{obj['kind']} {meta['namespace']}/{meta['name']}")
         return existing
 
-    def _apply_ours(self, obj: Mapping[str, Any] | None, request: SubjectRequest) -> None:
+    def _apply_ours(
+        self,
+        obj: Mapping[str, Any] | None,
+        request: SubjectRequest,
+        read: Kube | Caches | None = None,
+    ) -> None:
         """Create `obj`, or apply it where the request's own differs; an object of that name
-        that is not the request's is neither applied over nor used (NotOurs)."""
+        that is not the request's is neither applied over nor used (NotOurs).
+
+        The apply is on the resourceVersion judged the request's: an object changed since
+        the read (deleted and planted again, the read not there yet) is refused with a 409
+        and judged once more on a read of the API (`read`: what this judgment reads; None,
+        the caches)."""
         if obj is None:
             return
         meta = obj["metadata"]
-        existing: Mapping[str, Any] | None = self.read.get(
+        existing: Mapping[str, Any] | None = (read or self.read).get(
             obj["kind"], meta["namespace"], meta["name"]
         )
         if existing is None:
@@ -614,7 +624,12 @@ class SubjectRequests:
         elif not ours(existing, request):
             raise NotOurs(f"{obj['kind']} {meta['namespace']}/{meta['name']}")
         if needs_apply(obj, existing):
-            self.kube.apply(obj)
+            try:
+                self.kube.apply(obj, existing["metadata"].get("resourceVersion"))
+            except KubeError as error:
+                if error.status != 409 or read is not None:
+                    raise
+                self._apply_ours(obj, request, self.kube)
 
     def _job_access(self, request: SubjectRequest, store: Store) -> None:
         role = render_job_role(request, store)
