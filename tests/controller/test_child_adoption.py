@@ -186,24 +186,35 @@ def test_a_readers_binding_the_operator_did_not_make_is_not_pruned() -> None:
     assert ("RoleBinding", KEY[0], NAMES.readers) in kube.objects
 
 
-def test_a_child_made_again_by_someone_else_after_the_read_is_never_applied_over() -> None:
-    # The cache still holds the operator's NetworkPolicy (edited: it needs a repair) when
-    # someone deletes it and makes their own of the name; the watch has not brought that yet.
-    kube = sample_cluster(FakeKube())
+POLICY_KEY = ("NetworkPolicy", KEY[0], NAMES.network_policy)
+
+
+def _edited_behind_a_stale_read(kube: FakeKube) -> tuple[Reconciler, dict[str, Any]]:
+    """The store converged, then its NetworkPolicy edited (it needs a repair); a reconciler
+    reading a copy of the API taken now (a cache the next change has not reached yet), and
+    the NetworkPolicy as rendered."""
     reconciler = Reconciler(cast(Kube, kube), ReconcileSettings())
     reconciler.reconcile(KEY, now=T0)
-    policy_key = ("NetworkPolicy", KEY[0], NAMES.network_policy)
-    kube.objects[policy_key]["spec"] = copy.deepcopy(FOREIGN_POLICY_SPEC)
-    kube._store(kube.objects[policy_key])
+    rendered = copy.deepcopy(kube.objects[POLICY_KEY])
+    kube.objects[POLICY_KEY]["spec"] = copy.deepcopy(FOREIGN_POLICY_SPEC)
+    kube._store(kube.objects[POLICY_KEY])
     stale = FakeKube()
     stale.objects = copy.deepcopy(kube.objects)
-    del kube.objects[policy_key]
+    reconciler.read = cast(Kube, stale)
+    return reconciler, rendered
+
+
+def test_a_child_made_again_by_someone_else_after_the_read_is_never_applied_over() -> None:
+    # Someone deletes the operator's NetworkPolicy and makes their own of the name; the
+    # watch has not brought that to the cache yet.
+    kube = sample_cluster(FakeKube())
+    reconciler, _ = _edited_behind_a_stale_read(kube)
+    del kube.objects[POLICY_KEY]
     theirs = kube._store(foreign("NetworkPolicy", "networking.k8s.io/v1", NAMES.network_policy,
                                  spec={"podSelector": {}, "policyTypes": ["Egress"]}))  # fmt: skip
-    reconciler.read = cast(Kube, stale)
     kube.calls.clear()
     reconciler.reconcile(KEY, now=T0)
-    assert kube.objects[policy_key] == theirs  # not taken over, not changed
+    assert kube.objects[POLICY_KEY] == theirs  # not taken over, not changed
     # The refused repair is judged again on a read of the API: someone else's, and said so.
     assert ("get", "NetworkPolicy", NAMES.network_policy) in kube.calls
     assert conditions(kube)["NetworkIsolated"] == ("False", NOT_OURS)
@@ -211,22 +222,14 @@ def test_a_child_made_again_by_someone_else_after_the_read_is_never_applied_over
 
 
 def test_a_child_changed_by_another_manager_after_the_read_is_still_repaired() -> None:
-    # The operator's own NetworkPolicy, edited twice; the cache holds the first edit only.
+    # The operator's own NetworkPolicy, edited again; the cache holds the first edit only.
     kube = sample_cluster(FakeKube())
-    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings())
-    reconciler.reconcile(KEY, now=T0)
-    policy_key = ("NetworkPolicy", KEY[0], NAMES.network_policy)
-    rendered = copy.deepcopy(kube.objects[policy_key]["spec"])
-    kube.objects[policy_key]["spec"] = copy.deepcopy(FOREIGN_POLICY_SPEC)
-    kube._store(kube.objects[policy_key])
-    stale = FakeKube()
-    stale.objects = copy.deepcopy(kube.objects)
-    kube.objects[policy_key]["spec"]["policyTypes"] = ["Egress"]
-    kube._store(kube.objects[policy_key])
-    reconciler.read = cast(Kube, stale)
+    reconciler, rendered = _edited_behind_a_stale_read(kube)
+    kube.objects[POLICY_KEY]["spec"]["policyTypes"] = ["Egress"]
+    kube._store(kube.objects[POLICY_KEY])
     kube.calls.clear()
     reconciler.reconcile(KEY, now=T0)
     assert [c for c in kube.writes() if c[1] == "NetworkPolicy"] == [
         ("apply", "NetworkPolicy", NAMES.network_policy)] * 2  # refused (409), then applied
-    assert kube.objects[policy_key]["spec"] == rendered
+    assert kube.objects[POLICY_KEY]["spec"] == rendered["spec"]
     assert conditions(kube)["NetworkIsolated"][0] == "True"

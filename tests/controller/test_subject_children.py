@@ -467,26 +467,33 @@ def test_a_request_whose_spec_no_longer_parses_reads_no_store(kube: FakeKube) ->
     assert ("list", "PersonalDataStore", "") not in kube.calls
 
 
-def test_a_role_planted_over_the_operators_own_after_the_read_is_not_applied_over(
-    kube: FakeKube,
-) -> None:
-    # The operator's Role (edited: it needs a repair) is in the read when someone deletes it
-    # and plants their own of the name, with the request's labels; the read lags.
+def _edited_role_behind_a_stale_read(kube: FakeKube) -> tuple[Any, dict[str, Any], str]:
+    """The request's job Role for the crm store made by the operator and then edited (it
+    needs a repair); a controller reading a copy of the API taken now (a cache the next
+    change has not reached yet), the Role as rendered, and its name."""
     request = _request(kube)
     crm = _store_by_name(kube)["crm"]
     role = render_job_role(request, crm)
     assert role is not None
-    name = job_access_name(request, crm)
     edited = copy.deepcopy(role)
     edited["rules"] = []
     kube._store(edited)
     stale = FakeKube()
     stale.objects = copy.deepcopy(kube.objects)
+    requests = controller(kube)
+    requests.read = stale
+    return requests, role, job_access_name(request, crm)
+
+
+def test_a_role_planted_over_the_operators_own_after_the_read_is_not_applied_over(
+    kube: FakeKube,
+) -> None:
+    # Someone deletes the operator's Role and plants their own of the name, with the
+    # request's labels; the read lags.
+    requests, role, name = _edited_role_behind_a_stale_read(kube)
     del kube.objects[("Role", "privacy", name)]
     role["rules"].append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]})
     planted = _plant(kube, role)
-    requests = controller(kube)
-    requests.read = stale
     requests.reconcile(KEY)
     assert kube.objects[("Role", "privacy", name)] == planted
     assert not _written(kube, "RoleBinding", name), "nothing is bound to the planted Role"
@@ -497,20 +504,9 @@ def test_a_role_planted_over_the_operators_own_after_the_read_is_not_applied_ove
 def test_the_operators_role_changed_again_after_the_read_is_still_repaired(
     kube: FakeKube,
 ) -> None:
-    request = _request(kube)
-    crm = _store_by_name(kube)["crm"]
-    role = render_job_role(request, crm)
-    assert role is not None
-    name = job_access_name(request, crm)
-    edited = copy.deepcopy(role)
-    edited["rules"] = []
-    kube._store(edited)
-    stale = FakeKube()
-    stale.objects = copy.deepcopy(kube.objects)
+    requests, role, name = _edited_role_behind_a_stale_read(kube)
     kube.objects[("Role", "privacy", name)]["metadata"]["labels"]["extra"] = "x"
     kube._store(kube.objects[("Role", "privacy", name)])
-    requests = controller(kube)
-    requests.read = stale
     requests.reconcile(KEY)
     assert _written(kube, "Role", name) == [("apply", "Role", name)] * 2  # 409, then applied
     assert kube.objects[("Role", "privacy", name)]["rules"] == role["rules"]
