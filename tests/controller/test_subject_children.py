@@ -13,11 +13,12 @@ planter through the controller's public `reconcile` on an in-memory API.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from typing import Any, cast
 
-from dataward.controller.kube import Kube
+from dataward.controller.kube import Kube, KubeError
 from dataward.controller.subjects import FINALIZER, SubjectRequests, SubjectSettings
 from dataward.render.settings import RenderSettings
 from dataward.render.subject_jobs import (
@@ -442,6 +443,35 @@ def test_a_run_just_created_is_deleted_before_its_watch_event_arrives(kube: Fake
     _withdraw(listing, caches, kinds=("DataSubjectRequest", "PersonalDataStore"))
     _cached_controller(listing, caches).reconcile(KEY)
     assert not made & set(jobs(listing)), "a run outlived the withdrawn request"
+
+
+def test_a_job_made_again_under_a_runs_name_before_the_watch_is_not_deleted(
+    kube: FakeKube,
+) -> None:
+    """Someone deletes a run (its name is in status.stores[].jobName) and makes their own Job
+    under the name, without the operator's labels, before the Job watch delivers either; the
+    request is withdrawn meanwhile. The finalizer judged the cached run: its delete goes at
+    that version, and their Job stays."""
+    listing = _listing(kube)
+    _erasure(listing)
+    caches = _synced(listing)
+    _cached_controller(listing, caches).reconcile(KEY)
+    namespace, name = next((ns, j) for ns, j in sorted(jobs(listing)) if ns != "privacy")
+    del listing.objects[("Job", namespace, name)]
+    theirs = listing._store({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": "theirs"}},
+        "spec": {"template": {"spec": {"containers": [{"name": "x", "image": "busybox"}]}}},
+    })  # fmt: skip
+    _withdraw(listing, caches, kinds=("DataSubjectRequest", "PersonalDataStore"))
+    with contextlib.suppress(KubeError):
+        _cached_controller(listing, caches).reconcile(KEY)
+    assert listing.objects.get(("Job", namespace, name)) == theirs
+    # Once the watch brings their Job, it is not a run of the request: left, and withdrawn.
+    _withdraw(listing, caches)
+    _cached_controller(listing, caches).reconcile(KEY)
+    assert listing.objects.get(("Job", namespace, name)) == theirs
+    assert FINALIZER not in listing.objects[("DataSubjectRequest", *KEY)]["metadata"]["finalizers"]
 
 
 def test_without_a_synced_cache_each_namespace_is_listed_once(kube: FakeKube) -> None:

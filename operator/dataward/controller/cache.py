@@ -1161,13 +1161,18 @@ class Caches:
 
 
 def delete_as_read(
-    kube: Kube, caches: Caches | None, kind: str, namespace: str, read: Mapping[str, Any]
+    kube: Kube,
+    caches: Caches | None,
+    kind: str,
+    namespace: str,
+    read: Mapping[str, Any],
+    propagation: str | None = None,
 ) -> None:
     """Delete `read`, an object the operator read and judged its own, only at the version it
     read (a precondition: 409, KubeError, when it changed or was made again since, so never
     someone else's object of the name), and drop it from the caches (`Caches.store_deleted`)
-    so that the next read is not older."""
+    so that the next read is not older. `propagation`: as `Kube.delete`'s."""
     name = str(read["metadata"]["name"])
-    answer = kube.delete(kind, namespace, name, version=_version(read))
+    answer = kube.delete(kind, namespace, name, propagation, version=_version(read))
     if caches is not None:
         caches.store_deleted(kind, namespace, name, answer, read)

@@ -741,9 +741,9 @@ class SubjectRequests:
                     and of.namespace == namespace
                     and self._is_run(job, request, of, public_key)
                 ):
-                    self.kube.delete(
-                        "Job", namespace, job["metadata"]["name"], propagation="Background"
-                    )
+                    # At the version judged: a Job made again under the name since the
+                    # read (someone else's) is refused (409), and the next pass reads it.
+                    delete_as_read(self.kube, self.caches, "Job", namespace, job, "Background")
 
     def _labelled_jobs(self, namespace: str, uid: str) -> Sequence[Mapping[str, Any]]:
         """The Jobs of `namespace` with the labels of the request of `uid` (`uid_selector`):
