@@ -156,7 +156,7 @@ from dataward.model.revisions import (
 from dataward.model.store import Store, parse_store
 from dataward.purge.plan import ACKNOWLEDGE_ANNOTATION, DEFAULT_MAX_CLOCK_SKEW
 from dataward.render import RenderSettings, label_value, names_for, render_children
-from dataward.render.key_ring import render_key_ring_metadata
+from dataward.render.key_ring import render_key_ring_metadata, ring_owner_references
 from dataward.render.labels import STORE_KIND, store_selector
 from dataward.render.names import unshortened
 from dataward.render.network import render_network_policy
@@ -447,7 +447,7 @@ class Reconciler:
         # A request of the act that fails is judged, and the status still written: the old
         # status must not stand for a reconcile that did not finish. The queue then retries.
         failures: list[ActFailure] = []
-        failures += self._keep_grace_finalizer(raw, store.deletion_policy == "Delete")
+        failures += self._keep_grace_finalizer(raw, self._grace_finalizer_wanted(store, raw))
 
         snapshot = self._observe(store, raw, now)
         desired = render_children(store, snapshot.policy, self.settings.render)
@@ -827,6 +827,73 @@ class Reconciler:
     # deletionPolicy: Delete destroys the key ring only after a grace period. The ring is owned
     # by the store, so the store is held by a finalizer until the grace period has passed;
     # then the finalizer goes and the garbage collector removes the ring with the rest.
+    # The policy may be edited after the ring is made: the ring's owner reference follows it
+    # (`_ring_owned_as_asked`), and the finalizer goes only once the ring no longer has one.
+
+    def _grace_finalizer_wanted(self, store: Store, raw: Mapping[str, Any]) -> bool:
+        """Whether the store is held by the grace finalizer: under `Delete`, always; under
+        `Retain`, while its ring still carries the store's owner reference (an edit from
+        `Delete`: the ring is released first, then the store, never the other way round, or
+        the garbage collector would destroy the ring with the store at once). A ring that
+        cannot be read keeps the finalizer: unknown is not released."""
+        if store.deletion_policy == "Delete":
+            return True
+        if KEY_RING_FINALIZER not in (raw["metadata"].get("finalizers") or []):
+            return False
+        try:
+            secret = self._ring_secret(store.namespace, names_for(store.name).key_ring)
+        except KubeError as error:
+            log.info("key ring of %s/%s unreadable: %s", store.namespace, store.name, error)
+            return True
+        return secret is not None and owned_by(secret, STORE_KIND, store.uid)
+
+    def _ring_owned_as_asked(self, store: Store, secret: dict[str, Any]) -> dict[str, Any]:
+        """The ring Secret (the operator's, proven by its record) with the owner reference its
+        store's deletionPolicy asks now (`ring_owner_references`), written at the version
+        read (a compare-and-swap); what is in place then. A failed write is logged and
+        looked at again on the next pass: meanwhile the grace finalizer stays (Retain) or
+        was added first (Delete), so the ring is never destroyed unasked."""
+        meta = secret["metadata"]
+        refs = ring_owner_references(store, meta.get("ownerReferences"))
+        if refs is None:
+            return secret
+        try:
+            answer = self.kube.replace({**secret, "metadata": {**meta, "ownerReferences": refs}})
+        except KubeError as error:
+            log.warning(
+                "owner of key ring %s/%s (deletionPolicy %s): %s",
+                store.namespace, meta["name"], store.deletion_policy, error,
+            )  # fmt: skip
+            return secret
+        self._written(answer)
+        log.info(
+            "key ring %s/%s %s the store (deletionPolicy %s)",
+            store.namespace, meta["name"],
+            "goes with" if store.deletion_policy == "Delete" else "outlives",
+            store.deletion_policy,
+        )  # fmt: skip
+        return answer
+
+    def _release_ring(self, raw: Mapping[str, Any]) -> bool:
+        """A store deleted under `deletionPolicy: Retain` that still holds the grace
+        finalizer (the policy edited from `Delete`, the ring not yet released): remove the
+        store's owner reference from its ring, so that the store can go and the ring stays.
+        True when the store is such a store (its ring now released, or none); False when its
+        spec asks `Delete` or does not parse (the grace period applies). KubeError when the
+        ring cannot be read or written: the store stays held, and the pass is retried."""
+        try:
+            store = parse_store(raw)
+        except ModelError:
+            return False
+        if store.deletion_policy == "Delete":
+            return False
+        secret = self._ring_secret(store.namespace, names_for(store.name).key_ring)
+        if secret is not None and owned_by(secret, STORE_KIND, store.uid):
+            meta = secret["metadata"]
+            refs = ring_owner_references(store, meta.get("ownerReferences"))
+            released = {**secret, "metadata": {**meta, "ownerReferences": refs}}
+            self._written(self.kube.replace(released))
+        return True
 
     def _keep_grace_finalizer(self, raw: Mapping[str, Any], wanted: bool) -> list[ActFailure]:
         """Add (or remove) the grace finalizer; a failed patch is returned, never raised."""
@@ -870,6 +937,14 @@ class Reconciler:
         meta = raw["metadata"]
         finalizers = list(meta.get("finalizers") or [])
         if KEY_RING_FINALIZER not in finalizers:
+            return
+        if self._release_ring(raw):
+            log.info(
+                "%s/%s deleted under deletionPolicy: Retain: its key ring stays",
+                meta["namespace"], meta["name"],
+            )  # fmt: skip
+            finalizers.remove(KEY_RING_FINALIZER)
+            self._patch_finalizers(raw, finalizers)
             return
         deleted = _parse_time(meta["deletionTimestamp"])
         assert deleted is not None
@@ -1442,6 +1517,8 @@ class Reconciler:
             record = replace(record, shredded=(*record.shredded, *taken))
         if ring_changes(record, ring):
             return RingOutcome(observed, record)  # changed out of band: report, never overwrite
+        # Ours and intact: owned by the store as its deletionPolicy asks now.
+        secret = self._ring_owned_as_asked(store, secret)
         last_rotation = _parse_time(record.last_rotation)
         recorded = record
         # Every recorded key is intact; record the ring as it is now (a rotation whose status

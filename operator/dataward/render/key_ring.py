@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dataward.model.store import Store
-from dataward.render.labels import COMPONENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL, child_metadata
+from dataward.render.labels import (
+    COMPONENT_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    child_metadata,
+    owner_reference,
+)
 from dataward.render.names import names_for
 
 KEY_RING_COMPONENT = "encryption"
@@ -25,3 +32,19 @@ def render_key_ring_metadata(store: Store) -> dict[str, Any]:
         KEY_RING_COMPONENT,
         owned=store.deletion_policy == "Delete",
     )
+
+
+def ring_owner_references(
+    store: Store, current: Sequence[Mapping[str, Any]] | None
+) -> list[dict[str, Any]] | None:
+    """The ring Secret's ownerReferences as `store.deletionPolicy` asks now, from `current`
+    (what it carries); None when it already does. The spec may change after the ring is
+    made: under `Delete` the ring carries the store's controller reference (it goes with the
+    store, after the grace period), under `Retain` none to the store (it outlives it).
+    References to other objects are kept as they are."""
+    refs = [dict(r) for r in current or [] if isinstance(r, Mapping)]
+    others = [r for r in refs if r.get("uid") != store.uid]
+    if store.deletion_policy == "Delete":
+        wanted = owner_reference(store)
+        return None if wanted in refs else [*others, wanted]
+    return None if len(others) == len(refs) else others

@@ -1,0 +1,114 @@
+"""The key ring's owner reference follows the store's deletionPolicy when it is edited.
+
+The ring was given the store's owner reference (Delete) or none (Retain) once, when it was
+made. A store edited from Delete to Retain lost its grace finalizer but kept the owner
+reference: deleted, the garbage collector destroyed its ring at once, unrecorded and
+unscheduled, though the spec said Retain. Edited the other way, the ring was never owned and
+never destroyed, though an Event said it would be. Each test acts as the platform team
+editing `spec.deletionPolicy` through the controller's public `reconcile`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from datetime import timedelta
+from typing import Any
+
+from dataward.controller.kube import KubeError
+from dataward.controller.reconcile import KEY_RING_FINALIZER
+from tests.controller.fake_kube import FakeKube
+from tests.controller.test_reconcile import KEY, RING, T0, reconciler, sample_cluster
+from tests.model import samples
+
+STORE = ("PersonalDataStore", *KEY)
+SECRET = ("Secret", KEY[0], RING)
+
+
+def _cluster(policy: str) -> FakeKube:
+    store = copy.deepcopy(samples.STORE)
+    store["spec"]["deletionPolicy"] = policy
+    kube = sample_cluster(FakeKube(), store=store)
+    reconciler(kube).reconcile(KEY, now=T0)
+    return kube
+
+
+def _edit(kube: FakeKube, policy: str) -> None:
+    store = kube.objects[STORE]
+    store["spec"]["deletionPolicy"] = policy
+    kube._store(store)
+
+
+def _ring_owned(kube: FakeKube) -> bool:
+    uid = kube.objects[STORE]["metadata"]["uid"]
+    refs = kube.objects[SECRET]["metadata"].get("ownerReferences") or []
+    return any(r.get("uid") == uid for r in refs)
+
+
+def _held(kube: FakeKube) -> bool:
+    return KEY_RING_FINALIZER in (kube.objects[STORE]["metadata"].get("finalizers") or [])
+
+
+def test_a_store_edited_from_delete_to_retain_releases_its_ring_before_itself() -> None:
+    kube = _cluster("Delete")
+    assert _ring_owned(kube) and _held(kube)
+    keys = copy.deepcopy(kube.objects[SECRET]["data"])
+    _edit(kube, "Retain")
+    for minute in range(1, 4):
+        reconciler(kube).reconcile(KEY, now=T0 + timedelta(minutes=minute))
+        # Never a moment where deleting the store would take the ring with it at once.
+        assert _held(kube) or not _ring_owned(kube)
+    assert not _ring_owned(kube), "the ring would go with the store, though it asks Retain"
+    assert not _held(kube), "the store is held for a grace period Retain does not have"
+    assert kube.objects[SECRET]["data"] == keys  # its keys as they were
+
+
+def test_a_store_edited_from_retain_to_delete_has_its_ring_go_with_it() -> None:
+    kube = _cluster("Retain")
+    assert not _ring_owned(kube) and not _held(kube)
+    _edit(kube, "Delete")
+    reconciler(kube).reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert _held(kube) and _ring_owned(kube)
+    refs = kube.objects[SECRET]["metadata"]["ownerReferences"]
+    assert [r["controller"] for r in refs] == [True]
+
+
+def test_a_store_deleted_right_after_an_edit_to_retain_keeps_its_ring() -> None:
+    kube = _cluster("Delete")
+    _edit(kube, "Retain")
+    kube.objects[STORE]["metadata"]["deletionTimestamp"] = "2026-01-10T08:01:00Z"
+    reconciler(kube).reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert not _ring_owned(kube), "the garbage collector would destroy the ring with the store"
+    assert not _held(kube), "Retain has no grace period: the store goes now"
+
+
+def test_a_ring_that_cannot_be_released_keeps_the_store_held() -> None:
+    kube = _cluster("Delete")
+    _edit(kube, "Retain")
+    real = kube.replace
+
+    def refused(obj: Any) -> Any:
+        if obj["kind"] == "Secret":
+            raise KubeError(403, "Forbidden", "update Secret")
+        return real(obj)
+
+    kube.replace = refused  # type: ignore[method-assign]
+    for minute in range(1, 4):
+        reconciler(kube).reconcile(KEY, now=T0 + timedelta(minutes=minute))
+    assert _ring_owned(kube) and _held(kube)
+    kube.objects[STORE]["metadata"]["deletionTimestamp"] = "2026-01-10T08:05:00Z"
+    with contextlib.suppress(KubeError):  # raised to the queue, which retries
+        reconciler(kube).reconcile(KEY, now=T0 + timedelta(days=30))
+    assert _held(kube), "released while its ring would go with it"
+
+
+def test_a_ring_someone_else_made_is_never_given_the_stores_owner_reference() -> None:
+    store = copy.deepcopy(samples.STORE)
+    store["spec"]["deletionPolicy"] = "Delete"
+    kube = sample_cluster(FakeKube(), store=store)
+    kube._store({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                 "metadata": {"name": RING, "namespace": KEY[0]},
+                 "data": {"keyring.json": "e30="}})  # fmt: skip
+    for minute in range(3):
+        reconciler(kube).reconcile(KEY, now=T0 + timedelta(minutes=minute))
+    assert "ownerReferences" not in kube.objects[SECRET]["metadata"]
