@@ -248,6 +248,13 @@ class KubeError(Exception):
         self.reason = reason
 
 
+def outcome_unknown(error: KubeError) -> bool:
+    """Whether a write that failed so may have landed all the same: no answer (a timeout, a
+    connection reset; status 0), or a server error (5xx), which may come after the commit.
+    Only a read tells; a 4xx was refused, nothing written."""
+    return error.status == 0 or error.status >= 500
+
+
 # The service account's credentials in a pod (what `load_api_client` looks for first).
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 

@@ -108,7 +108,14 @@ from dataward.controller.incremental import (
     declare,
     update_rbac,
 )
-from dataward.controller.kube import FIELD_MANAGER, Kube, KubeError, ObjectGone, write_status
+from dataward.controller.kube import (
+    FIELD_MANAGER,
+    Kube,
+    KubeError,
+    ObjectGone,
+    outcome_unknown,
+    write_status,
+)
 from dataward.controller.metrics import (
     RECONCILES,
     TIME_TO_READY,
@@ -1904,6 +1911,9 @@ class Reconciler:
                 hold = self._hold_now(store)[0]
                 reason = CANCEL_REASONS.get(hold or "", "StoreChanged")
                 problem = "the store changed meanwhile (HTTP 409)"
+            elif outcome_unknown(error) and self._listed_now(store, appended):
+                # No answer, but the write landed: the keys are listed, as their records say.
+                return tuple(shredded), owed, problem
             else:
                 reason, problem = "StatusWriteFailed", f"status write: HTTP {error.status}"
             debts = tuple(replace(claim, reason=reason) for claim in appended) + owed
@@ -1911,6 +1921,21 @@ class Reconciler:
             self._write_owed(store, claims, owed)
             return record.shredded, owed, problem
         return tuple(shredded), owed, problem
+
+    def _listed_now(self, store: Store, claims: Sequence[OwedWithdrawal]) -> bool:
+        """Whether the store's status, read again from the API, lists every one of `claims`
+        as shredded and owes none of them: a write whose answer was lost (no answer, or a
+        server error after it may have committed) is known only by reading what landed.
+        KubeError when that read fails too: the pass stops there, withdrawing nothing and
+        destroying nothing, and the next one reads what status holds (either the debts, which
+        it withdraws, or the listing, which it carries out; both agree with the log)."""
+        fresh, _ = self._fresh_record(store)
+        if isinstance(fresh, Unreadable) or fresh is None:
+            return False
+        listed = {(gone.id, gone.bucket) for gone in fresh.shredded}
+        owed = {(debt.id, debt.bucket) for debt in fresh.owed}
+        wanted = {(claim.id, claim.bucket) for claim in claims}
+        return wanted <= listed and not wanted & owed
 
     def _ring_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The key ring Secret, from the rings' cache while it is watched (KubeError while it
