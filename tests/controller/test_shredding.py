@@ -368,6 +368,29 @@ def test_an_unreadable_store_at_destruction_time_destroys_nothing(kube: FakeKube
     assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingFailed")
 
 
+def test_a_statute_the_cache_has_not_seen_yet_stops_the_destruction(kube: FakeKube) -> None:
+    # A moment before the scheduled destruction the privacy officer adds a statute to the
+    # category (in force at once): its records must now be kept years. The cache still has
+    # the policy without it.
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    stale = StaleCache(kube)
+    policy = next(obj for (kind, _, _), obj in kube.objects.items() if kind == "PrivacyPolicy")
+    for category in policy["spec"]["categories"]:
+        if category["name"] == "technical-support-inquiry":
+            category["statutory"] = {"period": "5y", "statute": "Commercial Act, Article 33"}
+    policy["metadata"]["generation"] = int(policy["metadata"].get("generation") or 1) + 1
+    kube._store(policy)
+    settings = ReconcileSettings(evidence=sink)
+    Synced(cast(Kube, kube), settings, caches=cast(Any, stale)).reconcile(KEY, now=DUE)
+    assert "2025-07" in ring(kube).buckets and ring(kube).shredded == ()
+    assert sink.of("key.shredded") == []  # not even recorded as destroyed
+    assert conditions(kube)["EncryptionKeyReady"] == ("False", "KeyShreddingFailed")
+    # Read as the watch brings it: a statutory category; the key stays.
+    run(kube, sink, DUE + timedelta(minutes=1))
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+
+
 # --- the evidence never claims a destruction that a hold stopped ---------------------------
 
 

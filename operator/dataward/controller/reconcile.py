@@ -1795,6 +1795,9 @@ class Reconciler:
         changed = _decision_changed(store, fresh)
         if changed:
             return due, "failed", f"spec.{changed} changed since the keys were found due"
+        policy_changed = self._category_changed(fresh, policy, now)
+        if policy_changed:
+            return due, "failed", policy_changed
         not_in_force = controls_not_in_force(hold.status, fresh.generation)
         if not_in_force is not None:
             return due, "not-compliant", not_in_force
@@ -1821,6 +1824,29 @@ class Reconciler:
                 f"{SHREDDING_ANNOTATION}={token} --overwrite"
             )
         return due, None, None
+
+    def _category_changed(self, store: Store, decided: Policy, now: datetime) -> str | None:
+        """Why the store's category in its policy as read again from the API, in force at
+        `now`, is not the one the keys were found due under (`decided`: the pass's policy,
+        which the cache gave; an edit, an emergency revision or a revision that came into
+        force since may lengthen a period or add a statute); None when it is the same."""
+        name = store.policy
+        try:
+            raw = self.kube.get("PrivacyPolicy", None, name)
+        except KubeError as error:
+            return f"reading PrivacyPolicy {name} again: HTTP {error.status}"
+        if raw is None:
+            return f"PrivacyPolicy {name} is gone"
+        try:
+            policy, _ = self._policy_at(name, raw, now)
+        except ModelError:
+            return f"PrivacyPolicy {name} no longer parses"
+        if policy.category(store.category) != decided.category(store.category):
+            return (
+                f"category {store.category} of PrivacyPolicy {name} changed since the keys "
+                "were found due"
+            )
+        return None
 
     def _record_shredding(
         self,
