@@ -3,6 +3,7 @@ written by whoever creates the object, so they prove nothing about who made it."
 
 from __future__ import annotations
 
+import copy
 from datetime import timedelta
 from typing import Any
 
@@ -120,3 +121,32 @@ def test_an_edit_of_a_stores_child_queues_that_store_whatever_owner_it_now_names
     }
     keys, _ = keys_for_event("RoleBinding", own, edited, reconciler)
     assert KEY in keys
+
+
+def _with_status(store: dict[str, Any], ready: str, preview: Any = None) -> dict[str, Any]:
+    changed = copy.deepcopy(store)
+    status = changed.setdefault("status", {})
+    status["conditions"] = [{"type": "Ready", "status": ready, "reason": "R"}]
+    if preview is not None:
+        status["impactPreview"] = preview
+    return changed
+
+
+def test_another_shards_store_changing_ready_queues_its_policy() -> None:
+    # The shard that writes the policy's status sees another shard's store change Ready only
+    # as a watch event (its own Ready changes it hears from its reconciles): the policy's
+    # count of Ready stores must follow it, not wait for the hourly resync.
+    _, caches, reconciler = _converged()
+    store = caches.get("PersonalDataStore", *KEY)
+    assert store is not None
+    policy = store["spec"]["policy"]
+    ready, not_ready = _with_status(store, "True"), _with_status(store, "False")
+    assert keys_for_event("PersonalDataStore", ready, not_ready, reconciler) == ([KEY], [policy])
+    assert keys_for_event("PersonalDataStore", not_ready, ready, reconciler) == ([KEY], [policy])
+    # The impact preview of the policy's pending revision is gathered from its stores too.
+    previewed = _with_status(store, "True", {"revision": 2, "rows": 10})
+    assert keys_for_event("PersonalDataStore", ready, previewed, reconciler) == ([KEY], [policy])
+    # Anything else in status changes nothing the policy shows.
+    other = copy.deepcopy(ready)
+    other["status"]["observedGeneration"] = 7
+    assert keys_for_event("PersonalDataStore", ready, other, reconciler) == ([KEY], [])

@@ -50,7 +50,12 @@ from dataward.controller.metrics import (
     watch_health,
 )
 from dataward.controller.queue import FirstPass, StoreKey, WorkQueue
-from dataward.controller.reconcile import KEY_RING_CACHE, Reconciler, ReconcileSettings
+from dataward.controller.reconcile import (
+    KEY_RING_CACHE,
+    Reconciler,
+    ReconcileSettings,
+    counted_changes,
+)
 from dataward.controller.staleness import STALE_GRACE_SECONDS, StaleVerdicts, check_period
 from dataward.controller.subjects import SubjectRequests, SubjectSettings, request_keys_for_event
 from dataward.render.key_ring import KEY_RING_SELECTOR
@@ -265,8 +270,11 @@ def keys_for_event(
             for p in ((o.get("spec") or {}).get("policy") for o in (old, new) if o is not None)
             if p
         }
-        # A policy counts its stores: only a new, deleted or re-pointed store changes that.
-        moved = old is None or new is None or len(policies) > 1
+        # A policy counts its stores and their Ready, and gathers their impact previews: a
+        # new, deleted or re-pointed store changes that, and one whose Ready or preview
+        # changed (another shard's store: this shard's own changes come from its reconciles,
+        # `Reconciler.on_ready_change`, and their echoes are no events).
+        moved = old is None or new is None or len(policies) > 1 or counted_changes(old, new)
         return [(str(namespace), str(meta["name"]))], sorted(policies) if moved else []
     if kind == "PrivacyPolicy":
         # Its status (the count of stores, which every new store changes) is no store's

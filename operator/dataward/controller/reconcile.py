@@ -1011,7 +1011,7 @@ class Reconciler:
             # The counts (and the pending revision's impact) are unknown: neither is kept.
             log.warning("stores of PrivacyPolicy %s: %s", name, error)
             stores, unlisted = [], error
-        ready = sum(1 for store in stores if _is_ready(store))
+        ready = sum(1 for store in stores if is_ready(store))
         old: Mapping[str, Any] = raw.get("status") or {}
         revisions: Revisions | None = None
         counted = (
@@ -3234,7 +3234,7 @@ def _purge_run_evidence(last: Mapping[str, Any]) -> dict[str, Any]:
     return payload
 
 
-def _is_ready(store: Mapping[str, Any]) -> bool:
+def is_ready(store: Mapping[str, Any]) -> bool:
     """Whether a store's status says Ready=True (garbled conditions say nothing of the kind;
     whoever may patch the store's status can write them)."""
     status = store.get("status")
@@ -3245,10 +3245,18 @@ def _is_ready(store: Mapping[str, Any]) -> bool:
     )
 
 
+def counted_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether a store's change (`old` to `new`) changes what its policy's status shows of
+    it: its Ready, or its impact preview of the pending revision."""
+    return is_ready(old) != is_ready(new) or (old.get("status") or {}).get("impactPreview") != (
+        new.get("status") or {}
+    ).get("impactPreview")
+
+
 def _ready_changed(raw: Mapping[str, Any], conditions: Sequence[Condition]) -> bool:
     """Whether this reconcile moves the store's Ready to another status."""
     now_ready = next((c.status == "True" for c in conditions if c.type == "Ready"), False)
-    return now_ready != _is_ready(raw)
+    return now_ready != is_ready(raw)
 
 
 def _unreadable(store: Store, record: Unreadable) -> RingOutcome:
