@@ -725,6 +725,36 @@ def test_deleting_a_store_under_delete_destroys_its_key_ring_only_after_the_grac
                          namespace) is None, timeout=30, message="the key ring destroyed")
 
 
+def test_a_store_edited_from_delete_to_retain_keeps_its_key_ring_when_deleted(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    # The ring was made owned by the store (Delete); the spec then says Retain. The real
+    # garbage collector must not take the ring with the store.
+    ready_store(control_plane, namespace, deletionPolicy="Delete")
+    data = key_ring_data(control_plane, namespace)
+    control_plane.kubectl("patch", "pds", "support-inquiries", "-n", namespace, "--type=merge",
+                          "-p", '{"spec":{"deletionPolicy":"Retain"}}')  # fmt: skip
+    wait_for(
+        lambda: "dataward.io/key-ring-grace-period" not in (
+            (get(control_plane, "pds", "support-inquiries", namespace) or {}).get("metadata", {})
+            .get("finalizers") or []),
+        timeout=60, message="the grace finalizer gone under Retain",
+    )  # fmt: skip
+    secret = get(control_plane, "secret", "dataward-support-inquiries-keyring", namespace)
+    assert secret is not None and not secret["metadata"].get("ownerReferences")
+    control_plane.kubectl("delete", "pds", "support-inquiries", "-n", namespace)
+    wait_for(
+        lambda: (
+            get(control_plane, "networkpolicy", "dataward-support-inquiries-isolation", namespace)
+            is None
+        ),
+        timeout=60,
+        message="children garbage-collected",
+    )
+    secret = get(control_plane, "secret", "dataward-support-inquiries-keyring", namespace)
+    assert secret is not None and secret["data"] == data, "the key ring went with the store"
+
+
 def test_a_canary_password_appears_in_no_log_event_or_object(
     control_plane: ControlPlane, namespace: str, operator: OperatorProcess
 ) -> None:
