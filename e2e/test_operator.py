@@ -684,11 +684,8 @@ def test_a_key_ring_changed_out_of_band_is_reported_not_overwritten(
     assert key_ring_data(control_plane, namespace)["keyring.json"] == forged
 
 
-def test_deleting_a_store_under_retain_keeps_its_key_ring_without_an_owner(
-    control_plane: ControlPlane, namespace: str
-) -> None:
-    ready_store(control_plane, namespace)
-    data = key_ring_data(control_plane, namespace)
+def _delete_and_collect(control_plane: ControlPlane, namespace: str) -> None:
+    """`kubectl delete` the store; back once the garbage collector has taken its children."""
     control_plane.kubectl("delete", "pds", "support-inquiries", "-n", namespace)
     wait_for(
         lambda: (
@@ -698,6 +695,14 @@ def test_deleting_a_store_under_retain_keeps_its_key_ring_without_an_owner(
         timeout=60,
         message="children garbage-collected",
     )
+
+
+def test_deleting_a_store_under_retain_keeps_its_key_ring_without_an_owner(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    ready_store(control_plane, namespace)
+    data = key_ring_data(control_plane, namespace)
+    _delete_and_collect(control_plane, namespace)
     secret = get(control_plane, "secret", "dataward-support-inquiries-keyring", namespace)
     assert secret is not None and secret["data"] == data
     assert not secret["metadata"].get("ownerReferences")
@@ -742,15 +747,7 @@ def test_a_store_edited_from_delete_to_retain_keeps_its_key_ring_when_deleted(
     )  # fmt: skip
     secret = get(control_plane, "secret", "dataward-support-inquiries-keyring", namespace)
     assert secret is not None and not secret["metadata"].get("ownerReferences")
-    control_plane.kubectl("delete", "pds", "support-inquiries", "-n", namespace)
-    wait_for(
-        lambda: (
-            get(control_plane, "networkpolicy", "dataward-support-inquiries-isolation", namespace)
-            is None
-        ),
-        timeout=60,
-        message="children garbage-collected",
-    )
+    _delete_and_collect(control_plane, namespace)
     secret = get(control_plane, "secret", "dataward-support-inquiries-keyring", namespace)
     assert secret is not None and secret["data"] == data, "the key ring went with the store"
 
