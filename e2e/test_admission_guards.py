@@ -281,12 +281,21 @@ def test_removing_or_reordering_readers_is_always_allowed(team: Team) -> None:
     assert team.readers(store) == []
 
 
-def test_a_new_store_may_name_readers_because_its_key_ring_is_new(team: Team) -> None:
-    # Proof that the guard is in force, on an existing store...
-    existing = team.create_as_admin(team.store())
-    refused(team.patch(existing, {"access": {"readers": [ALICE]}}), expect="get on Secret")
-    # ...while a new store, with readers alice cannot otherwise reach, is admitted.
-    body = team.store(access={"readers": [ALICE, ALICE_BOT]})
+def test_a_new_store_names_readers_only_for_an_author_who_may_read_its_ring(
+    team: Team,
+) -> None:
+    # A Retain store deleted: its key ring stays, under the store's name. Alice makes the
+    # store again, naming herself and her bot as readers: the operator would bind them to
+    # the old ring, which she could never read.
+    name = f"store-{uuid.uuid4().hex[:6]}"
+    client.CoreV1Api(team.kube).create_namespaced_secret(team.namespace, {
+        "metadata": {"name": names_for(name).key_ring}, "stringData": {"keyring.json": "{}"}})
+    body = team.store(name, access={"readers": [ALICE, ALICE_BOT]})
+    message = refused(team.create(body), expect=f"get on Secret {names_for(name).key_ring}")
+    assert "User:alice" in message and "ServiceAccount:" in message, message
+    # Without readers the store is hers to make; with the right to read the ring, readers too.
+    admitted(team.create(team.store(f"{name}-bare", access={"readers": []})))
+    team.allow_ring(name)
     admitted(team.create(body))
 
 
@@ -309,11 +318,11 @@ def test_a_store_with_a_long_name_needs_the_grant_verb(team: Team) -> None:
 
 def test_adopting_an_existing_key_ring_needs_the_right_to_read_it(team: Team) -> None:
     name = f"store-{uuid.uuid4().hex[:6]}"
-    adopting = team.store(name, encryption=ADOPT)
+    adopting = team.store(name, encryption=ADOPT, access={"readers": []})
     message = refused(team.create(adopting), expect=f"get on Secret dataward-{name}-keyring")
     assert "adoptExistingKeyRing" in message, message
-    # Without adoption the same store is admitted: a new store gets a new, empty ring.
-    admitted(team.create(team.store(f"{name}-new")))
+    # Without adoption (and readers) the same store is admitted: it gets a ring of its own.
+    admitted(team.create(team.store(f"{name}-new", access={"readers": []})))
 
     # Switched on later, by an update: the same guard.
     store = team.create_as_admin(team.store())
