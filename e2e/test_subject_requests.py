@@ -381,6 +381,12 @@ def test_access_then_erasure_of_one_person_across_three_stores_of_two_engines(
              timeout=IN_FORCE_SECONDS, message="the intern's Role in force")  # fmt: skip
     code, error = create_as(control_plane, INTERN, request(namespace, "intern", "access"))
     assert code != 0 and "spec.scope" in error and "answer" in error, error
+    # Nor by naming no store at all: an empty list was read as every store of the policy,
+    # and the check of each named store passed on none.
+    empty = request(namespace, "intern-empty", "access")
+    empty["spec"]["scope"] = {"stores": []}
+    code, error = create_as(control_plane, INTERN, empty)
+    assert code != 0 and "spec.scope.stores" in error, error
     answer = answer_everywhere(control_plane, [INTERN, OFFICER])
     try:
         wait_for(lambda: "yes" in as_user(control_plane, INTERN, "auth", "can-i", "answer",

@@ -561,6 +561,40 @@ def test_the_grant_guard_judges_only_what_widens_access_to_the_key_ring(
     assert (found["added"], found["adopts"]) == (added, adopts)
 
 
+def _request_guard_variables(spec: dict[str, Any]) -> dict[str, Any]:
+    """The subject request guard's variables (no authorizer in them) for a CREATE of a
+    request in namespace privacy with `spec`, evaluated here."""
+    import cel
+
+    (policy,) = [p for p in of_kind(render(), "ValidatingAdmissionPolicy")
+                 if p["metadata"]["name"].endswith("-subject-requests-guarded")]
+    found: dict[str, Any] = {}
+    request = {"operation": "CREATE", "namespace": "privacy", "userInfo": {"username": "a"},
+               "name": "r"}
+    new = {"metadata": {"name": "r", "namespace": "privacy"}, "spec": spec}
+    for variable in policy["spec"]["variables"]:
+        found[variable["name"]] = cel.evaluate(variable["expression"], {
+            "object": new, "oldObject": None, "request": request, "variables": found})
+    return found
+
+
+@pytest.mark.parametrize(("scope", "named"), [
+    ({"stores": [{"name": "orders"}]}, True),
+    ({"stores": [{"name": "orders"}], "categories": ["newsletter"]}, False),
+    ({"categories": ["newsletter"]}, False),
+    (None, False),
+    # Named no store: the operator would take it for every store of the policy, so the
+    # check of each named store (none) must not be the one that decides.
+    ({"stores": []}, False),
+])
+def test_only_a_scope_naming_stores_is_checked_store_by_store(
+        scope: dict[str, Any] | None, named: bool) -> None:
+    spec: dict[str, Any] = {"subject": {"identifierSecretRef": {"name": "id"}}}
+    if scope is not None:
+        spec["scope"] = scope
+    assert _request_guard_variables(spec)["named"] is named
+
+
 def test_the_grant_guard_says_which_right_is_missing_and_how_to_get_it() -> None:
     short = _grant_guard_variables("UPDATE", _pds(readers=[SA]), _pds())
     assert short["remedy"] == (

@@ -61,6 +61,10 @@ def test_scope_by_store_defaults_to_the_requests_namespace_and_or_by_category() 
         ({"subject": {}}, "spec.subject.identifierSecretRef"),
         ({"requestedBy": None}, "spec.requestedBy"),
         ({"scope": {"categories": [""]}}, "spec.scope.categories[0]"),
+        # An empty list named no store, and was read as no scope: every store of the policy,
+        # past the admission check of named stores (it checks each of none).
+        ({"scope": {"stores": []}}, "spec.scope.stores"),
+        ({"scope": {"categories": []}}, "spec.scope.categories"),
     ],
 )
 def test_a_careless_request_is_refused_naming_the_field(change: dict[str, Any], path: str) -> None:

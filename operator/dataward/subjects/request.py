@@ -91,6 +91,11 @@ def parse_request(obj: Mapping[str, Any]) -> SubjectRequest:
     subject = mapping(spec, "subject", "spec")
     ref = mapping(subject, "identifierSecretRef", "spec.subject")
     scope = mapping(spec, "scope", "spec", required=False)
+    for field in ("stores", "categories"):
+        # An empty list would read as no scope (every store of the policy), which is not
+        # what it says, and past the admission check of named stores.
+        if scope.get(field) == []:
+            raise ModelError(f"spec.scope.{field}", "must name at least one, or be left out")
     stores = []
     for i, raw in enumerate(sequence(scope, "stores", "spec.scope")):
         path = f"spec.scope.stores[{i}]"
