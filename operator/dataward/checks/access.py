@@ -29,6 +29,7 @@ def access_restricted(
     neighbours: Sequence[Mapping[str, Any]] | None = (),
     declared: Mapping[str, str] | None = None,
     readers: SecretReaders | None = None,
+    ring: str | None = None,
 ) -> Condition:
     """Decide AccessRestricted from the namespace's RBAC as read.
 
@@ -44,7 +45,9 @@ def access_restricted(
     counts as foreign. `rbac` is None, or `neighbours` None, when it could not be read.
     `declared`, when given, is `declared_by_neighbours(namespace, neighbours, rbac)` worked
     out beforehand (shared by the stores of a namespace), and `readers`, when given, is
-    `SecretReaders.of(declared, rbac)` for the same `declared`.
+    `SecretReaders.of(declared, rbac)` for the same `declared`. `ring`: the store's key ring,
+    among `secret_names`, which no neighbour shares: a neighbour's render that reads it (its
+    own ring's name, from another store name, is this one) makes this False.
     """
     if neighbours is None:
         return Condition(
@@ -113,6 +116,17 @@ def access_restricted(
         )
     if readers is None:
         readers = SecretReaders.of(namespace, declared, rbac)
+    spelled = [] if ring is None else readers.stores_reading([ring])
+    if spelled:
+        return Condition(
+            ACCESS_RESTRICTED,
+            "False",
+            "OtherBindingGrantsSecrets",
+            f"The readers of store(s) {', '.join(spelled)} may read this store's key ring, "
+            f"Secret {ring}: a store name too long for a child's name is cut and hashed, and "
+            "another store's name spells the same ring name. Key rings are never shared: "
+            "make one of the stores again under another name.",
+        )
     sharing = readers.stores_reading(secret_names)
     shared = (
         f" Stores {', '.join(sharing)} share some of these Secrets and declare their own readers."

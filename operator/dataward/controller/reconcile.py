@@ -2964,6 +2964,7 @@ def isolation_and_access(
             neighbour_rbac,
             declared,
             readers,
+            names.key_ring,
         ),
     )
 
