@@ -14,8 +14,9 @@ import jsonschema
 import pytest
 
 from dataward.evidence.chain import Break, Head, Verdict
-from dataward.report.build import build_report, parse_quarter, previous_quarter
-from tests.report.support import CRM, RECORDS, SCHEMA, SHOP, STORES, policy
+from dataward.model.durations import Duration
+from dataward.report.build import StoreInfo, build_report, parse_quarter, previous_quarter
+from tests.report.support import CRM, RECORDS, SCHEMA, SHOP, STORES, policy, rec
 
 Q4 = parse_quarter("2026Q4")
 NOW = datetime(2027, 1, 2, 12, tzinfo=UTC)
@@ -125,6 +126,29 @@ def test_key_ages_against_the_stores_rotation_limit() -> None:
     assert second["rotationDue"] == "2026-11-19T00:00:00.000000Z"
     assert second["overdue"] is True and second["rotatedInQuarter"] is True
     assert second["primaryUntil"] is None and second["evidence"] == [7]
+
+
+def test_bucket_keys_are_not_rotations_of_the_primary_key() -> None:
+    # The primary key (1) made 2026-01-01 and never rotated, under a 90-day limit; a bucket
+    # key made on the first of every month (crypto-shredding) is no new primary key.
+    subject = "crm/support"
+    records = [rec(1, "2026-01-01T00:00:00.000000Z", "key.created", subject, {
+        "secret": "dataward-support-keyring", "keyId": 1,
+        "created": "2026-01-01T00:00:00.000000Z"})]  # fmt: skip
+    for month in range(2, 13):
+        made = f"2026-{month:02d}-01T00:00:00.000000Z"
+        records.append(rec(month, made, "key.created", subject, {
+            "secret": "dataward-support-keyring", "keyId": month, "created": made,
+            "bucket": f"2026-{month:02d}"}))  # fmt: skip
+    built = build_report(records, Q4, verdict=None, generated_at=NOW,
+                         stores={subject: StoreInfo("x", Duration(90, "d"))})  # fmt: skip
+    (store_keys,) = built["keys"]
+    assert [k["keyId"] for k in store_keys["keys"]] == [1]
+    (only,) = store_keys["keys"]
+    # Jan 1 to Jan 1 2027 is 365 days; due 90 days after it, on 2026-04-01.
+    assert (only["keyId"], only["maxAgeSeconds"], only["overdue"]) == (1, 365 * DAY, True)
+    (clause,) = [c for c in built["clauses"] if c["id"] == "encryption"]
+    assert clause["status"] != "evidenced", clause
 
 
 def test_policy_default_rotation_when_the_store_names_none() -> None:

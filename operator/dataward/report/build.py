@@ -329,7 +329,12 @@ def _keys(
     """Per store: each primary key in force during the quarter, its age against the limit."""
     primaries: dict[str, list[Record]] = {}
     for record in records:
-        if record.kind in ("key.created", "key.rotated") and _t(record) < quarter.end:
+        # A bucket key (crypto-shredding: `bucket` in its record) is never the primary key.
+        if (
+            record.kind in ("key.created", "key.rotated")
+            and "bucket" not in record.payload
+            and _t(record) < quarter.end
+        ):
             primaries.setdefault(record.subject, []).append(record)
     result = []
     for subject, history in sorted(primaries.items()):
