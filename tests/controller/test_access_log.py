@@ -108,6 +108,26 @@ def test_a_log_file_yields_whole_lines_and_follows_rotation_and_truncation(tmp_p
     assert followed.read_lines() == []
 
 
+def test_two_rotations_between_reads_lose_no_file(tmp_path: Path) -> None:
+    # The follower was held up (an evidence log down: its appends retried) while the API
+    # server rotated twice: the file in between was read by nobody.
+    path = tmp_path / "audit.log"
+    path.write_text('{"a":1}\n')
+    followed = LogFile(path)
+    assert followed.read_lines() == [b'{"a":1}']
+    with path.open("a") as out:
+        out.write('{"a":2}\n')
+    path.rename(tmp_path / "audit-2026-12-01T10-00-00.000.log")
+    path.write_text('{"b":1}\n')
+    path.rename(tmp_path / "audit-2026-12-01T10-00-01.000.log")
+    path.write_text('{"c":1}\n')
+    assert followed.read_lines() == [b'{"a":2}', b'{"b":1}', b'{"c":1}']
+    # And from there on as before.
+    with path.open("a") as out:
+        out.write('{"c":2}\n')
+    assert followed.read_lines() == [b'{"c":2}']
+
+
 def test_rotated_files_are_found_by_the_api_servers_naming(tmp_path: Path) -> None:
     path = tmp_path / "audit.log"
     for name in ("audit-2026-12-01T10-00-00.000.log", "audit-2026-11-30T10-00-00.000.log",
@@ -190,6 +210,30 @@ def test_an_evidence_log_that_is_down_loses_nothing_and_the_store_is_told(tmp_pa
     finally:
         f.stop()
     assert sink.ids() == ["r1", "r2"]
+
+
+def test_two_rotations_while_the_evidence_log_is_down_lose_no_read(tmp_path: Path) -> None:
+    path, sink = tmp_path / "audit.log", Sink()
+    path.write_text(line("r1", T0))
+    f, queued = follower(path, sink), []
+    crm = the_store()
+    f.start(lambda: [crm], queued.append)
+    try:
+        wait(lambda: len(sink.records) == 1)
+        sink.failing = True
+        with path.open("a") as out:
+            out.write(line("r2", T0 + timedelta(seconds=1)))
+        wait(lambda: f.canary("crm", RING).evidence_error is not None)
+        # While the append of r2 is retried, the API server rotates twice.
+        path.rename(tmp_path / "audit-2026-12-01T10-00-01.000.log")
+        path.write_text(line("r3", T0 + timedelta(seconds=2)))
+        path.rename(tmp_path / "audit-2026-12-01T10-00-02.000.log")
+        path.write_text(line("r4", T0 + timedelta(seconds=3)))
+        sink.failing = False
+        wait(lambda: len(sink.records) == 4)
+    finally:
+        f.stop()
+    assert sink.ids() == ["r1", "r2", "r3", "r4"]
 
 
 def test_the_canary_turns_true_false_and_true_again(tmp_path: Path) -> None:

@@ -77,6 +77,7 @@ class LogFile:
         self.path = path
         self._handle: IO[bytes] | None = None
         self._inode: int | None = None
+        self._opened: datetime | None = None
         self._partial = b""
 
     def _drain(self) -> list[bytes]:
@@ -88,10 +89,8 @@ class LogFile:
 
     def read_lines(self) -> list[bytes]:
         """The lines written since the last call (OSError when the file cannot be read)."""
-        if self._handle is None:
-            self._handle = self.path.open("rb")
-            self._inode = os.fstat(self._handle.fileno()).st_ino
-            self._partial = b""
+        self.open()
+        assert self._handle is not None
         lines = self._drain()
         try:
             current = os.stat(self.path)
@@ -99,11 +98,50 @@ class LogFile:
             return lines  # between the rename and the new file: keep the old one
         if current.st_ino != self._inode:
             lines += self._drain()  # what was written before the rename
+            old = self._inode
             self.close()
-            return lines + self.read_lines()
+            return lines + self._rotated_after(old) + self.read_lines()
         if current.st_size < self._handle.tell():
             self._handle.seek(0)  # truncated (copytruncate): read it again from the start
             self._partial = b""
+        return lines
+
+    def open(self) -> int:
+        """Open the path (from its start) if not open yet; the inode followed (OSError when
+        it cannot be opened)."""
+        if self._handle is None:
+            self._handle = self.path.open("rb")
+            self._inode = os.fstat(self._handle.fileno()).st_ino
+            self._opened = _wall()
+            self._partial = b""
+        assert self._inode is not None
+        return self._inode
+
+    def _rotated_after(self, inode: int | None) -> list[bytes]:
+        """Every line of the files rotated after the one of `inode` (the file this one
+        followed, renamed): more than one rotation between two reads (the reader held up by
+        an evidence log that is down) leaves whole files that the path never shows again.
+        When that file is gone too (the API server's retention), nothing tells where it was:
+        the rotated files changed since it was opened are read (repeats are skipped by the
+        cursor, `already_ingested`)."""
+        files = rotated_files(self.path, None)
+        inodes: list[int | None] = []
+        for candidate in files:
+            try:
+                inodes.append(os.stat(candidate).st_ino)
+            except OSError:
+                inodes.append(None)
+        if inode in inodes:
+            after = files[inodes.index(inode) + 1 :]
+        else:
+            log.warning("audit log %s: the file followed was rotated away before it was "
+                        "read to its end", self.path)  # fmt: skip
+            after = rotated_files(self.path, self._opened)
+        lines: list[bytes] = []
+        for between in after:
+            with between.open("rb") as handle:
+                data = handle.read()
+            lines += [line for line in data.split(b"\n") if line.strip()]
         return lines
 
     def skip(self) -> None:
@@ -229,8 +267,13 @@ class AccessLogFollower:
                 return
         if not self._resume():
             return
-        backlog = [LogFile(p) for p in rotated_files(self.path, self._since())]
+        # The live file is opened first: a rotation while the backlog is read is then seen
+        # by its inode, and the files rotated meanwhile are read (`LogFile.read_lines`); a
+        # file read twice so has its records skipped by the cursor.
         live = LogFile(self.path)
+        with contextlib.suppress(OSError):  # not there yet: read when it is
+            live.open()
+        backlog = [LogFile(p) for p in rotated_files(self.path, self._since())]
         try:
             while not self._stop.is_set():
                 self._poll(backlog, live)
