@@ -81,6 +81,7 @@ def test_a_finished_purge_run_is_recorded_once() -> None:
     reconciler.reconcile(KEY, now=T0 + timedelta(minutes=2))
     (run,) = sink.of("purge.run")
     assert run["result"] == "Failed" and run["dryRun"] is False
+    assert run["jobName"] == "run-1"  # one run, one record in the report however appended
 
 
 def test_an_evidence_database_that_is_down_never_stops_the_controls() -> None:

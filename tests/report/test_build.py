@@ -128,6 +128,20 @@ def test_key_ages_against_the_stores_rotation_limit() -> None:
     assert second["primaryUntil"] is None and second["evidence"] == [7]
 
 
+def test_a_run_appended_again_is_counted_once() -> None:
+    # Its status write failed after the append, twice: the next passes appended it again.
+    run = {"jobName": "dataward-orders-purge-29381234", "result": "Failed", "dryRun": False,
+           "rowsDeleted": 10, "expiredRemaining": 3}  # fmt: skip
+    records = [rec(seq, f"2026-10-0{seq}T03:00:00.000000Z", "purge.run", SHOP, dict(run))
+               for seq in (1, 2, 3)]  # fmt: skip
+    records.append(rec(4, "2026-10-05T03:00:00.000000Z", "purge.run", SHOP,
+                       {**run, "jobName": "dataward-orders-purge-29382674"}))  # fmt: skip
+    built = build_report(records, Q4, verdict=None, generated_at=NOW, stores=STORES)
+    (category,) = built["purges"]["byCategory"]
+    assert (category["runs"], category["failedRuns"], category["rowsDeleted"]) == (2, 2, 20)
+    assert category["evidence"] == [1, 4]
+
+
 def test_bucket_keys_are_not_rotations_of_the_primary_key() -> None:
     # The primary key (1) made 2026-01-01 and never rotated, under a 90-day limit; a bucket
     # key made on the first of every month (crypto-shredding) is no new primary key.

@@ -3232,6 +3232,8 @@ def _purge_run_evidence(last: Mapping[str, Any]) -> dict[str, Any]:
     """A finished run's `status.lastPurge` as a purge.run payload."""
     payload = purge_run_payload(last)
     payload.setdefault("dryRun", bool(last.get("dryRun", False)))
+    if isinstance(last.get("jobName"), str):
+        payload["jobName"] = last["jobName"]
     return payload
 
 

@@ -181,6 +181,9 @@ KEY_FIELDS: dict[str, Check] = {
 SHAPES: dict[str, Shape] = {
     "purge.run": Shape(
         {
+            # The run's Job: one run is one record however often it is appended (a status
+            # write that failed after the append makes the next pass append it again).
+            "jobName": NAME,
             "result": _one_of("Succeeded", "Failed", "Held", "Skipped"),
             "dryRun": _flag,
             "reason": REASON,

@@ -221,10 +221,27 @@ def _in(record: Record, quarter: Quarter) -> bool:
     return quarter.start <= _t(record) < quarter.end
 
 
+def _runs(records: Sequence[Record], quarter: Quarter) -> list[Record]:
+    """The purge.run records of the quarter, each run once: a run appended again (its status
+    write failed after the append) has the same store and Job; the first record stands."""
+    seen: set[tuple[str, str]] = set()
+    runs = []
+    for record in records:
+        if record.kind != "purge.run" or not _in(record, quarter):
+            continue
+        job = record.payload.get("jobName")
+        if isinstance(job, str):
+            if (record.subject, job) in seen:
+                continue
+            seen.add((record.subject, job))
+        runs.append(record)
+    return runs
+
+
 def _purges(
     records: Sequence[Record], quarter: Quarter, stores: Mapping[str, StoreInfo]
 ) -> dict[str, Any]:
-    runs = [r for r in records if r.kind == "purge.run" and _in(r, quarter)]
+    runs = _runs(records, quarter)
     real = [r for r in runs if r.payload.get("dryRun") is not True]
     categories: dict[str, dict[str, Any]] = {}
     weekly: dict[tuple[str, str], dict[str, Any]] = {}
@@ -289,8 +306,8 @@ def _overdue(records: Sequence[Record], quarter: Quarter) -> list[dict[str, Any]
     """Per store: rows expired but still there, at its last real run and at the worst run."""
     latest: dict[str, Record] = {}
     worst: dict[str, Record] = {}
-    for run in records:
-        if run.kind != "purge.run" or not _in(run, quarter) or run.payload.get("dryRun") is True:
+    for run in _runs(records, quarter):
+        if run.payload.get("dryRun") is True:
             continue
         latest[run.subject] = run
         best = worst.get(run.subject)
