@@ -238,11 +238,14 @@ def team(control_plane: ControlPlane, kube: ApiClient, release: str) -> Iterator
 
 
 def store_body(policy: str, **changes: Any) -> dict[str, Any]:
-    """The support-inquiries example store, with a unique name and `changes` to its spec."""
+    """The support-inquiries example store, with a unique name and `changes` to its spec;
+    without readers (naming them is the grant guard's business: e2e/test_admission_guards.py),
+    so that the other policies are what decides alice's attempts."""
     body: dict[str, Any] = yaml.safe_load(
         (REPO / "examples" / "stores" / "support-inquiries.yaml").read_text())
     body["metadata"] = {"name": f"store-{uuid.uuid4().hex[:6]}"}
     body["spec"]["policy"] = policy
+    body["spec"]["access"] = {"readers": []}
     body["spec"]["database"]["credentialsSecret"] = "readable-credentials"
     body["spec"].update(changes)
     return body

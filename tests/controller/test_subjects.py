@@ -115,6 +115,11 @@ def test_an_access_request_fans_out_one_job_per_store_and_answers(kube: FakeKube
         "Complete": "AllStoresAnswered", "DeadlineMet": "AnsweredInTime"}
     assert [r[0] for r in evidence.records] == ["request.answered"]
     assert evidence.records[0][2]["outcome"] == "fulfilled"
+    # The request by its uid: a name is chosen by whoever asked, and may name the person
+    # (erasure-jane-doe-1990-03-14), in a log kept for years and never edited.
+    request = kube.objects[("DataSubjectRequest", *KEY)]
+    assert evidence.records[0][1] == f"{KEY[0]}/{request['metadata']['uid']}"
+    assert KEY[1] not in json.dumps(evidence.records)
     # A store that answered loses its Job's access to the identifier in the request namespace.
     assert not [k for k in kube.objects if k[0] == "RoleBinding" and "dsr-job" in k[2]]
     controller(kube, evidence=evidence).reconcile(KEY)  # nothing new: no second record

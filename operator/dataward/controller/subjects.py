@@ -849,13 +849,15 @@ class SubjectRequests:
             ),
             "rowsKept": int(result.get("rowsKept") or 0),
         }
+        # By its uid, never its name: a name is chosen by whoever asked and may name the
+        # person, and the evidence log keeps it for years, never edited.
+        subject = f"{request.namespace}/{request.uid}"
         try:
-            sink.append("request.answered", f"{request.namespace}/{request.name}", payload)
+            sink.append("request.answered", subject, payload)
         except Exception as error:
             log.warning(
-                "evidence record request.answered for %s/%s not written (%s)",
-                request.namespace,
-                request.name,
+                "evidence record request.answered for %s not written (%s)",
+                subject,
                 type(error).__name__,
             )
 
