@@ -83,6 +83,11 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
          "reason": "ConnectionFailed", "message": "could not connect to the live database",
          "observedGeneration": 7},
     ),
+    "evidence.outage": (
+        "dataward",
+        {"from": "2026-05-01T09:00:00.000000Z", "to": "2026-05-01T09:12:30.000000Z",
+         "failedAppends": 4},
+    ),
 }  # fmt: skip
 
 

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,7 +112,38 @@ def test_a_refused_payload_writes_nothing(evidence_db: EvidenceDatabase) -> None
         with pytest.raises(EvidenceError, match="'material' is not allowed"):
             log.append("key.created", "crm/s", {"secret": "k", "keyId": 1, "material": "eA=="})
         log.append(*sample(0))
-    assert evidence_db.rows("SELECT seq FROM dataward_evidence") == [(1,)]
+    # The refused record is missing: the log says so first (evidence.outage), then goes on.
+    assert evidence_db.rows("SELECT seq, kind FROM dataward_evidence ORDER BY seq") == [
+        (1, "evidence.outage"), (2, sample(0)[0])]
+
+
+def test_appends_that_failed_are_recorded_once_the_database_answers(
+    evidence_db: EvidenceDatabase, public_key: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    append_samples(evidence_db, 1)  # creates the tables
+    down = [True]
+
+    def connect_unless_down() -> Any:
+        if down[0]:
+            raise ConnectionRefusedError("the evidence database is down")
+        return connect(evidence_db.database, evidence_db.credentials)
+
+    log = EvidenceLog(connect_unless_down, KEY)
+    try:
+        for index in range(1, 4):  # three records the operator goes on without
+            with pytest.raises(ConnectionRefusedError):
+                log.append(*sample(index))
+        down[0] = False
+        log.append(*sample(4))
+    finally:
+        log.close()
+    rows = evidence_db.rows("SELECT seq, kind, payload FROM dataward_evidence ORDER BY seq")
+    assert [(seq, kind) for seq, kind, _ in rows] == [
+        (1, sample(0)[0]), (2, "evidence.outage"), (3, sample(4)[0])]
+    outage = json.loads(rows[1][2])
+    assert outage["failedAppends"] == 3 and outage["from"] <= outage["to"]
+    status, output = cli_verify(evidence_db, public_key, capsys)
+    assert status == 0 and "intact: 3 records" in output, output
 
 
 def edit_payload(db: EvidenceDatabase) -> None:

@@ -128,6 +128,28 @@ def test_key_ages_against_the_stores_rotation_limit() -> None:
     assert second["primaryUntil"] is None and second["evidence"] == [7]
 
 
+def test_an_evidence_outage_in_the_quarter_leaves_no_clause_evidenced() -> None:
+    # The evidence database was down for a day: a purge run that failed then has no record.
+    outage = rec(12, "2026-11-03T00:00:00.000000Z", "evidence.outage", "dataward", {
+        "from": "2026-11-02T00:00:00.000000Z", "to": "2026-11-03T00:00:00.000000Z",
+        "failedAppends": 7})  # fmt: skip
+    clean = report()
+    built = build_report([*RECORDS, outage], Q4, verdict=INTACT, generated_at=NOW,
+                         policy=policy(), stores=STORES)  # fmt: skip
+    (gap,) = [g for g in built["gaps"] if g["code"] == "evidence-outage"]
+    assert gap["evidence"] == [12]
+    assert "2026-11-02T00:00:00.000000Z" in gap["message"] and "7 append(s)" in gap["message"]
+    was = {c["id"]: c["status"] for c in clean["clauses"]}
+    now = {c["id"]: c["status"] for c in built["clauses"]}
+    assert "evidenced" in was.values()
+    assert "evidenced" not in now.values(), now
+    assert {i for i, status in now.items() if status == "not-verifiable"} == {
+        i for i, status in was.items() if status == "not-verifiable"}
+    assert not [g for g in clean["gaps"] if g["code"] == "evidence-outage"]
+    assert not [g for g in clean["gaps"] if "evidence.outage" in g["message"]]
+    jsonschema.validate(built, json.loads(SCHEMA.read_text()))
+
+
 def test_a_run_appended_again_is_counted_once() -> None:
     # Its status write failed after the append, twice: the next passes appended it again.
     run = {"jobName": "dataward-orders-purge-29381234", "result": "Failed", "dryRun": False,

@@ -61,6 +61,8 @@ class EvidenceLog:
         self._clock = clock
         self._store: EvidenceStore | None = None
         self._lock = threading.Lock()
+        # Appends that failed since the last that succeeded: (the first's time, how many).
+        self._outage: tuple[datetime, int] | None = None
 
     @classmethod
     def open(
@@ -94,11 +96,29 @@ class EvidenceLog:
         return self._store
 
     def append(self, kind: str, subject: str, payload: Mapping[str, Any]) -> Record:
-        """Validate, then append one signed record; return it as stored."""
-        clean = payloads.validate(kind, subject, payload)
+        """Validate, then append one signed record; return it as stored.
+
+        A failed append (the database down, a payload refused) is counted, and the next
+        append that goes through is preceded by an `evidence.outage` record of them: the
+        callers go on without their records (nothing the controls do waits on evidence), so
+        the log says itself where it may be incomplete. Kept in memory: an operator stopped
+        during an outage does not record it."""
         with self._lock:
-            store = self._session_store()
             try:
+                clean = payloads.validate(kind, subject, payload)
+                store = self._session_store()
+            except BaseException:
+                self._note_failure()
+                raise
+            try:
+                if self._outage is not None:
+                    since, failed = self._outage
+                    gap = payloads.validate(payloads.OUTAGE_KIND, payloads.OUTAGE_SUBJECT, {
+                        "from": since, "to": self._clock(), "failedAppends": failed})  # fmt: skip
+                    store.append(lambda head: next_record(
+                        head, self._clock(), payloads.OUTAGE_KIND, payloads.OUTAGE_SUBJECT, gap,
+                        self._key))  # fmt: skip
+                    self._outage = None
                 # The time is read after the head is locked, so records are in time order
                 # as far as the writers' clocks agree.
                 return store.append(
@@ -108,7 +128,13 @@ class EvidenceLog:
                 # The session may be broken; the next append opens a fresh one.
                 store.session.close()
                 self._store = None
+                self._note_failure()
                 raise
+
+    def _note_failure(self) -> None:
+        """Count a failed append (under the lock)."""
+        since, failed = self._outage or (self._clock(), 0)
+        self._outage = (since, failed + 1)
 
     def latest(self, kind: str, limit: int) -> list[Record]:
         """The last `limit` records of `kind` this log's key signed, newest first.

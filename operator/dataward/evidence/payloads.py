@@ -178,6 +178,9 @@ KEY_FIELDS: dict[str, Check] = {
     "bucket": _pattern(r"\d{4}(-(0[1-9]|1[0-2]))?", "a bucket (YYYY-MM or YYYY)"),
 }
 
+OUTAGE_KIND = "evidence.outage"
+OUTAGE_SUBJECT = "dataward"  # the log itself, no store's
+
 SHAPES: dict[str, Shape] = {
     "purge.run": Shape(
         {
@@ -288,6 +291,12 @@ SHAPES: dict[str, Shape] = {
             "observedGeneration": _count,
         },
         frozenset({"type", "status"}),
+    ),
+    # Appends that failed (the evidence database down, a payload refused) between `from` and
+    # `to`: appended first thing once one succeeds again, so that what is missing is shown.
+    OUTAGE_KIND: Shape(
+        {"from": TIME, "to": TIME, "failedAppends": _count},
+        frozenset({"from", "to", "failedAppends"}),
     ),
 }
 

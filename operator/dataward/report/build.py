@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from dataward.evidence.chain import Verdict
-from dataward.evidence.payloads import KINDS
+from dataward.evidence.payloads import KINDS, OUTAGE_KIND
 from dataward.evidence.records import Record, format_time
 from dataward.model.durations import Duration
 from dataward.model.policy import Policy
@@ -524,9 +524,22 @@ def _gaps(
             "taken to happen no earlier than the one appended before it)",
             sorted({r.seq for pair in backwards for r in pair})[:40],
         )
+    for record in records:
+        if record.kind != OUTAGE_KIND:
+            continue
+        began = parse_time(record.payload.get("from")) or _t(record)
+        ended = parse_time(record.payload.get("to")) or _t(record)
+        if began < quarter.end and ended >= quarter.start:
+            gap(
+                "evidence-outage",
+                f"the evidence log took no record from {_iso(began)} to {_iso(ended)} "
+                f"({_count(record.payload, 'failedAppends')} append(s) failed): records of "
+                "that time may be missing, so no figure here is shown complete",
+                [record.seq],
+            )
     present = {r.kind for r in in_quarter}
     for kind in KINDS:
-        if kind in present:
+        if kind in present or kind == OUTAGE_KIND:  # its absence is the good news
             continue
         producer = PRODUCERS.get(kind)
         why = (
@@ -795,4 +808,10 @@ def build_report(
     }
     report["gaps"] = _gaps(chain, usable, quarter, stores, report)
     report["clauses"] = _clauses(report, policy, stores)
+    # Appends failed in the period: no clause is evidenced on a log that may lack records.
+    outages = [g["message"] for g in report["gaps"] if g["code"] == "evidence-outage"]
+    for clause in report["clauses"] if outages else ():
+        if clause["status"] != "not-verifiable":
+            clause["findings"] += outages
+            clause["status"] = "findings"
     return report
