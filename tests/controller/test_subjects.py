@@ -115,6 +115,7 @@ def test_an_access_request_fans_out_one_job_per_store_and_answers(kube: FakeKube
         "Complete": "AllStoresAnswered", "DeadlineMet": "AnsweredInTime"}
     assert [r[0] for r in evidence.records] == ["request.answered"]
     assert evidence.records[0][2]["outcome"] == "fulfilled"
+    assert evidence.records[0][2]["deadline"] == "2026-01-20T08:00:00.000000Z"  # late: after it
     # The request by its uid: a name is chosen by whoever asked, and may name the person
     # (erasure-jane-doe-1990-03-14), in a log kept for years and never edited.
     request = kube.objects[("DataSubjectRequest", *KEY)]

@@ -128,6 +128,29 @@ def test_key_ages_against_the_stores_rotation_limit() -> None:
     assert second["primaryUntil"] is None and second["evidence"] == [7]
 
 
+def test_a_late_or_failed_answer_is_a_finding_of_the_requests_clause() -> None:
+    def answered(seq: int, request: str, outcome: str, at: str) -> Any:
+        return rec(seq, at, "request.answered", "privacy/uid-" + request, {
+            "requestId": request, "requestType": "erasure", "outcome": outcome,
+            "receivedAt": "2026-11-01T00:00:00Z", "answeredAt": at,
+            "deadline": "2026-11-11T00:00:00Z"})  # fmt: skip
+
+    in_time = [answered(1, "a", "fulfilled", "2026-11-10T23:59:59Z")]
+    built = build_report(in_time, Q4, verdict=None, generated_at=NOW, stores=STORES)
+    (clause,) = [c for c in built["clauses"] if c["id"] == "subject-requests"]
+    assert (clause["status"], built["requests"][0]["late"]) == ("evidenced", False)
+    # 50 days to answer against 10; and one that failed in time.
+    records = [*in_time, answered(2, "b", "fulfilled", "2026-12-21T00:00:00Z"),
+               answered(3, "c", "failed", "2026-11-05T00:00:00Z")]  # fmt: skip
+    built = build_report(records, Q4, verdict=None, generated_at=NOW, stores=STORES)
+    (clause,) = [c for c in built["clauses"] if c["id"] == "subject-requests"]
+    assert clause["status"] == "findings"
+    assert clause["findings"] == [
+        "request b (privacy/uid-b, record 2) was answered after 2026-11-11T00:00:00.000000Z",
+        "request c (privacy/uid-c, record 3) failed"]  # fmt: skip
+    jsonschema.validate(built, json.loads(SCHEMA.read_text()))
+
+
 def test_an_evidence_outage_in_the_quarter_leaves_no_clause_evidenced() -> None:
     # The evidence database was down for a day: a purge run that failed then has no record.
     outage = rec(12, "2026-11-03T00:00:00.000000Z", "evidence.outage", "dataward", {

@@ -346,7 +346,7 @@ class SubjectRequests:
         self._write_status(raw, phase, conditions, extra, now, generation, latest)
         terminal = phase in ("Succeeded", "Failed", "PartiallyHeld")
         if terminal and old.get("phase") != phase:
-            self._evidence(request, phase, result, answered or now)
+            self._evidence(request, phase, result, answered or now, due_at)
         if phase == "Succeeded" and readers_not_ours is None:
             return None
         return min(due_at, now + RECHECK) if due_at > now else now + RECHECK
@@ -829,7 +829,12 @@ class SubjectRequests:
         events.post(self.kube, body)
 
     def _evidence(
-        self, request: SubjectRequest, phase: str, result: Mapping[str, Any], at: datetime
+        self,
+        request: SubjectRequest,
+        phase: str,
+        result: Mapping[str, Any],
+        at: datetime,
+        due_at: datetime,
     ) -> None:
         sink = self.settings.evidence
         if sink is None:
@@ -840,6 +845,7 @@ class SubjectRequests:
             "outcome": answer_outcome(phase, result),  # type: ignore[arg-type]
             "receivedAt": request.received_at,
             "answeredAt": at,
+            "deadline": due_at,
             "dryRun": request.dry_run,
             "stores": int(result.get("stores") or 0),
             "recordsAffected": sum(

@@ -239,6 +239,8 @@ SHAPES: dict[str, Shape] = {
             ),
             "receivedAt": TIME,
             "answeredAt": TIME,
+            # receivedAt plus the answer period then in force: late is judged against it.
+            "deadline": TIME,
             "recordsAffected": _count,
             "reason": REASON,
             "dryRun": _flag,

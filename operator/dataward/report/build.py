@@ -440,6 +440,7 @@ def _requests(records: Sequence[Record], quarter: Quarter) -> list[dict[str, Any
             continue
         received = parse_time(record.payload.get("receivedAt"))
         at = parse_time(record.payload.get("answeredAt")) or _t(record)
+        due = parse_time(record.payload.get("deadline"))
         answered.append(
             {
                 "seq": record.seq,
@@ -449,6 +450,8 @@ def _requests(records: Sequence[Record], quarter: Quarter) -> list[dict[str, Any
                 "outcome": record.payload.get("outcome"),
                 "received": _iso(received) if received else None,
                 "answered": _iso(at),
+                "deadline": _iso(due) if due else None,
+                "late": at > due if due else None,
                 "secondsToAnswer": _seconds(at - received) if received else None,
                 "evidence": [record.seq],
             }
@@ -742,6 +745,12 @@ def _clauses(
             ["request.answered evidence records"],
             ["requests"],
             _evidence_of(report["requests"]),
+            [
+                f"request {r['requestId']} ({r['subject']}, record {r['seq']}) "
+                + ("failed" if r["outcome"] == "failed" else f"was answered after {r['deadline']}")
+                for r in report["requests"]
+                if r["outcome"] == "failed" or r["late"]
+            ],
         ),
         _clause(
             "revisions",
