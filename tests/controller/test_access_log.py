@@ -142,12 +142,7 @@ def test_rotated_files_are_found_by_the_api_servers_naming(tmp_path: Path) -> No
 
 
 def run_until(f: AccessLogFollower, done: Callable[[], bool], queued: list[Any]) -> None:
-    crm = the_store()
-    f.start(lambda: [crm], queued.append)
-    try:
-        wait(done)
-    finally:
-        f.stop()
+    run_until_with(f, [the_store()], done, queued.append)
 
 
 def test_reads_are_appended_once_across_restarts_and_rotations(tmp_path: Path) -> None:
@@ -234,6 +229,37 @@ def test_two_rotations_while_the_evidence_log_is_down_lose_no_read(tmp_path: Pat
     finally:
         f.stop()
     assert sink.ids() == ["r1", "r2", "r3", "r4"]
+
+
+def test_a_shard_resumes_from_its_own_records_not_another_shards(tmp_path: Path) -> None:
+    # Two operators, each serving its namespaces, share one evidence log. Shard B (shop) is
+    # down while a read of its ring happens and shard A (crm) records later reads of its own:
+    # B, restarted, must not take A's newest record for how far it got.
+    def event(audit_id: str, at: datetime, namespace: str, ring: str) -> str:
+        doc = json.loads(line(audit_id, at, name=ring))
+        doc["objectRef"]["namespace"] = namespace
+        return json.dumps(doc) + "\n"
+
+    crm, shop = the_store(), the_store("orders", "shop")
+    shop_ring = "dataward-orders-keyring"
+    path, sink = tmp_path / "audit.log", Sink()
+    path.write_text(event("b0", T0, "shop", shop_ring))
+    run_until_with(follower(path, sink), [shop], lambda: len(sink.records) == 1)
+    with path.open("a") as out:
+        out.write(event("b1", T0 + timedelta(minutes=10), "shop", shop_ring))
+        out.write(event("a1", T0 + timedelta(hours=1), "crm", RING))
+    run_until_with(follower(path, sink), [crm], lambda: len(sink.records) == 2)
+    run_until_with(follower(path, sink), [shop], lambda: len(sink.records) == 3)
+    assert sink.ids() == ["b0", "a1", "b1"]
+
+
+def run_until_with(f: AccessLogFollower, stores: list[Any], done: Callable[[], bool],
+                   on_change: Callable[[Any], None] = lambda key: None) -> None:
+    f.start(lambda: stores, on_change)
+    try:
+        wait(done)
+    finally:
+        f.stop()
 
 
 def test_the_canary_turns_true_false_and_true_again(tmp_path: Path) -> None:

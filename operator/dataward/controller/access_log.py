@@ -288,11 +288,22 @@ class AccessLogFollower:
         return None if self._cursor is None else self._cursor.floor
 
     def _resume(self) -> bool:
-        """Build the cursor from the chain; retry until it can be read or the thread stops."""
+        """Build the cursor from the chain; retry until it can be read or the thread stops.
+
+        From the records of the namespaces this replica serves only: operators that shard
+        the namespaces may share one evidence log, and another shard's newest record says
+        nothing of how far this one got (taken for its own, the reads made here while this
+        one was down were skipped). A shard whose records are not among the newest then has
+        no cursor and records its backlog again: repeats, never a loss."""
         while True:
             try:
+                served = {store.namespace for store in self._stores()}
                 records = self.evidence.latest(ACCESS_KIND, RESUME_RECORDS)
-                self._cursor = resume_cursor((r.subject, r.payload) for r in reversed(records))
+                self._cursor = resume_cursor(
+                    (r.subject, r.payload)
+                    for r in reversed(records)
+                    if r.subject.partition("/")[0] in served
+                )
                 self._set_evidence_error(None)
                 return True
             except Exception as error:  # the evidence database down
