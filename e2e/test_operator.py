@@ -803,10 +803,21 @@ def operator_writes(plane: ControlPlane, account: str, since: datetime) -> list[
     return writes
 
 
+def _terminating(control_plane: ControlPlane) -> list[str]:
+    """The namespaces being deleted."""
+    found = json.loads(control_plane.kubectl("get", "namespaces", "-o", "json").stdout)
+    return [n["metadata"]["name"] for n in found["items"]
+            if (n.get("status") or {}).get("phase") == "Terminating"]  # fmt: skip
+
+
 def test_steady_state_sends_no_writes_for_minutes(
     control_plane: ControlPlane, namespace: str, operator: OperatorProcess
 ) -> None:
     ready_store(control_plane, namespace)
+    # An earlier test's namespace still terminating takes its store (of the same policy) with
+    # it, and the operator rightly writes the policy's counts: wait until none is.
+    wait_for(lambda: not _terminating(control_plane), timeout=180,
+             message="earlier tests' namespaces gone")  # fmt: skip
     sleep_for(6)  # let the first resync after Ready pass
     since = datetime.now(UTC)
     sleep_for(STEADY_SECONDS)  # resync runs every 5 s: dozens of full reconciles of every store
