@@ -106,16 +106,13 @@ class LogFile:
             self._partial = b""
         return lines
 
-    def open(self) -> int:
-        """Open the path (from its start) if not open yet; the inode followed (OSError when
-        it cannot be opened)."""
+    def open(self) -> None:
+        """Open the path (from its start) if not open yet (OSError when it cannot be)."""
         if self._handle is None:
             self._handle = self.path.open("rb")
             self._inode = os.fstat(self._handle.fileno()).st_ino
             self._opened = _wall()
             self._partial = b""
-        assert self._inode is not None
-        return self._inode
 
     def _rotated_after(self, inode: int | None) -> list[bytes]:
         """Every line of the files rotated after the one of `inode` (the file this one
@@ -138,10 +135,12 @@ class LogFile:
                         "read to its end", self.path)  # fmt: skip
             after = rotated_files(self.path, self._opened)
         lines: list[bytes] = []
-        for between in after:
-            with between.open("rb") as handle:
-                data = handle.read()
-            lines += [line for line in data.split(b"\n") if line.strip()]
+        for between in after:  # read as the backlog's files are (`AccessLogFollower._run`)
+            rotated = LogFile(between)
+            try:
+                lines += rotated.read_lines()
+            finally:
+                rotated.close()
         return lines
 
     def skip(self) -> None:

@@ -860,18 +860,23 @@ class Reconciler:
         read (a compare-and-swap); what is in place then. A failed write is logged and
         looked at again on the next pass: meanwhile the grace finalizer stays (Retain) or
         was added first (Delete), so the ring is never destroyed unasked."""
-        meta = secret["metadata"]
-        refs = ring_owner_references(store, meta.get("ownerReferences"))
-        if refs is None:
-            return secret
         try:
-            answer = self.kube.replace({**secret, "metadata": {**meta, "ownerReferences": refs}})
+            return self._write_ring_owners(store, secret) or secret
         except KubeError as error:
             log.warning(
                 "owner of key ring %s/%s (deletionPolicy %s): %s",
-                store.namespace, meta["name"], store.deletion_policy, error,
+                store.namespace, secret["metadata"]["name"], store.deletion_policy, error,
             )  # fmt: skip
             return secret
+
+    def _write_ring_owners(self, store: Store, secret: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Write the ring Secret's owner references as `store.deletionPolicy` asks, at the
+        version read (KubeError when refused); the answer, or None when they already are."""
+        meta = secret["metadata"]
+        refs = ring_owner_references(store, meta.get("ownerReferences"))
+        if refs is None:
+            return None
+        answer = self.kube.replace({**secret, "metadata": {**meta, "ownerReferences": refs}})
         self._written(answer)
         log.info(
             "key ring %s/%s %s the store (deletionPolicy %s)",
@@ -896,10 +901,7 @@ class Reconciler:
             return False
         secret = self._ring_secret(store.namespace, names_for(store.name).key_ring)
         if secret is not None and owned_by(secret, STORE_KIND, store.uid):
-            meta = secret["metadata"]
-            refs = ring_owner_references(store, meta.get("ownerReferences"))
-            released = {**secret, "metadata": {**meta, "ownerReferences": refs}}
-            self._written(self.kube.replace(released))
+            self._write_ring_owners(store, secret)
         return True
 
     def _keep_grace_finalizer(self, raw: Mapping[str, Any], wanted: bool) -> list[ActFailure]:

@@ -604,24 +604,25 @@ def _clause(
     findings: Sequence[str] = (),
     verifiable: bool = True,
 ) -> dict[str, Any]:
-    if not verifiable:
-        status = "not-verifiable"
-    elif findings:
-        status = "findings"
-    elif evidence:
-        status = "evidenced"
-    else:
-        status = "no-evidence"
     return {
         "id": clause_id,
         "source": source,
         "text": text,
         "controls": list(controls),
         "sections": list(sections),
-        "status": status,
+        "status": _status(verifiable, findings, evidence),
         "findings": list(findings),
         "evidence": sorted(set(evidence)),
     }
+
+
+def _status(verifiable: bool, findings: Sequence[str], evidence: Sequence[int]) -> str:
+    """A clause's status: what its findings and evidence show, if the log can show it."""
+    if not verifiable:
+        return "not-verifiable"
+    if findings:
+        return "findings"
+    return "evidenced" if evidence else "no-evidence"
 
 
 def _clauses(
@@ -822,5 +823,5 @@ def build_report(
     for clause in report["clauses"] if outages else ():
         if clause["status"] != "not-verifiable":
             clause["findings"] += outages
-            clause["status"] = "findings"
+            clause["status"] = _status(True, clause["findings"], clause["evidence"])
     return report
