@@ -128,6 +128,92 @@ def test_two_rotations_between_reads_lose_no_file(tmp_path: Path) -> None:
     assert followed.read_lines() == [b'{"c":2}']
 
 
+class Listing:
+    """A directory whose listing can be made to fail (an NFS hiccup, a lost permission)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, directory: Path) -> None:
+        self.failing = False
+        listing = Path.iterdir
+
+        def iterdir(path: Path) -> Any:
+            if self.failing and path == directory:
+                raise PermissionError(13, "Permission denied")
+            return listing(path)
+
+        monkeypatch.setattr(Path, "iterdir", iterdir)
+
+
+def test_a_rotation_whose_files_cannot_be_listed_is_read_again_not_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Red on the old code: the failed listing read as "no rotated files", so the file rotated
+    # in between was skipped for good and the read returned as if complete.
+    path, listing = tmp_path / "audit.log", Listing(monkeypatch, tmp_path)
+    path.write_text('{"a":1}\n')
+    followed = LogFile(path)
+    assert followed.read_lines() == [b'{"a":1}']
+    with path.open("a") as out:
+        out.write('{"a":2}\n')
+    path.rename(tmp_path / "audit-2026-12-01T10-00-00.000.log")
+    path.write_text('{"b":1}\n')
+    path.rename(tmp_path / "audit-2026-12-01T10-00-01.000.log")
+    path.write_text('{"c":1}\n')
+    listing.failing = True
+    with pytest.raises(OSError):
+        followed.read_lines()
+    listing.failing = False
+    assert followed.read_lines() == [b'{"a":2}', b'{"b":1}', b'{"c":1}']
+
+
+def test_a_backlog_that_cannot_be_listed_at_start_is_unknown_then_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Red on the old code: the backlog listed as empty, its read never recorded, no error told.
+    path, sink = tmp_path / "audit.log", Sink()
+    (tmp_path / "audit-2026-12-01T10-00-00.000.log").write_text(line("r0", T0))
+    path.write_text(line("r1", T0 + timedelta(seconds=1)))
+    listing = Listing(monkeypatch, tmp_path)
+    listing.failing = True
+    f, crm = follower(path, sink), the_store()
+    f.start(lambda: [crm], lambda key: None)
+    try:
+        wait(lambda: f.canary("crm", RING).log_error is not None)
+        verdict = access_recorded(f.canary("crm", RING), RING, str(path), GRACE)
+        assert (verdict.status, verdict.reason) == ("Unknown", "AuditLogUnreadable")
+        assert sink.ids() == []
+        listing.failing = False
+        wait(lambda: len(sink.records) == 2)
+        wait(lambda: f.canary("crm", RING).log_error is None)
+    finally:
+        f.stop()
+    assert sink.ids() == ["r0", "r1"]
+
+
+def test_a_rotation_seen_while_the_directory_cannot_be_listed_loses_no_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, sink = tmp_path / "audit.log", Sink()
+    path.write_text(line("r1", T0))
+    listing = Listing(monkeypatch, tmp_path)
+    f, crm = follower(path, sink), the_store()
+    f.start(lambda: [crm], lambda key: None)
+    try:
+        wait(lambda: len(sink.records) == 1)
+        listing.failing = True
+        with path.open("a") as out:
+            out.write(line("r2", T0 + timedelta(seconds=1)))
+        path.rename(tmp_path / "audit-2026-12-01T10-00-01.000.log")
+        path.write_text(line("r3", T0 + timedelta(seconds=2)))
+        path.rename(tmp_path / "audit-2026-12-01T10-00-02.000.log")
+        path.write_text(line("r4", T0 + timedelta(seconds=3)))
+        wait(lambda: f.canary("crm", RING).log_error is not None)
+        listing.failing = False
+        wait(lambda: len(sink.records) == 4)
+    finally:
+        f.stop()
+    assert sink.ids() == ["r1", "r2", "r3", "r4"]
+
+
 def test_rotated_files_are_found_by_the_api_servers_naming(tmp_path: Path) -> None:
     path = tmp_path / "audit.log"
     for name in ("audit-2026-12-01T10-00-00.000.log", "audit-2026-11-30T10-00-00.000.log",

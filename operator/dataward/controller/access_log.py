@@ -88,8 +88,22 @@ class LogFile:
         return [line for line in lines if line.strip()]
 
     def read_lines(self) -> list[bytes]:
-        """The lines written since the last call (OSError when the file cannot be read)."""
+        """The lines written since the last call.
+
+        OSError when the file, or the directory of its rotated files, cannot be read: then
+        nothing is taken as read, and the next call reads the same lines again."""
         self.open()
+        assert self._handle is not None
+        mark = (self._handle.tell(), self._partial)
+        try:
+            return self._read_on()
+        except OSError:
+            if self._handle is not None:
+                self._handle.seek(mark[0])
+                self._partial = mark[1]
+            raise
+
+    def _read_on(self) -> list[bytes]:
         assert self._handle is not None
         lines = self._drain()
         try:
@@ -98,9 +112,11 @@ class LogFile:
             return lines  # between the rename and the new file: keep the old one
         if current.st_ino != self._inode:
             lines += self._drain()  # what was written before the rename
-            old = self._inode
+            lines += self._rotated_after(self._inode)
             self.close()
-            return lines + self._rotated_after(old) + self.read_lines()
+            with contextlib.suppress(OSError):  # else the next call opens it from its start
+                lines += self.read_lines()
+            return lines
         if current.st_size < self._handle.tell():
             self._handle.seek(0)  # truncated (copytruncate): read it again from the start
             self._partial = b""
@@ -161,14 +177,12 @@ class LogFile:
 def rotated_files(path: Path, since: datetime | None) -> list[Path]:
     """The API server's rotated files of `path` (`<stem>-<time><suffix>`) changed since `since`.
 
-    In name order, which is their rotation order.
+    In name order, which is their rotation order. OSError when the directory cannot be listed
+    (never "no files": a file skipped so is a read never recorded).
     """
     stem, suffix = re.escape(path.stem), re.escape(path.suffix)
     pattern = re.compile(stem + r"-\d{4}-\d\d-\d\dT[\d.-]+" + suffix)
-    try:
-        candidates = sorted(p for p in path.parent.iterdir() if pattern.fullmatch(p.name))
-    except OSError:
-        return []
+    candidates = sorted(p for p in path.parent.iterdir() if pattern.fullmatch(p.name))
     if since is None:
         return candidates
     recent = []
@@ -272,16 +286,29 @@ class AccessLogFollower:
         live = LogFile(self.path)
         with contextlib.suppress(OSError):  # not there yet: read when it is
             live.open()
-        backlog = [LogFile(p) for p in rotated_files(self.path, self._since())]
+        backlog: list[LogFile] | None = None
         try:
             while not self._stop.is_set():
-                self._poll(backlog, live)
+                if backlog is None:
+                    backlog = self._backlog()
+                if backlog is not None:
+                    self._poll(backlog, live)
                 self._tell_overdue()
                 self._stop.wait(self.poll_seconds)
         finally:
             live.close()
-            for old in backlog:
+            for old in backlog or []:
                 old.close()
+
+    def _backlog(self) -> list[LogFile] | None:
+        """The rotated files to read before the live one (None, and the log's error told,
+        while their directory cannot be listed)."""
+        try:
+            files = rotated_files(self.path, self._since())
+        except OSError as error:
+            self._set_log_error(error.strerror or type(error).__name__)
+            return None
+        return [LogFile(p) for p in files]
 
     def _since(self) -> datetime | None:
         return None if self._cursor is None else self._cursor.floor
@@ -295,8 +322,8 @@ class AccessLogFollower:
         one was down were skipped). A shard whose records are not among the newest then has
         no cursor and records its backlog again: repeats, never a loss."""
         while True:
+            served = {store.namespace for store in self._stores()}
             try:
-                served = {store.namespace for store in self._stores()}
                 records = self.evidence.latest(ACCESS_KIND, RESUME_RECORDS)
                 self._cursor = resume_cursor(
                     (r.subject, r.payload)
@@ -318,8 +345,7 @@ class AccessLogFollower:
                 self._ingest(lines)
                 backlog.pop(0).close()
             lines = live.read_lines()
-        except OSError as error:
-            live.close()
+        except OSError as error:  # kept where it was: the next poll reads the same lines
             self._set_log_error(error.strerror or type(error).__name__)
             return
         self._set_log_error(None)
