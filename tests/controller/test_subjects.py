@@ -258,3 +258,37 @@ def test_a_run_answered_before_the_store_moved_still_counts(kube: FakeKube) -> N
     unanswered = [(s["name"], s.get("reason")) for s in done["stores"] if s["phase"] != "Succeeded"]
     assert unanswered == []
     assert done["phase"] == "Succeeded", done
+
+
+class FlakyEvidence(Evidence):
+    """An evidence log whose first `failures` appends fail (the database down)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def append(self, kind: str, subject: str, payload: Any) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("evidence database down")
+        super().append(kind, subject, payload)
+
+
+def test_an_answer_whose_record_failed_is_recorded_on_a_later_pass(kube: FakeKube) -> None:
+    # Red on the old code: the terminal phase was written before the append, and a failed
+    # append was only logged; the next pass saw the phase unchanged and never appended again.
+    evidence = FlakyEvidence(failures=1)
+    controller(kube, evidence=evidence).reconcile(KEY)
+    for (namespace, name), _job in jobs(kube).items():
+        finish(kube, str(namespace), name,
+               {"outcome": "Succeeded", "rowsFound": 1, "rowsExported": 1,
+                "tables": [{"table": "support_inquiries", "rowsFound": 1, "rowsExported": 1}]})
+    first = controller(kube, evidence=evidence).reconcile_logged(KEY)
+    assert not first.ok and evidence.records == []
+    assert status(kube)["phase"] == "Running"  # not answered until the answer is on record
+    controller(kube, T0 + timedelta(minutes=1), evidence=evidence).reconcile(KEY)
+    assert [r[0] for r in evidence.records] == ["request.answered"]
+    assert status(kube)["phase"] == "Succeeded"
+    assert status(kube)["completionTime"] == "2026-01-11T08:01:00Z"
+    controller(kube, T0 + timedelta(minutes=2), evidence=evidence).reconcile(KEY)
+    assert len(evidence.records) == 1

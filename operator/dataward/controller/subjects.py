@@ -343,10 +343,12 @@ class SubjectRequests:
         if readers_not_ours is not None:
             done = readers_not_granted(done, readers_not_ours)
         conditions = [done, deadline_met(due_at, answered, now)]
-        self._write_status(raw, phase, conditions, extra, now, generation, latest)
         terminal = phase in ("Succeeded", "Failed", "PartiallyHeld")
         if terminal and old.get("phase") != phase:
+            # On record before status says so: a failed append leaves the phase as it was,
+            # and the retried pass appends again (status is what tells it is owed).
             self._evidence(request, phase, result, answered or now, due_at)
+        self._write_status(raw, phase, conditions, extra, now, generation, latest)
         if phase == "Succeeded" and readers_not_ours is None:
             return None
         return min(due_at, now + RECHECK) if due_at > now else now + RECHECK
@@ -861,11 +863,12 @@ class SubjectRequests:
         try:
             sink.append("request.answered", subject, payload)
         except Exception as error:
-            log.warning(
-                "evidence record request.answered for %s not written (%s)",
-                subject,
-                type(error).__name__,
-            )
+            # The class only: a message could quote the payload. The pass fails and is retried.
+            raise EvidenceUnwritten(f"request.answered ({type(error).__name__})") from None
+
+
+class EvidenceUnwritten(Exception):
+    """The evidence record a status change waits for could not be appended."""
 
 
 def _not_ours(store: Store, error: NotOurs) -> StoreOutcome:
