@@ -84,6 +84,50 @@ def test_a_finished_purge_run_is_recorded_once() -> None:
     assert run["jobName"] == "run-1"  # one run, one record in the report however appended
 
 
+def test_a_purge_run_whose_record_failed_is_recorded_on_a_later_pass() -> None:
+    # Red on the old code: lastPurge moved to the run whatever the append did, and the next
+    # pass, seeing the same jobName, never appended again: the run was missing from the
+    # report for good.
+    kube, sink = _cluster(), Sink()
+    reconciler = _reconciler(kube, sink)
+    reconciler.reconcile(KEY, now=T0)
+    kube._store(
+        _run(
+            kube, "run-1", "2026-01-10T03:17:00Z",
+            conditions=[{"type": "Failed", "status": "True"}],
+            completionTime="2026-01-10T03:18:00Z",
+        )
+    )  # fmt: skip
+    sink.fail = True
+    due = reconciler.reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert due is not None and due <= T0 + timedelta(minutes=3)  # looked at again soon
+    sink.fail = False
+    reconciler.reconcile(KEY, now=T0 + timedelta(minutes=2))
+    reconciler.reconcile(KEY, now=T0 + timedelta(minutes=3))
+    (run,) = sink.of("purge.run")
+    assert run["jobName"] == "run-1"
+    store = kube.objects[("PersonalDataStore", *KEY)]
+    assert store["status"]["lastPurge"]["jobName"] == "run-1"
+
+
+def test_a_run_that_left_no_result_record_is_recorded_as_unknown() -> None:
+    # Red on the old code: the record of a run whose outcome is unknown was refused by the
+    # evidence log (its result was not one it took), so the run never reached the report.
+    kube, sink = _cluster(), Sink()
+    reconciler = _reconciler(kube, sink)
+    reconciler.reconcile(KEY, now=T0)
+    kube._store(
+        _run(
+            kube, "run-1", "2026-01-10T03:17:00Z",
+            conditions=[{"type": "Complete", "status": "True"}],
+            completionTime="2026-01-10T03:18:00Z",
+        )
+    )  # fmt: skip
+    reconciler.reconcile(KEY, now=T0 + timedelta(minutes=1))
+    (run,) = sink.of("purge.run")
+    assert (run["jobName"], run["result"], run["reason"]) == ("run-1", "Unknown", "NoResultRecord")
+
+
 def test_an_evidence_database_that_is_down_never_stops_the_controls() -> None:
     kube = _cluster()
     _reconciler(kube, Sink(fail=True)).reconcile(KEY, now=T0)

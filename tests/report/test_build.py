@@ -14,6 +14,7 @@ import jsonschema
 import pytest
 
 from dataward.evidence.chain import Break, Head, Verdict
+from dataward.evidence.payloads import validate
 from dataward.model.durations import Duration
 from dataward.report.build import StoreInfo, build_report, parse_quarter, previous_quarter
 from tests.report.support import CRM, RECORDS, SCHEMA, SHOP, STORES, policy, rec
@@ -337,3 +338,21 @@ def test_the_report_follows_its_schema() -> None:
 )
 def test_the_previous_quarter_is_the_last_one_ended_in_utc(now: str, label: str) -> None:
     assert previous_quarter(datetime.fromisoformat(now)).label == label
+
+
+def test_a_run_whose_outcome_is_unknown_is_a_finding_not_a_success() -> None:
+    # A Job that finished without a result record (its pod gone, the record lost): the
+    # operator cannot say what it did. Red on the old code: the evidence log refused the
+    # record ("Unknown" was not a result it took), so the run was missing from the report,
+    # and a report that had it did not count it against the clause.
+    payload = validate("purge.run", SHOP, {
+        "jobName": "dataward-orders-purge-29381234", "result": "Unknown",
+        "reason": "NoResultRecord", "dryRun": False,
+        "startTime": "2026-10-05T03:00:00Z", "completionTime": "2026-10-05T03:01:00Z"})  # fmt: skip
+    run = rec(1, "2026-10-05T03:01:00.000000Z", "purge.run", SHOP, payload)
+    built = build_report([run], Q4, verdict=None, generated_at=NOW, policy=policy(), stores=STORES)
+    (clause,) = [c for c in built["clauses"] if c["id"] == "retention/contract-records"]
+    assert clause["status"] == "findings"
+    assert clause["findings"] == [
+        f"purge run 1 of {SHOP}: its outcome is unknown (NoResultRecord)"]
+    jsonschema.validate(built, json.loads(SCHEMA.read_text()))

@@ -123,7 +123,7 @@ from dataward.controller.metrics import (
     record_key_age,
     record_status,
 )
-from dataward.evidence.payloads import purge_run_payload
+from dataward.evidence.payloads import purge_run_payload, refused
 from dataward.keys.buckets import BucketError, bucket_expired, expires_at, plan_buckets
 from dataward.keys.ring import (
     KeyRing,
@@ -507,11 +507,20 @@ class Reconciler:
         extra: dict[str, Any] = {}
         if ring.record is not None:
             extra["encryption"] = ring.record.to_status(ring.next_rotation)
+        unrecorded = False
         if runs.last is not None:
             extra["lastPurge"] = runs.last
             before = (raw.get("status") or {}).get("lastPurge") or {}
-            if runs.last.get("jobName") != before.get("jobName"):
-                self._record(store, "purge.run", _purge_run_evidence(runs.last))
+            if runs.last.get("jobName") != before.get("jobName") and not self._record(
+                store, "purge.run", _purge_run_evidence(runs.last)
+            ):
+                # status.lastPurge is what says the run is on record: it stays at the run
+                # before until the append goes through, on a pass soon.
+                unrecorded = True
+                if before:
+                    extra["lastPurge"] = before
+                else:
+                    del extra["lastPurge"]
         if preview_known and (preview is not None or previewed is not None):
             extra["impactPreview"] = preview  # None: the revision it counted is gone
         self._write_status(raw, conditions, extra, now, generation)
@@ -534,7 +543,7 @@ class Reconciler:
             )
             if at is not None
         ]
-        if any(c.status != "True" for c in conditions):
+        if unrecorded or any(c.status != "True" for c in conditions):
             # What an unsettled store waits for is often a Secret (its credentials created, a
             # planted ring deleted, a read that failed), and Secrets are watched only where
             # the operator may list them: look again soon rather than at the safety resync.
@@ -2478,28 +2487,36 @@ class Reconciler:
                 if created is not None:
                     TIME_TO_READY.observe((now - created).total_seconds())
 
-    def _record(self, store: Store, kind: str, payload: Mapping[str, Any]) -> None:
-        self.record_evidence(store.namespace, store.name, kind, payload)
+    def _record(self, store: Store, kind: str, payload: Mapping[str, Any]) -> bool:
+        return self.record_evidence(store.namespace, store.name, kind, payload)
 
     def record_evidence(
         self, namespace: str, name: str, kind: str, payload: Mapping[str, Any]
-    ) -> None:
+    ) -> bool:
         """Append an evidence record about a store; a failure is logged, never raised (it stops
-        no reconcile, nor controller/staleness.py)."""
-        self._record_subject(f"{namespace}/{name}", kind, payload)
+        no reconcile, nor controller/staleness.py). False when it failed."""
+        return self._record_subject(f"{namespace}/{name}", kind, payload)
 
-    def _record_subject(self, subject: str, kind: str, payload: Mapping[str, Any]) -> None:
-        """Append an evidence record about `subject`; a failure is logged, never raised."""
+    def _record_subject(self, subject: str, kind: str, payload: Mapping[str, Any]) -> bool:
+        """Append an evidence record about `subject`; a failure is logged, never raised.
+        False when it may go through if tried again (the evidence database down); True when
+        appended, when no evidence log is configured, or when the log refuses the payload
+        itself (a bug: retrying cannot help; the log counts it in its outage record)."""
         sink = self.settings.evidence
         if sink is None:
-            return
+            return True
         try:
             sink.append(kind, subject, payload)
         except Exception as error:  # the evidence database down, a payload refused, ...
             # The error's class only: a message could carry what was refused.
+            if refused(kind, subject, payload):
+                log.error("evidence record %s for %s refused by the evidence log", kind, subject)
+                return True
             log.warning(
                 "evidence record %s for %s not written (%s)", kind, subject, type(error).__name__
             )
+            return False
+        return True
 
     def _event(
         self, raw: Mapping[str, Any], condition: Condition, before: str | None, now: datetime

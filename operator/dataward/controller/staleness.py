@@ -65,7 +65,7 @@ class Recorder(Protocol):
 
     def record_evidence(
         self, namespace: str, name: str, kind: str, payload: Mapping[str, Any]
-    ) -> None:
+    ) -> object:
         """Append an evidence record; never raises."""
         ...
 

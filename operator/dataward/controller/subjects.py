@@ -75,6 +75,7 @@ from dataward.controller import events
 from dataward.controller.cache import Caches, delete_as_read
 from dataward.controller.clock import Clock, system_clock
 from dataward.controller.kube import Kube, KubeError, ObjectGone, write_status
+from dataward.evidence.payloads import refused
 from dataward.keys.ring import format_time
 from dataward.model.errors import ModelError
 from dataward.model.policy import parse_policy
@@ -863,6 +864,10 @@ class SubjectRequests:
         try:
             sink.append("request.answered", subject, payload)
         except Exception as error:
+            if refused("request.answered", subject, payload):  # retrying cannot help
+                log.error("evidence record request.answered for %s refused by the evidence log",
+                          subject)  # fmt: skip
+                return
             # The class only: a message could quote the payload. The pass fails and is retried.
             raise EvidenceUnwritten(f"request.answered ({type(error).__name__})") from None
 

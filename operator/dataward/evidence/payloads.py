@@ -187,7 +187,8 @@ SHAPES: dict[str, Shape] = {
             # The run's Job: one run is one record however often it is appended (a status
             # write that failed after the append makes the next pass append it again).
             "jobName": NAME,
-            "result": _one_of("Succeeded", "Failed", "Held", "Skipped"),
+            # Unknown: the Job finished and left no result record the operator could read.
+            "result": _one_of("Succeeded", "Failed", "Held", "Skipped", "Unknown"),
             "dryRun": _flag,
             "reason": REASON,
             "message": MESSAGE,
@@ -332,6 +333,16 @@ def validate(kind: str, subject: str, payload: Mapping[str, Any]) -> dict[str, A
     shape(normalised, "payload")
     result: dict[str, Any] = normalised
     return result
+
+
+def refused(kind: str, subject: str, payload: Mapping[str, Any]) -> bool:
+    """Whether the evidence log refuses this record whatever its state (a payload it does
+    not take): appending it again cannot help, unlike after an outage."""
+    try:
+        validate(kind, subject, payload)
+    except EvidenceError:
+        return True
+    return False
 
 
 # Result JSON field -> purge.run payload field, for what `purge_run_payload` carries over.

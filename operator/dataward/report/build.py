@@ -289,6 +289,7 @@ def _purges(
                 "subject": r.subject,
                 "category": stores[r.subject].category if r.subject in stores else UNKNOWN_CATEGORY,
                 "result": r.payload.get("result"),
+                "reason": r.payload.get("reason"),
                 "dryRun": r.payload.get("dryRun") is True,
                 "rowsDeleted": _count(r.payload, "rowsDeleted"),
                 "rowsArchived": _count(r.payload, "rowsArchived"),
@@ -636,8 +637,10 @@ def _clauses(
         late = [o for o in overdue if o["subject"] in members and o["expiredRemainingAtLastRun"]]
         findings = [
             f"purge run {r['seq']} of {r['subject']} failed"
-            for r in runs
             if r["result"] == "Failed"
+            else f"purge run {r['seq']} of {r['subject']}: its outcome is unknown ({r['reason']})"
+            for r in runs
+            if r["result"] in ("Failed", "Unknown")
         ]
         findings += [
             f"{o['subject']}: {o['expiredRemainingAtLastRun']} expired rows remained at its "
