@@ -123,6 +123,36 @@ def test_an_edit_of_a_stores_child_queues_that_store_whatever_owner_it_now_names
     assert KEY in keys
 
 
+def test_a_neighbours_policy_replaced_wider_queues_every_store() -> None:
+    """Store B's NetworkPolicy deleted and made again by someone else, without its owner
+    reference and open to every pod: A's pods are B's (they share them), so A's verdict
+    changes too. Red on the old code: only B was queued, and A kept NetworkIsolated=True
+    until the safety resync."""
+    _, caches, reconciler = _converged()
+    own = caches.get("NetworkPolicy", OTHER[0], names_for(OTHER[1]).network_policy)
+    assert own is not None
+    meta = {k: v for k, v in own["metadata"].items() if k != "ownerReferences"}
+    replaced = {**own, "metadata": meta,
+                "spec": {"podSelector": {}, "ingress": [{}], "policyTypes": ["Ingress"]}}
+    assert sorted(keys_for_event("NetworkPolicy", None, replaced, reconciler)[0]) == BOTH
+    assert sorted(keys_for_event("NetworkPolicy", own, replaced, reconciler)[0]) == BOTH
+
+
+def test_a_neighbours_binding_edited_to_read_this_stores_ring_queues_every_store() -> None:
+    """B's readers' binding pointed at A's readers' Role, with mallory: A's ring is what it
+    opens now. Red on the old code: only B was queued."""
+    _, caches, reconciler = _converged()
+    own = caches.get("RoleBinding", OTHER[0], names_for(OTHER[1]).readers)
+    assert own is not None
+    edited = {**own, "roleRef": {**own["roleRef"], "name": names_for(KEY[1]).readers},
+              "subjects": [{"kind": "User", "name": "mallory"}]}  # fmt: skip
+    assert sorted(keys_for_event("RoleBinding", own, edited, reconciler)[0]) == BOTH
+    role = caches.get("Role", OTHER[0], names_for(OTHER[1]).readers)
+    assert role is not None
+    widened = {**role, "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]}
+    assert sorted(keys_for_event("Role", role, widened, reconciler)[0]) == BOTH
+
+
 def _with_status(store: dict[str, Any], ready: str, preview: Any = None) -> dict[str, Any]:
     changed = copy.deepcopy(store)
     status = changed.setdefault("status", {})

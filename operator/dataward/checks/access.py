@@ -10,6 +10,7 @@ from dataward.checks.conditions import ACCESS_RESTRICTED, Condition
 from dataward.checks.observed import (
     BindingSubject,
     ObservedBinding,
+    ObservedRole,
     PolicyRule,
     RbacSnapshot,
     TrustedSubjects,
@@ -329,31 +330,37 @@ def _own_problems(
     for item in desired:
         kind, name = item["kind"], item["metadata"]["name"]
         label = f"{kind} {namespace}/{name}"
-        if kind == "Role":
-            role = rbac.role("Role", namespace, name)
-            if role is None:
-                missing.append(label)
-                continue
-            rules = tuple(PolicyRule.from_api(rule) for rule in item["rules"])
-            # The same rules in any order; in the same order (nearly always), not sorted.
-            if rules != role.rules and sorted(role.rules, key=repr) != sorted(rules, key=repr):
-                drifted.append(label)
-        elif kind == "RoleBinding":
-            binding = rbac.binding("RoleBinding", namespace, name)
-            if binding is None:
-                missing.append(label)
-                continue
-            subjects = frozenset(
-                BindingSubject.from_api(raw, namespace) for raw in item["subjects"]
-            )
-            ref = item["roleRef"]
-            if (
-                binding.subjects != subjects
-                or binding.role_kind != ref["kind"]
-                or binding.role_name != ref["name"]
-            ):
-                drifted.append(label)
+        if kind not in ("Role", "RoleBinding"):
+            continue
+        found = (
+            rbac.role("Role", namespace, name)
+            if kind == "Role"
+            else rbac.binding("RoleBinding", namespace, name)
+        )
+        if found is None:
+            missing.append(label)
+        elif not rbac_as_rendered(item, found, namespace):
+            drifted.append(label)
     return missing, drifted
+
+
+def rbac_as_rendered(
+    item: Mapping[str, Any], found: ObservedRole | ObservedBinding, namespace: str
+) -> bool:
+    """Whether a Role or RoleBinding as read is `item` as Dataward renders it: the same rules
+    (in any order), or the same role and subjects. Labels and owner references prove nothing
+    (anyone who may write the object writes them); the content is what reads Secrets."""
+    if isinstance(found, ObservedRole):
+        rules = tuple(PolicyRule.from_api(rule) for rule in item["rules"])
+        # The same rules in any order; in the same order (nearly always), not sorted.
+        return rules == found.rules or sorted(found.rules, key=repr) == sorted(rules, key=repr)
+    subjects = frozenset(BindingSubject.from_api(raw, namespace) for raw in item["subjects"])
+    ref = item["roleRef"]
+    return (
+        found.subjects == subjects
+        and found.role_kind == ref["kind"]
+        and found.role_name == ref["name"]
+    )
 
 
 def _in_scope(binding: ObservedBinding, namespace: str) -> bool:

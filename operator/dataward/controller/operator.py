@@ -192,7 +192,7 @@ def _rendered_for(
     meta = obj.get("metadata") or {}
     if (meta.get("labels") or {}).get(MANAGED_BY_LABEL) != MANAGED_BY:
         return ()
-    return reconciler.rendered_for(kind, namespace, str(meta.get("name")))
+    return reconciler.rendered_for(kind, namespace, obj)
 
 
 def _owner_store(body: Mapping[str, Any]) -> str | None:

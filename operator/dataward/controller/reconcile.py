@@ -28,6 +28,7 @@ from dataward.checks.access import (
     SecretReaders,
     access_restricted,
     by_store_label,
+    rbac_as_rendered,
     store_label,
 )
 from dataward.checks.access_records import AccessCanary, access_recorded
@@ -40,7 +41,7 @@ from dataward.checks.conditions import (
     with_children_not_ours,
     with_children_unreadable,
 )
-from dataward.checks.drift import canonical_text, needs_apply, replacement
+from dataward.checks.drift import canonical_text, needs_apply, replacement, same_part
 from dataward.checks.encryption import (
     CANCEL_REASONS,
     SHREDDING_ANNOTATION,
@@ -355,22 +356,42 @@ class Reconciler:
             if label_value(s["metadata"]["name"]) == label and self.owns(namespace)
         ]
 
-    def rendered_for(self, kind: str, namespace: str, name: str) -> tuple[str, ...]:
-        """The stores of `namespace` that render a NetworkPolicy (`kind`), or a Role or
-        RoleBinding (a Role and its binding share their name), called `name`, by the
-        namespace's last view (`_namespace`; none yet: none). Never builds one: the event
-        handlers ask, on the informers' threads."""
+    def rendered_for(self, kind: str, namespace: str, obj: Mapping[str, Any]) -> tuple[str, ...]:
+        """The stores of `namespace` that render `obj`, a NetworkPolicy, Role or RoleBinding
+        (a Role and its binding share their name), when it is exactly as they render it,
+        by the namespace's last view (`_namespace`; none yet: none). Otherwise none: an
+        object under a store's child name with other content (replaced, widened) is foreign,
+        and every store there may share the pods or Secrets it concerns. Never builds a
+        view: the event handlers ask, on the informers' threads."""
         with self._cache_lock:
             memo = self._ns_memo.get(namespace)
         if memo is None:
             return ()
-        view = memo[1]
+        view, name = memo[1], str((obj.get("metadata") or {}).get("name"))
         if kind != "NetworkPolicy":
-            return view.rbac_owners.get(name, ())
+            owners = view.rbac_owners.get(name, ())
+            found = (ObservedRole if kind == "Role" else ObservedBinding).from_api(obj)
+            rendered = [
+                item
+                for owner in owners
+                for item in view.rbac_of(owner)
+                if item["kind"] == kind and item["metadata"]["name"] == name
+            ]
+            as_rendered = rendered and all(
+                rbac_as_rendered(item, found, namespace) for item in rendered
+            )
+            return owners if as_rendered else ()
         policy = view.policy_by_name.get(name)
-        # Dataward's own render: its owner reference names its store.
-        refs = [] if policy is None else policy["metadata"].get("ownerReferences") or []
-        return tuple(str(ref["name"]) for ref in refs[:1])
+        if policy is None:
+            return ()
+        # Dataward's own render: its owner reference names its store, and the object must
+        # carry it (a policy made again by someone else does not) with the rendered spec.
+        (ref,) = policy["metadata"]["ownerReferences"][:1]
+        if not owned_by(obj, STORE_KIND, str(ref["uid"]), controller=True) or not same_part(
+            "NetworkPolicy", "spec", policy["spec"], obj.get("spec")
+        ):
+            return ()
+        return (str(ref["name"]),)
 
     def reconcile_logged(self, key: StoreKey) -> Outcome:
         """Reconcile and log failures; the queue retries a failure with backoff."""
@@ -2759,6 +2780,14 @@ class NamespaceStores:
     def by_name(self) -> dict[str, Store]:
         """The stores by name."""
         return {store.name: store for store in self.stores}
+
+    @cached_property
+    def _rbac_by_name(self) -> dict[str, tuple[dict[str, Any], ...]]:
+        return {store.name: items for store, items in zip(self.stores, self.rbac, strict=True)}
+
+    def rbac_of(self, store: str) -> tuple[dict[str, Any], ...]:
+        """The Roles and RoleBindings rendered for the store called `store` (none: none)."""
+        return self._rbac_by_name.get(store, ())
 
     @classmethod
     def of(
