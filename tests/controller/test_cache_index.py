@@ -152,6 +152,16 @@ def _check(
             if any(matches(o["spec"].get("podSelector") or {}, pod) for pod in pods)
         ] == selecting
         assert all(o in held for o in candidates)
+        # A pod may carry keys its label set does not name: a policy that selects one of the
+        # pods with its own values for those keys added is offered too.
+        offered = {o["metadata"]["name"] for o in candidates}
+        for o in held:
+            selector = o["spec"].get("podSelector") or {}
+            match = selector.get("matchLabels") or {}
+            for pod in pods:
+                extended = {**{k: v for k, v in match.items() if k not in pod}, **pod}
+                if matches(selector, extended):
+                    assert o["metadata"]["name"] in offered, (o, pod)
         labelled = [
             o["metadata"]["name"]
             for o in held
@@ -321,8 +331,25 @@ def test_a_foreign_policy_for_a_value_the_workload_selector_never_named_breaks_i
 
 
 def test_a_foreign_policy_for_other_pods_does_not_count() -> None:
-    other = {"matchLabels": {"app": "crm-postgres", "tier": "cache"}}
+    other = {"matchLabels": {"app": "crm-redis", "tier": "cache"}}
     assert _isolation_with_foreign_policy(other) == ("True", "Isolated")
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        {"matchLabels": {"app": "crm-postgres", "tier": "cache"}},
+        {"matchLabels": {"statefulset.kubernetes.io/pod-name": "crm-postgres-0"}},
+    ],
+)
+def test_a_foreign_policy_by_a_label_the_workload_selector_does_not_fix_is_never_isolated(
+    selector: dict[str, Any],
+) -> None:
+    """The workload pods carry labels their selector does not name (a StatefulSet's pod
+    name, a tier): a policy that opens them by such a label is no proof of isolation. Red on
+    the old code: the pods were taken to carry no such label, and the verdict was True; the
+    index, asked by the workload's pairs alone, did not even offer the second policy."""
+    assert _isolation_with_foreign_policy(selector) == ("Unknown", "PolicyMaySelectWorkload")
 
 
 def test_only_the_kinds_read_by_label_keep_a_label_index() -> None:

@@ -30,8 +30,9 @@ def network_isolated(
     declared), or this is False. `other_policies` are the other
     NetworkPolicies of the namespace (None, with `other_policies_error`, when the LIST
     failed; `neighbours` None when the stores could not be listed: both make this Unknown);
-    `workload_pod_labels` the labels of the workload pods, when the controller read them
-    (else the workload selector's own labels stand in for them). `neighbours` may be given
+    `workload_pod_labels` the labels of the workload pods, when read (the controller does
+    not: then the workload selector stands in for them, and a wider policy selecting by a
+    label it does not fix makes this Unknown, `_selection`). `neighbours` may be given
     as a mapping from policy name (then it may hold this store's own: it is never looked up);
     `other_policies` may leave out policies that cannot select the workload pods.
     """
@@ -87,12 +88,16 @@ def network_isolated(
         if isinstance(neighbours, Mapping)
         else {p["metadata"]["name"]: p for p in neighbours}
     )
-    selecting = [
-        policy
-        for policy in other_policies
-        if (policy.get("metadata") or {}).get("name") != name
-        and _selects_any(policy, workload, workload_pod_labels)
-    ]
+    selecting: list[Mapping[str, Any]] = []
+    uncertain: list[Mapping[str, Any]] = []
+    for policy in other_policies:
+        if (policy.get("metadata") or {}).get("name") == name:
+            continue
+        selection = _selection(policy, workload, workload_pod_labels)
+        if selection is SELECTS:
+            selecting.append(policy)
+        elif selection is MAY_SELECT:
+            uncertain.append(policy)
     sharing = [
         policy
         for policy in selecting
@@ -117,6 +122,23 @@ def network_isolated(
             f"NetworkPolicy {names}{more} also selects the workload pods and admits peers or "
             "ports the store does not declare: narrow its podSelector, or add those peers to "
             "spec.network.allowFrom if they should reach the data.",
+        )
+    unsure = [policy for policy in uncertain if _admits_more(policy, declared)]
+    if unsure:
+        names = ", ".join(
+            f"{namespace}/{(p.get('metadata') or {}).get('name')}" for p in unsure[:5]
+        )
+        more = f" and {len(unsure) - 5} more" if len(unsure) > 5 else ""
+        keys = sorted({k for p in unsure for k in _keys_not_fixed(p, workload)})
+        return Condition(
+            NETWORK_ISOLATED,
+            "Unknown",
+            "PolicyMaySelectWorkload",
+            f"NetworkPolicy {names}{more} admits peers or ports the store does not declare, "
+            f"and selects pods by label {', '.join(keys[:5])}, which spec.workload.podSelector "
+            "does not fix: the workload pods may carry it (the operator does not read their "
+            "labels). Add a requirement on that label to spec.workload.podSelector (its value, "
+            "or DoesNotExist), or narrow that policy's podSelector.",
         )
     stores = sorted(
         str((p["metadata"].get("labels") or {}).get(STORE_LABEL, p["metadata"]["name"]))
@@ -226,26 +248,42 @@ def _one_value_meets(requirements: Sequence[Requirement]) -> bool:
     )
 
 
-def _selects_any(
+SELECTS, MAY_SELECT, CANNOT_SELECT = "selects", "may select", "cannot select"
+
+
+def _selection(
     policy: Mapping[str, Any],
     workload: Mapping[str, Any],
     observed: Sequence[Mapping[str, str]] = (),
-) -> bool:
+) -> str:
     """Whether the policy selects a workload pod: one of the pods read, else some pod the
     workload selector allows. Label keys are chosen independently, so the two selectors must
     be satisfiable together key by key, by a value either names or one neither names (a
-    workload pod of `app Exists` may carry any app); a key the workload selector does not
-    name stands for no label (linear in the values, never their combinations)."""
+    workload pod of `app Exists` may carry any app); linear in the values, never their
+    combinations. A key the workload selector does not name is one the pods may carry with
+    any value, or not at all: a policy that needs such a key `MAY_SELECT` them (unknown
+    without reading the pods), never "cannot" (an attacker's policy by
+    `statefulset.kubernetes.io/pod-name` was once taken for one selecting no workload pod)."""
     selector = (policy.get("spec") or {}).get("podSelector") or {}
     if observed:
-        return any(selector_matches(selector, labels) for labels in observed)
+        found = any(selector_matches(selector, labels) for labels in observed)
+        return SELECTS if found else CANNOT_SELECT
     ours = _requirements(workload)
+    unfixed = False
     for key, requirements in _requirements(selector).items():
-        # A key the workload selector does not name: the pods read as without it.
-        own = ours.get(key) or [("DoesNotExist", frozenset())]
+        own = ours.get(key)
+        if own is None:
+            unfixed = True
+            own = []
         if not _one_value_meets([*own, *requirements]):
-            return False
-    return True
+            return CANNOT_SELECT
+    return MAY_SELECT if unfixed else SELECTS
+
+
+def _keys_not_fixed(policy: Mapping[str, Any], workload: Mapping[str, Any]) -> list[str]:
+    """The label keys the policy's podSelector needs and the workload selector does not name."""
+    selector = (policy.get("spec") or {}).get("podSelector") or {}
+    return [key for key in _requirements(selector) if key not in _requirements(workload)]
 
 
 def _meets(value: str | None, operator: str, values: Collection[str]) -> bool:

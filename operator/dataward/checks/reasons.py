@@ -252,6 +252,17 @@ _LITERAL: tuple[ReasonEntry, ...] = (
     ),
     _store(
         NETWORK_ISOLATED,
+        "PolicyMaySelectWorkload",
+        "Unknown",
+        "Another NetworkPolicy (named in the message) admits peers or ports the store does not "
+        "declare and selects pods by a label spec.workload.podSelector does not fix: the "
+        "workload pods may carry that label, and the operator does not read their labels, so "
+        "whether the store is isolated is not known.",
+        "Add a requirement on that label to spec.workload.podSelector (the value the workload "
+        "pods carry, or DoesNotExist), or narrow that policy's podSelector.",
+    ),
+    _store(
+        NETWORK_ISOLATED,
         "ChildNotCreatedByOperator",
         "False",
         _CHILD_NOT_OURS,

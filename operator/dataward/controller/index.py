@@ -12,7 +12,9 @@ order, so an indexed answer lists its objects in the order a scan would), the na
 selects only pods carrying all of them, so a pod lacking that pair is never selected by it
 and the candidates are exact, not a guess. A policy whose selector has no matchLabels
 (empty: every pod; matchExpressions only; anything unreadable) is in `unkeyed`, checked for
-every pod. The index never decides: the caller still applies the selector to each candidate.
+every pod. A policy filed under a key the pods' labels as given do not name is a candidate
+too (a pod may carry keys its workload selector does not name). The index never decides:
+the caller still applies the selector to each candidate.
 
 Not thread-safe by itself: the informer updates and reads it under its lock.
 """
@@ -61,6 +63,9 @@ class _Space:
         self.next = 0
         self.by_label: dict[Pair, Names] = {}
         self.by_selector: dict[Pair, Names] = {}
+        # The pairs of `by_selector` by their key: the policies filed under a key the pods'
+        # labels do not name may select them all the same (the pods may carry that key).
+        self.selector_pairs: dict[str, set[Pair]] = {}
         self.unkeyed: set[str] = set()
 
 
@@ -96,6 +101,7 @@ class LabelIndex:
                 space.unkeyed.add(name)
             else:
                 _file(space.by_selector, keyed, name)
+                space.selector_pairs.setdefault(keyed[0], set()).add(keyed)
 
     def remove(self, namespace: str, name: str, old: Mapping[str, Any]) -> None:
         """The object `old` of that name is gone."""
@@ -115,6 +121,12 @@ class LabelIndex:
                 space.unkeyed.discard(name)
             else:
                 _discard(space.by_selector, keyed, name)
+                if keyed not in space.by_selector:
+                    pairs = space.selector_pairs.get(keyed[0])
+                    if pairs is not None:
+                        pairs.discard(keyed)
+                        if not pairs:
+                            del space.selector_pairs[keyed[0]]
 
     def labelled(self, namespace: str, wanted: Mapping[str, str]) -> list[str]:
         """Names that may carry every `wanted` label (a superset: filter them), in order;
@@ -129,7 +141,9 @@ class LabelIndex:
         return self._ordered(space, fewest)
 
     def selecting(self, namespace: str, pods: Sequence[Mapping[str, str]]) -> list[str]:
-        """Policies that may select a pod with any of these label sets, in order."""
+        """Policies that may select a pod with any of these label sets, in order. A pod may
+        also carry keys they do not name: the policies filed under such a key are candidates
+        too."""
         space = self.spaces.get(namespace)
         if space is None:
             return []
@@ -137,6 +151,12 @@ class LabelIndex:
         for labels in pods:
             for pair in labels.items():
                 names.update(_names(space.by_selector, pair))
+        # The keys every label set names (a key one of them lacks: that pod may carry it).
+        named = set.intersection(*(set(labels) for labels in pods)) if pods else set()
+        for key, pairs in space.selector_pairs.items():
+            if key not in named:
+                for pair in pairs:
+                    names.update(_names(space.by_selector, pair))
         return self._ordered(space, names)
 
     def _ordered(self, space: _Space, names: Iterable[str]) -> list[str]:
