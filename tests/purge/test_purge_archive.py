@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from dataward.model.durations import parse_duration
+from dataward.model.durations import cutoff_for, parse_duration
 from dataward.purge.batches import Literals, MySQLBatches, MySQLKeyBatches
 from dataward.purge.errors import PurgeError
 from dataward.purge.mysql import MySQLSession
@@ -903,3 +903,38 @@ def test_a_mariadb_double_archived_into_a_postgresql_numeric_keeps_every_digit(
     assert result.result == "Succeeded", result.message
     held = dict(archive.query(f"SELECT id, v FROM {table}"))
     assert held == {1: Decimal("1.2345678901234567"), 2: Decimal("-2.5E-300")}
+
+
+@pytest.mark.parametrize(
+    ("engine", "archive_sql"),
+    [
+        ("postgresql", "date"),
+        ("postgresql", "timestamptz(0)"),
+        ("mysql", "DATE"),
+        ("mysql", "DATETIME"),
+    ],
+)
+def test_an_archive_trigger_that_cuts_the_live_one_down_is_refused_and_destroys_nothing(
+    servers: DatabaseServers, engine: str, archive_sql: str
+) -> None:
+    """Without timeZone: a copy cut to its day (or whole seconds) would be destroyed up to a
+    day (a second) before its statute ends. The run fails before reading any row: nothing
+    leaves live, and the archive's copy of the statute's last day stays."""
+    live, archive = servers.pair(engine)  # type: ignore[arg-type]
+    table = unique("cut")
+    create_table(live, table, KIND[engine])
+    create_table(archive, table, KIND[engine], ts_sql=archive_sql)
+    now = datetime.now(UTC)
+    insert_rows(live, table, KIND[engine], [(1, now - timedelta(days=400))])
+    # A copy a minute inside its statute: as a date, the old code read it as midnight, past.
+    kept = cutoff_for(now, STATUTE) + timedelta(minutes=1)
+    insert_rows(archive, table, "date" if "date" in archive_sql.lower() else KIND[engine],
+                [(9, kept)])  # fmt: skip
+    doc = store_doc(live, table, category="contracts", archive=archive)
+
+    result = run_purge(doc, live, archive)
+
+    assert result.result == "Failed"
+    assert result.reason == "ArchiveTableInvalid", result.message
+    assert set(read_rows(live, table)) == {1}
+    assert set(read_rows(archive, table)) == {9}

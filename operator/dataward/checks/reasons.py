@@ -976,13 +976,16 @@ PURGE_OUTCOMES: tuple[PurgeOutcome, ...] = (
         "ArchiveTableInvalid",
         ("Failed",),
         "The archive table lacks columns of the live table, has no unique key on exactly "
-        "the key columns, (with records[].timeZone) its timestamp column is not of the "
+        "the key columns, its timestamp column would cut the live one's values down (a date "
+        "for a timestamp, or fewer fractional-second digits: copies would be destroyed before "
+        "their statute ends), (with records[].timeZone) its timestamp column is not of the "
         "live one's kind without a time zone, or (a data-subject request) a subject column is "
         "of another kind there than live (a uuid live, text archived), so an archived row of "
         "the subject could be missed; nothing was deleted.",
         "Give the archive table every live column and a PRIMARY KEY or UNIQUE constraint on "
-        "the key columns; with timeZone, give both timestamp columns the same type without a "
-        "time zone; give each subject column the live column's type.",
+        "the key columns; give its timestamp column the live one's type (at least its "
+        "precision); with timeZone, give both timestamp columns the same type without a time "
+        "zone; give each subject column the live column's type.",
     ),
     PurgeOutcome(
         "ArchiveUnavailable",

@@ -168,6 +168,7 @@ from dataward.purge.sql import (
     bind_cutoff,
     column_zone,
     decimal_fits,
+    fraction_digits,
     narrowed_columns,
     parse_table,
     plain_uuid,
@@ -1893,7 +1894,13 @@ def prepare_table(
     archive_kind, archive_precision = _timestamp_column(
         archive, archive_columns, records, "archive"
     )
-    _check_zoned_archive(records, ts_kind, archive_kind)
+    _check_archive_trigger(
+        records,
+        columns[records.timestamp_column.lower()],
+        archive_columns[records.timestamp_column.lower()],
+        (ts_kind, precision),
+        (archive_kind, archive_precision),
+    )
     wanted = frozenset(archive.dialect.name(k).lower() for k in records.key_columns)
     uniques = {frozenset(c.lower() for c in u) for u in archive.unique_keys(table)}
     archive.commit()
@@ -1952,24 +1959,55 @@ def prepare_table(
     )
 
 
-def _check_zoned_archive(
-    records: RecordSet, live_kind: TimestampKind, archive_kind: TimestampKind
+def _check_archive_trigger(
+    records: RecordSet,
+    live_column: Column,
+    archive_column: Column,
+    live: tuple[TimestampKind, int | None],
+    archive: tuple[TimestampKind, int | None],
 ) -> None:
-    """With records[].timeZone the trigger is a wall clock (or a day) of that zone; the archive
-    keeps it only in a column of the same kind. An instant column there would be written in the
-    session's zone (UTC), and a wall clock copied from an instant, or a day turned into its
-    midnight, would be read in the zone: either way the archive would destroy rows before
-    their statute ends."""
-    if records.time_zone is None or (archive_kind == live_kind != "instant"):
+    """The archive pass destroys a copy by reading the archive's trigger column, so that
+    column must tell apart every instant the live one does: a date only the day (a copy of
+    23:00 becomes its day, read as the day's midnight: destroyed up to a day early), a time
+    with fewer fractional-second digits a rounded (PostgreSQL) or cut (MariaDB) value (up to
+    a second early). Refused with or without records[].timeZone. Without it, instants and
+    wall-clock times are both UTC in the purge's sessions, so one may be archived as the other
+    (PostgreSQL timestamptz into MariaDB DATETIME(6)). With it the trigger is a wall clock
+    (or a day) of that zone, which only a wall-clock or date column keeps, of the same kind
+    on both sides: an instant column there would be written in the session's zone (UTC)."""
+    (live_kind, live_precision), (archive_kind, archive_precision) = live, archive
+    if records.time_zone is not None and not archive_kind == live_kind != "instant":
+        raise PurgeError(
+            "ArchiveTableInvalid",
+            f"records[].timeZone of table {records.table} is {records.time_zone}, so its "
+            f"trigger column holds wall-clock values of that zone, but the live column holds "
+            f"{_KIND_WORDS[live_kind]} and the archive column {_KIND_WORDS[archive_kind]}: give "
+            "both the same type without a time zone (timestamp without time zone or date; "
+            "DATETIME or DATE), or drop timeZone if the trigger is an instant. Nothing was "
+            "deleted.",
+        )
+    if _resolution(archive_kind, archive_precision) >= _resolution(live_kind, live_precision):
         return
     raise PurgeError(
         "ArchiveTableInvalid",
-        f"records[].timeZone of table {records.table} is {records.time_zone}, so its trigger "
-        f"column holds wall-clock values of that zone, but the live column holds "
-        f"{_KIND_WORDS[live_kind]} and the archive column {_KIND_WORDS[archive_kind]}: give "
-        "both the same type without a time zone (timestamp without time zone or date; "
-        "DATETIME or DATE), or drop timeZone if the trigger is an instant. Nothing was deleted.",
+        f"the archive's trigger column {records.timestamp_column!r} of {records.table} "
+        f"({archive_column.data_type}) keeps {_kept(archive_kind, archive_precision)}, the "
+        f"live one ({live_column.data_type}) {_kept(live_kind, live_precision)}: the archive "
+        "destroys a copy by that column, so copies cut down to it could go before their "
+        "statute ends (up to a day early for a date, a second for fewer digits); give the "
+        "archive column the live column's type. Nothing was deleted.",
     )
+
+
+def _kept(kind: TimestampKind, precision: int | None) -> str:
+    if kind == "date":
+        return "only the day"
+    return f"{fraction_digits(precision)} fractional-second digits"
+
+
+def _resolution(kind: TimestampKind, precision: int | None) -> int:
+    """How finely a trigger column tells instants apart: -1 for a day, else its digits."""
+    return -1 if kind == "date" else fraction_digits(precision)
 
 
 _KIND_WORDS: dict[TimestampKind, str] = {

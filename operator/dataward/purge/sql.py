@@ -15,8 +15,11 @@ Trigger columns:
 - `date`: with `records[].timeZone`, the whole day in that zone (a row goes once the day has
   ended there); without it, midnight UTC of that day (the behaviour before timeZone existed).
 Instant columns: a purge that only deletes ignores `records[].timeZone` (`column_zone`); one
-that archives refuses it (`ArchiveTableInvalid`, `engine._check_zoned_archive`): a zoned
-trigger is archived only from and into columns of the same wall-clock or date kind.
+that archives refuses it, and archives a zoned trigger only from and into columns of the same
+wall-clock or date kind. With or without timeZone, the archive's trigger column must tell
+apart every instant the live one does (no date for a time, no fewer fractional-second
+digits), as the archive pass destroys a copy by reading it (`ArchiveTableInvalid`,
+`engine._check_archive_trigger`).
 """
 
 from __future__ import annotations
@@ -372,6 +375,12 @@ def column_zone(kind: TimestampKind, zone: ZoneInfo | None) -> ZoneInfo | None:
     return None if kind == "instant" else zone
 
 
+def fraction_digits(precision: int | None) -> int:
+    """The fractional-second digits a timestamp column keeps (its DATETIME_PRECISION; none
+    reported: microseconds, the most both engines keep)."""
+    return 6 if precision is None else max(0, min(6, precision))
+
+
 def bind_cutoff(
     cutoff: datetime, kind: TimestampKind, precision: int | None, zone: ZoneInfo | None = None
 ) -> datetime | date:
@@ -389,8 +398,7 @@ def bind_cutoff(
             return date_bound(cutoff, zone)  # day d goes once it has ended in the zone
         return utc.date()  # day d is midnight UTC: d <= cutoff exactly when d <= cutoff's date
     bound = utc if zone is None else wallclock_bound(cutoff, zone).replace(tzinfo=UTC)
-    digits = 6 if precision is None else max(0, min(6, precision))
-    step = 10 ** (6 - digits)
+    step = 10 ** (6 - fraction_digits(precision))
     bound = bound.replace(microsecond=bound.microsecond - bound.microsecond % step)
     return bound if kind == "instant" else bound.replace(tzinfo=None)
 
