@@ -19,7 +19,7 @@ from dataward.checks.purge import purge_succeeded
 from dataward.cli import main
 from dataward.controller import staleness
 from dataward.purge.errors import ErrorCategory
-from dataward.purge.plan import StopReason
+from dataward.purge.plan import FAILING_STOPS, StopReason
 
 PACKAGE = Path(reasons.__file__).resolve().parent.parent
 REPO = PACKAGE.parent.parent
@@ -184,7 +184,7 @@ def recorded_purge_reasons() -> dict[str, set[str]]:
 
     Literal `reason=` keywords and `"reason":` dict entries in the purge and the operator's
     record of a Job; each `Gate(result, reason, ...)`; every ErrorCategory (a failure's
-    reason) and StopReason (a stop's; NotCompliant fails the run, the others succeed).
+    reason) and StopReason (a stop's; those of FAILING_STOPS fail the run, the others succeed).
     """
     out: dict[str, set[str]] = {}
 
@@ -194,7 +194,7 @@ def recorded_purge_reasons() -> dict[str, set[str]]:
     for category in get_args(ErrorCategory):
         add(category, "Failed")
     for stop in get_args(StopReason):
-        add(stop, "Failed" if stop == "NotCompliant" else "Succeeded")
+        add(stop, "Failed" if stop in FAILING_STOPS else "Succeeded")
     for rel, tree in _sources():
         if not rel.startswith(PURGE_RECORD_FILES):
             continue

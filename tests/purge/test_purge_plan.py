@@ -12,10 +12,12 @@ from hypothesis import strategies as st
 from dataward.model.durations import Duration
 from dataward.model.policy import parse_policy
 from dataward.model.store import parse_store
+from dataward.purge.engine import _finished
 from dataward.purge.errors import PurgeError
 from dataward.purge.plan import (
     ACKNOWLEDGE_ANNOTATION,
     LargeCutThreshold,
+    Stop,
     TableCount,
     adapt_batch_size,
     clock_skew,
@@ -403,3 +405,36 @@ def test_the_server_side_copy_only_when_every_fact_holds() -> None:
         ("may_select", False),
     ):
         assert not server_side_copy(**{**facts, name: other}), name  # type: ignore[arg-type]
+
+
+def _stopped_run(stop: Stop, deleted: int = 0) -> PurgeResult:
+    """The record of a run whose batches ended on `stop` (`deleted` rows gone before it)."""
+    start = datetime(2025, 3, 31, 3, 17, tzinfo=UTC)
+    plan = make_plan(_store(), POLICY_V, start)
+    base = PurgeResult(
+        store=plan.store, result="Failed", dry_run=False, start_time=start,
+        completion_time=start, message="", cutoff=plan.cutoff,
+    )  # fmt: skip
+    left = TableResult("t", rows_deleted=deleted, expired_remaining=40)
+    return _finished(base, plan, (left,), stop, start + timedelta(seconds=3))
+
+
+@pytest.mark.parametrize("deleted", [0, 7])  # before the first batch, and after some
+@pytest.mark.parametrize("job", ["Complete", "Failed"])
+def test_a_store_that_could_not_be_read_again_is_no_successful_run(deleted: int, job: str) -> None:
+    """The GET of the store before a batch timed out (or was refused): whether the store is
+    still compliant, or under a legal hold, is unknown, so the run is no success and
+    PurgeSucceeded is not True, whatever the run deleted before it."""
+    from dataward.checks.observed import LastPurge
+    from dataward.checks.purge import purge_succeeded
+    from dataward.checks.purge_runs import last_purge_status
+
+    stop = Stop("StoreUnavailable", "could not re-read the store (HTTP 403); stopped.")
+    record = _stopped_run(stop, deleted)
+    assert record.result == "Failed" and record.reason == "StoreUnavailable"
+    assert record.error is not None and record.error.category == "StoreUnavailable"
+    message = json.loads(record.termination_message())
+    last = LastPurge.from_status({"lastPurge": last_purge_status("job", job, message, {})})
+    condition = purge_succeeded(last)
+    assert (condition.status, condition.reason) == ("False", "StoreUnavailable")
+    assert "maxRowsPerRun" not in condition.message

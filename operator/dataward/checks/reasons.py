@@ -1078,9 +1078,10 @@ PURGE_OUTCOMES: tuple[PurgeOutcome, ...] = (
     ),
     PurgeOutcome(
         "StoreUnavailable",
-        ("Failed", "Succeeded"),
-        "The purge job could not read its PersonalDataStore or PrivacyPolicy from the API: at "
-        "the start the run fails; between batches it stops early (what was done stays done).",
+        ("Failed",),
+        "The purge job could not read its PersonalDataStore or PrivacyPolicy from the API, at "
+        "the start or between batches (a run stopped then keeps what it did), so whether the "
+        "store may be purged (a legal hold, its compliance) is unknown: the run failed.",
         "Check that the purge ServiceAccount's Role is in place (AccessRestricted) and the API "
         "server is reachable from the pod.",
     ),

@@ -208,7 +208,11 @@ def _rechecker(
             else:
                 current = source.load_store()
         except PurgeError as error:
-            return Stop("StoreUnavailable", f"could not re-read the store: {error.message}")
+            return Stop(
+                "StoreUnavailable",
+                f"could not re-read the store ({error.message}), so whether it may still be "
+                "purged (a legal hold, its compliance) is unknown; stopped.",
+            )
         return interruption(plan, current, current_policy[0])
 
     return check

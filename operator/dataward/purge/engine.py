@@ -1693,9 +1693,7 @@ def _finished(
         and sum(t.rows_deleted for t in results) >= plan.max_rows
     ):
         stop = Stop("MaxRowsPerRun", f"stopped at maxRowsPerRun ({plan.max_rows} rows).")
-    outcome: Outcome = (
-        "Failed" if stop is not None and stop.reason == "NotCompliant" else "Succeeded"
-    )
+    outcome: Outcome = stop.outcome if stop is not None else "Succeeded"
     return replace(
         base,
         result=outcome,
@@ -1705,7 +1703,7 @@ def _finished(
         tables=results,
         stopped_early=stop.reason if stop else None,
         message=_summary(results, plan, stop),
-        error=ErrorInfo("NotCompliant", stop.message) if outcome == "Failed" and stop else None,
+        error=ErrorInfo(stop.reason, stop.message) if outcome == "Failed" and stop else None,
         completion_time=at,
     )
 

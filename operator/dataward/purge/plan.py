@@ -59,12 +59,23 @@ class Gate:
     message: str
 
 
+# The stops that fail a run: the store stopped complying, or it could not be read again, so
+# whether it may still be purged (a legal hold, its compliance) is unknown. The others end a
+# run that did what it should: at maxRowsPerRun, or for a change the next run follows.
+FAILING_STOPS: frozenset[StopReason] = frozenset({"NotCompliant", "StoreUnavailable"})
+
+
 @dataclass(frozen=True)
 class Stop:
     """Why a run stopped between batches."""
 
     reason: StopReason
     message: str
+
+    @property
+    def outcome(self) -> Outcome:
+        """The result of a run that ended on this stop."""
+        return "Failed" if self.reason in FAILING_STOPS else "Succeeded"
 
 
 @dataclass(frozen=True)
