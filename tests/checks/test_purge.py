@@ -132,6 +132,32 @@ def test_a_run_stopped_by_the_row_limit_says_so() -> None:
     condition = purge_succeeded(last)
     assert (condition.status, condition.reason) == ("True", "StoppedEarly")
     assert "MaxRowsPerRun" in condition.message
+    assert "raise spec.purge.maxRowsPerRun" in condition.message
+
+
+@pytest.mark.parametrize(
+    ("reason", "why"),
+    [
+        ("Suspended", "spec.purge.suspend became true during the run; stopped."),
+        ("RetentionChanged", "the retention changed during the run; stopped."),
+        ("StoreChanged", "the store's spec changed during the run; stopped."),
+        ("AcknowledgementWithdrawn", "the annotation was removed during the run; stopped."),
+    ],
+)
+def test_a_run_stopped_for_another_cause_than_the_row_limit_is_not_told_to_raise_it(
+    reason: str, why: str
+) -> None:
+    """Only a run that reached maxRowsPerRun is advised to raise it; a legal hold or an edit
+    that stopped the run is said as it is (the record's message), with no advice that would
+    take more rows per run."""
+    last = LastPurge.from_status(
+        {"lastPurge": {"result": "Succeeded", "reason": reason, "rowsDeleted": 5,
+                       "message": f"deleted 5 expired rows. {why}"}}
+    )  # fmt: skip
+    condition = purge_succeeded(last)
+    assert (condition.status, condition.reason) == ("True", "StoppedEarly")
+    assert why in condition.message and reason in condition.message
+    assert "maxRowsPerRun" not in condition.message
 
 
 def test_a_garbled_last_purge_is_no_result_record_never_a_result_nor_no_run() -> None:

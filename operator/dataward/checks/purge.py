@@ -13,6 +13,7 @@ from dataward.checks.observed import LastPurge, ObservedObject
 from dataward.checks.purge_runs import StuckRun
 from dataward.keys.ring import format_time
 from dataward.model.compliance import Finding
+from dataward.purge.plan import WORK_LIMIT_STOP
 
 NOT_COUNTED_NAMED = 3  # how many runs not counted a PurgeSucceeded message names
 
@@ -144,13 +145,18 @@ def purge_succeeded(
                 "nothing; set spec.purge.dryRun to false to enforce retention.",
             )
         if last.reason:
+            # Only the work limit is advised: a hold or an edit is not lifted by more rows.
+            advice = (
+                " The next run continues; raise spec.purge.maxRowsPerRun if backlogs persist."
+                if last.reason == WORK_LIMIT_STOP
+                else ""
+            )
             return Condition(
                 PURGE_SUCCEEDED,
                 "True",
                 "StoppedEarly",
                 f"The purge{started} deleted {last.rows_deleted} and archived "
-                f"{last.rows_archived} row(s), then stopped ({last.reason}){detail} The next "
-                "run continues; raise spec.purge.maxRowsPerRun if backlogs persist.",
+                f"{last.rows_archived} row(s), then stopped ({last.reason}){detail}{advice}",
             )
         return Condition(
             PURGE_SUCCEEDED,

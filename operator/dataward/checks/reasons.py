@@ -668,10 +668,12 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         PURGE_SUCCEEDED,
         "StoppedEarly",
         "True",
-        "The last purge succeeded but stopped before every expired row was gone (for example "
-        "at maxRowsPerRun); status.lastPurge.reason says why.",
-        "Nothing for one run: the next continues. If backlogs persist, raise "
-        "spec.purge.maxRowsPerRun.",
+        "The last purge succeeded but stopped before every expired row was gone: at "
+        "maxRowsPerRun, or because a legal hold or a change to the store, its retention or its "
+        "acknowledgement came during the run; status.lastPurge.reason says which.",
+        "At maxRowsPerRun, nothing for one run: the next continues; if backlogs persist, raise "
+        "spec.purge.maxRowsPerRun. Otherwise what that reason's entry under \"The reason of "
+        "the last purge run\" says.",
     ),
     _store(
         PURGE_SUCCEEDED,

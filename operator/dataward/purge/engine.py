@@ -137,6 +137,7 @@ from dataward.purge.mysql import MySQLSession, count_literal_keys, insert_litera
 from dataward.purge.plan import (
     DEFAULT_MAX_CLOCK_SKEW,
     FIRST_BATCH,
+    WORK_LIMIT_STOP,
     Gate,
     LargeCutThreshold,
     Outcome,
@@ -1692,7 +1693,7 @@ def _finished(
         and any(t.expired_remaining or t.no_consent_remaining for t in results)
         and sum(t.rows_deleted for t in results) >= plan.max_rows
     ):
-        stop = Stop("MaxRowsPerRun", f"stopped at maxRowsPerRun ({plan.max_rows} rows).")
+        stop = Stop(WORK_LIMIT_STOP, f"stopped at maxRowsPerRun ({plan.max_rows} rows).")
     outcome: Outcome = stop.outcome if stop is not None else "Succeeded"
     return replace(
         base,
@@ -2214,7 +2215,7 @@ def _dry_run(
             tables, counts, young, rest, would_destroy, strict=True
         )
     )
-    stopped = "MaxRowsPerRun" if sum(allocated) < sum(wanted) else None
+    stopped = WORK_LIMIT_STOP if sum(allocated) < sum(wanted) else None
     total = sum(allocated)
     message = (
         f"dry run: would delete {total} rows"

@@ -59,6 +59,10 @@ class Gate:
     message: str
 
 
+# The stop at the work limit (spec.purge.maxRowsPerRun): the one stop that more rows per run
+# would have avoided, and the only one the operator advises raising that limit for.
+WORK_LIMIT_STOP: StopReason = "MaxRowsPerRun"
+
 # The stops that fail a run: the store stopped complying, or it could not be read again, so
 # whether it may still be purged (a legal hold, its compliance) is unknown. The others end a
 # run that did what it should: at maxRowsPerRun, or for a change the next run follows.
