@@ -17,6 +17,7 @@ from dataward.purge.errors import PurgeError
 from dataward.purge.plan import (
     ACKNOWLEDGE_ANNOTATION,
     LargeCutThreshold,
+    PurgePlan,
     Stop,
     TableCount,
     adapt_batch_size,
@@ -128,6 +129,54 @@ def test_clock_skew_bound() -> None:
     assert clock_skew(now, now - bound, bound) is None
     gate = clock_skew(now, now + bound + timedelta(microseconds=1), bound)
     assert gate is not None and gate.reason == "ClockSkew"
+
+
+class _Clock:
+    """A session that only tells its server's time (all `_plan` asks of one)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def server_now(self) -> datetime:
+        return self.now
+
+
+JOB_NOON = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
+SECOND = timedelta(seconds=1)
+
+
+@pytest.mark.parametrize(
+    ("live_ahead", "archive_ahead"),
+    [(timedelta(minutes=4, seconds=59), timedelta(0)),
+     (timedelta(0), timedelta(minutes=4, seconds=59)),
+     (timedelta(minutes=4, seconds=59), timedelta(minutes=4, seconds=59)),
+     (-timedelta(minutes=4, seconds=59), timedelta(minutes=4, seconds=59))],
+)  # fmt: skip
+def test_a_database_clock_ahead_of_the_job_within_the_bound_lets_no_row_go_early(
+    live_ahead: timedelta, archive_ahead: timedelta
+) -> None:
+    """Within the allowed skew either clock may be the right one: the run plans at the
+    earlier, so no row (live, or archived past the statute) is taken before its own expiry
+    by either clock."""
+    from dataward.purge.engine import EngineOptions, _plan
+
+    archived = _Clock(JOB_NOON + archive_ahead)
+    for category, archive in (("newsletter", None), ("contracts", archived)):
+        store = parse_store(store_doc(
+            SERVER, "t", category=category, archive=SERVER if archive else None,
+            archive_port=5433,
+        ))  # fmt: skip
+        live = _Clock(JOB_NOON + live_ahead)
+        plan = _plan(store, POLICY_V, live, archive, EngineOptions(), lambda: JOB_NOON)  # type: ignore[arg-type]
+        assert isinstance(plan, PurgePlan)
+        for clock in (JOB_NOON, live.now):
+            assert is_safely_expired(plan.cutoff, plan.retention, clock), (category, clock)
+        if archive is not None:
+            assert plan.archive_cutoff is not None and plan.statutory is not None
+            for clock in (JOB_NOON, archive.now):
+                assert is_safely_expired(plan.archive_cutoff, plan.statutory, clock), clock
+    # The newsletter's 0d: a row of the job's noon plus a second has not expired at noon.
+    assert not is_safely_expired(JOB_NOON + SECOND, Duration(0, "d"), JOB_NOON)
 
 
 def test_large_cut_threshold_and_acknowledgement() -> None:

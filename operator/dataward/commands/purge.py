@@ -72,7 +72,7 @@ def register(subparsers: Any) -> None:
     add_store_arguments(parser)
     parser.add_argument("--max-clock-skew", type=float, default=300.0, metavar="SECONDS",
                         help="abort when a database's clock and this one's differ by more "
-                        "(the cutoff comes from the database's clock; default 300)")
+                        "(the cutoff comes from the earlier of the two; default 300)")
     parser.add_argument(
         "--lock-timeout", type=float, default=0.1, metavar="SECONDS",
         help="how long a batch waits for a row lock an application holds; longer and those "

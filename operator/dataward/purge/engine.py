@@ -153,6 +153,7 @@ from dataward.purge.plan import (
     make_plan,
     next_batch_size,
     overdue_seconds,
+    planning_instant,
     refusal,
     server_side_copy,
     store_ref,
@@ -1616,16 +1617,19 @@ def _plan(
     options: EngineOptions,
     job_clock: Clock,
 ) -> PurgePlan | _SkewGate:
-    """The plan at the servers' clocks, or the skew gate when a clock is too far off."""
+    """The plan at each server's clock or the job's, whichever is earlier (`planning_instant`),
+    or the skew gate when a clock is too far off."""
     live_now = live.server_now()
-    gate = clock_skew(live_now, job_clock(), options.max_clock_skew, "live database")
+    job_now = job_clock()
+    gate = clock_skew(live_now, job_now, options.max_clock_skew, "live database")
     archive_now = None
     if gate is None and archive is not None:
-        archive_now = archive.server_now()
-        gate = clock_skew(archive_now, job_clock(), options.max_clock_skew, "archive")
+        archive_server, archive_job = archive.server_now(), job_clock()
+        gate = clock_skew(archive_server, archive_job, options.max_clock_skew, "archive")
+        archive_now = planning_instant(archive_server, archive_job)
     if gate is not None:
         return _SkewGate(gate, live_now)
-    return make_plan(store, policy, live_now, archive_now)
+    return make_plan(store, policy, planning_instant(live_now, job_now), archive_now)
 
 
 def _table_runs(run: RunContext) -> list[TableRun]:

@@ -266,10 +266,20 @@ def large_cut(
     )
 
 
+def planning_instant(server_now: datetime, job_now: datetime) -> datetime:
+    """The instant a run plans at: the earlier of a database server's clock and the job's.
+
+    Within the allowed skew (`clock_skew`) either clock may be the right one; a cutoff at the
+    later would take rows up to the skew before their own expiry by the other.
+    """
+    return min(server_now, job_now)
+
+
 def make_plan(
     store: Store, policy: Policy, now: datetime, archive_now: datetime | None = None
 ) -> PurgePlan:
-    """The plan for a compliant store at the live server's `now` (and the archive's clock).
+    """The plan for a compliant store at `now` (and `archive_now`), the instants
+    `planning_instant` gives for the live server's clock (and the archive's).
 
     Call only after `refusal` returned None: the category must exist.
     """
