@@ -105,7 +105,7 @@ class Batches(Protocol):
     ) -> Taken | None:
         """Statutory, PostgreSQL to PostgreSQL: a timestamp-range batch deleted and returned
         as COPY text (`binary`: COPY binary), uncommitted; None when `take` must do it (a
-        crowded timestamp, MySQL)."""
+        crowded timestamp, a range that took more rows than the batch, MySQL)."""
         ...
 
 
@@ -236,24 +236,28 @@ class PostgresBatches:
         if upper is None:
             # Fewer than `limit` expired rows are left after the cursor: take them all.
             deleted = self.session.execute(delete, [self.bound, *cursor, self.bound])
-            if deleted >= limit:
-                self._overran()
+            if self._overran(deleted, limit, upper):
                 return None
             return Step(min(deleted, limit - 1), deleted)
         deleted = self.session.execute(delete, [upper, *cursor, self.bound])
-        if deleted > limit:
-            self._overran()
+        if self._overran(deleted, limit, upper):
             return None
         start = after[0] if after is not None else None
         if isinstance(start, datetime) and isinstance(upper, datetime) and deleted:
             self._pace = _Pace(start, upper, deleted)
         return Step(limit, deleted, last=self._past(upper))
 
-    def _overran(self) -> None:
-        """A range that deleted more rows than its batch: rows expired inside it after its
-        bound was chosen (a backdated or late insert). Rolled back: the caller takes the batch
-        by the keyset statement, exactly `limit` rows, so a run never passes maxRowsPerRun."""
+    def _overran(self, deleted: int, limit: int, upper: Any) -> bool:
+        """Whether a range bounded by `upper` (from `_upper`) deleted more rows than its
+        batch: rows expired inside it after its bound was chosen (a backdated or late insert,
+        a bulk load of old rows). A bound holds at most `limit` rows; none (None) was needed
+        because fewer than `limit` were left. Then rolled back: the caller takes the batch by
+        the keyset statement, exactly `limit` rows, so a run never passes maxRowsPerRun."""
+        most = limit - 1 if upper is None else limit
+        if deleted <= most:
+            return False
         self.session.rollback()
+        return True
 
     def _predicted(self, after: Cursor | None, limit: int) -> Step | None:
         """Delete a range whose upper trigger is predicted from the last range batch, with
@@ -336,7 +340,8 @@ class PostgresBatches:
     def take_range(
         self, after: Cursor | None, limit: int, columns: Sequence[str], binary: bool = False
     ) -> Taken | None:
-        """A timestamp-range batch deleted RETURNING its rows as COPY data; uncommitted."""
+        """A timestamp-range batch deleted RETURNING its rows as COPY data; uncommitted.
+        None, the range rolled back, when it took more rows than the batch (`_overran`)."""
         upper = self._upper(after, limit)
         if upper is False:
             return None
@@ -345,6 +350,8 @@ class PostgresBatches:
         data, deleted = self.session.copy_out(
             statement, [self.bound if upper is None else upper, *cursor, self.bound]
         )
+        if self._overran(deleted, limit, upper):
+            return None
         self.taken = deleted
         if upper is None:
             return Taken(min(deleted, limit - 1), None, [], deleted=deleted, copied=data)

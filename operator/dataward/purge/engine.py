@@ -888,8 +888,9 @@ class TableRun:
         """PostgreSQL to PostgreSQL: a timestamp-range batch deleted into a COPY stream, the
         stream COPied into the archive (a plain INSERT), committed there and verified by its
         row count, then the live DELETE committed. None (nothing done, nothing open) when
-        `take` must do the batch: a crowded timestamp, or keys the archive already holds (a
-        crashed run's copy, which `take`'s path leaves in place)."""
+        `take` must do the batch: a crowded timestamp, a range that took more rows than the
+        batch (rolled back), or keys the archive already holds (a crashed run's copy, which
+        `take`'s path leaves in place)."""
         session = batches.session
         archive = self.archive
         t = self.table
