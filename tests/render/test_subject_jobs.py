@@ -15,6 +15,7 @@ from dataward.render.subject_jobs import (
     job_arguments,
     job_name,
     key_secret_name,
+    reader_secrets,
     render_job,
     render_job_binding,
     render_job_role,
@@ -119,11 +120,14 @@ def test_access_seals_to_the_public_key_and_patches_only_its_own_export_secret()
 def test_readers_get_exactly_the_key_and_the_exports() -> None:
     req = parse_request(request())
     stores = [_store("crm"), _store("privacy")]
-    (rule,) = render_readers_role(req, stores)["rules"]
-    assert rule["verbs"] == ["get"]
-    assert rule["resourceNames"] == [key_secret_name(req)] + [
+    assert reader_secrets(req, stores) == [key_secret_name(req)] + [
         export_secret_name(req, s) for s in stores
     ]
+    (rule,) = render_readers_role(req, ["a", "b"])["rules"]
+    assert rule["verbs"] == ["get"]
+    assert rule["resourceNames"] == ["a", "b"]
+    # None of its own seen yet: no rule, never one without resourceNames (every Secret).
+    assert render_readers_role(req, [])["rules"] == []
     binding = render_readers_binding(req)
     assert binding is not None
     assert binding["subjects"] == [{"kind": "Group", "name": "privacy-officers",

@@ -91,6 +91,7 @@ from dataward.render.subject_jobs import (
     job_name,
     key_secret_name,
     purge_account,
+    reader_secrets,
     render_export_secret,
     render_job,
     render_job_binding,
@@ -676,10 +677,23 @@ class SubjectRequests:
         return _decoded((secret.get("data") or {}).get(PUBLIC_KEY))
 
     def _readers(self, request: SubjectRequest, stores: Sequence[Store]) -> str | None:
-        """Grant spec.readers the key and the exports; the readers' Role or RoleBinding (kind
-        and name) that is not the request's, when one is: then they are not granted."""
+        """Grant spec.readers the key and the exports that are the request's own; the
+        readers' Role or RoleBinding (kind and name) that is not the request's, when one is:
+        then they are not granted.
+
+        A Secret is granted only when a read now finds it with the request's controller
+        reference (`ours`): a cut and hashed name of another request's Secret can be this
+        request's plain one (render/names.py `child_name`), and granting by name would give
+        this request's readers, chosen by its author, the other person's key or export. One
+        not made yet is granted on the pass that finds it made; one replaced by someone
+        else's is taken out of the Role on the next pass."""
+        own = [
+            name
+            for name in reader_secrets(request, stores)
+            if ours(self.kube.get("Secret", request.namespace, name), request)
+        ]
         try:
-            self._apply_ours(render_readers_role(request, list(stores)), request)
+            self._apply_ours(render_readers_role(request, own), request)
             binding = render_readers_binding(request)
             if binding is not None:
                 self._apply_ours(binding, request)

@@ -13,7 +13,8 @@ Design (the identifier is personal data; it is never copied):
   exactly that Secret, bound to the purge ServiceAccount for the life of the request) into
   a memory-backed emptyDir. Either way it exists only in the Secret and in the pod's memory.
 - access: the operator makes a key pair; the private key goes into `dataward-<req>-dsr-key`
-  in the request's namespace, readable by `spec.readers` only (a Role with resourceNames).
+  in the request's namespace, readable by `spec.readers` only (a Role with resourceNames,
+  naming only the Secrets seen to be the request's own: `reader_secrets`).
   The public key reaches the Job as a pod annotation, projected into a file: it is public.
   The Job seals the rows to it and writes them into an export Secret per store, in the
   request's namespace, which its account may patch by name and nothing else.
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 from dataward.model.store import Store
@@ -230,16 +232,29 @@ def render_job_binding(request: SubjectRequest, store: Store) -> dict[str, Any]:
     }
 
 
-def render_readers_role(request: SubjectRequest, stores: list[Store]) -> dict[str, Any]:
-    """`get` on exactly the key Secret and the export Secrets, nothing else."""
-    names = [key_secret_name(request), *(export_secret_name(request, s) for s in stores)]
+def reader_secrets(request: SubjectRequest, stores: Sequence[Store]) -> list[str]:
+    """The names of the Secrets spec.readers may get when they are the request's own: the
+    key Secret and each store's export Secret. A name proves nothing: a cut and hashed one
+    (`child_name`) can be another request's plain one."""
+    return [key_secret_name(request), *(export_secret_name(request, s) for s in stores)]
+
+
+def render_readers_role(request: SubjectRequest, secrets: Sequence[str]) -> dict[str, Any]:
+    """`get` on exactly `secrets` (those of `reader_secrets` seen to be the request's own),
+    nothing else; no rule when there is none (in RBAC no resourceNames is every Secret)."""
+    rules = [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": list(secrets),
+            "verbs": ["get"],
+        }
+    ]
     return {
         "apiVersion": RBAC_API_VERSION,
         "kind": "Role",
         "metadata": _metadata(request, readers_name(request), request.namespace),
-        "rules": [
-            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": names, "verbs": ["get"]}
-        ],
+        "rules": rules if secrets else [],
     }
 
 
