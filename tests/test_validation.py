@@ -210,3 +210,33 @@ def test_statutory_rule_compares_conservative_day_counts() -> None:
             }
             expected = _days(statutory, "max") >= _days(retention, "min")
             assert _passes(rules, category) == expected, (retention, statutory)
+
+
+def _request(**spec: Any) -> dict[str, Any]:
+    from tests.subjects.samples import request
+
+    return request(**spec)
+
+
+def test_dry_run_cannot_be_changed_on_a_request() -> None:
+    # A dry run's Job answers under the name the real run would have: turned off after it
+    # ran, the dry run's counts stood as the real answer with nothing deleted.
+    for old, new in ((True, False), (False, True), (None, True)):
+        errors = validate_object(_request(dryRun=new), _request(dryRun=old))
+        assert [e.path for e in errors] == ["spec"], (old, new, errors)
+        assert "dryRun" in errors[0].message
+    for old, new in ((True, True), (False, False), (None, False), (False, None), (None, None)):
+        assert validate_object(_request(dryRun=new), _request(dryRun=old)) == [], (old, new)
+    assert validate_object(_request(dryRun=True)) == []  # a new request may be a dry run
+    assert validate_object(_request(acknowledgeToken="t-1"), _request()) == []
+
+
+def test_the_dry_run_rule_holds_without_the_schema_default() -> None:
+    # Defaulting fills dryRun in on both sides at the API server; the rule must not depend
+    # on it (an object stored before the default, a rule evaluated elsewhere).
+    (rule,) = [r for r in _rules("DataSubjectRequest", "spec") if "dryRun" in r]
+    program = _program(rule)
+    for old, new, same in (({}, {}, True), ({}, {"dryRun": False}, True),
+                           ({"dryRun": False}, {}, True), ({}, {"dryRun": True}, False),
+                           ({"dryRun": True}, {}, False)):  # fmt: skip
+        assert program.execute({"self": new, "oldSelf": old}) is same, (old, new)

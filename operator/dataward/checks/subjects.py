@@ -341,6 +341,23 @@ def withdrawn_run(
     return owner_kind is None or owned_by(job, owner_kind, request_uid, controller=True)
 
 
+def dry_run_changed(namespace: str, name: str, job_name: str, dry_run: bool) -> StoreOutcome:
+    """A store whose run under the request's current name ran with the other spec.dryRun
+    than the request has now (`dry_run`): it answers nothing (a dry run deleted and
+    exported nothing; a real run was no dry run), and the name is taken."""
+    ran, now = ("for real", "true") if dry_run else ("as a dry run", "false")
+    return StoreOutcome(
+        namespace,
+        name,
+        "Failed",
+        "DryRunChanged",
+        f"Job {job_name} ran {ran} and spec.dryRun was set to {now} since, so it does not "
+        "answer the request as it stands. spec.dryRun cannot be changed: set it back, or "
+        "create a new request.",
+        job_name,
+    )
+
+
 def missing_store(namespace: str, name: str) -> StoreOutcome:
     """A store named in spec.scope.stores that does not exist (or is not of the policy)."""
     return StoreOutcome(

@@ -55,6 +55,7 @@ from dataward.checks.subjects import (
     complete,
     deadline,
     deadline_met,
+    dry_run_changed,
     event_type,
     missing_store,
     not_counted,
@@ -83,6 +84,7 @@ from dataward.model.store import Store, parse_store
 from dataward.render.purge_job import CONTAINER_NAME
 from dataward.render.settings import RenderSettings
 from dataward.render.subject_jobs import (
+    DRY_RUN_ARG,
     PUBLIC_KEY,
     REQUEST_REF_ANNOTATION,
     STORE_REF_ANNOTATION,
@@ -180,9 +182,8 @@ def ours(obj: Mapping[str, Any] | None, request: SubjectRequest) -> bool:
     return obj is not None and owned_by(obj, REQUEST_KIND, request.uid, controller=True)
 
 
-def acknowledged(job: Mapping[str, Any]) -> str | None:
-    """The acknowledge token a request's Job runs with (its `--acknowledge` argument), if
-    any: which of the request's renders to compare it with. What it runs still decides."""
+def _request_args(job: Mapping[str, Any]) -> list[Any]:
+    """The arguments of a request's Job's request container (none when it has none)."""
     for container in (((job.get("spec") or {}).get("template") or {}).get("spec") or {}).get(
         "containers"
     ) or ():
@@ -190,10 +191,27 @@ def acknowledged(job: Mapping[str, Any]) -> str | None:
             continue
         args = container.get("args")
         if container.get("name") == CONTAINER_NAME and isinstance(args, list):
-            if "--acknowledge" in args[:-1]:
-                token = args[args.index("--acknowledge") + 1]
-                return token if isinstance(token, str) else None
+            return args
+    return []
+
+
+def acknowledged(job: Mapping[str, Any]) -> str | None:
+    """The acknowledge token a request's Job runs with (its `--acknowledge` argument), if
+    any: which of the request's renders to compare it with. What it runs still decides."""
+    args = _request_args(job)
+    if "--acknowledge" in args[:-1]:
+        token = args[args.index("--acknowledge") + 1]
+        return token if isinstance(token, str) else None
     return None
+
+
+def as_asked(job: Mapping[str, Any], request: SubjectRequest) -> bool:
+    """Whether a run of the request (a Job it counts) answers the request as it stands: it
+    ran as a dry run exactly when spec.dryRun is true now. The Job's name does not depend
+    on spec.dryRun, and the render status records may be of before a change of it: a dry
+    run would stand as the real answer (nothing deleted), a real run as a dry one. The CRD
+    makes spec.dryRun immutable; a CRD installed before that rule does not."""
+    return (DRY_RUN_ARG in _request_args(job)) == request.dry_run
 
 
 class SubjectRequests:
@@ -410,8 +428,9 @@ class SubjectRequests:
         store: Store,
         rendered: Mapping[str, Any],
         recorded: Render | None,
-    ) -> tuple[list[JobRun], list[str]]:
-        """The request's runs for `store`, and the names of what claims to be one and is not.
+    ) -> tuple[list[JobRun], list[str], set[str]]:
+        """The request's runs for `store`, the names of what claims to be one and is not, and
+        the names of its runs that ran with the other spec.dryRun (`as_asked`): not counted.
 
         A Job with the request's labels counts only if it runs exactly `rendered` (the Job
         this pass renders for the request and store) or the render status records the
@@ -439,10 +458,13 @@ class SubjectRequests:
             jobs, _job_owner(request, store), request.uid, current[0], runs_of,
             controller=True, claims=lambda _job: True,
         )  # fmt: skip
+        changed = {str(job["metadata"]["name"]) for job in counted if not as_asked(job, request)}
         runs = []
         for job in counted:
             name = str(job["metadata"]["name"])
             record = None
+            if name in changed:
+                continue
             if finished(job):
                 render = run_render(job_runs(job), current, recorded)
                 assert render is not None  # counted
@@ -454,7 +476,7 @@ class SubjectRequests:
                 others += other_pods
                 record = result_record(pods, CONTAINER_NAME)
             runs.append(JobRun(name, job, record))
-        return runs, others
+        return runs, others, changed
 
     def _counts(
         self,
@@ -485,13 +507,16 @@ class SubjectRequests:
         An answer the operator recorded in status stands (a later render, e.g. a new
         operator image, would not count that run again); otherwise a Job counts that runs
         the render of the request's current spec or the one status records for the store
-        (`renders`), and it is created, never taken over.
+        (`renders`), and it is created, never taken over. Either counts only when it ran
+        with the request's spec.dryRun (`as_asked`); one under the current name that did
+        not leaves the store Failed (DryRunChanged): it is not run again under that name.
         """
         entry = answered.get((store.namespace, store.name))
         named = entry.get("jobName") if entry else None
+        answering = self.read.get("Job", store.namespace, named) if isinstance(named, str) else None
         recorded = recorded_answer(
             entry,
-            self.read.get("Job", store.namespace, named) if isinstance(named, str) else None,
+            answering if answering is not None and as_asked(answering, request) else None,
             _job_owner(request, store),
             request_labels(request),
             request.uid,
@@ -503,7 +528,7 @@ class SubjectRequests:
             if request.type == "access" and public_key is None:
                 raise NotOurs(f"Secret {key_secret_name(request)}")
             job = render_job(request, store, self.settings.render, public_key)
-            runs, others = self._runs(
+            runs, others, changed = self._runs(
                 request, store, job, renders.get((store.namespace, store.name))
             )
             account = self.read.get("ServiceAccount", store.namespace, purge_account(store))
@@ -521,6 +546,9 @@ class SubjectRequests:
                 return outcome, None
             if not outcome.create_job:
                 return outcome, None
+            if job["metadata"]["name"] in changed:  # never run again under its name
+                return dry_run_changed(store.namespace, store.name, job["metadata"]["name"],
+                                       request.dry_run), None  # fmt: skip
             # Not among the runs: whatever has the name is not the Job rendered for it.
             if self.read.get("Job", store.namespace, job["metadata"]["name"]) is not None:
                 raise NotOurs(f"Job {store.namespace}/{job['metadata']['name']}", NOT_THE_RENDER)

@@ -66,6 +66,7 @@ CREDENTIALS_VOLUME = "credentials"
 ARCHIVE_CREDENTIALS_VOLUME = "archive-credentials"
 RECIPIENT_VOLUME = "recipient"
 FETCH_CONTAINER = "identifier"
+DRY_RUN_ARG = "--dry-run"  # the request container's argument for spec.dryRun
 
 
 def store_key(store: Store) -> str:
@@ -285,7 +286,7 @@ def job_arguments(request: SubjectRequest, store: Store) -> list[str]:
     if store.archive is not None:  # access reads the archive too; erasure copies into it
         args += ["--archive-credentials-dir", ARCHIVE_CREDENTIALS_DIR]
     if request.dry_run:
-        args.append("--dry-run")
+        args.append(DRY_RUN_ARG)
     if request.max_rows is not None:
         args += ["--max-rows", str(request.max_rows)]
     if request.acknowledge_token:
