@@ -358,6 +358,21 @@ def dry_run_changed(namespace: str, name: str, job_name: str, dry_run: bool) -> 
     )
 
 
+def invalid_store(namespace: str, name: str, path: str) -> StoreOutcome:
+    """A store that may be in the request's scope and whose spec does not parse (at `path`):
+    it is not asked, and whether it holds the subject's rows is not known, so it has not
+    answered. The field's path only: the store's own status says what is wrong with it."""
+    return StoreOutcome(
+        namespace,
+        name,
+        "Failed",
+        "StoreInvalid",
+        f"PersonalDataStore {namespace}/{name} is invalid ({path} does not parse; its status "
+        "says why), so it was not asked and may hold the subject's rows. Fix it, and the "
+        "request asks it.",
+    )
+
+
 def missing_store(namespace: str, name: str) -> StoreOutcome:
     """A store named in spec.scope.stores that does not exist (or is not of the policy)."""
     return StoreOutcome(

@@ -57,6 +57,7 @@ from dataward.checks.subjects import (
     deadline_met,
     dry_run_changed,
     event_type,
+    invalid_store,
     missing_store,
     not_counted,
     readers_not_granted,
@@ -80,7 +81,7 @@ from dataward.evidence.payloads import refused
 from dataward.keys.ring import format_time
 from dataward.model.errors import ModelError
 from dataward.model.policy import parse_policy
-from dataward.model.store import Store, parse_store
+from dataward.model.store import Store, StoreScope, parse_store, store_scope
 from dataward.render.purge_job import CONTAINER_NAME
 from dataward.render.settings import RenderSettings
 from dataward.render.subject_jobs import (
@@ -316,7 +317,7 @@ class SubjectRequests:
             self._write_status(raw, "Pending", conditions, extra, now, generation)
             return min(due_at, now + RECHECK) if due_at > now else now + RECHECK
 
-        stores, missing = self._stores_in_scope(request)
+        stores, missing, invalid = self._stores_in_scope(request)
         statutes = self._statutes(request)
         public_key = self._public_key(request) if request.type == "access" and stores else None
         answered_stores = {
@@ -337,6 +338,11 @@ class SubjectRequests:
             for store, outcome, job in answers
         ]
         outcomes += [missing_store(ref.namespace, ref.name) for ref in missing]
+        outcomes += [
+            self._recorded(request, scope.namespace, scope.name, answered_stores)
+            or invalid_store(scope.namespace, scope.name, error.path)
+            for scope, error in invalid
+        ]
         outcomes.sort(key=lambda o: (o.namespace, o.name))
         readers_not_ours = (
             self._readers(request, stores) if request.type == "access" and stores else None
@@ -399,17 +405,32 @@ class SubjectRequests:
             )
         return None
 
-    def _stores_in_scope(self, request: SubjectRequest) -> tuple[list[Store], list[StoreRef]]:
+    def _all_stores(self) -> tuple[list[Store], list[tuple[StoreScope, ModelError]]]:
+        """Every store: parsed, and those whose spec does not parse, with what of their
+        scope reads (`store_scope`) and why (their own status says so too)."""
         stores: list[Store] = []
+        invalid: list[tuple[StoreScope, ModelError]] = []
         for raw in self.read.list("PersonalDataStore"):
             try:
-                store = parse_store(raw)
-            except ModelError:
-                continue  # its own status says why; it answers nothing
-            if request.in_scope(store):
-                stores.append(store)
+                stores.append(parse_store(raw))
+            except ModelError as error:
+                scope = store_scope(raw)
+                if scope is not None:
+                    invalid.append((scope, error))
+        return stores, invalid
+
+    def _stores_in_scope(
+        self, request: SubjectRequest
+    ) -> tuple[list[Store], list[StoreRef], list[tuple[StoreScope, ModelError]]]:
+        """The stores in the request's scope; the stores it names that do not exist; and
+        the stores whose spec does not parse that may be in scope (`in_scope` on what of
+        them reads): not asked, they have not answered."""
+        every, unparsed = self._all_stores()
+        stores = [s for s in every if request.in_scope(s)]
+        invalid = [(scope, error) for scope, error in unparsed if request.in_scope(scope)]
         found = {StoreRef(s.namespace, s.name) for s in stores}
-        return stores, [ref for ref in request.stores if ref not in found]
+        found |= {StoreRef(scope.namespace, scope.name) for scope, _ in invalid}
+        return stores, [ref for ref in request.stores if ref not in found], invalid
 
     def _statutes(self, request: SubjectRequest) -> frozenset[str]:
         """The policy's statutes: the only free text a store's answer may carry into status."""
@@ -511,16 +532,7 @@ class SubjectRequests:
         with the request's spec.dryRun (`as_asked`); one under the current name that did
         not leaves the store Failed (DryRunChanged): it is not run again under that name.
         """
-        entry = answered.get((store.namespace, store.name))
-        named = entry.get("jobName") if entry else None
-        answering = self.read.get("Job", store.namespace, named) if isinstance(named, str) else None
-        recorded = recorded_answer(
-            entry,
-            answering if answering is not None and as_asked(answering, request) else None,
-            _job_owner(request, store),
-            request_labels(request),
-            request.uid,
-        )
+        recorded = self._recorded(request, store.namespace, store.name, answered)
         if recorded is not None:
             self._revoke_job_access(request, store)
             return recorded, None
@@ -555,6 +567,28 @@ class SubjectRequests:
             return outcome, job
         except NotOurs as error:
             return _not_ours(store, error), None
+
+    def _recorded(
+        self,
+        request: SubjectRequest,
+        namespace: str,
+        name: str,
+        answered: Mapping[tuple[str, str], Mapping[str, Any]],
+    ) -> StoreOutcome | None:
+        """The answer status records for the store `namespace`/`name`, when it stands
+        (checks/subjects.py `recorded_answer`, and the Job ran with the request's dry-run
+        flag: `as_asked`): a store edited since it answered, even into a spec that does not
+        parse, keeps its answer."""
+        entry = answered.get((namespace, name))
+        named = entry.get("jobName") if entry else None
+        job = self.read.get("Job", namespace, named) if isinstance(named, str) else None
+        return recorded_answer(
+            entry,
+            job if job is not None and as_asked(job, request) else None,
+            REQUEST_KIND if namespace == request.namespace else None,
+            request_labels(request),
+            request.uid,
+        )
 
     def _record_renders(
         self,
@@ -754,14 +788,13 @@ class SubjectRequests:
         stores: dict[str, Store] = {}
         public_key = None
         if request is not None:  # else no store is in scope: none is read
-            for obj in self.read.list("PersonalDataStore"):
-                try:
-                    store = parse_store(obj)
-                except ModelError:
-                    continue
-                stores[f"{store.namespace}/{store.name}"] = store
+            every, invalid = self._all_stores()
+            stores = {f"{store.namespace}/{store.name}": store for store in every}
             namespaces |= {ref.namespace for ref in request.stores}
-            namespaces |= {s.namespace for s in stores.values() if request.in_scope(s)}
+            namespaces |= {s.namespace for s in every if request.in_scope(s)}
+            # A store that no longer parses may have a run of the request's (its reserved
+            # name, below), made before it broke.
+            namespaces |= {scope.namespace for scope, _ in invalid if request.in_scope(scope)}
             if request.type == "access":
                 secret = self.kube.get("Secret", request.namespace, key_secret_name(request))
                 if ours(secret, request):

@@ -303,6 +303,40 @@ def parse_store(obj: Mapping[str, Any]) -> Store:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class StoreScope:
+    """What decides whether a store answers a data subject request (subjects/request.py
+    `SubjectRequest.in_scope`), read from a store whose spec does not parse: each field as
+    far as it reads, None where it does not (not known, which is not "out of scope")."""
+
+    namespace: str
+    name: str
+    policy: str | None
+    category: str | None
+
+
+def store_scope(obj: Mapping[str, Any]) -> StoreScope | None:
+    """`obj`'s StoreScope, its fields read as `parse_store` reads them; None when not even
+    its name reads (never so from the API)."""
+    try:
+        metadata = mapping(obj, "metadata", "")
+        namespace = text(metadata, "namespace", "metadata", default="default")
+        name = text(metadata, "name", "metadata")
+    except ModelError:
+        return None
+    spec = obj.get("spec")
+    if not isinstance(spec, Mapping):
+        return StoreScope(namespace, name, None, None)
+
+    def read(key: str) -> str | None:
+        try:
+            return text(spec, key, "spec")
+        except ModelError:
+            return None
+
+    return StoreScope(namespace, name, read("policy"), read("category"))
+
+
 def parse_database(raw: Mapping[str, Any], path: str) -> Database:
     """Parse the `database` shape shared by the live store and its archive."""
     engine = _choice(raw, "engine", path, ("postgresql", "mysql"), None)

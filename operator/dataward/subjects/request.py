@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from dataward.model.errors import ModelError
 from dataward.model.fields import boolean, mapping, optional_text, sequence, text
-from dataward.model.store import Store, Subject, _parse_subject
+from dataward.model.store import Store, StoreScope, Subject, _parse_subject
 
 RequestType = Literal["access", "erasure"]
 REQUEST_KIND = "DataSubjectRequest"
@@ -53,17 +53,22 @@ class SubjectRequest:
     readers: tuple[Subject, ...]
     acknowledge_token: str | None
 
-    def in_scope(self, store: Store) -> bool:
+    def in_scope(self, store: Store | StoreScope) -> bool:
         """Whether `store` answers this request: of its policy, and named or of a named category.
 
         No `scope`: every store of the policy. `stores` and `categories` together: either.
+        A store whose spec does not parse (a StoreScope) may not know its policy or category
+        (None): such a field does not put it out of scope, one that reads may.
         """
-        if store.policy != self.policy:
+        if store.policy is not None and store.policy != self.policy:
             return False
         if not self.stores and not self.categories:
             return True
-        named = StoreRef(store.namespace, store.name) in self.stores
-        return named or store.category in self.categories
+        if StoreRef(store.namespace, store.name) in self.stores:
+            return True
+        return bool(self.categories) and (
+            store.category is None or store.category in self.categories
+        )
 
 
 def _time(value: Any, path: str) -> datetime:
