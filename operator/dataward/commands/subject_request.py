@@ -107,7 +107,7 @@ def register(subparsers: Any) -> None:
     )
     run_parser.add_argument("--max-clock-skew", type=float, default=300.0, metavar="SECONDS",
                             help="fail when a database's clock and this one's differ by more "
-                            "(default 300)")  # fmt: skip
+                            "(it decides at the earliest of them; default 300)")  # fmt: skip
     run_parser.set_defaults(func=run)
 
     open_parser = actions.add_parser("open", help="decrypt a sealed export (prints the JSON)")

@@ -266,13 +266,15 @@ def large_cut(
     )
 
 
-def planning_instant(server_now: datetime, job_now: datetime) -> datetime:
-    """The instant a run plans at: the earlier of a database server's clock and the job's.
+def planning_instant(server_now: datetime, job_now: datetime, *more: datetime) -> datetime:
+    """The instant a run plans at: the earlier of a database server's clock and the job's
+    (and the earliest of `more` clocks read for the same decisions: a data-subject request
+    decides its live and archive rows at one instant, `subjects.engine.run_request`).
 
     Within the allowed skew (`clock_skew`) either clock may be the right one; a cutoff at the
     later would take rows up to the skew before their own expiry by the other.
     """
-    return min(server_now, job_now)
+    return min(server_now, job_now, *more)
 
 
 def make_plan(

@@ -53,9 +53,10 @@ Erasure, one table per transaction:
   still keeps: the result says how many, under which statute, until when.
 
 Gates, in order: the store's category must exist; a legal hold (`spec.purge.suspend`) holds an
-erasure before anything is read; the servers' clocks; a match larger than `max_rows` is held
-until acknowledged; a dry run only counts. The purge's fault hook (`after-select`,
-`after-archive-commit`, `after-delete`) serves the crash tests.
+erasure before anything is read; the servers' clocks (each within the skew bound of the
+job's; every decision is made at the earliest of them and the job's, `_clocks`); a match
+larger than `max_rows` is held until acknowledged; a dry run only counts. The purge's fault
+hook (`after-select`, `after-archive-commit`, `after-delete`) serves the crash tests.
 """
 
 from __future__ import annotations
@@ -82,7 +83,14 @@ from dataward.purge.engine import (
     prepare_table,
 )
 from dataward.purge.errors import PurgeError
-from dataward.purge.plan import DEFAULT_MAX_CLOCK_SKEW, Gate, clock_skew, make_plan, store_ref
+from dataward.purge.plan import (
+    DEFAULT_MAX_CLOCK_SKEW,
+    Gate,
+    clock_skew,
+    make_plan,
+    planning_instant,
+    store_ref,
+)
 from dataward.purge.result import ErrorInfo
 from dataward.purge.sql import (
     Column,
@@ -1021,12 +1029,11 @@ def run_request(
             if store.archive is not None and connect_archive is not None
             else None
         )
-        now = live.server_now()
-        skew = clock_skew(now, job_clock(), options.max_clock_skew, "live database")
-        if skew is None and archive is not None:
-            skew = clock_skew(archive.server_now(), job_clock(), options.max_clock_skew, "archive")
-        if skew is not None:
-            return Outcome(_gated(replace(base, server_time=now), skew, job_clock()))
+        clocks = _clocks(live, archive, job_clock, options.max_clock_skew)
+        if isinstance(clocks, _Skewed):
+            return Outcome(_gated(replace(base, server_time=clocks.live_now), clocks.gate,
+                                  job_clock()))  # fmt: skip
+        now = clocks
         base = replace(base, server_time=now)
         strict = request == "access" or statutory
         observed = _observe(live, archive, plan, identifiers, strict)
@@ -1074,6 +1081,36 @@ def run_request(
         )
     finally:
         sessions.close()
+
+
+@dataclass(frozen=True)
+class _Skewed:
+    """A server's clock too far from the job's: the gate, and the live server's time."""
+
+    gate: Gate
+    live_now: datetime
+
+
+def _clocks(
+    live: Session, archive: Session | None, job_clock: Clock, bound: timedelta
+) -> datetime | _Skewed:
+    """The one instant every decision of the request is made at (which rows a statute keeps,
+    which archived rows it no longer keeps, the keptUntil told to the person):
+    `planning_instant` of the live server's clock, the archive's and the job's read beside
+    each, so no statute ends before it has by any of them, and a row the request archives is
+    not destroyed by it too. Or the skew gate when a server's clock is off by more than
+    `bound`."""
+    live_now, live_job = live.server_now(), job_clock()
+    gate = clock_skew(live_now, live_job, bound, "live database")
+    if gate is not None:
+        return _Skewed(gate, live_now)
+    if archive is None:
+        return planning_instant(live_now, live_job)
+    archive_now, archive_job = archive.server_now(), job_clock()
+    gate = clock_skew(archive_now, archive_job, bound, "archive")
+    if gate is not None:
+        return _Skewed(gate, live_now)
+    return planning_instant(live_now, live_job, archive_now, archive_job)
 
 
 def _observe(
