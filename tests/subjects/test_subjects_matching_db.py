@@ -191,7 +191,7 @@ def test_a_number_column_matches_only_the_plain_decimal(
     reads it, so it is refused (not `Succeeded, 0 rows`, which reads as "nothing held"); a
     plain integer wider than any column is read, and matches nothing."""
     live = servers.pair(engine)[0]  # type: ignore[arg-type]
-    doc, people, _notes = _seed(live, "varchar(200)", [])
+    doc, people, notes = _seed(live, "varchar(200)", [])
     insert(
         live,
         f"INSERT INTO {people} (id, ts, email, cust_no, payload) VALUES (%s,%s,%s,%s,%s)",
@@ -205,7 +205,10 @@ def test_a_number_column_matches_only_the_plain_decimal(
         assert outcome.document is None
         for wide in TOO_WIDE:
             outcome = run(doc, live, None, request, {"customer-id": wide})
-            assert outcome.result.outcome == "Succeeded", outcome.result.message
+            # notes has an email column only: not searched, so the store has not answered.
+            assert (outcome.result.outcome, outcome.result.reason) == (
+                "Failed", "NotSearchable"), outcome.result.message  # fmt: skip
+            assert outcome.result.not_searchable[0] == notes
             assert outcome.result.total("rows_found") == 0
     assert ids(live, people) == {1, 2, 3, 4, 5}
     assert _exported(run(doc, live, None, "access", {"customer-id": "42"}).document) == {2}

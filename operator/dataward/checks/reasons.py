@@ -743,7 +743,10 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         COMPLETE,
         "StoresFailed",
         "False",
-        "At least one store's Job failed, or a store named in spec.scope.stores does not exist.",
+        "At least one store's Job failed, a store could not be searched for the subject in "
+        "full (NotSearchable: tables whose subjectColumns are of identifier kinds the "
+        "identifier Secret does not give, named in status.stores[].notSearchable and "
+        "kindsNeeded), or a store named in spec.scope.stores does not exist.",
         _READ_STORES + " A new spec.acknowledgeToken runs failed stores again.",
     ),
     _request(

@@ -29,6 +29,11 @@ _TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,127}")
 _TIME = re.compile(r"\d{4}-\d\d-\d\d(T\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d))?")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_KIND = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # an identifier kind: a DNS label
+# A store not searched for the subject (in full): it has not answered (subjects/plan.py
+# `SubjectPlan.answers`), whatever the record says its outcome was.
+NOT_SEARCHABLE = "NotSearchable"
+NAMED_TABLES = 5
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,9 @@ def safe_details(record: Mapping[str, Any], statutes: Collection[str] = ()) -> d
 
     The record is the engine's and promises no personal data; this makes sure of it by copying
     only values of fixed shapes (whole numbers, table names, CamelCase words, times, the
-    acknowledge token's characters), never free text. A statute is free text, so it is kept
-    only when it is one of the policy's own (`statutes`).
+    acknowledge token's characters, identifier kinds: never their values), never free text.
+    A statute is free text, so it is kept only when it is one of the policy's own
+    (`statutes`).
     """
     out: dict[str, Any] = {}
     for key, value in record.items():
@@ -92,6 +98,10 @@ def safe_details(record: Mapping[str, Any], statutes: Collection[str] = ()) -> d
         out["acknowledgeToken"] = token
     if isinstance(record.get("dryRun"), bool):
         out["dryRun"] = record["dryRun"]
+    for key, shape in (("notSearchable", _TABLE), ("kindsNeeded", _KIND)):
+        words = [w for w in record.get(key) or () if isinstance(w, str) and shape.fullmatch(w)]
+        if words:
+            out[key] = words
     tables = []
     for item in record.get("tables") or ():
         if not isinstance(item, Mapping):
@@ -136,6 +146,9 @@ def _record_outcome(run: JobRun) -> tuple[StorePhase, str, str]:
             "NoResultRecord",
             f"Job {run.name} finished without a result record; read its pod's logs.",
         )
+    if run.record.get("reason") == NOT_SEARCHABLE:
+        # Also a record of an earlier engine, which said Succeeded having searched nothing.
+        return "Failed", NOT_SEARCHABLE, not_searched(safe_details(run.record))
     outcome = _OUTCOMES.get(str(run.record.get("outcome")), "Failed")
     fallback = {"Succeeded": "Answered", "Held": "Held"}.get(outcome, "RunFailed")
     reason = as_reason(str(run.record.get("reason") or fallback), fallback)
@@ -150,6 +163,42 @@ def _record_outcome(run: JobRun) -> tuple[StorePhase, str, str]:
     if outcome == "Failed":
         return outcome, reason, f"Job {run.name} failed ({reason}); read its pod's logs."
     return outcome, reason, ""
+
+
+def not_searched(details: Mapping[str, Any]) -> str:
+    """The message of a store not searched for the subject (in full), from its record's safe
+    details: the tables not searched and the identifier kinds their subject columns need
+    (kinds, never a value), and how to have it asked again. The identifier Secret's change
+    alone asks nothing again: a store's Job runs once per acknowledge token."""
+    tables = list(details.get("notSearchable") or ())
+    named = ", ".join(tables[:NAMED_TABLES]) or "its tables"
+    if len(tables) > NAMED_TABLES:
+        named += f" and {len(tables) - NAMED_TABLES} more (notSearchable)"
+    kinds = ", ".join(details.get("kindsNeeded") or ())
+    again = (
+        "then set a new spec.acknowledgeToken and the store is asked again (a change of the "
+        "Secret alone does not ask it again)."
+    )
+    searched = (
+        " What the tables it searched found and did is in tables; a new run searches them "
+        "again too."
+        if details.get("tables")
+        else ""
+    )
+    if not kinds:
+        return (
+            f"Not searched for the subject: {named}. The store has no subjectColumns of a kind "
+            "the identifier Secret gives, so nothing is known of the subject's rows in it and "
+            f"it has not answered.{searched} Give its tables spec.records[].subjectColumns (or "
+            f"the Secret the subject's identifier of a kind they have), {again}"
+        )
+    return (
+        f"Not searched for the subject: {named}. Their subjectColumns are of the kinds "
+        f"{kinds}, none of which the identifier Secret (spec.subject.identifierSecretRef) "
+        "gives, so nothing is known of the subject's rows there and the store has not "
+        f"answered.{searched} Add the subject's identifier of one of those kinds to the "
+        f"Secret, {again}"
+    )
 
 
 def _completed_at(run: JobRun) -> str:
@@ -229,12 +278,15 @@ def recorded_answer(
     request_labels: Mapping[str, str],
     request_uid: str,
 ) -> StoreOutcome | None:
-    """A store's answer as the operator recorded it in status.stores, when it succeeded and
+    """A store's answer as the operator recorded it in status.stores, when it succeeded (an
+    earlier operator recorded a store it could not search as succeeded: not an answer) and
     `job`, the Job the entry names, is still there to back it: one of the request's (its
     labels; in the request's namespace also controlled by the request), finished Complete.
     Then it stands (a later render, e.g. a new operator image, would not count that run
     again). The status subresource is writable by others: an entry alone answers nothing."""
     if not entry or entry.get("phase") != "Succeeded" or job is None:
+        return None
+    if entry.get("reason") == NOT_SEARCHABLE:  # recorded so by an earlier operator
         return None
     meta = job.get("metadata") or {}
     if meta.get("name") != entry.get("jobName") or finished(job) != "Complete":

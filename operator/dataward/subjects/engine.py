@@ -55,8 +55,12 @@ Erasure, one table per transaction:
 Gates, in order: the store's category must exist; a legal hold (`spec.purge.suspend`) holds an
 erasure before anything is read; the servers' clocks (each within the skew bound of the
 job's; every decision is made at the earliest of them and the job's, `_clocks`); a match
-larger than `max_rows` is held until acknowledged; a dry run only counts. The purge's fault
-hook (`after-select`, `after-archive-commit`, `after-delete`) serves the crash tests.
+larger than `max_rows` is held until acknowledged; a dry run only counts. A store that
+cannot answer (`SubjectPlan.answers`: no table searched, or a table left out for want of an
+identifier of its subject columns' kinds) is Failed (NotSearchable) instead of Succeeded:
+nothing read when no table could be, else after the tables that could be answered (their
+counts, an access's export). The purge's fault hook (`after-select`,
+`after-archive-commit`, `after-delete`) serves the crash tests.
 """
 
 from __future__ import annotations
@@ -1009,7 +1013,7 @@ def run_request(
     try:
         plan = plan_request(store, policy, identifiers.kinds)
         assert policy is not None
-        base = replace(base, not_searchable=plan.not_searchable)
+        base = replace(base, not_searchable=plan.not_searchable, kinds_needed=plan.kinds_needed)
         gate = legal_hold(store, request)
         if gate is not None:
             return Outcome(_gated(base, gate, job_clock()))
@@ -1022,7 +1026,7 @@ def run_request(
                 "the store has no archive (or no archive login was given): nothing was deleted.",
             )
         if not plan.tables:
-            return _nothing_searchable(base, plan, request, identifiers, job_clock)
+            return Outcome(_nothing_searchable(base, plan, identifiers, job_clock()))
         live = sessions.open(connect_live)
         archive = (
             sessions.open(connect_archive)
@@ -1057,14 +1061,21 @@ def run_request(
                 if request == "erasure"
                 else []
             )
-            return Outcome(
-                _dry_run(base, outcomes, request, held, token, job_clock(),
-                         [(table, n) for table, n in refused if n])
+            return _searched_in_part(
+                Outcome(_dry_run(base, outcomes, request, held, token, job_clock(),
+                                 [(table, n) for table, n in refused if n])),
+                plan, identifiers,
             )  # fmt: skip
         if request == "access":
-            return _access(base, live, archive, plan, observed, job_clock)
-        return _erasure(
-            base, store, policy, live, archive, plan, observed, now, job_clock, fault, outcomes
+            return _searched_in_part(
+                _access(base, live, archive, plan, observed, job_clock), plan, identifiers
+            )
+        return _searched_in_part(
+            _erasure(
+                base, store, policy, live, archive, plan, observed, now, job_clock, fault, outcomes
+            ),
+            plan,
+            identifiers,
         )
     except PurgeError as error:
         sessions.rollback()
@@ -1173,23 +1184,46 @@ def _gated(base: SubjectResult, gate: Gate, at: datetime) -> SubjectResult:
     )
 
 
-def _nothing_searchable(
-    base: SubjectResult,
-    plan: SubjectPlan,
-    request: RequestType,
-    identifiers: Identifiers,
-    clock: Clock,
-) -> Outcome:
-    message = (
-        f"no table of the store has a subject column of the kinds given "
-        f"({', '.join(sorted(identifiers.kinds))}); nothing was read or deleted."
+def _not_searched(plan: SubjectPlan, identifiers: Identifiers) -> str:
+    """Why a store has not answered (`SubjectPlan.answers`): the tables not searched and the
+    identifier kinds their subject columns need, against the kinds given. Kinds, never a
+    value: the requester adds one of them to the identifier Secret."""
+    missed = ", ".join(plan.not_searchable)
+    if not plan.kinds_needed:
+        return (
+            f"no table of the store has spec.records[].subjectColumns ({missed}), so it cannot "
+            "be searched for a subject and has not answered: give its tables subjectColumns."
+        )
+    return (
+        f"tables not searched for the subject: {missed}. Their subject columns are of the "
+        f"kinds {', '.join(plan.kinds_needed)}; the identifiers given are of the kinds "
+        f"{', '.join(sorted(identifiers.kinds))}. Nothing is known of the subject's rows "
+        "there, so the store has not answered: give the subject's identifier of one of those "
+        "kinds, and run the request again."
     )
-    at = clock()
-    result = replace(base, outcome="Succeeded", reason="NotSearchable", message=message,
-                     completion_time=at)  # fmt: skip
-    if request == "access" and not base.dry_run:
-        return Outcome(result, build_document(plan, [], at))
-    return Outcome(result)
+
+
+def _nothing_searchable(
+    base: SubjectResult, plan: SubjectPlan, identifiers: Identifiers, at: datetime
+) -> SubjectResult:
+    """No table could be searched: Failed (NotSearchable), never "no data"; no export."""
+    message = f"{_not_searched(plan, identifiers)} Nothing was read or deleted."
+    return replace(base, outcome="Failed", reason="NotSearchable", message=message,
+                   error=ErrorInfo("NotSearchable", message), completion_time=at)  # fmt: skip
+
+
+def _searched_in_part(outcome: Outcome, plan: SubjectPlan, identifiers: Identifiers) -> Outcome:
+    """`outcome` of the tables searched, when the store answers; else, had they answered,
+    Failed (NotSearchable): their counts (and an access's export, which names the tables not
+    searched) stand, and the store has not answered for the rest."""
+    result = outcome.result
+    if plan.answers or result.outcome != "Succeeded":
+        return outcome
+    note = _not_searched(plan, identifiers)
+    failed = replace(result, outcome="Failed", reason="NotSearchable",
+                     message=f"{result.message} {note[0].upper()}{note[1:]}",
+                     error=ErrorInfo("NotSearchable", note))  # fmt: skip
+    return replace(outcome, result=failed)
 
 
 def _dry_run(

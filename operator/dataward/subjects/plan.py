@@ -2,7 +2,9 @@
 
 - `plan_request`: per table of the store, the columns to compare with the identifiers the
   request supplies (a row matches when any of them equals its kind's identifier); tables with
-  none of those kinds are reported as not searchable.
+  none of those kinds are reported as not searchable, with the kinds their subject columns
+  need. A store answers only when it searched a table and every table not searched has no
+  subject columns at all (`SubjectPlan.answers`): of the others nothing is known.
 - `row_fate`: what an erasure does with one of the subject's rows. A row of a category with
   a statute whose period, counted from the row's trigger, is still ahead is kept: copied to
   the archive (as the purge would) and then deleted from the live store; when its trigger has
@@ -70,12 +72,25 @@ class TablePlan:
 
 @dataclass(frozen=True)
 class SubjectPlan:
-    """The tables a request searches in one store, and those it cannot."""
+    """The tables a request searches in one store, and those it cannot.
+
+    `not_searchable`: every table not searched; `kinds_needed`: the identifier kinds of their
+    subject columns (a table of them could be searched with one of its own), sorted.
+    """
 
     store: str
     lifecycle: Lifecycle
     tables: tuple[TablePlan, ...]
     not_searchable: tuple[str, ...]
+    kinds_needed: tuple[str, ...] = ()
+
+    @property
+    def answers(self) -> bool:
+        """Whether the store can answer the request: some table is searched, and no table
+        that has subject columns is left out for want of an identifier of their kinds (the
+        subject's rows there are unknown). A table without subject columns is the store's
+        declaration that none identifies a subject: it is named, and keeps nothing back."""
+        return bool(self.tables) and not self.kinds_needed
 
 
 def lifecycle_of(store: Store, policy: Policy | None) -> Lifecycle:
@@ -105,13 +120,17 @@ def plan_request(store: Store, policy: Policy | None, kinds: Iterable[str]) -> S
     supplied = frozenset(kinds)
     tables: list[TablePlan] = []
     not_searchable: list[str] = []
+    needed: set[str] = set()
     for records in store.records:
         matches = tuple(c for c in records.subject_columns if c.kind in supplied)
         if matches:
             tables.append(TablePlan(records, matches))
         else:
             not_searchable.append(records.table)
-    return SubjectPlan(store_ref(store), lifecycle, tuple(tables), tuple(not_searchable))
+            needed.update(c.kind for c in records.subject_columns)
+    return SubjectPlan(
+        store_ref(store), lifecycle, tuple(tables), tuple(not_searchable), tuple(sorted(needed))
+    )
 
 
 def row_fate(trigger: datetime | None, lifecycle: Lifecycle, now: datetime) -> RowFate:

@@ -12,6 +12,12 @@ Per table (`tables[]`):
   instant the statute (`statute`) keeps one of them; `archiveRowsDestroyed`, the subject's
   archived rows past their statute, destroyed (the purge would have, on its next run).
 In a dry run the counts say what a real run would do (`dryRun: true`).
+
+`notSearchable`: the store's tables not searched (none of their subject columns is of a kind
+the request gives, or they have none); `kindsNeeded`: the identifier kinds of those tables'
+subject columns. A store with tables left out for want of one of those kinds, or with no
+table searched at all, has not answered: Failed, reason NotSearchable (the tables it did
+search still report their counts).
 """
 
 from __future__ import annotations
@@ -75,6 +81,7 @@ class SubjectResult:
     server_time: datetime | None = None
     tables: tuple[TableOutcome, ...] = ()
     not_searchable: tuple[str, ...] = ()
+    kinds_needed: tuple[str, ...] = ()
     acknowledge_token: str | None = None
     error: ErrorInfo | None = None
     export_sha256: str | None = None
@@ -105,6 +112,7 @@ class SubjectResult:
             "keptUntil": instant(max(kept)) if kept else None,
             "archiveRowsDestroyed": self.total("archive_rows_destroyed"),
             "notSearchable": list(self.not_searchable),
+            "kindsNeeded": list(self.kinds_needed),
             "acknowledgeToken": self.acknowledge_token,
             "exportSha256": self.export_sha256,
             "error": None
@@ -124,7 +132,10 @@ class SubjectResult:
     def termination_message(self, limit: int = TERMINATION_MESSAGE_LIMIT) -> str:
         """The record cut to fit the kubelet's limit: per-table details go first, then text."""
         return fit_record(
-            self.to_json(), lambda: self.to_dict(with_tables=False), limit, ("notSearchable",)
+            self.to_json(),
+            lambda: self.to_dict(with_tables=False),
+            limit,
+            ("notSearchable", "kindsNeeded"),
         )
 
 
