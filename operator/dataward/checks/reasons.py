@@ -967,9 +967,9 @@ PURGE_OUTCOMES: tuple[PurgeOutcome, ...] = (
         "table, or the timestamp column is not a timestamp, datetime or date (or, in a row the "
         "purge would take or a data-subject request found, holds a value that names no instant: "
         "a MariaDB zero date or PostgreSQL -infinity; or a children's table's birth date names "
-        "no day; nothing of that row is deleted).",
-        "Fix spec.records (table, keyColumns, timestampColumn), or give such a row a real date "
-        f"or NULL; {_NEXT}",
+        "no day; or a key column holds NULL; nothing of that row is deleted).",
+        "Fix spec.records (table, keyColumns, timestampColumn), give such a row a real date "
+        f"or NULL, or give a row with a NULL key a key value; {_NEXT}",
     ),
     PurgeOutcome(
         "TableNotFound",

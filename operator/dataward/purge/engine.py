@@ -73,6 +73,12 @@ goes into the archive while batch k+1's DELETE runs on the other session
 (`TableRun._archived_overlapped`). Commits land in batch order, a batch counts once its
 COMMIT returned, and a live batch still commits only after its archive copy.
 
+Rows a run could take but not safely, a trigger naming no instant or a key column holding
+NULL (a UNIQUE key on a nullable column: `id = NULL` finds nothing, `id > NULL` passes the
+rows of its instant, the archive's unique key keeps no NULL-key copy single), fail the run
+before any batch and again at its end (`TableRun._refuse_untakeable`); a copy by rows
+refuses a NULL key it meets (written meanwhile) before the INSERT.
+
 Application locks: a batch waits at most the session's lock timeout for a row lock. When it
 waits longer, the batch is split in halves until the locked rows stand alone; those are left
 for the next run and counted (`rowsSkippedLocked`), everything else goes. The batch size
@@ -132,6 +138,7 @@ from dataward.purge.errors import (
     PurgeError,
     instant_or_refused,
     missing_privilege,
+    unkeyed,
 )
 from dataward.purge.mysql import MySQLSession, count_literal_keys, insert_literals, same_server
 from dataward.purge.plan import (
@@ -410,9 +417,9 @@ class TableRun:
             total = removable
             if removable > threshold.min_rows:
                 ((total,),) = self.live.query(t.live.count_all())
-            self._refuse_no_instant(self.live, t.live, t.bound)
+            self._refuse_untakeable(self.live, t.live, t.bound)
             if t.children is not None:
-                self._refuse_no_instant(self.live, t.children, t.children_bound)
+                self._refuse_untakeable(self.live, t.children, t.children_bound)
             instant_or_refused(oldest, "live", self.name, t.records.timestamp_column)
             self.live.commit()
         except PurgeError as error:
@@ -423,7 +430,7 @@ class TableRun:
                 ((archive_expired, _),) = self.archive.query(
                     t.archive.count_expired(), (t.archive_bound,)
                 )
-                self._refuse_no_instant(self.archive, t.archive, t.archive_bound)
+                self._refuse_untakeable(self.archive, t.archive, t.archive_bound)
                 self.archive.commit()
             except PurgeError as error:
                 raise self._needs(self.archive, "SELECT", error) from None
@@ -440,6 +447,22 @@ class TableRun:
             span,
             span_rows,
         )
+
+    def _refuse_untakeable(
+        self, session: Session, statements: TableStatements, bound: datetime | date | None
+    ) -> None:
+        """Refuse, before any batch (and again at the run's end, for one written meanwhile),
+        rows the run could reach (at or before `bound`) that it cannot take safely: a
+        trigger naming no instant (`_refuse_no_instant`), a key holding NULL (`unkeyed`)."""
+        if bound is None:
+            return
+        self._refuse_no_instant(session, statements, bound)
+        wanted = statements.count_unkeyed()
+        if wanted is None:
+            return
+        ((rows,),) = session.query(wanted, (bound,))
+        if rows:
+            raise unkeyed(session.role, self.name, statements.keys, int(rows))
 
     def _refuse_no_instant(
         self, session: Session, statements: TableStatements, bound: datetime | date | None
@@ -470,16 +493,16 @@ class TableRun:
         # One written during the run (the start refused any there was): a batch that read
         # it back refused it; one the batches left (never deleted) is refused here.
         instant_or_refused(oldest, "live", self.name, t.records.timestamp_column)
-        self._refuse_no_instant(self.live, t.live, t.bound)
+        self._refuse_untakeable(self.live, t.live, t.bound)
         children = 0
         if t.children is not None:
             ((children, _),) = self.live.query(t.children.count_expired(), (t.children_bound,))
-            self._refuse_no_instant(self.live, t.children, t.children_bound)
+            self._refuse_untakeable(self.live, t.children, t.children_bound)
         self.live.commit()
         archive_left = 0
         if self.archive is not None and t.archive is not None:
             ((archive_left, _),) = self.archive.query(t.archive.count_expired(), (t.archive_bound,))
-            self._refuse_no_instant(self.archive, t.archive, t.archive_bound)
+            self._refuse_untakeable(self.archive, t.archive, t.archive_bound)
             self.archive.commit()
         return int(remaining), oldest, int(archive_left), int(children)
 
@@ -1183,6 +1206,12 @@ class TableRun:
         keys = [tuple(row[i] for i in positions) for row in rows]
         if not rows:
             return keys, 0
+        nulls = sum(1 for key in keys if any(v is None for v in key))
+        if nulls:
+            # Written with NULL in a key after the start refused any (`_refuse_untakeable`):
+            # refused before the copy, which the archive's unique key could not keep single.
+            self.live.rollback()
+            raise unkeyed(self.live.role, self.name, t.records.key_columns, nulls)
         unkept = unkept_columns(rows, t.columns, t.archive_columns)
         if unkept:
             self.live.rollback()
@@ -1860,6 +1889,7 @@ def prepare_table(
     statements = TableStatements(
         live.dialect, table, records.timestamp_column, records.key_columns,
         singles=single_floats(live.dialect, columns.values(), records.key_columns),
+        nullable_keys=nullable_keys(columns, records),
     )  # fmt: skip
     zone = records.zone
     live_bound = bind_cutoff(plan.cutoff, ts_kind, precision, zone)
@@ -1937,6 +1967,7 @@ def prepare_table(
             records.timestamp_column,
             records.key_columns,
             singles=single_floats(archive.dialect, archive_columns.values(), records.key_columns),
+            nullable_keys=nullable_keys(archive_columns, records),
         ),
         archive_table=table,
         archive_bound=bind_cutoff(plan.archive_cutoff, archive_kind, archive_precision, zone),
@@ -1961,6 +1992,13 @@ def prepare_table(
         ),
         **children,
     )
+
+
+def nullable_keys(columns: dict[str, Column], records: RecordSet) -> tuple[str, ...]:
+    """The key columns the catalogue lets hold NULL (a UNIQUE key allows it; a PRIMARY KEY
+    does not): only then does a run count the rows it would take with NULL there
+    (`TableStatements.count_unkeyed`)."""
+    return tuple(k for k in records.key_columns if columns[k.lower()].nullable)
 
 
 def _check_archive_trigger(
@@ -2067,6 +2105,7 @@ def _children(
             records.key_columns,
             child,
             single_floats(live.dialect, columns.values(), records.key_columns),
+            nullable_keys(columns, records),
         ),
         "children_bound": bind_cutoff(plan.children_cutoff, kind, precision, records.zone),
         "children_ts_index": ts_index,

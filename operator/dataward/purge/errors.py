@@ -6,6 +6,7 @@ Each driver maps its exceptions to one of these, keeping only error codes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Literal
 
@@ -117,6 +118,23 @@ def instant_or_refused(value: object, role: str, table: str, column: str) -> Non
     """Refuse (NoInstant) a trigger value read back that is neither NULL nor a date."""
     if value is not None and not isinstance(value, datetime | date):
         raise NoInstant(role, table, column)
+
+
+def unkeyed(role: str, table: str, keys: Sequence[str], rows: int) -> PurgeError:
+    """ColumnRefused: `rows` rows a run would take (expired, past a children's grace period,
+    archived past the statute) have NULL in a key column. The purge names every row it
+    deletes, copies and verifies by `keyColumns`, and NULL names none: MySQL's DELETE by key
+    (`id = NULL`) misses the row, the keyset cursor (`id > NULL`) passes the rows of its
+    instant, a copy is found by key nowhere, and the archive's unique key lets a re-run copy
+    such a row again. The message names the table and columns, never a value."""
+    return PurgeError(
+        "ColumnRefused",
+        f"{rows} row(s) of the {role} table {table} that the purge would take have NULL in a "
+        f"key column ({', '.join(keys)}): the purge deletes, copies and verifies each row by "
+        "its keyColumns, and NULL names no row, so none of them was deleted or copied and "
+        "the run stopped. Give those rows key values, or point keyColumns at a PRIMARY KEY; "
+        "the next scheduled run retries.",
+    )
 
 
 class LockTimeout(PurgeError):

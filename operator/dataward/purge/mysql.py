@@ -90,7 +90,7 @@ class MySQLSession(Session):
         """Columns from information_schema."""
         rows = self.query(
             "SELECT COLUMN_NAME, DATA_TYPE, DATETIME_PRECISION, CHARACTER_SET_NAME, "
-            "NUMERIC_PRECISION, NUMERIC_SCALE, CHARACTER_OCTET_LENGTH "
+            "NUMERIC_PRECISION, NUMERIC_SCALE, CHARACTER_OCTET_LENGTH, IS_NULLABLE "
             "FROM information_schema.COLUMNS "
             "WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s "
             "ORDER BY ORDINAL_POSITION",
@@ -105,8 +105,9 @@ class MySQLSession(Session):
                 charset=None if c is None else str(c),
                 digits=None if d is None else (int(d), int(s or 0)),
                 octets=None if o is None else int(o),
+                nullable=str(nullable) != "NO",
             )
-            for n, t, p, c, d, s, o in rows
+            for n, t, p, c, d, s, o, nullable in rows
         )
 
     def unique_keys(self, table: TableName) -> tuple[frozenset[str], ...]:

@@ -86,8 +86,8 @@ class PostgresSession(Session):
             # schema: reading the column needs no such right, naming its type does.
             "SELECT column_name, data_type, datetime_precision, udt_schema, udt_name, "
             "data_type = 'USER-DEFINED' AND has_schema_privilege(udt_schema, 'USAGE'), "
-            "CASE WHEN data_type = 'numeric' THEN numeric_precision END, numeric_scale "
-            "FROM information_schema.columns "
+            "CASE WHEN data_type = 'numeric' THEN numeric_precision END, numeric_scale, "
+            "is_nullable <> 'NO' FROM information_schema.columns "
             "WHERE table_schema = COALESCE(%s::text, current_schema()) AND table_name = %s "
             "ORDER BY ordinal_position",
             (
@@ -104,8 +104,9 @@ class PostgresSession(Session):
                 udt_schema=str(us) if usable else None,
                 udt_name=str(un) if usable else None,
                 digits=None if d is None else (int(d), int(sc or 0)),
+                nullable=nullable is not False,
             )
-            for n, t, p, us, un, usable, d, sc in rows
+            for n, t, p, us, un, usable, d, sc, nullable in rows
         )
 
     def unique_keys(self, table: TableName) -> tuple[frozenset[str], ...]:

@@ -94,6 +94,8 @@ class Column:
     digits: tuple[int, int] | None = None
     # MySQL, a character or bytes column: its length in bytes (BINARY(16)'s 16).
     octets: int | None = None
+    # Whether the catalogue lets it hold NULL (not so for a PRIMARY KEY or NOT NULL column).
+    nullable: bool = True
 
 
 def single_floats(
@@ -545,6 +547,8 @@ class TableStatements:
     child: ChildRule | None = None
     # Single-precision float columns (lower case), read as the doubles they are (`read`).
     singles: frozenset[str] = frozenset()
+    # The key columns the catalogue lets hold NULL (`count_unkeyed`).
+    nullable_keys: tuple[str, ...] = ()
 
     def read(self, column: str, prefix: str = "") -> str:
         """A column as the rows a driver reads (to copy, or to compare with a copy) carry it:
@@ -639,6 +643,15 @@ class TableStatements:
             f"SELECT count(*) FROM {self._t} WHERE {self._ts} <= %s "
             f"AND {self.child.no_birth_sql(self.dialect)}"
         )
+
+    def count_unkeyed(self) -> str | None:
+        """Rows a run would take (as `count_expired` counts them) with NULL in a key column;
+        params: bound. None when no key column may hold NULL (`nullable_keys`): nothing to
+        read. A PRIMARY KEY or NOT NULL key never needs this count."""
+        if not self.nullable_keys:
+            return None
+        nulls = " OR ".join(f"{self.dialect.quote(k)} IS NULL" for k in self.nullable_keys)
+        return f"SELECT count(*) FROM {self._t} WHERE {self._upto()}{self._child()} AND ({nulls})"
 
     def count_null(self) -> str:
         """Rows without a trigger timestamp: never deleted, only reported."""
