@@ -8,7 +8,8 @@ expired: that is what "the safe cutoff" (API.md) promises, checked here by brute
 from __future__ import annotations
 
 import calendar
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from dataward.model.durations import Duration
 
@@ -52,3 +53,39 @@ def latest_instants_up_to(instant: datetime) -> list[datetime]:
 def is_safely_expired(trigger: datetime, period: Duration, now: datetime) -> bool:
     """The row and every instant before it have expired: a `ts <= c` purge may take it."""
     return all(is_expired(t, period, now) for t in latest_instants_up_to(trigger))
+
+
+# Wall clocks of a zone (records[].timeZone): the period is added on the zone's own calendar,
+# and the sum is read as the latest instant it can mean there. Written from zoneinfo alone.
+_MOST_WEST, _MOST_EAST = timedelta(hours=-12), timedelta(hours=14)
+
+
+def latest_reading(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The latest instant (UTC) a naive wall clock of `zone` means: the second of a repeated
+    hour; in a skipped hour, which it never means, the reading with the offset before the
+    change (the later of the two). The zone's offsets are sampled every 30 minutes over every
+    instant the wall clock could be (offsets lie within -12h..+14h)."""
+    as_utc = wall.replace(tzinfo=UTC)
+    offsets = set()
+    at = as_utc - _MOST_EAST - timedelta(hours=1)
+    while at <= as_utc - _MOST_WEST + timedelta(hours=1):
+        offsets.add(at.astimezone(zone).utcoffset())
+        at += timedelta(minutes=30)
+    readings = [as_utc - o for o in offsets if o is not None]
+    valid = [r for r in readings if r.astimezone(zone).replace(tzinfo=None) == wall]
+    return max(valid or readings)
+
+
+def zone_expiry(trigger: datetime, period: Duration, zone: ZoneInfo) -> datetime:
+    """When a row whose trigger is the wall clock `trigger` of `zone` expires (UTC): the
+    period added on the zone's calendar, at the latest instant that wall clock means."""
+    return latest_reading(expiry(trigger, period), zone)
+
+
+def zone_expired(trigger: datetime, period: Duration, now: datetime, zone: ZoneInfo) -> bool:
+    """The wall-clock row's own retention has ended at `now` (a UTC instant). Any reading of
+    a wall clock is at most 12 hours after it as UTC: a row that far behind is not computed."""
+    due = expiry(trigger, period)
+    if due.replace(tzinfo=UTC) - _MOST_WEST <= now:
+        return True
+    return latest_reading(due, zone) <= now

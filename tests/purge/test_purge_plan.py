@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dataward.model.durations import Duration
+from dataward.model.durations import Duration, cutoff_for, parse_duration
 from dataward.model.policy import parse_policy
 from dataward.model.store import parse_store
 from dataward.purge.engine import _finished
@@ -71,22 +71,25 @@ def test_plan_cutoff_matches_the_definition(
 
 
 @given(
-    cutoff=instants,
+    now=instants,
     value=instants,
     precision=st.integers(0, 6),
 )
 def test_bound_cutoff_compares_like_the_exact_one(
-    cutoff: datetime, value: datetime, precision: int
+    now: datetime, value: datetime, precision: int
 ) -> None:
-    """For a value stored at the column's precision, `v <= bound` iff `v <= cutoff`."""
+    """Without a zone, for a value stored at the column's precision, `v <= bound` iff
+    `v <= cutoff` (the UTC calendar's safe cutoff, as before records[].timeZone)."""
+    period = parse_duration("1mo")
+    cutoff = cutoff_for(now, period)
     step = 10 ** (6 - precision)
     stored = value.replace(microsecond=value.microsecond - value.microsecond % step)
-    bound = bind_cutoff(cutoff, "wallclock", precision)
+    bound = bind_cutoff(now, period, "wallclock", precision)
     assert isinstance(bound, datetime)
     assert (stored.replace(tzinfo=None) <= bound) == (stored <= cutoff)
-    instant = bind_cutoff(cutoff, "instant", precision)
+    instant = bind_cutoff(now, period, "instant", precision)
     assert (stored <= instant) == (stored <= cutoff)
-    day = bind_cutoff(cutoff, "date", None)
+    day = bind_cutoff(now, period, "date", None)
     assert isinstance(day, date)
     as_midnight = datetime(stored.year, stored.month, stored.day, tzinfo=UTC)
     assert (stored.date() <= day) == (as_midnight <= cutoff)

@@ -21,6 +21,12 @@ of a clock change late (one hour, Lord Howe's half hour), only around the change
 A `date` with a zone means the whole day there: a row dated D has its trigger at the last
 instant of D in the zone (`date_instant`), and `date_bound(c)` is the last date whose every
 wall-clock value is at or before `wallclock_bound(c)`.
+
+A retention counts on the zone's own calendar (`zone_cutoff`, `zone_expiry`): a row of wall
+clock `v` expires at the wall clock `v + period` (months and years calendar-wise, as the store's
+owner and the data subject count them there), read as its latest instant (`safe_instant`). A
+month after 2025-03-01 05:00 in Seoul is 2025-04-01 05:00 in Seoul, not a month after the
+instant's UTC date (February 28).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from dataward.model.durations import Duration, cutoff_for
 from dataward.model.errors import ModelError
 
 _TICK = timedelta(microseconds=1)
@@ -188,7 +195,35 @@ def _day_after(day: date) -> datetime:
 def date_bound(cutoff: datetime, zone: ZoneInfo) -> date:
     """The last date whose whole day in `zone` is at or before `cutoff`: `d <= date_bound`
     exactly when `date_instant(d) <= cutoff`."""
-    return (wallclock_bound(cutoff, zone) + _TICK).date() - timedelta(days=1)
+    return whole_days_to(wallclock_bound(cutoff, zone))
+
+
+def whole_days_to(bound: datetime) -> date:
+    """The last date whose every wall clock is at or before the naive `bound`."""
+    return (bound + _TICK).date() - timedelta(days=1)
+
+
+def zone_cutoff(now: datetime, period: Duration, zone: ZoneInfo) -> datetime:
+    """The safe cutoff of `period` at `now` (an aware instant) for wall clocks of `zone`: the
+    greatest naive `c` such that every wall clock `v <= c` has expired, `v + period` on the
+    zone's calendar being at or before `now` on its latest reading (`zone_expiry`).
+
+    `safe_instant(w) <= now` exactly when `w <= wallclock_bound(now)`, so this is the calendar's
+    safe cutoff (`cutoff_for`) at the zone's latest wall clock that has wholly passed.
+    """
+    return cutoff_for(wallclock_bound(now, zone), period)
+
+
+def zone_expiry(value: datetime | date, period: Duration, zone: ZoneInfo) -> datetime:
+    """When a row whose trigger is the wall clock (or the whole day) `value` of `zone` expires
+    (UTC, aware): `value + period` on the zone's calendar, at its latest reading. A value at or
+    before `zone_cutoff(now)` (a day at or before its `whole_days_to`) expires by `now`."""
+    try:
+        if not isinstance(value, datetime):
+            value = _day_after(value) - _TICK
+        return safe_instant(period.add_to(value), zone)
+    except (OverflowError, ValueError):  # past the calendar's end: never
+        return _LAST
 
 
 def date_instant(day: date, zone: ZoneInfo) -> datetime:

@@ -173,10 +173,10 @@ from dataward.purge.sql import (
     TableName,
     TableStatements,
     TimestampKind,
-    as_utc,
     bind_cutoff,
     column_zone,
     decimal_fits,
+    expiry_of,
     fraction_digits,
     narrowed_columns,
     parse_table,
@@ -511,7 +511,7 @@ class TableRun:
         if oldest is None:
             return None
         return overdue_seconds(
-            as_utc(oldest, self.table.live_zone), self.plan.retention, self.plan.now
+            expiry_of(oldest, self.plan.retention, self.table.live_zone), self.plan.now
         )
 
     def live_batches(self, session: Session | None = None) -> Batches:
@@ -1892,7 +1892,7 @@ def prepare_table(
         nullable_keys=nullable_keys(columns, records),
     )  # fmt: skip
     zone = records.zone
-    live_bound = bind_cutoff(plan.cutoff, ts_kind, precision, zone)
+    live_bound = bind_cutoff(plan.now, plan.retention, ts_kind, precision, zone)
     names = tuple(c.name for c in columns.values())
     live_unique, live_ts = _mysql_indexes(live, table, records, "live")
     # The primary key is InnoDB's clustered index: a key-order sweep reads rows where they lie.
@@ -1916,7 +1916,7 @@ def prepare_table(
             live_primary_key=primary,
             **children,
         )
-    assert plan.archive_cutoff is not None
+    assert plan.statutory is not None
     archive_columns = column_map(archive, table, "archive", records.table)
     missing = [c for c in columns if c not in archive_columns]
     if missing:
@@ -1970,13 +1970,17 @@ def prepare_table(
             nullable_keys=nullable_keys(archive_columns, records),
         ),
         archive_table=table,
-        archive_bound=bind_cutoff(plan.archive_cutoff, archive_kind, archive_precision, zone),
+        archive_bound=bind_cutoff(
+            plan.archive_clock, plan.statutory, archive_kind, archive_precision, zone
+        ),
         live_unique_index=live_unique,
         live_ts_index=live_ts,
         live_primary_key=primary,
         archive_unique_index=archive_unique,
         archive_ts_index=archive_ts,
-        live_statute_bound=bind_cutoff(plan.archive_cutoff, ts_kind, precision, zone),
+        live_statute_bound=bind_cutoff(
+            plan.archive_clock, plan.statutory, ts_kind, precision, zone
+        ),
         live_zone=column_zone(ts_kind, zone),
         binary_copy=binary,
         archive_json=tuple(
@@ -2065,7 +2069,7 @@ def _children(
     """The children's pass of a records entry (PreparedTable fields), checked against the
     catalogue; nothing when the category holds no children's data."""
     rule = records.children
-    if plan.children_cutoff is None:
+    if plan.children_cutoff is None or plan.consent_grace is None:
         return {}
     if rule is None:  # compliance refuses this before a run; a second lock
         raise PurgeError(
@@ -2084,6 +2088,7 @@ def _children(
         age = _column(columns, records, rule.age_column, "children.ageColumn")
         if not live.dialect.is_integer(age):
             raise _wrong_type(records, age, "children.ageColumn", "an integer")
+    bound = bind_cutoff(plan.now, plan.consent_grace, kind, precision, records.zone)
     consent = _column(columns, records, rule.consent_column, "children.consentColumn")
     flag = live.dialect.is_flag(consent)
     if not flag and live.dialect.timestamp_kind(consent) is None:
@@ -2094,7 +2099,7 @@ def _children(
         consent_is_flag=flag,
         birth_date=birth.name if birth is not None else None,
         age_column=age.name if age is not None else None,
-        **_birthday_zone(live, birth, kind, records.zone, plan.children_cutoff),
+        **_birthday_zone(live, birth, kind, records.zone, bound),
     )
     _, ts_index = _mysql_indexes(live, table, records, "live", collected)
     return {
@@ -2107,7 +2112,7 @@ def _children(
             single_floats(live.dialect, columns.values(), records.key_columns),
             nullable_keys(columns, records),
         ),
-        "children_bound": bind_cutoff(plan.children_cutoff, kind, precision, records.zone),
+        "children_bound": bound,
         "children_ts_index": ts_index,
     }
 
@@ -2117,12 +2122,13 @@ def _birthday_zone(
     birth: Column | None,
     collected_kind: TimestampKind,
     zone: ZoneInfo | None,
-    cutoff: datetime,
+    bound: datetime | date,
 ) -> dict[str, Any]:
     """ChildRule's fields that read a birthday as a day of records[].timeZone (the whole rule
     is ChildRule's): the columns' kinds, when days begin there, and the instant-to-date offset.
-    Only rows collected at or before the children's cutoff are compared, so the zone's days
-    are needed up to a few days past it."""
+    Only rows collected at or before the children's bound (`bind_cutoff`: an instant, a wall
+    clock of the zone or a date) are compared, so the zone's days are needed up to a few days
+    past it."""
     if birth is None:
         return {}
     birth_kind = live.dialect.timestamp_kind(birth)
@@ -2130,7 +2136,11 @@ def _birthday_zone(
     fields: dict[str, Any] = {"collected_kind": collected_kind, "birth_kind": birth_kind}
     if zone is None:
         return fields
-    last = cutoff.astimezone(UTC).date() + timedelta(days=3)
+    if isinstance(bound, datetime):  # an instant (aware), or a wall clock of the zone
+        day = (bound.astimezone(UTC) if bound.tzinfo is not None else bound).date()
+    else:
+        day = bound
+    last = day + timedelta(days=3)
     if collected_kind != "date":
         fields["shifts"] = birthday_shifts(zone, last, collected_kind == "wallclock")
     if birth_kind == "instant":

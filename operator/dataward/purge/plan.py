@@ -136,6 +136,12 @@ class PurgePlan:
     # or not its cut was large enough to need it): changing or removing it stops the run.
     acknowledgement: str | None = None
 
+    @property
+    def archive_clock(self) -> datetime:
+        """The instant the statute is counted at: the archive server's clock (`archive_now`),
+        the live one's without an archive."""
+        return self.archive_now if self.archive_now is not None else self.now
+
 
 def store_ref(store: Store) -> str:
     """`namespace/name`."""
@@ -433,6 +439,6 @@ def interruption(plan: PurgePlan, store: Store, policy: Policy | None) -> Stop |
     return None
 
 
-def overdue_seconds(oldest_trigger: datetime, period: Duration, now: datetime) -> float:
-    """How long ago the row with this trigger expired (`trigger + period`), in seconds."""
-    return max(0.0, (now - period.add_to(oldest_trigger)).total_seconds())
+def overdue_seconds(expired_at: datetime, now: datetime) -> float:
+    """How long ago a row that expired at `expired_at` (`sql.expiry_of`) expired, in seconds."""
+    return max(0.0, (now - expired_at).total_seconds())

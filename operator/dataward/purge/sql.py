@@ -33,8 +33,15 @@ from typing import Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from dataward.model.durations import Duration, cutoff_for
 from dataward.model.store import Engine
-from dataward.model.wallclock import date_bound, date_instant, safe_instant, wallclock_bound
+from dataward.model.wallclock import (
+    date_instant,
+    safe_instant,
+    whole_days_to,
+    zone_cutoff,
+    zone_expiry,
+)
 from dataward.purge.errors import ErrorCategory, PurgeError
 
 # MariaDB: run one statement without waiting for any row lock (the session's wait is kept).
@@ -384,22 +391,33 @@ def fraction_digits(precision: int | None) -> int:
 
 
 def bind_cutoff(
-    cutoff: datetime, kind: TimestampKind, precision: int | None, zone: ZoneInfo | None = None
+    now: datetime,
+    period: Duration,
+    kind: TimestampKind,
+    precision: int | None,
+    zone: ZoneInfo | None = None,
 ) -> datetime | date:
-    """The parameter to compare a trigger column with: `column <= value` iff expired.
+    """The parameter to compare a trigger column with at `now`: `column <= value` iff every
+    value up to it has expired after `period` (the safe cutoff).
 
-    `zone`: records[].timeZone, for wall-clock and date columns (instants ignore it). The
-    cutoff is floored to the column's fractional-second precision, so the engine never has to
-    round it (MySQL would round `23:59:59.9999995` up into the next day); for a column holding
-    values of that precision, `v <= floor(c)` is the same as `v <= c`.
+    `zone`: records[].timeZone, for wall-clock and date columns (instants ignore it). Their
+    period counts on the zone's calendar (`wallclock.zone_cutoff`: a month after a Seoul wall
+    clock is the same wall clock a month later in Seoul); without a zone, and for instants, on
+    UTC's (`cutoff_for`). The bound is floored to the column's fractional-second precision, so
+    the engine never has to round it (MySQL would round `23:59:59.9999995` up into the next
+    day); for a column holding values of that precision, `v <= floor(c)` is the same as
+    `v <= c`.
     """
     zone = column_zone(kind, zone)
-    utc = cutoff.astimezone(UTC)
-    if kind == "date":
-        if zone is not None:
-            return date_bound(cutoff, zone)  # day d goes once it has ended in the zone
-        return utc.date()  # day d is midnight UTC: d <= cutoff exactly when d <= cutoff's date
-    bound = utc if zone is None else wallclock_bound(cutoff, zone).replace(tzinfo=UTC)
+    if zone is not None:
+        local = zone_cutoff(now, period, zone)
+        if kind == "date":
+            return whole_days_to(local)  # day d goes once all of it has expired in the zone
+        bound = local.replace(tzinfo=UTC)
+    else:
+        bound = cutoff_for(now, period).astimezone(UTC)
+        if kind == "date":
+            return bound.date()  # day d is midnight UTC: d <= cutoff exactly when d <= its date
     step = 10 ** (6 - fraction_digits(precision))
     bound = bound.replace(microsecond=bound.microsecond - bound.microsecond % step)
     return bound if kind == "instant" else bound.replace(tzinfo=None)
@@ -420,6 +438,16 @@ def as_utc(value: datetime | date, zone: ZoneInfo | None = None) -> datetime:
     if zone is not None:
         return date_instant(value, zone)
     return datetime.combine(value, time(0), tzinfo=UTC)
+
+
+def expiry_of(value: datetime | date, period: Duration, zone: ZoneInfo | None = None) -> datetime:
+    """When a row whose trigger column holds `value` expires (UTC, aware), as `bind_cutoff`
+    counts: a naive value with its column's zone (`column_zone`) on the zone's calendar
+    (`wallclock.zone_expiry`), any other `period` after its instant (`as_utc`). A value at or
+    before `bind_cutoff(now, period, ...)` has `expiry_of(value, period, zone) <= now`."""
+    if zone is not None and not (isinstance(value, datetime) and value.tzinfo is not None):
+        return zone_expiry(value, period, zone)
+    return period.add_to(as_utc(value))
 
 
 @dataclass(frozen=True)
