@@ -195,3 +195,24 @@ def test_a_purge_result_becomes_a_purge_run_payload() -> None:
     text = canonical_json(clean)
     for left_out in ("store", "acknowledgeToken", "tok-123", "durationSeconds", "oldestExpired"):
         assert left_out not in text
+
+
+def test_a_zoned_tables_evidence_is_not_stamped_with_the_runs_utc_cutoff() -> None:
+    """A table whose trigger is a wall clock of records[].timeZone was cut at its own bound,
+    on the zone's calendar (`zoneCutoff` in its result): the run's `cutoff` (UTC's calendar)
+    is not that bound and is not recorded as the table's. Red on the old code: every table
+    got the run's cutoff."""
+    result = {
+        "result": "Succeeded", "dryRun": False, "message": "m",
+        "startTime": "2025-03-31T20:00:00Z", "completionTime": "2025-03-31T20:00:01Z",
+        "cutoff": "2025-02-28T20:00:00Z",
+        "tables": [
+            {"table": "seoul_orders", "rowsDeleted": 1, "timeZone": "Asia/Seoul",
+             "zoneCutoff": "2025-03-01T05:00:00"},
+            {"table": "utc_orders", "rowsDeleted": 2},
+        ],
+    }  # fmt: skip
+    clean = payloads.validate("purge.run", "crm/orders", payloads.purge_run_payload(result))
+    zoned, plain = clean["tables"]
+    assert zoned["table"] == "seoul_orders" and "cutoff" not in zoned
+    assert plain["cutoff"] == clean["cutoff"] == "2025-02-28T20:00:00Z"

@@ -15,12 +15,12 @@ from dataward.model.errors import ModelError
 from dataward.model.wallclock import (
     birth_offsets,
     birthday_shifts,
-    date_bound,
     date_instant,
     day_start,
     parse_zone,
     safe_instant,
     wallclock_bound,
+    whole_days_to,
 )
 
 TICK = timedelta(microseconds=1)
@@ -150,7 +150,7 @@ def test_a_date_goes_only_when_its_whole_day_in_the_zone_has(
     case: tuple[datetime, ZoneInfo],
 ) -> None:
     cutoff, zone = case
-    day = date_bound(cutoff, zone)
+    day = whole_days_to(wallclock_bound(cutoff, zone))
     last = datetime.combine(day + timedelta(days=1), datetime.min.time()) - TICK
     assert latest(last, zone) <= cutoff
     assert date_instant(day, zone) <= cutoff
@@ -165,13 +165,14 @@ def test_seoul_is_nine_hours_ahead() -> None:
     cutoff = datetime(2025, 6, 1, 0, 0, tzinfo=UTC)
     assert wallclock_bound(cutoff, seoul) == datetime(2025, 6, 1, 9, 0)
     # 2025-05-31 ends in Seoul at 2025-05-31T15:00Z, before the cutoff; June 1 has not ended.
-    assert date_bound(cutoff, seoul) == date(2025, 5, 31)
+    assert whole_days_to(wallclock_bound(cutoff, seoul)) == date(2025, 5, 31)
     assert date_instant(date(2025, 5, 31), seoul) == datetime(
         2025, 5, 31, 14, 59, 59, 999999, tzinfo=UTC
     )
     # Seoul's day D ends 9 hours before D's end in UTC: the day of the cutoff has not ended.
-    assert date_bound(datetime(2025, 6, 1, 14, 59, tzinfo=UTC), seoul) == date(2025, 5, 31)
-    assert date_bound(datetime(2025, 6, 1, 15, 0, tzinfo=UTC), seoul) == date(2025, 6, 1)
+    before, at = datetime(2025, 6, 1, 14, 59, tzinfo=UTC), datetime(2025, 6, 1, 15, tzinfo=UTC)
+    assert whole_days_to(wallclock_bound(before, seoul)) == date(2025, 5, 31)
+    assert whole_days_to(wallclock_bound(at, seoul)) == date(2025, 6, 1)
 
 
 def test_new_york_repeated_hour_takes_the_later_reading() -> None:

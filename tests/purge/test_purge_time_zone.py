@@ -16,6 +16,7 @@ import pytest
 
 from dataward.model.durations import cutoff_for, parse_duration
 from tests.databases import DatabaseServer, DatabaseServers
+from tests.expiry import zone_expired
 from tests.purge.support import run_purge, store_doc, unique
 from tests.purge.tables import create_table, insert_rows
 
@@ -240,3 +241,25 @@ def test_zoned_statutory_rows_are_archived_and_kept_until_the_statute_ends(
     assert result.result == "Succeeded", result.message
     assert ids(live, table) == set()
     assert ids(archive, table) == {1, 3}
+
+
+@pytest.mark.parametrize(("engine", "kind"), [NAIVE[0], NAIVE[2]])
+def test_a_zoned_tables_result_names_the_bound_it_was_cut_at(
+    servers: DatabaseServers, engine: str, kind: str
+) -> None:
+    """The run's `cutoff` is UTC's calendar; a Seoul wall-clock table is cut at its own
+    bound, which its result and the message give: a Seoul wall clock whose row has expired
+    by the oracle at the run's instant, and a day later one that has not. Red on the old
+    code: the result named no bound but the run's."""
+    live, table = _expiring_and_expired(servers, engine, kind, SEOUL)
+
+    result = run_purge(zoned_doc(live, table, "Asia/Seoul"), live)
+
+    assert result.result == "Succeeded", result.message
+    (entry,) = result.to_dict()["tables"]
+    assert entry["timeZone"] == "Asia/Seoul"
+    bound = datetime.fromisoformat(entry["zoneCutoff"])
+    assert bound.tzinfo is None and result.server_time is not None
+    assert zone_expired(bound, YEAR, result.server_time, SEOUL)
+    assert not zone_expired(bound + timedelta(days=1), YEAR, result.server_time, SEOUL)
+    assert f"{table} {entry['zoneCutoff']} Asia/Seoul" in result.message

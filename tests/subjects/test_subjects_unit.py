@@ -24,6 +24,7 @@ from dataward.purge.errors import PurgeError
 from dataward.subjects import export
 from dataward.subjects.identifiers import Identifiers, load_identifiers, parse_identifiers
 from dataward.subjects.plan import (
+    Trigger,
     acknowledge_token,
     large_match,
     legal_hold,
@@ -195,18 +196,18 @@ def test_row_fate_keeps_what_the_statute_still_covers() -> None:
     life = lifecycle_of(_contract_store(), POLICY_MODEL)
     now = datetime(2026, 12, 1, 12, tzinfo=UTC)
     five_years_ago = datetime(2021, 12, 1, 12, tzinfo=UTC)
-    assert row_fate(five_years_ago, life, now) == "delete"  # kept until exactly now: over
-    assert row_fate(five_years_ago + timedelta(microseconds=1), life, now) == "archive"
-    assert row_fate(now - timedelta(days=3), life, now) == "archive"
+    assert row_fate(Trigger(five_years_ago), life, now) == "delete"  # kept until exactly now: over
+    assert row_fate(Trigger(five_years_ago + timedelta(microseconds=1)), life, now) == "archive"
+    assert row_fate(Trigger(now - timedelta(days=3)), life, now) == "archive"
     assert row_fate(None, life, now) == "keep-live"
-    assert life.kept_until(now) == datetime(2031, 12, 1, 12, tzinfo=UTC)
+    assert life.kept_until(Trigger(now)) == datetime(2031, 12, 1, 12, tzinfo=UTC)
     plain = lifecycle_of(
         parse_store({**patched(STORE, ()), "spec": {**patched(STORE, ())["spec"],
                      "policy": "clunix", "category": "support", "retention": "1y"}}),
         POLICY_MODEL,
     )  # fmt: skip
-    assert row_fate(None, plain, now) == row_fate(now, plain, now) == "delete"
-    assert plain.kept_until(now) is None
+    assert row_fate(None, plain, now) == row_fate(Trigger(now), plain, now) == "delete"
+    assert plain.kept_until(Trigger(now)) is None
 
 
 def test_legal_hold_holds_erasure_only() -> None:

@@ -368,8 +368,10 @@ def purge_run_payload(result: Mapping[str, Any]) -> dict[str, Any]:
 
     Carries over the counts, instants, outcome and Dataward's own message; leaves out what
     evidence does not keep (the store, which is the subject; floats such as durations; the
-    acknowledge token). Each table gets the run's cutoff. The result still goes through
-    `validate` on append.
+    acknowledge token). Each table gets the run's cutoff, except a table whose trigger is a
+    wall clock or date of records[].timeZone (`timeZone` in its result): its bound is the
+    zone's, on the zone's calendar, which the run's cutoff is not. The result still goes
+    through `validate` on append.
     """
     payload = {
         to: result[source] for source, to in _RUN_FIELDS.items() if result.get(source) is not None
@@ -390,7 +392,11 @@ def purge_run_payload(result: Mapping[str, Any]) -> dict[str, Any]:
                     for source, to in _TABLE_FIELDS.items()
                     if t.get(source) is not None
                 },
-                **({"cutoff": result["cutoff"]} if result.get("cutoff") else {}),
+                **(
+                    {"cutoff": result["cutoff"]}
+                    if result.get("cutoff") and not t.get("timeZone")
+                    else {}
+                ),
             }
             for t in tables
             if isinstance(t, Mapping)

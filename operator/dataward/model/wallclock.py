@@ -19,8 +19,8 @@ A value is therefore never taken before its instant (on any reading), and at mos
 of a clock change late (one hour, Lord Howe's half hour), only around the change.
 
 A `date` with a zone means the whole day there: a row dated D has its trigger at the last
-instant of D in the zone (`date_instant`), and `date_bound(c)` is the last date whose every
-wall-clock value is at or before `wallclock_bound(c)`.
+instant of D in the zone (`date_instant`), and `whole_days_to(wallclock_bound(c))` is the last
+date whose every wall-clock value is at or before `wallclock_bound(c)`.
 
 A retention counts on the zone's own calendar (`zone_cutoff`, `zone_expiry`): a row of wall
 clock `v` expires at the wall clock `v + period` (months and years calendar-wise, as the store's
@@ -190,12 +190,6 @@ def safe_instant(value: datetime, zone: ZoneInfo) -> datetime:
 
 def _day_after(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), datetime.min.time())
-
-
-def date_bound(cutoff: datetime, zone: ZoneInfo) -> date:
-    """The last date whose whole day in `zone` is at or before `cutoff`: `d <= date_bound`
-    exactly when `date_instant(d) <= cutoff`."""
-    return whole_days_to(wallclock_bound(cutoff, zone))
 
 
 def whole_days_to(bound: datetime) -> date:

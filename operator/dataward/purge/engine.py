@@ -506,6 +506,18 @@ class TableRun:
             self.archive.commit()
         return int(remaining), oldest, int(archive_left), int(children)
 
+    def zone_bounds(self) -> dict[str, Any]:
+        """TableResult's fields for a trigger column of records[].timeZone (a wall clock or a
+        date): the zone and the bounds compared with, which count on its calendar."""
+        t = self.table
+        if t.live_zone is None:
+            return {}
+        return {
+            "time_zone": t.live_zone.key,
+            "zone_cutoff": t.bound.isoformat(),
+            "zone_archive_cutoff": None if t.archive_bound is None else t.archive_bound.isoformat(),
+        }
+
     def age(self, oldest: datetime | date | None) -> float | None:
         """Seconds since the oldest expired row expired."""
         if oldest is None:
@@ -1762,6 +1774,7 @@ def _untouched(run: TableRun, count: StartCount) -> TableResult:
         archive_expired_remaining=count.archive_expired,
         no_consent_remaining=count.children,
         unknown_age=count.unknown_age,
+        **run.zone_bounds(),
     )
 
 
@@ -1843,6 +1856,7 @@ def _run_tables(
                     if statutory
                     else None
                 ),
+                **run.zone_bounds(),
             )
         )
     if isinstance(error, NoInstant):
@@ -2276,7 +2290,7 @@ def _dry_run(
         + (f" ({sum(young)} of children without consent)" if plan.children_cutoff else "")
         + (" (archiving them first)" if plan.statutory is not None else "")
         + (f" and destroy {sum(would_destroy)} archived rows" if plan.statutory else "")
-        + f" at cutoff {plan.cutoff.isoformat()}; nothing was changed."
+        + f" at cutoff {plan.cutoff.isoformat()}{_zoned(results)}; nothing was changed."
         + (f" A real run would stop at maxRowsPerRun ({plan.max_rows})." if stopped else "")
         + (" A real run would be held: " + held.message if held is not None else "")
     )
@@ -2294,6 +2308,18 @@ def _dry_run(
     )
 
 
+def _zoned(results: Sequence[TableResult]) -> str:
+    """The messages' note on tables whose trigger is a wall clock or date of
+    records[].timeZone: they were cut at their own bound, on the zone's calendar."""
+    zoned = [f"{r.table} {r.zone_cutoff} {r.time_zone}" for r in results if r.zone_cutoff]
+    if not zoned:
+        return ""
+    return (
+        " (UTC's calendar; tables with records[].timeZone at their own cutoff, the zone's wall "
+        f"clock or date on its calendar: {', '.join(zoned)})"
+    )
+
+
 def _summary(results: Sequence[TableResult], plan: PurgePlan, stop: Stop | None) -> str:
     deleted = sum(r.rows_deleted for r in results)
     remaining = sum(r.expired_remaining for r in results)
@@ -2307,6 +2333,7 @@ def _summary(results: Sequence[TableResult], plan: PurgePlan, stop: Stop | None)
             f"{plan.children_cutoff.isoformat()} ({plan.consent_grace} grace), "
             f"{deleted - kids} expired at cutoff {plan.cutoff.isoformat()}"
         ]
+    parts[0] += _zoned(results)
     if plan.statutory is not None:
         parts.append(
             f"archived {sum(r.rows_archived for r in results)} new rows and destroyed "

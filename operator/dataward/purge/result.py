@@ -47,6 +47,13 @@ class TableResult:
     # login granted INSERT and SELECT there); "TwoLogins": through the job, the archive's own
     # login writing (every other case). None: not statutory.
     archive_copy: str | None = None
+    # records[].timeZone when the trigger column is a wall clock or date of that zone. Its
+    # bounds count on the zone's calendar (`sql.bind_cutoff`), not the run's `cutoff`
+    # (UTC's): the values the column was compared with (`column <= bound`), a naive wall
+    # clock of the zone or a date; the archive's too when statutory.
+    time_zone: str | None = None
+    zone_cutoff: str | None = None
+    zone_archive_cutoff: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape."""
@@ -65,6 +72,10 @@ class TableResult:
             "unknownAge": self.unknown_age,
             "largeCut": self.large_cut,
             **({"archiveCopy": self.archive_copy} if self.archive_copy else {}),
+            **({"timeZone": self.time_zone} if self.time_zone else {}),
+            **({"zoneCutoff": self.zone_cutoff} if self.zone_cutoff else {}),
+            **({"zoneArchiveCutoff": self.zone_archive_cutoff} if self.zone_archive_cutoff
+               else {}),
         }
 
 

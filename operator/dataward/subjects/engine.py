@@ -101,7 +101,6 @@ from dataward.purge.sql import (
     Dialect,
     Session,
     TableName,
-    as_utc,
     column_zone,
     decimal_fits,
     parse_table,
@@ -115,6 +114,7 @@ from dataward.subjects.plan import (
     RequestType,
     SubjectPlan,
     TablePlan,
+    Trigger,
     acknowledge_token,
     large_match,
     legal_hold,
@@ -524,9 +524,10 @@ class Located:
     # rows whatever their triggers hold (`_observe`).
     strict: bool = True
 
-    def trigger(self, value: Any) -> datetime | None:
-        """A trigger value of this table read back, as a UTC instant (the purge's reading);
-        None when it has not happened: NULL, or PostgreSQL's `infinity`, an instant that
+    def trigger(self, value: Any) -> Trigger | None:
+        """A trigger value of this table read back, with the zone it is read in (`Trigger`:
+        its instant and its periods as the purge reads and counts them); None when it has
+        not happened: NULL, or PostgreSQL's `infinity`, an instant that
         never comes (the loader returns it as text, `postgres._InfiniteAsText`).
         A value that names no instant (PostgreSQL's `-infinity`; MariaDB's zero date
         `0000-00-00`, or one with a zero month or day, which PyMySQL returns as text) is
@@ -535,7 +536,7 @@ class Located:
         if value is None or value == "infinity":
             return None
         if isinstance(value, datetime | date):
-            return as_utc(value, self.zone)
+            return Trigger(value, self.zone)
         if not self.strict:
             return None
         raise PurgeError(
@@ -604,7 +605,7 @@ def locate(
     )
 
 
-def _triggers(session: Session, located: Located) -> list[datetime | None]:
+def _triggers(session: Session, located: Located) -> list[Trigger | None]:
     """The trigger of each of the subject's rows (no lock)."""
     d = session.dialect
     rows = session.query(
@@ -618,7 +619,7 @@ def _triggers(session: Session, located: Located) -> list[datetime | None]:
 
 def _keyed_triggers(
     session: Session, located: Located
-) -> tuple[list[datetime | None], list[datetime | None]]:
+) -> tuple[list[Trigger | None], list[Trigger | None]]:
     """The trigger of each of the subject's rows, and those of the rows whose key holds NULL
     (which an erasure under a statute refuses to archive, `_refuse_null_keys`); one query,
     no lock."""
@@ -656,10 +657,10 @@ class Observed:
     table: TablePlan
     live: Located
     archive: Located | None
-    live_triggers: tuple[datetime | None, ...]
-    archive_triggers: tuple[datetime | None, ...] = ()
+    live_triggers: tuple[Trigger | None, ...]
+    archive_triggers: tuple[Trigger | None, ...] = ()
     # The triggers of the live rows whose key holds NULL (`_keyed_triggers`).
-    unkeyed_triggers: tuple[datetime | None, ...] = ()
+    unkeyed_triggers: tuple[Trigger | None, ...] = ()
 
     def unkeyed_to_archive(self, lifecycle: Lifecycle, now: datetime) -> int:
         """Live rows an erasure would archive whose key holds NULL: it refuses them
@@ -677,7 +678,7 @@ class Observed:
 
 
 def kept(
-    triggers: Sequence[datetime | None], lifecycle: Lifecycle, now: datetime
+    triggers: Sequence[Trigger | None], lifecycle: Lifecycle, now: datetime
 ) -> tuple[int, datetime | None]:
     """Rows (of the archive) the statute still keeps at `now`, and the latest keptUntil: every
     row an erasure does not destroy (`_destroyed`), a row with no trigger too (its period
@@ -725,7 +726,7 @@ def _outcome_of(
     )
 
 
-def _destroyed(trigger: datetime | None, lifecycle: Lifecycle, now: datetime) -> bool:
+def _destroyed(trigger: Trigger | None, lifecycle: Lifecycle, now: datetime) -> bool:
     """Whether an erasure destroys this archived row of the subject: when no statute keeps
     the category's rows (none in the policy, or no longer), every one; else one whose
     period, counted from its trigger, is over (the purge would destroy it too). A row with
@@ -1271,7 +1272,7 @@ def _dry_run(
 
 def _read_triggers(
     located: Located, rows: Sequence[tuple[Any, ...]]
-) -> list[datetime | None]:
+) -> list[Trigger | None]:
     """Each row's trigger (`Located.trigger`), for the access document."""
     return [located.trigger(row[located.ts_position]) for row in rows]
 

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from dataward.model.store import RecordSet
-from dataward.subjects.plan import SubjectPlan
+from dataward.subjects.plan import SubjectPlan, Trigger
 from dataward.subjects.result import instant
 
 MAGIC = b"DWSEAL01"
@@ -57,10 +57,10 @@ class FoundRows:
     location: str  # "live" or "archive"
     columns: tuple[str, ...]
     rows: Sequence[tuple[Any, ...]]
-    # Each row's trigger as the request read it (`engine.Located.trigger`: as a UTC instant
-    # in the table's zone; PostgreSQL's infinity has not happened, a value naming no instant
-    # is refused).
-    triggers: Sequence[datetime | None]
+    # Each row's trigger as the request read it (`engine.Located.trigger`: the value and the
+    # table's zone, read and counted as the purge does; PostgreSQL's infinity has not
+    # happened, a value naming no instant is refused).
+    triggers: Sequence[Trigger | None]
 
 
 def json_value(value: Any) -> Any:
@@ -94,7 +94,7 @@ def build_document(plan: SubjectPlan, found: Sequence[FoundRows], at: datetime) 
                     "purposes": list(life.purposes),
                     "retention": str(life.retention),
                     "trigger": life.trigger,
-                    "triggeredAt": instant(trigger),
+                    "triggeredAt": instant(trigger.instant if trigger else None),
                     "expiresAt": instant(life.expires_at(trigger)),
                     "statute": life.statute,
                     "keptUntil": instant(life.kept_until(trigger)),

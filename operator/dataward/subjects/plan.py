@@ -6,10 +6,12 @@
   need. A store answers only when it searched a table and every table not searched has no
   subject columns at all (`SubjectPlan.answers`): of the others nothing is known.
 - `row_fate`: what an erasure does with one of the subject's rows. A row of a category with
-  a statute whose period, counted from the row's trigger, is still ahead is kept: copied to
-  the archive (as the purge would) and then deleted from the live store; when its trigger has
-  not happened yet the statute's period has not even started, and the row stays in the live
-  store (the purge archives it once its retention ends). Every other row is deleted.
+  a statute whose period, counted from the row's trigger as the purge counts it (`Trigger`:
+  on records[].timeZone's calendar for a wall-clock or date column), is still ahead is kept:
+  copied to the archive (as the purge would) and then deleted from the live store; when its
+  trigger has not happened yet the statute's period has not even started, and the row stays
+  in the live store (the purge archives it once its retention ends). Every other row is
+  deleted.
 - The gates: `legal_hold` (the store's `spec.purge.suspend` blocks an erasure) and
   `large_match` (a request matching more than `max_rows` rows is held until acknowledged with
   the token the result prints, the same mechanism as the purge's large-cut hold).
@@ -19,8 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from dataward.model.compliance import effective_retention
 from dataward.model.durations import Duration
@@ -28,11 +31,32 @@ from dataward.model.policy import Policy
 from dataward.model.store import RecordSet, Store, SubjectColumn
 from dataward.purge.errors import PurgeError
 from dataward.purge.plan import Gate, store_ref
+from dataward.purge.sql import as_utc, expiry_of
 
 RequestType = Literal["access", "erasure"]
 RowFate = Literal["delete", "archive", "keep-live"]
 REQUEST_TYPES: tuple[RequestType, ...] = ("access", "erasure")
 DEFAULT_MAX_ROWS = 100
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A row's trigger as its column holds it, and the zone it is read in (`column_zone`:
+    records[].timeZone for a wall-clock or date column, None for an instant or without one).
+    A period counts from it as the purge's bound does (`sql.expiry_of`): on the zone's
+    calendar for a naive value of a zone, on UTC's otherwise."""
+
+    value: datetime | date
+    zone: ZoneInfo | None = None
+
+    @property
+    def instant(self) -> datetime:
+        """When it happened (UTC, aware; a date: the end of its day in the zone)."""
+        return as_utc(self.value, self.zone)
+
+    def plus(self, period: Duration) -> datetime:
+        """When `period` counted from it ends (UTC, aware)."""
+        return expiry_of(self.value, period, self.zone)
 
 
 @dataclass(frozen=True)
@@ -46,15 +70,15 @@ class Lifecycle:
     statute: str | None = None
     statutory: Duration | None = None
 
-    def expires_at(self, trigger: datetime | None) -> datetime | None:
+    def expires_at(self, trigger: Trigger | None) -> datetime | None:
         """When the row's retention in the live store ends (None: the trigger is pending)."""
-        return None if trigger is None else self.retention.add_to(trigger)
+        return None if trigger is None else trigger.plus(self.retention)
 
-    def kept_until(self, trigger: datetime | None) -> datetime | None:
+    def kept_until(self, trigger: Trigger | None) -> datetime | None:
         """When the statute stops requiring the row (None: no statute, or trigger pending)."""
         if self.statutory is None or trigger is None:
             return None
-        return self.statutory.add_to(trigger)
+        return trigger.plus(self.statutory)
 
 
 @dataclass(frozen=True)
@@ -133,7 +157,7 @@ def plan_request(store: Store, policy: Policy | None, kinds: Iterable[str]) -> S
     )
 
 
-def row_fate(trigger: datetime | None, lifecycle: Lifecycle, now: datetime) -> RowFate:
+def row_fate(trigger: Trigger | None, lifecycle: Lifecycle, now: datetime) -> RowFate:
     """What an erasure does with one of the subject's rows at `now`."""
     if lifecycle.statutory is None:
         return "delete"
