@@ -115,8 +115,10 @@ class FakeSession(Session):
         raise AssertionError(f"unexpected statement: {sql}")
 
 
-def contract_store() -> Any:
-    return parse_store({
+def contract_store(zone: str | None = None) -> Any:
+    """A store of the contracts category on fake live and archive sessions (`zone`: its
+    records' timeZone)."""
+    store: dict[str, Any] = {
         "apiVersion": "dataward.io/v1alpha1",
         "kind": "PersonalDataStore",
         "metadata": {"name": "st", "namespace": "crm", "generation": 7},
@@ -132,7 +134,10 @@ def contract_store() -> Any:
                          "subjectColumns": [{"kind": "email", "column": "email"}]}],
             "purge": {"batchSize": 100, "maxRowsPerRun": 100000},
         },
-    })  # fmt: skip
+    }  # fmt: skip
+    if zone is not None:
+        store["spec"]["records"][0]["timeZone"] = zone
+    return parse_store(store)
 
 
 def erase(live: FakeSession, archive: FakeSession, dry_run: bool) -> Outcome:

@@ -19,7 +19,7 @@ import pytest
 
 from dataward.model.durations import parse_duration
 from dataward.model.policy import parse_policy
-from dataward.model.store import RecordSet, SubjectColumn, parse_store
+from dataward.model.store import RecordSet, SubjectColumn
 from dataward.purge.sql import Column, TableName
 from dataward.subjects.engine import Located, Outcome, RequestOptions, run_request
 from dataward.subjects.identifiers import parse_identifiers
@@ -109,24 +109,7 @@ class ZonedSession(FakeSession):
 
 def zoned_store(zone: str) -> Any:
     """The skew tests' store (`contract_store`), its triggers read in `zone`."""
-    return parse_store({
-        "apiVersion": "dataward.io/v1alpha1",
-        "kind": "PersonalDataStore",
-        "metadata": {"name": "st", "namespace": "crm", "generation": 7},
-        "spec": {
-            "policy": "clunix",
-            "category": "contracts",
-            "workload": {"podSelector": {"matchLabels": {"app": "db"}}, "ports": [{"port": 5432}]},
-            "database": {"engine": "postgresql", "host": "live", "port": 5432, "name": "app",
-                         "credentialsSecret": "live-login"},
-            "archive": {"database": {"engine": "postgresql", "host": "archive", "port": 5432,
-                                     "name": "app", "credentialsSecret": "archive-login"}},
-            "records": [{"table": "people", "timestampColumn": "ts", "keyColumns": ["id"],
-                         "subjectColumns": [{"kind": "email", "column": "email"}],
-                         "timeZone": zone}],
-            "purge": {"batchSize": 100, "maxRowsPerRun": 100000},
-        },
-    })  # fmt: skip
+    return contract_store(zone)
 
 
 def request(
