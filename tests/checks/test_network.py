@@ -252,6 +252,26 @@ def test_a_peer_of_one_declared_rule_on_a_port_of_another_is_not_declared() -> N
     assert verdict({"from": theirs["from"][:1], "ports": theirs["ports"]}) == "Isolated"
 
 
+def test_a_neighbours_own_policy_by_other_label_keys_leaves_the_store_isolated() -> None:
+    """Two stores of one namespace whose workload selectors use different label keys (app,
+    app.kubernetes.io/name): each one's policy, as rendered, may select the other's pods. Red
+    on 31a5b3d: that made both Unknown in a healthy namespace."""
+    store = copy.deepcopy(samples.STORE)
+    store["metadata"]["name"] = "mysql-orders"
+    store["spec"]["workload"]["podSelector"] = {
+        "matchLabels": {"app.kubernetes.io/name": "mysql"}}
+    store["spec"]["network"]["allowFrom"] = [{"podSelector": {"matchLabels": {"app": "shop"}}}]
+    neighbour = render_network_policy(parse_store(store))
+    condition = network_isolated(DESIRED, live(), [neighbour], neighbours=[neighbour])
+    assert (condition.status, condition.reason) == ("True", "Isolated")
+    assert "shared with" not in condition.message  # it may share them, nobody knows it does
+    # The same policy edited wider is no neighbour's render: not known to be isolated.
+    wider = copy.deepcopy(neighbour)
+    wider["spec"]["ingress"] = [{}]
+    condition = network_isolated(DESIRED, live(), [wider], neighbours=[neighbour])
+    assert (condition.status, condition.reason) == ("Unknown", "PolicyMaySelectWorkload")
+
+
 def _workload(selector: dict[str, Any]) -> tuple[dict[str, Any], ObservedObject]:
     """The rendered policy of a store with this workload selector, and it in place."""
     store = copy.deepcopy(samples.STORE)

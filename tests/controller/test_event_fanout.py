@@ -153,6 +153,35 @@ def test_a_neighbours_binding_edited_to_read_this_stores_ring_queues_every_store
     assert sorted(keys_for_event("Role", role, widened, reconciler)[0]) == BOTH
 
 
+def test_a_stores_own_children_re_rendered_queue_only_the_stores_they_touch() -> None:
+    """The operator applies a store's new render (its readers, its allowFrom edited): the
+    event's old object is the previous render, no longer the view's. Red on 74c64f7: that
+    queued every store of the namespace, N reconciles an edit and N^2 after an upgrade that
+    changes a render. The other store shares neither pods nor Secrets with it."""
+    kube, caches, reconciler = _converged()
+    other = kube.objects[("PersonalDataStore", *OTHER)]
+    assert other["spec"]["workload"]["podSelector"] != kube.objects[
+        ("PersonalDataStore", *KEY)]["spec"]["workload"]["podSelector"]
+    store = copy.deepcopy(kube.objects[("PersonalDataStore", *KEY)])
+    store["spec"]["access"]["readers"].append({"kind": "User", "name": "bob"})
+    store["spec"]["network"]["allowFrom"].append({"podSelector": {"matchLabels": {"app": "x"}}})
+    kube._store(store)
+    children = (
+        ("RoleBinding", names_for(KEY[1]).readers),
+        ("Role", names_for(KEY[1]).readers),
+        ("NetworkPolicy", names_for(KEY[1]).network_policy),
+    )
+    before = {(k, n): copy.deepcopy(kube.objects[(k, KEY[0], n)]) for k, n in children}
+    _relist(caches)
+    reconciler.reconcile(KEY, now=T0 + timedelta(minutes=1))  # the view has the new render
+    changed = 0
+    for kind, name in children:
+        old, new = before[(kind, name)], kube.objects[(kind, KEY[0], name)]
+        changed += old != new
+        assert keys_for_event(kind, old, new, reconciler)[0] == [KEY], (kind, name)
+    assert changed == 2  # the binding (its subjects) and the policy (its peers)
+
+
 def _with_status(store: dict[str, Any], ready: str, preview: Any = None) -> dict[str, Any]:
     changed = copy.deepcopy(store)
     status = changed.setdefault("status", {})

@@ -98,12 +98,7 @@ def network_isolated(
             selecting.append(policy)
         elif selection is MAY_SELECT:
             uncertain.append(policy)
-    sharing = [
-        policy
-        for policy in selecting
-        if (twin := rendered.get(str((policy.get("metadata") or {}).get("name"))))
-        and same_part("NetworkPolicy", "spec", twin["spec"], policy.get("spec"))
-    ]
+    sharing = [policy for policy in selecting if _as_rendered(policy, rendered)]
     declared = [desired["spec"], *(policy["spec"] for policy in sharing)]
     # By identity: `policy not in sharing` compared whole dicts, O(n^2) when n stores share pods.
     shared = {id(policy) for policy in sharing}
@@ -123,7 +118,14 @@ def network_isolated(
             "ports the store does not declare: narrow its podSelector, or add those peers to "
             "spec.network.allowFrom if they should reach the data.",
         )
-    unsure = [policy for policy in uncertain if _admits_more(policy, declared)]
+    # A neighbour's own policy, as rendered, that may select these pods too (its workload
+    # selector by other label keys): its peers are its store's declared ones, whose pods
+    # these may be; not known to share them, it is no finding and no "shared" note.
+    unsure = [
+        policy
+        for policy in uncertain
+        if not _as_rendered(policy, rendered) and _admits_more(policy, declared)
+    ]
     if unsure:
         names = ", ".join(
             f"{namespace}/{(p.get('metadata') or {}).get('name')}" for p in unsure[:5]
@@ -278,6 +280,17 @@ def _selection(
         if not _one_value_meets([*own, *requirements]):
             return CANNOT_SELECT
     return MAY_SELECT if unfixed else SELECTS
+
+
+def _as_rendered(policy: Mapping[str, Any], rendered: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Whether `policy` is a neighbour store's, in place exactly as Dataward renders it."""
+    twin = rendered.get(str((policy.get("metadata") or {}).get("name")))
+    return twin is not None and same_part("NetworkPolicy", "spec", twin["spec"], policy.get("spec"))
+
+
+def may_select(policy: Mapping[str, Any], workload: Mapping[str, Any]) -> bool:
+    """Whether `policy` may select a pod of the `workload` selector (`_selection`)."""
+    return _selection(policy, workload) is not CANNOT_SELECT
 
 
 def _keys_not_fixed(policy: Mapping[str, Any], workload: Mapping[str, Any]) -> list[str]:

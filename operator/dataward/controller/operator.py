@@ -195,6 +195,17 @@ def _rendered_for(
     return reconciler.rendered_for(kind, namespace, obj)
 
 
+def _named_for(
+    kind: str, namespace: str, obj: Mapping[str, Any], reconciler: Reconciler
+) -> tuple[str, ...]:
+    """The stores that render an object of `obj`'s name (whatever it holds now), when it is
+    labelled as Dataward's; none: it is foreign."""
+    meta = obj.get("metadata") or {}
+    if (meta.get("labels") or {}).get(MANAGED_BY_LABEL) != MANAGED_BY:
+        return ()
+    return reconciler.rendered_names(kind, namespace, str(meta.get("name")))
+
+
 def _owner_store(body: Mapping[str, Any]) -> str | None:
     for ref in body.get("metadata", {}).get("ownerReferences") or []:
         if ref.get("kind") == STORE_KIND and str(ref.get("apiVersion", "")).startswith(GROUP):
@@ -297,9 +308,18 @@ def keys_for_event(
         # there.
         owners: set[str] = set()
         for obj in (old, new):
-            found = () if obj is None else _rendered_for(kind, namespace, obj, reconciler)
-            if obj is not None and not found:
-                return reconciler.stores_in(namespace), []
+            if obj is None:
+                continue
+            found = _rendered_for(kind, namespace, obj, reconciler)
+            if not found:
+                # Not as rendered: labelled as Dataward's under a store's child name (the
+                # operator's previous render, or someone's edit), the stores its content may
+                # reach and those that render the name; anything else, every store there.
+                named = _named_for(kind, namespace, obj, reconciler)
+                reached = None if not named else reconciler.stores_reached(kind, namespace, obj)
+                if reached is None:
+                    return reconciler.stores_in(namespace), []
+                found = (*named, *reached)
             owners.update(found)
         return [(namespace, owner) for owner in sorted(owners)], []
     owner = _owner_store(body)

@@ -62,7 +62,7 @@ from dataward.checks.encryption import (
     unreadable_problem,
     verdicts_behind,
 )
-from dataward.checks.network import network_isolated, unnamed_keys, workload_labels
+from dataward.checks.network import may_select, network_isolated, unnamed_keys, workload_labels
 from dataward.checks.observed import (
     KeyRecord,
     KeyRingRecord,
@@ -356,6 +356,21 @@ class Reconciler:
             if label_value(s["metadata"]["name"]) == label and self.owns(namespace)
         ]
 
+    def rendered_names(self, kind: str, namespace: str, name: str) -> tuple[str, ...]:
+        """The stores of `namespace` that render a NetworkPolicy (`kind`), or a Role or
+        RoleBinding (they share their names), called `name`, by the namespace's last view
+        (none yet: none), whatever the object of that name holds."""
+        with self._cache_lock:
+            memo = self._ns_memo.get(namespace)
+        if memo is None:
+            return ()
+        view = memo[1]
+        if kind != "NetworkPolicy":
+            return view.rbac_owners.get(name, ())
+        policy = view.policy_by_name.get(name)
+        refs = [] if policy is None else policy["metadata"].get("ownerReferences") or []
+        return tuple(str(ref["name"]) for ref in refs[:1])
+
     def rendered_for(self, kind: str, namespace: str, obj: Mapping[str, Any]) -> tuple[str, ...]:
         """The stores of `namespace` that render `obj`, a NetworkPolicy, Role or RoleBinding
         (a Role and its binding share their name), when it is exactly as they render it,
@@ -392,6 +407,46 @@ class Reconciler:
         ):
             return ()
         return (str(ref["name"]),)
+
+    def stores_reached(
+        self, kind: str, namespace: str, obj: Mapping[str, Any]
+    ) -> tuple[str, ...] | None:
+        """The stores of `namespace` whose verdicts the content of `obj` (a NetworkPolicy,
+        Role or RoleBinding) may change, by the namespace's last view: a NetworkPolicy's
+        those whose workload pods it may select, a Role's those whose Secrets it lets read
+        (`store_secrets`), a RoleBinding's its cached Role's. None (every store): no view
+        yet, a rule reading every Secret, a binding to a ClusterRole or to a Role not cached.
+        Never builds a view (the informers' threads ask)."""
+        with self._cache_lock:
+            memo = self._ns_memo.get(namespace)
+        if memo is None:
+            return None
+        stores = memo[1].stores
+        if kind == "NetworkPolicy":
+            return tuple(
+                store.name
+                for store in stores
+                if may_select(obj, store.workload.pod_selector.to_dict())
+            )
+        if kind == "RoleBinding":
+            ref = obj.get("roleRef") or {}
+            role = (
+                self.read.get("Role", namespace, str(ref.get("name")))
+                if ref.get("kind") == "Role"
+                else None
+            )
+            if role is None:
+                return None
+            obj = role
+        rules = ObservedRole.from_api(obj).rules
+        every = any(r.reads_secrets(("",)) and not r.resource_names for r in rules)
+        if every:
+            return None
+        return tuple(
+            store.name
+            for store in stores
+            if any(rule.reads_secrets(store_secrets(store)) for rule in rules)
+        )
 
     def reconcile_logged(self, key: StoreKey) -> Outcome:
         """Reconcile and log failures; the queue retries a failure with backoff."""
