@@ -315,3 +315,38 @@ def test_a_copy_that_finishes_without_running_a_pod_is_not_a_run() -> None:
     assert conditions(kube)["PurgeSucceeded"] == ("True", "NoRunYet")
     assert "lastPurge" not in status(kube)
     assert "hollow" in _message(kube, "PurgeSucceeded")
+
+
+def test_a_run_judged_before_its_pod_is_seen_is_recorded_with_its_real_result() -> None:
+    """The Job's completion reaches the operator before its pod's termination message does
+    (two watches). Red on 97d2a4d: the run was recorded Unknown (NoResultRecord) at once,
+    and the pass that then read its record saw the same jobName and never recorded the
+    real result: the report showed a false "outcome is unknown" finding for good."""
+    from tests.controller.test_evidence_records import Sink
+
+    kube, uid = _cluster()
+    sink = Sink()
+    reconciler = Reconciler(kube, ReconcileSettings(evidence=sink))  # type: ignore[arg-type]
+    template = _template(kube)
+    real = _job(kube, "real", uid, template, "Complete", minute=59)  # done at 07:59:30
+    reconciler.reconcile(KEY, now=T0)  # 30 s later: no pod seen yet
+    assert sink.of("purge.run") == []
+    _pod(kube, "real-x1", real, _as_pod(template), {"purge": _record("Succeeded", 3)}, 59)
+    reconciler.reconcile(KEY, now=T0 + timedelta(seconds=5))
+    (run,) = sink.of("purge.run")
+    assert (run["jobName"], run["result"], run["rowsDeleted"]) == ("real", "Succeeded", 3)
+    assert status(kube)["lastPurge"]["result"] == "Succeeded"
+
+
+def test_a_run_that_never_left_a_record_is_recorded_unknown_after_a_grace() -> None:
+    from tests.controller.test_evidence_records import Sink
+
+    kube, uid = _cluster()
+    sink = Sink()
+    reconciler = Reconciler(kube, ReconcileSettings(evidence=sink))  # type: ignore[arg-type]
+    _job(kube, "real", uid, _template(kube), "Complete", minute=59)  # done at 07:59:30
+    due = reconciler.reconcile(KEY, now=T0)
+    assert sink.of("purge.run") == [] and due is not None and due <= T0 + timedelta(minutes=2)
+    reconciler.reconcile(KEY, now=T0 + timedelta(minutes=2))
+    (run,) = sink.of("purge.run")
+    assert (run["result"], run["reason"]) == ("Unknown", "NoResultRecord")

@@ -587,8 +587,9 @@ class Reconciler:
         if runs.last is not None:
             extra["lastPurge"] = runs.last
             before = (raw.get("status") or {}).get("lastPurge") or {}
-            if runs.last.get("jobName") != before.get("jobName") and not self._record(
-                store, "purge.run", _purge_run_evidence(runs.last)
+            if runs.last.get("jobName") != before.get("jobName") and (
+                _result_may_come(runs.last, now)
+                or not self._record(store, "purge.run", _purge_run_evidence(runs.last))
             ):
                 # status.lastPurge is what says the run is on record: it stays at the run
                 # before until the append goes through, on a pass soon.
@@ -2656,6 +2657,19 @@ def _not_compliant(snapshot: StoreSnapshot, controls: Sequence[Condition] = ()) 
 # The cache of the operator's key rings (controller/operator.py SECRET_KINDS).
 KEY_RING_CACHE = "KeyRing"
 UNSETTLED_RECHECK = timedelta(seconds=60)  # how soon a store not Ready is looked at again
+# How long after a run's Job finished its pod's result record may still be on its way (the
+# Job's and the pod's watches are two): a run without one is not recorded Unknown before.
+RESULT_RECORD_GRACE = timedelta(seconds=60)
+
+
+def _result_may_come(last: Mapping[str, Any], now: datetime) -> bool:
+    """Whether `last` (status.lastPurge) is a run without a result record whose Job finished
+    less than RESULT_RECORD_GRACE ago: its record may yet be read, so it is not on record as
+    Unknown (that would stand for good: a run is recorded once, by its jobName)."""
+    if last.get("result") != "Unknown":
+        return False
+    finished = _parse_time(last.get("completionTime"))  # none known: recorded as it is
+    return finished is not None and now - finished < RESULT_RECORD_GRACE
 STUCK_GRACE = 600  # seconds past a run's deadline before it is called stuck
 MISSED_GRACE = 300  # seconds past a run's starting deadline before it is called missed
 
