@@ -422,3 +422,28 @@ def test_an_unreadable_log_is_unknown_never_true(tmp_path: Path) -> None:
 )
 def test_the_verdict_is_true_only_on_a_recorded_read(canary: AccessCanary, status: str) -> None:
     assert access_recorded(canary, RING, "/var/log/audit.log", GRACE).status == status
+
+
+def test_stores_not_listed_yet_at_start_hold_the_follower_never_end_it(tmp_path: Path) -> None:
+    # Red on 22e91ca: the stores' list (a cache not synced yet raises) was read outside the
+    # retry, and the thread died: no read was recorded until the operator restarted. The
+    # same list failing at a poll (after its lines were read) ended the thread too.
+    from dataward.controller.kube import KubeError
+
+    path, sink = tmp_path / "audit.log", Sink()
+    path.write_text(line("r1", T0))
+    crm, calls = the_store(), []
+
+    def stores() -> list[Any]:
+        calls.append(1)
+        if len(calls) in (1, 3):  # at the start, and at the first poll (a relist)
+            raise KubeError(503, "Service Unavailable", "list personaldatastores")
+        return [crm]
+
+    f = follower(path, sink)
+    f.start(stores, lambda key: None)
+    try:
+        wait(lambda: len(sink.records) == 1)
+    finally:
+        f.stop()
+    assert sink.ids() == ["r1"] and f.canary("crm", RING).evidence_error is None

@@ -322,7 +322,13 @@ class AccessLogFollower:
         one was down were skipped). A shard whose records are not among the newest then has
         no cursor and records its backlog again: repeats, never a loss."""
         while True:
-            served = {store.namespace for store in self._stores()}
+            try:
+                served = {store.namespace for store in self._stores()}
+            except Exception as error:  # the stores' cache not synced yet: not the evidence's
+                log.info("access records: stores not listed yet (%s)", type(error).__name__)
+                if self._stop.wait(self.poll_seconds * 5):
+                    return False
+                continue
             try:
                 records = self.evidence.latest(ACCESS_KIND, RESUME_RECORDS)
                 self._cursor = resume_cursor(
@@ -340,21 +346,27 @@ class AccessLogFollower:
 
     def _poll(self, backlog: list[LogFile], live: LogFile) -> None:
         try:
+            # Before any line is read: the stores not listed (a cache relisting), the lines
+            # wait in their files for the next poll.
+            stores = list(self._stores())
+        except Exception as error:
+            log.info("access records: stores not listed (%s)", type(error).__name__)
+            return
+        try:
             while backlog:
                 lines = backlog[0].read_lines()
-                self._ingest(lines)
+                self._ingest(lines, stores)
                 backlog.pop(0).close()
             lines = live.read_lines()
         except OSError as error:  # kept where it was: the next poll reads the same lines
             self._set_log_error(error.strerror or type(error).__name__)
             return
         self._set_log_error(None)
-        self._ingest(lines)
+        self._ingest(lines, stores)
 
-    def _ingest(self, lines: list[bytes]) -> None:
+    def _ingest(self, lines: list[bytes], stores: list[Store]) -> None:
         if not lines:
             return
-        stores = list(self._stores())
         targets = AccessTargets.of(stores)
         rings = {(s.namespace, names_for(s.name).key_ring) for s in stores}
         for line in lines:
