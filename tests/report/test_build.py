@@ -356,3 +356,24 @@ def test_a_run_whose_outcome_is_unknown_is_a_finding_not_a_success() -> None:
     assert clause["findings"] == [
         f"purge run 1 of {SHOP}: its outcome is unknown (NoResultRecord)"]
     jsonschema.validate(built, json.loads(SCHEMA.read_text()))
+
+
+def test_an_answer_appended_again_is_counted_once() -> None:
+    # Red on 5c09be2: the record goes on before the status write; that write failing, the
+    # next pass appended the same answer again, later, and the report counted it twice (the
+    # second one late).
+    def answered(seq: int, at: str, outcome: str = "fulfilled") -> Any:
+        return rec(seq, at, "request.answered", "privacy/uid-a", {
+            "requestId": "a", "requestType": "erasure", "outcome": outcome,
+            "receivedAt": "2026-11-01T00:00:00Z", "answeredAt": at,
+            "deadline": "2026-11-11T00:00:00Z"})  # fmt: skip
+
+    records = [answered(1, "2026-11-10T23:59:00Z"), answered(2, "2026-11-11T00:01:00Z")]
+    built = build_report(records, Q4, verdict=None, generated_at=NOW, stores=STORES)
+    assert [(r["seq"], r["late"]) for r in built["requests"]] == [(1, False)]
+    (clause,) = [c for c in built["clauses"] if c["id"] == "subject-requests"]
+    assert clause["status"] == "evidenced"
+    # A later answer of another outcome (a store found unanswered since) is a record of its own.
+    records.append(answered(3, "2026-11-12T00:00:00Z", "failed"))
+    built = build_report(records, Q4, verdict=None, generated_at=NOW, stores=STORES)
+    assert [r["seq"] for r in built["requests"]] == [1, 3]

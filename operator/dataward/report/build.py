@@ -435,10 +435,18 @@ def _finding(start: Record, end: Record | None) -> dict[str, Any]:
 
 
 def _requests(records: Sequence[Record], quarter: Quarter) -> list[dict[str, Any]]:
+    """The request.answered records of the quarter, each answer once: one appended again
+    (appended before its status write, which failed) has the same request and outcome; the
+    first record stands (its answeredAt is when the answer first went on record)."""
     answered = []
+    seen: set[tuple[str, object, object]] = set()
     for record in records:
         if record.kind != "request.answered" or not _in(record, quarter):
             continue
+        key = (record.subject, record.payload.get("requestId"), record.payload.get("outcome"))
+        if key in seen:
+            continue
+        seen.add(key)
         received = parse_time(record.payload.get("receivedAt"))
         at = parse_time(record.payload.get("answeredAt")) or _t(record)
         due = parse_time(record.payload.get("deadline"))
