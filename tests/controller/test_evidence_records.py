@@ -37,6 +37,13 @@ def _reconciler(kube: Any, sink: Sink) -> Reconciler:
     return Reconciler(kube, ReconcileSettings(evidence=sink))
 
 
+def _finished_run(kube: Any, outcome: str) -> None:
+    """The store's CronJob's run-1, finished (`outcome`: Complete or Failed) at 03:18."""
+    kube._store(_run(kube, "run-1", "2026-01-10T03:17:00Z",
+                     conditions=[{"type": outcome, "status": "True"}],
+                     completionTime="2026-01-10T03:18:00Z"))  # fmt: skip
+
+
 def test_a_new_store_records_its_key_and_every_condition_it_reaches() -> None:
     kube, sink = _cluster(), Sink()
     _reconciler(kube, sink).reconcile(KEY, now=T0)
@@ -70,13 +77,7 @@ def test_a_finished_purge_run_is_recorded_once() -> None:
     kube, sink = _cluster(), Sink()
     reconciler = _reconciler(kube, sink)
     reconciler.reconcile(KEY, now=T0)
-    kube._store(
-        _run(
-            kube, "run-1", "2026-01-10T03:17:00Z",
-            conditions=[{"type": "Failed", "status": "True"}],
-            completionTime="2026-01-10T03:18:00Z",
-        )
-    )  # fmt: skip
+    _finished_run(kube, "Failed")
     reconciler.reconcile(KEY, now=T0 + timedelta(minutes=1))
     reconciler.reconcile(KEY, now=T0 + timedelta(minutes=2))
     (run,) = sink.of("purge.run")
@@ -91,13 +92,7 @@ def test_a_purge_run_whose_record_failed_is_recorded_on_a_later_pass() -> None:
     kube, sink = _cluster(), Sink()
     reconciler = _reconciler(kube, sink)
     reconciler.reconcile(KEY, now=T0)
-    kube._store(
-        _run(
-            kube, "run-1", "2026-01-10T03:17:00Z",
-            conditions=[{"type": "Failed", "status": "True"}],
-            completionTime="2026-01-10T03:18:00Z",
-        )
-    )  # fmt: skip
+    _finished_run(kube, "Failed")
     sink.fail = True
     due = reconciler.reconcile(KEY, now=T0 + timedelta(minutes=1))
     assert due is not None and due <= T0 + timedelta(minutes=3)  # looked at again soon
@@ -116,13 +111,7 @@ def test_a_run_that_left_no_result_record_is_recorded_as_unknown() -> None:
     kube, sink = _cluster(), Sink()
     reconciler = _reconciler(kube, sink)
     reconciler.reconcile(KEY, now=T0)
-    kube._store(
-        _run(
-            kube, "run-1", "2026-01-10T03:17:00Z",
-            conditions=[{"type": "Complete", "status": "True"}],
-            completionTime="2026-01-10T03:18:00Z",
-        )
-    )  # fmt: skip
+    _finished_run(kube, "Complete")
     reconciler.reconcile(KEY, now=T0 + timedelta(minutes=1))
     (run,) = sink.of("purge.run")
     assert (run["jobName"], run["result"], run["reason"]) == ("run-1", "Unknown", "NoResultRecord")

@@ -184,7 +184,8 @@ def workload_values(selector: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
     """The values each label key may have on a workload pod, by the workload selector alone
     (the pods another policy must select to matter to the store), as far as they are named:
     its `matchLabels`, every value of an `In` (a pod may carry any of them) less those of a
-    `NotIn`, "" for `Exists`. A key the selector does not name stands for no label. The keys
+    `NotIn`, "" for `Exists`. A key the selector does not name is left out (the pods may
+    carry it: `_selection` says MAY_SELECT for a policy that needs one). The keys
     of `unnamed_keys` may carry values this does not list (an `Exists` or a `NotIn`)."""
     allowed: dict[str, tuple[str, ...]] = {
         str(key): (str(value),) for key, value in (selector.get("matchLabels") or {}).items()

@@ -356,15 +356,20 @@ class Reconciler:
             if label_value(s["metadata"]["name"]) == label and self.owns(namespace)
         ]
 
+    def _last_view(self, namespace: str) -> NamespaceStores | None:
+        """The namespace's last view (`_namespace`), never built here (the event handlers
+        ask, on the informers' threads); None before the first."""
+        with self._cache_lock:
+            memo = self._ns_memo.get(namespace)
+        return None if memo is None else memo[1]
+
     def rendered_names(self, kind: str, namespace: str, name: str) -> tuple[str, ...]:
         """The stores of `namespace` that render a NetworkPolicy (`kind`), or a Role or
         RoleBinding (they share their names), called `name`, by the namespace's last view
         (none yet: none), whatever the object of that name holds."""
-        with self._cache_lock:
-            memo = self._ns_memo.get(namespace)
-        if memo is None:
+        view = self._last_view(namespace)
+        if view is None:
             return ()
-        view = memo[1]
         if kind != "NetworkPolicy":
             return view.rbac_owners.get(name, ())
         policy = view.policy_by_name.get(name)
@@ -378,11 +383,10 @@ class Reconciler:
         object under a store's child name with other content (replaced, widened) is foreign,
         and every store there may share the pods or Secrets it concerns. Never builds a
         view: the event handlers ask, on the informers' threads."""
-        with self._cache_lock:
-            memo = self._ns_memo.get(namespace)
-        if memo is None:
+        view = self._last_view(namespace)
+        if view is None:
             return ()
-        view, name = memo[1], str((obj.get("metadata") or {}).get("name"))
+        name = str((obj.get("metadata") or {}).get("name"))
         if kind != "NetworkPolicy":
             owners = view.rbac_owners.get(name, ())
             found = (ObservedRole if kind == "Role" else ObservedBinding).from_api(obj)
@@ -417,11 +421,10 @@ class Reconciler:
         (`store_secrets`), a RoleBinding's its cached Role's. None (every store): no view
         yet, a rule reading every Secret, a binding to a ClusterRole or to a Role not cached.
         Never builds a view (the informers' threads ask)."""
-        with self._cache_lock:
-            memo = self._ns_memo.get(namespace)
-        if memo is None:
+        view = self._last_view(namespace)
+        if view is None:
             return None
-        stores = memo[1].stores
+        stores = view.stores
         if kind == "NetworkPolicy":
             return tuple(
                 store.name

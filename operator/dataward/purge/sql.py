@@ -426,8 +426,8 @@ def bind_cutoff(
 def as_utc(value: datetime | date, zone: ZoneInfo | None = None) -> datetime:
     """A trigger value read back from the database, as an aware UTC instant.
 
-    `zone`: the column's zone (`column_zone`), for naive values; the same reading as
-    `bind_cutoff`, so `as_utc(v, zone) <= c` exactly when `v <= bind_cutoff(c, ..., zone)`.
+    `zone`: the column's zone (`column_zone`), for naive values: a wall clock's latest
+    instant there (`safe_instant`), a date's last, the reading `bind_cutoff` binds by.
     """
     if isinstance(value, datetime):
         if value.tzinfo is not None:
