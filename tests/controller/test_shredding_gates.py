@@ -488,6 +488,28 @@ def test_a_retention_lengthened_since_the_cache_was_filled_keeps_the_key() -> No
     assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyReady")
 
 
+def test_a_time_zone_given_since_the_cache_was_filled_keeps_the_key() -> None:
+    """The cache has the store's table on UTC; the store now says its wall clocks are
+    Kiritimati's (UTC+14), where July's last rows, dated August 1 there, are live until
+    2026-01-28T09:59:59.999999Z. The fresh read sees it: nothing is destroyed at DUE."""
+    kube = ready(cluster())
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    stale = StaleCache(kube)
+    records = copy.deepcopy(store_object(kube)["spec"]["records"])
+    records[0]["timeZone"] = "Pacific/Kiritimati"
+    edit_spec(kube, records=records)
+    settings = ReconcileSettings(evidence=sink)
+    Synced(cast(Kube, kube), settings, caches=cast(Any, stale)).reconcile(KEY, now=DUE)
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+    assert "spec.records[].timeZone changed" in message(kube)
+    run(kube, sink, DUE + timedelta(minutes=1))  # the cache has it: July is not due yet
+    assert "2025-07" in ring(kube).buckets and sink.of("key.shredded") == []
+    run(kube, sink, datetime(2026, 1, 28, 10, tzinfo=UTC))
+    assert [p["bucket"] for p in sink.of("key.shredded")] == ["2025-07"]
+    assert sink.of("key.shredded")[0]["expired"] == "2026-01-28T09:59:59.999999Z"
+
+
 def test_the_new_reasons_are_in_the_reference() -> None:
     for reason in ("KeyShreddingClockSkew", "KeyShreddingNotCompliant",
                    "KeyShreddingNotAcknowledged"):  # fmt: skip

@@ -125,7 +125,13 @@ from dataward.controller.metrics import (
     record_status,
 )
 from dataward.evidence.payloads import purge_run_payload, refused
-from dataward.keys.buckets import BucketError, bucket_expired, expires_at, plan_buckets
+from dataward.keys.buckets import (
+    BucketError,
+    Lifetime,
+    bucket_expired,
+    expires_at,
+    plan_buckets,
+)
 from dataward.keys.ring import (
     KeyRing,
     add_bucket_keys,
@@ -145,7 +151,7 @@ from dataward.model.compliance import (
 )
 from dataward.model.durations import Duration
 from dataward.model.errors import ModelError
-from dataward.model.policy import DEFAULT_KEY_ROTATION, Policy, parse_policy
+from dataward.model.policy import DEFAULT_KEY_ROTATION, Category, Policy, parse_policy
 from dataward.model.revisions import (
     IMPACT_LIMIT,
     LARGE_CUT,
@@ -162,6 +168,7 @@ from dataward.model.revisions import (
     preview_state,
 )
 from dataward.model.store import Store, parse_store
+from dataward.model.wallclock import parse_zone
 from dataward.purge.plan import ACKNOWLEDGE_ANNOTATION, DEFAULT_MAX_CLOCK_SKEW
 from dataward.render import RenderSettings, label_value, names_for, render_children
 from dataward.render.key_ring import render_key_ring_metadata, ring_owner_references
@@ -1703,13 +1710,11 @@ class Reconciler:
         category = policy.category(store.category) if policy is not None else None
         if category is None:
             return unchanged  # the retention is unknown: neither create nor destroy
-        retention = effective_retention(store, category)  # the purge's own
-        statutory = category.statutory.period if category.statutory else None
+        life = _lifetime(store, category)
         plan = plan_buckets(
             now,
             category.key_buckets,
-            retention,
-            statutory,
+            life,
             ring.buckets,
             # As status recorded them: the Secret's own list is held to it (`ring_changes`),
             # never a claim that keeps a bucket from getting its key.
@@ -1753,11 +1758,11 @@ class Reconciler:
             shred_at = hold.read_at or now
             if blocker is None and version is not None:
                 due, blocker, problem = self._shredding_gate(
-                    store, policy, hold, due, shred_at, (retention, statutory)
+                    store, policy, hold, due, shred_at, life
                 )
         if due and blocker is None and version is not None:
             shredded, owed, problem = self._record_shredding(
-                store, ring, record, due, shred_at, (retention, statutory), version
+                store, ring, record, due, shred_at, life, version
             )
             decided = {gone.bucket for gone in shredded}
             shred = tuple(bucket for bucket in due if bucket in decided)
@@ -1877,7 +1882,7 @@ class Reconciler:
         hold: Hold,
         due: tuple[str, ...],
         now: datetime,
-        periods: tuple[Duration, Duration | None],
+        life: Lifetime,
     ) -> tuple[tuple[str, ...], ShreddingBlocker | None, str | None]:
         """The gates weighed on the store as read again (`hold`): what is due at the API
         server's time, and what keeps it (None: the keys may go)."""
@@ -1906,7 +1911,7 @@ class Reconciler:
         if skew is not None or server is None:
             return due, "clock-skew", skew
         # Decided at the server's time: a key due only by the operator's clock stays.
-        due = tuple(bucket for bucket in due if bucket_expired(bucket, server, *periods))
+        due = tuple(bucket for bucket in due if bucket_expired(bucket, server, life))
         # Released only by an acknowledgement naming these very keys, at this store.
         token = shredding_token(fresh, due) if due else ""
         if due and large_shredding(due, fresh.annotation(SHREDDING_ANNOTATION) == token):
@@ -1946,7 +1951,7 @@ class Reconciler:
         record: KeyRingRecord,
         due: tuple[str, ...],
         now: datetime,
-        periods: tuple[Duration, Duration | None],
+        life: Lifetime,
         version: str,
     ) -> tuple[tuple[ShreddedRecord, ...], tuple[OwedWithdrawal, ...], str | None]:
         """Append key.shredded for each due key not yet recorded, then list them in status,
@@ -1997,7 +2002,7 @@ class Reconciler:
                 **_key_evidence(ring, record.secret_name, claim.id),
                 "bucket": claim.bucket,
                 "reason": "BucketExpired",
-                "expired": expires_at(claim.bucket, *periods),  # to the microsecond
+                "expired": expires_at(claim.bucket, life),  # to the microsecond
             }
             try:
                 sink.append("key.shredded", f"{store.namespace}/{store.name}", payload)
@@ -2632,7 +2637,24 @@ def _decision_changed(decided: Store, fresh: Store) -> str | None:
     for name in ("policy", "category", "retention"):
         if getattr(decided, name) != getattr(fresh, name):
             return name
+    if _zone_names(decided) != _zone_names(fresh):
+        return "records[].timeZone"
     return None
+
+
+def _zone_names(store: Store) -> tuple[str, ...]:
+    """The zones whose calendars the store's tables count their retention on."""
+    return tuple(sorted({r.time_zone for r in store.records if r.time_zone is not None}))
+
+
+def _lifetime(store: Store, category: Category) -> Lifetime:
+    """What the store's bucket keys must outlive: the purge's own retention, the category's
+    statutory period, on UTC's calendar and its tables' zones' (`records[].timeZone`)."""
+    return Lifetime(
+        effective_retention(store, category),  # the purge's own
+        category.statutory.period if category.statutory else None,
+        tuple(parse_zone(name) for name in _zone_names(store)),
+    )
 
 
 def _compliance_findings(snapshot: StoreSnapshot) -> list[Finding]:
@@ -2692,12 +2714,11 @@ def _expired_in(store: Store, policy: Policy | None, now: datetime) -> Callable[
     category = policy.category(store.category) if policy is not None else None
     if category is None:
         return lambda bucket: False
-    retention = effective_retention(store, category)
-    statutory = category.statutory.period if category.statutory else None
+    life = _lifetime(store, category)
 
     def expired(bucket: str) -> bool:
         try:
-            return bucket_expired(bucket, now, retention, statutory)
+            return bucket_expired(bucket, now, life)
         except BucketError:
             return False
 

@@ -8,6 +8,13 @@ cutoff (`cutoff_for`) of the retention, and, for a statutory category, of the st
 period too (the archive keeps those records that long). Destroying at `start + retention`
 would destroy the key of records that are still within retention.
 
+A store whose tables name `records[].timeZone` has those rows purged by the zone's calendar
+(purge/sql.py `bind_cutoff`): a month after 05:00 on March 1 in Seoul, which is in the UTC
+bucket of February, is 05:00 on April 1 in Seoul, three days after February's end plus a
+month. Such a bucket also waits, in each of the store's zones, until the last day any of its
+instants falls on there has wholly expired (a date column's rule, the later of the two for a
+wall-clock column too), so its key outlives every row the purge still keeps (`Lifetime`).
+
 Pure functions only: the reconciler decides with these and does the I/O.
 """
 
@@ -16,10 +23,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from dataward.model.durations import Duration, cutoff_for
 from dataward.model.policy import KEY_BUCKETS, KeyBuckets
+from dataward.model.wallclock import latest_wallclock, zone_day_cutoff, zone_expiry
 
 Granularity = KeyBuckets
 GRANULARITIES = KEY_BUCKETS
@@ -29,6 +38,7 @@ _MICROSECOND = timedelta(microseconds=1)
 # The most bucket keys the operator keeps ready at once (ten years of months): older buckets of
 # a longer retention get no key, and `Cipher.encrypt` refuses a record whose bucket has none.
 MAX_LIVE_BUCKETS = 120
+_ZONE_MARGIN = timedelta(days=3)
 
 
 class BucketError(ValueError):
@@ -70,23 +80,47 @@ def next_bucket(bucket: str) -> str:
     return bucket_of(bucket_bounds(bucket)[1], granularity_of(bucket))
 
 
-def periods(retention: Duration, statutory: Duration | None) -> tuple[Duration, ...]:
-    """Every period a bucket's records must outlive: the retention, and the statutory one."""
-    return (retention,) if statutory is None else (retention, statutory)
+@dataclass(frozen=True)
+class Lifetime:
+    """What a bucket's records must outlive: the retention (the purge's own), the statutory
+    period of a statutory category (the archive keeps its records that long), and the zones
+    whose calendars the store's tables count them on (`records[].timeZone`; UTC's always)."""
+
+    retention: Duration
+    statutory: Duration | None = None
+    zones: tuple[ZoneInfo, ...] = ()
+
+    @property
+    def periods(self) -> tuple[Duration, ...]:
+        return (self.retention,) if self.statutory is None else (self.retention, self.statutory)
 
 
-def bucket_expired(
-    bucket: str, now: datetime, retention: Duration, statutory: Duration | None = None
-) -> bool:
-    """True when every record of `bucket` has expired at `now` under every period."""
+def _last_days(bucket: str, zones: Iterable[ZoneInfo]) -> list[tuple[ZoneInfo, date]]:
+    """For each zone, the last day there that any instant of `bucket` falls on."""
     last = bucket_bounds(bucket)[1] - _MICROSECOND
-    return all(last <= cutoff_for(now, period) for period in periods(retention, statutory))
+    return [(zone, latest_wallclock(last, zone).date()) for zone in zones]
 
 
-def expires_at(bucket: str, retention: Duration, statutory: Duration | None = None) -> datetime:
+def bucket_expired(bucket: str, now: datetime, life: Lifetime) -> bool:
+    """True when every record of `bucket` has expired at `now` under every period, on UTC's
+    calendar and on each zone's."""
+    last = bucket_bounds(bucket)[1] - _MICROSECOND
+    days = _last_days(bucket, life.zones)
+    return all(
+        last <= cutoff_for(now, period)
+        and all(day <= zone_day_cutoff(now, period, zone) for zone, day in days)
+        for period in life.periods
+    )
+
+
+def expires_at(bucket: str, life: Lifetime) -> datetime:
     """The first instant at which `bucket_expired` holds: its last record's latest expiry."""
     last = bucket_bounds(bucket)[1] - _MICROSECOND
-    return max(period.add_to(last) for period in periods(retention, statutory))
+    days = _last_days(bucket, life.zones)
+    return max(
+        max([period.add_to(last)] + [zone_expiry(day, period, zone) for zone, day in days])
+        for period in life.periods
+    )
 
 
 @dataclass(frozen=True)
@@ -101,8 +135,7 @@ class BucketPlan:
 def plan_buckets(
     now: datetime,
     granularity: Granularity | None,
-    retention: Duration,
-    statutory: Duration | None,
+    life: Lifetime,
     existing: Iterable[str],
     shredded: Iterable[str],
 ) -> BucketPlan:
@@ -116,24 +149,23 @@ def plan_buckets(
     category asks for no buckets, so none are created (existing ones still expire).
     """
     have, gone = set(existing), set(shredded)
-    due = tuple(
-        sorted(b for b in have if bucket_expired(b, now, retention, statutory))
-    )
+    due = tuple(sorted(b for b in have if bucket_expired(b, now, life)))
     create: list[str] = []
     if granularity is not None:
         wanted: list[str] = []
         bucket = next_bucket(bucket_of(now, granularity))
-        oldest = bucket_of(min(cutoff_for(now, p) for p in periods(retention, statutory)),
-                           granularity)  # fmt: skip
+        # A zone's calendar keeps a bucket up to a day and 14 hours past UTC's cutoff.
+        earliest = min(cutoff_for(now, p) for p in life.periods) - _ZONE_MARGIN
+        oldest = bucket_of(earliest, granularity)
         while len(wanted) < MAX_LIVE_BUCKETS:
-            if not bucket_expired(bucket, now, retention, statutory):
+            if not bucket_expired(bucket, now, life):
                 wanted.append(bucket)
             if bucket <= oldest:
                 break
             bucket = _previous_bucket(bucket)
         create = sorted(b for b in wanted if b not in have and b not in gone)
     kept = [b for b in (have | set(create)) if b not in due]
-    next_due = min((expires_at(b, retention, statutory) for b in kept), default=None)
+    next_due = min((expires_at(b, life) for b in kept), default=None)
     return BucketPlan(tuple(create), due, next_due)
 
 

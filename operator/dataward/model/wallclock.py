@@ -43,6 +43,7 @@ _TICK = timedelta(microseconds=1)
 # Offsets stay within -12h..+14h, so every value near an instant lies within this window.
 _WINDOW = timedelta(days=3)
 _STEP = timedelta(hours=1)
+_LATEST_OFFSET = timedelta(hours=14)
 # Values this close to the ends of the calendar have no window around them: the first expired
 # long before any cutoff, the last never will.
 _EDGE = timedelta(days=4)
@@ -206,6 +207,28 @@ def zone_cutoff(now: datetime, period: Duration, zone: ZoneInfo) -> datetime:
     safe cutoff (`cutoff_for`) at the zone's latest wall clock that has wholly passed.
     """
     return cutoff_for(wallclock_bound(now, zone), period)
+
+
+def zone_day_cutoff(now: datetime, period: Duration, zone: ZoneInfo) -> date:
+    """The last day of `zone` whose rows have all expired at `now` (an aware instant) after
+    `period`: a date column's safe cutoff, the day `d` going once all of it has expired there
+    (`zone_expiry(d) <= now` exactly when `d <= zone_day_cutoff(now)`)."""
+    return whole_days_to(zone_cutoff(now, period, zone))
+
+
+def latest_wallclock(instant: datetime, zone: ZoneInfo) -> datetime:
+    """The latest wall clock (naive) of `zone` that any instant at or before `instant` (aware)
+    reads: `instant`'s own, or, within a clock set back a moment before it, the wall clock
+    just before the change (which reads later than the repeated hour after it)."""
+    utc = instant.astimezone(UTC).replace(tzinfo=None)
+    if utc < datetime.min + _EDGE or utc > datetime.max - _EDGE:
+        return utc + _LATEST_OFFSET  # no window around it: the latest any zone reads
+    latest = instant.astimezone(zone).replace(tzinfo=None)
+    aware = utc.replace(tzinfo=UTC)
+    for change, before, _ in _transitions(zone, aware - _WINDOW, aware + _TICK):
+        if change <= aware:
+            latest = max(latest, (change - _TICK + before).replace(tzinfo=None))
+    return latest
 
 
 def zone_expiry(value: datetime | date, period: Duration, zone: ZoneInfo) -> datetime:

@@ -38,8 +38,8 @@ from dataward.model.store import Engine
 from dataward.model.wallclock import (
     date_instant,
     safe_instant,
-    whole_days_to,
     zone_cutoff,
+    zone_day_cutoff,
     zone_expiry,
 )
 from dataward.purge.errors import ErrorCategory, PurgeError
@@ -410,10 +410,9 @@ def bind_cutoff(
     """
     zone = column_zone(kind, zone)
     if zone is not None:
-        local = zone_cutoff(now, period, zone)
         if kind == "date":
-            return whole_days_to(local)  # day d goes once all of it has expired in the zone
-        bound = local.replace(tzinfo=UTC)
+            return zone_day_cutoff(now, period, zone)  # day d goes once all of it has expired
+        bound = zone_cutoff(now, period, zone).replace(tzinfo=UTC)
     else:
         bound = cutoff_for(now, period).astimezone(UTC)
         if kind == "date":
