@@ -508,11 +508,22 @@ class TableRun:
 
     def zone_bounds(self) -> dict[str, Any]:
         """TableResult's fields for a trigger column of records[].timeZone (a wall clock or a
-        date): the zone and the bounds compared with, which count on its calendar."""
+        date): the zone and the bounds compared with, which count on its calendar; and the
+        children's bound when their collection column is such a column (an instant's bound
+        is aware: the run's children's cutoff)."""
         t = self.table
+        fields: dict[str, Any] = {}
+        kids = t.children_bound
+        if (
+            t.records.zone is not None
+            and kids is not None
+            and not (isinstance(kids, datetime) and kids.tzinfo is not None)
+        ):
+            fields["zone_children_cutoff"] = kids.isoformat()
         if t.live_zone is None:
-            return {}
+            return fields
         return {
+            **fields,
             "time_zone": t.live_zone.key,
             "zone_cutoff": t.bound.isoformat(),
             "zone_archive_cutoff": None if t.archive_bound is None else t.archive_bound.isoformat(),
@@ -2320,6 +2331,23 @@ def _zoned(results: Sequence[TableResult]) -> str:
     )
 
 
+def _zoned_children(results: Sequence[TableResult], plan: PurgePlan) -> str:
+    """The messages' note on children's tables whose collection time is a wall clock or date
+    of records[].timeZone: compared with their own bound, the grace on the zone's calendar."""
+    zones = {r.table: r.time_zone for r in plan.records}
+    zoned = [
+        f"{r.table} {r.zone_children_cutoff} {zones.get(r.table)}"
+        for r in results
+        if r.zone_children_cutoff
+    ]
+    if not zoned:
+        return ""
+    return (
+        "; UTC's calendar, tables whose collection time is a wall clock or date of "
+        f"records[].timeZone at their own bound on the zone's calendar: {', '.join(zoned)}"
+    )
+
+
 def _summary(results: Sequence[TableResult], plan: PurgePlan, stop: Stop | None) -> str:
     deleted = sum(r.rows_deleted for r in results)
     remaining = sum(r.expired_remaining for r in results)
@@ -2330,7 +2358,8 @@ def _summary(results: Sequence[TableResult], plan: PurgePlan, stop: Stop | None)
         parts = [
             f"deleted {deleted} rows: {kids} of children under {CHILD_AGE} without the legal "
             f"representative's consent collected at or before "
-            f"{plan.children_cutoff.isoformat()} ({plan.consent_grace} grace), "
+            f"{plan.children_cutoff.isoformat()} ({plan.consent_grace} grace"
+            f"{_zoned_children(results, plan)}), "
             f"{deleted - kids} expired at cutoff {plan.cutoff.isoformat()}"
         ]
     parts[0] += _zoned(results)

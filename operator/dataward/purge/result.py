@@ -54,6 +54,10 @@ class TableResult:
     time_zone: str | None = None
     zone_cutoff: str | None = None
     zone_archive_cutoff: str | None = None
+    # A children's category whose collection column (children.collectedColumn, else the
+    # trigger) is a wall clock or date of records[].timeZone: the bound it was compared with,
+    # the consent grace on the zone's calendar, not the run's children's cutoff (UTC's).
+    zone_children_cutoff: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape."""
@@ -76,6 +80,11 @@ class TableResult:
             **({"zoneCutoff": self.zone_cutoff} if self.zone_cutoff else {}),
             **({"zoneArchiveCutoff": self.zone_archive_cutoff} if self.zone_archive_cutoff
                else {}),
+            **(
+                {"zoneChildrenCutoff": self.zone_children_cutoff}
+                if self.zone_children_cutoff
+                else {}
+            ),
         }
 
 
