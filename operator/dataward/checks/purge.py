@@ -84,12 +84,16 @@ def purge_succeeded(
     stuck: StuckRun | None = None,
     deadline: timedelta | None = None,
     missed: datetime | None = None,
+    zoned: bool = False,
 ) -> Condition:
     """True when the last purge run finished without error (or none has run yet).
 
     `runs_error` says the purge Jobs (or the pods of the last one) could not be listed: then
     nothing is known. `stuck` is a run still going long past its deadline; `missed` the
-    scheduled time of a run that never started.
+    scheduled time of a run that never started. `zoned`: the store names records[].timeZone,
+    so the run's cutoff (UTC's calendar) is not the bound of a table whose wall-clock or
+    date trigger has one (`sql.bind_cutoff`: the zone's calendar), which the run's message
+    names.
     """
     if runs_error is not None:
         return Condition(
@@ -163,7 +167,7 @@ def purge_succeeded(
             "True",
             "Succeeded",
             f"The purge{started} deleted {last.rows_deleted} and archived "
-            f"{last.rows_archived} row(s) up to cutoff {last.cutoff}.",
+            f"{last.rows_archived} row(s) up to cutoff {last.cutoff}{_zoned(zoned)}.",
         )
     reason = as_reason(last.reason or "", "PurgeFailed")
     return Condition(
@@ -172,6 +176,17 @@ def purge_succeeded(
         reason,
         f"The purge{started} ended with {last.result}{detail} Read the purge Job's "
         "termination message, fix the cause, and the next scheduled run retries.",
+    )
+
+
+def _zoned(zoned: bool) -> str:
+    """What PurgeSucceeded adds to the run's cutoff for a store with records[].timeZone."""
+    if not zoned:
+        return ""
+    return (
+        " on UTC's calendar (instant columns and tables without records[].timeZone); a table "
+        "whose wall-clock or date trigger has a timeZone was cut at its own bound on the "
+        "zone's calendar, which status.lastPurge.message names"
     )
 
 

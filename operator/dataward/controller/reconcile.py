@@ -3189,6 +3189,7 @@ def judge(
                 runs.stuck,
                 timedelta(seconds=settings.render.active_deadline_seconds),
                 runs.missed,
+                zoned=any(r.time_zone for r in store.records),
             ),
             runs.not_counted,
         ),
