@@ -124,7 +124,7 @@ from dataward.controller.metrics import (
     record_key_age,
     record_status,
 )
-from dataward.evidence.payloads import purge_run_payload, refused
+from dataward.evidence.payloads import EvidenceSink, append_record, purge_run_payload
 from dataward.keys.buckets import (
     BucketError,
     Lifetime,
@@ -214,14 +214,6 @@ class ReconcileSettings:
     # The API server's audit log follower (controller.access_log); None: AccessRecorded is
     # not judged, since the operator cannot tell whether reads are recorded.
     access_records: AccessRecords | None = field(default=None, compare=False)
-
-
-class EvidenceSink(Protocol):
-    """What the reconciler needs of the evidence log: append one record."""
-
-    def append(self, kind: str, subject: str, payload: Mapping[str, Any]) -> Any:
-        """Append one signed record to the chain."""
-        ...
 
 
 class AccessRecords(Protocol):
@@ -2590,16 +2582,9 @@ class Reconciler:
         sink = self.settings.evidence
         if sink is None:
             return True
-        try:
-            sink.append(kind, subject, payload)
-        except Exception as error:  # the evidence database down, a payload refused, ...
-            # The error's class only: a message could carry what was refused.
-            if refused(kind, subject, payload):
-                log.error("evidence record %s for %s refused by the evidence log", kind, subject)
-                return True
-            log.warning(
-                "evidence record %s for %s not written (%s)", kind, subject, type(error).__name__
-            )
+        failed = append_record(sink, kind, subject, payload)
+        if failed is not None:
+            log.warning("evidence record %s for %s not written (%s)", kind, subject, failed)
             return False
         return True
 

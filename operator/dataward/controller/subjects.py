@@ -77,7 +77,7 @@ from dataward.controller import events
 from dataward.controller.cache import Caches, delete_as_read
 from dataward.controller.clock import Clock, system_clock
 from dataward.controller.kube import Kube, KubeError, ObjectGone, write_status
-from dataward.evidence.payloads import refused
+from dataward.evidence.payloads import EvidenceSink, append_record
 from dataward.keys.ring import format_time
 from dataward.model.errors import ModelError
 from dataward.model.policy import parse_policy
@@ -136,7 +136,7 @@ class SubjectSettings:
     keypair: Callable[[], tuple[str, str]] | None = field(
         default_factory=lambda: pem_keypair, compare=False
     )
-    evidence: Any = field(default=None, compare=False)  # an EvidenceSink, or None
+    evidence: EvidenceSink | None = field(default=None, compare=False)
     reporting_instance: str = "dataward"
 
 
@@ -936,15 +936,9 @@ class SubjectRequests:
         # By its uid, never its name: a name is chosen by whoever asked and may name the
         # person, and the evidence log keeps it for years, never edited.
         subject = f"{request.namespace}/{request.uid}"
-        try:
-            sink.append("request.answered", subject, payload)
-        except Exception as error:
-            if refused("request.answered", subject, payload):  # retrying cannot help
-                log.error("evidence record request.answered for %s refused by the evidence log",
-                          subject)  # fmt: skip
-                return
-            # The class only: a message could quote the payload. The pass fails and is retried.
-            raise EvidenceUnwritten(f"request.answered ({type(error).__name__})") from None
+        failed = append_record(sink, "request.answered", subject, payload)
+        if failed is not None:  # the pass fails and is retried
+            raise EvidenceUnwritten(f"request.answered ({failed})")
 
 
 class EvidenceUnwritten(Exception):

@@ -12,16 +12,19 @@ name the field, never the value (it may be the personal data itself).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from dataward.accounts import PLAIN_NAME, shown
 from dataward.evidence.errors import EvidenceError
 from dataward.evidence.records import format_time
 from dataward.render.rbac import SECRET_READ_VERBS
+
+log = logging.getLogger("dataward.evidence")
 
 Check = Callable[[Any, str], None]
 
@@ -343,6 +346,31 @@ def refused(kind: str, subject: str, payload: Mapping[str, Any]) -> bool:
     except EvidenceError:
         return True
     return False
+
+
+class EvidenceSink(Protocol):
+    """What the operator needs of the evidence log: append one record."""
+
+    def append(self, kind: str, subject: str, payload: Mapping[str, Any]) -> Any:
+        """Append one signed record to the chain."""
+        ...
+
+
+def append_record(
+    sink: EvidenceSink, kind: str, subject: str, payload: Mapping[str, Any]
+) -> str | None:
+    """Append a record. None when it is written, or when the log refuses the payload itself
+    (logged as an error: appending again cannot help, and the log counts it in its outage
+    record); else the class of the error that kept it out (never its message, which could
+    quote the payload): appending again may go through (the evidence database down)."""
+    try:
+        sink.append(kind, subject, payload)
+    except Exception as error:  # the evidence database down, a payload refused, ...
+        if refused(kind, subject, payload):
+            log.error("evidence record %s for %s refused by the evidence log", kind, subject)
+            return None
+        return type(error).__name__
+    return None
 
 
 # Result JSON field -> purge.run payload field, for what `purge_run_payload` carries over.
