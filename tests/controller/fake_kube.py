@@ -44,7 +44,7 @@ class FakeKube:
 
     def writes(self) -> list[tuple[str, str, str]]:
         """The mutating calls so far."""
-        return [c for c in self.calls if c[0] not in ("get", "list")]
+        return [c for c in self.calls if c[0] not in ("get", "get_metadata", "list")]
 
     def _store(self, obj: dict[str, Any]) -> dict[str, Any]:
         self.version += 1
@@ -66,6 +66,15 @@ class FakeKube:
     ) -> tuple[dict[str, Any] | None, datetime | None]:
         found = self.get(kind, namespace, name)
         return found, self.server_time if found is not None else None
+
+    def get_metadata(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """Only the stored object's metadata, as the API server's PartialObjectMetadata: a
+        test can tell that no `data` was fetched (`calls` has "get_metadata", not "get")."""
+        self.calls.append(("get_metadata", kind, name))
+        if kind in self.fail_gets:
+            raise KubeError(self.fail_gets[kind], "Internal Server Error", f"get {kind}")
+        found = self.objects.get((kind, namespace, name))
+        return {"metadata": copy.deepcopy(found["metadata"])} if found else None
 
     def exists(self, kind: str, namespace: str | None, name: str) -> bool:
         self.calls.append(("get", kind, name))

@@ -54,6 +54,7 @@ from dataward.checks.conditions import comparable_status
 from dataward.checks.purge_runs import RUNS_DIGEST, job_runs, pod_runs
 from dataward.controller.index import LabelIndex
 from dataward.controller.kube import (
+    LAST_APPLIED,
     METADATA_ONLY,
     METADATA_ONLY_LIST,
     RESOURCES,
@@ -82,7 +83,6 @@ _LIST_PAGES = threading.BoundedSemaphore(LIST_PAGES_AT_ONCE)
 SHARED_LENGTH = 100  # strings up to this long are interned in cached objects
 LIST_ATTEMPTS = 3  # paged lists started over after an expired continue token
 JOURNAL_BOUND = 20000  # changes remembered per informer (at least; see Informer._note)
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # What a metadata-only cache keeps of each object (`metadata_only`): the Secrets' cache of
 # presence is read by name (`Caches.exists`, a credentials Secret's events by name); its
 # resourceVersion orders its changes (`_newer`, a re-list's events).

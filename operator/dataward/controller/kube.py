@@ -34,6 +34,12 @@ FIELD_MANAGER = "dataward"
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 # The same for a LIST: PartialObjectMetadataList, items without their data.
 METADATA_ONLY_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+# PartialObjectMetadata preferred, the whole object from a server that cannot serve it for
+# the kind (which answers the metadata-only type alone with 406): Kubernetes' API concepts,
+# "Receiving resources as PartialObjectMetadata". `get_metadata` keeps the metadata of either.
+METADATA_PREFERRED = f"{METADATA_ONLY}, application/json;q=0.9"
+# `kubectl apply` keeps a copy of the whole object here: a Secret's data included.
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # (connect, read) seconds. Without a timeout a request to a hung API server blocks for ever:
 # the read timeout bounds each wait for bytes, so a stalled server surfaces as a KubeError.
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
@@ -166,6 +172,15 @@ def _merge_ops(
         else:
             ops.append({"op": "add", "path": at, "value": _merged(None, value)})
     return ops
+
+
+def metadata_alone(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """`obj`'s metadata without the last-applied annotation (a copy of the whole object)."""
+    meta = dict(obj.get("metadata") or {})
+    annotations = meta.get("annotations")
+    if isinstance(annotations, Mapping) and LAST_APPLIED in annotations:
+        meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+    return meta
 
 
 class ObjectGone(Exception):
@@ -818,6 +833,20 @@ class Kube:
         return self._exchange_unless_gone(
             "GET", RESOURCES[kind].path(namespace, name), what=f"get {kind}"
         )
+
+    def get_metadata(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """The object's metadata alone, `{"metadata": ...}` (owners, labels, version), asked
+        for as PartialObjectMetadata: a Secret's data is not sent. None on a confirmed 404;
+        any other failure raises KubeError.
+
+        A server that cannot serve PartialObjectMetadata for the kind may send the whole
+        object (`METADATA_PREFERRED`): its metadata is kept all the same, and never the
+        last-applied annotation (a copy of the whole object)."""
+        found = self._call_unless_gone(
+            "GET", RESOURCES[kind].path(namespace, name), accept=METADATA_PREFERRED,
+            what=f"get {kind}",
+        )  # fmt: skip
+        return None if found is None else {"metadata": metadata_alone(found)}
 
     def exists(self, kind: str, namespace: str | None, name: str) -> bool:
         """Whether the object exists, reading only its metadata (never a Secret's data).
