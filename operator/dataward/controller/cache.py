@@ -85,8 +85,10 @@ LIST_ATTEMPTS = 3  # paged lists started over after an expired continue token
 JOURNAL_BOUND = 20000  # changes remembered per informer (at least; see Informer._note)
 # What a metadata-only cache keeps of each object (`metadata_only`): the Secrets' cache of
 # presence is read by name (`Caches.exists`, a credentials Secret's events by name); its
-# resourceVersion orders its changes (`_newer`, a re-list's events).
-METADATA_KEPT = ("name", "namespace", "resourceVersion", "deletionTimestamp")
+# resourceVersion orders its changes (`_newer`, a re-list's events); its owner references say
+# whose it is (`Caches.get_metadata`: a data subject request's readers are granted only the
+# Secrets that are the request's own), held once per distinct list (`share_metadata`).
+METADATA_KEPT = ("name", "namespace", "resourceVersion", "deletionTimestamp", "ownerReferences")
 # The kinds read by label selector (`Caches.list` with one): a store's purge Jobs (and a
 # subject request's) by their labels, a Job's pods by its name label. Only these keep a label
 # index; a label read of another kind scans its namespace (same answer, same order). The
@@ -401,7 +403,8 @@ def _slimmed(kind: str, obj: Mapping[str, Any]) -> Obj:
 
 
 def metadata_only(obj: Mapping[str, Any]) -> Obj:
-    """Only the metadata a cache of presence needs: never data, annotations or managedFields."""
+    """Only the metadata a cache of presence and owners needs (`METADATA_KEPT`): never data,
+    annotations or managedFields."""
     meta = obj.get("metadata") or {}
     return {"metadata": {k: meta[k] for k in METADATA_KEPT if k in meta}}
 
@@ -1063,6 +1066,17 @@ class Caches:
             return self.kube.exists(self.specs[kind].api_kind if kind in self.specs else kind,
                                     namespace, name)  # fmt: skip
         return self._informer(kind, namespace).get(namespace, name) is not None
+
+    def get_metadata(self, kind: str, namespace: str, name: str) -> Obj | None:
+        """The object's metadata, `{"metadata": ...}`: from the metadata-only cache of `kind`
+        while it is watched (what it keeps, `METADATA_KEPT`; KubeError while it is not
+        synced: Unknown, never absent), else a metadata-only GET by name (`Kube.get_metadata`).
+        A synced cache's miss is absent: one made a moment ago may not be in it yet."""
+        if not self.watching(kind, namespace) or not self.specs[kind].metadata_only:
+            api_kind = self.specs[kind].api_kind if kind in self.specs else kind
+            return self.kube.get_metadata(api_kind, namespace, name)
+        found = self._informer(kind, namespace).get(namespace, name)
+        return None if found is None else {"metadata": found["metadata"]}
 
     def _informer(self, kind: str, namespace: str | None) -> Informer:
         spec = self.specs[kind]

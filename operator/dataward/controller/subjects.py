@@ -655,7 +655,10 @@ class SubjectRequests:
         gone again, the error stands and the next pass looks again."""
         meta = obj["metadata"]
         try:
-            return self.kube.create(obj)
+            created = self.kube.create(obj)
+            if self.caches is not None:  # this pass's reads (the readers' grant) see it
+                self.caches.store_written(created)
+            return created
         except KubeError as error:
             if error.status != 409:
                 raise
@@ -743,16 +746,23 @@ class SubjectRequests:
         readers' Role or RoleBinding (kind and name) that is not the request's, when one is:
         then they are not granted.
 
-        A Secret is granted only when a read now finds it with the request's controller
+        A Secret is granted only when this pass's read finds it with the request's controller
         reference (`ours`): a cut and hashed name of another request's Secret can be this
         request's plain one (render/names.py `child_name`), and granting by name would give
         this request's readers, chosen by its author, the other person's key or export. One
         not made yet is granted on the pass that finds it made; one replaced by someone
-        else's is taken out of the Role on the next pass."""
+        else's is taken out of the Role on the next pass.
+
+        The read is of metadata alone (the Secrets hold the person's private key and rows):
+        the Secrets' metadata-only cache while it is watched, else a PartialObjectMetadata
+        GET by name. A read that fails, or a cache not synced, is Unknown: KubeError stops
+        the pass before the Role or status is written, so nothing granted is taken away on
+        it and the pass is retried."""
+        read = self.caches or self.kube
         own = [
             name
             for name in reader_secrets(request, stores)
-            if ours(self.kube.get("Secret", request.namespace, name), request)
+            if ours(read.get_metadata("Secret", request.namespace, name), request)
         ]
         try:
             self._apply_ours(render_readers_role(request, own), request)
