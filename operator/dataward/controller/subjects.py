@@ -648,11 +648,15 @@ class SubjectRequests:
         except NotOurs as error:
             return _not_ours(store, error)
 
-    def _create_ours(self, obj: Mapping[str, Any], request: SubjectRequest) -> Mapping[str, Any]:
+    def _create_ours(
+        self, obj: Mapping[str, Any], request: SubjectRequest, *, metadata_only: bool = False
+    ) -> Mapping[str, Any]:
         """Create `obj` (POST: a forced apply would take over an object of its name); what
         is in place then. A 409 is an object the read did not show: made by an earlier pass
         whose answer the cache lacks, or by someone else. It is read and judged (NotOurs);
-        gone again, the error stands and the next pass looks again."""
+        gone again, the error stands and the next pass looks again. `metadata_only`: that
+        read is of its metadata alone (a Secret whose data the caller does not use), and
+        so is what is returned then."""
         meta = obj["metadata"]
         try:
             created = self.kube.create(obj)
@@ -662,7 +666,8 @@ class SubjectRequests:
         except KubeError as error:
             if error.status != 409:
                 raise
-            existing = self.kube.get(obj["kind"], meta["namespace"], meta["name"])
+            read = self.kube.get_metadata if metadata_only else self.kube.get
+            existing = read(obj["kind"], meta["namespace"], meta["name"])
             if existing is None:
                 raise
         if not ours(existing, request):
@@ -701,16 +706,21 @@ class SubjectRequests:
                 self._apply_ours(obj, request, self.kube)
 
     def _job_access(self, request: SubjectRequest, store: Store) -> None:
+        """What the store's Job needs in the request's namespace: its export Secret (access),
+        made empty when there is none, and its Role and RoleBinding. Whether an export Secret
+        of the name is the request's is read from its metadata alone: it may hold the
+        person's rows from an earlier run, or be someone else's."""
         role = render_job_role(request, store)
         if role is None:
             return
         if request.type == "access":
             secret = render_export_secret(request, store)
-            existing = self.kube.get("Secret", request.namespace, secret["metadata"]["name"])
+            name = secret["metadata"]["name"]
+            existing = (self.caches or self.kube).get_metadata("Secret", request.namespace, name)
             if existing is None:
-                self._create_ours(secret, request)
+                self._create_ours(secret, request, metadata_only=True)
             elif not ours(existing, request):
-                raise NotOurs(f"Secret {request.namespace}/{secret['metadata']['name']}")
+                raise NotOurs(f"Secret {request.namespace}/{name}")
         self._apply_ours(role, request)
         self._apply_ours(render_job_binding(request, store), request)
 
