@@ -21,6 +21,7 @@ import pytest
 from dataward.controller.cache import CachedKind, Informer
 from dataward.controller.kube import (
     METADATA_ONLY_LIST,
+    METADATA_PREFERRED,
     RESOURCES,
     Kube,
     KubeError,
@@ -179,6 +180,28 @@ def test_a_metadata_only_watch_of_secrets_never_carries_their_data(
     informer.store_written(get(control_plane, "secret", "canary-2", namespace) or {})
     kept = informer.get(namespace, "canary-2")
     assert kept is not None and "data" not in kept  # the operator's own write too
+
+
+def test_a_metadata_read_by_name_never_carries_a_secrets_data(
+    control_plane: ControlPlane, namespace: str, watching: OperatorProcess
+) -> None:
+    """`Kube.get_metadata` (how a data-subject request decides whose a Secret is), as the
+    operator's account: the server answers PartialObjectMetadata, without the data, and
+    the last-applied annotation (a copy of the whole Secret) is not kept."""
+    kube = Kube(load_api_client(str(watching.kubeconfig)))
+    secret = {"apiVersion": "v1", "kind": "Secret",
+              "metadata": {"name": "canary-by-name", "namespace": namespace},
+              "type": "Opaque", "stringData": {"token": "not-for-the-operator-4712"}}  # fmt: skip
+    apply(control_plane, secret)
+    raw = kube._call("GET", RESOURCES["Secret"].path(namespace, "canary-by-name"),
+                     accept=METADATA_PREFERRED, what="get Secret")  # fmt: skip
+    assert raw["kind"] == "PartialObjectMetadata" and "data" not in raw
+    got = kube.get_metadata("Secret", namespace, "canary-by-name")
+    assert got is not None and set(got) == {"metadata"}
+    assert got["metadata"]["name"] == "canary-by-name" and got["metadata"]["uid"]
+    assert "not-for-the-operator" not in json.dumps(got)
+    assert "4712" not in json.dumps(got)
+    assert kube.get_metadata("Secret", namespace, "no-such-secret") is None
 
 
 def test_a_new_stores_ring_is_made_without_a_get_of_the_ring_or_the_store(
