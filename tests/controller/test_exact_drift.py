@@ -115,3 +115,22 @@ def test_a_child_an_update_cannot_make_as_rendered_is_reported_not_rewritten_eac
     kube._store(kube.objects[POLICY])  # someone's edit: another resourceVersion
     reconciler.reconcile(KEY, now=T0 + timedelta(minutes=3))
     assert child_writes(kube, "NetworkPolicy") == ["apply", "replace"]
+
+
+def test_a_purge_cronjob_that_retries_its_pod_is_put_back_to_one_pod_a_run() -> None:
+    """A CronJob as 8919753 rendered it (`backoffLimit: 1`), or one edited to retry, is drift:
+    the next reconcile updates it in place (same uid) to one pod a run, then leaves it be.
+    Red first: on 8919753 `backoffLimit: 1` was the render's own and stayed."""
+    kube = sample_cluster(FakeKube())
+    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings())
+    reconciler.reconcile(KEY, now=T0)
+    key = ("CronJob", KEY[0], NAMES.purge_cronjob)
+    uid = kube.objects[key]["metadata"]["uid"]
+    kube.objects[key]["spec"]["jobTemplate"]["spec"]["backoffLimit"] = 1
+    reconciler.reconcile(KEY, now=T0 + timedelta(minutes=1))
+    cronjob = kube.objects[key]
+    assert cronjob["spec"]["jobTemplate"]["spec"]["backoffLimit"] == 0
+    assert cronjob["metadata"]["uid"] == uid
+    before = len(child_writes(kube, "CronJob"))
+    reconciler.reconcile(KEY, now=T0 + timedelta(minutes=2))
+    assert len(child_writes(kube, "CronJob")) == before

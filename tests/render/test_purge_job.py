@@ -48,11 +48,19 @@ def test_the_default_time_zone_is_utc() -> None:
     assert job["spec"]["timeZone"] == "Etc/UTC"
 
 
-def test_the_job_is_bounded_in_time_and_retries() -> None:
+def test_the_job_is_bounded_in_time() -> None:
     job_spec = cronjob()["spec"]["jobTemplate"]["spec"]
     assert job_spec["activeDeadlineSeconds"] == 3600
-    assert job_spec["backoffLimit"] <= 2
     assert pod(cronjob())["restartPolicy"] == "Never"
+
+
+def test_one_scheduled_slot_runs_the_destructive_pod_once() -> None:
+    """Red first: on 8919753 the Job's backoffLimit was 1 (RenderSettings.backoff_limit): a
+    pod that failed after deleting rows was followed by a second, which applied
+    maxRowsPerRun again on its own (up to twice the cap a slot), and only the newest pod's
+    record was read. One pod is one run and one record; the next slot is the retry."""
+    assert cronjob()["spec"]["jobTemplate"]["spec"]["backoffLimit"] == 0
+    assert "backoff_limit" not in RenderSettings.__dataclass_fields__, "a setting could raise it"
 
 
 @pytest.mark.parametrize(

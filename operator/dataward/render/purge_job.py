@@ -62,7 +62,10 @@ def render_purge_cronjob(
             "jobTemplate": {
                 "metadata": {"labels": common_labels(store, "purge")},
                 "spec": {
-                    "backoffLimit": settings.backoff_limit,
+                    # One pod a run: the purge commits batch by batch, so a pod that fails
+                    # has deleted rows already; a second pod would apply maxRowsPerRun again
+                    # on its own. A failed run is recorded and shown; the next slot retries.
+                    "backoffLimit": 0,
                     "activeDeadlineSeconds": settings.active_deadline_seconds,
                     "template": {
                         "metadata": {"labels": pod_labels},

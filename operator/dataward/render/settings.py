@@ -21,7 +21,6 @@ class RenderSettings:
     starting_deadline_seconds: int = 600
     # A purge is bounded by maxRowsPerRun; this bounds it in time as well.
     active_deadline_seconds: int = 3600
-    backoff_limit: int = 1
     successful_jobs_history_limit: int = 3
     failed_jobs_history_limit: int = 3
     # The shortest lifetime the API server issues; the kubelet refreshes it at 80%.
