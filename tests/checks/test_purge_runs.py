@@ -17,6 +17,7 @@ from dataward.checks.purge_runs import (
     owned_by,
     partition_runs,
     result_record,
+    run_status,
     runs_digest,
     runs_ours,
     stuck_at,
@@ -305,3 +306,53 @@ def test_a_pod_that_reads_no_annotation_runs_the_same_whatever_its_metadata() ->
     assert what_runs(spec, {"annotations": {"key": "a"}}) == what_runs(spec) == what_runs(
         spec, {"labels": {"x": "y"}}
     )
+
+
+def _attempt_pod(name: str, minute: int, record: dict[str, Any] | None) -> dict[str, Any]:
+    message = {"message": json.dumps(record)} if record is not None else {}
+    return {
+        "metadata": {"name": name, "creationTimestamp": f"2026-03-02T03:{minute:02d}:00Z"},
+        "status": {"containerStatuses": [{"name": "purge", "state": {"terminated": message}}]},
+    }
+
+
+def _done(result: str, deleted: int, **extra: Any) -> dict[str, Any]:
+    return {"result": result, "rowsDeleted": deleted, "rowsArchived": 0, "dryRun": False,
+            "expiredRemaining": 5, **extra}  # fmt: skip
+
+
+def test_a_run_of_several_attempts_sums_what_each_did_and_keeps_what_the_last_found() -> None:
+    pods = [
+        _attempt_pod("run-b", 1, _done("Succeeded", 6, expiredRemaining=0)),
+        _attempt_pod("run-a", 0, _done("Failed", 4, reason="Timeout", rowsNoConsent=1)),
+    ]  # listed in any order: read by creation
+    last = run_status("run", "Complete", pods, {"succeeded": 1, "failed": 1}, "purge")
+    assert (last["result"], last["rowsDeleted"], last["rowsNoConsent"]) == ("Succeeded", 10, 1)
+    assert last["expiredRemaining"] == 0  # what the last attempt found, not a sum
+    assert last["message"].startswith("2 attempts (pods) of Job run, counted together: run-a ")
+
+
+def test_dry_run_attempts_are_not_summed() -> None:
+    """Both would have deleted the same rows: neither deleted any."""
+    dry = {"dryRun": True}
+    pods = [
+        _attempt_pod("run-a", 0, _done("Failed", 4, **dry)),
+        _attempt_pod("run-b", 1, _done("Succeeded", 4, **dry)),
+    ]
+    last = run_status("run", "Complete", pods, {}, "purge")
+    assert (last["rowsDeleted"], last["dryRun"]) == (4, True)
+
+
+def test_a_job_of_many_pods_names_a_few_and_fits_status() -> None:
+    """Whoever may create pods can add copies of the purge pod to a run: the record still
+    fits status.lastPurge (the API server refuses a longer message: no status at all)."""
+    long = "x" * 32000
+    pods = [_attempt_pod(f"run-{i:03d}", i % 60, _done("Failed", 1, message=long))
+            for i in range(200)]  # fmt: skip
+    last = run_status("run", "Failed", pods, {"failed": 200}, "purge")
+    assert last["rowsDeleted"] == 200
+    assert "and 195 more" in last["message"]
+    assert len(last["message"]) <= 32768
+    unread = run_status("run", "Failed", [*pods, _attempt_pod("run-x", 59, None)], {}, "purge")
+    assert (unread["result"], unread["rowsDeleted"]) == ("Failed", 200)
+    assert "and 195 more" in unread["message"] and len(unread["message"]) < 2000

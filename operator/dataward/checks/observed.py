@@ -785,8 +785,9 @@ _PURGE_COUNTS = (
     "rowsDeleted", "rowsArchived", "archiveRowsDestroyed", "expiredRemaining", "nullTriggers",
     "rowsSkippedLocked", "rowsNoConsent",
 )  # fmt: skip
+PURGE_MESSAGE_LIMIT = 32768  # characters of status.lastPurge.message
 _PURGE_TEXTS = {"result": 64, "reason": 128, "stoppedEarly": 128, "jobName": 253,
-                "message": 32768}  # fmt: skip
+                "message": PURGE_MESSAGE_LIMIT}  # fmt: skip
 
 
 def rbac_scope(kind: str, namespace: str | None) -> str | None:

@@ -20,7 +20,11 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dataward.checks.drift import digest
-from dataward.checks.observed import unreadable_purge_fields, unreadable_purge_message
+from dataward.checks.observed import (
+    PURGE_MESSAGE_LIMIT,
+    unreadable_purge_fields,
+    unreadable_purge_message,
+)
 from dataward.model.cron import parse_cron
 from dataward.model.errors import ModelError
 
@@ -427,26 +431,40 @@ def unseen_run(
     return last_at
 
 
+def pod_record(pod: Mapping[str, Any], container: str | None = None) -> Mapping[str, Any] | None:
+    """The purge's JSON result record from one pod's termination message, if it left one
+    (`container`: from the container of that name only, never a sidecar's)."""
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        if container is not None and status.get("name") != container:
+            continue
+        terminated = (status.get("state") or {}).get("terminated") or {}
+        if terminated.get("message"):
+            try:
+                parsed = json.loads(terminated["message"])
+            except ValueError:
+                continue
+            if isinstance(parsed, Mapping):
+                return parsed
+    return None
+
+
 def result_record(
     pods: Sequence[Mapping[str, Any]], container: str | None = None
 ) -> Mapping[str, Any] | None:
-    """The purge's JSON result record from the newest pod's termination message, if any
-    (`container`: from the container of that name only, never a sidecar's)."""
-    for pod in sorted(
-        pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True
-    ):
-        for status in (pod.get("status") or {}).get("containerStatuses") or []:
-            if container is not None and status.get("name") != container:
-                continue
-            terminated = (status.get("state") or {}).get("terminated") or {}
-            if terminated.get("message"):
-                try:
-                    parsed = json.loads(terminated["message"])
-                except ValueError:
-                    continue
-                if isinstance(parsed, Mapping):
-                    return parsed
+    """The JSON result record from the newest pod's termination message, if any (`container`:
+    from the container of that name only, never a sidecar's). For a Job of one pod (the
+    subject requests', the impact preview's); a purge run reads every pod (`run_status`)."""
+    for pod in sorted(pods, key=_created, reverse=True):
+        record = pod_record(pod, container)
+        if record is not None:
+            return record
     return None
+
+
+def _created(pod: Mapping[str, Any]) -> tuple[str, str]:
+    """A pod's order among its Job's: creation time, then name (a second's resolution)."""
+    meta = pod.get("metadata") or {}
+    return str(meta.get("creationTimestamp") or ""), str(meta.get("name") or "")
 
 
 _COPIED = (
@@ -469,6 +487,13 @@ _COPIED = (
 )
 
 
+# Of a run's result fields, the counts of what an attempt did (rows deleted, or written to or
+# destroyed in the archive): a Job that ran several pods did the sum of theirs. Every other
+# field says what an attempt found (rows left, skipped): the last attempt's stands.
+_DONE = ("rowsDeleted", "rowsArchived", "archiveRowsDestroyed", "rowsNoConsent")
+ATTEMPTS_NAMED = 5  # attempts a record names one by one; the rest are counted
+
+
 def last_purge_status(
     job_name: str, outcome: str, record: Mapping[str, Any] | None, job_status: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -477,20 +502,119 @@ def last_purge_status(
     if record is None:
         # The pod died before writing its record (OOM, deadline, image pull): say so.
         return _without_record(job_name, failed, job_status, "without a purge result record")
-    status = {key: record[key] for key in _COPIED if record.get(key) is not None}
-    error = record.get("error")
-    if isinstance(error, Mapping) and error.get("message") and "message" not in status:
-        status["message"] = str(error["message"])
-    status["jobName"] = job_name
-    status.setdefault("result", "Failed" if failed else "Unknown")
-    garbled = unreadable_purge_fields(status)
+    status, garbled = _fields(record)
     if garbled:
         # Not the purge's form (written by something else in its pod, or a bug): neither
         # copied to status (the API server would refuse it) nor read as a result.
         return _without_record(
             job_name, failed, job_status, f"but {unreadable_purge_message(garbled)}"
         )
+    status["jobName"] = job_name
+    status.setdefault("result", "Failed" if failed else "Unknown")
     return status
+
+
+def _fields(record: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A result record's fields of status.lastPurge, and those not in the form the CRD
+    types them (`unreadable_purge_fields`)."""
+    status = {key: record[key] for key in _COPIED if record.get(key) is not None}
+    error = record.get("error")
+    if isinstance(error, Mapping) and error.get("message") and "message" not in status:
+        status["message"] = str(error["message"])
+    return status, unreadable_purge_fields(status)
+
+
+def run_status(
+    job_name: str,
+    outcome: str,
+    pods: Sequence[Mapping[str, Any]],
+    job_status: Mapping[str, Any],
+    container: str | None = None,
+) -> dict[str, Any]:
+    """`status.lastPurge` of a finished purge Job from every pod it ran (`pods`, those that
+    run the purge), each an attempt of the one run. The purge commits batch by batch, so an
+    attempt that failed has deleted rows already; its record says how many.
+
+    One attempt: `last_purge_status` of its record. Several, every record readable: the
+    last attempt's result with what each did summed (`_DONE`), from the first one's start,
+    up to the latest cutoff (every row went at or before it), each attempt named first in
+    the message. An attempt whose record cannot be read (none, not the purge's form, or its
+    pod gone: the Job's status counts more finished pods than are listed): a run without a
+    result record (`_without_record`: Unknown, or Failed when the Job failed), never the
+    others' success, the readable attempts' counts kept as what is known at least."""
+    attempts = sorted(pods, key=_created)
+    ran = max(len(attempts), _count(job_status, "succeeded") + _count(job_status, "failed"))
+    if ran <= 1:
+        record = pod_record(attempts[0], container) if attempts else None
+        return last_purge_status(job_name, outcome, record, job_status)
+    failed = outcome == "Failed"
+    read: list[tuple[str, dict[str, Any]]] = []
+    unread: list[str] = []
+    for pod in attempts:
+        name = str((pod.get("metadata") or {}).get("name") or "")
+        record = pod_record(pod, container)
+        fields, garbled = _fields(record) if record is not None else ({}, ["record"])
+        if garbled:
+            unread.append(name)
+        else:
+            read.append((name, fields))
+    gone = ran - len(attempts)  # pods the Job counts that are not listed (deleted)
+    acted = [fields for _, fields in read if fields.get("dryRun") is not True]
+    done = {key: sum(_count(fields, key) for fields in acted) for key in _DONE}
+    named = _named([f"{name} {_did(fields)}" for name, fields in read])
+    if unread or gone > 0:
+        missing = [*unread, *([f"{gone} attempt(s) whose pod is gone"] if gone > 0 else [])]
+        known = (
+            f"{done['rowsDeleted']} row(s) deleted, {done['rowsArchived']} archived and "
+            f"{done['archiveRowsDestroyed']} destroyed in the archive"
+        )
+        others = (
+            f"the others' records say {named}: at least {known}"
+            if read
+            else "no attempt's record is readable"
+        )
+        why = f"after {ran} attempts (pods), without a readable result record of " + (
+            f"{_named(missing)}; {others}"
+        )
+        status = _without_record(job_name, failed, job_status, why)
+        return {**status, **{key: count for key, count in done.items() if count}}
+    status = dict(read[-1][1])
+    if acted:
+        status.update((key, count) for key, count in done.items() if key in status or count)
+    first_start = read[0][1].get("startTime")
+    if first_start:
+        status["startTime"] = first_start
+    cutoffs = [str(fields["cutoff"]) for _, fields in read if fields.get("cutoff")]
+    if cutoffs:
+        status["cutoff"] = max(cutoffs, key=_instant)
+    if acted:
+        status["dryRun"] = False
+    last = f" The last: {status['message']}" if status.get("message") else ""
+    message = f"{ran} attempts (pods) of Job {job_name}, counted together: {named}.{last}"
+    status["message"] = message[:PURGE_MESSAGE_LIMIT]
+    status["jobName"] = job_name
+    status.setdefault("result", "Failed" if failed else "Unknown")
+    return status
+
+
+def _count(fields: Mapping[str, Any], key: str) -> int:
+    value = fields.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _did(fields: Mapping[str, Any]) -> str:
+    """One attempt, as the run's message names it: its result and what it did."""
+    reason = f" ({fields['reason']})" if fields.get("reason") else ""
+    return (
+        f"{fields.get('result') or 'no result'}{reason}, {_count(fields, 'rowsDeleted')} "
+        f"deleted, {_count(fields, 'rowsArchived')} archived"
+    )
+
+
+def _named(items: Sequence[str]) -> str:
+    """`items` joined, the first ATTEMPTS_NAMED of them, the rest counted."""
+    more = len(items) - ATTEMPTS_NAMED
+    return "; ".join(items[:ATTEMPTS_NAMED]) + (f"; and {more} more" if more > 0 else "")
 
 
 def _without_record(

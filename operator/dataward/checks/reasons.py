@@ -1151,7 +1151,8 @@ PURGE_OUTCOMES: tuple[PurgeOutcome, ...] = (
         ("Failed",),
         "The purge Job failed without writing a result record (the pod was killed, ran out of "
         "memory, hit its deadline or never started), or with one not in the purge's form (the "
-        "message names its fields).",
+        "message names its fields); or one of the Job's several pods left none, or is gone "
+        "(the others' counts are kept, as what was done at least).",
         "Read the Job's events and the pod's logs (kubectl describe job).",
     ),
     PurgeOutcome(
@@ -1159,7 +1160,9 @@ PURGE_OUTCOMES: tuple[PurgeOutcome, ...] = (
         ("Unknown",),
         "The purge Job finished without writing a result record, or with one whose fields "
         "(named in the message, never their values) are not in the purge's form: its result "
-        "is not read, nor copied to status.lastPurge.",
+        "is not read, nor copied to status.lastPurge. A Job of several pods, each an attempt "
+        "of the run, is this when one pod left no readable record or is gone: the others' "
+        "counts are kept, as what was done at least, never their success alone.",
         "Read the Job's events and the pod's logs; check that the CronJob is the operator's "
         "and that nothing else runs in its pod.",
     ),

@@ -87,13 +87,12 @@ from dataward.checks.purge_runs import (
     expected_runs,
     finished,
     job_runs,
-    last_purge_status,
     missed_run,
     newest_finished,
     owned_by,
     partition_runs,
     pod_runs,
-    result_record,
+    run_status,
     stuck_at,
     stuck_run,
     unseen_run,
@@ -2453,11 +2452,9 @@ class Reconciler:
             )
         except KubeError as error:
             return replace(runs, error=f"pods of Job {job_name}: HTTP {error.status}")
-        last = last_purge_status(
-            job_name,
-            finished(job) or "",
-            result_record(pods, CONTAINER_NAME),
-            job.get("status") or {},
+        # Every pod of the run is an attempt: the rows each deleted are the run's.
+        last = run_status(
+            job_name, finished(job) or "", pods, job.get("status") or {}, CONTAINER_NAME
         )
         return replace(runs, last=last, not_counted=(*not_ours, *other_pods))
 
