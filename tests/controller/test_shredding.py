@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -738,3 +739,46 @@ def test_a_withdrawal_under_an_outdated_crd_is_not_lost_when_the_log_refuses_it(
     assert (cancelled["bucket"], cancelled["reason"]) == ("2025-07", "LegalHold")
     assert_evidence_matches_the_ring(kube, sink)
     assert conditions(kube)["EncryptionKeyReady"] == ("True", "KeyShreddingHeld")
+
+
+def _buckets_in_secret(kube: FakeKube) -> list[str]:
+    secret = kube.objects[("Secret", "crm", RING)]
+    document = json.loads(base64.b64decode(secret["data"]["keyring.json"]))
+    return [k["bucket"] for k in document["keys"] if k.get("bucket")]
+
+
+@pytest.mark.parametrize("bucket", ["9999-12", "9999", "9999-11"])
+def test_a_bucket_at_the_calendars_end_planted_in_the_ring_is_reported_not_a_crash(
+    kube: FakeKube, bucket: str
+) -> None:
+    """A bucket whose end is past year 9999 has no instant to expire at; planted in the
+    ring, it is reported (a ring that does not parse, or a key added outside the operator),
+    and the store's verdicts are still written (a reconcile that raises leaves the last)."""
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    secret = kube.objects[("Secret", "crm", RING)]
+    secret["data"] = serialise(add_bucket_keys(ring(kube), (bucket,), T0))
+    run(kube, sink, T0 + timedelta(minutes=2))
+    assert conditions(kube)["EncryptionKeyReady"][0] == "False"
+    run(kube, sink, DUE)
+    assert "2025-07" in _buckets_in_secret(kube) and sink.of("key.shredded") == []
+
+
+@pytest.mark.parametrize("bucket", ["9999-12", "9999"])
+def test_a_shredded_entry_at_the_calendars_end_written_into_the_ring_is_reported(
+    kube: FakeKube, bucket: str
+) -> None:
+    """The ring's `shredded` list is weighed before the ring is compared with status (an
+    older release's shreddings are taken in when their bucket has expired); an entry whose
+    bucket ends past year 9999 made that weighing raise on every pass, so the store's
+    verdicts were never written again. Now the ring is reported, and nothing is destroyed."""
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    secret = kube.objects[("Secret", "crm", RING)]
+    document = json.loads(base64.b64decode(secret["data"]["keyring.json"]))
+    document["shredded"] = [{"id": 99, "bucket": bucket, "shredded": "2026-01-01T00:00:00Z"}]
+    secret["data"]["keyring.json"] = base64.b64encode(json.dumps(document).encode()).decode()
+    run(kube, sink, T0 + timedelta(minutes=2))
+    assert conditions(kube)["EncryptionKeyReady"][0] == "False"
+    run(kube, sink, DUE)
+    assert "2025-07" in _buckets_in_secret(kube) and sink.of("key.shredded") == []

@@ -232,3 +232,16 @@ def test_the_plan_keeps_a_key_for_the_zones_last_day_of_an_old_bucket() -> None:
     assert plan.create == ("2026-02", "2026-03", "2026-04", "2026-05") and plan.due == ()
     assert plan.next_due == at(2026, 4, 1, 14, 59, 59, 999999)
     assert plan_buckets(at(2026, 4, 1, 15), "month", seoul, ["2026-02"], []).due == ("2026-02",)
+
+
+def test_buckets_at_the_calendars_end() -> None:
+    # December 9999 and the year 9999 end past the calendar: no instant to expire at.
+    for bad in ("9999-12", "9999"):
+        with pytest.raises(BucketError, match="before the year 10000"):
+            granularity_of(bad)
+    # November 9999 ends within it, but a year of retention after it does not: never.
+    never = datetime.max.replace(tzinfo=UTC)
+    seoul = Lifetime(Y1, zones=(ZoneInfo("Asia/Seoul"),))
+    assert expires_at("9999-11", Lifetime(Y1)) == never == expires_at("9999-11", seoul)
+    assert not bucket_expired("9999-11", never, Lifetime(Y1))
+    assert not bucket_expired("9999-11", never, seoul)

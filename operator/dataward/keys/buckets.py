@@ -39,6 +39,7 @@ _MICROSECOND = timedelta(microseconds=1)
 # a longer retention get no key, and `Cipher.encrypt` refuses a record whose bucket has none.
 MAX_LIVE_BUCKETS = 120
 _ZONE_MARGIN = timedelta(days=3)
+_NEVER = datetime.max.replace(tzinfo=UTC)
 
 
 class BucketError(ValueError):
@@ -60,6 +61,9 @@ def granularity_of(bucket: str) -> Granularity:
     match = _BUCKET.fullmatch(bucket) if isinstance(bucket, str) else None
     if match is None or int(match.group(1)) < 1:
         raise BucketError("a bucket is named YYYY-MM (a month) or YYYY (a year)")
+    if match.group(1) == "9999" and match.group(2) in (None, "12"):
+        # Its end, the first instant after it, is past the calendar's: it has none to expire at.
+        raise BucketError("a bucket must end before the year 10000")
     return "month" if match.group(2) else "year"
 
 
@@ -117,10 +121,13 @@ def expires_at(bucket: str, life: Lifetime) -> datetime:
     """The first instant at which `bucket_expired` holds: its last record's latest expiry."""
     last = bucket_bounds(bucket)[1] - _MICROSECOND
     days = _last_days(bucket, life.zones)
-    return max(
-        max([period.add_to(last)] + [zone_expiry(day, period, zone) for zone, day in days])
-        for period in life.periods
-    )
+    try:
+        return max(
+            max([period.add_to(last)] + [zone_expiry(day, period, zone) for zone, day in days])
+            for period in life.periods
+        )
+    except (OverflowError, ValueError):  # past the calendar's end: never (`bucket_expired`)
+        return _NEVER
 
 
 @dataclass(frozen=True)
