@@ -16,7 +16,11 @@ from dataward.checks.purge_runs import (
     missed_run,
     owned_by,
     partition_runs,
+    purge_renders_status,
+    recorded_purge_renders,
+    renders_to_record,
     result_record,
+    run_render,
     run_status,
     runs_digest,
     runs_ours,
@@ -356,3 +360,71 @@ def test_a_job_of_many_pods_names_a_few_and_fits_status() -> None:
     unread = run_status("run", "Failed", [*pods, _attempt_pod("run-x", 59, None)], {}, "purge")
     assert (unread["result"], unread["rowsDeleted"]) == ("Failed", 200)
     assert "and 195 more" in unread["message"] and len(unread["message"]) < 2000
+
+
+# Renders as `expected_runs` gives them: (job digest, pod digest).
+R1, R2, R3, R4 = (("sha256:j1", "sha256:p1"), ("sha256:j2", "sha256:p2"),
+                  ("sha256:j3", "sha256:p3"), ("sha256:j4", "sha256:p4"))  # fmt: skip
+
+
+def test_recorded_purge_renders_are_read_back_newest_first() -> None:
+    status = {"purgeRenders": purge_renders_status((R2, R1))}
+    assert status["purgeRenders"] == [
+        {"job": "sha256:j2", "pod": "sha256:p2"}, {"job": "sha256:j1", "pod": "sha256:p1"}
+    ]
+    assert recorded_purge_renders(status) == (R2, R1)
+
+
+@pytest.mark.parametrize(
+    "garbled",
+    [
+        "sha256:j1",
+        None,
+        {"job": "sha256:j1"},
+        {"pod": "sha256:p1"},
+        {"job": "sha256:j1", "pod": None},
+        {"job": "", "pod": "sha256:p1"},
+        {"job": ["sha256:j1"], "pod": "sha256:p1"},
+        {"job": 1, "pod": 2},
+    ],
+)
+def test_a_garbled_recorded_render_records_nothing(garbled: Any) -> None:
+    """An entry not of the form the operator writes records nothing (never a wider match),
+    and the entries of that form beside it still stand."""
+    status = {"purgeRenders": [garbled, {"job": "sha256:j1", "pod": "sha256:p1"}]}
+    assert recorded_purge_renders(status) == (R1,)
+
+
+@pytest.mark.parametrize("field", [None, "sha256:j1", {"job": "sha256:j1", "pod": "x"}, 3])
+def test_a_record_that_is_not_a_list_records_nothing(field: Any) -> None:
+    assert recorded_purge_renders({"purgeRenders": field}) == ()
+    assert recorded_purge_renders(None) == ()
+
+
+def test_no_more_renders_are_read_than_the_operator_keeps() -> None:
+    """The operator keeps three; a longer list (a CRD without the bound, a hand edit) is read
+    to that bound, never further."""
+    entries = [*purge_renders_status((R4, R3, R2)), {"job": "sha256:j1", "pod": "sha256:p1"}]
+    status = {"purgeRenders": entries}
+    assert recorded_purge_renders(status) == (R4, R3, R2)
+
+
+def test_a_new_render_goes_first_and_the_oldest_goes() -> None:
+    assert renders_to_record(R1, ()) == (R1,)
+    assert renders_to_record(R2, (R1,)) == (R2, R1)
+    assert renders_to_record(R4, (R3, R2, R1)) == (R4, R3, R2)
+    # Back to an earlier render: it moves first, and is not kept twice.
+    assert renders_to_record(R1, (R2, R1)) == (R1, R2)
+
+
+def test_nothing_to_record_when_the_render_is_recorded_first() -> None:
+    """Steady state: status already says so, nothing is written."""
+    assert renders_to_record(R2, (R2, R1)) is None
+    assert renders_to_record(R1, (R1,)) is None
+
+
+def test_a_job_runs_the_first_render_it_matches_by_its_job_digest() -> None:
+    assert run_render("sha256:j1", (R2, R1)) == R1
+    assert run_render("sha256:j2", (R2, R1)) == R2
+    assert run_render("sha256:j3", (R2, R1)) is None
+    assert run_render(None, (R2, R1)) is None

@@ -212,14 +212,17 @@ def test_forged_runs_cannot_push_a_real_failure_out_of_the_verdict() -> None:
     assert status(kube)["lastPurge"]["jobName"] == "real"
 
 
-def test_a_run_of_an_earlier_template_is_not_counted_and_its_verdict_stands() -> None:
+def test_a_run_of_an_earlier_template_the_operator_applied_is_still_counted() -> None:
     """After an upgrade (a new image), the runs made from the earlier template run another
-    image than the CronJob now describes: not counted, named, and the last verdict stands."""
+    image than the CronJob now describes, but a template the operator applied (recorded in
+    status.purgeRenders): still the store's runs, not named as not counted, and the last
+    verdict stands (tests/controller/test_purge_renders.py)."""
     kube, uid = _cluster()
     _failed_real_run(kube, uid)
     _reconcile(kube, minutes=2, image="ghcr.io/dataward/dataward:next")
     assert conditions(kube)["PurgeSucceeded"] == ("False", "DatabaseUnreachable")
-    assert "real" in _message(kube, "PurgeSucceeded")
+    assert status(kube)["lastPurge"]["jobName"] == "real"
+    assert "Not counted" not in _message(kube, "PurgeSucceeded")
 
 
 def test_a_copy_of_our_job_runs_our_purge_and_counts() -> None:

@@ -1,12 +1,14 @@
 """The purge runs of a store, from its Jobs and their pods: pure functions of what was listed.
 
 A Job counts as one of the store's purge runs only if it has an owner reference to the
-store's CronJob *and* its pod template runs what the CronJob's job template describes
-(`what_runs`, compared with the render's); a pod's result is read only from a pod that has an
-owner reference to such a Job and runs that same thing, and only from its purge container.
+store's CronJob *and* it runs what the operator renders for the CronJob's job template
+(`what_job_runs`, compared with the render's) or what it rendered before (the renders status
+records it applied: `recorded_purge_renders`); a pod's result is read only from a pod that has
+an owner reference to such a Job and runs that Job's render, and only from its purge container.
 An owner reference alone proves nothing: whoever may create Jobs (or pods) in the namespace
 can write one to any uid they can read, `controller: true` included. A Job that runs exactly
-the CronJob's template runs the store's purge, whoever created it, so it is sound to count.
+a template the operator rendered runs the store's purge, whoever created it, so it is sound
+to count.
 """
 
 from __future__ import annotations
@@ -209,6 +211,55 @@ def expected_runs(job_template_spec: Mapping[str, Any]) -> tuple[str, str]:
     (`job_runs_digest`, `runs_digest` of its pod template), from one walk of it."""
     runs = what_job_runs(job_template_spec)
     return digest(runs), digest(runs["pod"])
+
+
+# (job, pod): `expected_runs` of a job template the operator rendered for a store's purge
+# CronJob, the digests of what its Jobs and their pods run.
+Render = tuple[str, str]
+# How many renders status records (`status.purgeRenders`): the current one and those before
+# it, for the runs an earlier render started that are still running, or not yet read.
+RENDERS_KEPT = 3
+
+
+def recorded_purge_renders(status: Mapping[str, Any] | None) -> tuple[Render, ...]:
+    """status.purgeRenders: the renders the operator applied to the store's purge CronJob,
+    newest first, each recorded before it was applied (where the statusGuard policy is on,
+    only the operator writes status); at most `RENDERS_KEPT` read. An entry not of that form
+    records nothing: a garbled record never widens what counts."""
+    entries = (status or {}).get("purgeRenders")
+    if not isinstance(entries, list):
+        return ()
+    out: list[Render] = []
+    for entry in entries[:RENDERS_KEPT]:
+        if not isinstance(entry, Mapping):
+            continue
+        job, pod = entry.get("job"), entry.get("pod")
+        if isinstance(job, str) and isinstance(pod, str) and job and pod:
+            out.append((job, pod))
+    return tuple(out)
+
+
+def renders_to_record(current: Render, recorded: Sequence[Render]) -> tuple[Render, ...] | None:
+    """What status.purgeRenders should record once `current` is applied: it first, then the
+    renders recorded before it, `RENDERS_KEPT` in all; None when `recorded` has it first
+    already (nothing to write)."""
+    if recorded and recorded[0] == current:
+        return None
+    return (current, *(r for r in recorded if r != current))[:RENDERS_KEPT]
+
+
+def purge_renders_status(renders: Sequence[Render]) -> list[dict[str, str]]:
+    """`renders` as status.purgeRenders (`recorded_purge_renders` reads it back): digests."""
+    return [{"job": job, "pod": pod} for job, pod in renders]
+
+
+def run_render(runs: str | None, renders: Sequence[Render]) -> Render | None:
+    """Which of `renders` (the current one first, then those recorded) a Job runs (`runs`:
+    its `job_runs`); None when it runs none of them, or what it runs is unknown. Whose it
+    is (owner references) is decided apart (`runs_ours`)."""
+    if runs is None:
+        return None
+    return next((render for render in renders if render[0] == runs), None)
 
 
 def job_runs(job: Mapping[str, Any]) -> str | None:

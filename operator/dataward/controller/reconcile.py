@@ -83,6 +83,7 @@ from dataward.checks.policy import policy_compliant
 from dataward.checks.purge import naming_runs_not_counted, purge_scheduled, purge_succeeded
 from dataward.checks.purge_runs import (
     JOB_NAME_LABEL,
+    Render,
     StuckRun,
     expected_runs,
     finished,
@@ -92,6 +93,10 @@ from dataward.checks.purge_runs import (
     owned_by,
     partition_runs,
     pod_runs,
+    purge_renders_status,
+    recorded_purge_renders,
+    renders_to_record,
+    run_render,
     run_status,
     stuck_at,
     stuck_run,
@@ -273,6 +278,10 @@ class Reconciler:
             tuple[str, str], tuple[tuple[object, object], bytes, Store | None]
         ] = {}
         self._ns_memo: dict[str, tuple[tuple[int, bool], NamespaceStores]] = {}
+        # (namespace, store) -> (the digest drift compares its purge CronJob's job template
+        # by, `expected_runs` of that template): what the store's purge runs run, walked once
+        # per render, not at every pass (`_purge_render`). Dropped with the store.
+        self._render_memo: dict[tuple[str, str], tuple[object, Render]] = {}
         self._ns_building: dict[str, threading.Lock] = {}  # per namespace (`_namespace`)
         # PrivacyPolicy name -> its cached object, parsed (`_policy_in_force`). Per policy.
         self._policy_memo: dict[str, PolicyMemo] = {}
@@ -499,6 +508,7 @@ class Reconciler:
             forget_store(namespace, name)  # its metric series go with it
             with self._cache_lock:
                 self._parse_memo.pop(key, None)
+                self._render_memo.pop(key, None)
                 self._last_status.pop(("PersonalDataStore", namespace, name), None)
                 self._unconverged.pop(key, None)
                 self._waited.pop(key, None)
@@ -540,8 +550,38 @@ class Reconciler:
         # Each child in the form drift compares, made once (a CronJob's digest is the
         # costliest part of comparing it; the act and PurgeScheduled both compare it).
         compared = [_comparable_render(c) for c in desired]
+        at = next(i for i, c in enumerate(desired) if c["kind"] == "CronJob")
+        render = self._purge_render(key, desired[at], compared[at])
+        recorded_renders = recorded_purge_renders(raw.get("status"))
+        # What a Job of the store's CronJob may run to be its purge run: this pass's render,
+        # or one the operator applied to the CronJob before (a run an upgrade or a settings
+        # change found started is the store's all the same: its rows are deleted).
+        renders = (render, *(r for r in recorded_renders if r != render))
+        render_unrecorded = renders_to_record(render, recorded_renders)
+
+        def record_render() -> bool:
+            """Record this pass's render in status before the CronJob is changed to it
+            (intent before act: a run of it may start at once); False when the write failed
+            and the CronJob must stay as it is."""
+            nonlocal render_unrecorded
+            if render_unrecorded is None:
+                return True
+            try:
+                self._write_own_status(
+                    STORE_KIND, raw, {"purgeRenders": purge_renders_status(render_unrecorded)}
+                )
+            except KubeError as error:
+                log.warning("%s/%s: the purge CronJob's render could not be recorded, so "
+                            "the CronJob is not changed to it: %s", *key, error)  # fmt: skip
+                failures.append(ActFailure(error))
+                return False
+            render_unrecorded = None
+            return True
+
         applied = {
-            (c["kind"], c["metadata"]["name"]): self._act_on_child(c, form, snapshot)
+            (c["kind"], c["metadata"]["name"]): self._act_on_child(
+                c, form, snapshot, before_apply=record_render if c is desired[at] else None
+            )
             for c, form in zip(desired, compared, strict=True)
         }
         failures += self._prune_reader_binding(store, desired)
@@ -558,11 +598,7 @@ class Reconciler:
         )
         ring = self._key_ring(store, snapshot, now, pass_clock, own)  # _StoreGone: stops
         runs = self._purge_runs(
-            store,
-            applied,
-            next(c for c in desired if c["kind"] == "CronJob"),
-            (raw.get("status") or {}).get("lastPurge"),
-            now,
+            store, applied, renders, (raw.get("status") or {}).get("lastPurge"), now
         )
         previewed = (raw.get("status") or {}).get("impactPreview")
         try:
@@ -584,6 +620,10 @@ class Reconciler:
         extra: dict[str, Any] = {}
         if ring.record is not None:
             extra["encryption"] = ring.record.to_status(ring.next_rotation)
+        if render_unrecorded is not None:
+            # Not applied this pass (a CronJob created, or already as rendered): recorded
+            # with the status, no write of its own (a new store's first render among them).
+            extra["purgeRenders"] = purge_renders_status(render_unrecorded)
         unrecorded = False
         if runs.last is not None:
             extra["lastPurge"] = runs.last
@@ -1332,10 +1372,12 @@ class Reconciler:
         compared: Mapping[str, Any],
         snapshot: StoreSnapshot,
         read: Kube | None = None,
+        before_apply: Callable[[], bool] | None = None,
     ) -> ObservedObject:
         """Read a child, create it where absent and apply it where it differs; what is in
         place afterwards. `compared`: the child in the form drift compares
-        (`_comparable_render`).
+        (`_comparable_render`). `before_apply`: what must be done before the child is
+        changed (the purge CronJob's render recorded); False leaves the child as it is.
 
         Never adopt what the operator did not make: an object of the child's name without the
         store's controller owner reference is foreign, never written (an apply with force
@@ -1367,6 +1409,8 @@ class Reconciler:
                 and needs_apply(compared, _comparable_observed(kind, current))
                 and not self._left_unconverged(snapshot.store, compared, current)
             ):
+                if before_apply is not None and not before_apply():
+                    return ObservedObject.present(current)
                 log.info("apply %s %s/%s", kind, namespace, name)
                 try:
                     answer = self.kube.apply(child, current["metadata"].get("resourceVersion"))
@@ -1377,7 +1421,7 @@ class Reconciler:
                         "apply %s %s/%s: changed since the read (409); judged again",
                         kind, namespace, name,
                     )  # fmt: skip
-                    return self._act_on_child(child, compared, snapshot, self.kube)
+                    return self._act_on_child(child, compared, snapshot, self.kube, before_apply)
                 # In the form the cache keeps and drift compares, made once: a CronJob's
                 # digest is the costliest part of slimming, comparing and judging it.
                 current = _comparable_observed(kind, answer)
@@ -2393,15 +2437,17 @@ class Reconciler:
         self,
         store: Store,
         applied: Mapping[tuple[str, str], ObservedObject],
-        rendered: Mapping[str, Any],
+        renders: Sequence[Render],
         recorded: Mapping[str, Any] | None,
         now: datetime,
     ) -> PurgeRuns:
         """The store's purge runs: the Jobs with an owner reference to its CronJob that run
-        the pod template `rendered` (the CronJob as rendered) describes, and the result
-        record of the newest finished one's pod that runs it too (`partition_runs`); Jobs
-        and pods with the owner reference that run anything else are named, never read.
-        `recorded`: the store's `status.lastPurge`, the last run counted so far."""
+        one of `renders` (the CronJob's job template as this pass renders it, then those
+        status.purgeRenders records the operator applied before), and the result record of
+        the newest finished one's pods that run that render's pod template
+        (`partition_runs`); Jobs and pods with the owner reference that run anything else
+        are named, never read. `recorded`: the store's `status.lastPurge`, the last run
+        counted so far."""
         recorded = recorded if isinstance(recorded, Mapping) and recorded else None
         cronjob = applied.get(("CronJob", names_for(store.name).purge_cronjob))
         if cronjob is not None and cronjob.presence == "unknown":
@@ -2415,11 +2461,14 @@ class Reconciler:
             listed = self.read.list("Job", store.namespace, selector)
         except KubeError as error:
             return PurgeRuns(error=f"jobs: HTTP {error.status}", recorded=recorded)
-        # The render's digests only when there is something to compare them with.
-        expected, expected_pod = (
-            expected_runs(rendered["spec"]["jobTemplate"]["spec"]) if listed else ("", "")
-        )
-        jobs, not_ours = partition_runs(listed, "CronJob", uid, expected, job_runs)
+        current = renders[0][0]
+
+        def runs_of(job: Mapping[str, Any]) -> str | None:
+            # Any of the renders counts: the current one stands for them in `partition_runs`.
+            runs = job_runs(job)
+            return current if run_render(runs, renders) is not None else runs
+
+        jobs, not_ours = partition_runs(listed, "CronJob", uid, current, runs_of)
         deadline = self._stuck_after()
         stuck = stuck_run(jobs, now, deadline)
         recheck = stuck_at(jobs, now, deadline)
@@ -2442,12 +2491,14 @@ class Reconciler:
         if job is None:
             return runs
         job_name = str(job["metadata"]["name"])
+        ran = run_render(job_runs(job), renders)
+        assert ran is not None  # counted
         try:
             pods, other_pods = partition_runs(
                 self.read.list("Pod", store.namespace, f"{JOB_NAME_LABEL}={job_name}"),
                 "Job",
                 str(job["metadata"].get("uid", "")),
-                expected_pod,
+                ran[1],
                 pod_runs,
             )
         except KubeError as error:
@@ -2457,6 +2508,21 @@ class Reconciler:
             job_name, finished(job) or "", pods, job.get("status") or {}, CONTAINER_NAME
         )
         return replace(runs, last=last, not_counted=(*not_ours, *other_pods))
+
+    def _purge_render(
+        self, key: tuple[str, str], cronjob: Mapping[str, Any], form: Mapping[str, Any]
+    ) -> Render:
+        """`expected_runs` of the rendered purge CronJob's job template, walked once per
+        render of it (`form`, its form drift compares, names the template by a digest)."""
+        template = form["spec"]["jobTemplate"]
+        with self._cache_lock:
+            memo = self._render_memo.get(key)
+        if memo is not None and memo[0] == template:
+            return memo[1]
+        render = expected_runs(cronjob["spec"]["jobTemplate"]["spec"])
+        with self._cache_lock:
+            self._render_memo[key] = (template, render)
+        return render
 
     def _missed_after(self) -> timedelta:
         """How late a scheduled run may start: the CronJob's starting deadline and a grace."""
