@@ -18,8 +18,17 @@ def network_isolated(
     workload_pod_labels: Sequence[Mapping[str, str]] = (),
     neighbours: Sequence[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]] | None = (),
     other_policies_error: str | None = None,
+    admin_policies: Sequence[Mapping[str, Any]] | None = (),
+    admin_policies_error: str | None = None,
+    namespace_labels: Mapping[str, str] | None = None,
 ) -> Condition:
     """Compare the live NetworkPolicy with the rendered one and look for wider policies.
+
+    `admin_policies` are the cluster's AdminNetworkPolicies (none when the API does not
+    serve them; None, with `admin_policies_error`, when they could not be read): they come
+    before every NetworkPolicy, so one that may admit traffic to the workload pods outweighs
+    what the NetworkPolicies say (`admitted_by_admin_policies`). `namespace_labels`: the
+    labels of the store's namespace, when known.
 
     NetworkPolicies add up, so the pods' effective ingress is the union of every policy
     selecting them. Stores may share pods (one database, several tables and categories):
@@ -36,6 +45,29 @@ def network_isolated(
     as a mapping from policy name (then it may hold this store's own: it is never looked up);
     `other_policies` may leave out policies that cannot select the workload pods.
     """
+    verdict = _by_network_policies(
+        desired, observed, other_policies, workload_pod_labels, neighbours, other_policies_error
+    )
+    return admitted_by_admin_policies(
+        verdict,
+        desired["metadata"]["namespace"],
+        desired["spec"]["podSelector"],
+        admin_policies,
+        admin_policies_error,
+        namespace_labels,
+        workload_pod_labels,
+    )
+
+
+def _by_network_policies(
+    desired: Mapping[str, Any],
+    observed: ObservedObject,
+    other_policies: Sequence[Mapping[str, Any]] | None,
+    workload_pod_labels: Sequence[Mapping[str, str]],
+    neighbours: Sequence[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]] | None,
+    other_policies_error: str | None,
+) -> Condition:
+    """NetworkIsolated as the namespace's NetworkPolicies alone say (`network_isolated`)."""
     name = desired["metadata"]["name"]
     namespace = desired["metadata"]["namespace"]
     if other_policies is None:
@@ -159,6 +191,136 @@ def network_isolated(
         f"NetworkPolicy {namespace}/{name} admits only spec.network.allowFrom and the purge "
         f"pods, on the workload's ports.{shared_note}",
     )
+
+
+# The label every namespace carries with its own name (set by the API server since 1.21):
+# the one label of the store's namespace known without reading the namespace.
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def admitted_by_admin_policies(
+    verdict: Condition,
+    namespace: str,
+    workload: Mapping[str, Any],
+    admin_policies: Sequence[Mapping[str, Any]] | None,
+    admin_policies_error: str | None = None,
+    namespace_labels: Mapping[str, str] | None = None,
+    workload_pod_labels: Sequence[Mapping[str, str]] = (),
+) -> Condition:
+    """NetworkIsolated once the AdminNetworkPolicies (policy.networking.k8s.io) are weighed.
+
+    An AdminNetworkPolicy is evaluated before every NetworkPolicy: an ingress rule of action
+    Allow admits its peers to the pods of its subject whatever the namespace's NetworkPolicies
+    say. So one with such a rule whose subject selects the workload pods makes this False,
+    `AdminNetworkPolicyAllows` (even when the NetworkPolicies could not be judged), and one
+    whose subject may select them makes a True verdict Unknown. Rules of action Deny only
+    narrow and Pass defers to the NetworkPolicies: they change nothing. An Allow is taken at
+    its word: its peers and ports are not compared with the store's, nor is a Deny of higher
+    precedence that may shadow it. `admin_policies` None (unreadable) makes a True verdict
+    Unknown; a False or Unknown one stands (it does not depend on them).
+    """
+    if admin_policies is None:
+        if verdict.status != "True":
+            return verdict
+        return Condition(
+            NETWORK_ISOLATED,
+            "Unknown",
+            "AdminNetworkPoliciesUnreadable",
+            f"The AdminNetworkPolicies of the cluster could not be listed "
+            f"({admin_policies_error or 'error'}), and one with an ingress rule of action "
+            "Allow admits traffic whatever the NetworkPolicies say; the operator retries. "
+            "Check that it may list and watch adminnetworkpolicies.policy.networking.k8s.io.",
+        )
+    sure: list[str] = []
+    unsure: list[str] = []
+    for policy in admin_policies:
+        if not any(
+            isinstance(rule, Mapping) and rule.get("action") == "Allow"
+            for rule in (policy.get("spec") or {}).get("ingress") or ()
+        ):
+            continue
+        selection = admin_selection(
+            policy, namespace, workload, namespace_labels, workload_pod_labels
+        )
+        name = str((policy.get("metadata") or {}).get("name"))
+        if selection is SELECTS:
+            sure.append(name)
+        elif selection is MAY_SELECT:
+            unsure.append(name)
+    if sure and verdict.status != "False":
+        return Condition(
+            NETWORK_ISOLATED,
+            "False",
+            "AdminNetworkPolicyAllows",
+            f"AdminNetworkPolicy {_named(sure)} selects the workload pods in namespace "
+            f"{namespace} and has an ingress rule of action Allow: AdminNetworkPolicies come "
+            "before every NetworkPolicy, so it admits its peers whatever the store's "
+            "NetworkPolicy says. Narrow its subject, or make that rule's action Pass so that "
+            "the namespace's NetworkPolicies decide.",
+        )
+    if unsure and verdict.status == "True":
+        return Condition(
+            NETWORK_ISOLATED,
+            "Unknown",
+            "AdminNetworkPolicyMaySelect",
+            f"AdminNetworkPolicy {_named(unsure)} has an ingress rule of action Allow and "
+            f"may select the workload pods in namespace {namespace}: its subject selects by "
+            "namespace labels the operator does not know (it reads them only when it runs "
+            "with a namespace selector) or by a pod label spec.workload.podSelector does not "
+            f"fix. Narrow its subject (by {NAMESPACE_NAME_LABEL}, or by a pod label the "
+            "workload selector fixes to another value), or add a requirement on that label "
+            "to spec.workload.podSelector.",
+        )
+    return verdict
+
+
+def admin_selection(
+    policy: Mapping[str, Any],
+    namespace: str,
+    workload: Mapping[str, Any],
+    namespace_labels: Mapping[str, str] | None = None,
+    workload_pod_labels: Sequence[Mapping[str, str]] = (),
+) -> str:
+    """Whether an AdminNetworkPolicy's subject selects the workload pods of `namespace`
+    (SELECTS, MAY_SELECT, CANNOT_SELECT): its `namespaces` selector against the namespace,
+    or its `pods` one's namespace selector and pod selector, the latter as a NetworkPolicy's
+    podSelector is judged (`_selection`). A subject of neither form (the API requires one)
+    may select them."""
+    subject = (policy.get("spec") or {}).get("subject") or {}
+    if isinstance(subject.get("namespaces"), Mapping):
+        return _namespace_selection(subject["namespaces"], namespace, namespace_labels)
+    pods = subject.get("pods")
+    if not isinstance(pods, Mapping):
+        return MAY_SELECT
+    in_namespace = _namespace_selection(
+        pods.get("namespaceSelector") or {}, namespace, namespace_labels
+    )
+    if in_namespace is CANNOT_SELECT:
+        return CANNOT_SELECT
+    selector = {"spec": {"podSelector": pods.get("podSelector") or {}}}
+    of_pods = _selection(selector, workload, workload_pod_labels)
+    if of_pods is CANNOT_SELECT:
+        return CANNOT_SELECT
+    return SELECTS if in_namespace is SELECTS and of_pods is SELECTS else MAY_SELECT
+
+
+def _namespace_selection(
+    selector: Mapping[str, Any], namespace: str, labels: Mapping[str, str] | None
+) -> str:
+    """Whether a namespace selector selects `namespace`: by its labels when known, else by
+    its name label alone, key by key as `_selection` judges a pod selector (a requirement on
+    any other label: the namespace may carry it)."""
+    if labels is not None:
+        known = {**labels, NAMESPACE_NAME_LABEL: namespace}
+        return SELECTS if selector_matches(selector, known) else CANNOT_SELECT
+    fixed = {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}
+    return _selection({"spec": {"podSelector": selector}}, fixed)
+
+
+def _named(names: Sequence[str]) -> str:
+    """Up to five names for a message, and how many more."""
+    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+    return ", ".join(sorted(names)[:5]) + more
 
 
 def workload_labels(

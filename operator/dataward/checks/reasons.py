@@ -48,8 +48,9 @@ TYPE_MEANINGS: dict[str, str] = {
     READY: "Every other condition is True: every control the store declares is in force.",
     POLICY_COMPLIANT: "The store fits its PrivacyPolicy: the category exists and the retention, "
     "archive and key rotation are within what the policy allows.",
-    NETWORK_ISOLATED: "The store's NetworkPolicy is in place as declared and no other "
-    "NetworkPolicy admits more to the workload pods.",
+    NETWORK_ISOLATED: "The store's NetworkPolicy is in place as declared, no other "
+    "NetworkPolicy admits more to the workload pods, and no AdminNetworkPolicy (where the "
+    "cluster serves them) allows ingress to them.",
     ENCRYPTION_KEY_READY: "The store's key ring Secret exists, was created by the operator, is "
     "unchanged and its primary key is younger than keyRotation.",
     ACCESS_RESTRICTED: "Only spec.access.readers and the purge job can read the store's Secrets.",
@@ -260,6 +261,38 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "whether the store is isolated is not known.",
         "Add a requirement on that label to spec.workload.podSelector (the value the workload "
         "pods carry, or DoesNotExist), or narrow that policy's podSelector.",
+    ),
+    _store(
+        NETWORK_ISOLATED,
+        "AdminNetworkPoliciesUnreadable",
+        "Unknown",
+        "The cluster serves AdminNetworkPolicies but the operator could not list them (its "
+        "cache failed, was refused or has not listed yet); one with an ingress rule of action "
+        "Allow admits traffic whatever the NetworkPolicies say.",
+        f"{_RETRIES} Check that the operator may list and watch "
+        "adminnetworkpolicies.policy.networking.k8s.io.",
+    ),
+    _store(
+        NETWORK_ISOLATED,
+        "AdminNetworkPolicyAllows",
+        "False",
+        "An AdminNetworkPolicy (named in the message) selects the workload pods and has an "
+        "ingress rule of action Allow; AdminNetworkPolicies come before every NetworkPolicy, "
+        "so it admits its peers whatever the store's NetworkPolicy says.",
+        "Narrow that AdminNetworkPolicy's subject, or make the rule's action Pass so that the "
+        "namespace's NetworkPolicies decide.",
+    ),
+    _store(
+        NETWORK_ISOLATED,
+        "AdminNetworkPolicyMaySelect",
+        "Unknown",
+        "An AdminNetworkPolicy (named in the message) has an ingress rule of action Allow and "
+        "selects namespaces by labels the operator does not know (it reads them only when it "
+        "runs with a namespace selector) or pods by a label spec.workload.podSelector does "
+        "not fix: it may admit traffic to the workload pods.",
+        "Narrow its subject (by kubernetes.io/metadata.name, or by a pod label the workload "
+        "selector fixes to another value), or add a requirement on that label to "
+        "spec.workload.podSelector.",
     ),
     _store(
         NETWORK_ISOLATED,
