@@ -61,6 +61,8 @@ CLUSTER_RULES: dict[tuple[str, str], set[str]] = {
     ("dataward.io", "privacypolicies/status"): {"patch", "override"},
     ("rbac.authorization.k8s.io", "clusterroles"): {"list", "watch"},
     ("rbac.authorization.k8s.io", "clusterrolebindings"): {"list", "watch"},
+    # Watched into the operator's cache where the API serves them (NetworkIsolated).
+    ("policy.networking.k8s.io", "adminnetworkpolicies"): {"list", "watch"},
 }
 LEADER_ELECTION_RULES: dict[tuple[str, str], set[str]] = {
     ("coordination.k8s.io", "leases"): {"get", "create", "update"},
