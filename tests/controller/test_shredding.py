@@ -296,6 +296,9 @@ class StaleCache:
     def owns(self, namespace: str | None) -> bool:
         return True
 
+    def cached(self, kind: str) -> bool:
+        return kind != "Secret"
+
     def generation(self, kind: str, namespace: str | None) -> tuple[int, bool]:
         self.ticks += 1  # never the same: no memo outlives a call
         return self.ticks, True

@@ -189,6 +189,11 @@ class CachedKind:
     # A 403 on its LIST is not a failure but a setting (the chart may not grant list/watch):
     # the cache stops for good, and reads of the kind go to the API by name (`Caches.watching`).
     optional: bool = False
+    # The first pass (`Caches.listed`) waits for its first LIST to succeed; False: only for
+    # its first attempt, for a kind whose failure makes only some verdicts Unknown (its
+    # reads raise while it is not synced) and that the operator's RBAC may lack (a cluster's
+    # AdminNetworkPolicies): else a refused LIST would hold every store's last verdict.
+    awaited: bool = True
 
     @property
     def api_kind(self) -> str:
@@ -396,6 +401,17 @@ def _slimmed(kind: str, obj: Mapping[str, Any]) -> Obj:
     if kind == "PersonalDataStore" and isinstance(obj.get("status"), Mapping):
         # Its conditions' messages are compared (whether to write), never read: digests.
         return {**obj, "kind": kind, "metadata": meta, "status": comparable_status(obj["status"])}
+    if kind == "AdminNetworkPolicy":
+        # NetworkIsolated reads its name, its subject and its ingress rules' actions only.
+        raw = obj.get("spec")
+        spec: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        rules = spec.get("ingress")
+        rules = rules if isinstance(rules, list) else []
+        kept = {"subject": spec.get("subject") or {},
+                "ingress": [{k: rule[k] for k in ("name", "action") if k in rule}
+                            for rule in rules if isinstance(rule, Mapping)]}  # fmt: skip
+        meta = {k: meta[k] for k in ("name", "resourceVersion") if k in meta}
+        return {"kind": kind, "metadata": meta, "spec": kept}
     if kind == "CronJob":
         # Drift compares its pod template (most of it) by a digest, and nothing else reads it.
         return comparable_cronjob({**obj, "kind": kind, "metadata": meta})
@@ -518,6 +534,7 @@ class Informer:
         self.journal_floor = 0
         self.resource_version: str | None = None
         self.lists = 0
+        self.attempted = False  # its first LIST has been tried (succeeded or failed)
         # Since when (time.monotonic) this cache has not been synced: its thread's start
         # (`run`), or the failed re-list that ended its last synced spell; None while synced,
         # and before it starts (`Caches.outages`).
@@ -634,12 +651,14 @@ class Informer:
                     self._forbid()
                     return
                 self._fail(f"HTTP {error.status} {error.reason}")
+                self._attempted()
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 15.0)
                 continue
             except Exception as error:  # a bug or a garbled answer must not end the cache
                 log.exception("cache of %s failed", self.where)
                 self._fail(type(error).__name__)
+                self._attempted()
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 15.0)
                 continue
@@ -699,6 +718,13 @@ class Informer:
             "seen on the next reconcile)", self.where, self.spec.api_kind,
         )
         self.on_health(self.spec.kind, self.namespace)
+
+    def _attempted(self) -> None:
+        """Its first LIST failed: a kind the first pass does not wait for says so (once)."""
+        if not self.attempted:
+            self.attempted = True
+            if not self.spec.awaited:
+                self.on_health(self.spec.kind, self.namespace)
 
     def _fail(self, error: str) -> None:
         was = self.synced
@@ -1042,8 +1068,12 @@ class Caches:
 
     def listed(self) -> bool:
         """True once every cache has listed at least once (it may have failed since), or
-        found it may not list (an optional kind: read from the API instead)."""
-        return all(i.lists > 0 or i.forbidden for i in self.informers.values())
+        found it may not list (an optional kind: read from the API instead), or tried to
+        (a kind not `awaited`: its reads are Unknown until it lists)."""
+        return all(
+            i.lists > 0 or i.forbidden or (i.attempted and not i.spec.awaited)
+            for i in self.informers.values()
+        )
 
     def cached(self, kind: str) -> bool:
         """Whether reads of `kind` are served from a cache."""

@@ -122,6 +122,10 @@ RESOURCES: dict[str, Resource] = {
     "Namespace": Resource("v1", "namespaces", namespaced=False),
     "Lease": Resource("coordination.k8s.io/v1", "leases"),
     "DataSubjectRequest": Resource("dataward.io/v1alpha1", "datasubjectrequests"),
+    # A CRD of sigs.k8s.io/network-policy-api, served in some clusters only.
+    "AdminNetworkPolicy": Resource(
+        "policy.networking.k8s.io/v1alpha1", "adminnetworkpolicies", namespaced=False
+    ),
 }
 
 

@@ -89,6 +89,11 @@ CACHED_KINDS: tuple[CachedKind, ...] = (
     CachedKind("Job", OURS),
     CachedKind("Pod", OURS),
     CachedKind("DataSubjectRequest"),
+    # Where the API serves them (`_admin_policies_served`; else dropped before the caches
+    # start): NetworkIsolated weighs every one, whichever namespaces it selects.
+    # Not awaited: a refused or failing LIST makes NetworkIsolated Unknown, not every
+    # verdict stand still.
+    CachedKind("AdminNetworkPolicy", cluster_scoped=True, awaited=False),
 )
 # Secrets, when the operator may list and watch them (`watch_secrets`, the chart's
 # `watchSecrets`): its key rings with their data (selected by their labels), and every Secret
@@ -293,7 +298,9 @@ def keys_for_event(
         edited = old is None or new is None or _generation(old) != _generation(new)
         stores = reconciler.stores_of_policy(str(meta["name"])) if edited else []
         return stores, [str(meta["name"])]
-    if kind in ("ClusterRole", "ClusterRoleBinding"):
+    if kind in ("ClusterRole", "ClusterRoleBinding", "AdminNetworkPolicy"):
+        # An AdminNetworkPolicy may select any namespace's pods, by labels the operator may
+        # not know: every store of the shard (they are few and rarely change).
         return reconciler.all_stores(), []
     if kind == "Namespace":  # now (or no longer) this shard's
         return reconciler.stores_in(str(meta["name"])), []
@@ -407,6 +414,30 @@ async def _requests_served(kube: Kube) -> bool:
         REQUEST_PLURAL,
         GROUP,
     )
+    return False
+
+
+ADMIN_POLICY_GROUP_VERSION = "policy.networking.k8s.io/v1alpha1"
+ADMIN_POLICY_PLURAL = "adminnetworkpolicies"
+
+
+async def _admin_policies_served(kube: Kube) -> bool:
+    """Whether the API serves AdminNetworkPolicies (discovery), asked once as the caches
+    start: where it does not, they are not cached and NetworkIsolated is judged without
+    them, as before; a CRD installed later is seen on the operator's next start. Discovery
+    that fails is no answer: they are cached all the same, and the cache's own list says
+    whether they can be read (NetworkIsolated Unknown until it does, never "none")."""
+    try:
+        served = await asyncio.to_thread(kube.served, ADMIN_POLICY_GROUP_VERSION)
+    except KubeError as error:
+        log.warning("could not ask whether %s are served (%s): watching them all the same",
+                    ADMIN_POLICY_PLURAL, error)  # fmt: skip
+        return True
+    if ADMIN_POLICY_PLURAL in served:
+        log.info("the API serves %s: NetworkIsolated weighs them", ADMIN_POLICY_PLURAL)
+        return True
+    log.info("the API does not serve %s.%s: NetworkIsolated reads NetworkPolicies only",
+             ADMIN_POLICY_PLURAL, ADMIN_POLICY_GROUP_VERSION.split("/")[0])  # fmt: skip
     return False
 
 
@@ -779,6 +810,8 @@ async def run_operator(
             if not caches.started:
                 if not await _requests_served(kube):
                     caches.drop("DataSubjectRequest")
+                if not await _admin_policies_served(kube):
+                    caches.drop("AdminNetworkPolicy")
                 caches.start()
             try:
                 ended = await _run_kopf(settings, registry, kube, stopping)

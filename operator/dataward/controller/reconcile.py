@@ -688,6 +688,7 @@ class Reconciler:
             )
         except KubeError as error:
             policies = Listing.failed(f"HTTP {error.status}")
+        admin_policies, namespace_labels = self._admin_policies(store.namespace)
         credentials = tuple(
             (secret, self._presence("Secret", store.namespace, secret))
             for secret in credentials_secrets(store)
@@ -700,11 +701,34 @@ class Reconciler:
             policy_revision_due=revision_due,
             neighbours=neighbours,
             network_policies=policies,
+            admin_policies=admin_policies,
+            namespace_labels=namespace_labels,
             rbac=rbac,
             credentials=credentials,
             record=KeyRingRecord.from_status(raw.get("status") or {}),
             status=raw.get("status"),
         )
+
+    def _admin_policies(self, namespace: str) -> tuple[Listing, Mapping[str, str] | None]:
+        """The cluster's AdminNetworkPolicies from their cache (none where it is not kept:
+        the API does not serve them, `_admin_policies_served`; never a request), or why they
+        could not be read; and, when there are any, the labels of `namespace` as the
+        Namespace cache holds them (a sharded operator's; else None: not known)."""
+        if self.caches is None or not self.caches.cached("AdminNetworkPolicy"):
+            return Listing(), None
+        try:
+            found = Listing.of(self.caches.list("AdminNetworkPolicy"))
+        except KubeError as error:
+            why = str(error.reason) if error.status == 0 else f"HTTP {error.status}"
+            return Listing.failed(why), None
+        if not found.items or not self.caches.cached("Namespace"):
+            return found, None
+        try:
+            held = self.caches.get("Namespace", None, namespace)
+        except KubeError:
+            return found, None
+        labels = None if held is None else (held.get("metadata") or {}).get("labels")
+        return found, dict(labels) if isinstance(labels, Mapping) else None
 
     def _policies_near(self, store: Store) -> list[dict[str, Any]]:
         """The NetworkPolicies of the store's namespace that may select its workload pods (a
@@ -2842,6 +2866,10 @@ class StoreSnapshot:
     # The store's status as read (not copied): EncryptionKeyReady as it records it is kept
     # while a shredding waits for the verdicts on an edit to be recorded (`key_shredding`).
     status: Mapping[str, Any] | None = None
+    # The cluster's AdminNetworkPolicies (none where the API does not serve them), and the
+    # labels of the store's namespace when known (None: not known).
+    admin_policies: Listing = field(default_factory=Listing)
+    namespace_labels: Mapping[str, str] | None = None
 
     def credentials_missing(self) -> list[str]:
         """The credentials Secrets confirmed absent."""
@@ -3143,6 +3171,11 @@ def isolation_and_access(
             else None,
             neighbours=neighbour_policies,
             other_policies_error=snapshot.network_policies.error,
+            admin_policies=snapshot.admin_policies.items
+            if snapshot.admin_policies.error is None
+            else None,
+            admin_policies_error=snapshot.admin_policies.error,
+            namespace_labels=snapshot.namespace_labels,
         ),
         access_restricted(
             store.namespace,
