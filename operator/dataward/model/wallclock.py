@@ -216,6 +216,7 @@ def zone_day_cutoff(now: datetime, period: Duration, zone: ZoneInfo) -> date:
     return whole_days_to(zone_cutoff(now, period, zone))
 
 
+@lru_cache(maxsize=4096)  # a store's bucket ends, asked on every pass that plans its keys
 def latest_wallclock(instant: datetime, zone: ZoneInfo) -> datetime:
     """The latest wall clock (naive) of `zone` that any instant at or before `instant` (aware)
     reads: `instant`'s own, or, within a clock set back a moment before it, the wall clock
