@@ -15,8 +15,8 @@ from typing import Any
 
 from dataward.render.names import child_name, stable_hash
 from tests.controller.fake_kube import FakeKube
-from tests.controller.test_subject_readers_metadata import _cluster, _requests
-from tests.controller.test_subjects import KEY
+from tests.controller.test_subject_readers_metadata import _requests
+from tests.controller.test_subjects import KEY, sample_requests
 
 ORDERS_EXPORT = child_name("case-4711", f"dsr-export-{stable_hash('crm/orders')}")
 SEALED = base64.b64encode(b"someone else's rows").decode()
@@ -39,7 +39,7 @@ def _orders(kube: FakeKube) -> dict[str, Any]:
 
 
 def test_a_new_requests_exports_are_made_without_reading_any_whole() -> None:
-    kube = _cluster(FakeKube())
+    kube = sample_requests(FakeKube())
     _requests(kube).reconcile(KEY)
     exports = [n for k, _, n in kube.objects if k == "Secret" and "-dsr-export-" in n]
     assert len(exports) == 2
@@ -47,7 +47,7 @@ def test_a_new_requests_exports_are_made_without_reading_any_whole() -> None:
 
 
 def test_an_export_name_taken_by_someone_elses_secret_is_judged_by_its_metadata() -> None:
-    kube = _cluster(FakeKube())
+    kube = sample_requests(FakeKube())
     _planted(kube)
     _requests(kube).reconcile(KEY)
     orders = _orders(kube)
@@ -80,7 +80,7 @@ class MadeSinceTheRead(FakeKube):
 
 
 def test_a_secret_made_under_the_export_name_since_the_read_is_judged_by_its_metadata() -> None:
-    kube = _cluster(MadeSinceTheRead(ORDERS_EXPORT))
+    kube = sample_requests(MadeSinceTheRead(ORDERS_EXPORT))
     _planted(kube)
     _requests(kube).reconcile(KEY)
     assert ("create", "Secret", ORDERS_EXPORT) in kube.calls  # refused: 409

@@ -10,7 +10,6 @@ pass stops (retried), nothing is revoked and the request's status is not written
 
 from __future__ import annotations
 
-import base64
 import copy
 from typing import Any, cast
 
@@ -25,9 +24,7 @@ from dataward.render.names import child_name, stable_hash
 from dataward.subjects.request import parse_request
 from tests.controller.fake_kube import FakeKube
 from tests.controller.test_cache import ListingKube
-from tests.controller.test_subjects import EMAIL, KEY, T0, _account, _store
-from tests.model import samples as store_samples
-from tests.subjects.samples import request
+from tests.controller.test_subjects import KEY, T0, sample_requests
 
 KEY_SECRET = "dataward-case-4711-dsr-key"
 EXPORTS = {
@@ -35,19 +32,6 @@ EXPORTS = {
     for ns, name in (("privacy", "tickets"), ("crm", "orders"))
 }
 READERS_ROLE = ("Role", "privacy", child_name("case-4711", "dsr-readers"))
-
-
-def _cluster(fake: FakeKube) -> FakeKube:
-    """The access request case-4711 of tests/controller/test_subjects.py, its two stores."""
-    fake._store(copy.deepcopy(store_samples.POLICY))
-    for namespace, name in (("privacy", "tickets"), ("crm", "orders")):
-        fake._store(_store(namespace, name))
-        fake._store(_account(namespace, name))
-    fake._store({"apiVersion": "v1", "kind": "Secret",
-                 "metadata": {"name": "case-4711-identifier", "namespace": "privacy"},
-                 "data": {"email": base64.b64encode(EMAIL.encode()).decode()}})  # fmt: skip
-    fake._store(request())
-    return fake
 
 
 def _requests(kube: FakeKube, caches: Caches | None = None) -> SubjectRequests:
@@ -81,7 +65,7 @@ def _granted(kube: FakeKube) -> set[str]:
 
 
 def test_the_grant_reads_no_export_secret_whole_and_the_key_once() -> None:
-    kube = _cluster(FakeKube())
+    kube = sample_requests(FakeKube())
     _requests(kube).reconcile(KEY)  # the key, the exports, the Jobs
     kube.calls.clear()
     _requests(kube).reconcile(KEY)
@@ -93,7 +77,7 @@ def test_the_grant_reads_no_export_secret_whole_and_the_key_once() -> None:
 
 
 def _settled_with_caches() -> tuple[ListingKube, Caches]:
-    kube = cast(ListingKube, _cluster(ListingKube()))
+    kube = cast(ListingKube, sample_requests(ListingKube()))
     caches = _caches(kube)
     _relist(caches)
     _requests(kube, caches).reconcile(KEY)
@@ -145,7 +129,7 @@ def test_a_cached_secret_replaced_by_someone_elses_is_no_longer_granted() -> Non
 
 
 def test_the_requests_own_secrets_are_granted_on_the_pass_that_makes_them_with_caches() -> None:
-    kube = cast(ListingKube, _cluster(ListingKube()))
+    kube = cast(ListingKube, sample_requests(ListingKube()))
     caches = _caches(kube)
     _relist(caches)  # no key or export Secret yet; no watch event before the grant
     _requests(kube, caches).reconcile(KEY)
@@ -173,7 +157,7 @@ class FailingReads(ListingKube):
 
 
 def test_a_failed_read_of_a_granted_secret_revokes_nothing_and_writes_no_status() -> None:
-    kube = cast(FailingReads, _cluster(FailingReads(set(), 500)))
+    kube = cast(FailingReads, sample_requests(FailingReads(set(), 500)))
     _requests(kube).reconcile(KEY)
     before_role = copy.deepcopy(kube.objects[READERS_ROLE])
     before_status = copy.deepcopy(kube.objects[("DataSubjectRequest", *KEY)].get("status"))

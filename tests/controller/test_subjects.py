@@ -45,7 +45,12 @@ def _account(namespace: str, store: str) -> dict[str, Any]:
 
 @pytest.fixture
 def kube() -> FakeKube:
-    fake = FakeKube()
+    return sample_requests(FakeKube())
+
+
+def sample_requests(fake: FakeKube) -> FakeKube:
+    """`fake` (a FakeKube or a subclass) holding the policy, the stores tickets and orders,
+    the request case-4711 and its identifier Secret."""
     fake._store(copy.deepcopy(store_samples.POLICY))
     for namespace, name in (("privacy", "tickets"), ("crm", "orders")):
         fake._store(_store(namespace, name))

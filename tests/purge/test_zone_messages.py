@@ -17,7 +17,14 @@ import pytest
 
 from dataward.model.durations import cutoff_for, parse_duration
 from dataward.model.store import ChildColumns, RecordSet
-from dataward.purge.engine import EngineOptions, RunContext, TableRun, _summary, prepare_table
+from dataward.purge.engine import (
+    EngineOptions,
+    PreparedTable,
+    RunContext,
+    TableRun,
+    _summary,
+    prepare_table,
+)
 from dataward.purge.errors import PurgeError
 from dataward.purge.plan import PurgePlan
 from dataward.purge.result import TableResult
@@ -78,6 +85,22 @@ def plan(records: RecordSet) -> PurgePlan:
     )
 
 
+# Seoul wall clocks of collection, a child's consent column: the table both tests purge.
+KIDS = RecordSet(
+    "kids",
+    "created_at",
+    ("id",),
+    children=ChildColumns("ok", age_column="age", collected_column="collected_at"),
+    time_zone="Asia/Seoul",
+)
+
+
+def _result(prepared: PreparedTable, live: FakeSession, the_plan: PurgePlan) -> TableResult:
+    """The table's result as a run of it reports it: its counts and its zone's bounds."""
+    run = TableRun(prepared, RunContext(live, None, the_plan, EngineOptions(), lambda _: None))
+    return TableResult("kids", rows_deleted=2, rows_no_consent=2, **run.zone_bounds())
+
+
 @pytest.mark.parametrize("trigger", ["wallclock", "instant"])
 def test_the_message_names_a_zoned_childrens_bound(trigger: str) -> None:
     """Seoul wall clocks of collection, 1mo grace, at 2026-04-01 05:00 in Seoul: the rows
@@ -85,20 +108,13 @@ def test_the_message_names_a_zoned_childrens_bound(trigger: str) -> None:
     UTC `children_cutoff` is 2026-02-28T23:59:59.999999Z, three hours after a row of
     2026-03-01 06:00 Seoul (kept). The message names the zone's bound, with or without a
     zoned trigger column. Red on the old code: it named only the UTC cutoff."""
-    records = RecordSet(
-        "kids",
-        "created_at",
-        ("id",),
-        children=ChildColumns("ok", age_column="age", collected_column="collected_at"),
-        time_zone="Asia/Seoul",
-    )
+    records = KIDS
     the_plan = plan(records)
     live = FakeSession(trigger, "wallclock")
     prepared = prepare_table(live, None, records, the_plan)
     expected = bind_cutoff(NOW, GRACE, "wallclock", 6, SEOUL)
     assert prepared.children_bound == expected == datetime(2026, 3, 1, 5, 0)  # the oracle
-    run = TableRun(prepared, RunContext(live, None, the_plan, EngineOptions(), lambda _: None))
-    result = TableResult("kids", rows_deleted=2, rows_no_consent=2, **run.zone_bounds())
+    result = _result(prepared, live, the_plan)
 
     message = _summary((result,), the_plan, None)
 
@@ -109,19 +125,12 @@ def test_the_message_names_a_zoned_childrens_bound(trigger: str) -> None:
 def test_an_instant_collection_column_keeps_the_runs_childrens_cutoff() -> None:
     """Instants ignore timeZone: their bound is the run's `children_cutoff`, and the message
     names no zone for them."""
-    records = RecordSet(
-        "kids",
-        "created_at",
-        ("id",),
-        children=ChildColumns("ok", age_column="age", collected_column="collected_at"),
-        time_zone="Asia/Seoul",
-    )
+    records = KIDS
     the_plan = plan(records)
     live = FakeSession("instant", "instant")
     prepared = prepare_table(live, None, records, the_plan)
     assert prepared.children_bound == the_plan.children_cutoff
-    run = TableRun(prepared, RunContext(live, None, the_plan, EngineOptions(), lambda _: None))
-    result = TableResult("kids", rows_deleted=2, rows_no_consent=2, **run.zone_bounds())
+    result = _result(prepared, live, the_plan)
 
     message = _summary((result,), the_plan, None)
 

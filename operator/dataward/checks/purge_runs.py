@@ -229,14 +229,16 @@ def recorded_purge_renders(status: Mapping[str, Any] | None) -> tuple[Render, ..
     entries = (status or {}).get("purgeRenders")
     if not isinstance(entries, list):
         return ()
-    out: list[Render] = []
-    for entry in entries[:RENDERS_KEPT]:
-        if not isinstance(entry, Mapping):
-            continue
-        job, pod = entry.get("job"), entry.get("pod")
-        if isinstance(job, str) and isinstance(pod, str) and job and pod:
-            out.append((job, pod))
-    return tuple(out)
+    return tuple(r for r in map(render_of, entries[:RENDERS_KEPT]) if r is not None)
+
+
+def render_of(entry: object) -> Render | None:
+    """A recorded render, `{"job": ..., "pod": ...}` (status.purgeRenders, a request's
+    status.runs); None for an entry not of that form (it records nothing)."""
+    if not isinstance(entry, Mapping):
+        return None
+    job, pod = entry.get("job"), entry.get("pod")
+    return (job, pod) if isinstance(job, str) and isinstance(pod, str) and job and pod else None
 
 
 def renders_to_record(current: Render, recorded: Sequence[Render]) -> tuple[Render, ...] | None:

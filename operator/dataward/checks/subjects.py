@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from dataward.checks.conditions import COMPLETE, DEADLINE_MET, Condition, as_reason
-from dataward.checks.purge_runs import finished, owned_by
+from dataward.checks.purge_runs import Render, finished, owned_by, render_of
+from dataward.checks.purge_runs import run_render as renders_run  # this module has its own
 
 # PIPA Article 35(3) and its Enforcement Decree Article 41(4): answer an access request within
 # 10 days. The operator's --subject-request-answer-days (chart: subjectRequests.answerDays).
@@ -321,9 +322,6 @@ def recorded_jobs(status: Mapping[str, Any] | None) -> set[tuple[str, str]]:
     return out
 
 
-# (job, pod): `expected_runs` of a Job the operator rendered for a request and store, the
-# digests of what the Job and its pods run.
-Render = tuple[str, str]
 StoreKey = tuple[str, str]  # (namespace, name) of a store
 
 
@@ -333,17 +331,12 @@ def recorded_renders(status: Mapping[str, Any] | None) -> dict[StoreKey, Render]
     only the operator writes status). An entry not of that form records nothing."""
     out: dict[StoreKey, Render] = {}
     for entry in (status or {}).get("runs") or ():
-        if not isinstance(entry, Mapping):
+        render = render_of(entry)
+        if render is None:
             continue
-        namespace, store, job, pod = (
-            entry.get(key) for key in ("namespace", "store", "job", "pod")
-        )
-        if (
-            isinstance(namespace, str) and isinstance(store, str)
-            and isinstance(job, str) and isinstance(pod, str)
-            and namespace and store and job and pod
-        ):  # fmt: skip
-            out[(namespace, store)] = (job, pod)
+        namespace, store = entry.get("namespace"), entry.get("store")
+        if isinstance(namespace, str) and isinstance(store, str) and namespace and store:
+            out[(namespace, store)] = render
     return out
 
 
@@ -361,13 +354,7 @@ def run_render(runs: str | None, current: Render, recorded: Render | None) -> Re
     the store (`recorded`: a Job made before the store was edited or the operator upgraded
     runs it); None when it runs neither, or what it runs is unknown. Whose it is (owner
     references) is decided apart (checks/purge_runs.py `runs_ours`)."""
-    if runs is None:
-        return None
-    if runs == current[0]:
-        return current
-    if recorded is not None and runs == recorded[0]:
-        return recorded
-    return None
+    return renders_run(runs, (current,) if recorded is None else (current, recorded))
 
 
 def withdrawn_run(

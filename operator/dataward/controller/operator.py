@@ -36,6 +36,7 @@ from dataward.controller.access_log import AccessLogFollower
 from dataward.controller.cache import CachedKind, Caches
 from dataward.controller.kube import (
     DEFAULT_TIMEOUT,
+    RESOURCES,
     Connection,
     Kube,
     KubeError,
@@ -417,8 +418,7 @@ async def _requests_served(kube: Kube) -> bool:
     return False
 
 
-ADMIN_POLICY_GROUP_VERSION = "policy.networking.k8s.io/v1alpha1"
-ADMIN_POLICY_PLURAL = "adminnetworkpolicies"
+ADMIN_POLICIES = RESOURCES["AdminNetworkPolicy"]
 
 
 async def _admin_policies_served(kube: Kube) -> bool:
@@ -428,16 +428,16 @@ async def _admin_policies_served(kube: Kube) -> bool:
     that fails is no answer: they are cached all the same, and the cache's own list says
     whether they can be read (NetworkIsolated Unknown until it does, never "none")."""
     try:
-        served = await asyncio.to_thread(kube.served, ADMIN_POLICY_GROUP_VERSION)
+        served = await asyncio.to_thread(kube.served, ADMIN_POLICIES.api_version)
     except KubeError as error:
         log.warning("could not ask whether %s are served (%s): watching them all the same",
-                    ADMIN_POLICY_PLURAL, error)  # fmt: skip
+                    ADMIN_POLICIES.plural, error)  # fmt: skip
         return True
-    if ADMIN_POLICY_PLURAL in served:
-        log.info("the API serves %s: NetworkIsolated weighs them", ADMIN_POLICY_PLURAL)
+    if ADMIN_POLICIES.plural in served:
+        log.info("the API serves %s: NetworkIsolated weighs them", ADMIN_POLICIES.plural)
         return True
     log.info("the API does not serve %s.%s: NetworkIsolated reads NetworkPolicies only",
-             ADMIN_POLICY_PLURAL, ADMIN_POLICY_GROUP_VERSION.split("/")[0])  # fmt: skip
+             ADMIN_POLICIES.plural, ADMIN_POLICIES.api_version.split("/")[0])  # fmt: skip
     return False
 
 

@@ -3270,7 +3270,7 @@ def judge(
                 runs.stuck,
                 timedelta(seconds=settings.render.active_deadline_seconds),
                 runs.missed,
-                zoned=any(r.time_zone for r in store.records),
+                zoned=bool(_zone_names(store)),
             ),
             runs.not_counted,
         ),

@@ -36,6 +36,7 @@ from dataward.checks.conditions import Condition, merge_conditions, transitions
 from dataward.checks.drift import needs_apply
 from dataward.checks.purge_runs import (
     JOB_NAME_LABEL,
+    Render,
     expected_runs,
     finished,
     job_runs,
@@ -48,7 +49,6 @@ from dataward.checks.purge_runs import (
 from dataward.checks.subjects import (
     DEFAULT_ANSWER_PERIOD,
     JobRun,
-    Render,
     StoreOutcome,
     answer_outcome,
     blocked,
