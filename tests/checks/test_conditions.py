@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dataward.checks.conditions import Condition, merge_conditions, ready, transitions
+from dataward.checks.conditions import Condition, merge_conditions, named, ready, transitions
 
 T1 = datetime(2025, 1, 1, tzinfo=UTC)
 T2 = datetime(2025, 1, 2, tzinfo=UTC)
@@ -110,3 +110,19 @@ def test_transitions_lists_only_changed_statuses() -> None:
         ("B", "True"),
         ("C", None),
     ]
+
+
+@pytest.mark.parametrize(
+    ("items", "at_most", "sep", "expected"),
+    [
+        ([], 3, ", ", ""),
+        (["a"], 3, ", ", "a"),
+        (["a", "b", "c"], 3, ", ", "a, b, c"),
+        (["c", "a", "b", "d", "e"], 3, ", ", "c, a, b and 2 more"),  # the order given
+        (["x, 1", "y, 2", "z, 3"], 2, "; ", "x, 1; y, 2; and 1 more"),
+    ],
+)
+def test_a_message_names_at_most_so_many_and_counts_the_rest(
+    items: list[str], at_most: int, sep: str, expected: str
+) -> None:
+    assert named(items, at_most, sep) == expected

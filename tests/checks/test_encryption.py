@@ -320,3 +320,19 @@ def test_the_buckets_a_shredding_waits_for_are_read_back_from_its_message() -> N
     assert waiting.reason == "KeyShreddingNotAcknowledged"
     assert waiting_buckets(waiting.message) == ("2024", "2025-01", "2025-02")
     assert waiting_buckets("Every record of the store has expired") is None
+
+
+def test_verdicts_not_in_force_beyond_eight_are_counted_not_hidden() -> None:
+    """Status is anyone's to write who may patch it: its types are capped in the message,
+    and the ones beyond the cap are counted, so the message never reads as the whole list."""
+    from dataward.checks.encryption import controls_not_in_force
+
+    conditions = [
+        {"type": f"Control{i:02d}" + "x" * 80, "status": "False", "observedGeneration": 3}
+        for i in range(10)
+    ]
+    why = controls_not_in_force({"conditions": conditions}, 3)
+    assert why is not None
+    assert why.endswith(" and 2 more")
+    assert "x" * 55 not in why  # each cut to 63 characters
+    assert "Control07" + "x" * 54 in why and "Control08" not in why

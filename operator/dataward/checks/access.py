@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dataward.checks.conditions import ACCESS_RESTRICTED, Condition
+from dataward.checks.conditions import ACCESS_RESTRICTED, Condition, named
 from dataward.checks.observed import (
     BindingSubject,
     ObservedBinding,
@@ -101,18 +101,21 @@ def access_restricted(
     ]
     if foreign:
         foreign.sort(key=lambda item: (item[0].kind, item[0].name))
-        described = "; ".join(
-            f"{binding.describe()} (role {binding.describe_role()}) lets "
-            f"{', '.join(sorted(s.describe() for s in subjects))} read them"
-            for binding, subjects in foreign[:_LISTED]
+        described = named(
+            [
+                f"{binding.describe()} (role {binding.describe_role()}) lets "
+                f"{', '.join(sorted(s.describe() for s in subjects))} read them"
+                for binding, subjects in foreign
+            ],
+            _LISTED,
+            "; ",
         )
-        more = f"; and {len(foreign) - _LISTED} more" if len(foreign) > _LISTED else ""
         return Condition(
             ACCESS_RESTRICTED,
             "False",
             "OtherBindingGrantsSecrets",
             f"Secrets {', '.join(secret_names)} are readable beyond spec.access.readers: "
-            f"{described}{more}. Remove those bindings, narrow their roles with "
+            f"{described}. Remove those bindings, narrow their roles with "
             "resourceNames, or add the subjects to spec.access.readers.",
         )
     if readers is None:

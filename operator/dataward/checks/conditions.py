@@ -60,6 +60,16 @@ class Condition:
             raise ValueError(f"condition reason {self.reason!r} is not CamelCase")
 
 
+def named(items: Sequence[str], at_most: int, sep: str = ", ") -> str:
+    """Up to `at_most` of `items`, in their order, for a message, and how many more: "a, b
+    and 3 more" (with `sep` "; ": "a; b; and 3 more", for items that hold commas)."""
+    more = len(items) - at_most
+    shown = sep.join(items[:at_most])
+    if more <= 0:
+        return shown
+    return shown + (sep.rstrip() if sep.strip() != "," else "") + f" and {more} more"
+
+
 def as_reason(text: str, fallback: str) -> str:
     """`text` when it is a valid reason, else `fallback`."""
     return text if _REASON.match(text) else fallback

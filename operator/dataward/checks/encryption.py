@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from dataward.checks.conditions import ENCRYPTION_KEY_READY, READY, Condition
+from dataward.checks.conditions import ENCRYPTION_KEY_READY, READY, Condition, named
 from dataward.checks.observed import (
     KeyRecord,
     KeyRingRecord,
@@ -425,7 +425,9 @@ def behind_problem(behind: Iterable[str], generation: int) -> str:
 
 
 def _named(types: list[str]) -> str:
-    return ", ".join(t[:63] for t in types[:8])
+    """Condition types as status gives them (anyone's to write who may patch it): eight at
+    most, each cut to a type's length, and how many more."""
+    return named([t[:63] for t in types], 8)
 
 
 def _behind(condition: Mapping[str, Any], generation: int) -> bool:

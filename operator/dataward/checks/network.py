@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from dataward.checks.conditions import NETWORK_ISOLATED, Condition
+from dataward.checks.conditions import NETWORK_ISOLATED, Condition, named
 from dataward.checks.drift import same_part
 from dataward.checks.observed import ObservedObject
 from dataward.render.labels import STORE_LABEL
@@ -140,13 +140,12 @@ def _by_network_policies(
         if id(policy) not in shared and _admits_more(policy, declared)
     ]
     if wider:
-        names = ", ".join(f"{namespace}/{(p.get('metadata') or {}).get('name')}" for p in wider[:5])
-        more = f" and {len(wider) - 5} more" if len(wider) > 5 else ""
+        names = named([f"{namespace}/{(p.get('metadata') or {}).get('name')}" for p in wider], 5)
         return Condition(
             NETWORK_ISOLATED,
             "False",
             "OtherPolicyAllowsIngress",
-            f"NetworkPolicy {names}{more} also selects the workload pods and admits peers or "
+            f"NetworkPolicy {names} also selects the workload pods and admits peers or "
             "ports the store does not declare: narrow its podSelector, or add those peers to "
             "spec.network.allowFrom if they should reach the data.",
         )
@@ -159,16 +158,13 @@ def _by_network_policies(
         if not _as_rendered(policy, rendered) and _admits_more(policy, declared)
     ]
     if unsure:
-        names = ", ".join(
-            f"{namespace}/{(p.get('metadata') or {}).get('name')}" for p in unsure[:5]
-        )
-        more = f" and {len(unsure) - 5} more" if len(unsure) > 5 else ""
+        names = named([f"{namespace}/{(p.get('metadata') or {}).get('name')}" for p in unsure], 5)
         keys = sorted({k for p in unsure for k in _keys_not_fixed(p, workload)})
         return Condition(
             NETWORK_ISOLATED,
             "Unknown",
             "PolicyMaySelectWorkload",
-            f"NetworkPolicy {names}{more} admits peers or ports the store does not declare, "
+            f"NetworkPolicy {names} admits peers or ports the store does not declare, "
             f"and selects pods by label {', '.join(keys[:5])}, which spec.workload.podSelector "
             "does not fix: the workload pods may carry it (the operator does not read their "
             "labels). Add a requirement on that label to spec.workload.podSelector (its value, "
@@ -318,9 +314,8 @@ def _namespace_selection(
 
 
 def _named(names: Sequence[str]) -> str:
-    """Up to five names for a message, and how many more."""
-    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
-    return ", ".join(sorted(names)[:5]) + more
+    """Up to five names for a message, sorted, and how many more."""
+    return named(sorted(names), 5)
 
 
 def workload_labels(

@@ -7,7 +7,13 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from dataward.checks.conditions import PURGE_SCHEDULED, PURGE_SUCCEEDED, Condition, as_reason
+from dataward.checks.conditions import (
+    PURGE_SCHEDULED,
+    PURGE_SUCCEEDED,
+    Condition,
+    as_reason,
+    named,
+)
 from dataward.checks.drift import matches
 from dataward.checks.observed import LastPurge, ObservedObject
 from dataward.checks.purge_runs import StuckRun
@@ -196,12 +202,10 @@ def naming_runs_not_counted(condition: Condition, not_counted: Sequence[str]) ->
     describes: the verdict ignores them, the message says so (their names only)."""
     if not not_counted:
         return condition
-    shown = ", ".join(sorted(not_counted)[:NOT_COUNTED_NAMED])
-    more = len(not_counted) - NOT_COUNTED_NAMED
-    named = shown + (f" and {more} more" if more > 0 else "")
+    listed = named(sorted(not_counted), NOT_COUNTED_NAMED)
     return replace(
         condition,
-        message=f"{condition.message} Not counted as purge runs: {named}, with an owner "
+        message=f"{condition.message} Not counted as purge runs: {listed}, with an owner "
         "reference to the store's purge but not running its CronJob's pod template (made "
         "from an earlier template, or by someone else).",
     )

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dataward.checks.conditions import named
 from dataward.checks.drift import digest
 from dataward.checks.observed import (
     PURGE_MESSAGE_LIMIT,
@@ -666,8 +667,7 @@ def _did(fields: Mapping[str, Any]) -> str:
 
 def _named(items: Sequence[str]) -> str:
     """`items` joined, the first ATTEMPTS_NAMED of them, the rest counted."""
-    more = len(items) - ATTEMPTS_NAMED
-    return "; ".join(items[:ATTEMPTS_NAMED]) + (f"; and {more} more" if more > 0 else "")
+    return named(items, ATTEMPTS_NAMED, "; ")
 
 
 def _without_record(

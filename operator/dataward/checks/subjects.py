@@ -14,7 +14,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from dataward.checks.conditions import COMPLETE, DEADLINE_MET, Condition, as_reason
+from dataward.checks.conditions import (
+    COMPLETE,
+    DEADLINE_MET,
+    Condition,
+    as_reason,
+    named,
+)
 from dataward.checks.purge_runs import Render, finished, owned_by, render_of
 from dataward.checks.purge_runs import run_render as renders_run  # this module has its own
 
@@ -172,9 +178,9 @@ def not_searched(details: Mapping[str, Any]) -> str:
     (kinds, never a value), and how to have it asked again. The identifier Secret's change
     alone asks nothing again: a store's Job runs once per acknowledge token."""
     tables = list(details.get("notSearchable") or ())
-    named = ", ".join(tables[:NAMED_TABLES]) or "its tables"
+    listed = named(tables, NAMED_TABLES) or "its tables"
     if len(tables) > NAMED_TABLES:
-        named += f" and {len(tables) - NAMED_TABLES} more (notSearchable)"
+        listed += " (notSearchable)"
     kinds = ", ".join(details.get("kindsNeeded") or ())
     again = (
         "then set a new spec.acknowledgeToken and the store is asked again (a change of the "
@@ -188,13 +194,13 @@ def not_searched(details: Mapping[str, Any]) -> str:
     )
     if not kinds:
         return (
-            f"Not searched for the subject: {named}. The store has no subjectColumns of a kind "
+            f"Not searched for the subject: {listed}. The store has no subjectColumns of a kind "
             "the identifier Secret gives, so nothing is known of the subject's rows in it and "
             f"it has not answered.{searched} Give its tables spec.records[].subjectColumns (or "
             f"the Secret the subject's identifier of a kind they have), {again}"
         )
     return (
-        f"Not searched for the subject: {named}. Their subjectColumns are of the kinds "
+        f"Not searched for the subject: {listed}. Their subjectColumns are of the kinds "
         f"{kinds}, none of which the identifier Secret (spec.subject.identifierSecretRef) "
         "gives, so nothing is known of the subject's rows there and the store has not "
         f"answered.{searched} Add the subject's identifier of one of those kinds to the "
@@ -260,9 +266,7 @@ def not_counted(outcome: StoreOutcome, names: Sequence[str]) -> StoreOutcome:
     for the request. Names only, never what they run or say."""
     if not names:
         return outcome
-    shown = ", ".join(sorted(names)[:NAMED_AT_MOST])
-    more = len(names) - NAMED_AT_MOST
-    listed = shown + (f" and {more} more" if more > 0 else "")
+    listed = named(sorted(names), NAMED_AT_MOST)
     note = (
         f"Not counted as this request's runs: {listed}, with its labels but not running the "
         "Job the operator renders for it (made for an earlier acknowledge token or operator "
