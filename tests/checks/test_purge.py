@@ -166,7 +166,10 @@ def test_a_garbled_last_purge_is_no_result_record_never_a_result_nor_no_run() ->
     "no run" (NoRunYet, True), and the message names the field, never the value."""
     for field, value in [("rowsDeleted", "GARBLE-7f3c"), ("dryRun", "false"),
                          ("startTime", "GARBLE-7f3c"), ("reason", "x" * 129),
-                         ("result", ""), ("result", None)]:  # fmt: skip
+                         ("result", ""), ("result", None),
+                         # A count is 0..2**63-1: the API server refuses 2**63 in status
+                         # (int64), and no run deletes -1 rows.
+                         ("rowsDeleted", 2**63), ("expiredRemaining", -1)]:  # fmt: skip
         last = LastPurge.from_status(
             {"lastPurge": {"result": "Succeeded", "rowsDeleted": 3, field: value}}
         )
@@ -175,7 +178,8 @@ def test_a_garbled_last_purge_is_no_result_record_never_a_result_nor_no_run() ->
         assert (condition.status, condition.reason) == ("False", "NoResultRecord")
         assert field in condition.message and "GARBLE" not in condition.message
     assert unreadable_purge_fields(
-        {"result": "Succeeded", "rowsDeleted": 0, "dryRun": False, "oldestExpiredAgeSeconds": 1.5,
+        {"result": "Succeeded", "rowsDeleted": 2**63 - 1, "dryRun": False,
+         "oldestExpiredAgeSeconds": 1.5,
          "cutoff": "2025-01-10T03:17:00Z", "tables": "not a field of lastPurge"}
     ) == []  # fmt: skip
 

@@ -63,6 +63,10 @@ def test_status_keeps_counts_and_table_names_and_drops_anything_that_could_be_pe
     }
     # A statute the policy does not name is free text: it could be anything, so it goes.
     assert "statute" not in safe_details({"statute": "Kim Minji"}, {STATUTE})
+    # A count is a whole number 0..2**63-1 (what the CRDs' int64 holds), as a purge record's.
+    assert safe_details({"rowsDeleted": 2**63, "rowsKept": 2**63 - 1, "rowsFound": -1}) == {
+        "rowsKept": 2**63 - 1
+    }
 
 
 def test_a_store_without_a_job_gets_one_only_when_its_purge_account_exists() -> None:

@@ -2,7 +2,8 @@
 
 It keeps objects by (kind, namespace, name), bumps resourceVersion on every write, refuses a
 stale replace or a merge patch whose resourceVersion is stale with 409, a duplicate
-create with 409, and records every call, so tests can
+create with 409, a store's status holding an integer beyond int64 with 422, and records every
+call, so tests can
 assert both what the reconciler wrote and that it wrote nothing. e2e tests use the real API.
 """
 
@@ -16,6 +17,20 @@ from typing import Any
 from dataward.controller.kube import KubeError
 
 Key = tuple[str, str | None, str]
+# The integers of a PersonalDataStore's status are typed `integer, format: int64` by its CRD: the
+# e2e control plane's kube-apiserver (k8s.io/kubernetes v1.37.2) refuses a status patch setting
+# status.lastPurge.rowsDeleted to 2**63 with 422 ("must be of type int64"), and keeps 2**63-1
+# and -1. This fake refuses one anywhere in the status (a `number` field, which the server would
+# take as a float, included).
+INT64 = range(-(2**63), 2**63)
+
+
+def _beyond_int64(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return any(_beyond_int64(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_beyond_int64(v) for v in value)
+    return isinstance(value, int) and not isinstance(value, bool) and value not in INT64
 
 
 def _merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -138,7 +153,10 @@ class FakeKube:
         wanted = (patch.get("metadata") or {}).get("resourceVersion")
         if wanted is not None and wanted != current["metadata"]["resourceVersion"]:
             raise KubeError(409, "Conflict", "patch")
-        return self._store(_merge(copy.deepcopy(current), patch))
+        merged = _merge(copy.deepcopy(current), patch)
+        if kind == "PersonalDataStore" and _beyond_int64(merged.get("status")):
+            raise KubeError(422, "Unprocessable Entity", "patch")
+        return self._store(merged)
 
     def json_patch(self, kind: str, namespace: str | None, name: str,
                    operations: Sequence[Mapping[str, Any]],
@@ -175,6 +193,8 @@ class FakeKube:
                     raise KubeError(422, "Unprocessable Entity", "patch")
             except (KeyError, IndexError, ValueError, TypeError):
                 raise KubeError(422, "Unprocessable Entity", "patch") from None
+        if kind == "PersonalDataStore" and _beyond_int64(patched.get("status")):
+            raise KubeError(422, "Unprocessable Entity", "patch")
         return self._store(patched)
 
     def delete(self, kind: str, namespace: str | None, name: str,

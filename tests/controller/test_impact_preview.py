@@ -253,3 +253,25 @@ def test_an_unreadable_policy_leaves_the_stores_preview_as_it_was() -> None:
     store = kube.objects[("PersonalDataStore", "crm", "support-inquiries")]
     assert {c["type"]: c["status"] for c in store["status"]["conditions"]}["Ready"] != "True"
     assert store["status"].get("impactPreview") == counted_preview
+
+
+def test_a_count_beyond_int64_is_a_failed_preview_never_a_refused_write() -> None:
+    """The CRD types status.impactPreview's counts int64, and the API server refuses a larger
+    one (422, on the e2e control plane's kube-apiserver), as the fake API does. Red first: on
+    fb11cd4 a table's count of 2**63, or two tables' counts that add up beyond 2**63-1, were
+    copied to status, whose write was refused on every pass (the store's old status stood)."""
+    for counts in ([2**63], [2**62, 2**62]):
+        kube, reconciler = setup()
+        reconciler.reconcile(KEY, now=T0)
+        record = counted(0, large=True)
+        table = record["tables"][0]
+        record["tables"] = [{**table, "table": f"public.t{i}", "rowsDeleted": n}
+                            for i, n in enumerate(counts)]  # fmt: skip
+        finish(kube, record)
+        reconciler.reconcile(KEY, now=T0)  # does not raise
+        store = kube.objects[("PersonalDataStore", "crm", "support-inquiries")]
+        preview = store["status"]["impactPreview"]
+        assert (preview["state"], preview["reason"]) == ("Failed", "NoResultRecord"), counts
+        assert "rowsDeleted" in preview["message"] and str(2**63) not in str(preview)
+        reconciler.reconcile_policy(POLICY, now=TAKES_EFFECT)
+        assert policy_condition(kube) == ("False", "ImpactUnknown"), counts

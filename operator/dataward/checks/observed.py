@@ -16,6 +16,7 @@ from typing import Any, Literal
 from dataward.accounts import shown
 from dataward.keys.buckets import BucketError, granularity_of
 from dataward.keys.ring import KeyRing, KeyRingError, ShreddedKey, format_time, parse_ring
+from dataward.purge.result import is_count
 from dataward.render.rbac import SECRET_READ_VERBS
 
 Presence = Literal["present", "absent", "unknown"]
@@ -779,7 +780,8 @@ class LastPurge:
 
 # status.lastPurge's fields as the CRD types them. The purge's result record (its pod's
 # termination message) is copied there: a field of another form would be refused by the API
-# server (the status write failing for ever) or misread (bool("false") is True).
+# server (the status write failing for ever: a count beyond int64) or misread (bool("false")
+# is True; a count below zero).
 _PURGE_TIMES = ("startTime", "completionTime", "cutoff")
 _PURGE_COUNTS = (
     "rowsDeleted", "rowsArchived", "archiveRowsDestroyed", "expiredRemaining", "nullTriggers",
@@ -809,7 +811,7 @@ def unreadable_purge_fields(raw: Mapping[str, Any]) -> list[str]:
             except _Garbled:
                 fits = False
         elif key in _PURGE_COUNTS:
-            fits = isinstance(value, int) and not isinstance(value, bool)
+            fits = is_count(value)
         elif key == "oldestExpiredAgeSeconds":
             fits = isinstance(value, int | float) and not isinstance(value, bool)
         elif key == "dryRun":

@@ -30,6 +30,7 @@ from dataward.checks.observed import (
 )
 from dataward.model.cron import parse_cron
 from dataward.model.errors import ModelError
+from dataward.purge.result import COUNT_MAX, is_count
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 # Where a cached Job or pod keeps `runs_digest` of its pod spec, in place of the spec itself
@@ -595,7 +596,8 @@ def run_status(
     the message. An attempt whose record cannot be read (none, not the purge's form, or its
     pod gone: the Job's status counts more finished pods than are listed): a run without a
     result record (`_without_record`: Unknown, or Failed when the Job failed), never the
-    others' success, the readable attempts' counts kept as what is known at least."""
+    others' success, the readable attempts' counts kept as what is known at least. Counts
+    whose sum is no count (beyond COUNT_MAX): a run without a result record too."""
     attempts = sorted(pods, key=_created)
     ran = max(len(attempts), _count(job_status, "succeeded") + _count(job_status, "failed"))
     if ran <= 1:
@@ -615,6 +617,15 @@ def run_status(
     gone = ran - len(attempts)  # pods the Job counts that are not listed (deleted)
     acted = [fields for _, fields in read if fields.get("dryRun") is not True]
     done = {key: sum(_count(fields, key) for fields in acted) for key in _DONE}
+    beyond = [key for key in _DONE if not is_count(done[key])]
+    if beyond:
+        # Each attempt's count is one, their sum is none (status could not hold it): no
+        # record says what the run did.
+        why = (
+            f"after {ran} attempts (pods), whose records' {', '.join(beyond)} add up to more "
+            f"than a count holds ({COUNT_MAX})"
+        )
+        return _without_record(job_name, failed, job_status, why)
     named = _named([f"{name} {_did(fields)}" for name, fields in read])
     if unread or gone > 0:
         missing = [*unread, *([f"{gone} attempt(s) whose pod is gone"] if gone > 0 else [])]

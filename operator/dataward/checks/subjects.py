@@ -23,6 +23,7 @@ from dataward.checks.conditions import (
 )
 from dataward.checks.purge_runs import Render, finished, owned_by, render_of
 from dataward.checks.purge_runs import run_render as renders_run  # this module has its own
+from dataward.purge.result import is_count
 
 # PIPA Article 35(3) and its Enforcement Decree Article 41(4): answer an access request within
 # 10 days. The operator's --subject-request-answer-days (chart: subjectRequests.answerDays).
@@ -92,7 +93,7 @@ def safe_details(record: Mapping[str, Any], statutes: Collection[str] = ()) -> d
     """
     out: dict[str, Any] = {}
     for key, value in record.items():
-        if _COUNT_KEY.fullmatch(str(key)) and _is_count(value):
+        if _COUNT_KEY.fullmatch(str(key)) and is_count(value):
             out[str(key)] = value
     if record.get("statute") in statutes:
         out["statute"] = record["statute"]
@@ -118,7 +119,7 @@ def safe_details(record: Mapping[str, Any], statutes: Collection[str] = ()) -> d
             continue
         entry: dict[str, Any] = {"table": table}
         for key, value in item.items():
-            if _COUNT_KEY.fullmatch(str(key)) and _is_count(value):
+            if _COUNT_KEY.fullmatch(str(key)) and is_count(value):
                 entry[str(key)] = value
         for key in ("outcome", "reason"):
             value = item.get(key)
@@ -133,10 +134,6 @@ def safe_details(record: Mapping[str, Any], statutes: Collection[str] = ()) -> d
     if tables:
         out["tables"] = tables
     return out
-
-
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _record_outcome(run: JobRun) -> tuple[StorePhase, str, str]:
@@ -547,7 +544,7 @@ def result_record(
     totals: dict[str, int] = {}
     for store in stores:
         for key, value in store.details.items():
-            if _COUNT_KEY.fullmatch(key) and _is_count(value):
+            if _COUNT_KEY.fullmatch(key) and is_count(value):
                 totals[key] = totals.get(key, 0) + int(value)
     by_phase: dict[str, int] = {}
     for store in stores:
@@ -568,5 +565,5 @@ def answer_outcome(phase: RequestPhase, result: Mapping[str, Any]) -> str:
         return "partially-fulfilled"
     if phase == "Failed":
         return "failed"
-    found = sum(v for k, v in result.items() if _COUNT_KEY.fullmatch(k) and _is_count(v))
+    found = sum(v for k, v in result.items() if _COUNT_KEY.fullmatch(k) and is_count(v))
     return "fulfilled" if found else "no-data"

@@ -47,6 +47,7 @@ from dataward.model.revisions import (
     verdict,
 )
 from dataward.model.store import Store
+from dataward.purge.result import is_count
 from dataward.render import RenderSettings
 from dataward.render.labels import STORE_KIND, store_selector
 from dataward.render.purge_job import CONTAINER_NAME, preview_job_name, render_preview_job
@@ -91,6 +92,9 @@ def preview_status(
     server_time = record.get("serverTime")
     if server_time is not None and (not isinstance(server_time, str) or len(server_time) > 64):
         garbled.append("serverTime")
+    totals = {} if garbled else {k: sum(t[k] for t in tables) for k in _COUNTS}
+    # Each table's count is one, their sum may be none (status could not hold it).
+    garbled += [f"{k} (the tables' sum)" for k, total in totals.items() if not is_count(total)]
     if garbled:
         # Not the purge's form: never read as counted (nor as "no large cut"), never copied.
         return {
@@ -112,7 +116,7 @@ def preview_status(
         **base,
         "state": COUNTED,
         "serverTime": server_time,
-        **{k: sum(t[k] for t in listed) for k in _COUNTS},
+        **totals,
         "largeCut": any(t["largeCut"] for t in listed),
         "tables": listed[:TABLES_LIMIT],
     }
@@ -120,7 +124,7 @@ def preview_status(
 
 def unreadable_tables(tables: list[Any]) -> list[str]:
     """The fields of a dry run's `tables` not in the form the purge writes them (a table of
-    at most 256 characters, each count a whole number >= 0, largeCut true or false): their
+    at most 256 characters, each count a count (`is_count`), largeCut true or false): their
     paths, never their values."""
     garbled: list[str] = []
     for index, table in enumerate(tables):
@@ -131,11 +135,7 @@ def unreadable_tables(tables: list[Any]) -> list[str]:
         name = table.get("table")
         if not isinstance(name, str) or not name or len(name) > 256:
             garbled.append(f"{at}.table")
-        garbled += [
-            f"{at}.{k}"
-            for k in _COUNTS
-            if isinstance(table.get(k), bool) or not isinstance(table.get(k), int) or table[k] < 0
-        ]
+        garbled += [f"{at}.{k}" for k in _COUNTS if not is_count(table.get(k))]
         if not isinstance(table.get("largeCut"), bool):
             garbled.append(f"{at}.largeCut")
     return garbled

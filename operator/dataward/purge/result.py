@@ -20,6 +20,15 @@ from dataward.purge.plan import Outcome
 DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
 # The kubelet keeps at most 4096 bytes of a termination message.
 TERMINATION_MESSAGE_LIMIT = 4096
+# The largest count a record holds: the CRDs type the counts copied to status `integer,
+# format: int64`, and the API server refuses a larger one (422). The purge's counts are rows
+# counted by a database (64-bit), never negative.
+COUNT_MAX = 2**63 - 1
+
+
+def is_count(value: object) -> bool:
+    """Whether `value` is a count as a record holds one: a whole number 0..COUNT_MAX."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= COUNT_MAX
 
 
 @dataclass(frozen=True)
