@@ -264,6 +264,17 @@ def source_keys() -> set[Key]:
         for t in conditions.CONDITION_TYPES
         for r in staleness.GATING_REASONS
     }
+    # Any condition last True on an object whose status write the API server refused
+    # (controller/refused.py, by JSON patch too): the store's, the policy's and the request's.
+    of_kind = {
+        reasons.STORE_KIND: conditions.CONDITION_TYPES,
+        reasons.POLICY_KIND: (conditions.READY, reasons.REVISION_IN_FORCE),
+        reasons.REQUEST_KIND: (conditions.COMPLETE, conditions.DEADLINE_MET),
+    }
+    keys |= {
+        (kind, t, "Unknown", conditions.STATUS_REFUSED) for kind, types in of_kind.items()
+        for t in types
+    }
     return keys
 
 

@@ -41,6 +41,9 @@ CONDITION_TYPES = (
 # Unknown with one of these (controller/staleness.py): it is no longer checked.
 STORE_CACHE_UNAVAILABLE = "StoreCacheUnavailable"
 NAMESPACE_CACHE_UNAVAILABLE = "NamespaceCacheUnavailable"
+# When the API server refuses a status write for what it says (controller/refused.py), each
+# condition the object showed True becomes Unknown with this: it is no longer vouched for.
+STATUS_REFUSED = "StatusRefused"
 # metav1.Condition's pattern for `reason`.
 _REASON = re.compile(r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
 MAX_MESSAGE_LENGTH = 32768

@@ -31,6 +31,7 @@ from dataward.checks.conditions import (
     PURGE_SCHEDULED,
     PURGE_SUCCEEDED,
     READY,
+    STATUS_REFUSED,
     STORE_CACHE_UNAVAILABLE,
     Status,
 )
@@ -1269,12 +1270,43 @@ def _unchecked() -> tuple[ReasonEntry, ...]:
     )
 
 
+# Any condition last True on an object whose status write the API server refused for what it
+# says (controller/refused.py).
+_REFUSED_MEANING = (
+    "The API server refused the operator's last status write for what it says (the message "
+    "gives the HTTP status: 400 malformed, 403 forbidden by RBAC or an admission webhook or "
+    "policy, 413 too large, 422 a field the installed CRD or an admission policy refuses), so "
+    "that pass's verdicts are not in status: this condition was last True and is not vouched "
+    "for now."
+)
+_REFUSED_ACTION = (
+    "Read the operator's log (it names the object and the HTTP status) and find what refuses "
+    "the write: an admission webhook or ValidatingAdmissionPolicy on the status subresource, "
+    "or CRDs older than the operator (apply this version's). The operator retries with "
+    "backoff; only a status write the server takes makes the condition True again."
+)
+
+
+def _refused() -> tuple[ReasonEntry, ...]:
+    types = {
+        STORE_KIND: CONDITION_TYPES,
+        POLICY_KIND: (READY, REVISION_IN_FORCE),
+        REQUEST_KIND: tuple(REQUEST_TYPE_MEANINGS),
+    }
+    return tuple(
+        ReasonEntry(kind, type_, STATUS_REFUSED, "Unknown", _REFUSED_MEANING, _REFUSED_ACTION)
+        for kind, kinds_types in types.items()
+        for type_ in kinds_types
+    )
+
+
 CATALOGUE: tuple[ReasonEntry, ...] = (
     *_LITERAL,
     *_findings(),
     *_HELD_OR_SKIPPED,
     *_failed_purges(),
     *_unchecked(),
+    *_refused(),
 )
 
 

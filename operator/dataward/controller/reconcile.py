@@ -128,6 +128,7 @@ from dataward.controller.metrics import (
     record_key_age,
     record_status,
 )
+from dataward.controller.refused import mark_refused, refused
 from dataward.evidence.payloads import EvidenceSink, append_record, purge_run_payload
 from dataward.keys.buckets import (
     BucketError,
@@ -835,7 +836,12 @@ class Reconciler:
         return answer
 
     def _write_status_once(
-        self, kind: str, raw: Mapping[str, Any], status: Mapping[str, Any], patch: Mapping[str, Any]
+        self,
+        kind: str,
+        raw: Mapping[str, Any],
+        status: Mapping[str, Any],
+        patch: Mapping[str, Any],
+        now: datetime,
     ) -> bool:
         """Patch `status` unless the object is unchanged since this very status was written.
 
@@ -850,13 +856,21 @@ class Reconciler:
         nothing lands, and _StoreGone stops the pass (the new object's watch event queues
         it). A store's verdicts, observedGeneration and ring record, a policy's revisions,
         are the object's they were judged on, never its successor's.
+
+        A write the server refuses for what it says (controller/refused.py) leaves no
+        condition of the object True (`_status_refused`), and still raises its KubeError.
         """
         meta = raw["metadata"]
         key = (kind, meta.get("namespace"), meta["name"])
         remembered = self._last_status.get(key)
         if remembered == (meta.get("resourceVersion"), _digest(status)):
             return False
-        answer = self._write_own_status(kind, raw, patch)
+        try:
+            answer = self._write_own_status(kind, raw, patch)
+        except KubeError as error:
+            if refused(error):
+                self._status_refused(kind, raw, error, now)
+            raise  # the queue retries with backoff
         kept = answer.get("status") or {}
         dropped = sorted(k for k in status if k not in kept and k not in self._dropped)
         if dropped:
@@ -872,6 +886,28 @@ class Reconciler:
             _digest(status),
         )
         return True
+
+    def _status_refused(
+        self, kind: str, raw: Mapping[str, Any], error: KubeError, now: datetime
+    ) -> None:
+        """The server refused this pass's status of `raw`: what it shows True is made Unknown
+        (`mark_refused`), each transition on record and a store's policy told of its Ready,
+        as a pass's own are."""
+        marked = mark_refused(self.kube, kind, raw, error, format_time(now))
+        if marked is None:
+            return
+        answer, transitions = marked
+        self._written(answer)
+        if kind != STORE_KIND:
+            return
+        meta = raw["metadata"]
+        for payload in transitions:
+            self.record_evidence(meta["namespace"], meta["name"], "condition.transition", payload)
+        policy = (raw.get("spec") or {}).get("policy")
+        if self.on_ready_change is not None and policy and any(
+            t["type"] == "Ready" for t in transitions
+        ):
+            self.on_ready_change(str(policy))
 
     def _written(self, obj: Mapping[str, Any] | None) -> None:
         if self.caches is not None and obj:
@@ -1243,7 +1279,7 @@ class Reconciler:
         if unlisted is not None:
             patch.update(stores=None, readyStores=None)
         try:
-            written = self._write_status_once("PrivacyPolicy", raw, status, patch)
+            written = self._write_status_once("PrivacyPolicy", raw, status, patch, now)
         except _StoreGone as gone:
             log.info("PrivacyPolicy %s was %s since its cached copy: its status not written "
                      "(its watch event queues it again)", name, gone)  # fmt: skip
@@ -2626,7 +2662,7 @@ class Reconciler:
         if isinstance(status.get("impactPreview"), Mapping):
             # One preview replaces the last: a Waiting message must not stay in the counts.
             patch["impactPreview"] = _replacing(old.get("impactPreview"), status["impactPreview"])
-        if not self._write_status_once("PersonalDataStore", raw, status, patch):
+        if not self._write_status_once("PersonalDataStore", raw, status, patch, now):
             return
         for condition, before in transitions(old_conditions, conditions):
             if condition.status != "True" or condition.type == "Ready":

@@ -251,16 +251,27 @@ class StaleVerdicts:
         """One evidence record per condition made Unknown, as a reconcile's transitions are."""
         if self.recorder is None:
             return
-        values = {op["path"]: op["value"] for op in ops if op["op"] != "test"}
-        for index, condition in enumerate(conditions):
-            path = f"/status/conditions/{index}"
-            if f"{path}/reason" not in values:
-                continue
-            self.recorder.record_evidence(namespace, name, "condition.transition", {
-                "type": condition.get("type"),
-                "status": "Unknown",
-                "previousStatus": "True",
-                "reason": values[f"{path}/reason"],
-                "message": values[f"{path}/message"],
-                "observedGeneration": condition.get("observedGeneration"),
-            })  # fmt: skip
+        for payload in unverified_transitions(conditions, ops):
+            self.recorder.record_evidence(namespace, name, "condition.transition", payload)
+
+
+def unverified_transitions(
+    conditions: Sequence[Any], ops: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The `condition.transition` evidence payloads of `unverified_patch(conditions, ...)`'s
+    operations `ops`: one per condition it makes Unknown."""
+    values = {op["path"]: op["value"] for op in ops if op["op"] != "test"}
+    out = []
+    for index, condition in enumerate(conditions):
+        path = f"/status/conditions/{index}"
+        if f"{path}/reason" not in values:
+            continue
+        out.append({
+            "type": condition.get("type"),
+            "status": "Unknown",
+            "previousStatus": "True",
+            "reason": values[f"{path}/reason"],
+            "message": values[f"{path}/message"],
+            "observedGeneration": condition.get("observedGeneration"),
+        })  # fmt: skip
+    return out

@@ -77,6 +77,7 @@ from dataward.controller import events
 from dataward.controller.cache import Caches, delete_as_read
 from dataward.controller.clock import Clock, system_clock
 from dataward.controller.kube import Kube, KubeError, ObjectGone, write_status
+from dataward.controller.refused import mark_refused, refused
 from dataward.evidence.payloads import EvidenceSink, append_record
 from dataward.keys.ring import format_time
 from dataward.model.errors import ModelError
@@ -607,7 +608,7 @@ class SubjectRequests:
         if wanted == renders:
             return None
         # On the request read alone (its uid): one recreated under its name refuses it.
-        answer = write_status(self.kube, REQUEST_KIND, raw, {"runs": renders_status(wanted)})
+        answer = self._write(raw, {"runs": renders_status(wanted)}, self.settings.clock())
         if self.caches is not None:  # the next pass reads the record there
             self.caches.store_written(answer)
         return answer
@@ -912,9 +913,27 @@ class SubjectRequests:
             return
         # On the request read alone: one recreated under its name refuses it (its uid), and
         # the pass stops (ObjectGone).
-        write_status(self.kube, REQUEST_KIND, raw, _merge_patch(old, status), latest)
+        self._write(raw, _merge_patch(old, status), now, latest)
         for condition, before in transitions(old_conditions, conditions):
             self._event(raw, condition, before, now)
+
+    def _write(
+        self,
+        raw: Mapping[str, Any],
+        patch: Mapping[str, Any],
+        now: datetime,
+        latest: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """`write_status` of the request `raw`; a write the server refuses for what it says
+        (controller/refused.py) leaves no condition of it True, and still raises."""
+        try:
+            return write_status(self.kube, REQUEST_KIND, raw, patch, latest)
+        except KubeError as error:
+            if refused(error):  # a Complete=True it shows is not vouched for
+                marked = mark_refused(self.kube, REQUEST_KIND, raw, error, format_time(now))
+                if marked is not None and self.caches is not None:
+                    self.caches.store_written(marked[0])
+            raise  # the queue retries with backoff
 
     def _event(
         self, raw: Mapping[str, Any], condition: Condition, before: str | None, now: datetime
