@@ -20,8 +20,8 @@ import pytest
 
 from dataward.controller.cache import CachedKind, Informer
 from dataward.controller.kube import (
+    METADATA_ONLY,
     METADATA_ONLY_LIST,
-    METADATA_PREFERRED,
     RESOURCES,
     Kube,
     KubeError,
@@ -186,22 +186,27 @@ def test_a_metadata_read_by_name_never_carries_a_secrets_data(
     control_plane: ControlPlane, namespace: str, watching: OperatorProcess
 ) -> None:
     """`Kube.get_metadata` (how a data-subject request decides whose a Secret is), as the
-    operator's account: the server answers PartialObjectMetadata, without the data, and
-    the last-applied annotation (a copy of the whole Secret) is not kept."""
+    operator's account: the server answers the strict Accept header (PartialObjectMetadata
+    alone) with PartialObjectMetadata, without the data (`get_metadata` refuses any other
+    answer), and the last-applied annotation (a copy of the whole Secret) is not kept."""
     kube = Kube(load_api_client(str(watching.kubeconfig)))
     secret = {"apiVersion": "v1", "kind": "Secret",
               "metadata": {"name": "canary-by-name", "namespace": namespace},
               "type": "Opaque", "stringData": {"token": "not-for-the-operator-4712"}}  # fmt: skip
     apply(control_plane, secret)
     raw = kube._call("GET", RESOURCES["Secret"].path(namespace, "canary-by-name"),
-                     accept=METADATA_PREFERRED, what="get Secret")  # fmt: skip
-    assert raw["kind"] == "PartialObjectMetadata" and "data" not in raw
+                     accept=METADATA_ONLY, what="get Secret")  # fmt: skip
+    # Written out, not METADATA_ANSWER: what `get_metadata` accepts, checked on a real server.
+    assert (raw["apiVersion"], raw["kind"]) == ("meta.k8s.io/v1", "PartialObjectMetadata")
+    assert "data" not in raw
     got = kube.get_metadata("Secret", namespace, "canary-by-name")
     assert got is not None and set(got) == {"metadata"}
     assert got["metadata"]["name"] == "canary-by-name" and got["metadata"]["uid"]
     assert "not-for-the-operator" not in json.dumps(got)
     assert "4712" not in json.dumps(got)
     assert kube.get_metadata("Secret", namespace, "no-such-secret") is None
+    assert kube.exists("Secret", namespace, "canary-by-name")
+    assert not kube.exists("Secret", namespace, "no-such-secret")
 
 
 def test_a_new_stores_ring_is_made_without_a_get_of_the_ring_or_the_store(

@@ -1,11 +1,11 @@
 """`Kube.get_metadata`: an object's metadata alone, asked of the API server as
 PartialObjectMetadata, so a Secret's data is not sent for a question about its owners.
 
-The Accept header is the one the Kubernetes API concepts page gives for "metadata only,
-whole objects where the server cannot" (a server that cannot serve PartialObjectMetadata for
-a kind answers 406 to the metadata-only type alone): whatever the answer, only `metadata`
-is returned, and not the last-applied annotation, which `kubectl apply` fills with a copy of
-the whole object (a Secret's data included).
+Strictly: the Accept header names PartialObjectMetadata alone (a server that cannot serve it
+for a kind answers 406, a failed read), and an answer that is anything else (a whole object,
+from a server or proxy that ignored the header) is a failed read too, never used. Of what is
+returned, `metadata` alone, and not the last-applied annotation, which `kubectl apply` fills
+with a copy of the whole object (a Secret's data included).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def _json(value: Any) -> bytes:
     return json.dumps(value).encode()
 
 
-def test_it_asks_for_partial_object_metadata_with_the_whole_object_as_fallback() -> None:
+def test_it_asks_for_partial_object_metadata_only() -> None:
     api = AnsweringApi(
         body=_json(
             {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": META}
@@ -73,19 +73,52 @@ def test_it_asks_for_partial_object_metadata_with_the_whole_object_as_fallback()
     assert got == {"metadata": META}
     [(method, url, headers)] = api.sent
     assert method == "GET" and url == "https://api/api/v1/namespaces/ns/secrets/s"
-    # Preferred first; plain JSON at a lower quality only for a server that cannot.
-    assert headers["Accept"] == f"{PARTIAL}, application/json;q=0.9"
+    # Strictly: no whole object as a fallback (a server that cannot answers 406).
+    assert headers["Accept"] == PARTIAL
 
 
-def test_a_whole_object_answered_instead_gives_its_metadata_only() -> None:
+WHOLE_SECRET = {
+    "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+    "metadata": {**META, "annotations": {"dataward.io/store": "crm/orders"}},
+    "data": {"export.sealed": "c2VjcmV0"},
+}  # fmt: skip
+
+
+def test_a_whole_secret_answered_to_the_metadata_request_is_refused_never_used() -> None:
+    """A server or proxy that ignores the Accept header and sends the whole Secret: the
+    answer is not PartialObjectMetadata, so it is a failed read (Unknown), not metadata."""
+    kube = Kube(AnsweringApi(body=_json(WHOLE_SECRET)))  # type: ignore[arg-type]
+    with pytest.raises(KubeError) as raised:
+        kube.get_metadata("Secret", "ns", "s")
+    assert "c2VjcmV0" not in str(raised.value)
+    with pytest.raises(KubeError):
+        kube.exists("Secret", "ns", "s")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"kind": "PartialObjectMetadata", "metadata": META},  # no apiVersion
+        {"apiVersion": "meta.k8s.io/v1beta1", "kind": "PartialObjectMetadata", "metadata": META},
+        {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "items": []},
+        {"apiVersion": "meta.k8s.io/v1", "kind": "Secret", "metadata": META},
+    ],
+)
+def test_an_answer_of_another_kind_or_version_is_refused(answer: dict[str, Any]) -> None:
+    with pytest.raises(KubeError):
+        Kube(AnsweringApi(body=_json(answer))).get_metadata("Secret", "ns", "s")  # type: ignore[arg-type]
+
+
+def test_the_last_applied_copy_in_partial_metadata_is_not_kept() -> None:
+    """PartialObjectMetadata carries every annotation, `kubectl apply`'s copy of the whole
+    object (a Secret's data included) among them: it is dropped."""
     annotations = {
         "kubectl.kubernetes.io/last-applied-configuration": '{"data":{"export.sealed":"c2VjcmV0"}}',
         "dataward.io/store": "crm/orders",
     }
-    whole = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-             "metadata": {**META, "annotations": annotations},
-             "data": {"export.sealed": "c2VjcmV0"}}  # fmt: skip
-    got = Kube(AnsweringApi(body=_json(whole))).get_metadata("Secret", "ns", "s")  # type: ignore[arg-type]
+    partial = {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+               "metadata": {**META, "annotations": annotations}}  # fmt: skip
+    got = Kube(AnsweringApi(body=_json(partial))).get_metadata("Secret", "ns", "s")  # type: ignore[arg-type]
     assert got == {"metadata": {**META, "annotations": {"dataward.io/store": "crm/orders"}}}
     assert "c2VjcmV0" not in repr(got)
 

@@ -34,10 +34,9 @@ FIELD_MANAGER = "dataward"
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 # The same for a LIST: PartialObjectMetadataList, items without their data.
 METADATA_ONLY_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
-# PartialObjectMetadata preferred, the whole object from a server that cannot serve it for
-# the kind (which answers the metadata-only type alone with 406): Kubernetes' API concepts,
-# "Receiving resources as PartialObjectMetadata". `get_metadata` keeps the metadata of either.
-METADATA_PREFERRED = f"{METADATA_ONLY}, application/json;q=0.9"
+# What an answer to METADATA_ONLY is: anything else (a whole object, from a server or proxy
+# that ignored the Accept header) is a failed read, never used (`Kube.get_metadata`).
+METADATA_ANSWER = ("meta.k8s.io/v1", "PartialObjectMetadata")
 # `kubectl apply` keeps a copy of the whole object here: a Secret's data included.
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # (connect, read) seconds. Without a timeout a request to a hung API server blocks for ever:
@@ -254,8 +253,9 @@ def _answer_only(
 class KubeError(Exception):
     """An API call failed; carries the HTTP status and the server's reason, never a body.
 
-    Status 0: no answer (timeout, connection refused or reset), or a write refused locally
-    because this replica is not the leader.
+    Status 0: no answer (timeout, connection refused or reset), an answer of another kind
+    than the one asked for (`Kube.get_metadata`), or a write refused locally because this
+    replica is not the leader.
     """
 
     # Its text is the request, the HTTP status and reason, never a body (dataward.redact).
@@ -839,28 +839,28 @@ class Kube:
         )
 
     def get_metadata(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
-        """The object's metadata alone, `{"metadata": ...}` (owners, labels, version), asked
-        for as PartialObjectMetadata: a Secret's data is not sent. None on a confirmed 404;
-        any other failure raises KubeError.
-
-        A server that cannot serve PartialObjectMetadata for the kind may send the whole
-        object (`METADATA_PREFERRED`): its metadata is kept all the same, and never the
-        last-applied annotation (a copy of the whole object)."""
+        """The object's metadata alone, `{"metadata": ...}` (owners, labels, annotations,
+        version), without the last-applied annotation (a copy of the whole object). Asked for
+        as PartialObjectMetadata only: a Secret's data is not sent. None on a confirmed 404;
+        any other failure raises KubeError: a server that cannot serve PartialObjectMetadata
+        for the kind (406), and an answer that is not PartialObjectMetadata (a whole object,
+        from a server or proxy that ignored the Accept header), which is never used."""
+        what = f"get {kind}"
         found = self._call_unless_gone(
-            "GET", RESOURCES[kind].path(namespace, name), accept=METADATA_PREFERRED,
-            what=f"get {kind}",
-        )  # fmt: skip
-        return None if found is None else {"metadata": metadata_alone(found)}
+            "GET", RESOURCES[kind].path(namespace, name), accept=METADATA_ONLY, what=what
+        )
+        if found is None:
+            return None
+        if (found.get("apiVersion"), found.get("kind")) != METADATA_ANSWER:
+            raise KubeError(0, "answer not PartialObjectMetadata (not used)", what)
+        return {"metadata": metadata_alone(found)}
 
     def exists(self, kind: str, namespace: str | None, name: str) -> bool:
         """Whether the object exists, reading only its metadata (never a Secret's data).
 
-        False on a confirmed 404; any other failure raises KubeError.
+        False on a confirmed 404; any other failure raises KubeError (`get_metadata`).
         """
-        found = self._call_unless_gone(
-            "GET", RESOURCES[kind].path(namespace, name), accept=METADATA_ONLY, what=f"get {kind}"
-        )
-        return found is not None
+        return self.get_metadata(kind, namespace, name) is not None
 
     def served(self, group_version: str) -> set[str]:
         """The resources the API serves in `group_version` (discovery); empty on a 404.
