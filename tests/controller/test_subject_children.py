@@ -35,11 +35,22 @@ from dataward.render.subject_jobs import (
 from dataward.subjects.request import parse_request
 from tests.controller.fake_kube import FakeKube
 from tests.controller.test_subject_forgery import _erasure, _first_pass, _forge, _ownerless_copy
-from tests.controller.test_subjects import KEY, T0, controller, finish, jobs, kube, status
+from tests.controller.test_subjects import (
+    KEY,
+    KEYPAIR,
+    PUBLIC,
+    T0,
+    controller,
+    finish,
+    jobs,
+    kube,
+    pem_pair,
+    status,
+)
 
 __all__ = ["kube"]  # the fixture
 
-MALLORY = "MALLORY-PUBLIC"
+MALLORY_PRIVATE, MALLORY = pem_pair(66)  # the planter's key pair
 
 
 def _request(kube: FakeKube) -> Any:
@@ -80,7 +91,7 @@ def _sealed_to(kube: FakeKube) -> set[str]:
 
 def test_a_key_secret_planted_with_the_requests_labels_is_not_used(kube: FakeKube) -> None:
     request = _request(kube)
-    planted = _plant(kube, render_key_secret(request, "MALLORY-PRIVATE", MALLORY))
+    planted = _plant(kube, render_key_secret(request, MALLORY_PRIVATE, MALLORY))
     controller(kube).reconcile(KEY)
     assert MALLORY not in _sealed_to(kube), "a Job seals the subject's rows to the planter"
     assert not jobs(kube)
@@ -90,7 +101,7 @@ def test_a_key_secret_planted_with_the_requests_labels_is_not_used(kube: FakeKub
     assert status(kube)["phase"] != "Succeeded"
     assert kube.objects[("Secret", "privacy", key_secret_name(request))] == planted
     assert not _written(kube, "Secret", key_secret_name(request))
-    assert "MALLORY-PRIVATE" not in json.dumps(status(kube))
+    assert MALLORY_PRIVATE.splitlines()[1] not in json.dumps(status(kube))
 
 
 class PlantedOnCreate(FakeKube):
@@ -114,7 +125,7 @@ def test_a_key_secret_planted_between_the_read_and_the_create_is_not_used(
     kube: FakeKube,
 ) -> None:
     request = _request(kube)
-    racing = PlantedOnCreate(kube, _planted(render_key_secret(request, "M-PRIVATE", MALLORY)))
+    racing = PlantedOnCreate(kube, _planted(render_key_secret(request, MALLORY_PRIVATE, MALLORY)))
     controller(racing).reconcile(KEY)
     # Neither the planter's key nor the operator's fresh one, whose private half is lost.
     assert not jobs(racing), _sealed_to(racing)
@@ -124,9 +135,10 @@ def test_a_key_secret_planted_between_the_read_and_the_create_is_not_used(
 
 def test_the_operators_own_key_secret_found_on_409_is_used(kube: FakeKube) -> None:
     request = _request(kube)
-    mine = render_key_secret(request, "EARLIER-PRIVATE", "EARLIER-PUBLIC")
+    earlier_private, earlier_public = pem_pair(2)  # made by an earlier pass of ours
+    mine = render_key_secret(request, earlier_private, earlier_public)
     controller(PlantedOnCreate(kube, mine)).reconcile(KEY)
-    assert _sealed_to(kube) == {"EARLIER-PUBLIC"}
+    assert _sealed_to(kube) == {earlier_public}
     assert {s["reason"] for s in status(kube)["stores"]} == {"JobCreated"}
 
 
@@ -253,7 +265,7 @@ def test_the_finalizer_deletes_the_access_runs_sealed_to_the_requests_key(
     kube: FakeKube,
 ) -> None:
     controller(kube).reconcile(KEY)
-    assert _sealed_to(kube) == {"PUBLIC"}
+    assert _sealed_to(kube) == {PUBLIC}
     _delete(kube)
     assert not [k for k in jobs(kube) if k[0] == "crm"]
 
@@ -266,7 +278,7 @@ def test_the_finalizer_deletes_the_access_runs_sealed_to_the_requests_key(
 def _delete_with(kube: FakeKube, **render: Any) -> None:
     """Delete the request and let an operator with these render settings finalize it."""
     kube.objects[("DataSubjectRequest", *KEY)]["metadata"]["deletionTimestamp"] = "2026-01-12T0Z"
-    settings = SubjectSettings(clock=lambda: T0, keypair=lambda: ("PRIVATE", "PUBLIC"),
+    settings = SubjectSettings(clock=lambda: T0, keypair=lambda: KEYPAIR,
                                render=RenderSettings(**render))  # fmt: skip
     SubjectRequests(cast(Kube, kube), settings).reconcile(KEY)
 
@@ -410,7 +422,7 @@ def _withdraw(kube: FakeKube, caches: Any, kinds: tuple[str, ...] | None = None)
 
 
 def _cached_controller(kube: FakeKube, caches: Any) -> SubjectRequests:
-    settings = SubjectSettings(clock=lambda: T0, keypair=lambda: ("PRIVATE", "PUBLIC"))
+    settings = SubjectSettings(clock=lambda: T0, keypair=lambda: KEYPAIR)
     return SubjectRequests(cast(Kube, kube), settings, caches=caches)
 
 

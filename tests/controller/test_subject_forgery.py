@@ -19,7 +19,16 @@ from dataward.controller.subjects import SubjectRequests, SubjectSettings
 from dataward.render.settings import RenderSettings
 from tests.controller.fake_kube import FakeKube
 from tests.controller.test_cache import ListingKube, _caches, _relist
-from tests.controller.test_subjects import KEY, T0, controller, finish, jobs, kube, status
+from tests.controller.test_subjects import (
+    KEY,
+    KEYPAIR,
+    T0,
+    controller,
+    finish,
+    jobs,
+    kube,
+    status,
+)
 
 __all__ = ["kube"]  # the fixture
 
@@ -199,7 +208,7 @@ def _listed(kube: FakeKube) -> tuple[ListingKube, Caches]:
 
 def _crm_entry_through_caches(listing: ListingKube, caches: Caches) -> dict[str, Any]:
     """The crm store's entry after a pass of the controller that reads through `caches`."""
-    settings = SubjectSettings(clock=lambda: T0, keypair=lambda: ("PRIVATE", "PUBLIC"))
+    settings = SubjectSettings(clock=lambda: T0, keypair=lambda: KEYPAIR)
     SubjectRequests(cast(Kube, listing), settings, caches).reconcile(KEY)
     raw = listing.objects[("DataSubjectRequest", *KEY)]
     return next(s for s in raw["status"]["stores"] if s["namespace"] == "crm")

@@ -24,7 +24,7 @@ from dataward.render.names import child_name, stable_hash
 from dataward.subjects.request import parse_request
 from tests.controller.fake_kube import FakeKube
 from tests.controller.test_cache import ListingKube
-from tests.controller.test_subjects import KEY, T0, sample_requests
+from tests.controller.test_subjects import KEY, KEYPAIR, T0, sample_requests
 
 KEY_SECRET = "dataward-case-4711-dsr-key"
 EXPORTS = {
@@ -35,7 +35,7 @@ READERS_ROLE = ("Role", "privacy", child_name("case-4711", "dsr-readers"))
 
 
 def _requests(kube: FakeKube, caches: Caches | None = None) -> SubjectRequests:
-    settings = SubjectSettings(clock=lambda: T0, keypair=lambda: ("PRIVATE", "PUBLIC"))
+    settings = SubjectSettings(clock=lambda: T0, keypair=lambda: KEYPAIR)
     return SubjectRequests(cast(Kube, kube), settings, caches)
 
 

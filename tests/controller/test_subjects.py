@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from dataward.controller.kube import Kube
 from dataward.controller.subjects import FINALIZER, SubjectRequests, SubjectSettings
@@ -19,6 +21,24 @@ from tests.subjects.samples import request
 EMAIL = "kim.minji@example.kr"
 T0 = datetime(2026, 1, 11, 8, tzinfo=UTC)
 KEY = ("privacy", "case-4711")
+
+
+def pem_pair(seed: int) -> tuple[str, str]:
+    """A fixed X25519 key pair (private, public) in PEM, the kind `pem_keypair` makes: the
+    operator refuses a public key that is not one (an export is sealed to it)."""
+    private = X25519PrivateKey.from_private_bytes(bytes([seed]) * 32)
+    return (
+        private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()).decode("ascii"),
+        private.public_key().public_bytes(serialization.Encoding.PEM,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo
+                                          ).decode("ascii"),
+    )  # fmt: skip
+
+
+# The key pair the tests' operator makes for a request.
+KEYPAIR = pem_pair(1)
+PRIVATE, PUBLIC = KEYPAIR
 
 
 class Evidence:
@@ -63,7 +83,7 @@ def sample_requests(fake: FakeKube) -> FakeKube:
 
 
 def controller(kube: FakeKube, now: datetime = T0, evidence: Evidence | None = None) -> Any:
-    settings = SubjectSettings(clock=lambda: now, keypair=lambda: ("PRIVATE", "PUBLIC"),
+    settings = SubjectSettings(clock=lambda: now, keypair=lambda: KEYPAIR,
                                evidence=evidence)
     return SubjectRequests(cast(Kube, kube), settings)
 
@@ -107,7 +127,7 @@ def test_an_access_request_fans_out_one_job_per_store_and_answers(kube: FakeKube
     assert status(kube)["phase"] == "Running"
     assert status(kube)["deadline"] == "2026-01-20T08:00:00Z"
     key = kube.objects[("Secret", "privacy", "dataward-case-4711-dsr-key")]
-    assert base64.b64decode(key["data"]["private.key"]) == b"PRIVATE"
+    assert base64.b64decode(key["data"]["private.key"]).decode() == PRIVATE
     assert FINALIZER in kube.objects[("DataSubjectRequest", *KEY)]["metadata"]["finalizers"]
     for (namespace, name), _job in made.items():
         finish(kube, str(namespace), name,
