@@ -298,6 +298,26 @@ def test_a_wrong_or_cut_key_or_blob_is_refused() -> None:
         export.seal(b"x", b"not a key")
 
 
+def _pem_of_unknown_algorithm(label: bytes) -> bytes:
+    """A well-formed key in PEM whose algorithm is OID 1.2.3.4, which no library knows."""
+    algorithm = b"\x30\x05\x06\x03\x2a\x03\x04"  # SEQUENCE { OID 1.2.3.4 }
+    if label == b"PUBLIC KEY":  # SubjectPublicKeyInfo: the algorithm, a BIT STRING
+        body = algorithm + b"\x03\x21\x00" + bytes(32)
+    else:  # PKCS#8: version 0, the algorithm, an OCTET STRING
+        body = b"\x02\x01\x00" + algorithm + b"\x04\x20" + bytes(32)
+    der = b"\x30" + bytes([len(body)]) + body
+    return b"-----BEGIN %s-----\n%s\n-----END %s-----\n" % (label, base64.b64encode(der), label)
+
+
+def test_a_pem_key_of_an_unknown_algorithm_is_a_seal_error_not_a_crash() -> None:
+    """The library raises UnsupportedAlgorithm for it, which is no ValueError: it went past
+    the callers that catch SealError (the request Job's --recipient-public-key, `open`)."""
+    with pytest.raises(export.SealError):
+        export.load_public_key(_pem_of_unknown_algorithm(b"PUBLIC KEY"))
+    with pytest.raises(export.SealError):
+        export.load_private_key(_pem_of_unknown_algorithm(b"PRIVATE KEY"))
+
+
 def test_database_values_become_json() -> None:
     assert export.json_value(Decimal("10.50")) == "10.50"
     assert export.json_value(b"\x00\xff") == {"base64": "AP8="}

@@ -24,7 +24,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -169,7 +169,7 @@ def load_public_key(data: bytes) -> X25519PublicKey:
     if data.lstrip().startswith(b"-----BEGIN"):
         try:
             key = serialization.load_pem_public_key(data)
-        except ValueError:
+        except (ValueError, UnsupportedAlgorithm):
             raise SealError("the public key is not a valid PEM key") from None
         if not isinstance(key, X25519PublicKey):
             raise SealError("the public key is not an X25519 key")
@@ -185,7 +185,7 @@ def load_private_key(data: bytes) -> X25519PrivateKey:
     if data.lstrip().startswith(b"-----BEGIN"):
         try:
             key = serialization.load_pem_private_key(data, password=None)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, UnsupportedAlgorithm):
             raise SealError("the private key is not a valid unencrypted PEM key") from None
         if not isinstance(key, X25519PrivateKey):
             raise SealError("the private key is not an X25519 key")
