@@ -64,14 +64,14 @@ def _granted(kube: FakeKube) -> set[str]:
     return {name for rule in role["rules"] for name in rule.get("resourceNames") or ()}
 
 
-def test_the_grant_reads_no_export_secret_whole_and_the_key_once() -> None:
+def test_the_grant_reads_no_secret_whole() -> None:
     kube = sample_requests(FakeKube())
     _requests(kube).reconcile(KEY)  # the key, the exports, the Jobs
     kube.calls.clear()
     _requests(kube).reconcile(KEY)
     assert _granted(kube) == {KEY_SECRET, *EXPORTS}
-    # The key once, for its public key (what the Jobs seal to); the grant reads metadata.
-    assert _whole_secret_reads(kube) == [KEY_SECRET]
+    # Nor does the public key the Jobs seal to (test_subject_key_metadata.py).
+    assert _whole_secret_reads(kube) == []
     asked = {name for verb, kind, name in kube.calls if verb == "get_metadata"}
     assert asked == {KEY_SECRET, *EXPORTS}
 
@@ -90,7 +90,7 @@ def test_with_the_secrets_cache_synced_the_grant_reads_no_secret_from_the_api() 
     kube, caches = _settled_with_caches()
     _requests(kube, caches).reconcile(KEY)
     assert _granted(kube) == {KEY_SECRET, *EXPORTS}
-    assert _whole_secret_reads(kube) == [KEY_SECRET]  # its public key, not the grant
+    assert _whole_secret_reads(kube) == []
     assert not [c for c in kube.calls if c[0] == "get_metadata"]
     # The metadata cache holds owners, never data.
     cached = caches.get("Secret", "privacy", KEY_SECRET)

@@ -24,6 +24,7 @@ from dataward.checks.conditions import (
 from dataward.checks.purge_runs import Render, finished, owned_by, render_of
 from dataward.checks.purge_runs import run_render as renders_run  # this module has its own
 from dataward.purge.result import is_count
+from dataward.render.subject_jobs import PUBLIC_KEY, PUBLIC_KEY_ANNOTATION
 
 # PIPA Article 35(3) and its Enforcement Decree Article 41(4): answer an access request within
 # 10 days. The operator's --subject-request-answer-days (chart: subjectRequests.answerDays).
@@ -410,6 +411,24 @@ def invalid_store(namespace: str, name: str, path: str) -> StoreOutcome:
         f"PersonalDataStore {namespace}/{name} is invalid ({path} does not parse; its status "
         "says why), so it was not asked and may hold the subject's rows. Fix it, and the "
         "request asks it.",
+    )
+
+
+def key_secret_invalid(namespace: str, name: str, secret: str) -> StoreOutcome:
+    """A store of an access request whose key Secret (`secret`, the request's own) holds a
+    public key that is not an X25519 key in PEM: no Job is made, as it would seal the
+    subject's rows to it. The value itself is never quoted (anyone who may annotate the
+    Secret chose it)."""
+    return StoreOutcome(
+        namespace,
+        name,
+        "Failed",
+        "KeySecretInvalid",
+        f"Secret {secret}, the request's key pair, has a public key that is not an X25519 key "
+        f"in PEM (its annotation {PUBLIC_KEY_ANNOTATION}, or where it has none its data "
+        f"{PUBLIC_KEY}), so no Job is made to seal the export to it. If its data is intact, "
+        "remove the annotation (the operator takes the public key from the data once); else "
+        "delete the Secret (the operator makes a new key pair).",
     )
 
 

@@ -64,6 +64,7 @@ from dataward.controller.kube import (
     loads,
 )
 from dataward.render.purge_job import comparable_cronjob
+from dataward.render.subject_jobs import PUBLIC_KEY_ANNOTATION
 
 log = logging.getLogger("dataward.cache")
 
@@ -89,6 +90,9 @@ JOURNAL_BOUND = 20000  # changes remembered per informer (at least; see Informer
 # whose it is (`Caches.get_metadata`: a data subject request's readers are granted only the
 # Secrets that are the request's own), held once per distinct list (`share_metadata`).
 METADATA_KEPT = ("name", "namespace", "resourceVersion", "deletionTimestamp", "ownerReferences")
+# The annotations it keeps (every other one is dropped): the public key of a data subject
+# request's key Secret (`SubjectRequests._public_key`), on those Secrets alone.
+ANNOTATIONS_KEPT = (PUBLIC_KEY_ANNOTATION,)
 # The kinds read by label selector (`Caches.list` with one): a store's purge Jobs (and a
 # subject request's) by their labels, a Job's pods by its name label. Only these keep a label
 # index; a label read of another kind scans its namespace (same answer, same order). The
@@ -419,10 +423,16 @@ def _slimmed(kind: str, obj: Mapping[str, Any]) -> Obj:
 
 
 def metadata_only(obj: Mapping[str, Any]) -> Obj:
-    """Only the metadata a cache of presence and owners needs (`METADATA_KEPT`): never data,
-    annotations or managedFields."""
+    """Only the metadata a cache of presence and owners needs (`METADATA_KEPT`), and of the
+    annotations those in `ANNOTATIONS_KEPT`: never data, other annotations or managedFields."""
     meta = obj.get("metadata") or {}
-    return {"metadata": {k: meta[k] for k in METADATA_KEPT if k in meta}}
+    kept = {k: meta[k] for k in METADATA_KEPT if k in meta}
+    annotations = meta.get("annotations")
+    if isinstance(annotations, Mapping):
+        wanted = {k: annotations[k] for k in ANNOTATIONS_KEPT if k in annotations}
+        if wanted:
+            kept["annotations"] = wanted
+    return {"metadata": kept}
 
 
 def _shared(value: Any) -> Any:

@@ -58,6 +58,7 @@ from dataward.checks.subjects import (
     dry_run_changed,
     event_type,
     invalid_store,
+    key_secret_invalid,
     missing_store,
     not_counted,
     readers_not_granted,
@@ -88,6 +89,7 @@ from dataward.render.settings import RenderSettings
 from dataward.render.subject_jobs import (
     DRY_RUN_ARG,
     PUBLIC_KEY,
+    PUBLIC_KEY_ANNOTATION,
     REQUEST_REF_ANNOTATION,
     STORE_REF_ANNOTATION,
     export_secret_name,
@@ -109,7 +111,7 @@ from dataward.render.subject_jobs import (
     uid_labels,
     uid_selector,
 )
-from dataward.subjects.export import generate_keypair
+from dataward.subjects.export import generate_keypair, public_pem
 from dataward.subjects.request import REQUEST_KIND, StoreRef, SubjectRequest, parse_request
 
 log = logging.getLogger("dataward.subjects")
@@ -157,6 +159,10 @@ NOT_THE_RENDER = (
     "it does not run the Job the operator renders for this request (made by someone else, "
     "or by an earlier operator version)"
 )
+
+# An access request's stores' outcome when its key Secret's public key is not used (not the
+# request's Secret, or not a key): what `_public_key` answers instead of the key.
+KeyUnusable = Callable[[Store], StoreOutcome]
 
 
 def request_keys_for_event(
@@ -518,7 +524,7 @@ class SubjectRequests:
         self,
         request: SubjectRequest,
         store: Store,
-        public_key: str | None,
+        public_key: str | KeyUnusable | None,
         statutes: frozenset[str],
         answered: Mapping[tuple[str, str], Mapping[str, Any]],
         renders: Mapping[tuple[str, str], Render],
@@ -537,9 +543,9 @@ class SubjectRequests:
         if recorded is not None:
             self._revoke_job_access(request, store)
             return recorded, None
+        if callable(public_key):  # an access request's key, not used
+            return public_key(store), None
         try:
-            if request.type == "access" and public_key is None:
-                raise NotOurs(f"Secret {key_secret_name(request)}")
             job = render_job(request, store, self.settings.render, public_key)
             runs, others, changed = self._runs(
                 request, store, job, renders.get((store.namespace, store.name))
@@ -733,24 +739,65 @@ class SubjectRequests:
             if existing is not None and ours(existing, request):
                 delete_as_read(self.kube, self.caches, kind, request.namespace, existing)
 
-    def _public_key(self, request: SubjectRequest) -> str | None:
-        """The request's public key; the key pair is made (once) when there is none. None
-        when the key Secret of its name is not the request's: never used, never written."""
+    def _public_key(self, request: SubjectRequest) -> str | KeyUnusable:
+        """The public key the request's Jobs seal to: its key Secret's annotation
+        (PUBLIC_KEY_ANNOTATION), read with the Secret's metadata alone, never the private key
+        (the Secrets' metadata-only cache while it is watched, else PartialObjectMetadata by
+        name); the key pair is made (once) when there is none. Else each store's outcome:
+        ChildNotOurs when the Secret of its name is not the request's (never used, never read
+        whole, never written), KeySecretInvalid when its public key is not an X25519 key in
+        PEM (never sealed to). A failed read raises KubeError: Unknown, the pass is retried.
+
+        A key Secret made by an earlier version has no annotation: it is read whole once and
+        annotated (`_annotated`); later passes read its metadata alone."""
         name = key_secret_name(request)
-        secret: Mapping[str, Any] | None = self.kube.get("Secret", request.namespace, name)
-        if secret is None:
+        found: Mapping[str, Any] | None = (self.caches or self.kube).get_metadata(
+            "Secret", request.namespace, name
+        )
+        if found is None:
             if self.settings.keypair is None:
-                return None
+                return _key_not_ours(name)
             private_key, public_key = self.settings.keypair()
             try:
-                secret = self._create_ours(
-                    render_key_secret(request, private_key, public_key), request
-                )
+                found = self._create_ours(
+                    render_key_secret(request, private_key, public_key), request,
+                    metadata_only=True,
+                )  # fmt: skip
             except NotOurs:
-                return None
-        if not ours(secret, request):
-            return None
-        return _decoded((secret.get("data") or {}).get(PUBLIC_KEY))
+                return _key_not_ours(name)
+        if not ours(found, request):
+            return _key_not_ours(name)
+        if _public_key_text(found) is None:
+            found = self._annotated(request, name)
+            if not ours(found, request):
+                return _key_not_ours(name)  # replaced since its metadata was read
+        key = public_pem(_public_key_text(found))
+        if key is None:
+            return lambda store: key_secret_invalid(store.namespace, store.name, name)
+        return key
+
+    def _annotated(self, request: SubjectRequest, name: str) -> Mapping[str, Any]:
+        """The metadata of the request's key Secret `name`, made without the public key
+        annotation (by an earlier version), once it has it: the Secret is read whole (this
+        once), and its data's public key, when it is one, written as the annotation at the
+        resourceVersion read (a 409: changed since, KubeError, the pass is retried). As read
+        when it is not the request's, or its data's public key is not a key (no annotation:
+        KeySecretInvalid). Gone since its metadata was read: KubeError (404), retried."""
+        whole = self.kube.get("Secret", request.namespace, name)
+        if whole is None:
+            raise KubeError(404, "Not Found", "get Secret")
+        read = {"metadata": whole["metadata"]}
+        if not ours(whole, request) or _public_key_text(whole) is not None:
+            return read  # replaced, or annotated, since the metadata was read
+        public_key = public_pem(_decoded((whole.get("data") or {}).get(PUBLIC_KEY)))
+        if public_key is None:
+            return read
+        patch = {"metadata": {"resourceVersion": whole["metadata"].get("resourceVersion"),
+                              "annotations": {PUBLIC_KEY_ANNOTATION: public_key}}}  # fmt: skip
+        answer = self.kube.merge_patch("Secret", request.namespace, name, patch)
+        if self.caches is not None:  # the next pass reads the annotation there
+            self.caches.store_written(answer)
+        return {"metadata": answer["metadata"]}
 
     def _readers(self, request: SubjectRequest, stores: Sequence[Store]) -> str | None:
         """Grant spec.readers the key and the exports that are the request's own; the
@@ -1026,6 +1073,17 @@ def _merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, An
 
     patch = nested(old, new)
     return {k: v for k, v in patch.items() if k in new}
+
+
+def _key_not_ours(name: str) -> KeyUnusable:
+    """Each store's outcome when the key Secret `name` is not the request's."""
+    return lambda store: _not_ours(store, NotOurs(f"Secret {name}"))
+
+
+def _public_key_text(secret: Mapping[str, Any]) -> Any:
+    """The public key annotation of a key Secret, as it is (None: it has none)."""
+    annotations = (secret.get("metadata") or {}).get("annotations")
+    return annotations.get(PUBLIC_KEY_ANNOTATION) if isinstance(annotations, Mapping) else None
 
 
 def _decoded(value: Any) -> str | None:

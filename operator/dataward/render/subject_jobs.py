@@ -52,6 +52,8 @@ REQUEST_LABEL = "dataward.io/subject-request"
 REQUEST_UID_LABEL = "dataward.io/subject-request-uid"
 STORE_REF_ANNOTATION = "dataward.io/store"
 REQUEST_REF_ANNOTATION = "dataward.io/subject-request-ref"  # NAMESPACE/NAME, on Jobs and pods
+# The recipient's public key (PEM), on a request's Jobs (their pods mount it) and its key
+# Secret (read from its metadata: never the private key).
 PUBLIC_KEY_ANNOTATION = "dataward.io/recipient-public-key"
 COMPONENT = "subject-request"
 PRIVATE_KEY = "private.key"
@@ -163,11 +165,15 @@ def _metadata(request: SubjectRequest, name: str, namespace: str) -> dict[str, A
 
 
 def render_key_secret(request: SubjectRequest, private_key: str, public_key: str) -> dict[str, Any]:
-    """The key Secret (created once, never updated): private and public key, base64 text."""
+    """The key Secret (created once): private and public key, base64 text; the public key
+    also as an annotation (PUBLIC_KEY_ANNOTATION, as on the request's Jobs), so that the
+    operator reads it with the Secret's metadata, never the private key."""
+    metadata = _metadata(request, key_secret_name(request), request.namespace)
+    metadata["annotations"] = {PUBLIC_KEY_ANNOTATION: public_key}
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": _metadata(request, key_secret_name(request), request.namespace),
+        "metadata": metadata,
         "type": "Opaque",
         "data": {
             PRIVATE_KEY: base64.b64encode(private_key.encode("ascii")).decode("ascii"),

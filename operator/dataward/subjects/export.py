@@ -180,6 +180,20 @@ def load_public_key(data: bytes) -> X25519PublicKey:
     return X25519PublicKey.from_public_bytes(raw)
 
 
+def public_pem(text: Any) -> str | None:
+    """`text` when it is an X25519 public key in PEM, as the operator makes a request's
+    (`generate_keypair`) and its Jobs seal to (`load_public_key`); else None. Not the raw or
+    base64 forms `load_public_key` also takes: the operator never writes them, so one is
+    garbled, not a key."""
+    if not isinstance(text, str) or not text.lstrip().startswith("-----BEGIN"):
+        return None
+    try:
+        load_public_key(text.encode("ascii"))
+    except (SealError, UnicodeEncodeError):
+        return None
+    return text
+
+
 def load_private_key(data: bytes) -> X25519PrivateKey:
     """A recipient's private key: PEM (unencrypted PKCS#8), 32 raw bytes or their base64."""
     if data.lstrip().startswith(b"-----BEGIN"):
