@@ -36,6 +36,7 @@ from e2e.fixtures_databases import MariaDB, Postgres
 from e2e.fixtures_operator import CHART, RELEASE, OperatorProcess, apply, get, grant_user
 from e2e.harness import ControlPlane, wait_for
 from e2e.kubelet import run_job
+from e2e.test_secret_watch import _requests as operator_requests
 from e2e.tools import tool
 from tests.databases import DatabaseServer
 
@@ -318,7 +319,7 @@ def test_access_then_erasure_of_one_person_across_three_stores_of_two_engines(
     # A fictional person; a fixed address when capturing so the README shows a readable one.
     email = ("minji.kim@example.com" if CAPTURE_DIR
              else f"kim.minji.{uuid.uuid4().hex[:8]}@example.kr")  # fmt: skip
-    now = datetime.now(UTC)
+    now = started = datetime.now(UTC)
     suffix = uuid.uuid4().hex[:6]
     tickets, orders, subscribers = f"tickets_{suffix}", f"orders_{suffix}", f"subs_{suffix}"
     create_table(postgres.live, tickets, "inquired_at")
@@ -436,6 +437,13 @@ def test_access_then_erasure_of_one_person_across_three_stores_of_two_engines(
     key = json.loads(as_user(control_plane, OFFICER, "get", "secret", "dataward-access-dsr-key",
                              "-n", namespace, "-o", "json").stdout)  # fmt: skip
     key_file.write_bytes(base64.b64decode(key["data"]["private.key"]))
+    # Its public key is also its annotation, which the operator reads with its metadata (from
+    # the Secrets' metadata cache): the operator never GETs the key Secret.
+    public = key["metadata"]["annotations"]["dataward.io/recipient-public-key"]
+    assert public == base64.b64decode(key["data"]["public.key"]).decode("ascii")
+    asked_for = operator_requests(control_plane, operator.account, namespace, started)
+    assert "create secrets dataward-access-dsr-key" in asked_for, asked_for
+    assert "get secrets dataward-access-dsr-key" not in asked_for, asked_for
     exports = json.loads(control_plane.kubectl(
         "get", "secrets", "-n", namespace, "-l", f"{UID_LABEL}={uid}", "-o", "json").stdout)
     found: dict[str, set[int]] = {}
@@ -459,6 +467,22 @@ def test_access_then_erasure_of_one_person_across_three_stores_of_two_engines(
             assert row["values"]["email"] == email, row
             found.setdefault(row["table"].split(".")[-1], set()).add(int(row["values"]["id"]))
     assert found == {tickets: {1, 2}, orders: {10, 11}, subscribers: {20}}, found
+
+    # The key Secret as an earlier version made it, without the annotation: on its next pass
+    # (the requests' resync) the operator reads it whole once and annotates it at the
+    # resourceVersion read; the passes after read its metadata alone again.
+    control_plane.kubectl("annotate", "secret", "dataward-access-dsr-key", "-n", namespace,
+                          "dataward.io/recipient-public-key-")  # fmt: skip
+    unannotated = datetime.now(UTC)
+    wait_for(lambda: ((get(control_plane, "secret", "dataward-access-dsr-key", namespace) or {})
+                      ["metadata"].get("annotations") or {})
+             .get("dataward.io/recipient-public-key") == public,
+             timeout=60, message="the operator annotates the key Secret again")  # fmt: skip
+    time.sleep(12)  # two more resyncs of the requests (--resync-seconds 5)
+    asked_for = operator_requests(control_plane, operator.account, namespace, unannotated)
+    key_requests = [r for r in asked_for if r.endswith(" secrets dataward-access-dsr-key")]
+    assert key_requests == ["get secrets dataward-access-dsr-key",
+                            "patch secrets dataward-access-dsr-key"], asked_for  # fmt: skip
 
     # erasure (asked above, answered now): gone from the live stores; the statutory orders
     # kept in the archive.
