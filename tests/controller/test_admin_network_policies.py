@@ -7,14 +7,24 @@ from __future__ import annotations
 import asyncio
 import copy
 import threading
+import time
 from datetime import timedelta
 from typing import Any, cast
 
+import pytest
+
 from dataward.controller import operator as operator_module
-from dataward.controller.cache import CachedKind, Caches, slim
+from dataward.controller.cache import CachedKind, Caches, Informer, slim
 from dataward.controller.kube import Kube, KubeError
-from dataward.controller.operator import CACHED_KINDS, keys_for_event
+from dataward.controller.operator import (
+    ADMIN_POLICY_CACHE,
+    CACHED_KINDS,
+    OperatorSettings,
+    keys_for_event,
+    run_operator,
+)
 from tests.controller.test_cache import ListingKube, _caches, _reconciler, _relist
+from tests.controller.test_operator_supervision import _stubbed, _until
 from tests.controller.test_reconcile import KEY, T0, conditions, sample_cluster
 
 ANP = "AdminNetworkPolicy"
@@ -84,10 +94,12 @@ def test_admin_policies_not_served_change_nothing_and_are_never_read() -> None:
     assert not [call for call in kube.calls if call[1] == ANP]
 
 
-def test_discovery_says_whether_admin_policies_are_served() -> None:
+def test_discovery_decides_whether_admin_policies_are_cached(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     class Discovering:
-        def __init__(self, answer: set[str] | KubeError) -> None:
-            self.answer = answer
+        def __init__(self) -> None:
+            self.answer: set[str] | KubeError = set()
             self.asked: list[str] = []
 
         def served(self, group_version: str) -> set[str]:
@@ -96,13 +108,96 @@ def test_discovery_says_whether_admin_policies_are_served() -> None:
                 raise self.answer
             return self.answer
 
-    served = Discovering({"adminnetworkpolicies", "baselineadminnetworkpolicies"})
-    assert asyncio.run(operator_module._admin_policies_served(cast(Kube, served)))
-    assert served.asked == ["policy.networking.k8s.io/v1alpha1"]
-    assert not asyncio.run(operator_module._admin_policies_served(cast(Kube, Discovering(set()))))
-    # Not known: cached all the same, and the cache's own list says (Unknown, never "none").
-    failed = Discovering(KubeError(0, "timeout", "discover"))
-    assert asyncio.run(operator_module._admin_policies_served(cast(Kube, failed)))
+    monkeypatch.setattr(Informer, "run", lambda self, stop: None)  # no requests
+    kube = Discovering()
+    caches = Caches(cast(Kube, kube), CACHED_KINDS, (), 3600, lambda *_: None, lambda *_: None)
+
+    def follow(answer: set[str] | KubeError) -> bool:
+        kube.answer = answer
+        return asyncio.run(operator_module._follow_admin_policies(cast(Kube, kube), caches))
+
+    served = {"adminnetworkpolicies", "baselineadminnetworkpolicies"}
+    failed = KubeError(0, "timeout", "discover")
+    # At the start, no answer: cached all the same, and the cache's own list says whether
+    # they can be read (Unknown until it does, never "none").
+    follow(failed)
+    assert caches.cached(ANP)
+    assert kube.asked == ["policy.networking.k8s.io/v1alpha1"]
+    follow(set())
+    assert not caches.cached(ANP)
+    caches.start()
+    # Later: each change says so (every store is judged again); no answer changes nothing.
+    assert follow(failed) is False and not caches.cached(ANP)
+    assert follow(set()) is False
+    assert follow(served) is True and caches.cached(ANP)
+    assert follow(served) is False
+    assert follow(failed) is False and caches.cached(ANP)
+    assert follow(set()) is True and not caches.cached(ANP)
+    caches.stop()
+
+
+def _started(kube: ListingKube, monkeypatch: pytest.MonkeyPatch, *, served: bool) -> Caches:
+    """The caches, every one listed, started with loops that only wait for their stop (the
+    test lists for them); AdminNetworkPolicies among them when `served`."""
+    stops: list[threading.Event] = []
+    monkeypatch.setattr(Informer, "run", lambda self, stop: stops.append(stop) or stop.wait())
+    caches = _caches(kube)
+    if not served:
+        caches.drop(ANP)
+    _relist_all(caches)
+    caches.start()
+    return caches
+
+
+def _judged(kube: ListingKube, caches: Caches, minutes: int) -> tuple[str, str]:
+    _reconciler(kube, caches).reconcile(KEY, now=T0 + timedelta(minutes=minutes))
+    return conditions(kube)["NetworkIsolated"]
+
+
+def test_admin_policies_cached_after_the_start_are_unknown_until_they_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kube = sample_cluster(ListingKube())
+    kube._store(admin_policy("monitoring", "Allow"))
+    caches = _started(kube, monkeypatch, served=False)
+    try:
+        _judged(kube, caches, 0)
+        _relist_all(caches)
+        assert _judged(kube, caches, 1) == ("True", "Isolated")
+        caches.add(ADMIN_POLICY_CACHE)  # the CRD installed since: its cache has not listed
+        assert _judged(kube, caches, 2) == ("Unknown", "AdminNetworkPoliciesUnreadable")
+        assert conditions(kube)["Ready"][0] == "Unknown"
+        caches.informers[(ANP, None)]._relist()
+        assert _judged(kube, caches, 3) == ("False", "AdminNetworkPolicyAllows")
+    finally:
+        caches.stop()
+
+
+def test_admin_policies_no_longer_cached_are_judged_without_and_never_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kube = sample_cluster(ListingKube())
+    kube._store(admin_policy("monitoring", "Allow"))
+    caches = _started(kube, monkeypatch, served=True)
+    try:
+        _judged(kube, caches, 0)
+        _relist_all(caches)
+        assert _judged(kube, caches, 1) == ("False", "AdminNetworkPolicyAllows")
+        informer = caches.informers[(ANP, None)]
+        kube.calls.clear()
+        caches.drop(ANP)  # the CRD deleted (and every AdminNetworkPolicy with it)
+        assert _judged(kube, caches, 2) == ("True", "Isolated")
+        assert not [call for call in kube.calls if call[1] == ANP]
+        # One who took the informer before it was dropped reads nothing from it.
+        with pytest.raises(KubeError, match="no longer cached"):
+            informer.items(None)
+        with pytest.raises(KubeError, match="no longer cached"):
+            caches.generation(ANP, None)
+        assert (ANP, None) not in caches.informers and caches.listed()
+        assert _until(lambda: "cache-AdminNetworkPolicy-all" not in
+                      {thread.name for thread in threading.enumerate()}), "its loop runs on"
+    finally:
+        caches.stop()
 
 
 def test_an_admin_policy_change_queues_every_store_of_the_shard() -> None:
@@ -173,3 +268,91 @@ def test_a_shard_knows_its_namespaces_labels() -> None:
 
 def test_without_the_namespaces_labels_an_allow_by_label_may_select() -> None:
     assert _by_namespace_label(sharded=False) == ("Unknown", "AdminNetworkPolicyMaySelect")
+
+
+# Discovery asked again while the operator runs: a CRD installed (or deleted) after it started.
+
+
+def _operator_following(
+    monkeypatch: pytest.MonkeyPatch, anp: dict[str, bool]
+) -> tuple[OperatorSettings, list[Caches], set[str]]:
+    """`run_operator` stubbed (tests/controller/test_operator_supervision.py), discovery
+    serving Dataward's CRDs always and AdminNetworkPolicies while `anp["served"]`; the
+    settings, the Caches it makes, and the kinds whose informers run (idle until stopped)."""
+
+    async def kopf_operator(*, stop_flag: asyncio.Event, **_: Any) -> None:
+        await stop_flag.wait()
+
+    settings = _stubbed(monkeypatch, {"served": True}, kopf_operator)
+
+    def served(self: Kube, group_version: str) -> set[str]:
+        if group_version == "policy.networking.k8s.io/v1alpha1":
+            return {"adminnetworkpolicies"} if anp["served"] else set()
+        return set(operator_module.CRD_PLURALS)
+
+    made: list[Caches] = []
+    running: set[str] = set()
+
+    def caches(*args: Any, **kwargs: Any) -> Caches:
+        made.append(Caches(*args, **kwargs))
+        return made[-1]
+
+    def run(self: Informer, stop: threading.Event) -> None:
+        running.add(self.spec.kind)
+        stop.wait()
+        running.discard(self.spec.kind)
+
+    monkeypatch.setattr(Kube, "served", served, raising=False)
+    monkeypatch.setattr(operator_module, "Caches", caches)
+    monkeypatch.setattr(Informer, "run", run)
+    return settings, made, running
+
+
+def _running_operator(settings: OperatorSettings) -> tuple[threading.Thread, threading.Event]:
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: asyncio.run(run_operator(settings, stop)), daemon=True)
+    thread.start()
+    return thread, stop
+
+
+def test_admin_policies_served_after_the_operator_started_are_cached_then(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A CNI upgrade (or a network team) installs the CRD after the operator started: an
+    # AdminNetworkPolicy that allows ingress to a store's pods must be weighed from then on,
+    # not from the operator's next restart.
+    anp = {"served": False}
+    settings, made, running = _operator_following(monkeypatch, anp)
+    thread, stop = _running_operator(settings)
+    try:
+        assert _until(lambda: bool(made) and made[0].started and "PersonalDataStore" in running)
+        time.sleep(0.2)  # several discovery checks (every 50 ms)
+        assert not made[0].cached(ANP) and ANP not in running
+        anp["served"] = True
+        assert _until(lambda: ANP in running), "the AdminNetworkPolicy cache never started"
+        assert made[0].cached(ANP)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert _until(lambda: not running), f"informers left running: {running}"
+
+
+def test_admin_policies_no_longer_served_stop_their_cache(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Their CRD deleted: no AdminNetworkPolicy can exist, and a cache whose LIST fails (a
+    # 404) for ever would hold every store's NetworkIsolated at Unknown until a restart.
+    anp = {"served": True}
+    settings, made, running = _operator_following(monkeypatch, anp)
+    thread, stop = _running_operator(settings)
+    try:
+        assert _until(lambda: ANP in running)
+        anp["served"] = False
+        assert _until(lambda: ANP not in running), "the AdminNetworkPolicy cache never stopped"
+        assert not made[0].cached(ANP)
+        assert "PersonalDataStore" in running  # the others go on
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    assert not thread.is_alive()

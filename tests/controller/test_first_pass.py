@@ -61,6 +61,13 @@ class _ListingCaches:
     def drop(self, kind: str) -> None:
         self.kinds.remove(kind)
 
+    def add(self, spec: CachedKind) -> None:
+        if spec.kind not in self.kinds:
+            self.kinds.append(spec.kind)
+
+    def cached(self, kind: str) -> bool:
+        return kind in self.kinds
+
     def start(self) -> None:
         self.started = True
         threading.Thread(target=self._list, daemon=True).start()

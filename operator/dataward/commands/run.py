@@ -105,6 +105,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(default: %(default)s)",
     )
     parser.add_argument(
+        "--crd-check-seconds",
+        type=float,
+        default=OperatorSettings.crd_check_seconds,
+        help="ask discovery this often whether the API serves Dataward's CRDs (deleted: pause; "
+        "back: resume) and AdminNetworkPolicies (come or gone: NetworkIsolated weighs them "
+        "from then on, or no longer) (default: %(default)s)",
+    )
+    parser.add_argument(
         "--stale-grace-seconds",
         type=float,
         default=STALE_GRACE_SECONDS,
@@ -254,6 +262,7 @@ def run(args: argparse.Namespace) -> int:
         lease_name=args.lease_name,
         lease_duration_seconds=args.lease_duration_seconds,
         resync_seconds=args.resync_seconds,
+        crd_check_seconds=args.crd_check_seconds,
         stale_grace_seconds=args.stale_grace_seconds,
         watch_secrets=args.watch_secrets,
         kubeconfig=args.kubeconfig,

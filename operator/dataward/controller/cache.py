@@ -30,6 +30,10 @@ objects, NetworkPolicies and ServiceAccounts lose the metadata nothing reads
 (`UNREAD_METADATA`); labels, owner references and compared bodies (`SHARED_BODY`) are held
 once per distinct value, shared with the namespace views' renders (`share_object`).
 
+Kinds come and go (`Caches.add`, `Caches.drop`): one the API comes to serve after the start
+(an AdminNetworkPolicy CRD installed since) is cached from then on, its reads raising until its
+informer has listed; one it no longer serves stops, and a read through its informer raises.
+
 Events: after each change is stored, `on_event(kind, old, new)` runs on the informer's thread
 (so a reconcile queued by it reads the change); `on_health(kind, namespace)` runs when a cache
 becomes synced or fails. The callbacks must be cheap (they queue keys).
@@ -554,16 +558,25 @@ class Informer:
         self.watch_failures = 0  # failed watches in a row (`judge_watch`)
         # Failed by its watch: a LIST alone does not make it synced again, a working watch does.
         self.watch_broken = False
+        self.retired = False  # no longer cached (`retire`)
 
     @property
     def where(self) -> str:
         """For messages: `kind in namespace` or `kind cluster-wide`."""
         return f"{self.spec.kind} in {self.namespace}" if self.namespace else self.spec.kind
 
+    def retire(self) -> None:
+        """No longer cached (`Caches.drop`): a read through this informer raises from now on
+        (Unknown), whatever its loop does before it sees its stop."""
+        self.retired = True
+
     # Reads (any thread).
 
     def check(self) -> None:
-        """Raise KubeError when this cache may not be read (not synced, or failing)."""
+        """Raise KubeError when this cache may not be read (not synced, failing, or no
+        longer cached)."""
+        if self.retired:
+            raise KubeError(0, "no longer cached", f"list {self.where}")
         if not self.synced:
             raise KubeError(0, f"cache not synced ({self.error})", f"list {self.where}")
 
@@ -991,46 +1004,83 @@ class Caches:
     ) -> None:
         self.kube = kube
         self.namespaces = namespaces
+        self._made = (relist_seconds, on_event, on_health)  # for the informers of `add`
+        # Replaced whole (`add`, `drop`), never changed in place: a reader on another thread
+        # iterates the one it took.
         self.informers: dict[tuple[str, str | None], Informer] = {}
-        self.specs = {spec.kind: spec for spec in kinds}
-        for spec in kinds:
-            scopes: tuple[str | None, ...] = (
-                (None,) if spec.cluster_scoped or not namespaces else namespaces
-            )
-            for namespace in scopes:
-                self.informers[(spec.kind, namespace)] = Informer(
-                    kube, spec, namespace, relist_seconds, on_event, on_health
-                )
-        self._threads: list[threading.Thread] = []
-        self._stop = threading.Event()
+        self.specs: dict[str, CachedKind] = {}
+        # Each running informer's stop (`_run`): set by `stop`, or by `drop` for its kind's.
+        self._stops: dict[tuple[str, str | None], threading.Event] = {}
+        self._changing = threading.Lock()  # `add`, `drop`, `start` and `stop`, one at a time
         self.started = False
+        self.stopped = False
+        for spec in kinds:
+            self.add(spec)
         # A shard serves the namespaces whose labels match its selector (the Namespace cache
         # holds exactly those); without one, every cached namespace is its own.
         self.sharded = "Namespace" in self.specs
 
+    def add(self, spec: CachedKind) -> None:
+        """Cache `spec`'s kind from now on. Once the caches have started, its informers start
+        at once, and until each has listed its reads raise (Unknown, never "none"): a kind
+        the API came to serve after the start (AdminNetworkPolicies whose CRD was installed
+        since). Nothing when it is cached already."""
+        with self._changing:
+            if spec.kind in self.specs:
+                return
+            scopes: tuple[str | None, ...] = (
+                (None,) if spec.cluster_scoped or not self.namespaces else self.namespaces
+            )
+            relist_seconds, on_event, on_health = self._made
+            added = {
+                (spec.kind, namespace): Informer(
+                    self.kube, spec, namespace, relist_seconds, on_event, on_health
+                )
+                for namespace in scopes
+            }
+            self.informers = {**self.informers, **added}
+            self.specs = {**self.specs, spec.kind: spec}
+            if self.started and not self.stopped:
+                for key, informer in added.items():
+                    self._run(key, informer)
+
     def drop(self, kind: str) -> None:
-        """Stop caching `kind` before the caches start (its reads go to the API)."""
-        assert not self.started, "drop a kind before start()"
-        self.specs.pop(kind, None)
-        for key in [key for key in self.informers if key[0] == kind]:
-            del self.informers[key]
+        """Stop caching `kind`: its reads go to the API. Before the caches start, or after
+        (a kind the API no longer serves): its informers stop, and a read through one taken
+        before raises (Unknown) rather than answer from what it held."""
+        with self._changing:
+            gone = {key: i for key, i in self.informers.items() if key[0] == kind}
+            self.specs = {k: spec for k, spec in self.specs.items() if k != kind}
+            self.informers = {key: i for key, i in self.informers.items() if key not in gone}
+            for key, informer in gone.items():
+                informer.retire()
+                stop = self._stops.pop(key, None)
+                if stop is not None:
+                    stop.set()
 
     def start(self) -> None:
         """Start every informer on a daemon thread of its own."""
-        self.started = True
-        for (kind, namespace), informer in self.informers.items():
-            thread = threading.Thread(
-                target=informer.run,
-                args=(self._stop,),
-                name=f"cache-{kind}-{namespace or 'all'}",
-                daemon=True,
-            )
-            thread.start()
-            self._threads.append(thread)
+        with self._changing:
+            self.started = True
+            for key, informer in self.informers.items():
+                self._run(key, informer)
+
+    def _run(self, key: tuple[str, str | None], informer: Informer) -> None:
+        """Run `informer` on a daemon thread of its own until `stop`, or its kind's `drop`."""
+        stop = self._stops[key] = threading.Event()
+        kind, namespace = key
+        thread = threading.Thread(
+            target=informer.run, args=(stop,), name=f"cache-{kind}-{namespace or 'all'}",
+            daemon=True,
+        )  # fmt: skip
+        thread.start()
 
     def stop(self) -> None:
         """Stop the informers (their threads end with their current request)."""
-        self._stop.set()
+        with self._changing:
+            self.stopped = True
+            for stop in self._stops.values():
+                stop.set()
 
     def synced(self) -> bool:
         """True when every cache has listed (and not failed since), or may not list."""
@@ -1119,11 +1169,15 @@ class Caches:
         return None if found is None else {"metadata": found["metadata"]}
 
     def _informer(self, kind: str, namespace: str | None) -> Informer:
-        spec = self.specs[kind]
+        spec = self.specs.get(kind)
+        if spec is None:  # dropped since the caller asked whether it is cached
+            raise KubeError(0, f"{kind} is no longer cached", f"list {kind}")
         if spec.cluster_scoped or not self.namespaces:
-            return self.informers[(kind, None)]
+            namespace = None
         informer = self.informers.get((kind, namespace))
         if informer is None:
+            if namespace is None:
+                raise KubeError(0, f"{kind} is no longer cached", f"list {kind}")
             raise KubeError(0, f"namespace {namespace} is not watched", f"list {kind}")
         return informer
 
@@ -1149,12 +1203,13 @@ class Caches:
         self, kind: str, namespace: str | None = None, label_selector: str | None = None
     ) -> list[Obj]:
         """Objects of a kind (in a namespace; by equality label selector) from its cache."""
-        if kind not in self.specs:
+        spec = self.specs.get(kind)
+        if spec is None:
             return self.kube.list(kind, namespace, label_selector)
         wanted = parse_selector(label_selector)
         if namespace is not None and wanted:
             return self._informer(kind, namespace).labelled(namespace, wanted)
-        if namespace is None and self.namespaces and not self.specs[kind].cluster_scoped:
+        if namespace is None and self.namespaces and not spec.cluster_scoped:
             items = [o for ns in self.namespaces for o in self._informer(kind, ns).items(ns)]
         else:
             items = self._informer(kind, namespace).items(namespace)

@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +75,11 @@ EXECUTOR_SPARE = 4  # threads beside the store workers: the policy and request l
 REQUEST_PLURAL = "datasubjectrequests"
 WATCH_SECONDS = 300  # the server ends each watch request after this long; kopf re-opens it
 OURS = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+# While the API serves them (`_follow_admin_policies`: dropped before the caches start where it
+# does not, added or dropped later as it comes to serve them or stops): NetworkIsolated weighs
+# every one, whichever namespaces it selects. Not awaited: a refused or failing LIST makes
+# NetworkIsolated Unknown, not every verdict stand still.
+ADMIN_POLICY_CACHE = CachedKind("AdminNetworkPolicy", cluster_scoped=True, awaited=False)
 # What the reconcile reads, cached. NetworkPolicies, Roles and RoleBindings: all of them (the
 # verdicts look for foreign ones); the other children, Jobs and purge pods: the operator's own.
 CACHED_KINDS: tuple[CachedKind, ...] = (
@@ -90,11 +95,7 @@ CACHED_KINDS: tuple[CachedKind, ...] = (
     CachedKind("Job", OURS),
     CachedKind("Pod", OURS),
     CachedKind("DataSubjectRequest"),
-    # Where the API serves them (`_admin_policies_served`; else dropped before the caches
-    # start): NetworkIsolated weighs every one, whichever namespaces it selects.
-    # Not awaited: a refused or failing LIST makes NetworkIsolated Unknown, not every
-    # verdict stand still.
-    CachedKind("AdminNetworkPolicy", cluster_scoped=True, awaited=False),
+    ADMIN_POLICY_CACHE,
 )
 # Secrets, when the operator may list and watch them (`watch_secrets`, the chart's
 # `watchSecrets`): its key rings with their data (selected by their labels), and every Secret
@@ -421,24 +422,47 @@ async def _requests_served(kube: Kube) -> bool:
 ADMIN_POLICIES = RESOURCES["AdminNetworkPolicy"]
 
 
-async def _admin_policies_served(kube: Kube) -> bool:
-    """Whether the API serves AdminNetworkPolicies (discovery), asked once as the caches
-    start: where it does not, they are not cached and NetworkIsolated is judged without
-    them, as before; a CRD installed later is seen on the operator's next start. Discovery
-    that fails is no answer: they are cached all the same, and the cache's own list says
-    whether they can be read (NetworkIsolated Unknown until it does, never "none")."""
+async def _admin_policies_served(kube: Kube) -> bool | None:
+    """Whether the API serves AdminNetworkPolicies (discovery); None: no answer."""
     try:
         served = await asyncio.to_thread(kube.served, ADMIN_POLICIES.api_version)
     except KubeError as error:
-        log.warning("could not ask whether %s are served (%s): watching them all the same",
-                    ADMIN_POLICIES.plural, error)  # fmt: skip
-        return True
-    if ADMIN_POLICIES.plural in served:
-        log.info("the API serves %s: NetworkIsolated weighs them", ADMIN_POLICIES.plural)
-        return True
-    log.info("the API does not serve %s.%s: NetworkIsolated reads NetworkPolicies only",
-             ADMIN_POLICIES.plural, ADMIN_POLICIES.api_version.split("/")[0])  # fmt: skip
-    return False
+        log.info("could not ask whether %s are served: %s", ADMIN_POLICIES.plural, error)
+        return None
+    return ADMIN_POLICIES.plural in served
+
+
+async def _follow_admin_policies(kube: Kube, caches: Caches) -> bool:
+    """Cache AdminNetworkPolicies while the API serves them, asked as the caches start and
+    at every check of the CRDs (`_run_kopf`); whether that changed (every store is then to
+    be judged again).
+
+    A CRD installed after the start (a CNI upgrade, a network team's) is cached from then
+    on, and until its cache has listed they cannot be read: NetworkIsolated is Unknown, never
+    True. Where they are not served, none can exist: NetworkIsolated is judged without them
+    (a deleted CRD takes its objects with it), and nothing asks for them. Discovery that fails
+    is no answer and changes nothing: at the start they are cached all the same, and the
+    cache's own list says whether they can be read (Unknown until it does, never "none")."""
+    served = await _admin_policies_served(kube)
+    cached = caches.cached(ADMIN_POLICY_CACHE.kind)
+    group = ADMIN_POLICIES.api_version.split("/")[0]
+    if served is None:
+        if not caches.started:
+            log.warning("could not ask whether %s are served: watching them all the same",
+                        ADMIN_POLICIES.plural)  # fmt: skip
+        return False
+    if served == cached and caches.started:
+        return False
+    if served:
+        caches.add(ADMIN_POLICY_CACHE)
+        log.info("the API serves %s.%s%s: NetworkIsolated weighs them", ADMIN_POLICIES.plural,
+                 group, " now" if caches.started else "")  # fmt: skip
+    else:
+        caches.drop(ADMIN_POLICY_CACHE.kind)
+        log.info("the API %s %s.%s: NetworkIsolated reads NetworkPolicies only",
+                 "no longer serves" if caches.started else "does not serve",
+                 ADMIN_POLICIES.plural, group)  # fmt: skip
+    return served != cached
 
 
 async def _wait_for_crds(kube: Kube, stopping: asyncio.Event, every: float) -> bool:
@@ -519,8 +543,10 @@ async def _run_kopf(
     registry: kopf.OperatorRegistry,
     kube: Kube,
     stopping: asyncio.Event,
+    also: Callable[[], Awaitable[object]],
 ) -> str:
-    """Run kopf once; why it ended: "stopped", "crds-gone", "failed" or "signal"."""
+    """Run kopf once; why it ended: "stopped", "crds-gone", "failed" or "signal". `also`
+    runs at every check of the CRDs while kopf runs (discovery of the other resources)."""
     kopf_stop = asyncio.Event()
     crds_gone = asyncio.Event()
 
@@ -531,6 +557,10 @@ async def _run_kopf(
             if await _crds_served(kube) is False:
                 crds_gone.set()
                 break
+            try:
+                await also()
+            except Exception:  # a bug must not end the watch over the CRDs
+                log.exception("checking which other resources the API serves failed")
         kopf_stop.set()
 
     # Made before kopf starts: kopf cancels every task made while it runs when it stops.
@@ -698,6 +728,12 @@ async def run_operator(
 
     stopping = asyncio.Event()  # `stop`, seen from the loop
 
+    async def follow_admin_policies() -> None:
+        # Cached from now on, or no longer: every store of the shard is judged again (Unknown
+        # until the new cache has listed; then its health event queues them once more).
+        if await _follow_admin_policies(kube, caches):
+            on_health(ADMIN_POLICY_CACHE.kind, None)
+
     async def ready() -> None:
         await serving.wait()
         await began.wait()  # a reconcile before the first lists would read nothing
@@ -810,11 +846,10 @@ async def run_operator(
             if not caches.started:
                 if not await _requests_served(kube):
                     caches.drop("DataSubjectRequest")
-                if not await _admin_policies_served(kube):
-                    caches.drop("AdminNetworkPolicy")
+                await _follow_admin_policies(kube, caches)
                 caches.start()
             try:
-                ended = await _run_kopf(settings, registry, kube, stopping)
+                ended = await _run_kopf(settings, registry, kube, stopping, follow_admin_policies)
             finally:
                 serving.clear()
             if ended == "signal":
