@@ -4,13 +4,17 @@ An AdminNetworkPolicy (policy.networking.k8s.io/v1alpha1) is evaluated before ev
 NetworkPolicy: an ingress rule of action Allow lets its peers in whatever the namespace's
 NetworkPolicies say. The control plane serves none by default (they come as a CRD); this
 module installs a CRD of that group, version and kind (its schema ours and open: the API
-server stores what it is given), starts its own operator after it (discovery is asked once
-at start), and acts as a cluster admin who opens a store's namespace with one.
+server stores what it is given), and acts as a cluster admin who opens a store's namespace
+with one. Each test runs an operator of its own: one started after the CRD is installed, one
+before (discovery is asked at start and at every check of the CRDs). Neither leaves the CRD
+behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,35 +72,81 @@ def admin_policy(name: str, namespace: str, action: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+CRD_CHECK_SECONDS = 2  # the operator's discovery period in this module (`--crd-check-seconds`)
+
+
+def _served(plane: ControlPlane) -> bool:
+    """Whether the API serves adminnetworkpolicies (discovery, as kubectl asks it)."""
+    return plane.kubectl("get", "adminnetworkpolicies", check=False).returncode == 0
+
+
+def install_crd(plane: ControlPlane) -> None:
+    """The AdminNetworkPolicy CRD, established and served."""
+    apply(plane, CRD)
+    plane.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
+    wait_for(lambda: _served(plane), timeout=60, message="adminnetworkpolicies served")
+
+
+def delete_crd(plane: ControlPlane) -> None:
+    """No AdminNetworkPolicy CRD (nor any of its objects): as the control plane comes."""
+    plane.kubectl("delete", "crd", CRD_NAME, "--ignore-not-found", "--wait=true", check=False)
+    wait_for(lambda: not _served(plane), timeout=60, message="adminnetworkpolicies not served")
+
+
 @pytest.fixture(scope="module")
-def admin_policies_served(
-    control_plane: ControlPlane,
-    session_operator_paused: None,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[OperatorProcess]:
-    """The CRD installed, then an operator of the chart's rights started after it. This
-    module's name sorts after test_chart.py, which must run before any operator identity
-    is installed (its stores would see that ClusterRoleBinding as a grant of their Secrets)."""
+def operator_identity(
+    control_plane: ControlPlane, session_operator_paused: None
+) -> tuple[Path, str]:
+    """The chart's RBAC and the example policy, the session operator paused. This module's
+    name sorts after test_chart.py, which must run before any operator identity is
+    installed (its stores would see that ClusterRoleBinding as a grant of their Secrets)."""
     install_crds(control_plane)
     kubeconfig, account = install_operator_identity(control_plane)
-    apply(control_plane, CRD)
-    control_plane.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}",
-                          "--timeout=60s")  # fmt: skip
-    wait_for(
-        lambda: control_plane.kubectl("get", "adminnetworkpolicies", check=False).returncode
-        == 0,
-        timeout=60,
-        message="adminnetworkpolicies served",
-    )
     apply(control_plane, load_example("examples/policy.yaml"))
-    log = tmp_path_factory.mktemp("admin-policies") / "operator.log"
-    process = OperatorProcess(control_plane, kubeconfig, account, log)
+    return kubeconfig, account
+
+
+@contextlib.contextmanager
+def _operator(
+    plane: ControlPlane, identity: tuple[Path, str], log: Path
+) -> Iterator[OperatorProcess]:
+    """An operator of the chart's rights, asking discovery every CRD_CHECK_SECONDS; stopped,
+    and the CRD deleted, after."""
+    process = OperatorProcess(plane, *identity, log)
+    process.args = [*process.session_args(), "--crd-check-seconds", str(CRD_CHECK_SECONDS)]
     process.start()
     try:
         yield process
     finally:
         process.stop()
-        control_plane.kubectl("delete", "crd", CRD_NAME, "--wait=true", check=False)
+        delete_crd(plane)
+
+
+@pytest.fixture
+def admin_policies_served(
+    control_plane: ControlPlane,
+    operator_identity: tuple[Path, str],
+    tmp_path: Path,
+) -> Iterator[OperatorProcess]:
+    """The CRD installed, then an operator started after it."""
+    install_crd(control_plane)
+    with _operator(control_plane, operator_identity, tmp_path / "operator.log") as process:
+        yield process
+
+
+@pytest.fixture
+def admin_policies_not_yet_served(
+    control_plane: ControlPlane,
+    operator_identity: tuple[Path, str],
+    tmp_path: Path,
+) -> Iterator[OperatorProcess]:
+    """An operator started while the API serves no AdminNetworkPolicies (the CRD comes in
+    the test)."""
+    delete_crd(control_plane)
+    with _operator(control_plane, operator_identity, tmp_path / "operator.log") as process:
+        wait_for(lambda: "does not serve adminnetworkpolicies" in process.logs(), timeout=60,
+                 message="the operator asked discovery")  # fmt: skip
+        yield process
 
 
 def test_an_admin_policy_allowing_ingress_makes_the_store_not_isolated(
@@ -121,3 +171,38 @@ def test_an_admin_policy_allowing_ingress_makes_the_store_not_isolated(
     finally:
         control_plane.kubectl("delete", "adminnetworkpolicy", deny, allow,
                               "--ignore-not-found", check=False)  # fmt: skip
+
+
+def test_an_admin_policy_crd_installed_after_the_operator_started_is_weighed(
+    control_plane: ControlPlane, namespace: str, admin_policies_not_yet_served: OperatorProcess
+) -> None:
+    # A CNI upgrade (or a network team) installs the CRD while the operator runs, and a
+    # cluster admin opens the store's namespace with an Allow: the store is not isolated from
+    # the next check of the CRDs on, not from the operator's next restart.
+    allow = f"{namespace}-allow"
+    operator = admin_policies_not_yet_served
+    try:
+        store = ready_store(control_plane, namespace)
+        assert condition(store, "NetworkIsolated")["status"] == "True"
+
+        install_crd(control_plane)
+        apply(control_plane, admin_policy(allow, namespace, "Allow"))
+        # A few discovery periods: the check, the cache's first list, the reconcile.
+        store = wait_condition(control_plane, namespace, "support-inquiries", "NetworkIsolated",
+                               "False", "AdminNetworkPolicyAllows",
+                               timeout=5 * CRD_CHECK_SECONDS + 10)  # fmt: skip
+        assert allow in condition(store, "NetworkIsolated")["message"]
+        assert condition(store, "Ready")["status"] == "False"
+        assert "the API serves adminnetworkpolicies.policy.networking.k8s.io now" in (
+            operator.logs())
+
+        # The CRD deleted, and its objects with it: judged without them again once discovery
+        # says so, not held Unknown by a cache whose list fails for ever.
+        delete_crd(control_plane)
+        wait_for(lambda: "no longer serves adminnetworkpolicies" in operator.logs(),
+                 timeout=5 * CRD_CHECK_SECONDS + 10, message="the CRD's deletion seen")
+        wait_condition(control_plane, namespace, "support-inquiries", "NetworkIsolated", "True",
+                       "Isolated", timeout=5 * CRD_CHECK_SECONDS + 10)  # fmt: skip
+    finally:
+        control_plane.kubectl("delete", "adminnetworkpolicy", allow, "--ignore-not-found",
+                              check=False)  # fmt: skip
