@@ -248,17 +248,17 @@ def test_an_identifier_secret_event_finds_the_requests_that_name_it_only() -> No
     _relist(caches)
     requests = SubjectRequests(cast(Kube, kube), SubjectSettings(), caches)
     kube.calls.clear()
-    assert requests.naming_identifier("privacy", "case-4711-identifier") == [
+    assert requests.keys_for_secret("privacy", "case-4711-identifier") == [
         ("privacy", "case-4711")]
-    assert requests.naming_identifier("privacy", "unrelated") == []
-    assert requests.naming_identifier("crm", "case-4711-identifier") == []
+    assert requests.keys_for_secret("privacy", "unrelated") == []
+    assert requests.keys_for_secret("crm", "case-4711-identifier") == []
     assert kube.calls == []  # from the cache: a Secret event costs no request
     caches = _caches(kube)
     caches.drop("DataSubjectRequest")  # the CRD not served: no LIST per Secret event either
     _relist(caches)
     kube.calls.clear()
     no_crd = SubjectRequests(cast(Kube, kube), SubjectSettings(), caches)
-    assert no_crd.naming_identifier("privacy", "case-4711-identifier") == []
+    assert no_crd.keys_for_secret("privacy", "case-4711-identifier") == []
     assert kube.calls == []
 
 

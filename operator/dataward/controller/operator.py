@@ -636,12 +636,12 @@ async def run_operator(
             return
         for key in request_keys_for_event(kind, old, new):
             requests.add(key)
-        if kind == "Secret" and answering:  # an identifier Secret made (or gone)
+        if kind == "Secret" and answering:
             body = new if new is not None else old
             meta = (body or {}).get("metadata") or {}
             try:
-                for key in answering[0].naming_identifier(str(meta.get("namespace")),
-                                                          str(meta.get("name"))):  # fmt: skip
+                for key in answering[0].keys_for_secret(str(meta.get("namespace")),
+                                                        str(meta.get("name"))):  # fmt: skip
                     requests.add(key)
             except KubeError:
                 pass  # requests not synced: their own health and recheck queue them

@@ -248,9 +248,10 @@ class SubjectRequests:
             if self.owns(r["metadata"]["namespace"])
         ]
 
-    def naming_identifier(self, namespace: str, secret: str) -> list[RequestKey]:
-        """The cached requests of `namespace` whose identifier Secret is `secret` (its watch
-        event may let them start); none when requests are not cached (no LIST for it)."""
+    def keys_for_secret(self, namespace: str, secret: str) -> list[RequestKey]:
+        """The requests a watch event of the Secret `namespace`/`secret` can affect: the
+        cached requests of `namespace` whose identifier Secret it is (its event may let them
+        start); none when requests are not cached (no LIST for it)."""
         if self.caches is None or not self.caches.cached(REQUEST_KIND) or not self.owns(namespace):
             return []
         out = []
