@@ -185,21 +185,21 @@ def test_a_readers_binding_planted_with_the_requests_labels_is_not_overwritten(
     ]
     planted = _plant(kube, binding)
     controller(kube).reconcile(KEY)
-    assert kube.objects[("RoleBinding", "privacy", readers_name(request))] == planted
-    assert not _written(kube, "RoleBinding", readers_name(request))
+    assert kube.objects[("RoleBinding", "privacy", readers_name(request.name))] == planted
+    assert not _written(kube, "RoleBinding", readers_name(request.name))
     # The stores answer; the readers cannot open the answer, and the request says so.
     for namespace, name in list(jobs(kube)):
         finish(kube, str(namespace), name, {"outcome": "Succeeded", "rowsExported": 1})
     controller(kube).reconcile(KEY)
     complete = {c["type"]: c for c in status(kube)["conditions"]}["Complete"]
     assert (complete["status"], complete["reason"]) == ("False", "ChildNotOurs"), complete
-    assert readers_name(request) in complete["message"]
+    assert readers_name(request.name) in complete["message"]
     # Once the planted binding is gone, the operator makes its own and the request completes.
-    del kube.objects[("RoleBinding", "privacy", readers_name(request))]
+    del kube.objects[("RoleBinding", "privacy", readers_name(request.name))]
     controller(kube).reconcile(KEY)
     complete = {c["type"]: c for c in status(kube)["conditions"]}["Complete"]
     assert (complete["status"], complete["reason"]) == ("True", "AllStoresAnswered"), complete
-    made = kube.objects[("RoleBinding", "privacy", readers_name(request))]
+    made = kube.objects[("RoleBinding", "privacy", readers_name(request.name))]
     assert made["subjects"] == [r.to_rbac("privacy") for r in request.readers]
 
 

@@ -586,3 +586,15 @@ def answer_outcome(phase: RequestPhase, result: Mapping[str, Any]) -> str:
         return "failed"
     found = sum(v for k, v in result.items() if _COUNT_KEY.fullmatch(k) and is_count(v))
     return "fulfilled" if found else "no-data"
+
+
+def grants_secret(role: Mapping[str, Any] | None, secret: str) -> bool:
+    """Whether `role` (a request's readers' Role as it is) names the Secret `secret` in a
+    rule: a change of that Secret may change whether the grant is the request's to give."""
+    if role is None:
+        return False
+    for rule in role.get("rules") or ():
+        names = rule.get("resourceNames") if isinstance(rule, Mapping) else None
+        if isinstance(names, list) and secret in names:
+            return True
+    return False

@@ -57,6 +57,7 @@ from dataward.checks.subjects import (
     deadline_met,
     dry_run_changed,
     event_type,
+    grants_secret,
     invalid_store,
     key_secret_invalid,
     missing_store,
@@ -98,6 +99,7 @@ from dataward.render.subject_jobs import (
     key_secret_name,
     purge_account,
     reader_secrets,
+    readers_name,
     render_export_secret,
     render_job,
     render_job_binding,
@@ -249,18 +251,37 @@ class SubjectRequests:
         ]
 
     def keys_for_secret(self, namespace: str, secret: str) -> list[RequestKey]:
-        """The requests a watch event of the Secret `namespace`/`secret` can affect: the
-        cached requests of `namespace` whose identifier Secret it is (its event may let them
-        start); none when requests are not cached (no LIST for it)."""
+        """The requests a watch event of the Secret `namespace`/`secret` can affect, from the
+        caches alone: the cached requests of `namespace` whose identifier Secret it is (its
+        event may let them start), and those whose readers' Role names it (`grants_secret`):
+        deleted, or made again under its name by someone else, it is no longer the request's
+        to grant, and its pass takes it out of the Role now, not at the hourly resync. An
+        access request whose Role cannot be read (its cache not synced) is queued too: its
+        pass fails on the same read and is retried until it reads. None when requests are
+        not cached (no LIST for it)."""
         if self.caches is None or not self.caches.cached(REQUEST_KIND) or not self.owns(namespace):
             return []
         out = []
         for raw in self.caches.list(REQUEST_KIND, namespace):
-            subject = (raw.get("spec") or {}).get("subject") or {}
+            name = str(raw["metadata"]["name"])
+            spec = raw.get("spec") or {}
+            subject = spec.get("subject") or {}
             ref = subject.get("identifierSecretRef") if isinstance(subject, dict) else None
             if isinstance(ref, dict) and ref.get("name") == secret:
-                out.append((namespace, str(raw["metadata"]["name"])))
+                out.append((namespace, name))
+            elif spec.get("type") == "access" and self._role_grants(namespace, name, secret):
+                out.append((namespace, name))
         return out
+
+    def _role_grants(self, namespace: str, request_name: str, secret: str) -> bool:
+        """Whether the readers' Role of the request `request_name` names `secret`; True
+        while that is Unknown (the Role's cache not synced)."""
+        assert self.caches is not None
+        try:
+            role = self.caches.get("Role", namespace, readers_name(request_name))
+        except KubeError:
+            return True
+        return grants_secret(role, secret)
 
     def reconcile_logged(self, key: RequestKey) -> RequestOutcome:
         """Reconcile and log a failure by its class and status only; the queue retries it."""

@@ -81,9 +81,10 @@ def key_secret_name(request: SubjectRequest) -> str:
     return child_name(request.name, "dsr-key")
 
 
-def readers_name(request: SubjectRequest) -> str:
-    """The Role and RoleBinding that let spec.readers get the key and the exports."""
-    return child_name(request.name, "dsr-readers")
+def readers_name(request_name: str) -> str:
+    """The Role and RoleBinding that let spec.readers of the request called `request_name`
+    get the key and the exports."""
+    return child_name(request_name, "dsr-readers")
 
 
 def export_secret_name(request: SubjectRequest, store: Store) -> str:
@@ -260,7 +261,7 @@ def render_readers_role(request: SubjectRequest, secrets: Sequence[str]) -> dict
     return {
         "apiVersion": RBAC_API_VERSION,
         "kind": "Role",
-        "metadata": _metadata(request, readers_name(request), request.namespace),
+        "metadata": _metadata(request, readers_name(request.name), request.namespace),
         "rules": rules if secrets else [],
     }
 
@@ -269,7 +270,7 @@ def render_readers_binding(request: SubjectRequest) -> dict[str, Any] | None:
     """Bind the readers' Role to spec.readers; None when there are none."""
     if not request.readers:
         return None
-    name = readers_name(request)
+    name = readers_name(request.name)
     return {
         "apiVersion": RBAC_API_VERSION,
         "kind": "RoleBinding",
