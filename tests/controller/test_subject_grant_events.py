@@ -12,15 +12,20 @@ resync, and for up to an hour its readers could read a Secret that was not the r
 from __future__ import annotations
 
 import copy
+import threading
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from dataward.controller.cache import Caches
 from dataward.controller.kube import Kube
 from dataward.controller.operator import CACHED_KINDS, SECRET_KINDS
+from dataward.controller.reconcile import KEY_RING_CACHE
 from dataward.controller.subjects import SubjectRequests, SubjectSettings
+from tests.controller.fake_kube import FakeKube
 from tests.controller.test_cache import ListingKube
+from tests.controller.test_secret_caches import ForbiddingKube
 from tests.controller.test_subject_readers_metadata import EXPORTS, KEY_SECRET, READERS_ROLE
-from tests.controller.test_subjects import KEY, T0, sample_requests
+from tests.controller.test_subjects import KEY, T0, finish, sample_requests, status
 
 
 def _requests(kube: ListingKube, caches: Caches) -> SubjectRequests:
@@ -50,7 +55,8 @@ def _settled(events: list[tuple[str, Any, Any]]) -> tuple[ListingKube, Caches]:
 
 def _relist(caches: Caches) -> None:
     for informer in caches.informers.values():
-        informer._relist()
+        if not informer.forbidden:  # a kind it may not list is read by name
+            informer._relist()
 
 
 def _granted(kube: ListingKube) -> set[str]:
@@ -124,3 +130,61 @@ def test_a_role_cache_not_synced_queues_the_access_requests_of_the_namespace() -
     # Whether the Role grants it is Unknown: the request is queued (its pass fails on the
     # same cache and is retried until it reads), never left to the hourly resync.
     assert _queued(_requests(kube, caches), events) == {KEY}
+
+
+# Where Secrets are not watched (the chart's watchSecrets: false, or their LIST refused) no
+# Secret event comes: a succeeded request whose readers are granted Secrets is looked at again
+# every RECHECK, so a Secret replaced under a granted name is withdrawn that soon; it was left
+# to the hourly resync (`reconcile` answered no time to look at it again).
+
+
+def _succeeded(kube: FakeKube, caches: Caches | None = None) -> datetime | None:
+    """Answer the request (both stores' Jobs finish); when its last pass is due again."""
+    requests = SubjectRequests(cast(Kube, kube), SubjectSettings(
+        clock=lambda: T0, keypair=lambda: ("PRIVATE", "PUBLIC")), caches)  # fmt: skip
+    requests.reconcile(KEY)
+    for (kind, namespace, name) in list(kube.objects):
+        if kind == "Job":
+            finish(kube, str(namespace), name, {"outcome": "Succeeded", "rowsExported": 1})
+    if caches is not None:
+        _relist(caches)
+    due = requests.reconcile(KEY)
+    assert status(kube)["phase"] == "Succeeded"
+    return due
+
+
+def test_a_succeeded_request_granting_unwatched_secrets_is_looked_at_again_soon() -> None:
+    kube = sample_requests(FakeKube())  # no caches: every Secret read by name
+    due = _succeeded(kube)
+    assert due is not None and due <= T0 + timedelta(minutes=1)
+    # Forbidden to list Secrets: the same.
+    kube = cast(ListingKube, sample_requests(ForbiddingKube()))
+    caches = Caches(cast(Kube, kube), (*CACHED_KINDS, *SECRET_KINDS), (), 3600,
+                    lambda kind, old, new: None, lambda kind, namespace: None)  # fmt: skip
+    stop = threading.Event()
+    for key, informer in caches.informers.items():
+        if key[0] in (KEY_RING_CACHE, "Secret"):
+            informer.run(stop)  # returns on the 403: read by name from now on
+        else:
+            informer._relist()
+    assert not caches.watching("Secret", "privacy")
+    due = _succeeded(kube, caches)
+    assert due is not None and due <= T0 + timedelta(minutes=1)
+
+
+def test_a_succeeded_request_whose_secrets_are_watched_waits_for_their_events() -> None:
+    kube = cast(ListingKube, sample_requests(ListingKube()))
+    caches = Caches(cast(Kube, kube), (*CACHED_KINDS, *SECRET_KINDS), (), 3600,
+                    lambda kind, old, new: None, lambda kind, namespace: None)  # fmt: skip
+    _relist(caches)
+    assert _succeeded(kube, caches) is None
+
+
+def test_a_succeeded_request_that_grants_no_one_is_not_looked_at_again() -> None:
+    kube = sample_requests(FakeKube())
+    raw = kube.objects[("DataSubjectRequest", *KEY)]
+    raw["spec"].pop("readers")  # no binding: the Role grants no one
+    assert _succeeded(kube) is None
+    kube = sample_requests(FakeKube())
+    kube.objects[("DataSubjectRequest", *KEY)]["spec"]["type"] = "erasure"
+    assert _succeeded(kube) is None

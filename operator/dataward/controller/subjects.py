@@ -120,7 +120,9 @@ log = logging.getLogger("dataward.subjects")
 
 RequestKey = tuple[str, str]
 FINALIZER = "dataward.io/subject-request-jobs"
-RECHECK = timedelta(seconds=60)  # how soon an unfinished request is looked at again
+# How soon an unfinished request is looked at again; and an answered one whose readers are
+# granted Secrets that are not watched (`_secrets_watched`): no event tells of one replaced.
+RECHECK = timedelta(seconds=60)
 EVIDENCE_MESSAGE_LIMIT = 1024
 
 
@@ -373,8 +375,8 @@ class SubjectRequests:
             for scope, error in invalid
         ]
         outcomes.sort(key=lambda o: (o.namespace, o.name))
-        readers_not_ours = (
-            self._readers(request, stores) if request.type == "access" and stores else None
+        readers_not_ours, granting = (
+            self._readers(request, stores) if request.type == "access" and stores else (None, False)
         )
 
         phase = request_phase(outcomes)
@@ -405,7 +407,9 @@ class SubjectRequests:
             self._evidence(request, phase, result, answered or now, due_at)
         self._write_status(raw, phase, conditions, extra, now, generation, latest)
         if phase == "Succeeded" and readers_not_ours is None:
-            return None
+            # Granted Secrets not watched: no event says one was replaced under its name.
+            if not (granting and not self._secrets_watched(request.namespace)):
+                return None
         return min(due_at, now + RECHECK) if due_at > now else now + RECHECK
 
     # Observe.
@@ -821,17 +825,21 @@ class SubjectRequests:
             self.caches.store_written(answer)
         return {"metadata": answer["metadata"]}
 
-    def _readers(self, request: SubjectRequest, stores: Sequence[Store]) -> str | None:
+    def _readers(
+        self, request: SubjectRequest, stores: Sequence[Store]
+    ) -> tuple[str | None, bool]:
         """Grant spec.readers the key and the exports that are the request's own; the
         readers' Role or RoleBinding (kind and name) that is not the request's, when one is:
-        then they are not granted.
+        then they are not granted; and whether someone is granted a Secret (spec.readers,
+        and a Secret of the request's in the Role).
 
         A Secret is granted only when this pass's read finds it with the request's controller
         reference (`ours`): a cut and hashed name of another request's Secret can be this
         request's plain one (render/names.py `child_name`), and granting by name would give
         this request's readers, chosen by its author, the other person's key or export. One
         not made yet is granted on the pass that finds it made; one replaced by someone
-        else's is taken out of the Role on the next pass.
+        else's is taken out of the Role on the next pass: queued by the Secret's watch event
+        (`keys_for_secret`), or, where Secrets are not watched, RECHECK after the last.
 
         The read is of metadata alone (the Secrets hold the person's private key and rows):
         the Secrets' metadata-only cache while it is watched, else a PartialObjectMetadata
@@ -850,8 +858,17 @@ class SubjectRequests:
             if binding is not None:
                 self._apply_ours(binding, request)
         except NotOurs as error:
-            return str(error.args[0])
-        return None
+            return str(error.args[0]), False
+        return None, bool(own) and binding is not None
+
+    def _secrets_watched(self, namespace: str) -> bool:
+        """Whether the events of the Secrets of `namespace` reach `keys_for_secret`: they are
+        cached (not forbidden to list), and so are the requests it finds them by."""
+        return (
+            self.caches is not None
+            and self.caches.watching("Secret", namespace)
+            and self.caches.watching(REQUEST_KIND, namespace)
+        )
 
     def _delete_jobs(self, raw: Mapping[str, Any], request: SubjectRequest | None) -> None:
         """Delete the request's runs (and, with them, their pods) in every namespace it has
