@@ -105,6 +105,11 @@ SECRET_KINDS: tuple[CachedKind, ...] = (
     CachedKind(KEY_RING_CACHE, KEY_RING_SELECTOR, resource="Secret", optional=True),
     CachedKind("Secret", metadata_only=True, optional=True),
 )
+# The caches a Secret's event is mapped to requests by (`SubjectRequests.keys_for_secret`):
+# the requests' and, sharded, the Namespaces' (`owns`); when one reads again, the requests it
+# serves are queued (an event meanwhile found none). The Roles' is not among them: a Secret
+# event while it does not read queues the requests it may concern.
+REQUEST_LOOKUPS = frozenset({"DataSubjectRequest", "Namespace"})
 # Kinds of which every object in the namespace counts in every store's verdict.
 NAMESPACE_WIDE = frozenset({"NetworkPolicy", "Role", "RoleBinding"})
 # The cyclic garbage collector's first threshold (Python's default: 700 allocations). Every
@@ -644,7 +649,7 @@ async def run_operator(
                                                         str(meta.get("name"))):  # fmt: skip
                     requests.add(key)
             except KubeError:
-                pass  # requests not synced: their own health and recheck queue them
+                pass  # requests not synced: queued when their cache reads again (on_health)
         if kind == "DataSubjectRequest":
             return
         try:
@@ -679,6 +684,15 @@ async def run_operator(
             if caches.listed() and not loop.is_closed():
                 loop.call_soon_threadsafe(listed.set)
             return
+        if kind in REQUEST_LOOKUPS and answering:
+            # A Secret's event the requests could not be found for while it did not read
+            # queued none (`on_event`): each request it may have concerned is looked at now.
+            try:
+                for key in answering[0].all_requests():
+                    if namespace is None or key[0] == namespace:
+                        requests.add(key)
+            except KubeError:
+                pass  # failed, not recovered: this is called again when it reads
         try:
             keys = holder[0].stores_in(namespace) if namespace else holder[0].all_stores()
         except KubeError:

@@ -1,0 +1,154 @@
+"""A Secret event the requests' cache could not map is made good when that cache reads again.
+
+A Secret's watch event queues the requests it concerns (their identifier; a name their
+readers' Role grants), found in the requests' cache (`SubjectRequests.keys_for_secret`).
+While that cache is not synced (a failed re-list, a broken watch) the lookup raises and the
+event queued nothing; the operator's health callback, when the cache read again, queued the
+stores alone. A request that had succeeded, whose granted Secret was replaced meanwhile, was
+looked at again by the hourly resync only. Driven through `run_operator` with stand-ins for
+the caches, the stores' reconciler and the requests' controller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import pytest
+
+from dataward.controller import operator as operator_module
+from dataward.controller.cache import CachedKind
+from dataward.controller.kube import Kube, KubeError
+from dataward.controller.operator import OperatorSettings, run_operator
+from dataward.controller.reconcile import Outcome
+from dataward.controller.subjects import RequestOutcome
+from tests.controller.test_operator_supervision import _until
+
+KEY = ("privacy", "case-4711")
+OTHER = ("crm", "case-9")
+
+
+class _Caches:
+    """Caches that list at once and hand the test their callbacks."""
+
+    last: ClassVar[_Caches | None] = None
+
+    def __init__(self, kube: object, kinds: tuple[CachedKind, ...], namespaces: object,
+                 relist: object, on_event: Callable[[str, Any, Any], None],
+                 on_health: Callable[[str, str | None], None]) -> None:  # fmt: skip
+        self.kinds = [spec.kind for spec in kinds]
+        self.on_event, self.on_health = on_event, on_health
+        self.started = False
+        _Caches.last = self
+
+    def drop(self, kind: str) -> None:
+        self.kinds.remove(kind)
+
+    def start(self) -> None:
+        self.started = True
+        for kind in self.kinds:
+            self.on_health(kind, None)
+
+    def listed(self) -> bool:
+        return self.started
+
+    def stop(self) -> None:
+        pass
+
+
+class _Reconciler:
+    def __init__(self, *_: object) -> None:
+        pass
+
+    def all_stores(self) -> list[tuple[str, str]]:
+        return []
+
+    def stores_in(self, namespace: str) -> list[tuple[str, str]]:
+        return []
+
+    def stores_with_credentials(self, namespace: str, name: str) -> list[tuple[str, str]]:
+        return []
+
+    def all_policies(self) -> list[str]:
+        return []
+
+    def reconcile_logged(self, key: tuple[str, str]) -> Outcome:
+        return Outcome(ok=True)
+
+
+class _Requests:
+    """Requests whose cache fails while `failing`: every lookup of it raises."""
+
+    reconciled: ClassVar[list[tuple[str, str]]] = []
+    failing: ClassVar[bool] = False
+
+    def __init__(self, *_: object) -> None:
+        pass
+
+    def _check(self) -> None:
+        if _Requests.failing:
+            raise KubeError(0, "cache not synced (HTTP 500)", "list DataSubjectRequest")
+
+    def all_requests(self) -> list[tuple[str, str]]:
+        self._check()
+        return [KEY, OTHER]
+
+    def keys_for_secret(self, namespace: str, secret: str) -> list[tuple[str, str]]:
+        self._check()
+        return [KEY] if namespace == KEY[0] else []
+
+    def reconcile_logged(self, key: tuple[str, str]) -> RequestOutcome:
+        _Requests.reconciled.append(key)
+        return RequestOutcome(ok=True)  # succeeded: not due again
+
+
+def test_a_secret_event_lost_to_an_unsynced_requests_cache_is_queued_when_it_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def kopf_operator(*, stop_flag: asyncio.Event, **_: Any) -> None:
+        await stop_flag.wait()
+
+    def served(self: Kube, group_version: str) -> set[str]:
+        return {*operator_module.CRD_PLURALS, operator_module.REQUEST_PLURAL}
+
+    monkeypatch.setattr(operator_module.kopf, "operator", kopf_operator)
+    monkeypatch.setattr(operator_module, "load_api_client", lambda *_, **__: object())
+    monkeypatch.setattr(operator_module, "Caches", _Caches)
+    monkeypatch.setattr(operator_module, "Reconciler", _Reconciler)
+    monkeypatch.setattr(operator_module, "SubjectRequests", _Requests)
+    monkeypatch.setattr(Kube, "served", served, raising=False)
+    _Requests.reconciled.clear()
+    _Requests.failing = False
+    settings = OperatorSettings(resync_seconds=3600, metrics_port=None, workers=1)
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: asyncio.run(run_operator(settings, stop)), daemon=True)
+    thread.start()
+    try:
+        # The first pass: each request once (the resync's lane).
+        assert _until(lambda: sorted(_Requests.reconciled) == sorted([KEY, OTHER]), 10.0)
+        caches = _Caches.last
+        assert caches is not None
+        # The requests' cache fails; meanwhile the request's granted Secret is replaced.
+        _Requests.failing = True
+        caches.on_health("DataSubjectRequest", None)
+        planted = {"metadata": {"name": "dataward-case-4711-dsr-key", "namespace": KEY[0]}}
+        caches.on_event("Secret", None, planted)
+        time.sleep(0.3)
+        assert sorted(_Requests.reconciled) == sorted([KEY, OTHER])  # nothing to go on
+        # It reads again: the requests it may have missed an event of are looked at now,
+        # not at the hourly resync.
+        _Requests.failing = False
+        caches.on_health("DataSubjectRequest", None)
+        assert _until(lambda: _Requests.reconciled.count(KEY) == 2, 3.0), _Requests.reconciled
+        # One namespace's cache (watchNamespaces): that namespace's requests.
+        caches.on_health("DataSubjectRequest", "crm")
+        assert _until(lambda: _Requests.reconciled.count(OTHER) == 2, 3.0), _Requests.reconciled
+        time.sleep(0.2)
+        assert _Requests.reconciled.count(KEY) == 2
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    assert not thread.is_alive()
