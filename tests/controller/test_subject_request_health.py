@@ -5,16 +5,19 @@ readers' Role grants), found in the requests' cache (`SubjectRequests.keys_for_s
 While that cache is not synced (a failed re-list, a broken watch) the lookup raises and the
 event queued nothing; the operator's health callback, when the cache read again, queued the
 stores alone. A request that had succeeded, whose granted Secret was replaced meanwhile, was
-looked at again by the hourly resync only. Driven through `run_operator` with stand-ins for
-the caches, the stores' reconciler and the requests' controller.
+looked at again by the hourly resync only. So, sharded, were the requests of a namespace
+that became this shard's: its event queued the namespace's stores alone. Driven through
+`run_operator` with stand-ins for the caches, the stores' reconciler and the requests'
+controller.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import pytest
@@ -105,9 +108,10 @@ class _Requests:
         return RequestOutcome(ok=True)  # succeeded: not due again
 
 
-def test_a_secret_event_lost_to_an_unsynced_requests_cache_is_queued_when_it_reads(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@contextlib.contextmanager
+def _operator(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Caches]:
+    """`run_operator` on the stand-ins, its first pass done (each request once)."""
+
     async def kopf_operator(*, stop_flag: asyncio.Event, **_: Any) -> None:
         await stop_flag.wait()
 
@@ -127,10 +131,19 @@ def test_a_secret_event_lost_to_an_unsynced_requests_cache_is_queued_when_it_rea
     thread = threading.Thread(target=lambda: asyncio.run(run_operator(settings, stop)), daemon=True)
     thread.start()
     try:
-        # The first pass: each request once (the resync's lane).
         assert _until(lambda: sorted(_Requests.reconciled) == sorted([KEY, OTHER]), 10.0)
-        caches = _Caches.last
-        assert caches is not None
+        assert _Caches.last is not None
+        yield _Caches.last
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
+def test_a_secret_event_lost_to_an_unsynced_requests_cache_is_queued_when_it_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with _operator(monkeypatch) as caches:
         # The requests' cache fails; meanwhile the request's granted Secret is replaced.
         _Requests.failing = True
         caches.on_health("DataSubjectRequest", None)
@@ -148,7 +161,14 @@ def test_a_secret_event_lost_to_an_unsynced_requests_cache_is_queued_when_it_rea
         assert _until(lambda: _Requests.reconciled.count(OTHER) == 2, 3.0), _Requests.reconciled
         time.sleep(0.2)
         assert _Requests.reconciled.count(KEY) == 2
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-    assert not thread.is_alive()
+
+
+def test_a_namespace_that_becomes_the_shards_queues_its_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with _operator(monkeypatch) as caches:
+        namespace = {"metadata": {"name": "crm", "labels": {"dataward.io/shard": "b"}}}
+        caches.on_event("Namespace", None, namespace)
+        assert _until(lambda: _Requests.reconciled.count(OTHER) == 2, 3.0), _Requests.reconciled
+        time.sleep(0.2)
+        assert _Requests.reconciled.count(KEY) == 1

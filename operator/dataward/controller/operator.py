@@ -650,6 +650,14 @@ async def run_operator(
                     requests.add(key)
             except KubeError:
                 pass  # requests not synced: queued when their cache reads again (on_health)
+        if kind == "Namespace" and answering:  # now (or no longer) this shard's: its requests
+            name = str(((new or old or {}).get("metadata") or {}).get("name"))
+            try:
+                for key in answering[0].all_requests():  # those of the shard's namespaces
+                    if key[0] == name:
+                        requests.add(key)
+            except KubeError:
+                pass  # requests not synced: queued when their cache reads again (on_health)
         if kind == "DataSubjectRequest":
             return
         try:
