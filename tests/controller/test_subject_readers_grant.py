@@ -123,3 +123,31 @@ def test_a_secret_granted_then_replaced_by_someone_elses_is_no_longer_granted(
     kube._store(planted)
     controller(kube, T0).reconcile(("privacy", "case-4711"))
     assert export not in _names(_granted(kube, "case-4711"))
+
+
+def test_status_names_no_secret_of_the_requests_names_that_is_not_its_own(
+    kube: FakeKube,
+) -> None:
+    # Status is where a reader finds the key and the exports (`kubectl get secret "$(kubectl
+    # get dsr ... -o jsonpath='{.status.keySecret}')"`): a Secret planted under one of the
+    # names, taken out of the Role, was still named there as the request's, for anyone
+    # whose own rights reach it to open as the person's answer.
+    controller(kube).reconcile(("privacy", "case-4711"))
+    export = child_name("case-4711", f"dsr-export-{stable_hash('crm/orders')}")
+    key = child_name("case-4711", "dsr-key")
+    before = kube.objects[("DataSubjectRequest", "privacy", "case-4711")]["status"]
+    assert before["keySecret"] == key
+    assert export in {s.get("exportSecret") for s in before["stores"]}
+    for name in (export, key):
+        planted = copy.deepcopy(kube.objects[("Secret", "privacy", name)])
+        planted["metadata"].pop("ownerReferences")
+        del kube.objects[("Secret", "privacy", name)]
+        kube._store(planted)
+    controller(kube, T0).reconcile(("privacy", "case-4711"))
+    after = kube.objects[("DataSubjectRequest", "privacy", "case-4711")]["status"]
+    assert "keySecret" not in after
+    named = {s.get("exportSecret") for s in after["stores"]}
+    assert export not in named
+    # The other store's export is the request's own: still named, still granted.
+    own = child_name("case-4711", f"dsr-export-{stable_hash('privacy/tickets')}")
+    assert own in named and own in _names(_granted(kube, "case-4711"))

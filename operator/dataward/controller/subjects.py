@@ -375,8 +375,8 @@ class SubjectRequests:
             for scope, error in invalid
         ]
         outcomes.sort(key=lambda o: (o.namespace, o.name))
-        readers_not_ours, granting = (
-            self._readers(request, stores) if request.type == "access" and stores else (None, False)
+        readers_not_ours, own = (
+            self._readers(request, stores) if request.type == "access" and stores else (None, [])
         )
 
         phase = request_phase(outcomes)
@@ -388,12 +388,14 @@ class SubjectRequests:
         result = request_result(request.type, request.dry_run, phase, outcomes)
         extra["stores"] = [o.to_status() for o in outcomes]
         if request.type == "access" and stores:
-            # Readers may get these Secrets but not list them: status names them.
+            # Readers may get these Secrets but not list them: status names them, those of
+            # the request's own alone (`_readers`; None takes a name out of status).
             exports = {(s.namespace, s.name): export_secret_name(request, s) for s in stores}
-            extra["keySecret"] = key_secret_name(request)
+            key_secret = key_secret_name(request)
+            extra["keySecret"] = key_secret if key_secret in own else None
             for entry in extra["stores"]:
                 export = exports.get((entry["namespace"], entry["name"]))
-                if export is not None:
+                if export is not None and export in own:
                     entry["exportSecret"] = export
         extra["result"] = result
         done = complete(phase, outcomes)
@@ -408,6 +410,7 @@ class SubjectRequests:
         self._write_status(raw, phase, conditions, extra, now, generation, latest)
         if phase == "Succeeded" and readers_not_ours is None:
             # Granted Secrets not watched: no event says one was replaced under its name.
+            granting = bool(own) and bool(request.readers)
             if not (granting and not self._secrets_watched(request.namespace)):
                 return None
         return min(due_at, now + RECHECK) if due_at > now else now + RECHECK
@@ -827,11 +830,10 @@ class SubjectRequests:
 
     def _readers(
         self, request: SubjectRequest, stores: Sequence[Store]
-    ) -> tuple[str | None, bool]:
+    ) -> tuple[str | None, list[str]]:
         """Grant spec.readers the key and the exports that are the request's own; the
-        readers' Role or RoleBinding (kind and name) that is not the request's, when one is:
-        then they are not granted; and whether someone is granted a Secret (spec.readers,
-        and a Secret of the request's in the Role).
+        readers' Role or RoleBinding (kind and name) that is not the request's, when one is
+        (then they are not granted), and the names of the request's own, which status names.
 
         A Secret is granted only when this pass's read finds it with the request's controller
         reference (`ours`): a cut and hashed name of another request's Secret can be this
@@ -858,8 +860,8 @@ class SubjectRequests:
             if binding is not None:
                 self._apply_ours(binding, request)
         except NotOurs as error:
-            return str(error.args[0]), False
-        return None, bool(own) and binding is not None
+            return str(error.args[0]), own
+        return None, own
 
     def _secrets_watched(self, namespace: str) -> bool:
         """Whether the events of the Secrets of `namespace` reach `keys_for_secret`: they are
