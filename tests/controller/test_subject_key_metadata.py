@@ -221,3 +221,25 @@ def test_an_earlier_key_secret_with_a_garbled_public_key_fails_the_stores() -> N
     assert {(s["phase"], s["reason"]) for s in entries} == {("Failed", "KeySecretInvalid")}
     assert _key_writes(kube) == [] and jobs(kube) == {}
     assert "not-a-key-4711" not in str(status(kube))
+
+
+def test_the_finalizer_tells_the_requests_runs_by_the_key_secrets_metadata() -> None:
+    """The request withdrawn: its access runs are told by the key they seal to. The finalizer
+    read the key Secret whole (private key included) for it; it takes the annotation."""
+    kube = sample_requests(FakeKube())
+    _requests(kube).reconcile(KEY)
+    assert _sealed_to(kube) == {PUBLIC} and jobs(kube)
+    kube.calls.clear()
+    kube.objects[("DataSubjectRequest", *KEY)]["metadata"]["deletionTimestamp"] = "2026-01-12T0Z"
+    _requests(kube).reconcile(KEY)
+    assert _whole_key_reads(kube) == []
+    assert not jobs(kube), "the request's runs outlived it"
+
+
+def test_the_finalizer_takes_an_earlier_versions_key_from_its_data() -> None:
+    kube = sample_requests(FakeKube())
+    _requests(kube).reconcile(KEY)
+    del _key_secret(kube)["metadata"]["annotations"][ANNOTATION]  # as an earlier version made it
+    kube.objects[("DataSubjectRequest", *KEY)]["metadata"]["deletionTimestamp"] = "2026-01-12T0Z"
+    _requests(kube).reconcile(KEY)
+    assert not jobs(kube), "the request's runs outlived it"

@@ -805,6 +805,23 @@ class SubjectRequests:
             return lambda store: key_secret_invalid(store.namespace, store.name, name)
         return key
 
+    def _public_key_made(self, request: SubjectRequest) -> str | None:
+        """The public key of the request's key Secret as it is, none made, for telling its
+        runs (the request deleted): its annotation, read with the Secret's metadata alone;
+        the data's public key only for a Secret of an earlier version that has none. None
+        when there is no key Secret, or the one of its name is not the request's."""
+        name = key_secret_name(request)
+        found = (self.caches or self.kube).get_metadata("Secret", request.namespace, name)
+        if found is None or not ours(found, request):
+            return None
+        text = _public_key_text(found)
+        if text is None:
+            whole = self.kube.get("Secret", request.namespace, name)
+            if whole is None or not ours(whole, request):
+                return None
+            return _decoded((whole.get("data") or {}).get(PUBLIC_KEY))
+        return text if isinstance(text, str) else None
+
     def _annotated(self, request: SubjectRequest, name: str) -> Mapping[str, Any]:
         """The metadata of the request's key Secret `name`, made without the public key
         annotation (by an earlier version), once it has it: the Secret is read whole (this
@@ -905,10 +922,7 @@ class SubjectRequests:
             # name, below), made before it broke.
             namespaces |= {scope.namespace for scope, _ in invalid if request.in_scope(scope)}
             if request.type == "access":
-                secret = self.kube.get("Secret", request.namespace, key_secret_name(request))
-                if ours(secret, request):
-                    assert secret is not None
-                    public_key = _decoded((secret.get("data") or {}).get(PUBLIC_KEY))
+                public_key = self._public_key_made(request)
         for namespace in sorted(namespaces):
             owner = REQUEST_KIND if namespace == meta.get("namespace") else None
             for job in self._labelled_jobs(namespace, uid):
