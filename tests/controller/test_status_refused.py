@@ -201,3 +201,34 @@ def test_a_subject_request_whose_status_write_is_refused_is_not_left_complete() 
     assert after == {"Complete": ("Unknown", "StatusRefused"),
                      "DeadlineMet": ("Unknown", "StatusRefused")}  # fmt: skip
     assert dsr.status(kube)["phase"] == "Succeeded"  # the last phase, its conditions say so
+
+
+def test_the_condition_metric_says_what_status_says_after_a_refused_write() -> None:
+    """dataward_store_condition is what alerts read: after a refused write it gave this pass's
+    verdicts (Ready True), which status does not hold, while status said Unknown."""
+    from dataward.controller.metrics import STORES
+
+    kube, reconciler = _ready_store()
+    kube.refuse = more_than_conditions("PersonalDataStore", 422)
+    _bump(kube, STORE)
+    with pytest.raises(KubeError):
+        reconciler.reconcile(KEY, now=T0 + timedelta(minutes=1))
+    figures = STORES.figures(*KEY)
+    assert figures is not None
+    assert dict(figures.conditions)["Ready"] == "Unknown"
+    assert conditions(kube)["Ready"] == ("Unknown", "StatusRefused")
+
+
+def test_the_condition_metric_is_not_set_to_verdicts_a_refused_write_kept_from_status() -> None:
+    """Refused again with nothing True left to mark: the metric stays at status' Unknown."""
+    from dataward.controller.metrics import STORES
+
+    kube, reconciler = _ready_store()
+    kube.refuse = more_than_conditions("PersonalDataStore", 422)
+    _bump(kube, STORE)
+    for minutes in (1, 2):
+        with pytest.raises(KubeError):
+            reconciler.reconcile(KEY, now=T0 + timedelta(minutes=minutes))
+    figures = STORES.figures(*KEY)
+    assert figures is not None
+    assert dict(figures.conditions)["Ready"] == "Unknown"

@@ -901,6 +901,8 @@ class Reconciler:
         if kind != STORE_KIND:
             return
         meta = raw["metadata"]
+        # The metric says what status says (it was set to this pass's verdicts, not written).
+        record_status(meta["namespace"], meta["name"], answer.get("status") or {})
         for payload in transitions:
             self.record_evidence(meta["namespace"], meta["name"], "condition.transition", payload)
         policy = (raw.get("spec") or {}).get("policy")
@@ -2641,7 +2643,6 @@ class Reconciler:
             **extra,
         }
         meta = raw["metadata"]
-        record_status(meta["namespace"], meta["name"], status)
         primary_created = _parse_time((status.get("encryption") or {}).get("primaryKeyCreated"))
         if primary_created is not None:
             record_key_age(
@@ -2650,6 +2651,7 @@ class Reconciler:
         # In the form the cache keeps a status (condition messages as digests), both sides.
         wanted, kept = comparable_status(status), comparable_status(old)
         if all(kept.get(k) == v for k, v in wanted.items()):
+            record_status(meta["namespace"], meta["name"], status)
             return  # steady state: nothing to write
         patch = dict(status)
         if isinstance(status.get("encryption"), Mapping):
@@ -2662,7 +2664,10 @@ class Reconciler:
         if isinstance(status.get("impactPreview"), Mapping):
             # One preview replaces the last: a Waiting message must not stay in the counts.
             patch["impactPreview"] = _replacing(old.get("impactPreview"), status["impactPreview"])
-        if not self._write_status_once("PersonalDataStore", raw, status, patch, now):
+        written = self._write_status_once("PersonalDataStore", raw, status, patch, now)
+        # Once status holds it: after a refused write the metric stays at what status says.
+        record_status(meta["namespace"], meta["name"], status)
+        if not written:
             return
         for condition, before in transitions(old_conditions, conditions):
             if condition.status != "True" or condition.type == "Ready":
