@@ -25,11 +25,11 @@ from tests.controller.fake_kube import FakeKube
 from tests.controller.test_cache import ListingKube
 from tests.controller.test_secret_caches import ForbiddingKube
 from tests.controller.test_subject_readers_metadata import EXPORTS, KEY_SECRET, READERS_ROLE
-from tests.controller.test_subjects import KEY, T0, finish, sample_requests, status
+from tests.controller.test_subjects import KEY, KEYPAIR, T0, finish, sample_requests, status
 
 
 def _requests(kube: ListingKube, caches: Caches) -> SubjectRequests:
-    settings = SubjectSettings(clock=lambda: T0, keypair=lambda: ("PRIVATE", "PUBLIC"))
+    settings = SubjectSettings(clock=lambda: T0, keypair=lambda: KEYPAIR)
     return SubjectRequests(cast(Kube, kube), settings, caches)
 
 
@@ -141,7 +141,7 @@ def test_a_role_cache_not_synced_queues_the_access_requests_of_the_namespace() -
 def _succeeded(kube: FakeKube, caches: Caches | None = None) -> datetime | None:
     """Answer the request (both stores' Jobs finish); when its last pass is due again."""
     requests = SubjectRequests(cast(Kube, kube), SubjectSettings(
-        clock=lambda: T0, keypair=lambda: ("PRIVATE", "PUBLIC")), caches)  # fmt: skip
+        clock=lambda: T0, keypair=lambda: KEYPAIR), caches)  # fmt: skip
     requests.reconcile(KEY)
     for (kind, namespace, name) in list(kube.objects):
         if kind == "Job":
