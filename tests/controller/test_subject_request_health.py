@@ -50,6 +50,13 @@ class _Caches:
     def drop(self, kind: str) -> None:
         self.kinds.remove(kind)
 
+    def add(self, spec: CachedKind) -> None:
+        if spec.kind not in self.kinds:
+            self.kinds.append(spec.kind)
+
+    def cached(self, kind: str) -> bool:
+        return kind in self.kinds
+
     def start(self) -> None:
         self.started = True
         for kind in self.kinds:
