@@ -90,3 +90,30 @@ def test_a_run_with_an_unread_attempt_keeps_no_sum_beyond_int64() -> None:
     assert (last["result"], last["reason"]) == ("Failed", "JobFailed")
     assert "rowsDeleted" not in last and "rowsDeleted" in last["message"]
     assert str(2**63) not in last["message"]
+
+
+@pytest.mark.parametrize(
+    "age", [float("nan"), float("inf"), float("-inf"), -1.0, 10**400, -5],
+    ids=["NaN", "Infinity", "-Infinity", "-1.0", "10**400", "-5"],
+)  # JSON's NaN and Infinity, which Python's json reads; a number no float holds; below zero
+def test_an_oldest_expired_age_that_is_no_age_is_an_unreadable_record(age: Any) -> None:
+    """dataward_purge_oldest_expired_age_seconds is what the overdue-rows alert compares: NaN
+    compares false with every threshold (the alert never fires), a negative age hides the
+    overdue rows, and 10**400 is no float (the status write or the metric raised on every
+    pass). Red first: on the commit before, each was copied to status.lastPurge as it came."""
+    kube, uid = _cluster()
+    _one_attempt(kube, uid, _attempt("Succeeded", 3, 0, oldestExpiredAgeSeconds=age))
+    last, run = _recorded(kube)
+    assert (last["result"], last["reason"]) == ("Unknown", "NoResultRecord")
+    assert "oldestExpiredAgeSeconds" in last["message"]
+    assert "oldestExpiredAgeSeconds" not in last, "the age was copied to status"
+    assert conditions(kube)["PurgeSucceeded"][0] != "True"
+    assert run["result"] == "Unknown"
+
+
+@pytest.mark.parametrize("age", [0, 0.0, 86400.5, 2**63 - 1])
+def test_an_oldest_expired_age_that_is_one_is_read_as_is(age: Any) -> None:
+    kube, uid = _cluster()
+    _one_attempt(kube, uid, _attempt("Succeeded", 3, 0, oldestExpiredAgeSeconds=age))
+    last, _ = _recorded(kube)
+    assert (last["result"], last["oldestExpiredAgeSeconds"]) == ("Succeeded", age)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from dataward.accounts import shown
 from dataward.keys.buckets import BucketError, granularity_of
 from dataward.keys.ring import KeyRing, KeyRingError, ShreddedKey, format_time, parse_ring
-from dataward.purge.result import is_count
+from dataward.purge.result import is_count, is_seconds
 from dataward.render.rbac import SECRET_READ_VERBS
 
 Presence = Literal["present", "absent", "unknown"]
@@ -813,7 +813,7 @@ def unreadable_purge_fields(raw: Mapping[str, Any]) -> list[str]:
         elif key in _PURGE_COUNTS:
             fits = is_count(value)
         elif key == "oldestExpiredAgeSeconds":
-            fits = isinstance(value, int | float) and not isinstance(value, bool)
+            fits = is_seconds(value)
         elif key == "dryRun":
             fits = isinstance(value, bool)
         elif key in _PURGE_TEXTS:

@@ -31,6 +31,16 @@ def is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= COUNT_MAX
 
 
+def is_seconds(value: object) -> bool:
+    """Whether `value` is a span of seconds as a record holds one (how long ago the most
+    overdue row expired): a number 0..COUNT_MAX. Never NaN or an infinity, which Python's
+    JSON reads: NaN compares false with every threshold an alert sets."""
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool)
+        and 0 <= value <= COUNT_MAX  # NaN fails both comparisons
+    )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class TableResult:
     """What a run did to one `records` entry."""
