@@ -123,6 +123,7 @@ def test_every_kind_has_a_sample_that_passes(kind: str) -> None:
         # Shapes.
         ("purge.run", {"rowsDeleted": -1}, "not a count"),
         ("purge.run", {"rowsDeleted": True}, "not a count"),
+        ("purge.run", {"rowsDeleted": 2**63}, "not a count"),  # beyond status' int64
         ("purge.run", {"result": "Great"}, "not one of"),
         ("purge.run", {"cutoff": "yesterday"}, "not an RFC 3339 time"),
         ("key.created", {"fingerprint": "not-hex"}, "not a hex digest"),

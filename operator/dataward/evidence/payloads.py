@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from dataward.accounts import PLAIN_NAME, shown
 from dataward.evidence.errors import EvidenceError
 from dataward.evidence.records import format_time
+from dataward.purge.result import is_count
 from dataward.render.rbac import SECRET_READ_VERBS
 
 log = logging.getLogger("dataward.evidence")
@@ -50,8 +51,8 @@ def _text(limit: int) -> Check:
 
 
 def _count(value: Any, path: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise EvidenceError(f"{path}: the value is not a count (a whole number >= 0)")
+    if not is_count(value):
+        raise EvidenceError(f"{path}: the value is not a count (a whole number 0..2**63-1)")
 
 
 def _flag(value: Any, path: str) -> None:
