@@ -6,16 +6,20 @@ import copy
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dataward.checks.purge_runs import (
+    expected_runs,
+    job_runs,
     job_runs_digest,
     last_purge_status,
     missed_run,
     owned_by,
     partition_runs,
+    pod_runs,
     purge_renders_status,
     recorded_purge_renders,
     renders_to_record,
@@ -417,6 +421,16 @@ def test_a_new_render_goes_first_and_the_oldest_goes() -> None:
     assert renders_to_record(R1, (R2, R1)) == (R1, R2)
 
 
+def test_the_cronjob_in_place_stands_for_the_renders_before_only_when_none_is_recorded() -> None:
+    """A store an earlier version reconciled records none: the CronJob's render goes second."""
+    assert renders_to_record(R2, (), R1) == (R2, R1)
+    assert renders_to_record(R2, (), R2) == (R2,)  # in place already, kept once
+    assert renders_to_record(R2, (), None) == (R2,)
+    # A render on record says what the operator applied: the CronJob in place (perhaps
+    # edited since) adds nothing to it.
+    assert renders_to_record(R3, (R2, R1), R4) == (R3, R2, R1)
+
+
 def test_nothing_to_record_when_the_render_is_recorded_first() -> None:
     """Steady state: status already says so, nothing is written."""
     assert renders_to_record(R2, (R2, R1)) is None
@@ -428,3 +442,30 @@ def test_a_job_runs_the_first_render_it_matches_by_its_job_digest() -> None:
     assert run_render("sha256:j2", (R2, R1)) == R2
     assert run_render("sha256:j3", (R2, R1)) is None
     assert run_render(None, (R2, R1)) is None
+
+
+# Served by a real control plane (e2e/harness.py, Kubernetes 1.37): the operator's rendered
+# purge CronJob (examples/stores/support-inquiries.yaml; created by the admin, its owner
+# reference left out and its schedule every minute), as the API server serves it; the Job
+# the CronJob controller made from it; the pod the Job controller made from that Job. Only
+# `managedFields` were dropped. e2e/test_purge_renders.py checks the same on a live cluster.
+SERVED = json.loads((Path(__file__).parent / "served_purge_run.json").read_text())
+
+
+def test_a_served_cronjobs_template_runs_what_the_job_and_pod_made_from_it_run() -> None:
+    """What the operator records of the CronJob in place (`expected_runs` of its job template,
+    as served: the API server fills pod defaults into it) equals what the Job and the pod
+    the controllers made from it run, as served (Job defaults, a generated selector, the
+    controller's labels besides): a run that CronJob started counts after the change."""
+    template = SERVED["cronjob"]["spec"]["jobTemplate"]["spec"]
+    job, pod = SERVED["job"], SERVED["pod"]
+    # Not trivially equal: each side carries defaults the other lacks.
+    assert "completions" not in template and job["spec"]["completions"] == 1
+    assert "selector" in job["spec"] and "nodeName" not in template["template"]["spec"]
+    assert template["template"]["spec"]["dnsPolicy"] == "ClusterFirst"
+    assert expected_runs(template) == (job_runs(job), pod_runs(pod))
+    # ... and a template that runs anything else is another render.
+    other = copy.deepcopy(template)
+    other["template"]["spec"]["containers"][0]["image"] = "ghcr.io/dataward/dataward:next"
+    assert expected_runs(other)[0] != job_runs(job)
+    assert expected_runs(other)[1] != pod_runs(pod)

@@ -251,3 +251,109 @@ def test_a_run_before_an_upgrade_counts_through_the_caches() -> None:
     kube.calls.clear()
     reconciler.reconcile(KEY, now=T0 + timedelta(minutes=2))
     assert kube.writes() == []
+
+
+# --- the upgrade to the version that records renders -------------------------------------
+# A store an earlier version reconciled has no status.purgeRenders: the render of its
+# CronJob, which the earlier version applied, is on record nowhere but in the CronJob.
+
+
+def _as_an_earlier_version_left_it(kube: FakeKube) -> dict[str, str]:
+    """No render on record, as before status.purgeRenders; the CronJob's render (the old)."""
+    del kube.objects[STORE]["status"]["purgeRenders"]
+    return _render(kube)
+
+
+def test_a_run_of_the_cronjob_an_earlier_version_rendered_counts_after_the_upgrade() -> None:
+    """The old CronJob started a run before the upgrade; it finished and nobody read it. The
+    new operator changes the CronJob: its render is recorded first, with the old one beside
+    it, so the run is the store's and its rows reach lastPurge and the evidence log. Red
+    first: on fb11cd4 the run was never counted (status recorded only the new render)."""
+    kube, uid = _cluster()
+    old = _as_an_earlier_version_left_it(kube)
+    _finished_run(kube, uid, "before-upgrade", 42)
+    kube.calls.clear()
+    sink = Sink()
+    _reconcile(kube, minutes=1, image=NEXT, sink=sink)
+    new = _render(kube)
+    assert new != old
+    writes = kube.writes()
+    assert writes.index(("patch/status", *STORE[::2])) < writes.index(("apply", "CronJob", CRONJOB))
+    assert status(kube)["purgeRenders"] == [new, old]
+    last = status(kube)["lastPurge"]
+    assert (last["jobName"], last["rowsDeleted"]) == ("before-upgrade", 42)
+    (run,) = sink.of("purge.run")
+    assert (run["jobName"], run["rowsDeleted"]) == ("before-upgrade", 42)
+
+
+def test_a_run_still_going_at_the_upgrade_to_recorded_renders_counts_when_it_ends() -> None:
+    """Red first: on fb11cd4 the run that ended after the upgrade was never recorded."""
+    kube, uid = _cluster()
+    _as_an_earlier_version_left_it(kube)
+    template = _template(kube)
+    running = _job(kube, "running", uid, template, "Complete", minute=0)
+    kube.objects[("Job", "crm", "running")]["status"] = {"startTime": "2026-01-10T07:59:00Z",
+                                                         "active": 1}  # fmt: skip
+    _reconcile(kube, minutes=1, image=NEXT)
+    kube.objects[("Job", "crm", "running")]["status"] = copy.deepcopy(running["status"])
+    _pod(kube, "running-x1", running, _as_pod(template), {"purge": _record("Succeeded", 5)}, 0)
+    _reconcile(kube, minutes=2, image=NEXT)
+    assert status(kube)["lastPurge"]["rowsDeleted"] == 5
+
+
+def test_the_upgrade_to_recorded_renders_through_the_caches() -> None:
+    """The caches keep a CronJob's job template as a digest only: the operator reads the
+    CronJob itself to learn its render, once, before it changes it. Red first: on fb11cd4
+    the run was never counted."""
+    kube = sample_cluster(ListingKube())
+    caches = _caches(kube)
+    _relist(caches)
+    Reconciler(kube, ReconcileSettings(), (), caches).reconcile(KEY, now=T0)  # type: ignore[arg-type]
+    old = _as_an_earlier_version_left_it(kube)
+    uid = kube.objects[("CronJob", "crm", CRONJOB)]["metadata"]["uid"]
+    _finished_run(kube, uid, "before-upgrade", 42)
+    _relist(caches)
+    settings = ReconcileSettings(render=RenderSettings(image=NEXT))
+    reconciler = Reconciler(kube, settings, (), caches)  # type: ignore[arg-type]
+    reconciler.reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert status(kube)["purgeRenders"] == [_render(kube), old]
+    assert status(kube)["lastPurge"]["rowsDeleted"] == 42
+    _relist(caches)
+    kube.calls.clear()
+    reconciler.reconcile(KEY, now=T0 + timedelta(minutes=2))
+    assert kube.writes() == []
+    assert ("get", "CronJob", CRONJOB) not in kube.calls  # read once, at the upgrade
+
+
+def test_an_upgrade_that_finds_the_policy_unreadable_still_records_the_old_render() -> None:
+    """The first pass after the upgrade cannot read the policy, so it leaves the CronJob as
+    it is; the pass that changes it records the old render with the new. Red first: on
+    fb11cd4 the first pass recorded the new render alone, and the run was never counted."""
+    kube, uid = _cluster()
+    old = _as_an_earlier_version_left_it(kube)
+    _finished_run(kube, uid, "before-upgrade", 42)
+    kube.fail_gets["PrivacyPolicy"] = 500
+    _reconcile(kube, minutes=1, image=NEXT)
+    assert conditions(kube)["PurgeScheduled"] == ("Unknown", "PolicyUnreadable")
+    assert _render(kube) == old  # left as it is
+    del kube.fail_gets["PrivacyPolicy"]
+    _reconcile(kube, minutes=2, image=NEXT)
+    assert status(kube)["purgeRenders"] == [_render(kube), old]
+    assert status(kube)["lastPurge"]["rowsDeleted"] == 42
+
+
+def test_a_cronjob_the_operator_cannot_prove_it_made_gets_no_render_recorded() -> None:
+    """No render on record, and the CronJob of the store's name lacks the store's controller
+    owner reference (deleted and made again by someone else): it is foreign, left alone, and
+    what it runs is never recorded nor counted, whatever its Jobs say."""
+    kube, uid = _cluster()
+    _as_an_earlier_version_left_it(kube)
+    cronjob = kube.objects[("CronJob", "crm", CRONJOB)]
+    cronjob["metadata"]["ownerReferences"][0]["controller"] = False
+    cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"] = "evil"
+    _finished_run(kube, uid, "theirs", 500)
+    _reconcile(kube, minutes=1, image=NEXT)
+    evil = _render(kube)
+    assert evil not in status(kube).get("purgeRenders", [])
+    assert "lastPurge" not in status(kube)
+    assert conditions(kube)["PurgeScheduled"][1] == "ChildNotCreatedByOperator"

@@ -243,13 +243,19 @@ def render_of(entry: object) -> Render | None:
     return (job, pod) if isinstance(job, str) and isinstance(pod, str) and job and pod else None
 
 
-def renders_to_record(current: Render, recorded: Sequence[Render]) -> tuple[Render, ...] | None:
+def renders_to_record(
+    current: Render, recorded: Sequence[Render], live: Render | None = None
+) -> tuple[Render, ...] | None:
     """What status.purgeRenders should record once `current` is applied: it first, then the
     renders recorded before it, `RENDERS_KEPT` in all; None when `recorded` has it first
-    already (nothing to write)."""
+    already (nothing to write). `live`: the render of the CronJob in place (`expected_runs`
+    of its job template), the operator's own; it stands for the renders before when none is
+    recorded (a store an earlier version reconciled, which recorded none), so a run that
+    CronJob started still counts once the CronJob is changed."""
     if recorded and recorded[0] == current:
         return None
-    return (current, *(r for r in recorded if r != current))[:RENDERS_KEPT]
+    before = recorded or ([live] if live is not None else [])
+    return (current, *(r for r in before if r != current))[:RENDERS_KEPT]
 
 
 def purge_renders_status(renders: Sequence[Render]) -> list[dict[str, str]]:

@@ -554,20 +554,24 @@ class Reconciler:
         at = next(i for i, c in enumerate(desired) if c["kind"] == "CronJob")
         render = self._purge_render(key, desired[at], compared[at])
         recorded_renders = recorded_purge_renders(raw.get("status"))
-        # What a Job of the store's CronJob may run to be its purge run: this pass's render,
-        # or one the operator applied to the CronJob before (a run an upgrade or a settings
-        # change found started is the store's all the same: its rows are deleted).
-        renders = (render, *(r for r in recorded_renders if r != render))
         render_unrecorded = renders_to_record(render, recorded_renders)
+        earlier = recorded_renders  # with none on record, the render of the CronJob in place
 
-        def record_render() -> bool:
+        def record_render(live: Mapping[str, Any]) -> bool:
             """Record this pass's render in status before the CronJob is changed to it
             (intent before act: a run of it may start at once); False when the write failed
-            and the CronJob must stay as it is."""
-            nonlocal render_unrecorded
+            and the CronJob must stay as it is. `live`: the CronJob in place, the operator's;
+            with no render on record (an earlier version reconciled the store), its render
+            is recorded too, so a run it started is still the store's."""
+            nonlocal render_unrecorded, earlier
             if render_unrecorded is None:
                 return True
             try:
+                if not recorded_renders:
+                    in_place = self._live_render(desired[at], live)
+                    earlier = (in_place,) if in_place is not None else ()
+                    render_unrecorded = renders_to_record(render, (), in_place)
+                    assert render_unrecorded is not None
                 self._write_own_status(
                     STORE_KIND, raw, {"purgeRenders": purge_renders_status(render_unrecorded)}
                 )
@@ -585,6 +589,11 @@ class Reconciler:
             )
             for c, form in zip(desired, compared, strict=True)
         }
+        cronjob_key = ("CronJob", desired[at]["metadata"]["name"])
+        # What a Job of the store's CronJob may run to be its purge run: this pass's render,
+        # or one the operator applied to the CronJob before (a run an upgrade or a settings
+        # change found started is the store's all the same: its rows are deleted).
+        renders = (render, *(r for r in earlier if r != render))
         failures += self._prune_reader_binding(store, desired)
         if self.settings.access_records is not None:
             self.settings.access_records.note_read(
@@ -621,9 +630,14 @@ class Reconciler:
         extra: dict[str, Any] = {}
         if ring.record is not None:
             extra["encryption"] = ring.record.to_status(ring.next_rotation)
-        if render_unrecorded is not None:
+        if render_unrecorded is not None and (
+            recorded_renders or _template_as_rendered(compared[at], applied[cronjob_key])
+        ):
             # Not applied this pass (a CronJob created, or already as rendered): recorded
             # with the status, no write of its own (a new store's first render among them).
+            # With none on record, a CronJob left at another template (the policy unread,
+            # the write before the apply failed) records nothing yet: the pass that changes
+            # it records its render with the new one (`record_render`).
             extra["purgeRenders"] = purge_renders_status(render_unrecorded)
         unrecorded = False
         if runs.last is not None:
@@ -1434,12 +1448,13 @@ class Reconciler:
         compared: Mapping[str, Any],
         snapshot: StoreSnapshot,
         read: Kube | None = None,
-        before_apply: Callable[[], bool] | None = None,
+        before_apply: Callable[[Mapping[str, Any]], bool] | None = None,
     ) -> ObservedObject:
         """Read a child, create it where absent and apply it where it differs; what is in
         place afterwards. `compared`: the child in the form drift compares
-        (`_comparable_render`). `before_apply`: what must be done before the child is
-        changed (the purge CronJob's render recorded); False leaves the child as it is.
+        (`_comparable_render`). `before_apply`: what must be done before the child, the
+        operator's (its argument, as read), is changed (the purge CronJob's render
+        recorded); False leaves the child as it is.
 
         Never adopt what the operator did not make: an object of the child's name without the
         store's controller owner reference is foreign, never written (an apply with force
@@ -1471,7 +1486,7 @@ class Reconciler:
                 and needs_apply(compared, _comparable_observed(kind, current))
                 and not self._left_unconverged(snapshot.store, compared, current)
             ):
-                if before_apply is not None and not before_apply():
+                if before_apply is not None and not before_apply(current):
                     return ObservedObject.present(current)
                 log.info("apply %s %s/%s", kind, namespace, name)
                 try:
@@ -2571,6 +2586,26 @@ class Reconciler:
         )
         return replace(runs, last=last, not_counted=(*not_ours, *other_pods))
 
+    def _live_render(
+        self, child: Mapping[str, Any], live: Mapping[str, Any]
+    ) -> Render | None:
+        """The render of the purge CronJob in place (`live`, the operator's: the act checked
+        its controller owner reference): `expected_runs` of its job template as the API
+        server serves it, with the defaults it fills in, which those of a Job the CronJob
+        controller makes from it equal. The caches keep the template as a digest only: then
+        the CronJob is read (once per store, at the upgrade that finds no render on record),
+        and counts only if the read finds it the operator's still. None: no such CronJob.
+        KubeError: the read failed (unknown is not "none")."""
+        template = (live.get("spec") or {}).get("jobTemplate")
+        if not isinstance(template, Mapping):
+            meta = child["metadata"]
+            found = self.kube.get("CronJob", meta["namespace"], meta["name"])
+            if found is None or not _made_by_operator(child, found):
+                return None
+            template = (found.get("spec") or {}).get("jobTemplate")
+        spec = template.get("spec") if isinstance(template, Mapping) else None
+        return expected_runs(spec) if isinstance(spec, Mapping) else None
+
     def _purge_render(
         self, key: tuple[str, str], cronjob: Mapping[str, Any], form: Mapping[str, Any]
     ) -> Render:
@@ -3378,6 +3413,15 @@ def _made_by_operator(child: Mapping[str, Any], current: Mapping[str, Any]) -> b
         for ref in child["metadata"].get("ownerReferences") or ()
         if ref.get("controller") is True
     )
+
+
+def _template_as_rendered(compared: Mapping[str, Any], observed: ObservedObject) -> bool:
+    """Whether the CronJob in place (`observed`) has the rendered job template (`compared`,
+    `_comparable_render`'s form: by digest)."""
+    if observed.presence != "present" or observed.body is None:
+        return False
+    in_place = comparable_cronjob(observed.body)
+    return bool((in_place.get("spec") or {}).get("jobTemplate") == compared["spec"]["jobTemplate"])
 
 
 def _comparable_render(child: Mapping[str, Any]) -> Mapping[str, Any]:
