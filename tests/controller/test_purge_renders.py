@@ -145,6 +145,33 @@ def test_a_changed_cronjob_is_not_applied_when_its_render_cannot_be_recorded() -
     assert kube.objects[("CronJob", "crm", CRONJOB)]["spec"] != before
 
 
+def test_a_cronjob_left_at_its_render_because_the_record_failed_says_so() -> None:
+    """The write before the apply fails and the pass's own status write goes through: the
+    CronJob was not changed because the operator chose not to, and nothing drifted. Red
+    first: on 92ac47a PurgeScheduled said CronJobDrifted ("was edited ... restores it")."""
+    kube, _ = _cluster()
+    json_patch = kube.json_patch
+    refused: list[str] = []
+
+    def refuse_once(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        if not refused:
+            refused.append("status")
+            raise KubeError(503, "Service Unavailable", "patch")
+        return json_patch(*args, **kwargs)
+
+    kube.json_patch = refuse_once  # type: ignore[method-assign]
+    with pytest.raises(KubeError):
+        _reconcile(kube, minutes=1, image=NEXT)
+    assert refused and not [w for w in kube.writes() if w[:2] == ("apply", "CronJob")]
+    assert conditions(kube)["PurgeScheduled"] == ("False", "CronJobRenderNotRecorded")
+    message = _message(kube, "PurgeScheduled")
+    assert CRONJOB in message and "HTTP 503" in message
+    assert "could not be recorded" in message and "last render" in message
+    assert "retries" in message and "edited" not in message
+    _reconcile(kube, minutes=2, image=NEXT)
+    assert conditions(kube)["PurgeScheduled"] == ("True", "Scheduled")
+
+
 def test_steady_state_writes_nothing_before_and_after_an_upgrade() -> None:
     kube, _ = _cluster()
     kube.calls.clear()

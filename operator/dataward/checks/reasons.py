@@ -653,6 +653,16 @@ _LITERAL: tuple[ReasonEntry, ...] = (
     ),
     _store(
         PURGE_SCHEDULED,
+        "CronJobRenderNotRecorded",
+        "False",
+        "The purge CronJob's new render could not be recorded in status.purgeRenders, so the "
+        "operator left the CronJob at its last render (schedule, suspension and job template "
+        "as they were): it records a render before it changes the CronJob to it, so that a "
+        "run the CronJob starts is always one it can count.",
+        f"{_RETRIES} {_OPERATOR_RIGHTS}",
+    ),
+    _store(
+        PURGE_SCHEDULED,
         "PolicyUnreadable",
         "Unknown",
         "Whether the store may be purged depends on its PrivacyPolicy, which could not be "

@@ -578,7 +578,17 @@ class Reconciler:
             except KubeError as error:
                 log.warning("%s/%s: the purge CronJob's render could not be recorded, so "
                             "the CronJob is not changed to it: %s", *key, error)  # fmt: skip
-                failures.append(ActFailure(error))
+                name = desired[at]["metadata"]["name"]
+                failures.append(ActFailure(error, Condition(
+                    "PurgeScheduled",
+                    "False",
+                    "CronJobRenderNotRecorded",
+                    f"The new render of CronJob {store.namespace}/{name} could not be recorded "
+                    f"in status.purgeRenders (HTTP {error.status}), so the CronJob was left at "
+                    "its last render (its schedule, suspension and job template as they "
+                    "were): it is changed only once the render is on record. The operator "
+                    "retries.",
+                )))  # fmt: skip
                 return False
             render_unrecorded = None
             return True
