@@ -13,7 +13,11 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from jsonschema import Draft202012Validator
+
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
+from dataward.render.settings import RenderSettings
+from dataward.validation import crd_schema, to_json_schema
 from tests.controller.fake_kube import FakeKube
 from tests.controller.test_policy_revisions import POLICY, cluster, policy_condition, policy_object
 from tests.controller.test_reconcile import KEY, T0
@@ -275,3 +279,85 @@ def test_a_count_beyond_int64_is_a_failed_preview_never_a_refused_write() -> Non
         assert "rowsDeleted" in preview["message"] and str(2**63) not in str(preview)
         reconciler.reconcile_policy(POLICY, now=TAKES_EFFECT)
         assert policy_condition(kube) == ("False", "ImpactUnknown"), counts
+# --- a preview Job of an earlier render ---------------------------------------------------
+# The operator made the preview Job; then it was upgraded (a new image) or a setting changed,
+# so what it renders for the preview now is another Job. The Job it made is still the store's
+# preview: recorded in status.impactPreview.runs when it made it.
+
+NEXT = "ghcr.io/dataward/dataward:next"
+
+
+def _upgraded(kube: FakeKube) -> Reconciler:
+    return Reconciler(kube, ReconcileSettings(render=RenderSettings(image=NEXT)))  # type: ignore[arg-type]
+
+
+def _preview(kube: FakeKube) -> dict[str, Any]:
+    store = kube.objects[("PersonalDataStore", "crm", "support-inquiries")]
+    return dict(store["status"]["impactPreview"])
+
+
+def test_a_preview_job_running_at_an_upgrade_is_still_the_stores_preview() -> None:
+    """Red first: on 0435349 the operator called its own Job "not this store's preview;
+    delete it" (Failed, NotOwned) after the upgrade, and the revision's gate saw Unknown."""
+    kube, reconciler = setup()
+    reconciler.reconcile(KEY, now=T0)  # makes the Job
+    upgraded = _upgraded(kube)
+    upgraded.reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert _preview(kube)["state"] == "Waiting"
+    finish(kube, counted(42))
+    upgraded.reconcile(KEY, now=T0 + timedelta(minutes=2))
+    preview = _preview(kube)
+    assert (preview["state"], preview["rowsDeleted"]) == ("Counted", 42)
+    assert len(jobs(kube)) == 1
+    # The CRD declares the record (a structural schema prunes what it does not declare).
+    schema = crd_schema("PersonalDataStore")["properties"]["status"]["properties"]
+    node = schema["impactPreview"]
+    errors = list(Draft202012Validator(to_json_schema(node)).iter_errors(preview))
+    assert errors == [] and set(preview) <= set(node["properties"]), errors
+    assert set(preview["runs"]) == set(node["properties"]["runs"]["properties"]) == {"job", "pod"}
+    upgraded.reconcile_policy(POLICY, now=T0 + timedelta(minutes=2))
+    pending = policy_object(kube)["status"]["revisions"]["pending"]
+    assert pending["impactVerdict"] == "Small"
+    assert "runs" not in pending["impact"][0]["preview"]  # the store's record, not the policy's
+
+
+def test_a_counted_preview_stays_counted_after_an_upgrade() -> None:
+    """Red first: on 0435349 the counted preview became Failed, NotOwned at the upgrade."""
+    kube, reconciler = setup()
+    reconciler.reconcile(KEY, now=T0)
+    finish(kube, counted(42))
+    reconciler.reconcile(KEY, now=T0)
+    before = _preview(kube)
+    _upgraded(kube).reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert _preview(kube) == before
+
+
+def test_a_preview_counted_by_a_version_that_recorded_no_render_stands_after_the_upgrade() -> None:
+    """An earlier version counted the preview and recorded no render of its Job: the count it
+    read from the Job it made stands. Red first: on 0435349 it became Failed, NotOwned."""
+    kube, reconciler = setup()
+    reconciler.reconcile(KEY, now=T0)
+    finish(kube, counted(42))
+    reconciler.reconcile(KEY, now=T0)
+    kube.objects[("PersonalDataStore", "crm", "support-inquiries")]["status"][
+        "impactPreview"
+    ].pop("runs", None)
+    before = _preview(kube)
+    assert before["state"] == "Counted"
+    _upgraded(kube).reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert _preview(kube) == before
+
+
+def test_a_job_of_a_render_never_recorded_is_still_not_the_stores_preview() -> None:
+    """An earlier version's Waiting preview records no render: a Job of another render that
+    finishes after the upgrade cannot be told from a forged one, and is not counted (the
+    message says to delete it; the operator then makes its own)."""
+    kube, reconciler = setup()
+    reconciler.reconcile(KEY, now=T0)
+    kube.objects[("PersonalDataStore", "crm", "support-inquiries")]["status"][
+        "impactPreview"
+    ].pop("runs", None)
+    finish(kube, counted(3))
+    _upgraded(kube).reconcile(KEY, now=T0 + timedelta(minutes=1))
+    preview = _preview(kube)
+    assert (preview["state"], preview["reason"]) == ("Failed", "NotOwned")

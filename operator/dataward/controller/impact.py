@@ -24,13 +24,17 @@ from dataward.checks.conditions import as_reason
 from dataward.checks.observed import unreadable_purge_message
 from dataward.checks.purge_runs import (
     JOB_NAME_LABEL,
+    Render,
     expected_runs,
     finished,
     job_runs,
+    owned_by,
     partition_runs,
     pod_runs,
+    purge_renders_status,
+    render_of,
     result_record,
-    runs_ours,
+    run_render,
 )
 from dataward.controller.kube import Kube, KubeError
 from dataward.model.errors import ModelError
@@ -55,6 +59,10 @@ from dataward.render.purge_job import CONTAINER_NAME, preview_job_name, render_p
 log = logging.getLogger("dataward.controller.impact")
 
 _COUNTS = ("rowsDeleted", "rowsArchived", "archiveRowsDestroyed", "rowsNoConsent")
+# In status.impactPreview: the render of the preview Job the operator made (digests of what
+# it and its pods run, `{"job": ..., "pod": ...}`), so that Job is still the store's preview
+# once the operator renders another (an upgrade, a changed setting).
+RUNS = "runs"
 TABLES_LIMIT = 20  # tables listed per store in status; the totals cover them all
 
 
@@ -172,7 +180,8 @@ def with_previews(
         preview = known.get(str(entry["store"])) or raw.get("impactPreview")
         if not isinstance(preview, Mapping) or preview.get("policyGeneration") != generation:
             preview = {"state": WAITING, "message": "no preview of this revision yet."}
-        out.append({**entry, "preview": dict(preview)})
+        shown = {k: v for k, v in preview.items() if k != RUNS}  # the store's own record
+        out.append({**entry, "preview": shown})
     return out, verdict([e["preview"] for e in out])
 
 
@@ -183,11 +192,17 @@ def observe_preview(
     settings: RenderSettings,
     now: datetime,
     digest_of: Callable[[Mapping[str, Any]], str] = digest,
+    previewed: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """The store's `status.impactPreview`, creating its preview Job when there is none yet;
     None when no pending revision of its policy changes it. KubeError when the policy cannot
     be read: whether a revision is pending is then unknown, and the last preview stands.
-    `digest_of`: as `policy_revisions`'s (a `SpecDigests` when `read` is the caches)."""
+    `digest_of`: as `policy_revisions`'s (a `SpecDigests` when `read` is the caches).
+
+    `previewed`: the store's `status.impactPreview` as the operator wrote it. The Job counts
+    when it has the store's owner reference and runs what the operator renders for it now,
+    or what it rendered when it made it (`RUNS`, recorded with the preview of that Job).
+    A count an earlier version read from that Job, which recorded no render, stands."""
     raw = read.get("PrivacyPolicy", None, store.policy)
     if raw is None:
         return None
@@ -206,6 +221,10 @@ def observe_preview(
     if state == NOT_RUN:
         return not_run_status(generation, store)
     name = preview_job_name(store, generation)
+    rendered = render_preview_job(store, settings, generation)
+    current = expected_runs(rendered["spec"])
+    before = previewed if _of_job(previewed, generation, name) else None
+    recorded = render_of(before.get(RUNS)) if before is not None else None
     selector = ",".join(f"{k}={v}" for k, v in sorted(store_selector(store).items()))
     try:
         jobs = [j for j in read.list("Job", store.namespace, selector)
@@ -215,15 +234,18 @@ def observe_preview(
                 "message": f"cannot list Jobs (HTTP {error.status})."}  # fmt: skip
     if not jobs:
         try:
-            kube.create(render_preview_job(store, settings, generation))
+            kube.create(rendered)
         except KubeError as error:
             if error.status != 409:  # 409: created by an earlier pass, not yet in the cache
                 return {"policyGeneration": generation, "jobName": name, "state": WAITING,
                         "message": f"cannot create Job {name} (HTTP {error.status})."}  # fmt: skip
-        return preview_status(generation, name, None, None)
+        return _with_runs(preview_status(generation, name, None, None), current)
     job = jobs[0]
-    expected, expected_pod = expected_runs(render_preview_job(store, settings, generation)["spec"])
-    if not runs_ours(job, STORE_KIND, store.uid, job_runs(job), expected):
+    renders = (current, recorded) if recorded is not None and recorded != current else (current,)
+    ran = run_render(job_runs(job), renders) if owned_by(job, STORE_KIND, store.uid) else None
+    if ran is None:
+        if before is not None and recorded is None and before.get("state") == COUNTED:
+            return dict(before)  # read by an earlier version from the Job it made
         # Never adopt: a Job of that name the operator did not create cannot say the counts,
         # nor one with the store's owner reference (anyone may write one) that runs anything
         # but the preview (checks/purge_runs.py `what_job_runs`).
@@ -233,16 +255,33 @@ def observe_preview(
                            "runs); delete it."}  # fmt: skip
     outcome = finished(job)
     if outcome is None:
-        return preview_status(generation, name, None, None)
+        return _with_runs(preview_status(generation, name, None, None), ran)
     try:
         pods, _ = partition_runs(
             read.list("Pod", store.namespace, f"{JOB_NAME_LABEL}={name}"),
             "Job",
             str(job["metadata"].get("uid", "")),
-            expected_pod,
+            ran[1],
             pod_runs,
         )
     except KubeError as error:
-        return {"policyGeneration": generation, "jobName": name, "state": WAITING,
-                "message": f"cannot list the Job's pods (HTTP {error.status})."}  # fmt: skip
-    return preview_status(generation, name, outcome, result_record(pods, CONTAINER_NAME))
+        return _with_runs({"policyGeneration": generation, "jobName": name, "state": WAITING,
+                           "message": f"cannot list the Job's pods (HTTP {error.status})."},
+                          ran)  # fmt: skip
+    return _with_runs(
+        preview_status(generation, name, outcome, result_record(pods, CONTAINER_NAME)), ran
+    )
+
+
+def _of_job(previewed: Mapping[str, Any] | None, generation: int, name: str) -> bool:
+    """Whether `previewed` (status.impactPreview) is the preview of this generation's Job."""
+    return (
+        isinstance(previewed, Mapping)
+        and previewed.get("policyGeneration") == generation
+        and previewed.get("jobName") == name
+    )
+
+
+def _with_runs(preview: dict[str, Any], render: Render) -> dict[str, Any]:
+    """`preview` with the render of its Job on record (`RUNS`)."""
+    return {**preview, RUNS: purge_renders_status([render])[0]}

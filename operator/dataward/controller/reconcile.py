@@ -623,7 +623,8 @@ class Reconciler:
         previewed = (raw.get("status") or {}).get("impactPreview")
         try:
             preview = observe_preview(
-                self.read, self.kube, store, self.settings.render, now, self._spec_digests
+                self.read, self.kube, store, self.settings.render, now, self._spec_digests,
+                previewed,
             )
             preview_known = True
         except KubeError:
