@@ -361,3 +361,19 @@ def test_a_job_of_a_render_never_recorded_is_still_not_the_stores_preview() -> N
     _upgraded(kube).reconcile(KEY, now=T0 + timedelta(minutes=1))
     preview = _preview(kube)
     assert (preview["state"], preview["reason"]) == ("Failed", "NotOwned")
+
+
+def test_a_failed_read_of_the_jobs_keeps_the_record_of_the_preview_jobs_render() -> None:
+    """The pass after the upgrade cannot list Jobs: its Waiting status must still carry the
+    render on record, or the next pass calls the operator's own Job a stranger. Red first:
+    on 2488df0 the record was dropped, and the counted Job became Failed, NotOwned."""
+    kube, reconciler = setup()
+    reconciler.reconcile(KEY, now=T0)
+    upgraded = _upgraded(kube)
+    kube.fail_lists["Job"] = 500
+    upgraded.reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert _preview(kube)["state"] == "Waiting"
+    del kube.fail_lists["Job"]
+    finish(kube, counted(42))
+    upgraded.reconcile(KEY, now=T0 + timedelta(minutes=2))
+    assert (_preview(kube)["state"], _preview(kube).get("rowsDeleted")) == ("Counted", 42)

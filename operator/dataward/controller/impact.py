@@ -230,15 +230,18 @@ def observe_preview(
         jobs = [j for j in read.list("Job", store.namespace, selector)
                 if j["metadata"]["name"] == name]  # fmt: skip
     except KubeError as error:
-        return {"policyGeneration": generation, "jobName": name, "state": WAITING,
-                "message": f"cannot list Jobs (HTTP {error.status})."}  # fmt: skip
+        # The Job unread: the render on record stays (unknown is not "none made").
+        return _with_runs({"policyGeneration": generation, "jobName": name, "state": WAITING,
+                           "message": f"cannot list Jobs (HTTP {error.status})."},
+                          recorded)  # fmt: skip
     if not jobs:
         try:
             kube.create(rendered)
         except KubeError as error:
             if error.status != 409:  # 409: created by an earlier pass, not yet in the cache
-                return {"policyGeneration": generation, "jobName": name, "state": WAITING,
-                        "message": f"cannot create Job {name} (HTTP {error.status})."}  # fmt: skip
+                return _with_runs({"policyGeneration": generation, "jobName": name,
+                                   "state": WAITING, "message": f"cannot create Job {name} "
+                                   f"(HTTP {error.status})."}, recorded)  # fmt: skip
         return _with_runs(preview_status(generation, name, None, None), current)
     job = jobs[0]
     renders = (current, recorded) if recorded is not None and recorded != current else (current,)
@@ -282,6 +285,6 @@ def _of_job(previewed: Mapping[str, Any] | None, generation: int, name: str) -> 
     )
 
 
-def _with_runs(preview: dict[str, Any], render: Render) -> dict[str, Any]:
-    """`preview` with the render of its Job on record (`RUNS`)."""
-    return {**preview, RUNS: purge_renders_status([render])[0]}
+def _with_runs(preview: dict[str, Any], render: Render | None) -> dict[str, Any]:
+    """`preview` with the render of its Job on record (`RUNS`; None: none)."""
+    return preview if render is None else {**preview, RUNS: purge_renders_status([render])[0]}
