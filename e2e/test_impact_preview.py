@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from kubernetes.client import ApiClient
 
+from dataward.checks.purge_runs import JOB_NAME_LABEL, job_runs, pod_runs, render_of
 from e2e.fixtures_api import seed_policy
 from e2e.fixtures_databases import Postgres
 from e2e.fixtures_operator import (
@@ -169,7 +170,16 @@ def count_then_purge(
     assert preview["tables"][0]["rowsDeleted"] == len(expected)
     assert preview["policyGeneration"] == generation
     body = get(control_plane, "pds", store, namespace)
-    assert body is not None and body["status"]["impactPreview"] == preview
+    assert body is not None
+    on_store = dict(body["status"]["impactPreview"])
+    # The store's record of the render of the Job the operator made (not the policy's):
+    # what the served Job and its pod run.
+    recorded = render_of(on_store.pop("runs"))
+    pods = json.loads(control_plane.kubectl(
+        "get", "pods", "-n", namespace, "-l", f"{JOB_NAME_LABEL}={job['metadata']['name']}",
+        "-o", "json").stdout)["items"]  # fmt: skip
+    assert pods and recorded == (job_runs(job), pod_runs(pods[0]))
+    assert on_store == preview
     # Resyncs every 5 s: still one Job for this store and generation.
     sleep_for(11)
     assert len(preview_jobs(control_plane, namespace, store)) == 1
