@@ -114,7 +114,8 @@ def test_discovery_decides_whether_admin_policies_are_cached(
 
     def follow(answer: set[str] | KubeError) -> bool:
         kube.answer = answer
-        return asyncio.run(operator_module._follow_admin_policies(cast(Kube, kube), caches))
+        followed = operator_module.FOLLOWED[0]
+        return asyncio.run(operator_module._follow(cast(Kube, kube), caches, followed))
 
     served = {"adminnetworkpolicies", "baselineadminnetworkpolicies"}
     failed = KubeError(0, "timeout", "discover")
@@ -274,11 +275,12 @@ def test_without_the_namespaces_labels_an_allow_by_label_may_select() -> None:
 
 
 def _operator_following(
-    monkeypatch: pytest.MonkeyPatch, anp: dict[str, bool]
+    monkeypatch: pytest.MonkeyPatch, anp: dict[str, bool], requests: dict[str, bool] | None = None
 ) -> tuple[OperatorSettings, list[Caches], set[str]]:
     """`run_operator` stubbed (tests/controller/test_operator_supervision.py), discovery
-    serving Dataward's CRDs always and AdminNetworkPolicies while `anp["served"]`; the
-    settings, the Caches it makes, and the kinds whose informers run (idle until stopped)."""
+    serving Dataward's CRDs always, AdminNetworkPolicies while `anp["served"]` and
+    DataSubjectRequests while `requests["served"]` (None: never); the settings, the Caches it
+    makes, and the kinds whose informers run (idle until stopped)."""
 
     async def kopf_operator(*, stop_flag: asyncio.Event, **_: Any) -> None:
         await stop_flag.wait()
@@ -288,7 +290,8 @@ def _operator_following(
     def served(self: Kube, group_version: str) -> set[str]:
         if group_version == "policy.networking.k8s.io/v1alpha1":
             return {"adminnetworkpolicies"} if anp["served"] else set()
-        return set(operator_module.CRD_PLURALS)
+        answering = requests is not None and requests["served"]
+        return {*operator_module.CRD_PLURALS, *(["datasubjectrequests"] if answering else [])}
 
     made: list[Caches] = []
     running: set[str] = set()
@@ -352,6 +355,32 @@ def test_admin_policies_no_longer_served_stop_their_cache(
         assert _until(lambda: ANP not in running), "the AdminNetworkPolicy cache never stopped"
         assert not made[0].cached(ANP)
         assert "PersonalDataStore" in running  # the others go on
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("at_start", [False, True])
+def test_requests_served_after_the_start_or_no_longer_are_followed_too(
+    monkeypatch: pytest.MonkeyPatch, at_start: bool
+) -> None:
+    """The DataSubjectRequest CRD is applied by hand after a helm upgrade (which installs no
+    new CRD): the operator said "restart", and until then it answered requests only at its
+    hourly resync, from the API, with no watch. Now they are cached, watched and answered from
+    the check that finds them served; and a CRD deleted stops their cache."""
+    requests = {"served": at_start}
+    settings, made, running = _operator_following(monkeypatch, {"served": False}, requests)
+    thread, stop = _running_operator(settings)
+    try:
+        assert _until(lambda: bool(made) and made[0].started and "PersonalDataStore" in running)
+        requests["served"] = not at_start
+        if at_start:
+            assert _until(lambda: "DataSubjectRequest" not in running), "never stopped"
+            assert not made[0].cached("DataSubjectRequest")
+        else:
+            assert _until(lambda: "DataSubjectRequest" in running), "the cache never started"
+            assert made[0].cached("DataSubjectRequest")
     finally:
         stop.set()
         thread.join(timeout=5)

@@ -16,6 +16,7 @@ from dataward.controller.kube import Kube
 from dataward.controller.operator import OperatorSettings, run_operator
 from dataward.controller.queue import RE_VERIFIED, FirstPass
 from dataward.controller.reconcile import Outcome
+from dataward.subjects.request import REQUEST_PLURAL
 from tests.controller.test_operator_supervision import _until
 
 
@@ -126,7 +127,7 @@ def test_a_restart_reconciles_each_store_once_however_many_caches_list_after_the
         await stop_flag.wait()
 
     def served(self: Kube, group_version: str) -> set[str]:
-        return {*operator_module.CRD_PLURALS, operator_module.REQUEST_PLURAL}
+        return {*operator_module.CRD_PLURALS, REQUEST_PLURAL}
 
     monkeypatch.setattr(operator_module.kopf, "operator", kopf_operator)
     monkeypatch.setattr(operator_module, "load_api_client", lambda *_, **__: object())

@@ -28,6 +28,7 @@ from dataward.controller.kube import Kube, KubeError
 from dataward.controller.operator import OperatorSettings, run_operator
 from dataward.controller.reconcile import Outcome
 from dataward.controller.subjects import RequestOutcome
+from dataward.subjects.request import REQUEST_PLURAL
 from tests.controller.test_operator_supervision import _until
 
 KEY = ("privacy", "case-4711")
@@ -123,7 +124,7 @@ def _operator(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Caches]:
         await stop_flag.wait()
 
     def served(self: Kube, group_version: str) -> set[str]:
-        return {*operator_module.CRD_PLURALS, operator_module.REQUEST_PLURAL}
+        return {*operator_module.CRD_PLURALS, REQUEST_PLURAL}
 
     monkeypatch.setattr(operator_module.kopf, "operator", kopf_operator)
     monkeypatch.setattr(operator_module, "load_api_client", lambda *_, **__: object())

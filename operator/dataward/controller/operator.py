@@ -72,14 +72,16 @@ POLICY_COUNT_DELAY = 1.0
 EXECUTOR_SPARE = 4  # threads beside the store workers: the policy and request lanes, discovery
 # Served when its CRD is installed: `helm upgrade` does not install a chart's new CRDs, so an
 # operator upgraded without it still serves stores and policies (and says what is missing).
-REQUEST_PLURAL = "datasubjectrequests"
 WATCH_SECONDS = 300  # the server ends each watch request after this long; kopf re-opens it
 OURS = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
-# While the API serves them (`_follow_admin_policies`: dropped before the caches start where it
+# While the API serves them (`_follow`: dropped before the caches start where it
 # does not, added or dropped later as it comes to serve them or stops): NetworkIsolated weighs
 # every one, whichever namespaces it selects. Not awaited: a refused or failing LIST makes
 # NetworkIsolated Unknown, not every verdict stand still.
 ADMIN_POLICY_CACHE = CachedKind("AdminNetworkPolicy", cluster_scoped=True, awaited=False)
+# Where the API serves them (`_follow`, as AdminNetworkPolicies): a CRD applied after a helm
+# upgrade (which does not install new CRDs) is answered from then on, not from a restart.
+REQUEST_CACHE = CachedKind("DataSubjectRequest")
 # What the reconcile reads, cached. NetworkPolicies, Roles and RoleBindings: all of them (the
 # verdicts look for foreign ones); the other children, Jobs and purge pods: the operator's own.
 CACHED_KINDS: tuple[CachedKind, ...] = (
@@ -94,7 +96,7 @@ CACHED_KINDS: tuple[CachedKind, ...] = (
     CachedKind("CronJob", OURS),
     CachedKind("Job", OURS),
     CachedKind("Pod", OURS),
-    CachedKind("DataSubjectRequest"),
+    REQUEST_CACHE,
     ADMIN_POLICY_CACHE,
 )
 # Secrets, when the operator may list and watch them (`watch_secrets`, the chart's
@@ -404,69 +406,77 @@ async def _wait_or_stop(stopping: asyncio.Event, seconds: float) -> bool:
     return True
 
 
-async def _requests_served(kube: Kube) -> bool:
-    """Whether the DataSubjectRequest CRD is served; a warning saying what to do when not."""
-    try:
-        served = await asyncio.to_thread(kube.served, f"{GROUP}/{VERSION}")
-    except KubeError as error:
-        log.warning("could not ask whether %s are served (%s): not answering data-subject "
-                    "requests until the operator restarts", REQUEST_PLURAL, error)
-        return False
-    if REQUEST_PLURAL in served:
-        return True
-    log.warning(
-        "the API does not serve %s.%s (its CRD is not installed; helm upgrade does not install "
-        "new CRDs): data-subject requests are not answered. Apply "
-        "crds/dataward.io_datasubjectrequests.yaml and restart the operator.",
-        REQUEST_PLURAL,
-        GROUP,
-    )
-    return False
+@dataclass(frozen=True)
+class Followed:
+    """A cached kind the API may serve or not, and may come to serve or stop serving while the
+    operator runs (its CRD installed or deleted): cached while it is (`_follow`). What the
+    operator does with it, and without it, for the log."""
+
+    cache: CachedKind
+    served: str
+    not_served: str
 
 
 ADMIN_POLICIES = RESOURCES["AdminNetworkPolicy"]
+FOLLOWED = (
+    Followed(
+        ADMIN_POLICY_CACHE,
+        "NetworkIsolated weighs them",
+        "NetworkIsolated reads NetworkPolicies only",
+    ),
+    Followed(
+        REQUEST_CACHE,
+        "data-subject requests are answered",
+        "data-subject requests are not answered (helm upgrade does not install new CRDs: "
+        "apply crds/dataward.io_datasubjectrequests.yaml; they are answered once it is served)",
+    ),
+)
 
 
-async def _admin_policies_served(kube: Kube) -> bool | None:
-    """Whether the API serves AdminNetworkPolicies (discovery); None: no answer."""
+async def _served(kube: Kube, kind: str) -> bool | None:
+    """Whether the API serves `kind` (discovery); None: no answer."""
+    resource = RESOURCES[kind]
     try:
-        served = await asyncio.to_thread(kube.served, ADMIN_POLICIES.api_version)
+        served = await asyncio.to_thread(kube.served, resource.api_version)
     except KubeError as error:
-        log.info("could not ask whether %s are served: %s", ADMIN_POLICIES.plural, error)
+        log.info("could not ask whether %s are served: %s", resource.plural, error)
         return None
-    return ADMIN_POLICIES.plural in served
+    return resource.plural in served
 
 
-async def _follow_admin_policies(kube: Kube, caches: Caches) -> bool:
-    """Cache AdminNetworkPolicies while the API serves them, asked as the caches start and
-    at every check of the CRDs (`_run_kopf`); whether that changed (every store is then to
-    be judged again).
+async def _follow(kube: Kube, caches: Caches, followed: Followed) -> bool:
+    """Cache `followed`'s kind while the API serves it, asked as the caches start and at every
+    check of the CRDs (`_run_kopf`); whether that changed (what reads it is then to be done
+    again).
 
-    A CRD installed after the start (a CNI upgrade, a network team's) is cached from then
-    on, and until its cache has listed they cannot be read: NetworkIsolated is Unknown, never
-    True. Where they are not served, none can exist: NetworkIsolated is judged without them
-    (a deleted CRD takes its objects with it), and nothing asks for them. Discovery that fails
-    is no answer and changes nothing: at the start they are cached all the same, and the
-    cache's own list says whether they can be read (Unknown until it does, never "none")."""
-    served = await _admin_policies_served(kube)
-    cached = caches.cached(ADMIN_POLICY_CACHE.kind)
-    group = ADMIN_POLICIES.api_version.split("/")[0]
+    A CRD installed after the start (AdminNetworkPolicies by a CNI upgrade or a network team;
+    DataSubjectRequests applied after a helm upgrade) is cached from then on, and until its
+    cache has listed it cannot be read: Unknown, never "none". Where the kind is not served,
+    none can exist (a deleted CRD takes its objects with it), and nothing asks for them.
+    Discovery that fails is no answer and changes nothing: at the start the kind is cached
+    all the same, and the cache's own list says whether it can be read."""
+    kind = followed.cache.kind
+    served = await _served(kube, kind)
+    cached = caches.cached(kind)
+    resource = RESOURCES[kind]
+    name = f"{resource.plural}.{resource.api_version.split('/')[0]}"
     if served is None:
         if not caches.started:
-            log.warning("could not ask whether %s are served: watching them all the same",
-                        ADMIN_POLICIES.plural)  # fmt: skip
+            log.warning("could not ask whether %s are served: watching them all the same", name)
         return False
     if served == cached and caches.started:
         return False
     if served:
-        caches.add(ADMIN_POLICY_CACHE)
-        log.info("the API serves %s.%s%s: NetworkIsolated weighs them", ADMIN_POLICIES.plural,
-                 group, " now" if caches.started else "")  # fmt: skip
+        caches.add(followed.cache)
+        log.info("the API serves %s%s: %s", name, " now" if caches.started else "",
+                 followed.served)  # fmt: skip
     else:
-        caches.drop(ADMIN_POLICY_CACHE.kind)
-        log.info("the API %s %s.%s: NetworkIsolated reads NetworkPolicies only",
-                 "no longer serves" if caches.started else "does not serve",
-                 ADMIN_POLICIES.plural, group)  # fmt: skip
+        caches.drop(kind)
+        log.log(
+            logging.INFO if kind == ADMIN_POLICY_CACHE.kind else logging.WARNING,
+            "the API %s %s: %s", "no longer serves" if caches.started else "does not serve",
+            name, followed.not_served,
+        )  # fmt: skip
     return served != cached
 
 
@@ -750,11 +760,13 @@ async def run_operator(
 
     stopping = asyncio.Event()  # `stop`, seen from the loop
 
-    async def follow_admin_policies() -> None:
-        # Cached from now on, or no longer: every store of the shard is judged again (Unknown
-        # until the new cache has listed; then its health event queues them once more).
-        if await _follow_admin_policies(kube, caches):
-            on_health(ADMIN_POLICY_CACHE.kind, None)
+    async def follow_served() -> None:
+        # Cached from now on, or no longer: what reads the kind is done again (every store of
+        # the shard judged, Unknown until the new cache has listed, or every request looked
+        # at); its health event, once it has listed, queues them once more.
+        for followed in FOLLOWED:
+            if await _follow(kube, caches, followed):
+                on_health(followed.cache.kind, None)
 
     async def ready() -> None:
         await serving.wait()
@@ -866,12 +878,11 @@ async def run_operator(
                 break
             serving.set()
             if not caches.started:
-                if not await _requests_served(kube):
-                    caches.drop("DataSubjectRequest")
-                await _follow_admin_policies(kube, caches)
+                for followed in FOLLOWED:
+                    await _follow(kube, caches, followed)
                 caches.start()
             try:
-                ended = await _run_kopf(settings, registry, kube, stopping, follow_admin_policies)
+                ended = await _run_kopf(settings, registry, kube, stopping, follow_served)
             finally:
                 serving.clear()
             if ended == "signal":

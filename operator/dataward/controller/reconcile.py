@@ -737,7 +737,7 @@ class Reconciler:
 
     def _admin_policies(self, namespace: str) -> tuple[Listing, Mapping[str, str] | None]:
         """The cluster's AdminNetworkPolicies from their cache (none where it is not kept:
-        the API does not serve them, `_follow_admin_policies`; never a request), or why they
+        the API does not serve them, operator.py `_follow`; never a request), or why they
         could not be read; and, when there are any, the labels of `namespace` as the
         Namespace cache holds them (a sharded operator's; else None: not known)."""
         if self.caches is None or not self.caches.cached("AdminNetworkPolicy"):
