@@ -29,13 +29,14 @@ from dataward.controller.operator import OperatorSettings, run_operator
 from dataward.controller.reconcile import Outcome
 from dataward.controller.subjects import RequestOutcome
 from dataward.subjects.request import REQUEST_PLURAL
+from tests.controller.test_first_pass import _ListingCaches
 from tests.controller.test_operator_supervision import _until
 
 KEY = ("privacy", "case-4711")
 OTHER = ("crm", "case-9")
 
 
-class _Caches:
+class _Caches(_ListingCaches):
     """Caches that list at once and hand the test their callbacks."""
 
     last: ClassVar[_Caches | None] = None
@@ -43,20 +44,9 @@ class _Caches:
     def __init__(self, kube: object, kinds: tuple[CachedKind, ...], namespaces: object,
                  relist: object, on_event: Callable[[str, Any, Any], None],
                  on_health: Callable[[str, str | None], None]) -> None:  # fmt: skip
-        self.kinds = [spec.kind for spec in kinds]
-        self.on_event, self.on_health = on_event, on_health
-        self.started = False
+        super().__init__(kube, kinds, namespaces, relist, on_event, on_health)
+        self.on_event = on_event
         _Caches.last = self
-
-    def drop(self, kind: str) -> None:
-        self.kinds.remove(kind)
-
-    def add(self, spec: CachedKind) -> None:
-        if spec.kind not in self.kinds:
-            self.kinds.append(spec.kind)
-
-    def cached(self, kind: str) -> bool:
-        return kind in self.kinds
 
     def start(self) -> None:
         self.started = True
@@ -65,9 +55,6 @@ class _Caches:
 
     def listed(self) -> bool:
         return self.started
-
-    def stop(self) -> None:
-        pass
 
 
 class _Reconciler:
