@@ -469,11 +469,13 @@ def test_access_then_erasure_of_one_person_across_three_stores_of_two_engines(
     assert found == {tickets: {1, 2}, orders: {10, 11}, subscribers: {20}}, found
 
     # The key Secret as an earlier version made it, without the annotation: on its next pass
-    # (the requests' resync) the operator reads it whole once and annotates it at the
-    # resourceVersion read; the passes after read its metadata alone again.
+    # the operator reads it whole once and annotates it at the resourceVersion read; the
+    # passes after read its metadata alone again. The Secret's watch event queues that pass at
+    # once, so the operator may act before kubectl returns: its requests are looked for from
+    # before the edit.
+    unannotated = datetime.now(UTC)
     control_plane.kubectl("annotate", "secret", "dataward-access-dsr-key", "-n", namespace,
                           "dataward.io/recipient-public-key-")  # fmt: skip
-    unannotated = datetime.now(UTC)
     wait_for(lambda: ((get(control_plane, "secret", "dataward-access-dsr-key", namespace) or {})
                       ["metadata"].get("annotations") or {})
              .get("dataward.io/recipient-public-key") == public,
