@@ -274,6 +274,9 @@ def test_without_the_namespaces_labels_an_allow_by_label_may_select() -> None:
 # Discovery asked again while the operator runs: a CRD installed (or deleted) after it started.
 
 
+ASKED: list[str] = []  # the group/versions `_operator_following`'s discovery was asked, in order
+
+
 def _operator_following(
     monkeypatch: pytest.MonkeyPatch, anp: dict[str, bool], requests: dict[str, bool] | None = None
 ) -> tuple[OperatorSettings, list[Caches], set[str]]:
@@ -286,8 +289,11 @@ def _operator_following(
         await stop_flag.wait()
 
     settings = _stubbed(monkeypatch, {"served": True}, kopf_operator)
+    asked = ASKED
+    asked.clear()
 
     def served(self: Kube, group_version: str) -> set[str]:
+        asked.append(group_version)
         if group_version == "policy.networking.k8s.io/v1alpha1":
             return {"adminnetworkpolicies"} if anp["served"] else set()
         answering = requests is not None and requests["served"]
@@ -385,3 +391,18 @@ def test_requests_served_after_the_start_or_no_longer_are_followed_too(
         stop.set()
         thread.join(timeout=5)
     assert not thread.is_alive()
+
+
+def test_each_check_asks_discovery_once_a_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator's CRDs and the requests' are of one group/version: one discovery request
+    a check serves both (steady state's reads, every 10 s)."""
+    settings, _, _ = _operator_following(monkeypatch, {"served": False}, {"served": True})
+    thread, stop = _running_operator(settings)
+    try:
+        assert _until(lambda: ASKED.count("policy.networking.k8s.io/v1alpha1") >= 6)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    checks = ASKED.count("policy.networking.k8s.io/v1alpha1")
+    # Each check: the group's once (and kopf's end, the start's wait for the CRDs: a few more).
+    assert ASKED.count("dataward.io/v1alpha1") <= checks + 3, ASKED

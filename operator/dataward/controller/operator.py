@@ -387,10 +387,31 @@ async def _resync(
         await asyncio.sleep(every)
 
 
-async def _crds_served(kube: Kube) -> bool | None:
+# Discovery's answers of one check, by group/version (`_discover`): the operator's own CRDs
+# and the followed kinds of one group are asked for once.
+Asked = dict[str, "set[str] | KubeError"]
+
+
+async def _discover(kube: Kube, group_version: str, asked: Asked | None) -> set[str]:
+    """The resources the API serves in `group_version`, asked once per `asked` (None: every
+    time); a KubeError when discovery failed."""
+    answer = None if asked is None else asked.get(group_version)
+    if answer is None:
+        try:
+            answer = await asyncio.to_thread(kube.served, group_version)
+        except KubeError as error:
+            answer = error
+        if asked is not None:
+            asked[group_version] = answer
+    if isinstance(answer, KubeError):
+        raise answer
+    return answer
+
+
+async def _crds_served(kube: Kube, asked: Asked | None = None) -> bool | None:
     """True when the API serves both of Dataward's resources, False when not, None: no answer."""
     try:
-        served = await asyncio.to_thread(kube.served, f"{GROUP}/{VERSION}")
+        served = await _discover(kube, f"{GROUP}/{VERSION}", asked)
     except KubeError as error:
         log.info("could not ask the API which resources it serves: %s", error)
         return None
@@ -433,18 +454,20 @@ FOLLOWED = (
 )
 
 
-async def _served(kube: Kube, kind: str) -> bool | None:
+async def _served(kube: Kube, kind: str, asked: Asked | None = None) -> bool | None:
     """Whether the API serves `kind` (discovery); None: no answer."""
     resource = RESOURCES[kind]
     try:
-        served = await asyncio.to_thread(kube.served, resource.api_version)
+        served = await _discover(kube, resource.api_version, asked)
     except KubeError as error:
         log.info("could not ask whether %s are served: %s", resource.plural, error)
         return None
     return resource.plural in served
 
 
-async def _follow(kube: Kube, caches: Caches, followed: Followed) -> bool:
+async def _follow(
+    kube: Kube, caches: Caches, followed: Followed, asked: Asked | None = None
+) -> bool:
     """Cache `followed`'s kind while the API serves it, asked as the caches start and at every
     check of the CRDs (`_run_kopf`); whether that changed (what reads it is then to be done
     again).
@@ -456,7 +479,7 @@ async def _follow(kube: Kube, caches: Caches, followed: Followed) -> bool:
     Discovery that fails is no answer and changes nothing: at the start the kind is cached
     all the same, and the cache's own list says whether it can be read."""
     kind = followed.cache.kind
-    served = await _served(kube, kind)
+    served = await _served(kube, kind, asked)
     cached = caches.cached(kind)
     resource = RESOURCES[kind]
     name = f"{resource.plural}.{resource.api_version.split('/')[0]}"
@@ -558,7 +581,7 @@ async def _run_kopf(
     registry: kopf.OperatorRegistry,
     kube: Kube,
     stopping: asyncio.Event,
-    also: Callable[[], Awaitable[object]],
+    also: Callable[[Asked], Awaitable[object]],
 ) -> str:
     """Run kopf once; why it ended: "stopped", "crds-gone", "failed" or "signal". `also`
     runs at every check of the CRDs while kopf runs (discovery of the other resources)."""
@@ -569,11 +592,12 @@ async def _run_kopf(
         # kopf's own watch of the stores fails on the 404 of a deleted CRD, but only when it
         # next re-lists; discovery tells for sure, and also ends kopf when the stop comes.
         while not await _wait_or_stop(stopping, settings.crd_check_seconds):
-            if await _crds_served(kube) is False:
+            asked: Asked = {}  # one discovery request a group/version
+            if await _crds_served(kube, asked) is False:
                 crds_gone.set()
                 break
             try:
-                await also()
+                await also(asked)
             except Exception:  # a bug must not end the watch over the CRDs
                 log.exception("checking which other resources the API serves failed")
         kopf_stop.set()
@@ -760,12 +784,12 @@ async def run_operator(
 
     stopping = asyncio.Event()  # `stop`, seen from the loop
 
-    async def follow_served() -> None:
+    async def follow_served(asked: Asked) -> None:
         # Cached from now on, or no longer: what reads the kind is done again (every store of
         # the shard judged, Unknown until the new cache has listed, or every request looked
         # at); its health event, once it has listed, queues them once more.
         for followed in FOLLOWED:
-            if await _follow(kube, caches, followed):
+            if await _follow(kube, caches, followed, asked):
                 on_health(followed.cache.kind, None)
 
     async def ready() -> None:
@@ -878,8 +902,9 @@ async def run_operator(
                 break
             serving.set()
             if not caches.started:
+                asked: Asked = {}
                 for followed in FOLLOWED:
-                    await _follow(kube, caches, followed)
+                    await _follow(kube, caches, followed, asked)
                 caches.start()
             try:
                 ended = await _run_kopf(settings, registry, kube, stopping, follow_served)
