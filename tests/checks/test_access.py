@@ -283,3 +283,138 @@ def test_many_foreign_bindings_are_summarised() -> None:
 )
 def test_trusted_subjects(subject: BindingSubject, trusted: bool) -> None:
     assert TrustedSubjects().trusts(subject) is trusted
+
+
+# Whoever may create a pod in the namespace mounts any of its Secrets into it; whoever may
+# create a workload writes the pod template its controller makes pods from; whoever may exec
+# into (or attach to) a pod reads what is mounted there (Kubernetes' RBAC good practices,
+# "Workload creation").
+WORKLOAD_CREATORS = [
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]},
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["create"]},
+    {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["create"]},
+    {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": ["*"]},
+    {"apiGroups": ["apps"], "resources": ["daemonsets"], "verbs": ["create"]},
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]},
+    {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": ["create"]},
+    {"apiGroups": [""], "resources": ["replicationcontrollers"], "verbs": ["create"]},
+    {"apiGroups": ["*"], "resources": ["deployments"], "verbs": ["create"]},
+    {"apiGroups": ["apps"], "resources": ["*"], "verbs": ["create"]},
+    {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]},
+    {"apiGroups": [""], "resources": ["pods/attach"], "verbs": ["create"]},
+    {
+        "apiGroups": [""],
+        "resources": ["pods/exec"],
+        "verbs": ["create"],
+        "resourceNames": ["crm-api-0"],
+    },
+]
+
+
+def test_a_developer_who_may_create_deployments_can_read_the_secrets() -> None:
+    deployer = role(
+        "deployer",
+        [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["create", "get"]}],
+        kind="Role",
+    )
+    status, reason, message = check(
+        [binding("dev-deploys", "deployer", ALICE, role_kind="Role")], [deployer]
+    )
+    assert (status, reason) == ("False", "WorkloadCreatorsCanMountSecrets")
+    assert "RoleBinding crm/dev-deploys (role Role deployer)" in message
+    assert "User alice" in message
+    assert "move the store's workload and Secrets to a namespace of their own" in message
+
+
+def test_a_developer_who_may_create_pods_can_read_the_secrets() -> None:
+    pods = role("pod-maker", [{"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}])
+    status, reason, message = check([binding("dev-pods", "pod-maker", ALICE)], [pods])
+    assert (status, reason) == ("False", "WorkloadCreatorsCanMountSecrets")
+    assert "RoleBinding crm/dev-pods (role ClusterRole pod-maker)" in message
+
+
+@pytest.mark.parametrize("rule", WORKLOAD_CREATORS)
+def test_rules_that_start_pods_in_the_namespace(rule: dict[str, Any]) -> None:
+    result = check([binding("b", "r", ALICE)], [role("r", [rule])])
+    assert result[:2] == ("False", "WorkloadCreatorsCanMountSecrets")
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "delete"]},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list"]},
+        {"apiGroups": ["apps"], "resources": ["pods"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["deployments"], "verbs": ["create"]},
+        {"apiGroups": ["batch"], "resources": ["deployments"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["pods/log", "pods/binding"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["configmaps", "services"], "verbs": ["create"]},
+        # A create is never restricted by resourceNames: such a rule grants no create.
+        {
+            "apiGroups": [""],
+            "resources": ["pods"],
+            "verbs": ["create"],
+            "resourceNames": ["crm-api-0"],
+        },
+    ],
+)
+def test_rules_that_start_no_pod(rule: dict[str, Any]) -> None:
+    assert check([binding("b", "r", ALICE)], [role("r", [rule])])[0] == "True"
+
+
+def test_workload_creators_in_another_namespace_do_not_count() -> None:
+    pods = role("pod-maker", [{"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}])
+    elsewhere = binding("dev-pods", "pod-maker", ALICE, namespace="elsewhere")
+    assert check([elsewhere], [pods])[0] == "True"
+
+
+def test_a_cluster_role_binding_to_a_workload_creator_counts() -> None:
+    deployer = role("deployer", WORKLOAD_CREATORS[:2])
+    status, reason, message = check(
+        [binding("devs-deploy", "deployer", ALICE, kind="ClusterRoleBinding")], [deployer]
+    )
+    assert (status, reason) == ("False", "WorkloadCreatorsCanMountSecrets")
+    assert "ClusterRoleBinding devs-deploy" in message
+
+
+def test_the_controllers_that_make_pods_from_others_specs_are_trusted() -> None:
+    # As kube-controller-manager's bootstrap policy binds them (--use-service-account-
+    # credentials): they create pods cluster-wide, only from specs others wrote.
+    creates = role(
+        "system:controller:replicaset-controller",
+        [{"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "delete", "list"]}],
+    )
+    bindings = [
+        binding(
+            f"system:controller:{name}",
+            "system:controller:replicaset-controller",
+            [{"kind": "ServiceAccount", "name": name, "namespace": "kube-system"}],
+            kind="ClusterRoleBinding",
+        )
+        for name in ("replicaset-controller", "job-controller", "daemon-set-controller")
+    ]
+    manager = binding(
+        "system:kube-controller-manager",
+        "system:controller:replicaset-controller",
+        [{"kind": "User", "name": "system:kube-controller-manager"}],
+        kind="ClusterRoleBinding",
+    )
+    assert check([*bindings, manager], [creates])[:2] == ("True", "OnlyDeclaredReaders")
+
+
+def test_the_stores_own_readers_may_create_pods() -> None:
+    # spec.access.readers may read the Secrets anyway; starting a pod that mounts them
+    # reads nothing they could not.
+    pods = role("pod-maker", [{"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}])
+    readers = [
+        {"kind": "ServiceAccount", "name": "crm-api", "namespace": "crm"},
+        {"kind": "Group", "name": "privacy-officers"},
+    ]
+    assert check([binding("api-pods", "pod-maker", readers)], [pods])[0] == "True"
+    # Named only those of the subjects who are not readers.
+    status, _, message = check([binding("api-pods", "pod-maker", [*readers, *ALICE])], [pods])
+    assert status == "False"
+    assert "User alice" in message and "privacy-officers" not in message
+    # A ServiceAccount of the reader's name in another namespace is another account.
+    other = [{"kind": "ServiceAccount", "name": "crm-api", "namespace": "elsewhere"}]
+    assert check([binding("api-pods", "pod-maker", other)], [pods])[0] == "False"

@@ -42,8 +42,11 @@ def access_restricted(
     Dataward renders for another store of the namespace (`neighbours`: their rendered Roles
     and RoleBindings; stores may share a database and its credentials Secret, and each
     declares its own readers). A neighbour's binding or role that was edited is not exactly
-    rendered, so it
-    counts as foreign. `rbac` is None, or `neighbours` None, when it could not be read.
+    rendered, so it counts as foreign. A binding of the same scope whose role lets its
+    subjects start pods in `namespace` (`PolicyRule.starts_pods`: a pod mounts any Secret of
+    its namespace) makes this False too, for its subjects that are neither trusted nor among
+    the store's own bindings' subjects (its readers and purge job, who read the Secrets
+    anyway). `rbac` is None, or `neighbours` None, when it could not be read.
     `declared`, when given, is `declared_by_neighbours(namespace, neighbours, rbac)` worked
     out beforehand (shared by the stores of a namespace), and `readers`, when given, is
     `SecretReaders.of(declared, rbac)` for the same `declared`. `ring`: the store's key ring,
@@ -92,13 +95,26 @@ def access_restricted(
     }
     if declared is None:
         declared = declared_by_neighbours(namespace, neighbours, rbac)
-    foreign = [
-        (binding, subjects)
-        for binding, subjects in _untrusted_bindings(namespace, rbac, trusted, declared, own)
-        if (binding.kind, binding.name) not in own
-        and declared_for(binding, namespace, declared) is None
-        and _reads(binding, rbac, secret_names)
-    ]
+    foreign: list[Untrusted] = []
+    creators: list[Untrusted] = []
+    readers_declared: set[BindingSubject] | None = None
+    for binding, subjects in _untrusted_bindings(namespace, rbac, trusted, declared, own):
+        if (binding.kind, binding.name) in own or declared_for(
+            binding, namespace, declared
+        ) is not None:
+            continue
+        role = rbac.role_for(binding)
+        # A binding to a role that does not exist grants nothing (yet).
+        if role is None:
+            continue
+        if any(rule.reads_secrets(secret_names) for rule in role.rules):
+            foreign.append((binding, subjects))
+        elif any(rule.starts_pods() for rule in role.rules):
+            if readers_declared is None:
+                readers_declared = _declared_subjects(namespace, desired)
+            beyond = [s for s in subjects if s not in readers_declared]
+            if beyond:
+                creators.append((binding, beyond))
     if foreign:
         foreign.sort(key=lambda item: (item[0].kind, item[0].name))
         described = named(
@@ -117,6 +133,27 @@ def access_restricted(
             f"Secrets {', '.join(secret_names)} are readable beyond spec.access.readers: "
             f"{described}. Remove those bindings, narrow their roles with "
             "resourceNames, or add the subjects to spec.access.readers.",
+        )
+    if creators:
+        creators.sort(key=lambda item: (item[0].kind, item[0].name))
+        described = named(
+            [
+                f"{binding.describe()} (role {binding.describe_role()}) lets "
+                f"{', '.join(sorted(s.describe() for s in subjects))} start pods"
+                for binding, subjects in creators
+            ],
+            _LISTED,
+            "; ",
+        )
+        return Condition(
+            ACCESS_RESTRICTED,
+            "False",
+            "WorkloadCreatorsCanMountSecrets",
+            f"Secrets {', '.join(secret_names)} can be mounted beyond spec.access.readers: "
+            f"{described} in namespace {namespace} (create pods or workloads, or exec or "
+            "attach into pods), and a pod can mount any Secret of its namespace. Narrow pod "
+            "and workload creation in the store's namespace to spec.access.readers, or "
+            "move the store's workload and Secrets to a namespace of their own.",
         )
     if readers is None:
         readers = SecretReaders.of(namespace, declared, rbac)
@@ -374,7 +411,15 @@ def _untrusted(binding: ObservedBinding, trusted: TrustedSubjects) -> list[Bindi
     return [subject for subject in binding.subjects if not trusted.trusts(subject)]
 
 
-def _reads(binding: ObservedBinding, rbac: RbacSnapshot, secret_names: Sequence[str]) -> bool:
-    role = rbac.role_for(binding)
-    # A binding to a role that does not exist grants nothing (yet).
-    return role is not None and any(rule.reads_secrets(secret_names) for rule in role.rules)
+def _declared_subjects(
+    namespace: str, desired: Sequence[Mapping[str, Any]]
+) -> set[BindingSubject]:
+    """The subjects of the store's own RoleBindings (spec.access.readers and the purge job's
+    account): they read the store's Secrets anyway, so a pod of theirs mounting them reads
+    nothing more."""
+    return {
+        BindingSubject.from_api(raw, namespace)
+        for item in desired
+        if item["kind"] == "RoleBinding"
+        for raw in item.get("subjects") or ()
+    }

@@ -542,6 +542,24 @@ _LITERAL: tuple[ReasonEntry, ...] = (
     ),
     _store(
         ACCESS_RESTRICTED,
+        "WorkloadCreatorsCanMountSecrets",
+        "False",
+        "A binding the store does not declare (named in the message) lets someone outside "
+        "spec.access.readers start pods in the store's namespace: create pods, or a "
+        "workload that makes pods from a template they write (deployments, replicasets, "
+        "statefulsets, daemonsets, jobs, cronjobs, replicationcontrollers), or exec or "
+        "attach into pods. A pod can mount any Secret of its namespace, the key ring and the "
+        "credentials included, so they can read them without any rule on secrets (the "
+        "Kubernetes RBAC good practices' \"workload creation\"), as in a namespace where a "
+        "deployer role creates Deployments or Jobs. The message names the "
+        "binding, its role and those subjects, as for OtherBindingGrantsSecrets. The "
+        "platform's subjects (trustedSubjects: the controllers of kube-controller-manager, "
+        "which make pods only from specs others wrote) are not counted.",
+        "Narrow pod and workload creation in the store's namespace to spec.access.readers, "
+        "or move the store's workload and Secrets to a namespace of their own.",
+    ),
+    _store(
+        ACCESS_RESTRICTED,
         "ChildNotCreatedByOperator",
         "False",
         _CHILD_NOT_OURS,

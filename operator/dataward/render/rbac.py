@@ -32,6 +32,22 @@ SECRET_COLLECTION_READ_VERBS = tuple(
 )
 
 
+# What lets its holder start a pod of its own writing, or enter one, in a namespace, by API
+# group: a pod spec may mount any Secret of its namespace, whoever may read that Secret or not
+# (Kubernetes' RBAC good practices, "Workload creation"), and a workload's controller makes
+# pods from the template its writer wrote; `create` on pods/exec or pods/attach reads what
+# the pod mounts. Held with `create` (or "*"); a create is never restricted by resourceNames,
+# so such a rule grants none, while a named pods/exec or pods/attach enters that pod (the one
+# mounting the Secrets, for all the check knows). One definition for what AccessRestricted
+# counts as starting pods (`PolicyRule.starts_pods`).
+POD_STARTING_RESOURCES: dict[str, frozenset[str]] = {
+    "": frozenset({"pods", "replicationcontrollers"}),
+    "apps": frozenset({"deployments", "replicasets", "statefulsets", "daemonsets"}),
+    "batch": frozenset({"jobs", "cronjobs"}),
+}
+POD_ENTRY_RESOURCES = frozenset({"pods/exec", "pods/attach"})
+
+
 def credentials_secrets(store: Store) -> list[str]:
     """The credentials Secrets the purge job uses: the live database's, then the archive's."""
     names = [store.database.credentials_secret]
