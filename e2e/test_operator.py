@@ -486,6 +486,50 @@ def test_a_foreign_binding_over_the_stores_secrets_turns_access_restricted_false
     )
 
 
+def test_a_user_who_may_create_pods_in_the_namespace_turns_access_restricted_false(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    """Whoever may create a pod in the store's namespace mounts its key ring into it: no rule
+    on secrets, and still a reader. Turning True again once the binding is gone also shows
+    the cluster's own pod makers (kube-controller-manager's controllers) are not counted."""
+    ready_store(control_plane, namespace)
+    apply(
+        control_plane,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "pod-maker", "namespace": namespace},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get"]}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "developer-pods", "namespace": namespace},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "pod-maker",
+            },
+            "subjects": [
+                {"kind": "User", "name": "developer", "apiGroup": "rbac.authorization.k8s.io"}
+            ],
+        },
+    )
+    store = wait_condition(
+        control_plane, namespace, "support-inquiries", "AccessRestricted", "False", timeout=30
+    )
+    found = condition(store, "AccessRestricted")
+    assert found["reason"] == "WorkloadCreatorsCanMountSecrets"
+    assert "RoleBinding " + namespace + "/developer-pods (role Role pod-maker)" in found["message"]
+    assert "User developer" in found["message"]
+    assert condition(store, "Ready")["status"] == "False"
+    control_plane.kubectl("delete", "rolebinding", "developer-pods", "-n", namespace)
+    store = wait_condition(
+        control_plane, namespace, "support-inquiries", "AccessRestricted", "True", timeout=30
+    )
+    assert condition(store, "AccessRestricted")["reason"] == "OnlyDeclaredReaders"
+
+
 def test_a_network_policy_made_before_the_store_under_its_childs_name_is_never_adopted(
     control_plane: ControlPlane, namespace: str
 ) -> None:
