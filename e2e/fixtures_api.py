@@ -20,7 +20,7 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from e2e.harness import ControlPlane, wait_for
+from e2e.harness import ControlPlane, crds_established, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 CRD_DIR = REPO / "crds"
@@ -50,13 +50,14 @@ def install_crds(control_plane: ControlPlane, timeout: float = 60.0) -> None:
         "-f",
         str(CRD_DIR),
     )
-    control_plane.kubectl(
-        "wait",
-        "--for=condition=Established",
-        f"--timeout={int(timeout)}s",
-        *(f"crd/{name}" for name in CRD_NAMES),
-        timeout=timeout + 10,
-    )
+
+    def established() -> bool:
+        got = control_plane.kubectl(
+            "get", *(f"crd/{name}" for name in CRD_NAMES), "-o", "json", check=False
+        )
+        return got.returncode == 0 and crds_established(got.stdout, len(CRD_NAMES))
+
+    wait_for(established, timeout, "the Dataward CRDs Established", interval=0.2)
     _INSTALLED.add(control_plane.dir)
 
 

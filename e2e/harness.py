@@ -95,6 +95,18 @@ def wait_for(
         time.sleep(interval)
 
 
+def crds_established(listing: str, count: int) -> bool:
+    """Whether `kubectl get crd/A crd/B ... -o json` (`listing`) shows all `count` CRDs
+    Established. Read, not `kubectl wait`: that fails at once on a CRD whose
+    status.conditions is still empty instead of waiting for it (seen in a local e2e run)."""
+    items = json.loads(listing).get("items") or []
+    return len(items) == count and all(
+        any(c.get("type") == "Established" and c.get("status") == "True"
+            for c in (item.get("status") or {}).get("conditions") or [])
+        for item in items
+    )  # fmt: skip
+
+
 # --- certificates -------------------------------------------------------------------------
 
 

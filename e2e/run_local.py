@@ -39,7 +39,7 @@ from typing import Any
 import yaml
 
 from e2e.cluster import DEFAULT_STATE_DIR, start_local_cluster, stop_local_cluster
-from e2e.harness import ControlPlane, die_with_parent
+from e2e.harness import ControlPlane, crds_established, die_with_parent
 from e2e.tools import REPO_ROOT, tool
 
 RELEASE, OPERATOR_NAMESPACE = "dataward", "dataward-system"
@@ -86,6 +86,18 @@ def kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> str:
     if result.returncode != 0:
         raise SystemExit(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
     return result.stdout
+
+
+def wait_established(kubeconfig: str, crds: Sequence[str], timeout: float = 60.0) -> None:
+    """Wait until each CRD (`crd/NAME`) is Established (`crds_established`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = run_kubectl(kubeconfig, "get", *crds, "-o", "json")
+        if got.returncode == 0 and crds_established(got.stdout, len(crds)):
+            return
+        if time.monotonic() >= deadline:
+            raise SystemExit(f"the CRDs were not Established within {timeout:g} s: {crds}")
+        time.sleep(0.2)
 
 
 def server_version(kubeconfig: str) -> str:
@@ -272,8 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         say("installing the CRDs (charts/dataward/crds)")
         kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f",
                 str(CHART / "crds"))
-        kubectl(kubeconfig, "wait", "--for=condition=Established", "--timeout=60s",
-                "crd/privacypolicies.dataward.io", "crd/personaldatastores.dataward.io")
+        wait_established(kubeconfig, sorted(
+            f"crd/{d['metadata']['name']}" for d in map(yaml.safe_load, (
+                path.read_text() for path in sorted((CHART / "crds").glob("*.yaml"))))))
         applied = [d for d in docs if d["kind"] not in NOT_APPLIED]
         for doc in applied:
             # What Helm marks its own objects with (the label is the chart's already), so a
