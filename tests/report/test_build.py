@@ -377,3 +377,22 @@ def test_an_answer_appended_again_is_counted_once() -> None:
     records.append(answered(3, "2026-11-12T00:00:00Z", "failed"))
     built = build_report(records, Q4, verdict=None, generated_at=NOW, stores=STORES)
     assert [r["seq"] for r in built["requests"]] == [1, 3]
+
+
+def test_pod_creators_who_can_mount_the_secrets_are_foreign_access_too() -> None:
+    """AccessRestricted False because someone may start pods in the namespace (they can mount
+    its Secrets) is access beyond the readers as much as a binding on the Secrets is: the
+    quarter's report listed only the latter."""
+    records = [
+        rec(1, "2026-10-03T00:00:00.000000Z", "condition.transition", CRM,
+            {"type": "AccessRestricted", "status": "False", "previousStatus": "True",
+             "reason": "WorkloadCreatorsCanMountSecrets",
+             "message": "RoleBinding crm/deployers lets User dev create deployments"}),
+        rec(2, "2026-10-04T00:00:00.000000Z", "condition.transition", CRM,
+            {"type": "AccessRestricted", "status": "True", "previousStatus": "False",
+             "reason": "Restricted"}),
+    ]  # fmt: skip
+    built = build_report(records, Q4, verdict=INTACT, generated_at=NOW, policy=policy(),
+                         stores=STORES)  # fmt: skip
+    assert [(f["subject"], f["foundSeq"], f["resolvedSeq"], f["openSeconds"])
+            for f in built["foreignAccess"]] == [(CRM, 1, 2, DAY)]  # fmt: skip

@@ -19,6 +19,11 @@ from dataward.render.labels import STORE_LABEL
 
 DEFAULT_TRUSTED = TrustedSubjects()
 _LISTED = 3
+# The reasons AccessRestricted is False for (written as literals where they are judged, which
+# the reasons catalogue reads): someone beyond the store's readers can read its Secrets, by a
+# rule on them or by starting a pod that mounts them. The quarter's report lists each such
+# period (report/build.py).
+BEYOND_READERS = ("OtherBindingGrantsSecrets", "WorkloadCreatorsCanMountSecrets")
 
 
 def access_restricted(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from dataward.checks.access import BEYOND_READERS
 from dataward.evidence.chain import Verdict
 from dataward.evidence.payloads import KINDS, OUTAGE_KIND
 from dataward.evidence.records import Record, format_time
@@ -394,11 +395,10 @@ def _keys(
 
 # --- access, requests, revisions --------------------------------------------------------
 
-FOREIGN_ACCESS_REASON = "OtherBindingGrantsSecrets"
-
 
 def _foreign_access(records: Sequence[Record], quarter: Quarter) -> list[dict[str, Any]]:
-    """Each time AccessRestricted went False because another binding grants the Secrets,
+    """Each time AccessRestricted went False because someone beyond the readers can read the
+    Secrets (`BEYOND_READERS`: a binding on them, or one to start pods that mount them),
     and when it became True again; kept when the interval touches the quarter."""
     open_: dict[str, Record] = {}
     found: list[dict[str, Any]] = []
@@ -410,7 +410,7 @@ def _foreign_access(records: Sequence[Record], quarter: Quarter) -> list[dict[st
         if _t(record) >= quarter.end:
             continue  # dated later (or by a clock ahead): records after it may still count
         status, reason = record.payload.get("status"), record.payload.get("reason")
-        if status == "False" and reason == FOREIGN_ACCESS_REASON:
+        if status == "False" and reason in BEYOND_READERS:
             open_.setdefault(record.subject, record)
         elif status == "True" and record.subject in open_:
             start = open_.pop(record.subject)

@@ -11,6 +11,7 @@ from datetime import date
 from html import escape
 from typing import Any
 
+from dataward.checks.access import BEYOND_READERS
 from dataward.report.build import parse_time, week_start
 from dataward.report.svg import Bar, horizontal_bars, weekly_bars
 
@@ -287,7 +288,7 @@ def render_html(report: Mapping[str, Any]) -> str:
                 ]
                 for f in report["foreignAccess"]
             ],
-            "none recorded (AccessRestricted with reason OtherBindingGrantsSecrets)",
+            f"none recorded (AccessRestricted with reason {' or '.join(BEYOND_READERS)})",
         ),
         "<h2>Access and erasure requests answered</h2>",
         _table(
