@@ -433,7 +433,6 @@ class PolicyRule:
             and (not self.resource_names or bool(set(self.resource_names) & set(secret_names)))
         )
 
-
     def starts_pods(self) -> bool:
         """True when the rule lets its holder start a pod of its own writing in the namespace
         it holds in (create a pod, or a workload whose template makes pods), or enter one
@@ -453,6 +452,7 @@ class PolicyRule:
             for group, starting in POD_STARTING_RESOURCES.items()
             if group in groups or "*" in groups
         )
+
 
 @dataclass(frozen=True, slots=True)
 class ObservedRole:
