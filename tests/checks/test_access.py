@@ -418,3 +418,186 @@ def test_the_stores_own_readers_may_create_pods() -> None:
     # A ServiceAccount of the reader's name in another namespace is another account.
     other = [{"kind": "ServiceAccount", "name": "crm-api", "namespace": "elsewhere"}]
     assert check([binding("api-pods", "pod-maker", other)], [pods])[0] == "False"
+
+
+# Paths as direct as creating a pod: whoever may update or patch an existing workload
+# rewrites its pod template (its controller then starts pods of that writing), a named one
+# included; whoever may add an ephemeral container to a running pod mounts its volumes in it;
+# whoever may mint a token of a ServiceAccount of the namespace may do what that account may
+# (read the Secrets, start pods).
+WORKLOAD_REWRITERS = [
+    {
+        "apiGroups": ["apps"],
+        "resources": ["deployments"],
+        "verbs": ["patch"],
+        "resourceNames": ["crm-api"],
+    },
+    {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["update"]},
+    {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": ["update"]},
+    {"apiGroups": ["apps"], "resources": ["daemonsets"], "verbs": ["patch"]},
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["patch"]},
+    {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": ["update"]},
+    {"apiGroups": [""], "resources": ["replicationcontrollers"], "verbs": ["patch"]},
+    {"apiGroups": ["*"], "resources": ["statefulsets"], "verbs": ["update"]},
+    {"apiGroups": ["apps"], "resources": ["*"], "verbs": ["patch"]},
+]
+EPHEMERAL_CONTAINER_ADDERS = [
+    {"apiGroups": [""], "resources": ["pods/ephemeralcontainers"], "verbs": ["patch"]},
+    {
+        "apiGroups": [""],
+        "resources": ["pods/ephemeralcontainers"],
+        "verbs": ["update"],
+        "resourceNames": ["crm-api-0"],
+    },
+    {"apiGroups": ["*"], "resources": ["pods/ephemeralcontainers"], "verbs": ["*"]},
+    # (not patch: patch on every resource reads the Secrets, OtherBindingGrantsSecrets)
+    {"apiGroups": [""], "resources": ["*"], "verbs": ["update"]},
+]
+TOKEN_MINTERS = [
+    {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
+    {
+        "apiGroups": [""],
+        "resources": ["serviceaccounts/token"],
+        "verbs": ["create"],
+        "resourceNames": ["crm-api"],
+    },
+    {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["*"]},
+]
+
+
+def test_a_developer_who_may_patch_the_stores_deployment_can_read_the_secrets() -> None:
+    # No create anywhere: patching the existing Deployment's template to mount the key ring
+    # makes the Deployment controller start a pod that mounts it.
+    patcher = role(
+        "patcher",
+        [
+            {
+                "apiGroups": ["apps"],
+                "resources": ["deployments"],
+                "verbs": ["get", "patch"],
+                "resourceNames": ["crm-api"],
+            }
+        ],
+        kind="Role",
+    )
+    status, reason, message = check(
+        [binding("dev-patches", "patcher", ALICE, role_kind="Role")], [patcher]
+    )
+    assert (status, reason) == ("False", "WorkloadCreatorsCanMountSecrets")
+    assert "RoleBinding crm/dev-patches (role Role patcher)" in message
+    assert "User alice" in message
+
+
+@pytest.mark.parametrize("rule", WORKLOAD_REWRITERS)
+def test_rules_that_rewrite_a_workloads_pod_template(rule: dict[str, Any]) -> None:
+    result = check([binding("b", "r", ALICE)], [role("r", [rule])])
+    assert result[:2] == ("False", "WorkloadCreatorsCanMountSecrets")
+
+
+def test_a_debugger_who_may_add_ephemeral_containers_can_read_the_secrets() -> None:
+    # kubectl debug: an ephemeral container added to the store's running pod mounts the
+    # pod's volumes, the key ring included, as exec would read them.
+    debugger = role(
+        "debugger",
+        [
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+            {"apiGroups": [""], "resources": ["pods/ephemeralcontainers"], "verbs": ["patch"]},
+        ],
+    )
+    status, reason, message = check([binding("dev-debug", "debugger", ALICE)], [debugger])
+    assert (status, reason) == ("False", "WorkloadCreatorsCanMountSecrets")
+    assert "RoleBinding crm/dev-debug (role ClusterRole debugger)" in message
+
+
+@pytest.mark.parametrize("rule", EPHEMERAL_CONTAINER_ADDERS)
+def test_rules_that_add_ephemeral_containers(rule: dict[str, Any]) -> None:
+    result = check([binding("b", "r", ALICE)], [role("r", [rule])])
+    assert result[:2] == ("False", "WorkloadCreatorsCanMountSecrets")
+
+
+def test_whoever_may_mint_service_account_tokens_can_read_the_secrets() -> None:
+    # A token of the reader's (or a pod creator's) account is that account's rights.
+    minter = role(
+        "minter",
+        [
+            {
+                "apiGroups": [""],
+                "resources": ["serviceaccounts/token"],
+                "verbs": ["create"],
+                "resourceNames": ["crm-api"],
+            }
+        ],
+        kind="Role",
+    )
+    status, reason, message = check(
+        [binding("ci-tokens", "minter", ALICE, role_kind="Role")], [minter]
+    )
+    assert (status, reason) == ("False", "WorkloadCreatorsCanMountSecrets")
+    assert "RoleBinding crm/ci-tokens (role Role minter)" in message
+
+
+@pytest.mark.parametrize("rule", TOKEN_MINTERS)
+def test_rules_that_mint_service_account_tokens(rule: dict[str, Any]) -> None:
+    result = check([binding("b", "r", ALICE)], [role("r", [rule])])
+    assert result[:2] == ("False", "WorkloadCreatorsCanMountSecrets")
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["patch"]},
+        {"apiGroups": ["apps"], "resources": ["deployments/status"], "verbs": ["update"]},
+        {"apiGroups": ["batch"], "resources": ["jobs/status"], "verbs": ["patch"]},
+        {"apiGroups": [""], "resources": ["pods/status"], "verbs": ["patch", "update"]},
+        {"apiGroups": [""], "resources": ["pods/ephemeralcontainers"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["get", "list"]},
+        {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["create", "patch"]},
+        {"apiGroups": ["apps"], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
+        {"apiGroups": ["batch"], "resources": ["deployments"], "verbs": ["patch"]},
+        {"apiGroups": [""], "resources": ["configmaps", "services"], "verbs": ["patch"]},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["delete", "watch"]},
+    ],
+)
+def test_rules_that_rewrite_no_pod_nor_mint_a_token(rule: dict[str, Any]) -> None:
+    assert check([binding("b", "r", ALICE)], [role("r", [rule])])[0] == "True"
+
+
+def test_the_controllers_that_rewrite_workloads_and_mint_tokens_are_trusted() -> None:
+    # As kube-controller-manager's bootstrap policy binds them: the deployment controller
+    # updates and patches replicasets, the cronjob controller jobs, the token controller
+    # (kube-controller-manager itself) and the kubelet's mint tokens.
+    controllers = role(
+        "system:controller:deployment-controller",
+        [
+            {
+                "apiGroups": ["apps"],
+                "resources": ["replicasets"],
+                "verbs": ["create", "delete", "patch", "update"],
+            },
+            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["patch", "update"]},
+            {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
+            {"apiGroups": [""], "resources": ["pods/ephemeralcontainers"], "verbs": ["patch"]},
+        ],
+    )
+    bindings = [
+        binding(
+            f"system:controller:{name}",
+            "system:controller:deployment-controller",
+            [{"kind": "ServiceAccount", "name": name, "namespace": "kube-system"}],
+            kind="ClusterRoleBinding",
+        )
+        for name in ("deployment-controller", "cronjob-controller", "token-cleaner")
+    ]
+    manager = binding(
+        "system:kube-controller-manager",
+        "system:controller:deployment-controller",
+        [{"kind": "User", "name": "system:kube-controller-manager"}],
+        kind="ClusterRoleBinding",
+    )
+    assert check([*bindings, manager], [controllers])[:2] == ("True", "OnlyDeclaredReaders")
+
+
+def test_the_stores_own_readers_may_patch_its_workload_and_mint_its_token() -> None:
+    rules = [WORKLOAD_REWRITERS[0], EPHEMERAL_CONTAINER_ADDERS[0], TOKEN_MINTERS[0]]
+    readers = [{"kind": "ServiceAccount", "name": "crm-api", "namespace": "crm"}]
+    assert check([binding("api-self", "r", readers)], [role("r", rules)])[0] == "True"

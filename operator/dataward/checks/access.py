@@ -48,7 +48,8 @@ def access_restricted(
     and RoleBindings; stores may share a database and its credentials Secret, and each
     declares its own readers). A neighbour's binding or role that was edited is not exactly
     rendered, so it counts as foreign. A binding of the same scope whose role lets its
-    subjects start pods in `namespace` (`PolicyRule.starts_pods`: a pod mounts any Secret of
+    subjects start pods in `namespace`, rewrite a workload's pod template, enter a pod or
+    mint a ServiceAccount's token there (`PolicyRule.starts_pods`: a pod mounts any Secret of
     its namespace) makes this False too, for its subjects that are neither trusted nor among
     the store's own bindings' subjects (its readers and purge job, who read the Secrets
     anyway). `rbac` is None, or `neighbours` None, when it could not be read.
@@ -155,8 +156,10 @@ def access_restricted(
             "False",
             "WorkloadCreatorsCanMountSecrets",
             f"Secrets {', '.join(secret_names)} can be mounted beyond spec.access.readers: "
-            f"{described} in namespace {namespace} (create pods or workloads, or exec or "
-            "attach into pods), and a pod can mount any Secret of its namespace. Narrow pod "
+            f"{described} in namespace {namespace} (create pods or workloads, update or "
+            "patch a workload's pod template, exec, attach or add an ephemeral container "
+            "into pods, or mint ServiceAccount tokens), and a pod can mount any Secret of its "
+            "namespace. Narrow pod "
             "and workload creation in the store's namespace to spec.access.readers, or "
             "move the store's workload and Secrets to a namespace of their own.",
         )

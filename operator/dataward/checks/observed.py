@@ -17,11 +17,7 @@ from dataward.accounts import shown
 from dataward.keys.buckets import BucketError, granularity_of
 from dataward.keys.ring import KeyRing, KeyRingError, ShreddedKey, format_time, parse_ring
 from dataward.purge.result import is_count, is_seconds
-from dataward.render.rbac import (
-    POD_ENTRY_RESOURCES,
-    POD_STARTING_RESOURCES,
-    SECRET_READ_VERBS,
-)
+from dataward.render.rbac import POD_STARTING_GRANTS, SECRET_READ_VERBS
 
 Presence = Literal["present", "absent", "unknown"]
 # A child's presence: also `foreign`, an object of its name the operator did not make.
@@ -435,22 +431,20 @@ class PolicyRule:
 
     def starts_pods(self) -> bool:
         """True when the rule lets its holder start a pod of its own writing in the namespace
-        it holds in (create a pod, or a workload whose template makes pods), or enter one
-        (create on pods/exec, pods/attach): POD_STARTING_RESOURCES, POD_ENTRY_RESOURCES.
-        The pods can mount any Secret of the namespace."""
-        if "create" not in self.verbs and "*" not in self.verbs:
-            return False
+        it holds in (create a pod or a workload, rewrite a workload's pod template), enter
+        one (exec, attach, an ephemeral container) or act as one of its ServiceAccounts
+        (mint a token): POD_STARTING_GRANTS. The pods can mount any Secret of the
+        namespace."""
+        verbs = set(self.verbs)
         groups = set(self.api_groups)
         resources = set(self.resources)
         every = "*" in resources  # every resource and subresource of the groups
-        if ("" in groups or "*" in groups) and (every or resources & POD_ENTRY_RESOURCES):
-            return True  # resourceNames or not: the pods named may mount the Secrets
-        if self.resource_names:
-            return False  # a create is never restricted by resourceNames: none is granted
         return any(
-            every or resources & starting
-            for group, starting in POD_STARTING_RESOURCES.items()
-            if group in groups or "*" in groups
+            ("*" in verbs or bool(verbs & grant.verbs))
+            and ("*" in groups or grant.group in groups)
+            and (every or bool(resources & grant.resources))
+            and (grant.named or not self.resource_names)
+            for grant in POD_STARTING_GRANTS
         )
 
 

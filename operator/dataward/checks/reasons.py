@@ -547,14 +547,20 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "A binding the store does not declare (named in the message) lets someone outside "
         "spec.access.readers start pods in the store's namespace: create pods, or a "
         "workload that makes pods from a template they write (deployments, replicasets, "
-        "statefulsets, daemonsets, jobs, cronjobs, replicationcontrollers), or exec or "
-        "attach into pods. A pod can mount any Secret of its namespace, the key ring and the "
+        "statefulsets, daemonsets, jobs, cronjobs, replicationcontrollers); update or patch "
+        "such a workload, a named one included (they rewrite its pod template); exec or "
+        "attach into pods, or add an ephemeral container to one (update or patch on "
+        "pods/ephemeralcontainers: it mounts the pod's volumes); or create a token of a "
+        "ServiceAccount of the namespace (serviceaccounts/token: they may then do what that "
+        "account may, which may be reading the Secrets or starting pods). A pod can mount "
+        "any Secret of its namespace, the key ring and the "
         "credentials included, so they can read them without any rule on secrets (the "
         "Kubernetes RBAC good practices' \"workload creation\"), as in a namespace where a "
-        "deployer role creates Deployments or Jobs. The message names the "
+        "deployer role creates or patches Deployments or Jobs. The message names the "
         "binding, its role and those subjects, as for OtherBindingGrantsSecrets. The "
         "platform's subjects (trustedSubjects: the controllers of kube-controller-manager, "
-        "which make pods only from specs others wrote) are not counted.",
+        "which make pods only from specs others wrote and mint tokens for pods) are not "
+        "counted.",
         "Narrow pod and workload creation in the store's namespace to spec.access.readers, "
         "or move the store's workload and Secrets to a namespace of their own.",
     ),

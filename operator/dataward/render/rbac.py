@@ -7,7 +7,7 @@ purge ServiceAccounts.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from dataward.model.store import Store
 from dataward.render.labels import API_GROUP, STORE_PLURAL, child_metadata
@@ -32,20 +32,45 @@ SECRET_COLLECTION_READ_VERBS = tuple(
 )
 
 
-# What lets its holder start a pod of its own writing, or enter one, in a namespace, by API
-# group: a pod spec may mount any Secret of its namespace, whoever may read that Secret or not
-# (Kubernetes' RBAC good practices, "Workload creation"), and a workload's controller makes
-# pods from the template its writer wrote; `create` on pods/exec or pods/attach reads what
-# the pod mounts. Held with `create` (or "*"); a create is never restricted by resourceNames,
-# so such a rule grants none, while a named pods/exec or pods/attach enters that pod (the one
-# mounting the Secrets, for all the check knows). One definition for what AccessRestricted
-# counts as starting pods (`PolicyRule.starts_pods`).
-POD_STARTING_RESOURCES: dict[str, frozenset[str]] = {
-    "": frozenset({"pods", "replicationcontrollers"}),
+class PodGrant(NamedTuple):
+    """Verbs on resources of one API group that let their holder run code of its own
+    writing with a pod of the namespace's mounts; `named`: whether a rule limited by
+    resourceNames still does (it names the object it rewrites or enters)."""
+
+    verbs: frozenset[str]
+    group: str
+    resources: frozenset[str]
+    named: bool
+
+
+_CREATE = frozenset({"create"})
+_REWRITE = frozenset({"update", "patch"})
+# The workloads whose controller makes pods from the template their writer wrote.
+_WORKLOADS: dict[str, frozenset[str]] = {
+    "": frozenset({"replicationcontrollers"}),
     "apps": frozenset({"deployments", "replicasets", "statefulsets", "daemonsets"}),
     "batch": frozenset({"jobs", "cronjobs"}),
 }
-POD_ENTRY_RESOURCES = frozenset({"pods/exec", "pods/attach"})
+# What lets its holder start a pod of its own writing in a namespace, enter one, or act as an
+# account of the namespace: a pod spec may mount any Secret of its namespace, whoever may read
+# that Secret or not (Kubernetes' RBAC good practices, "Workload creation"). `create` on pods
+# or on a workload (a create is never restricted by resourceNames, so a named rule grants
+# none); `update` or `patch` of a workload, a named one included (its writer rewrites the
+# pod template, its controller starts pods of that writing); `create` on pods/exec or
+# pods/attach and `update` or `patch` on pods/ephemeralcontainers (kubectl debug: a container
+# added to a running pod mounts its volumes), named or not (the pod named may be the one
+# mounting the Secrets, for all the check knows); `create` on serviceaccounts/token, named or
+# not (a token of an account of the namespace is whatever that account may do, reading the
+# Secrets or starting pods included). A rule's "*" verb, group or resource counts. One
+# definition for what AccessRestricted counts as starting pods (`PolicyRule.starts_pods`).
+POD_STARTING_GRANTS: tuple[PodGrant, ...] = (
+    PodGrant(_CREATE, "", frozenset({"pods"}), named=False),
+    *(PodGrant(_CREATE, group, kinds, named=False) for group, kinds in _WORKLOADS.items()),
+    *(PodGrant(_REWRITE, group, kinds, named=True) for group, kinds in _WORKLOADS.items()),
+    PodGrant(_CREATE, "", frozenset({"pods/exec", "pods/attach"}), named=True),
+    PodGrant(_REWRITE, "", frozenset({"pods/ephemeralcontainers"}), named=True),
+    PodGrant(_CREATE, "", frozenset({"serviceaccounts/token"}), named=True),
+)
 
 
 def credentials_secrets(store: Store) -> list[str]:
