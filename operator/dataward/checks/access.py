@@ -122,16 +122,7 @@ def access_restricted(
             if beyond:
                 creators.append((binding, beyond))
     if foreign:
-        foreign.sort(key=lambda item: (item[0].kind, item[0].name))
-        described = named(
-            [
-                f"{binding.describe()} (role {binding.describe_role()}) lets "
-                f"{', '.join(sorted(s.describe() for s in subjects))} read them"
-                for binding, subjects in foreign
-            ],
-            _LISTED,
-            "; ",
-        )
+        described = _described(foreign, "read them")
         return Condition(
             ACCESS_RESTRICTED,
             "False",
@@ -141,16 +132,7 @@ def access_restricted(
             "resourceNames, or add the subjects to spec.access.readers.",
         )
     if creators:
-        creators.sort(key=lambda item: (item[0].kind, item[0].name))
-        described = named(
-            [
-                f"{binding.describe()} (role {binding.describe_role()}) lets "
-                f"{', '.join(sorted(s.describe() for s in subjects))} start pods"
-                for binding, subjects in creators
-            ],
-            _LISTED,
-            "; ",
-        )
+        described = _described(creators, "start pods")
         return Condition(
             ACCESS_RESTRICTED,
             "False",
@@ -159,9 +141,9 @@ def access_restricted(
             f"{described} in namespace {namespace} (create pods or workloads, update or "
             "patch a workload's pod template, exec, attach or add an ephemeral container "
             "into pods, or mint ServiceAccount tokens), and a pod can mount any Secret of its "
-            "namespace. Narrow pod "
-            "and workload creation in the store's namespace to spec.access.readers, or "
-            "move the store's workload and Secrets to a namespace of their own.",
+            "namespace. Narrow pod and workload creation in the store's namespace to "
+            "spec.access.readers, or move the store's workload and Secrets to a namespace of "
+            "their own.",
         )
     if readers is None:
         readers = SecretReaders.of(namespace, declared, rbac)
@@ -417,6 +399,20 @@ def _in_scope(binding: ObservedBinding, namespace: str) -> bool:
 
 def _untrusted(binding: ObservedBinding, trusted: TrustedSubjects) -> list[BindingSubject]:
     return [subject for subject in binding.subjects if not trusted.trusts(subject)]
+
+
+def _described(bindings: list[Untrusted], what: str) -> str:
+    """The bindings for a message, by kind and name: each with its role and the subjects it
+    lets do `what`; the first _LISTED, and how many more."""
+    return named(
+        [
+            f"{binding.describe()} (role {binding.describe_role()}) lets "
+            f"{', '.join(sorted(s.describe() for s in subjects))} {what}"
+            for binding, subjects in sorted(bindings, key=lambda b: (b[0].kind, b[0].name))
+        ],
+        _LISTED,
+        "; ",
+    )
 
 
 def _declared_subjects(
