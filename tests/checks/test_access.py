@@ -515,6 +515,21 @@ def test_rules_that_add_ephemeral_containers(rule: dict[str, Any]) -> None:
     assert result[:2] == ("False", "WorkloadCreatorsCanMountSecrets")
 
 
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["update"],
+         "resourceNames": ["crm-api-0"]},
+    ],
+)  # fmt: skip
+def test_rules_that_change_a_running_pods_image(rule: dict[str, Any]) -> None:
+    """A pod's container image is mutable (`kubectl set image pod/...`): the new image runs
+    with the pod's volumes, the key ring the store's workload mounts included."""
+    result = check([binding("b", "r", ALICE)], [role("r", [rule])])
+    assert result[:2] == ("False", "WorkloadCreatorsCanMountSecrets")
+
+
 def test_whoever_may_mint_service_account_tokens_can_read_the_secrets() -> None:
     # A token of the reader's (or a pod creator's) account is that account's rights.
     minter = role(

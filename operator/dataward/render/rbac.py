@@ -56,7 +56,9 @@ _WORKLOADS: dict[str, frozenset[str]] = {
 # that Secret or not (Kubernetes' RBAC good practices, "Workload creation"). `create` on pods
 # or on a workload (a create is never restricted by resourceNames, so a named rule grants
 # none); `update` or `patch` of a workload, a named one included (its writer rewrites the
-# pod template, its controller starts pods of that writing); `create` on pods/exec or
+# pod template, its controller starts pods of that writing); `update` or `patch` of a pod,
+# named or not (a container's image is mutable: the new image runs with the pod's mounts);
+# `create` on pods/exec or
 # pods/attach and `update` or `patch` on pods/ephemeralcontainers (kubectl debug: a container
 # added to a running pod mounts its volumes), named or not (the pod named may be the one
 # mounting the Secrets, for all the check knows); `create` on serviceaccounts/token, named or
@@ -67,6 +69,7 @@ POD_STARTING_GRANTS: tuple[PodGrant, ...] = (
     PodGrant(_CREATE, "", frozenset({"pods"}), named=False),
     *(PodGrant(_CREATE, group, kinds, named=False) for group, kinds in _WORKLOADS.items()),
     *(PodGrant(_REWRITE, group, kinds, named=True) for group, kinds in _WORKLOADS.items()),
+    PodGrant(_REWRITE, "", frozenset({"pods"}), named=True),
     PodGrant(_CREATE, "", frozenset({"pods/exec", "pods/attach"}), named=True),
     PodGrant(_REWRITE, "", frozenset({"pods/ephemeralcontainers"}), named=True),
     PodGrant(_CREATE, "", frozenset({"serviceaccounts/token"}), named=True),
