@@ -117,12 +117,12 @@ class _Requests:
         return []
 
 
-def test_a_restart_reconciles_each_store_once_however_many_caches_list_after_the_stores(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def stub_operator(
+    monkeypatch: pytest.MonkeyPatch, caches: type, reconciler: type, requests: type
 ) -> None:
-    # Each cache's first list ending queued every store again: a store a worker had already
-    # taken (waiting for the rest of the caches) was then reconciled twice, and with a
-    # reconcile before the pass began, its first one did not count either.
+    """`run_operator` with kopf idle until stopped, no API client, discovery serving every
+    Dataward CRD, and these stand-ins for its Caches, Reconciler and SubjectRequests."""
+
     async def kopf_operator(*, stop_flag: asyncio.Event, **_: Any) -> None:
         await stop_flag.wait()
 
@@ -131,10 +131,19 @@ def test_a_restart_reconciles_each_store_once_however_many_caches_list_after_the
 
     monkeypatch.setattr(operator_module.kopf, "operator", kopf_operator)
     monkeypatch.setattr(operator_module, "load_api_client", lambda *_, **__: object())
-    monkeypatch.setattr(operator_module, "Caches", _ListingCaches)
-    monkeypatch.setattr(operator_module, "Reconciler", _Reconciler)
-    monkeypatch.setattr(operator_module, "SubjectRequests", _Requests)
+    monkeypatch.setattr(operator_module, "Caches", caches)
+    monkeypatch.setattr(operator_module, "Reconciler", reconciler)
+    monkeypatch.setattr(operator_module, "SubjectRequests", requests)
     monkeypatch.setattr(Kube, "served", served, raising=False)
+
+
+def test_a_restart_reconciles_each_store_once_however_many_caches_list_after_the_stores(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Each cache's first list ending queued every store again: a store a worker had already
+    # taken (waiting for the rest of the caches) was then reconciled twice, and with a
+    # reconcile before the pass began, its first one did not count either.
+    stub_operator(monkeypatch, _ListingCaches, _Reconciler, _Requests)
     _Reconciler.reconciled.clear()
     settings = OperatorSettings(resync_seconds=3600, metrics_port=None, workers=4)
     stop = threading.Event()

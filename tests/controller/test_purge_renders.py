@@ -119,22 +119,29 @@ def test_the_new_render_is_recorded_before_the_changed_cronjob_is_applied() -> N
     assert [w for w in writes if w[0] == "patch/status"] == [("patch/status", *STORE[::2])]
 
 
-def test_a_changed_cronjob_is_not_applied_when_its_render_cannot_be_recorded() -> None:
-    """The status write before the apply fails: the CronJob stays as it is, the pass fails
-    (the queue retries it), and the next pass records, then applies. Red first: on f2d3a34
-    the CronJob was applied with no record of its render."""
-    kube, _ = _cluster()
-    before = copy.deepcopy(kube.objects[("CronJob", "crm", CRONJOB)]["spec"])
+def _refuse_first_patch(kube: FakeKube, code: int, text: str) -> list[str]:
+    """Make the next JSON patch (the render's record, written before the CronJob's apply)
+    fail with `code`, the later ones go through; the list it fills says it was refused."""
     json_patch = kube.json_patch
     refused: list[str] = []
 
     def refuse_once(*args: Any, **kwargs: Any) -> dict[str, Any]:
         if not refused:
             refused.append("status")
-            raise KubeError(500, "Internal Server Error", "patch")
+            raise KubeError(code, text, "patch")
         return json_patch(*args, **kwargs)
 
     kube.json_patch = refuse_once  # type: ignore[method-assign]
+    return refused
+
+
+def test_a_changed_cronjob_is_not_applied_when_its_render_cannot_be_recorded() -> None:
+    """The status write before the apply fails: the CronJob stays as it is, the pass fails
+    (the queue retries it), and the next pass records, then applies. Red first: on f2d3a34
+    the CronJob was applied with no record of its render."""
+    kube, _ = _cluster()
+    before = copy.deepcopy(kube.objects[("CronJob", "crm", CRONJOB)]["spec"])
+    _refuse_first_patch(kube, 500, "Internal Server Error")
     with pytest.raises(KubeError):
         _reconcile(kube, minutes=1, image=NEXT)
     assert not [w for w in kube.writes() if w[:2] == ("apply", "CronJob")]
@@ -150,16 +157,7 @@ def test_a_cronjob_left_at_its_render_because_the_record_failed_says_so() -> Non
     CronJob was not changed because the operator chose not to, and nothing drifted. Red
     first: on 92ac47a PurgeScheduled said CronJobDrifted ("was edited ... restores it")."""
     kube, _ = _cluster()
-    json_patch = kube.json_patch
-    refused: list[str] = []
-
-    def refuse_once(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        if not refused:
-            refused.append("status")
-            raise KubeError(503, "Service Unavailable", "patch")
-        return json_patch(*args, **kwargs)
-
-    kube.json_patch = refuse_once  # type: ignore[method-assign]
+    refused = _refuse_first_patch(kube, 503, "Service Unavailable")
     with pytest.raises(KubeError):
         _reconcile(kube, minutes=1, image=NEXT)
     assert refused and not [w for w in kube.writes() if w[:2] == ("apply", "CronJob")]

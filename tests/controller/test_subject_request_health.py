@@ -22,14 +22,12 @@ from typing import Any, ClassVar
 
 import pytest
 
-from dataward.controller import operator as operator_module
 from dataward.controller.cache import CachedKind
-from dataward.controller.kube import Kube, KubeError
+from dataward.controller.kube import KubeError
 from dataward.controller.operator import OperatorSettings, run_operator
 from dataward.controller.reconcile import Outcome
 from dataward.controller.subjects import RequestOutcome
-from dataward.subjects.request import REQUEST_PLURAL
-from tests.controller.test_first_pass import _ListingCaches
+from tests.controller.test_first_pass import _ListingCaches, stub_operator
 from tests.controller.test_operator_supervision import _until
 
 KEY = ("privacy", "case-4711")
@@ -107,18 +105,7 @@ class _Requests:
 def _operator(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Caches]:
     """`run_operator` on the stand-ins, its first pass done (each request once)."""
 
-    async def kopf_operator(*, stop_flag: asyncio.Event, **_: Any) -> None:
-        await stop_flag.wait()
-
-    def served(self: Kube, group_version: str) -> set[str]:
-        return {*operator_module.CRD_PLURALS, REQUEST_PLURAL}
-
-    monkeypatch.setattr(operator_module.kopf, "operator", kopf_operator)
-    monkeypatch.setattr(operator_module, "load_api_client", lambda *_, **__: object())
-    monkeypatch.setattr(operator_module, "Caches", _Caches)
-    monkeypatch.setattr(operator_module, "Reconciler", _Reconciler)
-    monkeypatch.setattr(operator_module, "SubjectRequests", _Requests)
-    monkeypatch.setattr(Kube, "served", served, raising=False)
+    stub_operator(monkeypatch, _Caches, _Reconciler, _Requests)
     _Requests.reconciled.clear()
     _Requests.failing = False
     settings = OperatorSettings(resync_seconds=3600, metrics_port=None, workers=1)
