@@ -616,3 +616,49 @@ def test_the_stores_own_readers_may_patch_its_workload_and_mint_its_token() -> N
     rules = [WORKLOAD_REWRITERS[0], EPHEMERAL_CONTAINER_ADDERS[0], TOKEN_MINTERS[0]]
     readers = [{"kind": "ServiceAccount", "name": "crm-api", "namespace": "crm"}]
     assert check([binding("api-self", "r", readers)], [role("r", rules)])[0] == "True"
+
+
+# RBAC matches a rule's resource `*/<subresource>` against that subresource of every resource
+# (Kubernetes' rbac ResourceMatches): `*/exec` is pods/exec, `*/token` serviceaccounts/token.
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"apiGroups": [""], "resources": ["*/exec"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["*/attach"], "verbs": ["create"]},
+        {"apiGroups": ["*"], "resources": ["*/ephemeralcontainers"], "verbs": ["patch"]},
+        {"apiGroups": [""], "resources": ["*/token"], "verbs": ["create"],
+         "resourceNames": ["crm-api"]},
+    ],
+)  # fmt: skip
+def test_a_wildcard_resource_with_a_pod_entering_subresource_starts_pods(
+    rule: dict[str, Any],
+) -> None:
+    result = check([binding("b", "r", ALICE)], [role("r", [rule])])
+    assert result[:2] == ("False", "WorkloadCreatorsCanMountSecrets")
+
+
+def test_a_developer_who_may_create_every_exec_subresource_can_read_the_secrets() -> None:
+    execer = role(
+        "execer", [{"apiGroups": [""], "resources": ["*/exec"], "verbs": ["create"]}], kind="Role"
+    )
+    status, reason, message = check(
+        [binding("dev-exec", "execer", ALICE, role_kind="Role")], [execer]
+    )
+    assert (status, reason) == ("False", "WorkloadCreatorsCanMountSecrets")
+    assert "RoleBinding crm/dev-exec (role Role execer)" in message
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        # `*/x` matches only a subresource x: not the resource pods, nor pods/status.
+        {"apiGroups": [""], "resources": ["*/pods"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["*/status"], "verbs": ["patch", "update"]},
+        {"apiGroups": [""], "resources": ["*/xec"], "verbs": ["create"]},
+        # pods/exec is in the core group only.
+        {"apiGroups": ["apps"], "resources": ["*/exec"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["*/exec"], "verbs": ["get"]},
+    ],
+)
+def test_wildcard_resources_that_start_no_pod(rule: dict[str, Any]) -> None:
+    assert check([binding("b", "r", ALICE)], [role("r", [rule])])[0] == "True"

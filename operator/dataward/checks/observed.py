@@ -437,15 +437,28 @@ class PolicyRule:
         namespace."""
         verbs = set(self.verbs)
         groups = set(self.api_groups)
-        resources = set(self.resources)
-        every = "*" in resources  # every resource and subresource of the groups
         return any(
             ("*" in verbs or bool(verbs & grant.verbs))
             and ("*" in groups or grant.group in groups)
-            and (every or bool(resources & grant.resources))
+            and any(
+                _resource_matches(mine, theirs)
+                for mine in self.resources
+                for theirs in grant.resources
+            )
             and (grant.named or not self.resource_names)
             for grant in POD_STARTING_GRANTS
         )
+
+
+def _resource_matches(rule_resource: str, resource: str) -> bool:
+    """Whether a rule's resource covers `resource` (`pods`, or `pods/exec` for a
+    subresource), as Kubernetes' RBAC matches them (rbac ResourceMatches): "*" is every
+    resource and subresource, and "*/<subresource>" is that subresource of every resource
+    ("*/exec" is pods/exec); nothing else is a pattern."""
+    if rule_resource in ("*", resource):
+        return True
+    _, slash, subresource = resource.partition("/")
+    return bool(slash) and rule_resource == f"*/{subresource}"
 
 
 @dataclass(frozen=True, slots=True)

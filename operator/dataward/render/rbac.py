@@ -63,7 +63,8 @@ _WORKLOADS: dict[str, frozenset[str]] = {
 # added to a running pod mounts its volumes), named or not (the pod named may be the one
 # mounting the Secrets, for all the check knows); `create` on serviceaccounts/token, named or
 # not (a token of an account of the namespace is whatever that account may do, reading the
-# Secrets or starting pods included). A rule's "*" verb, group or resource counts. One
+# Secrets or starting pods included). A rule's "*" verb, group or resource counts, and its
+# "*/<subresource>" counts for that subresource of every resource ("*/exec"). One
 # definition for what AccessRestricted counts as starting pods (`PolicyRule.starts_pods`).
 POD_STARTING_GRANTS: tuple[PodGrant, ...] = (
     PodGrant(_CREATE, "", frozenset({"pods"}), named=False),
