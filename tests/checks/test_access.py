@@ -662,3 +662,211 @@ def test_a_developer_who_may_create_every_exec_subresource_can_read_the_secrets(
 )
 def test_wildcard_resources_that_start_no_pod(rule: dict[str, Any]) -> None:
     assert check([binding("b", "r", ALICE)], [role("r", [rule])])[0] == "True"
+
+
+# Kubernetes' RBAC good practices, "Privilege escalation risks": whoever may impersonate an
+# account that reads the Secrets, bind or write a role that reads them, or reach the kubelet
+# API reads them, without any rule on secrets or pods.
+CLUSTER_ROLE_BINDING = "ClusterRoleBinding"
+# Held through a RoleBinding of the store's namespace as through a ClusterRoleBinding.
+NAMESPACE_ESCALATORS = [
+    {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"]},
+    {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"],
+     "resourceNames": ["crm-api"]},
+    {"apiGroups": ["*"], "resources": ["serviceaccounts"], "verbs": ["*"]},
+    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["bind"]},
+    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"],
+     "verbs": ["bind"], "resourceNames": ["admin"]},
+    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["escalate"]},
+    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"],
+     "verbs": ["escalate", "update"]},
+    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["*"], "verbs": ["bind"]},
+    {"apiGroups": ["*"], "resources": ["roles"], "verbs": ["escalate"]},
+]
+# Only a ClusterRoleBinding grants these: users, groups and nodes are cluster-scoped, and a
+# RoleBinding's grant of them has no effect.
+CLUSTER_ESCALATORS = [
+    {"apiGroups": [""], "resources": ["users"], "verbs": ["impersonate"]},
+    {"apiGroups": [""], "resources": ["groups"], "verbs": ["impersonate"],
+     "resourceNames": ["system:masters"]},
+    {"apiGroups": [""], "resources": ["users", "groups"], "verbs": ["*"]},
+    {"apiGroups": [""], "resources": ["nodes/proxy"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["nodes/proxy"], "verbs": ["create"],
+     "resourceNames": ["node-1"]},
+    {"apiGroups": [""], "resources": ["*/proxy"], "verbs": ["get"]},
+    {"apiGroups": ["*"], "resources": ["nodes/proxy"], "verbs": ["*"]},
+]  # fmt: skip
+
+
+def test_impersonating_the_namespaces_service_accounts_can_read_the_secrets() -> None:
+    # `kubectl get secret --as=system:serviceaccount:crm:crm-api`: the reader's rights.
+    impersonator = role(
+        "sa-impersonator",
+        [{"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"]}],
+        kind="Role",
+    )
+    status, reason, message = check(
+        [binding("ci-as-sa", "sa-impersonator", ALICE, role_kind="Role")], [impersonator]
+    )
+    assert (status, reason) == ("False", "EscalatorsCanReadSecrets")
+    assert "RoleBinding crm/ci-as-sa (role Role sa-impersonator)" in message
+    assert "User alice" in message
+
+
+def test_impersonating_any_user_cluster_wide_can_read_the_secrets() -> None:
+    # `--as=admin --as-group=system:masters`: anyone, cluster-admin included.
+    impersonator = role(
+        "impersonator",
+        [{"apiGroups": [""], "resources": ["users"], "verbs": ["impersonate"]}],
+    )
+    status, reason, message = check(
+        [binding("support-as-anyone", "impersonator", ALICE, kind=CLUSTER_ROLE_BINDING)],
+        [impersonator],
+    )
+    assert (status, reason) == ("False", "EscalatorsCanReadSecrets")
+    assert "ClusterRoleBinding support-as-anyone (role ClusterRole impersonator)" in message
+
+
+def test_a_role_that_may_bind_roles_can_read_the_secrets() -> None:
+    # bind: a RoleBinding of alice to a role that reads Secrets (the store's reader Role),
+    # though alice holds no such rule herself.
+    binder = role(
+        "binder",
+        [
+            {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"],
+             "verbs": ["bind"]},
+            {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"],
+             "verbs": ["create"]},
+        ],
+        kind="Role",
+    )  # fmt: skip
+    status, reason, message = check(
+        [binding("dev-binds", "binder", ALICE, role_kind="Role")], [binder]
+    )
+    assert (status, reason) == ("False", "EscalatorsCanReadSecrets")
+    assert "RoleBinding crm/dev-binds (role Role binder)" in message
+
+
+def test_a_role_that_may_escalate_cluster_roles_can_read_the_secrets() -> None:
+    # escalate: write into a ClusterRole rules its writer does not hold (get on secrets).
+    escalator = role(
+        "role-editor",
+        [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"],
+          "verbs": ["escalate", "update", "get"]}],
+    )  # fmt: skip
+    status, reason, _ = check([binding("dev-roles", "role-editor", ALICE)], [escalator])
+    assert (status, reason) == ("False", "EscalatorsCanReadSecrets")
+
+
+def test_the_kubelet_api_through_nodes_proxy_can_read_the_secrets() -> None:
+    # GET /api/v1/nodes/<node>/proxy/exec/crm/crm-api-0/...: the kubelet runs the command in
+    # the store's pod (over a websocket, get is enough).
+    proxy = role(
+        "node-proxy", [{"apiGroups": [""], "resources": ["nodes/proxy"], "verbs": ["get"]}]
+    )
+    status, reason, message = check(
+        [binding("metrics-scraper", "node-proxy", ALICE, kind=CLUSTER_ROLE_BINDING)], [proxy]
+    )
+    assert (status, reason) == ("False", "EscalatorsCanReadSecrets")
+    assert "ClusterRoleBinding metrics-scraper (role ClusterRole node-proxy)" in message
+
+
+@pytest.mark.parametrize("kind", ["RoleBinding", CLUSTER_ROLE_BINDING])
+@pytest.mark.parametrize("rule", NAMESPACE_ESCALATORS)
+def test_rules_that_escalate_through_either_binding(rule: dict[str, Any], kind: str) -> None:
+    result = check([binding("b", "r", ALICE, kind=kind)], [role("r", [rule])])
+    assert result[:2] == ("False", "EscalatorsCanReadSecrets")
+
+
+@pytest.mark.parametrize("rule", CLUSTER_ESCALATORS)
+def test_rules_that_escalate_through_a_cluster_role_binding(rule: dict[str, Any]) -> None:
+    result = check([binding("b", "r", ALICE, kind=CLUSTER_ROLE_BINDING)], [role("r", [rule])])
+    assert result[:2] == ("False", "EscalatorsCanReadSecrets")
+
+
+@pytest.mark.parametrize("rule", CLUSTER_ESCALATORS)
+def test_cluster_scoped_escalations_granted_by_a_rolebinding_have_no_effect(
+    rule: dict[str, Any],
+) -> None:
+    # The API server asks for impersonate on users (groups, nodes/proxy) without a
+    # namespace: no RoleBinding answers it.
+    assert check([binding("b", "r", ALICE)], [role("r", [rule])])[:2] == (
+        "True",
+        "OnlyDeclaredReaders",
+    )
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get", "list", "create"]},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["serviceaccounts"],
+         "verbs": ["impersonate"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["impersonate"]},
+        {"apiGroups": [""], "resources": ["roles"], "verbs": ["bind", "escalate"]},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "clusterroles"],
+         "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"],
+         "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["nodes", "nodes/stats", "nodes/metrics"],
+         "verbs": ["get", "list"]},
+        {"apiGroups": ["apps"], "resources": ["nodes/proxy"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["*/token"], "verbs": ["get"]},
+    ],
+)  # fmt: skip
+def test_rules_that_escalate_nothing(rule: dict[str, Any]) -> None:
+    result = check([binding("b", "r", ALICE, kind=CLUSTER_ROLE_BINDING)], [role("r", [rule])])
+    assert result[:2] == ("True", "OnlyDeclaredReaders")
+
+
+def test_the_platforms_escalators_are_trusted() -> None:
+    # system:masters may do anything; kube-controller-manager's clusterrole-aggregation
+    # controller escalates ClusterRoles; both are the platform's.
+    everything = role(
+        "escalates",
+        [*NAMESPACE_ESCALATORS, *CLUSTER_ESCALATORS],
+    )
+    bindings = [
+        binding("masters", "escalates", [{"kind": "Group", "name": "system:masters"}],
+                kind=CLUSTER_ROLE_BINDING),
+        binding("system:controller:clusterrole-aggregation-controller", "escalates",
+                [{"kind": "ServiceAccount", "name": "clusterrole-aggregation-controller",
+                  "namespace": "kube-system"}], kind=CLUSTER_ROLE_BINDING),
+        binding("manager", "escalates",
+                [{"kind": "User", "name": "system:kube-controller-manager"}]),
+    ]  # fmt: skip
+    assert check(bindings, [everything])[:2] == ("True", "OnlyDeclaredReaders")
+
+
+def test_the_stores_own_readers_may_escalate() -> None:
+    # They read the Secrets anyway: becoming someone who reads them reads nothing more.
+    escalates = role("escalates", [*NAMESPACE_ESCALATORS, *CLUSTER_ESCALATORS])
+    readers = [
+        {"kind": "ServiceAccount", "name": "crm-api", "namespace": "crm"},
+        {"kind": "Group", "name": "privacy-officers"},
+    ]
+    bound = binding("api-escalates", "escalates", readers, kind=CLUSTER_ROLE_BINDING)
+    assert check([bound], [escalates])[0] == "True"
+    # Named only those of the subjects who are not readers.
+    mixed = binding("api-escalates", "escalates", [*readers, *ALICE], kind=CLUSTER_ROLE_BINDING)
+    status, reason, message = check([mixed], [escalates])
+    assert (status, reason) == ("False", "EscalatorsCanReadSecrets")
+    assert "User alice" in message and "privacy-officers" not in message
+
+
+def test_escalators_in_another_namespace_do_not_count() -> None:
+    impersonator = role(
+        "r", [{"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"]}]
+    )
+    assert check([binding("b", "r", ALICE, namespace="elsewhere")], [impersonator])[0] == "True"
+
+
+def test_readers_and_pod_starters_are_reported_before_escalators() -> None:
+    escalates = role("escalates", NAMESPACE_ESCALATORS[:1])
+    pods = role("pods", [{"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}])
+    bob = [{"kind": "User", "name": "bob", "apiGroup": "rbac.authorization.k8s.io"}]
+    both = [binding("a", "escalates", ALICE), binding("b", "pods", bob)]
+    assert check(both, [escalates, pods])[1] == "WorkloadCreatorsCanMountSecrets"
+    readers = [binding("a", "escalates", ALICE), binding("c", "secret-reader", bob)]
+    secret_reader = role("secret-reader", SECRET_READER)
+    assert check(readers, [escalates, secret_reader])[1] == "OtherBindingGrantsSecrets"

@@ -379,6 +379,24 @@ def test_an_answer_appended_again_is_counted_once() -> None:
     assert [r["seq"] for r in built["requests"]] == [1, 3]
 
 
+def test_escalators_who_can_become_a_reader_are_foreign_access_too() -> None:
+    """AccessRestricted False because someone may impersonate a reader (or bind a role that
+    reads the Secrets, or exec through the kubelet's API) is access beyond the readers."""
+    records = [
+        rec(1, "2026-10-03T00:00:00.000000Z", "condition.transition", CRM,
+            {"type": "AccessRestricted", "status": "False", "previousStatus": "True",
+             "reason": "EscalatorsCanReadSecrets",
+             "message": "RoleBinding crm/ci-as-sa lets User ci become someone who reads them"}),
+        rec(2, "2026-10-05T00:00:00.000000Z", "condition.transition", CRM,
+            {"type": "AccessRestricted", "status": "True", "previousStatus": "False",
+             "reason": "OnlyDeclaredReaders"}),
+    ]  # fmt: skip
+    built = build_report(records, Q4, verdict=INTACT, generated_at=NOW, policy=policy(),
+                         stores=STORES)  # fmt: skip
+    assert [(f["subject"], f["foundSeq"], f["resolvedSeq"], f["openSeconds"])
+            for f in built["foreignAccess"]] == [(CRM, 1, 2, 2 * DAY)]  # fmt: skip
+
+
 def test_pod_creators_who_can_mount_the_secrets_are_foreign_access_too() -> None:
     """AccessRestricted False because someone may start pods in the namespace (they can mount
     its Secrets) is access beyond the readers as much as a binding on the Secrets is: the

@@ -21,9 +21,13 @@ DEFAULT_TRUSTED = TrustedSubjects()
 _LISTED = 3
 # The reasons AccessRestricted is False for (written as literals where they are judged, which
 # the reasons catalogue reads): someone beyond the store's readers can read its Secrets, by a
-# rule on them or by starting a pod that mounts them. The quarter's report lists each such
-# period (report/build.py).
-BEYOND_READERS = ("OtherBindingGrantsSecrets", "WorkloadCreatorsCanMountSecrets")
+# rule on them, by starting a pod that mounts them, or by becoming someone who reads them.
+# The quarter's report lists each such period (report/build.py).
+BEYOND_READERS = (
+    "OtherBindingGrantsSecrets",
+    "WorkloadCreatorsCanMountSecrets",
+    "EscalatorsCanReadSecrets",
+)
 
 
 def access_restricted(
@@ -52,7 +56,10 @@ def access_restricted(
     mint a ServiceAccount's token there (`PolicyRule.starts_pods`: a pod mounts any Secret of
     its namespace) makes this False too, for its subjects that are neither trusted nor among
     the store's own bindings' subjects (its readers and purge job, who read the Secrets
-    anyway). `rbac` is None, or `neighbours` None, when it could not be read.
+    anyway). So does, for the same subjects, a binding whose role lets them become someone
+    who reads the Secrets (`PolicyRule.escalates`: impersonate, bind or escalate a role,
+    the kubelet's API through nodes/proxy). `rbac` is None, or `neighbours` None, when it
+    could not be read.
     `declared`, when given, is `declared_by_neighbours(namespace, neighbours, rbac)` worked
     out beforehand (shared by the stores of a namespace), and `readers`, when given, is
     `SecretReaders.of(declared, rbac)` for the same `declared`. `ring`: the store's key ring,
@@ -103,6 +110,7 @@ def access_restricted(
         declared = declared_by_neighbours(namespace, neighbours, rbac)
     foreign: list[Untrusted] = []
     creators: list[Untrusted] = []
+    escalators: list[Untrusted] = []
     readers_declared: set[BindingSubject] | None = None
     for binding, subjects in _untrusted_bindings(namespace, rbac, trusted, declared, own):
         if (binding.kind, binding.name) in own or declared_for(
@@ -115,12 +123,15 @@ def access_restricted(
             continue
         if any(rule.reads_secrets(secret_names) for rule in role.rules):
             foreign.append((binding, subjects))
-        elif any(rule.starts_pods() for rule in role.rules):
+            continue
+        cluster = binding.kind == "ClusterRoleBinding"
+        starts = any(rule.starts_pods() for rule in role.rules)
+        if starts or any(rule.escalates(cluster) for rule in role.rules):
             if readers_declared is None:
                 readers_declared = _declared_subjects(namespace, desired)
             beyond = [s for s in subjects if s not in readers_declared]
             if beyond:
-                creators.append((binding, beyond))
+                (creators if starts else escalators).append((binding, beyond))
     if foreign:
         described = _described(foreign, "read them")
         return Condition(
@@ -144,6 +155,19 @@ def access_restricted(
             "namespace. Narrow pod and workload creation in the store's namespace to "
             "spec.access.readers, or move the store's workload and Secrets to a namespace of "
             "their own.",
+        )
+    if escalators:
+        described = _described(escalators, "become someone who reads them")
+        return Condition(
+            ACCESS_RESTRICTED,
+            "False",
+            "EscalatorsCanReadSecrets",
+            f"Secrets {', '.join(secret_names)} are readable beyond spec.access.readers by "
+            f"privilege escalation: {described} (impersonate ServiceAccounts of namespace "
+            f"{namespace}, or any user or group; bind or escalate roles; or run commands in "
+            "pods through the kubelet's API, nodes/proxy). Remove those bindings or those "
+            "verbs from their roles, or bind them only to spec.access.readers (a platform "
+            "component's account may be added to the operator's trusted subjects).",
         )
     if readers is None:
         readers = SecretReaders.of(namespace, declared, rbac)

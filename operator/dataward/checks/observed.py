@@ -17,7 +17,12 @@ from dataward.accounts import shown
 from dataward.keys.buckets import BucketError, granularity_of
 from dataward.keys.ring import KeyRing, KeyRingError, ShreddedKey, format_time, parse_ring
 from dataward.purge.result import is_count, is_seconds
-from dataward.render.rbac import POD_STARTING_GRANTS, SECRET_READ_VERBS
+from dataward.render.rbac import (
+    ESCALATION_GRANTS,
+    POD_STARTING_GRANTS,
+    SECRET_READ_VERBS,
+    Grant,
+)
 
 Presence = Literal["present", "absent", "unknown"]
 # A child's presence: also `foreign`, an object of its name the operator did not make.
@@ -435,10 +440,25 @@ class PolicyRule:
         one (exec, attach, an ephemeral container) or act as one of its ServiceAccounts
         (mint a token): POD_STARTING_GRANTS. The pods can mount any Secret of the
         namespace."""
+        # Every one of them holds through a RoleBinding of the namespace as well.
+        return self._grants(POD_STARTING_GRANTS, cluster_binding=False)
+
+    def escalates(self, cluster_binding: bool) -> bool:
+        """True when the rule, held through a ClusterRoleBinding (`cluster_binding`) or a
+        RoleBinding, lets its holder act as another account (impersonate), bind or write a
+        role, or run commands in pods through the kubelet's API: ESCALATION_GRANTS. Any of
+        them may read the Secrets."""
+        return self._grants(ESCALATION_GRANTS, cluster_binding)
+
+    def _grants(self, table: Iterable[Grant], cluster_binding: bool) -> bool:
+        """Whether the rule grants any of `table` through a binding of that kind (a grant
+        only a ClusterRoleBinding gives needs `cluster_binding`). A "*" verb or group counts,
+        and resources match as RBAC matches them (`_resource_matches`)."""
         verbs = set(self.verbs)
         groups = set(self.api_groups)
         return any(
-            ("*" in verbs or bool(verbs & grant.verbs))
+            (cluster_binding or not grant.cluster)
+            and ("*" in verbs or bool(verbs & grant.verbs))
             and ("*" in groups or grant.group in groups)
             and any(
                 _resource_matches(mine, theirs)
@@ -446,7 +466,7 @@ class PolicyRule:
                 for theirs in grant.resources
             )
             and (grant.named or not self.resource_names)
-            for grant in POD_STARTING_GRANTS
+            for grant in table
         )
 
 

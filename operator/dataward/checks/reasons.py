@@ -567,6 +567,31 @@ _LITERAL: tuple[ReasonEntry, ...] = (
     ),
     _store(
         ACCESS_RESTRICTED,
+        "EscalatorsCanReadSecrets",
+        "False",
+        "A binding the store does not declare (named in the message) lets someone outside "
+        "spec.access.readers become someone who reads the store's Secrets (the Kubernetes "
+        "RBAC good practices' \"privilege escalation risks\"): impersonate on "
+        "serviceaccounts (through a RoleBinding of the store's namespace or a "
+        "ClusterRoleBinding: they act as its accounts, the readers' and the purge job's "
+        "included), or on users or groups (through a ClusterRoleBinding: they act as anyone, "
+        "system:masters included; a RoleBinding's grant of them has no effect); bind or "
+        "escalate on roles or clusterroles (they bind, or write, a role that reads the "
+        "Secrets); or get or create on nodes/proxy (through a ClusterRoleBinding: the "
+        "kubelet's API runs commands in any pod of its node). A rule limited by "
+        "resourceNames counts as well: the check does not judge what the named account, "
+        "group or role may do. Checked after OtherBindingGrantsSecrets and "
+        "WorkloadCreatorsCanMountSecrets. The message names the binding, its role and those "
+        "subjects, as for OtherBindingGrantsSecrets. The platform's subjects "
+        "(trustedSubjects: system:masters, the controllers of kube-controller-manager, one "
+        "of which writes the aggregated ClusterRoles) and the store's own readers are not "
+        "counted.",
+        "Remove that binding or those verbs from its role, or bind them only to "
+        "spec.access.readers; a platform component's account may be added to "
+        "trustedSubjects.",
+    ),
+    _store(
+        ACCESS_RESTRICTED,
         "ChildNotCreatedByOperator",
         "False",
         _CHILD_NOT_OURS,

@@ -32,15 +32,18 @@ SECRET_COLLECTION_READ_VERBS = tuple(
 )
 
 
-class PodGrant(NamedTuple):
-    """Verbs on resources of one API group that let their holder run code of its own
-    writing with a pod of the namespace's mounts; `named`: whether a rule limited by
-    resourceNames still does (it names the object it rewrites or enters)."""
+class Grant(NamedTuple):
+    """Verbs on resources of one API group that let their holder reach a store's Secrets
+    without a rule on them (POD_STARTING_GRANTS, ESCALATION_GRANTS); `named`: whether a rule
+    limited by resourceNames still does (it names the object it rewrites, enters or acts
+    as); `cluster`: whether only a ClusterRoleBinding grants it (the resource is
+    cluster-scoped, so the API server asks without a namespace and no RoleBinding answers)."""
 
     verbs: frozenset[str]
     group: str
     resources: frozenset[str]
     named: bool
+    cluster: bool = False
 
 
 _CREATE = frozenset({"create"})
@@ -66,14 +69,36 @@ _WORKLOADS: dict[str, frozenset[str]] = {
 # Secrets or starting pods included). A rule's "*" verb, group or resource counts, and its
 # "*/<subresource>" counts for that subresource of every resource ("*/exec"). One
 # definition for what AccessRestricted counts as starting pods (`PolicyRule.starts_pods`).
-POD_STARTING_GRANTS: tuple[PodGrant, ...] = (
-    PodGrant(_CREATE, "", frozenset({"pods"}), named=False),
-    *(PodGrant(_CREATE, group, kinds, named=False) for group, kinds in _WORKLOADS.items()),
-    *(PodGrant(_REWRITE, group, kinds, named=True) for group, kinds in _WORKLOADS.items()),
-    PodGrant(_REWRITE, "", frozenset({"pods"}), named=True),
-    PodGrant(_CREATE, "", frozenset({"pods/exec", "pods/attach"}), named=True),
-    PodGrant(_REWRITE, "", frozenset({"pods/ephemeralcontainers"}), named=True),
-    PodGrant(_CREATE, "", frozenset({"serviceaccounts/token"}), named=True),
+POD_STARTING_GRANTS: tuple[Grant, ...] = (
+    Grant(_CREATE, "", frozenset({"pods"}), named=False),
+    *(Grant(_CREATE, group, kinds, named=False) for group, kinds in _WORKLOADS.items()),
+    *(Grant(_REWRITE, group, kinds, named=True) for group, kinds in _WORKLOADS.items()),
+    Grant(_REWRITE, "", frozenset({"pods"}), named=True),
+    Grant(_CREATE, "", frozenset({"pods/exec", "pods/attach"}), named=True),
+    Grant(_REWRITE, "", frozenset({"pods/ephemeralcontainers"}), named=True),
+    Grant(_CREATE, "", frozenset({"serviceaccounts/token"}), named=True),
+)
+# What lets its holder become someone who reads the Secrets, or run commands in a pod that
+# mounts them, with no rule on secrets or pods (Kubernetes' RBAC good practices, "Privilege
+# escalation risks"): `impersonate` on serviceaccounts (a RoleBinding of the namespace
+# grants it for the namespace's accounts, the readers' and the purge job's included), on
+# users or groups (only a ClusterRoleBinding grants it, they are cluster-scoped: its holder
+# acts as anyone, system:masters included); `bind` or `escalate` on roles or clusterroles
+# (its holder binds, or writes, a role that reads the Secrets); `get` or `create` on
+# nodes/proxy (only a ClusterRoleBinding: the kubelet's API runs commands in any pod of the
+# node, over a websocket with `get` alone). A rule limited by resourceNames counts as well:
+# the check does not judge what the named account, group or role may do. One definition
+# for what AccessRestricted counts as escalating (`PolicyRule.escalates`).
+ESCALATION_GRANTS: tuple[Grant, ...] = (
+    Grant(frozenset({"impersonate"}), "", frozenset({"serviceaccounts"}), named=True),
+    Grant(
+        frozenset({"impersonate"}), "", frozenset({"users", "groups"}), named=True, cluster=True
+    ),
+    Grant(
+        frozenset({"bind", "escalate"}), RBAC_GROUP, frozenset({"roles", "clusterroles"}),
+        named=True,
+    ),
+    Grant(frozenset({"get", "create"}), "", frozenset({"nodes/proxy"}), named=True, cluster=True),
 )
 
 

@@ -398,8 +398,9 @@ def _keys(
 
 def _foreign_access(records: Sequence[Record], quarter: Quarter) -> list[dict[str, Any]]:
     """Each time AccessRestricted went False because someone beyond the readers can read the
-    Secrets (`BEYOND_READERS`: a binding on them, or one to start pods that mount them),
-    and when it became True again; kept when the interval touches the quarter."""
+    Secrets (`BEYOND_READERS`: a binding on them, one to start pods that mount them, or one
+    to become someone who reads them), and when it became True again; kept when the
+    interval touches the quarter."""
     open_: dict[str, Record] = {}
     found: list[dict[str, Any]] = []
     for record in records:
