@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import signal
+import subprocess
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -524,6 +525,61 @@ def test_a_user_who_may_create_pods_in_the_namespace_turns_access_restricted_fal
     assert "User developer" in found["message"]
     assert condition(store, "Ready")["status"] == "False"
     control_plane.kubectl("delete", "rolebinding", "developer-pods", "-n", namespace)
+    store = wait_condition(
+        control_plane, namespace, "support-inquiries", "AccessRestricted", "True", timeout=30
+    )
+    assert condition(store, "AccessRestricted")["reason"] == "OnlyDeclaredReaders"
+
+
+def test_a_user_who_may_impersonate_the_readers_account_turns_access_restricted_false(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    """Whoever may impersonate the namespace's ServiceAccounts reads the key ring as the
+    reader's account, with no rule on secrets or pods: the API server lets them, and the
+    verdict says so. Impersonating users or groups granted by a RoleBinding does nothing
+    (they are cluster-scoped): the API server refuses it, and the verdict does not count it."""
+    ready_store(control_plane, namespace)
+    ring = "secret/dataward-support-inquiries-keyring"
+    reader = f"system:serviceaccount:{namespace}:crm-api"
+    user = control_plane.kubeconfig_for_user("ci-deployer")
+
+    def read_ring_as(*impersonation: str) -> subprocess.CompletedProcess[str]:
+        # -o name: the answer shows that the read was allowed, not the key material.
+        return control_plane.kubectl("get", ring, "-n", namespace, "-o", "name",
+                                     *impersonation, kubeconfig=user, check=False)  # fmt: skip
+
+    assert read_ring_as("--as", reader).returncode != 0  # no right to impersonate yet
+
+    def grant(name: str, resources: list[str]) -> list[dict[str, Any]]:
+        return [
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+             "metadata": {"name": name, "namespace": namespace},
+             "rules": [{"apiGroups": [""], "resources": resources, "verbs": ["impersonate"]}]},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+             "metadata": {"name": name, "namespace": namespace},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+             "subjects": [{"kind": "User", "name": "ci-deployer",
+                           "apiGroup": "rbac.authorization.k8s.io"}]},
+        ]  # fmt: skip
+
+    apply(control_plane, *grant("ci-as-anyone", ["users", "groups"]),
+          *grant("ci-as-accounts", ["serviceaccounts"]))  # fmt: skip
+    wait_for(lambda: read_ring_as("--as", reader).returncode == 0, 30,
+             "ci-deployer never read the key ring as the reader's account")  # fmt: skip
+    assert read_ring_as("--as", reader).stdout.strip() == ring
+    refused = read_ring_as("--as", "admin", "--as-group", "system:masters")
+    assert refused.returncode != 0 and "impersonate" in refused.stderr
+    store = wait_condition(
+        control_plane, namespace, "support-inquiries", "AccessRestricted", "False", timeout=30
+    )
+    found = condition(store, "AccessRestricted")
+    assert found["reason"] == "EscalatorsCanReadSecrets"
+    assert f"RoleBinding {namespace}/ci-as-accounts (role Role ci-as-accounts)" in found["message"]
+    assert "User ci-deployer" in found["message"]
+    assert "ci-as-anyone" not in found["message"]
+    assert condition(store, "Ready")["status"] == "False"
+    control_plane.kubectl("delete", "rolebinding", "ci-as-accounts", "-n", namespace)
+    # The RoleBinding to impersonate users and groups is still there: True all the same.
     store = wait_condition(
         control_plane, namespace, "support-inquiries", "AccessRestricted", "True", timeout=30
     )
