@@ -769,20 +769,12 @@ class SubjectRequests:
                 delete_as_read(self.kube, self.caches, kind, request.namespace, existing)
 
     def _public_key(self, request: SubjectRequest) -> str | KeyUnusable:
-        """The public key the request's Jobs seal to: its key Secret's annotation
-        (PUBLIC_KEY_ANNOTATION), read with the Secret's metadata alone, never the private key
-        (the Secrets' metadata-only cache while it is watched, else PartialObjectMetadata by
-        name); the key pair is made (once) when there is none. Else each store's outcome:
-        ChildNotOurs when the Secret of its name is not the request's (never used, never read
-        whole, never written), KeySecretInvalid when its public key is not an X25519 key in
-        PEM (never sealed to). A failed read raises KubeError: Unknown, the pass is retried.
-
-        A key Secret made by an earlier version has no annotation: it is read whole once and
-        annotated (`_annotated`); later passes read its metadata alone."""
+        """The public key the request's Jobs seal to (`_key_of`); the key pair is made (once)
+        when there is no key Secret. Else each store's outcome: ChildNotOurs when a Secret
+        of its name made since is not the request's. A failed read raises KubeError:
+        Unknown, the pass is retried."""
         name = key_secret_name(request)
-        found: Mapping[str, Any] | None = (self.caches or self.kube).get_metadata(
-            "Secret", request.namespace, name
-        )
+        found = self._key_metadata(request)
         if found is None:
             if self.settings.keypair is None:
                 return _key_not_ours(name)
@@ -794,6 +786,31 @@ class SubjectRequests:
                 )  # fmt: skip
             except NotOurs:
                 return _key_not_ours(name)
+        return self._key_of(request, found)
+
+    def _public_key_made(self, request: SubjectRequest) -> str | None:
+        """The public key of the request's key Secret as it is, none made, for telling its
+        runs (the request deleted, `_key_of`); None when there is no key Secret, or none of
+        the request's to use."""
+        found = self._key_metadata(request)
+        key = self._key_of(request, found) if found is not None else None
+        return key if isinstance(key, str) else None
+
+    def _key_metadata(self, request: SubjectRequest) -> Mapping[str, Any] | None:
+        """The request's key Secret's metadata, never its private key: the Secrets'
+        metadata-only cache while it is watched, else PartialObjectMetadata by name."""
+        return (self.caches or self.kube).get_metadata(
+            "Secret", request.namespace, key_secret_name(request)
+        )
+
+    def _key_of(self, request: SubjectRequest, found: Mapping[str, Any]) -> str | KeyUnusable:
+        """The public key of the key Secret whose metadata is `found`: its annotation
+        (PUBLIC_KEY_ANNOTATION). A key Secret made by an earlier version has none: it is
+        read whole once and annotated (`_annotated`); later passes read its metadata alone.
+        Else each store's outcome: ChildNotOurs when the Secret is not the request's (never
+        used, never read whole, never written), KeySecretInvalid when its public key is not
+        an X25519 key in PEM (never sealed to)."""
+        name = key_secret_name(request)
         if not ours(found, request):
             return _key_not_ours(name)
         if _public_key_text(found) is None:
@@ -804,23 +821,6 @@ class SubjectRequests:
         if key is None:
             return lambda store: key_secret_invalid(store.namespace, store.name, name)
         return key
-
-    def _public_key_made(self, request: SubjectRequest) -> str | None:
-        """The public key of the request's key Secret as it is, none made, for telling its
-        runs (the request deleted): its annotation, read with the Secret's metadata alone;
-        the data's public key only for a Secret of an earlier version that has none. None
-        when there is no key Secret, or the one of its name is not the request's."""
-        name = key_secret_name(request)
-        found = (self.caches or self.kube).get_metadata("Secret", request.namespace, name)
-        if found is None or not ours(found, request):
-            return None
-        text = _public_key_text(found)
-        if text is None:
-            whole = self.kube.get("Secret", request.namespace, name)
-            if whole is None or not ours(whole, request):
-                return None
-            return _decoded((whole.get("data") or {}).get(PUBLIC_KEY))
-        return text if isinstance(text, str) else None
 
     def _annotated(self, request: SubjectRequest, name: str) -> Mapping[str, Any]:
         """The metadata of the request's key Secret `name`, made without the public key
