@@ -16,10 +16,12 @@ from dataward.checks.subjects import (
     complete,
     deadline,
     deadline_met,
+    key_secret_lost,
     request_phase,
     result_record,
     safe_details,
     store_outcome,
+    stores_run,
 )
 
 EMAIL = "kim.minji@example.kr"
@@ -158,3 +160,30 @@ def test_the_result_record_sums_counts_and_the_evidence_outcome_follows_it() -> 
         "no-data"
     )
     assert answer_outcome("PartiallyHeld", record) == "partially-fulfilled"
+
+
+def test_the_stores_a_run_is_recorded_for() -> None:
+    status = {
+        "runs": [{"namespace": "crm", "store": "orders", "job": "sha256:a", "pod": "sha256:b"},
+                 {"namespace": "crm", "store": "bad", "job": "", "pod": "sha256:b"},
+                 "garbage"],
+        "stores": [{"namespace": "privacy", "name": "tickets", "jobName": "dsr-1"},
+                   {"namespace": "hr", "name": "staff", "phase": "Pending"},
+                   {"namespace": "x", "name": "", "jobName": "dsr-2"}, 7],
+    }  # fmt: skip
+    assert stores_run(status) == {("crm", "orders"), ("privacy", "tickets")}
+    assert stores_run(None) == set() and stores_run({"stores": None}) == set()
+
+
+def test_a_lost_key_fails_every_store_and_complete_says_so() -> None:
+    ran = key_secret_lost("crm", "orders", "dataward-r-dsr-key", "dataward-r-dsr-export-1", True)
+    asked = key_secret_lost("hr", "staff", "dataward-r-dsr-key", "dataward-r-dsr-export-2", False)
+    assert (ran.phase, ran.reason) == (asked.phase, asked.reason) == ("Failed", "KeySecretLost")
+    assert "dataward-r-dsr-export-1" in ran.message and "cannot be opened" in ran.message
+    assert "not asked" in asked.message and "dataward-r-dsr-export-2" not in asked.message
+    other = StoreOutcome("crm", "billing", "Failed", "JobFailed", "boom")
+    stores = [ran, asked, other]
+    condition = complete(request_phase(stores), stores)
+    assert (condition.status, condition.reason) == ("False", "KeySecretLost")
+    assert "crm/billing: JobFailed" in condition.message
+    assert complete(request_phase([other]), [other]).reason == "StoresFailed"

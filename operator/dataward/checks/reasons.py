@@ -845,6 +845,19 @@ _LITERAL: tuple[ReasonEntry, ...] = (
     ),
     _request(
         COMPLETE,
+        "KeySecretLost",
+        "False",
+        "An access request's key Secret (the key pair its exports are sealed to) was deleted "
+        "after its Jobs were given the public key: what they sealed cannot be opened with any "
+        "key the request names. The operator makes no new key pair for it (the request would "
+        "hold exports sealed to two keys), and asks no store again; each store says "
+        "KeySecretLost in status.stores.",
+        "If you have a copy of the key Secret, restore it unchanged (its owner reference to "
+        "the request included); else create a new request for the subject, and delete this "
+        "one (its export Secrets go with it).",
+    ),
+    _request(
+        COMPLETE,
         "ChildNotOurs",
         "False",
         "Every store answered an access request, but the readers' Role or RoleBinding of the "

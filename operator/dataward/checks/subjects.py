@@ -432,6 +432,58 @@ def key_secret_invalid(namespace: str, name: str, secret: str) -> StoreOutcome:
     )
 
 
+def stores_run(status: Mapping[str, Any] | None) -> set[StoreKey]:
+    """The stores the request's status records a run for: a render in status.runs (written
+    before the Job is created) or an entry of status.stores naming its Job. An access
+    request's runs are given its key Secret's public key to seal their exports to: once one
+    is recorded, that key is the request's for good (`key_secret_lost`)."""
+    out = set(recorded_renders(status))
+    for entry in (status or {}).get("stores") or ():
+        if not isinstance(entry, Mapping):
+            continue
+        namespace, name, job = entry.get("namespace"), entry.get("name"), entry.get("jobName")
+        if all(isinstance(v, str) and v for v in (namespace, name, job)):
+            out.add((str(namespace), str(name)))
+    return out
+
+
+LOST_KEY_REASON = "KeySecretLost"
+
+
+def key_secret_lost(
+    namespace: str, name: str, secret: str, export: str, ran: bool, job_name: str | None = None
+) -> StoreOutcome:
+    """A store of an access request whose key Secret (`secret`) is gone after the request's
+    runs were given its public key (`stores_run`): what they sealed cannot be opened with
+    any key the request names, so the store has not answered, whatever it recorded. No new
+    key pair is made: a store asked now would be sealed to another key than the others.
+    `ran`: status records a run for this store (its export, `export`, sealed or being
+    sealed to the lost key); else it is not asked. `job_name`: the run status names for
+    it, kept there (`stores_run` reads it on the next pass, the finalizer's `recorded_jobs`
+    deletes it). Names only, never a key."""
+    if ran:
+        what = (
+            f"this store's export (Secret {export}), sealed or being sealed to that key, "
+            "cannot be opened with any key the request names"
+        )
+    else:
+        what = (
+            "this store is not asked: its export would be sealed to a new key, and the "
+            "request would hold exports sealed to two keys"
+        )
+    return StoreOutcome(
+        namespace,
+        name,
+        "Failed",
+        LOST_KEY_REASON,
+        f"Secret {secret}, the request's key pair, was deleted after the request's Jobs were "
+        f"given its public key to seal their exports to: {what}. No new key pair is made for "
+        "this request. If you have a copy of the Secret, restore it unchanged (its owner "
+        "reference to this request included); else create a new request for the subject.",
+        job_name,
+    )
+
+
 def missing_store(namespace: str, name: str) -> StoreOutcome:
     """A store named in spec.scope.stores that does not exist (or is not of the policy)."""
     return StoreOutcome(
@@ -483,6 +535,15 @@ def complete(phase: RequestPhase, stores: Sequence[StoreOutcome]) -> Condition:
             )
         return Condition(
             COMPLETE, "True", "AllStoresAnswered", f"All {len(stores)} store(s) in scope answered."
+        )
+    if phase == "Failed" and any(s.reason == LOST_KEY_REASON for s in stores):
+        return Condition(
+            COMPLETE,
+            "False",
+            "KeySecretLost",
+            "The request's key Secret was deleted after its Jobs were given its public key: "
+            "what they sealed to it cannot be opened, and no new key pair is made. Failed: "
+            f"{_named(stores, 'Failed')}.",
         )
     if phase == "Failed":
         return Condition(COMPLETE, "False", "StoresFailed", f"Failed: {_named(stores, 'Failed')}.")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -60,6 +60,7 @@ from dataward.checks.subjects import (
     grants_secret,
     invalid_store,
     key_secret_invalid,
+    key_secret_lost,
     missing_store,
     not_counted,
     readers_not_granted,
@@ -70,6 +71,7 @@ from dataward.checks.subjects import (
     request_phase,
     run_render,
     store_outcome,
+    stores_run,
     withdrawn_run,
 )
 from dataward.checks.subjects import (
@@ -350,7 +352,11 @@ class SubjectRequests:
 
         stores, missing, invalid = self._stores_in_scope(request)
         statutes = self._statutes(request)
-        public_key = self._public_key(request) if request.type == "access" and stores else None
+        public_key = (
+            self._public_key(request, stores_run(old))
+            if request.type == "access" and stores
+            else None
+        )
         answered_stores = {
             (str(entry.get("namespace")), str(entry.get("name"))): entry
             for entry in old.get("stores") or ()
@@ -571,6 +577,10 @@ class SubjectRequests:
         recorded = self._recorded(request, store.namespace, store.name, answered)
         if recorded is not None:
             self._revoke_job_access(request, store)
+        if isinstance(public_key, KeyLost):  # what it answered cannot be opened
+            named = (answered.get((store.namespace, store.name)) or {}).get("jobName")
+            return public_key(store, named if isinstance(named, str) and named else None), None
+        if recorded is not None:
             return recorded, None
         if callable(public_key):  # an access request's key, not used
             return public_key(store), None
@@ -768,14 +778,22 @@ class SubjectRequests:
             if existing is not None and ours(existing, request):
                 delete_as_read(self.kube, self.caches, kind, request.namespace, existing)
 
-    def _public_key(self, request: SubjectRequest) -> str | KeyUnusable:
+    def _public_key(
+        self, request: SubjectRequest, ran: Collection[tuple[str, str]]
+    ) -> str | KeyUnusable:
         """The public key the request's Jobs seal to (`_key_of`); the key pair is made (once)
-        when there is no key Secret. Else each store's outcome: ChildNotOurs when a Secret
-        of its name made since is not the request's. A failed read raises KubeError:
+        when there is no key Secret and none of the request's runs is recorded (`ran`, the
+        stores status records one for: checks/subjects.py `stores_run`). With runs recorded
+        the key Secret is lost (`KeyLost`): they were given its public key, and a new pair
+        would leave their exports unopenable while status named a key Secret, and seal the
+        stores asked next to another key. Else each store's outcome: ChildNotOurs when a
+        Secret of its name made since is not the request's. A failed read raises KubeError:
         Unknown, the pass is retried."""
         name = key_secret_name(request)
         found = self._key_metadata(request)
         if found is None:
+            if ran:
+                return KeyLost(request, name, frozenset(ran))
             if self.settings.keypair is None:
                 return _key_not_ours(name)
             private_key, public_key = self.settings.keypair()
@@ -1133,6 +1151,28 @@ def _merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, An
 def _key_not_ours(name: str) -> KeyUnusable:
     """Each store's outcome when the key Secret `name` is not the request's."""
     return lambda store: _not_ours(store, NotOurs(f"Secret {name}"))
+
+
+@dataclass(frozen=True)
+class KeyLost:
+    """An access request's key Secret gone after its runs were given its public key
+    (`ran`: the stores status records a run for): each store's outcome, answered or not, is
+    KeySecretLost (checks/subjects.py `key_secret_lost`)."""
+
+    request: SubjectRequest
+    secret: str
+    ran: frozenset[tuple[str, str]]
+
+    def __call__(self, store: Store, job_name: str | None = None) -> StoreOutcome:
+        """`store`'s outcome; `job_name`: the run status names for it, kept there."""
+        return key_secret_lost(
+            store.namespace,
+            store.name,
+            self.secret,
+            export_secret_name(self.request, store),
+            (store.namespace, store.name) in self.ran,
+            job_name,
+        )
 
 
 def _public_key_text(secret: Mapping[str, Any]) -> Any:

@@ -1,0 +1,202 @@
+"""An access request whose key Secret is deleted after its Jobs sealed exports to its key.
+
+Each store's Job seals the subject's rows to the public key of the request's key Secret.
+Deleted (by a careless user, a namespace cleanup, an attacker), the operator found no key
+Secret and made a new key pair without a word: the exports already sealed could not be
+opened with the new private key, status still said the stores answered (Complete stayed
+True), and a store not yet answered was sealed to the new key, so one request held exports
+sealed to two keys. Now a key Secret gone after the request's runs were given its public key
+is lost: no new pair is made, no store is asked again, and every store, and Complete, say
+KeySecretLost and what to do. Before any run a new pair is harmless, and still made.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from typing import Any, cast
+
+from dataward.controller.kube import Kube
+from dataward.controller.subjects import SubjectRequests, SubjectSettings
+from tests.controller.fake_kube import FakeKube
+from tests.controller.test_subjects import (
+    KEY,
+    T0,
+    finish,
+    jobs,
+    pem_pair,
+    sample_requests,
+    status,
+)
+
+KEY_SECRET = "dataward-case-4711-dsr-key"
+ANNOTATION = "dataward.io/recipient-public-key"
+PAIRS = [pem_pair(seed) for seed in (1, 2, 3)]
+ANSWER = {"outcome": "Succeeded", "rowsFound": 1, "rowsExported": 1}
+
+
+def _controller(kube: FakeKube, pairs: Iterator[tuple[str, str]]) -> SubjectRequests:
+    """The operator, making a new key pair (the next of `pairs`) each time it makes one."""
+    settings = SubjectSettings(clock=lambda: T0, keypair=lambda: next(pairs))
+    return SubjectRequests(cast(Kube, kube), settings)
+
+
+def _key_secret(kube: FakeKube) -> dict[str, Any] | None:
+    return kube.objects.get(("Secret", "privacy", KEY_SECRET))
+
+
+def _sealed_to(kube: FakeKube) -> dict[str | None, str]:
+    """Per namespace, the public key the request's Job there seals to."""
+    return {
+        ns: job["spec"]["template"]["metadata"]["annotations"].get(ANNOTATION, "")
+        for (ns, _), job in jobs(kube).items()
+    }
+
+
+def _outcomes(kube: FakeKube) -> dict[str, tuple[str, str]]:
+    return {s["namespace"]: (s["phase"], s["reason"]) for s in status(kube)["stores"]}
+
+
+def _complete(kube: FakeKube) -> dict[str, Any]:
+    return next(c for c in status(kube)["conditions"] if c["type"] == "Complete")
+
+
+def _events(kube: FakeKube) -> list[dict[str, Any]]:
+    return [o for (k, _, _), o in kube.objects.items() if k == "Event"]
+
+
+def _finish_all(kube: FakeKube) -> None:
+    for namespace, name in list(jobs(kube)):
+        finish(kube, str(namespace), name, ANSWER)
+
+
+def _answered(kube: FakeKube, pairs: Iterator[tuple[str, str]]) -> None:
+    """Both stores answered, their exports sealed to the first key pair."""
+    _controller(kube, pairs).reconcile(KEY)
+    _finish_all(kube)
+    _controller(kube, pairs).reconcile(KEY)
+    assert status(kube)["phase"] == "Succeeded"
+    assert _sealed_to(kube) == {"privacy": PAIRS[0][1], "crm": PAIRS[0][1]}
+
+
+def _assert_lost(kube: FakeKube) -> None:
+    assert _outcomes(kube) == {"privacy": ("Failed", "KeySecretLost"),
+                               "crm": ("Failed", "KeySecretLost")}  # fmt: skip
+    for entry in status(kube)["stores"]:
+        assert KEY_SECRET in entry["message"]
+        assert "new request" in entry["message"]
+    complete = _complete(kube)
+    assert (complete["status"], complete["reason"]) == ("False", "KeySecretLost")
+    assert status(kube)["phase"] == "Failed"
+    assert "keySecret" not in status(kube)
+
+
+def _no_key_material(kube: FakeKube) -> None:
+    written = json.dumps([status(kube), _events(kube)])
+    for private, public in PAIRS:
+        for line in (*private.splitlines(), *public.splitlines()):
+            if "-----" not in line:
+                assert line not in written
+
+
+def test_a_key_secret_deleted_after_the_stores_answered_is_reported_lost() -> None:
+    kube = sample_requests(FakeKube())
+    pairs = iter(PAIRS)
+    _answered(kube, pairs)
+    del kube.objects[("Secret", "privacy", KEY_SECRET)]  # the careless user
+    _controller(kube, pairs).reconcile(KEY)
+    assert _key_secret(kube) is None, "a new key pair was made: the exports cannot be opened"
+    _assert_lost(kube)
+    assert any(e["reason"] == "KeySecretLost" and e["type"] == "Warning"
+               for e in _events(kube))  # fmt: skip
+    _no_key_material(kube)
+    before = copy.deepcopy(status(kube))
+    _controller(kube, pairs).reconcile(KEY)  # the same verdict on every pass, no new pair
+    assert _key_secret(kube) is None and status(kube) == before
+
+
+def test_a_store_not_yet_answered_is_not_sealed_to_a_new_key() -> None:
+    kube = sample_requests(FakeKube())
+    pairs = iter(PAIRS)
+    account = kube.objects.pop(("ServiceAccount", "crm", "dataward-orders-purge"))
+    _controller(kube, pairs).reconcile(KEY)  # crm not ready: only tickets runs
+    _finish_all(kube)
+    _controller(kube, pairs).reconcile(KEY)
+    assert _outcomes(kube)["privacy"] == ("Succeeded", "Answered")
+    assert _outcomes(kube)["crm"][0] == "Pending"
+    del kube.objects[("Secret", "privacy", KEY_SECRET)]
+    kube._store(account)  # crm is ready now
+    _controller(kube, pairs).reconcile(KEY)
+    assert _sealed_to(kube) == {"privacy": PAIRS[0][1]}, "sealed to a second key"
+    assert _key_secret(kube) is None
+    _assert_lost(kube)
+
+
+def test_a_key_secret_deleted_while_the_jobs_run_is_lost_too() -> None:
+    # The Jobs were given the public key: what they seal cannot be opened without it.
+    kube = sample_requests(FakeKube())
+    pairs = iter(PAIRS)
+    _controller(kube, pairs).reconcile(KEY)
+    del kube.objects[("Secret", "privacy", KEY_SECRET)]
+    _controller(kube, pairs).reconcile(KEY)
+    assert _key_secret(kube) is None
+    _assert_lost(kube)
+    _finish_all(kube)  # they finish, sealed to the lost key
+    _controller(kube, pairs).reconcile(KEY)
+    _assert_lost(kube)
+
+
+def test_the_key_secret_restored_unchanged_answers_again() -> None:
+    kube = sample_requests(FakeKube())
+    pairs = iter(PAIRS)
+    _answered(kube, pairs)
+    backup = copy.deepcopy(_key_secret(kube))
+    del kube.objects[("Secret", "privacy", KEY_SECRET)]
+    _controller(kube, pairs).reconcile(KEY)
+    _assert_lost(kube)
+    assert backup is not None
+    kube._store(backup)  # from a backup, its owner reference to the request included
+    _controller(kube, pairs).reconcile(KEY)
+    assert _outcomes(kube) == {"privacy": ("Succeeded", "Answered"),
+                               "crm": ("Succeeded", "Answered")}  # fmt: skip
+    assert _complete(kube)["reason"] == "AllStoresAnswered"
+    assert status(kube)["keySecret"] == KEY_SECRET
+
+
+def test_a_key_secret_deleted_before_any_store_ran_is_made_again() -> None:
+    # Nothing was sealed to it yet: a new pair is harmless, and every export is sealed to it.
+    kube = sample_requests(FakeKube())
+    pairs = iter(PAIRS)
+    accounts = {k: kube.objects.pop(k) for k in list(kube.objects) if k[0] == "ServiceAccount"}
+    _controller(kube, pairs).reconcile(KEY)
+    assert _key_secret(kube) is not None and jobs(kube) == {}
+    del kube.objects[("Secret", "privacy", KEY_SECRET)]
+    for account in accounts.values():
+        kube._store(account)
+    _controller(kube, pairs).reconcile(KEY)
+    secret = _key_secret(kube)
+    assert secret is not None
+    assert secret["metadata"]["annotations"][ANNOTATION] == PAIRS[1][1]
+    assert _sealed_to(kube) == {"privacy": PAIRS[1][1], "crm": PAIRS[1][1]}
+    assert status(kube)["keySecret"] == KEY_SECRET
+    _finish_all(kube)
+    _controller(kube, pairs).reconcile(KEY)
+    assert _complete(kube)["reason"] == "AllStoresAnswered"
+
+
+def test_a_request_whose_status_records_no_renders_stays_lost_and_keeps_its_jobs_named() -> None:
+    # An earlier version recorded no status.runs: the stores' jobName alone says the request
+    # ran. The verdict keeps it, or the next pass would find no run and make a new pair; and
+    # the finalizer deletes the runs status names.
+    kube = sample_requests(FakeKube())
+    pairs = iter(PAIRS)
+    _answered(kube, pairs)
+    kube.objects[("DataSubjectRequest", *KEY)]["status"].pop("runs")
+    named = {s["namespace"]: s["jobName"] for s in status(kube)["stores"]}
+    del kube.objects[("Secret", "privacy", KEY_SECRET)]
+    for _ in range(2):
+        _controller(kube, pairs).reconcile(KEY)
+        assert _key_secret(kube) is None
+        _assert_lost(kube)
+        assert {s["namespace"]: s.get("jobName") for s in status(kube)["stores"]} == named
