@@ -486,6 +486,24 @@ def test_access_then_erasure_of_one_person_across_three_stores_of_two_engines(
     assert key_requests == ["get secrets dataward-access-dsr-key",
                             "patch secrets dataward-access-dsr-key"], asked_for  # fmt: skip
 
+    # The key Secret deleted (a careless user) after the exports were sealed to it: it is
+    # lost, not made again (they open with no other key), and every store and Complete say
+    # KeySecretLost. Its Secret's watch event queues the request's pass at once.
+    control_plane.kubectl("delete", "secret", "dataward-access-dsr-key", "-n", namespace)
+
+    def access_status() -> dict[str, Any]:
+        return dict((get(control_plane, "dsr", "access", namespace) or {}).get("status") or {})
+
+    wait_for(lambda: {c["type"]: c["reason"] for c in access_status().get("conditions") or []}
+             .get("Complete") == "KeySecretLost",
+             timeout=60, message="the access request reports its key Secret lost")  # fmt: skip
+    time.sleep(6)  # another resync of the requests (--resync-seconds 5)
+    assert get(control_plane, "secret", "dataward-access-dsr-key", namespace) is None
+    lost = access_status()
+    assert lost["phase"] == "Failed" and "keySecret" not in lost, lost
+    assert {s["reason"] for s in lost["stores"]} == {"KeySecretLost"}, lost
+    assert public.splitlines()[1] not in json.dumps(lost)
+
     # erasure (asked above, answered now): gone from the live stores; the statutory orders
     # kept in the archive.
     uid = get(control_plane, "dsr", "erasure", namespace)["metadata"]["uid"]  # type: ignore[index]
