@@ -167,7 +167,8 @@ NOT_THE_RENDER = (
 )
 
 # An access request's stores' outcome when its key Secret's public key is not used (not the
-# request's Secret, or not a key): what `_public_key` answers instead of the key.
+# request's Secret, not a key, or the Secret lost: `KeyLost`): what `_public_key` answers
+# instead of the key.
 KeyUnusable = Callable[[Store], StoreOutcome]
 
 
