@@ -200,3 +200,24 @@ def test_a_request_whose_status_records_no_renders_stays_lost_and_keeps_its_jobs
         assert _key_secret(kube) is None
         _assert_lost(kube)
         assert {s["namespace"]: s.get("jobName") for s in status(kube)["stores"]} == named
+
+
+def test_a_key_secret_replaced_by_someone_elses_after_the_answers_is_lost_too() -> None:
+    # The attacker deletes the request's key Secret and plants one of the name, with a public
+    # key of their own, without the request's owner reference. It is never used (not the
+    # request's), and the stores that answered cannot be opened with any key the request
+    # names: they say so, as when the Secret is only deleted.
+    kube = sample_requests(FakeKube())
+    pairs = iter(PAIRS)
+    _answered(kube, pairs)
+    del kube.objects[("Secret", "privacy", KEY_SECRET)]
+    kube._store({"apiVersion": "v1", "kind": "Secret",
+                 "metadata": {"name": KEY_SECRET, "namespace": "privacy",
+                              "annotations": {ANNOTATION: PAIRS[2][1]}},
+                 "data": {}})  # fmt: skip
+    _controller(kube, pairs).reconcile(KEY)
+    _assert_lost(kube)
+    planted = _key_secret(kube)
+    assert planted is not None and "ownerReferences" not in planted["metadata"]
+    assert _sealed_to(kube) == {"privacy": PAIRS[0][1], "crm": PAIRS[0][1]}
+    _no_key_material(kube)

@@ -847,8 +847,9 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         COMPLETE,
         "KeySecretLost",
         "False",
-        "An access request's key Secret (the key pair its exports are sealed to) was deleted "
-        "after its Jobs were given the public key: what they sealed cannot be opened with any "
+        "An access request's key Secret (the key pair its exports are sealed to) was deleted, "
+        "or replaced by a Secret that is not the request's (never used), after its Jobs were "
+        "given the public key: what they sealed cannot be opened with any "
         "key the request names. The operator makes no new key pair for it (the request would "
         "hold exports sealed to two keys), and asks no store again; each store says "
         "KeySecretLost in status.stores.",

@@ -453,8 +453,9 @@ LOST_KEY_REASON = "KeySecretLost"
 def key_secret_lost(
     namespace: str, name: str, secret: str, export: str, ran: bool, job_name: str | None = None
 ) -> StoreOutcome:
-    """A store of an access request whose key Secret (`secret`) is gone after the request's
-    runs were given its public key (`stores_run`): what they sealed cannot be opened with
+    """A store of an access request whose key Secret (`secret`) is gone (deleted, or
+    replaced by one that is not the request's) after the request's runs were given its
+    public key (`stores_run`): what they sealed cannot be opened with
     any key the request names, so the store has not answered, whatever it recorded. No new
     key pair is made: a store asked now would be sealed to another key than the others.
     `ran`: status records a run for this store (its export, `export`, sealed or being
@@ -476,8 +477,9 @@ def key_secret_lost(
         name,
         "Failed",
         LOST_KEY_REASON,
-        f"Secret {secret}, the request's key pair, was deleted after the request's Jobs were "
-        f"given its public key to seal their exports to: {what}. No new key pair is made for "
+        f"Secret {secret}, the request's key pair, is gone (deleted, or replaced by a Secret "
+        "that is not the request's) after the request's Jobs were given its public key to "
+        f"seal their exports to: {what}. No new key pair is made for "
         "this request. If you have a copy of the Secret, restore it unchanged (its owner "
         "reference to this request included); else create a new request for the subject.",
         job_name,
@@ -541,7 +543,8 @@ def complete(phase: RequestPhase, stores: Sequence[StoreOutcome]) -> Condition:
             COMPLETE,
             "False",
             "KeySecretLost",
-            "The request's key Secret was deleted after its Jobs were given its public key: "
+            "The request's key Secret is gone (deleted, or replaced by a Secret that is not "
+            "the request's) after its Jobs were given its public key: "
             "what they sealed to it cannot be opened, and no new key pair is made. Failed: "
             f"{_named(stores, 'Failed')}.",
         )

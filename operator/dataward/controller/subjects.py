@@ -787,14 +787,17 @@ class SubjectRequests:
         stores status records one for: checks/subjects.py `stores_run`). With runs recorded
         the key Secret is lost (`KeyLost`): they were given its public key, and a new pair
         would leave their exports unopenable while status named a key Secret, and seal the
-        stores asked next to another key. Else each store's outcome: ChildNotOurs when a
-        Secret of its name made since is not the request's. A failed read raises KubeError:
+        stores asked next to another key; so is one replaced by a Secret that is not the
+        request's. Else each store's outcome: ChildNotOurs when a Secret of its name made
+        since is not the request's (before any run). A failed read raises KubeError:
         Unknown, the pass is retried."""
         name = key_secret_name(request)
         found = self._key_metadata(request)
+        if ran and (found is None or not ours(found, request)):
+            # Gone, or replaced by someone else's (never used): either way no key the
+            # request names opens what its runs sealed.
+            return KeyLost(request, name, frozenset(ran))
         if found is None:
-            if ran:
-                return KeyLost(request, name, frozenset(ran))
             if self.settings.keypair is None:
                 return _key_not_ours(name)
             private_key, public_key = self.settings.keypair()
