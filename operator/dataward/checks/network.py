@@ -21,14 +21,21 @@ def network_isolated(
     admin_policies: Sequence[Mapping[str, Any]] | None = (),
     admin_policies_error: str | None = None,
     namespace_labels: Mapping[str, str] | None = None,
+    cilium_policies: Sequence[Mapping[str, Any]] | None = (),
+    cilium_policies_error: str | None = None,
 ) -> Condition:
     """Compare the live NetworkPolicy with the rendered one and look for wider policies.
 
     `admin_policies` are the cluster's AdminNetworkPolicies (none when the API does not
     serve them; None, with `admin_policies_error`, when they could not be read): they come
     before every NetworkPolicy, so one that may admit traffic to the workload pods outweighs
-    what the NetworkPolicies say (`admitted_by_admin_policies`). `namespace_labels`: the
-    labels of the store's namespace, when known.
+    what the NetworkPolicies say (`admitted_by_admin_policies`). `cilium_policies` are the
+    namespace's CiliumNetworkPolicies and the cluster's CiliumClusterwideNetworkPolicies
+    (none where the API does not serve them; None, with `cilium_policies_error`, when they
+    could not be read): their allow rules add up with the NetworkPolicies', so one that may
+    admit traffic to the workload pods weighs as an AdminNetworkPolicy's Allow does
+    (`admitted_by_cilium_policies`). `namespace_labels`: the labels of the store's
+    namespace, when known.
 
     NetworkPolicies add up, so the pods' effective ingress is the union of every policy
     selecting them. Stores may share pods (one database, several tables and categories):
@@ -48,12 +55,23 @@ def network_isolated(
     verdict = _by_network_policies(
         desired, observed, other_policies, workload_pod_labels, neighbours, other_policies_error
     )
-    return admitted_by_admin_policies(
+    namespace = desired["metadata"]["namespace"]
+    workload = desired["spec"]["podSelector"]
+    verdict = admitted_by_admin_policies(
         verdict,
-        desired["metadata"]["namespace"],
-        desired["spec"]["podSelector"],
+        namespace,
+        workload,
         admin_policies,
         admin_policies_error,
+        namespace_labels,
+        workload_pod_labels,
+    )
+    return admitted_by_cilium_policies(
+        verdict,
+        namespace,
+        workload,
+        cilium_policies,
+        cilium_policies_error,
         namespace_labels,
         workload_pod_labels,
     )
@@ -298,6 +316,218 @@ def admin_selection(
     if of_pods is CANNOT_SELECT:
         return CANNOT_SELECT
     return SELECTS if in_namespace is SELECTS and of_pods is SELECTS else MAY_SELECT
+
+
+CILIUM_CLUSTERWIDE = "CiliumClusterwideNetworkPolicy"
+# The labels Cilium gives a pod's endpoint besides the pod's own (each of source `k8s`): its
+# namespace's name, and each label of its namespace under this prefix. Other keys under
+# these prefixes (its service account, its cluster) the operator does not know.
+CILIUM_POD_NAMESPACE = "io.kubernetes.pod.namespace"
+CILIUM_NAMESPACE_LABELS = "io.cilium.k8s.namespace.labels."
+CILIUM_DERIVED = ("io.cilium.k8s.", "io.kubernetes.pod.")
+
+
+def admitted_by_cilium_policies(
+    verdict: Condition,
+    namespace: str,
+    workload: Mapping[str, Any],
+    policies: Sequence[Mapping[str, Any]] | None,
+    error: str | None = None,
+    namespace_labels: Mapping[str, str] | None = None,
+    workload_pod_labels: Sequence[Mapping[str, str]] = (),
+) -> Condition:
+    """NetworkIsolated once Cilium's own policies (cilium.io/v2) are weighed.
+
+    On a Cilium cluster the allow rules of NetworkPolicies, CiliumNetworkPolicies and
+    CiliumClusterwideNetworkPolicies add up: a rule (a policy's `spec`, or one of its
+    `specs`) whose endpointSelector selects the workload pods and that has an ingress rule
+    admits that rule's peers whatever the store's NetworkPolicy says. So such a rule makes
+    this False, `CiliumPolicyAllows` (even when the NetworkPolicies could not be judged), and
+    one that may select them makes a True verdict Unknown. Conservative: every ingress rule
+    but an empty one (`{}`, the default-deny idiom, which allows nothing) is taken as
+    admitting, its peers and ports not compared with the store's, nor any `ingressDeny` that
+    may shadow it weighed; deny rules only narrow and egress rules do not matter. A rule by
+    `nodeSelector` is a host policy and selects no pod. `policies`: the namespace's
+    CiliumNetworkPolicies and the cluster's CiliumClusterwideNetworkPolicies (told apart by
+    `kind`); None (unreadable, `error` why) makes a True verdict Unknown, never True.
+    """
+    if policies is None:
+        if verdict.status != "True":
+            return verdict
+        return Condition(
+            NETWORK_ISOLATED,
+            "Unknown",
+            "CiliumPoliciesUnreadable",
+            f"The CiliumNetworkPolicies of namespace {namespace} or the cluster's "
+            f"CiliumClusterwideNetworkPolicies could not be listed ({error or 'error'}), and "
+            "one with an ingress rule admits traffic whatever the NetworkPolicies say; the "
+            "operator retries. Check that it may list and watch ciliumnetworkpolicies and "
+            "ciliumclusterwidenetworkpolicies.cilium.io.",
+        )
+    sure: list[str] = []
+    unsure: list[str] = []
+    for policy in policies:
+        selection = cilium_selection(
+            policy, namespace, workload, namespace_labels, workload_pod_labels
+        )
+        if selection is CANNOT_SELECT:
+            continue
+        meta = policy.get("metadata") or {}
+        name = str(meta.get("name"))
+        if policy.get("kind") == CILIUM_CLUSTERWIDE:
+            named_as = f"CiliumClusterwideNetworkPolicy {name}"
+        else:
+            named_as = f"CiliumNetworkPolicy {meta.get('namespace') or namespace}/{name}"
+        (sure if selection is SELECTS else unsure).append(named_as)
+    if sure and verdict.status != "False":
+        return Condition(
+            NETWORK_ISOLATED,
+            "False",
+            "CiliumPolicyAllows",
+            f"{_named(sure)} selects the workload pods in namespace {namespace} and has an "
+            "ingress rule: Cilium's allow rules add up with the NetworkPolicies', so it admits "
+            "its peers whatever the store's NetworkPolicy says (any ingress rule but an empty "
+            "one is taken as admitting, its peers not compared with the store's). Narrow its "
+            "endpointSelector, or add its peers to spec.network.allowFrom and remove its "
+            "ingress rules.",
+        )
+    if unsure and verdict.status == "True":
+        return Condition(
+            NETWORK_ISOLATED,
+            "Unknown",
+            "CiliumPolicyMaySelect",
+            f"{_named(unsure)} has an ingress rule and may select the workload pods in "
+            f"namespace {namespace}: its endpointSelector selects by a pod label "
+            "spec.workload.podSelector does not fix, by namespace labels the operator does "
+            "not know (it reads them only when it runs with a namespace selector), or by "
+            "what Cilium derives from a pod (its service account, its cluster). Narrow its "
+            "endpointSelector (by a pod label the workload selector fixes to another value, "
+            f"or by {CILIUM_POD_NAMESPACE}), or add a requirement on that label to "
+            "spec.workload.podSelector.",
+        )
+    return verdict
+
+
+def cilium_selection(
+    policy: Mapping[str, Any],
+    namespace: str,
+    workload: Mapping[str, Any],
+    namespace_labels: Mapping[str, str] | None = None,
+    workload_pod_labels: Sequence[Mapping[str, str]] = (),
+) -> str:
+    """Whether one of a Cilium policy's rules with an ingress rule that admits something
+    selects the workload pods of `namespace` (SELECTS, MAY_SELECT, CANNOT_SELECT; the
+    surest of its rules). A CiliumNetworkPolicy selects endpoints of its own namespace only;
+    a CiliumClusterwideNetworkPolicy's across the cluster. A rule of neither selector
+    (Cilium requires one) may select them."""
+    if policy.get("kind") != CILIUM_CLUSTERWIDE:
+        own = (policy.get("metadata") or {}).get("namespace")
+        if own is not None and own != namespace:
+            return CANNOT_SELECT
+    found = CANNOT_SELECT
+    for rule in cilium_rules(policy):
+        if not cilium_rule_admits(rule):
+            continue
+        selector = rule.get("endpointSelector")
+        if selector is None and rule.get("nodeSelector") is not None:
+            continue  # a host policy: nodes, not pods
+        if not isinstance(selector, Mapping):
+            found = MAY_SELECT
+            continue
+        selection = _endpoint_selection(
+            selector, namespace, workload, namespace_labels, workload_pod_labels
+        )
+        if selection is SELECTS:
+            return SELECTS
+        if selection is MAY_SELECT:
+            found = MAY_SELECT
+    return found
+
+
+def _matched(selector: Mapping[str, Any], labels: Mapping[str, str]) -> str:
+    """SELECTS when `selector` selects an object of exactly `labels` (all known), else
+    CANNOT_SELECT."""
+    return SELECTS if selector_matches(selector, labels) else CANNOT_SELECT
+
+
+def cilium_rules(policy: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """A Cilium policy's rules: its `spec` and each of its `specs`."""
+    spec = policy.get("spec")
+    specs = policy.get("specs")
+    rules = [spec] if isinstance(spec, Mapping) else []
+    if isinstance(specs, list):
+        rules += [rule for rule in specs if isinstance(rule, Mapping)]
+    return rules
+
+
+def cilium_rule_admits(rule: Mapping[str, Any]) -> bool:
+    """Whether a Cilium rule has an ingress allow rule that admits something: any but an
+    empty one (`ingress: [{}]`, the default-deny idiom). Its peers are not read."""
+    ingress = rule.get("ingress")
+    return isinstance(ingress, list) and any(item not in (None, {}) for item in ingress)
+
+
+def _endpoint_selector_requirements(selector: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A Cilium endpointSelector's requirements as matchExpressions, each key without its
+    source prefix `k8s:` or `any:` (`app` and `k8s:app` are one label of a pod; a mapping of
+    matchLabels could not hold both)."""
+    requirements: list[dict[str, Any]] = [
+        {"key": str(key), "operator": "In", "values": [str(value)]}
+        for key, value in (selector.get("matchLabels") or {}).items()
+    ]
+    requirements += [
+        {**requirement, "key": str(requirement.get("key"))}
+        for requirement in selector.get("matchExpressions") or ()
+        if isinstance(requirement, Mapping)
+    ]
+    for requirement in requirements:
+        source, colon, rest = requirement["key"].partition(":")
+        if colon and source in ("k8s", "any"):
+            requirement["key"] = rest
+    return requirements
+
+
+def _endpoint_selection(
+    selector: Mapping[str, Any],
+    namespace: str,
+    workload: Mapping[str, Any],
+    namespace_labels: Mapping[str, str] | None,
+    workload_pod_labels: Sequence[Mapping[str, str]],
+) -> str:
+    """Whether a Cilium endpointSelector selects the workload pods of `namespace`, key by
+    key: the pod's namespace (known), its namespace's labels (as `_namespace_selection`
+    judges them), its own labels (as `_selection` judges a podSelector), a `reserved:` label
+    (never a pod's: as if absent), and anything else (another source, or what Cilium derives
+    from a pod besides its namespace) a label the pods may carry with any value."""
+    pod: list[dict[str, Any]] = []
+    of_namespace: list[dict[str, Any]] = []
+    named: list[dict[str, Any]] = []
+    reserved: list[dict[str, Any]] = []
+    unknown: list[dict[str, Any]] = []
+    for requirement in _endpoint_selector_requirements(selector):
+        key = requirement["key"]
+        if key == CILIUM_POD_NAMESPACE:
+            named.append(requirement)
+        elif key.startswith(CILIUM_NAMESPACE_LABELS):
+            of_namespace.append({**requirement, "key": key[len(CILIUM_NAMESPACE_LABELS):]})
+        elif key.startswith("reserved:"):
+            reserved.append(requirement)
+        elif ":" in key or key.startswith(CILIUM_DERIVED):
+            unknown.append(requirement)
+        else:
+            pod.append(requirement)
+    selections = [
+        _matched({"matchExpressions": named}, {CILIUM_POD_NAMESPACE: namespace}),
+        _matched({"matchExpressions": reserved}, {}),
+        _namespace_selection({"matchExpressions": of_namespace}, namespace, namespace_labels),
+        _selection({"spec": {"podSelector": {"matchExpressions": pod}}}, workload,
+                   workload_pod_labels),
+        # Keys no workload selector names: each may be carried with any value, or not at all.
+        _selection({"spec": {"podSelector": {"matchExpressions": unknown}}}, {}),
+    ]  # fmt: skip
+    if CANNOT_SELECT in selections:
+        return CANNOT_SELECT
+    return MAY_SELECT if MAY_SELECT in selections else SELECTS
 
 
 def _namespace_selection(

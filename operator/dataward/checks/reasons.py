@@ -50,8 +50,9 @@ TYPE_MEANINGS: dict[str, str] = {
     POLICY_COMPLIANT: "The store fits its PrivacyPolicy: the category exists and the retention, "
     "archive and key rotation are within what the policy allows.",
     NETWORK_ISOLATED: "The store's NetworkPolicy is in place as declared, no other "
-    "NetworkPolicy admits more to the workload pods, and no AdminNetworkPolicy (where the "
-    "cluster serves them) allows ingress to them.",
+    "NetworkPolicy admits more to the workload pods, and no AdminNetworkPolicy, "
+    "CiliumNetworkPolicy or CiliumClusterwideNetworkPolicy (where the cluster serves them) "
+    "allows ingress to them.",
     ENCRYPTION_KEY_READY: "The store's key ring Secret exists, was created by the operator, is "
     "unchanged and its primary key is younger than keyRotation.",
     ACCESS_RESTRICTED: "Only spec.access.readers and the purge job can read the store's Secrets.",
@@ -293,6 +294,41 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "not fix: it may admit traffic to the workload pods.",
         "Narrow its subject (by kubernetes.io/metadata.name, or by a pod label the workload "
         "selector fixes to another value), or add a requirement on that label to "
+        "spec.workload.podSelector.",
+    ),
+    _store(
+        NETWORK_ISOLATED,
+        "CiliumPoliciesUnreadable",
+        "Unknown",
+        "The cluster serves CiliumNetworkPolicies or CiliumClusterwideNetworkPolicies but the "
+        "operator could not list them (a cache failed, was refused or has not listed yet); "
+        "one with an ingress rule admits traffic whatever the NetworkPolicies say.",
+        f"{_RETRIES} Check that the operator may list and watch "
+        "ciliumnetworkpolicies.cilium.io and ciliumclusterwidenetworkpolicies.cilium.io.",
+    ),
+    _store(
+        NETWORK_ISOLATED,
+        "CiliumPolicyAllows",
+        "False",
+        "A CiliumNetworkPolicy of the store's namespace or a CiliumClusterwideNetworkPolicy "
+        "(named in the message) selects the workload pods and has an ingress rule; Cilium's "
+        "allow rules add up with the NetworkPolicies', so it admits its peers whatever the "
+        "store's NetworkPolicy says. Every ingress rule but an empty one (`{}`, which allows "
+        "nothing) is taken as admitting: its peers are not compared with the store's.",
+        "Narrow its endpointSelector, or declare its peers in spec.network.allowFrom and "
+        "remove its ingress rules.",
+    ),
+    _store(
+        NETWORK_ISOLATED,
+        "CiliumPolicyMaySelect",
+        "Unknown",
+        "A CiliumNetworkPolicy or CiliumClusterwideNetworkPolicy (named in the message) has an "
+        "ingress rule and selects endpoints by a pod label spec.workload.podSelector does not "
+        "fix, by namespace labels the operator does not know (it reads them only when it runs "
+        "with a namespace selector) or by what Cilium derives from a pod (its service account, "
+        "its cluster): it may admit traffic to the workload pods.",
+        "Narrow its endpointSelector (by a pod label the workload selector fixes to another "
+        "value, or by io.kubernetes.pod.namespace), or add a requirement on that label to "
         "spec.workload.podSelector.",
     ),
     _store(
