@@ -40,6 +40,8 @@ NAMESPACED_RULES: dict[tuple[str, str], set[str]] = {
     ("dataward.io", "personaldatastores/finalizers"): {"update"},
     ("networking.k8s.io", "networkpolicies"): {
         "get", "list", "watch", "create", "update", "patch"},
+    # Watched into the operator's cache where the API serves them (NetworkIsolated).
+    ("cilium.io", "ciliumnetworkpolicies"): {"list", "watch"},
     ("dataward.io", "datasubjectrequests"): {"get", "list", "watch", "patch"},
     ("dataward.io", "datasubjectrequests/status"): {"patch", "override"},
     ("dataward.io", "datasubjectrequests/finalizers"): {"update"},
@@ -63,6 +65,7 @@ CLUSTER_RULES: dict[tuple[str, str], set[str]] = {
     ("rbac.authorization.k8s.io", "clusterrolebindings"): {"list", "watch"},
     # Watched into the operator's cache where the API serves them (NetworkIsolated).
     ("policy.networking.k8s.io", "adminnetworkpolicies"): {"list", "watch"},
+    ("cilium.io", "ciliumclusterwidenetworkpolicies"): {"list", "watch"},
 }
 LEADER_ELECTION_RULES: dict[tuple[str, str], set[str]] = {
     ("coordination.k8s.io", "leases"): {"get", "create", "update"},

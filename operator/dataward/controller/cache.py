@@ -55,6 +55,7 @@ import orjson
 import urllib3
 
 from dataward.checks.conditions import comparable_status
+from dataward.checks.network import cilium_rule_admits
 from dataward.checks.purge_runs import RUNS_DIGEST, job_runs, pod_runs
 from dataward.controller.index import LabelIndex
 from dataward.controller.kube import (
@@ -77,6 +78,8 @@ Objs = list[Obj]
 EventCallback = Callable[[str, Obj | None, Obj | None], None]
 HealthCallback = Callable[[str, str | None], None]
 WATCH_SECONDS = 300
+# What a slimmed Cilium rule's ingress holds in place of rules that admit something.
+ADMITS = "admits"
 LIST_PAGE = 500  # objects per LIST request (the API server's default chunk size)
 # LIST pages held at once by all the caches together (`Informer._list`): every informer lists
 # on its own thread at start, and a page of 500 objects as delivered (managedFields and all)
@@ -420,10 +423,38 @@ def _slimmed(kind: str, obj: Mapping[str, Any]) -> Obj:
                             for rule in rules if isinstance(rule, Mapping)]}  # fmt: skip
         meta = {k: meta[k] for k in ("name", "resourceVersion") if k in meta}
         return {"kind": kind, "metadata": meta, "spec": kept}
+    if kind in ("CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy"):
+        # NetworkIsolated reads its name and namespace, and of each rule its selectors and
+        # whether it has an ingress rule that admits something (`cilium_rule_admits`).
+        meta = {k: meta[k] for k in ("name", "namespace", "resourceVersion") if k in meta}
+        policy: Obj = {"kind": kind, "metadata": meta}
+        for part in ("spec", "specs"):
+            rules = _cilium_rules_kept(obj.get(part))
+            if rules is not None:
+                policy[part] = rules
+        return policy
     if kind == "CronJob":
         # Drift compares its pod template (most of it) by a digest, and nothing else reads it.
         return comparable_cronjob({**obj, "kind": kind, "metadata": meta})
     return {**obj, "kind": kind, "metadata": meta}
+
+
+def _cilium_rules_kept(part: Any) -> Any:
+    """Of a Cilium policy's `spec` (one rule) or `specs` (a list of them), what
+    NetworkIsolated reads: each rule's endpointSelector and nodeSelector, and its ingress as
+    one rule standing for all when one admits something (`cilium_rule_admits`), else none."""
+
+    def kept(rule: Mapping[str, Any]) -> Obj:
+        out = {k: rule[k] for k in ("endpointSelector", "nodeSelector") if k in rule}
+        if cilium_rule_admits(rule):
+            out["ingress"] = [{ADMITS: True}]
+        return out
+
+    if isinstance(part, Mapping):
+        return kept(part)
+    if isinstance(part, list):
+        return [kept(rule) for rule in part if isinstance(rule, Mapping)]
+    return None
 
 
 def metadata_only(obj: Mapping[str, Any]) -> Obj:

@@ -125,6 +125,11 @@ RESOURCES: dict[str, Resource] = {
     "AdminNetworkPolicy": Resource(
         "policy.networking.k8s.io/v1alpha1", "adminnetworkpolicies", namespaced=False
     ),
+    # Cilium's own policy kinds, served where Cilium is the CNI.
+    "CiliumNetworkPolicy": Resource("cilium.io/v2", "ciliumnetworkpolicies"),
+    "CiliumClusterwideNetworkPolicy": Resource(
+        "cilium.io/v2", "ciliumclusterwidenetworkpolicies", namespaced=False
+    ),
 }
 
 

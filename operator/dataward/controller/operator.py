@@ -79,6 +79,12 @@ OURS = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 # every one, whichever namespaces it selects. Not awaited: a refused or failing LIST makes
 # NetworkIsolated Unknown, not every verdict stand still.
 ADMIN_POLICY_CACHE = CachedKind("AdminNetworkPolicy", cluster_scoped=True, awaited=False)
+# Cilium's own policies, followed and weighed as AdminNetworkPolicies are: a namespace's
+# CiliumNetworkPolicies concern its stores, a CiliumClusterwideNetworkPolicy any store.
+CILIUM_POLICY_CACHE = CachedKind("CiliumNetworkPolicy", awaited=False)
+CILIUM_CLUSTERWIDE_CACHE = CachedKind(
+    "CiliumClusterwideNetworkPolicy", cluster_scoped=True, awaited=False
+)
 # Where the API serves them (`_follow`, as AdminNetworkPolicies): a CRD applied after a helm
 # upgrade (which does not install new CRDs) is answered from then on, not from a restart.
 REQUEST_CACHE = CachedKind("DataSubjectRequest")
@@ -98,6 +104,8 @@ CACHED_KINDS: tuple[CachedKind, ...] = (
     CachedKind("Pod", OURS),
     REQUEST_CACHE,
     ADMIN_POLICY_CACHE,
+    CILIUM_POLICY_CACHE,
+    CILIUM_CLUSTERWIDE_CACHE,
 )
 # Secrets, when the operator may list and watch them (`watch_secrets`, the chart's
 # `watchSecrets`): its key rings with their data (selected by their labels), and every Secret
@@ -307,14 +315,19 @@ def keys_for_event(
         edited = old is None or new is None or _generation(old) != _generation(new)
         stores = reconciler.stores_of_policy(str(meta["name"])) if edited else []
         return stores, [str(meta["name"])]
-    if kind in ("ClusterRole", "ClusterRoleBinding", "AdminNetworkPolicy"):
-        # An AdminNetworkPolicy may select any namespace's pods, by labels the operator may
-        # not know: every store of the shard (they are few and rarely change).
+    if kind in (
+        "ClusterRole", "ClusterRoleBinding", "AdminNetworkPolicy", CILIUM_CLUSTERWIDE_CACHE.kind
+    ):
+        # An AdminNetworkPolicy or a CiliumClusterwideNetworkPolicy may select any namespace's
+        # pods, by labels the operator may not know: every store of the shard (they are few
+        # and rarely change).
         return reconciler.all_stores(), []
     if kind == "Namespace":  # now (or no longer) this shard's
         return reconciler.stores_in(str(meta["name"])), []
     if not namespace:
         return [], []
+    if kind == CILIUM_POLICY_CACHE.kind:  # selects endpoints of its own namespace only
+        return reconciler.stores_in(namespace), []
     if kind == "Secret":  # metadata only; a ring's own events come from the rings' cache
         return reconciler.stores_with_credentials(namespace, str(meta["name"])), []
     if kind in NAMESPACE_WIDE:
@@ -439,11 +452,25 @@ class Followed:
 
 
 ADMIN_POLICIES = RESOURCES["AdminNetworkPolicy"]
+# A cluster without them is an ordinary one (another CNI): not served is no warning.
+NETWORK_POLICY_KINDS = frozenset(
+    {ADMIN_POLICY_CACHE.kind, CILIUM_POLICY_CACHE.kind, CILIUM_CLUSTERWIDE_CACHE.kind}
+)
 FOLLOWED = (
     Followed(
         ADMIN_POLICY_CACHE,
         "NetworkIsolated weighs them",
         "NetworkIsolated reads NetworkPolicies only",
+    ),
+    Followed(
+        CILIUM_POLICY_CACHE,
+        "NetworkIsolated weighs them",
+        "NetworkIsolated does not read them",
+    ),
+    Followed(
+        CILIUM_CLUSTERWIDE_CACHE,
+        "NetworkIsolated weighs them",
+        "NetworkIsolated does not read them",
     ),
     Followed(
         REQUEST_CACHE,
@@ -496,7 +523,7 @@ async def _follow(
     else:
         caches.drop(kind)
         log.log(
-            logging.INFO if kind == ADMIN_POLICY_CACHE.kind else logging.WARNING,
+            logging.INFO if kind in NETWORK_POLICY_KINDS else logging.WARNING,
             "the API %s %s: %s", "no longer serves" if caches.started else "does not serve",
             name, followed.not_served,
         )  # fmt: skip

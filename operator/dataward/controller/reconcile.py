@@ -714,7 +714,13 @@ class Reconciler:
             )
         except KubeError as error:
             policies = Listing.failed(f"HTTP {error.status}")
-        admin_policies, namespace_labels = self._admin_policies(store.namespace)
+        admin_policies = self._admin_policies()
+        cilium_policies = self._cilium_policies(store.namespace)
+        namespace_labels = (
+            self._namespace_labels(store.namespace)
+            if admin_policies.items or cilium_policies.items
+            else None
+        )
         credentials = tuple(
             (secret, self._presence("Secret", store.namespace, secret))
             for secret in credentials_secrets(store)
@@ -728,6 +734,7 @@ class Reconciler:
             neighbours=neighbours,
             network_policies=policies,
             admin_policies=admin_policies,
+            cilium_policies=cilium_policies,
             namespace_labels=namespace_labels,
             rbac=rbac,
             credentials=credentials,
@@ -735,26 +742,46 @@ class Reconciler:
             status=raw.get("status"),
         )
 
-    def _admin_policies(self, namespace: str) -> tuple[Listing, Mapping[str, str] | None]:
+    def _admin_policies(self) -> Listing:
         """The cluster's AdminNetworkPolicies from their cache (none where it is not kept:
         the API does not serve them, operator.py `_follow`; never a request), or why they
-        could not be read; and, when there are any, the labels of `namespace` as the
-        Namespace cache holds them (a sharded operator's; else None: not known)."""
-        if self.caches is None or not self.caches.cached("AdminNetworkPolicy"):
-            return Listing(), None
+        could not be read."""
+        return self._followed_policies("AdminNetworkPolicy", None)
+
+    def _cilium_policies(self, namespace: str) -> Listing:
+        """The CiliumNetworkPolicies of `namespace` and the cluster's
+        CiliumClusterwideNetworkPolicies from their caches (none of a kind whose cache is not
+        kept: the API does not serve it), or why either could not be read."""
+        local = self._followed_policies("CiliumNetworkPolicy", namespace)
+        clusterwide = self._followed_policies("CiliumClusterwideNetworkPolicy", None)
+        failed = local.error or clusterwide.error
+        if failed is not None:
+            return Listing.failed(failed)
+        return Listing.of((*local.items, *clusterwide.items))
+
+    def _followed_policies(self, kind: str, namespace: str | None) -> Listing:
+        """The objects of a policy kind the operator caches only while the API serves it
+        (operator.py `FOLLOWED`), in `namespace` (None: all, or cluster-scoped): none when
+        it is not cached, never a request; a failed Listing when its cache cannot be read."""
+        if self.caches is None or not self.caches.cached(kind):
+            return Listing()
         try:
-            found = Listing.of(self.caches.list("AdminNetworkPolicy"))
+            return Listing.of(self.caches.list(kind, namespace))
         except KubeError as error:
             why = str(error.reason) if error.status == 0 else f"HTTP {error.status}"
-            return Listing.failed(why), None
-        if not found.items or not self.caches.cached("Namespace"):
-            return found, None
+            return Listing.failed(why)
+
+    def _namespace_labels(self, namespace: str) -> Mapping[str, str] | None:
+        """The labels of `namespace` as the Namespace cache holds them (a sharded operator's;
+        else None: not known)."""
+        if self.caches is None or not self.caches.cached("Namespace"):
+            return None
         try:
             held = self.caches.get("Namespace", None, namespace)
         except KubeError:
-            return found, None
+            return None
         labels = None if held is None else (held.get("metadata") or {}).get("labels")
-        return found, dict(labels) if isinstance(labels, Mapping) else None
+        return dict(labels) if isinstance(labels, Mapping) else None
 
     def _policies_near(self, store: Store) -> list[dict[str, Any]]:
         """The NetworkPolicies of the store's namespace that may select its workload pods (a
@@ -2957,6 +2984,9 @@ class StoreSnapshot:
     # labels of the store's namespace when known (None: not known).
     admin_policies: Listing = field(default_factory=Listing)
     namespace_labels: Mapping[str, str] | None = None
+    # The namespace's CiliumNetworkPolicies and the cluster's CiliumClusterwideNetworkPolicies
+    # (none of a kind the API does not serve).
+    cilium_policies: Listing = field(default_factory=Listing)
 
     def credentials_missing(self) -> list[str]:
         """The credentials Secrets confirmed absent."""
@@ -3263,6 +3293,10 @@ def isolation_and_access(
             else None,
             admin_policies_error=snapshot.admin_policies.error,
             namespace_labels=snapshot.namespace_labels,
+            cilium_policies=snapshot.cilium_policies.items
+            if snapshot.cilium_policies.error is None
+            else None,
+            cilium_policies_error=snapshot.cilium_policies.error,
         ),
         access_restricted(
             store.namespace,
