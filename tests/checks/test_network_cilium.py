@@ -209,3 +209,18 @@ def test_a_rule_of_no_selector_may_select() -> None:
     policy = {"kind": CNP, "metadata": {"name": "garbled", "namespace": "crm"},
               "spec": {"ingress": WORLD}}  # fmt: skip
     assert judged(policy)[:2] == ("Unknown", "CiliumPolicyMaySelect")
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        {"matchLabels": "app=crm-postgres"},
+        {"matchExpressions": {"key": "app", "operator": "Exists"}},
+        {"matchExpressions": ["app"]},
+        {"matchExpressions": [{"key": "app", "operator": "In", "values": "crm-postgres"}]},
+    ],
+)
+def test_a_garbled_endpoint_selector_may_select_and_does_not_crash(
+    selector: dict[str, Any],
+) -> None:
+    assert judged(cnp("garbled", selector, WORLD))[:2] == ("Unknown", "CiliumPolicyMaySelect")

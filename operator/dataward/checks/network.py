@@ -467,19 +467,24 @@ def cilium_rule_admits(rule: Mapping[str, Any]) -> bool:
     return isinstance(ingress, list) and any(item not in (None, {}) for item in ingress)
 
 
-def _endpoint_selector_requirements(selector: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _endpoint_selector_requirements(selector: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     """A Cilium endpointSelector's requirements as matchExpressions, each key without its
     source prefix `k8s:` or `any:` (`app` and `k8s:app` are one label of a pod; a mapping of
-    matchLabels could not hold both)."""
+    matchLabels could not hold both); None when it is not a label selector's shape."""
+    labels = selector.get("matchLabels") or {}
+    expressions = selector.get("matchExpressions") or []
+    if not isinstance(labels, Mapping) or not isinstance(expressions, list):
+        return None
     requirements: list[dict[str, Any]] = [
         {"key": str(key), "operator": "In", "values": [str(value)]}
-        for key, value in (selector.get("matchLabels") or {}).items()
+        for key, value in labels.items()
     ]
-    requirements += [
-        {**requirement, "key": str(requirement.get("key"))}
-        for requirement in selector.get("matchExpressions") or ()
-        if isinstance(requirement, Mapping)
-    ]
+    for requirement in expressions:
+        if not isinstance(requirement, Mapping) or not isinstance(
+            requirement.get("values") or [], list
+        ):
+            return None
+        requirements.append({**requirement, "key": str(requirement.get("key"))})
     for requirement in requirements:
         source, colon, rest = requirement["key"].partition(":")
         if colon and source in ("k8s", "any"):
@@ -504,7 +509,10 @@ def _endpoint_selection(
     named: list[dict[str, Any]] = []
     reserved: list[dict[str, Any]] = []
     unknown: list[dict[str, Any]] = []
-    for requirement in _endpoint_selector_requirements(selector):
+    requirements = _endpoint_selector_requirements(selector)
+    if requirements is None:
+        return MAY_SELECT  # garbled (Cilium's schema refuses it): it may select them
+    for requirement in requirements:
         key = requirement["key"]
         if key == CILIUM_POD_NAMESPACE:
             named.append(requirement)
