@@ -451,7 +451,6 @@ class Followed:
     not_served: str
 
 
-ADMIN_POLICIES = RESOURCES["AdminNetworkPolicy"]
 # A cluster without them is an ordinary one (another CNI): not served is no warning.
 NETWORK_POLICY_KINDS = frozenset(
     {ADMIN_POLICY_CACHE.kind, CILIUM_POLICY_CACHE.kind, CILIUM_CLUSTERWIDE_CACHE.kind}
