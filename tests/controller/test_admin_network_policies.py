@@ -380,6 +380,8 @@ def test_requests_served_after_the_start_or_no_longer_are_followed_too(
     thread, stop = _running_operator(settings)
     try:
         assert _until(lambda: bool(made) and made[0].started and "PersonalDataStore" in running)
+        if at_start:  # its informer's thread running first: else "not running" proves nothing
+            assert _until(lambda: "DataSubjectRequest" in running), "the cache never started"
         requests["served"] = not at_start
         if at_start:
             assert _until(lambda: "DataSubjectRequest" not in running), "never stopped"
