@@ -224,11 +224,13 @@ def test_the_cache_keeps_only_what_the_verdict_reads() -> None:
     }
 
 
-def test_a_refused_admin_policy_list_does_not_hold_the_first_pass() -> None:
+@pytest.mark.parametrize("kind", [ANP, "CiliumNetworkPolicy"])
+def test_a_refused_policy_list_does_not_hold_the_first_pass(kind: str) -> None:
     # The first pass waits for every cache's first list; a refused LIST of AdminNetworkPolicies
-    # would hold every store's last verdict (perhaps True) for as long as it is refused.
+    # or Cilium policies (a chart without the rule, a cluster admin's narrowing) would hold
+    # every store's last verdict (perhaps True) for as long as it is refused.
     kube = sample_cluster(ListingKube())
-    kube.fail_lists[ANP] = 403
+    kube.fail_lists[kind] = 403
     stop = threading.Event()
     health: list[str] = []
 
@@ -237,16 +239,16 @@ def test_a_refused_admin_policy_list_does_not_hold_the_first_pass() -> None:
         stop.set()
 
     caches = Caches(cast(Kube, kube), CACHED_KINDS, (), 3600, lambda *_: None, on_health)
-    for (kind, _), informer in caches.informers.items():
-        if kind != ANP:
+    for (other, _), informer in caches.informers.items():
+        if other != kind:
             informer._relist()
     assert not caches.listed()
     health.clear()
     stop.clear()
-    caches.informers[(ANP, None)].run(stop)  # its first LIST refused: it says so, once
-    assert health == [ANP]
+    caches.informers[(kind, None)].run(stop)  # its first LIST refused: it says so, once
+    assert health == [kind]
     assert caches.listed()
-    assert caches.informers[(ANP, None)].synced is False  # its reads raise: Unknown
+    assert caches.informers[(kind, None)].synced is False  # its reads raise: Unknown
 
 
 def _by_namespace_label(sharded: bool) -> tuple[str, str]:

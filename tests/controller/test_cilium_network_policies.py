@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import threading
 from datetime import timedelta
 from typing import Any, cast
 
@@ -163,32 +162,6 @@ def test_the_cache_keeps_only_what_the_verdict_reads(namespace: str | None) -> N
     store = {"matchLabels": {"app": "crm-postgres"}}
     assert cilium_selection(kept, "crm", store) == cilium_selection(policy, "crm", store)
     assert cilium_selection(kept, "crm", store) == "selects"
-
-
-def test_a_refused_cilium_policy_list_does_not_hold_the_first_pass() -> None:
-    # The first pass waits for every cache's first list; a refused LIST of Cilium policies
-    # (a chart without the rule, a cluster admin's narrowing) would hold every store's last
-    # verdict (perhaps True) for as long as it is refused.
-    kube = sample_cluster(ListingKube())
-    kube.fail_lists[CNP] = 403
-    stop = threading.Event()
-    health: list[str] = []
-
-    def on_health(kind: str, namespace: str | None) -> None:
-        health.append(kind)
-        stop.set()
-
-    caches = Caches(cast(Kube, kube), CACHED_KINDS, (), 3600, lambda *_: None, on_health)
-    for (kind, _), informer in caches.informers.items():
-        if kind != CNP:
-            informer._relist()
-    assert not caches.listed()
-    health.clear()
-    stop.clear()
-    caches.informers[(CNP, None)].run(stop)  # its first LIST refused: it says so, once
-    assert health == [CNP]
-    assert caches.listed()
-    assert caches.informers[(CNP, None)].synced is False  # its reads raise: Unknown
 
 
 def test_discovery_decides_whether_each_cilium_kind_is_cached(

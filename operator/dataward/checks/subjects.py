@@ -9,7 +9,7 @@ counts, tables, times and reasons only, and only those fields are copied.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -314,14 +314,18 @@ def recorded_answer(
 def recorded_jobs(status: Mapping[str, Any] | None) -> set[tuple[str, str]]:
     """(namespace, jobName) of each store the request's status names a Job for: the runs the
     operator recorded (status is written only by it where the statusGuard policy is on)."""
-    out = set()
+    return {(namespace, job) for namespace, _, job in _named_jobs(status)}
+
+
+def _named_jobs(status: Mapping[str, Any] | None) -> Iterator[tuple[str, Any, str]]:
+    """(namespace, store name as written, jobName) of each entry of status.stores that names
+    a Job in a namespace."""
     for entry in (status or {}).get("stores") or ():
         if not isinstance(entry, Mapping):
             continue
-        namespace, name = entry.get("namespace"), entry.get("jobName")
-        if isinstance(namespace, str) and isinstance(name, str) and namespace and name:
-            out.add((namespace, name))
-    return out
+        namespace, job = entry.get("namespace"), entry.get("jobName")
+        if isinstance(namespace, str) and isinstance(job, str) and namespace and job:
+            yield namespace, entry.get("name"), job
 
 
 StoreKey = tuple[str, str]  # (namespace, name) of a store
@@ -438,12 +442,11 @@ def stores_run(status: Mapping[str, Any] | None) -> set[StoreKey]:
     request's runs are given its key Secret's public key to seal their exports to: once one
     is recorded, that key is the request's for good (`key_secret_lost`)."""
     out = set(recorded_renders(status))
-    for entry in (status or {}).get("stores") or ():
-        if not isinstance(entry, Mapping):
-            continue
-        namespace, name, job = entry.get("namespace"), entry.get("name"), entry.get("jobName")
-        if all(isinstance(v, str) and v for v in (namespace, name, job)):
-            out.add((str(namespace), str(name)))
+    out.update(
+        (namespace, name)
+        for namespace, name, _ in _named_jobs(status)
+        if isinstance(name, str) and name
+    )
     return out
 
 
