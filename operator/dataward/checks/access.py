@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from dataward.checks.conditions import ACCESS_RESTRICTED, Condition, named
 from dataward.checks.observed import (
@@ -121,12 +121,12 @@ def access_restricted(
         # A binding to a role that does not exist grants nothing (yet).
         if role is None:
             continue
-        if any(rule.reads_secrets(secret_names) for rule in role.rules):
+        powers = role_powers(rbac, role)
+        if powers.reads(secret_names):
             foreign.append((binding, subjects))
             continue
-        cluster = binding.kind == "ClusterRoleBinding"
-        starts = any(rule.starts_pods() for rule in role.rules)
-        if starts or any(rule.escalates(cluster) for rule in role.rules):
+        starts = powers.starts_pods
+        if starts or powers.escalates(binding.kind == "ClusterRoleBinding"):
             if readers_declared is None:
                 readers_declared = _declared_subjects(namespace, desired)
             beyond = [s for s in subjects if s not in readers_declared]
@@ -195,6 +195,52 @@ def access_restricted(
         f"Only spec.access.readers and the purge job can read Secrets "
         f"{', '.join(secret_names)}.{shared}",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RolePowers:
+    """What a role's rules let its holders do with a namespace's Secrets, whichever store
+    asks: worked out once per role and RBAC snapshot (`role_powers`), not once per store and
+    binding (issue 11: the rules of the cluster's ClusterRoles, scanned for every store,
+    were a fifth of a restart's reconciles)."""
+
+    reads_every: bool  # a rule reads Secrets of any name (PolicyRule.reads_secrets)
+    reads_named: frozenset[str]  # the names rules with resourceNames read
+    starts_pods: bool  # PolicyRule.starts_pods
+    escalates_namespaced: bool  # PolicyRule.escalates through a RoleBinding
+    escalates_cluster: bool  # ... through a ClusterRoleBinding
+
+    @classmethod
+    def of(cls, role: ObservedRole) -> RolePowers:
+        rules = role.rules
+        readers = [rule for rule in rules if rule.reads_secrets(rule.resource_names or ("",))]
+        return cls(
+            reads_every=any(not rule.resource_names for rule in readers),
+            reads_named=frozenset(name for rule in readers for name in rule.resource_names),
+            starts_pods=any(rule.starts_pods() for rule in rules),
+            escalates_namespaced=any(rule.escalates(False) for rule in rules),
+            escalates_cluster=any(rule.escalates(True) for rule in rules),
+        )
+
+    def reads(self, secret_names: Sequence[str]) -> bool:
+        """Whether a rule reads any of `secret_names` (as any `reads_secrets` of them)."""
+        return self.reads_every or not self.reads_named.isdisjoint(secret_names)
+
+    def escalates(self, cluster_binding: bool) -> bool:
+        """PolicyRule.escalates of any rule, through a binding of that kind."""
+        return self.escalates_cluster if cluster_binding else self.escalates_namespaced
+
+
+def role_powers(rbac: RbacSnapshot, role: ObservedRole) -> RolePowers:
+    """`RolePowers.of(role)`, kept in the snapshot's memo (which holds its roles, so a role's
+    identity names it there while the memo lives)."""
+    memo = cast(
+        "dict[int, tuple[ObservedRole, RolePowers]]", rbac.memo.setdefault("role-powers", {})
+    )
+    found = memo.get(id(role))
+    if found is None or found[0] is not role:
+        found = memo[id(role)] = (role, RolePowers.of(role))
+    return found[1]
 
 
 class DeclaredBesides(Mapping[str, str]):
