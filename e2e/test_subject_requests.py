@@ -17,6 +17,7 @@ operator reads the result back from the pod's termination message.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -30,8 +31,10 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
 
 from dataward.model.policy import parse_policy
+from dataward.subjects.export import generate_keypair
 from e2e.fixtures_databases import MariaDB, Postgres
 from e2e.fixtures_operator import CHART, RELEASE, OperatorProcess, apply, get, grant_user
 from e2e.harness import ControlPlane, wait_for
@@ -46,6 +49,7 @@ GUARD = "subject-requests-guarded"
 IN_FORCE_SECONDS = 30  # the API server loads admission policies and RBAC moments after
 UID_LABEL = "dataward.io/subject-request-uid"
 OFFICER, INTERN = "privacy-officer", "privacy-intern"
+MALLORY = "mallory"  # may create Secrets and read requests in the namespace, nothing more
 # Opt-in: with DATAWARD_CAPTURE_DIR set, the story keeps what it applied and what kubectl and
 # `dataward subject-request open` printed there (the README's real output). Off by default.
 CAPTURE_DIR = os.environ.get("DATAWARD_CAPTURE_DIR")
@@ -187,6 +191,13 @@ def store(namespace: str, name: str, category: str, servers: Postgres, table: st
 
 
 # --- requests ------------------------------------------------------------------------------
+
+
+def fingerprint(public_pem: str) -> str:
+    """The SHA-256 fingerprint of an X25519 public key in PEM: of its 32 raw bytes."""
+    key = serialization.load_pem_public_key(public_pem.encode("ascii"))
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
 def user_role(plane: ControlPlane, namespace: str, user: str, rules: list[dict[str, Any]]) -> None:
@@ -468,23 +479,68 @@ def test_access_then_erasure_of_one_person_across_three_stores_of_two_engines(
             found.setdefault(row["table"].split(".")[-1], set()).add(int(row["values"]["id"]))
     assert found == {tickets: {1, 2}, orders: {10, 11}, subscribers: {20}}, found
 
-    # The key Secret as an earlier version made it, without the annotation: on its next pass
-    # the operator reads it whole once and annotates it at the resourceVersion read; the
-    # passes after read its metadata alone again. The Secret's watch event queues that pass at
-    # once, so the operator may act before kubectl returns: its requests are looked for from
-    # before the edit.
+    assert answered["status"]["keyFingerprint"] == fingerprint(public)
+
+    # With the operator stopped (the restart is what an upgrade does):
+    # - the access request as an earlier version left it: its key Secret without the
+    #   annotation, its status without the key's fingerprint. On its first pass the operator
+    #   reads the Secret whole once, annotates it at the resourceVersion read, and records the
+    #   fingerprint of that key, which the request's Jobs were given; the passes after read its
+    #   metadata alone again.
+    # - a request the operator has not seen yet, and its key Secret planted by Mallory, who
+    #   may create Secrets and read requests, nothing more: the request's controller owner
+    #   reference (its uid is readable) and her own public key. The operator made no key pair
+    #   for it: nothing is sealed to her key, no Job is made, every store says ChildNotOurs.
+    operator.stop()
     unannotated = datetime.now(UTC)
     control_plane.kubectl("annotate", "secret", "dataward-access-dsr-key", "-n", namespace,
                           "dataward.io/recipient-public-key-")  # fmt: skip
+    control_plane.kubectl("patch", "dsr", "access", "-n", namespace, "--subresource=status",
+                          "--type=json", "-p", json.dumps(
+                              [{"op": "remove", "path": "/status/keyFingerprint"}]))  # fmt: skip
+    apply(control_plane, request(namespace, "planted", "access"))
+    planted = get(control_plane, "dsr", "planted", namespace)
+    assert planted is not None
+    mallory_public = generate_keypair().public_pem.decode("ascii")
+    user_role(control_plane, namespace, MALLORY, [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+        {"apiGroups": ["dataward.io"], "resources": ["datasubjectrequests"], "verbs": ["get"]},
+    ])  # fmt: skip
+    code, error = create_as(control_plane, MALLORY, {
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": "dataward-planted-dsr-key", "namespace": namespace,
+                     "annotations": {"dataward.io/recipient-public-key": mallory_public},
+                     "ownerReferences": [{
+                         "apiVersion": "dataward.io/v1alpha1", "kind": "DataSubjectRequest",
+                         "name": "planted", "uid": planted["metadata"]["uid"],
+                         "controller": True}]},
+        "stringData": {"public.key": mallory_public},
+    })  # fmt: skip
+    assert code == 0, error
+    operator.start()
     wait_for(lambda: ((get(control_plane, "secret", "dataward-access-dsr-key", namespace) or {})
                       ["metadata"].get("annotations") or {})
              .get("dataward.io/recipient-public-key") == public,
              timeout=60, message="the operator annotates the key Secret again")  # fmt: skip
+    refused = finished(control_plane, namespace, "planted")["status"]
+    assert {s["reason"] for s in refused["stores"]} == {"ChildNotOurs"}, refused
+    assert all("dataward-planted-dsr-key" in s["message"] for s in refused["stores"]), refused
+    assert "keySecret" not in refused and "keyFingerprint" not in refused, refused
     time.sleep(12)  # two more resyncs of the requests (--resync-seconds 5)
+    for ns in (namespace, other_namespace):
+        made = control_plane.kubectl("get", "jobs", "-n", ns, "-l",
+                                     f"{UID_LABEL}={planted['metadata']['uid']}",
+                                     "-o", "name").stdout.strip()  # fmt: skip
+        assert made == "", f"the operator sealed to Mallory's key: {made}"
+    assert (get(control_plane, "dsr", "access", namespace) or {})["status"][
+        "keyFingerprint"] == fingerprint(public)
     asked_for = operator_requests(control_plane, operator.account, namespace, unannotated)
     key_requests = [r for r in asked_for if r.endswith(" secrets dataward-access-dsr-key")]
     assert key_requests == ["get secrets dataward-access-dsr-key",
                             "patch secrets dataward-access-dsr-key"], asked_for  # fmt: skip
+    assert not [r for r in asked_for if r.endswith(" secrets dataward-planted-dsr-key")
+                and not r.startswith(("list ", "watch "))], asked_for  # fmt: skip
+    control_plane.kubectl("delete", "dsr", "planted", "-n", namespace)
 
     # The key Secret deleted (a careless user) after the exports were sealed to it: it is
     # lost, not made again (they open with no other key), and every store and Complete say

@@ -32,6 +32,7 @@ from dataward.render.subject_jobs import (
     render_key_secret,
     render_readers_binding,
 )
+from dataward.subjects.export import public_key_fingerprint
 from dataward.subjects.request import parse_request
 from tests.controller.fake_kube import FakeKube
 from tests.controller.test_subject_forgery import _erasure, _first_pass, _forge, _ownerless_copy
@@ -134,12 +135,29 @@ def test_a_key_secret_planted_between_the_read_and_the_create_is_not_used(
 
 
 def test_the_operators_own_key_secret_found_on_409_is_used(kube: FakeKube) -> None:
+    # An earlier pass of ours recorded its key's fingerprint, created the Secret, and its
+    # answer was lost: this pass's read does not show it yet, its create meets it (409).
     request = _request(kube)
     earlier_private, earlier_public = pem_pair(2)  # made by an earlier pass of ours
+    recorded = public_key_fingerprint(earlier_public)
+    kube.objects[("DataSubjectRequest", *KEY)]["status"] = {"keyFingerprint": recorded}
     mine = render_key_secret(request, earlier_private, earlier_public)
     controller(PlantedOnCreate(kube, mine)).reconcile(KEY)
     assert _sealed_to(kube) == {earlier_public}
     assert {s["reason"] for s in status(kube)["stores"]} == {"JobCreated"}
+    assert status(kube)["keyFingerprint"] == recorded
+
+
+def test_a_key_secret_found_on_409_with_no_key_of_ours_recorded_is_not_used(
+    kube: FakeKube,
+) -> None:
+    # The same Secret, the request's owner reference and all, with no fingerprint of its key
+    # recorded: anyone who may create Secrets could have made it.
+    request = _request(kube)
+    planted = render_key_secret(request, *pem_pair(2))
+    controller(PlantedOnCreate(kube, planted)).reconcile(KEY)
+    assert _sealed_to(kube) == set()
+    assert {s["reason"] for s in status(kube)["stores"]} == {"ChildNotOurs"}
 
 
 def test_an_export_secret_planted_with_the_requests_labels_is_not_written_to(

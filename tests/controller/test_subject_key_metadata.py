@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from dataward.controller.cache import Caches, metadata_only
 from dataward.controller.kube import LAST_APPLIED
 from dataward.render.subject_jobs import owner_reference
+from dataward.subjects.export import public_key_fingerprint
 from dataward.subjects.request import parse_request
 from tests.controller.fake_kube import FakeKube
 from tests.controller.test_cache import ListingKube
@@ -115,10 +116,25 @@ def _earlier_key_secret(kube: FakeKube, public: str, *, owned: bool = True) -> N
                           "public.key": base64.b64encode(public.encode()).decode()}})  # fmt: skip
 
 
+def _ran_before_fingerprints(kube: FakeKube, public: str) -> dict[Any, Any]:
+    """The request as an earlier version left it: its Jobs made (status.runs records them),
+    no status.keyFingerprint, and its key Secret holding `public` as that version made it
+    (`_earlier_key_secret`). Its Jobs, as they are."""
+    _requests(kube).reconcile(KEY)
+    assert jobs(kube)
+    kube.objects[("DataSubjectRequest", *KEY)]["status"].pop("keyFingerprint")
+    del kube.objects[("Secret", "privacy", KEY_SECRET)]
+    _earlier_key_secret(kube, public)
+    kube.calls.clear()
+    return copy.deepcopy(jobs(kube))
+
+
 def test_a_key_secret_of_an_earlier_version_is_read_whole_once_and_annotated() -> None:
+    # Its runs were given its public key: it is the request's key, taken from its data once
+    # and recorded (status.keyFingerprint).
     kube = sample_requests(FakeKube())
-    _, earlier = pem_pair(7)
-    _earlier_key_secret(kube, earlier)
+    earlier = PUBLIC
+    _ran_before_fingerprints(kube, earlier)
     version = _key_secret(kube)["metadata"]["resourceVersion"]
     data = copy.deepcopy(_key_secret(kube)["data"])
     _requests(kube).reconcile(KEY)
@@ -128,6 +144,7 @@ def test_a_key_secret_of_an_earlier_version_is_read_whole_once_and_annotated() -
     assert _key_secret(kube)["metadata"]["resourceVersion"] != version
     assert _key_secret(kube)["data"] == data  # its key pair is kept, not made again
     assert _sealed_to(kube) == {earlier}
+    assert status(kube)["keyFingerprint"] == public_key_fingerprint(earlier)
     kube.calls.clear()
     _requests(kube).reconcile(KEY)
     assert _whole_key_reads(kube) == [] and _key_writes(kube) == []
@@ -146,12 +163,12 @@ class ChangedAfterTheRead(FakeKube):
 
 def test_the_annotation_is_written_only_on_the_version_read() -> None:
     kube = sample_requests(ChangedAfterTheRead())
-    _, earlier = pem_pair(7)
-    _earlier_key_secret(kube, earlier)
+    before = _ran_before_fingerprints(kube, PUBLIC)
     outcome = _requests(kube).reconcile_logged(KEY)
     assert not outcome.ok  # the patch was refused (409): retried, never written over
     assert "annotations" not in _key_secret(kube)["metadata"]
-    assert jobs(kube) == {}
+    assert jobs(kube).keys() == before.keys()
+    assert "keyFingerprint" not in status(kube)
 
 
 def test_a_planted_key_secret_is_neither_read_whole_nor_annotated() -> None:
@@ -189,15 +206,11 @@ GARBLED = {
 def test_a_garbled_public_key_annotation_fails_the_stores_and_is_not_sealed_to(
     value: str,
 ) -> None:
+    # A request of an earlier version (no fingerprint recorded) whose runs were made: its
+    # key Secret's public key would be recorded as found, and is not a key.
     kube = sample_requests(FakeKube())
-    own_private, own_public = pem_pair(3)
-    request = parse_request(kube.objects[("DataSubjectRequest", *KEY)])
-    data = {"private.key": base64.b64encode(own_private.encode()).decode(),
-            "public.key": base64.b64encode(own_public.encode()).decode()}  # fmt: skip
-    kube._store({"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "data": data,
-                 "metadata": {"name": KEY_SECRET, "namespace": "privacy",
-                              "ownerReferences": [owner_reference(request)],
-                              "annotations": {ANNOTATION: value}}})  # fmt: skip
+    before = _ran_before_fingerprints(kube, PUBLIC)
+    _key_secret(kube)["metadata"]["annotations"] = {ANNOTATION: value}
     for _ in range(2):  # the same failure each pass: no exception, no retry loop
         kube.calls.clear()
         outcome = _requests(kube).reconcile_logged(KEY)
@@ -205,7 +218,8 @@ def test_a_garbled_public_key_annotation_fails_the_stores_and_is_not_sealed_to(
         entries = status(kube)["stores"]
         assert {(s["phase"], s["reason"]) for s in entries} == {("Failed", "KeySecretInvalid")}
         assert all(KEY_SECRET in s["message"] for s in entries)
-        assert jobs(kube) == {}
+        assert jobs(kube) == before
+        assert "keyFingerprint" not in status(kube)
         # Neither read whole (its data is not the operator's to repair from) nor written.
         assert _whole_key_reads(kube) == [] and _key_writes(kube) == []
     if value:
@@ -214,12 +228,12 @@ def test_a_garbled_public_key_annotation_fails_the_stores_and_is_not_sealed_to(
 
 def test_an_earlier_key_secret_with_a_garbled_public_key_fails_the_stores() -> None:
     kube = sample_requests(FakeKube())
-    _earlier_key_secret(kube, "not-a-key-4711")
+    before = _ran_before_fingerprints(kube, "not-a-key-4711")
     outcome = _requests(kube).reconcile_logged(KEY)
     assert outcome.ok
     entries = status(kube)["stores"]
     assert {(s["phase"], s["reason"]) for s in entries} == {("Failed", "KeySecretInvalid")}
-    assert _key_writes(kube) == [] and jobs(kube) == {}
+    assert _key_writes(kube) == [] and jobs(kube) == before
     assert "not-a-key-4711" not in str(status(kube))
 
 

@@ -884,14 +884,16 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "KeySecretLost",
         "False",
         "An access request's key Secret (the key pair its exports are sealed to) was deleted, "
-        "or replaced by a Secret that is not the request's (never used), after its Jobs were "
-        "given the public key: what they sealed cannot be opened with any "
+        "replaced by a Secret that is not the request's, or holds a public key other than "
+        "the one whose fingerprint status.keyFingerprint records (a Secret made again with "
+        "another key pair, or its public key annotation changed; never used), after its Jobs "
+        "were given the public key: what they sealed cannot be opened with any "
         "key the request names. The operator makes no new key pair for it (the request would "
         "hold exports sealed to two keys), and asks no store again; each store says "
         "KeySecretLost in status.stores.",
         "If you have a copy of the key Secret, restore it unchanged (its owner reference to "
-        "the request included); else create a new request for the subject, and delete this "
-        "one (its export Secrets go with it).",
+        "the request and its public key annotation included); else create a new request for "
+        "the subject, and delete this one (its export Secrets go with it).",
     ),
     _request(
         COMPLETE,

@@ -419,8 +419,9 @@ def invalid_store(namespace: str, name: str, path: str) -> StoreOutcome:
 
 
 def key_secret_invalid(namespace: str, name: str, secret: str) -> StoreOutcome:
-    """A store of an access request whose key Secret (`secret`, the request's own) holds a
-    public key that is not an X25519 key in PEM: no Job is made, as it would seal the
+    """A store of an access request made by an earlier version (no key fingerprint recorded,
+    runs made: `key_verdict` "adopt") whose key Secret (`secret`) holds a public key that is
+    not an X25519 key in PEM: it is not recorded, and no Job is made, as it would seal the
     subject's rows to it. The value itself is never quoted (anyone who may annotate the
     Secret chose it)."""
     return StoreOutcome(
@@ -431,8 +432,8 @@ def key_secret_invalid(namespace: str, name: str, secret: str) -> StoreOutcome:
         f"Secret {secret}, the request's key pair, has a public key that is not an X25519 key "
         f"in PEM (its annotation {PUBLIC_KEY_ANNOTATION}, or where it has none its data "
         f"{PUBLIC_KEY}), so no Job is made to seal the export to it. If its data is intact, "
-        "remove the annotation (the operator takes the public key from the data once); else "
-        "delete the Secret (the operator makes a new key pair).",
+        "remove the annotation (the operator takes the public key from the data once, and "
+        "records its fingerprint); else create a new request for the subject.",
     )
 
 
@@ -450,15 +451,53 @@ def stores_run(status: Mapping[str, Any] | None) -> set[StoreKey]:
     return out
 
 
+# The status field recording the fingerprint of an access request's public key
+# (subjects/export.py `public_key_fingerprint`), written before its key Secret is created.
+KEY_FINGERPRINT = "keyFingerprint"
+
+KeyVerdict = Literal["use", "make", "adopt", "not-ours", "lost"]
+
+
+def key_verdict(
+    found: bool | None, fingerprint: str | None, recorded: Any, ran: bool
+) -> KeyVerdict:
+    """What an access request does with its key Secret, decided on what is known of it:
+    `found` None when there is none, else whether it has the request's controller owner
+    reference; `fingerprint`, the fingerprint of the public key its annotation holds (None:
+    none, or not a key); `recorded`, status.keyFingerprint as read (None: absent); `ran`,
+    status records a run of the request's (`stores_run`).
+
+    An owner reference anyone who may create or patch Secrets can write, and so the
+    annotation: the Secret is the request's only when its public key is the one whose
+    fingerprint the operator recorded before it created the Secret ("use"). With no Secret
+    and no run a pair is made ("make"; a fingerprint recorded by a pass whose create failed
+    is replaced, nothing having been sealed to it). With runs, a Secret gone, not the
+    request's or holding another key is "lost": the runs sealed to the recorded key. Before
+    any run, one that is not proven the request's is "not-ours" (never used: deleted, a pair
+    is made). "adopt": a request of an earlier version, which recorded no fingerprint, whose
+    runs were given the public key of the Secret it made: that key, as found, is recorded
+    once (the caller reads it, and records it before using it)."""
+    if not found:
+        if ran:
+            return "lost"
+        return "make" if found is None else "not-ours"
+    if recorded is None:
+        return "adopt" if ran else "not-ours"
+    if fingerprint is not None and fingerprint == recorded:
+        return "use"
+    return "lost" if ran else "not-ours"
+
+
 LOST_KEY_REASON = "KeySecretLost"
 
 
 def key_secret_lost(
     namespace: str, name: str, secret: str, export: str, ran: bool, job_name: str | None = None
 ) -> StoreOutcome:
-    """A store of an access request whose key Secret (`secret`) is gone (deleted, or
-    replaced by one that is not the request's) after the request's runs were given its
-    public key (`stores_run`): what they sealed cannot be opened with
+    """A store of an access request whose key Secret (`secret`) is gone (deleted, replaced
+    by one that is not the request's, or holding another public key than the one whose
+    fingerprint status records: `key_verdict` "lost") after the request's runs were given
+    its public key (`stores_run`): what they sealed cannot be opened with
     any key the request names, so the store has not answered, whatever it recorded. No new
     key pair is made: a store asked now would be sealed to another key than the others.
     `ran`: status records a run for this store (its export, `export`, sealed or being
@@ -480,11 +519,13 @@ def key_secret_lost(
         name,
         "Failed",
         LOST_KEY_REASON,
-        f"Secret {secret}, the request's key pair, is gone (deleted, or replaced by a Secret "
-        "that is not the request's) after the request's Jobs were given its public key to "
+        f"Secret {secret}, the request's key pair, is gone (deleted, replaced by a Secret "
+        "that is not the request's, or its public key is not the one whose fingerprint "
+        "status.keyFingerprint records) after the request's Jobs were given its public key to "
         f"seal their exports to: {what}. No new key pair is made for "
         "this request. If you have a copy of the Secret, restore it unchanged (its owner "
-        "reference to this request included); else create a new request for the subject.",
+        "reference to this request and its public key annotation included); else create a "
+        "new request for the subject.",
         job_name,
     )
 
@@ -546,8 +587,9 @@ def complete(phase: RequestPhase, stores: Sequence[StoreOutcome]) -> Condition:
             COMPLETE,
             "False",
             "KeySecretLost",
-            "The request's key Secret is gone (deleted, or replaced by a Secret that is not "
-            "the request's) after its Jobs were given its public key: "
+            "The request's key Secret is gone (deleted, replaced by a Secret that is not the "
+            "request's, or holding another public key than the one status.keyFingerprint "
+            "records) after its Jobs were given its public key: "
             "what they sealed to it cannot be opened, and no new key pair is made. Failed: "
             f"{_named(stores, 'Failed')}.",
         )

@@ -9,7 +9,9 @@ Events on condition transitions and a `request.answered` evidence record when it
 
 Children it did not create are never adopted, used or written over: a child in the request's
 namespace is the request's only when it has the request's controller owner reference (labels
-anyone may write); a Job only when it also runs what the operator renders for the request
+anyone may write); the key Secret (access) only when it also holds the public key whose
+fingerprint status.keyFingerprint records, written before the Secret is created
+(`_public_key`); a Job only when it also runs what the operator renders for the request
 now or what status.runs records it rendered for the store before it created the Job
 (checks/purge_runs.py `runs_ours`, checks/subjects.py `run_render`): intent first, the
 record is written before the Job is created. Children are created (POST), never applied
@@ -27,7 +29,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import logging
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -48,6 +50,7 @@ from dataward.checks.purge_runs import (
 )
 from dataward.checks.subjects import (
     DEFAULT_ANSWER_PERIOD,
+    KEY_FINGERPRINT,
     JobRun,
     StoreOutcome,
     answer_outcome,
@@ -61,6 +64,7 @@ from dataward.checks.subjects import (
     invalid_store,
     key_secret_invalid,
     key_secret_lost,
+    key_verdict,
     missing_store,
     not_counted,
     readers_not_granted,
@@ -115,7 +119,7 @@ from dataward.render.subject_jobs import (
     uid_labels,
     uid_selector,
 )
-from dataward.subjects.export import generate_keypair, public_pem
+from dataward.subjects.export import generate_keypair, public_key_fingerprint, public_pem
 from dataward.subjects.request import REQUEST_KIND, StoreRef, SubjectRequest, parse_request
 
 log = logging.getLogger("dataward.subjects")
@@ -160,6 +164,12 @@ class RequestOutcome:
 class NotOurs(Exception):
     """An object the request would use exists but was not made for it."""
 
+
+NOT_THE_KEY = (
+    "does not hold the key pair the operator made for this request (its public key is not "
+    "the one whose fingerprint status.keyFingerprint records, or none is recorded: made or "
+    "changed by someone else, or made by an earlier operator version before any store ran)"
+)
 
 NOT_THE_RENDER = (
     "it does not run the Job the operator renders for this request (made by someone else, "
@@ -353,11 +363,10 @@ class SubjectRequests:
 
         stores, missing, invalid = self._stores_in_scope(request)
         statutes = self._statutes(request)
-        public_key = (
-            self._public_key(request, stores_run(old))
-            if request.type == "access" and stores
-            else None
-        )
+        public_key: str | KeyUnusable | None = None
+        latest: Mapping[str, Any] | None = None  # the request as this pass's writes answer
+        if request.type == "access" and stores:
+            public_key, latest = self._public_key(raw, request)
         answered_stores = {
             (str(entry.get("namespace")), str(entry.get("name"))): entry
             for entry in old.get("stores") or ()
@@ -369,7 +378,7 @@ class SubjectRequests:
             for store in stores
         ]
         latest = self._record_renders(
-            raw, renders, [(store, job) for store, _, job in answers if job is not None]
+            raw, renders, [(store, job) for store, _, job in answers if job is not None], latest
         )
         outcomes = [
             outcome if job is None else self._create_run(request, store, job, outcome)
@@ -383,7 +392,9 @@ class SubjectRequests:
         ]
         outcomes.sort(key=lambda o: (o.namespace, o.name))
         readers_not_ours, own = (
-            self._readers(request, stores) if request.type == "access" and stores else (None, [])
+            self._readers(request, stores, isinstance(public_key, str))
+            if request.type == "access" and stores
+            else (None, [])
         )
 
         phase = request_phase(outcomes)
@@ -642,19 +653,20 @@ class SubjectRequests:
         raw: Mapping[str, Any],
         renders: Mapping[tuple[str, str], Render],
         creating: Sequence[tuple[Store, Mapping[str, Any]]],
+        latest: Mapping[str, Any] | None = None,
     ) -> Mapping[str, Any] | None:
         """Record in status.runs the render of each Job about to be created, before it is:
         a Job counts only by a render the operator made (`_runs`), and one the operator
         stopped before creating leaves a record and no Job, recorded again here when the
         render has changed since. No write when status has them all; the API's answer when
-        written, else None."""
+        written, else `latest` (the answer of this pass's earlier write, if any)."""
         wanted = dict(renders)
         for store, job in creating:
             wanted[(store.namespace, store.name)] = expected_runs(job["spec"])
         if wanted == renders:
-            return None
+            return latest
         # On the request read alone (its uid): one recreated under its name refuses it.
-        answer = self._write(raw, {"runs": renders_status(wanted)}, self.settings.clock())
+        answer = self._write(raw, {"runs": renders_status(wanted)}, self.settings.clock(), latest)
         if self.caches is not None:  # the next pass reads the record there
             self.caches.store_written(answer)
         return answer
@@ -780,43 +792,116 @@ class SubjectRequests:
                 delete_as_read(self.kube, self.caches, kind, request.namespace, existing)
 
     def _public_key(
-        self, request: SubjectRequest, ran: Collection[tuple[str, str]]
-    ) -> str | KeyUnusable:
-        """The public key the request's Jobs seal to (`_key_of`); the key pair is made (once)
-        when there is no key Secret and none of the request's runs is recorded (`ran`, the
-        stores status records one for: checks/subjects.py `stores_run`). With runs recorded
-        the key Secret is lost (`KeyLost`): they were given its public key, and a new pair
-        would leave their exports unopenable while status named a key Secret, and seal the
-        stores asked next to another key; so is one replaced by a Secret that is not the
-        request's. Else each store's outcome: ChildNotOurs when a Secret of its name made
-        since is not the request's (before any run). A failed read raises KubeError:
-        Unknown, the pass is retried."""
-        name = key_secret_name(request)
-        found = self._key_metadata(request)
-        if ran and (found is None or not ours(found, request)):
-            # Gone, or replaced by someone else's (never used): either way no key the
-            # request names opens what its runs sealed.
-            return KeyLost(request, name, frozenset(ran))
-        if found is None:
-            if self.settings.keypair is None:
-                return _key_not_ours(name)
-            private_key, public_key = self.settings.keypair()
-            try:
-                found = self._create_ours(
-                    render_key_secret(request, private_key, public_key), request,
-                    metadata_only=True,
-                )  # fmt: skip
-            except NotOurs:
-                return _key_not_ours(name)
-        return self._key_of(request, found)
+        self, raw: Mapping[str, Any], request: SubjectRequest
+    ) -> tuple[str | KeyUnusable, Mapping[str, Any] | None]:
+        """The public key the request's Jobs seal to, or each store's outcome instead; and
+        the request as this pass's status write answered, when it wrote one.
 
-    def _public_key_made(self, request: SubjectRequest) -> str | None:
-        """The public key of the request's key Secret as it is, none made, for telling its
-        runs (the request deleted, `_key_of`); None when there is no key Secret, or none of
-        the request's to use."""
+        The key Secret is used only when it has the request's controller owner reference
+        and its public key (the annotation, read from its metadata) is the one whose
+        fingerprint status.keyFingerprint records: the fingerprint is recorded before the
+        Secret is created (`_make_key`), and anyone who may create or patch Secrets can
+        write the owner reference and the annotation (checks/subjects.py `key_verdict`).
+        With runs recorded (`stores_run`: they were given the key) a Secret gone, not the
+        request's or holding another key is lost (`KeyLost`): no new pair is made, as the
+        request would hold exports sealed to two keys. Before any run, one not proven the
+        request's is not used (ChildNotOurs). A request of an earlier version, which
+        recorded no fingerprint, with runs: the key of the Secret it made is recorded, once
+        (`_key_of`: read whole once when it has no annotation). A failed read raises
+        KubeError: Unknown, the pass is retried."""
+        name = key_secret_name(request)
+        old = raw.get("status") or {}
+        ran = stores_run(old)
+        recorded = old.get(KEY_FINGERPRINT)
         found = self._key_metadata(request)
-        key = self._key_of(request, found) if found is not None else None
-        return key if isinstance(key, str) else None
+        if found is None and not ran and recorded is not None and self.caches is not None:
+            # A new pair replaces the record: the Secret it proves is read from the API
+            # first, not taken to be absent on a cache that may not show it yet.
+            found = self.kube.get_metadata("Secret", request.namespace, name)
+        key = public_pem(_public_key_text(found)) if found is not None else None
+        verdict = key_verdict(
+            None if found is None else ours(found, request),
+            public_key_fingerprint(key) if key is not None else None,
+            recorded,
+            bool(ran),
+        )
+        if verdict == "lost":
+            return KeyLost(request, name, frozenset(ran)), None
+        if verdict == "use" and key is not None:
+            return key, None
+        if verdict == "adopt" and found is not None:
+            adopted = self._key_of(request, found)
+            if not isinstance(adopted, str):
+                return adopted, None
+            return adopted, self._record_fingerprint(raw, public_key_fingerprint(adopted))
+        if verdict == "make":
+            return self._make_key(raw, request, recorded)
+        if found is not None and ours(found, request):
+            return _key_not_ours(name, NOT_THE_KEY), None
+        return _key_not_ours(name), None
+
+    def _make_key(
+        self, raw: Mapping[str, Any], request: SubjectRequest, previous: Any
+    ) -> tuple[str | KeyUnusable, Mapping[str, Any] | None]:
+        """Make the request's key pair: its public key's fingerprint recorded in status
+        first, then its key Secret created. A Secret of the name made meanwhile (a 409) is
+        the request's only with the request's owner reference and the key just recorded, or
+        the one recorded before this pass (`previous`: an earlier pass's create whose answer
+        was lost, recorded again); else ChildNotOurs, nothing sealed to it. Only the
+        operator held the private key of a fingerprint it recorded."""
+        name = key_secret_name(request)
+        if self.settings.keypair is None:
+            return _key_not_ours(name), None
+        private_key, public_key = self.settings.keypair()
+        fingerprint = public_key_fingerprint(public_key)
+        latest = self._record_fingerprint(raw, fingerprint)
+        try:
+            made = self._create_ours(
+                render_key_secret(request, private_key, public_key), request,
+                metadata_only=True,
+            )  # fmt: skip
+        except NotOurs:
+            return _key_not_ours(name), latest
+        key = public_pem(_public_key_text(made))
+        made_print = public_key_fingerprint(key) if key is not None else None
+        if key is None or made_print is None:
+            return _key_not_ours(name, NOT_THE_KEY), latest
+        if made_print == fingerprint:
+            return key, latest
+        if previous is not None and made_print == previous:
+            return key, self._record_fingerprint(raw, made_print, latest)
+        return _key_not_ours(name, NOT_THE_KEY), latest
+
+    def _record_fingerprint(
+        self, raw: Mapping[str, Any], fingerprint: str, latest: Mapping[str, Any] | None = None
+    ) -> Mapping[str, Any]:
+        """Write `fingerprint` as status.keyFingerprint of the request `raw` (`latest`: as
+        this pass's earlier write answered); the API's answer. A CRD of an earlier version
+        prunes the field: the key Secret could never be told from a planted one, so nothing
+        is made or used (KeyFingerprintDropped)."""
+        answer = self._write(raw, {KEY_FINGERPRINT: fingerprint}, self.settings.clock(), latest)
+        if self.caches is not None:  # the next pass reads the record there
+            self.caches.store_written(answer)
+        if (answer.get("status") or {}).get(KEY_FINGERPRINT) != fingerprint:
+            log.error(
+                "not using a key Secret for subject request %s/%s: the installed "
+                "DataSubjectRequest CRD dropped status.%s; apply the CRDs of this version",
+                raw["metadata"].get("namespace"), raw["metadata"].get("name"), KEY_FINGERPRINT,
+            )  # fmt: skip
+            raise KeyFingerprintDropped(KEY_FINGERPRINT)
+        return answer
+
+    def _public_key_made(self, request: SubjectRequest, status: Any) -> str | None:
+        """The public key of the request's key Secret, none made, for telling its runs (the
+        request deleted): only the key whose fingerprint `status` (the request's) records,
+        on a Secret with the request's owner reference; else None (its runs are still told
+        by the names status records or the operator reserves for them)."""
+        recorded = status.get(KEY_FINGERPRINT) if isinstance(status, Mapping) else None
+        found = self._key_metadata(request)
+        if recorded is None or found is None or not ours(found, request):
+            return None
+        key = public_pem(_public_key_text(found))
+        return key if key is not None and public_key_fingerprint(key) == recorded else None
 
     def _key_metadata(self, request: SubjectRequest) -> Mapping[str, Any] | None:
         """The request's key Secret's metadata, never its private key: the Secrets'
@@ -868,7 +953,7 @@ class SubjectRequests:
         return {"metadata": answer["metadata"]}
 
     def _readers(
-        self, request: SubjectRequest, stores: Sequence[Store]
+        self, request: SubjectRequest, stores: Sequence[Store], key_used: bool
     ) -> tuple[str | None, list[str]]:
         """Grant spec.readers the key and the exports that are the request's own; the
         readers' Role or RoleBinding (kind and name) that is not the request's, when one is
@@ -888,10 +973,12 @@ class SubjectRequests:
         the pass before the Role or status is written, so nothing granted is taken away on
         it and the pass is retried."""
         read = self.caches or self.kube
+        key_secret = key_secret_name(request)
         own = [
             name
             for name in reader_secrets(request, stores)
-            if ours(read.get_metadata("Secret", request.namespace, name), request)
+            if (key_used or name != key_secret)
+            and ours(read.get_metadata("Secret", request.namespace, name), request)
         ]
         try:
             self._apply_ours(render_readers_role(request, own), request)
@@ -944,7 +1031,7 @@ class SubjectRequests:
             # name, below), made before it broke.
             namespaces |= {scope.namespace for scope, _ in invalid if request.in_scope(scope)}
             if request.type == "access":
-                public_key = self._public_key_made(request)
+                public_key = self._public_key_made(request, raw.get("status"))
         for namespace in sorted(namespaces):
             owner = REQUEST_KIND if namespace == meta.get("namespace") else None
             for job in self._labelled_jobs(namespace, uid):
@@ -1108,6 +1195,10 @@ class EvidenceUnwritten(Exception):
     """The evidence record a status change waits for could not be appended."""
 
 
+class KeyFingerprintDropped(Exception):
+    """The installed CRD pruned status.keyFingerprint: no key Secret is made or used."""
+
+
 def _not_ours(store: Store, error: NotOurs) -> StoreOutcome:
     """The store's outcome when an object it would use exists and is not the request's."""
     return StoreOutcome(
@@ -1152,9 +1243,10 @@ def _merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, An
     return {k: v for k, v in patch.items() if k in new}
 
 
-def _key_not_ours(name: str) -> KeyUnusable:
-    """Each store's outcome when the key Secret `name` is not the request's."""
-    return lambda store: _not_ours(store, NotOurs(f"Secret {name}"))
+def _key_not_ours(name: str, *why: str) -> KeyUnusable:
+    """Each store's outcome when the key Secret `name` is not the request's (`why`: how it
+    is not, when not the default)."""
+    return lambda store: _not_ours(store, NotOurs(f"Secret {name}", *why))
 
 
 @dataclass(frozen=True)

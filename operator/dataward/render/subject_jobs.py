@@ -17,7 +17,10 @@ Design (the identifier is personal data; it is never copied):
   naming only the Secrets seen to be the request's own: `reader_secrets`).
   The public key reaches the Job as a pod annotation, projected into a file: it is public.
   The Job seals the rows to it and writes them into an export Secret per store, in the
-  request's namespace, which its account may patch by name and nothing else.
+  request's namespace, which its account may patch by name and nothing else. The public
+  key's fingerprint is recorded in the request's status.keyFingerprint before the Secret is
+  created, and a key Secret is used only when its public key has it (controller/subjects.py
+  `_public_key`): its owner reference and annotation anyone who may write Secrets can write.
 
 Children in the request's namespace carry a controller owner reference to the request, and
 only that makes one the request's (controller/subjects.py `ours`); Jobs in other namespaces

@@ -15,6 +15,7 @@ Only the holder of the recipient's private key can open it; a changed byte anywh
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import uuid
@@ -192,6 +193,16 @@ def public_pem(text: Any) -> str | None:
     except (SealError, UnicodeEncodeError):
         return None
     return text
+
+
+def public_key_fingerprint(pem: str) -> str:
+    """A non-secret name for the X25519 public key `pem` (PEM, as `public_pem` accepts):
+    `sha256:` and the hex SHA-256 of its 32 raw bytes, whatever the PEM's line layout. What
+    status records of an access request's key pair (never the key itself)."""
+    raw = load_public_key(pem.encode("ascii")).public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
 def load_private_key(data: bytes) -> X25519PrivateKey:
