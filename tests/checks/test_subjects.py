@@ -13,10 +13,12 @@ from dataward.checks.subjects import (
     JobRun,
     StoreOutcome,
     answer_outcome,
+    answer_owed,
     complete,
     deadline,
     deadline_met,
     key_secret_lost,
+    lost_for_every_run,
     request_phase,
     result_record,
     safe_details,
@@ -187,3 +189,48 @@ def test_a_lost_key_fails_every_store_and_complete_says_so() -> None:
     assert (condition.status, condition.reason) == ("False", "KeySecretLost")
     assert "crm/billing: JobFailed" in condition.message
     assert complete(request_phase([other]), [other]).reason == "StoresFailed"
+
+
+@pytest.mark.parametrize(
+    ("old_phase", "old_reason", "phase", "reason", "answered", "owed"),
+    [
+        (None, None, "Succeeded", "AllStoresAnswered", False, True),  # the first answer
+        ("Running", "InProgress", "Failed", "KeySecretLost", False, True),  # never answered
+        ("Succeeded", "AllStoresAnswered", "Succeeded", "AllStoresAnswered", True, False),
+        # Answered, then the key lost, then restored: neither is a second answer.
+        ("Succeeded", "AllStoresAnswered", "Failed", "KeySecretLost", True, False),
+        ("PartiallyHeld", "StoresHeld", "Failed", "KeySecretLost", False, False),
+        ("Failed", "KeySecretLost", "Succeeded", "AllStoresAnswered", True, False),
+        # A failure found in a recorded answer (not a lost key) is one, and so is the
+        # answer of a request that failed before.
+        ("Succeeded", "AllStoresAnswered", "Failed", "StoresFailed", True, True),
+        ("Failed", "StoresFailed", "Succeeded", "AllStoresAnswered", False, True),
+        # Its key lost while its Jobs ran, restored, and then answered: that is its answer.
+        ("Failed", "KeySecretLost", "Succeeded", "AllStoresAnswered", False, True),
+        ("Running", "InProgress", "Running", "InProgress", False, False),
+    ],
+)
+def test_a_request_answered_is_on_record_once_whatever_becomes_of_its_key(
+    old_phase: Any, old_reason: Any, phase: Any, reason: str, answered: bool, owed: bool
+) -> None:
+    assert answer_owed(old_phase, old_reason, phase, reason, answered) is owed
+
+
+def test_every_store_a_lost_key_was_given_to_is_lost_whatever_its_spec_now_is() -> None:
+    def lost(namespace: str, name: str) -> StoreOutcome:
+        return key_secret_lost(namespace, name, "k", "e", True)
+
+    answered = StoreOutcome("crm", "orders", "Succeeded", "Answered")
+    invalid = StoreOutcome("crm", "broken", "Failed", "StoreInvalid")
+    never_ran = StoreOutcome("crm", "new", "Failed", "StoreInvalid")
+    out = lost_for_every_run(
+        [answered, invalid, never_ran],
+        {("crm", "orders"), ("crm", "broken"), ("crm", "deleted")},
+        lost,
+    )
+    assert {(o.namespace, o.name): o.reason for o in out} == {
+        ("crm", "orders"): "KeySecretLost",
+        ("crm", "broken"): "KeySecretLost",
+        ("crm", "deleted"): "KeySecretLost",
+        ("crm", "new"): "StoreInvalid",
+    }

@@ -23,6 +23,7 @@ from tests.controller.fake_kube import FakeKube
 from tests.controller.test_subjects import (
     KEY,
     T0,
+    Evidence,
     finish,
     jobs,
     pem_pair,
@@ -221,3 +222,113 @@ def test_a_key_secret_replaced_by_someone_elses_after_the_answers_is_lost_too() 
     assert planted is not None and "ownerReferences" not in planted["metadata"]
     assert _sealed_to(kube) == {"privacy": PAIRS[0][1], "crm": PAIRS[0][1]}
     _no_key_material(kube)
+
+
+def _break(kube: FakeKube, namespace: str, name: str) -> None:
+    """A store edited into a spec the CRD admits and the operator cannot parse (a
+    records[].timeZone that names no zone)."""
+    store = kube.objects[("PersonalDataStore", namespace, name)]
+    store["spec"]["records"][0]["timeZone"] = "Mars/Olympus"
+
+
+def test_a_store_broken_after_it_answered_is_lost_too_not_answered() -> None:
+    # A careless edit of the store (or one meant to hide it) after its export was sealed:
+    # its recorded answer cannot be opened any more than the other's. Red first: on ab6fc26
+    # crm/orders kept its recorded Succeeded beside privacy's KeySecretLost.
+    kube = sample_requests(FakeKube())
+    pairs = iter(PAIRS)
+    _answered(kube, pairs)
+    _break(kube, "crm", "orders")
+    del kube.objects[("Secret", "privacy", KEY_SECRET)]
+    _controller(kube, pairs).reconcile(KEY)
+    _assert_lost(kube)
+
+
+def test_every_store_broken_after_the_answers_is_lost_too() -> None:
+    # No store parses: none is asked, and the key's loss is still what each says. Red first:
+    # on ab6fc26 both kept their recorded Succeeded and the request stayed Succeeded.
+    kube = sample_requests(FakeKube())
+    pairs = iter(PAIRS)
+    _answered(kube, pairs)
+    _break(kube, "crm", "orders")
+    _break(kube, "privacy", "tickets")
+    del kube.objects[("Secret", "privacy", KEY_SECRET)]
+    _controller(kube, pairs).reconcile(KEY)
+    assert _key_secret(kube) is None
+    _assert_lost(kube)
+
+
+def test_a_store_deleted_after_it_answered_is_lost_too_not_dropped() -> None:
+    # The store deleted after its export was sealed: status kept no word of it (out of the
+    # policy-wide scope), and the request read as if privacy alone had been asked. Red
+    # first: on ab6fc26 status.stores named privacy alone.
+    kube = sample_requests(FakeKube())
+    pairs = iter(PAIRS)
+    _answered(kube, pairs)
+    named = {s["namespace"]: s["jobName"] for s in status(kube)["stores"]}
+    del kube.objects[("PersonalDataStore", "crm", "orders")]
+    del kube.objects[("Secret", "privacy", KEY_SECRET)]
+    _controller(kube, pairs).reconcile(KEY)
+    _assert_lost(kube)
+    # The run stays named: the finalizer deletes it with the request.
+    assert {s["namespace"]: s.get("jobName") for s in status(kube)["stores"]} == named
+    assert not any("orders" in str(s.get("exportSecret")) for s in status(kube)["stores"])
+
+
+def test_a_store_broken_before_any_run_is_still_invalid_not_lost() -> None:
+    # Nothing was sealed for it: a store the request never ran for says what it is.
+    kube = sample_requests(FakeKube())
+    pairs = iter(PAIRS)
+    _break(kube, "crm", "orders")
+    _controller(kube, pairs).reconcile(KEY)
+    _finish_all(kube)
+    del kube.objects[("Secret", "privacy", KEY_SECRET)]
+    _controller(kube, pairs).reconcile(KEY)
+    assert _outcomes(kube) == {"privacy": ("Failed", "KeySecretLost"),
+                               "crm": ("Failed", "StoreInvalid")}  # fmt: skip
+
+
+def test_a_lost_key_after_the_answer_appends_no_second_answer() -> None:
+    # The request was answered (request.answered, fulfilled); the key Secret deleted later
+    # does not make it answered a second time, "failed", at the first answer's time: the
+    # loss is in status and Events. Red first: on ab6fc26 a second request.answered record
+    # (outcome failed, answeredAt the first answer's time) was appended, and a third
+    # (fulfilled) once the Secret was restored.
+    kube = sample_requests(FakeKube())
+    pairs = iter(PAIRS)
+    evidence = Evidence()
+    settings = SubjectSettings(clock=lambda: T0, keypair=lambda: next(pairs), evidence=evidence)
+    _answered_with = SubjectRequests(cast(Kube, kube), settings)
+    _answered_with.reconcile(KEY)
+    _finish_all(kube)
+    _answered_with.reconcile(KEY)
+    assert [(k, p["outcome"]) for k, _, p in evidence.records] == [
+        ("request.answered", "fulfilled")]
+    backup = copy.deepcopy(_key_secret(kube))
+    del kube.objects[("Secret", "privacy", KEY_SECRET)]
+    _answered_with.reconcile(KEY)
+    _assert_lost(kube)
+    assert any(e["reason"] == "KeySecretLost" for e in _events(kube))
+    assert backup is not None
+    kube._store(backup)
+    _answered_with.reconcile(KEY)
+    assert status(kube)["phase"] == "Succeeded"
+    assert [(k, p["outcome"]) for k, _, p in evidence.records] == [
+        ("request.answered", "fulfilled")]
+
+
+def test_a_key_lost_before_the_answer_is_on_record_as_failed() -> None:
+    # Never answered: the request failed, and that is on record, once.
+    kube = sample_requests(FakeKube())
+    pairs = iter(PAIRS)
+    evidence = Evidence()
+    settings = SubjectSettings(clock=lambda: T0, keypair=lambda: next(pairs), evidence=evidence)
+    operator = SubjectRequests(cast(Kube, kube), settings)
+    operator.reconcile(KEY)  # the Jobs run, given the key
+    del kube.objects[("Secret", "privacy", KEY_SECRET)]
+    operator.reconcile(KEY)
+    _finish_all(kube)
+    operator.reconcile(KEY)
+    _assert_lost(kube)
+    assert [(k, p["outcome"]) for k, _, p in evidence.records] == [
+        ("request.answered", "failed")]

@@ -889,8 +889,9 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "another key pair, or its public key annotation changed; never used), after its Jobs "
         "were given the public key: what they sealed cannot be opened with any "
         "key the request names. The operator makes no new key pair for it (the request would "
-        "hold exports sealed to two keys), and asks no store again; each store says "
-        "KeySecretLost in status.stores.",
+        "hold exports sealed to two keys), and asks no store again; each store it ran for "
+        "(even one whose spec no longer parses, or deleted since) says KeySecretLost in "
+        "status.stores.",
         "If you have a copy of the key Secret, restore it unchanged (its owner reference to "
         "the request and its public key annotation included); else create a new request for "
         "the subject, and delete this one (its export Secrets go with it).",

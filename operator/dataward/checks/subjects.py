@@ -9,7 +9,7 @@ counts, tables, times and reasons only, and only those fields are copied.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -530,6 +530,26 @@ def key_secret_lost(
     )
 
 
+def lost_for_every_run(
+    outcomes: Sequence[StoreOutcome],
+    ran: Iterable[StoreKey],
+    lost: Callable[[str, str], StoreOutcome],
+) -> list[StoreOutcome]:
+    """An access request's outcomes once its key Secret is lost (`key_verdict` "lost"):
+    every store status records a run for (`ran`: `stores_run`) is KeySecretLost (`lost`,
+    its namespace and name: `key_secret_lost`) whatever its spec now is: one that no
+    longer parses, is gone or is out of scope since ran all the same, and its export was
+    sealed to the lost key, so a Succeeded it recorded (`recorded_answer`) or a
+    StoreInvalid or StoreNotFound does not stand for it. Stores it never ran for keep their
+    outcome."""
+    by_store = {(o.namespace, o.name): o for o in outcomes}
+    for key in ran:
+        kept = by_store.get(key)
+        if kept is None or kept.reason != LOST_KEY_REASON:
+            by_store[key] = lost(*key)
+    return list(by_store.values())
+
+
 def missing_store(namespace: str, name: str) -> StoreOutcome:
     """A store named in spec.scope.stores that does not exist (or is not of the policy)."""
     return StoreOutcome(
@@ -685,6 +705,22 @@ def result_record(
         "storesByPhase": by_phase,
         **totals,
     }
+
+
+def answer_owed(
+    old_phase: Any, old_reason: Any, phase: RequestPhase, reason: str, answered_before: bool
+) -> bool:
+    """Whether a pass appends a `request.answered` evidence record: when the request reaches
+    a terminal phase other than the one status holds (`old_phase`; `old_reason`, `reason`:
+    Complete's before and now). Not for its key Secret lost (KeySecretLost) after it was
+    answered (`answered_before`: status.completionTime; or it was Succeeded or
+    PartiallyHeld), nor for that Secret restored: the answer on record was given when it
+    was; that its exports can no longer be opened, and again can, is said in status and in
+    Events, not as a second answer (`failed`, at the first one's time) nor a third."""
+    if phase not in ("Succeeded", "Failed", "PartiallyHeld") or old_phase == phase:
+        return False
+    was_answered = answered_before or old_phase in ("Succeeded", "PartiallyHeld")
+    return not (was_answered and LOST_KEY_REASON in (reason, old_reason))
 
 
 def answer_outcome(phase: RequestPhase, result: Mapping[str, Any]) -> str:

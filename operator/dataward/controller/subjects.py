@@ -5,7 +5,8 @@ exists (metadata only: the operator never reads the identifier), the stores in s
 request's Jobs with their pods' termination messages; decides each store's outcome and the
 request's phase and conditions; then acts: the key Secret and export Secrets (access), the
 Jobs' access in the request's namespace, one Job per store, the readers' Role, the status,
-Events on condition transitions and a `request.answered` evidence record when it finishes.
+Events on condition transitions and a `request.answered` evidence record when it finishes
+(not for its key Secret lost after it was answered, nor restored: `answer_owed`).
 
 Children it did not create are never adopted, used or written over: a child in the request's
 namespace is the request's only when it has the request's controller owner reference (labels
@@ -34,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from dataward.checks.conditions import Condition, merge_conditions, transitions
+from dataward.checks.conditions import COMPLETE, Condition, merge_conditions, transitions
 from dataward.checks.drift import needs_apply
 from dataward.checks.purge_runs import (
     JOB_NAME_LABEL,
@@ -54,6 +55,7 @@ from dataward.checks.subjects import (
     JobRun,
     StoreOutcome,
     answer_outcome,
+    answer_owed,
     blocked,
     complete,
     deadline,
@@ -65,6 +67,7 @@ from dataward.checks.subjects import (
     key_secret_invalid,
     key_secret_lost,
     key_verdict,
+    lost_for_every_run,
     missing_store,
     not_counted,
     readers_not_granted,
@@ -365,7 +368,8 @@ class SubjectRequests:
         statutes = self._statutes(request)
         public_key: str | KeyUnusable | None = None
         latest: Mapping[str, Any] | None = None  # the request as this pass's writes answer
-        if request.type == "access" and stores:
+        if request.type == "access" and (stores or stores_run(old)):
+            # With runs and no store that parses, still: what they sealed may be lost.
             public_key, latest = self._public_key(raw, request)
         answered_stores = {
             (str(entry.get("namespace")), str(entry.get("name"))): entry
@@ -390,10 +394,13 @@ class SubjectRequests:
             or invalid_store(scope.namespace, scope.name, error.path)
             for scope, error in invalid
         ]
+        lost = isinstance(public_key, KeyLost)
+        if isinstance(public_key, KeyLost):
+            outcomes = lost_for_every_run(outcomes, public_key.ran, public_key.of(answered_stores))
         outcomes.sort(key=lambda o: (o.namespace, o.name))
         readers_not_ours, own = (
             self._readers(request, stores, isinstance(public_key, str))
-            if request.type == "access" and stores
+            if request.type == "access" and (stores or lost)
             else (None, [])
         )
 
@@ -405,7 +412,7 @@ class SubjectRequests:
             extra["completionTime"] = format_time(answered)
         result = request_result(request.type, request.dry_run, phase, outcomes)
         extra["stores"] = [o.to_status() for o in outcomes]
-        if request.type == "access" and stores:
+        if request.type == "access" and (stores or lost):
             # Readers may get these Secrets but not list them: status names them, those of
             # the request's own alone (`_readers`; None takes a name out of status).
             exports = {(s.namespace, s.name): export_secret_name(request, s) for s in stores}
@@ -420,8 +427,14 @@ class SubjectRequests:
         if readers_not_ours is not None:
             done = readers_not_granted(done, readers_not_ours)
         conditions = [done, deadline_met(due_at, answered, now)]
-        terminal = phase in ("Succeeded", "Failed", "PartiallyHeld")
-        if terminal and old.get("phase") != phase:
+        old_complete = next(
+            (c.get("reason") for c in old.get("conditions") or ()
+             if isinstance(c, Mapping) and c.get("type") == COMPLETE),
+            None,
+        )  # fmt: skip
+        if answer_owed(
+            old.get("phase"), old_complete, phase, done.reason, answered_before is not None
+        ):
             # On record before status says so: a failed append leaves the phase as it was,
             # and the retried pass appends again (status is what tells it is owed).
             self._evidence(request, phase, result, answered or now, due_at)
@@ -590,8 +603,7 @@ class SubjectRequests:
         if recorded is not None:
             self._revoke_job_access(request, store)
         if isinstance(public_key, KeyLost):  # what it answered cannot be opened
-            named = (answered.get((store.namespace, store.name)) or {}).get("jobName")
-            return public_key(store, named if isinstance(named, str) and named else None), None
+            return public_key.of(answered)(store.namespace, store.name), None
         if recorded is not None:
             return recorded, None
         if callable(public_key):  # an access request's key, not used
@@ -1259,7 +1271,7 @@ class KeyLost:
     secret: str
     ran: frozenset[tuple[str, str]]
 
-    def __call__(self, store: Store, job_name: str | None = None) -> StoreOutcome:
+    def __call__(self, store: Store | StoreRef, job_name: str | None = None) -> StoreOutcome:
         """`store`'s outcome; `job_name`: the run status names for it, kept there."""
         return key_secret_lost(
             store.namespace,
@@ -1269,6 +1281,20 @@ class KeyLost:
             (store.namespace, store.name) in self.ran,
             job_name,
         )
+
+    def of(
+        self, answered: Mapping[tuple[str, str], Mapping[str, Any]]
+    ) -> Callable[[str, str], StoreOutcome]:
+        """The outcome of the store of a namespace and name, whatever its spec now is (one
+        that no longer parses, or is gone: checks/subjects.py `lost_for_every_run`), the
+        run `answered` (status.stores as read) names for it kept."""
+
+        def outcome(namespace: str, name: str) -> StoreOutcome:
+            named = (answered.get((namespace, name)) or {}).get("jobName")
+            return self(StoreRef(namespace, name), named if isinstance(named, str) and named
+                        else None)  # fmt: skip
+
+        return outcome
 
 
 def _public_key_text(secret: Mapping[str, Any]) -> Any:

@@ -49,7 +49,7 @@ from dataward.render.names import child_name, label_value, stable_hash
 from dataward.render.purge_job import CONTAINER_NAME, _pod_spec, store_reference
 from dataward.render.rbac import RBAC_API_VERSION, RBAC_GROUP
 from dataward.render.settings import RenderSettings
-from dataward.subjects.request import REQUEST_KIND, SubjectRequest
+from dataward.subjects.request import REQUEST_KIND, StoreRef, SubjectRequest
 
 REQUEST_LABEL = "dataward.io/subject-request"
 REQUEST_UID_LABEL = "dataward.io/subject-request-uid"
@@ -74,7 +74,7 @@ FETCH_CONTAINER = "identifier"
 DRY_RUN_ARG = "--dry-run"  # the request container's argument for spec.dryRun
 
 
-def store_key(store: Store) -> str:
+def store_key(store: Store | StoreRef) -> str:
     """A short, stable token for a store within a request's names."""
     return stable_hash(f"{store.namespace}/{store.name}")
 
@@ -90,8 +90,9 @@ def readers_name(request_name: str) -> str:
     return child_name(request_name, "dsr-readers")
 
 
-def export_secret_name(request: SubjectRequest, store: Store) -> str:
-    """The Secret one store's Job writes its sealed export into."""
+def export_secret_name(request: SubjectRequest, store: Store | StoreRef) -> str:
+    """The Secret one store's Job writes its sealed export into (`store`: the store, or its
+    namespace and name alone, when it no longer parses or is gone)."""
     return child_name(request.name, f"dsr-export-{store_key(store)}")
 
 
