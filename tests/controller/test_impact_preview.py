@@ -8,11 +8,13 @@ effect at its date whatever the counts.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from jsonschema import Draft202012Validator
 
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
@@ -377,3 +379,52 @@ def test_a_failed_read_of_the_jobs_keeps_the_record_of_the_preview_jobs_render()
     finish(kube, counted(42))
     upgraded.reconcile(KEY, now=T0 + timedelta(minutes=2))
     assert (_preview(kube)["state"], _preview(kube).get("rowsDeleted")) == ("Counted", 42)
+
+
+class _Stopped(BaseException):
+    """The operator's process stopped (killed, its node gone) at this point."""
+
+
+def test_a_preview_job_made_just_before_the_operator_stopped_is_still_its_own() -> None:
+    """The operator stops right after it created the preview Job, before its status write;
+    an upgrade comes up. The render must have been on record before the Job was created
+    (intent first, as for the purge CronJob's renders and the requests' Jobs), or the new
+    version calls the operator's own Job a stranger. Red first: on ab6fc26 the render was
+    written after the create, never landed, and the upgraded operator said Failed, NotOwned
+    ("delete it")."""
+    kube, _ = setup()
+    create = kube.create
+
+    def create_then_stop(obj: Any) -> Any:
+        made = create(obj)
+        if obj["kind"] == "Job":
+            raise _Stopped
+        return made
+
+    kube.create = create_then_stop  # type: ignore[method-assign]
+    with pytest.raises(_Stopped):
+        Reconciler(kube, ReconcileSettings()).reconcile(KEY, now=T0)  # type: ignore[arg-type]
+    kube.create = create  # type: ignore[method-assign]
+    (job,) = jobs(kube)
+    upgraded = _upgraded(kube)
+    upgraded.reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert _preview(kube)["state"] == "Waiting", _preview(kube)
+    finish(kube, counted(42))
+    upgraded.reconcile(KEY, now=T0 + timedelta(minutes=2))
+    assert (_preview(kube)["state"], _preview(kube).get("rowsDeleted")) == ("Counted", 42)
+    assert [j["metadata"]["uid"] for j in jobs(kube)] == [job["metadata"]["uid"]]
+
+
+def test_a_render_that_cannot_be_recorded_makes_no_preview_job() -> None:
+    """Intent first: a status write that fails leaves no Job made, and the next pass makes
+    it once the write goes through."""
+    kube, _ = setup()
+    reconciler = Reconciler(kube, ReconcileSettings())  # type: ignore[arg-type]
+    kube.fail_patches = 500
+    with contextlib.suppress(Exception):
+        reconciler.reconcile(KEY, now=T0)
+    assert jobs(kube) == []
+    kube.fail_patches = None
+    reconciler.reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert len(jobs(kube)) == 1
+    assert _preview(kube)["state"] == "Waiting" and "runs" in _preview(kube)

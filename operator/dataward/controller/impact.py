@@ -5,8 +5,8 @@ statutory period, children's consent grace) and whose purge will run under it ge
 dry-run Job per pending generation: the store's purge pod running
 `dataward purge --store NS/NAME --dry-run --pending-generation N`, so the counts are the
 purge engine's own (same plan, statements, maxRowsPerRun budget and large-cut rule). The
-store's reconcile creates the Job and copies its result record into the store's
-`status.impactPreview`; the policy's reconcile gathers those into
+store's reconcile records the Job's render in the store's `status.impactPreview`, then
+creates the Job, and copies its result record there; the policy's reconcile gathers those into
 `status.revisions.pending.impact[].preview` and the verdict `pending.impactVerdict`, which the
 gate in `dataward.model.revisions.decide` reads.
 
@@ -193,6 +193,8 @@ def observe_preview(
     now: datetime,
     digest_of: Callable[[Mapping[str, Any]], str] = digest,
     previewed: Mapping[str, Any] | None = None,
+    *,
+    record: Callable[[Mapping[str, Any]], object],
 ) -> dict[str, Any] | None:
     """The store's `status.impactPreview`, creating its preview Job when there is none yet;
     None when no pending revision of its policy changes it. KubeError when the policy cannot
@@ -202,7 +204,12 @@ def observe_preview(
     `previewed`: the store's `status.impactPreview` as the operator wrote it. The Job counts
     when it has the store's owner reference and runs what the operator renders for it now,
     or what it rendered when it made it (`RUNS`, recorded with the preview of that Job).
-    A count an earlier version read from that Job, which recorded no render, stands."""
+    A count an earlier version read from that Job, which recorded no render, stands.
+
+    `record`: writes a `status.impactPreview` to the store's status at once. The Job is
+    created only after its render is on record through it (intent first: an operator that
+    stops between the two leaves a record and no Job, never a Job nothing proves its own);
+    a record that fails (KubeError) leaves the Job uncreated, and a later pass tries again."""
     raw = read.get("PrivacyPolicy", None, store.policy)
     if raw is None:
         return None
@@ -235,14 +242,25 @@ def observe_preview(
                            "message": f"cannot list Jobs (HTTP {error.status})."},
                           recorded)  # fmt: skip
     if not jobs:
+        waiting = _with_runs(preview_status(generation, name, None, None), current)
+        try:
+            # Intent first: the render is on record before the Job exists, so a Job made by a
+            # pass that stopped before its status write is still the store's preview.
+            record(waiting)
+        except KubeError as error:  # no Job without its render on record
+            return _with_runs({"policyGeneration": generation, "jobName": name,
+                               "state": WAITING, "message": f"cannot record the render of "
+                               f"Job {name} (HTTP {error.status}); it is created once that "
+                               "is on record."}, recorded)  # fmt: skip
         try:
             kube.create(rendered)
         except KubeError as error:
             if error.status != 409:  # 409: created by an earlier pass, not yet in the cache
+                # The render stays on record: a create whose answer was lost may have made it.
                 return _with_runs({"policyGeneration": generation, "jobName": name,
                                    "state": WAITING, "message": f"cannot create Job {name} "
-                                   f"(HTTP {error.status})."}, recorded)  # fmt: skip
-        return _with_runs(preview_status(generation, name, None, None), current)
+                                   f"(HTTP {error.status})."}, current)  # fmt: skip
+        return waiting
     job = jobs[0]
     renders = (current, recorded) if recorded is not None and recorded != current else (current,)
     ran = run_render(job_runs(job), renders) if owned_by(job, STORE_KIND, store.uid) else None

@@ -625,6 +625,9 @@ class Reconciler:
             preview = observe_preview(
                 self.read, self.kube, store, self.settings.render, now, self._spec_digests,
                 previewed,
+                record=lambda preview: self._write_own_status(
+                    STORE_KIND, raw, {"impactPreview": _replacing(previewed, preview)}
+                ),
             )
             preview_known = True
         except KubeError:
