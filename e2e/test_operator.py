@@ -586,6 +586,86 @@ def test_a_user_who_may_impersonate_the_readers_account_turns_access_restricted_
     assert condition(store, "AccessRestricted")["reason"] == "OnlyDeclaredReaders"
 
 
+# Cluster-scoped grants that make their holder someone who reads a store's Secrets: each
+# rule, and the requests (a SubjectAccessReview's resourceAttributes) the API server then
+# allows its holder.
+CLUSTER_ESCALATIONS = {
+    "webhooks": (
+        [{"apiGroups": ["admissionregistration.k8s.io"],
+          "resources": ["mutatingwebhookconfigurations"], "verbs": ["create"]}],
+        [{"verb": "create", "group": "admissionregistration.k8s.io",
+          "resource": "mutatingwebhookconfigurations"}],
+    ),
+    "volumes": (
+        [{"apiGroups": [""], "resources": ["persistentvolumes"], "verbs": ["create"]}],
+        [{"verb": "create", "resource": "persistentvolumes"}],
+    ),
+    "certificates": (
+        [{"apiGroups": ["certificates.k8s.io"],
+          "resources": ["certificatesigningrequests/approval"], "verbs": ["update"]},
+         {"apiGroups": ["certificates.k8s.io"], "resources": ["signers"], "verbs": ["approve"],
+          "resourceNames": ["kubernetes.io/kube-apiserver-client"]}],
+        [{"verb": "update", "group": "certificates.k8s.io",
+          "resource": "certificatesigningrequests", "subresource": "approval",
+          "name": "ci-login"},
+         {"verb": "approve", "group": "certificates.k8s.io", "resource": "signers",
+          "name": "kubernetes.io/kube-apiserver-client"}],
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("grant", sorted(CLUSTER_ESCALATIONS))
+def test_cluster_wide_webhook_volume_or_certificate_grants_turn_access_restricted_false(
+    control_plane: ControlPlane, namespace: str, grant: str
+) -> None:
+    """A ClusterRoleBinding that lets a CI user write an admission webhook, make a
+    PersistentVolume or approve a CertificateSigningRequest makes the store False, naming it;
+    gone, True again. The store was Ready first: none of the default ClusterRoleBindings of a
+    fresh control plane (the certificate and volume controllers hold these grants) counts."""
+    rules, asks = CLUSTER_ESCALATIONS[grant]
+    name = f"ci-{grant}-{namespace}"  # cluster-scoped: one per test's namespace
+    ready_store(control_plane, namespace)
+
+    def can(ask: dict[str, str]) -> bool:
+        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                  "spec": {"user": "ci-deployer", "resourceAttributes": ask}}  # fmt: skip
+        answer = control_plane.kubectl("create", "-f", "-", "-o", "json",
+                                       input=json.dumps(review))  # fmt: skip
+        return json.loads(answer.stdout)["status"].get("allowed") is True
+
+    assert not any(can(ask) for ask in asks)
+    try:
+        apply(
+            control_plane,
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+             "metadata": {"name": name}, "rules": rules},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+             "metadata": {"name": name},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                         "name": name},
+             "subjects": [{"kind": "User", "name": "ci-deployer",
+                           "apiGroup": "rbac.authorization.k8s.io"}]},
+        )  # fmt: skip
+        wait_for(lambda: all(can(ask) for ask in asks), 30, f"ci-deployer never held {grant}")
+        store = wait_condition(
+            control_plane, namespace, "support-inquiries", "AccessRestricted", "False",
+            timeout=30,
+        )  # fmt: skip
+        found = condition(store, "AccessRestricted")
+        assert found["reason"] == "EscalatorsCanReadSecrets"
+        assert f"ClusterRoleBinding {name} (role ClusterRole {name})" in found["message"]
+        assert "User ci-deployer" in found["message"]
+        assert condition(store, "Ready")["status"] == "False"
+        control_plane.kubectl("delete", "clusterrolebinding", name)
+        store = wait_condition(
+            control_plane, namespace, "support-inquiries", "AccessRestricted", "True", timeout=30
+        )
+        assert condition(store, "AccessRestricted")["reason"] == "OnlyDeclaredReaders"
+    finally:
+        control_plane.kubectl("delete", "clusterrolebinding,clusterrole", name,
+                              "--ignore-not-found", check=False)  # fmt: skip
+
+
 def test_a_network_policy_made_before_the_store_under_its_childs_name_is_never_adopted(
     control_plane: ControlPlane, namespace: str
 ) -> None:

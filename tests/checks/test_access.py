@@ -695,6 +695,43 @@ CLUSTER_ESCALATORS = [
      "resourceNames": ["node-1"]},
     {"apiGroups": [""], "resources": ["*/proxy"], "verbs": ["get"]},
     {"apiGroups": ["*"], "resources": ["nodes/proxy"], "verbs": ["*"]},
+    # An admission webhook: a mutating one rewrites any pod to mount the Secrets, and both
+    # kinds are sent every object written to the API, Secrets included.
+    {"apiGroups": ["admissionregistration.k8s.io"],
+     "resources": ["mutatingwebhookconfigurations"], "verbs": ["create"]},
+    {"apiGroups": ["admissionregistration.k8s.io"],
+     "resources": ["validatingwebhookconfigurations"], "verbs": ["update"]},
+    {"apiGroups": ["admissionregistration.k8s.io"],
+     "resources": ["mutatingwebhookconfigurations"], "verbs": ["patch"],
+     "resourceNames": ["istio-sidecar-injector"]},
+    {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["*"], "verbs": ["create"]},
+    # A hostPath PersistentVolume: a pod claiming it reads the kubelet's copies of the
+    # Secrets of every pod of its node.
+    {"apiGroups": [""], "resources": ["persistentvolumes"], "verbs": ["create"]},
+    {"apiGroups": [""], "resources": ["persistentvolumes"], "verbs": ["*"]},
+    # Approving a CertificateSigningRequest: the approval subresource and the signer's
+    # approve, in one rule here (CSR_APPROVERS: in two).
+    {"apiGroups": ["certificates.k8s.io"],
+     "resources": ["certificatesigningrequests/approval", "signers"],
+     "verbs": ["update", "approve"]},
+    {"apiGroups": ["certificates.k8s.io"], "resources": ["*"], "verbs": ["*"]},
+]  # fmt: skip
+# Roles that approve CertificateSigningRequests with two rules (one approves nothing alone):
+# `update` (or `patch`) on certificatesigningrequests/approval, and `approve` on the signer.
+# Its holder approves a request of its own for a client certificate naming any user or
+# group (kubernetes.io/kube-apiserver-client), or any node's (...-kubelet), which the
+# controller manager then signs. Only a ClusterRoleBinding grants them (cluster-scoped).
+CSR_APPROVERS = [
+    [{"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests/approval"],
+      "verbs": ["update"]},
+     {"apiGroups": ["certificates.k8s.io"], "resources": ["signers"], "verbs": ["approve"],
+      "resourceNames": ["kubernetes.io/kube-apiserver-client"]}],
+    [{"apiGroups": ["certificates.k8s.io"], "resources": ["*/approval"], "verbs": ["patch"]},
+     {"apiGroups": ["certificates.k8s.io"], "resources": ["signers"], "verbs": ["approve"],
+      "resourceNames": ["kubernetes.io/*"]}],
+    [{"apiGroups": ["*"], "resources": ["certificatesigningrequests/approval"],
+      "verbs": ["*"]},
+     {"apiGroups": ["certificates.k8s.io"], "resources": ["*"], "verbs": ["approve"]}],
 ]  # fmt: skip
 
 
@@ -796,6 +833,75 @@ def test_cluster_scoped_escalations_granted_by_a_rolebinding_have_no_effect(
     )
 
 
+@pytest.mark.parametrize("rules", CSR_APPROVERS)
+def test_roles_that_approve_certificate_requests_escalate_through_a_cluster_role_binding(
+    rules: list[dict[str, Any]],
+) -> None:
+    approver = role("csr-approver", rules)
+    status, reason, message = check(
+        [binding("ci-approves", "csr-approver", ALICE, kind=CLUSTER_ROLE_BINDING)], [approver]
+    )
+    assert (status, reason) == ("False", "EscalatorsCanReadSecrets")
+    assert "ClusterRoleBinding ci-approves (role ClusterRole csr-approver)" in message
+    assert "User alice" in message
+    assert "CertificateSigningRequest" in message
+
+
+@pytest.mark.parametrize("rules", CSR_APPROVERS)
+def test_certificate_approval_granted_by_a_rolebinding_has_no_effect(
+    rules: list[dict[str, Any]],
+) -> None:
+    # CertificateSigningRequests and signers are cluster-scoped: no RoleBinding answers.
+    approver = role("csr-approver", rules)
+    assert check([binding("b", "csr-approver", ALICE)], [approver])[:2] == (
+        "True",
+        "OnlyDeclaredReaders",
+    )
+
+
+@pytest.mark.parametrize("half", [0, 1])
+@pytest.mark.parametrize("rules", CSR_APPROVERS)
+def test_half_of_a_certificate_approval_escalates_nothing(
+    rules: list[dict[str, Any]], half: int
+) -> None:
+    # Either rule alone approves nothing (the API server asks for both): the default
+    # system:certificates.k8s.io:*-approver ClusterRoles hold only `approve` on a signer.
+    alone = role("half", [rules[half]])
+    bound = binding("b", "half", ALICE, kind=CLUSTER_ROLE_BINDING)
+    assert check([bound], [alone])[:2] == ("True", "OnlyDeclaredReaders")
+
+
+def test_a_webhook_writer_can_read_the_secrets() -> None:
+    # A MutatingWebhookConfiguration of theirs adds the key ring as a volume to every pod,
+    # theirs included, and is sent every Secret written (the key ring at each rotation).
+    webhooks = role(
+        "webhook-admin",
+        [{"apiGroups": ["admissionregistration.k8s.io"],
+          "resources": ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"],
+          "verbs": ["create", "update", "patch", "get", "list"]}],
+    )  # fmt: skip
+    status, reason, message = check(
+        [binding("ci-webhooks", "webhook-admin", ALICE, kind=CLUSTER_ROLE_BINDING)], [webhooks]
+    )
+    assert (status, reason) == ("False", "EscalatorsCanReadSecrets")
+    assert "ClusterRoleBinding ci-webhooks (role ClusterRole webhook-admin)" in message
+    assert "admission webhook" in message
+
+
+def test_a_persistent_volume_maker_can_read_the_secrets() -> None:
+    # A hostPath PersistentVolume on /var/lib/kubelet/pods: the tmpfs copies of every Secret
+    # mounted by a pod of the node.
+    volumes = role(
+        "pv-maker", [{"apiGroups": [""], "resources": ["persistentvolumes"], "verbs": ["create"]}]
+    )
+    status, reason, message = check(
+        [binding("storage-team", "pv-maker", ALICE, kind=CLUSTER_ROLE_BINDING)], [volumes]
+    )
+    assert (status, reason) == ("False", "EscalatorsCanReadSecrets")
+    assert "ClusterRoleBinding storage-team (role ClusterRole pv-maker)" in message
+    assert "PersistentVolume" in message
+
+
 @pytest.mark.parametrize(
     "rule",
     [
@@ -812,6 +918,32 @@ def test_cluster_scoped_escalations_granted_by_a_rolebinding_have_no_effect(
          "verbs": ["get", "list"]},
         {"apiGroups": ["apps"], "resources": ["nodes/proxy"], "verbs": ["get"]},
         {"apiGroups": [""], "resources": ["*/token"], "verbs": ["get"]},
+        # Creating a CSR (the kubelet's, a bootstrap token's), or signing one, is not
+        # approving it; a webhook deleted or read, or a ValidatingAdmissionPolicy (CEL, sent
+        # nowhere), reads nothing; a PersistentVolume's source cannot be changed once made
+        # (the scheduler updates and patches them), and a claim is not a volume.
+        {"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"],
+         "verbs": ["create", "get", "list", "watch", "update"]},
+        {"apiGroups": ["certificates.k8s.io"],
+         "resources": ["certificatesigningrequests/nodeclient",
+                       "certificatesigningrequests/selfnodeclient"], "verbs": ["create"]},
+        {"apiGroups": ["certificates.k8s.io"],
+         "resources": ["certificatesigningrequests/status", "signers"],
+         "verbs": ["update", "sign", "attest"]},
+        {"apiGroups": ["admissionregistration.k8s.io"],
+         "resources": ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"],
+         "verbs": ["get", "list", "watch", "delete", "deletecollection"]},
+        {"apiGroups": ["admissionregistration.k8s.io"],
+         "resources": ["validatingadmissionpolicies", "validatingadmissionpolicybindings"],
+         "verbs": ["create", "update", "patch"]},
+        {"apiGroups": [""], "resources": ["mutatingwebhookconfigurations"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["persistentvolumes"],
+         "verbs": ["get", "list", "watch", "update", "patch", "delete"]},
+        {"apiGroups": [""], "resources": ["persistentvolumes"], "verbs": ["create"],
+         "resourceNames": ["pv-1"]},
+        {"apiGroups": ["storage.k8s.io"], "resources": ["persistentvolumes"],
+         "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["create"]},
     ],
 )  # fmt: skip
 def test_rules_that_escalate_nothing(rule: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from dataward.checks.observed import (
     PolicyRule,
     RbacSnapshot,
     TrustedSubjects,
+    approves_certificates,
 )
 from dataward.render.labels import STORE_LABEL
 
@@ -58,8 +59,9 @@ def access_restricted(
     the store's own bindings' subjects (its readers and purge job, who read the Secrets
     anyway). So does, for the same subjects, a binding whose role lets them become someone
     who reads the Secrets (`PolicyRule.escalates`: impersonate, bind or escalate a role,
-    the kubelet's API through nodes/proxy). `rbac` is None, or `neighbours` None, when it
-    could not be read.
+    the kubelet's API through nodes/proxy, write an admission webhook, make a
+    PersistentVolume; `approves_certificates`: approve a CSR). `rbac` is None, or
+    `neighbours` None, when it could not be read.
     `declared`, when given, is `declared_by_neighbours(namespace, neighbours, rbac)` worked
     out beforehand (shared by the stores of a namespace), and `readers`, when given, is
     `SecretReaders.of(declared, rbac)` for the same `declared`. `ring`: the store's key ring,
@@ -164,8 +166,12 @@ def access_restricted(
             "EscalatorsCanReadSecrets",
             f"Secrets {', '.join(secret_names)} are readable beyond spec.access.readers by "
             f"privilege escalation: {described} (impersonate ServiceAccounts of namespace "
-            f"{namespace}, or any user or group; bind or escalate roles; or run commands in "
-            "pods through the kubelet's API, nodes/proxy). Remove those bindings or those "
+            f"{namespace}, or any user or group; bind or escalate roles; run commands in "
+            "pods through the kubelet's API, nodes/proxy; write an admission webhook, which "
+            "may add the Secrets to any pod and is sent every Secret written; make a "
+            "hostPath PersistentVolume, which reads a node's copies of its pods' Secrets; or "
+            "approve a CertificateSigningRequest for a client certificate naming anyone). "
+            "Remove those bindings or those "
             "verbs from their roles, or bind them only to spec.access.readers (a platform "
             "component's account may be added to the operator's trusted subjects).",
         )
@@ -208,7 +214,9 @@ class RolePowers:
     reads_named: frozenset[str]  # the names rules with resourceNames read
     starts_pods: bool  # PolicyRule.starts_pods
     escalates_namespaced: bool  # PolicyRule.escalates through a RoleBinding
-    escalates_cluster: bool  # ... through a ClusterRoleBinding
+    # ... through a ClusterRoleBinding, or the rules approve certificates between them
+    # (approves_certificates: two grants, perhaps of two rules)
+    escalates_cluster: bool
 
     @classmethod
     def of(cls, role: ObservedRole) -> RolePowers:
@@ -218,8 +226,10 @@ class RolePowers:
             reads_every=any(not rule.resource_names for rule in readers),
             reads_named=frozenset(name for rule in readers for name in rule.resource_names),
             starts_pods=any(rule.starts_pods() for rule in rules),
-            escalates_namespaced=any(rule.escalates(False) for rule in rules),
-            escalates_cluster=any(rule.escalates(True) for rule in rules),
+            escalates_namespaced=any(rule.escalates(False) for rule in rules)
+            or approves_certificates(rules, False),
+            escalates_cluster=any(rule.escalates(True) for rule in rules)
+            or approves_certificates(rules, True),
         )
 
     def reads(self, secret_names: Sequence[str]) -> bool:
@@ -227,7 +237,8 @@ class RolePowers:
         return self.reads_every or not self.reads_named.isdisjoint(secret_names)
 
     def escalates(self, cluster_binding: bool) -> bool:
-        """PolicyRule.escalates of any rule, through a binding of that kind."""
+        """PolicyRule.escalates of any rule, or approves_certificates of the rules,
+        through a binding of that kind."""
         return self.escalates_cluster if cluster_binding else self.escalates_namespaced
 
 

@@ -7,7 +7,7 @@ function of values. Every read can be `unknown`: a failed read is never taken as
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -18,6 +18,7 @@ from dataward.keys.buckets import BucketError, granularity_of
 from dataward.keys.ring import KeyRing, KeyRingError, ShreddedKey, format_time, parse_ring
 from dataward.purge.result import is_count, is_seconds
 from dataward.render.rbac import (
+    CERTIFICATE_APPROVAL_GRANTS,
     ESCALATION_GRANTS,
     POD_STARTING_GRANTS,
     SECRET_READ_VERBS,
@@ -446,28 +447,42 @@ class PolicyRule:
     def escalates(self, cluster_binding: bool) -> bool:
         """True when the rule, held through a ClusterRoleBinding (`cluster_binding`) or a
         RoleBinding, lets its holder act as another account (impersonate), bind or write a
-        role, or run commands in pods through the kubelet's API: ESCALATION_GRANTS. Any of
-        them may read the Secrets."""
+        role, run commands in pods through the kubelet's API, write an admission webhook or
+        make a PersistentVolume: ESCALATION_GRANTS. Any of them may read the Secrets.
+        Approving certificates takes two grants, perhaps of two rules of a role
+        (`approves_certificates`)."""
         return self._grants(ESCALATION_GRANTS, cluster_binding)
 
-    def _grants(self, table: Iterable[Grant], cluster_binding: bool) -> bool:
-        """Whether the rule grants any of `table` through a binding of that kind (a grant
-        only a ClusterRoleBinding gives needs `cluster_binding`). A "*" verb or group counts,
-        and resources match as RBAC matches them (`_resource_matches`)."""
-        verbs = set(self.verbs)
-        groups = set(self.api_groups)
-        return any(
+    def holds(self, grant: Grant, cluster_binding: bool) -> bool:
+        """Whether the rule grants `grant` through a binding of that kind (a grant only a
+        ClusterRoleBinding gives needs `cluster_binding`). A "*" verb or group counts, and
+        resources match as RBAC matches them (`_resource_matches`)."""
+        return (
             (cluster_binding or not grant.cluster)
-            and ("*" in verbs or bool(verbs & grant.verbs))
-            and ("*" in groups or grant.group in groups)
+            and ("*" in self.verbs or not grant.verbs.isdisjoint(self.verbs))
+            and ("*" in self.api_groups or grant.group in self.api_groups)
             and any(
                 _resource_matches(mine, theirs)
                 for mine in self.resources
                 for theirs in grant.resources
             )
             and (grant.named or not self.resource_names)
-            for grant in table
         )
+
+    def _grants(self, table: Iterable[Grant], cluster_binding: bool) -> bool:
+        """Whether the rule grants any of `table` through a binding of that kind (`holds`)."""
+        return any(self.holds(grant, cluster_binding) for grant in table)
+
+
+def approves_certificates(rules: Sequence[PolicyRule], cluster_binding: bool) -> bool:
+    """True when the rules of one role, held through a binding of that kind, grant every one
+    of CERTIFICATE_APPROVAL_GRANTS between them (the approval subresource and the signer's
+    `approve`): their holder approves a CertificateSigningRequest of its own for a client
+    certificate naming anyone. Only a ClusterRoleBinding grants them."""
+    return all(
+        any(rule.holds(grant, cluster_binding) for rule in rules)
+        for grant in CERTIFICATE_APPROVAL_GRANTS
+    )
 
 
 def _resource_matches(rule_resource: str, resource: str) -> bool:

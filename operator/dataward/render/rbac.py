@@ -78,17 +78,27 @@ POD_STARTING_GRANTS: tuple[Grant, ...] = (
     Grant(_REWRITE, "", frozenset({"pods/ephemeralcontainers"}), named=True),
     Grant(_CREATE, "", frozenset({"serviceaccounts/token"}), named=True),
 )
-# What lets its holder become someone who reads the Secrets, or run commands in a pod that
-# mounts them, with no rule on secrets or pods (Kubernetes' RBAC good practices, "Privilege
-# escalation risks"): `impersonate` on serviceaccounts (a RoleBinding of the namespace
-# grants it for the namespace's accounts, the readers' and the purge job's included), on
-# users or groups (only a ClusterRoleBinding grants it, they are cluster-scoped: its holder
-# acts as anyone, system:masters included); `bind` or `escalate` on roles or clusterroles
-# (its holder binds, or writes, a role that reads the Secrets); `get` or `create` on
-# nodes/proxy (only a ClusterRoleBinding: the kubelet's API runs commands in any pod of the
-# node, over a websocket with `get` alone). A rule limited by resourceNames counts as well:
-# the check does not judge what the named account, group or role may do. One definition
-# for what AccessRestricted counts as escalating (`PolicyRule.escalates`).
+# What lets its holder become someone who reads the Secrets, run commands in a pod that
+# mounts them, or have them sent to it, with no rule on secrets or pods (Kubernetes' RBAC
+# good practices, "Privilege escalation risks"): `impersonate` on serviceaccounts (a
+# RoleBinding of the namespace grants it for the namespace's accounts, the readers' and the
+# purge job's included), on users or groups (only a ClusterRoleBinding grants it, they are
+# cluster-scoped: its holder acts as anyone, system:masters included); `bind` or `escalate`
+# on roles or clusterroles (its holder binds, or writes, a role that reads the Secrets);
+# `get` or `create` on nodes/proxy (only a ClusterRoleBinding: the kubelet's API runs
+# commands in any pod of the node, over a websocket with `get` alone); `create` on
+# mutating or validating webhook configurations, or `update` or `patch` of one, named or not
+# (only a ClusterRoleBinding: a mutating webhook of its holder's rewrites any pod to mount
+# the Secrets, and either kind is sent every object written to the API, a Secret's data
+# included); `create` on persistentvolumes (only a ClusterRoleBinding, never by name: a
+# hostPath volume claimed by a pod of its holder's, in any namespace it may start pods in,
+# reads the kubelet's copies of the Secrets of every pod of the node; a volume's source
+# cannot be changed once made, so `update` and `patch` do not count). A rule limited by
+# resourceNames counts as well where `named`: the check does not judge what the named
+# account, group, role, node or webhook may do. One definition for what AccessRestricted
+# counts as escalating (`PolicyRule.escalates`), with CERTIFICATE_APPROVAL_GRANTS.
+_WEBHOOKS = frozenset({"mutatingwebhookconfigurations", "validatingwebhookconfigurations"})
+ADMISSION_GROUP = "admissionregistration.k8s.io"
 ESCALATION_GRANTS: tuple[Grant, ...] = (
     Grant(frozenset({"impersonate"}), "", frozenset({"serviceaccounts"}), named=True),
     Grant(
@@ -99,7 +109,34 @@ ESCALATION_GRANTS: tuple[Grant, ...] = (
         named=True,
     ),
     Grant(frozenset({"get", "create"}), "", frozenset({"nodes/proxy"}), named=True, cluster=True),
+    Grant(_CREATE, ADMISSION_GROUP, _WEBHOOKS, named=False, cluster=True),
+    Grant(_REWRITE, ADMISSION_GROUP, _WEBHOOKS, named=True, cluster=True),
+    Grant(_CREATE, "", frozenset({"persistentvolumes"}), named=False, cluster=True),
 )
+# What approves a CertificateSigningRequest, every one of them held by one role, through a
+# ClusterRoleBinding (CSRs and signers are cluster-scoped): `update` or `patch` on
+# certificatesigningrequests/approval and `approve` on signers, named or not (the
+# resourceNames of a signers rule are the signers it approves for). Its holder approves a
+# request of its own for a client certificate naming any user or group
+# (kubernetes.io/kube-apiserver-client; a reader's ServiceAccount is the user
+# system:serviceaccount:<namespace>:<name> to RBAC) or any node
+# (kubernetes.io/kube-apiserver-client-kubelet: a node reads the Secrets of its pods), which
+# kube-controller-manager then signs; the check does not judge which signers' certificates
+# the API server accepts. Creating the request is not asked for: the kubelets and bootstrap
+# tokens may, and a request of anyone's making whose key its holder has will do. Either grant
+# alone approves nothing (the default system:certificates.k8s.io:*-approver ClusterRoles hold
+# only the signer's), so a role holding one half does not count, nor do two roles of one
+# subject that hold one half each (the check judges roles, not subjects). One definition for
+# what AccessRestricted counts as approving certificates (`approves_certificates`).
+CERTIFICATES_GROUP = "certificates.k8s.io"
+CERTIFICATE_APPROVAL_GRANTS: tuple[Grant, ...] = (
+    Grant(
+        _REWRITE, CERTIFICATES_GROUP, frozenset({"certificatesigningrequests/approval"}),
+        named=True, cluster=True,
+    ),
+    Grant(frozenset({"approve"}), CERTIFICATES_GROUP, frozenset({"signers"}), named=True,
+          cluster=True),
+)  # fmt: skip
 
 
 def credentials_secrets(store: Store) -> list[str]:
