@@ -22,7 +22,6 @@ from dataward.controller.kube import Kube, KubeError
 from dataward.controller.subjects import FINALIZER, SubjectRequests, SubjectSettings
 from dataward.render.settings import RenderSettings
 from dataward.render.subject_jobs import (
-    PUBLIC_KEY_ANNOTATION,
     export_secret_name,
     job_access_name,
     key_secret_name,
@@ -46,6 +45,7 @@ from tests.controller.test_subjects import (
     jobs,
     kube,
     pem_pair,
+    sealed_to,
     status,
 )
 
@@ -83,18 +83,14 @@ def _written(kube: FakeKube, kind: str, name: str) -> list[tuple[str, str, str]]
     return [w for w in kube.writes() if w[1:] == (kind, name)]
 
 
-def _sealed_to(kube: FakeKube) -> set[str]:
-    return {
-        job["spec"]["template"]["metadata"]["annotations"].get(PUBLIC_KEY_ANNOTATION, "")
-        for job in jobs(kube).values()
-    }
 
 
 def test_a_key_secret_planted_with_the_requests_labels_is_not_used(kube: FakeKube) -> None:
     request = _request(kube)
     planted = _plant(kube, render_key_secret(request, MALLORY_PRIVATE, MALLORY))
     controller(kube).reconcile(KEY)
-    assert MALLORY not in _sealed_to(kube), "a Job seals the subject's rows to the planter"
+    sealed = set(sealed_to(kube).values())
+    assert MALLORY not in sealed, "a Job seals the subject's rows to the planter"
     assert not jobs(kube)
     entries = status(kube)["stores"]
     assert {(s["phase"], s["reason"]) for s in entries} == {("Failed", "ChildNotOurs")}, entries
@@ -129,7 +125,7 @@ def test_a_key_secret_planted_between_the_read_and_the_create_is_not_used(
     racing = PlantedOnCreate(kube, _planted(render_key_secret(request, MALLORY_PRIVATE, MALLORY)))
     controller(racing).reconcile(KEY)
     # Neither the planter's key nor the operator's fresh one, whose private half is lost.
-    assert not jobs(racing), _sealed_to(racing)
+    assert not jobs(racing), sealed_to(racing)
     entries = status(racing)["stores"]
     assert {(s["phase"], s["reason"]) for s in entries} == {("Failed", "ChildNotOurs")}, entries
 
@@ -143,7 +139,7 @@ def test_the_operators_own_key_secret_found_on_409_is_used(kube: FakeKube) -> No
     kube.objects[("DataSubjectRequest", *KEY)]["status"] = {"keyFingerprint": recorded}
     mine = render_key_secret(request, earlier_private, earlier_public)
     controller(PlantedOnCreate(kube, mine)).reconcile(KEY)
-    assert _sealed_to(kube) == {earlier_public}
+    assert set(sealed_to(kube).values()) == {earlier_public}
     assert {s["reason"] for s in status(kube)["stores"]} == {"JobCreated"}
     assert status(kube)["keyFingerprint"] == recorded
 
@@ -156,7 +152,7 @@ def test_a_key_secret_found_on_409_with_no_key_of_ours_recorded_is_not_used(
     request = _request(kube)
     planted = render_key_secret(request, *pem_pair(2))
     controller(PlantedOnCreate(kube, planted)).reconcile(KEY)
-    assert _sealed_to(kube) == set()
+    assert set(sealed_to(kube).values()) == set()
     assert {s["reason"] for s in status(kube)["stores"]} == {"ChildNotOurs"}
 
 
@@ -283,7 +279,7 @@ def test_the_finalizer_deletes_the_access_runs_sealed_to_the_requests_key(
     kube: FakeKube,
 ) -> None:
     controller(kube).reconcile(KEY)
-    assert _sealed_to(kube) == {PUBLIC}
+    assert set(sealed_to(kube).values()) == {PUBLIC}
     _delete(kube)
     assert not [k for k in jobs(kube) if k[0] == "crm"]
 

@@ -28,10 +28,20 @@ from dataward.controller.subjects import SubjectRequests, SubjectSettings
 from dataward.render.subject_jobs import render_key_secret
 from dataward.subjects.request import parse_request
 from tests.controller.fake_kube import FakeKube
-from tests.controller.test_subjects import KEY, T0, finish, jobs, pem_pair, sample_requests, status
+from tests.controller.test_subjects import (
+    ANNOTATION,
+    KEY,
+    KEY_SECRET,
+    T0,
+    finish,
+    jobs,
+    outcomes,
+    pem_pair,
+    sample_requests,
+    sealed_to,
+    status,
+)
 
-KEY_SECRET = "dataward-case-4711-dsr-key"
-ANNOTATION = "dataward.io/recipient-public-key"
 PAIRS = [pem_pair(seed) for seed in (1, 2, 3)]
 ATTACKER = pem_pair(9)
 ANSWER = {"outcome": "Succeeded", "rowsFound": 1, "rowsExported": 1}
@@ -59,15 +69,8 @@ def _plant(kube: FakeKube, pair: tuple[str, str]) -> None:
     kube._store(render_key_secret(request, *pair))
 
 
-def _sealed_to(kube: FakeKube) -> dict[str | None, str]:
-    return {
-        ns: job["spec"]["template"]["metadata"]["annotations"].get(ANNOTATION, "")
-        for (ns, _), job in jobs(kube).items()
-    }
 
 
-def _outcomes(kube: FakeKube) -> dict[str, tuple[str, str]]:
-    return {s["namespace"]: (s["phase"], s["reason"]) for s in status(kube)["stores"]}
 
 
 def _annotate(kube: FakeKube, public: str) -> None:
@@ -105,7 +108,7 @@ def test_the_fingerprint_is_recorded_before_the_key_secret_is_created() -> None:
                                                                  "DataSubjectRequest"))
     created = calls.index(("create", "Secret", KEY_SECRET))
     assert recorded < created
-    assert _sealed_to(kube) == {"privacy": PAIRS[0][1], "crm": PAIRS[0][1]}
+    assert sealed_to(kube) == {"privacy": PAIRS[0][1], "crm": PAIRS[0][1]}
     _no_key_in_status(kube)
 
 
@@ -113,9 +116,9 @@ def test_a_key_secret_planted_before_the_pair_is_made_is_not_sealed_to() -> None
     kube = sample_requests(FakeKube())
     _plant(kube, ATTACKER)
     _controller(kube, iter(PAIRS)).reconcile(KEY)
-    assert ATTACKER[1] not in _sealed_to(kube).values(), "the rows sealed to the attacker's key"
+    assert ATTACKER[1] not in sealed_to(kube).values(), "the rows sealed to the attacker's key"
     assert jobs(kube) == {}
-    assert _outcomes(kube) == {"privacy": ("Failed", "ChildNotOurs"),
+    assert outcomes(kube) == {"privacy": ("Failed", "ChildNotOurs"),
                                "crm": ("Failed", "ChildNotOurs")}  # fmt: skip
     assert "keySecret" not in status(kube)
     # Its data never read: only its metadata.
@@ -123,10 +126,10 @@ def test_a_key_secret_planted_before_the_pair_is_made_is_not_sealed_to() -> None
     _no_key_in_status(kube)
 
 
-def test_a_key_secret_planted_after_a_failed_create_is_not_adopted() -> None:
-    # The fingerprint is recorded, the create fails (the operator stopped, the API refused):
-    # the Secret found next is adopted only with the key whose fingerprint is recorded.
-    kube = sample_requests(FakeKube())
+def _refuse_key_secret_creates(kube: FakeKube) -> Any:
+    """The API refuses (500) to create the key Secret from now on (the operator stopped, or
+    the API failed, after the fingerprint was recorded); the FakeKube's own create, to put
+    back."""
     create = kube.create
 
     def refuse_key_secret(obj: Any) -> dict[str, Any]:
@@ -135,7 +138,15 @@ def test_a_key_secret_planted_after_a_failed_create_is_not_adopted() -> None:
         return create(obj)
 
     kube.create = refuse_key_secret  # type: ignore[method-assign]
+    return create
+
+
+def test_a_key_secret_planted_after_a_failed_create_is_not_adopted() -> None:
+    # The fingerprint is recorded, the create fails (the operator stopped, the API refused):
+    # the Secret found next is adopted only with the key whose fingerprint is recorded.
+    kube = sample_requests(FakeKube())
     pairs = iter(PAIRS)
+    create = _refuse_key_secret_creates(kube)
     with pytest.raises(KubeError):
         _controller(kube, pairs).reconcile(KEY)
     assert status(kube)["keyFingerprint"] == _fingerprint(1)
@@ -143,27 +154,20 @@ def test_a_key_secret_planted_after_a_failed_create_is_not_adopted() -> None:
     _plant(kube, ATTACKER)
     _controller(kube, pairs).reconcile(KEY)
     assert jobs(kube) == {}
-    assert _outcomes(kube) == {"privacy": ("Failed", "ChildNotOurs"),
+    assert outcomes(kube) == {"privacy": ("Failed", "ChildNotOurs"),
                                "crm": ("Failed", "ChildNotOurs")}  # fmt: skip
 
 
 def test_a_failed_create_with_nothing_planted_makes_a_pair_again() -> None:
     kube = sample_requests(FakeKube())
-    create = kube.create
-
-    def refuse_key_secret(obj: Any) -> dict[str, Any]:
-        if obj["kind"] == "Secret" and obj["metadata"]["name"] == KEY_SECRET:
-            raise KubeError(500, "Internal Server Error", "create Secret")
-        return create(obj)
-
-    kube.create = refuse_key_secret  # type: ignore[method-assign]
     pairs = iter(PAIRS)
+    create = _refuse_key_secret_creates(kube)
     with pytest.raises(KubeError):
         _controller(kube, pairs).reconcile(KEY)
     kube.create = create  # type: ignore[method-assign]
     _controller(kube, pairs).reconcile(KEY)
     assert status(kube)["keyFingerprint"] == _fingerprint(2)
-    assert _sealed_to(kube) == {"privacy": PAIRS[1][1], "crm": PAIRS[1][1]}
+    assert sealed_to(kube) == {"privacy": PAIRS[1][1], "crm": PAIRS[1][1]}
 
 
 def test_a_key_secret_planted_between_the_record_and_the_create_is_not_adopted() -> None:
@@ -178,7 +182,7 @@ def test_a_key_secret_planted_between_the_record_and_the_create_is_not_adopted()
     kube.create = race  # type: ignore[method-assign]
     _controller(kube, iter(PAIRS)).reconcile(KEY)
     assert jobs(kube) == {}
-    assert _outcomes(kube)["privacy"] == ("Failed", "ChildNotOurs")
+    assert outcomes(kube)["privacy"] == ("Failed", "ChildNotOurs")
 
 
 def test_a_patched_annotation_before_any_run_is_not_sealed_to() -> None:
@@ -192,7 +196,7 @@ def test_a_patched_annotation_before_any_run_is_not_sealed_to() -> None:
         kube._store(account)
     _controller(kube, pairs).reconcile(KEY)
     assert jobs(kube) == {}, "the rows sealed to the attacker's key"
-    assert _outcomes(kube) == {"privacy": ("Failed", "ChildNotOurs"),
+    assert outcomes(kube) == {"privacy": ("Failed", "ChildNotOurs"),
                                "crm": ("Failed", "ChildNotOurs")}  # fmt: skip
     assert "keySecret" not in status(kube)
 
@@ -204,19 +208,19 @@ def test_a_patched_annotation_after_a_run_is_not_sealed_to() -> None:
     _controller(kube, pairs).reconcile(KEY)  # only tickets runs, sealed to PAIRS[0]
     _finish_all(kube)
     _controller(kube, pairs).reconcile(KEY)
-    assert _outcomes(kube)["privacy"] == ("Succeeded", "Answered")
+    assert outcomes(kube)["privacy"] == ("Succeeded", "Answered")
     assert KEY_SECRET in _granted(kube)
     _annotate(kube, ATTACKER[1])
     kube._store(account)  # crm is ready now
     _controller(kube, pairs).reconcile(KEY)
-    assert _sealed_to(kube) == {"privacy": PAIRS[0][1]}, "crm sealed to the attacker's key"
-    assert _outcomes(kube) == {"privacy": ("Failed", "KeySecretLost"),
+    assert sealed_to(kube) == {"privacy": PAIRS[0][1]}, "crm sealed to the attacker's key"
+    assert outcomes(kube) == {"privacy": ("Failed", "KeySecretLost"),
                                "crm": ("Failed", "KeySecretLost")}  # fmt: skip
     assert "keySecret" not in status(kube)
     assert KEY_SECRET not in _granted(kube)
     _annotate(kube, PAIRS[0][1])  # put back as it was: the request answers again
     _controller(kube, pairs).reconcile(KEY)
-    assert _sealed_to(kube) == {"privacy": PAIRS[0][1], "crm": PAIRS[0][1]}
+    assert sealed_to(kube) == {"privacy": PAIRS[0][1], "crm": PAIRS[0][1]}
 
 
 def test_a_key_secret_restored_with_another_pair_is_lost() -> None:
@@ -229,7 +233,7 @@ def test_a_key_secret_restored_with_another_pair_is_lost() -> None:
     del kube.objects[("Secret", "privacy", KEY_SECRET)]
     _plant(kube, ATTACKER)  # "restored": the request's owner reference, another pair
     _controller(kube, pairs).reconcile(KEY)
-    assert _outcomes(kube) == {"privacy": ("Failed", "KeySecretLost"),
+    assert outcomes(kube) == {"privacy": ("Failed", "KeySecretLost"),
                                "crm": ("Failed", "KeySecretLost")}  # fmt: skip
     assert status(kube)["phase"] == "Failed"
     assert "keySecret" not in status(kube)
@@ -253,7 +257,7 @@ def test_a_request_of_an_earlier_version_with_runs_records_its_key_once() -> Non
     _annotate(kube, ATTACKER[1])
     _controller(kube, pairs).reconcile(KEY)
     assert status(kube)["keyFingerprint"] == _fingerprint(1)
-    assert _outcomes(kube)["privacy"] == ("Failed", "KeySecretLost")
+    assert outcomes(kube)["privacy"] == ("Failed", "KeySecretLost")
 
 
 def test_a_request_of_an_earlier_version_without_runs_does_not_adopt_its_key_secret() -> None:
@@ -271,7 +275,7 @@ def test_a_request_of_an_earlier_version_without_runs_does_not_adopt_its_key_sec
     del kube.objects[("Secret", "privacy", KEY_SECRET)]
     _controller(kube, pairs).reconcile(KEY)
     assert status(kube)["keyFingerprint"] == _fingerprint(1)
-    assert _sealed_to(kube) == {"privacy": PAIRS[0][1], "crm": PAIRS[0][1]}
+    assert sealed_to(kube) == {"privacy": PAIRS[0][1], "crm": PAIRS[0][1]}
 
 
 def test_a_crd_that_drops_the_fingerprint_creates_no_key_secret() -> None:

@@ -21,18 +21,20 @@ from dataward.controller.kube import Kube
 from dataward.controller.subjects import SubjectRequests, SubjectSettings
 from tests.controller.fake_kube import FakeKube
 from tests.controller.test_subjects import (
+    ANNOTATION,
     KEY,
+    KEY_SECRET,
     T0,
     Evidence,
     finish,
     jobs,
+    outcomes,
     pem_pair,
     sample_requests,
+    sealed_to,
     status,
 )
 
-KEY_SECRET = "dataward-case-4711-dsr-key"
-ANNOTATION = "dataward.io/recipient-public-key"
 PAIRS = [pem_pair(seed) for seed in (1, 2, 3)]
 ANSWER = {"outcome": "Succeeded", "rowsFound": 1, "rowsExported": 1}
 
@@ -47,16 +49,8 @@ def _key_secret(kube: FakeKube) -> dict[str, Any] | None:
     return kube.objects.get(("Secret", "privacy", KEY_SECRET))
 
 
-def _sealed_to(kube: FakeKube) -> dict[str | None, str]:
-    """Per namespace, the public key the request's Job there seals to."""
-    return {
-        ns: job["spec"]["template"]["metadata"]["annotations"].get(ANNOTATION, "")
-        for (ns, _), job in jobs(kube).items()
-    }
 
 
-def _outcomes(kube: FakeKube) -> dict[str, tuple[str, str]]:
-    return {s["namespace"]: (s["phase"], s["reason"]) for s in status(kube)["stores"]}
 
 
 def _complete(kube: FakeKube) -> dict[str, Any]:
@@ -78,11 +72,11 @@ def _answered(kube: FakeKube, pairs: Iterator[tuple[str, str]]) -> None:
     _finish_all(kube)
     _controller(kube, pairs).reconcile(KEY)
     assert status(kube)["phase"] == "Succeeded"
-    assert _sealed_to(kube) == {"privacy": PAIRS[0][1], "crm": PAIRS[0][1]}
+    assert sealed_to(kube) == {"privacy": PAIRS[0][1], "crm": PAIRS[0][1]}
 
 
 def _assert_lost(kube: FakeKube) -> None:
-    assert _outcomes(kube) == {"privacy": ("Failed", "KeySecretLost"),
+    assert outcomes(kube) == {"privacy": ("Failed", "KeySecretLost"),
                                "crm": ("Failed", "KeySecretLost")}  # fmt: skip
     for entry in status(kube)["stores"]:
         assert KEY_SECRET in entry["message"]
@@ -124,12 +118,12 @@ def test_a_store_not_yet_answered_is_not_sealed_to_a_new_key() -> None:
     _controller(kube, pairs).reconcile(KEY)  # crm not ready: only tickets runs
     _finish_all(kube)
     _controller(kube, pairs).reconcile(KEY)
-    assert _outcomes(kube)["privacy"] == ("Succeeded", "Answered")
-    assert _outcomes(kube)["crm"][0] == "Pending"
+    assert outcomes(kube)["privacy"] == ("Succeeded", "Answered")
+    assert outcomes(kube)["crm"][0] == "Pending"
     del kube.objects[("Secret", "privacy", KEY_SECRET)]
     kube._store(account)  # crm is ready now
     _controller(kube, pairs).reconcile(KEY)
-    assert _sealed_to(kube) == {"privacy": PAIRS[0][1]}, "sealed to a second key"
+    assert sealed_to(kube) == {"privacy": PAIRS[0][1]}, "sealed to a second key"
     assert _key_secret(kube) is None
     _assert_lost(kube)
 
@@ -159,7 +153,7 @@ def test_the_key_secret_restored_unchanged_answers_again() -> None:
     assert backup is not None
     kube._store(backup)  # from a backup, its owner reference to the request included
     _controller(kube, pairs).reconcile(KEY)
-    assert _outcomes(kube) == {"privacy": ("Succeeded", "Answered"),
+    assert outcomes(kube) == {"privacy": ("Succeeded", "Answered"),
                                "crm": ("Succeeded", "Answered")}  # fmt: skip
     assert _complete(kube)["reason"] == "AllStoresAnswered"
     assert status(kube)["keySecret"] == KEY_SECRET
@@ -179,7 +173,7 @@ def test_a_key_secret_deleted_before_any_store_ran_is_made_again() -> None:
     secret = _key_secret(kube)
     assert secret is not None
     assert secret["metadata"]["annotations"][ANNOTATION] == PAIRS[1][1]
-    assert _sealed_to(kube) == {"privacy": PAIRS[1][1], "crm": PAIRS[1][1]}
+    assert sealed_to(kube) == {"privacy": PAIRS[1][1], "crm": PAIRS[1][1]}
     assert status(kube)["keySecret"] == KEY_SECRET
     _finish_all(kube)
     _controller(kube, pairs).reconcile(KEY)
@@ -220,7 +214,7 @@ def test_a_key_secret_replaced_by_someone_elses_after_the_answers_is_lost_too() 
     _assert_lost(kube)
     planted = _key_secret(kube)
     assert planted is not None and "ownerReferences" not in planted["metadata"]
-    assert _sealed_to(kube) == {"privacy": PAIRS[0][1], "crm": PAIRS[0][1]}
+    assert sealed_to(kube) == {"privacy": PAIRS[0][1], "crm": PAIRS[0][1]}
     _no_key_material(kube)
 
 
@@ -284,7 +278,7 @@ def test_a_store_broken_before_any_run_is_still_invalid_not_lost() -> None:
     _finish_all(kube)
     del kube.objects[("Secret", "privacy", KEY_SECRET)]
     _controller(kube, pairs).reconcile(KEY)
-    assert _outcomes(kube) == {"privacy": ("Failed", "KeySecretLost"),
+    assert outcomes(kube) == {"privacy": ("Failed", "KeySecretLost"),
                                "crm": ("Failed", "StoreInvalid")}  # fmt: skip
 
 

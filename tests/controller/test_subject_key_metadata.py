@@ -29,11 +29,18 @@ from dataward.subjects.request import parse_request
 from tests.controller.fake_kube import FakeKube
 from tests.controller.test_cache import ListingKube
 from tests.controller.test_subject_readers_metadata import _caches, _relist, _requests
-from tests.controller.test_subjects import KEY, PUBLIC, jobs, pem_pair, sample_requests, status
+from tests.controller.test_subjects import (
+    ANNOTATION,
+    KEY,
+    KEY_SECRET,
+    PUBLIC,
+    jobs,
+    pem_pair,
+    sample_requests,
+    sealed_to,
+    status,
+)
 from tests.subjects.test_subjects_unit import _pem_of_unknown_algorithm
-
-KEY_SECRET = "dataward-case-4711-dsr-key"
-ANNOTATION = "dataward.io/recipient-public-key"
 
 
 def _whole_key_reads(kube: FakeKube) -> list[tuple[str, str, str]]:
@@ -44,11 +51,6 @@ def _key_writes(kube: FakeKube) -> list[tuple[str, str, str]]:
     return [w for w in kube.writes() if w[1:] == ("Secret", KEY_SECRET)]
 
 
-def _sealed_to(kube: FakeKube) -> set[str]:
-    return {
-        job["spec"]["template"]["metadata"]["annotations"].get(ANNOTATION, "")
-        for job in jobs(kube).values()
-    }
 
 
 def _key_secret(kube: FakeKube) -> dict[str, Any]:
@@ -58,12 +60,12 @@ def _key_secret(kube: FakeKube) -> dict[str, Any]:
 def test_a_steady_pass_never_reads_the_key_secret_whole() -> None:
     kube = sample_requests(FakeKube())
     _requests(kube).reconcile(KEY)  # makes the key pair, the exports, the Jobs
-    assert _sealed_to(kube) == {PUBLIC}
+    assert set(sealed_to(kube).values()) == {PUBLIC}
     kube.calls.clear()
     _requests(kube).reconcile(KEY)
     assert _whole_key_reads(kube) == []
     assert ("get_metadata", "Secret", KEY_SECRET) in kube.calls
-    assert _sealed_to(kube) == {PUBLIC}
+    assert set(sealed_to(kube).values()) == {PUBLIC}
 
 
 def test_the_key_secret_is_made_with_its_public_key_annotated() -> None:
@@ -84,7 +86,7 @@ def test_with_the_secrets_cache_synced_a_steady_pass_reads_no_key_secret_from_th
     kube.calls.clear()
     _requests(kube, caches).reconcile(KEY)
     assert [c for c in kube.calls if c[1:] == ("Secret", KEY_SECRET)] == []
-    assert _sealed_to(kube) == {PUBLIC}
+    assert set(sealed_to(kube).values()) == {PUBLIC}
     cached = cast(Caches, caches).get("Secret", "privacy", KEY_SECRET)
     assert cached is not None and "data" not in cached
     assert cached["metadata"]["annotations"] == {ANNOTATION: PUBLIC}
@@ -143,12 +145,12 @@ def test_a_key_secret_of_an_earlier_version_is_read_whole_once_and_annotated() -
     assert _key_secret(kube)["metadata"]["annotations"] == {ANNOTATION: earlier}
     assert _key_secret(kube)["metadata"]["resourceVersion"] != version
     assert _key_secret(kube)["data"] == data  # its key pair is kept, not made again
-    assert _sealed_to(kube) == {earlier}
+    assert set(sealed_to(kube).values()) == {earlier}
     assert status(kube)["keyFingerprint"] == public_key_fingerprint(earlier)
     kube.calls.clear()
     _requests(kube).reconcile(KEY)
     assert _whole_key_reads(kube) == [] and _key_writes(kube) == []
-    assert _sealed_to(kube) == {earlier}
+    assert set(sealed_to(kube).values()) == {earlier}
 
 
 class ChangedAfterTheRead(FakeKube):
@@ -242,7 +244,7 @@ def test_the_finalizer_tells_the_requests_runs_by_the_key_secrets_metadata() -> 
     read the key Secret whole (private key included) for it; it takes the annotation."""
     kube = sample_requests(FakeKube())
     _requests(kube).reconcile(KEY)
-    assert _sealed_to(kube) == {PUBLIC} and jobs(kube)
+    assert set(sealed_to(kube).values()) == {PUBLIC} and jobs(kube)
     kube.calls.clear()
     kube.objects[("DataSubjectRequest", *KEY)]["metadata"]["deletionTimestamp"] = "2026-01-12T0Z"
     _requests(kube).reconcile(KEY)

@@ -21,6 +21,8 @@ from tests.subjects.samples import request
 EMAIL = "kim.minji@example.kr"
 T0 = datetime(2026, 1, 11, 8, tzinfo=UTC)
 KEY = ("privacy", "case-4711")
+KEY_SECRET = "dataward-case-4711-dsr-key"  # the access request's key Secret, as README names it
+ANNOTATION = "dataward.io/recipient-public-key"  # its public key, as README names it
 
 
 def pem_pair(seed: int) -> tuple[str, str]:
@@ -117,6 +119,19 @@ def finish(kube: FakeKube, namespace: str, job: str, record: dict[str, Any] | No
 
 def jobs(kube: FakeKube) -> dict[tuple[str | None, str], dict[str, Any]]:
     return {(ns, name): obj for (k, ns, name), obj in kube.objects.items() if k == "Job"}
+
+
+def sealed_to(kube: FakeKube) -> dict[str | None, str]:
+    """Per namespace, the public key the request's Job there seals to."""
+    return {
+        ns: job["spec"]["template"]["metadata"]["annotations"].get(ANNOTATION, "")
+        for (ns, _), job in jobs(kube).items()
+    }
+
+
+def outcomes(kube: FakeKube) -> dict[str, tuple[str, str]]:
+    """Per namespace, the phase and reason status gives the request's store there."""
+    return {s["namespace"]: (s["phase"], s["reason"]) for s in status(kube)["stores"]}
 
 
 def test_an_access_request_fans_out_one_job_per_store_and_answers(kube: FakeKube) -> None:
