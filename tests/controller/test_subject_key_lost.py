@@ -39,9 +39,12 @@ PAIRS = [pem_pair(seed) for seed in (1, 2, 3)]
 ANSWER = {"outcome": "Succeeded", "rowsFound": 1, "rowsExported": 1}
 
 
-def _controller(kube: FakeKube, pairs: Iterator[tuple[str, str]]) -> SubjectRequests:
-    """The operator, making a new key pair (the next of `pairs`) each time it makes one."""
-    settings = SubjectSettings(clock=lambda: T0, keypair=lambda: next(pairs))
+def _controller(
+    kube: FakeKube, pairs: Iterator[tuple[str, str]], evidence: Evidence | None = None
+) -> SubjectRequests:
+    """The operator, making a new key pair (the next of `pairs`) each time it makes one,
+    recording evidence in `evidence` when given."""
+    settings = SubjectSettings(clock=lambda: T0, keypair=lambda: next(pairs), evidence=evidence)
     return SubjectRequests(cast(Kube, kube), settings)
 
 
@@ -291,8 +294,7 @@ def test_a_lost_key_after_the_answer_appends_no_second_answer() -> None:
     kube = sample_requests(FakeKube())
     pairs = iter(PAIRS)
     evidence = Evidence()
-    settings = SubjectSettings(clock=lambda: T0, keypair=lambda: next(pairs), evidence=evidence)
-    _answered_with = SubjectRequests(cast(Kube, kube), settings)
+    _answered_with = _controller(kube, pairs, evidence)
     _answered_with.reconcile(KEY)
     _finish_all(kube)
     _answered_with.reconcile(KEY)
@@ -316,8 +318,7 @@ def test_a_key_lost_before_the_answer_is_on_record_as_failed() -> None:
     kube = sample_requests(FakeKube())
     pairs = iter(PAIRS)
     evidence = Evidence()
-    settings = SubjectSettings(clock=lambda: T0, keypair=lambda: next(pairs), evidence=evidence)
-    operator = SubjectRequests(cast(Kube, kube), settings)
+    operator = _controller(kube, pairs, evidence)
     operator.reconcile(KEY)  # the Jobs run, given the key
     del kube.objects[("Secret", "privacy", KEY_SECRET)]
     operator.reconcile(KEY)
