@@ -9,9 +9,10 @@ Starts a local control plane (e2e/harness.py), installs the CRDs and the seed's 
 side by side on that one control plane, in one run:
 
 1. the baseline: N stores applied (one `kubectl apply`) into K namespaces `raw-*` (round
-   robin, as the operator's), then the children the operator would render for them (7 per
-   store) server-side applied by a plain loop of `--threads` threads; the raw namespaces are
-   then deleted (and waited for) so the operator's cluster-wide caches do not hold them;
+   robin, as the operator's), then the children the operator would write for them (the 7 it
+   renders and a key ring Secret) server-side applied by a plain loop of `--threads` threads;
+   the raw namespaces are then deleted (and waited for) so the operator's cluster-wide caches
+   do not hold them;
 2. `dataward run` as a separate process (its own admin-equivalent user, so the audit log tells
    its requests apart; an hour's resync), serving K namespaces `bench-*` (one: `--namespace
    bench`; more: `--namespace-selector dataward.io/shard=bench` on labelled namespaces, as a
@@ -75,10 +76,11 @@ from dataward.controller.kube import (
     load_api_client,
 )
 from dataward.controller.queue import RE_VERIFIED
+from dataward.keys.ring import generate_ring, serialise
 from dataward.model.policy import parse_policy
 from dataward.model.store import parse_store
 from dataward.render import RenderSettings, names_for, render_children
-from dataward.render.key_ring import KEY_RING_COMPONENT
+from dataward.render.key_ring import KEY_RING_COMPONENT, key_ring_secret
 from dataward.render.labels import COMPONENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from e2e.harness import ControlPlane, die_with_parent, wait_for
 
@@ -498,8 +500,9 @@ def raw_apply_loop(plane: ControlPlane, docs: list[dict[str, Any]], threads: int
                    ) -> tuple[float, int]:
     """The baseline: apply the stores, then server-side apply their children, `threads` at once.
 
-    The same children the operator renders (owned by the stores, so the garbage collector keeps
-    them); no key ring, status or Event. Returns (seconds, children applied).
+    The same children the operator writes (owned by the stores, so the garbage collector keeps
+    them): the 7 it renders and a key ring Secret of new keys (`dataward.keys`, as the
+    operator's first ring); no status or Event. Returns (seconds, children applied).
     """
     kube = Kube(load_api_client(str(plane.kubeconfig)))
     policy = parse_policy(yaml.safe_load((REPO / "examples/policy.yaml").read_text()))
@@ -507,11 +510,14 @@ def raw_apply_loop(plane: ControlPlane, docs: list[dict[str, Any]], threads: int
     start = time.monotonic()
     plane.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(docs),
                   timeout=apply_timeout(docs))
+    now = datetime.now(UTC)
     children = [
         child
         for raw in kube.list("PersonalDataStore")
         if raw["metadata"]["namespace"] in where
-        for child in render_children(parse_store(raw), policy, RenderSettings())
+        for store in [parse_store(raw)]
+        for child in [*render_children(store, policy, RenderSettings()),
+                      key_ring_secret(store, serialise(generate_ring(now)))]
     ]
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(kube.apply, children))

@@ -176,7 +176,7 @@ from dataward.model.store import Store, parse_store
 from dataward.model.wallclock import parse_zone
 from dataward.purge.plan import ACKNOWLEDGE_ANNOTATION, DEFAULT_MAX_CLOCK_SKEW
 from dataward.render import RenderSettings, label_value, names_for, render_children
-from dataward.render.key_ring import render_key_ring_metadata, ring_owner_references
+from dataward.render.key_ring import key_ring_secret, ring_owner_references
 from dataward.render.labels import STORE_KIND, store_selector
 from dataward.render.names import unshortened
 from dataward.render.network import render_network_policy
@@ -2468,14 +2468,7 @@ class Reconciler:
                 store.name,
             )
             return None
-        body = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": render_key_ring_metadata(store),
-            "type": "Opaque",
-            "immutable": False,
-            "data": serialise(ring),
-        }
+        body = key_ring_secret(store, serialise(ring))
         try:
             log.info("create key ring %s/%s", store.namespace, secret_name)
             created = self.kube.create(body)

@@ -34,6 +34,18 @@ def render_key_ring_metadata(store: Store) -> dict[str, Any]:
     )
 
 
+def key_ring_secret(store: Store, data: Mapping[str, str]) -> dict[str, Any]:
+    """The key ring Secret as first created, holding `data` (`dataward.keys.serialise`)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": render_key_ring_metadata(store),
+        "type": "Opaque",
+        "immutable": False,
+        "data": dict(data),
+    }
+
+
 def ring_owner_references(
     store: Store, current: Sequence[Mapping[str, Any]] | None
 ) -> list[dict[str, Any]] | None:
