@@ -1002,3 +1002,186 @@ def test_readers_and_pod_starters_are_reported_before_escalators() -> None:
     readers = [binding("a", "escalates", ALICE), binding("c", "secret-reader", bob)]
     secret_reader = role("secret-reader", SECRET_READER)
     assert check(readers, [escalates, secret_reader])[1] == "OtherBindingGrantsSecrets"
+
+
+# The two halves of a certificate approval as Kubernetes' own roles split them: the built-in
+# system:certificates.k8s.io:kube-apiserver-client-approver holds only `approve` on its
+# signer; a custom role adds the approval subresource (what `kubectl certificate approve`
+# writes). One subject bound to both approves its own request for a client certificate
+# naming crm's reader, system:serviceaccount:crm:crm-api, and reads the Secrets with it.
+SIGNER_APPROVER = role(
+    "system:certificates.k8s.io:kube-apiserver-client-approver",
+    [{"apiGroups": ["certificates.k8s.io"], "resources": ["signers"], "verbs": ["approve"],
+      "resourceNames": ["kubernetes.io/kube-apiserver-client"]}],
+)  # fmt: skip
+APPROVAL_WRITER = role(
+    "csr-approval-writer",
+    [{"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests/approval"],
+      "verbs": ["update"]},
+     {"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"],
+      "verbs": ["get", "list"]}],
+)  # fmt: skip
+CSR_HALVES = [SIGNER_APPROVER, APPROVAL_WRITER]
+CI_BOT = {"kind": "ServiceAccount", "name": "release-bot", "namespace": "ci"}
+MALLORY = {"kind": "User", "name": "mallory", "apiGroup": "rbac.authorization.k8s.io"}
+
+
+def group(name: str) -> dict[str, Any]:
+    return {"kind": "Group", "name": name, "apiGroup": "rbac.authorization.k8s.io"}
+
+
+def user(name: str) -> dict[str, Any]:
+    return {"kind": "User", "name": name, "apiGroup": "rbac.authorization.k8s.io"}
+
+
+def halves(
+    signer: dict[str, Any], approval: dict[str, Any], kind: str = CLUSTER_ROLE_BINDING
+) -> list[dict[str, Any]]:
+    """Two bindings, `signer` bound to the signer's `approve`, `approval` to the approval
+    subresource's `update`."""
+    return [
+        binding("signer-approvers", SIGNER_APPROVER["metadata"]["name"], [signer], kind=kind),
+        binding("approval-writers", "csr-approval-writer", [approval], kind=kind),
+    ]
+
+
+@pytest.mark.parametrize("subject", [CI_BOT, MALLORY], ids=["service-account", "user"])
+def test_one_subject_holding_the_approval_halves_through_two_bindings_can_read_the_secrets(
+    subject: dict[str, Any],
+) -> None:
+    status, reason, message = check(halves(subject, subject), CSR_HALVES)
+    assert (status, reason) == ("False", "EscalatorsCanReadSecrets")
+    assert "ClusterRoleBinding signer-approvers" in message
+    assert "ClusterRoleBinding approval-writers" in message
+    assert "ClusterRole system:certificates.k8s.io:kube-apiserver-client-approver" in message
+    assert "ClusterRole csr-approval-writer" in message
+    expected = "ServiceAccount ci/release-bot" if subject is CI_BOT else "User mallory"
+    assert expected in message
+    assert "CertificateSigningRequest" in message
+
+
+@pytest.mark.parametrize(
+    ("signer", "approval"),
+    [
+        # A ServiceAccount's token authenticates it as these groups, and every authenticated
+        # user is in system:authenticated: known memberships.
+        (group("system:serviceaccounts"), CI_BOT),
+        (CI_BOT, group("system:serviceaccounts:ci")),
+        (group("system:authenticated"), CI_BOT),
+        (MALLORY, group("system:authenticated")),
+        # The ServiceAccount by its user name is the ServiceAccount.
+        (user("system:serviceaccount:ci:release-bot"), CI_BOT),
+    ],
+)
+def test_the_halves_held_through_known_memberships_are_one_subjects(
+    signer: dict[str, Any], approval: dict[str, Any]
+) -> None:
+    status, reason, message = check(halves(signer, approval), CSR_HALVES)
+    assert (status, reason) == ("False", "EscalatorsCanReadSecrets")
+    assert "ClusterRoleBinding signer-approvers" in message
+    assert "ClusterRoleBinding approval-writers" in message
+
+
+@pytest.mark.parametrize(
+    ("signer", "approval"),
+    [
+        (CI_BOT, MALLORY),
+        (MALLORY, user("trent")),
+        (CI_BOT, {"kind": "ServiceAccount", "name": "other-bot", "namespace": "ci"}),
+        (CI_BOT, {"kind": "ServiceAccount", "name": "release-bot", "namespace": "cd"}),
+        (user("system:serviceaccount:ci:other-bot"), CI_BOT),
+        # A ServiceAccount is in no group but its own namespace's, system:serviceaccounts
+        # and system:authenticated.
+        (CI_BOT, group("system:serviceaccounts:cd")),
+        (group("release-managers"), CI_BOT),
+    ],
+)
+def test_the_halves_held_by_two_subjects_that_cannot_be_one_approve_nothing(
+    signer: dict[str, Any], approval: dict[str, Any]
+) -> None:
+    assert check(halves(signer, approval), CSR_HALVES)[:2] == ("True", "OnlyDeclaredReaders")
+
+
+@pytest.mark.parametrize(
+    ("signer", "approval"),
+    [
+        (group("release-managers"), group("security-team")),
+        (group("release-managers"), MALLORY),
+        (MALLORY, group("system:serviceaccounts")),
+        (group("system:serviceaccounts:ci"), group("system:serviceaccounts")),
+    ],
+)
+def test_the_halves_held_by_groups_whose_members_may_be_one_can_read_the_secrets(
+    signer: dict[str, Any], approval: dict[str, Any]
+) -> None:
+    # Kubernetes lists no group's members (the authenticator says them, per request): a
+    # member of both, or a user in the group, approves; nothing read shows there is none.
+    status, reason, message = check(halves(signer, approval), CSR_HALVES)
+    assert (status, reason) == ("False", "EscalatorsCanReadSecrets")
+    assert "ClusterRoleBinding signer-approvers" in message
+    assert "ClusterRoleBinding approval-writers" in message
+
+
+def test_the_halves_through_rolebindings_approve_nothing() -> None:
+    # CertificateSigningRequests and signers are cluster-scoped: no RoleBinding answers.
+    assert check(halves(MALLORY, MALLORY, kind="RoleBinding"), CSR_HALVES)[0] == "True"
+
+
+@pytest.mark.parametrize(
+    ("signer", "approval"),
+    [
+        # Only kube-system's accounts (trusted) hold both; other accounts hold one half.
+        ({"kind": "ServiceAccount", "name": "csr-approver", "namespace": "kube-system"},
+         group("system:serviceaccounts")),
+        # A member of system:masters is the platform.
+        (group("system:masters"), MALLORY),
+    ],
+)  # fmt: skip
+def test_the_halves_completed_only_by_trusted_subjects_do_not_count(
+    signer: dict[str, Any], approval: dict[str, Any]
+) -> None:
+    assert check(halves(signer, approval), CSR_HALVES)[0] == "True"
+
+
+@pytest.mark.parametrize(
+    ("signer", "approval"),
+    [
+        ({"kind": "ServiceAccount", "name": "crm-api", "namespace": "crm"},
+         group("system:serviceaccounts")),
+        (group("privacy-officers"), MALLORY),
+    ],
+)  # fmt: skip
+def test_the_halves_completed_only_by_the_stores_readers_do_not_count(
+    signer: dict[str, Any], approval: dict[str, Any]
+) -> None:
+    # crm-api reads the Secrets anyway, and other accounts hold one half; mallory holds both
+    # only if she is a privacy officer, a reader.
+    assert check(halves(signer, approval), CSR_HALVES)[0] == "True"
+
+
+def test_the_split_approvals_are_worked_out_once_per_snapshot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every store of the cluster asks; the ClusterRoleBindings' pairs are the same for all.
+    import dataward.checks.access as access
+
+    pairs: list[tuple[BindingSubject, BindingSubject]] = []
+    judged = access.may_be_one
+
+    def counted(first: BindingSubject, second: BindingSubject) -> bool:
+        pairs.append((first, second))
+        return judged(first, second)
+
+    monkeypatch.setattr(access, "may_be_one", counted)
+    snapshot = RbacSnapshot.from_api(
+        [*OWN_BINDINGS, *halves(CI_BOT, CI_BOT)], [*OWN_ROLES, *CSR_HALVES]
+    )
+    for _ in range(3):
+        condition = access_restricted("crm", SECRETS, DESIRED, snapshot, DEFAULT_TRUSTED)
+        assert condition.reason == "EscalatorsCanReadSecrets"
+    assert len(pairs) == 1
+    # Another store, whose reader is the bot, is not told of its own reader.
+    reader = [dict(OWN_BINDINGS[0], subjects=[CI_BOT]), OWN_BINDINGS[1]]
+    own = RbacSnapshot.from_api([*reader, *halves(CI_BOT, CI_BOT)], [*OWN_ROLES, *CSR_HALVES])
+    desired = [*OWN_ROLES, *reader]
+    assert access_restricted("crm", SECRETS, desired, own, DEFAULT_TRUSTED).status == "True"

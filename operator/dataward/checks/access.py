@@ -14,9 +14,11 @@ from dataward.checks.observed import (
     PolicyRule,
     RbacSnapshot,
     TrustedSubjects,
+    approval_grants,
     approves_certificates,
 )
 from dataward.render.labels import STORE_LABEL
+from dataward.render.rbac import CERTIFICATE_APPROVAL_GRANTS
 
 DEFAULT_TRUSTED = TrustedSubjects()
 _LISTED = 3
@@ -60,8 +62,13 @@ def access_restricted(
     anyway). So does, for the same subjects, a binding whose role lets them become someone
     who reads the Secrets (`PolicyRule.escalates`: impersonate, bind or escalate a role,
     the kubelet's API through nodes/proxy, write an admission webhook, make a
-    PersistentVolume; `approves_certificates`: approve a CSR). `rbac` is None, or
-    `neighbours` None, when it could not be read.
+    PersistentVolume; `approves_certificates`: approve a CSR). So do two
+    ClusterRoleBindings, each to a role holding half of a CSR approval, whose subjects may be
+    one identity (`split_approvals`: the same subject, a ServiceAccount and one of its
+    groups, a User and a Group, two Groups), unless one of those subjects is trusted or
+    among the store's own bindings' subjects (then so is whoever holds both); the pairs are
+    worked out once per snapshot for every store. `rbac` is None, or `neighbours` None, when
+    it could not be read.
     `declared`, when given, is `declared_by_neighbours(namespace, neighbours, rbac)` worked
     out beforehand (shared by the stores of a namespace), and `readers`, when given, is
     `SecretReaders.of(declared, rbac)` for the same `declared`. `ring`: the store's key ring,
@@ -158,8 +165,21 @@ def access_restricted(
             "spec.access.readers, or move the store's workload and Secrets to a namespace of "
             "their own.",
         )
-    if escalators:
-        described = _described(escalators, "become someone who reads them")
+    split = split_approvals(rbac, trusted)
+    if split:
+        if readers_declared is None:
+            readers_declared = _declared_subjects(namespace, desired)
+        split = tuple(_split_beyond(split, readers_declared))
+    if escalators or split:
+        what = "become someone who reads them"
+        described = named(
+            [
+                *_items(escalators, what),
+                *sorted(pair.describe(what) for pair in split),
+            ],
+            _LISTED,
+            "; ",
+        )
         return Condition(
             ACCESS_RESTRICTED,
             "False",
@@ -170,7 +190,8 @@ def access_restricted(
             "pods through the kubelet's API, nodes/proxy; write an admission webhook, which "
             "may add the Secrets to any pod and is sent every Secret written; make a "
             "hostPath PersistentVolume, which reads a node's copies of its pods' Secrets; or "
-            "approve a CertificateSigningRequest for a client certificate naming anyone). "
+            "approve a CertificateSigningRequest for a client certificate naming anyone, "
+            "through one role or two bindings of one subject, or of groups it may be in). "
             "Remove those bindings or those "
             "verbs from their roles, or bind them only to spec.access.readers (a platform "
             "component's account may be added to the operator's trusted subjects).",
@@ -217,6 +238,9 @@ class RolePowers:
     # ... through a ClusterRoleBinding, or the rules approve certificates between them
     # (approves_certificates: two grants, perhaps of two rules)
     escalates_cluster: bool
+    # The CERTIFICATE_APPROVAL_GRANTS (indexes) the rules hold through a ClusterRoleBinding:
+    # a role of one of them is half an approval (`split_approvals`).
+    approval: frozenset[int] = frozenset()
 
     @classmethod
     def of(cls, role: ObservedRole) -> RolePowers:
@@ -230,6 +254,7 @@ class RolePowers:
             or approves_certificates(rules, False),
             escalates_cluster=any(rule.escalates(True) for rule in rules)
             or approves_certificates(rules, True),
+            approval=approval_grants(rules, True),
         )
 
     def reads(self, secret_names: Sequence[str]) -> bool:
@@ -252,6 +277,136 @@ def role_powers(rbac: RbacSnapshot, role: ObservedRole) -> RolePowers:
     if found is None or found[0] is not role:
         found = memo[id(role)] = (role, RolePowers.of(role))
     return found[1]
+
+
+# A ServiceAccount's user name, system:serviceaccount:<namespace>:<name>: to RBAC, a User
+# subject of that name is the ServiceAccount.
+_SERVICE_ACCOUNT_USER = "system:serviceaccount:"
+
+
+def as_principal(subject: BindingSubject) -> BindingSubject:
+    """`subject` as the identity it names: a User system:serviceaccount:<ns>:<name> as
+    ServiceAccount <ns>/<name>, anything else as it is."""
+    if subject.kind == "User" and subject.name.startswith(_SERVICE_ACCOUNT_USER):
+        namespace, _, name = subject.name.removeprefix(_SERVICE_ACCOUNT_USER).partition(":")
+        if namespace and name:
+            return BindingSubject("ServiceAccount", name, namespace)
+    return subject
+
+
+def service_account_groups(namespace: str) -> frozenset[str]:
+    """The groups a ServiceAccount of `namespace` is in, and no other: its token
+    authenticates it as system:serviceaccounts and system:serviceaccounts:<namespace>, and
+    every authenticated request is system:authenticated's."""
+    return frozenset(
+        {"system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"}
+    )
+
+
+def may_be_one(first: BindingSubject, second: BindingSubject) -> bool:
+    """Whether one identity may be both subjects, so that it holds what either binding
+    grants. The same identity (a ServiceAccount by either name) is; two Users or
+    ServiceAccounts are two; a ServiceAccount is a member of its own groups only
+    (`service_account_groups`). Who else is in a Group Kubernetes does not say (the
+    authenticator names a request's groups: a client certificate's organisations, a token's
+    claims), so a User may be in any Group, and two Groups may share a member."""
+    first, second = as_principal(first), as_principal(second)
+    if first == second:
+        return True
+    if first.kind != "Group":
+        first, second = second, first
+    if first.kind != "Group":
+        return False
+    if second.kind == "Group" or second.kind == "User":
+        return True
+    if second.kind == "ServiceAccount":
+        return first.name in service_account_groups(second.namespace or "")
+    return False
+
+
+Held = tuple[ObservedBinding, BindingSubject]
+
+
+@dataclass(frozen=True, slots=True)
+class SplitApproval:
+    """An identity that may hold both of CERTIFICATE_APPROVAL_GRANTS through two
+    ClusterRoleBindings, each to a role holding one: `held`, a binding and the subject it
+    binds, for each grant in order."""
+
+    held: tuple[Held, Held]
+
+    def subjects(self) -> tuple[BindingSubject, ...]:
+        return tuple(as_principal(subject) for _, subject in self.held)
+
+    def describe(self, what: str) -> str:
+        """The two bindings and who they let do `what`, for a message."""
+        (first, one), (second, other) = self.held
+        one, other = as_principal(one), as_principal(other)
+        if one == other:
+            bindings = (
+                f"{first.describe()} (role {first.describe_role()}) with "
+                f"{second.describe()} (role {second.describe_role()})"
+            )
+            return f"{bindings} let {one.describe()} {what}"
+        bindings = (
+            f"{first.describe()} (role {first.describe_role()}) of {one.describe()} with "
+            f"{second.describe()} (role {second.describe_role()}) of {other.describe()}"
+        )
+        # Two subjects are one identity only through a Group (may_be_one).
+        member, group = (other, one) if one.kind == "Group" else (one, other)
+        if member.kind == "Group":
+            who = f"a member of both {group.describe()} and {member.describe()}"
+        elif member.kind == "ServiceAccount":  # one of its own groups
+            who = member.describe()
+        else:
+            who = f"{member.describe()}, if a member of {group.describe()},"
+        return f"{bindings} let {who} {what}"
+
+
+def split_approvals(rbac: RbacSnapshot, trusted: TrustedSubjects) -> tuple[SplitApproval, ...]:
+    """The identities that may approve a CertificateSigningRequest through two
+    ClusterRoleBindings, each to a role that holds one of CERTIFICATE_APPROVAL_GRANTS
+    (`may_be_one`): worked out once per RBAC snapshot and trusted subjects, in the
+    snapshot's memo, for every store (only ClusterRoleBindings grant them, so which store
+    asks changes nothing; each store leaves out its own readers, `_split_beyond`). A role
+    holding both is judged alone (`RolePowers.escalates`); a trusted subject holds its half
+    as the platform (a member of a trusted Group, or a trusted account, is the platform)."""
+    key = ("split-approvals", trusted)
+    found = rbac.memo.get(key)
+    if isinstance(found, tuple):
+        return cast("tuple[SplitApproval, ...]", found)
+    # Who holds each grant alone (the approval subresource's, the signer's).
+    holders: list[list[Held]] = [[] for _ in CERTIFICATE_APPROVAL_GRANTS]
+    for binding in rbac.bindings:
+        if binding.kind != "ClusterRoleBinding":
+            continue
+        role = rbac.role_for(binding)
+        if role is None:
+            continue
+        approval = role_powers(rbac, role).approval
+        if len(approval) != 1:
+            continue
+        (index,) = approval
+        holders[index].extend((binding, subject) for subject in _untrusted(binding, trusted))
+    first, second = holders
+    pairs = tuple(
+        SplitApproval((one, other))
+        for one in first
+        for other in second
+        if may_be_one(one[1], other[1])
+    )
+    rbac.memo[key] = pairs
+    return pairs
+
+
+def _split_beyond(
+    pairs: Sequence[SplitApproval], readers: set[BindingSubject]
+) -> list[SplitApproval]:
+    """`pairs` without those whose identity is one of the store's readers: an identity that
+    is both subjects is each of them, so a pair with a reader among its subjects approves
+    only as a reader (who reads the Secrets anyway)."""
+    principals = {as_principal(subject) for subject in readers}
+    return [pair for pair in pairs if principals.isdisjoint(pair.subjects())]
 
 
 class DeclaredBesides(Mapping[str, str]):
@@ -485,15 +640,16 @@ def _untrusted(binding: ObservedBinding, trusted: TrustedSubjects) -> list[Bindi
 def _described(bindings: list[Untrusted], what: str) -> str:
     """The bindings for a message, by kind and name: each with its role and the subjects it
     lets do `what`; the first _LISTED, and how many more."""
-    return named(
-        [
-            f"{binding.describe()} (role {binding.describe_role()}) lets "
-            f"{', '.join(sorted(s.describe() for s in subjects))} {what}"
-            for binding, subjects in sorted(bindings, key=lambda b: (b[0].kind, b[0].name))
-        ],
-        _LISTED,
-        "; ",
-    )
+    return named(_items(bindings, what), _LISTED, "; ")
+
+
+def _items(bindings: list[Untrusted], what: str) -> list[str]:
+    """`_described`'s items: one a binding, by kind and name."""
+    return [
+        f"{binding.describe()} (role {binding.describe_role()}) lets "
+        f"{', '.join(sorted(s.describe() for s in subjects))} {what}"
+        for binding, subjects in sorted(bindings, key=lambda b: (b[0].kind, b[0].name))
+    ]
 
 
 def _declared_subjects(

@@ -474,15 +474,24 @@ class PolicyRule:
         return any(self.holds(grant, cluster_binding) for grant in table)
 
 
+def approval_grants(rules: Sequence[PolicyRule], cluster_binding: bool) -> frozenset[int]:
+    """Which of CERTIFICATE_APPROVAL_GRANTS (by index) the rules of one role grant between
+    them through a binding of that kind (none through a RoleBinding: they are
+    cluster-scoped)."""
+    return frozenset(
+        index
+        for index, grant in enumerate(CERTIFICATE_APPROVAL_GRANTS)
+        if any(rule.holds(grant, cluster_binding) for rule in rules)
+    )
+
+
 def approves_certificates(rules: Sequence[PolicyRule], cluster_binding: bool) -> bool:
     """True when the rules of one role, held through a binding of that kind, grant every one
     of CERTIFICATE_APPROVAL_GRANTS between them (the approval subresource and the signer's
     `approve`): their holder approves a CertificateSigningRequest of its own for a client
-    certificate naming anyone. Only a ClusterRoleBinding grants them."""
-    return all(
-        any(rule.holds(grant, cluster_binding) for rule in rules)
-        for grant in CERTIFICATE_APPROVAL_GRANTS
-    )
+    certificate naming anyone. Only a ClusterRoleBinding grants them. One subject holding
+    them through two bindings approves as well (`checks.access.split_approvals`)."""
+    return len(approval_grants(rules, cluster_binding)) == len(CERTIFICATE_APPROVAL_GRANTS)
 
 
 def _resource_matches(rule_resource: str, resource: str) -> bool:

@@ -125,9 +125,17 @@ ESCALATION_GRANTS: tuple[Grant, ...] = (
 # the API server accepts. Creating the request is not asked for: the kubelets and bootstrap
 # tokens may, and a request of anyone's making whose key its holder has will do. Either grant
 # alone approves nothing (the default system:certificates.k8s.io:*-approver ClusterRoles hold
-# only the signer's), so a role holding one half does not count, nor do two roles of one
-# subject that hold one half each (the check judges roles, not subjects). One definition for
-# what AccessRestricted counts as approving certificates (`approves_certificates`).
+# only the signer's), so a subject holding one half does not count; but an identity that
+# holds the halves through two ClusterRoleBindings does, as if one role held both: the same
+# subject bound twice, a ServiceAccount and one of its groups (system:serviceaccounts,
+# system:serviceaccounts:<namespace>, system:authenticated: what its token authenticates it
+# as, and no other), or subjects that may share a member (a User and a Group, two Groups:
+# the authenticator names a request's groups, Kubernetes lists no group's members, so
+# nothing read shows they do not). Two Users, two ServiceAccounts, or a ServiceAccount and a
+# group not its own are two identities and do not count. One definition for what
+# AccessRestricted counts as approving certificates (`approves_certificates` for one role,
+# `checks.access.split_approvals` for two bindings, `checks.access.may_be_one` for who may be
+# one identity).
 CERTIFICATES_GROUP = "certificates.k8s.io"
 CERTIFICATE_APPROVAL_GRANTS: tuple[Grant, ...] = (
     Grant(
