@@ -666,6 +666,68 @@ def test_cluster_wide_webhook_volume_or_certificate_grants_turn_access_restricte
                               "--ignore-not-found", check=False)  # fmt: skip
 
 
+def test_certificate_approval_split_over_two_cluster_role_bindings_turns_access_restricted_false(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    """The built-in kube-apiserver-client-approver ClusterRole (approve on the signer) and a
+    ClusterRole with update on the approval subresource, each bound to the CI user: the API
+    server lets it approve, and the store is False naming both bindings; one gone, True."""
+    ready_store(control_plane, namespace)
+    signer = "system:certificates.k8s.io:kube-apiserver-client-approver"
+    writer = f"ci-approval-{namespace}"
+    _, asks = CLUSTER_ESCALATIONS["certificates"]
+
+    def can(ask: dict[str, str]) -> bool:
+        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                  "spec": {"user": "ci-deployer", "resourceAttributes": ask}}  # fmt: skip
+        answer = control_plane.kubectl("create", "-f", "-", "-o", "json",
+                                       input=json.dumps(review))  # fmt: skip
+        return json.loads(answer.stdout)["status"].get("allowed") is True
+
+    def bind(name: str, role: str) -> dict[str, Any]:
+        return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": name},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                            "name": role},
+                "subjects": [{"kind": "User", "name": "ci-deployer",
+                              "apiGroup": "rbac.authorization.k8s.io"}]}  # fmt: skip
+
+    try:
+        apply(
+            control_plane,
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+             "metadata": {"name": writer},
+             "rules": [{"apiGroups": ["certificates.k8s.io"],
+                        "resources": ["certificatesigningrequests/approval"],
+                        "verbs": ["update"]}]},
+            bind(writer, writer),
+            bind(f"ci-signer-{namespace}", signer),
+        )  # fmt: skip
+        wait_for(lambda: all(can(ask) for ask in asks), 30, "ci-deployer never could approve")
+        store = wait_condition(
+            control_plane, namespace, "support-inquiries", "AccessRestricted", "False",
+            timeout=30,
+        )  # fmt: skip
+        found = condition(store, "AccessRestricted")
+        assert found["reason"] == "EscalatorsCanReadSecrets"
+        assert f"ClusterRoleBinding {writer} (role ClusterRole {writer})" in found["message"]
+        assert (
+            f"ClusterRoleBinding ci-signer-{namespace} (role ClusterRole {signer})"
+            in found["message"]
+        )
+        assert "let User ci-deployer" in found["message"]
+        control_plane.kubectl("delete", "clusterrolebinding", writer)
+        store = wait_condition(
+            control_plane, namespace, "support-inquiries", "AccessRestricted", "True", timeout=30
+        )
+        assert condition(store, "AccessRestricted")["reason"] == "OnlyDeclaredReaders"
+    finally:
+        control_plane.kubectl("delete", "clusterrolebinding", writer, f"ci-signer-{namespace}",
+                              "--ignore-not-found", check=False)  # fmt: skip
+        control_plane.kubectl("delete", "clusterrole", writer, "--ignore-not-found",
+                              check=False)  # fmt: skip
+
+
 def test_a_network_policy_made_before_the_store_under_its_childs_name_is_never_adopted(
     control_plane: ControlPlane, namespace: str
 ) -> None:
