@@ -103,10 +103,14 @@ class FakeKube:
         if kind in self.fail_lists:
             raise KubeError(self.fail_lists[kind], "Forbidden", f"list {kind}")
         wanted = dict(p.split("=", 1) for p in label_selector.split(",")) if label_selector else {}
+        # Filtered, then sorted by key (the order of the whole item's text, which began
+        # with the key's, without turning every object in the API into text per LIST).
         return [
-            copy.deepcopy(obj) for (k, ns, _), obj in sorted(self.objects.items(), key=str)
-            if k == kind and (namespace is None or ns == namespace)
-            and all((obj["metadata"].get("labels") or {}).get(a) == b for a, b in wanted.items())
+            copy.deepcopy(obj) for (k, ns, _), obj in sorted(
+                ((key, obj) for key, obj in self.objects.items()
+                 if key[0] == kind and (namespace is None or key[1] == namespace)),
+                key=lambda item: str(item[0]))
+            if all((obj["metadata"].get("labels") or {}).get(a) == b for a, b in wanted.items())
         ]
 
     def apply(self, obj: Mapping[str, Any], version: str | None = None) -> dict[str, Any]:
