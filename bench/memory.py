@@ -147,13 +147,26 @@ class DressedKube(ListingKube):
         self.delivered: Counter[str] = Counter()
         self.largest_list = 0
         self.sizing = False  # deep_size is slow: only the last re-list is sized
+        # A LIST answered in pages: the whole answer, listed once for its first page.
+        self._paged: dict[tuple[str, str | None], dict[str, Any]] = {}
 
     def _call(self, method: str, path: str, *, query: Any = None, what: str, **kw: Any) -> Any:
-        answer = super()._call(method, path, query=query, what=what, **kw)
         params = dict(query or [])
+        start = int(params.get("continue") or 0)
+        key = (path, params.get("labelSelector"))
+        paged = self.__dict__.setdefault("_paged", {})  # not in a state pickled before it
+        if "limit" in params and start and key in paged:
+            answer = paged[key]  # the rest of the LIST the first page began
+        else:
+            answer = super()._call(method, path, query=query, what=what, **kw)
         if "limit" in params:  # pages, as the API server answers a LIST with a limit
-            start, limit = int(params.get("continue") or 0), int(params["limit"])
+            limit = int(params["limit"])
             more = start + limit < len(answer["items"])
+            if more:
+                paged[key] = answer
+            else:
+                paged.pop(key, None)
+            answer = {**answer, "metadata": dict(answer["metadata"])}
             answer["items"] = answer["items"][start:start + limit]
             answer["metadata"]["continue"] = str(start + limit) if more else ""
         for item in answer["items"]:

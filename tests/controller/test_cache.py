@@ -29,8 +29,8 @@ class ListingKube(FakeKube):
 
     def _call(self, method: str, path: str, *, query: Any = None, what: str, **_: Any) -> Any:
         assert method == "GET"
+        namespaces = sorted({ns for _, ns, _ in self.objects if ns})
         for kind, resource in RESOURCES.items():
-            namespaces = sorted({ns for _, ns, _ in self.objects if ns})
             for namespace in [None, *namespaces] if resource.namespaced else [None]:
                 if resource.path(namespace) == path:
                     selector = dict(query or []).get("labelSelector")
