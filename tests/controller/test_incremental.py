@@ -15,6 +15,7 @@ AccessRestricted through the shared structures with the same check given plain l
 from __future__ import annotations
 
 import copy
+import tracemalloc
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -26,7 +27,7 @@ from dataward.checks.access import SecretReaders, access_restricted, declared_by
 from dataward.checks.conditions import Condition
 from dataward.checks.observed import RbacSnapshot
 from dataward.controller import incremental
-from dataward.controller.cache import Caches
+from dataward.controller.cache import Caches, ChangeJournal
 from dataward.controller.kube import KubeError
 from dataward.controller.reconcile import (
     NamespaceStores,
@@ -382,6 +383,70 @@ def test_the_journal_forgets_on_relist_and_past_its_bound(monkeypatch: pytest.Mo
         deliver(kube, caches, "Role", NS, f"r{i}")
     assert caches.changed_since("Role", NS, after) is None
     assert caches.changed_since("Role", NS, informer.generation - 1) == {"r5"}
+
+
+change_st = st.one_of(
+    st.tuples(st.just("note"), st.sampled_from(["a", "b"]), st.sampled_from(["x", "y", "z"])),
+    st.tuples(st.just("relist"), st.just(""), st.just("")),
+    st.tuples(st.just("skip"), st.just(""), st.just("")),  # a generation bumped, no change
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(change_st, max_size=40), st.integers(1, 4))
+def test_the_journal_answers_what_every_change_since_a_generation_was(
+    changes: list[tuple[str, str, str]], bound: int
+) -> None:
+    """`ChangeJournal.since` against the history written out (the oracle): every name
+    changed in the namespace after the generation, or None (rebuild) for a generation before
+    what it remembers; never a set missing a change. Small bounds make it forget often."""
+    import dataward.controller.cache as cache
+
+    saved = cache.JOURNAL_BOUND
+    cache.JOURNAL_BOUND = bound
+    try:
+        journal, generation = ChangeJournal(), 0
+        history: list[tuple[int, str, str]] = []  # every change: (generation, namespace, name)
+        relisted = 0  # the generation of the last relist: nothing before it is known
+        for what, namespace, name in changes:
+            generation += 1
+            if what == "note":
+                journal.note(generation, namespace, name)
+                history.append((generation, namespace, name))
+            elif what == "relist":
+                journal.forget(generation)
+                relisted = generation
+            # "skip": the next note is not the one after the last
+            for asked in range(generation + 1):
+                for ns in ("a", "b"):
+                    answer = journal.since(asked, ns)
+                    if asked < relisted:
+                        assert answer is None
+                    if answer is not None:
+                        assert answer == {n for g, w, n in history if g > asked and w == ns}
+            # What a cache keeps is always known since its latest generation.
+            assert journal.since(generation, "a") == set()
+    finally:
+        cache.JOURNAL_BOUND = saved
+
+
+def test_the_journal_keeps_no_object_of_its_own_per_change() -> None:
+    """A change journalled costs two list slots (its namespace and name are the cached
+    object's strings): a tuple and an integer a change were ~100 bytes, held by a process
+    that converged its stores and not by a restarted one (issue 11)."""
+    names = [f"store-{i}" for i in range(5000)]
+    journal = ChangeJournal()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for generation, name in enumerate(names * 4, start=1):
+            journal.note(generation, "crm", name)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(journal) == 20_000
+    assert held / 20_000 < 24  # bytes a change: two 8-byte slots and the lists' spare room
+    assert journal.since(19_999, "crm") == {"store-4999"}
 
 
 def test_unsynced_store_cache_is_unreadable() -> None:
