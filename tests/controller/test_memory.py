@@ -9,9 +9,11 @@ last-applied annotation), a second pass writes nothing.
 
 from __future__ import annotations
 
+import copy
 import gc
 import json
 import tracemalloc
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any, cast
 
@@ -138,8 +140,76 @@ def test_the_streamed_exposition_is_prometheus_clients_text_format() -> None:
             forget_store(ns, name)
 
 
-def test_a_deleted_store_leaves_nothing_in_the_reconcilers_memos() -> None:
+class _OutdatedCrdKube(ListingKube):
+    """An API server whose store CRD predates status.purgeRenders: a structural schema
+    prunes it from every status written (Helm never upgrades CRDs)."""
+
+    def json_patch(self, kind: str, namespace: str | None, name: str,
+                   operations: Sequence[Mapping[str, Any]],
+                   subresource: str | None = None) -> dict[str, Any]:  # fmt: skip
+        answer = super().json_patch(kind, namespace, name, operations, subresource)
+        if kind == "PersonalDataStore" and subresource == "status":
+            self.objects[(kind, namespace, name)].get("status", {}).pop("purgeRenders", None)
+            answer.get("status", {}).pop("purgeRenders", None)
+        return answer
+
+
+def _outdated_crd_cluster() -> _OutdatedCrdKube:
+    kube = _OutdatedCrdKube()
+    for obj in _cluster().objects.values():
+        kube._store(copy.deepcopy(obj))
+    return kube
+
+
+def _status_writes(kube: ListingKube) -> int:
+    return sum(1 for call in kube.calls if call[:2] == ("patch/status", "PersonalDataStore"))
+
+
+def test_a_status_the_server_kept_as_written_leaves_no_record_of_the_write() -> None:
+    """The record of a store's last status write (resourceVersion, digest) only spares the
+    write an outdated CRD's pruning would repeat. When the answer says all that was sent, the
+    comparison with the cached store finds nothing to write without it: a converged store
+    holds none, as a restarted operator holds none (issue 11). And the steady state still
+    writes nothing."""
     kube = _cluster()
+    caches = _caches(kube)
+    _relist(caches)
+    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings(), (), caches)
+    for minute in range(2):
+        reconciler.reconcile(KEY, now=T0 + timedelta(minutes=minute))
+        _relist(caches)
+    written = _status_writes(kube)
+    assert written >= 1
+    assert ("PersonalDataStore", *KEY) not in reconciler._last_status
+    for minute in range(2, 5):
+        reconciler.reconcile(KEY, now=T0 + timedelta(minutes=minute))
+        _relist(caches)
+    assert _status_writes(kube) == written
+    assert ("PersonalDataStore", *KEY) not in reconciler._last_status
+
+
+def test_an_outdated_crd_that_prunes_a_store_status_field_costs_one_write() -> None:
+    """What the record is for: the server drops status.purgeRenders from every write, so the
+    cached store never says all a pass would write; the record of the write (at the answer's
+    resourceVersion) keeps the next passes from writing the same status again."""
+    kube = _outdated_crd_cluster()
+    caches = _caches(kube)
+    _relist(caches)
+    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings(), (), caches)
+    for minute in range(2):
+        reconciler.reconcile(KEY, now=T0 + timedelta(minutes=minute))
+        _relist(caches)
+    written = _status_writes(kube)
+    assert "purgeRenders" not in kube.objects[("PersonalDataStore", *KEY)]["status"]
+    assert ("PersonalDataStore", *KEY) in reconciler._last_status
+    for minute in range(2, 5):
+        reconciler.reconcile(KEY, now=T0 + timedelta(minutes=minute))
+        _relist(caches)
+    assert _status_writes(kube) == written
+
+
+def test_a_deleted_store_leaves_nothing_in_the_reconcilers_memos() -> None:
+    kube = _outdated_crd_cluster()  # so that a status write is remembered
     caches = _caches(kube)
     _relist(caches)
     reconciler = Reconciler(cast(Kube, kube), ReconcileSettings(), (), caches)

@@ -903,8 +903,9 @@ class Reconciler:
         Comparing with the object alone is not enough: an installed CRD older than this
         operator prunes the fields it does not know (Helm never upgrades CRDs), the answer
         never equals what was sent, and every pass would write again. So the last write is
-        remembered with the resourceVersion it produced, and a field the server dropped is
-        reported once. False: nothing was written.
+        remembered with the resourceVersion it produced (a store's only when the answer does
+        not say all it was sent: else the comparison before this finds nothing to write), and
+        a field the server dropped is reported once. False: nothing was written.
 
         Written on the object read alone (`write_status`: the merge patch `patch` as a JSON
         patch that tests its uid): one deleted or recreated under the name since refuses it,
@@ -936,10 +937,16 @@ class Reconciler:
                 kind,
                 ", ".join(dropped),
             )
-        self._last_status[key] = (
-            str((answer.get("metadata") or {}).get("resourceVersion")),
-            _digest(status),
-        )
+        if kind == STORE_KIND and _status_holds(kept, status):
+            # The answer says all it was sent: the next pass's comparison (`_write_status`)
+            # finds nothing to write without a record (about 220 bytes a store, held by
+            # a process that converged the store and not by a restarted one: issue 11).
+            self._last_status.pop(key, None)
+        else:
+            self._last_status[key] = (
+                str((answer.get("metadata") or {}).get("resourceVersion")),
+                _digest(status),
+            )
         return True
 
     def _status_refused(
@@ -2717,9 +2724,7 @@ class Reconciler:
             record_key_age(
                 meta["namespace"], meta["name"], (now - primary_created).total_seconds()
             )
-        # In the form the cache keeps a status (condition messages as digests), both sides.
-        wanted, kept = comparable_status(status), comparable_status(old)
-        if all(kept.get(k) == v for k, v in wanted.items()):
+        if _status_holds(old, status):
             record_status(meta["namespace"], meta["name"], status)
             return  # steady state: nothing to write
         patch = dict(status)
@@ -3528,6 +3533,13 @@ def _held_renders(
 def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
     """The same objects (not equal ones: identity is what the memos keep)."""
     return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
+def _status_holds(held: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    """Whether a store's status `held` says all that `status` does, compared in the form the
+    cache keeps a status in (condition messages as digests) on both sides: nothing to write."""
+    wanted, kept = comparable_status(status), comparable_status(held)
+    return all(kept.get(k) == v for k, v in wanted.items())
 
 
 def _digest(value: object) -> bytes:
