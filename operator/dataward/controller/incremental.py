@@ -252,6 +252,22 @@ def _one_set(labels: set[str], sets: dict[frozenset[str], frozenset[str]]) -> fr
     return sets.setdefault(frozen, frozen)
 
 
+def _held_once(labels: set[str], label_of: Mapping[str, frozenset[str]], view: Any
+               ) -> frozenset[str]:
+    """`labels` frozen, as the equal set its store's rendered objects hold (`label_of`) when
+    it is one store's: a store's Secrets and objects share one set, as `_one_set` shares
+    them in a build from scratch (a set a Secret was about 200 bytes a store, held by an
+    operator that converged the stores and not by a restarted one: issue 11)."""
+    frozen = frozenset(labels)
+    if len(frozen) == 1:
+        (label,) = frozen
+        for item in view.groups.get(label, ()):
+            held = label_of.get(item["metadata"]["name"])
+            if held == frozen:
+                return held
+    return frozen
+
+
 def _declare_all(
     namespace: str, view: Any, rbac: RbacSnapshot, trusted: TrustedSubjects
 ) -> DeclaredState:
@@ -375,7 +391,7 @@ def _declare_changes(
             else:
                 held.discard(label)
             if held:
-                secret_labels[secret] = frozenset(held)
+                secret_labels[secret] = _held_once(held, label_of, view)
             else:
                 secret_labels.pop(secret, None)
     every = old.readers.every
