@@ -809,6 +809,11 @@ def main() -> int:
             tail.skip()
             start = time.monotonic()
             restarted.start()
+            # Every process of the machine's control plane, the operator and this one: who
+            # else took the two cores while the operator re-verified.
+            restart_meter = CpuMeter({**plane.pids(), "operator": restarted.pid,
+                                      "bench": os.getpid()})
+            restart_meter.start()
             restart = Tally()
             led: float | None = None
             done: float | None = None
@@ -822,6 +827,7 @@ def main() -> int:
                     restart.add(event)
                 time.sleep(0.05)
             reverify_load = load()
+            restart_cpu = restart_meter.read()
             if done is None:
                 print(f"restart: the operator did not log {RE_VERIFIED!r} within "
                       f"{args.ready_timeout:.0f} s")
@@ -840,7 +846,7 @@ def main() -> int:
                   f"after {lead} s, then {seconds(after_lead)} s); store reconciles: "
                   f"{reconciles}; ratio to the cold LIST: {reverified / listing:.1f}x from the "
                   f"start, {after_lead / listing:.1f}x from the Lease (target <= 2x)   "
-                  f"load: {reverify_load}")
+                  f"load: {reverify_load}   {restart_cpu}")
             peak, now = peak_rss_mib(restarted.pid)
             print(f"restarted operator RSS after re-verifying: peak {peak:.0f} MiB, "
                   f"now {now:.0f} MiB")
