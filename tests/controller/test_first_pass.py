@@ -2,6 +2,7 @@
 is done."""
 
 import asyncio
+import gc
 import logging
 import threading
 import time
@@ -160,3 +161,44 @@ def test_a_restart_reconciles_each_store_once_however_many_caches_list_after_the
     assert sorted(_Reconciler.reconciled) == sorted(STORES)
     assert f"every store served at start re-verified ({len(STORES)})" in caplog.text
 
+
+
+def test_the_collector_waits_for_the_caches_first_lists_then_freezes_them() -> None:
+    """The first lists make hundreds of thousands of objects and no cycles: the cyclic
+    collector is off until every cache has listed, then what they made is frozen."""
+    async def scenario() -> None:
+        listed = asyncio.Event()
+        task = asyncio.create_task(operator_module.collect_once_listed(listed))
+        await asyncio.sleep(0.05)
+        assert not gc.isenabled()
+        frozen = gc.get_freeze_count()
+        made = [[i] for i in range(1000)]  # what a list keeps, tracked by the collector
+        listed.set()
+        await task
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= frozen + len(made)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        gc.enable()
+
+
+def test_the_collector_is_not_kept_off_by_caches_that_never_list() -> None:
+    """An outage (a kind forbidden, the API down) may keep the caches from listing for long;
+    the collector comes back after the pause's bound, not when they list."""
+    async def scenario() -> None:
+        listed = asyncio.Event()
+        task = asyncio.create_task(operator_module.collect_once_listed(listed, most=0.05))
+        await asyncio.sleep(0.01)
+        assert not gc.isenabled()
+        await asyncio.sleep(0.2)
+        assert gc.isenabled() and not task.done()
+        listed.set()
+        await task
+        assert gc.isenabled()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        gc.enable()
