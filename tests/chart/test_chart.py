@@ -42,6 +42,7 @@ NAMESPACED_RULES: dict[tuple[str, str], set[str]] = {
         "get", "list", "watch", "create", "update", "patch"},
     # Watched into the operator's cache where the API serves them (NetworkIsolated).
     ("cilium.io", "ciliumnetworkpolicies"): {"list", "watch"},
+    ("crd.projectcalico.org", "networkpolicies"): {"list", "watch"},
     ("dataward.io", "datasubjectrequests"): {"get", "list", "watch", "patch"},
     ("dataward.io", "datasubjectrequests/status"): {"patch", "override"},
     ("dataward.io", "datasubjectrequests/finalizers"): {"update"},
@@ -66,6 +67,7 @@ CLUSTER_RULES: dict[tuple[str, str], set[str]] = {
     # Watched into the operator's cache where the API serves them (NetworkIsolated).
     ("policy.networking.k8s.io", "adminnetworkpolicies"): {"list", "watch"},
     ("cilium.io", "ciliumclusterwidenetworkpolicies"): {"list", "watch"},
+    ("crd.projectcalico.org", "globalnetworkpolicies"): {"list", "watch"},
 }
 LEADER_ELECTION_RULES: dict[tuple[str, str], set[str]] = {
     ("coordination.k8s.io", "leases"): {"get", "create", "update"},

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Collection, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from dataward.checks.conditions import NETWORK_ISOLATED, Condition, named
@@ -23,6 +26,8 @@ def network_isolated(
     namespace_labels: Mapping[str, str] | None = None,
     cilium_policies: Sequence[Mapping[str, Any]] | None = (),
     cilium_policies_error: str | None = None,
+    calico_policies: Sequence[Mapping[str, Any]] | None = (),
+    calico_policies_error: str | None = None,
 ) -> Condition:
     """Compare the live NetworkPolicy with the rendered one and look for wider policies.
 
@@ -66,12 +71,21 @@ def network_isolated(
         namespace_labels,
         workload_pod_labels,
     )
-    return admitted_by_cilium_policies(
+    verdict = admitted_by_cilium_policies(
         verdict,
         namespace,
         workload,
         cilium_policies,
         cilium_policies_error,
+        namespace_labels,
+        workload_pod_labels,
+    )
+    return admitted_by_calico_policies(
+        verdict,
+        namespace,
+        workload,
+        calico_policies,
+        calico_policies_error,
         namespace_labels,
         workload_pod_labels,
     )
@@ -442,6 +456,384 @@ def cilium_selection(
         if selection is MAY_SELECT:
             found = MAY_SELECT
     return found
+
+
+# Calico's policy kinds (crd.projectcalico.org/v1) as the operator names them: the API's
+# kind of the namespaced one, NetworkPolicy, is also networking.k8s.io's.
+CALICO_NAMESPACED = "CalicoNetworkPolicy"
+CALICO_GLOBAL = "CalicoGlobalNetworkPolicy"
+# The labels Calico gives a pod's endpoint besides the pod's own: these two the operator
+# knows; the rest under these prefixes (its service account, its namespace's labels as
+# `pcns.<key>`) it does not, whatever it reads of the pods.
+CALICO_POD_NAMESPACE = "projectcalico.org/namespace"
+CALICO_ORCHESTRATOR = "projectcalico.org/orchestrator"
+CALICO_DERIVED = ("projectcalico.org/", "pcns.", "pcsa.")
+# The label Calico gives a namespace with its name (a GlobalNetworkPolicy's namespaceSelector).
+CALICO_NAMESPACE_NAME = "projectcalico.org/name"
+
+
+def admitted_by_calico_policies(
+    verdict: Condition,
+    namespace: str,
+    workload: Mapping[str, Any],
+    policies: Sequence[Mapping[str, Any]] | None,
+    error: str | None = None,
+    namespace_labels: Mapping[str, str] | None = None,
+    workload_pod_labels: Sequence[Mapping[str, str]] = (),
+) -> Condition:
+    """NetworkIsolated once Calico's own policies (crd.projectcalico.org/v1) are weighed.
+
+    On a Calico cluster its NetworkPolicies and GlobalNetworkPolicies are evaluated with the
+    Kubernetes NetworkPolicies (those at order 1000 of the default tier), in order, and an
+    Allow ends the evaluation: an ingress rule of action Allow in a policy whose selector
+    selects the workload pods admits its sources whatever the store's NetworkPolicy says
+    (no rule before it that could deny is weighed). So such a policy makes this False,
+    `CalicoPolicyAllows` (even when the NetworkPolicies could not be judged), and one that
+    may select them makes a True verdict Unknown. Deny, Log and Pass rules change nothing,
+    nor do egress rules; an Allow's sources and ports are taken at their word. `policies`:
+    the namespace's Calico NetworkPolicies and the cluster's GlobalNetworkPolicies (told
+    apart by `kind`, CALICO_NAMESPACED or CALICO_GLOBAL); None (unreadable, `error` why)
+    makes a True verdict Unknown, never True.
+    """
+    if policies is None:
+        if verdict.status != "True":
+            return verdict
+        return Condition(
+            NETWORK_ISOLATED,
+            "Unknown",
+            "CalicoPoliciesUnreadable",
+            f"The Calico NetworkPolicies of namespace {namespace} or the cluster's Calico "
+            f"GlobalNetworkPolicies could not be listed ({error or 'error'}), and one with an "
+            "ingress rule of action Allow admits traffic whatever the NetworkPolicies say; "
+            "the operator retries. Check that it may list and watch networkpolicies and "
+            "globalnetworkpolicies.crd.projectcalico.org.",
+        )
+    sure: list[str] = []
+    unsure: list[str] = []
+    for policy in policies:
+        if not calico_policy_admits(policy):
+            continue
+        selection = calico_selection(
+            policy, namespace, workload, namespace_labels, workload_pod_labels
+        )
+        if selection is CANNOT_SELECT:
+            continue
+        meta = policy.get("metadata") or {}
+        name = str(meta.get("name"))
+        if policy.get("kind") == CALICO_GLOBAL:
+            named_as = f"Calico GlobalNetworkPolicy {name}"
+        else:
+            named_as = f"Calico NetworkPolicy {meta.get('namespace') or namespace}/{name}"
+        (sure if selection is SELECTS else unsure).append(named_as)
+    if sure and verdict.status != "False":
+        return Condition(
+            NETWORK_ISOLATED,
+            "False",
+            "CalicoPolicyAllows",
+            f"{_named(sure)} selects the workload pods in namespace {namespace} and has an "
+            "ingress rule of action Allow: Calico evaluates its policies with the "
+            "NetworkPolicies and an Allow ends the evaluation, so it admits its sources "
+            "whatever the store's NetworkPolicy says (its sources and ports are not compared "
+            "with the store's). Narrow its selector, or add its sources to "
+            "spec.network.allowFrom and remove its Allow ingress rules.",
+        )
+    if unsure and verdict.status == "True":
+        return Condition(
+            NETWORK_ISOLATED,
+            "Unknown",
+            "CalicoPolicyMaySelect",
+            f"{_named(unsure)} has an ingress rule of action Allow and may select the "
+            f"workload pods in namespace {namespace}: its selector selects by a pod label "
+            "spec.workload.podSelector does not fix, by namespace labels the operator does "
+            "not know (it reads them only when it runs with a namespace selector), by a "
+            "service account, or in a form the operator does not parse. Narrow its selector "
+            "(by a pod label the workload selector fixes to another value, or by "
+            f"{CALICO_POD_NAMESPACE}), or add a requirement on that label to "
+            "spec.workload.podSelector.",
+        )
+    return verdict
+
+
+def calico_policy_admits(policy: Mapping[str, Any]) -> bool:
+    """Whether a Calico policy enforces ingress (its `types` include Ingress, or, absent,
+    it has ingress rules) and has an ingress rule of action Allow."""
+    spec = policy.get("spec")
+    if not isinstance(spec, Mapping):
+        return False
+    types = spec.get("types")
+    if isinstance(types, list) and "Ingress" not in types:
+        return False
+    rules = spec.get("ingress")
+    return isinstance(rules, list) and any(
+        isinstance(rule, Mapping) and rule.get("action") == "Allow" for rule in rules
+    )
+
+
+def calico_selection(
+    policy: Mapping[str, Any],
+    namespace: str,
+    workload: Mapping[str, Any],
+    namespace_labels: Mapping[str, str] | None = None,
+    workload_pod_labels: Sequence[Mapping[str, str]] = (),
+) -> str:
+    """Whether a Calico policy selects the workload pods of `namespace` (SELECTS,
+    MAY_SELECT, CANNOT_SELECT): a NetworkPolicy those of its own namespace only, by its
+    `selector`; a GlobalNetworkPolicy by its `selector` and its `namespaceSelector` (the
+    namespace's labels as known, else its name alone: `calico_selector_selection`). An absent
+    or empty selector is `all()`; a `serviceAccountSelector` (service accounts the operator
+    does not read) leaves at most MAY_SELECT."""
+    spec = policy.get("spec")
+    spec = spec if isinstance(spec, Mapping) else {}
+    selections = []
+    if policy.get("kind") == CALICO_GLOBAL:
+        known = {NAMESPACE_NAME_LABEL: namespace, CALICO_NAMESPACE_NAME: namespace}
+        of_namespace = spec.get("namespaceSelector")
+        if namespace_labels is not None:
+            labels = [{**namespace_labels, **known}]
+            selections.append(calico_selector_selection(of_namespace, {}, labels))
+        else:
+            by_name = {"matchLabels": known}
+            selections.append(calico_selector_selection(of_namespace, by_name))
+    else:
+        own = (policy.get("metadata") or {}).get("namespace")
+        if own is not None and own != namespace:
+            return CANNOT_SELECT
+    derived = {CALICO_POD_NAMESPACE: namespace, CALICO_ORCHESTRATOR: "k8s"}
+    selections.append(
+        calico_selector_selection(spec.get("selector"), workload, workload_pod_labels, derived)
+    )
+    if spec.get("serviceAccountSelector") not in (None, ""):
+        selections.append(MAY_SELECT)
+    if CANNOT_SELECT in selections:
+        return CANNOT_SELECT
+    return MAY_SELECT if MAY_SELECT in selections else SELECTS
+
+
+# A parsed Calico selector: ("all",), ("has", key), ("eq" | "ne", key, value),
+# ("in" | "notin", key, values), ("not", node), ("and" | "or", node, node).
+CalicoSelector = tuple[Any, ...]
+_CALICO_TOKEN = re.compile(
+    r"\s*(?:(?P<op>==|!=|&&|\|\||[!(){},])|'(?P<sq>[^']*)'|\"(?P<dq>[^\"]*)\""
+    r"|(?P<word>[A-Za-z0-9_.\-/]+))"
+)
+# Enumerating the workload pods' values of the keys a selector names: beyond this many
+# combinations, MAY_SELECT.
+CALICO_COMBINATIONS = 4096
+
+
+@lru_cache(maxsize=65536)
+def parse_calico_selector(text: str) -> CalicoSelector | None:
+    """A Calico selector (https://docs.tigera.io/calico/latest/reference/resources/
+    networkpolicy#selectors) parsed: `all()`, `k == 'v'`, `k != 'v'`, `has(k)`,
+    `k in {'a', 'b'}`, `k not in {...}`, `!`, `&&`, `||` and parentheses, values in single or
+    double quotes; empty is `all()`. None for anything else (`global()`, `contains`,
+    `starts with`, a syntax error): its meaning is not known. Memoised: each policy's
+    selector is parsed once, not once per store."""
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    text = text.strip()
+    while position < len(text):
+        match = _CALICO_TOKEN.match(text, position)
+        if match is None or match.end() == position:
+            return None
+        position = match.end()
+        kind = match.lastgroup or ""
+        value = match.group(kind)
+        tokens.append(("str" if kind in ("sq", "dq") else kind, value))
+    if not tokens:
+        return ("all",)
+    parser = _CalicoParser(tokens)
+    try:
+        node = parser.expression()
+    except ValueError:
+        return None
+    return node if parser.at == len(tokens) else None
+
+
+class _CalicoParser:
+    """Recursive descent over a selector's tokens; ValueError where they do not parse."""
+
+    def __init__(self, tokens: list[tuple[str, str]]) -> None:
+        self.tokens = tokens
+        self.at = 0
+
+    def _peek(self, offset: int = 0) -> tuple[str, str]:
+        index = self.at + offset
+        return self.tokens[index] if index < len(self.tokens) else ("end", "")
+
+    def _take(self, kind: str, value: str | None = None) -> str:
+        token = self._peek()
+        if token[0] != kind or (value is not None and token[1] != value):
+            raise ValueError(token)
+        self.at += 1
+        return token[1]
+
+    def expression(self) -> CalicoSelector:
+        node = self._conjunction()
+        while self._peek() == ("op", "||"):
+            self.at += 1
+            node = ("or", node, self._conjunction())
+        return node
+
+    def _conjunction(self) -> CalicoSelector:
+        node = self._unary()
+        while self._peek() == ("op", "&&"):
+            self.at += 1
+            node = ("and", node, self._unary())
+        return node
+
+    def _unary(self) -> CalicoSelector:
+        if self._peek() == ("op", "!"):
+            self.at += 1
+            return ("not", self._unary())
+        if self._peek() == ("op", "("):
+            self.at += 1
+            node = self.expression()
+            self._take("op", ")")
+            return node
+        word = self._take("word")
+        if word in ("all", "has") and self._peek() == ("op", "("):
+            self.at += 1
+            if word == "all":
+                self._take("op", ")")
+                return ("all",)
+            key = self._take("word")
+            self._take("op", ")")
+            return ("has", key)
+        operator = self._peek()
+        if operator in (("op", "=="), ("op", "!=")):
+            self.at += 1
+            return ("eq" if operator[1] == "==" else "ne", word, self._take("str"))
+        if operator == ("word", "in"):
+            self.at += 1
+            return ("in", word, self._set())
+        if operator == ("word", "not") and self._peek(1) == ("word", "in"):
+            self.at += 2
+            return ("notin", word, self._set())
+        raise ValueError(operator)
+
+    def _set(self) -> frozenset[str]:
+        self._take("op", "{")
+        values: set[str] = set()
+        if self._peek() != ("op", "}"):
+            values.add(self._take("str"))
+            while self._peek() == ("op", ","):
+                self.at += 1
+                values.add(self._take("str"))
+        self._take("op", "}")
+        return frozenset(values)
+
+
+def calico_matches(
+    node: CalicoSelector, labels: Mapping[str, str | None], closed: bool
+) -> bool | None:
+    """A parsed Calico selector against an endpoint's labels, in three-valued logic (None:
+    not known). `labels` maps a key to its value (None: absent); a key it does not hold is
+    absent when `closed` (all the labels are known), else not known; a key Calico derives
+    (CALICO_DERIVED) it does not hold is never known. `k != 'v'` of an absent label is not
+    known (Calico's documentation and implementation have differed on it)."""
+    op = node[0]
+    if op == "all":
+        return True
+    if op == "not":
+        inner = calico_matches(node[1], labels, closed)
+        return None if inner is None else not inner
+    if op in ("and", "or"):
+        left = calico_matches(node[1], labels, closed)
+        decisive = op == "or"  # what decides the whole: True for ||, False for &&
+        if left is decisive:
+            return decisive
+        right = calico_matches(node[2], labels, closed)
+        if right is decisive:
+            return decisive
+        return None if left is None or right is None else not decisive
+    key = node[1]
+    if key in labels:
+        value = labels[key]
+    elif closed and not key.startswith(CALICO_DERIVED):
+        value = None
+    else:
+        return None
+    if op == "has":
+        return value is not None
+    operand: Any = node[2]  # a value, or a set of them
+    if op == "eq":
+        return bool(value == operand)
+    if op == "ne":
+        return None if value is None else bool(value != operand)
+    if op == "in":
+        return value in operand
+    return value is None or value not in operand  # notin
+
+
+def _calico_values(node: CalicoSelector, into: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The label keys a parsed selector names, each with the values it compares them to."""
+    op = node[0]
+    if op == "not":
+        _calico_values(node[1], into)
+    elif op in ("and", "or"):
+        _calico_values(node[1], into)
+        _calico_values(node[2], into)
+    elif op != "all":
+        named = into.setdefault(node[1], set())
+        if op in ("eq", "ne"):
+            named.add(node[2])
+        elif op in ("in", "notin"):
+            named.update(node[2])
+    return into
+
+
+def calico_selector_selection(
+    text: Any,
+    workload: Mapping[str, Any],
+    observed: Sequence[Mapping[str, str]] = (),
+    derived: Mapping[str, str] | None = None,
+) -> str:
+    """Whether a Calico selector selects a pod of the `workload` selector (API form) with
+    the `derived` labels besides (SELECTS, MAY_SELECT, CANNOT_SELECT), as `_selection`
+    judges a podSelector: one of the pods read (`observed`, every label known), else some
+    pod the workload selector allows, each key it names taking each value it allows (those
+    either selector names, absence, and one neither names), a key it does not name being
+    not known (the pods may carry it, with any value). Enumerated over the keys both name,
+    bounded (CALICO_COMBINATIONS); a selector that does not parse (or is no string) may
+    select them, never "cannot"."""
+    if text is None:
+        text = ""
+    if not isinstance(text, str):
+        return MAY_SELECT
+    node = parse_calico_selector(text)
+    if node is None:
+        return MAY_SELECT
+    fixed = dict(derived or {})
+    if observed:
+        results = [calico_matches(node, {**labels, **fixed}, True) for labels in observed]
+    else:
+        named = _calico_values(node, {})
+        ours = _requirements(workload)
+        keys = [key for key in named if key in ours and key not in fixed]
+        choices: list[list[str | None]] = []
+        for key in keys:
+            values = sorted(named[key] | {v for _, vs in ours[key] for v in vs})
+            unnamed = "x" * (max((len(v) for v in values), default=0) + 1)
+            allowed = [
+                value for value in (None, *values, unnamed)
+                if all(_meets(value, op, vs) for op, vs in ours[key])
+            ]  # fmt: skip
+            if not allowed:
+                return CANNOT_SELECT  # the workload selector allows no pod
+            choices.append(allowed)
+        count = 1
+        for allowed in choices:
+            count *= len(allowed)
+        if count > CALICO_COMBINATIONS:
+            return MAY_SELECT
+        results = [
+            calico_matches(node, {**fixed, **dict(zip(keys, values, strict=True))}, False)
+            for values in itertools.product(*choices)
+        ]
+    if True in results:
+        return SELECTS
+    return MAY_SELECT if None in results else CANNOT_SELECT
 
 
 def _matched(selector: Mapping[str, Any], labels: Mapping[str, str]) -> str:

@@ -51,8 +51,8 @@ TYPE_MEANINGS: dict[str, str] = {
     "archive and key rotation are within what the policy allows.",
     NETWORK_ISOLATED: "The store's NetworkPolicy is in place as declared, no other "
     "NetworkPolicy admits more to the workload pods, and no AdminNetworkPolicy, "
-    "CiliumNetworkPolicy or CiliumClusterwideNetworkPolicy (where the cluster serves them) "
-    "allows ingress to them.",
+    "CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy, Calico NetworkPolicy or Calico "
+    "GlobalNetworkPolicy (where the cluster serves them) allows ingress to them.",
     ENCRYPTION_KEY_READY: "The store's key ring Secret exists, was created by the operator, is "
     "unchanged and its primary key is younger than keyRotation.",
     ACCESS_RESTRICTED: "Only spec.access.readers and the purge job can read the store's Secrets.",
@@ -329,6 +329,43 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "its cluster): it may admit traffic to the workload pods.",
         "Narrow its endpointSelector (by a pod label the workload selector fixes to another "
         "value, or by io.kubernetes.pod.namespace), or add a requirement on that label to "
+        "spec.workload.podSelector.",
+    ),
+    _store(
+        NETWORK_ISOLATED,
+        "CalicoPoliciesUnreadable",
+        "Unknown",
+        "The cluster serves Calico NetworkPolicies or GlobalNetworkPolicies "
+        "(crd.projectcalico.org) but the operator could not list them (a cache failed, was "
+        "refused or has not listed yet); one with an ingress rule of action Allow admits "
+        "traffic whatever the NetworkPolicies say.",
+        f"{_RETRIES} Check that the operator may list and watch "
+        "networkpolicies.crd.projectcalico.org and globalnetworkpolicies.crd.projectcalico.org.",
+    ),
+    _store(
+        NETWORK_ISOLATED,
+        "CalicoPolicyAllows",
+        "False",
+        "A Calico NetworkPolicy of the store's namespace or a Calico GlobalNetworkPolicy "
+        "(named in the message) selects the workload pods and has an ingress rule of action "
+        "Allow; Calico evaluates its policies with the NetworkPolicies and an Allow ends the "
+        "evaluation, so it admits its sources whatever the store's NetworkPolicy says. Its "
+        "sources and ports are not compared with the store's; Deny, Log and Pass rules and "
+        "egress rules change nothing.",
+        "Narrow its selector, or declare its sources in spec.network.allowFrom and remove its "
+        "Allow ingress rules.",
+    ),
+    _store(
+        NETWORK_ISOLATED,
+        "CalicoPolicyMaySelect",
+        "Unknown",
+        "A Calico NetworkPolicy or GlobalNetworkPolicy (named in the message) has an ingress "
+        "rule of action Allow and its selector selects by a pod label spec.workload.podSelector "
+        "does not fix, by namespace labels the operator does not know (it reads them only when "
+        "it runs with a namespace selector), by a service account, or in a form the operator "
+        "does not parse: it may admit traffic to the workload pods.",
+        "Narrow its selector (by a pod label the workload selector fixes to another value, or "
+        "by projectcalico.org/namespace), or add a requirement on that label to "
         "spec.workload.podSelector.",
     ),
     _store(

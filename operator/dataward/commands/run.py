@@ -109,7 +109,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=float,
         default=OperatorSettings.crd_check_seconds,
         help="ask discovery this often whether the API serves Dataward's CRDs (deleted: pause; "
-        "back: resume), AdminNetworkPolicies and Cilium's policies (come or gone: "
+        "back: resume), AdminNetworkPolicies, Cilium's and Calico's policies (come or gone: "
         "NetworkIsolated weighs them from then on, or no longer) (default: %(default)s)",
     )
     parser.add_argument(

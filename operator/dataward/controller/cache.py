@@ -54,7 +54,7 @@ import orjson
 import urllib3
 
 from dataward.checks.conditions import comparable_status
-from dataward.checks.network import cilium_rule_admits
+from dataward.checks.network import calico_policy_admits, cilium_rule_admits
 from dataward.checks.purge_runs import RUNS_DIGEST, job_runs, pod_runs
 from dataward.controller.index import LabelIndex
 from dataward.controller.kube import (
@@ -79,6 +79,8 @@ HealthCallback = Callable[[str, str | None], None]
 WATCH_SECONDS = 300
 # What a slimmed Cilium rule's ingress holds in place of rules that admit something.
 ADMITS = "admits"
+# What NetworkIsolated reads of a Calico policy's spec besides whether it allows ingress.
+CALICO_SELECTORS = ("selector", "namespaceSelector", "serviceAccountSelector")
 LIST_PAGE = 500  # objects per LIST request (the API server's default chunk size)
 # LIST pages held at once by all the caches together (`Informer._list`): every informer lists
 # on its own thread at start, and a page of 500 objects as delivered (managedFields and all)
@@ -432,6 +434,16 @@ def _slimmed(kind: str, obj: Mapping[str, Any]) -> Obj:
             if rules is not None:
                 policy[part] = rules
         return policy
+    if kind in ("CalicoNetworkPolicy", "CalicoGlobalNetworkPolicy"):
+        # NetworkIsolated reads its name and namespace, its selectors, and whether it has an
+        # ingress rule of action Allow that it enforces (`calico_policy_admits`): one such
+        # rule stands for all. Its selectors are parsed once (memoised), not per store.
+        meta = {k: meta[k] for k in ("name", "namespace", "resourceVersion") if k in meta}
+        raw_spec = obj.get("spec")
+        given: Mapping[str, Any] = raw_spec if isinstance(raw_spec, Mapping) else {}
+        body = {k: given[k] for k in CALICO_SELECTORS if k in given}
+        body["ingress"] = [{"action": "Allow"}] if calico_policy_admits(obj) else []
+        return {"kind": kind, "metadata": meta, "spec": body}
     if kind == "CronJob":
         # Drift compares its pod template (most of it) by a digest, and nothing else reads it.
         return comparable_cronjob({**obj, "kind": kind, "metadata": meta})

@@ -130,6 +130,12 @@ RESOURCES: dict[str, Resource] = {
     "CiliumClusterwideNetworkPolicy": Resource(
         "cilium.io/v2", "ciliumclusterwidenetworkpolicies", namespaced=False
     ),
+    # Calico's own policy kinds, served where Calico is the CNI (its API kind NetworkPolicy
+    # is also networking.k8s.io's: the operator names them by CNI).
+    "CalicoNetworkPolicy": Resource("crd.projectcalico.org/v1", "networkpolicies"),
+    "CalicoGlobalNetworkPolicy": Resource(
+        "crd.projectcalico.org/v1", "globalnetworkpolicies", namespaced=False
+    ),
 }
 
 

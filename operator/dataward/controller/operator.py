@@ -85,6 +85,10 @@ CILIUM_POLICY_CACHE = CachedKind("CiliumNetworkPolicy", awaited=False)
 CILIUM_CLUSTERWIDE_CACHE = CachedKind(
     "CiliumClusterwideNetworkPolicy", cluster_scoped=True, awaited=False
 )
+# Calico's, the same way: a namespace's Calico NetworkPolicies concern its stores, a
+# GlobalNetworkPolicy any store.
+CALICO_POLICY_CACHE = CachedKind("CalicoNetworkPolicy", awaited=False)
+CALICO_GLOBAL_CACHE = CachedKind("CalicoGlobalNetworkPolicy", cluster_scoped=True, awaited=False)
 # Where the API serves them (`_follow`, as AdminNetworkPolicies): a CRD applied after a helm
 # upgrade (which does not install new CRDs) is answered from then on, not from a restart.
 REQUEST_CACHE = CachedKind("DataSubjectRequest")
@@ -106,6 +110,8 @@ CACHED_KINDS: tuple[CachedKind, ...] = (
     ADMIN_POLICY_CACHE,
     CILIUM_POLICY_CACHE,
     CILIUM_CLUSTERWIDE_CACHE,
+    CALICO_POLICY_CACHE,
+    CALICO_GLOBAL_CACHE,
 )
 # Secrets, when the operator may list and watch them (`watch_secrets`, the chart's
 # `watchSecrets`): its key rings with their data (selected by their labels), and every Secret
@@ -316,17 +322,22 @@ def keys_for_event(
         stores = reconciler.stores_of_policy(str(meta["name"])) if edited else []
         return stores, [str(meta["name"])]
     if kind in (
-        "ClusterRole", "ClusterRoleBinding", "AdminNetworkPolicy", CILIUM_CLUSTERWIDE_CACHE.kind
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "AdminNetworkPolicy",
+        CILIUM_CLUSTERWIDE_CACHE.kind,
+        CALICO_GLOBAL_CACHE.kind,
     ):
-        # An AdminNetworkPolicy or a CiliumClusterwideNetworkPolicy may select any namespace's
-        # pods, by labels the operator may not know: every store of the shard (they are few
-        # and rarely change).
+        # An AdminNetworkPolicy, a CiliumClusterwideNetworkPolicy or a Calico
+        # GlobalNetworkPolicy may select any namespace's pods, by labels the operator may not
+        # know: every store of the shard (they are few and rarely change).
         return reconciler.all_stores(), []
     if kind == "Namespace":  # now (or no longer) this shard's
         return reconciler.stores_in(str(meta["name"])), []
     if not namespace:
         return [], []
-    if kind == CILIUM_POLICY_CACHE.kind:  # selects endpoints of its own namespace only
+    if kind in (CILIUM_POLICY_CACHE.kind, CALICO_POLICY_CACHE.kind):
+        # selects endpoints of its own namespace only
         return reconciler.stores_in(namespace), []
     if kind == "Secret":  # metadata only; a ring's own events come from the rings' cache
         return reconciler.stores_with_credentials(namespace, str(meta["name"])), []
@@ -479,7 +490,13 @@ class Followed:
 
 # A cluster without them is an ordinary one (another CNI): not served is no warning.
 NETWORK_POLICY_KINDS = frozenset(
-    {ADMIN_POLICY_CACHE.kind, CILIUM_POLICY_CACHE.kind, CILIUM_CLUSTERWIDE_CACHE.kind}
+    {
+        ADMIN_POLICY_CACHE.kind,
+        CILIUM_POLICY_CACHE.kind,
+        CILIUM_CLUSTERWIDE_CACHE.kind,
+        CALICO_POLICY_CACHE.kind,
+        CALICO_GLOBAL_CACHE.kind,
+    }
 )
 FOLLOWED = (
     Followed(
@@ -494,6 +511,16 @@ FOLLOWED = (
     ),
     Followed(
         CILIUM_CLUSTERWIDE_CACHE,
+        "NetworkIsolated weighs them",
+        "NetworkIsolated does not read them",
+    ),
+    Followed(
+        CALICO_POLICY_CACHE,
+        "NetworkIsolated weighs them",
+        "NetworkIsolated does not read them",
+    ),
+    Followed(
+        CALICO_GLOBAL_CACHE,
         "NetworkIsolated weighs them",
         "NetworkIsolated does not read them",
     ),

@@ -719,9 +719,10 @@ class Reconciler:
             policies = Listing.failed(f"HTTP {error.status}")
         admin_policies = self._admin_policies()
         cilium_policies = self._cilium_policies(store.namespace)
+        calico_policies = self._calico_policies(store.namespace)
         namespace_labels = (
             self._namespace_labels(store.namespace)
-            if admin_policies.items or cilium_policies.items
+            if admin_policies.items or cilium_policies.items or calico_policies.items
             else None
         )
         credentials = tuple(
@@ -738,6 +739,7 @@ class Reconciler:
             network_policies=policies,
             admin_policies=admin_policies,
             cilium_policies=cilium_policies,
+            calico_policies=calico_policies,
             namespace_labels=namespace_labels,
             rbac=rbac,
             credentials=credentials,
@@ -755,8 +757,21 @@ class Reconciler:
         """The CiliumNetworkPolicies of `namespace` and the cluster's
         CiliumClusterwideNetworkPolicies from their caches (none of a kind whose cache is not
         kept: the API does not serve it), or why either could not be read."""
-        local = self._followed_policies("CiliumNetworkPolicy", namespace)
-        clusterwide = self._followed_policies("CiliumClusterwideNetworkPolicy", None)
+        return self._cni_policies(
+            "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy", namespace
+        )
+
+    def _calico_policies(self, namespace: str) -> Listing:
+        """The Calico NetworkPolicies of `namespace` and the cluster's Calico
+        GlobalNetworkPolicies from their caches, as `_cilium_policies`."""
+        return self._cni_policies("CalicoNetworkPolicy", "CalicoGlobalNetworkPolicy", namespace)
+
+    def _cni_policies(self, local_kind: str, global_kind: str, namespace: str) -> Listing:
+        """A CNI's policies of `namespace` (`local_kind`) and of the cluster (`global_kind`)
+        from their caches (none of a kind whose cache is not kept: the API does not serve
+        it), or why either could not be read."""
+        local = self._followed_policies(local_kind, namespace)
+        clusterwide = self._followed_policies(global_kind, None)
         failed = local.error or clusterwide.error
         if failed is not None:
             return Listing.failed(failed)
@@ -2988,6 +3003,9 @@ class StoreSnapshot:
     # The namespace's CiliumNetworkPolicies and the cluster's CiliumClusterwideNetworkPolicies
     # (none of a kind the API does not serve).
     cilium_policies: Listing = field(default_factory=Listing)
+    # The namespace's Calico NetworkPolicies and the cluster's GlobalNetworkPolicies (none of
+    # a kind the API does not serve).
+    calico_policies: Listing = field(default_factory=Listing)
 
     def credentials_missing(self) -> list[str]:
         """The credentials Secrets confirmed absent."""
@@ -3298,6 +3316,10 @@ def isolation_and_access(
             if snapshot.cilium_policies.error is None
             else None,
             cilium_policies_error=snapshot.cilium_policies.error,
+            calico_policies=snapshot.calico_policies.items
+            if snapshot.calico_policies.error is None
+            else None,
+            calico_policies_error=snapshot.calico_policies.error,
         ),
         access_restricted(
             store.namespace,

@@ -1,0 +1,228 @@
+"""Calico's policy kinds in the controller: Calico NetworkPolicies (namespaced) and
+GlobalNetworkPolicies (crd.projectcalico.org/v1) cached where the API serves them, their
+verdict Unknown when they cannot be read, dropped when it does not serve them, and the stores
+they may concern queued again when one changes."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from datetime import timedelta
+from typing import Any, cast
+
+import pytest
+
+from dataward.checks.network import calico_policy_admits, calico_selection
+from dataward.controller import operator as operator_module
+from dataward.controller.cache import Caches, Informer, slim
+from dataward.controller.kube import Kube, KubeError
+from dataward.controller.operator import CACHED_KINDS, CALICO_GLOBAL_CACHE, keys_for_event
+from tests.controller.test_cache import ListingKube, _caches, _reconciler
+from tests.controller.test_reconcile import KEY, T0, conditions, sample_cluster
+
+# The operator's names for the two kinds (the API's are NetworkPolicy and GlobalNetworkPolicy,
+# the first of which is also networking.k8s.io's).
+CNP, GNP = "CalicoNetworkPolicy", "CalicoGlobalNetworkPolicy"
+
+
+def calico_policy(
+    name: str,
+    namespace: str | None = "crm",
+    selector: str | None = "all()",
+    ingress: list[Any] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    """A Calico NetworkPolicy in `namespace` (None: a GlobalNetworkPolicy) selecting
+    `selector`'s endpoints and allowing every source in (or `ingress`)."""
+    meta: dict[str, Any] = {"name": name, "labels": {"team": "network"}}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    body: dict[str, Any] = {
+        "order": 10,
+        "ingress": ingress if ingress is not None else [{"action": "Allow"}],
+        "egress": [{"action": "Allow"}],
+        **spec,
+    }
+    if selector is not None:
+        body["selector"] = selector
+    return {
+        "apiVersion": "crd.projectcalico.org/v1",
+        "kind": CNP if namespace is not None else GNP,
+        "metadata": meta,
+        "spec": body,
+    }
+
+
+def _relist_all(caches: Caches) -> None:
+    """Every cache lists, as its informer's loop would: a failed LIST fails the cache."""
+    for informer in caches.informers.values():
+        try:
+            informer._relist()
+        except KubeError as error:
+            informer._fail(f"HTTP {error.status} {error.reason}")
+
+
+def _isolated_after(kube: ListingKube) -> tuple[str, str]:
+    caches = _caches(kube)
+    _relist_all(caches)
+    _reconciler(kube, caches).reconcile(KEY, now=T0)
+    _relist_all(caches)
+    _reconciler(kube, caches).reconcile(KEY, now=T0 + timedelta(minutes=5))
+    return conditions(kube)["NetworkIsolated"]
+
+
+def test_a_global_policy_allowing_all_ingress_is_not_isolated() -> None:
+    # A platform team copies "allow-all-ingress" from a Calico tutorial to unbreak a
+    # monitoring probe: every pod of the cluster, the store's database among them, takes
+    # traffic from anywhere; the store's NetworkPolicy is as rendered all the while.
+    kube = sample_cluster(ListingKube())
+    kube._store(calico_policy("allow-all-ingress", None, "all()", types=["Ingress"]))
+    verdict = _isolated_after(kube)
+    assert verdict[0] != "True"
+    assert verdict == ("False", "CalicoPolicyAllows")
+    assert conditions(kube)["Ready"][0] == "False"
+
+
+def test_a_namespace_policy_allowing_some_source_is_not_isolated() -> None:
+    kube = sample_cluster(ListingKube())
+    from_lb = [{"action": "Allow", "source": {"nets": ["10.0.0.0/8"]}}]
+    kube._store(calico_policy("lb-health", "crm", "", from_lb))
+    assert _isolated_after(kube) == ("False", "CalicoPolicyAllows")
+
+
+def test_deny_egress_other_namespaces_and_excluded_pods_change_nothing() -> None:
+    kube = sample_cluster(ListingKube())
+    kube._store(calico_policy("deny-all", "crm", "all()", [{"action": "Deny"}]))
+    kube._store(calico_policy("pass", "crm", "all()", [{"action": "Pass"}, {"action": "Log"}]))
+    kube._store(calico_policy("out-only", "crm", "all()", types=["Egress"]))
+    kube._store(calico_policy("billing-open", "billing"))
+    kube._store(calico_policy("billing-only", None, "projectcalico.org/namespace == 'billing'"))
+    kube._store(calico_policy("not-crm", None, "all()", namespaceSelector="!has(x) && "
+                              "kubernetes.io/metadata.name != 'crm'"))
+    assert _isolated_after(kube) == ("True", "Isolated")
+
+
+def test_a_global_policy_by_a_namespace_label_not_known_may_select() -> None:
+    kube = sample_cluster(ListingKube())
+    kube._store(calico_policy("prod-open", None, "all()", namespaceSelector="env == 'prod'"))
+    assert _isolated_after(kube) == ("Unknown", "CalicoPolicyMaySelect")
+
+
+def test_a_selector_that_does_not_parse_may_select() -> None:
+    kube = sample_cluster(ListingKube())
+    kube._store(calico_policy("odd", "crm", "app contains 'postgres'"))
+    assert _isolated_after(kube) == ("Unknown", "CalicoPolicyMaySelect")
+
+
+@pytest.mark.parametrize("kind", [CNP, GNP])
+def test_calico_policies_that_may_not_be_listed_make_it_unknown(kind: str) -> None:
+    kube = sample_cluster(ListingKube())
+    kube.fail_lists[kind] = 403
+    assert _isolated_after(kube) == ("Unknown", "CalicoPoliciesUnreadable")
+    assert conditions(kube)["Ready"][0] == "Unknown"
+
+
+def test_calico_policies_not_served_change_nothing_and_are_never_read() -> None:
+    kube = sample_cluster(ListingKube())
+    kube._store(calico_policy("open-up"))  # what a reconcile must not look for
+    kube._store(calico_policy("allow-all-ingress", None))
+    caches = _caches(kube)
+    caches.drop(CNP)
+    caches.drop(GNP)
+    _relist_all(caches)
+    _reconciler(kube, caches).reconcile(KEY, now=T0)
+    assert conditions(kube)["NetworkIsolated"] == ("True", "Isolated")
+    assert not [call for call in kube.calls if call[1] in (CNP, GNP)]
+
+
+def test_a_calico_policy_cached_after_the_start_is_unknown_until_it_lists() -> None:
+    kube = sample_cluster(ListingKube())
+    kube._store(calico_policy("allow-all-ingress", None))
+    caches = _caches(kube)
+    caches.drop(GNP)
+    _relist_all(caches)
+    reconciler = _reconciler(kube, caches)
+    reconciler.reconcile(KEY, now=T0)
+    assert conditions(kube)["NetworkIsolated"] == ("True", "Isolated")
+    caches.add(CALICO_GLOBAL_CACHE)  # Calico installed since: its cache has not listed
+    reconciler.reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert conditions(kube)["NetworkIsolated"] == ("Unknown", "CalicoPoliciesUnreadable")
+    caches.informers[(GNP, None)]._relist()
+    reconciler.reconcile(KEY, now=T0 + timedelta(minutes=2))
+    assert conditions(kube)["NetworkIsolated"] == ("False", "CalicoPolicyAllows")
+
+
+def test_a_calico_policy_change_queues_the_stores_it_may_concern() -> None:
+    kube = sample_cluster(ListingKube())
+    other = copy.deepcopy(kube.objects[("PersonalDataStore", "crm", KEY[1])])
+    other["metadata"].update(name="tickets", namespace="helpdesk")
+    kube._store(other)
+    caches = _caches(kube)
+    _relist_all(caches)
+    reconciler = _reconciler(kube, caches)
+    # A namespace's policy selects endpoints of that namespace only: its stores.
+    assert keys_for_event(CNP, None, calico_policy("open-up"), reconciler) == ([KEY], [])
+    # A global one may select any namespace's: every store of the shard.
+    keys, policies = keys_for_event(GNP, calico_policy("all", None), None, reconciler)
+    assert sorted(keys) == [KEY, ("helpdesk", "tickets")]
+    assert policies == []
+
+
+@pytest.mark.parametrize("namespace", ["crm", None])
+def test_the_cache_keeps_only_what_the_verdict_reads(namespace: str | None) -> None:
+    policy = calico_policy(
+        "open-up", namespace, "app == 'crm-postgres'",
+        [{"action": "Deny", "source": {"nets": ["10.1.0.0/16"]}},
+         {"action": "Allow", "protocol": "TCP", "destination": {"ports": [5432]}}],
+        types=["Ingress", "Egress"], namespaceSelector="all()",
+    )  # fmt: skip
+    kept = slim(policy["kind"], policy)
+    assert "labels" not in kept["metadata"]
+    assert kept["metadata"].get("namespace") == namespace
+    assert kept["spec"] == {
+        "selector": "app == 'crm-postgres'",
+        "namespaceSelector": "all()",
+        "ingress": [{"action": "Allow"}],
+    }
+    # Judged as the whole policy is.
+    store = {"matchLabels": {"app": "crm-postgres"}}
+    assert calico_policy_admits(kept) and calico_policy_admits(policy)
+    assert calico_selection(kept, "crm", store) == calico_selection(policy, "crm", store)
+    assert calico_selection(kept, "crm", store) == "selects"
+    egress_only = calico_policy("out", namespace, "all()", types=["Egress"])
+    assert slim(egress_only["kind"], egress_only)["spec"]["ingress"] == []
+
+
+def test_discovery_decides_whether_each_calico_kind_is_cached(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Discovering:
+        def __init__(self) -> None:
+            self.answer: set[str] = set()
+            self.asked: list[str] = []
+
+        def served(self, group_version: str) -> set[str]:
+            self.asked.append(group_version)
+            return self.answer
+
+    monkeypatch.setattr(Informer, "run", lambda self, stop: None)  # no requests
+    kube = Discovering()
+    caches = Caches(cast(Kube, kube), CACHED_KINDS, (), 3600, lambda *_: None, lambda *_: None)
+    followed = [f for f in operator_module.FOLLOWED if f.cache.kind in (CNP, GNP)]
+    assert len(followed) == 2
+
+    def follow(answer: set[str]) -> list[bool]:
+        kube.answer = answer
+        asked: dict[str, Any] = {}
+        return [asyncio.run(operator_module._follow(cast(Kube, kube), caches, f, asked))
+                for f in followed]  # fmt: skip
+
+    follow(set())  # not a Calico cluster: neither cached, nothing read
+    assert not caches.cached(CNP) and not caches.cached(GNP)
+    assert kube.asked == ["crd.projectcalico.org/v1"]
+    caches.start()
+    assert follow({"networkpolicies", "globalnetworkpolicies"}) == [True, True]
+    assert caches.cached(CNP) and caches.cached(GNP)
+    assert follow(set()) == [True, True]
+    assert not caches.cached(CNP) and not caches.cached(GNP)
+    caches.stop()
