@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -62,33 +62,16 @@ def network_isolated(
     )
     namespace = desired["metadata"]["namespace"]
     workload = desired["spec"]["podSelector"]
-    verdict = admitted_by_admin_policies(
-        verdict,
-        namespace,
-        workload,
-        admin_policies,
-        admin_policies_error,
-        namespace_labels,
-        workload_pod_labels,
-    )
-    verdict = admitted_by_cilium_policies(
-        verdict,
-        namespace,
-        workload,
-        cilium_policies,
-        cilium_policies_error,
-        namespace_labels,
-        workload_pod_labels,
-    )
-    return admitted_by_calico_policies(
-        verdict,
-        namespace,
-        workload,
-        calico_policies,
-        calico_policies_error,
-        namespace_labels,
-        workload_pod_labels,
-    )
+    # Each kind that admits traffic whatever the NetworkPolicies say, weighed in turn.
+    for weigh, policies, error in (
+        (admitted_by_admin_policies, admin_policies, admin_policies_error),
+        (admitted_by_cilium_policies, cilium_policies, cilium_policies_error),
+        (admitted_by_calico_policies, calico_policies, calico_policies_error),
+    ):
+        verdict = weigh(
+            verdict, namespace, workload, policies, error, namespace_labels, workload_pod_labels
+        )
+    return verdict
 
 
 def _by_network_policies(
@@ -247,10 +230,20 @@ def admitted_by_admin_policies(
     precedence that may shadow it. `admin_policies` None (unreadable) makes a True verdict
     Unknown; a False or Unknown one stands (it does not depend on them).
     """
-    if admin_policies is None:
-        if verdict.status != "True":
-            return verdict
-        return Condition(
+    def selection(policy: Mapping[str, Any]) -> str:
+        if not any(
+            isinstance(rule, Mapping) and rule.get("action") == "Allow"
+            for rule in (policy.get("spec") or {}).get("ingress") or ()
+        ):
+            return CANNOT_SELECT
+        return admin_selection(policy, namespace, workload, namespace_labels, workload_pod_labels)
+
+    return _outweighed(
+        verdict,
+        admin_policies,
+        selection,
+        lambda policy: str((policy.get("metadata") or {}).get("name")),
+        lambda: Condition(
             NETWORK_ISOLATED,
             "Unknown",
             "AdminNetworkPoliciesUnreadable",
@@ -258,47 +251,63 @@ def admitted_by_admin_policies(
             f"({admin_policies_error or 'error'}), and one with an ingress rule of action "
             "Allow admits traffic whatever the NetworkPolicies say; the operator retries. "
             "Check that it may list and watch adminnetworkpolicies.policy.networking.k8s.io.",
-        )
-    sure: list[str] = []
-    unsure: list[str] = []
-    for policy in admin_policies:
-        if not any(
-            isinstance(rule, Mapping) and rule.get("action") == "Allow"
-            for rule in (policy.get("spec") or {}).get("ingress") or ()
-        ):
-            continue
-        selection = admin_selection(
-            policy, namespace, workload, namespace_labels, workload_pod_labels
-        )
-        name = str((policy.get("metadata") or {}).get("name"))
-        if selection is SELECTS:
-            sure.append(name)
-        elif selection is MAY_SELECT:
-            unsure.append(name)
-    if sure and verdict.status != "False":
-        return Condition(
+        ),
+        lambda names: Condition(
             NETWORK_ISOLATED,
             "False",
             "AdminNetworkPolicyAllows",
-            f"AdminNetworkPolicy {_named(sure)} selects the workload pods in namespace "
+            f"AdminNetworkPolicy {names} selects the workload pods in namespace "
             f"{namespace} and has an ingress rule of action Allow: AdminNetworkPolicies come "
             "before every NetworkPolicy, so it admits its peers whatever the store's "
             "NetworkPolicy says. Narrow its subject, or make that rule's action Pass so that "
             "the namespace's NetworkPolicies decide.",
-        )
-    if unsure and verdict.status == "True":
-        return Condition(
+        ),
+        lambda names: Condition(
             NETWORK_ISOLATED,
             "Unknown",
             "AdminNetworkPolicyMaySelect",
-            f"AdminNetworkPolicy {_named(unsure)} has an ingress rule of action Allow and "
+            f"AdminNetworkPolicy {names} has an ingress rule of action Allow and "
             f"may select the workload pods in namespace {namespace}: its subject selects by "
             "namespace labels the operator does not know (it reads them only when it runs "
             "with a namespace selector) or by a pod label spec.workload.podSelector does not "
             f"fix. Narrow its subject (by {NAMESPACE_NAME_LABEL}, or by a pod label the "
             "workload selector fixes to another value), or add a requirement on that label "
             "to spec.workload.podSelector.",
-        )
+        ),
+    )
+
+
+def _outweighed(
+    verdict: Condition,
+    policies: Sequence[Mapping[str, Any]] | None,
+    selection: Callable[[Mapping[str, Any]], str],
+    name: Callable[[Mapping[str, Any]], str],
+    unreadable: Callable[[], Condition],
+    allows: Callable[[str], Condition],
+    may_select: Callable[[str], Condition],
+) -> Condition:
+    """NetworkIsolated once policies that admit traffic whatever the NetworkPolicies say
+    (AdminNetworkPolicies, Cilium's, Calico's) are weighed: the one rule of all three kinds.
+
+    `policies` None (unreadable) makes a True verdict `unreadable()`; else a policy whose
+    `selection` is SELECTS makes a verdict not already False `allows(names)`, and failing
+    that one whose selection is MAY_SELECT makes a True verdict `may_select(names)` (`names`
+    those policies', by `name`, for a message); otherwise the verdict stands. A False or
+    Unknown verdict never turns True."""
+    if policies is None:
+        return unreadable() if verdict.status == "True" else verdict
+    sure: list[str] = []
+    unsure: list[str] = []
+    for policy in policies:
+        selected = selection(policy)
+        if selected is SELECTS:
+            sure.append(name(policy))
+        elif selected is MAY_SELECT:
+            unsure.append(name(policy))
+    if sure and verdict.status != "False":
+        return allows(_named(sure))
+    if unsure and verdict.status == "True":
+        return may_select(_named(unsure))
     return verdict
 
 
@@ -365,10 +374,20 @@ def admitted_by_cilium_policies(
     CiliumNetworkPolicies and the cluster's CiliumClusterwideNetworkPolicies (told apart by
     `kind`); None (unreadable, `error` why) makes a True verdict Unknown, never True.
     """
-    if policies is None:
-        if verdict.status != "True":
-            return verdict
-        return Condition(
+    def name(policy: Mapping[str, Any]) -> str:
+        meta = policy.get("metadata") or {}
+        if policy.get("kind") == CILIUM_CLUSTERWIDE:
+            return f"CiliumClusterwideNetworkPolicy {meta.get('name')}"
+        return f"CiliumNetworkPolicy {meta.get('namespace') or namespace}/{meta.get('name')}"
+
+    return _outweighed(
+        verdict,
+        policies,
+        lambda policy: cilium_selection(
+            policy, namespace, workload, namespace_labels, workload_pod_labels
+        ),
+        name,
+        lambda: Condition(
             NETWORK_ISOLATED,
             "Unknown",
             "CiliumPoliciesUnreadable",
@@ -377,40 +396,23 @@ def admitted_by_cilium_policies(
             "one with an ingress rule admits traffic whatever the NetworkPolicies say; the "
             "operator retries. Check that it may list and watch ciliumnetworkpolicies and "
             "ciliumclusterwidenetworkpolicies.cilium.io.",
-        )
-    sure: list[str] = []
-    unsure: list[str] = []
-    for policy in policies:
-        selection = cilium_selection(
-            policy, namespace, workload, namespace_labels, workload_pod_labels
-        )
-        if selection is CANNOT_SELECT:
-            continue
-        meta = policy.get("metadata") or {}
-        name = str(meta.get("name"))
-        if policy.get("kind") == CILIUM_CLUSTERWIDE:
-            named_as = f"CiliumClusterwideNetworkPolicy {name}"
-        else:
-            named_as = f"CiliumNetworkPolicy {meta.get('namespace') or namespace}/{name}"
-        (sure if selection is SELECTS else unsure).append(named_as)
-    if sure and verdict.status != "False":
-        return Condition(
+        ),
+        lambda names: Condition(
             NETWORK_ISOLATED,
             "False",
             "CiliumPolicyAllows",
-            f"{_named(sure)} selects the workload pods in namespace {namespace} and has an "
+            f"{names} selects the workload pods in namespace {namespace} and has an "
             "ingress rule: Cilium's allow rules add up with the NetworkPolicies', so it admits "
             "its peers whatever the store's NetworkPolicy says (any ingress rule but an empty "
             "one is taken as admitting, its peers not compared with the store's). Narrow its "
             "endpointSelector, or add its peers to spec.network.allowFrom and remove its "
             "ingress rules.",
-        )
-    if unsure and verdict.status == "True":
-        return Condition(
+        ),
+        lambda names: Condition(
             NETWORK_ISOLATED,
             "Unknown",
             "CiliumPolicyMaySelect",
-            f"{_named(unsure)} has an ingress rule and may select the workload pods in "
+            f"{names} has an ingress rule and may select the workload pods in "
             f"namespace {namespace}: its endpointSelector selects by a pod label "
             "spec.workload.podSelector does not fix, by namespace labels the operator does "
             "not know (it reads them only when it runs with a namespace selector), or by "
@@ -418,8 +420,8 @@ def admitted_by_cilium_policies(
             "endpointSelector (by a pod label the workload selector fixes to another value, "
             f"or by {CILIUM_POD_NAMESPACE}), or add a requirement on that label to "
             "spec.workload.podSelector.",
-        )
-    return verdict
+        ),
+    )
 
 
 def cilium_selection(
@@ -495,10 +497,23 @@ def admitted_by_calico_policies(
     apart by `kind`, CALICO_NAMESPACED or CALICO_GLOBAL); None (unreadable, `error` why)
     makes a True verdict Unknown, never True.
     """
-    if policies is None:
-        if verdict.status != "True":
-            return verdict
-        return Condition(
+    def selection(policy: Mapping[str, Any]) -> str:
+        if not calico_policy_admits(policy):
+            return CANNOT_SELECT
+        return calico_selection(policy, namespace, workload, namespace_labels, workload_pod_labels)
+
+    def name(policy: Mapping[str, Any]) -> str:
+        meta = policy.get("metadata") or {}
+        if policy.get("kind") == CALICO_GLOBAL:
+            return f"Calico GlobalNetworkPolicy {meta.get('name')}"
+        return f"Calico NetworkPolicy {meta.get('namespace') or namespace}/{meta.get('name')}"
+
+    return _outweighed(
+        verdict,
+        policies,
+        selection,
+        name,
+        lambda: Condition(
             NETWORK_ISOLATED,
             "Unknown",
             "CalicoPoliciesUnreadable",
@@ -507,42 +522,23 @@ def admitted_by_calico_policies(
             "ingress rule of action Allow admits traffic whatever the NetworkPolicies say; "
             "the operator retries. Check that it may list and watch networkpolicies and "
             "globalnetworkpolicies.crd.projectcalico.org.",
-        )
-    sure: list[str] = []
-    unsure: list[str] = []
-    for policy in policies:
-        if not calico_policy_admits(policy):
-            continue
-        selection = calico_selection(
-            policy, namespace, workload, namespace_labels, workload_pod_labels
-        )
-        if selection is CANNOT_SELECT:
-            continue
-        meta = policy.get("metadata") or {}
-        name = str(meta.get("name"))
-        if policy.get("kind") == CALICO_GLOBAL:
-            named_as = f"Calico GlobalNetworkPolicy {name}"
-        else:
-            named_as = f"Calico NetworkPolicy {meta.get('namespace') or namespace}/{name}"
-        (sure if selection is SELECTS else unsure).append(named_as)
-    if sure and verdict.status != "False":
-        return Condition(
+        ),
+        lambda names: Condition(
             NETWORK_ISOLATED,
             "False",
             "CalicoPolicyAllows",
-            f"{_named(sure)} selects the workload pods in namespace {namespace} and has an "
+            f"{names} selects the workload pods in namespace {namespace} and has an "
             "ingress rule of action Allow: Calico evaluates its policies with the "
             "NetworkPolicies and an Allow ends the evaluation, so it admits its sources "
             "whatever the store's NetworkPolicy says (its sources and ports are not compared "
             "with the store's). Narrow its selector, or add its sources to "
             "spec.network.allowFrom and remove its Allow ingress rules.",
-        )
-    if unsure and verdict.status == "True":
-        return Condition(
+        ),
+        lambda names: Condition(
             NETWORK_ISOLATED,
             "Unknown",
             "CalicoPolicyMaySelect",
-            f"{_named(unsure)} has an ingress rule of action Allow and may select the "
+            f"{names} has an ingress rule of action Allow and may select the "
             f"workload pods in namespace {namespace}: its selector selects by a pod label "
             "spec.workload.podSelector does not fix, by namespace labels the operator does "
             "not know (it reads them only when it runs with a namespace selector), by a "
@@ -550,8 +546,8 @@ def admitted_by_calico_policies(
             "(by a pod label the workload selector fixes to another value, or by "
             f"{CALICO_POD_NAMESPACE}), or add a requirement on that label to "
             "spec.workload.podSelector.",
-        )
-    return verdict
+        ),
+    )
 
 
 def calico_policy_admits(policy: Mapping[str, Any]) -> bool:
