@@ -12,48 +12,33 @@ behind.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from e2e.fixtures_api import install_crds
-from e2e.fixtures_operator import (
-    OperatorProcess,
-    apply,
-    condition,
-    install_operator_identity,
-    load_example,
-    wait_condition,
+from e2e.fixtures_crds import (
+    CRD_CHECK_SECONDS,
+    delete_stand_ins,
+    install_stand_ins,
+    operator_after,
+    operator_identity_fixture,  # noqa: F401 - a fixture
+    operator_then_delete,
+    stand_in_crd,
 )
+from e2e.fixtures_operator import OperatorProcess, apply, condition, wait_condition
 from e2e.harness import ControlPlane, wait_for
 from e2e.test_operator import ready_store
 
 CRD_NAME = "adminnetworkpolicies.policy.networking.k8s.io"
-CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    # A *.k8s.io group is protected: a CRD of it names its API review, or says it has none.
-    "metadata": {"name": CRD_NAME, "annotations": {
-        "api-approved.kubernetes.io": "unapproved, a stand-in for Dataward's e2e tests"}},
-    "spec": {
-        "group": "policy.networking.k8s.io",
-        "scope": "Cluster",
-        "names": {"plural": "adminnetworkpolicies", "singular": "adminnetworkpolicy",
-                  "kind": "AdminNetworkPolicy", "listKind": "AdminNetworkPolicyList",
-                  "shortNames": ["anp"]},
-        "versions": [{
-            "name": "v1alpha1", "served": True, "storage": True,
-            "schema": {"openAPIV3Schema": {
-                "type": "object",
-                "properties": {"spec": {"type": "object",
-                                        "x-kubernetes-preserve-unknown-fields": True}},
-            }},
-        }],
-    },
-}  # fmt: skip
+# A *.k8s.io group is protected: a CRD of it names its API review, or says it has none.
+CRD = stand_in_crd(
+    "policy.networking.k8s.io", "v1alpha1", "AdminNetworkPolicy", "adminnetworkpolicies",
+    "Cluster",
+    annotations={"api-approved.kubernetes.io": "unapproved, a stand-in for Dataward's e2e tests"},
+)  # fmt: skip
+CRD["spec"]["names"]["shortNames"] = ["anp"]  # as the real CRD's
 
 
 def admin_policy(name: str, namespace: str, action: str) -> dict[str, Any]:
@@ -72,56 +57,6 @@ def admin_policy(name: str, namespace: str, action: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-CRD_CHECK_SECONDS = 2  # the operator's discovery period in this module (`--crd-check-seconds`)
-
-
-def _served(plane: ControlPlane) -> bool:
-    """Whether the API serves adminnetworkpolicies (discovery, as kubectl asks it)."""
-    return plane.kubectl("get", "adminnetworkpolicies", check=False).returncode == 0
-
-
-def install_crd(plane: ControlPlane) -> None:
-    """The AdminNetworkPolicy CRD, established and served."""
-    apply(plane, CRD)
-    plane.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
-    wait_for(lambda: _served(plane), timeout=60, message="adminnetworkpolicies served")
-
-
-def delete_crd(plane: ControlPlane) -> None:
-    """No AdminNetworkPolicy CRD (nor any of its objects): as the control plane comes."""
-    plane.kubectl("delete", "crd", CRD_NAME, "--ignore-not-found", "--wait=true", check=False)
-    wait_for(lambda: not _served(plane), timeout=60, message="adminnetworkpolicies not served")
-
-
-@pytest.fixture(scope="module")
-def operator_identity(
-    control_plane: ControlPlane, session_operator_paused: None
-) -> tuple[Path, str]:
-    """The chart's RBAC and the example policy, the session operator paused. This module's
-    name sorts after test_chart.py, which must run before any operator identity is
-    installed (its stores would see that ClusterRoleBinding as a grant of their Secrets)."""
-    install_crds(control_plane)
-    kubeconfig, account = install_operator_identity(control_plane)
-    apply(control_plane, load_example("examples/policy.yaml"))
-    return kubeconfig, account
-
-
-@contextlib.contextmanager
-def _operator(
-    plane: ControlPlane, identity: tuple[Path, str], log: Path
-) -> Iterator[OperatorProcess]:
-    """An operator of the chart's rights, asking discovery every CRD_CHECK_SECONDS; stopped,
-    and the CRD deleted, after."""
-    process = OperatorProcess(plane, *identity, log)
-    process.args = [*process.session_args(), "--crd-check-seconds", str(CRD_CHECK_SECONDS)]
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
-        delete_crd(plane)
-
-
 @pytest.fixture
 def admin_policies_served(
     control_plane: ControlPlane,
@@ -129,8 +64,8 @@ def admin_policies_served(
     tmp_path: Path,
 ) -> Iterator[OperatorProcess]:
     """The CRD installed, then an operator started after it."""
-    install_crd(control_plane)
-    with _operator(control_plane, operator_identity, tmp_path / "operator.log") as process:
+    log = tmp_path / "operator.log"
+    with operator_after(control_plane, operator_identity, log, CRD) as process:
         yield process
 
 
@@ -142,8 +77,9 @@ def admin_policies_not_yet_served(
 ) -> Iterator[OperatorProcess]:
     """An operator started while the API serves no AdminNetworkPolicies (the CRD comes in
     the test)."""
-    delete_crd(control_plane)
-    with _operator(control_plane, operator_identity, tmp_path / "operator.log") as process:
+    delete_stand_ins(control_plane, CRD_NAME)
+    log = tmp_path / "operator.log"
+    with operator_then_delete(control_plane, operator_identity, log, CRD_NAME) as process:
         wait_for(lambda: "does not serve adminnetworkpolicies" in process.logs(), timeout=60,
                  message="the operator asked discovery")  # fmt: skip
         yield process
@@ -185,7 +121,7 @@ def test_an_admin_policy_crd_installed_after_the_operator_started_is_weighed(
         store = ready_store(control_plane, namespace)
         assert condition(store, "NetworkIsolated")["status"] == "True"
 
-        install_crd(control_plane)
+        install_stand_ins(control_plane, CRD)
         apply(control_plane, admin_policy(allow, namespace, "Allow"))
         # A few discovery periods: the check, the cache's first list, the reconcile.
         store = wait_condition(control_plane, namespace, "support-inquiries", "NetworkIsolated",
@@ -198,7 +134,7 @@ def test_an_admin_policy_crd_installed_after_the_operator_started_is_weighed(
 
         # The CRD deleted, and its objects with it: judged without them again once discovery
         # says so, not held Unknown by a cache whose list fails for ever.
-        delete_crd(control_plane)
+        delete_stand_ins(control_plane, CRD_NAME)
         wait_for(lambda: "no longer serves adminnetworkpolicies" in operator.logs(),
                  timeout=5 * CRD_CHECK_SECONDS + 10, message="the CRD's deletion seen")
         wait_condition(control_plane, namespace, "support-inquiries", "NetworkIsolated", "True",

@@ -18,16 +18,14 @@ from typing import Any
 
 import pytest
 
-from e2e.fixtures_api import install_crds
-from e2e.fixtures_operator import (
-    OperatorProcess,
-    apply,
-    condition,
-    install_operator_identity,
-    load_example,
-    wait_condition,
+from e2e.fixtures_crds import (
+    operator_after,
+    operator_identity_fixture,  # noqa: F401 - a fixture
+    stand_in_crd,
+    stand_in_object,
 )
-from e2e.harness import ControlPlane, wait_for
+from e2e.fixtures_operator import OperatorProcess, apply, condition, wait_condition
+from e2e.harness import ControlPlane
 from e2e.test_operator import ready_store
 
 GROUP = "crd.projectcalico.org"
@@ -36,74 +34,14 @@ KINDS = {  # kind -> (plural, scope)
     "GlobalNetworkPolicy": ("globalnetworkpolicies", "Cluster"),
 }
 STORE = "support-inquiries"
-CRD_CHECK_SECONDS = 2  # the operator's discovery period in this module (`--crd-check-seconds`)
-
-
-def crd(kind: str) -> dict[str, Any]:
-    """A stand-in CRD of one of Calico's policy kinds (open schema)."""
-    plural, scope = KINDS[kind]
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{GROUP}"},
-        "spec": {
-            "group": GROUP,
-            "scope": scope,
-            "names": {"plural": plural, "singular": kind.lower(), "kind": kind,
-                      "listKind": f"{kind}List"},
-            "versions": [{
-                "name": "v1", "served": True, "storage": True,
-                "schema": {"openAPIV3Schema": {
-                    "type": "object",
-                    "properties": {
-                        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                    },
-                }},
-            }],
-        },
-    }  # fmt: skip
 
 
 def calico_policy(
     kind: str, name: str, selector: str, ingress: list[Any], namespace: str | None, **spec: Any
 ) -> dict[str, Any]:
     """A Calico policy: `selector`'s endpoints, `ingress` rules."""
-    meta: dict[str, Any] = {"name": name}
-    if namespace is not None:
-        meta["namespace"] = namespace
-    return {
-        "apiVersion": f"{GROUP}/v1",
-        "kind": kind,
-        "metadata": meta,
-        "spec": {"selector": selector, "types": ["Ingress"], "ingress": ingress, **spec},
-    }
-
-
-def _served(plane: ControlPlane) -> bool:
-    """Whether the API serves both kinds (discovery, as kubectl asks it)."""
-    return all(
-        plane.kubectl("get", f"{plural}.{GROUP}", "-A", check=False).returncode == 0
-        for plural, _ in KINDS.values()
-    )
-
-
-def _delete_crds(plane: ControlPlane) -> None:
-    for plural, _ in KINDS.values():
-        plane.kubectl("delete", "crd", f"{plural}.{GROUP}", "--ignore-not-found",
-                      "--wait=true", check=False)  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def operator_identity(
-    control_plane: ControlPlane, session_operator_paused: None
-) -> tuple[Path, str]:
-    """The chart's RBAC and the example policy, the session operator paused. This module's
-    name sorts after test_chart.py, which must run before any operator identity is
-    installed (its stores would see that ClusterRoleBinding as a grant of their Secrets)."""
-    install_crds(control_plane)
-    kubeconfig, account = install_operator_identity(control_plane)
-    apply(control_plane, load_example("examples/policy.yaml"))
-    return kubeconfig, account
+    body = {"selector": selector, "types": ["Ingress"], "ingress": ingress, **spec}
+    return stand_in_object(f"{GROUP}/v1", kind, name, namespace, body)
 
 
 @pytest.fixture
@@ -112,19 +50,10 @@ def calico_served(
 ) -> Iterator[OperatorProcess]:
     """Both CRDs installed, then an operator of the chart's rights started after them;
     stopped, and the CRDs deleted, after."""
-    apply(control_plane, *(crd(kind) for kind in KINDS))
-    for plural, _ in KINDS.values():
-        control_plane.kubectl("wait", "--for=condition=Established",
-                              f"crd/{plural}.{GROUP}", "--timeout=60s")  # fmt: skip
-    wait_for(lambda: _served(control_plane), timeout=60, message="calico policies served")
-    process = OperatorProcess(control_plane, *operator_identity, tmp_path / "operator.log")
-    process.args = [*process.session_args(), "--crd-check-seconds", str(CRD_CHECK_SECONDS)]
-    process.start()
-    try:
+    crds = (stand_in_crd(GROUP, "v1", kind, *KINDS[kind]) for kind in KINDS)
+    log = tmp_path / "operator.log"
+    with operator_after(control_plane, operator_identity, log, *crds) as process:
         yield process
-    finally:
-        process.stop()
-        _delete_crds(control_plane)
 
 
 def test_a_calico_policy_allowing_all_ingress_makes_the_store_not_isolated(

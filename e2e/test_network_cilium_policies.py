@@ -18,18 +18,18 @@ from typing import Any
 
 import pytest
 
-from e2e.fixtures_api import install_crds
-from e2e.fixtures_operator import (
-    OperatorProcess,
-    apply,
-    condition,
-    install_operator_identity,
-    load_example,
-    wait_condition,
+from e2e.fixtures_crds import (
+    OPEN,
+    operator_after,
+    operator_identity_fixture,  # noqa: F401 - a fixture
+    stand_in_crd,
+    stand_in_object,
 )
-from e2e.harness import ControlPlane, wait_for
+from e2e.fixtures_operator import OperatorProcess, apply, condition, wait_condition
+from e2e.harness import ControlPlane
 from e2e.test_operator import ready_store
 
+GROUP = "cilium.io"
 KINDS = {  # kind -> (plural, scope)
     "CiliumNetworkPolicy": ("ciliumnetworkpolicies", "Namespaced"),
     "CiliumClusterwideNetworkPolicy": ("ciliumclusterwidenetworkpolicies", "Cluster"),
@@ -38,76 +38,21 @@ STORE = "support-inquiries"
 
 
 def crd(kind: str) -> dict[str, Any]:
-    """A stand-in CRD of one of Cilium's policy kinds (open schema)."""
+    """A stand-in CRD of one of Cilium's policy kinds: open `spec`, and `specs` of open rules."""
     plural, scope = KINDS[kind]
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.cilium.io"},
-        "spec": {
-            "group": "cilium.io",
-            "scope": scope,
-            "names": {"plural": plural, "singular": kind.lower(), "kind": kind,
-                      "listKind": f"{kind}List"},
-            "versions": [{
-                "name": "v2", "served": True, "storage": True,
-                "schema": {"openAPIV3Schema": {
-                    "type": "object",
-                    "properties": {
-                        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                        "specs": {"type": "array", "items": {
-                            "type": "object", "x-kubernetes-preserve-unknown-fields": True}},
-                    },
-                }},
-            }],
-        },
-    }  # fmt: skip
+    properties = {"spec": OPEN, "specs": {"type": "array", "items": OPEN}}
+    return stand_in_crd(GROUP, "v2", kind, plural, scope, properties)
 
 
 def cilium_policy(
     kind: str, name: str, selector: dict[str, Any], ingress: list[Any], namespace: str | None
 ) -> dict[str, Any]:
     """A Cilium policy of one rule: `selector`'s endpoints, `ingress` allowed."""
-    meta: dict[str, Any] = {"name": name}
-    if namespace is not None:
-        meta["namespace"] = namespace
-    return {
-        "apiVersion": "cilium.io/v2",
-        "kind": kind,
-        "metadata": meta,
-        "spec": {"endpointSelector": selector, "ingress": ingress},
-    }
+    body = {"endpointSelector": selector, "ingress": ingress}
+    return stand_in_object(f"{GROUP}/v2", kind, name, namespace, body)
 
 
 WORLD = [{"fromEntities": ["world"]}]
-CRD_CHECK_SECONDS = 2  # the operator's discovery period in this module (`--crd-check-seconds`)
-
-
-def _served(plane: ControlPlane) -> bool:
-    """Whether the API serves both kinds (discovery, as kubectl asks it)."""
-    return all(
-        plane.kubectl("get", f"{plural}.cilium.io", "-A", check=False).returncode == 0
-        for plural, _ in KINDS.values()
-    )
-
-
-def _delete_crds(plane: ControlPlane) -> None:
-    for plural, _ in KINDS.values():
-        plane.kubectl("delete", "crd", f"{plural}.cilium.io", "--ignore-not-found",
-                      "--wait=true", check=False)  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def operator_identity(
-    control_plane: ControlPlane, session_operator_paused: None
-) -> tuple[Path, str]:
-    """The chart's RBAC and the example policy, the session operator paused. This module's
-    name sorts after test_chart.py, which must run before any operator identity is
-    installed (its stores would see that ClusterRoleBinding as a grant of their Secrets)."""
-    install_crds(control_plane)
-    kubeconfig, account = install_operator_identity(control_plane)
-    apply(control_plane, load_example("examples/policy.yaml"))
-    return kubeconfig, account
 
 
 @pytest.fixture
@@ -116,19 +61,10 @@ def cilium_served(
 ) -> Iterator[OperatorProcess]:
     """Both CRDs installed, then an operator of the chart's rights started after them;
     stopped, and the CRDs deleted, after."""
-    apply(control_plane, *(crd(kind) for kind in KINDS))
-    for plural, _ in KINDS.values():
-        control_plane.kubectl("wait", "--for=condition=Established",
-                              f"crd/{plural}.cilium.io", "--timeout=60s")  # fmt: skip
-    wait_for(lambda: _served(control_plane), timeout=60, message="cilium.io policies served")
-    process = OperatorProcess(control_plane, *operator_identity, tmp_path / "operator.log")
-    process.args = [*process.session_args(), "--crd-check-seconds", str(CRD_CHECK_SECONDS)]
-    process.start()
-    try:
+    crds = (crd(kind) for kind in KINDS)
+    log = tmp_path / "operator.log"
+    with operator_after(control_plane, operator_identity, log, *crds) as process:
         yield process
-    finally:
-        process.stop()
-        _delete_crds(control_plane)
 
 
 def test_a_cilium_policy_admitting_the_world_makes_the_store_not_isolated(
