@@ -5,7 +5,6 @@ every store of the shard queued again when one changes."""
 from __future__ import annotations
 
 import asyncio
-import copy
 import threading
 import time
 from datetime import timedelta
@@ -23,7 +22,14 @@ from dataward.controller.operator import (
     keys_for_event,
     run_operator,
 )
-from tests.controller.test_cache import ListingKube, _caches, _reconciler, _relist
+from tests.controller.network_policies import (
+    OTHER_KEY,
+    discovering_caches,
+    isolated_after,
+    relist_all,
+    two_namespaces,
+)
+from tests.controller.test_cache import ListingKube, _caches, _reconciler
 from tests.controller.test_operator_supervision import _stubbed, _until
 from tests.controller.test_reconcile import KEY, T0, conditions, sample_cluster
 
@@ -46,43 +52,23 @@ def admin_policy(name: str, action: str, subject: dict[str, Any] | None = None) 
     }  # fmt: skip
 
 
-def _relist_all(caches: Caches) -> None:
-    """Every cache lists, as its informer's loop would: a failed LIST fails the cache."""
-    for informer in caches.informers.values():
-        try:
-            informer._relist()
-        except KubeError as error:
-            informer._fail(f"HTTP {error.status} {error.reason}")
-
-
-def _isolated_after(kube: ListingKube, *, drop: bool = False) -> tuple[str, str]:
-    caches = _caches(kube)
-    if drop:
-        caches.drop(ANP)
-    _relist_all(caches)
-    _reconciler(kube, caches).reconcile(KEY, now=T0)
-    _relist_all(caches)
-    _reconciler(kube, caches).reconcile(KEY, now=T0 + timedelta(minutes=5))
-    return conditions(kube)["NetworkIsolated"]
-
-
 def test_an_allow_for_every_namespace_is_not_isolated() -> None:
     kube = sample_cluster(ListingKube())
     kube._store(admin_policy("monitoring", "Allow"))
-    assert _isolated_after(kube) == ("False", "AdminNetworkPolicyAllows")
+    assert isolated_after(kube) == ("False", "AdminNetworkPolicyAllows")
     assert conditions(kube)["Ready"][0] == "False"
 
 
 def test_a_deny_only_admin_policy_changes_nothing() -> None:
     kube = sample_cluster(ListingKube())
     kube._store(admin_policy("lockdown", "Deny"))
-    assert _isolated_after(kube) == ("True", "Isolated")
+    assert isolated_after(kube) == ("True", "Isolated")
 
 
 def test_admin_policies_that_may_not_be_listed_make_it_unknown() -> None:
     kube = sample_cluster(ListingKube())
     kube.fail_lists[ANP] = 403
-    assert _isolated_after(kube) == ("Unknown", "AdminNetworkPoliciesUnreadable")
+    assert isolated_after(kube) == ("Unknown", "AdminNetworkPoliciesUnreadable")
     assert conditions(kube)["Ready"][0] == "Unknown"
 
 
@@ -90,27 +76,14 @@ def test_admin_policies_not_served_change_nothing_and_are_never_read() -> None:
     kube = sample_cluster(ListingKube())
     kube._store(admin_policy("monitoring", "Allow"))  # what a reconcile must not look for
     kube.fail_lists[ANP] = 404
-    assert _isolated_after(kube, drop=True) == ("True", "Isolated")
+    assert isolated_after(kube, drop=[ANP]) == ("True", "Isolated")
     assert not [call for call in kube.calls if call[1] == ANP]
 
 
 def test_discovery_decides_whether_admin_policies_are_cached(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    class Discovering:
-        def __init__(self) -> None:
-            self.answer: set[str] | KubeError = set()
-            self.asked: list[str] = []
-
-        def served(self, group_version: str) -> set[str]:
-            self.asked.append(group_version)
-            if isinstance(self.answer, KubeError):
-                raise self.answer
-            return self.answer
-
-    monkeypatch.setattr(Informer, "run", lambda self, stop: None)  # no requests
-    kube = Discovering()
-    caches = Caches(cast(Kube, kube), CACHED_KINDS, (), 3600, lambda *_: None, lambda *_: None)
+    kube, caches = discovering_caches(monkeypatch)
 
     def follow(answer: set[str] | KubeError) -> bool:
         kube.answer = answer
@@ -145,7 +118,7 @@ def _started(kube: ListingKube, monkeypatch: pytest.MonkeyPatch, *, served: bool
     caches = _caches(kube)
     if not served:
         caches.drop(ANP)
-    _relist_all(caches)
+    relist_all(caches)
     caches.start()
     return caches
 
@@ -163,7 +136,7 @@ def test_admin_policies_cached_after_the_start_are_unknown_until_they_list(
     caches = _started(kube, monkeypatch, served=False)
     try:
         _judged(kube, caches, 0)
-        _relist_all(caches)
+        relist_all(caches)
         assert _judged(kube, caches, 1) == ("True", "Isolated")
         caches.add(ADMIN_POLICY_CACHE)  # the CRD installed since: its cache has not listed
         assert _judged(kube, caches, 2) == ("Unknown", "AdminNetworkPoliciesUnreadable")
@@ -182,7 +155,7 @@ def test_admin_policies_no_longer_cached_are_judged_without_and_never_read(
     caches = _started(kube, monkeypatch, served=True)
     try:
         _judged(kube, caches, 0)
-        _relist_all(caches)
+        relist_all(caches)
         assert _judged(kube, caches, 1) == ("False", "AdminNetworkPolicyAllows")
         informer = caches.informers[(ANP, None)]
         kube.calls.clear()
@@ -202,15 +175,9 @@ def test_admin_policies_no_longer_cached_are_judged_without_and_never_read(
 
 
 def test_an_admin_policy_change_queues_every_store_of_the_shard() -> None:
-    kube = sample_cluster(ListingKube())
-    other = copy.deepcopy(kube.objects[("PersonalDataStore", "crm", KEY[1])])
-    other["metadata"].update(name="tickets", namespace="helpdesk")
-    kube._store(other)
-    caches = _caches(kube)
-    _relist(caches)
-    reconciler = _reconciler(kube, caches)
+    reconciler = two_namespaces()
     keys, policies = keys_for_event(ANP, None, admin_policy("monitoring", "Allow"), reconciler)
-    assert sorted(keys) == [KEY, ("helpdesk", "tickets")]
+    assert sorted(keys) == [KEY, OTHER_KEY]
     assert policies == []
 
 
@@ -260,7 +227,7 @@ def _by_namespace_label(sharded: bool) -> tuple[str, str]:
     if sharded:
         kinds = (*kinds, CachedKind("Namespace", "shard=a", cluster_scoped=True))
     caches = Caches(cast(Kube, kube), kinds, (), 3600, lambda *_: None, lambda *_: None)
-    _relist_all(caches)
+    relist_all(caches)
     _reconciler(kube, caches).reconcile(KEY, now=T0)
     return conditions(kube)["NetworkIsolated"]
 

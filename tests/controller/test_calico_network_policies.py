@@ -6,7 +6,6 @@ they may concern queued again when one changes."""
 from __future__ import annotations
 
 import asyncio
-import copy
 from datetime import timedelta
 from typing import Any, cast
 
@@ -14,9 +13,16 @@ import pytest
 
 from dataward.checks.network import calico_policy_admits, calico_selection
 from dataward.controller import operator as operator_module
-from dataward.controller.cache import Caches, Informer, slim
-from dataward.controller.kube import Kube, KubeError
-from dataward.controller.operator import CACHED_KINDS, CALICO_GLOBAL_CACHE, keys_for_event
+from dataward.controller.cache import slim
+from dataward.controller.kube import Kube
+from dataward.controller.operator import CALICO_GLOBAL_CACHE, keys_for_event
+from tests.controller.network_policies import (
+    OTHER_KEY,
+    discovering_caches,
+    isolated_after,
+    relist_all,
+    two_namespaces,
+)
 from tests.controller.test_cache import ListingKube, _caches, _reconciler
 from tests.controller.test_reconcile import KEY, T0, conditions, sample_cluster
 
@@ -53,31 +59,13 @@ def calico_policy(
     }
 
 
-def _relist_all(caches: Caches) -> None:
-    """Every cache lists, as its informer's loop would: a failed LIST fails the cache."""
-    for informer in caches.informers.values():
-        try:
-            informer._relist()
-        except KubeError as error:
-            informer._fail(f"HTTP {error.status} {error.reason}")
-
-
-def _isolated_after(kube: ListingKube) -> tuple[str, str]:
-    caches = _caches(kube)
-    _relist_all(caches)
-    _reconciler(kube, caches).reconcile(KEY, now=T0)
-    _relist_all(caches)
-    _reconciler(kube, caches).reconcile(KEY, now=T0 + timedelta(minutes=5))
-    return conditions(kube)["NetworkIsolated"]
-
-
 def test_a_global_policy_allowing_all_ingress_is_not_isolated() -> None:
     # A platform team copies "allow-all-ingress" from a Calico tutorial to unbreak a
     # monitoring probe: every pod of the cluster, the store's database among them, takes
     # traffic from anywhere; the store's NetworkPolicy is as rendered all the while.
     kube = sample_cluster(ListingKube())
     kube._store(calico_policy("allow-all-ingress", None, "all()", types=["Ingress"]))
-    verdict = _isolated_after(kube)
+    verdict = isolated_after(kube)
     assert verdict[0] != "True"
     assert verdict == ("False", "CalicoPolicyAllows")
     assert conditions(kube)["Ready"][0] == "False"
@@ -87,7 +75,7 @@ def test_a_namespace_policy_allowing_some_source_is_not_isolated() -> None:
     kube = sample_cluster(ListingKube())
     from_lb = [{"action": "Allow", "source": {"nets": ["10.0.0.0/8"]}}]
     kube._store(calico_policy("lb-health", "crm", "", from_lb))
-    assert _isolated_after(kube) == ("False", "CalicoPolicyAllows")
+    assert isolated_after(kube) == ("False", "CalicoPolicyAllows")
 
 
 def test_deny_egress_other_namespaces_and_excluded_pods_change_nothing() -> None:
@@ -99,26 +87,26 @@ def test_deny_egress_other_namespaces_and_excluded_pods_change_nothing() -> None
     kube._store(calico_policy("billing-only", None, "projectcalico.org/namespace == 'billing'"))
     kube._store(calico_policy("not-crm", None, "all()", namespaceSelector="!has(x) && "
                               "kubernetes.io/metadata.name != 'crm'"))
-    assert _isolated_after(kube) == ("True", "Isolated")
+    assert isolated_after(kube) == ("True", "Isolated")
 
 
 def test_a_global_policy_by_a_namespace_label_not_known_may_select() -> None:
     kube = sample_cluster(ListingKube())
     kube._store(calico_policy("prod-open", None, "all()", namespaceSelector="env == 'prod'"))
-    assert _isolated_after(kube) == ("Unknown", "CalicoPolicyMaySelect")
+    assert isolated_after(kube) == ("Unknown", "CalicoPolicyMaySelect")
 
 
 def test_a_selector_that_does_not_parse_may_select() -> None:
     kube = sample_cluster(ListingKube())
     kube._store(calico_policy("odd", "crm", "app contains 'postgres'"))
-    assert _isolated_after(kube) == ("Unknown", "CalicoPolicyMaySelect")
+    assert isolated_after(kube) == ("Unknown", "CalicoPolicyMaySelect")
 
 
 @pytest.mark.parametrize("kind", [CNP, GNP])
 def test_calico_policies_that_may_not_be_listed_make_it_unknown(kind: str) -> None:
     kube = sample_cluster(ListingKube())
     kube.fail_lists[kind] = 403
-    assert _isolated_after(kube) == ("Unknown", "CalicoPoliciesUnreadable")
+    assert isolated_after(kube) == ("Unknown", "CalicoPoliciesUnreadable")
     assert conditions(kube)["Ready"][0] == "Unknown"
 
 
@@ -126,12 +114,7 @@ def test_calico_policies_not_served_change_nothing_and_are_never_read() -> None:
     kube = sample_cluster(ListingKube())
     kube._store(calico_policy("open-up"))  # what a reconcile must not look for
     kube._store(calico_policy("allow-all-ingress", None))
-    caches = _caches(kube)
-    caches.drop(CNP)
-    caches.drop(GNP)
-    _relist_all(caches)
-    _reconciler(kube, caches).reconcile(KEY, now=T0)
-    assert conditions(kube)["NetworkIsolated"] == ("True", "Isolated")
+    assert isolated_after(kube, drop=[CNP, GNP]) == ("True", "Isolated")
     assert not [call for call in kube.calls if call[1] in (CNP, GNP)]
 
 
@@ -140,7 +123,7 @@ def test_a_calico_policy_cached_after_the_start_is_unknown_until_it_lists() -> N
     kube._store(calico_policy("allow-all-ingress", None))
     caches = _caches(kube)
     caches.drop(GNP)
-    _relist_all(caches)
+    relist_all(caches)
     reconciler = _reconciler(kube, caches)
     reconciler.reconcile(KEY, now=T0)
     assert conditions(kube)["NetworkIsolated"] == ("True", "Isolated")
@@ -153,18 +136,12 @@ def test_a_calico_policy_cached_after_the_start_is_unknown_until_it_lists() -> N
 
 
 def test_a_calico_policy_change_queues_the_stores_it_may_concern() -> None:
-    kube = sample_cluster(ListingKube())
-    other = copy.deepcopy(kube.objects[("PersonalDataStore", "crm", KEY[1])])
-    other["metadata"].update(name="tickets", namespace="helpdesk")
-    kube._store(other)
-    caches = _caches(kube)
-    _relist_all(caches)
-    reconciler = _reconciler(kube, caches)
+    reconciler = two_namespaces()
     # A namespace's policy selects endpoints of that namespace only: its stores.
     assert keys_for_event(CNP, None, calico_policy("open-up"), reconciler) == ([KEY], [])
     # A global one may select any namespace's: every store of the shard.
     keys, policies = keys_for_event(GNP, calico_policy("all", None), None, reconciler)
-    assert sorted(keys) == [KEY, ("helpdesk", "tickets")]
+    assert sorted(keys) == [KEY, OTHER_KEY]
     assert policies == []
 
 
@@ -196,18 +173,7 @@ def test_the_cache_keeps_only_what_the_verdict_reads(namespace: str | None) -> N
 def test_discovery_decides_whether_each_calico_kind_is_cached(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    class Discovering:
-        def __init__(self) -> None:
-            self.answer: set[str] = set()
-            self.asked: list[str] = []
-
-        def served(self, group_version: str) -> set[str]:
-            self.asked.append(group_version)
-            return self.answer
-
-    monkeypatch.setattr(Informer, "run", lambda self, stop: None)  # no requests
-    kube = Discovering()
-    caches = Caches(cast(Kube, kube), CACHED_KINDS, (), 3600, lambda *_: None, lambda *_: None)
+    kube, caches = discovering_caches(monkeypatch)
     followed = [f for f in operator_module.FOLLOWED if f.cache.kind in (CNP, GNP)]
     assert len(followed) == 2
 

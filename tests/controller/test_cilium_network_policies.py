@@ -6,7 +6,6 @@ queued again when one changes."""
 from __future__ import annotations
 
 import asyncio
-import copy
 from datetime import timedelta
 from typing import Any, cast
 
@@ -14,9 +13,16 @@ import pytest
 
 from dataward.checks.network import cilium_selection
 from dataward.controller import operator as operator_module
-from dataward.controller.cache import Caches, Informer, slim
-from dataward.controller.kube import Kube, KubeError
-from dataward.controller.operator import CACHED_KINDS, CILIUM_POLICY_CACHE, keys_for_event
+from dataward.controller.cache import slim
+from dataward.controller.kube import Kube
+from dataward.controller.operator import CILIUM_POLICY_CACHE, keys_for_event
+from tests.controller.network_policies import (
+    OTHER_KEY,
+    discovering_caches,
+    isolated_after,
+    relist_all,
+    two_namespaces,
+)
 from tests.controller.test_cache import ListingKube, _caches, _reconciler
 from tests.controller.test_reconcile import KEY, T0, conditions, sample_cluster
 
@@ -47,30 +53,12 @@ def cilium_policy(
     }
 
 
-def _relist_all(caches: Caches) -> None:
-    """Every cache lists, as its informer's loop would: a failed LIST fails the cache."""
-    for informer in caches.informers.values():
-        try:
-            informer._relist()
-        except KubeError as error:
-            informer._fail(f"HTTP {error.status} {error.reason}")
-
-
-def _isolated_after(kube: ListingKube) -> tuple[str, str]:
-    caches = _caches(kube)
-    _relist_all(caches)
-    _reconciler(kube, caches).reconcile(KEY, now=T0)
-    _relist_all(caches)
-    _reconciler(kube, caches).reconcile(KEY, now=T0 + timedelta(minutes=5))
-    return conditions(kube)["NetworkIsolated"]
-
-
 def test_a_namespace_policy_admitting_the_world_is_not_isolated() -> None:
     # A network team "fixes" a load balancer's health checks by letting the world in to
     # every pod of the namespace; the store's NetworkPolicy is as rendered all the while.
     kube = sample_cluster(ListingKube())
     kube._store(cilium_policy("open-up"))
-    assert _isolated_after(kube) == ("False", "CiliumPolicyAllows")
+    assert isolated_after(kube) == ("False", "CiliumPolicyAllows")
     assert conditions(kube)["Ready"][0] == "False"
 
 
@@ -78,7 +66,7 @@ def test_a_clusterwide_policy_by_the_namespace_name_is_not_isolated() -> None:
     kube = sample_cluster(ListingKube())
     by_name = {"matchLabels": {"k8s:io.kubernetes.pod.namespace": "crm"}}
     kube._store(cilium_policy("crm-lb", None, by_name))
-    assert _isolated_after(kube) == ("False", "CiliumPolicyAllows")
+    assert isolated_after(kube) == ("False", "CiliumPolicyAllows")
 
 
 def test_the_default_deny_idiom_and_other_namespaces_change_nothing() -> None:
@@ -87,14 +75,14 @@ def test_the_default_deny_idiom_and_other_namespaces_change_nothing() -> None:
     kube._store(cilium_policy("open-up", "billing"))
     billing = {"matchLabels": {"io.kubernetes.pod.namespace": "billing"}}
     kube._store(cilium_policy("billing-lb", None, billing))
-    assert _isolated_after(kube) == ("True", "Isolated")
+    assert isolated_after(kube) == ("True", "Isolated")
 
 
 @pytest.mark.parametrize("kind", [CNP, CCNP])
 def test_cilium_policies_that_may_not_be_listed_make_it_unknown(kind: str) -> None:
     kube = sample_cluster(ListingKube())
     kube.fail_lists[kind] = 403
-    assert _isolated_after(kube) == ("Unknown", "CiliumPoliciesUnreadable")
+    assert isolated_after(kube) == ("Unknown", "CiliumPoliciesUnreadable")
     assert conditions(kube)["Ready"][0] == "Unknown"
 
 
@@ -102,12 +90,7 @@ def test_cilium_policies_not_served_change_nothing_and_are_never_read() -> None:
     kube = sample_cluster(ListingKube())
     kube._store(cilium_policy("open-up"))  # what a reconcile must not look for
     kube._store(cilium_policy("crm-lb", None))
-    caches = _caches(kube)
-    caches.drop(CNP)
-    caches.drop(CCNP)
-    _relist_all(caches)
-    _reconciler(kube, caches).reconcile(KEY, now=T0)
-    assert conditions(kube)["NetworkIsolated"] == ("True", "Isolated")
+    assert isolated_after(kube, drop=[CNP, CCNP]) == ("True", "Isolated")
     assert not [call for call in kube.calls if call[1] in (CNP, CCNP)]
 
 
@@ -116,7 +99,7 @@ def test_a_cilium_policy_cached_after_the_start_is_unknown_until_it_lists() -> N
     kube._store(cilium_policy("open-up"))
     caches = _caches(kube)
     caches.drop(CNP)
-    _relist_all(caches)
+    relist_all(caches)
     reconciler = _reconciler(kube, caches)
     reconciler.reconcile(KEY, now=T0)
     assert conditions(kube)["NetworkIsolated"] == ("True", "Isolated")
@@ -129,18 +112,12 @@ def test_a_cilium_policy_cached_after_the_start_is_unknown_until_it_lists() -> N
 
 
 def test_a_cilium_policy_change_queues_the_stores_it_may_concern() -> None:
-    kube = sample_cluster(ListingKube())
-    other = copy.deepcopy(kube.objects[("PersonalDataStore", "crm", KEY[1])])
-    other["metadata"].update(name="tickets", namespace="helpdesk")
-    kube._store(other)
-    caches = _caches(kube)
-    _relist_all(caches)
-    reconciler = _reconciler(kube, caches)
+    reconciler = two_namespaces()
     # A namespace's policy selects endpoints of that namespace only: its stores.
     assert keys_for_event(CNP, None, cilium_policy("open-up"), reconciler) == ([KEY], [])
     # A clusterwide one may select any namespace's: every store of the shard.
     keys, policies = keys_for_event(CCNP, None, cilium_policy("lb", None), reconciler)
-    assert sorted(keys) == [KEY, ("helpdesk", "tickets")]
+    assert sorted(keys) == [KEY, OTHER_KEY]
     assert policies == []
 
 
@@ -167,18 +144,7 @@ def test_the_cache_keeps_only_what_the_verdict_reads(namespace: str | None) -> N
 def test_discovery_decides_whether_each_cilium_kind_is_cached(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    class Discovering:
-        def __init__(self) -> None:
-            self.answer: set[str] = set()
-            self.asked: list[str] = []
-
-        def served(self, group_version: str) -> set[str]:
-            self.asked.append(group_version)
-            return self.answer
-
-    monkeypatch.setattr(Informer, "run", lambda self, stop: None)  # no requests
-    kube = Discovering()
-    caches = Caches(cast(Kube, kube), CACHED_KINDS, (), 3600, lambda *_: None, lambda *_: None)
+    kube, caches = discovering_caches(monkeypatch)
     followed = [f for f in operator_module.FOLLOWED if f.cache.kind in (CNP, CCNP)]
     assert len(followed) == 2
 
