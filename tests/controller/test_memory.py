@@ -165,6 +165,18 @@ def _status_writes(kube: ListingKube) -> int:
     return sum(1 for call in kube.calls if call[:2] == ("patch/status", "PersonalDataStore"))
 
 
+def _reconciled_twice(kube: Any) -> tuple[Reconciler, Any]:
+    """A reconciler over `kube`'s caches after two passes of KEY a minute apart (the caches
+    relisted after each, as the watches would deliver the writes)."""
+    caches = _caches(kube)
+    _relist(caches)
+    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings(), (), caches)
+    for minute in range(2):
+        reconciler.reconcile(KEY, now=T0 + timedelta(minutes=minute))
+        _relist(caches)
+    return reconciler, caches
+
+
 def test_a_status_the_server_kept_as_written_leaves_no_record_of_the_write() -> None:
     """The record of a store's last status write (resourceVersion, digest) only spares the
     write an outdated CRD's pruning would repeat. When the answer says all that was sent, the
@@ -172,12 +184,7 @@ def test_a_status_the_server_kept_as_written_leaves_no_record_of_the_write() -> 
     holds none, as a restarted operator holds none (issue 11). And the steady state still
     writes nothing."""
     kube = _cluster()
-    caches = _caches(kube)
-    _relist(caches)
-    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings(), (), caches)
-    for minute in range(2):
-        reconciler.reconcile(KEY, now=T0 + timedelta(minutes=minute))
-        _relist(caches)
+    reconciler, caches = _reconciled_twice(kube)
     written = _status_writes(kube)
     assert written >= 1
     assert ("PersonalDataStore", *KEY) not in reconciler._last_status
@@ -193,12 +200,7 @@ def test_an_outdated_crd_that_prunes_a_store_status_field_costs_one_write() -> N
     cached store never says all a pass would write; the record of the write (at the answer's
     resourceVersion) keeps the next passes from writing the same status again."""
     kube = _outdated_crd_cluster()
-    caches = _caches(kube)
-    _relist(caches)
-    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings(), (), caches)
-    for minute in range(2):
-        reconciler.reconcile(KEY, now=T0 + timedelta(minutes=minute))
-        _relist(caches)
+    reconciler, caches = _reconciled_twice(kube)
     written = _status_writes(kube)
     assert "purgeRenders" not in kube.objects[("PersonalDataStore", *KEY)]["status"]
     assert ("PersonalDataStore", *KEY) in reconciler._last_status
