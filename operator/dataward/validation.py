@@ -24,6 +24,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from dataward.model.fields import closest_name
+from dataward.model.k8s_names import is_dns_label, is_dns_subdomain
 
 GROUP: Final = "dataward.io"
 VERSION: Final = "v1alpha1"
@@ -34,8 +35,6 @@ CRD_FILES: Final[Mapping[str, str]] = {
     "DataSubjectRequest": "dataward.io_datasubjectrequests.yaml",
 }
 
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _REQUIRED_MESSAGE = re.compile(r"^'(?P<name>.+)' is a required property$")
 # jsonschema keywords whose OpenAPI v3 meaning is the same as in JSON Schema 2020-12.
 _SAME_KEYWORDS: Final = frozenset(
@@ -228,7 +227,7 @@ def _metadata_errors(metadata: Any, *, namespaced: bool) -> list[FieldError]:
     if name is None and not metadata.get("generateName"):
         errors.append(FieldError("metadata.name", "is required"))
     elif name is not None and (
-        not isinstance(name, str) or len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name)
+        not isinstance(name, str) or not is_dns_subdomain(name)
     ):
         errors.append(
             FieldError(
@@ -239,11 +238,7 @@ def _metadata_errors(metadata: Any, *, namespaced: bool) -> list[FieldError]:
         )
     namespace = metadata.get("namespace")
     if namespaced and namespace is not None:
-        if (
-            not isinstance(namespace, str)
-            or len(namespace) > 63
-            or not _DNS_LABEL.fullmatch(namespace)
-        ):
+        if not isinstance(namespace, str) or not is_dns_label(namespace):
             errors.append(
                 FieldError("metadata.namespace", f"{namespace!r} is not a namespace name")
             )

@@ -276,6 +276,15 @@ def test_many_foreign_bindings_are_summarised() -> None:
         (BindingSubject("User", "system:anonymous"), False),
         (BindingSubject("User", "system:serviceaccount:kube-system:foo"), True),
         (BindingSubject("User", "system:serviceaccount:crm:foo"), False),
+        # Not a ServiceAccount's username (Kubernetes' serviceaccount.SplitUsername refuses
+        # them), so never one of kube-system's trusted accounts: a client certificate, a
+        # proxy's header or a token webhook may still name such a User.
+        (BindingSubject("User", "system:serviceaccount:kube-system:"), False),
+        (BindingSubject("User", "system:serviceaccount:kube-system:x:evil"), False),
+        (BindingSubject("User", "system:serviceaccount:kube-system:Foo"), False),
+        (BindingSubject("User", "system:serviceaccount:kube-system:a_b"), False),
+        (BindingSubject("User", "system:serviceaccount::foo"), False),
+        (BindingSubject("User", "system:serviceaccount:kube-system:foo.bar"), True),
         (BindingSubject("ServiceAccount", "foo", "kube-system"), True),
         (BindingSubject("ServiceAccount", "foo", "crm"), False),
         (BindingSubject("User", "alice"), False),
@@ -283,6 +292,18 @@ def test_many_foreign_bindings_are_summarised() -> None:
 )
 def test_trusted_subjects(subject: BindingSubject, trusted: bool) -> None:
     assert TrustedSubjects().trusts(subject) is trusted
+
+
+def test_a_user_named_like_a_kube_system_account_but_not_one_is_a_foreign_reader() -> None:
+    # kube-system's accounts are trusted by default; a User whose name only looks like one
+    # (three parts after the prefix: no ServiceAccount has it) reads the Secrets as anyone.
+    user = [{"kind": "User", "name": "system:serviceaccount:kube-system:x:evil",
+             "apiGroup": "rbac.authorization.k8s.io"}]  # fmt: skip
+    status, reason, message = check(
+        [binding("lookalike", "secret-reader", user)], [role("secret-reader", SECRET_READER)]
+    )
+    assert (status, reason) == ("False", "OtherBindingGrantsSecrets")
+    assert "system:serviceaccount:kube-system:x:evil" in message
 
 
 # Whoever may create a pod in the namespace mounts any of its Secrets into it; whoever may

@@ -281,17 +281,6 @@ def role_powers(rbac: RbacSnapshot, role: ObservedRole) -> RolePowers:
 
 # A ServiceAccount's user name, system:serviceaccount:<namespace>:<name>: to RBAC, a User
 # subject of that name is the ServiceAccount.
-_SERVICE_ACCOUNT_USER = "system:serviceaccount:"
-
-
-def as_principal(subject: BindingSubject) -> BindingSubject:
-    """`subject` as the identity it names: a User system:serviceaccount:<ns>:<name> as
-    ServiceAccount <ns>/<name>, anything else as it is."""
-    if subject.kind == "User" and subject.name.startswith(_SERVICE_ACCOUNT_USER):
-        namespace, _, name = subject.name.removeprefix(_SERVICE_ACCOUNT_USER).partition(":")
-        if namespace and name:
-            return BindingSubject("ServiceAccount", name, namespace)
-    return subject
 
 
 def service_account_groups(namespace: str) -> frozenset[str]:
@@ -310,7 +299,7 @@ def may_be_one(first: BindingSubject, second: BindingSubject) -> bool:
     (`service_account_groups`). Who else is in a Group Kubernetes does not say (the
     authenticator names a request's groups: a client certificate's organisations, a token's
     claims), so a User may be in any Group, and two Groups may share a member."""
-    first, second = as_principal(first), as_principal(second)
+    first, second = first.as_principal(), second.as_principal()
     if first == second:
         return True
     if first.kind != "Group":
@@ -336,12 +325,12 @@ class SplitApproval:
     held: tuple[Held, Held]
 
     def subjects(self) -> tuple[BindingSubject, ...]:
-        return tuple(as_principal(subject) for _, subject in self.held)
+        return tuple(subject.as_principal() for _, subject in self.held)
 
     def describe(self, what: str) -> str:
         """The two bindings and who they let do `what`, for a message."""
         (first, one), (second, other) = self.held
-        one, other = as_principal(one), as_principal(other)
+        one, other = one.as_principal(), other.as_principal()
         if one == other:
             bindings = (
                 f"{first.describe()} (role {first.describe_role()}) with "
@@ -405,7 +394,7 @@ def _split_beyond(
     """`pairs` without those whose identity is one of the store's readers: an identity that
     is both subjects is each of them, so a pair with a reader among its subjects approves
     only as a reader (who reads the Secrets anyway)."""
-    principals = {as_principal(subject) for subject in readers}
+    principals = {subject.as_principal() for subject in readers}
     return [pair for pair in pairs if principals.isdisjoint(pair.subjects())]
 
 

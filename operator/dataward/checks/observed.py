@@ -16,6 +16,7 @@ from typing import Any, Literal
 from dataward.accounts import shown
 from dataward.keys.buckets import BucketError, granularity_of
 from dataward.keys.ring import KeyRing, KeyRingError, ShreddedKey, format_time, parse_ring
+from dataward.model.k8s_names import service_account_of
 from dataward.purge.result import is_count, is_seconds
 from dataward.render.rbac import (
     CERTIFICATE_APPROVAL_GRANTS,
@@ -546,6 +547,17 @@ class BindingSubject:
             namespace = raw.get("namespace") or default_namespace
         return cls(kind, str(raw.get("name", "")), namespace)
 
+    def as_principal(self) -> BindingSubject:
+        """The identity the subject names: a User whose name is a ServiceAccount's username
+        (`service_account_of`, as Kubernetes splits it) as that ServiceAccount, anything else
+        as it is. RBAC matches a ServiceAccount subject by that username, so both name one
+        account; a User only named like one (`system:serviceaccount:ns:x:y`) is a User."""
+        if self.kind == "User":
+            account = service_account_of(self.name)
+            if account is not None:
+                return BindingSubject("ServiceAccount", account[1], account[0])
+        return self
+
     def describe(self) -> str:
         """`Kind name` or `ServiceAccount namespace/name`, for messages (status, Events): a
         name that may be personal data (an OIDC user's address, a person's name) as its
@@ -784,17 +796,15 @@ class TrustedSubjects:
         )
 
     def trusts(self, subject: BindingSubject) -> bool:
-        """True when `subject` is part of the platform."""
+        """True when `subject` is part of the platform. A User named as a ServiceAccount is
+        that account (`BindingSubject.as_principal`); one only named like an account is a
+        User, trusted only when listed as one."""
+        subject = subject.as_principal()
         if subject.kind == "Group":
             return subject.name in self.groups
         if subject.kind == "ServiceAccount":
             return self._trusts_account(subject.namespace or "", subject.name)
         if subject.kind == "User":
-            if subject.name.startswith("system:serviceaccount:"):
-                namespace, _, name = subject.name.removeprefix("system:serviceaccount:").partition(
-                    ":"
-                )
-                return self._trusts_account(namespace, name)
             return subject.name in self.users
         return False
 

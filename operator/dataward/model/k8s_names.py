@@ -1,0 +1,44 @@
+"""Kubernetes' name rules, as its API server applies them (apimachinery's validation).
+
+One definition each: the offline validation of a resource's metadata and the reading of a
+ServiceAccount's username (RBAC subjects, the platform's trusted subjects) both use these.
+"""
+
+from __future__ import annotations
+
+import re
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+# serviceaccount.ServiceAccountUsernamePrefix: a ServiceAccount's token authenticates it as
+# system:serviceaccount:<namespace>:<name>.
+SERVICE_ACCOUNT_USER_PREFIX = "system:serviceaccount:"
+
+
+def is_dns_label(name: str) -> bool:
+    """A DNS-1123 label (a namespace's name): lowercase letters, digits and '-', at most 63."""
+    return len(name) <= 63 and _DNS_LABEL.fullmatch(name) is not None
+
+
+def is_dns_subdomain(name: str) -> bool:
+    """A DNS-1123 subdomain (most objects' names, a ServiceAccount's among them): lowercase
+    letters, digits, '-' and '.', at most 253."""
+    return len(name) <= 253 and _DNS_SUBDOMAIN.fullmatch(name) is not None
+
+
+def service_account_of(username: str) -> tuple[str, str] | None:
+    """(namespace, name) of the ServiceAccount whose username `username` is, or None when it
+    is no ServiceAccount's: Kubernetes' serviceaccount.SplitUsername, which wants exactly two
+    parts after the prefix, a namespace's name and a ServiceAccount's. A User
+    `system:serviceaccount:kube-system:x:evil` (a client certificate, a proxy's header or a
+    token webhook may name one) is no account of kube-system."""
+    if not username.startswith(SERVICE_ACCOUNT_USER_PREFIX):
+        return None
+    parts = username.removeprefix(SERVICE_ACCOUNT_USER_PREFIX).split(":")
+    if len(parts) != 2:
+        return None
+    namespace, name = parts
+    if not is_dns_label(namespace) or not is_dns_subdomain(name):
+        return None
+    return namespace, name
