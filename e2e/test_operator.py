@@ -617,6 +617,14 @@ CLUSTER_ESCALATIONS = {
          {"verb": "approve", "group": "certificates.k8s.io", "resource": "signers",
           "name": "kubernetes.io/kube-apiserver-client"}],
     ),
+    # What kube-controller-manager's csrapproving controller asks before it approves, with no
+    # one asked, a request for any node's client certificate (a node reads its pods' Secrets).
+    "node-clients": (
+        [{"apiGroups": ["certificates.k8s.io"],
+          "resources": ["certificatesigningrequests/nodeclient"], "verbs": ["create"]}],
+        [{"verb": "create", "group": "certificates.k8s.io",
+          "resource": "certificatesigningrequests", "subresource": "nodeclient"}],
+    ),
 }  # fmt: skip
 
 

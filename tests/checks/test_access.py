@@ -892,6 +892,105 @@ def test_half_of_a_certificate_approval_escalates_nothing(
     assert check([bound], [alone])[:2] == ("True", "OnlyDeclaredReaders")
 
 
+# Requesting a node's client certificate that kube-controller-manager's csrapproving
+# controller approves with no one asked (pkg/controller/certificates/approver/sarapprove.go):
+# a CSR for CN system:node:<any name>, O system:nodes, signer
+# kubernetes.io/kube-apiserver-client-kubelet, whose requester a SubjectAccessReview allows
+# `create` on certificatesigningrequests/nodeclient (group certificates.k8s.io, no namespace,
+# no name). The certificate makes them that node, and a node reads the Secrets its pods
+# mount (the purge job's pods mount the store's credentials).
+NODE_CLIENT_REQUESTERS = [
+    # kubeadm's system:certificates.k8s.io:certificatesigningrequests:nodeclient
+    {"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests/nodeclient"],
+     "verbs": ["create"]},
+    {"apiGroups": ["*"], "resources": ["*/nodeclient"], "verbs": ["*"]},
+    {"apiGroups": ["certificates.k8s.io"], "resources": ["*"], "verbs": ["create"]},
+]  # fmt: skip
+NODE_CLIENT = "system:certificates.k8s.io:certificatesigningrequests:nodeclient"
+SELF_NODE_CLIENT = [
+    {"apiGroups": ["certificates.k8s.io"],
+     "resources": ["certificatesigningrequests/selfnodeclient"], "verbs": ["create"]},
+]  # fmt: skip
+# kubeadm binds the nodeclient ClusterRole to its join tokens' group.
+BOOTSTRAP_TOKENS = [{"kind": "Group", "name": "system:bootstrappers:kubeadm:default-node-token",
+                     "apiGroup": "rbac.authorization.k8s.io"}]  # fmt: skip
+
+
+def test_a_node_client_certificate_requester_becomes_a_node_and_reads_the_secrets() -> None:
+    requester = role(NODE_CLIENT, NODE_CLIENT_REQUESTERS[:1])
+    status, reason, message = check(
+        [binding("ci-joins-nodes", NODE_CLIENT, ALICE, kind=CLUSTER_ROLE_BINDING)], [requester]
+    )
+    assert (status, reason) == ("False", "EscalatorsCanReadSecrets")
+    assert f"ClusterRoleBinding ci-joins-nodes (role ClusterRole {NODE_CLIENT})" in message
+    assert "User alice" in message
+    assert "certificatesigningrequests/nodeclient" in message
+
+
+@pytest.mark.parametrize("rule", NODE_CLIENT_REQUESTERS)
+def test_rules_that_request_node_client_certificates_escalate_as_rbac_matches_them(
+    rule: dict[str, Any],
+) -> None:
+    requester = role("r", [rule])
+    result = check([binding("b", "r", ALICE, kind=CLUSTER_ROLE_BINDING)], [requester])
+    assert result[:2] == ("False", "EscalatorsCanReadSecrets")
+
+
+@pytest.mark.parametrize("rule", NODE_CLIENT_REQUESTERS)
+def test_node_client_requests_granted_by_a_rolebinding_have_no_effect(
+    rule: dict[str, Any],
+) -> None:
+    # CertificateSigningRequests are cluster-scoped: the approver's SubjectAccessReview asks
+    # without a namespace, and no RoleBinding answers it.
+    assert check([binding("b", "r", ALICE)], [role("r", [rule])])[:2] == (
+        "True",
+        "OnlyDeclaredReaders",
+    )
+
+
+def test_a_node_client_rule_limited_by_resource_names_requests_nothing() -> None:
+    # The approver asks about a create, which has no name: a rule with resourceNames never
+    # answers it.
+    named_rule = dict(NODE_CLIENT_REQUESTERS[0], resourceNames=["worker-1"])
+    bound = binding("b", "r", ALICE, kind=CLUSTER_ROLE_BINDING)
+    assert check([bound], [role("r", [named_rule])])[:2] == ("True", "OnlyDeclaredReaders")
+
+
+def test_renewing_ones_own_node_certificate_escalates_nothing() -> None:
+    # selfnodeclient is approved only when the requester's user name is the certificate's
+    # CN: a node renewing its own identity (kubeadm binds it to Group system:nodes), or
+    # creating requests without approval.
+    renewer = role("selfnodeclient", SELF_NODE_CLIENT)
+    creator = role(
+        "node-bootstrapper",
+        [{"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"],
+          "verbs": ["create", "get", "list", "watch"]}],
+    )  # fmt: skip
+    nodes = [{"kind": "Group", "name": "system:nodes", "apiGroup": "rbac.authorization.k8s.io"}]
+    bindings = [
+        binding("renew", "selfnodeclient", [*ALICE, *nodes], kind=CLUSTER_ROLE_BINDING),
+        binding("create", "node-bootstrapper", ALICE, kind=CLUSTER_ROLE_BINDING),
+    ]
+    assert check(bindings, [renewer, creator])[:2] == ("True", "OnlyDeclaredReaders")
+
+
+def test_kubeadms_join_tokens_become_nodes_unless_trusted() -> None:
+    # ClusterRoleBinding kubeadm:node-autoapprove-bootstrap: whoever holds a join token may
+    # become any node. Not trusted by default; an administrator may trust the group.
+    bound = binding(
+        "kubeadm:node-autoapprove-bootstrap", NODE_CLIENT, BOOTSTRAP_TOKENS,
+        kind=CLUSTER_ROLE_BINDING,
+    )  # fmt: skip
+    roles = [role(NODE_CLIENT, NODE_CLIENT_REQUESTERS[:1])]
+    status, reason, message = check([bound], roles)
+    assert (status, reason) == ("False", "EscalatorsCanReadSecrets")
+    assert "Group system:bootstrappers:kubeadm:default-node-token" in message
+    trusted = TrustedSubjects.parse(
+        ["Group:system:masters", "Group:system:bootstrappers:kubeadm:default-node-token"]
+    )
+    assert check([bound], roles, trusted=trusted)[:2] == ("True", "OnlyDeclaredReaders")
+
+
 def test_a_webhook_writer_can_read_the_secrets() -> None:
     # A MutatingWebhookConfiguration of theirs adds the key ring as a volume to every pod,
     # theirs included, and is sent every Secret written (the key ring at each rotation).
@@ -939,15 +1038,16 @@ def test_a_persistent_volume_maker_can_read_the_secrets() -> None:
          "verbs": ["get", "list"]},
         {"apiGroups": ["apps"], "resources": ["nodes/proxy"], "verbs": ["get"]},
         {"apiGroups": [""], "resources": ["*/token"], "verbs": ["get"]},
-        # Creating a CSR (the kubelet's, a bootstrap token's), or signing one, is not
-        # approving it; a webhook deleted or read, or a ValidatingAdmissionPolicy (CEL, sent
-        # nowhere), reads nothing; a PersistentVolume's source cannot be changed once made
-        # (the scheduler updates and patches them), and a claim is not a volume.
+        # Creating a CSR (the kubelet's, a bootstrap token's), renewing one's own node
+        # certificate (selfnodeclient; nodeclient is any node's,
+        # NODE_CLIENT_REQUESTERS), or signing one, is not approving it; a webhook deleted or
+        # read, or a ValidatingAdmissionPolicy (CEL, sent nowhere), reads nothing; a
+        # PersistentVolume's source cannot be changed once made (the scheduler updates and
+        # patches them), and a claim is not a volume.
         {"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"],
          "verbs": ["create", "get", "list", "watch", "update"]},
         {"apiGroups": ["certificates.k8s.io"],
-         "resources": ["certificatesigningrequests/nodeclient",
-                       "certificatesigningrequests/selfnodeclient"], "verbs": ["create"]},
+         "resources": ["certificatesigningrequests/selfnodeclient"], "verbs": ["create"]},
         {"apiGroups": ["certificates.k8s.io"],
          "resources": ["certificatesigningrequests/status", "signers"],
          "verbs": ["update", "sign", "attest"]},

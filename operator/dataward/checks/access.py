@@ -62,7 +62,8 @@ def access_restricted(
     anyway). So does, for the same subjects, a binding whose role lets them become someone
     who reads the Secrets (`PolicyRule.escalates`: impersonate, bind or escalate a role,
     the kubelet's API through nodes/proxy, write an admission webhook, make a
-    PersistentVolume; `approves_certificates`: approve a CSR). So do two
+    PersistentVolume, request any node's client certificate, which kube-controller-manager
+    approves unasked; `approves_certificates`: approve a CSR). So do two
     ClusterRoleBindings, each to a role holding half of a CSR approval, whose subjects may be
     one identity (`split_approvals`: the same subject, a ServiceAccount and one of its
     groups, a User and a Group, two Groups), unless one of those subjects is trusted or
@@ -191,7 +192,10 @@ def access_restricted(
             "may add the Secrets to any pod and is sent every Secret written; make a "
             "hostPath PersistentVolume, which reads a node's copies of its pods' Secrets; or "
             "approve a CertificateSigningRequest for a client certificate naming anyone, "
-            "through one role or two bindings of one subject, or of groups it may be in). "
+            "through one role or two bindings of one subject, or of groups it may be in; or "
+            "request a node's client certificate, create on "
+            "certificatesigningrequests/nodeclient, which kube-controller-manager approves "
+            "unasked: a node reads the Secrets its pods mount). "
             "Remove those bindings or those "
             "verbs from their roles, or bind them only to spec.access.readers (a platform "
             "component's account may be added to the operator's trusted subjects).",

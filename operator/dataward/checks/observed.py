@@ -448,8 +448,10 @@ class PolicyRule:
     def escalates(self, cluster_binding: bool) -> bool:
         """True when the rule, held through a ClusterRoleBinding (`cluster_binding`) or a
         RoleBinding, lets its holder act as another account (impersonate), bind or write a
-        role, run commands in pods through the kubelet's API, write an admission webhook or
-        make a PersistentVolume: ESCALATION_GRANTS. Any of them may read the Secrets.
+        role, run commands in pods through the kubelet's API, write an admission webhook,
+        make a PersistentVolume or request a node's client certificate (nodeclient, which
+        kube-controller-manager approves unasked): ESCALATION_GRANTS. Any of them may read
+        the Secrets.
         Approving certificates takes two grants, perhaps of two rules of a role
         (`approves_certificates`)."""
         return self._grants(ESCALATION_GRANTS, cluster_binding)

@@ -93,12 +93,24 @@ POD_STARTING_GRANTS: tuple[Grant, ...] = (
 # included); `create` on persistentvolumes (only a ClusterRoleBinding, never by name: a
 # hostPath volume claimed by a pod of its holder's, in any namespace it may start pods in,
 # reads the kubelet's copies of the Secrets of every pod of the node; a volume's source
-# cannot be changed once made, so `update` and `patch` do not count). A rule limited by
-# resourceNames counts as well where `named`: the check does not judge what the named
-# account, group, role, node or webhook may do. One definition for what AccessRestricted
-# counts as escalating (`PolicyRule.escalates`), with CERTIFICATE_APPROVAL_GRANTS.
+# cannot be changed once made, so `update` and `patch` do not count); `create` on
+# certificatesigningrequests/nodeclient (only a ClusterRoleBinding, never by name: what
+# kube-controller-manager's csrapproving controller, on by default, asks in a
+# SubjectAccessReview of a request's maker, without namespace or name, before it approves,
+# with no one asked, a request for a node's client certificate, CN system:node:<any name>,
+# O system:nodes, signer kubernetes.io/kube-apiserver-client-kubelet; its holder becomes any
+# node, and a node reads the Secrets mounted by its pods, the purge job's included;
+# pkg/controller/certificates/approver/sarapprove.go, plugin/pkg/auth/authorizer/node).
+# Creating the request is not asked for: another binding, of a group its holder may be
+# in, may grant that. certificatesigningrequests/selfnodeclient does not count: it is
+# approved only for a request whose CN is its maker's own user name (a node renewing its
+# identity). A rule limited by resourceNames counts as well where `named`: the check does
+# not judge what the named account, group, role, node or webhook may do. One definition for
+# what AccessRestricted counts as escalating (`PolicyRule.escalates`), with
+# CERTIFICATE_APPROVAL_GRANTS.
 _WEBHOOKS = frozenset({"mutatingwebhookconfigurations", "validatingwebhookconfigurations"})
 ADMISSION_GROUP = "admissionregistration.k8s.io"
+CERTIFICATES_GROUP = "certificates.k8s.io"
 ESCALATION_GRANTS: tuple[Grant, ...] = (
     Grant(frozenset({"impersonate"}), "", frozenset({"serviceaccounts"}), named=True),
     Grant(
@@ -112,7 +124,11 @@ ESCALATION_GRANTS: tuple[Grant, ...] = (
     Grant(_CREATE, ADMISSION_GROUP, _WEBHOOKS, named=False, cluster=True),
     Grant(_REWRITE, ADMISSION_GROUP, _WEBHOOKS, named=True, cluster=True),
     Grant(_CREATE, "", frozenset({"persistentvolumes"}), named=False, cluster=True),
-)
+    Grant(
+        _CREATE, CERTIFICATES_GROUP, frozenset({"certificatesigningrequests/nodeclient"}),
+        named=False, cluster=True,
+    ),
+)  # fmt: skip
 # What approves a CertificateSigningRequest, every one of them held by one role, through a
 # ClusterRoleBinding (CSRs and signers are cluster-scoped): `update` or `patch` on
 # certificatesigningrequests/approval and `approve` on signers, named or not (the
@@ -136,7 +152,6 @@ ESCALATION_GRANTS: tuple[Grant, ...] = (
 # AccessRestricted counts as approving certificates (`approves_certificates` for one role,
 # `checks.access.split_approvals` for two bindings, `checks.access.may_be_one` for who may be
 # one identity).
-CERTIFICATES_GROUP = "certificates.k8s.io"
 CERTIFICATE_APPROVAL_GRANTS: tuple[Grant, ...] = (
     Grant(
         _REWRITE, CERTIFICATES_GROUP, frozenset({"certificatesigningrequests/approval"}),
