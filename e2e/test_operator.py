@@ -742,6 +742,81 @@ def test_certificate_approval_split_over_two_cluster_role_bindings_turns_access_
                               check=False)  # fmt: skip
 
 
+def test_approving_only_kubelet_serving_certificates_is_not_counted_but_node_clients_are(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    """The built-in kubelet-serving-approver ClusterRole (approve on the
+    kubernetes.io/kubelet-serving signer alone, whose certificates authenticate no one) and a
+    ClusterRole with update on the approval subresource, both bound to the CI user, count for
+    nothing; a third ClusterRoleBinding, create on certificatesigningrequests/nodeclient,
+    makes the store False naming it alone; gone, True again."""
+    ready_store(control_plane, namespace)
+    signer = "system:certificates.k8s.io:kubelet-serving-approver"
+    writer = f"ci-serving-approval-{namespace}"
+    nodes = f"ci-node-clients-{namespace}"
+    node_rules, node_asks = CLUSTER_ESCALATIONS["node-clients"]
+    asks = [
+        {"verb": "update", "group": "certificates.k8s.io",
+         "resource": "certificatesigningrequests", "subresource": "approval", "name": "k1"},
+        {"verb": "approve", "group": "certificates.k8s.io", "resource": "signers",
+         "name": "kubernetes.io/kubelet-serving"},
+        *node_asks,
+    ]  # fmt: skip
+    refused = {"verb": "approve", "group": "certificates.k8s.io", "resource": "signers",
+               "name": "kubernetes.io/kube-apiserver-client-kubelet"}  # fmt: skip
+
+    def can(ask: dict[str, str]) -> bool:
+        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                  "spec": {"user": "ci-deployer", "resourceAttributes": ask}}  # fmt: skip
+        answer = control_plane.kubectl("create", "-f", "-", "-o", "json",
+                                       input=json.dumps(review))  # fmt: skip
+        return json.loads(answer.stdout)["status"].get("allowed") is True
+
+    def bind(name: str, role: str) -> dict[str, Any]:
+        return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": name},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                            "name": role},
+                "subjects": [{"kind": "User", "name": "ci-deployer",
+                              "apiGroup": "rbac.authorization.k8s.io"}]}  # fmt: skip
+
+    try:
+        apply(
+            control_plane,
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+             "metadata": {"name": writer},
+             "rules": [{"apiGroups": ["certificates.k8s.io"],
+                        "resources": ["certificatesigningrequests/approval"],
+                        "verbs": ["update"]}]},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+             "metadata": {"name": nodes}, "rules": node_rules},
+            bind(writer, writer),
+            bind(f"ci-serving-signer-{namespace}", signer),
+            bind(nodes, nodes),
+        )  # fmt: skip
+        wait_for(lambda: all(can(ask) for ask in asks), 30, "ci-deployer never held the grants")
+        assert not can(refused)
+        store = wait_condition(
+            control_plane, namespace, "support-inquiries", "AccessRestricted", "False",
+            timeout=30,
+        )  # fmt: skip
+        found = condition(store, "AccessRestricted")
+        assert found["reason"] == "EscalatorsCanReadSecrets"
+        assert f"ClusterRoleBinding {nodes} (role ClusterRole {nodes})" in found["message"]
+        assert writer not in found["message"] and signer not in found["message"]
+        control_plane.kubectl("delete", "clusterrolebinding", nodes)
+        store = wait_condition(
+            control_plane, namespace, "support-inquiries", "AccessRestricted", "True", timeout=30
+        )
+        assert condition(store, "AccessRestricted")["reason"] == "OnlyDeclaredReaders"
+    finally:
+        control_plane.kubectl("delete", "clusterrolebinding", writer, nodes,
+                              f"ci-serving-signer-{namespace}", "--ignore-not-found",
+                              check=False)  # fmt: skip
+        control_plane.kubectl("delete", "clusterrole", writer, nodes, "--ignore-not-found",
+                              check=False)  # fmt: skip
+
+
 def test_a_network_policy_made_before_the_store_under_its_childs_name_is_never_adopted(
     control_plane: ControlPlane, namespace: str
 ) -> None:

@@ -1243,6 +1243,78 @@ def test_the_halves_held_by_groups_whose_members_may_be_one_can_read_the_secrets
     assert "ClusterRoleBinding approval-writers" in message
 
 
+# kubernetes.io/kubelet-serving signs only requests whose usages are server auth with digital
+# signature (and key encipherment): its certificates carry no client-auth usage, and the API
+# server (and any Go TLS server) takes a client certificate only with one. Approving for it
+# alone lets no one authenticate as anyone.
+SERVING_ONLY = ["kubernetes.io/kubelet-serving"]
+SERVING_APPROVER = role(
+    "system:certificates.k8s.io:kubelet-serving-approver",
+    [{"apiGroups": ["certificates.k8s.io"], "resources": ["signers"], "verbs": ["approve"],
+      "resourceNames": SERVING_ONLY}],
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "signer_rule",
+    [
+        {"apiGroups": ["certificates.k8s.io"], "resources": ["signers"], "verbs": ["approve"],
+         "resourceNames": SERVING_ONLY},
+        {"apiGroups": ["*"], "resources": ["signers"], "verbs": ["*"],
+         "resourceNames": SERVING_ONLY},
+    ],
+)  # fmt: skip
+def test_approving_only_for_the_kubelet_serving_signer_escalates_nothing(
+    signer_rule: dict[str, Any],
+) -> None:
+    # A kubelet-serving approver (kubelet-csr-approver and the like): one role with the
+    # approval subresource and `approve` on the serving signer alone.
+    approver = role(
+        "serving-approver",
+        [{"apiGroups": ["certificates.k8s.io"],
+          "resources": ["certificatesigningrequests/approval"], "verbs": ["update"]},
+         signer_rule],
+    )  # fmt: skip
+    bound = binding("serving-approvers", "serving-approver", ALICE, kind=CLUSTER_ROLE_BINDING)
+    assert check([bound], [approver])[:2] == ("True", "OnlyDeclaredReaders")
+
+
+def test_the_halves_with_only_the_kubelet_serving_signer_approve_nothing() -> None:
+    bindings = [
+        binding("signer-approvers", SERVING_APPROVER["metadata"]["name"], [MALLORY],
+                kind=CLUSTER_ROLE_BINDING),
+        binding("approval-writers", "csr-approval-writer", [MALLORY], kind=CLUSTER_ROLE_BINDING),
+    ]  # fmt: skip
+    assert check(bindings, [SERVING_APPROVER, APPROVAL_WRITER])[:2] == (
+        "True",
+        "OnlyDeclaredReaders",
+    )
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        # A client signer besides the serving one; every kubernetes.io signer; a signer
+        # the check does not know (its certificates' usages are its own).
+        [*SERVING_ONLY, "kubernetes.io/kube-apiserver-client-kubelet"],
+        ["kubernetes.io/*"],
+        ["example.com/kubelet-serving"],
+    ],
+)
+def test_approving_for_a_signer_besides_kubelet_serving_still_escalates(
+    names: list[str],
+) -> None:
+    approver = role(
+        "approver",
+        [{"apiGroups": ["certificates.k8s.io"],
+          "resources": ["certificatesigningrequests/approval"], "verbs": ["update"]},
+         {"apiGroups": ["certificates.k8s.io"], "resources": ["signers"],
+          "verbs": ["approve"], "resourceNames": names}],
+    )  # fmt: skip
+    bound = binding("approvers", "approver", ALICE, kind=CLUSTER_ROLE_BINDING)
+    assert check([bound], [approver])[:2] == ("False", "EscalatorsCanReadSecrets")
+
+
 def test_the_halves_through_rolebindings_approve_nothing() -> None:
     # CertificateSigningRequests and signers are cluster-scoped: no RoleBinding answers.
     assert check(halves(MALLORY, MALLORY, kind="RoleBinding"), CSR_HALVES)[0] == "True"

@@ -459,7 +459,8 @@ class PolicyRule:
     def holds(self, grant: Grant, cluster_binding: bool) -> bool:
         """Whether the rule grants `grant` through a binding of that kind (a grant only a
         ClusterRoleBinding gives needs `cluster_binding`). A "*" verb or group counts, and
-        resources match as RBAC matches them (`_resource_matches`)."""
+        resources match as RBAC matches them (`_resource_matches`). A rule limited by
+        resourceNames to the grant's `harmless` names alone does not hold it."""
         return (
             (cluster_binding or not grant.cluster)
             and ("*" in self.verbs or not grant.verbs.isdisjoint(self.verbs))
@@ -470,6 +471,7 @@ class PolicyRule:
                 for theirs in grant.resources
             )
             and (grant.named or not self.resource_names)
+            and not (self.resource_names and grant.harmless.issuperset(self.resource_names))
         )
 
     def _grants(self, table: Iterable[Grant], cluster_binding: bool) -> bool:

@@ -37,13 +37,16 @@ class Grant(NamedTuple):
     without a rule on them (POD_STARTING_GRANTS, ESCALATION_GRANTS); `named`: whether a rule
     limited by resourceNames still does (it names the object it rewrites, enters or acts
     as); `cluster`: whether only a ClusterRoleBinding grants it (the resource is
-    cluster-scoped, so the API server asks without a namespace and no RoleBinding answers)."""
+    cluster-scoped, so the API server asks without a namespace and no RoleBinding answers);
+    `harmless`: names of objects the grant reaches nothing through, so that a rule limited
+    by resourceNames to them alone does not hold it (SERVING_ONLY_SIGNERS)."""
 
     verbs: frozenset[str]
     group: str
     resources: frozenset[str]
     named: bool
     cluster: bool = False
+    harmless: frozenset[str] = frozenset()
 
 
 _CREATE = frozenset({"create"})
@@ -111,6 +114,18 @@ POD_STARTING_GRANTS: tuple[Grant, ...] = (
 _WEBHOOKS = frozenset({"mutatingwebhookconfigurations", "validatingwebhookconfigurations"})
 ADMISSION_GROUP = "admissionregistration.k8s.io"
 CERTIFICATES_GROUP = "certificates.k8s.io"
+# The signers whose certificates authenticate no one: kube-controller-manager's
+# kubernetes.io/kubelet-serving signer signs only a request whose usages are exactly server
+# auth and digital signature (key encipherment allowed), and the certificate carries only
+# the usages asked for (pkg/controller/certificates/signer isKubeletServing,
+# pkg/apis/certificates ValidateKubeletServingCSR, pkg/controller/certificates/authority
+# PermissiveSigningPolicy), while the API server takes a client certificate only with the
+# client-auth usage (k8s.io/apiserver dynamiccertificates defaultVerifyOptions). The
+# CertificateApproval admission plugin asks for `approve` on the request's own signer, or on
+# "<domain>/*", so approving for this signer alone approves no client certificate. Its holder
+# may still pose as a kubelet's server to whoever it can reach on the network, which the
+# check does not count (nor does it count network position anywhere).
+SERVING_ONLY_SIGNERS = frozenset({"kubernetes.io/kubelet-serving"})
 ESCALATION_GRANTS: tuple[Grant, ...] = (
     Grant(frozenset({"impersonate"}), "", frozenset({"serviceaccounts"}), named=True),
     Grant(
@@ -138,8 +153,9 @@ ESCALATION_GRANTS: tuple[Grant, ...] = (
 # system:serviceaccount:<namespace>:<name> to RBAC) or any node
 # (kubernetes.io/kube-apiserver-client-kubelet: a node reads the Secrets of its pods), which
 # kube-controller-manager then signs; the check does not judge which signers' certificates
-# the API server accepts. Creating the request is not asked for: the kubelets and bootstrap
-# tokens may, and a request of anyone's making whose key its holder has will do. Either grant
+# the API server accepts, but for SERVING_ONLY_SIGNERS (`harmless`: none). Creating the
+# request is not asked for: the kubelets and bootstrap tokens may, and a request of anyone's
+# making whose key its holder has will do. Either grant
 # alone approves nothing (the default system:certificates.k8s.io:*-approver ClusterRoles hold
 # only the signer's), so a subject holding one half does not count; but an identity that
 # holds the halves through two ClusterRoleBindings does, as if one role held both: the same
@@ -151,14 +167,15 @@ ESCALATION_GRANTS: tuple[Grant, ...] = (
 # group not its own are two identities and do not count. One definition for what
 # AccessRestricted counts as approving certificates (`approves_certificates` for one role,
 # `checks.access.split_approvals` for two bindings, `checks.access.may_be_one` for who may be
-# one identity).
+# one identity). A signers rule limited by resourceNames to SERVING_ONLY_SIGNERS alone
+# approves for no client certificate and does not count.
 CERTIFICATE_APPROVAL_GRANTS: tuple[Grant, ...] = (
     Grant(
         _REWRITE, CERTIFICATES_GROUP, frozenset({"certificatesigningrequests/approval"}),
         named=True, cluster=True,
     ),
     Grant(frozenset({"approve"}), CERTIFICATES_GROUP, frozenset({"signers"}), named=True,
-          cluster=True),
+          cluster=True, harmless=SERVING_ONLY_SIGNERS),
 )  # fmt: skip
 
 
