@@ -98,8 +98,15 @@ def test_a_global_policy_by_a_namespace_label_not_known_may_select() -> None:
 
 def test_a_selector_that_does_not_parse_may_select() -> None:
     kube = sample_cluster(ListingKube())
-    kube._store(calico_policy("odd", "crm", "app contains 'postgres'"))
+    # Calico's tokenizer takes no space between `has` and its parenthesis.
+    kube._store(calico_policy("odd", "crm", "has (app)"))
     assert isolated_after(kube) == ("Unknown", "CalicoPolicyMaySelect")
+
+
+def test_a_selector_by_a_string_operator_is_weighed() -> None:
+    kube = sample_cluster(ListingKube())
+    kube._store(calico_policy("odd", "crm", "app contains 'postgres'"))
+    assert isolated_after(kube) == ("False", "CalicoPolicyAllows")
 
 
 @pytest.mark.parametrize("kind", [CNP, GNP])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import string
 from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
@@ -464,13 +465,17 @@ def cilium_selection(
 # kind of the namespaced one, NetworkPolicy, is also networking.k8s.io's.
 CALICO_NAMESPACED = "CalicoNetworkPolicy"
 CALICO_GLOBAL = "CalicoGlobalNetworkPolicy"
-# The labels Calico gives a pod's endpoint besides the pod's own: these two the operator
-# knows; the rest under these prefixes (its service account, its namespace's labels as
-# `pcns.<key>`) it does not, whatever it reads of the pods.
+# The labels Calico gives a pod's endpoint besides the pod's own (libcalico-go/lib/backend/
+# k8s/conversion: workload_endpoint_default.go, conversion.go): over them, its namespace, its
+# orchestrator and its service account's name; under them (felix/labelindex), its
+# namespace's labels as `pcns.<key>` and its service account's as `pcsa.<key>`, each with
+# `projectcalico.org/name` (the namespace's or the account's name). The operator reads no
+# service account.
 CALICO_POD_NAMESPACE = "projectcalico.org/namespace"
 CALICO_ORCHESTRATOR = "projectcalico.org/orchestrator"
-CALICO_DERIVED = ("projectcalico.org/", "pcns.", "pcsa.")
-# The label Calico gives a namespace with its name (a GlobalNetworkPolicy's namespaceSelector).
+CALICO_SERVICE_ACCOUNT = "projectcalico.org/serviceaccount"
+CALICO_NAMESPACE_LABELS = "pcns."
+CALICO_ACCOUNT_LABELS = "pcsa."
 CALICO_NAMESPACE_NAME = "projectcalico.org/name"
 
 
@@ -573,69 +578,212 @@ def calico_selection(
     workload_pod_labels: Sequence[Mapping[str, str]] = (),
 ) -> str:
     """Whether a Calico policy selects the workload pods of `namespace` (SELECTS,
-    MAY_SELECT, CANNOT_SELECT): a NetworkPolicy those of its own namespace only, by its
-    `selector`; a GlobalNetworkPolicy by its `selector` and its `namespaceSelector` (the
-    namespace's labels as known, else its name alone: `calico_selector_selection`). An absent
-    or empty selector is `all()`; a `serviceAccountSelector` (service accounts the operator
-    does not read) leaves at most MAY_SELECT."""
+    MAY_SELECT, CANNOT_SELECT) as Calico's Felix decides it: by the one selector it builds
+    of the policy's `selector`, `namespaceSelector` and `serviceAccountSelector`
+    (`calico_felix_selector`), against the labels Calico gives a pod's endpoint: the pod's
+    own (as read, else as the workload selector allows them: `calico_selector_selection`),
+    its namespace and orchestrator, and those it inherits from its namespace, `pcns.<key>`
+    (the namespace's name always, its other labels when read). Its service account's
+    (`projectcalico.org/serviceaccount`, `pcsa.<key>`) the operator does not read. A field
+    that is no string, or a selector that does not parse: MAY_SELECT; a namespaceSelector
+    or serviceAccountSelector that does not (Calico drops it): never SELECTS."""
+    built = calico_felix_selector(policy, namespace)
+    if built is None:
+        return MAY_SELECT
+    text, dropped = built
+    inherited = {
+        CALICO_NAMESPACE_LABELS + key: value for key, value in (namespace_labels or {}).items()
+    }
+    inherited[CALICO_NAMESPACE_LABELS + NAMESPACE_NAME_LABEL] = namespace
+    inherited[CALICO_NAMESPACE_LABELS + CALICO_NAMESPACE_NAME] = namespace
+    fixed = {CALICO_POD_NAMESPACE: namespace, CALICO_ORCHESTRATOR: "k8s"}
+    selection = calico_selector_selection(
+        text, workload, workload_pod_labels, fixed, inherited, namespace_labels is not None
+    )
+    return MAY_SELECT if dropped and selection == SELECTS else selection
+
+
+def calico_felix_selector(
+    policy: Mapping[str, Any], namespace: str
+) -> tuple[str, bool] | None:
+    """The selector Calico's Felix evaluates for a policy, joined as text as libcalico-go's
+    update processors join it (lib/backend/syncersv1/updateprocessors:
+    networkpolicyprocessor.go, globalnetworkpolicyprocessor.go, selectors.go): a
+    NetworkPolicy's `(<selector>) && projectcalico.org/namespace == '<its namespace>'` (the
+    store's when it names none); a GlobalNetworkPolicy's `(<selector>) && <namespaceSelector
+    with each label prefixed pcns.>`, every `all()` then made `has(projectcalico.org/
+    namespace)`; then either's `(...) && <serviceAccountSelector prefixed pcsa.>` (a
+    GlobalNetworkPolicy's `all()` then made `has(projectcalico.org/serviceaccount)`). A
+    selector that closes its parenthesis escapes what is joined to it, in Calico as here.
+    With whether a namespaceSelector or serviceAccountSelector was left out for not
+    parsing (Calico leaves it out; what it asks is not known); None when a field is not a
+    string."""
     spec = policy.get("spec")
     spec = spec if isinstance(spec, Mapping) else {}
-    selections = []
-    if policy.get("kind") == CALICO_GLOBAL:
-        known = {NAMESPACE_NAME_LABEL: namespace, CALICO_NAMESPACE_NAME: namespace}
-        of_namespace = spec.get("namespaceSelector")
-        if namespace_labels is not None:
-            labels = [{**namespace_labels, **known}]
-            selections.append(calico_selector_selection(of_namespace, {}, labels))
-        else:
-            by_name = {"matchLabels": known}
-            selections.append(calico_selector_selection(of_namespace, by_name))
+    fields = [spec.get(key) for key in ("selector", "namespaceSelector", "serviceAccountSelector")]
+    if any(value is not None and not isinstance(value, str) for value in fields):
+        return None
+    selector, of_namespace, of_account = (value or "" for value in fields)
+    dropped = lost = False
+    is_global = policy.get("kind") == CALICO_GLOBAL
+    if is_global:
+        if of_namespace:
+            selector, dropped = _calico_joined(selector, of_namespace, CALICO_NAMESPACE_LABELS)
+            selector = selector.replace("all()", f"has({CALICO_POD_NAMESPACE})")
     else:
-        own = (policy.get("metadata") or {}).get("namespace")
-        if own is not None and own != namespace:
-            return CANNOT_SELECT
-    derived = {CALICO_POD_NAMESPACE: namespace, CALICO_ORCHESTRATOR: "k8s"}
-    selections.append(
-        calico_selector_selection(spec.get("selector"), workload, workload_pod_labels, derived)
-    )
-    if spec.get("serviceAccountSelector") not in (None, ""):
-        selections.append(MAY_SELECT)
-    if CANNOT_SELECT in selections:
-        return CANNOT_SELECT
-    return MAY_SELECT if MAY_SELECT in selections else SELECTS
+        meta = policy.get("metadata")
+        own = meta.get("namespace") if isinstance(meta, Mapping) else None
+        own = own if isinstance(own, str) and own else namespace
+        if "'" in own:
+            return None  # no namespace's name (a DNS label) holds a quote
+        restriction = f"{CALICO_POD_NAMESPACE} == '{own}'"
+        selector = f"({selector}) && {restriction}" if selector else restriction
+    if of_account:
+        selector, lost = _calico_joined(selector, of_account, CALICO_ACCOUNT_LABELS)
+        if is_global:
+            selector = selector.replace("all()", f"has({CALICO_SERVICE_ACCOUNT})")
+    return selector, dropped or lost
 
 
-# A parsed Calico selector: ("all",), ("has", key), ("eq" | "ne", key, value),
-# ("in" | "notin", key, values), ("not", node), ("and" | "or", node, node).
+@lru_cache(maxsize=65536)
+def _calico_joined(selector: str, other: str, prefix: str) -> tuple[str, bool]:
+    """`other`, parsed and printed with each label prefixed, joined to `selector` as
+    Calico joins it (selectors.go, prefixAndAppendSelector); unchanged, and True, when
+    `other` does not parse. Memoised: a GlobalNetworkPolicy's is the same for every store."""
+    node = parse_calico_selector(other)
+    if node is None:
+        return selector, True
+    printed = calico_printed(node, prefix)
+    return (f"({selector}) && {printed}" if selector else printed), False
+
+
+# A parsed Calico selector: ("all",), ("global",), ("has", key), ("eq" | "ne" | "contains" |
+# "starts" | "ends", key, value), ("in" | "notin", key, values), ("not", node),
+# ("and" | "or", node, node).
 CalicoSelector = tuple[Any, ...]
-_CALICO_TOKEN = re.compile(
-    r"\s*(?:(?P<op>==|!=|&&|\|\||[!(){},])|'(?P<sq>[^']*)'|\"(?P<dq>[^\"]*)\""
-    r"|(?P<word>[A-Za-z0-9_.\-/]+))"
-)
+# Calico's tokenizer (libcalico-go/lib/selector/tokenizer/tokenizer.go): it skips spaces
+# and tabs only; a label is of these characters, at most CALICO_LABEL_MAX of them.
+_CALICO_SPACE = " \t"
+_CALICO_LABEL = re.compile(r"[A-Za-z0-9_./\-]*")
+_CALICO_LABEL_CHARS = frozenset(string.ascii_letters + string.digits + "_./-")
+CALICO_LABEL_MAX = 512
+# The operators after a label, in the order Calico tries them, each as its words.
+_CALICO_OPERATORS = (
+    ("contains", ("contains",)), ("starts", ("starts", "with")), ("ends", ("ends", "with")),
+    ("notin", ("not", "in")), ("in", ("in",)),
+)  # fmt: skip
+_CALICO_COMPARISONS = {
+    "==": "eq", "!=": "ne", "contains": "contains", "starts": "starts", "ends": "ends",
+}  # fmt: skip
+# A label value a workload pod may carry that no selector names: neither equal to any of
+# theirs nor known otherwise (`calico_matches`).
+CALICO_OTHER = object()
 # Enumerating the workload pods' values of the keys a selector names: beyond this many
 # combinations, MAY_SELECT.
 CALICO_COMBINATIONS = 4096
 
 
+def _calico_skip(text: str, at: int) -> int:
+    while at < len(text) and text[at] in _CALICO_SPACE:
+        at += 1
+    return at
+
+
+def _calico_label(text: str, at: int) -> tuple[str, int] | None:
+    match = _CALICO_LABEL.match(text, at)
+    label = match.group() if match else ""
+    if not label or len(label) > CALICO_LABEL_MAX:
+        return None
+    return label, at + len(label)
+
+
+def _calico_words(text: str, at: int, words: Sequence[str]) -> int | None:
+    """Where `words` end when they start at `at` (spaces and tabs after each, none needed
+    between them), followed by no label character; None when they do not."""
+    for word in words:
+        if not text.startswith(word, at):
+            return None
+        at = _calico_skip(text, at + len(word))
+    return None if at < len(text) and text[at] in _CALICO_LABEL_CHARS else at
+
+
+def _calico_tokens(text: str) -> list[tuple[str, str]] | None:
+    """Calico's tokens of a selector, as its tokenizer reads them; None where it refuses."""
+    tokens: list[tuple[str, str]] = []
+    at = 0
+    while True:
+        at = _calico_skip(text, at)
+        if at == len(text):
+            return tokens
+        char = text[at]
+        after_label = bool(tokens) and tokens[-1][0] == "label"
+        if char in "(){},":
+            tokens.append((char, ""))
+            at += 1
+        elif char in "'\"":
+            end = text.find(char, at + 1)
+            if end < 0:
+                return None
+            tokens.append(("str", text[at + 1 : end]))
+            at = end + 1
+        elif char in "=&|":
+            pair = char * 2
+            if not text.startswith(pair, at):
+                return None
+            tokens.append((pair, ""))
+            at += 2
+        elif char == "!":
+            pair = "!=" if text.startswith("!=", at) else "!"
+            tokens.append((pair, ""))
+            at += len(pair)
+        elif after_label:
+            for kind, words in _CALICO_OPERATORS:
+                past = _calico_words(text, at, words)
+                if past is not None:
+                    tokens.append((kind, ""))
+                    at = past
+                    break
+            else:
+                return None
+        elif text.startswith("has(", at):
+            label = _calico_label(text, _calico_skip(text, at + 4))
+            if label is None:
+                return None
+            at = _calico_skip(text, label[1])
+            if not text.startswith(")", at):
+                return None
+            tokens.append(("has", label[0]))
+            at += 1
+        elif text.startswith(("all(", "global("), at):
+            word = "all" if text.startswith("all(", at) else "global"
+            at = _calico_skip(text, at + len(word) + 1)
+            if not text.startswith(")", at):
+                return None
+            tokens.append((word, ""))
+            at += 1
+        else:
+            label = _calico_label(text, at)
+            if label is None:
+                return None
+            tokens.append(("label", label[0]))
+            at = label[1]
+
+
 @lru_cache(maxsize=65536)
 def parse_calico_selector(text: str) -> CalicoSelector | None:
     """A Calico selector (https://docs.tigera.io/calico/latest/reference/resources/
-    networkpolicy#selectors) parsed: `all()`, `k == 'v'`, `k != 'v'`, `has(k)`,
-    `k in {'a', 'b'}`, `k not in {...}`, `!`, `&&`, `||` and parentheses, values in single or
-    double quotes; empty is `all()`. None for anything else (`global()`, `contains`,
-    `starts with`, a syntax error): its meaning is not known. Memoised: each policy's
-    selector is parsed once, not once per store."""
-    tokens: list[tuple[str, str]] = []
-    position = 0
-    text = text.strip()
-    while position < len(text):
-        match = _CALICO_TOKEN.match(text, position)
-        if match is None or match.end() == position:
-            return None
-        position = match.end()
-        kind = match.lastgroup or ""
-        value = match.group(kind)
-        tokens.append(("str" if kind in ("sq", "dq") else kind, value))
+    networkpolicy#selectors) parsed as Calico parses it (libcalico-go/lib/selector/
+    tokenizer/tokenizer.go, parser/parser.go): `all()`, `global()`, `has(k)`, `k == 'v'`,
+    `k != 'v'`, `k contains 'v'`, `k starts with 'v'`, `k ends with 'v'`, `k in {'a', 'b'}`,
+    `k not in {...}` (`notin`, `startswith`, `endswith` too, and a trailing comma in a
+    set), `!`, `&&` (binding tighter), `||` and parentheses; values in single or double
+    quotes, without escapes; spaces and tabs between tokens, no other white space; empty
+    is `all()`. None for what Calico refuses (its validation then drops the policy): its
+    meaning here is not known. Memoised: each policy's selector is parsed once, not once
+    per store."""
+    tokens = _calico_tokens(text)
+    if tokens is None:
+        return None
     if not tokens:
         return ("all",)
     parser = _CalicoParser(tokens)
@@ -647,7 +795,8 @@ def parse_calico_selector(text: str) -> CalicoSelector | None:
 
 
 class _CalicoParser:
-    """Recursive descent over a selector's tokens; ValueError where they do not parse."""
+    """Recursive descent over a selector's tokens as Calico's parser.go descends; ValueError
+    where they do not parse."""
 
     def __init__(self, tokens: list[tuple[str, str]]) -> None:
         self.tokens = tokens
@@ -657,120 +806,165 @@ class _CalicoParser:
         index = self.at + offset
         return self.tokens[index] if index < len(self.tokens) else ("end", "")
 
-    def _take(self, kind: str, value: str | None = None) -> str:
+    def _take(self, kind: str) -> str:
         token = self._peek()
-        if token[0] != kind or (value is not None and token[1] != value):
+        if token[0] != kind:
             raise ValueError(token)
         self.at += 1
         return token[1]
 
     def expression(self) -> CalicoSelector:
         node = self._conjunction()
-        while self._peek() == ("op", "||"):
+        while self._peek()[0] == "||":
             self.at += 1
             node = ("or", node, self._conjunction())
         return node
 
     def _conjunction(self) -> CalicoSelector:
-        node = self._unary()
-        while self._peek() == ("op", "&&"):
+        node = self._operation()
+        while self._peek()[0] == "&&":
             self.at += 1
-            node = ("and", node, self._unary())
+            node = ("and", node, self._operation())
         return node
 
-    def _unary(self) -> CalicoSelector:
-        if self._peek() == ("op", "!"):
+    def _operation(self) -> CalicoSelector:
+        negated = False
+        while self._peek()[0] == "!":  # Calico folds a run of `!` into one, or none
+            negated = not negated
             self.at += 1
-            return ("not", self._unary())
-        if self._peek() == ("op", "("):
+        kind, value = self._peek()
+        node: CalicoSelector
+        if kind in ("all", "global"):
+            self.at += 1
+            node = (kind,)
+        elif kind == "has":
+            self.at += 1
+            node = ("has", value)
+        elif kind == "(":
             self.at += 1
             node = self.expression()
-            self._take("op", ")")
-            return node
-        word = self._take("word")
-        if word in ("all", "has") and self._peek() == ("op", "("):
+            self._take(")")
+        else:
+            key = self._take("label")
+            operator = self._peek()[0]
             self.at += 1
-            if word == "all":
-                self._take("op", ")")
-                return ("all",)
-            key = self._take("word")
-            self._take("op", ")")
-            return ("has", key)
-        operator = self._peek()
-        if operator in (("op", "=="), ("op", "!=")):
-            self.at += 1
-            return ("eq" if operator[1] == "==" else "ne", word, self._take("str"))
-        if operator == ("word", "in"):
-            self.at += 1
-            return ("in", word, self._set())
-        if operator == ("word", "not") and self._peek(1) == ("word", "in"):
-            self.at += 2
-            return ("notin", word, self._set())
-        raise ValueError(operator)
+            if operator in _CALICO_COMPARISONS:
+                node = (_CALICO_COMPARISONS[operator], key, self._take("str"))
+            elif operator in ("in", "notin"):
+                node = (operator, key, self._set())
+            else:
+                raise ValueError(operator)
+        return ("not", node) if negated else node
 
     def _set(self) -> frozenset[str]:
-        self._take("op", "{")
+        """`{'a', 'b'}`: values, each but the last followed by a comma, the last may be."""
+        self._take("{")
         values: set[str] = set()
-        if self._peek() != ("op", "}"):
+        while self._peek()[0] == "str":
             values.add(self._take("str"))
-            while self._peek() == ("op", ","):
-                self.at += 1
-                values.add(self._take("str"))
-        self._take("op", "}")
+            if self._peek()[0] != ",":
+                break
+            self.at += 1
+        self._take("}")
         return frozenset(values)
 
 
-def calico_matches(
-    node: CalicoSelector, labels: Mapping[str, str | None], closed: bool
-) -> bool | None:
-    """A parsed Calico selector against an endpoint's labels, in three-valued logic (None:
-    not known). `labels` maps a key to its value (None: absent); a key it does not hold is
-    absent when `closed` (all the labels are known), else not known; a key Calico derives
-    (CALICO_DERIVED) it does not hold is never known. `k != 'v'` of an absent label is not
-    known (Calico's documentation and implementation have differed on it)."""
+def calico_printed(node: CalicoSelector, prefix: str = "") -> str:
+    """A parsed selector printed as Calico prints it (parser/ast.go), each label prefixed
+    with `prefix` (its PrefixVisitor): a value in double quotes unless it holds one."""
+
+    def quoted(value: str) -> str:
+        return f"'{value}'" if '"' in value else f'"{value}"'
+
     op = node[0]
-    if op == "all":
+    if op in ("all", "global"):
+        return f"{op}()"
+    if op == "has":
+        return f"has({prefix}{node[1]})"
+    if op == "not":
+        return "!" + calico_printed(node[1], prefix)
+    if op in ("and", "or"):
+        joined = " && " if op == "and" else " || "
+        return f"({calico_printed(node[1], prefix)}{joined}{calico_printed(node[2], prefix)})"
+    if op in ("in", "notin"):
+        values = ", ".join(quoted(value) for value in sorted(node[2]))
+        return f"{prefix}{node[1]} {'in' if op == 'in' else 'not in'} {{{values}}}"
+    words = {"eq": "==", "ne": "!=", "contains": "contains", "starts": "starts with",
+             "ends": "ends with"}  # fmt: skip
+    return f"{prefix}{node[1]} {words[op]} {quoted(node[2])}"
+
+
+def calico_matches(
+    node: CalicoSelector,
+    labels: Mapping[str, Any],
+    closed: bool,
+    unknown: tuple[str, ...] = (),
+) -> bool | None:
+    """A parsed Calico selector against an endpoint's labels as Calico evaluates it
+    (parser/ast.go), in three-valued logic (None: not known). `labels` maps a key to its
+    value, None (absent) or CALICO_OTHER (a value no selector names); a key it does not
+    hold is absent when `closed` (all the labels are known) unless it starts with one of
+    `unknown`, else not known. Of an absent label, `k != 'v'` and `k not in {...}` are
+    true (Calico's LabelNeValueNode, LabelNotInSetNode), `has(k)`, `k == 'v'`, `k in {...}`
+    and the string operators false; `all()` and `global()` are true of every endpoint."""
+    op = node[0]
+    if op in ("all", "global"):
         return True
     if op == "not":
-        inner = calico_matches(node[1], labels, closed)
+        inner = calico_matches(node[1], labels, closed, unknown)
         return None if inner is None else not inner
     if op in ("and", "or"):
-        left = calico_matches(node[1], labels, closed)
+        left = calico_matches(node[1], labels, closed, unknown)
         decisive = op == "or"  # what decides the whole: True for ||, False for &&
         if left is decisive:
             return decisive
-        right = calico_matches(node[2], labels, closed)
+        right = calico_matches(node[2], labels, closed, unknown)
         if right is decisive:
             return decisive
         return None if left is None or right is None else not decisive
     key = node[1]
     if key in labels:
         value = labels[key]
-    elif closed and not key.startswith(CALICO_DERIVED):
+    elif closed and not key.startswith(unknown):
         value = None
     else:
         return None
     if op == "has":
         return value is not None
+    if value is None:
+        return op in ("ne", "notin")
     operand: Any = node[2]  # a value, or a set of them
+    if value is CALICO_OTHER:
+        if op in ("eq", "in"):
+            return False
+        if op in ("ne", "notin"):
+            return True
+        return True if operand == "" else None  # every value contains "", starts with it
     if op == "eq":
         return bool(value == operand)
     if op == "ne":
-        return None if value is None else bool(value != operand)
+        return bool(value != operand)
     if op == "in":
         return value in operand
-    return value is None or value not in operand  # notin
+    if op == "notin":
+        return value not in operand
+    if op == "contains":
+        return operand in value
+    if op == "starts":
+        return bool(value.startswith(operand))
+    return bool(value.endswith(operand))  # ends
 
 
 def _calico_values(node: CalicoSelector, into: dict[str, set[str]]) -> dict[str, set[str]]:
-    """The label keys a parsed selector names, each with the values it compares them to."""
+    """The label keys a parsed selector names, each with the values it compares them to
+    for equality (`==`, `!=`, `in`, `not in`; not the string operators')."""
     op = node[0]
     if op == "not":
         _calico_values(node[1], into)
     elif op in ("and", "or"):
         _calico_values(node[1], into)
         _calico_values(node[2], into)
-    elif op != "all":
+    elif op not in ("all", "global"):
         named = into.setdefault(node[1], set())
         if op in ("eq", "ne"):
             named.add(node[2])
@@ -783,16 +977,22 @@ def calico_selector_selection(
     text: Any,
     workload: Mapping[str, Any],
     observed: Sequence[Mapping[str, str]] = (),
-    derived: Mapping[str, str] | None = None,
+    fixed: Mapping[str, str] | None = None,
+    inherited: Mapping[str, str] | None = None,
+    inherited_known: bool = False,
 ) -> str:
-    """Whether a Calico selector selects a pod of the `workload` selector (API form) with
-    the `derived` labels besides (SELECTS, MAY_SELECT, CANNOT_SELECT), as `_selection`
-    judges a podSelector: one of the pods read (`observed`, every label known), else some
-    pod the workload selector allows, each key it names taking each value it allows (those
-    either selector names, absence, and one neither names), a key it does not name being
-    not known (the pods may carry it, with any value). Enumerated over the keys both name,
-    bounded (CALICO_COMBINATIONS); a selector that does not parse (or is no string) may
-    select them, never "cannot"."""
+    """Whether a Calico selector selects a pod of the `workload` selector (API form)
+    (SELECTS, MAY_SELECT, CANNOT_SELECT), the pod's endpoint carrying the `fixed` labels
+    over its own and the `inherited` ones (`pcns.`: its namespace's) under its own, as
+    `_selection` judges a podSelector: one of the pods read (`observed`, every label of
+    theirs known), else some pod the workload selector allows, each key it names taking
+    each value it allows (those either selector names, absence, and CALICO_OTHER), a key it
+    does not name being not known (the pods may carry it, with any value). An inherited
+    `pcns.` label not in `inherited` is absent when `inherited_known`, else not known; a
+    pod's own `pcns.` label is taken as absent unless the workload selector names it;
+    `projectcalico.org/serviceaccount` and `pcsa.` labels are never known. Enumerated
+    over the keys both name, bounded (CALICO_COMBINATIONS); a selector that does not parse
+    (or is no string) may select them, never "cannot"."""
     if text is None:
         text = ""
     if not isinstance(text, str):
@@ -800,19 +1000,30 @@ def calico_selector_selection(
     node = parse_calico_selector(text)
     if node is None:
         return MAY_SELECT
-    fixed = dict(derived or {})
+    fixed = dict(fixed or {})
+    inherited = dict(inherited or {})
+    not_inherited: tuple[str, ...] = (CALICO_ACCOUNT_LABELS,)
+    if not inherited_known:
+        not_inherited += (CALICO_NAMESPACE_LABELS,)
+    unknown = (CALICO_SERVICE_ACCOUNT, *not_inherited)
+    named = _calico_values(node, {})
+    results: list[bool | None] = []
     if observed:
-        results = [calico_matches(node, {**labels, **fixed}, True) for labels in observed]
+        for labels in observed:
+            view = {**inherited, **labels, **fixed}
+            view.pop(CALICO_SERVICE_ACCOUNT, None)  # Calico sets it from the service account
+            results.append(calico_matches(node, view, True, unknown))
     else:
-        named = _calico_values(node, {})
         ours = _requirements(workload)
-        keys = [key for key in named if key in ours and key not in fixed]
-        choices: list[list[str | None]] = []
+        keys = [key for key in named if key in ours and key not in fixed
+                and key != CALICO_SERVICE_ACCOUNT]  # fmt: skip
+        choices: list[list[Any]] = []
         for key in keys:
             values = sorted(named[key] | {v for _, vs in ours[key] for v in vs})
             unnamed = "x" * (max((len(v) for v in values), default=0) + 1)
             allowed = [
-                value for value in (None, *values, unnamed)
+                CALICO_OTHER if value == unnamed else value
+                for value in (None, *values, unnamed)
                 if all(_meets(value, op, vs) for op, vs in ours[key])
             ]  # fmt: skip
             if not allowed:
@@ -823,10 +1034,21 @@ def calico_selector_selection(
             count *= len(allowed)
         if count > CALICO_COMBINATIONS:
             return MAY_SELECT
-        results = [
-            calico_matches(node, {**fixed, **dict(zip(keys, values, strict=True))}, False)
-            for values in itertools.product(*choices)
-        ]
+        base: dict[str, Any] = dict(inherited)
+        for key in named:
+            if key.startswith(CALICO_NAMESPACE_LABELS) and not key.startswith(not_inherited):
+                base.setdefault(key, None)  # its namespace's labels are known: absent
+        for combination in itertools.product(*choices):
+            endpoint = dict(base)
+            for key, value in zip(keys, combination, strict=True):
+                if value is not None:
+                    endpoint[key] = value
+                elif key not in inherited and not key.startswith(not_inherited):
+                    endpoint[key] = None
+                elif key not in inherited:
+                    endpoint.pop(key, None)  # what it inherits is not known
+            endpoint.update(fixed)
+            results.append(calico_matches(node, endpoint, False))
     if True in results:
         return SELECTS
     return MAY_SELECT if None in results else CANNOT_SELECT
