@@ -24,7 +24,13 @@ from e2e.fixtures_crds import (
     stand_in_crd,
     stand_in_object,
 )
-from e2e.fixtures_operator import OperatorProcess, apply, condition, wait_condition
+from e2e.fixtures_operator import (
+    OperatorProcess,
+    apply,
+    condition,
+    own_namespace,
+    wait_condition,
+)
 from e2e.harness import ControlPlane
 from e2e.test_operator import ready_store
 
@@ -95,3 +101,29 @@ def test_a_calico_policy_allowing_all_ingress_makes_the_store_not_isolated(
                               "--ignore-not-found", check=False)  # fmt: skip
         control_plane.kubectl("delete", qualified[gnp], allow_all, "--ignore-not-found",
                               check=False)  # fmt: skip
+
+
+def test_a_calico_policy_of_another_namespace_escaping_it_makes_the_store_not_isolated(
+    control_plane: ControlPlane, namespace: str, calico_served: OperatorProcess
+) -> None:
+    # A tenant of another namespace writes a Calico NetworkPolicy there whose selector
+    # closes the parenthesis Calico joins it in (`(<selector>) && projectcalico.org/
+    # namespace == '<its namespace>'`): its Allow applies to every pod of the cluster.
+    cnp = "NetworkPolicy"
+    qualified = f"{KINDS[cnp][0]}.{GROUP}"
+    allow = [{"action": "Allow"}]
+    with own_namespace(control_plane, "e2e-calico-tenant") as other:
+        try:
+            # An ordinary one there changes nothing.
+            apply(control_plane, calico_policy(cnp, "ordinary", "all()", allow, other))
+            store = ready_store(control_plane, namespace)
+            assert condition(store, "NetworkIsolated")["status"] == "True"
+            apply(control_plane, calico_policy(cnp, "escape", "all()) || (all()", allow, other))
+            store = wait_condition(control_plane, namespace, STORE, "NetworkIsolated", "False",
+                                   "CalicoPolicyAllows")  # fmt: skip
+            assert f"{other}/escape" in condition(store, "NetworkIsolated")["message"]
+            control_plane.kubectl("delete", qualified, "escape", "-n", other)
+            wait_condition(control_plane, namespace, STORE, "NetworkIsolated", "True", "Isolated")
+        finally:
+            control_plane.kubectl("delete", qualified, "-n", other, "escape", "ordinary",
+                                  "--ignore-not-found", check=False)  # fmt: skip

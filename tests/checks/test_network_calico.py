@@ -20,7 +20,9 @@ from dataward.checks.network import (
     CANNOT_SELECT,
     MAY_SELECT,
     SELECTS,
+    calico_escapes,
     calico_matches,
+    calico_reaches_beyond,
     calico_selection,
     calico_selector_selection,
     network_isolated,
@@ -525,3 +527,93 @@ def test_a_service_account_selector_that_selects_nothing_leaves_the_pods() -> No
     # selects no endpoint.
     assert judged(cnp("none", "all()", serviceAccountSelector="!all()"))[:2] == (
         "True", "Isolated")  # fmt: skip
+
+
+# A NetworkPolicy of another namespace reaches the store's pods only when its selector,
+# joined as Calico joins it, escapes its namespace: decided once per policy
+# (`calico_reaches_beyond`) so that only those are weighed against other namespaces' stores.
+
+NS = "projectcalico.org/namespace"
+
+
+@pytest.mark.parametrize(
+    ("selector", "beyond"),
+    [("all()", False), ("", False), (None, False), ("(all())", False), ("!all()", False),
+     ("all()) || (all()", True), ("app == 'x') || (app == 'y'", True),
+     ("!all()) || (all()", False), ("app == 'x') || (global()", True),
+     (f"{NS} == 'crm') || ({NS} == 'crm'", True),
+     (f"{NS} == 'billing') || ({NS} == 'billing'", False),
+     (f"{NS} != 'billing') || (all()", True), (f"{NS} in {{'a', 'crm'}}) || (!all()", True),
+     (f"{NS} starts with 'c') || (!all()", True), ("has(app)) || (has(app)", True),
+     ("pcns.env == 'prod') || (pcns.env == 'prod'", True),
+     ("all()) || (all(", False), ("all()) || (all()\n", False)],
+)  # fmt: skip
+def test_a_selector_reaches_beyond_its_namespace_only_by_escaping(
+    selector: str | None, beyond: bool
+) -> None:
+    assert calico_reaches_beyond("billing", selector) is beyond
+    policy = cnp("p", selector, namespace="billing")
+    assert calico_escapes(policy) is beyond
+    assert not calico_escapes(cnp("deny", selector, [{"action": "Deny"}], namespace="billing"))
+    verdict = calico_selection(policy, "crm", {}, None, [{"app": "y"}])
+    if not beyond:
+        assert verdict == CANNOT_SELECT
+
+
+def test_what_does_not_parse_once_joined_stays_in_its_namespace() -> None:
+    """Felix treats a policy whose joined selector does not parse as missing
+    (felix/calc/validation_filter.go): another namespace's stores are not made Unknown by it,
+    while in its own namespace it still may select."""
+    odd = "all()) || (all("
+    assert judged(cnp("odd", odd, namespace="billing"))[:2] == ("True", "Isolated")
+    assert judged(cnp("odd", odd))[:2] == ("Unknown", "CalicoPolicyMaySelect")
+    assert judged(cnp("typed", {"app": "x"}, namespace="billing"))[:2] == (  # type: ignore[arg-type]
+        "True", "Isolated")  # fmt: skip
+    assert not calico_escapes(gnp("g", "all()) || (all()"))  # weighed everywhere anyway
+
+
+ESCAPE_KEYS = st.sampled_from(["app", NS])
+ESCAPE_VALUES = st.sampled_from(["a", "crm", "billing", "cr", ""])
+ESCAPE_NODES = st.recursive(
+    st.one_of(
+        st.just(("all",)),
+        st.tuples(st.just("has"), ESCAPE_KEYS),
+        st.tuples(st.sampled_from(["eq", "ne", "contains", "starts", "ends"]), ESCAPE_KEYS,
+                  ESCAPE_VALUES),
+        st.tuples(st.sampled_from(["in", "notin"]), ESCAPE_KEYS,
+                  st.frozensets(ESCAPE_VALUES, max_size=2)),
+    ),
+    lambda inner: st.one_of(
+        st.tuples(st.just("not"), inner),
+        st.tuples(st.sampled_from(["and", "or"]), inner, inner),
+    ),
+    max_leaves=6,
+)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    first=ESCAPE_NODES,
+    second=ESCAPE_NODES,
+    escape=st.booleans(),
+    app=st.one_of(st.none(), ESCAPE_VALUES),
+    where=st.sampled_from(["crm", "cr", "a", "x"]),
+)
+def test_what_stays_in_its_namespace_selects_no_pod_of_another(
+    first: tuple[Any, ...],
+    second: tuple[Any, ...],
+    escape: bool,
+    app: str | None,
+    where: str,
+) -> None:
+    """When a policy of billing is said not to reach beyond it, its selector joined as
+    Calico joins it selects no endpoint of another namespace, whatever its labels
+    (Calico's meaning, `_reference`)."""
+    text = _printed(first, "'")
+    if escape:
+        text = f"{text}) || ({_printed(second, chr(39))}"
+    joined = parse_calico_selector(f"({text}) && {NS} == 'billing'")
+    assert joined is not None
+    endpoint = {NS: where} if app is None else {NS: where, "app": app}
+    if not calico_reaches_beyond("billing", text):
+        assert not _reference(joined, endpoint)

@@ -11,11 +11,14 @@ from typing import Any, cast
 
 import pytest
 
+from dataward.checks import network
 from dataward.checks.network import calico_policy_admits, calico_selection
 from dataward.controller import operator as operator_module
-from dataward.controller.cache import slim
+from dataward.controller import reconcile as reconcile_module
+from dataward.controller.cache import Caches, slim
 from dataward.controller.kube import Kube
-from dataward.controller.operator import CALICO_GLOBAL_CACHE, keys_for_event
+from dataward.controller.operator import CACHED_KINDS, CALICO_GLOBAL_CACHE, keys_for_event
+from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from tests.controller.network_policies import (
     OTHER_KEY,
     discovering_caches,
@@ -24,7 +27,7 @@ from tests.controller.network_policies import (
     two_namespaces,
 )
 from tests.controller.test_cache import ListingKube, _caches, _reconciler
-from tests.controller.test_reconcile import KEY, T0, conditions, sample_cluster
+from tests.controller.test_reconcile import KEY, T0, conditions, sample_cluster, status
 
 # The operator's names for the two kinds (the API's are NetworkPolicy and GlobalNetworkPolicy,
 # the first of which is also networking.k8s.io's).
@@ -109,6 +112,106 @@ def test_a_selector_by_a_string_operator_is_weighed() -> None:
     assert isolated_after(kube) == ("False", "CalicoPolicyAllows")
 
 
+# A selector that closes the parenthesis Calico puts it in: `(<selector>) && projectcalico.org/
+# namespace == '<its namespace>'` then selects every endpoint of the cluster.
+ESCAPE = "all()) || (all()"
+
+
+def isolated_message(kube: ListingKube) -> str:
+    found = [c for c in status(kube)["conditions"] if c["type"] == "NetworkIsolated"]
+    return str(found[0]["message"])
+
+
+def test_a_policy_of_another_namespace_that_escapes_it_is_weighed() -> None:
+    # A tenant of namespace billing writes a Calico NetworkPolicy there whose selector closes
+    # the parenthesis Calico joins it in: Calico applies its Allow to every pod of the
+    # cluster, the store's database in crm among them.
+    kube = sample_cluster(ListingKube())
+    kube._store(calico_policy("open-everything", "billing", ESCAPE))
+    assert isolated_after(kube) == ("False", "CalicoPolicyAllows")
+    assert "Calico NetworkPolicy billing/open-everything" in isolated_message(kube)
+
+
+def test_an_escape_that_leaves_the_workload_pods_changes_nothing() -> None:
+    # It escapes billing, to pods labelled app=billing-api only: not the store's pods.
+    kube = sample_cluster(ListingKube())
+    kube._store(calico_policy("api", "billing", "app == 'x') || (app == 'billing-api'"))
+    assert isolated_after(kube) == ("True", "Isolated")
+
+
+def test_an_escape_to_a_namespace_the_selector_names_is_seen() -> None:
+    # `ns == 'crm' || (ns == 'crm' && ns == 'billing')` once joined: crm's pods, by the name
+    # of a namespace that is not the policy's own.
+    kube = sample_cluster(ListingKube())
+    named = "projectcalico.org/namespace == 'crm') || (projectcalico.org/namespace == 'crm'"
+    kube._store(calico_policy("to-crm", "billing", named))
+    assert isolated_after(kube) == ("False", "CalicoPolicyAllows")
+
+
+def test_an_escaping_deny_changes_nothing() -> None:
+    kube = sample_cluster(ListingKube())
+    kube._store(calico_policy("deny", "billing", ESCAPE, [{"action": "Deny"}]))
+    assert isolated_after(kube) == ("True", "Isolated")
+
+
+def test_other_namespaces_policies_are_decided_once_each_not_per_store(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A cluster's other namespaces hold many ordinary Calico policies: each is decided once
+    # (does its selector reach beyond its namespace?), not weighed against every store.
+    reconciler = two_namespaces()
+    kube = cast(ListingKube, reconciler.kube)
+    for index in range(20):
+        kube._store(calico_policy(f"ordinary-{index}", "billing", "all()"))
+    kube._store(calico_policy("same-text", "payroll", "all()"))
+    decided: list[tuple[str, Any]] = []
+    weighed: list[str] = []
+    decide = reconcile_module.calico_reaches_beyond
+    judge = network.calico_selection
+
+    def counted_decide(namespace: str, selector: Any) -> bool:
+        decided.append((namespace, selector))
+        return decide(namespace, selector)
+
+    def counted_judge(policy: Any, namespace: str, *args: Any) -> str:
+        weighed.append(policy["metadata"].get("namespace") or "")
+        return judge(policy, namespace, *args)
+
+    monkeypatch.setattr(reconcile_module, "calico_reaches_beyond", counted_decide)
+    monkeypatch.setattr(network, "calico_selection", counted_judge)
+    assert reconciler.caches is not None
+    relist_all(reconciler.caches)
+    for minutes in (0, 5, 10):
+        for key in (KEY, OTHER_KEY):
+            reconciler.reconcile(key, now=T0 + timedelta(minutes=minutes))
+        relist_all(reconciler.caches)
+    assert sorted(set(decided)) == [("billing", "all()"), ("payroll", "all()")]
+    assert len(decided) == 2  # once per namespace and selector text, whatever the stores
+    assert [ns for ns in weighed if ns in ("billing", "payroll")] == []
+    assert conditions(kube)["NetworkIsolated"] == ("True", "Isolated")
+    # The memo holds what the cache holds: a deleted policy is forgotten.
+    del kube.objects[(CNP, "payroll", "same-text")]
+    relist_all(reconciler.caches)
+    reconciler.reconcile(KEY, now=T0 + timedelta(minutes=15))
+    assert len(reconciler._calico_escapes) == 1
+
+
+def test_an_escape_from_a_watched_namespace_is_seen_with_watch_namespaces() -> None:
+    # With `watchNamespaces` the operator lists each watched namespace's policies: an escape
+    # from one of them reaches the others' stores.
+    kube = sample_cluster(ListingKube())
+    kube._store(calico_policy("open-everything", "billing", ESCAPE))
+    watched = ("crm", "billing")
+    caches = Caches(cast(Kube, kube), CACHED_KINDS, watched, 3600, lambda *_: None,
+                    lambda *_: None)  # fmt: skip
+    relist_all(caches)
+    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings(), watched, caches)
+    reconciler.reconcile(KEY, now=T0)
+    relist_all(caches)
+    reconciler.reconcile(KEY, now=T0 + timedelta(minutes=5))
+    assert conditions(kube)["NetworkIsolated"] == ("False", "CalicoPolicyAllows")
+
+
 @pytest.mark.parametrize("kind", [CNP, GNP])
 def test_calico_policies_that_may_not_be_listed_make_it_unknown(kind: str) -> None:
     kube = sample_cluster(ListingKube())
@@ -150,6 +253,14 @@ def test_a_calico_policy_change_queues_the_stores_it_may_concern() -> None:
     keys, policies = keys_for_event(GNP, calico_policy("all", None), None, reconciler)
     assert sorted(keys) == [KEY, OTHER_KEY]
     assert policies == []
+    # One whose selector escapes its namespace may select any namespace's: every store,
+    # whether it escapes now or did before the change.
+    escaping = calico_policy("open-everything", "billing", ESCAPE)
+    ordinary = calico_policy("open-everything", "billing", "all()")
+    for old, new in ((None, escaping), (ordinary, escaping), (escaping, ordinary)):
+        keys, _ = keys_for_event(CNP, old, new, reconciler)
+        assert sorted(keys) == [KEY, OTHER_KEY]
+    assert keys_for_event(CNP, ordinary, None, reconciler) == ([], [])
 
 
 @pytest.mark.parametrize("namespace", ["crm", None])

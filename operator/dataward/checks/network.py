@@ -499,8 +499,10 @@ def admitted_by_calico_policies(
     may select them makes a True verdict Unknown. Deny, Log and Pass rules change nothing,
     nor do egress rules; an Allow's sources and ports are taken at their word. `policies`:
     the namespace's Calico NetworkPolicies and the cluster's GlobalNetworkPolicies (told
-    apart by `kind`, CALICO_NAMESPACED or CALICO_GLOBAL); None (unreadable, `error` why)
-    makes a True verdict Unknown, never True.
+    apart by `kind`, CALICO_NAMESPACED or CALICO_GLOBAL), and other namespaces' Calico
+    NetworkPolicies whose selector may escape theirs (`calico_escapes`; any other of them
+    selects none of these pods); None (unreadable, `error` why) makes a True verdict
+    Unknown, never True.
     """
     def selection(policy: Mapping[str, Any]) -> str:
         if not calico_policy_admits(policy):
@@ -522,8 +524,9 @@ def admitted_by_calico_policies(
             NETWORK_ISOLATED,
             "Unknown",
             "CalicoPoliciesUnreadable",
-            f"The Calico NetworkPolicies of namespace {namespace} or the cluster's Calico "
-            f"GlobalNetworkPolicies could not be listed ({error or 'error'}), and one with an "
+            f"The Calico NetworkPolicies of namespace {namespace} or of the other namespaces "
+            "read (a selector may escape its namespace), or the cluster's Calico "
+            f"GlobalNetworkPolicies, could not be listed ({error or 'error'}), and one with an "
             "ingress rule of action Allow admits traffic whatever the NetworkPolicies say; "
             "the operator retries. Check that it may list and watch networkpolicies and "
             "globalnetworkpolicies.crd.projectcalico.org.",
@@ -586,7 +589,15 @@ def calico_selection(
     (the namespace's name always, its other labels when read). Its service account's
     (`projectcalico.org/serviceaccount`, `pcsa.<key>`) the operator does not read. A field
     that is no string, or a selector that does not parse: MAY_SELECT; a namespaceSelector
-    or serviceAccountSelector that does not (Calico drops it): never SELECTS."""
+    or serviceAccountSelector that does not (Calico drops it): never SELECTS. A
+    NetworkPolicy of another namespace selects no pod of `namespace` unless its selector
+    reaches beyond its own (`calico_reaches_beyond`)."""
+    own = calico_policy_namespace(policy)
+    if policy.get("kind") != CALICO_GLOBAL and own is not None and own != namespace:
+        spec = policy.get("spec")
+        selector = spec.get("selector") if isinstance(spec, Mapping) else None
+        if not calico_reaches_beyond(own, selector):
+            return CANNOT_SELECT
     built = calico_felix_selector(policy, namespace)
     if built is None:
         return MAY_SELECT
@@ -631,18 +642,81 @@ def calico_felix_selector(
             selector, dropped = _calico_joined(selector, of_namespace, CALICO_NAMESPACE_LABELS)
             selector = selector.replace("all()", f"has({CALICO_POD_NAMESPACE})")
     else:
-        meta = policy.get("metadata")
-        own = meta.get("namespace") if isinstance(meta, Mapping) else None
-        own = own if isinstance(own, str) and own else namespace
-        if "'" in own:
-            return None  # no namespace's name (a DNS label) holds a quote
-        restriction = f"{CALICO_POD_NAMESPACE} == '{own}'"
-        selector = f"({selector}) && {restriction}" if selector else restriction
+        joined = _calico_namespaced(selector, calico_policy_namespace(policy) or namespace)
+        if joined is None:
+            return None
+        selector = joined
     if of_account:
         selector, lost = _calico_joined(selector, of_account, CALICO_ACCOUNT_LABELS)
         if is_global:
             selector = selector.replace("all()", f"has({CALICO_SERVICE_ACCOUNT})")
     return selector, dropped or lost
+
+
+def calico_policy_namespace(policy: Mapping[str, Any]) -> str | None:
+    """The namespace a Calico NetworkPolicy is in, as its metadata says (None: none said)."""
+    meta = policy.get("metadata")
+    own = meta.get("namespace") if isinstance(meta, Mapping) else None
+    return own if isinstance(own, str) and own else None
+
+
+def _calico_namespaced(selector: str, namespace: str) -> str | None:
+    """A NetworkPolicy's selector joined to its namespace as Calico joins it
+    (networkpolicyprocessor.go): `(<selector>) && projectcalico.org/namespace ==
+    '<namespace>'`, the restriction alone when it is empty; None for a name with a quote
+    (no namespace's name, a DNS label, holds one)."""
+    if "'" in namespace:
+        return None
+    restriction = f"{CALICO_POD_NAMESPACE} == '{namespace}'"
+    return f"({selector}) && {restriction}" if selector else restriction
+
+
+def calico_reaches_beyond(namespace: str, selector: Any) -> bool:
+    """Whether a Calico NetworkPolicy of `namespace` whose `selector` is this may select an
+    endpoint of another namespace: a selector that closes the parenthesis Calico joins it
+    in (`all()) || (all()`, `_calico_namespaced`) escapes the namespace's restriction. The
+    joined selector is evaluated of an endpoint of another namespace (each one the selector
+    names, and one it does not name), every other label of it not known: only a definite
+    false keeps the policy in its namespace, so only such a policy needs weighing against
+    another namespace's stores. A selector that is no string, or one that joined does not
+    parse, reaches no other namespace: Calico's Felix validates the joined selector and
+    treats a policy whose selector does not parse as missing (felix/calc/
+    validation_filter.go), and the parser here is Calico's (`parse_calico_selector`); in
+    its own namespace such a policy still may select (`calico_selection`). The service
+    account selector, joined after with `&&`, only narrows it and is not read."""
+    if selector is not None and not isinstance(selector, str):
+        return False
+    text = _calico_namespaced(selector or "", namespace)
+    node = None if text is None else parse_calico_selector(text)
+    if node is None:
+        return False
+    named = _calico_values(node, {}).get(CALICO_POD_NAMESPACE, set())
+    others: list[Any] = [*sorted(named - {namespace}), CALICO_OTHER]
+    return any(
+        calico_matches(node, {CALICO_POD_NAMESPACE: other}, False) is not False
+        for other in others
+    )
+
+
+def calico_escape_key(policy: Mapping[str, Any]) -> tuple[str, str | None] | None:
+    """What decides whether a Calico policy, by escaping its namespace, may admit traffic
+    to another namespace's pods: the namespace and selector (None: not a string) of a
+    NetworkPolicy with an ingress Allow it enforces (`calico_policy_admits`), for
+    `calico_reaches_beyond`; None for any other (a GlobalNetworkPolicy is weighed for every
+    namespace anyway; a policy that allows no ingress admits nothing)."""
+    own = calico_policy_namespace(policy)
+    if policy.get("kind") == CALICO_GLOBAL or own is None or not calico_policy_admits(policy):
+        return None
+    spec = policy.get("spec")
+    selector = spec.get("selector") if isinstance(spec, Mapping) else None
+    return own, selector if isinstance(selector, str) else None
+
+
+def calico_escapes(policy: Mapping[str, Any]) -> bool:
+    """Whether a Calico NetworkPolicy may admit traffic to pods of namespaces other than
+    its own (`calico_escape_key`, `calico_reaches_beyond`)."""
+    key = calico_escape_key(policy)
+    return key is not None and calico_reaches_beyond(*key)
 
 
 @lru_cache(maxsize=65536)

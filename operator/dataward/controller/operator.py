@@ -32,6 +32,7 @@ from typing import Any
 
 import kopf
 
+from dataward.checks.network import calico_escapes
 from dataward.controller.access_log import AccessLogFollower
 from dataward.controller.cache import CachedKind, Caches
 from dataward.controller.kube import (
@@ -85,8 +86,10 @@ CILIUM_POLICY_CACHE = CachedKind("CiliumNetworkPolicy", awaited=False)
 CILIUM_CLUSTERWIDE_CACHE = CachedKind(
     "CiliumClusterwideNetworkPolicy", cluster_scoped=True, awaited=False
 )
-# Calico's, the same way: a namespace's Calico NetworkPolicies concern its stores, a
-# GlobalNetworkPolicy any store.
+# Calico's, the same way: a namespace's Calico NetworkPolicies concern its stores (and any
+# store, one whose selector escapes its namespace: `calico_escapes`), a GlobalNetworkPolicy
+# any store. The namespaced kind is cached cluster-wide unless the operator watches given
+# namespaces (then theirs only: the escapes from others are not seen, README).
 CALICO_POLICY_CACHE = CachedKind("CalicoNetworkPolicy", awaited=False)
 CALICO_GLOBAL_CACHE = CachedKind("CalicoGlobalNetworkPolicy", cluster_scoped=True, awaited=False)
 # Where the API serves them (`_follow`, as AdminNetworkPolicies): a CRD applied after a helm
@@ -336,6 +339,11 @@ def keys_for_event(
         return reconciler.stores_in(str(meta["name"])), []
     if not namespace:
         return [], []
+    if kind == CALICO_POLICY_CACHE.kind and any(
+        obj is not None and calico_escapes(obj) for obj in (old, new)
+    ):
+        # Its selector reaches beyond its namespace (or did): any namespace's pods.
+        return reconciler.all_stores(), []
     if kind in (CILIUM_POLICY_CACHE.kind, CALICO_POLICY_CACHE.kind):
         # selects endpoints of its own namespace only
         return reconciler.stores_in(namespace), []

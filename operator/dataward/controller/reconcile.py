@@ -62,7 +62,15 @@ from dataward.checks.encryption import (
     unreadable_problem,
     verdicts_behind,
 )
-from dataward.checks.network import may_select, network_isolated, unnamed_keys, workload_labels
+from dataward.checks.network import (
+    calico_escape_key,
+    calico_policy_namespace,
+    calico_reaches_beyond,
+    may_select,
+    network_isolated,
+    unnamed_keys,
+    workload_labels,
+)
 from dataward.checks.observed import (
     KeyRecord,
     KeyRingRecord,
@@ -236,6 +244,12 @@ class AccessRecords(Protocol):
         ...
 
 
+def _listing_error(error: KubeError) -> str:
+    """Why a cached list could not be read, for a failed Listing (a cache's own reason; else
+    the HTTP status)."""
+    return str(error.reason) if error.status == 0 else f"HTTP {error.status}"
+
+
 class Reconciler:
     """Reconciles stores through a Kube; between calls it keeps only a short-lived cache."""
 
@@ -292,6 +306,12 @@ class Reconciler:
         self._incremental_lock = threading.Lock()
         self._declared_memo: dict[str, DeclaredState] = {}
         self._rbac_states: dict[str, RbacState] = {}
+        # (namespace, selector) -> whether a Calico NetworkPolicy there with that selector
+        # may select another namespace's pods (`calico_reaches_beyond`): what the cache
+        # holds, each decided once (`_calico_escaping`); and the caches' generations -> the
+        # policies that do.
+        self._calico_escapes: dict[tuple[str, str | None], bool] = {}
+        self._calico_escaping_memo: tuple[tuple[tuple[int, bool], ...], Listing] | None = None
 
     # Lookups used by the event handlers.
 
@@ -763,8 +783,58 @@ class Reconciler:
 
     def _calico_policies(self, namespace: str) -> Listing:
         """The Calico NetworkPolicies of `namespace` and the cluster's Calico
-        GlobalNetworkPolicies from their caches, as `_cilium_policies`."""
-        return self._cni_policies("CalicoNetworkPolicy", "CalicoGlobalNetworkPolicy", namespace)
+        GlobalNetworkPolicies from their caches, as `_cilium_policies`, and the Calico
+        NetworkPolicies of other namespaces whose selector reaches beyond theirs
+        (`_calico_escaping`)."""
+        local = self._cni_policies("CalicoNetworkPolicy", "CalicoGlobalNetworkPolicy", namespace)
+        if local.error is not None:
+            return local
+        beyond = self._calico_escaping()
+        if beyond.error is not None:
+            return beyond
+        return Listing.of((
+            *local.items,
+            *(p for p in beyond.items if calico_policy_namespace(p) != namespace),
+        ))  # fmt: skip
+
+    def _calico_escaping(self) -> Listing:
+        """Of every Calico NetworkPolicy the cache holds (every namespace's, as the chart's
+        default install binds the operator's ClusterRole cluster-wide; the watched
+        namespaces' with `watchNamespaces`), those with an ingress Allow whose selector may
+        select pods of another namespace (`calico_escapes`), or why they could not be read.
+        Kept while the cache does not change; each policy is decided once per namespace and
+        selector text (`_calico_escapes`, which holds only what the cache holds), so an
+        ordinary policy costs no store anything."""
+        kind = "CalicoNetworkPolicy"
+        caches = self.caches
+        if caches is None or not caches.cached(kind):
+            return Listing()
+        try:
+            version = tuple(caches.generation(kind, ns) for ns in self.namespaces or (None,))
+        except KubeError as error:
+            return Listing.failed(_listing_error(error))
+        with self._cache_lock:
+            memo, before = self._calico_escaping_memo, self._calico_escapes
+        if memo is not None and memo[0] == version:
+            return memo[1]
+        listed = self._followed_policies(kind, None)
+        if listed.error is not None:
+            return listed
+        decided: dict[tuple[str, str | None], bool] = {}
+        escaping = []
+        for policy in listed.items:
+            key = calico_escape_key(policy)
+            if key is None:
+                continue
+            if key not in decided:
+                decided[key] = before[key] if key in before else calico_reaches_beyond(*key)
+            if decided[key]:
+                escaping.append(policy)
+        found = Listing.of(escaping)
+        with self._cache_lock:
+            self._calico_escapes = decided
+            self._calico_escaping_memo = (version, found)
+        return found
 
     def _cni_policies(self, local_kind: str, global_kind: str, namespace: str) -> Listing:
         """A CNI's policies of `namespace` (`local_kind`) and of the cluster (`global_kind`)
@@ -786,8 +856,7 @@ class Reconciler:
         try:
             return Listing.of(self.caches.list(kind, namespace))
         except KubeError as error:
-            why = str(error.reason) if error.status == 0 else f"HTTP {error.status}"
-            return Listing.failed(why)
+            return Listing.failed(_listing_error(error))
 
     def _namespace_labels(self, namespace: str) -> Mapping[str, str] | None:
         """The labels of `namespace` as the Namespace cache holds them (a sharded operator's;
