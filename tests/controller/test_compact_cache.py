@@ -356,3 +356,22 @@ def test_a_converged_stores_view_renders_hold_its_cached_childrens_bodies() -> N
         for field in body:
             assert item[field] is cached[field], (item["kind"], field)
         assert item["metadata"]["ownerReferences"] is cached["metadata"]["ownerReferences"]
+
+
+def test_a_store_judges_its_own_rbac_on_the_views_renders_only_of_that_very_store() -> None:
+    # The view's renders of the store stand for this pass's (no parse of their rules) only
+    # when the view holds the very Store this pass rendered: an edited store's view renders
+    # are of its old spec.
+    from dataward.controller.reconcile import NamespaceStores
+    from dataward.render import render_children
+
+    store = parse_store(samples.STORE)
+    view = NamespaceStores.of((store,))
+    rendered = [c for c in render_children(store, None, RenderSettings())
+                if c["kind"] in ("Role", "RoleBinding")]  # fmt: skip
+    held = view.besides(store.name).own_rbac(store)
+    assert held is not None and list(held) == rendered
+    edited = copy.deepcopy(samples.STORE)
+    edited["spec"]["access"]["readers"].append({"kind": "User", "name": "mallory"})
+    assert view.besides(store.name).own_rbac(parse_store(edited)) is None
+    assert view.besides(store.name).own_rbac(parse_store(samples.STORE)) is None  # equal, not it

@@ -610,16 +610,18 @@ def rbac_as_rendered(
     (in any order), or the same role and subjects. Labels and owner references prove nothing
     (anyone who may write the object writes them); the content is what reads Secrets."""
     if isinstance(found, ObservedRole):
+        if item["rules"] is found.source:
+            return True  # the very list `found` was parsed from (a shared copy): its rules
         rules = tuple(PolicyRule.from_api(rule) for rule in item["rules"])
         # The same rules in any order; in the same order (nearly always), not sorted.
         return rules == found.rules or sorted(found.rules, key=repr) == sorted(rules, key=repr)
-    subjects = frozenset(BindingSubject.from_api(raw, namespace) for raw in item["subjects"])
     ref = item["roleRef"]
-    return (
-        found.subjects == subjects
-        and found.role_kind == ref["kind"]
-        and found.role_name == ref["name"]
-    )
+    if found.role_kind != ref["kind"] or found.role_name != ref["name"]:
+        return False
+    if item["subjects"] is found.source and found.namespace == namespace:
+        return True  # the very list `found` was parsed from, as of this namespace
+    subjects = frozenset(BindingSubject.from_api(raw, namespace) for raw in item["subjects"])
+    return found.subjects == subjects
 
 
 def _in_scope(binding: ObservedBinding, namespace: str) -> bool:

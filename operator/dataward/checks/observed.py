@@ -518,6 +518,9 @@ class ObservedRole:
     name: str
     namespace: str | None
     rules: tuple[PolicyRule, ...]
+    # The very `rules` list `rules` were parsed from (the cached object's, never changed):
+    # a render holding that list holds these rules (`access.rbac_as_rendered`), no parse.
+    source: object = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_api(cls, obj: Mapping[str, Any]) -> ObservedRole:
@@ -526,11 +529,13 @@ class ObservedRole:
         kind: Literal["Role", "ClusterRole"] = (
             "Role" if obj.get("kind") == "Role" else "ClusterRole"
         )
+        raw = obj.get("rules")
         return cls(
             kind=kind,
             name=str(metadata.get("name", "")),
             namespace=metadata.get("namespace") if kind == "Role" else None,
-            rules=tuple(PolicyRule.from_api(rule) for rule in obj.get("rules") or ()),
+            rules=tuple(PolicyRule.from_api(rule) for rule in raw or ()),
+            source=raw,
         )
 
 
@@ -582,6 +587,9 @@ class ObservedBinding:
     role_kind: str
     role_name: str
     subjects: frozenset[BindingSubject]
+    # The very `subjects` list `subjects` were parsed from (the cached object's, never
+    # changed): a render holding that list binds these subjects (`access.rbac_as_rendered`).
+    source: object = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_api(cls, obj: Mapping[str, Any]) -> ObservedBinding:
@@ -592,6 +600,7 @@ class ObservedBinding:
         )
         namespace = metadata.get("namespace") if kind == "RoleBinding" else None
         role_ref = obj.get("roleRef") or {}
+        raw_subjects = obj.get("subjects")
         return cls(
             kind=kind,
             name=str(metadata.get("name", "")),
@@ -599,8 +608,9 @@ class ObservedBinding:
             role_kind=str(role_ref.get("kind", "")),
             role_name=str(role_ref.get("name", "")),
             subjects=frozenset(
-                BindingSubject.from_api(raw, namespace) for raw in obj.get("subjects") or ()
+                BindingSubject.from_api(raw, namespace) for raw in raw_subjects or ()
             ),
+            source=raw_subjects,
         )
 
     def describe(self) -> str:

@@ -3130,6 +3130,14 @@ class Neighbours:
         looks its own name up among the others'."""
         return self.view.policy_by_name
 
+    def own_rbac(self, store: Store) -> tuple[dict[str, Any], ...] | None:
+        """The Roles and RoleBindings the view rendered for `store` itself, when it holds that
+        very Store (they equal `render_children`'s, and hold the parts the cached ones hold,
+        so that `access.rbac_as_rendered` knows them without parsing); else None."""
+        if self.view.by_name.get(store.name) is not store:
+            return None
+        return self.view.rbac_of(store.name)
+
     def renders(self, name: str) -> bool:
         """Whether Dataward renders a Role or RoleBinding called `name` for another store."""
         return any(owner != self.name for owner in self.view.rbac_owners.get(name, ()))
@@ -3363,6 +3371,15 @@ def isolation_and_access(
     ):
         # A neighbour's object was just written here: judge it as written.
         declared, readers = None, None
+    # The store's own Roles and RoleBindings as the namespace's view rendered them, when it
+    # holds this very store: equal to this pass's renders, and their rules and subjects are
+    # the cached objects' own lists where they are in place (no parse to compare them).
+    held = None if neighbours is None else neighbours.own_rbac(store)
+    own_rbac = (
+        list(held)
+        if held is not None
+        else [c for c in desired if c["kind"] in ("Role", "RoleBinding")]
+    )
     # The neighbours' rendered RBAC is read only to work `declared` out (O(n)).
     neighbour_rbac = (
         None if neighbours is None else neighbours.rbac if declared is None else ()
@@ -3393,7 +3410,7 @@ def isolation_and_access(
         access_restricted(
             store.namespace,
             store_secrets(store),
-            [c for c in desired if c["kind"] in ("Role", "RoleBinding")],
+            own_rbac,
             None if snapshot.rbac is None else snapshot.rbac.with_objects(applied_rbac),
             trusted,
             neighbour_rbac,
