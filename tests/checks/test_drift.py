@@ -230,3 +230,31 @@ def test_digest_tells_apart_what_matches_tells_apart_and_ignores_key_order() -> 
     # Anything else by its text, as the API server's values never are.
     when = datetime(2026, 1, 1, tzinfo=UTC)
     assert digest({"at": when}) == digest({"at": str(when)})
+
+
+def test_a_job_and_its_pod_digested_from_the_pods_text_are_the_digests_of_the_values() -> None:
+    # `job_and_pod_digests` makes the pod's text once (issue 11); its digests are those of
+    # the values, whatever they hold: keys out of order, text beyond ASCII, floats, bools and
+    # integers apart, values orjson refuses (an integer past 64 bits, a key not a string),
+    # values it writes by `str`.
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from dataward.checks.drift import digest, job_and_pod_digests
+
+    @dataclasses.dataclass
+    class Part:
+        x: int
+
+    cases: list[tuple[Any, Any]] = [
+        ({}, None),
+        ({"b": 1, "a": {"d": 1, "c": 2}}, {"containers": [{"image": "é\u2028", "n": 1.5}]}),
+        ({"a": 1}, {"a": True}),
+        ({"a": 1.0}, {"a": 1}),
+        ({"too": 2**70}, {"a": 1}),
+        ({"a": 1}, {1: "a key that is not a string"}),
+        ({"at": datetime(2026, 1, 1, tzinfo=UTC)}, {"part": Part(1)}),
+    ]
+    for job, pod in cases:
+        assert job_and_pod_digests(job, pod) == (digest({"job": job, "pod": pod}), digest(pod))
+    assert len({job_and_pod_digests(job, pod) for job, pod in cases}) == len(cases)

@@ -215,7 +215,25 @@ def digest(value: Any) -> str:
     """A short fixed-size stand-in for a JSON value (equal values, equal digests). Held and
     compared in memory only (the cache's CronJob templates and condition messages), never
     written: its text may change between versions."""
-    return "sha256:" + hashlib.sha256(canonical_text(value)).hexdigest()[:32]
+    return _text_digest(canonical_text(value))
+
+
+def _text_digest(text: bytes) -> str:
+    return "sha256:" + hashlib.sha256(text).hexdigest()[:32]
+
+
+def job_and_pod_digests(job: Any, pod: Any) -> tuple[str, str]:
+    """`digest({"job": job, "pod": pod})` and `digest(pod)`, the pod's text made once (a
+    pod template is most of the text, and a restart's first pass digests every store's
+    twice: issue 11). The object's text is its parts' texts in the order of their keys, as
+    orjson writes it; what orjson refuses is digested whole, as `digest` does."""
+    try:
+        job_text = orjson.dumps(job, default=str, option=_CANONICAL)
+        pod_text = orjson.dumps(pod, default=str, option=_CANONICAL)
+    except TypeError:
+        return digest({"job": job, "pod": pod}), digest(pod)
+    both = b'{"job":' + job_text + b',"pod":' + pod_text + b"}"
+    return _text_digest(both), _text_digest(pod_text)
 
 
 # orjson writes dataclasses and datetimes by its own rules: they go to `str`, as `json.dumps`'

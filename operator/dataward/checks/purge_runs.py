@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dataward.checks.conditions import named
-from dataward.checks.drift import digest
+from dataward.checks.drift import digest, job_and_pod_digests
 from dataward.checks.observed import (
     PURGE_MESSAGE_LIMIT,
     unreadable_purge_fields,
@@ -212,7 +212,7 @@ def expected_runs(job_template_spec: Mapping[str, Any]) -> tuple[str, str]:
     """What the store's Jobs and their pods must run, from a rendered job template's spec:
     (`job_runs_digest`, `runs_digest` of its pod template), from one walk of it."""
     runs = what_job_runs(job_template_spec)
-    return digest(runs), digest(runs["pod"])
+    return job_and_pod_digests(runs["job"], runs["pod"])  # digest(runs), digest(runs["pod"])
 
 
 # (job, pod): `expected_runs` of a job template the operator rendered for a store's purge
