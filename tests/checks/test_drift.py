@@ -258,3 +258,27 @@ def test_a_job_and_its_pod_digested_from_the_pods_text_are_the_digests_of_the_va
     for job, pod in cases:
         assert job_and_pod_digests(job, pod) == (digest({"job": job, "pod": pod}), digest(pod))
     assert len({job_and_pod_digests(job, pod) for job, pod in cases}) == len(cases)
+
+
+def test_needs_apply_reads_metadata_and_body_key_by_key_as_matches_does() -> None:
+    # Compared key by key without copies (issue 11): the same answers as `matches` of the
+    # metadata (server-owned keys left out) and of the body (the exact parts left to same_part).
+    desired = {
+        "apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "a", "namespace": "n", "labels": {"x": "1"}, "uid": "mine"},
+        "automountServiceAccountToken": False,
+    }  # fmt: skip
+    observed = copy.deepcopy(desired)
+    observed["metadata"].update(uid="theirs", resourceVersion="7", labels={"x": "1", "y": "2"})
+    observed["secrets"] = [{"name": "t"}]
+    assert not needs_apply(desired, observed)  # ignored metadata, others' keys: no drift
+    for edit in (
+        lambda o: o["metadata"]["labels"].update(x="2"),
+        lambda o: o["metadata"].pop("labels"),
+        lambda o: o.update(metadata=["not", "a", "mapping"]),
+        lambda o: o.pop("automountServiceAccountToken"),
+        lambda o: o.update(automountServiceAccountToken=True),
+    ):
+        changed = copy.deepcopy(observed)
+        edit(changed)
+        assert needs_apply(desired, changed)

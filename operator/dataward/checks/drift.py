@@ -91,14 +91,21 @@ def needs_apply(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) 
         return True
     kind = desired.get("kind")
     exact = EXACT_FIELDS.get(kind, ()) if isinstance(kind, str) else ()
-    metadata = {k: v for k, v in desired.get("metadata", {}).items() if k not in _IGNORED_METADATA}
-    body = {
-        k: v
-        for k, v in desired.items()
-        if k not in ("metadata", "apiVersion", "kind") and k not in exact
-    }
-    if not (matches(metadata, observed.get("metadata", {})) and matches(body, observed)):
+    # `matches` of the metadata but `_IGNORED_METADATA`, and of the body but the exact parts,
+    # key by key: no copies of the two made to compare them (7 children a store, issue 11).
+    observed_meta = observed.get("metadata", {})
+    if not (type(observed_meta) is dict or isinstance(observed_meta, Mapping)):
         return True
+    for key, value in desired.get("metadata", {}).items():
+        if key not in _IGNORED_METADATA and (
+            key not in observed_meta or not matches(value, observed_meta[key])
+        ):
+            return True
+    for key, value in desired.items():
+        if key in ("metadata", "apiVersion", "kind") or key in exact:
+            continue
+        if key not in observed or not matches(value, observed[key]):
+            return True
     return any(
         not same_part(str(kind), key, desired[key], observed.get(key))
         for key in exact
