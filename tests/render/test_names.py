@@ -133,3 +133,17 @@ def test_unshortened_names_are_the_store_name_between_prefix_and_suffix() -> Non
     # The name of a store that would render that NetworkPolicy's name as its own is plain.
     planted = hashed.removeprefix("dataward-").removesuffix("-isolation")
     assert names_for(planted).network_policy == hashed
+
+
+def test_a_remembered_label_value_is_the_one_of_the_very_text_asked_about() -> None:
+    # label_value remembers the last 1,024 texts (issue 11): each text still gets its own
+    # value, one differing in a character or its case from a remembered one included, and
+    # what is remembered is bounded.
+    long = "a" * 70
+    first = label_value(long)
+    assert label_value(long) == first and len(first) <= 63
+    for other in ("a" * 69 + "b", "A" * 70, "a" * 71):
+        assert label_value(other) != first and is_label_value(label_value(other))
+    assert label_value("crm-customers") == "crm-customers"
+    assert label_value("crm customers") != label_value("crm-customers")
+    assert label_value.cache_info().maxsize == 1024

@@ -42,8 +42,11 @@ def child_name(store_name: str, suffix: str, max_length: int = MAX_NAME_LENGTH) 
     return f"{PREFIX}-{head}{tail}"
 
 
+@lru_cache(maxsize=1024)
 def label_value(text: str) -> str:
-    """`text` as a valid label value: unchanged when it is one, else cut and hashed."""
+    """`text` as a valid label value: unchanged when it is one, else cut and hashed.
+    Remembered for the last texts asked about, as `names_for` (a reconcile asks about its
+    store's name about 20 times; a str in, a str out)."""
     if len(text) <= MAX_LABEL_VALUE_LENGTH and _LABEL_VALUE.match(text):
         return text
     head = re.sub(r"[^-A-Za-z0-9_.]", "-", text)
