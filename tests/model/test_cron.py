@@ -79,3 +79,21 @@ def test_names_are_months_and_days() -> None:
 def test_malformed_schedules_are_refused(text: str) -> None:
     with pytest.raises(ModelError):
         parse_cron(text)
+
+
+def test_a_remembered_schedule_is_the_parse_of_that_very_text_and_errors_are_raised_again() -> None:
+    # parse_cron remembers the last 256 schedules (issue 11): a schedule changed in any field
+    # is parsed as written, and a schedule that is not one raises every time it is asked.
+    at = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    daily = parse_cron("17 3 * * *")
+    assert parse_cron("17 3 * * *") is daily
+    assert daily.last_fire_at_or_before(at) == datetime(2026, 3, 10, 3, 17, tzinfo=UTC)
+    changed = parse_cron("17 4 * * *")
+    assert changed.last_fire_at_or_before(at) == datetime(2026, 3, 10, 4, 17, tzinfo=UTC)
+    for _ in range(2):
+        with pytest.raises(ModelError, match="five fields"):
+            parse_cron("17 3 * *")
+    with pytest.raises(ModelError) as raised:
+        parse_cron("61 3 * * *", "spec.other")
+    assert raised.value.path == "spec.other"
+    assert parse_cron.cache_info().maxsize == 256

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 
 from dataward.model.errors import ModelError
 
@@ -59,8 +60,11 @@ class Cron:
         return None
 
 
+@lru_cache(maxsize=256)
 def parse_cron(text: str, path: str = "spec.purge.schedule") -> Cron:
-    """Parse a five-field schedule; raise ModelError naming `path` when it is not one."""
+    """Parse a five-field schedule; raise ModelError naming `path` when it is not one.
+    Remembered for the last schedules parsed (a Cron is immutable; stores mostly share a few
+    schedules, and every pass reads each store's CronJob's: issue 11); an error is not."""
     fields = text.split()
     if len(fields) != 5:
         raise ModelError(path, f"{text!r} does not have five fields")
