@@ -310,3 +310,21 @@ def test_times_are_written_in_utc_to_the_second_with_four_digit_years() -> None:
     )
     assert format_time(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2026-01-02T03:04:05Z"
     assert format_time(datetime(999, 1, 1, tzinfo=UTC)) == "0999-01-01T00:00:00Z"
+
+
+def test_remembered_times_are_formatted_as_the_instant_they_are() -> None:
+    # format_time remembers the last UTC times formatted (issue 11). Two equal times of one
+    # zone may be an hour apart (at a fold, `fold` is ignored by ==): each is its own instant.
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    first = datetime(2026, 10, 25, 2, 30, tzinfo=berlin)
+    second = first.replace(fold=1)
+    assert first == second
+    assert format_time(first) == "2026-10-25T00:30:00Z"
+    assert format_time(second) == "2026-10-25T01:30:00Z"
+    assert format_time(datetime(2026, 1, 1, 8, tzinfo=UTC)) == "2026-01-01T08:00:00Z"
+    assert format_time(datetime(2026, 1, 1, 8, 0, 1, tzinfo=UTC)) == "2026-01-01T08:00:01Z"
+    assert format_time(datetime(2026, 1, 1, 9, tzinfo=timezone(timedelta(hours=1)))) == (
+        "2026-01-01T08:00:00Z"
+    )

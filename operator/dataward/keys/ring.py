@@ -24,6 +24,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from dataward.keys.buckets import BucketError, granularity_of
@@ -133,8 +134,15 @@ class KeyRing:
 def format_time(instant: datetime) -> str:
     """RFC 3339 in UTC with a `Z`, to the second, as Kubernetes writes times (the year always
     of four digits). By %-formatting: half of strftime's CPU, and a restart's first pass
-    formats every key of every store's ring (issue 11)."""
-    utc = instant if instant.tzinfo is UTC else instant.astimezone(UTC)
+    formats every key of every store's ring (issue 11), each several times: remembered for
+    the last instants formatted (`_format_utc`)."""
+    return _format_utc(instant if instant.tzinfo is UTC else instant.astimezone(UTC))
+
+
+@lru_cache(maxsize=1024)
+def _format_utc(utc: datetime) -> str:
+    """`format_time` of a UTC time. Keyed by UTC times only: two equal ones are one instant
+    (equal times of another zone may be an hour apart, at a fold)."""
     return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (  # noqa: UP031
         utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second,
     )  # fmt: skip
