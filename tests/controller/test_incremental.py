@@ -632,3 +632,47 @@ def test_a_stores_objects_and_secrets_hold_one_label_set_however_they_arrived() 
     assert len(by_labels) >= 6
     assert state.secret_labels
     assert {labels: len(ids) for labels, ids in by_labels.items()} == dict.fromkeys(by_labels, 1)
+
+
+def test_a_cluster_role_is_parsed_once_for_every_namespace_and_again_once_edited() -> None:
+    """Every namespace's snapshot holds the cluster's ClusterRoles, read from one cache: the
+    same cached object is parsed once for all (issue 11), and an edit (a new object in the
+    cache) is parsed again, for every namespace, never the old rules kept."""
+    kube, caches, reconciler = _two_stores_reconciled()
+    apply(kube, caches, reconciler, ("role", "ClusterRole", "r0", 3))  # configmaps only
+    here, there = reconciler._rbac(NS), reconciler._rbac("billing")
+    assert here is not None and there is not None
+    role, other = here.role("ClusterRole", None, "r0"), there.role("ClusterRole", None, "r0")
+    assert role is not None and role is other
+    assert [rule.resources for rule in role.rules] == [("configmaps",)]
+    apply(kube, caches, reconciler, ("role", "ClusterRole", "r0", 0))  # now reads Secrets
+    for namespace in (NS, "billing"):
+        rbac = reconciler._rbac(namespace)
+        assert rbac is not None
+        edited = rbac.role("ClusterRole", None, "r0")
+        assert edited is not None and [rule.resources for rule in edited.rules] == [("secrets",)]
+
+
+def test_a_cluster_roles_powers_follow_its_rules_whatever_the_memo_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A ClusterRole's powers are shared by its rules across namespaces' snapshots: the same
+    name with other rules (an edit), or the memo emptied past its bound, never answers with
+    the powers of rules it no longer has."""
+    from dataward.checks import access
+    from dataward.checks.observed import ObservedRole
+
+    monkeypatch.setattr(access, "CLUSTER_POWERS_BOUND", 2)
+
+    def powers(rule: int, role_kind: str = "ClusterRole") -> access.RolePowers:
+        raw = {"kind": role_kind, "metadata": {"name": "r0"}, "rules": [RULES[rule]]}
+        snapshot = RbacSnapshot((), (ObservedRole.from_api(raw),))
+        return access.role_powers(snapshot, snapshot.roles[0])
+
+    for _ in range(3):
+        assert powers(3).reads(["c1"]) is False  # configmaps
+        assert powers(0).reads(["c1"]) is True  # any Secret
+        assert powers(1).reads(["c1"]) is True and powers(1).reads(["c2"]) is False
+        assert powers(2).reads(["c2"]) is True and powers(2).reads(["c1"]) is False
+    assert len(access._CLUSTER_POWERS) <= 2
+    assert powers(0, "Role").reads(["c1"]) is True

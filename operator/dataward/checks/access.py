@@ -279,8 +279,28 @@ def role_powers(rbac: RbacSnapshot, role: ObservedRole) -> RolePowers:
     )
     found = memo.get(id(role))
     if found is None or found[0] is not role:
-        found = memo[id(role)] = (role, RolePowers.of(role))
+        powers = _cluster_role_powers(role) if role.kind == "ClusterRole" else RolePowers.of(role)
+        found = memo[id(role)] = (role, powers)
     return found[1]
+
+
+# A ClusterRole's powers by its rules: every namespace's snapshot holds the cluster's
+# ClusterRoles, and their powers are the same in each (they depend on the rules alone), so
+# they are worked out once for all namespaces, not once per namespace (issue 11: 73
+# ClusterRoles of 325 rules on a fresh control plane, 2.5 ms, for each of 100 namespaces).
+# Bounded: emptied when it outgrows CLUSTER_POWERS_BOUND. A namespace's Roles stay in their
+# snapshot's memo: each store's own Role names its own Secrets.
+_CLUSTER_POWERS: dict[tuple[PolicyRule, ...], RolePowers] = {}
+CLUSTER_POWERS_BOUND = 1024
+
+
+def _cluster_role_powers(role: ObservedRole) -> RolePowers:
+    powers = _CLUSTER_POWERS.get(role.rules)
+    if powers is None:
+        if len(_CLUSTER_POWERS) >= CLUSTER_POWERS_BOUND:
+            _CLUSTER_POWERS.clear()
+        powers = _CLUSTER_POWERS[role.rules] = RolePowers.of(role)
+    return powers
 
 
 # A ServiceAccount's user name, system:serviceaccount:<namespace>:<name>: to RBAC, a User

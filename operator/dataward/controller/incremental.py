@@ -75,7 +75,33 @@ class RbacState:
     changed: set[RbacKey] | None = None
 
 
+# Cluster-scoped objects parsed, by the identity of the cached object: id -> (object,
+# parsed). Every namespace's snapshot holds the cluster's ClusterRoles and
+# ClusterRoleBindings; one cache holds them, so each namespace reads the very same objects,
+# which are parsed once here rather than once per namespace (issue 11: a restart parsed
+# the 127 of a fresh control plane again for each of 100 namespaces). The entry holds its
+# object, so its id names no other while it is here; a new version is a new object. Bounded:
+# emptied when it outgrows CLUSTER_PARSED_BOUND (a cluster's RBAC is a few hundred objects).
+_CLUSTER_PARSED: dict[int, tuple[Mapping[str, Any], Any]] = {}
+CLUSTER_PARSED_BOUND = 4096
+
+
 def _parse(kind: str, obj: Mapping[str, Any]) -> Any:
+    """`obj` (a cached RBAC object of `kind`) parsed; a cluster-scoped one once for every
+    namespace (`_CLUSTER_PARSED`)."""
+    if rbac_scope(kind, "a namespace") is not None:  # a Role or RoleBinding
+        return _parse_afresh(kind, obj)
+    found = _CLUSTER_PARSED.get(id(obj))
+    if found is not None and found[0] is obj:
+        return found[1]
+    parsed = _parse_afresh(kind, obj)
+    if len(_CLUSTER_PARSED) >= CLUSTER_PARSED_BOUND:
+        _CLUSTER_PARSED.clear()
+    _CLUSTER_PARSED[id(obj)] = (obj, parsed)
+    return parsed
+
+
+def _parse_afresh(kind: str, obj: Mapping[str, Any]) -> Any:
     # List items carry no kind; cached objects are shared, so set it on a copy.
     typed = {**obj, "kind": obj.get("kind") or kind}
     return ObservedBinding.from_api(typed) if "Binding" in kind else ObservedRole.from_api(typed)
