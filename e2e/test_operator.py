@@ -164,6 +164,54 @@ def review(
     return bool(result.status.allowed)
 
 
+def deployer_may(plane: ControlPlane, ask: dict[str, str]) -> bool:
+    """Whether the API server's authorizer lets User ci-deployer do `ask` (a
+    SubjectAccessReview's resourceAttributes: any verb, group, resource, subresource or
+    name)."""
+    asked = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+             "spec": {"user": "ci-deployer", "resourceAttributes": ask}}  # fmt: skip
+    answer = plane.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(asked))
+    return json.loads(answer.stdout)["status"].get("allowed") is True
+
+
+def ci_deployer_binding(name: str, role: str) -> dict[str, Any]:
+    """A ClusterRoleBinding `name` of ClusterRole `role` to User ci-deployer."""
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": role},
+            "subjects": [{"kind": "User", "name": "ci-deployer",
+                          "apiGroup": "rbac.authorization.k8s.io"}]}  # fmt: skip
+
+
+def approval_writer(name: str) -> dict[str, Any]:
+    """ClusterRole `name`: update on certificatesigningrequests/approval, half an approval."""
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": name},
+            "rules": [{"apiGroups": ["certificates.k8s.io"],
+                       "resources": ["certificatesigningrequests/approval"],
+                       "verbs": ["update"]}]}  # fmt: skip
+
+
+def escalation_found(plane: ControlPlane, namespace: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The store once its AccessRestricted is False, and that condition, whose reason must be
+    EscalatorsCanReadSecrets."""
+    store = wait_condition(plane, namespace, "support-inquiries", "AccessRestricted", "False",
+                           timeout=30)  # fmt: skip
+    found = condition(store, "AccessRestricted")
+    assert found["reason"] == "EscalatorsCanReadSecrets"
+    return store, found
+
+
+def access_restored_without(plane: ControlPlane, namespace: str, binding: str) -> None:
+    """Delete ClusterRoleBinding `binding`: the store's AccessRestricted must come back True,
+    OnlyDeclaredReaders."""
+    plane.kubectl("delete", "clusterrolebinding", binding)
+    store = wait_condition(plane, namespace, "support-inquiries", "AccessRestricted", "True",
+                           timeout=30)  # fmt: skip
+    assert condition(store, "AccessRestricted")["reason"] == "OnlyDeclaredReaders"
+
+
 def service_account(namespace: str, name: str) -> tuple[str, list[str]]:
     return (
         f"system:serviceaccount:{namespace}:{name}",
@@ -476,11 +524,7 @@ def test_a_foreign_binding_over_the_stores_secrets_turns_access_restricted_false
             "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}],
         },
     )
-    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
-              "spec": {"user": user, "resourceAttributes": {
-                  "namespace": namespace, "verb": "get", "resource": "secrets"}}}  # fmt: skip
-    answer = control_plane.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(review))
-    assert json.loads(answer.stdout)["status"].get("allowed") is True  # the API server lets it
+    assert review(control_plane, user, [], namespace, "get", None)  # the API server lets it
     store = wait_condition(
         control_plane, namespace, "support-inquiries", "AccessRestricted", "False", timeout=30
     )
@@ -640,41 +684,21 @@ def test_cluster_wide_webhook_volume_or_certificate_grants_turn_access_restricte
     name = f"ci-{grant}-{namespace}"  # cluster-scoped: one per test's namespace
     ready_store(control_plane, namespace)
 
-    def can(ask: dict[str, str]) -> bool:
-        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
-                  "spec": {"user": "ci-deployer", "resourceAttributes": ask}}  # fmt: skip
-        answer = control_plane.kubectl("create", "-f", "-", "-o", "json",
-                                       input=json.dumps(review))  # fmt: skip
-        return json.loads(answer.stdout)["status"].get("allowed") is True
-
-    assert not any(can(ask) for ask in asks)
+    assert not any(deployer_may(control_plane, ask) for ask in asks)
     try:
         apply(
             control_plane,
             {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
              "metadata": {"name": name}, "rules": rules},
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-             "metadata": {"name": name},
-             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                         "name": name},
-             "subjects": [{"kind": "User", "name": "ci-deployer",
-                           "apiGroup": "rbac.authorization.k8s.io"}]},
+            ci_deployer_binding(name, name),
         )  # fmt: skip
-        wait_for(lambda: all(can(ask) for ask in asks), 30, f"ci-deployer never held {grant}")
-        store = wait_condition(
-            control_plane, namespace, "support-inquiries", "AccessRestricted", "False",
-            timeout=30,
-        )  # fmt: skip
-        found = condition(store, "AccessRestricted")
-        assert found["reason"] == "EscalatorsCanReadSecrets"
+        wait_for(lambda: all(deployer_may(control_plane, ask) for ask in asks), 30,
+                 f"ci-deployer never held {grant}")
+        store, found = escalation_found(control_plane, namespace)
         assert f"ClusterRoleBinding {name} (role ClusterRole {name})" in found["message"]
         assert "User ci-deployer" in found["message"]
         assert condition(store, "Ready")["status"] == "False"
-        control_plane.kubectl("delete", "clusterrolebinding", name)
-        store = wait_condition(
-            control_plane, namespace, "support-inquiries", "AccessRestricted", "True", timeout=30
-        )
-        assert condition(store, "AccessRestricted")["reason"] == "OnlyDeclaredReaders"
+        access_restored_without(control_plane, namespace, name)
     finally:
         control_plane.kubectl("delete", "clusterrolebinding,clusterrole", name,
                               "--ignore-not-found", check=False)  # fmt: skip
@@ -691,50 +715,23 @@ def test_certificate_approval_split_over_two_cluster_role_bindings_turns_access_
     writer = f"ci-approval-{namespace}"
     _, asks = CLUSTER_ESCALATIONS["certificates"]
 
-    def can(ask: dict[str, str]) -> bool:
-        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
-                  "spec": {"user": "ci-deployer", "resourceAttributes": ask}}  # fmt: skip
-        answer = control_plane.kubectl("create", "-f", "-", "-o", "json",
-                                       input=json.dumps(review))  # fmt: skip
-        return json.loads(answer.stdout)["status"].get("allowed") is True
-
-    def bind(name: str, role: str) -> dict[str, Any]:
-        return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                "metadata": {"name": name},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                            "name": role},
-                "subjects": [{"kind": "User", "name": "ci-deployer",
-                              "apiGroup": "rbac.authorization.k8s.io"}]}  # fmt: skip
-
     try:
         apply(
             control_plane,
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-             "metadata": {"name": writer},
-             "rules": [{"apiGroups": ["certificates.k8s.io"],
-                        "resources": ["certificatesigningrequests/approval"],
-                        "verbs": ["update"]}]},
-            bind(writer, writer),
-            bind(f"ci-signer-{namespace}", signer),
+            approval_writer(writer),
+            ci_deployer_binding(writer, writer),
+            ci_deployer_binding(f"ci-signer-{namespace}", signer),
         )  # fmt: skip
-        wait_for(lambda: all(can(ask) for ask in asks), 30, "ci-deployer never could approve")
-        store = wait_condition(
-            control_plane, namespace, "support-inquiries", "AccessRestricted", "False",
-            timeout=30,
-        )  # fmt: skip
-        found = condition(store, "AccessRestricted")
-        assert found["reason"] == "EscalatorsCanReadSecrets"
+        wait_for(lambda: all(deployer_may(control_plane, ask) for ask in asks), 30,
+                 "ci-deployer never could approve")
+        _, found = escalation_found(control_plane, namespace)
         assert f"ClusterRoleBinding {writer} (role ClusterRole {writer})" in found["message"]
         assert (
             f"ClusterRoleBinding ci-signer-{namespace} (role ClusterRole {signer})"
             in found["message"]
         )
         assert "let User ci-deployer" in found["message"]
-        control_plane.kubectl("delete", "clusterrolebinding", writer)
-        store = wait_condition(
-            control_plane, namespace, "support-inquiries", "AccessRestricted", "True", timeout=30
-        )
-        assert condition(store, "AccessRestricted")["reason"] == "OnlyDeclaredReaders"
+        access_restored_without(control_plane, namespace, writer)
     finally:
         control_plane.kubectl("delete", "clusterrolebinding", writer, f"ci-signer-{namespace}",
                               "--ignore-not-found", check=False)  # fmt: skip
@@ -765,50 +762,23 @@ def test_approving_only_kubelet_serving_certificates_is_not_counted_but_node_cli
     refused = {"verb": "approve", "group": "certificates.k8s.io", "resource": "signers",
                "name": "kubernetes.io/kube-apiserver-client-kubelet"}  # fmt: skip
 
-    def can(ask: dict[str, str]) -> bool:
-        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
-                  "spec": {"user": "ci-deployer", "resourceAttributes": ask}}  # fmt: skip
-        answer = control_plane.kubectl("create", "-f", "-", "-o", "json",
-                                       input=json.dumps(review))  # fmt: skip
-        return json.loads(answer.stdout)["status"].get("allowed") is True
-
-    def bind(name: str, role: str) -> dict[str, Any]:
-        return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                "metadata": {"name": name},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                            "name": role},
-                "subjects": [{"kind": "User", "name": "ci-deployer",
-                              "apiGroup": "rbac.authorization.k8s.io"}]}  # fmt: skip
-
     try:
         apply(
             control_plane,
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-             "metadata": {"name": writer},
-             "rules": [{"apiGroups": ["certificates.k8s.io"],
-                        "resources": ["certificatesigningrequests/approval"],
-                        "verbs": ["update"]}]},
+            approval_writer(writer),
             {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
              "metadata": {"name": nodes}, "rules": node_rules},
-            bind(writer, writer),
-            bind(f"ci-serving-signer-{namespace}", signer),
-            bind(nodes, nodes),
+            ci_deployer_binding(writer, writer),
+            ci_deployer_binding(f"ci-serving-signer-{namespace}", signer),
+            ci_deployer_binding(nodes, nodes),
         )  # fmt: skip
-        wait_for(lambda: all(can(ask) for ask in asks), 30, "ci-deployer never held the grants")
-        assert not can(refused)
-        store = wait_condition(
-            control_plane, namespace, "support-inquiries", "AccessRestricted", "False",
-            timeout=30,
-        )  # fmt: skip
-        found = condition(store, "AccessRestricted")
-        assert found["reason"] == "EscalatorsCanReadSecrets"
+        wait_for(lambda: all(deployer_may(control_plane, ask) for ask in asks), 30,
+                 "ci-deployer never held the grants")
+        assert not deployer_may(control_plane, refused)
+        _, found = escalation_found(control_plane, namespace)
         assert f"ClusterRoleBinding {nodes} (role ClusterRole {nodes})" in found["message"]
         assert writer not in found["message"] and signer not in found["message"]
-        control_plane.kubectl("delete", "clusterrolebinding", nodes)
-        store = wait_condition(
-            control_plane, namespace, "support-inquiries", "AccessRestricted", "True", timeout=30
-        )
-        assert condition(store, "AccessRestricted")["reason"] == "OnlyDeclaredReaders"
+        access_restored_without(control_plane, namespace, nodes)
     finally:
         control_plane.kubectl("delete", "clusterrolebinding", writer, nodes,
                               f"ci-serving-signer-{namespace}", "--ignore-not-found",
