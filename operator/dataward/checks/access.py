@@ -17,6 +17,7 @@ from dataward.checks.observed import (
     approval_grants,
     approves_certificates,
 )
+from dataward.model.k8s_names import service_account_groups
 from dataward.render.labels import STORE_LABEL
 from dataward.render.rbac import CERTIFICATE_APPROVAL_GRANTS
 
@@ -301,19 +302,6 @@ def _cluster_role_powers(role: ObservedRole) -> RolePowers:
             _CLUSTER_POWERS.clear()
         powers = _CLUSTER_POWERS[role.rules] = RolePowers.of(role)
     return powers
-
-
-# A ServiceAccount's user name, system:serviceaccount:<namespace>:<name>: to RBAC, a User
-# subject of that name is the ServiceAccount.
-
-
-def service_account_groups(namespace: str) -> frozenset[str]:
-    """The groups a ServiceAccount of `namespace` is in, and no other: its token
-    authenticates it as system:serviceaccounts and system:serviceaccounts:<namespace>, and
-    every authenticated request is system:authenticated's."""
-    return frozenset(
-        {"system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"}
-    )
 
 
 def may_be_one(first: BindingSubject, second: BindingSubject) -> bool:

@@ -212,7 +212,8 @@ def expected_runs(job_template_spec: Mapping[str, Any]) -> tuple[str, str]:
     """What the store's Jobs and their pods must run, from a rendered job template's spec:
     (`job_runs_digest`, `runs_digest` of its pod template), from one walk of it."""
     runs = what_job_runs(job_template_spec)
-    return job_and_pod_digests(runs["job"], runs["pod"])  # digest(runs), digest(runs["pod"])
+    # `what_job_runs` is {"job", "pod"}: these are digest(runs) and digest(runs["pod"]).
+    return job_and_pod_digests(runs["job"], runs["pod"])
 
 
 # (job, pod): `expected_runs` of a job template the operator rendered for a store's purge

@@ -42,3 +42,12 @@ def service_account_of(username: str) -> tuple[str, str] | None:
     if not is_dns_label(namespace) or not is_dns_subdomain(name):
         return None
     return namespace, name
+
+
+def service_account_groups(namespace: str) -> frozenset[str]:
+    """The groups a ServiceAccount of `namespace` is in, and no other: its token
+    authenticates it as system:serviceaccounts and system:serviceaccounts:<namespace>, and
+    every authenticated request is system:authenticated's."""
+    return frozenset(
+        {"system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"}
+    )
