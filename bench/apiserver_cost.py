@@ -98,7 +98,7 @@ def main() -> None:
             caches = Caches(kube, (*CACHED_KINDS, *SECRET_KINDS), (NAMESPACE,), 3600,
                             lambda kind, old, new: None, lambda kind, namespace: None)
             caches.start()
-            wait_for(caches.synced, 60, "caches synced", interval=0.1)
+            wait_for(caches.listed, 60, "caches listed", interval=0.1)
         rows: list[str] = []
 
         def phase(what: str, calls: list[Callable[[], Any]]) -> None:
