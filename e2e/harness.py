@@ -267,7 +267,7 @@ def _install_process_hooks() -> None:
             signal.signal(signum, handler)
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     """Ask the kernel for distinct free loopback ports (all held open at once, then released)."""
     sockets = []
     try:
@@ -279,6 +279,11 @@ def _free_ports(count: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
+
+
+def free_port() -> int:
+    """A free loopback port (an operator's metrics, a test database)."""
+    return free_ports(1)[0]
 
 
 def die_with_parent() -> Callable[[], None] | None:
@@ -430,7 +435,7 @@ class ControlPlane:
         try:
             for sub in ("pki", "etcd", "logs", "kubeconfigs", "kcm"):
                 (self.dir / sub).mkdir(mode=0o700)
-            etcd_client, etcd_peer, api_port, kcm_port = _free_ports(4)
+            etcd_client, etcd_peer, api_port, kcm_port = free_ports(4)
             self._ports = {"etcd": etcd_client, "api": api_port, "kcm": kcm_port}
             self._write_pki()
             self._write_configs()

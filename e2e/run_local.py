@@ -25,7 +25,6 @@ import copy
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -39,7 +38,7 @@ from typing import Any
 import yaml
 
 from e2e.cluster import DEFAULT_STATE_DIR, start_local_cluster, stop_local_cluster
-from e2e.harness import ControlPlane, crds_established, die_with_parent
+from e2e.harness import ControlPlane, crds_established, die_with_parent, free_port
 from e2e.tools import REPO_ROOT, tool
 
 RELEASE, OPERATOR_NAMESPACE = "dataward", "dataward-system"
@@ -142,13 +141,6 @@ def token_kubeconfig(kubeconfig: str, account: str, path: Path) -> Path:
     path.touch(mode=0o600)
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-def free_port() -> int:
-    """A free TCP port on this machine for the operator's metrics."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_ready(kubeconfig: str, timeout: float) -> bool:

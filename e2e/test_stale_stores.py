@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -29,17 +28,11 @@ from e2e.fixtures_operator import (
     load_example,
     wait_condition,
 )
-from e2e.harness import ControlPlane, wait_for
+from e2e.harness import ControlPlane, free_port, wait_for
 from e2e.test_operator import make_store
 
 GRACE_SECONDS = 10
 STORE = "support-inquiries"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Probe:
@@ -70,7 +63,7 @@ def probe(
     it would hold the Lease (and judge the stores with the default grace period)."""
     install_crds(control_plane)
     kubeconfig, account = install_operator_identity(control_plane)
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("stale") / "operator.log"
     process = OperatorProcess(control_plane, kubeconfig, account, log)
     args = process.session_args()
