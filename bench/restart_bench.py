@@ -163,6 +163,12 @@ def main() -> int:
     parser.add_argument("--selector", action="store_true",
                         help="the operator serves the namespaces by label "
                              "(--namespace-selector, cluster-wide caches, as the 10,000 run)")
+    parser.add_argument(
+        "--other-namespaces", type=int, default=0,
+        help="with --selector: the last K of the namespaces belong to another shard (labelled "
+             "for it; their stores converged by an operator of every namespace, then not "
+             "served by the restarted one, whose caches still see their objects)",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=4)
     watch = parser.add_mutually_exclusive_group()  # one wrapper of the operator at a time
@@ -176,15 +182,21 @@ def main() -> int:
     results: dict[str, list[tuple[float, float, float, float]]] = {t: [] for t in args.tree}
     spaces = ([NAMESPACE] if args.namespaces == 1
               else [f"{NAMESPACE}-{i:02d}" for i in range(args.namespaces)])  # fmt: skip
+    if args.other_namespaces and (not args.selector or args.other_namespaces >= len(spaces)):
+        parser.error("--other-namespaces needs --selector and fewer than --namespaces")
+    others = spaces[len(spaces) - args.other_namespaces:] if args.other_namespaces else []
     with ControlPlane() as plane, tempfile.TemporaryDirectory() as tmp:
-        kubeconfig, admin = prepared_plane(plane, spaces, threads=2)
+        kubeconfig, admin = prepared_plane(plane, spaces[:len(spaces) - len(others)], others,
+                                           threads=2)  # fmt: skip
+        for name in others:
+            plane.kubectl("label", "namespace", name, f"{SHARD_LABEL}=other")
         docs = stores(args.stores, list(spaces))
         create_all(admin, credentials(docs), 8)
         tail = AuditTail(plane.audit_log, USER)
         port = free_port()
         base_env = dict(os.environ)
 
-        def command(tree: str, out: Path | None) -> list[str]:
+        def command(tree: str, out: Path | None, every: bool = False) -> list[str]:
             path, *settings = tree.split(",")
             os.environ.clear()  # the operator inherits it: this tree's settings only
             os.environ.update(base_env)
@@ -197,10 +209,13 @@ def main() -> int:
                 prefix = [sys.executable, "-m", "bench.restart_trace", str(out)]
             return [*prefix, "run", "--kubeconfig", str(kubeconfig), "--resync-seconds", "3600",
                     "--metrics-port", str(port), "--workers", str(args.workers),
-                    *(["--namespace-selector", f"{SHARD_LABEL}={SHARD}"] if args.selector
+                    *([] if every else
+                      ["--namespace-selector", f"{SHARD_LABEL}={SHARD}"] if args.selector
                       else [arg for name in spaces for arg in ("--namespace", name)])]
 
-        first = Operator(command(args.tree[0], None), Path(tmp) / "converge.log")
+        # With another shard's namespaces: converged by an operator of every namespace.
+        first = Operator(command(args.tree[0], None, every=bool(others)),
+                         Path(tmp) / "converge.log")  # fmt: skip
         watch = ReadyWatch(admin, set(spaces))
         first.start()
         try:
