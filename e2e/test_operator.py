@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import urllib.request
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
 
 from e2e.fixtures_operator import (
     KEY_RING_GRACE_SECONDS,
@@ -32,7 +34,7 @@ from e2e.fixtures_operator import (
     sleep_for,
     wait_condition,
 )
-from e2e.harness import ControlPlane, wait_for
+from e2e.harness import ControlPlane, free_port, wait_for
 
 POLICY = "examples/policy.yaml"
 STORE = "examples/stores/support-inquiries.yaml"
@@ -1137,17 +1139,33 @@ def test_steady_state_sends_no_writes_for_minutes(
 
 
 def _shard(
-    plane: ControlPlane, session: OperatorProcess, log: Path, shard: str, *extra: str
+    plane: ControlPlane, session: OperatorProcess, log: Path, shard: str, *extra: str,
+    metrics_port: int = 0,
 ) -> OperatorProcess:
     """A shard of the operator: its own Lease and namespace selector, an hour's resync."""
     args = session._session_args()
     args[args.index("--resync-seconds") + 1] = "3600"  # so a repair can only come from a watch
+    args[args.index("--metrics-port") + 1] = str(metrics_port)
     args += ["--lease-name", f"dataward-shard-{shard}",
              "--namespace-selector", f"{SHARD_LABEL}={shard}", *extra]  # fmt: skip
     return OperatorProcess(plane, session.kubeconfig, session.account, log, args)
 
 
 SHARD_LABEL = "e2e.dataward.io/shard"
+
+
+def cached_objects(port: int, kind: str) -> int | None:
+    """`dataward_cached_objects{kind=...}` on the operator's /metrics (None: not served yet)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return None
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "dataward_cached_objects" and sample.labels.get("kind") == kind:
+                return int(sample.value)
+    return None
 
 
 def test_two_shards_serve_disjoint_namespaces_and_one_counts_every_store(
@@ -1162,8 +1180,9 @@ def test_two_shards_serve_disjoint_namespaces_and_one_counts_every_store(
     sharded = chart_rbac(OPERATOR_NAMESPACE, [f"shard.namespaceSelector={SHARD_LABEL}=a"])
     apply(control_plane, *[d for d in sharded if d["kind"] == "ClusterRole"])
     operator.stop()  # the session operator serves every namespace: not during this test
+    port = free_port()
     shards = {
-        "a": _shard(control_plane, operator, tmp_path / "a.log", "a"),
+        "a": _shard(control_plane, operator, tmp_path / "a.log", "a", metrics_port=port),
         "b": _shard(control_plane, operator, tmp_path / "b.log", "b", "--no-policy-status"),
     }
     try:
@@ -1192,6 +1211,21 @@ def test_two_shards_serve_disjoint_namespaces_and_one_counts_every_store(
             return bool((found.get("status") or {}).get("stores") == expected)
 
         wait_for(counted, timeout=60, message="the policy counts the stores of both shards")
+
+        # Shard a caches the NetworkPolicies, Roles and RoleBindings of its namespace alone,
+        # not b's nor those of every other namespace of the cluster.
+        for kind, resource in (("NetworkPolicy", "networkpolicies"), ("Role", "roles"),
+                               ("RoleBinding", "rolebindings")):  # fmt: skip
+            def listed(namespace: str | None, resource: str = resource) -> int:
+                where = ["-n", namespace] if namespace else ["-A"]
+                out = control_plane.kubectl("get", resource, *where, "-o", "json").stdout
+                return len(json.loads(out)["items"])
+
+            assert listed(spaces["b"]) > 0 and listed(None) > listed(spaces["a"]) > 0
+            wait_for(
+                lambda kind=kind, listed=listed: cached_objects(port, kind) == listed(spaces["a"]),
+                timeout=30, message=f"shard a caches the {kind}s of its namespace only",
+            )  # fmt: skip
 
         # A deleted child comes back from the watch event, not a timer (the resync is an hour).
         netpol = "dataward-support-inquiries-isolation"

@@ -121,6 +121,10 @@ def condition_sites() -> list[Site]:
             for call in ast.walk(function):
                 if not (isinstance(call, ast.Call) and _called(call, "Condition")):
                     continue
+                if isinstance(call.func, ast.Attribute) and ast.unparse(call.func) == (
+                    "threading.Condition"
+                ):
+                    continue  # a condition variable, not a status condition
                 type_ = _type(_arg(call, 0, "type"))
                 status = _literal(_arg(call, 1, "status"))
                 assert status in ("True", "False", "Unknown"), f"{rel}:{call.lineno} status"

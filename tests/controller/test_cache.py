@@ -54,7 +54,8 @@ def _caches(kube: ListingKube, events: list[tuple[str, Any, Any]] | None = None)
 
 
 def _relist(caches: Caches) -> None:
-    for informer in caches.informers.values():
+    # The Namespace cache first, as a shard's caches of its namespaces wait for it (`run`).
+    for _, informer in sorted(caches.informers.items(), key=lambda i: i[0][0] != "Namespace"):
         informer._relist()
 
 

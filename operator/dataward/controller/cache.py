@@ -115,6 +115,8 @@ WATCH_BACKOFF_CAP = 15.0
 WATCH_FAILURES_TO_FAIL = 3  # failures in a row that fail the cache (a 403: the first)
 FAILED_WATCH_SECONDS = 10  # a failed cache's watch timeout: its recovery is seen this soon
 FAST_CLOSE_SECONDS = 1.0  # a watch closed sooner with no event closed at once (a failure)
+SHARD_WAIT_SECONDS = 0.02  # a `per_shard` cache waits for the Namespace cache's LIST so often
+SHARD_FILL_BACKOFF_CAP = 15.0  # a namespace's failed `list_namespace`: retried at most so late
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,11 @@ class CachedKind:
     # reads raise while it is not synced) and that the operator's RBAC may lack (a cluster's
     # AdminNetworkPolicies): else a refused LIST would hold every store's last verdict.
     awaited: bool = True
+    # A sharded operator (`Caches.sharded`, cluster-wide caches) keeps only its own
+    # namespaces' objects of this kind, those its Namespace cache holds (`ShardNamespaces`):
+    # a kind only the reconciles of the shard's own stores read. Another shard's are dropped
+    # as they arrive, before they are slimmed (issue 11: each shard held every namespace's).
+    per_shard: bool = False
 
     @property
     def api_kind(self) -> str:
@@ -607,8 +614,35 @@ class ChangeJournal:
         return len(self.names)
 
 
+class ShardNamespaces:
+    """The namespaces this shard serves, as its Namespace cache (listed and watched by the
+    shard's label selector) holds them: what the caches of `per_shard` kinds keep."""
+
+    def __init__(self, informer: Informer) -> None:
+        self.informer = informer
+
+    def known(self) -> bool:
+        """Whether the Namespace cache has listed (before, no namespace is known to be ours)."""
+        return self.informer.lists > 0
+
+    def names(self) -> frozenset[str]:
+        with self.informer.lock:
+            return frozenset(self.informer.by_namespace.get("", {}))
+
+    def holds(self, namespace: str) -> bool:
+        with self.informer.lock:
+            return namespace in self.informer.by_namespace.get("", {})
+
+
 class Informer:
-    """One kind in one namespace (or cluster-wide): LIST, then WATCH, re-LIST periodically."""
+    """One kind in one namespace (or cluster-wide): LIST, then WATCH, re-LIST periodically.
+
+    Of a `per_shard` kind in a sharded operator (`shard` set): only the shard's namespaces'
+    objects are kept, and a namespace's are read only once a LIST has covered it
+    (`listed_for`): one that became the shard's since its last LIST is listed alone
+    (`list_namespace`, asked for by `on_missing`), and until then its reads raise
+    (Unknown, never "none there").
+    """
 
     def __init__(
         self,
@@ -654,6 +688,14 @@ class Informer:
         # Failed by its watch: a LIST alone does not make it synced again, a working watch does.
         self.watch_broken = False
         self.retired = False  # no longer cached (`retire`)
+        # Sharded (`per_shard` kinds): the shard's namespaces; those a LIST covered, whose
+        # reads are answered (replaced whole, under the lock); the deletions seen in a
+        # namespace not yet covered (name -> resourceVersion), so that its LIST, older, does
+        # not bring them back; who fills in a namespace the last LIST did not cover.
+        self.shard: ShardNamespaces | None = None
+        self.listed_for: frozenset[str] = frozenset()
+        self._deleted: dict[str, dict[str, str | None]] = {}
+        self.on_missing: Callable[[str], None] | None = None
 
     @property
     def where(self) -> str:
@@ -675,15 +717,26 @@ class Informer:
         if not self.synced:
             raise KubeError(0, f"cache not synced ({self.error})", f"list {self.where}")
 
+    def _check_namespace(self, namespace: str | None) -> None:
+        """Raise KubeError for a namespace whose objects this cache does not hold whole: of
+        a `per_shard` kind, one no LIST has covered (another shard's, or one that became
+        this shard's since and is still being listed)."""
+        if self.shard is not None and namespace is not None and namespace not in self.listed_for:
+            raise KubeError(
+                0, f"namespace {namespace} not listed by this shard", f"list {self.where}"
+            )
+
     def get(self, namespace: str | None, name: str) -> Obj | None:
         """The cached object, or None (known absent); KubeError when not synced."""
         self.check()
+        self._check_namespace(namespace)
         with self.lock:
             return self.by_namespace.get(namespace or "", {}).get(name)
 
     def items(self, namespace: str | None) -> list[Obj]:
         """The cached objects of `namespace` (None: all); KubeError when not synced."""
         self.check()
+        self._check_namespace(namespace)
         with self.lock:
             if namespace is None:
                 return [o for objs in self.by_namespace.values() for o in objs.values()]
@@ -694,6 +747,7 @@ class Informer:
         from the index (O(matches)) of a `LABEL_INDEXED` kind, else by a scan; KubeError
         when not synced."""
         self.check()
+        self._check_namespace(namespace)
         with self.lock:
             objs = self.by_namespace.get(namespace, {})
             if not self.index.labels:
@@ -707,6 +761,7 @@ class Informer:
         if not self.index.selectors:
             return self.items(namespace)
         self.check()
+        self._check_namespace(namespace)
         with self.lock:
             objs = self.by_namespace.get(namespace, {})
             return [objs[name] for name in self.index.selecting(namespace, pods)]
@@ -730,12 +785,22 @@ class Informer:
         """Keep the answer to the operator's own write, so its next read is not older; the
         watch event of that write, if it came first and was held, is dropped (`WriteTracker`)."""
         # Its watch event often came first: then the cache holds this version already.
-        if _selected(obj, parse_selector(self.spec.label_selector)) and not self._held(obj):
+        if (
+            _selected(obj, parse_selector(self.spec.label_selector))
+            and self._keeps(obj)
+            and not self._held(obj)
+        ):
             self._put(self._slim(obj), notify=False, answer=True)
         if self.writes is not None:
             meta = obj.get("metadata") or {}
             key = (self.spec.api_kind, str(meta.get("namespace") or ""), str(meta.get("name")))
             self.writes.settle(key, self, _version(obj))
+
+    def _keeps(self, obj: Mapping[str, Any]) -> bool:
+        """Whether this cache keeps `obj`: not another shard's (`per_shard` kinds)."""
+        if self.shard is None:
+            return True
+        return self.shard.holds(str((obj.get("metadata") or {}).get("namespace") or ""))
 
     def store_deleted(self, namespace: str | None, name: str, version: str | None) -> None:
         """Drop an object the operator has just deleted (at resourceVersion `version`), as
@@ -753,6 +818,10 @@ class Informer:
         """List and watch until `stop`; failures are kept as this cache's error, then retried."""
         if not self.synced:
             self.unsynced_since = time.monotonic()
+        # Which namespaces are the shard's is known once its Namespace cache has listed: a
+        # LIST before would keep nothing (its reads raise until then, as before any LIST).
+        while self.shard is not None and not self.shard.known() and not stop.is_set():
+            stop.wait(SHARD_WAIT_SECONDS)
         backoff = 1.0
         while not stop.is_set():
             try:
@@ -849,15 +918,19 @@ class Informer:
                         self.where, error, until)  # fmt: skip
             self.on_health(self.spec.kind, self.namespace)
 
-    def _list(self) -> tuple[dict[tuple[str, str], Obj], str]:
-        """Every object, slimmed, and the list's resourceVersion: LIST in pages.
+    def _list(
+        self, namespace: str | None = None, kept: frozenset[str] | None = None
+    ) -> tuple[dict[tuple[str, str], Obj], str]:
+        """Every object (of `namespace`; else of this cache's scope), slimmed, and the list's
+        resourceVersion: LIST in pages. `kept`: only the objects of these namespaces (a
+        shard's), the others dropped unslimmed.
 
         One LIST of 10,000 objects is one JSON body and every object as sent (managedFields
         and all) held at once, which set the process's peak memory; a page is slimmed before
         the next is asked for. A continue token that expired (410) starts the list again.
         """
         selector = [("labelSelector", self.spec.label_selector)] if self.spec.label_selector else []
-        path = RESOURCES[self.spec.api_kind].path(self.namespace)
+        path = RESOURCES[self.spec.api_kind].path(namespace or self.namespace)
         accept = METADATA_ONLY_LIST if self.spec.metadata_only else "application/json"
         for attempt in range(LIST_ATTEMPTS):
             fresh: dict[tuple[str, str], Obj] = {}
@@ -877,6 +950,10 @@ class Informer:
                             break  # the snapshot the token named is compacted: start again
                         raise
                     for item in result.get("items") or []:
+                        if kept is not None and (item.get("metadata") or {}).get(
+                            "namespace"
+                        ) not in kept:
+                            continue
                         obj = self._slim(item)
                         meta = obj["metadata"]
                         fresh[(meta.get("namespace") or "", meta["name"])] = obj
@@ -888,8 +965,18 @@ class Informer:
         raise AssertionError("unreachable: the last attempt raises or returns")
 
     def _relist(self) -> None:
-        fresh, resource_version = self._list()
+        # The shard's namespaces as the LIST starts: one that becomes the shard's meanwhile
+        # is not covered (some of its objects may have come before) and is listed alone after.
+        if self.shard is not None and not self.shard.known():
+            raise KubeError(0, "the shard's namespaces are not listed yet", f"list {self.where}")
+        kept = None if self.shard is None else self.shard.names()
+        fresh, resource_version = self._list(kept=kept)
         with self.lock:
+            if kept is not None and self.shard is not None:
+                # Not one that left the shard while it listed (`drop_namespace` took it out
+                # before, or comes after and will): under the lock, the order is the event's.
+                kept = kept & self.shard.names()
+                fresh = {key: obj for key, obj in fresh.items() if key[0] in kept}
             old = {
                 (ns, name): obj
                 for ns, objs in self.by_namespace.items()
@@ -908,6 +995,9 @@ class Informer:
             # Under the lock with the objects: an answer stored after them is judged against
             # the list's version (`_put`), never against the watch's older one.
             self.resource_version = resource_version
+            if kept is not None:
+                self.listed_for = kept
+                self._deleted = {ns: d for ns, d in self._deleted.items() if ns not in kept}
         was = self.synced
         if not self.watch_broken:  # else a watch must work first (`_watch_works`)
             self.synced, self.error = True, None
@@ -929,6 +1019,51 @@ class Informer:
                 self.on_event(self.spec.kind, before, None)
         if self.synced and not was:
             self.on_health(self.spec.kind, self.namespace)
+        if kept is not None and self.shard is not None and self.on_missing is not None:
+            for namespace in sorted(self.shard.names() - kept):
+                self.on_missing(namespace)
+
+    def list_namespace(self, namespace: str) -> None:
+        """Fill in `namespace`, which became the shard's since this cache's last LIST: LIST it
+        alone; its objects are then the LIST's, but for what the watch has brought since:
+        a later version, an object made after the LIST's snapshot, a deletion (a LIST that
+        began before it still returns the object). Whatever else was held of the namespace
+        (from a time it was the shard's before) goes. Then its reads are answered. KubeError
+        when the LIST fails (its reads keep raising)."""
+        fresh, listed_at = self._list(namespace)
+        with self.lock:
+            if self.shard is None or not self.shard.holds(namespace):
+                return  # no longer the shard's (`drop_namespace`)
+            deleted = self._deleted.pop(namespace, {})
+            held = self.by_namespace.get(namespace, {})
+            objs = {
+                name: obj for (_, name), obj in fresh.items()
+                if not _later(deleted.get(name), _version(obj))
+            }  # fmt: skip
+            for name, obj in held.items():
+                listed = objs.get(name)
+                if _later(_version(obj), _version(listed) if listed else listed_at):
+                    objs[name] = obj  # the watch's, later than the LIST's
+            for name, obj in held.items():  # the index anew, in the namespace's new order
+                self.index.remove(namespace, name, obj)
+            for name, obj in objs.items():
+                self.index.put(namespace, name, None, obj)
+            self.by_namespace[namespace] = objs
+            self.generation += 1
+            for name in held.keys() | objs.keys():
+                self._note(namespace, name)
+            self.listed_for = self.listed_for | {namespace}
+
+    def drop_namespace(self, namespace: str) -> None:
+        """Forget `namespace`, no longer the shard's: its objects go, and its reads raise."""
+        with self.lock:
+            self.listed_for = self.listed_for - {namespace}
+            self._deleted.pop(namespace, None)
+            objs = self.by_namespace.pop(namespace, {})
+            for name, obj in objs.items():
+                self.index.remove(namespace, name, obj)
+                self.generation += 1
+                self._note(namespace, name)
 
     def _watch(self, timeout: int, stop: threading.Event) -> WatchResult:
         """One WATCH request, its events applied; how it ended (`judge_watch` decides)."""
@@ -968,6 +1103,8 @@ class Informer:
     def _apply(self, kind: str, obj: Obj) -> None:
         """One ADDED, MODIFIED or DELETED event into the cache."""
         self.resource_version = obj.get("metadata", {}).get("resourceVersion")
+        if not self._keeps(obj):
+            return  # another shard's: not even slimmed
         if kind != "DELETED" and self._held(obj):
             return  # the echo of the operator's own write, or older than what is held
         slimmed = self._slim(obj)
@@ -1065,6 +1202,8 @@ class Informer:
             objs = self.by_namespace.get(ns, {})
             if _later(_version(objs.get(name) or {}), version):
                 return
+            if self.shard is not None and ns not in self.listed_for:
+                self._deleted.setdefault(ns, {})[name] = version  # for `list_namespace`
             old = objs.pop(name, None)
             if old is not None:
                 self.index.remove(ns, name, old)
@@ -1101,11 +1240,30 @@ class Caches:
         self._changing = threading.Lock()  # `add`, `drop`, `start` and `stop`, one at a time
         self.started = False
         self.stopped = False
+        # Sharded with cluster-wide caches: the shard's namespaces, which its `per_shard`
+        # caches keep; the namespaces that became the shard's and that some of those caches
+        # have still to list (informers left), those whose LIST failed (their reads raise:
+        # Unknown), and the LISTs to make (`_fill_loop`: informer, namespace, not before).
+        self.shard: ShardNamespaces | None = None
+        self._filling: dict[str, set[Informer]] = {}
+        self._fill_failed: set[str] = set()
+        self._fills: list[tuple[Informer, str, float, float]] = []
+        self._fill_wake = threading.Condition()
+        self._fill_stop = threading.Event()
         for spec in kinds:
             self.add(spec)
         # A shard serves the namespaces whose labels match its selector (the Namespace cache
         # holds exactly those); without one, every cached namespace is its own.
         self.sharded = "Namespace" in self.specs
+        if self.sharded and not self.namespaces:
+            holder = self.informers[("Namespace", None)]
+            self.shard = ShardNamespaces(holder)
+            callback = holder.on_event
+            holder.on_event = lambda kind, old, new: self._namespace_event(
+                callback, kind, old, new
+            )
+            for informer in self.informers.values():
+                self._shard_informer(informer)
 
     def add(self, spec: CachedKind) -> None:
         """Cache `spec`'s kind from now on. Once the caches have started, its informers start
@@ -1125,11 +1283,108 @@ class Caches:
                 )
                 for namespace in scopes
             }
+            for informer in added.values():
+                self._shard_informer(informer)
             self.informers = {**self.informers, **added}
             self.specs = {**self.specs, spec.kind: spec}
             if self.started and not self.stopped:
                 for key, informer in added.items():
                     self._run(key, informer)
+
+    def _shard_informer(self, informer: Informer) -> None:
+        """Make a cache of a `per_shard` kind keep only the shard's namespaces (sharded)."""
+        if self.shard is None or not informer.spec.per_shard or informer.namespace is not None:
+            return
+        informer.shard = self.shard
+        informer.on_missing = lambda namespace: self._fill(namespace, [informer])
+
+    def _namespace_event(
+        self, callback: EventCallback, kind: str, old: Obj | None, new: Obj | None
+    ) -> None:
+        """A namespace became the shard's (the Namespace cache, by the shard's selector,
+        holds only those) or stopped being: its `per_shard` caches list it, or forget it,
+        before the operator hears of it (`callback`)."""
+        name = str(((new or old or {}).get("metadata") or {}).get("name") or "")
+        if name and old is None and new is not None:
+            self._fill(name, [i for i in self.informers.values() if i.shard is not None])
+        elif name and new is None:
+            with self._fill_wake:
+                self._filling.pop(name, None)
+                self._fill_failed.discard(name)
+            for informer in self.informers.values():
+                if informer.shard is not None:
+                    informer.drop_namespace(name)
+        callback(kind, old, new)
+
+    def _fill(self, namespace: str, informers: list[Informer]) -> None:
+        """Have `informers` list `namespace`, one their last LIST did not cover; until each
+        has, the namespace is not `owns`' (its stores are not judged on part of it)."""
+        if not informers:
+            return
+        with self._fill_wake:
+            self._filling.setdefault(namespace, set()).update(informers)
+            self._fills += [(informer, namespace, 0.0, 0.0) for informer in informers]
+            self._fill_wake.notify()
+
+    def _fill_loop(self) -> None:
+        """Make the LISTs `_fill` asks for, one at a time, until the caches stop."""
+        while not self._fill_stop.is_set():
+            if self.fill_once():
+                continue
+            with self._fill_wake:
+                now = time.monotonic()
+                due = min((f[2] for f in self._fills), default=now + 1.0)
+                self._fill_wake.wait(max(0.01, min(1.0, due - now)))
+
+    def fill_once(self) -> bool:
+        """Make one LIST `_fill` asked for whose time has come; False when none is due. A
+        failed one is tried again after a backoff (1 s doubling to SHARD_FILL_BACKOFF_CAP),
+        and meanwhile its namespace is the shard's (`owns`), its reads of that cache raising:
+        its stores are judged Unknown, not left unjudged."""
+        with self._fill_wake:
+            now = time.monotonic()
+            task = next((f for f in self._fills if f[2] <= now), None)
+            if task is None:
+                return False
+            self._fills.remove(task)
+        informer, namespace, _, backoff = task
+        if informer.retired or informer.forbidden or not self.shard_holds(namespace):
+            self._filled(informer, namespace)
+            return True
+        try:
+            informer.list_namespace(namespace)
+        except KubeError as error:
+            log.warning("list of %s in %s, now this shard's, failed: %s (its reads "
+                        "are Unknown until it lists)", informer.spec.kind, namespace,
+                        error)  # fmt: skip
+            backoff = min(SHARD_FILL_BACKOFF_CAP, max(1.0, backoff * 2))
+            with self._fill_wake:
+                first = namespace not in self._fill_failed
+                self._fill_failed.add(namespace)
+                self._fills.append((informer, namespace, time.monotonic() + backoff, backoff))
+            if first:  # the namespace is the shard's from now: its stores judged (Unknown)
+                self._made[2]("Namespace", namespace)
+            return True
+        self._filled(informer, namespace)
+        return True
+
+    def _filled(self, informer: Informer, namespace: str) -> None:
+        """`informer` holds `namespace` (or no longer needs to): once every cache does, the
+        namespace is the shard's, and its stores and requests are looked at (`on_health`)."""
+        with self._fill_wake:
+            left = self._filling.get(namespace)
+            if left is None:
+                return
+            left.discard(informer)
+            if left or any(f[1] == namespace for f in self._fills):
+                return
+            del self._filling[namespace]
+            self._fill_failed.discard(namespace)
+        self._made[2]("Namespace", namespace)
+
+    def shard_holds(self, namespace: str) -> bool:
+        """Whether the Namespace cache holds `namespace` as the shard's (sharded only)."""
+        return self.shard is not None and self.shard.holds(namespace)
 
     def drop(self, kind: str) -> None:
         """Stop caching `kind`: its reads go to the API. Before the caches start, or after
@@ -1151,6 +1406,9 @@ class Caches:
             self.started = True
             for key, informer in self.informers.items():
                 self._run(key, informer)
+            if self.shard is not None:
+                threading.Thread(target=self._fill_loop, name="cache-shard-fill",
+                                 daemon=True).start()  # fmt: skip
 
     def _run(self, key: tuple[str, str | None], informer: Informer) -> None:
         """Run `informer` on a daemon thread of its own until `stop`, or its kind's `drop`."""
@@ -1168,6 +1426,7 @@ class Caches:
             self.stopped = True
             for stop in self._stops.values():
                 stop.set()
+            self._fill_stop.set()
 
     def synced(self) -> bool:
         """True when every cache has listed (and not failed since), or may not list."""
@@ -1181,7 +1440,12 @@ class Caches:
         if not informer.synced:
             return False
         with informer.lock:
-            return namespace in informer.by_namespace.get("", {})
+            if namespace not in informer.by_namespace.get("", {}):
+                return False
+        # One that became the shard's is its own once its `per_shard` caches have listed it,
+        # or one of them failed to (then its reads of that cache raise: Unknown).
+        with self._fill_wake:
+            return namespace not in self._filling or namespace in self._fill_failed
 
     def outages(self) -> list[CacheOutage]:
         """Every cache that is not synced now (never listed, or its last re-list failed),

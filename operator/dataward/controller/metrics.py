@@ -176,22 +176,26 @@ class CacheHealth(Collector):
     def __init__(self) -> None:
         self.health: Callable[[], Sequence[tuple[str, bool, float]]] | None = None
         self.problems: Callable[[], list[str]] | None = None
+        self.counts: Callable[[], Mapping[str, int]] | None = None
 
     def describe(self) -> list[Metric]:
         """The families, without samples."""
         return list(self._families())
 
     def collect(self) -> Iterator[Metric]:
-        """dataward_cache_synced and dataward_cache_unsynced_seconds, per kind."""
-        synced, unsynced = self._families()
-        health = self.health
+        """dataward_cache_synced, dataward_cache_unsynced_seconds and
+        dataward_cached_objects, per kind."""
+        synced, unsynced, objects = self._families()
+        health, counts = self.health, self.counts
         for kind, ok, seconds in health() if health is not None else ():
             synced.add_metric([kind], 1.0 if ok else 0.0)
             unsynced.add_metric([kind], seconds)
-        yield from (synced, unsynced)
+        for kind, count in sorted((counts() if counts is not None else {}).items()):
+            objects.add_metric([kind], float(count))
+        yield from (synced, unsynced, objects)
 
     @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
         return (
             GaugeMetricFamily(
                 "dataward_cache_synced",
@@ -204,6 +208,12 @@ class CacheHealth(Collector):
                 "How long the kind's oldest cache outage has lasted (0: synced).",
                 labels=["kind"],
             ),
+            GaugeMetricFamily(
+                "dataward_cached_objects",
+                "Objects the kind's caches hold (a shard: of its own namespaces only, for the "
+                "kinds it keeps per shard).",
+                labels=["kind"],
+            ),
         )
 
 
@@ -212,15 +222,17 @@ REGISTRY.register(CACHES)
 
 
 def watch_health(
-    problems: Callable[[], list[str]], health: Callable[[], Sequence[tuple[str, bool, float]]]
+    problems: Callable[[], list[str]],
+    health: Callable[[], Sequence[tuple[str, bool, float]]],
+    counts: Callable[[], Mapping[str, int]] | None = None,
 ) -> None:
-    """Serve the running operator's readiness (/readyz) and cache health (/metrics)."""
-    CACHES.problems, CACHES.health = problems, health
+    """Serve the running operator's readiness (/readyz), cache health and sizes (/metrics)."""
+    CACHES.problems, CACHES.health, CACHES.counts = problems, health, counts
 
 
 def unwatch_health() -> None:
     """No operator runs here (a standby replica): ready, and no cache series."""
-    CACHES.problems = CACHES.health = None
+    CACHES.problems = CACHES.health = CACHES.counts = None
 
 
 def readiness_problems() -> list[str]:

@@ -82,7 +82,7 @@ OURS = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 ADMIN_POLICY_CACHE = CachedKind("AdminNetworkPolicy", cluster_scoped=True, awaited=False)
 # Cilium's own policies, followed and weighed as AdminNetworkPolicies are: a namespace's
 # CiliumNetworkPolicies concern its stores, a CiliumClusterwideNetworkPolicy any store.
-CILIUM_POLICY_CACHE = CachedKind("CiliumNetworkPolicy", awaited=False)
+CILIUM_POLICY_CACHE = CachedKind("CiliumNetworkPolicy", awaited=False, per_shard=True)
 CILIUM_CLUSTERWIDE_CACHE = CachedKind(
     "CiliumClusterwideNetworkPolicy", cluster_scoped=True, awaited=False
 )
@@ -97,16 +97,22 @@ CALICO_GLOBAL_CACHE = CachedKind("CalicoGlobalNetworkPolicy", cluster_scoped=Tru
 REQUEST_CACHE = CachedKind("DataSubjectRequest")
 # What the reconcile reads, cached. NetworkPolicies, Roles and RoleBindings: all of them (the
 # verdicts look for foreign ones); the other children, Jobs and purge pods: the operator's own.
+# A shard keeps only its own namespaces' NetworkPolicies, Roles, RoleBindings, CronJobs,
+# CiliumNetworkPolicies and Secrets (`per_shard`): only its stores' reconciles read them (a
+# NetworkPolicy, a Cilium one, a RoleBinding and its Role act in their own namespace only).
+# Every store (a policy counts them all), the ServiceAccounts, Jobs and pods (a subject
+# request of one shard's namespace runs a Job in each store's), the Calico policies (one may
+# select pods beyond its namespace) and the requests: every namespace's.
 CACHED_KINDS: tuple[CachedKind, ...] = (
     CachedKind("PersonalDataStore"),
     CachedKind("PrivacyPolicy", cluster_scoped=True),
-    CachedKind("NetworkPolicy"),
-    CachedKind("Role"),
-    CachedKind("RoleBinding"),
+    CachedKind("NetworkPolicy", per_shard=True),
+    CachedKind("Role", per_shard=True),
+    CachedKind("RoleBinding", per_shard=True),
     CachedKind("ClusterRole", cluster_scoped=True),
     CachedKind("ClusterRoleBinding", cluster_scoped=True),
     CachedKind("ServiceAccount", OURS),
-    CachedKind("CronJob", OURS),
+    CachedKind("CronJob", OURS, per_shard=True),
     CachedKind("Job", OURS),
     CachedKind("Pod", OURS),
     REQUEST_CACHE,
@@ -121,8 +127,9 @@ CACHED_KINDS: tuple[CachedKind, ...] = (
 # as metadata only, so no other Secret's data ever reaches the operator. A 403 on either list
 # falls back to reads by name (a ring: GET; credentials: a metadata-only GET).
 SECRET_KINDS: tuple[CachedKind, ...] = (
-    CachedKind(KEY_RING_CACHE, KEY_RING_SELECTOR, resource="Secret", optional=True),
-    CachedKind("Secret", metadata_only=True, optional=True),
+    CachedKind(KEY_RING_CACHE, KEY_RING_SELECTOR, resource="Secret", optional=True,
+               per_shard=True),
+    CachedKind("Secret", metadata_only=True, optional=True, per_shard=True),
 )
 # The caches a Secret's event is mapped to requests by (`SubjectRequests.keys_for_secret`):
 # the requests' and, sharded, the Namespaces' (`owns`); when one reads again, the requests it
@@ -857,7 +864,8 @@ async def run_operator(
     # stores to speak of.
     stale = StaleVerdicts(kube, caches, settings.stale_grace_seconds, reconciler,
                           wall=settings.reconcile.clock, requeue=queue.add)  # fmt: skip
-    watch_health(lambda: stale.problems() if serving.is_set() else [], stale.health)
+    watch_health(lambda: stale.problems() if serving.is_set() else [], stale.health,
+                 lambda: caches.counts())  # fmt: skip
 
     async def upkeep() -> None:
         while True:

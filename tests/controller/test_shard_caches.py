@@ -1,0 +1,230 @@
+"""A shard keeps only its own namespaces' objects of the kinds only its stores read (issue 11).
+
+Two shards split the stores by namespace label; before, each cached every namespace's
+NetworkPolicies, Roles, RoleBindings, CronJobs and Secrets (and slimmed them), so a shard's
+memory did not shrink with its share. Now those kinds (`CachedKind.per_shard`) keep the
+shard's namespaces only, and the honesty of the caches holds across a namespace coming to the
+shard or leaving it: a namespace's reads are answered only once a LIST has covered it.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import timedelta
+from typing import Any, cast
+
+import pytest
+
+from dataward.controller.cache import CachedKind, Caches
+from dataward.controller.kube import Kube, KubeError
+from dataward.controller.operator import CACHED_KINDS, SECRET_KINDS
+from dataward.controller.reconcile import Reconciler, ReconcileSettings
+from tests.controller.test_cache import ListingKube, _relist
+from tests.controller.test_reconcile import KEY, T0, add_store, conditions, sample_cluster
+
+SHARD_LABEL = "dataward.io/shard"
+OTHER = ("sales", "other-store")
+PER_SHARD = ("NetworkPolicy", "Role", "RoleBinding", "CronJob", "KeyRing", "Secret")
+
+
+def _namespace(name: str, shard: str) -> dict[str, Any]:
+    return {"kind": "Namespace", "metadata": {"name": name, "labels": {SHARD_LABEL: shard}}}
+
+
+def _two_shards() -> tuple[ListingKube, Caches, Reconciler, list[tuple[str, str | None]]]:
+    """Shard a's caches and reconciler; its store KEY (in crm) and shard b's OTHER (in sales),
+    each converged, sales's by shard b (an unsharded reconciler of the API here)."""
+    kube = sample_cluster(ListingKube())
+    add_store(kube, OTHER[1], OTHER[0], "sales")
+    kube._store(_namespace("crm", "a"))
+    kube._store(_namespace("sales", "b"))
+    Reconciler(cast(Kube, kube), ReconcileSettings(), (), None).reconcile(OTHER, now=T0)
+    health: list[tuple[str, str | None]] = []
+    kinds = (*CACHED_KINDS, *SECRET_KINDS,
+             CachedKind("Namespace", f"{SHARD_LABEL}=a", cluster_scoped=True))  # fmt: skip
+    caches = Caches(
+        cast(Kube, kube), kinds, (), 3600, lambda *_: None,
+        lambda kind, namespace: health.append((kind, namespace)),
+    )  # fmt: skip
+    _relist(caches)
+    reconciler = Reconciler(cast(Kube, kube), ReconcileSettings(), (), caches)
+    reconciler.reconcile(KEY, now=T0)
+    _relist(caches)
+    assert conditions(kube)["Ready"] == ("True", "AllControlsInForce")
+    return kube, caches, reconciler, health
+
+
+def _ready(kube: ListingKube, key: tuple[str, str]) -> tuple[str, str]:
+    store = kube.objects[("PersonalDataStore", *key)]
+    ready = next(c for c in store["status"]["conditions"] if c["type"] == "Ready")
+    return ready["status"], ready["reason"]
+
+
+def _move(kube: ListingKube, caches: Caches, namespace: str, shard: str) -> None:
+    """Relabel `namespace` for `shard`, and deliver what shard a's Namespace watch (by its
+    label selector) then sends: ADDED when it comes to shard a, DELETED when it leaves."""
+    labelled = kube._store(_namespace(namespace, shard))
+    caches.informers[("Namespace", None)]._apply("ADDED" if shard == "a" else "DELETED", labelled)
+
+
+def _fill(caches: Caches) -> None:
+    while caches.fill_once():
+        pass
+
+
+def test_a_shard_keeps_no_other_shards_children_rbac_or_secrets() -> None:
+    """Red on 5e97f34: shard a held sales's NetworkPolicy, Roles, RoleBindings, CronJob, key
+    ring and Secrets, and answered reads of them."""
+    kube, caches, _, _ = _two_shards()
+    for kind in PER_SHARD:
+        held = caches.informers[(kind, None)].by_namespace
+        assert held.get("crm"), f"{kind}: shard a's own namespace is cached"
+        assert not held.get("sales"), f"{kind}: another shard's namespace is cached"
+        with pytest.raises(KubeError):  # Unknown, never "none there"
+            caches.list(kind, "sales")
+    # What a subject request of shard a may read in any store's namespace, and every store
+    # (a policy counts them all), are still every namespace's.
+    for kind in ("PersonalDataStore", "ServiceAccount"):
+        assert caches.informers[(kind, None)].by_namespace.get("sales"), kind
+    # Nor does the watch bring them back.
+    policy = next(o for (k, ns, _), o in kube.objects.items()
+                  if k == "NetworkPolicy" and ns == "sales")  # fmt: skip
+    caches.informers[("NetworkPolicy", None)]._apply("MODIFIED", copy.deepcopy(policy))
+    assert not caches.informers[("NetworkPolicy", None)].by_namespace.get("sales")
+    assert caches.counts()["NetworkPolicy"] == len(caches.list("NetworkPolicy", "crm"))
+
+
+def test_a_namespace_that_comes_to_the_shard_is_judged_only_once_listed() -> None:
+    """A careless admin relabels sales for shard a while a foreign RoleBinding there grants
+    the store's key ring. Its caches of shard a held nothing of sales: judged on them before
+    they have listed it, the store would read "no binding" and be True."""
+    kube, caches, reconciler, health = _two_shards()
+    ring = next(name for (k, ns, name) in kube.objects if k == "Secret" and ns == "sales"
+                and name.endswith("keyring"))  # fmt: skip
+    kube._store({"kind": "Role", "metadata": {"name": "peek", "namespace": "sales"},
+                 "rules": [{"apiGroups": [""], "resources": ["secrets"],
+                            "resourceNames": [ring], "verbs": ["get"]}]})  # fmt: skip
+    kube._store({"kind": "RoleBinding", "metadata": {"name": "peek", "namespace": "sales"},
+                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                             "name": "peek"},
+                 "subjects": [{"kind": "User", "name": "mallory"}]})  # fmt: skip
+    # Shard b had not judged the store yet (a new one): whatever its status says is shard a's.
+    kube.objects[("PersonalDataStore", *OTHER)]["status"] = {}
+    _move(kube, caches, "sales", "a")
+    kube.calls.clear()
+    reconciler.reconcile(OTHER, now=T0 + timedelta(minutes=1))
+    assert kube.writes() == []  # not judged on caches that hold nothing of sales
+    assert reconciler.stores_in("sales") == []
+    assert not caches.owns("sales")
+    _fill(caches)
+    assert caches.owns("sales")
+    assert ("Namespace", "sales") in health  # its stores and requests are queued now
+    reconciler.reconcile(OTHER, now=T0 + timedelta(minutes=1))
+    store = kube.objects[("PersonalDataStore", *OTHER)]
+    access = next(c for c in store["status"]["conditions"] if c["type"] == "AccessRestricted")
+    assert access["status"] == "False"
+    assert _ready(kube, OTHER)[0] == "False"
+
+
+def test_a_child_deleted_while_its_namespace_is_listed_is_not_brought_back() -> None:
+    """The namespace's LIST began before the store's NetworkPolicy was deleted, and the watch
+    delivered the deletion before the LIST's answer was taken in: the cache must not hold
+    the deleted policy again (the store would be judged isolated with no policy in place)."""
+    kube, caches, reconciler, _ = _two_shards()
+    informer = caches.informers[("NetworkPolicy", None)]
+    key = next(k for k in kube.objects if k[0] == "NetworkPolicy" and k[1] == "sales")
+    _move(kube, caches, "sales", "a")
+    listed = informer._list
+
+    def racing(namespace: str | None = None, kept: Any = None) -> Any:
+        answer = listed(namespace, kept)  # the snapshot, with the policy
+        gone = kube.objects.pop(key)
+        kube.version += 1
+        gone["metadata"]["resourceVersion"] = str(kube.version)
+        informer._apply("DELETED", copy.deepcopy(gone))
+        return answer
+
+    informer._list = racing  # type: ignore[method-assign]
+    _fill(caches)
+    assert caches.owns("sales")
+    assert informer.get("sales", key[2]) is None
+    kube.calls.clear()
+    reconciler.reconcile(OTHER, now=T0 + timedelta(minutes=1))
+    assert ("create", "NetworkPolicy", key[2]) in kube.calls or key in kube.objects
+
+
+def test_a_namespace_that_leaves_the_shard_is_forgotten_and_not_judged() -> None:
+    kube, caches, reconciler, _ = _two_shards()
+    _move(kube, caches, "crm", "b")
+    assert not caches.owns("crm")
+    for kind in PER_SHARD:
+        assert not caches.informers[(kind, None)].by_namespace.get("crm"), kind
+        with pytest.raises(KubeError):
+            caches.list(kind, "crm")
+    kube.calls.clear()
+    assert reconciler.reconcile(KEY, now=T0 + timedelta(minutes=1)) is None
+    assert kube.writes() == []
+
+
+def test_a_namespace_whose_list_fails_is_the_shards_and_its_store_unknown() -> None:
+    """Its RoleBindings cannot be listed: the store is judged, and Unknown (not True on an
+    empty cache, nor left with the other shard's last verdict)."""
+    kube, caches, reconciler, health = _two_shards()
+    assert _ready(kube, OTHER) == ("True", "AllControlsInForce")  # as shard b judged it
+    kube.fail_lists["RoleBinding"] = 500
+    _move(kube, caches, "sales", "a")
+    for _ in range(len(PER_SHARD)):
+        caches.fill_once()  # each cache's LIST once; the failed one waits for its backoff
+    assert caches.owns("sales")
+    assert ("Namespace", "sales") in health
+    reconciler.reconcile(OTHER, now=T0 + timedelta(minutes=1))
+    store = kube.objects[("PersonalDataStore", *OTHER)]
+    access = next(c for c in store["status"]["conditions"] if c["type"] == "AccessRestricted")
+    assert access["status"] == "Unknown"
+    assert _ready(kube, OTHER)[0] == "Unknown"
+
+
+def test_a_shards_cache_lists_only_once_its_namespaces_are_known() -> None:
+    kube = sample_cluster(ListingKube())
+    kube._store(_namespace("crm", "a"))
+    kinds = (*CACHED_KINDS, CachedKind("Namespace", f"{SHARD_LABEL}=a", cluster_scoped=True))
+    caches = Caches(cast(Kube, kube), kinds, (), 3600, lambda *_: None, lambda *_: None)
+    with pytest.raises(KubeError):  # would keep nothing, and never list crm
+        caches.informers[("NetworkPolicy", None)]._relist()
+    caches.informers[("Namespace", None)]._relist()
+    caches.informers[("NetworkPolicy", None)]._relist()
+    assert caches.list("NetworkPolicy", "crm") == []  # listed: none there, known
+
+
+def test_a_namespace_that_leaves_while_its_cache_lists_holds_nothing_when_it_comes_back() -> None:
+    """sales comes to shard a, leaves it while a's NetworkPolicy cache re-lists (its LIST
+    still returns sales's policy), its policy is deleted while it is shard b's (a's watch
+    drops the event: not a's namespace), and it comes back: the deleted policy must not be
+    held (the store would be judged isolated with no policy in place)."""
+    kube, caches, _, _ = _two_shards()
+    informer = caches.informers[("NetworkPolicy", None)]
+    _move(kube, caches, "sales", "a")
+    _fill(caches)
+    key = next(k for k in kube.objects if k[0] == "NetworkPolicy" and k[1] == "sales")
+    listed = informer._list
+
+    def leaving(namespace: str | None = None, kept: Any = None) -> Any:
+        answer = listed(namespace, kept)
+        if namespace is None:
+            _move(kube, caches, "sales", "b")
+        return answer
+
+    informer._list = leaving  # type: ignore[method-assign]
+    informer._relist()
+    informer._list = listed  # type: ignore[method-assign]
+    assert not informer.by_namespace.get("sales")
+    with pytest.raises(KubeError):
+        caches.list("NetworkPolicy", "sales")
+    gone = kube.objects.pop(key)
+    kube.version += 1
+    gone["metadata"]["resourceVersion"] = str(kube.version)
+    informer._apply("DELETED", copy.deepcopy(gone))  # shard b's namespace now: dropped
+    _move(kube, caches, "sales", "a")
+    _fill(caches)
+    assert caches.owns("sales")
+    assert informer.get("sales", key[2]) is None
