@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from dataward.checks.drift import matches, needs_apply
@@ -282,3 +283,90 @@ def test_needs_apply_reads_metadata_and_body_key_by_key_as_matches_does() -> Non
         changed = copy.deepcopy(observed)
         edit(changed)
         assert needs_apply(desired, changed)
+
+
+# A projection (`projected`) keeps what its shape names, item by item; what it does with what
+# the shape does not foresee decides a CronJob's template digest (drift, and what the cache
+# holds), so every case is spelt out.
+SHAPE: dict[str, Any] = {
+    "name": None,
+    "labels": {"a": None, "b": None},
+    "items": [{"x": None}, {"x": None, "y": {"z": None}}],
+    "one": [{"k": None}],
+    "whole": None,
+    "none": [],
+}
+
+
+def test_a_projection_keeps_what_its_shape_names_item_by_item() -> None:
+    from types import MappingProxyType
+
+    from dataward.checks.drift import projected
+
+    value = {
+        "name": "n", "extra": 1, "labels": {"a": "1", "c": "3"},
+        "items": [{"x": 1, "y": {"z": 2, "w": 3}}, {"x": 2, "y": {"z": 3, "w": 4}, "v": 0},
+                  {"y": {"w": 5}}, "text", None],
+        "one": [{"k": 1, "j": 2}, {"j": 3}],
+        "whole": {"deep": [{"kept": True}]},
+        "none": [{"any": "thing"}],
+    }  # fmt: skip
+    assert projected(value, SHAPE) == {
+        "name": "n", "labels": {"a": "1"},
+        # The first item by the first shape, every further one by the last.
+        "items": [{"x": 1}, {"x": 2, "y": {"z": 3}}, {"y": {}}, "text", None],
+        "one": [{"k": 1}, {}],
+        "whole": {"deep": [{"kept": True}]},
+        "none": [{"any": "thing"}],  # an empty list shape keeps the list whole
+    }  # fmt: skip
+    # A value of another type than the shape expects is kept whole, at any depth.
+    odd = {"name": ["n"], "labels": ["a", "b"], "items": {"x": 1}, "one": (1, {"k": 1, "j": 2})}
+    assert projected(odd, SHAPE) == odd
+    assert projected("text", SHAPE) == "text" and projected(None, SHAPE) is None
+    assert projected([{"x": 1, "y": 2}], [{"x": None}]) == [{"x": 1}]
+    assert projected({"x": 1}, None) == {"x": 1}
+    # Read-only mappings are projected as dicts are; missing keys are left out.
+    assert projected(MappingProxyType({"labels": MappingProxyType({"b": "2", "d": "4"})}),
+                     SHAPE) == {"labels": {"b": "2"}}  # fmt: skip
+    assert projected({}, SHAPE) == {} and projected({"labels": {}}, SHAPE) == {"labels": {}}
+
+
+def _walk(value: Any, shape: Any) -> Any:
+    """The projection as it was written before it was made once per shape (`projection`,
+    issue 11): every digest of a CronJob template must stay what it was."""
+    if shape is None:
+        return value
+    if isinstance(shape, Mapping):
+        if not isinstance(value, Mapping):
+            return value
+        return {k: value[k] if sub is None else _walk(value[k], sub)
+                for k, sub in shape.items() if k in value}  # fmt: skip
+    if not isinstance(value, list) or not shape:
+        return value
+    last = len(shape) - 1
+    return [_walk(item, shape[min(i, last)]) for i, item in enumerate(value)]
+
+
+def test_a_projection_made_once_digests_every_value_as_the_walk_of_its_shape_did() -> None:
+    from dataward.checks.drift import digest, projection
+    from dataward.render.purge_job import JOB_TEMPLATE_SHAPE
+
+    values: list[Any] = [None, "x", 1, [], {}, (1, 2), [{"x": 1}] * 3]
+    for shape in (SHAPE, JOB_TEMPLATE_SHAPE, [], [None], [{"x": None}], {"x": []}):
+        values += [copy.deepcopy(shape), [copy.deepcopy(shape)] * 3]
+    # Every node of SHAPE's own value turned into each of the odd values, one at a time.
+    base: dict[str, Any] = {
+        "name": "n", "extra": {"e": 1}, "labels": {"a": "1", "b": "2", "c": "3"},
+        "items": [{"x": 1, "q": 0}, {"x": 2, "y": {"z": 3, "w": 4}}, {"x": 3, "y": {"z": 5}}],
+        "one": [{"k": 1, "j": 2}], "whole": {"w": [1]}, "none": [{"n": 1}],
+    }  # fmt: skip
+    variants = [base]
+    for key in base:
+        for odd in (None, "s", 7, [], {}, ["a"], {"x": 1}, [{"x": 1, "y": "z"}, 3, {"y": []}]):
+            variants.append({**base, key: odd})
+        variants.append({k: v for k, v in base.items() if k != key})
+    for shape in (SHAPE, JOB_TEMPLATE_SHAPE, [], [None], [{"x": None}], {"x": []}, None):
+        project = projection(shape)
+        for value in values + variants:
+            assert project(value) == _walk(value, shape), (shape, value)
+            assert digest(project(value)) == digest(_walk(value, shape)), (shape, value)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -200,22 +200,83 @@ def projected(value: Any, shape: Shape) -> Any:
     digest(desired)` exactly when `matches(desired, observed)`, for a desired value carrying
     every key of `shape` (the render's tests hold the shape to that). A list keeps every item
     (an added one is drift); a value of another type than the shape expects is kept whole.
+    Parts of the result may be `value`'s own (never changed here): read it, do not change it.
     """
+    return projection(shape)(value)
+
+
+def projection(shape: Shape) -> Callable[[Any], Any]:
+    """`projected(·, shape)` as a function made once from `shape`: the walk of the shape (its
+    types, which keys it keeps whole) done at once, not for every value. A CronJob's pod
+    template projected so was the largest part of caching it (a restart lists every store's:
+    issue 11). A dict whose keys are all the shape's, each kept whole, is its own projection
+    (the projection is read, never changed). `shape`: None, a mapping, a list or a tuple."""
     if shape is None:
-        return value
-    if type(shape) is dict or isinstance(shape, Mapping):
-        if not (type(value) is dict or isinstance(value, Mapping)):
+        return _whole
+    if isinstance(shape, Mapping):
+        parts = tuple((k, None if sub is None else projection(sub)) for k, sub in shape.items())
+        if all(part is None for _, part in parts):
+            return _keys_projection(tuple(shape))
+        return _dict_projection(parts)
+    if not isinstance(shape, list | tuple):
+        raise TypeError(f"a shape is None, a mapping, a list or a tuple, not {type(shape)}")
+    if not shape:
+        return _whole
+    return _list_projection(tuple(projection(sub) for sub in shape))
+
+
+def _whole(value: Any) -> Any:
+    return value
+
+
+def _keys_projection(keys: tuple[str, ...]) -> Callable[[Any], Any]:
+    """Of a mapping, `keys` (those it has), each whole."""
+    names = frozenset(keys)
+
+    def project(value: Any) -> Any:
+        if type(value) is dict:
+            if names.issuperset(value):
+                return value
+        elif not isinstance(value, Mapping):
             return value
-        # A key the shape sets to None is kept whole: no call for it.
-        return {
-            k: value[k] if sub is None else projected(value[k], sub)
-            for k, sub in shape.items()
-            if k in value
-        }
-    if not isinstance(value, list) or not shape:
-        return value
-    last = len(shape) - 1
-    return [projected(item, shape[min(i, last)]) for i, item in enumerate(value)]
+        return {k: value[k] for k in keys if k in value}
+
+    return project
+
+
+def _dict_projection(
+    parts: tuple[tuple[str, Callable[[Any], Any] | None], ...],
+) -> Callable[[Any], Any]:
+    """Of a mapping, the keys of `parts` (those it has), each projected by its function."""
+
+    def project(value: Any) -> Any:
+        if type(value) is not dict and not isinstance(value, Mapping):
+            return value
+        return {k: value[k] if part is None else part(value[k]) for k, part in parts if k in value}
+
+    return project
+
+
+def _list_projection(items: tuple[Callable[[Any], Any], ...]) -> Callable[[Any], Any]:
+    """Of a list, each item projected by the function at its position (the last one for every
+    further item)."""
+    if len(items) == 1:
+        (only,) = items
+
+        def project_all(value: Any) -> Any:
+            if not isinstance(value, list):
+                return value
+            return [only(item) for item in value]
+
+        return project_all
+    last = len(items) - 1
+
+    def project(value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        return [items[min(i, last)](item) for i, item in enumerate(value)]
+
+    return project
 
 
 def digest(value: Any) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dataward.checks.drift import Shape, digest, projected
+from dataward.checks.drift import Shape, digest, projection
 from dataward.model.store import Store
 from dataward.render.labels import (
     COMPONENT_LABEL,
@@ -277,6 +277,8 @@ JOB_TEMPLATE_SHAPE: Shape = {
         },
     },
 }  # fmt: skip
+# `projected(·, JOB_TEMPLATE_SHAPE)`, made once (`projection`).
+_JOB_PROJECTION = projection(JOB_TEMPLATE_SHAPE)
 
 
 def comparable_cronjob(cronjob: Mapping[str, Any], rendered: bool = False) -> dict[str, Any]:
@@ -294,5 +296,5 @@ def comparable_cronjob(cronjob: Mapping[str, Any], rendered: bool = False) -> di
     if not isinstance(spec, Mapping) or not isinstance(spec.get("jobTemplate"), Mapping):
         return dict(cronjob)
     job = spec["jobTemplate"]
-    template = digest(job if rendered else projected(job, JOB_TEMPLATE_SHAPE))
+    template = digest(job if rendered else _JOB_PROJECTION(job))
     return {**cronjob, "spec": {**spec, "jobTemplate": template}}
