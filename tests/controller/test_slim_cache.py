@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -20,13 +21,14 @@ import pytest
 
 from dataward.controller import cache as cache_module
 from dataward.controller.cache import Caches, _one_copy, slim, sweep_copies
-from dataward.controller.kube import KubeError
+from dataward.controller.kube import KubeError, dumps, loads
 from dataward.controller.operator import CACHED_KINDS, SECRET_KINDS
 from dataward.controller.reconcile import KEY_RING_CACHE
 from dataward.render.names import names_for
 from tests.controller.test_cache import ListingKube, _cluster, _reconciler, _relist
 from tests.controller.test_compact_cache import _converged
 from tests.controller.test_reconcile import KEY, T0, conditions
+from tests.model import samples
 
 NAMES = names_for(KEY[1])
 # The children whose every rendered field must count (the CronJob's are in
@@ -298,3 +300,79 @@ def test_network_policies_hold_their_ports_and_policy_types_once_and_keep_their_
     assert c["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 3306}]
     assert b["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"] == {"app": "y"}
     assert a["spec"] == policy("a", "x", 5432)["spec"]
+
+
+def _stores_as_listed(*changes: tuple[str, str, str]) -> list[dict[str, Any]]:
+    """Stores as a LIST answer decodes them (`kube.loads`): no key or string is interned,
+    each equal key its own object or orjson's, as the API server sends them."""
+    items = []
+    for name, reason, secret in changes:
+        store = copy.deepcopy(samples.STORE)
+        store["metadata"].update(name=name, uid=f"uid-{name}", resourceVersion="7")
+        store["spec"]["database"]["credentialsSecret"] = secret
+        store["status"] = {"observedGeneration": 1, "conditions": [
+            {"type": "Ready", "status": "True", "reason": "AllControlsInForce",
+             "message": "Every control is in force.", "lastTransitionTime": "2026-01-10T08:00:00Z"},
+            {"type": "NetworkIsolated", "status": "False", "reason": reason,
+             "message": f"NetworkPolicy crm/{name} admits more.",
+             "lastTransitionTime": "2026-01-10T08:00:00Z"},
+        ]}  # fmt: skip
+        items.append(store)
+    listed: list[dict[str, Any]] = loads(dumps({"items": items}))["items"]
+    return listed
+
+
+def _not_interned(value: Any, path: str = "") -> list[str]:
+    """Where `value` has a key, or a string `_shared` interns, that is not the interned one."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += [f"{path}.{key} (key)"] if sys.intern(key) is not key else []
+            found += _not_interned(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found += _not_interned(item, f"{path}[{i}]")
+    elif isinstance(value, str) and len(value) <= cache_module.SHARED_LENGTH:
+        found += [path] if sys.intern(value) is not value else []
+    return found
+
+
+def test_listed_stores_hold_equal_parts_once_and_every_key_interned() -> None:
+    """What a restart's LIST leaves held (issue 11): equal spec parts and conditions of two
+    stores one object, and every key of what is held the interned string (a dict read by a
+    literal key then finds it by identity; orjson's keys would be compared byte by byte)."""
+    alpha, beta, gamma = _stores_as_listed(
+        ("alpha", "Isolated", "creds"), ("beta", "Isolated", "creds"),
+        ("gamma", "OtherPolicyAllowsIngress", "other"))  # fmt: skip
+    assert sys.intern("credentialsSecret") is not next(
+        k for k in alpha["spec"]["database"] if k == "credentialsSecret"
+    )  # as decoded: not interned (else this test would prove nothing)
+    one, two, three = (slim("PersonalDataStore", s) for s in (alpha, beta, gamma))
+    for key in one["spec"]:
+        if isinstance(one["spec"][key], dict | list) and one["spec"][key]:
+            assert one["spec"][key] is two["spec"][key], key
+    assert one["status"]["conditions"][0] is two["status"]["conditions"][0]
+    assert one["status"]["conditions"][0] is three["status"]["conditions"][0]
+    assert one["status"]["conditions"][1] is not two["status"]["conditions"][1]  # its name
+    assert one["spec"]["database"] is not three["spec"]["database"]  # another Secret
+    assert three["spec"]["database"]["credentialsSecret"] == "other"
+    assert three["status"]["conditions"][1]["reason"] == "OtherPolicyAllowsIngress"
+    for kept in (one, two, three):
+        assert _not_interned(kept) == []
+        assert kept["spec"] == samples.STORE["spec"] | {"database": kept["spec"]["database"]}
+
+
+def test_stores_whose_parts_texts_collide_keep_each_its_own_interned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A held part is looked up before the listed one is built; a hit on an unequal value
+    (its text's hash collides) is not taken: the store keeps its own, built as any other."""
+    alpha, gamma = _stores_as_listed(("alpha", "Isolated", "creds"),
+                                     ("gamma", "OtherPolicyAllowsIngress", "other"))  # fmt: skip
+    monkeypatch.setattr(cache_module, "hash", lambda _text: 11, raising=False)
+    one, three = slim("PersonalDataStore", alpha), slim("PersonalDataStore", gamma)
+    assert three["spec"]["database"]["credentialsSecret"] == "other"
+    assert one["spec"]["database"]["credentialsSecret"] == "creds"
+    assert three["status"]["conditions"][1]["reason"] == "OtherPolicyAllowsIngress"
+    assert [c["type"] for c in three["status"]["conditions"]] == ["Ready", "NetworkIsolated"]
+    assert _not_interned(one) == [] and _not_interned(three) == []

@@ -28,7 +28,7 @@ Job its metadata, status and what its pod template runs (`job_runs`), a CronJob 
 template as a digest only (`comparable_cronjob`, the form drift compares); RBAC
 objects, NetworkPolicies and ServiceAccounts lose the metadata nothing reads
 (`UNREAD_METADATA`); labels, owner references and compared bodies (`SHARED_BODY`) are held
-once per distinct value, shared with the namespace views' renders (`share_object`).
+once per distinct value, shared with the namespace views' renders (`held_parts`).
 
 Kinds come and go (`Caches.add`, `Caches.drop`): one the API comes to serve after the start
 (an AdminNetworkPolicy CRD installed since) is cached from then on, its reads raising until its
@@ -47,7 +47,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -222,46 +222,12 @@ class CachedKind:
 
 def slim(kind: str, obj: Mapping[str, Any]) -> Obj:
     """What the operator keeps of an object: no managedFields, no last-applied copy, no
-    metadata nothing reads (`UNREAD_METADATA`); its short strings shared with every other
-    cached object's (`_shared`), its labels, owner references and compared body (`SHARED_BODY`)
-    with every other cached object's and neighbour render's that has equal ones (`share_object`)."""
-    shared: Obj = _shared(_slimmed(kind, obj))
-    _share_vocabulary(kind, shared)
-    share_object(shared, kind)
-    return shared
-
-
-def _share_vocabulary(kind: str, obj: Obj) -> None:
-    """Hold once the parts of `obj`'s body that a cluster has few distinct values of (a Role's
-    rules' verbs; a NetworkPolicy's policyTypes and ports; a store's conditions and spec
-    parts). `obj` is fresh from `_shared`: its own lists and dicts, so changed in place
-    before anyone reads it."""
-    parts: list[tuple[Any, tuple[str, ...]]] = []
-    if kind in ("Role", "ClusterRole") and isinstance(obj.get("rules"), list):
-        parts = [(rule, RULE_VOCABULARY) for rule in obj["rules"]]
-    elif kind == "NetworkPolicy" and isinstance(obj.get("spec"), dict):
-        spec = obj["spec"]
-        parts = [(spec, ("policyTypes",))]
-        for direction in ("ingress", "egress"):
-            if isinstance(spec.get(direction), list):
-                parts += [(rule, ("ports",)) for rule in spec[direction]]
-    if kind == "PersonalDataStore":
-        # Its conditions (messages as digests) and the parts of its spec are often equal
-        # between stores (the same verdict, the same category's records, purge, encryption).
-        status, spec = obj.get("status"), obj.get("spec")
-        if isinstance(status, dict) and isinstance(status.get("conditions"), list):
-            status["conditions"] = [
-                _one_copy(c) if isinstance(c, dict) and c else c for c in status["conditions"]
-            ]
-        if isinstance(spec, dict):
-            for key in list(spec):
-                if isinstance(spec[key], dict | list) and spec[key]:
-                    spec[key] = _one_copy(spec[key])
-    for part, keys in parts:
-        if isinstance(part, dict):
-            for key in keys:
-                if isinstance(part.get(key), list) and part[key]:
-                    part[key] = _one_copy(part[key])
+    metadata nothing reads (`UNREAD_METADATA`); its keys and short strings shared with every
+    other cached object's (`_shared`), its labels, owner references, compared body
+    (`SHARED_BODY`) and the vocabulary of its body (`held_parts`) with every other cached
+    object's and neighbour render's that has equal ones (`_one_copy`)."""
+    built: Obj = _built(_slimmed(kind, obj), held_parts(kind))
+    return built
 
 
 # What is held once per distinct value (`_one_copy`), by kind: the body a drift comparison
@@ -275,7 +241,7 @@ SHARED_BODY: dict[str, tuple[str, ...]] = {
     "ClusterRoleBinding": ("roleRef", "subjects"),
 }
 # The lists of a Role's rule that a cluster has few distinct values of (its resourceNames are
-# each store's own): held once (`_share_vocabulary`), each about 70 bytes, six a store's Roles.
+# each store's own): held once (`held_parts`), each about 70 bytes, six a store's Roles.
 RULE_VOCABULARY = ("apiGroups", "resources", "verbs", "nonResourceURLs")
 # Metadata nothing reads of these kinds, dropped from their cached copies: drift ignores it
 # (checks/drift.py), the RBAC and neighbour findings read names, labels and bodies, and an
@@ -287,34 +253,119 @@ UNREAD_METADATA: dict[str, frozenset[str]] = {
 }
 
 
-def share_object(obj: dict[str, Any], kind: str | None = None) -> None:
-    """Replace `obj`'s labels, owner references and `SHARED_BODY` parts by the one held copy
-    of each (for objects never changed afterwards: cached objects, the namespace views'
-    renders, so that a converged child and its render hold one copy)."""
-    meta = obj.get("metadata")
-    if isinstance(meta, dict):
-        share_metadata(meta)
-    for key in SHARED_BODY.get(kind or str(obj.get("kind") or ""), ()):
-        if isinstance(obj.get(key), dict | list) and obj[key]:
-            obj[key] = _one_copy(obj[key])
+@dataclass(frozen=True)
+class Held:
+    """Which parts of a value are held once (`_one_copy`): the value itself when it is a
+    non-empty value of one of the types `one`; of a dict, the parts of `keys` by theirs and of
+    every other key by `values`' (when set); of a list, each item by `items`' (when set)."""
+
+    one: tuple[type[dict[str, Any]] | type[list[Any]], ...] = ()
+    keys: Mapping[str, Held] = field(default_factory=dict)
+    values: Held | None = None
+    items: Held | None = None
+
+
+_ANY = Held(one=(dict, list))
+_A_LIST = Held(one=(list,))
+# Of every object: its labels (a store's children of one control carry the same) and its owner
+# references (a store's children carry the same one): about 8 cached objects a store.
+_METADATA = Held(keys={"labels": _ANY, "ownerReferences": _ANY})
+# A NetworkPolicy's ingress and egress rules: each its ports (most the same few).
+_NETWORK_RULES = Held(items=Held(keys={"ports": _A_LIST}))
+# The vocabulary of a body (the parts a cluster has few distinct values of: a Role's rules'
+# verbs; a NetworkPolicy's policyTypes and ports; a store's conditions (messages as digests)
+# and spec parts (the same verdict, the same category's records, purge, encryption), held
+# inside the compared body (`SHARED_BODY`) when it is held too.
+_VOCABULARY: dict[str, dict[str, Held]] = {
+    "NetworkPolicy": {"spec": Held(keys={
+        "policyTypes": _A_LIST, "ingress": _NETWORK_RULES, "egress": _NETWORK_RULES})},
+    "Role": {"rules": Held(items=Held(keys=dict.fromkeys(RULE_VOCABULARY, _A_LIST)))},
+    "PersonalDataStore": {
+        "status": Held(keys={"conditions": Held(items=Held(one=(dict,)))}),
+        "spec": Held(values=_ANY),
+    },
+}  # fmt: skip
+_VOCABULARY["ClusterRole"] = _VOCABULARY["Role"]
+_HELD_PARTS: dict[str, Held] = {}
+
+
+def held_parts(kind: str) -> Held:
+    """The parts of an object of `kind` held once: its labels and owner references
+    (`_METADATA`), its compared body (`SHARED_BODY`) and its body's vocabulary."""
+    plan = _HELD_PARTS.get(kind)
+    if plan is None:
+        keys: dict[str, Held] = {"metadata": _METADATA, **_VOCABULARY.get(kind, {})}
+        for key in SHARED_BODY.get(kind, ()):
+            part = keys.get(key, Held())
+            keys[key] = Held(one=_ANY.one, keys=part.keys, values=part.values, items=part.items)
+        plan = _HELD_PARTS[kind] = Held(keys=keys)
+    return plan
 
 
 def share_render(obj: dict[str, Any]) -> None:
     """Hold `obj`'s parts once as a cached object's are (`slim`: the vocabulary of its body,
     then its labels, owner references and compared body), for a fresh render that nothing
     changes afterwards (the namespace views' renders): a converged child's cached copy and
-    its render then hold one copy of each, and equal parts of renders one between them."""
-    kind = str(obj.get("kind") or "")
-    _share_vocabulary(kind, obj)
-    share_object(obj, kind)
+    its render then hold one copy of each, and equal parts of renders one between them.
+    Changed in place (its keys as they are: a Role and its RoleBinding share one metadata)."""
+    _held_in_place(obj, held_parts(str(obj.get("kind") or "")))
 
 
 def share_metadata(meta: dict[str, Any]) -> None:
     """Replace `meta`'s labels and owner references by the one held copy of each (for
     metadata that is never changed afterwards: cached objects, the namespace views' renders)."""
-    for key in ("labels", "ownerReferences"):
-        if isinstance(meta.get(key), dict | list) and meta[key]:
-            meta[key] = _one_copy(meta[key])
+    _held_in_place(meta, _METADATA)
+
+
+def _held_in_place(value: Any, plan: Held) -> Any:
+    """`value` with the parts `plan` names replaced in place by their held copies (inner parts
+    first), or its held copy when `plan` holds it too."""
+    if isinstance(value, dict):
+        for key in [k for k in value if k in plan.keys] if plan.values is None else list(value):
+            sub = plan.keys.get(key, plan.values)
+            if sub is not None:
+                part = _held_in_place(value[key], sub)
+                if part is not value[key]:
+                    value[key] = part
+    elif isinstance(value, list) and plan.items is not None:
+        for i, item in enumerate(value):
+            part = _held_in_place(item, plan.items)
+            if part is not item:
+                value[i] = part
+    if plan.one and value and isinstance(value, plan.one):
+        return _one_copy(value)
+    return value
+
+
+def _built(value: Any, plan: Held) -> Any:
+    """`_shared(value)`, with the parts `plan` names held once: each looked up before it is
+    built (`_held_copy`), so an equal part already held costs its text and no copy."""
+    if plan.one and value and isinstance(value, plan.one):
+        return _held_copy(value, plan)
+    return _parts_built(value, plan)
+
+
+def _parts_built(value: Any, plan: Held) -> Any:
+    """`_shared(value)` with the parts `plan` names inside it built by `_built`."""
+    if isinstance(value, dict):
+        keys, values = plan.keys, plan.values
+        if not keys and values is None:
+            return _shared(value)
+        out = {}
+        for key, item in value.items():
+            part = keys.get(key, values)
+            key = sys.intern(key) if type(key) is str else _shared_key(key)
+            if part is None:
+                out[key] = _shared(item)
+            elif part.one and item and isinstance(item, part.one):
+                out[key] = _held_copy(item, part)
+            else:
+                out[key] = _parts_built(item, part)
+        return out
+    if isinstance(value, list) and plan.items is not None:
+        items = plan.items
+        return [_built(v, items) for v in value].copy()
+    return _shared(value)
 
 
 # The held copies by the hash of their JSON text (a number, not the text: the key is held as
@@ -340,18 +391,42 @@ def _one_copy(value: dict[str, Any] | list[Any]) -> dict[str, Any] | list[Any]:
     text and compared (==) on a hit: two unequal values whose texts' hashes collide are not
     shared (the second is kept as it is).
     """
-    global _SWEEP_AT
     key = hash(_canonical(value))
     with _COPIES_LOCK:
-        held = _COPIES.get(key)
+        held: dict[str, Any] | list[Any] | None = _COPIES.get(key)
         if held is None:
-            if len(_COPIES) >= _SWEEP_AT:
-                _sweep()
-                _SWEEP_AT = max(SWEEP_FLOOR, 2 * len(_COPIES))
-            _COPIES[key] = held = value
-        elif held != value:
+            _hold(key, value)
             return value
-        return held
+        return held if held == value else value
+
+
+def _held_copy(value: dict[str, Any] | list[Any], plan: Held) -> Any:
+    """`_one_copy(_parts_built(value, plan))`, but looked up first: a value already held is
+    not built (interned, its parts held) only to be dropped for the held copy (a restart's
+    LIST of 10,000 stores built every store's spec parts and conditions so: issue 11). The
+    key is the same: interning changes no text. The lookup takes no lock (one read of a
+    dict; holding and sweeping take it)."""
+    key = hash(_canonical(value))
+    held = _COPIES.get(key)
+    if held is not None:
+        # Else an unequal value whose text's hash collides: kept as it is.
+        return held if held == value else _parts_built(value, plan)
+    built = _parts_built(value, plan)
+    with _COPIES_LOCK:
+        held = _COPIES.get(key)  # held meanwhile (by another informer's thread)?
+        if held is None:
+            _hold(key, built)
+            return built
+    return held if held == built else built
+
+
+def _hold(key: int, value: Any) -> None:
+    """Hold `value` as the copy of `key`'s (under the lock), swept first when due."""
+    global _SWEEP_AT
+    if len(_COPIES) >= _SWEEP_AT:
+        _sweep()
+        _SWEEP_AT = max(SWEEP_FLOOR, 2 * len(_COPIES))
+    _COPIES[key] = value
 
 
 def _canonical(value: Any) -> bytes | str:
@@ -494,16 +569,45 @@ def _shared(value: Any) -> Any:
     Decoded JSON has a string object per occurrence: every cached object repeats the same
     keys, label keys and values, kinds, apiVersions, condition types and reasons. Interned,
     10,000 stores' objects share one copy of each (unique long strings are left alone).
+    A dict's strings and numbers are taken in its loop, without a call each (a fifth of the
+    walk's CPU for a store: issue 11); what is not JSON's own types goes by `_shared_other`.
     """
+    kind = type(value)
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            key = sys.intern(key) if type(key) is str else _shared_key(key)
+            of = type(item)
+            if of is str:
+                out[key] = sys.intern(item) if len(item) <= SHARED_LENGTH else item
+            elif of in _SCALARS:
+                out[key] = item
+            else:
+                out[key] = _shared(item)
+        return out
+    if kind is list:
+        # Copied to its exact length: a list grown by appends keeps room for more (24 bytes
+        # more for a list of one item), and a cached list never grows.
+        return [_shared(v) for v in value].copy()
+    if kind is str:
+        return sys.intern(value) if len(value) <= SHARED_LENGTH else value
+    return _shared_other(value)
+
+
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+def _shared_key(key: Any) -> Any:
+    return sys.intern(key) if isinstance(key, str) else key
+
+
+def _shared_other(value: Any) -> Any:
+    """`_shared` of what is not exactly a str, dict or list (a subclass, a number, None)."""
     if isinstance(value, str):
         return sys.intern(value) if len(value) <= SHARED_LENGTH else value
     if isinstance(value, dict):
-        return {
-            sys.intern(k) if isinstance(k, str) else k: _shared(v) for k, v in value.items()
-        }
+        return {_shared_key(k): _shared(v) for k, v in value.items()}
     if isinstance(value, list):
-        # Copied to its exact length: a list grown by appends keeps room for more (24 bytes
-        # more for a list of one item), and a cached list never grows.
         return [_shared(v) for v in value].copy()
     return value
 
