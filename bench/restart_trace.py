@@ -98,9 +98,9 @@ def _hooks() -> None:
     list_ = cache.Informer._list
     relist = cache.Informer._relist
 
-    def traced_list(self: Any) -> Any:
+    def traced_list(self: Any, *args: Any, **kwargs: Any) -> Any:
         began, cpu = now(), time.thread_time()
-        result = list_(self)
+        result = list_(self, *args, **kwargs)
         with LOCK:
             TRACE["lists"].append({
                 "where": self.where, "began": began, "listed": now(),
