@@ -47,6 +47,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +90,10 @@ LIST_PAGE = 500  # objects per LIST request (the API server's default chunk size
 # two at a time (one asked for while the other is decoded) lose little of the overlap.
 LIST_PAGES_AT_ONCE = 2
 _LIST_PAGES = threading.BoundedSemaphore(LIST_PAGES_AT_ONCE)
+# Listed outside that bound: a shard's Namespaces, a page of small objects, which every cache
+# of a `per_shard` kind waits for before it lists. Paced, it waited for the pages of the big
+# lists (the semaphore is not fair): at 10,000 stores those caches began 0.8-0.9 s late.
+UNPACED_KINDS = frozenset({"Namespace"})
 SHARED_LENGTH = 100  # strings up to this long are interned in cached objects
 LIST_ATTEMPTS = 3  # paged lists started over after an expired continue token
 JOURNAL_BOUND = 20000  # changes remembered per informer (at least; see Informer._note)
@@ -1043,7 +1048,8 @@ class Informer:
                 query = [*selector, ("limit", str(LIST_PAGE))]
                 if token:
                     query.append(("continue", token))
-                with _LIST_PAGES:  # the page as delivered is held only inside
+                paced = self.spec.kind not in UNPACED_KINDS
+                with _LIST_PAGES if paced else nullcontext():  # the page is held only inside
                     try:
                         result = self.kube._call(
                             "GET", path, query=query, what=f"list {self.spec.kind}",
