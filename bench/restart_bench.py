@@ -8,7 +8,7 @@ One control plane (e2e/harness.py); N stores in one namespace `bench` (or round 
 `--namespaces` K: bench-00, ...; bench/reconcile_bench.py's stores and credentials),
 converged by the first tree's operator, which is then stopped once idle. Then, for each round
 and each `--tree` in turn (a checkout: its operator/ first on the operator's PYTHONPATH): the
-cold LIST of the same objects (reconcile_bench.cold_list), the
+cold LIST of the same objects (reconcile_bench.cold_list; `--cold-lists` of them, their median), the
 operator started again with nothing changed, and timed until it logs "first pass done" (from
 process start, from the Lease), its requests until it is idle (expected: 0 mutating, no GET
 of a Secret or of any named object but the Lease), its CPU seconds and resident set when the
@@ -170,6 +170,11 @@ def main() -> int:
              "served by the restarted one, whose caches still see their objects)",
     )
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--cold-lists", type=int, default=3,
+        help="cold LISTs taken before each restart; the ratio is to their median (one took "
+             "6.9-9.5 s from round to round of one run, more than the trees differed)",
+    )
     parser.add_argument("--workers", type=int, default=4)
     watch = parser.add_mutually_exclusive_group()  # one wrapper of the operator at a time
     watch.add_argument("--trace", type=Path, default=None)
@@ -239,7 +244,9 @@ def main() -> int:
             for index, tree in enumerate(args.tree):
                 run += 1
                 scopes: list[str | None] = [None] if args.selector else list(spaces)
-                listing, counts = cold_list(admin, scopes, threads=8)
+                lists = [cold_list(admin, scopes, threads=8) for _ in range(args.cold_lists)]
+                listing, counts = statistics.median(t for t, _ in lists), lists[-1][1]
+                listed = " / ".join(f"{t:.2f}" for t, _ in lists)
                 listing_load = load()
                 out = None
                 if args.trace is not None:
@@ -279,7 +286,8 @@ def main() -> int:
                 print(f"round {round_} {tree}: re-verified {done:.2f} s from the start "
                       f"(Lease at {led:.2f}; {done - led:.2f} s after it; its own line: "
                       f"{own:.2f} s after the caches listed); cold LIST {listing:.2f} s "
-                      f"(load {listing_load}; {dict(counts)}): {done / listing:.1f}x "
+                      f"(the median of {listed} s; load {listing_load}; {dict(counts)}): "
+                      f"{done / listing:.1f}x "
                       f"({(done - led) / listing:.1f}x from the Lease); operator CPU {cpu:.2f} s, "
                       f"RSS peak {peak:.0f} MiB, now {rss:.0f}; requests until idle: "
                       f"{requests.mutating()} mutating, GETs {gets or 'none'}"
