@@ -54,10 +54,14 @@ def _two_shards() -> tuple[ListingKube, Caches, Reconciler, list[tuple[str, str 
     return kube, caches, reconciler, health
 
 
-def _ready(kube: ListingKube, key: tuple[str, str]) -> tuple[str, str]:
+def _condition(kube: ListingKube, key: tuple[str, str], type_: str) -> tuple[str, str]:
     store = kube.objects[("PersonalDataStore", *key)]
-    ready = next(c for c in store["status"]["conditions"] if c["type"] == "Ready")
-    return ready["status"], ready["reason"]
+    found = next(c for c in store["status"]["conditions"] if c["type"] == type_)
+    return found["status"], found["reason"]
+
+
+def _ready(kube: ListingKube, key: tuple[str, str]) -> tuple[str, str]:
+    return _condition(kube, key, "Ready")
 
 
 def _move(kube: ListingKube, caches: Caches, namespace: str, shard: str) -> None:
@@ -120,9 +124,7 @@ def test_a_namespace_that_comes_to_the_shard_is_judged_only_once_listed() -> Non
     assert caches.owns("sales")
     assert ("Namespace", "sales") in health  # its stores and requests are queued now
     reconciler.reconcile(OTHER, now=T0 + timedelta(minutes=1))
-    store = kube.objects[("PersonalDataStore", *OTHER)]
-    access = next(c for c in store["status"]["conditions"] if c["type"] == "AccessRestricted")
-    assert access["status"] == "False"
+    assert _condition(kube, OTHER, "AccessRestricted")[0] == "False"
     assert _ready(kube, OTHER)[0] == "False"
 
 
@@ -178,9 +180,7 @@ def test_a_namespace_whose_list_fails_is_the_shards_and_its_store_unknown() -> N
     assert caches.owns("sales")
     assert ("Namespace", "sales") in health
     reconciler.reconcile(OTHER, now=T0 + timedelta(minutes=1))
-    store = kube.objects[("PersonalDataStore", *OTHER)]
-    access = next(c for c in store["status"]["conditions"] if c["type"] == "AccessRestricted")
-    assert access["status"] == "Unknown"
+    assert _condition(kube, OTHER, "AccessRestricted")[0] == "Unknown"
     assert _ready(kube, OTHER)[0] == "Unknown"
 
 

@@ -1547,11 +1547,8 @@ class Caches:
         if not self.sharded or namespace is None:
             return True
         informer = self.informers[("Namespace", None)]
-        if not informer.synced:
+        if not informer.synced or not ShardNamespaces(informer).holds(namespace):
             return False
-        with informer.lock:
-            if namespace not in informer.by_namespace.get("", {}):
-                return False
         # One that became the shard's is its own once its `per_shard` caches have listed it,
         # or one of them failed to (then its reads of that cache raise: Unknown).
         with self._fill_wake:
@@ -1583,9 +1580,7 @@ class Caches:
         or not; `owns` answers False while it is not synced); always, unsharded."""
         if not self.sharded:
             return True
-        informer = self.informers[("Namespace", None)]
-        with informer.lock:
-            return namespace in informer.by_namespace.get("", {})
+        return ShardNamespaces(self.informers[("Namespace", None)]).holds(namespace)
 
     def listed(self) -> bool:
         """True once every cache has listed at least once (it may have failed since), or
