@@ -273,6 +273,18 @@ def test_a_list_that_fails_and_then_answers_still_syncs_the_cache(
     assert run.health and run.health[-1] == (pytest.approx(run.api.lists[1]), True)
 
 
+def test_failed_lists_back_off_as_failed_watches_do_and_a_list_that_answers_resets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One backoff for a cache's failures (`watch_backoff`): LISTs refused six times in a row
+    are retried 1, 2, 4, 8, 15 and 15 s apart; after one answers, its watch refused waits
+    1 s before the next LIST, not 15 (the LISTs' count does not carry over)."""
+    run = simulate(monkeypatch, lambda _: FORBIDDEN, span=120,
+                   list_status=lambda i: 500 if i < 6 else 200)  # fmt: skip
+    lists = [round(b - a) for a, b in pairwise(run.api.lists[:8])]
+    assert lists == [1, 2, 4, 8, 15, 15, 1], lists
+
+
 @pytest.mark.parametrize(
     ("result", "failures", "expected"),
     [

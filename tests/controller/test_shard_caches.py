@@ -10,16 +10,19 @@ shard or leaving it: a namespace's reads are answered only once a LIST has cover
 from __future__ import annotations
 
 import copy
+import itertools
 from datetime import timedelta
 from typing import Any, cast
 
 import pytest
 
+from dataward.controller import cache as cache_module
 from dataward.controller.cache import CachedKind, Caches
 from dataward.controller.kube import Kube, KubeError
 from dataward.controller.operator import CACHED_KINDS, SECRET_KINDS
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from tests.controller.test_cache import ListingKube, _relist
+from tests.controller.test_cache_watch import Clock
 from tests.controller.test_reconcile import KEY, T0, add_store, conditions, sample_cluster
 
 SHARD_LABEL = "dataward.io/shard"
@@ -182,6 +185,33 @@ def test_a_namespace_whose_list_fails_is_the_shards_and_its_store_unknown() -> N
     reconciler.reconcile(OTHER, now=T0 + timedelta(minutes=1))
     assert _condition(kube, OTHER, "AccessRestricted")[0] == "Unknown"
     assert _ready(kube, OTHER)[0] == "Unknown"
+
+
+def test_a_namespace_whose_list_keeps_failing_is_retried_on_the_caches_backoff(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same backoff as a cache's failed LIST or watch (`watch_backoff`): 1, 2, 4, 8, 15,
+    15 s between tries, and done once a try answers."""
+    kube, caches, _, _ = _two_shards()
+    clock = Clock()
+    monkeypatch.setattr(cache_module, "time", clock)
+    kube.fail_lists["RoleBinding"] = 500
+    _move(kube, caches, "sales", "a")
+    tries: list[float] = []
+    listed = caches.informers[("RoleBinding", None)].list_namespace
+
+    def counted(namespace: str) -> None:
+        tries.append(clock.now)
+        if len(tries) == 7:
+            del kube.fail_lists["RoleBinding"]
+        listed(namespace)
+
+    monkeypatch.setattr(caches.informers[("RoleBinding", None)], "list_namespace", counted)
+    for _ in range(80):  # a simulated second at a time
+        _fill(caches)
+        clock.now += 1.0
+    assert [round(b - a) for a, b in itertools.pairwise(tries)] == [1, 2, 4, 8, 15, 15]
+    assert caches.owns("sales") and not caches._fills
 
 
 def test_a_shards_cache_lists_only_once_its_namespaces_are_known() -> None:

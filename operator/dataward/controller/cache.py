@@ -111,17 +111,17 @@ ANNOTATIONS_KEPT = (PUBLIC_KEY_ANNOTATION,)
 # index; a label read of another kind scans its namespace (same answer, same order). The
 # index of every kind cost about 3 KiB a store (issue 11), for lookups nothing made.
 LABEL_INDEXED = frozenset({"Job", "Pod"})
-# A failed watch (`judge_watch`): the re-LIST and next WATCH wait WATCH_BACKOFF seconds,
-# doubled at each failure in a row up to WATCH_BACKOFF_CAP. Was none: with only `watch`
-# revoked, a LIST and a WATCH every second; a watch answered 200 and closed at once, a WATCH
-# every request's round trip (bench/notes/cache-watch.md).
+# A failed watch (`judge_watch`), LIST, or LIST of a namespace new to the shard: the next
+# try waits WATCH_BACKOFF seconds, doubled at each failure in a row up to WATCH_BACKOFF_CAP
+# (`watch_backoff`). Was none for a watch: with only `watch` revoked, a LIST and a WATCH
+# every second; a watch answered 200 and closed at once, a WATCH every request's round trip
+# (bench/notes/cache-watch.md).
 WATCH_BACKOFF = 1.0
 WATCH_BACKOFF_CAP = 15.0
 WATCH_FAILURES_TO_FAIL = 3  # failures in a row that fail the cache (a 403: the first)
 FAILED_WATCH_SECONDS = 10  # a failed cache's watch timeout: its recovery is seen this soon
 FAST_CLOSE_SECONDS = 1.0  # a watch closed sooner with no event closed at once (a failure)
 SHARD_WAIT_SECONDS = 0.02  # a `per_shard` cache waits for the Namespace cache's LIST so often
-SHARD_FILL_BACKOFF_CAP = 15.0  # a namespace's failed `list_namespace`: retried at most so late
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,8 @@ def closed_fast(seconds: float, timeout: float) -> bool:
 
 
 def watch_backoff(failures: int) -> float:
-    """Seconds to wait after the `failures`-th failed watch in a row (1, 2, 4, 8, 15, 15...)."""
+    """Seconds to wait after the `failures`-th failed watch or LIST in a row (1, 2, 4, 8, 15,
+    15...)."""
     return min(WATCH_BACKOFF_CAP, WATCH_BACKOFF * 2.0 ** max(0, failures - 1))
 
 
@@ -931,7 +932,7 @@ class Informer:
         # LIST before would keep nothing (its reads raise until then, as before any LIST).
         while self.shard is not None and not self.shard.known() and not stop.is_set():
             stop.wait(SHARD_WAIT_SECONDS)
-        backoff = 1.0
+        failures = 0  # failed LISTs in a row
         while not stop.is_set():
             try:
                 self._relist()
@@ -941,17 +942,17 @@ class Informer:
                     return
                 self._fail(f"HTTP {error.status} {error.reason}")
                 self._attempted()
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 15.0)
+                failures += 1
+                stop.wait(watch_backoff(failures))
                 continue
             except Exception as error:  # a bug or a garbled answer must not end the cache
                 log.exception("cache of %s failed", self.where)
                 self._fail(type(error).__name__)
                 self._attempted()
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 15.0)
+                failures += 1
+                stop.wait(watch_backoff(failures))
                 continue
-            backoff = 1.0
+            failures = 0
             if not self._watch_until_relist(stop):
                 return
 
@@ -1353,11 +1354,12 @@ class Caches:
         # Sharded with cluster-wide caches: the shard's namespaces, which its `per_shard`
         # caches keep; the namespaces that became the shard's and that some of those caches
         # have still to list (informers left), those whose LIST failed (their reads raise:
-        # Unknown), and the LISTs to make (`_fill_loop`: informer, namespace, not before).
+        # Unknown), and the LISTs to make (`_fill_loop`: informer, namespace, not before,
+        # failures in a row).
         self.shard: ShardNamespaces | None = None
         self._filling: dict[str, set[Informer]] = {}
         self._fill_failed: set[str] = set()
-        self._fills: list[tuple[Informer, str, float, float]] = []
+        self._fills: list[tuple[Informer, str, float, int]] = []
         self._fill_wake = threading.Condition()
         self._fill_stop = threading.Event()
         for spec in kinds:
@@ -1433,7 +1435,7 @@ class Caches:
             return
         with self._fill_wake:
             self._filling.setdefault(namespace, set()).update(informers)
-            self._fills += [(informer, namespace, 0.0, 0.0) for informer in informers]
+            self._fills += [(informer, namespace, 0.0, 0) for informer in informers]
             self._fill_wake.notify()
 
     def _fill_loop(self) -> None:
@@ -1448,7 +1450,7 @@ class Caches:
 
     def fill_once(self) -> bool:
         """Make one LIST `_fill` asked for whose time has come; False when none is due. A
-        failed one is tried again after a backoff (1 s doubling to SHARD_FILL_BACKOFF_CAP),
+        failed one is tried again after a backoff (`watch_backoff`),
         and meanwhile its namespace is the shard's (`owns`), its reads of that cache raising:
         its stores are judged Unknown, not left unjudged."""
         with self._fill_wake:
@@ -1457,7 +1459,7 @@ class Caches:
             if task is None:
                 return False
             self._fills.remove(task)
-        informer, namespace, _, backoff = task
+        informer, namespace, _, failures = task
         if informer.retired or informer.forbidden or not self.shard_holds(namespace):
             self._filled(informer, namespace)
             return True
@@ -1467,11 +1469,12 @@ class Caches:
             log.warning("list of %s in %s, now this shard's, failed: %s (its reads "
                         "are Unknown until it lists)", informer.spec.kind, namespace,
                         error)  # fmt: skip
-            backoff = min(SHARD_FILL_BACKOFF_CAP, max(1.0, backoff * 2))
+            failures += 1
+            due = time.monotonic() + watch_backoff(failures)
             with self._fill_wake:
                 first = namespace not in self._fill_failed
                 self._fill_failed.add(namespace)
-                self._fills.append((informer, namespace, time.monotonic() + backoff, backoff))
+                self._fills.append((informer, namespace, due, failures))
             if first:  # the namespace is the shard's from now: its stores judged (Unknown)
                 self._made[2]("Namespace", namespace)
             return True
