@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import pytest
 
 from dataward.controller import operator as operator_module
+from dataward.controller.affinity import ANY
 from dataward.controller.kube import Kube
 from dataward.controller.operator import OperatorSettings, run_operator
 
@@ -191,7 +192,10 @@ def test_a_replica_that_lost_its_lease_stops_working_and_takes_it_back(
     monkeypatch.setattr(operator_module, "load_api_client", lambda *_, **__: object())
     monkeypatch.setattr(operator_module, "run_operator", fake_run_operator)
     try:
-        code = operator_module.run_with_leader_election(OperatorSettings(metrics_port=None))
+        # ANY: holding the test process to one CPU would hold every test after it there.
+        code = operator_module.run_with_leader_election(
+            OperatorSettings(metrics_port=None, cpu_affinity=ANY)
+        )
     finally:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)

@@ -34,6 +34,7 @@ import kopf
 
 from dataward.checks.network import calico_escapes
 from dataward.controller.access_log import AccessLogFollower
+from dataward.controller.affinity import ONE, hold_one_cpu
 from dataward.controller.cache import CachedKind, Caches
 from dataward.controller.kube import (
     DEFAULT_TIMEOUT,
@@ -220,6 +221,9 @@ class OperatorSettings:
     # The API server's audit log follower (`dataward run --audit-log`), also the reconciler's
     # settings.reconcile.access_records.
     access_log: AccessLogFollower | None = field(default=None, compare=False)
+    # ONE: the process's threads held to one CPU, moved to an idler one (controller/affinity.py);
+    # ANY: the kernel spreads them.
+    cpu_affinity: str = ONE
 
 
 def _rendered_for(
@@ -1047,6 +1051,8 @@ def run_with_leader_election(settings: OperatorSettings) -> int:
     )
     shutdown = threading.Event()
     term = threading.Event()  # one per spell of leadership
+    if settings.cpu_affinity == ONE:
+        hold_one_cpu(shutdown)
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("signal %s: stopping", signum)
