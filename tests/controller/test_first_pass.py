@@ -138,6 +138,23 @@ def stub_operator(
     monkeypatch.setattr(Kube, "served", served, raising=False)
 
 
+def _run_first_pass(caplog: pytest.LogCaptureFixture, workers: int, within: float) -> None:
+    """Run the stubbed operator until it says its first pass is done, a moment more (a
+    store queued or given back twice would run by then), and stop it."""
+    settings = OperatorSettings(resync_seconds=3600, metrics_port=None, workers=workers)
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: asyncio.run(run_operator(settings, stop)), daemon=True)
+    caplog.set_level(logging.INFO, logger="dataward.operator")
+    thread.start()
+    try:
+        assert _until(lambda: RE_VERIFIED in caplog.text, within), "no first pass done"
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
 def test_a_restart_reconciles_each_store_once_however_many_caches_list_after_the_stores(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -146,21 +163,52 @@ def test_a_restart_reconciles_each_store_once_however_many_caches_list_after_the
     # reconcile before the pass began, its first one did not count either.
     stub_operator(monkeypatch, _ListingCaches, _Reconciler, _Requests)
     _Reconciler.reconciled.clear()
-    settings = OperatorSettings(resync_seconds=3600, metrics_port=None, workers=4)
-    stop = threading.Event()
-    thread = threading.Thread(target=lambda: asyncio.run(run_operator(settings, stop)), daemon=True)
-    caplog.set_level(logging.INFO, logger="dataward.operator")
-    thread.start()
-    try:
-        assert _until(lambda: RE_VERIFIED in caplog.text, 10.0), "no first pass done"
-        time.sleep(0.3)  # any reconcile queued twice would have run by now
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-    assert not thread.is_alive()
+    _run_first_pass(caplog, workers=4, within=10.0)
     assert sorted(_Reconciler.reconciled) == sorted(STORES)
     assert f"every store served at start re-verified ({len(STORES)})" in caplog.text
 
+
+
+MANY = [("shop", f"store-{i:03}") for i in range(120)]
+
+
+class _SlowReconciler(_Reconciler):
+    """Reconciles of a few ms each, on the worker threads."""
+
+    def all_stores(self) -> list[tuple[str, str]]:
+        return list(MANY)
+
+    def stores_in(self, namespace: str) -> list[tuple[str, str]]:
+        return [key for key in MANY if key[0] == namespace]
+
+    def reconcile_logged(self, key: tuple[str, str]) -> Outcome:
+        time.sleep(0.002)
+        return super().reconcile_logged(key)
+
+
+def test_a_restart_in_batches_reconciles_every_store_once_and_gives_back_the_rest(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A worker takes up to BATCH_KEYS stores at a time and gives back those its trip had no
+    # time for (BATCH_SECONDS): none may be lost, none reconciled twice, and the first
+    # pass's line counts them all.
+    stub_operator(monkeypatch, _ListingCaches, _SlowReconciler, _Requests)
+    monkeypatch.setattr(operator_module, "BATCH_SECONDS", 0.005)  # 2-3 a trip of 16 taken
+    trips: list[int] = []
+    real = asyncio.to_thread
+
+    async def counted(fn: Callable[..., Any], *args: Any) -> Any:
+        if getattr(fn, "__name__", "") == "reconcile_some":
+            trips.append(len(args[0]))
+        return await real(fn, *args)
+
+    monkeypatch.setattr(operator_module.asyncio, "to_thread", counted)
+    _Reconciler.reconciled.clear()
+    _run_first_pass(caplog, workers=2, within=20.0)
+    assert sorted(_Reconciler.reconciled) == sorted(MANY)
+    assert f"every store served at start re-verified ({len(MANY)})" in caplog.text
+    assert max(trips) == operator_module.BATCH_KEYS  # a backlog is taken 16 at a time
+    assert len(trips) < len(MANY)  # fewer trips than stores
 
 
 def test_the_collector_waits_for_the_caches_first_lists_then_freezes_them() -> None:
