@@ -9,7 +9,10 @@ nothing to do; the policy's status with its revision in force), then
 per repetition models a restart: new caches list everything, a new reconciler reconciles
 every store once, as `reconcile_logged` does (its metrics and logging included), in the cache's
 order. Printed per repetition: the caches' LIST CPU and the first pass's CPU per store, and
-the writes it made (0 expected). `--profile` prints the top of a cProfile of the last
+the writes it made (0 expected). `--threads N`: the pass is run by N threads at once, as the
+operator's workers run it (0, the default: in this thread); its wall time is then printed
+too, and `taskset -c 1` before the command holds them to one core, as `dataward run
+--cpu-affinity one` does. `--profile` prints the top of a cProfile of the last
 repetition's pass (cProfile inflates small calls: read shares, not seconds). `--state FILE`
 saves the converged API to FILE, or loads it from there (then --stores and --namespaces are
 the file's), so that several trees are measured on the very same objects:
@@ -28,6 +31,7 @@ import pickle
 import pstats
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, cast
 
@@ -102,6 +106,8 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=50)
     parser.add_argument("--sort", default="cumulative")
     parser.add_argument("--state", help="load the converged fake API from this file (or save it)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="reconcile with this many threads at once (0: in this thread)")
     args = parser.parse_args()
     kube = _converged(args)
     now = T0 + timedelta(minutes=10)
@@ -123,17 +129,22 @@ def main() -> None:
         reconciler = Reconciler(cast(Kube, kube), settings, (), caches)
         kube.calls.clear()
         profiler = cProfile.Profile() if args.profile and rep == args.repeat - 1 else None
-        start = time.process_time()
+        start, began = time.process_time(), time.monotonic()
         if profiler:
             profiler.enable()
-        for key in keys:
-            reconciler.reconcile_logged(key)
+        if args.threads:
+            with ThreadPoolExecutor(args.threads) as pool:
+                list(pool.map(reconciler.reconcile_logged, keys))
+        else:
+            for key in keys:
+                reconciler.reconcile_logged(key)
         if profiler:
             profiler.disable()
-        spent = time.process_time() - start
+        spent, wall = time.process_time() - start, time.monotonic() - began
         per_store.append(1000 * spent / len(keys))
+        threads = f", {args.threads} threads: {wall:.2f} s wall" if args.threads else ""
         print(f"rep {rep + 1}: caches listed {list_cpu:.2f} s CPU; first pass "
-              f"{per_store[-1]:.3f} ms CPU per store, {len(kube.writes())} writes; "
+              f"{per_store[-1]:.3f} ms CPU per store{threads}, {len(kube.writes())} writes; "
               f"load {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
         if profiler:
             pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
