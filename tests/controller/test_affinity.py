@@ -44,7 +44,7 @@ class Machine:
         self.now = 0.0
         self.idle = [500.0, 500.0]
         self.own = 0.0
-        self.pins: list[int] = []
+        self.pins: list[frozenset[int]] = []
 
     def advance(self, seconds: float, idle: tuple[float, float], own: float) -> None:
         self.now += seconds
@@ -75,18 +75,24 @@ def test_the_held_cpu_counts_the_operators_own_use_and_a_much_idler_one_takes_it
     # On CPU 1 now, its own use counts there: CPU 0's 6 s idle is no reason to go back.
     machine.advance(30, (6, 1), own=27)
     assert holder.check() == 1
-    assert machine.pins == [0, 1]
+    # Pinned at every look (a thread made during a move keeps its maker's CPU).
+    assert machine.pins == [{0}, {0}, {1}, {1}]
 
 
 def test_a_cpu_that_cannot_be_held_leaves_the_threads_to_the_kernel(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def refused(cpu: int) -> None:
-        raise OSError(22, "Invalid argument")
+    pins: list[frozenset[int]] = []
+
+    def refused(cpus: frozenset[int]) -> None:
+        pins.append(cpus)
+        if len(cpus) == 1:  # some threads may be held already when it fails
+            raise OSError(22, "Invalid argument")
 
     holder = CpuHolder(frozenset({0, 1}), lambda: stat((5, 0), (9, 0)), lambda: 0.0, refused)
     assert holder.check() is None
     assert holder.held is None
+    assert pins == [{1}, {0, 1}]  # every allowed CPU given back
     assert "left to the kernel" in caplog.text
 
 

@@ -68,11 +68,11 @@ def choose(
     return held
 
 
-def _pin(cpu: int) -> None:
-    """Hold every thread of the process to `cpu` (those made later inherit it)."""
+def _pin(cpus: frozenset[int]) -> None:
+    """Hold every thread of the process to `cpus` (those made later inherit them)."""
     for task in _TASKS.iterdir():
         try:
-            os.sched_setaffinity(int(task.name), {cpu})
+            os.sched_setaffinity(int(task.name), cpus)
         except ProcessLookupError:
             continue  # ended meanwhile
 
@@ -85,7 +85,7 @@ class CpuHolder:
         allowed: frozenset[int],
         read_stat: Callable[[], str] = _STAT.read_text,
         own_cpu: Callable[[], float] = time.process_time,
-        pin: Callable[[int], None] = _pin,
+        pin: Callable[[frozenset[int]], None] = _pin,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.allowed = allowed
@@ -110,14 +110,20 @@ class CpuHolder:
                 spare[self.held] = spare.get(self.held, 0.0) + (own - own_before)
         self._last = (now, idle, own)
         cpu = choose(self.allowed, self.held, spare, interval)
+        try:
+            # At every look, not only on a move: a thread made during a move by one not yet
+            # moved kept the old CPU.
+            self._pin(frozenset({cpu}))
+        except OSError as error:  # a cpuset changed under the container, a seccomp rule
+            log.warning("cannot hold the operator to CPU %s (%s): its threads are left "
+                        "to the kernel", cpu, error)  # fmt: skip
+            try:  # those already held to it are given every allowed CPU back
+                self._pin(self.allowed)
+            except OSError:
+                pass  # as the kernel has them: nothing more to do
+            self.held = None
+            return None
         if cpu != self.held:
-            try:
-                self._pin(cpu)
-            except OSError as error:  # a cpuset changed under the container, a seccomp rule
-                log.warning("cannot hold the operator to CPU %s (%s): its threads are left "
-                            "to the kernel", cpu, error)  # fmt: skip
-                self.held = None
-                return None
             log.info("operator held to CPU %s of %s", cpu, sorted(self.allowed))
             self.held = cpu
         return self.held
