@@ -12,8 +12,8 @@ order. Printed per repetition: the caches' LIST CPU and the first pass's CPU per
 the writes it made (0 expected). `--threads N`: the pass is run by N threads at once, as the
 operator's workers run it (0, the default: in this thread); its wall time is then printed
 too, and `taskset -c 1` before the command holds them to one core, as `dataward run
---cpu-affinity one` does. `--profile` prints the top of a cProfile of the last
-repetition's pass (cProfile inflates small calls: read shares, not seconds). `--state FILE`
+--cpu-affinity one` does. `--profile` (not with `--threads`) prints the top of a cProfile of
+the last repetition's pass (cProfile inflates small calls: read shares, not seconds). `--state FILE`
 saves the converged API to FILE, or loads it from there (then --stores and --namespaces are
 the file's), so that several trees are measured on the very same objects:
 
@@ -109,6 +109,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0,
                         help="reconcile with this many threads at once (0: in this thread)")
     args = parser.parse_args()
+    if args.profile and args.threads:
+        parser.error("--profile profiles the calling thread only: not with --threads")
     kube = _converged(args)
     now = T0 + timedelta(minutes=10)
     kube.frozen = True

@@ -5,7 +5,7 @@ nothing the one-key worker promised is lost."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from dataward.controller.queue import BatchHandler, StoreKey, WorkQueue
@@ -51,23 +51,32 @@ def test_a_backlog_is_shared_out_and_a_lone_key_goes_alone() -> None:
     assert [k for b in taken for k in b] == [*keys(*(f"s{i}" for i in range(10))), ("ns", "late")]
 
 
+def starting_first(
+    started: int, meanwhile: Callable[[], None], seen: list[StoreKey]
+) -> BatchHandler:
+    """A handler that, on its first batch, calls `meanwhile` (keys added while the batch is
+    in flight) and starts only the first `started` keys; every later batch whole. `seen`:
+    the keys it started, in order."""
+    first = True
+
+    async def handle(batch: list[StoreKey]) -> dict[StoreKey, bool | None]:
+        nonlocal first
+        if first:
+            first = False
+            meanwhile()
+            batch = batch[:started]
+        seen.extend(batch)
+        return dict.fromkeys(batch, True)
+
+    return handle
+
+
 def test_keys_not_started_go_back_to_the_head_of_their_lane_in_order() -> None:
     seen: list[StoreKey] = []
 
     async def scenario() -> None:
         queue = WorkQueue()
-        first = True
-
-        async def handle(batch: list[StoreKey]) -> dict[StoreKey, bool | None]:
-            nonlocal first
-            if first:  # started only the first two of its batch
-                first = False
-                queue.add_periodic(("ns", "behind"))
-                seen.extend(batch[:2])
-                return dict.fromkeys(batch[:2], True)
-            seen.extend(batch)
-            return dict.fromkeys(batch, True)
-
+        handle = starting_first(2, lambda: queue.add_periodic(("ns", "behind")), seen)
         for key in keys("a", "b", "c", "d"):
             queue.add_periodic(key)
         task = asyncio.create_task(queue.batch_worker(handle, most=4))
@@ -85,19 +94,12 @@ def test_an_event_for_a_key_taken_but_not_started_puts_it_ahead_and_runs_it_once
 
     async def scenario() -> None:
         queue = WorkQueue()
-        first = True
 
-        async def handle(batch: list[StoreKey]) -> dict[StoreKey, bool | None]:
-            nonlocal first
-            if first:
-                first = False
-                queue.add_periodic(("ns", "p"))
-                queue.add(("ns", "c"))  # an event for "c", taken, not started: dirty
-                seen.append(batch[0])
-                return {batch[0]: True}
-            seen.extend(batch)
-            return dict.fromkeys(batch, True)
+        def meanwhile() -> None:
+            queue.add_periodic(("ns", "p"))
+            queue.add(("ns", "c"))  # an event for "c", taken, not started: dirty
 
+        handle = starting_first(1, meanwhile, seen)
         for key in keys("a", "b", "c"):
             queue.add_periodic(key)
         task = asyncio.create_task(queue.batch_worker(handle, most=3))

@@ -86,7 +86,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--cpu-affinity",
         choices=MODES,
-        default=env("DATAWARD_CPU_AFFINITY", ONE),
+        default=ONE,
         help="one: hold the operator's threads to one CPU at a time (its Python runs one "
         "thread at a time; spread over cores it spent about a third more CPU), moved to an "
         "idler CPU when there is one; any: let the kernel spread them (default: %(default)s)",

@@ -59,8 +59,7 @@ def choose(
     `interval` more time to spare (`spare`: seconds each had, the held one counting the
     operator's own use); with none held, the one with the most; ties: the lowest number.
     A CPU `spare` does not name had none."""
-    ranked = sorted(allowed, key=lambda cpu: (-spare.get(cpu, 0.0), cpu))
-    best = ranked[0]
+    best = min(allowed, key=lambda cpu: (-spare.get(cpu, 0.0), cpu))
     if held is None or held not in allowed:
         return best
     if spare.get(best, 0.0) - spare.get(held, 0.0) > MOVE_MARGIN * interval:
