@@ -362,11 +362,19 @@ class _Process:
 
 
 def _write_private(path: Path, data: bytes | str) -> Path:
-    """Write a file only its owner can read: keys, tokens and kubeconfigs."""
+    """Write a file only its owner can read: keys, tokens and kubeconfigs. Whole or not at
+    all: written beside it and renamed over it, so that a process reading it meanwhile (an
+    operator starting while a test mints the same ServiceAccount's token again) never
+    reads it empty or half written."""
     raw = data.encode() if isinstance(data, str) else data
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(raw)
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(raw)
+        os.replace(partial, path)
+    except BaseException:
+        os.unlink(partial)
+        raise
     return path
 
 
