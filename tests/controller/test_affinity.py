@@ -96,6 +96,48 @@ def test_a_cpu_that_cannot_be_held_leaves_the_threads_to_the_kernel(
     assert "left to the kernel" in caplog.text
 
 
+@pytest.mark.parametrize(
+    "unreadable",
+    [OSError(2, "No such file or directory"), "cpu0 7 7 7 many 0\n", "cpu0 7\ncpu1 7 7 7 x\n"],
+    ids=["gone", "garbled", "cut short"],
+)
+def test_a_proc_stat_unreadable_at_start_leaves_the_threads_to_the_kernel(
+    unreadable: OSError | str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Was: the read and its parse were outside the fallback, so `dataward run` stopped with
+    # the error instead of running on every allowed CPU, as the module promises.
+    pins: list[frozenset[int]] = []
+
+    def read() -> str:
+        if isinstance(unreadable, OSError):
+            raise unreadable
+        return unreadable
+
+    holder = CpuHolder(frozenset({0, 1}), read, lambda: 0.0, pins.append)
+    assert holder.check() is None
+    assert holder.held is None
+    assert pins == [{0, 1}]  # every allowed CPU, whatever an earlier holder left
+    assert "left to the kernel" in caplog.text
+
+
+def test_a_proc_stat_garbled_later_gives_every_allowed_cpu_back() -> None:
+    machine = Machine()
+    texts: list[str] = []
+    real = machine.holder()
+    holder = CpuHolder(
+        frozenset({0, 1}),
+        lambda: texts.pop(0) if texts else real._read_stat(),
+        lambda: machine.own, machine.pins.append, lambda: machine.now,
+    )
+    assert holder.check() == 0
+    machine.advance(30, (0, 30), own=28)
+    texts.append("cpu0 1 2 3 nan 5\n")
+    # Was: ValueError out of `check`, which ended the holder's thread with every thread
+    # still held to CPU 0, however busy it became.
+    assert holder.check() is None
+    assert machine.pins == [{0}, {0, 1}]
+
+
 def test_held_for_real_every_thread_is_on_one_cpu_and_a_new_thread_inherits_it() -> None:
     before = os.sched_getaffinity(0)
     assert len(before) >= 2, "this test needs two CPUs to choose from (make test runs on 2)"

@@ -96,26 +96,19 @@ class CpuHolder:
         self._last: tuple[float, dict[int, float], float] | None = None
 
     def check(self) -> int | None:
-        """Look once: hold the CPU `choose` says (None: it could not be held; left to the
-        kernel from then on)."""
-        now, idle, own = self._clock(), idle_seconds(self._read_stat()), self._own_cpu()
-        if self._last is None:
-            spare, interval = idle, 0.0
-        else:
-            then, before, own_before = self._last
-            interval = max(0.0, now - then)
-            spare = {cpu: idle[cpu] - before.get(cpu, idle[cpu]) for cpu in idle}
-            if self.held is not None:
-                spare[self.held] = spare.get(self.held, 0.0) + (own - own_before)
-        self._last = (now, idle, own)
-        cpu = choose(self.allowed, self.held, spare, interval)
+        """Look once: hold the CPU `choose` says (None: it could not be held, or /proc/stat
+        could not be read; every allowed CPU given back, left to the kernel from then on)."""
+        cpu: int | None = None
         try:
+            cpu = self._choose()
             # At every look, not only on a move: a thread made during a move by one not yet
             # moved kept the old CPU.
             self._pin(frozenset({cpu}))
-        except OSError as error:  # a cpuset changed under the container, a seccomp rule
-            log.warning("cannot hold the operator to CPU %s (%s): its threads are left "
-                        "to the kernel", cpu, error)  # fmt: skip
+        except (OSError, ValueError) as error:
+            # A cpuset changed under the container, a seccomp rule, /proc unreadable.
+            what = f"CPU {cpu}" if cpu is not None else "one CPU"
+            log.warning("cannot hold the operator to %s (%s): its threads are left to the "
+                        "kernel", what, error)  # fmt: skip
             try:  # those already held to it are given every allowed CPU back
                 self._pin(self.allowed)
             except OSError:
@@ -126,6 +119,23 @@ class CpuHolder:
             log.info("operator held to CPU %s of %s", cpu, sorted(self.allowed))
             self.held = cpu
         return self.held
+
+    def _choose(self) -> int:
+        """The CPU to hold from this look's /proc/stat; ValueError when it names none of the
+        allowed CPUs (or cannot be parsed), OSError when it cannot be read."""
+        now, idle, own = self._clock(), idle_seconds(self._read_stat()), self._own_cpu()
+        if not idle.keys() & self.allowed:
+            raise ValueError("/proc/stat names none of the allowed CPUs")
+        if self._last is None:
+            spare, interval = idle, 0.0
+        else:
+            then, before, own_before = self._last
+            interval = max(0.0, now - then)
+            spare = {cpu: idle[cpu] - before.get(cpu, idle[cpu]) for cpu in idle}
+            if self.held is not None:
+                spare[self.held] = spare.get(self.held, 0.0) + (own - own_before)
+        self._last = (now, idle, own)
+        return choose(self.allowed, self.held, spare, interval)
 
 
 def hold_one_cpu(stop: threading.Event, every: float = MOVE_CHECK_SECONDS) -> CpuHolder | None:
