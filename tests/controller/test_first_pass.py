@@ -213,18 +213,25 @@ def test_a_restart_in_batches_reconciles_every_store_once_and_gives_back_the_res
     assert len(trips) < len(MANY)  # fewer trips than stores
 
 
-def test_the_collector_waits_for_the_caches_first_lists_then_freezes_them() -> None:
-    """The first lists make hundreds of thousands of objects and no cycles: the cyclic
-    collector is off until every cache has listed, then what they made is frozen."""
+def test_the_collector_waits_for_the_first_pass_then_freezes_what_it_and_the_lists_made() -> None:
+    """The first lists make hundreds of thousands of objects and no cycles, nor does the
+    pass after them: the cyclic collector is off until the last store served at start is
+    reconciled, then what they made is frozen."""
     async def scenario() -> None:
-        listed = asyncio.Event()
-        task = asyncio.create_task(operator_module.collect_once_listed(listed))
+        first = FirstPass()
+        task = asyncio.create_task(operator_module.collect_after_first_pass(first.finished))
         await asyncio.sleep(0.05)
         assert not gc.isenabled()
         frozen = gc.get_freeze_count()
         made = [[i] for i in range(1000)]  # what a list keeps, tracked by the collector
-        listed.set()
-        await task
+        first.begin([("a", "one"), ("a", "two")], now=0.0)  # the caches have listed
+        await asyncio.sleep(0.05)
+        assert not gc.isenabled()  # still off while the pass runs
+        assert first.done(("a", "one"), now=1.0) is None
+        await asyncio.sleep(0.05)
+        assert not gc.isenabled()
+        assert first.done(("a", "two"), now=2.0) is not None
+        await asyncio.wait_for(task, 1)
         assert gc.isenabled()
         assert gc.get_freeze_count() >= frozen + len(made)
 
@@ -234,17 +241,27 @@ def test_the_collector_waits_for_the_caches_first_lists_then_freezes_them() -> N
         gc.enable()
 
 
+def test_no_store_at_start_ends_the_first_pass_at_once() -> None:
+    first = FirstPass()
+    assert not first.finished.is_set()
+    first.begin([], now=0.0)
+    assert first.finished.is_set()
+
+
 def test_the_collector_is_not_kept_off_by_caches_that_never_list() -> None:
-    """An outage (a kind forbidden, the API down) may keep the caches from listing for long;
-    the collector comes back after the pause's bound, not when they list."""
+    """An outage (a kind forbidden, the API down) may keep the caches from listing, or a
+    store from being reconciled, for long; the collector comes back after the pause's bound,
+    not when the pass ends."""
     async def scenario() -> None:
-        listed = asyncio.Event()
-        task = asyncio.create_task(operator_module.collect_once_listed(listed, most=0.05))
+        passed = asyncio.Event()
+        task = asyncio.create_task(
+            operator_module.collect_after_first_pass(passed, most=0.05)
+        )
         await asyncio.sleep(0.01)
         assert not gc.isenabled()
         await asyncio.sleep(0.2)
         assert gc.isenabled() and not task.done()
-        listed.set()
+        passed.set()
         await task
         assert gc.isenabled()
 

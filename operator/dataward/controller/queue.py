@@ -218,6 +218,7 @@ class FirstPass:
         self._waiting: set[StoreKey] | None = None
         self._count = 0
         self._began = 0.0
+        self.finished = asyncio.Event()  # set when the last of them is done (or none were)
 
     def begin(self, keys: Iterable[StoreKey], now: float) -> None:
         """The stores served when the caches first listed (only the first call counts)."""
@@ -225,6 +226,8 @@ class FirstPass:
             self._waiting = set(keys)
             self._count = len(self._waiting)
             self._began = now
+            if not self._waiting:
+                self.finished.set()
 
     def done(self, key: StoreKey, now: float) -> str | None:
         """`key` reconciled (or deleted): a message when it was the last one waiting."""
@@ -234,6 +237,7 @@ class FirstPass:
         waiting.discard(key)
         if waiting:
             return None
+        self.finished.set()
         took = now - self._began
         return (
             f"{RE_VERIFIED}: every store served at start re-verified ({self._count}), "
