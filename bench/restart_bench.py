@@ -82,14 +82,26 @@ def summarise(trace: dict[str, Any], spawned: float) -> list[str]:
                      f"{sum(e.get('cpu_all', e['cpu']) for e in lists):.2f} s in all; process "
                      f"CPU from the Lease to the pass's start "
                      f"{cpu.get('first_pass_begin', 0) - cpu.get('lease', 0):.2f} s")
-        for entry in sorted(lists, key=lambda e: -(e.get("stored", e["listed"]) - e["began"])):
-            if entry["objects"] < 50:
+        # A shard's caches list their namespaces one by one: one line a kind, its LISTs
+        # together.
+        kinds: dict[str, list[dict[str, Any]]] = {}
+        for entry in lists:
+            kinds.setdefault(entry["where"], []).append(entry)
+        spans = {
+            where: (min(e["began"] for e in group),
+                    max(e.get("stored", e["listed"]) for e in group))
+            for where, group in kinds.items()
+        }  # fmt: skip
+        for where, group in sorted(kinds.items(), key=lambda i: spans[i[0]][0] - spans[i[0]][1]):
+            objects = sum(e["objects"] for e in group)
+            if objects < 50:
                 continue
-            lines.append(f"    {entry['where']}: {entry['objects']} objects, "
-                         f"{entry.get('stored', entry['listed']) - entry['began']:.2f} s wall "
-                         f"(+{entry['began'] - at('caches_start'):.2f} s .. "
-                         f"+{entry.get('stored', entry['listed']) - at('caches_start'):.2f}), "
-                         f"thread CPU {entry.get('cpu_all', entry['cpu']):.2f} s")
+            began_, ended = spans[where]
+            how = f" in {len(group)} LISTs" if len(group) > 1 else ""
+            lines.append(f"    {where}: {objects} objects{how}, {ended - began_:.2f} s wall "
+                         f"(+{began_ - at('caches_start'):.2f} s .. "
+                         f"+{ended - at('caches_start'):.2f}), thread CPU "
+                         f"{sum(e.get('cpu_all', e['cpu']) for e in group):.2f} s")
         listing = [g for g in trace["gc"] if at("caches_start") <= g[1] <= at("first_pass_begin")]
         lines.append(f"  garbage collections while the caches listed: {len(listing)}, "
                      f"{sum(g[2] for g in listing):.2f} s, {sum(g[3] for g in listing)} objects "

@@ -29,13 +29,20 @@ class ListingKube(FakeKube):
 
     def _call(self, method: str, path: str, *, query: Any = None, what: str, **_: Any) -> Any:
         assert method == "GET"
-        namespaces = sorted({ns for _, ns, _ in self.objects if ns})
+        namespaces = sorted({ns for _, ns, _ in self.objects if ns}
+                            | {name for kind, _, name in self.objects if kind == "Namespace"})
         for kind, resource in RESOURCES.items():
             for namespace in [None, *namespaces] if resource.namespaced else [None]:
                 if resource.path(namespace) == path:
-                    selector = dict(query or []).get("labelSelector")
-                    items = self.list(kind, namespace, selector)
-                    return {"metadata": {"resourceVersion": str(self.version)}, "items": items}
+                    asked = dict(query or [])
+                    items = self.list(kind, namespace, asked.get("labelSelector"))
+                    meta = {"resourceVersion": str(self.version)}
+                    if asked.get("limit"):  # pages, as the API server serves them
+                        start, limit = int(asked.get("continue") or 0), int(asked["limit"])
+                        if start + limit < len(items):
+                            meta["continue"] = str(start + limit)
+                        items = items[start:start + limit]
+                    return {"metadata": meta, "items": items}
         raise KubeError(404, "Not Found", what)
 
 
@@ -54,9 +61,12 @@ def _caches(kube: ListingKube, events: list[tuple[str, Any, Any]] | None = None)
 
 
 def _relist(caches: Caches) -> None:
-    # The Namespace cache first, as a shard's caches of its namespaces wait for it (`run`).
+    # The Namespace cache first, as a shard's caches of its namespaces wait for it (`run`);
+    # then the LISTs of a shard's namespaces its caches' first lists ask for (`_fill_loop`).
     for _, informer in sorted(caches.informers.items(), key=lambda i: i[0][0] != "Namespace"):
         informer._relist()
+    while caches.fill_once():
+        pass
 
 
 def _reconciler(kube: ListingKube, caches: Caches) -> Reconciler:

@@ -99,6 +99,9 @@ class _Reconciler:
     def all_stores(self) -> list[tuple[str, str]]:
         return list(STORES)
 
+    def shard_stores(self) -> list[tuple[str, str]]:
+        return list(STORES)
+
     def stores_in(self, namespace: str) -> list[tuple[str, str]]:
         return [key for key in STORES if key[0] == namespace]
 
@@ -176,6 +179,9 @@ class _SlowReconciler(_Reconciler):
     """Reconciles of a few ms each, on the worker threads."""
 
     def all_stores(self) -> list[tuple[str, str]]:
+        return list(MANY)
+
+    def shard_stores(self) -> list[tuple[str, str]]:
         return list(MANY)
 
     def stores_in(self, namespace: str) -> list[tuple[str, str]]:

@@ -287,7 +287,8 @@ class PagingKube(ListingKube):
 
     def _call(self, method: str, path: str, *, query: Any = None, what: str, **kw: Any) -> Any:
         params = dict(query or [])
-        answer = super()._call(method, path, query=query, what=what, **kw)
+        whole = [(k, v) for k, v in query or [] if k not in ("limit", "continue")]
+        answer = super()._call(method, path, query=whole, what=what, **kw)
         if "limit" not in params:
             self.pages.append((path, len(answer["items"])))
             return answer

@@ -30,6 +30,9 @@ class _Reconciler:
     def all_stores(self) -> list[tuple[str, str]]:
         return []
 
+    def shard_stores(self) -> list[tuple[str, str]]:
+        return []
+
 
 def _until(predicate: Callable[[], bool], seconds: float = 5.0) -> bool:
     deadline = time.monotonic() + seconds

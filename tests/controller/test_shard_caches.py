@@ -10,6 +10,7 @@ shard or leaving it: a namespace's reads are answered only once a LIST has cover
 from __future__ import annotations
 
 import copy
+import heapq
 import itertools
 from datetime import timedelta
 from typing import Any, cast
@@ -223,6 +224,9 @@ def test_a_shards_cache_lists_only_once_its_namespaces_are_known() -> None:
         caches.informers[("NetworkPolicy", None)]._relist()
     caches.informers[("Namespace", None)]._relist()
     caches.informers[("NetworkPolicy", None)]._relist()
+    with pytest.raises(KubeError):  # crm's own LIST not made yet
+        caches.list("NetworkPolicy", "crm")
+    _fill(caches)
     assert caches.list("NetworkPolicy", "crm") == []  # listed: none there, known
 
 
@@ -258,3 +262,123 @@ def test_a_namespace_that_leaves_while_its_cache_lists_holds_nothing_when_it_com
     _fill(caches)
     assert caches.owns("sales")
     assert informer.get("sales", key[2]) is None
+
+
+def _restarted_shard(kube: ListingKube) -> tuple[Caches, list[tuple[str, str | None]]]:
+    """Shard a's caches anew, as a restarted operator makes them: every cache's first LIST
+    made (the Namespace cache's first), the LISTs of its namespaces they ask for not yet."""
+    health: list[tuple[str, str | None]] = []
+    kinds = (*CACHED_KINDS, *SECRET_KINDS,
+             CachedKind("Namespace", f"{SHARD_LABEL}=a", cluster_scoped=True))  # fmt: skip
+    caches = Caches(
+        cast(Kube, kube), kinds, (), 3600, lambda *_: None,
+        lambda kind, namespace: health.append((kind, namespace)),
+    )  # fmt: skip
+    for _, informer in sorted(caches.informers.items(), key=lambda i: i[0][0] != "Namespace"):
+        informer._relist()
+    return caches, health
+
+
+def test_a_shards_first_lists_ask_only_for_its_own_namespaces_objects() -> None:
+    """Red on a86033e: each cache of a per-shard kind LISTed the whole cluster and dropped
+    the other shards' objects, so every shard decoded every namespace's (its CPU at start
+    did not shrink with its share). Now it asks for one object, for the list's version, then
+    lists its own namespaces one by one."""
+    kube, _, _, _ = _two_shards()
+    for n in range(3):
+        add_store(kube, f"more-{n}", "sales", "sales")
+        Reconciler(cast(Kube, kube), ReconcileSettings(), (), None).reconcile(
+            ("sales", f"more-{n}"), now=T0)  # fmt: skip
+    answered: list[tuple[str, dict[str, str], list[str]]] = []
+    call = kube._call
+
+    def recorded(method: str, path: str, *, query: Any = None, what: str, **kw: Any) -> Any:
+        answer = call(method, path, query=query, what=what, **kw)
+        namespaces = [str(i["metadata"].get("namespace")) for i in answer.get("items") or []]
+        answered.append((what.removeprefix("list "), dict(query or []), namespaces))
+        return answer
+
+    kube._call = recorded  # type: ignore[method-assign]
+    caches, _ = _restarted_shard(kube)
+    _fill(caches)
+    per_shard = [a for a in answered if a[0] in PER_SHARD]
+    foreign = [ns for _, _, namespaces in per_shard for ns in namespaces if ns != "crm"]
+    assert len(foreign) <= len(PER_SHARD), foreign  # at most the one object a version costs
+    assert all(q.get("limit") == "1" for kind, q, ns in per_shard if set(ns) - {"crm"})
+    for kind in PER_SHARD:  # and crm's are all there, read as before
+        held = {o["metadata"]["name"] for o in caches.list(kind, "crm")}
+        api = kind if kind != "KeyRing" else "Secret"
+        expected = {name for (k, ns, name) in kube.objects if k == api and ns == "crm"}
+        if kind == "KeyRing":
+            expected = {name for name in expected if name.endswith("keyring")}
+        assert held == expected, kind
+
+
+def test_a_store_whose_namespace_is_still_listed_is_not_judged_nor_counted() -> None:
+    """A restarted shard lists its namespaces one by one. A store of one not listed yet has
+    no verdict to give (its RoleBindings may not be held): nothing is written, and the
+    first pass does not count it re-verified; once listed, it is judged, and its stores are
+    queued (`on_health`)."""
+    kube, _, _, _ = _two_shards()
+    caches, health = _restarted_shard(kube)
+    settings = ReconcileSettings(clock=lambda: T0 + timedelta(minutes=1))
+    reconciler = Reconciler(cast(Kube, kube), settings, (), caches)
+    assert not caches.owns("crm")
+    assert reconciler.shard_stores() == [KEY]  # the first pass waits for it
+    assert reconciler.all_stores() == []
+    kube.calls.clear()
+    outcome = reconciler.reconcile_logged(KEY)
+    assert outcome.ok and not outcome.judged
+    assert kube.writes() == []
+    _fill(caches)
+    assert caches.owns("crm") and ("Namespace", "crm") in health
+    outcome = reconciler.reconcile_logged(KEY)
+    assert outcome.ok and outcome.judged
+    assert kube.writes() == []  # converged before the restart: nothing to write
+    assert _ready(kube, KEY) == ("True", "AllControlsInForce")
+
+
+def test_a_shards_namespaces_are_listed_whole_one_after_another() -> None:
+    """Each namespace's LISTs (every per-shard kind's) before the next namespace's, in the
+    order they were asked for: its stores are judged while later ones are still listed."""
+    kube = sample_cluster(ListingKube())
+    for name in ("crm", "sales", "zoo"):
+        kube._store(_namespace(name, "a"))
+    caches, _ = _restarted_shard(kube)
+    made: list[str] = []
+    for informer in caches.informers.values():
+        listed = informer.list_namespace
+
+        def counted(namespace: str, listed: Any = listed) -> None:
+            made.append(namespace)
+            listed(namespace)
+
+        informer.list_namespace = counted  # type: ignore[method-assign]
+    _fill(caches)
+    per = sum(1 for informer in caches.informers.values() if informer.shard is not None)
+    assert per >= len(PER_SHARD)
+    assert made == ["crm"] * per + ["sales"] * per + ["zoo"] * per
+
+
+def test_a_namespace_asked_for_again_while_listed_waits_for_the_later_list() -> None:
+    """sales comes to the shard, leaves it and comes back while its RoleBindings are listed
+    (the fills run on several threads). That LIST began before sales left, and the watch
+    dropped what happened to it meanwhile: its end must not make sales the shard's, even
+    when every other cache has listed sales since; the LIST asked for later must."""
+    kube, caches, _, _ = _two_shards()
+    bindings = caches.informers[("RoleBinding", None)]
+    _move(kube, caches, "sales", "a")
+    tasks = [heapq.heappop(caches._fills) for _ in range(len(caches._fills))]
+    running = next(t for t in tasks if t[3] is bindings)
+    _move(kube, caches, "sales", "b")
+    _move(kube, caches, "sales", "a")  # every kind asked again
+    while caches._fills:
+        _, _, number, informer, namespace, _ = heapq.heappop(caches._fills)
+        if informer is bindings:
+            later = number
+            continue  # not made yet
+        caches._filled(informer, namespace, number)
+    caches._filled(bindings, "sales", running[2])  # the LIST begun before sales left
+    assert not caches.owns("sales")
+    caches._filled(bindings, "sales", later)
+    assert caches.owns("sales")

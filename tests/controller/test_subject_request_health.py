@@ -62,6 +62,9 @@ class _Reconciler:
     def all_stores(self) -> list[tuple[str, str]]:
         return []
 
+    def shard_stores(self) -> list[tuple[str, str]]:
+        return []
+
     def stores_in(self, namespace: str) -> list[tuple[str, str]]:
         return []
 

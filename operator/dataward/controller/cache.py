@@ -41,6 +41,8 @@ becomes synced or fails. The callbacks must be cheap (they queue keys).
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import logging
 import sys
@@ -122,6 +124,13 @@ WATCH_FAILURES_TO_FAIL = 3  # failures in a row that fail the cache (a 403: the 
 FAILED_WATCH_SECONDS = 10  # a failed cache's watch timeout: its recovery is seen this soon
 FAST_CLOSE_SECONDS = 1.0  # a watch closed sooner with no event closed at once (a failure)
 SHARD_WAIT_SECONDS = 0.02  # a `per_shard` cache waits for the Namespace cache's LIST so often
+# A shard's caches of `per_shard` kinds list its namespaces one by one at start, not the whole
+# cluster, when it has at most this many (`Informer._relist`): a shard then decodes only its
+# own namespaces' objects, and the stores of a namespace listed are judged while the others
+# are still listed (a restart's pass overlaps its lists). More namespaces than this: one LIST
+# of the whole cluster each (six kinds a namespace would be too many requests).
+FILL_NAMESPACES_MAX = 256
+FILL_THREADS = 4  # the LISTs of namespaces made at once (`Caches._fill_loop`)
 
 
 @dataclass(frozen=True)
@@ -1081,7 +1090,14 @@ class Informer:
         if self.shard is not None and not self.shard.known():
             raise KubeError(0, "the shard's namespaces are not listed yet", f"list {self.where}")
         kept = None if self.shard is None else self.shard.names()
-        fresh, resource_version = self._list(kept=kept)
+        fresh: dict[tuple[str, str], Obj]
+        if kept is not None and self.lists == 0 and len(kept) <= FILL_NAMESPACES_MAX:
+            # The first LIST of a shard's cache: no namespace listed here; each is listed
+            # alone (`on_missing`, below: `list_namespace`), its watch events kept meanwhile
+            # from this version on, which every such LIST is at or after.
+            fresh, resource_version, kept = {}, self._version_now(), frozenset()
+        else:
+            fresh, resource_version = self._list(kept=kept)
         with self.lock:
             if kept is not None and self.shard is not None:
                 # Not one that left the shard while it listed (`drop_namespace` took it out
@@ -1133,6 +1149,20 @@ class Informer:
         if kept is not None and self.shard is not None and self.on_missing is not None:
             for namespace in sorted(self.shard.names() - kept):
                 self.on_missing(namespace)
+
+    def _version_now(self) -> str:
+        """The resourceVersion of a LIST made now (one object asked for, then dropped): where
+        a watch starts that misses nothing a later LIST of any namespace has not seen."""
+        selector = [("labelSelector", self.spec.label_selector)] if self.spec.label_selector else []
+        accept = METADATA_ONLY_LIST if self.spec.metadata_only else "application/json"
+        result = self.kube._call(
+            "GET", RESOURCES[self.spec.api_kind].path(self.namespace),
+            query=[*selector, ("limit", "1")], what=f"list {self.spec.kind}", accept=accept,
+        )  # fmt: skip
+        version = str((result.get("metadata") or {}).get("resourceVersion") or "")
+        if not version:
+            raise KubeError(0, "a LIST without a resourceVersion", f"list {self.where}")
+        return version
 
     def list_namespace(self, namespace: str) -> None:
         """Fill in `namespace`, which became the shard's since this cache's last LIST: LIST it
@@ -1357,9 +1387,17 @@ class Caches:
         # Unknown), and the LISTs to make (`_fill_loop`: informer, namespace, not before,
         # failures in a row).
         self.shard: ShardNamespaces | None = None
-        self._filling: dict[str, set[Informer]] = {}
+        # Each namespace being filled: its informers left, each with the number of the LIST
+        # asked of it last (one asked before, still running, does not count: it may have
+        # begun before the namespace left the shard and came back).
+        self._filling: dict[str, dict[Informer, int]] = {}
         self._fill_failed: set[str] = set()
-        self._fills: list[tuple[Informer, str, float, int]] = []
+        # A heap: (not before, the namespace's place, the LIST's number, informer, namespace,
+        # failures in a row). A namespace's LISTs are made one after another, and the first
+        # namespace asked for first, so that whole namespaces are done (`owns`) early.
+        self._fills: list[tuple[float, int, int, Informer, str, int]] = []
+        self._fill_places: dict[str, int] = {}
+        self._fill_count = itertools.count()
         self._fill_wake = threading.Condition()
         self._fill_stop = threading.Event()
         for spec in kinds:
@@ -1422,6 +1460,7 @@ class Caches:
         elif name and new is None:
             with self._fill_wake:
                 self._filling.pop(name, None)
+                self._fill_places.pop(name, None)
                 self._fill_failed.discard(name)
             for informer in self.informers.values():
                 if informer.shard is not None:
@@ -1434,18 +1473,26 @@ class Caches:
         if not informers:
             return
         with self._fill_wake:
-            self._filling.setdefault(namespace, set()).update(informers)
-            self._fills += [(informer, namespace, 0.0, 0) for informer in informers]
-            self._fill_wake.notify()
+            wanted = self._filling.setdefault(namespace, {})
+            for informer in informers:
+                wanted[informer] = self._push_fill(0.0, informer, namespace, 0)
+            self._fill_wake.notify_all()
+
+    def _push_fill(self, due: float, informer: Informer, namespace: str, failures: int) -> int:
+        """Queue one LIST of `namespace` (under `_fill_wake`); its number."""
+        place = self._fill_places.setdefault(namespace, next(self._fill_count))
+        number = next(self._fill_count)
+        heapq.heappush(self._fills, (due, place, number, informer, namespace, failures))
+        return number
 
     def _fill_loop(self) -> None:
-        """Make the LISTs `_fill` asks for, one at a time, until the caches stop."""
+        """Make the LISTs `_fill` asks for until the caches stop (FILL_THREADS of these)."""
         while not self._fill_stop.is_set():
             if self.fill_once():
                 continue
             with self._fill_wake:
                 now = time.monotonic()
-                due = min((f[2] for f in self._fills), default=now + 1.0)
+                due = self._fills[0][0] if self._fills else now + 1.0
                 self._fill_wake.wait(max(0.01, min(1.0, due - now)))
 
     def fill_once(self) -> bool:
@@ -1454,14 +1501,11 @@ class Caches:
         and meanwhile its namespace is the shard's (`owns`), its reads of that cache raising:
         its stores are judged Unknown, not left unjudged."""
         with self._fill_wake:
-            now = time.monotonic()
-            task = next((f for f in self._fills if f[2] <= now), None)
-            if task is None:
+            if not self._fills or self._fills[0][0] > time.monotonic():
                 return False
-            self._fills.remove(task)
-        informer, namespace, _, failures = task
+            _, _, number, informer, namespace, failures = heapq.heappop(self._fills)
         if informer.retired or informer.forbidden or not self.shard_holds(namespace):
-            self._filled(informer, namespace)
+            self._filled(informer, namespace, number)
             return True
         try:
             informer.list_namespace(namespace)
@@ -1474,24 +1518,30 @@ class Caches:
             with self._fill_wake:
                 first = namespace not in self._fill_failed
                 self._fill_failed.add(namespace)
-                self._fills.append((informer, namespace, due, failures))
+                again = self._push_fill(due, informer, namespace, failures)
+                wanted = self._filling.get(namespace)
+                if wanted is not None and wanted.get(informer) == number:
+                    wanted[informer] = again
+                self._fill_wake.notify_all()
             if first:  # the namespace is the shard's from now: its stores judged (Unknown)
                 self._made[2]("Namespace", namespace)
             return True
-        self._filled(informer, namespace)
+        self._filled(informer, namespace, number)
         return True
 
-    def _filled(self, informer: Informer, namespace: str) -> None:
-        """`informer` holds `namespace` (or no longer needs to): once every cache does, the
-        namespace is the shard's, and its stores and requests are looked at (`on_health`)."""
+    def _filled(self, informer: Informer, namespace: str, number: int) -> None:
+        """`informer` holds `namespace` (or no longer needs to) by its LIST `number`: once
+        every cache does by the last LIST asked of it, the namespace is the shard's, and its
+        stores and requests are looked at (`on_health`)."""
         with self._fill_wake:
             left = self._filling.get(namespace)
-            if left is None:
+            if left is None or left.get(informer) != number:
                 return
-            left.discard(informer)
-            if left or any(f[1] == namespace for f in self._fills):
+            del left[informer]
+            if left:
                 return
             del self._filling[namespace]
+            self._fill_places.pop(namespace, None)
             self._fill_failed.discard(namespace)
         self._made[2]("Namespace", namespace)
 
@@ -1520,8 +1570,9 @@ class Caches:
             for key, informer in self.informers.items():
                 self._run(key, informer)
             if self.shard is not None:
-                threading.Thread(target=self._fill_loop, name="cache-shard-fill",
-                                 daemon=True).start()  # fmt: skip
+                for n in range(FILL_THREADS):
+                    threading.Thread(target=self._fill_loop, name=f"cache-shard-fill-{n}",
+                                     daemon=True).start()  # fmt: skip
 
     def _run(self, key: tuple[str, str | None], informer: Informer) -> None:
         """Run `informer` on a daemon thread of its own until `stop`, or its kind's `drop`."""

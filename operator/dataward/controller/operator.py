@@ -450,7 +450,9 @@ async def _resync(
     while True:
         await serving.wait()
         try:
-            keys = reconciler.all_stores()
+            # Those of namespaces still being listed too (a shard lists its namespaces one by
+            # one): each is judged once its namespace is (`on_health` queues it again then).
+            keys = reconciler.shard_stores()
             names = reconciler.all_policies()
         except KubeError as error:
             log.info("resync: stores not cached (%s); trying again in %ss", error, every)
@@ -924,7 +926,7 @@ async def run_operator(
         for key, outcome in await asyncio.to_thread(reconcile_some, keys):
             if outcome.due is not None:
                 queue.add_after(key, outcome.due)
-            if outcome.ok:
+            if outcome.ok and outcome.judged:
                 settled(key)
             answers[key] = outcome.ok
         return answers

@@ -332,6 +332,16 @@ class Reconciler:
             if self.owns(s["metadata"]["namespace"])
         ]
 
+    def shard_stores(self) -> list[StoreKey]:
+        """Every store of the shard's namespaces, those still being listed (not yet `owns`')
+        included: what a restart's first pass must judge."""
+        held = self.caches.last_owned if self.caches is not None else lambda _: True
+        return [
+            (s["metadata"]["namespace"], s["metadata"]["name"])
+            for s in self._stores()
+            if held(s["metadata"]["namespace"])
+        ]
+
     def served_stores(self) -> list[Store]:
         """Every store this operator (shard) serves, parsed (those that parse)."""
         return [
@@ -482,7 +492,9 @@ class Reconciler:
     def reconcile_logged(self, key: StoreKey) -> Outcome:
         """Reconcile and log failures; the queue retries a failure with backoff."""
         try:
-            due = self.reconcile(key)
+            due, judged = self._judged(key, None)
+            if not judged:
+                return Outcome(ok=True, judged=False)
             RECONCILES.labels("ok").inc()
         except KubeError as error:
             RECONCILES.labels("error").inc()
@@ -505,12 +517,19 @@ class Reconciler:
         A store deleted or replaced under its name while the pass works from its cached copy
         stops the pass (_StoreGone): nothing more lands on what now has the name.
         """
+        return self._judged(key, now)[0]
+
+    def _judged(self, key: StoreKey, now: datetime | None) -> tuple[datetime | None, bool]:
+        """`reconcile`'s answer, and False when the store was not judged: its namespace is
+        not this shard's, or not yet (still being listed: `Caches.owns`)."""
         try:
-            return self._reconcile(key, now)
+            return self._reconcile(key, now), True
+        except _NotServed:
+            return None, False
         except _StoreGone as gone:
             log.info("%s/%s was %s since its cached copy: not judged on it (its watch event "
                      "queues it again)", *key, gone)  # fmt: skip
-            return None
+            return None, True
 
     def _reconcile(self, key: StoreKey, now: datetime | None) -> datetime | None:
         namespace, name = key
@@ -523,7 +542,7 @@ class Reconciler:
             return now + (self.settings.clock() - started)
 
         if not self.owns(namespace):
-            return None  # another shard's (or, while unknown, nobody's yet)
+            raise _NotServed  # another shard's (or, while unknown or listed, nobody's yet)
         raw = self.read.get("PersonalDataStore", namespace, name)
         if raw is None:
             forget_store(namespace, name)  # its metric series go with it
@@ -3000,6 +3019,10 @@ class _StaleStore(Exception):
     """The store changed since the resourceVersion a status write was made conditional on."""
 
 
+class _NotServed(Exception):
+    """The store's namespace is not this shard's, or not yet: nothing is judged."""
+
+
 class _StoreGone(Exception):
     """The store (or policy) being reconciled was deleted or replaced since its cached copy:
     the reconcile stops (its watch event queues the name again, and that reconcile reads what
@@ -3041,6 +3064,7 @@ class Outcome:
 
     ok: bool
     due: float | None = None
+    judged: bool = True  # False: its namespace not (yet) this shard's, nothing looked at
 
 
 @dataclass(frozen=True)
