@@ -1425,8 +1425,8 @@ class Caches:
         self._filling: dict[str, dict[Informer, int]] = {}
         self._fill_failed: set[str] = set()
         # A heap: (not before, the namespace's place, the LIST's number, informer, namespace,
-        # failures in a row). A namespace's LISTs are made one after another, and the first
-        # namespace asked for first, so that whole namespaces are done (`owns`) early.
+        # failures in a row). A namespace's LISTs are made before the next namespace's, the
+        # first namespace asked for first, so that whole namespaces are done (`owns`) early.
         self._fills: list[tuple[float, int, int, Informer, str, int]] = []
         self._fill_places: dict[str, int] = {}
         self._fill_count = itertools.count()
