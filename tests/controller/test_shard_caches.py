@@ -382,3 +382,27 @@ def test_a_namespace_asked_for_again_while_listed_waits_for_the_later_list() -> 
     assert not caches.owns("sales")
     caches._filled(bindings, "sales", later)
     assert caches.owns("sales")
+
+
+def test_a_shards_cache_is_never_synced_before_it_asks_for_its_namespaces() -> None:
+    """The first of a shard's caches to list says it is synced (`on_health`, which may let
+    the first pass begin): at that moment no namespace it has not listed may be the shard's,
+    or a store there would be judged on a cache that holds nothing of it (Unknown, written).
+    Red before the LISTs of its namespaces were asked for ahead of the health callback."""
+    kube = sample_cluster(ListingKube())
+    kube._store(_namespace("crm", "a"))
+    seen: list[tuple[str, bool]] = []
+    holder: list[Caches] = []
+
+    def on_health(kind: str, namespace: str | None) -> None:
+        if kind == "NetworkPolicy":
+            seen.append((kind, holder[0].owns("crm")))
+
+    kinds = (*CACHED_KINDS, CachedKind("Namespace", f"{SHARD_LABEL}=a", cluster_scoped=True))
+    caches = Caches(cast(Kube, kube), kinds, (), 3600, lambda *_: None, on_health)
+    holder.append(caches)
+    caches.informers[("Namespace", None)]._relist()
+    caches.informers[("NetworkPolicy", None)]._relist()  # the first per-shard cache to list
+    assert seen == [("NetworkPolicy", False)]
+    _fill(caches)
+    assert caches.owns("crm")

@@ -111,8 +111,13 @@ class FairPages:
         me = object()
         with self._turn:
             self._waiting.append(me)
-            while self._waiting[0] is not me or not self._free:
-                self._turn.wait()
+            try:
+                while self._waiting[0] is not me or not self._free:
+                    self._turn.wait()
+            except BaseException:  # interrupted while waiting: not left at the head for good
+                self._waiting.remove(me)
+                self._turn.notify_all()
+                raise
             self._waiting.popleft()
             self._free -= 1
             self._turn.notify_all()  # the next may go in too, if a place is free
@@ -1157,6 +1162,11 @@ class Informer:
             if kept is not None:
                 self.listed_for = kept
                 self._deleted = {ns: d for ns, d in self._deleted.items() if ns not in kept}
+        if kept is not None and self.shard is not None and self.on_missing is not None:
+            # Asked for before this cache is synced: a namespace it has not listed is never
+            # the shard's (`Caches.owns`) in between, to be judged on it (Unknown).
+            for namespace in sorted(self.shard.names() - kept):
+                self.on_missing(namespace)
         was = self.synced
         if not self.watch_broken:  # else a watch must work first (`_watch_works`)
             self.synced, self.error = True, None
@@ -1178,9 +1188,6 @@ class Informer:
                 self.on_event(self.spec.kind, before, None)
         if self.synced and not was:
             self.on_health(self.spec.kind, self.namespace)
-        if kept is not None and self.shard is not None and self.on_missing is not None:
-            for namespace in sorted(self.shard.names() - kept):
-                self.on_missing(namespace)
 
     def _version_now(self) -> str:
         """The resourceVersion of a LIST made now (one object asked for, then dropped): where
