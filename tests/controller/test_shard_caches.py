@@ -35,6 +35,18 @@ def _namespace(name: str, shard: str) -> dict[str, Any]:
     return {"kind": "Namespace", "metadata": {"name": name, "labels": {SHARD_LABEL: shard}}}
 
 
+def _shard_a_caches(kube: ListingKube) -> tuple[Caches, list[tuple[str, str | None]]]:
+    """Shard a's caches (not listed yet), and the health callbacks they make."""
+    health: list[tuple[str, str | None]] = []
+    kinds = (*CACHED_KINDS, *SECRET_KINDS,
+             CachedKind("Namespace", f"{SHARD_LABEL}=a", cluster_scoped=True))  # fmt: skip
+    caches = Caches(
+        cast(Kube, kube), kinds, (), 3600, lambda *_: None,
+        lambda kind, namespace: health.append((kind, namespace)),
+    )  # fmt: skip
+    return caches, health
+
+
 def _two_shards() -> tuple[ListingKube, Caches, Reconciler, list[tuple[str, str | None]]]:
     """Shard a's caches and reconciler; its store KEY (in crm) and shard b's OTHER (in sales),
     each converged, sales's by shard b (an unsharded reconciler of the API here)."""
@@ -43,13 +55,7 @@ def _two_shards() -> tuple[ListingKube, Caches, Reconciler, list[tuple[str, str 
     kube._store(_namespace("crm", "a"))
     kube._store(_namespace("sales", "b"))
     Reconciler(cast(Kube, kube), ReconcileSettings(), (), None).reconcile(OTHER, now=T0)
-    health: list[tuple[str, str | None]] = []
-    kinds = (*CACHED_KINDS, *SECRET_KINDS,
-             CachedKind("Namespace", f"{SHARD_LABEL}=a", cluster_scoped=True))  # fmt: skip
-    caches = Caches(
-        cast(Kube, kube), kinds, (), 3600, lambda *_: None,
-        lambda kind, namespace: health.append((kind, namespace)),
-    )  # fmt: skip
+    caches, health = _shard_a_caches(kube)
     _relist(caches)
     reconciler = Reconciler(cast(Kube, kube), ReconcileSettings(), (), caches)
     reconciler.reconcile(KEY, now=T0)
@@ -267,13 +273,7 @@ def test_a_namespace_that_leaves_while_its_cache_lists_holds_nothing_when_it_com
 def _restarted_shard(kube: ListingKube) -> tuple[Caches, list[tuple[str, str | None]]]:
     """Shard a's caches anew, as a restarted operator makes them: every cache's first LIST
     made (the Namespace cache's first), the LISTs of its namespaces they ask for not yet."""
-    health: list[tuple[str, str | None]] = []
-    kinds = (*CACHED_KINDS, *SECRET_KINDS,
-             CachedKind("Namespace", f"{SHARD_LABEL}=a", cluster_scoped=True))  # fmt: skip
-    caches = Caches(
-        cast(Kube, kube), kinds, (), 3600, lambda *_: None,
-        lambda kind, namespace: health.append((kind, namespace)),
-    )  # fmt: skip
+    caches, health = _shard_a_caches(kube)
     for _, informer in sorted(caches.informers.items(), key=lambda i: i[0][0] != "Namespace"):
         informer._relist()
     return caches, health
