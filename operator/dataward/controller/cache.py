@@ -1074,6 +1074,13 @@ class Informer:
                         self.where, error, until)  # fmt: skip
             self.on_health(self.spec.kind, self.namespace)
 
+    def _list_request(self, namespace: str | None) -> tuple[str, list[tuple[str, str]], str]:
+        """A LIST's path (of `namespace`, else this cache's scope), label selector query and
+        Accept header: one definition for `_list` and `_version_now`."""
+        selector = [("labelSelector", self.spec.label_selector)] if self.spec.label_selector else []
+        accept = METADATA_ONLY_LIST if self.spec.metadata_only else "application/json"
+        return RESOURCES[self.spec.api_kind].path(namespace or self.namespace), selector, accept
+
     def _list(
         self, namespace: str | None = None, kept: frozenset[str] | None = None
     ) -> tuple[dict[tuple[str, str], Obj], str]:
@@ -1085,9 +1092,7 @@ class Informer:
         and all) held at once, which set the process's peak memory; a page is slimmed before
         the next is asked for. A continue token that expired (410) starts the list again.
         """
-        selector = [("labelSelector", self.spec.label_selector)] if self.spec.label_selector else []
-        path = RESOURCES[self.spec.api_kind].path(namespace or self.namespace)
-        accept = METADATA_ONLY_LIST if self.spec.metadata_only else "application/json"
+        path, selector, accept = self._list_request(namespace)
         for attempt in range(LIST_ATTEMPTS):
             fresh: dict[tuple[str, str], Obj] = {}
             token = ""
@@ -1192,11 +1197,10 @@ class Informer:
     def _version_now(self) -> str:
         """The resourceVersion of a LIST made now (one object asked for, then dropped): where
         a watch starts that misses nothing a later LIST of any namespace has not seen."""
-        selector = [("labelSelector", self.spec.label_selector)] if self.spec.label_selector else []
-        accept = METADATA_ONLY_LIST if self.spec.metadata_only else "application/json"
+        path, selector, accept = self._list_request(None)
         result = self.kube._call(
-            "GET", RESOURCES[self.spec.api_kind].path(self.namespace),
-            query=[*selector, ("limit", "1")], what=f"list {self.spec.kind}", accept=accept,
+            "GET", path, query=[*selector, ("limit", "1")], what=f"list {self.spec.kind}",
+            accept=accept,
         )  # fmt: skip
         version = str((result.get("metadata") or {}).get("resourceVersion") or "")
         if not version:

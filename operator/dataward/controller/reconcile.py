@@ -326,20 +326,19 @@ class Reconciler:
 
     def all_stores(self) -> list[StoreKey]:
         """Every store this operator (shard) serves."""
-        return [
-            (s["metadata"]["namespace"], s["metadata"]["name"])
-            for s in self._stores()
-            if self.owns(s["metadata"]["namespace"])
-        ]
+        return self._store_keys(self.owns)
 
     def shard_stores(self) -> list[StoreKey]:
         """Every store of the shard's namespaces, those still being listed (not yet `owns`')
         included: what a restart's first pass must judge."""
-        held = self.caches.last_owned if self.caches is not None else lambda _: True
+        return self._store_keys(self.caches.last_owned if self.caches is not None else None)
+
+    def _store_keys(self, namespaces: Callable[[str], bool] | None) -> list[StoreKey]:
+        """The keys of the cached stores whose namespace `namespaces` accepts (None: all)."""
         return [
             (s["metadata"]["namespace"], s["metadata"]["name"])
             for s in self._stores()
-            if held(s["metadata"]["namespace"])
+            if namespaces is None or namespaces(s["metadata"]["namespace"])
         ]
 
     def served_stores(self) -> list[Store]:
