@@ -172,6 +172,71 @@ def test_a_restart_reconciles_each_store_once_however_many_caches_list_after_the
 
 
 
+LATER = ("later", "store-l")
+
+
+class _LaterCaches(_ListingCaches):
+    """`_ListingCaches` whose namespace `later` is listed only a while after its store's
+    first reconcile (as a shard lists its namespaces one by one), then says so."""
+
+    made: ClassVar[list["_LaterCaches"]] = []
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.later_listed = threading.Event()
+        _LaterCaches.made.append(self)
+
+    def list_later(self, after: float) -> None:
+        def listed() -> None:
+            time.sleep(after)
+            self.later_listed.set()
+            self.on_health("Namespace", LATER[0])
+
+        threading.Thread(target=listed, daemon=True).start()
+
+
+class _LaterReconciler(_Reconciler):
+    """A store of `later` is not judged until its namespace is listed (`Outcome.judged`)."""
+
+    judged: ClassVar[list[tuple[str, str]]] = []
+
+    def all_stores(self) -> list[tuple[str, str]]:
+        return [*STORES, LATER]
+
+    def shard_stores(self) -> list[tuple[str, str]]:
+        return [*STORES, LATER]
+
+    def stores_in(self, namespace: str) -> list[tuple[str, str]]:
+        return [key for key in self.all_stores() if key[0] == namespace]
+
+    def reconcile_logged(self, key: tuple[str, str]) -> Outcome:
+        caches = _LaterCaches.made[-1]
+        if key == LATER and not caches.later_listed.is_set():
+            if not any(k == LATER for k in _Reconciler.reconciled):
+                caches.list_later(after=1.0)
+            _Reconciler.reconciled.append(key)
+            return Outcome(ok=True, judged=False)
+        _LaterReconciler.judged.append(key)
+        return super().reconcile_logged(key)
+
+
+def test_a_store_not_judged_yet_keeps_the_first_pass_open_until_it_is(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A shard's store whose namespace is still being listed is reconciled without being
+    # judged (nothing read, nothing written): counting it would say "every store
+    # re-verified" before it was. Red when `handle` settled every ok outcome.
+    stub_operator(monkeypatch, _LaterCaches, _LaterReconciler, _Requests)
+    _Reconciler.reconciled.clear()
+    _LaterReconciler.judged.clear()
+    _LaterCaches.made.clear()
+    _run_first_pass(caplog, workers=4, within=10.0)
+    assert LATER in _Reconciler.reconciled  # reconciled once before its namespace listed
+    assert LATER in _LaterReconciler.judged  # and the line waited for its judgment
+    assert sorted(_LaterReconciler.judged) == sorted([*STORES, LATER])
+    assert f"every store served at start re-verified ({len(STORES) + 1})" in caplog.text
+
+
 MANY = [("shop", f"store-{i:03}") for i in range(120)]
 
 
