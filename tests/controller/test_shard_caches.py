@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import heapq
 import itertools
+import threading
 from datetime import timedelta
 from typing import Any, cast
 
@@ -24,6 +25,7 @@ from dataward.controller.operator import CACHED_KINDS, SECRET_KINDS
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from tests.controller.test_cache import ListingKube, _relist
 from tests.controller.test_cache_watch import Clock
+from tests.controller.test_operator_supervision import _until
 from tests.controller.test_reconcile import KEY, T0, add_store, conditions, sample_cluster
 
 SHARD_LABEL = "dataward.io/shard"
@@ -406,3 +408,32 @@ def test_a_shards_cache_is_never_synced_before_it_asks_for_its_namespaces() -> N
     assert seen == [("NetworkPolicy", False)]
     _fill(caches)
     assert caches.owns("crm")
+
+
+def test_idle_fill_threads_sleep_until_asked_and_end_with_the_caches() -> None:
+    """With no namespace to list, a fill thread waits without a deadline: it is woken by a
+    LIST asked for (then made at once) or by the caches' stop (then it ends). Red before:
+    each of the FILL_THREADS woke every second for as long as the operator ran."""
+    kube, caches, _, _ = _two_shards()
+    waits: list[float | None] = []
+
+    class Recorded(type(caches._fill_wake)):  # type: ignore[misc]
+        def wait(self, timeout: float | None = None) -> bool:
+            waits.append(timeout)
+            return super().wait(timeout)
+
+    caches._fill_wake = Recorded()
+    thread = threading.Thread(target=caches._fill_loop, daemon=True)
+    thread.start()
+    assert _until(lambda: waits == [None], 5)
+    listed: list[str] = []
+    sharded = [i for i in caches.informers.values() if i.shard is not None]
+    for informer in sharded:
+        informer.list_namespace = listed.append  # type: ignore[method-assign]
+    _move(kube, caches, "sales", "a")  # a namespace comes to the shard: its LISTs asked for
+    assert _until(lambda: len(listed) == len(sharded) and len(waits) >= 2, 5)
+    assert listed == ["sales"] * len(sharded) and caches.owns("sales")
+    assert set(waits) == {None}  # back asleep, nothing due
+    caches.stop()
+    thread.join(timeout=5)
+    assert not thread.is_alive()

@@ -1529,14 +1529,17 @@ class Caches:
         return number
 
     def _fill_loop(self) -> None:
-        """Make the LISTs `_fill` asks for until the caches stop (FILL_THREADS of these)."""
+        """Make the LISTs `_fill` asks for until the caches stop (FILL_THREADS of these).
+        With none due, a thread sleeps until one is asked for (`_push_fill` wakes it), the
+        first falls due, or the caches stop: an operator with nothing to fill wakes none."""
         while not self._fill_stop.is_set():
             if self.fill_once():
                 continue
-            with self._fill_wake:
-                now = time.monotonic()
-                due = self._fills[0][0] if self._fills else now + 1.0
-                self._fill_wake.wait(max(0.01, min(1.0, due - now)))
+            with self._fill_wake:  # the heap read under the lock a push takes to wake us
+                if self._fill_stop.is_set():
+                    return
+                due = self._fills[0][0] - time.monotonic() if self._fills else None
+                self._fill_wake.wait(None if due is None else max(0.01, due))
 
     def fill_once(self) -> bool:
         """Make one LIST `_fill` asked for whose time has come; False when none is due. A
@@ -1634,6 +1637,8 @@ class Caches:
             for stop in self._stops.values():
                 stop.set()
             self._fill_stop.set()
+        with self._fill_wake:  # the fill threads asleep with nothing to do end too
+            self._fill_wake.notify_all()
 
     def synced(self) -> bool:
         """True when every cache has listed (and not failed since), or may not list."""
