@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes import client
 from kubernetes.client import ApiClient
 
@@ -35,18 +34,6 @@ def test_a_selector_shard_records_the_revision_in_force_without_waiting_for_a_re
     control_plane: ControlPlane, kube: ApiClient, policy: str, tmp_path: Path
 ) -> None:
     kubeconfig, account = install_operator_identity(control_plane)
-    # What the chart grants a shard with shard.namespaceSelector set.
-    control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-         "metadata": {"name": "e2e-shard-namespaces"},
-         "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-         "metadata": {"name": "e2e-shard-namespaces"},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                     "name": "e2e-shard-namespaces"},
-         "subjects": [{"kind": "ServiceAccount", "name": account,
-                       "namespace": OPERATOR_NAMESPACE}]},
-    ]))  # fmt: skip
     shard = f"shard-{uuid.uuid4().hex[:6]}"
     args = ["--lease-namespace", OPERATOR_NAMESPACE, "--lease-name", f"dataward-{shard}",
             "--lease-duration-seconds", "6",

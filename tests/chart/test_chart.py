@@ -68,6 +68,9 @@ CLUSTER_RULES: dict[tuple[str, str], set[str]] = {
     ("policy.networking.k8s.io", "adminnetworkpolicies"): {"list", "watch"},
     ("cilium.io", "ciliumclusterwidenetworkpolicies"): {"list", "watch"},
     ("crd.projectcalico.org", "globalnetworkpolicies"): {"list", "watch"},
+    # The namespaces it serves, cached (controller.operator.cached_kinds): all of them, or a
+    # shard's; not granted with watchNamespaces, whose operator caches none.
+    ("", "namespaces"): {"list", "watch"},
 }
 LEADER_ELECTION_RULES: dict[tuple[str, str], set[str]] = {
     ("coordination.k8s.io", "leases"): {"get", "create", "update"},
@@ -360,6 +363,9 @@ def test_watched_namespaces_get_a_role_binding_each_and_a_namespace_flag_each() 
     cluster_role = role_named(docs, "cluster-scoped")["metadata"]["name"]
     assert [b for b in of_kind(docs, "ClusterRoleBinding")
             if b["roleRef"]["name"] == cluster_role]
+    # Named namespaces: the operator lists no Namespaces (cached_kinds), and may not.
+    assert rules_table(role_named(docs, "cluster-scoped")) == {
+        k: v for k, v in CLUSTER_RULES.items() if k != ("", "namespaces")}
 
 
 def test_purge_jobs_may_read_policies_which_are_published_documents() -> None:
@@ -705,9 +711,8 @@ def test_a_shard_serves_its_namespace_selector_under_a_lease_of_its_own() -> Non
     assert args[args.index("--namespace-selector") + 1] == "dataward.io/shard=b"
     assert args[args.index("--lease-name") + 1] == "dataward-b"
     assert "--no-policy-status" in args
-    # The shard watches the namespaces it serves: that one more right, and only then.
-    assert rules_table(role_named(docs, "cluster-scoped")) == {
-        **CLUSTER_RULES, ("", "namespaces"): {"list", "watch"}}
+    # The shard watches the namespaces it serves, as the operator of every namespace does.
+    assert rules_table(role_named(docs, "cluster-scoped")) == CLUSTER_RULES
     (default,) = of_kind(render(), "Deployment")
     plain = default["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--namespace-selector" not in plain and "--no-policy-status" not in plain

@@ -29,7 +29,7 @@ from tests.controller.network_policies import (
     relist_all,
     two_namespaces,
 )
-from tests.controller.test_cache import ListingKube, _caches, _reconciler
+from tests.controller.test_cache import ListingKube, _caches, _reconciler, _relist
 from tests.controller.test_operator_supervision import _stubbed, _until
 from tests.controller.test_reconcile import KEY, T0, conditions, sample_cluster
 
@@ -238,6 +238,35 @@ def test_a_shard_knows_its_namespaces_labels() -> None:
 
 def test_without_the_namespaces_labels_an_allow_by_label_may_select() -> None:
     assert _by_namespace_label(sharded=False) == ("Unknown", "AdminNetworkPolicyMaySelect")
+
+
+def _as_the_operator_caches(settings: OperatorSettings, subject_labels: dict[str, str]) -> Any:
+    """NetworkIsolated of KEY (in crm, labelled env=prod) under an AdminNetworkPolicy that
+    allows every ingress to the pods of the namespaces `subject_labels` select, judged on
+    the caches the operator makes with `settings`."""
+    kube = sample_cluster(ListingKube())
+    kube._store({"apiVersion": "v1", "kind": "Namespace",
+                 "metadata": {"name": "crm", "labels": {"env": "prod"}}})  # fmt: skip
+    kube._store(admin_policy("by-label", "Allow", {"namespaces": {"matchLabels": subject_labels}}))
+    caches = Caches(cast(Kube, kube), operator_module.cached_kinds(settings), settings.namespaces,
+                    3600, lambda *_: None, lambda *_: None)  # fmt: skip
+    _relist(caches)
+    _reconciler(kube, caches).reconcile(KEY, now=T0)
+    return conditions(kube)["NetworkIsolated"]
+
+
+def test_an_operator_of_the_whole_cluster_knows_its_namespaces_labels() -> None:
+    """Red before: only a shard cached Namespaces. The operator of the whole cluster (no
+    selector, no named namespaces: the chart's default) judged an AdminNetworkPolicy that
+    selects namespaces by label without the labels, "may select", and so said Unknown for a
+    store whose namespace the policy does not select, and could not say False for one it
+    does."""
+    whole = OperatorSettings()
+    assert _as_the_operator_caches(whole, {"env": "test"}) == ("True", "Isolated")
+    assert _as_the_operator_caches(whole, {"env": "prod"}) == ("False", "AdminNetworkPolicyAllows")
+    named = OperatorSettings(namespaces=("crm",))  # may not list Namespaces: Unknown, as before
+    assert _as_the_operator_caches(named, {"env": "test"}) == (
+        "Unknown", "AdminNetworkPolicyMaySelect")  # fmt: skip
 
 
 # Discovery asked again while the operator runs: a CRD installed (or deleted) after it started.

@@ -19,9 +19,10 @@ from typing import Any, cast
 import pytest
 
 from dataward.controller import cache as cache_module
+from dataward.controller import operator as operator_module
 from dataward.controller.cache import CachedKind, Caches
-from dataward.controller.kube import Kube, KubeError
-from dataward.controller.operator import CACHED_KINDS, SECRET_KINDS
+from dataward.controller.kube import RESOURCES, Kube, KubeError
+from dataward.controller.operator import CACHED_KINDS, SECRET_KINDS, OperatorSettings
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from tests.controller.test_cache import ListingKube, _relist
 from tests.controller.test_cache_watch import Clock
@@ -437,3 +438,47 @@ def test_idle_fill_threads_sleep_until_asked_and_end_with_the_caches() -> None:
     caches.stop()
     thread.join(timeout=5)
     assert not thread.is_alive()
+
+
+def test_the_operator_of_every_namespace_lists_them_one_by_one_at_a_restart() -> None:
+    """The chart's default operator (no selector, no named namespaces) caches every
+    namespace (`cached_kinds`) and restarts as a shard of them all: a LIST of one object
+    for the version, then each namespace's LISTs, a store judged once its namespace is
+    listed. Red before: it LISTed each kind of the whole cluster and judged nothing until
+    every LIST had ended."""
+    kube = sample_cluster(ListingKube())
+    add_store(kube, OTHER[1], OTHER[0], "sales")
+    for namespace in ("crm", "sales"):
+        kube._store({"kind": "Namespace", "metadata": {"name": namespace}})
+    for key in (KEY, OTHER, KEY, OTHER):  # converged: a second pass has nothing to write
+        Reconciler(cast(Kube, kube), ReconcileSettings(), (), None).reconcile(key, now=T0)
+    asked: list[tuple[str, dict[str, str]]] = []
+    call = kube._call
+
+    def recorded(method: str, path: str, *, query: Any = None, what: str, **kw: Any) -> Any:
+        asked.append((path, dict(query or [])))
+        return call(method, path, query=query, what=what, **kw)
+
+    kube._call = recorded  # type: ignore[method-assign]
+    caches = Caches(cast(Kube, kube), operator_module.cached_kinds(OperatorSettings()), (),
+                    3600, lambda *_: None, lambda *_: None)  # fmt: skip
+    for _, informer in sorted(caches.informers.items(), key=lambda i: i[0][0] != "Namespace"):
+        informer._relist()
+    settings = ReconcileSettings(clock=lambda: T0 + timedelta(minutes=1))
+    reconciler = Reconciler(cast(Kube, kube), settings, (), caches)
+    assert sorted(reconciler.shard_stores()) == sorted([KEY, OTHER])
+    assert not caches.owns("crm") and not caches.owns("sales")
+    kube.calls.clear()
+    assert not reconciler.reconcile_logged(KEY).judged  # its namespace not listed yet
+    per_shard = {RESOURCES[i.spec.api_kind].path(None) for i in caches.informers.values()
+                 if i.shard is not None}  # fmt: skip
+    assert per_shard and {q.get("limit") for p, q in asked if p in per_shard} == {"1"}
+    _fill(caches)
+    assert caches.owns("crm") and caches.owns("sales")
+    for namespace in ("crm", "sales"):
+        listed = {p for p, q in asked if namespace in p and "limit" in q}
+        assert len(listed) == len(per_shard), namespace  # each per-shard kind, alone
+    for key in (KEY, OTHER):
+        assert reconciler.reconcile_logged(key).judged
+        assert _ready(kube, key) == ("True", "AllControlsInForce")
+    assert kube.writes() == []  # converged before the restart: nothing to write

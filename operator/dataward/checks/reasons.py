@@ -1437,10 +1437,10 @@ _UNCHECKED: dict[str, tuple[str, str]] = {
         "makes it True again.",
     ),
     NAMESPACE_CACHE_UNAVAILABLE: (
-        "The operator shards stores by namespace label and has not been able to read the "
-        "Namespaces for longer than its grace period, so it does not know which are its own "
-        "and reconciles none: this condition was last True and is not checked now (the "
-        "message says since when, why, and its last reason).",
+        "The operator watches the namespaces it serves (every one, or a shard's, by namespace "
+        "label) and has not been able to read them for longer than its grace period, so it "
+        "does not know which are its own and reconciles none: this condition was last True "
+        "and is not checked now (the message says since when, why, and its last reason).",
         "Check the operator's log and that its ClusterRole still grants list and watch on "
         "namespaces. Once it can read them the store is judged again; only that makes it "
         "True again.",

@@ -233,6 +233,21 @@ class OperatorSettings:
     cpu_affinity: str = ONE
 
 
+def cached_kinds(settings: OperatorSettings) -> tuple[CachedKind, ...]:
+    """What the operator caches: CACHED_KINDS; its Secrets (`watch_secrets`); and, watching
+    the whole cluster, the Namespaces it serves, those its `namespace_selector` matches (a
+    shard's) or every one. The Namespace cache is what the `per_shard` caches keep and, at a
+    restart, list namespace by namespace (a namespace's stores judged once it is listed,
+    cache.ShardNamespaces), and the labels cluster-wide network policies select
+    namespaces by (without it, Unknown). An operator of named namespaces (`namespaces`)
+    may not list Namespaces: none."""
+    kinds = (*CACHED_KINDS, *(SECRET_KINDS if settings.watch_secrets else ()))
+    if settings.namespace_selector or not settings.namespaces:
+        kinds = (*kinds, CachedKind("Namespace", settings.namespace_selector or None,
+                                    cluster_scoped=True))  # fmt: skip
+    return kinds
+
+
 def _rendered_for(
     kind: str, namespace: str, obj: Mapping[str, Any], reconciler: Reconciler
 ) -> tuple[str, ...]:
@@ -852,15 +867,11 @@ async def run_operator(
         for key in keys:
             queue.add(key)
 
-    kinds = CACHED_KINDS
-    if settings.watch_secrets:
-        kinds = (*kinds, *SECRET_KINDS)
-    else:
+    if not settings.watch_secrets:
         log.info("not watching Secrets (watch_secrets off): key rings and credentials "
                  "Secrets are read by name")
-    if settings.namespace_selector:
-        kinds = (*kinds, CachedKind("Namespace", settings.namespace_selector, cluster_scoped=True))
-    caches = Caches(kube, kinds, settings.namespaces, settings.resync_seconds, on_event, on_health)
+    caches = Caches(kube, cached_kinds(settings), settings.namespaces, settings.resync_seconds,
+                    on_event, on_health)  # fmt: skip
     reconciler = Reconciler(kube, settings.reconcile, settings.namespaces, caches)
     if settings.policy_status:
         reconciler.on_ready_change = lambda policy: queue_policy_counts(policies, policy)

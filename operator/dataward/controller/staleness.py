@@ -1,9 +1,10 @@
 """Verdicts the operator can no longer check: Unknown after a grace period, and its health says so.
 
 A store's status is written by its reconcile only, and a reconcile needs the store from the
-stores' cache and, in a sharded operator, its namespace in the Namespace cache (`owns`). When
-either cache fails (its list or watch forbidden, the API erroring) no store is reconciled, and
-each store's last verdict, perhaps Ready=True, would stand as long as the failure does.
+stores' cache and, in an operator of the whole cluster, its namespace in the Namespace cache
+(`owns`: a shard's namespaces, or every one). When either cache fails (its list or watch
+forbidden, the API erroring) no store is reconciled, and each store's last verdict, perhaps
+Ready=True, would stand as long as the failure does.
 
 So, once such a failure has lasted `grace_seconds` (a short re-list never gets that far):
 
@@ -50,7 +51,7 @@ CHECKS_PER_GRACE = 4  # how often `check` runs: a verdict is Unknown at most a q
 # The caches without which no store is reconciled, and what a verdict then says.
 GATING: dict[str, tuple[str, str]] = {
     STORE_KIND: (STORE_CACHE_UNAVAILABLE, "the PersonalDataStores"),
-    "Namespace": (NAMESPACE_CACHE_UNAVAILABLE, "which namespaces are its shard's"),
+    "Namespace": (NAMESPACE_CACHE_UNAVAILABLE, "which namespaces it serves"),
 }
 # Every reason `check` writes.
 GATING_REASONS = tuple(reason for reason, _ in GATING.values())
