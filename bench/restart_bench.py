@@ -172,9 +172,13 @@ def main() -> int:
     parser.add_argument("--namespaces", type=int, default=1,
                         help="the stores round robin over this many namespaces (bench-NN; "
                              "one: `bench`)")
-    parser.add_argument("--selector", action="store_true",
-                        help="the operator serves the namespaces by label "
-                             "(--namespace-selector, cluster-wide caches, as the 10,000 run)")
+    scope = parser.add_mutually_exclusive_group()  # default: one --namespace each
+    scope.add_argument("--selector", action="store_true",
+                       help="the operator serves the namespaces by label "
+                            "(--namespace-selector, cluster-wide caches, as the 10,000 run)")
+    scope.add_argument("--cluster", action="store_true",
+                       help="the operator serves every namespace (neither flag: the chart's "
+                            "default), cluster-wide caches")
     parser.add_argument(
         "--other-namespaces", type=int, default=0,
         help="with --selector: the last K of the namespaces belong to another shard (labelled "
@@ -226,7 +230,7 @@ def main() -> int:
                 prefix = [sys.executable, "-m", "bench.restart_trace", str(out)]
             return [*prefix, "run", "--kubeconfig", str(kubeconfig), "--resync-seconds", "3600",
                     "--metrics-port", str(port), "--workers", str(args.workers),
-                    *([] if every else
+                    *([] if every or args.cluster else
                       ["--namespace-selector", f"{SHARD_LABEL}={SHARD}"] if args.selector
                       else [arg for name in spaces for arg in ("--namespace", name)])]
 
@@ -255,7 +259,8 @@ def main() -> int:
         for round_ in range(args.rounds):
             for index, tree in enumerate(args.tree):
                 run += 1
-                scopes: list[str | None] = [None] if args.selector else list(spaces)
+                scopes: list[str | None] = (
+                    [None] if args.selector or args.cluster else list(spaces))
                 lists = [cold_list(admin, scopes, threads=8) for _ in range(args.cold_lists)]
                 listing, counts = statistics.median(t for t, _ in lists), lists[-1][1]
                 listed = " / ".join(f"{t:.2f}" for t, _ in lists)
