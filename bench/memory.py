@@ -157,8 +157,9 @@ class DressedKube(ListingKube):
         paged = self.__dict__.setdefault("_paged", {})  # not in a state pickled before it
         if "limit" in params and start and key in paged:
             answer = paged[key]  # the rest of the LIST the first page began
-        else:
-            answer = super()._call(method, path, query=query, what=what, **kw)
+        else:  # the whole LIST, paged here: ListingKube would answer one page of it
+            whole = [(k, v) for k, v in query or [] if k not in ("limit", "continue")]
+            answer = super()._call(method, path, query=whole, what=what, **kw)
         if "limit" in params:  # pages, as the API server answers a LIST with a limit
             limit = int(params["limit"])
             more = start + limit < len(answer["items"])

@@ -277,6 +277,19 @@ def test_objects_as_the_api_sends_them_reach_a_write_free_steady_state() -> None
     assert kube.writes() == []
 
 
+def test_the_dressed_api_answers_every_page_of_a_list() -> None:
+    """bench.memory's API, which the in-process benches list, dresses the pages ListingKube
+    serves. Red on 137fef4: it paged those pages again, every LIST ended with its first
+    page, and the benches measured caches of 500 objects a kind (and first passes that
+    wrote, for children their caches lacked)."""
+    kube = DressedKube()
+    populate(kube, 1200, 4)
+    informer = Informer(cast(Kube, kube), CachedKind("PersonalDataStore"), None, 3600,
+                        lambda *_: None, lambda *_: None)  # fmt: skip
+    informer._relist()
+    assert len(informer.items(None)) == 1200
+
+
 class PagingKube(ListingKube):
     """ListingKube's pages (limit/continue, as the API server serves them), each recorded;
     may expire a continue token once."""
