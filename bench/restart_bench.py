@@ -197,6 +197,13 @@ def main() -> int:
     watch.add_argument("--profile", type=Path, default=None,
                         help="run each restarted operator under bench/profiled.py, its stats "
                              "in DIR/<round>-<tree>.prof (its times are not figures)")
+    parser.add_argument("--resync-seconds", type=float, default=3600,
+                        help="the restarted operator's --resync-seconds: every cache re-lists "
+                             "and every store is queued on this period")
+    parser.add_argument("--hold", type=float, default=0,
+                        help="keep each restarted operator running this long once idle, then "
+                             "print its peak RSS and requests again (with a short "
+                             "--resync-seconds: what its periodic re-lists cost)")
     parser.add_argument("--idle-seconds", type=float, default=3)
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args()
@@ -217,7 +224,8 @@ def main() -> int:
         port = free_port()
         base_env = dict(os.environ)
 
-        def command(tree: str, out: Path | None, every: bool = False) -> list[str]:
+        def command(tree: str, out: Path | None, every: bool = False,
+                    resync: float = 3600) -> list[str]:
             path, *settings = tree.split(",")
             os.environ.clear()  # the operator inherits it: this tree's settings only
             os.environ.update(base_env)
@@ -228,7 +236,8 @@ def main() -> int:
                 prefix = [sys.executable, "-m", "bench.profiled", str(out)]
             elif out is not None:
                 prefix = [sys.executable, "-m", "bench.restart_trace", str(out)]
-            return [*prefix, "run", "--kubeconfig", str(kubeconfig), "--resync-seconds", "3600",
+            return [*prefix, "run", "--kubeconfig", str(kubeconfig),
+                    "--resync-seconds", f"{resync:g}",
                     "--metrics-port", str(port), "--workers", str(args.workers),
                     *([] if every or args.cluster else
                       ["--namespace-selector", f"{SHARD_LABEL}={SHARD}"] if args.selector
@@ -272,7 +281,8 @@ def main() -> int:
                 elif args.profile is not None:
                     args.profile.mkdir(parents=True, exist_ok=True)
                     out = args.profile / f"{round_}-{index}.prof"
-                operator = Operator(command(tree, out), Path(tmp) / f"restart-{run}.log")
+                operator = Operator(command(tree, out, resync=args.resync_seconds),
+                                    Path(tmp) / f"restart-{run}.log")  # fmt: skip
                 tail.skip()
                 requests = Tally()
                 spawned = time.monotonic()
@@ -296,6 +306,19 @@ def main() -> int:
                                 .splitlines() if RE_VERIFIED in x)
                     own = float(line.rsplit(" s after", 1)[0].rsplit(" ", 1)[1])
                     _, idle = wait_idle(tail, args.idle_seconds, args.timeout, requests)
+                    if args.hold:
+                        held = Tally()
+                        until = time.monotonic() + args.hold
+                        while time.monotonic() < until:
+                            time.sleep(1)
+                            for event in tail.read():
+                                held.add(event)
+                        later, now_rss = peak_rss_mib(operator.pid)
+                        print(f"  held {args.hold:.0f} s more (--resync-seconds "
+                              f"{args.resync_seconds:g}): RSS peak {later:.0f} MiB, now "
+                              f"{now_rss:.0f}; operator CPU {cpu_seconds(operator.pid) - cpu:.2f} "
+                              f"s; {held.mutating()} mutating requests, {held.reads()} reads   "
+                              f"load: {load()}", flush=True)  # fmt: skip
                 finally:
                     operator.stop()
                 results[tree].append((done, done - led, own, cpu))
