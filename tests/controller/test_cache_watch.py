@@ -310,3 +310,47 @@ def test_judge_watch(result: WatchResult, failures: int, expected: WatchStep) ->
 def test_a_watch_asked_for_one_second_that_lasts_it_did_not_close_fast() -> None:
     assert closed_fast(0.02, 300) and closed_fast(0.4, 1)
     assert not closed_fast(0.6, 1) and not closed_fast(1.5, 300)
+
+
+def test_a_cache_due_for_its_periodic_relist_keeps_watching_while_another_relists(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The safety resync's re-lists, one cache at a time: each holds its kind's new objects
+    beside the old until it has them all, and the caches, started together, fall due
+    together. Red before: a cache re-listed the moment it was due, whatever else did. Now
+    one due while another re-lists keeps watching (a change is still seen at once), in
+    watches of at most RELIST_TURN_SECONDS, and re-lists when its turn comes."""
+    informer = Informer(cast(Kube, None), CachedKind("PersonalDataStore"), None, 300,
+                        lambda *_: None, lambda *_: None)  # fmt: skip
+    turn = informer.relist_turn = threading.Lock()  # its Caches' turn, shared
+    assert turn.acquire(blocking=False)  # another cache is re-listing
+    ours = [True]  # the turn taken above is still held here
+    start = Clock().now
+    other_done = start + 300 + 9  # that re-list ends 9 s after this cache is due
+
+    def answers(index: int) -> Answer:
+        if ours[0] and cache_module.time.monotonic() >= other_done:
+            ours[0] = False
+            turn.release()
+        return QUIET
+
+    try:
+        run = simulate(monkeypatch, answers, span=400, informer=informer)
+    finally:
+        if ours[0]:
+            turn.release()
+    assert len(run.api.lists) == 2
+    assert run.api.lists[1] >= other_done  # not at 300: it waited for its turn
+    waiting = [(at, t) for at, t in run.api.watches if start + 300 <= at < other_done]
+    assert waiting and all(t <= cache_module.RELIST_TURN_SECONDS for _, t in waiting)
+    assert not turn.locked()  # given back once its re-list ended
+
+
+def test_the_caches_of_one_operator_take_turns_to_relist() -> None:
+    """Every cache of one `Caches`, and one added later, shares one turn; another `Caches`
+    (another operator in the same process, as in tests) has its own."""
+    made = [Caches(cast(Kube, None), (CachedKind("PersonalDataStore"), CachedKind("Role")), (),
+                   300, lambda *_: None, lambda *_: None) for _ in range(2)]  # fmt: skip
+    made[0].add(CachedKind("RoleBinding"))
+    turns = [{id(i.relist_turn) for i in caches.informers.values()} for caches in made]
+    assert [len(t) for t in turns] == [1, 1] and turns[0] != turns[1]

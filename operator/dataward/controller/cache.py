@@ -129,6 +129,9 @@ class FairPages:
 
 
 _LIST_PAGES = FairPages(LIST_PAGES_AT_ONCE)
+# A cache due for its periodic re-list while another of its `Caches` re-lists (their
+# `relist_turn`) keeps watching, and asks for its turn again after this long.
+RELIST_TURN_SECONDS = 2
 # Listed outside that bound: a shard's Namespaces, a page of small objects, which every cache
 # of a `per_shard` kind waits for before it lists. Paced, it waited for the pages of the big
 # lists (the semaphore is not fair): at 10,000 stores those caches began 0.8-0.9 s late.
@@ -852,6 +855,14 @@ class Informer:
         self.listed_for: frozenset[str] = frozenset()
         self._deleted: dict[str, dict[str, str | None]] = {}
         self.on_missing: Callable[[str], None] | None = None
+        # Periodic re-lists one cache at a time (`_watch_until_relist`; `Caches` gives its
+        # caches one turn): a re-list holds its kind's new objects beside those they replace
+        # until it has them all, and caches started together fall due together, so every
+        # kind would be held twice at once (each `relist_seconds`, the safety resync). One
+        # due while another re-lists keeps watching (a change is still seen at once). A
+        # re-list after a failed watch does not wait: the cache is not synced until it lists.
+        self.relist_turn = threading.Lock()
+        self._turn = False  # holds `relist_turn` for its periodic re-list
 
     @property
     def where(self) -> str:
@@ -978,10 +989,19 @@ class Informer:
         # LIST before would keep nothing (its reads raise until then, as before any LIST).
         while self.shard is not None and not self.shard.known() and not stop.is_set():
             stop.wait(SHARD_WAIT_SECONDS)
+        try:
+            self._run(stop)
+        finally:
+            self._give_turn()  # stopped between its turn and its re-list
+
+    def _run(self, stop: threading.Event) -> None:
         failures = 0  # failed LISTs in a row
         while not stop.is_set():
             try:
-                self._relist()
+                try:
+                    self._relist()
+                finally:
+                    self._give_turn()
             except KubeError as error:
                 if error.status == 403 and self.spec.optional:
                     self._forbid()
@@ -1007,7 +1027,12 @@ class Informer:
         (`judge_watch` says what follows: the backoff is waited here). False: this cache
         stops for good (an optional kind's watch refused)."""
         deadline = time.monotonic() + self.relist_seconds
-        while not stop.is_set() and time.monotonic() < deadline:
+        while not stop.is_set():
+            if time.monotonic() >= deadline:
+                if self.relist_turn.acquire(blocking=False):
+                    self._turn = True  # given back once the re-list ends (`_give_turn`)
+                    return True
+                deadline = time.monotonic() + RELIST_TURN_SECONDS  # another re-lists
             cap = WATCH_SECONDS if self.synced else FAILED_WATCH_SECONDS
             timeout = int(min(cap, max(1.0, deadline - time.monotonic())))
             result = self._watch(timeout, stop)
@@ -1031,6 +1056,12 @@ class Informer:
                     stop.wait(step.wait)
                 return True
         return True
+
+    def _give_turn(self) -> None:
+        """Give back the periodic re-lists' turn, if this cache holds it."""
+        if self._turn:
+            self._turn = False
+            self.relist_turn.release()
 
     def _watch_works(self) -> None:
         """A watch delivered or stayed open: the backoff starts over, and a cache its watch
@@ -1443,6 +1474,7 @@ class Caches:
         self._fill_count = itertools.count()
         self._fill_wake = threading.Condition()
         self._fill_stop = threading.Event()
+        self._relist_turn = threading.Lock()  # its caches' periodic re-lists, one at a time
         for spec in kinds:
             self.add(spec)
         # A shard serves the namespaces whose labels match its selector (the Namespace cache
@@ -1478,6 +1510,7 @@ class Caches:
             }
             for informer in added.values():
                 self._shard_informer(informer)
+                informer.relist_turn = self._relist_turn
             self.informers = {**self.informers, **added}
             self.specs = {**self.specs, spec.kind: spec}
             if self.started and not self.stopped:
