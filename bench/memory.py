@@ -47,7 +47,7 @@ from dataward.controller.kube import Kube
 from dataward.controller.metrics import STORES, exposition
 from dataward.controller.operator import tune_garbage_collector
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
-from tests.controller.test_cache import ListingKube, _relist
+from tests.controller.test_cache import ListingKube, _relist, page
 from tests.controller.test_reconcile import T0, add_store
 from tests.model import samples
 
@@ -161,15 +161,13 @@ class DressedKube(ListingKube):
             whole = [(k, v) for k, v in query or [] if k not in ("limit", "continue")]
             answer = super()._call(method, path, query=whole, what=what, **kw)
         if "limit" in params:  # pages, as the API server answers a LIST with a limit
-            limit = int(params["limit"])
-            more = start + limit < len(answer["items"])
-            if more:
+            items, token = page(answer["items"], params)
+            if token:
                 paged[key] = answer
             else:
                 paged.pop(key, None)
-            answer = {**answer, "metadata": dict(answer["metadata"])}
-            answer["items"] = answer["items"][start:start + limit]
-            answer["metadata"]["continue"] = str(start + limit) if more else ""
+            answer = {**answer, "metadata": {**answer["metadata"], "continue": token}}
+            answer["items"] = items
         for item in answer["items"]:
             dressed(item)
         # Decoded from JSON, as the real client's answer is: a string object per occurrence

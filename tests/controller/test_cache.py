@@ -7,6 +7,7 @@ FakeKube's objects); their threads and watches are not started here (e2e runs th
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, cast
 
@@ -24,6 +25,13 @@ from tests.controller.test_reconcile import KEY, T0, conditions, sample_cluster
 from tests.model import samples
 
 
+def page(items: list[Any], asked: Mapping[str, str]) -> tuple[list[Any], str]:
+    """The page of `items` a LIST with `limit` (and `continue`: an offset here) asks for,
+    and the token of the next page ("" after the last), as the API server pages."""
+    start, limit = int(asked.get("continue") or 0), int(asked["limit"])
+    return items[start:start + limit], str(start + limit) if start + limit < len(items) else ""
+
+
 class ListingKube(FakeKube):
     """FakeKube that also answers the informers' raw LIST requests."""
 
@@ -38,10 +46,7 @@ class ListingKube(FakeKube):
                     items = self.list(kind, namespace, asked.get("labelSelector"))
                     meta = {"resourceVersion": str(self.version)}
                     if asked.get("limit"):  # pages, as the API server serves them
-                        start, limit = int(asked.get("continue") or 0), int(asked["limit"])
-                        if start + limit < len(items):
-                            meta["continue"] = str(start + limit)
-                        items = items[start:start + limit]
+                        items, meta["continue"] = page(items, asked)
                     return {"metadata": meta, "items": items}
         raise KubeError(404, "Not Found", what)
 
@@ -60,11 +65,16 @@ def _caches(kube: ListingKube, events: list[tuple[str, Any, Any]] | None = None)
     )
 
 
-def _relist(caches: Caches) -> None:
-    # The Namespace cache first, as a shard's caches of its namespaces wait for it (`run`);
-    # then the LISTs of a shard's namespaces its caches' first lists ask for (`_fill_loop`).
+def _first_lists(caches: Caches) -> None:
+    """Every cache's LIST, the Namespace cache first, as a shard's caches of its namespaces
+    wait for it (`run`); not the LISTs of namespaces those ask for."""
     for _, informer in sorted(caches.informers.items(), key=lambda i: i[0][0] != "Namespace"):
         informer._relist()
+
+
+def _relist(caches: Caches) -> None:
+    # Then the LISTs of a shard's namespaces its caches' first lists ask for (`_fill_loop`).
+    _first_lists(caches)
     while caches.fill_once():
         pass
 

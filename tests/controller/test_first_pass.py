@@ -92,18 +92,19 @@ STORES = [("shop", f"store-{i}") for i in range(12)]
 
 class _Reconciler:
     reconciled: ClassVar[list[tuple[str, str]]] = []
+    keys: ClassVar[list[tuple[str, str]]] = STORES  # the stores served (a subclass's own)
 
     def __init__(self, kube: object, *_: object) -> None:
         self.kube = kube
 
     def all_stores(self) -> list[tuple[str, str]]:
-        return list(STORES)
+        return list(self.keys)
 
     def shard_stores(self) -> list[tuple[str, str]]:
-        return list(STORES)
+        return list(self.keys)
 
     def stores_in(self, namespace: str) -> list[tuple[str, str]]:
-        return [key for key in STORES if key[0] == namespace]
+        return [key for key in self.keys if key[0] == namespace]
 
     def all_policies(self) -> list[str]:
         return []
@@ -199,15 +200,7 @@ class _LaterReconciler(_Reconciler):
     """A store of `later` is not judged until its namespace is listed (`Outcome.judged`)."""
 
     judged: ClassVar[list[tuple[str, str]]] = []
-
-    def all_stores(self) -> list[tuple[str, str]]:
-        return [*STORES, LATER]
-
-    def shard_stores(self) -> list[tuple[str, str]]:
-        return [*STORES, LATER]
-
-    def stores_in(self, namespace: str) -> list[tuple[str, str]]:
-        return [key for key in self.all_stores() if key[0] == namespace]
+    keys: ClassVar[list[tuple[str, str]]] = [*STORES, LATER]
 
     def reconcile_logged(self, key: tuple[str, str]) -> Outcome:
         caches = _LaterCaches.made[-1]
@@ -243,14 +236,7 @@ MANY = [("shop", f"store-{i:03}") for i in range(120)]
 class _SlowReconciler(_Reconciler):
     """Reconciles of a few ms each, on the worker threads."""
 
-    def all_stores(self) -> list[tuple[str, str]]:
-        return list(MANY)
-
-    def shard_stores(self) -> list[tuple[str, str]]:
-        return list(MANY)
-
-    def stores_in(self, namespace: str) -> list[tuple[str, str]]:
-        return [key for key in MANY if key[0] == namespace]
+    keys: ClassVar[list[tuple[str, str]]] = MANY
 
     def reconcile_logged(self, key: tuple[str, str]) -> Outcome:
         time.sleep(0.002)

@@ -24,7 +24,7 @@ from dataward.controller.cache import CachedKind, Caches
 from dataward.controller.kube import RESOURCES, Kube, KubeError
 from dataward.controller.operator import CACHED_KINDS, SECRET_KINDS, OperatorSettings
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
-from tests.controller.test_cache import ListingKube, _relist
+from tests.controller.test_cache import ListingKube, _first_lists, _relist
 from tests.controller.test_cache_watch import Clock
 from tests.controller.test_operator_supervision import _until
 from tests.controller.test_reconcile import KEY, T0, add_store, conditions, sample_cluster
@@ -277,8 +277,7 @@ def _restarted_shard(kube: ListingKube) -> tuple[Caches, list[tuple[str, str | N
     """Shard a's caches anew, as a restarted operator makes them: every cache's first LIST
     made (the Namespace cache's first), the LISTs of its namespaces they ask for not yet."""
     caches, health = _shard_a_caches(kube)
-    for _, informer in sorted(caches.informers.items(), key=lambda i: i[0][0] != "Namespace"):
-        informer._relist()
+    _first_lists(caches)
     return caches, health
 
 
@@ -462,8 +461,7 @@ def test_the_operator_of_every_namespace_lists_them_one_by_one_at_a_restart() ->
     kube._call = recorded  # type: ignore[method-assign]
     caches = Caches(cast(Kube, kube), operator_module.cached_kinds(OperatorSettings()), (),
                     3600, lambda *_: None, lambda *_: None)  # fmt: skip
-    for _, informer in sorted(caches.informers.items(), key=lambda i: i[0][0] != "Namespace"):
-        informer._relist()
+    _first_lists(caches)
     settings = ReconcileSettings(clock=lambda: T0 + timedelta(minutes=1))
     reconciler = Reconciler(cast(Kube, kube), settings, (), caches)
     assert sorted(reconciler.shard_stores()) == sorted([KEY, OTHER])

@@ -1023,9 +1023,10 @@ class Informer:
                 return
 
     def _watch_until_relist(self, stop: threading.Event) -> bool:
-        """Watch until the next periodic re-list is due, or until the watch fails or is gone
-        (`judge_watch` says what follows: the backoff is waited here). False: this cache
-        stops for good (an optional kind's watch refused)."""
+        """Watch until the next periodic re-list is due and this cache has the re-lists' turn
+        (`relist_turn`, then held), or until the watch fails or is gone (`judge_watch` says
+        what follows: the backoff is waited here). False: this cache stops for good (an
+        optional kind's watch refused)."""
         deadline = time.monotonic() + self.relist_seconds
         while not stop.is_set():
             if time.monotonic() >= deadline:
