@@ -95,16 +95,23 @@ def _hooks() -> None:
 
     mark("imported")
 
-    list_ = cache.Informer._list
+    list_pages = cache.Informer._list_pages
     relist = cache.Informer._relist
 
-    def traced_list(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def traced_list(self: Any, namespace: Any, take: Any, restart: Any) -> Any:
         began, cpu = now(), time.thread_time()
-        result = list_(self, *args, **kwargs)
+        objects = 0
+
+        def counted(items: Any) -> None:
+            nonlocal objects
+            objects += len(items)
+            take(items)
+
+        result = list_pages(self, namespace, counted, restart)
         with LOCK:
             TRACE["lists"].append({
                 "where": self.where, "began": began, "listed": now(),
-                "cpu": time.thread_time() - cpu, "objects": len(result[0]),
+                "cpu": time.thread_time() - cpu, "objects": objects,
             })
         return result
 
@@ -119,7 +126,7 @@ def _hooks() -> None:
                     entry["rss"] = rss_mib()
                     break
 
-    cache.Informer._list = traced_list  # type: ignore[method-assign]
+    cache.Informer._list_pages = traced_list  # type: ignore[method-assign]
     cache.Informer._relist = traced_relist  # type: ignore[method-assign]
 
     reconcile_logged = reconcile.Reconciler.reconcile_logged

@@ -137,6 +137,54 @@ def test_a_relist_reports_what_changed_and_what_went() -> None:
     assert [(kind, new) for kind, _, new in events] == [("PrivacyPolicy", None)]
 
 
+def test_a_safety_relist_merges_page_by_page_keeping_what_did_not_change() -> None:
+    """The safety resync re-lists every cache. Red on f4cf4e6: a re-list built the kind's
+    new objects whole beside the old (20,007 RoleBindings at 10,000 stores: the running
+    operator's peak RSS rose by 50-74 MiB each hour), then replaced every object, changed or
+    not, and made every namespace's RBAC be rebuilt whole (its journal forgotten). Now each
+    page is merged as it comes: an object held at the version listed stays the very object
+    held, and only what the watch missed is stored, sent as an event, and journalled."""
+    kube = _cluster()
+    for i in range(1200):  # three pages of LIST_PAGE
+        kube._store({"kind": "Role", "metadata": {"name": f"r{i:04}", "namespace": "crm"},
+                     "rules": []})  # fmt: skip
+    events: list[tuple[str, Any, Any]] = []
+    caches = _caches(kube, events)
+    _relist(caches)
+    informer = caches.informers[("Role", None)]
+    held = {name: obj for name, obj in informer.by_namespace["crm"].items()}
+    generation = informer.generation
+    pages: list[int] = []  # at each page asked for: how many objects held are not the first
+    listed = kube._call
+
+    def counting(method: str, path: str, **kw: Any) -> Any:
+        if "roles" in path:
+            pages.append(sum(informer.by_namespace["crm"].get(n) is not o
+                             for n, o in held.items()))  # fmt: skip
+        return listed(method, path, **kw)
+
+    kube._call = counting  # type: ignore[method-assign]
+    informer._relist()  # nothing changed
+    assert all(informer.by_namespace["crm"][name] is obj for name, obj in held.items())
+    assert informer.generation == generation
+    assert caches.changed_since("Role", "crm", generation) == set()
+    assert events == []
+    # Changed, deleted and made with no watch event (missed): found, and only those sent.
+    kube._store({"kind": "Role", "metadata": {"name": "r0999", "namespace": "crm"},
+                 "rules": [{"verbs": ["get"], "resources": ["secrets"], "apiGroups": [""]}]})
+    kube.objects.pop(("Role", "crm", "r0001"))
+    kube._store({"kind": "Role", "metadata": {"name": "new", "namespace": "crm"}, "rules": []})
+    pages.clear()
+    informer._relist()
+    assert pages == [0, 0, 1]  # r0999 (on the second page) stored before the third is asked
+    assert sorted((o or {}).get("metadata", {}).get("name", "") + ">" +
+                  (n or {}).get("metadata", {}).get("name", "") for _, o, n in events) == [
+        ">new", "r0001>", "r0999>r0999"]  # fmt: skip
+    assert caches.changed_since("Role", "crm", generation) == {"r0001", "r0999", "new"}
+    assert all(informer.by_namespace["crm"][name] is obj for name, obj in held.items()
+               if name not in ("r0001", "r0999"))  # fmt: skip
+
+
 def test_a_late_watch_event_does_not_undo_the_operators_own_write() -> None:
     informer = Informer(
         cast(Kube, ListingKube()), CachedKind("PersonalDataStore"), None, 60,

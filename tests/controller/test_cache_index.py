@@ -42,6 +42,10 @@ class ScriptedKube:
         self.version = 0
 
     def _call(self, method: str, path: str, **_: Any) -> Any:
+        # As the API's: at or after the version of every object it returns, and of every
+        # LIST before (a deletion since is at a later version).
+        versions = [int(o["metadata"]["resourceVersion"]) for o in self.items]
+        self.version = max([self.version, *versions])
         return {"metadata": {"resourceVersion": str(self.version)}, "items": self.items}
 
 
@@ -192,10 +196,17 @@ def test_indexed_answers_equal_a_scan_through_any_sequence_of_events(
             for item in raw:
                 fresh[(item["namespace"], item["name"])] = _object(item, version)
             kube.items = list(fresh.values())
+            kube.version = version  # the store's revision now: every change before is in it
             informer._relist()
-            model = {}
+            # Merged into what is held: what stays keeps its place, what is new comes last.
+            merged: dict[str, dict[str, dict[str, Any]]] = {}
+            for namespace, objs in model.items():
+                for name in objs:
+                    if (namespace, name) in fresh:
+                        merged.setdefault(namespace, {})[name] = fresh[(namespace, name)]
             for (namespace, name), obj in fresh.items():
-                model.setdefault(namespace, {})[name] = obj
+                merged.setdefault(namespace, {})[name] = obj
+            model = merged
         elif kind == "BOOKMARK":
             _feed(informer, [{"type": "BOOKMARK", "object": {"metadata": {"resourceVersion":
                                                                            str(version)}}}])

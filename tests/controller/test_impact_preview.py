@@ -56,6 +56,7 @@ def finish(kube: FakeKube, record: dict[str, Any] | None, outcome: str = "Comple
     Job's template) and the pod's message."""
     job = kube.objects[("Job", "crm", JOB)]
     job["status"] = {"conditions": [{"type": outcome, "status": "True"}]}
+    kube._store(job)  # a new resourceVersion, as the API gives every change
     terminated = {"exitCode": 0}
     if record is not None:
         terminated["message"] = json.dumps(record)

@@ -361,7 +361,11 @@ def test_an_unsynced_or_failed_rbac_cache_is_unknown_not_the_last_snapshot() -> 
     assert reconciler._rbac(NS) is not None
 
 
-def test_the_journal_forgets_on_relist_and_past_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_relist_journals_what_the_watch_missed_and_the_journal_forgets_past_its_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A re-list no longer forgets the journal (every namespace's RBAC was rebuilt whole at
+    each safety resync): it journals what it found changed, and nothing when nothing did."""
     kube = sample_cluster(ListingKube())
     caches = _caches(kube)
     _relist(caches)
@@ -372,8 +376,23 @@ def test_the_journal_forgets_on_relist_and_past_its_bound(monkeypatch: pytest.Mo
     deliver(kube, caches, "Role", NS, "a")
     assert caches.changed_since("Role", NS, start) == {"a"}
     assert caches.changed_since("Role", "other", start) == set()
+    quiet = informer.generation
     _relist(caches)
-    assert caches.changed_since("Role", NS, start) is None  # rebuild: not known
+    assert caches.changed_since("Role", NS, quiet) == set()
+    assert informer.generation == quiet
+    # Changed and deleted with no event (a watch that missed them): the re-list says so.
+    other = "b"  # listed, then deleted with no event
+    kube._store({"kind": "Role", "metadata": {"name": other, "namespace": NS}, "rules": []})
+    deliver(kube, caches, "Role", NS, other)
+    quiet = informer.generation
+    kube._store({"kind": "Role", "metadata": {"name": "a", "namespace": NS},
+                 "rules": [{"verbs": ["get"], "resources": ["secrets"], "apiGroups": [""]}]})
+    del kube.objects[("Role", NS, other)]
+    kube.version += 1
+    _relist(caches)
+    assert caches.changed_since("Role", NS, quiet) == {"a", other}
+    assert informer.get(NS, other) is None
+    assert informer.get(NS, "a")["rules"][0]["verbs"] == ["get"]
     monkeypatch.setattr("dataward.controller.cache.JOURNAL_BOUND", 2)
     after = informer.generation
     for i in range(6):

@@ -151,8 +151,8 @@ def test_a_child_deleted_while_its_namespace_is_listed_is_not_brought_back() -> 
     _move(kube, caches, "sales", "a")
     listed = informer._list
 
-    def racing(namespace: str | None = None, kept: Any = None) -> Any:
-        answer = listed(namespace, kept)  # the snapshot, with the policy
+    def racing(namespace: str) -> Any:
+        answer = listed(namespace)  # the snapshot, with the policy
         gone = kube.objects.pop(key)
         kube.version += 1
         gone["metadata"]["resourceVersion"] = str(kube.version)
@@ -249,17 +249,17 @@ def test_a_namespace_that_leaves_while_its_cache_lists_holds_nothing_when_it_com
     _move(kube, caches, "sales", "a")
     _fill(caches)
     key = next(k for k in kube.objects if k[0] == "NetworkPolicy" and k[1] == "sales")
-    listed = informer._list
+    listed = informer._list_pages
 
-    def leaving(namespace: str | None = None, kept: Any = None) -> Any:
-        answer = listed(namespace, kept)
+    def leaving(namespace: str | None, take: Any, restart: Any) -> str:
+        version = listed(namespace, take, restart)
         if namespace is None:
             _move(kube, caches, "sales", "b")
-        return answer
+        return version
 
-    informer._list = leaving  # type: ignore[method-assign]
+    informer._list_pages = leaving  # type: ignore[method-assign]
     informer._relist()
-    informer._list = listed  # type: ignore[method-assign]
+    informer._list_pages = listed  # type: ignore[method-assign]
     assert not informer.by_namespace.get("sales")
     with pytest.raises(KubeError):
         caches.list("NetworkPolicy", "sales")

@@ -97,6 +97,7 @@ def test_a_false_verdict_is_kept_so_its_alert_keeps_firing() -> None:
     for condition in store["status"]["conditions"]:
         if condition["type"] in ("AccessRestricted", "Ready"):
             condition["status"], condition["reason"] = "False", "Broken"
+    kube._store(store)  # a new resourceVersion, as the API gives every change
     _relist(caches)
     informer = caches.informers[("PersonalDataStore", None)]
     informer._fail("HTTP 500 Internal Server Error")

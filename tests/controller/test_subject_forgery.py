@@ -115,8 +115,9 @@ def test_a_forged_job_with_the_requests_labels_cannot_answer_an_erasure(
     kube: FakeKube,
 ) -> None:
     real = _first_pass(kube)
-    forged = copy.deepcopy(_forge(kube, "crm", "forged", kube.objects[("Job", "crm", real)]))
+    _forge(kube, "crm", "forged", kube.objects[("Job", "crm", real)])
     finish(kube, "crm", "forged", SUCCEEDED)
+    forged = copy.deepcopy(kube.objects[("Job", "crm", "forged")])
     own = next(n for ns, n in jobs(kube) if ns == "privacy")
     finish(kube, "privacy", own, SUCCEEDED)
     controller(kube).reconcile(KEY)

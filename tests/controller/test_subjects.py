@@ -101,6 +101,7 @@ def finish(kube: FakeKube, namespace: str, job: str, record: dict[str, Any] | No
     obj["status"] = {"conditions": [{"type": state, "status": "True"}],
                      "startTime": "2026-01-11T08:00:00Z",
                      "completionTime": "2026-01-11T08:01:00Z"}
+    kube._store(obj)  # a new resourceVersion, as the API gives every change
     template = obj["spec"]["template"]
     pod = {"apiVersion": "v1", "kind": "Pod",
            "metadata": {"name": f"{job}-x", "namespace": namespace,

@@ -11,7 +11,9 @@ last re-LIST nor its watch has failed it since. Until then, every read of it rai
 KubeError(0, "... not synced ..."): the caller's existing failed-read path makes the dependent
 conditions Unknown, never "absent" (and controller/staleness.py says so of the stores once
 it lasts). Each cache re-LISTs every `relist_seconds` (the operator's safety resync) so a
-revoked permission, or a watch that silently missed events, is noticed.
+revoked permission, or a watch that silently missed events, is noticed: page by page merged
+into what it holds (`_merge_list`), so that what the watch missed, and only that, is stored
+and sent as events.
 
 A watch that fails (refused, an error, no answer, or closed at once with nothing: `judge_watch`)
 is followed by a re-LIST after a backoff (1 s doubling to 15 s, per cache; reset by a healthy
@@ -720,8 +722,8 @@ def _passed(version: str | None, position: str | None) -> bool:
 
 class ChangeJournal:
     """The changes of one cache, in order: the namespace and name of each, for "what changed
-    since generation g" (`since`). Changes at or before `floor` are forgotten (a relist, or
-    the bound: the oldest half goes past 2 * JOURNAL_BOUND).
+    since generation g" (`since`). Changes at or before `floor` are forgotten (a cache's first
+    LIST, or the bound: the oldest half goes past 2 * JOURNAL_BOUND).
 
     A cache bumps its generation by one for each change it journals, so the change at index
     i was made at generation floor + 1 + i: no generation (nor a tuple) is kept per change,
@@ -752,7 +754,7 @@ class ChangeJournal:
             self.floor += JOURNAL_BOUND
 
     def forget(self, generation: int) -> None:
-        """Nothing known of the changes up to `generation` (a relist made it)."""
+        """Nothing known of the changes up to `generation`."""
         self.floor = generation
         self.namespaces = []
         self.names = []
@@ -856,11 +858,11 @@ class Informer:
         self._deleted: dict[str, dict[str, str | None]] = {}
         self.on_missing: Callable[[str], None] | None = None
         # Periodic re-lists one cache at a time (`_watch_until_relist`; `Caches` gives its
-        # caches one turn): a re-list holds its kind's new objects beside those they replace
-        # until it has them all, and caches started together fall due together, so every
-        # kind would be held twice at once (each `relist_seconds`, the safety resync). One
-        # due while another re-lists keeps watching (a change is still seen at once). A
-        # re-list after a failed watch does not wait: the cache is not synced until it lists.
+        # caches one turn): caches started together fall due together (each
+        # `relist_seconds`, the safety resync), and a cache does not watch while it lists.
+        # One due while another re-lists keeps watching: a change (a deleted child) is seen
+        # at once, not after every kind's pages. A re-list after a failed watch does not
+        # wait: the cache is not synced until it lists.
         self.relist_turn = threading.Lock()
         self._turn = False  # holds `relist_turn` for its periodic re-list
 
@@ -935,7 +937,7 @@ class Informer:
 
     def changed_since(self, namespace: str | None, generation: int) -> set[str] | None:
         """The names in `namespace` changed (put or removed) after `generation`; None when
-        that is no longer known (a relist since, or forgotten): rebuild from `items`."""
+        that is no longer known (forgotten): rebuild from `items`."""
         with self.lock:
             return self.journal.since(generation, namespace or "")
 
@@ -1113,20 +1115,23 @@ class Informer:
         accept = METADATA_ONLY_LIST if self.spec.metadata_only else "application/json"
         return RESOURCES[self.spec.api_kind].path(namespace or self.namespace), selector, accept
 
-    def _list(
-        self, namespace: str | None = None, kept: frozenset[str] | None = None
-    ) -> tuple[dict[tuple[str, str], Obj], str]:
-        """Every object (of `namespace`; else of this cache's scope), slimmed, and the list's
-        resourceVersion: LIST in pages. `kept`: only the objects of these namespaces (a
-        shard's), the others dropped unslimmed.
+    def _list_pages(
+        self,
+        namespace: str | None,
+        take: Callable[[list[Obj]], None],
+        restart: Callable[[], None],
+    ) -> str:
+        """LIST (of `namespace`; else of this cache's scope) in pages, each page's items given
+        to `take` while the page is held (`_LIST_PAGES`), and the list's resourceVersion. A
+        continue token that expired (410) starts the list again (`restart` first): the pages
+        before were of an older snapshot.
 
         One LIST of 10,000 objects is one JSON body and every object as sent (managedFields
-        and all) held at once, which set the process's peak memory; a page is slimmed before
-        the next is asked for. A continue token that expired (410) starts the list again.
+        and all) held at once, which set the process's peak memory; a page is taken in before
+        the next is asked for.
         """
         path, selector, accept = self._list_request(namespace)
         for attempt in range(LIST_ATTEMPTS):
-            fresh: dict[tuple[str, str], Obj] = {}
             token = ""
             while True:
                 query = [*selector, ("limit", str(LIST_PAGE))]
@@ -1141,22 +1146,73 @@ class Informer:
                         )  # fmt: skip
                     except KubeError as error:
                         if error.status == 410 and token and attempt + 1 < LIST_ATTEMPTS:
-                            break  # the snapshot the token named is compacted: start again
+                            restart()  # the snapshot the token named is compacted
+                            break
                         raise
-                    for item in result.get("items") or []:
-                        if kept is not None and (item.get("metadata") or {}).get(
-                            "namespace"
-                        ) not in kept:
-                            continue
-                        obj = self._slim(item)
-                        meta = obj["metadata"]
-                        fresh[(meta.get("namespace") or "", meta["name"])] = obj
-                    result.pop("items", None)  # not held while the next page is read
+                    take(result.pop("items", None) or [])  # not held while the next is read
                 meta = result.get("metadata") or {}
                 token = str(meta.get("continue") or "")
                 if not token:
-                    return fresh, str(meta.get("resourceVersion") or "")
+                    return str(meta.get("resourceVersion") or "")
         raise AssertionError("unreachable: the last attempt raises or returns")
+
+    def _list(self, namespace: str) -> tuple[dict[str, Obj], str]:
+        """Every object of `namespace`, slimmed, by name, and the list's resourceVersion."""
+        fresh: dict[str, Obj] = {}
+
+        def take(items: list[Obj]) -> None:
+            for item in items:
+                obj = self._slim(item)
+                fresh[obj["metadata"]["name"]] = obj
+
+        version = self._list_pages(namespace, take, fresh.clear)
+        return fresh, version
+
+    def _merge_list(self, kept: frozenset[str] | None) -> tuple[str, set[tuple[str, str]]]:
+        """LIST this cache's scope (`kept`: only the objects of these namespaces, the others
+        dropped unslimmed) into what it holds, page by page: an object held at the version
+        listed is left as it is (not even slimmed), one changed or new since is stored and
+        its event sent (not on the first LIST: nothing was known before it). The list's
+        resourceVersion, and every object it returned (by namespace and name): what it did
+        not return is `_relist`'s to remove.
+
+        The safety resync re-lists every cache; holding a kind's new objects beside those
+        they replace until the last page (20,007 RoleBindings at 10,000 stores) raised a
+        running operator's peak RSS by 50-74 MiB each hour (bench/RESULTS.md, twenty-ninth
+        and thirtieth passes); now one page at a time is held beside the cache.
+        """
+        notify = self.lists > 0
+        seen: set[tuple[str, str]] = set()
+
+        def take(items: list[Obj]) -> None:
+            slimmed = []
+            for item in items:
+                meta = item.get("metadata") or {}
+                ns = meta.get("namespace") or ""
+                if kept is not None and ns not in kept:
+                    continue
+                seen.add((ns, str(meta.get("name"))))
+                if not self._held(item):  # held at this version (or a later one): unchanged
+                    slimmed.append(self._slim(item))
+            changes = []
+            with self.lock:
+                for obj in slimmed:
+                    meta = obj["metadata"]
+                    ns, name = meta.get("namespace") or "", meta["name"]
+                    objs = self.by_namespace.setdefault(ns, {})
+                    old = objs.get(name)
+                    if not _newer(obj, old):
+                        continue  # the answer to a write of the operator's since, later
+                    objs[name] = obj
+                    self.index.put(ns, name, old, obj)
+                    self.generation += 1
+                    self._note(ns, name)
+                    changes.append((old, obj))
+            if notify:
+                for old, obj in changes:
+                    self.on_event(self.spec.kind, old, obj)
+
+        return self._list_pages(None, take, seen.clear), seen
 
     def _relist(self) -> None:
         # The shard's namespaces as the LIST starts: one that becomes the shard's meanwhile
@@ -1164,35 +1220,41 @@ class Informer:
         if self.shard is not None and not self.shard.known():
             raise KubeError(0, "the shard's namespaces are not listed yet", f"list {self.where}")
         kept = None if self.shard is None else self.shard.names()
-        fresh: dict[tuple[str, str], Obj]
+        seen: set[tuple[str, str]]
         if kept is not None and self.lists == 0 and len(kept) <= FILL_NAMESPACES_MAX:
             # The first LIST of a shard's cache: no namespace listed here; each is listed
             # alone (`on_missing`, below: `list_namespace`), its watch events kept meanwhile
             # from this version on, which every such LIST is at or after.
-            fresh, resource_version, kept = {}, self._version_now(), frozenset()
+            resource_version, kept, seen = self._version_now(), frozenset(), set()
         else:
-            fresh, resource_version = self._list(kept=kept)
+            resource_version, seen = self._merge_list(kept)
+        gone: list[Obj] = []
         with self.lock:
             if kept is not None and self.shard is not None:
                 # Not one that left the shard while it listed (`drop_namespace` took it out
                 # before, or comes after and will): under the lock, the order is the event's.
                 kept = kept & self.shard.names()
-                fresh = {key: obj for key, obj in fresh.items() if key[0] in kept}
-            old = {
-                (ns, name): obj
-                for ns, objs in self.by_namespace.items()
-                for name, obj in objs.items()
-            }
-            by_namespace: dict[str, dict[str, Obj]] = {}
-            for (ns, name), obj in fresh.items():
-                by_namespace.setdefault(ns, {})[name] = obj
-            self.by_namespace = by_namespace
-            self.index.clear()
-            for ns, objs in by_namespace.items():
+            # Gone: what the LIST did not return and was not made after its snapshot (the
+            # answer to a write of the operator's since), and whatever is held of a
+            # namespace it did not cover for the shard (listed alone after, if the shard's).
+            for ns, objs in self.by_namespace.items():
+                covered = kept is None or ns in kept
                 for name, obj in objs.items():
-                    self.index.put(ns, name, None, obj)
-            self.generation += 1
-            self.journal.forget(self.generation)
+                    if not covered or (
+                        (ns, name) not in seen and not _later(_version(obj), resource_version)
+                    ):
+                        gone.append(obj)
+            for obj in gone:
+                meta = obj["metadata"]
+                ns, name = meta.get("namespace") or "", meta["name"]
+                del self.by_namespace[ns][name]
+                if not self.by_namespace[ns]:
+                    del self.by_namespace[ns]
+                self.index.remove(ns, name, obj)
+                self.generation += 1
+                self._note(ns, name)
+            if self.lists == 0:  # nothing was derived before: its changes are not kept
+                self.journal.forget(self.generation)
             # Under the lock with the objects: an answer stored after them is judged against
             # the list's version (`_put`), never against the watch's older one.
             self.resource_version = resource_version
@@ -1209,20 +1271,9 @@ class Informer:
             self.synced, self.error = True, None
             self.unsynced_since = None
         self.lists += 1
-        if self.lists == 1:
-            fresh_events: dict[tuple[str, str], Obj] = {}  # the first list: no events
-            old = {}
-        else:
-            fresh_events = fresh
-        for key, obj in fresh_events.items():
-            before = old.get(key)
-            if before is None or before["metadata"].get("resourceVersion") != obj["metadata"].get(
-                "resourceVersion"
-            ):
-                self.on_event(self.spec.kind, before, obj)
-        for key, before in old.items():
-            if key not in fresh:
-                self.on_event(self.spec.kind, before, None)
+        if self.lists > 1:
+            for obj in gone:
+                self.on_event(self.spec.kind, obj, None)
         if self.synced and not was:
             self.on_health(self.spec.kind, self.namespace)
 
@@ -1253,7 +1304,7 @@ class Informer:
             deleted = self._deleted.pop(namespace, {})
             held = self.by_namespace.get(namespace, {})
             objs = {
-                name: obj for (_, name), obj in fresh.items()
+                name: obj for name, obj in fresh.items()
                 if not _later(deleted.get(name), _version(obj))
             }  # fmt: skip
             for name, obj in held.items():

@@ -10,7 +10,8 @@ of the previous result), so that readers of the previous result never see it cha
 
 Every function answers exactly what a from-scratch build answers (tests/controller/
 test_incremental.py compares them over random histories); when the journal does not know
-what changed (a relist since), or the namespace's stores changed, they build from scratch.
+what changed (forgotten: too many changes since), or the namespace's stores changed, they
+build from scratch.
 """
 
 from __future__ import annotations
