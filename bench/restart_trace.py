@@ -98,7 +98,7 @@ def _hooks() -> None:
     list_pages = cache.Informer._list_pages
     relist = cache.Informer._relist
 
-    def traced_list(self: Any, namespace: Any, take: Any, restart: Any) -> Any:
+    def traced_list(self: Any, namespace: Any, take: Any, restart: Any, *limit: Any) -> Any:
         began, cpu = now(), time.thread_time()
         objects = 0
 
@@ -107,7 +107,7 @@ def _hooks() -> None:
             objects += len(items)
             take(items)
 
-        result = list_pages(self, namespace, counted, restart)
+        result = list_pages(self, namespace, counted, restart, *limit)
         with LOCK:
             TRACE["lists"].append({
                 "where": self.where, "began": began, "listed": now(),

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dataward.checks.observed import ObservedBinding, RbacSnapshot
 from dataward.checks.purge_runs import job_runs, pod_runs
-from dataward.controller.cache import CachedKind, Caches, Informer, slim
+from dataward.controller.cache import RELIST_PAGE, CachedKind, Caches, Informer, slim
 from dataward.controller.kube import RESOURCES, Kube, KubeError
 from dataward.controller.metrics import STORES, exposition
 from dataward.controller.operator import CACHED_KINDS, keys_for_event
@@ -142,10 +142,11 @@ def test_a_safety_relist_merges_page_by_page_keeping_what_did_not_change() -> No
     new objects whole beside the old (20,007 RoleBindings at 10,000 stores: the running
     operator's peak RSS rose by 50-74 MiB each hour), then replaced every object, changed or
     not, and made every namespace's RBAC be rebuilt whole (its journal forgotten). Now each
-    page is merged as it comes: an object held at the version listed stays the very object
-    held, and only what the watch missed is stored, sent as an event, and journalled."""
+    page (of RELIST_PAGE objects, not 500) is merged as it comes: an object held at the
+    version listed stays the very object held, and only what the watch missed is stored,
+    sent as an event, and journalled."""
     kube = _cluster()
-    for i in range(1200):  # three pages of LIST_PAGE
+    for i in range(300):  # three pages of a re-list's
         kube._store({"kind": "Role", "metadata": {"name": f"r{i:04}", "namespace": "crm"},
                      "rules": []})  # fmt: skip
     events: list[tuple[str, Any, Any]] = []
@@ -154,14 +155,15 @@ def test_a_safety_relist_merges_page_by_page_keeping_what_did_not_change() -> No
     informer = caches.informers[("Role", None)]
     held = {name: obj for name, obj in informer.by_namespace["crm"].items()}
     generation = informer.generation
-    pages: list[int] = []  # at each page asked for: how many objects held are not the first
+    # At each page asked for: its size, and how many objects held are not the first ones.
+    pages: list[tuple[str, int]] = []
     listed = kube._call
 
-    def counting(method: str, path: str, **kw: Any) -> Any:
-        if "roles" in path:
-            pages.append(sum(informer.by_namespace["crm"].get(n) is not o
-                             for n, o in held.items()))  # fmt: skip
-        return listed(method, path, **kw)
+    def counting(method: str, path: str, *, query: Any = None, **kw: Any) -> Any:
+        if path.endswith("/roles"):
+            changed = sum(informer.by_namespace["crm"].get(n) is not o for n, o in held.items())
+            pages.append((dict(query)["limit"], changed))
+        return listed(method, path, query=query, **kw)
 
     kube._call = counting  # type: ignore[method-assign]
     informer._relist()  # nothing changed
@@ -170,19 +172,21 @@ def test_a_safety_relist_merges_page_by_page_keeping_what_did_not_change() -> No
     assert caches.changed_since("Role", "crm", generation) == set()
     assert events == []
     # Changed, deleted and made with no watch event (missed): found, and only those sent.
-    kube._store({"kind": "Role", "metadata": {"name": "r0999", "namespace": "crm"},
+    kube._store({"kind": "Role", "metadata": {"name": "r0150", "namespace": "crm"},
                  "rules": [{"verbs": ["get"], "resources": ["secrets"], "apiGroups": [""]}]})
     kube.objects.pop(("Role", "crm", "r0001"))
     kube._store({"kind": "Role", "metadata": {"name": "new", "namespace": "crm"}, "rules": []})
     pages.clear()
     informer._relist()
-    assert pages == [0, 0, 1]  # r0999 (on the second page) stored before the third is asked
+    # In pages of RELIST_PAGE, r0150 (on the second) stored before the last is asked for.
+    assert {limit for limit, _ in pages} == {str(RELIST_PAGE)} and len(pages) >= 3
+    assert pages[0][1] == 0 and pages[-1][1] == 1
     assert sorted((o or {}).get("metadata", {}).get("name", "") + ">" +
                   (n or {}).get("metadata", {}).get("name", "") for _, o, n in events) == [
-        ">new", "r0001>", "r0999>r0999"]  # fmt: skip
-    assert caches.changed_since("Role", "crm", generation) == {"r0001", "r0999", "new"}
+        ">new", "r0001>", "r0150>r0150"]  # fmt: skip
+    assert caches.changed_since("Role", "crm", generation) == {"r0001", "r0150", "new"}
     assert all(informer.by_namespace["crm"][name] is obj for name, obj in held.items()
-               if name not in ("r0001", "r0999"))  # fmt: skip
+               if name not in ("r0001", "r0150"))  # fmt: skip
 
 
 def test_a_late_watch_event_does_not_undo_the_operators_own_write() -> None:

@@ -251,8 +251,8 @@ def test_a_namespace_that_leaves_while_its_cache_lists_holds_nothing_when_it_com
     key = next(k for k in kube.objects if k[0] == "NetworkPolicy" and k[1] == "sales")
     listed = informer._list_pages
 
-    def leaving(namespace: str | None, take: Any, restart: Any) -> str:
-        version = listed(namespace, take, restart)
+    def leaving(namespace: str | None, take: Any, restart: Any, limit: int) -> str:
+        version = listed(namespace, take, restart, limit)
         if namespace is None:
             _move(kube, caches, "sales", "b")
         return version

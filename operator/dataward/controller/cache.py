@@ -88,6 +88,12 @@ ADMITS = "admits"
 # What NetworkIsolated reads of a Calico policy's spec besides whether it allows ingress.
 CALICO_SELECTORS = ("selector", "namespaceSelector", "serviceAccountSelector")
 LIST_PAGE = 500  # objects per LIST request (the API server's default chunk size)
+# Objects per LIST request of a cache that holds its kind already (the safety resync's, or
+# after a broken watch): a page as sent, managedFields and all, is held beside the whole
+# cache while it is merged, and 500 CronJobs or stores so are about 15 MiB. Its peak is the
+# running operator's (bench/RESULTS.md, thirtieth pass); one re-list an hour makes five
+# times the requests for the same objects, which costs the API server little more.
+RELIST_PAGE = 100
 # LIST pages held at once by all the caches together (`Informer._list`): every informer lists
 # on its own thread at start, and a page of 500 objects as delivered (managedFields and all)
 # is about 15 MiB once decoded, so fourteen at once set a restart's peak RSS above the
@@ -1120,11 +1126,12 @@ class Informer:
         namespace: str | None,
         take: Callable[[list[Obj]], None],
         restart: Callable[[], None],
+        limit: int = LIST_PAGE,
     ) -> str:
-        """LIST (of `namespace`; else of this cache's scope) in pages, each page's items given
-        to `take` while the page is held (`_LIST_PAGES`), and the list's resourceVersion. A
-        continue token that expired (410) starts the list again (`restart` first): the pages
-        before were of an older snapshot.
+        """LIST (of `namespace`; else of this cache's scope) in pages of `limit` objects, each
+        page's items given to `take` while the page is held (`_LIST_PAGES`), and the list's
+        resourceVersion. A continue token that expired (410) starts the list again (`restart`
+        first): the pages before were of an older snapshot.
 
         One LIST of 10,000 objects is one JSON body and every object as sent (managedFields
         and all) held at once, which set the process's peak memory; a page is taken in before
@@ -1134,7 +1141,7 @@ class Informer:
         for attempt in range(LIST_ATTEMPTS):
             token = ""
             while True:
-                query = [*selector, ("limit", str(LIST_PAGE))]
+                query = [*selector, ("limit", str(limit))]
                 if token:
                     query.append(("continue", token))
                 paced = self.spec.kind not in UNPACED_KINDS
@@ -1212,7 +1219,8 @@ class Informer:
                 for old, obj in changes:
                     self.on_event(self.spec.kind, old, obj)
 
-        return self._list_pages(None, take, seen.clear), seen
+        limit = RELIST_PAGE if self.lists else LIST_PAGE
+        return self._list_pages(None, take, seen.clear, limit), seen
 
     def _relist(self) -> None:
         # The shard's namespaces as the LIST starts: one that becomes the shard's meanwhile
