@@ -1206,14 +1206,10 @@ class Informer:
                 for obj in slimmed:
                     meta = obj["metadata"]
                     ns, name = meta.get("namespace") or "", meta["name"]
-                    objs = self.by_namespace.setdefault(ns, {})
-                    old = objs.get(name)
+                    old = self.by_namespace.get(ns, {}).get(name)
                     if not _newer(obj, old):
                         continue  # the answer to a write of the operator's since, later
-                    objs[name] = obj
-                    self.index.put(ns, name, old, obj)
-                    self.generation += 1
-                    self._note(ns, name)
+                    self._hold_locked(ns, name, old, obj)
                     changes.append((old, obj))
             if notify:
                 for old, obj in changes:
@@ -1254,13 +1250,7 @@ class Informer:
                         gone.append(obj)
             for obj in gone:
                 meta = obj["metadata"]
-                ns, name = meta.get("namespace") or "", meta["name"]
-                del self.by_namespace[ns][name]
-                if not self.by_namespace[ns]:
-                    del self.by_namespace[ns]
-                self.index.remove(ns, name, obj)
-                self.generation += 1
-                self._note(ns, name)
+                self._unhold_locked(meta.get("namespace") or "", meta["name"])
             if self.lists == 0:  # nothing was derived before: its changes are not kept
                 self.journal.forget(self.generation)
             # Under the lock with the objects: an answer stored after them is judged against
@@ -1457,11 +1447,7 @@ class Informer:
             # The echo of the operator's own write (stored from the write's answer) is no
             # change: queueing the store again for it would only re-read what it just wrote.
             echo = old is not None and _version(old) == _version(obj) is not None
-            objs[name] = obj
-            self.index.put(ns, name, old, obj)
-            if not echo:
-                self.generation += 1
-                self._note(ns, name)
+            self._hold_locked(ns, name, old, obj, changed=not echo)
         if notify and not echo:
             key = (self.spec.api_kind, ns, name)
             emit = lambda: self.on_event(self.spec.kind, old, obj)  # noqa: E731
@@ -1479,12 +1465,27 @@ class Informer:
                 return
             if self.shard is not None and ns not in self.listed_for:
                 self._deleted.setdefault(ns, {})[name] = version  # for `list_namespace`
-            old = objs.pop(name, None)
-            if old is not None:
-                self.index.remove(ns, name, old)
+            old = self._unhold_locked(ns, name)
+        self.on_event(self.spec.kind, old or obj, None)
+
+    def _hold_locked(self, ns: str, name: str, old: Obj | None, obj: Obj,
+                     changed: bool = True) -> None:  # fmt: skip
+        """Hold `obj` in place of `old` (under the lock): indexed, and `changed` journalled
+        (the echo of the operator's own write is no change)."""
+        self.by_namespace.setdefault(ns, {})[name] = obj
+        self.index.put(ns, name, old, obj)
+        if changed:
             self.generation += 1
             self._note(ns, name)
-        self.on_event(self.spec.kind, old or obj, None)
+
+    def _unhold_locked(self, ns: str, name: str) -> Obj | None:
+        """Drop what is held of the name (under the lock), journalled; what was held."""
+        old = self.by_namespace.get(ns, {}).pop(name, None)
+        if old is not None:
+            self.index.remove(ns, name, old)
+        self.generation += 1
+        self._note(ns, name)
+        return old
 
 
 class Caches:
