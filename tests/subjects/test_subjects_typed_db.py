@@ -166,7 +166,8 @@ def test_a_value_the_type_cannot_read_is_refused_without_naming_it(
         assert result.outcome == "Failed", (bad, result.outcome, result.message)
         assert result.reason == "Configuration", result.reason
         assert f"customer-id identifier by {people}.ref" in result.message, result.message
-        assert len(bad.strip()) < 3 or bad.strip() not in result.message, result.message
+        said = result.message.replace(people, "")  # the table's name holds the pid's digits
+        assert len(bad.strip()) < 3 or bad.strip() not in said, result.message
         assert outcome.document is None
     assert ids(live, people) == {1}
 
