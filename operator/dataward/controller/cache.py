@@ -1314,8 +1314,8 @@ class Informer:
             for name, obj in objs.items():
                 self.index.put(namespace, name, None, obj)
             self.by_namespace[namespace] = objs
-            self.generation += 1
-            for name in held.keys() | objs.keys():
+            for name in held.keys() | objs.keys():  # each a change of its own, journalled
+                self.generation += 1
                 self._note(namespace, name)
             self.listed_for = self.listed_for | {namespace}
 
