@@ -315,9 +315,9 @@ def test_a_watch_asked_for_one_second_that_lasts_it_did_not_close_fast() -> None
 def test_a_cache_due_for_its_periodic_relist_keeps_watching_while_another_relists(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The safety resync's re-lists, one cache at a time: each holds its kind's new objects
-    beside the old until it has them all, and the caches, started together, fall due
-    together. Red before: a cache re-listed the moment it was due, whatever else did. Now
+    """The safety resync's re-lists, one cache at a time: a re-list stops its cache's watch
+    while it lists, and the caches, started together, fall due together. Red before: a
+    cache re-listed the moment it was due, whatever else did. Now
     one due while another re-lists keeps watching (a change is still seen at once), in
     watches of at most RELIST_TURN_SECONDS, and re-lists when its turn comes."""
     informer = Informer(cast(Kube, None), CachedKind("PersonalDataStore"), None, 300,
