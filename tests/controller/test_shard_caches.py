@@ -143,22 +143,27 @@ def test_a_namespace_that_comes_to_the_shard_is_judged_only_once_listed() -> Non
 
 def test_a_namespace_listed_for_the_shard_leaves_what_is_known_of_the_others_known() -> None:
     """Red on 3167686: `list_namespace` bumped its cache's generation once and journalled
-    every name it listed at that one generation, which the journal reads as a gap: it forgot
-    every change before. So each namespace listed (at a restart, a hundred of them while the
-    first pass runs) made every other namespace's derived state (its stores' view, its RBAC
-    snapshot and findings) unknown, to be rebuilt whole on its next reconcile. Now each name
-    listed is a change of its own: crm's journal says nothing changed there, sales's names
-    what came."""
+    every name it listed at that one generation, which the journal reads as a gap: it kept
+    the last name alone. Asked what changed in sales since, it named one of sales's two
+    RoleBindings; asked of crm, whose RoleBinding the watch had just brought, it answered
+    "unknown", so every namespace's derived state (its stores' view, its RBAC snapshot and
+    findings) was rebuilt whole after each namespace listed (at a restart, a hundred of them
+    while the first pass runs). Now each name listed is a change of its own."""
     kube, caches, _, _ = _two_shards()
     kinds = ("RoleBinding", "Role", "NetworkPolicy", "CronJob", "PersonalDataStore")
     before = {kind: caches.generation(kind, "crm")[0] for kind in kinds}
+    extra = kube._store({"kind": "RoleBinding", "metadata": {"name": "extra", "namespace": "crm"},
+                         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                     "name": "none"}})  # fmt: skip
+    caches.informers[("RoleBinding", None)]._apply("ADDED", extra)
     _move(kube, caches, "sales", "a")
     _fill(caches)
     assert caches.owns("sales")
     for kind in kinds:
         if caches.informers[(kind, None)].shard is None:
             continue  # (the stores' cache holds every namespace: nothing is listed for it)
-        assert caches.changed_since(kind, "crm", before[kind]) == set(), kind
+        in_crm = {"extra"} if kind == "RoleBinding" else set()
+        assert caches.changed_since(kind, "crm", before[kind]) == in_crm, kind
         in_sales = {o["metadata"]["name"] for o in caches.list(kind, "sales")}
         assert in_sales and caches.changed_since(kind, "sales", before[kind]) == in_sales, kind
 
