@@ -948,7 +948,10 @@ class Informer:
             return self.journal.since(generation, namespace or "")
 
     def _note(self, ns: str, name: str) -> None:
-        """Journal one change (under the lock), made at `self.generation` (just bumped)."""
+        """One change of the cache (under the lock): the generation moved on by one and the
+        name journalled at it. The only place the generation moves: a bump without its
+        note, or two notes at one bump, reads to the journal as a gap (it forgets)."""
+        self.generation += 1
         self.journal.note(self.generation, ns, name)
 
     def _slim(self, obj: Mapping[str, Any]) -> Obj:
@@ -1314,8 +1317,7 @@ class Informer:
             for name, obj in objs.items():
                 self.index.put(namespace, name, None, obj)
             self.by_namespace[namespace] = objs
-            for name in held.keys() | objs.keys():  # each a change of its own, journalled
-                self.generation += 1
+            for name in held.keys() | objs.keys():  # each a change of its own
                 self._note(namespace, name)
             self.listed_for = self.listed_for | {namespace}
 
@@ -1327,7 +1329,6 @@ class Informer:
             objs = self.by_namespace.pop(namespace, {})
             for name, obj in objs.items():
                 self.index.remove(namespace, name, obj)
-                self.generation += 1
                 self._note(namespace, name)
 
     def _watch(self, timeout: int, stop: threading.Event) -> WatchResult:
@@ -1475,7 +1476,6 @@ class Informer:
         self.by_namespace.setdefault(ns, {})[name] = obj
         self.index.put(ns, name, old, obj)
         if changed:
-            self.generation += 1
             self._note(ns, name)
 
     def _unhold_locked(self, ns: str, name: str) -> Obj | None:
@@ -1483,7 +1483,6 @@ class Informer:
         old = self.by_namespace.get(ns, {}).pop(name, None)
         if old is not None:
             self.index.remove(ns, name, old)
-        self.generation += 1
         self._note(ns, name)
         return old
 
