@@ -197,7 +197,8 @@ def test_server_defaults_in_the_cronjob_are_not_drift() -> None:
 
 
 def test_the_namespace_views_hold_equal_parts_once_and_change_no_value() -> None:
-    from dataward.controller.reconcile import NamespaceStores, _neighbour_rbac
+    from dataward.controller.reconcile import NamespaceStores
+    from dataward.render import render_access
 
     stores = tuple(
         parse_store({**samples.STORE, "metadata": {**samples.STORE["metadata"], "name": name}})
@@ -205,7 +206,7 @@ def test_the_namespace_views_hold_equal_parts_once_and_change_no_value() -> None
     )
     view = NamespaceStores.of(stores)
     for store, rendered in zip(stores, view.rbac, strict=True):
-        assert list(rendered) == _neighbour_rbac(store)  # the same values as a fresh render
+        assert list(rendered) == list(render_access(store)[1])  # the same values as a fresh render
     role, binding = view.rbac[0][0], view.rbac[0][1]
     refs = role["metadata"]["ownerReferences"]
     assert binding["metadata"]["ownerReferences"] is refs  # one copy of the store's owner
@@ -339,17 +340,18 @@ def test_a_view_holds_a_role_and_its_bindings_one_metadata_and_the_stores_one_vo
 def test_a_converged_stores_view_renders_hold_its_cached_childrens_bodies() -> None:
     # The namespace views hold each store's renders; converged, their compared bodies are
     # the cached children's very objects (one copy, issue 11), and still equal a fresh render.
-    from dataward.controller.reconcile import NamespaceStores, _neighbour_policy, _neighbour_rbac
+    from dataward.controller.reconcile import NamespaceStores
+    from dataward.render import render_access
 
     _, caches = _converged()
     store = parse_store(caches.get("PersonalDataStore", *KEY))
     view = NamespaceStores.of((store,))
     policy = view.policies[0]
-    assert policy == _neighbour_policy(store)
+    assert policy == render_access(store)[0]
     cached = caches.get("NetworkPolicy", KEY[0], NAMES.network_policy)
     assert policy["spec"] is cached["spec"]
     assert policy["metadata"]["labels"] is cached["metadata"]["labels"]
-    assert list(view.rbac[0]) == _neighbour_rbac(store)
+    assert list(view.rbac[0]) == list(render_access(store)[1])
     for item in view.rbac[0]:
         cached = caches.get(item["kind"], KEY[0], item["metadata"]["name"])
         body = ("rules",) if item["kind"] == "Role" else ("roleRef", "subjects")
@@ -368,10 +370,10 @@ def test_a_store_judges_its_own_rbac_on_the_views_renders_only_of_that_very_stor
     store = parse_store(samples.STORE)
     view = NamespaceStores.of((store,))
     rendered = [c for c in render_children(store, None, RenderSettings())
-                if c["kind"] in ("Role", "RoleBinding")]  # fmt: skip
-    held = view.besides(store.name).own_rbac(store)
-    assert held is not None and list(held) == rendered
+                if c["kind"] in ("NetworkPolicy", "Role", "RoleBinding")]  # fmt: skip
+    held = view.besides(store.name).own_renders(store)
+    assert held is not None and [held[0], *held[1]] == rendered
     edited = copy.deepcopy(samples.STORE)
     edited["spec"]["access"]["readers"].append({"kind": "User", "name": "mallory"})
-    assert view.besides(store.name).own_rbac(parse_store(edited)) is None
-    assert view.besides(store.name).own_rbac(parse_store(samples.STORE)) is None  # equal, not it
+    assert view.besides(store.name).own_renders(parse_store(edited)) is None
+    assert view.besides(store.name).own_renders(parse_store(samples.STORE)) is None  # not it

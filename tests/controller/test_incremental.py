@@ -31,10 +31,9 @@ from dataward.controller.kube import KubeError
 from dataward.controller.reconcile import (
     NamespaceStores,
     Reconciler,
-    _neighbour_policy,
-    _neighbour_rbac,
     _parse_or_none,
 )
+from dataward.render import render_access
 from dataward.render.rbac import (
     render_purge_binding,
     render_purge_role,
@@ -216,8 +215,8 @@ def check(kube: ListingKube, reconciler: Reconciler) -> None:
     # The view (updated in place per changed store, `NamespaceStores.updated`) against one
     # rendered from scratch.
     for store, policy, rendered_rbac in zip(view.stores, view.policies, view.rbac, strict=True):
-        assert policy == _neighbour_policy(store)
-        assert list(rendered_rbac) == _neighbour_rbac(store)
+        assert policy == render_access(store)[0]
+        assert list(rendered_rbac) == list(render_access(store)[1])
     fresh = NamespaceStores.of(view.stores)
     assert view.groups == fresh.groups
     assert view.policy_by_name == fresh.policy_by_name
@@ -226,7 +225,7 @@ def check(kube: ListingKube, reconciler: Reconciler) -> None:
     }
     assert view.shared_labels == fresh.shared_labels
     assert view.by_name == {s.name: s for s in stores}
-    items = [item for s in stores for item in _neighbour_rbac(s)]
+    items = [item for s in stores for item in list(render_access(s)[1])]
 
     declared, readers = reconciler._declared(NS, view, rbac)
     want_declared = declared_by_neighbours(NS, items, want)
@@ -259,8 +258,8 @@ def check(kube: ListingKube, reconciler: Reconciler) -> None:
 
     # The verdict each store gets through the shared structures, and from plain lists.
     for store in stores:
-        desired = list(_neighbour_rbac(store))
-        others = [item for s in stores if s.name != store.name for item in _neighbour_rbac(s)]
+        desired = list(render_access(store)[1])
+        others = [item for s in stores if s.name != store.name for item in render_access(s)[1]]
         neighbours = view.besides(store.name, (declared, readers))
         secrets = [store.database.credentials_secret]
         shared = access_restricted(NS, secrets, desired, rbac, trusted,
@@ -308,7 +307,7 @@ def _s0_through_shared(
     declared, readers = reconciler._declared(NS, view, rbac)
     store = next(s for s in view.stores if s.name == "s0")
     neighbours = view.besides("s0", (declared, readers))
-    verdict = access_restricted(NS, ["c1"], list(_neighbour_rbac(store)), rbac,
+    verdict = access_restricted(NS, ["c1"], list(render_access(store)[1]), rbac,
                                 reconciler.trusted, (), neighbours.declared,
                                 neighbours.readers)  # fmt: skip
     return declared, verdict
@@ -523,7 +522,7 @@ def test_a_layered_snapshot_is_the_base_with_the_written_objects_last(
 def test_a_view_keeps_the_renders_of_unchanged_stores_and_no_cache_outlives_it() -> None:
     """Renders live in the views (bounded by the live stores), not in a process-wide cache
     that kept deleted and edited stores' renders (65,536 entries)."""
-    assert not hasattr(_neighbour_rbac, "cache_info")
+    assert not hasattr(render_access, "cache_info")
     kube = sample_cluster(ListingKube())
     for name in ("s0", "s1"):
         kube._store(store_object(name, 1, 0))

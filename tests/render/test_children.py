@@ -9,7 +9,12 @@ import pytest
 
 from dataward.model.policy import parse_policy
 from dataward.model.store import parse_store
-from dataward.render import RenderSettings, render_children, render_key_ring_metadata
+from dataward.render import (
+    RenderSettings,
+    render_access,
+    render_children,
+    render_key_ring_metadata,
+)
 from dataward.render.labels import owner_reference
 from tests.model import samples
 
@@ -113,6 +118,31 @@ def test_no_reader_binding_without_readers() -> None:
     kinds = [(c["kind"], c["metadata"]["name"]) for c in children(samples.store(access={}))]
     assert ("RoleBinding", "dataward-support-inquiries-readers") not in kinds
     assert ("Role", "dataward-support-inquiries-readers") in kinds
+
+
+
+@pytest.mark.parametrize("readers", [True, False])
+def test_children_rendered_before_are_taken_as_they_are_in_their_places(readers: bool) -> None:
+    # The controller's namespace views render a store's NetworkPolicy, Roles and RoleBindings
+    # for its neighbours; its reconcile acts on those very objects. Each must land in its
+    # own place of the stable order, with the reader RoleBinding present only with readers.
+    store = parse_store(decorated_store() if readers else samples.store(access={}))
+    access = render_access(store)
+    out = render_children(store, POLICY, SETTINGS, access)
+    expected = [
+        ("NetworkPolicy", "dataward-support-inquiries-isolation"),
+        ("Role", "dataward-support-inquiries-readers"),
+        *([("RoleBinding", "dataward-support-inquiries-readers")] if readers else []),
+        ("ServiceAccount", "dataward-support-inquiries-purge"),
+        ("Role", "dataward-support-inquiries-purge"),
+        ("RoleBinding", "dataward-support-inquiries-purge"),
+        ("CronJob", "dataward-support-inquiries-purge"),
+    ]
+    assert [(c["kind"], c["metadata"]["name"]) for c in out] == expected
+    given = [access[0], *access[1]]
+    taken = [c for c in out if c["kind"] in ("NetworkPolicy", "Role", "RoleBinding")]
+    assert len(taken) == len(given)
+    assert all(a is b for a, b in zip(taken, given, strict=True))
 
 
 @pytest.mark.parametrize(

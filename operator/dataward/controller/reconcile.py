@@ -183,18 +183,19 @@ from dataward.model.revisions import (
 from dataward.model.store import Store, parse_store
 from dataward.model.wallclock import parse_zone
 from dataward.purge.plan import ACKNOWLEDGE_ANNOTATION, DEFAULT_MAX_CLOCK_SKEW
-from dataward.render import RenderSettings, label_value, names_for, render_children
+from dataward.render import (
+    RenderSettings,
+    label_value,
+    names_for,
+    render_access,
+    render_children,
+)
 from dataward.render.key_ring import key_ring_secret, ring_owner_references
 from dataward.render.labels import STORE_KIND, store_selector
 from dataward.render.names import unshortened
-from dataward.render.network import render_network_policy
 from dataward.render.purge_job import CONTAINER_NAME, comparable_cronjob
 from dataward.render.rbac import (
     credentials_secrets,
-    render_purge_binding,
-    render_purge_role,
-    render_reader_binding,
-    render_reader_role,
     store_secrets,
 )
 
@@ -583,7 +584,10 @@ class Reconciler:
         failures += self._keep_grace_finalizer(raw, self._grace_finalizer_wanted(store, raw))
 
         snapshot = self._observe(store, raw, now)
-        desired = render_children(store, snapshot.policy, self.settings.render)
+        # The NetworkPolicy, Roles and RoleBindings as the namespace's view rendered them,
+        # when it holds this very store: not rendered a second time.
+        access = None if snapshot.neighbours is None else snapshot.neighbours.own_renders(store)
+        desired = render_children(store, snapshot.policy, self.settings.render, access)
         if snapshot.credentials_missing():
             desired = [_suspended(c) if c["kind"] == "CronJob" else c for c in desired]
         # Each child in the form drift compares, made once (a CronJob's digest is the
@@ -3153,13 +3157,14 @@ class Neighbours:
         looks its own name up among the others'."""
         return self.view.policy_by_name
 
-    def own_rbac(self, store: Store) -> tuple[dict[str, Any], ...] | None:
-        """The Roles and RoleBindings the view rendered for `store` itself, when it holds that
-        very Store (they equal `render_children`'s, and hold the parts the cached ones hold,
-        so that `access.rbac_as_rendered` knows them without parsing); else None."""
-        if self.view.by_name.get(store.name) is not store:
-            return None
-        return self.view.rbac_of(store.name)
+    def own_renders(
+        self, store: Store
+    ) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]] | None:
+        """The NetworkPolicy, Roles and RoleBindings the view rendered for `store` itself
+        (`render_access`), when it holds that very Store; else None. They hold the parts the
+        cached children hold, so that comparing them with those is mostly by identity, and
+        `access.rbac_as_rendered` knows them without parsing."""
+        return self.view.renders_of(store)
 
     def renders(self, name: str) -> bool:
         """Whether Dataward renders a Role or RoleBinding called `name` for another store."""
@@ -3187,12 +3192,27 @@ class NamespaceStores:
         return {store.name: store for store in self.stores}
 
     @cached_property
-    def _rbac_by_name(self) -> dict[str, tuple[dict[str, Any], ...]]:
-        return {store.name: items for store, items in zip(self.stores, self.rbac, strict=True)}
+    def _renders_by_name(
+        self,
+    ) -> dict[str, tuple[dict[str, Any], tuple[dict[str, Any], ...]]]:
+        return {
+            store.name: (policy, items)
+            for store, policy, items in zip(self.stores, self.policies, self.rbac, strict=True)
+        }
 
     def rbac_of(self, store: str) -> tuple[dict[str, Any], ...]:
         """The Roles and RoleBindings rendered for the store called `store` (none: none)."""
-        return self._rbac_by_name.get(store, ())
+        renders = self._renders_by_name.get(store)
+        return () if renders is None else renders[1]
+
+    def renders_of(
+        self, store: Store
+    ) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]] | None:
+        """`render_access(store)` as this view rendered it, when it holds that very Store
+        (the same object: its renders are of these very inputs); else None."""
+        if self.by_name.get(store.name) is not store:
+            return None
+        return self._renders_by_name.get(store.name)
 
     @classmethod
     def of(
@@ -3213,7 +3233,7 @@ class NamespaceStores:
             if old is not None and old[0] is store:
                 renders.append((old[1], old[2]))
             else:
-                renders.append(_held_renders(_neighbour_policy(store), _neighbour_rbac(store)))
+                renders.append(_held_renders(store))
         rbac = tuple(r for _, r in renders)
         policies = tuple(p for p, _ in renders)
         labels = [label_value(s.name) for s in stores]
@@ -3252,7 +3272,7 @@ class NamespaceStores:
         if self.shortened or not all(unshortened(name) for name in changes):
             return None
         fresh = {
-            name: _held_renders(_neighbour_policy(store), _neighbour_rbac(store))
+            name: _held_renders(store)
             for name, store in changes.items()
             if store is not None
         }
@@ -3397,9 +3417,9 @@ def isolation_and_access(
     # The store's own Roles and RoleBindings as the namespace's view rendered them, when it
     # holds this very store: equal to this pass's renders, and their rules and subjects are
     # the cached objects' own lists where they are in place (no parse to compare them).
-    held = None if neighbours is None else neighbours.own_rbac(store)
+    held = None if neighbours is None else neighbours.own_renders(store)
     own_rbac = (
-        list(held)
+        list(held[1])
         if held is not None
         else [c for c in desired if c["kind"] in ("Role", "RoleBinding")]
     )
@@ -3616,38 +3636,19 @@ def _comparable_observed(
     return comparable_cronjob(current)
 
 
-def _neighbour_policy(store: Store) -> dict[str, Any]:
-    """The NetworkPolicy Dataward renders for another store (shared: read, never changed;
-    kept by the namespace's views, `NamespaceStores.of`)."""
-    return render_network_policy(store)
-
-
-def _neighbour_rbac(store: Store) -> list[dict[str, Any]]:
-    """The Roles and RoleBindings Dataward renders for another store of the namespace.
-
-    Kept by the namespace's views (`NamespaceStores.of`), not rendered per reconcile.
-    """
-    items = [
-        render_reader_role(store),
-        render_reader_binding(store),
-        render_purge_role(store),
-        render_purge_binding(store),
-    ]
-    return [item for item in items if item is not None]
-
-
-def _held_renders(
-    policy: dict[str, Any], rbac: list[dict[str, Any]]
-) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]]:
-    """A store's fresh neighbour renders (`_neighbour_policy`, `_neighbour_rbac`) with their
-    parts held once, as the cache holds its objects' (`share_render`): the labels, owner
-    references and compared bodies of a converged store's renders are its cached children's
-    (about 3 KiB a store of the namespace views, issue 11), and a Role and its RoleBinding,
-    whose metadata is equal, hold one metadata. The renders are changed in place before
-    anyone reads them, and never after.
+def _held_renders(store: Store) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]]:
+    """`render_access(store)`, the store's NetworkPolicy, Roles and RoleBindings as the
+    namespace's views keep them (`NamespaceStores.of`), with their parts held once, as the
+    cache holds its objects' (`share_render`): the labels, owner references and compared
+    bodies of a converged store's renders are its cached children's (about 3 KiB a store of
+    the namespace views, issue 11), and a Role and its RoleBinding, whose metadata is equal,
+    hold one metadata. The renders are changed in place before anyone reads them, and never
+    after: its neighbours' verdicts read them, and the store's own reconcile acts on them
+    (`Neighbours.own_renders`).
 
     This replaced a walk of every dict and list of every render (`_shared_parts`), which cost
     a restart's first pass about a quarter of its CPU, and shared little more (issue 11)."""
+    policy, rbac = render_access(store)
     share_render(policy)
     metadata: list[dict[str, Any]] = []
     for item in rbac:
@@ -3658,7 +3659,7 @@ def _held_renders(
             metadata.append(meta)
         else:
             item["metadata"] = equal
-    return policy, tuple(rbac)
+    return policy, rbac
 
 
 def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:

@@ -31,23 +31,44 @@ __all__ = [
     "child_name",
     "label_value",
     "names_for",
+    "render_access",
     "render_children",
     "render_key_ring_metadata",
 ]
 
 
-def render_children(
-    store: Store, policy: Policy | None, settings: RenderSettings
-) -> list[dict[str, Any]]:
-    """Every child of `store` in a stable order; the CronJob is suspended unless compliant."""
-    compliant = not compliance_findings(store, policy)
-    children: list[dict[str, Any] | None] = [
-        render_network_policy(store),
+def render_access(store: Store) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]]:
+    """The children that isolate `store` and say who may read its Secrets, as
+    `render_children` orders them: its NetworkPolicy, and its Roles and RoleBindings (the
+    reader Role, its RoleBinding where the store names readers, the purge Role and its
+    RoleBinding, these two always last). Its neighbours' verdicts read them too: the
+    controller's namespace views hold them for every store."""
+    rbac = (
         render_reader_role(store),
         render_reader_binding(store),
-        render_purge_service_account(store),
         render_purge_role(store),
         render_purge_binding(store),
+    )
+    return render_network_policy(store), tuple(item for item in rbac if item is not None)
+
+
+def render_children(
+    store: Store,
+    policy: Policy | None,
+    settings: RenderSettings,
+    access: tuple[dict[str, Any], tuple[dict[str, Any], ...]] | None = None,
+) -> list[dict[str, Any]]:
+    """Every child of `store` in a stable order; the CronJob is suspended unless compliant.
+
+    `access`: `render_access(store)` as rendered before and not changed since (the namespace
+    view's, issue 11: a restart rendered each store's NetworkPolicy, Roles and RoleBindings
+    twice), taken as it is."""
+    network_policy, rbac = render_access(store) if access is None else access
+    compliant = not compliance_findings(store, policy)
+    return [
+        network_policy,
+        *rbac[:-2],  # the reader Role, and its RoleBinding where there is one
+        render_purge_service_account(store),
+        *rbac[-2:],  # the purge Role and its RoleBinding
         render_purge_cronjob(store, settings, compliant=compliant),
     ]
-    return [child for child in children if child is not None]
