@@ -377,3 +377,30 @@ def test_a_store_judges_its_own_rbac_on_the_views_renders_only_of_that_very_stor
     edited["spec"]["access"]["readers"].append({"kind": "User", "name": "mallory"})
     assert view.besides(store.name).own_renders(parse_store(edited)) is None
     assert view.besides(store.name).own_renders(parse_store(samples.STORE)) is None  # not it
+
+
+def test_the_views_renders_a_store_is_created_and_repaired_from_are_left_as_rendered() -> None:
+    # A store's reconcile creates and applies its NetworkPolicy, Roles and RoleBindings from
+    # the very objects its namespace view holds for its neighbours' verdicts: no write may
+    # leave anything in them (a resourceVersion, a uid, the server's defaults).
+    from dataward.render import render_access
+
+    kube, caches = _converged()  # every child created from the view's renders
+    reconciler = _reconciler(kube, caches)
+    view = reconciler._namespace(KEY[0])
+    store = view.by_name[KEY[1]]
+    held = view.renders_of(store)
+    assert held is not None
+    for kind, name in (("NetworkPolicy", NAMES.network_policy), ("Role", NAMES.readers)):
+        edited = copy.deepcopy(kube.objects[(kind, KEY[0], name)])
+        edited["metadata"]["labels"] = {"edited": "yes"}
+        kube._store(edited)
+    _relist(caches)
+    kube.calls.clear()
+    reconciler.reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert {(w[1], w[2]) for w in kube.writes() if w[1] in ("NetworkPolicy", "Role")} == {
+        ("NetworkPolicy", NAMES.network_policy), ("Role", NAMES.readers)
+    }, kube.writes()
+    assert reconciler._namespace(KEY[0]).renders_of(store) is held  # the same objects
+    fresh = render_access(store)
+    assert held[0] == fresh[0] and list(held[1]) == list(fresh[1])
