@@ -72,6 +72,7 @@ from dataward.controller.kube import (
     KubeError,
     WriteTracker,
     loads,
+    loads_list,
 )
 from dataward.render.purge_job import comparable_cronjob
 from dataward.render.subject_jobs import PUBLIC_KEY_ANNOTATION
@@ -144,6 +145,9 @@ RELIST_TURN_SECONDS = 2
 # of a `per_shard` kind waits for before it lists. Paced, it waited for the pages of the big
 # lists (the semaphore is not fair): at 10,000 stores those caches began 0.8-0.9 s late.
 UNPACED_KINDS = frozenset({"Namespace"})
+# Kinds whose LISTs are decoded without their managedFields' `fieldsV1` (kube.loads_list):
+# each manager's entry names every field of a pod template it set, about half of the answer.
+WORKLOAD_KINDS = frozenset({"CronJob", "Job", "Pod"})
 SHARED_LENGTH = 100  # strings up to this long are interned in cached objects
 LIST_ATTEMPTS = 3  # paged lists started over after an expired continue token
 JOURNAL_BOUND = 20000  # changes remembered per informer (at least; see Informer._note)
@@ -1141,6 +1145,8 @@ class Informer:
         the next is asked for.
         """
         path, selector, accept = self._list_request(namespace)
+        workload = self.spec.api_kind in WORKLOAD_KINDS and not self.spec.metadata_only
+        decode = loads_list if workload else loads
         for attempt in range(LIST_ATTEMPTS):
             token = ""
             while True:
@@ -1152,7 +1158,7 @@ class Informer:
                     try:
                         result = self.kube._call(
                             "GET", path, query=query, what=f"list {self.spec.kind}",
-                            accept=accept,
+                            accept=accept, decode=decode,
                         )  # fmt: skip
                     except KubeError as error:
                         if error.status == 410 and token and attempt + 1 < LIST_ATTEMPTS:
