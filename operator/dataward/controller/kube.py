@@ -113,6 +113,8 @@ class _Item(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class _Listed(msgspec.Struct, forbid_unknown_fields=True):
+    """A LIST's answer (`loads_list`); another key refuses it."""
+
     apiVersion: Any = msgspec.UNSET
     kind: Any = msgspec.UNSET
     metadata: Any = msgspec.UNSET
@@ -147,18 +149,21 @@ def loads_list(data: bytes) -> Any:
     except msgspec.MsgspecError:
         return loads(data)
     answer = _present(listed)
-    items = []
-    for item in listed.items or ():
-        obj = _present(item)
-        if isinstance(item.metadata, _Metadata):
-            meta = _present(item.metadata)
-            if isinstance(item.metadata.managedFields, list):
-                meta["managedFields"] = [_present(entry) for entry in item.metadata.managedFields]
-            obj["metadata"] = meta
-        items.append(obj)
-    if listed.items is not msgspec.UNSET:
-        answer["items"] = None if listed.items is None else items
+    if isinstance(listed.items, list):
+        answer["items"] = [_object(item) for item in listed.items]
     return answer
+
+
+def _object(item: _Item) -> dict[str, Any]:
+    """An object of `loads_list`'s answer as `loads` gives it, its managedFields entries
+    without `fieldsV1`."""
+    obj = _present(item)
+    if isinstance(item.metadata, _Metadata):
+        meta = _present(item.metadata)
+        if isinstance(item.metadata.managedFields, list):
+            meta["managedFields"] = [_present(entry) for entry in item.metadata.managedFields]
+        obj["metadata"] = meta
+    return obj
 
 
 def dumps(body: Any) -> bytes:
