@@ -404,3 +404,43 @@ def test_the_views_renders_a_store_is_created_and_repaired_from_are_left_as_rend
     assert reconciler._namespace(KEY[0]).renders_of(store) is held  # the same objects
     fresh = render_access(store)
     assert held[0] == fresh[0] and list(held[1]) == list(fresh[1])
+
+
+def test_a_view_takes_a_converged_childs_equal_parts_from_the_cache_and_never_edited_ones() -> (
+    None
+):
+    # Built with the cached children at hand (as the reconciler builds it), a view takes each
+    # part of a render that equals the cached child's from the cache, one comparison a part.
+    # An edited part is not the render's: someone widened the NetworkPolicy's ingress, and
+    # the view must still hold the render, or the edit is no drift and is never put back.
+    from dataward.controller.reconcile import NamespaceStores
+    from dataward.render import render_access
+
+    kube, caches = _converged()
+    key = ("NetworkPolicy", KEY[0], NAMES.network_policy)
+    edited = copy.deepcopy(kube.objects[key])
+    edited["spec"]["ingress"] = [{}]  # from anywhere
+    kube._store(edited)
+    _relist(caches)
+    store = parse_store(caches.get("PersonalDataStore", *KEY))
+    view = NamespaceStores.of(
+        (store,), cached=lambda kind, name: caches.held(kind, KEY[0], name)
+    )
+    cached = caches.get(*key)
+    assert cached["spec"]["ingress"] == [{}]
+    policy = view.policies[0]
+    assert policy == render_access(store)[0]
+    assert policy["spec"] is not cached["spec"]
+    assert policy["metadata"]["labels"] is cached["metadata"]["labels"]  # not edited: shared
+    assert list(view.rbac[0]) == list(render_access(store)[1])
+    for item in view.rbac[0]:
+        child = caches.get(item["kind"], KEY[0], item["metadata"]["name"])
+        body = ("rules",) if item["kind"] == "Role" else ("roleRef", "subjects")
+        for field in body:
+            assert item[field] is child[field], (item["kind"], field)
+        assert item["metadata"]["ownerReferences"] is child["metadata"]["ownerReferences"]
+    # The reconcile, whose view is built so, sees the drift and puts the render back.
+    kube.calls.clear()
+    _reconciler(kube, caches).reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert ("apply", "NetworkPolicy", NAMES.network_policy) in kube.writes()
+    assert kube.objects[key]["spec"] == policy["spec"]

@@ -275,13 +275,13 @@ def test_workers_starting_at_once_on_a_restarted_reconciler_build_the_namespace_
     builds: list[int] = []
     original = reconcile_module.NamespaceStores.of.__func__  # type: ignore[attr-defined]
 
-    def counted(cls: Any, stores: Any, previous: Any = None) -> Any:
+    def counted(cls: Any, stores: Any, previous: Any = None, cached: Any = None) -> Any:
         builds.append(len(stores))
         try:
             arrived.wait()
         except threading.BrokenBarrierError:
             pass  # alone in a build: the others wait for its view
-        return original(cls, stores, previous)
+        return original(cls, stores, previous, cached)
 
     monkeypatch.setattr(reconcile_module.NamespaceStores, "of", classmethod(counted))
     kube.calls.clear()

@@ -306,6 +306,9 @@ class StaleCache:
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         return self.copy.get(kind, namespace, name)
 
+    def held(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        return self.copy.get(kind, namespace, name) if self.cached(kind) else None
+
     def list(self, kind: str, namespace: str | None = None,
              label_selector: str | None = None) -> list[dict[str, Any]]:
         return self.copy.list(kind, namespace, label_selector)

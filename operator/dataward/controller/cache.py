@@ -371,13 +371,38 @@ def held_parts(kind: str) -> Held:
     return plan
 
 
-def share_render(obj: dict[str, Any]) -> None:
+def share_render(obj: dict[str, Any], like: Mapping[str, Any] | None = None) -> None:
     """Hold `obj`'s parts once as a cached object's are (`slim`: the vocabulary of its body,
     then its labels, owner references and compared body), for a fresh render that nothing
     changes afterwards (the namespace views' renders): a converged child's cached copy and
     its render then hold one copy of each, and equal parts of renders one between them.
-    Changed in place (its keys as they are: a Role and its RoleBinding share one metadata)."""
-    _held_in_place(obj, held_parts(str(obj.get("kind") or "")))
+    Changed in place (its keys as they are: a Role and its RoleBinding share one metadata).
+
+    `like`: the cached object of `obj`'s kind and name, whose parts `slim` held already. A
+    part equal to `like`'s at the same place is taken from it: one comparison (C code)
+    where holding the part costs its JSON text and that text's hash, for every part of
+    every converged store's renders at a restart's first pass (issue 11). A part that
+    differs, or that `like` lacks, is held as without it."""
+    _held_like(obj, held_parts(str(obj.get("kind") or "")), like)
+
+
+def _held_like(value: Any, plan: Held, like: Any) -> Any:
+    """`_held_in_place(value, plan)`, but a part `plan` holds that equals `like`'s part at
+    the same place is `like`'s (held already, and equal: either may stand for the other)."""
+    if plan.one and value and type(value) in plan.one and type(like) is type(value):
+        if value == like:
+            return like
+    if type(value) is not dict or not isinstance(like, Mapping):
+        return _held_in_place(value, plan)
+    for key in [k for k in value if k in plan.keys] if plan.values is None else list(value):
+        sub = plan.keys.get(key, plan.values)
+        if sub is not None:
+            part = _held_like(value[key], sub, like.get(key))
+            if part is not value[key]:
+                value[key] = part
+    if plan.one and value and isinstance(value, plan.one):
+        return _one_copy(value)
+    return value
 
 
 def share_metadata(meta: dict[str, Any]) -> None:
@@ -1851,6 +1876,17 @@ class Caches:
         """The names of `kind` in `namespace` (None: cluster-scoped) changed after the cache
         `generation`; None when not known (rebuild from `list`)."""
         return self._informer(kind, namespace).changed_since(namespace, generation)
+
+    def held(self, kind: str, namespace: str | None, name: str) -> Obj | None:
+        """The cached object of a cached kind; None when absent, not cached or not readable
+        from the cache (never a request: for sharing a render's parts, `share_render`,
+        not for any verdict)."""
+        if kind not in self.specs:
+            return None
+        try:
+            return self._informer(kind, namespace).get(namespace, name)
+        except KubeError:
+            return None
 
     def get(self, kind: str, namespace: str | None, name: str) -> Obj | None:
         """The object from its cache (None: known absent), or from the API when not cached."""

@@ -1130,7 +1130,13 @@ class Reconciler:
     def _namespace_view(self, namespace: str) -> NamespaceStores:
         """`_namespace`, under the namespace's build lock."""
         version: tuple[int, bool] | None = None
+        cached: CachedChild | None = None
         if self.caches is not None:
+            caches = self.caches
+
+            def cached(kind: str, name: str) -> Mapping[str, Any] | None:
+                return caches.held(kind, namespace, name)
+
             version = self.caches.generation("PersonalDataStore", namespace)
             with self._cache_lock:
                 memo = self._ns_memo.get(namespace)
@@ -1141,7 +1147,7 @@ class Reconciler:
                 changes = None if names is None else self._changes(namespace, memo[1], names)
                 updated = None
                 if changes is not None:
-                    updated = memo[1].updated(changes) if changes else memo[1]
+                    updated = memo[1].updated(changes, cached) if changes else memo[1]
                 if updated is not None:
                     with self._cache_lock:
                         self._ns_memo[namespace] = (version, updated)
@@ -1157,7 +1163,7 @@ class Reconciler:
         if memo is not None and _same(memo[1].stores, stores):
             view = memo[1]
         else:
-            view = NamespaceStores.of(stores, None if memo is None else memo[1])
+            view = NamespaceStores.of(stores, None if memo is None else memo[1], cached)
         if version is not None:
             with self._cache_lock:
                 self._ns_memo[namespace] = (version, view)
@@ -3216,11 +3222,14 @@ class NamespaceStores:
 
     @classmethod
     def of(
-        cls, stores: tuple[Store, ...], previous: NamespaceStores | None = None
+        cls,
+        stores: tuple[Store, ...],
+        previous: NamespaceStores | None = None,
+        cached: CachedChild | None = None,
     ) -> NamespaceStores:
         """Render every store once: a store `previous` holds as the same Store object keeps
         its renders (so they live as long as the views that hold them, not in a cache
-        outliving deleted and edited stores)."""
+        outliving deleted and edited stores). `cached`: as `_held_renders` takes it."""
         before: dict[str, tuple[Store, dict[str, Any], tuple[dict[str, Any], ...]]] = {}
         if previous is not None:
             before = {
@@ -3233,7 +3242,7 @@ class NamespaceStores:
             if old is not None and old[0] is store:
                 renders.append((old[1], old[2]))
             else:
-                renders.append(_held_renders(store))
+                renders.append(_held_renders(store, cached))
         rbac = tuple(r for _, r in renders)
         policies = tuple(p for p, _ in renders)
         labels = [label_value(s.name) for s in stores]
@@ -3259,7 +3268,9 @@ class NamespaceStores:
         """Whether a store's label or child names are cut and hashed (`unshortened`)."""
         return not all(unshortened(store.name) for store in self.stores)
 
-    def updated(self, changes: Mapping[str, Store | None]) -> NamespaceStores | None:
+    def updated(
+        self, changes: Mapping[str, Store | None], cached: CachedChild | None = None
+    ) -> NamespaceStores | None:
         """This view with the stores `changes` names replaced, added (last, as the cache adds
         them) or removed (None): every other store keeps its renders, and the groups and
         lookups are copies of this view's with only the changed stores' entries redone. A
@@ -3272,7 +3283,7 @@ class NamespaceStores:
         if self.shortened or not all(unshortened(name) for name in changes):
             return None
         fresh = {
-            name: _held_renders(store)
+            name: _held_renders(store, cached)
             for name, store in changes.items()
             if store is not None
         }
@@ -3636,7 +3647,13 @@ def _comparable_observed(
     return comparable_cronjob(current)
 
 
-def _held_renders(store: Store) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]]:
+# The cached object of a kind and name in the namespace being viewed (None: none held).
+CachedChild = Callable[[str, str], Mapping[str, Any] | None]
+
+
+def _held_renders(
+    store: Store, cached: CachedChild | None = None
+) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]]:
     """`render_access(store)`, the store's NetworkPolicy, Roles and RoleBindings as the
     namespace's views keep them (`NamespaceStores.of`), with their parts held once, as the
     cache holds its objects' (`share_render`): the labels, owner references and compared
@@ -3647,12 +3664,15 @@ def _held_renders(store: Store) -> tuple[dict[str, Any], tuple[dict[str, Any], .
     (`Neighbours.own_renders`).
 
     This replaced a walk of every dict and list of every render (`_shared_parts`), which cost
-    a restart's first pass about a quarter of its CPU, and shared little more (issue 11)."""
+    a restart's first pass about a quarter of its CPU, and shared little more (issue 11).
+    `cached`: the namespace's cached children, whose equal parts are taken as they are
+    (`share_render`)."""
     policy, rbac = render_access(store)
-    share_render(policy)
+    for item in (policy, *rbac):
+        name = item["metadata"]["name"]
+        share_render(item, None if cached is None else cached(item["kind"], name))
     metadata: list[dict[str, Any]] = []
     for item in rbac:
-        share_render(item)
         meta = item["metadata"]
         equal = next((m for m in metadata if m == meta), None)
         if equal is None:
