@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from dataward.controller import cache as cache_module
 from dataward.controller.cache import CachedKind, Informer
 from dataward.controller.kube import loads, loads_list
+from dataward.controller.operator import CACHED_KINDS, SECRET_KINDS
 
 
 def _changed(manager: str, operation: str, time: str) -> dict[str, Any]:
@@ -133,22 +133,18 @@ class _Recording:
         return {"metadata": {"resourceVersion": "1"}, "items": []}
 
 
+# Of what the operator caches, only the large objects' lists are decoded lean.
+LEAN = {"CronJob", "Job", "Pod", "PersonalDataStore"}
+
+
 @pytest.mark.parametrize(
-    ("spec", "lean"),
-    [
-        (CachedKind("CronJob"), True),
-        (CachedKind("Job"), True),
-        (CachedKind("Pod"), True),
-        (CachedKind("NetworkPolicy"), False),
-        (CachedKind("PersonalDataStore"), True),
-        (CachedKind("Role"), False),
-        (CachedKind("Secret", metadata_only=True), False),
-    ],
-    ids=lambda value: value.kind if isinstance(value, CachedKind) else str(value),
+    "spec",
+    [*CACHED_KINDS, *SECRET_KINDS, CachedKind("Secret", metadata_only=True, lean_lists=True)],
+    ids=lambda spec: f"{spec.kind}{' (metadata)' if spec.metadata_only else ''}",
 )
-def test_only_lists_of_large_objects_skip_fields_v1(spec: CachedKind, lean: bool) -> None:
+def test_only_lists_of_large_objects_skip_fields_v1(spec: CachedKind) -> None:
     kube = _Recording()
     informer = Informer(kube, spec, "crm", 3600, lambda *a: None, lambda *a: None)  # type: ignore[arg-type]
     informer._list_pages(None, lambda items: None, lambda: None)
+    lean = spec.kind in LEAN and not spec.metadata_only
     assert kube.decoders == {f"list {spec.kind}": loads_list if lean else loads}
-    assert {"CronJob", "Job", "Pod", "PersonalDataStore"} == cache_module.LEAN_LIST_KINDS

@@ -71,3 +71,46 @@ def test_waiters_go_in_in_the_order_they_asked_and_as_many_at_once_as_allowed() 
         thread.join(5)
     assert order == [0, 1, 2, 3, 4]
     assert most[0] == 2
+
+
+def test_the_namespaces_list_is_not_kept_waiting_behind_the_big_lists_pages() -> None:
+    # Every `per_shard` cache waits for the Namespaces' LIST before it lists; behind the
+    # pages of the big lists it began 0.8-0.9 s late at 10,000 stores. Every place taken,
+    # the operator's Namespace cache still lists; a paced kind's LIST waits for a place.
+    from typing import Any
+
+    from dataward.controller import cache as cache_module
+    from dataward.controller.cache import Informer
+    from dataward.controller.operator import OperatorSettings, cached_kinds
+
+    class Answering:
+        def _call(self, method: str, path: str, **kw: Any) -> Any:
+            return {"metadata": {"resourceVersion": "1"}, "items": []}
+
+    kinds = {spec.kind: spec for spec in cached_kinds(OperatorSettings())}
+    pages = cache_module._LIST_PAGES
+    held = 0
+    try:
+        for _ in range(cache_module.LIST_PAGES_AT_ONCE):
+            pages.__enter__()  # the big lists' pages hold every place
+            held += 1
+        done: dict[str, bool] = {}
+
+        def lists(kind: str) -> None:
+            informer = Informer(Answering(), kinds[kind], None, 3600,  # type: ignore[arg-type]
+                                lambda *a: None, lambda *a: None)  # fmt: skip
+            informer._list_pages(None, lambda items: None, lambda: None)
+            done[kind] = True
+
+        threads = [threading.Thread(target=lists, args=(k,)) for k in ("Namespace", "Role")]
+        for thread in threads:
+            thread.start()
+        _until(lambda: done.get("Namespace"), "the Namespaces listed")
+        time.sleep(0.05)
+        assert "Role" not in done  # waits its turn
+    finally:
+        for _ in range(held):
+            pages.__exit__()
+    for thread in threads:
+        thread.join(5)
+    assert done == {"Namespace": True, "Role": True}

@@ -141,15 +141,6 @@ _LIST_PAGES = FairPages(LIST_PAGES_AT_ONCE)
 # A cache due for its periodic re-list while another of its `Caches` re-lists (their
 # `relist_turn`) keeps watching, and asks for its turn again after this long.
 RELIST_TURN_SECONDS = 2
-# Listed outside that bound: a shard's Namespaces, a page of small objects, which every cache
-# of a `per_shard` kind waits for before it lists. Paced, it waited for the pages of the big
-# lists (the semaphore is not fair): at 10,000 stores those caches began 0.8-0.9 s late.
-UNPACED_KINDS = frozenset({"Namespace"})
-# Kinds whose LISTs are decoded without their managedFields' `fieldsV1` (kube.loads_list):
-# each manager's entry names every field it set (of a pod template; of a store's spec and
-# status), 42-46% of the answer. Not the small objects of other kinds: for those, building
-# dicts from msgspec's Structs cost more than the fields skipped saved.
-LEAN_LIST_KINDS = frozenset({"CronJob", "Job", "Pod", "PersonalDataStore"})
 SHARED_LENGTH = 100  # strings up to this long are interned in cached objects
 LIST_ATTEMPTS = 3  # paged lists started over after an expired continue token
 JOURNAL_BOUND = 20000  # changes remembered per informer (at least; see Informer._note)
@@ -282,6 +273,16 @@ class CachedKind:
     # a kind only the reconciles of the shard's own stores read. Another shard's are dropped
     # as they arrive, before they are slimmed (issue 11: each shard held every namespace's).
     per_shard: bool = False
+    # Its LISTs' pages are decoded without their managedFields' `fieldsV1` (kube.loads_list):
+    # each manager's entry names every field it set (of a pod template; of a store's spec
+    # and status), 42-46% of the answer. Not for small objects: building dicts from
+    # msgspec's Structs cost more than the fields skipped saved. Not with `metadata_only`.
+    lean_lists: bool = False
+    # Its LIST pages wait their turn among every cache's (`_LIST_PAGES`). False: a shard's
+    # Namespaces, a page of small objects that every `per_shard` cache waits for before it
+    # lists; paced, it waited for the pages of the big lists (the semaphore is not fair),
+    # and at 10,000 stores those caches began 0.8-0.9 s late.
+    paced: bool = True
 
     @property
     def api_kind(self) -> str:
@@ -1172,16 +1173,15 @@ class Informer:
         the next is asked for.
         """
         path, selector, accept = self._list_request(namespace)
-        lean = self.spec.api_kind in LEAN_LIST_KINDS and not self.spec.metadata_only
-        decode = loads_list if lean else loads
+        decode = loads_list if self.spec.lean_lists and not self.spec.metadata_only else loads
         for attempt in range(LIST_ATTEMPTS):
             token = ""
             while True:
                 query = [*selector, ("limit", str(limit))]
                 if token:
                     query.append(("continue", token))
-                paced = self.spec.kind not in UNPACED_KINDS
-                with _LIST_PAGES if paced else nullcontext():  # the page is held only inside
+                pace = _LIST_PAGES if self.spec.paced else nullcontext()
+                with pace:  # the page is held only inside
                     try:
                         result = self.kube._call(
                             "GET", path, query=query, what=f"list {self.spec.kind}",

@@ -112,7 +112,7 @@ REQUEST_CACHE = CachedKind("DataSubjectRequest")
 # request of one shard's namespace runs a Job in each store's), the Calico policies (one may
 # select pods beyond its namespace) and the requests: every namespace's.
 CACHED_KINDS: tuple[CachedKind, ...] = (
-    CachedKind("PersonalDataStore"),
+    CachedKind("PersonalDataStore", lean_lists=True),
     CachedKind("PrivacyPolicy", cluster_scoped=True),
     CachedKind("NetworkPolicy", per_shard=True),
     CachedKind("Role", per_shard=True),
@@ -120,9 +120,9 @@ CACHED_KINDS: tuple[CachedKind, ...] = (
     CachedKind("ClusterRole", cluster_scoped=True),
     CachedKind("ClusterRoleBinding", cluster_scoped=True),
     CachedKind("ServiceAccount", OURS),
-    CachedKind("CronJob", OURS, per_shard=True),
-    CachedKind("Job", OURS),
-    CachedKind("Pod", OURS),
+    CachedKind("CronJob", OURS, per_shard=True, lean_lists=True),
+    CachedKind("Job", OURS, lean_lists=True),
+    CachedKind("Pod", OURS, lean_lists=True),
     REQUEST_CACHE,
     ADMIN_POLICY_CACHE,
     CILIUM_POLICY_CACHE,
@@ -244,7 +244,7 @@ def cached_kinds(settings: OperatorSettings) -> tuple[CachedKind, ...]:
     kinds = (*CACHED_KINDS, *(SECRET_KINDS if settings.watch_secrets else ()))
     if settings.namespace_selector or not settings.namespaces:
         kinds = (*kinds, CachedKind("Namespace", settings.namespace_selector or None,
-                                    cluster_scoped=True))  # fmt: skip
+                                    cluster_scoped=True, paced=False))  # fmt: skip
     return kinds
 
 
