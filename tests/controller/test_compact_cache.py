@@ -352,7 +352,13 @@ def test_a_converged_stores_view_renders_hold_its_cached_childrens_bodies() -> N
     assert policy["spec"] is cached["spec"]
     assert policy["metadata"]["labels"] is cached["metadata"]["labels"]
     assert list(view.rbac[0]) == list(render_access(store)[1])
-    for item in view.rbac[0]:
+    _holds_the_cached_rbac(view.rbac[0], caches)
+
+
+def _holds_the_cached_rbac(rbac: tuple[dict[str, Any], ...], caches: Caches) -> None:
+    """Assert that each rendered Role's and RoleBinding's compared body and owner references
+    are its cached child's very objects (one copy)."""
+    for item in rbac:
         cached = caches.get(item["kind"], KEY[0], item["metadata"]["name"])
         body = ("rules",) if item["kind"] == "Role" else ("roleRef", "subjects")
         for field in body:
@@ -433,12 +439,7 @@ def test_a_view_takes_a_converged_childs_equal_parts_from_the_cache_and_never_ed
     assert policy["spec"] is not cached["spec"]
     assert policy["metadata"]["labels"] is cached["metadata"]["labels"]  # not edited: shared
     assert list(view.rbac[0]) == list(render_access(store)[1])
-    for item in view.rbac[0]:
-        child = caches.get(item["kind"], KEY[0], item["metadata"]["name"])
-        body = ("rules",) if item["kind"] == "Role" else ("roleRef", "subjects")
-        for field in body:
-            assert item[field] is child[field], (item["kind"], field)
-        assert item["metadata"]["ownerReferences"] is child["metadata"]["ownerReferences"]
+    _holds_the_cached_rbac(view.rbac[0], caches)
     # The reconcile, whose view is built so, sees the drift and puts the render back.
     kube.calls.clear()
     _reconciler(kube, caches).reconcile(KEY, now=T0 + timedelta(minutes=1))
