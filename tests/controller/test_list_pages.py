@@ -89,20 +89,20 @@ def test_the_namespaces_list_is_not_kept_waiting_behind_the_big_lists_pages() ->
 
     kinds = {spec.kind: spec for spec in cached_kinds(OperatorSettings())}
     pages = cache_module._LIST_PAGES
+    done: dict[str, bool] = {}
+
+    def lists(kind: str) -> None:
+        informer = Informer(Answering(), kinds[kind], None, 3600,  # type: ignore[arg-type]
+                            lambda *a: None, lambda *a: None)  # fmt: skip
+        informer._list_pages(None, lambda items: None, lambda: None)
+        done[kind] = True
+
+    threads = [threading.Thread(target=lists, args=(k,)) for k in ("Namespace", "Role")]
     held = 0
     try:
         for _ in range(cache_module.LIST_PAGES_AT_ONCE):
             pages.__enter__()  # the big lists' pages hold every place
             held += 1
-        done: dict[str, bool] = {}
-
-        def lists(kind: str) -> None:
-            informer = Informer(Answering(), kinds[kind], None, 3600,  # type: ignore[arg-type]
-                                lambda *a: None, lambda *a: None)  # fmt: skip
-            informer._list_pages(None, lambda items: None, lambda: None)
-            done[kind] = True
-
-        threads = [threading.Thread(target=lists, args=(k,)) for k in ("Namespace", "Role")]
         for thread in threads:
             thread.start()
         _until(lambda: done.get("Namespace"), "the Namespaces listed")
@@ -112,5 +112,6 @@ def test_the_namespaces_list_is_not_kept_waiting_behind_the_big_lists_pages() ->
         for _ in range(held):
             pages.__exit__()
     for thread in threads:
-        thread.join(5)
+        if thread.ident is not None:  # started
+            thread.join(5)
     assert done == {"Namespace": True, "Role": True}

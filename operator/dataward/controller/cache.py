@@ -384,26 +384,7 @@ def share_render(obj: dict[str, Any], like: Mapping[str, Any] | None = None) -> 
     where holding the part costs its JSON text and that text's hash, for every part of
     every converged store's renders at a restart's first pass (issue 11). A part that
     differs, or that `like` lacks, is held as without it."""
-    _held_like(obj, held_parts(str(obj.get("kind") or "")), like)
-
-
-def _held_like(value: Any, plan: Held, like: Any) -> Any:
-    """`_held_in_place(value, plan)`, but a part `plan` holds that equals `like`'s part at
-    the same place is `like`'s (held already, and equal: either may stand for the other)."""
-    if plan.one and value and type(value) in plan.one and type(like) is type(value):
-        if value == like:
-            return like
-    if type(value) is not dict or not isinstance(like, Mapping):
-        return _held_in_place(value, plan)
-    for key in [k for k in value if k in plan.keys] if plan.values is None else list(value):
-        sub = plan.keys.get(key, plan.values)
-        if sub is not None:
-            part = _held_like(value[key], sub, like.get(key))
-            if part is not value[key]:
-                value[key] = part
-    if plan.one and value and isinstance(value, plan.one):
-        return _one_copy(value)
-    return value
+    _held_in_place(obj, held_parts(str(obj.get("kind") or "")), like)
 
 
 def share_metadata(meta: dict[str, Any]) -> None:
@@ -412,14 +393,20 @@ def share_metadata(meta: dict[str, Any]) -> None:
     _held_in_place(meta, _METADATA)
 
 
-def _held_in_place(value: Any, plan: Held) -> Any:
+def _held_in_place(value: Any, plan: Held, like: Any = None) -> Any:
     """`value` with the parts `plan` names replaced in place by their held copies (inner parts
-    first), or its held copy when `plan` holds it too."""
+    first), or its held copy when `plan` holds it too. A part `plan` holds that equals
+    `like`'s at the same place is `like`'s (held already, and equal: either stands for the
+    other), found without its text or hash."""
+    if plan.one and value and type(like) is type(value) and isinstance(value, plan.one):
+        if value == like:
+            return like
     if isinstance(value, dict):
+        within = like if isinstance(like, Mapping) else None
         for key in [k for k in value if k in plan.keys] if plan.values is None else list(value):
             sub = plan.keys.get(key, plan.values)
             if sub is not None:
-                part = _held_in_place(value[key], sub)
+                part = _held_in_place(value[key], sub, None if within is None else within.get(key))
                 if part is not value[key]:
                     value[key] = part
     elif isinstance(value, list) and plan.items is not None:
