@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -162,6 +163,15 @@ def summarise(trace: dict[str, Any], spawned: float) -> list[str]:
     return lines
 
 
+def compiled(package: Path) -> None:
+    """Write the bytecode of every module under `package`, as the image's `pip install` does
+    (the operator in a pod imports it, never compiles): this machine's environment sets
+    PYTHONDONTWRITEBYTECODE, so an operator run from a tree compiled all of its modules at
+    every start, about 0.27 s of CPU at each restart that no deployment spends."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -207,6 +217,8 @@ def main() -> int:
     parser.add_argument("--idle-seconds", type=float, default=3)
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args()
+    for tree in args.tree:
+        compiled(Path(tree.split(",")[0]) / "operator")
     results: dict[str, list[tuple[float, float, float, float]]] = {t: [] for t in args.tree}
     spaces = ([NAMESPACE] if args.namespaces == 1
               else [f"{NAMESPACE}-{i:02d}" for i in range(args.namespaces)])  # fmt: skip
