@@ -177,19 +177,28 @@ LATER = ("later", "store-l")
 
 
 class _LaterCaches(_ListingCaches):
-    """`_ListingCaches` whose namespace `later` is listed only a while after its store's
-    first reconcile (as a shard lists its namespaces one by one), then says so."""
+    """`_ListingCaches` whose namespace `later` is listed only after every other store was
+    judged and the first pass's line was still unsaid a second later (as a shard lists its
+    namespaces one by one), then says so. A rule that says the line before `later` is judged
+    has said it by then, and `later` is then never listed before the operator stops: red
+    however slow the machine, not only when the other stores happen to be quick."""
 
     made: ClassVar[list["_LaterCaches"]] = []
+    said: ClassVar[Callable[[], bool]]  # the first pass's line is in the log
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.later_listed = threading.Event()
         _LaterCaches.made.append(self)
 
-    def list_later(self, after: float) -> None:
+    def list_later(self) -> None:
         def listed() -> None:
-            time.sleep(after)
+            while not set(STORES) <= set(_LaterReconciler.judged):
+                time.sleep(0.01)
+            for _ in range(100):
+                if _LaterCaches.said():
+                    return  # said without `later`'s judgment: never list it
+                time.sleep(0.01)
             self.later_listed.set()
             self.on_health("Namespace", LATER[0])
 
@@ -206,7 +215,7 @@ class _LaterReconciler(_Reconciler):
         caches = _LaterCaches.made[-1]
         if key == LATER and not caches.later_listed.is_set():
             if not any(k == LATER for k in _Reconciler.reconciled):
-                caches.list_later(after=1.0)
+                caches.list_later()
             _Reconciler.reconciled.append(key)
             return Outcome(ok=True, judged=False)
         _LaterReconciler.judged.append(key)
@@ -223,6 +232,7 @@ def test_a_store_not_judged_yet_keeps_the_first_pass_open_until_it_is(
     _Reconciler.reconciled.clear()
     _LaterReconciler.judged.clear()
     _LaterCaches.made.clear()
+    _LaterCaches.said = lambda: RE_VERIFIED in caplog.text
     _run_first_pass(caplog, workers=4, within=10.0)
     assert LATER in _Reconciler.reconciled  # reconciled once before its namespace listed
     assert LATER in _LaterReconciler.judged  # and the line waited for its judgment
