@@ -578,6 +578,70 @@ def test_rules_that_mint_service_account_tokens(rule: dict[str, Any]) -> None:
     assert result[:2] == ("False", "WorkloadCreatorsCanMountSecrets")
 
 
+# `create` on Secrets and a read of one Secret of a name its holder chooses mint a token too:
+# a Secret of type kubernetes.io/service-account-token, annotated with the purge job's (or a
+# reader's) ServiceAccount, is filled by kube-controller-manager's token controller with a
+# token that never expires, and the read hands it over (Kubernetes' "Manually create a
+# long-lived API token for a ServiceAccount"). Red first: AccessRestricted was True,
+# OnlyDeclaredReaders, for each of these roles.
+_CREATE_SECRETS = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}
+SECRET_TOKEN_MINTERS = [
+    [_CREATE_SECRETS, {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
+                       "resourceNames": ["mallory-token"]}],
+    [_CREATE_SECRETS, {"apiGroups": [""], "resources": ["secrets"], "verbs": ["patch"],
+                       "resourceNames": ["mallory-token"]}],
+    [_CREATE_SECRETS, {"apiGroups": [""], "resources": ["secrets"], "verbs": ["delete"],
+                       "resourceNames": ["mallory-token"]}],
+    [_CREATE_SECRETS, {"apiGroups": [""], "resources": ["secrets"], "verbs": ["*"],
+                       "resourceNames": ["mallory-token"]}],
+    [{"apiGroups": ["", "apps"], "resources": ["secrets", "configmaps"], "verbs": ["create"]},
+     {"apiGroups": ["*"], "resources": ["secrets"], "verbs": ["watch"],
+      "resourceNames": ["mallory-token"]}],
+]  # fmt: skip
+
+
+def test_whoever_may_create_secrets_and_read_one_of_its_naming_can_read_the_secrets() -> None:
+    mallory = [{"kind": "User", "name": "mallory", "apiGroup": "rbac.authorization.k8s.io"}]
+    status, reason, message = check(
+        [binding("token-minter", "token-minter", mallory, role_kind="Role")],
+        [role("token-minter", SECRET_TOKEN_MINTERS[0], kind="Role")],
+    )
+    assert (status, reason) == ("False", "WorkloadCreatorsCanMountSecrets")
+    assert "RoleBinding crm/token-minter (role Role token-minter)" in message
+    assert "User mallory" in message
+
+
+@pytest.mark.parametrize("rules", SECRET_TOKEN_MINTERS[1:])
+def test_rules_that_mint_a_token_through_a_secret(rules: list[dict[str, Any]]) -> None:
+    result = check([binding("b", "r", ALICE)], [role("r", rules)])
+    assert result[:2] == ("False", "WorkloadCreatorsCanMountSecrets")
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        [_CREATE_SECRETS],  # made, never read back
+        [_CREATE_SECRETS, {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"],
+                           "resourceNames": ["mallory-token"]}],
+        [_CREATE_SECRETS, {"apiGroups": [""], "resources": ["secrets"], "verbs": ["update"],
+                           "resourceNames": ["mallory-token"]}],  # answers with what it sent
+        # A create limited by resourceNames grants no create (the API server asks it with no
+        # name), so these hold only reads of a Secret no store has.
+        [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "get"],
+          "resourceNames": ["mallory-token"]}],
+        [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["*"],
+          "resourceNames": ["mallory-token"]}],
+        [{"apiGroups": ["apps"], "resources": ["secrets"], "verbs": ["create"]},
+         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
+          "resourceNames": ["mallory-token"]}],
+    ],
+)  # fmt: skip
+def test_rules_that_make_or_read_a_secret_but_mint_no_token(
+    rules: list[dict[str, Any]],
+) -> None:
+    assert check([binding("b", "r", ALICE)], [role("r", rules)])[0] == "True"
+
+
 @pytest.mark.parametrize(
     "rule",
     [

@@ -16,6 +16,7 @@ from dataward.checks.observed import (
     TrustedSubjects,
     approval_grants,
     approves_certificates,
+    mints_tokens_through_secrets,
 )
 from dataward.model.k8s_names import service_account_groups
 from dataward.render.labels import STORE_LABEL
@@ -57,14 +58,16 @@ def access_restricted(
     declares its own readers). A neighbour's binding or role that was edited is not exactly
     rendered, so it counts as foreign. A binding of the same scope whose role lets its
     subjects start pods in `namespace`, rewrite a workload's pod template, enter a pod or
-    mint a ServiceAccount's token there (`PolicyRule.starts_pods`: a pod mounts any Secret of
-    its namespace) makes this False too, for its subjects that are neither trusted nor among
-    the store's own bindings' subjects (its readers and purge job, who read the Secrets
-    anyway). So does, for the same subjects, a binding whose role lets them become someone
-    who reads the Secrets (`PolicyRule.escalates`: impersonate, bind or escalate a role,
-    the kubelet's API through nodes/proxy, write an admission webhook, make a
-    PersistentVolume, request any node's client certificate, which kube-controller-manager
-    approves unasked; `approves_certificates`: approve a CSR). So do two
+    mint a ServiceAccount's token there (`PolicyRule.starts_pods`: a pod mounts any Secret
+    of its namespace; `mints_tokens_through_secrets`: create a Secret and read one of a name
+    of its choosing, which kube-controller-manager fills with a token) makes this False too,
+    for its subjects that are neither trusted nor among the store's own bindings' subjects
+    (its readers and purge job, who read the Secrets anyway). So does, for the same
+    subjects, a binding whose role lets them become someone who reads the Secrets
+    (`PolicyRule.escalates`: impersonate, bind or escalate a role, the kubelet's API through
+    nodes/proxy, write an admission webhook, make a PersistentVolume, request any node's
+    client certificate, which kube-controller-manager approves unasked;
+    `approves_certificates`: approve a CSR). So do two
     ClusterRoleBindings, each to a role holding half of a CSR approval, whose subjects may be
     one identity (`split_approvals`: the same subject, a ServiceAccount and one of its
     groups, a User and a Group, two Groups), unless one of those subjects is trusted or
@@ -238,7 +241,8 @@ class RolePowers:
 
     reads_every: bool  # a rule reads Secrets of any name (PolicyRule.reads_secrets)
     reads_named: frozenset[str]  # the names rules with resourceNames read
-    starts_pods: bool  # PolicyRule.starts_pods
+    # PolicyRule.starts_pods of a rule, or mints_tokens_through_secrets of the rules
+    starts_pods: bool
     escalates_namespaced: bool  # PolicyRule.escalates through a RoleBinding
     # ... through a ClusterRoleBinding, or the rules approve certificates between them
     # (approves_certificates: two grants, perhaps of two rules)
@@ -254,7 +258,8 @@ class RolePowers:
         return cls(
             reads_every=any(not rule.resource_names for rule in readers),
             reads_named=frozenset(name for rule in readers for name in rule.resource_names),
-            starts_pods=any(rule.starts_pods() for rule in rules),
+            starts_pods=any(rule.starts_pods() for rule in rules)
+            or mints_tokens_through_secrets(rules),
             escalates_namespaced=any(rule.escalates(False) for rule in rules)
             or approves_certificates(rules, False),
             escalates_cluster=any(rule.escalates(True) for rule in rules)

@@ -23,6 +23,7 @@ from dataward.render.rbac import (
     ESCALATION_GRANTS,
     POD_STARTING_GRANTS,
     SECRET_READ_VERBS,
+    SECRET_TOKEN_GRANTS,
     Grant,
 )
 
@@ -488,6 +489,15 @@ def approval_grants(rules: Sequence[PolicyRule], cluster_binding: bool) -> froze
         for index, grant in enumerate(CERTIFICATE_APPROVAL_GRANTS)
         if any(rule.holds(grant, cluster_binding) for rule in rules)
     )
+
+
+def mints_tokens_through_secrets(rules: Sequence[PolicyRule]) -> bool:
+    """True when the rules of one role grant every one of SECRET_TOKEN_GRANTS between them
+    (create Secrets, and read one of a name of its holder's choosing): their holder makes a
+    ServiceAccount token Secret for any account of the namespace and reads the token
+    kube-controller-manager fills in, as `create` on serviceaccounts/token would mint it
+    (POD_STARTING_GRANTS). Both hold through a RoleBinding of the namespace."""
+    return all(any(rule.holds(grant, False) for rule in rules) for grant in SECRET_TOKEN_GRANTS)
 
 
 def approves_certificates(rules: Sequence[PolicyRule], cluster_binding: bool) -> bool:

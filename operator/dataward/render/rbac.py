@@ -81,6 +81,19 @@ POD_STARTING_GRANTS: tuple[Grant, ...] = (
     Grant(_REWRITE, "", frozenset({"pods/ephemeralcontainers"}), named=True),
     Grant(_CREATE, "", frozenset({"serviceaccounts/token"}), named=True),
 )
+# What mints a ServiceAccount's token with no rule on serviceaccounts/token: `create` on
+# secrets (never by name: the API server asks a create without one) makes a Secret of type
+# kubernetes.io/service-account-token annotated with any ServiceAccount of the namespace
+# (kubernetes.io/service-account.name), which kube-controller-manager's token controller
+# fills with a token of that account that never expires (Kubernetes' "Manually create a
+# long-lived API token for a ServiceAccount"); a read of that Secret (SECRET_READ_VERBS, by
+# the name its maker chose, so a rule limited by resourceNames counts) hands the token over.
+# Both grants, perhaps of two rules of one role, count as minting a token, with
+# POD_STARTING_GRANTS (`mints_tokens_through_secrets`).
+SECRET_TOKEN_GRANTS: tuple[Grant, ...] = (
+    Grant(_CREATE, "", frozenset({"secrets"}), named=False),
+    Grant(frozenset(SECRET_READ_VERBS), "", frozenset({"secrets"}), named=True),
+)
 # What lets its holder become someone who reads the Secrets, run commands in a pod that
 # mounts them, or have them sent to it, with no rule on secrets or pods (Kubernetes' RBAC
 # good practices, "Privilege escalation risks"): `impersonate` on serviceaccounts (a
