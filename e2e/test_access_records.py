@@ -9,6 +9,8 @@ database and `--audit-log` on that API server's log. Then:
   material nor the database password;
 - a store created after the policy was rendered is not audited: the operator's own read of its
   ring never reaches the log, and the store says so (AccessRecorded=False);
+- so is a store whose credentials Secret was renamed after it: its ring's reads are audited,
+  its credentials' are not, and it says so, naming that Secret (AccessRecorded=False);
 - the operator's key creation, a rotation (the operator's clock moved past keyRotation), a
   purge run and its condition transitions make a chain `dataward evidence verify` accepts;
   an edit of one record in the database is then caught with that record named.
@@ -52,6 +54,7 @@ from tests.databases import DatabaseServer
 NAMESPACE = "access-crm"
 STORE = "support-inquiries"
 UNAUDITED = "support-archive"  # created after the audit policy was rendered
+RENAMED = "support-renamed"  # its credentials Secret renamed after the policy was rendered
 CANARY_SECONDS = 15
 TABLE = f"access_inquiries_{uuid.uuid4().hex[:6]}"  # the session's live server is shared
 
@@ -91,8 +94,10 @@ def rows(setup: Setup, kind: str | None = None) -> list[tuple[Any, ...]]:
         return list(conn.execute(query + " WHERE kind = %s ORDER BY seq", (kind,)).fetchall())
 
 
-def store_doc(postgres: Postgres, name: str) -> dict[str, Any]:
-    database = {**postgres.live.store_database(), "credentialsSecret": "crm-postgres-purger"}
+def store_doc(
+    postgres: Postgres, name: str, credentials: str = "crm-postgres-purger"
+) -> dict[str, Any]:
+    database = {**postgres.live.store_database(), "credentialsSecret": credentials}
     doc = load_example("examples/stores/support-inquiries.yaml", NAMESPACE, database=database)
     doc["metadata"]["name"] = name
     return doc
@@ -114,11 +119,13 @@ def setup(
     url = f"postgresql://{server.host}:{server.port}/{database}?tls=disable"
     login = (postgres.username, postgres.password)
 
-    # The audit policy for the store that will exist (not for UNAUDITED).
+    # The audit policy for the stores that will exist (not for UNAUDITED; for RENAMED as it
+    # was before its credentials Secret was renamed).
     inputs = workdir / "inputs"
     inputs.mkdir()
     (inputs / "all.yaml").write_text(yaml.safe_dump_all(
-        [load_example("examples/policy.yaml"), store_doc(postgres, STORE)]))  # fmt: skip
+        [load_example("examples/policy.yaml"), store_doc(postgres, STORE),
+         store_doc(postgres, RENAMED)]))  # fmt: skip
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert main(["audit-policy", "-f", str(inputs)]) == 0
@@ -242,6 +249,23 @@ def test_a_store_the_audit_policy_does_not_cover_is_not_access_recorded(
     covered = get(plane, "pds", STORE, NAMESPACE)
     recorded = next(c for c in covered["status"]["conditions"] if c["type"] == "AccessRecorded")
     assert recorded["status"] == "True"
+
+
+def test_a_store_whose_credentials_the_audit_policy_does_not_name_is_not_access_recorded(
+    setup: Setup, postgres: Postgres
+) -> None:
+    # Red first: the ring's read was the only canary, so this store was AccessRecorded=True
+    # while nobody's read of its database password was audited or recorded.
+    plane = setup.plane
+    renamed = "crm-postgres-purger-v2"
+    apply(plane, postgres.credentials_secret(NAMESPACE, renamed),
+          store_doc(postgres, RENAMED, credentials=renamed))  # fmt: skip
+    store = wait_condition(plane, NAMESPACE, RENAMED, "AccessRecorded", "False",
+                           "AccessReadNotAudited", timeout=CANARY_SECONDS + 90)  # fmt: skip
+    recorded = next(c for c in store["status"]["conditions"] if c["type"] == "AccessRecorded")
+    print("AccessRecorded:", json.dumps(recorded, indent=2))
+    assert f"Secret {renamed}" in recorded["message"]
+    assert names_for(RENAMED).key_ring not in recorded["message"]
 
 
 def test_the_operators_chain_verifies_and_an_edit_is_caught(

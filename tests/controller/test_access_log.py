@@ -177,13 +177,13 @@ def test_a_backlog_that_cannot_be_listed_at_start_is_unknown_then_read(
     f, crm = follower(path, sink), the_store()
     f.start(lambda: [crm], lambda key: None)
     try:
-        wait(lambda: f.canary("crm", RING).log_error is not None)
-        verdict = access_recorded(f.canary("crm", RING), RING, str(path), GRACE)
+        wait(lambda: f.canary("crm", [RING]).log_error is not None)
+        verdict = access_recorded(f.canary("crm", [RING]), RING, str(path), GRACE)
         assert (verdict.status, verdict.reason) == ("Unknown", "AuditLogUnreadable")
         assert sink.ids() == []
         listing.failing = False
         wait(lambda: len(sink.records) == 2)
-        wait(lambda: f.canary("crm", RING).log_error is None)
+        wait(lambda: f.canary("crm", [RING]).log_error is None)
     finally:
         f.stop()
     assert sink.ids() == ["r0", "r1"]
@@ -206,7 +206,7 @@ def test_a_rotation_seen_while_the_directory_cannot_be_listed_loses_no_read(
         path.write_text(line("r3", T0 + timedelta(seconds=2)))
         path.rename(tmp_path / "audit-2026-12-01T10-00-02.000.log")
         path.write_text(line("r4", T0 + timedelta(seconds=3)))
-        wait(lambda: f.canary("crm", RING).log_error is not None)
+        wait(lambda: f.canary("crm", [RING]).log_error is not None)
         listing.failing = False
         wait(lambda: len(sink.records) == 4)
     finally:
@@ -282,8 +282,8 @@ def test_an_evidence_log_that_is_down_loses_nothing_and_the_store_is_told(tmp_pa
     f.note_read("crm", RING, crm.name)
     f.start(lambda: [crm], queued.append)
     try:
-        wait(lambda: f.canary("crm", RING).evidence_error is not None)
-        verdict = access_recorded(f.canary("crm", RING), RING, str(path), GRACE)
+        wait(lambda: f.canary("crm", [RING]).evidence_error is not None)
+        verdict = access_recorded(f.canary("crm", [RING]), RING, str(path), GRACE)
         assert (verdict.status, verdict.reason) == ("Unknown", "AccessEvidenceUnwritable")
         assert ("crm", crm.name) in queued
         sink.failing = False
@@ -304,7 +304,7 @@ def test_two_rotations_while_the_evidence_log_is_down_lose_no_read(tmp_path: Pat
         sink.failing = True
         with path.open("a") as out:
             out.write(line("r2", T0 + timedelta(seconds=1)))
-        wait(lambda: f.canary("crm", RING).evidence_error is not None)
+        wait(lambda: f.canary("crm", [RING]).evidence_error is not None)
         # While the append of r2 is retried, the API server rotates twice.
         path.rename(tmp_path / "audit-2026-12-01T10-00-01.000.log")
         path.write_text(line("r3", T0 + timedelta(seconds=2)))
@@ -356,7 +356,7 @@ def test_the_canary_turns_true_false_and_true_again(tmp_path: Path) -> None:
     key = ("crm", crm.name)
 
     def verdict() -> tuple[str, str]:
-        condition = access_recorded(f.canary("crm", RING), RING, str(path), GRACE)
+        condition = access_recorded(f.canary("crm", [RING]), RING, str(path), GRACE)
         return condition.status, condition.reason
 
     f.note_read("crm", RING, crm.name)
@@ -372,7 +372,7 @@ def test_the_canary_turns_true_false_and_true_again(tmp_path: Path) -> None:
         with path.open("a") as out:
             out.write(line("r2", T0 + timedelta(seconds=2)))
         wait(lambda: len(sink.records) == 2)
-        wait(lambda: f.canary("crm", RING).asked is None)
+        wait(lambda: f.canary("crm", [RING]).asked is None)
         assert queued.count(key) == 1
         # A read the API server never audits (its policy lost the store): False after grace.
         wall.now = T0 + timedelta(minutes=1)
@@ -402,10 +402,10 @@ def test_an_unreadable_log_is_unknown_never_true(tmp_path: Path) -> None:
     f.note_read("crm", RING, crm.name)
     f.start(lambda: [crm], queued.append)
     try:
-        wait(lambda: f.canary("crm", RING).log_error is not None)
+        wait(lambda: f.canary("crm", [RING]).log_error is not None)
     finally:
         f.stop()
-    condition = access_recorded(f.canary("crm", RING), RING, str(path), GRACE)
+    condition = access_recorded(f.canary("crm", [RING]), RING, str(path), GRACE)
     assert (condition.status, condition.reason) == ("Unknown", "AuditLogUnreadable")
     assert "No such file" in condition.message
 
@@ -446,4 +446,46 @@ def test_stores_not_listed_yet_at_start_hold_the_follower_never_end_it(tmp_path:
         wait(lambda: len(sink.records) == 1)
     finally:
         f.stop()
-    assert sink.ids() == ["r1"] and f.canary("crm", RING).evidence_error is None
+    assert sink.ids() == ["r1"] and f.canary("crm", [RING]).evidence_error is None
+
+
+CREDENTIALS = "crm-postgres-purger"
+
+
+def test_every_secret_of_the_store_is_a_canary_not_the_ring_alone(tmp_path: Path) -> None:
+    # Red first (e2e/test_access_records.py, a credentials Secret renamed after the audit
+    # policy was rendered): the ring's audited read made AccessRecorded True while nobody's
+    # read of the database password was audited. Two stores share the credentials Secret:
+    # its answer queues both.
+    path, sink, wall = tmp_path / "audit.log", Sink(), Wall()
+    path.write_text("")
+    f, queued = follower(path, sink, wall), []
+    crm, other = the_store(), the_store("support-archive")
+    secrets = [RING, CREDENTIALS]
+
+    def verdict() -> tuple[str, str, str]:
+        condition = access_recorded(f.canary("crm", secrets), RING, str(path), GRACE)
+        return condition.status, condition.reason, condition.message
+
+    for secret in secrets:
+        f.note_read("crm", secret, crm.name)
+    f.note_read("crm", CREDENTIALS, other.name)
+    f.start(lambda: [crm, other], queued.append)
+    try:
+        with path.open("a") as out:
+            out.write(line("r1", T0 + timedelta(seconds=1)))
+        wait(lambda: f.canary("crm", [RING]).answered is not None)
+        status, reason, message = verdict()
+        assert (status, reason) == ("Unknown", "AccessRecordPending")
+        assert f"Secret {CREDENTIALS}" in message
+        wall.now = T0 + GRACE
+        status, reason, message = verdict()
+        assert (status, reason) == ("False", "AccessReadNotAudited")
+        assert f"read Secret {CREDENTIALS} at" in message
+        with path.open("a") as out:
+            out.write(line("r2", T0 + timedelta(seconds=2), name=CREDENTIALS))
+        wait(lambda: verdict()[0] == "True")
+        wait(lambda: ("crm", other.name) in queued)
+        assert verdict()[1] == "AccessReadsRecorded"
+    finally:
+        f.stop()

@@ -724,25 +724,28 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         ACCESS_RECORDED,
         "AccessReadsRecorded",
         "True",
-        "The operator's read of the key ring is in the API server's audit log and was "
-        "appended to the evidence log, as every read of the store's Secrets is.",
+        "The operator's reads of the key ring and of each credentials Secret are in the API "
+        "server's audit log and were appended to the evidence log, as every read of the "
+        "store's Secrets is.",
         "Nothing.",
     ),
     _store(
         ACCESS_RECORDED,
         "AccessRecordPending",
         "Unknown",
-        "The operator read the key ring and waits for the audit record of that read.",
+        "The operator read the key ring or a credentials Secret (named in the message) and "
+        "waits for the audit record of that read.",
         "Nothing, unless it lasts: then AccessReadNotAudited follows.",
     ),
     _store(
         ACCESS_RECORDED,
         "AccessReadNotAudited",
         "False",
-        "A read of the key ring by the operator is not in the API server's audit log after "
-        "the grace period (--audit-canary-seconds): the API server's audit policy does not "
-        "cover this store's Secrets (or it no longer writes that file), so reads of them are "
-        "not recorded.",
+        "A read by the operator of the key ring or of a credentials Secret (named in the "
+        "message) is not in the API server's audit log after the grace period "
+        "(--audit-canary-seconds): the API server's audit policy does not cover that Secret "
+        "(a store added, or its credentials Secret renamed, after the policy was rendered; "
+        "or the API server no longer writes that file), so reads of it are not recorded.",
         "Render the policy again with `dataward audit-policy` (it names every store's "
         "Secrets) and install it on the API server (--audit-policy-file).",
     ),

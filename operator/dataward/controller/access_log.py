@@ -45,7 +45,6 @@ from dataward.evidence.access import (
 from dataward.evidence.errors import EvidenceError
 from dataward.evidence.payloads import validate
 from dataward.model.store import Store
-from dataward.render.names import names_for
 
 log = logging.getLogger("dataward.access_log")
 
@@ -194,10 +193,10 @@ def rotated_files(path: Path, since: datetime | None) -> list[Path]:
 
 
 @dataclass
-class _Ring:
-    """The canary of one key ring."""
+class _Canary:
+    """The canary of one Secret of one or more stores (a credentials Secret may be shared)."""
 
-    store: StoreKey
+    stores: set[StoreKey]
     asked: datetime | None = None
     answered: datetime | None = None
     overdue_told: bool = False
@@ -220,7 +219,7 @@ class AccessLogFollower:
         self.poll_seconds = poll_seconds
         self.wall = wall
         self._lock = threading.Lock()
-        self._rings: dict[tuple[str, str], _Ring] = {}
+        self._canaries: dict[tuple[str, str], _Canary] = {}
         self._log_error: str | None = None
         self._evidence_error: str | None = None
         self._stop = threading.Event()
@@ -231,24 +230,35 @@ class AccessLogFollower:
 
     # The reconciler's side.
 
-    def note_read(self, namespace: str, ring: str, store: str) -> None:
-        """The operator is about to read key ring `ring` (the canary's question)."""
+    def note_read(self, namespace: str, secret: str, store: str) -> None:
+        """The operator is about to read Secret `secret` of store `store` by name (the
+        canary's question): its key ring, and each of its credentials Secrets."""
         with self._lock:
-            state = self._rings.setdefault((namespace, ring), _Ring((namespace, store)))
+            state = self._canaries.setdefault((namespace, secret), _Canary(set()))
+            state.stores.add((namespace, store))
             if state.asked is None:
                 state.asked = self.wall()
                 state.overdue_told = False
 
-    def canary(self, namespace: str, ring: str) -> AccessCanary:
-        """What is known of the reads of `ring` now."""
+    def canary(self, namespace: str, secrets: list[str]) -> AccessCanary:
+        """What is known of the reads of a store's `secrets` now: the oldest read of one of
+        them not yet in the log (and which), and the newest answer of the Secret answered
+        least recently, None while one of them has had none (and which): every Secret's
+        reads must be audited, not only the ring's (an audit policy rendered before a
+        credentials Secret was renamed, or an archive added, names the ring alone)."""
         with self._lock:
-            state = self._rings.get((namespace, ring))
+            states = [(name, self._canaries.get((namespace, name))) for name in secrets]
+            asked = [(s.asked, name) for name, s in states if s is not None and s.asked]
+            unanswered = [name for name, s in states if s is None or s.answered is None]
+            answers = [s.answered for _, s in states if s is not None and s.answered]
+            oldest = min(asked) if asked else None
             return AccessCanary(
                 now=self.wall(),
                 log_error=self._log_error,
                 evidence_error=self._evidence_error,
-                asked=state.asked if state else None,
-                answered=state.answered if state else None,
+                asked=oldest[0] if oldest else None,
+                answered=None if unanswered else min(answers, default=None),
+                secret=oldest[1] if oldest else (unanswered[0] if unanswered else None),
             )
 
     # The thread.
@@ -368,15 +378,15 @@ class AccessLogFollower:
         if not lines:
             return
         targets = AccessTargets.of(stores)
-        rings = {(s.namespace, names_for(s.name).key_ring) for s in stores}
         for line in lines:
             read = parse_audit_line(line)
             if read is None:
                 continue
-            for namespace, name in targets.stores_read(read):
+            read_stores = targets.stores_read(read)
+            for namespace, name in read_stores:
                 if not self._append(read, f"{namespace}/{name}"):
                     return
-            if read.secret is not None and (read.namespace, read.secret) in rings:
+            if read.secret is not None and read_stores:
                 self._answer(read)
 
     def _append(self, read: AuditRead, subject: str) -> bool:
@@ -410,36 +420,39 @@ class AccessLogFollower:
         return False
 
     def _answer(self, read: AuditRead) -> None:
-        """A read of a ring is in the log and the evidence log: the canary's answer."""
+        """A read of a store's Secret is in the log and the evidence log: the canary's
+        answer."""
         at = read.at
         with self._lock:
-            state = self._rings.get((read.namespace, str(read.secret)))
+            state = self._canaries.get((read.namespace, str(read.secret)))
             if state is None:
                 return
             first = state.answered is None
             state.answered = at if first else max(at, state.answered or at)
             resolved = state.asked is not None and at >= state.asked - CLOCK_SKEW
-            # Queue the store only when its verdict changes (Unknown or False to True): its
-            # reconcile reads the ring again, and that read must not queue it once more.
+            # Queue the stores only when their verdict may change (Unknown or False to True):
+            # their reconcile reads the Secret again, and that read must not queue them once
+            # more.
             changed = first or (resolved and state.overdue_told)
             if resolved:
                 state.asked = None
-            store = state.store
+            stores = sorted(state.stores)
         if changed:
-            self._on_change(store)
+            for store in stores:
+                self._on_change(store)
 
     def _tell_overdue(self) -> None:
         """Queue each store whose canary just became overdue (it turns False)."""
         now = self.wall()
         due: list[StoreKey] = []
         with self._lock:
-            for state in self._rings.values():
+            for state in self._canaries.values():
                 if state.asked is not None and not state.overdue_told and (
                     now - state.asked >= self.grace
                 ):
                     state.overdue_told = True
-                    due.append(state.store)
-        for store in due:
+                    due.extend(state.stores)
+        for store in sorted(set(due)):
             self._on_change(store)
 
     def _set_log_error(self, error: str | None) -> None:
@@ -458,6 +471,6 @@ class AccessLogFollower:
 
     def _requeue_all(self) -> None:
         with self._lock:
-            stores = {state.store for state in self._rings.values()}
+            stores = {store for state in self._canaries.values() for store in state.stores}
         for store in sorted(stores):
             self._on_change(store)

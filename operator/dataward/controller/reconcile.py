@@ -236,12 +236,13 @@ class AccessRecords(Protocol):
     path: Path
     grace: timedelta
 
-    def note_read(self, namespace: str, ring: str, store: str) -> None:
-        """The operator is about to read the store's key ring."""
+    def note_read(self, namespace: str, secret: str, store: str) -> None:
+        """The operator is about to read a Secret of the store by name (its key ring, a
+        credentials Secret)."""
         ...
 
-    def canary(self, namespace: str, ring: str) -> AccessCanary:
-        """What is known of the audit records of the ring's reads."""
+    def canary(self, namespace: str, secrets: list[str]) -> AccessCanary:
+        """What is known of the audit records of the reads of the store's `secrets`."""
         ...
 
 
@@ -768,7 +769,7 @@ class Reconciler:
             else None
         )
         credentials = tuple(
-            (secret, self._presence("Secret", store.namespace, secret))
+            (secret, self._credentials_presence(store, secret))
             for secret in credentials_secrets(store)
         )
         return StoreSnapshot(
@@ -1183,6 +1184,22 @@ class Reconciler:
             if parsed is not view.by_name.get(name):
                 changes[name] = parsed
         return changes
+
+    def _credentials_presence(self, store: Store, secret: str) -> Presence:
+        """Whether a credentials Secret of the store exists (its metadata only). With access
+        records on (`--audit-log`) it is read by name, never from the cache: that read is a
+        canary as the ring's is, whose audit event proves the API server audits reads of it
+        too (AccessRecorded)."""
+        access = self.settings.access_records
+        if access is None:
+            return self._presence("Secret", store.namespace, secret)
+        access.note_read(store.namespace, secret, store.name)
+        try:
+            present = self.kube.exists("Secret", store.namespace, secret)
+        except KubeError as error:
+            log.info("Secret %s/%s unreadable: %s", store.namespace, secret, error)
+            return "unknown"
+        return "present" if present else "absent"
 
     def _presence(self, kind: str, namespace: str, name: str) -> Presence:
         """Whether an object exists, reading its metadata only (a Secret's data is not read)."""
@@ -3563,7 +3580,7 @@ def judge(
     if access is not None:
         conditions.append(
             access_recorded(
-                access.canary(store.namespace, names.key_ring),
+                access.canary(store.namespace, store_secrets(store)),
                 names.key_ring,
                 str(access.path),
                 access.grace,
