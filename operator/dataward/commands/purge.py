@@ -270,6 +270,7 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> PurgeResult
                 connect_archive=connect_archive,
                 job_clock=lambda: datetime.now(UTC),
                 options=options,
+                policy_at=source.policy_at,
             )
         return purge(
             store,
@@ -280,6 +281,7 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> PurgeResult
             check_continue=check,
             fault=fault_from_env(environ),
             options=options,
+            policy_at=source.policy_at,
         )
     except Exception as caught:  # anything but a PurgeError: its text could quote a value
         error = caught if isinstance(caught, PurgeError) else unforeseen(caught, "purge")
