@@ -138,3 +138,28 @@ def test_clocks_that_agree_on_the_revision_plan_under_it(
     assert str(planned.retention) == (in_force or period)
     for clock in (job_now, db_now):
         assert is_safely_expired(planned.cutoff, planned.retention, clock)
+
+
+@pytest.mark.parametrize("period", ["6mo", "2y"])
+def test_between_batches_a_revision_due_by_a_database_clock_ahead_stops_the_run(
+    period: str,
+) -> None:
+    """The re-check between batches decided the revision at the job's clock alone: with a
+    database clock ahead (within the skew) the revision was in force by it minutes before the
+    run stopped. It now stops once the revision is in force at any instant the skew allows."""
+    from dataward.commands.purge import _rechecker
+
+    job_now = EFFECTIVE - timedelta(minutes=3)
+    source = source_at(revised(period), job_now)
+    store, policy = source.load()
+    assert policy is not None and str(policy.category(store.category).retention.period) == "1y"  # type: ignore[union-attr]
+    check = _rechecker(
+        source, store, policy, 0.0, clock=lambda: job_now, skew=timedelta(minutes=5)
+    )
+    stop = check()
+    assert stop is not None and stop.reason == "RetentionChanged"
+    quiet = _rechecker(
+        source, store, policy, 0.0, clock=lambda: job_now - timedelta(minutes=3),
+        skew=timedelta(minutes=5),
+    )  # fmt: skip
+    assert quiet() is None  # the start is further off than the skew: the run goes on
