@@ -40,6 +40,7 @@ from dataward.purge.engine import (
 )
 from dataward.purge.errors import PurgeError, unforeseen
 from dataward.purge.plan import (
+    DEFAULT_MAX_CLOCK_SKEW,
     LargeCutThreshold,
     Stop,
     interruption,
@@ -192,28 +193,40 @@ def connector(
 
 
 def _rechecker(
-    source: StoreSource, store: Store, policy: Policy, interval: float
+    source: StoreSource,
+    store: Store,
+    policy: Policy,
+    interval: float,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
 ) -> Callable[[], Stop | None]:
     """Before every batch: re-read the store (one GET: a legal hold stops the next batch);
-    the policy, which changes rarely, at most every `interval` seconds."""
+    the policy, which changes rarely, at most every `interval` seconds. Its revision in force
+    is decided at every check, at the job's clock and `skew` later: a database's clock may be
+    ahead by that much, and a revision in force by it stops the run as one by the job's."""
     last = [time.monotonic()]
-    plan = make_plan(store, policy, datetime.now(UTC))
-    current_policy: list[Policy | None] = [policy]
+    plan = make_plan(store, policy, clock())
 
     def check() -> Stop | None:
         try:
             if time.monotonic() - last[0] >= interval:
                 last[0] = time.monotonic()
-                current, current_policy[0] = source.load()
+                current, _ = source.load()
             else:
                 current = source.load_store()
+            now = clock()
+            policies = [source.policy_at(now), source.policy_at(now + skew)]
         except PurgeError as error:
             return Stop(
                 "StoreUnavailable",
                 f"could not re-read the store ({error.message}), so whether it may still be "
                 "purged (a legal hold, its compliance) is unknown; stopped.",
             )
-        return interruption(plan, current, current_policy[0])
+        for in_force in policies:
+            stop = interruption(plan, current, in_force)
+            if stop is not None:
+                return stop
+        return None
 
     return check
 
@@ -249,7 +262,13 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> PurgeResult
                     args.ca_file,
                 )
         check = (
-            _rechecker(source, store, policy, args.recheck_interval)
+            _rechecker(
+                source,
+                store,
+                policy,
+                args.recheck_interval,
+                skew=timedelta(seconds=args.max_clock_skew),
+            )
             if policy is not None and policy.category(store.category) is not None
             else (lambda: None)
         )
@@ -270,6 +289,7 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> PurgeResult
                 connect_archive=connect_archive,
                 job_clock=lambda: datetime.now(UTC),
                 options=options,
+                policy_at=source.policy_at,
             )
         return purge(
             store,
@@ -280,6 +300,7 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> PurgeResult
             check_continue=check,
             fault=fault_from_env(environ),
             options=options,
+            policy_at=source.policy_at,
         )
     except Exception as caught:  # anything but a PurgeError: its text could quote a value
         error = caught if isinstance(caught, PurgeError) else unforeseen(caught, "purge")

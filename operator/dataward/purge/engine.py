@@ -162,6 +162,7 @@ from dataward.purge.plan import (
     overdue_seconds,
     planning_instant,
     refusal,
+    revision_at_clocks,
     server_side_copy,
     store_ref,
 )
@@ -188,6 +189,8 @@ from dataward.purge.sql import (
 Fault = Callable[[str], None]  # the same hook as batches.Fault, part of this module's API
 CheckContinue = Callable[[], Stop | None]
 Clock = Callable[[], datetime]
+# The policy as the revision in force at an instant (`StoreSource.policy_at`): no I/O.
+PolicyAt = Callable[[datetime], Policy | None]
 
 FAULT_POINTS = ("before-select", "after-select", "after-archive-commit", "after-delete")
 
@@ -1499,6 +1502,7 @@ def purge(
     fault: Fault = no_fault,
     options: EngineOptions | None = None,
     at: datetime | None = None,
+    policy_at: PolicyAt | None = None,
 ) -> PurgeResult:
     """Run one purge of `store` and return its record; never raises for database trouble.
 
@@ -1506,7 +1510,9 @@ def purge(
     the tables; count (large-cut gate, dry run); batches; the record.
 
     `at` (dry runs only, for `dataward preview --now`): plan at this instant instead of the
-    servers' clocks.
+    servers' clocks (`policy` then the revision in force at `at`).
+    `policy_at` (`StoreSource.policy_at`): the policy as the revision in force at an instant;
+    the run deletes nothing unless it is `policy` at every clock read (`_plan`).
     """
     if at is not None and not store.purge.dry_run:
         raise ValueError("a purge at a chosen instant must be a dry run")
@@ -1531,7 +1537,7 @@ def purge(
         planned = (
             make_plan(store, policy, at, at)
             if at is not None
-            else _plan(store, policy, live, archive, options, job_clock)
+            else _plan(store, policy, live, archive, options, job_clock, policy_at)
         )
         if isinstance(planned, _SkewGate):
             return _gated(replace(base, server_time=planned.live_now), planned.gate, job_clock())
@@ -1647,6 +1653,7 @@ def preview(
     job_clock: Clock,
     options: EngineOptions | None = None,
     at: datetime | None = None,
+    policy_at: PolicyAt | None = None,
 ) -> PurgeResult:
     """What a purge of `store` would do now (or `at`): the purge itself as a dry run, so the
     counts come from the same plan, statements and budget as a real run's."""
@@ -1659,6 +1666,7 @@ def preview(
         job_clock=job_clock,
         options=options,
         at=at,
+        policy_at=policy_at,
     )
 
 
@@ -1669,17 +1677,24 @@ def _plan(
     archive: Session | None,
     options: EngineOptions,
     job_clock: Clock,
+    policy_at: PolicyAt | None = None,
 ) -> PurgePlan | _SkewGate:
     """The plan at each server's clock or the job's, whichever is earlier (`planning_instant`),
-    or the skew gate when a clock is too far off."""
+    or the skew gate when a clock is too far off, or (with `policy_at`) the stop when the
+    revision in force is not `policy` at every clock read (`revision_at_clocks`): the revision
+    is decided at the instants the cutoffs are."""
     live_now = live.server_now()
     job_now = job_clock()
+    clocks = [live_now, job_now]
     gate = clock_skew(live_now, job_now, options.max_clock_skew, "live database")
     archive_now = None
     if gate is None and archive is not None:
         archive_server, archive_job = archive.server_now(), job_clock()
+        clocks += [archive_server, archive_job]
         gate = clock_skew(archive_server, archive_job, options.max_clock_skew, "archive")
         archive_now = planning_instant(archive_server, archive_job)
+    if gate is None and policy_at is not None:
+        gate = revision_at_clocks(policy, [policy_at(clock) for clock in clocks])
     if gate is not None:
         return _SkewGate(gate, live_now)
     return make_plan(store, policy, planning_instant(live_now, job_now), archive_now)

@@ -185,6 +185,29 @@ def clock_skew(
     )
 
 
+def revision_at_clocks(loaded: Policy | None, at_clocks: Sequence[Policy | None]) -> Gate | None:
+    """Stop a run before it reads a row when the revision of the policy in force is not the
+    same at every clock it read (`at_clocks`: the policy decided at each server's clock and
+    the job's) as the one it loaded (`loaded`, decided at the job's clock).
+
+    Within the allowed skew any of those clocks may be the right one, so a revision that takes
+    effect between them is in force by one and not by another. Neither is safe to plan under
+    at `planning_instant`: the revision at the job's clock may be a shorter retention not yet
+    in force at the database's earlier instant, the one at the earlier clock a longer one
+    already in force by the later. The next run, past the start, decides under one revision.
+    """
+    if all(policy == loaded for policy in at_clocks):
+        return None
+    return Gate(
+        "Succeeded",
+        "RetentionChanged",
+        "a revision of the policy takes effect between the database servers' clocks and the "
+        "purge job's (within the allowed skew), so which revision is in force at the instant "
+        "of the cutoff is not certain; nothing was deleted, the next run uses the revision "
+        "in force then.",
+    )
+
+
 def acknowledge_token(store: Store, policy: Policy) -> str:
     """The value of the acknowledgement annotation that releases a held large cut: the
     retention and generations (for a person to read), then a digest of the store's namespace,

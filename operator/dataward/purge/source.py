@@ -40,6 +40,27 @@ class StoreSource(Protocol):
         """Read the store alone, fresh, now (the cheap check before every batch)."""
         ...
 
+    def policy_at(self, instant: datetime) -> Policy | None:
+        """The policy the last `load` read, as the revision in force at `instant` (no I/O):
+        the run decides it at the very clocks its cutoff is computed at."""
+        ...
+
+
+def policy_in_force(
+    raw: Mapping[str, Any] | None, instant: datetime, pending_generation: int | None = None
+) -> Policy | None:
+    """The PrivacyPolicy `raw` as the revision in force at `instant` (`in_force_policy`), or
+    as written when a preview of its pending revision (`pending_generation`) reads it; None
+    without a policy. A PurgeError (Configuration) when the recorded status cannot be read."""
+    if raw is None:
+        return None
+    try:
+        if pending_generation is not None:
+            return parse_policy(raw)
+        return in_force_policy(raw, instant)
+    except ModelError as exc:
+        raise PurgeError("Configuration", str(exc)) from None
+
 
 def _documents(paths: Iterable[Path]) -> list[Mapping[str, Any]]:
     docs: list[Mapping[str, Any]] = []
@@ -65,9 +86,16 @@ def _documents(paths: Iterable[Path]) -> list[Mapping[str, Any]]:
 class FileSource:
     """A PersonalDataStore and its PrivacyPolicy from YAML files (multi-document is fine)."""
 
-    def __init__(self, paths: Sequence[Path], store: str | None = None) -> None:
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        store: str | None = None,
+        clock: Callable[[], datetime] = system_clock,
+    ) -> None:
         self.paths = tuple(paths)
         self.store = store
+        self.clock = clock  # which revision of the policy is in force depends on "now"
+        self._raw_policy: Mapping[str, Any] | None = None
 
     def load(self) -> tuple[Store, Policy | None]:
         """Parse the files again (so an edit between batches is seen)."""
@@ -89,17 +117,22 @@ class FileSource:
             )
         try:
             store = parse_store(stores[0])
-            # A policy exported with its status (kubectl get -o yaml) says which revision is
-            # in force; the same rule as the API source's then applies.
-            policies = [
-                in_force_policy(d, system_clock())
-                for d in docs
-                if d.get("kind") == "PrivacyPolicy"
-                and (d.get("metadata") or {}).get("name") == store.policy
-            ]
         except ModelError as exc:
             raise PurgeError("Configuration", str(exc)) from None
-        return store, policies[0] if policies else None
+        # A policy exported with its status (kubectl get -o yaml) says which revision is in
+        # force; the same rule as the API source's then applies.
+        policies = [
+            d
+            for d in docs
+            if d.get("kind") == "PrivacyPolicy"
+            and (d.get("metadata") or {}).get("name") == store.policy
+        ]
+        self._raw_policy = policies[0] if policies else None
+        return store, self.policy_at(self.clock())
+
+    def policy_at(self, instant: datetime) -> Policy | None:
+        """The policy the last `load` read, as the revision in force at `instant`."""
+        return policy_in_force(self._raw_policy, instant)
 
     def load_store(self) -> Store:
         """The store from the files (parsing them is as cheap as it gets)."""
@@ -146,6 +179,7 @@ class ApiSource:
         # The impact preview: the policy as written (the pending revision), which must still
         # be this generation (else the counts would be another revision's).
         self.pending_generation = pending_generation
+        self._raw_policy: Mapping[str, Any] | None = None  # as the last `load` read it
         self._api: Any = None
         self._lock = threading.Lock()
         self._watched: Mapping[str, Any] | None = None  # the live copy, while the watch is live
@@ -292,6 +326,7 @@ class ApiSource:
             )  # fmt: skip
         except ApiException as exc:
             if exc.status == 404:
+                self._raw_policy = None
                 return store, None
             raise PurgeError(
                 "StoreUnavailable",
@@ -310,9 +345,14 @@ class ApiSource:
                         f"PrivacyPolicy {store.policy} is at generation {written.generation}, "
                         f"not {self.pending_generation}: this preview is out of date",
                     )
-                return store, written
-            # The revision in force, which the operator records in the policy's status: a
-            # revision still in its notice period must not decide what is deleted.
-            return store, in_force_policy(raw_policy, self.clock())
         except ModelError as exc:
             raise PurgeError("Configuration", str(exc)) from None
+        self._raw_policy = raw_policy
+        # The revision in force, which the operator records in the policy's status: a
+        # revision still in its notice period must not decide what is deleted.
+        return store, self.policy_at(self.clock())
+
+    def policy_at(self, instant: datetime) -> Policy | None:
+        """The policy the last `load` read, as the revision in force at `instant` (the
+        preview of a pending revision: as written, at any instant)."""
+        return policy_in_force(self._raw_policy, instant, self.pending_generation)
