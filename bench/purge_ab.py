@@ -32,7 +32,13 @@ from bench.purge_bench import (
     _create_archive_table,
     _make_durable,
 )
-from tests.databases import PURGER_USER, DatabaseServer, start_mariadb, start_postgres
+from tests.databases import (
+    PURGER_USER,
+    DatabaseServer,
+    create_claims_table,
+    start_mariadb,
+    start_postgres,
+)
 from tests.purge.support import unique
 
 _CHILD = """
@@ -67,6 +73,7 @@ def _start(engine: str) -> DatabaseServer:
         server.execute(
             "CREATE DATABASE archive", f"GRANT ALL PRIVILEGES ON archive.* TO '{PURGER_USER}'@'%'"
         )
+    create_claims_table(archive)  # an older tree ignores it
     return server
 
 

@@ -65,7 +65,13 @@ import pymysql
 from dataward.purge.credentials import Credentials
 from dataward.purge.engine import EngineOptions
 from dataward.purge.plan import LargeCutThreshold
-from tests.databases import PURGER_PASSWORD, PURGER_USER, DatabaseServer, DatabaseServers
+from tests.databases import (
+    PURGER_PASSWORD,
+    PURGER_USER,
+    DatabaseServer,
+    DatabaseServers,
+    create_claims_table,
+)
 from tests.purge.support import POLICY, run_purge, store_doc, unique
 
 NO_HOLD = EngineOptions(large_cut=LargeCutThreshold(fraction=1.0, min_rows=10**12))
@@ -521,6 +527,7 @@ def _archive(servers: DatabaseServers, engine: str, args: argparse.Namespace) ->
                 f"CREATE USER '{ARCHIVER.username}'@'%' IDENTIFIED BY '{ARCHIVER.password}'",
                 f"GRANT ALL PRIVILEGES ON {beside.database}.* TO '{ARCHIVER.username}'@'%'",
             )
+        create_claims_table(beside)
         _BESIDE[engine] = beside
     return _BESIDE[engine]
 

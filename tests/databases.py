@@ -394,6 +394,8 @@ def _finish(server: DatabaseServer) -> None:
             conn.execute(f"CREATE ROLE {PURGER_USER} LOGIN PASSWORD '{PURGER_PASSWORD}'")
             conn.execute(f"CREATE DATABASE {server.role} OWNER {PURGER_USER}")
         server.execute(f"ALTER SCHEMA public OWNER TO {PURGER_USER}")
+        if server.role == "archive":
+            create_claims_table(server)
         return
 
     def probe_mysql() -> None:
@@ -412,6 +414,23 @@ def _finish(server: DatabaseServer) -> None:
             cur.execute(f"GRANT ALL PRIVILEGES ON {server.role}.* TO '{PURGER_USER}'@'%'")
     finally:
         conn.close()
+    if server.role == "archive":
+        create_claims_table(server)
+
+
+def create_claims_table(server: DatabaseServer, schema: str | None = None) -> None:
+    """The registry of archive tables' owners (`dataward.purge.claims`), created as the
+    administrator creates it (the engine never does), owned by (PostgreSQL) or reachable
+    to the purge login."""
+    from dataward.purge.claims import CLAIMS_TABLE, claims_table_ddl
+    from dataward.purge.sql import MYSQL, POSTGRES
+
+    dialect = POSTGRES if server.engine == "postgresql" else MYSQL
+    statements = [claims_table_ddl(dialect, schema).rstrip(";")]
+    if server.engine == "postgresql":
+        name = f"{schema}.{CLAIMS_TABLE}" if schema else CLAIMS_TABLE
+        statements.append(f"ALTER TABLE {name} OWNER TO {PURGER_USER}")
+    server.execute(*statements)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from dataward.purge.claims import CLAIMS_TABLE
 from dataward.purge.credentials import Credentials
 from tests.databases import DatabaseServer, DatabaseServers
 from tests.purge.support import run_purge, store_doc, unique
@@ -19,8 +20,11 @@ KIND = {"postgresql": "timestamptz", "mysql": "datetime6"}
 PASSWORD = "least-privilege-secret"
 
 
-def least_privilege_login(server: DatabaseServer, table: str, privileges: str) -> Credentials:
-    """A new login with exactly `privileges` on `table` (the README's recipe, one table)."""
+def least_privilege_login(
+    server: DatabaseServer, table: str, privileges: str, claims: str = "SELECT, INSERT"
+) -> Credentials:
+    """A new login with exactly `privileges` on `table` (the README's recipe, one table),
+    and on an archive server `claims` on the registry of archive tables' owners."""
     # Unique across processes and across the module being imported twice (pytest collects
     # it, and tests/subjects imports it): a per-module counter collided.
     name = f"lp_{uuid.uuid4().hex[:16]}"
@@ -36,6 +40,11 @@ def least_privilege_login(server: DatabaseServer, table: str, privileges: str) -
             f"CREATE USER '{name}'@'%' IDENTIFIED BY '{PASSWORD}'",
             f"GRANT {privileges} ON {server.database}.{table} TO '{name}'@'%'",
         )
+    if server.role == "archive" and claims:
+        if server.engine == "postgresql":
+            server.execute(f"GRANT {claims} ON {CLAIMS_TABLE} TO {name}")
+        else:
+            server.execute(f"GRANT {claims} ON {server.database}.{CLAIMS_TABLE} TO '{name}'@'%'")
     return Credentials(name, PASSWORD)
 
 
@@ -129,4 +138,23 @@ def test_an_archive_login_without_insert_fails_naming_the_grant(
     )
     assert result.result == "Failed" and result.reason == "PermissionDenied", result.message
     assert "INSERT privilege" in result.message and "GRANT INSERT ON" in result.message
+    assert count(live, table) == 48 and count(archive, table) == 0
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_archive_login_that_cannot_claim_fails_naming_the_grant(
+    servers: DatabaseServers, engine: str
+) -> None:
+    """The registry of archive tables' owners needs INSERT too: without it the run cannot
+    claim its archive table, so nothing is copied, destroyed or deleted."""
+    live, archive, table = _seeded(servers, engine, archive_table=True)
+    result = run_purge(
+        store_doc(live, table, category="contracts", archive=archive),
+        live,
+        archive,
+        live_login=least_privilege_login(live, table, "SELECT, DELETE"),
+        archive_login=least_privilege_login(archive, table, "SELECT, INSERT, DELETE", "SELECT"),
+    )
+    assert result.result == "Failed" and result.reason == "PermissionDenied", result.message
+    assert "INSERT privilege" in result.message and CLAIMS_TABLE in result.message
     assert count(live, table) == 48 and count(archive, table) == 0

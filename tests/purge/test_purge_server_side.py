@@ -15,7 +15,7 @@ import pytest
 
 from dataward.purge.batches import MySQLKeyBatches
 from dataward.purge.credentials import Credentials
-from tests.databases import PURGER_USER, DatabaseServer, DatabaseServers
+from tests.databases import PURGER_USER, DatabaseServer, DatabaseServers, create_claims_table
 from tests.purge.support import run_cli, run_purge, store_doc, unique
 from tests.purge.tables import count, create_table, insert_rows, read_rows
 
@@ -40,7 +40,9 @@ def beside(servers: DatabaseServers) -> Iterator[DatabaseServer]:
         f"IDENTIFIED BY '{ARCHIVER.password}'",
         f"GRANT ALL PRIVILEGES ON {name}.* TO '{ARCHIVER.username}'@'%'",
     )
-    yield replace(live, role=name, process=None)
+    archive = replace(live, role=name, process=None)
+    create_claims_table(archive)
+    yield archive
     live.execute(f"DROP DATABASE {name}")
 
 
@@ -269,6 +271,7 @@ def test_an_archive_database_name_sql_cannot_spell_plainly_keeps_the_two_login_c
     )
     try:
         odd = replace(live, role=name, process=None)
+        create_claims_table(odd)
         table, before = _tables(live, odd)
         result = _purge(live, odd, table)
         assert result.result == "Succeeded", result.message

@@ -1249,6 +1249,25 @@ PURGE_OUTCOMES: tuple[PurgeOutcome, ...] = (
         "the message says how many rows and which table.",
     ),
     PurgeOutcome(
+        "ArchiveClaimed",
+        ("Failed",),
+        "Another store claimed the archive table (in the archive's dataward_archive_claims): "
+        "its copies are not this store's to destroy, so nothing was copied to, counted in or "
+        "destroyed from it, and nothing was deleted from the live database.",
+        "Give this store an archive table or database of its own; the message names the "
+        "table and the store that owns it.",
+    ),
+    PurgeOutcome(
+        "ArchiveClaimsMissing",
+        ("Failed",),
+        "The archive has no usable dataward_archive_claims table beside the archive table "
+        "(missing, not readable by the archive login, or without its primary key), so the "
+        "run cannot tell which store the archive table belongs to; nothing was copied or "
+        "deleted.",
+        "Create the table and grant SELECT, INSERT on it to the archive login; the message "
+        "gives the statements.",
+    ),
+    PurgeOutcome(
         "ConnectionFailed",
         ("Failed",),
         "The live database could not be reached, or the connection was lost.",

@@ -130,6 +130,7 @@ from dataward.purge.batches import (
     chunks,
     flat,
 )
+from dataward.purge.claims import claim, claim_refusal
 from dataward.purge.errors import (
     DuplicateKey,
     LockTimeout,
@@ -1711,8 +1712,22 @@ def _table_runs(run: RunContext) -> list[TableRun]:
             "deleted from the live database; make the archive writable.",
         )
     if archive is not None:
+        _claim_archives(archive, tables, run.plan)
         tables = _server_side(run.live, archive, tables)
     return [TableRun(t, run) for t in tables]
+
+
+def _claim_archives(archive: Session, tables: Sequence[PreparedTable], plan: PurgePlan) -> None:
+    """Claim every archive table of the run for its store (`claims`), before anything is
+    counted, copied or destroyed there; ArchiveClaimed, failing the whole run with nothing
+    deleted, when another store owns one: its rows are not this store's to destroy, and this
+    store's copies must not land among them. A dry run claims nothing, and refuses alike."""
+    for t in tables:
+        assert t.archive_table is not None
+        owner = claim(archive, t.archive_table, plan.store, write=not plan.dry_run)
+        refused = claim_refusal(t.records.table, plan.store, owner)
+        if refused is not None:
+            raise refused
 
 
 def _server_side(

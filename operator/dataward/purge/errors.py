@@ -20,6 +20,8 @@ ErrorCategory = Literal[
     "ArchiveReadOnly",
     "ArchiveVerifyFailed",
     "ArchiveKeyConflict",
+    "ArchiveClaimed",
+    "ArchiveClaimsMissing",
     "ConnectionFailed",
     "AuthenticationFailed",
     "PermissionDenied",
