@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -96,3 +97,30 @@ def test_the_table_shows_each_count_and_the_large_cut_verdict() -> None:
     assert lines[1].split() == ["members", "12", "0", "5", "yes"]
     assert lines[2].split() == ["visits", "3", "0", "0", "no"]
     assert lines[3].startswith("store crm/members at 2026-03-01T00:00:00+00:00: Succeeded.")
+
+
+@pytest.mark.parametrize(("now", "period"), [("2025-06-30T23:00:00Z", "1y"),
+                                              ("2025-07-01T00:00:00Z", "6mo")])  # fmt: skip
+def test_now_decides_the_revision_the_counts_are_planned_under(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, now: str, period: str
+) -> None:
+    # Red first: the files' policy was decided at the machine's clock (past the revision's
+    # start) and planned at --now, so a preview of the day before counted by a retention not
+    # yet in force.
+    from dataward.commands import preview as command
+    from dataward.model.durations import parse_duration
+    from tests.purge.test_purge_revision_clocks import revised
+
+    planned: list[Any] = []
+
+    def captured(store: Any, policy: Any, **kw: Any) -> PurgeResult:
+        planned.append(policy)
+        raise PurgeError("Configuration", "stop here")
+
+    monkeypatch.setattr(command, "preview", captured)
+    args = _args(tmp_path, "--database-url", "postgresql://u:p@127.0.0.1:1/crm", "--now", now)
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(revised("6mo")))
+    execute(args, {})
+    (policy,) = planned
+    retention = policy.category("technical-support-inquiry").retention.period
+    assert retention == parse_duration(period)

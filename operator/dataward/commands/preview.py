@@ -182,8 +182,13 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> PurgeResult
     started = datetime.now(UTC)
     try:
         files = [*args.filename, *([args.policy] if args.policy else [])]
-        store, policy = FileSource(files, args.store).load()
         at = _instant(args.now)
+        # The revision in force is decided at the instant the cutoffs are: --now, else each
+        # clock the run reads (`policy_at`), never the machine's clock for a plan at another.
+        source = FileSource(files, args.store) if at is None else FileSource(
+            files, args.store, clock=lambda: at
+        )
+        store, policy = source.load()
         target, connect_live, connect_archive = _target(args, store, environ)
         return preview(
             target,
@@ -195,6 +200,7 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> PurgeResult
                 large_cut=LargeCutThreshold(args.large_purge_fraction, args.large_purge_rows)
             ),
             at=at,
+            policy_at=source.policy_at,
         )
     except PurgeError as error:
         return PurgeResult(
