@@ -210,3 +210,46 @@ def test_a_server_clock_beyond_the_bound_fails_the_request_before_anything_goes(
     assert (result.outcome, result.reason) == ("Failed", "ClockSkew")
     assert off in result.message and result.server_time == live.now
     assert live.rows == {2: OVER} and archive.rows == {12: OVER}
+
+
+def _without_statute() -> Any:
+    """The policy as a revision that lifts the contracts category's statute would make it."""
+    import copy
+
+    lifted = copy.deepcopy(POLICY)
+    for category in lifted["spec"]["categories"]:
+        if category["name"] == "contracts":
+            del category["statutory"]
+    return parse_policy(lifted)
+
+
+@pytest.mark.parametrize("live_behind", [True, False])
+def test_a_revision_taking_effect_between_the_clocks_erases_nothing(live_behind: bool) -> None:
+    """A revision lifting the statute takes effect a minute before the job's noon. By the job's
+    clock the row may go outright; by the live server's (three minutes behind) the statute
+    still keeps it, so it must be archived first. Red first: the policy was decided at the
+    job's clock alone and the erasure deleted the row without its copy before the revision
+    was in force by the clock it decided at. Now the request deletes nothing and says why
+    (the requester runs it again past the revision's start)."""
+    effective = JOB_NOON - MINUTE
+    kept, lifted = parse_policy(POLICY), _without_statute()
+
+    def policy_at(instant: datetime) -> Any:
+        return lifted if instant >= effective else kept
+
+    live_now = JOB_NOON - 3 * MINUTE if live_behind else JOB_NOON
+    live = FakeSession("live", live_now, {1: KEPT})
+    archive = FakeSession("archive", JOB_NOON, {})
+    outcome = run_request(
+        contract_store(), lifted, parse_identifiers({"email": EMAIL}), "erasure",
+        connect_live=lambda: live, connect_archive=lambda: archive, job_clock=lambda: JOB_NOON,
+        options=RequestOptions(dry_run=False), policy_at=policy_at,
+    )  # fmt: skip
+    result = outcome.result
+    if live_behind:
+        assert (result.outcome, result.reason) == ("Failed", "RetentionChanged")
+        assert "nothing was deleted" in result.message
+        assert live.rows == {1: KEPT} and archive.rows == {}
+    else:  # every clock agrees on the lifted statute: the request runs under it
+        assert result.outcome == "Succeeded" and result.reason != "RetentionChanged"
+        assert archive.rows == {}  # nothing archived: no statute keeps the row

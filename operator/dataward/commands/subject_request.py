@@ -251,6 +251,7 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> SubjectResu
                 max_clock_skew=timedelta(seconds=args.max_clock_skew),
             ),
             fault=fault_from_env(environ),
+            policy_at=source.policy_at,
         )
         result = outcome.result
         if outcome.document is None or recipient is None:

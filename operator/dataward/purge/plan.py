@@ -185,7 +185,11 @@ def clock_skew(
     )
 
 
-def revision_at_clocks(loaded: Policy | None, at_clocks: Sequence[Policy | None]) -> Gate | None:
+def revision_at_clocks(
+    loaded: Policy | None,
+    at_clocks: Sequence[Policy | None],
+    then: str = "the next run uses the revision in force then.",
+) -> Gate | None:
     """Stop a run before it reads a row when the revision of the policy in force is not the
     same at every clock it read (`at_clocks`: the policy decided at each server's clock and
     the job's) as the one it loaded (`loaded`, decided at the job's clock).
@@ -194,7 +198,8 @@ def revision_at_clocks(loaded: Policy | None, at_clocks: Sequence[Policy | None]
     effect between them is in force by one and not by another. Neither is safe to plan under
     at `planning_instant`: the revision at the job's clock may be a shorter retention not yet
     in force at the database's earlier instant, the one at the earlier clock a longer one
-    already in force by the later. The next run, past the start, decides under one revision.
+    already in force by the later. The next run, past the start, decides under one revision
+    (`then`: what the message tells of it).
     """
     if all(policy == loaded for policy in at_clocks):
         return None
@@ -202,9 +207,8 @@ def revision_at_clocks(loaded: Policy | None, at_clocks: Sequence[Policy | None]
         "Succeeded",
         "RetentionChanged",
         "a revision of the policy takes effect between the database servers' clocks and the "
-        "purge job's (within the allowed skew), so which revision is in force at the instant "
-        "of the cutoff is not certain; nothing was deleted, the next run uses the revision "
-        "in force then.",
+        "job's (within the allowed skew), so which revision is in force at the instant of the "
+        f"cutoff is not certain; nothing was deleted, {then}",
     )
 
 

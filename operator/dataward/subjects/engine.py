@@ -93,6 +93,7 @@ from dataward.purge.plan import (
     clock_skew,
     make_plan,
     planning_instant,
+    revision_at_clocks,
     store_ref,
 )
 from dataward.purge.result import ErrorInfo
@@ -996,8 +997,11 @@ def run_request(
     job_clock: Clock,
     options: RequestOptions | None = None,
     fault: Fault = no_fault,
+    policy_at: Callable[[datetime], Policy | None] | None = None,
 ) -> Outcome:
-    """Run one request against `store`; never raises for database trouble."""
+    """Run one request against `store`; never raises for database trouble. `policy_at`
+    (`StoreSource.policy_at`): the policy as the revision in force at an instant; the
+    request changes nothing unless it is `policy` at every clock read."""
     options = options or RequestOptions()
     start = job_clock()
     base = SubjectResult(
@@ -1038,7 +1042,14 @@ def run_request(
         if isinstance(clocks, _Skewed):
             return Outcome(_gated(replace(base, server_time=clocks.live_now), clocks.gate,
                                   job_clock()))  # fmt: skip
-        now = clocks
+        now, read = clocks
+        changed = (
+            None
+            if policy_at is None
+            else revision_at_clocks(policy, [policy_at(c) for c in read], REQUEST_RETRY)
+        )
+        if changed is not None:
+            return Outcome(_gated(replace(base, server_time=now), changed, job_clock()))
         base = replace(base, server_time=now)
         strict = request == "access" or statutory
         observed = _observe(live, archive, plan, identifiers, strict)
@@ -1103,26 +1114,33 @@ class _Skewed:
     live_now: datetime
 
 
+# What a request stopped by a revision taking effect between its clocks tells: it has no
+# next scheduled run, the requester runs it again.
+REQUEST_RETRY = "run the request again once the revision has taken effect."
+
+
 def _clocks(
     live: Session, archive: Session | None, job_clock: Clock, bound: timedelta
-) -> datetime | _Skewed:
+) -> tuple[datetime, list[datetime]] | _Skewed:
     """The one instant every decision of the request is made at (which rows a statute keeps,
     which archived rows it no longer keeps, the keptUntil told to the person):
     `planning_instant` of the live server's clock, the archive's and the job's read beside
     each, so no statute ends before it has by any of them, and a row the request archives is
-    not destroyed by it too. Or the skew gate when a server's clock is off by more than
+    not destroyed by it too; with every clock read (the revision in force is decided at each,
+    `revision_at_clocks`). Or the skew gate when a server's clock is off by more than
     `bound`."""
     live_now, live_job = live.server_now(), job_clock()
     gate = clock_skew(live_now, live_job, bound, "live database")
     if gate is not None:
         return _Skewed(gate, live_now)
     if archive is None:
-        return planning_instant(live_now, live_job)
+        return planning_instant(live_now, live_job), [live_now, live_job]
     archive_now, archive_job = archive.server_now(), job_clock()
     gate = clock_skew(archive_now, archive_job, bound, "archive")
     if gate is not None:
         return _Skewed(gate, live_now)
-    return planning_instant(live_now, live_job, archive_now, archive_job)
+    read = [live_now, live_job, archive_now, archive_job]
+    return planning_instant(*read), read
 
 
 def _observe(
