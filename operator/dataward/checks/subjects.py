@@ -25,6 +25,7 @@ from dataward.checks.purge_runs import Render, finished, owned_by, render_of
 from dataward.checks.purge_runs import run_render as renders_run  # this module has its own
 from dataward.purge.result import is_count
 from dataward.render.subject_jobs import PUBLIC_KEY, PUBLIC_KEY_ANNOTATION
+from dataward.subjects.request import REQUEST_KIND
 
 # PIPA Article 35(3) and its Enforcement Decree Article 41(4): answer an access request within
 # 10 days. The operator's --subject-request-answer-days (chart: subjectRequests.answerDays).
@@ -636,6 +637,44 @@ def readers_not_granted(condition: Condition, child: str) -> Condition:
     )
     if condition.status == "True":
         return Condition(COMPLETE, "False", "ChildNotOurs", note)
+    return replace(condition, message=f"{condition.message} {note}")
+
+
+def foreign_readers_bindings(
+    bindings: Iterable[Mapping[str, Any]], role: str, uid: str
+) -> list[str]:
+    """The names of the RoleBindings among `bindings` (the request's namespace's) that refer
+    to the readers' Role `role` and are not the request's own readers' binding (the one of
+    the Role's name with the request's controller owner reference, `uid`), sorted.
+
+    Kubernetes admits a binding to a Role from whoever holds every rule the Role has at that
+    moment; the operator widens the Role later (a store comes into scope, a Secret is made
+    again), and so would hand each such binding what its maker never held. While one
+    refers to the Role, the Role grants nothing."""
+    foreign = []
+    for binding in bindings:
+        ref = binding.get("roleRef")
+        if not isinstance(ref, Mapping) or ref.get("kind") != "Role" or ref.get("name") != role:
+            continue
+        name = str((binding.get("metadata") or {}).get("name") or "")
+        if name == role and owned_by(binding, REQUEST_KIND, uid, controller=True):
+            continue
+        foreign.append(name)
+    return sorted(foreign)
+
+
+def readers_bound_elsewhere(condition: Condition, bindings: Sequence[str]) -> Condition:
+    """Complete, when spec.readers are not granted the key and the exports because other
+    RoleBindings (`bindings`, by name) refer to the readers' Role: an answer its readers
+    cannot open is not complete."""
+    note = (
+        f"RoleBinding {named(bindings, NAMED_AT_MOST)} refers to the request's readers' "
+        "Role and was not made by the operator for it, so the Role grants nothing and "
+        "spec.readers are not granted the key and the exports: delete it (name whoever "
+        "needs to read in spec.readers)."
+    )
+    if condition.status == "True":
+        return Condition(COMPLETE, "False", "ReadersRoleBoundElsewhere", note)
     return replace(condition, message=f"{condition.message} {note}")
 
 

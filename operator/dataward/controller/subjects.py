@@ -62,6 +62,7 @@ from dataward.checks.subjects import (
     deadline_met,
     dry_run_changed,
     event_type,
+    foreign_readers_bindings,
     grants_secret,
     invalid_store,
     key_secret_invalid,
@@ -70,6 +71,7 @@ from dataward.checks.subjects import (
     lost_for_every_run,
     missing_store,
     not_counted,
+    readers_bound_elsewhere,
     readers_not_granted,
     recorded_answer,
     recorded_jobs,
@@ -291,6 +293,27 @@ class SubjectRequests:
                 out.append((namespace, name))
         return out
 
+    def keys_for_binding(self, namespace: str, binding: Mapping[str, Any]) -> list[RequestKey]:
+        """The access requests of `namespace` whose readers' Role the RoleBinding `binding`
+        (as an event has it) refers to, from the caches alone: one made by someone else
+        withdraws the Role's grant now, not at the hourly resync (`foreign_readers_bindings`).
+        None when requests are not cached."""
+        ref = binding.get("roleRef")
+        if (
+            self.caches is None
+            or not self.caches.cached(REQUEST_KIND)
+            or not self.owns(namespace)
+            or not isinstance(ref, Mapping)
+            or ref.get("kind") != "Role"
+        ):
+            return []
+        return [
+            (namespace, str(raw["metadata"]["name"]))
+            for raw in self.caches.list(REQUEST_KIND, namespace)
+            if (raw.get("spec") or {}).get("type") == "access"
+            and readers_name(str(raw["metadata"]["name"])) == ref.get("name")
+        ]
+
     def _role_grants(self, namespace: str, request_name: str, secret: str) -> bool:
         """Whether the readers' Role of the request `request_name` names `secret`; True
         while that is Unknown (the Role's cache not synced)."""
@@ -398,10 +421,10 @@ class SubjectRequests:
         if isinstance(public_key, KeyLost):
             outcomes = lost_for_every_run(outcomes, public_key.ran, public_key.of(answered_stores))
         outcomes.sort(key=lambda o: (o.namespace, o.name))
-        readers_not_ours, own = (
+        readers_not_ours, bound_elsewhere, own = (
             self._readers(request, stores, isinstance(public_key, str))
             if request.type == "access" and (stores or lost)
-            else (None, [])
+            else (None, [], [])
         )
 
         phase = request_phase(outcomes)
@@ -426,6 +449,8 @@ class SubjectRequests:
         done = complete(phase, outcomes)
         if readers_not_ours is not None:
             done = readers_not_granted(done, readers_not_ours)
+        elif bound_elsewhere:
+            done = readers_bound_elsewhere(done, bound_elsewhere)
         conditions = [done, deadline_met(due_at, answered, now)]
         old_complete = next(
             (c.get("reason") for c in old.get("conditions") or ()
@@ -439,7 +464,7 @@ class SubjectRequests:
             # and the retried pass appends again (status is what tells it is owed).
             self._evidence(request, phase, result, answered or now, due_at)
         self._write_status(raw, phase, conditions, extra, now, generation, latest)
-        if phase == "Succeeded" and readers_not_ours is None:
+        if phase == "Succeeded" and readers_not_ours is None and not bound_elsewhere:
             # Granted Secrets not watched: no event says one was replaced under its name.
             granting = bool(own) and bool(request.readers)
             if not (granting and not self._secrets_watched(request.namespace)):
@@ -966,10 +991,18 @@ class SubjectRequests:
 
     def _readers(
         self, request: SubjectRequest, stores: Sequence[Store], key_used: bool
-    ) -> tuple[str | None, list[str]]:
+    ) -> tuple[str | None, list[str], list[str]]:
         """Grant spec.readers the key and the exports that are the request's own; the
         readers' Role or RoleBinding (kind and name) that is not the request's, when one is
-        (then they are not granted), and the names of the request's own, which status names.
+        (then they are not granted), the other RoleBindings that refer to the readers' Role
+        (`foreign_readers_bindings`: while there is one the Role grants nothing, and is
+        deleted), and the names of the request's own, which status names.
+
+        The Role never exists granting nothing (`render_readers_role`): Kubernetes lets
+        anyone bind such a Role, and it would be filled later under that binding. The
+        RoleBindings are read before the Role is written; one made between the read and the
+        write needed `get` on every Secret the Role named then (Kubernetes' escalation
+        check), and its next pass withdraws the Role.
 
         A Secret is granted only when this pass's read finds it with the request's controller
         reference (`ours`): a cut and hashed name of another request's Secret can be this
@@ -992,14 +1025,39 @@ class SubjectRequests:
             if (key_used or name != key_secret)
             and ours(read.get_metadata("Secret", request.namespace, name), request)
         ]
+        role = render_readers_role(request, own)
+        name = readers_name(request.name)
+        foreign = foreign_readers_bindings(
+            self.read.list("RoleBinding", request.namespace), name, request.uid
+        )
         try:
-            self._apply_ours(render_readers_role(request, own), request)
-            binding = render_readers_binding(request)
-            if binding is not None:
-                self._apply_ours(binding, request)
+            if name in foreign:  # the readers' binding of its name, someone else's
+                self._withdraw_readers_role(request)
+                raise NotOurs(f"RoleBinding {request.namespace}/{name}")
+            if role is None or foreign:
+                self._withdraw_readers_role(request)
+            else:
+                self._apply_ours(role, request)
+                binding = render_readers_binding(request)
+                if binding is not None:
+                    self._apply_ours(binding, request)
         except NotOurs as error:
-            return str(error.args[0]), own
-        return None, own
+            return str(error.args[0]), foreign, own
+        return None, foreign, own
+
+    def _withdraw_readers_role(self, request: SubjectRequest) -> None:
+        """Delete the readers' Role, the request's own, when it is to grant nothing: a Role
+        with no rules anyone may bind (`render_readers_role`). Someone else's of its name is
+        left as it is (NotOurs). The request's own binding is left: bound to no Role, it
+        grants nothing, and a binding to a Role that does not exist Kubernetes refuses to
+        anyone who does not hold `bind`."""
+        name = readers_name(request.name)
+        existing = self.read.get("Role", request.namespace, name)
+        if existing is None:
+            return
+        if not ours(existing, request):
+            raise NotOurs(f"Role {request.namespace}/{name}")
+        delete_as_read(self.kube, self.caches, "Role", request.namespace, existing)
 
     def _secrets_watched(self, namespace: str) -> bool:
         """Whether the events of the Secrets of `namespace` reach `keys_for_secret`: they are

@@ -251,22 +251,25 @@ def reader_secrets(request: SubjectRequest, stores: Sequence[Store]) -> list[str
     return [key_secret_name(request), *(export_secret_name(request, s) for s in stores)]
 
 
-def render_readers_role(request: SubjectRequest, secrets: Sequence[str]) -> dict[str, Any]:
+def render_readers_role(request: SubjectRequest, secrets: Sequence[str]) -> dict[str, Any] | None:
     """`get` on exactly `secrets` (those of `reader_secrets` seen to be the request's own),
-    nothing else; no rule when there is none (in RBAC no resourceNames is every Secret)."""
-    rules = [
-        {
-            "apiGroups": [""],
-            "resources": ["secrets"],
-            "resourceNames": list(secrets),
-            "verbs": ["get"],
-        }
-    ]
+    nothing else; None when there is none. A Role with no rules is never made: Kubernetes
+    admits a binding to it from anyone who may create RoleBindings (there is nothing to
+    hold), and the Role is filled later (in RBAC no resourceNames would be every Secret)."""
+    if not secrets:
+        return None
     return {
         "apiVersion": RBAC_API_VERSION,
         "kind": "Role",
         "metadata": _metadata(request, readers_name(request.name), request.namespace),
-        "rules": rules if secrets else [],
+        "rules": [
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "resourceNames": list(secrets),
+                "verbs": ["get"],
+            }
+        ],
     }
 
 
