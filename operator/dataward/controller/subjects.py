@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import logging
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -51,6 +52,7 @@ from dataward.checks.purge_runs import (
 )
 from dataward.checks.subjects import (
     DEFAULT_ANSWER_PERIOD,
+    EXPORTS,
     KEY_FINGERPRINT,
     JobRun,
     StoreOutcome,
@@ -62,6 +64,10 @@ from dataward.checks.subjects import (
     deadline_met,
     dry_run_changed,
     event_type,
+    export_proof,
+    export_records,
+    export_verdict,
+    exports_status,
     foreign_readers_bindings,
     grants_secret,
     invalid_store,
@@ -174,6 +180,12 @@ NOT_THE_KEY = (
     "does not hold the key pair the operator made for this request (its public key is not "
     "the one whose fingerprint status.keyFingerprint records, or none is recorded: made or "
     "changed by someone else, or made by an earlier operator version before any store ran)"
+)
+
+NOT_THE_EXPORT = (
+    "was not made by the operator for this request (status.exports records no export "
+    "Secret of this uid or token under the name: made by someone else, whatever owner "
+    "reference it carries)"
 )
 
 NOT_THE_RENDER = (
@@ -404,6 +416,17 @@ class SubjectRequests:
             (store, *self._answer(request, store, public_key, statutes, answered_stores, renders))
             for store in stores
         ]
+        made: dict[str, dict[str, str]] = export_records((latest or raw).get("status"))
+        if request.type == "access":
+            latest, made, refused_exports = self._make_exports(
+                raw, request, [store for store, _, job in answers if job is not None], latest
+            )
+            answers = [
+                (store, refused_exports[store.namespace, store.name], None)
+                if (store.namespace, store.name) in refused_exports
+                else (store, outcome, job)
+                for store, outcome, job in answers
+            ]
         latest = self._record_renders(
             raw, renders, [(store, job) for store, _, job in answers if job is not None], latest
         )
@@ -422,7 +445,7 @@ class SubjectRequests:
             outcomes = lost_for_every_run(outcomes, public_key.ran, public_key.of(answered_stores))
         outcomes.sort(key=lambda o: (o.namespace, o.name))
         readers_not_ours, bound_elsewhere, own = (
-            self._readers(request, stores, isinstance(public_key, str))
+            self._readers(request, stores, isinstance(public_key, str), made)
             if request.type == "access" and (stores or lost)
             else (None, [], [])
         )
@@ -802,23 +825,86 @@ class SubjectRequests:
                 self._apply_ours(obj, request, self.kube)
 
     def _job_access(self, request: SubjectRequest, store: Store) -> None:
-        """What the store's Job needs in the request's namespace: its export Secret (access),
-        made empty when there is none, and its Role and RoleBinding. Whether an export Secret
-        of the name is the request's is read from its metadata alone: it may hold the
-        person's rows from an earlier run, or be someone else's."""
+        """What the store's Job needs in the request's namespace: its Role and RoleBinding
+        (its export Secret, access, made and proven the request's before: `_make_exports`)."""
         role = render_job_role(request, store)
         if role is None:
             return
-        if request.type == "access":
-            secret = render_export_secret(request, store)
-            name = secret["metadata"]["name"]
-            existing = (self.caches or self.kube).get_metadata("Secret", request.namespace, name)
-            if existing is None:
-                self._create_ours(secret, request, metadata_only=True)
-            elif not ours(existing, request):
-                raise NotOurs(f"Secret {request.namespace}/{name}")
         self._apply_ours(role, request)
         self._apply_ours(render_job_binding(request, store), request)
+
+    def _make_exports(
+        self,
+        raw: Mapping[str, Any],
+        request: SubjectRequest,
+        stores: Sequence[Store],
+        latest: Mapping[str, Any] | None,
+    ) -> tuple[
+        Mapping[str, Any] | None, dict[str, dict[str, str]], dict[tuple[str, str], StoreOutcome]
+    ]:
+        """The export Secret of each store whose Job is to be created (`stores`), made empty
+        when there is none, and proven the request's (checks/subjects.py `export_verdict`):
+        the hash of a new token recorded in status.exports before the create, the Secret's
+        uid after it. Its metadata alone is read: it may hold the person's rows from an
+        earlier run. Returns the request as the last status write answered, the records,
+        and the outcome (ChildNotOurs) of each store whose export Secret is not the
+        request's: its Job is not created, the Secret never granted nor written."""
+        records = export_records((latest or raw).get("status"))
+        refused: dict[tuple[str, str], StoreOutcome] = {}
+        making: dict[Store, str] = {}
+        changed = False
+        for store in stores:
+            name = export_secret_name(request, store)
+            found = (self.caches or self.kube).get_metadata("Secret", request.namespace, name)
+            if found is None and name in records and self.caches is not None:
+                # A new token replaces the record: the Secret it proves is read from the
+                # API first, not taken to be absent on a cache that may not show it yet.
+                found = self.kube.get_metadata("Secret", request.namespace, name)
+            verdict = export_verdict(found, records.get(name))
+            if verdict == "adopt" and found is not None:
+                records[name] = {**records[name], "uid": str(found["metadata"]["uid"])}
+                changed = True
+            elif verdict == "make":
+                making[store] = secrets.token_urlsafe(32)
+                records[name] = {"proof": export_proof(making[store])}
+                changed = True
+            elif verdict == "not-ours":
+                refused[store.namespace, store.name] = _not_ours(
+                    store, NotOurs(f"Secret {request.namespace}/{name}", NOT_THE_EXPORT)
+                )
+        if changed:  # intent first: the tokens' proofs before the Secrets are created
+            latest = self._record_exports(raw, records, latest)
+        if not making:
+            return latest, records, refused
+        for store, token in making.items():
+            name = export_secret_name(request, store)
+            try:
+                made = self._create_ours(
+                    render_export_secret(request, store, token), request, metadata_only=True
+                )
+            except NotOurs:
+                made = None
+            if made is not None and export_verdict(made, records[name]) == "adopt":
+                records[name] = {**records[name], "uid": str(made["metadata"]["uid"])}
+            else:
+                refused[store.namespace, store.name] = _not_ours(
+                    store, NotOurs(f"Secret {request.namespace}/{name}", NOT_THE_EXPORT)
+                )
+        return self._record_exports(raw, records, latest), records, refused
+
+    def _record_exports(
+        self,
+        raw: Mapping[str, Any],
+        records: Mapping[str, Mapping[str, str]],
+        latest: Mapping[str, Any] | None,
+    ) -> Mapping[str, Any]:
+        """Write `records` as status.exports of the request `raw`; the API's answer."""
+        answer = self._write(
+            raw, {EXPORTS: exports_status(records)}, self.settings.clock(), latest
+        )
+        if self.caches is not None:  # the next pass reads the record there
+            self.caches.store_written(answer)
+        return answer
 
     def _revoke_job_access(self, request: SubjectRequest, store: Store) -> None:
         """A store that answered needs no access to the identifier or its export any more."""
@@ -990,7 +1076,11 @@ class SubjectRequests:
         return {"metadata": answer["metadata"]}
 
     def _readers(
-        self, request: SubjectRequest, stores: Sequence[Store], key_used: bool
+        self,
+        request: SubjectRequest,
+        stores: Sequence[Store],
+        key_used: bool,
+        exports: Mapping[str, Mapping[str, str]],
     ) -> tuple[str | None, list[str], list[str]]:
         """Grant spec.readers the key and the exports that are the request's own; the
         readers' Role or RoleBinding (kind and name) that is not the request's, when one is
@@ -1019,12 +1109,16 @@ class SubjectRequests:
         it and the pass is retried."""
         read = self.caches or self.kube
         key_secret = key_secret_name(request)
-        own = [
-            name
-            for name in reader_secrets(request, stores)
-            if (key_used or name != key_secret)
-            and ours(read.get_metadata("Secret", request.namespace, name), request)
-        ]
+        own = []
+        for name in reader_secrets(request, stores):
+            if name == key_secret and not key_used:
+                continue
+            found = read.get_metadata("Secret", request.namespace, name)
+            if name == key_secret:
+                if ours(found, request):  # and its key the one recorded: `key_used`
+                    own.append(name)
+            elif ours(found, request) and export_verdict(found, exports.get(name)) == "ours":
+                own.append(name)
         role = render_readers_role(request, own)
         name = readers_name(request.name)
         foreign = foreign_readers_bindings(
