@@ -199,6 +199,7 @@ def test_the_secrets_metadata_cache_answers_presence_by_name_and_keeps_no_labels
         "namespace",
         "resourceVersion",
         "deletionTimestamp",
+        "uid",
     }
     ring = secrets.get(KEY_RING_CACHE, KEY[0], ring_name)
     assert ring is not None and ring["data"] and ring["metadata"]["labels"]  # rings keep all

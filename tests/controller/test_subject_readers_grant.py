@@ -42,9 +42,10 @@ def _victims_secrets(kube: FakeKube) -> dict[str, dict[str, Any]]:
 
 
 def _granted(kube: FakeKube, request_name: str) -> list[dict[str, Any]]:
-    """The rules of the readers' Role of the request called `request_name`."""
-    role = kube.objects[("Role", "privacy", child_name(request_name, "dsr-readers"))]
-    return list(role["rules"])
+    """The rules of the readers' Role of the request called `request_name` (none: no Role,
+    which is never made granting nothing)."""
+    role = kube.objects.get(("Role", "privacy", child_name(request_name, "dsr-readers")))
+    return list(role["rules"]) if role is not None else []
 
 
 def _names(rules: list[dict[str, Any]]) -> set[str]:

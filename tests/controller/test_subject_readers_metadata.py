@@ -107,7 +107,7 @@ def test_a_secrets_cache_that_is_not_synced_grants_and_revokes_nothing() -> None
     stores = [parse_store(kube.objects[("PersonalDataStore", ns, name)])
               for ns, name in (("crm", "orders"), ("privacy", "tickets"))]  # fmt: skip
     with pytest.raises(KubeError):  # Unknown, never "not the request's"
-        requests._readers(parsed, stores, True)
+        requests._readers(parsed, stores, True, {})
     assert kube.objects[READERS_ROLE] == before
     assert kube.writes() == [] and _whole_secret_reads(kube) == []
     # A pass meanwhile stops at the identifier's presence, Unknown too (`_precondition`).

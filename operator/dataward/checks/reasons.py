@@ -986,6 +986,18 @@ _LITERAL: tuple[ReasonEntry, ...] = (
     ),
     _request(
         COMPLETE,
+        "ReadersRoleBoundElsewhere",
+        "False",
+        "Another RoleBinding than the request's own (named in the message) refers to the "
+        "request's readers' Role. Kubernetes admits such a binding from whoever holds what "
+        "the Role grants at that moment, and the operator would widen the Role under it "
+        "(a store comes into scope, a Secret is made again): while one refers to it, the "
+        "Role grants nothing (it is deleted) and spec.readers cannot open the answer.",
+        "Find out who made it and why; delete it (name whoever needs to read the answer in "
+        "spec.readers), and the operator grants spec.readers again.",
+    ),
+    _request(
+        COMPLETE,
         "InvalidSpec",
         "False",
         "The request's spec cannot be read (the message names the field).",

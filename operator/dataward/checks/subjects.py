@@ -8,6 +8,7 @@ counts, tables, times and reasons only, and only those fields are copied.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -24,7 +25,8 @@ from dataward.checks.conditions import (
 from dataward.checks.purge_runs import Render, finished, owned_by, render_of
 from dataward.checks.purge_runs import run_render as renders_run  # this module has its own
 from dataward.purge.result import is_count
-from dataward.render.subject_jobs import PUBLIC_KEY, PUBLIC_KEY_ANNOTATION
+from dataward.render.subject_jobs import EXPORT_TOKEN_ANNOTATION, PUBLIC_KEY, PUBLIC_KEY_ANNOTATION
+from dataward.subjects.request import REQUEST_KIND
 
 # PIPA Article 35(3) and its Enforcement Decree Article 41(4): answer an access request within
 # 10 days. The operator's --subject-request-answer-days (chart: subjectRequests.answerDays).
@@ -488,6 +490,62 @@ def key_verdict(
     return "lost" if ran else "not-ours"
 
 
+EXPORTS = "exports"  # status.exports: the export Secrets the operator made, and their proof
+ExportVerdict = Literal["make", "ours", "adopt", "not-ours"]
+
+
+def export_proof(token: str) -> str:
+    """What status.exports records of the token the operator puts on an export Secret it
+    makes (EXPORT_TOKEN_ANNOTATION): its SHA-256, never the token."""
+    return "sha256:" + hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def export_records(status: Mapping[str, Any] | None) -> dict[str, dict[str, str]]:
+    """status.exports as read: export Secret name -> {"proof", and "uid" once made}."""
+    out: dict[str, dict[str, str]] = {}
+    for entry in (status or {}).get(EXPORTS) or ():
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+            continue
+        out[entry["name"]] = {
+            k: v for k in ("proof", "uid") if isinstance(v := entry.get(k), str) and v
+        }
+    return out
+
+
+def exports_status(records: Mapping[str, Mapping[str, str]]) -> list[dict[str, str]]:
+    """status.exports for `records` (`export_records`), in name order."""
+    return [{"name": name, **records[name]} for name in sorted(records)]
+
+
+def export_verdict(
+    found: Mapping[str, Any] | None, record: Mapping[str, str] | None
+) -> ExportVerdict:
+    """Whether an export Secret (`found`: its metadata, None when there is none) is the
+    request's, on what status.exports records of it (`record`).
+
+    An owner reference, labels and annotations anyone who may create Secrets can write, the
+    request's uid copied from the request; a Secret's uid no one chooses. The operator
+    records the hash of a token it puts on the Secret before it creates it, and the
+    Secret's uid once made: a Secret is the request's when its uid is the one recorded
+    ("ours"), or, no uid recorded yet (the write after the create failed), when it carries
+    the token whose hash is recorded ("adopt": its uid is recorded, once). None there:
+    "make" (a new token replaces the record). Anything else is "not-ours": never granted,
+    never named, never written."""
+    if found is None:
+        return "make"
+    if record is None:
+        return "not-ours"
+    meta = found.get("metadata") or {}
+    uid = record.get("uid")
+    if uid is not None:
+        return "ours" if meta.get("uid") == uid else "not-ours"
+    annotations = meta.get("annotations")
+    token = annotations.get(EXPORT_TOKEN_ANNOTATION) if isinstance(annotations, Mapping) else None
+    if isinstance(token, str) and token.isascii() and export_proof(token) == record.get("proof"):
+        return "adopt"
+    return "not-ours"
+
+
 LOST_KEY_REASON = "KeySecretLost"
 
 
@@ -636,6 +694,44 @@ def readers_not_granted(condition: Condition, child: str) -> Condition:
     )
     if condition.status == "True":
         return Condition(COMPLETE, "False", "ChildNotOurs", note)
+    return replace(condition, message=f"{condition.message} {note}")
+
+
+def foreign_readers_bindings(
+    bindings: Iterable[Mapping[str, Any]], role: str, uid: str
+) -> list[str]:
+    """The names of the RoleBindings among `bindings` (the request's namespace's) that refer
+    to the readers' Role `role` and are not the request's own readers' binding (the one of
+    the Role's name with the request's controller owner reference, `uid`), sorted.
+
+    Kubernetes admits a binding to a Role from whoever holds every rule the Role has at that
+    moment; the operator widens the Role later (a store comes into scope, a Secret is made
+    again), and so would hand each such binding what its maker never held. While one
+    refers to the Role, the Role grants nothing."""
+    foreign = []
+    for binding in bindings:
+        ref = binding.get("roleRef")
+        if not isinstance(ref, Mapping) or ref.get("kind") != "Role" or ref.get("name") != role:
+            continue
+        name = str((binding.get("metadata") or {}).get("name") or "")
+        if name == role and owned_by(binding, REQUEST_KIND, uid, controller=True):
+            continue
+        foreign.append(name)
+    return sorted(foreign)
+
+
+def readers_bound_elsewhere(condition: Condition, bindings: Sequence[str]) -> Condition:
+    """Complete, when spec.readers are not granted the key and the exports because other
+    RoleBindings (`bindings`, by name) refer to the readers' Role: an answer its readers
+    cannot open is not complete."""
+    note = (
+        f"RoleBinding {named(bindings, NAMED_AT_MOST)} refers to the request's readers' "
+        "Role and was not made by the operator for it, so the Role grants nothing and "
+        "spec.readers are not granted the key and the exports: delete it (name whoever "
+        "needs to read in spec.readers)."
+    )
+    if condition.status == "True":
+        return Condition(COMPLETE, "False", "ReadersRoleBoundElsewhere", note)
     return replace(condition, message=f"{condition.message} {note}")
 
 

@@ -75,7 +75,7 @@ from dataward.controller.kube import (
     loads_list,
 )
 from dataward.render.purge_job import comparable_cronjob
-from dataward.render.subject_jobs import PUBLIC_KEY_ANNOTATION
+from dataward.render.subject_jobs import EXPORT_TOKEN_ANNOTATION, PUBLIC_KEY_ANNOTATION
 
 log = logging.getLogger("dataward.cache")
 
@@ -148,11 +148,16 @@ JOURNAL_BOUND = 20000  # changes remembered per informer (at least; see Informer
 # presence is read by name (`Caches.exists`, a credentials Secret's events by name); its
 # resourceVersion orders its changes (`_newer`, a re-list's events); its owner references say
 # whose it is (`Caches.get_metadata`: a data subject request's readers are granted only the
-# Secrets that are the request's own), held once per distinct list (`share_metadata`).
-METADATA_KEPT = ("name", "namespace", "resourceVersion", "deletionTimestamp", "ownerReferences")
+# Secrets that are the request's own), held once per distinct list (`share_metadata`); its
+# uid, and an export Secret's token, are what prove an export Secret the request's (status
+# records them: checks/subjects.py `export_verdict`; an owner reference anyone may write).
+METADATA_KEPT = (
+    "name", "namespace", "uid", "resourceVersion", "deletionTimestamp", "ownerReferences"
+)  # fmt: skip
 # The annotations it keeps (every other one is dropped): the public key of a data subject
-# request's key Secret (`SubjectRequests._public_key`), on those Secrets alone.
-ANNOTATIONS_KEPT = (PUBLIC_KEY_ANNOTATION,)
+# request's key Secret (`SubjectRequests._public_key`) and the token on its export Secrets
+# (`SubjectRequests._make_exports`), on those Secrets alone.
+ANNOTATIONS_KEPT = (PUBLIC_KEY_ANNOTATION, EXPORT_TOKEN_ANNOTATION)
 # The kinds read by label selector (`Caches.list` with one): a store's purge Jobs (and a
 # subject request's) by their labels, a Job's pods by its name label. Only these keep a label
 # index; a label read of another kind scans its namespace (same answer, same order). The

@@ -809,6 +809,15 @@ async def run_operator(
                     requests.add(key)
             except KubeError:
                 pass  # requests not synced: queued when their cache reads again (on_health)
+        if kind == "RoleBinding" and answering:  # one of a readers' Role: withdrawn now
+            body = new if new is not None else old
+            try:
+                for key in answering[0].keys_for_binding(
+                    str(((body or {}).get("metadata") or {}).get("namespace")), body or {}
+                ):
+                    requests.add(key)
+            except KubeError:
+                pass  # requests not synced: queued when their cache reads again (on_health)
         if kind == "Namespace" and answering:  # now (or no longer) this shard's: its requests
             name = str(((new or old or {}).get("metadata") or {}).get("name"))
             try:

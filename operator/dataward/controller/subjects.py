@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import logging
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -51,6 +52,7 @@ from dataward.checks.purge_runs import (
 )
 from dataward.checks.subjects import (
     DEFAULT_ANSWER_PERIOD,
+    EXPORTS,
     KEY_FINGERPRINT,
     JobRun,
     StoreOutcome,
@@ -62,6 +64,11 @@ from dataward.checks.subjects import (
     deadline_met,
     dry_run_changed,
     event_type,
+    export_proof,
+    export_records,
+    export_verdict,
+    exports_status,
+    foreign_readers_bindings,
     grants_secret,
     invalid_store,
     key_secret_invalid,
@@ -70,6 +77,7 @@ from dataward.checks.subjects import (
     lost_for_every_run,
     missing_store,
     not_counted,
+    readers_bound_elsewhere,
     readers_not_granted,
     recorded_answer,
     recorded_jobs,
@@ -172,6 +180,12 @@ NOT_THE_KEY = (
     "does not hold the key pair the operator made for this request (its public key is not "
     "the one whose fingerprint status.keyFingerprint records, or none is recorded: made or "
     "changed by someone else, or made by an earlier operator version before any store ran)"
+)
+
+NOT_THE_EXPORT = (
+    "was not made by the operator for this request (status.exports records no export "
+    "Secret of this uid or token under the name: made by someone else, whatever owner "
+    "reference it carries)"
 )
 
 NOT_THE_RENDER = (
@@ -291,6 +305,27 @@ class SubjectRequests:
                 out.append((namespace, name))
         return out
 
+    def keys_for_binding(self, namespace: str, binding: Mapping[str, Any]) -> list[RequestKey]:
+        """The access requests of `namespace` whose readers' Role the RoleBinding `binding`
+        (as an event has it) refers to, from the caches alone: one made by someone else
+        withdraws the Role's grant now, not at the hourly resync (`foreign_readers_bindings`).
+        None when requests are not cached."""
+        ref = binding.get("roleRef")
+        if (
+            self.caches is None
+            or not self.caches.cached(REQUEST_KIND)
+            or not self.owns(namespace)
+            or not isinstance(ref, Mapping)
+            or ref.get("kind") != "Role"
+        ):
+            return []
+        return [
+            (namespace, str(raw["metadata"]["name"]))
+            for raw in self.caches.list(REQUEST_KIND, namespace)
+            if (raw.get("spec") or {}).get("type") == "access"
+            and readers_name(str(raw["metadata"]["name"])) == ref.get("name")
+        ]
+
     def _role_grants(self, namespace: str, request_name: str, secret: str) -> bool:
         """Whether the readers' Role of the request `request_name` names `secret`; True
         while that is Unknown (the Role's cache not synced)."""
@@ -381,6 +416,17 @@ class SubjectRequests:
             (store, *self._answer(request, store, public_key, statutes, answered_stores, renders))
             for store in stores
         ]
+        made: dict[str, dict[str, str]] = export_records((latest or raw).get("status"))
+        if request.type == "access":
+            latest, made, refused_exports = self._make_exports(
+                raw, request, [store for store, _, job in answers if job is not None], latest
+            )
+            answers = [
+                (store, refused_exports[store.namespace, store.name], None)
+                if (store.namespace, store.name) in refused_exports
+                else (store, outcome, job)
+                for store, outcome, job in answers
+            ]
         latest = self._record_renders(
             raw, renders, [(store, job) for store, _, job in answers if job is not None], latest
         )
@@ -398,10 +444,10 @@ class SubjectRequests:
         if isinstance(public_key, KeyLost):
             outcomes = lost_for_every_run(outcomes, public_key.ran, public_key.of(answered_stores))
         outcomes.sort(key=lambda o: (o.namespace, o.name))
-        readers_not_ours, own = (
-            self._readers(request, stores, isinstance(public_key, str))
+        readers_not_ours, bound_elsewhere, own = (
+            self._readers(request, stores, isinstance(public_key, str), made)
             if request.type == "access" and (stores or lost)
-            else (None, [])
+            else (None, [], [])
         )
 
         phase = request_phase(outcomes)
@@ -426,6 +472,8 @@ class SubjectRequests:
         done = complete(phase, outcomes)
         if readers_not_ours is not None:
             done = readers_not_granted(done, readers_not_ours)
+        elif bound_elsewhere:
+            done = readers_bound_elsewhere(done, bound_elsewhere)
         conditions = [done, deadline_met(due_at, answered, now)]
         old_complete = next(
             (c.get("reason") for c in old.get("conditions") or ()
@@ -439,7 +487,7 @@ class SubjectRequests:
             # and the retried pass appends again (status is what tells it is owed).
             self._evidence(request, phase, result, answered or now, due_at)
         self._write_status(raw, phase, conditions, extra, now, generation, latest)
-        if phase == "Succeeded" and readers_not_ours is None:
+        if phase == "Succeeded" and readers_not_ours is None and not bound_elsewhere:
             # Granted Secrets not watched: no event says one was replaced under its name.
             granting = bool(own) and bool(request.readers)
             if not (granting and not self._secrets_watched(request.namespace)):
@@ -777,23 +825,86 @@ class SubjectRequests:
                 self._apply_ours(obj, request, self.kube)
 
     def _job_access(self, request: SubjectRequest, store: Store) -> None:
-        """What the store's Job needs in the request's namespace: its export Secret (access),
-        made empty when there is none, and its Role and RoleBinding. Whether an export Secret
-        of the name is the request's is read from its metadata alone: it may hold the
-        person's rows from an earlier run, or be someone else's."""
+        """What the store's Job needs in the request's namespace: its Role and RoleBinding
+        (its export Secret, access, made and proven the request's before: `_make_exports`)."""
         role = render_job_role(request, store)
         if role is None:
             return
-        if request.type == "access":
-            secret = render_export_secret(request, store)
-            name = secret["metadata"]["name"]
-            existing = (self.caches or self.kube).get_metadata("Secret", request.namespace, name)
-            if existing is None:
-                self._create_ours(secret, request, metadata_only=True)
-            elif not ours(existing, request):
-                raise NotOurs(f"Secret {request.namespace}/{name}")
         self._apply_ours(role, request)
         self._apply_ours(render_job_binding(request, store), request)
+
+    def _make_exports(
+        self,
+        raw: Mapping[str, Any],
+        request: SubjectRequest,
+        stores: Sequence[Store],
+        latest: Mapping[str, Any] | None,
+    ) -> tuple[
+        Mapping[str, Any] | None, dict[str, dict[str, str]], dict[tuple[str, str], StoreOutcome]
+    ]:
+        """The export Secret of each store whose Job is to be created (`stores`), made empty
+        when there is none, and proven the request's (checks/subjects.py `export_verdict`):
+        the hash of a new token recorded in status.exports before the create, the Secret's
+        uid after it. Its metadata alone is read: it may hold the person's rows from an
+        earlier run. Returns the request as the last status write answered, the records,
+        and the outcome (ChildNotOurs) of each store whose export Secret is not the
+        request's: its Job is not created, the Secret never granted nor written."""
+        records = export_records((latest or raw).get("status"))
+        refused: dict[tuple[str, str], StoreOutcome] = {}
+        making: dict[Store, str] = {}
+        changed = False
+        for store in stores:
+            name = export_secret_name(request, store)
+            found = (self.caches or self.kube).get_metadata("Secret", request.namespace, name)
+            if found is None and name in records and self.caches is not None:
+                # A new token replaces the record: the Secret it proves is read from the
+                # API first, not taken to be absent on a cache that may not show it yet.
+                found = self.kube.get_metadata("Secret", request.namespace, name)
+            verdict = export_verdict(found, records.get(name))
+            if verdict == "adopt" and found is not None:
+                records[name] = {**records[name], "uid": str(found["metadata"]["uid"])}
+                changed = True
+            elif verdict == "make":
+                making[store] = secrets.token_urlsafe(32)
+                records[name] = {"proof": export_proof(making[store])}
+                changed = True
+            elif verdict == "not-ours":
+                refused[store.namespace, store.name] = _not_ours(
+                    store, NotOurs(f"Secret {request.namespace}/{name}", NOT_THE_EXPORT)
+                )
+        if changed:  # intent first: the tokens' proofs before the Secrets are created
+            latest = self._record_exports(raw, records, latest)
+        if not making:
+            return latest, records, refused
+        for store, token in making.items():
+            name = export_secret_name(request, store)
+            try:
+                made = self._create_ours(
+                    render_export_secret(request, store, token), request, metadata_only=True
+                )
+            except NotOurs:
+                made = None
+            if made is not None and export_verdict(made, records[name]) == "adopt":
+                records[name] = {**records[name], "uid": str(made["metadata"]["uid"])}
+            else:
+                refused[store.namespace, store.name] = _not_ours(
+                    store, NotOurs(f"Secret {request.namespace}/{name}", NOT_THE_EXPORT)
+                )
+        return self._record_exports(raw, records, latest), records, refused
+
+    def _record_exports(
+        self,
+        raw: Mapping[str, Any],
+        records: Mapping[str, Mapping[str, str]],
+        latest: Mapping[str, Any] | None,
+    ) -> Mapping[str, Any]:
+        """Write `records` as status.exports of the request `raw`; the API's answer."""
+        answer = self._write(
+            raw, {EXPORTS: exports_status(records)}, self.settings.clock(), latest
+        )
+        if self.caches is not None:  # the next pass reads the record there
+            self.caches.store_written(answer)
+        return answer
 
     def _revoke_job_access(self, request: SubjectRequest, store: Store) -> None:
         """A store that answered needs no access to the identifier or its export any more."""
@@ -965,11 +1076,23 @@ class SubjectRequests:
         return {"metadata": answer["metadata"]}
 
     def _readers(
-        self, request: SubjectRequest, stores: Sequence[Store], key_used: bool
-    ) -> tuple[str | None, list[str]]:
+        self,
+        request: SubjectRequest,
+        stores: Sequence[Store],
+        key_used: bool,
+        exports: Mapping[str, Mapping[str, str]],
+    ) -> tuple[str | None, list[str], list[str]]:
         """Grant spec.readers the key and the exports that are the request's own; the
         readers' Role or RoleBinding (kind and name) that is not the request's, when one is
-        (then they are not granted), and the names of the request's own, which status names.
+        (then they are not granted), the other RoleBindings that refer to the readers' Role
+        (`foreign_readers_bindings`: while there is one the Role grants nothing, and is
+        deleted), and the names of the request's own, which status names.
+
+        The Role never exists granting nothing (`render_readers_role`): Kubernetes lets
+        anyone bind such a Role, and it would be filled later under that binding. The
+        RoleBindings are read before the Role is written; one made between the read and the
+        write needed `get` on every Secret the Role named then (Kubernetes' escalation
+        check), and its next pass withdraws the Role.
 
         A Secret is granted only when this pass's read finds it with the request's controller
         reference (`ours`): a cut and hashed name of another request's Secret can be this
@@ -986,20 +1109,49 @@ class SubjectRequests:
         it and the pass is retried."""
         read = self.caches or self.kube
         key_secret = key_secret_name(request)
-        own = [
-            name
-            for name in reader_secrets(request, stores)
-            if (key_used or name != key_secret)
-            and ours(read.get_metadata("Secret", request.namespace, name), request)
-        ]
+        own = []
+        for name in reader_secrets(request, stores):
+            if name == key_secret and not key_used:
+                continue
+            found = read.get_metadata("Secret", request.namespace, name)
+            if name == key_secret:
+                if ours(found, request):  # and its key the one recorded: `key_used`
+                    own.append(name)
+            elif ours(found, request) and export_verdict(found, exports.get(name)) == "ours":
+                own.append(name)
+        role = render_readers_role(request, own)
+        name = readers_name(request.name)
+        foreign = foreign_readers_bindings(
+            self.read.list("RoleBinding", request.namespace), name, request.uid
+        )
         try:
-            self._apply_ours(render_readers_role(request, own), request)
-            binding = render_readers_binding(request)
-            if binding is not None:
-                self._apply_ours(binding, request)
+            if name in foreign:  # the readers' binding of its name, someone else's
+                self._withdraw_readers_role(request)
+                raise NotOurs(f"RoleBinding {request.namespace}/{name}")
+            if role is None or foreign:
+                self._withdraw_readers_role(request)
+            else:
+                self._apply_ours(role, request)
+                binding = render_readers_binding(request)
+                if binding is not None:
+                    self._apply_ours(binding, request)
         except NotOurs as error:
-            return str(error.args[0]), own
-        return None, own
+            return str(error.args[0]), foreign, own
+        return None, foreign, own
+
+    def _withdraw_readers_role(self, request: SubjectRequest) -> None:
+        """Delete the readers' Role, the request's own, when it is to grant nothing: a Role
+        with no rules anyone may bind (`render_readers_role`). Someone else's of its name is
+        left as it is (NotOurs). The request's own binding is left: bound to no Role, it
+        grants nothing, and a binding to a Role that does not exist Kubernetes refuses to
+        anyone who does not hold `bind`."""
+        name = readers_name(request.name)
+        existing = self.read.get("Role", request.namespace, name)
+        if existing is None:
+            return
+        if not ours(existing, request):
+            raise NotOurs(f"Role {request.namespace}/{name}")
+        delete_as_read(self.kube, self.caches, "Role", request.namespace, existing)
 
     def _secrets_watched(self, namespace: str) -> bool:
         """Whether the events of the Secrets of `namespace` reach `keys_for_secret`: they are

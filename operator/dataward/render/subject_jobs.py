@@ -58,6 +58,9 @@ REQUEST_REF_ANNOTATION = "dataward.io/subject-request-ref"  # NAMESPACE/NAME, on
 # The recipient's public key (PEM), on a request's Jobs (their pods mount it) and its key
 # Secret (read from its metadata: never the private key).
 PUBLIC_KEY_ANNOTATION = "dataward.io/recipient-public-key"
+# On an export Secret the operator makes: a random token whose hash status.exports records
+# before the create (checks/subjects.py `export_verdict`). Not a secret of the person's.
+EXPORT_TOKEN_ANNOTATION = "dataward.io/export-token"  # noqa: S105 (its name, not a token)
 COMPONENT = "subject-request"
 PRIVATE_KEY = "private.key"
 PUBLIC_KEY = "public.key"
@@ -187,10 +190,15 @@ def render_key_secret(request: SubjectRequest, private_key: str, public_key: str
     }
 
 
-def render_export_secret(request: SubjectRequest, store: Store) -> dict[str, Any]:
-    """An empty export Secret the store's Job fills (`export.sealed`)."""
+def render_export_secret(
+    request: SubjectRequest, store: Store, token: str | None = None
+) -> dict[str, Any]:
+    """An empty export Secret the store's Job fills (`export.sealed`); `token`: the one
+    whose hash status.exports records for it (EXPORT_TOKEN_ANNOTATION)."""
     metadata = _metadata(request, export_secret_name(request, store), request.namespace)
     metadata["annotations"] = {STORE_REF_ANNOTATION: store_reference(store)}
+    if token is not None:
+        metadata["annotations"][EXPORT_TOKEN_ANNOTATION] = token
     return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "type": "Opaque"}
 
 
@@ -251,22 +259,25 @@ def reader_secrets(request: SubjectRequest, stores: Sequence[Store]) -> list[str
     return [key_secret_name(request), *(export_secret_name(request, s) for s in stores)]
 
 
-def render_readers_role(request: SubjectRequest, secrets: Sequence[str]) -> dict[str, Any]:
+def render_readers_role(request: SubjectRequest, secrets: Sequence[str]) -> dict[str, Any] | None:
     """`get` on exactly `secrets` (those of `reader_secrets` seen to be the request's own),
-    nothing else; no rule when there is none (in RBAC no resourceNames is every Secret)."""
-    rules = [
-        {
-            "apiGroups": [""],
-            "resources": ["secrets"],
-            "resourceNames": list(secrets),
-            "verbs": ["get"],
-        }
-    ]
+    nothing else; None when there is none. A Role with no rules is never made: Kubernetes
+    admits a binding to it from anyone who may create RoleBindings (there is nothing to
+    hold), and the Role is filled later (in RBAC no resourceNames would be every Secret)."""
+    if not secrets:
+        return None
     return {
         "apiVersion": RBAC_API_VERSION,
         "kind": "Role",
         "metadata": _metadata(request, readers_name(request.name), request.namespace),
-        "rules": rules if secrets else [],
+        "rules": [
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "resourceNames": list(secrets),
+                "verbs": ["get"],
+            }
+        ],
     }
 
 
