@@ -199,8 +199,7 @@ def test_the_secrets_metadata_cache_answers_presence_by_name_and_keeps_no_labels
         "namespace",
         "resourceVersion",
         "deletionTimestamp",
-        "uid",
-    }
+    }  # a uid only on a Secret with an export's token (test_subject_export_proof.py)
     ring = secrets.get(KEY_RING_CACHE, KEY[0], ring_name)
     assert ring is not None and ring["data"] and ring["metadata"]["labels"]  # rings keep all
     assert secrets.exists("Secret", KEY[0], ring_name)
@@ -377,3 +376,18 @@ def test_stores_whose_parts_texts_collide_keep_each_its_own_interned(
     assert three["status"]["conditions"][1]["reason"] == "OtherPolicyAllowsIngress"
     assert [c["type"] for c in three["status"]["conditions"]] == ["Ready", "NetworkIsolated"]
     assert _not_interned(one) == [] and _not_interned(three) == []
+
+
+def test_the_secrets_metadata_keeps_a_uid_only_with_an_exports_token() -> None:
+    # An export Secret is proven the request's by its uid (status.exports): the cache must
+    # keep it there, and only there (not for every ring and credentials Secret).
+    from dataward.controller.cache import metadata_only
+    from dataward.render.subject_jobs import EXPORT_TOKEN_ANNOTATION
+
+    meta = {"name": "e", "namespace": "privacy", "uid": "u-1", "resourceVersion": "7"}
+    export = {"metadata": {**meta, "annotations": {EXPORT_TOKEN_ANNOTATION: "t", "x": "y"}}}
+    other = {"metadata": {**meta, "annotations": {"x": "y"}}}
+    assert metadata_only(export)["metadata"]["uid"] == "u-1"
+    assert metadata_only(export)["metadata"]["annotations"] == {EXPORT_TOKEN_ANNOTATION: "t"}
+    assert "uid" not in metadata_only(other)["metadata"]
+    assert "uid" not in metadata_only({"metadata": meta})["metadata"]

@@ -148,12 +148,12 @@ JOURNAL_BOUND = 20000  # changes remembered per informer (at least; see Informer
 # presence is read by name (`Caches.exists`, a credentials Secret's events by name); its
 # resourceVersion orders its changes (`_newer`, a re-list's events); its owner references say
 # whose it is (`Caches.get_metadata`: a data subject request's readers are granted only the
-# Secrets that are the request's own), held once per distinct list (`share_metadata`); its
-# uid, and an export Secret's token, are what prove an export Secret the request's (status
-# records them: checks/subjects.py `export_verdict`; an owner reference anyone may write).
-METADATA_KEPT = (
-    "name", "namespace", "uid", "resourceVersion", "deletionTimestamp", "ownerReferences"
-)  # fmt: skip
+# Secrets that are the request's own), held once per distinct list (`share_metadata`). An
+# export Secret's token and uid are what prove it the request's (status records them:
+# checks/subjects.py `export_verdict`; an owner reference anyone may write): the uid is kept
+# only on a Secret that carries the token (`metadata_only`), not on every Secret of the
+# cluster (a ring's, a credentials Secret's: 20,000 of them at 10,000 stores).
+METADATA_KEPT = ("name", "namespace", "resourceVersion", "deletionTimestamp", "ownerReferences")
 # The annotations it keeps (every other one is dropped): the public key of a data subject
 # request's key Secret (`SubjectRequests._public_key`) and the token on its export Secrets
 # (`SubjectRequests._make_exports`), on those Secrets alone.
@@ -647,6 +647,8 @@ def metadata_only(obj: Mapping[str, Any]) -> Obj:
         wanted = {k: annotations[k] for k in ANNOTATIONS_KEPT if k in annotations}
         if wanted:
             kept["annotations"] = wanted
+        if EXPORT_TOKEN_ANNOTATION in wanted and "uid" in meta:
+            kept["uid"] = meta["uid"]
     return {"metadata": kept}
 
 
