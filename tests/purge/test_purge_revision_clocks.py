@@ -79,6 +79,18 @@ def source_at(policy: dict[str, Any], job_now: datetime) -> ApiSource:
     return source
 
 
+def planned_at(policy: dict[str, Any], job_now: datetime, db_now: datetime) -> Any:
+    """`_plan` of the sample store under `policy` (as the API serves it), the job's clock at
+    `job_now` and the live server's at `db_now`: the plan, or the gate that stops the run."""
+    source = source_at(policy, job_now)
+    store, loaded = source.load()
+    assert loaded is not None
+    return _plan(
+        store, loaded, _Clock(db_now), None, EngineOptions(),  # type: ignore[arg-type]
+        lambda: job_now, policy_at=source.policy_at,
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("period", ["6mo", "2y"])  # shortening, widening
 @pytest.mark.parametrize(
     ("job_now", "db_now"),
@@ -91,13 +103,7 @@ def test_a_revision_taking_effect_between_the_clocks_deletes_nothing(
     """Red on the old code: the policy was decided at the job's clock alone and the plan
     made at the database's (earlier) instant, so a row was deleted before its expiry under
     the revision in force then."""
-    source = source_at(revised(period), job_now)
-    store, policy = source.load()
-    assert policy is not None
-    planned = _plan(
-        store, policy, _Clock(db_now), None, EngineOptions(),  # type: ignore[arg-type]
-        lambda: job_now, policy_at=source.policy_at,
-    )  # fmt: skip
+    planned = planned_at(revised(period), job_now, db_now)
     assert not isinstance(planned, PurgePlan), "planned across a revision's start"
     assert (planned.gate.result, planned.gate.reason) == ("Succeeded", "RetentionChanged")
     assert "nothing was deleted" in planned.gate.message
@@ -107,13 +113,7 @@ def test_the_reviewers_row_is_not_deleted_before_its_expiry() -> None:
     """1y -> 6mo at 00:00 July 1; job 00:01, database 23:57 June 30; the row of
     2024-12-30T23:00 expires 2025-12-30 under the 1y in force at 23:57: it must not go."""
     job_now, db_now = EFFECTIVE + timedelta(minutes=1), EFFECTIVE - timedelta(minutes=3)
-    source = source_at(revised("6mo"), job_now)
-    store, policy = source.load()
-    assert policy is not None
-    planned = _plan(
-        store, policy, _Clock(db_now), None, EngineOptions(),  # type: ignore[arg-type]
-        lambda: job_now, policy_at=source.policy_at,
-    )  # fmt: skip
+    planned = planned_at(revised("6mo"), job_now, db_now)
     row = datetime(2024, 12, 30, 23, 0, tzinfo=UTC)
     assert not (isinstance(planned, PurgePlan) and row <= planned.cutoff)
 
@@ -127,13 +127,7 @@ def test_the_reviewers_row_is_not_deleted_before_its_expiry() -> None:
 def test_clocks_that_agree_on_the_revision_plan_under_it(
     period: str, job_now: datetime, db_now: datetime, in_force: str | None
 ) -> None:
-    source = source_at(revised(period), job_now)
-    store, policy = source.load()
-    assert policy is not None
-    planned = _plan(
-        store, policy, _Clock(db_now), None, EngineOptions(),  # type: ignore[arg-type]
-        lambda: job_now, policy_at=source.policy_at,
-    )  # fmt: skip
+    planned = planned_at(revised(period), job_now, db_now)
     assert isinstance(planned, PurgePlan)
     assert str(planned.retention) == (in_force or period)
     for clock in (job_now, db_now):
