@@ -19,6 +19,7 @@ import pytest
 from dataward.model.durations import parse_duration
 from dataward.model.policy import parse_policy
 from dataward.model.store import parse_store
+from dataward.purge.claims import CLAIMS_TABLE
 from dataward.purge.errors import PurgeError
 from dataward.purge.sql import POSTGRES, Column, Session, TableName
 from dataward.subjects.engine import Outcome, RequestOptions, run_request
@@ -44,6 +45,11 @@ def trigger_kept_until(until: datetime) -> datetime:
 # until then). Row 2: it ended six minutes before the job's noon (over by every clock).
 KEPT = trigger_kept_until(JOB_NOON + MINUTE)
 OVER = trigger_kept_until(JOB_NOON - 6 * MINUTE)
+CLAIMS_COLUMNS = (
+    Column("archive_table", "character varying", None),
+    Column("store", "character varying", None),
+    Column("claimed_at", "timestamp with time zone", 6),
+)
 COLUMNS = (
     Column("id", "bigint", None),
     Column("ts", "timestamp with time zone", 6),
@@ -60,14 +66,21 @@ class FakeSession(Session):
         self.dialect = POSTGRES
         self.now = now
         self.rows = dict(rows)
+        self.claims = {}
 
     def server_now(self) -> datetime:
         return self.now
 
+    claims: dict[str, str]  # the archive's registry of tables' owners (purge.claims)
+
     def columns(self, table: TableName) -> tuple[Column, ...]:
+        if table.name == CLAIMS_TABLE:
+            return CLAIMS_COLUMNS
         return COLUMNS
 
     def unique_keys(self, table: TableName) -> tuple[frozenset[str], ...]:
+        if table.name == CLAIMS_TABLE:
+            return (frozenset({"archive_table"}),)
         return (frozenset({"id"}),)
 
     def read_only(self) -> bool:
@@ -83,6 +96,9 @@ class FakeSession(Session):
         pass
 
     def query(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        if sql.startswith("SELECT store FROM") and CLAIMS_TABLE in sql:
+            owner = self.claims.get(params[0])
+            return [] if owner is None else [(owner,)]
         if sql.startswith('SELECT "ts", CASE WHEN'):
             return [(ts, 0) for ts in self.rows.values()]
         if sql.startswith('SELECT "ts" FROM'):
@@ -102,6 +118,9 @@ class FakeSession(Session):
         raise AssertionError(f"unexpected query: {sql}")
 
     def execute(self, sql: str, params: Any = ()) -> int:
+        if sql.startswith("INSERT INTO") and CLAIMS_TABLE in sql:
+            self.claims.setdefault(params[0], params[1])
+            return 1
         if sql.startswith("INSERT"):
             copied = json.loads(params[0])
             for row in copied:

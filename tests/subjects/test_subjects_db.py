@@ -332,3 +332,30 @@ def test_a_clock_far_from_the_databases_deletes_nothing(
     assert (result.outcome, result.reason) == ("Failed", "ClockSkew")
     assert ids(live, people) == groups["subject"] | groups["others"]
     assert ids(archive, people) == set()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_archive_table_another_store_claimed_is_neither_erased_nor_exported(
+    servers: DatabaseServers, engine: str
+) -> None:
+    # Red first: the purge refused another store's archive table (`purge.claims`), but a
+    # data-subject request did not look: an erasure destroyed the person's rows that store
+    # archived, by this store's statute (past 5y here: a 10-year store keeps them), and an
+    # access exported them to this request's readers.
+    from dataward.purge.claims import CLAIMS_TABLE
+
+    live, archive = servers.pair(engine)  # type: ignore[arg-type]
+    doc, people, _notes, _audit, now, groups, _ = seeded_store(live, archive, category="contracts")
+    ancient = now - timedelta(days=6 * 366)
+    insert(archive, f"INSERT INTO {people} (id, ts, email, payload) VALUES (%s, %s, %s, %s)",
+           [(50, ancient, EMAIL, "theirs")])  # fmt: skip
+    claimed = f"INSERT INTO {CLAIMS_TABLE} (archive_table, store, claimed_at) VALUES (%s, %s, %s)"
+    insert(archive, claimed, [(people.lower(), "ledger/other-store", now)])
+    for request in ("erasure", "access"):
+        outcome = run(doc, live, archive, request)
+        result = outcome.result
+        assert (result.outcome, result.reason) == ("Failed", "ArchiveClaimed"), result.message
+        assert "ledger/other-store" in result.message and EMAIL not in result.message
+        assert outcome.document is None
+    assert ids(archive, people) == {50}
+    assert ids(live, people) == groups["subject"] | groups["others"]

@@ -20,6 +20,7 @@ import pytest
 from dataward.model.durations import parse_duration
 from dataward.model.policy import parse_policy
 from dataward.model.store import RecordSet, SubjectColumn
+from dataward.purge.claims import CLAIMS_TABLE
 from dataward.purge.sql import Column, TableName
 from dataward.subjects.engine import Located, Outcome, RequestOptions, run_request
 from dataward.subjects.identifiers import parse_identifiers
@@ -99,7 +100,7 @@ class ZonedSession(FakeSession):
     """The skew tests' table with `ts timestamp without time zone`, and its whole rows."""
 
     def columns(self, table: TableName) -> tuple[Column, ...]:
-        return NAIVE
+        return super().columns(table) if table.name == CLAIMS_TABLE else NAIVE
 
     def query(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
         if sql.startswith('SELECT "id", "ts", "email" FROM'):

@@ -76,6 +76,7 @@ from zoneinfo import ZoneInfo
 
 from dataward.model.policy import Policy
 from dataward.model.store import Store
+from dataward.purge.claims import claim, claim_refusal
 from dataward.purge.engine import (
     EngineOptions,
     Fault,
@@ -1050,6 +1051,9 @@ def run_request(
         )
         if changed is not None:
             return Outcome(_gated(replace(base, server_time=now), changed, job_clock()))
+        if archive is not None:
+            _claimed_archives(archive, plan, store_ref(store), erasure=request == "erasure",
+                              dry_run=options.dry_run)  # fmt: skip
         base = replace(base, server_time=now)
         strict = request == "access" or statutory
         observed = _observe(live, archive, plan, identifiers, strict)
@@ -1141,6 +1145,21 @@ def _clocks(
         return _Skewed(gate, live_now)
     read = [live_now, live_job, archive_now, archive_job]
     return planning_instant(*read), read
+
+
+def _claimed_archives(
+    archive: Session, plan: SubjectPlan, store: str, *, erasure: bool, dry_run: bool
+) -> None:
+    """Refuse, before anything is read, an archive table another store claimed
+    (`purge.claims`): its archived rows are that store's, kept by its statute, and neither
+    this store's erasure may destroy them nor its access export them. An erasure claims an
+    unclaimed table, as the purge does (it may archive into it); an access or a dry run
+    claims nothing."""
+    for table in plan.tables:
+        owner = claim(archive, parse_table(table.table), store, write=erasure and not dry_run)
+        refused = claim_refusal(table.table, store, owner)
+        if refused is not None:
+            raise refused
 
 
 def _observe(
