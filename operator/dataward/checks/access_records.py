@@ -72,7 +72,7 @@ def access_recorded(
             ACCESS_RECORDED,
             "False",
             "AccessReadNotAudited",
-            f"The operator read {_secret(canary.secret or ring, ring)} at "
+            f"The operator read {_secret(canary, ring)} at "
             f"{_time(canary.asked)} and the API server's audit log {log_path} has no record "
             f"of it {int(grace.total_seconds())} s later: "
             "the API server does not audit reads of it (its audit policy predates the store, "
@@ -93,13 +93,15 @@ def access_recorded(
         ACCESS_RECORDED,
         "Unknown",
         "AccessRecordPending",
-        f"The operator read {_secret(canary.secret or ring, ring)} and waits for the API "
+        f"The operator read {_secret(canary, ring)} and waits for the API "
         f"server's audit record of that read in {log_path} (up to "
         f"{int(grace.total_seconds())} s).",
     )
 
 
-def _secret(name: str, ring: str) -> str:
+def _secret(canary: AccessCanary, ring: str) -> str:
+    """The Secret the canary's verdict is about, as a message names it."""
+    name = canary.secret or ring
     return f"key ring {ring}" if name == ring else f"Secret {name}"
 
 

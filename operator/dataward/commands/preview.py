@@ -36,6 +36,7 @@ from typing import Any, Literal, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from dataward.commands.purge import connector
+from dataward.controller.clock import system_clock
 from dataward.model.store import DEFAULT_PORTS, Database, Engine, Store, TLSMode
 from dataward.purge.credentials import Credentials, Timeouts, Which, load_credentials
 from dataward.purge.engine import EngineOptions, preview
@@ -185,9 +186,7 @@ def execute(args: argparse.Namespace, environ: Mapping[str, str]) -> PurgeResult
         at = _instant(args.now)
         # The revision in force is decided at the instant the cutoffs are: --now, else each
         # clock the run reads (`policy_at`), never the machine's clock for a plan at another.
-        source = FileSource(files, args.store) if at is None else FileSource(
-            files, args.store, clock=lambda: at
-        )
+        source = FileSource(files, args.store, clock=system_clock if at is None else lambda: at)
         store, policy = source.load()
         target, connect_live, connect_archive = _target(args, store, environ)
         return preview(
