@@ -109,7 +109,7 @@ def test_now_decides_the_revision_the_counts_are_planned_under(
     # yet in force.
     from dataward.commands import preview as command
     from dataward.model.durations import parse_duration
-    from tests.purge.test_purge_revision_clocks import revised
+    from tests.purge.support import revised
 
     planned: list[Any] = []
 

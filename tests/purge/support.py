@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import os
@@ -17,6 +18,7 @@ import yaml
 
 from dataward.model.durations import Duration, parse_duration
 from dataward.model.policy import parse_policy
+from dataward.model.revisions import decide
 from dataward.model.store import parse_store
 from dataward.purge import mysql, postgres
 from dataward.purge.credentials import Credentials, Timeouts
@@ -24,6 +26,7 @@ from dataward.purge.engine import CheckContinue, EngineOptions, Fault, keep_goin
 from dataward.purge.result import PurgeResult
 from dataward.purge.sql import Session
 from tests.databases import PURGER_PASSWORD, PURGER_USER, DatabaseServer
+from tests.model.samples import POLICY as SAMPLE_POLICY
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -278,3 +281,29 @@ def period_of(category: str, retention: str | None = None) -> Duration:
         if cat["name"] == category:
             return parse_duration(cat["retention"]["period"])
     raise KeyError(category)
+
+
+# A revision of the sample policy taking effect at 00:00 UTC of 2025-07-01 (the revision-clock
+# tests of the purge and of `dataward preview --now`).
+OBSERVED = datetime(2025, 5, 1, tzinfo=UTC)
+EFFECTIVE = datetime(2025, 7, 1, tzinfo=UTC)  # 00:00 UTC of the effective date
+
+
+def revised(period: str) -> dict[str, Any]:
+    """The sample policy (support inquiries 1y) revised to `period`, effective 2025-07-01,
+    announced long before (notice run), its impact counted small: it takes effect at 00:00."""
+    old_spec = copy.deepcopy(SAMPLE_POLICY["spec"])
+    new_spec = copy.deepcopy(SAMPLE_POLICY["spec"])
+    new_spec["announced"], new_spec["effectiveDate"] = "2025-05-01", "2025-07-01"
+    for category in new_spec["categories"]:
+        if category["name"] == "technical-support-inquiry":
+            category["retention"]["period"] = period
+    recorded = {"inForce": {"generation": 3, "since": "2021-04-26T00:00:00Z", "spec": old_spec}}
+    pending = decide(new_spec, 4, recorded, OBSERVED).pending
+    assert pending is not None and pending.takes_effect == EFFECTIVE
+    policy = {**copy.deepcopy(SAMPLE_POLICY), "spec": new_spec}
+    policy["metadata"] = {"name": "clunix", "generation": 4}
+    policy["status"] = {
+        "revisions": {**recorded, "pending": {**pending.to_status(), "impactVerdict": "Small"}}
+    }
+    return policy

@@ -20,15 +20,12 @@ from typing import Any
 
 import pytest
 
-from dataward.model.revisions import decide
 from dataward.purge.engine import EngineOptions, _plan
 from dataward.purge.plan import PurgePlan
 from dataward.purge.source import ApiSource
 from tests.expiry import is_safely_expired
-from tests.model.samples import POLICY, STORE
-
-OBSERVED = datetime(2025, 5, 1, tzinfo=UTC)
-EFFECTIVE = datetime(2025, 7, 1, tzinfo=UTC)  # 00:00 UTC of the effective date
+from tests.model.samples import STORE
+from tests.purge.support import EFFECTIVE, revised
 
 
 class _Api:
@@ -47,26 +44,6 @@ class _Clock:
 
     def server_now(self) -> datetime:
         return self.now
-
-
-def revised(period: str) -> dict[str, Any]:
-    """The sample policy (support inquiries 1y) revised to `period`, effective 2025-07-01,
-    announced long before (notice run), its impact counted small: it takes effect at 00:00."""
-    old_spec = copy.deepcopy(POLICY["spec"])
-    new_spec = copy.deepcopy(POLICY["spec"])
-    new_spec["announced"], new_spec["effectiveDate"] = "2025-05-01", "2025-07-01"
-    for category in new_spec["categories"]:
-        if category["name"] == "technical-support-inquiry":
-            category["retention"]["period"] = period
-    recorded = {"inForce": {"generation": 3, "since": "2021-04-26T00:00:00Z", "spec": old_spec}}
-    pending = decide(new_spec, 4, recorded, OBSERVED).pending
-    assert pending is not None and pending.takes_effect == EFFECTIVE
-    policy = {**copy.deepcopy(POLICY), "spec": new_spec}
-    policy["metadata"] = {"name": "clunix", "generation": 4}
-    policy["status"] = {
-        "revisions": {**recorded, "pending": {**pending.to_status(), "impactVerdict": "Small"}}
-    }
-    return policy
 
 
 def source_at(policy: dict[str, Any], job_now: datetime) -> ApiSource:

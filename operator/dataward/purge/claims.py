@@ -134,6 +134,18 @@ def claim(session: Session, table: TableName, store: str, *, write: bool) -> str
     return None if not rows else str(rows[0][0])
 
 
+def claim_all(
+    session: Session, tables: Iterable[tuple[TableName, str]], store: str, *, write: bool
+) -> None:
+    """Claim each archive table for `store` (`claim`; each paired with the name its refusal
+    gives it), in order; ArchiveClaimed at the first another store owns, before anything is
+    copied to, counted in, read from or destroyed in any of them by the caller."""
+    for table, named in tables:
+        refused = claim_refusal(named, store, claim(session, table, store, write=write))
+        if refused is not None:
+            raise refused
+
+
 def _needs(session: Session, error: PurgeError, privilege: str, registry: TableName) -> PurgeError:
     """A refused statement on the registry as the GRANT that fixes it."""
     if error.category != "PermissionDenied":

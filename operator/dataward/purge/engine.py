@@ -130,7 +130,7 @@ from dataward.purge.batches import (
     chunks,
     flat,
 )
-from dataward.purge.claims import claim, claim_refusal
+from dataward.purge.claims import claim_all
 from dataward.purge.errors import (
     DuplicateKey,
     LockTimeout,
@@ -1722,12 +1722,9 @@ def _claim_archives(archive: Session, tables: Sequence[PreparedTable], plan: Pur
     counted, copied or destroyed there; ArchiveClaimed, failing the whole run with nothing
     deleted, when another store owns one: its rows are not this store's to destroy, and this
     store's copies must not land among them. A dry run claims nothing, and refuses alike."""
-    for t in tables:
-        assert t.archive_table is not None
-        owner = claim(archive, t.archive_table, plan.store, write=not plan.dry_run)
-        refused = claim_refusal(t.records.table, plan.store, owner)
-        if refused is not None:
-            raise refused
+    claimed = [(t.archive_table, t.records.table) for t in tables if t.archive_table is not None]
+    assert len(claimed) == len(tables)
+    claim_all(archive, claimed, plan.store, write=not plan.dry_run)
 
 
 def _server_side(

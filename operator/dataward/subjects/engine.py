@@ -76,7 +76,7 @@ from zoneinfo import ZoneInfo
 
 from dataward.model.policy import Policy
 from dataward.model.store import Store
-from dataward.purge.claims import claim, claim_refusal
+from dataward.purge.claims import claim_all
 from dataward.purge.engine import (
     EngineOptions,
     Fault,
@@ -1155,11 +1155,8 @@ def _claimed_archives(
     this store's erasure may destroy them nor its access export them. An erasure claims an
     unclaimed table, as the purge does (it may archive into it); an access or a dry run
     claims nothing."""
-    for table in plan.tables:
-        owner = claim(archive, parse_table(table.table), store, write=erasure and not dry_run)
-        refused = claim_refusal(table.table, store, owner)
-        if refused is not None:
-            raise refused
+    claimed = [(parse_table(table.table), table.table) for table in plan.tables]
+    claim_all(archive, claimed, store, write=erasure and not dry_run)
 
 
 def _observe(
