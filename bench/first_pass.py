@@ -36,7 +36,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 from bench.fake_api import fake_caches, listed
-from bench.memory import DressedKube, populate
+from bench.memory import DressedKube, finished_runs, populate
 from dataward.controller.cache import sweep_copies
 from dataward.controller.kube import Kube
 from dataward.controller.operator import tune_garbage_collector
@@ -77,6 +77,10 @@ def _converged(args: argparse.Namespace) -> FrozenKube:
     caches, reconciler, keys = listed(kube)
     now = T0
     for what in ("converging", "nothing to do"):
+        if what == "nothing to do":
+            # The day's run, as the CronJob controller would have started it: the restart
+            # at T0 + 10 min finds no missed run (PurgeRunMissed would be a real verdict).
+            finished_runs(kube, scheduled=T0.replace(hour=3, minute=17))
         _relist(caches)
         kube.calls.clear()
         start = time.process_time()
@@ -91,6 +95,12 @@ def _converged(args: argparse.Namespace) -> FrozenKube:
               f"ms CPU per store, {len(kube.writes())} writes")  # fmt: skip
         now += timedelta(minutes=5)
     kube.calls.clear()
+    ready = sum(
+        any(c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (o.get("status") or {}).get("conditions") or ())
+        for (kind, _, _), o in kube.objects.items() if kind == "PersonalDataStore"
+    )  # fmt: skip
+    print(f"converged: {ready} of {len(keys)} stores Ready=True")
     if args.state:
         with open(args.state, "wb") as saving:
             pickle.dump(kube, saving)

@@ -34,7 +34,7 @@ import time
 import tracemalloc
 from collections import Counter
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import FunctionType, MethodType, ModuleType
 from typing import Any, cast
 
@@ -188,14 +188,23 @@ def populate(kube: ListingKube, stores: int, namespaces: int) -> None:
         add_store(kube, name, f"ns-{i % namespaces:03d}", name)
 
 
-def finished_runs(kube: ListingKube) -> int:
-    """Per CronJob of ours, one finished Job (from its jobTemplate) and its pod."""
+def finished_runs(kube: ListingKube, scheduled: datetime | None = None) -> int:
+    """Per CronJob of ours, one finished Job (from its jobTemplate) and its pod. `scheduled`:
+    the run the CronJob controller started then, recorded as its `status.lastScheduleTime`
+    (else a run of 2026-01-01 whose Job's name says 2025, and no schedule recorded)."""
     made = 0
+    minutes = 29000000 if scheduled is None else int(scheduled.timestamp()) // 60
+    ran = "2026-01-01T03:17:00Z" if scheduled is None else scheduled.strftime("%Y-%m-%dT%H:%M:%SZ")
+    done = "2026-01-01T03:18:00Z" if scheduled is None else (
+        scheduled + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     for (kind, ns, name), cronjob in list(kube.objects.items()):
         if kind != "CronJob":
             continue
+        if scheduled is not None:  # as the CronJob controller records it: a new version
+            cronjob = kube._store({**cronjob, "status": {**(cronjob.get("status") or {}),
+                                                         "lastScheduleTime": ran}})
         template = copy.deepcopy(cronjob["spec"]["jobTemplate"])
-        job_name = f"{name}-29000000"
+        job_name = f"{name}-{minutes}"
         labels = {**(template["metadata"].get("labels") or {}), JOB_NAME_LABEL: job_name}
         job = kube._store({
             "apiVersion": "batch/v1", "kind": "Job",
@@ -204,12 +213,15 @@ def finished_runs(kube: ListingKube) -> int:
                                               "name": name, "uid": cronjob["metadata"]["uid"],
                                               "controller": True}]},
             "spec": template["spec"],
-            "status": {"startTime": "2026-01-01T03:17:00Z",
-                       "completionTime": "2026-01-01T03:18:00Z", "succeeded": 1,
+            "status": {"startTime": ran, "completionTime": done, "succeeded": 1,
                        "conditions": [{"type": "Complete", "status": "True",
-                                       "lastTransitionTime": "2026-01-01T03:18:00Z"}]},
+                                       "lastTransitionTime": done}]},
         })  # fmt: skip
-        record = {"version": 1, "deleted": 120, "expiredRemaining": 0, "batches": 1}
+        record: dict[str, Any] = {"version": 1, "deleted": 120, "expiredRemaining": 0,
+                                  "batches": 1}
+        if scheduled is not None:  # a run that succeeded, as the purge's record says it
+            record = {"result": "Succeeded", "rowsDeleted": 120, "rowsArchived": 0,
+                      "expiredRemaining": 0, "startTime": ran, "completionTime": done}
         kube._store({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": f"{job_name}-x7k2p", "namespace": ns, "labels": labels,
