@@ -137,13 +137,13 @@ def test_a_late_or_failed_answer_is_a_finding_of_the_requests_clause() -> None:
             "deadline": "2026-11-11T00:00:00Z"})  # fmt: skip
 
     in_time = [answered(1, "a", "fulfilled", "2026-11-10T23:59:59Z")]
-    built = build_report(in_time, Q4, verdict=None, generated_at=NOW, stores=STORES)
+    built = build_report(in_time, Q4, verdict=INTACT, generated_at=NOW, stores=STORES)
     (clause,) = [c for c in built["clauses"] if c["id"] == "subject-requests"]
     assert (clause["status"], built["requests"][0]["late"]) == ("evidenced", False)
     # 50 days to answer against 10; and one that failed in time.
     records = [*in_time, answered(2, "b", "fulfilled", "2026-12-21T00:00:00Z"),
                answered(3, "c", "failed", "2026-11-05T00:00:00Z")]  # fmt: skip
-    built = build_report(records, Q4, verdict=None, generated_at=NOW, stores=STORES)
+    built = build_report(records, Q4, verdict=INTACT, generated_at=NOW, stores=STORES)
     (clause,) = [c for c in built["clauses"] if c["id"] == "subject-requests"]
     assert clause["status"] == "findings"
     assert clause["findings"] == [
@@ -350,7 +350,8 @@ def test_a_run_whose_outcome_is_unknown_is_a_finding_not_a_success() -> None:
         "reason": "NoResultRecord", "dryRun": False,
         "startTime": "2026-10-05T03:00:00Z", "completionTime": "2026-10-05T03:01:00Z"})  # fmt: skip
     run = rec(1, "2026-10-05T03:01:00.000000Z", "purge.run", SHOP, payload)
-    built = build_report([run], Q4, verdict=None, generated_at=NOW, policy=policy(), stores=STORES)
+    built = build_report([run], Q4, verdict=INTACT, generated_at=NOW, policy=policy(),
+                         stores=STORES)
     (clause,) = [c for c in built["clauses"] if c["id"] == "retention/contract-records"]
     assert clause["status"] == "findings"
     assert clause["findings"] == [
@@ -369,13 +370,13 @@ def test_an_answer_appended_again_is_counted_once() -> None:
             "deadline": "2026-11-11T00:00:00Z"})  # fmt: skip
 
     records = [answered(1, "2026-11-10T23:59:00Z"), answered(2, "2026-11-11T00:01:00Z")]
-    built = build_report(records, Q4, verdict=None, generated_at=NOW, stores=STORES)
+    built = build_report(records, Q4, verdict=INTACT, generated_at=NOW, stores=STORES)
     assert [(r["seq"], r["late"]) for r in built["requests"]] == [(1, False)]
     (clause,) = [c for c in built["clauses"] if c["id"] == "subject-requests"]
     assert clause["status"] == "evidenced"
     # A later answer of another outcome (a store found unanswered since) is a record of its own.
     records.append(answered(3, "2026-11-12T00:00:00Z", "failed"))
-    built = build_report(records, Q4, verdict=None, generated_at=NOW, stores=STORES)
+    built = build_report(records, Q4, verdict=INTACT, generated_at=NOW, stores=STORES)
     assert [r["seq"] for r in built["requests"]] == [1, 3]
 
 
@@ -414,3 +415,48 @@ def test_pod_creators_who_can_mount_the_secrets_are_foreign_access_too() -> None
                          stores=STORES)  # fmt: skip
     assert [(f["subject"], f["foundSeq"], f["resolvedSeq"], f["openSeconds"])
             for f in built["foreignAccess"]] == [(CRM, 1, 2, DAY)]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("last", "verdict", "code"),
+    [
+        (11, None, "chain-unverified"),
+        # Broken at record 6: records 6 to 10, dated in the quarter, are left out.
+        (11, Verdict(5, Head(5, "cd" * 32), Break(6, "signature", "record 6 names key x")),
+         "chain-broken"),
+        # The head row says 14 records were appended; 11 to 14 were cut off the end, and the
+        # last one left (#10) is dated in the quarter.
+        (10, Verdict(10, Head(10, "ab" * 32), Break(11, "head", "records 11 to 14 were cut off")),
+         "chain-broken"),
+    ],
+)
+def test_no_clause_is_evidenced_on_a_chain_unverified_or_broken_in_the_quarter(
+    last: int, verdict: Verdict | None, code: str
+) -> None:
+    """Anyone with the evidence login can insert rows, and a row at the head's next number
+    stops every later append: a report that showed clauses `evidenced` from an unverified
+    chain, or from the records before a break that left out part of the quarter, claimed
+    coverage that nothing shows."""
+    options: dict[str, Any] = {"policy": policy(), "stores": STORES, "generated_at": NOW}
+    clean = {c["id"]: c["status"]
+             for c in build_report(RECORDS[:last], Q4, verdict=INTACT, **options)["clauses"]}
+    assert "evidenced" in clean.values()
+    built = build_report(RECORDS[:last], Q4, verdict=verdict, **options)
+    (gap,) = [g for g in built["gaps"] if g["code"] == code]
+    statuses = {c["id"]: c["status"] for c in built["clauses"]}
+    assert "evidenced" not in statuses.values(), statuses
+    assert {i for i, s in statuses.items() if s == "not-verifiable"} == {
+        i for i, s in clean.items() if s == "not-verifiable"}
+    for clause in built["clauses"]:
+        if clause["status"] != "not-verifiable":
+            assert gap["message"] in clause["findings"], clause
+
+
+def test_a_break_after_the_quarter_leaves_its_clauses_as_they_are() -> None:
+    """Broken at record 12, after record 11 (dated 2027-01-02): every record of 2026Q4 was
+    appended before it and is verified, so the quarter's clauses stand."""
+    clean = {c["id"]: c["status"] for c in report()["clauses"]}
+    broken = Verdict(11, Head(11, "ab" * 32), Break(12, "hash", "record 12 was edited"))
+    statuses = {c["id"]: c["status"] for c in report(broken)["clauses"]}
+    assert {i: s for i, s in statuses.items() if i != "self-audit"} == {
+        i: s for i, s in clean.items() if i != "self-audit"}

@@ -830,10 +830,28 @@ def build_report(
     }
     report["gaps"] = _gaps(chain, usable, quarter, stores, report)
     report["clauses"] = _clauses(report, policy, stores)
-    # Appends failed in the period: no clause is evidenced on a log that may lack records.
-    outages = [g["message"] for g in report["gaps"] if g["code"] == "evidence-outage"]
-    for clause in report["clauses"] if outages else ():
+    # No clause is evidenced on a log that may lack records of the period, or whose records
+    # are not shown to be the operator's.
+    incomplete = _incomplete(report["gaps"], usable, quarter)
+    for clause in report["clauses"] if incomplete else ():
         if clause["status"] != "not-verifiable":
-            clause["findings"] += outages
+            clause["findings"] += incomplete
             clause["status"] = _status(True, clause["findings"], clause["evidence"])
     return report
+
+
+def _incomplete(
+    gaps: Sequence[Mapping[str, Any]], usable: Sequence[Record], quarter: Quarter
+) -> list[str]:
+    """The messages of the gaps that leave the quarter's evidence incomplete or unproven:
+    appends that failed in it; a chain not verified (anyone with the evidence login can
+    insert rows); a chain broken before the log reached the quarter's end (the records left
+    out from the break on, or cut off the end, may be the quarter's). A break after a record
+    dated past the quarter leaves the quarter's records, all appended before it, verified."""
+    reached_end = any(_t(r) >= quarter.end for r in usable)
+    return [
+        g["message"]
+        for g in gaps
+        if g["code"] in ("evidence-outage", "chain-unverified")
+        or (g["code"] == "chain-broken" and not reached_end)
+    ]
