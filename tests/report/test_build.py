@@ -417,6 +417,88 @@ def test_pod_creators_who_can_mount_the_secrets_are_foreign_access_too() -> None
             for f in built["foreignAccess"]] == [(CRM, 1, 2, DAY)]  # fmt: skip
 
 
+def test_a_control_unknown_or_false_in_the_quarter_is_a_finding_of_its_clause() -> None:
+    """The operator could not read RBAC (AccessRestricted Unknown) for 60 days, the network
+    policy was missing (NetworkIsolated False) for 10 and the key ring unreadable
+    (EncryptionKeyReady Unknown) for 30: the clauses these controls enforce were shown
+    `evidenced`, as if every control had been in force all quarter."""
+    records = [
+        rec(1, "2026-09-20T00:00:00.000000Z", "key.created", CRM,
+            {"secret": "dataward-support-keyring", "keyId": 1,
+             "created": "2026-09-20T00:00:00.000000Z"}),
+        rec(2, "2026-10-02T00:00:00.000000Z", "key.rotated", CRM,
+            {"secret": "dataward-support-keyring", "keyId": 2, "previousKeyId": 1}),
+        rec(3, "2026-10-02T00:00:00.000000Z", "key.rotated", SHOP,
+            {"secret": "dataward-orders-keyring", "keyId": 2, "previousKeyId": 1}),
+        rec(4, "2026-10-03T00:00:00.000000Z", "condition.transition", CRM,
+            {"type": "AccessRestricted", "status": "Unknown", "reason": "RBACUnreadable"}),
+        rec(5, "2026-10-04T00:00:00.000000Z", "condition.transition", SHOP,
+            {"type": "NetworkIsolated", "status": "False", "reason": "NetworkPolicyMissing"}),
+        rec(6, "2026-10-14T00:00:00.000000Z", "condition.transition", SHOP,
+            {"type": "NetworkIsolated", "status": "True", "previousStatus": "False",
+             "reason": "Isolated"}),
+        rec(7, "2026-10-20T00:00:00.000000Z", "condition.transition", SHOP,
+            {"type": "EncryptionKeyReady", "status": "Unknown", "reason": "KeyRingUnreadable"}),
+        rec(8, "2026-11-19T00:00:00.000000Z", "condition.transition", SHOP,
+            {"type": "EncryptionKeyReady", "status": "True", "previousStatus": "Unknown",
+             "reason": "KeyReady"}),
+        rec(9, "2026-12-02T00:00:00.000000Z", "condition.transition", CRM,
+            {"type": "AccessRestricted", "status": "True", "previousStatus": "Unknown",
+             "reason": "Restricted"}),
+    ]  # fmt: skip
+    built = build_report(records, Q4, verdict=INTACT, generated_at=NOW, policy=policy(),
+                         stores=STORES)  # fmt: skip
+    clauses = {c["id"]: c for c in built["clauses"]}
+    access = clauses["access-restriction"]
+    assert access["status"] == "findings", access
+    # Unknown from 10-03 to 12-02: 60 days; False from 10-04 to 10-14: 10 days.
+    assert any(CRM in f and "AccessRestricted" in f and "60.00 d" in f for f in access["findings"])
+    assert any(SHOP in f and "NetworkIsolated" in f and "10.00 d" in f for f in access["findings"])
+    encryption = clauses["encryption"]
+    assert encryption["status"] == "findings", encryption
+    # (crm/support's key 2 is past its 30-day limit too: a finding of its own.)
+    (finding,) = [f for f in encryption["findings"] if "EncryptionKeyReady" in f]
+    assert SHOP in finding and "30.00 d" in finding
+    assert {7, 8} <= set(encryption["evidence"])
+
+
+def test_a_purge_not_scheduled_in_the_quarter_is_a_finding_of_its_retention_clause() -> None:
+    """The purge CronJob of shop/orders was missing (PurgeScheduled False) from 11-01 on, so
+    no run was recorded: the retention clause said `no-evidence`, as for a category whose
+    stores had nothing to purge."""
+    records = [
+        rec(1, "2026-09-20T00:00:00.000000Z", "condition.transition", SHOP,
+            {"type": "PurgeScheduled", "status": "True", "reason": "Scheduled"}),
+        rec(2, "2026-11-01T00:00:00.000000Z", "condition.transition", SHOP,
+            {"type": "PurgeScheduled", "status": "False", "previousStatus": "True",
+             "reason": "CronJobMissing"}),
+    ]  # fmt: skip
+    built = build_report(records, Q4, verdict=INTACT, generated_at=NOW, policy=policy(),
+                         stores=STORES)  # fmt: skip
+    clauses = {c["id"]: c for c in built["clauses"]}
+    contract = clauses["retention/contract-records"]
+    # False from 11-01 to the end of the quarter: 61 days.
+    assert contract["status"] == "findings", contract
+    (finding,) = contract["findings"]
+    assert SHOP in finding and "PurgeScheduled" in finding and "61.00 d" in finding
+    assert contract["evidence"] == [1, 2]
+    # Another category's clause does not take shop/orders' finding.
+    assert clauses["retention/technical-support-inquiry"]["findings"] == []
+
+
+def test_a_control_true_all_quarter_is_no_finding() -> None:
+    records = [
+        rec(1, "2026-09-20T00:00:00.000000Z", "condition.transition", CRM,
+            {"type": "AccessRestricted", "status": "True", "reason": "Restricted"}),
+        rec(2, "2026-10-02T00:00:00.000000Z", "condition.transition", CRM,
+            {"type": "NetworkIsolated", "status": "True", "reason": "Isolated"}),
+    ]  # fmt: skip
+    built = build_report(records, Q4, verdict=INTACT, generated_at=NOW, policy=policy(),
+                         stores=STORES)  # fmt: skip
+    (access,) = [c for c in built["clauses"] if c["id"] == "access-restriction"]
+    assert (access["status"], access["findings"], access["evidence"]) == ("evidenced", [], [1, 2])
+
+
 @pytest.mark.parametrize(
     ("last", "verdict", "code"),
     [

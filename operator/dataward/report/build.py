@@ -9,12 +9,19 @@ times (the operator's clock). Durations are whole seconds, so every figure is ex
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from dataward.checks.access import BEYOND_READERS
+from dataward.checks.conditions import (
+    ACCESS_RESTRICTED,
+    ENCRYPTION_KEY_READY,
+    NETWORK_ISOLATED,
+    PURGE_SCHEDULED,
+    PURGE_SUCCEEDED,
+)
 from dataward.evidence.chain import Verdict
 from dataward.evidence.payloads import KINDS, OUTAGE_KIND
 from dataward.evidence.records import Record, format_time
@@ -109,6 +116,14 @@ def _iso(instant: datetime) -> str:
 def _seconds(delta: timedelta) -> int:
     # Never negative: two times out of order (writers' clocks) are no time, not time back.
     return max(0, int(delta.total_seconds()))
+
+
+DAY = 86400
+
+
+def days_text(seconds: object) -> str:
+    """Seconds as days for a reader (`2.50 d`); `unknown` when not a number."""
+    return f"{seconds / DAY:.2f} d" if isinstance(seconds, int) else "unknown"
 
 
 def _count(payload: Mapping[str, Any], key: str) -> int:
@@ -635,6 +650,28 @@ def _status(verifiable: bool, findings: Sequence[str], evidence: Sequence[int]) 
     return "evidenced" if evidence else "no-evidence"
 
 
+def _not_in_force(
+    report: Mapping[str, Any], types: Collection[str], subjects: Collection[str] | None = None
+) -> tuple[list[str], list[int]]:
+    """The findings and records of each condition of `types` (of `subjects`; None: every
+    store) that was not True for some of the quarter: False or Unknown, a control that was
+    not shown in force, is never part of a clause `evidenced`."""
+    findings: list[str] = []
+    evidence: list[int] = []
+    for store in report["stores"]:
+        if subjects is not None and store["subject"] not in subjects:
+            continue
+        for condition in store["conditions"]:
+            if condition["type"] in types and condition["secondsNotTrue"] > 0:
+                findings.append(
+                    f"{store['subject']}: {condition['type']} was not True for "
+                    f"{days_text(condition['secondsNotTrue'])} of the quarter (records "
+                    f"{', '.join(str(seq) for seq in condition['evidence'][:20])})"
+                )
+                evidence += condition["evidence"]
+    return findings, evidence
+
+
 def _clauses(
     report: Mapping[str, Any], policy: Policy | None, stores: Mapping[str, StoreInfo]
 ) -> list[dict[str, Any]]:
@@ -656,6 +693,10 @@ def _clauses(
             f"last run (record {o['lastRunSeq']})"
             for o in late
         ]
+        unscheduled, unscheduled_evidence = _not_in_force(
+            report, (PURGE_SCHEDULED, PURGE_SUCCEEDED), members
+        )
+        findings += unscheduled
         period = category.retention.period
         clauses.append(
             _clause(
@@ -670,7 +711,7 @@ def _clauses(
                 ]
                 or ["no store of this category in the stores files"],
                 ["purges", "overdue"],
-                [r["seq"] for r in runs] + _evidence_of(late),
+                [r["seq"] for r in runs] + _evidence_of(late) + unscheduled_evidence,
                 findings,
             )
         )
@@ -701,8 +742,10 @@ def _clauses(
         c
         for s in report["stores"]
         for c in s["conditions"]
-        if c["type"] in ("AccessRestricted", "NetworkIsolated")
+        if c["type"] in (ACCESS_RESTRICTED, NETWORK_ISOLATED)
     ]
+    access_down, _ = _not_in_force(report, (ACCESS_RESTRICTED, NETWORK_ISOLATED))
+    key_down, key_down_evidence = _not_in_force(report, (ENCRYPTION_KEY_READY,))
     foreign = report["foreignAccess"]
     clauses += [
         _clause(
@@ -711,9 +754,9 @@ def _clauses(
             "important data is encrypted"
             + (f"; keys rotate at least every {policy.key_rotation.describe()}" if policy else ""),
             ["key ring Secret per store (AES-256-GCM)", "condition EncryptionKeyReady"],
-            ["keys"],
-            _evidence_of(keys),
-            late_keys,
+            ["keys", "stores"],
+            _evidence_of(keys) + key_down_evidence,
+            late_keys + key_down,
         ),
         _clause(
             "access-restriction",
@@ -735,7 +778,8 @@ def _clauses(
                     else ", not resolved by the end of the quarter"
                 )
                 for f in foreign
-            ],
+            ]
+            + access_down,
         ),
         _clause(
             "access-records",
