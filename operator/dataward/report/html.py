@@ -128,7 +128,11 @@ def render_html(report: Mapping[str, Any]) -> str:
                     _td(days_text(key["maxAgeSeconds"])),
                     _td(store["rotationLimit"] or "unknown"),
                     _td(key["rotationDue"] or "unknown"),
-                    _td("OVERDUE" if key["overdue"] else "ok"),
+                    _td(
+                        "OVERDUE"
+                        if key["overdue"]
+                        else ("ok" if key["rotationDue"] else "unknown")
+                    ),
                     _raw(_evidence(key["evidence"])),
                 ]
             )
