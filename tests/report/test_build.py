@@ -462,6 +462,32 @@ def test_a_control_unknown_or_false_in_the_quarter_is_a_finding_of_its_clause() 
     assert {7, 8} <= set(encryption["evidence"])
 
 
+def test_a_store_whose_control_has_no_record_is_a_finding_not_evidenced() -> None:
+    """shop/orders is in the stores files but the log holds no AccessRestricted or
+    NetworkIsolated record of it, ever (the evidence log configured after it became Ready:
+    only changes are recorded). crm/support's records made the clause `evidenced`, for
+    shop/orders too, whose access the log never showed."""
+    records = [
+        rec(1, "2026-09-20T00:00:00.000000Z", "condition.transition", CRM,
+            {"type": "AccessRestricted", "status": "True", "reason": "Restricted"}),
+        rec(2, "2026-09-20T00:00:00.000000Z", "condition.transition", CRM,
+            {"type": "NetworkIsolated", "status": "True", "reason": "Isolated"}),
+        rec(3, "2026-10-02T00:00:00.000000Z", "condition.transition", SHOP,
+            {"type": "NetworkIsolated", "status": "True", "reason": "Isolated"}),
+    ]  # fmt: skip
+    built = build_report(records, Q4, verdict=INTACT, generated_at=NOW, policy=policy(),
+                         stores=STORES)  # fmt: skip
+    (access,) = [c for c in built["clauses"] if c["id"] == "access-restriction"]
+    assert access["status"] == "findings", access
+    (finding,) = access["findings"]
+    assert finding.startswith(SHOP) and "no AccessRestricted record" in finding
+    # NetworkIsolated of shop/orders is on record from 10-02 (the store may be newer).
+    assert not [f for f in access["findings"] if "NetworkIsolated" in f]
+    # Neither store has a key record: the encryption clause shows none of them in force.
+    (encryption,) = [c for c in built["clauses"] if c["id"] == "encryption"]
+    assert encryption["status"] == "findings", encryption
+    assert sorted(f.split(":")[0] for f in encryption["findings"]) == [CRM, SHOP]
+
 def test_a_purge_not_scheduled_in_the_quarter_is_a_finding_of_its_retention_clause() -> None:
     """The purge CronJob of shop/orders was missing (PurgeScheduled False) from 11-01 on, so
     no run was recorded: the retention clause said `no-evidence`, as for a category whose
@@ -494,7 +520,7 @@ def test_a_control_true_all_quarter_is_no_finding() -> None:
             {"type": "NetworkIsolated", "status": "True", "reason": "Isolated"}),
     ]  # fmt: skip
     built = build_report(records, Q4, verdict=INTACT, generated_at=NOW, policy=policy(),
-                         stores=STORES)  # fmt: skip
+                         stores={CRM: STORES[CRM]})  # fmt: skip
     (access,) = [c for c in built["clauses"] if c["id"] == "access-restriction"]
     assert (access["status"], access["findings"], access["evidence"]) == ("evidenced", [], [1, 2])
 

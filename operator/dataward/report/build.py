@@ -672,6 +672,21 @@ def _not_in_force(
     return findings, evidence
 
 
+def _unrecorded(
+    report: Mapping[str, Any], types: Sequence[str], stores: Mapping[str, StoreInfo]
+) -> list[str]:
+    """A finding for each store of the files with no record of a condition of `types`, ever:
+    the log does not show that control in force for it (only changes are recorded, so a
+    store steady since before the evidence log was configured has none)."""
+    recorded = {(s["subject"], c["type"]) for s in report["stores"] for c in s["conditions"]}
+    return [
+        f"{subject}: no {kind} record in the evidence log, so it is not shown in force"
+        for subject in sorted(stores)
+        for kind in types
+        if (subject, kind) not in recorded
+    ]
+
+
 def _clauses(
     report: Mapping[str, Any], policy: Policy | None, stores: Mapping[str, StoreInfo]
 ) -> list[dict[str, Any]]:
@@ -745,6 +760,13 @@ def _clauses(
         if c["type"] in (ACCESS_RESTRICTED, NETWORK_ISOLATED)
     ]
     access_down, _ = _not_in_force(report, (ACCESS_RESTRICTED, NETWORK_ISOLATED))
+    access_down += _unrecorded(report, (ACCESS_RESTRICTED, NETWORK_ISOLATED), stores)
+    with_keys = {k["subject"] for k in keys}
+    keys_unrecorded = [
+        f"{subject}: no key.created or key.rotated record in the evidence log, so its key "
+        "ring is not shown"
+        for subject in sorted(set(stores) - with_keys)
+    ]
     key_down, key_down_evidence = _not_in_force(report, (ENCRYPTION_KEY_READY,))
     foreign = report["foreignAccess"]
     clauses += [
@@ -756,7 +778,7 @@ def _clauses(
             ["key ring Secret per store (AES-256-GCM)", "condition EncryptionKeyReady"],
             ["keys", "stores"],
             _evidence_of(keys) + key_down_evidence,
-            late_keys + key_down,
+            late_keys + key_down + keys_unrecorded,
         ),
         _clause(
             "access-restriction",
