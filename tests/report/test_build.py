@@ -568,3 +568,14 @@ def test_a_break_after_the_quarter_leaves_its_clauses_as_they_are() -> None:
     statuses = {c["id"]: c["status"] for c in report(broken)["clauses"]}
     assert {i: s for i, s in statuses.items() if i != "self-audit"} == {
         i: s for i, s in clean.items() if i != "self-audit"}
+
+
+def test_a_record_dated_ahead_before_a_break_in_the_quarter_does_not_hide_it() -> None:
+    """A replica's clock ran a year ahead for record 4; the chain breaks at record 6 in
+    November: records of the quarter after the break are left out all the same."""
+    ahead = [r if r.seq != 4 else rec(4, "2027-10-06T03:00:00.000000Z", r.kind, r.subject,
+                                      dict(r.payload)) for r in RECORDS[:8]]  # fmt: skip
+    broken = Verdict(5, Head(5, "cd" * 32), Break(6, "signature", "record 6 names key x"))
+    built = build_report(ahead, Q4, verdict=broken, generated_at=NOW, policy=policy(),
+                         stores=STORES)  # fmt: skip
+    assert "evidenced" not in {c["status"] for c in built["clauses"]}

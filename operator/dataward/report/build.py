@@ -912,9 +912,11 @@ def _incomplete(
     """The messages of the gaps that leave the quarter's evidence incomplete or unproven:
     appends that failed in it; a chain not verified (anyone with the evidence login can
     insert rows); a chain broken before the log reached the quarter's end (the records left
-    out from the break on, or cut off the end, may be the quarter's). A break after a record
-    dated past the quarter leaves the quarter's records, all appended before it, verified."""
-    reached_end = any(_t(r) >= quarter.end for r in usable)
+    out from the break on, or cut off the end, may be the quarter's). A break right after a
+    record dated past the quarter leaves the quarter's records, appended before it, verified
+    (the last record before the break: one dated ahead earlier on, by a clock ahead, is no
+    sign that the log went on past the quarter)."""
+    reached_end = bool(usable) and _t(usable[-1]) >= quarter.end
     return [
         g["message"]
         for g in gaps
