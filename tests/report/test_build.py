@@ -579,3 +579,23 @@ def test_a_record_dated_ahead_before_a_break_in_the_quarter_does_not_hide_it() -
     built = build_report(ahead, Q4, verdict=broken, generated_at=NOW, policy=policy(),
                          stores=STORES)  # fmt: skip
     assert "evidenced" not in {c["status"] for c in built["clauses"]}
+
+
+def test_a_quarter_not_yet_ended_is_measured_to_the_report_time_only() -> None:
+    """Written on 2026-11-01, in the quarter: AccessRestricted False since 10-10 was counted
+    as False until 2027-01-01 (83 days, two months of them not yet lived), crm/support's key
+    (30-day limit, created 10-20) was called primary past its due date of 11-19, the weeks
+    to come were gaps, and the clauses were `evidenced` for a quarter half over."""
+    records = [r for r in RECORDS if r.seq != 6]  # AccessRestricted still False
+    built = build_report(records, Q4, verdict=INTACT, policy=policy(), stores=STORES,
+                         generated_at=datetime(2026, 11, 1, tzinfo=UTC))  # fmt: skip
+    (store,) = built["stores"]
+    (condition,) = store["conditions"]
+    assert condition["secondsNotTrue"] == 22 * DAY  # 10-10 to 11-01
+    crm = next(k for k in built["keys"] if k["subject"] == CRM)
+    assert [(k["keyId"], k["overdue"]) for k in crm["keys"]] == [(1, False), (2, False)]
+    codes = [g["code"] for g in built["gaps"]]
+    assert codes.count("quarter-not-ended") == 1
+    # Weeks from 09-28 to 10-26 (5): records in 10-05, 10-19: 3 without.
+    assert codes.count("no-records") == 3
+    assert "evidenced" not in {c["status"] for c in built["clauses"]}

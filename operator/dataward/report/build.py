@@ -869,11 +869,14 @@ def build_report(
     stores = dict(stores or {})
     chain = _chain(verdict)
     usable = [r for r in trusted_records(records, verdict) if parse_time(r.time) is not None]
+    period = quarter
+    # A quarter not yet over is measured to the report's time: what comes after is unknown.
+    quarter = _measured(quarter, generated_at)
     report: dict[str, Any] = {
         "$schema": SCHEMA_ID,
         "schemaVersion": SCHEMA_VERSION,
         "quarter": quarter.label,
-        "period": {"start": _iso(quarter.start), "end": _iso(quarter.end)},
+        "period": {"start": _iso(period.start), "end": _iso(period.end)},
         "generatedAt": _iso(generated_at),
         "chain": chain,
         "policy": None
@@ -895,6 +898,14 @@ def build_report(
         "revisions": _revisions(usable, quarter),
     }
     report["gaps"] = _gaps(chain, usable, quarter, stores, report)
+    if quarter.end < period.end:
+        report["gaps"].append({
+            "code": "quarter-not-ended",
+            "message": f"this report was written at {_iso(quarter.end)}, before "
+            f"{period.label} ends at {_iso(period.end)}: every figure runs to then only, "
+            "and no clause is shown for the whole quarter",
+            "evidence": [],
+        })  # fmt: skip
     report["clauses"] = _clauses(report, policy, stores)
     # No clause is evidenced on a log that may lack records of the period, or whose records
     # are not shown to be the operator's.
@@ -904,6 +915,13 @@ def build_report(
             clause["findings"] += incomplete
             clause["status"] = _status(True, clause["findings"], clause["evidence"])
     return report
+
+
+def _measured(quarter: Quarter, now: datetime) -> Quarter:
+    """`quarter`, ending at `now` when it has not ended yet (at its start, if not begun)."""
+    if now >= quarter.end:
+        return quarter
+    return Quarter(quarter.label, quarter.start, max(quarter.start, now.astimezone(UTC)))
 
 
 def _incomplete(
@@ -920,6 +938,6 @@ def _incomplete(
     return [
         g["message"]
         for g in gaps
-        if g["code"] in ("evidence-outage", "chain-unverified")
+        if g["code"] in ("evidence-outage", "chain-unverified", "quarter-not-ended")
         or (g["code"] == "chain-broken" and not reached_end)
     ]
