@@ -13,8 +13,10 @@ import operator
 import re
 import subprocess
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -22,6 +24,7 @@ import yaml
 from dataward.checks.observed import TrustedSubjects
 from dataward.model.durations import _month_span_bounds
 from dataward.render.names import names_for
+from dataward.report.build import previous_quarter
 from e2e.tools import tool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -855,6 +858,21 @@ def test_the_report_runs_quarterly_for_the_previous_quarter_and_reads_no_api() -
     assert volumes[mounts[arg("--credentials-dir")]]["secret"]["secretName"] == "evidence-login"
     # The signing key never reaches the report.
     assert "evidence-key" not in json.dumps(cronjob)
+
+
+@pytest.mark.parametrize("zone", ["Etc/UTC", "Asia/Seoul", "Pacific/Auckland"])
+def test_the_report_runs_after_the_quarter_has_ended_in_utc(zone: str) -> None:
+    """Quarters are UTC calendar quarters. With `timeZone: Asia/Seoul` the CronJob ran at
+    06:00 on 1 January in Seoul, 21:00 on 31 December in UTC: `--quarter previous` was then
+    2026Q3 again, and no report of 2026Q4 was ever written."""
+    (cronjob,) = of_kind(render(*EVIDENCE, f"timeZone={zone}"), "CronJob")
+    minute, hour, day, months, _ = cronjob["spec"]["schedule"].split()
+    runs_in = ZoneInfo(cronjob["spec"].get("timeZone") or "Etc/UTC")
+    for month in (int(m) for m in months.split(",")):
+        fires = datetime(2027, month, int(day), int(hour), int(minute), tzinfo=runs_in)
+        ended = previous_quarter(fires)
+        assert ended.end <= fires.astimezone(UTC), (zone, month, fires)
+        assert ended.label == f"{2026 if month == 1 else 2027}Q{(month - 2) // 3 % 4 + 1}"
 
 
 def test_the_report_schedule_output_and_login_are_values_and_it_can_be_off() -> None:

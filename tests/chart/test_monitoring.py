@@ -44,7 +44,7 @@ def exported_metric_names() -> set[str]:
     _bucket, _sum and _count)."""
     names = {name for name, _, _ in metrics.STORE_FAMILIES}
     for value in vars(metrics).values():
-        if not isinstance(value, MetricWrapperBase | metrics.CacheHealth):
+        if not isinstance(value, MetricWrapperBase | metrics.CacheHealth | metrics.EvidenceHealth):
             continue
         for family in value.describe():
             if family.type == "counter":
@@ -123,7 +123,7 @@ def test_the_alerts_cover_what_an_operator_of_dataward_must_know() -> None:
         "DatawardStoreNotReady", "DatawardPurgeFailed", "DatawardPurgeNotScheduled",
         "DatawardExpiredRowsRemaining", "DatawardExpiredDataTooOld",
         "DatawardKeyNearRotationLimit", "DatawardForeignAccess", "DatawardOperatorNotLeading",
-        "DatawardStoresUnchecked",
+        "DatawardStoresUnchecked", "DatawardEvidenceNotRecorded",
     }
 
 
@@ -140,7 +140,7 @@ def test_promtool_accepts_the_rules(tmp_path: Path) -> None:
     rules.write_text(yaml.safe_dump({"groups": rendered_rule()["spec"]["groups"]}))
     result = promtool("check", "rules", str(rules))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 9 rules found" in result.stdout, result.stdout
+    assert "SUCCESS: 10 rules found" in result.stdout, result.stdout
 
 
 def test_each_alert_fires_on_the_metric_it_names(tmp_path: Path) -> None:

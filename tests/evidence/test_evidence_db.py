@@ -146,6 +146,33 @@ def test_appends_that_failed_are_recorded_once_the_database_answers(
     assert status == 0 and "intact: 3 records" in output, output
 
 
+@pytest.mark.parametrize("how", ["row inserted ahead", "head moved back"])
+def test_a_taken_sequence_number_fails_every_append_and_says_so(
+    evidence_db: EvidenceDatabase, public_key: Path, capsys: pytest.CaptureFixture[str],
+    how: str,
+) -> None:
+    """With the operator's own login (INSERT on the records, UPDATE on the head), one row
+    at the head's next number, or the head moved back, stops every later append: the README
+    says so, /metrics counts it (`EvidenceLog.failures`), and verify names the break."""
+    appended = append_samples(evidence_db, 3)
+    if how == "row inserted ahead":
+        (forged,) = build_chain(OTHER, 1, Head(3, appended[-1].hash))
+        insert(evidence_db, forged)
+    else:
+        assert evidence_db.sql("UPDATE dataward_evidence_head SET seq = 2, hash = %s",
+                               (appended[1].hash,)) == 1  # fmt: skip
+    log = EvidenceLog.open(evidence_db.database, evidence_db.credentials, KEY)
+    try:
+        for index in range(3, 5):
+            with pytest.raises(EvidenceError, match="could not append"):
+                log.append(*sample(index))
+        assert log.failures() == (2, 2)
+    finally:
+        log.close()
+    status, output = cli_verify(evidence_db, public_key, capsys)
+    assert status == 1 and ("(signature)" if how == "row inserted ahead" else "(head)") in output
+
+
 def edit_payload(db: EvidenceDatabase) -> None:
     record = stored(db, 3)
     # A careful forger keeps the text canonical; the hash still tells.

@@ -137,13 +137,13 @@ def test_a_late_or_failed_answer_is_a_finding_of_the_requests_clause() -> None:
             "deadline": "2026-11-11T00:00:00Z"})  # fmt: skip
 
     in_time = [answered(1, "a", "fulfilled", "2026-11-10T23:59:59Z")]
-    built = build_report(in_time, Q4, verdict=None, generated_at=NOW, stores=STORES)
+    built = build_report(in_time, Q4, verdict=INTACT, generated_at=NOW, stores=STORES)
     (clause,) = [c for c in built["clauses"] if c["id"] == "subject-requests"]
     assert (clause["status"], built["requests"][0]["late"]) == ("evidenced", False)
     # 50 days to answer against 10; and one that failed in time.
     records = [*in_time, answered(2, "b", "fulfilled", "2026-12-21T00:00:00Z"),
                answered(3, "c", "failed", "2026-11-05T00:00:00Z")]  # fmt: skip
-    built = build_report(records, Q4, verdict=None, generated_at=NOW, stores=STORES)
+    built = build_report(records, Q4, verdict=INTACT, generated_at=NOW, stores=STORES)
     (clause,) = [c for c in built["clauses"] if c["id"] == "subject-requests"]
     assert clause["status"] == "findings"
     assert clause["findings"] == [
@@ -350,7 +350,8 @@ def test_a_run_whose_outcome_is_unknown_is_a_finding_not_a_success() -> None:
         "reason": "NoResultRecord", "dryRun": False,
         "startTime": "2026-10-05T03:00:00Z", "completionTime": "2026-10-05T03:01:00Z"})  # fmt: skip
     run = rec(1, "2026-10-05T03:01:00.000000Z", "purge.run", SHOP, payload)
-    built = build_report([run], Q4, verdict=None, generated_at=NOW, policy=policy(), stores=STORES)
+    built = build_report([run], Q4, verdict=INTACT, generated_at=NOW, policy=policy(),
+                         stores=STORES)
     (clause,) = [c for c in built["clauses"] if c["id"] == "retention/contract-records"]
     assert clause["status"] == "findings"
     assert clause["findings"] == [
@@ -369,13 +370,13 @@ def test_an_answer_appended_again_is_counted_once() -> None:
             "deadline": "2026-11-11T00:00:00Z"})  # fmt: skip
 
     records = [answered(1, "2026-11-10T23:59:00Z"), answered(2, "2026-11-11T00:01:00Z")]
-    built = build_report(records, Q4, verdict=None, generated_at=NOW, stores=STORES)
+    built = build_report(records, Q4, verdict=INTACT, generated_at=NOW, stores=STORES)
     assert [(r["seq"], r["late"]) for r in built["requests"]] == [(1, False)]
     (clause,) = [c for c in built["clauses"] if c["id"] == "subject-requests"]
     assert clause["status"] == "evidenced"
     # A later answer of another outcome (a store found unanswered since) is a record of its own.
     records.append(answered(3, "2026-11-12T00:00:00Z", "failed"))
-    built = build_report(records, Q4, verdict=None, generated_at=NOW, stores=STORES)
+    built = build_report(records, Q4, verdict=INTACT, generated_at=NOW, stores=STORES)
     assert [r["seq"] for r in built["requests"]] == [1, 3]
 
 
@@ -414,3 +415,187 @@ def test_pod_creators_who_can_mount_the_secrets_are_foreign_access_too() -> None
                          stores=STORES)  # fmt: skip
     assert [(f["subject"], f["foundSeq"], f["resolvedSeq"], f["openSeconds"])
             for f in built["foreignAccess"]] == [(CRM, 1, 2, DAY)]  # fmt: skip
+
+
+def test_a_control_unknown_or_false_in_the_quarter_is_a_finding_of_its_clause() -> None:
+    """The operator could not read RBAC (AccessRestricted Unknown) for 60 days, the network
+    policy was missing (NetworkIsolated False) for 10 and the key ring unreadable
+    (EncryptionKeyReady Unknown) for 30: the clauses these controls enforce were shown
+    `evidenced`, as if every control had been in force all quarter."""
+    records = [
+        rec(1, "2026-09-20T00:00:00.000000Z", "key.created", CRM,
+            {"secret": "dataward-support-keyring", "keyId": 1,
+             "created": "2026-09-20T00:00:00.000000Z"}),
+        rec(2, "2026-10-02T00:00:00.000000Z", "key.rotated", CRM,
+            {"secret": "dataward-support-keyring", "keyId": 2, "previousKeyId": 1}),
+        rec(3, "2026-10-02T00:00:00.000000Z", "key.rotated", SHOP,
+            {"secret": "dataward-orders-keyring", "keyId": 2, "previousKeyId": 1}),
+        rec(4, "2026-10-03T00:00:00.000000Z", "condition.transition", CRM,
+            {"type": "AccessRestricted", "status": "Unknown", "reason": "RBACUnreadable"}),
+        rec(5, "2026-10-04T00:00:00.000000Z", "condition.transition", SHOP,
+            {"type": "NetworkIsolated", "status": "False", "reason": "NetworkPolicyMissing"}),
+        rec(6, "2026-10-14T00:00:00.000000Z", "condition.transition", SHOP,
+            {"type": "NetworkIsolated", "status": "True", "previousStatus": "False",
+             "reason": "Isolated"}),
+        rec(7, "2026-10-20T00:00:00.000000Z", "condition.transition", SHOP,
+            {"type": "EncryptionKeyReady", "status": "Unknown", "reason": "KeyRingUnreadable"}),
+        rec(8, "2026-11-19T00:00:00.000000Z", "condition.transition", SHOP,
+            {"type": "EncryptionKeyReady", "status": "True", "previousStatus": "Unknown",
+             "reason": "KeyReady"}),
+        rec(9, "2026-12-02T00:00:00.000000Z", "condition.transition", CRM,
+            {"type": "AccessRestricted", "status": "True", "previousStatus": "Unknown",
+             "reason": "Restricted"}),
+    ]  # fmt: skip
+    built = build_report(records, Q4, verdict=INTACT, generated_at=NOW, policy=policy(),
+                         stores=STORES)  # fmt: skip
+    clauses = {c["id"]: c for c in built["clauses"]}
+    access = clauses["access-restriction"]
+    assert access["status"] == "findings", access
+    # Unknown from 10-03 to 12-02: 60 days; False from 10-04 to 10-14: 10 days.
+    assert any(CRM in f and "AccessRestricted" in f and "60.00 d" in f for f in access["findings"])
+    assert any(SHOP in f and "NetworkIsolated" in f and "10.00 d" in f for f in access["findings"])
+    encryption = clauses["encryption"]
+    assert encryption["status"] == "findings", encryption
+    # (crm/support's key 2 is past its 30-day limit too: a finding of its own.)
+    (finding,) = [f for f in encryption["findings"] if "EncryptionKeyReady" in f]
+    assert SHOP in finding and "30.00 d" in finding
+    assert {7, 8} <= set(encryption["evidence"])
+
+
+def test_a_store_whose_control_has_no_record_is_a_finding_not_evidenced() -> None:
+    """shop/orders is in the stores files but the log holds no AccessRestricted or
+    NetworkIsolated record of it, ever (the evidence log configured after it became Ready:
+    only changes are recorded). crm/support's records made the clause `evidenced`, for
+    shop/orders too, whose access the log never showed."""
+    records = [
+        rec(1, "2026-09-20T00:00:00.000000Z", "condition.transition", CRM,
+            {"type": "AccessRestricted", "status": "True", "reason": "Restricted"}),
+        rec(2, "2026-09-20T00:00:00.000000Z", "condition.transition", CRM,
+            {"type": "NetworkIsolated", "status": "True", "reason": "Isolated"}),
+        rec(3, "2026-10-02T00:00:00.000000Z", "condition.transition", SHOP,
+            {"type": "NetworkIsolated", "status": "True", "reason": "Isolated"}),
+    ]  # fmt: skip
+    built = build_report(records, Q4, verdict=INTACT, generated_at=NOW, policy=policy(),
+                         stores=STORES)  # fmt: skip
+    (access,) = [c for c in built["clauses"] if c["id"] == "access-restriction"]
+    assert access["status"] == "findings", access
+    (finding,) = access["findings"]
+    assert finding.startswith(SHOP) and "no AccessRestricted record" in finding
+    # NetworkIsolated of shop/orders is on record from 10-02 (the store may be newer).
+    assert not [f for f in access["findings"] if "NetworkIsolated" in f]
+    # Neither store has a key record: the encryption clause shows none of them in force.
+    (encryption,) = [c for c in built["clauses"] if c["id"] == "encryption"]
+    assert encryption["status"] == "findings", encryption
+    assert sorted(f.split(":")[0] for f in encryption["findings"]) == [CRM, SHOP]
+
+def test_a_purge_not_scheduled_in_the_quarter_is_a_finding_of_its_retention_clause() -> None:
+    """The purge CronJob of shop/orders was missing (PurgeScheduled False) from 11-01 on, so
+    no run was recorded: the retention clause said `no-evidence`, as for a category whose
+    stores had nothing to purge."""
+    records = [
+        rec(1, "2026-09-20T00:00:00.000000Z", "condition.transition", SHOP,
+            {"type": "PurgeScheduled", "status": "True", "reason": "Scheduled"}),
+        rec(2, "2026-11-01T00:00:00.000000Z", "condition.transition", SHOP,
+            {"type": "PurgeScheduled", "status": "False", "previousStatus": "True",
+             "reason": "CronJobMissing"}),
+    ]  # fmt: skip
+    built = build_report(records, Q4, verdict=INTACT, generated_at=NOW, policy=policy(),
+                         stores=STORES)  # fmt: skip
+    clauses = {c["id"]: c for c in built["clauses"]}
+    contract = clauses["retention/contract-records"]
+    # False from 11-01 to the end of the quarter: 61 days.
+    assert contract["status"] == "findings", contract
+    (finding,) = contract["findings"]
+    assert SHOP in finding and "PurgeScheduled" in finding and "61.00 d" in finding
+    assert contract["evidence"] == [1, 2]
+    # Another category's clause does not take shop/orders' finding.
+    assert clauses["retention/technical-support-inquiry"]["findings"] == []
+
+
+def test_a_control_true_all_quarter_is_no_finding() -> None:
+    records = [
+        rec(1, "2026-09-20T00:00:00.000000Z", "condition.transition", CRM,
+            {"type": "AccessRestricted", "status": "True", "reason": "Restricted"}),
+        rec(2, "2026-10-02T00:00:00.000000Z", "condition.transition", CRM,
+            {"type": "NetworkIsolated", "status": "True", "reason": "Isolated"}),
+    ]  # fmt: skip
+    built = build_report(records, Q4, verdict=INTACT, generated_at=NOW, policy=policy(),
+                         stores={CRM: STORES[CRM]})  # fmt: skip
+    (access,) = [c for c in built["clauses"] if c["id"] == "access-restriction"]
+    assert (access["status"], access["findings"], access["evidence"]) == ("evidenced", [], [1, 2])
+
+
+@pytest.mark.parametrize(
+    ("last", "verdict", "code"),
+    [
+        (11, None, "chain-unverified"),
+        # Broken at record 6: records 6 to 10, dated in the quarter, are left out.
+        (11, Verdict(5, Head(5, "cd" * 32), Break(6, "signature", "record 6 names key x")),
+         "chain-broken"),
+        # The head row says 14 records were appended; 11 to 14 were cut off the end, and the
+        # last one left (#10) is dated in the quarter.
+        (10, Verdict(10, Head(10, "ab" * 32), Break(11, "head", "records 11 to 14 were cut off")),
+         "chain-broken"),
+    ],
+)
+def test_no_clause_is_evidenced_on_a_chain_unverified_or_broken_in_the_quarter(
+    last: int, verdict: Verdict | None, code: str
+) -> None:
+    """Anyone with the evidence login can insert rows, and a row at the head's next number
+    stops every later append: a report that showed clauses `evidenced` from an unverified
+    chain, or from the records before a break that left out part of the quarter, claimed
+    coverage that nothing shows."""
+    options: dict[str, Any] = {"policy": policy(), "stores": STORES, "generated_at": NOW}
+    clean = {c["id"]: c["status"]
+             for c in build_report(RECORDS[:last], Q4, verdict=INTACT, **options)["clauses"]}
+    assert "evidenced" in clean.values()
+    built = build_report(RECORDS[:last], Q4, verdict=verdict, **options)
+    (gap,) = [g for g in built["gaps"] if g["code"] == code]
+    statuses = {c["id"]: c["status"] for c in built["clauses"]}
+    assert "evidenced" not in statuses.values(), statuses
+    assert {i for i, s in statuses.items() if s == "not-verifiable"} == {
+        i for i, s in clean.items() if s == "not-verifiable"}
+    for clause in built["clauses"]:
+        if clause["status"] != "not-verifiable":
+            assert gap["message"] in clause["findings"], clause
+
+
+def test_a_break_after_the_quarter_leaves_its_clauses_as_they_are() -> None:
+    """Broken at record 12, after record 11 (dated 2027-01-02): every record of 2026Q4 was
+    appended before it and is verified, so the quarter's clauses stand."""
+    clean = {c["id"]: c["status"] for c in report()["clauses"]}
+    broken = Verdict(11, Head(11, "ab" * 32), Break(12, "hash", "record 12 was edited"))
+    statuses = {c["id"]: c["status"] for c in report(broken)["clauses"]}
+    assert {i: s for i, s in statuses.items() if i != "self-audit"} == {
+        i: s for i, s in clean.items() if i != "self-audit"}
+
+
+def test_a_record_dated_ahead_before_a_break_in_the_quarter_does_not_hide_it() -> None:
+    """A replica's clock ran a year ahead for record 4; the chain breaks at record 6 in
+    November: records of the quarter after the break are left out all the same."""
+    ahead = [r if r.seq != 4 else rec(4, "2027-10-06T03:00:00.000000Z", r.kind, r.subject,
+                                      dict(r.payload)) for r in RECORDS[:8]]  # fmt: skip
+    broken = Verdict(5, Head(5, "cd" * 32), Break(6, "signature", "record 6 names key x"))
+    built = build_report(ahead, Q4, verdict=broken, generated_at=NOW, policy=policy(),
+                         stores=STORES)  # fmt: skip
+    assert "evidenced" not in {c["status"] for c in built["clauses"]}
+
+
+def test_a_quarter_not_yet_ended_is_measured_to_the_report_time_only() -> None:
+    """Written on 2026-11-01, in the quarter: AccessRestricted False since 10-10 was counted
+    as False until 2027-01-01 (83 days, two months of them not yet lived), crm/support's key
+    (30-day limit, created 10-20) was called primary past its due date of 11-19, the weeks
+    to come were gaps, and the clauses were `evidenced` for a quarter half over."""
+    records = [r for r in RECORDS if r.seq != 6]  # AccessRestricted still False
+    built = build_report(records, Q4, verdict=INTACT, policy=policy(), stores=STORES,
+                         generated_at=datetime(2026, 11, 1, tzinfo=UTC))  # fmt: skip
+    (store,) = built["stores"]
+    (condition,) = store["conditions"]
+    assert condition["secondsNotTrue"] == 22 * DAY  # 10-10 to 11-01
+    crm = next(k for k in built["keys"] if k["subject"] == CRM)
+    assert [(k["keyId"], k["overdue"]) for k in crm["keys"]] == [(1, False), (2, False)]
+    codes = [g["code"] for g in built["gaps"]]
+    assert codes.count("quarter-not-ended") == 1
+    # Weeks from 09-28 to 10-26 (5): records in 10-05, 10-19: 3 without.
+    assert codes.count("no-records") == 3
+    assert "evidenced" not in {c["status"] for c in built["clauses"]}

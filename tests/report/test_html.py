@@ -71,3 +71,19 @@ def test_an_empty_quarter_renders() -> None:
     html = render_html(build_report([], Q4, verdict=None, generated_at=NOW))
     assert html.count("no records in this period") == 3
     assert "no purge runs recorded in this period" in html
+
+
+def test_a_key_whose_rotation_limit_is_unknown_is_not_shown_ok() -> None:
+    """No policy file and a store with no keyRotation: the key's due date is unknown, and
+    the page said `ok` beside it, as for a key rotated in time."""
+    records = [
+        rec(1, "2026-01-05T00:00:00.000000Z", "key.created", "crm/support",
+            {"secret": "dataward-support-keyring", "keyId": 1,
+             "created": "2026-01-05T00:00:00.000000Z"}),
+    ]  # fmt: skip
+    report = build_report(records, Q4, verdict=None, stores={"crm/support": StoreInfo("x")},
+                          generated_at=NOW)  # fmt: skip
+    (row,) = [r for r in render_html(report).split("<tr>") if "end of period" in r]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
+    # Store, key, created, primary until, max age, limit, due, verdict, evidence.
+    assert cells[5:8] == ["unknown", "unknown", "unknown"], cells

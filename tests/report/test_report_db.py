@@ -61,9 +61,13 @@ EVENTS: list[tuple[datetime, str, str, dict[str, Any]]] = [
 
 
 @pytest.fixture(autouse=True)
-def login(monkeypatch: pytest.MonkeyPatch) -> None:
+def login(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DATAWARD_EVIDENCE_USERNAME", "purger")
     monkeypatch.setenv("DATAWARD_EVIDENCE_PASSWORD", "purger-secret")
+    # Written once 2026Q4 is over: a report in the quarter measures only to its own time.
+    clock = tmp_path / "clock"
+    clock.write_text("2027-01-02T12:00:00Z")
+    monkeypatch.setenv("DATAWARD_TEST_CLOCK_FILE", str(clock))
 
 
 @pytest.fixture

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from dataward.commands.check import POLICY_KIND, STORE_KIND, read_paths
 from dataward.commands.evidence import log_snapshot, verification_inputs
+from dataward.controller.clock import clock_from_environ
 from dataward.evidence.chain import Verdict, verify_chain
 from dataward.evidence.errors import EvidenceError
 from dataward.evidence.records import Record
@@ -132,9 +133,10 @@ def read_log(args: argparse.Namespace) -> tuple[list[Record], Verdict | None]:
 
 def run(args: argparse.Namespace) -> int:
     """Build and write the report; 0 intact, 1 broken or unverified, 2 unreadable."""
+    now = clock_from_environ(os.environ)()  # the operator's clock (a test may set it)
     try:
         quarter = (
-            previous_quarter(datetime.now(UTC))
+            previous_quarter(now)
             if args.quarter.strip().lower() == "previous"
             else parse_quarter(args.quarter)
         )
@@ -153,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         verdict=verdict,
         policy=policy,
         stores=stores,
-        generated_at=datetime.now(UTC),
+        generated_at=now,
     )
     text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
     if args.out_dir is not None:

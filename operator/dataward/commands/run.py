@@ -16,6 +16,7 @@ from dataward.checks.observed import TrustedSubjects
 from dataward.controller.access_log import AccessLogFollower
 from dataward.controller.affinity import MODES, ONE
 from dataward.controller.clock import clock_from_environ, skew_reference_from_environ
+from dataward.controller.metrics import watch_evidence
 from dataward.controller.reconcile import ReconcileSettings
 from dataward.controller.staleness import STALE_GRACE_SECONDS
 from dataward.controller.subjects import SubjectSettings
@@ -235,7 +236,9 @@ def open_evidence_log(environ: Mapping[str, str]) -> EvidenceLog | None:
     if settings is None:
         return None
     key = load_private_key(settings.signing_key)
-    return EvidenceLog(lambda: connect_evidence(settings.database, settings.credentials), key)
+    log = EvidenceLog(lambda: connect_evidence(settings.database, settings.credentials), key)
+    watch_evidence(log.failures)  # each record it cannot write is counted on /metrics
+    return log
 
 
 def run(args: argparse.Namespace) -> int:

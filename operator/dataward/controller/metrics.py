@@ -22,7 +22,7 @@ from prometheus_client import (
     Metric,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -239,6 +239,62 @@ def readiness_problems() -> list[str]:
     """Why this replica is not ready (empty: it is)."""
     problems = CACHES.problems
     return problems() if problems is not None else []
+
+
+class EvidenceHealth(Collector):
+    """The evidence log's failed appends, at scrape time (no series without an evidence log).
+
+    `failures` returns (appends failed since the start, those no `evidence.outage` record
+    holds yet): an operator stopped during an outage never writes that record, and a log
+    whose next sequence number was taken fails every append, so the count must be seen here.
+    """
+
+    def __init__(self) -> None:
+        self.failures: Callable[[], tuple[int, int]] | None = None
+
+    def describe(self) -> list[Metric]:
+        """The families, without samples."""
+        return list(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        """dataward_evidence_append_failures_total and dataward_evidence_unrecorded_failures."""
+        failures = self.failures
+        if failures is None:
+            return
+        total, unrecorded = failures()
+        failed, pending = self._families()
+        failed.add_metric([], float(total))
+        pending.add_metric([], float(unrecorded))
+        yield from (failed, pending)
+
+    @staticmethod
+    def _families() -> tuple[CounterMetricFamily, GaugeMetricFamily]:
+        return (
+            CounterMetricFamily(
+                "dataward_evidence_append_failures",
+                "Evidence records this process could not append (the evidence database down "
+                "or refusing, a payload refused): each is missing from the log.",
+            ),
+            GaugeMetricFamily(
+                "dataward_evidence_unrecorded_failures",
+                "Failed appends no evidence.outage record holds yet (written with the next "
+                "append that succeeds; lost if the operator stops first).",
+            ),
+        )
+
+
+EVIDENCE = EvidenceHealth()
+REGISTRY.register(EVIDENCE)
+
+
+def watch_evidence(failures: Callable[[], tuple[int, int]]) -> None:
+    """Export the evidence log's failed appends (`EvidenceLog.failures`)."""
+    EVIDENCE.failures = failures
+
+
+def unwatch_evidence() -> None:
+    """No evidence log here: no evidence series."""
+    EVIDENCE.failures = None
 
 
 def forget_store(namespace: str, store: str) -> None:

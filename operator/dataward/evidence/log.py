@@ -63,6 +63,7 @@ class EvidenceLog:
         self._lock = threading.Lock()
         # Appends that failed since the last that succeeded: (the first's time, how many).
         self._outage: tuple[datetime, int] | None = None
+        self._failed_total = 0  # every append that failed since the start
 
     @classmethod
     def open(
@@ -135,6 +136,16 @@ class EvidenceLog:
         """Count a failed append (under the lock)."""
         since, failed = self._outage or (self._clock(), 0)
         self._outage = (since, failed + 1)
+        self._failed_total += 1
+
+    def failures(self) -> tuple[int, int]:
+        """(appends that failed since the start, those no `evidence.outage` record holds
+        yet): what /metrics shows, since the in-memory count is lost with the process.
+
+        Without the lock: an append holds it while it waits on the database (seconds), and a
+        scrape must not wait with it; each field is one atomic read."""
+        outage = self._outage
+        return self._failed_total, outage[1] if outage else 0
 
     def latest(self, kind: str, limit: int) -> list[Record]:
         """The last `limit` records of `kind` this log's key signed, newest first.

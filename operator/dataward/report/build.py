@@ -9,12 +9,19 @@ times (the operator's clock). Durations are whole seconds, so every figure is ex
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from dataward.checks.access import BEYOND_READERS
+from dataward.checks.conditions import (
+    ACCESS_RESTRICTED,
+    ENCRYPTION_KEY_READY,
+    NETWORK_ISOLATED,
+    PURGE_SCHEDULED,
+    PURGE_SUCCEEDED,
+)
 from dataward.evidence.chain import Verdict
 from dataward.evidence.payloads import KINDS, OUTAGE_KIND
 from dataward.evidence.records import Record, format_time
@@ -109,6 +116,14 @@ def _iso(instant: datetime) -> str:
 def _seconds(delta: timedelta) -> int:
     # Never negative: two times out of order (writers' clocks) are no time, not time back.
     return max(0, int(delta.total_seconds()))
+
+
+DAY = 86400
+
+
+def days_text(seconds: object) -> str:
+    """Seconds as days for a reader (`2.50 d`); `unknown` when not a number."""
+    return f"{seconds / DAY:.2f} d" if isinstance(seconds, int) else "unknown"
 
 
 def _count(payload: Mapping[str, Any], key: str) -> int:
@@ -635,6 +650,43 @@ def _status(verifiable: bool, findings: Sequence[str], evidence: Sequence[int]) 
     return "evidenced" if evidence else "no-evidence"
 
 
+def _not_in_force(
+    report: Mapping[str, Any], types: Collection[str], subjects: Collection[str] | None = None
+) -> tuple[list[str], list[int]]:
+    """The findings and records of each condition of `types` (of `subjects`; None: every
+    store) that was not True for some of the quarter: False or Unknown, a control that was
+    not shown in force, is never part of a clause `evidenced`."""
+    findings: list[str] = []
+    evidence: list[int] = []
+    for store in report["stores"]:
+        if subjects is not None and store["subject"] not in subjects:
+            continue
+        for condition in store["conditions"]:
+            if condition["type"] in types and condition["secondsNotTrue"] > 0:
+                findings.append(
+                    f"{store['subject']}: {condition['type']} was not True for "
+                    f"{days_text(condition['secondsNotTrue'])} of the quarter (records "
+                    f"{', '.join(str(seq) for seq in condition['evidence'][:20])})"
+                )
+                evidence += condition["evidence"]
+    return findings, evidence
+
+
+def _unrecorded(
+    report: Mapping[str, Any], types: Sequence[str], stores: Mapping[str, StoreInfo]
+) -> list[str]:
+    """A finding for each store of the files with no record of a condition of `types`, ever:
+    the log does not show that control in force for it (only changes are recorded, so a
+    store steady since before the evidence log was configured has none)."""
+    recorded = {(s["subject"], c["type"]) for s in report["stores"] for c in s["conditions"]}
+    return [
+        f"{subject}: no {kind} record in the evidence log, so it is not shown in force"
+        for subject in sorted(stores)
+        for kind in types
+        if (subject, kind) not in recorded
+    ]
+
+
 def _clauses(
     report: Mapping[str, Any], policy: Policy | None, stores: Mapping[str, StoreInfo]
 ) -> list[dict[str, Any]]:
@@ -656,6 +708,10 @@ def _clauses(
             f"last run (record {o['lastRunSeq']})"
             for o in late
         ]
+        unscheduled, unscheduled_evidence = _not_in_force(
+            report, (PURGE_SCHEDULED, PURGE_SUCCEEDED), members
+        )
+        findings += unscheduled
         period = category.retention.period
         clauses.append(
             _clause(
@@ -670,7 +726,7 @@ def _clauses(
                 ]
                 or ["no store of this category in the stores files"],
                 ["purges", "overdue"],
-                [r["seq"] for r in runs] + _evidence_of(late),
+                [r["seq"] for r in runs] + _evidence_of(late) + unscheduled_evidence,
                 findings,
             )
         )
@@ -701,8 +757,17 @@ def _clauses(
         c
         for s in report["stores"]
         for c in s["conditions"]
-        if c["type"] in ("AccessRestricted", "NetworkIsolated")
+        if c["type"] in (ACCESS_RESTRICTED, NETWORK_ISOLATED)
     ]
+    access_down, _ = _not_in_force(report, (ACCESS_RESTRICTED, NETWORK_ISOLATED))
+    access_down += _unrecorded(report, (ACCESS_RESTRICTED, NETWORK_ISOLATED), stores)
+    with_keys = {k["subject"] for k in keys}
+    keys_unrecorded = [
+        f"{subject}: no key.created or key.rotated record in the evidence log, so its key "
+        "ring is not shown"
+        for subject in sorted(set(stores) - with_keys)
+    ]
+    key_down, key_down_evidence = _not_in_force(report, (ENCRYPTION_KEY_READY,))
     foreign = report["foreignAccess"]
     clauses += [
         _clause(
@@ -711,9 +776,9 @@ def _clauses(
             "important data is encrypted"
             + (f"; keys rotate at least every {policy.key_rotation.describe()}" if policy else ""),
             ["key ring Secret per store (AES-256-GCM)", "condition EncryptionKeyReady"],
-            ["keys"],
-            _evidence_of(keys),
-            late_keys,
+            ["keys", "stores"],
+            _evidence_of(keys) + key_down_evidence,
+            late_keys + key_down + keys_unrecorded,
         ),
         _clause(
             "access-restriction",
@@ -735,7 +800,8 @@ def _clauses(
                     else ", not resolved by the end of the quarter"
                 )
                 for f in foreign
-            ],
+            ]
+            + access_down,
         ),
         _clause(
             "access-records",
@@ -803,11 +869,14 @@ def build_report(
     stores = dict(stores or {})
     chain = _chain(verdict)
     usable = [r for r in trusted_records(records, verdict) if parse_time(r.time) is not None]
+    period = quarter
+    # A quarter not yet over is measured to the report's time: what comes after is unknown.
+    quarter = _measured(quarter, generated_at)
     report: dict[str, Any] = {
         "$schema": SCHEMA_ID,
         "schemaVersion": SCHEMA_VERSION,
         "quarter": quarter.label,
-        "period": {"start": _iso(quarter.start), "end": _iso(quarter.end)},
+        "period": {"start": _iso(period.start), "end": _iso(period.end)},
         "generatedAt": _iso(generated_at),
         "chain": chain,
         "policy": None
@@ -829,11 +898,46 @@ def build_report(
         "revisions": _revisions(usable, quarter),
     }
     report["gaps"] = _gaps(chain, usable, quarter, stores, report)
+    if quarter.end < period.end:
+        report["gaps"].append({
+            "code": "quarter-not-ended",
+            "message": f"this report was written at {_iso(quarter.end)}, before "
+            f"{period.label} ends at {_iso(period.end)}: every figure runs to then only, "
+            "and no clause is shown for the whole quarter",
+            "evidence": [],
+        })  # fmt: skip
     report["clauses"] = _clauses(report, policy, stores)
-    # Appends failed in the period: no clause is evidenced on a log that may lack records.
-    outages = [g["message"] for g in report["gaps"] if g["code"] == "evidence-outage"]
-    for clause in report["clauses"] if outages else ():
+    # No clause is evidenced on a log that may lack records of the period, or whose records
+    # are not shown to be the operator's.
+    incomplete = _incomplete(report["gaps"], usable, quarter)
+    for clause in report["clauses"] if incomplete else ():
         if clause["status"] != "not-verifiable":
-            clause["findings"] += outages
+            clause["findings"] += incomplete
             clause["status"] = _status(True, clause["findings"], clause["evidence"])
     return report
+
+
+def _measured(quarter: Quarter, now: datetime) -> Quarter:
+    """`quarter`, ending at `now` when it has not ended yet (at its start, if not begun)."""
+    if now >= quarter.end:
+        return quarter
+    return Quarter(quarter.label, quarter.start, max(quarter.start, now.astimezone(UTC)))
+
+
+def _incomplete(
+    gaps: Sequence[Mapping[str, Any]], usable: Sequence[Record], quarter: Quarter
+) -> list[str]:
+    """The messages of the gaps that leave the quarter's evidence incomplete or unproven:
+    appends that failed in it; a chain not verified (anyone with the evidence login can
+    insert rows); a chain broken before the log reached the quarter's end (the records left
+    out from the break on, or cut off the end, may be the quarter's). A break right after a
+    record dated past the quarter leaves the quarter's records, appended before it, verified
+    (the last record before the break: one dated ahead earlier on, by a clock ahead, is no
+    sign that the log went on past the quarter)."""
+    reached_end = bool(usable) and _t(usable[-1]) >= quarter.end
+    return [
+        g["message"]
+        for g in gaps
+        if g["code"] in ("evidence-outage", "chain-unverified", "quarter-not-ended")
+        or (g["code"] == "chain-broken" and not reached_end)
+    ]

@@ -12,10 +12,9 @@ from html import escape
 from typing import Any
 
 from dataward.checks.access import BEYOND_READERS
-from dataward.report.build import parse_time, week_start
+from dataward.report.build import DAY, days_text, parse_time, week_start
 from dataward.report.svg import Bar, horizontal_bars, weekly_bars
 
-DAY = 86400
 _EVIDENCE_SHOWN = 25
 
 CSS = """
@@ -64,10 +63,6 @@ def _td(value: object, numeric: bool = False) -> str:
 
 def _raw(markup: str) -> str:
     return f"<td>{markup}</td>"
-
-
-def _days(seconds: object) -> str:
-    return f"{seconds / DAY:.2f} d" if isinstance(seconds, int) else "unknown"
 
 
 def _chain(chain: Mapping[str, Any]) -> str:
@@ -130,10 +125,14 @@ def render_html(report: Mapping[str, Any]) -> str:
                     _td(key["keyId"], True),
                     _td(key["created"]),
                     _td(key["primaryUntil"] or "end of period"),
-                    _td(_days(key["maxAgeSeconds"])),
+                    _td(days_text(key["maxAgeSeconds"])),
                     _td(store["rotationLimit"] or "unknown"),
                     _td(key["rotationDue"] or "unknown"),
-                    _td("OVERDUE" if key["overdue"] else "ok"),
+                    _td(
+                        "OVERDUE"
+                        if key["overdue"]
+                        else ("ok" if key["rotationDue"] else "unknown")
+                    ),
                     _raw(_evidence(key["evidence"])),
                 ]
             )
@@ -262,7 +261,7 @@ def render_html(report: Mapping[str, Any]) -> str:
                     _td(c["statusAtStart"] or "unknown"),
                     _td(changes or "no change"),
                     _td(c["statusAtEnd"] or "unknown"),
-                    _td(_days(c["secondsNotTrue"])),
+                    _td(days_text(c["secondsNotTrue"])),
                     _raw(_evidence(c["evidence"])),
                 ]
             )
@@ -282,7 +281,7 @@ def render_html(report: Mapping[str, Any]) -> str:
                     _td(f["subject"]),
                     _td(f["found"]),
                     _td(f["resolved"] or "not resolved"),
-                    _td(_days(f["openSeconds"])),
+                    _td(days_text(f["openSeconds"])),
                     _td(f["message"]),
                     _raw(_evidence(f["evidence"])),
                 ]
@@ -300,7 +299,7 @@ def render_html(report: Mapping[str, Any]) -> str:
                     _td(r["outcome"]),
                     _td(r["received"]),
                     _td(r["answered"]),
-                    _td(_days(r["secondsToAnswer"])),
+                    _td(days_text(r["secondsToAnswer"])),
                     _raw(_evidence(r["evidence"])),
                 ]
                 for r in report["requests"]
