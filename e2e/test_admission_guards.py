@@ -313,6 +313,29 @@ def test_a_store_with_a_long_name_needs_the_grant_verb(team: Team) -> None:
     admitted(team.patch(store, {"access": {"readers": [ALICE]}}))
 
 
+def test_a_short_name_that_spells_another_stores_hashed_ring_needs_get_on_that_ring(
+    team: Team,
+) -> None:
+    """A store name past 46 characters gets a key ring named with a cut and a hash, and a
+    short name can spell that ring's name. The verb `grant` on the short store is no right
+    to the long store's ring, which the short store's readers (or its adoption) would get."""
+    long = f"long-{uuid.uuid4().hex[:6]}-" + "x" * 40
+    team.create_as_admin(team.store(long))
+    ring = names_for(long).key_ring
+    short = ring[len("dataward-"):-len("-keyring")]
+    assert names_for(short).key_ring == ring and ring != f"dataward-{long}-keyring"
+    team.allow_grant(short)  # as for any store of hers: grant on the store she makes
+    message = refused(team.create(team.store(short, access={"readers": [ALICE]})),
+                      expect=f"get on Secret {ring}")
+    assert "another store" in message and "User:alice" in message, message
+    refused(team.create(team.store(short, encryption=ADOPT, access={"readers": []})),
+            expect=f"get on Secret {ring}")
+    # Without readers the store is hers to make; with the right to read the ring, readers too.
+    admitted(team.create(team.store(f"{short[:-9]}-bare", access={"readers": []})))
+    team.allow_ring(short)
+    admitted(team.create(team.store(short, access={"readers": [ALICE]})))
+
+
 # -- adopting an existing key ring --------------------------------------------------------------
 
 
@@ -483,6 +506,47 @@ def _revisions(kube: ApiClient, policy: str) -> dict[str, Any]:
     return {"inForce": {"generation": obj["metadata"]["generation"],
                         "effectiveDate": obj["spec"].get("effectiveDate", "2026-01-01"),
                         "since": _now(), "spec": obj["spec"]}}
+
+
+def _ask(team: Team, name: str, type_: str, store: str, *, dry_run: bool = False) -> Attempt:
+    """Alice's attempt to create a request of `type_` named `name`, of `store` alone."""
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "DataSubjectRequest",
+            "metadata": {"name": name},
+            "spec": {"type": type_, "policy": team.policy, "scope": {"stores": [{"name": store}]},
+                     "subject": {"identifierSecretRef": {"name": "subject-identifier"}},
+                     "requestedBy": "privacy office, case 2026-0042", "receivedAt": _now(),
+                     **({"dryRun": True} if dry_run else {})}}
+
+    def attempt(dry_run: bool) -> tuple[int, str]:
+        return _answer(lambda: client.CustomObjectsApi(team.alice)
+                       .create_namespaced_custom_object(
+                           GROUP, VERSION, team.namespace, DSRS, copy.deepcopy(body),
+                           dry_run="All" if dry_run else None))
+    return attempt
+
+
+def test_an_access_request_exports_only_for_an_author_who_may_grant_it(team: Team) -> None:
+    """An access request seals the person's rows into Secrets of the request's namespace, which
+    its author chooses: whoever may read Secrets there (she, in a namespace of her own) reads
+    them, readers named or not. So the verb `answer` and the identifier make an erasure or a
+    dry run; an export needs the verb `grant` on the request, as naming its readers does."""
+    _subject_request(team.kube, team)  # the request's CRD in service
+    store = team.create_as_admin(team.store())
+    team.allow(f"answerer-{uuid.uuid4().hex[:6]}", [
+        {"apiGroups": [GROUP], "resources": [DSRS], "verbs": ["create", "get"]},
+        {"apiGroups": [GROUP], "resources": [PLURAL], "resourceNames": [store],
+         "verbs": ["answer"]},
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["subject-identifier"],
+         "verbs": ["get"]}])
+    tag = uuid.uuid4().hex[:6]
+    admitted(_ask(team, f"erasure-{tag}", "erasure", store))
+    admitted(_ask(team, f"count-{tag}", "access", store, dry_run=True))
+    name = f"access-{tag}"
+    message = refused(_ask(team, name, "access", store), expect="verb grant")
+    assert "you (alice)" in message and "export" in message and name in message, message
+    team.allow(f"granter-{tag}", [{"apiGroups": [GROUP], "resources": [DSRS],
+                                   "resourceNames": [name], "verbs": ["grant"]}])
+    admitted(_ask(team, name, "access", store))
 
 
 def test_a_forged_impact_preview_on_a_store_is_refused(team: Team, mallory: ApiClient) -> None:

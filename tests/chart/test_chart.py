@@ -605,7 +605,7 @@ def _request_guard_variables(spec: dict[str, Any]) -> dict[str, Any]:
 ])
 def test_only_a_scope_naming_stores_is_checked_store_by_store(
         scope: dict[str, Any] | None, named: bool) -> None:
-    spec: dict[str, Any] = {"subject": {"identifierSecretRef": {"name": "id"}}}
+    spec: dict[str, Any] = {"type": "erasure", "subject": {"identifierSecretRef": {"name": "id"}}}
     if scope is not None:
         spec["scope"] = scope
     assert _request_guard_variables(spec)["named"] is named
@@ -623,6 +623,47 @@ def test_the_grant_guard_says_which_right_is_missing_and_how_to_get_it() -> None
     assert "cannot compute, so this needs the verb grant on personaldatastores.dataward.io " \
         f"{long_name}" in hashed["remedy"]
     assert "get on Secret" not in hashed["remedy"]
+
+
+@pytest.mark.parametrize("long_name", [
+    "customer-support-inquiries-eu-west-production-primary",
+    "o" * 47,
+    # Cut just after a dash: the head is shorter than the room, so is the spelling name.
+    "support-inquiries-of-the-eu-region--x" + "y" * 20,
+])
+def test_a_short_name_spelling_a_hashed_key_ring_is_not_opened_by_grant(long_name: str) -> None:
+    """A long store's ring is dataward-<head>-<hash>-keyring; the store named <head>-<hash>
+    has a ring of that very name. `grant` on it is no right to the long store's ring."""
+    ring = names_for(long_name).key_ring
+    short = ring[len("dataward-"):-len("-keyring")]
+    assert names_for(short).key_ring == ring != f"dataward-{long_name}-keyring"
+    spelled = _grant_guard_variables("CREATE", _pds(short, [SA]))
+    assert spelled["ringMayBeAnothers"] is True
+    assert f"only get on Secret {ring} in namespace crm" in spelled["remedy"]
+    assert "verb grant" not in spelled["remedy"]
+    # Its own ring cut and hashed (CEL cannot name it), or no hash's form: `grant` opens it.
+    for name in (long_name, "orders", "orders-2026", "orders-2026012"):
+        assert _grant_guard_variables("CREATE", _pds(name, [SA]))["ringMayBeAnothers"] is False
+    for validation in _grant_guard()["spec"]["validations"]:
+        expression = " ".join(validation["expression"].split())
+        assert "|| (!variables.ringMayBeAnothers && authorizer.group('dataward.io')" in expression
+
+
+@pytest.mark.parametrize(("type_", "dry_run", "exports"), [
+    ("access", None, True),
+    ("access", False, True),
+    ("access", True, False),
+    ("erasure", None, False),
+    ("erasure", True, False),
+])
+def test_an_access_request_that_exports_is_judged_as_a_grant(
+        type_: str, dry_run: bool | None, exports: bool) -> None:
+    """Its export lands in Secrets of the request's namespace, whoever reads Secrets there."""
+    spec: dict[str, Any] = {"type": type_, "subject": {"identifierSecretRef": {"name": "id"}},
+                            "scope": {"stores": [{"name": "orders"}]}}
+    if dry_run is not None:
+        spec["dryRun"] = dry_run
+    assert _request_guard_variables(spec)["exports"] is exports
 
 
 def test_report_only_rollout_is_a_value() -> None:

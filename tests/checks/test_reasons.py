@@ -262,11 +262,12 @@ def source_keys() -> set[Key]:
     }
     keys |= purge_succeeded_keys()
     # Any store condition last True, once the operator cannot check it (controller/staleness.py
-    # writes them by JSON patch, not as Condition(...)).
+    # writes them by JSON patch, not as Condition(...); so does controller/reconcile.py
+    # `_unserve` once a store's namespace has left the shard).
     keys |= {
         (reasons.STORE_KIND, t, "Unknown", r)
         for t in conditions.CONDITION_TYPES
-        for r in staleness.GATING_REASONS
+        for r in (*staleness.GATING_REASONS, conditions.NAMESPACE_NOT_SERVED)
     }
     # Any condition last True on an object whose status write the API server refused
     # (controller/refused.py, by JSON patch too): the store's, the policy's and the request's.

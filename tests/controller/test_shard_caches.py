@@ -206,6 +206,55 @@ def test_a_namespace_that_leaves_the_shard_is_forgotten_and_not_judged() -> None
     assert kube.writes() == []
 
 
+def _namespace_event(kube: ListingKube, caches: Caches, reconciler: Reconciler,
+                     namespace: str, shard: str, now_minutes: int) -> None:
+    """Relabel `namespace` for `shard` as `_move` does, and have shard a's reconciler judge
+    the stores its event names, as the operator's event handler queues them."""
+    old = None if shard == "a" else copy.deepcopy(kube.objects[("Namespace", None, namespace)])
+    _move(kube, caches, namespace, shard)
+    new = kube.objects[("Namespace", None, namespace)] if shard == "a" else None
+    keys, _ = operator_module.keys_for_event("Namespace", old, new, reconciler)
+    for key in keys:
+        reconciler.reconcile(key, now=T0 + timedelta(minutes=now_minutes))
+
+
+def test_a_namespace_relabelled_to_no_shard_leaves_no_verdict_standing_true() -> None:
+    """A careless admin relabels crm for a shard that does not exist (a typo). Shard a forgets
+    crm and judges its store no more, and no other shard does: Ready=True, shard a's last
+    word, would stand with nothing checking it. Shard a says it no longer checks it."""
+    kube, caches, reconciler, _ = _two_shards()
+    assert _ready(kube, KEY) == ("True", "AllControlsInForce")
+    _namespace_event(kube, caches, reconciler, "crm", "typo", 1)
+    store = kube.objects[("PersonalDataStore", *KEY)]
+    shown = {c["type"]: c for c in store["status"]["conditions"]}
+    assert {t: c["status"] for t, c in shown.items()} == dict.fromkeys(shown, "Unknown")
+    assert {c["reason"] for c in shown.values()} == {"NamespaceNotServed"}
+    assert "crm" in shown["Ready"]["message"] and "AllControlsInForce" in shown["Ready"]["message"]
+    # Once: another shard's verdict written later is not patched over by shard a.
+    for condition in store["status"]["conditions"]:
+        condition.update(status="True", reason="JudgedByShardB")
+    kube.calls.clear()
+    keys, _ = operator_module.keys_for_event("PersonalDataStore", store, store, reconciler)
+    for key in keys:
+        reconciler.reconcile(key, now=T0 + timedelta(minutes=2))
+    assert kube.writes() == []
+    # Back in shard a: judged as ever, True again.
+    _namespace_event(kube, caches, reconciler, "crm", "a", 3)
+    _fill(caches)
+    reconciler.reconcile(KEY, now=T0 + timedelta(minutes=4))
+    assert _ready(kube, KEY) == ("True", "AllControlsInForce")
+
+
+def test_a_store_of_another_shards_namespace_is_never_marked_by_this_one() -> None:
+    kube, _, reconciler, _ = _two_shards()
+    before = copy.deepcopy(kube.objects[("PersonalDataStore", *OTHER)]["status"])
+    kube.calls.clear()
+    for key in (OTHER, KEY):
+        reconciler.reconcile(key, now=T0 + timedelta(minutes=1))
+    assert kube.objects[("PersonalDataStore", *OTHER)]["status"] == before
+    assert [w for w in kube.writes() if OTHER[1] in str(w)] == []
+
+
 def test_a_namespace_whose_list_fails_is_the_shards_and_its_store_unknown() -> None:
     """Its RoleBindings cannot be listed: the store is judged, and Unknown (not True on an
     empty cache, nor left with the other shard's last verdict)."""

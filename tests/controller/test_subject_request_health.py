@@ -68,6 +68,12 @@ class _Reconciler:
     def stores_in(self, namespace: str) -> list[tuple[str, str]]:
         return []
 
+    def namespace_left(self, namespace: str) -> list[tuple[str, str]]:
+        return []
+
+    def namespace_came(self, namespace: str) -> None:
+        pass
+
     def stores_with_credentials(self, namespace: str, name: str) -> list[tuple[str, str]]:
         return []
 

@@ -41,6 +41,9 @@ CONDITION_TYPES = (
 # Unknown with one of these (controller/staleness.py): it is no longer checked.
 STORE_CACHE_UNAVAILABLE = "StoreCacheUnavailable"
 NAMESPACE_CACHE_UNAVAILABLE = "NamespaceCacheUnavailable"
+# ... or, sharded, once the store's namespace has left this shard (relabelled): the shard that
+# last judged it no longer does, and no other may (controller/reconcile.py `namespace_left`).
+NAMESPACE_NOT_SERVED = "NamespaceNotServed"
 # When the API server refuses a status write for what it says (controller/refused.py), each
 # condition the object showed True becomes Unknown with this: it is no longer vouched for.
 STATUS_REFUSED = "StatusRefused"

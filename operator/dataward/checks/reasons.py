@@ -26,6 +26,7 @@ from dataward.checks.conditions import (
     DEADLINE_MET,
     ENCRYPTION_KEY_READY,
     NAMESPACE_CACHE_UNAVAILABLE,
+    NAMESPACE_NOT_SERVED,
     NETWORK_ISOLATED,
     POLICY_COMPLIANT,
     PURGE_SCHEDULED,
@@ -1481,6 +1482,16 @@ _UNCHECKED: dict[str, tuple[str, str]] = {
         "Check the operator's log and that its ClusterRole still grants list and watch on "
         "namespaces. Once it can read them the store is judged again; only that makes it "
         "True again.",
+    ),
+    NAMESPACE_NOT_SERVED: (
+        "The store's namespace was this shard's and its labels no longer match the shard's "
+        "namespace selector (relabelled), so this shard no longer checks the store: this "
+        "condition was last True and is not vouched for until a shard whose selector matches "
+        "the namespace judges it (the message says which namespace, since when, and its last "
+        "reason).",
+        "If the namespace was moved to another shard, that shard judges the store soon and "
+        "this reason goes. If it stays, no shard's selector matches the namespace: fix its "
+        "labels (or a shard's shard.namespaceSelector) so exactly one shard serves it.",
     ),
 }
 

@@ -334,7 +334,8 @@ def _generation(obj: Mapping[str, Any]) -> object:
 def keys_for_event(
     kind: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, reconciler: Reconciler
 ) -> tuple[list[StoreKey], list[str]]:
-    """The stores and the policies a cached change can affect (reads the caches only)."""
+    """The stores and the policies a cached change can affect (reads the caches only; a
+    namespace that leaves or joins the shard is noted in `reconciler`)."""
     body = new if new is not None else old
     assert body is not None
     meta = body.get("metadata") or {}
@@ -369,6 +370,10 @@ def keys_for_event(
         # know: every store of the shard (they are few and rarely change).
         return reconciler.all_stores(), []
     if kind == "Namespace":  # now (or no longer) this shard's
+        if new is None:  # left the shard: its stores are told, once, that none is checked
+            return reconciler.namespace_left(str(meta["name"])), []
+        if old is None:
+            reconciler.namespace_came(str(meta["name"]))
         return reconciler.stores_in(str(meta["name"])), []
     if not namespace:
         return [], []

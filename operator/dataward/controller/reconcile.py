@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -33,6 +33,7 @@ from dataward.checks.access import (
 )
 from dataward.checks.access_records import AccessCanary, access_recorded
 from dataward.checks.conditions import (
+    NAMESPACE_NOT_SERVED,
     Condition,
     comparable_status,
     merge_conditions,
@@ -137,6 +138,12 @@ from dataward.controller.metrics import (
     record_status,
 )
 from dataward.controller.refused import mark_refused, refused
+from dataward.controller.staleness import (
+    NOT_AS_COPIED,
+    unserved_message,
+    unverified_patch,
+    unverified_transitions,
+)
 from dataward.evidence.payloads import EvidenceSink, append_record, purge_run_payload
 from dataward.keys.buckets import (
     BucketError,
@@ -291,6 +298,9 @@ class Reconciler:
             trusted = trusted.with_service_account(*settings.operator_service_account)
         self.trusted = trusted
         self._cache_lock = threading.Lock()
+        # Sharded: namespace -> its stores not yet told that this shard no longer checks them,
+        # since the namespace left the shard (`namespace_left`); each is told once.
+        self._departed: dict[str, set[str]] = {}
         self._parse_memo: dict[
             tuple[str, str], tuple[tuple[object, object], bytes, Store | None]
         ] = {}
@@ -365,6 +375,63 @@ class Reconciler:
             if (s.get("spec") or {}).get("policy") == policy
             and (every_shard or self.owns(s["metadata"]["namespace"]))
         ]
+
+    def namespace_left(self, namespace: str) -> list[StoreKey]:
+        """`namespace` is no longer this shard's (relabelled): its stores, which this shard
+        no longer judges, to be queued once so that each condition this shard last left True
+        is made Unknown (`_unserve`). Unsharded, a namespace is left only when deleted, its
+        stores with it: they are queued as ever, and nothing is owed them."""
+        if self.caches is None or not self.caches.sharded:
+            return self.stores_in(namespace)
+        names = {s["metadata"]["name"] for s in self.read.list("PersonalDataStore", namespace)}
+        with self._cache_lock:
+            self._departed[namespace] = names
+        return [(namespace, name) for name in sorted(names)]
+
+    def namespace_came(self, namespace: str) -> None:
+        """`namespace` is this shard's (again): its stores are judged, nothing owed them."""
+        with self._cache_lock:
+            self._departed.pop(namespace, None)
+
+    def _unserve(self, key: StoreKey) -> None:
+        """Make Unknown each condition of a store whose namespace left this shard that is
+        still True as this shard last saw it, once (`namespace_left`): no shard may serve the
+        namespace now, and the last verdict must not stand unchecked. A status changed since
+        (another shard's verdict) or a store made again under its name is left alone (the
+        patch tests both). A failed patch raises: the queue retries."""
+        namespace, name = key
+        with self._cache_lock:
+            owed = self._departed.get(namespace)
+            if owed is None or name not in owed:
+                return
+            owed.discard(name)
+        raw = self.read.get("PersonalDataStore", namespace, name)
+        if raw is None:
+            return
+        meta = raw["metadata"]
+        conditions = (raw.get("status") or {}).get("conditions") or []
+        now = self.settings.clock()
+        stamp = format_time(now)
+        ops = unverified_patch(
+            conditions, NAMESPACE_NOT_SERVED, partial(unserved_message, namespace, now), stamp,
+            str(meta.get("uid") or "") or None,
+        )  # fmt: skip
+        if not ops:
+            return
+        try:
+            answer = self.kube.json_patch(STORE_KIND, namespace, name, ops, "status")
+        except KubeError as error:
+            if error.status in NOT_AS_COPIED:
+                return  # gone, or changed since: not this shard's verdict any more
+            with self._cache_lock:
+                if namespace in self._departed:
+                    self._departed[namespace].add(name)
+            raise
+        if self.caches is not None:
+            self.caches.store_written(answer)
+        record_status(namespace, name, answer.get("status") or {})
+        for payload in unverified_transitions(conditions, ops):
+            self.record_evidence(namespace, name, "condition.transition", payload)
 
     def stores_in(self, namespace: str) -> list[StoreKey]:
         """Every store of `namespace` (none when another shard serves it)."""
@@ -526,6 +593,7 @@ class Reconciler:
         try:
             return self._reconcile(key, now), True
         except _NotServed:
+            self._unserve(key)  # its namespace just left the shard: once, what stood True
             return None, False
         except _StoreGone as gone:
             log.info("%s/%s was %s since its cached copy: not judged on it (its watch event "

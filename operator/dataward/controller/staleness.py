@@ -93,6 +93,18 @@ def unverified_message(outage: CacheOutage, since: datetime, type_: str, reason:
     )
 
 
+def unserved_message(namespace: str, since: datetime, type_: str, reason: str) -> str:
+    """What a condition says once its store's namespace has left this shard (its labels no
+    longer match the shard's selector): no shard of this one checks it."""
+    return (
+        f"Namespace {namespace} left this operator's shard at {format_time(since)} (its labels "
+        f"no longer match the shard's namespace selector), so this shard no longer checks "
+        f"this store: {type_} was last judged True ({reason}) and is not vouched for now. The "
+        "shard whose selector matches the namespace judges it again; if none does, fix the "
+        "namespace's labels."
+    )
+
+
 def unverified_patch(
     conditions: Sequence[Any],
     reason: str,
