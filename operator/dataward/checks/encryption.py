@@ -528,7 +528,8 @@ def key_shredding(
     the policy: False, since data past retention stays readable (in backups too) until the
     key goes. A verdict that is already not True stays as it is.
 
-    A wait for the store's verdicts on an edit of its spec to be recorded ("settling": the
+    A wait for the store's verdicts on an edit of its spec to be recorded, or for both clocks
+    to be past a revision of the policy that takes effect between them ("settling": the
     pass after this one decides) changes nothing: EncryptionKeyReady stays as `recorded` (the
     store's status as read) records it, when that is a verdict the operator gives; else
     `ready`.

@@ -1984,7 +1984,9 @@ class Reconciler:
         server's time (the Date of that read) and the operator's clock differ by more than
         `max_clock_skew` (the keys due are those due at the server's time), when more than
         LARGE_SHREDDING keys are due at once without SHREDDING_ANNOTATION naming them,
-        or when the store's policy, category or retention changed since the decision.
+        or when the store's policy, category or retention changed since the decision, or a
+        revision of the policy takes effect between the operator's clock and the server's
+        (`_category_changed` decides it at both; the wait is "settling").
 
         The hold is read again from the API (the cache may not have a hold set a moment ago)
         right before anything is recorded, and the shreddedBuckets write is conditional on
@@ -2180,7 +2182,8 @@ class Reconciler:
         changed = _decision_changed(store, fresh)
         if changed:
             return due, "failed", f"spec.{changed} changed since the keys were found due"
-        policy_changed = self._category_changed(fresh, policy, now)
+        server = None if hold.server is None else self.settings.skew_reference(hold.server)
+        policy_changed, between = self._category_changed(fresh, policy, now, server)
         if policy_changed:
             return due, "failed", policy_changed
         not_in_force = controls_not_in_force(hold.status, fresh.generation)
@@ -2195,10 +2198,14 @@ class Reconciler:
             if self._first_wait(fresh):
                 return due, "settling", None
             return due, "not-compliant", behind_problem(behind, fresh.generation)
-        server = None if hold.server is None else self.settings.skew_reference(hold.server)
         skew = clock_skew_problem(now, server, self.settings.max_clock_skew)
         if skew is not None or server is None:
             return due, "clock-skew", skew
+        if between:
+            # Within the allowed skew either clock may be the right one: a revision taking
+            # effect between them is in force by one and not by the other. Decided once
+            # both are past it (a wait of at most the skew: the next pass, in a minute).
+            return due, "settling", None
         # Decided at the server's time: a key due only by the operator's clock stays.
         due = tuple(bucket for bucket in due if bucket_expired(bucket, server, life))
         # Released only by an acknowledgement naming these very keys, at this store.
@@ -2210,28 +2217,50 @@ class Reconciler:
             )
         return due, None, None
 
-    def _category_changed(self, store: Store, decided: Policy, now: datetime) -> str | None:
+    def _category_changed(
+        self, store: Store, decided: Policy, now: datetime, server: datetime | None
+    ) -> tuple[str | None, bool]:
         """Why the store's category in its policy as read again from the API, in force at
-        `now`, is not the one the keys were found due under (`decided`: the pass's policy,
-        which the cache gave; an edit, an emergency revision or a revision that came into
-        force since may lengthen a period or add a statute); None when it is the same."""
+        `now` (the operator's clock), is not the one the keys were found due under
+        (`decided`: the pass's policy, which the cache gave; an edit, an emergency revision
+        or a revision that came into force since may lengthen a period or add a statute);
+        None when it is the same. And whether a revision takes effect between `now` and the
+        API server's time (`server`): the category in force at `server` is another, or either
+        clock is before the revision in force took effect (status no longer records the one
+        in force before it, so what was in force at that clock is unknown)."""
         name = store.policy
         try:
             raw = self.kube.get("PrivacyPolicy", None, name)
         except KubeError as error:
-            return f"reading PrivacyPolicy {name} again: HTTP {error.status}"
+            return f"reading PrivacyPolicy {name} again: HTTP {error.status}", False
         if raw is None:
-            return f"PrivacyPolicy {name} is gone"
-        try:
-            policy, _ = self._policy_at(name, raw, now)
-        except ModelError:
-            return f"PrivacyPolicy {name} no longer parses"
-        if policy.category(store.category) != decided.category(store.category):
-            return (
-                f"category {store.category} of PrivacyPolicy {name} changed since the keys "
-                "were found due"
-            )
-        return None
+            return f"PrivacyPolicy {name} is gone", False
+        category = decided.category(store.category)
+        clocks = (now,) if server is None else (now, server)
+        between = False
+        for clock in clocks:
+            try:
+                policy, revisions = self._policy_at(name, raw, clock)
+            except ModelError:
+                return f"PrivacyPolicy {name} no longer parses", False
+            since = revisions.in_force.since
+            if since > max(clocks):
+                # In force from after both clocks: not a skew but a status written so.
+                return (
+                    f"PrivacyPolicy {name} records its revision in force since "
+                    f"{format_time(since)}, after the time now"
+                ), False
+            if clock < since:
+                between = True
+            elif policy.category(store.category) != category:
+                if clock is not now:
+                    between = True
+                    continue
+                return (
+                    f"category {store.category} of PrivacyPolicy {name} changed since the "
+                    "keys were found due"
+                ), False
+        return None, between
 
     def _record_shredding(
         self,
