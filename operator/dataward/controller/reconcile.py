@@ -277,6 +277,9 @@ class Reconciler:
         # (namespace, store) -> (uid, generation) of the last wait of a shredding for the
         # store's verdicts on an edit to be recorded (`_first_wait`). Dropped with the store.
         self._waited: dict[tuple[str, str], tuple[str, int]] = {}
+        # (namespace, store) -> uid of a deleted store whose ring a legal hold keeps past its
+        # grace period, told by an Event once (`_finish_deletion`). Dropped with the store.
+        self._deletion_held: dict[tuple[str, str], str] = {}
         # (namespace, store) -> {(kind, child): (its resourceVersion, the digest of its
         # render)} for each child an update left still different from its render (a mutating
         # admission webhook, a default drift.py does not fill in): that object is not
@@ -553,6 +556,7 @@ class Reconciler:
                 self._last_status.pop(("PersonalDataStore", namespace, name), None)
                 self._unconverged.pop(key, None)
                 self._waited.pop(key, None)
+                self._deletion_held.pop(key, None)
             return None
         if raw["metadata"].get("deletionTimestamp"):
             self._finish_deletion(raw, now)
@@ -1338,6 +1342,23 @@ class Reconciler:
         deleted = _parse_time(meta["deletionTimestamp"])
         assert deleted is not None
         delete_after = deleted + timedelta(seconds=self.settings.key_ring_grace_seconds)
+        if now >= delete_after and legal_hold(raw):
+            # Its keys would go with the ring, every held record's with them (in backups
+            # too): kept until the hold is lifted (an edit of the spec, which queues it).
+            log.info("grace period over, but %s/%s is under a legal hold: its key ring stays",
+                     meta["namespace"], meta["name"])  # fmt: skip
+            key, uid = (meta["namespace"], meta["name"]), str(meta.get("uid") or "")
+            with self._cache_lock:
+                first = self._deletion_held.get(key) != uid
+                self._deletion_held[key] = uid
+            if first:
+                self._event(raw, Condition(
+                    "EncryptionKeyReady", "True", "KeyRingDeletionHeld",
+                    "The store was deleted under deletionPolicy: Delete and its grace period "
+                    "is over, but spec.purge.suspend (a legal hold) keeps its key ring: it is "
+                    "destroyed once the hold is lifted.",
+                ), None, now)  # fmt: skip
+            return
         if now >= delete_after:
             log.info(
                 "grace period over: releasing %s/%s and its key ring",
@@ -2975,6 +2996,13 @@ class Hold(NamedTuple):
     status: Any = None
     server: datetime | None = None  # the API server's time (the answer's Date header)
     read_at: datetime | None = None  # the operator's time, read next to it (None: the pass's)
+
+
+def legal_hold(raw: Mapping[str, Any]) -> bool:
+    """Whether the store object `raw` asks a legal hold (`spec.purge.suspend: true`), read
+    from its spec as written: one that no longer parses keeps its hold too."""
+    purge = (raw.get("spec") or {}).get("purge")
+    return isinstance(purge, Mapping) and purge.get("suspend") is True
 
 
 def _decision_changed(decided: Store, fresh: Store) -> str | None:
