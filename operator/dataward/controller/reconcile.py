@@ -44,6 +44,7 @@ from dataward.checks.conditions import (
 from dataward.checks.drift import canonical_text, needs_apply, replacement, same_part
 from dataward.checks.encryption import (
     CANCEL_REASONS,
+    NOT_EXPIRED,
     SHREDDING_ANNOTATION,
     ShreddingBlocker,
     behind_problem,
@@ -55,6 +56,7 @@ from dataward.checks.encryption import (
     key_shredding,
     keys_to_record,
     large_shredding,
+    listed_not_expired,
     owed_problem,
     ring_changes,
     shredding_token,
@@ -2043,6 +2045,13 @@ class Reconciler:
         blocker: ShreddingBlocker | None = None
         problem = None
         owed = self._settle_withdrawals(store, ring, record)
+        latest = now + self.settings.max_clock_skew  # the server's time at most, by the gate
+        stale = () if owed else listed_not_expired(
+            record, ring, _expired_in(store, policy, latest)
+        )  # fmt: skip
+        if stale:
+            listed, owed = self._withdraw_shredding(store, ring, record, stale, NOT_EXPIRED)
+            record = replace(record, shredded=listed, owed=owed)
         if owed:
             # The log still claims these keys destroyed: destroy nothing (a claim would date
             # a destruction before it happened) and withdraw nothing else until it is right.
@@ -2082,7 +2091,9 @@ class Reconciler:
             # A shredding listed by an earlier pass whose ring write failed is withdrawn too:
             # a gate keeps the key, so the evidence must not go on saying it is gone.
             assert blocker is not None
-            shredded, owed = self._withdraw_shredding(store, ring, record, due, blocker)
+            shredded, owed = self._withdraw_shredding(
+                store, ring, record, due, CANCEL_REASONS[blocker]
+            )
         if owed and problem is None:
             problem = owed_problem(owed)
         if problem is not None and blocker not in _GATED:
@@ -2420,10 +2431,11 @@ class Reconciler:
         ring: KeyRing,
         record: KeyRingRecord,
         due: tuple[str, ...],
-        blocker: ShreddingBlocker,
+        reason: str,
     ) -> tuple[tuple[ShreddedRecord, ...], tuple[OwedWithdrawal, ...]]:
-        """Withdraw the shreddings status lists whose keys a hold (a dry run, a gate) now keeps
-        in the ring: unlisted and owed a withdrawal in one status write first, then a
+        """Withdraw the shreddings status lists of `due` whose keys a hold (a dry run, a gate;
+        `reason` says which) now keeps in the ring, or that are not due after all: unlisted
+        and owed a withdrawal in one status write first, then a
         key.shred.cancelled record each, so a key never leaves the ring on a withdrawn record
         and a withdrawal the log refuses (or an operator stopping right then) is still owed
         at the next pass. Returns what status still lists, and the withdrawals now owed
@@ -2433,7 +2445,7 @@ class Reconciler:
             return record.shredded, ()
         fingerprints = ring.fingerprints()
         debts = tuple(
-            OwedWithdrawal(gone.id, gone.bucket, fingerprints[gone.id], CANCEL_REASONS[blocker])
+            OwedWithdrawal(gone.id, gone.bucket, fingerprints[gone.id], reason)
             for gone in withdrawn
             if gone.id in fingerprints
         )
