@@ -138,3 +138,34 @@ def test_a_store_deleted_under_a_legal_hold_keeps_its_ring_past_the_grace_period
     kube.objects[STORE]["spec"]["purge"]["suspend"] = False
     reconciler(kube).reconcile(KEY, now=T0 + timedelta(days=32))
     assert not _held(kube)
+
+
+def _restored_reference() -> dict[str, Any]:
+    """The owner reference a ring restored from a backup still carries: the store it was
+    made for, deleted since (another uid), which the garbage collector finds gone."""
+    return {"apiVersion": "dataward.io/v1alpha1", "kind": "PersonalDataStore",
+            "name": KEY[1], "uid": "u-deleted-long-ago", "controller": True,
+            "blockOwnerDeletion": True}  # fmt: skip
+
+
+def test_an_owner_reference_to_another_object_is_dropped_under_retain() -> None:
+    """A ring restored from a backup (or edited by a careless tool) names another owner:
+    its only owner gone, the garbage collector deletes the ring, unrecorded, though the
+    store asks Retain. The operator's ring is owned as its store's deletionPolicy asks,
+    and by nothing else."""
+    kube = _cluster("Retain")
+    kube.objects[SECRET]["metadata"]["ownerReferences"] = [_restored_reference()]
+    kube._store(kube.objects[SECRET])
+    reconciler(kube).reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert not kube.objects[SECRET]["metadata"].get("ownerReferences")
+
+
+def test_an_owner_reference_to_another_object_is_dropped_under_delete() -> None:
+    """Under Delete the ring goes with its store, after the grace period; a second owner is
+    a second way for it to go (or, as controller, keeps the store's from being one)."""
+    kube = _cluster("Delete")
+    ours = kube.objects[SECRET]["metadata"]["ownerReferences"]
+    kube.objects[SECRET]["metadata"]["ownerReferences"] = [_restored_reference(), *ours]
+    kube._store(kube.objects[SECRET])
+    reconciler(kube).reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert kube.objects[SECRET]["metadata"]["ownerReferences"] == ours
