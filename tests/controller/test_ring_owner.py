@@ -112,3 +112,60 @@ def test_a_ring_someone_else_made_is_never_given_the_stores_owner_reference() ->
     for minute in range(3):
         reconciler(kube).reconcile(KEY, now=T0 + timedelta(minutes=minute))
     assert "ownerReferences" not in kube.objects[SECRET]["metadata"]
+
+
+def test_a_store_deleted_under_a_legal_hold_keeps_its_ring_past_the_grace_period() -> None:
+    """A careless admin deletes a store under a legal hold whose deletionPolicy is Delete:
+    its ring would go with it after the grace period, and with it every key of the held
+    data (in backups too). The hold keeps the ring until it is lifted."""
+    store = copy.deepcopy(samples.STORE)
+    store["spec"]["deletionPolicy"] = "Delete"
+    store["spec"]["purge"]["suspend"] = True
+    kube = sample_cluster(FakeKube(), store=store)
+    reconciler(kube).reconcile(KEY, now=T0)
+    assert _ring_owned(kube) and _held(kube)
+    kube.objects[STORE]["metadata"]["deletionTimestamp"] = "2026-01-10T08:01:00Z"
+    reconciler(kube).reconcile(KEY, now=T0 + timedelta(minutes=2))
+    held = reconciler(kube)
+    held.reconcile(KEY, now=T0 + timedelta(days=31))
+    held.reconcile(KEY, now=T0 + timedelta(days=31, minutes=1))
+    assert _held(kube), "released under a legal hold: the garbage collector takes the ring"
+    told = [o for (kind, _, _), o in kube.objects.items()
+            if kind == "Event" and o.get("reason") == "KeyRingDeletionHeld"]
+    assert len(told) == 1, "told once"
+    assert kube.objects[STORE]["status"]["encryption"]["scheduledDeletion"]
+    # The hold lifted (a spec edit of the Terminating store): the grace period is over.
+    kube.objects[STORE]["spec"]["purge"]["suspend"] = False
+    reconciler(kube).reconcile(KEY, now=T0 + timedelta(days=32))
+    assert not _held(kube)
+
+
+def _restored_reference() -> dict[str, Any]:
+    """The owner reference a ring restored from a backup still carries: the store it was
+    made for, deleted since (another uid), which the garbage collector finds gone."""
+    return {"apiVersion": "dataward.io/v1alpha1", "kind": "PersonalDataStore",
+            "name": KEY[1], "uid": "u-deleted-long-ago", "controller": True,
+            "blockOwnerDeletion": True}  # fmt: skip
+
+
+def test_an_owner_reference_to_another_object_is_dropped_under_retain() -> None:
+    """A ring restored from a backup (or edited by a careless tool) names another owner:
+    its only owner gone, the garbage collector deletes the ring, unrecorded, though the
+    store asks Retain. The operator's ring is owned as its store's deletionPolicy asks,
+    and by nothing else."""
+    kube = _cluster("Retain")
+    kube.objects[SECRET]["metadata"]["ownerReferences"] = [_restored_reference()]
+    kube._store(kube.objects[SECRET])
+    reconciler(kube).reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert not kube.objects[SECRET]["metadata"].get("ownerReferences")
+
+
+def test_an_owner_reference_to_another_object_is_dropped_under_delete() -> None:
+    """Under Delete the ring goes with its store, after the grace period; a second owner is
+    a second way for it to go (or, as controller, keeps the store's from being one)."""
+    kube = _cluster("Delete")
+    ours = kube.objects[SECRET]["metadata"]["ownerReferences"]
+    kube.objects[SECRET]["metadata"]["ownerReferences"] = [_restored_reference(), *ours]
+    kube._store(kube.objects[SECRET])
+    reconciler(kube).reconcile(KEY, now=T0 + timedelta(minutes=1))
+    assert kube.objects[SECRET]["metadata"]["ownerReferences"] == ours

@@ -474,6 +474,59 @@ def test_a_hold_after_the_status_recorded_the_shredding_withdraws_it(kube: FakeK
     assert_evidence_matches_the_ring(kube, sink)
 
 
+def test_a_listed_shredding_no_longer_due_is_withdrawn_not_carried_out_later(
+    kube: FakeKube,
+) -> None:
+    """July's destruction is recorded and listed, but its ring write loses a race; before the
+    retry the store's retention is lengthened to 200 days, under which July's records are
+    live until Feb 16 2026 at 23:59:59.999999 (Jul 31 + 200 days, worked by hand). The key
+    stays: neither evidence nor status may go on saying it was destroyed (nor, once July is
+    due, date the destruction to January 28)."""
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    with ring_writes_lose_a_race(kube):
+        run(kube, sink, DUE)
+    assert [g["bucket"] for g in status(kube)["encryption"]["shreddedBuckets"]] == ["2025-07"]
+    obj = kube.objects[("PersonalDataStore", *KEY)]
+    obj["spec"]["retention"] = "200d"
+    obj["metadata"]["generation"] = int(obj["metadata"]["generation"]) + 1
+    kube._store(obj)
+    run(kube, sink, DUE + timedelta(minutes=1))
+    run(kube, sink, DUE + timedelta(minutes=2))
+    assert "2025-07" in ring(kube).buckets
+    assert_evidence_matches_the_ring(kube, sink)
+    assert "shreddedBuckets" not in status(kube)["encryption"]
+    (cancelled,) = sink.of("key.shred.cancelled")
+    assert (cancelled["bucket"], cancelled["reason"]) == ("2025-07", "NotExpired")
+    # Due under 200 days: recorded anew, destroyed, and dated then.
+    run(kube, sink, datetime(2026, 2, 17, tzinfo=UTC))
+    assert "2025-07" not in ring(kube).buckets
+    assert [p["bucket"] for p in sink.of("key.shredded")] == ["2025-07", "2025-07"]
+    assert_evidence_matches_the_ring(kube, sink)
+    (gone,) = [g for g in ring(kube).shredded if g.bucket == "2025-07"]
+    assert gone.shredded == datetime(2026, 2, 17, tzinfo=UTC)
+
+
+def test_a_live_bucket_listed_as_shredded_in_status_is_withdrawn(kube: FakeKube) -> None:
+    """Someone who may write the store's status lists September's key (live until March 29
+    2026) in shreddedBuckets. Left there, it would be carried out once September is due,
+    with no key.shredded record of its own and dated today; it is withdrawn at once."""
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    september = ring(kube).bucket_key("2025-09")
+    assert september is not None
+    obj = kube.objects[("PersonalDataStore", *KEY)]
+    obj["status"]["encryption"]["shreddedBuckets"] = [
+        {"bucket": "2025-09", "keyId": september.id, "shredded": "2026-01-10T08:02:00Z"}
+    ]
+    kube._store(obj)
+    run(kube, sink, T0 + timedelta(minutes=3))
+    assert "shreddedBuckets" not in status(kube)["encryption"]
+    assert "2025-09" in ring(kube).buckets
+    (cancelled,) = sink.of("key.shred.cancelled")
+    assert (cancelled["keyId"], cancelled["reason"]) == (september.id, "NotExpired")
+
+
 def test_a_withdrawal_the_evidence_log_refused_is_written_when_it_is_back(kube: FakeKube) -> None:
     """A hold arrives while a destruction is being recorded (the status write fails with 409),
     and the evidence database goes down right then: the key.shred.cancelled record is not

@@ -13,6 +13,7 @@ from dataward.keys.ring import (
     KeyRing,
     KeyRingError,
     KeyVersion,
+    add_bucket_keys,
     append_only_violations,
     fingerprint,
     format_time,
@@ -288,6 +289,19 @@ def test_a_newer_non_primary_key_also_counts_as_the_last_rotation() -> None:
     ring = KeyRing(primary=1, keys=(old_primary, newer))
     assert not rotation_due(ring, T0 + timedelta(days=70), THIRTY_DAYS)
     assert rotation_due(ring, T0 + timedelta(days=75), THIRTY_DAYS)
+
+
+def test_a_bucket_key_made_since_is_no_rotation() -> None:
+    """Month keys are made ahead at every turn of a month: were each a rotation, a primary of
+    90 days (never within 45 days of the last) would never rotate while months go by."""
+    ring = generate_ring(T0)
+    for month in range(2, 5):  # February's, March's and April's keys, each made on the 1st
+        made = datetime(2025, month, 1, tzinfo=UTC)
+        ring = add_bucket_keys(ring, (f"2025-{month + 1:02d}",), made)
+    ninety = Duration(90, "d")
+    assert not rotation_due(ring, T0 + timedelta(days=89), ninety)
+    assert rotation_due(ring, T0 + timedelta(days=90), ninety)  # Apr 1, 12:00
+    assert rotation_decision(ring, T0, ninety).next_rotation == T0 + timedelta(days=90)
 
 
 def test_a_zero_period_still_waits_at_least_an_hour() -> None:

@@ -304,6 +304,23 @@ CANCEL_REASONS: dict[str, str] = {
 # ... and of one owed by an operator that stopped before it knew why (before the status write
 # that lists the shredding, or before the one that records why the key stays).
 INTERRUPTED = "Interrupted"
+# ... and of one listed whose bucket has not expired after all (`listed_not_expired`).
+NOT_EXPIRED = "NotExpired"
+
+
+def listed_not_expired(
+    record: KeyRingRecord, ring: KeyRing, expired: Callable[[str], bool]
+) -> tuple[str, ...]:
+    """The buckets status lists as shredded whose key is still in the ring (a destruction
+    still to be written) but that have not expired (`expired`: at the latest instant the
+    listing may have been made at, the API server's time within the allowed skew): the
+    retention was lengthened since it was listed, or the listing is not the operator's
+    (whoever may write the store's status). Carried out when due, it would destroy the key
+    without a key.shredded record of its own, dated by that listing."""
+    in_ring = {key.id for key in ring.keys}
+    return tuple(
+        gone.bucket for gone in record.shredded if gone.id in in_ring and not expired(gone.bucket)
+    )
 
 
 def _recorded_key_ready(status: Any) -> Condition | None:
@@ -528,7 +545,8 @@ def key_shredding(
     the policy: False, since data past retention stays readable (in backups too) until the
     key goes. A verdict that is already not True stays as it is.
 
-    A wait for the store's verdicts on an edit of its spec to be recorded ("settling": the
+    A wait for the store's verdicts on an edit of its spec to be recorded, or for both clocks
+    to be past a revision of the policy that takes effect between them ("settling": the
     pass after this one decides) changes nothing: EncryptionKeyReady stays as `recorded` (the
     store's status as read) records it, when that is a verdict the operator gives; else
     `ready`.

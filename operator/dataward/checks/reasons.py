@@ -545,6 +545,18 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "To keep the data readable, copy the key ring Secret before that instant.",
         event_only=True,
     ),
+    _store(
+        ENCRYPTION_KEY_READY,
+        "KeyRingDeletionHeld",
+        "True",
+        "The store was deleted under deletionPolicy: Delete and its grace period is over, but "
+        "spec.purge.suspend (a legal hold) keeps its key ring, and the store Terminating, "
+        "until the hold is lifted. Recorded as an Event.",
+        "Nothing while the hold applies; lift it (edit spec.purge.suspend of the Terminating "
+        "store) and the ring is destroyed.",
+        attention=True,
+        event_only=True,
+    ),
     # AccessRestricted
     _store(
         ACCESS_RESTRICTED,

@@ -45,6 +45,7 @@ from dataward.checks.conditions import (
 from dataward.checks.drift import canonical_text, needs_apply, replacement, same_part
 from dataward.checks.encryption import (
     CANCEL_REASONS,
+    NOT_EXPIRED,
     SHREDDING_ANNOTATION,
     ShreddingBlocker,
     behind_problem,
@@ -56,6 +57,7 @@ from dataward.checks.encryption import (
     key_shredding,
     keys_to_record,
     large_shredding,
+    listed_not_expired,
     owed_problem,
     ring_changes,
     shredding_token,
@@ -284,6 +286,9 @@ class Reconciler:
         # (namespace, store) -> (uid, generation) of the last wait of a shredding for the
         # store's verdicts on an edit to be recorded (`_first_wait`). Dropped with the store.
         self._waited: dict[tuple[str, str], tuple[str, int]] = {}
+        # (namespace, store) -> uid of a deleted store whose ring a legal hold keeps past its
+        # grace period, told by an Event once (`_finish_deletion`). Dropped with the store.
+        self._deletion_held: dict[tuple[str, str], str] = {}
         # (namespace, store) -> {(kind, child): (its resourceVersion, the digest of its
         # render)} for each child an update left still different from its render (a mutating
         # admission webhook, a default drift.py does not fill in): that object is not
@@ -621,6 +626,7 @@ class Reconciler:
                 self._last_status.pop(("PersonalDataStore", namespace, name), None)
                 self._unconverged.pop(key, None)
                 self._waited.pop(key, None)
+                self._deletion_held.pop(key, None)
             return None
         if raw["metadata"].get("deletionTimestamp"):
             self._finish_deletion(raw, now)
@@ -1406,6 +1412,23 @@ class Reconciler:
         deleted = _parse_time(meta["deletionTimestamp"])
         assert deleted is not None
         delete_after = deleted + timedelta(seconds=self.settings.key_ring_grace_seconds)
+        if now >= delete_after and legal_hold(raw):
+            # Its keys would go with the ring, every held record's with them (in backups
+            # too): kept until the hold is lifted (an edit of the spec, which queues it).
+            log.info("grace period over, but %s/%s is under a legal hold: its key ring stays",
+                     meta["namespace"], meta["name"])  # fmt: skip
+            key, uid = (meta["namespace"], meta["name"]), str(meta.get("uid") or "")
+            with self._cache_lock:
+                first = self._deletion_held.get(key) != uid
+                self._deletion_held[key] = uid
+            if first:
+                self._event(raw, Condition(
+                    "EncryptionKeyReady", "True", "KeyRingDeletionHeld",
+                    "The store was deleted under deletionPolicy: Delete and its grace period "
+                    "is over, but spec.purge.suspend (a legal hold) keeps its key ring: it is "
+                    "destroyed once the hold is lifted.",
+                ), None, now)  # fmt: skip
+            return
         if now >= delete_after:
             log.info(
                 "grace period over: releasing %s/%s and its key ring",
@@ -2052,7 +2075,9 @@ class Reconciler:
         server's time (the Date of that read) and the operator's clock differ by more than
         `max_clock_skew` (the keys due are those due at the server's time), when more than
         LARGE_SHREDDING keys are due at once without SHREDDING_ANNOTATION naming them,
-        or when the store's policy, category or retention changed since the decision.
+        or when the store's policy, category or retention changed since the decision, or a
+        revision of the policy takes effect between the operator's clock and the server's
+        (`_category_changed` decides it at both; the wait is "settling").
 
         The hold is read again from the API (the cache may not have a hold set a moment ago)
         right before anything is recorded, and the shreddedBuckets write is conditional on
@@ -2088,6 +2113,13 @@ class Reconciler:
         blocker: ShreddingBlocker | None = None
         problem = None
         owed = self._settle_withdrawals(store, ring, record)
+        latest = now + self.settings.max_clock_skew  # the server's time at most, by the gate
+        stale = () if owed else listed_not_expired(
+            record, ring, _expired_in(store, policy, latest)
+        )  # fmt: skip
+        if stale:
+            listed, owed = self._withdraw_shredding(store, ring, record, stale, NOT_EXPIRED)
+            record = replace(record, shredded=listed, owed=owed)
         if owed:
             # The log still claims these keys destroyed: destroy nothing (a claim would date
             # a destruction before it happened) and withdraw nothing else until it is right.
@@ -2127,7 +2159,9 @@ class Reconciler:
             # A shredding listed by an earlier pass whose ring write failed is withdrawn too:
             # a gate keeps the key, so the evidence must not go on saying it is gone.
             assert blocker is not None
-            shredded, owed = self._withdraw_shredding(store, ring, record, due, blocker)
+            shredded, owed = self._withdraw_shredding(
+                store, ring, record, due, CANCEL_REASONS[blocker]
+            )
         if owed and problem is None:
             problem = owed_problem(owed)
         if problem is not None and blocker not in _GATED:
@@ -2248,7 +2282,8 @@ class Reconciler:
         changed = _decision_changed(store, fresh)
         if changed:
             return due, "failed", f"spec.{changed} changed since the keys were found due"
-        policy_changed = self._category_changed(fresh, policy, now)
+        server = None if hold.server is None else self.settings.skew_reference(hold.server)
+        policy_changed, between = self._category_changed(fresh, policy, now, server)
         if policy_changed:
             return due, "failed", policy_changed
         not_in_force = controls_not_in_force(hold.status, fresh.generation)
@@ -2263,10 +2298,14 @@ class Reconciler:
             if self._first_wait(fresh):
                 return due, "settling", None
             return due, "not-compliant", behind_problem(behind, fresh.generation)
-        server = None if hold.server is None else self.settings.skew_reference(hold.server)
         skew = clock_skew_problem(now, server, self.settings.max_clock_skew)
         if skew is not None or server is None:
             return due, "clock-skew", skew
+        if between:
+            # Within the allowed skew either clock may be the right one: a revision taking
+            # effect between them is in force by one and not by the other. Decided once
+            # both are past it (a wait of at most the skew: the next pass, in a minute).
+            return due, "settling", None
         # Decided at the server's time: a key due only by the operator's clock stays.
         due = tuple(bucket for bucket in due if bucket_expired(bucket, server, life))
         # Released only by an acknowledgement naming these very keys, at this store.
@@ -2278,28 +2317,50 @@ class Reconciler:
             )
         return due, None, None
 
-    def _category_changed(self, store: Store, decided: Policy, now: datetime) -> str | None:
+    def _category_changed(
+        self, store: Store, decided: Policy, now: datetime, server: datetime | None
+    ) -> tuple[str | None, bool]:
         """Why the store's category in its policy as read again from the API, in force at
-        `now`, is not the one the keys were found due under (`decided`: the pass's policy,
-        which the cache gave; an edit, an emergency revision or a revision that came into
-        force since may lengthen a period or add a statute); None when it is the same."""
+        `now` (the operator's clock), is not the one the keys were found due under
+        (`decided`: the pass's policy, which the cache gave; an edit, an emergency revision
+        or a revision that came into force since may lengthen a period or add a statute);
+        None when it is the same. And whether a revision takes effect between `now` and the
+        API server's time (`server`): the category in force at `server` is another, or either
+        clock is before the revision in force took effect (status no longer records the one
+        in force before it, so what was in force at that clock is unknown)."""
         name = store.policy
         try:
             raw = self.kube.get("PrivacyPolicy", None, name)
         except KubeError as error:
-            return f"reading PrivacyPolicy {name} again: HTTP {error.status}"
+            return f"reading PrivacyPolicy {name} again: HTTP {error.status}", False
         if raw is None:
-            return f"PrivacyPolicy {name} is gone"
-        try:
-            policy, _ = self._policy_at(name, raw, now)
-        except ModelError:
-            return f"PrivacyPolicy {name} no longer parses"
-        if policy.category(store.category) != decided.category(store.category):
-            return (
-                f"category {store.category} of PrivacyPolicy {name} changed since the keys "
-                "were found due"
-            )
-        return None
+            return f"PrivacyPolicy {name} is gone", False
+        category = decided.category(store.category)
+        clocks = (now,) if server is None else (now, server)
+        between = False
+        for clock in clocks:
+            try:
+                policy, revisions = self._policy_at(name, raw, clock)
+            except ModelError:
+                return f"PrivacyPolicy {name} no longer parses", False
+            since = revisions.in_force.since
+            if since > max(clocks):
+                # In force from after both clocks: not a skew but a status written so.
+                return (
+                    f"PrivacyPolicy {name} records its revision in force since "
+                    f"{format_time(since)}, after the time now"
+                ), False
+            if clock < since:
+                between = True
+            elif policy.category(store.category) != category:
+                if clock is not now:
+                    between = True
+                    continue
+                return (
+                    f"category {store.category} of PrivacyPolicy {name} changed since the "
+                    "keys were found due"
+                ), False
+        return None, between
 
     def _record_shredding(
         self,
@@ -2438,10 +2499,11 @@ class Reconciler:
         ring: KeyRing,
         record: KeyRingRecord,
         due: tuple[str, ...],
-        blocker: ShreddingBlocker,
+        reason: str,
     ) -> tuple[tuple[ShreddedRecord, ...], tuple[OwedWithdrawal, ...]]:
-        """Withdraw the shreddings status lists whose keys a hold (a dry run, a gate) now keeps
-        in the ring: unlisted and owed a withdrawal in one status write first, then a
+        """Withdraw the shreddings status lists of `due` whose keys a hold (a dry run, a gate;
+        `reason` says which) now keeps in the ring, or that are not due after all: unlisted
+        and owed a withdrawal in one status write first, then a
         key.shred.cancelled record each, so a key never leaves the ring on a withdrawn record
         and a withdrawal the log refuses (or an operator stopping right then) is still owed
         at the next pass. Returns what status still lists, and the withdrawals now owed
@@ -2451,7 +2513,7 @@ class Reconciler:
             return record.shredded, ()
         fingerprints = ring.fingerprints()
         debts = tuple(
-            OwedWithdrawal(gone.id, gone.bucket, fingerprints[gone.id], CANCEL_REASONS[blocker])
+            OwedWithdrawal(gone.id, gone.bucket, fingerprints[gone.id], reason)
             for gone in withdrawn
             if gone.id in fingerprints
         )
@@ -3014,6 +3076,13 @@ class Hold(NamedTuple):
     status: Any = None
     server: datetime | None = None  # the API server's time (the answer's Date header)
     read_at: datetime | None = None  # the operator's time, read next to it (None: the pass's)
+
+
+def legal_hold(raw: Mapping[str, Any]) -> bool:
+    """Whether the store object `raw` asks a legal hold (`spec.purge.suspend: true`), read
+    from its spec as written: one that no longer parses keeps its hold too."""
+    purge = (raw.get("spec") or {}).get("purge")
+    return isinstance(purge, Mapping) and purge.get("suspend") is True
 
 
 def _decision_changed(decided: Store, fresh: Store) -> str | None:

@@ -388,11 +388,14 @@ def rotation_decision(
     """Rotate when the primary is older than `max_age`, but never within half the period.
 
     The last rotation is the latest of `last_rotation` (as status recorded it) and every
-    key's creation time, so a lost status or skewed clock cannot cause a burst of rotations.
+    rotating key's creation time, so a lost status or skewed clock cannot cause a burst of
+    rotations. A bucket key is no rotation: month keys are made ahead at every turn of a
+    month, and counted as rotations they would keep a period longer than two months from
+    ever rotating.
     """
     primary = ring.primary_key
     expires = max_age.add_to(primary.created)
-    latest = max(key.created for key in ring.keys)
+    latest = max(key.created for key in ring.keys if key.bucket is None)
     if last_rotation is not None:
         latest = max(latest, last_rotation)
     half = max((max_age.add_to(latest) - latest) / 2, MIN_ROTATION_INTERVAL)

@@ -52,11 +52,13 @@ def ring_owner_references(
     """The ring Secret's ownerReferences as `store.deletionPolicy` asks now, from `current`
     (what it carries); None when it already does. The spec may change after the ring is
     made: under `Delete` the ring carries the store's controller reference (it goes with the
-    store, after the grace period), under `Retain` none to the store (it outlives it).
-    References to other objects are kept as they are."""
+    store, after the grace period), under `Retain` none (it outlives it).
+
+    A reference to any other object is dropped: the garbage collector deletes a ring whose
+    owners are all gone, so one naming the store a restored ring was made for (another
+    uid), or anything a tool added, would destroy the ring unrecorded and unscheduled
+    (under `Delete`, a second controller reference also keeps the store's own from being
+    written)."""
     refs = [dict(r) for r in current or [] if isinstance(r, Mapping)]
-    others = [r for r in refs if r.get("uid") != store.uid]
-    if store.deletion_policy == "Delete":
-        wanted = owner_reference(store)
-        return None if wanted in refs else [*others, wanted]
-    return None if len(others) == len(refs) else others
+    wanted = [owner_reference(store)] if store.deletion_policy == "Delete" else []
+    return None if refs == wanted else wanted
