@@ -10,7 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -306,4 +306,17 @@ def revised(period: str) -> dict[str, Any]:
     policy["status"] = {
         "revisions": {**recorded, "pending": {**pending.to_status(), "impactVerdict": "Small"}}
     }
+    return policy
+
+
+def promoted(period: str) -> dict[str, Any]:
+    """`revised(period)` once the operator recorded it in force (its policy reconcile at
+    00:00:30 of the effective date): status holds the new revision since 00:00 UTC and no
+    longer the one in force before it."""
+    from dataward.model.revisions import policy_revisions
+
+    policy = revised(period)
+    revisions = policy_revisions(policy, EFFECTIVE + timedelta(seconds=30))
+    assert revisions.promoted and revisions.in_force.since == EFFECTIVE
+    policy["status"] = {"revisions": revisions.to_status()}
     return policy

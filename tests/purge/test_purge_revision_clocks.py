@@ -25,7 +25,7 @@ from dataward.purge.plan import PurgePlan
 from dataward.purge.source import ApiSource
 from tests.expiry import is_safely_expired
 from tests.model.samples import STORE
-from tests.purge.support import EFFECTIVE, revised
+from tests.purge.support import EFFECTIVE, promoted, revised
 
 
 class _Api:
@@ -134,3 +134,54 @@ def test_between_batches_a_revision_due_by_a_database_clock_ahead_stops_the_run(
         skew=timedelta(minutes=5),
     )  # fmt: skip
     assert quiet() is None  # the start is further off than the skew: the run goes on
+
+
+@pytest.mark.parametrize("period", ["6mo", "2y"])  # shortening, widening
+@pytest.mark.parametrize(
+    ("job_now", "db_now"),
+    [(EFFECTIVE + timedelta(minutes=1), EFFECTIVE - timedelta(minutes=3)),  # job past it
+     (EFFECTIVE - timedelta(minutes=3), EFFECTIVE + timedelta(minutes=1))],  # database past it
+)  # fmt: skip
+def test_a_revision_status_records_in_force_since_after_a_clock_deletes_nothing(
+    period: str, job_now: datetime, db_now: datetime
+) -> None:
+    """Red first (found by the key ring review): once the operator recorded the revision in
+    force (since 00:00), status no longer holds the one in force before it, so deciding at
+    the clock before 00:00 gave the new revision too, every clock agreed, and the run planned
+    under it at the database's earlier instant: 6mo deleted rows the 1y then in force kept.
+    A clock before the recorded revision's start now knows no revision: nothing is deleted."""
+    planned = planned_at(promoted(period), job_now, db_now)
+    assert not isinstance(planned, PurgePlan), "planned under a revision not yet in force"
+    assert (planned.gate.result, planned.gate.reason) == ("Succeeded", "RetentionChanged")
+
+
+def test_the_reviewers_row_is_kept_once_status_records_the_revision_in_force() -> None:
+    job_now, db_now = EFFECTIVE + timedelta(minutes=1), EFFECTIVE - timedelta(minutes=3)
+    planned = planned_at(promoted("6mo"), job_now, db_now)
+    row = datetime(2024, 12, 30, 23, 0, tzinfo=UTC)
+    assert not (isinstance(planned, PurgePlan) and row <= planned.cutoff)
+
+
+def test_clocks_past_the_recorded_revisions_start_plan_under_it() -> None:
+    job_now, db_now = EFFECTIVE + timedelta(minutes=6), EFFECTIVE + timedelta(minutes=2)
+    planned = planned_at(promoted("6mo"), job_now, db_now)
+    assert isinstance(planned, PurgePlan) and str(planned.retention) == "6mo"
+    assert is_safely_expired(planned.cutoff, planned.retention, db_now)
+
+
+def test_between_batches_a_clock_before_the_recorded_revisions_start_stops_the_run() -> None:
+    """The re-check: a run that loaded the revision in force at 00:02 by its clock, while a
+    database clock may be 5 min behind (the skew), goes on (the re-check reads the job's
+    clock and later ones); a job clock behind the recorded start stops it."""
+    from dataward.commands.purge import _rechecker
+
+    for job_now, stops in ((EFFECTIVE + timedelta(minutes=2), False),
+                           (EFFECTIVE - timedelta(minutes=1), True)):  # fmt: skip
+        source = source_at(promoted("6mo"), job_now)
+        store, policy = source.load()
+        assert policy is not None
+        check = _rechecker(
+            source, store, policy, 0.0, clock=lambda at=job_now: at, skew=timedelta(minutes=5)
+        )  # fmt: skip
+        stop = check()
+        assert (stop is not None) == stops

@@ -272,3 +272,37 @@ def test_a_revision_taking_effect_between_the_clocks_erases_nothing(live_behind:
     else:  # every clock agrees on the lifted statute: the request runs under it
         assert result.outcome == "Succeeded" and result.reason != "RetentionChanged"
         assert archive.rows == {}  # nothing archived: no statute keeps the row
+
+
+def test_a_clock_before_the_recorded_revisions_start_erases_nothing() -> None:
+    """Status records the statute lifted in force since a minute before the job's noon and no
+    longer the revision before it; the live server's clock, three minutes behind, is before
+    that start. Red first (the key ring review's finding, here in the requests): the policy
+    at every clock was the recorded one, so the erasure deleted the row without its copy
+    while by the live clock the statute may still have kept it. The policy at that clock is
+    not known now: nothing is deleted."""
+    import copy
+
+    from dataward.model.revisions import InForce
+    from dataward.purge.source import revision_at
+
+    effective = JOB_NOON - MINUTE
+    raw = copy.deepcopy(POLICY)
+    for category in raw["spec"]["categories"]:
+        if category["name"] == "contracts":
+            del category["statutory"]
+    generation = int(raw["metadata"].get("generation") or 1)
+    raw["metadata"]["generation"] = generation
+    recorded = InForce(generation, raw["spec"], effective).to_status()
+    raw["status"] = {"revisions": {"inForce": recorded}}
+    lifted = parse_policy(raw)
+
+    live = FakeSession("live", JOB_NOON - 3 * MINUTE, {1: KEPT})
+    archive = FakeSession("archive", JOB_NOON, {})
+    outcome = run_request(
+        contract_store(), lifted, parse_identifiers({"email": EMAIL}), "erasure",
+        connect_live=lambda: live, connect_archive=lambda: archive, job_clock=lambda: JOB_NOON,
+        options=RequestOptions(dry_run=False), policy_at=lambda at: revision_at(raw, at),
+    )  # fmt: skip
+    assert (outcome.result.outcome, outcome.result.reason) == ("Failed", "RetentionChanged")
+    assert live.rows == {1: KEPT} and archive.rows == {}

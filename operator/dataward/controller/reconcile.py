@@ -185,6 +185,7 @@ from dataward.model.revisions import (
     digest,
     format_instant,
     impact,
+    in_force_known,
     parse_in_force,
     policy_revisions,
     preview_state,
@@ -2350,7 +2351,7 @@ class Reconciler:
                     f"PrivacyPolicy {name} records its revision in force since "
                     f"{format_time(since)}, after the time now"
                 ), False
-            if clock < since:
+            if not in_force_known(revisions, clock):
                 between = True
             elif policy.category(store.category) != category:
                 if clock is not now:

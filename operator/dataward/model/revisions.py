@@ -441,6 +441,26 @@ def _recorded_spec_error(error: ModelError) -> ModelError:
     )
 
 
+def in_force_known(revisions: Revisions, instant: datetime) -> bool:
+    """Whether `revisions.in_force`, decided at `instant`, is the revision that was in force
+    then. Status records only the revision in force now: at an instant before it took effect
+    (a clock behind the one the operator recorded it by, within the allowed skew) the one in
+    force then is no longer recorded, so it is not known."""
+    return revisions.in_force.since <= instant
+
+
+class UnknownRevision:
+    """The revision in force at an instant `in_force_known` says is not known: equal to no
+    policy, so the purge and data-subject requests deciding at that instant stop
+    (`purge.plan.revision_at_clocks`)."""
+
+    def __repr__(self) -> str:
+        return "UnknownRevision()"
+
+
+UNKNOWN_REVISION = UnknownRevision()
+
+
 def in_force_policy(raw: Mapping[str, Any], now: datetime) -> Policy:
     """The PrivacyPolicy object as the revision in force at `now`, parsed (`parse_in_force`).
 

@@ -115,6 +115,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from dataward.model.policy import CHILD_AGE, Policy
+from dataward.model.revisions import UnknownRevision
 from dataward.model.store import RecordSet, Store
 from dataward.model.wallclock import birth_offsets, birthday_shifts
 from dataward.purge.batches import (
@@ -191,7 +192,7 @@ Fault = Callable[[str], None]  # the same hook as batches.Fault, part of this mo
 CheckContinue = Callable[[], Stop | None]
 Clock = Callable[[], datetime]
 # The policy as the revision in force at an instant (`StoreSource.policy_at`): no I/O.
-PolicyAt = Callable[[datetime], Policy | None]
+PolicyAt = Callable[[datetime], Policy | UnknownRevision | None]
 
 FAULT_POINTS = ("before-select", "after-select", "after-archive-commit", "after-delete")
 

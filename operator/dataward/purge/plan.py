@@ -28,12 +28,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from dataward.model.compliance import compliance_findings, effective_retention
 from dataward.model.durations import Duration, cutoff_for
 from dataward.model.policy import Policy
 from dataward.model.store import RecordSet, Store
+
+if TYPE_CHECKING:  # model.revisions imports this module
+    from dataward.model.revisions import UnknownRevision
 
 ACKNOWLEDGE_ANNOTATION = "dataward.io/acknowledge-large-purge"
 DEFAULT_MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -187,12 +190,13 @@ def clock_skew(
 
 def revision_at_clocks(
     loaded: Policy | None,
-    at_clocks: Sequence[Policy | None],
+    at_clocks: Sequence[Policy | UnknownRevision | None],
     then: str = "the next run uses the revision in force then.",
 ) -> Gate | None:
     """Stop a run before it reads a row when the revision of the policy in force is not the
     same at every clock it read (`at_clocks`: the policy decided at each server's clock and
-    the job's) as the one it loaded (`loaded`, decided at the job's clock).
+    the job's) as the one it loaded (`loaded`, decided at the job's clock), or is not known
+    at one of them (UNKNOWN_REVISION: a clock before the recorded revision took effect).
 
     Within the allowed skew any of those clocks may be the right one, so a revision that takes
     effect between them is in force by one and not by another. Neither is safe to plan under
@@ -426,8 +430,18 @@ def dry_run_allocation(expired: Sequence[int], max_rows: int) -> tuple[int, ...]
     return tuple(out)
 
 
-def interruption(plan: PurgePlan, store: Store, policy: Policy | None) -> Stop | None:
-    """Re-checked between batches with the store as it is now: stop, or None to go on."""
+def interruption(
+    plan: PurgePlan, store: Store, policy: Policy | UnknownRevision | None
+) -> Stop | None:
+    """Re-checked between batches with the store as it is now: stop, or None to go on
+    (`policy`: the revision in force now, UnknownRevision when that is not known)."""
+    if policy is not None and not isinstance(policy, Policy):
+        return Stop(
+            "RetentionChanged",
+            "the policy's status records a revision in force from after the time now (within "
+            "the allowed clock skew), so which revision is in force is not certain; stopped "
+            "so the next run decides under one.",
+        )
     if compliance_findings(store, policy):
         return Stop(
             "NotCompliant", "the store stopped being PolicyCompliant during the run; stopped."

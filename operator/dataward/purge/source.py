@@ -20,7 +20,13 @@ import yaml
 from dataward.controller.clock import system_clock
 from dataward.model.errors import ModelError
 from dataward.model.policy import Policy, parse_policy
-from dataward.model.revisions import in_force_policy
+from dataward.model.revisions import (
+    UNKNOWN_REVISION,
+    UnknownRevision,
+    in_force_known,
+    in_force_policy,
+    policy_revisions,
+)
 from dataward.model.store import Store, parse_store
 from dataward.purge.errors import PurgeError
 from dataward.redact import load_all
@@ -40,9 +46,9 @@ class StoreSource(Protocol):
         """Read the store alone, fresh, now (the cheap check before every batch)."""
         ...
 
-    def policy_at(self, instant: datetime) -> Policy | None:
-        """The policy the last `load` read, as the revision in force at `instant` (no I/O):
-        the run decides it at the very clocks its cutoff is computed at."""
+    def policy_at(self, instant: datetime) -> Policy | UnknownRevision | None:
+        """The policy the last `load` read, as the revision in force at `instant` (no I/O;
+        `revision_at`): the run decides it at the very clocks its cutoff is computed at."""
         ...
 
 
@@ -60,6 +66,20 @@ def policy_in_force(
         return in_force_policy(raw, instant)
     except ModelError as exc:
         raise PurgeError("Configuration", str(exc)) from None
+
+
+def revision_at(
+    raw: Mapping[str, Any] | None, instant: datetime, pending_generation: int | None = None
+) -> Policy | UnknownRevision | None:
+    """`policy_in_force`, or UNKNOWN_REVISION when status records the revision in force only
+    from after `instant` (`in_force_known`): what a run decides at each clock it reads."""
+    if raw is not None and pending_generation is None:
+        try:
+            if not in_force_known(policy_revisions(raw, instant), instant):
+                return UNKNOWN_REVISION
+        except ModelError as exc:
+            raise PurgeError("Configuration", str(exc)) from None
+    return policy_in_force(raw, instant, pending_generation)
 
 
 def _documents(paths: Iterable[Path]) -> list[Mapping[str, Any]]:
@@ -128,11 +148,11 @@ class FileSource:
             and (d.get("metadata") or {}).get("name") == store.policy
         ]
         self._raw_policy = policies[0] if policies else None
-        return store, self.policy_at(self.clock())
+        return store, policy_in_force(self._raw_policy, self.clock())
 
-    def policy_at(self, instant: datetime) -> Policy | None:
+    def policy_at(self, instant: datetime) -> Policy | UnknownRevision | None:
         """The policy the last `load` read, as the revision in force at `instant`."""
-        return policy_in_force(self._raw_policy, instant)
+        return revision_at(self._raw_policy, instant)
 
     def load_store(self) -> Store:
         """The store from the files (parsing them is as cheap as it gets)."""
@@ -350,9 +370,9 @@ class ApiSource:
         self._raw_policy = raw_policy
         # The revision in force, which the operator records in the policy's status: a
         # revision still in its notice period must not decide what is deleted.
-        return store, self.policy_at(self.clock())
+        return store, policy_in_force(self._raw_policy, self.clock(), self.pending_generation)
 
-    def policy_at(self, instant: datetime) -> Policy | None:
+    def policy_at(self, instant: datetime) -> Policy | UnknownRevision | None:
         """The policy the last `load` read, as the revision in force at `instant` (the
         preview of a pending revision: as written, at any instant)."""
-        return policy_in_force(self._raw_policy, instant, self.pending_generation)
+        return revision_at(self._raw_policy, instant, self.pending_generation)

@@ -75,6 +75,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dataward.model.policy import Policy
+from dataward.model.revisions import UnknownRevision
 from dataward.model.store import Store
 from dataward.purge.claims import claim_all
 from dataward.purge.engine import (
@@ -998,7 +999,7 @@ def run_request(
     job_clock: Clock,
     options: RequestOptions | None = None,
     fault: Fault = no_fault,
-    policy_at: Callable[[datetime], Policy | None] | None = None,
+    policy_at: Callable[[datetime], Policy | UnknownRevision | None] | None = None,
 ) -> Outcome:
     """Run one request against `store`; never raises for database trouble. `policy_at`
     (`StoreSource.policy_at`): the policy as the revision in force at an instant; the
