@@ -869,3 +869,40 @@ def test_the_report_schedule_output_and_login_are_values_and_it_can_be_off() -> 
     assert volumes["reports"]["persistentVolumeClaim"]["claimName"] == "reports"
     assert volumes["login"]["secret"]["secretName"] == "auditor-login"
     assert of_kind(render(*EVIDENCE, "report.enabled=false"), "CronJob") == []
+
+
+def _readme_rbac_table() -> dict[tuple[str, str], set[str]]:
+    """The chart README's table "RBAC: exactly what the operator calls", as (group, resource)
+    -> verbs: what a platform engineer reviews before granting the operator anything."""
+    text = (CHART / "README.md").read_text()
+    section = text.split("## RBAC: exactly what the operator calls", 1)[1].split("\n## ", 1)[0]
+    verbs_known = {"get", "list", "watch", "create", "update", "patch", "delete",
+                   "deletecollection", "override", "escalate", "bind", "impersonate"}
+    table: dict[tuple[str, str], set[str]] = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 4 or cells[0] in ("API group", "") or set(cells[0]) <= {"-"}:
+            continue
+        group = "" if cells[0] == '""' else cells[0]
+        verbs = {word for word in re.findall(r"[a-z]+", cells[2]) if word in verbs_known}
+        for resource in cells[1].split(","):
+            table.setdefault((group, resource.strip()), set()).update(verbs)
+    return table
+
+
+def test_the_readme_rbac_table_lists_every_right_the_chart_grants() -> None:
+    """An admin approving the chart reads the README's table, not the template: every
+    (group, resource) and verb the default install grants the operator is in it, and
+    nothing it does not grant."""
+    docs = render()
+    granted: dict[tuple[str, str], set[str]] = {}
+    for suffix in ("operator", "cluster-scoped", "leader-election"):
+        for key, verbs in rules_table(role_named(docs, suffix)).items():
+            granted.setdefault(key, set()).update(verbs)
+    documented = _readme_rbac_table()
+    missing = {key: sorted(verbs - documented.get(key, set()))
+               for key, verbs in granted.items() if verbs - documented.get(key, set())}
+    extra = {key: sorted(verbs - granted.get(key, set()))
+             for key, verbs in documented.items() if verbs - granted.get(key, set())}
+    assert not missing, f"granted but not in charts/dataward/README.md: {missing}"
+    assert not extra, f"in charts/dataward/README.md but not granted: {extra}"
