@@ -27,7 +27,8 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from e2e.fixtures_api import seed_policy, wait_admission_policies_gone
+from e2e import fixtures_api
+from e2e.fixtures_api import install_crds, seed_policy, wait_admission_policies_gone
 from e2e.fixtures_operator import OperatorProcess, condition, get, sleep_for
 from e2e.harness import ControlPlane, wait_for
 from e2e.tools import tool
@@ -579,6 +580,48 @@ def test_helm_upgrade_with_live_stores_changes_no_child_and_no_key(
     applied = [line for line in since_restart().splitlines() if re.search(r"\bapply [A-Z]", line)]
     assert not applied, applied
     _stores_ready(control_plane, example_stores, chart_operator, timeout=10)
+
+
+def _release_revisions(plane: ControlPlane) -> int:
+    history = run_tool("helm", "history", RELEASE, "--namespace", RELEASE_NAMESPACE,
+                       "--output", "json", plane=plane).stdout
+    return len(json.loads(history))
+
+
+def test_an_upgrade_over_older_crds_is_refused_until_they_are_applied(
+        control_plane: ControlPlane, kube: ApiClient, release: str) -> None:
+    """Helm never upgrades crds/. An admin who runs `helm upgrade` and forgets the README's
+    `kubectl apply` would run this version's operator and admission policies over an older
+    schema, one that prunes what this version's stores say (here a records entry's
+    `timeZone`, which decides when a row expires) and lacks its CEL rules. The upgrade is
+    refused, before anything changes, with the command that mends it."""
+    extensions = client.ApiextensionsV1Api(kube)
+    name = f"personaldatastores.{GROUP}"
+    installed = extensions.read_custom_resource_definition(name)
+    older = kube.sanitize_for_serialization(installed)
+    # As an earlier version shipped it: no records[].timeZone, no digest of this chart's.
+    (version,) = older["spec"]["versions"]
+    records = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
+        "records"]["items"]
+    assert records["properties"].pop("timeZone", None) is not None
+    (older["metadata"].get("annotations") or {}).pop("dataward.io/schema-digest", None)
+    older["metadata"].pop("managedFields", None)
+    extensions.replace_custom_resource_definition(name, older)
+    fixtures_api._INSTALLED.discard(control_plane.dir)  # install_crds: apply them again
+    try:
+        revisions = _release_revisions(control_plane)
+        refused = run_tool("helm", "upgrade", RELEASE, str(CHART), "--namespace",
+                           RELEASE_NAMESPACE, "--reuse-values", plane=control_plane, check=False)
+        assert refused.returncode != 0, refused.stdout
+        assert name in refused.stderr, refused.stderr
+        assert "kubectl apply --server-side --force-conflicts -f charts/dataward/crds/" in (
+            refused.stderr), refused.stderr
+        assert _release_revisions(control_plane) == revisions  # nothing was changed
+    finally:
+        install_crds(control_plane)
+    run_tool("helm", "upgrade", RELEASE, str(CHART), "--namespace", RELEASE_NAMESPACE,
+             "--reuse-values", plane=control_plane)
+    assert _release_revisions(control_plane) == revisions + 1
 
 
 def test_the_installed_rbac_grants_no_forbidden_verb(
