@@ -27,7 +27,8 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from e2e.fixtures_api import seed_policy, wait_admission_policies_gone
+from e2e import fixtures_api
+from e2e.fixtures_api import install_crds, seed_policy, wait_admission_policies_gone
 from e2e.fixtures_operator import OperatorProcess, condition, get, sleep_for
 from e2e.harness import ControlPlane, wait_for
 from e2e.tools import tool
@@ -581,6 +582,48 @@ def test_helm_upgrade_with_live_stores_changes_no_child_and_no_key(
     _stores_ready(control_plane, example_stores, chart_operator, timeout=10)
 
 
+def _release_revisions(plane: ControlPlane) -> int:
+    history = run_tool("helm", "history", RELEASE, "--namespace", RELEASE_NAMESPACE,
+                       "--output", "json", plane=plane).stdout
+    return len(json.loads(history))
+
+
+def test_an_upgrade_over_older_crds_is_refused_until_they_are_applied(
+        control_plane: ControlPlane, kube: ApiClient, release: str) -> None:
+    """Helm never upgrades crds/. An admin who runs `helm upgrade` and forgets the README's
+    `kubectl apply` would run this version's operator and admission policies over an older
+    schema, one that prunes what this version's stores say (here a records entry's
+    `timeZone`, which decides when a row expires) and lacks its CEL rules. The upgrade is
+    refused, before anything changes, with the command that mends it."""
+    extensions = client.ApiextensionsV1Api(kube)
+    name = f"personaldatastores.{GROUP}"
+    installed = extensions.read_custom_resource_definition(name)
+    older = kube.sanitize_for_serialization(installed)
+    # As an earlier version shipped it: no records[].timeZone, no digest of this chart's.
+    (version,) = older["spec"]["versions"]
+    records = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
+        "records"]["items"]
+    assert records["properties"].pop("timeZone", None) is not None
+    (older["metadata"].get("annotations") or {}).pop("dataward.io/schema-digest", None)
+    older["metadata"].pop("managedFields", None)
+    extensions.replace_custom_resource_definition(name, older)
+    fixtures_api._INSTALLED.discard(control_plane.dir)  # install_crds: apply them again
+    try:
+        revisions = _release_revisions(control_plane)
+        refused = run_tool("helm", "upgrade", RELEASE, str(CHART), "--namespace",
+                           RELEASE_NAMESPACE, "--reuse-values", plane=control_plane, check=False)
+        assert refused.returncode != 0, refused.stdout
+        assert name in refused.stderr, refused.stderr
+        assert "kubectl apply --server-side --force-conflicts -f charts/dataward/crds/" in (
+            refused.stderr), refused.stderr
+        assert _release_revisions(control_plane) == revisions  # nothing was changed
+    finally:
+        install_crds(control_plane)
+    run_tool("helm", "upgrade", RELEASE, str(CHART), "--namespace", RELEASE_NAMESPACE,
+             "--reuse-values", plane=control_plane)
+    assert _release_revisions(control_plane) == revisions + 1
+
+
 def test_the_installed_rbac_grants_no_forbidden_verb(
         control_plane: ControlPlane, kube: ApiClient, release: str) -> None:
     rbac = client.RbacAuthorizationV1Api(kube)
@@ -639,11 +682,53 @@ def test_the_installed_rbac_grants_no_forbidden_verb(
         assert answer.stdout.strip() == "yes", (verb, resource, answer.stdout, answer.stderr)
 
 
+def _readme_release_by_hand(plane: ControlPlane, namespace: str, store: str) -> None:
+    """Run the chart README's commands that release a Delete store after the operator is
+    gone (the block starting `# after the operator is gone`), for `namespace`/`store`."""
+    readme = (CHART / "README.md").read_text()
+    block = readme.split("```sh\n# after the operator is gone", 1)[1].split("```", 1)[0]
+    commands = [line for line in block.splitlines() if line.startswith("kubectl ")]
+    assert len(commands) == 2, commands
+    for command in commands:
+        command = command.replace("NAMESPACE", namespace).replace("STORE", store)
+        done = subprocess.run(["bash", "-c", command], capture_output=True, text=True,
+                              timeout=60, env=plane.env())
+        assert done.returncode == 0, (command, done.stdout, done.stderr)
+
+
+def _finalized_delete_store(plane: ControlPlane, kube: ApiClient, policy: str
+                            ) -> tuple[str, client.V1Secret]:
+    """A deletionPolicy Delete store in crm (a namespace the chart's operator here serves),
+    once the operator has put its grace finalizer on it and owned its ring to it."""
+    body = store_body(policy, deletionPolicy="Delete")
+    body["spec"]["database"]["credentialsSecret"] = "crm-postgres-purger"
+    name = body["metadata"]["name"]
+    assert create_store(kube, "crm", body) == (201, "")
+    core = client.CoreV1Api(kube)
+
+    def held() -> client.V1Secret | None:
+        store = get(plane, "pds", name, "crm") or {}
+        if "dataward.io/key-ring-grace-period" not in (
+                store.get("metadata", {}).get("finalizers") or []):
+            return None
+        rings = core.list_namespaced_secret(
+            "crm", label_selector=f"{MANAGED},dataward.io/store={name}").items
+        owned = [r for r in rings if any(o.uid == store["metadata"]["uid"]
+                                         for o in r.metadata.owner_references or [])]
+        return owned[0] if owned else None
+
+    return name, wait_for(held, timeout=60, interval=1,
+                          message="the Delete store's finalizer and its ring's owner")
+
+
 def test_uninstalling_the_chart_leaves_the_key_rings_and_the_crds(
-        control_plane: ControlPlane, kube: ApiClient, release: str,
+        control_plane: ControlPlane, kube: ApiClient, release: str, policy_name: str,
         chart_operator: OperatorProcess, example_stores: list[tuple[str, str]]) -> None:
+    """... and a store whose finalizer the operator would have removed is stuck once the
+    operator is gone, until released by hand as the chart's README says, its ring kept."""
     namespace = _new_namespace(kube, {PROTECT: "true"})
     core = client.CoreV1Api(kube)
+    held, held_ring = _finalized_delete_store(control_plane, kube, policy_name)
     # A key ring the operator of an earlier install left behind, and the live stores' own.
     ring = core.create_namespaced_secret(namespace, {
         "metadata": {"name": "dataward-orders-keyring", "labels": {
@@ -672,6 +757,21 @@ def test_uninstalling_the_chart_leaves_the_key_rings_and_the_crds(
         left_behind = [p.metadata.name for p in admission.list_validating_admission_policy().items
                        if re.match(rf"^{RELEASE}-", p.metadata.name)]
         assert not left_behind, f"admission policies left behind: {left_behind}"
+
+        # Deleting the Delete store now: no operator removes its finalizer.
+        client.CustomObjectsApi(kube).delete_namespaced_custom_object(
+            GROUP, VERSION, "crm", "personaldatastores", held)
+        sleep_for(8)  # the garbage collector and the API server act within a second
+        stuck = get(control_plane, "pds", held, "crm")
+        assert stuck is not None and stuck["metadata"].get("deletionTimestamp"), stuck
+        _readme_release_by_hand(control_plane, "crm", held)
+        wait_for(lambda: get(control_plane, "pds", held, "crm") is None, timeout=30,
+                 interval=0.5, message="the released store gone")
+        sleep_for(3)  # time for the garbage collector, had the ring still been owned
+        kept_ring = core.read_namespaced_secret(held_ring.metadata.name, "crm")
+        assert kept_ring.metadata.uid == held_ring.metadata.uid
+        assert kept_ring.data == held_ring.data and not kept_ring.metadata.owner_references
+        core.delete_namespaced_secret(held_ring.metadata.name, "crm")
     finally:
         core.patch_namespace(namespace, {"metadata": {"annotations": {ALLOW_DELETION: "true"}}})
         core.delete_namespace(namespace)

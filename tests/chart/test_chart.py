@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import filecmp
 import functools
+import hashlib
 import json
 import operator
 import re
@@ -157,6 +158,27 @@ def test_the_charts_crds_are_the_repositorys_crds_byte_for_byte() -> None:
     assert names == sorted(p.name for p in chart.glob("*.yaml"))
     mismatch = [n for n in names if not filecmp.cmp(top / n, chart / n, shallow=False)]
     assert not mismatch, f"charts/dataward/crds differs from crds/: {mismatch}; copy crds/ over"
+
+
+def test_each_crd_carries_the_digest_of_its_spec() -> None:
+    """templates/crds-check.yaml refuses an install or upgrade over a CRD whose annotation
+    differs from the chart's: that only works while the annotation is the spec's digest. The
+    digest is sha256 over the spec as JSON, keys sorted, no spaces."""
+    for path in sorted((REPO / "crds").glob("*.yaml")):
+        (crd,) = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+        canonical = json.dumps(crd["spec"], sort_keys=True, separators=(",", ":"))
+        digest = f"sha256:{hashlib.sha256(canonical.encode()).hexdigest()}"
+        found = (crd["metadata"].get("annotations") or {}).get("dataward.io/schema-digest")
+        assert found == digest, (
+            f"{path.name}: set metadata.annotations dataward.io/schema-digest to \"{digest}\" "
+            "(crds/ and charts/dataward/crds/)")
+
+
+def test_without_a_cluster_the_crd_check_renders_nothing() -> None:
+    """`helm template` (GitOps tools, `make run`) has no cluster to compare with."""
+    out = helm("template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION,
+               "--show-only", "templates/crds-check.yaml", check=False)
+    assert "could not find template" in out.stderr or not out.stdout.strip(), out
 
 
 def test_a_misspelt_value_is_refused_not_ignored() -> None:
@@ -928,3 +950,40 @@ def test_the_report_schedule_output_and_login_are_values_and_it_can_be_off() -> 
     assert volumes["reports"]["persistentVolumeClaim"]["claimName"] == "reports"
     assert volumes["login"]["secret"]["secretName"] == "auditor-login"
     assert of_kind(render(*EVIDENCE, "report.enabled=false"), "CronJob") == []
+
+
+def _readme_rbac_table() -> dict[tuple[str, str], set[str]]:
+    """The chart README's table "RBAC: exactly what the operator calls", as (group, resource)
+    -> verbs: what a platform engineer reviews before granting the operator anything."""
+    text = (CHART / "README.md").read_text()
+    section = text.split("## RBAC: exactly what the operator calls", 1)[1].split("\n## ", 1)[0]
+    verbs_known = {"get", "list", "watch", "create", "update", "patch", "delete",
+                   "deletecollection", "override", "escalate", "bind", "impersonate"}
+    table: dict[tuple[str, str], set[str]] = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 4 or cells[0] in ("API group", "") or set(cells[0]) <= {"-"}:
+            continue
+        group = "" if cells[0] == '""' else cells[0]
+        verbs = {word for word in re.findall(r"[a-z]+", cells[2]) if word in verbs_known}
+        for resource in cells[1].split(","):
+            table.setdefault((group, resource.strip()), set()).update(verbs)
+    return table
+
+
+def test_the_readme_rbac_table_lists_every_right_the_chart_grants() -> None:
+    """An admin approving the chart reads the README's table, not the template: every
+    (group, resource) and verb the default install grants the operator is in it, and
+    nothing it does not grant."""
+    docs = render()
+    granted: dict[tuple[str, str], set[str]] = {}
+    for suffix in ("operator", "cluster-scoped", "leader-election"):
+        for key, verbs in rules_table(role_named(docs, suffix)).items():
+            granted.setdefault(key, set()).update(verbs)
+    documented = _readme_rbac_table()
+    missing = {key: sorted(verbs - documented.get(key, set()))
+               for key, verbs in granted.items() if verbs - documented.get(key, set())}
+    extra = {key: sorted(verbs - granted.get(key, set()))
+             for key, verbs in documented.items() if verbs - granted.get(key, set())}
+    assert not missing, f"granted but not in charts/dataward/README.md: {missing}"
+    assert not extra, f"in charts/dataward/README.md but not granted: {extra}"

@@ -22,6 +22,8 @@ from dataward.controller.staleness import STALE_GRACE_SECONDS
 from dataward.controller.subjects import SubjectSettings
 from dataward.evidence import EvidenceError, EvidenceLog, load_private_key, settings_from_environ
 from dataward.evidence.store import connect as connect_evidence
+from dataward.model.errors import ModelError
+from dataward.model.wallclock import parse_zone
 from dataward.render import RenderSettings
 
 # kopf imports the kubernetes package when it can (kopf/_cogs/helpers/thirdparty.py, only to
@@ -104,8 +106,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--time-zone",
+        type=_time_zone,
         default=env("DATAWARD_TIME_ZONE", "Etc/UTC"),
-        help="time zone of purge.schedule (default: %(default)s)",
+        help="time zone of purge.schedule, an IANA name (default: %(default)s)",
     )
     parser.add_argument(
         "--resync-seconds",
@@ -239,6 +242,17 @@ def open_evidence_log(environ: Mapping[str, str]) -> EvidenceLog | None:
     log = EvidenceLog(lambda: connect_evidence(settings.database, settings.credentials), key)
     watch_evidence(log.failures)  # each record it cannot write is counted on /metrics
     return log
+
+
+def _time_zone(name: str) -> str:
+    """`--time-zone`: an IANA zone name, refused at start otherwise. Set on every purge
+    CronJob, where the API server refuses one it does not know: an operator started with a
+    typo would have every store's CronJob refused."""
+    try:
+        parse_zone(name, "--time-zone")
+    except ModelError as error:
+        raise argparse.ArgumentTypeError(error.message) from None
+    return name
 
 
 def run(args: argparse.Namespace) -> int:
