@@ -15,6 +15,7 @@ under the one revision every clock agrees on.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -74,13 +75,18 @@ def planned_at(policy: dict[str, Any], job_now: datetime, db_now: datetime) -> A
     [(EFFECTIVE + timedelta(minutes=1), EFFECTIVE - timedelta(minutes=3)),  # job past it
      (EFFECTIVE - timedelta(minutes=3), EFFECTIVE + timedelta(minutes=1))],  # database past it
 )  # fmt: skip
+@pytest.mark.parametrize("policy", [revised, promoted])  # pending; recorded in force since
 def test_a_revision_taking_effect_between_the_clocks_deletes_nothing(
-    period: str, job_now: datetime, db_now: datetime
+    policy: Callable[[str], dict[str, Any]], period: str, job_now: datetime, db_now: datetime
 ) -> None:
     """Red on the old code: the policy was decided at the job's clock alone and the plan
     made at the database's (earlier) instant, so a row was deleted before its expiry under
-    the revision in force then."""
-    planned = planned_at(revised(period), job_now, db_now)
+    the revision in force then. And red first for `promoted` (found by the key ring
+    review): once the operator recorded the revision in force (since 00:00), status no
+    longer holds the one in force before it, so deciding at the clock before 00:00 gave the
+    new revision too, every clock agreed, and the run planned under it at the database's
+    earlier instant. A clock before the recorded revision's start now knows no revision."""
+    planned = planned_at(policy(period), job_now, db_now)
     assert not isinstance(planned, PurgePlan), "planned across a revision's start"
     assert (planned.gate.result, planned.gate.reason) == ("Succeeded", "RetentionChanged")
     assert "nothing was deleted" in planned.gate.message
@@ -134,25 +140,6 @@ def test_between_batches_a_revision_due_by_a_database_clock_ahead_stops_the_run(
         skew=timedelta(minutes=5),
     )  # fmt: skip
     assert quiet() is None  # the start is further off than the skew: the run goes on
-
-
-@pytest.mark.parametrize("period", ["6mo", "2y"])  # shortening, widening
-@pytest.mark.parametrize(
-    ("job_now", "db_now"),
-    [(EFFECTIVE + timedelta(minutes=1), EFFECTIVE - timedelta(minutes=3)),  # job past it
-     (EFFECTIVE - timedelta(minutes=3), EFFECTIVE + timedelta(minutes=1))],  # database past it
-)  # fmt: skip
-def test_a_revision_status_records_in_force_since_after_a_clock_deletes_nothing(
-    period: str, job_now: datetime, db_now: datetime
-) -> None:
-    """Red first (found by the key ring review): once the operator recorded the revision in
-    force (since 00:00), status no longer holds the one in force before it, so deciding at
-    the clock before 00:00 gave the new revision too, every clock agreed, and the run planned
-    under it at the database's earlier instant: 6mo deleted rows the 1y then in force kept.
-    A clock before the recorded revision's start now knows no revision: nothing is deleted."""
-    planned = planned_at(promoted(period), job_now, db_now)
-    assert not isinstance(planned, PurgePlan), "planned under a revision not yet in force"
-    assert (planned.gate.result, planned.gate.reason) == ("Succeeded", "RetentionChanged")
 
 
 def test_the_reviewers_row_is_kept_once_status_records_the_revision_in_force() -> None:
