@@ -46,7 +46,13 @@ ACKNOWLEDGE = "dataward.io/acknowledge-large-purge"
 
 @pytest.fixture(scope="module")
 def clock(tmp_path_factory: pytest.TempPathFactory) -> Clock:
-    return Clock(tmp_path_factory.mktemp("impact-clock") / "now")
+    """The operator's clock, sixteen days back: each test's revision, announced "today" by
+    it, takes effect a week later (and the test moves the clock there), still before the
+    real clocks the purge Job and PostgreSQL read. A run whose clocks are before the revision
+    status records in force knows no revision there, and deletes nothing (RetentionChanged)."""
+    clock = Clock(tmp_path_factory.mktemp("impact-clock") / "now")
+    clock.set(clock.now - timedelta(days=16))
+    return clock
 
 
 @pytest.fixture(scope="module")
