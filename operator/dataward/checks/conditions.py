@@ -36,6 +36,12 @@ CONDITION_TYPES = (
     PURGE_SUCCEEDED,
     ACCESS_RECORDED,
 )
+# Every type the operator writes, on any kind: a condition of another type in an object's
+# status is another controller's (Kubernetes' conventions let several keep conditions in one
+# list, keyed by type), kept as it is (`merge_conditions`).
+OPERATOR_CONDITION_TYPES = frozenset((*CONDITION_TYPES, COMPLETE, DEADLINE_MET))
+# The CRDs' maxItems of status.conditions.
+MAX_CONDITIONS = 16
 # When the operator cannot read the stores themselves (or, sharded, which namespaces are its
 # shard's) for longer than its grace period, each condition it last wrote True on a store becomes
 # Unknown with one of these (controller/staleness.py): it is no longer checked.
@@ -170,6 +176,10 @@ def merge_conditions(
 
     Conditions are written in `CONDITION_TYPES` order (others after, by type), so the same
     inputs always give the same list and a reconcile with nothing changed writes nothing.
+    A condition in `old` of a type the operator never writes (`OPERATOR_CONDITION_TYPES`) is
+    another controller's: kept after the operator's, as it is and in its order, as many as
+    the CRDs' maxItems leaves room for. Removing it was a write that the other controller
+    answered by adding it back, at once, for as long as both ran (86 status writes in 30 s).
     """
     previous = {str(c.get("type")): c for c in old if isinstance(c, Mapping)}
     stamp = format_time(now)
@@ -193,7 +203,13 @@ def merge_conditions(
                 "observedGeneration": generation,
             }
         )
-    return merged
+    ours = {c.type for c in new}
+    theirs = [
+        dict(c) for c in old
+        if isinstance(c, Mapping) and isinstance(c.get("type"), str)
+        and c["type"] not in ours and c["type"] not in OPERATOR_CONDITION_TYPES
+    ]  # fmt: skip
+    return merged + theirs[: max(0, MAX_CONDITIONS - len(merged))]
 
 
 def transitions(
