@@ -21,7 +21,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client import ApiClient
 
-from e2e.fixtures_operator import OperatorProcess, get, sleep_for
+from e2e.fixtures_operator import OperatorProcess, condition, get, sleep_for, wait_condition
 from e2e.test_operator import operator_writes, ready_store
 
 pytestmark = pytest.mark.usefixtures("seed_policy_applied")
@@ -57,6 +57,47 @@ def actor(step: Callable[[], None], period: float = 0.2) -> Iterator[list[int]]:
 
 def _ours(writes: list[str], resource: str, namespace: str) -> list[str]:
     return [w for w in writes if f" {resource} {namespace}/" in w]
+
+
+def test_a_controller_holding_another_value_of_a_cronjob_field_is_not_fought_per_event(
+    control_plane: Any, kube: ApiClient, namespace: str, operator: OperatorProcess
+) -> None:
+    """A GitOps controller keeps `successfulJobsHistoryLimit: 7` on the purge CronJob (the
+    operator renders another value) and puts it back at once whenever it sees another. The
+    operator may repair it a few times, then must hold off: at most a handful of writes to
+    the CronJob in the window, not one per watch event (hundreds)."""
+    ready_store(control_plane, namespace)
+    batch = client.BatchV1Api(kube)
+    rendered = batch.read_namespaced_cron_job(PURGE, namespace).spec.successful_jobs_history_limit
+    assert rendered != 7
+
+    def hold() -> None:
+        found = batch.read_namespaced_cron_job(PURGE, namespace)
+        if found.spec.successful_jobs_history_limit != 7:
+            batch.patch_namespaced_cron_job(
+                PURGE, namespace, {"spec": {"successfulJobsHistoryLimit": 7}}
+            )
+
+    since = datetime.now(UTC)
+    with actor(hold):
+        sleep_for(WINDOW)
+        # Said so: the purge is not as the store declares, and who holds it is not the operator.
+        held = condition(get(control_plane, "personaldatastore", NAME, namespace),
+                         "PurgeScheduled")  # fmt: skip
+        assert (held["status"], held["reason"]) == ("False", "ChildHeldDifferent"), held
+        assert PURGE in held["message"]
+    assert operator.alive()
+    everything = operator_writes(control_plane, operator.account, since)
+    writes = _ours(everything, "cronjobs", namespace)
+    assert len(writes) <= 8, f"{len(writes)} writes to the CronJob in {WINDOW} s: {writes[:5]}"
+    # The verdict changed once (and Ready with it), not at each repair.
+    for resource in ("personaldatastores", "events"):
+        found = _ours(everything, resource, namespace)
+        assert len(found) <= 4, f"{len(found)} writes of {resource}: {found}"
+    # The other controller gone, the next repair holds and the store is Ready again.
+    wait_condition(control_plane, namespace, NAME, "PurgeScheduled", "True", timeout=90)
+    found = batch.read_namespaced_cron_job(PURGE, namespace)
+    assert found.spec.successful_jobs_history_limit == rendered
 
 
 def test_a_condition_another_controller_keeps_in_a_stores_status_is_not_fought(
@@ -101,3 +142,26 @@ def test_a_condition_another_controller_keeps_in_a_stores_status_is_not_fought(
     assert store is not None
     types = [c["type"] for c in store["status"]["conditions"]]
     assert "ExampleSynced" in types and "Ready" in types
+
+
+def test_labels_and_annotations_added_to_every_child_and_the_store_cost_no_write(
+    control_plane: Any, namespace: str, operator: OperatorProcess
+) -> None:
+    """kubectl label and annotate (a cost-centre label, a policy engine's annotation) on each
+    child, the key ring and the store itself: fields the operator does not own. After the
+    echo of those edits, nothing is written: not the children, not status, no Event."""
+    ready_store(control_plane, namespace)
+    since = datetime.now(UTC)
+    kinds = "networkpolicies,roles,rolebindings,serviceaccounts,cronjobs,secrets"
+    selector = "app.kubernetes.io/managed-by=dataward"
+    for verb, pair in (("label", "cost-centre=crm"),
+                       ("annotate", "policies.kyverno.io/last-applied-patches=added")):
+        control_plane.kubectl(verb, kinds, "-n", namespace, "-l", selector, pair)
+        control_plane.kubectl(verb, "personaldatastore", NAME, "-n", namespace, pair)
+    sleep_for(20)  # resync every 5 s: several full reconciles after the edits' watch events
+    assert operator.alive()
+    ours = [w for w in operator_writes(control_plane, operator.account, since)
+            if f" {namespace}/" in w]  # fmt: skip
+    assert ours == [], f"{len(ours)} writes after edits of fields the operator does not own: {ours}"
+    store = get(control_plane, "personaldatastore", NAME, namespace)
+    assert condition(store, "Ready")["status"] == "True"

@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dataward.checks.conditions import Condition, merge_conditions, named, ready, transitions
+from dataward.checks.conditions import (
+    Condition,
+    child_held_different,
+    merge_conditions,
+    named,
+    ready,
+    transitions,
+)
 
 T1 = datetime(2025, 1, 1, tzinfo=UTC)
 T2 = datetime(2025, 1, 2, tzinfo=UTC)
@@ -153,3 +160,17 @@ def test_a_message_names_at_most_so_many_and_counts_the_rest(
     items: list[str], at_most: int, sep: str, expected: str
 ) -> None:
     assert named(items, at_most, sep) == expected
+
+
+@pytest.mark.parametrize(
+    ("kind", "control"),
+    [("NetworkPolicy", "NetworkIsolated"), ("Role", "AccessRestricted"),
+     ("RoleBinding", "AccessRestricted"), ("ServiceAccount", "AccessRestricted"),
+     ("CronJob", "PurgeScheduled")],
+)  # fmt: skip
+def test_a_child_held_different_turns_its_control_false_naming_it(kind: str, control: str) -> None:
+    verdict = child_held_different(kind, "crm", "dataward-x")
+    assert (verdict.type, verdict.status, verdict.reason) == (
+        control, "False", "ChildHeldDifferent")  # fmt: skip
+    assert f"{kind} crm/dataward-x" in verdict.message
+    assert ready([verdict]).status == "False"

@@ -113,6 +113,28 @@ def child_not_ours(kind: str, namespace: str, name: str) -> Condition:
     return Condition(PURGE_SCHEDULED, "False", "ChildNotCreatedByOperator", message)
 
 
+def child_held_different(kind: str, namespace: str, name: str) -> Condition:
+    """The control `kind` belongs to, False: the child was changed back from its render right
+    after each of the operator's last repairs (another controller or a policy engine holding
+    another value), so the operator repairs it less and less often (controller/reconcile.py
+    `repair_held_until`), not at every change. The message is the same at every repair: a
+    status write per repair would be a write per repair again."""
+    message = (
+        f"{kind} {namespace}/{name} was changed back from what the store declares right after "
+        "each of the operator's last repairs: something else (a controller, a policy engine "
+        "or a script) holds it different. The operator no longer writes it at every change: "
+        "it repairs it less and less often (at most every 5 minutes; the operator's log says "
+        "when), and until then it is as that other writer leaves it. Its managedFields name "
+        "the field manager that changes it."
+    )
+    control = CHILD_CONTROLS[kind]
+    if control == NETWORK_ISOLATED:
+        return Condition(NETWORK_ISOLATED, "False", "ChildHeldDifferent", message)
+    if control == ACCESS_RESTRICTED:
+        return Condition(ACCESS_RESTRICTED, "False", "ChildHeldDifferent", message)
+    return Condition(PURGE_SCHEDULED, "False", "ChildHeldDifferent", message)
+
+
 def with_children_not_ours(
     conditions: Sequence[Condition], namespace: str, foreign: Sequence[tuple[str, str]]
 ) -> list[Condition]:
