@@ -22,7 +22,7 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 
 from e2e.fixtures_operator import OperatorProcess, condition, get, sleep_for, wait_condition
-from e2e.test_operator import operator_writes, ready_store
+from e2e.test_operator import make_store, operator_writes, ready_store
 
 pytestmark = pytest.mark.usefixtures("seed_policy_applied")
 
@@ -165,3 +165,123 @@ def test_labels_and_annotations_added_to_every_child_and_the_store_cost_no_write
     assert ours == [], f"{len(ours)} writes after edits of fields the operator does not own: {ours}"
     store = get(control_plane, "personaldatastore", NAME, namespace)
     assert condition(store, "Ready")["status"] == "True"
+
+
+def _admission_version(plane: Any) -> str | None:
+    """The served version of MutatingAdmissionPolicy (v1, else v1beta1), or None."""
+    versions = plane.kubectl("api-versions").stdout.split()
+    for version in ("v1", "v1beta1", "v1alpha1"):
+        if f"admissionregistration.k8s.io/{version}" in versions:
+            found = plane.kubectl("api-resources", "--api-group=admissionregistration.k8s.io",
+                                  "-o", "name").stdout  # fmt: skip
+            if "mutatingadmissionpolicies" in found:
+                return version
+    return None
+
+
+def _mutating_policy(name: str, version: str, namespace: str, rules: list[dict[str, Any]],
+                     expression: str, patch: str = "ApplyConfiguration",
+                     ) -> list[dict[str, Any]]:  # fmt: skip
+    """A MutatingAdmissionPolicy (`patch`: ApplyConfiguration or JSONPatch, by `expression`)
+    and its binding to `namespace`."""
+    api = f"admissionregistration.k8s.io/{version}"
+    field = "applyConfiguration" if patch == "ApplyConfiguration" else "jsonPatch"
+    return [
+        {"apiVersion": api, "kind": "MutatingAdmissionPolicy", "metadata": {"name": name},
+         "spec": {"matchConstraints": {"resourceRules": rules}, "failurePolicy": "Fail",
+                  "reinvocationPolicy": "IfNeeded",
+                  "mutations": [{"patchType": patch, field: {"expression": expression}}]}},
+        {"apiVersion": api, "kind": "MutatingAdmissionPolicyBinding", "metadata": {"name": name},
+         "spec": {"policyName": name, "matchResources": {"namespaceSelector": {
+             "matchLabels": {"kubernetes.io/metadata.name": namespace}}}}},
+    ]  # fmt: skip
+
+
+def _rule(group: str, resource: str) -> dict[str, Any]:
+    return {"apiGroups": [group], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+            "resources": [resource]}  # fmt: skip
+
+
+def test_a_mutating_admission_policy_on_every_child_converges_to_silence(
+    control_plane: Any, namespace: str, operator: OperatorProcess
+) -> None:
+    """A policy engine's mutating admission (a MutatingAdmissionPolicy in the API server) adds
+    a label to every child and the key ring, a default to the purge CronJob's pod template
+    (an annotation) and Egress to the NetworkPolicy's policyTypes (a 'deny egress by
+    default' rule: in a field the operator sets). The operator may try to undo the last
+    once; then it writes nothing: not the children, not status, no Event."""
+    version = _admission_version(control_plane)
+    if version is None:
+        pytest.skip("the API server serves no MutatingAdmissionPolicy")
+    label = 'Object{metadata: Object.metadata{labels: {"policy.example/injected": "yes"}}}'
+    objects = [
+        *_mutating_policy(f"{namespace}-labels", version, namespace, [
+            _rule("networking.k8s.io", "networkpolicies"),
+            _rule("rbac.authorization.k8s.io", "roles"),
+            _rule("rbac.authorization.k8s.io", "rolebindings"),
+            _rule("batch", "cronjobs"), _rule("", "serviceaccounts"), _rule("", "secrets"),
+        ], label),
+        *_mutating_policy(f"{namespace}-pod", version, namespace, [_rule("batch", "cronjobs")],
+                          "Object{spec: Object.spec{jobTemplate: Object.spec.jobTemplate{"
+                          "spec: Object.spec.jobTemplate.spec{template: "
+                          "Object.spec.jobTemplate.spec.template{metadata: "
+                          "Object.spec.jobTemplate.spec.template.metadata{annotations: "
+                          '{"policy.example/sidecar": "off"}}}}}}}'),
+        *_mutating_policy(f"{namespace}-egress", version, namespace,
+                          [_rule("networking.k8s.io", "networkpolicies")],
+                          '[JSONPatch{op: "replace", path: "/spec/policyTypes", '
+                          'value: ["Ingress", "Egress"]}]', "JSONPatch"),
+    ]  # fmt: skip
+    for obj in objects:
+        control_plane.kubectl("apply", "-f", "-", input=json.dumps(obj))
+    try:
+        sleep_for(3)  # the policies take effect (the API server loads them asynchronously)
+        make_store(control_plane, namespace)
+        wait_condition(control_plane, namespace, NAME, "PurgeScheduled", "True", timeout=60)
+        netpol = get(control_plane, "networkpolicy", "dataward-support-inquiries-isolation",
+                     namespace)  # fmt: skip
+        assert netpol is not None
+        assert netpol["metadata"]["labels"].get("policy.example/injected") == "yes", "took"
+        assert netpol["spec"]["policyTypes"] == ["Ingress", "Egress"], "took"
+        sleep_for(10)  # the first passes, and the tries to undo what the policies do
+        since = datetime.now(UTC)
+        sleep_for(WINDOW)  # resync every 5 s
+        assert operator.alive()
+        ours = [w for w in operator_writes(control_plane, operator.account, since)
+                if f" {namespace}/" in w]  # fmt: skip
+        assert ours == [], f"{len(ours)} writes under mutating admission: {ours[:8]}"
+    finally:
+        for obj in reversed(objects):
+            control_plane.kubectl("delete", obj["kind"], obj["metadata"]["name"],
+                                  "--ignore-not-found")  # fmt: skip
+
+
+def test_a_flapping_condition_posts_a_bounded_number_of_events(
+    control_plane: Any, kube: ApiClient, namespace: str, operator: OperatorProcess
+) -> None:
+    """Someone's script creates and deletes a NetworkPolicy letting everything in to every pod
+    of the namespace, every second: NetworkIsolated flaps. Status follows each change (it is
+    the verdict), but the Events about the store are bounded: not three per flap."""
+    ready_store(control_plane, namespace)
+    net = client.NetworkingV1Api(kube)
+    body = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": "allow-all", "namespace": namespace},
+            "spec": {"podSelector": {}, "ingress": [{}], "policyTypes": ["Ingress"]}}  # fmt: skip
+    present = [False]
+
+    def flap() -> None:
+        if present[0]:
+            net.delete_namespaced_network_policy("allow-all", namespace)
+        else:
+            net.create_namespaced_network_policy(namespace, body)
+        present[0] = not present[0]
+
+    since = datetime.now(UTC)
+    with actor(flap, period=1.0):
+        sleep_for(WINDOW)
+    assert operator.alive()
+    everything = operator_writes(control_plane, operator.account, since)
+    verdicts = _ours(everything, "personaldatastores", namespace)
+    assert len(verdicts) >= 6, f"the flapping was not seen: {verdicts}"
+    posted = _ours(everything, "events", namespace)
+    assert len(posted) <= 8, f"{len(posted)} Events for {len(verdicts)} status writes"

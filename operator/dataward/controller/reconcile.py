@@ -289,6 +289,8 @@ class Reconciler:
         # repaired less and less often (`repair_held_until`), not at every watch event.
         # Dropped with the store.
         self._repairs: dict[tuple[str, str], dict[tuple[str, str], Repair]] = {}
+        # How many Events each store may still have (a flapping condition: `events.take`).
+        self._event_limiter = events.Limiter()
         self.read: Kube | Caches = caches if caches is not None else kube
         self.settings = settings
         self.namespaces = namespaces
@@ -2993,7 +2995,7 @@ class Reconciler:
             note=events.transition_note(condition, before), now=now,
             instance=self.settings.reporting_instance,
         )  # fmt: skip
-        events.post(self.kube, body)
+        events.post(self.kube, body, self._event_limiter)
 
 
 _HELD = ("legal-hold", "dry-run")  # what keeps due bucket keys on purpose
