@@ -1699,9 +1699,8 @@ class Reconciler:
                         "apply %s %s/%s: changed since the read (409); judged again",
                         kind, namespace, name,
                     )  # fmt: skip
-                    return self._act_on_child(
-                        child, compared, snapshot, self.kube, before_apply, holds
-                    )
+                    # This repair is counted already (`_may_repair`): not twice.
+                    return self._act_on_child(child, compared, snapshot, self.kube, before_apply)
                 # In the form the cache keeps and drift compares, made once: a CronJob's
                 # digest is the costliest part of slimming, comparing and judging it.
                 current = _comparable_observed(kind, answer)
