@@ -111,6 +111,11 @@ def test_merge_drops_the_operators_conditions_no_longer_reported() -> None:
     assert [c["type"] for c in merge_conditions(first, [ok("Ready")], T2, 1)] == ["Ready"]
 
 
+def test_a_policys_revision_condition_no_longer_reported_is_dropped_not_kept_as_foreign() -> None:
+    first = merge_conditions([], [ok("Ready"), ok("RevisionInForce")], T1, 1)
+    assert [c["type"] for c in merge_conditions(first, [ok("Ready")], T2, 1)] == ["Ready"]
+
+
 def test_merge_keeps_another_controllers_conditions_as_they_are() -> None:
     # Another controller keeps a condition of its own type in the store's status: removing
     # it is a write it answers by adding it back (a status write per watch event, red first).

@@ -39,7 +39,11 @@ CONDITION_TYPES = (
 # Every type the operator writes, on any kind: a condition of another type in an object's
 # status is another controller's (Kubernetes' conventions let several keep conditions in one
 # list, keyed by type), kept as it is (`merge_conditions`).
-OPERATOR_CONDITION_TYPES = frozenset((*CONDITION_TYPES, COMPLETE, DEADLINE_MET))
+# A PrivacyPolicy's condition besides Ready: is the spec as written the revision in force?
+REVISION_IN_FORCE = "RevisionInForce"
+OPERATOR_CONDITION_TYPES = frozenset(
+    (*CONDITION_TYPES, COMPLETE, DEADLINE_MET, REVISION_IN_FORCE)
+)
 # The CRDs' maxItems of status.conditions.
 MAX_CONDITIONS = 16
 # When the operator cannot read the stores themselves (or, sharded, which namespaces are its

@@ -31,6 +31,7 @@ from dataward.checks.conditions import (
     PURGE_SCHEDULED,
     PURGE_SUCCEEDED,
     READY,
+    REVISION_IN_FORCE,
     STATUS_REFUSED,
     STORE_CACHE_UNAVAILABLE,
     Status,
@@ -41,8 +42,6 @@ STORE_KIND = "PersonalDataStore"
 POLICY_KIND = "PrivacyPolicy"
 REQUEST_KIND = "DataSubjectRequest"
 DOCS_PATH = "docs/conditions.md"
-# A PrivacyPolicy's condition: is the spec as written the revision in force?
-REVISION_IN_FORCE = "RevisionInForce"
 
 # What each condition type of a PersonalDataStore says when it is True.
 TYPE_MEANINGS: dict[str, str] = {
