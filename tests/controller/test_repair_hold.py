@@ -109,3 +109,21 @@ def test_a_repair_refused_by_a_race_409_is_counted_once() -> None:
     operator.reconcile(KEY, now=T0 + timedelta(seconds=2))  # the second repair: at once
     assert raced and kube.objects[PURGE]["spec"]["successfulJobsHistoryLimit"] != 7
     assert conditions(kube)["PurgeScheduled"][0] == "True"
+
+
+def test_one_edit_long_after_a_fight_is_repaired_and_not_reported_as_held() -> None:
+    kube = sample_cluster(FakeKube())
+    operator = reconciler(kube)
+    operator.reconcile(KEY, now=T0)
+    at = T0
+    for _ in range(4):  # a fight: two repairs at once, then waits
+        _hold_another_value(kube)
+        at += timedelta(minutes=1)
+        operator.reconcile(KEY, now=at)
+    operator.reconcile(KEY, now=at + timedelta(minutes=1))
+    assert conditions(kube)["PurgeScheduled"][0] == "True"
+    # An hour of quiet, then one careless edit: repaired at once, and nothing held to say.
+    _hold_another_value(kube)
+    operator.reconcile(KEY, now=at + timedelta(hours=1))
+    assert kube.objects[PURGE]["spec"]["successfulJobsHistoryLimit"] != 7
+    assert conditions(kube)["PurgeScheduled"][0] == "True"

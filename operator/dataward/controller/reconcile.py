@@ -1802,7 +1802,7 @@ class Reconciler:
         repair = Repair(holds.now, repair_streak(last, render, holds.now), render)
         with self._cache_lock:
             self._repairs.setdefault(key, {})[(kind, name)] = repair
-        if until is not None:
+        if repair.streak > REPAIRS_AT_ONCE:
             # A repair that had to wait: as rendered for now, but changed back after each of
             # the last ones. Said so until a pass REPAIR_WAIT later finds it still as
             # rendered (no True between two holds: a verdict, an Event and a record each).
