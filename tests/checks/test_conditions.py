@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dataward.checks.conditions import Condition, merge_conditions, named, ready, transitions
+from dataward.checks.conditions import (
+    Condition,
+    child_held_different,
+    merge_conditions,
+    named,
+    ready,
+    transitions,
+)
 
 T1 = datetime(2025, 1, 1, tzinfo=UTC)
 T2 = datetime(2025, 1, 2, tzinfo=UTC)
@@ -98,9 +105,41 @@ def test_merge_orders_conditions_ready_first_then_the_api_order() -> None:
     assert [c["type"] for c in merged] == ["Ready", "PolicyCompliant", "PurgeSucceeded", "Custom"]
 
 
-def test_merge_drops_conditions_no_longer_reported() -> None:
-    first = merge_conditions([], [ok("A"), ok("B")], T1, 1)
-    assert [c["type"] for c in merge_conditions(first, [ok("A")], T2, 1)] == ["A"]
+def test_merge_drops_the_operators_conditions_no_longer_reported() -> None:
+    # AccessRecorded is written only while the operator follows the audit log.
+    first = merge_conditions([], [ok("Ready"), ok("AccessRecorded")], T1, 1)
+    assert [c["type"] for c in merge_conditions(first, [ok("Ready")], T2, 1)] == ["Ready"]
+
+
+def test_a_policys_revision_condition_no_longer_reported_is_dropped_not_kept_as_foreign() -> None:
+    first = merge_conditions([], [ok("Ready"), ok("RevisionInForce")], T1, 1)
+    assert [c["type"] for c in merge_conditions(first, [ok("Ready")], T2, 1)] == ["Ready"]
+
+
+def test_merge_keeps_another_controllers_conditions_as_they_are() -> None:
+    # Another controller keeps a condition of its own type in the store's status: removing
+    # it is a write it answers by adding it back (a status write per watch event, red first).
+    theirs = {"type": "ExampleSynced", "status": "False", "reason": "OutOfSync",
+              "message": "behind the repository", "lastTransitionTime": "2020-01-01T00:00:00Z"}
+    also = {**theirs, "type": "Argo"}
+    first = merge_conditions([], [ok("Ready"), ok("NetworkIsolated")], T1, 1)
+    old = [first[0], theirs, first[1], also]
+    merged = merge_conditions(old, [ok("Ready"), ok("NetworkIsolated")], T2, 1)
+    assert merged == [*first, theirs, also]
+    # A type the operator writes is its own, whoever wrote it: put back to its verdict.
+    forged = {**theirs, "type": "Ready", "status": "True"}
+    assert merge_conditions([forged], [Condition("Ready", "False", "No", "x")], T2, 1)[0][
+        "status"] == "False"  # fmt: skip
+
+
+def test_merge_keeps_only_as_many_foreign_conditions_as_the_crds_allow() -> None:
+    theirs = [{"type": f"Other{i}", "status": "True", "reason": "R", "message": "m",
+               "lastTransitionTime": "2020-01-01T00:00:00Z"} for i in range(20)]  # fmt: skip
+    ours = [ok(t) for t in ("Ready", "PolicyCompliant", "NetworkIsolated")]
+    merged = merge_conditions(theirs, ours, T1, 1)
+    assert len(merged) == 16
+    assert [c["type"] for c in merged[:3]] == ["Ready", "PolicyCompliant", "NetworkIsolated"]
+    assert [c["type"] for c in merged[3:]] == [f"Other{i}" for i in range(13)]
 
 
 def test_transitions_lists_only_changed_statuses() -> None:
@@ -126,3 +165,17 @@ def test_a_message_names_at_most_so_many_and_counts_the_rest(
     items: list[str], at_most: int, sep: str, expected: str
 ) -> None:
     assert named(items, at_most, sep) == expected
+
+
+@pytest.mark.parametrize(
+    ("kind", "control"),
+    [("NetworkPolicy", "NetworkIsolated"), ("Role", "AccessRestricted"),
+     ("RoleBinding", "AccessRestricted"), ("ServiceAccount", "AccessRestricted"),
+     ("CronJob", "PurgeScheduled")],
+)  # fmt: skip
+def test_a_child_held_different_turns_its_control_false_naming_it(kind: str, control: str) -> None:
+    verdict = child_held_different(kind, "crm", "dataward-x")
+    assert (verdict.type, verdict.status, verdict.reason) == (
+        control, "False", "ChildHeldDifferent")  # fmt: skip
+    assert f"{kind} crm/dataward-x" in verdict.message
+    assert ready([verdict]).status == "False"

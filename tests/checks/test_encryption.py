@@ -322,17 +322,33 @@ def test_the_buckets_a_shredding_waits_for_are_read_back_from_its_message() -> N
     assert waiting_buckets("Every record of the store has expired") is None
 
 
-def test_verdicts_not_in_force_beyond_eight_are_counted_not_hidden() -> None:
-    """Status is anyone's to write who may patch it: its types are capped in the message,
-    and the ones beyond the cap are counted, so the message never reads as the whole list."""
+def test_another_controllers_condition_in_status_neither_holds_nor_lets_a_shredding() -> None:
+    """Status keeps another controller's conditions (merge_conditions). They are not the
+    store's verdicts: a False one, or one that names no generation, must not hold a due
+    shredding for as long as that controller keeps it, and a True one must not stand in
+    for the operator's own verdicts."""
+    from dataward.checks.encryption import controls_not_in_force, verdicts_behind
+
+    ours = [{"type": t, "status": "True", "observedGeneration": 3}
+            for t in ("Ready", "PolicyCompliant", "NetworkIsolated", "AccessRestricted",
+                      "PurgeScheduled", "PurgeSucceeded")]  # fmt: skip
+    theirs = [{"type": "ExampleSynced", "status": "False", "observedGeneration": 3},
+              {"type": "ExampleHealthy", "status": "True"},
+              {"type": "ExampleOld", "status": "True", "observedGeneration": 1}]  # fmt: skip
+    assert controls_not_in_force({"conditions": ours + theirs}, 3) is None
+    assert verdicts_behind({"conditions": ours + theirs}, 3) == ()
+    only_theirs = [{"type": "ExampleHealthy", "status": "True", "observedGeneration": 3}]
+    assert controls_not_in_force({"conditions": only_theirs}, 3) is not None
+
+
+def test_verdicts_not_in_force_name_only_the_operators_types() -> None:
+    """Status is anyone's to write who may patch it: types the operator does not write,
+    however many and long, never enter the message (the operator's are few and short)."""
     from dataward.checks.encryption import controls_not_in_force
 
     conditions = [
         {"type": f"Control{i:02d}" + "x" * 80, "status": "False", "observedGeneration": 3}
         for i in range(10)
-    ]
+    ] + [{"type": "PolicyCompliant", "status": "False", "observedGeneration": 3}]
     why = controls_not_in_force({"conditions": conditions}, 3)
-    assert why is not None
-    assert why.endswith(" and 2 more")
-    assert "x" * 55 not in why  # each cut to 63 characters
-    assert "Control07" + "x" * 54 in why and "Control08" not in why
+    assert why == "these controls are not in force (not True): PolicyCompliant"

@@ -72,3 +72,36 @@ def test_a_refused_event_is_logged_not_raised(caplog: pytest.LogCaptureFixture) 
     with caplog.at_level(logging.INFO, logger="dataward.events"):
         events.post(cast(Kube, Refusing()), body)
     assert "PersonalDataStore crm/support-inquiries not posted" in caplog.text
+
+
+def _about(uid: str, note: str = "NetworkIsolated is False (was True): x") -> dict[str, Any]:
+    return {"regarding": {"kind": "PersonalDataStore", "namespace": "crm", "name": "s",
+                          "uid": uid}, "note": note}  # fmt: skip
+
+
+def test_a_flapping_object_gets_five_events_at_once_then_one_a_minute() -> None:
+    # A condition flapping every second with someone's script: 45 Events in 30 s (red first).
+    clock = [1000.0]
+    limiter = events.Limiter(clock=lambda: clock[0])
+    posted = []
+    for _ in range(30):
+        posted.append(limiter.admit(_about("u1")))
+        clock[0] += 1
+    assert sum(p is not None for p in posted) == 5
+    clock[0] += 60  # a minute on: one more, saying how many were held back
+    later = limiter.admit(_about("u1"))
+    assert later is not None
+    assert later["note"].startswith("(25 earlier Event(s) about this object not posted")
+    assert later["note"].endswith("NetworkIsolated is False (was True): x")
+    assert limiter.admit(_about("u1")) is None
+    # Another object has its own allowance.
+    assert limiter.admit(_about("u2")) is not None
+
+
+def test_an_object_quiet_for_long_enough_has_its_whole_burst_again() -> None:
+    clock = [0.0]
+    limiter = events.Limiter(clock=lambda: clock[0])
+    assert all(limiter.admit(_about("u1")) is not None for _ in range(5))
+    assert limiter.admit(_about("u1")) is None
+    clock[0] += 5 * 60
+    assert all(limiter.admit(_about("u1")) is not None for _ in range(5))

@@ -49,7 +49,7 @@ def store_samples() -> list[Any]:
 
 
 TYPES = ("PolicyCompliant", "NetworkIsolated", "AccessRestricted", "EncryptionKeyReady",
-         "PurgeScheduled", "PurgeSucceeded", "PolicyRevision", "Ready")  # fmt: skip
+         "PurgeScheduled", "PurgeSucceeded", "AccessRecorded", "Ready")  # fmt: skip
 
 
 def test_a_stores_metric_series_cost_little_and_go_with_it() -> None:
@@ -86,6 +86,17 @@ def test_a_conditions_status_series_says_which_status_it_has() -> None:
             in served())  # what alerts query  # fmt: skip
     forget_store("crm", "flip")
     assert 'store="flip"' not in served()
+
+
+def test_another_controllers_condition_in_status_is_not_exported_as_the_stores() -> None:
+    # Status keeps another controller's condition; dataward_store_condition is what alerts
+    # read ("a store's condition False"): theirs is not a control of the store.
+    record_status("crm", "kept", {"conditions": [
+        {"type": "Ready", "status": "True"}, {"type": "ExampleSynced", "status": "False"}]})
+    types = {s.labels["type"] for s in store_samples() if s.labels["store"] == "kept"
+             and "type" in s.labels}  # fmt: skip
+    forget_store("crm", "kept")
+    assert types == {"Ready"}
 
 
 def test_the_streamed_exposition_is_prometheus_clients_text_format() -> None:

@@ -23,7 +23,7 @@ from dataward.controller.kube import Kube, KubeError
 from dataward.controller.metrics import STORES, serve, unwatch_health, watch_health
 from dataward.controller.operator import CACHED_KINDS
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
-from dataward.controller.staleness import StaleVerdicts
+from dataward.controller.staleness import StaleVerdicts, unverified_patch
 from tests.controller.test_cache import ListingKube, _caches, _cluster, _reconciler, _relist
 from tests.controller.test_reconcile import KEY, T0, add_store, conditions, sample_cluster
 
@@ -354,3 +354,16 @@ def test_a_store_whose_patch_was_refused_is_queued_again_too() -> None:
     informer._relist()
     watchdog.check(now=time.monotonic() + GRACE + 2)
     assert queued == [KEY]
+
+
+def test_another_controllers_true_condition_is_not_made_unknown_in_the_operators_name() -> None:
+    # Status keeps another controller's condition (merge_conditions); an outage or a refused
+    # write must not rewrite it with the operator's reason and message: a later pass keeps it
+    # as it is, so it would stand Unknown "StoreCacheUnavailable" for good.
+    theirs = {"type": "ExampleSynced", "status": "True", "reason": "Synced", "message": "m",
+              "lastTransitionTime": "2020-01-01T00:00:00Z"}  # fmt: skip
+    ours = {**theirs, "type": "Ready", "reason": "AllControlsInForce"}
+    ops = unverified_patch([ours, theirs], "StoreCacheUnavailable", lambda t, r: "x", "now")
+    touched = {op["path"] for op in ops if op["op"] != "test"}
+    assert "/status/conditions/0/status" in touched
+    assert not any(path.startswith("/status/conditions/1/") for path in touched), touched

@@ -36,6 +36,16 @@ CONDITION_TYPES = (
     PURGE_SUCCEEDED,
     ACCESS_RECORDED,
 )
+# Every type the operator writes, on any kind: a condition of another type in an object's
+# status is another controller's (Kubernetes' conventions let several keep conditions in one
+# list, keyed by type), kept as it is (`merge_conditions`).
+# A PrivacyPolicy's condition besides Ready: is the spec as written the revision in force?
+REVISION_IN_FORCE = "RevisionInForce"
+OPERATOR_CONDITION_TYPES = frozenset(
+    (*CONDITION_TYPES, COMPLETE, DEADLINE_MET, REVISION_IN_FORCE)
+)
+# The CRDs' maxItems of status.conditions.
+MAX_CONDITIONS = 16
 # When the operator cannot read the stores themselves (or, sharded, which namespaces are its
 # shard's) for longer than its grace period, each condition it last wrote True on a store becomes
 # Unknown with one of these (controller/staleness.py): it is no longer checked.
@@ -110,6 +120,28 @@ def child_not_ours(kind: str, namespace: str, name: str) -> Condition:
     return Condition(PURGE_SCHEDULED, "False", "ChildNotCreatedByOperator", message)
 
 
+def child_held_different(kind: str, namespace: str, name: str) -> Condition:
+    """The control `kind` belongs to, False: the child was changed back from its render right
+    after each of the operator's last repairs (another controller or a policy engine holding
+    another value), so the operator repairs it less and less often (controller/reconcile.py
+    `repair_held_until`), not at every change. The message is the same at every repair: a
+    status write per repair would be a write per repair again."""
+    message = (
+        f"{kind} {namespace}/{name} was changed back from what the store declares right after "
+        "each of the operator's last repairs: something else (a controller, a policy engine "
+        "or a script) holds it different. The operator no longer writes it at every change: "
+        "it repairs it less and less often (at most every 5 minutes; the operator's log says "
+        "when), and until then it is as that other writer leaves it. Its managedFields name "
+        "the field manager that changes it."
+    )
+    control = CHILD_CONTROLS[kind]
+    if control == NETWORK_ISOLATED:
+        return Condition(NETWORK_ISOLATED, "False", "ChildHeldDifferent", message)
+    if control == ACCESS_RESTRICTED:
+        return Condition(ACCESS_RESTRICTED, "False", "ChildHeldDifferent", message)
+    return Condition(PURGE_SCHEDULED, "False", "ChildHeldDifferent", message)
+
+
 def with_children_not_ours(
     conditions: Sequence[Condition], namespace: str, foreign: Sequence[tuple[str, str]]
 ) -> list[Condition]:
@@ -173,6 +205,10 @@ def merge_conditions(
 
     Conditions are written in `CONDITION_TYPES` order (others after, by type), so the same
     inputs always give the same list and a reconcile with nothing changed writes nothing.
+    A condition in `old` of a type the operator never writes (`OPERATOR_CONDITION_TYPES`) is
+    another controller's: kept after the operator's, as it is and in its order, as many as
+    the CRDs' maxItems leaves room for. Removing it was a write that the other controller
+    answered by adding it back, at once, for as long as both ran (86 status writes in 30 s).
     """
     previous = {str(c.get("type")): c for c in old if isinstance(c, Mapping)}
     stamp = format_time(now)
@@ -196,7 +232,13 @@ def merge_conditions(
                 "observedGeneration": generation,
             }
         )
-    return merged
+    ours = {c.type for c in new}
+    theirs = [
+        dict(c) for c in old
+        if isinstance(c, Mapping) and isinstance(c.get("type"), str)
+        and c["type"] not in ours and c["type"] not in OPERATOR_CONDITION_TYPES
+    ]  # fmt: skip
+    return merged + theirs[: max(0, MAX_CONDITIONS - len(merged))]
 
 
 def transitions(

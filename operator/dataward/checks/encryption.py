@@ -9,7 +9,13 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from dataward.checks.conditions import ENCRYPTION_KEY_READY, READY, Condition, named
+from dataward.checks.conditions import (
+    ENCRYPTION_KEY_READY,
+    OPERATOR_CONDITION_TYPES,
+    READY,
+    Condition,
+    named,
+)
 from dataward.checks.observed import (
     KeyRecord,
     KeyRingRecord,
@@ -400,7 +406,11 @@ def controls_not_in_force(status: Any, generation: int) -> str | None:
         for c in conditions
     ):  # fmt: skip
         return "status.conditions is not in the form the operator writes"
-    awaited = [c for c in conditions if c["type"] not in _NOT_AWAITED]
+    # The operator's verdicts only: status keeps other controllers' conditions too.
+    awaited = [
+        c for c in conditions
+        if c["type"] in OPERATOR_CONDITION_TYPES and c["type"] not in _NOT_AWAITED
+    ]  # fmt: skip
     if not awaited:
         return "the store has no recorded verdicts yet"
     # Types only, never a message (status is anyone's to write who may patch it): capped.
@@ -427,8 +437,8 @@ def verdicts_behind(status: Any, generation: int) -> tuple[str, ...]:
         return ()
     return tuple(sorted({
         str(c.get("type")) for c in conditions
-        if isinstance(c, Mapping) and c.get("type") not in _NOT_AWAITED
-        and _behind(c, generation)
+        if isinstance(c, Mapping) and c.get("type") in OPERATOR_CONDITION_TYPES
+        and c.get("type") not in _NOT_AWAITED and _behind(c, generation)
     }))  # fmt: skip
 
 

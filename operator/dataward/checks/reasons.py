@@ -32,6 +32,7 @@ from dataward.checks.conditions import (
     PURGE_SCHEDULED,
     PURGE_SUCCEEDED,
     READY,
+    REVISION_IN_FORCE,
     STATUS_REFUSED,
     STORE_CACHE_UNAVAILABLE,
     Status,
@@ -42,8 +43,6 @@ STORE_KIND = "PersonalDataStore"
 POLICY_KIND = "PrivacyPolicy"
 REQUEST_KIND = "DataSubjectRequest"
 DOCS_PATH = "docs/conditions.md"
-# A PrivacyPolicy's condition: is the spec as written the revision in force?
-REVISION_IN_FORCE = "RevisionInForce"
 
 # What each condition type of a PersonalDataStore says when it is True.
 TYPE_MEANINGS: dict[str, str] = {
@@ -141,6 +140,18 @@ _CHILD_NOT_OURS = (
 _CHILD_NOT_OURS_ACTION = (
     "Delete that object, or recreate it under another name if it is needed; the operator "
     "then creates the store's own."
+)
+_CHILD_HELD = (
+    "One of the store's children (its kind and name in the message) was changed back from "
+    "what the store declares right after each of the operator's last repairs: another "
+    "writer (a controller, a policy engine, a script) holds it different. The operator "
+    "repairs it less and less often (at most every 5 minutes) instead of at every change, "
+    "and says so until a repair holds."
+)
+_CHILD_HELD_ACTION = (
+    "Find the writer (the object's managedFields name its field manager) and stop it from "
+    "changing the child, or exclude the operator's children from it; change the store's "
+    "spec instead of the child."
 )
 
 # Reasons written as literals by the checks and the controller.
@@ -375,6 +386,13 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "False",
         _CHILD_NOT_OURS,
         _CHILD_NOT_OURS_ACTION,
+    ),
+    _store(
+        NETWORK_ISOLATED,
+        "ChildHeldDifferent",
+        "False",
+        _CHILD_HELD,
+        _CHILD_HELD_ACTION,
     ),
     # EncryptionKeyReady
     _store(
@@ -724,6 +742,13 @@ _LITERAL: tuple[ReasonEntry, ...] = (
     ),
     _store(
         ACCESS_RESTRICTED,
+        "ChildHeldDifferent",
+        "False",
+        _CHILD_HELD,
+        _CHILD_HELD_ACTION,
+    ),
+    _store(
+        ACCESS_RESTRICTED,
         "ChildUnreadable",
         "Unknown",
         "One of the store's Roles, RoleBindings or its purge ServiceAccount (named in the "
@@ -813,6 +838,13 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "False",
         _CHILD_NOT_OURS,
         _CHILD_NOT_OURS_ACTION,
+    ),
+    _store(
+        PURGE_SCHEDULED,
+        "ChildHeldDifferent",
+        "False",
+        _CHILD_HELD,
+        _CHILD_HELD_ACTION,
     ),
     _store(
         PURGE_SCHEDULED,

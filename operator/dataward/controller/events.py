@@ -4,8 +4,11 @@ on (stores, policies, subject requests), built by a pure function and posted bes
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +20,11 @@ log = logging.getLogger("dataward.events")
 
 REPORTING_CONTROLLER = "dataward.io/operator"
 NOTE_LIMIT = 1024  # characters the API server takes in an Event's note
+# Events about one object: up to EVENT_BURST at once, then one every EVENT_REFILL_SECONDS
+# (client-go's spam filter, per object): a condition flapping with someone's script is not
+# an Event per flap. Status and the evidence log still record every transition.
+EVENT_BURST = 5
+EVENT_REFILL_SECONDS = 60.0
 
 
 def event(
@@ -65,8 +73,72 @@ def transition_note(condition: Condition, before: str | None) -> str:
     return f"{condition.type} is {condition.status}{was}: {condition.message}"
 
 
-def post(kube: Kube, body: Mapping[str, Any]) -> None:
-    """Create the Event; a failure is logged, never raised (an Event is a courtesy)."""
+@dataclass(frozen=True)
+class Bucket:
+    """The Events one object may still have at once (`tokens`, as of `at`, a monotonic time
+    in seconds), and how many were not posted since the last one that was."""
+
+    tokens: float
+    at: float
+    dropped: int = 0
+
+
+def take(bucket: Bucket | None, now: float) -> tuple[Bucket, bool]:
+    """The object's bucket after an Event is asked for at `now`, and whether it may be
+    posted: refilled at one per EVENT_REFILL_SECONDS up to EVENT_BURST, one token taken."""
+    if bucket is None:
+        return Bucket(EVENT_BURST - 1, now), True
+    tokens = min(EVENT_BURST, bucket.tokens + max(0.0, now - bucket.at) / EVENT_REFILL_SECONDS)
+    if tokens >= 1:
+        return Bucket(tokens - 1, now, bucket.dropped), True
+    return Bucket(tokens, now, bucket.dropped + 1), False
+
+
+def dropped_note(note: str, dropped: int) -> str:
+    """`note`, saying first how many Events about the object were not posted before it."""
+    if not dropped:
+        return note
+    return (
+        f"({dropped} earlier Event(s) about this object not posted: at most {EVENT_BURST} at "
+        f"once, then one a minute; status and the evidence log have every change) {note}"
+    )
+
+
+class Limiter:
+    """Which Events may be posted, per object (`take`); the buckets of objects whose
+    burst is whole again are forgotten."""
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        self._clock = clock
+        self._buckets: dict[str, Bucket] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """`body`, its note saying how many were not posted before it; None: not posted."""
+        ref = body["regarding"]
+        key = str(ref.get("uid") or (ref.get("kind"), ref.get("namespace"), ref["name"]))
+        now = self._clock()
+        with self._lock:
+            before = self._buckets.get(key)
+            bucket, allowed = take(before, now)
+            self._buckets[key] = bucket if not allowed else Bucket(bucket.tokens, bucket.at)
+            if len(self._buckets) > 4096:
+                full = now - EVENT_BURST * EVENT_REFILL_SECONDS
+                self._buckets = {k: b for k, b in self._buckets.items() if b.at > full}
+        if not allowed:
+            return None
+        dropped = before.dropped if before is not None else 0
+        return {**body, "note": dropped_note(str(body.get("note", "")), dropped)[:NOTE_LIMIT]}
+
+
+def post(kube: Kube, body: Mapping[str, Any], limiter: Limiter | None = None) -> None:
+    """Create the Event, unless `limiter` holds it back; a failure is logged, never raised
+    (an Event is a courtesy)."""
+    if limiter is not None:
+        admitted = limiter.admit(body)
+        if admitted is None:
+            return
+        body = admitted
     try:
         kube.create(body)
     except KubeError as error:

@@ -26,6 +26,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from dataward.checks.conditions import OPERATOR_CONDITION_TYPES
+
 RECONCILES = Counter("dataward_reconciles_total", "Store reconciles, by outcome.", ["result"])
 WRITES = Counter(
     "dataward_writes_total", "Mutating API requests the operator sent, by kind.", ["kind", "verb"]
@@ -150,10 +152,12 @@ STORES = StoreMetrics()
 
 
 def record_status(namespace: str, store: str, status: Mapping[str, Any]) -> None:
-    """Export a store's conditions and last purge figures."""
+    """Export a store's conditions and last purge figures: the operator's conditions only
+    (status keeps another controller's too; alerts read these as the store's controls)."""
     changes: dict[str, Any] = {
         "conditions": tuple(
             (str(c["type"]), str(c.get("status"))) for c in status.get("conditions") or []
+            if c.get("type") in OPERATOR_CONDITION_TYPES
         )
     }
     last = status.get("lastPurge") or {}

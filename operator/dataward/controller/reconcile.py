@@ -35,6 +35,7 @@ from dataward.checks.access_records import AccessCanary, access_recorded
 from dataward.checks.conditions import (
     NAMESPACE_NOT_SERVED,
     Condition,
+    child_held_different,
     comparable_status,
     merge_conditions,
     ready,
@@ -296,6 +297,13 @@ class Reconciler:
         # written again under that render (`_left_unconverged`), so a difference the
         # operator cannot undo costs no write at each resync. Dropped with the store.
         self._unconverged: dict[tuple[str, str], dict[tuple[str, str], tuple[str, bytes]]] = {}
+        # (namespace, store) -> {(kind, child): its last repair (`Repair`)}: a child changed
+        # back at once after each repair (another controller holding another value) is
+        # repaired less and less often (`repair_held_until`), not at every watch event.
+        # Dropped with the store.
+        self._repairs: dict[tuple[str, str], dict[tuple[str, str], Repair]] = {}
+        # How many Events each store may still have (a flapping condition: `events.take`).
+        self._event_limiter = events.Limiter()
         self.read: Kube | Caches = caches if caches is not None else kube
         self.settings = settings
         self.namespaces = namespaces
@@ -626,6 +634,7 @@ class Reconciler:
                 self._render_memo.pop(key, None)
                 self._last_status.pop(("PersonalDataStore", namespace, name), None)
                 self._unconverged.pop(key, None)
+                self._repairs.pop(key, None)
                 self._waited.pop(key, None)
                 self._deletion_held.pop(key, None)
             return None
@@ -711,9 +720,11 @@ class Reconciler:
             render_unrecorded = None
             return True
 
+        holds = _Holds(now)
         applied = {
             (c["kind"], c["metadata"]["name"]): self._act_on_child(
-                c, form, snapshot, before_apply=record_render if c is desired[at] else None
+                c, form, snapshot, before_apply=record_render if c is desired[at] else None,
+                holds=holds,
             )
             for c, form in zip(desired, compared, strict=True)
         }
@@ -730,9 +741,10 @@ class Reconciler:
         # This pass's own verdicts on isolation and access, as judge gives them (a foreign
         # child, a failed act included): a shredding is weighed on them too.
         controls = isolation_and_access(snapshot, desired, applied, self.trusted)
+        held = [child_held_different(kind, store.namespace, name) for kind, name in holds.held]
         own = with_act_failures(
             _with_children(list(controls), store.namespace, applied),
-            [f.condition for f in failures if f.condition is not None],
+            [*held, *(f.condition for f in failures if f.condition is not None)],
         )
         ring = self._key_ring(store, snapshot, now, pass_clock, own)  # _StoreGone: stops
         runs = self._purge_runs(
@@ -757,7 +769,7 @@ class Reconciler:
             judge(
                 snapshot, desired, applied, ring, runs, controls, self.settings, now, compared
             ),
-            [f.condition for f in failures if f.condition is not None],
+            [*held, *(f.condition for f in failures if f.condition is not None)],
         )
         extra: dict[str, Any] = {}
         if ring.record is not None:
@@ -808,6 +820,7 @@ class Reconciler:
             )
             if at is not None
         ]
+        due += holds.due  # a held repair is made then, a contested one looked at again
         if unrecorded or any(c.status != "True" for c in conditions):
             # What an unsettled store waits for is often a Secret (its credentials created, a
             # planted ring deleted, a read that failed), and Secrets are watched only where
@@ -1718,6 +1731,7 @@ class Reconciler:
         snapshot: StoreSnapshot,
         read: Kube | None = None,
         before_apply: Callable[[Mapping[str, Any]], bool] | None = None,
+        holds: _Holds | None = None,
     ) -> ObservedObject:
         """Read a child, create it where absent and apply it where it differs; what is in
         place afterwards. `compared`: the child in the form drift compares
@@ -1734,6 +1748,12 @@ class Reconciler:
         made again by someone else, the watch not there yet) is refused with a 409, and the
         child is judged once more on a read of the API (`read`: what this judgment reads;
         None, the caches).
+
+        A repair of a child changed back right after each of its last repairs (of the same
+        render) waits (`repair_held_until`): the child is judged as it is and the wait noted
+        in `holds`, whose pass reports it and comes back when the wait is over. Without it,
+        another controller holding another value got a write per watch event for as long
+        as both ran.
         """
         meta = child["metadata"]
         kind, namespace, name = child["kind"], meta["namespace"], meta["name"]
@@ -1755,6 +1775,10 @@ class Reconciler:
                 and needs_apply(compared, _comparable_observed(kind, current))
                 and not self._left_unconverged(snapshot.store, compared, current)
             ):
+                if holds is not None and not self._may_repair(
+                    snapshot.store, compared, current, holds
+                ):
+                    return ObservedObject.present(current)
                 if before_apply is not None and not before_apply(current):
                     return ObservedObject.present(current)
                 log.info("apply %s %s/%s", kind, namespace, name)
@@ -1767,6 +1791,7 @@ class Reconciler:
                         "apply %s %s/%s: changed since the read (409); judged again",
                         kind, namespace, name,
                     )  # fmt: skip
+                    # This repair is counted already (`_may_repair`): not twice.
                     return self._act_on_child(child, compared, snapshot, self.kube, before_apply)
                 # In the form the cache keeps and drift compares, made once: a CronJob's
                 # digest is the costliest part of slimming, comparing and judging it.
@@ -1835,6 +1860,47 @@ class Reconciler:
             return None
         self._written(current)
         return current
+
+    def _may_repair(
+        self,
+        store: Store,
+        compared: Mapping[str, Any],
+        current: Mapping[str, Any],
+        holds: _Holds,
+    ) -> bool:
+        """Whether the child `current`, the operator's and different from its render, may be
+        repaired now; if so, the repair is counted (`repair_streak`), else the wait is noted
+        in `holds` (and logged once per repair held)."""
+        kind, name = compared["kind"], compared["metadata"]["name"]
+        key = (store.namespace, store.name)
+        render = _digest(compared)
+        with self._cache_lock:
+            last = self._repairs.get(key, {}).get((kind, name))
+        until = repair_held_until(last, render)
+        if until is not None and holds.now < until:
+            assert last is not None
+            holds.held.append((kind, name))
+            holds.due.append(until)
+            if last.logged != until:
+                log.warning(
+                    "%s %s/%s was changed back right after each of the last %d repairs "
+                    "(another controller or a policy engine holds it different): repaired "
+                    "again at %s, not at every change",
+                    kind, store.namespace, name, last.streak, format_time(until),
+                )  # fmt: skip
+                with self._cache_lock:
+                    self._repairs.setdefault(key, {})[(kind, name)] = replace(last, logged=until)
+            return False
+        repair = Repair(holds.now, repair_streak(last, render, holds.now), render)
+        with self._cache_lock:
+            self._repairs.setdefault(key, {})[(kind, name)] = repair
+        if repair.streak > REPAIRS_AT_ONCE:
+            # A repair that had to wait: as rendered for now, but changed back after each of
+            # the last ones. Said so until a pass REPAIR_WAIT later finds it still as
+            # rendered (no True between two holds: a verdict, an Event and a record each).
+            holds.held.append((kind, name))
+            holds.due.append(holds.now + REPAIR_WAIT)
+        return True
 
     def _note_unconverged(
         self, store: Store, compared: Mapping[str, Any], current: Mapping[str, Any]
@@ -3059,7 +3125,7 @@ class Reconciler:
             note=events.transition_note(condition, before), now=now,
             instance=self.settings.reporting_instance,
         )  # fmt: skip
-        events.post(self.kube, body)
+        events.post(self.kube, body, self._event_limiter)
 
 
 _HELD = ("legal-hold", "dry-run")  # what keeps due bucket keys on purpose
@@ -3220,6 +3286,51 @@ def with_act_failures(
         if c.type != "Ready"
     ]
     return [*kept, ready(kept)]
+
+
+@dataclass(frozen=True)
+class Repair:
+    """A child's last repair: when, the how-manyth in a row (each soon after the one before,
+    of the same render), the digest of that render; `logged`: the hold last logged."""
+
+    at: datetime
+    streak: int
+    render: bytes
+    logged: datetime | None = None
+
+
+@dataclass
+class _Holds:
+    """A pass's repairs held back or contested (`_act_on_child`), at `now`: each child's
+    (kind, name), and when the pass is due again for them."""
+
+    now: datetime
+    held: list[tuple[str, str]] = field(default_factory=list)
+    due: list[datetime] = field(default_factory=list)
+
+
+# A child changed back right after each repair: its first REPAIRS_AT_ONCE repairs in a row are
+# made at once, then each waits REPAIR_WAIT, doubling, at most REPAIR_WAIT_MAX after the one
+# before. A repair REPAIR_QUIET after the last one (or of another render) starts a new count.
+REPAIRS_AT_ONCE = 2
+REPAIR_WAIT = timedelta(seconds=5)
+REPAIR_WAIT_MAX = timedelta(minutes=5)
+REPAIR_QUIET = timedelta(minutes=10)
+
+
+def repair_streak(last: Repair | None, render: bytes, now: datetime) -> int:
+    """The how-manyth repair in a row one of `render` at `now` is, after `last`."""
+    if last is None or last.render != render or now - last.at >= REPAIR_QUIET:
+        return 1
+    return last.streak + 1
+
+
+def repair_held_until(last: Repair | None, render: bytes) -> datetime | None:
+    """When the next repair of a child to `render` may be made, after `last` (None: now)."""
+    if last is None or last.render != render or last.streak < REPAIRS_AT_ONCE:
+        return None
+    doubled = REPAIR_WAIT * (1 << min(16, last.streak - REPAIRS_AT_ONCE))
+    return last.at + min(REPAIR_WAIT_MAX, doubled)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,11 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
 
-from dataward.checks.conditions import NAMESPACE_CACHE_UNAVAILABLE, STORE_CACHE_UNAVAILABLE
+from dataward.checks.conditions import (
+    NAMESPACE_CACHE_UNAVAILABLE,
+    OPERATOR_CONDITION_TYPES,
+    STORE_CACHE_UNAVAILABLE,
+)
 from dataward.controller.cache import CacheOutage, Caches
 from dataward.controller.kube import Kube, KubeError
 from dataward.controller.metrics import record_status
@@ -115,10 +119,16 @@ def unverified_patch(
     """The JSON patch that makes each True condition of `conditions` (a status as last copied)
     Unknown with `reason`; each first tests that the condition at its index still has its type
     and is still True, and the whole that the store is still the one copied (`uid`, when
-    known: the store made again under its name is another). Empty when none is True."""
+    known: the store made again under its name is another). Empty when none is True.
+    Only the operator's own types (`OPERATOR_CONDITION_TYPES`): another controller's
+    condition, which status keeps, is not the operator's to vouch for or withdraw."""
     ops: list[dict[str, Any]] = []
     for index, condition in enumerate(conditions):
-        if not isinstance(condition, Mapping) or condition.get("status") != "True":
+        if (
+            not isinstance(condition, Mapping)
+            or condition.get("status") != "True"
+            or condition.get("type") not in OPERATOR_CONDITION_TYPES
+        ):
             continue
         type_ = str(condition.get("type"))
         path = f"/status/conditions/{index}"
