@@ -105,3 +105,19 @@ def test_an_object_quiet_for_long_enough_has_its_whole_burst_again() -> None:
     assert limiter.admit(_about("u1")) is None
     clock[0] += 5 * 60
     assert all(limiter.admit(_about("u1")) is not None for _ in range(5))
+
+
+def test_many_objects_keep_their_allowances_while_recent_and_lose_them_once_whole() -> None:
+    """More objects than PRUNE_AT: a bucket still recent is never forgotten (a flapping
+    object would get a new burst), one whose burst is whole again is dropped."""
+    clock = [0.0]
+    limiter = events.Limiter(clock=lambda: clock[0])
+    assert all(limiter.admit(_about("flapping")) is not None for _ in range(5))
+    for i in range(3 * events.PRUNE_AT):
+        assert limiter.admit(_about(f"u{i}")) is not None
+    assert limiter.admit(_about("flapping")) is None  # still limited, not forgotten
+    clock[0] += 5 * 60  # every burst whole again
+    for i in range(limiter._prune_at + 1):  # enough to reach the next pruning
+        limiter.admit(_about(f"v{i}"))
+    assert "u0" not in limiter._buckets and "flapping" not in limiter._buckets
+    assert limiter.admit(_about("flapping")) is not None

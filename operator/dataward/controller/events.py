@@ -104,6 +104,9 @@ def dropped_note(note: str, dropped: int) -> str:
     )
 
 
+PRUNE_AT = 4096  # objects with a bucket before the first pruning
+
+
 class Limiter:
     """Which Events may be posted, per object (`take`); the buckets of objects whose
     burst is whole again are forgotten."""
@@ -112,6 +115,10 @@ class Limiter:
         self._clock = clock
         self._buckets: dict[str, Bucket] = {}
         self._lock = threading.Lock()
+        # Pruned when it holds this many, then at twice what a pruning kept: amortised, so a
+        # converge of 10,000 stores (each bucket recent, none to drop) scans them log-many
+        # times, not once an Event.
+        self._prune_at = PRUNE_AT
 
     def admit(self, body: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """`body`, its note saying how many were not posted before it; None: not posted."""
@@ -122,9 +129,10 @@ class Limiter:
             before = self._buckets.get(key)
             bucket, allowed = take(before, now)
             self._buckets[key] = bucket if not allowed else Bucket(bucket.tokens, bucket.at)
-            if len(self._buckets) > 4096:
+            if len(self._buckets) > self._prune_at:
                 full = now - EVENT_BURST * EVENT_REFILL_SECONDS
                 self._buckets = {k: b for k, b in self._buckets.items() if b.at > full}
+                self._prune_at = max(PRUNE_AT, 2 * len(self._buckets))
         if not allowed:
             return None
         dropped = before.dropped if before is not None else 0
