@@ -169,9 +169,9 @@ def with_children_unreadable(
                 ACCESS_RESTRICTED,
                 "Unknown",
                 "ChildUnreadable",
-                f"{kind} {namespace}/{name}, one of the store's children, could not be read, "
-                "so whether it is the store's own and as rendered is unknown. The operator "
-                "retries.",
+                f"{kind} {namespace}/{name}, one of the store's children, could not be read "
+                "or written (an admission policy may refuse it), so whether it is the store's "
+                "own and as rendered is unknown. The operator retries.",
             )
             return [
                 unknown if c.type == ACCESS_RESTRICTED and c.status == "True" else c

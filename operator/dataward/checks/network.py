@@ -109,8 +109,10 @@ def _by_network_policies(
             NETWORK_ISOLATED,
             "Unknown",
             "NetworkPolicyUnreadable",
-            f"NetworkPolicy {namespace}/{name} could not be read ({observed.error}); the "
-            "operator retries. Check that it may get networkpolicies in this namespace.",
+            f"NetworkPolicy {namespace}/{name} could not be read or written "
+            f"({observed.error}); the operator retries. Check that it may get, create and "
+            "update networkpolicies in this namespace, and that no admission policy refuses "
+            "them.",
         )
     if observed.presence == "absent" or observed.body is None:
         return Condition(

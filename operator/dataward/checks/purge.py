@@ -57,7 +57,9 @@ def purge_scheduled(
             PURGE_SCHEDULED,
             "Unknown",
             "CronJobUnreadable",
-            f"CronJob {name} could not be read ({observed.error}); the operator retries.",
+            f"CronJob {name} could not be read or written ({observed.error}); the operator "
+            "retries. Check that it may get, create and update cronjobs in this namespace, "
+            "and that no admission policy refuses them.",
         )
     if observed.presence == "absent" or observed.body is None:
         return Condition(

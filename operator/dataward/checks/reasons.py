@@ -237,8 +237,9 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         NETWORK_ISOLATED,
         "NetworkPolicyUnreadable",
         "Unknown",
-        "The store's own NetworkPolicy could not be read.",
-        f"{_RETRIES} Check that the operator may get networkpolicies in the namespace.",
+        "The store's own NetworkPolicy could not be read or written.",
+        f"{_RETRIES} Check that the operator may get, create and update networkpolicies in "
+        "the namespace, and that no admission policy refuses them.",
     ),
     _store(
         NETWORK_ISOLATED,
@@ -752,10 +753,10 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         "ChildUnreadable",
         "Unknown",
         "One of the store's Roles, RoleBindings or its purge ServiceAccount (named in the "
-        "message) could not be read, so whether it is the store's own and as rendered is "
-        "unknown.",
+        "message) could not be read or written, so whether it is the store's own and as "
+        "rendered is unknown.",
         f"{_RETRIES} Check that the operator may get and watch roles, rolebindings and "
-        "serviceaccounts in the namespace.",
+        "serviceaccounts in the namespace, and that no admission policy refuses them.",
     ),
     # AccessRecorded (only with `dataward run --audit-log`)
     _store(
@@ -829,8 +830,9 @@ _LITERAL: tuple[ReasonEntry, ...] = (
         PURGE_SCHEDULED,
         "CronJobUnreadable",
         "Unknown",
-        "The purge CronJob could not be read.",
-        f"{_RETRIES} Check that the operator may get cronjobs in the namespace.",
+        "The purge CronJob could not be read or written.",
+        f"{_RETRIES} Check that the operator may get, create and update cronjobs in the "
+        "namespace, and that no admission policy refuses them.",
     ),
     _store(
         PURGE_SCHEDULED,
