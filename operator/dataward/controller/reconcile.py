@@ -137,7 +137,12 @@ from dataward.controller.metrics import (
     record_status,
 )
 from dataward.controller.refused import mark_refused, refused
-from dataward.evidence.payloads import EvidenceSink, append_record, purge_run_payload
+from dataward.evidence.payloads import (
+    EvidenceSink,
+    append_record,
+    fenced,
+    purge_run_payload,
+)
 from dataward.keys.buckets import (
     BucketError,
     Lifetime,
@@ -284,7 +289,10 @@ class Reconciler:
         # operator cannot undo costs no write at each resync. Dropped with the store.
         self._unconverged: dict[tuple[str, str], dict[tuple[str, str], tuple[str, bytes]]] = {}
         self.read: Kube | Caches = caches if caches is not None else kube
-        self.settings = settings
+        # Evidence goes out only while the API writes may (the Lease is held).
+        self.settings = replace(
+            settings, evidence=fenced(settings.evidence, getattr(kube, "may_write", None))
+        )
         self.namespaces = namespaces
         trusted = settings.trusted_subjects
         if settings.operator_service_account:
