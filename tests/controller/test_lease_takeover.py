@@ -98,3 +98,21 @@ def test_a_leader_that_sees_another_holder_stops_acting_at_once() -> None:
         elector.cancel()
         renewer.join(timeout=5)
     assert kube.lease is not None and kube.lease["spec"]["holderIdentity"] == "other"
+
+
+def test_a_lease_edited_to_a_short_duration_is_not_taken_before_our_own_duration() -> None:
+    """Someone edits the live holder's Lease down to 1 s: the holder rewrites its duration
+    only at its next renewal (10 s later by default). A standby must not take over after 1 s
+    of silence while the holder still acts: it waits at least the duration it would hold the
+    Lease for itself (every replica of a release runs with the same)."""
+    kube = LeaseKube()
+    _held_by(kube, "other", datetime.now(UTC))
+    assert kube.lease is not None
+    kube.replace({**kube.lease, "spec": {**kube.lease["spec"], "leaseDurationSeconds": 1}})
+    clock = Clock()
+    elector = LeaderElector(kube, SETTINGS, "me", clock=clock)  # type: ignore[arg-type]
+    assert not elector.try_acquire_or_renew()
+    clock.now += 5
+    assert not elector.try_acquire_or_renew(), "took a Lease edited to 1 s while its holder acts"
+    clock.now += SETTINGS.duration_seconds
+    assert elector.try_acquire_or_renew()

@@ -64,18 +64,22 @@ def lease_record(lease: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(spec.get(field) for field in _RECORD)
 
 
-def lease_is_free(lease: dict[str, Any], identity: str, unchanged_for: float) -> bool:
+def lease_is_free(
+    lease: dict[str, Any], identity: str, unchanged_for: float, duration: float
+) -> bool:
     """True when nobody else holds the lease: ours already, empty, or expired.
 
     Expired means its record has stayed the same for longer than its duration, measured on our
     own clock (`unchanged_for` seconds since we first saw it so), as client-go does: its
-    renewTime is the holder's clock, which may be minutes away from ours.
+    renewTime is the holder's clock, which may be minutes away from ours. Never sooner than
+    `duration`, ours (every replica of a release has the same): a Lease edited to a shorter
+    one keeps its holder acting until its next renewal rewrites it.
     """
     spec = lease.get("spec") or {}
     holder = spec.get("holderIdentity")
     if not holder or holder == identity:
         return True
-    return unchanged_for > int(spec.get("leaseDurationSeconds") or 0)
+    return unchanged_for > max(int(spec.get("leaseDurationSeconds") or 0), duration)
 
 
 class LeaderElector:
@@ -171,7 +175,8 @@ class LeaderElector:
             lease = self.kube.get("Lease", self.settings.namespace, self.settings.name)
             if lease is None:
                 self.kube.create(self._body(None, now))
-            elif not lease_is_free(lease, self.identity, self._unchanged_for(lease)):
+            elif not lease_is_free(lease, self.identity, self._unchanged_for(lease),
+                                   self.settings.duration_seconds):
                 self._ousted(began)
                 return False
             else:
