@@ -191,10 +191,11 @@ def _credential_of(plane: ControlPlane, kubeconfig: Path) -> str:
     """The credential id the API server records for `kubeconfig`'s token (one request made)."""
     mark = len(plane.audit_events())
     plane.kubectl("get", "--raw", "/version", kubeconfig=kubeconfig, check=False)
-    seen = {_credential(e) for e in plane.audit_events()[mark:]} - {None}
-    ids = [c for c in seen if c]
-    assert ids, "the audit log names no credential id: cannot tell the replicas apart"
-    return ids[0]
+    seen = {_credential(e) for e in plane.audit_events()[mark:]
+            if e.get("requestURI") == "/version"
+            and "kubectl" in str(e.get("userAgent"))} - {None}  # fmt: skip
+    assert len(seen) == 1, f"cannot tell the replicas apart by credential id: {seen}"
+    return str(seen.pop())
 
 
 def _second_token(
