@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from datetime import UTC, datetime
 
 from dataward.controller.leader import lease_is_free
 from dataward.controller.queue import StoreKey, WorkQueue
@@ -35,22 +34,24 @@ def test_queue_collapses_duplicates_and_reruns_keys_changed_in_flight() -> None:
     assert seen == [("ns", "a"), ("ns", "b"), ("ns", "a")]
 
 
-NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
-
-
 def lease(holder: str | None, renewed: str | None, duration: int = 30) -> dict[str, object]:
     return {"spec": {"holderIdentity": holder, "renewTime": renewed,
                      "leaseDurationSeconds": duration}}
 
 
-def test_lease_free_when_empty_ours_or_expired() -> None:
-    assert lease_is_free(lease(None, None), "me", NOW)
-    assert lease_is_free(lease("me", "2026-01-01T11:59:59.000000Z"), "me", NOW)
-    assert lease_is_free(lease("other", "2026-01-01T11:59:00.000000Z"), "me", NOW)
+def test_lease_free_when_empty_ours_or_unchanged_past_its_duration() -> None:
+    assert lease_is_free(lease(None, None), "me", 0.0, 30)
+    assert lease_is_free(lease("me", "2026-01-01T11:59:59.000000Z"), "me", 0.0, 30)
+    # Seen unchanged for longer than its 30 s on our own clock, whatever its renewTime says.
+    assert lease_is_free(lease("other", "2099-01-01T00:00:00.000000Z"), "me", 30.5, 30)
 
 
-def test_lease_held_by_another_live_holder() -> None:
-    assert not lease_is_free(lease("other", "2026-01-01T11:59:45.000000Z"), "me", NOW)
+def test_lease_held_by_another_holder_seen_renewing_within_its_duration() -> None:
+    # A renewTime an hour old by our wall clock proves nothing: the holder's clock may lag.
+    assert not lease_is_free(lease("other", "2026-01-01T11:00:00.000000Z"), "me", 29.0, 30)
+    # Nor sooner than our own duration when its own was edited down.
+    assert not lease_is_free(lease("other", None, duration=1), "me", 29.0, 30)
+    assert lease_is_free(lease("other", None, duration=60), "me", 60.5, 30)
 
 
 def test_a_failed_key_is_retried_with_growing_backoff_and_reset_by_success() -> None:

@@ -11,13 +11,13 @@ import base64
 import copy
 import json
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
 
-from dataward.controller.kube import Kube
+from dataward.controller.kube import Kube, KubeError
 from dataward.controller.reconcile import Reconciler, ReconcileSettings
 from dataward.evidence.payloads import validate
 from dataward.keys import Cipher, KeyShreddedError
@@ -841,3 +841,61 @@ def test_a_shredded_entry_at_the_calendars_end_written_into_the_ring_is_reported
     assert conditions(kube)["EncryptionKeyReady"][0] == "False"
     run(kube, sink, DUE)
     assert "2025-07" in _buckets_in_secret(kube) and sink.of("key.shredded") == []
+
+
+class Replica:
+    """One operator replica's view of the shared API: its writes are fenced by its Lease, as
+    Kube.may_write fences them (refused before anything is sent)."""
+
+    WRITES = ("apply", "create", "replace", "merge_patch", "json_patch", "delete")
+
+    def __init__(self, kube: FakeKube, leading: Callable[[], bool]) -> None:
+        self.kube = kube
+        self.may_write = leading
+        self.after_write: Callable[[str, Any], None] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self.kube, name)
+        if name not in self.WRITES:
+            return found
+
+        def fenced(*args: Any, **kwargs: Any) -> Any:
+            if not self.may_write():
+                raise KubeError(0, "not the leader: write refused", name)
+            answer = found(*args, **kwargs)
+            if self.after_write is not None:
+                self.after_write(name, args)
+            return answer
+
+        return fenced
+
+
+def test_a_leader_frozen_mid_shredding_records_no_shredding_once_another_leads(
+    kube: FakeKube,
+) -> None:
+    """The leader writes its claims' debt, then freezes (SIGSTOP, a long GC, a node freeze)
+    past its Lease. Another replica takes over, finds a legal hold just set and withdraws the
+    debt; the key stays. Then the old leader resumes where it stopped: appending key.shredded
+    there left a record of a destruction that never happens, and nothing owed to withdraw it
+    (its own status writes are fenced off)."""
+    sink = Sink(kube)
+    run(kube, sink, T0 + timedelta(minutes=1))
+    kube.server_time = DUE
+    held = [True]
+    old = Replica(kube, lambda: held[0])
+    new = Replica(kube, lambda: True)
+    settings = ReconcileSettings(evidence=sink)
+
+    def freeze_after_the_debt(_verb: str, args: Any) -> None:
+        if held[0] and "owedWithdrawals" in json.dumps(args, default=str):
+            held[0] = False  # frozen past its Lease: another replica leads now
+            set_hold(kube)
+            Reconciler(cast(Kube, new), settings).reconcile(KEY, now=DUE + timedelta(minutes=1))
+
+    old.after_write = freeze_after_the_debt
+    with suppress(KubeError):  # its last status write is refused: the worker retries it
+        Reconciler(cast(Kube, old), settings).reconcile(KEY, now=DUE)
+    assert held == [False], "the scenario did not reach the debt write"
+    assert "2025-07" in ring(kube).buckets
+    assert sink.of("key.shredded") == [], "a replica that lost the Lease recorded a shredding"
+    assert_evidence_matches_the_ring(kube, sink)

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from dataward.controller.kube import Kube, KubeError
@@ -53,21 +53,33 @@ def _micro_time(instant: datetime) -> str:
     return instant.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _parse_micro_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.strptime(text.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z")
+# The fields a holder rewrites each time it takes or renews the Lease.
+_RECORD = ("holderIdentity", "renewTime", "acquireTime", "leaseDurationSeconds",
+           "leaseTransitions")
 
 
-def lease_is_free(lease: dict[str, Any], identity: str, now: datetime) -> bool:
-    """True when nobody else holds the lease: ours already, empty, or expired."""
+def lease_record(lease: dict[str, Any]) -> tuple[Any, ...]:
+    """What a holder changes whenever it writes the Lease: a new record means a live holder."""
+    spec = lease.get("spec") or {}
+    return tuple(spec.get(field) for field in _RECORD)
+
+
+def lease_is_free(
+    lease: dict[str, Any], identity: str, unchanged_for: float, duration: float
+) -> bool:
+    """True when nobody else holds the lease: ours already, empty, or expired.
+
+    Expired means its record has stayed the same for longer than its duration, measured on our
+    own clock (`unchanged_for` seconds since we first saw it so), as client-go does: its
+    renewTime is the holder's clock, which may be minutes away from ours. Never sooner than
+    `duration`, ours (every replica of a release has the same): a Lease edited to a shorter
+    one keeps its holder acting until its next renewal rewrites it.
+    """
     spec = lease.get("spec") or {}
     holder = spec.get("holderIdentity")
     if not holder or holder == identity:
         return True
-    renewed = _parse_micro_time(spec.get("renewTime")) or _parse_micro_time(spec.get("acquireTime"))
-    duration = int(spec.get("leaseDurationSeconds") or 0)
-    return renewed is None or renewed + timedelta(seconds=duration) < now
+    return unchanged_for > max(int(spec.get("leaseDurationSeconds") or 0), duration)
 
 
 class LeaderElector:
@@ -91,12 +103,17 @@ class LeaderElector:
         self._clock = clock
         self._lock = threading.Lock()
         self._renewed_at: float | None = None  # clock() when the last successful attempt began
+        # The Lease's record as last seen, and clock() when it was first seen so.
+        self._observed: tuple[Any, ...] | None = None
+        self._observed_at = 0.0
+        # Attempts begun before this clock() saw another holder: their late success is void.
+        self._ousted_at: float | None = None
 
     def leading(self) -> bool:
         """True while the last successful renewal is younger than the renew deadline.
 
-        Time-based, so it turns False on time even while a renewal request hangs: writes are
-        fenced with it (see Kube.may_write).
+        Time-based, so it turns False on time even while a renewal request hangs, and at once
+        when an attempt sees another holder: writes are fenced with it (see Kube.may_write).
         """
         with self._lock:
             renewed = self._renewed_at
@@ -135,6 +152,21 @@ class LeaderElector:
             "spec": spec,
         }
 
+    def _unchanged_for(self, lease: dict[str, Any]) -> float:
+        """Seconds, on our clock, since we first saw the Lease's present record."""
+        record = lease_record(lease)
+        now = self._clock()
+        with self._lock:
+            if record != self._observed:
+                self._observed, self._observed_at = record, now
+            return now - self._observed_at
+
+    def _ousted(self, began: float) -> None:
+        """Another holder has the Lease: stop acting now, not at the renew deadline."""
+        with self._lock:
+            self._renewed_at = None
+            self._ousted_at = began if self._ousted_at is None else max(self._ousted_at, began)
+
     def try_acquire_or_renew(self) -> bool:
         """One attempt; True when we hold the lease afterwards."""
         began = self._clock()
@@ -143,7 +175,9 @@ class LeaderElector:
             lease = self.kube.get("Lease", self.settings.namespace, self.settings.name)
             if lease is None:
                 self.kube.create(self._body(None, now))
-            elif not lease_is_free(lease, self.identity, now):
+            elif not lease_is_free(lease, self.identity, self._unchanged_for(lease),
+                                   self.settings.duration_seconds):
+                self._ousted(began)
                 return False
             else:
                 self.kube.replace(self._body(lease, now))
@@ -152,6 +186,8 @@ class LeaderElector:
             log.info("lease %s/%s not held: %s", self.settings.namespace, self.settings.name, error)
             return False
         with self._lock:
+            if self._ousted_at is not None and began <= self._ousted_at:
+                return False  # a late answer from before another holder was seen
             # From when the attempt began: the Lease's renewTime is no later than that.
             if self._renewed_at is None or began > self._renewed_at:
                 self._renewed_at = began
@@ -193,7 +229,8 @@ class LeaderElector:
         return False
 
     def keep_renewing(self) -> None:
-        """Renew until stop(), or set `lost` once the renew deadline passes without a renewal.
+        """Renew until stop(), or set `lost` once the renew deadline passes without a renewal,
+        or at once when a renewal finds the Lease held by another (deleted and taken, edited).
 
         Returns at the deadline even when a renewal request hangs.
         """

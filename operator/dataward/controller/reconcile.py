@@ -147,7 +147,12 @@ from dataward.controller.staleness import (
     unverified_patch,
     unverified_transitions,
 )
-from dataward.evidence.payloads import EvidenceSink, append_record, purge_run_payload
+from dataward.evidence.payloads import (
+    EvidenceSink,
+    append_record,
+    fenced,
+    purge_run_payload,
+)
 from dataward.keys.buckets import (
     BucketError,
     Lifetime,
@@ -305,7 +310,10 @@ class Reconciler:
         # How many Events each store may still have (a flapping condition: `events.take`).
         self._event_limiter = events.Limiter()
         self.read: Kube | Caches = caches if caches is not None else kube
-        self.settings = settings
+        # Evidence goes out only while the API writes may (the Lease is held).
+        self.settings = replace(
+            settings, evidence=fenced(settings.evidence, getattr(kube, "may_write", None))
+        )
         self.namespaces = namespaces
         trusted = settings.trusted_subjects
         if settings.operator_service_account:

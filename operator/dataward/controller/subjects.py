@@ -32,7 +32,7 @@ import dataclasses
 import logging
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -97,7 +97,7 @@ from dataward.controller.cache import Caches, delete_as_read
 from dataward.controller.clock import Clock, system_clock
 from dataward.controller.kube import Kube, KubeError, ObjectGone, write_status
 from dataward.controller.refused import mark_refused, refused
-from dataward.evidence.payloads import EvidenceSink, append_record
+from dataward.evidence.payloads import EvidenceSink, append_record, fenced
 from dataward.keys.ring import format_time
 from dataward.model.errors import ModelError
 from dataward.model.policy import parse_policy
@@ -267,7 +267,10 @@ class SubjectRequests:
     ) -> None:
         self.kube = kube
         self.read: Kube | Caches = caches if caches is not None else kube
-        self.settings = settings
+        # Evidence goes out only while the API writes may (the Lease is held).
+        self.settings = replace(
+            settings, evidence=fenced(settings.evidence, getattr(kube, "may_write", None))
+        )
         self.caches = caches
 
     def owns(self, namespace: str) -> bool:

@@ -357,6 +357,33 @@ class EvidenceSink(Protocol):
         ...
 
 
+class NotLeadingError(Exception):
+    """An evidence record refused because this replica no longer holds the Lease."""
+
+
+@dataclass(frozen=True)
+class FencedSink:
+    """`sink`, appending only while `may_write` answers True (the Lease is held), as
+    Kube.may_write fences the API writes: a replica frozen past its Lease (SIGSTOP, a long
+    GC) and resumed mid-pass records nothing its successor may contradict (a shredding it
+    will not carry out)."""
+
+    sink: EvidenceSink
+    may_write: Callable[[], bool]
+
+    def append(self, kind: str, subject: str, payload: Mapping[str, Any]) -> Any:
+        if not self.may_write():
+            raise NotLeadingError("not the leader: evidence record refused")
+        return self.sink.append(kind, subject, payload)
+
+
+def fenced(sink: EvidenceSink | None, may_write: Callable[[], bool] | None) -> EvidenceSink | None:
+    """`sink` behind the writes' fence `may_write` (None: unfenced, or no sink)."""
+    if sink is None or may_write is None:
+        return sink
+    return FencedSink(sink, may_write)
+
+
 def append_record(
     sink: EvidenceSink, kind: str, subject: str, payload: Mapping[str, Any]
 ) -> str | None:
