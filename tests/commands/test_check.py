@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -317,3 +320,34 @@ def test_every_bad_case_in_one_directory_is_reported_at_its_field(
         if not any(line.startswith(f"{file}: ") and case.path in line for line in out)
     ]
     assert missed == []
+
+
+# YAML whose aliases make it more than it is: a node that holds itself (PyYAML builds a list
+# that contains itself; walking it overflowed the C stack: a segfault, exit 139), and ten
+# levels of ten aliases each (a few hundred bytes, 10^10 nodes once walked: a hang). Run in a
+# child process, so that neither takes the test run down with it.
+LAUGHS = "".join(
+    f"  x{i}: &a{i + 1} [" + ",".join([f"*a{i}"] * 10) + "]\n" for i in range(10)
+)
+ALIASED = {
+    "holds-itself": "apiVersion: dataward.io/v1alpha1\nkind: PersonalDataStore\n"
+    "metadata: {name: x, namespace: y}\nspec: &a\n  policy: p\n  self: *a\n",
+    "billion-laughs": "apiVersion: dataward.io/v1alpha1\nkind: PersonalDataStore\n"
+    "metadata:\n  name: x\n  namespace: y\n  labels: &a0 {pw: hunter2}\nspec:\n" + LAUGHS,
+}
+
+
+@pytest.mark.parametrize("name", sorted(ALIASED))
+def test_aliases_that_expand_without_bound_are_a_problem_not_a_crash_or_a_hang(
+    tmp_path: Path, name: str
+) -> None:
+    file = write(tmp_path / "store.yaml", text=ALIASED[name])
+    done = subprocess.run(
+        [sys.executable, "-m", "dataward", "check", "-f", file],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 1, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.startswith(f"{file}:"), done.stdout
+    assert "cannot be read as YAML" in done.stdout and "alias" in done.stdout, done.stdout
+    assert "Traceback" not in done.stderr and "hunter2" not in done.stdout + done.stderr
