@@ -134,6 +134,26 @@ class _Loader(yaml.SafeLoader):
         self._sizes[id(node)] = size
         return size
 
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """The mapping, refused when it writes a key twice (PyYAML keeps the last silently;
+        a reader sees the first). Keys merged in with `<<` may be overridden, as YAML says."""
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == _STANDARD_TAG + "merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # unhashable: PyYAML refuses it below
+                continue
+            if duplicate:
+                raise ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    "found a key already written in it", key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep)
+
     def construct_object(self, node: Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep)

@@ -351,3 +351,21 @@ def test_aliases_that_expand_without_bound_are_a_problem_not_a_crash_or_a_hang(
     assert done.stdout.startswith(f"{file}:"), done.stdout
     assert "cannot be read as YAML" in done.stdout and "alias" in done.stdout, done.stdout
     assert "Traceback" not in done.stderr and "hunter2" not in done.stdout + done.stderr
+
+
+def test_a_key_written_twice_is_a_problem_at_its_second_place(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A reviewer reads the first `retention:`; PyYAML kept the last, and check said the
+    store was clean. Written twice, the object means two things: a problem, located."""
+    write(tmp_path / "policy.yaml", BASE_POLICY)
+    text = yaml.safe_dump(BASE_STORE, sort_keys=False).replace(
+        "  retention: 0d\n", "  retention: 99y\n  retention: 0d\n"
+    )
+    assert "retention: 99y" in text
+    line = text.splitlines().index("  retention: 0d") + 1
+    file = write(tmp_path / "store.yaml", text=text)
+    status, out, err = run(capsys, "-f", str(tmp_path))
+    assert status == 1, out
+    assert out[0].startswith(f"{file}:{line}:3: cannot be read as YAML: "), out
+    assert "99y" not in out[0] and "Traceback" not in err
