@@ -369,3 +369,15 @@ def test_a_key_written_twice_is_a_problem_at_its_second_place(
     assert status == 1, out
     assert out[0].startswith(f"{file}:{line}:3: cannot be read as YAML: "), out
     assert "99y" not in out[0] and "Traceback" not in err
+
+
+@pytest.mark.parametrize("schedule", ["0 3 30 2 *", "0 3 31 apr,jun,sep,nov *", "30-10 3 * * *"])
+def test_a_schedule_the_crd_admits_but_that_never_runs_is_a_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], schedule: str
+) -> None:
+    write(tmp_path / "policy.yaml", BASE_POLICY)
+    store = patched("PersonalDataStore", put("/spec/purge/schedule", schedule))
+    write(tmp_path / "store.yaml", store)
+    status, out, _ = run(capsys, "-f", str(tmp_path))
+    assert status == 1, out
+    assert [line.split(": ")[2] for line in out] == ["spec.purge.schedule"], out
