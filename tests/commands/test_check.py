@@ -381,3 +381,31 @@ def test_a_schedule_the_crd_admits_but_that_never_runs_is_a_problem(
     status, out, _ = run(capsys, "-f", str(tmp_path))
     assert status == 1, out
     assert [line.split(": ")[2] for line in out] == ["spec.purge.schedule"], out
+
+
+@pytest.mark.parametrize(
+    ("metadata", "field"),
+    [
+        ({"labels": {"version": 1.0}}, "metadata.labels.version"),  # unquoted: a number
+        ({"labels": {"app": "v" * 64}}, "metadata.labels.app"),
+        ({"labels": {"team": "a b"}}, "metadata.labels.team"),
+        ({"labels": {"bad key!": "x"}}, "metadata.labels"),
+        ({"annotations": {"a/b/c": "x"}}, "metadata.annotations"),
+        ({"annotations": {"retries": 3}}, "metadata.annotations.retries"),
+        ({"annotations": {"note": "z" * 262_145}}, "metadata.annotations"),
+    ],
+)
+def test_labels_and_annotations_the_api_server_refuses_are_problems(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], metadata: dict[str, Any], field: str
+) -> None:
+    """Check said "no problems" for metadata kubectl apply is refused for (a label value
+    written as a number, longer than 63 characters, with a space; annotations over 256 KiB).
+    The value is not repeated: an annotation can hold anything."""
+    store = copy.deepcopy(BASE_STORE)
+    store["metadata"].update(metadata)
+    write(tmp_path / "policy.yaml", BASE_POLICY)
+    write(tmp_path / "store.yaml", store)
+    status, out, _ = run(capsys, "-f", str(tmp_path))
+    assert status == 1, out
+    assert [line.split(": ")[2] for line in out] == [field], out
+    assert "vvvv" not in out[0] and "zzzz" not in out[0] and "a b" not in out[0]
