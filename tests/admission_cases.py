@@ -344,6 +344,11 @@ CASES: Sequence[Case] = (
     Case("announced with slashes", P, put("/spec/announced", "2026/12/01"), "spec.announced"),
     Case("emergency without a reason", P, put("/spec/emergency", {}), "spec.emergency"),
     Case("emergency reason of one word", P, put("/spec/emergency", {"reason": "urgent"}), "spec.emergency.reason"),
+    # Metadata, as the API server validates every object's.
+    Case("label value of 64 characters", S, put("/metadata/labels", {"app": "v" * 64}), "metadata.labels"),
+    Case("label value with a space", S, put("/metadata/labels", {"team": "a b"}), "metadata.labels"),
+    Case("annotation key of three parts", S, put("/metadata/annotations", {"a/b/c": "x"}), "metadata.annotations"),
+    Case("annotations over 256 KiB", P, put("/metadata/annotations", {"note": "z" * 262_145}), "metadata.annotations"),
 )
 
 ACCEPTED: Sequence[Accepted] = (

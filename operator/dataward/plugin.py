@@ -39,6 +39,7 @@ from dataward.checks.encryption import (
     waiting_buckets,
 )
 from dataward.model.errors import ModelError
+from dataward.model.k8s_names import is_dns_label, is_dns_subdomain
 from dataward.model.revisions import in_force_policy
 from dataward.model.store import Store, parse_store
 from dataward.purge.plan import (
@@ -847,6 +848,7 @@ def main(
     args = build_parser().parse_args(argv)
     ctx = Context(args, make_api, out, err, now or datetime.now(UTC))
     try:
+        _check_names(args)
         status: int = args.func(ctx)
     except PluginError as error:
         err.write(f"error: {_capitalised(str(error))}.\n")
@@ -859,6 +861,22 @@ def main(
         )
         return 1
     return status
+
+
+def _check_names(args: argparse.Namespace) -> None:
+    """Refuse a STORE or --namespace that is no object's name, before any request: each goes
+    into a request's path, where `..` segments (folded by the HTTP client) would reach
+    another object, a Secret among them."""
+    store = getattr(args, "store", None)
+    if isinstance(store, str) and not is_dns_subdomain(store):
+        raise PluginError(
+            "STORE must be a PersonalDataStore's name: lowercase letters, digits, '-' and '.'"
+        )
+    namespace = getattr(args, "namespace", None)
+    if isinstance(namespace, str) and not is_dns_label(namespace):
+        raise PluginError(
+            "--namespace must be a namespace's name: lowercase letters, digits and '-'"
+        )
 
 
 def _capitalised(text: str) -> str:

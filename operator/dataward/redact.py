@@ -16,8 +16,10 @@ from types import TracebackType
 from typing import IO, Any
 
 import yaml
+from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
-from yaml.nodes import Node
+from yaml.events import AliasEvent
+from yaml.nodes import CollectionNode, MappingNode, Node
 
 # A fragment the library quoted from the input ('x', "x"): a character, a tag, an alias.
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
@@ -69,13 +71,88 @@ class NestedTooDeeply(yaml.YAMLError):
     """YAML nested deeper than PyYAML's composer can recurse (its RecursionError)."""
 
 
+# The nodes aliases may add to one document, over those written: a manifest that shares a
+# list between two places is far below it; ten levels of ten aliases (10^10 nodes once
+# walked, from a few hundred bytes) far above.
+ALIASED_NODES = 100_000
+
+
 class _Loader(yaml.SafeLoader):
     """PyYAML's safe loader whose every failure is a YAMLError (so `yaml_problem` locates it).
 
     A value the safe loader cannot convert (`!!int x`, `!!float x`, a date such as 2001-02-30)
     raises ValueError in PyYAML, with the value in its text: here a ConstructorError at the
     value, naming its kind only.
+
+    Aliases are bounded: one inside the node it names (PyYAML would build a list holding
+    itself, which overflows the C stack of whatever walks it) is refused, and so is a
+    document whose aliases add more than ALIASED_NODES nodes (as Kubernetes' YAML decoder
+    refuses "excessive aliasing").
     """
+
+    def compose_document(self) -> Node | None:
+        self._open: set[str] = set()  # the anchors of the nodes being composed
+        self._sizes: dict[int, int] = {}  # nodes once expanded, by id() of the node
+        self._aliased = 0
+        return super().compose_document()
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, AliasEvent):
+            mark: Any = event.start_mark
+            if event.anchor in self._open:
+                raise ComposerError(
+                    None, None, "an alias inside the node it names", mark
+                )
+            node = super().compose_node(parent, index)
+            self._aliased += self._size(node) if node is not None else 0
+            if self._aliased > ALIASED_NODES:
+                raise ComposerError(
+                    None, None,
+                    f"aliases expand the document by more than {ALIASED_NODES} nodes",
+                    mark,
+                )
+            return node
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            self._open.add(anchor)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._open.discard(anchor)
+
+    def _size(self, node: Node) -> int:
+        """How many nodes `node` is once its aliases are expanded (at least 1)."""
+        known = self._sizes.get(id(node))
+        if known is not None:
+            return known
+        size = 1
+        if isinstance(node, MappingNode):
+            size += sum(self._size(key) + self._size(value) for key, value in node.value)
+        elif isinstance(node, CollectionNode):
+            size += sum(self._size(item) for item in node.value)
+        self._sizes[id(node)] = size
+        return size
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """The mapping, refused when it writes a key twice (PyYAML keeps the last silently;
+        a reader sees the first). Keys merged in with `<<` may be overridden, as YAML says."""
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == _STANDARD_TAG + "merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # unhashable: PyYAML refuses it below
+                continue
+            if duplicate:
+                raise ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    "found a key already written in it", key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep)
 
     def construct_object(self, node: Node, deep: bool = False) -> Any:
         try:

@@ -24,7 +24,13 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from dataward.model.fields import closest_name
-from dataward.model.k8s_names import is_dns_label, is_dns_subdomain
+from dataward.model.k8s_names import (
+    MAX_ANNOTATIONS_BYTES,
+    is_dns_label,
+    is_dns_subdomain,
+    is_label_value,
+    is_qualified_name,
+)
 
 GROUP: Final = "dataward.io"
 VERSION: Final = "v1alpha1"
@@ -242,7 +248,68 @@ def _metadata_errors(metadata: Any, *, namespaced: bool) -> list[FieldError]:
             errors.append(
                 FieldError("metadata.namespace", f"{namespace!r} is not a namespace name")
             )
+    return errors + _labels_errors(metadata.get("labels")) + _annotations_errors(
+        metadata.get("annotations")
+    )
+
+
+def _labels_errors(labels: Any) -> list[FieldError]:
+    """metadata.labels as the API server validates them, never repeating a value."""
+    if labels is None:
+        return []
+    if not isinstance(labels, Mapping):
+        return [FieldError("metadata.labels", "must be a map of keys to strings")]
+    errors: list[FieldError] = []
+    for key, value in labels.items():
+        if not isinstance(key, str) or not is_qualified_name(key):
+            errors.append(FieldError("metadata.labels", _QUALIFIED_KEY))
+        elif not isinstance(value, str):
+            errors.append(
+                FieldError(f"metadata.labels.{key}", "must be a string: quote the value")
+            )
+        elif not is_label_value(value):
+            errors.append(FieldError(f"metadata.labels.{key}", _LABEL_VALUE))
     return errors
+
+
+def _annotations_errors(annotations: Any) -> list[FieldError]:
+    """metadata.annotations as the API server validates them, never repeating a value (an
+    annotation can hold anything)."""
+    if annotations is None:
+        return []
+    if not isinstance(annotations, Mapping):
+        return [FieldError("metadata.annotations", "must be a map of keys to strings")]
+    errors: list[FieldError] = []
+    size = 0
+    for key, value in annotations.items():
+        if not isinstance(key, str) or not is_qualified_name(key.lower()):
+            errors.append(FieldError("metadata.annotations", _QUALIFIED_KEY))
+            continue
+        if not isinstance(value, str):
+            errors.append(
+                FieldError(f"metadata.annotations.{key}", "must be a string: quote the value")
+            )
+            continue
+        size += len(key.encode()) + len(value.encode())
+    if size > MAX_ANNOTATIONS_BYTES:
+        errors.append(
+            FieldError(
+                "metadata.annotations",
+                f"hold {size} bytes in all, keys and values; the API server takes at most "
+                f"{MAX_ANNOTATIONS_BYTES}",
+            )
+        )
+    return errors
+
+
+_QUALIFIED_KEY = (
+    "a key is not a qualified name: NAME or PREFIX/NAME, NAME at most 63 letters, digits, "
+    "'-', '_' or '.' (beginning and ending with a letter or digit), PREFIX a DNS subdomain"
+)
+_LABEL_VALUE = (
+    "is not a label value: at most 63 letters, digits, '-', '_' or '.', beginning and "
+    "ending with a letter or digit (the value is not repeated here)"
+)
 
 
 def _schema_errors(crd: _Crd, obj: Mapping[str, Any]) -> list[FieldError]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -317,3 +320,92 @@ def test_every_bad_case_in_one_directory_is_reported_at_its_field(
         if not any(line.startswith(f"{file}: ") and case.path in line for line in out)
     ]
     assert missed == []
+
+
+# YAML whose aliases make it more than it is: a node that holds itself (PyYAML builds a list
+# that contains itself; walking it overflowed the C stack: a segfault, exit 139), and ten
+# levels of ten aliases each (a few hundred bytes, 10^10 nodes once walked: a hang). Run in a
+# child process, so that neither takes the test run down with it.
+LAUGHS = "".join(
+    f"  x{i}: &a{i + 1} [" + ",".join([f"*a{i}"] * 10) + "]\n" for i in range(10)
+)
+ALIASED = {
+    "holds-itself": "apiVersion: dataward.io/v1alpha1\nkind: PersonalDataStore\n"
+    "metadata: {name: x, namespace: y}\nspec: &a\n  policy: p\n  self: *a\n",
+    "billion-laughs": "apiVersion: dataward.io/v1alpha1\nkind: PersonalDataStore\n"
+    "metadata:\n  name: x\n  namespace: y\n  labels: &a0 {pw: hunter2}\nspec:\n" + LAUGHS,
+}
+
+
+@pytest.mark.parametrize("name", sorted(ALIASED))
+def test_aliases_that_expand_without_bound_are_a_problem_not_a_crash_or_a_hang(
+    tmp_path: Path, name: str
+) -> None:
+    file = write(tmp_path / "store.yaml", text=ALIASED[name])
+    done = subprocess.run(
+        [sys.executable, "-m", "dataward", "check", "-f", file],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 1, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.startswith(f"{file}:"), done.stdout
+    assert "cannot be read as YAML" in done.stdout and "alias" in done.stdout, done.stdout
+    assert "Traceback" not in done.stderr and "hunter2" not in done.stdout + done.stderr
+
+
+def test_a_key_written_twice_is_a_problem_at_its_second_place(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A reviewer reads the first `retention:`; PyYAML kept the last, and check said the
+    store was clean. Written twice, the object means two things: a problem, located."""
+    write(tmp_path / "policy.yaml", BASE_POLICY)
+    text = yaml.safe_dump(BASE_STORE, sort_keys=False).replace(
+        "  retention: 0d\n", "  retention: 99y\n  retention: 0d\n"
+    )
+    assert "retention: 99y" in text
+    line = text.splitlines().index("  retention: 0d") + 1
+    file = write(tmp_path / "store.yaml", text=text)
+    status, out, err = run(capsys, "-f", str(tmp_path))
+    assert status == 1, out
+    assert out[0].startswith(f"{file}:{line}:3: cannot be read as YAML: "), out
+    assert "99y" not in out[0] and "Traceback" not in err
+
+
+@pytest.mark.parametrize("schedule", ["0 3 30 2 *", "0 3 31 apr,jun,sep,nov *", "30-10 3 * * *"])
+def test_a_schedule_the_crd_admits_but_that_never_runs_is_a_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], schedule: str
+) -> None:
+    write(tmp_path / "policy.yaml", BASE_POLICY)
+    store = patched("PersonalDataStore", put("/spec/purge/schedule", schedule))
+    write(tmp_path / "store.yaml", store)
+    status, out, _ = run(capsys, "-f", str(tmp_path))
+    assert status == 1, out
+    assert [line.split(": ")[2] for line in out] == ["spec.purge.schedule"], out
+
+
+@pytest.mark.parametrize(
+    ("metadata", "field"),
+    [
+        ({"labels": {"version": 1.0}}, "metadata.labels.version"),  # unquoted: a number
+        ({"labels": {"app": "v" * 64}}, "metadata.labels.app"),
+        ({"labels": {"team": "a b"}}, "metadata.labels.team"),
+        ({"labels": {"bad key!": "x"}}, "metadata.labels"),
+        ({"annotations": {"a/b/c": "x"}}, "metadata.annotations"),
+        ({"annotations": {"retries": 3}}, "metadata.annotations.retries"),
+        ({"annotations": {"note": "z" * 262_145}}, "metadata.annotations"),
+    ],
+)
+def test_labels_and_annotations_the_api_server_refuses_are_problems(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], metadata: dict[str, Any], field: str
+) -> None:
+    """Check said "no problems" for metadata kubectl apply is refused for (a label value
+    written as a number, longer than 63 characters, with a space; annotations over 256 KiB).
+    The value is not repeated: an annotation can hold anything."""
+    store = copy.deepcopy(BASE_STORE)
+    store["metadata"].update(metadata)
+    write(tmp_path / "policy.yaml", BASE_POLICY)
+    write(tmp_path / "store.yaml", store)
+    status, out, _ = run(capsys, "-f", str(tmp_path))
+    assert status == 1, out
+    assert [line.split(": ")[2] for line in out] == [field], out
+    assert "vvvv" not in out[0] and "zzzz" not in out[0] and "a b" not in out[0]

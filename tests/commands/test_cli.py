@@ -76,3 +76,33 @@ def test_an_error_nothing_caught_is_printed_without_its_text(where: str, status:
     assert ran.returncode == status, ran.stderr
     assert "4111" not in ran.stdout + ran.stderr, ran.stderr
     assert "ValueError (message withheld)" in ran.stderr and "parse_card" in ran.stderr
+
+
+BASE_ARGS = {"purge": [], "preview": ["--database-url", "postgresql://h/d"]}
+
+
+@pytest.mark.parametrize("command", ["purge", "preview"])
+@pytest.mark.parametrize(
+    "option",
+    [
+        ("--large-purge-fraction", "nan"),  # every comparison false: no cut is ever held
+        ("--large-purge-fraction", "inf"),
+        ("--large-purge-fraction", "-0.5"),  # every cut of more than N rows is held
+        ("--large-purge-fraction", "1.5"),
+        ("--large-purge-rows", "-5"),
+        ("--statement-timeout", "nan"),
+        ("--statement-timeout", "-1"),
+        ("--statement-timeout", "inf"),
+    ],
+)
+def test_a_number_outside_its_range_is_refused_by_the_parser(
+    command: str, option: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The large-cut gate read a NaN fraction as "never large" and said nothing: a gate the
+    purge (and its preview) must not lose to a typo."""
+    base = [command, "-f", "store.yaml"]
+    assert build_parser(command).parse_args(base + BASE_ARGS[command]).command == command
+    with pytest.raises(SystemExit) as raised:
+        build_parser(command).parse_args(base + BASE_ARGS[command] + list(option))
+    assert raised.value.code == 2
+    assert option[0] in capsys.readouterr().err

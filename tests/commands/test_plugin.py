@@ -658,3 +658,37 @@ def test_a_name_in_a_message_or_listing_is_never_split_at_its_hyphens() -> None:
         assert sum(line.count(name) for line in out.splitlines()) == 2, (width, out)
         listing = plugin._listing("Stores", [name] * 6, width)
         assert sum(line.count(name) for line in listing.splitlines()) == 6, (width, listing)
+
+
+class AskedApi(FakeApi):
+    """A FakeApi that records every store it was asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[tuple[str, str]] = []
+
+    def get_store(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.asked.append((namespace, name))
+        return super().get_store(namespace, name)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("status", "../../../../../../api/v1/namespaces/crm/secrets/shop-purger"),
+        ("acknowledge", "../../../../../../api/v1/namespaces/crm/configmaps/x", "--rows", "5"),
+        ("purge", "now", "support-inquiries/../../../../x"),
+        ("status", "support-inquiries", "-n", "crm/personaldatastores/x/../.."),
+        ("status", "Support-Inquiries"),
+    ],
+)
+def test_a_name_that_is_no_object_name_is_refused_before_the_api_is_asked(
+    argv: tuple[str, ...]
+) -> None:
+    """The name goes into the request's path: `..` segments (which the HTTP client folds)
+    made `status` GET a Secret and `acknowledge` PATCH any object, despite "never a Secret"."""
+    api = AskedApi().add(store_object())
+    code, out, err = run(api, *argv)
+    assert code == 1, (out, err)
+    assert api.asked == [] and api.patches == [] and api.jobs == []
+    assert err.startswith("error: ") and "name" in err, err

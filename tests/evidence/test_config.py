@@ -83,3 +83,14 @@ def test_a_password_in_the_query_is_refused_and_never_quoted(url: str) -> None:
     with pytest.raises(EvidenceError) as raised:
         parse_database_url(url)
     assert "s3cret-pw" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://[::1/evidence", "postgresql://admin:s3cret-pw@[db/evidence"]
+)
+def test_a_url_python_cannot_split_is_an_evidence_error_not_a_traceback(url: str) -> None:
+    # An unclosed IPv6 bracket: urlsplit raises ValueError, which `dataward evidence verify`
+    # and `dataward report` let out as a traceback (exit 1, not 2) before the login check.
+    with pytest.raises(EvidenceError, match="not a URL") as raised:
+        parse_database_url(url)
+    assert "s3cret-pw" not in str(raised.value)

@@ -110,6 +110,12 @@ def test_store_defaults() -> None:
                        "timeZone": "../../etc/passwd"}]}, "spec.records[0].timeZone"),
         ({"records": [{"table": "t", "timestampColumn": "c", "keyColumns": ["id"],
                        "timeZone": "localtime"}]}, "spec.records[0].timeZone"),
+        # Schedules the CRD's pattern admits: one that never runs (February 30; the 31st of
+        # the 30-day months) left PurgeScheduled and Ready True while no purge ever ran, and
+        # a reversed range (5-1) is one Kubernetes refuses in the CronJob.
+        ({"purge": {"schedule": "0 3 30 2 *"}}, "spec.purge.schedule"),
+        ({"purge": {"schedule": "0 3 31 4,6,9,11 *"}}, "spec.purge.schedule"),
+        ({"purge": {"schedule": "5-1 3 * * *"}}, "spec.purge.schedule"),
     ],
 )
 def test_store_errors_name_the_field(change: dict[str, object], path: str) -> None:

@@ -7,11 +7,11 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dataward.model.k8s_names import is_label_value
 from dataward.render.names import (
     MAX_CRONJOB_NAME_LENGTH,
     MAX_NAME_LENGTH,
     child_name,
-    is_label_value,
     label_value,
     names_for,
     unshortened,

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from dataward.commands.purge import connector
+from dataward.commands.purge import add_large_cut_arguments, connector, seconds
 from dataward.controller.clock import system_clock
 from dataward.model.store import DEFAULT_PORTS, Database, Engine, Store, TLSMode
 from dataward.purge.credentials import Credentials, Timeouts, Which, load_credentials
@@ -80,16 +80,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table",
                         help="a table for people (default) or the purge's JSON record")
     parser.add_argument("--ca-file", type=Path, help="CA bundle for MySQL tls: verify-full")
-    parser.add_argument("--statement-timeout", type=float, default=30.0, metavar="SECONDS",
+    parser.add_argument("--statement-timeout", type=seconds, default=30.0, metavar="SECONDS",
                         help="the longest any one count may run (default 30)")
-    parser.add_argument(
-        "--large-purge-rows", type=int, default=1000, metavar="N",
-        help="the large-cut rule, as dataward purge's: more than N rows of a table ...",
-    )  # fmt: skip
-    parser.add_argument(
-        "--large-purge-fraction", type=float, default=0.10, metavar="F",
-        help="... and more than this fraction of it (default 0.10)",
-    )  # fmt: skip
+    add_large_cut_arguments(parser, "the large-cut rule, as dataward purge's:")
     parser.set_defaults(func=run)
 
 

@@ -18,6 +18,7 @@ Exit status: 0 for Succeeded, Skipped and Held (a retry would not help), 1 for F
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -79,14 +80,7 @@ def register(subparsers: Any) -> None:
         help="how long a batch waits for a row lock an application holds; longer and those "
         "rows are left for the next run (MySQL: whole seconds, under 1 means no wait)",
     )  # fmt: skip
-    parser.add_argument(
-        "--large-purge-rows", type=int, default=1000, metavar="N",
-        help="a cut is large when it deletes more than N rows of a table ...",
-    )  # fmt: skip
-    parser.add_argument(
-        "--large-purge-fraction", type=float, default=0.10, metavar="F",
-        help="... and more than this fraction of it (default 0.10)",
-    )  # fmt: skip
+    add_large_cut_arguments(parser, "a cut is large when it deletes")
     parser.add_argument(
         "--recheck-interval", type=float, default=5.0, metavar="SECONDS",
         help="re-read the policy between batches at most this often (default 5); the store "
@@ -108,6 +102,41 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def add_large_cut_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """The large-cut rule's two bounds (`purge`, and `preview` as the purge's)."""
+    parser.add_argument(
+        "--large-purge-rows", type=_count, default=1000, metavar="N",
+        help=f"{what} more than N rows of a table ...",
+    )  # fmt: skip
+    parser.add_argument(
+        "--large-purge-fraction", type=_fraction, default=0.10, metavar="F",
+        help="... and more than this fraction of it, 0 to 1 (default 0.10)",
+    )  # fmt: skip
+
+
+def seconds(text: str) -> float:
+    """A time limit: a finite number of seconds above 0 (`nan` and `inf` are not)."""
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value
+
+
+def _fraction(text: str) -> float:
+    """The large-cut fraction: 0 to 1 (a NaN compared false to every cut: nothing was held)."""
+    value = float(text)
+    if not 0 <= value <= 1:  # also false for nan
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction from 0 to 1")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count of rows (0 or more)")
+    return value
+
+
 def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     """What a run against one store's databases takes (`purge`, `subject-request run`):
     where the store comes from, the database logins and TLS, the statement timeout, and
@@ -127,7 +156,7 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--termination-log", metavar="PATH",
                         help="where to write the JSON result for the operator (default: "
                         "DATAWARD_TERMINATION_LOG, else /dev/termination-log when it exists)")
-    parser.add_argument("--statement-timeout", type=float, default=30.0, metavar="SECONDS",
+    parser.add_argument("--statement-timeout", type=seconds, default=30.0, metavar="SECONDS",
                         help="the longest any one statement may run (default 30)")
     parser.add_argument("--connection-pin", metavar="DIGEST",
                         help="refuse to log in unless the store names this connection "

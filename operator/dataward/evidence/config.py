@@ -38,7 +38,13 @@ _TLS_MODES = ("disable", "require", "verify-full")
 
 def parse_database_url(url: str) -> Database:
     """The evidence database named by `url`; EvidenceError saying what to write otherwise."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed IPv6 bracket; the URL may hold a login: not quoted
+        raise EvidenceError(
+            "the evidence database URL is not a URL: write postgresql://HOST[:PORT]/NAME or "
+            "mysql://HOST[:PORT]/NAME"
+        ) from None
     # First, before any message quotes the URL: one holding a login holds a password.
     if parts.username or parts.password or "@" in parts.netloc:
         raise EvidenceError(

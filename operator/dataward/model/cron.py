@@ -70,7 +70,7 @@ def parse_cron(text: str, path: str = "spec.purge.schedule") -> Cron:
         raise ModelError(path, f"{text!r} does not have five fields")
     minute, hour, day, month, weekday = fields
     weekdays = _field(weekday, 0, 7, _DAYS, path)
-    return Cron(
+    cron = Cron(
         minutes=_field(minute, 0, 59, (), path),
         hours=_field(hour, 0, 23, (), path),
         days=_field(day, 1, 31, (), path),
@@ -79,6 +79,20 @@ def parse_cron(text: str, path: str = "spec.purge.schedule") -> Cron:
         days_restricted=not day.startswith("*"),
         weekdays_restricted=not weekday.startswith("*"),
     )
+    # The CRD's pattern admits each field alone; a day that no month has (30 2: February
+    # 30th) is a CronJob that never starts a purge, under a PurgeScheduled that said True.
+    if cron.last_fire_at_or_before(_LAST_SEARCHED) is None:
+        raise ModelError(
+            path,
+            f"{text!r} never runs: none of its months has that day of the month (such as the "
+            "30th of February, or the 31st of April); pick a day its months have",
+        )
+    return cron
+
+
+# A wall clock the never-runs search starts from: the 29 years before it hold every leap
+# day and every weekday of each date (none of them is a non-leap century year such as 2100).
+_LAST_SEARCHED = datetime(2099, 12, 31, 23, 59)
 
 
 def _field(

@@ -10,6 +10,11 @@ import re
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+# A label value, and the name part of a qualified name (a label's or an annotation's key).
+_QUALIFIED_PART = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+MAX_LABEL_VALUE_LENGTH = 63
+# apimachinery's TotalAnnotationSizeLimitB: every key and value of one object's annotations.
+MAX_ANNOTATIONS_BYTES = 256 * 1024
 
 # serviceaccount.ServiceAccountUsernamePrefix: a ServiceAccount's token authenticates it as
 # system:serviceaccount:<namespace>:<name>.
@@ -25,6 +30,21 @@ def is_dns_subdomain(name: str) -> bool:
     """A DNS-1123 subdomain (most objects' names, a ServiceAccount's among them): lowercase
     letters, digits, '-' and '.', at most 253."""
     return len(name) <= 253 and _DNS_SUBDOMAIN.fullmatch(name) is not None
+
+
+def is_label_value(text: str) -> bool:
+    """A label's value: empty, or at most 63 letters, digits, '-', '_' and '.', beginning and
+    ending with a letter or digit."""
+    return len(text) <= MAX_LABEL_VALUE_LENGTH and _QUALIFIED_PART.fullmatch(text) is not None
+
+
+def is_qualified_name(key: str) -> bool:
+    """A label's or an annotation's key: `name` or `prefix/name`, the prefix a DNS
+    subdomain, the name a non-empty label value."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and not is_dns_subdomain(prefix):
+        return False
+    return 0 < len(name) <= 63 and _QUALIFIED_PART.fullmatch(name) is not None
 
 
 def service_account_of(username: str) -> tuple[str, str] | None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from dataward.model.cron import parse_cron
 from dataward.model.durations import Duration, parse_duration
 from dataward.model.errors import ModelError
 from dataward.model.fields import (
@@ -290,7 +291,9 @@ def parse_store(obj: Mapping[str, Any]) -> Store:
             for i, raw in enumerate(sequence(network, "allowFrom", "spec.network"))
         ),
         purge=Purge(
-            schedule=text(purge, "schedule", "spec.purge", default=PURGE_DEFAULTS.schedule),
+            schedule=_schedule(
+                text(purge, "schedule", "spec.purge", default=PURGE_DEFAULTS.schedule)
+            ),
             batch_size=integer(purge, "batchSize", "spec.purge", default=PURGE_DEFAULTS.batch_size),
             max_rows_per_run=integer(
                 purge, "maxRowsPerRun", "spec.purge", default=PURGE_DEFAULTS.max_rows_per_run
@@ -475,3 +478,10 @@ def _choice(
     if value not in allowed:
         raise ModelError(f"{path}.{key}", f"{value!r} is not one of {', '.join(allowed)}")
     return value
+
+
+def _schedule(schedule: str) -> str:
+    """`spec.purge.schedule`, refused when it is no schedule the purge's CronJob runs on
+    (the CRD's pattern admits a reversed range and the 30th of February)."""
+    parse_cron(schedule)
+    return schedule

@@ -13,14 +13,14 @@ import re
 from dataclasses import astuple, dataclass
 from functools import lru_cache
 
+from dataward.model.k8s_names import MAX_LABEL_VALUE_LENGTH, is_label_value
+
 PREFIX = "dataward"
 MAX_NAME_LENGTH = 63
 # The CronJob controller appends an 11-character suffix to Job names, so the API rejects
 # CronJob names longer than 52 characters.
 MAX_CRONJOB_NAME_LENGTH = 52
-MAX_LABEL_VALUE_LENGTH = 63
 _HASH_LENGTH = 8
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
 def stable_hash(text: str, length: int = _HASH_LENGTH) -> str:
@@ -47,17 +47,12 @@ def label_value(text: str) -> str:
     """`text` as a valid label value: unchanged when it is one, else cut and hashed.
     Remembered for the last texts asked about, as `names_for` (a reconcile asks about its
     store's name about 20 times; a str in, a str out)."""
-    if len(text) <= MAX_LABEL_VALUE_LENGTH and _LABEL_VALUE.match(text):
+    if is_label_value(text):
         return text
     head = re.sub(r"[^-A-Za-z0-9_.]", "-", text)
     head = head[: MAX_LABEL_VALUE_LENGTH - _HASH_LENGTH - 1].strip("-_.")
     digest = stable_hash(text)
     return f"{head}-{digest}" if head else digest
-
-
-def is_label_value(text: str) -> bool:
-    """True when `text` is acceptable as a Kubernetes label value."""
-    return len(text) <= MAX_LABEL_VALUE_LENGTH and _LABEL_VALUE.match(text) is not None
 
 
 @dataclass(frozen=True)
