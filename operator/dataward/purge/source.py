@@ -25,6 +25,7 @@ from dataward.model.revisions import (
     UnknownRevision,
     in_force_known,
     in_force_policy,
+    parse_in_force,
     policy_revisions,
 )
 from dataward.model.store import Store, parse_store
@@ -73,13 +74,15 @@ def revision_at(
 ) -> Policy | UnknownRevision | None:
     """`policy_in_force`, or UNKNOWN_REVISION when status records the revision in force only
     from after `instant` (`in_force_known`): what a run decides at each clock it reads."""
-    if raw is not None and pending_generation is None:
-        try:
-            if not in_force_known(policy_revisions(raw, instant), instant):
-                return UNKNOWN_REVISION
-        except ModelError as exc:
-            raise PurgeError("Configuration", str(exc)) from None
-    return policy_in_force(raw, instant, pending_generation)
+    if raw is None or pending_generation is not None:
+        return policy_in_force(raw, instant, pending_generation)
+    try:
+        revisions = policy_revisions(raw, instant)  # decided once, as `in_force_policy` does
+        if not in_force_known(revisions, instant):
+            return UNKNOWN_REVISION
+        return parse_in_force(raw, revisions.in_force.spec)
+    except ModelError as exc:
+        raise PurgeError("Configuration", str(exc)) from None
 
 
 def _documents(paths: Iterable[Path]) -> list[Mapping[str, Any]]:
